@@ -1,0 +1,189 @@
+//! Request bodies and query strings, parsed strictly: JSON only, within the size limit,
+//! unknown fields rejected with `param` naming them (API.md §1).
+
+use axum::body::Bytes;
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::StatusCode;
+use axum::http::header::CONTENT_TYPE;
+use axum::http::request::Parts;
+use serde::de::DeserializeOwned;
+use std::sync::Arc;
+
+use super::error::ApiError;
+use crate::app::AppState;
+
+/// A JSON request body of type `T`.
+pub struct ApiJson<T>(pub T);
+
+impl<T: DeserializeOwned> FromRequest<Arc<AppState>> for ApiJson<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &Arc<AppState>) -> Result<Self, ApiError> {
+        let content_type = req
+            .headers()
+            .get(CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
+        let media_type = content_type.split(';').next().unwrap_or("").trim();
+        if !media_type.eq_ignore_ascii_case("application/json") {
+            return Err(ApiError::UnsupportedMediaType {
+                message: format!(
+                    "request bodies must be JSON with Content-Type: application/json (got \"{}\")",
+                    content_type.chars().take(100).collect::<String>()
+                ),
+            });
+        }
+        let body = Bytes::from_request(req, state).await.map_err(|rejection| {
+            if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                ApiError::PayloadTooLarge {
+                    limit_bytes: state.body_bytes_max,
+                }
+            } else {
+                ApiError::invalid("body_unreadable", rejection.body_text(), None)
+            }
+        })?;
+        parse_json(&body).map(ApiJson)
+    }
+}
+
+/// Parses `body` as one JSON object of type `T`, mapping every failure to a 400 that names the
+/// field at fault.
+pub fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
+    // serde would accept an array for a struct (fields by position); a body is always an object.
+    let first = body.iter().find(|b| !b.is_ascii_whitespace());
+    if first.is_some_and(|&b| b != b'{')
+        && serde_json::from_slice::<serde::de::IgnoredAny>(body).is_ok()
+    {
+        return Err(ApiError::invalid(
+            "parameter_invalid",
+            "the request body must be a JSON object",
+            None,
+        ));
+    }
+    let mut deserializer = serde_json::Deserializer::from_slice(body);
+    let value = serde_path_to_error::deserialize(&mut deserializer)
+        .map_err(|e| field_error(e.path().to_string(), e.into_inner()))?;
+    deserializer.end().map_err(|e| {
+        ApiError::invalid("json_invalid", format!("body is not valid JSON: {e}"), None)
+    })?;
+    Ok(value)
+}
+
+fn field_error(path: String, error: serde_json::Error) -> ApiError {
+    use serde_json::error::Category;
+    match error.classify() {
+        Category::Syntax | Category::Eof | Category::Io => ApiError::invalid(
+            "json_invalid",
+            format!("body is not valid JSON: {error}"),
+            None,
+        ),
+        Category::Data => data_error(path, &error.to_string()),
+    }
+}
+
+/// Turns a serde "data" error at `path` into an error naming the parameter. For an unknown
+/// field, serde_path_to_error's path already ends with the field's name.
+fn data_error(path: String, message: &str) -> ApiError {
+    let param = if path == "." { None } else { Some(path) };
+    if unknown_field_name(message).is_some() {
+        let param = param.unwrap_or_default();
+        return ApiError::invalid(
+            "parameter_unknown",
+            format!(
+                "unknown parameter \"{param}\"; this API rejects fields it does not know, check the spelling"
+            ),
+            Some(&param),
+        );
+    }
+    let message = match &param {
+        Some(param) => format!("invalid parameter \"{param}\": {message}"),
+        None => format!("invalid request: {message}"),
+    };
+    ApiError::invalid("parameter_invalid", message, param.as_deref())
+}
+
+/// The field name in serde's "unknown field `x`, expected ..." message.
+fn unknown_field_name(message: &str) -> Option<&str> {
+    let rest = message.strip_prefix("unknown field `")?;
+    rest.split_once('`').map(|(name, _)| name)
+}
+
+/// A query string of type `T`, unknown parameters rejected.
+pub struct ApiQuery<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for ApiQuery<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, ApiError> {
+        let query = parts.uri.query().unwrap_or("");
+        let deserializer =
+            serde_urlencoded::Deserializer::new(form_urlencoded::parse(query.as_bytes()));
+        serde_path_to_error::deserialize(deserializer)
+            .map(ApiQuery)
+            .map_err(|e| data_error(e.path().to_string(), &e.into_inner().to_string()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde::Deserialize;
+
+    #[derive(Debug, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code)]
+    struct Outer {
+        amount: String,
+        inner: Option<Inner>,
+    }
+
+    #[derive(Debug, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code)]
+    struct Inner {
+        name: String,
+    }
+
+    fn param_and_code(body: &str) -> (Option<String>, &'static str) {
+        match parse_json::<Outer>(body.as_bytes()).unwrap_err() {
+            ApiError::InvalidRequest { code, param, .. } => (param, code),
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+
+    #[test]
+    fn unknown_fields_are_named_with_their_path() {
+        assert_eq!(
+            param_and_code(r#"{"amount":"1","amuont":"2"}"#),
+            (Some("amuont".into()), "parameter_unknown")
+        );
+        assert_eq!(
+            param_and_code(r#"{"amount":"1","inner":{"name":"a","nmae":"b"}}"#),
+            (Some("inner.nmae".into()), "parameter_unknown")
+        );
+    }
+
+    #[test]
+    fn wrong_types_name_the_field() {
+        assert_eq!(
+            param_and_code(r#"{"amount":12.5}"#),
+            (Some("amount".into()), "parameter_invalid")
+        );
+        assert_eq!(param_and_code(r#"{}"#), (None, "parameter_invalid"));
+        assert_eq!(
+            param_and_code(r#"["1", null]"#),
+            (None, "parameter_invalid")
+        );
+    }
+
+    #[test]
+    fn broken_json_and_trailing_garbage_are_refused() {
+        assert_eq!(param_and_code(r#"{"amount":"#), (None, "json_invalid"));
+        assert_eq!(
+            param_and_code(r#"{"amount":"1"} x"#),
+            (None, "json_invalid")
+        );
+        assert_eq!(param_and_code(""), (None, "json_invalid"));
+        assert_eq!(param_and_code("\u{feff}{}"), (None, "json_invalid"));
+    }
+}

@@ -1,0 +1,90 @@
+//! The HTTP API: routes, authentication, the error model and request parsing. This is the
+//! only module that knows HTTP and JSON; it turns requests into calls on the rest of the
+//! daemon and their results into responses.
+
+mod auth;
+pub mod error;
+// The JSON body extractor's only user so far is the test-hooks echo route; the payment
+// routes (the next issue) are its first real users.
+#[cfg_attr(not(feature = "test-hooks"), allow(dead_code))]
+mod json;
+mod list;
+mod merchants;
+mod observe;
+mod ops;
+mod request_id;
+#[cfg(feature = "test-hooks")]
+mod test_hooks;
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::http::{Method, Uri};
+use axum::middleware;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::app::AppState;
+use error::ApiError;
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "paygate", description = "The paygate payment gateway API (API.md)."),
+    modifiers(&BearerAuth),
+    components(schemas(error::ErrorBody, error::ErrorDetail, error::ErrorType))
+)]
+struct ApiDoc;
+
+struct BearerAuth;
+
+impl Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "api_key",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+    }
+}
+
+/// The whole API as one axum router, and its OpenAPI document (built from the same routes,
+/// so the two cannot disagree about which operations exist).
+pub fn router(state: Arc<AppState>) -> (Router, utoipa::openapi::OpenApi) {
+    let (routes, openapi) = OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .routes(routes!(ops::healthz))
+        .routes(routes!(ops::readyz))
+        .routes(routes!(ops::metrics))
+        .routes(routes!(ops::openapi_json))
+        .routes(routes!(merchants::list_merchants))
+        .routes(routes!(merchants::get_merchant))
+        .split_for_parts();
+    #[cfg(feature = "test-hooks")]
+    let routes = routes.route("/v1/_test/echo", axum::routing::post(test_hooks::echo));
+    let router = routes
+        .fallback(route_not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(DefaultBodyLimit::max(state.body_bytes_max))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            observe::observe,
+        ))
+        .with_state(state);
+    (router, openapi)
+}
+
+async fn route_not_found(method: Method, uri: Uri) -> ApiError {
+    ApiError::RouteNotFound {
+        method: method.to_string(),
+        path: uri.path().to_owned(),
+    }
+}
+
+async fn method_not_allowed(method: Method, uri: Uri) -> ApiError {
+    ApiError::MethodNotAllowed {
+        method: method.to_string(),
+        path: uri.path().to_owned(),
+    }
+}

@@ -1,0 +1,54 @@
+//! Test-only routes, compiled with the `test-hooks` feature (never in shipped builds). They
+//! let the end-to-end suite exercise request parsing and graceful shutdown before the
+//! payment routes exist.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Json;
+use axum::extract::State;
+use serde::{Deserialize, Serialize};
+
+use super::auth::Caller;
+use super::error::ApiError;
+use super::json::ApiJson;
+use crate::app::AppState;
+
+/// Longest delay a test may ask for.
+const DELAY_MS_MAX: u64 = 30_000;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EchoRequest {
+    /// How long to wait before answering.
+    #[serde(default)]
+    delay_ms: u64,
+    #[serde(default)]
+    payload: serde_json::Value,
+}
+
+#[derive(Debug, Serialize)]
+pub struct EchoResponse {
+    api_key_id: String,
+    payload: serde_json::Value,
+}
+
+/// `POST /v1/_test/echo`: authenticates, parses strictly, waits `delay_ms`, echoes `payload`.
+pub async fn echo(
+    State(_state): State<Arc<AppState>>,
+    caller: Caller,
+    ApiJson(request): ApiJson<EchoRequest>,
+) -> Result<Json<EchoResponse>, ApiError> {
+    if request.delay_ms > DELAY_MS_MAX {
+        return Err(ApiError::invalid(
+            "parameter_invalid",
+            format!("delay_ms must be at most {DELAY_MS_MAX}"),
+            Some("delay_ms"),
+        ));
+    }
+    tokio::time::sleep(Duration::from_millis(request.delay_ms)).await;
+    Ok(Json(EchoResponse {
+        api_key_id: caller.0.id.clone(),
+        payload: request.payload,
+    }))
+}

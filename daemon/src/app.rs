@@ -1,0 +1,44 @@
+//! The daemon's shared state, built once at start from the config and the opened store, and
+//! handed to every request.
+
+use std::sync::{Arc, OnceLock};
+
+use axum::body::Bytes;
+
+use crate::auth::KeyRing;
+use crate::config::Config;
+use crate::merchants::MerchantDirectory;
+use crate::metrics::Metrics;
+use crate::store::Store;
+
+pub struct AppState {
+    pub keys: KeyRing,
+    pub merchants: MerchantDirectory,
+    pub store: Store,
+    pub metrics: Metrics,
+    /// Largest accepted request body (`server.body_bytes_max`).
+    pub body_bytes_max: usize,
+    /// The serialized OpenAPI document, set once the router (its source) is built.
+    pub openapi_json: OnceLock<Bytes>,
+}
+
+impl AppState {
+    pub fn new(config: &Config, store: Store) -> Arc<AppState> {
+        Arc::new(AppState {
+            keys: KeyRing::from_config(&config.api_keys),
+            merchants: MerchantDirectory::from_config(&config.merchants),
+            store,
+            metrics: Metrics::new(),
+            body_bytes_max: *config.server.body_bytes_max.get_ref(),
+            openapi_json: OnceLock::new(),
+        })
+    }
+}
+
+/// The API router for `state`, with its OpenAPI document installed in the state.
+pub fn router(state: Arc<AppState>) -> axum::Router {
+    let (router, openapi) = crate::api::router(state.clone());
+    let json = serde_json::to_vec_pretty(&openapi).expect("the OpenAPI document serializes");
+    let _ = state.openapi_json.set(Bytes::from(json));
+    router
+}

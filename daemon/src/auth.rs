@@ -1,0 +1,185 @@
+//! API keys, roles and merchant scopes (API.md §2), free of HTTP.
+//!
+//! The config holds only SHA-256 hashes of keys. A presented key is hashed and looked up;
+//! comparing hashes leaks nothing useful about the key through timing.
+
+use std::collections::{BTreeSet, HashMap};
+use std::fmt;
+use std::sync::Arc;
+
+use ring::digest;
+use serde::Deserialize;
+
+use crate::config::ApiKeyConfig;
+
+/// What a key may do. Each role can do everything the one before it can.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// A till: create and read payments, cancel them, for its merchants.
+    Pos,
+    /// A back office: `pos` plus refunds, lists, reports, merchants and bank accounts.
+    Erp,
+    /// An operator: everything, for every merchant, plus plugins and alerts.
+    Admin,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Pos => "pos",
+            Role::Erp => "erp",
+            Role::Admin => "admin",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Role> {
+        match text {
+            "pos" => Some(Role::Pos),
+            "erp" => Some(Role::Erp),
+            "admin" => Some(Role::Admin),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for Role {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// An authenticated caller.
+#[derive(Debug, PartialEq, Eq)]
+pub struct ApiKey {
+    /// The key's public name from the config (never the key itself).
+    pub id: String,
+    pub role: Role,
+    /// Merchants a `pos` or `erp` key may act for; ignored for `admin`.
+    pub merchants: BTreeSet<String>,
+    /// True when this is one of the demo keys whose plaintext the README publishes.
+    pub is_demo: bool,
+}
+
+impl ApiKey {
+    pub fn has_role(&self, needed: Role) -> bool {
+        self.role >= needed
+    }
+
+    /// Whether this key may act for `merchant_id`. Unknown merchants are simply out of scope,
+    /// so callers cannot tell "missing" from "not yours".
+    pub fn may_act_for(&self, merchant_id: &str) -> bool {
+        self.role == Role::Admin || self.merchants.contains(merchant_id)
+    }
+}
+
+/// The demo keys the default config ships with; their plaintext is in the README.
+pub const DEMO_KEYS: [&str; 3] = ["pg_demo_pos", "pg_demo_erp", "pg_demo_admin"];
+
+/// All configured keys, indexed by hash.
+#[derive(Debug, Default)]
+pub struct KeyRing {
+    by_hash: HashMap<[u8; 32], Arc<ApiKey>>,
+}
+
+impl KeyRing {
+    /// Builds the ring from validated config entries.
+    pub fn from_config(entries: &[ApiKeyConfig]) -> KeyRing {
+        let demo_hashes: Vec<[u8; 32]> = DEMO_KEYS.iter().map(|k| sha256(k)).collect();
+        let by_hash = entries
+            .iter()
+            .map(|entry| {
+                let mut hash = [0u8; 32];
+                hex::decode_to_slice(entry.sha256.get_ref(), &mut hash)
+                    .expect("config validation checked the hash is 64 hex characters");
+                let key = ApiKey {
+                    id: entry.id.get_ref().clone(),
+                    role: entry.role,
+                    merchants: entry.merchants.get_ref().iter().cloned().collect(),
+                    is_demo: demo_hashes.contains(&hash),
+                };
+                (hash, Arc::new(key))
+            })
+            .collect();
+        KeyRing { by_hash }
+    }
+
+    /// The key whose hash matches `presented`, if any.
+    pub fn authenticate(&self, presented: &str) -> Option<Arc<ApiKey>> {
+        self.by_hash.get(&sha256(presented)).cloned()
+    }
+
+    pub fn keys(&self) -> impl Iterator<Item = &ApiKey> {
+        self.by_hash.values().map(Arc::as_ref)
+    }
+
+    pub fn has_demo_keys(&self) -> bool {
+        self.keys().any(|k| k.is_demo)
+    }
+}
+
+/// SHA-256 of a key's text, as stored in the config.
+pub fn sha256(key: &str) -> [u8; 32] {
+    let digest = digest::digest(&digest::SHA256, key.as_bytes());
+    digest
+        .as_ref()
+        .try_into()
+        .expect("SHA-256 digests are 32 bytes")
+}
+
+/// A fresh random API key: `pg_` and 40 base62 characters (about 238 bits).
+pub fn generate_key() -> String {
+    format!("pg_{}", crate::ids::random_base62(40))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use toml::Spanned;
+
+    fn entry(id: &str, role: Role, merchants: &[&str], key: &str) -> ApiKeyConfig {
+        ApiKeyConfig {
+            id: Spanned::new(0..0, id.into()),
+            role,
+            merchants: Spanned::new(0..0, merchants.iter().map(|m| m.to_string()).collect()),
+            sha256: Spanned::new(0..0, hex::encode(sha256(key))),
+        }
+    }
+
+    #[test]
+    fn authenticates_by_hash_only() {
+        let ring = KeyRing::from_config(&[entry("key_a", Role::Pos, &["m_a"], "pg_secret")]);
+        let key = ring.authenticate("pg_secret").unwrap();
+        assert_eq!(key.id, "key_a");
+        assert!(!key.is_demo);
+        assert!(ring.authenticate("pg_secreT").is_none());
+        assert!(ring.authenticate("").is_none());
+    }
+
+    #[test]
+    fn roles_nest_and_scopes_bind() {
+        let ring = KeyRing::from_config(&[
+            entry("key_pos", Role::Pos, &["m_a"], "p"),
+            entry("key_admin", Role::Admin, &[], "a"),
+        ]);
+        let pos = ring.authenticate("p").unwrap();
+        assert!(pos.has_role(Role::Pos) && !pos.has_role(Role::Erp));
+        assert!(pos.may_act_for("m_a") && !pos.may_act_for("m_b"));
+        let admin = ring.authenticate("a").unwrap();
+        assert!(admin.has_role(Role::Erp) && admin.may_act_for("m_anything"));
+    }
+
+    #[test]
+    fn demo_keys_are_recognised_by_their_hash() {
+        let ring = KeyRing::from_config(&[entry("renamed", Role::Admin, &[], "pg_demo_admin")]);
+        assert!(ring.has_demo_keys());
+    }
+
+    #[test]
+    fn generated_keys_are_distinct_and_well_formed() {
+        let a = generate_key();
+        assert_eq!(a.len(), 43);
+        assert!(a.starts_with("pg_"));
+        assert_ne!(a, generate_key());
+    }
+}

@@ -1,0 +1,169 @@
+//! The command line: `paygated serve | config check | keys new`.
+//!
+//! Exit codes: 0 success, 1 a run-time failure (data dir locked, I/O), 2 invalid config or
+//! arguments.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::auth::{self, KeyRing, Role};
+use crate::config::{self, Config};
+use crate::logging::LogFormat;
+
+pub const EXIT_RUNTIME: u8 = 1;
+pub const EXIT_CONFIG: u8 = 2;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "paygated",
+    version,
+    about = "paygate: a local payment gateway for tills and back offices"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the gateway in the foreground.
+    Serve(ServeArgs),
+    /// Work with the configuration file.
+    #[command(subcommand)]
+    Config(ConfigCommand),
+    /// Work with API keys.
+    #[command(subcommand)]
+    Keys(KeysCommand),
+}
+
+/// Options of `paygated serve`.
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// The configuration file.
+    #[arg(long, default_value = "config/paygate.toml")]
+    pub config: PathBuf,
+    /// Listen on this TCP address instead of `server.listen` (port 0 picks a free port).
+    #[arg(long, value_name = "ADDR")]
+    pub listen: Option<String>,
+    /// Keep data in this folder instead of `store.data_dir`.
+    #[arg(long, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Log format on stderr.
+    #[arg(long, value_enum, default_value = "human")]
+    pub log_format: LogFormat,
+}
+
+#[derive(Debug, Subcommand)]
+enum ConfigCommand {
+    /// Validate a configuration file and print a summary (exit 2 if it is invalid).
+    Check {
+        #[arg(long, default_value = "config/paygate.toml")]
+        config: PathBuf,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum KeysCommand {
+    /// Print a fresh random API key once, and the config lines (with its SHA-256) to paste.
+    New {
+        /// What the key may do.
+        #[arg(long, value_parser = ["pos", "erp", "admin"])]
+        role: String,
+        /// A merchant the key may act for (repeat for several; not for admin keys).
+        #[arg(long = "merchant", value_name = "ID")]
+        merchants: Vec<String>,
+        /// The key's public name in logs and alerts (default: derived from the role).
+        #[arg(long)]
+        id: Option<String>,
+    },
+}
+
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Serve(args) => crate::serve::run(args),
+        Command::Config(ConfigCommand::Check { config }) => config_check(&config),
+        Command::Keys(KeysCommand::New {
+            role,
+            merchants,
+            id,
+        }) => keys_new(&role, merchants, id),
+    }
+}
+
+fn config_check(path: &std::path::Path) -> ExitCode {
+    let config = match Config::load(path) {
+        Ok(config) => config,
+        Err(e) => {
+            eprintln!("paygated: invalid config: {e}");
+            return ExitCode::from(EXIT_CONFIG);
+        }
+    };
+    let keys = KeyRing::from_config(&config.api_keys);
+    println!("{}: OK", path.display());
+    let tls = match &config.server.tls {
+        Some(tls) if tls.client_ca_file.is_some() => "TLS 1.3 with client certificates",
+        Some(_) => "TLS 1.3",
+        None => "plain HTTP",
+    };
+    println!("  listen       {} ({tls})", config.server.listen.get_ref());
+    if let Some(socket) = &config.server.unix_socket {
+        println!("  unix socket  {}", socket.get_ref().display());
+    }
+    println!("  data dir     {}", config.store.data_dir.display());
+    for role in [Role::Pos, Role::Erp, Role::Admin] {
+        let n = keys.keys().filter(|k| k.role == role).count();
+        println!("  {role:<5} keys   {n}");
+    }
+    for merchant in &config.merchants {
+        let providers: Vec<&str> = merchant.providers.keys().map(String::as_str).collect();
+        println!(
+            "  merchant     {} \"{}\" providers: [{}]",
+            merchant.id.get_ref(),
+            merchant.name.get_ref(),
+            providers.join(", ")
+        );
+    }
+    if keys.has_demo_keys() {
+        println!(
+            "  note         the demo keys of the README are enabled; replace them before real use"
+        );
+    }
+    ExitCode::SUCCESS
+}
+
+fn keys_new(role: &str, merchants: Vec<String>, id: Option<String>) -> ExitCode {
+    let role = Role::parse(role).expect("clap restricts the role");
+    if let Err(message) = config::check_key_scope(role, &merchants) {
+        eprintln!("paygated: {message}");
+        return ExitCode::from(EXIT_CONFIG);
+    }
+    if let Some(bad) = merchants.iter().find(|m| !config::is_merchant_id(m)) {
+        eprintln!("paygated: \"{bad}\" is not a merchant id (m_ followed by letters, digits or _)");
+        return ExitCode::from(EXIT_CONFIG);
+    }
+    let key = auth::generate_key();
+    let id =
+        id.unwrap_or_else(|| format!("key_{role}_{}", crate::ids::random_base62(6).to_lowercase()));
+    let merchant_list = merchants
+        .iter()
+        .map(|m| format!("\"{m}\""))
+        .collect::<Vec<_>>()
+        .join(", ");
+    println!("API key (shown only now; give it to the client and keep no other copy):");
+    println!();
+    println!("    {key}");
+    println!();
+    println!("Add this to the config file (only the hash is stored there):");
+    println!();
+    println!("[[api_keys]]");
+    println!("id = \"{id}\"");
+    println!("role = \"{role}\"");
+    if !merchants.is_empty() {
+        println!("merchants = [{merchant_list}]");
+    }
+    println!("sha256 = \"{}\"", hex::encode(auth::sha256(&key)));
+    ExitCode::SUCCESS
+}

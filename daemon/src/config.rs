@@ -1,0 +1,636 @@
+//! The configuration file (`config/paygate.toml`): one section per concern, every field
+//! documented in the default file, unknown fields rejected.
+//!
+//! Loading is two steps: serde turns the TOML into these structs (type errors, unknown and
+//! missing fields), then [`Config::validate`] checks what types cannot say (hash formats,
+//! files that must exist, duplicate ids). Both report a [`ConfigError`] that names the file,
+//! the line and the field, because an operator reading it at 3 a.m. should not have to guess.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+use std::net::SocketAddr;
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+use toml::Spanned;
+
+use crate::auth::Role;
+
+/// Largest request body an operator may allow; more is a configuration mistake.
+pub const BODY_BYTES_MAX_LIMIT: usize = 16 * 1024 * 1024;
+/// Longest drain an operator may ask for at shutdown.
+pub const DRAIN_TIMEOUT_MS_LIMIT: u64 = 5 * 60 * 1000;
+
+/// The whole configuration file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    #[serde(default)]
+    pub server: ServerConfig,
+    #[serde(default)]
+    pub store: StoreConfig,
+    /// API keys, stored as SHA-256 hashes only (API.md §2).
+    #[serde(default)]
+    pub api_keys: Vec<ApiKeyConfig>,
+    /// Merchants declared in the file; the onboarding API adds more at run time.
+    #[serde(default)]
+    pub merchants: Vec<MerchantConfig>,
+    /// The file this came from and its text, to locate problems found after loading
+    /// (a taken listen address, an unreadable certificate).
+    #[serde(skip)]
+    origin: Origin,
+}
+
+#[derive(Debug, Clone, Default)]
+struct Origin {
+    file: PathBuf,
+    text: String,
+}
+
+/// `[server]`: where and how the HTTP API listens.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerConfig {
+    /// TCP address; loopback by default. Speaks TLS when `[server.tls]` is present.
+    #[serde(default = "default_listen")]
+    pub listen: Spanned<String>,
+    /// Optional Unix socket path, served in addition to the TCP listener (plain HTTP).
+    #[serde(default)]
+    pub unix_socket: Option<Spanned<PathBuf>>,
+    /// Largest accepted request body; larger bodies get `413`.
+    #[serde(default = "default_body_bytes_max")]
+    pub body_bytes_max: Spanned<usize>,
+    /// How long in-flight requests may run after SIGTERM/SIGINT before the daemon exits.
+    #[serde(default = "default_drain_timeout_ms")]
+    pub drain_timeout_ms: Spanned<u64>,
+    pub tls: Option<TlsConfig>,
+}
+
+/// `[server.tls]`: TLS 1.3 on the TCP listener, optionally with client certificates.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    /// PEM certificate chain, leaf first.
+    pub cert_file: Spanned<PathBuf>,
+    /// PEM private key (PKCS#8, PKCS#1 or SEC1).
+    pub key_file: Spanned<PathBuf>,
+    /// PEM CA bundle; when set, every client must present a certificate it signed.
+    #[serde(default)]
+    pub client_ca_file: Option<Spanned<PathBuf>>,
+}
+
+/// `[store]`: the embedded database.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StoreConfig {
+    /// Folder holding the sled database and its lock file.
+    #[serde(default = "default_data_dir")]
+    pub data_dir: PathBuf,
+}
+
+/// `[[api_keys]]`: one key a till, ERP or operator authenticates with.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApiKeyConfig {
+    /// Public name of the key, used in logs, alerts and metrics; never the key itself.
+    pub id: Spanned<String>,
+    pub role: Role,
+    /// Merchants this key may act for (`pos` and `erp`); admin keys see every merchant.
+    #[serde(default = "no_merchants")]
+    pub merchants: Spanned<Vec<String>>,
+    /// Lower-case hex SHA-256 of the key (`paygated keys new` prints it).
+    pub sha256: Spanned<String>,
+}
+
+/// `[[merchants]]`: a shop declared in the file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MerchantConfig {
+    pub id: Spanned<String>,
+    pub name: Spanned<String>,
+    /// Per provider: plugin settings and the names of the merchant's keys.
+    #[serde(default)]
+    pub providers: BTreeMap<String, MerchantProviderConfig>,
+}
+
+/// `[merchants.providers.<name>]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MerchantProviderConfig {
+    /// Non-secret values handed to the plugin (app id, merchant number, ...).
+    #[serde(default)]
+    pub settings: toml::Table,
+    /// Key name -> where the key lives: `file:PATH`, `env:VAR` or `inline:VALUE` (tests only).
+    #[serde(default)]
+    pub keys: BTreeMap<String, Spanned<String>>,
+}
+
+/// Where a merchant's key material comes from. The host reads it; plugins only name it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KeySource {
+    File(PathBuf),
+    Env(String),
+    Inline(String),
+}
+
+impl KeySource {
+    fn parse(text: &str) -> Result<KeySource, String> {
+        let (kind, rest) = text
+            .split_once(':')
+            .ok_or_else(|| format!("\"{text}\" must start with file:, env: or inline:"))?;
+        if rest.is_empty() {
+            return Err(format!("\"{kind}:\" needs a value after the colon"));
+        }
+        match kind {
+            "file" => Ok(KeySource::File(PathBuf::from(rest))),
+            "env" => Ok(KeySource::Env(rest.to_owned())),
+            "inline" => Ok(KeySource::Inline(rest.to_owned())),
+            _ => Err(format!(
+                "unknown key source \"{kind}\"; use file:, env: or inline:"
+            )),
+        }
+    }
+}
+
+fn default_listen() -> Spanned<String> {
+    Spanned::new(0..0, "127.0.0.1:8420".to_owned())
+}
+fn default_body_bytes_max() -> Spanned<usize> {
+    Spanned::new(0..0, 64 * 1024)
+}
+fn default_drain_timeout_ms() -> Spanned<u64> {
+    Spanned::new(0..0, 10_000)
+}
+fn no_merchants() -> Spanned<Vec<String>> {
+    Spanned::new(0..0, Vec::new())
+}
+fn default_data_dir() -> PathBuf {
+    PathBuf::from("./data")
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            listen: default_listen(),
+            unix_socket: None,
+            body_bytes_max: default_body_bytes_max(),
+            drain_timeout_ms: default_drain_timeout_ms(),
+            tls: None,
+        }
+    }
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        StoreConfig {
+            data_dir: default_data_dir(),
+        }
+    }
+}
+
+/// A configuration problem, located in the file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    pub file: PathBuf,
+    /// 1-based line and column, when the problem has a place in the file.
+    pub position: Option<(usize, usize)>,
+    /// Dotted path of the field, e.g. `api_keys[0].sha256`.
+    pub field: Option<String>,
+    pub message: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.file.display())?;
+        if let Some((line, column)) = self.position {
+            write!(f, ":{line}:{column}")?;
+        }
+        write!(f, ": ")?;
+        if let Some(field) = &self.field {
+            write!(f, "{field}: ")?;
+        }
+        write!(f, "{}", self.message)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+/// Builds located errors for one file's text.
+pub struct Locator<'a> {
+    file: &'a Path,
+    text: &'a str,
+}
+
+impl<'a> Locator<'a> {
+    pub fn new(file: &'a Path, text: &'a str) -> Self {
+        Locator { file, text }
+    }
+
+    /// An error at `span` (a default value has the empty span `0..0` and no position).
+    pub fn error(
+        &self,
+        span: Range<usize>,
+        field: impl Into<String>,
+        message: impl Into<String>,
+    ) -> ConfigError {
+        let position = (span != (0..0)).then(|| line_column(self.text, span.start));
+        ConfigError {
+            file: self.file.to_owned(),
+            position,
+            field: Some(field.into()),
+            message: message.into(),
+        }
+    }
+}
+
+fn line_column(text: &str, offset: usize) -> (usize, usize) {
+    let before = &text[..offset.min(text.len())];
+    let line = before.matches('\n').count() + 1;
+    let column = before.len() - before.rfind('\n').map_or(0, |i| i + 1) + 1;
+    (line, column)
+}
+
+impl Config {
+    /// Reads, parses and validates the file at `path`.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
+            file: path.to_owned(),
+            position: None,
+            field: None,
+            message: format!("cannot read the config file: {e}"),
+        })?;
+        Config::parse(path, &text)
+    }
+
+    /// Parses and validates `text`; `path` only names the file in errors.
+    pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
+        let syntax_error = |e: toml::de::Error| ConfigError {
+            file: path.to_owned(),
+            position: e.span().map(|s| line_column(text, s.start)),
+            field: None,
+            message: e.message().to_owned(),
+        };
+        let deserializer = toml::Deserializer::parse(text).map_err(syntax_error)?;
+        let mut config: Config = serde_path_to_error::deserialize(deserializer).map_err(|e| {
+            // `Spanned` fields add a private segment to the path; it means nothing to a reader.
+            let field = e
+                .path()
+                .to_string()
+                .replace(".$__serde_spanned_private_value", "");
+            let mut error = syntax_error(e.into_inner());
+            error.field = (field != ".").then_some(field);
+            error
+        })?;
+        config.validate(&Locator::new(path, text))?;
+        config.origin = Origin {
+            file: path.to_owned(),
+            text: text.to_owned(),
+        };
+        Ok(config)
+    }
+
+    /// The file the config was loaded from.
+    pub fn file(&self) -> &Path {
+        &self.origin.file
+    }
+
+    /// An error about `field` at `span` of this config's file.
+    pub fn error_at(
+        &self,
+        span: Range<usize>,
+        field: impl Into<String>,
+        message: impl Into<String>,
+    ) -> ConfigError {
+        Locator::new(&self.origin.file, &self.origin.text).error(span, field, message)
+    }
+
+    /// The TCP address, already checked by [`Config::validate`].
+    pub fn listen_addr(&self) -> SocketAddr {
+        self.server
+            .listen
+            .get_ref()
+            .parse()
+            .expect("validate() checked the listen address")
+    }
+
+    fn validate(&self, at: &Locator<'_>) -> Result<(), ConfigError> {
+        self.server.validate(at)?;
+        let mut key_ids = BTreeSet::new();
+        let mut key_hashes = BTreeSet::new();
+        for (i, key) in self.api_keys.iter().enumerate() {
+            let field = |name: &str| format!("api_keys[{i}].{name}");
+            check_name(at, &key.id, &field("id"), "key_")?;
+            if !key_ids.insert(key.id.get_ref().as_str()) {
+                return Err(at.error(
+                    key.id.span(),
+                    field("id"),
+                    format!("duplicate key id \"{}\"", key.id.get_ref()),
+                ));
+            }
+            let hash = key.sha256.get_ref();
+            if hash.len() != 64 || !hash.bytes().all(|b| b.is_ascii_hexdigit()) {
+                return Err(at.error(
+                    key.sha256.span(),
+                    field("sha256"),
+                    format!(
+                        "must be 64 hex characters (the SHA-256 of the key, as printed by \
+                         `paygated keys new`), got {} characters",
+                        hash.chars().count()
+                    ),
+                ));
+            }
+            if !key_hashes.insert(hash.to_ascii_lowercase()) {
+                return Err(at.error(
+                    key.sha256.span(),
+                    field("sha256"),
+                    "the same key hash is declared twice",
+                ));
+            }
+            check_key_scope(key.role, key.merchants.get_ref())
+                .map_err(|m| at.error(key.merchants.span(), field("merchants"), m))?;
+            for merchant in key.merchants.get_ref() {
+                if !is_merchant_id(merchant) {
+                    return Err(at.error(
+                        key.merchants.span(),
+                        field("merchants"),
+                        format!("\"{merchant}\" is not a merchant id (m_ followed by letters, digits or _)"),
+                    ));
+                }
+            }
+        }
+        let mut merchant_ids = BTreeSet::new();
+        for (i, merchant) in self.merchants.iter().enumerate() {
+            let field = |name: &str| format!("merchants[{i}].{name}");
+            if !is_merchant_id(merchant.id.get_ref()) {
+                return Err(at.error(
+                    merchant.id.span(),
+                    field("id"),
+                    "must be m_ followed by 1 to 30 letters, digits or _",
+                ));
+            }
+            if !merchant_ids.insert(merchant.id.get_ref().as_str()) {
+                return Err(at.error(
+                    merchant.id.span(),
+                    field("id"),
+                    format!("duplicate merchant id \"{}\"", merchant.id.get_ref()),
+                ));
+            }
+            if merchant.name.get_ref().trim().is_empty() {
+                return Err(at.error(merchant.name.span(), field("name"), "must not be empty"));
+            }
+            for (provider, settings) in &merchant.providers {
+                for (key_name, source) in &settings.keys {
+                    let field = field(&format!("providers.{provider}.keys.{key_name}"));
+                    match KeySource::parse(source.get_ref()) {
+                        Ok(KeySource::File(path)) if !path.is_file() => {
+                            return Err(at.error(
+                                source.span(),
+                                field,
+                                format!("key file {} does not exist", path.display()),
+                            ));
+                        }
+                        Ok(KeySource::Env(var)) if std::env::var_os(&var).is_none() => {
+                            return Err(at.error(
+                                source.span(),
+                                field,
+                                format!("environment variable {var} is not set"),
+                            ));
+                        }
+                        Ok(_) => {}
+                        Err(message) => return Err(at.error(source.span(), field, message)),
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+impl ServerConfig {
+    fn validate(&self, at: &Locator<'_>) -> Result<(), ConfigError> {
+        if let Err(e) = self.listen.get_ref().parse::<SocketAddr>() {
+            return Err(at.error(
+                self.listen.span(),
+                "server.listen",
+                format!(
+                    "\"{}\" is not an IP:port address ({e})",
+                    self.listen.get_ref()
+                ),
+            ));
+        }
+        let body = *self.body_bytes_max.get_ref();
+        if body == 0 || body > BODY_BYTES_MAX_LIMIT {
+            return Err(at.error(
+                self.body_bytes_max.span(),
+                "server.body_bytes_max",
+                format!("must be between 1 and {BODY_BYTES_MAX_LIMIT}, got {body}"),
+            ));
+        }
+        let drain = *self.drain_timeout_ms.get_ref();
+        if drain > DRAIN_TIMEOUT_MS_LIMIT {
+            return Err(at.error(
+                self.drain_timeout_ms.span(),
+                "server.drain_timeout_ms",
+                format!("must be at most {DRAIN_TIMEOUT_MS_LIMIT}, got {drain}"),
+            ));
+        }
+        if let Some(tls) = &self.tls {
+            let files = [
+                Some((&tls.cert_file, "server.tls.cert_file")),
+                Some((&tls.key_file, "server.tls.key_file")),
+                tls.client_ca_file
+                    .as_ref()
+                    .map(|f| (f, "server.tls.client_ca_file")),
+            ];
+            for (file, field) in files.into_iter().flatten() {
+                if !file.get_ref().is_file() {
+                    return Err(at.error(
+                        file.span(),
+                        field,
+                        format!("file {} does not exist", file.get_ref().display()),
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+fn check_name(
+    at: &Locator<'_>,
+    name: &Spanned<String>,
+    field: &str,
+    example_prefix: &str,
+) -> Result<(), ConfigError> {
+    let text = name.get_ref();
+    let valid = !text.is_empty()
+        && text.len() <= 64
+        && text
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-');
+    if valid {
+        Ok(())
+    } else {
+        Err(at.error(
+            name.span(),
+            field,
+            format!(
+                "\"{text}\" must be 1 to 64 lower-case letters, digits, _ or - (e.g. \"{example_prefix}till_07\")"
+            ),
+        ))
+    }
+}
+
+/// Checks that a key's role and merchant scope fit together (also used by `keys new`).
+pub fn check_key_scope(role: Role, merchants: &[String]) -> Result<(), String> {
+    match (role, merchants.is_empty()) {
+        (Role::Admin, false) => {
+            Err("admin keys act for every merchant; remove the merchant list".into())
+        }
+        (Role::Pos | Role::Erp, true) => Err(format!(
+            "a {role} key needs at least one merchant it may act for"
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// `m_` followed by 1..=30 characters of `[A-Za-z0-9_]` (ids are at most 32 characters).
+pub fn is_merchant_id(id: &str) -> bool {
+    id.strip_prefix("m_").is_some_and(|rest| {
+        !rest.is_empty()
+            && rest.len() <= 30
+            && rest.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const HASH: &str = "0000000000000000000000000000000000000000000000000000000000000000";
+
+    fn parse(text: &str) -> Result<Config, ConfigError> {
+        Config::parse(Path::new("test.toml"), text)
+    }
+
+    #[test]
+    fn empty_file_gives_the_defaults() {
+        let config = parse("").unwrap();
+        assert_eq!(config.listen_addr().to_string(), "127.0.0.1:8420");
+        assert_eq!(*config.server.body_bytes_max.get_ref(), 65536);
+        assert_eq!(*config.server.drain_timeout_ms.get_ref(), 10_000);
+        assert_eq!(config.store.data_dir, PathBuf::from("./data"));
+    }
+
+    #[test]
+    fn unknown_field_is_named_with_its_line() {
+        let err = parse("[server]\nlisten = \"127.0.0.1:1\"\nlisen = 3\n").unwrap_err();
+        assert_eq!(err.position.map(|p| p.0), Some(3), "{err}");
+        assert!(err.to_string().contains("unknown field `lisen`"), "{err}");
+        assert_eq!(err.field.as_deref(), Some("server.lisen"));
+    }
+
+    #[test]
+    fn wrong_type_names_the_field_and_line() {
+        let err = parse("\n[server]\nbody_bytes_max = \"big\"\n").unwrap_err();
+        assert_eq!(err.field.as_deref(), Some("server.body_bytes_max"), "{err}");
+        assert_eq!(err.position.map(|p| p.0), Some(3), "{err}");
+    }
+
+    #[test]
+    fn short_hash_is_refused_at_its_line() {
+        let text = format!(
+            "[[api_keys]]\nid = \"key_a\"\nrole = \"admin\"\nsha256 = \"abc\"\n\n[[api_keys]]\nid = \"key_b\"\nrole = \"admin\"\nsha256 = \"{HASH}\"\n"
+        );
+        let err = parse(&text).unwrap_err();
+        assert_eq!(err.field.as_deref(), Some("api_keys[0].sha256"));
+        assert_eq!(err.position, Some((4, 10)));
+        assert!(err.message.contains("64 hex"));
+    }
+
+    #[test]
+    fn non_hex_hash_of_right_length_is_refused() {
+        let bad = "g".repeat(64);
+        let text = format!("[[api_keys]]\nid = \"key_a\"\nrole = \"admin\"\nsha256 = \"{bad}\"\n");
+        assert_eq!(
+            parse(&text).unwrap_err().field.as_deref(),
+            Some("api_keys[0].sha256")
+        );
+    }
+
+    #[test]
+    fn scope_must_fit_the_role() {
+        let pos_without =
+            format!("[[api_keys]]\nid = \"key_a\"\nrole = \"pos\"\nsha256 = \"{HASH}\"\n");
+        assert_eq!(
+            parse(&pos_without).unwrap_err().field.as_deref(),
+            Some("api_keys[0].merchants")
+        );
+        let admin_with = format!(
+            "[[api_keys]]\nid = \"key_a\"\nrole = \"admin\"\nmerchants = [\"m_x\"]\nsha256 = \"{HASH}\"\n"
+        );
+        assert!(
+            parse(&admin_with)
+                .unwrap_err()
+                .message
+                .contains("every merchant")
+        );
+        let bad_role =
+            format!("[[api_keys]]\nid = \"key_a\"\nrole = \"root\"\nsha256 = \"{HASH}\"\n");
+        let err = parse(&bad_role).unwrap_err();
+        assert_eq!(err.field.as_deref(), Some("api_keys[0].role"), "{err}");
+    }
+
+    #[test]
+    fn duplicates_are_refused() {
+        let text = format!(
+            "[[api_keys]]\nid = \"key_a\"\nrole = \"admin\"\nsha256 = \"{HASH}\"\n[[api_keys]]\nid = \"key_b\"\nrole = \"admin\"\nsha256 = \"{HASH}\"\n"
+        );
+        assert!(parse(&text).unwrap_err().message.contains("twice"));
+        let merchants = "[[merchants]]\nid = \"m_a\"\nname = \"A\"\n[[merchants]]\nid = \"m_a\"\nname = \"B\"\n";
+        assert_eq!(parse(merchants).unwrap_err().position.map(|p| p.0), Some(5));
+    }
+
+    #[test]
+    fn missing_key_file_and_bad_key_source_are_refused() {
+        let text = "[[merchants]]\nid = \"m_a\"\nname = \"A\"\n[merchants.providers.alipay.keys]\napp_private_key = \"file:/no/such/key.pem\"\n";
+        let err = parse(text).unwrap_err();
+        assert_eq!(
+            err.field.as_deref(),
+            Some("merchants[0].providers.alipay.keys.app_private_key")
+        );
+        assert_eq!(err.position.map(|p| p.0), Some(5));
+        let text = "[[merchants]]\nid = \"m_a\"\nname = \"A\"\n[merchants.providers.alipay.keys]\nk = \"ftp:x\"\n";
+        assert!(
+            parse(text)
+                .unwrap_err()
+                .message
+                .contains("unknown key source")
+        );
+    }
+
+    #[test]
+    fn missing_tls_file_is_named() {
+        let text = "[server.tls]\ncert_file = \"/no/cert.pem\"\nkey_file = \"/no/key.pem\"\n";
+        let err = parse(text).unwrap_err();
+        assert_eq!(err.field.as_deref(), Some("server.tls.cert_file"));
+        assert_eq!(err.position.map(|p| p.0), Some(2));
+    }
+
+    #[test]
+    fn limits_are_bounded() {
+        assert!(parse("[server]\nbody_bytes_max = 0\n").is_err());
+        assert!(parse("[server]\ndrain_timeout_ms = 999999999\n").is_err());
+        assert!(parse("[server]\nlisten = \"localhost\"\n").is_err());
+    }
+
+    #[test]
+    fn merchant_ids_are_checked() {
+        assert!(is_merchant_id("m_demo"));
+        assert!(!is_merchant_id("m_"));
+        assert!(!is_merchant_id("demo"));
+        assert!(!is_merchant_id("m_bad-id"));
+        assert!(!is_merchant_id(&format!("m_{}", "a".repeat(31))));
+    }
+}

@@ -1,0 +1,18 @@
+//! `paygate-daemon`: the library behind the `paygated` binary. `main.rs` only calls
+//! [`cli::main`]; every module here can be tested on its own.
+//!
+//! Data flows one way: `api` -> use cases -> (`store`, plugin host) -> events.
+//! ARCHITECTURE.md at the repository root is the map.
+
+pub mod api;
+pub mod app;
+pub mod auth;
+pub mod cli;
+pub mod config;
+pub mod ids;
+pub mod logging;
+pub mod merchants;
+pub mod metrics;
+pub mod serve;
+pub mod server;
+pub mod store;

@@ -1,0 +1,143 @@
+//! `paygated serve`: loads the config, opens the store, binds the listeners and serves the
+//! API until SIGTERM or SIGINT, then drains in-flight requests and flushes the store.
+
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use toml::Spanned;
+
+use crate::app::{self, AppState};
+use crate::cli::{EXIT_CONFIG, EXIT_RUNTIME, ServeArgs};
+use crate::config::Config;
+use crate::server::{self, Drain, Listeners};
+use crate::store::Store;
+
+pub fn run(args: ServeArgs) -> ExitCode {
+    crate::logging::init(args.log_format);
+    let config = match load_config(&args) {
+        Ok(config) => config,
+        Err(message) => {
+            tracing::error!("{message}");
+            eprintln!("paygated: {message}");
+            return ExitCode::from(EXIT_CONFIG);
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("paygated: cannot start the async runtime: {e}");
+            return ExitCode::from(EXIT_RUNTIME);
+        }
+    };
+    runtime.block_on(serve(config))
+}
+
+/// The config file with the command line's overrides applied.
+fn load_config(args: &ServeArgs) -> Result<Config, String> {
+    let mut config = Config::load(&args.config).map_err(|e| format!("invalid config: {e}"))?;
+    if let Some(listen) = &args.listen {
+        listen
+            .parse::<std::net::SocketAddr>()
+            .map_err(|e| format!("--listen \"{listen}\" is not an IP:port address ({e})"))?;
+        config.server.listen = Spanned::new(0..0, listen.clone());
+    }
+    if let Some(dir) = &args.data_dir {
+        config.store.data_dir = dir.clone();
+    }
+    Ok(config)
+}
+
+async fn serve(config: Config) -> ExitCode {
+    let started = Instant::now();
+    let store = match Store::open(&config.store.data_dir) {
+        Ok(store) => store,
+        Err(e) => {
+            tracing::error!("{e}");
+            eprintln!("paygated: {e}");
+            return ExitCode::from(EXIT_RUNTIME);
+        }
+    };
+    let listeners = match Listeners::bind(&config).await {
+        Ok(listeners) => listeners,
+        Err(e) => {
+            tracing::error!("invalid config: {e}");
+            eprintln!("paygated: invalid config: {e}");
+            return ExitCode::from(EXIT_CONFIG);
+        }
+    };
+    let state = AppState::new(&config, store);
+    warn_about_demo_keys(&config, &state, &listeners);
+    for merchant in config.api_keys.iter().flat_map(|k| k.merchants.get_ref()) {
+        if state.merchants.get(merchant).is_none() {
+            tracing::warn!(
+                merchant,
+                "an API key names a merchant the config does not declare"
+            );
+        }
+    }
+    let router = app::router(state.clone());
+    let shutdown = match shutdown_signal() {
+        Ok(shutdown) => shutdown,
+        Err(e) => {
+            eprintln!("paygated: cannot install signal handlers: {e}");
+            return ExitCode::from(EXIT_RUNTIME);
+        }
+    };
+    let urls = listeners.urls();
+    tracing::info!(
+        listen = ?urls,
+        data_dir = %config.store.data_dir.display(),
+        startup_ms = started.elapsed().as_millis() as u64,
+        "paygated ready"
+    );
+    // The one line scripts and tests wait for; logs go to stderr.
+    println!("paygated listening on {}", urls.join(" "));
+
+    let drain = Duration::from_millis(*config.server.drain_timeout_ms.get_ref());
+    let outcome = server::serve(listeners, router, shutdown, drain).await;
+    if let Drain::TimedOut { connections } = outcome {
+        tracing::warn!(
+            connections,
+            "drain time ran out; dropping the remaining connections"
+        );
+    }
+    match state.store.flush() {
+        Ok(_) => {
+            tracing::info!("store flushed; bye");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            tracing::error!("final store flush failed: {e}");
+            ExitCode::from(EXIT_RUNTIME)
+        }
+    }
+}
+
+fn warn_about_demo_keys(config: &Config, state: &AppState, listeners: &Listeners) {
+    let exposed = listeners
+        .tcp_addr()
+        .map_or(true, |addr| !addr.ip().is_loopback());
+    if state.keys.has_demo_keys() && exposed {
+        tracing::warn!(
+            listen = %config.server.listen.get_ref(),
+            "the README's demo API keys are enabled on a non-loopback address: anyone who can reach it can use them; replace them (paygated keys new)"
+        );
+    }
+}
+
+/// Installs the SIGTERM and SIGINT handlers now (so that a signal arriving right after the
+/// listening line is not fatal) and returns a future that resolves at the first of them.
+fn shutdown_signal() -> std::io::Result<impl std::future::Future<Output = ()>> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut terminate = signal(SignalKind::terminate())?;
+    let mut interrupt = signal(SignalKind::interrupt())?;
+    Ok(async move {
+        tokio::select! {
+            _ = terminate.recv() => tracing::info!("SIGTERM: shutting down"),
+            _ = interrupt.recv() => tracing::info!("SIGINT: shutting down"),
+        }
+    })
+}

@@ -1,0 +1,236 @@
+//! The durable store: the only module that knows sled.
+//!
+//! Layout of a data dir:
+//! - `paygated.lock`: an exclusive OS file lock held for the daemon's lifetime, holding its pid;
+//!   a second daemon on the same dir fails to take it and exits instead of corrupting data.
+//! - `db/`: the sled database. Tree `meta` records the on-disk schema version; later issues add
+//!   one tree per record type.
+//!
+//! Durability: sled's `flush` writes with `sync_file_range`, which survives a killed process
+//! but not a power loss or kernel crash (see RELIABILITY notes in ARCHITECTURE.md).
+
+use std::fs::{File, OpenOptions, TryLockError};
+use std::io::{Read, Seek, Write};
+use std::path::{Path, PathBuf};
+
+use thiserror::Error;
+
+/// The schema version this build writes and understands.
+pub const SCHEMA_VERSION: u32 = 1;
+
+const LOCK_FILE: &str = "paygated.lock";
+const DB_DIR: &str = "db";
+const META_TREE: &str = "meta";
+const SCHEMA_KEY: &[u8] = b"schema_version";
+
+#[derive(Debug, Error)]
+pub enum StoreError {
+    #[error("cannot create data dir {path}: {source}")]
+    CreateDir {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error(
+        "data dir {path} is in use by another paygated{holder}; stop it first or pass another --data-dir"
+    )]
+    Locked { path: PathBuf, holder: String },
+    #[error("cannot lock data dir {path}: {source}")]
+    Lock {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error(
+        "data dir {path} holds schema version {found}, newer than this paygated understands ({supported}); run a newer paygated"
+    )]
+    NewerSchema {
+        path: PathBuf,
+        found: u32,
+        supported: u32,
+    },
+    #[error("data dir {path} has a corrupt schema version record")]
+    CorruptMeta { path: PathBuf },
+    #[error("database error in {path}: {source}")]
+    Database { path: PathBuf, source: sled::Error },
+}
+
+/// An open data dir. Dropping it releases the lock (after sled has flushed on drop).
+pub struct Store {
+    db: sled::Db,
+    meta: sled::Tree,
+    path: PathBuf,
+    // Declared last: fields drop in order, so the lock outlives the database handle.
+    _lock: File,
+}
+
+impl Store {
+    /// Opens (creating if needed) the data dir, taking its exclusive lock.
+    pub fn open(dir: &Path) -> Result<Store, StoreError> {
+        std::fs::create_dir_all(dir).map_err(|source| StoreError::CreateDir {
+            path: dir.to_owned(),
+            source,
+        })?;
+        let lock = take_lock(dir)?;
+        let db_path = dir.join(DB_DIR);
+        let database_error = |source| StoreError::Database {
+            path: db_path.clone(),
+            source,
+        };
+        let db = sled::Config::new()
+            .path(&db_path)
+            .open()
+            .map_err(database_error)?;
+        let meta = db.open_tree(META_TREE).map_err(database_error)?;
+        match meta.get(SCHEMA_KEY).map_err(database_error)? {
+            None => {
+                meta.insert(SCHEMA_KEY, &SCHEMA_VERSION.to_be_bytes())
+                    .map_err(database_error)?;
+                db.flush().map_err(database_error)?;
+            }
+            Some(raw) => {
+                let bytes: [u8; 4] =
+                    raw.as_ref()
+                        .try_into()
+                        .map_err(|_| StoreError::CorruptMeta {
+                            path: dir.to_owned(),
+                        })?;
+                let found = u32::from_be_bytes(bytes);
+                if found > SCHEMA_VERSION {
+                    return Err(StoreError::NewerSchema {
+                        path: dir.to_owned(),
+                        found,
+                        supported: SCHEMA_VERSION,
+                    });
+                }
+                // Older versions would be migrated here; version 1 is the first.
+            }
+        }
+        Ok(Store {
+            db,
+            meta,
+            path: dir.to_owned(),
+            _lock: lock,
+        })
+    }
+
+    /// The schema version recorded in the data dir.
+    pub fn schema_version(&self) -> Result<u32, StoreError> {
+        let raw = self
+            .meta
+            .get(SCHEMA_KEY)
+            .map_err(|source| self.database_error(source))?
+            .ok_or_else(|| StoreError::CorruptMeta {
+                path: self.path.clone(),
+            })?;
+        let bytes: [u8; 4] = raw
+            .as_ref()
+            .try_into()
+            .map_err(|_| StoreError::CorruptMeta {
+                path: self.path.clone(),
+            })?;
+        Ok(u32::from_be_bytes(bytes))
+    }
+
+    /// Writes everything buffered to disk; returns the bytes flushed.
+    pub fn flush(&self) -> Result<usize, StoreError> {
+        self.db
+            .flush()
+            .map_err(|source| self.database_error(source))
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn database_error(&self, source: sled::Error) -> StoreError {
+        StoreError::Database {
+            path: self.path.join(DB_DIR),
+            source,
+        }
+    }
+
+    /// Test helper: records another schema version, as a newer daemon would.
+    #[cfg(test)]
+    fn set_schema_version(&self, version: u32) {
+        self.meta
+            .insert(SCHEMA_KEY, &version.to_be_bytes())
+            .unwrap();
+        self.db.flush().unwrap();
+    }
+}
+
+fn take_lock(dir: &Path) -> Result<File, StoreError> {
+    let path = dir.join(LOCK_FILE);
+    let lock_error = |source| StoreError::Lock {
+        path: path.clone(),
+        source,
+    };
+    let mut file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&path)
+        .map_err(lock_error)?;
+    match file.try_lock() {
+        Ok(()) => {}
+        Err(TryLockError::WouldBlock) => {
+            let mut pid = String::new();
+            let _ = file.read_to_string(&mut pid);
+            let pid = pid.trim();
+            let holder = if pid.is_empty() {
+                String::new()
+            } else {
+                format!(" (pid {pid})")
+            };
+            return Err(StoreError::Locked {
+                path: dir.to_owned(),
+                holder,
+            });
+        }
+        Err(TryLockError::Error(source)) => return Err(lock_error(source)),
+    }
+    file.set_len(0).map_err(lock_error)?;
+    file.rewind().map_err(lock_error)?;
+    writeln!(file, "{}", std::process::id()).map_err(lock_error)?;
+    Ok(file)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fresh_dir_records_the_schema_version() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        assert_eq!(store.schema_version().unwrap(), SCHEMA_VERSION);
+        drop(store);
+        let again = Store::open(dir.path()).unwrap();
+        assert_eq!(again.schema_version().unwrap(), SCHEMA_VERSION);
+    }
+
+    #[test]
+    fn second_open_is_refused_while_locked() {
+        let dir = tempfile::tempdir().unwrap();
+        let _first = Store::open(dir.path()).unwrap();
+        let err = Store::open(dir.path()).err().unwrap();
+        assert!(matches!(err, StoreError::Locked { .. }), "{err}");
+        assert!(err.to_string().contains("in use by another paygated"));
+        assert!(
+            err.to_string()
+                .contains(&format!("pid {}", std::process::id()))
+        );
+    }
+
+    #[test]
+    fn newer_schema_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        Store::open(dir.path())
+            .unwrap()
+            .set_schema_version(SCHEMA_VERSION + 1);
+        let err = Store::open(dir.path()).err().unwrap();
+        assert!(
+            matches!(err, StoreError::NewerSchema { found, .. } if found == SCHEMA_VERSION + 1)
+        );
+    }
+}

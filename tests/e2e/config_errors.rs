@@ -1,0 +1,195 @@
+//! Invalid configurations: `serve` and `config check` exit 2 with the file, line and field.
+
+use std::process::Output;
+
+use crate::support::*;
+
+fn check(text: &str) -> (tempfile::TempDir, Output) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("bad.toml");
+    std::fs::write(&path, text).unwrap();
+    let output = run_paygated(&["config", "check", "--config", path.to_str().unwrap()]);
+    (dir, output)
+}
+
+fn serve(text: &str) -> (tempfile::TempDir, Output) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("bad.toml");
+    std::fs::write(&path, text).unwrap();
+    let data = dir.path().join("data");
+    let output = run_paygated(&[
+        "serve",
+        "--listen",
+        "127.0.0.1:0",
+        "--config",
+        path.to_str().unwrap(),
+        "--data-dir",
+        data.to_str().unwrap(),
+    ]);
+    (dir, output)
+}
+
+/// Asserts exit code 2 and a message naming `bad.toml:<line>` and `field`.
+fn assert_refused(output: &Output, line: usize, field: &str) {
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "stderr: {stderr}");
+    assert!(
+        stderr.contains(&format!("bad.toml:{line}:")),
+        "no line {line} in: {stderr}"
+    );
+    assert!(stderr.contains(field), "no {field} in: {stderr}");
+}
+
+const HASH: &str = "7abe01990236f603771499d60008200d6e0d6d7b728261fc13534a28e953bea5";
+
+#[test]
+fn unknown_field() {
+    let text = "[server]\nlisten = \"127.0.0.1:0\"\nbody_bytes = 5\n";
+    let (_dir, output) = check(text);
+    assert_refused(&output, 3, "body_bytes");
+    let (_dir, output) = serve(text);
+    assert_refused(&output, 3, "body_bytes");
+}
+
+#[test]
+fn wrong_type() {
+    let (_dir, output) = check("[server]\n\ndrain_timeout_ms = \"ten\"\n");
+    assert_refused(&output, 3, "server.drain_timeout_ms");
+}
+
+#[test]
+fn bad_key_hash() {
+    let text = format!(
+        "[[api_keys]]\nid = \"key_ok\"\nrole = \"admin\"\nsha256 = \"{HASH}\"\n\n[[api_keys]]\nid = \"key_bad\"\nrole = \"admin\"\nsha256 = \"{}\"\n",
+        &HASH[..63]
+    );
+    let (_dir, output) = serve(&text);
+    assert_refused(&output, 9, "api_keys[1].sha256");
+    assert!(String::from_utf8_lossy(&output.stderr).contains("64 hex"));
+}
+
+#[test]
+fn missing_files() {
+    let (_dir, output) = check(
+        "[server.tls]\ncert_file = \"/nonexistent/cert.pem\"\nkey_file = \"/nonexistent/key.pem\"\n",
+    );
+    assert_refused(&output, 2, "server.tls.cert_file");
+    let (_dir, output) = check(
+        "[[merchants]]\nid = \"m_a\"\nname = \"A\"\n\n[merchants.providers.alipay.keys]\napp_private_key = \"file:/nonexistent/k.pem\"\n",
+    );
+    assert_refused(
+        &output,
+        6,
+        "merchants[0].providers.alipay.keys.app_private_key",
+    );
+
+    let missing = run_paygated(&["config", "check", "--config", "/nonexistent/paygate.toml"]);
+    assert_eq!(missing.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("/nonexistent/paygate.toml"));
+}
+
+#[test]
+fn unreadable_certificate_is_a_config_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let cert = dir.path().join("cert.pem");
+    std::fs::write(&cert, "not a certificate").unwrap();
+    let text = format!(
+        "[server.tls]\ncert_file = \"{0}\"\nkey_file = \"{0}\"\n",
+        cert.display()
+    );
+    let (_dir, output) = serve(&text);
+    assert_refused(&output, 2, "server.tls.cert_file");
+}
+
+#[test]
+fn listen_address_taken() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("bad.toml");
+    std::fs::write(
+        &path,
+        format!("# a comment\n[server]\nlisten = \"{addr}\"\n"),
+    )
+    .unwrap();
+    let data = dir.path().join("data");
+    let output = run_paygated(&[
+        "serve",
+        "--config",
+        path.to_str().unwrap(),
+        "--data-dir",
+        data.to_str().unwrap(),
+    ]);
+    assert_refused(&output, 3, "server.listen");
+    assert!(String::from_utf8_lossy(&output.stderr).contains("already in use"));
+}
+
+#[test]
+fn bad_command_line_override() {
+    let output = run_paygated(&[
+        "serve",
+        "--listen",
+        "localhost",
+        "--config",
+        "/nonexistent.toml",
+    ]);
+    assert_eq!(output.status.code(), Some(2));
+}
+
+#[test]
+fn shipped_config_checks_clean() {
+    let root = repo_root();
+    let output = run_paygated(&[
+        "config",
+        "check",
+        "--config",
+        root.join("config/paygate.toml").to_str().unwrap(),
+    ]);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(stdout.contains("m_demo"), "{stdout}");
+    assert!(stdout.contains("demo keys"), "{stdout}");
+}
+
+#[test]
+fn keys_new_prints_a_key_and_its_hash() {
+    let output = run_paygated(&["keys", "new", "--role", "pos", "--merchant", "m_demo"]);
+    assert!(output.status.success());
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let key = stdout
+        .lines()
+        .map(str::trim)
+        .find(|l| l.starts_with("pg_"))
+        .unwrap();
+    assert!(
+        stdout.contains(&format!("sha256 = \"{}\"", sha256_hex(key))),
+        "{stdout}"
+    );
+    assert!(stdout.contains("role = \"pos\"") && stdout.contains("merchants = [\"m_demo\"]"));
+
+    // The printed lines are a valid config that authenticates the printed key.
+    let config = stdout[stdout.find("[[api_keys]]").unwrap()..].to_owned();
+    let daemon = Daemon::start_with(Options {
+        config_text: format!("{config}\n[[merchants]]\nid = \"m_demo\"\nname = \"D\"\n"),
+        ..Options::default()
+    });
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let (status, _) = rt.block_on(daemon.get("/v1/merchants/m_demo", Some(key)));
+    assert_eq!(
+        status, 403,
+        "a pos key authenticates but may not read merchants"
+    );
+    let (status, _) = rt.block_on(daemon.get("/v1/merchants/m_demo", Some("pg_other")));
+    assert_eq!(status, 401);
+
+    let admin_with_merchant =
+        run_paygated(&["keys", "new", "--role", "admin", "--merchant", "m_demo"]);
+    assert_eq!(admin_with_merchant.status.code(), Some(2));
+    let pos_without = run_paygated(&["keys", "new", "--role", "pos"]);
+    assert_eq!(pos_without.status.code(), Some(2));
+}

@@ -1,0 +1,12 @@
+//! End-to-end tests: each starts the real `paygated` binary on a free port with its own data
+//! dir, and talks HTTP to it over a real socket.
+
+mod support;
+
+mod auth;
+mod bad_input;
+mod config_errors;
+mod lifecycle;
+mod metrics;
+mod ops;
+mod tls;

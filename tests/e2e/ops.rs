@@ -1,0 +1,95 @@
+//! Operations endpoints and the OpenAPI document.
+
+use crate::support::*;
+
+#[tokio::test]
+async fn health_and_readiness() {
+    let daemon = Daemon::start();
+    let (status, body) = daemon.get("/healthz", None).await;
+    assert_eq!((status, body["status"].as_str()), (200, Some("ok")));
+    let (status, body) = daemon.get("/readyz", None).await;
+    assert_eq!(status, 200);
+    assert_eq!(body["status"], "ready");
+    assert_eq!(body["checks"][0]["name"], "store");
+    assert_eq!(body["checks"][0]["ok"], true);
+}
+
+#[tokio::test]
+async fn openapi_document_describes_the_served_routes() {
+    let daemon = Daemon::start();
+    let (status, doc) = daemon.get("/openapi.json", None).await;
+    assert_eq!(status, 200);
+    assert!(doc["openapi"].as_str().unwrap().starts_with("3."));
+    let paths = doc["paths"].as_object().unwrap();
+    for path in [
+        "/healthz",
+        "/readyz",
+        "/metrics",
+        "/openapi.json",
+        "/v1/merchants",
+        "/v1/merchants/{id}",
+    ] {
+        assert!(
+            paths.contains_key(path),
+            "{path} missing from /openapi.json"
+        );
+    }
+    // Every documented GET path is really served (none answers route_not_found).
+    for (path, item) in paths {
+        if item.get("get").is_some() {
+            let concrete = path.replace("{id}", "m_demo");
+            let (status, body) = daemon.get(&concrete, Some(ADMIN)).await;
+            assert_ne!(status, 404, "{path}: {body}");
+        }
+    }
+    // The error model of API.md §3.
+    let detail = &doc["components"]["schemas"]["ErrorDetail"]["properties"];
+    for field in ["type", "code", "message", "param", "request_id"] {
+        assert!(detail.get(field).is_some(), "ErrorDetail.{field} missing");
+    }
+    assert_eq!(
+        doc["components"]["securitySchemes"]["api_key"]["scheme"],
+        "bearer"
+    );
+}
+
+#[tokio::test]
+async fn demo_keys_on_a_network_address_are_warned_about() {
+    let daemon = Daemon::start_with(Options {
+        extra_args: vec!["--listen".into(), "0.0.0.0:0".into()],
+        ..Options::default()
+    });
+    let logs = daemon.logs();
+    assert!(
+        logs.contains("demo API keys are enabled on a non-loopback address"),
+        "{logs}"
+    );
+
+    let local = Daemon::start();
+    assert!(!local.logs().contains("non-loopback"), "{}", local.logs());
+}
+
+#[tokio::test]
+async fn unix_socket_serves_the_api() {
+    let dir = tempfile::tempdir().unwrap();
+    let socket = dir.path().join("api.sock");
+    let config = default_config_text().replace(
+        "[server]\n",
+        &format!("[server]\nunix_socket = \"{}\"\n", socket.display()),
+    );
+    let daemon = Daemon::start_with(Options {
+        config_text: config,
+        ..Options::default()
+    });
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::UnixStream::connect(&socket).await.unwrap();
+    stream
+        .write_all(format!("GET /v1/merchants/m_demo HTTP/1.1\r\nhost: x\r\nauthorization: Bearer {ERP}\r\nconnection: close\r\n\r\n").as_bytes())
+        .await
+        .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).await.unwrap();
+    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+    assert!(response.contains("\"Demo Coffee\""), "{response}");
+    drop(daemon);
+}
