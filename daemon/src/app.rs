@@ -9,13 +9,17 @@ use crate::auth::KeyRing;
 use crate::config::Config;
 use crate::merchants::MerchantDirectory;
 use crate::metrics::Metrics;
+use crate::plugins::PluginHost;
 use crate::store::Store;
 
 pub struct AppState {
+    /// The config the daemon started with (command-line overrides applied).
+    pub config: Config,
     pub keys: KeyRing,
     pub merchants: MerchantDirectory,
     pub store: Store,
-    pub metrics: Metrics,
+    pub plugins: PluginHost,
+    pub metrics: Arc<Metrics>,
     /// Largest accepted request body (`server.body_bytes_max`).
     pub body_bytes_max: usize,
     /// The serialized OpenAPI document, set once the router (its source) is built.
@@ -23,15 +27,24 @@ pub struct AppState {
 }
 
 impl AppState {
-    pub fn new(config: &Config, store: Store) -> Arc<AppState> {
+    pub fn new(config: Config, store: Store, plugins: PluginHost, metrics: Arc<Metrics>) -> Arc<AppState> {
         Arc::new(AppState {
             keys: KeyRing::from_config(&config.api_keys),
             merchants: MerchantDirectory::from_config(&config.merchants),
-            store,
-            metrics: Metrics::new(),
             body_bytes_max: *config.server.body_bytes_max.get_ref(),
+            config,
+            store,
+            plugins,
+            metrics,
             openapi_json: OnceLock::new(),
         })
+    }
+
+    /// Re-reads the config file and reloads its `[[plugins]]`; nothing else of the file is
+    /// applied (that needs a restart).
+    pub async fn reload_plugins(&self) -> Result<crate::plugins::ReloadReport, String> {
+        let fresh = Config::load(self.config.file()).map_err(|e| format!("invalid config: {e}"))?;
+        self.plugins.reload(&fresh, &self.config).await
     }
 }
 

@@ -36,6 +36,19 @@ enum Command {
     /// Work with API keys.
     #[command(subcommand)]
     Keys(KeysCommand),
+    /// Work with plugin files.
+    #[command(subcommand)]
+    Plugin(PluginCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum PluginCommand {
+    /// Show a component's world version, imports, exports, SHA-256, providers and methods
+    /// (exit 2 if it is not a plugin this paygated can load).
+    Inspect {
+        /// The component file (`.wasm`).
+        file: PathBuf,
+    },
 }
 
 /// Options of `paygated serve`.
@@ -90,6 +103,52 @@ pub fn main() -> ExitCode {
             merchants,
             id,
         }) => keys_new(&role, merchants, id),
+        Command::Plugin(PluginCommand::Inspect { file }) => plugin_inspect(&file),
+    }
+}
+
+fn plugin_inspect(file: &std::path::Path) -> ExitCode {
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("paygated: cannot start the async runtime: {e}");
+            return ExitCode::from(EXIT_RUNTIME);
+        }
+    };
+    let inspection = match runtime.block_on(crate::plugins::PluginHost::inspect(file)) {
+        Ok(inspection) => inspection,
+        Err(e) => {
+            eprintln!("paygated: {}: {e}", file.display());
+            return ExitCode::from(EXIT_CONFIG);
+        }
+    };
+    println!("file      {}", file.display());
+    println!("sha256    {}", inspection.sha256);
+    match &inspection.world_version {
+        Ok(version) => println!("world     {}@{version} (compatible)", crate::plugins::WORLD_PACKAGE),
+        Err(e) => println!("world     INCOMPATIBLE: {e}"),
+    }
+    println!("imports   {}", inspection.imports.join(", "));
+    println!("exports   {}", inspection.exports.join(", "));
+    if let Some(info) = &inspection.info {
+        println!("plugin    {} {}", info.name, info.version);
+        for provider in &info.providers {
+            let methods: Vec<&str> = provider.methods.iter().map(|m| crate::plugins::method_name(*m)).collect();
+            let operations: Vec<&str> = provider.operations.iter().map(|o| crate::plugins::operation_name(*o)).collect();
+            println!(
+                "provider  {} ({}): methods [{}], currencies [{}], operations [{}]",
+                provider.name,
+                provider.display_name,
+                methods.join(", "),
+                provider.currencies.join(", "),
+                operations.join(", ")
+            );
+        }
+    }
+    if inspection.world_version.is_ok() && inspection.info.is_some() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(EXIT_CONFIG)
     }
 }
 

@@ -36,6 +36,12 @@ pub struct Config {
     /// Merchants declared in the file; the onboarding API adds more at run time.
     #[serde(default)]
     pub merchants: Vec<MerchantConfig>,
+    /// How plugins are run and trusted.
+    #[serde(default)]
+    pub plugin_host: PluginHostConfig,
+    /// The wallet plugins to load.
+    #[serde(default)]
+    pub plugins: Vec<PluginConfig>,
     /// The file this came from and its text, to locate problems found after loading
     /// (a taken listen address, an unreadable certificate).
     #[serde(skip)]
@@ -78,6 +84,127 @@ pub struct TlsConfig {
     /// PEM CA bundle; when set, every client must present a certificate it signed.
     #[serde(default)]
     pub client_ca_file: Option<Spanned<PathBuf>>,
+}
+
+/// `[plugin_host]`: settings shared by every plugin.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PluginHostConfig {
+    /// Refuse any plugin whose `sha256` is not set in its `[[plugins]]` entry.
+    #[serde(default)]
+    pub require_pinned: bool,
+    /// Hex Ed25519 public keys whose signatures (`<plugin>.wasm.sig`) are trusted. When
+    /// non-empty, every plugin must carry a valid signature by one of them.
+    #[serde(default = "no_signers")]
+    pub trusted_signers: Spanned<Vec<String>>,
+    /// Plugin calls that may run at once; more wait for a free slot.
+    #[serde(default = "default_max_concurrent_calls")]
+    pub max_concurrent_calls: Spanned<u32>,
+    /// Where compiled plugins are cached (default: `<data_dir>/plugin-cache`).
+    #[serde(default)]
+    pub cache_dir: Option<PathBuf>,
+    /// Extra PEM CA certificates trusted for plugins' outbound HTTPS (e.g. a provider
+    /// simulator's), in addition to the Web PKI roots.
+    #[serde(default)]
+    pub extra_ca_file: Option<Spanned<PathBuf>>,
+}
+
+impl Default for PluginHostConfig {
+    fn default() -> Self {
+        PluginHostConfig {
+            require_pinned: false,
+            trusted_signers: no_signers(),
+            max_concurrent_calls: default_max_concurrent_calls(),
+            cache_dir: None,
+            extra_ca_file: None,
+        }
+    }
+}
+
+/// `[[plugins]]`: one wallet plugin.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PluginConfig {
+    /// The plugin's name in logs, metrics and `GET /v1/plugins`.
+    pub name: Spanned<String>,
+    /// The component file (`.wasm`).
+    pub path: Spanned<PathBuf>,
+    /// Hex SHA-256 of the file; when set, any other file is refused.
+    #[serde(default)]
+    pub sha256: Option<Spanned<String>>,
+    /// Origins (`scheme://host[:port]`) the plugin may send HTTP requests to.
+    #[serde(default = "no_hosts")]
+    pub allowed_hosts: Spanned<Vec<String>>,
+    #[serde(default)]
+    pub limits: PluginLimitsConfig,
+    /// Non-secret settings handed to the plugin (base URLs, ...); a merchant's settings for
+    /// the provider override them key by key.
+    #[serde(default)]
+    pub settings: toml::Table,
+}
+
+/// `[plugins.limits]`: what one call of the plugin may use.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PluginLimitsConfig {
+    /// Wall-clock time for one call, host I/O included.
+    #[serde(default = "default_deadline_ms")]
+    pub deadline_ms: Spanned<u64>,
+    /// Linear memory the plugin may grow to.
+    #[serde(default = "default_memory_bytes")]
+    pub memory_bytes: Spanned<u64>,
+    /// Size of anything the plugin returns (strings and lists, summed).
+    #[serde(default = "default_output_bytes")]
+    pub output_bytes: Spanned<u64>,
+    /// Size of an HTTP response body the plugin may receive.
+    #[serde(default = "default_http_response_bytes")]
+    pub http_response_bytes: Spanned<u64>,
+    /// Log lines one call may write; further lines are dropped and counted.
+    #[serde(default = "default_log_lines")]
+    pub log_lines_per_call: Spanned<u32>,
+}
+
+impl Default for PluginLimitsConfig {
+    fn default() -> Self {
+        PluginLimitsConfig {
+            deadline_ms: default_deadline_ms(),
+            memory_bytes: default_memory_bytes(),
+            output_bytes: default_output_bytes(),
+            http_response_bytes: default_http_response_bytes(),
+            log_lines_per_call: default_log_lines(),
+        }
+    }
+}
+
+/// Bounds on plugin limits an operator may configure.
+pub const PLUGIN_DEADLINE_MS_MAX: u64 = 120_000;
+pub const PLUGIN_MEMORY_BYTES_MAX: u64 = 1 << 30;
+pub const PLUGIN_OUTPUT_BYTES_MAX: u64 = 64 << 20;
+pub const PLUGIN_CONCURRENT_CALLS_MAX: u32 = 4096;
+
+fn no_signers() -> Spanned<Vec<String>> {
+    Spanned::new(0..0, Vec::new())
+}
+fn no_hosts() -> Spanned<Vec<String>> {
+    Spanned::new(0..0, Vec::new())
+}
+fn default_max_concurrent_calls() -> Spanned<u32> {
+    Spanned::new(0..0, 256)
+}
+fn default_deadline_ms() -> Spanned<u64> {
+    Spanned::new(0..0, 10_000)
+}
+fn default_memory_bytes() -> Spanned<u64> {
+    Spanned::new(0..0, 64 << 20)
+}
+fn default_output_bytes() -> Spanned<u64> {
+    Spanned::new(0..0, 1 << 20)
+}
+fn default_http_response_bytes() -> Spanned<u64> {
+    Spanned::new(0..0, 4 << 20)
+}
+fn default_log_lines() -> Spanned<u32> {
+    Spanned::new(0..0, 100)
 }
 
 /// `[store]`: the embedded database.
@@ -135,7 +262,7 @@ pub enum KeySource {
 }
 
 impl KeySource {
-    fn parse(text: &str) -> Result<KeySource, String> {
+    pub fn parse(text: &str) -> Result<KeySource, String> {
         let (kind, rest) = text
             .split_once(':')
             .ok_or_else(|| format!("\"{text}\" must start with file:, env: or inline:"))?;
@@ -359,6 +486,7 @@ impl Config {
                 }
             }
         }
+        self.validate_plugins(at)?;
         let mut merchant_ids = BTreeSet::new();
         for (i, merchant) in self.merchants.iter().enumerate() {
             let field = |name: &str| format!("merchants[{i}].{name}");
@@ -400,6 +528,98 @@ impl Config {
                         Ok(_) => {}
                         Err(message) => return Err(at.error(source.span(), field, message)),
                     }
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Config {
+    fn validate_plugins(&self, at: &Locator<'_>) -> Result<(), ConfigError> {
+        let host = &self.plugin_host;
+        for signer in host.trusted_signers.get_ref() {
+            if signer.len() != 64 || !signer.bytes().all(|b| b.is_ascii_hexdigit()) {
+                return Err(at.error(
+                    host.trusted_signers.span(),
+                    "plugin_host.trusted_signers",
+                    format!("\"{signer}\" is not a hex Ed25519 public key (64 hex characters)"),
+                ));
+            }
+        }
+        let calls = *host.max_concurrent_calls.get_ref();
+        if calls == 0 || calls > PLUGIN_CONCURRENT_CALLS_MAX {
+            return Err(at.error(
+                host.max_concurrent_calls.span(),
+                "plugin_host.max_concurrent_calls",
+                format!("must be between 1 and {PLUGIN_CONCURRENT_CALLS_MAX}, got {calls}"),
+            ));
+        }
+        if let Some(ca) = &host.extra_ca_file
+            && !ca.get_ref().is_file()
+        {
+            return Err(at.error(
+                ca.span(),
+                "plugin_host.extra_ca_file",
+                format!("file {} does not exist", ca.get_ref().display()),
+            ));
+        }
+        let mut names = BTreeSet::new();
+        for (i, plugin) in self.plugins.iter().enumerate() {
+            let field = |name: &str| format!("plugins[{i}].{name}");
+            check_name(at, &plugin.name, &field("name"), "")?;
+            if !names.insert(plugin.name.get_ref().as_str()) {
+                return Err(at.error(
+                    plugin.name.span(),
+                    field("name"),
+                    format!("duplicate plugin name \"{}\"", plugin.name.get_ref()),
+                ));
+            }
+            if !plugin.path.get_ref().is_file() {
+                return Err(at.error(
+                    plugin.path.span(),
+                    field("path"),
+                    format!(
+                        "plugin file {} does not exist (cargo xtask build puts the bundled plugins in target/plugins/)",
+                        plugin.path.get_ref().display()
+                    ),
+                ));
+            }
+            match &plugin.sha256 {
+                Some(hash) => {
+                    let text = hash.get_ref();
+                    if text.len() != 64 || !text.bytes().all(|b| b.is_ascii_hexdigit()) {
+                        return Err(at.error(hash.span(), field("sha256"), "must be 64 hex characters"));
+                    }
+                }
+                None if host.require_pinned => {
+                    return Err(at.error(
+                        plugin.name.span(),
+                        field("sha256"),
+                        "plugin_host.require_pinned is set, so every plugin needs its sha256",
+                    ));
+                }
+                None => {}
+            }
+            for origin in plugin.allowed_hosts.get_ref() {
+                crate::plugins::Origin::parse(origin)
+                    .map_err(|m| at.error(plugin.allowed_hosts.span(), field("allowed_hosts"), m))?;
+            }
+            let limits = &plugin.limits;
+            let bounded = [
+                (&limits.deadline_ms, "limits.deadline_ms", 1, PLUGIN_DEADLINE_MS_MAX),
+                (&limits.memory_bytes, "limits.memory_bytes", 1 << 20, PLUGIN_MEMORY_BYTES_MAX),
+                (&limits.output_bytes, "limits.output_bytes", 1024, PLUGIN_OUTPUT_BYTES_MAX),
+                (&limits.http_response_bytes, "limits.http_response_bytes", 1024, PLUGIN_OUTPUT_BYTES_MAX),
+            ];
+            for (value, name, min, max) in bounded {
+                let v = *value.get_ref();
+                if !(min..=max).contains(&v) {
+                    return Err(at.error(
+                        value.span(),
+                        field(name),
+                        format!("must be between {min} and {max}, got {v}"),
+                    ));
                 }
             }
         }

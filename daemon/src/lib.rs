@@ -13,6 +13,7 @@ pub mod ids;
 pub mod logging;
 pub mod merchants;
 pub mod metrics;
+pub mod plugins;
 pub mod serve;
 pub mod server;
 pub mod store;

@@ -19,36 +19,82 @@ pub struct Metrics {
     registry: Registry,
     http_requests_total: IntCounterVec,
     http_request_duration_seconds: HistogramVec,
+    plugin_calls_total: IntCounterVec,
+    plugin_call_duration_seconds: HistogramVec,
+    plugin_faults_total: IntCounterVec,
+}
+
+fn counter(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
+    let metric = IntCounterVec::new(Opts::new(name, help), labels).expect("valid metric definition");
+    registry
+        .register(Box::new(metric.clone()))
+        .expect("metric registered once");
+    metric
+}
+
+fn histogram(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> HistogramVec {
+    let metric = HistogramVec::new(
+        HistogramOpts::new(name, help).buckets(LATENCY_BUCKETS.to_vec()),
+        labels,
+    )
+    .expect("valid metric definition");
+    registry
+        .register(Box::new(metric.clone()))
+        .expect("metric registered once");
+    metric
 }
 
 impl Metrics {
     pub fn new() -> Metrics {
         let registry = Registry::new();
-        let http_requests_total = IntCounterVec::new(
-            Opts::new("paygate_http_requests_total", "HTTP requests answered"),
-            &["route", "method", "status"],
-        )
-        .expect("valid metric definition");
-        let http_request_duration_seconds = HistogramVec::new(
-            HistogramOpts::new(
+        Metrics {
+            http_requests_total: counter(
+                &registry,
+                "paygate_http_requests_total",
+                "HTTP requests answered",
+                &["route", "method", "status"],
+            ),
+            http_request_duration_seconds: histogram(
+                &registry,
                 "paygate_http_request_duration_seconds",
                 "Time from receiving a request to answering it",
-            )
-            .buckets(LATENCY_BUCKETS.to_vec()),
-            &["route"],
-        )
-        .expect("valid metric definition");
-        registry
-            .register(Box::new(http_requests_total.clone()))
-            .expect("metric registered once");
-        registry
-            .register(Box::new(http_request_duration_seconds.clone()))
-            .expect("metric registered once");
-        Metrics {
+                &["route"],
+            ),
+            plugin_calls_total: counter(
+                &registry,
+                "paygate_plugin_calls_total",
+                "Plugin calls, by outcome (ok, a provider error kind, or a fault kind)",
+                &["plugin", "operation", "outcome"],
+            ),
+            plugin_call_duration_seconds: histogram(
+                &registry,
+                "paygate_plugin_call_duration_seconds",
+                "Plugin call time, instantiation and host I/O included",
+                &["plugin", "operation"],
+            ),
+            plugin_faults_total: counter(
+                &registry,
+                "paygate_plugin_faults_total",
+                "Plugin calls that trapped, timed out, ran out of memory or broke the contract",
+                &["plugin", "kind"],
+            ),
             registry,
-            http_requests_total,
-            http_request_duration_seconds,
         }
+    }
+
+    /// Counts one plugin call.
+    pub fn observe_plugin_call(&self, plugin: &str, operation: &str, outcome: &str, elapsed: Duration) {
+        self.plugin_calls_total
+            .with_label_values(&[plugin, operation, outcome])
+            .inc();
+        self.plugin_call_duration_seconds
+            .with_label_values(&[plugin, operation])
+            .observe(elapsed.as_secs_f64());
+    }
+
+    /// Counts one plugin fault.
+    pub fn count_plugin_fault(&self, plugin: &str, kind: &str) {
+        self.plugin_faults_total.with_label_values(&[plugin, kind]).inc();
     }
 
     /// Counts one answered HTTP request.

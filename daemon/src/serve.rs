@@ -6,7 +6,11 @@ use std::time::{Duration, Instant};
 
 use toml::Spanned;
 
+use std::sync::Arc;
+
 use crate::app::{self, AppState};
+use crate::metrics::Metrics;
+use crate::plugins::PluginHost;
 use crate::cli::{EXIT_CONFIG, EXIT_RUNTIME, ServeArgs};
 use crate::config::Config;
 use crate::server::{self, Drain, Listeners};
@@ -68,8 +72,18 @@ async fn serve(config: Config) -> ExitCode {
             return ExitCode::from(EXIT_CONFIG);
         }
     };
-    let state = AppState::new(&config, store);
-    warn_about_demo_keys(&config, &state, &listeners);
+    let metrics = Arc::new(Metrics::new());
+    let plugins = match PluginHost::start(&config, metrics.clone()).await {
+        Ok(plugins) => plugins,
+        Err(e) => {
+            tracing::error!("invalid config: {e}");
+            eprintln!("paygated: invalid config: {e}");
+            return ExitCode::from(EXIT_CONFIG);
+        }
+    };
+    let state = AppState::new(config, store, plugins, metrics);
+    let config = &state.config;
+    warn_about_demo_keys(config, &state, &listeners);
     for merchant in config.api_keys.iter().flat_map(|k| k.merchants.get_ref()) {
         if state.merchants.get(merchant).is_none() {
             tracing::warn!(
@@ -86,6 +100,7 @@ async fn serve(config: Config) -> ExitCode {
             return ExitCode::from(EXIT_RUNTIME);
         }
     };
+    spawn_reload_on_sighup(state.clone());
     let urls = listeners.urls();
     tracing::info!(
         listen = ?urls,
@@ -114,6 +129,26 @@ async fn serve(config: Config) -> ExitCode {
             ExitCode::from(EXIT_RUNTIME)
         }
     }
+}
+
+/// SIGHUP reloads the plugins from the config file (as `POST /v1/plugins/reload` does).
+fn spawn_reload_on_sighup(state: Arc<AppState>) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut hangup = match signal(SignalKind::hangup()) {
+        Ok(hangup) => hangup,
+        Err(e) => {
+            tracing::warn!("cannot listen for SIGHUP; reload through the API only: {e}");
+            return;
+        }
+    };
+    tokio::spawn(async move {
+        while hangup.recv().await.is_some() {
+            tracing::info!("SIGHUP: reloading plugins");
+            if let Err(e) = state.reload_plugins().await {
+                tracing::error!("plugin reload failed; the previous plugins stay in service: {e}");
+            }
+        }
+    });
 }
 
 fn warn_about_demo_keys(config: &Config, state: &AppState, listeners: &Listeners) {

@@ -138,13 +138,12 @@ fn bad_command_line_override() {
 
 #[test]
 fn shipped_config_checks_clean() {
-    let root = repo_root();
-    let output = run_paygated(&[
-        "config",
-        "check",
-        "--config",
-        root.join("config/paygate.toml").to_str().unwrap(),
-    ]);
+    // From the repository root, as `cargo xtask run` starts it (plugin paths are relative).
+    let output = std::process::Command::new(paygated())
+        .args(["config", "check", "--config", "config/paygate.toml"])
+        .current_dir(repo_root())
+        .output()
+        .unwrap();
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert_eq!(
         output.status.code(),

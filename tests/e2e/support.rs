@@ -32,10 +32,40 @@ pub fn sha256_hex(text: &str) -> String {
 /// key scoped to it.
 pub fn default_config_text() -> String {
     let shipped = std::fs::read_to_string(repo_root().join("config/paygate.toml")).unwrap();
+    // The shipped config names plugins relative to the repository root; tests run elsewhere.
+    let shipped = shipped.replace("\"target/plugins/", &format!("\"{}/", plugin_dir().display()));
+    // Every test daemon shares one compiled-plugin cache, as restarts of one daemon do.
+    let shipped = shipped.replace(
+        "# cache_dir = \"/var/cache/paygate\"",
+        &format!("cache_dir = \"{}\"", shared_plugin_cache().display()),
+    );
     format!(
         "{shipped}\n[[merchants]]\nid = \"m_other\"\nname = \"Other Shop\"\n\n[[api_keys]]\nid = \"key_other_erp\"\nrole = \"erp\"\nmerchants = [\"m_other\"]\nsha256 = \"{}\"\n",
         sha256_hex(OTHER_ERP)
     )
+}
+
+/// Where `cargo xtask build` puts the bundled plugins.
+pub fn plugin_dir() -> PathBuf {
+    let dir = repo_root().join("target/plugins");
+    assert!(
+        dir.join("paygate-plugin-mock.wasm").is_file(),
+        "{} has no plugins: run `cargo xtask build` (or `cargo xtask test`) first",
+        dir.display()
+    );
+    dir
+}
+
+/// The compiled-plugin cache the test daemons share.
+pub fn shared_plugin_cache() -> PathBuf {
+    repo_root().join("target/test-plugin-cache")
+}
+
+/// Where `cargo xtask build` puts the test plugins (hostile, future world).
+pub fn test_plugin(name: &str) -> PathBuf {
+    let path = repo_root().join("target/test-plugins").join(format!("{name}.wasm"));
+    assert!(path.is_file(), "{} is missing: run `cargo xtask build` first", path.display());
+    path
 }
 
 pub fn repo_root() -> PathBuf {

@@ -16,6 +16,8 @@ use std::process::{Command, ExitCode};
 const PLUGIN_TARGET: &str = "wasm32-wasip2";
 /// Where `build` puts the plugin components, one `<crate name>.wasm` each.
 const PLUGIN_OUT_DIR: &str = "target/plugins";
+/// Where `build` puts the test plugins (hostile, wrong world version, ...).
+const TEST_PLUGIN_OUT_DIR: &str = "target/test-plugins";
 
 fn main() -> ExitCode {
     let args: Vec<String> = env::args().skip(1).collect();
@@ -71,49 +73,40 @@ fn run_command(command: &mut Command) -> Result<()> {
 }
 
 fn build() -> Result<()> {
-    let plugins = plugin_crates()?;
-    if plugins.is_empty() {
-        println!("xtask: no plugin crates under plugins/ yet");
+    let plugins = plugin_crates("plugins")?;
+    let test_plugins = plugin_crates("tests/plugins")?;
+    if plugins.is_empty() && test_plugins.is_empty() {
+        println!("xtask: no plugin crates yet");
     } else {
         ensure_wasm_target()?;
-        fs::create_dir_all(PLUGIN_OUT_DIR)
-            .map_err(|e| format!("cannot create {PLUGIN_OUT_DIR}: {e}"))?;
-        for (name, manifest) in &plugins {
-            run_command(
-                cargo()
-                    .args([
-                        "build",
-                        "--release",
-                        "--target",
-                        PLUGIN_TARGET,
-                        "--manifest-path",
-                    ])
-                    .arg(manifest),
-            )?;
-            let artifact = format!(
-                "target/{PLUGIN_TARGET}/release/{}.wasm",
-                name.replace('-', "_")
-            );
-            let out = format!("{PLUGIN_OUT_DIR}/{name}.wasm");
-            fs::copy(&artifact, &out)
-                .map_err(|e| format!("cannot copy {artifact} to {out}: {e}"))?;
-            println!("xtask: plugin {name} -> {out}");
+        // One cargo invocation for every plugin: they share dependencies.
+        let mut command = cargo();
+        command.args(["build", "--profile", "plugin", "--target", PLUGIN_TARGET]);
+        for name in plugins.iter().chain(&test_plugins) {
+            command.args(["--package", name]);
         }
+        run_command(&mut command)?;
+        copy_components(&plugins, PLUGIN_OUT_DIR)?;
+        copy_components(&test_plugins, TEST_PLUGIN_OUT_DIR)?;
     }
-    run_command(cargo().args([
-        "build",
-        "--release",
-        "--package",
-        "paygate-daemon",
-        "--bin",
-        "paygated",
-    ]))
+    run_command(cargo().args(["build", "--release", "--package", "paygate-daemon", "--bin", "paygated"]))
 }
 
-/// `(crate name, manifest path)` of every crate directly under `plugins/`.
-fn plugin_crates() -> Result<Vec<(String, PathBuf)>> {
+fn copy_components(names: &[String], out_dir: &str) -> Result<()> {
+    fs::create_dir_all(out_dir).map_err(|e| format!("cannot create {out_dir}: {e}"))?;
+    for name in names {
+        let artifact = format!("target/{PLUGIN_TARGET}/plugin/{}.wasm", name.replace('-', "_"));
+        let out = format!("{out_dir}/{name}.wasm");
+        fs::copy(&artifact, &out).map_err(|e| format!("cannot copy {artifact} to {out}: {e}"))?;
+        println!("xtask: plugin {name} -> {out}");
+    }
+    Ok(())
+}
+
+/// The package name of every crate directly under `dir`.
+fn plugin_crates(dir: &str) -> Result<Vec<String>> {
     let mut crates = Vec::new();
-    let entries = match fs::read_dir("plugins") {
+    let entries = match fs::read_dir(dir) {
         Ok(entries) => entries,
         Err(_) => return Ok(crates),
     };
@@ -129,7 +122,7 @@ fn plugin_crates() -> Result<Vec<(String, PathBuf)>> {
             .find_map(|line| line.trim().strip_prefix("name = \""))
             .and_then(|rest| rest.strip_suffix('"'))
             .ok_or_else(|| format!("{} has no package name", manifest.display()))?;
-        crates.push((name.to_owned(), manifest));
+        crates.push(name.to_owned());
     }
     crates.sort();
     Ok(crates)

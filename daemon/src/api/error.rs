@@ -33,6 +33,13 @@ pub enum ApiError {
         message: String,
         param: Option<String>,
     },
+    /// The request is well-formed but cannot be carried out as asked.
+    #[error("{message}")]
+    Unprocessable {
+        code: &'static str,
+        message: String,
+        param: Option<String>,
+    },
     #[error("{message}")]
     UnsupportedMediaType { message: String },
     #[error("request body is larger than the {limit_bytes}-byte limit")]
@@ -64,6 +71,7 @@ impl ApiError {
     pub fn status(&self) -> StatusCode {
         match self {
             ApiError::InvalidRequest { .. } => StatusCode::BAD_REQUEST,
+            ApiError::Unprocessable { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::UnsupportedMediaType { .. } => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::NotFound { .. } | ApiError::RouteNotFound { .. } => StatusCode::NOT_FOUND,
@@ -77,6 +85,7 @@ impl ApiError {
     pub fn error_type(&self) -> ErrorType {
         match self {
             ApiError::InvalidRequest { .. }
+            | ApiError::Unprocessable { .. }
             | ApiError::UnsupportedMediaType { .. }
             | ApiError::PayloadTooLarge { .. }
             | ApiError::NotFound { .. }
@@ -90,7 +99,7 @@ impl ApiError {
 
     pub fn code(&self) -> &'static str {
         match self {
-            ApiError::InvalidRequest { code, .. } => code,
+            ApiError::InvalidRequest { code, .. } | ApiError::Unprocessable { code, .. } => code,
             ApiError::UnsupportedMediaType { .. } => "content_type_invalid",
             ApiError::PayloadTooLarge { .. } => "body_too_large",
             ApiError::NotFound { .. } => "resource_missing",
@@ -104,7 +113,9 @@ impl ApiError {
 
     fn param(&self) -> Option<&str> {
         match self {
-            ApiError::InvalidRequest { param, .. } => param.as_deref(),
+            ApiError::InvalidRequest { param, .. } | ApiError::Unprocessable { param, .. } => {
+                param.as_deref()
+            }
             _ => None,
         }
     }

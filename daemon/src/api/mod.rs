@@ -12,6 +12,7 @@ mod list;
 mod merchants;
 mod observe;
 mod ops;
+mod plugins;
 mod request_id;
 #[cfg(feature = "test-hooks")]
 mod test_hooks;
@@ -60,6 +61,8 @@ pub fn router(state: Arc<AppState>) -> (Router, utoipa::openapi::OpenApi) {
         .routes(routes!(ops::openapi_json))
         .routes(routes!(merchants::list_merchants))
         .routes(routes!(merchants::get_merchant))
+        .routes(routes!(plugins::list_plugins))
+        .routes(routes!(plugins::reload_plugins))
         .split_for_parts();
     #[cfg(feature = "test-hooks")]
     let routes = routes.route("/v1/_test/echo", axum::routing::post(test_hooks::echo));

@@ -59,7 +59,17 @@ pub async fn readyz(State(state): State<Arc<AppState>>) -> (StatusCode, Json<Hea
             detail: e.to_string(),
         },
     };
-    let checks = vec![store];
+    let plugins = state.plugins.plugins();
+    let plugins = Check {
+        name: "plugins",
+        ok: !plugins.is_empty(),
+        detail: if plugins.is_empty() {
+            "no plugin loaded: no provider can be called".into()
+        } else {
+            format!("{} loaded", plugins.len())
+        },
+    };
+    let checks = vec![store, plugins];
     let ready = checks.iter().all(|c| c.ok);
     let status = if ready {
         StatusCode::OK

@@ -1,0 +1,422 @@
+//! The host's custody of merchants' keys. Plugins name a key; the key's bytes never leave
+//! this module. Keys are loaded once at start from `[merchants.providers.<p>.keys]`, looked
+//! up by (merchant, provider, name), and zeroized when dropped.
+//!
+//! Algorithms: RSA PKCS#1 v1.5 SHA-256 sign/verify, ECDSA P-256 SHA-256 sign/verify (ring);
+//! HMAC-SHA256 and AES-GCM (ring); RSA-OAEP with SHA-1 or SHA-256 (the `rsa` crate, since
+//! ring has no RSA decryption).
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use ring::rand::SystemRandom;
+use ring::signature::{self, EcdsaKeyPair, KeyPair, RsaKeyPair, UnparsedPublicKey};
+use rsa::pkcs8::DecodePrivateKey;
+use zeroize::Zeroizing;
+
+use crate::config::{Config, ConfigError, KeySource};
+
+/// What a key can do, by what it is.
+enum KeyMaterial {
+    Rsa {
+        signing: RsaKeyPair,
+        decrypting: Box<rsa::RsaPrivateKey>,
+    },
+    RsaPublic(Vec<u8>),
+    Ecdsa(EcdsaKeyPair),
+    EcdsaPublic(Vec<u8>),
+    /// HMAC and AES keys: raw bytes.
+    Secret(Zeroizing<Vec<u8>>),
+}
+
+impl fmt::Debug for KeyMaterial {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Never print key bytes.
+        let kind = match self {
+            KeyMaterial::Rsa { .. } => "rsa private key",
+            KeyMaterial::RsaPublic(_) => "rsa public key",
+            KeyMaterial::Ecdsa(_) => "ecdsa p-256 private key",
+            KeyMaterial::EcdsaPublic(_) => "ecdsa p-256 public key",
+            KeyMaterial::Secret(_) => "secret",
+        };
+        f.write_str(kind)
+    }
+}
+
+/// Signature algorithms a plugin may ask for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SignatureAlgorithm {
+    RsaPkcs1Sha256,
+    EcdsaP256Sha256,
+}
+
+/// Decryption a plugin may ask for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cipher {
+    AesGcm,
+    RsaOaepSha1,
+    RsaOaepSha256,
+}
+
+/// Why a key operation failed (what the plugin is told).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KeyError {
+    UnknownKey(String),
+    Unsupported(String),
+    Failed(String),
+}
+
+/// Every merchant's keys, by (merchant id, provider, key name).
+#[derive(Debug, Default)]
+pub struct KeyStore {
+    keys: BTreeMap<(String, String, String), KeyMaterial>,
+}
+
+impl KeyStore {
+    /// Loads and parses every key the config names. A key that cannot be read or parsed is a
+    /// config error naming its field.
+    pub fn load(config: &Config) -> Result<KeyStore, ConfigError> {
+        let mut keys = BTreeMap::new();
+        for (i, merchant) in config.merchants.iter().enumerate() {
+            for (provider, settings) in &merchant.providers {
+                for (name, source) in &settings.keys {
+                    let field = format!("merchants[{i}].providers.{provider}.keys.{name}");
+                    let error = |message: String| config.error_at(source.span(), field.clone(), message);
+                    let source = KeySource::parse(source.get_ref()).map_err(&error)?;
+                    let bytes = read_source(&source).map_err(&error)?;
+                    let material = parse_material(bytes).map_err(&error)?;
+                    keys.insert(
+                        (merchant.id.get_ref().clone(), provider.clone(), name.clone()),
+                        material,
+                    );
+                }
+            }
+        }
+        Ok(KeyStore { keys })
+    }
+
+    fn get(&self, merchant: &str, provider: &str, name: &str) -> Result<&KeyMaterial, KeyError> {
+        self.keys
+            .get(&(merchant.to_owned(), provider.to_owned(), name.to_owned()))
+            .ok_or_else(|| KeyError::UnknownKey(name.to_owned()))
+    }
+
+    pub fn sign(
+        &self,
+        merchant: &str,
+        provider: &str,
+        name: &str,
+        algorithm: SignatureAlgorithm,
+        data: &[u8],
+    ) -> Result<Vec<u8>, KeyError> {
+        let rng = SystemRandom::new();
+        match (self.get(merchant, provider, name)?, algorithm) {
+            (KeyMaterial::Rsa { signing, .. }, SignatureAlgorithm::RsaPkcs1Sha256) => {
+                let mut signature = vec![0u8; signing.public().modulus_len()];
+                signing
+                    .sign(&signature::RSA_PKCS1_SHA256, &rng, data, &mut signature)
+                    .map_err(|_| KeyError::Failed("RSA signing failed".into()))?;
+                Ok(signature)
+            }
+            (KeyMaterial::Ecdsa(pair), SignatureAlgorithm::EcdsaP256Sha256) => pair
+                .sign(&rng, data)
+                .map(|s| s.as_ref().to_vec())
+                .map_err(|_| KeyError::Failed("ECDSA signing failed".into())),
+            (material, algorithm) => Err(KeyError::Unsupported(format!(
+                "key {name} is a {material:?}; it cannot sign with {algorithm:?}"
+            ))),
+        }
+    }
+
+    pub fn verify(
+        &self,
+        merchant: &str,
+        provider: &str,
+        name: &str,
+        algorithm: SignatureAlgorithm,
+        data: &[u8],
+        signature_bytes: &[u8],
+    ) -> Result<bool, KeyError> {
+        let material = self.get(merchant, provider, name)?;
+        let (public, verification): (&[u8], &dyn signature::VerificationAlgorithm) =
+            match (material, algorithm) {
+                (KeyMaterial::Rsa { signing, .. }, SignatureAlgorithm::RsaPkcs1Sha256) => {
+                    (signing.public().as_ref(), &signature::RSA_PKCS1_2048_8192_SHA256)
+                }
+                (KeyMaterial::RsaPublic(key), SignatureAlgorithm::RsaPkcs1Sha256) => {
+                    (key, &signature::RSA_PKCS1_2048_8192_SHA256)
+                }
+                (KeyMaterial::Ecdsa(pair), SignatureAlgorithm::EcdsaP256Sha256) => {
+                    (pair.public_key().as_ref(), &signature::ECDSA_P256_SHA256_ASN1)
+                }
+                (KeyMaterial::EcdsaPublic(key), SignatureAlgorithm::EcdsaP256Sha256) => {
+                    (key, &signature::ECDSA_P256_SHA256_ASN1)
+                }
+                (material, algorithm) => {
+                    return Err(KeyError::Unsupported(format!(
+                        "key {name} is a {material:?}; it cannot verify {algorithm:?}"
+                    )));
+                }
+            };
+        Ok(UnparsedPublicKey::new(verification, public)
+            .verify(data, signature_bytes)
+            .is_ok())
+    }
+
+    pub fn hmac_sha256(
+        &self,
+        merchant: &str,
+        provider: &str,
+        name: &str,
+        data: &[u8],
+    ) -> Result<Vec<u8>, KeyError> {
+        match self.get(merchant, provider, name)? {
+            KeyMaterial::Secret(secret) => {
+                let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, secret);
+                Ok(ring::hmac::sign(&key, data).as_ref().to_vec())
+            }
+            material => Err(KeyError::Unsupported(format!(
+                "key {name} is a {material:?}, not an HMAC secret"
+            ))),
+        }
+    }
+
+    pub fn decrypt(
+        &self,
+        merchant: &str,
+        provider: &str,
+        name: &str,
+        cipher: Cipher,
+        nonce: &[u8],
+        aad: &[u8],
+        ciphertext: &[u8],
+    ) -> Result<Vec<u8>, KeyError> {
+        match (self.get(merchant, provider, name)?, cipher) {
+            (KeyMaterial::Secret(secret), Cipher::AesGcm) => aes_gcm_open(secret, nonce, aad, ciphertext),
+            (KeyMaterial::Rsa { decrypting, .. }, Cipher::RsaOaepSha1) => decrypting
+                .decrypt(rsa::Oaep::new::<sha1::Sha1>(), ciphertext)
+                .map_err(|_| KeyError::Failed("RSA-OAEP decryption failed".into())),
+            (KeyMaterial::Rsa { decrypting, .. }, Cipher::RsaOaepSha256) => decrypting
+                .decrypt(rsa::Oaep::new::<sha2::Sha256>(), ciphertext)
+                .map_err(|_| KeyError::Failed("RSA-OAEP decryption failed".into())),
+            (material, cipher) => Err(KeyError::Unsupported(format!(
+                "key {name} is a {material:?}; it cannot decrypt {cipher:?}"
+            ))),
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.keys.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.keys.is_empty()
+    }
+}
+
+fn aes_gcm_open(key: &[u8], nonce: &[u8], aad: &[u8], ciphertext: &[u8]) -> Result<Vec<u8>, KeyError> {
+    use ring::aead;
+    let algorithm = match key.len() {
+        16 => &aead::AES_128_GCM,
+        32 => &aead::AES_256_GCM,
+        n => return Err(KeyError::Unsupported(format!("AES-GCM keys are 16 or 32 bytes, this one is {n}"))),
+    };
+    let nonce = aead::Nonce::try_assume_unique_for_key(nonce)
+        .map_err(|_| KeyError::Failed("AES-GCM nonces are 12 bytes".into()))?;
+    let key = aead::LessSafeKey::new(
+        aead::UnboundKey::new(algorithm, key).map_err(|_| KeyError::Failed("bad AES key".into()))?,
+    );
+    let mut buffer = ciphertext.to_vec();
+    let plain = key
+        .open_in_place(nonce, aead::Aad::from(aad), &mut buffer)
+        .map_err(|_| KeyError::Failed("AES-GCM authentication failed".into()))?;
+    Ok(plain.to_vec())
+}
+
+fn read_source(source: &KeySource) -> Result<Zeroizing<Vec<u8>>, String> {
+    match source {
+        KeySource::Inline(value) => Ok(Zeroizing::new(value.as_bytes().to_vec())),
+        KeySource::Env(var) => std::env::var(var)
+            .map(|v| Zeroizing::new(v.into_bytes()))
+            .map_err(|_| format!("environment variable {var} is not set")),
+        KeySource::File(path) => std::fs::read(path)
+            .map(Zeroizing::new)
+            .map_err(|e| format!("cannot read key file {}: {e}", path.display())),
+    }
+}
+
+/// PEM keys by their label; anything else is a raw secret (trailing whitespace trimmed).
+fn parse_material(bytes: Zeroizing<Vec<u8>>) -> Result<KeyMaterial, String> {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{PrivateKeyDer, SubjectPublicKeyInfoDer};
+
+    let is_pem = bytes.trim_ascii_start().starts_with(b"-----BEGIN ");
+    if !is_pem {
+        let trimmed = bytes.trim_ascii_end().to_vec();
+        if trimmed.is_empty() {
+            return Err("the key is empty".into());
+        }
+        return Ok(KeyMaterial::Secret(Zeroizing::new(trimmed)));
+    }
+    if let Ok(private) = PrivateKeyDer::from_pem_slice(&bytes) {
+        return match private {
+            PrivateKeyDer::Pkcs8(der) => parse_pkcs8(der.secret_pkcs8_der()),
+            PrivateKeyDer::Pkcs1(der) => {
+                use rsa::pkcs1::DecodeRsaPrivateKey;
+                let der = der.secret_pkcs1_der();
+                let signing =
+                    RsaKeyPair::from_der(der).map_err(|e| format!("bad PKCS#1 RSA key: {e}"))?;
+                let decrypting = rsa::RsaPrivateKey::from_pkcs1_der(der)
+                    .map_err(|e| format!("RSA key unusable for decryption: {e}"))?;
+                Ok(KeyMaterial::Rsa {
+                    signing,
+                    decrypting: Box::new(decrypting),
+                })
+            }
+            _ => Err("unsupported private key format; use PKCS#8 (BEGIN PRIVATE KEY) or PKCS#1".into()),
+        };
+    }
+    let public = SubjectPublicKeyInfoDer::from_pem_slice(&bytes)
+        .map_err(|_| "not a PEM private key (PKCS#8 or PKCS#1) or public key (BEGIN PUBLIC KEY)".to_string())?;
+    parse_spki(public.as_ref())
+}
+
+fn parse_pkcs8(der: &[u8]) -> Result<KeyMaterial, String> {
+    if let Ok(signing) = RsaKeyPair::from_pkcs8(der) {
+        let decrypting = rsa::RsaPrivateKey::from_pkcs8_der(der)
+            .map_err(|e| format!("RSA key unusable for decryption: {e}"))?;
+        return Ok(KeyMaterial::Rsa {
+            signing,
+            decrypting: Box::new(decrypting),
+        });
+    }
+    EcdsaKeyPair::from_pkcs8(&signature::ECDSA_P256_SHA256_ASN1_SIGNING, der, &SystemRandom::new())
+        .map(KeyMaterial::Ecdsa)
+        .map_err(|_| "a PKCS#8 key that is neither RSA (2048+ bits) nor ECDSA P-256".into())
+}
+
+/// RSA and EC public keys from a SubjectPublicKeyInfo.
+fn parse_spki(der: &[u8]) -> Result<KeyMaterial, String> {
+    use rsa::pkcs8::der::Decode;
+    const RSA: &str = "1.2.840.113549.1.1.1";
+    const EC: &str = "1.2.840.10045.2.1";
+    let info = spki::SubjectPublicKeyInfoRef::from_der(der)
+        .map_err(|e| format!("bad SubjectPublicKeyInfo: {e}"))?;
+    let key = info.subject_public_key.raw_bytes().to_vec();
+    match info.algorithm.oid.to_string().as_str() {
+        RSA => Ok(KeyMaterial::RsaPublic(key)),
+        EC => Ok(KeyMaterial::EcdsaPublic(key)),
+        other => Err(format!("unsupported public key algorithm {other}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use base64::Engine;
+    use base64::engine::general_purpose::STANDARD as B64;
+
+    fn vector(path: &str) -> serde_json::Value {
+        let file = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/vectors").join(path);
+        serde_json::from_str(&std::fs::read_to_string(file).unwrap()).unwrap()
+    }
+
+    fn store(entries: &[(&str, &str, &str, &[u8])]) -> KeyStore {
+        let keys = entries
+            .iter()
+            .map(|(m, p, n, bytes)| {
+                let material = parse_material(Zeroizing::new(bytes.to_vec())).unwrap();
+                ((m.to_string(), p.to_string(), n.to_string()), material)
+            })
+            .collect();
+        KeyStore { keys }
+    }
+
+    #[test]
+    fn rsa_signing_matches_the_wechat_pay_vector() {
+        let v = vector("wechatpay/sign_sha256withrsa.json");
+        let pem = v["private_key_pem"].as_str().unwrap();
+        let keys = store(&[("m_a", "wechatpay", "merchant_private_key", pem.as_bytes())]);
+        let message = v["message"].as_str().unwrap().as_bytes();
+        let signature = keys
+            .sign("m_a", "wechatpay", "merchant_private_key", SignatureAlgorithm::RsaPkcs1Sha256, message)
+            .unwrap();
+        assert_eq!(B64.encode(&signature), v["signature_base64"].as_str().unwrap());
+        let verified = keys.verify(
+            "m_a",
+            "wechatpay",
+            "merchant_private_key",
+            SignatureAlgorithm::RsaPkcs1Sha256,
+            message,
+            &signature,
+        );
+        assert_eq!(verified, Ok(true));
+        assert_eq!(
+            keys.verify("m_a", "wechatpay", "merchant_private_key", SignatureAlgorithm::RsaPkcs1Sha256, b"other", &signature),
+            Ok(false)
+        );
+    }
+
+    #[test]
+    fn aes_gcm_matches_the_wechat_pay_vector_with_a_16_byte_key() {
+        let v = vector("wechatpay/aead.json");
+        let keys = store(&[("m_a", "wechatpay", "api_v3_key", v["key"].as_str().unwrap().as_bytes())]);
+        let plain = keys
+            .decrypt(
+                "m_a",
+                "wechatpay",
+                "api_v3_key",
+                Cipher::AesGcm,
+                v["nonce"].as_str().unwrap().as_bytes(),
+                v["associated_data"].as_str().unwrap().as_bytes(),
+                &B64.decode(v["ciphertext_base64"].as_str().unwrap()).unwrap(),
+            )
+            .unwrap();
+        assert_eq!(plain, v["plaintext"].as_str().unwrap().as_bytes());
+        let tampered = keys.decrypt("m_a", "wechatpay", "api_v3_key", Cipher::AesGcm, v["nonce"].as_str().unwrap().as_bytes(), b"other aad", &B64.decode(v["ciphertext_base64"].as_str().unwrap()).unwrap());
+        assert!(matches!(tampered, Err(KeyError::Failed(_))));
+    }
+
+    #[test]
+    fn keys_are_scoped_to_merchant_and_provider() {
+        let keys = store(&[("m_a", "mock", "secret", b"aaa"), ("m_b", "mock", "other", b"bbb")]);
+        assert!(keys.hmac_sha256("m_a", "mock", "secret", b"x").is_ok());
+        for (merchant, provider, name) in [("m_a", "mock", "other"), ("m_b", "mock", "secret"), ("m_a", "alipay", "secret")] {
+            assert_eq!(
+                keys.hmac_sha256(merchant, provider, name, b"x"),
+                Err(KeyError::UnknownKey(name.to_string()))
+            );
+        }
+    }
+
+    #[test]
+    fn ecdsa_keys_sign_and_verify_and_misuse_is_refused() {
+        let pair = rcgen::KeyPair::generate().unwrap();
+        let keys = store(&[
+            ("m_a", "p", "ec", pair.serialize_pem().as_bytes()),
+            ("m_a", "p", "ec_public", pair.public_key_pem().as_bytes()),
+            ("m_a", "p", "secret", b"s3cret\n"),
+        ]);
+        let signature = keys.sign("m_a", "p", "ec", SignatureAlgorithm::EcdsaP256Sha256, b"data").unwrap();
+        assert_eq!(keys.verify("m_a", "p", "ec_public", SignatureAlgorithm::EcdsaP256Sha256, b"data", &signature), Ok(true));
+        assert!(matches!(keys.sign("m_a", "p", "ec", SignatureAlgorithm::RsaPkcs1Sha256, b"d"), Err(KeyError::Unsupported(_))));
+        assert!(matches!(keys.sign("m_a", "p", "secret", SignatureAlgorithm::EcdsaP256Sha256, b"d"), Err(KeyError::Unsupported(_))));
+        assert!(matches!(keys.hmac_sha256("m_a", "p", "ec", b"d"), Err(KeyError::Unsupported(_))));
+        // A trailing newline in a secret file is not part of the secret.
+        let expected = ring::hmac::sign(&ring::hmac::Key::new(ring::hmac::HMAC_SHA256, b"s3cret"), b"d");
+        assert_eq!(keys.hmac_sha256("m_a", "p", "secret", b"d").unwrap(), expected.as_ref());
+    }
+
+    #[test]
+    fn malformed_keys_are_refused_with_a_reason() {
+        for bad in [&b""[..], b"   \n", b"-----BEGIN PRIVATE KEY-----\nnot base64\n-----END PRIVATE KEY-----\n", b"-----BEGIN CERTIFICATE REQUEST-----\nAAAA\n-----END CERTIFICATE REQUEST-----\n"] {
+            assert!(parse_material(Zeroizing::new(bad.to_vec())).is_err(), "{:?}", String::from_utf8_lossy(bad));
+        }
+    }
+
+    #[test]
+    fn debug_output_never_shows_key_bytes() {
+        let material = parse_material(Zeroizing::new(b"top-secret-value".to_vec())).unwrap();
+        assert!(!format!("{material:?}").contains("top-secret"));
+    }
+}

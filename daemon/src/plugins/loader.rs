@@ -1,0 +1,186 @@
+//! Turning a `[[plugins]]` entry into a compiled component: read the file, check its pin and
+//! signature, check the world version it targets, then compile it (or take the compiled
+//! artifact from the disk cache, keyed by the file's hash and the engine's configuration).
+
+use std::hash::{Hash, Hasher};
+use std::path::{Path, PathBuf};
+
+use wasmtime::Engine;
+use wasmtime::component::Component;
+
+use super::bindings::{WORLD_PACKAGE, WORLD_VERSION};
+
+/// Why a plugin was refused, naming the config field at fault when there is one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LoadError {
+    pub plugin: String,
+    pub field: &'static str,
+    pub message: String,
+}
+
+impl std::fmt::Display for LoadError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "plugin {}: {}", self.plugin, self.message)
+    }
+}
+
+/// The file's bytes and hash, once its pin and signature have been checked.
+pub struct VerifiedFile {
+    pub bytes: Vec<u8>,
+    pub sha256: String,
+}
+
+/// Reads `path` and checks it against the pinned hash and the trusted signers.
+pub fn read_verified(
+    plugin: &str,
+    path: &Path,
+    pinned_sha256: Option<&str>,
+    trusted_signers: &[String],
+) -> Result<VerifiedFile, LoadError> {
+    let error = |field, message: String| LoadError {
+        plugin: plugin.to_owned(),
+        field,
+        message,
+    };
+    let bytes = std::fs::read(path)
+        .map_err(|e| error("path", format!("cannot read {}: {e}", path.display())))?;
+    let sha256 = hex::encode(ring::digest::digest(&ring::digest::SHA256, &bytes));
+    if let Some(pinned) = pinned_sha256
+        && !pinned.eq_ignore_ascii_case(&sha256)
+    {
+        return Err(error(
+            "sha256",
+            format!(
+                "{} has SHA-256 {sha256}, but the config pins {pinned}; the file was changed or replaced",
+                path.display()
+            ),
+        ));
+    }
+    if !trusted_signers.is_empty() {
+        verify_signature(path, &bytes, trusted_signers).map_err(|m| error("path", m))?;
+    }
+    Ok(VerifiedFile { bytes, sha256 })
+}
+
+/// Checks `<path>.sig` (hex Ed25519 signature of the file) against the trusted keys.
+fn verify_signature(path: &Path, bytes: &[u8], trusted_signers: &[String]) -> Result<(), String> {
+    let sig_path = signature_path(path);
+    let text = std::fs::read_to_string(&sig_path).map_err(|e| {
+        format!(
+            "trusted signers are configured but {} cannot be read: {e}",
+            sig_path.display()
+        )
+    })?;
+    let signature = hex::decode(text.trim())
+        .map_err(|_| format!("{} is not a hex signature", sig_path.display()))?;
+    let valid = trusted_signers.iter().any(|signer| {
+        hex::decode(signer).is_ok_and(|key| {
+            ring::signature::UnparsedPublicKey::new(&ring::signature::ED25519, key)
+                .verify(bytes, &signature)
+                .is_ok()
+        })
+    });
+    if valid {
+        Ok(())
+    } else {
+        Err(format!(
+            "{} does not carry a valid signature by a trusted signer",
+            path.display()
+        ))
+    }
+}
+
+/// Where a plugin's detached signature lives: `<file>.sig`.
+pub fn signature_path(path: &Path) -> PathBuf {
+    let mut name = path.as_os_str().to_owned();
+    name.push(".sig");
+    PathBuf::from(name)
+}
+
+/// The `paygate:provider` version a component targets, checked against ours.
+pub fn check_world(engine: &Engine, component: &Component) -> Result<String, String> {
+    let ty = component.component_type();
+    let prefix = format!("{WORLD_PACKAGE}/provider@");
+    let version = ty
+        .exports(engine)
+        .find_map(|(name, _)| name.strip_prefix(&prefix).map(str::to_owned))
+        .ok_or_else(|| {
+            format!("the component does not export {WORLD_PACKAGE}/provider; is it a paygate plugin?")
+        })?;
+    let mut versions = vec![version.clone()];
+    versions.extend(ty.imports(engine).filter_map(|(name, _)| {
+        let rest = name.strip_prefix(&format!("{WORLD_PACKAGE}/"))?;
+        rest.split_once('@').map(|(_, v)| v.to_owned())
+    }));
+    for v in versions {
+        if !compatible(&v, WORLD_VERSION) {
+            return Err(format!(
+                "the plugin targets {WORLD_PACKAGE}@{v}, but this paygated supports {WORLD_PACKAGE}@{WORLD_VERSION}; rebuild the plugin against a compatible paygate-plugin-api"
+            ));
+        }
+    }
+    Ok(version)
+}
+
+/// Semver compatibility: the same major version, and for 0.x the same minor version.
+pub fn compatible(theirs: &str, ours: &str) -> bool {
+    let parse = |v: &str| -> Option<(u64, u64)> {
+        let mut parts = v.split('.');
+        Some((parts.next()?.parse().ok()?, parts.next()?.parse().ok()?))
+    };
+    match (parse(theirs), parse(ours)) {
+        (Some((0, a)), Some((0, b))) => a == b,
+        (Some((a, _)), Some((b, _))) => a == b,
+        _ => false,
+    }
+}
+
+/// Compiles `bytes`, or loads the artifact a previous run cached for the same file and
+/// engine configuration.
+pub fn compile_cached(
+    engine: &Engine,
+    file: &VerifiedFile,
+    cache_dir: &Path,
+) -> Result<(Component, bool), String> {
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    engine.precompile_compatibility_hash().hash(&mut hasher);
+    let cached = cache_dir.join(format!("{}-{:016x}.cwasm", file.sha256, hasher.finish()));
+    if cached.is_file() {
+        // SAFETY: the artifact is one this daemon serialized into its own data dir, named by
+        // the source's SHA-256 and the engine's compatibility hash. Anyone able to replace it
+        // can already replace the daemon's data and configuration.
+        match unsafe { Component::deserialize_file(engine, &cached) } {
+            Ok(component) => return Ok((component, true)),
+            Err(e) => tracing::warn!(path = %cached.display(), error = %e, "ignoring unusable plugin cache entry"),
+        }
+    }
+    let component = Component::new(engine, &file.bytes).map_err(|e| format!("not a valid component: {e:#}"))?;
+    match component.serialize() {
+        Ok(artifact) => {
+            let tmp = cached.with_extension("tmp");
+            let written = std::fs::create_dir_all(cache_dir)
+                .and_then(|()| std::fs::write(&tmp, artifact))
+                .and_then(|()| std::fs::rename(&tmp, &cached));
+            if let Err(e) = written {
+                tracing::warn!(dir = %cache_dir.display(), error = %e, "cannot cache the compiled plugin");
+            }
+        }
+        Err(e) => tracing::warn!(error = %e, "cannot serialize the compiled plugin"),
+    }
+    Ok((component, false))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn world_versions_follow_semver() {
+        assert!(compatible("0.1.0", "0.1.0"));
+        assert!(compatible("0.1.7", "0.1.0"));
+        assert!(!compatible("0.2.0", "0.1.0"));
+        assert!(compatible("1.4.0", "1.0.0"));
+        assert!(!compatible("2.0.0", "1.0.0"));
+        assert!(!compatible("x", "0.1.0"));
+    }
+}

@@ -1,0 +1,784 @@
+//! The plugin host: runs wallet plugins (WebAssembly components) without trusting them.
+//! **The only module that knows wasmtime.**
+//!
+//! - Every call gets a fresh instance from the pooling allocator (`InstancePre`), so no
+//!   state survives from one merchant's request to the next.
+//! - Every call is bounded: a wall-clock deadline (epoch interruption inside wasm, a tokio
+//!   timeout around host I/O), a memory cap, table and instance caps, an output size cap.
+//!   Breaking a bound, trapping or breaking the contract is a [`PluginFault`] for that call
+//!   only; the daemon and every other plugin carry on.
+//! - A plugin reaches the world only through the imports in `imports.rs`, bound to the
+//!   merchant the call is for. WASI imports are linked as traps.
+//! - Plugins are pinned by SHA-256 and optionally signed, compiled once and cached, and
+//!   reloaded by swapping an immutable [`registry::PluginSet`].
+
+mod bindings;
+mod engine;
+mod imports;
+pub mod keystore;
+mod limits;
+mod loader;
+mod outbound;
+mod output;
+mod registry;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use arc_swap::ArcSwap;
+use tokio::sync::Semaphore;
+use wasmtime::component::{HasSelf, Linker};
+use wasmtime::{Engine, Store, Trap, UpdateDeadline};
+
+pub use bindings::paygate::provider::types;
+pub use bindings::{WORLD_PACKAGE, WORLD_VERSION};
+pub use outbound::Origin;
+
+use crate::config::{Config, ConfigError, PluginConfig};
+use crate::metrics::Metrics;
+use bindings::{Plugin, PluginPre};
+use imports::CallState;
+use keystore::KeyStore;
+use limits::{CallLimiter, PluginLimits};
+use loader::LoadError;
+use outbound::OutboundClient;
+use output::OutputSize;
+use registry::{LoadedPlugin, PluginSet};
+use types::*;
+
+/// Extra time past a plugin's deadline before the host gives up on a call that is stuck in
+/// host I/O (inside wasm, the epoch interrupt fires at the deadline itself).
+const DEADLINE_GRACE: Duration = Duration::from_millis(50);
+/// How long a call waits for a free instance slot before answering "busy".
+const SLOT_WAIT: Duration = Duration::from_secs(2);
+
+/// What went wrong with a plugin, as opposed to what the provider answered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FaultKind {
+    /// The plugin trapped (panic, stack overflow, unreachable, a WASI call, ...).
+    Trap,
+    /// It ran past its deadline.
+    Timeout,
+    /// It tried to grow its memory past the cap.
+    Memory,
+    /// It returned something the contract forbids (too large, inconsistent, wrong shape).
+    Contract,
+}
+
+impl FaultKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FaultKind::Trap => "trap",
+            FaultKind::Timeout => "timeout",
+            FaultKind::Memory => "memory",
+            FaultKind::Contract => "contract",
+        }
+    }
+}
+
+/// A plugin misbehaved during one call.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("plugin {plugin} failed ({}): {message}", kind.as_str())]
+pub struct PluginFault {
+    pub plugin: String,
+    pub kind: FaultKind,
+    pub message: String,
+}
+
+/// Why a call produced no provider answer.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CallError {
+    #[error("no loaded plugin serves provider {0}")]
+    NoSuchProvider(String),
+    #[error("provider {provider} does not support {operation}")]
+    Unsupported {
+        provider: String,
+        operation: &'static str,
+    },
+    #[error("all plugin instance slots are busy; retry shortly")]
+    Busy,
+    #[error(transparent)]
+    Fault(#[from] PluginFault),
+}
+
+/// A call to make, with its request.
+enum Op {
+    Info,
+    CreatePayment(CreatePaymentRequest),
+    QueryPayment(PaymentRef),
+    CancelPayment(PaymentRef),
+    Refund(RefundRequest),
+    QueryRefund(RefundRef),
+    ParseNotification(Notification),
+    Onboard(OnboardingRequest),
+    QueryOnboarding(OnboardingRef),
+    BindAccount(BindingRequest),
+    QueryBinding(BindingRef),
+    ParseBill(BillRequest),
+}
+
+impl Op {
+    fn operation(&self) -> Option<Operation> {
+        Some(match self {
+            Op::Info => return None,
+            Op::CreatePayment(_) => Operation::CreatePayment,
+            Op::QueryPayment(_) => Operation::QueryPayment,
+            Op::CancelPayment(_) => Operation::CancelPayment,
+            Op::Refund(_) => Operation::Refund,
+            Op::QueryRefund(_) => Operation::QueryRefund,
+            Op::ParseNotification(_) => Operation::ParseNotification,
+            Op::Onboard(_) => Operation::Onboard,
+            Op::QueryOnboarding(_) => Operation::QueryOnboarding,
+            Op::BindAccount(_) => Operation::BindAccount,
+            Op::QueryBinding(_) => Operation::QueryBinding,
+            Op::ParseBill(_) => Operation::ParseBill,
+        })
+    }
+
+    fn name(&self) -> &'static str {
+        self.operation().map_or("info", operation_name)
+    }
+
+    /// The merchant and provider the call acts for (their keys are the call's keys).
+    fn scope(&self) -> Option<(&Merchant, &str)> {
+        Some(match self {
+            Op::Info => return None,
+            Op::CreatePayment(r) => (&r.merchant, &r.provider),
+            Op::QueryPayment(p) | Op::CancelPayment(p) => (&p.merchant, &p.provider),
+            Op::Refund(r) => (&r.payment.merchant, &r.payment.provider),
+            Op::QueryRefund(r) => (&r.payment.merchant, &r.payment.provider),
+            Op::ParseNotification(n) => (&n.merchant, &n.provider),
+            Op::Onboard(r) => (&r.merchant, &r.provider),
+            Op::QueryOnboarding(r) => (&r.merchant, &r.provider),
+            Op::BindAccount(r) => (&r.merchant, &r.provider),
+            Op::QueryBinding(r) => (&r.merchant, &r.provider),
+            Op::ParseBill(r) => (&r.merchant, &r.provider),
+        })
+    }
+}
+
+/// What a call returned.
+enum Output {
+    Info(PluginInfo),
+    Payment(Result<PaymentResult, ProviderError>),
+    Refund(Result<RefundResult, ProviderError>),
+    Notification(Result<NotificationResult, NotificationRejected>),
+    Onboarding(Result<OnboardingResult, ProviderError>),
+    Binding(Result<BindingResult, ProviderError>),
+    Bill(Result<Vec<BillEntry>, ProviderError>),
+}
+
+impl Output {
+    fn size(&self) -> usize {
+        match self {
+            Output::Info(v) => v.output_size(),
+            Output::Payment(v) => v.output_size(),
+            Output::Refund(v) => v.output_size(),
+            Output::Notification(v) => v.output_size(),
+            Output::Onboarding(v) => v.output_size(),
+            Output::Binding(v) => v.output_size(),
+            Output::Bill(v) => v.output_size(),
+        }
+    }
+
+    /// The metrics outcome label: `ok`, or the provider error's kind.
+    fn outcome(&self) -> &'static str {
+        fn of<T>(r: &Result<T, ProviderError>) -> &'static str {
+            match r {
+                Ok(_) => "ok",
+                Err(ProviderError::Declined(_)) => "declined",
+                Err(ProviderError::InvalidRequest(_)) => "invalid_request",
+                Err(ProviderError::Unavailable(_)) => "unavailable",
+                Err(ProviderError::UnknownOutcome(_)) => "unknown_outcome",
+            }
+        }
+        match self {
+            Output::Info(_) => "ok",
+            Output::Payment(r) => of(r),
+            Output::Refund(r) => of(r),
+            Output::Onboarding(r) => of(r),
+            Output::Binding(r) => of(r),
+            Output::Bill(r) => of(r),
+            Output::Notification(Ok(_)) => "ok",
+            Output::Notification(Err(_)) => "rejected",
+        }
+    }
+}
+
+/// The WIT name of an operation.
+pub fn operation_name(operation: Operation) -> &'static str {
+    match operation {
+        Operation::CreatePayment => "create-payment",
+        Operation::QueryPayment => "query-payment",
+        Operation::CancelPayment => "cancel-payment",
+        Operation::Refund => "refund",
+        Operation::QueryRefund => "query-refund",
+        Operation::ParseNotification => "parse-notification",
+        Operation::Onboard => "onboard",
+        Operation::QueryOnboarding => "query-onboarding",
+        Operation::BindAccount => "bind-account",
+        Operation::QueryBinding => "query-binding",
+        Operation::ParseBill => "parse-bill",
+    }
+}
+
+/// The API name of a payment method.
+pub fn method_name(method: Method) -> &'static str {
+    match method {
+        Method::Qr => "qr",
+        Method::Barcode => "barcode",
+        Method::Link => "link",
+    }
+}
+
+/// A loaded plugin as `GET /v1/plugins` shows it.
+#[derive(Debug, Clone)]
+pub struct PluginSummary {
+    pub name: String,
+    pub version: String,
+    pub world_version: String,
+    pub sha256: String,
+    pub path: PathBuf,
+    pub providers: Vec<ProviderInfo>,
+    pub loaded_at: SystemTime,
+    pub calls: u64,
+    pub faults: u64,
+}
+
+/// What a reload did.
+#[derive(Debug, Clone)]
+pub struct ReloadReport {
+    pub plugins: Vec<String>,
+    /// Plugins whose file changed (by hash).
+    pub changed: Vec<String>,
+}
+
+/// The host of every plugin.
+pub struct PluginHost {
+    engine: Engine,
+    keys: Arc<KeyStore>,
+    http: OutboundClient,
+    current: ArcSwap<PluginSet>,
+    slots: Arc<Semaphore>,
+    cache_dir: PathBuf,
+    metrics: Arc<Metrics>,
+    /// One reload at a time.
+    reloading: tokio::sync::Mutex<()>,
+}
+
+impl PluginHost {
+    /// Builds the engine and loads every plugin of `config`. Problems are config errors
+    /// naming the `[[plugins]]` or `[[merchants]]` field at fault.
+    pub async fn start(config: &Config, metrics: Arc<Metrics>) -> Result<PluginHost, ConfigError> {
+        let max_calls = *config.plugin_host.max_concurrent_calls.get_ref();
+        let engine = engine::new_engine(max_calls).map_err(|e| {
+            config.error_at(0..0, "plugin_host", format!("cannot set up the plugin engine: {e:#}"))
+        })?;
+        let keys = Arc::new(KeyStore::load(config)?);
+        let extra_roots = match &config.plugin_host.extra_ca_file {
+            None => Vec::new(),
+            Some(file) => read_ca_file(file.get_ref())
+                .map_err(|m| config.error_at(file.span(), "plugin_host.extra_ca_file", m))?,
+        };
+        let http = OutboundClient::new(extra_roots)
+            .map_err(|m| config.error_at(0..0, "plugin_host.extra_ca_file", m))?;
+        let cache_dir = config
+            .plugin_host
+            .cache_dir
+            .clone()
+            .unwrap_or_else(|| config.store.data_dir.join("plugin-cache"));
+        let host = PluginHost {
+            engine,
+            keys,
+            http,
+            current: ArcSwap::from_pointee(PluginSet::default()),
+            slots: Arc::new(Semaphore::new(max_calls as usize)),
+            cache_dir,
+            metrics,
+            reloading: tokio::sync::Mutex::new(()),
+        };
+        let set = host.load_set(config).await.map_err(|e| {
+            let index = config
+                .plugins
+                .iter()
+                .position(|p| p.name.get_ref() == &e.plugin);
+            let span = index.map_or(0..0, |i| {
+                let p = &config.plugins[i];
+                match e.field {
+                    "sha256" => p.sha256.as_ref().map_or(p.name.span(), |s| s.span()),
+                    "path" => p.path.span(),
+                    _ => p.name.span(),
+                }
+            });
+            let field = index.map_or("plugins".to_owned(), |i| format!("plugins[{i}].{}", e.field));
+            config.error_at(span, field, e.to_string())
+        })?;
+        check_merchant_providers(config, &set)?;
+        host.current.store(Arc::new(set));
+        Ok(host)
+    }
+
+    /// Loads every `[[plugins]]` entry into a new set, off the async threads.
+    async fn load_set(&self, config: &Config) -> Result<PluginSet, LoadError> {
+        let mut plugins = Vec::new();
+        for entry in &config.plugins {
+            plugins.push(self.load_one(config, entry).await?);
+        }
+        PluginSet::new(plugins).map_err(|message| LoadError {
+            plugin: "*".into(),
+            field: "name",
+            message,
+        })
+    }
+
+    async fn load_one(&self, config: &Config, entry: &PluginConfig) -> Result<Arc<LoadedPlugin>, LoadError> {
+        let name = entry.name.get_ref().clone();
+        let error = |field, message: String| LoadError {
+            plugin: name.clone(),
+            field,
+            message,
+        };
+        let engine = self.engine.clone();
+        let path = entry.path.get_ref().clone();
+        let pinned = entry.sha256.as_ref().map(|s| s.get_ref().clone());
+        let signers = config.plugin_host.trusted_signers.get_ref().clone();
+        let cache_dir = self.cache_dir.clone();
+        let plugin_name = name.clone();
+        let started = Instant::now();
+        // Reading, hashing and compiling take milliseconds to seconds: keep them off the
+        // threads that serve requests.
+        let (file, component, cached) = tokio::task::spawn_blocking(move || {
+            let file = loader::read_verified(&plugin_name, &path, pinned.as_deref(), &signers)?;
+            let (component, cached) = loader::compile_cached(&engine, &file, &cache_dir)
+                .map_err(|m| LoadError { plugin: plugin_name.clone(), field: "path", message: m })?;
+            Ok::<_, LoadError>((file, component, cached))
+        })
+        .await
+        .map_err(|e| error("path", format!("loading panicked: {e}")))??;
+
+        let world_version =
+            loader::check_world(&self.engine, &component).map_err(|m| error("path", m))?;
+        let mut linker: Linker<CallState> = Linker::new(&self.engine);
+        Plugin::add_to_linker::<CallState, HasSelf<CallState>>(&mut linker, |state| state)
+            .map_err(|e| error("path", format!("cannot link: {e:#}")))?;
+        // WASI imports (a wasm32-wasip2 build always carries some) trap if ever called.
+        linker
+            .define_unknown_imports_as_traps(&component)
+            .map_err(|e| error("path", format!("cannot link: {e:#}")))?;
+        let pre = linker
+            .instantiate_pre(&component)
+            .and_then(PluginPre::new)
+            .map_err(|e| error("path", format!("does not fit the plugin world: {e:#}")))?;
+        let settings = match serde_json::to_value(&entry.settings) {
+            Ok(serde_json::Value::Object(map)) => map,
+            _ => serde_json::Map::new(),
+        };
+        let allowed_hosts = entry
+            .allowed_hosts
+            .get_ref()
+            .iter()
+            .map(|h| Origin::parse(h))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|m| error("allowed_hosts", m))?;
+        let plugin = Arc::new(LoadedPlugin {
+            name: name.clone(),
+            path: entry.path.get_ref().clone(),
+            sha256: file.sha256,
+            world_version,
+            info: std::sync::OnceLock::new(),
+            pre,
+            limits: PluginLimits::from_config(&entry.limits),
+            allowed_hosts,
+            settings,
+            loaded_at: SystemTime::now(),
+            calls: Default::default(),
+            faults: Default::default(),
+        });
+        let info = match self.run(&plugin, Op::Info).await {
+            Ok(Output::Info(info)) => info,
+            Ok(_) => return Err(error("path", "info returned the wrong shape".into())),
+            Err(e) => return Err(error("path", format!("its info call failed: {e}"))),
+        };
+        validate_info(&info).map_err(|m| error("path", format!("its info is invalid: {m}")))?;
+        tracing::info!(
+            plugin = %name,
+            version = %info.version,
+            sha256 = %plugin.sha256,
+            providers = ?info.providers.iter().map(|p| &p.name).collect::<Vec<_>>(),
+            cached,
+            load_ms = started.elapsed().as_millis() as u64,
+            "plugin loaded"
+        );
+        let _ = plugin.info.set(info);
+        Ok(plugin)
+    }
+
+    /// Loads the `[[plugins]]` of `fresh` and swaps them in; the merchants of `running` (the
+    /// config the daemon started with) must all stay served. Calls already running finish on
+    /// the plugins they started with. On any error, the plugins in service stay.
+    pub async fn reload(&self, fresh: &Config, running: &Config) -> Result<ReloadReport, String> {
+        let _one_at_a_time = self.reloading.lock().await;
+        let before = self.current.load_full();
+        let set = self.load_set(fresh).await.map_err(|e| e.to_string())?;
+        check_merchant_providers(running, &set).map_err(|e| e.to_string())?;
+        let changed = set
+            .plugins
+            .iter()
+            .filter(|p| {
+                !before
+                    .plugins
+                    .iter()
+                    .any(|old| old.name == p.name && old.sha256 == p.sha256)
+            })
+            .map(|p| p.name.clone())
+            .collect();
+        let report = ReloadReport {
+            plugins: set.plugins.iter().map(|p| p.name.clone()).collect(),
+            changed,
+        };
+        self.current.store(Arc::new(set));
+        tracing::info!(plugins = ?report.plugins, changed = ?report.changed, "plugins reloaded");
+        Ok(report)
+    }
+
+    /// Every loaded plugin.
+    pub fn plugins(&self) -> Vec<PluginSummary> {
+        self.current
+            .load()
+            .plugins
+            .iter()
+            .map(|p| {
+                let info = p.info.get();
+                PluginSummary {
+                    name: p.name.clone(),
+                    version: info.map_or_else(String::new, |i| i.version.clone()),
+                    world_version: p.world_version.clone(),
+                    sha256: p.sha256.clone(),
+                    path: p.path.clone(),
+                    providers: info.map_or_else(Vec::new, |i| i.providers.clone()),
+                    loaded_at: p.loaded_at,
+                    calls: p.calls.load(std::sync::atomic::Ordering::Relaxed),
+                    faults: p.faults.load(std::sync::atomic::Ordering::Relaxed),
+                }
+            })
+            .collect()
+    }
+
+    /// What provider `name` declared, if a loaded plugin serves it.
+    pub fn provider(&self, name: &str) -> Option<ProviderInfo> {
+        self.current.load().providers.get(name).map(|(_, info)| info.clone())
+    }
+
+    /// The `merchant` record for a call: the plugin's settings overlaid with the merchant's.
+    pub fn merchant_record(
+        &self,
+        provider: &str,
+        merchant_id: &str,
+        merchant_settings: &toml::Table,
+        notify_url: String,
+    ) -> Result<Merchant, CallError> {
+        let current = self.current.load();
+        let (plugin, _) = current
+            .providers
+            .get(provider)
+            .ok_or_else(|| CallError::NoSuchProvider(provider.to_owned()))?;
+        let mut settings = plugin.settings.clone();
+        if let Ok(serde_json::Value::Object(overrides)) = serde_json::to_value(merchant_settings) {
+            settings.extend(overrides);
+        }
+        Ok(Merchant {
+            id: merchant_id.to_owned(),
+            settings_json: serde_json::Value::Object(settings).to_string(),
+            notify_url,
+        })
+    }
+
+    /// Calls `op` on the plugin serving its provider.
+    async fn call(&self, op: Op) -> Result<Output, CallError> {
+        let provider = op.scope().map(|(_, p)| p.to_owned()).unwrap_or_default();
+        let (plugin, info) = self
+            .current
+            .load()
+            .providers
+            .get(&provider)
+            .cloned()
+            .ok_or_else(|| CallError::NoSuchProvider(provider.clone()))?;
+        if let Some(operation) = op.operation()
+            && !info.operations.contains(&operation)
+        {
+            return Err(CallError::Unsupported {
+                provider,
+                operation: operation_name(operation),
+            });
+        }
+        self.run(&plugin, op).await.map_err(CallError::from)
+    }
+
+    /// Runs one call on a fresh instance of `plugin`, within its limits.
+    async fn run(&self, plugin: &Arc<LoadedPlugin>, op: Op) -> Result<Output, CallError> {
+        let operation = op.name();
+        let started = Instant::now();
+        let _slot = tokio::time::timeout(SLOT_WAIT, self.slots.clone().acquire_owned())
+            .await
+            .map_err(|_| CallError::Busy)?
+            .map_err(|_| CallError::Busy)?;
+        let deadline = Instant::now() + plugin.limits.deadline;
+        let scope = op
+            .scope()
+            .map(|(merchant, provider)| (merchant.id.clone(), provider.to_owned()));
+        let mut store = Store::new(
+            &self.engine,
+            CallState {
+                limiter: CallLimiter::new(plugin.limits.memory_bytes),
+                deadline,
+                timed_out: false,
+                plugin: plugin.clone(),
+                scope,
+                keys: self.keys.clone(),
+                http: self.http.clone(),
+                log_lines: 0,
+                denied_requests: 0,
+            },
+        );
+        store.limiter(|state| &mut state.limiter);
+        store.set_epoch_deadline(1);
+        store.epoch_deadline_callback(|mut ctx| {
+            if Instant::now() >= ctx.data().deadline {
+                ctx.data_mut().timed_out = true;
+                Ok(UpdateDeadline::Interrupt)
+            } else {
+                // Give the executor a turn every tick: a busy plugin never starves requests.
+                Ok(UpdateDeadline::Yield(1))
+            }
+        });
+
+        let result = tokio::time::timeout(
+            plugin.limits.deadline + DEADLINE_GRACE,
+            dispatch(&plugin.pre, &mut store, op),
+        )
+        .await;
+        let fault = |kind: FaultKind, message: String| PluginFault {
+            plugin: plugin.name.clone(),
+            kind,
+            message,
+        };
+        let outcome = match result {
+            Err(_elapsed) => Err(fault(
+                FaultKind::Timeout,
+                format!("no answer within {} ms", plugin.limits.deadline.as_millis()),
+            )),
+            Ok(Err(error)) => {
+                let state = store.data();
+                let kind = if state.timed_out {
+                    FaultKind::Timeout
+                } else if state.limiter.memory_exceeded {
+                    FaultKind::Memory
+                } else if error.downcast_ref::<Trap>().is_some() {
+                    FaultKind::Trap
+                } else {
+                    FaultKind::Contract
+                };
+                let message = match kind {
+                    FaultKind::Timeout => format!("ran past its {} ms deadline", plugin.limits.deadline.as_millis()),
+                    _ => format!("{error:#}"),
+                };
+                Err(fault(kind, message))
+            }
+            Ok(Ok(output)) => {
+                let size = output.size();
+                if size > plugin.limits.output_bytes {
+                    Err(fault(
+                        FaultKind::Contract,
+                        format!("returned {size} bytes, more than its {}-byte limit", plugin.limits.output_bytes),
+                    ))
+                } else {
+                    Ok(output)
+                }
+            }
+        };
+        let elapsed = started.elapsed();
+        let outcome_label = match &outcome {
+            Ok(output) => output.outcome(),
+            Err(f) => f.kind.as_str(),
+        };
+        plugin.count_call(outcome.is_err());
+        self.metrics
+            .observe_plugin_call(&plugin.name, operation, outcome_label, elapsed);
+        if let Err(f) = &outcome {
+            self.metrics.count_plugin_fault(&plugin.name, f.kind.as_str());
+            tracing::warn!(plugin = %plugin.name, operation, kind = f.kind.as_str(), message = %f.message, "plugin fault");
+        }
+        outcome.map_err(CallError::Fault)
+    }
+
+    /// Loads a component file for inspection only (no config, no keys, no network).
+    pub async fn inspect(path: &Path) -> Result<Inspection, String> {
+        let engine = engine::new_engine(4).map_err(|e| format!("{e:#}"))?;
+        let file = loader::read_verified("inspect", path, None, &[]).map_err(|e| e.message)?;
+        let component = Component::new(&engine, &file.bytes).map_err(|e| format!("not a valid component: {e:#}"))?;
+        let ty = component.component_type();
+        let imports = ty.imports(&engine).map(|(n, _)| n.to_owned()).collect();
+        let exports = ty.exports(&engine).map(|(n, _)| n.to_owned()).collect();
+        let world = loader::check_world(&engine, &component);
+        let mut inspection = Inspection {
+            sha256: file.sha256,
+            imports,
+            exports,
+            world_version: world.clone(),
+            info: None,
+        };
+        if world.is_err() {
+            return Ok(inspection);
+        }
+        let dir = std::env::temp_dir().join(format!("paygate-inspect-{}", std::process::id()));
+        let text = format!(
+            "[plugin_host]\nmax_concurrent_calls = 4\ncache_dir = {:?}\n[[plugins]]\nname = \"inspected\"\npath = {:?}\n",
+            dir.display().to_string(),
+            path.display().to_string()
+        );
+        let config = Config::parse(Path::new("<inspect>"), &text).map_err(|e| e.to_string())?;
+        let host = PluginHost::start(&config, Arc::new(Metrics::new()))
+            .await
+            .map_err(|e| e.message)?;
+        inspection.info = host
+            .current
+            .load()
+            .plugins
+            .first()
+            .and_then(|p| p.info.get().cloned());
+        let _ = std::fs::remove_dir_all(dir);
+        Ok(inspection)
+    }
+}
+
+/// What `paygated plugin inspect` prints.
+pub struct Inspection {
+    pub sha256: String,
+    pub imports: Vec<String>,
+    pub exports: Vec<String>,
+    pub world_version: Result<String, String>,
+    pub info: Option<PluginInfo>,
+}
+
+use wasmtime::component::Component;
+
+/// Instantiates and makes the call `op` asks for.
+async fn dispatch(pre: &PluginPre<CallState>, store: &mut Store<CallState>, op: Op) -> wasmtime::Result<Output> {
+    let instance = pre.instantiate_async(&mut *store).await?;
+    let provider = instance.paygate_provider_provider();
+    Ok(match op {
+        Op::Info => Output::Info(provider.call_info(&mut *store).await?),
+        Op::CreatePayment(r) => Output::Payment(provider.call_create_payment(&mut *store, &r).await?),
+        Op::QueryPayment(r) => Output::Payment(provider.call_query_payment(&mut *store, &r).await?),
+        Op::CancelPayment(r) => Output::Payment(provider.call_cancel_payment(&mut *store, &r).await?),
+        Op::Refund(r) => Output::Refund(provider.call_refund(&mut *store, &r).await?),
+        Op::QueryRefund(r) => Output::Refund(provider.call_query_refund(&mut *store, &r).await?),
+        Op::ParseNotification(r) => {
+            Output::Notification(provider.call_parse_notification(&mut *store, &r).await?)
+        }
+        Op::Onboard(r) => Output::Onboarding(provider.call_onboard(&mut *store, &r).await?),
+        Op::QueryOnboarding(r) => Output::Onboarding(provider.call_query_onboarding(&mut *store, &r).await?),
+        Op::BindAccount(r) => Output::Binding(provider.call_bind_account(&mut *store, &r).await?),
+        Op::QueryBinding(r) => Output::Binding(provider.call_query_binding(&mut *store, &r).await?),
+        Op::ParseBill(r) => Output::Bill(provider.call_parse_bill(&mut *store, &r).await?),
+    })
+}
+
+/// The typed calls the rest of the daemon makes. Each returns the provider's answer, or a
+/// [`CallError`] when there is none.
+macro_rules! typed_calls {
+    ($($(#[$doc:meta])* $name:ident($request:ty) -> $variant:ident / $op:ident: $ok:ty, $err:ty;)*) => {
+        impl PluginHost {
+            $(
+                $(#[$doc])*
+                pub async fn $name(&self, request: $request) -> Result<Result<$ok, $err>, CallError> {
+                    match self.call(Op::$op(request)).await? {
+                        Output::$variant(result) => Ok(result),
+                        _ => unreachable!("dispatch maps Op::{} to Output::{}", stringify!($op), stringify!($variant)),
+                    }
+                }
+            )*
+        }
+    };
+}
+
+typed_calls! {
+    create_payment(CreatePaymentRequest) -> Payment / CreatePayment: PaymentResult, ProviderError;
+    query_payment(PaymentRef) -> Payment / QueryPayment: PaymentResult, ProviderError;
+    cancel_payment(PaymentRef) -> Payment / CancelPayment: PaymentResult, ProviderError;
+    refund(RefundRequest) -> Refund / Refund: RefundResult, ProviderError;
+    query_refund(RefundRef) -> Refund / QueryRefund: RefundResult, ProviderError;
+    parse_notification(Notification) -> Notification / ParseNotification: NotificationResult, NotificationRejected;
+    onboard(OnboardingRequest) -> Onboarding / Onboard: OnboardingResult, ProviderError;
+    query_onboarding(OnboardingRef) -> Onboarding / QueryOnboarding: OnboardingResult, ProviderError;
+    bind_account(BindingRequest) -> Binding / BindAccount: BindingResult, ProviderError;
+    query_binding(BindingRef) -> Binding / QueryBinding: BindingResult, ProviderError;
+    parse_bill(BillRequest) -> Bill / ParseBill: Vec<BillEntry>, ProviderError;
+}
+
+/// Every provider a config merchant names must be served by a loaded plugin.
+fn check_merchant_providers(config: &Config, set: &PluginSet) -> Result<(), ConfigError> {
+    for (i, merchant) in config.merchants.iter().enumerate() {
+        for provider in merchant.providers.keys() {
+            if !set.providers.contains_key(provider) {
+                let served: Vec<&str> = set.providers.keys().map(String::as_str).collect();
+                return Err(config.error_at(
+                    merchant.id.span(),
+                    format!("merchants[{i}].providers.{provider}"),
+                    format!(
+                        "no loaded plugin serves provider \"{provider}\" (served: [{}])",
+                        served.join(", ")
+                    ),
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Checks what a plugin says about itself at load.
+fn validate_info(info: &PluginInfo) -> Result<(), String> {
+    let is_name = |s: &str| {
+        !s.is_empty()
+            && s.len() <= 32
+            && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+    };
+    if info.providers.is_empty() {
+        return Err("it serves no provider".into());
+    }
+    if info.version.is_empty() || info.version.len() > 64 {
+        return Err("its version must be 1 to 64 characters".into());
+    }
+    for provider in &info.providers {
+        if !is_name(&provider.name) {
+            return Err(format!(
+                "provider name {:?} must be 1 to 32 of a-z, 0-9, _",
+                provider.name
+            ));
+        }
+        for currency in &provider.currencies {
+            if currency.len() != 3 || !currency.bytes().all(|b| b.is_ascii_uppercase()) {
+                return Err(format!("{:?} is not an ISO 4217 currency code", currency));
+            }
+        }
+        for pattern in &provider.payment_codes {
+            let digits = |p: &String| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit());
+            if pattern.prefixes.is_empty()
+                || !pattern.prefixes.iter().all(digits)
+                || pattern.min_length > pattern.max_length
+                || pattern.max_length > 64
+            {
+                return Err(format!("payment-code pattern {pattern:?} is malformed"));
+            }
+        }
+    }
+    Ok(())
+}
+
+fn read_ca_file(path: &Path) -> Result<Vec<rustls::pki_types::CertificateDer<'static>>, String> {
+    use rustls::pki_types::pem::PemObject;
+    rustls::pki_types::CertificateDer::pem_file_iter(path)
+        .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
+        .map_err(|e| format!("cannot read PEM certificates from {}: {e}", path.display()))
+}
