@@ -27,7 +27,12 @@ pub struct AppState {
 }
 
 impl AppState {
-    pub fn new(config: Config, store: Store, plugins: PluginHost, metrics: Arc<Metrics>) -> Arc<AppState> {
+    pub fn new(
+        config: Config,
+        store: Store,
+        plugins: PluginHost,
+        metrics: Arc<Metrics>,
+    ) -> Arc<AppState> {
         Arc::new(AppState {
             keys: KeyRing::from_config(&config.api_keys),
             merchants: MerchantDirectory::from_config(&config.merchants),

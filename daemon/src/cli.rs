@@ -108,7 +108,10 @@ pub fn main() -> ExitCode {
 }
 
 fn plugin_inspect(file: &std::path::Path) -> ExitCode {
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(runtime) => runtime,
         Err(e) => {
             eprintln!("paygated: cannot start the async runtime: {e}");
@@ -125,7 +128,10 @@ fn plugin_inspect(file: &std::path::Path) -> ExitCode {
     println!("file      {}", file.display());
     println!("sha256    {}", inspection.sha256);
     match &inspection.world_version {
-        Ok(version) => println!("world     {}@{version} (compatible)", crate::plugins::WORLD_PACKAGE),
+        Ok(version) => println!(
+            "world     {}@{version} (compatible)",
+            crate::plugins::WORLD_PACKAGE
+        ),
         Err(e) => println!("world     INCOMPATIBLE: {e}"),
     }
     println!("imports   {}", inspection.imports.join(", "));
@@ -133,8 +139,16 @@ fn plugin_inspect(file: &std::path::Path) -> ExitCode {
     if let Some(info) = &inspection.info {
         println!("plugin    {} {}", info.name, info.version);
         for provider in &info.providers {
-            let methods: Vec<&str> = provider.methods.iter().map(|m| crate::plugins::method_name(*m)).collect();
-            let operations: Vec<&str> = provider.operations.iter().map(|o| crate::plugins::operation_name(*o)).collect();
+            let methods: Vec<&str> = provider
+                .methods
+                .iter()
+                .map(|m| crate::plugins::method_name(*m))
+                .collect();
+            let operations: Vec<&str> = provider
+                .operations
+                .iter()
+                .map(|o| crate::plugins::operation_name(*o))
+                .collect();
             println!(
                 "provider  {} ({}): methods [{}], currencies [{}], operations [{}]",
                 provider.name,

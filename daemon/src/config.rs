@@ -589,7 +589,11 @@ impl Config {
                 Some(hash) => {
                     let text = hash.get_ref();
                     if text.len() != 64 || !text.bytes().all(|b| b.is_ascii_hexdigit()) {
-                        return Err(at.error(hash.span(), field("sha256"), "must be 64 hex characters"));
+                        return Err(at.error(
+                            hash.span(),
+                            field("sha256"),
+                            "must be 64 hex characters",
+                        ));
                     }
                 }
                 None if host.require_pinned => {
@@ -602,15 +606,36 @@ impl Config {
                 None => {}
             }
             for origin in plugin.allowed_hosts.get_ref() {
-                crate::plugins::Origin::parse(origin)
-                    .map_err(|m| at.error(plugin.allowed_hosts.span(), field("allowed_hosts"), m))?;
+                crate::plugins::Origin::parse(origin).map_err(|m| {
+                    at.error(plugin.allowed_hosts.span(), field("allowed_hosts"), m)
+                })?;
             }
             let limits = &plugin.limits;
             let bounded = [
-                (&limits.deadline_ms, "limits.deadline_ms", 1, PLUGIN_DEADLINE_MS_MAX),
-                (&limits.memory_bytes, "limits.memory_bytes", 1 << 20, PLUGIN_MEMORY_BYTES_MAX),
-                (&limits.output_bytes, "limits.output_bytes", 1024, PLUGIN_OUTPUT_BYTES_MAX),
-                (&limits.http_response_bytes, "limits.http_response_bytes", 1024, PLUGIN_OUTPUT_BYTES_MAX),
+                (
+                    &limits.deadline_ms,
+                    "limits.deadline_ms",
+                    1,
+                    PLUGIN_DEADLINE_MS_MAX,
+                ),
+                (
+                    &limits.memory_bytes,
+                    "limits.memory_bytes",
+                    1 << 20,
+                    PLUGIN_MEMORY_BYTES_MAX,
+                ),
+                (
+                    &limits.output_bytes,
+                    "limits.output_bytes",
+                    1024,
+                    PLUGIN_OUTPUT_BYTES_MAX,
+                ),
+                (
+                    &limits.http_response_bytes,
+                    "limits.http_response_bytes",
+                    1024,
+                    PLUGIN_OUTPUT_BYTES_MAX,
+                ),
             ];
             for (value, name, min, max) in bounded {
                 let v = *value.get_ref();

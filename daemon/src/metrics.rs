@@ -25,7 +25,8 @@ pub struct Metrics {
 }
 
 fn counter(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
-    let metric = IntCounterVec::new(Opts::new(name, help), labels).expect("valid metric definition");
+    let metric =
+        IntCounterVec::new(Opts::new(name, help), labels).expect("valid metric definition");
     registry
         .register(Box::new(metric.clone()))
         .expect("metric registered once");
@@ -83,7 +84,13 @@ impl Metrics {
     }
 
     /// Counts one plugin call.
-    pub fn observe_plugin_call(&self, plugin: &str, operation: &str, outcome: &str, elapsed: Duration) {
+    pub fn observe_plugin_call(
+        &self,
+        plugin: &str,
+        operation: &str,
+        outcome: &str,
+        elapsed: Duration,
+    ) {
         self.plugin_calls_total
             .with_label_values(&[plugin, operation, outcome])
             .inc();
@@ -94,7 +101,9 @@ impl Metrics {
 
     /// Counts one plugin fault.
     pub fn count_plugin_fault(&self, plugin: &str, kind: &str) {
-        self.plugin_faults_total.with_label_values(&[plugin, kind]).inc();
+        self.plugin_faults_total
+            .with_label_values(&[plugin, kind])
+            .inc();
     }
 
     /// Counts one answered HTTP request.

@@ -9,10 +9,10 @@ use toml::Spanned;
 use std::sync::Arc;
 
 use crate::app::{self, AppState};
-use crate::metrics::Metrics;
-use crate::plugins::PluginHost;
 use crate::cli::{EXIT_CONFIG, EXIT_RUNTIME, ServeArgs};
 use crate::config::Config;
+use crate::metrics::Metrics;
+use crate::plugins::PluginHost;
 use crate::server::{self, Drain, Listeners};
 use crate::store::Store;
 

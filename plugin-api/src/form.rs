@@ -39,7 +39,11 @@ mod tests {
         assert_eq!(body, "a=1+2&b=x%26y%3Dz&c=%E4%B8%AD");
         assert_eq!(
             decode(body.as_bytes()),
-            vec![("a".into(), "1 2".into()), ("b".into(), "x&y=z".into()), ("c".into(), "中".into())]
+            vec![
+                ("a".into(), "1 2".into()),
+                ("b".into(), "x&y=z".into()),
+                ("c".into(), "中".into())
+            ]
         );
     }
 

@@ -48,10 +48,9 @@ pub use bindings::paygate::provider::types::{
     BillEntry, BillEntryKind, BillRequest, BindingRef, BindingRequest, BindingResult,
     BindingStatus, BindingUpdate, CodePattern, CreatePaymentRequest, Declined, Fee, Merchant,
     Method, Money, Notification, NotificationRejected, NotificationResult, OnboardingRef,
-    OnboardingRequest, OnboardingResult, OnboardingStatus, OnboardingUpdate, Operation,
-    PaymentRef, PaymentResult, PaymentStatus, PaymentUpdate, PluginInfo, ProviderError,
-    ProviderInfo, RefundRef, RefundRequest, RefundResult, RefundStatus, RefundUpdate, Reply,
-    Update,
+    OnboardingRequest, OnboardingResult, OnboardingStatus, OnboardingUpdate, Operation, PaymentRef,
+    PaymentResult, PaymentStatus, PaymentUpdate, PluginInfo, ProviderError, ProviderInfo,
+    RefundRef, RefundRequest, RefundResult, RefundStatus, RefundUpdate, Reply, Update,
 };
 
 /// The version of the WIT package this SDK was built against.
@@ -60,8 +59,8 @@ pub const WORLD_VERSION: &str = "0.1.0";
 /// Outbound HTTP through the host. Only hosts the operator allow-listed for the plugin are
 /// reachable; the host applies its own timeout and response size cap.
 pub mod http {
-    pub use crate::bindings::paygate::provider::http::{Error, Request, Response};
     use crate::bindings::paygate::provider::http as raw;
+    pub use crate::bindings::paygate::provider::http::{Error, Request, Response};
 
     impl Request {
         /// A request with no headers and an empty body.
@@ -105,9 +104,9 @@ pub mod http {
         /// provider (unknown outcome), a failed connection did not (unavailable).
         fn from(error: Error) -> Self {
             match error {
-                Error::Denied(reason) => {
-                    crate::ProviderError::InvalidRequest(format!("host refused the request: {reason}"))
-                }
+                Error::Denied(reason) => crate::ProviderError::InvalidRequest(format!(
+                    "host refused the request: {reason}"
+                )),
                 Error::Timeout => crate::ProviderError::UnknownOutcome("provider timed out".into()),
                 Error::Connection(reason) => crate::ProviderError::Unavailable(reason),
                 Error::TooLarge => {
@@ -120,8 +119,8 @@ pub mod http {
 
 /// Cryptography with the merchant's keys, by name.
 pub mod keys {
-    pub use crate::bindings::paygate::provider::keys::{Algorithm, Cipher, KeyError};
     use crate::bindings::paygate::provider::keys as raw;
+    pub use crate::bindings::paygate::provider::keys::{Algorithm, Cipher, KeyError};
 
     pub fn sign(key_name: &str, algorithm: Algorithm, data: &[u8]) -> Result<Vec<u8>, KeyError> {
         raw::sign(key_name, algorithm, data)

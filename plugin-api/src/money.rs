@@ -80,7 +80,9 @@ mod tests {
 
     #[test]
     fn refuses_what_is_not_plain_money() {
-        for bad in ["", ".5", "5.", "-1", "+1", "1e3", "1.234", "1,00", " 1", "９"] {
+        for bad in [
+            "", ".5", "5.", "-1", "+1", "1e3", "1.234", "1,00", " 1", "９",
+        ] {
             assert!(cny(bad).is_err(), "{bad:?}");
         }
         assert!(Money::from_decimal("1.5", "JPY", 0).is_err());
@@ -89,7 +91,11 @@ mod tests {
 
     #[test]
     fn formats_with_the_exponent() {
-        let m = |minor, exponent| Money { minor, currency: "X".into(), exponent };
+        let m = |minor, exponent| Money {
+            minor,
+            currency: "X".into(),
+            exponent,
+        };
         assert_eq!(m(1250, 2).to_decimal_string(), "12.50");
         assert_eq!(m(1, 2).to_decimal_string(), "0.01");
         assert_eq!(m(0, 2).to_decimal_string(), "0.00");
@@ -101,7 +107,12 @@ mod tests {
     #[test]
     fn round_trips() {
         for text in ["0.00", "0.01", "12.50", "99999999.99"] {
-            assert_eq!(Money::from_decimal(text, "CNY", 2).unwrap().to_decimal_string(), text);
+            assert_eq!(
+                Money::from_decimal(text, "CNY", 2)
+                    .unwrap()
+                    .to_decimal_string(),
+                text
+            );
         }
     }
 }

@@ -9,4 +9,6 @@ mod config_errors;
 mod lifecycle;
 mod metrics;
 mod ops;
+mod plugin_sandbox;
+mod plugins_api;
 mod tls;

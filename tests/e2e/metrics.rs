@@ -135,6 +135,22 @@ async fn metrics_count_requests_by_route_template() {
             &[route, ("le", "+Inf")]
         ) >= 5.0
     );
+    // The plugin host's metrics: the mock's `info` call at load is counted.
+    assert!(
+        value(
+            &samples,
+            "paygate_plugin_calls_total",
+            &[("plugin", "mock"), ("operation", "info"), ("outcome", "ok")]
+        ) >= 1.0,
+        "{text}"
+    );
+    assert!(
+        value(
+            &samples,
+            "paygate_plugin_call_duration_seconds_count",
+            &[("plugin", "mock")]
+        ) >= 1.0
+    );
     // No raw paths or ids in labels.
     assert!(
         !text.contains("m_demo") && !text.contains("pay_123"),

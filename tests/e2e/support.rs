@@ -33,7 +33,10 @@ pub fn sha256_hex(text: &str) -> String {
 pub fn default_config_text() -> String {
     let shipped = std::fs::read_to_string(repo_root().join("config/paygate.toml")).unwrap();
     // The shipped config names plugins relative to the repository root; tests run elsewhere.
-    let shipped = shipped.replace("\"target/plugins/", &format!("\"{}/", plugin_dir().display()));
+    let shipped = shipped.replace(
+        "\"target/plugins/",
+        &format!("\"{}/", plugin_dir().display()),
+    );
     // Every test daemon shares one compiled-plugin cache, as restarts of one daemon do.
     let shipped = shipped.replace(
         "# cache_dir = \"/var/cache/paygate\"",
@@ -63,8 +66,14 @@ pub fn shared_plugin_cache() -> PathBuf {
 
 /// Where `cargo xtask build` puts the test plugins (hostile, future world).
 pub fn test_plugin(name: &str) -> PathBuf {
-    let path = repo_root().join("target/test-plugins").join(format!("{name}.wasm"));
-    assert!(path.is_file(), "{} is missing: run `cargo xtask build` first", path.display());
+    let path = repo_root()
+        .join("target/test-plugins")
+        .join(format!("{name}.wasm"));
+    assert!(
+        path.is_file(),
+        "{} is missing: run `cargo xtask build` first",
+        path.display()
+    );
     path
 }
 

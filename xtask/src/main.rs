@@ -89,13 +89,23 @@ fn build() -> Result<()> {
         copy_components(&plugins, PLUGIN_OUT_DIR)?;
         copy_components(&test_plugins, TEST_PLUGIN_OUT_DIR)?;
     }
-    run_command(cargo().args(["build", "--release", "--package", "paygate-daemon", "--bin", "paygated"]))
+    run_command(cargo().args([
+        "build",
+        "--release",
+        "--package",
+        "paygate-daemon",
+        "--bin",
+        "paygated",
+    ]))
 }
 
 fn copy_components(names: &[String], out_dir: &str) -> Result<()> {
     fs::create_dir_all(out_dir).map_err(|e| format!("cannot create {out_dir}: {e}"))?;
     for name in names {
-        let artifact = format!("target/{PLUGIN_TARGET}/plugin/{}.wasm", name.replace('-', "_"));
+        let artifact = format!(
+            "target/{PLUGIN_TARGET}/plugin/{}.wasm",
+            name.replace('-', "_")
+        );
         let out = format!("{out_dir}/{name}.wasm");
         fs::copy(&artifact, &out).map_err(|e| format!("cannot copy {artifact} to {out}: {e}"))?;
         println!("xtask: plugin {name} -> {out}");

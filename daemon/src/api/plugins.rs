@@ -61,9 +61,19 @@ impl From<&types::ProviderInfo> for ProviderObject {
         ProviderObject {
             name: p.name.clone(),
             display_name: p.display_name.clone(),
-            methods: p.methods.iter().copied().map(plugins::method_name).collect(),
+            methods: p
+                .methods
+                .iter()
+                .copied()
+                .map(plugins::method_name)
+                .collect(),
             currencies: p.currencies.clone(),
-            operations: p.operations.iter().copied().map(plugins::operation_name).collect(),
+            operations: p
+                .operations
+                .iter()
+                .copied()
+                .map(plugins::operation_name)
+                .collect(),
             payment_codes: p
                 .payment_codes
                 .iter()

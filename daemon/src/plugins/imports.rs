@@ -32,10 +32,15 @@ pub struct CallState {
 }
 
 impl CallState {
-    fn key_scope(&self) -> Result<(&str, &str), keys::KeyError> {
+    /// The key `name` of this call's merchant and provider.
+    fn key<'a>(&'a self, name: &'a str) -> Result<keystore::KeyRef<'a>, keys::KeyError> {
         self.scope
             .as_ref()
-            .map(|(m, p)| (m.as_str(), p.as_str()))
+            .map(|(merchant, provider)| keystore::KeyRef {
+                merchant,
+                provider,
+                name,
+            })
             .ok_or_else(|| keys::KeyError::UnknownKey("no merchant keys in this call".into()))
     }
 }
@@ -119,9 +124,9 @@ impl keys::Host for CallState {
         alg: keys::Algorithm,
         data: Vec<u8>,
     ) -> Result<Vec<u8>, keys::KeyError> {
-        let (merchant, provider) = self.key_scope()?;
+        let key = self.key(&key_name)?;
         self.keys
-            .sign(merchant, provider, &key_name, algorithm(alg), &data)
+            .sign(key, algorithm(alg), &data)
             .map_err(key_error)
     }
 
@@ -132,9 +137,9 @@ impl keys::Host for CallState {
         data: Vec<u8>,
         signature: Vec<u8>,
     ) -> Result<bool, keys::KeyError> {
-        let (merchant, provider) = self.key_scope()?;
+        let key = self.key(&key_name)?;
         self.keys
-            .verify(merchant, provider, &key_name, algorithm(alg), &data, &signature)
+            .verify(key, algorithm(alg), &data, &signature)
             .map_err(key_error)
     }
 
@@ -146,22 +151,24 @@ impl keys::Host for CallState {
         aad: Vec<u8>,
         ciphertext: Vec<u8>,
     ) -> Result<Vec<u8>, keys::KeyError> {
-        let (merchant, provider) = self.key_scope()?;
+        let key = self.key(&key_name)?;
         let cipher = match cipher {
             keys::Cipher::AesGcm => keystore::Cipher::AesGcm,
             keys::Cipher::RsaOaepSha1 => keystore::Cipher::RsaOaepSha1,
             keys::Cipher::RsaOaepSha256 => keystore::Cipher::RsaOaepSha256,
         };
         self.keys
-            .decrypt(merchant, provider, &key_name, cipher, &nonce, &aad, &ciphertext)
+            .decrypt(key, cipher, &nonce, &aad, &ciphertext)
             .map_err(key_error)
     }
 
-    async fn hmac_sha256(&mut self, key_name: String, data: Vec<u8>) -> Result<Vec<u8>, keys::KeyError> {
-        let (merchant, provider) = self.key_scope()?;
-        self.keys
-            .hmac_sha256(merchant, provider, &key_name, &data)
-            .map_err(key_error)
+    async fn hmac_sha256(
+        &mut self,
+        key_name: String,
+        data: Vec<u8>,
+    ) -> Result<Vec<u8>, keys::KeyError> {
+        let key = self.key(&key_name)?;
+        self.keys.hmac_sha256(key, &data).map_err(key_error)
     }
 }
 
@@ -191,10 +198,18 @@ impl log::Host for CallState {
         let plugin = self.plugin.name.as_str();
         let merchant = self.scope.as_ref().map_or("-", |(m, _)| m.as_str());
         match level {
-            log::Level::Debug => tracing::debug!(target: "paygate::plugin", plugin, merchant, "{message}"),
-            log::Level::Info => tracing::info!(target: "paygate::plugin", plugin, merchant, "{message}"),
-            log::Level::Warn => tracing::warn!(target: "paygate::plugin", plugin, merchant, "{message}"),
-            log::Level::Error => tracing::error!(target: "paygate::plugin", plugin, merchant, "{message}"),
+            log::Level::Debug => {
+                tracing::debug!(target: "paygate::plugin", plugin, merchant, "{message}")
+            }
+            log::Level::Info => {
+                tracing::info!(target: "paygate::plugin", plugin, merchant, "{message}")
+            }
+            log::Level::Warn => {
+                tracing::warn!(target: "paygate::plugin", plugin, merchant, "{message}")
+            }
+            log::Level::Error => {
+                tracing::error!(target: "paygate::plugin", plugin, merchant, "{message}")
+            }
         }
     }
 }

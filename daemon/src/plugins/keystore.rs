@@ -66,6 +66,14 @@ pub enum KeyError {
     Failed(String),
 }
 
+/// Names one key: the merchant and provider a call is for, and the name the plugin gave.
+#[derive(Debug, Clone, Copy)]
+pub struct KeyRef<'a> {
+    pub merchant: &'a str,
+    pub provider: &'a str,
+    pub name: &'a str,
+}
+
 /// Every merchant's keys, by (merchant id, provider, key name).
 #[derive(Debug, Default)]
 pub struct KeyStore {
@@ -81,12 +89,17 @@ impl KeyStore {
             for (provider, settings) in &merchant.providers {
                 for (name, source) in &settings.keys {
                     let field = format!("merchants[{i}].providers.{provider}.keys.{name}");
-                    let error = |message: String| config.error_at(source.span(), field.clone(), message);
+                    let error =
+                        |message: String| config.error_at(source.span(), field.clone(), message);
                     let source = KeySource::parse(source.get_ref()).map_err(&error)?;
                     let bytes = read_source(&source).map_err(&error)?;
                     let material = parse_material(bytes).map_err(&error)?;
                     keys.insert(
-                        (merchant.id.get_ref().clone(), provider.clone(), name.clone()),
+                        (
+                            merchant.id.get_ref().clone(),
+                            provider.clone(),
+                            name.clone(),
+                        ),
                         material,
                     );
                 }
@@ -95,22 +108,24 @@ impl KeyStore {
         Ok(KeyStore { keys })
     }
 
-    fn get(&self, merchant: &str, provider: &str, name: &str) -> Result<&KeyMaterial, KeyError> {
+    fn get(&self, key: KeyRef<'_>) -> Result<&KeyMaterial, KeyError> {
         self.keys
-            .get(&(merchant.to_owned(), provider.to_owned(), name.to_owned()))
-            .ok_or_else(|| KeyError::UnknownKey(name.to_owned()))
+            .get(&(
+                key.merchant.to_owned(),
+                key.provider.to_owned(),
+                key.name.to_owned(),
+            ))
+            .ok_or_else(|| KeyError::UnknownKey(key.name.to_owned()))
     }
 
     pub fn sign(
         &self,
-        merchant: &str,
-        provider: &str,
-        name: &str,
+        key: KeyRef<'_>,
         algorithm: SignatureAlgorithm,
         data: &[u8],
     ) -> Result<Vec<u8>, KeyError> {
         let rng = SystemRandom::new();
-        match (self.get(merchant, provider, name)?, algorithm) {
+        match (self.get(key)?, algorithm) {
             (KeyMaterial::Rsa { signing, .. }, SignatureAlgorithm::RsaPkcs1Sha256) => {
                 let mut signature = vec![0u8; signing.public().modulus_len()];
                 signing
@@ -123,38 +138,40 @@ impl KeyStore {
                 .map(|s| s.as_ref().to_vec())
                 .map_err(|_| KeyError::Failed("ECDSA signing failed".into())),
             (material, algorithm) => Err(KeyError::Unsupported(format!(
-                "key {name} is a {material:?}; it cannot sign with {algorithm:?}"
+                "key {} is a {material:?}; it cannot sign with {algorithm:?}",
+                key.name
             ))),
         }
     }
 
     pub fn verify(
         &self,
-        merchant: &str,
-        provider: &str,
-        name: &str,
+        key: KeyRef<'_>,
         algorithm: SignatureAlgorithm,
         data: &[u8],
         signature_bytes: &[u8],
     ) -> Result<bool, KeyError> {
-        let material = self.get(merchant, provider, name)?;
+        let material = self.get(key)?;
         let (public, verification): (&[u8], &dyn signature::VerificationAlgorithm) =
             match (material, algorithm) {
-                (KeyMaterial::Rsa { signing, .. }, SignatureAlgorithm::RsaPkcs1Sha256) => {
-                    (signing.public().as_ref(), &signature::RSA_PKCS1_2048_8192_SHA256)
-                }
+                (KeyMaterial::Rsa { signing, .. }, SignatureAlgorithm::RsaPkcs1Sha256) => (
+                    signing.public().as_ref(),
+                    &signature::RSA_PKCS1_2048_8192_SHA256,
+                ),
                 (KeyMaterial::RsaPublic(key), SignatureAlgorithm::RsaPkcs1Sha256) => {
                     (key, &signature::RSA_PKCS1_2048_8192_SHA256)
                 }
-                (KeyMaterial::Ecdsa(pair), SignatureAlgorithm::EcdsaP256Sha256) => {
-                    (pair.public_key().as_ref(), &signature::ECDSA_P256_SHA256_ASN1)
-                }
+                (KeyMaterial::Ecdsa(pair), SignatureAlgorithm::EcdsaP256Sha256) => (
+                    pair.public_key().as_ref(),
+                    &signature::ECDSA_P256_SHA256_ASN1,
+                ),
                 (KeyMaterial::EcdsaPublic(key), SignatureAlgorithm::EcdsaP256Sha256) => {
                     (key, &signature::ECDSA_P256_SHA256_ASN1)
                 }
                 (material, algorithm) => {
                     return Err(KeyError::Unsupported(format!(
-                        "key {name} is a {material:?}; it cannot verify {algorithm:?}"
+                        "key {} is a {material:?}; it cannot verify {algorithm:?}",
+                        key.name
                     )));
                 }
             };
@@ -163,36 +180,31 @@ impl KeyStore {
             .is_ok())
     }
 
-    pub fn hmac_sha256(
-        &self,
-        merchant: &str,
-        provider: &str,
-        name: &str,
-        data: &[u8],
-    ) -> Result<Vec<u8>, KeyError> {
-        match self.get(merchant, provider, name)? {
+    pub fn hmac_sha256(&self, key: KeyRef<'_>, data: &[u8]) -> Result<Vec<u8>, KeyError> {
+        match self.get(key)? {
             KeyMaterial::Secret(secret) => {
                 let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, secret);
                 Ok(ring::hmac::sign(&key, data).as_ref().to_vec())
             }
             material => Err(KeyError::Unsupported(format!(
-                "key {name} is a {material:?}, not an HMAC secret"
+                "key {} is a {material:?}, not an HMAC secret",
+                key.name
             ))),
         }
     }
 
     pub fn decrypt(
         &self,
-        merchant: &str,
-        provider: &str,
-        name: &str,
+        key: KeyRef<'_>,
         cipher: Cipher,
         nonce: &[u8],
         aad: &[u8],
         ciphertext: &[u8],
     ) -> Result<Vec<u8>, KeyError> {
-        match (self.get(merchant, provider, name)?, cipher) {
-            (KeyMaterial::Secret(secret), Cipher::AesGcm) => aes_gcm_open(secret, nonce, aad, ciphertext),
+        match (self.get(key)?, cipher) {
+            (KeyMaterial::Secret(secret), Cipher::AesGcm) => {
+                aes_gcm_open(secret, nonce, aad, ciphertext)
+            }
             (KeyMaterial::Rsa { decrypting, .. }, Cipher::RsaOaepSha1) => decrypting
                 .decrypt(rsa::Oaep::new::<sha1::Sha1>(), ciphertext)
                 .map_err(|_| KeyError::Failed("RSA-OAEP decryption failed".into())),
@@ -200,7 +212,8 @@ impl KeyStore {
                 .decrypt(rsa::Oaep::new::<sha2::Sha256>(), ciphertext)
                 .map_err(|_| KeyError::Failed("RSA-OAEP decryption failed".into())),
             (material, cipher) => Err(KeyError::Unsupported(format!(
-                "key {name} is a {material:?}; it cannot decrypt {cipher:?}"
+                "key {} is a {material:?}; it cannot decrypt {cipher:?}",
+                key.name
             ))),
         }
     }
@@ -214,17 +227,27 @@ impl KeyStore {
     }
 }
 
-fn aes_gcm_open(key: &[u8], nonce: &[u8], aad: &[u8], ciphertext: &[u8]) -> Result<Vec<u8>, KeyError> {
+fn aes_gcm_open(
+    key: &[u8],
+    nonce: &[u8],
+    aad: &[u8],
+    ciphertext: &[u8],
+) -> Result<Vec<u8>, KeyError> {
     use ring::aead;
     let algorithm = match key.len() {
         16 => &aead::AES_128_GCM,
         32 => &aead::AES_256_GCM,
-        n => return Err(KeyError::Unsupported(format!("AES-GCM keys are 16 or 32 bytes, this one is {n}"))),
+        n => {
+            return Err(KeyError::Unsupported(format!(
+                "AES-GCM keys are 16 or 32 bytes, this one is {n}"
+            )));
+        }
     };
     let nonce = aead::Nonce::try_assume_unique_for_key(nonce)
         .map_err(|_| KeyError::Failed("AES-GCM nonces are 12 bytes".into()))?;
     let key = aead::LessSafeKey::new(
-        aead::UnboundKey::new(algorithm, key).map_err(|_| KeyError::Failed("bad AES key".into()))?,
+        aead::UnboundKey::new(algorithm, key)
+            .map_err(|_| KeyError::Failed("bad AES key".into()))?,
     );
     let mut buffer = ciphertext.to_vec();
     let plain = key
@@ -273,11 +296,14 @@ fn parse_material(bytes: Zeroizing<Vec<u8>>) -> Result<KeyMaterial, String> {
                     decrypting: Box::new(decrypting),
                 })
             }
-            _ => Err("unsupported private key format; use PKCS#8 (BEGIN PRIVATE KEY) or PKCS#1".into()),
+            _ => Err(
+                "unsupported private key format; use PKCS#8 (BEGIN PRIVATE KEY) or PKCS#1".into(),
+            ),
         };
     }
-    let public = SubjectPublicKeyInfoDer::from_pem_slice(&bytes)
-        .map_err(|_| "not a PEM private key (PKCS#8 or PKCS#1) or public key (BEGIN PUBLIC KEY)".to_string())?;
+    let public = SubjectPublicKeyInfoDer::from_pem_slice(&bytes).map_err(|_| {
+        "not a PEM private key (PKCS#8 or PKCS#1) or public key (BEGIN PUBLIC KEY)".to_string()
+    })?;
     parse_spki(public.as_ref())
 }
 
@@ -290,9 +316,13 @@ fn parse_pkcs8(der: &[u8]) -> Result<KeyMaterial, String> {
             decrypting: Box::new(decrypting),
         });
     }
-    EcdsaKeyPair::from_pkcs8(&signature::ECDSA_P256_SHA256_ASN1_SIGNING, der, &SystemRandom::new())
-        .map(KeyMaterial::Ecdsa)
-        .map_err(|_| "a PKCS#8 key that is neither RSA (2048+ bits) nor ECDSA P-256".into())
+    EcdsaKeyPair::from_pkcs8(
+        &signature::ECDSA_P256_SHA256_ASN1_SIGNING,
+        der,
+        &SystemRandom::new(),
+    )
+    .map(KeyMaterial::Ecdsa)
+    .map_err(|_| "a PKCS#8 key that is neither RSA (2048+ bits) nor ECDSA P-256".into())
 }
 
 /// RSA and EC public keys from a SubjectPublicKeyInfo.
@@ -317,7 +347,9 @@ mod tests {
     use base64::engine::general_purpose::STANDARD as B64;
 
     fn vector(path: &str) -> serde_json::Value {
-        let file = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/vectors").join(path);
+        let file = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../tests/vectors")
+            .join(path);
         serde_json::from_str(&std::fs::read_to_string(file).unwrap()).unwrap()
     }
 
@@ -339,20 +371,42 @@ mod tests {
         let keys = store(&[("m_a", "wechatpay", "merchant_private_key", pem.as_bytes())]);
         let message = v["message"].as_str().unwrap().as_bytes();
         let signature = keys
-            .sign("m_a", "wechatpay", "merchant_private_key", SignatureAlgorithm::RsaPkcs1Sha256, message)
+            .sign(
+                KeyRef {
+                    merchant: "m_a",
+                    provider: "wechatpay",
+                    name: "merchant_private_key",
+                },
+                SignatureAlgorithm::RsaPkcs1Sha256,
+                message,
+            )
             .unwrap();
-        assert_eq!(B64.encode(&signature), v["signature_base64"].as_str().unwrap());
+        assert_eq!(
+            B64.encode(&signature),
+            v["signature_base64"].as_str().unwrap()
+        );
         let verified = keys.verify(
-            "m_a",
-            "wechatpay",
-            "merchant_private_key",
+            KeyRef {
+                merchant: "m_a",
+                provider: "wechatpay",
+                name: "merchant_private_key",
+            },
             SignatureAlgorithm::RsaPkcs1Sha256,
             message,
             &signature,
         );
         assert_eq!(verified, Ok(true));
         assert_eq!(
-            keys.verify("m_a", "wechatpay", "merchant_private_key", SignatureAlgorithm::RsaPkcs1Sha256, b"other", &signature),
+            keys.verify(
+                KeyRef {
+                    merchant: "m_a",
+                    provider: "wechatpay",
+                    name: "merchant_private_key"
+                },
+                SignatureAlgorithm::RsaPkcs1Sha256,
+                b"other",
+                &signature
+            ),
             Ok(false)
         );
     }
@@ -360,30 +414,73 @@ mod tests {
     #[test]
     fn aes_gcm_matches_the_wechat_pay_vector_with_a_16_byte_key() {
         let v = vector("wechatpay/aead.json");
-        let keys = store(&[("m_a", "wechatpay", "api_v3_key", v["key"].as_str().unwrap().as_bytes())]);
+        let keys = store(&[(
+            "m_a",
+            "wechatpay",
+            "api_v3_key",
+            v["key"].as_str().unwrap().as_bytes(),
+        )]);
         let plain = keys
             .decrypt(
-                "m_a",
-                "wechatpay",
-                "api_v3_key",
+                KeyRef {
+                    merchant: "m_a",
+                    provider: "wechatpay",
+                    name: "api_v3_key",
+                },
                 Cipher::AesGcm,
                 v["nonce"].as_str().unwrap().as_bytes(),
                 v["associated_data"].as_str().unwrap().as_bytes(),
-                &B64.decode(v["ciphertext_base64"].as_str().unwrap()).unwrap(),
+                &B64.decode(v["ciphertext_base64"].as_str().unwrap())
+                    .unwrap(),
             )
             .unwrap();
         assert_eq!(plain, v["plaintext"].as_str().unwrap().as_bytes());
-        let tampered = keys.decrypt("m_a", "wechatpay", "api_v3_key", Cipher::AesGcm, v["nonce"].as_str().unwrap().as_bytes(), b"other aad", &B64.decode(v["ciphertext_base64"].as_str().unwrap()).unwrap());
+        let tampered = keys.decrypt(
+            KeyRef {
+                merchant: "m_a",
+                provider: "wechatpay",
+                name: "api_v3_key",
+            },
+            Cipher::AesGcm,
+            v["nonce"].as_str().unwrap().as_bytes(),
+            b"other aad",
+            &B64.decode(v["ciphertext_base64"].as_str().unwrap())
+                .unwrap(),
+        );
         assert!(matches!(tampered, Err(KeyError::Failed(_))));
     }
 
     #[test]
     fn keys_are_scoped_to_merchant_and_provider() {
-        let keys = store(&[("m_a", "mock", "secret", b"aaa"), ("m_b", "mock", "other", b"bbb")]);
-        assert!(keys.hmac_sha256("m_a", "mock", "secret", b"x").is_ok());
-        for (merchant, provider, name) in [("m_a", "mock", "other"), ("m_b", "mock", "secret"), ("m_a", "alipay", "secret")] {
+        let keys = store(&[
+            ("m_a", "mock", "secret", b"aaa"),
+            ("m_b", "mock", "other", b"bbb"),
+        ]);
+        assert!(
+            keys.hmac_sha256(
+                KeyRef {
+                    merchant: "m_a",
+                    provider: "mock",
+                    name: "secret"
+                },
+                b"x"
+            )
+            .is_ok()
+        );
+        for (merchant, provider, name) in [
+            ("m_a", "mock", "other"),
+            ("m_b", "mock", "secret"),
+            ("m_a", "alipay", "secret"),
+        ] {
             assert_eq!(
-                keys.hmac_sha256(merchant, provider, name, b"x"),
+                keys.hmac_sha256(
+                    KeyRef {
+                        merchant,
+                        provider,
+                        name
+                    },
+                    b"x"
+                ),
                 Err(KeyError::UnknownKey(name.to_string()))
             );
         }
@@ -397,20 +494,97 @@ mod tests {
             ("m_a", "p", "ec_public", pair.public_key_pem().as_bytes()),
             ("m_a", "p", "secret", b"s3cret\n"),
         ]);
-        let signature = keys.sign("m_a", "p", "ec", SignatureAlgorithm::EcdsaP256Sha256, b"data").unwrap();
-        assert_eq!(keys.verify("m_a", "p", "ec_public", SignatureAlgorithm::EcdsaP256Sha256, b"data", &signature), Ok(true));
-        assert!(matches!(keys.sign("m_a", "p", "ec", SignatureAlgorithm::RsaPkcs1Sha256, b"d"), Err(KeyError::Unsupported(_))));
-        assert!(matches!(keys.sign("m_a", "p", "secret", SignatureAlgorithm::EcdsaP256Sha256, b"d"), Err(KeyError::Unsupported(_))));
-        assert!(matches!(keys.hmac_sha256("m_a", "p", "ec", b"d"), Err(KeyError::Unsupported(_))));
+        let signature = keys
+            .sign(
+                KeyRef {
+                    merchant: "m_a",
+                    provider: "p",
+                    name: "ec",
+                },
+                SignatureAlgorithm::EcdsaP256Sha256,
+                b"data",
+            )
+            .unwrap();
+        assert_eq!(
+            keys.verify(
+                KeyRef {
+                    merchant: "m_a",
+                    provider: "p",
+                    name: "ec_public"
+                },
+                SignatureAlgorithm::EcdsaP256Sha256,
+                b"data",
+                &signature
+            ),
+            Ok(true)
+        );
+        assert!(matches!(
+            keys.sign(
+                KeyRef {
+                    merchant: "m_a",
+                    provider: "p",
+                    name: "ec"
+                },
+                SignatureAlgorithm::RsaPkcs1Sha256,
+                b"d"
+            ),
+            Err(KeyError::Unsupported(_))
+        ));
+        assert!(matches!(
+            keys.sign(
+                KeyRef {
+                    merchant: "m_a",
+                    provider: "p",
+                    name: "secret"
+                },
+                SignatureAlgorithm::EcdsaP256Sha256,
+                b"d"
+            ),
+            Err(KeyError::Unsupported(_))
+        ));
+        assert!(matches!(
+            keys.hmac_sha256(
+                KeyRef {
+                    merchant: "m_a",
+                    provider: "p",
+                    name: "ec"
+                },
+                b"d"
+            ),
+            Err(KeyError::Unsupported(_))
+        ));
         // A trailing newline in a secret file is not part of the secret.
-        let expected = ring::hmac::sign(&ring::hmac::Key::new(ring::hmac::HMAC_SHA256, b"s3cret"), b"d");
-        assert_eq!(keys.hmac_sha256("m_a", "p", "secret", b"d").unwrap(), expected.as_ref());
+        let expected = ring::hmac::sign(
+            &ring::hmac::Key::new(ring::hmac::HMAC_SHA256, b"s3cret"),
+            b"d",
+        );
+        assert_eq!(
+            keys.hmac_sha256(
+                KeyRef {
+                    merchant: "m_a",
+                    provider: "p",
+                    name: "secret"
+                },
+                b"d"
+            )
+            .unwrap(),
+            expected.as_ref()
+        );
     }
 
     #[test]
     fn malformed_keys_are_refused_with_a_reason() {
-        for bad in [&b""[..], b"   \n", b"-----BEGIN PRIVATE KEY-----\nnot base64\n-----END PRIVATE KEY-----\n", b"-----BEGIN CERTIFICATE REQUEST-----\nAAAA\n-----END CERTIFICATE REQUEST-----\n"] {
-            assert!(parse_material(Zeroizing::new(bad.to_vec())).is_err(), "{:?}", String::from_utf8_lossy(bad));
+        for bad in [
+            &b""[..],
+            b"   \n",
+            b"-----BEGIN PRIVATE KEY-----\nnot base64\n-----END PRIVATE KEY-----\n",
+            b"-----BEGIN CERTIFICATE REQUEST-----\nAAAA\n-----END CERTIFICATE REQUEST-----\n",
+        ] {
+            assert!(
+                parse_material(Zeroizing::new(bad.to_vec())).is_err(),
+                "{:?}",
+                String::from_utf8_lossy(bad)
+            );
         }
     }
 

@@ -105,7 +105,9 @@ pub fn check_world(engine: &Engine, component: &Component) -> Result<String, Str
         .exports(engine)
         .find_map(|(name, _)| name.strip_prefix(&prefix).map(str::to_owned))
         .ok_or_else(|| {
-            format!("the component does not export {WORLD_PACKAGE}/provider; is it a paygate plugin?")
+            format!(
+                "the component does not export {WORLD_PACKAGE}/provider; is it a paygate plugin?"
+            )
         })?;
     let mut versions = vec![version.clone()];
     versions.extend(ty.imports(engine).filter_map(|(name, _)| {
@@ -151,10 +153,13 @@ pub fn compile_cached(
         // can already replace the daemon's data and configuration.
         match unsafe { Component::deserialize_file(engine, &cached) } {
             Ok(component) => return Ok((component, true)),
-            Err(e) => tracing::warn!(path = %cached.display(), error = %e, "ignoring unusable plugin cache entry"),
+            Err(e) => {
+                tracing::warn!(path = %cached.display(), error = %e, "ignoring unusable plugin cache entry")
+            }
         }
     }
-    let component = Component::new(engine, &file.bytes).map_err(|e| format!("not a valid component: {e:#}"))?;
+    let component =
+        Component::new(engine, &file.bytes).map_err(|e| format!("not a valid component: {e:#}"))?;
     match component.serialize() {
         Ok(artifact) => {
             let tmp = cached.with_extension("tmp");

@@ -273,7 +273,11 @@ impl PluginHost {
     pub async fn start(config: &Config, metrics: Arc<Metrics>) -> Result<PluginHost, ConfigError> {
         let max_calls = *config.plugin_host.max_concurrent_calls.get_ref();
         let engine = engine::new_engine(max_calls).map_err(|e| {
-            config.error_at(0..0, "plugin_host", format!("cannot set up the plugin engine: {e:#}"))
+            config.error_at(
+                0..0,
+                "plugin_host",
+                format!("cannot set up the plugin engine: {e:#}"),
+            )
         })?;
         let keys = Arc::new(KeyStore::load(config)?);
         let extra_roots = match &config.plugin_host.extra_ca_file {
@@ -311,7 +315,9 @@ impl PluginHost {
                     _ => p.name.span(),
                 }
             });
-            let field = index.map_or("plugins".to_owned(), |i| format!("plugins[{i}].{}", e.field));
+            let field = index.map_or("plugins".to_owned(), |i| {
+                format!("plugins[{i}].{}", e.field)
+            });
             config.error_at(span, field, e.to_string())
         })?;
         check_merchant_providers(config, &set)?;
@@ -332,7 +338,11 @@ impl PluginHost {
         })
     }
 
-    async fn load_one(&self, config: &Config, entry: &PluginConfig) -> Result<Arc<LoadedPlugin>, LoadError> {
+    async fn load_one(
+        &self,
+        config: &Config,
+        entry: &PluginConfig,
+    ) -> Result<Arc<LoadedPlugin>, LoadError> {
         let name = entry.name.get_ref().clone();
         let error = |field, message: String| LoadError {
             plugin: name.clone(),
@@ -350,8 +360,12 @@ impl PluginHost {
         // threads that serve requests.
         let (file, component, cached) = tokio::task::spawn_blocking(move || {
             let file = loader::read_verified(&plugin_name, &path, pinned.as_deref(), &signers)?;
-            let (component, cached) = loader::compile_cached(&engine, &file, &cache_dir)
-                .map_err(|m| LoadError { plugin: plugin_name.clone(), field: "path", message: m })?;
+            let (component, cached) =
+                loader::compile_cached(&engine, &file, &cache_dir).map_err(|m| LoadError {
+                    plugin: plugin_name.clone(),
+                    field: "path",
+                    message: m,
+                })?;
             Ok::<_, LoadError>((file, component, cached))
         })
         .await
@@ -467,7 +481,11 @@ impl PluginHost {
 
     /// What provider `name` declared, if a loaded plugin serves it.
     pub fn provider(&self, name: &str) -> Option<ProviderInfo> {
-        self.current.load().providers.get(name).map(|(_, info)| info.clone())
+        self.current
+            .load()
+            .providers
+            .get(name)
+            .map(|(_, info)| info.clone())
     }
 
     /// The `merchant` record for a call: the plugin's settings overlaid with the merchant's.
@@ -512,7 +530,7 @@ impl PluginHost {
                 operation: operation_name(operation),
             });
         }
-        self.run(&plugin, op).await.map_err(CallError::from)
+        self.run(&plugin, op).await
     }
 
     /// Runs one call on a fresh instance of `plugin`, within its limits.
@@ -574,14 +592,23 @@ impl PluginHost {
                     FaultKind::Timeout
                 } else if state.limiter.memory_exceeded {
                     FaultKind::Memory
-                } else if error.downcast_ref::<Trap>().is_some() {
+                } else if error.downcast_ref::<Trap>().is_some()
+                    || error.downcast_ref::<wasmtime::WasmBacktrace>().is_some()
+                {
+                    // A trap, or an error raised while wasm ran (e.g. a WASI import, which
+                    // the sandbox links as a trap).
                     FaultKind::Trap
                 } else {
+                    // The call finished but its results could not be lifted (invalid UTF-8,
+                    // an out-of-range discriminant, ...).
                     FaultKind::Contract
                 };
                 let message = match kind {
-                    FaultKind::Timeout => format!("ran past its {} ms deadline", plugin.limits.deadline.as_millis()),
-                    _ => format!("{error:#}"),
+                    FaultKind::Timeout => format!(
+                        "ran past its {} ms deadline",
+                        plugin.limits.deadline.as_millis()
+                    ),
+                    _ => error.root_cause().to_string(),
                 };
                 Err(fault(kind, message))
             }
@@ -590,7 +617,10 @@ impl PluginHost {
                 if size > plugin.limits.output_bytes {
                     Err(fault(
                         FaultKind::Contract,
-                        format!("returned {size} bytes, more than its {}-byte limit", plugin.limits.output_bytes),
+                        format!(
+                            "returned {size} bytes, more than its {}-byte limit",
+                            plugin.limits.output_bytes
+                        ),
                     ))
                 } else {
                     Ok(output)
@@ -606,7 +636,8 @@ impl PluginHost {
         self.metrics
             .observe_plugin_call(&plugin.name, operation, outcome_label, elapsed);
         if let Err(f) = &outcome {
-            self.metrics.count_plugin_fault(&plugin.name, f.kind.as_str());
+            self.metrics
+                .count_plugin_fault(&plugin.name, f.kind.as_str());
             tracing::warn!(plugin = %plugin.name, operation, kind = f.kind.as_str(), message = %f.message, "plugin fault");
         }
         outcome.map_err(CallError::Fault)
@@ -616,7 +647,8 @@ impl PluginHost {
     pub async fn inspect(path: &Path) -> Result<Inspection, String> {
         let engine = engine::new_engine(4).map_err(|e| format!("{e:#}"))?;
         let file = loader::read_verified("inspect", path, None, &[]).map_err(|e| e.message)?;
-        let component = Component::new(&engine, &file.bytes).map_err(|e| format!("not a valid component: {e:#}"))?;
+        let component = Component::new(&engine, &file.bytes)
+            .map_err(|e| format!("not a valid component: {e:#}"))?;
         let ty = component.component_type();
         let imports = ty.imports(&engine).map(|(n, _)| n.to_owned()).collect();
         let exports = ty.exports(&engine).map(|(n, _)| n.to_owned()).collect();
@@ -664,21 +696,31 @@ pub struct Inspection {
 use wasmtime::component::Component;
 
 /// Instantiates and makes the call `op` asks for.
-async fn dispatch(pre: &PluginPre<CallState>, store: &mut Store<CallState>, op: Op) -> wasmtime::Result<Output> {
+async fn dispatch(
+    pre: &PluginPre<CallState>,
+    store: &mut Store<CallState>,
+    op: Op,
+) -> wasmtime::Result<Output> {
     let instance = pre.instantiate_async(&mut *store).await?;
     let provider = instance.paygate_provider_provider();
     Ok(match op {
         Op::Info => Output::Info(provider.call_info(&mut *store).await?),
-        Op::CreatePayment(r) => Output::Payment(provider.call_create_payment(&mut *store, &r).await?),
+        Op::CreatePayment(r) => {
+            Output::Payment(provider.call_create_payment(&mut *store, &r).await?)
+        }
         Op::QueryPayment(r) => Output::Payment(provider.call_query_payment(&mut *store, &r).await?),
-        Op::CancelPayment(r) => Output::Payment(provider.call_cancel_payment(&mut *store, &r).await?),
+        Op::CancelPayment(r) => {
+            Output::Payment(provider.call_cancel_payment(&mut *store, &r).await?)
+        }
         Op::Refund(r) => Output::Refund(provider.call_refund(&mut *store, &r).await?),
         Op::QueryRefund(r) => Output::Refund(provider.call_query_refund(&mut *store, &r).await?),
         Op::ParseNotification(r) => {
             Output::Notification(provider.call_parse_notification(&mut *store, &r).await?)
         }
         Op::Onboard(r) => Output::Onboarding(provider.call_onboard(&mut *store, &r).await?),
-        Op::QueryOnboarding(r) => Output::Onboarding(provider.call_query_onboarding(&mut *store, &r).await?),
+        Op::QueryOnboarding(r) => {
+            Output::Onboarding(provider.call_query_onboarding(&mut *store, &r).await?)
+        }
         Op::BindAccount(r) => Output::Binding(provider.call_bind_account(&mut *store, &r).await?),
         Op::QueryBinding(r) => Output::Binding(provider.call_query_binding(&mut *store, &r).await?),
         Op::ParseBill(r) => Output::Bill(provider.call_parse_bill(&mut *store, &r).await?),
@@ -742,7 +784,8 @@ fn validate_info(info: &PluginInfo) -> Result<(), String> {
     let is_name = |s: &str| {
         !s.is_empty()
             && s.len() <= 32
-            && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+            && s.bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
     };
     if info.providers.is_empty() {
         return Err("it serves no provider".into());

@@ -32,7 +32,9 @@ impl Origin {
         })?;
         let has_path = uri.path_and_query().is_some_and(|p| p.as_str() != "/");
         if has_path || text.contains('@') {
-            return Err(format!("\"{text}\" must be an origin only (scheme://host[:port])"));
+            return Err(format!(
+                "\"{text}\" must be an origin only (scheme://host[:port])"
+            ));
         }
         Ok(origin)
     }
@@ -92,15 +94,27 @@ pub struct OutboundClient {
 }
 
 /// Headers a plugin may not set: the host owns framing and routing.
-const FORBIDDEN_HEADERS: &[&str] = &["host", "content-length", "transfer-encoding", "connection", "upgrade", "te", "trailer"];
+const FORBIDDEN_HEADERS: &[&str] = &[
+    "host",
+    "content-length",
+    "transfer-encoding",
+    "connection",
+    "upgrade",
+    "te",
+    "trailer",
+];
 
 impl OutboundClient {
     /// A client trusting the Web PKI roots plus `extra_roots` (e.g. a provider simulator's CA).
-    pub fn new(extra_roots: Vec<rustls::pki_types::CertificateDer<'static>>) -> Result<OutboundClient, String> {
+    pub fn new(
+        extra_roots: Vec<rustls::pki_types::CertificateDer<'static>>,
+    ) -> Result<OutboundClient, String> {
         let mut roots = rustls::RootCertStore::empty();
         roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
         for root in extra_roots {
-            roots.add(root).map_err(|e| format!("unusable CA certificate: {e}"))?;
+            roots
+                .add(root)
+                .map_err(|e| format!("unusable CA certificate: {e}"))?;
         }
         let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
         let tls = rustls::ClientConfig::builder_with_provider(provider)
@@ -134,7 +148,9 @@ impl OutboundClient {
         let origin = Origin::of(&uri)
             .ok_or_else(|| OutboundError::Denied("only http and https URLs with a host".into()))?;
         if !allowed.contains(&origin) {
-            return Err(OutboundError::Denied(format!("{origin} is not on the plugin's allowlist")));
+            return Err(OutboundError::Denied(format!(
+                "{origin} is not on the plugin's allowlist"
+            )));
         }
         let method: hyper::Method = request
             .method
@@ -143,7 +159,9 @@ impl OutboundClient {
         let mut builder = hyper::Request::builder().method(method).uri(uri);
         for (name, value) in &request.headers {
             if FORBIDDEN_HEADERS.contains(&name.to_ascii_lowercase().as_str()) {
-                return Err(OutboundError::Denied(format!("header {name} is set by the host")));
+                return Err(OutboundError::Denied(format!(
+                    "header {name} is set by the host"
+                )));
             }
             builder = builder.header(name, value);
         }
@@ -164,13 +182,20 @@ impl OutboundClient {
             let headers = response
                 .headers()
                 .iter()
-                .map(|(k, v)| (k.as_str().to_owned(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
+                .map(|(k, v)| {
+                    (
+                        k.as_str().to_owned(),
+                        String::from_utf8_lossy(v.as_bytes()).into_owned(),
+                    )
+                })
                 .collect();
             let body = Limited::new(response.into_body(), response_bytes_max)
                 .collect()
                 .await
                 .map_err(|e| {
-                    if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() {
+                    if e.downcast_ref::<http_body_util::LengthLimitError>()
+                        .is_some()
+                    {
                         OutboundError::TooLarge
                     } else {
                         OutboundError::Timeout
@@ -178,7 +203,11 @@ impl OutboundClient {
                 })?
                 .to_bytes()
                 .to_vec();
-            Ok(OutboundResponse { status, headers, body })
+            Ok(OutboundResponse {
+                status,
+                headers,
+                body,
+            })
         };
         let remaining = deadline.saturating_duration_since(Instant::now());
         if remaining.is_zero() {
@@ -197,12 +226,23 @@ mod tests {
     #[test]
     fn origins_parse_with_default_ports() {
         assert_eq!(
-            Origin::parse("https://openapi.alipay.com").unwrap().to_string(),
+            Origin::parse("https://openapi.alipay.com")
+                .unwrap()
+                .to_string(),
             "https://openapi.alipay.com:443"
         );
         assert_eq!(Origin::parse("http://127.0.0.1:9001").unwrap().port, 9001);
-        assert_eq!(Origin::parse("HTTPS://Example.COM/").unwrap().host, "example.com");
-        for bad in ["ftp://x", "https://x/path", "https://user@x", "x", "https://"] {
+        assert_eq!(
+            Origin::parse("HTTPS://Example.COM/").unwrap().host,
+            "example.com"
+        );
+        for bad in [
+            "ftp://x",
+            "https://x/path",
+            "https://user@x",
+            "x",
+            "https://",
+        ] {
             assert!(Origin::parse(bad).is_err(), "{bad}");
         }
     }

@@ -83,22 +83,70 @@ list_size!(Method, Operation);
 
 record_size!(Money { currency });
 record_size!(Declined { code, message });
-record_size!(PaymentResult { status, provider_reference, qr_code, failure, payer });
-record_size!(RefundResult { status, provider_reference, failure });
-record_size!(OnboardingResult { status, provider_reference, rejection_reason });
-record_size!(BindingResult { status, provider_reference, verification_json, failure });
+record_size!(PaymentResult {
+    status,
+    provider_reference,
+    qr_code,
+    failure,
+    payer
+});
+record_size!(RefundResult {
+    status,
+    provider_reference,
+    failure
+});
+record_size!(OnboardingResult {
+    status,
+    provider_reference,
+    rejection_reason
+});
+record_size!(BindingResult {
+    status,
+    provider_reference,
+    verification_json,
+    failure
+});
 record_size!(Reply { content_type, body });
 record_size!(NotificationResult { updates, reply });
 record_size!(NotificationRejected { reason, reply });
-record_size!(PaymentUpdate { payment_id, outcome });
+record_size!(PaymentUpdate {
+    payment_id,
+    outcome
+});
 record_size!(RefundUpdate { refund_id, outcome });
-record_size!(OnboardingUpdate { activation_id, outcome });
-record_size!(BindingUpdate { bank_account_id, outcome });
-record_size!(BillEntry { kind, payment_id, refund_id, provider_reference, amount, fee, occurred_at });
+record_size!(OnboardingUpdate {
+    activation_id,
+    outcome
+});
+record_size!(BindingUpdate {
+    bank_account_id,
+    outcome
+});
+record_size!(BillEntry {
+    kind,
+    payment_id,
+    refund_id,
+    provider_reference,
+    amount,
+    fee,
+    occurred_at
+});
 record_size!(CodePattern { prefixes });
 record_size!(Fee { method });
-record_size!(ProviderInfo { name, display_name, methods, currencies, payment_codes, operations, fees });
-record_size!(PluginInfo { name, version, providers });
+record_size!(ProviderInfo {
+    name,
+    display_name,
+    methods,
+    currencies,
+    payment_codes,
+    operations,
+    fees
+});
+record_size!(PluginInfo {
+    name,
+    version,
+    providers
+});
 
 impl OutputSize for ProviderError {
     fn output_size(&self) -> usize {

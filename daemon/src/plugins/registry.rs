@@ -56,7 +56,10 @@ impl PluginSet {
     pub fn new(plugins: Vec<Arc<LoadedPlugin>>) -> Result<PluginSet, String> {
         let mut providers = BTreeMap::new();
         for plugin in &plugins {
-            let info = plugin.info.get().expect("plugins are indexed after their info call");
+            let info = plugin
+                .info
+                .get()
+                .expect("plugins are indexed after their info call");
             for provider in &info.providers {
                 if let Some((other, _)) =
                     providers.insert(provider.name.clone(), (plugin.clone(), provider.clone()))

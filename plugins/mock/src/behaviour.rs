@@ -42,7 +42,10 @@ const DECLINES: [(i64, &str); 6] = [
 ];
 
 fn decline_code(trigger: i64) -> Option<&'static str> {
-    DECLINES.iter().find(|(t, _)| *t == trigger).map(|(_, code)| *code)
+    DECLINES
+        .iter()
+        .find(|(t, _)| *t == trigger)
+        .map(|(_, code)| *code)
 }
 
 pub fn create(minor: i64) -> Create {
@@ -100,7 +103,9 @@ pub fn refund_query(_minor: i64) -> RefundQuery {
 /// Mock notices: a JSON body `{"payment_id": "...", "status": "succeeded" | "failed" |
 /// "cancelled" | "expired"}` with header `Mock-Signature: <hex HMAC-SHA256 of the body>`
 /// under the merchant's key `notify_secret`.
-pub fn parse_notification(notice: &Notification) -> Result<NotificationResult, NotificationRejected> {
+pub fn parse_notification(
+    notice: &Notification,
+) -> Result<NotificationResult, NotificationRejected> {
     let reject = |reason: String| NotificationRejected {
         reason,
         reply: Reply::text(400, "FAIL"),
@@ -116,8 +121,8 @@ pub fn parse_notification(notice: &Notification) -> Result<NotificationResult, N
     if !constant_time_eq(hex(&expected).as_bytes(), signature.trim().as_bytes()) {
         return Err(reject("signature does not verify".into()));
     }
-    let body: serde_json::Value =
-        serde_json::from_slice(&notice.body).map_err(|e| reject(format!("body is not JSON: {e}")))?;
+    let body: serde_json::Value = serde_json::from_slice(&notice.body)
+        .map_err(|e| reject(format!("body is not JSON: {e}")))?;
     let payment_id = body["payment_id"]
         .as_str()
         .ok_or_else(|| reject("payment_id missing".into()))?;
@@ -150,8 +155,13 @@ pub fn parse_bill(content: &[u8]) -> Result<Vec<BillEntry>, ProviderError> {
     let text = std::str::from_utf8(content)
         .map_err(|_| ProviderError::InvalidRequest("bill is not UTF-8".into()))?;
     let mut entries = Vec::new();
-    for (number, line) in text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
-        let bad = |what: &str| ProviderError::InvalidRequest(format!("bill line {}: {what}", number + 1));
+    for (number, line) in text
+        .lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty())
+    {
+        let bad =
+            |what: &str| ProviderError::InvalidRequest(format!("bill line {}: {what}", number + 1));
         let fields: Vec<&str> = line.split(',').map(str::trim).collect();
         let [kind, payment_id, refund_id, amount, currency, fee] = fields[..] else {
             return Err(bad("expected 6 fields"));
@@ -219,7 +229,8 @@ mod tests {
 
     #[test]
     fn bills_parse_and_bad_lines_are_named() {
-        let entries = parse_bill(b"payment,pay_1,,1250,CNY,8\nrefund,pay_1,re_1,500,CNY,0\n").unwrap();
+        let entries =
+            parse_bill(b"payment,pay_1,,1250,CNY,8\nrefund,pay_1,re_1,500,CNY,0\n").unwrap();
         assert_eq!(entries.len(), 2);
         assert_eq!(entries[0].amount.minor, 1250);
         assert_eq!(entries[1].refund_id.as_deref(), Some("re_1"));

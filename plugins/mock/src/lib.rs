@@ -55,7 +55,10 @@ impl Provider for Mock {
     fn create_payment(request: CreatePaymentRequest) -> Result<PaymentResult, ProviderError> {
         if request.method == Method::Barcode {
             let code = request.auth_code.as_deref().unwrap_or("");
-            if !(code.len() == 18 && code.starts_with(CODE_PREFIX) && code.bytes().all(|b| b.is_ascii_digit())) {
+            if !(code.len() == 18
+                && code.starts_with(CODE_PREFIX)
+                && code.bytes().all(|b| b.is_ascii_digit()))
+            {
                 return Err(ProviderError::declined(
                     "auth_code_invalid",
                     "mock payment codes are 18 digits starting with 99",
@@ -76,13 +79,13 @@ impl Provider for Mock {
                 ..pending
             }),
             Create::Approve | Create::Pending => Ok(pending),
-            Create::Decline(code) if request.method == Method::Barcode => {
-                Err(ProviderError::declined(code, format!("mock wallet declined: {code}")))
-            }
+            Create::Decline(code) if request.method == Method::Barcode => Err(
+                ProviderError::declined(code, format!("mock wallet declined: {code}")),
+            ),
             Create::Decline(_) => Ok(pending),
-            Create::UnknownOutcome => {
-                Err(ProviderError::UnknownOutcome("mock: the answer was lost".into()))
-            }
+            Create::UnknownOutcome => Err(ProviderError::UnknownOutcome(
+                "mock: the answer was lost".into(),
+            )),
             Create::Unavailable => Err(ProviderError::Unavailable("mock: try again".into())),
             Create::Slow(ms) => {
                 let until = clock::now_millis() + ms;
@@ -137,9 +140,9 @@ impl Provider for Mock {
                 "provider_declined",
                 "mock wallet declined the refund",
             )),
-            RefundCreate::UnknownOutcome => {
-                Err(ProviderError::UnknownOutcome("mock: the refund answer was lost".into()))
-            }
+            RefundCreate::UnknownOutcome => Err(ProviderError::UnknownOutcome(
+                "mock: the refund answer was lost".into(),
+            )),
         }
     }
 
@@ -150,7 +153,9 @@ impl Provider for Mock {
         }
     }
 
-    fn parse_notification(notice: Notification) -> Result<NotificationResult, NotificationRejected> {
+    fn parse_notification(
+        notice: Notification,
+    ) -> Result<NotificationResult, NotificationRejected> {
         behaviour::parse_notification(&notice)
     }
 
@@ -163,9 +168,16 @@ impl Provider for Mock {
     }
 
     fn query_onboarding(application: OnboardingRef) -> Result<OnboardingResult, ProviderError> {
-        let rejected = application.merchant.settings_json.contains("\"mock_reject\":true");
+        let rejected = application
+            .merchant
+            .settings_json
+            .contains("\"mock_reject\":true");
         Ok(OnboardingResult {
-            status: if rejected { OnboardingStatus::Rejected } else { OnboardingStatus::Active },
+            status: if rejected {
+                OnboardingStatus::Rejected
+            } else {
+                OnboardingStatus::Active
+            },
             provider_reference: Some(reference_for(&application.activation_id)),
             rejection_reason: rejected.then(|| "mock: business licence unreadable".into()),
         })
@@ -211,7 +223,10 @@ fn reference_for(id: &str) -> String {
 }
 
 fn payer_for(auth_code: &str) -> String {
-    format!("mock_payer_{}", &auth_code[auth_code.len().saturating_sub(4)..])
+    format!(
+        "mock_payer_{}",
+        &auth_code[auth_code.len().saturating_sub(4)..]
+    )
 }
 
 export_plugin!(Mock);

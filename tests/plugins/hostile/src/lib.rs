@@ -76,11 +76,16 @@ impl Provider for Hostile {
                     Err(e) => ok(format!("refused: {e:?}")),
                 }
             }
-            "steal-key" => match keys::sign("other_merchant_key", keys::Algorithm::RsaPkcs1Sha256, b"x") {
-                Ok(_) => ok("signed".into()),
-                Err(e) => ok(format!("refused: {e}")),
-            },
-            "wasi-file" => ok(format!("{:?}", std::fs::read("/etc/passwd").map(|b| b.len()))),
+            "steal-key" => {
+                match keys::sign("other_merchant_key", keys::Algorithm::RsaPkcs1Sha256, b"x") {
+                    Ok(_) => ok("signed".into()),
+                    Err(e) => ok(format!("refused: {e}")),
+                }
+            }
+            "wasi-file" => ok(format!(
+                "{:?}",
+                std::fs::read("/etc/passwd").map(|b| b.len())
+            )),
             "wasi-env" => ok(format!("{:?}", std::env::var("HOME"))),
             "log-flood" => {
                 for i in 0..10_000 {
