@@ -697,3 +697,51 @@ fn sha256_file(path: &Path) -> String {
         &std::fs::read(path).unwrap(),
     ))
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_hello_wallet_example_loads_with_the_readme_snippet_and_answers_a_payment() {
+    let readme = std::fs::read_to_string(repo_root().join("plugin-api/README.md")).unwrap();
+    let after_marker = &readme[readme.find("<!-- hello-wallet config").unwrap()..];
+    let block = after_marker
+        .split("```toml\n")
+        .nth(1)
+        .unwrap()
+        .split("```")
+        .next()
+        .unwrap();
+    let example = repo_root().join("target/examples/hello-wallet.wasm");
+    assert!(example.is_file(), "run cargo xtask build first");
+    let text = format!(
+        "[plugin_host]\ncache_dir = \"{}\"\n{}",
+        shared_plugin_cache().display(),
+        block.replace(
+            "target/examples/hello-wallet.wasm",
+            &example.display().to_string()
+        )
+    );
+    let config = parse(&text);
+    let host = PluginHost::start(&config, Arc::new(Metrics::new()))
+        .await
+        .unwrap();
+    let settings: toml::Table =
+        toml::from_str("pay_base = \"https://hello.example/shop-7\"").unwrap();
+    let request = CreatePaymentRequest {
+        payment_id: "pay_hello1".into(),
+        provider: "hello".into(),
+        merchant: host
+            .merchant_record("hello", "m_hello", &settings, "http://x".into())
+            .unwrap(),
+        amount: cny(990),
+        method: Method::Qr,
+        auth_code: None,
+        description: None,
+        terminal_id: None,
+        expires_in_seconds: None,
+    };
+    let result = host.create_payment(request).await.unwrap().unwrap();
+    assert_eq!(result.status, PaymentStatus::Pending);
+    assert_eq!(
+        result.qr_code.as_deref(),
+        Some("https://hello.example/shop-7/pay_hello1")
+    );
+}

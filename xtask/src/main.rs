@@ -18,6 +18,8 @@ const PLUGIN_TARGET: &str = "wasm32-wasip2";
 const PLUGIN_OUT_DIR: &str = "target/plugins";
 /// Where `build` puts the test plugins (hostile, wrong world version, ...).
 const TEST_PLUGIN_OUT_DIR: &str = "target/test-plugins";
+/// Where `build` puts the example plugins (hello-wallet).
+const EXAMPLE_PLUGIN_OUT_DIR: &str = "target/examples";
 
 fn main() -> ExitCode {
     let args: Vec<String> = env::args().skip(1).collect();
@@ -75,6 +77,7 @@ fn run_command(command: &mut Command) -> Result<()> {
 fn build() -> Result<()> {
     let plugins = plugin_crates("plugins")?;
     let test_plugins = plugin_crates("tests/plugins")?;
+    let example_plugins = plugin_crates("examples")?;
     if plugins.is_empty() && test_plugins.is_empty() {
         println!("xtask: no plugin crates yet");
     } else {
@@ -82,12 +85,13 @@ fn build() -> Result<()> {
         // One cargo invocation for every plugin: they share dependencies.
         let mut command = cargo();
         command.args(["build", "--profile", "plugin", "--target", PLUGIN_TARGET]);
-        for name in plugins.iter().chain(&test_plugins) {
+        for name in plugins.iter().chain(&test_plugins).chain(&example_plugins) {
             command.args(["--package", name]);
         }
         run_command(&mut command)?;
         copy_components(&plugins, PLUGIN_OUT_DIR)?;
         copy_components(&test_plugins, TEST_PLUGIN_OUT_DIR)?;
+        copy_components(&example_plugins, EXAMPLE_PLUGIN_OUT_DIR)?;
     }
     run_command(cargo().args([
         "build",
@@ -113,7 +117,7 @@ fn copy_components(names: &[String], out_dir: &str) -> Result<()> {
     Ok(())
 }
 
-/// The package name of every crate directly under `dir`.
+/// The package name of every plugin crate (a `cdylib`) directly under `dir`.
 fn plugin_crates(dir: &str) -> Result<Vec<String>> {
     let mut crates = Vec::new();
     let entries = match fs::read_dir(dir) {
@@ -127,6 +131,9 @@ fn plugin_crates(dir: &str) -> Result<Vec<String>> {
         }
         let text = fs::read_to_string(&manifest)
             .map_err(|e| format!("cannot read {}: {e}", manifest.display()))?;
+        if !text.contains("crate-type = [\"cdylib\"]") {
+            continue;
+        }
         let name = text
             .lines()
             .find_map(|line| line.trim().strip_prefix("name = \""))

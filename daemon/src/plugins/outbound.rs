@@ -275,4 +275,85 @@ mod tests {
             Err(OutboundError::Denied(_))
         ));
     }
+
+    /// A local server: `/ok` answers 200 with a header, `/big` 64 KiB, `/slow` after 5 s.
+    async fn local_server() -> String {
+        use axum::routing::get;
+        let app = axum::Router::new()
+            .route("/ok", get(|| async { ([("x-reply", "yes")], "pong") }))
+            .route("/big", get(|| async { vec![b'x'; 64 * 1024] }))
+            .route(
+                "/slow",
+                get(|| async {
+                    tokio::time::sleep(Duration::from_secs(5)).await;
+                    "late"
+                }),
+            );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        format!("http://{addr}")
+    }
+
+    #[tokio::test]
+    async fn allowed_requests_go_through_within_their_caps() {
+        let base = local_server().await;
+        let client = OutboundClient::new(Vec::new()).unwrap();
+        let allowed = vec![Origin::parse(&base).unwrap()];
+        let get = |path: &str| OutboundRequest {
+            method: "GET".into(),
+            url: format!("{base}{path}"),
+            headers: vec![("accept".into(), "text/plain".into())],
+            body: Vec::new(),
+        };
+        let soon = || Instant::now() + Duration::from_secs(2);
+
+        let ok = client
+            .send(get("/ok"), &allowed, soon(), 1024)
+            .await
+            .unwrap();
+        assert_eq!((ok.status, ok.body.as_slice()), (200, &b"pong"[..]));
+        assert!(ok.headers.iter().any(|(k, v)| k == "x-reply" && v == "yes"));
+
+        let big = client.send(get("/big"), &allowed, soon(), 1024).await;
+        assert_eq!(big.err(), Some(OutboundError::TooLarge));
+
+        let started = Instant::now();
+        let slow = client
+            .send(
+                get("/slow"),
+                &allowed,
+                Instant::now() + Duration::from_millis(200),
+                1024,
+            )
+            .await;
+        assert_eq!(slow.err(), Some(OutboundError::Timeout));
+        assert!(started.elapsed() < Duration::from_secs(4));
+
+        let closed = format!("http://127.0.0.1:{}", unused_port());
+        let refused = client
+            .send(
+                OutboundRequest {
+                    url: format!("{closed}/"),
+                    ..get("/ok")
+                },
+                &[Origin::parse(&closed).unwrap()],
+                soon(),
+                1024,
+            )
+            .await;
+        assert!(
+            matches!(refused, Err(OutboundError::Connection(_))),
+            "{:?}",
+            refused.err()
+        );
+    }
+
+    fn unused_port() -> u16 {
+        std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port()
+    }
 }
