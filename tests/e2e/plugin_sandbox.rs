@@ -647,10 +647,28 @@ async fn reload_swaps_without_dropping_calls_in_flight() {
             answered
         }));
     }
+    // Two slow calls (the mock answers amount .64 after 1.5 s) straddle the reloads.
+    let slow: Vec<_> = (0..2)
+        .map(|_| {
+            let host = host.clone();
+            tokio::spawn(async move {
+                host.create_payment(payment(&host, "mock", "m_a", Method::Barcode, 1264, ""))
+                    .await
+            })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(100)).await;
     for _ in 0..5 {
         let report = host.reload(&config, &config).await.unwrap();
         assert_eq!(report.plugins, ["mock", "hostile"]);
         tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    for call in slow {
+        let result = call.await.unwrap();
+        assert!(
+            matches!(result, Ok(Ok(ref r)) if r.status == PaymentStatus::Succeeded),
+            "{result:?}"
+        );
     }
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     let mut total = 0;

@@ -175,3 +175,46 @@ async fn sighup_reloads_a_changed_plugin() {
     );
     assert_eq!(after["data"][0]["name"], "mock");
 }
+
+#[test]
+fn plugin_inspect_describes_a_component_and_refuses_a_foreign_world() {
+    let mock = plugin_dir().join("paygate-plugin-mock.wasm");
+    let output = run_paygated(&["plugin", "inspect", mock.to_str().unwrap()]);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{stdout}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let hash = hex::encode(ring::digest::digest(
+        &ring::digest::SHA256,
+        &std::fs::read(&mock).unwrap(),
+    ));
+    assert!(stdout.contains(&hash), "{stdout}");
+    assert!(
+        stdout.contains("paygate:provider@0.1.0 (compatible)"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("provider  mock (Mock Wallet): methods [qr, barcode, link]"),
+        "{stdout}"
+    );
+
+    let future = test_plugin("paygate-test-plugin-future-world");
+    let output = run_paygated(&["plugin", "inspect", future.to_str().unwrap()]);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(
+        stdout.contains("paygate:provider@0.2.0") && stdout.contains("paygate:provider@0.1.0"),
+        "{stdout}"
+    );
+
+    let output = run_paygated(&["plugin", "inspect", "/nonexistent.wasm"]);
+    assert_eq!(output.status.code(), Some(2));
+    let not_wasm = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(not_wasm.path(), b"hello").unwrap();
+    let output = run_paygated(&["plugin", "inspect", not_wasm.path().to_str().unwrap()]);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("not a valid component"));
+}

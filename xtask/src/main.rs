@@ -5,7 +5,8 @@
 //! - `cargo xtask run`: `build`, then run the gateway on `config/paygate.toml` with data in
 //!   `./data`, in the foreground.
 //! - `cargo xtask test`: `build`, then the whole test suite (unit and end-to-end).
-//! - `cargo xtask bench`: the benchmarks (none yet).
+//! - `cargo xtask bench [plugin]`: the benchmarks; results go to stdout (and by hand into
+//!   BENCHMARKS.md).
 
 use std::env;
 use std::fs;
@@ -32,10 +33,7 @@ fn main() -> ExitCode {
         Some("build") => build(),
         Some("run") => build().and_then(|()| run(&args[1..])),
         Some("test") => build().and_then(|()| test(&args[1..])),
-        Some("bench") => {
-            println!("no benchmarks yet");
-            Ok(())
-        }
+        Some("bench") => bench(&args[1..]),
         _ => {
             eprintln!("usage: cargo xtask <build | run | test | bench>");
             return ExitCode::from(2);
@@ -75,13 +73,26 @@ fn run_command(command: &mut Command) -> Result<()> {
 }
 
 fn build() -> Result<()> {
+    build_plugins()?;
+    run_command(cargo().args([
+        "build",
+        "--release",
+        "--package",
+        "paygate-daemon",
+        "--bin",
+        "paygated",
+    ]))
+}
+
+/// Builds every plugin crate (bundled, test and example plugins) into its folder.
+fn build_plugins() -> Result<()> {
     let plugins = plugin_crates("plugins")?;
     let test_plugins = plugin_crates("tests/plugins")?;
     let example_plugins = plugin_crates("examples")?;
-    if plugins.is_empty() && test_plugins.is_empty() {
+    if plugins.is_empty() && test_plugins.is_empty() && example_plugins.is_empty() {
         println!("xtask: no plugin crates yet");
     } else {
-        ensure_wasm_target()?;
+        ensure_target(PLUGIN_TARGET)?;
         // One cargo invocation for every plugin: they share dependencies.
         let mut command = cargo();
         command.args(["build", "--profile", "plugin", "--target", PLUGIN_TARGET]);
@@ -93,14 +104,7 @@ fn build() -> Result<()> {
         copy_components(&test_plugins, TEST_PLUGIN_OUT_DIR)?;
         copy_components(&example_plugins, EXAMPLE_PLUGIN_OUT_DIR)?;
     }
-    run_command(cargo().args([
-        "build",
-        "--release",
-        "--package",
-        "paygate-daemon",
-        "--bin",
-        "paygated",
-    ]))
+    Ok(())
 }
 
 fn copy_components(names: &[String], out_dir: &str) -> Result<()> {
@@ -145,17 +149,18 @@ fn plugin_crates(dir: &str) -> Result<Vec<String>> {
     Ok(crates)
 }
 
-fn ensure_wasm_target() -> Result<()> {
+/// Installs the rustup `target` unless it is there already.
+fn ensure_target(target: &str) -> Result<()> {
     let output = Command::new("rustup")
         .args(["target", "list", "--installed"])
         .output()
-        .map_err(|e| format!("cannot run rustup (needed to install {PLUGIN_TARGET}): {e}"))?;
+        .map_err(|e| format!("cannot run rustup (needed to install {target}): {e}"))?;
     let installed = String::from_utf8_lossy(&output.stdout);
-    if installed.lines().any(|line| line.trim() == PLUGIN_TARGET) {
+    if installed.lines().any(|line| line.trim() == target) {
         return Ok(());
     }
-    println!("xtask: installing the {PLUGIN_TARGET} target");
-    run_command(Command::new("rustup").args(["target", "add", PLUGIN_TARGET]))
+    println!("xtask: installing the {target} target");
+    run_command(Command::new("rustup").args(["target", "add", target]))
 }
 
 fn run(extra: &[String]) -> Result<()> {
@@ -187,4 +192,106 @@ fn test(extra: &[String]) -> Result<()> {
             ])
             .args(extra),
     )
+}
+
+fn bench(which: &[String]) -> Result<()> {
+    let all = which.is_empty();
+    let wanted = |name: &str| all || which.iter().any(|w| w == name);
+    if wanted("plugin") {
+        bench_plugin()?;
+    }
+    Ok(())
+}
+
+/// Fresh instance + one create-payment on the mock plugin, in-process, against the same work
+/// through Extism (built in its own workspace, so tests never compile a second wasmtime).
+fn bench_plugin() -> Result<()> {
+    build_plugins()?;
+    let ours = capture(cargo().args([
+        "run",
+        "--quiet",
+        "--release",
+        "--package",
+        "paygate-bench",
+        "--",
+        "plugin",
+        "target/plugins/paygate-plugin-mock.wasm",
+        "target/bench-plugin-cache",
+    ]))?;
+    ensure_target("wasm32-unknown-unknown")?;
+    let peer_manifest = "bench/extism/Cargo.toml";
+    run_command(cargo().args([
+        "build",
+        "--quiet",
+        "--profile",
+        "plugin",
+        "--target",
+        "wasm32-unknown-unknown",
+        "--manifest-path",
+        peer_manifest,
+        "--package",
+        "extism-mock",
+    ]))?;
+    let theirs = capture(cargo().args([
+        "run",
+        "--quiet",
+        "--release",
+        "--manifest-path",
+        peer_manifest,
+        "--package",
+        "extism-peer",
+        "--",
+        "bench/extism/target/wasm32-unknown-unknown/plugin/extism_mock.wasm",
+    ]))?;
+    println!("{ours}");
+    println!("{theirs}");
+    let median = |line: &str| json_number(line, "median_us");
+    let p99 = |line: &str| json_number(line, "p99_us");
+    println!();
+    println!(
+        "fresh instance + one create-payment (mock), in-process, 20,000 calls after 2,000 warm-up"
+    );
+    println!("| host | median | p99 |");
+    println!("| --- | --- | --- |");
+    println!(
+        "| paygate (wasmtime 48, component model) | {:.1} us | {:.1} us |",
+        median(&ours)?,
+        p99(&ours)?
+    );
+    println!(
+        "| Extism 1.x (extism-pdk plugin, JSON) | {:.1} us | {:.1} us |",
+        median(&theirs)?,
+        p99(&theirs)?
+    );
+    println!(
+        "Extism median / paygate median: {:.2}",
+        median(&theirs)? / median(&ours)?
+    );
+    Ok(())
+}
+
+/// Runs `command` and returns its stdout (its stderr goes to ours).
+fn capture(command: &mut Command) -> Result<String> {
+    let output = command
+        .stderr(std::process::Stdio::inherit())
+        .output()
+        .map_err(|e| format!("cannot start {command:?}: {e}"))?;
+    if !output.status.success() {
+        return Err(format!("{command:?} failed ({})", output.status));
+    }
+    Ok(String::from_utf8_lossy(&output.stdout).trim().to_owned())
+}
+
+/// The number after `"key":` in a one-line JSON object.
+fn json_number(line: &str, key: &str) -> Result<f64> {
+    let pattern = format!("\"{key}\":");
+    let start = line
+        .find(&pattern)
+        .ok_or_else(|| format!("no {key} in {line}"))?
+        + pattern.len();
+    line[start..]
+        .split([',', '}'])
+        .next()
+        .and_then(|n| n.trim().parse().ok())
+        .ok_or_else(|| format!("bad {key} in {line}"))
 }

@@ -8,6 +8,7 @@ use axum::extract::{MatchedPath, Request, State};
 use axum::http::{HeaderValue, Method};
 use axum::middleware::Next;
 use axum::response::Response;
+use tracing::Instrument;
 
 use super::request_id;
 use crate::app::AppState;
@@ -45,7 +46,11 @@ pub async fn observe(
     let context = Arc::new(RequestContext::default());
     request.extensions_mut().insert(context.clone());
 
-    let mut response = request_id::scope(id.clone(), next.run(request)).await;
+    // Everything logged while handling the request (plugin calls included) carries its id.
+    let span = tracing::info_span!("request", request_id = %id);
+    let mut response = request_id::scope(id.clone(), next.run(request))
+        .instrument(span)
+        .await;
 
     let status = response.status();
     let elapsed = started.elapsed();

@@ -1,0 +1,97 @@
+//! `paygate-bench`: the benchmarks behind `cargo xtask bench`. Each prints one JSON line per
+//! result, which xtask collects into its report.
+//!
+//! - `plugin <mock.wasm> <cache dir>`: a fresh instance + one `create-payment` on the mock
+//!   plugin, in-process through the daemon's real `PluginHost`, timed call by call.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use paygate_daemon::config::Config;
+use paygate_daemon::metrics::Metrics;
+use paygate_daemon::plugins::PluginHost;
+use paygate_daemon::plugins::types::{CreatePaymentRequest, Method, Money, PaymentStatus};
+
+const WARMUP_CALLS: usize = 2_000;
+const MEASURED_CALLS: usize = 20_000;
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    match args
+        .iter()
+        .map(String::as_str)
+        .collect::<Vec<_>>()
+        .as_slice()
+    {
+        ["plugin", mock, cache] => plugin(Path::new(mock), Path::new(cache)),
+        _ => {
+            eprintln!("usage: paygate-bench plugin <mock.wasm> <cache dir>");
+            std::process::exit(2);
+        }
+    }
+}
+
+fn plugin(mock: &Path, cache: &Path) {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a tokio runtime");
+    runtime.block_on(async {
+        let text = format!(
+            "[plugin_host]\nmax_concurrent_calls = 8\ncache_dir = {cache:?}\n[[plugins]]\nname = \"mock\"\npath = {mock:?}\n[[merchants]]\nid = \"m_bench\"\nname = \"Bench\"\n[merchants.providers.mock]\n",
+            cache = cache.display().to_string(),
+            mock = mock.display().to_string(),
+        );
+        let config = Config::parse(Path::new("<bench>"), &text).expect("bench config");
+        let host = PluginHost::start(&config, Arc::new(Metrics::new()))
+            .await
+            .expect("the mock plugin loads");
+        let merchant = host
+            .merchant_record("mock", "m_bench", &toml::Table::new(), "http://127.0.0.1:8420/v1/notify/mock/m_bench".into())
+            .expect("mock is served");
+        let request = CreatePaymentRequest {
+            payment_id: "pay_0Vc4F1IW0WnVVsf2ooV3p8Zkv".into(),
+            provider: "mock".into(),
+            merchant,
+            amount: Money { minor: 1250, currency: "CNY".into(), exponent: 2 },
+            method: Method::Qr,
+            auth_code: None,
+            description: Some("2 x coffee".into()),
+            terminal_id: Some("T-07".into()),
+            expires_in_seconds: Some(900),
+        };
+        let mut samples = Vec::with_capacity(MEASURED_CALLS);
+        for i in 0..WARMUP_CALLS + MEASURED_CALLS {
+            let call = request.clone();
+            let started = Instant::now();
+            let result = host.create_payment(call).await;
+            let elapsed = started.elapsed();
+            // Verify every answer, not just count it.
+            match result {
+                Ok(Ok(payment)) if payment.status == PaymentStatus::Pending && payment.qr_code.is_some() => {}
+                other => panic!("unexpected answer: {other:?}"),
+            }
+            if i >= WARMUP_CALLS {
+                samples.push(elapsed);
+            }
+        }
+        report("paygate_fresh_instance_create_payment", &mut samples);
+    });
+}
+
+/// Prints median, p99, max and mean of `samples` as one JSON line.
+fn report(name: &str, samples: &mut [Duration]) {
+    samples.sort();
+    let us = |d: Duration| d.as_secs_f64() * 1e6;
+    let at = |q: f64| us(samples[((samples.len() as f64 - 1.0) * q).round() as usize]);
+    let mean = samples.iter().map(|d| us(*d)).sum::<f64>() / samples.len() as f64;
+    println!(
+        "{{\"name\":\"{name}\",\"calls\":{},\"median_us\":{:.2},\"p99_us\":{:.2},\"max_us\":{:.2},\"mean_us\":{:.2}}}",
+        samples.len(),
+        at(0.5),
+        at(0.99),
+        us(samples[samples.len() - 1]),
+        mean
+    );
+}
