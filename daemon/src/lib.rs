@@ -13,6 +13,8 @@ pub mod ids;
 pub mod logging;
 pub mod merchants;
 pub mod metrics;
+pub mod money;
+pub mod payments;
 pub mod plugins;
 pub mod serve;
 pub mod server;

@@ -9,6 +9,8 @@
 //! Durability: sled's `flush` writes with `sync_file_range`, which survives a killed process
 //! but not a power loss or kernel crash (see RELIABILITY notes in ARCHITECTURE.md).
 
+pub mod commit;
+
 use std::fs::{File, OpenOptions, TryLockError};
 use std::io::{Read, Seek, Write};
 use std::path::{Path, PathBuf};

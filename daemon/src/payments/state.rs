@@ -1,0 +1,134 @@
+//! The payment and refund state machines (API.md §5, §6): the legal moves in one function
+//! each. Terminal states never change; a provider report that contradicts one is a
+//! conflict for the anomaly monitor, never a change.
+
+use serde::{Deserialize, Serialize};
+
+/// Where a payment is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PaymentStatus {
+    Pending,
+    Succeeded,
+    Failed,
+    Cancelled,
+    Expired,
+}
+
+/// What happens when something reports a new status for a payment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Transition {
+    /// A legal move: apply it.
+    Move,
+    /// The payment is already there: nothing to do (a duplicate report).
+    Same,
+    /// The payment is terminal and the report contradicts it: change nothing, raise a
+    /// conflict event.
+    Conflict,
+}
+
+impl PaymentStatus {
+    pub fn is_terminal(self) -> bool {
+        self != PaymentStatus::Pending
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PaymentStatus::Pending => "pending",
+            PaymentStatus::Succeeded => "succeeded",
+            PaymentStatus::Failed => "failed",
+            PaymentStatus::Cancelled => "cancelled",
+            PaymentStatus::Expired => "expired",
+        }
+    }
+
+    /// The one place that decides whether `self -> to` is allowed.
+    pub fn transition(self, to: PaymentStatus) -> Transition {
+        use PaymentStatus::*;
+        match (self, to) {
+            (from, to) if from == to => Transition::Same,
+            (Pending, Succeeded | Failed | Cancelled | Expired) => Transition::Move,
+            // Nothing returns to pending, and terminal states are final.
+            _ => Transition::Conflict,
+        }
+    }
+}
+
+/// Where a refund is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RefundStatus {
+    Pending,
+    Succeeded,
+    Failed,
+}
+
+impl RefundStatus {
+    pub fn is_terminal(self) -> bool {
+        self != RefundStatus::Pending
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RefundStatus::Pending => "pending",
+            RefundStatus::Succeeded => "succeeded",
+            RefundStatus::Failed => "failed",
+        }
+    }
+
+    /// The one place that decides whether `self -> to` is allowed.
+    pub fn transition(self, to: RefundStatus) -> Transition {
+        use RefundStatus::*;
+        match (self, to) {
+            (from, to) if from == to => Transition::Same,
+            (Pending, Succeeded | Failed) => Transition::Move,
+            _ => Transition::Conflict,
+        }
+    }
+
+    /// Whether the refund counts against the payment's refundable amount: every refund that
+    /// has not failed (a pending one may still succeed).
+    pub fn holds_funds(self) -> bool {
+        self != RefundStatus::Failed
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const PAYMENT_STATES: [PaymentStatus; 5] = [
+        PaymentStatus::Pending,
+        PaymentStatus::Succeeded,
+        PaymentStatus::Failed,
+        PaymentStatus::Cancelled,
+        PaymentStatus::Expired,
+    ];
+
+    #[test]
+    fn only_pending_payments_move_and_terminal_ones_never_change() {
+        for from in PAYMENT_STATES {
+            for to in PAYMENT_STATES {
+                let expected = if from == to {
+                    Transition::Same
+                } else if from == PaymentStatus::Pending {
+                    Transition::Move
+                } else {
+                    Transition::Conflict
+                };
+                assert_eq!(from.transition(to), expected, "{from:?} -> {to:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn refunds_move_once_and_failed_ones_release_funds() {
+        use RefundStatus::*;
+        assert_eq!(Pending.transition(Succeeded), Transition::Move);
+        assert_eq!(Pending.transition(Failed), Transition::Move);
+        assert_eq!(Succeeded.transition(Failed), Transition::Conflict);
+        assert_eq!(Failed.transition(Pending), Transition::Conflict);
+        assert_eq!(Succeeded.transition(Succeeded), Transition::Same);
+        assert!(Pending.holds_funds() && Succeeded.holds_funds() && !Failed.holds_funds());
+    }
+}
