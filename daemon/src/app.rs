@@ -22,6 +22,8 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     /// Largest accepted request body (`server.body_bytes_max`).
     pub body_bytes_max: usize,
+    /// Idempotency keys this process is working on (API.md §4: 409 while in progress).
+    pub in_flight: crate::payments::service::InFlight,
     /// The serialized OpenAPI document, set once the router (its source) is built.
     pub openapi_json: OnceLock<Bytes>,
 }
@@ -41,6 +43,7 @@ impl AppState {
             store,
             plugins,
             metrics,
+            in_flight: Default::default(),
             openapi_json: OnceLock::new(),
         })
     }

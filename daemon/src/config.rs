@@ -36,6 +36,9 @@ pub struct Config {
     /// Merchants declared in the file; the onboarding API adds more at run time.
     #[serde(default)]
     pub merchants: Vec<MerchantConfig>,
+    /// Payment rules.
+    #[serde(default)]
+    pub payments: PaymentsConfig,
     /// How plugins are run and trusted.
     #[serde(default)]
     pub plugin_host: PluginHostConfig,
@@ -84,6 +87,36 @@ pub struct TlsConfig {
     /// PEM CA bundle; when set, every client must present a certificate it signed.
     #[serde(default)]
     pub client_ca_file: Option<Spanned<PathBuf>>,
+}
+
+/// `[payments]`: rules for collecting money.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PaymentsConfig {
+    /// Largest amount of one payment, in major units, for currencies not in `amount_max`.
+    #[serde(default = "default_amount_max")]
+    pub amount_max_default: Spanned<String>,
+    /// Per-currency maximum, in major units (`{ JPY = "5000000" }`).
+    #[serde(default)]
+    pub amount_max: BTreeMap<String, Spanned<String>>,
+    /// The URL providers reach this daemon at, for notification URLs
+    /// (`<public_url>/v1/notify/<provider>/<merchant>`). Default: `http://<listen>`.
+    #[serde(default)]
+    pub public_url: Option<Spanned<String>>,
+}
+
+impl Default for PaymentsConfig {
+    fn default() -> Self {
+        PaymentsConfig {
+            amount_max_default: default_amount_max(),
+            amount_max: BTreeMap::new(),
+            public_url: None,
+        }
+    }
+}
+
+fn default_amount_max() -> Spanned<String> {
+    Spanned::new(0..0, "100000".to_owned())
 }
 
 /// `[plugin_host]`: settings shared by every plugin.
@@ -487,6 +520,7 @@ impl Config {
             }
         }
         self.validate_plugins(at)?;
+        self.validate_payments(at)?;
         let mut merchant_ids = BTreeSet::new();
         for (i, merchant) in self.merchants.iter().enumerate() {
             let field = |name: &str| format!("merchants[{i}].{name}");
@@ -536,6 +570,78 @@ impl Config {
 }
 
 impl Config {
+    fn validate_payments(&self, at: &Locator<'_>) -> Result<(), ConfigError> {
+        let payments = &self.payments;
+        let check = |value: &Spanned<String>, field: String| -> Result<(), ConfigError> {
+            match value.get_ref().parse::<rust_decimal::Decimal>() {
+                Ok(max)
+                    if max > rust_decimal::Decimal::ZERO
+                        && max <= rust_decimal::Decimal::from(1_000_000_000_000i64) =>
+                {
+                    Ok(())
+                }
+                _ => Err(at.error(
+                    value.span(),
+                    field,
+                    format!(
+                        "\"{}\" must be a positive decimal amount of at most 1000000000000",
+                        value.get_ref()
+                    ),
+                )),
+            }
+        };
+        check(
+            &payments.amount_max_default,
+            "payments.amount_max_default".into(),
+        )?;
+        for (currency, max) in &payments.amount_max {
+            if crate::money::Currency::from_code(currency).is_none() {
+                return Err(at.error(
+                    max.span(),
+                    format!("payments.amount_max.{currency}"),
+                    format!(
+                        "unknown currency; use one of {}",
+                        crate::money::Currency::supported_codes().join(", ")
+                    ),
+                ));
+            }
+            check(max, format!("payments.amount_max.{currency}"))?;
+        }
+        if let Some(url) = &payments.public_url {
+            let ok = url.get_ref().parse::<hyper::Uri>().is_ok_and(|u| {
+                matches!(u.scheme_str(), Some("http" | "https")) && u.host().is_some()
+            });
+            if !ok || url.get_ref().ends_with('/') {
+                return Err(at.error(
+                    url.span(),
+                    "payments.public_url",
+                    "must be an http(s) URL with a host and no trailing slash",
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// The maximum amount of one payment in `currency`, in major units.
+    pub fn amount_max(&self, currency: &str) -> rust_decimal::Decimal {
+        let text = self
+            .payments
+            .amount_max
+            .get(currency)
+            .unwrap_or(&self.payments.amount_max_default);
+        text.get_ref()
+            .parse()
+            .expect("validate() checked the maximum")
+    }
+
+    /// The base URL providers use to reach this daemon.
+    pub fn public_url(&self) -> String {
+        match &self.payments.public_url {
+            Some(url) => url.get_ref().clone(),
+            None => format!("http://{}", self.server.listen.get_ref()),
+        }
+    }
+
     fn validate_plugins(&self, at: &Locator<'_>) -> Result<(), ConfigError> {
         let host = &self.plugin_host;
         for signer in host.trusted_signers.get_ref() {

@@ -14,13 +14,13 @@ pub enum MerchantSource {
 }
 
 /// A merchant as the rest of the daemon sees it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Merchant {
     pub id: String,
     pub name: String,
     pub source: MerchantSource,
-    /// Providers configured for this merchant, by name, sorted.
-    pub providers: Vec<String>,
+    /// Providers configured for this merchant, with the merchant's settings for each.
+    pub providers: BTreeMap<String, toml::Table>,
 }
 
 /// All known merchants, by id.
@@ -38,7 +38,11 @@ impl MerchantDirectory {
                     id: m.id.get_ref().clone(),
                     name: m.name.get_ref().clone(),
                     source: MerchantSource::Config,
-                    providers: m.providers.keys().cloned().collect(),
+                    providers: m
+                        .providers
+                        .iter()
+                        .map(|(name, p)| (name.clone(), p.settings.clone()))
+                        .collect(),
                 };
                 (merchant.id.clone(), merchant)
             })

@@ -19,14 +19,38 @@ pub struct Currency {
 
 /// ISO 4217 codes and minor units of the currencies paygate accepts.
 const CURRENCIES: &[Currency] = &[
-    Currency { code: "CNY", exponent: 2 },
-    Currency { code: "EUR", exponent: 2 },
-    Currency { code: "GBP", exponent: 2 },
-    Currency { code: "HKD", exponent: 2 },
-    Currency { code: "JPY", exponent: 0 },
-    Currency { code: "KRW", exponent: 0 },
-    Currency { code: "SGD", exponent: 2 },
-    Currency { code: "USD", exponent: 2 },
+    Currency {
+        code: "CNY",
+        exponent: 2,
+    },
+    Currency {
+        code: "EUR",
+        exponent: 2,
+    },
+    Currency {
+        code: "GBP",
+        exponent: 2,
+    },
+    Currency {
+        code: "HKD",
+        exponent: 2,
+    },
+    Currency {
+        code: "JPY",
+        exponent: 0,
+    },
+    Currency {
+        code: "KRW",
+        exponent: 0,
+    },
+    Currency {
+        code: "SGD",
+        exponent: 2,
+    },
+    Currency {
+        code: "USD",
+        exponent: 2,
+    },
 ];
 
 impl Currency {
@@ -137,7 +161,8 @@ impl Money {
     pub fn minor(&self) -> i64 {
         let mut scaled = self.amount;
         scaled.rescale(u32::from(self.currency.exponent));
-        i64::try_from(scaled.mantissa()).expect("amounts are bounded far below i64::MAX minor units")
+        i64::try_from(scaled.mantissa())
+            .expect("amounts are bounded far below i64::MAX minor units")
     }
 
     pub fn currency(&self) -> Currency {
@@ -204,23 +229,51 @@ mod tests {
 
     #[test]
     fn refuses_what_section_1_forbids() {
-        for bad in ["", "-1", "+1", "1e3", "1,00", " 1", "1 ", ".5", "5.", "1.2.3", "０", "NaN", "0x10"] {
-            assert!(matches!(Money::parse(bad, "CNY"), Err(MoneyError::NotDecimal(_))), "{bad:?}");
+        for bad in [
+            "", "-1", "+1", "1e3", "1,00", " 1", "1 ", ".5", "5.", "1.2.3", "０", "NaN", "0x10",
+        ] {
+            assert!(
+                matches!(Money::parse(bad, "CNY"), Err(MoneyError::NotDecimal(_))),
+                "{bad:?}"
+            );
         }
-        assert!(matches!(Money::parse("12.345", "CNY"), Err(MoneyError::TooManyDecimals { exponent: 2, .. })));
-        assert!(matches!(Money::parse("1.5", "JPY"), Err(MoneyError::TooManyDecimals { exponent: 0, .. })));
+        assert!(matches!(
+            Money::parse("12.345", "CNY"),
+            Err(MoneyError::TooManyDecimals { exponent: 2, .. })
+        ));
+        assert!(matches!(
+            Money::parse("1.5", "JPY"),
+            Err(MoneyError::TooManyDecimals { exponent: 0, .. })
+        ));
         assert_eq!(Money::parse("0", "CNY"), Err(MoneyError::NotPositive));
         assert_eq!(Money::parse("0.00", "CNY"), Err(MoneyError::NotPositive));
-        assert!(matches!(Money::parse("1", "cny"), Err(MoneyError::UnknownCurrency(..))));
-        assert!(matches!(Money::parse("1", "XAU"), Err(MoneyError::UnknownCurrency(..))));
-        assert!(matches!(Money::parse(&"9".repeat(40), "CNY"), Err(MoneyError::NotDecimal(_))));
+        assert!(matches!(
+            Money::parse("1", "cny"),
+            Err(MoneyError::UnknownCurrency(..))
+        ));
+        assert!(matches!(
+            Money::parse("1", "XAU"),
+            Err(MoneyError::UnknownCurrency(..))
+        ));
+        assert!(matches!(
+            Money::parse(&"9".repeat(40), "CNY"),
+            Err(MoneyError::NotDecimal(_))
+        ));
     }
 
     #[test]
     fn the_maximum_is_enforced() {
         let max = Decimal::from(50_000);
-        assert!(Money::parse("50000.00", "CNY").unwrap().check_maximum(max).is_ok());
-        let err = Money::parse("50000.01", "CNY").unwrap().check_maximum(max).unwrap_err();
+        assert!(
+            Money::parse("50000.00", "CNY")
+                .unwrap()
+                .check_maximum(max)
+                .is_ok()
+        );
+        let err = Money::parse("50000.01", "CNY")
+            .unwrap()
+            .check_maximum(max)
+            .unwrap_err();
         assert!(err.to_string().contains("above the maximum"), "{err}");
     }
 
@@ -234,7 +287,10 @@ mod tests {
         let yen = Money::parse("10", "JPY").unwrap();
         assert!(a.checked_add(&yen).is_none());
         assert!(a.partial_cmp(&yen).is_none());
-        assert_eq!(Money::from_minor(1250, a.currency()), Money::parse("12.50", "CNY").unwrap());
+        assert_eq!(
+            Money::from_minor(1250, a.currency()),
+            Money::parse("12.50", "CNY").unwrap()
+        );
         assert_eq!(Money::zero(a.currency()).to_string(), "0.00");
     }
 }

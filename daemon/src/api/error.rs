@@ -54,6 +54,35 @@ pub enum ApiError {
     Unauthenticated { message: String },
     #[error("{message}")]
     Forbidden { message: String },
+    /// The request conflicts with the current state of an object.
+    #[error("{message}")]
+    Conflict {
+        code: &'static str,
+        message: String,
+        param: Option<String>,
+    },
+    /// API.md §4: a reused or still-running idempotency key (409 or 422).
+    #[error("{message}")]
+    Idempotency {
+        status: StatusCode,
+        code: &'static str,
+        message: String,
+    },
+    /// The provider declined (402), failed to answer (502) or timed out (504). A declined
+    /// payment rides along in `error.payment`.
+    #[error("{message}")]
+    Provider {
+        status: StatusCode,
+        code: String,
+        message: String,
+        payment: Option<Box<serde_json::Value>>,
+    },
+    /// The plugin trapped, ran out of time or memory, or broke its contract.
+    #[error("{message}")]
+    Plugin { message: String },
+    /// Temporarily unable to serve; retry.
+    #[error("{message}")]
+    Unavailable { code: &'static str, message: String },
     /// A fault on our side. The message is generic on purpose; details go to the log.
     #[error("internal error; the request id identifies it in the daemon's log")]
     Internal,
@@ -78,6 +107,10 @@ impl ApiError {
             ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::Unauthenticated { .. } => StatusCode::UNAUTHORIZED,
             ApiError::Forbidden { .. } => StatusCode::FORBIDDEN,
+            ApiError::Conflict { .. } => StatusCode::CONFLICT,
+            ApiError::Idempotency { status, .. } | ApiError::Provider { status, .. } => *status,
+            ApiError::Plugin { .. } => StatusCode::BAD_GATEWAY,
+            ApiError::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -90,16 +123,26 @@ impl ApiError {
             | ApiError::PayloadTooLarge { .. }
             | ApiError::NotFound { .. }
             | ApiError::RouteNotFound { .. }
-            | ApiError::MethodNotAllowed { .. } => ErrorType::InvalidRequestError,
+            | ApiError::MethodNotAllowed { .. }
+            | ApiError::Conflict { .. } => ErrorType::InvalidRequestError,
             ApiError::Unauthenticated { .. } => ErrorType::AuthenticationError,
             ApiError::Forbidden { .. } => ErrorType::PermissionError,
-            ApiError::Internal => ErrorType::ApiError,
+            ApiError::Idempotency { .. } => ErrorType::IdempotencyError,
+            ApiError::Provider { .. } => ErrorType::ProviderError,
+            ApiError::Plugin { .. } => ErrorType::PluginError,
+            ApiError::Unavailable { .. } | ApiError::Internal => ErrorType::ApiError,
         }
     }
 
-    pub fn code(&self) -> &'static str {
+    pub fn code(&self) -> &str {
         match self {
-            ApiError::InvalidRequest { code, .. } | ApiError::Unprocessable { code, .. } => code,
+            ApiError::InvalidRequest { code, .. }
+            | ApiError::Unprocessable { code, .. }
+            | ApiError::Conflict { code, .. }
+            | ApiError::Idempotency { code, .. }
+            | ApiError::Unavailable { code, .. } => code,
+            ApiError::Provider { code, .. } => code,
+            ApiError::Plugin { .. } => "plugin_fault",
             ApiError::UnsupportedMediaType { .. } => "content_type_invalid",
             ApiError::PayloadTooLarge { .. } => "body_too_large",
             ApiError::NotFound { .. } => "resource_missing",
@@ -113,9 +156,9 @@ impl ApiError {
 
     fn param(&self) -> Option<&str> {
         match self {
-            ApiError::InvalidRequest { param, .. } | ApiError::Unprocessable { param, .. } => {
-                param.as_deref()
-            }
+            ApiError::InvalidRequest { param, .. }
+            | ApiError::Unprocessable { param, .. }
+            | ApiError::Conflict { param, .. } => param.as_deref(),
             _ => None,
         }
     }
@@ -133,7 +176,7 @@ pub struct ErrorDetail {
     #[serde(rename = "type")]
     pub kind: ErrorType,
     /// Stable machine-readable code, e.g. `amount_invalid`.
-    pub code: &'static str,
+    pub code: String,
     /// What was wrong and, where possible, how to fix it.
     pub message: String,
     /// The request field at fault, when there is one.
@@ -141,6 +184,30 @@ pub struct ErrorDetail {
     pub param: Option<String>,
     /// The `Request-Id` of this response.
     pub request_id: String,
+    /// The failed payment, when a payment was declined (402).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub payment: Option<serde_json::Value>,
+}
+
+impl ApiError {
+    /// The JSON body of this error (API.md §3), for the current request.
+    pub fn body(&self) -> String {
+        let body = ErrorBody {
+            error: ErrorDetail {
+                kind: self.error_type(),
+                code: self.code().to_owned(),
+                message: self.to_string(),
+                param: self.param().map(str::to_owned),
+                request_id: request_id::current(),
+                payment: match self {
+                    ApiError::Provider { payment, .. } => payment.as_deref().cloned(),
+                    _ => None,
+                },
+            },
+        };
+        serde_json::to_string(&body).expect("error bodies always serialize")
+    }
 }
 
 impl IntoResponse for ApiError {
@@ -148,17 +215,7 @@ impl IntoResponse for ApiError {
         if matches!(self, ApiError::Internal) {
             tracing::error!(code = self.code(), "answered 500");
         }
-        let body = ErrorBody {
-            error: ErrorDetail {
-                kind: self.error_type(),
-                code: self.code(),
-                message: self.to_string(),
-                param: self.param().map(str::to_owned),
-                request_id: request_id::current(),
-            },
-        };
-        let bytes = serde_json::to_vec(&body).expect("error bodies always serialize");
-        let mut response = (self.status(), bytes).into_response();
+        let mut response = (self.status(), self.body()).into_response();
         response.headers_mut().insert(
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/json"),

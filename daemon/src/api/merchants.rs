@@ -41,7 +41,7 @@ impl From<&Merchant> for MerchantObject {
             name: m.name.clone(),
             status,
             source,
-            providers: m.providers.clone(),
+            providers: m.providers.keys().cloned().collect(),
         }
     }
 }

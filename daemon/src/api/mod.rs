@@ -4,14 +4,14 @@
 
 mod auth;
 pub mod error;
-// The JSON body extractor's only user so far is the test-hooks echo route; the payment
-// routes (the next issue) are its first real users.
-#[cfg_attr(not(feature = "test-hooks"), allow(dead_code))]
+mod idempotency;
 mod json;
 mod list;
 mod merchants;
+mod notify;
 mod observe;
 mod ops;
+mod payments;
 mod plugins;
 mod request_id;
 #[cfg(feature = "test-hooks")]
@@ -61,6 +61,12 @@ pub fn router(state: Arc<AppState>) -> (Router, utoipa::openapi::OpenApi) {
         .routes(routes!(ops::openapi_json))
         .routes(routes!(merchants::list_merchants))
         .routes(routes!(merchants::get_merchant))
+        .routes(routes!(payments::create_payment, payments::list_payments))
+        .routes(routes!(payments::get_payment))
+        .routes(routes!(payments::cancel_payment))
+        .routes(routes!(payments::create_refund, payments::list_refunds))
+        .routes(routes!(payments::get_refund))
+        .routes(routes!(notify::notify))
         .routes(routes!(plugins::list_plugins))
         .routes(routes!(plugins::reload_plugins))
         .split_for_parts();

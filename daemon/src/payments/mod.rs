@@ -1,4 +1,5 @@
 //! Payments and refunds: the state machines, and (next) the use cases that tie the API, the
 //! store and the plugin host together.
 
+pub mod service;
 pub mod state;

@@ -15,10 +15,11 @@ use tokio::sync::oneshot;
 
 type Waiter = oneshot::Sender<Result<(), String>>;
 
-/// The committer thread's handle.
-#[derive(Clone)]
+/// The committer thread. Dropping it lets the thread finish and waits for it, so the
+/// database is released when the store is.
 pub struct GroupCommit {
-    requests: mpsc::Sender<Waiter>,
+    requests: Option<mpsc::Sender<Waiter>>,
+    thread: Option<std::thread::JoinHandle<()>>,
     stats: Arc<CommitStats>,
 }
 
@@ -32,12 +33,12 @@ pub struct CommitStats {
 }
 
 impl GroupCommit {
-    /// Starts the committer thread for `db`. It ends when every handle is dropped.
+    /// Starts the committer thread for `db`.
     pub fn start(db: sled::Db) -> GroupCommit {
         let (requests, queue) = mpsc::channel::<Waiter>();
         let stats = Arc::new(CommitStats::default());
         let thread_stats = stats.clone();
-        std::thread::Builder::new()
+        let thread = std::thread::Builder::new()
             .name("paygate-commit".into())
             .spawn(move || {
                 // Block for the first waiter, then take everyone queued behind it.
@@ -53,23 +54,40 @@ impl GroupCommit {
                 }
             })
             .expect("cannot start the group-commit thread");
-        GroupCommit { requests, stats }
+        GroupCommit {
+            requests: Some(requests),
+            thread: Some(thread),
+            stats,
+        }
     }
 
     /// Resolves once everything written before this call is flushed to disk. The request
     /// is queued when this is called, not when the future is first polled.
     pub fn durable(&self) -> impl std::future::Future<Output = Result<(), String>> + use<> {
         let (waiter, done) = oneshot::channel();
-        let queued = self.requests.send(waiter);
+        let queued = self.requests.as_ref().map(|requests| requests.send(waiter));
         async move {
             let stopped = || "the group-commit thread has stopped".to_string();
-            queued.map_err(|_| stopped())?;
+            match queued {
+                Some(Ok(())) => {}
+                _ => return Err(stopped()),
+            }
             done.await.map_err(|_| stopped())?
         }
     }
 
     pub fn stats(&self) -> &CommitStats {
         &self.stats
+    }
+}
+
+impl Drop for GroupCommit {
+    fn drop(&mut self) {
+        // Closing the queue ends the thread's loop after its last flush.
+        drop(self.requests.take());
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
     }
 }
 
@@ -104,15 +122,12 @@ mod tests {
         assert_eq!(stats.requests.load(Ordering::Relaxed), 500);
         // One flush per writer would be 500; queued together they share a handful.
         let flushes = stats.flushes.load(Ordering::Relaxed);
-        assert!((1..50).contains(&flushes), "{flushes} flushes for 500 writers");
+        assert!(
+            (1..50).contains(&flushes),
+            "{flushes} flushes for 500 writers"
+        );
         drop((commit, db));
-        // The committer thread lets go of the database once it sees every handle gone.
-        let reopened = (0..100)
-            .find_map(|_| {
-                std::thread::sleep(Duration::from_millis(10));
-                sled::open(dir.path().join("db")).ok()
-            })
-            .expect("the database is released");
+        let reopened = sled::open(dir.path().join("db")).unwrap();
         assert_eq!(reopened.len(), 500);
     }
 }

@@ -10,6 +10,10 @@
 //! but not a power loss or kernel crash (see RELIABILITY notes in ARCHITECTURE.md).
 
 pub mod commit;
+mod payments;
+pub mod records;
+
+pub use payments::{Begin, Claim};
 
 use std::fs::{File, OpenOptions, TryLockError};
 use std::io::{Read, Seek, Write};
@@ -53,12 +57,20 @@ pub enum StoreError {
     CorruptMeta { path: PathBuf },
     #[error("database error in {path}: {source}")]
     Database { path: PathBuf, source: sled::Error },
+    #[error("database error: {0}")]
+    Sled(sled::Error),
+    #[error("corrupt record: {0}")]
+    Corrupt(String),
+    #[error("cannot make the write durable: {0}")]
+    Flush(String),
 }
 
 /// An open data dir. Dropping it releases the lock (after sled has flushed on drop).
 pub struct Store {
     db: sled::Db,
     meta: sled::Tree,
+    trees: payments::PaymentTrees,
+    commit: commit::GroupCommit,
     path: PathBuf,
     // Declared last: fields drop in order, so the lock outlives the database handle.
     _lock: File,
@@ -106,9 +118,13 @@ impl Store {
                 // Older versions would be migrated here; version 1 is the first.
             }
         }
+        let trees = payments::PaymentTrees::open(&db).map_err(database_error)?;
+        let commit = commit::GroupCommit::start(db.clone());
         Ok(Store {
             db,
             meta,
+            trees,
+            commit,
             path: dir.to_owned(),
             _lock: lock,
         })
@@ -137,6 +153,17 @@ impl Store {
         self.db
             .flush()
             .map_err(|source| self.database_error(source))
+    }
+
+    /// Resolves once every write made before the call is on disk (group commit: concurrent
+    /// callers share one flush).
+    pub async fn durable(&self) -> Result<(), StoreError> {
+        self.commit.durable().await.map_err(StoreError::Flush)
+    }
+
+    /// The group committer's counters.
+    pub fn commit_stats(&self) -> &commit::CommitStats {
+        self.commit.stats()
     }
 
     pub fn path(&self) -> &Path {

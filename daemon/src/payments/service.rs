@@ -1,0 +1,1083 @@
+//! The payment and refund use cases: validate, record durably, call the provider's plugin,
+//! record its answer durably, answer. Brandur's recovery points: the payment (with the
+//! idempotency claim) is on disk before the provider hears of it, and the provider-side
+//! reference is our own id, so a retry after a crash asks the provider about the same
+//! charge instead of making another.
+
+use std::collections::{BTreeMap, HashSet};
+use std::sync::Mutex;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use crate::app::AppState;
+use crate::auth::ApiKey;
+use crate::ids::new_id;
+use crate::money::Money;
+use crate::payments::state::{PaymentStatus, RefundStatus, Transition};
+use crate::plugins::types as wit;
+use crate::plugins::{CallError, PluginFault};
+use crate::store::records::{EventRecord, Failure, PaymentRecord, ProviderStep, RefundRecord};
+use crate::store::{Begin, Claim, StoreError};
+
+/// How a payment is paid (API.md §5).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Method {
+    Qr,
+    Barcode,
+    Link,
+}
+
+impl Method {
+    pub fn parse(text: &str) -> Option<Method> {
+        match text {
+            "qr" => Some(Method::Qr),
+            "barcode" => Some(Method::Barcode),
+            "link" => Some(Method::Link),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Method::Qr => "qr",
+            Method::Barcode => "barcode",
+            Method::Link => "link",
+        }
+    }
+
+    fn wit(self) -> wit::Method {
+        match self {
+            Method::Qr => wit::Method::Qr,
+            Method::Barcode => wit::Method::Barcode,
+            Method::Link => wit::Method::Link,
+        }
+    }
+}
+
+/// A validated request for a new payment.
+#[derive(Debug, Clone)]
+pub struct NewPayment {
+    pub merchant_id: String,
+    pub amount: Money,
+    pub method: Method,
+    pub provider: Option<String>,
+    pub auth_code: Option<String>,
+    pub order_id: Option<String>,
+    pub description: Option<String>,
+    pub terminal_id: Option<String>,
+    pub expires_in_seconds: Option<u32>,
+    pub metadata: BTreeMap<String, String>,
+}
+
+/// A validated request for a refund.
+#[derive(Debug, Clone)]
+pub struct NewRefund {
+    pub payment_id: String,
+    /// `None`: the whole remaining amount.
+    pub amount: Option<Money>,
+    pub reason: Option<String>,
+}
+
+/// Why a payment or refund request did not produce the object the client wanted. The API
+/// maps each to its status and code in one place (`api/error.rs`).
+#[derive(Debug, thiserror::Error)]
+pub enum PaymentError {
+    #[error("this Idempotency-Key was used for a different request")]
+    IdempotencyKeyReused,
+    #[error("a request with this Idempotency-Key is still being processed; retry later")]
+    IdempotencyInProgress,
+    #[error("order_id {order_id} is already used by payment {payment_id}")]
+    OrderIdInUse {
+        order_id: String,
+        payment_id: String,
+    },
+    #[error("{0}")]
+    WalletNotSupported(String),
+    #[error("{message}")]
+    Invalid {
+        param: &'static str,
+        message: String,
+    },
+    #[error("no such {kind}: {id}")]
+    NotFound { kind: &'static str, id: String },
+    #[error("payment {0} has already succeeded; refund it instead")]
+    AlreadySucceeded(String),
+    #[error("payment {id} is {status} and cannot be {action}")]
+    WrongState {
+        id: String,
+        status: &'static str,
+        action: &'static str,
+    },
+    #[error("refund of {requested} exceeds what remains refundable ({refundable})")]
+    RefundExceedsPayment {
+        requested: String,
+        refundable: String,
+    },
+    /// The provider declined: final. Carries the failed payment for `error.payment`.
+    #[error("the payment was declined: {message}")]
+    Declined {
+        code: String,
+        message: String,
+        payment: Box<PaymentRecord>,
+    },
+    #[error("the refund was declined: {message}")]
+    RefundDeclined { code: String, message: String },
+    #[error("the provider refused the request as invalid: {0}")]
+    ProviderRejected(String),
+    #[error(
+        "the provider is unavailable ({0}); nothing was charged: retry with the same Idempotency-Key"
+    )]
+    ProviderUnavailable(String),
+    #[error(
+        "the provider did not confirm the outcome ({0}); retry with the same Idempotency-Key to learn it"
+    )]
+    OutcomeUnknown(String),
+    #[error(transparent)]
+    Plugin(PluginFault),
+    #[error("all plugin instances are busy; retry with the same Idempotency-Key")]
+    Busy,
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// A response to send: freshly made, or replayed for a repeated idempotency key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Answer {
+    pub status: u16,
+    pub body: String,
+    pub replayed: bool,
+}
+
+/// Renders the response for a finished payment (or refund), so that the idempotency record
+/// stores exactly what the client is sent. Given the record and, for failures, the error.
+pub type RenderPayment<'a> =
+    &'a (dyn Fn(&PaymentRecord, Option<&PaymentError>) -> (u16, String) + Sync);
+pub type RenderRefund<'a> =
+    &'a (dyn Fn(&RefundRecord, Option<&PaymentError>) -> (u16, String) + Sync);
+
+/// Idempotency keys being processed by this process right now.
+#[derive(Default)]
+pub struct InFlight {
+    keys: Mutex<HashSet<(String, String)>>,
+}
+
+/// Releases an in-flight key when the request ends, however it ends.
+struct InFlightGuard<'a> {
+    set: &'a InFlight,
+    key: (String, String),
+}
+
+impl InFlight {
+    fn enter(&self, claim: &Claim) -> Option<InFlightGuard<'_>> {
+        let key = (claim.api_key_id.clone(), claim.key.clone());
+        let mut keys = self.keys.lock().expect("in-flight set poisoned");
+        keys.insert(key.clone())
+            .then_some(InFlightGuard { set: self, key })
+    }
+}
+
+impl Drop for InFlightGuard<'_> {
+    fn drop(&mut self) {
+        if let Ok(mut keys) = self.set.keys.lock() {
+            keys.remove(&self.key);
+        }
+    }
+}
+
+pub fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+fn event(kind: &str, object_id: &str, data: serde_json::Value) -> EventRecord {
+    EventRecord {
+        id: new_id("evt"),
+        kind: kind.to_owned(),
+        created_at_ms: now_ms(),
+        object_id: object_id.to_owned(),
+        data,
+    }
+}
+
+/// The merchant's providers that are loaded and able to take `method` in `currency`.
+fn usable_providers(state: &AppState, merchant_id: &str) -> Vec<(String, wit::ProviderInfo)> {
+    let Some(merchant) = state.merchants.get(merchant_id) else {
+        return Vec::new();
+    };
+    merchant
+        .providers
+        .keys()
+        .filter_map(|name| {
+            state
+                .plugins
+                .provider(name)
+                .map(|info| (name.clone(), info))
+        })
+        .collect()
+}
+
+fn code_matches(code: &str, pattern: &wit::CodePattern) -> bool {
+    let length_ok =
+        (usize::from(pattern.min_length)..=usize::from(pattern.max_length)).contains(&code.len());
+    length_ok
+        && code.bytes().all(|b| b.is_ascii_digit())
+        && pattern
+            .prefixes
+            .iter()
+            .any(|p| code.starts_with(p.as_str()))
+}
+
+/// Picks the provider of a new payment (API.md §5).
+fn choose_provider(state: &AppState, new: &NewPayment) -> Result<String, PaymentError> {
+    let usable = usable_providers(state, &new.merchant_id);
+    let names: Vec<&str> = usable.iter().map(|(n, _)| n.as_str()).collect();
+    let not_supported = |why: String| {
+        PaymentError::WalletNotSupported(format!(
+            "{why}; merchant {} accepts: [{}]",
+            new.merchant_id,
+            names.join(", ")
+        ))
+    };
+    let chosen = match (&new.provider, new.method) {
+        (Some(provider), _) => usable.iter().find(|(n, _)| n == provider).ok_or_else(|| {
+            not_supported(format!(
+                "wallet \"{provider}\" is not active for this merchant"
+            ))
+        })?,
+        (None, Method::Barcode) => {
+            let code = new.auth_code.as_deref().unwrap_or("");
+            usable
+                .iter()
+                .find(|(_, info)| info.payment_codes.iter().any(|p| code_matches(code, p)))
+                .ok_or_else(|| not_supported("no wallet recognises this payment code".into()))?
+        }
+        (None, _) => {
+            return Err(PaymentError::Invalid {
+                param: "provider",
+                message: format!(
+                    "provider is required for {} payments; merchant {} accepts: [{}]",
+                    new.method.as_str(),
+                    new.merchant_id,
+                    names.join(", ")
+                ),
+            });
+        }
+    };
+    let (name, info) = chosen;
+    if !info.methods.contains(&new.method.wit()) {
+        return Err(not_supported(format!(
+            "wallet \"{name}\" does not take {} payments",
+            new.method.as_str()
+        )));
+    }
+    if !info
+        .currencies
+        .iter()
+        .any(|c| c == new.amount.currency().code())
+    {
+        return Err(not_supported(format!(
+            "wallet \"{name}\" does not take {}",
+            new.amount.currency()
+        )));
+    }
+    if new.method == Method::Barcode
+        && !info
+            .payment_codes
+            .iter()
+            .any(|p| code_matches(new.auth_code.as_deref().unwrap_or(""), p))
+    {
+        return Err(not_supported(format!(
+            "wallet \"{name}\" does not recognise this payment code"
+        )));
+    }
+    Ok(name.clone())
+}
+
+/// The plugin's `merchant` record for a call.
+fn merchant_for(
+    state: &AppState,
+    provider: &str,
+    merchant_id: &str,
+) -> Result<wit::Merchant, PaymentError> {
+    let settings = state
+        .merchants
+        .get(merchant_id)
+        .and_then(|m| m.providers.get(provider))
+        .cloned()
+        .unwrap_or_default();
+    let notify_url = format!(
+        "{}/v1/notify/{provider}/{merchant_id}",
+        state.config.public_url()
+    );
+    state
+        .plugins
+        .merchant_record(provider, merchant_id, &settings, notify_url)
+        .map_err(call_error)
+}
+
+fn call_error(error: CallError) -> PaymentError {
+    match error {
+        CallError::Fault(fault) => PaymentError::Plugin(fault),
+        CallError::Busy => PaymentError::Busy,
+        CallError::NoSuchProvider(p) => {
+            PaymentError::WalletNotSupported(format!("no loaded plugin serves wallet \"{p}\""))
+        }
+        CallError::Unsupported {
+            provider,
+            operation,
+        } => PaymentError::WalletNotSupported(format!(
+            "wallet \"{provider}\" does not support {operation}"
+        )),
+    }
+}
+
+fn money_of(minor: i64, currency: &str) -> wit::Money {
+    let exponent = crate::money::Currency::from_code(currency).map_or(2, |c| c.exponent());
+    wit::Money {
+        minor,
+        currency: currency.to_owned(),
+        exponent,
+    }
+}
+
+fn payment_ref(state: &AppState, payment: &PaymentRecord) -> Result<wit::PaymentRef, PaymentError> {
+    Ok(wit::PaymentRef {
+        payment_id: payment.id.clone(),
+        provider: payment.provider.clone(),
+        merchant: merchant_for(state, &payment.provider, &payment.merchant_id)?,
+        amount: money_of(payment.amount_minor, &payment.currency),
+        provider_reference: payment.provider_reference.clone(),
+    })
+}
+
+fn status_of(status: wit::PaymentStatus) -> PaymentStatus {
+    match status {
+        wit::PaymentStatus::Pending => PaymentStatus::Pending,
+        wit::PaymentStatus::Succeeded => PaymentStatus::Succeeded,
+        wit::PaymentStatus::Failed => PaymentStatus::Failed,
+        wit::PaymentStatus::Cancelled => PaymentStatus::Cancelled,
+        wit::PaymentStatus::Expired => PaymentStatus::Expired,
+    }
+}
+
+/// What a provider said about a payment, ready to apply.
+enum Reported {
+    /// The provider's view of the payment.
+    Result(wit::PaymentResult),
+    /// A final refusal.
+    Declined(wit::Declined),
+    Rejected(String),
+    Unavailable(String),
+    Unknown(String),
+    Fault(PluginFault),
+    Busy,
+}
+
+fn reported(result: Result<Result<wit::PaymentResult, wit::ProviderError>, CallError>) -> Reported {
+    match result {
+        Ok(Ok(r)) => Reported::Result(r),
+        Ok(Err(wit::ProviderError::Declined(d))) => Reported::Declined(d),
+        Ok(Err(wit::ProviderError::InvalidRequest(m))) => Reported::Rejected(m),
+        Ok(Err(wit::ProviderError::Unavailable(m))) => Reported::Unavailable(m),
+        Ok(Err(wit::ProviderError::UnknownOutcome(m))) => Reported::Unknown(m),
+        Err(CallError::Fault(f)) => Reported::Fault(f),
+        Err(CallError::Busy) => Reported::Busy,
+        Err(other) => Reported::Rejected(other.to_string()),
+    }
+}
+
+/// Applies a provider's report to `payment` (in a transaction) and decides the answer.
+/// Returns the stored answer, or the error to send without finishing the key (the outcome
+/// is not known yet: a retry with the same key resumes).
+fn apply_report(
+    state: &AppState,
+    payment_id: &str,
+    claim: &Claim,
+    report: Reported,
+    render: RenderPayment<'_>,
+) -> Result<Answer, PaymentError> {
+    let (new_status, result, failure, step, resumable_error) = match report {
+        Reported::Result(r) => {
+            let failure = r.failure.as_ref().map(|d| Failure {
+                code: d.code.clone(),
+                message: d.message.clone(),
+            });
+            (
+                Some(status_of(r.status)),
+                Some(r),
+                failure,
+                ProviderStep::Answered,
+                None,
+            )
+        }
+        Reported::Declined(d) => (
+            Some(PaymentStatus::Failed),
+            None,
+            Some(Failure {
+                code: d.code,
+                message: d.message,
+            }),
+            ProviderStep::Answered,
+            None,
+        ),
+        Reported::Rejected(m) => (
+            Some(PaymentStatus::Failed),
+            None,
+            Some(Failure {
+                code: "provider_rejected_request".into(),
+                message: m,
+            }),
+            ProviderStep::Answered,
+            None,
+        ),
+        Reported::Unavailable(m) => (
+            None,
+            None,
+            None,
+            ProviderStep::NotSent,
+            Some(PaymentError::ProviderUnavailable(m)),
+        ),
+        Reported::Unknown(m) => (
+            None,
+            None,
+            None,
+            ProviderStep::OutcomeUnknown,
+            Some(PaymentError::OutcomeUnknown(m)),
+        ),
+        Reported::Fault(f) => (
+            None,
+            None,
+            None,
+            ProviderStep::OutcomeUnknown,
+            Some(PaymentError::Plugin(f)),
+        ),
+        Reported::Busy => (
+            None,
+            None,
+            None,
+            ProviderStep::NotSent,
+            Some(PaymentError::Busy),
+        ),
+    };
+    if let Some(error) = resumable_error {
+        state.store.update_payment(payment_id, None, |p| {
+            p.provider_step = step;
+            p.updated_at_ms = now_ms();
+            Some(Vec::new())
+        })?;
+        return Err(error);
+    }
+    let updated = state.store.update_payment(payment_id, None, |p| {
+        let mut events = Vec::new();
+        p.provider_step = step;
+        p.updated_at_ms = now_ms();
+        if let Some(r) = &result {
+            p.provider_reference = r.provider_reference.clone().or(p.provider_reference.take());
+            p.qr_code = r.qr_code.clone().or(p.qr_code.take());
+            p.payer = r.payer.clone().or(p.payer.take());
+        }
+        if let Some(to) = new_status {
+            match p.status.transition(to) {
+                Transition::Move => {
+                    p.status = to;
+                    if to == PaymentStatus::Failed {
+                        p.failure = failure.clone();
+                    }
+                    if to.is_terminal() {
+                        events.push(event(
+                            &format!("payment.{}", to.as_str()),
+                            &p.id,
+                            serde_json::json!({"status": to.as_str()}),
+                        ));
+                    }
+                }
+                Transition::Same => {}
+                Transition::Conflict => events.push(event(
+                    "payment.conflict",
+                    &p.id,
+                    serde_json::json!({"status": p.status.as_str(), "reported": to.as_str()}),
+                )),
+            }
+        }
+        Some(events)
+    })?;
+    let payment =
+        updated.ok_or_else(|| StoreError::Corrupt(format!("payment {payment_id} vanished")))?;
+    let error = (payment.status == PaymentStatus::Failed).then(|| {
+        let failure = payment.failure.clone().unwrap_or(Failure {
+            code: "provider_declined".into(),
+            message: "declined".into(),
+        });
+        PaymentError::Declined {
+            code: failure.code,
+            message: failure.message,
+            payment: Box::new(payment.clone()),
+        }
+    });
+    let (status, body) = render(&payment, error.as_ref());
+    state.store.finish_claim(claim, status, &body, now_ms())?;
+    Ok(Answer {
+        status,
+        body,
+        replayed: false,
+    })
+}
+
+/// `POST /v1/payments`.
+pub async fn create_payment(
+    state: &AppState,
+    caller: &ApiKey,
+    claim: Claim,
+    new: NewPayment,
+    render: RenderPayment<'_>,
+) -> Result<Answer, PaymentError> {
+    let Some(_guard) = state.in_flight.enter(&claim) else {
+        return Err(PaymentError::IdempotencyInProgress);
+    };
+    let provider = choose_provider(state, &new)?;
+    let now = now_ms();
+    let record = PaymentRecord {
+        id: new_id("pay"),
+        merchant_id: new.merchant_id.clone(),
+        provider: provider.clone(),
+        method: new.method.as_str().into(),
+        amount_minor: new.amount.minor(),
+        currency: new.amount.currency().code().into(),
+        status: PaymentStatus::Pending,
+        order_id: new.order_id.clone(),
+        description: new.description.clone(),
+        terminal_id: new.terminal_id.clone(),
+        auth_code: new.auth_code.clone(),
+        provider_reference: None,
+        qr_code: None,
+        payer: None,
+        failure: None,
+        metadata: new.metadata.clone(),
+        created_at_ms: now,
+        updated_at_ms: now,
+        expires_at_ms: new
+            .expires_in_seconds
+            .filter(|_| new.method != Method::Barcode)
+            .map(|s| now + i64::from(s) * 1000),
+        refund_reserved_minor: 0,
+        refunded_minor: 0,
+        provider_step: ProviderStep::NotSent,
+        api_key_id: caller.id.clone(),
+    };
+    let created = event(
+        "payment.created",
+        &record.id,
+        serde_json::json!({"status": "pending"}),
+    );
+    let payment_id = match state.store.begin_payment(&claim, &record, &created)? {
+        Begin::Created => record.id.clone(),
+        Begin::Replay { status, body } => {
+            return Ok(Answer {
+                status,
+                body,
+                replayed: true,
+            });
+        }
+        Begin::KeyReused => return Err(PaymentError::IdempotencyKeyReused),
+        Begin::OrderIdInUse { payment_id } => {
+            return Err(PaymentError::OrderIdInUse {
+                order_id: new.order_id.unwrap_or_default(),
+                payment_id,
+            });
+        }
+        Begin::Resume { object_id } => object_id,
+        other => {
+            return Err(StoreError::Corrupt(format!("unexpected claim outcome {other:?}")).into());
+        }
+    };
+    // The recovery point: nothing reaches the provider before this is on disk.
+    state.store.durable().await?;
+    let answer = drive_payment(state, &payment_id, &claim, render).await;
+    state.store.durable().await?;
+    answer
+}
+
+/// Asks the provider about (or for) a recorded payment, from its recovery point.
+async fn drive_payment(
+    state: &AppState,
+    payment_id: &str,
+    claim: &Claim,
+    render: RenderPayment<'_>,
+) -> Result<Answer, PaymentError> {
+    let payment = state
+        .store
+        .payment(payment_id)?
+        .ok_or_else(|| StoreError::Corrupt(format!("claimed payment {payment_id} is missing")))?;
+    let report = match payment.provider_step {
+        // Already answered (the crash came after the answer was stored): answer from it.
+        ProviderStep::Answered => {
+            let error = (payment.status == PaymentStatus::Failed).then(|| PaymentError::Declined {
+                code: payment
+                    .failure
+                    .as_ref()
+                    .map_or("provider_declined".into(), |f| f.code.clone()),
+                message: payment
+                    .failure
+                    .as_ref()
+                    .map_or(String::new(), |f| f.message.clone()),
+                payment: Box::new(payment.clone()),
+            });
+            let (status, body) = render(&payment, error.as_ref());
+            state.store.finish_claim(claim, status, &body, now_ms())?;
+            return Ok(Answer {
+                status,
+                body,
+                replayed: false,
+            });
+        }
+        // It may have reached the provider: ask for the outcome, never charge again.
+        ProviderStep::OutcomeUnknown => reported(
+            state
+                .plugins
+                .query_payment(payment_ref(state, &payment)?)
+                .await,
+        ),
+        ProviderStep::NotSent => {
+            let request = wit::CreatePaymentRequest {
+                payment_id: payment.id.clone(),
+                provider: payment.provider.clone(),
+                merchant: merchant_for(state, &payment.provider, &payment.merchant_id)?,
+                amount: money_of(payment.amount_minor, &payment.currency),
+                method: Method::parse(&payment.method).unwrap_or(Method::Qr).wit(),
+                auth_code: payment.auth_code.clone(),
+                description: payment.description.clone(),
+                terminal_id: payment.terminal_id.clone(),
+                expires_in_seconds: payment
+                    .expires_at_ms
+                    .map(|at| ((at - now_ms()).max(0) / 1000) as u32),
+            };
+            reported(state.plugins.create_payment(request).await)
+        }
+    };
+    apply_report(state, payment_id, claim, report, render)
+}
+
+/// `POST /v1/payments/{id}/cancel`.
+pub async fn cancel_payment(
+    state: &AppState,
+    claim: Claim,
+    payment: PaymentRecord,
+    render: RenderPayment<'_>,
+) -> Result<Answer, PaymentError> {
+    let Some(_guard) = state.in_flight.enter(&claim) else {
+        return Err(PaymentError::IdempotencyInProgress);
+    };
+    match state.store.claim(&claim, &payment.id, now_ms())? {
+        Begin::Created | Begin::Resume { .. } => {}
+        Begin::Replay { status, body } => {
+            return Ok(Answer {
+                status,
+                body,
+                replayed: true,
+            });
+        }
+        Begin::KeyReused => return Err(PaymentError::IdempotencyKeyReused),
+        other => {
+            return Err(StoreError::Corrupt(format!("unexpected claim outcome {other:?}")).into());
+        }
+    }
+    state.store.durable().await?;
+    let current = state.store.payment(&payment.id)?.unwrap_or(payment);
+    match current.status {
+        PaymentStatus::Succeeded => return Err(PaymentError::AlreadySucceeded(current.id)),
+        PaymentStatus::Pending => {}
+        // Already ended: answer with it (cancelling twice is not an error).
+        _ => {
+            let (status, body) = render(&current, None);
+            state.store.finish_claim(&claim, status, &body, now_ms())?;
+            state.store.durable().await?;
+            return Ok(Answer {
+                status,
+                body,
+                replayed: false,
+            });
+        }
+    }
+    let report = reported(
+        state
+            .plugins
+            .cancel_payment(payment_ref(state, &current)?)
+            .await,
+    );
+    let answer = apply_report(state, &current.id, &claim, report, render);
+    state.store.durable().await?;
+    answer
+}
+
+/// `POST /v1/payments/{id}/refunds`.
+pub async fn create_refund(
+    state: &AppState,
+    caller: &ApiKey,
+    claim: Claim,
+    payment: PaymentRecord,
+    new: NewRefund,
+    render: RenderRefund<'_>,
+) -> Result<Answer, PaymentError> {
+    let Some(_guard) = state.in_flight.enter(&claim) else {
+        return Err(PaymentError::IdempotencyInProgress);
+    };
+    let currency = crate::money::Currency::from_code(&payment.currency).ok_or_else(|| {
+        StoreError::Corrupt(format!(
+            "payment {} has currency {}",
+            payment.id, payment.currency
+        ))
+    })?;
+    if let Some(amount) = &new.amount
+        && amount.currency() != currency
+    {
+        return Err(PaymentError::Invalid {
+            param: "amount",
+            message: format!("payment {} is in {currency}", payment.id),
+        });
+    }
+    let remaining = payment.amount_minor - payment.refund_reserved_minor;
+    let amount_minor = new.amount.map_or(remaining, |a| a.minor());
+    let now = now_ms();
+    let record = RefundRecord {
+        id: new_id("re"),
+        payment_id: payment.id.clone(),
+        merchant_id: payment.merchant_id.clone(),
+        provider: payment.provider.clone(),
+        amount_minor,
+        currency: payment.currency.clone(),
+        status: RefundStatus::Pending,
+        reason: new.reason.clone(),
+        provider_reference: None,
+        failure: None,
+        created_at_ms: now,
+        updated_at_ms: now,
+        provider_step: ProviderStep::NotSent,
+        api_key_id: caller.id.clone(),
+    };
+    let created = event(
+        "refund.created",
+        &record.id,
+        serde_json::json!({"status": "pending", "payment_id": payment.id}),
+    );
+    let refund_id = match state.store.begin_refund(&claim, &record, &created)? {
+        Begin::Created => record.id.clone(),
+        Begin::Replay { status, body } => {
+            return Ok(Answer {
+                status,
+                body,
+                replayed: true,
+            });
+        }
+        Begin::KeyReused => return Err(PaymentError::IdempotencyKeyReused),
+        Begin::Resume { object_id } => object_id,
+        Begin::PaymentMissing => {
+            return Err(PaymentError::NotFound {
+                kind: "payment",
+                id: payment.id,
+            });
+        }
+        Begin::NotRefundable { status } => {
+            return Err(PaymentError::WrongState {
+                id: payment.id,
+                status: status.as_str(),
+                action: "refunded",
+            });
+        }
+        Begin::ExceedsPayment { refundable_minor } => {
+            return Err(PaymentError::RefundExceedsPayment {
+                requested: Money::from_minor(amount_minor, currency).to_string(),
+                refundable: Money::from_minor(refundable_minor, currency).to_string(),
+            });
+        }
+        Begin::OrderIdInUse { .. } => {
+            return Err(StoreError::Corrupt("order id on a refund".into()).into());
+        }
+    };
+    if amount_minor <= 0 {
+        // Nothing left to refund: the claim was not made (Begin::ExceedsPayment covers >0).
+        return Err(PaymentError::RefundExceedsPayment {
+            requested: "0".into(),
+            refundable: "0".into(),
+        });
+    }
+    state.store.durable().await?;
+    let answer = drive_refund(state, &refund_id, &claim, render).await;
+    state.store.durable().await?;
+    answer
+}
+
+async fn drive_refund(
+    state: &AppState,
+    refund_id: &str,
+    claim: &Claim,
+    render: RenderRefund<'_>,
+) -> Result<Answer, PaymentError> {
+    let refund = state
+        .store
+        .refund(refund_id)?
+        .ok_or_else(|| StoreError::Corrupt(format!("claimed refund {refund_id} is missing")))?;
+    let payment = state
+        .store
+        .payment(&refund.payment_id)?
+        .ok_or_else(|| StoreError::Corrupt(format!("refund {refund_id} without payment")))?;
+    let result = match refund.provider_step {
+        ProviderStep::Answered => None,
+        ProviderStep::OutcomeUnknown => Some(
+            state
+                .plugins
+                .query_refund(wit::RefundRef {
+                    refund_id: refund.id.clone(),
+                    payment: payment_ref(state, &payment)?,
+                    amount: money_of(refund.amount_minor, &refund.currency),
+                    provider_reference: refund.provider_reference.clone(),
+                })
+                .await,
+        ),
+        ProviderStep::NotSent => Some(
+            state
+                .plugins
+                .refund(wit::RefundRequest {
+                    refund_id: refund.id.clone(),
+                    payment: payment_ref(state, &payment)?,
+                    amount: money_of(refund.amount_minor, &refund.currency),
+                    reason: refund.reason.clone(),
+                })
+                .await,
+        ),
+    };
+    let (to, failure, reference, step) = match result {
+        None => (None, None, None, ProviderStep::Answered),
+        Some(Ok(Ok(r))) => (
+            Some(match r.status {
+                wit::RefundStatus::Pending => RefundStatus::Pending,
+                wit::RefundStatus::Succeeded => RefundStatus::Succeeded,
+                wit::RefundStatus::Failed => RefundStatus::Failed,
+            }),
+            r.failure.map(|d| Failure {
+                code: d.code,
+                message: d.message,
+            }),
+            r.provider_reference,
+            ProviderStep::Answered,
+        ),
+        Some(Ok(Err(wit::ProviderError::Declined(d)))) => (
+            Some(RefundStatus::Failed),
+            Some(Failure {
+                code: d.code,
+                message: d.message,
+            }),
+            None,
+            ProviderStep::Answered,
+        ),
+        Some(Ok(Err(wit::ProviderError::InvalidRequest(m)))) => (
+            Some(RefundStatus::Failed),
+            Some(Failure {
+                code: "provider_rejected_request".into(),
+                message: m,
+            }),
+            None,
+            ProviderStep::Answered,
+        ),
+        Some(other) => {
+            let (step, error) = match other {
+                Ok(Err(wit::ProviderError::Unavailable(m))) => {
+                    (ProviderStep::NotSent, PaymentError::ProviderUnavailable(m))
+                }
+                Ok(Err(wit::ProviderError::UnknownOutcome(m))) => (
+                    ProviderStep::OutcomeUnknown,
+                    PaymentError::OutcomeUnknown(m),
+                ),
+                Err(CallError::Busy) => (ProviderStep::NotSent, PaymentError::Busy),
+                Err(e) => (ProviderStep::OutcomeUnknown, call_error(e)),
+                Ok(Ok(_)) | Ok(Err(_)) => unreachable!("handled above"),
+            };
+            state.store.update_refund(refund_id, None, |r, _| {
+                r.provider_step = step;
+                r.updated_at_ms = now_ms();
+                Some(Vec::new())
+            })?;
+            return Err(error);
+        }
+    };
+    let updated = state.store.update_refund(refund_id, None, |r, p| {
+        let mut events = Vec::new();
+        r.provider_step = step;
+        r.updated_at_ms = now_ms();
+        if reference.is_some() {
+            r.provider_reference = reference.clone();
+        }
+        if let Some(to) = to {
+            apply_refund_status(r, p, to, failure.clone(), &mut events);
+        }
+        Some(events)
+    })?;
+    let refund =
+        updated.ok_or_else(|| StoreError::Corrupt(format!("refund {refund_id} vanished")))?;
+    let error = (refund.status == RefundStatus::Failed).then(|| PaymentError::RefundDeclined {
+        code: refund
+            .failure
+            .as_ref()
+            .map_or("provider_declined".into(), |f| f.code.clone()),
+        message: refund
+            .failure
+            .as_ref()
+            .map_or(String::new(), |f| f.message.clone()),
+    });
+    let (status, body) = render(&refund, error.as_ref());
+    state.store.finish_claim(claim, status, &body, now_ms())?;
+    Ok(Answer {
+        status,
+        body,
+        replayed: false,
+    })
+}
+
+/// Moves a refund and keeps its payment's totals: a failed refund releases its reserve, a
+/// succeeded one adds to `refunded`.
+fn apply_refund_status(
+    refund: &mut RefundRecord,
+    payment: &mut PaymentRecord,
+    to: RefundStatus,
+    failure: Option<Failure>,
+    events: &mut Vec<EventRecord>,
+) {
+    match refund.status.transition(to) {
+        Transition::Move => {
+            refund.status = to;
+            match to {
+                RefundStatus::Failed => {
+                    refund.failure = failure;
+                    payment.refund_reserved_minor -= refund.amount_minor;
+                }
+                RefundStatus::Succeeded => payment.refunded_minor += refund.amount_minor,
+                RefundStatus::Pending => {}
+            }
+            payment.updated_at_ms = now_ms();
+            events.push(event(
+                &format!("refund.{}", to.as_str()),
+                &refund.id,
+                serde_json::json!({"status": to.as_str(), "payment_id": refund.payment_id}),
+            ));
+        }
+        Transition::Same => {}
+        Transition::Conflict => events.push(event(
+            "refund.conflict",
+            &refund.id,
+            serde_json::json!({"status": refund.status.as_str(), "reported": to.as_str()}),
+        )),
+    }
+}
+
+/// What a provider notice did, for the reply and for tests.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct NoticeOutcome {
+    pub applied: usize,
+    pub duplicates: usize,
+    pub conflicts: usize,
+    pub unknown: usize,
+}
+
+/// `POST /v1/notify/{provider}/{merchant_id}`: the plugin verifies and interprets the notice;
+/// verified changes are applied idempotently. Returns the plugin's reply and what changed,
+/// or the rejection (nothing changes).
+pub async fn handle_notice(
+    state: &AppState,
+    provider: &str,
+    merchant_id: &str,
+    headers: Vec<(String, String)>,
+    body: Vec<u8>,
+) -> Result<(wit::Reply, NoticeOutcome), NoticeError> {
+    if state
+        .merchants
+        .get(merchant_id)
+        .is_none_or(|m| !m.providers.contains_key(provider))
+    {
+        return Err(NoticeError::UnknownRecipient);
+    }
+    let merchant =
+        merchant_for(state, provider, merchant_id).map_err(|_| NoticeError::UnknownRecipient)?;
+    let notice = wit::Notification {
+        provider: provider.to_owned(),
+        merchant,
+        headers,
+        body,
+    };
+    let verified = match state.plugins.parse_notification(notice).await {
+        Ok(Ok(verified)) => verified,
+        Ok(Err(rejected)) => return Err(NoticeError::Rejected(rejected)),
+        Err(e) => return Err(NoticeError::Plugin(e)),
+    };
+    let mut outcome = NoticeOutcome::default();
+    for update in &verified.updates {
+        match update {
+            wit::Update::Payment(u) => {
+                let to = status_of(u.outcome.status);
+                // What the transaction decided (it may run more than once; the last run wins).
+                let decision = std::cell::Cell::new(None);
+                let found = state
+                    .store
+                    .update_payment(&u.payment_id, None, |p| {
+                        // A notice about another merchant's payment is not this one's to report.
+                        if p.merchant_id != merchant_id || p.provider != provider {
+                            decision.set(None);
+                            return None;
+                        }
+                        let transition = p.status.transition(to);
+                        decision.set(Some(transition));
+                        match transition {
+                            Transition::Same => None,
+                            Transition::Move => {
+                                p.status = to;
+                                p.provider_step = ProviderStep::Answered;
+                                p.updated_at_ms = now_ms();
+                                if let Some(r) = &u.outcome.provider_reference {
+                                    p.provider_reference = Some(r.clone());
+                                }
+                                if to == PaymentStatus::Failed {
+                                    p.failure = u.outcome.failure.as_ref().map(|d| Failure {
+                                        code: d.code.clone(),
+                                        message: d.message.clone(),
+                                    });
+                                }
+                                Some(vec![event(
+                                    &format!("payment.{}", to.as_str()),
+                                    &p.id,
+                                    serde_json::json!({"status": to.as_str(), "source": "notification"}),
+                                )])
+                            }
+                            // Terminal states never change: record the contradiction instead.
+                            Transition::Conflict => Some(vec![event(
+                                "payment.conflict",
+                                &p.id,
+                                serde_json::json!({"status": p.status.as_str(), "reported": to.as_str(), "source": "notification"}),
+                            )]),
+                        }
+                    })
+                    .map_err(NoticeError::Store)?;
+                match (found, decision.get()) {
+                    (None, _) | (Some(_), None) => outcome.unknown += 1,
+                    (Some(_), Some(Transition::Move)) => outcome.applied += 1,
+                    (Some(_), Some(Transition::Same)) => outcome.duplicates += 1,
+                    (Some(_), Some(Transition::Conflict)) => outcome.conflicts += 1,
+                }
+            }
+            wit::Update::Refund(_) | wit::Update::Onboarding(_) | wit::Update::Binding(_) => {
+                outcome.unknown += 1;
+            }
+        }
+    }
+    state.store.durable().await.map_err(NoticeError::Store)?;
+    Ok((verified.reply, outcome))
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum NoticeError {
+    #[error("no such merchant or wallet for notices")]
+    UnknownRecipient,
+    #[error("the notice did not verify: {}", .0.reason)]
+    Rejected(wit::NotificationRejected),
+    #[error(transparent)]
+    Plugin(CallError),
+    #[error(transparent)]
+    Store(StoreError),
+}

@@ -1,0 +1,462 @@
+//! Payments, refunds, idempotency keys and events in sled, changed only in transactions that
+//! keep their invariants:
+//! - an idempotency key is claimed in the same transaction that records the object it
+//!   creates, so a crash can never leave one without the other;
+//! - `order_id` is unique per merchant;
+//! - `sum(refunds not failed) <= amount` is checked and reserved in the same transaction
+//!   that records the refund, so concurrent refunds can never exceed a payment;
+//! - every state change appends its event in the same transaction.
+
+use sled::Transactional;
+use sled::transaction::{
+    ConflictableTransactionError, TransactionError, TransactionalTree, UnabortableTransactionError,
+};
+
+use super::records::*;
+use super::{Store, StoreError};
+use crate::payments::state::PaymentStatus;
+
+/// An idempotency claim: the key, scoped to the API key, and the request's fingerprint.
+#[derive(Debug, Clone)]
+pub struct Claim {
+    pub api_key_id: String,
+    pub key: String,
+    pub fingerprint: String,
+}
+
+impl Claim {
+    fn store_key(&self) -> Vec<u8> {
+        compound(&self.api_key_id, &self.key)
+    }
+}
+
+/// What claiming a key for a new object found.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Begin {
+    /// The key was free: the object is recorded and the key claimed.
+    Created,
+    /// The key finished before: replay this response.
+    Replay { status: u16, body: String },
+    /// The key was claimed for another request.
+    KeyReused,
+    /// The key is claimed and unfinished (its request died with a previous process):
+    /// resume the object it created.
+    Resume { object_id: String },
+    /// The merchant's `order_id` belongs to another payment.
+    OrderIdInUse { payment_id: String },
+    /// (Refunds) the payment does not exist.
+    PaymentMissing,
+    /// (Refunds) the payment is not in a refundable state.
+    NotRefundable { status: PaymentStatus },
+    /// (Refunds) the refund would take the refunds above the payment's amount.
+    ExceedsPayment { refundable_minor: i64 },
+}
+
+/// Trees of the payment records.
+pub(super) struct PaymentTrees {
+    pub payments: sled::Tree,
+    pub by_merchant: sled::Tree,
+    pub order_ids: sled::Tree,
+    pub refunds: sled::Tree,
+    pub refunds_by_payment: sled::Tree,
+    pub idempotency: sled::Tree,
+    pub events: sled::Tree,
+}
+
+impl PaymentTrees {
+    pub fn open(db: &sled::Db) -> sled::Result<PaymentTrees> {
+        Ok(PaymentTrees {
+            payments: db.open_tree("payments")?,
+            by_merchant: db.open_tree("payments_by_merchant")?,
+            order_ids: db.open_tree("order_ids")?,
+            refunds: db.open_tree("refunds")?,
+            refunds_by_payment: db.open_tree("refunds_by_payment")?,
+            idempotency: db.open_tree("idempotency")?,
+            events: db.open_tree("events")?,
+        })
+    }
+}
+
+/// `a \0 b`, the key of an index entry (ids and keys never contain NUL).
+fn compound(a: &str, b: &str) -> Vec<u8> {
+    let mut key = Vec::with_capacity(a.len() + 1 + b.len());
+    key.extend_from_slice(a.as_bytes());
+    key.push(0);
+    key.extend_from_slice(b.as_bytes());
+    key
+}
+
+fn encode<T: serde::Serialize>(value: &T) -> Vec<u8> {
+    serde_json::to_vec(value).expect("records always serialize")
+}
+
+type TxResult<T> = Result<T, ConflictableTransactionError<StoreError>>;
+
+fn decode<T: serde::de::DeserializeOwned>(bytes: &[u8], what: &str) -> TxResult<T> {
+    serde_json::from_slice(bytes).map_err(|e| {
+        ConflictableTransactionError::Abort(StoreError::Corrupt(format!("{what}: {e}")))
+    })
+}
+
+fn unabortable(e: UnabortableTransactionError) -> ConflictableTransactionError<StoreError> {
+    e.into()
+}
+
+fn finish<T>(result: Result<T, TransactionError<StoreError>>) -> Result<T, StoreError> {
+    result.map_err(|e| match e {
+        TransactionError::Abort(e) => e,
+        TransactionError::Storage(e) => StoreError::Sled(e),
+    })
+}
+
+/// Reads the idempotency record of `claim` inside a transaction and decides.
+fn check_claim(idempotency: &TransactionalTree, claim: &Claim) -> TxResult<Option<Begin>> {
+    let Some(raw) = idempotency.get(claim.store_key()).map_err(unabortable)? else {
+        return Ok(None);
+    };
+    let record: IdempotencyRecord = decode(&raw, "idempotency record")?;
+    if record.fingerprint != claim.fingerprint {
+        return Ok(Some(Begin::KeyReused));
+    }
+    Ok(Some(match record.state {
+        IdempotencyState::Done { status, body } => Begin::Replay { status, body },
+        IdempotencyState::InProgress { object_id } => Begin::Resume { object_id },
+    }))
+}
+
+fn claim_record(claim: &Claim, object_id: &str, now_ms: i64) -> Vec<u8> {
+    encode(&IdempotencyRecord {
+        fingerprint: claim.fingerprint.clone(),
+        created_at_ms: now_ms,
+        state: IdempotencyState::InProgress {
+            object_id: object_id.to_owned(),
+        },
+    })
+}
+
+impl Store {
+    /// Claims `claim` and records `payment` (and `event`) atomically, unless the key or the
+    /// order id says otherwise.
+    pub fn begin_payment(
+        &self,
+        claim: &Claim,
+        payment: &PaymentRecord,
+        event: &EventRecord,
+    ) -> Result<Begin, StoreError> {
+        let t = &self.trees;
+        finish(
+            (
+                &t.idempotency,
+                &t.payments,
+                &t.by_merchant,
+                &t.order_ids,
+                &t.events,
+            )
+                .transaction(
+                    |(idempotency, payments, by_merchant, order_ids, events)| {
+                        if let Some(found) = check_claim(idempotency, claim)? {
+                            return Ok(found);
+                        }
+                        if let Some(order_id) = &payment.order_id {
+                            let key = compound(&payment.merchant_id, order_id);
+                            if let Some(existing) = order_ids.get(&key)? {
+                                return Ok(Begin::OrderIdInUse {
+                                    payment_id: String::from_utf8_lossy(&existing).into_owned(),
+                                });
+                            }
+                            order_ids.insert(key, payment.id.as_bytes())?;
+                        }
+                        idempotency.insert(
+                            claim.store_key(),
+                            claim_record(claim, &payment.id, payment.created_at_ms),
+                        )?;
+                        payments.insert(payment.id.as_bytes(), encode(payment))?;
+                        by_merchant.insert(compound(&payment.merchant_id, &payment.id), &[][..])?;
+                        events.insert(event.id.as_bytes(), encode(event))?;
+                        Ok(Begin::Created)
+                    },
+                ),
+        )
+    }
+
+    /// Claims `claim` and records `refund` against its payment atomically, reserving its
+    /// amount: `sum(refunds not failed) <= payment amount` holds after every commit.
+    pub fn begin_refund(
+        &self,
+        claim: &Claim,
+        refund: &RefundRecord,
+        event: &EventRecord,
+    ) -> Result<Begin, StoreError> {
+        let t = &self.trees;
+        finish(
+            (
+                &t.idempotency,
+                &t.payments,
+                &t.refunds,
+                &t.refunds_by_payment,
+                &t.events,
+            )
+                .transaction(
+                    |(idempotency, payments, refunds, refunds_by_payment, events)| {
+                        if let Some(found) = check_claim(idempotency, claim)? {
+                            return Ok(found);
+                        }
+                        let Some(raw) = payments.get(refund.payment_id.as_bytes())? else {
+                            return Ok(Begin::PaymentMissing);
+                        };
+                        let mut payment: PaymentRecord = decode(&raw, "payment")?;
+                        if payment.status != PaymentStatus::Succeeded {
+                            return Ok(Begin::NotRefundable {
+                                status: payment.status,
+                            });
+                        }
+                        let refundable = payment.amount_minor - payment.refund_reserved_minor;
+                        if refund.amount_minor > refundable {
+                            return Ok(Begin::ExceedsPayment {
+                                refundable_minor: refundable,
+                            });
+                        }
+                        payment.refund_reserved_minor += refund.amount_minor;
+                        // The invariant, stated where it is enforced.
+                        assert!(payment.refund_reserved_minor <= payment.amount_minor);
+                        payments.insert(payment.id.as_bytes(), encode(&payment))?;
+                        idempotency.insert(
+                            claim.store_key(),
+                            claim_record(claim, &refund.id, refund.created_at_ms),
+                        )?;
+                        refunds.insert(refund.id.as_bytes(), encode(refund))?;
+                        refunds_by_payment
+                            .insert(compound(&refund.payment_id, &refund.id), &[][..])?;
+                        events.insert(event.id.as_bytes(), encode(event))?;
+                        Ok(Begin::Created)
+                    },
+                ),
+        )
+    }
+
+    /// Applies `change` to a payment and appends the events it returns; with a `claim`,
+    /// also finishes the idempotency key with `response`. `change` sees the current record
+    /// and may decline (returns `None`): nothing is written.
+    pub fn update_payment<F>(
+        &self,
+        payment_id: &str,
+        finished: Option<(&Claim, u16, &str)>,
+        change: F,
+    ) -> Result<Option<PaymentRecord>, StoreError>
+    where
+        F: Fn(&mut PaymentRecord) -> Option<Vec<EventRecord>>,
+    {
+        let t = &self.trees;
+        finish((&t.payments, &t.idempotency, &t.events).transaction(
+            |(payments, idempotency, events)| {
+                let Some(raw) = payments.get(payment_id.as_bytes())? else {
+                    return Ok(None);
+                };
+                let mut payment: PaymentRecord = decode(&raw, "payment")?;
+                let Some(new_events) = change(&mut payment) else {
+                    return Ok(Some(payment));
+                };
+                payments.insert(payment_id.as_bytes(), encode(&payment))?;
+                for event in &new_events {
+                    events.insert(event.id.as_bytes(), encode(event))?;
+                }
+                if let Some((claim, status, body)) = finished {
+                    idempotency.insert(
+                        claim.store_key(),
+                        encode(&done_record(claim, status, body, payment.updated_at_ms)),
+                    )?;
+                }
+                Ok(Some(payment))
+            },
+        ))
+    }
+
+    /// Applies `change` to a refund (and through `payment_change` to its payment's refund
+    /// totals) with its events; with a `claim`, also finishes the key with `response`.
+    pub fn update_refund<F>(
+        &self,
+        refund_id: &str,
+        finished: Option<(&Claim, u16, &str)>,
+        change: F,
+    ) -> Result<Option<RefundRecord>, StoreError>
+    where
+        F: Fn(&mut RefundRecord, &mut PaymentRecord) -> Option<Vec<EventRecord>>,
+    {
+        let t = &self.trees;
+        finish(
+            (&t.refunds, &t.payments, &t.idempotency, &t.events).transaction(
+                |(refunds, payments, idempotency, events)| {
+                    let Some(raw) = refunds.get(refund_id.as_bytes())? else {
+                        return Ok(None);
+                    };
+                    let mut refund: RefundRecord = decode(&raw, "refund")?;
+                    let Some(raw_payment) = payments.get(refund.payment_id.as_bytes())? else {
+                        return Err(ConflictableTransactionError::Abort(StoreError::Corrupt(
+                            format!(
+                                "refund {refund_id} names missing payment {}",
+                                refund.payment_id
+                            ),
+                        )));
+                    };
+                    let mut payment: PaymentRecord = decode(&raw_payment, "payment")?;
+                    let Some(new_events) = change(&mut refund, &mut payment) else {
+                        return Ok(Some(refund));
+                    };
+                    assert!(payment.refunded_minor <= payment.refund_reserved_minor);
+                    assert!(payment.refund_reserved_minor <= payment.amount_minor);
+                    refunds.insert(refund_id.as_bytes(), encode(&refund))?;
+                    payments.insert(payment.id.as_bytes(), encode(&payment))?;
+                    for event in &new_events {
+                        events.insert(event.id.as_bytes(), encode(event))?;
+                    }
+                    if let Some((claim, status, body)) = finished {
+                        idempotency.insert(
+                            claim.store_key(),
+                            encode(&done_record(claim, status, body, refund.updated_at_ms)),
+                        )?;
+                    }
+                    Ok(Some(refund))
+                },
+            ),
+        )
+    }
+
+    /// Claims `claim` for an action on the existing object `object_id` (a cancel).
+    pub fn claim(&self, claim: &Claim, object_id: &str, now_ms: i64) -> Result<Begin, StoreError> {
+        finish(self.trees.idempotency.transaction(|idempotency| {
+            if let Some(found) = check_claim(idempotency, claim)? {
+                return Ok(found);
+            }
+            idempotency.insert(claim.store_key(), claim_record(claim, object_id, now_ms))?;
+            Ok(Begin::Created)
+        }))
+    }
+
+    /// Finishes an idempotency key with a response, without changing any object.
+    pub fn finish_claim(
+        &self,
+        claim: &Claim,
+        status: u16,
+        body: &str,
+        now_ms: i64,
+    ) -> Result<(), StoreError> {
+        self.trees
+            .idempotency
+            .insert(
+                claim.store_key(),
+                encode(&done_record(claim, status, body, now_ms)),
+            )
+            .map(|_| ())
+            .map_err(StoreError::Sled)
+    }
+
+    pub fn payment(&self, id: &str) -> Result<Option<PaymentRecord>, StoreError> {
+        self.read(&self.trees.payments, id, "payment")
+    }
+
+    pub fn refund(&self, id: &str) -> Result<Option<RefundRecord>, StoreError> {
+        self.read(&self.trees.refunds, id, "refund")
+    }
+
+    /// Payments newest first, optionally of one merchant, starting after (older than) `after`,
+    /// keeping those `keep` accepts, at most `limit + 1` (so callers can tell `has_more`).
+    pub fn payments_page(
+        &self,
+        merchant_id: Option<&str>,
+        after: Option<&str>,
+        limit: usize,
+        keep: impl Fn(&PaymentRecord) -> bool,
+    ) -> Result<Vec<PaymentRecord>, StoreError> {
+        let mut page = Vec::new();
+        let ids: Box<dyn Iterator<Item = sled::Result<(sled::IVec, sled::IVec)>>> =
+            match merchant_id {
+                Some(merchant) => {
+                    let start = compound(merchant, "");
+                    let end = match after {
+                        Some(after) => compound(merchant, after),
+                        None => {
+                            let mut end = merchant.as_bytes().to_vec();
+                            end.push(1);
+                            end
+                        }
+                    };
+                    Box::new(self.trees.by_merchant.range(start..end).rev())
+                }
+                None => match after {
+                    Some(after) => Box::new(self.trees.payments.range(..after.as_bytes()).rev()),
+                    None => Box::new(self.trees.payments.iter().rev()),
+                },
+            };
+        for entry in ids {
+            let (key, _) = entry.map_err(StoreError::Sled)?;
+            let id = match merchant_id {
+                Some(_) => key.rsplit(|b| *b == 0).next().unwrap_or_default().to_vec(),
+                None => key.to_vec(),
+            };
+            let id = String::from_utf8_lossy(&id);
+            if let Some(payment) = self.payment(&id)?
+                && keep(&payment)
+            {
+                page.push(payment);
+                if page.len() > limit {
+                    break;
+                }
+            }
+        }
+        Ok(page)
+    }
+
+    /// The refunds of a payment, oldest first.
+    pub fn refunds_of(&self, payment_id: &str) -> Result<Vec<RefundRecord>, StoreError> {
+        let mut refunds = Vec::new();
+        for entry in self
+            .trees
+            .refunds_by_payment
+            .scan_prefix(compound(payment_id, ""))
+        {
+            let (key, _) = entry.map_err(StoreError::Sled)?;
+            let id = key.rsplit(|b| *b == 0).next().unwrap_or_default();
+            if let Some(refund) = self.refund(&String::from_utf8_lossy(id))? {
+                refunds.push(refund);
+            }
+        }
+        Ok(refunds)
+    }
+
+    /// Events, oldest first (for tests, the monitor and the outbox).
+    pub fn events(&self) -> Result<Vec<EventRecord>, StoreError> {
+        self.trees
+            .events
+            .iter()
+            .map(|entry| {
+                let (_, raw) = entry.map_err(StoreError::Sled)?;
+                serde_json::from_slice(&raw).map_err(|e| StoreError::Corrupt(format!("event: {e}")))
+            })
+            .collect()
+    }
+
+    fn read<T: serde::de::DeserializeOwned>(
+        &self,
+        tree: &sled::Tree,
+        id: &str,
+        what: &str,
+    ) -> Result<Option<T>, StoreError> {
+        match tree.get(id.as_bytes()).map_err(StoreError::Sled)? {
+            None => Ok(None),
+            Some(raw) => serde_json::from_slice(&raw)
+                .map(Some)
+                .map_err(|e| StoreError::Corrupt(format!("{what} {id}: {e}"))),
+        }
+    }
+}
+
+fn done_record(claim: &Claim, status: u16, body: &str, now_ms: i64) -> IdempotencyRecord {
+    IdempotencyRecord {
+        fingerprint: claim.fingerprint.clone(),
+        created_at_ms: now_ms,
+        state: IdempotencyState::Done {
+            status,
+            body: body.to_owned(),
+        },
+    }
+}

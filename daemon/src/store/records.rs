@@ -1,0 +1,109 @@
+//! What the store keeps, as serde records (JSON in sled values). Field names are part of the
+//! on-disk format: changing one is a schema version bump.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::payments::state::{PaymentStatus, RefundStatus};
+
+/// Why a payment or refund failed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Failure {
+    pub code: String,
+    pub message: String,
+}
+
+/// How far the provider side of a payment or refund has got: the recovery point a retry or
+/// the recovery pass resumes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ProviderStep {
+    /// Recorded here; the provider has not been asked yet (or said nothing happened).
+    NotSent,
+    /// The provider answered; the record holds its answer.
+    Answered,
+    /// The request may have reached the provider without an answer: query before anything.
+    OutcomeUnknown,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PaymentRecord {
+    pub id: String,
+    pub merchant_id: String,
+    pub provider: String,
+    /// `qr`, `barcode` or `link`.
+    pub method: String,
+    pub amount_minor: i64,
+    pub currency: String,
+    pub status: PaymentStatus,
+    pub order_id: Option<String>,
+    pub description: Option<String>,
+    pub terminal_id: Option<String>,
+    /// The payer's one-time payment code (barcode), kept to resume a create after a crash.
+    pub auth_code: Option<String>,
+    pub provider_reference: Option<String>,
+    pub qr_code: Option<String>,
+    pub payer: Option<String>,
+    pub failure: Option<Failure>,
+    pub metadata: BTreeMap<String, String>,
+    pub created_at_ms: i64,
+    pub updated_at_ms: i64,
+    pub expires_at_ms: Option<i64>,
+    /// Sum of the refunds that have not failed (pending ones may still succeed).
+    pub refund_reserved_minor: i64,
+    /// Sum of the succeeded refunds.
+    pub refunded_minor: i64,
+    pub provider_step: ProviderStep,
+    /// The API key that created it.
+    pub api_key_id: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RefundRecord {
+    pub id: String,
+    pub payment_id: String,
+    pub merchant_id: String,
+    pub provider: String,
+    pub amount_minor: i64,
+    pub currency: String,
+    pub status: RefundStatus,
+    pub reason: Option<String>,
+    pub provider_reference: Option<String>,
+    pub failure: Option<Failure>,
+    pub created_at_ms: i64,
+    pub updated_at_ms: i64,
+    pub provider_step: ProviderStep,
+    pub api_key_id: String,
+}
+
+/// An idempotency key's record, scoped to the API key that sent it (API.md §4).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IdempotencyRecord {
+    /// SHA-256 of method, path and canonical body: "the same request".
+    pub fingerprint: String,
+    pub created_at_ms: i64,
+    pub state: IdempotencyState,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "state", rename_all = "snake_case")]
+pub enum IdempotencyState {
+    /// Claimed; the object it created is `object_id`. A retry after a crash resumes it.
+    InProgress { object_id: String },
+    /// Finished: the response to replay byte for byte.
+    Done { status: u16, body: String },
+}
+
+/// One state change, appended in the same transaction as the change.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EventRecord {
+    pub id: String,
+    /// `payment.succeeded`, `refund.failed`, `payment.conflict`, ...
+    pub kind: String,
+    pub created_at_ms: i64,
+    /// The object the event is about (payment or refund id).
+    pub object_id: String,
+    /// The object's API representation at the time, or the conflict's evidence.
+    pub data: serde_json::Value,
+}
