@@ -9,6 +9,7 @@ mod config_errors;
 mod lifecycle;
 mod metrics;
 mod ops;
+mod payments;
 mod plugin_sandbox;
 mod plugins_api;
 mod tls;

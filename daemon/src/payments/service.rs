@@ -169,9 +169,14 @@ struct InFlightGuard<'a> {
 impl InFlight {
     fn enter(&self, claim: &Claim) -> Option<InFlightGuard<'_>> {
         let key = (claim.api_key_id.clone(), claim.key.clone());
-        let mut keys = self.keys.lock().expect("in-flight set poisoned");
-        keys.insert(key.clone())
-            .then_some(InFlightGuard { set: self, key })
+        let inserted = self
+            .keys
+            .lock()
+            .expect("in-flight set poisoned")
+            .insert(key.clone());
+        // The guard is made only when the key was free, and after the lock is released: its
+        // drop takes the lock (a guard made eagerly would deadlock, and free a busy key).
+        inserted.then(|| InFlightGuard { set: self, key })
     }
 }
 
