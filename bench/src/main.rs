@@ -3,6 +3,11 @@
 //!
 //! - `plugin <mock.wasm> <cache dir>`: a fresh instance + one `create-payment` on the mock
 //!   plugin, in-process through the daemon's real `PluginHost`, timed call by call.
+//! - `payments <paygated> <config> <clients> <seconds> <group|each>`: starts the daemon and
+//!   drives durable barcode payments through the mock wallet over loopback from `clients`
+//!   concurrent clients, each request with its own idempotency key, every answer verified.
+
+mod load;
 
 use std::path::Path;
 use std::sync::Arc;
@@ -25,8 +30,18 @@ fn main() {
         .as_slice()
     {
         ["plugin", mock, cache] => plugin(Path::new(mock), Path::new(cache)),
+        ["payments", paygated, config, clients, seconds, flush] => load::payments(
+            Path::new(paygated),
+            Path::new(config),
+            clients.parse().expect("clients is a number"),
+            seconds.parse().expect("seconds is a number"),
+            flush,
+        ),
         _ => {
             eprintln!("usage: paygate-bench plugin <mock.wasm> <cache dir>");
+            eprintln!(
+                "       paygate-bench payments <paygated> <config> <clients> <seconds> <group|each>"
+            );
             std::process::exit(2);
         }
     }
@@ -81,7 +96,7 @@ fn plugin(mock: &Path, cache: &Path) {
 }
 
 /// Prints median, p99, max and mean of `samples` as one JSON line.
-fn report(name: &str, samples: &mut [Duration]) {
+pub fn report(name: &str, samples: &mut [Duration]) {
     samples.sort();
     let us = |d: Duration| d.as_secs_f64() * 1e6;
     let at = |q: f64| us(samples[((samples.len() as f64 - 1.0) * q).round() as usize]);

@@ -247,6 +247,18 @@ pub struct StoreConfig {
     /// Folder holding the sled database and its lock file.
     #[serde(default = "default_data_dir")]
     pub data_dir: PathBuf,
+    /// How writes become durable: `group` (concurrent writers share one flush) or `each`
+    /// (one flush per writer; slower, kept to measure what group commit saves).
+    #[serde(default)]
+    pub flush: FlushMode,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FlushMode {
+    #[default]
+    Group,
+    Each,
 }
 
 /// `[[api_keys]]`: one key a till, ERP or operator authenticates with.
@@ -345,6 +357,7 @@ impl Default for StoreConfig {
     fn default() -> Self {
         StoreConfig {
             data_dir: default_data_dir(),
+            flush: FlushMode::default(),
         }
     }
 }

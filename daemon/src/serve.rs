@@ -56,7 +56,8 @@ fn load_config(args: &ServeArgs) -> Result<Config, String> {
 
 async fn serve(config: Config) -> ExitCode {
     let started = Instant::now();
-    let store = match Store::open(&config.store.data_dir) {
+    let group_commit = config.store.flush == crate::config::FlushMode::Group;
+    let store = match Store::open_with(&config.store.data_dir, group_commit) {
         Ok(store) => store,
         Err(e) => {
             tracing::error!("{e}");

@@ -200,6 +200,9 @@ fn bench(which: &[String]) -> Result<()> {
     if wanted("plugin") {
         bench_plugin()?;
     }
+    if wanted("payments") {
+        bench_payments()?;
+    }
     Ok(())
 }
 
@@ -267,6 +270,59 @@ fn bench_plugin() -> Result<()> {
         "Extism median / paygate median: {:.2}",
         median(&theirs)? / median(&ours)?
     );
+    Ok(())
+}
+
+/// Durable payment creation through the mock plugin over loopback: 1, 16 and 64 clients
+/// with group commit, and 64 clients with one flush per request.
+fn bench_payments() -> Result<()> {
+    build()?;
+    run_command(cargo().args([
+        "build",
+        "--quiet",
+        "--release",
+        "--package",
+        "paygate-bench",
+    ]))?;
+    let runs = [
+        ("1", "group"),
+        ("16", "group"),
+        ("64", "group"),
+        ("64", "each"),
+    ];
+    let mut lines = Vec::new();
+    for (clients, flush) in runs {
+        let line = capture(Command::new("target/release/paygate-bench").args([
+            "payments",
+            "target/release/paygated",
+            "config/paygate.toml",
+            clients,
+            "10",
+            flush,
+        ]))?;
+        println!("{line}");
+        lines.push(line);
+    }
+    println!();
+    println!("durable barcode payments through the mock wallet, 10 s per row, loopback");
+    println!("| clients | flush | payments/s | p50 | p99 | errors | peak RSS |");
+    println!("| --- | --- | --- | --- | --- | --- | --- |");
+    for line in &lines {
+        println!(
+            "| {} | {} | {:.0} | {:.1} ms | {:.1} ms | {} | {:.0} MiB |",
+            json_number(line, "clients")?,
+            if line.contains("\"flush\":\"each\"") {
+                "each"
+            } else {
+                "group"
+            },
+            json_number(line, "throughput_per_s")?,
+            json_number(line, "p50_us")? / 1000.0,
+            json_number(line, "p99_us")? / 1000.0,
+            json_number(line, "errors")?,
+            json_number(line, "peak_rss_mib")?
+        );
+    }
     Ok(())
 }
 

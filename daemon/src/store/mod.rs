@@ -77,8 +77,13 @@ pub struct Store {
 }
 
 impl Store {
-    /// Opens (creating if needed) the data dir, taking its exclusive lock.
+    /// Opens (creating if needed) the data dir, taking its exclusive lock, with group commit.
     pub fn open(dir: &Path) -> Result<Store, StoreError> {
+        Store::open_with(dir, true)
+    }
+
+    /// As [`Store::open`]; `group_commit` false gives every durable write its own flush.
+    pub fn open_with(dir: &Path, group_commit: bool) -> Result<Store, StoreError> {
         std::fs::create_dir_all(dir).map_err(|source| StoreError::CreateDir {
             path: dir.to_owned(),
             source,
@@ -119,7 +124,7 @@ impl Store {
             }
         }
         let trees = payments::PaymentTrees::open(&db).map_err(database_error)?;
-        let commit = commit::GroupCommit::start(db.clone());
+        let commit = commit::GroupCommit::start(db.clone(), group_commit);
         Ok(Store {
             db,
             meta,

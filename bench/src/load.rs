@@ -1,0 +1,134 @@
+//! The load generator: the real daemon over loopback, N clients, every answer verified.
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+/// Runs the daemon with `config` (flush mode `flush`) and drives it for `seconds`.
+pub fn payments(paygated: &Path, config: &Path, clients: usize, seconds: u64, flush: &str) {
+    let dir = std::env::temp_dir().join(format!("paygate-bench-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("a temp dir");
+    let text = std::fs::read_to_string(config).expect("the config file");
+    let config_path = dir.join("paygate.toml");
+    std::fs::write(
+        &config_path,
+        text.replace("flush = \"group\"", &format!("flush = \"{flush}\"")),
+    )
+    .expect("write config");
+    let mut child = Command::new(paygated)
+        .args(["serve", "--listen", "127.0.0.1:0", "--config"])
+        .arg(&config_path)
+        .arg("--data-dir")
+        .arg(dir.join("data"))
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("paygated starts");
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().expect("stdout"))
+        .read_line(&mut line)
+        .expect("the listening line");
+    let base = line
+        .trim()
+        .strip_prefix("paygated listening on ")
+        .and_then(|rest| rest.split_whitespace().next())
+        .expect("a listening URL")
+        .to_owned();
+    let pid = child.id();
+
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let (mut samples, errors, total) =
+        runtime.block_on(drive(&base, clients, Duration::from_secs(seconds)));
+    let rss_kib = std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
+        })
+        .unwrap_or(0);
+    let _ = child.kill();
+    let _ = child.wait();
+    let _ = std::fs::remove_dir_all(&dir);
+    samples.sort();
+    let us = |d: Duration| d.as_secs_f64() * 1e6;
+    let at = |q: f64| us(samples[((samples.len() as f64 - 1.0) * q).round() as usize]);
+    println!(
+        "{{\"name\":\"durable_payments\",\"flush\":\"{flush}\",\"clients\":{clients},\"seconds\":{seconds},\"ok\":{},\"errors\":{errors},\"throughput_per_s\":{:.0},\"p50_us\":{:.0},\"p99_us\":{:.0},\"max_us\":{:.0},\"peak_rss_mib\":{:.1}}}",
+        samples.len(),
+        total as f64 / seconds as f64,
+        at(0.5),
+        at(0.99),
+        us(*samples.last().expect("at least one answer")),
+        rss_kib as f64 / 1024.0
+    );
+}
+
+async fn drive(base: &str, clients: usize, duration: Duration) -> (Vec<Duration>, u64, u64) {
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(clients)
+        .build()
+        .expect("client");
+    let stop = Arc::new(AtomicBool::new(false));
+    let errors = Arc::new(AtomicU64::new(0));
+    let mut tasks = Vec::new();
+    for c in 0..clients {
+        let (client, stop, errors) = (client.clone(), stop.clone(), errors.clone());
+        let url = format!("{base}/v1/payments");
+        tasks.push(tokio::spawn(async move {
+            let mut samples = Vec::new();
+            let mut n = 0u64;
+            while !stop.load(Ordering::Relaxed) {
+                n += 1;
+                let body = serde_json::json!({
+                    "merchant_id": "m_demo", "amount": "12.50", "currency": "CNY",
+                    "method": "barcode", "auth_code": "990000000000001234",
+                    "terminal_id": format!("T-{c}"),
+                });
+                let started = Instant::now();
+                let response = client
+                    .post(&url)
+                    .bearer_auth("pg_demo_pos")
+                    .header("content-type", "application/json")
+                    .header("idempotency-key", format!("bench-{c}-{n}"))
+                    .body(body.to_string())
+                    .send()
+                    .await;
+                // Verify every answer: a created, succeeded payment of the right amount.
+                let ok = match response {
+                    Ok(r) if r.status() == 201 => match r.json::<serde_json::Value>().await {
+                        Ok(p) => {
+                            p["status"] == "succeeded"
+                                && p["amount"] == "12.50"
+                                && p["id"].as_str().is_some_and(|id| id.starts_with("pay_"))
+                        }
+                        Err(_) => false,
+                    },
+                    _ => false,
+                };
+                if ok {
+                    samples.push(started.elapsed());
+                } else {
+                    errors.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+            samples
+        }));
+    }
+    tokio::time::sleep(duration).await;
+    stop.store(true, Ordering::Relaxed);
+    let mut all = Vec::new();
+    for task in tasks {
+        all.extend(task.await.expect("client task"));
+    }
+    let total = all.len() as u64;
+    (all, errors.load(Ordering::Relaxed), total)
+}
