@@ -22,6 +22,13 @@ pub struct Metrics {
     plugin_calls_total: IntCounterVec,
     plugin_call_duration_seconds: HistogramVec,
     plugin_faults_total: IntCounterVec,
+    payments_total: IntCounterVec,
+    refunds_total: IntCounterVec,
+    idempotency_replays_total: IntCounterVec,
+    idempotency_conflicts_total: IntCounterVec,
+    store_flushes_total: IntCounterVec,
+    store_flush_waiters_total: IntCounterVec,
+    store_flush_seconds_total: prometheus::CounterVec,
 }
 
 fn counter(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
@@ -79,7 +86,98 @@ impl Metrics {
                 "Plugin calls that trapped, timed out, ran out of memory or broke the contract",
                 &["plugin", "kind"],
             ),
+            payments_total: counter(
+                &registry,
+                "paygate_payments_total",
+                "Payment requests answered, by the payment's status in the answer",
+                &["provider", "method", "status"],
+            ),
+            refunds_total: counter(
+                &registry,
+                "paygate_refunds_total",
+                "Refund requests answered, by the refund's status in the answer",
+                &["provider", "status"],
+            ),
+            idempotency_replays_total: counter(
+                &registry,
+                "paygate_idempotency_replays_total",
+                "Requests answered by replaying a stored response",
+                &[],
+            ),
+            idempotency_conflicts_total: counter(
+                &registry,
+                "paygate_idempotency_conflicts_total",
+                "Idempotency keys reused for another request or still in progress",
+                &["code"],
+            ),
+            store_flushes_total: counter(
+                &registry,
+                "paygate_store_flushes_total",
+                "Store flushes made by the group committer",
+                &[],
+            ),
+            store_flush_waiters_total: counter(
+                &registry,
+                "paygate_store_flush_waiters_total",
+                "Durable writes served by those flushes (waiters / flushes = batch size)",
+                &[],
+            ),
+            store_flush_seconds_total: {
+                let metric = prometheus::CounterVec::new(
+                    Opts::new(
+                        "paygate_store_flush_seconds_total",
+                        "Time spent flushing the store",
+                    ),
+                    &[],
+                )
+                .expect("valid metric definition");
+                registry
+                    .register(Box::new(metric.clone()))
+                    .expect("metric registered once");
+                metric
+            },
             registry,
+        }
+    }
+
+    /// Counts an answered payment request.
+    pub fn count_payment(&self, provider: &str, method: &str, status: &str) {
+        self.payments_total
+            .with_label_values(&[provider, method, status])
+            .inc();
+    }
+
+    /// Counts an answered refund request.
+    pub fn count_refund(&self, provider: &str, status: &str) {
+        self.refunds_total
+            .with_label_values(&[provider, status])
+            .inc();
+    }
+
+    pub fn count_idempotency_replay(&self) {
+        self.idempotency_replays_total.with_label_values::<&str>(&[]).inc();
+    }
+
+    pub fn count_idempotency_conflict(&self, code: &str) {
+        self.idempotency_conflicts_total
+            .with_label_values(&[code])
+            .inc();
+    }
+
+    /// Brings the store counters up to the committer's totals (called at scrape time).
+    pub fn sync_store(&self, flushes: u64, waiters: u64, flush_seconds: f64) {
+        let catch_up = |metric: &IntCounterVec, total: u64| {
+            let counter = metric.with_label_values::<&str>(&[]);
+            let seen = counter.get();
+            if total > seen {
+                counter.inc_by(total - seen);
+            }
+        };
+        catch_up(&self.store_flushes_total, flushes);
+        catch_up(&self.store_flush_waiters_total, waiters);
+        let seconds = self.store_flush_seconds_total.with_label_values::<&str>(&[]);
+        if flush_seconds > seconds.get() {
+            seconds.inc_by(flush_seconds - seconds.get());
         }
     }
 

@@ -164,6 +164,21 @@ async fn idempotency_rows_of_section_4() {
         .get("/v1/payments?merchant_id=m_demo", Some(ERP))
         .await;
     assert_eq!(list["data"].as_array().unwrap().len(), 2);
+    // ... and the metrics saw it all.
+    let metrics = daemon.client.get(daemon.url("/metrics")).send().await.unwrap().text().await.unwrap();
+    for line in [
+        "paygate_idempotency_replays_total 1",
+        "paygate_idempotency_conflicts_total{code=\"idempotency_key_reused\"} 1",
+        "paygate_payments_total{method=\"qr\",provider=\"mock\",status=\"pending\"} 2",
+    ] {
+        assert!(metrics.lines().any(|l| l == line), "no `{line}` in:\n{metrics}");
+    }
+    let flushes = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("paygate_store_flushes_total "))
+        .and_then(|v| v.parse::<u64>().ok())
+        .unwrap();
+    assert!(flushes >= 2, "payments are flushed before and after the provider call");
 }
 
 #[tokio::test]

@@ -87,6 +87,13 @@ pub async fn readyz(State(state): State<Arc<AppState>>) -> (StatusCode, Json<Hea
 #[utoipa::path(get, path = "/metrics", tag = "operations",
     responses((status = 200, description = "Prometheus text format", body = String, content_type = "text/plain")))]
 pub async fn metrics(State(state): State<Arc<AppState>>) -> Response {
+    let stats = state.store.commit_stats();
+    let relaxed = std::sync::atomic::Ordering::Relaxed;
+    state.metrics.sync_store(
+        stats.flushes.load(relaxed),
+        stats.requests.load(relaxed),
+        stats.flush_micros.load(relaxed) as f64 / 1e6,
+    );
     (
         [(
             header::CONTENT_TYPE,

@@ -502,9 +502,41 @@ pub async fn create_payment(
     }
     let new = validate_payment(&state, &request.body)?;
     let claim = request.claim(&caller.0.id);
-    service::create_payment(&state, &caller.0, claim, new, &render_payment(201))
-        .await
-        .map_err(ApiError::from)
+    let method = new.method;
+    let answer = service::create_payment(&state, &caller.0, claim, new, &render_payment(201)).await;
+    observe_answer(&state, &answer);
+    if let Ok(answer) = &answer
+        && !answer.replayed
+        && let Ok(payment) = serde_json::from_str::<serde_json::Value>(&answer.body)
+    {
+        let payment = if answer.status < 300 {
+            &payment
+        } else {
+            &payment["error"]["payment"]
+        };
+        if let (Some(provider), Some(status)) =
+            (payment["provider"].as_str(), payment["status"].as_str())
+        {
+            state
+                .metrics
+                .count_payment(provider, method.as_str(), status);
+        }
+    }
+    answer.map_err(ApiError::from)
+}
+
+/// Counts replays and idempotency conflicts.
+fn observe_answer(state: &AppState, answer: &Result<Answer, PaymentError>) {
+    match answer {
+        Ok(a) if a.replayed => state.metrics.count_idempotency_replay(),
+        Err(PaymentError::IdempotencyKeyReused) => state
+            .metrics
+            .count_idempotency_conflict("idempotency_key_reused"),
+        Err(PaymentError::IdempotencyInProgress) => state
+            .metrics
+            .count_idempotency_conflict("idempotency_in_progress"),
+        _ => {}
+    }
 }
 
 /// Finds a payment the caller may see: out of scope answers like a missing one (403 for a
@@ -664,9 +696,9 @@ pub async fn cancel_payment(
     caller.require_role(Role::Pos)?;
     let payment = visible_payment(&state, &caller, &id)?;
     let claim = request.claim(&caller.0.id);
-    service::cancel_payment(&state, claim, payment, &render_payment(200))
-        .await
-        .map_err(ApiError::from)
+    let answer = service::cancel_payment(&state, claim, payment, &render_payment(200)).await;
+    observe_answer(&state, &answer);
+    answer.map_err(ApiError::from)
 }
 
 /// Refunds a succeeded payment, wholly or in part.
@@ -698,9 +730,24 @@ pub async fn create_refund(
         reason: request.body.reason.clone(),
     };
     let claim = request.claim(&caller.0.id);
-    service::create_refund(&state, &caller.0, claim, payment, new, &render_refund)
-        .await
-        .map_err(ApiError::from)
+    let provider = payment.provider.clone();
+    let answer =
+        service::create_refund(&state, &caller.0, claim, payment, new, &render_refund).await;
+    observe_answer(&state, &answer);
+    if let Ok(answer) = &answer
+        && !answer.replayed
+    {
+        let status = if answer.status < 300 {
+            serde_json::from_str::<serde_json::Value>(&answer.body)
+                .ok()
+                .and_then(|r| r["status"].as_str().map(str::to_owned))
+                .unwrap_or_default()
+        } else {
+            "failed".to_owned()
+        };
+        state.metrics.count_refund(&provider, &status);
+    }
+    answer.map_err(ApiError::from)
 }
 
 /// One refund.
