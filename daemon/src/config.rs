@@ -103,6 +103,12 @@ pub struct PaymentsConfig {
     /// (`<public_url>/v1/notify/<provider>/<merchant>`). Default: `http://<listen>`.
     #[serde(default)]
     pub public_url: Option<Spanned<String>>,
+    /// How often the janitor asks providers about pending payments.
+    #[serde(default = "default_janitor_interval_ms")]
+    pub janitor_interval_ms: Spanned<u64>,
+    /// A barcode payment still pending after this long is cancelled at the provider.
+    #[serde(default = "default_barcode_timeout_ms")]
+    pub barcode_timeout_ms: Spanned<u64>,
 }
 
 impl Default for PaymentsConfig {
@@ -111,8 +117,17 @@ impl Default for PaymentsConfig {
             amount_max_default: default_amount_max(),
             amount_max: BTreeMap::new(),
             public_url: None,
+            janitor_interval_ms: default_janitor_interval_ms(),
+            barcode_timeout_ms: default_barcode_timeout_ms(),
         }
     }
+}
+
+fn default_janitor_interval_ms() -> Spanned<u64> {
+    Spanned::new(0..0, 3_000)
+}
+fn default_barcode_timeout_ms() -> Spanned<u64> {
+    Spanned::new(0..0, 60_000)
 }
 
 fn default_amount_max() -> Spanned<String> {

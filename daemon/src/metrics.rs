@@ -155,7 +155,9 @@ impl Metrics {
     }
 
     pub fn count_idempotency_replay(&self) {
-        self.idempotency_replays_total.with_label_values::<&str>(&[]).inc();
+        self.idempotency_replays_total
+            .with_label_values::<&str>(&[])
+            .inc();
     }
 
     pub fn count_idempotency_conflict(&self, code: &str) {
@@ -175,7 +177,9 @@ impl Metrics {
         };
         catch_up(&self.store_flushes_total, flushes);
         catch_up(&self.store_flush_waiters_total, waiters);
-        let seconds = self.store_flush_seconds_total.with_label_values::<&str>(&[]);
+        let seconds = self
+            .store_flush_seconds_total
+            .with_label_values::<&str>(&[]);
         if flush_seconds > seconds.get() {
             seconds.inc_by(flush_seconds - seconds.get());
         }

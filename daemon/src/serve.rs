@@ -102,6 +102,7 @@ async fn serve(config: Config) -> ExitCode {
         }
     };
     spawn_reload_on_sighup(state.clone());
+    crate::payments::janitor::spawn(state.clone());
     let urls = listeners.urls();
     tracing::info!(
         listen = ?urls,

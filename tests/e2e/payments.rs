@@ -165,20 +165,34 @@ async fn idempotency_rows_of_section_4() {
         .await;
     assert_eq!(list["data"].as_array().unwrap().len(), 2);
     // ... and the metrics saw it all.
-    let metrics = daemon.client.get(daemon.url("/metrics")).send().await.unwrap().text().await.unwrap();
+    let metrics = daemon
+        .client
+        .get(daemon.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     for line in [
         "paygate_idempotency_replays_total 1",
         "paygate_idempotency_conflicts_total{code=\"idempotency_key_reused\"} 1",
         "paygate_payments_total{method=\"qr\",provider=\"mock\",status=\"pending\"} 2",
     ] {
-        assert!(metrics.lines().any(|l| l == line), "no `{line}` in:\n{metrics}");
+        assert!(
+            metrics.lines().any(|l| l == line),
+            "no `{line}` in:\n{metrics}"
+        );
     }
     let flushes = metrics
         .lines()
         .find_map(|l| l.strip_prefix("paygate_store_flushes_total "))
         .and_then(|v| v.parse::<u64>().ok())
         .unwrap();
-    assert!(flushes >= 2, "payments are flushed before and after the provider call");
+    assert!(
+        flushes >= 2,
+        "payments are flushed before and after the provider call"
+    );
 }
 
 #[tokio::test]
@@ -638,4 +652,62 @@ async fn a_retry_after_kill_9_gets_the_original_result_without_a_second_payment(
         .get("/v1/payments?merchant_id=m_demo", Some(ERP))
         .await;
     assert_eq!(list["data"].as_array().unwrap().len(), 1);
+}
+
+/// Polls a payment until `want` or 10 s pass.
+async fn wait_for_status(daemon: &Daemon, id: &str, want: &str) -> Value {
+    let mut last = Value::Null;
+    for _ in 0..100 {
+        let (_, payment) = daemon.get(&format!("/v1/payments/{id}"), Some(POS)).await;
+        if payment["status"] == want {
+            return payment;
+        }
+        last = payment;
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("payment {id} never became {want}: {last}");
+}
+
+#[tokio::test]
+async fn the_janitor_resolves_pending_and_unknown_payments_and_cancels_stale_ones() {
+    let config = default_config_text().replace(
+        "[plugin_host]",
+        "[payments]\njanitor_interval_ms = 200\nbarcode_timeout_ms = 1500\n\n[plugin_host]",
+    );
+    let daemon = Daemon::start_with(Options {
+        config_text: config,
+        ..Options::default()
+    });
+
+    // "User paying", then paid: the janitor's query finds it succeeded.
+    let (status, _, paying) = daemon.pay("j1", barcode("1.61")).await;
+    assert_eq!(
+        (status, paying["status"].as_str()),
+        (201, Some("pending")),
+        "{paying}"
+    );
+    wait_for_status(&daemon, paying["id"].as_str().unwrap(), "succeeded").await;
+
+    // Never confirmed: cancelled at the provider after the barcode timeout.
+    let (_, _, stuck) = daemon.pay("j2", barcode("1.60")).await;
+    wait_for_status(&daemon, stuck["id"].as_str().unwrap(), "cancelled").await;
+
+    // The provider's answer was lost: 504, then the janitor learns the outcome, and the
+    // client's retry with the same key gets it.
+    let (status, _, lost) = daemon.pay("j3", barcode("1.62")).await;
+    assert_eq!(status, 504, "{lost}");
+    assert_eq!(lost["error"]["code"], "provider_timeout");
+    let (_, list) = daemon
+        .get("/v1/payments?merchant_id=m_demo&limit=1", Some(ERP))
+        .await;
+    let id = list["data"][0]["id"].as_str().unwrap().to_owned();
+    wait_for_status(&daemon, &id, "succeeded").await;
+    let (status, replayed, answer) = daemon.pay("j3", barcode("1.62")).await;
+    assert_eq!((status, replayed), (201, false), "{answer}");
+    assert_eq!(
+        (answer["id"].as_str(), answer["status"].as_str()),
+        (Some(id.as_str()), Some("succeeded"))
+    );
+    let (status, replayed, _) = daemon.pay("j3", barcode("1.62")).await;
+    assert_eq!((status, replayed), (201, true));
 }

@@ -345,7 +345,10 @@ fn money_of(minor: i64, currency: &str) -> wit::Money {
     }
 }
 
-fn payment_ref(state: &AppState, payment: &PaymentRecord) -> Result<wit::PaymentRef, PaymentError> {
+pub(crate) fn payment_ref(
+    state: &AppState,
+    payment: &PaymentRecord,
+) -> Result<wit::PaymentRef, PaymentError> {
     Ok(wit::PaymentRef {
         payment_id: payment.id.clone(),
         provider: payment.provider.clone(),
@@ -355,7 +358,7 @@ fn payment_ref(state: &AppState, payment: &PaymentRecord) -> Result<wit::Payment
     })
 }
 
-fn status_of(status: wit::PaymentStatus) -> PaymentStatus {
+pub(crate) fn status_of(status: wit::PaymentStatus) -> PaymentStatus {
     match status {
         wit::PaymentStatus::Pending => PaymentStatus::Pending,
         wit::PaymentStatus::Succeeded => PaymentStatus::Succeeded,
@@ -1017,53 +1020,20 @@ pub async fn handle_notice(
         match update {
             wit::Update::Payment(u) => {
                 let to = status_of(u.outcome.status);
-                // What the transaction decided (it may run more than once; the last run wins).
-                let decision = std::cell::Cell::new(None);
-                let found = state
-                    .store
-                    .update_payment(&u.payment_id, None, |p| {
-                        // A notice about another merchant's payment is not this one's to report.
-                        if p.merchant_id != merchant_id || p.provider != provider {
-                            decision.set(None);
-                            return None;
-                        }
-                        let transition = p.status.transition(to);
-                        decision.set(Some(transition));
-                        match transition {
-                            Transition::Same => None,
-                            Transition::Move => {
-                                p.status = to;
-                                p.provider_step = ProviderStep::Answered;
-                                p.updated_at_ms = now_ms();
-                                if let Some(r) = &u.outcome.provider_reference {
-                                    p.provider_reference = Some(r.clone());
-                                }
-                                if to == PaymentStatus::Failed {
-                                    p.failure = u.outcome.failure.as_ref().map(|d| Failure {
-                                        code: d.code.clone(),
-                                        message: d.message.clone(),
-                                    });
-                                }
-                                Some(vec![event(
-                                    &format!("payment.{}", to.as_str()),
-                                    &p.id,
-                                    serde_json::json!({"status": to.as_str(), "source": "notification"}),
-                                )])
-                            }
-                            // Terminal states never change: record the contradiction instead.
-                            Transition::Conflict => Some(vec![event(
-                                "payment.conflict",
-                                &p.id,
-                                serde_json::json!({"status": p.status.as_str(), "reported": to.as_str(), "source": "notification"}),
-                            )]),
-                        }
-                    })
-                    .map_err(NoticeError::Store)?;
-                match (found, decision.get()) {
-                    (None, _) | (Some(_), None) => outcome.unknown += 1,
-                    (Some(_), Some(Transition::Move)) => outcome.applied += 1,
-                    (Some(_), Some(Transition::Same)) => outcome.duplicates += 1,
-                    (Some(_), Some(Transition::Conflict)) => outcome.conflicts += 1,
+                let decision = observe_status(
+                    state,
+                    &u.payment_id,
+                    Some((merchant_id, provider)),
+                    to,
+                    &u.outcome,
+                    "notification",
+                )
+                .map_err(NoticeError::Store)?;
+                match decision {
+                    None => outcome.unknown += 1,
+                    Some(Transition::Move) => outcome.applied += 1,
+                    Some(Transition::Same) => outcome.duplicates += 1,
+                    Some(Transition::Conflict) => outcome.conflicts += 1,
                 }
             }
             wit::Update::Refund(_) | wit::Update::Onboarding(_) | wit::Update::Binding(_) => {
@@ -1073,6 +1043,63 @@ pub async fn handle_notice(
     }
     state.store.durable().await.map_err(NoticeError::Store)?;
     Ok((verified.reply, outcome))
+}
+
+/// Applies a status the provider reported (in a notice or to the janitor's query) to a
+/// payment, idempotently: a legal move is made with its event, a repeat changes nothing, a
+/// contradiction of a terminal state changes nothing and records a `payment.conflict` event.
+/// With `owner`, a payment of another merchant or provider is treated as unknown. Returns
+/// what was decided, or `None` for an unknown payment.
+pub(crate) fn observe_status(
+    state: &AppState,
+    payment_id: &str,
+    owner: Option<(&str, &str)>,
+    to: PaymentStatus,
+    reported: &wit::PaymentResult,
+    source: &str,
+) -> Result<Option<Transition>, StoreError> {
+    // What the transaction decided (it may run more than once; the last run wins).
+    let decision = std::cell::Cell::new(None);
+    let found = state.store.update_payment(payment_id, None, |p| {
+        if owner.is_some_and(|(merchant, provider)| p.merchant_id != merchant || p.provider != provider) {
+            decision.set(None);
+            return None;
+        }
+        let transition = p.status.transition(to);
+        decision.set(Some(transition));
+        match transition {
+            Transition::Same => None,
+            Transition::Move => {
+                p.status = to;
+                p.provider_step = ProviderStep::Answered;
+                p.updated_at_ms = now_ms();
+                if let Some(r) = &reported.provider_reference {
+                    p.provider_reference = Some(r.clone());
+                }
+                if reported.payer.is_some() {
+                    p.payer = reported.payer.clone();
+                }
+                if to == PaymentStatus::Failed {
+                    p.failure = reported.failure.as_ref().map(|d| Failure {
+                        code: d.code.clone(),
+                        message: d.message.clone(),
+                    });
+                }
+                Some(vec![event(
+                    &format!("payment.{}", to.as_str()),
+                    &p.id,
+                    serde_json::json!({"status": to.as_str(), "source": source}),
+                )])
+            }
+            // Terminal states never change: record the contradiction instead.
+            Transition::Conflict => Some(vec![event(
+                "payment.conflict",
+                &p.id,
+                serde_json::json!({"status": p.status.as_str(), "reported": to.as_str(), "source": source}),
+            )]),
+        }
+    })?;
+    Ok(found.and(decision.get()))
 }
 
 #[derive(Debug, thiserror::Error)]

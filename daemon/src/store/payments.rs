@@ -61,6 +61,8 @@ pub(super) struct PaymentTrees {
     pub refunds_by_payment: sled::Tree,
     pub idempotency: sled::Tree,
     pub events: sled::Tree,
+    /// Ids of the payments that are not terminal yet (the janitor's work list).
+    pub pending: sled::Tree,
 }
 
 impl PaymentTrees {
@@ -73,6 +75,7 @@ impl PaymentTrees {
             refunds_by_payment: db.open_tree("refunds_by_payment")?,
             idempotency: db.open_tree("idempotency")?,
             events: db.open_tree("events")?,
+            pending: db.open_tree("pending_payments")?,
         })
     }
 }
@@ -151,9 +154,10 @@ impl Store {
                 &t.by_merchant,
                 &t.order_ids,
                 &t.events,
+                &t.pending,
             )
                 .transaction(
-                    |(idempotency, payments, by_merchant, order_ids, events)| {
+                    |(idempotency, payments, by_merchant, order_ids, events, pending)| {
                         if let Some(found) = check_claim(idempotency, claim)? {
                             return Ok(found);
                         }
@@ -172,6 +176,7 @@ impl Store {
                         )?;
                         payments.insert(payment.id.as_bytes(), encode(payment))?;
                         by_merchant.insert(compound(&payment.merchant_id, &payment.id), &[][..])?;
+                        pending.insert(payment.id.as_bytes(), &[][..])?;
                         events.insert(event.id.as_bytes(), encode(event))?;
                         Ok(Begin::Created)
                     },
@@ -247,28 +252,33 @@ impl Store {
         F: Fn(&mut PaymentRecord) -> Option<Vec<EventRecord>>,
     {
         let t = &self.trees;
-        finish((&t.payments, &t.idempotency, &t.events).transaction(
-            |(payments, idempotency, events)| {
-                let Some(raw) = payments.get(payment_id.as_bytes())? else {
-                    return Ok(None);
-                };
-                let mut payment: PaymentRecord = decode(&raw, "payment")?;
-                let Some(new_events) = change(&mut payment) else {
-                    return Ok(Some(payment));
-                };
-                payments.insert(payment_id.as_bytes(), encode(&payment))?;
-                for event in &new_events {
-                    events.insert(event.id.as_bytes(), encode(event))?;
-                }
-                if let Some((claim, status, body)) = finished {
-                    idempotency.insert(
-                        claim.store_key(),
-                        encode(&done_record(claim, status, body, payment.updated_at_ms)),
-                    )?;
-                }
-                Ok(Some(payment))
-            },
-        ))
+        finish(
+            (&t.payments, &t.idempotency, &t.events, &t.pending).transaction(
+                |(payments, idempotency, events, pending)| {
+                    let Some(raw) = payments.get(payment_id.as_bytes())? else {
+                        return Ok(None);
+                    };
+                    let mut payment: PaymentRecord = decode(&raw, "payment")?;
+                    let Some(new_events) = change(&mut payment) else {
+                        return Ok(Some(payment));
+                    };
+                    payments.insert(payment_id.as_bytes(), encode(&payment))?;
+                    if payment.status.is_terminal() {
+                        pending.remove(payment_id.as_bytes())?;
+                    }
+                    for event in &new_events {
+                        events.insert(event.id.as_bytes(), encode(event))?;
+                    }
+                    if let Some((claim, status, body)) = finished {
+                        idempotency.insert(
+                            claim.store_key(),
+                            encode(&done_record(claim, status, body, payment.updated_at_ms)),
+                        )?;
+                    }
+                    Ok(Some(payment))
+                },
+            ),
+        )
     }
 
     /// Applies `change` to a refund (and through `payment_change` to its payment's refund
@@ -404,6 +414,19 @@ impl Store {
             }
         }
         Ok(page)
+    }
+
+    /// Ids of the payments not yet in a terminal state, oldest first.
+    pub fn pending_payment_ids(&self) -> Result<Vec<String>, StoreError> {
+        self.trees
+            .pending
+            .iter()
+            .keys()
+            .map(|key| {
+                key.map(|k| String::from_utf8_lossy(&k).into_owned())
+                    .map_err(StoreError::Sled)
+            })
+            .collect()
     }
 
     /// The refunds of a payment, oldest first.

@@ -1,0 +1,91 @@
+//! The janitor (Kill Bill's Janitor): a background task that resolves pending payments by
+//! asking their provider, on a bounded schedule.
+//!
+//! - A pending payment whose outcome the provider holds (answered, or unknown after a timeout
+//!   or a crash) is queried every `janitor_interval_ms`.
+//! - A barcode payment still pending after `barcode_timeout_ms` ("user paying" that never
+//!   ended) is cancelled at the provider; a qr payment past `expires_at` is closed at the
+//!   provider and marked `expired`. If the provider says it was paid after all, it succeeded.
+//! - A payment the provider never heard of (`NotSent`) is left to its client's retry, which
+//!   resumes it with the same idempotency key.
+//!
+//! Provider answers that are unavailable or unknown change nothing: the next sweep asks again.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::app::AppState;
+use crate::payments::service::{now_ms, observe_status, payment_ref, status_of};
+use crate::payments::state::PaymentStatus;
+use crate::store::records::{PaymentRecord, ProviderStep};
+
+/// Runs sweeps forever (the task ends with the runtime).
+pub fn spawn(state: Arc<AppState>) {
+    let interval = Duration::from_millis(*state.config.payments.janitor_interval_ms.get_ref());
+    tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(interval).await;
+            if let Err(e) = sweep(&state).await {
+                tracing::warn!(error = %e, "janitor sweep failed; retrying next interval");
+            }
+        }
+    });
+}
+
+/// One pass over the pending payments. Returns how many changed state.
+pub async fn sweep(state: &AppState) -> Result<usize, crate::store::StoreError> {
+    let interval_ms = *state.config.payments.janitor_interval_ms.get_ref() as i64;
+    let barcode_timeout_ms = *state.config.payments.barcode_timeout_ms.get_ref() as i64;
+    let mut changed = 0;
+    for id in state.store.pending_payment_ids()? {
+        let Some(payment) = state.store.payment(&id)? else {
+            continue;
+        };
+        let now = now_ms();
+        // Leave young payments to the request that is creating them.
+        if payment.status.is_terminal()
+            || payment.provider_step == ProviderStep::NotSent
+            || now - payment.created_at_ms < interval_ms
+        {
+            continue;
+        }
+        let expired = payment.expires_at_ms.is_some_and(|at| now >= at);
+        let timed_out =
+            payment.method == "barcode" && now - payment.created_at_ms >= barcode_timeout_ms;
+        if resolve(state, &payment, expired || timed_out).await? {
+            changed += 1;
+        }
+    }
+    state.store.durable().await?;
+    Ok(changed)
+}
+
+/// Queries (or, when `give_up`, cancels) one payment at its provider and applies the answer.
+async fn resolve(
+    state: &AppState,
+    payment: &PaymentRecord,
+    give_up: bool,
+) -> Result<bool, crate::store::StoreError> {
+    let Ok(reference) = payment_ref(state, payment) else {
+        return Ok(false);
+    };
+    let answer = if give_up {
+        state.plugins.cancel_payment(reference).await
+    } else {
+        state.plugins.query_payment(reference).await
+    };
+    let Ok(Ok(result)) = answer else {
+        // Unavailable, unknown, declined or a plugin fault: nothing is known; ask again later.
+        return Ok(false);
+    };
+    let mut to = status_of(result.status);
+    // A qr or link payment closed for lack of payment expired; a barcode one was cancelled.
+    if give_up && to == PaymentStatus::Cancelled && payment.method != "barcode" {
+        to = PaymentStatus::Expired;
+    }
+    if to == PaymentStatus::Pending {
+        return Ok(false);
+    }
+    let decision = observe_status(state, &payment.id, None, to, &result, "janitor")?;
+    Ok(decision == Some(crate::payments::state::Transition::Move))
+}
