@@ -670,9 +670,12 @@ async fn wait_for_status(daemon: &Daemon, id: &str, want: &str) -> Value {
 
 #[tokio::test]
 async fn the_janitor_resolves_pending_and_unknown_payments_and_cancels_stale_ones() {
-    let config = default_config_text().replace(
-        "[plugin_host]",
-        "[payments]\njanitor_interval_ms = 200\nbarcode_timeout_ms = 1500\n\n[plugin_host]",
+    let config = default_config_text()
+        .replace("janitor_interval_ms = 3000", "janitor_interval_ms = 200")
+        .replace("barcode_timeout_ms = 60000", "barcode_timeout_ms = 1500");
+    assert!(
+        config.contains("janitor_interval_ms = 200")
+            && config.contains("barcode_timeout_ms = 1500")
     );
     let daemon = Daemon::start_with(Options {
         config_text: config,

@@ -468,14 +468,14 @@ fn apply_report(
         ),
     };
     if let Some(error) = resumable_error {
-        state.store.update_payment(payment_id, None, |p| {
+        state.store.update_payment(payment_id, |p| {
             p.provider_step = step;
             p.updated_at_ms = now_ms();
             Some(Vec::new())
         })?;
         return Err(error);
     }
-    let updated = state.store.update_payment(payment_id, None, |p| {
+    let updated = state.store.update_payment(payment_id, |p| {
         let mut events = Vec::new();
         p.provider_step = step;
         p.updated_at_ms = now_ms();
@@ -899,7 +899,7 @@ async fn drive_refund(
                 Err(e) => (ProviderStep::OutcomeUnknown, call_error(e)),
                 Ok(Ok(_)) | Ok(Err(_)) => unreachable!("handled above"),
             };
-            state.store.update_refund(refund_id, None, |r, _| {
+            state.store.update_refund(refund_id, |r, _| {
                 r.provider_step = step;
                 r.updated_at_ms = now_ms();
                 Some(Vec::new())
@@ -907,7 +907,7 @@ async fn drive_refund(
             return Err(error);
         }
     };
-    let updated = state.store.update_refund(refund_id, None, |r, p| {
+    let updated = state.store.update_refund(refund_id, |r, p| {
         let mut events = Vec::new();
         r.provider_step = step;
         r.updated_at_ms = now_ms();
@@ -1060,7 +1060,7 @@ pub(crate) fn observe_status(
 ) -> Result<Option<Transition>, StoreError> {
     // What the transaction decided (it may run more than once; the last run wins).
     let decision = std::cell::Cell::new(None);
-    let found = state.store.update_payment(payment_id, None, |p| {
+    let found = state.store.update_payment(payment_id, |p| {
         if owner.is_some_and(|(merchant, provider)| p.merchant_id != merchant || p.provider != provider) {
             decision.set(None);
             return None;

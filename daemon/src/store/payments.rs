@@ -239,13 +239,13 @@ impl Store {
         )
     }
 
-    /// Applies `change` to a payment and appends the events it returns; with a `claim`,
-    /// also finishes the idempotency key with `response`. `change` sees the current record
-    /// and may decline (returns `None`): nothing is written.
+    /// Applies `change` to a payment and appends the events it returns. `change` sees the
+    /// current record and may decline (returns `None`): nothing is written. (The answer's
+    /// idempotency record is finished after this commit; a crash in between is resumed from
+    /// the payment's recovery point, which then holds the answer.)
     pub fn update_payment<F>(
         &self,
         payment_id: &str,
-        finished: Option<(&Claim, u16, &str)>,
         change: F,
     ) -> Result<Option<PaymentRecord>, StoreError>
     where
@@ -253,40 +253,31 @@ impl Store {
     {
         let t = &self.trees;
         finish(
-            (&t.payments, &t.idempotency, &t.events, &t.pending).transaction(
-                |(payments, idempotency, events, pending)| {
-                    let Some(raw) = payments.get(payment_id.as_bytes())? else {
-                        return Ok(None);
-                    };
-                    let mut payment: PaymentRecord = decode(&raw, "payment")?;
-                    let Some(new_events) = change(&mut payment) else {
-                        return Ok(Some(payment));
-                    };
-                    payments.insert(payment_id.as_bytes(), encode(&payment))?;
-                    if payment.status.is_terminal() {
-                        pending.remove(payment_id.as_bytes())?;
-                    }
-                    for event in &new_events {
-                        events.insert(event.id.as_bytes(), encode(event))?;
-                    }
-                    if let Some((claim, status, body)) = finished {
-                        idempotency.insert(
-                            claim.store_key(),
-                            encode(&done_record(claim, status, body, payment.updated_at_ms)),
-                        )?;
-                    }
-                    Ok(Some(payment))
-                },
-            ),
+            (&t.payments, &t.events, &t.pending).transaction(|(payments, events, pending)| {
+                let Some(raw) = payments.get(payment_id.as_bytes())? else {
+                    return Ok(None);
+                };
+                let mut payment: PaymentRecord = decode(&raw, "payment")?;
+                let Some(new_events) = change(&mut payment) else {
+                    return Ok(Some(payment));
+                };
+                payments.insert(payment_id.as_bytes(), encode(&payment))?;
+                if payment.status.is_terminal() {
+                    pending.remove(payment_id.as_bytes())?;
+                }
+                for event in &new_events {
+                    events.insert(event.id.as_bytes(), encode(event))?;
+                }
+                Ok(Some(payment))
+            }),
         )
     }
 
-    /// Applies `change` to a refund (and through `payment_change` to its payment's refund
-    /// totals) with its events; with a `claim`, also finishes the key with `response`.
+    /// Applies `change` to a refund and, through the same closure, to its payment's refund
+    /// totals, with its events.
     pub fn update_refund<F>(
         &self,
         refund_id: &str,
-        finished: Option<(&Claim, u16, &str)>,
         change: F,
     ) -> Result<Option<RefundRecord>, StoreError>
     where
@@ -294,40 +285,32 @@ impl Store {
     {
         let t = &self.trees;
         finish(
-            (&t.refunds, &t.payments, &t.idempotency, &t.events).transaction(
-                |(refunds, payments, idempotency, events)| {
-                    let Some(raw) = refunds.get(refund_id.as_bytes())? else {
-                        return Ok(None);
-                    };
-                    let mut refund: RefundRecord = decode(&raw, "refund")?;
-                    let Some(raw_payment) = payments.get(refund.payment_id.as_bytes())? else {
-                        return Err(ConflictableTransactionError::Abort(StoreError::Corrupt(
-                            format!(
-                                "refund {refund_id} names missing payment {}",
-                                refund.payment_id
-                            ),
-                        )));
-                    };
-                    let mut payment: PaymentRecord = decode(&raw_payment, "payment")?;
-                    let Some(new_events) = change(&mut refund, &mut payment) else {
-                        return Ok(Some(refund));
-                    };
-                    assert!(payment.refunded_minor <= payment.refund_reserved_minor);
-                    assert!(payment.refund_reserved_minor <= payment.amount_minor);
-                    refunds.insert(refund_id.as_bytes(), encode(&refund))?;
-                    payments.insert(payment.id.as_bytes(), encode(&payment))?;
-                    for event in &new_events {
-                        events.insert(event.id.as_bytes(), encode(event))?;
-                    }
-                    if let Some((claim, status, body)) = finished {
-                        idempotency.insert(
-                            claim.store_key(),
-                            encode(&done_record(claim, status, body, refund.updated_at_ms)),
-                        )?;
-                    }
-                    Ok(Some(refund))
-                },
-            ),
+            (&t.refunds, &t.payments, &t.events).transaction(|(refunds, payments, events)| {
+                let Some(raw) = refunds.get(refund_id.as_bytes())? else {
+                    return Ok(None);
+                };
+                let mut refund: RefundRecord = decode(&raw, "refund")?;
+                let Some(raw_payment) = payments.get(refund.payment_id.as_bytes())? else {
+                    return Err(ConflictableTransactionError::Abort(StoreError::Corrupt(
+                        format!(
+                            "refund {refund_id} names missing payment {}",
+                            refund.payment_id
+                        ),
+                    )));
+                };
+                let mut payment: PaymentRecord = decode(&raw_payment, "payment")?;
+                let Some(new_events) = change(&mut refund, &mut payment) else {
+                    return Ok(Some(refund));
+                };
+                assert!(payment.refunded_minor <= payment.refund_reserved_minor);
+                assert!(payment.refund_reserved_minor <= payment.amount_minor);
+                refunds.insert(refund_id.as_bytes(), encode(&refund))?;
+                payments.insert(payment.id.as_bytes(), encode(&payment))?;
+                for event in &new_events {
+                    events.insert(event.id.as_bytes(), encode(event))?;
+                }
+                Ok(Some(refund))
+            }),
         )
     }
 
