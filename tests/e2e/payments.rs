@@ -714,3 +714,66 @@ async fn the_janitor_resolves_pending_and_unknown_payments_and_cancels_stale_one
     let (status, replayed, _) = daemon.pay("j3", barcode("1.62")).await;
     assert_eq!((status, replayed), (201, true));
 }
+
+#[tokio::test]
+async fn a_payment_cut_off_by_kill_9_mid_call_is_resolved_and_the_retry_gets_it() {
+    let config = default_config_text()
+        .replace("janitor_interval_ms = 3000", "janitor_interval_ms = 200")
+        .replace("barcode_timeout_ms = 60000", "barcode_timeout_ms = 5000");
+    let mut first = Daemon::start_with(Options {
+        config_text: config.clone(),
+        ..Options::default()
+    });
+    let data_dir = first.data_dir();
+    // The mock answers .64 after 1.5 s: kill the daemon while the plugin call runs.
+    let request = {
+        let client = first.client.clone();
+        let url = first.url("/v1/payments");
+        tokio::spawn(async move {
+            client
+                .post(url)
+                .bearer_auth(POS)
+                .header("content-type", "application/json")
+                .header("idempotency-key", "cut-off")
+                .body(barcode("4.64").to_string())
+                .send()
+                .await
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    signal(first.pid(), "KILL");
+    let _ = first.wait(Duration::from_secs(5));
+    assert!(
+        request.await.unwrap().is_err(),
+        "the client never got an answer"
+    );
+
+    // After the restart, nobody retries at first: the janitor asks the provider.
+    let second = Daemon::start_with(Options {
+        config_text: config,
+        data_dir: Some(data_dir),
+        ..Options::default()
+    });
+    let (_, list) = second
+        .get("/v1/payments?merchant_id=m_demo", Some(ERP))
+        .await;
+    let payments = list["data"].as_array().unwrap();
+    assert_eq!(
+        payments.len(),
+        1,
+        "the payment was recorded before the provider call"
+    );
+    let id = payments[0]["id"].as_str().unwrap().to_owned();
+    wait_for_status(&second, &id, "succeeded").await;
+    // The client's retry with its key gets that same payment, once.
+    let (status, _, answer) = second.pay("cut-off", barcode("4.64")).await;
+    assert_eq!(
+        (status, answer["id"].as_str()),
+        (201, Some(id.as_str())),
+        "{answer}"
+    );
+    let (_, list) = second
+        .get("/v1/payments?merchant_id=m_demo", Some(ERP))
+        .await;
+    assert_eq!(list["data"].as_array().unwrap().len(), 1);
+}

@@ -6,8 +6,8 @@
 //! - A barcode payment still pending after `barcode_timeout_ms` ("user paying" that never
 //!   ended) is cancelled at the provider; a qr payment past `expires_at` is closed at the
 //!   provider and marked `expired`. If the provider says it was paid after all, it succeeded.
-//! - A payment the provider never heard of (`NotSent`) is left to its client's retry, which
-//!   resumes it with the same idempotency key.
+//! - A payment still at `NotSent` is queried too: the daemon may have died while the create
+//!   was on its way, so "not sent" only means "no answer recorded". A query never charges.
 //!
 //! Provider answers that are unavailable or unknown change nothing: the next sweep asks again.
 
@@ -17,7 +17,7 @@ use std::time::Duration;
 use crate::app::AppState;
 use crate::payments::service::{now_ms, observe_status, payment_ref, status_of};
 use crate::payments::state::PaymentStatus;
-use crate::store::records::{PaymentRecord, ProviderStep};
+use crate::store::records::PaymentRecord;
 
 /// Runs sweeps forever (the task ends with the runtime).
 pub fn spawn(state: Arc<AppState>) {
@@ -43,10 +43,7 @@ pub async fn sweep(state: &AppState) -> Result<usize, crate::store::StoreError> 
         };
         let now = now_ms();
         // Leave young payments to the request that is creating them.
-        if payment.status.is_terminal()
-            || payment.provider_step == ProviderStep::NotSent
-            || now - payment.created_at_ms < interval_ms
-        {
+        if payment.status.is_terminal() || now - payment.created_at_ms < interval_ms {
             continue;
         }
         let expired = payment.expires_at_ms.is_some_and(|at| now >= at);
