@@ -399,6 +399,14 @@ async fn partial_and_multiple_refunds_up_to_the_amount() {
     );
     let (_, payment) = daemon.get(&format!("/v1/payments/{id}"), Some(ERP)).await;
     assert_eq!(payment["amount_refunded"], "10.00");
+    // Nothing remains: a refund of "the rest" is refused and records nothing.
+    let (status, _, error) = daemon
+        .post_idempotent(&refunds, ERP, Some("r5"), &json!({}))
+        .await;
+    assert_eq!(
+        (status, error["error"]["code"].as_str()),
+        (422, Some("refund_exceeds_payment"))
+    );
     let (_, list) = daemon.get(&refunds, Some(ERP)).await;
     assert_eq!(list["data"].as_array().unwrap().len(), 2);
     let (status, refund) = daemon

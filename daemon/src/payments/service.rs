@@ -745,6 +745,13 @@ pub async fn create_refund(
     }
     let remaining = payment.amount_minor - payment.refund_reserved_minor;
     let amount_minor = new.amount.map_or(remaining, |a| a.minor());
+    if amount_minor <= 0 {
+        // Nothing left to refund; checked again, atomically, when the refund is recorded.
+        return Err(PaymentError::RefundExceedsPayment {
+            requested: Money::from_minor(amount_minor.max(0), currency).to_string(),
+            refundable: Money::from_minor(remaining.max(0), currency).to_string(),
+        });
+    }
     let now = now_ms();
     let record = RefundRecord {
         id: new_id("re"),
@@ -801,13 +808,6 @@ pub async fn create_refund(
             return Err(StoreError::Corrupt("order id on a refund".into()).into());
         }
     };
-    if amount_minor <= 0 {
-        // Nothing left to refund: the claim was not made (Begin::ExceedsPayment covers >0).
-        return Err(PaymentError::RefundExceedsPayment {
-            requested: "0".into(),
-            refundable: "0".into(),
-        });
-    }
     state.store.durable().await?;
     let answer = drive_refund(state, &refund_id, &claim, render).await;
     state.store.durable().await?;
