@@ -107,16 +107,21 @@ pub fn main() -> ExitCode {
     }
 }
 
-fn plugin_inspect(file: &std::path::Path) -> ExitCode {
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
+/// The multi-threaded tokio runtime the async subcommands run on.
+pub fn runtime() -> Result<tokio::runtime::Runtime, ExitCode> {
+    tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
-    {
-        Ok(runtime) => runtime,
-        Err(e) => {
+        .map_err(|e| {
             eprintln!("paygated: cannot start the async runtime: {e}");
-            return ExitCode::from(EXIT_RUNTIME);
-        }
+            ExitCode::from(EXIT_RUNTIME)
+        })
+}
+
+fn plugin_inspect(file: &std::path::Path) -> ExitCode {
+    let runtime = match runtime() {
+        Ok(runtime) => runtime,
+        Err(code) => return code,
     };
     let inspection = match runtime.block_on(crate::plugins::PluginHost::inspect(file)) {
         Ok(inspection) => inspection,

@@ -9,7 +9,7 @@ use toml::Spanned;
 use std::sync::Arc;
 
 use crate::app::{self, AppState};
-use crate::cli::{EXIT_CONFIG, EXIT_RUNTIME, ServeArgs};
+use crate::cli::{EXIT_CONFIG, EXIT_RUNTIME, ServeArgs, runtime};
 use crate::config::Config;
 use crate::metrics::Metrics;
 use crate::plugins::PluginHost;
@@ -26,15 +26,9 @@ pub fn run(args: ServeArgs) -> ExitCode {
             return ExitCode::from(EXIT_CONFIG);
         }
     };
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match runtime() {
         Ok(runtime) => runtime,
-        Err(e) => {
-            eprintln!("paygated: cannot start the async runtime: {e}");
-            return ExitCode::from(EXIT_RUNTIME);
-        }
+        Err(code) => return code,
     };
     runtime.block_on(serve(config))
 }
