@@ -6,8 +6,11 @@
 //! - `payments <paygated> <config> <clients> <seconds> <group|each>`: starts the daemon and
 //!   drives durable barcode payments through the mock wallet over loopback from `clients`
 //!   concurrent clients, each request with its own idempotency key, every answer verified.
+//! - `store [<tmp dir> <seconds> [<mode>,...]]`: sled flush alone against flush + `fdatasync`,
+//!   one write per flush and 64 per flush (see `store.rs`); prints JSON lines, then a table.
 
 mod load;
+mod store;
 
 use std::path::Path;
 use std::sync::Arc;
@@ -20,6 +23,8 @@ use paygate_daemon::plugins::types::{CreatePaymentRequest, Method, Money, Paymen
 
 const WARMUP_CALLS: usize = 2_000;
 const MEASURED_CALLS: usize = 20_000;
+/// Where `store` makes its sled dirs by default: on the repo's filesystem, removed after.
+const STORE_TMP: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../target/bench-store-tmp");
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -37,11 +42,23 @@ fn main() {
             seconds.parse().expect("seconds is a number"),
             flush,
         ),
+        ["store"] => store::store(Path::new(STORE_TMP), 3.0, None),
+        ["store", dir, seconds] => store::store(
+            Path::new(dir),
+            seconds.parse().expect("seconds is a number"),
+            None,
+        ),
+        ["store", dir, seconds, modes] => store::store(
+            Path::new(dir),
+            seconds.parse().expect("seconds is a number"),
+            Some(modes),
+        ),
         _ => {
             eprintln!("usage: paygate-bench plugin <mock.wasm> <cache dir>");
             eprintln!(
                 "       paygate-bench payments <paygated> <config> <clients> <seconds> <group|each>"
             );
+            eprintln!("       paygate-bench store [<tmp dir> <seconds> [<mode>,...]]");
             std::process::exit(2);
         }
     }

@@ -7,7 +7,7 @@ use std::time::Duration;
 use axum::http::StatusCode;
 
 use prometheus::{
-    Encoder, HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry, TextEncoder,
+    Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry, TextEncoder,
 };
 
 /// Latency buckets in seconds, from 0.5 ms to 10 s.
@@ -29,6 +29,19 @@ pub struct Metrics {
     store_flushes_total: IntCounterVec,
     store_flush_waiters_total: IntCounterVec,
     store_flush_seconds_total: prometheus::CounterVec,
+    store_flush_duration_seconds: HistogramVec,
+    payment_volume_minor_total: IntCounterVec,
+    webhook_deliveries_total: IntCounterVec,
+    webhook_backlog: IntGaugeVec,
+    pending_payments: IntGaugeVec,
+}
+
+fn gauge(registry: &Registry, name: &str, help: &str) -> IntGaugeVec {
+    let metric = IntGaugeVec::new(Opts::new(name, help), &[]).expect("valid metric definition");
+    registry
+        .register(Box::new(metric.clone()))
+        .expect("metric registered once");
+    metric
 }
 
 fn counter(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
@@ -136,6 +149,34 @@ impl Metrics {
                     .expect("metric registered once");
                 metric
             },
+            store_flush_duration_seconds: histogram(
+                &registry,
+                "paygate_store_flush_duration_seconds",
+                "Time one store flush (shared by its group of writers) took",
+                &[],
+            ),
+            payment_volume_minor_total: counter(
+                &registry,
+                "paygate_payment_volume_minor_total",
+                "Money collected by succeeded payments, in minor units of the currency",
+                &["currency"],
+            ),
+            webhook_deliveries_total: counter(
+                &registry,
+                "paygate_webhook_deliveries_total",
+                "Webhook delivery attempts, by endpoint name and outcome (delivered, failed, abandoned)",
+                &["endpoint", "outcome"],
+            ),
+            webhook_backlog: gauge(
+                &registry,
+                "paygate_webhook_backlog",
+                "Events whose webhook delivery is not finished yet",
+            ),
+            pending_payments: gauge(
+                &registry,
+                "paygate_pending_payments",
+                "Payments not in a terminal state yet",
+            ),
             registry,
         }
     }
@@ -183,6 +224,37 @@ impl Metrics {
         if flush_seconds > seconds.get() {
             seconds.inc_by(flush_seconds - seconds.get());
         }
+    }
+
+    pub fn observe_store_flush(&self, elapsed: Duration) {
+        self.store_flush_duration_seconds
+            .with_label_values::<&str>(&[])
+            .observe(elapsed.as_secs_f64());
+    }
+
+    /// Adds a succeeded payment's amount to its currency's volume.
+    pub fn add_payment_volume(&self, currency: &str, minor: i64) {
+        if let Ok(minor) = u64::try_from(minor) {
+            self.payment_volume_minor_total
+                .with_label_values(&[currency])
+                .inc_by(minor);
+        }
+    }
+
+    pub fn count_webhook_delivery(&self, endpoint: &str, outcome: &str) {
+        self.webhook_deliveries_total
+            .with_label_values(&[endpoint, outcome])
+            .inc();
+    }
+
+    /// Sets the gauges read from the store (called at scrape time).
+    pub fn set_backlogs(&self, webhook_backlog: usize, pending_payments: usize) {
+        self.webhook_backlog
+            .with_label_values::<&str>(&[])
+            .set(webhook_backlog as i64);
+        self.pending_payments
+            .with_label_values::<&str>(&[])
+            .set(pending_payments as i64);
     }
 
     /// Counts one plugin call.

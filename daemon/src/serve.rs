@@ -76,7 +76,22 @@ async fn serve(config: Config) -> ExitCode {
             return ExitCode::from(EXIT_CONFIG);
         }
     };
+    {
+        let metrics = metrics.clone();
+        store
+            .commit_stats()
+            .observe_flushes(move |elapsed| metrics.observe_store_flush(elapsed));
+    }
+    crate::events::spawn_event_metrics(store.bus(), metrics.clone());
     let state = AppState::new(config, store, plugins, metrics);
+    let webhooks = match crate::webhooks::Dispatcher::new(state.clone()) {
+        Ok(webhooks) => webhooks,
+        Err(e) => {
+            tracing::error!("invalid config: {e}");
+            eprintln!("paygated: invalid config: {e}");
+            return ExitCode::from(EXIT_CONFIG);
+        }
+    };
     let config = &state.config;
     warn_about_demo_keys(config, &state, &listeners);
     for merchant in config.api_keys.iter().flat_map(|k| k.merchants.get_ref()) {
@@ -97,6 +112,9 @@ async fn serve(config: Config) -> ExitCode {
     };
     spawn_reload_on_sighup(state.clone());
     crate::payments::janitor::spawn(state.clone());
+    if let Some(webhooks) = webhooks {
+        webhooks.spawn();
+    }
     let urls = listeners.urls();
     tracing::info!(
         listen = ?urls,

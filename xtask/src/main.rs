@@ -203,6 +203,9 @@ fn bench(which: &[String]) -> Result<()> {
     if wanted("payments") {
         bench_payments()?;
     }
+    if wanted("store") {
+        bench_store()?;
+    }
     Ok(())
 }
 
@@ -323,6 +326,24 @@ fn bench_payments() -> Result<()> {
             json_number(line, "peak_rss_mib")?
         );
     }
+    Ok(())
+}
+
+/// sled's flush alone against flush + `fdatasync` of its files, one write per flush and 64
+/// per flush, in a temp dir under `target/` (on the repo's filesystem), 3 s per mode.
+fn bench_store() -> Result<()> {
+    let out = capture(cargo().args([
+        "run",
+        "--quiet",
+        "--release",
+        "--package",
+        "paygate-bench",
+        "--",
+        "store",
+        "target/bench-store-tmp",
+        "3",
+    ]))?;
+    println!("{out}");
     Ok(())
 }
 

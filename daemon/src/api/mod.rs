@@ -3,7 +3,10 @@
 //! daemon and their results into responses.
 
 mod auth;
+mod cashier;
+pub mod cashier_page;
 pub mod error;
+pub mod events;
 mod idempotency;
 mod json;
 mod list;
@@ -67,6 +70,9 @@ pub fn router(state: Arc<AppState>) -> (Router, utoipa::openapi::OpenApi) {
         .routes(routes!(payments::create_refund, payments::list_refunds))
         .routes(routes!(payments::get_refund))
         .routes(routes!(notify::notify))
+        .routes(routes!(cashier::cashier_page))
+        .routes(routes!(cashier::choose_wallet))
+        .routes(routes!(cashier::cashier_status))
         .routes(routes!(plugins::list_plugins))
         .routes(routes!(plugins::reload_plugins))
         .split_for_parts();

@@ -94,6 +94,10 @@ pub async fn metrics(State(state): State<Arc<AppState>>) -> Response {
         stats.requests.load(relaxed),
         stats.flush_micros.load(relaxed) as f64 / 1e6,
     );
+    state.metrics.set_backlogs(
+        state.store.outbox_len(),
+        state.store.pending_payment_count(),
+    );
     (
         [(
             header::CONTENT_TYPE,

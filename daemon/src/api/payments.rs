@@ -106,7 +106,8 @@ pub struct PaymentObject {
     pub amount: String,
     pub currency: String,
     pub method: String,
-    pub provider: String,
+    /// The wallet; `null` for a link payment until its payer picks one.
+    pub provider: Option<String>,
     pub order_id: Option<String>,
     pub description: Option<String>,
     pub provider_reference: Option<String>,
@@ -172,12 +173,12 @@ impl From<&PaymentRecord> for PaymentObject {
             amount: money_text(p.amount_minor, &p.currency),
             currency: p.currency.clone(),
             method: p.method.clone(),
-            provider: p.provider.clone(),
+            provider: Some(p.provider.clone()).filter(|p| !p.is_empty()),
             order_id: p.order_id.clone(),
             description: p.description.clone(),
             provider_reference: p.provider_reference.clone(),
             qr_code: p.qr_code.clone(),
-            payment_url: None,
+            payment_url: p.payment_url.clone(),
             amount_refunded: money_text(p.refunded_minor, &p.currency),
             failure: failure(&p.failure),
             terminal_id: p.terminal_id.clone(),
@@ -418,15 +419,6 @@ fn validate_payment(state: &AppState, body: &CreatePaymentBody) -> Result<NewPay
         }
         _ => {}
     }
-    if method == Method::Link {
-        return Err(ApiError::Unprocessable {
-            code: "method_not_available",
-            message:
-                "link payments need the cashier page, which this version does not serve yet; use qr"
-                    .into(),
-            param: Some("method".into()),
-        });
-    }
     check_text(&body.order_id, "order_id", IDENT_CHARS_MAX, true)?;
     check_text(&body.terminal_id, "terminal_id", IDENT_CHARS_MAX, true)?;
     check_text(
@@ -514,9 +506,9 @@ pub async fn create_payment(
         } else {
             &payment["error"]["payment"]
         };
-        if let (Some(provider), Some(status)) =
-            (payment["provider"].as_str(), payment["status"].as_str())
-        {
+        // A link payment has no provider until its payer picks one.
+        let provider = payment["provider"].as_str().unwrap_or("none");
+        if let Some(status) = payment["status"].as_str() {
             state
                 .metrics
                 .count_payment(provider, method.as_str(), status);

@@ -9,13 +9,21 @@
 //! - A payment still at `NotSent` is queried too: the daemon may have died while the create
 //!   was on its way, so "not sent" only means "no answer recorded". A query never charges.
 //!
+//! - A link payment whose payer never picked a wallet has no provider to ask: past
+//!   `expires_at` it expires here.
+//! - Pending refunds are queried the same way.
+//! - A few times per retention period (at most once a minute), finished idempotency keys older than `idempotency_retention_s` are
+//!   forgotten (keys still in progress are kept: a retry must be able to resume them).
+//!
 //! Provider answers that are unavailable or unknown change nothing: the next sweep asks again.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use crate::app::AppState;
-use crate::payments::service::{now_ms, observe_status, payment_ref, status_of};
+use crate::payments::service::{
+    end_locally, now_ms, observe_refund_status, observe_status, payment_ref, refund_ref, status_of,
+};
 use crate::payments::state::PaymentStatus;
 use crate::store::records::PaymentRecord;
 
@@ -23,13 +31,35 @@ use crate::store::records::PaymentRecord;
 pub fn spawn(state: Arc<AppState>) {
     let interval = Duration::from_millis(*state.config.payments.janitor_interval_ms.get_ref());
     tokio::spawn(async move {
+        let mut last_expiry = now_ms();
+        // Look for old keys a few times per retention period, at most once a minute.
+        let retention_ms = *state.config.payments.idempotency_retention_s.get_ref() as i64 * 1000;
+        let expiry_every_ms = (retention_ms / 4).clamp(interval.as_millis() as i64, 60_000);
         loop {
             tokio::time::sleep(interval).await;
             if let Err(e) = sweep(&state).await {
                 tracing::warn!(error = %e, "janitor sweep failed; retrying next interval");
             }
+            if now_ms() - last_expiry >= expiry_every_ms {
+                last_expiry = now_ms();
+                if let Err(e) = expire_keys(&state) {
+                    tracing::warn!(error = %e, "idempotency key expiry failed; retrying later");
+                }
+            }
         }
     });
+}
+
+/// Forgets finished idempotency keys past their retention. Returns how many.
+pub fn expire_keys(state: &AppState) -> Result<usize, crate::store::StoreError> {
+    let retention_ms = *state.config.payments.idempotency_retention_s.get_ref() as i64 * 1000;
+    let removed = state
+        .store
+        .expire_idempotency_keys(now_ms() - retention_ms)?;
+    if removed > 0 {
+        tracing::info!(removed, "expired idempotency keys past their retention");
+    }
+    Ok(removed)
 }
 
 /// One pass over the pending payments. Returns how many changed state.
@@ -47,9 +77,40 @@ pub async fn sweep(state: &AppState) -> Result<usize, crate::store::StoreError> 
             continue;
         }
         let expired = payment.expires_at_ms.is_some_and(|at| now >= at);
+        if payment.provider.is_empty() {
+            // A link payment nobody chose a wallet for: no provider knows of it.
+            if expired
+                && end_locally(state, &payment.id, PaymentStatus::Expired)
+                    .is_ok_and(|p| p.status == PaymentStatus::Expired)
+            {
+                changed += 1;
+            }
+            continue;
+        }
         let timed_out =
             payment.method == "barcode" && now - payment.created_at_ms >= barcode_timeout_ms;
         if resolve(state, &payment, expired || timed_out).await? {
+            changed += 1;
+        }
+    }
+    for id in state.store.pending_refund_ids()? {
+        let Some(refund) = state.store.refund(&id)? else {
+            continue;
+        };
+        if refund.status.is_terminal() || now_ms() - refund.created_at_ms < interval_ms {
+            continue;
+        }
+        let Some(payment) = state.store.payment(&refund.payment_id)? else {
+            continue;
+        };
+        let Ok(reference) = refund_ref(state, &refund, &payment) else {
+            continue;
+        };
+        // Unavailable, unknown or a fault: nothing is known; ask again next sweep.
+        if let Ok(Ok(result)) = state.plugins.query_refund(reference).await
+            && observe_refund_status(state, &refund.id, None, &result)?
+                == Some(crate::payments::state::Transition::Move)
+        {
             changed += 1;
         }
     }

@@ -44,11 +44,12 @@ impl Method {
         }
     }
 
-    fn wit(self) -> wit::Method {
+    /// How the provider is asked to collect: a link payment's page shows the provider's
+    /// QR code, so at the provider it is a qr payment.
+    fn provider_method(self) -> wit::Method {
         match self {
-            Method::Qr => wit::Method::Qr,
+            Method::Qr | Method::Link => wit::Method::Qr,
             Method::Barcode => wit::Method::Barcode,
-            Method::Link => wit::Method::Link,
         }
     }
 }
@@ -201,6 +202,7 @@ fn event(kind: &str, object_id: &str, data: serde_json::Value) -> EventRecord {
         created_at_ms: now_ms(),
         object_id: object_id.to_owned(),
         data,
+        object: None,
     }
 }
 
@@ -256,6 +258,19 @@ fn choose_provider(state: &AppState, new: &NewPayment) -> Result<String, Payment
                 .find(|(_, info)| info.payment_codes.iter().any(|p| code_matches(code, p)))
                 .ok_or_else(|| not_supported("no wallet recognises this payment code".into()))?
         }
+        // The payer picks on the cashier page; some wallet must be able to take it.
+        (None, Method::Link) => {
+            let currency = new.amount.currency().code();
+            if !usable.iter().any(|(_, info)| {
+                info.methods.contains(&wit::Method::Qr)
+                    && info.currencies.iter().any(|c| c == currency)
+            }) {
+                return Err(not_supported(format!(
+                    "no wallet of this merchant takes qr payments in {currency}"
+                )));
+            }
+            return Ok(String::new());
+        }
         (None, _) => {
             return Err(PaymentError::Invalid {
                 param: "provider",
@@ -269,7 +284,7 @@ fn choose_provider(state: &AppState, new: &NewPayment) -> Result<String, Payment
         }
     };
     let (name, info) = chosen;
-    if !info.methods.contains(&new.method.wit()) {
+    if !info.methods.contains(&new.method.provider_method()) {
         return Err(not_supported(format!(
             "wallet \"{name}\" does not take {} payments",
             new.method.as_str()
@@ -358,6 +373,19 @@ pub(crate) fn payment_ref(
     })
 }
 
+pub(crate) fn refund_ref(
+    state: &AppState,
+    refund: &RefundRecord,
+    payment: &PaymentRecord,
+) -> Result<wit::RefundRef, PaymentError> {
+    Ok(wit::RefundRef {
+        refund_id: refund.id.clone(),
+        payment: payment_ref(state, payment)?,
+        amount: money_of(refund.amount_minor, &refund.currency),
+        provider_reference: refund.provider_reference.clone(),
+    })
+}
+
 pub(crate) fn status_of(status: wit::PaymentStatus) -> PaymentStatus {
     match status {
         wit::PaymentStatus::Pending => PaymentStatus::Pending,
@@ -394,16 +422,14 @@ fn reported(result: Result<Result<wit::PaymentResult, wit::ProviderError>, CallE
     }
 }
 
-/// Applies a provider's report to `payment` (in a transaction) and decides the answer.
-/// Returns the stored answer, or the error to send without finishing the key (the outcome
-/// is not known yet: a retry with the same key resumes).
-fn apply_report(
+/// Applies a provider's report to a payment (in a transaction). Returns the payment, or
+/// the error to answer without finishing the idempotency key (the outcome is not known yet:
+/// a retry with the same key resumes, and the janitor keeps asking).
+fn record_report(
     state: &AppState,
     payment_id: &str,
-    claim: &Claim,
     report: Reported,
-    render: RenderPayment<'_>,
-) -> Result<Answer, PaymentError> {
+) -> Result<PaymentRecord, PaymentError> {
     let (new_status, result, failure, step, resumable_error) = match report {
         Reported::Result(r) => {
             let failure = r.failure.as_ref().map(|d| Failure {
@@ -509,8 +535,17 @@ fn apply_report(
         }
         Some(events)
     })?;
-    let payment =
-        updated.ok_or_else(|| StoreError::Corrupt(format!("payment {payment_id} vanished")))?;
+    Ok(updated.ok_or_else(|| StoreError::Corrupt(format!("payment {payment_id} vanished")))?)
+}
+
+/// Renders the answer for a payment whose outcome is recorded (a failed one answers as a
+/// decline) and finishes the idempotency key with it.
+fn finish_answer(
+    state: &AppState,
+    claim: &Claim,
+    payment: &PaymentRecord,
+    render: RenderPayment<'_>,
+) -> Result<Answer, PaymentError> {
     let error = (payment.status == PaymentStatus::Failed).then(|| {
         let failure = payment.failure.clone().unwrap_or(Failure {
             code: "provider_declined".into(),
@@ -522,7 +557,7 @@ fn apply_report(
             payment: Box::new(payment.clone()),
         }
     });
-    let (status, body) = render(&payment, error.as_ref());
+    let (status, body) = render(payment, error.as_ref());
     state.store.finish_claim(claim, status, &body, now_ms())?;
     Ok(Answer {
         status,
@@ -542,7 +577,12 @@ pub async fn create_payment(
     let Some(_guard) = state.in_flight.enter(&claim) else {
         return Err(PaymentError::IdempotencyInProgress);
     };
-    let provider = choose_provider(state, &new)?;
+    let chosen = choose_provider(state, &new)?;
+    // A link payment's provider is the one its payer picks on the page.
+    let (provider, link_wallet) = match new.method {
+        Method::Link => (String::new(), Some(chosen).filter(|c| !c.is_empty())),
+        _ => (chosen, None),
+    };
     let now = now_ms();
     let record = PaymentRecord {
         id: new_id("pay"),
@@ -563,14 +603,26 @@ pub async fn create_payment(
         metadata: new.metadata.clone(),
         created_at_ms: now,
         updated_at_ms: now,
-        expires_at_ms: new
-            .expires_in_seconds
-            .filter(|_| new.method != Method::Barcode)
-            .map(|s| now + i64::from(s) * 1000),
+        expires_at_ms: match new.method {
+            Method::Barcode => None,
+            Method::Qr => new.expires_in_seconds,
+            Method::Link => Some(
+                new.expires_in_seconds
+                    .unwrap_or(*state.config.payments.link_expires_in_s.get_ref()),
+            ),
+        }
+        .map(|s| now + i64::from(s) * 1000),
         refund_reserved_minor: 0,
         refunded_minor: 0,
         provider_step: ProviderStep::NotSent,
         api_key_id: caller.id.clone(),
+        payment_url: None,
+        link_wallet,
+    };
+    let record = PaymentRecord {
+        payment_url: (new.method == Method::Link)
+            .then(|| format!("{}/pay/{}", state.config.public_url(), record.id)),
+        ..record
     };
     let created = event(
         "payment.created",
@@ -605,7 +657,8 @@ pub async fn create_payment(
     answer
 }
 
-/// Asks the provider about (or for) a recorded payment, from its recovery point.
+/// Asks the provider about (or for) a recorded payment, from its recovery point, and
+/// finishes the idempotency key with the outcome.
 async fn drive_payment(
     state: &AppState,
     payment_id: &str,
@@ -616,33 +669,29 @@ async fn drive_payment(
         .store
         .payment(payment_id)?
         .ok_or_else(|| StoreError::Corrupt(format!("claimed payment {payment_id} is missing")))?;
+    // A link payment waits for the payer to pick a wallet on its page: nothing to ask yet.
+    let payment = if payment.method == Method::Link.as_str() {
+        payment
+    } else {
+        advance_payment(state, &payment).await?
+    };
+    finish_answer(state, claim, &payment, render)
+}
+
+/// Takes a recorded payment one step further at its provider, from its recovery point:
+/// creates it there if it was never sent, asks for the outcome if it may have been, and
+/// records what the provider said. An answered payment is returned as it is.
+pub(crate) async fn advance_payment(
+    state: &AppState,
+    payment: &PaymentRecord,
+) -> Result<PaymentRecord, PaymentError> {
     let report = match payment.provider_step {
-        // Already answered (the crash came after the answer was stored): answer from it.
-        ProviderStep::Answered => {
-            let error = (payment.status == PaymentStatus::Failed).then(|| PaymentError::Declined {
-                code: payment
-                    .failure
-                    .as_ref()
-                    .map_or("provider_declined".into(), |f| f.code.clone()),
-                message: payment
-                    .failure
-                    .as_ref()
-                    .map_or(String::new(), |f| f.message.clone()),
-                payment: Box::new(payment.clone()),
-            });
-            let (status, body) = render(&payment, error.as_ref());
-            state.store.finish_claim(claim, status, &body, now_ms())?;
-            return Ok(Answer {
-                status,
-                body,
-                replayed: false,
-            });
-        }
+        ProviderStep::Answered => return Ok(payment.clone()),
         // It may have reached the provider: ask for the outcome, never charge again.
         ProviderStep::OutcomeUnknown => reported(
             state
                 .plugins
-                .query_payment(payment_ref(state, &payment)?)
+                .query_payment(payment_ref(state, payment)?)
                 .await,
         ),
         ProviderStep::NotSent => {
@@ -651,7 +700,9 @@ async fn drive_payment(
                 provider: payment.provider.clone(),
                 merchant: merchant_for(state, &payment.provider, &payment.merchant_id)?,
                 amount: money_of(payment.amount_minor, &payment.currency),
-                method: Method::parse(&payment.method).unwrap_or(Method::Qr).wit(),
+                method: Method::parse(&payment.method)
+                    .unwrap_or(Method::Qr)
+                    .provider_method(),
                 auth_code: payment.auth_code.clone(),
                 description: payment.description.clone(),
                 terminal_id: payment.terminal_id.clone(),
@@ -662,7 +713,7 @@ async fn drive_payment(
             reported(state.plugins.create_payment(request).await)
         }
     };
-    apply_report(state, payment_id, claim, report, render)
+    record_report(state, &payment.id, report)
 }
 
 /// `POST /v1/payments/{id}/cancel`.
@@ -706,15 +757,111 @@ pub async fn cancel_payment(
             });
         }
     }
-    let report = reported(
-        state
-            .plugins
-            .cancel_payment(payment_ref(state, &current)?)
-            .await,
-    );
-    let answer = apply_report(state, &current.id, &claim, report, render);
+    let ended = if current.provider.is_empty() {
+        // A link payment whose payer never picked a wallet: no provider knows of it.
+        end_locally(state, &current.id, PaymentStatus::Cancelled)
+    } else {
+        let report = reported(
+            state
+                .plugins
+                .cancel_payment(payment_ref(state, &current)?)
+                .await,
+        );
+        record_report(state, &current.id, report)
+    };
+    let answer = ended.and_then(|payment| finish_answer(state, &claim, &payment, render));
     state.store.durable().await?;
     answer
+}
+
+/// Ends a payment that never reached a provider (a link payment without a chosen wallet):
+/// moves it to `to` with its event. Returns the payment as it is afterwards.
+pub(crate) fn end_locally(
+    state: &AppState,
+    payment_id: &str,
+    to: PaymentStatus,
+) -> Result<PaymentRecord, PaymentError> {
+    let updated = state.store.update_payment(payment_id, |p| {
+        if !p.provider.is_empty() || p.status.transition(to) != Transition::Move {
+            return None;
+        }
+        p.status = to;
+        p.updated_at_ms = now_ms();
+        Some(vec![event(
+            &format!("payment.{}", to.as_str()),
+            &p.id,
+            serde_json::json!({"status": to.as_str()}),
+        )])
+    })?;
+    Ok(updated.ok_or_else(|| StoreError::Corrupt(format!("payment {payment_id} vanished")))?)
+}
+
+/// The payer picked `provider` on a link payment's page: records the choice (the first
+/// choice stands) and creates the charge at the provider, or asks about it if it was
+/// already sent. Returns the payment with its QR code, or why there is none yet.
+pub async fn choose_wallet(
+    state: &AppState,
+    payment_id: &str,
+    provider: &str,
+) -> Result<PaymentRecord, PaymentError> {
+    // One chooser per payment at a time; a second click waits its turn by retrying.
+    let claim = Claim {
+        api_key_id: "cashier".into(),
+        key: payment_id.to_owned(),
+        fingerprint: String::new(),
+    };
+    let Some(_guard) = state.in_flight.enter(&claim) else {
+        return Err(PaymentError::Busy);
+    };
+    let not_found = || PaymentError::NotFound {
+        kind: "payment",
+        id: payment_id.to_owned(),
+    };
+    let payment = state.store.payment(payment_id)?.ok_or_else(not_found)?;
+    if payment.method != Method::Link.as_str() {
+        return Err(not_found());
+    }
+    if payment.status != PaymentStatus::Pending {
+        return Ok(payment);
+    }
+    if payment.provider.is_empty() {
+        let takes_it = cashier_wallets(state, &payment)
+            .iter()
+            .any(|name| name == provider);
+        if !takes_it {
+            return Err(PaymentError::WalletNotSupported(format!(
+                "wallet \"{provider}\" cannot pay this payment"
+            )));
+        }
+        state.store.update_payment(payment_id, |p| {
+            if !p.provider.is_empty() {
+                return None;
+            }
+            p.provider = provider.to_owned();
+            p.updated_at_ms = now_ms();
+            Some(Vec::new())
+        })?;
+    }
+    let payment = state.store.payment(payment_id)?.ok_or_else(not_found)?;
+    // The choice is on disk before the provider hears of the charge.
+    state.store.durable().await?;
+    let advanced = advance_payment(state, &payment).await;
+    state.store.durable().await?;
+    advanced
+}
+
+/// The wallets a link payment's page offers: the merchant's, able to take a qr payment in
+/// its currency (only the one named at creation, if it was).
+pub fn cashier_wallets(state: &AppState, payment: &PaymentRecord) -> Vec<String> {
+    usable_providers(state, &payment.merchant_id)
+        .into_iter()
+        .filter(|(name, info)| {
+            info.methods.contains(&wit::Method::Qr)
+                && info.currencies.iter().any(|c| c == &payment.currency)
+                && payment.link_wallet.as_ref().is_none_or(|only| only == name)
+        })
+        .map(|(name, _)| name)
+        .collect()
 }
 
 /// `POST /v1/payments/{id}/refunds`.
@@ -833,12 +980,7 @@ async fn drive_refund(
         ProviderStep::OutcomeUnknown => Some(
             state
                 .plugins
-                .query_refund(wit::RefundRef {
-                    refund_id: refund.id.clone(),
-                    payment: payment_ref(state, &payment)?,
-                    amount: money_of(refund.amount_minor, &refund.currency),
-                    provider_reference: refund.provider_reference.clone(),
-                })
+                .query_refund(refund_ref(state, &refund, &payment)?)
                 .await,
         ),
         ProviderStep::NotSent => Some(
@@ -856,11 +998,7 @@ async fn drive_refund(
     let (to, failure, reference, step) = match result {
         None => (None, None, None, ProviderStep::Answered),
         Some(Ok(Ok(r))) => (
-            Some(match r.status {
-                wit::RefundStatus::Pending => RefundStatus::Pending,
-                wit::RefundStatus::Succeeded => RefundStatus::Succeeded,
-                wit::RefundStatus::Failed => RefundStatus::Failed,
-            }),
+            Some(refund_status_of(r.status)),
             r.failure.map(|d| Failure {
                 code: d.code,
                 message: d.message,
@@ -1036,7 +1174,22 @@ pub async fn handle_notice(
                     Some(Transition::Conflict) => outcome.conflicts += 1,
                 }
             }
-            wit::Update::Refund(_) | wit::Update::Onboarding(_) | wit::Update::Binding(_) => {
+            wit::Update::Refund(u) => {
+                let decision = observe_refund_status(
+                    state,
+                    &u.refund_id,
+                    Some((merchant_id, provider)),
+                    &u.outcome,
+                )
+                .map_err(NoticeError::Store)?;
+                match decision {
+                    None => outcome.unknown += 1,
+                    Some(Transition::Move) => outcome.applied += 1,
+                    Some(Transition::Same) => outcome.duplicates += 1,
+                    Some(Transition::Conflict) => outcome.conflicts += 1,
+                }
+            }
+            wit::Update::Onboarding(_) | wit::Update::Binding(_) => {
                 outcome.unknown += 1;
             }
         }
@@ -1098,6 +1251,53 @@ pub(crate) fn observe_status(
                 serde_json::json!({"status": p.status.as_str(), "reported": to.as_str(), "source": source}),
             )]),
         }
+    })?;
+    Ok(found.and(decision.get()))
+}
+
+fn refund_status_of(status: wit::RefundStatus) -> RefundStatus {
+    match status {
+        wit::RefundStatus::Pending => RefundStatus::Pending,
+        wit::RefundStatus::Succeeded => RefundStatus::Succeeded,
+        wit::RefundStatus::Failed => RefundStatus::Failed,
+    }
+}
+
+/// Applies a refund status the provider reported (in a notice or to the janitor's query),
+/// idempotently, as [`observe_status`] does for payments. Returns what was decided, or
+/// `None` for an unknown refund (or one of another merchant or provider, with `owner`).
+pub(crate) fn observe_refund_status(
+    state: &AppState,
+    refund_id: &str,
+    owner: Option<(&str, &str)>,
+    reported: &wit::RefundResult,
+) -> Result<Option<Transition>, StoreError> {
+    let to = refund_status_of(reported.status);
+    let decision = std::cell::Cell::new(None);
+    let found = state.store.update_refund(refund_id, |r, p| {
+        if owner
+            .is_some_and(|(merchant, provider)| r.merchant_id != merchant || r.provider != provider)
+        {
+            decision.set(None);
+            return None;
+        }
+        let transition = r.status.transition(to);
+        decision.set(Some(transition));
+        if transition == Transition::Same {
+            return None;
+        }
+        let mut events = Vec::new();
+        r.provider_step = ProviderStep::Answered;
+        r.updated_at_ms = now_ms();
+        if let Some(reference) = &reported.provider_reference {
+            r.provider_reference = Some(reference.clone());
+        }
+        let failure = reported.failure.as_ref().map(|d| Failure {
+            code: d.code.clone(),
+            message: d.message.clone(),
+        });
+        apply_refund_status(r, p, to, failure, &mut events);
+        Some(events)
     })?;
     Ok(found.and(decision.get()))
 }

@@ -18,7 +18,7 @@ mod imports;
 pub mod keystore;
 mod limits;
 mod loader;
-mod outbound;
+pub mod outbound;
 mod output;
 mod registry;
 

@@ -40,7 +40,7 @@ impl Origin {
     }
 
     /// The origin a request URI goes to.
-    fn of(uri: &hyper::Uri) -> Option<Origin> {
+    pub fn of(uri: &hyper::Uri) -> Option<Origin> {
         let scheme = uri.scheme_str()?.to_ascii_lowercase();
         let default_port = match scheme.as_str() {
             "http" => 80,

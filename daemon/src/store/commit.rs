@@ -24,12 +24,23 @@ pub struct GroupCommit {
 }
 
 /// Counters for metrics and tests.
-#[derive(Debug, Default)]
+#[derive(Default)]
 pub struct CommitStats {
     pub flushes: AtomicU64,
     pub requests: AtomicU64,
     /// Total flush time, in microseconds.
     pub flush_micros: AtomicU64,
+    /// Told the duration of every flush (the metrics' histogram), once set.
+    observer: std::sync::OnceLock<FlushObserver>,
+}
+
+type FlushObserver = Box<dyn Fn(Duration) + Send + Sync>;
+
+impl CommitStats {
+    /// Sets the function told each flush's duration (only the first call takes effect).
+    pub fn observe_flushes(&self, observer: impl Fn(Duration) + Send + Sync + 'static) {
+        let _ = self.observer.set(Box::new(observer));
+    }
 }
 
 impl GroupCommit {
@@ -100,6 +111,9 @@ fn record(stats: &CommitStats, waiters: usize, elapsed: Duration) {
     stats
         .flush_micros
         .fetch_add(elapsed.as_micros() as u64, Ordering::Relaxed);
+    if let Some(observer) = stats.observer.get() {
+        observer(elapsed);
+    }
 }
 
 #[cfg(test)]

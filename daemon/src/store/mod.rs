@@ -71,6 +71,10 @@ pub struct Store {
     meta: sled::Tree,
     trees: payments::PaymentTrees,
     commit: commit::GroupCommit,
+    /// Committed events, for in-process consumers.
+    bus: crate::events::EventBus,
+    /// Whether webhook events get outbox entries (some endpoint is configured).
+    outbox_enabled: std::sync::atomic::AtomicBool,
     path: PathBuf,
     // Declared last: fields drop in order, so the lock outlives the database handle.
     _lock: File,
@@ -130,6 +134,8 @@ impl Store {
             meta,
             trees,
             commit,
+            bus: crate::events::EventBus::new(),
+            outbox_enabled: Default::default(),
             path: dir.to_owned(),
             _lock: lock,
         })
@@ -164,6 +170,11 @@ impl Store {
     /// callers share one flush).
     pub async fn durable(&self) -> Result<(), StoreError> {
         self.commit.durable().await.map_err(StoreError::Flush)
+    }
+
+    /// The bus on which every committed event is published.
+    pub fn bus(&self) -> &crate::events::EventBus {
+        &self.bus
     }
 
     /// The group committer's counters.

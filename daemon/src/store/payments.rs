@@ -63,6 +63,10 @@ pub(super) struct PaymentTrees {
     pub events: sled::Tree,
     /// Ids of the payments that are not terminal yet (the janitor's work list).
     pub pending: sled::Tree,
+    /// Ids of the refunds that are not terminal yet.
+    pub pending_refunds: sled::Tree,
+    /// Webhook deliveries owed, by event id (written with the event, removed when done).
+    pub outbox: sled::Tree,
 }
 
 impl PaymentTrees {
@@ -76,6 +80,8 @@ impl PaymentTrees {
             idempotency: db.open_tree("idempotency")?,
             events: db.open_tree("events")?,
             pending: db.open_tree("pending_payments")?,
+            pending_refunds: db.open_tree("pending_refunds")?,
+            outbox: db.open_tree("webhook_outbox")?,
         })
     }
 }
@@ -99,6 +105,30 @@ fn decode<T: serde::de::DeserializeOwned>(bytes: &[u8], what: &str) -> TxResult<
     serde_json::from_slice(bytes).map_err(|e| {
         ConflictableTransactionError::Abort(StoreError::Corrupt(format!("{what}: {e}")))
     })
+}
+
+/// Appends `new_events` (with `object`, the changed record, as their snapshot) to the event
+/// log and, for the webhook kinds, to the outbox; returns them for publishing after commit.
+fn append_events<T: serde::Serialize>(
+    events: &TransactionalTree,
+    outbox: Option<&TransactionalTree>,
+    new_events: &[EventRecord],
+    object: &T,
+) -> TxResult<Vec<EventRecord>> {
+    let snapshot = serde_json::to_value(object).expect("records always serialize");
+    let mut appended = Vec::with_capacity(new_events.len());
+    for event in new_events {
+        let mut event = event.clone();
+        event.object = Some(snapshot.clone());
+        events.insert(event.id.as_bytes(), encode(&event))?;
+        if let Some(outbox) = outbox
+            && crate::events::is_webhook_type(&event.kind)
+        {
+            outbox.insert(event.id.as_bytes(), encode(&OutboxRecord::default()))?;
+        }
+        appended.push(event);
+    }
+    Ok(appended)
 }
 
 fn unabortable(e: UnabortableTransactionError) -> ConflictableTransactionError<StoreError> {
@@ -155,18 +185,18 @@ impl Store {
                 &t.order_ids,
                 &t.events,
                 &t.pending,
+                &t.outbox,
             )
                 .transaction(
-                    |(idempotency, payments, by_merchant, order_ids, events, pending)| {
+                    |(idempotency, payments, by_merchant, order_ids, events, pending, outbox)| {
                         if let Some(found) = check_claim(idempotency, claim)? {
-                            return Ok(found);
+                            return Ok((found, Vec::new()));
                         }
                         if let Some(order_id) = &payment.order_id {
                             let key = compound(&payment.merchant_id, order_id);
                             if let Some(existing) = order_ids.get(&key)? {
-                                return Ok(Begin::OrderIdInUse {
-                                    payment_id: String::from_utf8_lossy(&existing).into_owned(),
-                                });
+                                let payment_id = String::from_utf8_lossy(&existing).into_owned();
+                                return Ok((Begin::OrderIdInUse { payment_id }, Vec::new()));
                             }
                             order_ids.insert(key, payment.id.as_bytes())?;
                         }
@@ -177,11 +207,17 @@ impl Store {
                         payments.insert(payment.id.as_bytes(), encode(payment))?;
                         by_merchant.insert(compound(&payment.merchant_id, &payment.id), &[][..])?;
                         pending.insert(payment.id.as_bytes(), &[][..])?;
-                        events.insert(event.id.as_bytes(), encode(event))?;
-                        Ok(Begin::Created)
+                        let appended = append_events(
+                            events,
+                            self.outbox_on().then_some(outbox),
+                            std::slice::from_ref(event),
+                            payment,
+                        )?;
+                        Ok((Begin::Created, appended))
                     },
                 ),
         )
+        .map(|(begin, appended)| self.published(begin, appended))
     }
 
     /// Claims `claim` and records `refund` against its payment atomically, reserving its
@@ -200,26 +236,34 @@ impl Store {
                 &t.refunds,
                 &t.refunds_by_payment,
                 &t.events,
+                &t.pending_refunds,
+                &t.outbox,
             )
                 .transaction(
-                    |(idempotency, payments, refunds, refunds_by_payment, events)| {
+                    |(
+                        idempotency,
+                        payments,
+                        refunds,
+                        refunds_by_payment,
+                        events,
+                        pending_refunds,
+                        outbox,
+                    )| {
                         if let Some(found) = check_claim(idempotency, claim)? {
-                            return Ok(found);
+                            return Ok((found, Vec::new()));
                         }
                         let Some(raw) = payments.get(refund.payment_id.as_bytes())? else {
-                            return Ok(Begin::PaymentMissing);
+                            return Ok((Begin::PaymentMissing, Vec::new()));
                         };
                         let mut payment: PaymentRecord = decode(&raw, "payment")?;
                         if payment.status != PaymentStatus::Succeeded {
-                            return Ok(Begin::NotRefundable {
-                                status: payment.status,
-                            });
+                            let status = payment.status;
+                            return Ok((Begin::NotRefundable { status }, Vec::new()));
                         }
                         let refundable = payment.amount_minor - payment.refund_reserved_minor;
                         if refund.amount_minor > refundable {
-                            return Ok(Begin::ExceedsPayment {
-                                refundable_minor: refundable,
-                            });
+                            let refundable_minor = refundable;
+                            return Ok((Begin::ExceedsPayment { refundable_minor }, Vec::new()));
                         }
                         payment.refund_reserved_minor += refund.amount_minor;
                         // The invariant, stated where it is enforced.
@@ -232,11 +276,18 @@ impl Store {
                         refunds.insert(refund.id.as_bytes(), encode(refund))?;
                         refunds_by_payment
                             .insert(compound(&refund.payment_id, &refund.id), &[][..])?;
-                        events.insert(event.id.as_bytes(), encode(event))?;
-                        Ok(Begin::Created)
+                        pending_refunds.insert(refund.id.as_bytes(), &[][..])?;
+                        let appended = append_events(
+                            events,
+                            self.outbox_on().then_some(outbox),
+                            std::slice::from_ref(event),
+                            refund,
+                        )?;
+                        Ok((Begin::Created, appended))
                     },
                 ),
         )
+        .map(|(begin, appended)| self.published(begin, appended))
     }
 
     /// Applies `change` to a payment and appends the events it returns. `change` sees the
@@ -252,25 +303,29 @@ impl Store {
         F: Fn(&mut PaymentRecord) -> Option<Vec<EventRecord>>,
     {
         let t = &self.trees;
-        finish(
-            (&t.payments, &t.events, &t.pending).transaction(|(payments, events, pending)| {
+        finish((&t.payments, &t.events, &t.pending, &t.outbox).transaction(
+            |(payments, events, pending, outbox)| {
                 let Some(raw) = payments.get(payment_id.as_bytes())? else {
-                    return Ok(None);
+                    return Ok((None, Vec::new()));
                 };
                 let mut payment: PaymentRecord = decode(&raw, "payment")?;
                 let Some(new_events) = change(&mut payment) else {
-                    return Ok(Some(payment));
+                    return Ok((Some(payment), Vec::new()));
                 };
                 payments.insert(payment_id.as_bytes(), encode(&payment))?;
                 if payment.status.is_terminal() {
                     pending.remove(payment_id.as_bytes())?;
                 }
-                for event in &new_events {
-                    events.insert(event.id.as_bytes(), encode(event))?;
-                }
-                Ok(Some(payment))
-            }),
-        )
+                let appended = append_events(
+                    events,
+                    self.outbox_on().then_some(outbox),
+                    &new_events,
+                    &payment,
+                )?;
+                Ok((Some(payment), appended))
+            },
+        ))
+        .map(|(payment, appended)| self.published(payment, appended))
     }
 
     /// Applies `change` to a refund and, through the same closure, to its payment's refund
@@ -285,33 +340,47 @@ impl Store {
     {
         let t = &self.trees;
         finish(
-            (&t.refunds, &t.payments, &t.events).transaction(|(refunds, payments, events)| {
-                let Some(raw) = refunds.get(refund_id.as_bytes())? else {
-                    return Ok(None);
-                };
-                let mut refund: RefundRecord = decode(&raw, "refund")?;
-                let Some(raw_payment) = payments.get(refund.payment_id.as_bytes())? else {
-                    return Err(ConflictableTransactionError::Abort(StoreError::Corrupt(
-                        format!(
-                            "refund {refund_id} names missing payment {}",
-                            refund.payment_id
-                        ),
-                    )));
-                };
-                let mut payment: PaymentRecord = decode(&raw_payment, "payment")?;
-                let Some(new_events) = change(&mut refund, &mut payment) else {
-                    return Ok(Some(refund));
-                };
-                assert!(payment.refunded_minor <= payment.refund_reserved_minor);
-                assert!(payment.refund_reserved_minor <= payment.amount_minor);
-                refunds.insert(refund_id.as_bytes(), encode(&refund))?;
-                payments.insert(payment.id.as_bytes(), encode(&payment))?;
-                for event in &new_events {
-                    events.insert(event.id.as_bytes(), encode(event))?;
-                }
-                Ok(Some(refund))
-            }),
+            (
+                &t.refunds,
+                &t.payments,
+                &t.events,
+                &t.pending_refunds,
+                &t.outbox,
+            )
+                .transaction(|(refunds, payments, events, pending_refunds, outbox)| {
+                    let Some(raw) = refunds.get(refund_id.as_bytes())? else {
+                        return Ok((None, Vec::new()));
+                    };
+                    let mut refund: RefundRecord = decode(&raw, "refund")?;
+                    let Some(raw_payment) = payments.get(refund.payment_id.as_bytes())? else {
+                        return Err(ConflictableTransactionError::Abort(StoreError::Corrupt(
+                            format!(
+                                "refund {refund_id} names missing payment {}",
+                                refund.payment_id
+                            ),
+                        )));
+                    };
+                    let mut payment: PaymentRecord = decode(&raw_payment, "payment")?;
+                    let Some(new_events) = change(&mut refund, &mut payment) else {
+                        return Ok((Some(refund), Vec::new()));
+                    };
+                    assert!(payment.refunded_minor <= payment.refund_reserved_minor);
+                    assert!(payment.refund_reserved_minor <= payment.amount_minor);
+                    refunds.insert(refund_id.as_bytes(), encode(&refund))?;
+                    payments.insert(payment.id.as_bytes(), encode(&payment))?;
+                    if refund.status.is_terminal() {
+                        pending_refunds.remove(refund_id.as_bytes())?;
+                    }
+                    let appended = append_events(
+                        events,
+                        self.outbox_on().then_some(outbox),
+                        &new_events,
+                        &refund,
+                    )?;
+                    Ok((Some(refund), appended))
+                }),
         )
+        .map(|(refund, appended)| self.published(refund, appended))
     }
 
     /// Claims `claim` for an action on the existing object `object_id` (a cancel).
@@ -401,15 +470,7 @@ impl Store {
 
     /// Ids of the payments not yet in a terminal state, oldest first.
     pub fn pending_payment_ids(&self) -> Result<Vec<String>, StoreError> {
-        self.trees
-            .pending
-            .iter()
-            .keys()
-            .map(|key| {
-                key.map(|k| String::from_utf8_lossy(&k).into_owned())
-                    .map_err(StoreError::Sled)
-            })
-            .collect()
+        keys_of(&self.trees.pending)
     }
 
     /// The refunds of a payment, oldest first.
@@ -427,6 +488,111 @@ impl Store {
             }
         }
         Ok(refunds)
+    }
+
+    /// Makes every later event of a webhook kind owe a delivery (webhooks are configured).
+    pub fn enable_outbox(&self) {
+        self.outbox_enabled
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    fn outbox_on(&self) -> bool {
+        self.outbox_enabled
+            .load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Publishes what a committed transaction appended, and passes its result on.
+    fn published<T>(&self, result: T, appended: Vec<EventRecord>) -> T {
+        if !appended.is_empty() {
+            self.bus.publish(appended);
+        }
+        result
+    }
+
+    /// Ids of the refunds not yet in a terminal state, oldest first.
+    pub fn pending_refund_ids(&self) -> Result<Vec<String>, StoreError> {
+        keys_of(&self.trees.pending_refunds)
+    }
+
+    /// How many payments are not terminal yet.
+    pub fn pending_payment_count(&self) -> usize {
+        self.trees.pending.len()
+    }
+
+    /// How many events still owe a webhook delivery.
+    pub fn outbox_len(&self) -> usize {
+        self.trees.outbox.len()
+    }
+
+    /// The outbox, oldest event first, with each entry's event; at most `limit` entries.
+    pub fn outbox_page(
+        &self,
+        limit: usize,
+    ) -> Result<Vec<(EventRecord, OutboxRecord)>, StoreError> {
+        let mut page = Vec::new();
+        for entry in self.trees.outbox.iter() {
+            let (id, raw) = entry.map_err(StoreError::Sled)?;
+            let outbox: OutboxRecord = serde_json::from_slice(&raw)
+                .map_err(|e| StoreError::Corrupt(format!("outbox entry: {e}")))?;
+            let event = match self.trees.events.get(&id).map_err(StoreError::Sled)? {
+                Some(raw) => serde_json::from_slice(&raw)
+                    .map_err(|e| StoreError::Corrupt(format!("event: {e}")))?,
+                None => {
+                    // An entry without its event cannot be delivered; drop it.
+                    self.trees.outbox.remove(&id).map_err(StoreError::Sled)?;
+                    continue;
+                }
+            };
+            page.push((event, outbox));
+            if page.len() >= limit {
+                break;
+            }
+        }
+        Ok(page)
+    }
+
+    /// Records the delivery state of an outbox entry, or removes it when `None` (done).
+    pub fn set_outbox(
+        &self,
+        event_id: &str,
+        state: Option<&OutboxRecord>,
+    ) -> Result<(), StoreError> {
+        match state {
+            Some(state) => self
+                .trees
+                .outbox
+                .insert(event_id.as_bytes(), encode(state))
+                .map(|_| ()),
+            None => self.trees.outbox.remove(event_id.as_bytes()).map(|_| ()),
+        }
+        .map_err(StoreError::Sled)
+    }
+
+    /// Forgets finished idempotency keys older than `before_ms` (API.md §4 retention); keys
+    /// still in progress are kept, since a retry must be able to resume them. Returns how
+    /// many were removed.
+    pub fn expire_idempotency_keys(&self, before_ms: i64) -> Result<usize, StoreError> {
+        let mut removed = 0;
+        for entry in self.trees.idempotency.iter() {
+            let (key, raw) = entry.map_err(StoreError::Sled)?;
+            let record: IdempotencyRecord = serde_json::from_slice(&raw)
+                .map_err(|e| StoreError::Corrupt(format!("idempotency record: {e}")))?;
+            if matches!(record.state, IdempotencyState::Done { .. })
+                && record.created_at_ms < before_ms
+            {
+                // Only if unchanged since read: a concurrent reuse of the key wins.
+                if self
+                    .trees
+                    .idempotency
+                    .compare_and_swap(&key, Some(&raw), None::<&[u8]>)
+                    .map_err(StoreError::Sled)?
+                    .is_ok()
+                {
+                    removed += 1;
+                }
+            }
+        }
+        Ok(removed)
     }
 
     /// Events, oldest first (for tests, the monitor and the outbox).
@@ -454,6 +620,16 @@ impl Store {
                 .map_err(|e| StoreError::Corrupt(format!("{what} {id}: {e}"))),
         }
     }
+}
+
+fn keys_of(tree: &sled::Tree) -> Result<Vec<String>, StoreError> {
+    tree.iter()
+        .keys()
+        .map(|key| {
+            key.map(|k| String::from_utf8_lossy(&k).into_owned())
+                .map_err(StoreError::Sled)
+        })
+        .collect()
 }
 
 fn done_record(claim: &Claim, status: u16, body: &str, now_ms: i64) -> IdempotencyRecord {

@@ -57,6 +57,13 @@ pub struct PaymentRecord {
     pub provider_step: ProviderStep,
     /// The API key that created it.
     pub api_key_id: String,
+    /// (Link payments) the cashier page's address, as handed out.
+    #[serde(default)]
+    pub payment_url: Option<String>,
+    /// (Link payments) the one wallet the page may offer, when the request named one. The
+    /// payment's `provider` stays empty until the payer picks a wallet on the page.
+    #[serde(default)]
+    pub link_wallet: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -104,6 +111,35 @@ pub struct EventRecord {
     pub created_at_ms: i64,
     /// The object the event is about (payment or refund id).
     pub object_id: String,
-    /// The object's API representation at the time, or the conflict's evidence.
+    /// What happened: the new status, or the conflict's evidence.
     pub data: serde_json::Value,
+    /// The record of the object right after the change (filled in by the store), from which
+    /// webhooks render the API object and the monitor reads terminals, payers and keys.
+    #[serde(default)]
+    pub object: Option<serde_json::Value>,
+}
+
+impl EventRecord {
+    /// The merchant the event belongs to, from its object.
+    pub fn merchant_id(&self) -> Option<&str> {
+        self.object.as_ref()?.get("merchant_id")?.as_str()
+    }
+}
+
+/// A webhook delivery still owed for one event, per endpoint (keyed by event id).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OutboxRecord {
+    /// Endpoint name -> its delivery state. Endpoints not listed have not been tried.
+    pub endpoints: BTreeMap<String, DeliveryState>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeliveryState {
+    /// Attempts so far.
+    pub attempts: u32,
+    /// When the next attempt is due (unix ms).
+    pub next_attempt_ms: i64,
+    /// Delivered (2xx), or given up after the retry period.
+    pub finished: bool,
+    pub last_error: Option<String>,
 }

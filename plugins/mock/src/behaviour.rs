@@ -5,7 +5,8 @@
 
 use paygate_plugin_api::{
     BillEntry, BillEntryKind, Money, Notification, NotificationRejected, NotificationResult,
-    PaymentResult, PaymentStatus, PaymentUpdate, ProviderError, Reply, Update, keys,
+    PaymentResult, PaymentStatus, PaymentUpdate, ProviderError, RefundResult, RefundStatus,
+    RefundUpdate, Reply, Update, keys,
 };
 
 /// What `create-payment` does.
@@ -123,6 +124,29 @@ pub fn parse_notification(
     }
     let body: serde_json::Value = serde_json::from_slice(&notice.body)
         .map_err(|e| reject(format!("body is not JSON: {e}")))?;
+    if let Some(refund_id) = body["refund_id"].as_str() {
+        let status = match body["status"].as_str() {
+            Some("succeeded") => RefundStatus::Succeeded,
+            Some("failed") => RefundStatus::Failed,
+            other => return Err(reject(format!("unknown refund status {other:?}"))),
+        };
+        return Ok(NotificationResult {
+            updates: vec![Update::Refund(RefundUpdate {
+                refund_id: refund_id.to_owned(),
+                outcome: RefundResult {
+                    status,
+                    provider_reference: Some(format!("mock_{refund_id}")),
+                    failure: (status == RefundStatus::Failed).then(|| {
+                        paygate_plugin_api::Declined {
+                            code: "provider_declined".into(),
+                            message: "mock notice: refund failed".into(),
+                        }
+                    }),
+                },
+            })],
+            reply: Reply::text(200, "OK"),
+        });
+    }
     let payment_id = body["payment_id"]
         .as_str()
         .ok_or_else(|| reject("payment_id missing".into()))?;

@@ -17,6 +17,9 @@ use toml::Spanned;
 
 use crate::auth::Role;
 
+mod webhooks;
+pub use webhooks::{WebhookEndpointConfig, WebhooksConfig};
+
 /// Largest request body an operator may allow; more is a configuration mistake.
 pub const BODY_BYTES_MAX_LIMIT: usize = 16 * 1024 * 1024;
 /// Longest drain an operator may ask for at shutdown.
@@ -45,6 +48,9 @@ pub struct Config {
     /// The wallet plugins to load.
     #[serde(default)]
     pub plugins: Vec<PluginConfig>,
+    /// Outgoing webhooks.
+    #[serde(default)]
+    pub webhooks: WebhooksConfig,
     /// The file this came from and its text, to locate problems found after loading
     /// (a taken listen address, an unreadable certificate).
     #[serde(skip)]
@@ -109,6 +115,12 @@ pub struct PaymentsConfig {
     /// A barcode payment still pending after this long is cancelled at the provider.
     #[serde(default = "default_barcode_timeout_ms")]
     pub barcode_timeout_ms: Spanned<u64>,
+    /// How long a link payment's page stays payable when the request gives no `expires_in`.
+    #[serde(default = "default_link_expires_in_s")]
+    pub link_expires_in_s: Spanned<u32>,
+    /// How long finished idempotency keys are kept (API.md §4: 24 h by default).
+    #[serde(default = "default_idempotency_retention_s")]
+    pub idempotency_retention_s: Spanned<u64>,
 }
 
 impl Default for PaymentsConfig {
@@ -119,6 +131,8 @@ impl Default for PaymentsConfig {
             public_url: None,
             janitor_interval_ms: default_janitor_interval_ms(),
             barcode_timeout_ms: default_barcode_timeout_ms(),
+            link_expires_in_s: default_link_expires_in_s(),
+            idempotency_retention_s: default_idempotency_retention_s(),
         }
     }
 }
@@ -128,6 +142,12 @@ fn default_janitor_interval_ms() -> Spanned<u64> {
 }
 fn default_barcode_timeout_ms() -> Spanned<u64> {
     Spanned::new(0..0, 60_000)
+}
+fn default_link_expires_in_s() -> Spanned<u32> {
+    Spanned::new(0..0, 900)
+}
+fn default_idempotency_retention_s() -> Spanned<u64> {
+    Spanned::new(0..0, 24 * 3600)
 }
 
 fn default_amount_max() -> Spanned<String> {
@@ -549,6 +569,7 @@ impl Config {
         }
         self.validate_plugins(at)?;
         self.validate_payments(at)?;
+        self.webhooks.validate(at)?;
         let mut merchant_ids = BTreeSet::new();
         for (i, merchant) in self.merchants.iter().enumerate() {
             let field = |name: &str| format!("merchants[{i}].{name}");

@@ -1,0 +1,578 @@
+//! The cashier page of `link` payments (`GET /pay/{id}`, API.md §5): pure HTML rendering, no
+//! I/O. One self-contained page (inline CSS, inline SVG QR code, a few lines of vanilla JS, no
+//! external assets) showing the amount, the merchant, a button per wallet, the QR code of the
+//! chosen wallet and the live status, polled from `GET /pay/{id}/status`.
+
+use std::fmt::Write as _;
+
+use qrcode::QrCode;
+use qrcode::render::svg;
+
+/// Everything the cashier page shows; the handler fills it from the payment and the merchant.
+pub struct CashierView<'a> {
+    pub payment_id: &'a str,
+    pub merchant_name: &'a str,
+    /// The amount as the API writes it, e.g. "12.50".
+    pub amount: &'a str,
+    /// ISO 4217 code, e.g. "CNY".
+    pub currency: &'a str,
+    pub description: Option<&'a str>,
+    /// `pending` | `succeeded` | `failed` | `cancelled` | `expired`.
+    pub status: &'a str,
+    /// The merchant's wallets that take qr payments.
+    pub wallets: &'a [WalletChoice<'a>],
+    /// The wallet chosen (provider name), if any.
+    pub chosen: Option<&'a str>,
+    /// The content to encode in the QR code (from the provider), if any.
+    pub qr_code: Option<&'a str>,
+    /// A message to show the payer, e.g. "the wallet is unavailable, try again".
+    pub error: Option<&'a str>,
+}
+
+/// One wallet the payer can pick.
+pub struct WalletChoice<'a> {
+    /// The provider name, posted back as the `wallet` form field.
+    pub provider: &'a str,
+    /// What the button says, e.g. "WeChat Pay".
+    pub label: &'a str,
+}
+
+/// Pixel size the QR code is rendered at, at least (quiet zone included): big enough to scan
+/// from a phone screen held by the payer, small enough to fit a 320px-wide viewport.
+const QR_MIN_PX: u32 = 240;
+
+/// How often the page polls the status endpoint, in milliseconds.
+const POLL_MS: u32 = 2000;
+
+/// Inline stylesheet: system fonts, one centred card, big tap targets.
+const STYLE: &str = "\
+*{box-sizing:border-box}\
+body{margin:0;padding:16px;background:#f2f3f5;color:#1d1d1f;\
+font-family:system-ui,-apple-system,\"Segoe UI\",Roboto,\"Helvetica Neue\",Arial,\"PingFang SC\",\"Microsoft YaHei\",sans-serif;\
+line-height:1.4;-webkit-text-size-adjust:100%}\
+main{max-width:420px;margin:24px auto;background:#fff;border-radius:16px;padding:24px 20px;\
+box-shadow:0 2px 12px rgba(0,0,0,.08);text-align:center}\
+h1{font-size:1.05rem;font-weight:600;margin:0 0 4px;overflow-wrap:anywhere}\
+.desc{color:#6e6e73;margin:0 0 8px;overflow-wrap:anywhere}\
+.amount{font-size:2.2rem;font-weight:700;margin:8px 0 20px;font-variant-numeric:tabular-nums}\
+.amount span{font-size:1rem;font-weight:500;color:#6e6e73}\
+form{margin:0 0 12px}\
+button{display:block;width:100%;min-height:52px;padding:14px 16px;border:0;border-radius:12px;\
+background:#0a66c2;color:#fff;font:inherit;font-size:1.1rem;font-weight:600;cursor:pointer}\
+button:active{opacity:.85}\
+.qr{display:flex;justify-content:center;margin:0 0 12px}\
+.qr svg{width:100%;max-width:280px;height:auto;background:#fff}\
+.scan{font-weight:600;margin:0 0 8px}\
+.content{font-size:.75rem;color:#6e6e73;overflow-wrap:anywhere;word-break:break-all;margin:0 0 8px}\
+.content a{color:inherit}\
+.note{color:#6e6e73;margin:0 0 8px}\
+.error{background:#fdecea;color:#a50e0e;border-radius:10px;padding:10px 12px;margin:0 0 16px;overflow-wrap:anywhere}\
+.final{font-size:1.6rem;font-weight:700;margin:8px 0}\
+.succeeded .final{color:#1a7f37}.failed .final{color:#a50e0e}\
+.cancelled .final,.expired .final{color:#6e6e73}\
+.foot{font-size:.75rem;color:#8e8e93;margin:16px 0 0;overflow-wrap:anywhere}";
+
+/// Renders the whole cashier page.
+pub fn render_page(view: &CashierView<'_>) -> String {
+    let pending = view.status == "pending";
+    let mut out = String::with_capacity(8 * 1024);
+
+    head(&mut out, &format!("Pay {}", view.merchant_name), pending);
+
+    let _ = write!(
+        out,
+        "<main class=\"{s}\" data-status=\"{s}\">",
+        s = escape(view.status)
+    );
+    let _ = write!(out, "<h1>{}</h1>", escape(view.merchant_name));
+    if let Some(description) = view.description.filter(|d| !d.is_empty()) {
+        let _ = write!(out, "<p class=\"desc\">{}</p>", escape(description));
+    }
+    let _ = write!(
+        out,
+        "<p class=\"amount\">{} <span>{}</span></p>",
+        escape(view.amount),
+        escape(view.currency)
+    );
+    if let Some(error) = view.error.filter(|e| !e.is_empty()) {
+        let _ = write!(
+            out,
+            "<p class=\"error\" role=\"alert\">{}</p>",
+            escape(error)
+        );
+    }
+
+    if pending {
+        match view.chosen {
+            None => wallet_buttons(&mut out, view),
+            Some(chosen) => chosen_wallet(&mut out, view, chosen),
+        }
+    } else {
+        let message = match view.status {
+            "succeeded" => "Paid".to_owned(),
+            "failed" => "Payment failed".to_owned(),
+            "cancelled" => "Cancelled".to_owned(),
+            "expired" => "Expired".to_owned(),
+            // Not a status the API has; say what it is rather than guess.
+            other => format!("Status: {}", escape(other)),
+        };
+        let _ = write!(out, "<p class=\"final\" role=\"status\">{message}</p>");
+        if view.status == "succeeded" {
+            out.push_str("<p class=\"note\">You can close this page.</p>");
+        }
+    }
+
+    let _ = write!(
+        out,
+        "<p class=\"foot\">Payment {}</p></main>",
+        escape(view.payment_id)
+    );
+    if pending {
+        status_script(&mut out, view.payment_id);
+    }
+    out.push_str("</body></html>\n");
+    out
+}
+
+/// The page for an unknown payment id (served with 404).
+pub fn render_not_found() -> String {
+    let mut out = String::with_capacity(2 * 1024);
+    head(&mut out, "Payment not found", false);
+    out.push_str(
+        "<main class=\"not-found\" data-status=\"not_found\">\
+         <p class=\"final\">Payment not found</p>\
+         <p class=\"note\">Check the link you were given, or ask the merchant for a new one.</p>\
+         </main></body></html>\n",
+    );
+    out
+}
+
+/// Renders `content` as an inline `<svg>` QR code (quiet zone included, at least
+/// [`QR_MIN_PX`] square). Fails with a message when the content cannot be encoded, e.g. too
+/// long for the largest QR version.
+pub fn qr_svg(content: &str) -> Result<String, String> {
+    let code =
+        QrCode::new(content.as_bytes()).map_err(|e| format!("cannot encode QR code: {e}"))?;
+    let image = code
+        .render::<svg::Color<'_>>()
+        // Set before `min_dimensions`, which counts the quiet zone in.
+        .quiet_zone(true)
+        .min_dimensions(QR_MIN_PX, QR_MIN_PX)
+        .dark_color(svg::Color("#000"))
+        .light_color(svg::Color("#fff"))
+        .build();
+    // The renderer writes a standalone document; an XML prolog is not allowed inside HTML.
+    let start = image
+        .find("<svg")
+        .ok_or_else(|| "QR renderer produced no <svg> element".to_owned())?;
+    Ok(image[start..].replacen("<svg ", "<svg role=\"img\" aria-label=\"QR code\" ", 1))
+}
+
+/// The name payers know a wallet by.
+pub fn wallet_label(provider: &str) -> String {
+    match provider {
+        "alipay" => "Alipay".to_owned(),
+        "wechatpay" => "WeChat Pay".to_owned(),
+        "mock" => "Mock wallet".to_owned(),
+        other => other.to_owned(),
+    }
+}
+
+/// Escapes text for HTML element content and quoted attribute values.
+fn escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// Payment ids are `[A-Za-z0-9_]`; only such an id goes into the script and URLs unquoted.
+fn is_safe_id(id: &str) -> bool {
+    !id.is_empty() && id.len() <= 128 && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+}
+
+/// Doctype, `<head>` (title, viewport, inline style) and `<body>` opening tag.
+fn head(out: &mut String, title: &str, refresh: bool) {
+    let _ = write!(
+        out,
+        "<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\">\
+         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
+         <meta name=\"robots\" content=\"noindex, nofollow\">\
+         <title>{}</title>",
+        escape(title)
+    );
+    if refresh {
+        // Without JavaScript the page cannot poll; reloading it shows the new status instead.
+        out.push_str("<noscript><meta http-equiv=\"refresh\" content=\"5\"></noscript>");
+    }
+    let _ = write!(out, "<style>{STYLE}</style></head><body>");
+}
+
+/// One form per wallet; POST, since choosing a wallet creates the charge at the provider.
+fn wallet_buttons(out: &mut String, view: &CashierView<'_>) {
+    if view.wallets.is_empty() {
+        out.push_str("<p class=\"note\">No wallet is available for this payment right now.</p>");
+        return;
+    }
+    out.push_str("<p class=\"note\">Choose how to pay</p>");
+    let id = escape(view.payment_id);
+    for wallet in view.wallets {
+        let _ = write!(
+            out,
+            "<form method=\"post\" action=\"/pay/{id}/wallet\">\
+             <input type=\"hidden\" name=\"wallet\" value=\"{}\">\
+             <button type=\"submit\">{}</button></form>",
+            escape(wallet.provider),
+            escape(wallet.label)
+        );
+    }
+}
+
+/// The QR code of the chosen wallet, or a note while there is none yet.
+fn chosen_wallet(out: &mut String, view: &CashierView<'_>, chosen: &str) {
+    let label = view
+        .wallets
+        .iter()
+        .find(|w| w.provider == chosen)
+        .map_or_else(|| wallet_label(chosen), |w| w.label.to_owned());
+    let Some(content) = view.qr_code.filter(|c| !c.is_empty()) else {
+        let _ = write!(
+            out,
+            "<p class=\"note\">Waiting for {}&hellip;</p>",
+            escape(&label)
+        );
+        return;
+    };
+    match qr_svg(content) {
+        Ok(svg) => {
+            let _ = write!(out, "<div class=\"qr\">{svg}</div>");
+        }
+        Err(_) => out.push_str(
+            "<p class=\"error\" role=\"alert\">The QR code cannot be shown; \
+             use the link below instead.</p>",
+        ),
+    }
+    let _ = write!(out, "<p class=\"scan\">Scan with {}</p>", escape(&label));
+    // A link only for web URLs: escaping does not stop a `javascript:` href from running.
+    let is_web = |scheme: &str| {
+        content
+            .get(..scheme.len())
+            .is_some_and(|p| p.eq_ignore_ascii_case(scheme))
+    };
+    if is_web("https://") || is_web("http://") {
+        let _ = write!(
+            out,
+            "<p class=\"content\"><a href=\"{c}\" rel=\"noopener noreferrer\">{c}</a></p>",
+            c = escape(content)
+        );
+    } else {
+        let _ = write!(out, "<p class=\"content\">{}</p>", escape(content));
+    }
+}
+
+/// Polls the public status endpoint and reloads the page (with a GET, so never re-posting a
+/// wallet choice) once the status differs from the rendered one. Omitted for unsafe ids.
+fn status_script(out: &mut String, payment_id: &str) {
+    if !is_safe_id(payment_id) {
+        return;
+    }
+    // The rendered status is read from the DOM, so only the checked id is interpolated.
+    let _ = write!(
+        out,
+        "<script>(function(){{\
+var url=\"/pay/{payment_id}\";\
+var main=document.querySelector(\"main\");\
+var shown=main?main.getAttribute(\"data-status\"):\"pending\";\
+var busy=false,timer;\
+function poll(){{\
+if(busy)return;busy=true;\
+fetch(url+\"/status\",{{cache:\"no-store\",headers:{{\"Accept\":\"application/json\"}}}})\
+.then(function(r){{if(r.status===404){{clearInterval(timer);return null;}}return r.ok?r.json():null;}})\
+.then(function(b){{if(b&&typeof b.status===\"string\"&&b.status!==shown){{clearInterval(timer);location.replace(url);}}}})\
+.catch(function(){{}})\
+.then(function(){{busy=false;}});\
+}}\
+timer=setInterval(poll,{POLL_MS});\
+}})();</script>"
+    );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const WALLETS: &[WalletChoice<'static>] = &[
+        WalletChoice {
+            provider: "alipay",
+            label: "Alipay",
+        },
+        WalletChoice {
+            provider: "wechatpay",
+            label: "WeChat Pay",
+        },
+    ];
+
+    fn view(status: &'static str) -> CashierView<'static> {
+        CashierView {
+            payment_id: "pay_abc123",
+            merchant_name: "Tea House",
+            amount: "12.50",
+            currency: "CNY",
+            description: Some("2 cups"),
+            status,
+            wallets: WALLETS,
+            chosen: None,
+            qr_code: None,
+            error: None,
+        }
+    }
+
+    #[test]
+    fn escape_covers_html_specials() {
+        assert_eq!(
+            escape(r#"<a href="x">'&'</a>"#),
+            "&lt;a href=&quot;x&quot;&gt;&#39;&amp;&#39;&lt;/a&gt;"
+        );
+        assert_eq!(escape("plain 12.50"), "plain 12.50");
+    }
+
+    #[test]
+    fn interpolated_strings_are_escaped() {
+        let mut v = view("pending");
+        v.merchant_name = "<script>alert(1)</script>Shop";
+        v.description = Some("<script>alert(2)</script>");
+        v.error = Some("<script>alert(3)</script>");
+        v.chosen = Some("alipay");
+        v.qr_code = Some("https://qr.example/<script>alert(4)</script>");
+        let page = render_page(&v);
+        for n in 1..=4 {
+            assert!(
+                !page.contains(&format!("<script>alert({n})")),
+                "unescaped script {n}"
+            );
+            assert!(page.contains(&format!("&lt;script&gt;alert({n})&lt;/script&gt;")));
+        }
+        // The only script is the status poller.
+        assert_eq!(page.matches("<script>").count(), 1);
+    }
+
+    #[test]
+    fn escaped_wallet_fields_and_id() {
+        let wallets = [WalletChoice {
+            provider: "x\"><script>",
+            label: "<b>",
+        }];
+        let mut v = view("pending");
+        v.wallets = &wallets;
+        v.payment_id = "pay_\"<x>";
+        let page = render_page(&v);
+        assert!(page.contains("value=\"x&quot;&gt;&lt;script&gt;\""));
+        assert!(page.contains("<button type=\"submit\">&lt;b&gt;</button>"));
+        assert!(page.contains("action=\"/pay/pay_&quot;&lt;x&gt;/wallet\""));
+        assert!(!page.contains("<x>"));
+    }
+
+    #[test]
+    fn buttons_when_pending_without_choice() {
+        let page = render_page(&view("pending"));
+        assert_eq!(
+            page.matches("<form method=\"post\" action=\"/pay/pay_abc123/wallet\">")
+                .count(),
+            2
+        );
+        assert!(page.contains("<input type=\"hidden\" name=\"wallet\" value=\"alipay\">"));
+        assert!(page.contains("<input type=\"hidden\" name=\"wallet\" value=\"wechatpay\">"));
+        assert!(page.contains(">Alipay</button>"));
+        assert!(page.contains(">WeChat Pay</button>"));
+        assert!(page.contains("data-status=\"pending\""));
+        assert!(page.contains("Tea House"));
+        assert!(page.contains("12.50"));
+        assert!(page.contains("CNY"));
+        assert!(page.contains("2 cups"));
+        assert!(!page.contains("<svg"));
+    }
+
+    #[test]
+    fn no_buttons_once_a_wallet_is_chosen() {
+        let mut v = view("pending");
+        v.chosen = Some("wechatpay");
+        let page = render_page(&v);
+        assert!(!page.contains("<form"));
+        assert!(!page.contains("<svg"));
+        assert!(page.contains("Waiting for WeChat Pay"));
+    }
+
+    #[test]
+    fn no_wallets_says_so() {
+        let mut v = view("pending");
+        v.wallets = &[];
+        let page = render_page(&v);
+        assert!(!page.contains("<form"));
+        assert!(page.contains("No wallet is available"));
+    }
+
+    #[test]
+    fn qr_shown_for_chosen_wallet() {
+        let mut v = view("pending");
+        v.chosen = Some("alipay");
+        v.qr_code = Some("https://qr.alipay.com/bax01234");
+        let page = render_page(&v);
+        assert!(page.contains("<svg"));
+        assert!(!page.contains("<?xml"));
+        assert!(page.contains("Scan with Alipay"));
+        assert!(
+            page.contains(
+                "<a href=\"https://qr.alipay.com/bax01234\" rel=\"noopener noreferrer\">"
+            )
+        );
+        assert!(!page.contains("<form"));
+    }
+
+    #[test]
+    fn qr_label_falls_back_to_wallet_label() {
+        let mut v = view("pending");
+        v.wallets = &[];
+        v.chosen = Some("mock");
+        v.qr_code = Some("mock://pay/1");
+        let page = render_page(&v);
+        assert!(page.contains("Scan with Mock wallet"));
+    }
+
+    #[test]
+    fn non_web_qr_content_is_not_a_link() {
+        let mut v = view("pending");
+        v.chosen = Some("wechatpay");
+        v.qr_code = Some("javascript:alert(1)");
+        let page = render_page(&v);
+        assert!(!page.contains("href=\"javascript:"));
+        assert!(page.contains("<p class=\"content\">javascript:alert(1)</p>"));
+    }
+
+    #[test]
+    fn unencodable_qr_degrades_to_text() {
+        let long = "a".repeat(5000);
+        let mut v = view("pending");
+        v.chosen = Some("alipay");
+        v.qr_code = Some(&long);
+        let page = render_page(&v);
+        assert!(!page.contains("<svg"));
+        assert!(page.contains("The QR code cannot be shown"));
+        assert!(page.contains(&long));
+    }
+
+    #[test]
+    fn final_states_show_message_and_no_form() {
+        for (status, message) in [
+            ("succeeded", "Paid"),
+            ("failed", "Payment failed"),
+            ("cancelled", "Cancelled"),
+            ("expired", "Expired"),
+        ] {
+            let mut v = view(status);
+            // Even with a stale choice and QR, a final page offers nothing to act on.
+            v.chosen = Some("alipay");
+            v.qr_code = Some("https://qr.alipay.com/x");
+            let page = render_page(&v);
+            assert!(page.contains(&format!("data-status=\"{status}\"")));
+            assert!(page.contains(&format!(">{message}</p>")), "{status}");
+            assert!(!page.contains("<form"), "{status}");
+            assert!(!page.contains("<button"), "{status}");
+            assert!(!page.contains("<svg"), "{status}");
+            assert!(!page.contains("<script"), "{status}");
+            assert!(!page.contains("http-equiv=\"refresh\""), "{status}");
+        }
+    }
+
+    #[test]
+    fn unknown_status_is_escaped_and_final() {
+        let page = render_page(&view("<weird>"));
+        assert!(page.contains("Status: &lt;weird&gt;"));
+        assert!(page.contains("data-status=\"&lt;weird&gt;\""));
+        assert!(!page.contains("<form"));
+        assert!(!page.contains("<script"));
+    }
+
+    #[test]
+    fn script_and_noscript_only_while_pending() {
+        let page = render_page(&view("pending"));
+        assert_eq!(page.matches("<script>").count(), 1);
+        assert!(page.contains("var url=\"/pay/pay_abc123\""));
+        assert!(page.contains("/status"));
+        assert!(page.contains("setInterval(poll,2000)"));
+        assert!(page.contains("<noscript><meta http-equiv=\"refresh\" content=\"5\"></noscript>"));
+    }
+
+    #[test]
+    fn script_omitted_for_unsafe_id() {
+        for id in ["pay-1", "pay_1\"", "pay 1", "pay_1</script>", ""] {
+            let mut v = view("pending");
+            v.payment_id = id;
+            let page = render_page(&v);
+            assert!(!page.contains("<script"), "{id:?}");
+            // The forms still work without the poller.
+            assert!(page.contains("<form"), "{id:?}");
+        }
+    }
+
+    #[test]
+    fn page_is_self_contained_and_mobile_ready() {
+        let mut v = view("pending");
+        v.chosen = Some("alipay");
+        v.qr_code = Some("mock://pay/1");
+        let page = render_page(&v);
+        assert!(page.starts_with("<!DOCTYPE html>"));
+        assert!(page.contains("name=\"viewport\""));
+        assert!(page.contains("max-width:420px"));
+        assert!(page.contains("system-ui"));
+        assert!(!page.contains("<link"));
+        assert!(!page.contains("src="));
+        assert!(!page.contains("@import"));
+        assert!(!page.contains("url("));
+    }
+
+    #[test]
+    fn not_found_page() {
+        let page = render_not_found();
+        assert!(page.starts_with("<!DOCTYPE html>"));
+        assert!(page.contains("Payment not found"));
+        assert!(!page.contains("<script"));
+        assert!(!page.contains("<form"));
+    }
+
+    #[test]
+    fn wallet_label_mapping() {
+        assert_eq!(wallet_label("alipay"), "Alipay");
+        assert_eq!(wallet_label("wechatpay"), "WeChat Pay");
+        assert_eq!(wallet_label("mock"), "Mock wallet");
+        assert_eq!(wallet_label("unionpay"), "unionpay");
+    }
+
+    #[test]
+    fn qr_svg_renders_inline_svg() {
+        let svg = qr_svg("https://qr.alipay.com/bax01234").expect("short content encodes");
+        assert!(svg.starts_with("<svg"));
+        assert!(svg.ends_with("</svg>"));
+        assert!(!svg.contains("<?xml"));
+        let width: u32 = svg
+            .split("width=\"")
+            .nth(1)
+            .and_then(|rest| rest.split('"').next())
+            .and_then(|w| w.parse().ok())
+            .expect("svg has a width");
+        assert!(width >= QR_MIN_PX, "width {width}");
+    }
+
+    #[test]
+    fn qr_svg_fails_cleanly_on_too_long_content() {
+        let err = qr_svg(&"x".repeat(5000)).expect_err("5000 bytes exceed any QR version");
+        assert!(err.contains("too long"), "{err}");
+    }
+}

@@ -1,0 +1,45 @@
+//! The JSON of an outgoing webhook (API.md §9): `{"id", "type", "created_at", "data"}` with
+//! `data` the object as the API shows it, rendered from the record the event carries.
+
+use serde::Serialize;
+
+use super::payments::{PaymentObject, RefundObject, rfc3339_ms};
+use crate::store::records::{EventRecord, PaymentRecord, RefundRecord};
+
+#[derive(Serialize)]
+struct WebhookBody<'a> {
+    id: &'a str,
+    #[serde(rename = "type")]
+    kind: &'a str,
+    created_at: String,
+    data: serde_json::Value,
+}
+
+/// The body to deliver for `event`, or why it cannot be rendered (a record this version
+/// cannot read: delivering something else would be worse than not delivering).
+pub fn webhook_body(event: &EventRecord) -> Result<String, String> {
+    let object = event
+        .object
+        .clone()
+        .ok_or_else(|| format!("event {} carries no object", event.id))?;
+    let unreadable = |e: serde_json::Error| format!("event {}: {e}", event.id);
+    let data = match event.kind.split('.').next() {
+        Some("payment") => {
+            let record: PaymentRecord = serde_json::from_value(object).map_err(unreadable)?;
+            serde_json::to_value(PaymentObject::from(&record)).map_err(unreadable)?
+        }
+        Some("refund") => {
+            let record: RefundRecord = serde_json::from_value(object).map_err(unreadable)?;
+            serde_json::to_value(RefundObject::from(&record)).map_err(unreadable)?
+        }
+        // Later kinds (activations, bank accounts, alerts) carry their API object already.
+        _ => object,
+    };
+    serde_json::to_string(&WebhookBody {
+        id: &event.id,
+        kind: &event.kind,
+        created_at: rfc3339_ms(event.created_at_ms),
+        data,
+    })
+    .map_err(unreadable)
+}

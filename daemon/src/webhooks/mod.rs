@@ -1,0 +1,294 @@
+//! Outgoing webhooks (API.md §9): a dispatcher that delivers the durable outbox.
+//!
+//! The store writes an outbox entry with every event of a webhook kind, in the same
+//! transaction as the change (so a committed change always owes its delivery, and a crash
+//! cannot lose it). The dispatcher wakes on the event bus or when a retry falls due, makes
+//! sure what it is about to send is on disk, and POSTs each owed (event, endpoint) pair with
+//! a `Paygate-Signature`. A 2xx answer finishes the pair; anything else is retried with
+//! exponential backoff (`retry_initial_ms` doubling up to `retry_max_ms`) until the event is
+//! `retry_for_s` old, then abandoned with a log line and a metric. Delivery state lives in
+//! the outbox entry, so a restart resumes where the last process stopped: at least once,
+//! never lost; receivers deduplicate by event id.
+
+pub mod signature;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::sync::broadcast::error::RecvError;
+use tokio::task::JoinSet;
+
+use crate::app::AppState;
+use crate::config::WebhookEndpointConfig;
+use crate::payments::service::now_ms;
+use crate::plugins::outbound::{Origin, OutboundClient, OutboundRequest};
+use crate::store::StoreError;
+use crate::store::records::{DeliveryState, EventRecord, OutboxRecord};
+
+/// Most deliveries started by one pass (the rest wait for the next pass).
+const DELIVERIES_PER_PASS: usize = 256;
+/// Most deliveries in flight at once.
+const CONCURRENT_DELIVERIES: usize = 16;
+/// Longest a receiver's answer body is read.
+const RESPONSE_BYTES_MAX: usize = 16 * 1024;
+/// Longest the dispatcher sleeps without looking at the outbox.
+const IDLE_PASS: Duration = Duration::from_secs(5);
+/// After a wake-up, wait this long so that a burst of events goes out in one pass.
+const GATHER: Duration = Duration::from_millis(10);
+
+/// A configured receiver, with its secret read.
+struct Endpoint {
+    name: String,
+    url: String,
+    origin: Origin,
+    secret: Vec<u8>,
+    config: WebhookEndpointConfig,
+}
+
+pub struct Dispatcher {
+    state: Arc<AppState>,
+    endpoints: Vec<Endpoint>,
+    client: OutboundClient,
+    retry_initial_ms: i64,
+    retry_max_ms: i64,
+    retry_for_ms: i64,
+    timeout: Duration,
+}
+
+/// The result of one delivery attempt.
+struct Attempt {
+    event_id: String,
+    endpoint: usize,
+    result: Result<(), String>,
+}
+
+impl Dispatcher {
+    /// Reads the endpoints' secrets and builds the client. With no endpoint configured
+    /// there is nothing to dispatch and the store writes no outbox entries.
+    pub fn new(state: Arc<AppState>) -> Result<Option<Dispatcher>, String> {
+        let config = &state.config.webhooks;
+        if config.endpoints.is_empty() {
+            return Ok(None);
+        }
+        let mut endpoints = Vec::new();
+        for endpoint in &config.endpoints {
+            let url = endpoint.url.get_ref().clone();
+            let origin = url
+                .parse::<hyper::Uri>()
+                .ok()
+                .and_then(|uri| Origin::of(&uri))
+                .ok_or_else(|| format!("webhook endpoint {}: bad url", endpoint.name.get_ref()))?;
+            endpoints.push(Endpoint {
+                name: endpoint.name.get_ref().clone(),
+                url,
+                origin,
+                secret: endpoint.read_secret()?,
+                config: endpoint.clone(),
+            });
+        }
+        let client = OutboundClient::new(Vec::new())?;
+        state.store.enable_outbox();
+        Ok(Some(Dispatcher {
+            retry_initial_ms: *config.retry_initial_ms.get_ref() as i64,
+            retry_max_ms: *config.retry_max_ms.get_ref() as i64,
+            retry_for_ms: *config.retry_for_s.get_ref() as i64 * 1000,
+            timeout: Duration::from_millis(*config.timeout_ms.get_ref()),
+            state,
+            endpoints,
+            client,
+        }))
+    }
+
+    /// Runs the dispatcher forever (the task ends with the runtime).
+    pub fn spawn(self) {
+        tokio::spawn(self.run());
+    }
+
+    async fn run(self) {
+        let mut bus = self.state.store.bus().subscribe();
+        loop {
+            let wait = match self.pass().await {
+                Ok(Some(due_ms)) => Duration::from_millis(
+                    (due_ms - now_ms()).clamp(0, IDLE_PASS.as_millis() as i64) as u64,
+                ),
+                Ok(None) => IDLE_PASS,
+                Err(e) => {
+                    tracing::warn!(error = %e, "webhook pass failed; retrying");
+                    IDLE_PASS
+                }
+            };
+            let deadline = tokio::time::Instant::now() + wait;
+            // Sleep until a retry is due or an event that owes a delivery is committed.
+            loop {
+                tokio::select! {
+                    _ = tokio::time::sleep_until(deadline) => break,
+                    received = bus.recv() => match received {
+                        Ok(event) if !crate::events::is_webhook_type(&event.kind) => continue,
+                        Ok(_) | Err(RecvError::Lagged(_)) => {
+                            tokio::time::sleep(GATHER).await;
+                            break;
+                        }
+                        Err(RecvError::Closed) => return,
+                    },
+                }
+            }
+        }
+    }
+
+    /// One pass over the outbox: deliver what is due, record the outcomes. Returns when the
+    /// next retry falls due, if any is pending.
+    pub async fn pass(&self) -> Result<Option<i64>, StoreError> {
+        // Only what is on disk goes out: a receiver must never learn of a change that a
+        // crash could still undo.
+        self.state.store.durable().await?;
+        let now = now_ms();
+        let mut next_due: Option<i64> = None;
+        let mut owed: BTreeMap<String, (EventRecord, OutboxRecord)> = BTreeMap::new();
+        let mut jobs = JoinSet::new();
+        let limit = Arc::new(tokio::sync::Semaphore::new(CONCURRENT_DELIVERIES));
+        for (event, mut record) in self.state.store.outbox_page(usize::MAX)? {
+            // Endpoints removed from the config owe nothing any more.
+            record
+                .endpoints
+                .retain(|name, _| self.endpoints.iter().any(|e| &e.name == name));
+            let body = match crate::api::events::webhook_body(&event) {
+                Ok(body) => body,
+                Err(e) => {
+                    tracing::error!(event = %event.id, error = %e, "cannot render webhook; dropped");
+                    self.state.store.set_outbox(&event.id, None)?;
+                    continue;
+                }
+            };
+            for (index, endpoint) in self.endpoints.iter().enumerate() {
+                if !endpoint.config.wants(&event.kind, event.merchant_id()) {
+                    continue;
+                }
+                let delivery =
+                    record
+                        .endpoints
+                        .entry(endpoint.name.clone())
+                        .or_insert(DeliveryState {
+                            attempts: 0,
+                            next_attempt_ms: 0,
+                            finished: false,
+                            last_error: None,
+                        });
+                if delivery.finished {
+                    continue;
+                }
+                if delivery.next_attempt_ms > now || jobs.len() >= DELIVERIES_PER_PASS {
+                    let due = delivery.next_attempt_ms.max(now);
+                    next_due = Some(next_due.map_or(due, |d| d.min(due)));
+                    continue;
+                }
+                let request = self.request(endpoint, &event.id, &body);
+                let client = self.client.clone();
+                let allowed = vec![endpoint.origin.clone()];
+                let deadline = Instant::now() + self.timeout;
+                let event_id = event.id.clone();
+                let limit = limit.clone();
+                jobs.spawn(async move {
+                    let _slot = limit.acquire_owned().await;
+                    let result = match client
+                        .send(request, &allowed, deadline, RESPONSE_BYTES_MAX)
+                        .await
+                    {
+                        Ok(response) if (200..300).contains(&response.status) => Ok(()),
+                        Ok(response) => Err(format!("answered {}", response.status)),
+                        Err(e) => Err(format!("{e:?}")),
+                    };
+                    Attempt {
+                        event_id,
+                        endpoint: index,
+                        result,
+                    }
+                });
+            }
+            owed.insert(event.id.clone(), (event, record));
+        }
+        while let Some(joined) = jobs.join_next().await {
+            let Ok(attempt) = joined else { continue };
+            let Some((event, record)) = owed.get_mut(&attempt.event_id) else {
+                continue;
+            };
+            let endpoint = &self.endpoints[attempt.endpoint];
+            let delivery = record
+                .endpoints
+                .get_mut(&endpoint.name)
+                .expect("an attempt is made only for an entry it created");
+            delivery.attempts += 1;
+            match attempt.result {
+                Ok(()) => {
+                    delivery.finished = true;
+                    delivery.last_error = None;
+                    self.state
+                        .metrics
+                        .count_webhook_delivery(&endpoint.name, "delivered");
+                }
+                Err(error) => {
+                    let now = now_ms();
+                    if now - event.created_at_ms >= self.retry_for_ms {
+                        delivery.finished = true;
+                        tracing::error!(
+                            event = %event.id, endpoint = %endpoint.name, attempts = delivery.attempts,
+                            %error, "webhook delivery abandoned after the retry period"
+                        );
+                        self.state
+                            .metrics
+                            .count_webhook_delivery(&endpoint.name, "abandoned");
+                    } else {
+                        delivery.next_attempt_ms = now + self.backoff_ms(delivery.attempts);
+                        let due = delivery.next_attempt_ms;
+                        next_due = Some(next_due.map_or(due, |d| d.min(due)));
+                        tracing::warn!(
+                            event = %event.id, endpoint = %endpoint.name, attempts = delivery.attempts,
+                            %error, retry_in_ms = due - now, "webhook delivery failed; will retry"
+                        );
+                        self.state
+                            .metrics
+                            .count_webhook_delivery(&endpoint.name, "failed");
+                    }
+                    delivery.last_error = Some(error);
+                }
+            }
+        }
+        for (id, (_, record)) in owed {
+            let done = record.endpoints.values().all(|d| d.finished);
+            self.state
+                .store
+                .set_outbox(&id, (!done).then_some(&record))?;
+        }
+        Ok(next_due)
+    }
+
+    fn request(&self, endpoint: &Endpoint, event_id: &str, body: &str) -> OutboundRequest {
+        let signature = signature::sign(&endpoint.secret, now_ms() / 1000, body.as_bytes());
+        OutboundRequest {
+            method: "POST".into(),
+            url: endpoint.url.clone(),
+            headers: vec![
+                ("content-type".into(), "application/json".into()),
+                (
+                    "user-agent".into(),
+                    concat!("paygated/", env!("CARGO_PKG_VERSION")).into(),
+                ),
+                ("paygate-signature".into(), signature),
+                ("paygate-event-id".into(), event_id.into()),
+            ],
+            body: body.as_bytes().to_vec(),
+        }
+    }
+
+    /// Delay before attempt `attempts + 1`: doubling from `retry_initial_ms`, capped, with up
+    /// to 10 % of jitter so that retries of many events do not arrive in one wave.
+    fn backoff_ms(&self, attempts: u32) -> i64 {
+        let doubled = self
+            .retry_initial_ms
+            .saturating_mul(1i64 << attempts.saturating_sub(1).min(40));
+        let base = doubled.min(self.retry_max_ms);
+        let mut random = [0u8; 2];
+        let _ = getrandom::fill(&mut random);
+        base + base * i64::from(u16::from_le_bytes(random)) / i64::from(u16::MAX) / 10
+    }
+}
