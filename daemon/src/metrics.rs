@@ -31,6 +31,7 @@ pub struct Metrics {
     store_flush_seconds_total: prometheus::CounterVec,
     store_flush_duration_seconds: HistogramVec,
     payment_volume_minor_total: IntCounterVec,
+    events_total: IntCounterVec,
     webhook_deliveries_total: IntCounterVec,
     webhook_backlog: IntGaugeVec,
     pending_payments: IntGaugeVec,
@@ -161,6 +162,12 @@ impl Metrics {
                 "Money collected by succeeded payments, in minor units of the currency",
                 &["currency"],
             ),
+            events_total: counter(
+                &registry,
+                "paygate_events_total",
+                "Events recorded, by kind (payment.succeeded, payment.conflict, ...)",
+                &["kind"],
+            ),
             webhook_deliveries_total: counter(
                 &registry,
                 "paygate_webhook_deliveries_total",
@@ -239,6 +246,11 @@ impl Metrics {
                 .with_label_values(&[currency])
                 .inc_by(minor);
         }
+    }
+
+    /// Counts a recorded event; `kind` comes from the code's fixed set of kinds.
+    pub fn count_event(&self, kind: &str) {
+        self.events_total.with_label_values(&[kind]).inc();
     }
 
     pub fn count_webhook_delivery(&self, endpoint: &str, outcome: &str) {

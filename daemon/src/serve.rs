@@ -67,6 +67,14 @@ async fn serve(config: Config) -> ExitCode {
             return ExitCode::from(EXIT_CONFIG);
         }
     };
+    let mut config = config;
+    if config.payments.public_url.is_none()
+        && let Some(url) = listeners.urls().into_iter().find(|u| u.starts_with("http"))
+    {
+        // Notification URLs and payment pages name the address actually bound (the config
+        // may say port 0).
+        config.payments.public_url = Some(Spanned::new(0..0, url));
+    }
     let metrics = Arc::new(Metrics::new());
     let plugins = match PluginHost::start(&config, metrics.clone()).await {
         Ok(plugins) => plugins,

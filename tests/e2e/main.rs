@@ -5,6 +5,7 @@ mod support;
 
 mod auth;
 mod bad_input;
+mod cashier;
 mod config_errors;
 mod lifecycle;
 mod metrics;
@@ -12,4 +13,6 @@ mod ops;
 mod payments;
 mod plugin_sandbox;
 mod plugins_api;
+mod refund_outcomes;
 mod tls;
+mod webhooks;

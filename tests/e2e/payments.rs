@@ -785,3 +785,30 @@ async fn a_payment_cut_off_by_kill_9_mid_call_is_resolved_and_the_retry_gets_it(
         .await;
     assert_eq!(list["data"].as_array().unwrap().len(), 1);
 }
+
+#[tokio::test]
+async fn finished_idempotency_keys_expire_after_the_retention() {
+    let daemon = Daemon::start_with(Options {
+        config_text: default_config_text()
+            .replace("janitor_interval_ms = 3000", "janitor_interval_ms = 200")
+            .replace("[payments]", "[payments]\nidempotency_retention_s = 1"),
+        ..Options::default()
+    });
+    let (status, _, first) = daemon.pay("expiring", barcode("1.00")).await;
+    assert_eq!(status, 201);
+    // Within the retention: the same key for another request is refused.
+    let (status, _, _) = daemon.pay("expiring", barcode("2.00")).await;
+    assert_eq!(status, 422);
+    // After it, the key is free again: a new payment.
+    let mut answer = (0, Value::Null);
+    for _ in 0..50 {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let (status, _, body) = daemon.pay("expiring", barcode("2.00")).await;
+        answer = (status, body);
+        if status == 201 {
+            break;
+        }
+    }
+    assert_eq!(answer.0, 201, "{}", answer.1);
+    assert_ne!(answer.1["id"], first["id"]);
+}

@@ -106,7 +106,8 @@ pub struct PaymentsConfig {
     #[serde(default)]
     pub amount_max: BTreeMap<String, Spanned<String>>,
     /// The URL providers reach this daemon at, for notification URLs
-    /// (`<public_url>/v1/notify/<provider>/<merchant>`). Default: `http://<listen>`.
+    /// (`<public_url>/v1/notify/<provider>/<merchant>`) and link payment pages. Default: the
+    /// address the TCP listener is bound to (`http(s)://<ip>:<port>`).
     #[serde(default)]
     pub public_url: Option<Spanned<String>>,
     /// How often the janitor asks providers about pending payments.

@@ -67,14 +67,19 @@ impl Default for EventBus {
     }
 }
 
-/// Feeds the metrics that follow from events (today: the collected volume per currency).
+/// Feeds the metrics that follow from events: events by kind, and the collected volume per
+/// currency.
 /// A lag (more than the bus holds, unread) loses volume from the metric, never from the
 /// store, and is logged.
 pub fn spawn_event_metrics(bus: &EventBus, metrics: Arc<crate::metrics::Metrics>) {
     let mut events = bus.subscribe();
     tokio::spawn(async move {
         loop {
-            match events.recv().await {
+            let received = events.recv().await;
+            if let Ok(event) = &received {
+                metrics.count_event(&event.kind);
+            }
+            match received {
                 Ok(event) if event.kind == "payment.succeeded" => {
                     let object = event.object.as_ref();
                     let minor = object.and_then(|o| o["amount_minor"].as_i64());
