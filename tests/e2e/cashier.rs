@@ -164,7 +164,7 @@ async fn an_unchosen_link_payment_can_be_cancelled_and_otherwise_expires() {
     let daemon = Daemon::start_with(Options {
         config_text: default_config_text()
             .replace("janitor_interval_ms = 3000", "janitor_interval_ms = 200")
-            .replace("[payments]", "[payments]\nlink_expires_in_s = 1"),
+            .replace("link_expires_in_s = 900", "link_expires_in_s = 1"),
         ..Options::default()
     });
     let (_, _, cancelled) = daemon.pay("link-c", link("2.00")).await;

@@ -791,7 +791,10 @@ async fn finished_idempotency_keys_expire_after_the_retention() {
     let daemon = Daemon::start_with(Options {
         config_text: default_config_text()
             .replace("janitor_interval_ms = 3000", "janitor_interval_ms = 200")
-            .replace("[payments]", "[payments]\nidempotency_retention_s = 1"),
+            .replace(
+                "idempotency_retention_s = 86400",
+                "idempotency_retention_s = 1",
+            ),
         ..Options::default()
     });
     let (status, _, first) = daemon.pay("expiring", barcode("1.00")).await;

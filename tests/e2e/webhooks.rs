@@ -124,9 +124,16 @@ fn verify_signature(delivery: &Delivery) {
 }
 
 fn config_with_endpoints(endpoints: &str) -> String {
-    format!(
-        "{}\n[webhooks]\nretry_initial_ms = 100\nretry_max_ms = 400\n{endpoints}",
-        default_config_text()
+    let config = default_config_text()
+        .replace("retry_initial_ms = 1000", "retry_initial_ms = 100")
+        .replace("retry_max_ms = 3600000", "retry_max_ms = 400");
+    assert!(config.contains("retry_initial_ms = 100\n") && config.contains("retry_max_ms = 400\n"));
+    // The endpoints go right after the shipped [webhooks] table, whatever follows it.
+    assert!(config.contains("\ntimeout_ms = 10000\n"));
+    config.replacen(
+        "\ntimeout_ms = 10000\n",
+        &format!("\ntimeout_ms = 10000\n{endpoints}\n"),
+        1,
     )
 }
 
