@@ -7,6 +7,7 @@ mod auth;
 mod bad_input;
 mod cashier;
 mod config_errors;
+mod crash;
 mod lifecycle;
 mod metrics;
 mod ops;

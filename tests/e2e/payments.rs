@@ -815,3 +815,37 @@ async fn finished_idempotency_keys_expire_after_the_retention() {
     assert_eq!(answer.0, 201, "{}", answer.1);
     assert_ne!(answer.1["id"], first["id"]);
 }
+
+#[tokio::test]
+async fn an_unpaid_qr_payment_expires_and_is_closed_at_the_provider() {
+    let daemon = Daemon::start_with(Options {
+        config_text: default_config_text()
+            .replace("janitor_interval_ms = 3000", "janitor_interval_ms = 200")
+            .replace("qr_expires_in_s = 7200", "qr_expires_in_s = 1"),
+        ..Options::default()
+    });
+    // .60: the payer never pays.
+    let (status, _, payment) = daemon.pay("qr-exp", qr("5.60")).await;
+    assert_eq!((status, payment["status"].as_str()), (201, Some("pending")));
+    assert!(
+        payment["expires_at"].is_string(),
+        "qr codes expire by default"
+    );
+    let expired = wait_for_status(&daemon, payment["id"].as_str().unwrap(), "expired").await;
+    assert_eq!(expired["failure"], Value::Null);
+    // An expired payment cannot be refunded, and cancelling it changes nothing.
+    let id = payment["id"].as_str().unwrap();
+    let (status, _, body) = daemon
+        .post_idempotent(
+            &format!("/v1/payments/{id}/cancel"),
+            POS,
+            Some("qc"),
+            &json!({}),
+        )
+        .await;
+    assert_eq!(
+        (status, body["status"].as_str()),
+        (200, Some("expired")),
+        "{body}"
+    );
+}

@@ -119,6 +119,9 @@ pub struct PaymentsConfig {
     /// How long a link payment's page stays payable when the request gives no `expires_in`.
     #[serde(default = "default_link_expires_in_s")]
     pub link_expires_in_s: Spanned<u32>,
+    /// How long a qr payment's code stays payable when the request gives no `expires_in`.
+    #[serde(default = "default_qr_expires_in_s")]
+    pub qr_expires_in_s: Spanned<u32>,
     /// How long finished idempotency keys are kept (API.md §4: 24 h by default).
     #[serde(default = "default_idempotency_retention_s")]
     pub idempotency_retention_s: Spanned<u64>,
@@ -133,6 +136,7 @@ impl Default for PaymentsConfig {
             janitor_interval_ms: default_janitor_interval_ms(),
             barcode_timeout_ms: default_barcode_timeout_ms(),
             link_expires_in_s: default_link_expires_in_s(),
+            qr_expires_in_s: default_qr_expires_in_s(),
             idempotency_retention_s: default_idempotency_retention_s(),
         }
     }
@@ -146,6 +150,9 @@ fn default_barcode_timeout_ms() -> Spanned<u64> {
 }
 fn default_link_expires_in_s() -> Spanned<u32> {
     Spanned::new(0..0, 900)
+}
+fn default_qr_expires_in_s() -> Spanned<u32> {
+    Spanned::new(0..0, 7200)
 }
 fn default_idempotency_retention_s() -> Spanned<u64> {
     Spanned::new(0..0, 24 * 3600)
@@ -656,6 +663,14 @@ impl Config {
                 ));
             }
             check(max, format!("payments.amount_max.{currency}"))?;
+        }
+        for (value, field) in [
+            (&payments.link_expires_in_s, "payments.link_expires_in_s"),
+            (&payments.qr_expires_in_s, "payments.qr_expires_in_s"),
+        ] {
+            if !(1..=7 * 24 * 3600).contains(value.get_ref()) {
+                return Err(at.error(value.span(), field, "must be 1 to 604800 seconds"));
+            }
         }
         if let Some(url) = &payments.public_url {
             let ok = url.get_ref().parse::<hyper::Uri>().is_ok_and(|u| {

@@ -605,7 +605,10 @@ pub async fn create_payment(
         updated_at_ms: now,
         expires_at_ms: match new.method {
             Method::Barcode => None,
-            Method::Qr => new.expires_in_seconds,
+            Method::Qr => Some(
+                new.expires_in_seconds
+                    .unwrap_or(*state.config.payments.qr_expires_in_s.get_ref()),
+            ),
             Method::Link => Some(
                 new.expires_in_seconds
                     .unwrap_or(*state.config.payments.link_expires_in_s.get_ref()),
