@@ -50,8 +50,11 @@ fn load_config(args: &ServeArgs) -> Result<Config, String> {
 
 async fn serve(config: Config) -> ExitCode {
     let started = Instant::now();
-    let group_commit = config.store.flush == crate::config::FlushMode::Group;
-    let store = match Store::open_with(&config.store.data_dir, group_commit) {
+    let durability = crate::store::commit::Durability {
+        group_commit: config.store.flush == crate::config::FlushMode::Group,
+        fdatasync: config.store.fdatasync,
+    };
+    let store = match Store::open_with(&config.store.data_dir, durability) {
         Ok(store) => store,
         Err(e) => {
             tracing::error!("{e}");

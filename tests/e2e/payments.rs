@@ -849,3 +849,28 @@ async fn an_unpaid_qr_payment_expires_and_is_closed_at_the_provider() {
         "{body}"
     );
 }
+
+#[tokio::test]
+async fn with_fdatasync_on_payments_are_served_and_kept_across_a_restart() {
+    let config = default_config_text().replace("fdatasync = false", "fdatasync = true");
+    assert!(config.contains("fdatasync = true"));
+    let mut first = Daemon::start_with(Options {
+        config_text: config.clone(),
+        ..Options::default()
+    });
+    let (status, _, payment) = first.pay("sync-1", barcode("6.00")).await;
+    assert_eq!(
+        (status, payment["status"].as_str()),
+        (201, Some("succeeded"))
+    );
+    signal(first.pid(), "KILL");
+    let _ = first.wait(Duration::from_secs(5));
+    let second = Daemon::start_with(Options {
+        config_text: config,
+        data_dir: Some(first.data_dir()),
+        ..Options::default()
+    });
+    let (status, _, replay) = second.pay("sync-1", barcode("6.00")).await;
+    assert_eq!(status, 201);
+    assert_eq!(replay["id"], payment["id"]);
+}

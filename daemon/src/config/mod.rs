@@ -294,6 +294,11 @@ pub struct StoreConfig {
     /// (one flush per writer; slower, kept to measure what group commit saves).
     #[serde(default)]
     pub flush: FlushMode,
+    /// Also `fdatasync` the database log after each flush, so that acknowledged writes
+    /// survive a power loss or kernel crash, not only a killed process (costs throughput;
+    /// see BENCHMARKS.md).
+    #[serde(default)]
+    pub fdatasync: bool,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
@@ -401,6 +406,7 @@ impl Default for StoreConfig {
         StoreConfig {
             data_dir: default_data_dir(),
             flush: FlushMode::default(),
+            fdatasync: false,
         }
     }
 }

@@ -7,7 +7,8 @@
 //!   one tree per record type.
 //!
 //! Durability: sled's `flush` writes with `sync_file_range`, which survives a killed process
-//! but not a power loss or kernel crash (see RELIABILITY notes in ARCHITECTURE.md).
+//! but not a power loss or kernel crash; `[store] fdatasync = true` adds an `fdatasync` of
+//! sled's log after each flush for that (see `commit.rs` and BENCHMARKS.md for its cost).
 
 pub mod commit;
 mod payments;
@@ -83,11 +84,11 @@ pub struct Store {
 impl Store {
     /// Opens (creating if needed) the data dir, taking its exclusive lock, with group commit.
     pub fn open(dir: &Path) -> Result<Store, StoreError> {
-        Store::open_with(dir, true)
+        Store::open_with(dir, commit::Durability::default())
     }
 
-    /// As [`Store::open`]; `group_commit` false gives every durable write its own flush.
-    pub fn open_with(dir: &Path, group_commit: bool) -> Result<Store, StoreError> {
+    /// As [`Store::open`], with the given way of making writes durable.
+    pub fn open_with(dir: &Path, durability: commit::Durability) -> Result<Store, StoreError> {
         std::fs::create_dir_all(dir).map_err(|source| StoreError::CreateDir {
             path: dir.to_owned(),
             source,
@@ -128,7 +129,10 @@ impl Store {
             }
         }
         let trees = payments::PaymentTrees::open(&db).map_err(database_error)?;
-        let commit = commit::GroupCommit::start(db.clone(), group_commit);
+        let commit =
+            commit::GroupCommit::start(db.clone(), &db_path, durability).map_err(|source| {
+                StoreError::Flush(format!("cannot open the log for fdatasync: {source}"))
+            })?;
         Ok(Store {
             db,
             meta,
