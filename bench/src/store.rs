@@ -15,6 +15,7 @@
 //! Prints one JSON line per mode, then a markdown table.
 
 use std::collections::BTreeMap;
+use std::collections::btree_map::Entry;
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -68,8 +69,8 @@ struct Outcome {
     verified: u64,
     /// Keys written, warm-up included.
     written: u64,
-    /// Files the fdatasync step was syncing at the end.
-    synced_files: Vec<String>,
+    /// Regular files in the sled dir at the end of the timed run.
+    files: Vec<String>,
 }
 
 /// Runs every mode (or those named in `only`, comma-separated) for `seconds` each, with the
@@ -119,7 +120,7 @@ fn measure(dir: &Path, mode: Mode, run: Duration) -> Outcome {
     // `Mode::LowSpace`, no compression, background flush every 500 ms).
     let db = sled::Config::new().path(dir).open().expect("sled opens");
     let tree = db.open_tree("bench").expect("a tree");
-    let mut files = DirFiles::new(dir);
+    let mut sync_set = DirFiles::new(dir);
     let mut next: u64 = 0;
 
     let mut flush = Vec::new();
@@ -139,7 +140,7 @@ fn measure(dir: &Path, mode: Mode, run: Duration) -> Outcome {
             break;
         }
         for _ in 0..mode.batch {
-            tree.insert(next.to_be_bytes(), value(next))
+            tree.insert(next.to_be_bytes(), value(next).into_bytes())
                 .expect("insert");
             next += 1;
         }
@@ -147,7 +148,7 @@ fn measure(dir: &Path, mode: Mode, run: Duration) -> Outcome {
         db.flush().expect("flush");
         let flushed = started.elapsed();
         if mode.fdatasync {
-            files.sync_data();
+            sync_set.sync_data();
         }
         let synced = started.elapsed();
         if timed {
@@ -160,8 +161,8 @@ fn measure(dir: &Path, mode: Mode, run: Duration) -> Outcome {
         }
     }
     let elapsed = phase_started.elapsed();
-    let synced_files = files.names();
-    drop(files);
+    let files = relative_files(dir);
+    drop(sync_set);
     drop(tree);
     drop(db);
 
@@ -186,7 +187,7 @@ fn measure(dir: &Path, mode: Mode, run: Duration) -> Outcome {
         keys,
         verified,
         written: next,
-        synced_files,
+        files,
     }
 }
 
@@ -241,10 +242,10 @@ impl DirFiles {
         if changed {
             self.open.retain(|path, _| present.contains(path));
             for path in present {
-                if !self.open.contains_key(&path) {
+                if let Entry::Vacant(slot) = self.open.entry(path) {
                     // A file can vanish between listing and opening (old snapshots).
-                    if let Ok(file) = File::open(&path) {
-                        self.open.insert(path, file);
+                    if let Ok(file) = File::open(slot.key()) {
+                        slot.insert(file);
                     }
                 }
             }
@@ -255,18 +256,18 @@ impl DirFiles {
             file.sync_data().expect("fdatasync");
         }
     }
+}
 
-    fn names(&self) -> Vec<String> {
-        self.open
-            .keys()
-            .map(|path| {
-                path.strip_prefix(&self.dir)
-                    .unwrap_or(path)
-                    .display()
-                    .to_string()
-            })
-            .collect()
-    }
+/// The regular files under `dir`, relative to it.
+fn relative_files(dir: &Path) -> Vec<String> {
+    let mut paths = Vec::new();
+    list_files(dir, &mut paths);
+    let mut names: Vec<String> = paths
+        .iter()
+        .map(|path| path.strip_prefix(dir).unwrap_or(path).display().to_string())
+        .collect();
+    names.sort();
+    names
 }
 
 fn list_files(dir: &Path, out: &mut Vec<PathBuf>) {
@@ -318,7 +319,7 @@ fn print_json(outcome: &Outcome) {
     let mut flush_sync = outcome.flush_sync.clone();
     let number = |v: Option<f64>| v.map_or("null".to_string(), |v| format!("{v:.2}"));
     println!(
-        "{{\"name\":\"sled_store\",\"mode\":\"{}\",\"batch\":{},\"seconds\":{:.3},\"writes\":{},\"flushes\":{},\"writes_per_s\":{:.0},\"flushes_per_s\":{:.0},\"flush_p50_us\":{},\"flush_p99_us\":{},\"flush_fdatasync_p50_us\":{},\"flush_fdatasync_p99_us\":{},\"written\":{},\"keys\":{},\"verified\":{},\"synced_files\":{:?}}}",
+        "{{\"name\":\"sled_store\",\"mode\":\"{}\",\"batch\":{},\"seconds\":{:.3},\"writes\":{},\"flushes\":{},\"writes_per_s\":{:.0},\"flushes_per_s\":{:.0},\"flush_p50_us\":{},\"flush_p99_us\":{},\"flush_fdatasync_p50_us\":{},\"flush_fdatasync_p99_us\":{},\"written\":{},\"keys\":{},\"verified\":{},\"files\":{:?}}}",
         outcome.mode.name,
         outcome.mode.batch,
         outcome.elapsed.as_secs_f64(),
@@ -333,7 +334,7 @@ fn print_json(outcome: &Outcome) {
         outcome.written,
         outcome.keys,
         outcome.verified,
-        outcome.synced_files,
+        outcome.files,
     );
 }
 
