@@ -14,11 +14,15 @@ pub fn payments(paygated: &Path, config: &Path, clients: usize, seconds: u64, fl
     std::fs::create_dir_all(&dir).expect("a temp dir");
     let text = std::fs::read_to_string(config).expect("the config file");
     let config_path = dir.join("paygate.toml");
-    std::fs::write(
-        &config_path,
-        text.replace("flush = \"group\"", &format!("flush = \"{flush}\"")),
-    )
-    .expect("write config");
+    // `group+fdatasync`: group commit with an fdatasync of the log after each flush.
+    let (mode, fdatasync) = match flush.split_once('+') {
+        Some((mode, "fdatasync")) => (mode, true),
+        _ => (flush, false),
+    };
+    let text = text
+        .replace("flush = \"group\"", &format!("flush = \"{mode}\""))
+        .replace("fdatasync = false", &format!("fdatasync = {fdatasync}"));
+    std::fs::write(&config_path, text).expect("write config");
     let mut child = Command::new(paygated)
         .args(["serve", "--listen", "127.0.0.1:0", "--config"])
         .arg(&config_path)

@@ -5,7 +5,7 @@
 //! - `cargo xtask run`: `build`, then run the gateway on `config/paygate.toml` with data in
 //!   `./data`, in the foreground.
 //! - `cargo xtask test`: `build`, then the whole test suite (unit and end-to-end).
-//! - `cargo xtask bench [plugin]`: the benchmarks; results go to stdout (and by hand into
+//! - `cargo xtask bench [plugin | payments | store]`: the benchmarks; results go to stdout (and by hand into
 //!   BENCHMARKS.md).
 
 use std::env;
@@ -292,6 +292,7 @@ fn bench_payments() -> Result<()> {
         ("16", "group"),
         ("64", "group"),
         ("64", "each"),
+        ("64", "group+fdatasync"),
     ];
     let mut lines = Vec::new();
     for (clients, flush) in runs {
@@ -314,11 +315,10 @@ fn bench_payments() -> Result<()> {
         println!(
             "| {} | {} | {:.0} | {:.1} ms | {:.1} ms | {} | {:.0} MiB |",
             json_number(line, "clients")?,
-            if line.contains("\"flush\":\"each\"") {
-                "each"
-            } else {
-                "group"
-            },
+            line.split("\"flush\":\"")
+                .nth(1)
+                .and_then(|rest| rest.split('"').next())
+                .unwrap_or("?"),
             json_number(line, "throughput_per_s")?,
             json_number(line, "p50_us")? / 1000.0,
             json_number(line, "p99_us")? / 1000.0,

@@ -1,0 +1,113 @@
+//! The control endpoints tests, demos and examples drive the simulator with:
+//! - `POST /_sim/{provider}/scan` `{"qr_code": "...", "outcome": "pay" | "cancel"}`: a payer
+//!   scans a QR code and pays (a notification follows) or gives up;
+//! - `POST /_sim/{provider}/faults` `{"kind": ..., "count": N, "delay_ms": ...}` and
+//!   `DELETE /_sim/{provider}/faults`;
+//! - `GET /_sim/{provider}/ledger`: every order and refund, and any violation of "charged
+//!   at most once, refunded at most what was paid".
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+use serde_json::json;
+
+use crate::faults::FaultRequest;
+use crate::ledger::{OrderStatus, now_ms};
+use crate::state::SharedSim;
+
+fn unknown(provider: &str) -> Response {
+    (
+        StatusCode::NOT_FOUND,
+        Json(json!({"error": format!("the simulator does not play provider {provider:?}")})),
+    )
+        .into_response()
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScanRequest {
+    qr_code: String,
+    outcome: ScanOutcome,
+}
+
+#[derive(Deserialize, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+enum ScanOutcome {
+    Pay,
+    Cancel,
+}
+
+pub async fn scan(
+    State(sim): State<SharedSim>,
+    Path(provider): Path<String>,
+    Json(request): Json<ScanRequest>,
+) -> Response {
+    let Some(state) = sim.provider(&provider) else {
+        return unknown(&provider);
+    };
+    let paid = {
+        let mut ledger = state.ledger.lock().expect("ledger lock");
+        let Some(order) = ledger.by_qr_code(&request.qr_code) else {
+            return (
+                StatusCode::NOT_FOUND,
+                Json(json!({"error": "no order has this QR code"})),
+            )
+                .into_response();
+        };
+        order.advance(now_ms());
+        if order.status != OrderStatus::WaitingForPayer {
+            return (
+                StatusCode::CONFLICT,
+                Json(json!({"error": "the order cannot be paid", "status": order.status})),
+            )
+                .into_response();
+        }
+        match request.outcome {
+            ScanOutcome::Pay => {
+                order.pay(now_ms());
+                Some(order.clone())
+            }
+            // The payer looked and went away: nothing changes at the provider.
+            ScanOutcome::Cancel => None,
+        }
+    };
+    if let Some(order) = &paid {
+        crate::notify_payment(&sim, &provider, order);
+    }
+    let status = if paid.is_some() { "paid" } else { "abandoned" };
+    Json(json!({"status": status})).into_response()
+}
+
+pub async fn add_fault(
+    State(sim): State<SharedSim>,
+    Path(provider): Path<String>,
+    Json(request): Json<FaultRequest>,
+) -> Response {
+    let Some(state) = sim.provider(&provider) else {
+        return unknown(&provider);
+    };
+    state.faults.lock().expect("faults lock").add(request);
+    StatusCode::NO_CONTENT.into_response()
+}
+
+pub async fn clear_faults(State(sim): State<SharedSim>, Path(provider): Path<String>) -> Response {
+    let Some(state) = sim.provider(&provider) else {
+        return unknown(&provider);
+    };
+    state.faults.lock().expect("faults lock").clear();
+    StatusCode::NO_CONTENT.into_response()
+}
+
+pub async fn ledger(State(sim): State<SharedSim>, Path(provider): Path<String>) -> Response {
+    let Some(state) = sim.provider(&provider) else {
+        return unknown(&provider);
+    };
+    let ledger = state.ledger.lock().expect("ledger lock");
+    Json(json!({
+        "orders": ledger.orders.values().collect::<Vec<_>>(),
+        "violations": ledger.violations(),
+    }))
+    .into_response()
+}

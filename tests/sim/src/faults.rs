@@ -1,0 +1,128 @@
+//! Faults injected for the next N calls of a provider (`POST /_sim/{provider}/faults`).
+
+use std::time::Duration;
+
+use serde::Deserialize;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FaultKind {
+    /// Answer normally, `delay_ms` late.
+    Delay,
+    /// Carry the request out, but answer only after `delay_ms` (default 30 s): longer than
+    /// a client waits, so the caller cannot know the outcome.
+    Timeout,
+    /// Answer 500 without carrying the request out.
+    Http500,
+    /// Carry the request out, then answer a body that is not the protocol's.
+    Malformed,
+    /// Carry the request out, then sign the answer with the wrong key.
+    BadSignature,
+    /// Send the next notification twice.
+    DuplicateNotification,
+    /// Send the next notification `delay_ms` late.
+    LateNotification,
+}
+
+impl FaultKind {
+    /// Whether the fault concerns notifications rather than API answers.
+    pub fn is_notification(self) -> bool {
+        matches!(
+            self,
+            FaultKind::DuplicateNotification | FaultKind::LateNotification
+        )
+    }
+}
+
+/// The control request.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FaultRequest {
+    pub kind: FaultKind,
+    /// How many calls (or notifications) it applies to; default 1.
+    #[serde(default = "one")]
+    pub count: u32,
+    #[serde(default)]
+    pub delay_ms: Option<u64>,
+}
+
+fn one() -> u32 {
+    1
+}
+
+/// The faults pending for one provider, applied in the order they were injected.
+#[derive(Debug, Default)]
+pub struct Faults {
+    pending: Vec<FaultRequest>,
+}
+
+/// A fault taken for one call.
+#[derive(Debug, Clone, Copy)]
+pub struct Fault {
+    pub kind: FaultKind,
+    pub delay: Duration,
+}
+
+impl Faults {
+    pub fn add(&mut self, request: FaultRequest) {
+        if request.count > 0 {
+            self.pending.push(request);
+        }
+    }
+
+    pub fn clear(&mut self) {
+        self.pending.clear();
+    }
+
+    /// Takes the first pending fault of the right family (API answer or notification).
+    pub fn take(&mut self, notification: bool) -> Option<Fault> {
+        let index = self
+            .pending
+            .iter()
+            .position(|f| f.kind.is_notification() == notification)?;
+        let fault = &mut self.pending[index];
+        fault.count -= 1;
+        let taken = Fault {
+            kind: fault.kind,
+            delay: Duration::from_millis(fault.delay_ms.unwrap_or(match fault.kind {
+                FaultKind::Timeout => 30_000,
+                _ => 2_000,
+            })),
+        };
+        if fault.count == 0 {
+            self.pending.remove(index);
+        }
+        Some(taken)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn faults_apply_in_order_for_their_count_and_by_family() {
+        let mut faults = Faults::default();
+        faults.add(FaultRequest {
+            kind: FaultKind::Http500,
+            count: 2,
+            delay_ms: None,
+        });
+        faults.add(FaultRequest {
+            kind: FaultKind::LateNotification,
+            count: 1,
+            delay_ms: Some(5),
+        });
+        faults.add(FaultRequest {
+            kind: FaultKind::Malformed,
+            count: 1,
+            delay_ms: None,
+        });
+        assert_eq!(faults.take(true).unwrap().kind, FaultKind::LateNotification);
+        assert_eq!(faults.take(true).map(|f| f.kind), None);
+        assert_eq!(faults.take(false).unwrap().kind, FaultKind::Http500);
+        assert_eq!(faults.take(false).unwrap().kind, FaultKind::Http500);
+        assert_eq!(faults.take(false).unwrap().kind, FaultKind::Malformed);
+        assert!(faults.take(false).is_none());
+    }
+}

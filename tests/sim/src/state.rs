@@ -1,0 +1,61 @@
+//! The simulator's shared state: keys, each provider's books and pending faults, and the
+//! notifier.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use crate::faults::{Fault, Faults};
+use crate::keys::Keys;
+use crate::ledger::Ledger;
+use crate::notifier::Notifier;
+
+/// One provider's books and faults.
+#[derive(Default)]
+pub struct ProviderState {
+    pub ledger: Mutex<Ledger>,
+    pub faults: Mutex<Faults>,
+}
+
+impl ProviderState {
+    /// The fault to apply to the API call being served, if one is pending.
+    pub fn call_fault(&self) -> Option<Fault> {
+        self.faults.lock().expect("faults lock").take(false)
+    }
+
+    /// The fault to apply to the notification being sent, if one is pending.
+    pub fn notification_fault(&self) -> Option<Fault> {
+        self.faults.lock().expect("faults lock").take(true)
+    }
+}
+
+/// Timings of simulated payers and refunds.
+#[derive(Debug, Clone, Copy)]
+pub struct Timings {
+    /// How long a "confirms later" payer takes.
+    pub confirm_after: Duration,
+    /// How long a processing refund takes.
+    pub refund_after: Duration,
+}
+
+pub struct Sim {
+    pub keys: Keys,
+    pub alipay: ProviderState,
+    pub wechatpay: ProviderState,
+    pub notifier: Notifier,
+    pub timings: Timings,
+    /// The `Wechatpay-Serial` of the platform public key.
+    pub wechatpay_public_key_id: String,
+}
+
+pub type SharedSim = Arc<Sim>;
+
+impl Sim {
+    /// The provider called `name`, if the simulator plays it.
+    pub fn provider(&self, name: &str) -> Option<&ProviderState> {
+        match name {
+            "alipay" => Some(&self.alipay),
+            "wechatpay" => Some(&self.wechatpay),
+            _ => None,
+        }
+    }
+}

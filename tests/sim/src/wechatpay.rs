@@ -1,0 +1,917 @@
+//! WeChat Pay API v3 under `/wechatpay`: JSON over HTTP, requests authenticated by
+//! `Authorization: WECHATPAY2-SHA256-RSA2048 mchid=..,nonce_str=..,signature=..,timestamp=..,
+//! serial_no=..` (SHA256withRSA over `METHOD\nURL\nTIMESTAMP\nNONCE\nBODY\n`, URL being the
+//! path and query as requested), answers signed over `TIMESTAMP\nNONCE\nBODY\n` with the
+//! platform key (`Wechatpay-Timestamp`, `-Nonce`, `-Signature`, `-Serial`), amounts in fen,
+//! errors as `{"code", "message"}`, and notifications whose `resource` is AES-256-GCM under
+//! the APIv3 key.
+
+use std::collections::BTreeMap;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{OriginalUri, Path, State};
+use axum::http::{HeaderMap, Method, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use serde_json::{Value, json};
+
+use crate::faults::FaultKind;
+use crate::keys;
+use crate::ledger::{Order, OrderStatus, Payer, Refund, RefundStatus, now_ms};
+use crate::notifier::{Notice, WECHATPAY_SCHEDULE_S};
+use crate::state::{SharedSim, Sim};
+
+pub fn router() -> Router<SharedSim> {
+    Router::new()
+        .route("/v3/pay/transactions/native", post(native))
+        .route("/v3/pay/transactions/codepay", post(codepay))
+        .route(
+            "/v3/pay/transactions/out-trade-no/{out_trade_no}",
+            get(query),
+        )
+        .route(
+            "/v3/pay/transactions/out-trade-no/{out_trade_no}/close",
+            post(close),
+        )
+        .route(
+            "/v3/pay/transactions/out-trade-no/{out_trade_no}/reverse",
+            post(reverse),
+        )
+        .route("/v3/refund/domestic/refunds", post(refund))
+        .route(
+            "/v3/refund/domestic/refunds/{out_refund_no}",
+            get(query_refund),
+        )
+}
+
+/// RFC 3339 with +08:00, WeChat Pay's time format.
+pub fn rfc3339_beijing(ms: i64) -> String {
+    let utc = time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
+        .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
+    let t = utc.to_offset(time::UtcOffset::from_hms(8, 0, 0).expect("a valid offset"));
+    format!(
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}+08:00",
+        t.year(),
+        u8::from(t.month()),
+        t.day(),
+        t.hour(),
+        t.minute(),
+        t.second()
+    )
+}
+
+/// Parses `2026-11-26T18:00:00+08:00` into unix ms.
+fn parse_rfc3339(text: &str) -> Option<i64> {
+    let t =
+        time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339).ok()?;
+    Some((t.unix_timestamp_nanos() / 1_000_000) as i64)
+}
+
+/// The parameters of an `Authorization` header.
+fn authorization_params(value: &str) -> Option<BTreeMap<String, String>> {
+    let rest = value.strip_prefix("WECHATPAY2-SHA256-RSA2048 ")?;
+    let mut params = BTreeMap::new();
+    for part in rest.split(',') {
+        let (k, v) = part.trim().split_once('=')?;
+        params.insert(k.to_owned(), v.trim_matches('"').to_owned());
+    }
+    Some(params)
+}
+
+/// A call, authenticated: the merchant (mchid) and the parsed JSON body.
+struct Call {
+    mchid: String,
+    body: Value,
+}
+
+fn error(status: StatusCode, code: &str, message: &str) -> (StatusCode, Value) {
+    (status, json!({"code": code, "message": message}))
+}
+
+/// Checks the request's signature; the error answer otherwise.
+fn authenticate(
+    sim: &Sim,
+    method: &Method,
+    uri: &axum::http::Uri,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<Call, (StatusCode, Value)> {
+    let unauthorized = |message: &str| error(StatusCode::UNAUTHORIZED, "SIGN_ERROR", message);
+    let auth = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(authorization_params)
+        .ok_or_else(|| unauthorized("Authorization 头缺失或格式错误"))?;
+    let field = |name: &str| auth.get(name).cloned().unwrap_or_default();
+    let timestamp: i64 = field("timestamp")
+        .parse()
+        .map_err(|_| unauthorized("timestamp 无效"))?;
+    if (now_ms() / 1000 - timestamp).abs() > 300 {
+        return Err(unauthorized("请求时间戳与当前时间相差过大"));
+    }
+    let path = uri.path_and_query().map_or(uri.path(), |p| p.as_str());
+    let message = format!(
+        "{method}\n{path}\n{timestamp}\n{}\n{}\n",
+        field("nonce_str"),
+        String::from_utf8_lossy(body)
+    );
+    if !keys::verify(
+        &sim.keys.wechatpay_merchant,
+        message.as_bytes(),
+        &field("signature"),
+    ) {
+        return Err(unauthorized("签名错误"));
+    }
+    let mchid = field("mchid");
+    let parsed = if body.is_empty() {
+        json!({})
+    } else {
+        serde_json::from_slice::<Value>(body)
+            .ok()
+            .filter(Value::is_object)
+            .ok_or_else(|| {
+                error(
+                    StatusCode::BAD_REQUEST,
+                    "PARAM_ERROR",
+                    "请求体不是 JSON 对象",
+                )
+            })?
+    };
+    if let Some(body_mchid) = parsed.get("mchid").and_then(Value::as_str)
+        && body_mchid != mchid
+    {
+        return Err(error(
+            StatusCode::BAD_REQUEST,
+            "PARAM_ERROR",
+            "mchid 与签名不一致",
+        ));
+    }
+    Ok(Call {
+        mchid,
+        body: parsed,
+    })
+}
+
+/// Signs and sends an answer, applying the call's fault.
+async fn answer(
+    sim: &SharedSim,
+    fault: Option<crate::faults::Fault>,
+    status: StatusCode,
+    body: Option<Value>,
+) -> Response {
+    let text = body.map(|b| b.to_string()).unwrap_or_default();
+    if let Some(f) = fault {
+        match f.kind {
+            FaultKind::Timeout => tokio::time::sleep(f.delay).await,
+            FaultKind::Malformed => {
+                return (
+                    StatusCode::OK,
+                    [(header::CONTENT_TYPE, "text/html")],
+                    "<html>upstream error</html>",
+                )
+                    .into_response();
+            }
+            _ => {}
+        }
+    }
+    let timestamp = (now_ms() / 1000).to_string();
+    let nonce = keys::random_token(32);
+    let signed = if fault.is_some_and(|f| f.kind == FaultKind::BadSignature) {
+        format!("{timestamp}\n{nonce}\n{text} tampered\n")
+    } else {
+        format!("{timestamp}\n{nonce}\n{text}\n")
+    };
+    let signature = keys::sign(&sim.keys.wechatpay_platform, signed.as_bytes());
+    let mut response = (status, text).into_response();
+    let headers = response.headers_mut();
+    let mut set = |name: &'static str, value: &str| {
+        if let Ok(value) = value.parse() {
+            headers.insert(name, value);
+        }
+    };
+    set("content-type", "application/json");
+    set("wechatpay-timestamp", &timestamp);
+    set("wechatpay-nonce", &nonce);
+    set("wechatpay-signature", &signature);
+    set("wechatpay-serial", &sim.wechatpay_public_key_id);
+    set("request-id", &keys::random_token(24));
+    response
+}
+
+/// Runs a handler body with the call's fault and authentication around it.
+async fn serve(
+    sim: SharedSim,
+    method: Method,
+    uri: axum::http::Uri,
+    headers: HeaderMap,
+    body: Bytes,
+    handle: impl FnOnce(&Sim, Call) -> (StatusCode, Option<Value>),
+) -> Response {
+    let fault = sim.wechatpay.call_fault();
+    if let Some(f) = fault {
+        match f.kind {
+            FaultKind::Http500 => {
+                let (status, body) = error(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "SYSTEM_ERROR",
+                    "系统错误",
+                );
+                return answer(&sim, None, status, Some(body)).await;
+            }
+            FaultKind::Delay => tokio::time::sleep(f.delay).await,
+            _ => {}
+        }
+    }
+    let (status, body) = match authenticate(&sim, &method, &uri, &headers, &body) {
+        Ok(call) => handle(&sim, call),
+        Err((status, body)) => (status, Some(body)),
+    };
+    answer(&sim, fault, status, body).await
+}
+
+fn text(body: &Value, pointer: &str) -> String {
+    body.pointer(pointer)
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_owned()
+}
+
+fn is_wechat_code(code: &str) -> bool {
+    code.len() == 18
+        && code.bytes().all(|b| b.is_ascii_digit())
+        && code.as_bytes()[0] == b'1'
+        && (b'0'..=b'5').contains(&code.as_bytes()[1])
+}
+
+fn trade_state(order: &Order) -> &'static str {
+    match order.status {
+        OrderStatus::WaitingForPayer => "NOTPAY",
+        OrderStatus::UserPaying => "USERPAYING",
+        OrderStatus::Paid if !order.refunds.is_empty() => "REFUND",
+        OrderStatus::Paid => "SUCCESS",
+        OrderStatus::Closed => "CLOSED",
+        OrderStatus::Revoked => "REVOKED",
+        OrderStatus::Failed => "PAYERROR",
+    }
+}
+
+fn transaction(order: &Order, appid: &str) -> Value {
+    let mut t = json!({
+        "appid": appid,
+        "mchid": order.merchant,
+        "out_trade_no": order.out_trade_no,
+        "transaction_id": order.trade_no,
+        "trade_type": if order.kind == "code" { "MICROPAY" } else { "NATIVE" },
+        "trade_state": trade_state(order),
+        "trade_state_desc": match order.status {
+            OrderStatus::Paid => "支付成功",
+            OrderStatus::UserPaying => "需要用户输入支付密码",
+            OrderStatus::WaitingForPayer => "未支付",
+            OrderStatus::Failed => "支付失败",
+            OrderStatus::Revoked => "已撤销",
+            OrderStatus::Closed => "已关闭",
+        },
+        "amount": {"total": order.amount_minor, "currency": order.currency},
+    });
+    if order.status == OrderStatus::Paid {
+        t["bank_type"] = json!("OTHERS");
+        t["success_time"] = json!(rfc3339_beijing(order.paid_ms.unwrap_or(order.created_ms)));
+        t["payer"] = json!({"openid": order.payer_id});
+        t["amount"]["payer_total"] = json!(order.amount_minor);
+        t["amount"]["payer_currency"] = json!(order.currency);
+    }
+    t
+}
+
+/// Validates the common fields of a new order; the error answer otherwise.
+fn new_order(call: &Call, kind: &'static str) -> Result<Order, (StatusCode, Value)> {
+    let b = &call.body;
+    let out_trade_no = text(b, "/out_trade_no");
+    let total = b
+        .pointer("/amount/total")
+        .and_then(Value::as_i64)
+        .unwrap_or(0);
+    let currency = b
+        .pointer("/amount/currency")
+        .and_then(Value::as_str)
+        .unwrap_or("CNY");
+    if text(b, "/appid").is_empty() || text(b, "/description").is_empty() {
+        return Err(error(
+            StatusCode::BAD_REQUEST,
+            "PARAM_ERROR",
+            "appid 和 description 必填",
+        ));
+    }
+    if out_trade_no.len() < 6 || out_trade_no.len() > 32 {
+        return Err(error(
+            StatusCode::BAD_REQUEST,
+            "PARAM_ERROR",
+            "out_trade_no 长度须为 6-32",
+        ));
+    }
+    if total <= 0 || currency != "CNY" {
+        return Err(error(StatusCode::BAD_REQUEST, "PARAM_ERROR", "amount 无效"));
+    }
+    let now = now_ms();
+    Ok(Order {
+        merchant: call.mchid.clone(),
+        out_trade_no,
+        trade_no: format!(
+            "4200{}",
+            keys::random_token(24).replace(|c: char| c.is_ascii_alphabetic(), "3")
+        ),
+        kind,
+        amount_minor: total,
+        currency: currency.to_owned(),
+        description: text(b, "/description"),
+        status: OrderStatus::WaitingForPayer,
+        qr_code: None,
+        auth_code: None,
+        payer: None,
+        payer_id: None,
+        notify_url: Some(text(b, "/notify_url")).filter(|u| !u.is_empty()),
+        created_ms: now,
+        paid_ms: None,
+        confirms_at_ms: None,
+        expires_at_ms: Some(parse_rfc3339(&text(b, "/time_expire")).unwrap_or(now + 2 * 3_600_000)),
+        charges: 0,
+        refunds: BTreeMap::new(),
+        notifications_sent: 0,
+    })
+}
+
+fn repeated(existing: &Order, fresh: &Order) -> Option<(StatusCode, Option<Value>)> {
+    if existing.amount_minor != fresh.amount_minor || existing.merchant != fresh.merchant {
+        return Some((
+            StatusCode::BAD_REQUEST,
+            Some(
+                error(
+                    StatusCode::BAD_REQUEST,
+                    "OUT_TRADE_NO_USED",
+                    "商户订单号重复",
+                )
+                .1,
+            ),
+        ));
+    }
+    match existing.status {
+        OrderStatus::Paid => Some((
+            StatusCode::BAD_REQUEST,
+            Some(error(StatusCode::BAD_REQUEST, "ORDERPAID", "该订单已支付").1),
+        )),
+        OrderStatus::Closed | OrderStatus::Revoked | OrderStatus::Failed => Some((
+            StatusCode::BAD_REQUEST,
+            Some(error(StatusCode::BAD_REQUEST, "ORDERCLOSED", "订单已关闭").1),
+        )),
+        _ => None,
+    }
+}
+
+async fn native(
+    State(sim): State<SharedSim>,
+    method: Method,
+    OriginalUri(uri): OriginalUri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    serve(sim, method, uri, headers, body, |sim, call| {
+        let fresh = match new_order(&call, "qr") {
+            Ok(order) => order,
+            Err((status, body)) => return (status, Some(body)),
+        };
+        let mut ledger = sim.wechatpay.ledger.lock().expect("ledger lock");
+        if let Some(existing) = ledger.orders.get_mut(&fresh.out_trade_no) {
+            existing.advance(now_ms());
+            if let Some(refused) = repeated(existing, &fresh) {
+                return refused;
+            }
+            return (StatusCode::OK, Some(json!({"code_url": existing.qr_code})));
+        }
+        let mut order = fresh;
+        let code_url = format!("weixin://wxpay/bizpayurl?pr={}", keys::random_token(7));
+        order.qr_code = Some(code_url.clone());
+        ledger.orders.insert(order.out_trade_no.clone(), order);
+        (StatusCode::OK, Some(json!({"code_url": code_url})))
+    })
+    .await
+}
+
+async fn codepay(
+    State(sim): State<SharedSim>,
+    method: Method,
+    OriginalUri(uri): OriginalUri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    serve(sim, method, uri, headers, body, |sim, call| {
+        let mut order = match new_order(&call, "code") {
+            Ok(order) => order,
+            Err((status, body)) => return (status, Some(body)),
+        };
+        let appid = text(&call.body, "/appid");
+        let auth_code = text(&call.body, "/payer/auth_code");
+        let mut ledger = sim.wechatpay.ledger.lock().expect("ledger lock");
+        let now = now_ms();
+        if let Some(existing) = ledger.orders.get_mut(&order.out_trade_no) {
+            existing.advance(now);
+            if let Some(refused) = repeated(existing, &order) {
+                return refused;
+            }
+            return (
+                StatusCode::ACCEPTED,
+                Some(error(StatusCode::ACCEPTED, "USERPAYING", "需要用户输入支付密码").1),
+            );
+        }
+        if !is_wechat_code(&auth_code) {
+            return (
+                StatusCode::BAD_REQUEST,
+                Some(
+                    error(
+                        StatusCode::BAD_REQUEST,
+                        "AUTH_CODE_INVALID",
+                        "付款码无效，请重新扫码",
+                    )
+                    .1,
+                ),
+            );
+        }
+        let payer = Payer::from_code(&auth_code);
+        order.auth_code = Some(auth_code);
+        order.payer = Some(payer);
+        order.expires_at_ms = None;
+        let result = match payer {
+            Payer::InvalidCode => {
+                return (
+                    StatusCode::BAD_REQUEST,
+                    Some(
+                        error(
+                            StatusCode::BAD_REQUEST,
+                            "AUTH_CODE_INVALID",
+                            "付款码无效，请重新扫码",
+                        )
+                        .1,
+                    ),
+                );
+            }
+            Payer::Pays => {
+                order.pay(now);
+                (StatusCode::OK, Some(transaction(&order, &appid)))
+            }
+            Payer::PaysBehindSystemError => {
+                order.pay(now);
+                (
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    Some(
+                        error(
+                            StatusCode::INTERNAL_SERVER_ERROR,
+                            "SYSTEM_ERROR",
+                            "系统错误",
+                        )
+                        .1,
+                    ),
+                )
+            }
+            Payer::InsufficientBalance => {
+                order.status = OrderStatus::Failed;
+                (
+                    StatusCode::FORBIDDEN,
+                    Some(error(StatusCode::FORBIDDEN, "NOT_ENOUGH", "用户账户余额不足").1),
+                )
+            }
+            Payer::ConfirmsLater | Payer::NeverConfirms => {
+                order.status = OrderStatus::UserPaying;
+                if payer == Payer::ConfirmsLater {
+                    order.confirms_at_ms = Some(now + sim.timings.confirm_after.as_millis() as i64);
+                }
+                (
+                    StatusCode::ACCEPTED,
+                    Some(error(StatusCode::ACCEPTED, "USERPAYING", "需要用户输入支付密码").1),
+                )
+            }
+        };
+        ledger.orders.insert(order.out_trade_no.clone(), order);
+        result
+    })
+    .await
+}
+
+/// The order of `out_trade_no` for this merchant, advanced to now.
+fn with_order<T>(
+    sim: &Sim,
+    mchid: &str,
+    out_trade_no: &str,
+    f: impl FnOnce(&mut Order) -> T,
+) -> Option<T> {
+    let mut ledger = sim.wechatpay.ledger.lock().expect("ledger lock");
+    let order = ledger
+        .orders
+        .get_mut(out_trade_no)
+        .filter(|o| o.merchant == mchid)?;
+    order.advance(now_ms());
+    Some(f(order))
+}
+
+fn not_found(what: &str) -> (StatusCode, Option<Value>) {
+    let code = if what == "order" {
+        "ORDER_NOT_EXIST"
+    } else {
+        "RESOURCE_NOT_EXISTS"
+    };
+    (
+        StatusCode::NOT_FOUND,
+        Some(error(StatusCode::NOT_FOUND, code, "记录不存在").1),
+    )
+}
+
+async fn query(
+    State(sim): State<SharedSim>,
+    Path(out_trade_no): Path<String>,
+    method: Method,
+    OriginalUri(uri): OriginalUri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let mchid_param = uri
+        .query()
+        .and_then(|q| form_urlencoded::parse(q.as_bytes()).find(|(k, _)| k == "mchid"))
+        .map(|(_, v)| v.into_owned())
+        .unwrap_or_default();
+    serve(sim, method, uri, headers, body, move |sim, call| {
+        if mchid_param != call.mchid {
+            return (
+                StatusCode::BAD_REQUEST,
+                Some(error(StatusCode::BAD_REQUEST, "PARAM_ERROR", "mchid 与签名不一致").1),
+            );
+        }
+        with_order(sim, &call.mchid, &out_trade_no, |order| {
+            (StatusCode::OK, Some(transaction(order, "")))
+        })
+        .unwrap_or_else(|| not_found("order"))
+    })
+    .await
+}
+
+async fn close(
+    State(sim): State<SharedSim>,
+    Path(out_trade_no): Path<String>,
+    method: Method,
+    OriginalUri(uri): OriginalUri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    serve(sim, method, uri, headers, body, move |sim, call| {
+        with_order(sim, &call.mchid, &out_trade_no, |order| {
+            match order.status {
+                OrderStatus::Paid => (
+                    StatusCode::BAD_REQUEST,
+                    Some(error(StatusCode::BAD_REQUEST, "ORDERPAID", "该订单已支付").1),
+                ),
+                OrderStatus::WaitingForPayer | OrderStatus::UserPaying => {
+                    order.status = OrderStatus::Closed;
+                    (StatusCode::NO_CONTENT, None)
+                }
+                _ => (StatusCode::NO_CONTENT, None),
+            }
+        })
+        .unwrap_or_else(|| not_found("order"))
+    })
+    .await
+}
+
+async fn reverse(
+    State(sim): State<SharedSim>,
+    Path(out_trade_no): Path<String>,
+    method: Method,
+    OriginalUri(uri): OriginalUri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    serve(sim, method, uri, headers, body, move |sim, call| {
+        let appid = text(&call.body, "/appid");
+        with_order(sim, &call.mchid, &out_trade_no, |order| {
+            if order.status == OrderStatus::Paid {
+                // Reversing a paid order gives the payer the money back.
+                let refund_no = format!("reverse_{}", order.out_trade_no);
+                let remaining = order.amount_minor - order.refunded_minor();
+                order.refunds.entry(refund_no.clone()).or_insert(Refund {
+                    out_refund_no: refund_no,
+                    refund_id: keys::random_token(16),
+                    amount_minor: remaining,
+                    status: RefundStatus::Succeeded,
+                    executions: 1,
+                    created_ms: now_ms(),
+                    completes_at_ms: None,
+                    notify_url: None,
+                });
+            }
+            if !matches!(order.status, OrderStatus::Closed | OrderStatus::Failed) {
+                order.status = OrderStatus::Revoked;
+            }
+            (StatusCode::OK, Some(json!({"appid": appid, "mchid": order.merchant, "out_trade_no": order.out_trade_no})))
+        })
+        .unwrap_or_else(|| not_found("order"))
+    })
+    .await
+}
+
+fn refund_object(order: &Order, refund: &Refund) -> Value {
+    let mut r = json!({
+        "refund_id": refund.refund_id,
+        "out_refund_no": refund.out_refund_no,
+        "transaction_id": order.trade_no,
+        "out_trade_no": order.out_trade_no,
+        "channel": "ORIGINAL",
+        "user_received_account": "支付用户零钱",
+        "create_time": rfc3339_beijing(refund.created_ms),
+        "status": match refund.status {
+            RefundStatus::Processing => "PROCESSING",
+            RefundStatus::Succeeded => "SUCCESS",
+        },
+        "amount": {"total": order.amount_minor, "refund": refund.amount_minor,
+                   "payer_total": order.amount_minor, "payer_refund": refund.amount_minor,
+                   "currency": order.currency},
+    });
+    if refund.status == RefundStatus::Succeeded {
+        r["success_time"] = json!(rfc3339_beijing(
+            refund.completes_at_ms.unwrap_or(refund.created_ms)
+        ));
+    }
+    r
+}
+
+async fn refund(
+    State(sim): State<SharedSim>,
+    method: Method,
+    OriginalUri(uri): OriginalUri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    serve(sim, method, uri, headers, body, |sim, call| {
+        let b = &call.body;
+        let out_trade_no = text(b, "/out_trade_no");
+        let out_refund_no = text(b, "/out_refund_no");
+        let amount = b
+            .pointer("/amount/refund")
+            .and_then(Value::as_i64)
+            .unwrap_or(0);
+        let total = b
+            .pointer("/amount/total")
+            .and_then(Value::as_i64)
+            .unwrap_or(0);
+        if out_refund_no.is_empty() || out_refund_no.len() > 64 || amount <= 0 {
+            return (
+                StatusCode::BAD_REQUEST,
+                Some(
+                    error(
+                        StatusCode::BAD_REQUEST,
+                        "PARAM_ERROR",
+                        "out_refund_no 与 amount.refund 必填",
+                    )
+                    .1,
+                ),
+            );
+        }
+        let notify_url = Some(text(b, "/notify_url")).filter(|u| !u.is_empty());
+        let refund_after = sim.timings.refund_after.as_millis() as i64;
+        // Refunds are found by their merchant order; the merchant is the caller.
+        let mut ledger = sim.wechatpay.ledger.lock().expect("ledger lock");
+        let Some(order) = ledger
+            .orders
+            .get_mut(&out_trade_no)
+            .filter(|o| o.merchant == call.mchid)
+        else {
+            return not_found("order");
+        };
+        order.advance(now_ms());
+        if let Some(existing) = order.refunds.get(&out_refund_no) {
+            return (StatusCode::OK, Some(refund_object(order, existing)));
+        }
+        if order.status != OrderStatus::Paid {
+            return (
+                StatusCode::FORBIDDEN,
+                Some(
+                    error(
+                        StatusCode::FORBIDDEN,
+                        "INVALID_REQUEST",
+                        "订单状态不允许退款",
+                    )
+                    .1,
+                ),
+            );
+        }
+        if total != order.amount_minor {
+            return (
+                StatusCode::BAD_REQUEST,
+                Some(
+                    error(
+                        StatusCode::BAD_REQUEST,
+                        "PARAM_ERROR",
+                        "订单金额与原订单不一致",
+                    )
+                    .1,
+                ),
+            );
+        }
+        if order.refunded_minor() + amount > order.amount_minor {
+            return (
+                StatusCode::FORBIDDEN,
+                Some(
+                    error(
+                        StatusCode::FORBIDDEN,
+                        "NOT_ENOUGH",
+                        "退款金额超过订单可退金额",
+                    )
+                    .1,
+                ),
+            );
+        }
+        let now = now_ms();
+        let processing = amount % 100 == 72;
+        let refund = Refund {
+            out_refund_no: out_refund_no.clone(),
+            refund_id: format!(
+                "5030{}",
+                keys::random_token(24).replace(|c: char| c.is_ascii_alphabetic(), "1")
+            ),
+            amount_minor: amount,
+            status: if processing {
+                RefundStatus::Processing
+            } else {
+                RefundStatus::Succeeded
+            },
+            executions: 1,
+            created_ms: now,
+            completes_at_ms: processing.then_some(now + refund_after),
+            notify_url,
+        };
+        let answer = refund_object(order, &refund);
+        order.refunds.insert(out_refund_no, refund);
+        (StatusCode::OK, Some(answer))
+    })
+    .await
+}
+
+async fn query_refund(
+    State(sim): State<SharedSim>,
+    Path(out_refund_no): Path<String>,
+    method: Method,
+    OriginalUri(uri): OriginalUri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    serve(sim, method, uri, headers, body, move |sim, call| {
+        let mut ledger = sim.wechatpay.ledger.lock().expect("ledger lock");
+        for order in ledger
+            .orders
+            .values_mut()
+            .filter(|o| o.merchant == call.mchid)
+        {
+            order.advance(now_ms());
+            if let Some(refund) = order.refunds.get(&out_refund_no) {
+                return (StatusCode::OK, Some(refund_object(order, refund)));
+            }
+        }
+        not_found("refund")
+    })
+    .await
+}
+
+/// A notification: the event, its resource sealed under the APIv3 key, signed headers.
+fn notice(
+    sim: &Sim,
+    url: String,
+    event_type: &str,
+    summary: &str,
+    original_type: &str,
+    resource: &Value,
+) -> Notice {
+    let nonce = keys::random_token(12);
+    let nonce_bytes: [u8; 12] = nonce.as_bytes().try_into().expect("12 characters");
+    let ciphertext = keys::aes_gcm_seal(
+        &sim.keys.wechatpay_apiv3,
+        &nonce_bytes,
+        original_type.as_bytes(),
+        resource.to_string().as_bytes(),
+    );
+    let body = json!({
+        "id": format!("EV-{}", keys::random_token(20)),
+        "create_time": rfc3339_beijing(now_ms()),
+        "resource_type": "encrypt-resource",
+        "event_type": event_type,
+        "summary": summary,
+        "resource": {
+            "original_type": original_type,
+            "algorithm": "AEAD_AES_256_GCM",
+            "ciphertext": ciphertext,
+            "associated_data": original_type,
+            "nonce": nonce,
+        },
+    })
+    .to_string();
+    let timestamp = (now_ms() / 1000).to_string();
+    let header_nonce = keys::random_token(32);
+    let signature = keys::sign(
+        &sim.keys.wechatpay_platform,
+        format!("{timestamp}\n{header_nonce}\n{body}\n").as_bytes(),
+    );
+    Notice {
+        url,
+        headers: vec![
+            ("content-type".into(), "application/json".into()),
+            ("wechatpay-timestamp".into(), timestamp),
+            ("wechatpay-nonce".into(), header_nonce),
+            ("wechatpay-signature".into(), signature),
+            (
+                "wechatpay-serial".into(),
+                sim.wechatpay_public_key_id.clone(),
+            ),
+            (
+                "wechatpay-signature-type".into(),
+                "WECHATPAY2-SHA256-RSA2048".into(),
+            ),
+        ],
+        body: body.into_bytes(),
+        acknowledged: |status, _| (200..300).contains(&status),
+    }
+}
+
+/// `TRANSACTION.SUCCESS` for a paid order, if it gave a notify URL.
+pub fn payment_notice(sim: &Sim, order: &Order) -> Option<(Notice, &'static [u64])> {
+    let url = order.notify_url.clone()?;
+    let resource = transaction(order, "");
+    Some((
+        notice(
+            sim,
+            url,
+            "TRANSACTION.SUCCESS",
+            "支付成功",
+            "transaction",
+            &resource,
+        ),
+        WECHATPAY_SCHEDULE_S,
+    ))
+}
+
+/// `REFUND.SUCCESS` for a completed refund, if it gave a notify URL.
+pub fn refund_notice(
+    sim: &Sim,
+    order: &Order,
+    out_refund_no: &str,
+) -> Option<(Notice, &'static [u64])> {
+    let refund = order.refunds.get(out_refund_no)?;
+    let url = refund.notify_url.clone()?;
+    let resource = json!({
+        "mchid": order.merchant,
+        "out_trade_no": order.out_trade_no,
+        "transaction_id": order.trade_no,
+        "out_refund_no": refund.out_refund_no,
+        "refund_id": refund.refund_id,
+        "refund_status": "SUCCESS",
+        "success_time": rfc3339_beijing(now_ms()),
+        "user_received_account": "支付用户零钱",
+        "amount": {"total": order.amount_minor, "refund": refund.amount_minor,
+                   "payer_total": order.amount_minor, "payer_refund": refund.amount_minor},
+    });
+    Some((
+        notice(sim, url, "REFUND.SUCCESS", "退款成功", "refund", &resource),
+        WECHATPAY_SCHEDULE_S,
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn authorization_headers_parse_and_garbage_does_not() {
+        let params = authorization_params(
+            "WECHATPAY2-SHA256-RSA2048 mchid=\"1900000001\",nonce_str=\"abc\",signature=\"c2ln\",timestamp=\"1700000000\",serial_no=\"5157\"",
+        )
+        .unwrap();
+        assert_eq!(params["mchid"], "1900000001");
+        assert_eq!(params["signature"], "c2ln");
+        assert!(authorization_params("Bearer x").is_none());
+        assert!(authorization_params("WECHATPAY2-SHA256-RSA2048 garbage").is_none());
+    }
+
+    #[test]
+    fn times_are_rfc3339_in_beijing() {
+        assert_eq!(
+            rfc3339_beijing(1_795_710_600_000),
+            "2026-11-27T00:30:00+08:00"
+        );
+        assert_eq!(
+            parse_rfc3339("2026-11-27T00:30:00+08:00"),
+            Some(1_795_710_600_000)
+        );
+        assert_eq!(parse_rfc3339("yesterday"), None);
+    }
+
+    #[test]
+    fn payment_codes_follow_the_prefix_rule() {
+        assert!(is_wechat_code("134567890123456789"));
+        assert!(!is_wechat_code("164567890123456789"));
+        assert!(!is_wechat_code("13456789012345678"));
+    }
+}
