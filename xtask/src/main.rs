@@ -1,9 +1,10 @@
 //! `cargo xtask`: the project's build and test driver (the matklad xtask pattern).
 //!
 //! - `cargo xtask build`: install the wasm target if missing, build every plugin under
-//!   `plugins/` into a component in `target/plugins/`, then the daemon in release mode.
-//! - `cargo xtask run`: `build`, then run the gateway on `config/paygate.toml` with data in
-//!   `./data`, in the foreground.
+//!   `plugins/` into a component in `target/plugins/`, then the daemon and the provider
+//!   simulator (`paygate-sim`) in release mode.
+//! - `cargo xtask run`: `build`, then the simulator on 127.0.0.1:8430 and the gateway on
+//!   `config/paygate.toml` with data in `./data`, in the foreground (Ctrl-C stops both).
 //! - `cargo xtask test`: `build`, then the whole test suite (unit and end-to-end).
 //! - `cargo xtask bench [plugin | payments | store]`: the benchmarks; results go to stdout (and by hand into
 //!   BENCHMARKS.md).
@@ -74,6 +75,7 @@ fn run_command(command: &mut Command) -> Result<()> {
 
 fn build() -> Result<()> {
     build_plugins()?;
+    // The daemon, and the provider simulator that `run`, the tests and the examples use.
     run_command(cargo().args([
         "build",
         "--release",
@@ -81,6 +83,8 @@ fn build() -> Result<()> {
         "paygate-daemon",
         "--bin",
         "paygated",
+        "--package",
+        "paygate-sim",
     ]))
 }
 
@@ -164,11 +168,17 @@ fn ensure_target(target: &str) -> Result<()> {
 }
 
 fn run(extra: &[String]) -> Result<()> {
-    println!("xtask: starting paygated on config/paygate.toml, data in ./data (Ctrl-C stops it)");
+    // The provider simulator first: the default config points alipay and wechatpay at it.
+    let mut simulator = Command::new("target/release/paygate-sim")
+        .args(["--listen", "127.0.0.1:8430", "--keys", "config/sandbox-keys"])
+        .spawn()
+        .map_err(|e| format!("cannot start target/release/paygate-sim: {e}"))?;
+    println!("xtask: starting paygated on config/paygate.toml, data in ./data (Ctrl-C stops both)");
     println!(
         "xtask: then try: curl -s -H 'Authorization: Bearer pg_demo_erp' http://127.0.0.1:8420/v1/merchants/m_demo"
     );
-    run_command(
+    println!("xtask: or: cargo run -p pos-till  (a POS till taking a payment and refunding it)");
+    let daemon = run_command(
         Command::new("target/release/paygated")
             .args([
                 "serve",
@@ -178,7 +188,11 @@ fn run(extra: &[String]) -> Result<()> {
                 "data",
             ])
             .args(extra),
-    )
+    );
+    // Ctrl-C reaches both (same process group); make sure the simulator is gone either way.
+    let _ = simulator.kill();
+    let _ = simulator.wait();
+    daemon
 }
 
 fn test(extra: &[String]) -> Result<()> {

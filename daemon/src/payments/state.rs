@@ -48,7 +48,13 @@ impl PaymentStatus {
         match (self, to) {
             (from, to) if from == to => Transition::Same,
             (Pending, Succeeded | Failed | Cancelled | Expired) => Transition::Move,
-            // Nothing returns to pending, and terminal states are final.
+            // Nothing returns to pending: a "still pending" report about an ended payment is
+            // stale, not a contradiction.
+            (_, Pending) => Transition::Same,
+            // Failed, cancelled and expired all mean "no money moved": a provider that calls
+            // our expired payment closed (cancelled) agrees with us.
+            (Failed | Cancelled | Expired, Failed | Cancelled | Expired) => Transition::Same,
+            // Paid against unpaid, either way: terminal states are final; raise it.
             _ => Transition::Conflict,
         }
     }
@@ -82,6 +88,8 @@ impl RefundStatus {
         match (self, to) {
             (from, to) if from == to => Transition::Same,
             (Pending, Succeeded | Failed) => Transition::Move,
+            // A stale "still processing" report about an ended refund.
+            (_, Pending) => Transition::Same,
             _ => Transition::Conflict,
         }
     }
@@ -106,13 +114,17 @@ mod tests {
     ];
 
     #[test]
-    fn only_pending_payments_move_and_terminal_ones_never_change() {
+    fn only_pending_payments_move_and_only_paid_vs_unpaid_is_a_conflict() {
         for from in PAYMENT_STATES {
             for to in PAYMENT_STATES {
+                let paid = |s| s == PaymentStatus::Succeeded;
                 let expected = if from == to {
                     Transition::Same
                 } else if from == PaymentStatus::Pending {
                     Transition::Move
+                } else if to == PaymentStatus::Pending || paid(from) == paid(to) {
+                    // Stale "pending", or two ways of saying "no money moved".
+                    Transition::Same
                 } else {
                     Transition::Conflict
                 };
@@ -127,7 +139,8 @@ mod tests {
         assert_eq!(Pending.transition(Succeeded), Transition::Move);
         assert_eq!(Pending.transition(Failed), Transition::Move);
         assert_eq!(Succeeded.transition(Failed), Transition::Conflict);
-        assert_eq!(Failed.transition(Pending), Transition::Conflict);
+        assert_eq!(Failed.transition(Succeeded), Transition::Conflict);
+        assert_eq!(Failed.transition(Pending), Transition::Same);
         assert_eq!(Succeeded.transition(Succeeded), Transition::Same);
         assert!(Pending.holds_funds() && Succeeded.holds_funds() && !Failed.holds_funds());
     }
