@@ -95,7 +95,7 @@ async fn a_link_payment_is_paid_through_its_page() {
     assert_eq!((status, body.clone()), (200, json!({"status": "pending"})));
 
     // A wallet the merchant does not accept is refused on the page.
-    let refused = choose(&daemon, id, "alipay").await;
+    let refused = choose(&daemon, id, "applepay").await;
     assert_eq!(refused.status().as_u16(), 422);
     assert!(refused.text().await.unwrap().contains("is not a wallet"));
 

@@ -14,6 +14,8 @@ mod ops;
 mod payments;
 mod plugin_sandbox;
 mod plugins_api;
+mod providers;
 mod refund_outcomes;
+mod simulator;
 mod tls;
 mod webhooks;

@@ -335,20 +335,18 @@ async fn bad_payment_requests_are_clear_400s_and_422s() {
     }
     // Unknown wallet code and an inactive wallet name the merchant's wallets.
     let mut unknown_code = barcode("1.00");
-    unknown_code["auth_code"] = json!("280000000000000000");
+    unknown_code["auth_code"] = json!("170000000000000000");
     let (status, _, error) = daemon.pay("w1", unknown_code).await;
     assert_eq!(status, 422);
     assert_eq!(error["error"]["code"], "wallet_not_supported");
+    let message = error["error"]["message"].as_str().unwrap();
     assert!(
-        error["error"]["message"]
-            .as_str()
-            .unwrap()
-            .contains("[mock]"),
+        message.contains("mock") && message.contains("alipay"),
         "{error}"
     );
-    let mut alipay = qr("1.00");
-    alipay["provider"] = json!("alipay");
-    assert_eq!(daemon.pay("w2", alipay).await.0, 422);
+    let mut inactive = qr("1.00");
+    inactive["provider"] = json!("applepay");
+    assert_eq!(daemon.pay("w2", inactive).await.0, 422);
     // Out-of-scope merchants are refused before anything else.
     let mut other = qr("1.00");
     other["merchant_id"] = json!("m_other");
@@ -576,7 +574,7 @@ async fn notifications_valid_duplicate_late_and_forged() {
     assert_eq!(notify(&daemon, &ghost, &ghost_signature).await.0, 200);
     let response = daemon
         .client
-        .post(daemon.url("/v1/notify/alipay/m_demo"))
+        .post(daemon.url("/v1/notify/applepay/m_demo"))
         .body("x")
         .send()
         .await

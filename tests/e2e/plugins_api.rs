@@ -62,7 +62,7 @@ async fn plugins_are_listed_for_admins_only() {
     assert_eq!(status, 403);
     let (status, body) = daemon.get("/readyz", None).await;
     assert_eq!(status, 200);
-    assert!(body.to_string().contains("1 loaded"), "{body}");
+    assert!(body.to_string().contains("3 loaded"), "{body}");
 }
 
 #[tokio::test]
@@ -108,7 +108,11 @@ async fn reload_through_the_api_refuses_a_tampered_plugin_and_keeps_the_old_one(
     let ok = reload(ADMIN).await.unwrap();
     assert_eq!(ok.status(), 200);
     let body: serde_json::Value = ok.json().await.unwrap();
-    assert_eq!(body["plugins"], serde_json::json!(["mock"]));
+    assert_eq!(
+        body["plugins"],
+        serde_json::json!(["mock", "alipay", "wechatpay"]),
+        "every [[plugins]] entry, in config order"
+    );
     assert_eq!(body["changed"], serde_json::json!([]));
     assert_eq!(reload(ERP).await.unwrap().status(), 403);
 

@@ -38,7 +38,10 @@ pub fn default_config_text() -> String {
         &format!("\"{}/", plugin_dir().display()),
     );
     // Key files are named relative to the repository root too.
-    let shipped = shipped.replace("\"file:config/", &format!("\"file:{}/config/", repo_root().display()));
+    let shipped = shipped.replace(
+        "\"file:config/",
+        &format!("\"file:{}/config/", repo_root().display()),
+    );
     // Every test daemon shares one compiled-plugin cache, as restarts of one daemon do.
     let shipped = shipped.replace(
         "# cache_dir = \"/var/cache/paygate\"",

@@ -170,7 +170,12 @@ fn ensure_target(target: &str) -> Result<()> {
 fn run(extra: &[String]) -> Result<()> {
     // The provider simulator first: the default config points alipay and wechatpay at it.
     let mut simulator = Command::new("target/release/paygate-sim")
-        .args(["--listen", "127.0.0.1:8430", "--keys", "config/sandbox-keys"])
+        .args([
+            "--listen",
+            "127.0.0.1:8430",
+            "--keys",
+            "config/sandbox-keys",
+        ])
         .spawn()
         .map_err(|e| format!("cannot start target/release/paygate-sim: {e}"))?;
     println!("xtask: starting paygated on config/paygate.toml, data in ./data (Ctrl-C stops both)");

@@ -13,6 +13,7 @@ pub enum FaultKind {
     /// a client waits, so the caller cannot know the outcome.
     Timeout,
     /// Answer 500 without carrying the request out.
+    #[serde(rename = "http_500")]
     Http500,
     /// Carry the request out, then answer a body that is not the protocol's.
     Malformed,
@@ -99,6 +100,26 @@ impl Faults {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn kinds_have_their_documented_names() {
+        for name in [
+            "delay",
+            "timeout",
+            "http_500",
+            "malformed",
+            "bad_signature",
+            "duplicate_notification",
+            "late_notification",
+        ] {
+            let parsed: FaultRequest =
+                serde_json::from_value(serde_json::json!({"kind": name})).unwrap();
+            assert_eq!(parsed.count, 1, "{name}");
+        }
+        assert!(
+            serde_json::from_value::<FaultRequest>(serde_json::json!({"kind": "http500"})).is_err()
+        );
+    }
 
     #[test]
     fn faults_apply_in_order_for_their_count_and_by_family() {

@@ -1,0 +1,219 @@
+//! The merchant's WeChat Pay settings (`merchant.settings_json`), checked once per call.
+//! The names are the contract with the config and the simulator: do not rename them.
+
+use paygate_plugin_api::ProviderError;
+use serde::Deserialize;
+
+/// Key names under `[merchants.providers.wechatpay.keys]`.
+pub mod key_names {
+    /// Signs requests (SHA256withRSA).
+    pub const MERCHANT_PRIVATE_KEY: &str = "merchant_private_key";
+    /// Verifies responses and notifications.
+    pub const WECHATPAY_PUBLIC_KEY: &str = "wechatpay_public_key";
+    /// Decrypts notification resources (AES-GCM; 32 bytes in production, 16 in the vectors).
+    pub const APIV3_KEY: &str = "apiv3_key";
+}
+
+/// Longest value accepted for an id-like setting (WeChat's own limits are 32-64).
+const ID_SETTING_CHARS_MAX: usize = 64;
+const BASE_URL_CHARS_MAX: usize = 256;
+
+#[derive(Debug, Deserialize)]
+struct Raw {
+    mchid: Option<String>,
+    appid: Option<String>,
+    merchant_serial_no: Option<String>,
+    wechatpay_public_key_id: Option<String>,
+    base_url: Option<String>,
+    /// Optional: the store number sent as `scene_info.store_info.out_id` on payment-code
+    /// orders (defaults to our merchant id).
+    store_id: Option<String>,
+}
+
+/// Valid settings of one merchant.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Settings {
+    pub mchid: String,
+    pub appid: String,
+    /// Serial of the merchant API certificate, sent as `serial_no` in `Authorization`.
+    pub merchant_serial_no: String,
+    /// The expected `Wechatpay-Serial` of every response and notification.
+    pub wechatpay_public_key_id: String,
+    /// `scheme://host[:port]` of `base_url`, e.g. `http://127.0.0.1:8430`.
+    pub origin: String,
+    /// The path part of `base_url` without a trailing `/`: `""` for the real API,
+    /// `/wechatpay` for the simulator. Request paths are appended to it, and it is part of
+    /// the signed URL.
+    pub base_path: String,
+    pub store_id: Option<String>,
+}
+
+impl Settings {
+    /// Parses and checks the merchant's settings JSON.
+    pub fn parse(json: &str) -> Result<Settings, ProviderError> {
+        let raw: Raw = serde_json::from_str(json).map_err(|e| bad(format!("not valid: {e}")))?;
+        let id = |name: &str, value: Option<String>| -> Result<String, ProviderError> {
+            let value = value.ok_or_else(|| bad(format!("`{name}` is missing")))?;
+            let value = value.trim().to_owned();
+            if value.is_empty()
+                || value.chars().count() > ID_SETTING_CHARS_MAX
+                || !value.bytes().all(|b| b.is_ascii_graphic())
+            {
+                return Err(bad(format!(
+                    "`{name}` must be 1 to {ID_SETTING_CHARS_MAX} printable ASCII characters"
+                )));
+            }
+            Ok(value)
+        };
+        let mchid = id("mchid", raw.mchid)?;
+        let appid = id("appid", raw.appid)?;
+        let merchant_serial_no = id("merchant_serial_no", raw.merchant_serial_no)?;
+        let wechatpay_public_key_id = id("wechatpay_public_key_id", raw.wechatpay_public_key_id)?;
+        let base_url = raw
+            .base_url
+            .ok_or_else(|| bad("`base_url` is missing".into()))?;
+        let (origin, base_path) = split_base_url(&base_url)?;
+        Ok(Settings {
+            mchid,
+            appid,
+            merchant_serial_no,
+            wechatpay_public_key_id,
+            origin,
+            base_path,
+            store_id: raw.store_id.map(|s| id("store_id", Some(s))).transpose()?,
+        })
+    }
+
+    /// The full URL of a request path such as `/v3/pay/transactions/native`.
+    pub fn url(&self, path_and_query: &str) -> String {
+        format!("{}{}", self.origin, self.signed_path(path_and_query))
+    }
+
+    /// The URL as it is signed: path and query as sent to the server, base path included.
+    pub fn signed_path(&self, path_and_query: &str) -> String {
+        format!("{}{}", self.base_path, path_and_query)
+    }
+}
+
+fn bad(message: String) -> ProviderError {
+    ProviderError::InvalidRequest(format!("wechatpay merchant settings: {message}"))
+}
+
+/// Splits `base_url` into its origin and its path (no trailing `/`). Refuses anything but
+/// `http(s)://host[:port][/path]`: no user info, query or fragment.
+fn split_base_url(base_url: &str) -> Result<(String, String), ProviderError> {
+    let invalid = || {
+        bad(format!(
+            "`base_url` must look like https://api.mch.weixin.qq.com (got {:?})",
+            base_url.chars().take(80).collect::<String>()
+        ))
+    };
+    let text = base_url.trim();
+    if text.len() > BASE_URL_CHARS_MAX || !text.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err(invalid());
+    }
+    let rest = text
+        .strip_prefix("https://")
+        .or_else(|| text.strip_prefix("http://"))
+        .ok_or_else(invalid)?;
+    let scheme_len = text.len() - rest.len();
+    let (authority, path) = match rest.find('/') {
+        Some(at) => (&rest[..at], &rest[at..]),
+        None => (rest, ""),
+    };
+    if authority.is_empty() || authority.contains(['@', '?', '#']) || path.contains(['?', '#']) {
+        return Err(invalid());
+    }
+    let origin = format!("{}{authority}", &text[..scheme_len]);
+    Ok((origin, path.trim_end_matches('/').to_owned()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn json(base_url: &str) -> String {
+        serde_json::json!({
+            "mchid": "1900000109",
+            "appid": "wxd678efh567hg6787",
+            "merchant_serial_no": "F5765756002FDD77",
+            "wechatpay_public_key_id": "PUB_KEY_ID_0114",
+            "base_url": base_url,
+        })
+        .to_string()
+    }
+
+    #[test]
+    fn the_real_api_has_an_empty_base_path() {
+        let s = Settings::parse(&json("https://api.mch.weixin.qq.com")).unwrap();
+        assert_eq!(s.origin, "https://api.mch.weixin.qq.com");
+        assert_eq!(s.base_path, "");
+        assert_eq!(
+            s.url("/v3/pay/transactions/native"),
+            "https://api.mch.weixin.qq.com/v3/pay/transactions/native"
+        );
+        assert_eq!(
+            s.signed_path("/v3/pay/transactions/native"),
+            "/v3/pay/transactions/native"
+        );
+        assert_eq!(s.store_id, None);
+    }
+
+    #[test]
+    fn the_simulator_base_path_is_part_of_the_url_and_the_signature() {
+        for base in [
+            "http://127.0.0.1:8430/wechatpay",
+            "http://127.0.0.1:8430/wechatpay/",
+        ] {
+            let s = Settings::parse(&json(base)).unwrap();
+            assert_eq!(s.origin, "http://127.0.0.1:8430");
+            assert_eq!(
+                s.url("/v3/refund/domestic/refunds"),
+                "http://127.0.0.1:8430/wechatpay/v3/refund/domestic/refunds"
+            );
+            assert_eq!(
+                s.signed_path("/v3/pay/transactions/out-trade-no/pay_1?mchid=1900000109"),
+                "/wechatpay/v3/pay/transactions/out-trade-no/pay_1?mchid=1900000109"
+            );
+        }
+    }
+
+    #[test]
+    fn missing_or_malformed_settings_are_refused_clearly() {
+        let err = |json: &str| match Settings::parse(json) {
+            Err(ProviderError::InvalidRequest(m)) => m,
+            other => panic!("{other:?}"),
+        };
+        assert!(err("not json").contains("not valid"));
+        assert!(err("{}").contains("`mchid` is missing"));
+        let mut value: serde_json::Value = serde_json::from_str(&json("https://x")).unwrap();
+        value["mchid"] = "".into();
+        assert!(err(&value.to_string()).contains("`mchid`"));
+        value["mchid"] = "19 00".into();
+        assert!(err(&value.to_string()).contains("`mchid`"));
+        value["mchid"] = "1".repeat(65).into();
+        assert!(err(&value.to_string()).contains("`mchid`"));
+        for base in [
+            "",
+            "api.mch.weixin.qq.com",
+            "ftp://x",
+            "https://",
+            "https://user@host",
+            "https://host/path?query=1",
+            "https://host/#frag",
+            "https://host with space",
+        ] {
+            assert!(err(&json(base)).contains("base_url"), "{base:?}");
+        }
+        assert!(err(&json(&format!("https://{}", "h".repeat(300)))).contains("base_url"));
+    }
+
+    #[test]
+    fn the_optional_store_id_is_read() {
+        let mut value: serde_json::Value = serde_json::from_str(&json("https://x")).unwrap();
+        value["store_id"] = "SZ-001".into();
+        value["unrelated_setting"] = true.into();
+        let s = Settings::parse(&value.to_string()).unwrap();
+        assert_eq!(s.store_id.as_deref(), Some("SZ-001"));
+    }
+}
