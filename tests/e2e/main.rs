@@ -8,6 +8,7 @@ mod bad_input;
 mod cashier;
 mod config_errors;
 mod crash;
+mod examples;
 mod lifecycle;
 mod metrics;
 mod ops;

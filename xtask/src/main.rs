@@ -75,7 +75,8 @@ fn run_command(command: &mut Command) -> Result<()> {
 
 fn build() -> Result<()> {
     build_plugins()?;
-    // The daemon, and the provider simulator that `run`, the tests and the examples use.
+    // The daemon, the provider simulator that `run`, the tests and the examples use, and the
+    // POS till example (the tests run it).
     run_command(cargo().args([
         "build",
         "--release",
@@ -85,6 +86,8 @@ fn build() -> Result<()> {
         "paygated",
         "--package",
         "paygate-sim",
+        "--package",
+        "pos-till",
     ]))
 }
 
