@@ -24,6 +24,8 @@ pub struct AppState {
     pub body_bytes_max: usize,
     /// Idempotency keys this process is working on (API.md §4: 409 while in progress).
     pub in_flight: crate::payments::service::InFlight,
+    /// The anomaly monitor's handle (inputs, blocks, new alerts).
+    pub monitor: crate::monitor::Monitor,
     /// The serialized OpenAPI document, set once the router (its source) is built.
     pub openapi_json: OnceLock<Bytes>,
 }
@@ -39,6 +41,7 @@ impl AppState {
             keys: KeyRing::from_config(&config.api_keys),
             merchants: MerchantDirectory::from_config(&config.merchants),
             body_bytes_max: *config.server.body_bytes_max.get_ref(),
+            monitor: crate::monitor::Monitor::new(&config.monitor, metrics.clone()),
             config,
             store,
             plugins,

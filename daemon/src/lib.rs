@@ -15,6 +15,7 @@ pub mod logging;
 pub mod merchants;
 pub mod metrics;
 pub mod money;
+pub mod monitor;
 pub mod payments;
 pub mod plugins;
 pub mod serve;

@@ -21,6 +21,8 @@ pub struct Merchant {
     pub source: MerchantSource,
     /// Providers configured for this merchant, with the merchant's settings for each.
     pub providers: BTreeMap<String, toml::Table>,
+    /// When the merchant is open, if it said (the off-hours rule).
+    pub opening_hours: Option<crate::config::OpeningHours>,
 }
 
 /// All known merchants, by id.
@@ -43,6 +45,10 @@ impl MerchantDirectory {
                         .iter()
                         .map(|(name, p)| (name.clone(), p.settings.clone()))
                         .collect(),
+                    opening_hours: m.opening_hours.as_ref().and_then(|h| {
+                        let offset = m.utc_offset.as_ref().map(|o| o.get_ref().as_str());
+                        crate::config::OpeningHours::parse(h.get_ref(), offset).ok()
+                    }),
                 };
                 (merchant.id.clone(), merchant)
             })

@@ -35,6 +35,10 @@ pub struct Metrics {
     webhook_deliveries_total: IntCounterVec,
     webhook_backlog: IntGaugeVec,
     pending_payments: IntGaugeVec,
+    alerts_total: IntCounterVec,
+    monitor_events_total: IntCounterVec,
+    monitor_dropped_total: IntCounterVec,
+    monitor_lag_seconds: prometheus::Gauge,
 }
 
 fn gauge(registry: &Registry, name: &str, help: &str) -> IntGaugeVec {
@@ -184,8 +188,57 @@ impl Metrics {
                 "paygate_pending_payments",
                 "Payments not in a terminal state yet",
             ),
+            alerts_total: counter(
+                &registry,
+                "paygate_alerts_total",
+                "Alerts raised by the anomaly monitor (repeats within a cool-down not counted)",
+                &["rule", "severity"],
+            ),
+            monitor_events_total: counter(
+                &registry,
+                "paygate_monitor_events_total",
+                "Inputs the anomaly monitor evaluated",
+                &[],
+            ),
+            monitor_dropped_total: counter(
+                &registry,
+                "paygate_monitor_dropped_total",
+                "Inputs the anomaly monitor dropped because it was behind (never back-pressure)",
+                &[],
+            ),
+            monitor_lag_seconds: {
+                let gauge = prometheus::Gauge::new(
+                    "paygate_monitor_lag_seconds",
+                    "Time the last evaluated input waited in the monitor's queue",
+                )
+                .expect("valid metric definition");
+                registry
+                    .register(Box::new(gauge.clone()))
+                    .expect("metric registered once");
+                gauge
+            },
             registry,
         }
+    }
+
+    pub fn count_alert(&self, rule: &str, severity: &str) {
+        self.alerts_total.with_label_values(&[rule, severity]).inc();
+    }
+
+    pub fn count_monitor_event(&self) {
+        self.monitor_events_total
+            .with_label_values::<&str>(&[])
+            .inc();
+    }
+
+    pub fn count_monitor_dropped(&self, n: u64) {
+        self.monitor_dropped_total
+            .with_label_values::<&str>(&[])
+            .inc_by(n);
+    }
+
+    pub fn set_monitor_lag(&self, seconds: f64) {
+        self.monitor_lag_seconds.set(seconds);
     }
 
     /// Counts an answered payment request.

@@ -123,6 +123,7 @@ async fn serve(config: Config) -> ExitCode {
     };
     spawn_reload_on_sighup(state.clone());
     crate::payments::janitor::spawn(state.clone());
+    crate::monitor::spawn(state.clone());
     if let Some(webhooks) = webhooks {
         webhooks.spawn();
     }

@@ -22,31 +22,46 @@ impl FromRequestParts<Arc<AppState>> for Caller {
         parts: &mut Parts,
         state: &Arc<AppState>,
     ) -> Result<Self, ApiError> {
-        let header = parts
-            .headers
-            .get(AUTHORIZATION)
-            .ok_or_else(|| ApiError::Unauthenticated {
-                message: "no API key: send it as Authorization: Bearer <key>".into(),
-            })?;
-        let presented = header
-            .to_str()
-            .ok()
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .map(str::trim)
-            .ok_or_else(|| ApiError::Unauthenticated {
-                message: "the Authorization header must be \"Bearer <key>\"".into(),
-            })?;
-        let key = state
-            .keys
-            .authenticate(presented)
-            .ok_or_else(|| ApiError::Unauthenticated {
-                message: "the API key is not valid".into(),
-            })?;
-        if let Some(context) = parts.extensions.get::<Arc<RequestContext>>() {
-            context.set_api_key_id(&key.id);
+        let caller = authenticate(parts, state);
+        if caller.is_err() {
+            // A security event: the monitor watches for credential stuffing per source.
+            let source = parts
+                .extensions
+                .get::<crate::server::ClientAddr>()
+                .map_or_else(|| "unknown".to_owned(), |a| a.0.clone());
+            state
+                .monitor
+                .observe(crate::monitor::Input::AuthFailure { source });
         }
-        Ok(Caller(key))
+        caller
     }
+}
+
+fn authenticate(parts: &mut Parts, state: &Arc<AppState>) -> Result<Caller, ApiError> {
+    let header = parts
+        .headers
+        .get(AUTHORIZATION)
+        .ok_or_else(|| ApiError::Unauthenticated {
+            message: "no API key: send it as Authorization: Bearer <key>".into(),
+        })?;
+    let presented = header
+        .to_str()
+        .ok()
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim)
+        .ok_or_else(|| ApiError::Unauthenticated {
+            message: "the Authorization header must be \"Bearer <key>\"".into(),
+        })?;
+    let key = state
+        .keys
+        .authenticate(presented)
+        .ok_or_else(|| ApiError::Unauthenticated {
+            message: "the API key is not valid".into(),
+        })?;
+    if let Some(context) = parts.extensions.get::<Arc<RequestContext>>() {
+        context.set_api_key_id(&key.id);
+    }
+    Ok(Caller(key))
 }
 
 impl Caller {

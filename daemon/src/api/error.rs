@@ -54,6 +54,9 @@ pub enum ApiError {
     Unauthenticated { message: String },
     #[error("{message}")]
     Forbidden { message: String },
+    /// Refused by a security decision (e.g. a blocked terminal): 403 with its own code.
+    #[error("{message}")]
+    Denied { code: &'static str, message: String },
     /// The request conflicts with the current state of an object.
     #[error("{message}")]
     Conflict {
@@ -106,7 +109,7 @@ impl ApiError {
             ApiError::NotFound { .. } | ApiError::RouteNotFound { .. } => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::Unauthenticated { .. } => StatusCode::UNAUTHORIZED,
-            ApiError::Forbidden { .. } => StatusCode::FORBIDDEN,
+            ApiError::Forbidden { .. } | ApiError::Denied { .. } => StatusCode::FORBIDDEN,
             ApiError::Conflict { .. } => StatusCode::CONFLICT,
             ApiError::Idempotency { status, .. } | ApiError::Provider { status, .. } => *status,
             ApiError::Plugin { .. } => StatusCode::BAD_GATEWAY,
@@ -126,7 +129,7 @@ impl ApiError {
             | ApiError::MethodNotAllowed { .. }
             | ApiError::Conflict { .. } => ErrorType::InvalidRequestError,
             ApiError::Unauthenticated { .. } => ErrorType::AuthenticationError,
-            ApiError::Forbidden { .. } => ErrorType::PermissionError,
+            ApiError::Forbidden { .. } | ApiError::Denied { .. } => ErrorType::PermissionError,
             ApiError::Idempotency { .. } => ErrorType::IdempotencyError,
             ApiError::Provider { .. } => ErrorType::ProviderError,
             ApiError::Plugin { .. } => ErrorType::PluginError,
@@ -140,7 +143,8 @@ impl ApiError {
             | ApiError::Unprocessable { code, .. }
             | ApiError::Conflict { code, .. }
             | ApiError::Idempotency { code, .. }
-            | ApiError::Unavailable { code, .. } => code,
+            | ApiError::Unavailable { code, .. }
+            | ApiError::Denied { code, .. } => code,
             ApiError::Provider { code, .. } => code,
             ApiError::Plugin { .. } => "plugin_fault",
             ApiError::UnsupportedMediaType { .. } => "content_type_invalid",

@@ -3,8 +3,9 @@
 
 use serde::Serialize;
 
+use super::alerts::AlertObject;
 use super::payments::{PaymentObject, RefundObject, rfc3339_ms};
-use crate::store::records::{EventRecord, PaymentRecord, RefundRecord};
+use crate::store::records::{AlertRecord, EventRecord, PaymentRecord, RefundRecord};
 
 #[derive(Serialize)]
 struct WebhookBody<'a> {
@@ -31,6 +32,10 @@ pub fn webhook_body(event: &EventRecord) -> Result<String, String> {
         Some("refund") => {
             let record: RefundRecord = serde_json::from_value(object).map_err(unreadable)?;
             serde_json::to_value(RefundObject::from(&record)).map_err(unreadable)?
+        }
+        Some("alert") => {
+            let record: AlertRecord = serde_json::from_value(object).map_err(unreadable)?;
+            serde_json::to_value(AlertObject::from(&record)).map_err(unreadable)?
         }
         // Later kinds (activations, bank accounts, alerts) carry their API object already.
         _ => object,

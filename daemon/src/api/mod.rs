@@ -2,6 +2,7 @@
 //! only module that knows HTTP and JSON; it turns requests into calls on the rest of the
 //! daemon and their results into responses.
 
+mod alerts;
 mod auth;
 mod cashier;
 pub mod cashier_page;
@@ -70,6 +71,11 @@ pub fn router(state: Arc<AppState>) -> (Router, utoipa::openapi::OpenApi) {
         .routes(routes!(payments::create_refund, payments::list_refunds))
         .routes(routes!(payments::get_refund))
         .routes(routes!(notify::notify))
+        .routes(routes!(alerts::list_alerts))
+        .routes(routes!(alerts::alert_stream))
+        .routes(routes!(alerts::ack_alert))
+        .routes(routes!(alerts::list_blocks))
+        .routes(routes!(alerts::lift_block))
         .routes(routes!(cashier::cashier_page))
         .routes(routes!(cashier::choose_wallet))
         .routes(routes!(cashier::cashier_status))

@@ -55,8 +55,15 @@ pub async fn notify(
             Ok(reply(status, answer))
         }
         Err(NoticeError::Rejected(rejected)) => {
-            // A security event for the anomaly monitor (issue 7 consumes it).
             tracing::warn!(%provider, %merchant_id, reason = %rejected.reason, "provider notice rejected");
+            // A security event: the monitor watches for forged notices.
+            state
+                .monitor
+                .observe(crate::monitor::Input::NoticeRejected {
+                    provider: provider.clone(),
+                    merchant_id: merchant_id.clone(),
+                    reason: rejected.reason.clone(),
+                });
             Ok(reply(StatusCode::BAD_REQUEST, rejected.reply))
         }
         Err(NoticeError::UnknownRecipient) => Err(ApiError::NotFound {

@@ -493,10 +493,23 @@ pub async fn create_payment(
         });
     }
     let new = validate_payment(&state, &request.body)?;
+    if let Some(terminal) = &new.terminal_id
+        && let Some(block) = state.monitor.terminal_block(&new.merchant_id, terminal)
+    {
+        return Err(ApiError::Denied {
+            code: "terminal_blocked",
+            message: format!(
+                "terminal {terminal} is blocked by the anomaly monitor (rule {}) until {}; an admin can lift block {}",
+                block.rule,
+                rfc3339_ms(block.expires_at_ms),
+                block.id
+            ),
+        });
+    }
     let claim = request.claim(&caller.0.id);
     let method = new.method;
     let answer = service::create_payment(&state, &caller.0, claim, new, &render_payment(201)).await;
-    observe_answer(&state, &answer);
+    observe_answer(&state, &caller, &answer);
     if let Ok(answer) = &answer
         && !answer.replayed
         && let Ok(payment) = serde_json::from_str::<serde_json::Value>(&answer.body)
@@ -518,17 +531,24 @@ pub async fn create_payment(
 }
 
 /// Counts replays and idempotency conflicts.
-fn observe_answer(state: &AppState, answer: &Result<Answer, PaymentError>) {
-    match answer {
-        Ok(a) if a.replayed => state.metrics.count_idempotency_replay(),
-        Err(PaymentError::IdempotencyKeyReused) => state
-            .metrics
-            .count_idempotency_conflict("idempotency_key_reused"),
-        Err(PaymentError::IdempotencyInProgress) => state
-            .metrics
-            .count_idempotency_conflict("idempotency_in_progress"),
-        _ => {}
-    }
+fn observe_answer(state: &AppState, caller: &Caller, answer: &Result<Answer, PaymentError>) {
+    let code = match answer {
+        Ok(a) if a.replayed => {
+            state.metrics.count_idempotency_replay();
+            return;
+        }
+        Err(PaymentError::IdempotencyKeyReused) => "idempotency_key_reused",
+        Err(PaymentError::IdempotencyInProgress) => "idempotency_in_progress",
+        _ => return,
+    };
+    state.metrics.count_idempotency_conflict(code);
+    // A misbehaving (or hostile) client reuses keys: the monitor watches for it.
+    state
+        .monitor
+        .observe(crate::monitor::Input::IdempotencyConflict {
+            api_key_id: caller.0.id.clone(),
+            code,
+        });
 }
 
 /// Finds a payment the caller may see: out of scope answers like a missing one (403 for a
@@ -585,7 +605,10 @@ pub struct PaymentFilters {
     pub starting_after: Option<String>,
 }
 
-fn parse_time(value: &Option<String>, param: &'static str) -> Result<Option<i64>, ApiError> {
+pub(crate) fn parse_time(
+    value: &Option<String>,
+    param: &'static str,
+) -> Result<Option<i64>, ApiError> {
     value
         .as_ref()
         .map(|text| {
@@ -689,7 +712,7 @@ pub async fn cancel_payment(
     let payment = visible_payment(&state, &caller, &id)?;
     let claim = request.claim(&caller.0.id);
     let answer = service::cancel_payment(&state, claim, payment, &render_payment(200)).await;
-    observe_answer(&state, &answer);
+    observe_answer(&state, &caller, &answer);
     answer.map_err(ApiError::from)
 }
 
@@ -725,7 +748,7 @@ pub async fn create_refund(
     let provider = payment.provider.clone();
     let answer =
         service::create_refund(&state, &caller.0, claim, payment, new, &render_refund).await;
-    observe_answer(&state, &answer);
+    observe_answer(&state, &caller, &answer);
     if let Ok(answer) = &answer
         && !answer.replayed
     {

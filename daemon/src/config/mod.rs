@@ -17,7 +17,9 @@ use toml::Spanned;
 
 use crate::auth::Role;
 
+mod monitor;
 mod webhooks;
+pub use monitor::{Action, MonitorConfig, OpeningHours, RULES, RuleSettings, Severity};
 pub use webhooks::{WebhookEndpointConfig, WebhooksConfig};
 
 /// Largest request body an operator may allow; more is a configuration mistake.
@@ -51,6 +53,9 @@ pub struct Config {
     /// Outgoing webhooks.
     #[serde(default)]
     pub webhooks: WebhooksConfig,
+    /// The anomaly monitor.
+    #[serde(default)]
+    pub monitor: MonitorConfig,
     /// The file this came from and its text, to locate problems found after loading
     /// (a taken listen address, an unreadable certificate).
     #[serde(skip)]
@@ -329,6 +334,12 @@ pub struct ApiKeyConfig {
 pub struct MerchantConfig {
     pub id: Spanned<String>,
     pub name: Spanned<String>,
+    /// When the merchant is open (`"08:00-22:00"`, local time), for the off-hours rule.
+    #[serde(default)]
+    pub opening_hours: Option<Spanned<String>>,
+    /// The merchant's local time offset from UTC (`"+08:00"`); default UTC.
+    #[serde(default)]
+    pub utc_offset: Option<Spanned<String>>,
     /// Per provider: plugin settings and the names of the merchant's keys.
     #[serde(default)]
     pub providers: BTreeMap<String, MerchantProviderConfig>,
@@ -584,6 +595,7 @@ impl Config {
         self.validate_plugins(at)?;
         self.validate_payments(at)?;
         self.webhooks.validate(at)?;
+        self.monitor.validate(at)?;
         let mut merchant_ids = BTreeSet::new();
         for (i, merchant) in self.merchants.iter().enumerate() {
             let field = |name: &str| format!("merchants[{i}].{name}");
@@ -603,6 +615,14 @@ impl Config {
             }
             if merchant.name.get_ref().trim().is_empty() {
                 return Err(at.error(merchant.name.span(), field("name"), "must not be empty"));
+            }
+            if let Some(hours) = &merchant.opening_hours {
+                let offset = merchant.utc_offset.as_ref().map(|o| o.get_ref().as_str());
+                OpeningHours::parse(hours.get_ref(), offset)
+                    .map_err(|m| at.error(hours.span(), field("opening_hours"), m))?;
+            } else if let Some(offset) = &merchant.utc_offset {
+                OpeningHours::parse("00:00-23:59", Some(offset.get_ref()))
+                    .map_err(|m| at.error(offset.span(), field("utc_offset"), m))?;
             }
             for (provider, settings) in &merchant.providers {
                 for (key_name, source) in &settings.keys {

@@ -152,7 +152,9 @@ async fn accept_tcp(
         };
         let _ = stream.set_nodelay(true);
         let watcher = graceful.watcher();
-        let router = router.clone();
+        let router = router
+            .clone()
+            .layer(axum::Extension(ClientAddr(peer.ip().to_string())));
         match tls.clone() {
             None => {
                 tokio::spawn(serve_connection(stream, router, watcher));
@@ -178,7 +180,10 @@ async fn accept_unix(listener: Option<UnixListener>, router: Router, graceful: &
     loop {
         match listener.accept().await {
             Ok((stream, _)) => {
-                tokio::spawn(serve_connection(stream, router.clone(), graceful.watcher()));
+                let router = router
+                    .clone()
+                    .layer(axum::Extension(ClientAddr("unix".to_owned())));
+                tokio::spawn(serve_connection(stream, router, graceful.watcher()));
             }
             Err(e) => {
                 tracing::warn!(error = %e, "accept on unix socket failed");
@@ -187,6 +192,11 @@ async fn accept_unix(listener: Option<UnixListener>, router: Router, graceful: &
         }
     }
 }
+
+/// The client's address (IP, or `unix`), put on every request of its connection: the
+/// monitor counts authentication failures per source.
+#[derive(Debug, Clone)]
+pub struct ClientAddr(pub String);
 
 async fn serve_connection<I>(io: I, router: Router, watcher: Watcher)
 where

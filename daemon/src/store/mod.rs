@@ -10,6 +10,7 @@
 //! but not a power loss or kernel crash; `[store] fdatasync = true` adds an `fdatasync` of
 //! sled's log after each flush for that (see `commit.rs` and BENCHMARKS.md for its cost).
 
+mod alerts;
 pub mod commit;
 mod payments;
 pub mod records;

@@ -67,6 +67,10 @@ pub(super) struct PaymentTrees {
     pub pending_refunds: sled::Tree,
     /// Webhook deliveries owed, by event id (written with the event, removed when done).
     pub outbox: sled::Tree,
+    /// The monitor's alerts, by id (time-ordered).
+    pub alerts: sled::Tree,
+    /// The monitor's blocks (e.g. a terminal under card testing), by id.
+    pub blocks: sled::Tree,
 }
 
 impl PaymentTrees {
@@ -82,6 +86,8 @@ impl PaymentTrees {
             pending: db.open_tree("pending_payments")?,
             pending_refunds: db.open_tree("pending_refunds")?,
             outbox: db.open_tree("webhook_outbox")?,
+            alerts: db.open_tree("alerts")?,
+            blocks: db.open_tree("blocks")?,
         })
     }
 }
@@ -95,11 +101,11 @@ fn compound(a: &str, b: &str) -> Vec<u8> {
     key
 }
 
-fn encode<T: serde::Serialize>(value: &T) -> Vec<u8> {
+pub(super) fn encode<T: serde::Serialize>(value: &T) -> Vec<u8> {
     serde_json::to_vec(value).expect("records always serialize")
 }
 
-type TxResult<T> = Result<T, ConflictableTransactionError<StoreError>>;
+pub(super) type TxResult<T> = Result<T, ConflictableTransactionError<StoreError>>;
 
 fn decode<T: serde::de::DeserializeOwned>(bytes: &[u8], what: &str) -> TxResult<T> {
     serde_json::from_slice(bytes).map_err(|e| {
@@ -109,7 +115,7 @@ fn decode<T: serde::de::DeserializeOwned>(bytes: &[u8], what: &str) -> TxResult<
 
 /// Appends `new_events` (with `object`, the changed record, as their snapshot) to the event
 /// log and, for the webhook kinds, to the outbox; returns them for publishing after commit.
-fn append_events<T: serde::Serialize>(
+pub(super) fn append_events<T: serde::Serialize>(
     events: &TransactionalTree,
     outbox: Option<&TransactionalTree>,
     new_events: &[EventRecord],
@@ -135,7 +141,7 @@ fn unabortable(e: UnabortableTransactionError) -> ConflictableTransactionError<S
     e.into()
 }
 
-fn finish<T>(result: Result<T, TransactionError<StoreError>>) -> Result<T, StoreError> {
+pub(super) fn finish<T>(result: Result<T, TransactionError<StoreError>>) -> Result<T, StoreError> {
     result.map_err(|e| match e {
         TransactionError::Abort(e) => e,
         TransactionError::Storage(e) => StoreError::Sled(e),
@@ -496,13 +502,13 @@ impl Store {
             .store(true, std::sync::atomic::Ordering::Relaxed);
     }
 
-    fn outbox_on(&self) -> bool {
+    pub(super) fn outbox_on(&self) -> bool {
         self.outbox_enabled
             .load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Publishes what a committed transaction appended, and passes its result on.
-    fn published<T>(&self, result: T, appended: Vec<EventRecord>) -> T {
+    pub(super) fn published<T>(&self, result: T, appended: Vec<EventRecord>) -> T {
         if !appended.is_empty() {
             self.bus.publish(appended);
         }
@@ -607,7 +613,7 @@ impl Store {
             .collect()
     }
 
-    fn read<T: serde::de::DeserializeOwned>(
+    pub(super) fn read<T: serde::de::DeserializeOwned>(
         &self,
         tree: &sled::Tree,
         id: &str,
@@ -622,7 +628,7 @@ impl Store {
     }
 }
 
-fn keys_of(tree: &sled::Tree) -> Result<Vec<String>, StoreError> {
+pub(super) fn keys_of(tree: &sled::Tree) -> Result<Vec<String>, StoreError> {
     tree.iter()
         .keys()
         .map(|key| {

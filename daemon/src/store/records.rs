@@ -143,3 +143,48 @@ pub struct DeliveryState {
     pub finished: bool,
     pub last_error: Option<String>,
 }
+
+/// Who or what an alert is about (API.md §10); absent parts are `None`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct AlertSubject {
+    pub merchant_id: Option<String>,
+    pub terminal_id: Option<String>,
+    pub api_key_id: Option<String>,
+    pub payer: Option<String>,
+    pub provider: Option<String>,
+}
+
+/// An alert the monitor raised.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AlertRecord {
+    pub id: String,
+    pub rule: String,
+    /// `info`, `warning` or `critical`.
+    pub severity: String,
+    pub subject: AlertSubject,
+    pub summary: String,
+    pub evidence: serde_json::Value,
+    /// How many times the rule fired for this subject within the cool-down.
+    pub count: u64,
+    pub created_at_ms: i64,
+    pub last_seen_at_ms: i64,
+    pub acknowledged_at_ms: Option<i64>,
+    /// The API key that acknowledged it.
+    pub acknowledged_by: Option<String>,
+    /// The block the rule's action placed, if any.
+    pub block_id: Option<String>,
+}
+
+/// A subject refused for a while by a rule's action (today: a terminal).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BlockRecord {
+    pub id: String,
+    /// `terminal`.
+    pub kind: String,
+    pub merchant_id: String,
+    pub terminal_id: String,
+    pub rule: String,
+    pub alert_id: String,
+    pub created_at_ms: i64,
+    pub expires_at_ms: i64,
+}

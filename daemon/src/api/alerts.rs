@@ -1,0 +1,332 @@
+//! Alerts and blocks of the anomaly monitor (API.md §10): `GET /v1/alerts`,
+//! `GET /v1/alerts/stream` (Server-Sent Events), `POST /v1/alerts/{id}/ack`,
+//! `GET /v1/blocks` and `DELETE /v1/blocks/{id}`. Admins see everything; an erp key sees
+//! the alerts of its merchants; blocks are admin-only.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::response::sse::{Event, KeepAlive, Sse};
+use serde::{Deserialize, Serialize};
+use tokio::sync::broadcast;
+use utoipa::{IntoParams, ToSchema};
+
+use super::auth::Caller;
+use super::error::{ApiError, ErrorBody};
+use super::idempotency::Idempotent;
+use super::json::ApiQuery;
+use super::list::{List, PageParams};
+use super::payments::{parse_time, rfc3339_ms};
+use crate::app::AppState;
+use crate::auth::Role;
+use crate::config::{RULES, Severity};
+use crate::payments::service::{PaymentError, now_ms};
+use crate::store::records::{AlertRecord, AlertSubject, BlockRecord};
+
+/// Who or what an alert is about.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SubjectObject {
+    pub merchant_id: Option<String>,
+    pub terminal_id: Option<String>,
+    pub api_key_id: Option<String>,
+    pub payer: Option<String>,
+    pub provider: Option<String>,
+}
+
+/// An alert (API.md §10).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AlertObject {
+    pub id: String,
+    /// Always `"alert"`.
+    pub object: &'static str,
+    pub rule: String,
+    /// `info`, `warning` or `critical`.
+    pub severity: String,
+    pub subject: SubjectObject,
+    pub summary: String,
+    #[schema(value_type = Object)]
+    pub evidence: serde_json::Value,
+    /// Times the rule fired for this subject within the cool-down.
+    pub count: u64,
+    pub created_at: String,
+    pub last_seen_at: String,
+    pub acknowledged_at: Option<String>,
+    /// The block the rule placed, if any (`blk_...`).
+    pub block: Option<String>,
+}
+
+impl From<&AlertRecord> for AlertObject {
+    fn from(a: &AlertRecord) -> Self {
+        let AlertSubject {
+            merchant_id,
+            terminal_id,
+            api_key_id,
+            payer,
+            provider,
+        } = a.subject.clone();
+        AlertObject {
+            id: a.id.clone(),
+            object: "alert",
+            rule: a.rule.clone(),
+            severity: a.severity.clone(),
+            subject: SubjectObject {
+                merchant_id,
+                terminal_id,
+                api_key_id,
+                payer,
+                provider,
+            },
+            summary: a.summary.clone(),
+            evidence: a.evidence.clone(),
+            count: a.count,
+            created_at: rfc3339_ms(a.created_at_ms),
+            last_seen_at: rfc3339_ms(a.last_seen_at_ms),
+            acknowledged_at: a.acknowledged_at_ms.map(rfc3339_ms),
+            block: a.block_id.clone(),
+        }
+    }
+}
+
+/// A block placed by a rule's action.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct BlockObject {
+    pub id: String,
+    /// Always `"block"`.
+    pub object: &'static str,
+    /// `terminal`.
+    pub kind: String,
+    pub merchant_id: String,
+    pub terminal_id: String,
+    pub rule: String,
+    pub alert_id: String,
+    pub created_at: String,
+    pub expires_at: String,
+}
+
+impl From<&BlockRecord> for BlockObject {
+    fn from(b: &BlockRecord) -> Self {
+        BlockObject {
+            id: b.id.clone(),
+            object: "block",
+            kind: b.kind.clone(),
+            merchant_id: b.merchant_id.clone(),
+            terminal_id: b.terminal_id.clone(),
+            rule: b.rule.clone(),
+            alert_id: b.alert_id.clone(),
+            created_at: rfc3339_ms(b.created_at_ms),
+            expires_at: rfc3339_ms(b.expires_at_ms),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct AlertFilters {
+    /// `info`, `warning` or `critical`.
+    pub severity: Option<String>,
+    pub rule: Option<String>,
+    pub merchant_id: Option<String>,
+    /// RFC 3339: raised at or after.
+    pub since: Option<String>,
+    pub limit: Option<usize>,
+    pub starting_after: Option<String>,
+}
+
+/// An acknowledgement (no fields).
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AckBody {}
+
+fn store_error(e: crate::store::StoreError) -> ApiError {
+    ApiError::from(PaymentError::Store(e))
+}
+
+/// Whether the caller may see `alert`: admins all, erp keys their merchants' alerts.
+fn visible(caller: &Caller, alert: &AlertRecord) -> bool {
+    caller.0.role == Role::Admin
+        || alert
+            .subject
+            .merchant_id
+            .as_ref()
+            .is_some_and(|m| caller.0.may_act_for(m))
+}
+
+/// Lists alerts, newest first.
+#[utoipa::path(get, path = "/v1/alerts", tag = "alerts",
+    params(AlertFilters),
+    security(("api_key" = [])),
+    responses(
+        (status = 200, description = "A page of alerts", body = List<AlertObject>),
+        (status = 400, description = "Invalid filter", body = ErrorBody),
+        (status = 403, description = "Role below erp", body = ErrorBody),
+    ))]
+pub async fn list_alerts(
+    State(state): State<Arc<AppState>>,
+    caller: Caller,
+    ApiQuery(filters): ApiQuery<AlertFilters>,
+) -> Result<Json<List<AlertObject>>, ApiError> {
+    caller.require_role(Role::Erp)?;
+    if let Some(merchant) = &filters.merchant_id {
+        caller.require_merchant(merchant)?;
+    }
+    let limit = PageParams {
+        limit: filters.limit,
+        starting_after: None,
+    }
+    .limit()?;
+    if let Some(severity) = &filters.severity
+        && Severity::parse(severity).is_none()
+    {
+        return Err(ApiError::invalid(
+            "parameter_invalid",
+            format!("severity \"{severity}\" is not one of info, warning, critical"),
+            Some("severity"),
+        ));
+    }
+    if let Some(rule) = &filters.rule
+        && !RULES.contains(&rule.as_str())
+    {
+        return Err(ApiError::invalid(
+            "parameter_invalid",
+            format!("rule \"{rule}\" is not one of {}", RULES.join(", ")),
+            Some("rule"),
+        ));
+    }
+    let since = parse_time(&filters.since, "since")?;
+    let keep = |a: &AlertRecord| {
+        visible(&caller, a)
+            && filters.severity.as_ref().is_none_or(|s| &a.severity == s)
+            && filters.rule.as_ref().is_none_or(|r| &a.rule == r)
+            && filters
+                .merchant_id
+                .as_ref()
+                .is_none_or(|m| a.subject.merchant_id.as_ref() == Some(m))
+            && since.is_none_or(|t| a.created_at_ms >= t)
+    };
+    let page = state
+        .store
+        .alerts_page(filters.starting_after.as_deref(), limit, keep)
+        .map_err(store_error)?;
+    Ok(Json(List::page(page.iter().map(AlertObject::from), limit)))
+}
+
+/// New alerts as Server-Sent Events (`event: alert`, `data:` the alert).
+#[utoipa::path(get, path = "/v1/alerts/stream", tag = "alerts",
+    security(("api_key" = [])),
+    responses(
+        (status = 200, description = "An event stream", content_type = "text/event-stream", body = String),
+        (status = 403, description = "Role below erp", body = ErrorBody),
+    ))]
+pub async fn alert_stream(
+    State(state): State<Arc<AppState>>,
+    caller: Caller,
+) -> Result<Sse<impl futures_util::Stream<Item = Result<Event, Infallible>>>, ApiError> {
+    caller.require_role(Role::Erp)?;
+    let receiver = state.monitor.subscribe();
+    Ok(Sse::new(alert_events(receiver, caller)).keep_alive(KeepAlive::default()))
+}
+
+/// The alerts `caller` may see, as SSE events; a client that falls behind is told how many
+/// it missed (`event: lagged`) and carries on.
+fn alert_events(
+    receiver: broadcast::Receiver<Arc<AlertRecord>>,
+    caller: Caller,
+) -> impl futures_util::Stream<Item = Result<Event, Infallible>> {
+    futures_util::stream::unfold((receiver, caller), |(mut receiver, caller)| async move {
+        loop {
+            let event = match receiver.recv().await {
+                Ok(alert) if visible(&caller, &alert) => {
+                    Event::default().event("alert").id(alert.id.clone()).data(
+                        serde_json::to_string(&AlertObject::from(alert.as_ref()))
+                            .unwrap_or_default(),
+                    )
+                }
+                Ok(_) => continue,
+                Err(broadcast::error::RecvError::Lagged(missed)) => {
+                    Event::default().event("lagged").data(missed.to_string())
+                }
+                Err(broadcast::error::RecvError::Closed) => return None,
+            };
+            return Some((Ok(event), (receiver, caller)));
+        }
+    })
+}
+
+/// Acknowledges an alert (admin). Acknowledging again changes nothing.
+#[utoipa::path(post, path = "/v1/alerts/{id}/ack", tag = "alerts",
+    request_body = AckBody,
+    params(("id" = String, Path, description = "al_..."), ("Idempotency-Key" = String, Header, description = "Unique per operation")),
+    security(("api_key" = [])),
+    responses(
+        (status = 200, description = "The alert, acknowledged", body = AlertObject),
+        (status = 403, description = "Not an admin key", body = ErrorBody),
+        (status = 404, description = "No such alert", body = ErrorBody),
+    ))]
+pub async fn ack_alert(
+    State(state): State<Arc<AppState>>,
+    caller: Caller,
+    Path(id): Path<String>,
+    _request: Idempotent<AckBody>,
+) -> Result<Json<AlertObject>, ApiError> {
+    caller.require_role(Role::Admin)?;
+    let now = now_ms();
+    let by = caller.0.id.clone();
+    let alert = state
+        .store
+        .update_alert(&id, |a| {
+            if a.acknowledged_at_ms.is_none() {
+                a.acknowledged_at_ms = Some(now);
+                a.acknowledged_by = Some(by.clone());
+            }
+        })
+        .map_err(store_error)?
+        .ok_or(ApiError::NotFound { kind: "alert", id })?;
+    Ok(Json(AlertObject::from(&alert)))
+}
+
+/// Blocks in force (admin).
+#[utoipa::path(get, path = "/v1/blocks", tag = "alerts",
+    security(("api_key" = [])),
+    responses(
+        (status = 200, description = "The blocks in force", body = List<BlockObject>),
+        (status = 403, description = "Not an admin key", body = ErrorBody),
+    ))]
+pub async fn list_blocks(
+    State(state): State<Arc<AppState>>,
+    caller: Caller,
+) -> Result<Json<List<BlockObject>>, ApiError> {
+    caller.require_role(Role::Admin)?;
+    let blocks = state.monitor.active_blocks();
+    let count = blocks.len();
+    Ok(Json(List::page(
+        blocks.iter().map(BlockObject::from),
+        count.max(1),
+    )))
+}
+
+/// Lifts a block (admin): the terminal may pay again.
+#[utoipa::path(delete, path = "/v1/blocks/{id}", tag = "alerts",
+    params(("id" = String, Path, description = "blk_...")),
+    security(("api_key" = [])),
+    responses(
+        (status = 200, description = "The lifted block", body = BlockObject),
+        (status = 403, description = "Not an admin key", body = ErrorBody),
+        (status = 404, description = "No such block in force", body = ErrorBody),
+    ))]
+pub async fn lift_block(
+    State(state): State<Arc<AppState>>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<BlockObject>, ApiError> {
+    caller.require_role(Role::Admin)?;
+    let block = state
+        .monitor
+        .lift_block(&state, &id)
+        .map_err(store_error)?
+        .ok_or(ApiError::NotFound { kind: "block", id })?;
+    tracing::info!(block = %block.id, by = %caller.0.id, "block lifted");
+    Ok(Json(BlockObject::from(&block)))
+}

@@ -1,0 +1,377 @@
+//! `[monitor]` and `[monitor.rules.<rule>]`: the anomaly monitor's switches and thresholds
+//! (API.md §10). Every rule has defaults in code; a table only overrides what it names.
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+use toml::Spanned;
+
+use super::{ConfigError, Locator};
+
+/// The rules the monitor knows, in the order they are documented.
+pub const RULES: &[&str] = &[
+    "card_testing",
+    "decline_burst",
+    "decline_rate",
+    "amount_spike",
+    "refund_burst",
+    "refund_ratio",
+    "off_hours",
+    "forged_notifications",
+    "credential_abuse",
+    "idempotency_abuse",
+    "state_conflict",
+];
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MonitorConfig {
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    /// Inputs waiting for the monitor; when full, new input is dropped (and counted), never
+    /// waited for: the monitor must not slow payments.
+    #[serde(default = "default_queue_capacity")]
+    pub queue_capacity: Spanned<usize>,
+    /// Subjects (terminals, payers, keys, ...) remembered per rule; the least recently seen
+    /// are forgotten beyond this.
+    #[serde(default = "default_max_subjects")]
+    pub max_subjects: Spanned<usize>,
+    #[serde(default)]
+    pub rules: BTreeMap<String, Spanned<RuleOverrides>>,
+}
+
+/// What a `[monitor.rules.<rule>]` table may set.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RuleOverrides {
+    pub enabled: Option<bool>,
+    pub severity: Option<Severity>,
+    pub action: Option<Action>,
+    pub block_s: Option<u64>,
+    pub cooldown_s: Option<u64>,
+    pub window_s: Option<u64>,
+    pub threshold: Option<f64>,
+    pub factor: Option<f64>,
+    pub min_count: Option<u64>,
+    pub amount: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Severity {
+    Info,
+    Warning,
+    Critical,
+}
+
+impl Severity {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Severity::Info => "info",
+            Severity::Warning => "warning",
+            Severity::Critical => "critical",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Severity> {
+        match text {
+            "info" => Some(Severity::Info),
+            "warning" => Some(Severity::Warning),
+            "critical" => Some(Severity::Critical),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Action {
+    /// Raise the alert only.
+    Alert,
+    /// Also refuse new payments from the terminal for `block_s`.
+    BlockTerminal,
+}
+
+/// A rule's effective settings: its defaults with the config's overrides applied.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RuleSettings {
+    pub enabled: bool,
+    pub severity: Severity,
+    pub action: Action,
+    pub block_s: u64,
+    pub cooldown_s: u64,
+    pub window_s: u64,
+    pub threshold: f64,
+    pub factor: f64,
+    pub min_count: u64,
+    /// A decimal amount in major units (e.g. "5.00").
+    pub amount: rust_decimal::Decimal,
+}
+
+fn defaults(rule: &str) -> RuleSettings {
+    let base = RuleSettings {
+        enabled: true,
+        severity: Severity::Warning,
+        action: Action::Alert,
+        block_s: 900,
+        cooldown_s: 600,
+        window_s: 60,
+        threshold: 10.0,
+        factor: 3.0,
+        min_count: 20,
+        amount: rust_decimal::Decimal::ZERO,
+    };
+    match rule {
+        "card_testing" => RuleSettings {
+            severity: Severity::Critical,
+            action: Action::BlockTerminal,
+            amount: rust_decimal::Decimal::new(500, 2),
+            ..base
+        },
+        "decline_rate" => RuleSettings {
+            window_s: 3600,
+            ..base
+        },
+        "amount_spike" => RuleSettings {
+            factor: 10.0,
+            ..base
+        },
+        "refund_burst" => RuleSettings {
+            window_s: 3600,
+            ..base
+        },
+        "refund_ratio" => RuleSettings {
+            window_s: 86_400,
+            threshold: 0.5,
+            amount: rust_decimal::Decimal::new(10_000, 2),
+            ..base
+        },
+        "off_hours" => RuleSettings {
+            severity: Severity::Info,
+            ..base
+        },
+        "forged_notifications" => RuleSettings {
+            severity: Severity::Critical,
+            window_s: 300,
+            threshold: 3.0,
+            ..base
+        },
+        "credential_abuse" => RuleSettings {
+            severity: Severity::Critical,
+            ..base
+        },
+        "idempotency_abuse" => RuleSettings {
+            window_s: 300,
+            ..base
+        },
+        "state_conflict" => RuleSettings {
+            severity: Severity::Critical,
+            threshold: 1.0,
+            ..base
+        },
+        _ => base,
+    }
+}
+
+impl Default for MonitorConfig {
+    fn default() -> Self {
+        MonitorConfig {
+            enabled: true,
+            queue_capacity: default_queue_capacity(),
+            max_subjects: default_max_subjects(),
+            rules: BTreeMap::new(),
+        }
+    }
+}
+
+fn yes() -> bool {
+    true
+}
+fn default_queue_capacity() -> Spanned<usize> {
+    Spanned::new(0..0, 65_536)
+}
+fn default_max_subjects() -> Spanned<usize> {
+    Spanned::new(0..0, 10_000)
+}
+
+impl MonitorConfig {
+    /// The effective settings of `rule` (one of [`RULES`]).
+    pub fn rule(&self, rule: &str) -> RuleSettings {
+        let mut settings = defaults(rule);
+        if let Some(o) = self.rules.get(rule).map(Spanned::get_ref) {
+            let s = &mut settings;
+            s.enabled = o.enabled.unwrap_or(s.enabled);
+            s.severity = o.severity.unwrap_or(s.severity);
+            s.action = o.action.unwrap_or(s.action);
+            s.block_s = o.block_s.unwrap_or(s.block_s);
+            s.cooldown_s = o.cooldown_s.unwrap_or(s.cooldown_s);
+            s.window_s = o.window_s.unwrap_or(s.window_s);
+            s.threshold = o.threshold.unwrap_or(s.threshold);
+            s.factor = o.factor.unwrap_or(s.factor);
+            s.min_count = o.min_count.unwrap_or(s.min_count);
+            if let Some(amount) = o.amount.as_ref().and_then(|a| a.parse().ok()) {
+                s.amount = amount;
+            }
+        }
+        if rule == "state_conflict" {
+            // A contradiction of a terminal state is always critical.
+            settings.severity = Severity::Critical;
+        }
+        settings
+    }
+
+    pub(super) fn validate(&self, at: &Locator<'_>) -> Result<(), ConfigError> {
+        if !(1..=10_000_000).contains(self.queue_capacity.get_ref()) {
+            return Err(at.error(
+                self.queue_capacity.span(),
+                "monitor.queue_capacity",
+                "must be 1 to 10000000",
+            ));
+        }
+        if !(1..=10_000_000).contains(self.max_subjects.get_ref()) {
+            return Err(at.error(
+                self.max_subjects.span(),
+                "monitor.max_subjects",
+                "must be 1 to 10000000",
+            ));
+        }
+        for (name, overrides) in &self.rules {
+            let field = |key: &str| format!("monitor.rules.{name}.{key}");
+            let span = overrides.span();
+            if !RULES.contains(&name.as_str()) {
+                return Err(at.error(
+                    span,
+                    format!("monitor.rules.{name}"),
+                    format!("unknown rule; the rules are {}", RULES.join(", ")),
+                ));
+            }
+            let o = overrides.get_ref();
+            if o.window_s == Some(0) || o.window_s.is_some_and(|w| w > 30 * 86_400) {
+                return Err(at.error(span, field("window_s"), "must be 1 to 2592000 seconds"));
+            }
+            if o.block_s == Some(0) {
+                return Err(at.error(span, field("block_s"), "must be at least 1 second"));
+            }
+            for (key, value) in [("threshold", o.threshold), ("factor", o.factor)] {
+                if value.is_some_and(|v| !v.is_finite() || v <= 0.0) {
+                    return Err(at.error(span.clone(), field(key), "must be a positive number"));
+                }
+            }
+            if let Some(amount) = &o.amount
+                && amount
+                    .parse::<rust_decimal::Decimal>()
+                    .map_or(true, |a| a < rust_decimal::Decimal::ZERO)
+            {
+                return Err(at.error(
+                    span,
+                    field("amount"),
+                    format!("\"{amount}\" is not a decimal amount like \"5.00\""),
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A merchant's opening hours (for the off-hours rule): minutes after local midnight, and
+/// the local offset from UTC in minutes. `open > close` wraps midnight.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OpeningHours {
+    pub open_min: u32,
+    pub close_min: u32,
+    pub utc_offset_min: i32,
+}
+
+impl OpeningHours {
+    /// Parses `"08:00-22:00"` and an optional `"+08:00"`.
+    pub fn parse(hours: &str, offset: Option<&str>) -> Result<OpeningHours, String> {
+        let clock = |t: &str| -> Option<u32> {
+            let (h, m) = t.trim().split_once(':')?;
+            let (h, m): (u32, u32) = (h.parse().ok()?, m.parse().ok()?);
+            (h < 24 && m < 60 && t.trim().len() == 5).then_some(h * 60 + m)
+        };
+        let (open, close) = hours
+            .split_once('-')
+            .and_then(|(a, b)| Some((clock(a)?, clock(b)?)))
+            .ok_or_else(|| format!("\"{hours}\" is not a range like \"08:00-22:00\""))?;
+        if open == close {
+            return Err(format!("\"{hours}\" opens and closes at the same minute"));
+        }
+        let utc_offset_min = match offset {
+            None => 0,
+            Some(text) => {
+                let sign = match text.as_bytes().first() {
+                    Some(b'+') => 1,
+                    Some(b'-') => -1,
+                    _ => return Err(format!("\"{text}\" is not an offset like \"+08:00\"")),
+                };
+                let minutes = clock(&text[1..])
+                    .filter(|m| *m <= 14 * 60)
+                    .ok_or_else(|| format!("\"{text}\" is not an offset like \"+08:00\""))?;
+                sign * minutes as i32
+            }
+        };
+        Ok(OpeningHours {
+            open_min: open,
+            close_min: close,
+            utc_offset_min,
+        })
+    }
+
+    /// Whether the merchant is open at `unix_ms`.
+    pub fn is_open(&self, unix_ms: i64) -> bool {
+        let local_min =
+            (unix_ms.div_euclid(60_000) + i64::from(self.utc_offset_min)).rem_euclid(1440) as u32;
+        if self.open_min < self.close_min {
+            (self.open_min..self.close_min).contains(&local_min)
+        } else {
+            local_min >= self.open_min || local_min < self.close_min
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn opening_hours_parse_and_wrap_midnight() {
+        let day = OpeningHours::parse("08:00-22:00", Some("+08:00")).unwrap();
+        // 2026-11-26T00:30Z is 08:30 in UTC+8: open; 15:00Z is 23:00 there: closed.
+        let midnight_utc = 1_795_651_200_000;
+        assert!(day.is_open(midnight_utc + 30 * 60_000));
+        assert!(!day.is_open(midnight_utc + 15 * 3_600_000));
+        let night = OpeningHours::parse("22:00-06:00", None).unwrap();
+        assert!(night.is_open(midnight_utc + 23 * 3_600_000));
+        assert!(night.is_open(midnight_utc + 3_600_000));
+        assert!(!night.is_open(midnight_utc + 12 * 3_600_000));
+        for bad in ["8-22", "08:00", "25:00-26:00", "08:00-08:00", "08:60-09:00"] {
+            assert!(OpeningHours::parse(bad, None).is_err(), "{bad}");
+        }
+        assert!(OpeningHours::parse("08:00-22:00", Some("08:00")).is_err());
+        assert!(OpeningHours::parse("08:00-22:00", Some("+15:00")).is_err());
+    }
+
+    #[test]
+    fn overrides_apply_over_each_rules_defaults() {
+        let config: MonitorConfig = toml::from_str(
+            "[rules.card_testing]\nthreshold = 3\naction = \"alert\"\n[rules.state_conflict]\nseverity = \"info\"\n",
+        )
+        .unwrap();
+        let card = config.rule("card_testing");
+        assert_eq!(card.threshold, 3.0);
+        assert_eq!(card.action, Action::Alert);
+        assert_eq!(card.severity, Severity::Critical, "kept from the defaults");
+        assert_eq!(card.amount.to_string(), "5.00");
+        assert_eq!(config.rule("decline_burst").threshold, 10.0);
+        assert_eq!(
+            config.rule("state_conflict").severity,
+            Severity::Critical,
+            "state conflicts are always critical"
+        );
+        assert!(
+            toml::from_str::<MonitorConfig>("[rules.card_testing]\nthreshhold = 3\n").is_err(),
+            "typos are refused"
+        );
+    }
+}

@@ -1,0 +1,306 @@
+//! The real-time anomaly monitor (API.md §10): consumes payment, refund, notification,
+//! authentication and idempotency events, keeps bounded per-subject state, evaluates the
+//! rules of `rules.rs`, and raises de-duplicated alerts (stored with their `alert.raised`
+//! event, so webhooks deliver them; streamed to SSE clients), optionally blocking a
+//! terminal for a while.
+//!
+//! It never slows the payment path: inputs go through a bounded queue with `try_send`; a
+//! full queue drops the input and counts it (`paygate_monitor_dropped_total`). Committed
+//! events come from the store's event bus the same way (a lagging bus subscription counts
+//! its losses as drops too).
+
+pub mod bounded;
+pub mod ewma;
+pub mod rules;
+pub mod window;
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Instant;
+
+use tokio::sync::{broadcast, mpsc};
+
+use crate::app::AppState;
+use crate::config::{Action, MonitorConfig};
+use crate::ids::new_id;
+use crate::metrics::Metrics;
+use crate::payments::service::now_ms;
+use crate::store::records::{AlertRecord, BlockRecord, EventRecord};
+use bounded::BoundedMap;
+use rules::{Finding, Rules};
+
+/// One thing the monitor looks at.
+#[derive(Debug, Clone)]
+pub enum Input {
+    /// A committed state change (payments, refunds, conflicts).
+    Event(Arc<EventRecord>),
+    /// A request with a missing, malformed or unknown API key, from `source` (peer address).
+    AuthFailure { source: String },
+    /// `idempotency_key_reused` or `idempotency_in_progress` for an API key.
+    IdempotencyConflict {
+        api_key_id: String,
+        code: &'static str,
+    },
+    /// A provider notice whose verification failed.
+    NoticeRejected {
+        provider: String,
+        merchant_id: String,
+        reason: String,
+    },
+}
+
+struct Envelope {
+    input: Input,
+    at_ms: i64,
+    queued: Instant,
+}
+
+/// The monitor as the rest of the daemon sees it: feed it, ask it about blocks, listen
+/// to its alerts.
+pub struct Monitor {
+    sender: mpsc::Sender<Envelope>,
+    receiver: Mutex<Option<mpsc::Receiver<Envelope>>>,
+    enabled: bool,
+    metrics: Arc<Metrics>,
+    /// Active blocks by (merchant, terminal).
+    blocks: RwLock<BTreeMap<(String, String), BlockRecord>>,
+    alerts: broadcast::Sender<Arc<AlertRecord>>,
+}
+
+impl Monitor {
+    pub fn new(config: &MonitorConfig, metrics: Arc<Metrics>) -> Monitor {
+        let (sender, receiver) = mpsc::channel(*config.queue_capacity.get_ref());
+        let (alerts, _) = broadcast::channel(1024);
+        Monitor {
+            sender,
+            receiver: Mutex::new(Some(receiver)),
+            enabled: config.enabled,
+            metrics,
+            blocks: RwLock::default(),
+            alerts,
+        }
+    }
+
+    /// Hands `input` to the monitor without waiting; a full queue drops it (counted).
+    pub fn observe(&self, input: Input) {
+        if !self.enabled {
+            return;
+        }
+        let envelope = Envelope {
+            input,
+            at_ms: now_ms(),
+            queued: Instant::now(),
+        };
+        if self.sender.try_send(envelope).is_err() {
+            self.metrics.count_monitor_dropped(1);
+        }
+    }
+
+    /// The block on this terminal, if one is in force.
+    pub fn terminal_block(&self, merchant_id: &str, terminal_id: &str) -> Option<BlockRecord> {
+        let blocks = self.blocks.read().ok()?;
+        blocks
+            .get(&(merchant_id.to_owned(), terminal_id.to_owned()))
+            .filter(|b| b.expires_at_ms > now_ms())
+            .cloned()
+    }
+
+    /// Blocks in force.
+    pub fn active_blocks(&self) -> Vec<BlockRecord> {
+        let now = now_ms();
+        self.blocks
+            .read()
+            .map(|b| {
+                b.values()
+                    .filter(|b| b.expires_at_ms > now)
+                    .cloned()
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// Lifts a block (an admin's decision); returns it if it was in force.
+    pub fn lift_block(
+        &self,
+        state: &AppState,
+        id: &str,
+    ) -> Result<Option<BlockRecord>, crate::store::StoreError> {
+        let removed = state.store.remove_block(id)?;
+        if let Ok(mut blocks) = self.blocks.write() {
+            blocks.retain(|_, b| b.id != id);
+        }
+        Ok(removed.filter(|b| b.expires_at_ms > now_ms()))
+    }
+
+    /// New alerts, as they are raised (for the SSE stream).
+    pub fn subscribe(&self) -> broadcast::Receiver<Arc<AlertRecord>> {
+        self.alerts.subscribe()
+    }
+}
+
+/// Starts the monitor: loads the blocks in force, forwards the store's committed events,
+/// and runs the rules on one task.
+pub fn spawn(state: Arc<AppState>) {
+    let monitor = &state.monitor;
+    let Some(mut receiver) = monitor.receiver.lock().ok().and_then(|mut r| r.take()) else {
+        return;
+    };
+    if !monitor.enabled {
+        return;
+    }
+    match state.store.blocks() {
+        Ok(stored) => {
+            let now = now_ms();
+            if let Ok(mut blocks) = monitor.blocks.write() {
+                for block in stored.into_iter().filter(|b| b.expires_at_ms > now) {
+                    blocks.insert(
+                        (block.merchant_id.clone(), block.terminal_id.clone()),
+                        block,
+                    );
+                }
+            }
+        }
+        Err(e) => tracing::error!(error = %e, "cannot load the monitor's blocks"),
+    }
+    // Committed events from the bus, into the monitor's queue.
+    let mut bus = state.store.bus().subscribe();
+    let forward = state.clone();
+    tokio::spawn(async move {
+        loop {
+            match bus.recv().await {
+                Ok(event) => forward.monitor.observe(Input::Event(event)),
+                Err(broadcast::error::RecvError::Lagged(lost)) => {
+                    forward.metrics.count_monitor_dropped(lost);
+                }
+                Err(broadcast::error::RecvError::Closed) => return,
+            }
+        }
+    });
+    tokio::spawn(async move {
+        let mut engine = Engine::new(&state.config.monitor);
+        while let Some(envelope) = receiver.recv().await {
+            state.metrics.count_monitor_event();
+            state
+                .metrics
+                .set_monitor_lag(envelope.queued.elapsed().as_secs_f64());
+            engine.handle(&state, envelope);
+        }
+    });
+}
+
+/// The rules plus de-duplication.
+struct Engine {
+    rules: Rules,
+    /// (rule, subject) -> (alert id, raised at): one alert per cool-down.
+    raised: BoundedMap<String, (String, i64)>,
+    handled: u64,
+}
+
+impl Engine {
+    fn new(config: &MonitorConfig) -> Engine {
+        Engine {
+            rules: Rules::new(config),
+            raised: BoundedMap::new(*config.max_subjects.get_ref()),
+            handled: 0,
+        }
+    }
+
+    fn handle(&mut self, state: &AppState, envelope: Envelope) {
+        let hours = |merchant: &str| state.merchants.get(merchant).and_then(|m| m.opening_hours);
+        let findings = self.rules.evaluate(&envelope.input, envelope.at_ms, &hours);
+        for finding in findings {
+            if let Err(e) = self.raise(state, finding, envelope.at_ms) {
+                tracing::error!(error = %e, "cannot record an alert");
+            }
+        }
+        self.handled += 1;
+        if self.handled % 4096 == 0 {
+            self.rules.prune(envelope.at_ms);
+        }
+    }
+
+    /// Raises `finding`, or counts it on the alert already raised for its subject within
+    /// the rule's cool-down.
+    fn raise(
+        &mut self,
+        state: &AppState,
+        finding: Finding,
+        now: i64,
+    ) -> Result<(), crate::store::StoreError> {
+        let settings = self.rules.settings(finding.rule).clone();
+        let key = format!(
+            "{}|{}",
+            finding.rule,
+            serde_json::to_string(&finding.subject).unwrap_or_default()
+        );
+        let cooldown_ms = (settings.cooldown_s as i64).saturating_mul(1000);
+        if let Some((alert_id, raised_at)) = self.raised.get_mut(&key)
+            && now - *raised_at < cooldown_ms
+        {
+            let evidence = finding.evidence.clone();
+            state.store.update_alert(alert_id, |alert| {
+                alert.count += 1;
+                alert.last_seen_at_ms = now;
+                alert.evidence = evidence.clone();
+            })?;
+            return Ok(());
+        }
+        let alert_id = new_id("al");
+        let block = match (settings.action, &finding.subject) {
+            (Action::BlockTerminal, subject) => {
+                match (&subject.merchant_id, &subject.terminal_id) {
+                    (Some(merchant), Some(terminal)) => Some(BlockRecord {
+                        id: new_id("blk"),
+                        kind: "terminal".into(),
+                        merchant_id: merchant.clone(),
+                        terminal_id: terminal.clone(),
+                        rule: finding.rule.into(),
+                        alert_id: alert_id.clone(),
+                        created_at_ms: now,
+                        expires_at_ms: now
+                            .saturating_add((settings.block_s as i64).saturating_mul(1000)),
+                    }),
+                    _ => None,
+                }
+            }
+            (Action::Alert, _) => None,
+        };
+        let alert = AlertRecord {
+            id: alert_id.clone(),
+            rule: finding.rule.into(),
+            severity: settings.severity.as_str().into(),
+            subject: finding.subject,
+            summary: finding.summary,
+            evidence: finding.evidence,
+            count: 1,
+            created_at_ms: now,
+            last_seen_at_ms: now,
+            acknowledged_at_ms: None,
+            acknowledged_by: None,
+            block_id: block.as_ref().map(|b| b.id.clone()),
+        };
+        let event = EventRecord {
+            id: new_id("evt"),
+            kind: "alert.raised".into(),
+            created_at_ms: now,
+            object_id: alert.id.clone(),
+            data: serde_json::json!({"rule": alert.rule, "severity": alert.severity}),
+            object: None,
+        };
+        state.store.record_alert(&alert, block.as_ref(), &event)?;
+        if let Some(block) = block
+            && let Ok(mut blocks) = state.monitor.blocks.write()
+        {
+            tracing::warn!(rule = %alert.rule, merchant = %block.merchant_id, terminal = %block.terminal_id, "terminal blocked");
+            blocks.insert(
+                (block.merchant_id.clone(), block.terminal_id.clone()),
+                block,
+            );
+        }
+        tracing::warn!(alert = %alert.id, rule = %alert.rule, severity = %alert.severity, summary = %alert.summary, "alert raised");
+        state.metrics.count_alert(&alert.rule, &alert.severity);
+        self.raised.get_or_insert_with(key, || (alert_id, now));
+        let _ = state.monitor.alerts.send(Arc::new(alert));
+        Ok(())
+    }
+}
