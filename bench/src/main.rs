@@ -6,10 +6,13 @@
 //! - `payments <paygated> <config> <clients> <seconds> <group|each>`: starts the daemon and
 //!   drives durable barcode payments through the mock wallet over loopback from `clients`
 //!   concurrent clients, each request with its own idempotency key, every answer verified.
+//! - `monitor <paygated> <config>`: the anomaly monitor's rule throughput on one thread and
+//!   the latency from a triggering response to its alert on the SSE stream (`monitor.rs`).
 //! - `store [<tmp dir> <seconds> [<mode>,...]]`: sled flush alone against flush + `fdatasync`,
 //!   one write per flush and 64 per flush (see `store.rs`); prints JSON lines, then a table.
 
 mod load;
+mod monitor;
 mod store;
 
 use std::path::Path;
@@ -42,6 +45,7 @@ fn main() {
             seconds.parse().expect("seconds is a number"),
             flush,
         ),
+        ["monitor", paygated, config] => monitor::monitor(Path::new(paygated), Path::new(config)),
         ["store"] => store::store(Path::new(STORE_TMP), 3.0, None),
         ["store", dir, seconds] => store::store(
             Path::new(dir),
@@ -59,6 +63,7 @@ fn main() {
                 "       paygate-bench payments <paygated> <config> <clients> <seconds> <group|each>"
             );
             eprintln!("       paygate-bench store [<tmp dir> <seconds> [<mode>,...]]");
+            eprintln!("       paygate-bench monitor <paygated> <config>");
             std::process::exit(2);
         }
     }

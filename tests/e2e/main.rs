@@ -11,6 +11,7 @@ mod crash;
 mod examples;
 mod lifecycle;
 mod metrics;
+mod monitor;
 mod ops;
 mod payments;
 mod plugin_sandbox;

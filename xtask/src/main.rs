@@ -6,7 +6,7 @@
 //! - `cargo xtask run`: `build`, then the simulator on 127.0.0.1:8430 and the gateway on
 //!   `config/paygate.toml` with data in `./data`, in the foreground (Ctrl-C stops both).
 //! - `cargo xtask test`: `build`, then the whole test suite (unit and end-to-end).
-//! - `cargo xtask bench [plugin | payments | store]`: the benchmarks; results go to stdout (and by hand into
+//! - `cargo xtask bench [plugin | payments | monitor | store]`: the benchmarks; results go to stdout (and by hand into
 //!   BENCHMARKS.md).
 
 use std::env;
@@ -225,6 +225,9 @@ fn bench(which: &[String]) -> Result<()> {
     if wanted("payments") {
         bench_payments()?;
     }
+    if wanted("monitor") {
+        bench_monitor()?;
+    }
     if wanted("store") {
         bench_store()?;
     }
@@ -300,6 +303,22 @@ fn bench_plugin() -> Result<()> {
 
 /// Durable payment creation through the mock plugin over loopback: 1, 16 and 64 clients
 /// with group commit, and 64 clients with one flush per request.
+fn bench_monitor() -> Result<()> {
+    build()?;
+    run_command(cargo().args([
+        "build",
+        "--quiet",
+        "--release",
+        "--package",
+        "paygate-bench",
+    ]))?;
+    run_command(Command::new("target/release/paygate-bench").args([
+        "monitor",
+        "target/release/paygated",
+        "config/paygate.toml",
+    ]))
+}
+
 fn bench_payments() -> Result<()> {
     build()?;
     run_command(cargo().args([

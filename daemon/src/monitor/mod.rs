@@ -229,9 +229,10 @@ impl Engine {
     ) -> Result<(), crate::store::StoreError> {
         let settings = self.rules.settings(finding.rule).clone();
         let key = format!(
-            "{}|{}",
+            "{}|{}|{}",
             finding.rule,
-            serde_json::to_string(&finding.subject).unwrap_or_default()
+            serde_json::to_string(&finding.subject).unwrap_or_default(),
+            finding.scope.as_deref().unwrap_or("")
         );
         let cooldown_ms = (settings.cooldown_s as i64).saturating_mul(1000);
         if let Some((alert_id, raised_at)) = self.raised.get_mut(&key)

@@ -18,6 +18,9 @@ use crate::store::records::{AlertSubject, EventRecord};
 pub struct Finding {
     pub rule: &'static str,
     pub subject: AlertSubject,
+    /// What else tells subjects apart for de-duplication when the subject's fields do not
+    /// (the source address of failed authentications).
+    pub scope: Option<String>,
     pub summary: String,
     pub evidence: Value,
 }
@@ -123,6 +126,7 @@ impl Rules {
                         found.push(Finding {
                             rule: "credential_abuse",
                             subject: AlertSubject::default(),
+                            scope: Some(source.clone()),
                             summary: format!(
                                 "{count} failed authentications from {source} within {} s",
                                 self.settings["credential_abuse"].window_s
@@ -138,6 +142,7 @@ impl Rules {
                     if self.reached("idempotency_abuse", count) {
                         found.push(Finding {
                             rule: "idempotency_abuse",
+                            scope: None,
                             subject: AlertSubject {
                                 api_key_id: Some(api_key_id.clone()),
                                 ..AlertSubject::default()
@@ -161,6 +166,7 @@ impl Rules {
                     if self.reached("forged_notifications", count) {
                         found.push(Finding {
                             rule: "forged_notifications",
+                            scope: None,
                             subject: AlertSubject {
                                 provider: Some(provider.clone()),
                                 merchant_id: Some(merchant_id.clone()),
@@ -212,6 +218,7 @@ impl Rules {
                     if self.reached("card_testing", count) {
                         found.push(Finding {
                             rule: "card_testing",
+                            scope: None,
                             subject: terminal_subject(),
                             summary: format!(
                                 "{count} small payment attempts (<= {}) from terminal {} within {} s",
@@ -238,6 +245,7 @@ impl Rules {
                     {
                         found.push(Finding {
                             rule: "amount_spike",
+                            scope: None,
                             subject: AlertSubject {
                                 merchant_id: Some(merchant.clone()),
                                 terminal_id: terminal.clone(),
@@ -263,6 +271,7 @@ impl Rules {
                     if !hours.is_open(at) {
                         found.push(Finding {
                             rule: "off_hours",
+                            scope: None,
                             subject: terminal_subject(),
                             summary: format!(
                                 "payment {} created outside merchant {merchant}'s opening hours",
@@ -295,6 +304,7 @@ impl Rules {
                         if self.reached("decline_burst", count) {
                             found.push(Finding {
                                 rule: "decline_burst",
+                                scope: None,
                                 subject,
                                 summary: format!(
                                     "{count} declined payments by one {by} within {} s",
@@ -322,24 +332,39 @@ impl Rules {
                 }
             }
             "refund.created" => {
-                if self.on("refund_burst")
-                    && let Some(key) = text("api_key_id")
-                {
-                    let count = self.refunds_by_key.add(key.clone(), now_ms, 1);
-                    if self.reached("refund_burst", count) {
-                        found.push(Finding {
-                            rule: "refund_burst",
-                            subject: AlertSubject {
-                                merchant_id: Some(merchant.clone()),
-                                api_key_id: Some(key.clone()),
-                                ..AlertSubject::default()
-                            },
-                            summary: format!(
-                                "{count} refunds by API key {key} within {} s",
-                                self.settings["refund_burst"].window_s
-                            ),
-                            evidence: json!({"refunds": count, "last_refund": event.object_id}),
-                        });
+                if self.on("refund_burst") {
+                    let window_s = self.settings["refund_burst"].window_s;
+                    let mut subjects = Vec::new();
+                    if let Some(key) = text("api_key_id") {
+                        let count = self.refunds_by_key.add(key.clone(), now_ms, 1);
+                        let subject = AlertSubject {
+                            merchant_id: Some(merchant.clone()),
+                            api_key_id: Some(key.clone()),
+                            ..AlertSubject::default()
+                        };
+                        subjects.push((count, subject, format!("API key {key}")));
+                    }
+                    // The refunded payment's terminal (carried in the event's data).
+                    if let Some(terminal) = event.data.get("terminal_id").and_then(Value::as_str) {
+                        let key = format!("terminal\0{merchant}\0{terminal}");
+                        let count = self.refunds_by_key.add(key, now_ms, 1);
+                        let subject = AlertSubject {
+                            merchant_id: Some(merchant.clone()),
+                            terminal_id: Some(terminal.to_owned()),
+                            ..AlertSubject::default()
+                        };
+                        subjects.push((count, subject, format!("terminal {terminal}")));
+                    }
+                    for (count, subject, by) in subjects {
+                        if self.reached("refund_burst", count) {
+                            found.push(Finding {
+                                rule: "refund_burst",
+                                scope: None,
+                                subject,
+                                summary: format!("{count} refunds by {by} within {window_s} s"),
+                                evidence: json!({"refunds": count, "last_refund": event.object_id}),
+                            });
+                        }
                     }
                 }
             }
@@ -354,6 +379,7 @@ impl Rules {
                     {
                         found.push(Finding {
                             rule: "refund_ratio",
+                            scope: None,
                             subject: AlertSubject {
                                 merchant_id: Some(merchant.clone()),
                                 ..AlertSubject::default()
@@ -373,6 +399,7 @@ impl Rules {
                 if self.on("state_conflict") {
                     found.push(Finding {
                         rule: "state_conflict",
+                        scope: None,
                         subject: AlertSubject {
                             merchant_id: Some(merchant.clone()),
                             terminal_id: terminal.clone(),
@@ -424,6 +451,7 @@ impl Rules {
             && ratio > settings.factor * reference;
         alarming.then(|| Finding {
             rule: "decline_rate",
+            scope: None,
             subject,
             summary: format!(
                 "{:.0} % of the terminal's {attempts} payments declined within {} s (usually {:.0} %)",

@@ -922,7 +922,9 @@ pub async fn create_refund(
     let created = event(
         "refund.created",
         &record.id,
-        serde_json::json!({"status": "pending", "payment_id": payment.id}),
+        // The payment's terminal rides along for the monitor (refund bursts per terminal).
+        serde_json::json!({"status": "pending", "payment_id": payment.id,
+                           "terminal_id": payment.terminal_id}),
     );
     let refund_id = match state.store.begin_refund(&claim, &record, &created)? {
         Begin::Created => record.id.clone(),
