@@ -111,3 +111,113 @@ pub async fn ledger(State(sim): State<SharedSim>, Path(provider): Path<String>) 
     }))
     .into_response()
 }
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct Reason {
+    #[serde(default)]
+    reason: Option<String>,
+}
+
+/// `POST /_sim/{provider}/applications/{business_code}/{approve|reject}`: the provider's
+/// reviewer decides (a reason for a rejection).
+pub async fn review(
+    State(sim): State<SharedSim>,
+    Path((provider, business_code, decision)): Path<(String, String, String)>,
+    body: Option<Json<Reason>>,
+) -> Response {
+    use crate::onboarding::ApplicationStatus;
+    let Some(state) = sim.provider(&provider) else {
+        return unknown(&provider);
+    };
+    let reason = body.and_then(|b| b.0.reason);
+    let mut onboarding = state.onboarding.lock().expect("onboarding lock");
+    let Some(application) = onboarding.application(&provider, &business_code) else {
+        return (
+            StatusCode::NOT_FOUND,
+            Json(json!({"error": "no such application"})),
+        )
+            .into_response();
+    };
+    match decision.as_str() {
+        "approve" => {
+            application.status = ApplicationStatus::Active;
+            application.rejection_reason = None;
+            application.sub_merchant_id.get_or_insert_with(|| {
+                format!(
+                    "1{}",
+                    crate::keys::random_token(9).replace(|c: char| c.is_ascii_alphabetic(), "6")
+                )
+            });
+        }
+        "reject" => {
+            application.status = ApplicationStatus::Rejected;
+            application.rejection_reason =
+                Some(reason.unwrap_or_else(|| "materials incomplete".to_owned()));
+        }
+        _ => {
+            return (
+                StatusCode::NOT_FOUND,
+                Json(json!({"error": "approve or reject"})),
+            )
+                .into_response();
+        }
+    }
+    application.updated_ms = now_ms();
+    Json(json!(application)).into_response()
+}
+
+/// `POST /_sim/{provider}/accounts/{business_code}/{verify|fail}`: the bank's verification
+/// of a settlement account (e.g. the merchant's remittance arrived, or it did not).
+pub async fn verify_account(
+    State(sim): State<SharedSim>,
+    Path((provider, business_code, decision)): Path<(String, String, String)>,
+    body: Option<Json<Reason>>,
+) -> Response {
+    use crate::onboarding::AccountStatus;
+    let Some(state) = sim.provider(&provider) else {
+        return unknown(&provider);
+    };
+    let reason = body.and_then(|b| b.0.reason);
+    let mut onboarding = state.onboarding.lock().expect("onboarding lock");
+    let Some(account) = onboarding.account(&provider, &business_code) else {
+        return (
+            StatusCode::NOT_FOUND,
+            Json(json!({"error": "no such account"})),
+        )
+            .into_response();
+    };
+    match decision.as_str() {
+        "verify" => {
+            account.status = AccountStatus::Verified;
+            account.failure_reason = None;
+        }
+        "fail" => {
+            account.status = AccountStatus::Failed;
+            account.failure_reason =
+                Some(reason.unwrap_or_else(|| "remittance not received".to_owned()));
+        }
+        _ => {
+            return (
+                StatusCode::NOT_FOUND,
+                Json(json!({"error": "verify or fail"})),
+            )
+                .into_response();
+        }
+    }
+    account.updated_ms = now_ms();
+    Json(json!(account)).into_response()
+}
+
+/// `GET /_sim/{provider}/onboarding`: every application and account.
+pub async fn onboarding(State(sim): State<SharedSim>, Path(provider): Path<String>) -> Response {
+    let Some(state) = sim.provider(&provider) else {
+        return unknown(&provider);
+    };
+    let onboarding = state.onboarding.lock().expect("onboarding lock");
+    Json(json!({
+        "applications": onboarding.applications.values().collect::<Vec<_>>(),
+        "accounts": onboarding.accounts.values().collect::<Vec<_>>(),
+    }))
+    .into_response()
+}

@@ -11,6 +11,7 @@ mod faults;
 mod keys;
 mod ledger;
 mod notifier;
+mod onboarding;
 mod state;
 mod wechatpay;
 
@@ -117,6 +118,15 @@ fn router(sim: Arc<Sim>) -> Router {
             post(control::add_fault).delete(control::clear_faults),
         )
         .route("/_sim/{provider}/ledger", get(control::ledger))
+        .route(
+            "/_sim/{provider}/applications/{business_code}/{decision}",
+            post(control::review),
+        )
+        .route(
+            "/_sim/{provider}/accounts/{business_code}/{decision}",
+            post(control::verify_account),
+        )
+        .route("/_sim/{provider}/onboarding", get(control::onboarding))
         .with_state(sim)
 }
 

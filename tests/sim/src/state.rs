@@ -9,11 +9,12 @@ use crate::keys::Keys;
 use crate::ledger::Ledger;
 use crate::notifier::Notifier;
 
-/// One provider's books and faults.
+/// One provider's books, faults, and merchant applications and accounts.
 #[derive(Default)]
 pub struct ProviderState {
     pub ledger: Mutex<Ledger>,
     pub faults: Mutex<Faults>,
+    pub onboarding: Mutex<crate::onboarding::Onboarding>,
 }
 
 impl ProviderState {
