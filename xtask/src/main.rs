@@ -80,10 +80,9 @@ fn build() -> Result<()> {
     run_command(cargo().args([
         "build",
         "--release",
+        // No `--bin` filter: it would apply to every package and skip the simulator's.
         "--package",
         "paygate-daemon",
-        "--bin",
-        "paygated",
         "--package",
         "paygate-sim",
         "--package",
