@@ -24,6 +24,8 @@ pub struct AppState {
     pub body_bytes_max: usize,
     /// Idempotency keys this process is working on (API.md §4: 409 while in progress).
     pub in_flight: crate::payments::service::InFlight,
+    /// Seals merchants' sensitive data at rest; `None` when not configured.
+    pub master_key: Option<crate::merchants::sealed::MasterKey>,
     /// The anomaly monitor's handle (inputs, blocks, new alerts).
     pub monitor: crate::monitor::Monitor,
     /// The serialized OpenAPI document, set once the router (its source) is built.
@@ -39,7 +41,19 @@ impl AppState {
     ) -> Arc<AppState> {
         Arc::new(AppState {
             keys: KeyRing::from_config(&config.api_keys),
-            merchants: MerchantDirectory::from_config(&config.merchants),
+            merchants: MerchantDirectory::from_config(
+                &config.merchants,
+                config
+                    .onboarding
+                    .platform_merchant
+                    .as_ref()
+                    .map(|p| p.get_ref().as_str()),
+            ),
+            master_key: config.onboarding.master_key.as_ref().and_then(|source| {
+                crate::merchants::sealed::MasterKey::load(source.get_ref())
+                    .inspect_err(|e| tracing::error!("master key unusable: {e}"))
+                    .ok()
+            }),
             body_bytes_max: *config.server.body_bytes_max.get_ref(),
             monitor: crate::monitor::Monitor::new(&config.monitor, metrics.clone()),
             config,

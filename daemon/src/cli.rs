@@ -91,6 +91,20 @@ enum KeysCommand {
         #[arg(long)]
         id: Option<String>,
     },
+    /// Print a fresh master key (64 hex characters) for `[onboarding] master_key`.
+    NewMaster,
+    /// Re-encrypt every sealed value in the data dir under a new master key (stop the
+    /// daemon first; then point `[onboarding] master_key` at the new key).
+    RotateMaster {
+        #[arg(long, default_value = "config/paygate.toml")]
+        config: std::path::PathBuf,
+        /// The data dir (default: the config's).
+        #[arg(long)]
+        data_dir: Option<std::path::PathBuf>,
+        /// The new key: `env:VAR` or `file:PATH`.
+        #[arg(long)]
+        new_key: String,
+    },
 }
 
 pub fn main() -> ExitCode {
@@ -103,7 +117,86 @@ pub fn main() -> ExitCode {
             merchants,
             id,
         }) => keys_new(&role, merchants, id),
+        Command::Keys(KeysCommand::NewMaster) => {
+            println!("{}", crate::merchants::sealed::MasterKey::generate_hex());
+            ExitCode::SUCCESS
+        }
+        Command::Keys(KeysCommand::RotateMaster {
+            config,
+            data_dir,
+            new_key,
+        }) => rotate_master(&config, data_dir, &new_key),
         Command::Plugin(PluginCommand::Inspect { file }) => plugin_inspect(&file),
+    }
+}
+
+/// `paygated keys rotate-master`: opens the store (refused while a daemon holds it), opens
+/// every sealed value with the configured key and seals it again with the new one.
+fn rotate_master(
+    config_path: &std::path::Path,
+    data_dir: Option<std::path::PathBuf>,
+    new_key: &str,
+) -> ExitCode {
+    use crate::merchants::sealed::MasterKey;
+    let config = match crate::config::Config::load(config_path) {
+        Ok(config) => config,
+        Err(e) => {
+            eprintln!("paygated: invalid config: {e}");
+            return ExitCode::from(EXIT_CONFIG);
+        }
+    };
+    let Some(old_source) = &config.onboarding.master_key else {
+        eprintln!("paygated: the config names no [onboarding] master_key to rotate from");
+        return ExitCode::from(EXIT_CONFIG);
+    };
+    let keys = MasterKey::load(old_source.get_ref())
+        .and_then(|old| MasterKey::load(new_key).map(|new| (old, new)));
+    let (old, new) = match keys {
+        Ok(keys) => keys,
+        Err(e) => {
+            eprintln!("paygated: {e}");
+            return ExitCode::from(EXIT_CONFIG);
+        }
+    };
+    let dir = data_dir.unwrap_or_else(|| config.store.data_dir.clone());
+    let store = match crate::store::Store::open(&dir) {
+        Ok(store) => store,
+        Err(e) => {
+            eprintln!("paygated: {e}");
+            return ExitCode::from(EXIT_RUNTIME);
+        }
+    };
+    let reseal = |id: &str, field: &str, sealed: &mut crate::store::records::Sealed| {
+        if sealed.key_id == new.id() {
+            return Ok(()); // already rotated (a rerun after an interruption)
+        }
+        let plain = old.open(id, field, sealed)?;
+        *sealed = new.seal(id, field, &plain);
+        Ok(())
+    };
+    let result = store.reseal_all(
+        |m| {
+            let id = m.id.clone();
+            reseal(&id, "legal_person_id", &mut m.legal_person_id)
+        },
+        |a| {
+            let id = a.id.clone();
+            reseal(&id, "account_number", &mut a.account_number)
+        },
+    );
+    match result {
+        Ok(count) => {
+            println!(
+                "re-encrypted {count} records from key {} to key {}; now set [onboarding] master_key to the new key",
+                old.id(),
+                new.id()
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("paygated: rotation stopped: {e} (rerun it: finished records are skipped)");
+            ExitCode::from(EXIT_RUNTIME)
+        }
     }
 }
 

@@ -122,6 +122,15 @@ async fn serve(config: Config) -> ExitCode {
         }
     };
     spawn_reload_on_sighup(state.clone());
+    match crate::merchants::onboarding::load(&state) {
+        Ok(n) if n > 0 => tracing::info!(merchants = n, "onboarded merchants loaded"),
+        Ok(_) => {}
+        Err(e) => {
+            tracing::error!("cannot load the onboarded merchants: {e}");
+            eprintln!("paygated: cannot load the onboarded merchants: {e}");
+            return ExitCode::from(EXIT_RUNTIME);
+        }
+    }
     crate::payments::janitor::spawn(state.clone());
     crate::monitor::spawn(state.clone());
     if let Some(webhooks) = webhooks {

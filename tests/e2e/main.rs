@@ -12,6 +12,7 @@ mod examples;
 mod lifecycle;
 mod metrics;
 mod monitor;
+mod onboarding;
 mod ops;
 mod payments;
 mod plugin_sandbox;

@@ -4,8 +4,11 @@
 use serde::Serialize;
 
 use super::alerts::AlertObject;
+use super::merchants::{ActivationObject, BankAccountObject};
 use super::payments::{PaymentObject, RefundObject, rfc3339_ms};
-use crate::store::records::{AlertRecord, EventRecord, PaymentRecord, RefundRecord};
+use crate::store::records::{
+    ActivationRecord, AlertRecord, BankAccountRecord, EventRecord, PaymentRecord, RefundRecord,
+};
 
 #[derive(Serialize)]
 struct WebhookBody<'a> {
@@ -32,6 +35,14 @@ pub fn webhook_body(event: &EventRecord) -> Result<String, String> {
         Some("refund") => {
             let record: RefundRecord = serde_json::from_value(object).map_err(unreadable)?;
             serde_json::to_value(RefundObject::from(&record)).map_err(unreadable)?
+        }
+        Some("merchant") => {
+            let record: ActivationRecord = serde_json::from_value(object).map_err(unreadable)?;
+            serde_json::to_value(ActivationObject::from(&record)).map_err(unreadable)?
+        }
+        Some("bank_account") => {
+            let record: BankAccountRecord = serde_json::from_value(object).map_err(unreadable)?;
+            serde_json::to_value(BankAccountObject::from(&record)).map_err(unreadable)?
         }
         Some("alert") => {
             let record: AlertRecord = serde_json::from_value(object).map_err(unreadable)?;

@@ -1,19 +1,46 @@
-//! `GET /v1/merchants` and `GET /v1/merchants/{id}` (API.md §8): the merchants a key may see.
+//! Merchants (API.md §8): the config's and those onboarded through the API, their
+//! activations at providers, their settlement bank accounts, and the audit log. Identity and
+//! account numbers are accepted here, sealed before they are stored, and only ever shown
+//! masked.
 
+use std::future::Future;
 use std::sync::Arc;
 
 use axum::Json;
 use axum::extract::{Path, State};
-use serde::Serialize;
-use utoipa::ToSchema;
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
 
 use super::auth::Caller;
 use super::error::{ApiError, ErrorBody};
+use super::idempotency::Idempotent;
 use super::json::ApiQuery;
 use super::list::{List, PageParams};
+use super::payments::rfc3339_ms;
 use crate::app::AppState;
 use crate::auth::Role;
+use crate::ids::new_id;
+use crate::merchants::onboarding::{self, AccountInput, Actor, MerchantInput, OnboardingError};
 use crate::merchants::{Merchant, MerchantSource};
+use crate::payments::service::{Answer, PaymentError, now_ms};
+use crate::server::ClientAddr;
+use crate::store::records::{ActivationRecord, AuditRecord, BankAccountRecord, MerchantRecord};
+use crate::store::{Begin, StoreError};
+
+/// The legal person of a merchant, as shown.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct LegalPersonObject {
+    pub name: String,
+    /// Masked: `1101**********1234`.
+    pub id_number: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ContactObject {
+    pub name: String,
+    pub phone: String,
+    pub email: String,
+}
 
 /// A merchant.
 #[derive(Debug, Serialize, ToSchema)]
@@ -22,28 +49,382 @@ pub struct MerchantObject {
     /// Always `"merchant"`.
     pub object: &'static str,
     pub name: String,
-    /// `active` for merchants declared in the config.
-    pub status: &'static str,
+    /// `draft`, `onboarding` or `active` (config merchants are always `active`).
+    pub status: String,
     /// `config` (declared in the config file) or `api` (created through the API).
     pub source: &'static str,
-    /// Providers configured for the merchant.
+    /// Providers the merchant collects through now.
     pub providers: Vec<String>,
+    pub business_license_no: Option<String>,
+    pub tax_registration_no: Option<String>,
+    pub legal_person: Option<LegalPersonObject>,
+    pub contact: Option<ContactObject>,
+    pub industry_code: Option<String>,
+    pub created_at: Option<String>,
+    pub updated_at: Option<String>,
 }
 
-impl From<&Merchant> for MerchantObject {
-    fn from(m: &Merchant) -> Self {
-        let (status, source) = match m.source {
-            MerchantSource::Config => ("active", "config"),
+impl MerchantObject {
+    fn new(merchant: &Merchant, record: Option<&MerchantRecord>) -> MerchantObject {
+        let source = match merchant.source {
+            MerchantSource::Config => "config",
+            MerchantSource::Api => "api",
         };
         MerchantObject {
-            id: m.id.clone(),
+            id: merchant.id.clone(),
             object: "merchant",
-            name: m.name.clone(),
-            status,
+            name: merchant.name.clone(),
+            status: record.map_or_else(|| "active".to_owned(), |r| r.status.clone()),
             source,
-            providers: m.providers.keys().cloned().collect(),
+            providers: merchant.providers.keys().cloned().collect(),
+            business_license_no: record.map(|r| r.business_license_no.clone()),
+            tax_registration_no: record.map(|r| r.tax_registration_no.clone()),
+            legal_person: record.map(|r| LegalPersonObject {
+                name: r.legal_person_name.clone(),
+                id_number: r.legal_person_id_masked.clone(),
+            }),
+            contact: record.map(|r| ContactObject {
+                name: r.contact_name.clone(),
+                phone: r.contact_phone.clone(),
+                email: r.contact_email.clone(),
+            }),
+            industry_code: record.map(|r| r.industry_code.clone()),
+            created_at: record.map(|r| rfc3339_ms(r.created_at_ms)),
+            updated_at: record.map(|r| rfc3339_ms(r.updated_at_ms)),
         }
     }
+}
+
+/// A merchant's application to a provider.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ActivationObject {
+    pub id: String,
+    /// Always `"activation"`.
+    pub object: &'static str,
+    pub merchant_id: String,
+    pub provider: String,
+    /// `submitted`, `under_review`, `active` or `rejected`.
+    pub status: String,
+    pub rejection_reason: Option<String>,
+    pub provider_reference: Option<String>,
+    pub submissions: u32,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+impl From<&ActivationRecord> for ActivationObject {
+    fn from(a: &ActivationRecord) -> Self {
+        ActivationObject {
+            id: a.id.clone(),
+            object: "activation",
+            merchant_id: a.merchant_id.clone(),
+            provider: a.provider.clone(),
+            status: a.status.clone(),
+            rejection_reason: a.rejection_reason.clone(),
+            provider_reference: a.provider_reference.clone(),
+            submissions: a.submissions,
+            created_at: rfc3339_ms(a.created_at_ms),
+            updated_at: rfc3339_ms(a.updated_at_ms),
+        }
+    }
+}
+
+/// A settlement bank account (the number is never shown, only its last four digits).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct BankAccountObject {
+    pub id: String,
+    /// Always `"bank_account"`.
+    pub object: &'static str,
+    pub merchant_id: String,
+    pub provider: String,
+    pub account_holder: String,
+    pub account_number_last4: String,
+    pub bank_name: String,
+    pub branch: Option<String>,
+    /// `pending_verification`, `verified` or `failed`.
+    pub status: String,
+    /// The provider's verification step for the merchant, while pending.
+    #[schema(value_type = Option<Object>)]
+    pub verification: Option<serde_json::Value>,
+    pub failure_reason: Option<String>,
+    pub default: bool,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+impl From<&BankAccountRecord> for BankAccountObject {
+    fn from(b: &BankAccountRecord) -> Self {
+        BankAccountObject {
+            id: b.id.clone(),
+            object: "bank_account",
+            merchant_id: b.merchant_id.clone(),
+            provider: b.provider.clone(),
+            account_holder: b.account_holder.clone(),
+            account_number_last4: b.account_number_last4.clone(),
+            bank_name: b.bank_name.clone(),
+            branch: b.branch.clone(),
+            status: b.status.clone(),
+            verification: b.verification.clone(),
+            failure_reason: b.failure_reason.clone(),
+            default: b.is_default,
+            created_at: rfc3339_ms(b.created_at_ms),
+            updated_at: rfc3339_ms(b.updated_at_ms),
+        }
+    }
+}
+
+/// One line of the audit log.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AuditObject {
+    pub id: String,
+    /// Always `"audit_entry"`.
+    pub object: &'static str,
+    pub at: String,
+    /// The API key id (`system` for the daemon's own polling).
+    pub actor: String,
+    pub source: String,
+    pub action: String,
+    pub merchant_id: String,
+    pub object_id: String,
+    #[schema(value_type = Object)]
+    pub details: serde_json::Value,
+}
+
+impl From<&AuditRecord> for AuditObject {
+    fn from(a: &AuditRecord) -> Self {
+        AuditObject {
+            id: a.id.clone(),
+            object: "audit_entry",
+            at: rfc3339_ms(a.at_ms),
+            actor: a.actor.clone(),
+            source: a.source.clone(),
+            action: a.action.clone(),
+            merchant_id: a.merchant_id.clone(),
+            object_id: a.object_id.clone(),
+            details: a.details.clone(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LegalPersonBody {
+    pub name: String,
+    /// Resident identity number (GB 11643-1999).
+    pub id_number: String,
+}
+
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ContactBody {
+    pub name: String,
+    /// Mainland mobile number.
+    pub phone: String,
+    pub email: String,
+}
+
+/// A merchant's application materials.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MerchantBody {
+    pub name: String,
+    /// Unified social credit code (GB 32100-2015).
+    pub business_license_no: String,
+    pub tax_registration_no: String,
+    pub legal_person: LegalPersonBody,
+    pub contact: ContactBody,
+    pub industry_code: String,
+}
+
+impl MerchantBody {
+    fn input(&self) -> MerchantInput {
+        MerchantInput {
+            name: self.name.clone(),
+            business_license_no: self.business_license_no.clone(),
+            tax_registration_no: self.tax_registration_no.clone(),
+            legal_person_name: self.legal_person.name.clone(),
+            legal_person_id: self.legal_person.id_number.clone(),
+            contact_name: self.contact.name.clone(),
+            contact_phone: self.contact.phone.clone(),
+            contact_email: self.contact.email.clone(),
+            industry_code: self.industry_code.clone(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ActivationBody {
+    /// The provider to apply to, e.g. `alipay`.
+    pub provider: String,
+}
+
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BankAccountBody {
+    /// The provider the account settles at (where the merchant is active).
+    pub provider: String,
+    /// Must be the merchant's name or its legal person's.
+    pub account_holder: String,
+    /// `corporate` (8 to 30 digits, the default) or `card` (a bank card, Luhn-checked).
+    #[serde(default)]
+    pub account_type: Option<String>,
+    pub account_number: String,
+    pub bank_name: String,
+    #[serde(default)]
+    pub branch: Option<String>,
+    /// Make it the default settlement account (the first one always is).
+    #[serde(default)]
+    pub default: bool,
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct AuditQuery {
+    pub merchant_id: String,
+}
+
+fn store_error(e: StoreError) -> ApiError {
+    ApiError::from(PaymentError::Store(e))
+}
+
+impl From<OnboardingError> for ApiError {
+    fn from(error: OnboardingError) -> ApiError {
+        let message = error.to_string();
+        match error {
+            OnboardingError::Invalid { param, .. } => ApiError::InvalidRequest {
+                code: "parameter_invalid",
+                message,
+                param: Some(param.into()),
+            },
+            OnboardingError::NotFound { kind, id } => ApiError::NotFound { kind, id },
+            OnboardingError::WrongState(_) => ApiError::Unprocessable {
+                code: "merchant_not_active",
+                message,
+                param: None,
+            },
+            OnboardingError::AccountHolderMismatch(_) => ApiError::Unprocessable {
+                code: "account_holder_mismatch",
+                message,
+                param: Some("account_holder".into()),
+            },
+            OnboardingError::NotSupported(_) => ApiError::Unprocessable {
+                code: "wallet_not_supported",
+                message,
+                param: Some("provider".into()),
+            },
+            OnboardingError::NoMasterKey => ApiError::Unavailable {
+                code: "encryption_unavailable",
+                message,
+            },
+            OnboardingError::ProviderRefused(_) => ApiError::Provider {
+                status: axum::http::StatusCode::PAYMENT_REQUIRED,
+                code: "provider_declined".into(),
+                message,
+                payment: None,
+            },
+            OnboardingError::ProviderUnavailable(_) => ApiError::Provider {
+                status: axum::http::StatusCode::BAD_GATEWAY,
+                code: "provider_unavailable".into(),
+                message,
+                payment: None,
+            },
+            OnboardingError::Plugin(e) => ApiError::Plugin {
+                message: e.to_string(),
+            },
+            OnboardingError::Store(e) => store_error(e),
+        }
+    }
+}
+
+/// Runs a mutating request once per idempotency key: claims it for `fresh_id` (or the id a
+/// crashed attempt claimed), runs `work` with that id, and stores the answer to replay.
+/// Client errors are stored too (the same request would fail the same way); server-side
+/// ones leave the key open for a retry.
+async fn idempotently<F, Fut>(
+    state: &AppState,
+    caller: &Caller,
+    key: &str,
+    fingerprint: &str,
+    fresh_id: String,
+    work: F,
+) -> Result<Answer, ApiError>
+where
+    F: FnOnce(String) -> Fut,
+    Fut: Future<Output = Result<(u16, String), ApiError>>,
+{
+    let claim = crate::store::Claim {
+        api_key_id: caller.0.id.clone(),
+        key: key.to_owned(),
+        fingerprint: fingerprint.to_owned(),
+    };
+    let Some(_guard) = state.in_flight.enter(&claim) else {
+        return Err(ApiError::from(PaymentError::IdempotencyInProgress));
+    };
+    let id = match state
+        .store
+        .claim(&claim, &fresh_id, now_ms())
+        .map_err(store_error)?
+    {
+        Begin::Created => fresh_id,
+        Begin::Resume { object_id } => object_id,
+        Begin::Replay { status, body } => {
+            return Ok(Answer {
+                status,
+                body,
+                replayed: true,
+            });
+        }
+        Begin::KeyReused => return Err(ApiError::from(PaymentError::IdempotencyKeyReused)),
+        other => {
+            return Err(store_error(StoreError::Corrupt(format!(
+                "claim: {other:?}"
+            ))));
+        }
+    };
+    let (status, body) = match work(id).await {
+        Ok(answer) => answer,
+        Err(error) if error.status().is_client_error() => (error.status().as_u16(), error.body()),
+        Err(error) => return Err(error),
+    };
+    state
+        .store
+        .finish_claim(&claim, status, &body, now_ms())
+        .map_err(store_error)?;
+    state.store.durable().await.map_err(store_error)?;
+    Ok(Answer {
+        status,
+        body,
+        replayed: false,
+    })
+}
+
+fn actor(caller: &Caller, client: Option<&ClientAddr>) -> Actor {
+    Actor {
+        key_id: caller.0.id.clone(),
+        source: client.map_or_else(|| "unknown".to_owned(), |c| c.0.clone()),
+    }
+}
+
+fn json_body<T: Serialize>(status: u16, value: &T) -> Result<(u16, String), ApiError> {
+    Ok((
+        status,
+        serde_json::to_string(value).map_err(|_| ApiError::Internal)?,
+    ))
+}
+
+/// An onboarded merchant the caller may act for (scope before existence).
+fn onboarded(state: &AppState, caller: &Caller, id: &str) -> Result<MerchantRecord, ApiError> {
+    caller.require_merchant(id)?;
+    state
+        .store
+        .merchant_record(id)
+        .map_err(store_error)?
+        .ok_or_else(|| ApiError::NotFound {
+            kind: "merchant",
+            id: id.to_owned(),
+        })
 }
 
 /// Lists the merchants this key may act for (all of them for admin keys).
@@ -63,12 +444,21 @@ pub async fn list_merchants(
 ) -> Result<Json<List<MerchantObject>>, ApiError> {
     caller.require_role(Role::Erp)?;
     let limit = page.limit()?;
-    let visible = state
-        .merchants
-        .iter_from(page.starting_after.as_deref())
-        .filter(|m| caller.0.may_act_for(&m.id))
-        .map(MerchantObject::from);
-    Ok(Json(List::page(visible, limit)))
+    let mut visible = Vec::new();
+    for merchant in state.merchants.list_from(page.starting_after.as_deref()) {
+        if !caller.0.may_act_for(&merchant.id) {
+            continue;
+        }
+        let record = state
+            .store
+            .merchant_record(&merchant.id)
+            .map_err(store_error)?;
+        visible.push(MerchantObject::new(&merchant, record.as_ref()));
+        if visible.len() > limit {
+            break;
+        }
+    }
+    Ok(Json(List::page(visible.into_iter(), limit)))
 }
 
 /// One merchant.
@@ -89,12 +479,291 @@ pub async fn get_merchant(
     caller.require_role(Role::Erp)?;
     // Scope before existence, so a merchant outside the scope looks exactly like a missing one.
     caller.require_merchant(&id)?;
-    state
-        .merchants
-        .get(&id)
-        .map(|m| Json(MerchantObject::from(m)))
+    let merchant = state.merchants.get(&id).ok_or(ApiError::NotFound {
+        kind: "merchant",
+        id: id.clone(),
+    })?;
+    let record = state.store.merchant_record(&id).map_err(store_error)?;
+    Ok(Json(MerchantObject::new(&merchant, record.as_ref())))
+}
+
+/// Creates a merchant in `draft` (admin): the application materials, validated and with the
+/// identity number sealed.
+#[utoipa::path(post, path = "/v1/merchants", tag = "merchants",
+    request_body = MerchantBody,
+    params(("Idempotency-Key" = String, Header, description = "Unique per operation")),
+    security(("api_key" = [])),
+    responses(
+        (status = 201, description = "The merchant, draft", body = MerchantObject),
+        (status = 400, description = "A field is invalid (param names it)", body = ErrorBody),
+        (status = 403, description = "Not an admin key", body = ErrorBody),
+        (status = 503, description = "No master key configured", body = ErrorBody),
+    ))]
+pub async fn create_merchant(
+    State(state): State<Arc<AppState>>,
+    caller: Caller,
+    client: Option<axum::Extension<ClientAddr>>,
+    request: Idempotent<MerchantBody>,
+) -> Result<Answer, ApiError> {
+    caller.require_role(Role::Admin)?;
+    let actor = actor(&caller, client.as_deref());
+    let input = request.body.input();
+    idempotently(
+        &state,
+        &caller,
+        &request.key,
+        &request.fingerprint,
+        new_id("m"),
+        |id| async {
+            let id = id;
+            let record = onboarding::create_merchant(&state, &actor, &id, &input)?;
+            let merchant = state.merchants.get(&id).ok_or(ApiError::Internal)?;
+            json_body(201, &MerchantObject::new(&merchant, Some(&record)))
+        },
+    )
+    .await
+}
+
+/// Updates a merchant's materials while it is a `draft`.
+#[utoipa::path(post, path = "/v1/merchants/{id}", tag = "merchants",
+    request_body = MerchantBody,
+    params(("id" = String, Path, description = "m_..."), ("Idempotency-Key" = String, Header, description = "Unique per operation")),
+    security(("api_key" = [])),
+    responses(
+        (status = 200, description = "The merchant", body = MerchantObject),
+        (status = 400, description = "A field is invalid", body = ErrorBody),
+        (status = 422, description = "No longer a draft", body = ErrorBody),
+    ))]
+pub async fn update_merchant(
+    State(state): State<Arc<AppState>>,
+    caller: Caller,
+    client: Option<axum::Extension<ClientAddr>>,
+    Path(id): Path<String>,
+    request: Idempotent<MerchantBody>,
+) -> Result<Answer, ApiError> {
+    caller.require_role(Role::Erp)?;
+    onboarded(&state, &caller, &id)?;
+    let actor = actor(&caller, client.as_deref());
+    let input = request.body.input();
+    idempotently(
+        &state,
+        &caller,
+        &request.key,
+        &request.fingerprint,
+        id.clone(),
+        |id| async {
+            let id = id;
+            let record = onboarding::update_merchant(&state, &actor, &id, &input)?;
+            let merchant = state.merchants.get(&id).ok_or(ApiError::Internal)?;
+            json_body(200, &MerchantObject::new(&merchant, Some(&record)))
+        },
+    )
+    .await
+}
+
+/// Applies to a provider (or resubmits after a rejection).
+#[utoipa::path(post, path = "/v1/merchants/{id}/activations", tag = "merchants",
+    request_body = ActivationBody,
+    params(("id" = String, Path, description = "m_..."), ("Idempotency-Key" = String, Header, description = "Unique per operation")),
+    security(("api_key" = [])),
+    responses(
+        (status = 201, description = "The activation", body = ActivationObject),
+        (status = 404, description = "No such merchant", body = ErrorBody),
+        (status = 422, description = "The provider is not available", body = ErrorBody),
+        (status = 502, description = "The provider is unavailable; retry with the same key", body = ErrorBody),
+    ))]
+pub async fn create_activation(
+    State(state): State<Arc<AppState>>,
+    caller: Caller,
+    client: Option<axum::Extension<ClientAddr>>,
+    Path(id): Path<String>,
+    request: Idempotent<ActivationBody>,
+) -> Result<Answer, ApiError> {
+    caller.require_role(Role::Erp)?;
+    onboarded(&state, &caller, &id)?;
+    let actor = actor(&caller, client.as_deref());
+    let provider = request.body.provider.clone();
+    idempotently(
+        &state,
+        &caller,
+        &request.key,
+        &request.fingerprint,
+        id.clone(),
+        |merchant_id| async {
+            let merchant_id = merchant_id;
+            let activation = onboarding::activate(&state, &actor, &merchant_id, &provider).await?;
+            json_body(201, &ActivationObject::from(&activation))
+        },
+    )
+    .await
+}
+
+/// A merchant's activations.
+#[utoipa::path(get, path = "/v1/merchants/{id}/activations", tag = "merchants",
+    params(("id" = String, Path, description = "m_...")),
+    security(("api_key" = [])),
+    responses((status = 200, description = "The activations", body = List<ActivationObject>)))]
+pub async fn list_activations(
+    State(state): State<Arc<AppState>>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<List<ActivationObject>>, ApiError> {
+    caller.require_role(Role::Erp)?;
+    onboarded(&state, &caller, &id)?;
+    let all = state.store.activations_of(&id).map_err(store_error)?;
+    let count = all.len();
+    Ok(Json(List::page(
+        all.iter().map(ActivationObject::from),
+        count.max(1),
+    )))
+}
+
+/// One activation.
+#[utoipa::path(get, path = "/v1/merchants/{id}/activations/{activation_id}", tag = "merchants",
+    params(("id" = String, Path, description = "m_..."), ("activation_id" = String, Path, description = "act_...")),
+    security(("api_key" = [])),
+    responses((status = 200, description = "The activation", body = ActivationObject),
+              (status = 404, description = "No such activation", body = ErrorBody)))]
+pub async fn get_activation(
+    State(state): State<Arc<AppState>>,
+    caller: Caller,
+    Path((id, activation_id)): Path<(String, String)>,
+) -> Result<Json<ActivationObject>, ApiError> {
+    caller.require_role(Role::Erp)?;
+    onboarded(&state, &caller, &id)?;
+    let activation = state
+        .store
+        .activation(&activation_id)
+        .map_err(store_error)?
+        .filter(|a| a.merchant_id == id)
         .ok_or(ApiError::NotFound {
-            kind: "merchant",
-            id,
-        })
+            kind: "activation",
+            id: activation_id,
+        })?;
+    Ok(Json(ActivationObject::from(&activation)))
+}
+
+/// Binds a settlement bank account at a provider where the merchant is active.
+#[utoipa::path(post, path = "/v1/merchants/{id}/bank_accounts", tag = "merchants",
+    request_body = BankAccountBody,
+    params(("id" = String, Path, description = "m_..."), ("Idempotency-Key" = String, Header, description = "Unique per operation")),
+    security(("api_key" = [])),
+    responses(
+        (status = 201, description = "The account, pending verification", body = BankAccountObject),
+        (status = 400, description = "Invalid account number", body = ErrorBody),
+        (status = 422, description = "Holder mismatch, or not active at the provider", body = ErrorBody),
+    ))]
+pub async fn create_bank_account(
+    State(state): State<Arc<AppState>>,
+    caller: Caller,
+    client: Option<axum::Extension<ClientAddr>>,
+    Path(id): Path<String>,
+    request: Idempotent<BankAccountBody>,
+) -> Result<Answer, ApiError> {
+    caller.require_role(Role::Erp)?;
+    onboarded(&state, &caller, &id)?;
+    let actor = actor(&caller, client.as_deref());
+    let body = request.body.clone();
+    let is_card = match body.account_type.as_deref() {
+        None | Some("corporate") => false,
+        Some("card") => true,
+        Some(other) => {
+            return Err(ApiError::invalid(
+                "parameter_invalid",
+                format!("account_type \"{other}\" is not one of corporate, card"),
+                Some("account_type"),
+            ));
+        }
+    };
+    let input = AccountInput {
+        is_card,
+        provider: body.provider,
+        account_holder: body.account_holder,
+        account_number: body.account_number,
+        bank_name: body.bank_name,
+        branch: body.branch,
+        is_default: body.default,
+    };
+    idempotently(
+        &state,
+        &caller,
+        &request.key,
+        &request.fingerprint,
+        new_id("ba"),
+        |account_id| async {
+            let account_id = account_id;
+            let account =
+                onboarding::bind_account(&state, &actor, &id, &account_id, &input).await?;
+            json_body(201, &BankAccountObject::from(&account))
+        },
+    )
+    .await
+}
+
+/// A merchant's bank accounts.
+#[utoipa::path(get, path = "/v1/merchants/{id}/bank_accounts", tag = "merchants",
+    params(("id" = String, Path, description = "m_...")),
+    security(("api_key" = [])),
+    responses((status = 200, description = "The accounts", body = List<BankAccountObject>)))]
+pub async fn list_bank_accounts(
+    State(state): State<Arc<AppState>>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<List<BankAccountObject>>, ApiError> {
+    caller.require_role(Role::Erp)?;
+    onboarded(&state, &caller, &id)?;
+    let all = state.store.bank_accounts_of(&id).map_err(store_error)?;
+    let count = all.len();
+    Ok(Json(List::page(
+        all.iter().map(BankAccountObject::from),
+        count.max(1),
+    )))
+}
+
+/// One bank account.
+#[utoipa::path(get, path = "/v1/merchants/{id}/bank_accounts/{account_id}", tag = "merchants",
+    params(("id" = String, Path, description = "m_..."), ("account_id" = String, Path, description = "ba_...")),
+    security(("api_key" = [])),
+    responses((status = 200, description = "The account", body = BankAccountObject),
+              (status = 404, description = "No such account", body = ErrorBody)))]
+pub async fn get_bank_account(
+    State(state): State<Arc<AppState>>,
+    caller: Caller,
+    Path((id, account_id)): Path<(String, String)>,
+) -> Result<Json<BankAccountObject>, ApiError> {
+    caller.require_role(Role::Erp)?;
+    onboarded(&state, &caller, &id)?;
+    let account = state
+        .store
+        .bank_account(&account_id)
+        .map_err(store_error)?
+        .filter(|a| a.merchant_id == id)
+        .ok_or(ApiError::NotFound {
+            kind: "bank account",
+            id: account_id,
+        })?;
+    Ok(Json(BankAccountObject::from(&account)))
+}
+
+/// The audit log of a merchant (admin): who changed what, when, from where.
+#[utoipa::path(get, path = "/v1/audit", tag = "merchants",
+    params(AuditQuery),
+    security(("api_key" = [])),
+    responses((status = 200, description = "The merchant's audit log, oldest first", body = List<AuditObject>),
+              (status = 403, description = "Not an admin key", body = ErrorBody)))]
+pub async fn audit_log(
+    State(state): State<Arc<AppState>>,
+    caller: Caller,
+    ApiQuery(query): ApiQuery<AuditQuery>,
+) -> Result<Json<List<AuditObject>>, ApiError> {
+    caller.require_role(Role::Admin)?;
+    let entries = state
+        .store
+        .audit_of(&query.merchant_id)
+        .map_err(store_error)?;
+    let count = entries.len();
+    Ok(Json(List::page(
+        entries.iter().map(AuditObject::from),
+        count.max(1),
+    )))
 }

@@ -63,8 +63,22 @@ pub fn router(state: Arc<AppState>) -> (Router, utoipa::openapi::OpenApi) {
         .routes(routes!(ops::readyz))
         .routes(routes!(ops::metrics))
         .routes(routes!(ops::openapi_json))
-        .routes(routes!(merchants::list_merchants))
-        .routes(routes!(merchants::get_merchant))
+        .routes(routes!(
+            merchants::list_merchants,
+            merchants::create_merchant
+        ))
+        .routes(routes!(merchants::get_merchant, merchants::update_merchant))
+        .routes(routes!(
+            merchants::create_activation,
+            merchants::list_activations
+        ))
+        .routes(routes!(merchants::get_activation))
+        .routes(routes!(
+            merchants::create_bank_account,
+            merchants::list_bank_accounts
+        ))
+        .routes(routes!(merchants::get_bank_account))
+        .routes(routes!(merchants::audit_log))
         .routes(routes!(payments::create_payment, payments::list_payments))
         .routes(routes!(payments::get_payment))
         .routes(routes!(payments::cancel_payment))

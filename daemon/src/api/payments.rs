@@ -486,11 +486,29 @@ pub async fn create_payment(
 ) -> Result<Answer, ApiError> {
     caller.require_role(Role::Pos)?;
     caller.require_merchant(&request.body.merchant_id)?;
-    if state.merchants.get(&request.body.merchant_id).is_none() {
+    let Some(merchant) = state.merchants.get(&request.body.merchant_id) else {
         return Err(ApiError::NotFound {
             kind: "merchant",
             id: request.body.merchant_id.clone(),
         });
+    };
+    // An onboarded merchant collects only where its activation is active (API.md §8).
+    if merchant.source == crate::merchants::MerchantSource::Api {
+        let inactive = match &request.body.provider {
+            Some(provider) => !merchant.providers.contains_key(provider),
+            None => merchant.providers.is_empty(),
+        };
+        if inactive {
+            return Err(ApiError::Unprocessable {
+                code: "merchant_not_active",
+                message: format!(
+                    "merchant {} is not active at {}; its activation must be approved first",
+                    merchant.id,
+                    request.body.provider.as_deref().unwrap_or("any wallet")
+                ),
+                param: Some("merchant_id".into()),
+            });
+        }
     }
     let new = validate_payment(&state, &request.body)?;
     if let Some(terminal) = &new.terminal_id

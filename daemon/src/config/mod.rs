@@ -56,6 +56,9 @@ pub struct Config {
     /// The anomaly monitor.
     #[serde(default)]
     pub monitor: MonitorConfig,
+    /// Merchant onboarding: the master key for sensitive data, the platform account.
+    #[serde(default)]
+    pub onboarding: OnboardingConfig,
     /// The file this came from and its text, to locate problems found after loading
     /// (a taken listen address, an unreadable certificate).
     #[serde(skip)]
@@ -286,6 +289,19 @@ fn default_http_response_bytes() -> Spanned<u64> {
 }
 fn default_log_lines() -> Spanned<u32> {
     Spanned::new(0..0, 100)
+}
+
+/// `[onboarding]`: merchants onboarded through the API.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OnboardingConfig {
+    /// The master key sealing identity and account numbers at rest: `env:VAR` or
+    /// `file:PATH` (64 hex characters), never inside the data dir. Without it the
+    /// merchants API refuses sensitive data (503).
+    pub master_key: Option<Spanned<String>>,
+    /// The config merchant whose provider accounts (settings and keys) onboard sub-merchants
+    /// and collect for them: the service-provider (platform) account.
+    pub platform_merchant: Option<Spanned<String>>,
 }
 
 /// `[store]`: the embedded database.
@@ -596,6 +612,7 @@ impl Config {
         self.validate_payments(at)?;
         self.webhooks.validate(at)?;
         self.monitor.validate(at)?;
+        self.validate_onboarding(at)?;
         let mut merchant_ids = BTreeSet::new();
         for (i, merchant) in self.merchants.iter().enumerate() {
             let field = |name: &str| format!("merchants[{i}].{name}");
@@ -709,6 +726,59 @@ impl Config {
                     "must be an http(s) URL with a host and no trailing slash",
                 ));
             }
+        }
+        Ok(())
+    }
+
+    fn validate_onboarding(&self, at: &Locator<'_>) -> Result<(), ConfigError> {
+        let onboarding = &self.onboarding;
+        if let Some(key) = &onboarding.master_key {
+            match KeySource::parse(key.get_ref()) {
+                Ok(KeySource::Inline(_)) => {
+                    return Err(at.error(
+                        key.span(),
+                        "onboarding.master_key",
+                        "must come from env: or file:, never inline",
+                    ));
+                }
+                Ok(KeySource::File(path)) => {
+                    let data_dir = self.store.data_dir.canonicalize().ok();
+                    let file = path.canonicalize().ok();
+                    if let (Some(dir), Some(file)) = (&data_dir, &file)
+                        && file.starts_with(dir)
+                    {
+                        return Err(at.error(
+                            key.span(),
+                            "onboarding.master_key",
+                            "the master key must not live in the data dir (a copy of the data would carry its key)",
+                        ));
+                    }
+                    if file.is_none() {
+                        return Err(at.error(
+                            key.span(),
+                            "onboarding.master_key",
+                            format!("key file {} does not exist", path.display()),
+                        ));
+                    }
+                }
+                Ok(KeySource::Env(_)) => {}
+                Err(message) => return Err(at.error(key.span(), "onboarding.master_key", message)),
+            }
+        }
+        if let Some(platform) = &onboarding.platform_merchant
+            && !self
+                .merchants
+                .iter()
+                .any(|m| m.id.get_ref() == platform.get_ref())
+        {
+            return Err(at.error(
+                platform.span(),
+                "onboarding.platform_merchant",
+                format!(
+                    "\"{}\" is not a merchant declared in [[merchants]]",
+                    platform.get_ref()
+                ),
+            ));
         }
         Ok(())
     }

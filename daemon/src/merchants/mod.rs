@@ -1,16 +1,28 @@
-//! The merchants the gateway serves. For now these are the merchants declared in the config
-//! (`[[merchants]]`); the onboarding API will add run-time merchants kept in the store, and
-//! both kinds will be looked up here.
+//! The merchants the gateway serves: those declared in the config (`[[merchants]]`) and
+//! those onboarded through the API (kept in the store, see `onboarding.rs`). Both are looked
+//! up here.
+//!
+//! An onboarded merchant collects as a sub-merchant of the platform (`[onboarding]
+//! platform_merchant`): its providers are those whose activation is `active`, and calls for
+//! it use the platform's provider settings and keys plus its own sub-merchant number.
+
+pub mod onboarding;
+pub mod sealed;
+pub mod validate;
 
 use std::collections::BTreeMap;
+use std::sync::RwLock;
 
-use crate::config::MerchantConfig;
+use crate::config::{MerchantConfig, OpeningHours};
+use crate::store::records::{ActivationRecord, MerchantRecord};
 
 /// Where a merchant record comes from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum MerchantSource {
     /// Declared in the config file; changed only by editing the file.
     Config,
+    /// Onboarded through the API; kept in the store.
+    Api,
 }
 
 /// A merchant as the rest of the daemon sees it.
@@ -19,21 +31,25 @@ pub struct Merchant {
     pub id: String,
     pub name: String,
     pub source: MerchantSource,
-    /// Providers configured for this merchant, with the merchant's settings for each.
+    /// Providers this merchant collects through, with the settings handed to each plugin.
     pub providers: BTreeMap<String, toml::Table>,
     /// When the merchant is open, if it said (the off-hours rule).
-    pub opening_hours: Option<crate::config::OpeningHours>,
+    pub opening_hours: Option<OpeningHours>,
+    /// Whose keys the plugins use for it: itself, or the platform for onboarded merchants.
+    pub keys_of: String,
 }
 
 /// All known merchants, by id.
 #[derive(Debug, Default)]
 pub struct MerchantDirectory {
-    by_id: BTreeMap<String, Merchant>,
+    config: BTreeMap<String, Merchant>,
+    onboarded: RwLock<BTreeMap<String, Merchant>>,
+    platform: Option<String>,
 }
 
 impl MerchantDirectory {
-    pub fn from_config(merchants: &[MerchantConfig]) -> MerchantDirectory {
-        let by_id = merchants
+    pub fn from_config(merchants: &[MerchantConfig], platform: Option<&str>) -> MerchantDirectory {
+        let config = merchants
             .iter()
             .map(|m| {
                 let merchant = Merchant {
@@ -47,36 +63,81 @@ impl MerchantDirectory {
                         .collect(),
                     opening_hours: m.opening_hours.as_ref().and_then(|h| {
                         let offset = m.utc_offset.as_ref().map(|o| o.get_ref().as_str());
-                        crate::config::OpeningHours::parse(h.get_ref(), offset).ok()
+                        OpeningHours::parse(h.get_ref(), offset).ok()
                     }),
+                    keys_of: m.id.get_ref().clone(),
                 };
                 (merchant.id.clone(), merchant)
             })
             .collect();
-        MerchantDirectory { by_id }
+        MerchantDirectory {
+            config,
+            onboarded: RwLock::default(),
+            platform: platform.map(str::to_owned),
+        }
     }
 
-    pub fn get(&self, id: &str) -> Option<&Merchant> {
-        self.by_id.get(id)
+    /// The platform merchant (whose provider accounts onboarded merchants use), if any.
+    pub fn platform(&self) -> Option<Merchant> {
+        self.platform
+            .as_ref()
+            .and_then(|p| self.config.get(p).cloned())
+    }
+
+    pub fn get(&self, id: &str) -> Option<Merchant> {
+        if let Some(merchant) = self.config.get(id) {
+            return Some(merchant.clone());
+        }
+        self.onboarded.read().ok()?.get(id).cloned()
+    }
+
+    /// Records (or refreshes) an onboarded merchant and its active providers.
+    pub fn put_onboarded(&self, record: &MerchantRecord, activations: &[ActivationRecord]) {
+        let platform = self.platform();
+        let providers = activations
+            .iter()
+            .filter(|a| a.status == "active")
+            .filter_map(|a| {
+                let mut settings = platform.as_ref()?.providers.get(&a.provider)?.clone();
+                settings.insert("activation_id".into(), toml::Value::String(a.id.clone()));
+                if let Some(reference) = &a.provider_reference {
+                    settings.insert(
+                        "sub_merchant_id".into(),
+                        toml::Value::String(reference.clone()),
+                    );
+                }
+                Some((a.provider.clone(), settings))
+            })
+            .collect();
+        let merchant = Merchant {
+            id: record.id.clone(),
+            name: record.name.clone(),
+            source: MerchantSource::Api,
+            providers,
+            opening_hours: None,
+            keys_of: platform.map_or_else(|| record.id.clone(), |p| p.id),
+        };
+        if let Ok(mut onboarded) = self.onboarded.write() {
+            onboarded.insert(record.id.clone(), merchant);
+        }
     }
 
     /// Merchants in id order, starting after `after` (exclusive) when given.
-    pub fn iter_from<'a>(&'a self, after: Option<&str>) -> impl Iterator<Item = &'a Merchant> + 'a {
-        use std::ops::Bound;
-        let start = match after {
-            Some(id) => Bound::Excluded(id.to_owned()),
-            None => Bound::Unbounded,
-        };
-        self.by_id
-            .range((start, Bound::Unbounded))
-            .map(|(_, merchant)| merchant)
+    pub fn list_from(&self, after: Option<&str>) -> Vec<Merchant> {
+        let mut all: BTreeMap<String, Merchant> = self.config.clone();
+        if let Ok(onboarded) = self.onboarded.read() {
+            all.extend(onboarded.iter().map(|(k, v)| (k.clone(), v.clone())));
+        }
+        all.into_values()
+            .filter(|m| after.is_none_or(|a| m.id.as_str() > a))
+            .collect()
     }
 
     pub fn len(&self) -> usize {
-        self.by_id.len()
+        self.config.len() + self.onboarded.read().map_or(0, |o| o.len())
     }
 
     pub fn is_empty(&self) -> bool {
-        self.by_id.is_empty()
+        self.len() == 0
     }
 }

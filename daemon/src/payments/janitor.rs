@@ -40,6 +40,9 @@ pub fn spawn(state: Arc<AppState>) {
             if let Err(e) = sweep(&state).await {
                 tracing::warn!(error = %e, "janitor sweep failed; retrying next interval");
             }
+            if let Err(e) = crate::merchants::onboarding::sweep(&state).await {
+                tracing::warn!(error = %e, "onboarding sweep failed; retrying next interval");
+            }
             if now_ms() - last_expiry >= expiry_every_ms {
                 last_expiry = now_ms();
                 if let Err(e) = expire_keys(&state) {

@@ -162,13 +162,13 @@ pub struct InFlight {
 }
 
 /// Releases an in-flight key when the request ends, however it ends.
-struct InFlightGuard<'a> {
+pub(crate) struct InFlightGuard<'a> {
     set: &'a InFlight,
     key: (String, String),
 }
 
 impl InFlight {
-    fn enter(&self, claim: &Claim) -> Option<InFlightGuard<'_>> {
+    pub(crate) fn enter(&self, claim: &Claim) -> Option<InFlightGuard<'_>> {
         let key = (claim.api_key_id.clone(), claim.key.clone());
         let inserted = self
             .keys
@@ -319,19 +319,29 @@ fn merchant_for(
     provider: &str,
     merchant_id: &str,
 ) -> Result<wit::Merchant, PaymentError> {
-    let settings = state
-        .merchants
-        .get(merchant_id)
-        .and_then(|m| m.providers.get(provider))
-        .cloned()
+    let merchant = state.merchants.get(merchant_id);
+    let settings = merchant
+        .as_ref()
+        .and_then(|m| m.providers.get(provider).cloned())
+        .or_else(|| {
+            // An onboarded merchant not yet active there (its application's notices): the
+            // platform's account speaks for it.
+            merchant
+                .as_ref()
+                .filter(|m| m.source == crate::merchants::MerchantSource::Api)
+                .and(state.merchants.platform())
+                .and_then(|p| p.providers.get(provider).cloned())
+        })
         .unwrap_or_default();
+    // An onboarded merchant collects with the platform's keys.
+    let keys_of = merchant.map_or_else(|| merchant_id.to_owned(), |m| m.keys_of);
     let notify_url = format!(
         "{}/v1/notify/{provider}/{merchant_id}",
         state.config.public_url()
     );
     state
         .plugins
-        .merchant_record(provider, merchant_id, &settings, notify_url)
+        .merchant_record(provider, &keys_of, &settings, notify_url)
         .map_err(call_error)
 }
 
@@ -1138,11 +1148,16 @@ pub async fn handle_notice(
     headers: Vec<(String, String)>,
     body: Vec<u8>,
 ) -> Result<(wit::Reply, NoticeOutcome), NoticeError> {
-    if state
-        .merchants
-        .get(merchant_id)
-        .is_none_or(|m| !m.providers.contains_key(provider))
-    {
+    let platform_serves = || {
+        state
+            .merchants
+            .platform()
+            .is_some_and(|p| p.providers.contains_key(provider))
+    };
+    if state.merchants.get(merchant_id).is_none_or(|m| {
+        !m.providers.contains_key(provider)
+            && !(m.source == crate::merchants::MerchantSource::Api && platform_serves())
+    }) {
         return Err(NoticeError::UnknownRecipient);
     }
     let merchant =
@@ -1194,8 +1209,37 @@ pub async fn handle_notice(
                     Some(Transition::Conflict) => outcome.conflicts += 1,
                 }
             }
-            wit::Update::Onboarding(_) | wit::Update::Binding(_) => {
-                outcome.unknown += 1;
+            wit::Update::Onboarding(u) => {
+                let actor = crate::merchants::onboarding::Actor {
+                    key_id: format!("provider:{provider}"),
+                    source: "notification".into(),
+                };
+                match crate::merchants::onboarding::apply_onboarding(
+                    state,
+                    &actor,
+                    &u.activation_id,
+                    &u.outcome,
+                ) {
+                    Ok(true) => outcome.applied += 1,
+                    Ok(false) => outcome.duplicates += 1,
+                    Err(_) => outcome.unknown += 1,
+                }
+            }
+            wit::Update::Binding(u) => {
+                let actor = crate::merchants::onboarding::Actor {
+                    key_id: format!("provider:{provider}"),
+                    source: "notification".into(),
+                };
+                match crate::merchants::onboarding::apply_binding(
+                    state,
+                    &actor,
+                    &u.bank_account_id,
+                    &u.outcome,
+                ) {
+                    Ok(true) => outcome.applied += 1,
+                    Ok(false) => outcome.duplicates += 1,
+                    Err(_) => outcome.unknown += 1,
+                }
             }
         }
     }

@@ -12,9 +12,11 @@
 
 mod alerts;
 pub mod commit;
+mod merchants;
 mod payments;
 pub mod records;
 
+pub use merchants::OnboardingChange;
 pub use payments::{Begin, Claim};
 
 use std::fs::{File, OpenOptions, TryLockError};
@@ -72,6 +74,7 @@ pub struct Store {
     db: sled::Db,
     meta: sled::Tree,
     trees: payments::PaymentTrees,
+    merchant_trees: merchants::MerchantTrees,
     commit: commit::GroupCommit,
     /// Committed events, for in-process consumers.
     bus: crate::events::EventBus,
@@ -130,6 +133,7 @@ impl Store {
             }
         }
         let trees = payments::PaymentTrees::open(&db).map_err(database_error)?;
+        let merchant_trees = merchants::MerchantTrees::open(&db).map_err(database_error)?;
         let commit =
             commit::GroupCommit::start(db.clone(), &db_path, durability).map_err(|source| {
                 StoreError::Flush(format!("cannot open the log for fdatasync: {source}"))
@@ -138,6 +142,7 @@ impl Store {
             db,
             meta,
             trees,
+            merchant_trees,
             commit,
             bus: crate::events::EventBus::new(),
             outbox_enabled: Default::default(),

@@ -188,3 +188,89 @@ pub struct BlockRecord {
     pub created_at_ms: i64,
     pub expires_at_ms: i64,
 }
+
+/// A secret sealed with the master key (AES-256-GCM); `key_id` names the key that sealed it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Sealed {
+    pub key_id: String,
+    /// Hex.
+    pub nonce: String,
+    /// Hex, tag included.
+    pub ciphertext: String,
+}
+
+/// A merchant onboarded through the API (config merchants are not stored).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MerchantRecord {
+    pub id: String,
+    pub name: String,
+    /// `draft`, `onboarding`, `active`.
+    pub status: String,
+    pub business_license_no: String,
+    pub tax_registration_no: String,
+    pub legal_person_name: String,
+    pub legal_person_id: Sealed,
+    pub legal_person_id_masked: String,
+    pub contact_name: String,
+    pub contact_phone: String,
+    pub contact_email: String,
+    pub industry_code: String,
+    pub created_at_ms: i64,
+    pub updated_at_ms: i64,
+}
+
+/// A merchant's application to a provider.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ActivationRecord {
+    pub id: String,
+    pub merchant_id: String,
+    pub provider: String,
+    /// `submitted`, `under_review`, `active`, `rejected`.
+    pub status: String,
+    /// The provider's sub-merchant or application number.
+    pub provider_reference: Option<String>,
+    pub rejection_reason: Option<String>,
+    /// Submissions so far (a resubmission after a rejection adds one).
+    pub submissions: u32,
+    pub created_at_ms: i64,
+    pub updated_at_ms: i64,
+}
+
+/// A settlement bank account of a merchant, bound at a provider.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BankAccountRecord {
+    pub id: String,
+    pub merchant_id: String,
+    pub provider: String,
+    pub account_holder: String,
+    pub account_number: Sealed,
+    pub account_number_last4: String,
+    pub bank_name: String,
+    pub branch: Option<String>,
+    /// `pending_verification`, `verified`, `failed`.
+    pub status: String,
+    /// The provider's verification step for the merchant (e.g. a remittance to make).
+    pub verification: Option<serde_json::Value>,
+    pub failure_reason: Option<String>,
+    pub provider_reference: Option<String>,
+    pub is_default: bool,
+    pub created_at_ms: i64,
+    pub updated_at_ms: i64,
+}
+
+/// One change to a merchant, activation or bank account: who, what, when, from where.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditRecord {
+    pub id: String,
+    pub at_ms: i64,
+    /// The API key that made it (`system` for the daemon's own polling).
+    pub actor: String,
+    /// The client's address.
+    pub source: String,
+    /// `merchant.created`, `activation.updated`, ...
+    pub action: String,
+    pub merchant_id: String,
+    pub object_id: String,
+    /// What changed (never a clear secret).
+    pub details: serde_json::Value,
+}

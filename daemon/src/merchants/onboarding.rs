@@ -1,0 +1,788 @@
+//! The onboarding use cases (API.md §8): create and update a merchant, apply to a provider
+//! (activation), bind settlement bank accounts, and follow the provider's review and
+//! verification (polling by the janitor, or notices). Every change is stored with its audit
+//! line, and activation and account changes with their event (`merchant.activation.updated`,
+//! `bank_account.updated`) for webhooks and the monitor.
+
+use serde_json::json;
+
+use super::sealed::MasterKey;
+use super::validate;
+use crate::app::AppState;
+use crate::ids::new_id;
+use crate::payments::service::now_ms;
+use crate::plugins::CallError;
+use crate::plugins::types as wit;
+use crate::store::records::{
+    ActivationRecord, AuditRecord, BankAccountRecord, EventRecord, MerchantRecord,
+};
+use crate::store::{OnboardingChange, StoreError};
+
+/// Who made a change, from where (for the audit log).
+#[derive(Debug, Clone)]
+pub struct Actor {
+    pub key_id: String,
+    pub source: String,
+}
+
+impl Actor {
+    pub fn system() -> Actor {
+        Actor {
+            key_id: "system".into(),
+            source: "paygated".into(),
+        }
+    }
+}
+
+/// A validated request for a new merchant (or a draft's new values).
+#[derive(Debug, Clone)]
+pub struct MerchantInput {
+    pub name: String,
+    pub business_license_no: String,
+    pub tax_registration_no: String,
+    pub legal_person_name: String,
+    pub legal_person_id: String,
+    pub contact_name: String,
+    pub contact_phone: String,
+    pub contact_email: String,
+    pub industry_code: String,
+}
+
+/// A request to bind a bank account.
+#[derive(Debug, Clone)]
+pub struct AccountInput {
+    pub provider: String,
+    pub account_holder: String,
+    pub account_number: String,
+    pub bank_name: String,
+    pub branch: Option<String>,
+    pub is_default: bool,
+    /// A bank card (Luhn-checked) rather than a corporate account.
+    pub is_card: bool,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum OnboardingError {
+    #[error("{message}")]
+    Invalid {
+        param: &'static str,
+        message: String,
+    },
+    #[error("no such {kind}: {id}")]
+    NotFound { kind: &'static str, id: String },
+    #[error("{0}")]
+    WrongState(String),
+    #[error("the account holder \"{0}\" is neither the merchant's name nor its legal person")]
+    AccountHolderMismatch(String),
+    #[error("{0}")]
+    NotSupported(String),
+    #[error("sensitive data cannot be stored: no [onboarding] master_key is configured")]
+    NoMasterKey,
+    #[error("the provider refused: {0}")]
+    ProviderRefused(String),
+    #[error("the provider is unavailable ({0}); retry with the same Idempotency-Key")]
+    ProviderUnavailable(String),
+    #[error(transparent)]
+    Plugin(CallError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+fn today() -> (i32, u32, u32) {
+    let now = time::OffsetDateTime::now_utc();
+    (now.year(), u8::from(now.month()).into(), now.day().into())
+}
+
+/// Checks every field of a merchant, naming the first one at fault.
+pub fn check_merchant(input: &MerchantInput) -> Result<(), OnboardingError> {
+    let invalid =
+        |param: &'static str| move |message: String| OnboardingError::Invalid { param, message };
+    let text = |param: &'static str, value: &str, max: usize| {
+        if value.trim().is_empty() || value.chars().count() > max {
+            Err(OnboardingError::Invalid {
+                param,
+                message: format!("{param} must be 1 to {max} characters"),
+            })
+        } else {
+            Ok(())
+        }
+    };
+    text("name", &input.name, 128)?;
+    validate::unified_social_credit_code(&input.business_license_no)
+        .map_err(invalid("business_license_no"))?;
+    text("tax_registration_no", &input.tax_registration_no, 32)?;
+    text("legal_person.name", &input.legal_person_name, 64)?;
+    validate::resident_identity_number(&input.legal_person_id, today())
+        .map_err(invalid("legal_person.id_number"))?;
+    text("contact.name", &input.contact_name, 64)?;
+    validate::mainland_mobile(&input.contact_phone).map_err(invalid("contact.phone"))?;
+    validate::email(&input.contact_email).map_err(invalid("contact.email"))?;
+    text("industry_code", &input.industry_code, 16)?;
+    Ok(())
+}
+
+fn master_key(state: &AppState) -> Result<&MasterKey, OnboardingError> {
+    state
+        .master_key
+        .as_ref()
+        .ok_or(OnboardingError::NoMasterKey)
+}
+
+fn audit(
+    actor: &Actor,
+    action: &str,
+    merchant_id: &str,
+    object_id: &str,
+    details: serde_json::Value,
+) -> AuditRecord {
+    AuditRecord {
+        id: new_id("aud"),
+        at_ms: now_ms(),
+        actor: actor.key_id.clone(),
+        source: actor.source.clone(),
+        action: action.into(),
+        merchant_id: merchant_id.into(),
+        object_id: object_id.into(),
+        details,
+    }
+}
+
+fn event(kind: &str, object_id: &str, data: serde_json::Value) -> EventRecord {
+    EventRecord {
+        id: new_id("evt"),
+        kind: kind.into(),
+        created_at_ms: now_ms(),
+        object_id: object_id.into(),
+        data,
+        object: None,
+    }
+}
+
+/// Loads the onboarded merchants into the directory (at start).
+pub fn load(state: &AppState) -> Result<usize, StoreError> {
+    let merchants = state.store.merchant_records()?;
+    for merchant in &merchants {
+        let activations = state.store.activations_of(&merchant.id)?;
+        state.merchants.put_onboarded(merchant, &activations);
+    }
+    Ok(merchants.len())
+}
+
+fn refresh_directory(state: &AppState, merchant_id: &str) -> Result<(), StoreError> {
+    if let Some(record) = state.store.merchant_record(merchant_id)? {
+        let activations = state.store.activations_of(merchant_id)?;
+        state.merchants.put_onboarded(&record, &activations);
+    }
+    Ok(())
+}
+
+/// `POST /v1/merchants`: a new merchant in `draft`, with the id given (the idempotency
+/// claim's object).
+pub fn create_merchant(
+    state: &AppState,
+    actor: &Actor,
+    id: &str,
+    input: &MerchantInput,
+) -> Result<MerchantRecord, OnboardingError> {
+    check_merchant(input)?;
+    if let Some(existing) = state.store.merchant_record(id)? {
+        return Ok(existing); // resumed after a crash: it was stored
+    }
+    let key = master_key(state)?;
+    let now = now_ms();
+    let record = MerchantRecord {
+        id: id.into(),
+        name: input.name.trim().into(),
+        status: "draft".into(),
+        business_license_no: input.business_license_no.clone(),
+        tax_registration_no: input.tax_registration_no.clone(),
+        legal_person_name: input.legal_person_name.trim().into(),
+        legal_person_id: key.seal(id, "legal_person_id", &input.legal_person_id),
+        legal_person_id_masked: validate::mask(&input.legal_person_id, 4, 4),
+        contact_name: input.contact_name.trim().into(),
+        contact_phone: input.contact_phone.clone(),
+        contact_email: input.contact_email.clone(),
+        industry_code: input.industry_code.clone(),
+        created_at_ms: now,
+        updated_at_ms: now,
+    };
+    let line = audit(
+        actor,
+        "merchant.created",
+        id,
+        id,
+        json!({"name": record.name}),
+    );
+    state.store.save_onboarding(&OnboardingChange {
+        merchant: Some(&record),
+        activation: None,
+        bank_account: None,
+        also_accounts: &[],
+        audit: &line,
+        event: None,
+    })?;
+    refresh_directory(state, id)?;
+    Ok(record)
+}
+
+/// Updates a merchant while it is a `draft`.
+pub fn update_merchant(
+    state: &AppState,
+    actor: &Actor,
+    id: &str,
+    input: &MerchantInput,
+) -> Result<MerchantRecord, OnboardingError> {
+    check_merchant(input)?;
+    let mut record = state
+        .store
+        .merchant_record(id)?
+        .ok_or(OnboardingError::NotFound {
+            kind: "merchant",
+            id: id.into(),
+        })?;
+    if record.status != "draft" {
+        return Err(OnboardingError::WrongState(format!(
+            "merchant {id} is {} and can only be changed while draft",
+            record.status
+        )));
+    }
+    let key = master_key(state)?;
+    let before = record.clone();
+    record.name = input.name.trim().into();
+    record.business_license_no = input.business_license_no.clone();
+    record.tax_registration_no = input.tax_registration_no.clone();
+    record.legal_person_name = input.legal_person_name.trim().into();
+    record.legal_person_id = key.seal(id, "legal_person_id", &input.legal_person_id);
+    record.legal_person_id_masked = validate::mask(&input.legal_person_id, 4, 4);
+    record.contact_name = input.contact_name.trim().into();
+    record.contact_phone = input.contact_phone.clone();
+    record.contact_email = input.contact_email.clone();
+    record.industry_code = input.industry_code.clone();
+    record.updated_at_ms = now_ms();
+    let changed: Vec<&str> = [
+        ("name", before.name != record.name),
+        (
+            "business_license_no",
+            before.business_license_no != record.business_license_no,
+        ),
+        (
+            "tax_registration_no",
+            before.tax_registration_no != record.tax_registration_no,
+        ),
+        (
+            "legal_person",
+            before.legal_person_name != record.legal_person_name
+                || before.legal_person_id_masked != record.legal_person_id_masked,
+        ),
+        (
+            "contact",
+            before.contact_name != record.contact_name
+                || before.contact_phone != record.contact_phone
+                || before.contact_email != record.contact_email,
+        ),
+        (
+            "industry_code",
+            before.industry_code != record.industry_code,
+        ),
+    ]
+    .into_iter()
+    .filter_map(|(field, changed)| changed.then_some(field))
+    .collect();
+    let line = audit(
+        actor,
+        "merchant.updated",
+        id,
+        id,
+        json!({"changed": changed}),
+    );
+    state.store.save_onboarding(&OnboardingChange {
+        merchant: Some(&record),
+        activation: None,
+        bank_account: None,
+        also_accounts: &[],
+        audit: &line,
+        event: None,
+    })?;
+    refresh_directory(state, id)?;
+    Ok(record)
+}
+
+/// The platform's plugin `merchant` record for calls about onboarded merchant `merchant_id`.
+fn platform_record(
+    state: &AppState,
+    provider: &str,
+    merchant_id: &str,
+    extra: serde_json::Value,
+) -> Result<wit::Merchant, OnboardingError> {
+    let platform = state.merchants.platform().ok_or_else(|| {
+        OnboardingError::NotSupported("no [onboarding] platform_merchant is configured".into())
+    })?;
+    let mut settings = platform.providers.get(provider).cloned().ok_or_else(|| {
+        OnboardingError::NotSupported(format!(
+            "wallet \"{provider}\" is not available for onboarding; the platform collects through [{}]",
+            platform.providers.keys().cloned().collect::<Vec<_>>().join(", ")
+        ))
+    })?;
+    if let serde_json::Value::Object(extra) = extra {
+        for (k, v) in extra {
+            if let Ok(v) = toml::Value::try_from(v) {
+                settings.insert(k, v);
+            }
+        }
+    }
+    let notify_url = format!(
+        "{}/v1/notify/{provider}/{merchant_id}",
+        state.config.public_url()
+    );
+    state
+        .plugins
+        .merchant_record(provider, &platform.id, &settings, notify_url)
+        .map_err(OnboardingError::Plugin)
+}
+
+fn activation_status(status: wit::OnboardingStatus) -> &'static str {
+    match status {
+        wit::OnboardingStatus::Submitted => "submitted",
+        wit::OnboardingStatus::UnderReview => "under_review",
+        wit::OnboardingStatus::Active => "active",
+        wit::OnboardingStatus::Rejected => "rejected",
+    }
+}
+
+fn binding_status(status: wit::BindingStatus) -> &'static str {
+    match status {
+        wit::BindingStatus::PendingVerification => "pending_verification",
+        wit::BindingStatus::Verified => "verified",
+        wit::BindingStatus::Failed => "failed",
+    }
+}
+
+fn provider_failure(error: Result<wit::ProviderError, CallError>) -> OnboardingError {
+    match error {
+        Ok(wit::ProviderError::Declined(d)) => {
+            OnboardingError::ProviderRefused(format!("{}: {}", d.code, d.message))
+        }
+        Ok(wit::ProviderError::InvalidRequest(m)) => OnboardingError::ProviderRefused(m),
+        Ok(wit::ProviderError::Unavailable(m)) | Ok(wit::ProviderError::UnknownOutcome(m)) => {
+            OnboardingError::ProviderUnavailable(m)
+        }
+        Err(e) => OnboardingError::Plugin(e),
+    }
+}
+
+/// Saves an activation's new state with its audit line and event, and refreshes the
+/// merchant (its status, its active providers).
+fn save_activation(
+    state: &AppState,
+    actor: &Actor,
+    activation: &ActivationRecord,
+    action: &str,
+) -> Result<(), OnboardingError> {
+    let mut merchant = state.store.merchant_record(&activation.merchant_id)?;
+    if let Some(m) = merchant.as_mut() {
+        let mut all = state.store.activations_of(&m.id)?;
+        all.retain(|a| a.id != activation.id);
+        all.push(activation.clone());
+        m.status = if all.iter().any(|a| a.status == "active") {
+            "active".into()
+        } else {
+            "onboarding".into()
+        };
+        m.updated_at_ms = now_ms();
+    }
+    let line = audit(
+        actor,
+        action,
+        &activation.merchant_id,
+        &activation.id,
+        json!({"provider": activation.provider, "status": activation.status,
+               "rejection_reason": activation.rejection_reason}),
+    );
+    let change_event = event(
+        "merchant.activation.updated",
+        &activation.id,
+        json!({"status": activation.status, "merchant_id": activation.merchant_id}),
+    );
+    state.store.save_onboarding(&OnboardingChange {
+        merchant: merchant.as_ref(),
+        activation: Some(activation),
+        bank_account: None,
+        also_accounts: &[],
+        audit: &line,
+        event: Some(&change_event),
+    })?;
+    refresh_directory(state, &activation.merchant_id)?;
+    Ok(())
+}
+
+fn materials(state: &AppState, merchant: &MerchantRecord) -> Result<String, OnboardingError> {
+    let key = master_key(state)?;
+    let id_number = key
+        .open(&merchant.id, "legal_person_id", &merchant.legal_person_id)
+        .map_err(|e| StoreError::Corrupt(e))?;
+    Ok(json!({
+        "name": merchant.name,
+        "business_license_no": merchant.business_license_no,
+        "tax_registration_no": merchant.tax_registration_no,
+        "legal_person": {"name": merchant.legal_person_name, "id_number": id_number.as_str()},
+        "contact": {"name": merchant.contact_name, "phone": merchant.contact_phone,
+                    "email": merchant.contact_email},
+        "industry_code": merchant.industry_code,
+    })
+    .to_string())
+}
+
+/// `POST /v1/merchants/{id}/activations`: applies to `provider` (or resubmits after a
+/// rejection). One activation per merchant and provider; an application under review or
+/// active is answered as it is.
+pub async fn activate(
+    state: &AppState,
+    actor: &Actor,
+    merchant_id: &str,
+    provider: &str,
+) -> Result<ActivationRecord, OnboardingError> {
+    let merchant = state
+        .store
+        .merchant_record(merchant_id)?
+        .ok_or(OnboardingError::NotFound {
+            kind: "merchant",
+            id: merchant_id.into(),
+        })?;
+    let existing = state
+        .store
+        .activations_of(merchant_id)?
+        .into_iter()
+        .find(|a| a.provider == provider);
+    let mut activation = match existing {
+        Some(a) if a.status != "rejected" => return Ok(a),
+        Some(mut a) => {
+            a.submissions += 1;
+            a.status = "submitted".into();
+            a.rejection_reason = None;
+            a
+        }
+        None => ActivationRecord {
+            id: new_id("act"),
+            merchant_id: merchant_id.into(),
+            provider: provider.into(),
+            status: "submitted".into(),
+            provider_reference: None,
+            rejection_reason: None,
+            submissions: 1,
+            created_at_ms: now_ms(),
+            updated_at_ms: now_ms(),
+        },
+    };
+    let record = platform_record(state, provider, merchant_id, json!({}))?;
+    let request = wit::OnboardingRequest {
+        activation_id: activation.id.clone(),
+        provider: provider.into(),
+        merchant: record,
+        materials_json: materials(state, &merchant)?,
+    };
+    // Recorded (durably) before the provider hears of it, so a crash leaves a trace to poll.
+    save_activation(state, actor, &activation, "activation.submitted")?;
+    state.store.durable().await?;
+    let answer = state.plugins.onboard(request).await;
+    let outcome = match answer {
+        Ok(Ok(result)) => {
+            activation.status = activation_status(result.status).into();
+            activation.provider_reference =
+                result.provider_reference.or(activation.provider_reference);
+            activation.rejection_reason = result.rejection_reason;
+            activation.updated_at_ms = now_ms();
+            save_activation(state, actor, &activation, "activation.updated")?;
+            Ok(activation)
+        }
+        Ok(Err(e)) => Err(provider_failure(Ok(e))),
+        Err(e) => Err(provider_failure(Err(e))),
+    };
+    state.store.durable().await?;
+    outcome
+}
+
+/// Asks the provider about an unfinished activation; applies what it says.
+pub async fn poll_activation(
+    state: &AppState,
+    activation: &ActivationRecord,
+) -> Result<bool, OnboardingError> {
+    let record = platform_record(
+        state,
+        &activation.provider,
+        &activation.merchant_id,
+        json!({}),
+    )?;
+    let answer = state
+        .plugins
+        .query_onboarding(wit::OnboardingRef {
+            activation_id: activation.id.clone(),
+            provider: activation.provider.clone(),
+            merchant: record,
+            provider_reference: activation.provider_reference.clone(),
+        })
+        .await;
+    let Ok(Ok(result)) = answer else {
+        return Ok(false); // nothing known; ask again next sweep
+    };
+    apply_onboarding(state, &Actor::system(), &activation.id, &result)
+}
+
+/// Applies an onboarding result (from a query or a notice). Returns whether it changed.
+pub fn apply_onboarding(
+    state: &AppState,
+    actor: &Actor,
+    activation_id: &str,
+    result: &wit::OnboardingResult,
+) -> Result<bool, OnboardingError> {
+    let Some(mut activation) = state.store.activation(activation_id)? else {
+        return Ok(false);
+    };
+    let status = activation_status(result.status);
+    let reference = result
+        .provider_reference
+        .clone()
+        .or(activation.provider_reference.clone());
+    let finished = matches!(activation.status.as_str(), "active" | "rejected");
+    let unchanged = activation.status == status && activation.provider_reference == reference;
+    // A finished application changes only by resubmission; stale reports are ignored.
+    if unchanged || (finished && status != "active" && status != "rejected") {
+        return Ok(false);
+    }
+    activation.status = status.into();
+    activation.provider_reference = reference;
+    activation.rejection_reason = result
+        .rejection_reason
+        .clone()
+        .filter(|_| status == "rejected");
+    activation.updated_at_ms = now_ms();
+    save_activation(state, actor, &activation, "activation.updated")?;
+    Ok(true)
+}
+
+/// Saves a bank account's new state with its audit line and event.
+fn save_account(
+    state: &AppState,
+    actor: &Actor,
+    account: &BankAccountRecord,
+    also: &[BankAccountRecord],
+    action: &str,
+) -> Result<(), OnboardingError> {
+    let line = audit(
+        actor,
+        action,
+        &account.merchant_id,
+        &account.id,
+        json!({"provider": account.provider, "status": account.status,
+               "account_number_last4": account.account_number_last4, "default": account.is_default}),
+    );
+    let change_event = event(
+        "bank_account.updated",
+        &account.id,
+        json!({"status": account.status, "merchant_id": account.merchant_id}),
+    );
+    state.store.save_onboarding(&OnboardingChange {
+        merchant: None,
+        activation: None,
+        bank_account: Some(account),
+        also_accounts: also,
+        audit: &line,
+        event: Some(&change_event),
+    })?;
+    Ok(())
+}
+
+/// `POST /v1/merchants/{id}/bank_accounts`: binds a settlement account at a provider where
+/// the merchant is active.
+pub async fn bind_account(
+    state: &AppState,
+    actor: &Actor,
+    merchant_id: &str,
+    id: &str,
+    input: &AccountInput,
+) -> Result<BankAccountRecord, OnboardingError> {
+    if let Some(existing) = state.store.bank_account(id)? {
+        return Ok(existing); // resumed
+    }
+    let merchant = state
+        .store
+        .merchant_record(merchant_id)?
+        .ok_or(OnboardingError::NotFound {
+            kind: "merchant",
+            id: merchant_id.into(),
+        })?;
+    let digits = &input.account_number;
+    let checked = if input.is_card {
+        validate::bank_card_number(digits)
+    } else {
+        validate::corporate_account_number(digits)
+    };
+    checked.map_err(|message| OnboardingError::Invalid {
+        param: "account_number",
+        message: format!("account_number {message}"),
+    })?;
+    let holder = input.account_holder.trim();
+    if holder != merchant.name && holder != merchant.legal_person_name {
+        return Err(OnboardingError::AccountHolderMismatch(holder.into()));
+    }
+    let activation = state
+        .store
+        .activations_of(merchant_id)?
+        .into_iter()
+        .find(|a| a.provider == input.provider && a.status == "active")
+        .ok_or_else(|| {
+            OnboardingError::WrongState(format!(
+                "merchant {merchant_id} is not active at {}; activate it there first",
+                input.provider
+            ))
+        })?;
+    let key = master_key(state)?;
+    let mut existing = state.store.bank_accounts_of(merchant_id)?;
+    let is_default = input.is_default || existing.is_empty();
+    if is_default {
+        for other in existing.iter_mut() {
+            other.is_default = false;
+        }
+    } else {
+        existing.clear();
+    }
+    let now = now_ms();
+    let mut account = BankAccountRecord {
+        id: id.into(),
+        merchant_id: merchant_id.into(),
+        provider: input.provider.clone(),
+        account_holder: holder.into(),
+        account_number: key.seal(id, "account_number", digits),
+        account_number_last4: validate::last4(digits),
+        bank_name: input.bank_name.trim().into(),
+        branch: input.branch.clone(),
+        status: "pending_verification".into(),
+        verification: None,
+        failure_reason: None,
+        provider_reference: None,
+        is_default,
+        created_at_ms: now,
+        updated_at_ms: now,
+    };
+    let record = platform_record(
+        state,
+        &input.provider,
+        merchant_id,
+        json!({"activation_id": activation.id, "sub_merchant_id": activation.provider_reference}),
+    )?;
+    save_account(state, actor, &account, &existing, "bank_account.submitted")?;
+    state.store.durable().await?;
+    let answer = state
+        .plugins
+        .bind_account(wit::BindingRequest {
+            bank_account_id: id.into(),
+            provider: input.provider.clone(),
+            merchant: record,
+            account_holder: holder.into(),
+            account_number: digits.clone(),
+            bank_name: account.bank_name.clone(),
+            branch: account.branch.clone(),
+        })
+        .await;
+    let outcome = match answer {
+        Ok(Ok(result)) => {
+            apply_binding_to(&mut account, &result);
+            save_account(state, actor, &account, &[], "bank_account.updated")?;
+            Ok(account)
+        }
+        Ok(Err(e)) => Err(provider_failure(Ok(e))),
+        Err(e) => Err(provider_failure(Err(e))),
+    };
+    state.store.durable().await?;
+    outcome
+}
+
+fn apply_binding_to(account: &mut BankAccountRecord, result: &wit::BindingResult) {
+    account.status = binding_status(result.status).into();
+    account.provider_reference = result
+        .provider_reference
+        .clone()
+        .or(account.provider_reference.take());
+    if let Some(verification) = &result.verification_json {
+        account.verification = serde_json::from_str(verification).ok();
+    }
+    account.failure_reason = result
+        .failure
+        .clone()
+        .filter(|_| account.status == "failed");
+    account.updated_at_ms = now_ms();
+}
+
+/// Asks the provider about an unverified account; applies what it says.
+pub async fn poll_account(
+    state: &AppState,
+    account: &BankAccountRecord,
+) -> Result<bool, OnboardingError> {
+    let activation = state
+        .store
+        .activations_of(&account.merchant_id)?
+        .into_iter()
+        .find(|a| a.provider == account.provider);
+    let record = platform_record(
+        state,
+        &account.provider,
+        &account.merchant_id,
+        json!({"activation_id": activation.as_ref().map(|a| &a.id),
+               "sub_merchant_id": activation.as_ref().and_then(|a| a.provider_reference.clone())}),
+    )?;
+    let answer = state
+        .plugins
+        .query_binding(wit::BindingRef {
+            bank_account_id: account.id.clone(),
+            provider: account.provider.clone(),
+            merchant: record,
+            provider_reference: account.provider_reference.clone(),
+        })
+        .await;
+    let Ok(Ok(result)) = answer else {
+        return Ok(false);
+    };
+    apply_binding(state, &Actor::system(), &account.id, &result)
+}
+
+/// Applies a binding result (from a query or a notice). Returns whether it changed.
+pub fn apply_binding(
+    state: &AppState,
+    actor: &Actor,
+    account_id: &str,
+    result: &wit::BindingResult,
+) -> Result<bool, OnboardingError> {
+    let Some(mut account) = state.store.bank_account(account_id)? else {
+        return Ok(false);
+    };
+    if account.status != "pending_verification" {
+        return Ok(false); // verified and failed are final
+    }
+    let before = account.clone();
+    apply_binding_to(&mut account, result);
+    if account.status == before.status && account.verification == before.verification {
+        return Ok(false);
+    }
+    save_account(state, actor, &account, &[], "bank_account.updated")?;
+    Ok(true)
+}
+
+/// One pass over unfinished activations and accounts (the janitor calls it).
+pub async fn sweep(state: &AppState) -> Result<usize, StoreError> {
+    let mut changed = 0;
+    for activation in state.store.all_activations()? {
+        if matches!(activation.status.as_str(), "submitted" | "under_review")
+            && poll_activation(state, &activation).await.unwrap_or(false)
+        {
+            changed += 1;
+        }
+    }
+    for account in state.store.all_bank_accounts()? {
+        if account.status == "pending_verification"
+            && poll_account(state, &account).await.unwrap_or(false)
+        {
+            changed += 1;
+        }
+    }
+    state.store.durable().await?;
+    Ok(changed)
+}

@@ -1,0 +1,467 @@
+//! Merchant onboarding (API.md §8) through the mock wallet: create, validate, activate,
+//! bind, collect; sensitive data sealed at rest; roles; the audit log; key rotation.
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use crate::support::*;
+
+const ID_NUMBER: &str = "11010519491231002X";
+const LICENCE: &str = "91350100M000100Y43";
+/// A corporate account number (no checksum) and a bank card (Luhn-valid).
+const ACCOUNT: &str = "6217000010012345678901";
+const CARD: &str = "6212345678901232";
+
+fn materials(name: &str) -> Value {
+    json!({
+        "name": name,
+        "business_license_no": LICENCE,
+        "tax_registration_no": "91350100M000100Y43",
+        "legal_person": {"name": "Zhang San", "id_number": ID_NUMBER},
+        "contact": {"name": "Li Si", "phone": "13800138000", "email": "li.si@example.cn"},
+        "industry_code": "5812",
+    })
+}
+
+fn fast_janitor() -> String {
+    default_config_text().replace("janitor_interval_ms = 3000", "janitor_interval_ms = 200")
+}
+
+async fn create(daemon: &Daemon, key: &str, name: &str) -> (u16, Value) {
+    let (status, _, body) = daemon
+        .post_idempotent("/v1/merchants", ADMIN, Some(key), &materials(name))
+        .await;
+    (status, body)
+}
+
+/// Polls `path` (admin) until `field` is `want` (10 s at most).
+async fn wait_for(daemon: &Daemon, path: &str, field: &str, want: &str) -> Value {
+    let mut last = Value::Null;
+    for _ in 0..100 {
+        last = daemon.get(path, Some(ADMIN)).await.1;
+        if last[field] == want {
+            return last;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("{path}: {field} never became {want}: {last}");
+}
+
+#[tokio::test]
+async fn a_merchant_is_created_activated_bound_and_collects() {
+    let daemon = Daemon::start_with(Options {
+        config_text: fast_janitor(),
+        ..Options::default()
+    });
+    let (status, merchant) = create(&daemon, "m-1", "Tea House").await;
+    assert_eq!(status, 201, "{merchant}");
+    let id = merchant["id"].as_str().unwrap().to_owned();
+    assert!(id.starts_with("m_"));
+    assert_eq!(merchant["status"], "draft");
+    assert_eq!(merchant["source"], "api");
+    assert_eq!(merchant["legal_person"]["id_number"], "1101**********002X");
+    assert_eq!(merchant["providers"], json!([]));
+
+    // A draft can be corrected.
+    let mut corrected = materials("Tea House Ltd");
+    corrected["contact"]["phone"] = json!("13900139000");
+    let (status, _, updated) = daemon
+        .post_idempotent(
+            &format!("/v1/merchants/{id}"),
+            ADMIN,
+            Some("m-1-upd"),
+            &corrected,
+        )
+        .await;
+    assert_eq!(
+        (status, updated["name"].as_str()),
+        (200, Some("Tea House Ltd")),
+        "{updated}"
+    );
+
+    // No collection before activation.
+    let pay = json!({"merchant_id": id, "amount": "8.00", "currency": "CNY", "method": "barcode",
+                     "auth_code": "990000000000001234"});
+    let (status, _, refused) = daemon
+        .post_idempotent("/v1/payments", ADMIN, Some("p-0"), &pay)
+        .await;
+    assert_eq!(status, 422, "{refused}");
+    assert_eq!(refused["error"]["code"], "merchant_not_active");
+
+    // Apply to the mock wallet: under review, then active (the janitor polls).
+    let (status, _, activation) = daemon
+        .post_idempotent(
+            &format!("/v1/merchants/{id}/activations"),
+            ADMIN,
+            Some("act-1"),
+            &json!({"provider": "mock"}),
+        )
+        .await;
+    assert_eq!(status, 201, "{activation}");
+    assert!(activation["id"].as_str().unwrap().starts_with("act_"));
+    assert_eq!(activation["status"], "under_review");
+    let activation_path = format!(
+        "/v1/merchants/{id}/activations/{}",
+        activation["id"].as_str().unwrap()
+    );
+    wait_for(&daemon, &activation_path, "status", "active").await;
+    let merchant = wait_for(&daemon, &format!("/v1/merchants/{id}"), "status", "active").await;
+    assert_eq!(merchant["providers"], json!(["mock"]));
+
+    // No longer a draft: the materials are frozen.
+    let (status, _, frozen) = daemon
+        .post_idempotent(
+            &format!("/v1/merchants/{id}"),
+            ADMIN,
+            Some("m-1-upd2"),
+            &materials("X"),
+        )
+        .await;
+    assert_eq!(status, 422, "{frozen}");
+
+    // Bank accounts: the holder must be the merchant or its legal person; numbers checked.
+    let accounts = format!("/v1/merchants/{id}/bank_accounts");
+    let account = |holder: &str, number: &str, kind: &str| {
+        json!({"provider": "mock", "account_holder": holder, "account_number": number,
+               "account_type": kind, "bank_name": "Bank of Example", "branch": "Fuzhou"})
+    };
+    let (status, _, mismatch) = daemon
+        .post_idempotent(
+            &accounts,
+            ADMIN,
+            Some("ba-x"),
+            &account("Someone Else", ACCOUNT, "corporate"),
+        )
+        .await;
+    assert_eq!(
+        (status, mismatch["error"]["code"].as_str()),
+        (422, Some("account_holder_mismatch"))
+    );
+    let (status, _, luhn) = daemon
+        .post_idempotent(
+            &accounts,
+            ADMIN,
+            Some("ba-y"),
+            &account("Zhang San", "6212345678901234", "card"),
+        )
+        .await;
+    assert_eq!(
+        (status, luhn["error"]["param"].as_str()),
+        (400, Some("account_number")),
+        "{luhn}"
+    );
+    let (status, _, bound) = daemon
+        .post_idempotent(
+            &accounts,
+            ADMIN,
+            Some("ba-1"),
+            &account("Tea House Ltd", ACCOUNT, "corporate"),
+        )
+        .await;
+    assert_eq!(status, 201, "{bound}");
+    assert_eq!(bound["status"], "pending_verification");
+    assert_eq!(bound["account_number_last4"], "8901");
+    assert_eq!(bound["default"], true, "the first account is the default");
+    assert!(
+        bound["verification"].is_object(),
+        "the provider's step is shown: {bound}"
+    );
+    assert!(!bound.to_string().contains(ACCOUNT));
+    let account_path = format!("{accounts}/{}", bound["id"].as_str().unwrap());
+    wait_for(&daemon, &account_path, "status", "verified").await;
+    let (status, _, second) = daemon
+        .post_idempotent(
+            &accounts,
+            ADMIN,
+            Some("ba-2"),
+            &account("Zhang San", CARD, "card"),
+        )
+        .await;
+    assert_eq!(
+        (status, second["default"].as_bool()),
+        (201, Some(false)),
+        "{second}"
+    );
+
+    // The first payment.
+    let (status, _, paid) = daemon
+        .post_idempotent("/v1/payments", ADMIN, Some("p-1"), &pay)
+        .await;
+    assert_eq!(
+        (status, paid["status"].as_str()),
+        (201, Some("succeeded")),
+        "{paid}"
+    );
+    assert_eq!(paid["merchant_id"], id.as_str());
+
+    // The audit log: who did what, from where.
+    let (status, audit) = daemon
+        .get(&format!("/v1/audit?merchant_id={id}"), Some(ADMIN))
+        .await;
+    assert_eq!(status, 200);
+    let actions: Vec<&str> = audit["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["action"].as_str().unwrap())
+        .collect();
+    for expected in [
+        "merchant.created",
+        "merchant.updated",
+        "activation.submitted",
+        "activation.updated",
+        "bank_account.submitted",
+        "bank_account.updated",
+    ] {
+        assert!(
+            actions.contains(&expected),
+            "{expected} missing from {actions:?}"
+        );
+    }
+    let first = &audit["data"][0];
+    assert_eq!(first["actor"], "key_demo_admin");
+    assert_eq!(first["source"], "127.0.0.1");
+    assert!(!audit.to_string().contains(ID_NUMBER) && !audit.to_string().contains(ACCOUNT));
+    assert_eq!(
+        daemon
+            .get(&format!("/v1/audit?merchant_id={id}"), Some(ERP))
+            .await
+            .0,
+        403
+    );
+}
+
+#[tokio::test]
+async fn bad_materials_are_refused_naming_the_field() {
+    let daemon = Daemon::start();
+    for (path, value, param) in [
+        (
+            "business_license_no",
+            json!("91350100M000100Y44"),
+            "business_license_no",
+        ),
+        (
+            "business_license_no",
+            json!("91350100m000100y43"),
+            "business_license_no",
+        ),
+        (
+            "legal_person.id_number",
+            json!("110105194912310021"),
+            "legal_person.id_number",
+        ),
+        (
+            "legal_person.id_number",
+            json!("11010519491331002X"),
+            "legal_person.id_number",
+        ),
+        ("contact.phone", json!("12800138000"), "contact.phone"),
+        ("contact.email", json!("not-an-email"), "contact.email"),
+        ("name", json!(""), "name"),
+    ] {
+        let mut body = materials("Bad Shop");
+        let pointer: Vec<&str> = path.split('.').collect();
+        match pointer.as_slice() {
+            [a] => body[*a] = value.clone(),
+            [a, b] => body[*a][*b] = value.clone(),
+            _ => unreachable!(),
+        }
+        let (status, _, error) = daemon
+            .post_idempotent(
+                "/v1/merchants",
+                ADMIN,
+                Some(&format!("bad-{path}-{value}")),
+                &body,
+            )
+            .await;
+        assert_eq!(status, 400, "{path}={value}: {error}");
+        assert_eq!(error["error"]["param"], param, "{error}");
+    }
+    let mut typo = materials("Typo Shop");
+    typo["legal_persn"] = json!({});
+    let (status, _, error) = daemon
+        .post_idempotent("/v1/merchants", ADMIN, Some("typo"), &typo)
+        .await;
+    assert_eq!(
+        (status, error["error"]["param"].as_str()),
+        (400, Some("legal_persn")),
+        "{error}"
+    );
+}
+
+#[tokio::test]
+async fn only_admins_create_and_scoped_keys_see_only_their_merchants() {
+    let daemon = Daemon::start();
+    for key in [POS, ERP] {
+        let (status, _, _) = daemon
+            .post_idempotent("/v1/merchants", key, Some("nope"), &materials("X"))
+            .await;
+        assert_eq!(status, 403);
+    }
+    let (_, merchant) = create(&daemon, "m-scope", "Scoped Shop").await;
+    let id = merchant["id"].as_str().unwrap();
+    // The demo erp key acts for m_demo only: the new merchant looks missing to it.
+    for path in [
+        format!("/v1/merchants/{id}"),
+        format!("/v1/merchants/{id}/activations"),
+        format!("/v1/merchants/{id}/bank_accounts"),
+    ] {
+        assert_eq!(daemon.get(&path, Some(ERP)).await.0, 403, "{path}");
+        assert_eq!(daemon.get(&path, Some(POS)).await.0, 403, "{path}");
+        assert_eq!(daemon.get(&path, Some(ADMIN)).await.0, 200, "{path}");
+    }
+    let (status, _, _) = daemon
+        .post_idempotent(
+            &format!("/v1/merchants/{id}/activations"),
+            ERP,
+            Some("act-erp"),
+            &json!({"provider": "mock"}),
+        )
+        .await;
+    assert_eq!(status, 403);
+    // The same key replays; another body under it is refused.
+    let (status, replayed, again) = daemon
+        .post_idempotent(
+            "/v1/merchants",
+            ADMIN,
+            Some("m-scope"),
+            &materials("Scoped Shop"),
+        )
+        .await;
+    assert_eq!(
+        (status, replayed, again["id"].as_str()),
+        (201, true, Some(id))
+    );
+    let (status, _, _) = daemon
+        .post_idempotent("/v1/merchants", ADMIN, Some("m-scope"), &materials("Other"))
+        .await;
+    assert_eq!(status, 422);
+}
+
+#[tokio::test]
+async fn identity_and_account_numbers_never_reach_the_disk_or_the_logs_in_clear() {
+    let mut daemon = Daemon::start_with(Options {
+        config_text: fast_janitor(),
+        ..Options::default()
+    });
+    let (_, merchant) = create(&daemon, "m-secret", "Secret Shop").await;
+    let id = merchant["id"].as_str().unwrap().to_owned();
+    daemon
+        .post_idempotent(
+            &format!("/v1/merchants/{id}/activations"),
+            ADMIN,
+            Some("act-s"),
+            &json!({"provider": "mock"}),
+        )
+        .await;
+    wait_for(&daemon, &format!("/v1/merchants/{id}"), "status", "active").await;
+    let (status, _, _) = daemon
+        .post_idempotent(
+            &format!("/v1/merchants/{id}/bank_accounts"),
+            ADMIN,
+            Some("ba-s"),
+            &json!({"provider": "mock", "account_holder": "Secret Shop", "account_number": ACCOUNT,
+                    "bank_name": "Bank of Example"}),
+        )
+        .await;
+    assert_eq!(status, 201);
+    daemon.terminate();
+    assert_eq!(daemon.wait(Duration::from_secs(10)), Some(0));
+    let mut found = Vec::new();
+    for entry in walk(&daemon.data_dir()) {
+        let bytes = std::fs::read(&entry).unwrap();
+        for secret in [ID_NUMBER, ACCOUNT, "19491231002X", "0012345678901"] {
+            if bytes.windows(secret.len()).any(|w| w == secret.as_bytes()) {
+                found.push(format!("{secret} in {}", entry.display()));
+            }
+        }
+    }
+    assert!(found.is_empty(), "clear values on disk: {found:?}");
+    let logs = daemon.logs();
+    assert!(
+        !logs.contains(ID_NUMBER) && !logs.contains(ACCOUNT),
+        "clear values in the logs"
+    );
+}
+
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            files.extend(walk(&path));
+        } else {
+            files.push(path);
+        }
+    }
+    files
+}
+
+#[tokio::test]
+async fn the_master_key_rotates_in_place() {
+    let mut daemon = Daemon::start();
+    let (_, merchant) = create(&daemon, "m-rot", "Rotating Shop").await;
+    let id = merchant["id"].as_str().unwrap().to_owned();
+    daemon.terminate();
+    assert_eq!(daemon.wait(Duration::from_secs(10)), Some(0));
+
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("paygate.toml");
+    std::fs::write(&config, default_config_text()).unwrap();
+    let new_key = dir.path().join("new.hex");
+    let out = run_paygated(&["keys", "new-master"]);
+    assert!(out.status.success());
+    std::fs::write(&new_key, &out.stdout).unwrap();
+    let data = daemon.data_dir();
+    let rotate = |config: &std::path::Path, key: &std::path::Path| {
+        run_paygated(&[
+            "keys",
+            "rotate-master",
+            "--config",
+            config.to_str().unwrap(),
+            "--data-dir",
+            data.to_str().unwrap(),
+            "--new-key",
+            &format!("file:{}", key.display()),
+        ])
+    };
+    let out = rotate(&config, &new_key);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("re-encrypted 1 records"));
+    // Everything now opens with the new key: rotating again from it back to the old one
+    // works only if every value was re-sealed under it.
+    let rotated_config = dir.path().join("rotated.toml");
+    let old_key = repo_root().join("config/sandbox-keys/master_key.hex");
+    std::fs::write(
+        &rotated_config,
+        default_config_text().replace(
+            &format!("file:{}", old_key.display()),
+            &format!("file:{}", new_key.display()),
+        ),
+    )
+    .unwrap();
+    let back = rotate(&rotated_config, &old_key);
+    assert!(
+        back.status.success(),
+        "{}",
+        String::from_utf8_lossy(&back.stderr)
+    );
+    // And the daemon, on the original key, serves the merchant.
+    let again = Daemon::start_with(Options {
+        data_dir: Some(data.clone()),
+        ..Options::default()
+    });
+    let (status, merchant) = again.get(&format!("/v1/merchants/{id}"), Some(ADMIN)).await;
+    assert_eq!(
+        (status, merchant["legal_person"]["id_number"].as_str()),
+        (200, Some("1101**********002X"))
+    );
+    // A rotation while a daemon holds the data dir is refused.
+    let busy = rotate(&config, &new_key);
+    assert!(!busy.status.success());
+}
