@@ -465,3 +465,135 @@ async fn the_master_key_rotates_in_place() {
     let busy = rotate(&config, &new_key);
     assert!(!busy.status.success());
 }
+
+/// The full journey through a real provider plugin and the simulator: create, apply, the
+/// reviewer rejects with a reason, resubmit, approved, bind, the bank verifies, the first
+/// payment (a QR code the payer scans).
+async fn journey_through_the_simulator(provider: &str) {
+    let simulator = crate::simulator::Simulator::start();
+    let daemon = Daemon::start_with(Options {
+        config_text: simulator
+            .daemon_config()
+            .replace("janitor_interval_ms = 3000", "janitor_interval_ms = 200"),
+        ..Options::default()
+    });
+    let (status, merchant) = create(&daemon, "sim-m", "Tea House Ltd").await;
+    assert_eq!(status, 201, "{merchant}");
+    let id = merchant["id"].as_str().unwrap().to_owned();
+    let apply = |key: &'static str| {
+        let path = format!("/v1/merchants/{id}/activations");
+        let daemon = &daemon;
+        async move {
+            daemon
+                .post_idempotent(&path, ADMIN, Some(key), &json!({"provider": provider}))
+                .await
+        }
+    };
+    let (status, _, activation) = apply("sim-act-1").await;
+    assert_eq!(status, 201, "{activation}");
+    let act = activation["id"].as_str().unwrap().to_owned();
+    let act_path = format!("/v1/merchants/{id}/activations/{act}");
+    wait_for(&daemon, &act_path, "status", "under_review").await;
+
+    // The reviewer rejects, with a reason the merchant sees.
+    let (status, _) = simulator
+        .control(
+            &format!("{provider}/applications/{act}/reject"),
+            json!({"reason": "business licence photo unreadable"}),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let rejected = wait_for(&daemon, &act_path, "status", "rejected").await;
+    assert!(
+        rejected["rejection_reason"]
+            .as_str()
+            .unwrap()
+            .contains("business licence photo unreadable"),
+        "{rejected}"
+    );
+    // Collection is still refused.
+    let qr = json!({"merchant_id": id, "amount": "12.00", "currency": "CNY", "method": "qr",
+                    "provider": provider});
+    let (status, _, refused) = daemon
+        .post_idempotent("/v1/payments", ADMIN, Some("sim-p0"), &qr)
+        .await;
+    assert_eq!(
+        (status, refused["error"]["code"].as_str()),
+        (422, Some("merchant_not_active"))
+    );
+
+    // Resubmitted: the same activation, a second submission, back under review; approved.
+    let (status, _, again) = apply("sim-act-2").await;
+    assert_eq!(
+        (status, again["id"].as_str()),
+        (201, Some(act.as_str())),
+        "{again}"
+    );
+    assert_eq!(again["submissions"], 2);
+    assert_eq!(again["rejection_reason"], Value::Null);
+    wait_for(&daemon, &act_path, "status", "under_review").await;
+    simulator
+        .control(&format!("{provider}/applications/{act}/approve"), json!({}))
+        .await;
+    let active = wait_for(&daemon, &act_path, "status", "active").await;
+    assert!(active["provider_reference"].is_string(), "{active}");
+
+    // The settlement account: pending the provider's remittance check, then verified.
+    let (status, _, account) = daemon
+        .post_idempotent(
+            &format!("/v1/merchants/{id}/bank_accounts"),
+            ADMIN,
+            Some("sim-ba"),
+            &json!({"provider": provider, "account_holder": "Tea House Ltd",
+                    "account_number": ACCOUNT, "bank_name": "Bank of Example"}),
+        )
+        .await;
+    assert_eq!(
+        (status, account["status"].as_str()),
+        (201, Some("pending_verification")),
+        "{account}"
+    );
+    assert!(account["verification"].is_object(), "{account}");
+    let ba = account["id"].as_str().unwrap().to_owned();
+    simulator
+        .control(&format!("{provider}/accounts/{ba}/verify"), json!({}))
+        .await;
+    wait_for(
+        &daemon,
+        &format!("/v1/merchants/{id}/bank_accounts/{ba}"),
+        "status",
+        "verified",
+    )
+    .await;
+
+    // The first payment: a QR code the payer scans; the provider's notice settles it.
+    let (status, _, payment) = daemon
+        .post_idempotent("/v1/payments", ADMIN, Some("sim-p1"), &qr)
+        .await;
+    assert_eq!(
+        (status, payment["status"].as_str()),
+        (201, Some("pending")),
+        "{payment}"
+    );
+    let (status, _) = simulator
+        .control(
+            &format!("{provider}/scan"),
+            json!({"qr_code": payment["qr_code"], "outcome": "pay"}),
+        )
+        .await;
+    assert_eq!(status, 200);
+    wait_for(
+        &daemon,
+        &format!("/v1/payments/{}", payment["id"].as_str().unwrap()),
+        "status",
+        "succeeded",
+    )
+    .await;
+    let onboarding = simulator.ledger(provider).await;
+    assert_eq!(onboarding["violations"], json!([]));
+}
+
+#[tokio::test]
+async fn the_journey_through_alipay_on_the_simulator() {
+    journey_through_the_simulator("alipay").await;
+}

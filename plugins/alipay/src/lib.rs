@@ -5,12 +5,14 @@
 //! This file is the flow: which method each operation calls, signing and verifying through
 //! the host's `keys`, and the HTTP exchange. Everything that can be decided without the
 //! host lives in `transform` (our requests into Alipay's parameters, Alipay's answers into
-//! our results), `sign` (what signatures cover) and `notify` (trade notices).
+//! our results), `onboarding` (the same for sub-merchant applications and settlement
+//! accounts), `sign` (what signatures cover) and `notify` (trade notices).
 
 use paygate_plugin_api::*;
 use serde::Serialize;
 
 mod notify;
+mod onboarding;
 mod sign;
 mod transform;
 
@@ -43,6 +45,10 @@ impl Provider for Alipay {
                     Operation::Refund,
                     Operation::QueryRefund,
                     Operation::ParseNotification,
+                    Operation::Onboard,
+                    Operation::QueryOnboarding,
+                    Operation::BindAccount,
+                    Operation::QueryBinding,
                 ],
                 // Alipay's rate is negotiated per merchant: nothing to state here.
                 fees: Vec::new(),
@@ -215,6 +221,77 @@ impl Provider for Alipay {
             updates,
             reply: notify::accepted(),
         })
+    }
+
+    /// `ant.merchant.expand.indirect.zft.create` with `external_id` = our activation id:
+    /// submitted, with Alipay's `order_id`.
+    fn onboard(request: OnboardingRequest) -> Result<OnboardingResult, ProviderError> {
+        let settings = settings(&request.merchant, onboarding::SUBMIT)?;
+        let biz = onboarding::zft_create(&request.activation_id, &request.materials_json)?;
+        let reply = gateway(
+            &settings,
+            onboarding::METHOD_ZFT_CREATE,
+            &biz,
+            None,
+            onboarding::SUBMIT,
+        )?;
+        onboarding::interpret_create(&reply)
+    }
+
+    /// `ant.merchant.expand.indirect.zftorder.query` by `external_id` (our activation id).
+    fn query_onboarding(application: OnboardingRef) -> Result<OnboardingResult, ProviderError> {
+        let settings = settings(&application.merchant, onboarding::READ)?;
+        let external_id = transform::out_no(&application.activation_id, "activation_id")
+            .map_err(|e| onboarding::READ.refused(e))?;
+        let reply = gateway(
+            &settings,
+            onboarding::METHOD_ZFT_ORDER_QUERY,
+            &onboarding::ZftOrderQueryBiz {
+                external_id: external_id.clone(),
+            },
+            None,
+            onboarding::READ,
+        )?;
+        onboarding::interpret_order_query(&reply, &external_id)
+    }
+
+    /// `ant.merchant.expand.indirect.zft.settlementmodify` with `out_biz_no` = our bank
+    /// account id (and `smid` from the settings): pending verification, with the
+    /// verification step when Alipay gives one.
+    fn bind_account(request: BindingRequest) -> Result<BindingResult, ProviderError> {
+        let settings = settings(&request.merchant, onboarding::SUBMIT)?;
+        let biz = onboarding::settlement_modify(&settings, &request)?;
+        let reply = gateway(
+            &settings,
+            onboarding::METHOD_SETTLEMENT_MODIFY,
+            &biz,
+            None,
+            onboarding::SUBMIT,
+        )?;
+        onboarding::interpret_settlement(&reply)
+    }
+
+    /// `ant.merchant.expand.order.query` by the settlement change's `order_id` and our
+    /// bank account id.
+    fn query_binding(binding: BindingRef) -> Result<BindingResult, ProviderError> {
+        let settings = settings(&binding.merchant, onboarding::READ)?;
+        let biz = onboarding::order_query(
+            &binding.bank_account_id,
+            binding.provider_reference.as_deref(),
+        )
+        .map_err(|e| onboarding::READ.refused(e))?;
+        let reply = gateway(
+            &settings,
+            onboarding::METHOD_ORDER_QUERY,
+            &biz,
+            None,
+            onboarding::READ,
+        )?;
+        onboarding::interpret_binding_query(
+            &reply,
+            &binding.bank_account_id,
+            binding.provider_reference.as_deref(),
+        )
     }
 }
 

@@ -56,6 +56,11 @@ pub struct Settings {
     /// The seller's Alipay user id (2088...); sent when set, and notices must match it.
     #[serde(default)]
     pub seller_id: Option<String>,
+    /// The sub-merchant id (`smid`) Alipay gave a merchant onboarded through the platform
+    /// (the gateway passes its activation's provider reference): names the sub-merchant a
+    /// settlement account is bound for.
+    #[serde(default)]
+    pub sub_merchant_id: Option<String>,
 }
 
 impl Settings {
@@ -73,6 +78,10 @@ impl Settings {
         }
         Ok(Settings {
             seller_id: settings.seller_id.filter(|s| !s.trim().is_empty()),
+            sub_merchant_id: settings
+                .sub_merchant_id
+                .map(|s| s.trim().to_owned())
+                .filter(|s| !s.is_empty()),
             ..settings
         })
     }
@@ -363,6 +372,8 @@ pub fn request_params(
 pub enum Effect {
     /// May move money: `precreate`/`pay` (create-payment) and `refund`. An unclear answer
     /// is an unknown outcome (the gateway queries before anything else, never re-charges).
+    /// Also the submissions that create something at Alipay without moving money
+    /// (onboarding applications, settlement account changes): same reading.
     Charge,
     /// May change a trade's state without charging: `close` and `cancel`. An unclear answer
     /// is an unknown outcome; a refusal is "unavailable" (nothing changed), never a decline
@@ -468,15 +479,12 @@ impl Reply {
 
     /// A string field: `None` when absent, null or empty; an error for any other type.
     pub fn text(&self, name: &str) -> Result<Option<&str>, String> {
-        match self.fields.get(name) {
-            None | Some(Value::Null) => Ok(None),
-            Some(Value::String(s)) if s.is_empty() => Ok(None),
-            Some(Value::String(s)) => Ok(Some(s)),
-            Some(other) => Err(format!(
-                "\"{name}\" should be a string, not {}",
-                type_name(other)
-            )),
-        }
+        text_field(&self.fields, name)
+    }
+
+    /// A field as it came, whatever its type (for the few non-string fields read).
+    pub fn value(&self, name: &str) -> Option<&Value> {
+        self.fields.get(name)
     }
 
     pub fn kind(&self) -> Code {
@@ -507,7 +515,7 @@ impl Reply {
     }
 
     /// The message we pass on with a decline: `sub_code: sub_msg`, or the summary.
-    fn decline_message(&self) -> String {
+    pub fn decline_message(&self) -> String {
         match (&self.sub_code, &self.sub_msg) {
             (Some(code), Some(msg)) => format!("{code}: {msg}"),
             (Some(code), None) => code.clone(),
@@ -520,7 +528,24 @@ impl Reply {
     }
 }
 
-fn type_name(value: &Value) -> &'static str {
+/// A string member of a JSON object: `None` when absent, null or empty; an error for any
+/// other type.
+pub fn text_field<'a>(
+    fields: &'a Map<String, Value>,
+    name: &str,
+) -> Result<Option<&'a str>, String> {
+    match fields.get(name) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) if s.is_empty() => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s)),
+        Some(other) => Err(format!(
+            "\"{name}\" should be a string, not {}",
+            type_name(other)
+        )),
+    }
+}
+
+pub fn type_name(value: &Value) -> &'static str {
     match value {
         Value::Null => "null",
         Value::Bool(_) => "a boolean",

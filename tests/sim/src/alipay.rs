@@ -3,7 +3,8 @@
 //! the sorted `k=v&...` string of every non-empty parameter but `sign`; answers
 //! `{"<method>_response": {...}, "sign": "..."}` signed over the raw text of the response
 //! object; trade notices as signed form posts (sorted non-empty parameters, `sign` and
-//! `sign_type` excluded), acknowledged by the text `success`.
+//! `sign_type` excluded), acknowledged by the text `success`. The sub-merchant onboarding
+//! methods (`ant.merchant.expand.*`) are served by `alipay_onboarding.rs`.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -81,12 +82,12 @@ fn is_alipay_code(code: &str) -> bool {
 }
 
 /// One answer: the `*_response` object, to be signed.
-struct Answer {
-    method: String,
-    object: Value,
+pub(crate) struct Answer {
+    pub(crate) method: String,
+    pub(crate) object: Value,
 }
 
-fn ok(method: &str, mut fields: Value) -> Answer {
+pub(crate) fn ok(method: &str, mut fields: Value) -> Answer {
     fields["code"] = json!("10000");
     fields["msg"] = json!("Success");
     Answer {
@@ -95,19 +96,19 @@ fn ok(method: &str, mut fields: Value) -> Answer {
     }
 }
 
-fn fail(method: &str, code: &str, msg: &str, sub_code: &str, sub_msg: &str) -> Answer {
+pub(crate) fn fail(method: &str, code: &str, msg: &str, sub_code: &str, sub_msg: &str) -> Answer {
     Answer {
         method: method.to_owned(),
         object: json!({"code": code, "msg": msg, "sub_code": sub_code, "sub_msg": sub_msg}),
     }
 }
 
-fn business_error(method: &str, sub_code: &str, sub_msg: &str) -> Answer {
+pub(crate) fn business_error(method: &str, sub_code: &str, sub_msg: &str) -> Answer {
     fail(method, "40004", "Business Failed", sub_code, sub_msg)
 }
 
 /// The response body: the object's text, signed as sent.
-fn render(sim: &Sim, answer: &Answer, bad_signature: bool) -> String {
+pub(crate) fn render(sim: &Sim, answer: &Answer, bad_signature: bool) -> String {
     let key = format!("{}_response", answer.method.replace('.', "_"));
     let object = answer.object.to_string();
     let mut signature = keys::sign(&sim.keys.alipay_platform, object.as_bytes());
@@ -164,7 +165,7 @@ async fn gateway(State(sim): State<SharedSim>, RawQuery(query): RawQuery, body: 
     }
 }
 
-fn handle(sim: &Arc<Sim>, method: &str, params: &BTreeMap<String, String>) -> Answer {
+pub(crate) fn handle(sim: &Arc<Sim>, method: &str, params: &BTreeMap<String, String>) -> Answer {
     let method_or = if method.is_empty() { "error" } else { method };
     for required in [
         "app_id",
@@ -218,6 +219,12 @@ fn handle(sim: &Arc<Sim>, method: &str, params: &BTreeMap<String, String>) -> An
     };
     let app_id = params["app_id"].clone();
     let notify_url = params.get("notify_url").filter(|u| !u.is_empty()).cloned();
+    // Sub-merchant onboarding and settlement accounts (`alipay_onboarding.rs`).
+    if let Some(answer) =
+        crate::alipay_onboarding::handle(sim, method, &app_id, &biz, notify_url.as_deref())
+    {
+        return answer;
+    }
     let text = |name: &str| {
         biz.get(name)
             .and_then(Value::as_str)

@@ -6,6 +6,7 @@
 //! It signs with the sandbox keys under `config/sandbox-keys/`: never real keys.
 
 mod alipay;
+mod alipay_onboarding;
 mod control;
 mod faults;
 mod keys;
