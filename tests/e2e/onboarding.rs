@@ -597,3 +597,8 @@ async fn journey_through_the_simulator(provider: &str) {
 async fn the_journey_through_alipay_on_the_simulator() {
     journey_through_the_simulator("alipay").await;
 }
+
+#[tokio::test]
+async fn the_journey_through_wechatpay_on_the_simulator() {
+    journey_through_the_simulator("wechatpay").await;
+}

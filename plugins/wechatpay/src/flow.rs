@@ -11,10 +11,12 @@
 use std::cell::Cell;
 
 use paygate_plugin_api::{
-    CreatePaymentRequest, Method, PaymentRef, PaymentResult, PaymentStatus, ProviderError,
-    RefundRef, RefundRequest, RefundResult, http,
+    BindingRef, BindingRequest, BindingResult, BindingStatus, CreatePaymentRequest, Method,
+    OnboardingRef, OnboardingRequest, OnboardingResult, PaymentRef, PaymentResult, PaymentStatus,
+    ProviderError, RefundRef, RefundRequest, RefundResult, http,
 };
 
+use crate::applyment::{self, Applyment, ApplymentState, Submitted};
 use crate::auth::{self, SignatureError, SignedHeaders};
 use crate::env::Env;
 use crate::settings::{Settings, key_names};
@@ -54,10 +56,31 @@ impl<'a, E: Env> Client<'a, E> {
         path_and_query: &str,
         body: Option<&str>,
     ) -> Result<http::Response, ProviderError> {
-        let request = self.signed_request(method, path_and_query, body)?;
+        let request = self.build_request(method, path_and_query, body, false)?;
+        self.exchange(call, &request)
+    }
+
+    /// Like `send`, for a request whose body has fields WeChat Pay wants encrypted under its
+    /// public key: it also carries `Wechatpay-Serial: {wechatpay_public_key_id}`, the key
+    /// they would be encrypted with. (They are not: see `applyment`.)
+    pub fn send_sensitive(
+        &self,
+        call: Call,
+        path_and_query: &str,
+        body: &str,
+    ) -> Result<http::Response, ProviderError> {
+        let request = self.build_request("POST", path_and_query, Some(body), true)?;
+        self.exchange(call, &request)
+    }
+
+    fn exchange(
+        &self,
+        call: Call,
+        request: &http::Request,
+    ) -> Result<http::Response, ProviderError> {
         let response = self
             .env
-            .send(&request)
+            .send(request)
             .map_err(|e| transform::transport_error(call, e))?;
         self.authenticate(call, &response)?;
         Ok(response)
@@ -65,11 +88,22 @@ impl<'a, E: Env> Client<'a, E> {
 
     /// The request with its `Authorization` header: SHA256withRSA with
     /// `merchant_private_key` over `METHOD\nPATH?QUERY\nTIMESTAMP\nNONCE\nBODY\n`.
+    #[cfg(test)]
     pub fn signed_request(
         &self,
         method: &str,
         path_and_query: &str,
         body: Option<&str>,
+    ) -> Result<http::Request, ProviderError> {
+        self.build_request(method, path_and_query, body, false)
+    }
+
+    fn build_request(
+        &self,
+        method: &str,
+        path_and_query: &str,
+        body: Option<&str>,
+        sensitive: bool,
     ) -> Result<http::Request, ProviderError> {
         let now_millis = self.env.now_millis();
         let timestamp = now_millis / 1000;
@@ -103,6 +137,9 @@ impl<'a, E: Env> Client<'a, E> {
             .header("Authorization", &authorization)
             .header("Accept", "application/json")
             .header("User-Agent", USER_AGENT);
+        if sensitive {
+            request = request.header(auth::HEADER_SERIAL, &self.settings.wechatpay_public_key_id);
+        }
         if let Some(body) = body {
             request = request
                 .header("Content-Type", "application/json")
@@ -319,6 +356,202 @@ pub fn query_refund(env: &impl Env, refund: &RefundRef) -> Result<RefundResult, 
         amounts: Some(amounts),
     };
     transform::interpret_refund(Call::QueryRefund, answer(&response), &expected)
+}
+
+// ---------------------------------------------------------------------------------------
+// Onboarding: applyments (特约商户进件) and settlement accounts.
+// ---------------------------------------------------------------------------------------
+
+/// `GET /v3/applyment4sub/applyment/business_code/{business_code}`: the applyment, or
+/// `None` when WeChat Pay has none under this business code.
+fn query_applyment(
+    client: &Client<'_, impl Env>,
+    business_code: &str,
+) -> Result<Option<Applyment>, ProviderError> {
+    applyment::check_business_code("activation id", business_code)?;
+    let response = client.send(
+        Call::QueryApplyment,
+        "GET",
+        &applyment::paths::applyment(business_code),
+        None,
+    )?;
+    applyment::interpret_applyment(answer(&response), business_code)
+}
+
+/// `onboard`: submits the applyment with `business_code` = our activation id. Submitting
+/// again under the same id is safe: WeChat Pay answers `PROCESSING` while the application
+/// is in progress (or done), and the plugin then queries it and reports its state; after a
+/// rejection, the same business code resubmits it.
+pub fn onboard(
+    env: &impl Env,
+    request: &OnboardingRequest,
+) -> Result<OnboardingResult, ProviderError> {
+    let settings = Settings::parse(&request.merchant.settings_json)?;
+    let materials = applyment::Materials::parse(&request.materials_json)?;
+    let body = applyment::applyment(&settings, &request.activation_id, &materials)?;
+    let client = Client::new(env, &settings, &request.activation_id);
+    let response = client.send_sensitive(Call::Applyment, applyment::paths::APPLYMENT, &body)?;
+    match applyment::interpret_submit(answer(&response))? {
+        Submitted::Applied(result) => Ok(result),
+        Submitted::InProgress => match query_applyment(&client, &request.activation_id)? {
+            Some(found) => Ok(found.result()),
+            None => Err(transform::uncertain(
+                Call::Applyment,
+                "PROCESSING, but no application is found under this business code",
+            )),
+        },
+    }
+}
+
+/// `query-onboarding`: the applyment's state under our activation id. An application
+/// WeChat Pay does not have is `unavailable`: nothing was submitted under this business
+/// code, and submitting it again is safe.
+pub fn query_onboarding(
+    env: &impl Env,
+    application: &OnboardingRef,
+) -> Result<OnboardingResult, ProviderError> {
+    let settings = Settings::parse(&application.merchant.settings_json)?;
+    let client = Client::new(env, &settings, &application.activation_id);
+    match query_applyment(&client, &application.activation_id)? {
+        Some(found) => Ok(found.result()),
+        None => Err(ProviderError::Unavailable(format!(
+            "wechatpay applyment query: WeChat Pay has no application {} (nothing was submitted under it)",
+            application.activation_id
+        ))),
+    }
+}
+
+/// The sub-merchant whose settlement account a binding is about: the `sub_mchid` of the
+/// applyment under the merchant's `activation_id` setting (queried: it must be finished),
+/// or, without an `activation_id`, the `sub_mchid` / `sub_merchant_id` setting. When both
+/// are given and differ, the applyment's wins (and it is logged).
+fn sub_merchant(
+    client: &Client<'_, impl Env>,
+    settings: &Settings,
+) -> Result<String, ProviderError> {
+    let configured = settings.sub_mchid.as_deref();
+    let Some(activation_id) = settings.activation_id.as_deref() else {
+        return match configured {
+            Some(s) if applyment::is_sub_mchid(s) => Ok(s.to_owned()),
+            Some(_) => Err(ProviderError::InvalidRequest(
+                "wechatpay merchant settings: `sub_mchid` must be digits".into(),
+            )),
+            None => Err(ProviderError::InvalidRequest(
+                "wechatpay: the merchant's settings have no activation_id (nor sub_mchid): no sub-merchant to bind an account to"
+                    .into(),
+            )),
+        };
+    };
+    let Some(found) = query_applyment(client, activation_id)? else {
+        return Err(ProviderError::InvalidRequest(format!(
+            "wechatpay: WeChat Pay has no application {activation_id} (the activation_id setting)"
+        )));
+    };
+    match found.state {
+        ApplymentState::Finished => {
+            let sub_mchid = found.sub_mchid.ok_or_else(|| {
+                transform::uncertain(Call::QueryApplyment, "finished without sub_mchid")
+            })?;
+            if configured.is_some_and(|c| c != sub_mchid) {
+                client.env.warn(&format!(
+                    "wechatpay: the settings' sub-merchant is not application {activation_id}'s ({sub_mchid}); using the application's"
+                ));
+            }
+            Ok(sub_mchid)
+        }
+        ApplymentState::Rejected | ApplymentState::Canceled => {
+            Err(ProviderError::InvalidRequest(format!(
+                "wechatpay: application {activation_id} was rejected or cancelled: there is no sub-merchant"
+            )))
+        }
+        other => Err(ProviderError::Unavailable(format!(
+            "wechatpay: application {activation_id} is not finished yet ({other:?}): bind the account once it is active"
+        ))),
+    }
+}
+
+/// `bind-account`: finds the sub-merchant, then `POST .../{sub_mchid}/modify-settlement`.
+/// Pending verification with the change's `application_no` as `provider-reference`.
+pub fn bind_account(
+    env: &impl Env,
+    request: &BindingRequest,
+) -> Result<BindingResult, ProviderError> {
+    let settings = Settings::parse(&request.merchant.settings_json)?;
+    let body = applyment::modify_settlement(request)?;
+    let client = Client::new(env, &settings, &request.bank_account_id);
+    let sub_mchid = sub_merchant(&client, &settings)?;
+    let response = client.send_sensitive(
+        Call::ModifySettlement,
+        &applyment::paths::modify_settlement(&sub_mchid),
+        &body,
+    )?;
+    applyment::interpret_modify(answer(&response))
+}
+
+/// `query-binding`: finds the sub-merchant; with an `application_no` (our
+/// `provider-reference`), queries the change: `AUDITING` pending, `AUDIT_FAIL` failed,
+/// `AUDIT_SUCCESS` on to the account. Then queries the sub-merchant's current settlement
+/// account: `VERIFYING` pending, `VERIFY_SUCCESS` verified, `VERIFY_FAIL` failed. A current
+/// account that is not the changed one (their masked numbers differ) means a later change
+/// replaced it before it was verified: failed.
+pub fn query_binding(env: &impl Env, binding: &BindingRef) -> Result<BindingResult, ProviderError> {
+    let settings = Settings::parse(&binding.merchant.settings_json)?;
+    let reference = binding.provider_reference.clone().filter(|r| !r.is_empty());
+    if reference
+        .as_deref()
+        .is_some_and(|r| !applyment::is_application_no(r))
+    {
+        return Err(ProviderError::InvalidRequest(format!(
+            "wechatpay: {:?} is not a settlement application_no",
+            transform::clip(reference.as_deref().unwrap_or_default())
+        )));
+    }
+    let client = Client::new(env, &settings, &binding.bank_account_id);
+    let sub_mchid = sub_merchant(&client, &settings)?;
+    let mut changed_to = None;
+    if let Some(application_no) = reference.as_deref() {
+        let call = Call::QuerySettlementApplication;
+        let response = client.send(
+            call,
+            "GET",
+            &applyment::paths::settlement_application(&sub_mchid, application_no),
+            None,
+        )?;
+        let change = applyment::interpret_account(call, answer(&response))?.ok_or_else(|| {
+            ProviderError::Unavailable(format!(
+                "wechatpay {}: WeChat Pay has no settlement change {application_no} for sub-merchant {sub_mchid}",
+                call.name()
+            ))
+        })?;
+        if let Some(result) = change.binding(reference.clone()) {
+            return Ok(result);
+        }
+        changed_to = change.account_number;
+    }
+    let call = Call::QuerySettlement;
+    let response = client.send(call, "GET", &applyment::paths::settlement(&sub_mchid), None)?;
+    let current = applyment::interpret_account(call, answer(&response))?.ok_or_else(|| {
+        ProviderError::Unavailable(format!(
+            "wechatpay {}: sub-merchant {sub_mchid} has no settlement account",
+            call.name()
+        ))
+    })?;
+    if let (Some(ours), Some(theirs)) = (&changed_to, &current.account_number)
+        && ours != theirs
+    {
+        return Ok(BindingResult {
+            status: BindingStatus::Failed,
+            provider_reference: reference,
+            verification_json: None,
+            failure: Some(
+                "the sub-merchant's settlement account was changed again before this one was verified"
+                    .into(),
+            ),
+        });
+    }
+    current
+        .binding(reference)
+        .ok_or_else(|| transform::uncertain(call, "no binding status"))
 }
 
 #[cfg(test)]
@@ -762,6 +995,452 @@ mod tests {
         )]);
         assert!(matches!(
             query_refund(&env, &refund_ref()),
+            Err(ProviderError::Unavailable(_))
+        ));
+    }
+}
+
+#[cfg(test)]
+mod onboarding_tests {
+    use super::*;
+    use crate::testkit::*;
+    use paygate_plugin_api::OnboardingStatus;
+    use serde_json::{Value, json};
+
+    const BASE: &str = "http://127.0.0.1:8430/wechatpay";
+    const APPLICATION_NO: &str = "102329389001";
+
+    fn applyment_state(state: &str) -> Value {
+        let mut body = json!({
+            "business_code": ACTIVATION_ID,
+            "applyment_id": APPLYMENT_ID,
+            "sign_url": "https://pay.weixin.qq.com/public/apply4ec_sign/s?applymentId=2000002124775691",
+            "applyment_state": state,
+            "applyment_state_msg": "",
+        });
+        if state == "APPLYMENT_STATE_FINISHED" {
+            body["sub_mchid"] = SUB_MCHID.into();
+        }
+        body
+    }
+
+    fn header(env: &FakeEnv, n: usize, name: &str) -> Option<String> {
+        env.sent.borrow()[n]
+            .headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.clone())
+    }
+
+    fn settlement(verify_result: &str, number: &str) -> Value {
+        json!({
+            "account_type": "ACCOUNT_TYPE_BUSINESS",
+            "account_bank": "招商银行",
+            "bank_name": "招商银行深圳分行科技园支行",
+            "account_number": number,
+            "verify_result": verify_result,
+            "verify_fail_reason": if verify_result.ends_with("FAIL") { "汇款验证失败" } else { "" },
+        })
+    }
+
+    #[test]
+    fn onboarding_submits_the_applyment_with_the_activation_id_as_business_code() {
+        let env = FakeEnv::new(vec![reply(200, json!({"applyment_id": APPLYMENT_ID}))]);
+        let result = onboard(&env, &onboarding_request()).unwrap();
+        assert_eq!(result.status, OnboardingStatus::Submitted);
+        assert_eq!(result.provider_reference, Some(APPLYMENT_ID.to_string()));
+        assert_eq!(
+            env.sent_lines(),
+            [format!("POST {BASE}/v3/applyment4sub/applyment/")]
+        );
+        let body = env.sent_json(0);
+        assert_eq!(body["business_code"], ACTIVATION_ID);
+        // Sent in clear (the known gap), with the serial of the key it should be under.
+        assert_eq!(
+            body["subject_info"]["identity_info"]["id_card_info"]["id_card_number"],
+            "110101199003071234"
+        );
+        assert_eq!(
+            header(&env, 0, "Wechatpay-Serial").as_deref(),
+            Some(PUBLIC_KEY_ID)
+        );
+    }
+
+    #[test]
+    fn a_submission_already_in_progress_reports_the_applications_state() {
+        let env = FakeEnv::new(vec![
+            reply(
+                400,
+                error_body("PROCESSING", "存在流程进行中的申请单,请检查是否重入"),
+            ),
+            reply(200, applyment_state("APPLYMENT_STATE_FINISHED")),
+        ]);
+        let result = onboard(&env, &onboarding_request()).unwrap();
+        assert_eq!(result.status, OnboardingStatus::Active);
+        assert_eq!(result.provider_reference.as_deref(), Some(SUB_MCHID));
+        assert_eq!(
+            env.sent_lines()[1],
+            format!("GET {BASE}/v3/applyment4sub/applyment/business_code/{ACTIVATION_ID}")
+        );
+        // The query carries no sensitive fields, so no serial.
+        assert_eq!(header(&env, 1, "Wechatpay-Serial"), None);
+    }
+
+    #[test]
+    fn onboarding_errors_and_bad_materials() {
+        let run = |scripted: Scripted| {
+            let env = FakeEnv::new(vec![scripted]);
+            onboard(&env, &onboarding_request())
+        };
+        assert!(matches!(
+            run(reply(
+                400,
+                error_body(
+                    "PARAM_ERROR",
+                    "输入源“/business_code”映射到字段“业务申请编号”必填性规则校验失败"
+                )
+            )),
+            Err(ProviderError::InvalidRequest(_))
+        ));
+        assert!(matches!(
+            run(reply(500, error_body("SYSTEM_ERROR", "系统繁忙"))),
+            Err(ProviderError::UnknownOutcome(_))
+        ));
+        assert!(matches!(
+            run(Scripted::Fail(http::Error::Timeout)),
+            Err(ProviderError::UnknownOutcome(_))
+        ));
+        assert!(matches!(
+            run(reply_signed(
+                200,
+                json!({"applyment_id": 1}),
+                Signing::Forged
+            )),
+            Err(ProviderError::UnknownOutcome(_))
+        ));
+        let env = FakeEnv::new(vec![]);
+        let mut request = onboarding_request();
+        request.materials_json = json!({"name": "x"}).to_string();
+        assert!(matches!(
+            onboard(&env, &request),
+            Err(ProviderError::InvalidRequest(_))
+        ));
+        let mut request = onboarding_request();
+        request.activation_id = "act-1".into();
+        assert!(matches!(
+            onboard(&env, &request),
+            Err(ProviderError::InvalidRequest(_))
+        ));
+        assert!(env.sent.borrow().is_empty());
+    }
+
+    #[test]
+    fn query_onboarding_maps_the_applyment_state() {
+        for (state, status) in [
+            ("APPLYMENT_STATE_AUDITING", OnboardingStatus::UnderReview),
+            (
+                "APPLYMENT_STATE_TO_BE_SIGNED",
+                OnboardingStatus::UnderReview,
+            ),
+            ("APPLYMENT_STATE_FINISHED", OnboardingStatus::Active),
+            ("APPLYMENT_STATE_CANCELED", OnboardingStatus::Rejected),
+        ] {
+            let env = FakeEnv::new(vec![reply(200, applyment_state(state))]);
+            assert_eq!(
+                query_onboarding(&env, &onboarding_ref()).unwrap().status,
+                status,
+                "{state}"
+            );
+        }
+        let mut rejected = applyment_state("APPLYMENT_STATE_REJECTED");
+        rejected["audit_detail"] = json!([{"field": "license_copy", "field_name": "营业执照", "reject_reason": "营业执照已过期"}]);
+        let env = FakeEnv::new(vec![reply(200, rejected)]);
+        let result = query_onboarding(&env, &onboarding_ref()).unwrap();
+        assert_eq!(result.status, OnboardingStatus::Rejected);
+        assert_eq!(result.rejection_reason.as_deref(), Some("营业执照已过期"));
+        // Nothing under this business code; an unverifiable answer.
+        let env = FakeEnv::new(vec![reply(
+            404,
+            error_body("APPLYMENT_NOTEXIST", "申请单不存在"),
+        )]);
+        assert!(matches!(
+            query_onboarding(&env, &onboarding_ref()),
+            Err(ProviderError::Unavailable(_))
+        ));
+        let env = FakeEnv::new(vec![reply_signed(
+            200,
+            applyment_state("APPLYMENT_STATE_FINISHED"),
+            Signing::WrongSerial,
+        )]);
+        assert!(matches!(
+            query_onboarding(&env, &onboarding_ref()),
+            Err(ProviderError::Unavailable(_))
+        ));
+        assert_eq!(env.warnings.borrow().len(), 1);
+    }
+
+    #[test]
+    fn binding_finds_the_sub_merchant_by_the_activation_then_changes_its_settlement_account() {
+        let env = FakeEnv::new(vec![
+            reply(200, applyment_state("APPLYMENT_STATE_FINISHED")),
+            reply(
+                200,
+                json!({"application_no": APPLICATION_NO, "account_validation": {"pay_amount": 1, "destination_account_number": "7955000100001"}}),
+            ),
+        ]);
+        let result = bind_account(&env, &binding_request(onboarded_merchant())).unwrap();
+        assert_eq!(result.status, BindingStatus::PendingVerification);
+        assert_eq!(result.provider_reference.as_deref(), Some(APPLICATION_NO));
+        let verification: Value = serde_json::from_str(&result.verification_json.unwrap()).unwrap();
+        assert_eq!(verification["amount"], "0.01");
+        assert_eq!(verification["to_account"], "7955000100001");
+        assert_eq!(
+            env.sent_lines(),
+            [
+                format!("GET {BASE}/v3/applyment4sub/applyment/business_code/{ACTIVATION_ID}"),
+                format!("POST {BASE}/v3/apply4sub/sub_merchants/{SUB_MCHID}/modify-settlement"),
+            ]
+        );
+        let body = env.sent_json(1);
+        assert_eq!(body["out_request_no"], BANK_ACCOUNT_ID);
+        assert_eq!(body["account_number"], "6214830123456789");
+        assert_eq!(
+            header(&env, 1, "Wechatpay-Serial").as_deref(),
+            Some(PUBLIC_KEY_ID)
+        );
+    }
+
+    #[test]
+    fn a_configured_sub_merchant_is_used_without_a_query() {
+        let mut merchant = merchant();
+        let mut settings: Value = serde_json::from_str(&merchant.settings_json).unwrap();
+        settings["sub_mchid"] = SUB_MCHID.into();
+        merchant.settings_json = settings.to_string();
+        let env = FakeEnv::new(vec![reply(204, Value::Null)]);
+        let result = bind_account(&env, &binding_request(merchant)).unwrap();
+        assert_eq!(result.status, BindingStatus::PendingVerification);
+        assert_eq!(result.provider_reference, None);
+        assert_eq!(
+            env.sent_lines(),
+            [format!(
+                "POST {BASE}/v3/apply4sub/sub_merchants/{SUB_MCHID}/modify-settlement"
+            )]
+        );
+    }
+
+    #[test]
+    fn binding_needs_a_finished_application() {
+        let run = |scripted: Vec<Scripted>, merchant: paygate_plugin_api::Merchant| {
+            let env = FakeEnv::new(scripted);
+            let result = bind_account(&env, &binding_request(merchant));
+            (result, env.sent.borrow().len())
+        };
+        // No activation id and no sub_mchid: nothing to ask.
+        let (result, sent) = run(vec![], merchant());
+        assert!(matches!(result, Err(ProviderError::InvalidRequest(_))));
+        assert_eq!(sent, 0);
+        // Still under review: ask again later; rejected or unknown: final.
+        let (result, sent) = run(
+            vec![reply(200, applyment_state("APPLYMENT_STATE_AUDITING"))],
+            onboarded_merchant(),
+        );
+        assert!(matches!(result, Err(ProviderError::Unavailable(_))));
+        assert_eq!(sent, 1);
+        for scripted in [
+            reply(200, applyment_state("APPLYMENT_STATE_REJECTED")),
+            reply(404, error_body("APPLYMENT_NOTEXIST", "申请单不存在")),
+        ] {
+            let (result, _) = run(vec![scripted], onboarded_merchant());
+            assert!(matches!(result, Err(ProviderError::InvalidRequest(_))));
+        }
+        // Without an activation id, a configured sub-merchant must be a number.
+        let mut merchant = merchant();
+        let mut settings: Value = serde_json::from_str(&merchant.settings_json).unwrap();
+        settings["sub_merchant_id"] = "2000002124775691x".into();
+        merchant.settings_json = settings.to_string();
+        let (result, sent) = run(vec![], merchant);
+        assert!(matches!(result, Err(ProviderError::InvalidRequest(_))));
+        assert_eq!(sent, 0);
+    }
+
+    #[test]
+    fn the_applyments_sub_merchant_wins_over_the_settings() {
+        let mut merchant = onboarded_merchant();
+        let mut settings: Value = serde_json::from_str(&merchant.settings_json).unwrap();
+        settings["sub_merchant_id"] = "1900000001".into();
+        merchant.settings_json = settings.to_string();
+        let env = FakeEnv::new(vec![
+            reply(200, applyment_state("APPLYMENT_STATE_FINISHED")),
+            reply(200, json!({"application_no": APPLICATION_NO})),
+        ]);
+        bind_account(&env, &binding_request(merchant)).unwrap();
+        assert!(env.sent_lines()[1].contains(&format!("/sub_merchants/{SUB_MCHID}/")));
+        assert_eq!(env.warnings.borrow().len(), 1);
+    }
+
+    #[test]
+    fn settlement_change_failures() {
+        let run = |scripted: Scripted| {
+            let env = FakeEnv::new(vec![
+                reply(200, applyment_state("APPLYMENT_STATE_FINISHED")),
+                scripted,
+            ]);
+            bind_account(&env, &binding_request(onboarded_merchant()))
+        };
+        assert!(matches!(
+            run(reply(
+                400,
+                error_body("INVALID_REQUEST", "存在审核中的修改申请")
+            )),
+            Err(ProviderError::InvalidRequest(_))
+        ));
+        assert!(matches!(
+            run(Scripted::Fail(http::Error::Timeout)),
+            Err(ProviderError::UnknownOutcome(_))
+        ));
+        assert!(matches!(
+            run(reply_signed(
+                200,
+                json!({"application_no": APPLICATION_NO}),
+                Signing::Stale
+            )),
+            Err(ProviderError::UnknownOutcome(_))
+        ));
+        // A forged applyment answer: nothing was changed yet.
+        let env = FakeEnv::new(vec![reply_signed(
+            200,
+            applyment_state("APPLYMENT_STATE_FINISHED"),
+            Signing::Forged,
+        )]);
+        assert!(matches!(
+            bind_account(&env, &binding_request(onboarded_merchant())),
+            Err(ProviderError::Unavailable(_))
+        ));
+    }
+
+    #[test]
+    fn query_binding_asks_the_change_then_the_account() {
+        let env = FakeEnv::new(vec![
+            reply(200, applyment_state("APPLYMENT_STATE_FINISHED")),
+            reply(
+                200,
+                json!({"account_number": "62************89", "verify_result": "AUDIT_SUCCESS"}),
+            ),
+            reply(200, settlement("VERIFY_SUCCESS", "62************89")),
+        ]);
+        let result = query_binding(&env, &binding_ref(Some(APPLICATION_NO))).unwrap();
+        assert_eq!(result.status, BindingStatus::Verified);
+        assert_eq!(result.provider_reference.as_deref(), Some(APPLICATION_NO));
+        assert_eq!(
+            env.sent_lines()[1..],
+            [
+                format!(
+                    "GET {BASE}/v3/apply4sub/sub_merchants/{SUB_MCHID}/application/{APPLICATION_NO}"
+                ),
+                format!("GET {BASE}/v3/apply4sub/sub_merchants/{SUB_MCHID}/settlement"),
+            ]
+        );
+        for (verify_result, status) in [
+            ("VERIFYING", BindingStatus::PendingVerification),
+            ("VERIFY_FAIL", BindingStatus::Failed),
+        ] {
+            let env = FakeEnv::new(vec![
+                reply(200, applyment_state("APPLYMENT_STATE_FINISHED")),
+                reply(200, json!({"verify_result": "AUDIT_SUCCESS"})),
+                reply(200, settlement(verify_result, "62************89")),
+            ]);
+            let result = query_binding(&env, &binding_ref(Some(APPLICATION_NO))).unwrap();
+            assert_eq!(result.status, status);
+            if status == BindingStatus::Failed {
+                assert_eq!(result.failure.as_deref(), Some("汇款验证失败"));
+            }
+        }
+    }
+
+    #[test]
+    fn a_change_under_review_or_refused_ends_the_query_there() {
+        for (verify_result, status) in [
+            ("AUDITING", BindingStatus::PendingVerification),
+            ("AUDIT_FAIL", BindingStatus::Failed),
+        ] {
+            let env = FakeEnv::new(vec![
+                reply(200, applyment_state("APPLYMENT_STATE_FINISHED")),
+                reply(
+                    200,
+                    json!({"verify_result": verify_result, "verify_fail_reason": "开户名称与主体名称不一致"}),
+                ),
+            ]);
+            let result = query_binding(&env, &binding_ref(Some(APPLICATION_NO))).unwrap();
+            assert_eq!(result.status, status);
+            assert_eq!(env.sent.borrow().len(), 2);
+        }
+    }
+
+    #[test]
+    fn an_account_replaced_before_it_was_verified_has_failed() {
+        let env = FakeEnv::new(vec![
+            reply(200, applyment_state("APPLYMENT_STATE_FINISHED")),
+            reply(
+                200,
+                json!({"account_number": "62************89", "verify_result": "AUDIT_SUCCESS"}),
+            ),
+            reply(200, settlement("VERIFYING", "95************01")),
+        ]);
+        let result = query_binding(&env, &binding_ref(Some(APPLICATION_NO))).unwrap();
+        assert_eq!(result.status, BindingStatus::Failed);
+        assert!(result.failure.unwrap().contains("changed again"));
+    }
+
+    #[test]
+    fn without_an_application_number_only_the_account_is_asked() {
+        let env = FakeEnv::new(vec![
+            reply(200, applyment_state("APPLYMENT_STATE_FINISHED")),
+            reply(200, settlement("VERIFYING", "62************89")),
+        ]);
+        let result = query_binding(&env, &binding_ref(None)).unwrap();
+        assert_eq!(result.status, BindingStatus::PendingVerification);
+        assert_eq!(result.provider_reference, None);
+        assert_eq!(env.sent.borrow().len(), 2);
+    }
+
+    #[test]
+    fn query_binding_errors_are_unavailable_or_invalid() {
+        let run = |scripted: Vec<Scripted>, reference: Option<&str>| {
+            let env = FakeEnv::new(scripted);
+            query_binding(&env, &binding_ref(reference))
+        };
+        assert!(matches!(
+            run(vec![], Some("../../x")),
+            Err(ProviderError::InvalidRequest(_))
+        ));
+        assert!(matches!(
+            run(
+                vec![
+                    reply(200, applyment_state("APPLYMENT_STATE_FINISHED")),
+                    reply(404, error_body("RESOURCE_NOT_EXISTS", "记录不存在")),
+                ],
+                Some(APPLICATION_NO)
+            ),
+            Err(ProviderError::Unavailable(_))
+        ));
+        assert!(matches!(
+            run(
+                vec![
+                    reply(200, applyment_state("APPLYMENT_STATE_FINISHED")),
+                    reply_signed(200, settlement("VERIFY_SUCCESS", "62**89"), Signing::Forged),
+                ],
+                None
+            ),
+            Err(ProviderError::Unavailable(_))
+        ));
+        assert!(matches!(
+            run(
+                vec![
+                    reply(200, applyment_state("APPLYMENT_STATE_FINISHED")),
+                    reply(200, json!({"verify_result": "SOMETHING"})),
+                ],
+                None
+            ),
             Err(ProviderError::Unavailable(_))
         ));
     }

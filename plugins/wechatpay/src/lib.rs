@@ -5,16 +5,20 @@
 //! - `barcode`: payment-code pay (`/v3/pay/transactions/codepay`) with the payer's code.
 //! - query, cancel (query, then close or reverse), refunds and refund queries, and verified,
 //!   decrypted notifications.
+//! - merchant onboarding as a service provider: applyments (特约商户进件) and their queries,
+//!   and settlement accounts (`modify-settlement` and its queries).
 //!
 //! Layout (the Hyperswitch connector split): `flow` decides which endpoint, signs and
 //! authenticates; `transform` turns our requests into WeChat Pay's JSON and its answers
-//! into our results (pure); `auth` builds and checks signatures (pure); `notify` handles
+//! into our results (pure); `applyment` does the same for onboarding and settlement
+//! accounts (pure); `auth` builds and checks signatures (pure); `notify` handles
 //! notifications; `time` formats `+08:00` times; `settings` reads the merchant's
 //! configuration; `env` is the one door to the host, which the tests replace with a fake
 //! WeChat Pay. README.md has the mappings, PROTOCOL.md the wire format.
 
 use paygate_plugin_api::*;
 
+mod applyment;
 mod auth;
 mod env;
 mod flow;
@@ -54,6 +58,10 @@ fn provider_info() -> ProviderInfo {
             Operation::Refund,
             Operation::QueryRefund,
             Operation::ParseNotification,
+            Operation::Onboard,
+            Operation::QueryOnboarding,
+            Operation::BindAccount,
+            Operation::QueryBinding,
         ],
         fees: vec![Fee {
             method: None,
@@ -96,6 +104,22 @@ impl Provider for WechatPay {
     ) -> Result<NotificationResult, NotificationRejected> {
         notify::parse_notification(&Host, &notice)
     }
+
+    fn onboard(request: OnboardingRequest) -> Result<OnboardingResult, ProviderError> {
+        flow::onboard(&Host, &request)
+    }
+
+    fn query_onboarding(application: OnboardingRef) -> Result<OnboardingResult, ProviderError> {
+        flow::query_onboarding(&Host, &application)
+    }
+
+    fn bind_account(request: BindingRequest) -> Result<BindingResult, ProviderError> {
+        flow::bind_account(&Host, &request)
+    }
+
+    fn query_binding(binding: BindingRef) -> Result<BindingResult, ProviderError> {
+        flow::query_binding(&Host, &binding)
+    }
 }
 
 export_plugin!(WechatPay);
@@ -123,7 +147,21 @@ mod tests {
         };
         assert_eq!(codes.prefixes, ["10", "11", "12", "13", "14", "15"]);
         assert_eq!((codes.min_length, codes.max_length), (18, 18));
-        assert_eq!(provider.operations.len(), 6);
-        assert!(!provider.operations.contains(&Operation::Onboard));
+        assert_eq!(
+            provider.operations,
+            vec![
+                Operation::CreatePayment,
+                Operation::QueryPayment,
+                Operation::CancelPayment,
+                Operation::Refund,
+                Operation::QueryRefund,
+                Operation::ParseNotification,
+                Operation::Onboard,
+                Operation::QueryOnboarding,
+                Operation::BindAccount,
+                Operation::QueryBinding,
+            ]
+        );
+        assert!(!provider.operations.contains(&Operation::ParseBill));
     }
 }

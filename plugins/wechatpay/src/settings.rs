@@ -28,6 +28,19 @@ struct Raw {
     /// Optional: the store number sent as `scene_info.store_info.out_id` on payment-code
     /// orders (defaults to our merchant id).
     store_id: Option<String>,
+    /// Onboarding: the merchant's activation id at this provider (the applyment's
+    /// `business_code`), which the gateway passes once the merchant has one. `bind-account`
+    /// and `query-binding` find the sub-merchant through it.
+    activation_id: Option<String>,
+    /// Onboarding: the sub-merchant number (`sub_mchid`) of a merchant onboarded outside
+    /// paygate; used when there is no `activation_id`.
+    sub_mchid: Option<String>,
+    /// The same, under the name the gateway passes it (the activation's provider
+    /// reference, which is the `sub_mchid` once active). `sub_mchid` wins when both are set.
+    sub_merchant_id: Option<String>,
+    /// Onboarding: the applyment's `settlement_info.settlement_id` (WeChat Pay's settlement
+    /// rule for the merchant's category and rate).
+    settlement_id: Option<String>,
 }
 
 /// Valid settings of one merchant.
@@ -46,7 +59,19 @@ pub struct Settings {
     /// the signed URL.
     pub base_path: String,
     pub store_id: Option<String>,
+    /// The activation id (applyment `business_code`) the gateway passes for onboarded
+    /// merchants.
+    pub activation_id: Option<String>,
+    /// A configured sub-merchant number (merchants onboarded outside paygate).
+    pub sub_mchid: Option<String>,
+    /// `settlement_info.settlement_id` of applyments; [`DEFAULT_SETTLEMENT_ID`] when unset.
+    pub settlement_id: String,
 }
+
+/// The settlement rule sent when the merchant's settings name none: the enterprise rule of
+/// WeChat Pay's own applyment examples. Check it against WeChat Pay's settlement rule table
+/// (费率结算规则对照表) for the merchant's category and set `settlement_id` when it differs.
+pub const DEFAULT_SETTLEMENT_ID: &str = "716";
 
 impl Settings {
     /// Parses and checks the merchant's settings JSON.
@@ -81,6 +106,22 @@ impl Settings {
             origin,
             base_path,
             store_id: raw.store_id.map(|s| id("store_id", Some(s))).transpose()?,
+            activation_id: raw
+                .activation_id
+                .filter(|a| !a.trim().is_empty())
+                .map(|a| id("activation_id", Some(a)))
+                .transpose()?,
+            sub_mchid: raw
+                .sub_mchid
+                .filter(|s| !s.trim().is_empty())
+                .or(raw.sub_merchant_id.filter(|s| !s.trim().is_empty()))
+                .map(|s| id("sub_mchid", Some(s)))
+                .transpose()?,
+            settlement_id: raw
+                .settlement_id
+                .map(|s| id("settlement_id", Some(s)))
+                .transpose()?
+                .unwrap_or_else(|| DEFAULT_SETTLEMENT_ID.to_owned()),
         })
     }
 
@@ -215,5 +256,39 @@ mod tests {
         value["unrelated_setting"] = true.into();
         let s = Settings::parse(&value.to_string()).unwrap();
         assert_eq!(s.store_id.as_deref(), Some("SZ-001"));
+    }
+
+    #[test]
+    fn the_onboarding_settings_are_optional() {
+        let s = Settings::parse(&json("https://x")).unwrap();
+        assert_eq!(s.activation_id, None);
+        assert_eq!(s.sub_mchid, None);
+        assert_eq!(s.settlement_id, DEFAULT_SETTLEMENT_ID);
+        let mut value: serde_json::Value = serde_json::from_str(&json("https://x")).unwrap();
+        value["activation_id"] = "act_0Fq3Zx9AbCdEfGhIjKlMnOpQ".into();
+        value["sub_mchid"] = "1900006491".into();
+        value["settlement_id"] = "719".into();
+        let s = Settings::parse(&value.to_string()).unwrap();
+        assert_eq!(
+            s.activation_id.as_deref(),
+            Some("act_0Fq3Zx9AbCdEfGhIjKlMnOpQ")
+        );
+        assert_eq!(s.sub_mchid.as_deref(), Some("1900006491"));
+        assert_eq!(s.settlement_id, "719");
+        // The gateway's name for it.
+        value.as_object_mut().unwrap().remove("sub_mchid");
+        value["sub_merchant_id"] = "1900006492".into();
+        let s = Settings::parse(&value.to_string()).unwrap();
+        assert_eq!(s.sub_mchid.as_deref(), Some("1900006492"));
+        // Empty means "none yet"; a wrong type is refused.
+        value["activation_id"] = "".into();
+        assert_eq!(
+            Settings::parse(&value.to_string()).unwrap().activation_id,
+            None
+        );
+        value["activation_id"] = 5.into();
+        assert!(Settings::parse(&value.to_string()).is_err());
+        value["activation_id"] = "act 1".into();
+        assert!(Settings::parse(&value.to_string()).is_err());
     }
 }

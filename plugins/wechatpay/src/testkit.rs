@@ -8,7 +8,10 @@ use std::collections::VecDeque;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use paygate_plugin_api::keys::KeyError;
-use paygate_plugin_api::{CreatePaymentRequest, Merchant, Method, Money, PaymentRef, http};
+use paygate_plugin_api::{
+    BindingRef, BindingRequest, CreatePaymentRequest, Merchant, Method, Money, OnboardingRef,
+    OnboardingRequest, PaymentRef, http,
+};
 use ring::aead;
 use rsa::pkcs1v15::{Signature, SigningKey, VerifyingKey};
 use rsa::pkcs8::{DecodePrivateKey, DecodePublicKey};
@@ -29,6 +32,10 @@ pub const PUBLIC_KEY_ID: &str = "PUB_KEY_ID_0114";
 pub const PAYMENT_ID: &str = "pay_0Fq3Zx9AbCdEfGhIjKlMnOpQ";
 pub const REFUND_ID: &str = "re_0Fq3Zx9AbCdEfGhIjKlMnOpQ";
 pub const NOTIFY_URL: &str = "https://gw.example/v1/notify/wechatpay/m_demo";
+pub const ACTIVATION_ID: &str = "act_0Fq3Zx9AbCdEfGhIjKlMnOpQ";
+pub const BANK_ACCOUNT_ID: &str = "ba_0Fq3Zx9AbCdEfGhIjKlMnOpQ";
+pub const SUB_MCHID: &str = "1900006491";
+pub const APPLYMENT_ID: u64 = 2_000_002_124_775_691;
 /// 2024-03-14T15:50:00Z.
 pub const NOW_MILLIS: u64 = 1_710_431_400_000;
 
@@ -84,6 +91,67 @@ pub fn payment_ref() -> PaymentRef {
         merchant: merchant(),
         amount: cny(1250),
         provider_reference: None,
+    }
+}
+
+/// The merchant with the gateway's `activation_id` in its settings (after onboarding).
+pub fn onboarded_merchant() -> Merchant {
+    let mut settings: Value = serde_json::from_str(&settings_json()).unwrap();
+    settings["activation_id"] = ACTIVATION_ID.into();
+    Merchant {
+        settings_json: settings.to_string(),
+        ..merchant()
+    }
+}
+
+/// The materials the gateway sends with `onboard`.
+pub fn materials() -> Value {
+    json!({
+        "name": "深圳市示例科技有限公司",
+        "business_license_no": "91440300MA5FXXXX0X",
+        "tax_registration_no": "91440300MA5FXXXX0X",
+        "legal_person": {"name": "张三", "id_number": "110101199003071234"},
+        "contact": {"name": "张三", "phone": "13800138000", "email": "ops@example.cn"},
+        "industry_code": "餐饮",
+    })
+}
+
+pub fn onboarding_request() -> OnboardingRequest {
+    OnboardingRequest {
+        activation_id: ACTIVATION_ID.into(),
+        provider: "wechatpay".into(),
+        merchant: merchant(),
+        materials_json: materials().to_string(),
+    }
+}
+
+pub fn onboarding_ref() -> OnboardingRef {
+    OnboardingRef {
+        activation_id: ACTIVATION_ID.into(),
+        provider: "wechatpay".into(),
+        merchant: merchant(),
+        provider_reference: Some(APPLYMENT_ID.to_string()),
+    }
+}
+
+pub fn binding_request(merchant: Merchant) -> BindingRequest {
+    BindingRequest {
+        bank_account_id: BANK_ACCOUNT_ID.into(),
+        provider: "wechatpay".into(),
+        merchant,
+        account_holder: "深圳市示例科技有限公司".into(),
+        account_number: "6214 8301 2345 6789".into(),
+        bank_name: "招商银行".into(),
+        branch: Some("招商银行深圳分行科技园支行".into()),
+    }
+}
+
+pub fn binding_ref(provider_reference: Option<&str>) -> BindingRef {
+    BindingRef {
+        bank_account_id: BANK_ACCOUNT_ID.into(),
+        provider: "wechatpay".into(),
+        merchant: onboarded_merchant(),
+        provider_reference: provider_reference.map(String::from),
     }
 }
 

@@ -128,7 +128,7 @@ pub fn is_payment_code(code: &str) -> bool {
 
 /// The longest prefix of `text` of at most `bytes_max` bytes that ends on a character
 /// boundary.
-fn cut(text: &str, bytes_max: usize) -> &str {
+pub(crate) fn cut(text: &str, bytes_max: usize) -> &str {
     let mut end = text.len().min(bytes_max);
     while !text.is_char_boundary(end) {
         end -= 1;
@@ -224,7 +224,7 @@ struct RefundOrder<'a> {
     amount: RefundAmount,
 }
 
-fn to_json(body: &impl Serialize) -> Result<String, ProviderError> {
+pub(crate) fn to_json(body: &impl Serialize) -> Result<String, ProviderError> {
     serde_json::to_string(body)
         .map_err(|e| ProviderError::InvalidRequest(format!("cannot encode the request: {e}")))
 }
@@ -384,13 +384,31 @@ pub enum Call {
     Reverse,
     Refund,
     QueryRefund,
+    /// Onboarding: submit an applyment (`POST /v3/applyment4sub/applyment/`).
+    Applyment,
+    /// Onboarding: query an applyment by its business code.
+    QueryApplyment,
+    /// Change a sub-merchant's settlement account (`modify-settlement`).
+    ModifySettlement,
+    /// Query a settlement account change by its `application_no`.
+    QuerySettlementApplication,
+    /// Query a sub-merchant's current settlement account.
+    QuerySettlement,
 }
 
 impl Call {
     /// Whether the request may have changed something at WeChat Pay (created, charged,
-    /// closed, reversed or refunded). Only the two queries have no effect.
+    /// closed, reversed, refunded, applied or changed a settlement account). Queries have
+    /// no effect.
     pub fn has_effect(self) -> bool {
-        !matches!(self, Call::QueryPayment | Call::QueryRefund)
+        !matches!(
+            self,
+            Call::QueryPayment
+                | Call::QueryRefund
+                | Call::QueryApplyment
+                | Call::QuerySettlementApplication
+                | Call::QuerySettlement
+        )
     }
 
     pub fn name(self) -> &'static str {
@@ -402,6 +420,11 @@ impl Call {
             Call::Reverse => "reverse order",
             Call::Refund => "refund",
             Call::QueryRefund => "refund query",
+            Call::Applyment => "applyment",
+            Call::QueryApplyment => "applyment query",
+            Call::ModifySettlement => "modify settlement",
+            Call::QuerySettlementApplication => "settlement application query",
+            Call::QuerySettlement => "settlement query",
         }
     }
 }
@@ -489,7 +512,7 @@ impl Failure {
         normalize_code(&self.code)
     }
 
-    fn describe(&self) -> String {
+    pub(crate) fn describe(&self) -> String {
         if self.code.is_empty() {
             format!("HTTP {}: {}", self.status, self.message)
         } else {
@@ -506,7 +529,7 @@ pub fn normalize_code(code: &str) -> String {
 }
 
 /// Provider text in our errors: at most 200 characters, no control characters.
-fn clip(text: &str) -> String {
+pub(crate) fn clip(text: &str) -> String {
     text.chars()
         .take(MESSAGE_CHARS_MAX)
         .map(|c| if c.is_control() { ' ' } else { c })
@@ -554,7 +577,9 @@ pub fn classify(failure: &Failure) -> Class {
         return Class::RateLimited;
     }
     match code.as_str() {
-        "FREQUENCYLIMITED" | "RATELIMITEXCEEDED" | "FREQUENCYLIMITEXCEED" => Class::RateLimited,
+        "FREQUENCYLIMITED" | "RATELIMITEXCEEDED" | "FREQUENCYLIMITEXCEED" | "RATELIMITED" => {
+            Class::RateLimited
+        }
         "PARAMERROR"
         | "SIGNERROR"
         | "APPIDMCHIDNOTMATCH"
@@ -563,7 +588,8 @@ pub fn classify(failure: &Failure) -> Class {
         | "OPENIDMISMATCH"
         | "INVALIDTRANSACTIONID" => Class::BadRequest,
         "INVALIDREQUEST" => Class::BusinessRule,
-        "ORDERNOTEXIST" | "RESOURCENOTEXISTS" | "NOTFOUND" | "REFUNDNOTEXISTS" => Class::NotFound,
+        "ORDERNOTEXIST" | "RESOURCENOTEXISTS" | "NOTFOUND" | "REFUNDNOTEXISTS"
+        | "APPLYMENTNOTEXIST" => Class::NotFound,
         "NOTENOUGH" => Class::Decline("insufficient_funds"),
         "AUTHCODEEXPIRE" => Class::Decline("auth_code_expired"),
         "AUTHCODEINVALID" | "AUTHCODEERROR" => Class::Decline("auth_code_invalid"),
@@ -581,7 +607,7 @@ pub fn classify(failure: &Failure) -> Class {
 }
 
 /// The error of a failure that the call has no special reading for.
-fn generic_error(call: Call, failure: &Failure) -> ProviderError {
+pub(crate) fn generic_error(call: Call, failure: &Failure) -> ProviderError {
     let what = failure.describe();
     match classify(failure) {
         Class::RateLimited => {
@@ -598,23 +624,26 @@ fn declined(code: &'static str, failure: &Failure) -> ProviderError {
     ProviderError::declined(code, failure.describe())
 }
 
-fn body_error(call: Call, what: impl std::fmt::Display) -> ProviderError {
+pub(crate) fn body_error(call: Call, what: impl std::fmt::Display) -> ProviderError {
     uncertain(call, format!("malformed answer: {what}"))
 }
 
-fn parse_body<'de, T: Deserialize<'de>>(call: Call, body: &'de [u8]) -> Result<T, ProviderError> {
+pub(crate) fn parse_body<'de, T: Deserialize<'de>>(
+    call: Call,
+    body: &'de [u8],
+) -> Result<T, ProviderError> {
     serde_json::from_slice(body).map_err(|e| body_error(call, e))
 }
 
 /// An identifying field of an answer when it says something: an empty string is as good as
 /// absent (some answers carry `"appid": ""`).
-fn present(value: &Option<String>) -> Option<&str> {
+pub(crate) fn present(value: &Option<String>) -> Option<&str> {
     value.as_deref().filter(|v| !v.is_empty())
 }
 
 /// An optional string field of an answer: `None` when absent or empty; refused when longer
 /// than `chars_max`.
-fn bounded(
+pub(crate) fn bounded(
     call: Call,
     field: &str,
     value: Option<String>,

@@ -15,6 +15,7 @@ mod notifier;
 mod onboarding;
 mod state;
 mod wechatpay;
+mod wechatpay_onboarding;
 
 use std::path::PathBuf;
 use std::sync::Arc;

@@ -4,7 +4,8 @@
 //! path and query as requested), answers signed over `TIMESTAMP\nNONCE\nBODY\n` with the
 //! platform key (`Wechatpay-Timestamp`, `-Nonce`, `-Signature`, `-Serial`), amounts in fen,
 //! errors as `{"code", "message"}`, and notifications whose `resource` is AES-256-GCM under
-//! the APIv3 key.
+//! the APIv3 key. Service-provider onboarding (applyments and settlement accounts) is routed
+//! here too and served by `wechatpay_onboarding.rs`.
 
 use std::collections::BTreeMap;
 
@@ -21,6 +22,7 @@ use crate::keys;
 use crate::ledger::{Order, OrderStatus, Payer, Refund, RefundStatus, now_ms};
 use crate::notifier::{Notice, WECHATPAY_SCHEDULE_S};
 use crate::state::{SharedSim, Sim};
+use crate::wechatpay_onboarding;
 
 pub fn router() -> Router<SharedSim> {
     Router::new()
@@ -42,6 +44,23 @@ pub fn router() -> Router<SharedSim> {
         .route(
             "/v3/refund/domestic/refunds/{out_refund_no}",
             get(query_refund),
+        )
+        .route("/v3/applyment4sub/applyment/", post(applyment))
+        .route(
+            "/v3/applyment4sub/applyment/business_code/{business_code}",
+            get(query_applyment),
+        )
+        .route(
+            "/v3/apply4sub/sub_merchants/{sub_mchid}/modify-settlement",
+            post(modify_settlement),
+        )
+        .route(
+            "/v3/apply4sub/sub_merchants/{sub_mchid}/application/{application_no}",
+            get(query_settlement_application),
+        )
+        .route(
+            "/v3/apply4sub/sub_merchants/{sub_mchid}/settlement",
+            get(query_settlement),
         )
 }
 
@@ -773,6 +792,122 @@ async fn query_refund(
             }
         }
         not_found("refund")
+    })
+    .await
+}
+
+// ---------------------------------------------------------------------------------------
+// Service-provider onboarding (the records and their rules are `wechatpay_onboarding`'s).
+// ---------------------------------------------------------------------------------------
+
+/// Whether a request with sensitive fields names the platform public key they are (to be)
+/// encrypted with: `Wechatpay-Serial` must be the simulator's public key id. The fields
+/// themselves arrive in clear (the plugin cannot encrypt yet) and are kept as they are.
+fn names_the_public_key(sim: &Sim, headers: &HeaderMap) -> bool {
+    headers
+        .get("wechatpay-serial")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|serial| serial.trim() == sim.wechatpay_public_key_id)
+}
+
+fn serial_refused() -> (StatusCode, Option<Value>) {
+    let (status, body) = error(
+        StatusCode::BAD_REQUEST,
+        "PARAM_ERROR",
+        "Wechatpay-Serial 缺失或不是微信支付公钥ID",
+    );
+    (status, Some(body))
+}
+
+async fn applyment(
+    State(sim): State<SharedSim>,
+    method: Method,
+    OriginalUri(uri): OriginalUri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let serial = names_the_public_key(&sim, &headers);
+    serve(sim, method, uri, headers, body, move |sim, call| {
+        if !serial {
+            return serial_refused();
+        }
+        let mut onboarding = sim.wechatpay.onboarding.lock().expect("onboarding lock");
+        wechatpay_onboarding::submit(&mut onboarding, &call.mchid, &call.body, now_ms())
+    })
+    .await
+}
+
+async fn query_applyment(
+    State(sim): State<SharedSim>,
+    Path(business_code): Path<String>,
+    method: Method,
+    OriginalUri(uri): OriginalUri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    serve(sim, method, uri, headers, body, move |sim, call| {
+        let mut onboarding = sim.wechatpay.onboarding.lock().expect("onboarding lock");
+        wechatpay_onboarding::query(&mut onboarding, &call.mchid, &business_code, now_ms())
+    })
+    .await
+}
+
+async fn modify_settlement(
+    State(sim): State<SharedSim>,
+    Path(sub_mchid): Path<String>,
+    method: Method,
+    OriginalUri(uri): OriginalUri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let serial = names_the_public_key(&sim, &headers);
+    serve(sim, method, uri, headers, body, move |sim, call| {
+        if !serial {
+            return serial_refused();
+        }
+        let mut onboarding = sim.wechatpay.onboarding.lock().expect("onboarding lock");
+        wechatpay_onboarding::modify_settlement(
+            &mut onboarding,
+            &call.mchid,
+            &sub_mchid,
+            &call.body,
+            now_ms(),
+        )
+    })
+    .await
+}
+
+async fn query_settlement_application(
+    State(sim): State<SharedSim>,
+    Path((sub_mchid, application_no)): Path<(String, String)>,
+    method: Method,
+    OriginalUri(uri): OriginalUri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    serve(sim, method, uri, headers, body, move |sim, call| {
+        let onboarding = sim.wechatpay.onboarding.lock().expect("onboarding lock");
+        wechatpay_onboarding::query_application(
+            &onboarding,
+            &call.mchid,
+            &sub_mchid,
+            &application_no,
+        )
+    })
+    .await
+}
+
+async fn query_settlement(
+    State(sim): State<SharedSim>,
+    Path(sub_mchid): Path<String>,
+    method: Method,
+    OriginalUri(uri): OriginalUri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    serve(sim, method, uri, headers, body, move |sim, call| {
+        let onboarding = sim.wechatpay.onboarding.lock().expect("onboarding lock");
+        wechatpay_onboarding::query_settlement(&onboarding, &call.mchid, &sub_mchid)
     })
     .await
 }

@@ -1,0 +1,975 @@
+//! WeChat Pay's service-provider onboarding (特约商户进件) and settlement accounts, behind the
+//! same request authentication and signed answers as the payment endpoints (the routes are
+//! in `wechatpay.rs`, which calls these functions with the authenticated `mchid`):
+//!
+//! - `POST /v3/applyment4sub/applyment/` (`business_code` = the merchant's number for the
+//!   application): a new application starts `submitted` and answers its `applyment_id`; the
+//!   same `business_code` again is `400 PROCESSING` while it is submitted, under review or
+//!   finished, and a resubmission after a rejection (`submissions` + 1, back to `submitted`,
+//!   the same `applyment_id`);
+//! - `GET /v3/applyment4sub/applyment/business_code/{business_code}`: the first query moves a
+//!   `submitted` application to `under_review`; `APPLYMENT_STATE_AUDITING` (submitted or
+//!   under review), `APPLYMENT_STATE_FINISHED` (active, with `sub_mchid`),
+//!   `APPLYMENT_STATE_REJECTED` (with `audit_detail[].reject_reason`);
+//! - `POST /v3/apply4sub/sub_merchants/{sub_mchid}/modify-settlement`
+//!   (`out_request_no` = the merchant's number for the account: a simulator requirement, the
+//!   real API has none): needs a finished application of the same service provider and
+//!   no other change of the sub-merchant waiting for verification; answers the
+//!   `application_no` and the verification remittance (`account_validation`, derived from
+//!   `out_request_no`); the same `out_request_no` again answers the same change;
+//! - `GET /v3/apply4sub/sub_merchants/{sub_mchid}/application/{application_no}`: the change,
+//!   `AUDIT_SUCCESS` (the simulator accepts changes at once: the account's verification
+//!   decides);
+//! - `GET /v3/apply4sub/sub_merchants/{sub_mchid}/settlement`: the sub-merchant's newest
+//!   account, `VERIFYING` (with `account_validation`) until the control endpoint verifies
+//!   (`VERIFY_SUCCESS`) or fails it (`VERIFY_FAIL`, `verify_fail_reason`).
+//!
+//! Reviews and verifications are the control endpoints' (`/_sim/wechatpay/applications/...`,
+//! `/_sim/wechatpay/accounts/...`). Records live in the shared `Onboarding` model under
+//! ("wechatpay", business code) and belong to the service provider (`mchid`) that submitted
+//! them. Account numbers in answers are masked as WeChat Pay's default rule does (first two
+//! and last two characters).
+
+use axum::http::StatusCode;
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+
+use crate::keys;
+use crate::onboarding::{Account, AccountStatus, Application, ApplicationStatus, Onboarding};
+use crate::wechatpay::rfc3339_beijing;
+
+pub const PROVIDER: &str = "wechatpay";
+
+/// The simulator's account that verification remittances go to.
+pub const VERIFICATION_ACCOUNT_NO: &str = "7955000000008430002";
+pub const VERIFICATION_ACCOUNT_NAME: &str = "paygate-sim 汇款验证户";
+pub const VERIFICATION_BANK: &str = "招商银行深圳分行 (paygate-sim)";
+/// How long the merchant has to make the remittance.
+const VERIFICATION_DAYS: i64 = 7;
+
+/// An answer: status and JSON body (none for 204).
+pub type Answer = (StatusCode, Option<Value>);
+
+fn fail(status: StatusCode, code: &str, message: &str) -> Answer {
+    (status, Some(json!({"code": code, "message": message})))
+}
+
+fn text<'a>(body: &'a Value, pointer: &str) -> &'a str {
+    body.pointer(pointer).and_then(Value::as_str).unwrap_or("")
+}
+
+/// `n` random decimal digits.
+fn digits(n: usize) -> String {
+    keys::random_token(n)
+        .bytes()
+        .map(|b| {
+            if b.is_ascii_digit() {
+                char::from(b)
+            } else {
+                char::from(b'0' + (b - b'A') % 10)
+            }
+        })
+        .collect()
+}
+
+/// A business number: 1-124 of `[0-9A-Za-z_]`.
+fn is_business_code(code: &str) -> bool {
+    (1..=124).contains(&code.len()) && code.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+}
+
+/// WeChat Pay's default masking of account numbers (`ACCOUNT_NUMBER_RULE_MASK_V1`): the
+/// first two and last two characters, `*` for the rest.
+pub fn mask_account(number: &str) -> String {
+    let chars: Vec<char> = number.chars().collect();
+    if chars.len() <= 4 {
+        return "*".repeat(chars.len());
+    }
+    let mut masked: String = chars[..2].iter().collect();
+    masked.push_str(&"*".repeat(chars.len() - 4));
+    masked.extend(&chars[chars.len() - 2..]);
+    masked
+}
+
+/// A name masked to its first character.
+fn mask_name(name: &str) -> String {
+    let mut chars = name.chars();
+    match chars.next() {
+        Some(first) => format!("{first}{}", "*".repeat(chars.count())),
+        None => String::new(),
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Applyments
+// ---------------------------------------------------------------------------------------
+
+/// Fields a submission must carry (JSON pointers into the body).
+const REQUIRED: &[&str] = &[
+    "/contact_info/contact_name",
+    "/contact_info/mobile_phone",
+    "/subject_info/subject_type",
+    "/subject_info/business_license_info/license_number",
+    "/subject_info/business_license_info/merchant_name",
+    "/subject_info/business_license_info/legal_person",
+    "/subject_info/identity_info/id_card_info/id_card_name",
+    "/subject_info/identity_info/id_card_info/id_card_number",
+    "/business_info/merchant_shortname",
+    "/business_info/service_phone",
+    "/settlement_info/settlement_id",
+];
+
+/// `POST /v3/applyment4sub/applyment/`.
+pub fn submit(onboarding: &mut Onboarding, mchid: &str, body: &Value, now: i64) -> Answer {
+    let business_code = text(body, "/business_code");
+    if !is_business_code(business_code) {
+        return fail(
+            StatusCode::BAD_REQUEST,
+            "PARAM_ERROR",
+            "输入源“/business_code”映射到字段“业务申请编号”校验失败: 1-124 位数字、字母或下划线",
+        );
+    }
+    if let Some(missing) = REQUIRED.iter().find(|p| text(body, p).trim().is_empty()) {
+        return fail(
+            StatusCode::BAD_REQUEST,
+            "PARAM_ERROR",
+            &format!("输入源“{missing}”映射到字段必填性规则校验失败,此字段为必填项"),
+        );
+    }
+    if let Some(existing) = onboarding.application(PROVIDER, business_code) {
+        if existing.submitted_by != mchid {
+            return fail(
+                StatusCode::BAD_REQUEST,
+                "PARAM_ERROR",
+                "业务申请编号已被其他服务商使用",
+            );
+        }
+        return match existing.status {
+            ApplicationStatus::Rejected => {
+                existing.materials = body.clone();
+                existing.submissions += 1;
+                existing.status = ApplicationStatus::Submitted;
+                existing.rejection_reason = None;
+                existing.updated_ms = now;
+                (StatusCode::OK, Some(submitted(existing)))
+            }
+            ApplicationStatus::Active => fail(
+                StatusCode::BAD_REQUEST,
+                "PROCESSING",
+                "申请单已完成,请勿重复提交",
+            ),
+            ApplicationStatus::Submitted | ApplicationStatus::UnderReview => fail(
+                StatusCode::BAD_REQUEST,
+                "PROCESSING",
+                "存在流程进行中的申请单,请检查是否重入",
+            ),
+        };
+    }
+    let application = Application {
+        provider: PROVIDER.into(),
+        business_code: business_code.into(),
+        application_id: format!("2000002{}", digits(9)),
+        submitted_by: mchid.into(),
+        sub_merchant_id: None,
+        materials: body.clone(),
+        status: ApplicationStatus::Submitted,
+        rejection_reason: None,
+        submissions: 1,
+        notify_url: None,
+        created_ms: now,
+        updated_ms: now,
+    };
+    let answer = submitted(&application);
+    onboarding
+        .applications
+        .insert((PROVIDER.to_owned(), business_code.to_owned()), application);
+    (StatusCode::OK, Some(answer))
+}
+
+fn applyment_id(application: &Application) -> Value {
+    application
+        .application_id
+        .parse::<u64>()
+        .map_or_else(|_| json!(application.application_id), |id| json!(id))
+}
+
+fn submitted(application: &Application) -> Value {
+    json!({"applyment_id": applyment_id(application)})
+}
+
+/// WeChat Pay's words for an application's state.
+pub fn applyment_state(status: ApplicationStatus) -> (&'static str, &'static str) {
+    match status {
+        ApplicationStatus::Submitted | ApplicationStatus::UnderReview => {
+            ("APPLYMENT_STATE_AUDITING", "审核中")
+        }
+        ApplicationStatus::Rejected => ("APPLYMENT_STATE_REJECTED", "已驳回"),
+        ApplicationStatus::Active => ("APPLYMENT_STATE_FINISHED", "已完成"),
+    }
+}
+
+/// `GET /v3/applyment4sub/applyment/business_code/{business_code}`.
+pub fn query(onboarding: &mut Onboarding, mchid: &str, business_code: &str, now: i64) -> Answer {
+    let Some(application) = onboarding
+        .application(PROVIDER, business_code)
+        .filter(|a| a.submitted_by == mchid)
+    else {
+        return fail(StatusCode::NOT_FOUND, "APPLYMENT_NOTEXIST", "申请单不存在");
+    };
+    if application.status == ApplicationStatus::Submitted {
+        application.status = ApplicationStatus::UnderReview;
+        application.updated_ms = now;
+    }
+    let (state, message) = applyment_state(application.status);
+    let mut answer = json!({
+        "business_code": application.business_code,
+        "applyment_id": applyment_id(application),
+        "sign_url": format!(
+            "https://pay.weixin.qq.com/public/apply4ec_sign/s?applymentId={}&sign=paygate-sim",
+            application.application_id
+        ),
+        "applyment_state": state,
+        "applyment_state_msg": message,
+    });
+    match application.status {
+        ApplicationStatus::Active => {
+            answer["sub_mchid"] = json!(application.sub_merchant_id);
+        }
+        ApplicationStatus::Rejected => {
+            answer["audit_detail"] = json!([{
+                "field": "",
+                "field_name": "",
+                "reject_reason": application.rejection_reason.clone().unwrap_or_default(),
+            }]);
+        }
+        ApplicationStatus::Submitted | ApplicationStatus::UnderReview => {}
+    }
+    (StatusCode::OK, Some(answer))
+}
+
+// ---------------------------------------------------------------------------------------
+// Settlement accounts
+// ---------------------------------------------------------------------------------------
+
+/// The finished application of `sub_mchid` that `mchid` submitted, or the error answer.
+fn sub_merchant<'a>(
+    onboarding: &'a Onboarding,
+    mchid: &str,
+    sub_mchid: &str,
+) -> Result<&'a Application, Answer> {
+    let application = onboarding
+        .applications
+        .values()
+        .find(|a| {
+            a.provider == PROVIDER
+                && a.submitted_by == mchid
+                && a.sub_merchant_id.as_deref() == Some(sub_mchid)
+        })
+        .ok_or_else(|| {
+            fail(
+                StatusCode::FORBIDDEN,
+                "NO_AUTH",
+                "该商户不是本服务商进件的子商户,无权限操作",
+            )
+        })?;
+    if application.status != ApplicationStatus::Active {
+        return Err(fail(
+            StatusCode::BAD_REQUEST,
+            "INVALID_REQUEST",
+            "特约商户未完成进件,不能修改结算账户",
+        ));
+    }
+    Ok(application)
+}
+
+/// The remittance that verifies an account (`account_validation`): 0.01..=0.99 CNY and a
+/// remark code, both derived from the account's business code (the same account always
+/// asks for the same), to the simulator's account.
+pub fn account_validation(
+    business_code: &str,
+    account_name: &str,
+    account_number: &str,
+    created_ms: i64,
+) -> Value {
+    let digest = Sha256::digest(business_code.as_bytes());
+    let fen = u16::from_be_bytes([digest[0], digest[1]]) % 99 + 1;
+    let remark = u32::from_be_bytes([0, digest[2], digest[3], digest[4]]) % 1_000_000;
+    json!({
+        "account_name": account_name,
+        "account_no": mask_account(account_number),
+        "pay_amount": fen,
+        "destination_account_number": VERIFICATION_ACCOUNT_NO,
+        "destination_account_name": VERIFICATION_ACCOUNT_NAME,
+        "destination_account_bank": VERIFICATION_BANK,
+        "city": "深圳市",
+        "remark": format!("PGW{remark:06}"),
+        "deadline": rfc3339_beijing(created_ms + VERIFICATION_DAYS * 86_400_000),
+    })
+}
+
+fn modified(account: &Account) -> Value {
+    let mut answer = json!({"application_no": account.account_id});
+    if account.status == AccountStatus::PendingVerification {
+        answer["account_validation"] = account.verification.clone();
+    }
+    answer
+}
+
+/// `POST /v3/apply4sub/sub_merchants/{sub_mchid}/modify-settlement`.
+pub fn modify_settlement(
+    onboarding: &mut Onboarding,
+    mchid: &str,
+    sub_mchid: &str,
+    body: &Value,
+    now: i64,
+) -> Answer {
+    let merchant_name = match sub_merchant(onboarding, mchid, sub_mchid) {
+        Ok(application) => text(
+            &application.materials,
+            "/subject_info/business_license_info/merchant_name",
+        )
+        .to_owned(),
+        Err(answer) => return answer,
+    };
+    let out_request_no = text(body, "/out_request_no");
+    if !is_business_code(out_request_no) {
+        return fail(
+            StatusCode::BAD_REQUEST,
+            "PARAM_ERROR",
+            "out_request_no 必填 (paygate-sim: the merchant's number for the account, 1-124 of [0-9A-Za-z_])",
+        );
+    }
+    if text(body, "/account_type") != "ACCOUNT_TYPE_BUSINESS" {
+        return fail(
+            StatusCode::BAD_REQUEST,
+            "PARAM_ERROR",
+            "企业主体仅支持对公银行账户 (ACCOUNT_TYPE_BUSINESS)",
+        );
+    }
+    let account_bank = text(body, "/account_bank").trim();
+    let account_number = text(body, "/account_number").trim();
+    if account_bank.is_empty()
+        || !(4..=40).contains(&account_number.len())
+        || !account_number.bytes().all(|b| b.is_ascii_alphanumeric())
+    {
+        return fail(
+            StatusCode::BAD_REQUEST,
+            "PARAM_ERROR",
+            "account_bank 与 account_number 必填,银行账号须为 4-40 位字母或数字",
+        );
+    }
+    let account_name = Some(text(body, "/account_name").trim())
+        .filter(|n| !n.is_empty())
+        .unwrap_or(&merchant_name)
+        .to_owned();
+    if let Some(existing) = onboarding.account(PROVIDER, out_request_no) {
+        if existing.submitted_by != mchid || existing.sub_merchant_id.as_deref() != Some(sub_mchid)
+        {
+            return fail(
+                StatusCode::BAD_REQUEST,
+                "PARAM_ERROR",
+                "out_request_no 已被使用",
+            );
+        }
+        return (StatusCode::OK, Some(modified(existing)));
+    }
+    let waiting = onboarding.accounts.values().any(|a| {
+        a.provider == PROVIDER
+            && a.sub_merchant_id.as_deref() == Some(sub_mchid)
+            && a.status == AccountStatus::PendingVerification
+    });
+    if waiting {
+        return fail(
+            StatusCode::BAD_REQUEST,
+            "INVALID_REQUEST",
+            "存在审核中的结算账户修改申请,请等待审核结果后再提交",
+        );
+    }
+    let account = Account {
+        provider: PROVIDER.into(),
+        business_code: out_request_no.into(),
+        account_id: format!("1023{}", digits(10)),
+        submitted_by: mchid.into(),
+        sub_merchant_id: Some(sub_mchid.into()),
+        account_holder: account_name.clone(),
+        account_number: account_number.into(),
+        bank_name: account_bank.into(),
+        status: AccountStatus::PendingVerification,
+        failure_reason: None,
+        verification: account_validation(out_request_no, &account_name, account_number, now),
+        notify_url: None,
+        created_ms: now,
+        updated_ms: now,
+    };
+    let answer = modified(&account);
+    onboarding
+        .accounts
+        .insert((PROVIDER.to_owned(), out_request_no.to_owned()), account);
+    (StatusCode::OK, Some(answer))
+}
+
+/// What both settlement queries say about an account.
+fn account_fields(account: &Account) -> Value {
+    json!({
+        "account_name": mask_name(&account.account_holder),
+        "account_type": "ACCOUNT_TYPE_BUSINESS",
+        "account_bank": account.bank_name,
+        "account_number": mask_account(&account.account_number),
+    })
+}
+
+/// `GET /v3/apply4sub/sub_merchants/{sub_mchid}/application/{application_no}`.
+pub fn query_application(
+    onboarding: &Onboarding,
+    mchid: &str,
+    sub_mchid: &str,
+    application_no: &str,
+) -> Answer {
+    if let Err(answer) = sub_merchant(onboarding, mchid, sub_mchid) {
+        return answer;
+    }
+    let Some(account) = onboarding.accounts.values().find(|a| {
+        a.provider == PROVIDER
+            && a.submitted_by == mchid
+            && a.sub_merchant_id.as_deref() == Some(sub_mchid)
+            && a.account_id == application_no
+    }) else {
+        return fail(StatusCode::NOT_FOUND, "RESOURCE_NOT_EXISTS", "申请单不存在");
+    };
+    let mut answer = account_fields(account);
+    answer["verify_result"] = json!("AUDIT_SUCCESS");
+    answer["verify_fail_reason"] = json!("");
+    answer["verify_finish_time"] = json!(rfc3339_beijing(account.created_ms));
+    (StatusCode::OK, Some(answer))
+}
+
+/// `GET /v3/apply4sub/sub_merchants/{sub_mchid}/settlement`: the newest account.
+pub fn query_settlement(onboarding: &Onboarding, mchid: &str, sub_mchid: &str) -> Answer {
+    if let Err(answer) = sub_merchant(onboarding, mchid, sub_mchid) {
+        return answer;
+    }
+    let Some(account) = onboarding
+        .accounts
+        .values()
+        .filter(|a| {
+            a.provider == PROVIDER
+                && a.submitted_by == mchid
+                && a.sub_merchant_id.as_deref() == Some(sub_mchid)
+        })
+        .max_by_key(|a| (a.created_ms, a.account_id.clone()))
+    else {
+        return fail(
+            StatusCode::NOT_FOUND,
+            "RESOURCE_NOT_EXISTS",
+            "特约商户未设置结算账户",
+        );
+    };
+    let mut answer = account_fields(account);
+    let (result, reason) = match account.status {
+        AccountStatus::PendingVerification => ("VERIFYING", String::new()),
+        AccountStatus::Verified => ("VERIFY_SUCCESS", String::new()),
+        AccountStatus::Failed => (
+            "VERIFY_FAIL",
+            account.failure_reason.clone().unwrap_or_default(),
+        ),
+    };
+    answer["verify_result"] = json!(result);
+    answer["verify_fail_reason"] = json!(reason);
+    if account.status == AccountStatus::PendingVerification {
+        answer["account_validation"] = account.verification.clone();
+    }
+    (StatusCode::OK, Some(answer))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SP: &str = "1900000109";
+    const NOW: i64 = 1_710_431_400_000;
+
+    fn materials(business_code: &str) -> Value {
+        json!({
+            "business_code": business_code,
+            "contact_info": {"contact_type": "LEGAL", "contact_name": "张三", "mobile_phone": "13800138000"},
+            "subject_info": {
+                "subject_type": "SUBJECT_TYPE_ENTERPRISE",
+                "business_license_info": {"license_number": "91440300MA5FXXXX0X", "merchant_name": "示例科技有限公司", "legal_person": "张三"},
+                "identity_info": {"id_holder_type": "LEGAL", "id_doc_type": "IDENTIFICATION_TYPE_MAINLAND_IDCARD",
+                                  "id_card_info": {"id_card_name": "张三", "id_card_number": "110101199003071234"}},
+            },
+            "business_info": {"merchant_shortname": "示例科技", "service_phone": "13800138000"},
+            "settlement_info": {"settlement_id": "716", "qualification_type": "餐饮"},
+        })
+    }
+
+    fn settlement_change(out_request_no: &str, number: &str) -> Value {
+        json!({
+            "modify_mode": "MODIFY_MODE_ASYNC",
+            "account_type": "ACCOUNT_TYPE_BUSINESS",
+            "account_bank": "招商银行",
+            "account_number": number,
+            "account_name": "示例科技有限公司",
+            "out_request_no": out_request_no,
+        })
+    }
+
+    fn body(answer: &Answer) -> &Value {
+        answer.1.as_ref().expect("a body")
+    }
+
+    /// What the control endpoint's approval does.
+    fn approve(onboarding: &mut Onboarding, business_code: &str) -> String {
+        let application = onboarding.application(PROVIDER, business_code).unwrap();
+        application.status = ApplicationStatus::Active;
+        application.sub_merchant_id = Some("1612345678".into());
+        "1612345678".into()
+    }
+
+    #[test]
+    fn an_application_is_submitted_then_under_review_at_its_first_query() {
+        let mut ob = Onboarding::default();
+        let answer = submit(&mut ob, SP, &materials("act_1"), NOW);
+        assert_eq!(answer.0, StatusCode::OK);
+        let id = body(&answer)["applyment_id"].as_u64().unwrap();
+        assert!(id.to_string().starts_with("2000002"));
+        let application = ob.application(PROVIDER, "act_1").unwrap();
+        assert_eq!(application.status, ApplicationStatus::Submitted);
+        assert_eq!(application.submissions, 1);
+        let answer = query(&mut ob, SP, "act_1", NOW + 1);
+        assert_eq!(answer.0, StatusCode::OK);
+        assert_eq!(body(&answer)["applyment_state"], "APPLYMENT_STATE_AUDITING");
+        assert_eq!(body(&answer)["business_code"], "act_1");
+        assert_eq!(body(&answer)["applyment_id"], id);
+        assert!(body(&answer).get("sub_mchid").is_none());
+        assert_eq!(
+            ob.application(PROVIDER, "act_1").unwrap().status,
+            ApplicationStatus::UnderReview
+        );
+    }
+
+    #[test]
+    fn a_submission_is_checked() {
+        let mut ob = Onboarding::default();
+        let mut bad = materials("act-1");
+        assert_eq!(submit(&mut ob, SP, &bad, NOW).0, StatusCode::BAD_REQUEST);
+        bad = materials("act_1");
+        bad["subject_info"]["identity_info"]["id_card_info"]["id_card_number"] = json!("");
+        let answer = submit(&mut ob, SP, &bad, NOW);
+        assert_eq!(body(&answer)["code"], "PARAM_ERROR");
+        assert!(
+            body(&answer)["message"]
+                .as_str()
+                .unwrap()
+                .contains("id_card_number")
+        );
+        assert!(ob.applications.is_empty());
+    }
+
+    #[test]
+    fn the_same_business_code_is_processing_until_rejected_then_a_resubmission() {
+        let mut ob = Onboarding::default();
+        let first = submit(&mut ob, SP, &materials("act_1"), NOW);
+        let again = submit(&mut ob, SP, &materials("act_1"), NOW);
+        assert_eq!(again.0, StatusCode::BAD_REQUEST);
+        assert_eq!(body(&again)["code"], "PROCESSING");
+        // Another service provider cannot use it.
+        let other = submit(&mut ob, "1900000999", &materials("act_1"), NOW);
+        assert_eq!(body(&other)["code"], "PARAM_ERROR");
+        // Rejected: the reason in audit_detail; then the same code resubmits.
+        let application = ob.application(PROVIDER, "act_1").unwrap();
+        application.status = ApplicationStatus::Rejected;
+        application.rejection_reason = Some("营业执照已过期".into());
+        let answer = query(&mut ob, SP, "act_1", NOW);
+        assert_eq!(body(&answer)["applyment_state"], "APPLYMENT_STATE_REJECTED");
+        assert_eq!(
+            body(&answer)["audit_detail"][0]["reject_reason"],
+            "营业执照已过期"
+        );
+        let resubmitted = submit(&mut ob, SP, &materials("act_1"), NOW + 5);
+        assert_eq!(resubmitted.0, StatusCode::OK);
+        assert_eq!(body(&resubmitted), body(&first), "the same applyment_id");
+        let application = ob.application(PROVIDER, "act_1").unwrap();
+        assert_eq!(application.submissions, 2);
+        assert_eq!(application.status, ApplicationStatus::Submitted);
+        assert_eq!(application.rejection_reason, None);
+        assert_eq!(
+            body(&query(&mut ob, SP, "act_1", NOW + 6))["applyment_state"],
+            "APPLYMENT_STATE_AUDITING"
+        );
+        // Approved: finished with its sub-merchant; submitting again is refused.
+        let sub = approve(&mut ob, "act_1");
+        let answer = query(&mut ob, SP, "act_1", NOW + 7);
+        assert_eq!(body(&answer)["applyment_state"], "APPLYMENT_STATE_FINISHED");
+        assert_eq!(body(&answer)["sub_mchid"], sub);
+        assert_eq!(
+            body(&submit(&mut ob, SP, &materials("act_1"), NOW))["code"],
+            "PROCESSING"
+        );
+    }
+
+    #[test]
+    fn applications_are_the_submitters_own() {
+        let mut ob = Onboarding::default();
+        submit(&mut ob, SP, &materials("act_1"), NOW);
+        for (mchid, code) in [("1900000999", "act_1"), (SP, "act_2")] {
+            let answer = query(&mut ob, mchid, code, NOW);
+            assert_eq!(answer.0, StatusCode::NOT_FOUND);
+            assert_eq!(body(&answer)["code"], "APPLYMENT_NOTEXIST");
+        }
+        assert_eq!(
+            ob.application(PROVIDER, "act_1").unwrap().status,
+            ApplicationStatus::Submitted
+        );
+    }
+
+    #[test]
+    fn a_settlement_change_needs_a_finished_application() {
+        let mut ob = Onboarding::default();
+        let change = settlement_change("ba_1", "6214830123456789");
+        assert_eq!(
+            body(&modify_settlement(&mut ob, SP, "1612345678", &change, NOW))["code"],
+            "NO_AUTH"
+        );
+        submit(&mut ob, SP, &materials("act_1"), NOW);
+        let sub = approve(&mut ob, "act_1");
+        ob.application(PROVIDER, "act_1").unwrap().status = ApplicationStatus::Rejected;
+        assert_eq!(
+            body(&modify_settlement(&mut ob, SP, &sub, &change, NOW))["code"],
+            "INVALID_REQUEST"
+        );
+        ob.application(PROVIDER, "act_1").unwrap().status = ApplicationStatus::Active;
+        // Another service provider's sub-merchant.
+        assert_eq!(
+            body(&modify_settlement(
+                &mut ob,
+                "1900000999",
+                &sub,
+                &change,
+                NOW
+            ))["code"],
+            "NO_AUTH"
+        );
+        for bad in [
+            json!({"out_request_no": ""}),
+            json!({"account_type": "ACCOUNT_TYPE_PRIVATE"}),
+            json!({"account_number": "12"}),
+            json!({"account_bank": ""}),
+        ] {
+            let mut change = change.clone();
+            for (k, v) in bad.as_object().unwrap() {
+                change[k] = v.clone();
+            }
+            assert_eq!(
+                body(&modify_settlement(&mut ob, SP, &sub, &change, NOW))["code"],
+                "PARAM_ERROR",
+                "{bad}"
+            );
+        }
+        assert!(ob.accounts.is_empty());
+    }
+
+    #[test]
+    fn an_account_waits_for_its_remittance_until_verified_or_failed() {
+        let mut ob = Onboarding::default();
+        submit(&mut ob, SP, &materials("act_1"), NOW);
+        let sub = approve(&mut ob, "act_1");
+        let answer = modify_settlement(
+            &mut ob,
+            SP,
+            &sub,
+            &settlement_change("ba_1", "6214830123456789"),
+            NOW,
+        );
+        assert_eq!(answer.0, StatusCode::OK);
+        let application_no = body(&answer)["application_no"].as_str().unwrap().to_owned();
+        let validation = &body(&answer)["account_validation"];
+        let fen = validation["pay_amount"].as_u64().unwrap();
+        assert!((1..=99).contains(&fen));
+        assert_eq!(
+            validation["destination_account_number"],
+            VERIFICATION_ACCOUNT_NO
+        );
+        assert_eq!(validation["account_no"], "62************89");
+        // The same number again: the same change, the same step.
+        let again = modify_settlement(
+            &mut ob,
+            SP,
+            &sub,
+            &settlement_change("ba_1", "6214830123456789"),
+            NOW + 9,
+        );
+        assert_eq!(body(&again), body(&answer));
+        // Another change while this one waits is refused.
+        let other = modify_settlement(
+            &mut ob,
+            SP,
+            &sub,
+            &settlement_change("ba_2", "9558800200123456"),
+            NOW,
+        );
+        assert_eq!(body(&other)["code"], "INVALID_REQUEST");
+
+        let change = query_application(&ob, SP, &sub, &application_no);
+        assert_eq!(body(&change)["verify_result"], "AUDIT_SUCCESS");
+        assert_eq!(body(&change)["account_number"], "62************89");
+        assert_eq!(
+            body(&query_application(&ob, SP, &sub, "1023000"))["code"],
+            "RESOURCE_NOT_EXISTS"
+        );
+        let current = query_settlement(&ob, SP, &sub);
+        assert_eq!(body(&current)["verify_result"], "VERIFYING");
+        assert_eq!(body(&current)["account_number"], "62************89");
+        assert_eq!(body(&current)["account_validation"], *validation);
+
+        // The bank's verdict (what the control endpoints do).
+        let account = ob.account(PROVIDER, "ba_1").unwrap();
+        account.status = AccountStatus::Failed;
+        account.failure_reason = Some("remittance not received".into());
+        let current = query_settlement(&ob, SP, &sub);
+        assert_eq!(body(&current)["verify_result"], "VERIFY_FAIL");
+        assert_eq!(
+            body(&current)["verify_fail_reason"],
+            "remittance not received"
+        );
+        assert!(body(&current).get("account_validation").is_none());
+
+        // A failed account no longer blocks a new one, which becomes the current account.
+        let answer = modify_settlement(
+            &mut ob,
+            SP,
+            &sub,
+            &settlement_change("ba_2", "9558800200123456"),
+            NOW + 10,
+        );
+        assert_eq!(answer.0, StatusCode::OK);
+        ob.account(PROVIDER, "ba_2").unwrap().status = AccountStatus::Verified;
+        let current = query_settlement(&ob, SP, &sub);
+        assert_eq!(body(&current)["verify_result"], "VERIFY_SUCCESS");
+        assert_eq!(body(&current)["account_number"], "95************56");
+    }
+
+    #[test]
+    fn a_sub_merchant_without_an_account_has_no_settlement() {
+        let mut ob = Onboarding::default();
+        submit(&mut ob, SP, &materials("act_1"), NOW);
+        let sub = approve(&mut ob, "act_1");
+        let answer = query_settlement(&ob, SP, &sub);
+        assert_eq!(answer.0, StatusCode::NOT_FOUND);
+        assert_eq!(
+            body(&query_settlement(&ob, SP, "1999999999"))["code"],
+            "NO_AUTH"
+        );
+    }
+
+    /// The whole exchange over HTTP, through the simulator's router: signed requests,
+    /// signed answers, the serial check and the control endpoints.
+    #[tokio::test]
+    async fn over_http_with_signatures_and_the_control_endpoints() {
+        use base64::Engine as _;
+        use rsa::pkcs8::{DecodePrivateKey, DecodePublicKey};
+        use std::sync::Arc;
+        use std::time::Duration;
+
+        let dir = std::path::Path::new(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../config/sandbox-keys"
+        ));
+        let read = |name: &str| std::fs::read_to_string(dir.join(name)).unwrap();
+        let merchant_key = rsa::pkcs1v15::SigningKey::<sha2::Sha256>::new(
+            rsa::RsaPrivateKey::from_pkcs8_pem(&read("wechatpay_merchant_private_key.pem"))
+                .unwrap(),
+        );
+        let platform_key = rsa::pkcs1v15::VerifyingKey::<sha2::Sha256>::new(
+            rsa::RsaPublicKey::from_public_key_pem(&read("wechatpay_public_key.pem")).unwrap(),
+        );
+        let sim = Arc::new(crate::state::Sim {
+            keys: keys::Keys::load(dir).unwrap(),
+            alipay: Default::default(),
+            wechatpay: Default::default(),
+            notifier: crate::notifier::Notifier::new(1),
+            timings: crate::state::Timings {
+                confirm_after: Duration::from_secs(3),
+                refund_after: Duration::from_secs(2),
+            },
+            wechatpay_public_key_id: crate::WECHATPAY_PUBLIC_KEY_ID.into(),
+        });
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let origin = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, crate::router(sim)).await });
+        let client = reqwest::Client::new();
+
+        // A WeChat Pay API call as the plugin makes it; the answer's signature checked.
+        let api = |method: &'static str, path: String, body: Option<Value>, serial: bool| {
+            let client = client.clone();
+            let origin = origin.clone();
+            let merchant_key = merchant_key.clone();
+            let platform_key = platform_key.clone();
+            async move {
+                let body = body.map(|b| b.to_string()).unwrap_or_default();
+                let timestamp = crate::ledger::now_ms() / 1000;
+                let nonce = keys::random_token(32);
+                let signed = format!("{method}\n{path}\n{timestamp}\n{nonce}\n{body}\n");
+                let signature = keys::sign(&merchant_key, signed.as_bytes());
+                let mut request = client
+                    .request(method.parse().unwrap(), format!("{origin}{path}"))
+                    .header(
+                        "Authorization",
+                        format!(
+                            "WECHATPAY2-SHA256-RSA2048 mchid=\"{SP}\",nonce_str=\"{nonce}\",signature=\"{signature}\",timestamp=\"{timestamp}\",serial_no=\"5157F09EFDC096DE\""
+                        ),
+                    )
+                    .header("Accept", "application/json");
+                if serial {
+                    request = request.header("Wechatpay-Serial", crate::WECHATPAY_PUBLIC_KEY_ID);
+                }
+                if method == "POST" {
+                    request = request
+                        .header("Content-Type", "application/json")
+                        .body(body);
+                }
+                let response = request.send().await.unwrap();
+                let status = response.status().as_u16();
+                let header = |name: &str| {
+                    response
+                        .headers()
+                        .get(name)
+                        .and_then(|v| v.to_str().ok())
+                        .unwrap_or_default()
+                        .to_owned()
+                };
+                let (ts, nonce, signature, serial) = (
+                    header("wechatpay-timestamp"),
+                    header("wechatpay-nonce"),
+                    header("wechatpay-signature"),
+                    header("wechatpay-serial"),
+                );
+                let text = response.text().await.unwrap();
+                assert_eq!(serial, crate::WECHATPAY_PUBLIC_KEY_ID);
+                assert!(
+                    base64::engine::general_purpose::STANDARD
+                        .decode(&signature)
+                        .is_ok()
+                        && keys::verify(
+                            &platform_key,
+                            format!("{ts}\n{nonce}\n{text}\n").as_bytes(),
+                            &signature
+                        ),
+                    "the answer's signature verifies"
+                );
+                let json = if text.is_empty() {
+                    Value::Null
+                } else {
+                    serde_json::from_str(&text).unwrap()
+                };
+                (status, json)
+            }
+        };
+        let control = |path: String, body: Option<Value>| {
+            let client = client.clone();
+            let origin = origin.clone();
+            async move {
+                let mut request = client.post(format!("{origin}{path}"));
+                if let Some(body) = body {
+                    request = request
+                        .header("Content-Type", "application/json")
+                        .body(body.to_string());
+                }
+                let response = request.send().await.unwrap();
+                let status = response.status().as_u16();
+                let json: Value = serde_json::from_str(&response.text().await.unwrap()).unwrap();
+                (status, json)
+            }
+        };
+
+        let applyment = "/wechatpay/v3/applyment4sub/applyment/".to_owned();
+        let (status, answer) = api(
+            "POST",
+            applyment.clone(),
+            Some(materials("act_http")),
+            false,
+        )
+        .await;
+        assert_eq!(
+            (status, answer["code"].as_str()),
+            (400, Some("PARAM_ERROR"))
+        );
+        let (status, answer) =
+            api("POST", applyment.clone(), Some(materials("act_http")), true).await;
+        assert_eq!(status, 200, "{answer}");
+        assert!(answer["applyment_id"].is_u64());
+
+        let query_path = "/wechatpay/v3/applyment4sub/applyment/business_code/act_http".to_owned();
+        let (status, answer) = api("GET", query_path.clone(), None, false).await;
+        assert_eq!(status, 200);
+        assert_eq!(answer["applyment_state"], "APPLYMENT_STATE_AUDITING");
+
+        let (status, rejected) = control(
+            "/_sim/wechatpay/applications/act_http/reject".into(),
+            Some(json!({"reason": "营业执照已过期"})),
+        )
+        .await;
+        assert_eq!(status, 200, "{rejected}");
+        let (_, answer) = api("GET", query_path.clone(), None, false).await;
+        assert_eq!(answer["audit_detail"][0]["reject_reason"], "营业执照已过期");
+        let (status, _) = api("POST", applyment.clone(), Some(materials("act_http")), true).await;
+        assert_eq!(status, 200);
+
+        let (status, approved) =
+            control("/_sim/wechatpay/applications/act_http/approve".into(), None).await;
+        assert_eq!(status, 200, "{approved}");
+        let (_, answer) = api("GET", query_path, None, false).await;
+        assert_eq!(answer["applyment_state"], "APPLYMENT_STATE_FINISHED");
+        let sub = answer["sub_mchid"].as_str().unwrap().to_owned();
+        assert_eq!(approved["sub_merchant_id"], sub.as_str());
+
+        let change = settlement_change("ba_http", "6214830123456789");
+        let modify = format!("/wechatpay/v3/apply4sub/sub_merchants/{sub}/modify-settlement");
+        let (status, _) = api("POST", modify.clone(), Some(change.clone()), false).await;
+        assert_eq!(status, 400);
+        let (status, answer) = api("POST", modify, Some(change), true).await;
+        assert_eq!(status, 200, "{answer}");
+        let application_no = answer["application_no"].as_str().unwrap().to_owned();
+        let (_, answer) = api(
+            "GET",
+            format!("/wechatpay/v3/apply4sub/sub_merchants/{sub}/application/{application_no}"),
+            None,
+            false,
+        )
+        .await;
+        assert_eq!(answer["verify_result"], "AUDIT_SUCCESS");
+        let settlement = format!("/wechatpay/v3/apply4sub/sub_merchants/{sub}/settlement");
+        let (_, answer) = api("GET", settlement.clone(), None, false).await;
+        assert_eq!(answer["verify_result"], "VERIFYING");
+        let (status, _) = control("/_sim/wechatpay/accounts/ba_http/verify".into(), None).await;
+        assert_eq!(status, 200);
+        let (_, answer) = api("GET", settlement, None, false).await;
+        assert_eq!(answer["verify_result"], "VERIFY_SUCCESS");
+
+        let state: Value = serde_json::from_str(
+            &client
+                .get(format!("{origin}/_sim/wechatpay/onboarding"))
+                .send()
+                .await
+                .unwrap()
+                .text()
+                .await
+                .unwrap(),
+        )
+        .unwrap();
+        assert_eq!(state["applications"][0]["status"], "active");
+        assert_eq!(state["applications"][0]["submissions"], 2);
+        assert_eq!(state["accounts"][0]["status"], "verified");
+    }
+
+    #[test]
+    fn masks_and_remittances() {
+        assert_eq!(mask_account("6214830123456789"), "62************89");
+        assert_eq!(mask_account("12345"), "12*45");
+        assert_eq!(mask_account("1234"), "****");
+        assert_eq!(mask_name("示例科技"), "示***");
+        let a = account_validation("ba_1", "x", "6214830123456789", NOW);
+        assert_eq!(a, account_validation("ba_1", "x", "6214830123456789", NOW));
+        assert_eq!(a["deadline"], "2024-03-21T23:50:00+08:00");
+        assert!(a["remark"].as_str().unwrap().starts_with("PGW"));
+    }
+}
