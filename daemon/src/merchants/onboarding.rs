@@ -419,7 +419,7 @@ fn materials(state: &AppState, merchant: &MerchantRecord) -> Result<String, Onbo
     let key = master_key(state)?;
     let id_number = key
         .open(&merchant.id, "legal_person_id", &merchant.legal_person_id)
-        .map_err(|e| StoreError::Corrupt(e))?;
+        .map_err(StoreError::Corrupt)?;
     Ok(json!({
         "name": merchant.name,
         "business_license_no": merchant.business_license_no,

@@ -214,7 +214,7 @@ impl Engine {
             }
         }
         self.handled += 1;
-        if self.handled % 4096 == 0 {
+        if self.handled.is_multiple_of(4096) {
             self.rules.prune(envelope.at_ms);
         }
     }

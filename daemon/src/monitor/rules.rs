@@ -325,59 +325,53 @@ impl Rules {
                     }
                 }
             }
-            "payment.succeeded" => {
-                if self.on("refund_ratio") {
-                    self.collected
-                        .add(format!("{merchant}\0{currency}"), now_ms, minor);
-                }
+            "payment.succeeded" if self.on("refund_ratio") => {
+                self.collected
+                    .add(format!("{merchant}\0{currency}"), now_ms, minor);
             }
-            "refund.created" => {
-                if self.on("refund_burst") {
-                    let window_s = self.settings["refund_burst"].window_s;
-                    let mut subjects = Vec::new();
-                    if let Some(key) = text("api_key_id") {
-                        let count = self.refunds_by_key.add(key.clone(), now_ms, 1);
-                        let subject = AlertSubject {
-                            merchant_id: Some(merchant.clone()),
-                            api_key_id: Some(key.clone()),
-                            ..AlertSubject::default()
-                        };
-                        subjects.push((count, subject, format!("API key {key}")));
-                    }
-                    // The refunded payment's terminal (carried in the event's data).
-                    if let Some(terminal) = event.data.get("terminal_id").and_then(Value::as_str) {
-                        let key = format!("terminal\0{merchant}\0{terminal}");
-                        let count = self.refunds_by_key.add(key, now_ms, 1);
-                        let subject = AlertSubject {
-                            merchant_id: Some(merchant.clone()),
-                            terminal_id: Some(terminal.to_owned()),
-                            ..AlertSubject::default()
-                        };
-                        subjects.push((count, subject, format!("terminal {terminal}")));
-                    }
-                    for (count, subject, by) in subjects {
-                        if self.reached("refund_burst", count) {
-                            found.push(Finding {
-                                rule: "refund_burst",
-                                scope: None,
-                                subject,
-                                summary: format!("{count} refunds by {by} within {window_s} s"),
-                                evidence: json!({"refunds": count, "last_refund": event.object_id}),
-                            });
-                        }
-                    }
+            "refund.created" if self.on("refund_burst") => {
+                let window_s = self.settings["refund_burst"].window_s;
+                let mut subjects = Vec::new();
+                if let Some(key) = text("api_key_id") {
+                    let count = self.refunds_by_key.add(key.clone(), now_ms, 1);
+                    let subject = AlertSubject {
+                        merchant_id: Some(merchant.clone()),
+                        api_key_id: Some(key.clone()),
+                        ..AlertSubject::default()
+                    };
+                    subjects.push((count, subject, format!("API key {key}")));
                 }
-            }
-            "refund.succeeded" => {
-                if self.on("refund_ratio") {
-                    let key = format!("{merchant}\0{currency}");
-                    let refunded = self.refunded.add(key.clone(), now_ms, minor);
-                    let collected = self.collected.sum(&key, now_ms);
-                    let settings = &self.settings["refund_ratio"];
-                    let ratio = refunded as f64 / collected.max(1) as f64;
-                    if major(collected, &currency) >= settings.amount && ratio > settings.threshold
-                    {
+                // The refunded payment's terminal (carried in the event's data).
+                if let Some(terminal) = event.data.get("terminal_id").and_then(Value::as_str) {
+                    let key = format!("terminal\0{merchant}\0{terminal}");
+                    let count = self.refunds_by_key.add(key, now_ms, 1);
+                    let subject = AlertSubject {
+                        merchant_id: Some(merchant.clone()),
+                        terminal_id: Some(terminal.to_owned()),
+                        ..AlertSubject::default()
+                    };
+                    subjects.push((count, subject, format!("terminal {terminal}")));
+                }
+                for (count, subject, by) in subjects {
+                    if self.reached("refund_burst", count) {
                         found.push(Finding {
+                            rule: "refund_burst",
+                            scope: None,
+                            subject,
+                            summary: format!("{count} refunds by {by} within {window_s} s"),
+                            evidence: json!({"refunds": count, "last_refund": event.object_id}),
+                        });
+                    }
+                }
+            }
+            "refund.succeeded" if self.on("refund_ratio") => {
+                let key = format!("{merchant}\0{currency}");
+                let refunded = self.refunded.add(key.clone(), now_ms, minor);
+                let collected = self.collected.sum(&key, now_ms);
+                let settings = &self.settings["refund_ratio"];
+                let ratio = refunded as f64 / collected.max(1) as f64;
+                if major(collected, &currency) >= settings.amount && ratio > settings.threshold {
+                    found.push(Finding {
                             rule: "refund_ratio",
                             scope: None,
                             subject: AlertSubject {
@@ -392,31 +386,28 @@ impl Rules {
                             evidence: json!({"refunded_minor": refunded, "collected_minor": collected,
                                              "ratio": ratio, "last_refund": event.object_id}),
                         });
-                    }
                 }
             }
-            "payment.conflict" | "refund.conflict" => {
-                if self.on("state_conflict") {
-                    found.push(Finding {
-                        rule: "state_conflict",
-                        scope: None,
-                        subject: AlertSubject {
-                            merchant_id: Some(merchant.clone()),
-                            terminal_id: terminal.clone(),
-                            provider: text("provider"),
-                            ..AlertSubject::default()
-                        },
-                        summary: format!(
-                            "the provider reported {} for {} {}, which is already {}",
-                            event.data["reported"].as_str().unwrap_or("?"),
-                            event.kind.trim_end_matches(".conflict"),
-                            event.object_id,
-                            event.data["status"].as_str().unwrap_or("?"),
-                        ),
-                        evidence: json!({"object_id": event.object_id, "event": event.id,
+            "payment.conflict" | "refund.conflict" if self.on("state_conflict") => {
+                found.push(Finding {
+                    rule: "state_conflict",
+                    scope: None,
+                    subject: AlertSubject {
+                        merchant_id: Some(merchant.clone()),
+                        terminal_id: terminal.clone(),
+                        provider: text("provider"),
+                        ..AlertSubject::default()
+                    },
+                    summary: format!(
+                        "the provider reported {} for {} {}, which is already {}",
+                        event.data["reported"].as_str().unwrap_or("?"),
+                        event.kind.trim_end_matches(".conflict"),
+                        event.object_id,
+                        event.data["status"].as_str().unwrap_or("?"),
+                    ),
+                    evidence: json!({"object_id": event.object_id, "event": event.id,
                                          "report": event.data}),
-                    });
-                }
+                });
             }
             _ => {}
         }

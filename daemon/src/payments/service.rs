@@ -1154,10 +1154,11 @@ pub async fn handle_notice(
             .platform()
             .is_some_and(|p| p.providers.contains_key(provider))
     };
-    if state.merchants.get(merchant_id).is_none_or(|m| {
-        !m.providers.contains_key(provider)
-            && !(m.source == crate::merchants::MerchantSource::Api && platform_serves())
-    }) {
+    let serves = |m: &crate::merchants::Merchant| {
+        m.providers.contains_key(provider)
+            || (m.source == crate::merchants::MerchantSource::Api && platform_serves())
+    };
+    if !state.merchants.get(merchant_id).is_some_and(|m| serves(&m)) {
         return Err(NoticeError::UnknownRecipient);
     }
     let merchant =
