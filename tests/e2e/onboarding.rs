@@ -311,15 +311,39 @@ async fn only_admins_create_and_scoped_keys_see_only_their_merchants() {
         assert_eq!(daemon.get(&path, Some(POS)).await.0, 403, "{path}");
         assert_eq!(daemon.get(&path, Some(ADMIN)).await.0, 200, "{path}");
     }
-    let (status, _, _) = daemon
-        .post_idempotent(
-            &format!("/v1/merchants/{id}/activations"),
-            ERP,
-            Some("act-erp"),
-            &json!({"provider": "mock"}),
-        )
+    // Every mutating route: out of scope for the erp key, below the role for the till.
+    for (path, body) in [
+        (format!("/v1/merchants/{id}"), materials("X")),
+        (
+            format!("/v1/merchants/{id}/activations"),
+            json!({"provider": "mock"}),
+        ),
+        (
+            format!("/v1/merchants/{id}/bank_accounts"),
+            json!({"provider": "mock", "account_holder": "X", "account_number": ACCOUNT,
+                   "bank_name": "B"}),
+        ),
+    ] {
+        for key in [ERP, POS] {
+            let (status, _, error) = daemon
+                .post_idempotent(&path, key, Some(&format!("deny-{path}")), &body)
+                .await;
+            assert_eq!(status, 403, "{path} with {key}: {error}");
+        }
+    }
+    for path in [
+        format!("/v1/merchants/{id}/activations/act_x"),
+        format!("/v1/merchants/{id}/bank_accounts/ba_x"),
+        format!("/v1/audit?merchant_id={id}"),
+    ] {
+        assert_eq!(daemon.get(&path, Some(ERP)).await.0, 403, "{path}");
+        assert_eq!(daemon.get(&path, Some(POS)).await.0, 403, "{path}");
+    }
+    // The erp key's own merchant is a config merchant: not onboarded, so 404 there.
+    let (status, _) = daemon
+        .get("/v1/merchants/m_demo/activations", Some(ERP))
         .await;
-    assert_eq!(status, 403);
+    assert_eq!(status, 404);
     // The same key replays; another body under it is refused.
     let (status, replayed, again) = daemon
         .post_idempotent(
@@ -591,6 +615,22 @@ async fn journey_through_the_simulator(provider: &str) {
     .await;
     let onboarding = simulator.ledger(provider).await;
     assert_eq!(onboarding["violations"], json!([]));
+    // Every state change was an event (webhooks and the monitor see them).
+    let metrics = daemon
+        .client
+        .get(daemon.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for kind in ["merchant.activation.updated", "bank_account.updated"] {
+        assert!(
+            metrics.contains(&format!("paygate_events_total{{kind=\"{kind}\"}}")),
+            "{kind} events missing"
+        );
+    }
 }
 
 #[tokio::test]
