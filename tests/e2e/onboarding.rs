@@ -642,3 +642,112 @@ async fn the_journey_through_alipay_on_the_simulator() {
 async fn the_journey_through_wechatpay_on_the_simulator() {
     journey_through_the_simulator("wechatpay").await;
 }
+
+/// A mock notice signed with the platform's notify secret.
+async fn mock_notice(daemon: &Daemon, merchant_id: &str, body: &Value, signature_ok: bool) -> u16 {
+    let text = body.to_string();
+    let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, b"demo-notify-secret");
+    let signature = if signature_ok {
+        hex::encode(ring::hmac::sign(&key, text.as_bytes()))
+    } else {
+        "00".repeat(32)
+    };
+    daemon
+        .client
+        .post(daemon.url(&format!("/v1/notify/mock/{merchant_id}")))
+        .header("mock-signature", signature)
+        .body(text)
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
+#[tokio::test]
+async fn activations_and_accounts_follow_the_providers_notices() {
+    // The janitor stays away: only notices move things.
+    let daemon = Daemon::start_with(Options {
+        config_text: default_config_text()
+            .replace("janitor_interval_ms = 3000", "janitor_interval_ms = 600000"),
+        ..Options::default()
+    });
+    let (_, merchant) = create(&daemon, "n-m", "Notice Shop").await;
+    let id = merchant["id"].as_str().unwrap().to_owned();
+    let apply = |key: &'static str| {
+        let path = format!("/v1/merchants/{id}/activations");
+        let daemon = &daemon;
+        async move {
+            daemon
+                .post_idempotent(&path, ADMIN, Some(key), &json!({"provider": "mock"}))
+                .await
+                .2
+        }
+    };
+    let activation = apply("n-act-1").await;
+    let act = activation["id"].as_str().unwrap().to_owned();
+    let act_path = format!("/v1/merchants/{id}/activations/{act}");
+    assert_eq!(activation["status"], "under_review");
+
+    // A forged notice changes nothing.
+    let active = json!({"activation_id": act, "status": "active"});
+    assert_eq!(mock_notice(&daemon, &id, &active, false).await, 400);
+    assert_eq!(
+        daemon.get(&act_path, Some(ADMIN)).await.1["status"],
+        "under_review"
+    );
+    // Rejected by notice, with the reason.
+    let rejected = json!({"activation_id": act, "status": "rejected", "reason": "licence expired"});
+    assert_eq!(mock_notice(&daemon, &id, &rejected, true).await, 200);
+    let now = daemon.get(&act_path, Some(ADMIN)).await.1;
+    assert_eq!(
+        (now["status"].as_str(), now["rejection_reason"].as_str()),
+        (Some("rejected"), Some("licence expired"))
+    );
+    // Resubmitted, then approved by notice; a repeat of the notice changes nothing.
+    assert_eq!(apply("n-act-2").await["submissions"], 2);
+    assert_eq!(mock_notice(&daemon, &id, &active, true).await, 200);
+    assert_eq!(
+        daemon.get(&act_path, Some(ADMIN)).await.1["status"],
+        "active"
+    );
+    assert_eq!(mock_notice(&daemon, &id, &active, true).await, 200);
+    let merchant = daemon
+        .get(&format!("/v1/merchants/{id}"), Some(ADMIN))
+        .await
+        .1;
+    assert_eq!(merchant["status"], "active");
+
+    // The account fails verification by notice, with the reason.
+    let (status, _, account) = daemon
+        .post_idempotent(
+            &format!("/v1/merchants/{id}/bank_accounts"),
+            ADMIN,
+            Some("n-ba"),
+            &json!({"provider": "mock", "account_holder": "Notice Shop", "account_number": ACCOUNT,
+                    "bank_name": "Bank of Example"}),
+        )
+        .await;
+    assert_eq!(status, 201, "{account}");
+    let ba = account["id"].as_str().unwrap();
+    let failed =
+        json!({"bank_account_id": ba, "status": "failed", "reason": "remittance not received"});
+    assert_eq!(mock_notice(&daemon, &id, &failed, true).await, 200);
+    let now = daemon
+        .get(
+            &format!("/v1/merchants/{id}/bank_accounts/{ba}"),
+            Some(ADMIN),
+        )
+        .await
+        .1;
+    assert_eq!(
+        (now["status"].as_str(), now["failure_reason"].as_str()),
+        (Some("failed"), Some("remittance not received"))
+    );
+    // The audit log names the provider as the actor of those changes.
+    let audit = daemon
+        .get(&format!("/v1/audit?merchant_id={id}"), Some(ADMIN))
+        .await
+        .1;
+    assert!(audit.to_string().contains("provider:mock"), "{audit}");
+}

@@ -5,8 +5,9 @@
 
 use paygate_plugin_api::{
     BillEntry, BillEntryKind, Money, Notification, NotificationRejected, NotificationResult,
-    PaymentResult, PaymentStatus, PaymentUpdate, ProviderError, RefundResult, RefundStatus,
-    RefundUpdate, Reply, Update, keys,
+    BindingResult, BindingStatus, BindingUpdate, OnboardingResult, OnboardingStatus,
+    OnboardingUpdate, PaymentResult, PaymentStatus, PaymentUpdate, ProviderError, RefundResult,
+    RefundStatus, RefundUpdate, Reply, Update, keys,
 };
 
 /// What `create-payment` does.
@@ -124,6 +125,44 @@ pub fn parse_notification(
     }
     let body: serde_json::Value = serde_json::from_slice(&notice.body)
         .map_err(|e| reject(format!("body is not JSON: {e}")))?;
+    if let Some(activation_id) = body["activation_id"].as_str() {
+        let status = match body["status"].as_str() {
+            Some("under_review") => OnboardingStatus::UnderReview,
+            Some("active") => OnboardingStatus::Active,
+            Some("rejected") => OnboardingStatus::Rejected,
+            other => return Err(reject(format!("unknown onboarding status {other:?}"))),
+        };
+        return Ok(NotificationResult {
+            updates: vec![Update::Onboarding(OnboardingUpdate {
+                activation_id: activation_id.to_owned(),
+                outcome: OnboardingResult {
+                    status,
+                    provider_reference: Some(format!("mock_{activation_id}")),
+                    rejection_reason: body["reason"].as_str().map(str::to_owned),
+                },
+            })],
+            reply: Reply::text(200, "OK"),
+        });
+    }
+    if let Some(account_id) = body["bank_account_id"].as_str() {
+        let status = match body["status"].as_str() {
+            Some("verified") => BindingStatus::Verified,
+            Some("failed") => BindingStatus::Failed,
+            other => return Err(reject(format!("unknown binding status {other:?}"))),
+        };
+        return Ok(NotificationResult {
+            updates: vec![Update::Binding(BindingUpdate {
+                bank_account_id: account_id.to_owned(),
+                outcome: BindingResult {
+                    status,
+                    provider_reference: Some(format!("mock_{account_id}")),
+                    verification_json: None,
+                    failure: body["reason"].as_str().map(str::to_owned),
+                },
+            })],
+            reply: Reply::text(200, "OK"),
+        });
+    }
     if let Some(refund_id) = body["refund_id"].as_str() {
         let status = match body["status"].as_str() {
             Some("succeeded") => RefundStatus::Succeeded,
