@@ -36,6 +36,9 @@ enum Command {
     /// Work with API keys.
     #[command(subcommand)]
     Keys(KeysCommand),
+    /// Work on a data dir (the daemon stopped).
+    #[command(subcommand)]
+    Store(StoreCommand),
     /// Work with plugin files.
     #[command(subcommand)]
     Plugin(PluginCommand),
@@ -74,6 +77,19 @@ enum ConfigCommand {
     Check {
         #[arg(long, default_value = "config/paygate.toml")]
         config: PathBuf,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum StoreCommand {
+    /// Check every invariant of the stored payments, refunds, keys and events; exit 1 on
+    /// any violation.
+    Verify {
+        #[arg(long, default_value = "config/paygate.toml")]
+        config: PathBuf,
+        /// The data dir (default: the config's).
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
     },
 }
 
@@ -127,6 +143,52 @@ pub fn main() -> ExitCode {
             new_key,
         }) => rotate_master(&config, data_dir, &new_key),
         Command::Plugin(PluginCommand::Inspect { file }) => plugin_inspect(&file),
+        Command::Store(StoreCommand::Verify { config, data_dir }) => store_verify(&config, data_dir),
+    }
+}
+
+/// `paygated store verify`.
+fn store_verify(config_path: &std::path::Path, data_dir: Option<PathBuf>) -> ExitCode {
+    let dir = match data_dir {
+        Some(dir) => dir,
+        None => match crate::config::Config::load(config_path) {
+            Ok(config) => config.store.data_dir.clone(),
+            Err(e) => {
+                eprintln!("paygated: invalid config: {e}");
+                return ExitCode::from(EXIT_CONFIG);
+            }
+        },
+    };
+    let store = match crate::store::Store::open(&dir) {
+        Ok(store) => store,
+        Err(e) => {
+            eprintln!("paygated: {e}");
+            return ExitCode::from(EXIT_RUNTIME);
+        }
+    };
+    match store.verify() {
+        Ok(report) => {
+            println!(
+                "checked {} payments, {} refunds, {} idempotency keys, {} events: {} violations",
+                report.payments,
+                report.refunds,
+                report.idempotency_keys,
+                report.events,
+                report.violations.len()
+            );
+            for violation in &report.violations {
+                println!("violation: {violation}");
+            }
+            if report.violations.is_empty() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(EXIT_RUNTIME)
+            }
+        }
+        Err(e) => {
+            eprintln!("paygated: {e}");
+            ExitCode::from(EXIT_RUNTIME)
+        }
     }
 }
 

@@ -72,7 +72,7 @@ async fn kill_9_with_requests_in_flight_loses_and_doubles_nothing() {
         }
     }
 
-    let second = Daemon::start_with(Options {
+    let mut second = Daemon::start_with(Options {
         config_text: config,
         data_dir: Some(first.data_dir()),
         ..Options::default()
@@ -134,4 +134,12 @@ async fn kill_9_with_requests_in_flight_loses_and_doubles_nothing() {
         );
     }
     assert_eq!(listed, ids, "one payment per request, no other");
+    // And the stored data keeps every invariant (refund sums, indexes, keys, events).
+    second.terminate();
+    assert_eq!(second.wait(Duration::from_secs(10)), Some(0));
+    let data = first.data_dir();
+    let verify = run_paygated(&["store", "verify", "--data-dir", data.to_str().unwrap()]);
+    let report = String::from_utf8_lossy(&verify.stdout);
+    assert!(verify.status.success(), "{report}");
+    assert!(report.contains(": 0 violations"), "{report}");
 }

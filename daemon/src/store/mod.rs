@@ -14,10 +14,12 @@ mod alerts;
 pub mod commit;
 mod merchants;
 mod payments;
+mod verify;
 pub mod records;
 
 pub use merchants::OnboardingChange;
 pub use payments::{Begin, Claim};
+pub use verify::Report as VerifyReport;
 
 use std::fs::{File, OpenOptions, TryLockError};
 use std::io::{Read, Seek, Write};
