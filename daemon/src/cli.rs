@@ -143,7 +143,9 @@ pub fn main() -> ExitCode {
             new_key,
         }) => rotate_master(&config, data_dir, &new_key),
         Command::Plugin(PluginCommand::Inspect { file }) => plugin_inspect(&file),
-        Command::Store(StoreCommand::Verify { config, data_dir }) => store_verify(&config, data_dir),
+        Command::Store(StoreCommand::Verify { config, data_dir }) => {
+            store_verify(&config, data_dir)
+        }
     }
 }
 

@@ -9,6 +9,7 @@ mod cashier;
 mod config_errors;
 mod crash;
 mod examples;
+mod gauntlet;
 mod lifecycle;
 mod metrics;
 mod monitor;

@@ -6,6 +6,8 @@
 //! - `cargo xtask run`: `build`, then the simulator on 127.0.0.1:8430 and the gateway on
 //!   `config/paygate.toml` with data in `./data`, in the foreground (Ctrl-C stops both).
 //! - `cargo xtask test`: `build`, then the whole test suite (unit and end-to-end).
+//! - `cargo xtask gauntlet [kills]`: the crash loop (default 20 kills) and the store
+//!   verification; the test suite runs a 3-kill version.
 //! - `cargo xtask bench [plugin | payments | monitor | store]`: the benchmarks; results go to stdout (and by hand into
 //!   BENCHMARKS.md).
 
@@ -35,8 +37,9 @@ fn main() -> ExitCode {
         Some("run") => build().and_then(|()| run(&args[1..])),
         Some("test") => build().and_then(|()| test(&args[1..])),
         Some("bench") => bench(&args[1..]),
+        Some("gauntlet") => build().and_then(|()| gauntlet(&args[1..])),
         _ => {
-            eprintln!("usage: cargo xtask <build | run | test | bench>");
+            eprintln!("usage: cargo xtask <build | run | test | bench | gauntlet>");
             return ExitCode::from(2);
         }
     };
@@ -212,6 +215,28 @@ fn test(extra: &[String]) -> Result<()> {
                 "paygate-daemon/test-hooks",
             ])
             .args(extra),
+    )
+}
+
+/// The reliability gauntlet: the crash loop with 20 kills (or the number given), then the
+/// store verification, printing the counts (RELIABILITY.md).
+fn gauntlet(args: &[String]) -> Result<()> {
+    let kills = args.first().map_or("20", String::as_str);
+    run_command(
+        cargo()
+            .args([
+                "test",
+                "--package",
+                "paygate-daemon",
+                "--features",
+                "test-hooks",
+                "--test",
+                "e2e",
+                "--",
+                "gauntlet",
+                "--nocapture",
+            ])
+            .env("PAYGATE_GAUNTLET_KILLS", kills),
     )
 }
 

@@ -14,8 +14,8 @@ mod alerts;
 pub mod commit;
 mod merchants;
 mod payments;
-mod verify;
 pub mod records;
+mod verify;
 
 pub use merchants::OnboardingChange;
 pub use payments::{Begin, Claim};

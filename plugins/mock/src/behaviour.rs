@@ -4,10 +4,10 @@
 //! see README.md for the table.
 
 use paygate_plugin_api::{
-    BillEntry, BillEntryKind, Money, Notification, NotificationRejected, NotificationResult,
-    BindingResult, BindingStatus, BindingUpdate, OnboardingResult, OnboardingStatus,
-    OnboardingUpdate, PaymentResult, PaymentStatus, PaymentUpdate, ProviderError, RefundResult,
-    RefundStatus, RefundUpdate, Reply, Update, keys,
+    BillEntry, BillEntryKind, BindingResult, BindingStatus, BindingUpdate, Money, Notification,
+    NotificationRejected, NotificationResult, OnboardingResult, OnboardingStatus, OnboardingUpdate,
+    PaymentResult, PaymentStatus, PaymentUpdate, ProviderError, RefundResult, RefundStatus,
+    RefundUpdate, Reply, Update, keys,
 };
 
 /// What `create-payment` does.

@@ -1,0 +1,270 @@
+//! The reliability gauntlet's crash loop: clients pay and refund through the real plugins
+//! and the simulator, retrying on connection errors with their idempotency keys, while the
+//! daemon is killed with SIGKILL at random moments and restarted on the same data dir. At the
+//! end every key is asked again: each gets its original result, each payment exists exactly
+//! once, the simulator's ledger shows nothing charged or refunded twice, and
+//! `paygated store verify` finds every invariant intact.
+//!
+//! `cargo xtask test` runs it with 3 kills; `cargo xtask gauntlet` with 20
+//! (`PAYGATE_GAUNTLET_KILLS`), printing the counts.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use crate::providers::{ALIPAY, WECHATPAY, code};
+use crate::simulator::Simulator;
+use crate::support::*;
+
+/// One request a client made, and the first final answer it got.
+#[derive(Debug, Clone)]
+struct Sent {
+    path: String,
+    api_key: &'static str,
+    body: Value,
+    first: Option<(u16, Value)>,
+}
+
+struct Shared {
+    base: RwLock<String>,
+    sent: Mutex<BTreeMap<String, Sent>>,
+    stop: AtomicBool,
+    retries: AtomicU64,
+}
+
+/// Sends `body` with `key` until a final answer (or the loop is stopping): connection
+/// errors, 5xx and 409 are retried with the same key.
+async fn until_answered(
+    shared: &Shared,
+    client: &reqwest::Client,
+    key: &str,
+) -> Option<(u16, Value)> {
+    let sent = shared.sent.lock().unwrap().get(key).cloned()?;
+    for _ in 0..200 {
+        let base = shared.base.read().unwrap().clone();
+        let response = client
+            .post(format!("{base}{}", sent.path))
+            .bearer_auth(sent.api_key)
+            .header("idempotency-key", key)
+            .header("content-type", "application/json")
+            .body(sent.body.to_string())
+            .timeout(Duration::from_secs(15))
+            .send()
+            .await;
+        if let Ok(response) = response {
+            let status = response.status().as_u16();
+            if let Ok(body) = response.json::<Value>().await
+                && status < 500
+                && status != 409
+            {
+                return Some((status, body));
+            }
+        }
+        shared.retries.fetch_add(1, Ordering::Relaxed);
+        if shared.stop.load(Ordering::Relaxed) {
+            return None;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    None
+}
+
+async fn client_loop(shared: Arc<Shared>, n: usize) {
+    let client = reqwest::Client::new();
+    let mut i = 0;
+    while !shared.stop.load(Ordering::Relaxed) {
+        i += 1;
+        let wallet = if (n + i) % 2 == 0 { ALIPAY } else { WECHATPAY };
+        // Mostly paid at once; some payers confirm on the phone first.
+        let suffix = if i % 4 == 0 { "61" } else { "00" };
+        let key = format!("g{n}-{i}-pay");
+        let body = json!({"merchant_id": "m_demo", "amount": format!("{}.{:02}", 10 + i % 50, (n * 7 + i) % 50),
+                          "currency": "CNY", "method": "barcode", "auth_code": code(wallet, suffix),
+                          "terminal_id": format!("T-g{n}")});
+        shared.sent.lock().unwrap().insert(
+            key.clone(),
+            Sent {
+                path: "/v1/payments".into(),
+                api_key: POS,
+                body,
+                first: None,
+            },
+        );
+        let Some(answer) = until_answered(&shared, &client, &key).await else {
+            continue;
+        };
+        let paid = answer.1["status"] == "succeeded";
+        let id = answer.1["id"].as_str().map(str::to_owned);
+        shared.sent.lock().unwrap().get_mut(&key).unwrap().first = Some(answer);
+        // Refund part of every third paid one.
+        if let (true, Some(id), 0) = (paid, id, i % 3) {
+            let key = format!("g{n}-{i}-refund");
+            shared.sent.lock().unwrap().insert(
+                key.clone(),
+                Sent {
+                    path: format!("/v1/payments/{id}/refunds"),
+                    api_key: ERP,
+                    body: json!({"amount": "1.00"}),
+                    first: None,
+                },
+            );
+            if let Some(answer) = until_answered(&shared, &client, &key).await {
+                shared.sent.lock().unwrap().get_mut(&key).unwrap().first = Some(answer);
+            }
+        }
+    }
+}
+
+/// A pseudo-random delay between kills, 300..1500 ms (deterministic per run).
+fn pause(seed: &mut u64) -> Duration {
+    *seed = seed
+        .wrapping_mul(6364136223846793005)
+        .wrapping_add(1442695040888963407);
+    Duration::from_millis(300 + (*seed >> 33) % 1200)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn gauntlet_crash_loop_loses_and_doubles_nothing() {
+    let kills: usize = std::env::var("PAYGATE_GAUNTLET_KILLS")
+        .ok()
+        .and_then(|k| k.parse().ok())
+        .unwrap_or(3);
+    let simulator = Simulator::start();
+    let config = simulator
+        .daemon_config()
+        .replace("janitor_interval_ms = 3000", "janitor_interval_ms = 200");
+    let first = Daemon::start_with(Options {
+        config_text: config.clone(),
+        ..Options::default()
+    });
+    let data = first.data_dir();
+    let shared = Arc::new(Shared {
+        base: RwLock::new(first.base_url.clone()),
+        sent: Mutex::default(),
+        stop: AtomicBool::new(false),
+        retries: AtomicU64::new(0),
+    });
+    let clients: Vec<_> = (0..6)
+        .map(|n| tokio::spawn(client_loop(shared.clone(), n)))
+        .collect();
+    // `first` owns the data dir's temp folder: it stays alive (dead or not) to the end.
+    let mut first = first;
+    let mut current: Option<Daemon> = None;
+    let mut seed = 0x6a09e667f3bcc908;
+    for _ in 0..kills {
+        tokio::time::sleep(pause(&mut seed)).await;
+        let running = current.as_mut().unwrap_or(&mut first);
+        signal(running.pid(), "KILL");
+        let _ = running.wait(Duration::from_secs(5));
+        let next = tokio::task::block_in_place(|| {
+            Daemon::start_with(Options {
+                config_text: config.clone(),
+                data_dir: Some(data.clone()),
+                ..Options::default()
+            })
+        });
+        *shared.base.write().unwrap() = next.base_url.clone();
+        current = Some(next);
+    }
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    shared.stop.store(true, Ordering::Relaxed);
+    for client in clients {
+        let _ = client.await;
+    }
+
+    // Every key again: its original result, one object per key.
+    let client = reqwest::Client::new();
+    shared.stop.store(false, Ordering::Relaxed);
+    let keys: Vec<String> = shared.sent.lock().unwrap().keys().cloned().collect();
+    let mut payments = BTreeMap::new();
+    let (mut acknowledged, mut refunds) = (0, 0);
+    for key in &keys {
+        let (status, body) = until_answered(&shared, &client, key)
+            .await
+            .unwrap_or_else(|| panic!("{key} never answered"));
+        let sent = shared.sent.lock().unwrap().get(key).cloned().unwrap();
+        if let Some((first_status, first)) = &sent.first {
+            acknowledged += 1;
+            assert_eq!(body["id"], first["id"], "{key}: {first} then {body}");
+            if first["status"] != "pending" && *first_status < 300 {
+                assert_eq!(body["status"], first["status"], "{key}");
+            }
+        }
+        if key.ends_with("-pay") {
+            assert!(status == 201 || status == 402, "{key}: {status} {body}");
+            let id = if status == 402 {
+                body["error"]["payment"]["id"].clone()
+            } else {
+                body["id"].clone()
+            };
+            assert!(
+                payments
+                    .insert(id.as_str().unwrap().to_owned(), key.clone())
+                    .is_none(),
+                "two keys, one payment: {id}"
+            );
+        } else {
+            refunds += 1;
+        }
+    }
+    // The daemon holds exactly those payments.
+    let base = shared.base.read().unwrap().clone();
+    let mut listed = 0;
+    let mut after = String::new();
+    loop {
+        let page: Value = client
+            .get(format!(
+                "{base}/v1/payments?merchant_id=m_demo&limit=100{after}"
+            ))
+            .bearer_auth(ERP)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        for payment in page["data"].as_array().unwrap() {
+            assert!(
+                payments.contains_key(payment["id"].as_str().unwrap()),
+                "a payment no key made: {payment}"
+            );
+            listed += 1;
+        }
+        if page["has_more"] != true {
+            break;
+        }
+        let last = page["data"].as_array().unwrap().last().unwrap()["id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        after = format!("&starting_after={last}");
+    }
+    assert_eq!(listed, payments.len());
+    // The providers never charged or refunded anything twice.
+    let mut orders = 0;
+    for provider in ["alipay", "wechatpay"] {
+        let ledger = simulator.ledger(provider).await;
+        assert_eq!(ledger["violations"], json!([]), "{provider}: {ledger}");
+        orders += ledger["orders"].as_array().unwrap().len();
+    }
+    // The stored data keeps every invariant.
+    let running = current.as_mut().unwrap_or(&mut first);
+    signal(running.pid(), "TERM");
+    let _ = running.wait(Duration::from_secs(10));
+    let verify = run_paygated(&["store", "verify", "--data-dir", data.to_str().unwrap()]);
+    let report = String::from_utf8_lossy(&verify.stdout);
+    assert!(
+        verify.status.success() && report.contains(": 0 violations"),
+        "{report}"
+    );
+    println!(
+        "gauntlet: {kills} kills, {} requests ({acknowledged} acknowledged before the end), {} payments, {refunds} refunds, {orders} provider orders, {} retries; {}",
+        keys.len(),
+        payments.len(),
+        shared.retries.load(Ordering::Relaxed),
+        report.trim()
+    );
+}
