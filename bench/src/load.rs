@@ -23,23 +23,36 @@ pub fn payments(paygated: &Path, config: &Path, clients: usize, seconds: u64, fl
         .replace("flush = \"group\"", &format!("flush = \"{mode}\""))
         .replace("fdatasync = false", &format!("fdatasync = {fdatasync}"));
     std::fs::write(&config_path, text).expect("write config");
-    let mut child = Command::new(paygated)
-        .args(["serve", "--listen", "127.0.0.1:0", "--config"])
-        .arg(&config_path)
-        .arg("--data-dir")
-        .arg(dir.join("data"))
+    // `baseline`: the bare axum handler instead of the daemon, driven the same way.
+    let mut command = if flush == "baseline" {
+        let mut command = Command::new(std::env::current_exe().expect("this binary"));
+        command.arg("baseline-server");
+        command
+    } else {
+        let mut command = Command::new(paygated);
+        command
+            .args(["serve", "--listen", "127.0.0.1:0", "--config"])
+            .arg(&config_path)
+            .arg("--data-dir")
+            .arg(dir.join("data"));
+        command
+    };
+    let spawned = Instant::now();
+    let mut child = command
         .env("RUST_LOG", "warn")
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
-        .expect("paygated starts");
+        .expect("the server starts");
     let mut line = String::new();
     BufReader::new(child.stdout.take().expect("stdout"))
         .read_line(&mut line)
         .expect("the listening line");
+    let startup_ms = spawned.elapsed().as_secs_f64() * 1000.0;
     let base = line
         .trim()
-        .strip_prefix("paygated listening on ")
+        .split(" listening on ")
+        .nth(1)
         .and_then(|rest| rest.split_whitespace().next())
         .expect("a listening URL")
         .to_owned();
@@ -66,7 +79,7 @@ pub fn payments(paygated: &Path, config: &Path, clients: usize, seconds: u64, fl
     let us = |d: Duration| d.as_secs_f64() * 1e6;
     let at = |q: f64| us(samples[((samples.len() as f64 - 1.0) * q).round() as usize]);
     println!(
-        "{{\"name\":\"durable_payments\",\"flush\":\"{flush}\",\"clients\":{clients},\"seconds\":{seconds},\"ok\":{},\"errors\":{errors},\"throughput_per_s\":{:.0},\"p50_us\":{:.0},\"p99_us\":{:.0},\"max_us\":{:.0},\"peak_rss_mib\":{:.1}}}",
+        "{{\"name\":\"durable_payments\",\"flush\":\"{flush}\",\"clients\":{clients},\"seconds\":{seconds},\"ok\":{},\"errors\":{errors},\"throughput_per_s\":{:.0},\"p50_us\":{:.0},\"p99_us\":{:.0},\"max_us\":{:.0},\"peak_rss_mib\":{:.1},\"startup_ms\":{startup_ms:.0}}}",
         samples.len(),
         total as f64 / seconds as f64,
         at(0.5),

@@ -8,9 +8,12 @@
 //!   concurrent clients, each request with its own idempotency key, every answer verified.
 //! - `monitor <paygated> <config>`: the anomaly monitor's rule throughput on one thread and
 //!   the latency from a triggering response to its alert on the SSE stream (`monitor.rs`).
+//! - `baseline-server`: the bare axum handler `payments ... baseline` drives instead of the
+//!   daemon (`baseline.rs`).
 //! - `store [<tmp dir> <seconds> [<mode>,...]]`: sled flush alone against flush + `fdatasync`,
 //!   one write per flush and 64 per flush (see `store.rs`); prints JSON lines, then a table.
 
+mod baseline;
 mod load;
 mod monitor;
 mod store;
@@ -46,6 +49,7 @@ fn main() {
             flush,
         ),
         ["monitor", paygated, config] => monitor::monitor(Path::new(paygated), Path::new(config)),
+        ["baseline-server"] => baseline::serve(),
         ["store"] => store::store(Path::new(STORE_TMP), 3.0, None),
         ["store", dir, seconds] => store::store(
             Path::new(dir),

@@ -356,8 +356,10 @@ fn bench_payments() -> Result<()> {
         ("1", "group"),
         ("16", "group"),
         ("64", "group"),
+        ("256", "group"),
         ("64", "each"),
         ("64", "group+fdatasync"),
+        ("64", "baseline"),
     ];
     let mut lines = Vec::new();
     for (clients, flush) in runs {
@@ -374,11 +376,11 @@ fn bench_payments() -> Result<()> {
     }
     println!();
     println!("durable barcode payments through the mock wallet, 10 s per row, loopback");
-    println!("| clients | flush | payments/s | p50 | p99 | errors | peak RSS |");
-    println!("| --- | --- | --- | --- | --- | --- | --- |");
+    println!("| clients | flush | payments/s | p50 | p99 | errors | peak RSS | start-up |");
+    println!("| --- | --- | --- | --- | --- | --- | --- | --- |");
     for line in &lines {
         println!(
-            "| {} | {} | {:.0} | {:.1} ms | {:.1} ms | {} | {:.0} MiB |",
+            "| {} | {} | {:.0} | {:.1} ms | {:.1} ms | {} | {:.0} MiB | {:.0} ms |",
             json_number(line, "clients")?,
             line.split("\"flush\":\"")
                 .nth(1)
@@ -388,7 +390,24 @@ fn bench_payments() -> Result<()> {
             json_number(line, "p50_us")? / 1000.0,
             json_number(line, "p99_us")? / 1000.0,
             json_number(line, "errors")?,
-            json_number(line, "peak_rss_mib")?
+            json_number(line, "peak_rss_mib")?,
+            json_number(line, "startup_ms")?
+        );
+    }
+    // The ratio of API.md's bar: durable payments vs the bare handler, 64 clients each.
+    let at_64 = |flush: &str| {
+        lines
+            .iter()
+            .find(|l| {
+                l.contains("\"clients\":64,") && l.contains(&format!("\"flush\":\"{flush}\""))
+            })
+            .and_then(|l| json_number(l, "throughput_per_s").ok())
+    };
+    if let (Some(paygate), Some(baseline)) = (at_64("group"), at_64("baseline")) {
+        println!();
+        println!(
+            "ratio at 64 clients (durable / bare axum baseline): {:.3}",
+            paygate / baseline
         );
     }
     Ok(())
