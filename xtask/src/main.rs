@@ -5,7 +5,8 @@
 //!   simulator (`paygate-sim`) in release mode.
 //! - `cargo xtask run`: `build`, then the simulator on 127.0.0.1:8430 and the gateway on
 //!   `config/paygate.toml` with data in `./data`, in the foreground (Ctrl-C stops both).
-//! - `cargo xtask test`: `build`, then the whole test suite (unit and end-to-end).
+//! - `cargo xtask test`: `build`, then the whole test suite (unit and end-to-end), then
+//!   schemathesis against the running daemon's `/openapi.json` (a local venv in `target/`).
 //! - `cargo xtask gauntlet [kills]`: the crash loop (default 20 kills) and the store
 //!   verification; the test suite runs a 3-kill version.
 //! - `cargo xtask bench [plugin | payments | monitor | store]`: the benchmarks; results go to stdout (and by hand into
@@ -37,6 +38,7 @@ fn main() -> ExitCode {
         Some("run") => build().and_then(|()| run(&args[1..])),
         Some("test") => build().and_then(|()| test(&args[1..])),
         Some("bench") => bench(&args[1..]),
+        Some("schemathesis") => build().and_then(|()| schemathesis()),
         Some("gauntlet") => build().and_then(|()| gauntlet(&args[1..])),
         _ => {
             eprintln!("usage: cargo xtask <build | run | test | bench | gauntlet>");
@@ -205,6 +207,73 @@ fn run(extra: &[String]) -> Result<()> {
     daemon
 }
 
+/// The schemathesis version the API is fuzzed with (installed into a local venv).
+const SCHEMATHESIS: &str = "schemathesis==4.32.5";
+
+/// Fuzzes the running daemon's API from its own `/openapi.json` with schemathesis (API.md:
+/// no 5xx, every answer documented and conforming). `positive_data_acceptance` is left
+/// out: the validators (check digits, Luhn) accept less than a schema can say.
+fn schemathesis() -> Result<()> {
+    let venv = Path::new("target/schemathesis-venv");
+    if !venv.join("bin/st").is_file() {
+        run_command(Command::new("python3").args(["-m", "venv"]).arg(venv))?;
+        run_command(Command::new(venv.join("bin/pip")).args([
+            "install",
+            "--quiet",
+            "--disable-pip-version-check",
+            SCHEMATHESIS,
+        ]))?;
+    }
+    let data = Path::new("target/schemathesis-data");
+    let _ = fs::remove_dir_all(data);
+    let mut daemon = Command::new("target/release/paygated")
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--config",
+            "config/paygate.toml",
+            "--data-dir",
+        ])
+        .arg(data)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .map_err(|e| format!("cannot start paygated: {e}"))?;
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(daemon.stdout.take().expect("stdout")),
+        &mut line,
+    )
+    .map_err(|e| e.to_string())?;
+    let base = line
+        .trim()
+        .strip_prefix("paygated listening on ")
+        .and_then(|rest| rest.split_whitespace().next())
+        .ok_or_else(|| format!("paygated did not start: {line:?}"))?
+        .to_owned();
+    let result = run_command(Command::new(venv.join("bin/st")).args([
+        "run",
+        &format!("{base}/openapi.json"),
+        "--header",
+        "Authorization: Bearer pg_demo_admin",
+        "--checks",
+        "all",
+        "--exclude-checks",
+        "positive_data_acceptance",
+        "--max-examples",
+        "10",
+        "--workers",
+        "2",
+        "--seed",
+        "2",
+    ]));
+    let _ = daemon.kill();
+    let _ = daemon.wait();
+    let _ = fs::remove_dir_all(data);
+    result
+}
+
 fn test(extra: &[String]) -> Result<()> {
     run_command(
         cargo()
@@ -215,7 +284,9 @@ fn test(extra: &[String]) -> Result<()> {
                 "paygate-daemon/test-hooks",
             ])
             .args(extra),
-    )
+    )?;
+    // The API fuzzed from its own document (no 5xx, every answer documented).
+    schemathesis()
 }
 
 /// The reliability gauntlet: the crash loop with 20 kills (or the number given), then the

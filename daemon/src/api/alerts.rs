@@ -213,11 +213,23 @@ pub async fn list_alerts(
     Ok(Json(List::page(page.iter().map(AlertObject::from), limit)))
 }
 
+/// One event of the alert stream: `event: alert` with the alert's id and, as `data`, the
+/// alert's JSON; or `event: lagged` with the number of alerts a slow client missed.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AlertStreamEvent {
+    /// `alert` or `lagged`.
+    pub event: String,
+    /// The alert's id (`alert` events).
+    pub id: Option<String>,
+    /// The alert object as JSON text (`alert`), or the number of missed alerts (`lagged`).
+    pub data: String,
+}
+
 /// New alerts as Server-Sent Events (`event: alert`, `data:` the alert).
 #[utoipa::path(get, path = "/v1/alerts/stream", tag = "alerts",
     security(("api_key" = [])),
     responses(
-        (status = 200, description = "An event stream", content_type = "text/event-stream", body = String),
+        (status = 200, description = "An event stream", content_type = "text/event-stream", body = AlertStreamEvent),
         (status = 403, description = "Role below erp", body = ErrorBody),
     ))]
 pub async fn alert_stream(

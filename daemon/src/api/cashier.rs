@@ -22,6 +22,14 @@ use crate::money::{Currency, Money};
 use crate::payments::service::{self, PaymentError};
 use crate::store::records::PaymentRecord;
 
+/// The cashier page's form: the wallet the payer picked.
+#[derive(ToSchema)]
+#[allow(dead_code)] // documents the form; the handler reads it with form_urlencoded
+pub struct WalletForm {
+    /// The provider, e.g. `alipay`.
+    pub wallet: String,
+}
+
 /// The one thing the public status endpoint reveals.
 #[derive(Serialize, ToSchema)]
 pub struct PublicStatus {
@@ -104,7 +112,7 @@ pub async fn cashier_page(
 /// that wallet's provider and the page shows its QR code.
 #[utoipa::path(post, path = "/pay/{id}/wallet", tag = "cashier",
     params(("id" = String, Path, description = "pay_...")),
-    request_body(content = String, description = "wallet=<provider>", content_type = "application/x-www-form-urlencoded"),
+    request_body(content = WalletForm, description = "The payer's choice", content_type = "application/x-www-form-urlencoded"),
     responses(
         (status = 303, description = "Chosen: back to the page, which shows the QR code"),
         (status = 404, description = "No such link payment", content_type = "text/html", body = String),

@@ -55,6 +55,89 @@ impl Modify for BearerAuth {
     }
 }
 
+/// The error answers any operation can give (API.md §3): the document lists them on every
+/// operation, so that a client (or a fuzzer) never meets an undocumented status. 401 and 403
+/// only where a key is needed.
+fn document_errors(openapi: &mut utoipa::openapi::OpenApi) {
+    use utoipa::openapi::{ContentBuilder, Ref, RefOr, ResponseBuilder};
+    let error = |description: &str| {
+        RefOr::T(
+            ResponseBuilder::new()
+                .description(description)
+                .content(
+                    "application/json",
+                    ContentBuilder::new()
+                        .schema(Some(Ref::from_schema_name("ErrorBody")))
+                        .build(),
+                )
+                .build(),
+        )
+    };
+    let common = [
+        (
+            "400",
+            "The request is malformed (the error names the parameter)",
+        ),
+        ("404", "No such object or route"),
+        ("405", "Method not allowed on this path"),
+        ("413", "Body larger than the limit"),
+        ("415", "Content-Type is not application/json"),
+        (
+            "500",
+            "Internal error (the request id identifies it in the log)",
+        ),
+        ("503", "Temporarily unavailable; retry"),
+    ];
+    let secured = [
+        ("401", "Missing or unknown API key"),
+        ("403", "The key's role or merchant scope does not allow it"),
+    ];
+    // Every POST that changes something takes an Idempotency-Key (API.md §4).
+    let idempotent = [
+        (
+            "409",
+            "A request with this Idempotency-Key is still being processed",
+        ),
+        (
+            "422",
+            "The request cannot be carried out (e.g. the key was used for another request)",
+        ),
+    ];
+    for item in openapi.paths.paths.values_mut() {
+        if let Some(post) = item.post.as_mut() {
+            for (status, description) in idempotent {
+                post.responses
+                    .responses
+                    .entry(status.to_owned())
+                    .or_insert_with(|| error(description));
+            }
+        }
+        for operation in [
+            &mut item.get,
+            &mut item.post,
+            &mut item.put,
+            &mut item.delete,
+            &mut item.patch,
+        ]
+        .into_iter()
+        .flatten()
+        {
+            let needs_key = operation
+                .security
+                .as_ref()
+                .is_some_and(|requirements| !requirements.is_empty());
+            let extra = if needs_key { &secured[..] } else { &[][..] };
+            for (status, description) in common.iter().chain(extra) {
+                operation
+                    .responses
+                    .responses
+                    .entry((*status).to_owned())
+                    .or_insert_with(|| error(description));
+            }
+        }
+    }
+}
+
 /// The whole API as one axum router, and its OpenAPI document (built from the same routes,
 /// so the two cannot disagree about which operations exist).
 pub fn router(state: Arc<AppState>) -> (Router, utoipa::openapi::OpenApi) {
@@ -96,6 +179,8 @@ pub fn router(state: Arc<AppState>) -> (Router, utoipa::openapi::OpenApi) {
         .routes(routes!(plugins::list_plugins))
         .routes(routes!(plugins::reload_plugins))
         .split_for_parts();
+    let mut openapi = openapi;
+    document_errors(&mut openapi);
     #[cfg(feature = "test-hooks")]
     let routes = routes.route("/v1/_test/echo", axum::routing::post(test_hooks::echo));
     let router = routes
