@@ -400,6 +400,17 @@ where
     })
 }
 
+/// A new merchant id: onboarded and config merchants share one id space, so never one a
+/// config merchant has.
+fn fresh_merchant_id(state: &AppState) -> String {
+    loop {
+        let id = new_id("m");
+        if state.merchants.get(&id).is_none() {
+            return id;
+        }
+    }
+}
+
 fn actor(caller: &Caller, client: Option<&ClientAddr>) -> Actor {
     Actor {
         key_id: caller.0.id.clone(),
@@ -513,7 +524,7 @@ pub async fn create_merchant(
         &caller,
         &request.key,
         &request.fingerprint,
-        new_id("m"),
+        fresh_merchant_id(&state),
         |id| async {
             let id = id;
             let record = onboarding::create_merchant(&state, &actor, &id, &input)?;
