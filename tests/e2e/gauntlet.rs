@@ -3,7 +3,10 @@
 //! daemon is killed with SIGKILL at random moments and restarted on the same data dir. At the
 //! end every key is asked again: each gets its original result, each payment exists exactly
 //! once, the simulator's ledger shows nothing charged or refunded twice, and
-//! `paygated store verify` finds every invariant intact.
+//! `paygated store verify` finds every invariant intact. Before each kill one of the
+//! simulator's fault modes is injected into the next calls of one provider (HTTP 500,
+//! malformed or badly signed answers, delays, a timeout beyond the plugin's deadline,
+//! duplicate and late notifications): nothing may get stuck or doubled either way.
 //!
 //! `cargo xtask test` runs it with 3 kills; `cargo xtask gauntlet` with 20
 //! (`PAYGATE_GAUNTLET_KILLS`), printing the counts.
@@ -135,7 +138,19 @@ async fn gauntlet_crash_loop_loses_and_doubles_nothing() {
     let simulator = Simulator::start();
     let config = simulator
         .daemon_config()
-        .replace("janitor_interval_ms = 3000", "janitor_interval_ms = 200");
+        .replace("janitor_interval_ms = 3000", "janitor_interval_ms = 200")
+        .replace("deadline_ms = 10000", "deadline_ms = 2000");
+    // Every simulator fault mode, one per interval, alternating providers.
+    let faults = [
+        json!({"kind": "http_500", "count": 2}),
+        json!({"kind": "malformed", "count": 2}),
+        json!({"kind": "bad_signature", "count": 2}),
+        json!({"kind": "delay", "count": 3, "delay_ms": 400}),
+        json!({"kind": "timeout", "count": 1, "delay_ms": 3000}),
+        json!({"kind": "duplicate_notification", "count": 2}),
+        json!({"kind": "late_notification", "count": 2, "delay_ms": 1500}),
+    ];
+    let mut injected = 0;
     let first = Daemon::start_with(Options {
         config_text: config.clone(),
         ..Options::default()
@@ -154,7 +169,20 @@ async fn gauntlet_crash_loop_loses_and_doubles_nothing() {
     let mut first = first;
     let mut current: Option<Daemon> = None;
     let mut seed = 0x6a09e667f3bcc908;
-    for _ in 0..kills {
+    for round in 0..kills {
+        let provider = if round % 2 == 0 {
+            "alipay"
+        } else {
+            "wechatpay"
+        };
+        let (status, _) = simulator
+            .control(
+                &format!("{provider}/faults"),
+                faults[round % faults.len()].clone(),
+            )
+            .await;
+        assert_eq!(status, 204);
+        injected += 1;
         tokio::time::sleep(pause(&mut seed)).await;
         let running = current.as_mut().unwrap_or(&mut first);
         signal(running.pid(), "KILL");
@@ -261,7 +289,7 @@ async fn gauntlet_crash_loop_loses_and_doubles_nothing() {
         "{report}"
     );
     println!(
-        "gauntlet: {kills} kills, {} requests ({acknowledged} acknowledged before the end), {} payments, {refunds} refunds, {orders} provider orders, {} retries; {}",
+        "gauntlet: {kills} kills, {injected} provider faults, {} requests ({acknowledged} acknowledged before the end), {} payments, {refunds} refunds, {orders} provider orders, {} retries; {}",
         keys.len(),
         payments.len(),
         shared.retries.load(Ordering::Relaxed),
