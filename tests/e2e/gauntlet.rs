@@ -80,7 +80,11 @@ async fn client_loop(shared: Arc<Shared>, n: usize) {
     let mut i = 0;
     while !shared.stop.load(Ordering::Relaxed) {
         i += 1;
-        let wallet = if (n + i) % 2 == 0 { ALIPAY } else { WECHATPAY };
+        let wallet = if (n + i).is_multiple_of(2) {
+            ALIPAY
+        } else {
+            WECHATPAY
+        };
         // Mostly paid at once; some payers confirm on the phone first.
         let suffix = if i % 4 == 0 { "61" } else { "00" };
         let key = format!("g{n}-{i}-pay");

@@ -22,7 +22,7 @@ use super::payments::{parse_time, rfc3339_ms};
 use crate::app::AppState;
 use crate::auth::Role;
 use crate::config::{RULES, Severity};
-use crate::payments::service::{PaymentError, now_ms};
+use crate::payments::service::now_ms;
 use crate::store::records::{AlertRecord, AlertSubject, BlockRecord};
 
 /// Who or what an alert is about.
@@ -140,10 +140,6 @@ pub struct AlertFilters {
 #[serde(deny_unknown_fields)]
 pub struct AckBody {}
 
-fn store_error(e: crate::store::StoreError) -> ApiError {
-    ApiError::from(PaymentError::Store(e))
-}
-
 /// Whether the caller may see `alert`: admins all, erp keys their merchants' alerts.
 fn visible(caller: &Caller, alert: &AlertRecord) -> bool {
     caller.0.role == Role::Admin
@@ -208,8 +204,7 @@ pub async fn list_alerts(
     };
     let page = state
         .store
-        .alerts_page(filters.starting_after.as_deref(), limit, keep)
-        .map_err(store_error)?;
+        .alerts_page(filters.starting_after.as_deref(), limit, keep)?;
     Ok(Json(List::page(page.iter().map(AlertObject::from), limit)))
 }
 
@@ -293,8 +288,7 @@ pub async fn ack_alert(
                 a.acknowledged_at_ms = Some(now);
                 a.acknowledged_by = Some(by.clone());
             }
-        })
-        .map_err(store_error)?
+        })?
         .ok_or(ApiError::NotFound { kind: "alert", id })?;
     Ok(Json(AlertObject::from(&alert)))
 }
@@ -336,8 +330,7 @@ pub async fn lift_block(
     caller.require_role(Role::Admin)?;
     let block = state
         .monitor
-        .lift_block(&state, &id)
-        .map_err(store_error)?
+        .lift_block(&state, &id)?
         .ok_or(ApiError::NotFound { kind: "block", id })?;
     tracing::info!(block = %block.id, by = %caller.0.id, "block lifted");
     Ok(Json(BlockObject::from(&block)))

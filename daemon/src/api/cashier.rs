@@ -42,10 +42,7 @@ fn link_payment(state: &AppState, id: &str) -> Result<Option<PaymentRecord>, Api
     if id.len() > 64 {
         return Ok(None);
     }
-    let payment = state
-        .store
-        .payment(id)
-        .map_err(|e| ApiError::from(PaymentError::Store(e)))?;
+    let payment = state.store.payment(id)?;
     Ok(payment.filter(|p| p.method == "link"))
 }
 
@@ -150,11 +147,7 @@ pub async fn choose_wallet(
                     api_error
                 ),
             };
-            let current = state
-                .store
-                .payment(&payment.id)
-                .map_err(|e| ApiError::from(PaymentError::Store(e)))?
-                .unwrap_or(payment);
+            let current = state.store.payment(&payment.id)?.unwrap_or(payment);
             Ok(html(
                 api_error.status(),
                 page(&state, &current, Some(&message)),

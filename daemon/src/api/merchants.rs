@@ -285,10 +285,6 @@ pub struct AuditQuery {
     pub merchant_id: String,
 }
 
-fn store_error(e: StoreError) -> ApiError {
-    ApiError::from(PaymentError::Store(e))
-}
-
 impl From<OnboardingError> for ApiError {
     fn from(error: OnboardingError) -> ApiError {
         let message = error.to_string();
@@ -333,7 +329,7 @@ impl From<OnboardingError> for ApiError {
             OnboardingError::Plugin(e) => ApiError::Plugin {
                 message: e.to_string(),
             },
-            OnboardingError::Store(e) => store_error(e),
+            OnboardingError::Store(e) => ApiError::from(e),
         }
     }
 }
@@ -362,11 +358,7 @@ where
     let Some(_guard) = state.in_flight.enter(&claim) else {
         return Err(ApiError::from(PaymentError::IdempotencyInProgress));
     };
-    let id = match state
-        .store
-        .claim(&claim, &fresh_id, now_ms())
-        .map_err(store_error)?
-    {
+    let id = match state.store.claim(&claim, &fresh_id, now_ms())? {
         Begin::Created => fresh_id,
         Begin::Resume { object_id } => object_id,
         Begin::Replay { status, body } => {
@@ -378,7 +370,7 @@ where
         }
         Begin::KeyReused => return Err(ApiError::from(PaymentError::IdempotencyKeyReused)),
         other => {
-            return Err(store_error(StoreError::Corrupt(format!(
+            return Err(ApiError::from(StoreError::Corrupt(format!(
                 "claim: {other:?}"
             ))));
         }
@@ -388,11 +380,8 @@ where
         Err(error) if error.status().is_client_error() => (error.status().as_u16(), error.body()),
         Err(error) => return Err(error),
     };
-    state
-        .store
-        .finish_claim(&claim, status, &body, now_ms())
-        .map_err(store_error)?;
-    state.store.durable().await.map_err(store_error)?;
+    state.store.finish_claim(&claim, status, &body, now_ms())?;
+    state.store.durable().await?;
     Ok(Answer {
         status,
         body,
@@ -430,8 +419,7 @@ fn onboarded(state: &AppState, caller: &Caller, id: &str) -> Result<MerchantReco
     caller.require_merchant(id)?;
     state
         .store
-        .merchant_record(id)
-        .map_err(store_error)?
+        .merchant_record(id)?
         .ok_or_else(|| ApiError::NotFound {
             kind: "merchant",
             id: id.to_owned(),
@@ -460,10 +448,7 @@ pub async fn list_merchants(
         if !caller.0.may_act_for(&merchant.id) {
             continue;
         }
-        let record = state
-            .store
-            .merchant_record(&merchant.id)
-            .map_err(store_error)?;
+        let record = state.store.merchant_record(&merchant.id)?;
         visible.push(MerchantObject::new(&merchant, record.as_ref()));
         if visible.len() > limit {
             break;
@@ -494,7 +479,7 @@ pub async fn get_merchant(
         kind: "merchant",
         id: id.clone(),
     })?;
-    let record = state.store.merchant_record(&id).map_err(store_error)?;
+    let record = state.store.merchant_record(&id)?;
     Ok(Json(MerchantObject::new(&merchant, record.as_ref())))
 }
 
@@ -621,7 +606,7 @@ pub async fn list_activations(
 ) -> Result<Json<List<ActivationObject>>, ApiError> {
     caller.require_role(Role::Erp)?;
     onboarded(&state, &caller, &id)?;
-    let all = state.store.activations_of(&id).map_err(store_error)?;
+    let all = state.store.activations_of(&id)?;
     let count = all.len();
     Ok(Json(List::page(
         all.iter().map(ActivationObject::from),
@@ -644,8 +629,7 @@ pub async fn get_activation(
     onboarded(&state, &caller, &id)?;
     let activation = state
         .store
-        .activation(&activation_id)
-        .map_err(store_error)?
+        .activation(&activation_id)?
         .filter(|a| a.merchant_id == id)
         .ok_or(ApiError::NotFound {
             kind: "activation",
@@ -723,7 +707,7 @@ pub async fn list_bank_accounts(
 ) -> Result<Json<List<BankAccountObject>>, ApiError> {
     caller.require_role(Role::Erp)?;
     onboarded(&state, &caller, &id)?;
-    let all = state.store.bank_accounts_of(&id).map_err(store_error)?;
+    let all = state.store.bank_accounts_of(&id)?;
     let count = all.len();
     Ok(Json(List::page(
         all.iter().map(BankAccountObject::from),
@@ -746,8 +730,7 @@ pub async fn get_bank_account(
     onboarded(&state, &caller, &id)?;
     let account = state
         .store
-        .bank_account(&account_id)
-        .map_err(store_error)?
+        .bank_account(&account_id)?
         .filter(|a| a.merchant_id == id)
         .ok_or(ApiError::NotFound {
             kind: "bank account",
@@ -768,10 +751,7 @@ pub async fn audit_log(
     ApiQuery(query): ApiQuery<AuditQuery>,
 ) -> Result<Json<List<AuditObject>>, ApiError> {
     caller.require_role(Role::Admin)?;
-    let entries = state
-        .store
-        .audit_of(&query.merchant_id)
-        .map_err(store_error)?;
+    let entries = state.store.audit_of(&query.merchant_id)?;
     let count = entries.len();
     Ok(Json(List::page(
         entries.iter().map(AuditObject::from),

@@ -289,6 +289,13 @@ impl From<&PaymentError> for ApiError {
     }
 }
 
+/// Store failures answer as every other use-case failure does (one mapping).
+impl From<crate::store::StoreError> for ApiError {
+    fn from(error: crate::store::StoreError) -> ApiError {
+        ApiError::from(PaymentError::Store(error))
+    }
+}
+
 impl From<PaymentError> for ApiError {
     fn from(error: PaymentError) -> ApiError {
         ApiError::from(&error)
@@ -572,10 +579,7 @@ fn observe_answer(state: &AppState, caller: &Caller, answer: &Result<Answer, Pay
 /// Finds a payment the caller may see: out of scope answers like a missing one (403 for a
 /// scoped key, so that ids cannot be probed).
 fn visible_payment(state: &AppState, caller: &Caller, id: &str) -> Result<PaymentRecord, ApiError> {
-    let payment = state
-        .store
-        .payment(id)
-        .map_err(|e| ApiError::from(PaymentError::Store(e)))?;
+    let payment = state.store.payment(id)?;
     match payment {
         Some(p) if caller.0.may_act_for(&p.merchant_id) => Ok(p),
         _ if caller.0.role == Role::Admin => Err(ApiError::NotFound {
@@ -696,15 +700,12 @@ pub async fn list_payments(
             && gte.is_none_or(|t| p.created_at_ms >= t)
             && lt.is_none_or(|t| p.created_at_ms < t)
     };
-    let page = state
-        .store
-        .payments_page(
-            filters.merchant_id.as_deref(),
-            filters.starting_after.as_deref(),
-            limit,
-            keep,
-        )
-        .map_err(|e| ApiError::from(PaymentError::Store(e)))?;
+    let page = state.store.payments_page(
+        filters.merchant_id.as_deref(),
+        filters.starting_after.as_deref(),
+        limit,
+        keep,
+    )?;
     Ok(Json(List::page(
         page.iter().map(PaymentObject::from),
         limit,
@@ -794,10 +795,7 @@ pub async fn get_refund(
     Path(id): Path<String>,
 ) -> Result<Json<RefundObject>, ApiError> {
     caller.require_role(Role::Erp)?;
-    let refund = state
-        .store
-        .refund(&id)
-        .map_err(|e| ApiError::from(PaymentError::Store(e)))?;
+    let refund = state.store.refund(&id)?;
     match refund {
         Some(r) if caller.0.may_act_for(&r.merchant_id) => Ok(Json(RefundObject::from(&r))),
         _ if caller.0.role == Role::Admin => Err(ApiError::NotFound { kind: "refund", id }),
@@ -819,10 +817,7 @@ pub async fn list_refunds(
 ) -> Result<Json<List<RefundObject>>, ApiError> {
     caller.require_role(Role::Erp)?;
     let payment = visible_payment(&state, &caller, &id)?;
-    let refunds = state
-        .store
-        .refunds_of(&payment.id)
-        .map_err(|e| ApiError::from(PaymentError::Store(e)))?;
+    let refunds = state.store.refunds_of(&payment.id)?;
     Ok(Json(List::page(
         refunds.iter().map(RefundObject::from),
         usize::MAX - 1,

@@ -11,7 +11,7 @@ pub mod sealed;
 pub mod validate;
 
 use std::collections::BTreeMap;
-use std::sync::RwLock;
+use std::sync::{Arc, RwLock};
 
 use crate::config::{MerchantConfig, OpeningHours};
 use crate::store::records::{ActivationRecord, MerchantRecord};
@@ -39,11 +39,12 @@ pub struct Merchant {
     pub keys_of: String,
 }
 
-/// All known merchants, by id.
+/// All known merchants, by id. Lookups hand out shared records (every payment looks its
+/// merchant up several times; a deep copy each time would cost on the hot path).
 #[derive(Debug, Default)]
 pub struct MerchantDirectory {
-    config: BTreeMap<String, Merchant>,
-    onboarded: RwLock<BTreeMap<String, Merchant>>,
+    config: BTreeMap<String, Arc<Merchant>>,
+    onboarded: RwLock<BTreeMap<String, Arc<Merchant>>>,
     platform: Option<String>,
 }
 
@@ -67,7 +68,7 @@ impl MerchantDirectory {
                     }),
                     keys_of: m.id.get_ref().clone(),
                 };
-                (merchant.id.clone(), merchant)
+                (merchant.id.clone(), Arc::new(merchant))
             })
             .collect();
         MerchantDirectory {
@@ -78,13 +79,13 @@ impl MerchantDirectory {
     }
 
     /// The platform merchant (whose provider accounts onboarded merchants use), if any.
-    pub fn platform(&self) -> Option<Merchant> {
+    pub fn platform(&self) -> Option<Arc<Merchant>> {
         self.platform
             .as_ref()
             .and_then(|p| self.config.get(p).cloned())
     }
 
-    pub fn get(&self, id: &str) -> Option<Merchant> {
+    pub fn get(&self, id: &str) -> Option<Arc<Merchant>> {
         if let Some(merchant) = self.config.get(id) {
             return Some(merchant.clone());
         }
@@ -115,16 +116,16 @@ impl MerchantDirectory {
             source: MerchantSource::Api,
             providers,
             opening_hours: None,
-            keys_of: platform.map_or_else(|| record.id.clone(), |p| p.id),
+            keys_of: platform.map_or_else(|| record.id.clone(), |p| p.id.clone()),
         };
         if let Ok(mut onboarded) = self.onboarded.write() {
-            onboarded.insert(record.id.clone(), merchant);
+            onboarded.insert(record.id.clone(), Arc::new(merchant));
         }
     }
 
     /// Merchants in id order, starting after `after` (exclusive) when given.
-    pub fn list_from(&self, after: Option<&str>) -> Vec<Merchant> {
-        let mut all: BTreeMap<String, Merchant> = self.config.clone();
+    pub fn list_from(&self, after: Option<&str>) -> Vec<Arc<Merchant>> {
+        let mut all: BTreeMap<String, Arc<Merchant>> = self.config.clone();
         if let Ok(onboarded) = self.onboarded.read() {
             all.extend(onboarded.iter().map(|(k, v)| (k.clone(), v.clone())));
         }

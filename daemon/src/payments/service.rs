@@ -334,14 +334,16 @@ fn merchant_for(
         })
         .unwrap_or_default();
     // An onboarded merchant collects with the platform's keys.
-    let keys_of = merchant.map_or_else(|| merchant_id.to_owned(), |m| m.keys_of);
+    let keys_of = merchant
+        .as_ref()
+        .map_or(merchant_id, |m| m.keys_of.as_str());
     let notify_url = format!(
         "{}/v1/notify/{provider}/{merchant_id}",
         state.config.public_url()
     );
     state
         .plugins
-        .merchant_record(provider, &keys_of, &settings, notify_url)
+        .merchant_record(provider, keys_of, &settings, notify_url)
         .map_err(call_error)
 }
 
