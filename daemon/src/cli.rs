@@ -14,6 +14,10 @@ use crate::logging::LogFormat;
 
 pub const EXIT_RUNTIME: u8 = 1;
 pub const EXIT_CONFIG: u8 = 2;
+/// The store failed under the daemon (a write the disk refused): exit so that the supervisor
+/// restarts paygated, which reopens the store from its last durable state (sysexits'
+/// EX_TEMPFAIL).
+pub const EXIT_STORE_FAILED: u8 = 75;
 
 #[derive(Debug, Parser)]
 #[command(

@@ -35,6 +35,8 @@ pub struct Metrics {
     webhook_deliveries_total: IntCounterVec,
     webhook_backlog: IntGaugeVec,
     pending_payments: IntGaugeVec,
+    store_free_bytes: IntGaugeVec,
+    store_accepting: IntGaugeVec,
     alerts_total: IntCounterVec,
     monitor_events_total: IntCounterVec,
     monitor_dropped_total: IntCounterVec,
@@ -188,6 +190,16 @@ impl Metrics {
                 "paygate_pending_payments",
                 "Payments not in a terminal state yet",
             ),
+            store_free_bytes: gauge(
+                &registry,
+                "paygate_store_free_bytes",
+                "Bytes free on the data dir's file system (-1 when it is read-only)",
+            ),
+            store_accepting: gauge(
+                &registry,
+                "paygate_store_accepting_new_work",
+                "1 while the store accepts new payments, refunds and onboarding requests; 0 while the data dir is below its free-space reserve, read-only, or the store has failed",
+            ),
             alerts_total: counter(
                 &registry,
                 "paygate_alerts_total",
@@ -320,6 +332,16 @@ impl Metrics {
         self.pending_payments
             .with_label_values::<&str>(&[])
             .set(pending_payments as i64);
+    }
+
+    /// Sets the data dir's gauges (called at scrape time).
+    pub fn set_storage(&self, free_bytes: Option<u64>, accepting: bool) {
+        self.store_free_bytes
+            .with_label_values::<&str>(&[])
+            .set(free_bytes.map_or(-1, |b| i64::try_from(b).unwrap_or(i64::MAX)));
+        self.store_accepting
+            .with_label_values::<&str>(&[])
+            .set(i64::from(accepting));
     }
 
     /// Counts one plugin call.

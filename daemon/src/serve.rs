@@ -9,7 +9,7 @@ use toml::Spanned;
 use std::sync::Arc;
 
 use crate::app::{self, AppState};
-use crate::cli::{EXIT_CONFIG, EXIT_RUNTIME, ServeArgs, runtime};
+use crate::cli::{EXIT_CONFIG, EXIT_RUNTIME, EXIT_STORE_FAILED, ServeArgs, runtime};
 use crate::config::Config;
 use crate::metrics::Metrics;
 use crate::plugins::PluginHost;
@@ -54,7 +54,7 @@ async fn serve(config: Config) -> ExitCode {
         group_commit: config.store.flush == crate::config::FlushMode::Group,
         fdatasync: config.store.fdatasync,
     };
-    let store = match Store::open_with(&config.store.data_dir, durability) {
+    let mut store = match Store::open_with(&config.store.data_dir, durability) {
         Ok(store) => store,
         Err(e) => {
             tracing::error!("{e}");
@@ -62,6 +62,7 @@ async fn serve(config: Config) -> ExitCode {
             return ExitCode::from(EXIT_RUNTIME);
         }
     };
+    store.keep_free(config.store.min_free_mb.saturating_mul(1 << 20));
     let listeners = match Listeners::bind(&config).await {
         Ok(listeners) => listeners,
         Err(e) => {
@@ -114,8 +115,8 @@ async fn serve(config: Config) -> ExitCode {
         }
     }
     let router = app::router(state.clone());
-    let shutdown = match shutdown_signal() {
-        Ok(shutdown) => shutdown,
+    let signal = match shutdown_signal() {
+        Ok(signal) => signal,
         Err(e) => {
             eprintln!("paygated: cannot install signal handlers: {e}");
             return ExitCode::from(EXIT_RUNTIME);
@@ -146,6 +147,13 @@ async fn serve(config: Config) -> ExitCode {
     // The one line scripts and tests wait for; logs go to stderr.
     println!("paygated listening on {}", urls.join(" "));
 
+    let store_failed = store_failure(state.clone());
+    let shutdown = async move {
+        tokio::select! {
+            () = signal => {}
+            () = store_failed => {}
+        }
+    };
     let drain = Duration::from_millis(*config.server.drain_timeout_ms.get_ref());
     let outcome = server::serve(listeners, router, shutdown, drain).await;
     if let Drain::TimedOut { connections } = outcome {
@@ -153,6 +161,12 @@ async fn serve(config: Config) -> ExitCode {
             connections,
             "drain time ran out; dropping the remaining connections"
         );
+    }
+    if let Some(failure) = state.store.failure() {
+        tracing::error!(
+            "exiting with code {EXIT_STORE_FAILED} so that the supervisor restarts paygated: the store failed ({failure}); everything acknowledged before is on disk"
+        );
+        return ExitCode::from(EXIT_STORE_FAILED);
     }
     match state.store.flush() {
         Ok(_) => {
@@ -162,6 +176,25 @@ async fn serve(config: Config) -> ExitCode {
         Err(e) => {
             tracing::error!("final store flush failed: {e}");
             ExitCode::from(EXIT_RUNTIME)
+        }
+    }
+}
+
+/// Resolves once the store has failed. sled cannot write again after a failed log write
+/// without being reopened, which means a new process: every acknowledged write is already
+/// durable, so exiting and being restarted loses nothing (the crash tests prove the same for
+/// kill -9). The free-space reserve (`space.rs`) exists so that this is rare.
+async fn store_failure(state: Arc<AppState>) {
+    let mut every = tokio::time::interval(Duration::from_millis(500));
+    loop {
+        every.tick().await;
+        // A write that sled could not put on disk leaves its log unstable, so a flush
+        // reports it (and a flush with nothing new costs nothing): without this, a failure
+        // after the last request would go unnoticed until the next one.
+        let _ = state.store.durable().await;
+        if let Some(failure) = state.store.failure() {
+            tracing::error!("the store failed: {failure}; draining and exiting");
+            return;
         }
     }
 }

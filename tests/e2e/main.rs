@@ -21,5 +21,6 @@ mod plugins_api;
 mod providers;
 mod refund_outcomes;
 mod simulator;
+mod storage;
 mod tls;
 mod webhooks;

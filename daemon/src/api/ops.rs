@@ -59,6 +59,23 @@ pub async fn readyz(State(state): State<Arc<AppState>>) -> (StatusCode, Json<Hea
             detail: e.to_string(),
         },
     };
+    let room = state.store.room();
+    let storage = match state.store.failure() {
+        Some(failure) => Check {
+            name: "storage",
+            ok: false,
+            detail: format!("a flush failed ({failure}); paygated is restarting"),
+        },
+        None => Check {
+            name: "storage",
+            ok: room.is_enough(),
+            detail: if room.is_enough() {
+                room.to_string()
+            } else {
+                format!("{room}: new work is refused until there is room again")
+            },
+        },
+    };
     let plugins = state.plugins.plugins();
     let plugins = Check {
         name: "plugins",
@@ -69,7 +86,7 @@ pub async fn readyz(State(state): State<Arc<AppState>>) -> (StatusCode, Json<Hea
             format!("{} loaded", plugins.len())
         },
     };
-    let checks = vec![store, plugins];
+    let checks = vec![store, storage, plugins];
     let ready = checks.iter().all(|c| c.ok);
     let status = if ready {
         StatusCode::OK
@@ -97,6 +114,11 @@ pub async fn metrics(State(state): State<Arc<AppState>>) -> Response {
     state.metrics.set_backlogs(
         state.store.outbox_len(),
         state.store.pending_payment_count(),
+    );
+    let room = state.store.room();
+    state.metrics.set_storage(
+        room.free_bytes(),
+        room.is_enough() && state.store.failure().is_none(),
     );
     (
         [(

@@ -281,6 +281,19 @@ impl From<&PaymentError> for ApiError {
                 code: "plugins_busy",
                 message,
             },
+            E::Store(crate::store::StoreError::NoRoom { room }) => ApiError::Unavailable {
+                code: room.code(),
+                message,
+            },
+            E::Store(e) if e.is_unavailable() => {
+                tracing::error!(error = %e, "the store cannot write");
+                ApiError::Unavailable {
+                    code: "store_unavailable",
+                    message: format!(
+                        "the gateway cannot write to its data dir ({e}); retry with the same Idempotency-Key"
+                    ),
+                }
+            }
             E::Store(e) => {
                 tracing::error!(error = %e, "store failure");
                 ApiError::Internal

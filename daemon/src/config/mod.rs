@@ -320,6 +320,16 @@ pub struct StoreConfig {
     /// see BENCHMARKS.md).
     #[serde(default)]
     pub fdatasync: bool,
+    /// Free space (MiB) the data dir's file system must keep: below it, new payments, refunds
+    /// and onboarding requests are refused with 503 `storage_low` (work already accepted
+    /// still finishes, replays are still answered) until space returns. 0 turns the check
+    /// off, leaving only sled's own I/O error (see RELIABILITY.md, "Disk full").
+    #[serde(default = "default_min_free_mb")]
+    pub min_free_mb: u64,
+}
+
+fn default_min_free_mb() -> u64 {
+    64
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
@@ -434,6 +444,7 @@ impl Default for StoreConfig {
             data_dir: default_data_dir(),
             flush: FlushMode::default(),
             fdatasync: false,
+            min_free_mb: default_min_free_mb(),
         }
     }
 }

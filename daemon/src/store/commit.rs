@@ -21,6 +21,7 @@ pub struct GroupCommit {
     requests: Option<mpsc::Sender<Waiter>>,
     thread: Option<std::thread::JoinHandle<()>>,
     stats: Arc<CommitStats>,
+    failure: Arc<std::sync::OnceLock<String>>,
 }
 
 /// Counters for metrics and tests.
@@ -81,6 +82,8 @@ impl GroupCommit {
         let (requests, queue) = mpsc::channel::<Waiter>();
         let stats = Arc::new(CommitStats::default());
         let thread_stats = stats.clone();
+        let failure = Arc::new(std::sync::OnceLock::new());
+        let thread_failure = failure.clone();
         let thread = std::thread::Builder::new()
             .name("paygate-commit".into())
             .spawn(move || {
@@ -99,6 +102,14 @@ impl GroupCommit {
                         (_, result) => result,
                     };
                     record(&thread_stats, waiters.len(), started.elapsed());
+                    if let Err(e) = &result {
+                        // sled keeps failing after a failed log write, and after a failed
+                        // fdatasync the page cache's state is unknown: no later flush can be
+                        // trusted until the database is reopened.
+                        if thread_failure.set(e.clone()).is_ok() {
+                            tracing::error!("the store's flush failed: {e}");
+                        }
+                    }
                     for waiter in waiters {
                         let _ = waiter.send(result.clone());
                     }
@@ -109,6 +120,7 @@ impl GroupCommit {
             requests: Some(requests),
             thread: Some(thread),
             stats,
+            failure,
         })
     }
 
@@ -129,6 +141,11 @@ impl GroupCommit {
 
     pub fn stats(&self) -> &CommitStats {
         &self.stats
+    }
+
+    /// The first failed flush, if one failed: nothing written since can be made durable.
+    pub fn failure(&self) -> Option<&str> {
+        self.failure.get().map(String::as_str)
     }
 }
 

@@ -15,10 +15,12 @@ pub mod commit;
 mod merchants;
 mod payments;
 pub mod records;
+mod space;
 mod verify;
 
 pub use merchants::OnboardingChange;
 pub use payments::{Begin, Claim};
+pub use space::Room;
 pub use verify::Report as VerifyReport;
 
 use std::fs::{File, OpenOptions, TryLockError};
@@ -69,6 +71,28 @@ pub enum StoreError {
     Corrupt(String),
     #[error("cannot make the write durable: {0}")]
     Flush(String),
+    #[error("{room}; new work is refused until there is room again (nothing accepted is lost)")]
+    NoRoom { room: Room },
+    #[error("the store stopped writing after a failed flush ({0}); paygated restarts to reopen it")]
+    Failed(String),
+}
+
+impl StoreError {
+    /// Whether the error comes from the disk under the store (the store cannot write now),
+    /// rather than from the data in it.
+    pub fn is_unavailable(&self) -> bool {
+        match self {
+            StoreError::Sled(sled::Error::Io(_))
+            | StoreError::Database {
+                source: sled::Error::Io(_),
+                ..
+            }
+            | StoreError::Flush(_)
+            | StoreError::NoRoom { .. }
+            | StoreError::Failed(_) => true,
+            _ => false,
+        }
+    }
 }
 
 /// An open data dir. Dropping it releases the lock (after sled has flushed on drop).
@@ -78,6 +102,8 @@ pub struct Store {
     trees: payments::PaymentTrees,
     merchant_trees: merchants::MerchantTrees,
     commit: commit::GroupCommit,
+    /// Free space and writability of the data dir, asked before new work is accepted.
+    space: space::SpaceGuard,
     /// Committed events, for in-process consumers.
     bus: crate::events::EventBus,
     /// Whether webhook events get outbox entries (some endpoint is configured).
@@ -146,6 +172,7 @@ impl Store {
             trees,
             merchant_trees,
             commit,
+            space: space::SpaceGuard::new(dir.to_owned(), 0),
             bus: crate::events::EventBus::new(),
             outbox_enabled: Default::default(),
             path: dir.to_owned(),
@@ -182,6 +209,23 @@ impl Store {
     /// callers share one flush).
     pub async fn durable(&self) -> Result<(), StoreError> {
         self.commit.durable().await.map_err(StoreError::Flush)
+    }
+
+    /// Keeps `bytes` free on the data dir's file system: below that, new work is refused
+    /// (`[store] min_free_mb`; a read-only file system is always refused).
+    pub fn keep_free(&mut self, bytes: u64) {
+        self.space = space::SpaceGuard::new(self.path.clone(), bytes);
+    }
+
+    /// What the data dir's file system can take now.
+    pub fn room(&self) -> Room {
+        self.space.room()
+    }
+
+    /// Why the store can no longer write, once a flush has failed (sled does not recover
+    /// from a failed log write without being reopened).
+    pub fn failure(&self) -> Option<&str> {
+        self.commit.failure()
     }
 
     /// The bus on which every committed event is published.

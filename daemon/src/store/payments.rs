@@ -174,6 +174,36 @@ fn claim_record(claim: &Claim, object_id: &str, now_ms: i64) -> Vec<u8> {
 }
 
 impl Store {
+    /// Refuses a claim for new work while the store cannot take it (`space.rs`). A key it
+    /// already knows is let through: a finished one is only replayed, and one in progress
+    /// may finish inside the reserve (not on a read-only file system, where its writes
+    /// would fail).
+    fn admit(&self, claim: &Claim) -> Result<(), StoreError> {
+        if let Some(failure) = self.failure() {
+            return Err(StoreError::Failed(failure.to_owned()));
+        }
+        let room = self.room();
+        if room.is_enough() {
+            return Ok(());
+        }
+        let known = match self.trees.idempotency.get(claim.store_key()) {
+            Ok(None) => false,
+            Ok(Some(raw)) => match serde_json::from_slice::<IdempotencyRecord>(&raw) {
+                Ok(record) => match record.state {
+                    IdempotencyState::Done { .. } => true,
+                    IdempotencyState::InProgress { .. } => room != super::Room::ReadOnly,
+                },
+                Err(e) => return Err(StoreError::Corrupt(format!("idempotency record: {e}"))),
+            },
+            Err(e) => return Err(StoreError::Sled(e)),
+        };
+        if known {
+            Ok(())
+        } else {
+            Err(StoreError::NoRoom { room })
+        }
+    }
+
     /// Claims `claim` and records `payment` (and `event`) atomically, unless the key or the
     /// order id says otherwise.
     pub fn begin_payment(
@@ -182,6 +212,7 @@ impl Store {
         payment: &PaymentRecord,
         event: &EventRecord,
     ) -> Result<Begin, StoreError> {
+        self.admit(claim)?;
         let t = &self.trees;
         finish(
             (
@@ -234,6 +265,7 @@ impl Store {
         refund: &RefundRecord,
         event: &EventRecord,
     ) -> Result<Begin, StoreError> {
+        self.admit(claim)?;
         let t = &self.trees;
         finish(
             (
@@ -391,6 +423,7 @@ impl Store {
 
     /// Claims `claim` for an action on the existing object `object_id` (a cancel).
     pub fn claim(&self, claim: &Claim, object_id: &str, now_ms: i64) -> Result<Begin, StoreError> {
+        self.admit(claim)?;
         finish(self.trees.idempotency.transaction(|idempotency| {
             if let Some(found) = check_claim(idempotency, claim)? {
                 return Ok(found);

@@ -1,0 +1,375 @@
+//! A full or read-only disk under the data dir (issue "benchmarks and gauntlet"): new work is
+//! refused with a clear 503 while replays still answer, nothing acknowledged is lost, and the
+//! daemon takes new work again once space returns.
+//!
+//! The data dir lives on a small tmpfs that the test mounts (the suite runs as root, as CI
+//! does); the disk is filled with a real preallocated file, so sled meets the real ENOSPC.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use crate::support::*;
+
+/// A tmpfs mounted for one test; unmounted on drop.
+struct Tmpfs {
+    _parent: tempfile::TempDir,
+    path: PathBuf,
+}
+
+impl Tmpfs {
+    fn mount(size_mib: u64) -> Tmpfs {
+        let parent = tempfile::tempdir().unwrap();
+        let path = parent.path().join("mnt");
+        std::fs::create_dir(&path).unwrap();
+        let status = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size_mib}m"), "tmpfs"])
+            .arg(&path)
+            .status()
+            .unwrap();
+        assert!(
+            status.success(),
+            "this test mounts a tmpfs to fill a real file system; run the suite as root (CI does)"
+        );
+        Tmpfs {
+            _parent: parent,
+            path,
+        }
+    }
+
+    fn remount(&self, mode: &str) {
+        let status = std::process::Command::new("mount")
+            .args(["-o", &format!("remount,{mode}")])
+            .arg(&self.path)
+            .status()
+            .unwrap();
+        assert!(status.success(), "remount {mode}");
+    }
+
+    fn free_bytes(&self) -> u64 {
+        let stat = rustix::fs::statvfs(&self.path).unwrap();
+        stat.f_bavail * stat.f_frsize
+    }
+
+    /// Fills the file system until `leave` bytes are free, with a preallocated file.
+    fn fill_leaving(&self, leave: u64) -> PathBuf {
+        let filler = self.path.join("filler");
+        let file = std::fs::File::create(&filler).unwrap();
+        let size = self.free_bytes().saturating_sub(leave);
+        rustix::fs::fallocate(&file, rustix::fs::FallocateFlags::empty(), 0, size).unwrap();
+        filler
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg("-l")
+            .arg(&self.path)
+            .status();
+    }
+}
+
+fn config(min_free_mb: u64) -> String {
+    let text = default_config_text();
+    assert!(text.contains("min_free_mb = 64"));
+    text.replace("min_free_mb = 64", &format!("min_free_mb = {min_free_mb}"))
+}
+
+fn payment(cents: u32) -> Value {
+    json!({"merchant_id": "m_demo", "amount": format!("12.{cents:02}"), "currency": "CNY",
+           "method": "barcode", "auth_code": "990000000000001234"})
+}
+
+/// Posts with an idempotency key; `None` when the connection failed (the daemon exited).
+async fn post(
+    daemon: &Daemon,
+    path: &str,
+    api_key: &str,
+    key: &str,
+    body: &Value,
+) -> Option<(u16, Option<String>, Option<String>, Value)> {
+    let response = daemon
+        .client
+        .post(daemon.url(path))
+        .bearer_auth(api_key)
+        .header("content-type", "application/json")
+        .header("idempotency-key", key)
+        .body(body.to_string())
+        .send()
+        .await
+        .ok()?;
+    let status = response.status().as_u16();
+    let header = |name: &str| {
+        response
+            .headers()
+            .get(name)
+            .map(|v| v.to_str().unwrap().to_owned())
+    };
+    let retry_after = header("retry-after");
+    let replayed = header("idempotent-replayed");
+    let body = response.json().await.ok()?;
+    Some((status, retry_after, replayed, body))
+}
+
+/// Waits past the daemon's free-space re-check interval (100 ms).
+async fn let_the_guard_look() {
+    tokio::time::sleep(Duration::from_millis(250)).await;
+}
+
+async fn ready(daemon: &Daemon) -> (u16, Value) {
+    let (status, body) = daemon.get("/readyz", None).await;
+    let storage = body["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "storage")
+        .cloned()
+        .unwrap_or_else(|| panic!("no storage check in {body}"));
+    (status, storage)
+}
+
+async fn metric(daemon: &Daemon, name: &str) -> f64 {
+    let text = daemon
+        .client
+        .get(daemon.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    text.lines()
+        .find_map(|line| line.strip_prefix(&format!("{name} ")))
+        .unwrap_or_else(|| panic!("no {name} in /metrics"))
+        .parse()
+        .unwrap()
+}
+
+fn verify(data_dir: &Path) {
+    let verify = run_paygated(&["store", "verify", "--data-dir", data_dir.to_str().unwrap()]);
+    let report = String::from_utf8_lossy(&verify.stdout);
+    assert!(verify.status.success(), "{report}");
+    assert!(report.contains(": 0 violations"), "{report}");
+}
+
+#[tokio::test]
+async fn below_the_reserve_new_work_gets_503_replays_answer_and_space_returning_heals() {
+    let disk = Tmpfs::mount(64);
+    let data_dir = disk.path.join("data");
+    let daemon = Daemon::start_with(Options {
+        config_text: config(16),
+        data_dir: Some(data_dir.clone()),
+        ..Options::default()
+    });
+    let (status, _, _, paid) = post(&daemon, "/v1/payments", POS, "before-1", &payment(1))
+        .await
+        .unwrap();
+    assert_eq!((status, paid["status"].as_str()), (201, Some("succeeded")));
+    assert_eq!(ready(&daemon).await.0, 200);
+    assert_eq!(
+        metric(&daemon, "paygate_store_accepting_new_work").await,
+        1.0
+    );
+
+    let filler = disk.fill_leaving(8 << 20);
+    let_the_guard_look().await;
+
+    // A new payment: refused before anything is recorded, with a message saying why.
+    let (status, retry_after, _, body) =
+        post(&daemon, "/v1/payments", POS, "during-1", &payment(2))
+            .await
+            .unwrap();
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(
+        error_kind(&body),
+        ("api_error".to_owned(), "storage_low".to_owned())
+    );
+    let message = body["error"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("min_free_mb") && message.contains("nothing accepted is lost"),
+        "{message}"
+    );
+    assert_eq!(retry_after.as_deref(), Some("5"));
+    // A new refund too.
+    let refund = json!({"amount": "1.00"});
+    let refund_path = format!("/v1/payments/{}/refunds", paid["id"].as_str().unwrap());
+    let (status, _, _, body) = post(&daemon, &refund_path, ERP, "refund-1", &refund)
+        .await
+        .unwrap();
+    assert_eq!((status, error_kind(&body).1.as_str()), (503, "storage_low"));
+    // An acknowledged request replays: it needs no space.
+    let (status, _, replayed, again) = post(&daemon, "/v1/payments", POS, "before-1", &payment(1))
+        .await
+        .unwrap();
+    assert_eq!((status, replayed.as_deref()), (201, Some("true")));
+    assert_eq!(again, paid);
+    // Operators see it.
+    let (status, storage) = ready(&daemon).await;
+    assert_eq!(status, 503);
+    assert_eq!(storage["ok"], false);
+    assert!(
+        storage["detail"]
+            .as_str()
+            .unwrap()
+            .contains("below the 16 MiB reserve"),
+        "{storage}"
+    );
+    assert_eq!(
+        metric(&daemon, "paygate_store_accepting_new_work").await,
+        0.0
+    );
+    assert!(metric(&daemon, "paygate_store_free_bytes").await < (16 << 20) as f64);
+
+    // Space returns: the refused keys were never claimed, so the same requests now succeed.
+    std::fs::remove_file(filler).unwrap();
+    let_the_guard_look().await;
+    let (status, _, replayed, body) = post(&daemon, "/v1/payments", POS, "during-1", &payment(2))
+        .await
+        .unwrap();
+    assert_eq!((status, replayed), (201, None), "{body}");
+    assert_eq!(body["status"], "succeeded");
+    let (status, _, _, body) = post(&daemon, &refund_path, ERP, "refund-1", &refund)
+        .await
+        .unwrap();
+    assert_eq!(status, 201, "{body}");
+    assert_eq!(ready(&daemon).await.0, 200);
+    assert!(
+        !daemon.logs().contains("\"level\":\"ERROR\""),
+        "the reserve kept sled away from any I/O error:\n{}",
+        daemon.logs()
+    );
+    daemon.terminate();
+    let mut daemon = daemon;
+    assert_eq!(daemon.wait(Duration::from_secs(10)), Some(0));
+    verify(&data_dir);
+}
+
+#[tokio::test]
+async fn a_write_the_disk_refuses_ends_the_process_and_a_restart_loses_nothing() {
+    // No reserve: the disk really fills under sled, which cannot continue after a failed
+    // write; the daemon answers 503, exits 75 for its supervisor, and loses nothing.
+    let disk = Tmpfs::mount(64);
+    let data_dir = disk.path.join("data");
+    let mut daemon = Daemon::start_with(Options {
+        config_text: config(0),
+        data_dir: Some(data_dir.clone()),
+        ..Options::default()
+    });
+    let mut acknowledged = Vec::new();
+    for i in 0..3 {
+        let key = format!("before-{i}");
+        let (status, _, _, body) = post(&daemon, "/v1/payments", POS, &key, &payment(i))
+            .await
+            .unwrap();
+        assert_eq!(status, 201, "{body}");
+        acknowledged.push((key, i, body));
+    }
+    let filler = disk.fill_leaving(0);
+    let mut refused = None;
+    for i in 10..200 {
+        let key = format!("full-{i}");
+        match post(&daemon, "/v1/payments", POS, &key, &payment(i)).await {
+            Some((201, _, _, body)) => acknowledged.push((key, i, body)),
+            Some((status, _, _, body)) => {
+                refused = Some((status, body));
+                break;
+            }
+            None => break,
+        }
+    }
+    let (status, body) = refused.expect("a write on a full disk must fail");
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(error_kind(&body).1, "store_unavailable");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("retry with the same Idempotency-Key"),
+        "{body}"
+    );
+    assert_eq!(daemon.wait(Duration::from_secs(15)), Some(75));
+    assert!(
+        daemon
+            .logs()
+            .contains("so that the supervisor restarts paygated"),
+        "{}",
+        daemon.logs()
+    );
+
+    // The operator (or the supervisor, once space is back) starts it again.
+    std::fs::remove_file(filler).unwrap();
+    let daemon = Daemon::start_with(Options {
+        config_text: config(0),
+        data_dir: Some(data_dir.clone()),
+        ..Options::default()
+    });
+    for (key, i, first) in &acknowledged {
+        let (status, _, replayed, body) = post(&daemon, "/v1/payments", POS, key, &payment(*i))
+            .await
+            .unwrap();
+        assert_eq!((status, replayed.as_deref()), (201, Some("true")), "{key}");
+        assert_eq!(
+            &body, first,
+            "{key}: the acknowledged answer, byte for byte"
+        );
+    }
+    let (status, _, _, body) = post(&daemon, "/v1/payments", POS, "after-1", &payment(99))
+        .await
+        .unwrap();
+    assert_eq!((status, body["status"].as_str()), (201, Some("succeeded")));
+    daemon.terminate();
+    let mut daemon = daemon;
+    assert_eq!(daemon.wait(Duration::from_secs(10)), Some(0));
+    verify(&data_dir);
+}
+
+#[tokio::test]
+async fn a_read_only_data_dir_is_refused_at_start_with_its_reason_and_nothing_is_lost() {
+    let disk = Tmpfs::mount(32);
+    let data_dir = disk.path.join("data");
+    let daemon = Daemon::start_with(Options {
+        config_text: config(0),
+        data_dir: Some(data_dir.clone()),
+        ..Options::default()
+    });
+    let (status, _, _, paid) = post(&daemon, "/v1/payments", POS, "ro-1", &payment(1))
+        .await
+        .unwrap();
+    assert_eq!(status, 201);
+    daemon.terminate();
+    let mut daemon = daemon;
+    assert_eq!(daemon.wait(Duration::from_secs(10)), Some(0));
+
+    disk.remount("ro");
+    let config_file = disk._parent.path().join("paygate.toml");
+    std::fs::write(&config_file, config(0)).unwrap();
+    let output = run_paygated(&[
+        "serve",
+        "--listen",
+        "127.0.0.1:0",
+        "--config",
+        config_file.to_str().unwrap(),
+        "--data-dir",
+        data_dir.to_str().unwrap(),
+    ]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains(data_dir.to_str().unwrap()) && stderr.contains("Read-only file system"),
+        "{stderr}"
+    );
+
+    disk.remount("rw");
+    let daemon = Daemon::start_with(Options {
+        config_text: config(0),
+        data_dir: Some(data_dir.clone()),
+        ..Options::default()
+    });
+    let (status, _, replayed, again) = post(&daemon, "/v1/payments", POS, "ro-1", &payment(1))
+        .await
+        .unwrap();
+    assert_eq!((status, replayed.as_deref()), (201, Some("true")));
+    assert_eq!(again, paid);
+}
