@@ -147,6 +147,10 @@ async fn serve(config: Config) -> ExitCode {
     // The one line scripts and tests wait for; logs go to stderr.
     println!("paygated listening on {}", urls.join(" "));
 
+    spawn_stall_watchdog(
+        state.clone(),
+        Duration::from_secs(config.store.flush_stall_s.max(1)),
+    );
     let store_failed = store_failure(state.clone());
     let shutdown = async move {
         tokio::select! {
@@ -196,6 +200,35 @@ async fn store_failure(state: Arc<AppState>) {
             tracing::error!("the store failed: {failure}; draining and exiting");
             return;
         }
+    }
+}
+
+/// Exits the process (code 75) when a flush hangs for `limit`. sled 0.34.7 can deadlock under
+/// heavy load (measured here: its segment accountant waits for a file truncation queued
+/// behind I/O threads that wait for the accountant; sled issue #1412), and a hung disk looks
+/// the same. Nothing can progress then, not even a graceful drain (the runtime's workers may
+/// be blocked in the store), so this is a plain OS thread and the exit is immediate: the
+/// same as a kill -9, which the crash tests show loses nothing acknowledged.
+fn spawn_stall_watchdog(state: Arc<AppState>, limit: Duration) {
+    let spawned = std::thread::Builder::new()
+        .name("paygate-watchdog".into())
+        .spawn(move || {
+            loop {
+                std::thread::sleep(Duration::from_millis(250));
+                if let Some(stalled) = state.store.flushing_for()
+                    && stalled >= limit
+                {
+                    tracing::error!(
+                        stalled_s = stalled.as_secs(),
+                        "a store flush has not returned for {}s ([store] flush_stall_s): the store is stuck; exiting with code {EXIT_STORE_FAILED} so that the supervisor restarts paygated; everything acknowledged is on disk",
+                        stalled.as_secs()
+                    );
+                    std::process::exit(i32::from(EXIT_STORE_FAILED));
+                }
+            }
+        });
+    if let Err(e) = spawned {
+        tracing::warn!("cannot start the store watchdog: {e}");
     }
 }
 

@@ -373,3 +373,72 @@ async fn a_read_only_data_dir_is_refused_at_start_with_its_reason_and_nothing_is
     assert_eq!((status, replayed.as_deref()), (201, Some("true")));
     assert_eq!(again, paid);
 }
+
+#[tokio::test]
+async fn a_flush_that_hangs_ends_the_process_and_a_restart_loses_nothing() {
+    // sled 0.34 can deadlock under load, and a disk can hang: either way a flush never
+    // returns. The watchdog ends the process (as a kill -9 would) for its supervisor.
+    let text = default_config_text();
+    assert!(text.contains("flush_stall_s = 30"));
+    let text = text.replace("flush_stall_s = 30", "flush_stall_s = 2");
+    let mut daemon = Daemon::start_with(Options {
+        config_text: text.clone(),
+        ..Options::default()
+    });
+    let mut acknowledged = Vec::new();
+    for i in 0..3 {
+        let key = format!("before-{i}");
+        let (status, _, _, body) = post(&daemon, "/v1/payments", POS, &key, &payment(i))
+            .await
+            .unwrap();
+        assert_eq!(status, 201, "{body}");
+        acknowledged.push((key, i, body));
+    }
+    let (status, _, _, body) = post(
+        &daemon,
+        "/v1/_test/stall-store",
+        ADMIN,
+        "stall-1",
+        &json!({"ms": 120_000}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(status, 200, "{body}");
+    // A payment caught in the hang is never acknowledged.
+    let caught = post(&daemon, "/v1/payments", POS, "caught", &payment(50)).await;
+    assert!(caught.is_none(), "answered during a hung flush: {caught:?}");
+    assert_eq!(daemon.wait(Duration::from_secs(20)), Some(75));
+    assert!(
+        daemon.logs().contains("the store is stuck"),
+        "{}",
+        daemon.logs()
+    );
+
+    let daemon = Daemon::start_with(Options {
+        config_text: text,
+        data_dir: Some(daemon.data_dir()),
+        ..Options::default()
+    });
+    for (key, i, first) in &acknowledged {
+        let (status, _, replayed, body) = post(&daemon, "/v1/payments", POS, key, &payment(*i))
+            .await
+            .unwrap();
+        assert_eq!((status, replayed.as_deref()), (201, Some("true")), "{key}");
+        assert_eq!(&body, first, "{key}");
+    }
+    // The caught payment's retry finishes it (resumed or, if its record never reached the
+    // disk, made anew): once, either way.
+    let (status, _, _, body) = post(&daemon, "/v1/payments", POS, "caught", &payment(50))
+        .await
+        .unwrap();
+    assert_eq!((status, body["status"].as_str()), (201, Some("succeeded")));
+    let (_, list) = daemon
+        .get("/v1/payments?merchant_id=m_demo&limit=100", Some(ERP))
+        .await;
+    assert_eq!(list["data"].as_array().unwrap().len(), 4, "{list}");
+    let data_dir = daemon.data_dir();
+    daemon.terminate();
+    let mut daemon = daemon;
+    assert_eq!(daemon.wait(Duration::from_secs(10)), Some(0));
+    verify(&data_dir);
+}

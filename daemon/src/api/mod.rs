@@ -182,7 +182,12 @@ pub fn router(state: Arc<AppState>) -> (Router, utoipa::openapi::OpenApi) {
     let mut openapi = openapi;
     document_errors(&mut openapi);
     #[cfg(feature = "test-hooks")]
-    let routes = routes.route("/v1/_test/echo", axum::routing::post(test_hooks::echo));
+    let routes = routes
+        .route("/v1/_test/echo", axum::routing::post(test_hooks::echo))
+        .route(
+            "/v1/_test/stall-store",
+            axum::routing::post(test_hooks::stall_store),
+        );
     let router = routes
         .fallback(route_not_found)
         .method_not_allowed_fallback(method_not_allowed)

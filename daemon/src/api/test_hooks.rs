@@ -52,3 +52,23 @@ pub async fn echo(
         payload: request.payload,
     }))
 }
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StallRequest {
+    ms: u64,
+}
+
+/// `POST /v1/_test/stall-store`: the next store flush hangs `ms` first (admin only), to test
+/// the flush watchdog without waiting for a real deadlock.
+pub async fn stall_store(
+    State(state): State<Arc<AppState>>,
+    caller: Caller,
+    ApiJson(request): ApiJson<StallRequest>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    caller.require_role(crate::auth::Role::Admin)?;
+    state.store.stall_next_flush(request.ms);
+    Ok(Json(
+        serde_json::json!({"stalling_next_flush_ms": request.ms}),
+    ))
+}

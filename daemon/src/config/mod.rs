@@ -326,6 +326,15 @@ pub struct StoreConfig {
     /// off, leaving only sled's own I/O error (see RELIABILITY.md, "Disk full").
     #[serde(default = "default_min_free_mb")]
     pub min_free_mb: u64,
+    /// A flush that has not returned after this many seconds means the store is stuck (a
+    /// hung disk, or sled 0.34's known deadlock under load): paygated exits with code 75 so
+    /// that its supervisor restarts it; everything acknowledged is already on disk.
+    #[serde(default = "default_flush_stall_s")]
+    pub flush_stall_s: u64,
+}
+
+fn default_flush_stall_s() -> u64 {
+    30
 }
 
 fn default_min_free_mb() -> u64 {
@@ -445,6 +454,7 @@ impl Default for StoreConfig {
             flush: FlushMode::default(),
             fdatasync: false,
             min_free_mb: default_min_free_mb(),
+            flush_stall_s: default_flush_stall_s(),
         }
     }
 }

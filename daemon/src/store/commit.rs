@@ -22,6 +22,12 @@ pub struct GroupCommit {
     thread: Option<std::thread::JoinHandle<()>>,
     stats: Arc<CommitStats>,
     failure: Arc<std::sync::OnceLock<String>>,
+    /// When the running flush started (ms since `epoch`, +1), or 0 between flushes.
+    flushing_since: Arc<AtomicU64>,
+    epoch: Instant,
+    /// Test hook: the next flush first sleeps this long (ms), as a hung disk would.
+    #[cfg(feature = "test-hooks")]
+    stall_next: Arc<AtomicU64>,
 }
 
 /// Counters for metrics and tests.
@@ -84,6 +90,13 @@ impl GroupCommit {
         let thread_stats = stats.clone();
         let failure = Arc::new(std::sync::OnceLock::new());
         let thread_failure = failure.clone();
+        let flushing_since = Arc::new(AtomicU64::new(0));
+        let thread_flushing_since = flushing_since.clone();
+        let epoch = Instant::now();
+        #[cfg(feature = "test-hooks")]
+        let stall_next = Arc::new(AtomicU64::new(0));
+        #[cfg(feature = "test-hooks")]
+        let thread_stall_next = stall_next.clone();
         let thread = std::thread::Builder::new()
             .name("paygate-commit".into())
             .spawn(move || {
@@ -94,6 +107,15 @@ impl GroupCommit {
                         waiters.extend(queue.try_iter());
                     }
                     let started = Instant::now();
+                    thread_flushing_since.store(
+                        started.duration_since(epoch).as_millis() as u64 + 1,
+                        Ordering::Relaxed,
+                    );
+                    #[cfg(feature = "test-hooks")]
+                    {
+                        let stall = thread_stall_next.swap(0, Ordering::Relaxed);
+                        std::thread::sleep(Duration::from_millis(stall));
+                    }
                     let result = db.flush().map(|_| ()).map_err(|e| e.to_string());
                     let result = match (&log, result) {
                         (Some(log), Ok(())) => log
@@ -101,6 +123,7 @@ impl GroupCommit {
                             .map_err(|e| format!("fdatasync of the store's log: {e}")),
                         (_, result) => result,
                     };
+                    thread_flushing_since.store(0, Ordering::Relaxed);
                     record(&thread_stats, waiters.len(), started.elapsed());
                     if let Err(e) = &result {
                         // sled keeps failing after a failed log write, and after a failed
@@ -121,6 +144,10 @@ impl GroupCommit {
             thread: Some(thread),
             stats,
             failure,
+            flushing_since,
+            epoch,
+            #[cfg(feature = "test-hooks")]
+            stall_next,
         })
     }
 
@@ -146,6 +173,24 @@ impl GroupCommit {
     /// The first failed flush, if one failed: nothing written since can be made durable.
     pub fn failure(&self) -> Option<&str> {
         self.failure.get().map(String::as_str)
+    }
+
+    /// How long the running flush has been running, if one is.
+    pub fn flushing_for(&self) -> Option<Duration> {
+        match self.flushing_since.load(Ordering::Relaxed) {
+            0 => None,
+            since => Some(
+                self.epoch
+                    .elapsed()
+                    .saturating_sub(Duration::from_millis(since - 1)),
+            ),
+        }
+    }
+
+    /// Test hook: makes the next flush hang for `ms` first.
+    #[cfg(feature = "test-hooks")]
+    pub fn stall_next_flush(&self, ms: u64) {
+        self.stall_next.store(ms, Ordering::Relaxed);
     }
 }
 

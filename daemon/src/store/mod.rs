@@ -81,17 +81,17 @@ impl StoreError {
     /// Whether the error comes from the disk under the store (the store cannot write now),
     /// rather than from the data in it.
     pub fn is_unavailable(&self) -> bool {
-        match self {
+        matches!(
+            self,
             StoreError::Sled(sled::Error::Io(_))
-            | StoreError::Database {
-                source: sled::Error::Io(_),
-                ..
-            }
-            | StoreError::Flush(_)
-            | StoreError::NoRoom { .. }
-            | StoreError::Failed(_) => true,
-            _ => false,
-        }
+                | StoreError::Database {
+                    source: sled::Error::Io(_),
+                    ..
+                }
+                | StoreError::Flush(_)
+                | StoreError::NoRoom { .. }
+                | StoreError::Failed(_)
+        )
     }
 }
 
@@ -226,6 +226,18 @@ impl Store {
     /// from a failed log write without being reopened).
     pub fn failure(&self) -> Option<&str> {
         self.commit.failure()
+    }
+
+    /// How long the running flush has been running, if one is (a watchdog's input: sled
+    /// 0.34 can deadlock under load, see `serve.rs`).
+    pub fn flushing_for(&self) -> Option<std::time::Duration> {
+        self.commit.flushing_for()
+    }
+
+    /// Test hook: makes the next flush hang for `ms` first.
+    #[cfg(feature = "test-hooks")]
+    pub fn stall_next_flush(&self, ms: u64) {
+        self.commit.stall_next_flush(ms);
     }
 
     /// The bus on which every committed event is published.
