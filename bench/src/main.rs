@@ -16,6 +16,7 @@
 mod baseline;
 mod load;
 mod monitor;
+mod sled_lock;
 mod store;
 
 use std::path::Path;
@@ -61,6 +62,13 @@ fn main() {
             seconds.parse().expect("seconds is a number"),
             Some(modes),
         ),
+        ["sled-lock"] => exit_on_error(sled_lock::sled_lock(Path::new(STORE_TMP), 3.0)),
+        ["sled-lock-case", dir, seconds, writes, flusher] => exit_on_error(sled_lock::case(
+            Path::new(dir),
+            seconds.parse().expect("seconds is a number"),
+            *writes == "tx",
+            *flusher == "flusher",
+        )),
         _ => {
             eprintln!("usage: paygate-bench plugin <mock.wasm> <cache dir>");
             eprintln!(
@@ -68,8 +76,16 @@ fn main() {
             );
             eprintln!("       paygate-bench store [<tmp dir> <seconds> [<mode>,...]]");
             eprintln!("       paygate-bench monitor <paygated> <config>");
+            eprintln!("       paygate-bench sled-lock");
             std::process::exit(2);
         }
+    }
+}
+
+fn exit_on_error(result: Result<(), String>) {
+    if let Err(e) = result {
+        eprintln!("paygate-bench: {e}");
+        std::process::exit(1);
     }
 }
 
