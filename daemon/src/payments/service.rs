@@ -644,7 +644,11 @@ pub async fn create_payment(
         &record.id,
         serde_json::json!({"status": "pending"}),
     );
-    let payment_id = match state.store.begin_payment(&claim, &record, &created)? {
+    let begun = {
+        let _turn = state.store.write_turn().await;
+        state.store.begin_payment(&claim, &record, &created)?
+    };
+    let payment_id = match begun {
         Begin::Created => record.id.clone(),
         Begin::Replay { status, body } => {
             return Ok(Answer {
@@ -690,6 +694,7 @@ async fn drive_payment(
     } else {
         advance_payment(state, &payment).await?
     };
+    let _turn = state.store.write_turn().await;
     finish_answer(state, claim, &payment, render)
 }
 
@@ -728,6 +733,7 @@ pub(crate) async fn advance_payment(
             reported(state.plugins.create_payment(request).await)
         }
     };
+    let _turn = state.store.write_turn().await;
     record_report(state, &payment.id, report)
 }
 

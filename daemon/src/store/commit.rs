@@ -76,6 +76,7 @@ impl GroupCommit {
         db: sled::Db,
         db_dir: &std::path::Path,
         durability: Durability,
+        turns: Arc<tokio::sync::RwLock<()>>,
     ) -> std::io::Result<GroupCommit> {
         let batch = durability.group_commit;
         // sled 0.34 keeps its log in `<dir>/db`; large values go to `blobs/`, which sled
@@ -116,7 +117,13 @@ impl GroupCommit {
                         let stall = thread_stall_next.swap(0, Ordering::Relaxed);
                         std::thread::sleep(Duration::from_millis(stall));
                     }
-                    let result = db.flush().map(|_| ()).map_err(|e| e.to_string());
+                    // Transactions that hold a turn finish first; new ones wait, parked, until
+                    // sled's flush (which blocks every transaction) is done.
+                    let flushed = {
+                        let _flushing = turns.blocking_write();
+                        db.flush()
+                    };
+                    let result = flushed.map(|_| ()).map_err(|e| e.to_string());
                     let result = match (&log, result) {
                         (Some(log), Ok(())) => log
                             .sync_data()
@@ -223,8 +230,14 @@ mod tests {
     async fn writers_waiting_together_share_flushes_and_every_write_survives() {
         let dir = tempfile::tempdir().unwrap();
         let db = sled::open(dir.path().join("db")).unwrap();
-        let commit =
-            GroupCommit::start(db.clone(), &dir.path().join("db"), Durability::default()).unwrap();
+        let turns = Arc::new(tokio::sync::RwLock::new(()));
+        let commit = GroupCommit::start(
+            db.clone(),
+            &dir.path().join("db"),
+            Durability::default(),
+            turns,
+        )
+        .unwrap();
         // 500 writers write, then all ask for durability at once (queueing is cheap, so the
         // committer finds most of them waiting behind whichever flush is running).
         for i in 0..500u32 {
