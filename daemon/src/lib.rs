@@ -10,6 +10,7 @@ pub mod auth;
 pub mod cli;
 pub mod config;
 pub mod events;
+pub mod fuzzing;
 pub mod ids;
 pub mod logging;
 pub mod merchants;

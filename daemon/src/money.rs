@@ -10,6 +10,12 @@ use std::str::FromStr;
 
 use rust_decimal::Decimal;
 
+/// The largest amount paygate takes in any currency, in major units: the ceiling of the
+/// configurable per-payment maximum (`payments.amount_max`). Far above any real payment,
+/// and far enough below `Decimal`'s and `i64`'s limits that every accepted amount is held
+/// at its currency's scale and fits `i64` minor units.
+pub const AMOUNT_CEILING: i64 = 1_000_000_000_000;
+
 /// A currency this gateway handles, with its minor-unit exponent.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Currency {
@@ -137,6 +143,15 @@ impl Money {
         if decimal <= Decimal::ZERO {
             return Err(MoneyError::NotPositive);
         }
+        // Refunds take no configured maximum: without this, a 20-digit amount would
+        // overflow `minor()`, and a 29-digit one could not be held at the currency's scale.
+        if decimal > Decimal::from(AMOUNT_CEILING) {
+            return Err(MoneyError::AboveMaximum {
+                amount: amount.to_owned(),
+                currency,
+                maximum: AMOUNT_CEILING.to_string(),
+            });
+        }
         Ok(Money::new(decimal, currency))
     }
 
@@ -156,7 +171,7 @@ impl Money {
         Money::new(Decimal::new(minor, u32::from(currency.exponent)), currency)
     }
 
-    /// The amount in minor units. Amounts are bounded by the per-payment maximum, so this
+    /// The amount in minor units. Amounts are bounded by [`AMOUNT_CEILING`], so this
     /// always fits; the `expect` states that invariant.
     pub fn minor(&self) -> i64 {
         let mut scaled = self.amount;
@@ -259,6 +274,29 @@ mod tests {
             Money::parse(&"9".repeat(40), "CNY"),
             Err(MoneyError::NotDecimal(_))
         ));
+    }
+
+    #[test]
+    fn amounts_above_the_ceiling_are_refused_before_minor_units_overflow() {
+        let ceiling = AMOUNT_CEILING.to_string();
+        assert_eq!(
+            Money::parse(&ceiling, "CNY").unwrap().minor(),
+            AMOUNT_CEILING * 100
+        );
+        // Found by the money_parse fuzz target: 18 digits of GBP overflowed `minor()`.
+        for above in [
+            format!("{ceiling}.01"),
+            "151101111111010100".to_owned(),
+            "79228162514264337593543950335".to_owned(),
+        ] {
+            assert!(
+                matches!(
+                    Money::parse(&above, "GBP"),
+                    Err(MoneyError::AboveMaximum { .. })
+                ),
+                "{above}"
+            );
+        }
     }
 
     #[test]

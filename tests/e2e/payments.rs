@@ -428,6 +428,43 @@ async fn partial_and_multiple_refunds_up_to_the_amount() {
 }
 
 #[tokio::test]
+async fn huge_refund_amounts_are_refused_with_a_400_not_a_panic() {
+    // The money_parse fuzz target found that an 18-digit amount overflowed the minor units
+    // (refunds have no configured maximum): the request's task panicked.
+    let daemon = Daemon::start();
+    let id = succeeded_payment(&daemon, "pay-huge", "10.00").await;
+    let refunds = format!("/v1/payments/{id}/refunds");
+    for (i, amount) in [
+        "151101111111010100",
+        "92233720368547758.07",
+        "79228162514264337593543950335",
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let (status, _, error) = daemon
+            .post_idempotent(
+                &refunds,
+                ERP,
+                Some(&format!("huge-{i}")),
+                &json!({ "amount": amount }),
+            )
+            .await;
+        assert_eq!(
+            (status, error["error"]["code"].as_str()),
+            (400, Some("amount_invalid")),
+            "{amount}: {error}"
+        );
+    }
+    // The payment is untouched and the daemon still answers.
+    let (status, payment) = daemon.get(&format!("/v1/payments/{id}"), Some(ERP)).await;
+    assert_eq!(
+        (status, payment["amount_refunded"].as_str()),
+        (200, Some("0.00"))
+    );
+}
+
+#[tokio::test]
 async fn a_declined_refund_releases_its_amount() {
     let daemon = Daemon::start();
     let id = succeeded_payment(&daemon, "pay-d", "10.00").await;

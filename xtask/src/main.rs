@@ -9,13 +9,18 @@
 //!   schemathesis against the running daemon's `/openapi.json` (a local venv in `target/`).
 //! - `cargo xtask gauntlet [kills]`: the crash loop (default 20 kills) and the store
 //!   verification; the test suite runs a 3-kill version.
-//! - `cargo xtask bench [plugin | payments | monitor | store]`: the benchmarks; results go to stdout (and by hand into
+//! - `cargo xtask bench [plugin | payments | monitor | store | sled-lock]`: the benchmarks; results go to stdout (and by hand into
 //!   BENCHMARKS.md).
+//! - `cargo xtask fuzz [seconds-per-target] [target...]`: the cargo-fuzz targets in `fuzz/`
+//!   (default 60 s each, all of them), installing cargo-fuzz if missing; fails on a crash
+//!   (fuzz/README.md).
 
 use std::env;
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
+
+mod fuzz;
 
 /// The target plugins are built for (a WebAssembly component with WASI 0.2 imports).
 const PLUGIN_TARGET: &str = "wasm32-wasip2";
@@ -40,8 +45,9 @@ fn main() -> ExitCode {
         Some("bench") => bench(&args[1..]),
         Some("schemathesis") => build().and_then(|()| schemathesis()),
         Some("gauntlet") => build().and_then(|()| gauntlet(&args[1..])),
+        Some("fuzz") => fuzz::fuzz(&args[1..]),
         _ => {
-            eprintln!("usage: cargo xtask <build | run | test | bench | gauntlet>");
+            eprintln!("usage: cargo xtask <build | run | test | bench | gauntlet | fuzz>");
             return ExitCode::from(2);
         }
     };
@@ -146,7 +152,11 @@ fn plugin_crates(dir: &str) -> Result<Vec<String>> {
         }
         let text = fs::read_to_string(&manifest)
             .map_err(|e| format!("cannot read {}: {e}", manifest.display()))?;
-        if !text.contains("crate-type = [\"cdylib\"]") {
+        // A plugin may be an `rlib` too (the fuzz targets link the bundled ones natively).
+        let cdylib = text
+            .lines()
+            .any(|line| line.trim_start().starts_with("crate-type") && line.contains("\"cdylib\""));
+        if !cdylib {
             continue;
         }
         let name = text
@@ -325,6 +335,19 @@ fn bench(which: &[String]) -> Result<()> {
     }
     if wanted("store") {
         bench_store()?;
+    }
+    if wanted("sled-lock") {
+        // Why durable payments top out: sled's global lock, flushes against transactions.
+        let out = capture(cargo().args([
+            "run",
+            "--quiet",
+            "--release",
+            "--package",
+            "paygate-bench",
+            "--",
+            "sled-lock",
+        ]))?;
+        println!("{out}");
     }
     Ok(())
 }

@@ -11,6 +11,8 @@
 use paygate_plugin_api::*;
 use serde::Serialize;
 
+#[cfg(any(test, feature = "fuzzing"))]
+pub mod fuzzing;
 mod notify;
 mod onboarding;
 mod sign;
@@ -193,23 +195,14 @@ impl Provider for Alipay {
     fn parse_notification(
         notice: Notification,
     ) -> Result<NotificationResult, NotificationRejected> {
-        let settings = Settings::parse(&notice.merchant.settings_json).map_err(notify::rejected)?;
-        let parsed = notify::read(&notice.body).map_err(notify::rejected)?;
-        match keys::verify(
-            ALIPAY_PUBLIC_KEY,
-            keys::Algorithm::RsaPkcs1Sha256,
-            parsed.signing_string.as_bytes(),
-            &parsed.signature,
-        ) {
-            Ok(true) => {}
-            Ok(false) => return Err(notify::rejected("the signature does not verify".into())),
-            Err(e) => {
-                return Err(notify::rejected(format!(
-                    "cannot verify with {ALIPAY_PUBLIC_KEY}: {e:?}"
-                )));
-            }
-        }
-        let updates = notify::updates(&parsed.params, &settings).map_err(notify::rejected)?;
+        let (parsed, updates) = notify::handle(&notice, |data, signature| {
+            keys::verify(
+                ALIPAY_PUBLIC_KEY,
+                keys::Algorithm::RsaPkcs1Sha256,
+                data,
+                signature,
+            )
+        })?;
         if updates.is_empty() {
             log::info(&format!(
                 "alipay notice acknowledged without a change (notify_type {:?}, trade_status {:?})",
@@ -440,4 +433,8 @@ fn gateway(
     Ok(reply)
 }
 
+// Only the component exports: a native build (the tests, the fuzz targets) links the
+// `cdylib` too, and the export names (`paygate:provider/provider@0.1.0#...`) are not
+// symbol names a native linker takes.
+#[cfg(target_arch = "wasm32")]
 export_plugin!(Alipay);

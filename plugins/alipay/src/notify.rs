@@ -4,16 +4,19 @@
 //! `success` (anything else and Alipay sends it again, up to 8 times over about 25 hours).
 //!
 //! Pure: [`read`] builds what the signature covers, the flow has the host verify it, then
-//! [`updates`] turns the verified parameters into what changed.
+//! [`updates`] turns the verified parameters into what changed; [`handle`] chains the three
+//! with the signature check it is given (the host's, or the fuzz target's stand-in).
 
 use std::collections::BTreeMap;
 
+use paygate_plugin_api::keys::KeyError;
 use paygate_plugin_api::{
-    NotificationRejected, PaymentResult, PaymentStatus, PaymentUpdate, Reply, Update, form,
+    Notification, NotificationRejected, PaymentResult, PaymentStatus, PaymentUpdate, Reply, Update,
+    form,
 };
 
 use crate::sign;
-use crate::transform::{Settings, status_of_trade};
+use crate::transform::{ALIPAY_PUBLIC_KEY, Settings, status_of_trade};
 
 /// Notices larger than this are refused unread (Alipay's are a few KiB).
 pub const MAX_NOTICE_BYTES: usize = 256 * 1024;
@@ -30,6 +33,29 @@ pub struct Notice {
     pub signing_string: String,
     /// `sign`, decoded from base64.
     pub signature: Vec<u8>,
+}
+
+/// A notice read, verified and turned into what changed: [`read`], then `verify` (the
+/// host's `keys::verify` with `alipay_public_key` in the plugin; a stand-in when fuzzed
+/// natively) over the signing string and the signature, then [`updates`]. Returns the
+/// notice too, for the log.
+pub fn handle(
+    notice: &Notification,
+    verify: impl FnOnce(&[u8], &[u8]) -> Result<bool, KeyError>,
+) -> Result<(Notice, Vec<Update>), NotificationRejected> {
+    let settings = Settings::parse(&notice.merchant.settings_json).map_err(rejected)?;
+    let parsed = read(&notice.body).map_err(rejected)?;
+    match verify(parsed.signing_string.as_bytes(), &parsed.signature) {
+        Ok(true) => {}
+        Ok(false) => return Err(rejected("the signature does not verify".into())),
+        Err(e) => {
+            return Err(rejected(format!(
+                "cannot verify with {ALIPAY_PUBLIC_KEY}: {e:?}"
+            )));
+        }
+    }
+    let updates = updates(&parsed.params, &settings).map_err(rejected)?;
+    Ok((parsed, updates))
 }
 
 /// Parses a notice body and prepares its verification. Refuses empty or oversized bodies,

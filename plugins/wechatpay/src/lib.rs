@@ -22,6 +22,8 @@ mod applyment;
 mod auth;
 mod env;
 mod flow;
+#[cfg(any(test, feature = "fuzzing"))]
+pub mod fuzzing;
 mod notify;
 mod settings;
 mod time;
@@ -122,6 +124,10 @@ impl Provider for WechatPay {
     }
 }
 
+// Only the component exports: a native build (the tests, the fuzz targets) links the
+// `cdylib` too, and the export names (`paygate:provider/provider@0.1.0#...`) are not
+// symbol names a native linker takes.
+#[cfg(target_arch = "wasm32")]
 export_plugin!(WechatPay);
 
 #[cfg(test)]

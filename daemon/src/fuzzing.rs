@@ -1,0 +1,199 @@
+//! What the fuzz targets in `fuzz/` check, as plain functions over bytes. The fuzz targets
+//! call them; so do the tests below, which replay every input in
+//! `fuzz/regressions/<target>/` (hand-picked hostile inputs and the crashes the fuzzer
+//! found) and the seed corpus `fuzz/corpus/<target>/` in the normal test suite, on stable,
+//! without libFuzzer.
+//!
+//! Each function asserts properties, not only "no panic": a panic is the finding.
+
+use std::path::PathBuf;
+use std::str::FromStr;
+
+use rust_decimal::Decimal;
+
+use crate::config::{Config, RULES};
+use crate::money::{Currency, Money, MoneyError};
+
+/// `money_parse`: [`Money::parse`] on a currency and an amount cut from `data`.
+///
+/// The first byte picks the currency: below `0xF0`, one of ours (by its value modulo their
+/// number); from `0xF0` up, the next `byte & 0x0F` bytes are the code. The rest is the
+/// amount. Invalid UTF-8 becomes U+FFFD (amounts arrive in JSON strings, always UTF-8).
+///
+/// Whatever parses is positive, held at exactly the currency's scale, shown by the API with
+/// exactly that many decimals, parses back to itself from what the API shows, and converts
+/// to minor units and back without loss. Whatever does not parse says why.
+pub fn money_parse(data: &[u8]) {
+    let Some((&selector, rest)) = data.split_first() else {
+        return;
+    };
+    let codes = Currency::supported_codes();
+    let (code, amount) = if selector < 0xF0 {
+        (codes[usize::from(selector) % codes.len()].to_owned(), rest)
+    } else {
+        let len = usize::from(selector & 0x0F).min(rest.len());
+        let (code, amount) = rest.split_at(len);
+        (String::from_utf8_lossy(code).into_owned(), amount)
+    };
+    let amount = String::from_utf8_lossy(amount);
+    match Money::parse(&amount, &code) {
+        Ok(money) => check_money(&money, &amount, &code),
+        Err(error) => {
+            assert!(
+                !error.to_string().trim().is_empty(),
+                "{error:?}: no message"
+            );
+            assert_eq!(
+                matches!(error, MoneyError::UnknownCurrency(..)),
+                Currency::from_code(&code).is_none(),
+                "{amount:?} {code:?}: {error}"
+            );
+        }
+    }
+}
+
+fn check_money(money: &Money, amount: &str, code: &str) {
+    let currency = money.currency();
+    let exponent = currency.exponent();
+    let at = format!("{amount:?} {code}");
+    assert_eq!(currency.code(), code, "{at}");
+    assert!(money.decimal() > Decimal::ZERO, "{at}: not positive");
+    assert_eq!(
+        money.decimal().scale(),
+        u32::from(exponent),
+        "{at}: not at the currency's scale"
+    );
+    // The same number the client sent (Decimal compares values, not scales).
+    assert_eq!(
+        Decimal::from_str(amount).ok(),
+        Some(money.decimal()),
+        "{at}: the value changed"
+    );
+
+    // What the API shows (`Display`) has the currency's decimals and parses back.
+    let shown = money.to_string();
+    let decimals = shown.split_once('.').map_or(0, |(_, d)| d.len());
+    assert_eq!(decimals, usize::from(exponent), "{at}: shown as {shown:?}");
+    assert_eq!(
+        Money::parse(&shown, code).as_ref(),
+        Ok(money),
+        "{at}: {shown:?} does not parse back"
+    );
+
+    // Minor units: what plugins and the store get.
+    let minor = money.minor();
+    assert!(minor > 0, "{at}: {minor} minor units");
+    assert_eq!(
+        Decimal::new(minor, u32::from(exponent)),
+        money.decimal(),
+        "{at}: {minor} minor units at exponent {exponent}"
+    );
+    assert_eq!(
+        Money::from_minor(minor, currency),
+        *money,
+        "{at}: from_minor"
+    );
+    assert_eq!(
+        minor.to_string(),
+        shown.replace('.', "").trim_start_matches('0'),
+        "{at}: {minor} minor units vs {shown:?}"
+    );
+}
+
+/// `config_load`: [`Config::parse`] on `data` as the text of a config file (invalid UTF-8
+/// replaced, so every input is a text).
+///
+/// `parse` never reads or writes a file: `path` (in the temp dir) only names the file in
+/// errors, and the validation only asks whether the files a config names exist (`is_file`,
+/// `canonicalize`: metadata, never contents) and whether `env:` variables are set.
+///
+/// A config that loads keeps what validation promised its accessors (they `expect` it);
+/// an error names the file, has a message and a position inside the text.
+pub fn config_load(data: &[u8]) {
+    let text = String::from_utf8_lossy(data);
+    let path = config_path();
+    match Config::parse(&path, &text) {
+        Ok(config) => {
+            assert_eq!(config.file(), path);
+            let _ = config.listen_addr();
+            let _ = config.public_url();
+            for code in Currency::supported_codes() {
+                assert!(
+                    config.amount_max(code) > Decimal::ZERO,
+                    "amount_max({code})"
+                );
+            }
+            for rule in RULES {
+                let _ = config.monitor.rule(rule);
+            }
+        }
+        Err(error) => {
+            assert!(!error.message.trim().is_empty(), "{error:?}: no message");
+            assert_eq!(error.file, path);
+            assert!(
+                error.to_string().starts_with(&path.display().to_string()),
+                "{error}"
+            );
+            if let Some((line, column)) = error.position {
+                let lines = text.split('\n').count();
+                assert!(
+                    (1..=lines).contains(&line) && column >= 1,
+                    "{error}: line {line} column {column} in a text of {lines} lines"
+                );
+            }
+        }
+    }
+}
+
+/// The file the fuzzed configs pretend to come from (never opened).
+fn config_path() -> PathBuf {
+    std::env::temp_dir()
+        .join("paygate-fuzz")
+        .join("paygate.toml")
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+
+    /// Runs `check` on every file of `fuzz/<dir>/<target>/`; returns how many there were.
+    fn replay(dir: &str, target: &str, check: fn(&[u8])) -> usize {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../fuzz")
+            .join(dir)
+            .join(target);
+        let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+            .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+            .map(|entry| entry.unwrap().path())
+            .filter(|path| path.is_file())
+            .collect();
+        files.sort();
+        for file in &files {
+            let data = std::fs::read(file).unwrap();
+            let outcome = std::panic::catch_unwind(|| check(&data));
+            assert!(outcome.is_ok(), "{} fails", file.display());
+        }
+        files.len()
+    }
+
+    #[test]
+    fn money_parse_regressions_and_seeds_hold() {
+        assert!(replay("regressions", "money_parse", money_parse) > 0);
+        replay("corpus", "money_parse", money_parse);
+    }
+
+    #[test]
+    fn config_load_regressions_and_seeds_hold() {
+        assert!(replay("regressions", "config_load", config_load) > 0);
+        replay("corpus", "config_load", config_load);
+    }
+
+    #[test]
+    fn the_checks_run_on_documented_inputs() {
+        money_parse(b"\x0012.50");
+        money_parse(b"\xF3JPY1500");
+        config_load(include_bytes!("../../config/paygate.toml"));
+    }
+}
