@@ -92,7 +92,8 @@ impl Mode {
 /// What one target's run gave.
 struct Outcome {
     target: String,
-    seconds: f64,
+    /// Time spent fuzzing, as libFuzzer counts it (without cargo's rebuild, if any).
+    seconds: Option<u64>,
     executions: Option<u64>,
     exec_per_s: Option<u64>,
     peak_rss_mb: Option<u64>,
@@ -135,14 +136,14 @@ pub fn fuzz(args: &[String]) -> Result<()> {
 
     println!();
     println!("fuzzing, {} ({seconds} s per target)", mode.describe());
-    println!("| target | seconds | executions | exec/s | peak RSS | crashes |");
+    println!("| target | fuzzed s | executions | exec/s | peak RSS | crashes |");
     println!("| --- | --- | --- | --- | --- | --- |");
     let number = |n: Option<u64>| n.map_or("?".to_owned(), |n| n.to_string());
     for o in &outcomes {
         println!(
-            "| {} | {:.0} | {} | {} | {} MB | {} |",
+            "| {} | {} | {} | {} | {} MB | {} |",
             o.target,
-            o.seconds,
+            number(o.seconds),
             number(o.executions),
             number(o.exec_per_s),
             number(o.peak_rss_mb),
@@ -242,17 +243,23 @@ fn run_target(mode: Mode, target: &str, seconds: u64) -> Result<Outcome> {
         .arg(format!("-timeout={INPUT_TIMEOUT_S}"))
         .arg("-print_final_stats=1")
         .stderr(Stdio::piped());
-    let started = Instant::now();
     let mut child = command
         .spawn()
         .map_err(|e| format!("cannot start cargo fuzz run {target}: {e}"))?;
     let mut stats = Vec::new();
+    let mut seconds = None;
     if let Some(stderr) = child.stderr.take() {
         for line in BufReader::new(stderr).lines() {
             let line = line.unwrap_or_default();
             eprintln!("{line}");
             if line.starts_with("stat::") {
                 stats.push(line);
+            } else if let Some(rest) = line.strip_prefix("Done ") {
+                // "Done 1131006 runs in 121 second(s)"
+                seconds = rest
+                    .split_once(" runs in ")
+                    .and_then(|(_, s)| s.split_whitespace().next())
+                    .and_then(|s| s.parse().ok());
             }
         }
     }
@@ -276,7 +283,7 @@ fn run_target(mode: Mode, target: &str, seconds: u64) -> Result<Outcome> {
     }
     Ok(Outcome {
         target: target.to_owned(),
-        seconds: started.elapsed().as_secs_f64(),
+        seconds,
         executions: stat("number_of_executed_units"),
         exec_per_s: stat("average_exec_per_sec"),
         peak_rss_mb: stat("peak_rss_mb"),
