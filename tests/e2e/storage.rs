@@ -159,6 +159,54 @@ fn verify(data_dir: &Path) {
     let report = String::from_utf8_lossy(&verify.stdout);
     assert!(verify.status.success(), "{report}");
     assert!(report.contains(": 0 violations"), "{report}");
+    // Every test here has paid first: an empty store would mean the wrong folder.
+    assert!(!report.contains("checked 0 payments"), "{report}");
+}
+
+fn start(config_text: String, data_dir: &Path) -> Daemon {
+    Daemon::start_with(Options {
+        config_text,
+        data_dir: Some(data_dir.to_owned()),
+        ..Options::default()
+    })
+}
+
+/// A payment acknowledged with 201: its key, amount cents and answer.
+type Acknowledged = (String, u32, Value);
+
+/// Three payments, each acknowledged with 201.
+async fn pay_three(daemon: &Daemon) -> Vec<Acknowledged> {
+    let mut acknowledged = Vec::new();
+    for i in 0..3 {
+        let key = format!("before-{i}");
+        let (status, _, _, body) = post(daemon, "/v1/payments", POS, &key, &payment(i))
+            .await
+            .unwrap();
+        assert_eq!(status, 201, "{body}");
+        acknowledged.push((key, i, body));
+    }
+    acknowledged
+}
+
+/// Every acknowledged payment's key replays its answer, byte for byte.
+async fn assert_replayed(daemon: &Daemon, acknowledged: &[Acknowledged]) {
+    for (key, i, first) in acknowledged {
+        let (status, _, replayed, body) = post(daemon, "/v1/payments", POS, key, &payment(*i))
+            .await
+            .unwrap();
+        assert_eq!((status, replayed.as_deref()), (201, Some("true")), "{key}");
+        assert_eq!(
+            &body, first,
+            "{key}: the acknowledged answer, byte for byte"
+        );
+    }
+}
+
+/// SIGTERM, a clean exit, then `store verify` on the data dir.
+fn stop_and_verify(mut daemon: Daemon, data_dir: &Path) {
+    daemon.terminate();
+    assert_eq!(daemon.wait(Duration::from_secs(10)), Some(0));
+    verify(data_dir);
 }
 
 #[tokio::test]
@@ -167,11 +215,7 @@ async fn below_the_reserve_new_work_gets_503_replays_answer_and_space_returning_
         return;
     };
     let data_dir = disk.path.join("data");
-    let daemon = Daemon::start_with(Options {
-        config_text: config(16),
-        data_dir: Some(data_dir.clone()),
-        ..Options::default()
-    });
+    let daemon = start(config(16), &data_dir);
     let (status, _, _, paid) = post(&daemon, "/v1/payments", POS, "before-1", &payment(1))
         .await
         .unwrap();
@@ -249,10 +293,7 @@ async fn below_the_reserve_new_work_gets_503_replays_answer_and_space_returning_
         "the reserve kept sled away from any I/O error:\n{}",
         daemon.logs()
     );
-    daemon.terminate();
-    let mut daemon = daemon;
-    assert_eq!(daemon.wait(Duration::from_secs(10)), Some(0));
-    verify(&data_dir);
+    stop_and_verify(daemon, &data_dir);
 }
 
 #[tokio::test]
@@ -263,20 +304,8 @@ async fn a_write_the_disk_refuses_ends_the_process_and_a_restart_loses_nothing()
         return;
     };
     let data_dir = disk.path.join("data");
-    let mut daemon = Daemon::start_with(Options {
-        config_text: config(0),
-        data_dir: Some(data_dir.clone()),
-        ..Options::default()
-    });
-    let mut acknowledged = Vec::new();
-    for i in 0..3 {
-        let key = format!("before-{i}");
-        let (status, _, _, body) = post(&daemon, "/v1/payments", POS, &key, &payment(i))
-            .await
-            .unwrap();
-        assert_eq!(status, 201, "{body}");
-        acknowledged.push((key, i, body));
-    }
+    let mut daemon = start(config(0), &data_dir);
+    let mut acknowledged = pay_three(&daemon).await;
     let filler = disk.fill_leaving(0);
     let mut refused = None;
     for i in 10..200 {
@@ -311,29 +340,13 @@ async fn a_write_the_disk_refuses_ends_the_process_and_a_restart_loses_nothing()
 
     // The operator (or the supervisor, once space is back) starts it again.
     std::fs::remove_file(filler).unwrap();
-    let daemon = Daemon::start_with(Options {
-        config_text: config(0),
-        data_dir: Some(data_dir.clone()),
-        ..Options::default()
-    });
-    for (key, i, first) in &acknowledged {
-        let (status, _, replayed, body) = post(&daemon, "/v1/payments", POS, key, &payment(*i))
-            .await
-            .unwrap();
-        assert_eq!((status, replayed.as_deref()), (201, Some("true")), "{key}");
-        assert_eq!(
-            &body, first,
-            "{key}: the acknowledged answer, byte for byte"
-        );
-    }
+    let daemon = start(config(0), &data_dir);
+    assert_replayed(&daemon, &acknowledged).await;
     let (status, _, _, body) = post(&daemon, "/v1/payments", POS, "after-1", &payment(99))
         .await
         .unwrap();
     assert_eq!((status, body["status"].as_str()), (201, Some("succeeded")));
-    daemon.terminate();
-    let mut daemon = daemon;
-    assert_eq!(daemon.wait(Duration::from_secs(10)), Some(0));
-    verify(&data_dir);
+    stop_and_verify(daemon, &data_dir);
 }
 
 #[tokio::test]
@@ -342,11 +355,7 @@ async fn a_read_only_data_dir_is_refused_at_start_with_its_reason_and_nothing_is
         return;
     };
     let data_dir = disk.path.join("data");
-    let daemon = Daemon::start_with(Options {
-        config_text: config(0),
-        data_dir: Some(data_dir.clone()),
-        ..Options::default()
-    });
+    let daemon = start(config(0), &data_dir);
     let (status, _, _, paid) = post(&daemon, "/v1/payments", POS, "ro-1", &payment(1))
         .await
         .unwrap();
@@ -375,11 +384,7 @@ async fn a_read_only_data_dir_is_refused_at_start_with_its_reason_and_nothing_is
     );
 
     disk.remount("rw");
-    let daemon = Daemon::start_with(Options {
-        config_text: config(0),
-        data_dir: Some(data_dir.clone()),
-        ..Options::default()
-    });
+    let daemon = start(config(0), &data_dir);
     let (status, _, replayed, again) = post(&daemon, "/v1/payments", POS, "ro-1", &payment(1))
         .await
         .unwrap();
@@ -398,15 +403,7 @@ async fn a_flush_that_hangs_ends_the_process_and_a_restart_loses_nothing() {
         config_text: text.clone(),
         ..Options::default()
     });
-    let mut acknowledged = Vec::new();
-    for i in 0..3 {
-        let key = format!("before-{i}");
-        let (status, _, _, body) = post(&daemon, "/v1/payments", POS, &key, &payment(i))
-            .await
-            .unwrap();
-        assert_eq!(status, 201, "{body}");
-        acknowledged.push((key, i, body));
-    }
+    let acknowledged = pay_three(&daemon).await;
     let (status, _, _, body) = post(
         &daemon,
         "/v1/_test/stall-store",
@@ -427,18 +424,10 @@ async fn a_flush_that_hangs_ends_the_process_and_a_restart_loses_nothing() {
         daemon.logs()
     );
 
-    let daemon = Daemon::start_with(Options {
-        config_text: text,
-        data_dir: Some(daemon.data_dir()),
-        ..Options::default()
-    });
-    for (key, i, first) in &acknowledged {
-        let (status, _, replayed, body) = post(&daemon, "/v1/payments", POS, key, &payment(*i))
-            .await
-            .unwrap();
-        assert_eq!((status, replayed.as_deref()), (201, Some("true")), "{key}");
-        assert_eq!(&body, first, "{key}");
-    }
+    // The second daemon's own `data_dir()` is not where it keeps its data: name it here.
+    let data_dir = daemon.data_dir();
+    let daemon = start(text, &data_dir);
+    assert_replayed(&daemon, &acknowledged).await;
     // The caught payment's retry finishes it (resumed or, if its record never reached the
     // disk, made anew): once, either way.
     let (status, _, _, body) = post(&daemon, "/v1/payments", POS, "caught", &payment(50))
@@ -449,9 +438,5 @@ async fn a_flush_that_hangs_ends_the_process_and_a_restart_loses_nothing() {
         .get("/v1/payments?merchant_id=m_demo&limit=100", Some(ERP))
         .await;
     assert_eq!(list["data"].as_array().unwrap().len(), 4, "{list}");
-    let data_dir = daemon.data_dir();
-    daemon.terminate();
-    let mut daemon = daemon;
-    assert_eq!(daemon.wait(Duration::from_secs(10)), Some(0));
-    verify(&data_dir);
+    stop_and_verify(daemon, &data_dir);
 }

@@ -697,7 +697,7 @@ impl Config {
             match value.get_ref().parse::<rust_decimal::Decimal>() {
                 Ok(max)
                     if max > rust_decimal::Decimal::ZERO
-                        && max <= rust_decimal::Decimal::from(1_000_000_000_000i64) =>
+                        && max <= rust_decimal::Decimal::from(crate::money::AMOUNT_CEILING) =>
                 {
                     Ok(())
                 }
@@ -705,8 +705,9 @@ impl Config {
                     value.span(),
                     field,
                     format!(
-                        "\"{}\" must be a positive decimal amount of at most 1000000000000",
-                        value.get_ref()
+                        "\"{}\" must be a positive decimal amount of at most {}",
+                        value.get_ref(),
+                        crate::money::AMOUNT_CEILING
                     ),
                 )),
             }
