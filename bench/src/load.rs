@@ -64,6 +64,12 @@ pub fn payments(paygated: &Path, config: &Path, clients: usize, seconds: u64, fl
         .expect("runtime");
     let (mut samples, errors, total) =
         runtime.block_on(drive(&base, clients, Duration::from_secs(seconds)));
+    // The group commit's own counters: how many flushes served how many waits.
+    let (flushes, waiters) = if flush == "baseline" {
+        (0.0, 0.0)
+    } else {
+        runtime.block_on(flush_counters(&base))
+    };
     let rss_kib = std::fs::read_to_string(format!("/proc/{pid}/status"))
         .ok()
         .and_then(|s| {
@@ -79,14 +85,38 @@ pub fn payments(paygated: &Path, config: &Path, clients: usize, seconds: u64, fl
     let us = |d: Duration| d.as_secs_f64() * 1e6;
     let at = |q: f64| us(samples[((samples.len() as f64 - 1.0) * q).round() as usize]);
     println!(
-        "{{\"name\":\"durable_payments\",\"flush\":\"{flush}\",\"clients\":{clients},\"seconds\":{seconds},\"ok\":{},\"errors\":{errors},\"throughput_per_s\":{:.0},\"p50_us\":{:.0},\"p99_us\":{:.0},\"max_us\":{:.0},\"peak_rss_mib\":{:.1},\"startup_ms\":{startup_ms:.0}}}",
+        "{{\"name\":\"durable_payments\",\"flush\":\"{flush}\",\"clients\":{clients},\"seconds\":{seconds},\"ok\":{},\"errors\":{errors},\"throughput_per_s\":{:.0},\"p50_us\":{:.0},\"p99_us\":{:.0},\"max_us\":{:.0},\"peak_rss_mib\":{:.1},\"startup_ms\":{startup_ms:.0},\"flushes_per_s\":{:.0},\"waiters_per_flush\":{:.1}}}",
         samples.len(),
         total as f64 / seconds as f64,
         at(0.5),
         at(0.99),
         us(*samples.last().expect("at least one answer")),
-        rss_kib as f64 / 1024.0
+        rss_kib as f64 / 1024.0,
+        flushes / seconds as f64,
+        if flushes > 0.0 {
+            waiters / flushes
+        } else {
+            0.0
+        },
     );
+}
+
+/// `paygate_store_flushes_total` and `paygate_store_flush_waiters_total` from `/metrics`
+/// (zeros if they cannot be read: the figures are informative, the run stands without them).
+async fn flush_counters(base: &str) -> (f64, f64) {
+    let Ok(response) = reqwest::get(format!("{base}/metrics")).await else {
+        return (0.0, 0.0);
+    };
+    let text = response.text().await.unwrap_or_default();
+    let value = |name: &str| {
+        text.lines()
+            .find_map(|line| line.strip_prefix(name)?.trim().parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    (
+        value("paygate_store_flushes_total "),
+        value("paygate_store_flush_waiters_total "),
+    )
 }
 
 async fn drive(base: &str, clients: usize, duration: Duration) -> (Vec<Duration>, u64, u64) {

@@ -53,6 +53,7 @@ async fn serve(config: Config) -> ExitCode {
     let durability = crate::store::commit::Durability {
         group_commit: config.store.flush == crate::config::FlushMode::Group,
         fdatasync: config.store.fdatasync,
+        window: Duration::from_micros((*config.store.group_commit_window_us.get_ref()).into()),
     };
     let mut store = match Store::open_with(&config.store.data_dir, durability) {
         Ok(store) => store,

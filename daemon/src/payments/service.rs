@@ -644,10 +644,7 @@ pub async fn create_payment(
         &record.id,
         serde_json::json!({"status": "pending"}),
     );
-    let begun = {
-        let _turn = state.store.write_turn().await;
-        state.store.begin_payment(&claim, &record, &created)?
-    };
+    let begun = state.store.begin_payment(&claim, &record, &created)?;
     let payment_id = match begun {
         Begin::Created => record.id.clone(),
         Begin::Replay { status, body } => {
@@ -694,7 +691,6 @@ async fn drive_payment(
     } else {
         advance_payment(state, &payment).await?
     };
-    let _turn = state.store.write_turn().await;
     finish_answer(state, claim, &payment, render)
 }
 
@@ -733,7 +729,6 @@ pub(crate) async fn advance_payment(
             reported(state.plugins.create_payment(request).await)
         }
     };
-    let _turn = state.store.write_turn().await;
     record_report(state, &payment.id, report)
 }
 
@@ -1269,7 +1264,7 @@ pub(crate) fn observe_status(
     reported: &wit::PaymentResult,
     source: &str,
 ) -> Result<Option<Transition>, StoreError> {
-    // What the transaction decided (it may run more than once; the last run wins).
+    // What the change decided (set by the closure, read after the store returns).
     let decision = std::cell::Cell::new(None);
     let found = state.store.update_payment(payment_id, |p| {
         if owner.is_some_and(|(merchant, provider)| p.merchant_id != merchant || p.provider != provider) {

@@ -1,10 +1,8 @@
 //! The monitor's alerts and blocks in the store. A new alert is recorded with its
-//! `alert.raised` event (and the event's outbox entry) in one transaction, like every other
+//! `alert.raised` event (and the event's outbox entry) in one atomic change, like every other
 //! state change, so that the webhook for it cannot be lost.
 
-use sled::Transactional;
-
-use super::payments::{TxResult, append_events, encode, finish, keys_of};
+use super::payments::{TxResult, append_events, encode, keys_of};
 use super::records::{AlertRecord, BlockRecord, EventRecord};
 use super::{Store, StoreError};
 
@@ -18,21 +16,23 @@ impl Store {
     ) -> Result<(), StoreError> {
         let t = &self.trees;
         let outbox_on = self.outbox_on();
-        finish((&t.alerts, &t.blocks, &t.events, &t.outbox).transaction(
-            |(alerts, blocks, events, outbox)| -> TxResult<Vec<EventRecord>> {
-                alerts.insert(alert.id.as_bytes(), encode(alert))?;
-                if let Some(block) = block {
-                    blocks.insert(block.id.as_bytes(), encode(block))?;
-                }
-                append_events(
-                    events,
-                    outbox_on.then_some(outbox),
-                    std::slice::from_ref(event),
-                    alert,
-                )
-            },
-        ))
-        .map(|appended| self.published((), appended))
+        self.writer
+            .transact(
+                [&t.alerts, &t.blocks, &t.events, &t.outbox],
+                |[alerts, blocks, events, outbox]| -> TxResult<Vec<EventRecord>> {
+                    alerts.insert(alert.id.as_bytes(), encode(alert))?;
+                    if let Some(block) = block {
+                        blocks.insert(block.id.as_bytes(), encode(block))?;
+                    }
+                    append_events(
+                        events,
+                        outbox_on.then_some(outbox),
+                        std::slice::from_ref(event),
+                        alert,
+                    )
+                },
+            )
+            .map(|appended| self.published((), appended))
     }
 
     /// Replaces an alert (a repeat within the cool-down, an acknowledgement).
@@ -48,9 +48,9 @@ impl Store {
             let mut alert: AlertRecord = serde_json::from_slice(&raw)
                 .map_err(|e| StoreError::Corrupt(format!("alert {id}: {e}")))?;
             change(&mut alert);
-            let swapped = tree
-                .compare_and_swap(id.as_bytes(), Some(&raw), Some(encode(&alert)))
-                .map_err(StoreError::Sled)?;
+            let swapped = self.writer.single(|| {
+                tree.compare_and_swap(id.as_bytes(), Some(&raw), Some(encode(&alert)))
+            })?;
             if swapped.is_ok() {
                 return Ok(Some(alert));
             }
@@ -100,12 +100,8 @@ impl Store {
 
     /// Removes a block; returns it if it existed.
     pub fn remove_block(&self, id: &str) -> Result<Option<BlockRecord>, StoreError> {
-        match self
-            .trees
-            .blocks
-            .remove(id.as_bytes())
-            .map_err(StoreError::Sled)?
-        {
+        let blocks = &self.trees.blocks;
+        match self.writer.single(|| blocks.remove(id.as_bytes()))? {
             None => Ok(None),
             Some(raw) => serde_json::from_slice(&raw)
                 .map(Some)

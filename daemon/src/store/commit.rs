@@ -59,6 +59,10 @@ pub struct Durability {
     /// `sync_file_range`, which survives a killed process but not a power loss or a kernel
     /// crash; `fdatasync` survives those too, at a cost measured in BENCHMARKS.md.
     pub fdatasync: bool,
+    /// How long a flush waits for more writers once the last one served several
+    /// (`[store] group_commit_window_us`): fewer, fuller flushes, for up to this much more
+    /// latency. A lone writer (the last flush served one) never waits.
+    pub window: Duration,
 }
 
 impl Default for Durability {
@@ -66,6 +70,7 @@ impl Default for Durability {
         Durability {
             group_commit: true,
             fdatasync: false,
+            window: Duration::ZERO,
         }
     }
 }
@@ -76,7 +81,6 @@ impl GroupCommit {
         db: sled::Db,
         db_dir: &std::path::Path,
         durability: Durability,
-        turns: Arc<tokio::sync::RwLock<()>>,
     ) -> std::io::Result<GroupCommit> {
         let batch = durability.group_commit;
         // sled 0.34 keeps its log in `<dir>/db`; large values go to `blobs/`, which sled
@@ -101,11 +105,24 @@ impl GroupCommit {
         let thread = std::thread::Builder::new()
             .name("paygate-commit".into())
             .spawn(move || {
+                // Whether the last flush served more than one writer: under load, waiting
+                // the window gathers more; with one writer at a time it would only add
+                // latency.
+                let mut busy = false;
                 // Block for the first waiter, then take everyone queued behind it.
                 while let Ok(first) = queue.recv() {
                     let mut waiters = vec![first];
                     if batch {
+                        if busy && !durability.window.is_zero() {
+                            let until = Instant::now() + durability.window;
+                            while let Some(left) = until.checked_duration_since(Instant::now())
+                                && let Ok(waiter) = queue.recv_timeout(left)
+                            {
+                                waiters.push(waiter);
+                            }
+                        }
                         waiters.extend(queue.try_iter());
+                        busy = waiters.len() > 1;
                     }
                     let started = Instant::now();
                     thread_flushing_since.store(
@@ -117,13 +134,9 @@ impl GroupCommit {
                         let stall = thread_stall_next.swap(0, Ordering::Relaxed);
                         std::thread::sleep(Duration::from_millis(stall));
                     }
-                    // Transactions that hold a turn finish first; new ones wait, parked, until
-                    // sled's flush (which blocks every transaction) is done.
-                    let flushed = {
-                        let _flushing = turns.blocking_write();
-                        db.flush()
-                    };
-                    let result = flushed.map(|_| ()).map_err(|e| e.to_string());
+                    // Writers go on meanwhile: the store never uses sled's transactions,
+                    // whose global lock a flush would hold (`txn.rs`).
+                    let result = db.flush().map(|_| ()).map_err(|e| e.to_string());
                     let result = match (&log, result) {
                         (Some(log), Ok(())) => log
                             .sync_data()
@@ -230,14 +243,8 @@ mod tests {
     async fn writers_waiting_together_share_flushes_and_every_write_survives() {
         let dir = tempfile::tempdir().unwrap();
         let db = sled::open(dir.path().join("db")).unwrap();
-        let turns = Arc::new(tokio::sync::RwLock::new(()));
-        let commit = GroupCommit::start(
-            db.clone(),
-            &dir.path().join("db"),
-            Durability::default(),
-            turns,
-        )
-        .unwrap();
+        let commit =
+            GroupCommit::start(db.clone(), &dir.path().join("db"), Durability::default()).unwrap();
         // 500 writers write, then all ask for durability at once (queueing is cheap, so the
         // committer finds most of them waiting behind whichever flush is running).
         for i in 0..500u32 {

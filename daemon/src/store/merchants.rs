@@ -1,10 +1,8 @@
 //! Onboarded merchants, their activations at providers and their bank accounts, with the
 //! audit log. Every change is written with its audit record (and, for activations and bank
-//! accounts, its event and outbox entry) in one transaction.
+//! accounts, its event and outbox entry) in one atomic change (`txn.rs`).
 
-use sled::Transactional;
-
-use super::payments::{TxResult, append_events, encode, finish};
+use super::payments::{TxResult, append_events, encode};
 use super::records::{
     ActivationRecord, AuditRecord, BankAccountRecord, EventRecord, MerchantRecord,
 };
@@ -54,59 +52,66 @@ impl Store {
         let m = &self.merchant_trees;
         let t = &self.trees;
         let outbox_on = self.outbox_on();
-        finish(
-            (
-                &m.merchants,
-                &m.activations,
-                &m.bank_accounts,
-                &m.by_merchant,
-                &m.audit,
-                &t.events,
-                &t.outbox,
-            )
-                .transaction(
-                    |(merchants, activations, accounts, by_merchant, audit, events, outbox)|
-                     -> TxResult<Vec<EventRecord>> {
-                        if let Some(merchant) = change.merchant {
-                            merchants.insert(merchant.id.as_bytes(), encode(merchant))?;
-                        }
-                        if let Some(activation) = change.activation {
-                            activations.insert(activation.id.as_bytes(), encode(activation))?;
-                            by_merchant.insert(
-                                index_key(&activation.merchant_id, "act", &activation.id),
-                                &[][..],
-                            )?;
-                        }
-                        for account in change.bank_account.into_iter().chain(change.also_accounts) {
-                            accounts.insert(account.id.as_bytes(), encode(account))?;
-                            by_merchant
-                                .insert(index_key(&account.merchant_id, "ba", &account.id), &[][..])?;
-                        }
-                        audit.insert(
-                            format!("{}\0{}", change.audit.merchant_id, change.audit.id).into_bytes(),
-                            encode(change.audit),
+        self.writer
+            .transact(
+                [
+                    &m.merchants,
+                    &m.activations,
+                    &m.bank_accounts,
+                    &m.by_merchant,
+                    &m.audit,
+                    &t.events,
+                    &t.outbox,
+                ],
+                |[
+                    merchants,
+                    activations,
+                    accounts,
+                    by_merchant,
+                    audit,
+                    events,
+                    outbox,
+                ]|
+                 -> TxResult<Vec<EventRecord>> {
+                    if let Some(merchant) = change.merchant {
+                        merchants.insert(merchant.id.as_bytes(), encode(merchant))?;
+                    }
+                    if let Some(activation) = change.activation {
+                        activations.insert(activation.id.as_bytes(), encode(activation))?;
+                        by_merchant.insert(
+                            index_key(&activation.merchant_id, "act", &activation.id),
+                            &[][..],
                         )?;
-                        match change.event {
-                            Some(event) => {
-                                let object = match (change.activation, change.bank_account) {
-                                    (Some(a), _) => serde_json::to_value(a),
-                                    (None, Some(b)) => serde_json::to_value(b),
-                                    (None, None) => serde_json::to_value(change.merchant),
-                                }
-                                .expect("records serialize");
-                                append_events(
-                                    events,
-                                    outbox_on.then_some(outbox),
-                                    std::slice::from_ref(event),
-                                    &object,
-                                )
+                    }
+                    for account in change.bank_account.into_iter().chain(change.also_accounts) {
+                        accounts.insert(account.id.as_bytes(), encode(account))?;
+                        by_merchant
+                            .insert(index_key(&account.merchant_id, "ba", &account.id), &[][..])?;
+                    }
+                    audit.insert(
+                        format!("{}\0{}", change.audit.merchant_id, change.audit.id).into_bytes(),
+                        encode(change.audit),
+                    )?;
+                    match change.event {
+                        Some(event) => {
+                            let object = match (change.activation, change.bank_account) {
+                                (Some(a), _) => serde_json::to_value(a),
+                                (None, Some(b)) => serde_json::to_value(b),
+                                (None, None) => serde_json::to_value(change.merchant),
                             }
-                            None => Ok(Vec::new()),
+                            .expect("records serialize");
+                            append_events(
+                                events,
+                                outbox_on.then_some(outbox),
+                                std::slice::from_ref(event),
+                                &object,
+                            )
                         }
-                    },
-                ),
-        )
-        .map(|appended| self.published((), appended))
+                        None => Ok(Vec::new()),
+                    }
+                },
+            )
+            .map(|appended| self.published((), appended))
     }
 
     pub fn merchant_record(&self, id: &str) -> Result<Option<MerchantRecord>, StoreError> {
@@ -218,18 +223,16 @@ impl Store {
         let mut count = 0;
         for mut merchant in self.merchant_records()? {
             reseal_merchant(&mut merchant).map_err(StoreError::Corrupt)?;
-            self.merchant_trees
-                .merchants
-                .insert(merchant.id.as_bytes(), encode(&merchant))
-                .map_err(StoreError::Sled)?;
+            let merchants = &self.merchant_trees.merchants;
+            self.writer
+                .single(|| merchants.insert(merchant.id.as_bytes(), encode(&merchant)))?;
             count += 1;
         }
         for mut account in self.all_bank_accounts()? {
             reseal_account(&mut account).map_err(StoreError::Corrupt)?;
-            self.merchant_trees
-                .bank_accounts
-                .insert(account.id.as_bytes(), encode(&account))
-                .map_err(StoreError::Sled)?;
+            let accounts = &self.merchant_trees.bank_accounts;
+            self.writer
+                .single(|| accounts.insert(account.id.as_bytes(), encode(&account)))?;
             count += 1;
         }
         self.flush()?;

@@ -16,6 +16,7 @@ mod merchants;
 mod payments;
 pub mod records;
 mod space;
+mod txn;
 mod verify;
 
 pub use merchants::OnboardingChange;
@@ -102,8 +103,8 @@ pub struct Store {
     trees: payments::PaymentTrees,
     merchant_trees: merchants::MerchantTrees,
     commit: commit::GroupCommit,
-    /// Turns between transactions and flushes (see [`Store::write_turn`]).
-    turns: std::sync::Arc<tokio::sync::RwLock<()>>,
+    /// Every write goes through it: one at a time, multi-key changes atomic (`txn.rs`).
+    writer: txn::Writer,
     /// Free space and writability of the data dir, asked before new work is accepted.
     space: space::SpaceGuard,
     /// Committed events, for in-process consumers.
@@ -162,20 +163,27 @@ impl Store {
                 // Older versions would be migrated here; version 1 is the first.
             }
         }
+        // A change a crash interrupted is finished before anything reads the trees.
+        let finished = txn::recover(&db, &meta)?;
+        if finished > 0 {
+            tracing::warn!(
+                writes = finished,
+                "finished a change interrupted by a crash"
+            );
+        }
         let trees = payments::PaymentTrees::open(&db).map_err(database_error)?;
         let merchant_trees = merchants::MerchantTrees::open(&db).map_err(database_error)?;
-        let turns = std::sync::Arc::new(tokio::sync::RwLock::new(()));
-        let commit = commit::GroupCommit::start(db.clone(), &db_path, durability, turns.clone())
-            .map_err(|source| {
+        let commit =
+            commit::GroupCommit::start(db.clone(), &db_path, durability).map_err(|source| {
                 StoreError::Flush(format!("cannot open the log for fdatasync: {source}"))
             })?;
         Ok(Store {
             db,
-            meta,
+            meta: meta.clone(),
             trees,
             merchant_trees,
             commit,
-            turns,
+            writer: txn::Writer::new(meta.clone()),
             space: space::SpaceGuard::new(dir.to_owned(), 0),
             bus: crate::events::EventBus::new(),
             outbox_enabled: Default::default(),
@@ -230,19 +238,6 @@ impl Store {
     /// from a failed log write without being reopened).
     pub fn failure(&self) -> Option<&str> {
         self.commit.failure()
-    }
-
-    /// Waits (without blocking the thread) until no flush is running, and keeps flushes out
-    /// while the returned guard lives; hold it only around synchronous store calls, never
-    /// across an `.await` of [`Store::durable`].
-    ///
-    /// Why: sled 0.34 takes one process-wide lock, exclusively for every transaction and
-    /// shared by `flush` for the whole disk wait. A transaction started during a flush blocks
-    /// its OS thread — a tokio worker, stalling every request on it — for the length of the
-    /// flush. Waiting for the turn here parks the task instead, and the worker serves other
-    /// requests meanwhile (BENCHMARKS.md, "Why the store tops out").
-    pub async fn write_turn(&self) -> tokio::sync::RwLockReadGuard<'_, ()> {
-        self.turns.read().await
     }
 
     /// How long the running flush has been running, if one is (a watchdog's input: sled

@@ -1,18 +1,14 @@
-//! Payments, refunds, idempotency keys and events in sled, changed only in transactions that
-//! keep their invariants:
-//! - an idempotency key is claimed in the same transaction that records the object it
-//!   creates, so a crash can never leave one without the other;
+//! Payments, refunds, idempotency keys and events in sled, changed only in atomic changes
+//! (`txn.rs`) that keep their invariants:
+//! - an idempotency key is claimed in the same change that records the object it creates,
+//!   so a crash can never leave one without the other;
 //! - `order_id` is unique per merchant;
-//! - `sum(refunds not failed) <= amount` is checked and reserved in the same transaction
-//!   that records the refund, so concurrent refunds can never exceed a payment;
-//! - every state change appends its event in the same transaction.
-
-use sled::Transactional;
-use sled::transaction::{
-    ConflictableTransactionError, TransactionError, TransactionalTree, UnabortableTransactionError,
-};
+//! - `sum(refunds not failed) <= amount` is checked and reserved in the same change that
+//!   records the refund, so concurrent refunds can never exceed a payment;
+//! - every state change appends its event in the same change.
 
 use super::records::*;
+use super::txn::TxTree;
 use super::{Store, StoreError};
 use crate::payments::state::PaymentStatus;
 
@@ -105,19 +101,17 @@ pub(super) fn encode<T: serde::Serialize>(value: &T) -> Vec<u8> {
     serde_json::to_vec(value).expect("records always serialize")
 }
 
-pub(super) type TxResult<T> = Result<T, ConflictableTransactionError<StoreError>>;
+pub(super) type TxResult<T> = Result<T, StoreError>;
 
 fn decode<T: serde::de::DeserializeOwned>(bytes: &[u8], what: &str) -> TxResult<T> {
-    serde_json::from_slice(bytes).map_err(|e| {
-        ConflictableTransactionError::Abort(StoreError::Corrupt(format!("{what}: {e}")))
-    })
+    serde_json::from_slice(bytes).map_err(|e| StoreError::Corrupt(format!("{what}: {e}")))
 }
 
 /// Appends `new_events` (with `object`, the changed record, as their snapshot) to the event
 /// log and, for the webhook kinds, to the outbox; returns them for publishing after commit.
 pub(super) fn append_events<T: serde::Serialize>(
-    events: &TransactionalTree,
-    outbox: Option<&TransactionalTree>,
+    events: &TxTree<'_>,
+    outbox: Option<&TxTree<'_>>,
     new_events: &[EventRecord],
     object: &T,
 ) -> TxResult<Vec<EventRecord>> {
@@ -137,20 +131,9 @@ pub(super) fn append_events<T: serde::Serialize>(
     Ok(appended)
 }
 
-fn unabortable(e: UnabortableTransactionError) -> ConflictableTransactionError<StoreError> {
-    e.into()
-}
-
-pub(super) fn finish<T>(result: Result<T, TransactionError<StoreError>>) -> Result<T, StoreError> {
-    result.map_err(|e| match e {
-        TransactionError::Abort(e) => e,
-        TransactionError::Storage(e) => StoreError::Sled(e),
-    })
-}
-
-/// Reads the idempotency record of `claim` inside a transaction and decides.
-fn check_claim(idempotency: &TransactionalTree, claim: &Claim) -> TxResult<Option<Begin>> {
-    let Some(raw) = idempotency.get(claim.store_key()).map_err(unabortable)? else {
+/// Reads the idempotency record of `claim` inside a change and decides.
+fn check_claim(idempotency: &TxTree<'_>, claim: &Claim) -> TxResult<Option<Begin>> {
+    let Some(raw) = idempotency.get(claim.store_key())? else {
         return Ok(None);
     };
     let record: IdempotencyRecord = decode(&raw, "idempotency record")?;
@@ -214,47 +197,54 @@ impl Store {
     ) -> Result<Begin, StoreError> {
         self.admit(claim)?;
         let t = &self.trees;
-        finish(
-            (
-                &t.idempotency,
-                &t.payments,
-                &t.by_merchant,
-                &t.order_ids,
-                &t.events,
-                &t.pending,
-                &t.outbox,
+        self.writer
+            .transact(
+                [
+                    &t.idempotency,
+                    &t.payments,
+                    &t.by_merchant,
+                    &t.order_ids,
+                    &t.events,
+                    &t.pending,
+                    &t.outbox,
+                ],
+                |[
+                    idempotency,
+                    payments,
+                    by_merchant,
+                    order_ids,
+                    events,
+                    pending,
+                    outbox,
+                ]| {
+                    if let Some(found) = check_claim(idempotency, claim)? {
+                        return Ok((found, Vec::new()));
+                    }
+                    if let Some(order_id) = &payment.order_id {
+                        let key = compound(&payment.merchant_id, order_id);
+                        if let Some(existing) = order_ids.get(&key)? {
+                            let payment_id = String::from_utf8_lossy(&existing).into_owned();
+                            return Ok((Begin::OrderIdInUse { payment_id }, Vec::new()));
+                        }
+                        order_ids.insert(key, payment.id.as_bytes())?;
+                    }
+                    idempotency.insert(
+                        claim.store_key(),
+                        claim_record(claim, &payment.id, payment.created_at_ms),
+                    )?;
+                    payments.insert(payment.id.as_bytes(), encode(payment))?;
+                    by_merchant.insert(compound(&payment.merchant_id, &payment.id), &[][..])?;
+                    pending.insert(payment.id.as_bytes(), &[][..])?;
+                    let appended = append_events(
+                        events,
+                        self.outbox_on().then_some(outbox),
+                        std::slice::from_ref(event),
+                        payment,
+                    )?;
+                    Ok((Begin::Created, appended))
+                },
             )
-                .transaction(
-                    |(idempotency, payments, by_merchant, order_ids, events, pending, outbox)| {
-                        if let Some(found) = check_claim(idempotency, claim)? {
-                            return Ok((found, Vec::new()));
-                        }
-                        if let Some(order_id) = &payment.order_id {
-                            let key = compound(&payment.merchant_id, order_id);
-                            if let Some(existing) = order_ids.get(&key)? {
-                                let payment_id = String::from_utf8_lossy(&existing).into_owned();
-                                return Ok((Begin::OrderIdInUse { payment_id }, Vec::new()));
-                            }
-                            order_ids.insert(key, payment.id.as_bytes())?;
-                        }
-                        idempotency.insert(
-                            claim.store_key(),
-                            claim_record(claim, &payment.id, payment.created_at_ms),
-                        )?;
-                        payments.insert(payment.id.as_bytes(), encode(payment))?;
-                        by_merchant.insert(compound(&payment.merchant_id, &payment.id), &[][..])?;
-                        pending.insert(payment.id.as_bytes(), &[][..])?;
-                        let appended = append_events(
-                            events,
-                            self.outbox_on().then_some(outbox),
-                            std::slice::from_ref(event),
-                            payment,
-                        )?;
-                        Ok((Begin::Created, appended))
-                    },
-                ),
-        )
-        .map(|(begin, appended)| self.published(begin, appended))
+            .map(|(begin, appended)| self.published(begin, appended))
     }
 
     /// Claims `claim` and records `refund` against its payment atomically, reserving its
@@ -267,65 +257,63 @@ impl Store {
     ) -> Result<Begin, StoreError> {
         self.admit(claim)?;
         let t = &self.trees;
-        finish(
-            (
-                &t.idempotency,
-                &t.payments,
-                &t.refunds,
-                &t.refunds_by_payment,
-                &t.events,
-                &t.pending_refunds,
-                &t.outbox,
-            )
-                .transaction(
-                    |(
-                        idempotency,
-                        payments,
-                        refunds,
-                        refunds_by_payment,
+        self.writer
+            .transact(
+                [
+                    &t.idempotency,
+                    &t.payments,
+                    &t.refunds,
+                    &t.refunds_by_payment,
+                    &t.events,
+                    &t.pending_refunds,
+                    &t.outbox,
+                ],
+                |[
+                    idempotency,
+                    payments,
+                    refunds,
+                    refunds_by_payment,
+                    events,
+                    pending_refunds,
+                    outbox,
+                ]| {
+                    if let Some(found) = check_claim(idempotency, claim)? {
+                        return Ok((found, Vec::new()));
+                    }
+                    let Some(raw) = payments.get(refund.payment_id.as_bytes())? else {
+                        return Ok((Begin::PaymentMissing, Vec::new()));
+                    };
+                    let mut payment: PaymentRecord = decode(&raw, "payment")?;
+                    if payment.status != PaymentStatus::Succeeded {
+                        let status = payment.status;
+                        return Ok((Begin::NotRefundable { status }, Vec::new()));
+                    }
+                    let refundable = payment.amount_minor - payment.refund_reserved_minor;
+                    if refund.amount_minor > refundable {
+                        let refundable_minor = refundable;
+                        return Ok((Begin::ExceedsPayment { refundable_minor }, Vec::new()));
+                    }
+                    payment.refund_reserved_minor += refund.amount_minor;
+                    // The invariant, stated where it is enforced.
+                    assert!(payment.refund_reserved_minor <= payment.amount_minor);
+                    payments.insert(payment.id.as_bytes(), encode(&payment))?;
+                    idempotency.insert(
+                        claim.store_key(),
+                        claim_record(claim, &refund.id, refund.created_at_ms),
+                    )?;
+                    refunds.insert(refund.id.as_bytes(), encode(refund))?;
+                    refunds_by_payment.insert(compound(&refund.payment_id, &refund.id), &[][..])?;
+                    pending_refunds.insert(refund.id.as_bytes(), &[][..])?;
+                    let appended = append_events(
                         events,
-                        pending_refunds,
-                        outbox,
-                    )| {
-                        if let Some(found) = check_claim(idempotency, claim)? {
-                            return Ok((found, Vec::new()));
-                        }
-                        let Some(raw) = payments.get(refund.payment_id.as_bytes())? else {
-                            return Ok((Begin::PaymentMissing, Vec::new()));
-                        };
-                        let mut payment: PaymentRecord = decode(&raw, "payment")?;
-                        if payment.status != PaymentStatus::Succeeded {
-                            let status = payment.status;
-                            return Ok((Begin::NotRefundable { status }, Vec::new()));
-                        }
-                        let refundable = payment.amount_minor - payment.refund_reserved_minor;
-                        if refund.amount_minor > refundable {
-                            let refundable_minor = refundable;
-                            return Ok((Begin::ExceedsPayment { refundable_minor }, Vec::new()));
-                        }
-                        payment.refund_reserved_minor += refund.amount_minor;
-                        // The invariant, stated where it is enforced.
-                        assert!(payment.refund_reserved_minor <= payment.amount_minor);
-                        payments.insert(payment.id.as_bytes(), encode(&payment))?;
-                        idempotency.insert(
-                            claim.store_key(),
-                            claim_record(claim, &refund.id, refund.created_at_ms),
-                        )?;
-                        refunds.insert(refund.id.as_bytes(), encode(refund))?;
-                        refunds_by_payment
-                            .insert(compound(&refund.payment_id, &refund.id), &[][..])?;
-                        pending_refunds.insert(refund.id.as_bytes(), &[][..])?;
-                        let appended = append_events(
-                            events,
-                            self.outbox_on().then_some(outbox),
-                            std::slice::from_ref(event),
-                            refund,
-                        )?;
-                        Ok((Begin::Created, appended))
-                    },
-                ),
-        )
-        .map(|(begin, appended)| self.published(begin, appended))
+                        self.outbox_on().then_some(outbox),
+                        std::slice::from_ref(event),
+                        refund,
+                    )?;
+                    Ok((Begin::Created, appended))
+                },
+            )
+            .map(|(begin, appended)| self.published(begin, appended))
     }
 
     /// Applies `change` to a payment and appends the events it returns. `change` sees the
@@ -341,29 +329,31 @@ impl Store {
         F: Fn(&mut PaymentRecord) -> Option<Vec<EventRecord>>,
     {
         let t = &self.trees;
-        finish((&t.payments, &t.events, &t.pending, &t.outbox).transaction(
-            |(payments, events, pending, outbox)| {
-                let Some(raw) = payments.get(payment_id.as_bytes())? else {
-                    return Ok((None, Vec::new()));
-                };
-                let mut payment: PaymentRecord = decode(&raw, "payment")?;
-                let Some(new_events) = change(&mut payment) else {
-                    return Ok((Some(payment), Vec::new()));
-                };
-                payments.insert(payment_id.as_bytes(), encode(&payment))?;
-                if payment.status.is_terminal() {
-                    pending.remove(payment_id.as_bytes())?;
-                }
-                let appended = append_events(
-                    events,
-                    self.outbox_on().then_some(outbox),
-                    &new_events,
-                    &payment,
-                )?;
-                Ok((Some(payment), appended))
-            },
-        ))
-        .map(|(payment, appended)| self.published(payment, appended))
+        self.writer
+            .transact(
+                [&t.payments, &t.events, &t.pending, &t.outbox],
+                |[payments, events, pending, outbox]| {
+                    let Some(raw) = payments.get(payment_id.as_bytes())? else {
+                        return Ok((None, Vec::new()));
+                    };
+                    let mut payment: PaymentRecord = decode(&raw, "payment")?;
+                    let Some(new_events) = change(&mut payment) else {
+                        return Ok((Some(payment), Vec::new()));
+                    };
+                    payments.insert(payment_id.as_bytes(), encode(&payment))?;
+                    if payment.status.is_terminal() {
+                        pending.remove(payment_id.as_bytes())?;
+                    }
+                    let appended = append_events(
+                        events,
+                        self.outbox_on().then_some(outbox),
+                        &new_events,
+                        &payment,
+                    )?;
+                    Ok((Some(payment), appended))
+                },
+            )
+            .map(|(payment, appended)| self.published(payment, appended))
     }
 
     /// Applies `change` to a refund and, through the same closure, to its payment's refund
@@ -377,25 +367,24 @@ impl Store {
         F: Fn(&mut RefundRecord, &mut PaymentRecord) -> Option<Vec<EventRecord>>,
     {
         let t = &self.trees;
-        finish(
-            (
-                &t.refunds,
-                &t.payments,
-                &t.events,
-                &t.pending_refunds,
-                &t.outbox,
-            )
-                .transaction(|(refunds, payments, events, pending_refunds, outbox)| {
+        self.writer
+            .transact(
+                [
+                    &t.refunds,
+                    &t.payments,
+                    &t.events,
+                    &t.pending_refunds,
+                    &t.outbox,
+                ],
+                |[refunds, payments, events, pending_refunds, outbox]| {
                     let Some(raw) = refunds.get(refund_id.as_bytes())? else {
                         return Ok((None, Vec::new()));
                     };
                     let mut refund: RefundRecord = decode(&raw, "refund")?;
                     let Some(raw_payment) = payments.get(refund.payment_id.as_bytes())? else {
-                        return Err(ConflictableTransactionError::Abort(StoreError::Corrupt(
-                            format!(
-                                "refund {refund_id} names missing payment {}",
-                                refund.payment_id
-                            ),
+                        return Err(StoreError::Corrupt(format!(
+                            "refund {refund_id} names missing payment {}",
+                            refund.payment_id
                         )));
                     };
                     let mut payment: PaymentRecord = decode(&raw_payment, "payment")?;
@@ -416,21 +405,22 @@ impl Store {
                         &refund,
                     )?;
                     Ok((Some(refund), appended))
-                }),
-        )
-        .map(|(refund, appended)| self.published(refund, appended))
+                },
+            )
+            .map(|(refund, appended)| self.published(refund, appended))
     }
 
     /// Claims `claim` for an action on the existing object `object_id` (a cancel).
     pub fn claim(&self, claim: &Claim, object_id: &str, now_ms: i64) -> Result<Begin, StoreError> {
         self.admit(claim)?;
-        finish(self.trees.idempotency.transaction(|idempotency| {
-            if let Some(found) = check_claim(idempotency, claim)? {
-                return Ok(found);
-            }
-            idempotency.insert(claim.store_key(), claim_record(claim, object_id, now_ms))?;
-            Ok(Begin::Created)
-        }))
+        self.writer
+            .transact([&self.trees.idempotency], |[idempotency]| {
+                if let Some(found) = check_claim(idempotency, claim)? {
+                    return Ok(found);
+                }
+                idempotency.insert(claim.store_key(), claim_record(claim, object_id, now_ms))?;
+                Ok(Begin::Created)
+            })
     }
 
     /// Finishes an idempotency key with a response, without changing any object.
@@ -441,14 +431,11 @@ impl Store {
         body: &str,
         now_ms: i64,
     ) -> Result<(), StoreError> {
-        self.trees
-            .idempotency
-            .insert(
-                claim.store_key(),
-                encode(&done_record(claim, status, body, now_ms)),
-            )
+        let record = encode(&done_record(claim, status, body, now_ms));
+        let idempotency = &self.trees.idempotency;
+        self.writer
+            .single(|| idempotency.insert(claim.store_key(), record))
             .map(|_| ())
-            .map_err(StoreError::Sled)
     }
 
     pub fn payment(&self, id: &str) -> Result<Option<PaymentRecord>, StoreError> {
@@ -578,7 +565,8 @@ impl Store {
                     .map_err(|e| StoreError::Corrupt(format!("event: {e}")))?,
                 None => {
                     // An entry without its event cannot be delivered; drop it.
-                    self.trees.outbox.remove(&id).map_err(StoreError::Sled)?;
+                    let outbox = &self.trees.outbox;
+                    self.writer.single(|| outbox.remove(&id))?;
                     continue;
                 }
             };
@@ -596,15 +584,13 @@ impl Store {
         event_id: &str,
         state: Option<&OutboxRecord>,
     ) -> Result<(), StoreError> {
-        match state {
-            Some(state) => self
-                .trees
-                .outbox
+        let outbox = &self.trees.outbox;
+        self.writer.single(|| match state {
+            Some(state) => outbox
                 .insert(event_id.as_bytes(), encode(state))
                 .map(|_| ()),
-            None => self.trees.outbox.remove(event_id.as_bytes()).map(|_| ()),
-        }
-        .map_err(StoreError::Sled)
+            None => outbox.remove(event_id.as_bytes()).map(|_| ()),
+        })
     }
 
     /// Forgets finished idempotency keys older than `before_ms` (API.md §4 retention); keys
@@ -620,11 +606,10 @@ impl Store {
                 && record.created_at_ms < before_ms
             {
                 // Only if unchanged since read: a concurrent reuse of the key wins.
+                let idempotency = &self.trees.idempotency;
                 if self
-                    .trees
-                    .idempotency
-                    .compare_and_swap(&key, Some(&raw), None::<&[u8]>)
-                    .map_err(StoreError::Sled)?
+                    .writer
+                    .single(|| idempotency.compare_and_swap(&key, Some(&raw), None::<&[u8]>))?
                     .is_ok()
                 {
                     removed += 1;

@@ -1,0 +1,392 @@
+//! Atomic changes over several sled trees, without sled's transactions.
+//!
+//! Why not sled's own: the first sled 0.34 transaction (or `apply_batch`) in a process
+//! switches on one process-wide reader-writer lock that every later sled operation goes
+//! through. Transactions take it exclusively, and `flush` holds it shared for the whole disk
+//! wait, so no change can be written while the group commit flushes: with sled's
+//! transactions the daemon topped out near 2,000 payments/s (`cargo xtask bench sled-lock`
+//! and BENCHMARKS.md, "Why the store tops out"). Plain single-key operations never take that
+//! lock, so a flush and new writes overlap.
+//!
+//! How a change stays atomic here:
+//! - **Isolation**: one writer at a time. [`Writer::transact`] holds a mutex while the change
+//!   reads, decides and is applied in memory — microseconds, never a disk wait (durability is
+//!   the group commit's job, after the change). Every other write of the store goes through
+//!   [`Writer::single`], under the same mutex.
+//! - **Atomicity across a crash**: a change of more than one key is first written whole, as an
+//!   *intent*, under one key of the `meta` tree; then its writes are applied one by one; then
+//!   the intent is removed. sled recovers its log up to the first torn or missing message —
+//!   a prefix, in log order (`LogIter` in sled's `pagecache/iterator.rs`) — so after a crash
+//!   either the intent survived (and [`recover`] applies it again at open: every write is a
+//!   whole value, so applying twice is applying once) or the removal did, and with it every
+//!   write before it. Half a change is never seen after a restart.
+//! - Readers outside a change read sled directly and may see a change half applied; each
+//!   record they read is whole, and the readers never combine two records to decide a write.
+
+use std::cell::RefCell;
+use std::sync::{Mutex, MutexGuard};
+
+use sled::IVec;
+
+use super::StoreError;
+
+/// The key of `meta` that holds the change being applied, if any.
+const INTENT_KEY: &[u8] = b"pending_change";
+/// First bytes of an encoded intent (its format's version).
+const INTENT_MAGIC: &[u8; 4] = b"PGI1";
+
+/// One write of a change: `value` `None` removes the key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Write {
+    tree: IVec,
+    key: IVec,
+    value: Option<IVec>,
+}
+
+/// The store's single writer.
+pub(super) struct Writer {
+    lock: Mutex<()>,
+    meta: sled::Tree,
+}
+
+/// A tree as a change sees it: its own writes first, then the database.
+pub(super) struct TxTree<'a> {
+    tree: &'a sled::Tree,
+    writes: &'a RefCell<Vec<Write>>,
+}
+
+impl TxTree<'_> {
+    pub fn get(&self, key: impl AsRef<[u8]>) -> Result<Option<IVec>, StoreError> {
+        let key = key.as_ref();
+        let name = self.tree.name();
+        if let Some(write) = self
+            .writes
+            .borrow()
+            .iter()
+            .rev()
+            .find(|w| w.tree == name && w.key == key)
+        {
+            return Ok(write.value.clone());
+        }
+        self.tree.get(key).map_err(StoreError::Sled)
+    }
+
+    pub fn insert(&self, key: impl Into<IVec>, value: impl Into<IVec>) -> Result<(), StoreError> {
+        self.push(key.into(), Some(value.into()));
+        Ok(())
+    }
+
+    pub fn remove(&self, key: impl Into<IVec>) -> Result<(), StoreError> {
+        self.push(key.into(), None);
+        Ok(())
+    }
+
+    fn push(&self, key: IVec, value: Option<IVec>) {
+        self.writes.borrow_mut().push(Write {
+            tree: self.tree.name(),
+            key,
+            value,
+        });
+    }
+}
+
+impl Writer {
+    pub fn new(meta: sled::Tree) -> Writer {
+        Writer {
+            lock: Mutex::new(()),
+            meta,
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, ()> {
+        // The mutex guards no data: a panic inside a change (its writes are only buffered
+        // until it returns) leaves nothing half done.
+        self.lock
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Runs `change` on `trees` alone and applies its writes atomically if it returns `Ok`;
+    /// an `Err` writes nothing.
+    pub fn transact<const N: usize, T>(
+        &self,
+        trees: [&sled::Tree; N],
+        change: impl FnOnce([&TxTree<'_>; N]) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let _alone = self.lock();
+        let writes = RefCell::new(Vec::new());
+        let views = std::array::from_fn(|i| TxTree {
+            tree: trees[i],
+            writes: &writes,
+        });
+        let result = change(views.each_ref())?;
+        let writes = writes.into_inner();
+        match writes.as_slice() {
+            [] => {}
+            [one] => apply(&trees, one)?,
+            _ => {
+                self.meta
+                    .insert(INTENT_KEY, encode(&writes))
+                    .map_err(StoreError::Sled)?;
+                for write in &writes {
+                    apply(&trees, write)?;
+                }
+                self.meta.remove(INTENT_KEY).map_err(StoreError::Sled)?;
+            }
+        }
+        Ok(result)
+    }
+
+    /// Runs one plain sled operation while no change is being applied.
+    pub fn single<T>(&self, write: impl FnOnce() -> sled::Result<T>) -> Result<T, StoreError> {
+        let _alone = self.lock();
+        write().map_err(StoreError::Sled)
+    }
+}
+
+fn apply(trees: &[&sled::Tree], write: &Write) -> Result<(), StoreError> {
+    let tree = trees
+        .iter()
+        .find(|t| t.name() == write.tree)
+        .expect("a change writes only the trees it was given");
+    match &write.value {
+        Some(value) => tree.insert(&write.key, value.clone()),
+        None => tree.remove(&write.key),
+    }
+    .map(|_| ())
+    .map_err(StoreError::Sled)
+}
+
+/// Finishes the change a crash interrupted, if there was one: applies its intent again and
+/// removes it. Returns how many writes it applied. Run at open, before anything reads.
+pub(super) fn recover(db: &sled::Db, meta: &sled::Tree) -> Result<usize, StoreError> {
+    let Some(raw) = meta.get(INTENT_KEY).map_err(StoreError::Sled)? else {
+        return Ok(0);
+    };
+    let writes = decode(&raw)?;
+    for write in &writes {
+        let tree = db.open_tree(&write.tree).map_err(StoreError::Sled)?;
+        apply(&[&tree], write)?;
+    }
+    meta.remove(INTENT_KEY).map_err(StoreError::Sled)?;
+    db.flush().map_err(StoreError::Sled)?;
+    Ok(writes.len())
+}
+
+/// `magic, count, then per write: tree, key, present (0/1), value` — lengths as u32 BE.
+fn encode(writes: &[Write]) -> Vec<u8> {
+    let size: usize = writes
+        .iter()
+        .map(|w| 13 + w.tree.len() + w.key.len() + w.value.as_ref().map_or(0, |v| v.len()))
+        .sum();
+    let mut out = Vec::with_capacity(8 + size);
+    out.extend_from_slice(INTENT_MAGIC);
+    out.extend_from_slice(&(writes.len() as u32).to_be_bytes());
+    let field = |out: &mut Vec<u8>, bytes: &[u8]| {
+        out.extend_from_slice(&(bytes.len() as u32).to_be_bytes());
+        out.extend_from_slice(bytes);
+    };
+    for write in writes {
+        field(&mut out, &write.tree);
+        field(&mut out, &write.key);
+        match &write.value {
+            Some(value) => {
+                out.push(1);
+                field(&mut out, value);
+            }
+            None => out.push(0),
+        }
+    }
+    out
+}
+
+fn decode(raw: &[u8]) -> Result<Vec<Write>, StoreError> {
+    let corrupt = |what: &str| StoreError::Corrupt(format!("interrupted change record: {what}"));
+    let mut bytes = Bytes(
+        raw.strip_prefix(INTENT_MAGIC.as_slice())
+            .ok_or_else(|| corrupt("unknown format"))?,
+    );
+    let truncated = || corrupt("truncated");
+    let count = bytes.length().ok_or_else(truncated)?;
+    let mut writes = Vec::new();
+    for _ in 0..count {
+        let tree = bytes.field().ok_or_else(truncated)?;
+        let key = bytes.field().ok_or_else(truncated)?;
+        let value = match bytes.take(1).ok_or_else(truncated)? {
+            [0] => None,
+            [1] => Some(bytes.field().ok_or_else(truncated)?),
+            _ => return Err(corrupt("bad presence flag")),
+        };
+        writes.push(Write { tree, key, value });
+    }
+    if !bytes.0.is_empty() {
+        return Err(corrupt("trailing bytes"));
+    }
+    Ok(writes)
+}
+
+/// The unread rest of an encoded intent.
+struct Bytes<'a>(&'a [u8]);
+
+impl<'a> Bytes<'a> {
+    fn take(&mut self, n: usize) -> Option<&'a [u8]> {
+        let (head, tail) = self.0.split_at_checked(n)?;
+        self.0 = tail;
+        Some(head)
+    }
+
+    fn length(&mut self) -> Option<usize> {
+        let bytes = self.take(4)?;
+        Some(u32::from_be_bytes(bytes.try_into().ok()?) as usize)
+    }
+
+    fn field(&mut self) -> Option<IVec> {
+        let n = self.length()?;
+        self.take(n).map(IVec::from)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn db() -> (tempfile::TempDir, sled::Db) {
+        let dir = tempfile::tempdir().unwrap();
+        let db = sled::Config::new().path(dir.path()).open().unwrap();
+        (dir, db)
+    }
+
+    #[test]
+    fn a_change_reads_its_own_writes_and_applies_all_of_them() {
+        let (_dir, db) = db();
+        let (a, b) = (db.open_tree("a").unwrap(), db.open_tree("b").unwrap());
+        a.insert("old", "1").unwrap();
+        let writer = Writer::new(db.open_tree("meta").unwrap());
+        let seen = writer
+            .transact([&a, &b], |[a, b]| {
+                a.insert(&b"k"[..], &b"v"[..])?;
+                b.insert(&b"k"[..], &b"w"[..])?;
+                a.remove(&b"old"[..])?;
+                Ok((a.get("k")?, b.get("k")?, a.get("old")?))
+            })
+            .unwrap();
+        assert_eq!(seen, (Some("v".into()), Some("w".into()), None));
+        assert_eq!(a.get("k").unwrap(), Some("v".into()));
+        assert_eq!(b.get("k").unwrap(), Some("w".into()));
+        assert_eq!(a.get("old").unwrap(), None);
+        assert_eq!(writer.meta.get(INTENT_KEY).unwrap(), None, "intent removed");
+    }
+
+    #[test]
+    fn a_change_that_fails_writes_nothing() {
+        let (_dir, db) = db();
+        let a = db.open_tree("a").unwrap();
+        let writer = Writer::new(db.open_tree("meta").unwrap());
+        let result: Result<(), _> = writer.transact([&a], |[a]| {
+            a.insert(&b"k"[..], &b"v"[..])?;
+            a.insert(&b"j"[..], &b"v"[..])?;
+            Err(StoreError::Corrupt("no".into()))
+        });
+        assert!(result.is_err());
+        assert!(a.is_empty());
+        assert_eq!(writer.meta.get(INTENT_KEY).unwrap(), None);
+    }
+
+    #[test]
+    fn an_interrupted_change_is_finished_at_recovery() {
+        let (_dir, db) = db();
+        let (a, b, meta) = (
+            db.open_tree("a").unwrap(),
+            db.open_tree("b").unwrap(),
+            db.open_tree("meta").unwrap(),
+        );
+        a.insert("gone", "x").unwrap();
+        let writes = vec![
+            Write {
+                tree: "a".into(),
+                key: "k".into(),
+                value: Some("v".into()),
+            },
+            Write {
+                tree: "b".into(),
+                key: "k".into(),
+                value: Some(IVec::from(vec![0u8, 1, 2])),
+            },
+            Write {
+                tree: "a".into(),
+                key: "gone".into(),
+                value: None,
+            },
+        ];
+        // The crash came after the intent and the first write only.
+        meta.insert(INTENT_KEY, encode(&writes)).unwrap();
+        a.insert("k", "v").unwrap();
+        assert_eq!(recover(&db, &meta).unwrap(), 3);
+        assert_eq!(a.get("k").unwrap(), Some("v".into()));
+        assert_eq!(b.get("k").unwrap(), Some(IVec::from(vec![0u8, 1, 2])));
+        assert_eq!(a.get("gone").unwrap(), None);
+        assert_eq!(meta.get(INTENT_KEY).unwrap(), None);
+        assert_eq!(recover(&db, &meta).unwrap(), 0, "nothing left to finish");
+    }
+
+    #[test]
+    fn the_store_finishes_an_interrupted_change_when_it_opens() {
+        let dir = tempfile::tempdir().unwrap();
+        drop(super::super::Store::open(dir.path()).unwrap());
+        {
+            // What a crash after the intent (and before any of its writes) leaves.
+            let db = sled::Config::new()
+                .path(dir.path().join(super::super::DB_DIR))
+                .open()
+                .unwrap();
+            let meta = db.open_tree(super::super::META_TREE).unwrap();
+            let writes = [Write {
+                tree: "pending_payments".into(),
+                key: "pay_interrupted".into(),
+                value: Some(IVec::from(&b""[..])),
+            }];
+            meta.insert(INTENT_KEY, encode(&writes)).unwrap();
+            db.flush().unwrap();
+        }
+        let store = super::super::Store::open(dir.path()).unwrap();
+        assert_eq!(store.pending_payment_ids().unwrap(), ["pay_interrupted"]);
+        assert_eq!(store.meta.get(INTENT_KEY).unwrap(), None);
+    }
+
+    #[test]
+    fn intents_round_trip_and_damaged_ones_are_refused() {
+        let writes = vec![
+            Write {
+                tree: "payments".into(),
+                key: "pay_1".into(),
+                value: Some(IVec::from(&b"{}"[..])),
+            },
+            Write {
+                tree: "pending".into(),
+                key: IVec::from(&b"\0\xff"[..]),
+                value: None,
+            },
+            Write {
+                tree: "empty".into(),
+                key: IVec::from(&b""[..]),
+                value: Some(IVec::from(&b""[..])),
+            },
+        ];
+        let raw = encode(&writes);
+        assert_eq!(decode(&raw).unwrap(), writes);
+        for cut in 0..raw.len() {
+            let err = decode(&raw[..cut]).unwrap_err().to_string();
+            assert!(err.contains("interrupted change record"), "{cut}: {err}");
+        }
+        let mut longer = raw.clone();
+        longer.push(0);
+        assert!(decode(&longer).is_err());
+        let mut flag = raw.clone();
+        let at = 4 + 4 + 4 + "payments".len() + 4 + "pay_1".len();
+        flag[at] = 7;
+        assert!(decode(&flag).is_err());
+        assert!(decode(b"XXXX\0\0\0\0").is_err());
+        // A count far beyond the bytes present fails as truncated, without allocating it.
+        assert!(decode(b"PGI1\xff\xff\xff\xff").is_err());
+    }
+}
