@@ -20,8 +20,10 @@
 //!   either the intent survived (and [`recover`] applies it again at open: every write is a
 //!   whole value, so applying twice is applying once) or the removal did, and with it every
 //!   write before it. Half a change is never seen after a restart.
-//! - Readers outside a change read sled directly and may see a change half applied; each
-//!   record they read is whole, and the readers never combine two records to decide a write.
+//! - Readers outside a change read sled directly and may see a change half applied. Each
+//!   record they read is whole, and writes are applied in the order the change made them, so
+//!   a reader that finds a later write finds the earlier ones too (an outbox entry's event,
+//!   a pending id's payment: `append_events` and the `begin_*` changes write in that order).
 
 use std::cell::RefCell;
 use std::sync::{Mutex, MutexGuard};
