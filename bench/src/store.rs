@@ -116,7 +116,8 @@ pub fn store(base: &Path, seconds: f64, only: Option<&str>) {
 
 fn measure(dir: &Path, mode: Mode, run: Duration) -> Outcome {
     std::fs::create_dir_all(dir).expect("cannot create the sled dir");
-    // As `paygate_daemon::store::Store::open_with`: sled's defaults (1 GiB cache,
+    // As `paygate_daemon::store::Store::open_with` but with sled's default cache (1 GiB;
+    // the daemon uses `[store] cache_mb`, 64 MiB by default; irrelevant to these writes),
     // `Mode::LowSpace`, no compression, background flush every 500 ms).
     let db = sled::Config::new().path(dir).open().expect("sled opens");
     let tree = db.open_tree("bench").expect("a tree");

@@ -55,7 +55,8 @@ async fn serve(config: Config) -> ExitCode {
         fdatasync: config.store.fdatasync,
         window: Duration::from_micros((*config.store.group_commit_window_us.get_ref()).into()),
     };
-    let mut store = match Store::open_with(&config.store.data_dir, durability) {
+    let cache_bytes = u64::from(*config.store.cache_mb.get_ref()) << 20;
+    let mut store = match Store::open_with(&config.store.data_dir, durability, cache_bytes) {
         Ok(store) => store,
         Err(e) => {
             tracing::error!("{e}");

@@ -337,6 +337,17 @@ pub struct StoreConfig {
     /// 0 flushes at once; at most 100000.
     #[serde(default = "default_group_commit_window_us")]
     pub group_commit_window_us: Spanned<u32>,
+    /// sled's page cache (MiB): the most of the daemon's memory that the data can take.
+    /// Recent records are read from it; older ones from disk. 1 to 65536.
+    #[serde(default = "default_cache_mb")]
+    pub cache_mb: Spanned<u32>,
+}
+
+/// Largest accepted page cache: beyond this a typo, not a choice, on a till-side machine.
+pub const CACHE_MB_LIMIT: u32 = 65_536;
+
+fn default_cache_mb() -> Spanned<u32> {
+    Spanned::new(0..0, 64)
 }
 
 /// Longest accepted group-commit window: 0.1 s of added latency is already far beyond use.
@@ -469,6 +480,7 @@ impl Default for StoreConfig {
             min_free_mb: default_min_free_mb(),
             flush_stall_s: default_flush_stall_s(),
             group_commit_window_us: default_group_commit_window_us(),
+            cache_mb: default_cache_mb(),
         }
     }
 }
@@ -654,6 +666,14 @@ impl Config {
                 self.store.group_commit_window_us.span(),
                 "store.group_commit_window_us",
                 format!("must be at most {GROUP_COMMIT_WINDOW_US_LIMIT} (0.1 s), got {window}"),
+            ));
+        }
+        let cache = *self.store.cache_mb.get_ref();
+        if cache == 0 || cache > CACHE_MB_LIMIT {
+            return Err(at.error(
+                self.store.cache_mb.span(),
+                "store.cache_mb",
+                format!("must be between 1 and {CACHE_MB_LIMIT}, got {cache}"),
             ));
         }
         let mut merchant_ids = BTreeSet::new();
@@ -1182,6 +1202,10 @@ mod tests {
         assert_eq!(err.field.as_deref(), Some("store.group_commit_window_us"));
         assert_eq!(err.position.map(|p| p.0), Some(2));
         assert!(parse("[store]\ngroup_commit_window_us = -1\n").is_err());
+        let err = parse("[store]\ncache_mb = 0\n").unwrap_err();
+        assert_eq!(err.field.as_deref(), Some("store.cache_mb"));
+        assert!(parse("[store]\ncache_mb = 65537\n").is_err());
+        assert_eq!(*parse("").unwrap().store.cache_mb.get_ref(), 64);
         let config = parse("[store]\ngroup_commit_window_us = 0\n").unwrap();
         assert_eq!(*config.store.group_commit_window_us.get_ref(), 0);
         assert_eq!(
