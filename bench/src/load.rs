@@ -65,10 +65,10 @@ pub fn payments(paygated: &Path, config: &Path, clients: usize, seconds: u64, fl
     let (mut samples, errors, total) =
         runtime.block_on(drive(&base, clients, Duration::from_secs(seconds)));
     // The group commit's own counters: how many flushes served how many waits.
-    let (flushes, waiters) = if flush == "baseline" {
-        (0.0, 0.0)
+    let (flushes, waiters, writer_busy) = if flush == "baseline" {
+        (0.0, 0.0, 0.0)
     } else {
-        runtime.block_on(flush_counters(&base))
+        runtime.block_on(store_counters(&base))
     };
     let rss_kib = std::fs::read_to_string(format!("/proc/{pid}/status"))
         .ok()
@@ -85,7 +85,7 @@ pub fn payments(paygated: &Path, config: &Path, clients: usize, seconds: u64, fl
     let us = |d: Duration| d.as_secs_f64() * 1e6;
     let at = |q: f64| us(samples[((samples.len() as f64 - 1.0) * q).round() as usize]);
     println!(
-        "{{\"name\":\"durable_payments\",\"flush\":\"{flush}\",\"clients\":{clients},\"seconds\":{seconds},\"ok\":{},\"errors\":{errors},\"throughput_per_s\":{:.0},\"p50_us\":{:.0},\"p99_us\":{:.0},\"max_us\":{:.0},\"peak_rss_mib\":{:.1},\"startup_ms\":{startup_ms:.0},\"flushes_per_s\":{:.0},\"waiters_per_flush\":{:.1}}}",
+        "{{\"name\":\"durable_payments\",\"flush\":\"{flush}\",\"clients\":{clients},\"seconds\":{seconds},\"ok\":{},\"errors\":{errors},\"throughput_per_s\":{:.0},\"p50_us\":{:.0},\"p99_us\":{:.0},\"max_us\":{:.0},\"peak_rss_mib\":{:.1},\"startup_ms\":{startup_ms:.0},\"flushes_per_s\":{:.0},\"waiters_per_flush\":{:.1},\"writer_busy\":{:.2}}}",
         samples.len(),
         total as f64 / seconds as f64,
         at(0.5),
@@ -98,14 +98,16 @@ pub fn payments(paygated: &Path, config: &Path, clients: usize, seconds: u64, fl
         } else {
             0.0
         },
+        writer_busy / seconds as f64,
     );
 }
 
-/// `paygate_store_flushes_total` and `paygate_store_flush_waiters_total` from `/metrics`
-/// (zeros if they cannot be read: the figures are informative, the run stands without them).
-async fn flush_counters(base: &str) -> (f64, f64) {
+/// `paygate_store_flushes_total`, `paygate_store_flush_waiters_total` and
+/// `paygate_store_writer_busy_seconds_total` from `/metrics` (zeros if they cannot be read:
+/// the figures are informative, the run stands without them).
+async fn store_counters(base: &str) -> (f64, f64, f64) {
     let Ok(response) = reqwest::get(format!("{base}/metrics")).await else {
-        return (0.0, 0.0);
+        return (0.0, 0.0, 0.0);
     };
     let text = response.text().await.unwrap_or_default();
     let value = |name: &str| {
@@ -116,6 +118,7 @@ async fn flush_counters(base: &str) -> (f64, f64) {
     (
         value("paygate_store_flushes_total "),
         value("paygate_store_flush_waiters_total "),
+        value("paygate_store_writer_busy_seconds_total "),
     )
 }
 

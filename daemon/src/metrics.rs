@@ -29,6 +29,7 @@ pub struct Metrics {
     store_flushes_total: IntCounterVec,
     store_flush_waiters_total: IntCounterVec,
     store_flush_seconds_total: prometheus::CounterVec,
+    store_writer_busy_seconds_total: prometheus::CounterVec,
     store_flush_duration_seconds: HistogramVec,
     payment_volume_minor_total: IntCounterVec,
     events_total: IntCounterVec,
@@ -147,6 +148,21 @@ impl Metrics {
                     Opts::new(
                         "paygate_store_flush_seconds_total",
                         "Time spent flushing the store",
+                    ),
+                    &[],
+                )
+                .expect("valid metric definition");
+                registry
+                    .register(Box::new(metric.clone()))
+                    .expect("metric registered once");
+                metric
+            },
+            store_writer_busy_seconds_total: {
+                let metric = prometheus::CounterVec::new(
+                    Opts::new(
+                        "paygate_store_writer_busy_seconds_total",
+                        "Time the store's single writer was held (changes computed and applied); \
+                         a rate near 1 means writes queue behind each other",
                     ),
                     &[],
                 )
@@ -280,7 +296,13 @@ impl Metrics {
     }
 
     /// Brings the store counters up to the committer's totals (called at scrape time).
-    pub fn sync_store(&self, flushes: u64, waiters: u64, flush_seconds: f64) {
+    pub fn sync_store(
+        &self,
+        flushes: u64,
+        waiters: u64,
+        flush_seconds: f64,
+        writer_busy_seconds: f64,
+    ) {
         let catch_up = |metric: &IntCounterVec, total: u64| {
             let counter = metric.with_label_values::<&str>(&[]);
             let seen = counter.get();
@@ -295,6 +317,12 @@ impl Metrics {
             .with_label_values::<&str>(&[]);
         if flush_seconds > seconds.get() {
             seconds.inc_by(flush_seconds - seconds.get());
+        }
+        let busy = self
+            .store_writer_busy_seconds_total
+            .with_label_values::<&str>(&[]);
+        if writer_busy_seconds > busy.get() {
+            busy.inc_by(writer_busy_seconds - busy.get());
         }
     }
 

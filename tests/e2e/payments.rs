@@ -193,6 +193,15 @@ async fn idempotency_rows_of_section_4() {
         flushes >= 2,
         "payments are flushed before and after the provider call"
     );
+    let writer_busy = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("paygate_store_writer_busy_seconds_total "))
+        .and_then(|v| v.parse::<f64>().ok())
+        .unwrap_or_else(|| panic!("no writer-busy counter in:\n{metrics}"));
+    assert!(
+        writer_busy > 0.0,
+        "the payments' store changes took the writer: {writer_busy}"
+    );
 }
 
 #[tokio::test]

@@ -110,6 +110,7 @@ pub async fn metrics(State(state): State<Arc<AppState>>) -> Response {
         stats.flushes.load(relaxed),
         stats.requests.load(relaxed),
         stats.flush_micros.load(relaxed) as f64 / 1e6,
+        state.store.writer_busy().as_secs_f64(),
     );
     state.metrics.set_backlogs(
         state.store.outbox_len(),

@@ -266,6 +266,11 @@ impl Store {
         &self.bus
     }
 
+    /// How long the store's single writer has been held in all (`txn.rs`).
+    pub fn writer_busy(&self) -> std::time::Duration {
+        self.writer.busy()
+    }
+
     /// The group committer's counters.
     pub fn commit_stats(&self) -> &commit::CommitStats {
         self.commit.stats()

@@ -26,7 +26,9 @@
 //!   a pending id's payment: `append_events` and the `begin_*` changes write in that order).
 
 use std::cell::RefCell;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard};
+use std::time::{Duration, Instant};
 
 use sled::IVec;
 
@@ -49,6 +51,23 @@ struct Write {
 pub(super) struct Writer {
     lock: Mutex<()>,
     meta: sled::Tree,
+    /// Total time the writer was held, in nanoseconds: near all of the wall-clock time means
+    /// writes queue behind each other (`paygate_store_writer_busy_seconds_total`).
+    busy_nanos: AtomicU64,
+}
+
+/// The writer, held: adds the time it was held to the total when dropped.
+struct Held<'a> {
+    _guard: MutexGuard<'a, ()>,
+    since: Instant,
+    busy_nanos: &'a AtomicU64,
+}
+
+impl Drop for Held<'_> {
+    fn drop(&mut self) {
+        let nanos = self.since.elapsed().as_nanos() as u64;
+        self.busy_nanos.fetch_add(nanos, Ordering::Relaxed);
+    }
 }
 
 /// A tree as a change sees it: its own writes first, then the database.
@@ -97,15 +116,27 @@ impl Writer {
         Writer {
             lock: Mutex::new(()),
             meta,
+            busy_nanos: AtomicU64::new(0),
         }
     }
 
-    fn lock(&self) -> MutexGuard<'_, ()> {
+    fn lock(&self) -> Held<'_> {
         // The mutex guards no data: a panic inside a change (its writes are only buffered
         // until it returns) leaves nothing half done.
-        self.lock
+        let guard = self
+            .lock
             .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        Held {
+            _guard: guard,
+            since: Instant::now(),
+            busy_nanos: &self.busy_nanos,
+        }
+    }
+
+    /// How long the writer has been held in all, since the store opened.
+    pub fn busy(&self) -> Duration {
+        Duration::from_nanos(self.busy_nanos.load(Ordering::Relaxed))
     }
 
     /// Runs `change` on `trees` alone and applies its writes atomically if it returns `Ok`;
@@ -277,6 +308,10 @@ mod tests {
         assert_eq!(b.get("k").unwrap(), Some("w".into()));
         assert_eq!(a.get("old").unwrap(), None);
         assert_eq!(writer.meta.get(INTENT_KEY).unwrap(), None, "intent removed");
+        assert!(
+            writer.busy() > Duration::ZERO,
+            "the change's time is counted"
+        );
     }
 
     #[test]
