@@ -149,6 +149,7 @@ impl GroupCommit {
                         // sled keeps failing after a failed log write, and after a failed
                         // fdatasync the page cache's state is unknown: no later flush can be
                         // trusted until the database is reopened.
+                        let e = format!("a flush failed: {e}");
                         if thread_failure.set(e.clone()).is_ok() {
                             tracing::error!("the store's flush failed: {e}");
                         }

@@ -77,7 +77,7 @@ pub enum StoreError {
     Flush(String),
     #[error("{room}; new work is refused until there is room again (nothing accepted is lost)")]
     NoRoom { room: Room },
-    #[error("the store stopped writing after a failed flush ({0}); paygated restarts to reopen it")]
+    #[error("the store stopped writing ({0}); paygated restarts to reopen it")]
     Failed(String),
 }
 
@@ -246,7 +246,7 @@ impl Store {
     /// Why the store can no longer write, once a flush has failed (sled does not recover
     /// from a failed log write without being reopened).
     pub fn failure(&self) -> Option<&str> {
-        self.commit.failure()
+        self.commit.failure().or_else(|| self.writer.broken())
     }
 
     /// How long the running flush has been running, if one is (a watchdog's input: sled

@@ -27,7 +27,7 @@
 
 use std::cell::RefCell;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
 
 use sled::IVec;
@@ -54,6 +54,13 @@ pub(super) struct Writer {
     /// Total time the writer was held, in nanoseconds: near all of the wall-clock time means
     /// writes queue behind each other (`paygate_store_writer_busy_seconds_total`).
     busy_nanos: AtomicU64,
+    /// Set when a change could be applied only in part (sled refused a write): its intent is
+    /// still in `meta`, and no later change may overwrite it. Only a restart, which finishes
+    /// the change at open, clears it.
+    broken: OnceLock<String>,
+    /// Test hook: the apply of the write with this index fails, as a full disk would.
+    #[cfg(test)]
+    fail_write: std::sync::atomic::AtomicUsize,
 }
 
 /// The writer, held: adds the time it was held to the total when dropped.
@@ -117,6 +124,21 @@ impl Writer {
             lock: Mutex::new(()),
             meta,
             busy_nanos: AtomicU64::new(0),
+            broken: OnceLock::new(),
+            #[cfg(test)]
+            fail_write: std::sync::atomic::AtomicUsize::new(usize::MAX),
+        }
+    }
+
+    /// Why the writer refuses every change, if a change was applied only in part.
+    pub fn broken(&self) -> Option<&str> {
+        self.broken.get().map(String::as_str)
+    }
+
+    fn refuse_if_broken(&self) -> Result<(), StoreError> {
+        match self.broken() {
+            Some(why) => Err(StoreError::Failed(why.to_owned())),
+            None => Ok(()),
         }
     }
 
@@ -147,6 +169,7 @@ impl Writer {
         change: impl FnOnce([&TxTree<'_>; N]) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
         let _alone = self.lock();
+        self.refuse_if_broken()?;
         let writes = RefCell::new(Vec::new());
         let views = std::array::from_fn(|i| TxTree {
             tree: trees[i],
@@ -161,18 +184,50 @@ impl Writer {
                 self.meta
                     .insert(INTENT_KEY, encode(&writes))
                     .map_err(StoreError::Sled)?;
-                for write in &writes {
-                    apply(&trees, write)?;
+                // From here on, a failure leaves the change half applied in memory, with its
+                // intent as the only record of the rest: stop writing until a restart
+                // finishes it (the daemon exits 75 on `Store::failure`).
+                let applied = writes
+                    .iter()
+                    .enumerate()
+                    .try_for_each(|(i, write)| self.apply_nth(&trees, i, write))
+                    .and_then(|()| self.meta.remove(INTENT_KEY).map_err(StoreError::Sled));
+                if let Err(e) = applied {
+                    let why = format!(
+                        "a change could be applied only in part ({e}); a restart finishes it"
+                    );
+                    if self.broken.set(why).is_ok() {
+                        tracing::error!(
+                            "the store's writer stopped: a change could be applied only in part: {e}"
+                        );
+                    }
+                    return Err(e);
                 }
-                self.meta.remove(INTENT_KEY).map_err(StoreError::Sled)?;
             }
         }
         Ok(result)
     }
 
+    fn apply_nth(
+        &self,
+        trees: &[&sled::Tree],
+        index: usize,
+        write: &Write,
+    ) -> Result<(), StoreError> {
+        #[cfg(test)]
+        if self.fail_write.load(Ordering::Relaxed) == index {
+            return Err(StoreError::Sled(sled::Error::Io(std::io::Error::other(
+                "injected write failure",
+            ))));
+        }
+        let _ = index; // read only by the test hook above
+        apply(trees, write)
+    }
+
     /// Runs one plain sled operation while no change is being applied.
     pub fn single<T>(&self, write: impl FnOnce() -> sled::Result<T>) -> Result<T, StoreError> {
         let _alone = self.lock();
+        self.refuse_if_broken()?;
         write().map_err(StoreError::Sled)
     }
 }
@@ -312,6 +367,38 @@ mod tests {
             writer.busy() > Duration::ZERO,
             "the change's time is counted"
         );
+    }
+
+    #[test]
+    fn a_change_applied_only_in_part_stops_the_writer_until_recovery_finishes_it() {
+        let (_dir, db) = db();
+        let (a, meta) = (db.open_tree("a").unwrap(), db.open_tree("meta").unwrap());
+        let writer = Writer::new(meta.clone());
+        writer.fail_write.store(1, Ordering::Relaxed);
+        let result = writer.transact([&a], |[a]| {
+            a.insert(&b"first"[..], &b"1"[..])?;
+            a.insert(&b"second"[..], &b"2"[..])?;
+            a.insert(&b"third"[..], &b"3"[..])?;
+            Ok(())
+        });
+        assert!(result.is_err());
+        // Half applied, and the intent is what remains of the rest.
+        assert_eq!(a.get("first").unwrap(), Some("1".into()));
+        assert_eq!(a.get("second").unwrap(), None);
+        assert!(meta.get(INTENT_KEY).unwrap().is_some());
+        let why = writer.broken().expect("the writer stopped").to_owned();
+        assert!(why.contains("injected write failure"), "{why}");
+        // No later write may run, nor overwrite the intent.
+        writer.fail_write.store(usize::MAX, Ordering::Relaxed);
+        let later = writer.transact([&a], |[a]| a.insert(&b"x"[..], &b"y"[..]));
+        assert!(matches!(later, Err(StoreError::Failed(_))), "{later:?}");
+        let single = writer.single(|| a.insert("x", "y"));
+        assert!(matches!(single, Err(StoreError::Failed(_))), "{single:?}");
+        assert_eq!(a.get("x").unwrap(), None);
+        // What a restart does at open: the change is finished.
+        assert_eq!(recover(&db, &meta).unwrap(), 3);
+        assert_eq!(a.get("second").unwrap(), Some("2".into()));
+        assert_eq!(a.get("third").unwrap(), Some("3".into()));
     }
 
     #[test]
