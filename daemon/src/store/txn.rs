@@ -10,16 +10,23 @@
 //!
 //! How a change stays atomic here:
 //! - **Isolation**: one writer at a time. [`Writer::transact`] holds a mutex while the change
-//!   reads, decides and is applied in memory — microseconds, never a disk wait (durability is
-//!   the group commit's job, after the change). Every other write of the store goes through
-//!   [`Writer::single`], under the same mutex.
+//!   reads, decides and is applied in memory — microseconds, never a wait for a flush
+//!   (durability is the group commit's job, after the change; only a page evicted from
+//!   sled's cache is read back from disk under it). Every other write of the store goes
+//!   through [`Writer::single`], under the same mutex.
 //! - **Atomicity across a crash**: a change of more than one key is first written whole, as an
 //!   *intent*, under one key of the `meta` tree; then its writes are applied one by one; then
 //!   the intent is removed. sled recovers its log up to the first torn or missing message —
-//!   a prefix, in log order (`LogIter` in sled's `pagecache/iterator.rs`) — so after a crash
+//!   a prefix, in log order (`LogIter` in sled's `pagecache/iterator.rs`) — so after a kill
 //!   either the intent survived (and [`recover`] applies it again at open: every write is a
 //!   whole value, so applying twice is applying once) or the removal did, and with it every
-//!   write before it. Half a change is never seen after a restart.
+//!   write before it. Half a change is never seen after a restart. (After a power loss with
+//!   a volatile disk cache sled's recovery need not be a prefix, even with `fdatasync`;
+//!   sled's own transactions had the same limit.)
+//! - A change that fails or panics after its intent is written is half applied in memory,
+//!   with its intent as the only record of the rest: the writer then refuses every later
+//!   write (so nothing overwrites that intent), [`Writer::broken`] says why, and the daemon
+//!   exits 75 (`Store::failure`); the restart finishes the change.
 //! - Readers outside a change read sled directly and may see a change half applied. Each
 //!   record they read is whole, and writes are applied in the order the change made them, so
 //!   a reader that finds a later write finds the earlier ones too (an outbox entry's event,
@@ -61,6 +68,27 @@ pub(super) struct Writer {
     /// Test hook: the apply of the write with this index fails, as a full disk would.
     #[cfg(test)]
     fail_write: std::sync::atomic::AtomicUsize,
+}
+
+/// A change being applied after its intent was written: dropped before [`Unfinished::done`]
+/// (a panic unwinding through the apply), it stops the writer.
+struct Unfinished<'a>(Option<&'a OnceLock<String>>);
+
+impl Unfinished<'_> {
+    fn done(mut self) {
+        self.0 = None;
+    }
+}
+
+impl Drop for Unfinished<'_> {
+    fn drop(&mut self) {
+        if let Some(broken) = self.0 {
+            let _ = broken.set(
+                "a change was interrupted by a panic while being applied; a restart finishes it"
+                    .to_owned(),
+            );
+        }
+    }
 }
 
 /// The writer, held: adds the time it was held to the total when dropped.
@@ -184,9 +212,10 @@ impl Writer {
                 self.meta
                     .insert(INTENT_KEY, encode(&writes))
                     .map_err(StoreError::Sled)?;
-                // From here on, a failure leaves the change half applied in memory, with its
-                // intent as the only record of the rest: stop writing until a restart
-                // finishes it (the daemon exits 75 on `Store::failure`).
+                // From here on, a failure (or a panic in sled) leaves the change half applied
+                // in memory, with its intent as the only record of the rest: stop writing
+                // until a restart finishes it (the daemon exits 75 on `Store::failure`).
+                let unfinished = Unfinished(Some(&self.broken));
                 let applied = writes
                     .iter()
                     .enumerate()
@@ -203,6 +232,7 @@ impl Writer {
                     }
                     return Err(e);
                 }
+                unfinished.done();
             }
         }
         Ok(result)
@@ -399,6 +429,23 @@ mod tests {
         assert_eq!(recover(&db, &meta).unwrap(), 3);
         assert_eq!(a.get("second").unwrap(), Some("2".into()));
         assert_eq!(a.get("third").unwrap(), Some("3".into()));
+    }
+
+    #[test]
+    fn a_panic_while_a_change_is_applied_stops_the_writer() {
+        let broken = OnceLock::new();
+        let caught = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            let _unfinished = Unfinished(Some(&broken));
+            panic!("sled asserted");
+        }));
+        assert!(caught.is_err());
+        assert!(broken.get().is_some_and(|why| why.contains("panic")));
+        let fine = OnceLock::new();
+        Unfinished(Some(&fine)).done();
+        assert!(
+            fine.get().is_none(),
+            "a finished change leaves the writer as it was"
+        );
     }
 
     #[test]

@@ -140,14 +140,16 @@ impl Dispatcher {
     /// next retry falls due, if any is pending.
     pub async fn pass(&self) -> Result<Option<i64>, StoreError> {
         // Only what is on disk goes out: a receiver must never learn of a change that a
-        // crash could still undo.
+        // crash could still undo. So the page is read first, then everything written before
+        // the read is made durable (waiting first would let entries written meanwhile out).
+        let page = self.state.store.outbox_page(usize::MAX)?;
         self.state.store.durable().await?;
         let now = now_ms();
         let mut next_due: Option<i64> = None;
         let mut owed: BTreeMap<String, (EventRecord, OutboxRecord)> = BTreeMap::new();
         let mut jobs = JoinSet::new();
         let limit = Arc::new(tokio::sync::Semaphore::new(CONCURRENT_DELIVERIES));
-        for (event, mut record) in self.state.store.outbox_page(usize::MAX)? {
+        for (event, mut record) in page {
             // Endpoints removed from the config owe nothing any more.
             record
                 .endpoints
