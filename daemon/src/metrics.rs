@@ -61,6 +61,16 @@ fn counter(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> IntC
     metric
 }
 
+/// A counter of seconds (a float total, no labels).
+fn seconds_counter(registry: &Registry, name: &str, help: &str) -> prometheus::CounterVec {
+    let metric =
+        prometheus::CounterVec::new(Opts::new(name, help), &[]).expect("valid metric definition");
+    registry
+        .register(Box::new(metric.clone()))
+        .expect("metric registered once");
+    metric
+}
+
 fn histogram(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> HistogramVec {
     let metric = HistogramVec::new(
         HistogramOpts::new(name, help).buckets(LATENCY_BUCKETS.to_vec()),
@@ -143,35 +153,17 @@ impl Metrics {
                 "Durable writes served by those flushes (waiters / flushes = batch size)",
                 &[],
             ),
-            store_flush_seconds_total: {
-                let metric = prometheus::CounterVec::new(
-                    Opts::new(
-                        "paygate_store_flush_seconds_total",
-                        "Time spent flushing the store",
-                    ),
-                    &[],
-                )
-                .expect("valid metric definition");
-                registry
-                    .register(Box::new(metric.clone()))
-                    .expect("metric registered once");
-                metric
-            },
-            store_writer_busy_seconds_total: {
-                let metric = prometheus::CounterVec::new(
-                    Opts::new(
-                        "paygate_store_writer_busy_seconds_total",
-                        "Time the store's single writer was held (changes computed and applied); \
-                         a rate near 1 means writes queue behind each other",
-                    ),
-                    &[],
-                )
-                .expect("valid metric definition");
-                registry
-                    .register(Box::new(metric.clone()))
-                    .expect("metric registered once");
-                metric
-            },
+            store_flush_seconds_total: seconds_counter(
+                &registry,
+                "paygate_store_flush_seconds_total",
+                "Time spent flushing the store",
+            ),
+            store_writer_busy_seconds_total: seconds_counter(
+                &registry,
+                "paygate_store_writer_busy_seconds_total",
+                "Time the store's single writer was held (changes computed and applied); \
+                 a rate near 1 means writes queue behind each other",
+            ),
             store_flush_duration_seconds: histogram(
                 &registry,
                 "paygate_store_flush_duration_seconds",
@@ -310,20 +302,17 @@ impl Metrics {
                 counter.inc_by(total - seen);
             }
         };
+        let catch_up_seconds = |metric: &prometheus::CounterVec, total: f64| {
+            let counter = metric.with_label_values::<&str>(&[]);
+            let seen = counter.get();
+            if total > seen {
+                counter.inc_by(total - seen);
+            }
+        };
         catch_up(&self.store_flushes_total, flushes);
         catch_up(&self.store_flush_waiters_total, waiters);
-        let seconds = self
-            .store_flush_seconds_total
-            .with_label_values::<&str>(&[]);
-        if flush_seconds > seconds.get() {
-            seconds.inc_by(flush_seconds - seconds.get());
-        }
-        let busy = self
-            .store_writer_busy_seconds_total
-            .with_label_values::<&str>(&[]);
-        if writer_busy_seconds > busy.get() {
-            busy.inc_by(writer_busy_seconds - busy.get());
-        }
+        catch_up_seconds(&self.store_flush_seconds_total, flush_seconds);
+        catch_up_seconds(&self.store_writer_busy_seconds_total, writer_busy_seconds);
     }
 
     pub fn observe_store_flush(&self, elapsed: Duration) {

@@ -338,16 +338,7 @@ fn bench(which: &[String]) -> Result<()> {
     }
     if wanted("sled-lock") {
         // Why durable payments top out: sled's global lock, flushes against transactions.
-        let out = capture(cargo().args([
-            "run",
-            "--quiet",
-            "--release",
-            "--package",
-            "paygate-bench",
-            "--",
-            "sled-lock",
-        ]))?;
-        println!("{out}");
+        println!("{}", run_bench(&["sled-lock"])?);
     }
     Ok(())
 }
@@ -356,17 +347,11 @@ fn bench(which: &[String]) -> Result<()> {
 /// through Extism (built in its own workspace, so tests never compile a second wasmtime).
 fn bench_plugin() -> Result<()> {
     build_plugins()?;
-    let ours = capture(cargo().args([
-        "run",
-        "--quiet",
-        "--release",
-        "--package",
-        "paygate-bench",
-        "--",
+    let ours = run_bench(&[
         "plugin",
         "target/plugins/paygate-plugin-mock.wasm",
         "target/bench-plugin-cache",
-    ]))?;
+    ])?;
     ensure_target("wasm32-unknown-unknown")?;
     let peer_manifest = "bench/extism/Cargo.toml";
     run_command(cargo().args([
@@ -515,18 +500,7 @@ fn bench_payments() -> Result<()> {
 /// sled's flush alone against flush + `fdatasync` of its files, one write per flush and 64
 /// per flush, in a temp dir under `target/` (on the repo's filesystem), 3 s per mode.
 fn bench_store() -> Result<()> {
-    let out = capture(cargo().args([
-        "run",
-        "--quiet",
-        "--release",
-        "--package",
-        "paygate-bench",
-        "--",
-        "store",
-        "target/bench-store-tmp",
-        "3",
-    ]))?;
-    println!("{out}");
+    println!("{}", run_bench(&["store", "target/bench-store-tmp", "3"])?);
     Ok(())
 }
 
@@ -554,4 +528,20 @@ fn json_number(line: &str, key: &str) -> Result<f64> {
         .next()
         .and_then(|n| n.trim().parse().ok())
         .ok_or_else(|| format!("bad {key} in {line}"))
+}
+
+/// `cargo run --release -p paygate-bench -- <args>`; returns what it printed.
+fn run_bench(args: &[&str]) -> Result<String> {
+    capture(
+        cargo()
+            .args([
+                "run",
+                "--quiet",
+                "--release",
+                "--package",
+                "paygate-bench",
+                "--",
+            ])
+            .args(args),
+    )
 }

@@ -660,22 +660,7 @@ impl Config {
         self.webhooks.validate(at)?;
         self.monitor.validate(at)?;
         self.validate_onboarding(at)?;
-        let window = *self.store.group_commit_window_us.get_ref();
-        if window > GROUP_COMMIT_WINDOW_US_LIMIT {
-            return Err(at.error(
-                self.store.group_commit_window_us.span(),
-                "store.group_commit_window_us",
-                format!("must be at most {GROUP_COMMIT_WINDOW_US_LIMIT} (0.1 s), got {window}"),
-            ));
-        }
-        let cache = *self.store.cache_mb.get_ref();
-        if cache == 0 || cache > CACHE_MB_LIMIT {
-            return Err(at.error(
-                self.store.cache_mb.span(),
-                "store.cache_mb",
-                format!("must be between 1 and {CACHE_MB_LIMIT}, got {cache}"),
-            ));
-        }
+        self.store.validate(at)?;
         let mut merchant_ids = BTreeSet::new();
         for (i, merchant) in self.merchants.iter().enumerate() {
             let field = |name: &str| format!("merchants[{i}].{name}");
@@ -978,6 +963,28 @@ impl Config {
                     ));
                 }
             }
+        }
+        Ok(())
+    }
+}
+
+impl StoreConfig {
+    fn validate(&self, at: &Locator<'_>) -> Result<(), ConfigError> {
+        let window = *self.group_commit_window_us.get_ref();
+        if window > GROUP_COMMIT_WINDOW_US_LIMIT {
+            return Err(at.error(
+                self.group_commit_window_us.span(),
+                "store.group_commit_window_us",
+                format!("must be at most {GROUP_COMMIT_WINDOW_US_LIMIT} (0.1 s), got {window}"),
+            ));
+        }
+        let cache = *self.cache_mb.get_ref();
+        if cache == 0 || cache > CACHE_MB_LIMIT {
+            return Err(at.error(
+                self.cache_mb.span(),
+                "store.cache_mb",
+                format!("must be between 1 and {CACHE_MB_LIMIT}, got {cache}"),
+            ));
         }
         Ok(())
     }

@@ -186,13 +186,14 @@ impl Store {
             commit::GroupCommit::start(db.clone(), &db_path, durability).map_err(|source| {
                 StoreError::Flush(format!("cannot open the log for fdatasync: {source}"))
             })?;
+        let writer = txn::Writer::new(meta.clone());
         Ok(Store {
             db,
-            meta: meta.clone(),
+            meta,
             trees,
             merchant_trees,
             commit,
-            writer: txn::Writer::new(meta.clone()),
+            writer,
             space: space::SpaceGuard::new(dir.to_owned(), 0),
             bus: crate::events::EventBus::new(),
             outbox_enabled: Default::default(),
