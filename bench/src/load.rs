@@ -62,8 +62,12 @@ pub fn payments(paygated: &Path, config: &Path, clients: usize, seconds: u64, fl
         .enable_all()
         .build()
         .expect("runtime");
+    let cpu_before = cpu_seconds(pid);
     let (mut samples, errors, total) =
         runtime.block_on(drive(&base, clients, Duration::from_secs(seconds)));
+    // The server's own CPU time per answer: steadier than throughput on a shared 2-core
+    // machine, where the load generator and the server take turns.
+    let cpu_us_per_request = (cpu_seconds(pid) - cpu_before) * 1e6 / total.max(1) as f64;
     // The group commit's own counters: how many flushes served how many waits.
     let (flushes, waiters, writer_busy) = if flush == "baseline" {
         (0.0, 0.0, 0.0)
@@ -85,7 +89,7 @@ pub fn payments(paygated: &Path, config: &Path, clients: usize, seconds: u64, fl
     let us = |d: Duration| d.as_secs_f64() * 1e6;
     let at = |q: f64| us(samples[((samples.len() as f64 - 1.0) * q).round() as usize]);
     println!(
-        "{{\"name\":\"durable_payments\",\"flush\":\"{flush}\",\"clients\":{clients},\"seconds\":{seconds},\"ok\":{},\"errors\":{errors},\"throughput_per_s\":{:.0},\"p50_us\":{:.0},\"p99_us\":{:.0},\"max_us\":{:.0},\"peak_rss_mib\":{:.1},\"startup_ms\":{startup_ms:.0},\"flushes_per_s\":{:.0},\"waiters_per_flush\":{:.1},\"writer_busy\":{:.2}}}",
+        "{{\"name\":\"durable_payments\",\"flush\":\"{flush}\",\"clients\":{clients},\"seconds\":{seconds},\"ok\":{},\"errors\":{errors},\"throughput_per_s\":{:.0},\"p50_us\":{:.0},\"p99_us\":{:.0},\"max_us\":{:.0},\"peak_rss_mib\":{:.1},\"startup_ms\":{startup_ms:.0},\"flushes_per_s\":{:.0},\"waiters_per_flush\":{:.1},\"writer_busy\":{:.2},\"cpu_us_per_request\":{cpu_us_per_request:.0}}}",
         samples.len(),
         total as f64 / seconds as f64,
         at(0.5),
@@ -100,6 +104,27 @@ pub fn payments(paygated: &Path, config: &Path, clients: usize, seconds: u64, fl
         },
         writer_busy / seconds as f64,
     );
+}
+
+/// User + system CPU seconds of process `pid` so far (0 if unreadable).
+fn cpu_seconds(pid: u32) -> f64 {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return 0.0;
+    };
+    // Fields after the command name (which may hold spaces, hence the last ')'): utime and
+    // stime are the 12th and 13th, in clock ticks (100 per second on Linux).
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map_or("", |(_, rest)| rest)
+        .split_whitespace()
+        .collect();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|f| f.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    (ticks(11) + ticks(12)) / 100.0
 }
 
 /// `paygate_store_flushes_total`, `paygate_store_flush_waiters_total` and

@@ -456,12 +456,12 @@ fn bench_payments() -> Result<()> {
     println!();
     println!("durable barcode payments through the mock wallet, 10 s per row, loopback");
     println!(
-        "| clients | flush | payments/s | p50 | p99 | errors | peak RSS | start-up | flushes/s | waiters/flush | writer busy |"
+        "| clients | flush | payments/s | p50 | p99 | errors | peak RSS | start-up | flushes/s | waiters/flush | writer busy | CPU/payment |"
     );
-    println!("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |");
+    println!("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |");
     for line in &lines {
         println!(
-            "| {} | {} | {:.0} | {:.1} ms | {:.1} ms | {} | {:.0} MiB | {:.0} ms | {:.0} | {:.1} | {:.0} % |",
+            "| {} | {} | {:.0} | {:.1} ms | {:.1} ms | {} | {:.0} MiB | {:.0} ms | {:.0} | {:.1} | {:.0} % | {:.0} µs |",
             json_number(line, "clients")?,
             line.split("\"flush\":\"")
                 .nth(1)
@@ -475,7 +475,8 @@ fn bench_payments() -> Result<()> {
             json_number(line, "startup_ms")?,
             json_number(line, "flushes_per_s")?,
             json_number(line, "waiters_per_flush")?,
-            json_number(line, "writer_busy")? * 100.0
+            json_number(line, "writer_busy")? * 100.0,
+            json_number(line, "cpu_us_per_request")?
         );
     }
     // The ratio of API.md's bar: durable payments vs the bare handler, 64 clients each.

@@ -550,22 +550,46 @@ pub async fn create_payment(
     observe_answer(&state, &caller, &answer);
     if let Ok(answer) = &answer
         && !answer.replayed
-        && let Ok(payment) = serde_json::from_str::<serde_json::Value>(&answer.body)
+        && let Some(payment) = CountedPayment::of(answer)
+        && let Some(status) = &payment.status
     {
-        let payment = if answer.status < 300 {
-            &payment
-        } else {
-            &payment["error"]["payment"]
-        };
         // A link payment has no provider until its payer picks one.
-        let provider = payment["provider"].as_str().unwrap_or("none");
-        if let Some(status) = payment["status"].as_str() {
-            state
-                .metrics
-                .count_payment(provider, method.as_str(), status);
-        }
+        let provider = payment.provider.as_deref().unwrap_or("none");
+        state
+            .metrics
+            .count_payment(provider, method.as_str(), status);
     }
     answer.map_err(ApiError::from)
+}
+
+/// The two fields of a payment answer that the metrics count, read from its body without
+/// building the whole JSON tree (this runs on every payment).
+#[derive(Deserialize)]
+struct CountedPayment {
+    provider: Option<String>,
+    status: Option<String>,
+}
+
+impl CountedPayment {
+    /// From a 2xx answer's payment, or a decline's `error.payment`.
+    fn of(answer: &Answer) -> Option<CountedPayment> {
+        #[derive(Deserialize)]
+        struct Declined {
+            error: DeclinedError,
+        }
+        #[derive(Deserialize)]
+        struct DeclinedError {
+            payment: Option<CountedPayment>,
+        }
+        if answer.status < 300 {
+            serde_json::from_str(&answer.body).ok()
+        } else {
+            serde_json::from_str::<Declined>(&answer.body)
+                .ok()?
+                .error
+                .payment
+        }
+    }
 }
 
 /// Counts replays and idempotency conflicts.

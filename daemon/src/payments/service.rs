@@ -644,7 +644,10 @@ pub async fn create_payment(
         &record.id,
         serde_json::json!({"status": "pending"}),
     );
-    let begun = state.store.begin_payment(&claim, &record, &created)?;
+    let begun = {
+        let _turn = state.store.write_turn().await;
+        state.store.begin_payment(&claim, &record, &created)?
+    };
     let payment_id = match begun {
         Begin::Created => record.id.clone(),
         Begin::Replay { status, body } => {
@@ -691,6 +694,7 @@ async fn drive_payment(
     } else {
         advance_payment(state, &payment).await?
     };
+    let _turn = state.store.write_turn().await;
     finish_answer(state, claim, &payment, render)
 }
 
@@ -729,6 +733,7 @@ pub(crate) async fn advance_payment(
             reported(state.plugins.create_payment(request).await)
         }
     };
+    let _turn = state.store.write_turn().await;
     record_report(state, &payment.id, report)
 }
 
@@ -939,7 +944,11 @@ pub async fn create_refund(
         serde_json::json!({"status": "pending", "payment_id": payment.id,
                            "terminal_id": payment.terminal_id}),
     );
-    let refund_id = match state.store.begin_refund(&claim, &record, &created)? {
+    let begun = {
+        let _turn = state.store.write_turn().await;
+        state.store.begin_refund(&claim, &record, &created)?
+    };
+    let refund_id = match begun {
         Begin::Created => record.id.clone(),
         Begin::Replay { status, body } => {
             return Ok(Answer {
@@ -1063,6 +1072,7 @@ async fn drive_refund(
             return Err(error);
         }
     };
+    let _turn = state.store.write_turn().await;
     let updated = state.store.update_refund(refund_id, |r, p| {
         let mut events = Vec::new();
         r.provider_step = step;

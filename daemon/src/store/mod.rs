@@ -108,6 +108,9 @@ pub struct Store {
     commit: commit::GroupCommit,
     /// Every write goes through it: one at a time, multi-key changes atomic (`txn.rs`).
     writer: txn::Writer,
+    /// Turns at the writer for request paths, taken without blocking a runtime thread
+    /// ([`Store::write_turn`]).
+    turns: tokio::sync::Mutex<()>,
     /// Free space and writability of the data dir, asked before new work is accepted.
     space: space::SpaceGuard,
     /// Committed events, for in-process consumers.
@@ -194,6 +197,7 @@ impl Store {
             merchant_trees,
             commit,
             writer,
+            turns: tokio::sync::Mutex::new(()),
             space: space::SpaceGuard::new(dir.to_owned(), 0),
             bus: crate::events::EventBus::new(),
             outbox_enabled: Default::default(),
@@ -225,6 +229,15 @@ impl Store {
         self.db
             .flush()
             .map_err(|source| self.database_error(source))
+    }
+
+    /// Waits, without blocking a runtime thread, until no other request path is at the
+    /// writer. Request paths take a turn around their store changes: the writer itself is a
+    /// blocking mutex (`txn.rs`), and with two runtime threads, one of them blocked on it is
+    /// half the daemon idle; a task waiting here yields its thread to other requests instead.
+    /// (Background writers go straight to the writer: they are few and never wait long.)
+    pub async fn write_turn(&self) -> tokio::sync::MutexGuard<'_, ()> {
+        self.turns.lock().await
     }
 
     /// Resolves once every write made before the call is on disk (group commit: concurrent
@@ -359,6 +372,27 @@ mod tests {
         assert!(
             err.to_string()
                 .contains(&format!("pid {}", std::process::id()))
+        );
+    }
+
+    #[tokio::test]
+    async fn write_turns_are_taken_one_at_a_time() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let first = store.write_turn().await;
+        let waiting = std::time::Duration::from_millis(50);
+        assert!(
+            tokio::time::timeout(waiting, store.write_turn())
+                .await
+                .is_err(),
+            "a second turn while the first is held"
+        );
+        drop(first);
+        let again = std::time::Duration::from_secs(10);
+        assert!(
+            tokio::time::timeout(again, store.write_turn())
+                .await
+                .is_ok()
         );
     }
 
