@@ -322,6 +322,9 @@ fn gauntlet(args: &[String]) -> Result<()> {
 }
 
 fn bench(which: &[String]) -> Result<()> {
+    if which.first().map(String::as_str) == Some("compare") {
+        return bench_compare(&which[1..]);
+    }
     let all = which.is_empty();
     let wanted = |name: &str| all || which.iter().any(|w| w == name);
     if wanted("plugin") {
@@ -408,13 +411,7 @@ fn bench_plugin() -> Result<()> {
 /// with group commit, and 64 clients with one flush per request.
 fn bench_monitor() -> Result<()> {
     build()?;
-    run_command(cargo().args([
-        "build",
-        "--quiet",
-        "--release",
-        "--package",
-        "paygate-bench",
-    ]))?;
+    build_bench()?;
     run_command(Command::new("target/release/paygate-bench").args([
         "monitor",
         "target/release/paygated",
@@ -424,13 +421,7 @@ fn bench_monitor() -> Result<()> {
 
 fn bench_payments() -> Result<()> {
     build()?;
-    run_command(cargo().args([
-        "build",
-        "--quiet",
-        "--release",
-        "--package",
-        "paygate-bench",
-    ]))?;
+    build_bench()?;
     let runs = [
         ("1", "group"),
         ("16", "group"),
@@ -503,6 +494,92 @@ fn bench_payments() -> Result<()> {
 fn bench_store() -> Result<()> {
     println!("{}", run_bench(&["store", "target/bench-store-tmp", "3"])?);
     Ok(())
+}
+
+/// `bench compare <paygated A> <paygated B> [pairs] [clients] [seconds]`: durable payments
+/// through two daemon binaries in alternated runs (A B, then B A, ...), so that the machine's
+/// drift (20–50 % here) falls on both alike; prints every run and each side's medians.
+fn bench_compare(args: &[String]) -> Result<()> {
+    let usage = "usage: cargo xtask bench compare <paygated A> <paygated B> [pairs=4] [clients=64] [seconds=8]";
+    let [a, b, rest @ ..] = args else {
+        return Err(usage.into());
+    };
+    let number = |i: usize, default: u64| -> Result<u64> {
+        rest.get(i).map_or(Ok(default), |v| {
+            v.parse().map_err(|_| format!("{v}: {usage}"))
+        })
+    };
+    let (pairs, clients, seconds) = (number(0, 4)?, number(1, 64)?, number(2, 8)?);
+    if pairs == 0 || clients == 0 || seconds == 0 {
+        return Err(usage.into());
+    }
+    build_bench()?;
+    let keys = [
+        "throughput_per_s",
+        "p99_us",
+        "cpu_us_per_request",
+        "writer_busy",
+        "peak_rss_mib",
+    ];
+    let mut results: [Vec<Vec<f64>>; 2] = [Vec::new(), Vec::new()];
+    for pair in 0..pairs {
+        let order = if pair % 2 == 0 { [0, 1] } else { [1, 0] };
+        for side in order {
+            let binary = if side == 0 { a } else { b };
+            let line = capture(Command::new("target/release/paygate-bench").args([
+                "payments",
+                binary,
+                "config/paygate.toml",
+                &clients.to_string(),
+                &seconds.to_string(),
+                "group",
+            ]))?;
+            println!("{} {line}", ["A", "B"][side]);
+            let values = keys
+                .iter()
+                .map(|k| json_number(&line, k))
+                .collect::<Result<Vec<f64>>>()?;
+            results[side].push(values);
+        }
+    }
+    println!();
+    println!(
+        "| side | payments/s | p99 | CPU/payment | writer busy | peak RSS | (medians of {pairs}) |"
+    );
+    println!("| --- | --- | --- | --- | --- | --- | --- |");
+    for (side, runs) in results.iter().enumerate() {
+        let median = |k: usize| {
+            let mut v: Vec<f64> = runs.iter().map(|r| r[k]).collect();
+            v.sort_by(f64::total_cmp);
+            v[v.len() / 2]
+        };
+        println!(
+            "| {} | {:.0} | {:.1} ms | {:.0} µs | {:.0} % | {:.0} MiB | {} |",
+            ["A", "B"][side],
+            median(0),
+            median(1) / 1000.0,
+            median(2),
+            median(3) * 100.0,
+            median(4),
+            [a, b][side]
+        );
+    }
+    let b_faster = (0..results[0].len())
+        .filter(|&i| results[1][i][0] > results[0][i][0])
+        .count();
+    println!("B made more payments/s than A in {b_faster} of {pairs} pairs");
+    Ok(())
+}
+
+/// Builds `paygate-bench` (release), which the benchmarks run directly.
+fn build_bench() -> Result<()> {
+    run_command(cargo().args([
+        "build",
+        "--quiet",
+        "--release",
+        "--package",
+        "paygate-bench",
+    ]))
 }
 
 /// Runs `command` and returns its stdout (its stderr goes to ours).
