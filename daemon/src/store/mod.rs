@@ -236,6 +236,7 @@ impl Store {
     /// blocking mutex (`txn.rs`), and with two runtime threads, one of them blocked on it is
     /// half the daemon idle; a task waiting here yields its thread to other requests instead.
     /// (Background writers go straight to the writer: they are few and never wait long.)
+    /// Not re-entrant: code holding a turn must not wait for another one.
     pub async fn write_turn(&self) -> tokio::sync::MutexGuard<'_, ()> {
         self.turns.lock().await
     }
