@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use axum::http::StatusCode;
 
+use prometheus::core::{Atomic, GenericCounterVec};
 use prometheus::{
     Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry, TextEncoder,
 };
@@ -52,23 +53,31 @@ fn gauge(registry: &Registry, name: &str, help: &str) -> IntGaugeVec {
     metric
 }
 
-fn counter(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
+/// A registered counter: of whole numbers (`IntCounterVec`) or of seconds (`CounterVec`),
+/// as the field it fills says.
+fn counter<P: Atomic + 'static>(
+    registry: &Registry,
+    name: &str,
+    help: &str,
+    labels: &[&str],
+) -> GenericCounterVec<P> {
     let metric =
-        IntCounterVec::new(Opts::new(name, help), labels).expect("valid metric definition");
+        GenericCounterVec::new(Opts::new(name, help), labels).expect("valid metric definition");
     registry
         .register(Box::new(metric.clone()))
         .expect("metric registered once");
     metric
 }
 
-/// A counter of seconds (a float total, no labels).
-fn seconds_counter(registry: &Registry, name: &str, help: &str) -> prometheus::CounterVec {
-    let metric =
-        prometheus::CounterVec::new(Opts::new(name, help), &[]).expect("valid metric definition");
-    registry
-        .register(Box::new(metric.clone()))
-        .expect("metric registered once");
-    metric
+/// Raises a counter without labels to `total`, a total kept elsewhere (read at scrape time).
+fn catch_up<P: Atomic>(metric: &GenericCounterVec<P>, total: P::T) {
+    let counter = metric.with_label_values::<&str>(&[]);
+    let seen = counter.get();
+    if total > seen {
+        let mut missing = total;
+        missing -= seen;
+        counter.inc_by(missing);
+    }
 }
 
 fn histogram(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> HistogramVec {
@@ -153,16 +162,18 @@ impl Metrics {
                 "Durable writes served by those flushes (waiters / flushes = batch size)",
                 &[],
             ),
-            store_flush_seconds_total: seconds_counter(
+            store_flush_seconds_total: counter(
                 &registry,
                 "paygate_store_flush_seconds_total",
                 "Time spent flushing the store",
+                &[],
             ),
-            store_writer_busy_seconds_total: seconds_counter(
+            store_writer_busy_seconds_total: counter(
                 &registry,
                 "paygate_store_writer_busy_seconds_total",
                 "Time the store's single writer was held (changes computed and applied); \
                  a rate near 1 means writes queue behind each other",
+                &[],
             ),
             store_flush_duration_seconds: histogram(
                 &registry,
@@ -295,24 +306,10 @@ impl Metrics {
         flush_seconds: f64,
         writer_busy_seconds: f64,
     ) {
-        let catch_up = |metric: &IntCounterVec, total: u64| {
-            let counter = metric.with_label_values::<&str>(&[]);
-            let seen = counter.get();
-            if total > seen {
-                counter.inc_by(total - seen);
-            }
-        };
-        let catch_up_seconds = |metric: &prometheus::CounterVec, total: f64| {
-            let counter = metric.with_label_values::<&str>(&[]);
-            let seen = counter.get();
-            if total > seen {
-                counter.inc_by(total - seen);
-            }
-        };
         catch_up(&self.store_flushes_total, flushes);
         catch_up(&self.store_flush_waiters_total, waiters);
-        catch_up_seconds(&self.store_flush_seconds_total, flush_seconds);
-        catch_up_seconds(&self.store_writer_busy_seconds_total, writer_busy_seconds);
+        catch_up(&self.store_flush_seconds_total, flush_seconds);
+        catch_up(&self.store_writer_busy_seconds_total, writer_busy_seconds);
     }
 
     pub fn observe_store_flush(&self, elapsed: Duration) {

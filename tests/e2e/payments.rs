@@ -45,6 +45,23 @@ impl Daemon {
     }
 }
 
+/// The daemon's `/metrics` text.
+async fn metrics_text(daemon: &Daemon) -> String {
+    let response = daemon.client.get(daemon.url("/metrics")).send().await;
+    response.unwrap().text().await.unwrap()
+}
+
+/// Asserts that every line of `want` is a line of `/metrics`.
+async fn assert_metrics(daemon: &Daemon, want: &[&str]) {
+    let metrics = metrics_text(daemon).await;
+    for line in want {
+        assert!(
+            metrics.lines().any(|l| l == *line),
+            "no `{line}` in:\n{metrics}"
+        );
+    }
+}
+
 fn qr(amount: &str) -> Value {
     json!({"merchant_id": "m_demo", "amount": amount, "currency": "CNY", "method": "qr", "provider": "mock"})
 }
@@ -110,6 +127,12 @@ async fn each_decline_code_fails_the_payment_with_402() {
         assert_eq!(body["error"]["payment"]["status"], "failed");
         assert_eq!(body["error"]["payment"]["failure"]["code"], code);
     }
+    // Declines are counted from the payment inside the error.
+    assert_metrics(
+        &daemon,
+        &["paygate_payments_total{method=\"barcode\",provider=\"mock\",status=\"failed\"} 6"],
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -165,25 +188,16 @@ async fn idempotency_rows_of_section_4() {
         .await;
     assert_eq!(list["data"].as_array().unwrap().len(), 2);
     // ... and the metrics saw it all.
-    let metrics = daemon
-        .client
-        .get(daemon.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    for line in [
-        "paygate_idempotency_replays_total 1",
-        "paygate_idempotency_conflicts_total{code=\"idempotency_key_reused\"} 1",
-        "paygate_payments_total{method=\"qr\",provider=\"mock\",status=\"pending\"} 2",
-    ] {
-        assert!(
-            metrics.lines().any(|l| l == line),
-            "no `{line}` in:\n{metrics}"
-        );
-    }
+    assert_metrics(
+        &daemon,
+        &[
+            "paygate_idempotency_replays_total 1",
+            "paygate_idempotency_conflicts_total{code=\"idempotency_key_reused\"} 1",
+            "paygate_payments_total{method=\"qr\",provider=\"mock\",status=\"pending\"} 2",
+        ],
+    )
+    .await;
+    let metrics = metrics_text(&daemon).await;
     let flushes = metrics
         .lines()
         .find_map(|l| l.strip_prefix("paygate_store_flushes_total "))
@@ -486,6 +500,14 @@ async fn a_declined_refund_releases_its_amount() {
         .post_idempotent(&refunds, ERP, Some("d2"), &json!({"amount": "10.00"}))
         .await;
     assert_eq!(status, 201, "the failed refund no longer holds funds: {ok}");
+    assert_metrics(
+        &daemon,
+        &[
+            "paygate_refunds_total{provider=\"mock\",status=\"failed\"} 1",
+            "paygate_refunds_total{provider=\"mock\",status=\"succeeded\"} 1",
+        ],
+    )
+    .await;
 }
 
 #[tokio::test]

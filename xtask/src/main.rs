@@ -433,14 +433,7 @@ fn bench_payments() -> Result<()> {
     ];
     let mut lines = Vec::new();
     for (clients, flush) in runs {
-        let line = capture(Command::new("target/release/paygate-bench").args([
-            "payments",
-            "target/release/paygated",
-            "config/paygate.toml",
-            clients,
-            "10",
-            flush,
-        ]))?;
+        let line = payments_run("target/release/paygated", clients, "10", flush)?;
         println!("{line}");
         lines.push(line);
     }
@@ -525,15 +518,12 @@ fn bench_compare(args: &[String]) -> Result<()> {
     for pair in 0..pairs {
         let order = if pair % 2 == 0 { [0, 1] } else { [1, 0] };
         for side in order {
-            let binary = if side == 0 { a } else { b };
-            let line = capture(Command::new("target/release/paygate-bench").args([
-                "payments",
-                binary,
-                "config/paygate.toml",
+            let line = payments_run(
+                [a, b][side],
                 &clients.to_string(),
                 &seconds.to_string(),
                 "group",
-            ]))?;
+            )?;
             println!("{} {line}", ["A", "B"][side]);
             let values = keys
                 .iter()
@@ -569,6 +559,18 @@ fn bench_compare(args: &[String]) -> Result<()> {
         .count();
     println!("B made more payments/s than A in {b_faster} of {pairs} pairs");
     Ok(())
+}
+
+/// One `paygate-bench payments` run of `paygated` on the default config; its JSON line.
+fn payments_run(paygated: &str, clients: &str, seconds: &str, flush: &str) -> Result<String> {
+    capture(Command::new("target/release/paygate-bench").args([
+        "payments",
+        paygated,
+        "config/paygate.toml",
+        clients,
+        seconds,
+        flush,
+    ]))
 }
 
 /// Builds `paygate-bench` (release), which the benchmarks run directly.

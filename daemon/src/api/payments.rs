@@ -550,7 +550,7 @@ pub async fn create_payment(
     observe_answer(&state, &caller, &answer);
     if let Ok(answer) = &answer
         && !answer.replayed
-        && let Some(payment) = CountedPayment::of(answer)
+        && let Some(payment) = Counted::of(answer)
         && let Some(status) = &payment.status
     {
         // A link payment has no provider until its payer picks one.
@@ -562,24 +562,24 @@ pub async fn create_payment(
     answer.map_err(ApiError::from)
 }
 
-/// The two fields of a payment answer that the metrics count, read from its body without
-/// building the whole JSON tree (this runs on every payment).
+/// The two fields of a payment or refund answer that the metrics count, read from its body
+/// without building the whole JSON tree (this runs on every payment and refund).
 #[derive(Deserialize)]
-struct CountedPayment {
+struct Counted {
     provider: Option<String>,
     status: Option<String>,
 }
 
-impl CountedPayment {
-    /// From a 2xx answer's payment, or a decline's `error.payment`.
-    fn of(answer: &Answer) -> Option<CountedPayment> {
+impl Counted {
+    /// From a 2xx answer's object, or a payment decline's `error.payment`.
+    fn of(answer: &Answer) -> Option<Counted> {
         #[derive(Deserialize)]
         struct Declined {
             error: DeclinedError,
         }
         #[derive(Deserialize)]
         struct DeclinedError {
-            payment: Option<CountedPayment>,
+            payment: Option<Counted>,
         }
         if answer.status < 300 {
             serde_json::from_str(&answer.body).ok()
@@ -809,9 +809,8 @@ pub async fn create_refund(
         && !answer.replayed
     {
         let status = if answer.status < 300 {
-            serde_json::from_str::<serde_json::Value>(&answer.body)
-                .ok()
-                .and_then(|r| r["status"].as_str().map(str::to_owned))
+            Counted::of(answer)
+                .and_then(|refund| refund.status)
                 .unwrap_or_default()
         } else {
             "failed".to_owned()

@@ -538,6 +538,25 @@ impl<'a> Locator<'a> {
             message: message.into(),
         }
     }
+
+    /// `value` lies in `min..=max`, or the error naming `field` at its span.
+    pub fn within<T: PartialOrd + Copy + std::fmt::Display>(
+        &self,
+        value: &Spanned<T>,
+        field: impl Into<String>,
+        min: T,
+        max: T,
+    ) -> Result<(), ConfigError> {
+        let v = *value.get_ref();
+        if (min..=max).contains(&v) {
+            return Ok(());
+        }
+        Err(self.error(
+            value.span(),
+            field,
+            format!("must be between {min} and {max}, got {v}"),
+        ))
+    }
 }
 
 fn line_column(text: &str, offset: usize) -> (usize, usize) {
@@ -863,14 +882,12 @@ impl Config {
                 ));
             }
         }
-        let calls = *host.max_concurrent_calls.get_ref();
-        if calls == 0 || calls > PLUGIN_CONCURRENT_CALLS_MAX {
-            return Err(at.error(
-                host.max_concurrent_calls.span(),
-                "plugin_host.max_concurrent_calls",
-                format!("must be between 1 and {PLUGIN_CONCURRENT_CALLS_MAX}, got {calls}"),
-            ));
-        }
+        at.within(
+            &host.max_concurrent_calls,
+            "plugin_host.max_concurrent_calls",
+            1,
+            PLUGIN_CONCURRENT_CALLS_MAX,
+        )?;
         if let Some(ca) = &host.extra_ca_file
             && !ca.get_ref().is_file()
         {
@@ -954,14 +971,7 @@ impl Config {
                 ),
             ];
             for (value, name, min, max) in bounded {
-                let v = *value.get_ref();
-                if !(min..=max).contains(&v) {
-                    return Err(at.error(
-                        value.span(),
-                        field(name),
-                        format!("must be between {min} and {max}, got {v}"),
-                    ));
-                }
+                at.within(value, field(name), min, max)?;
             }
         }
         Ok(())
@@ -978,15 +988,7 @@ impl StoreConfig {
                 format!("must be at most {GROUP_COMMIT_WINDOW_US_LIMIT} (0.1 s), got {window}"),
             ));
         }
-        let cache = *self.cache_mb.get_ref();
-        if cache == 0 || cache > CACHE_MB_LIMIT {
-            return Err(at.error(
-                self.cache_mb.span(),
-                "store.cache_mb",
-                format!("must be between 1 and {CACHE_MB_LIMIT}, got {cache}"),
-            ));
-        }
-        Ok(())
+        at.within(&self.cache_mb, "store.cache_mb", 1, CACHE_MB_LIMIT)
     }
 }
 
@@ -1002,14 +1004,12 @@ impl ServerConfig {
                 ),
             ));
         }
-        let body = *self.body_bytes_max.get_ref();
-        if body == 0 || body > BODY_BYTES_MAX_LIMIT {
-            return Err(at.error(
-                self.body_bytes_max.span(),
-                "server.body_bytes_max",
-                format!("must be between 1 and {BODY_BYTES_MAX_LIMIT}, got {body}"),
-            ));
-        }
+        at.within(
+            &self.body_bytes_max,
+            "server.body_bytes_max",
+            1,
+            BODY_BYTES_MAX_LIMIT,
+        )?;
         let drain = *self.drain_timeout_ms.get_ref();
         if drain > DRAIN_TIMEOUT_MS_LIMIT {
             return Err(at.error(
