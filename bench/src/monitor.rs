@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use paygate_daemon::config::MonitorConfig;
 use paygate_daemon::monitor::Input;
 use paygate_daemon::monitor::rules::Rules;
-use paygate_daemon::store::records::EventRecord;
+use paygate_daemon::store::records::{EventRecord, Snapshot};
 
 const THROUGHPUT_EVENTS: usize = 500_000;
 const LATENCY_SAMPLES: usize = 300;
@@ -39,7 +39,7 @@ fn throughput() {
                 created_at_ms: 0,
                 object_id: format!("pay_{i}"),
                 data: serde_json::json!({"status": "pending"}),
-                object: Some(serde_json::json!({
+                object: Some(Snapshot::of(&serde_json::json!({
                     "merchant_id": format!("m_{}", i % 50),
                     "terminal_id": format!("T-{}", i % 2_000),
                     "amount_minor": 500 + (i * 7919) % 20_000,
@@ -47,7 +47,7 @@ fn throughput() {
                     "payer": format!("payer_{}", i % 5_000),
                     "api_key_id": "key_pos",
                     "created_at_ms": 0,
-                })),
+                }))),
             }))
         })
         .collect();

@@ -24,32 +24,32 @@ struct WebhookBody<'a> {
 pub fn webhook_body(event: &EventRecord) -> Result<String, String> {
     let object = event
         .object
-        .clone()
+        .as_ref()
         .ok_or_else(|| format!("event {} carries no object", event.id))?;
     let unreadable = |e: serde_json::Error| format!("event {}: {e}", event.id);
     let data = match event.kind.split('.').next() {
         Some("payment") => {
-            let record: PaymentRecord = serde_json::from_value(object).map_err(unreadable)?;
+            let record: PaymentRecord = object.read().map_err(unreadable)?;
             serde_json::to_value(PaymentObject::from(&record)).map_err(unreadable)?
         }
         Some("refund") => {
-            let record: RefundRecord = serde_json::from_value(object).map_err(unreadable)?;
+            let record: RefundRecord = object.read().map_err(unreadable)?;
             serde_json::to_value(RefundObject::from(&record)).map_err(unreadable)?
         }
         Some("merchant") => {
-            let record: ActivationRecord = serde_json::from_value(object).map_err(unreadable)?;
+            let record: ActivationRecord = object.read().map_err(unreadable)?;
             serde_json::to_value(ActivationObject::from(&record)).map_err(unreadable)?
         }
         Some("bank_account") => {
-            let record: BankAccountRecord = serde_json::from_value(object).map_err(unreadable)?;
+            let record: BankAccountRecord = object.read().map_err(unreadable)?;
             serde_json::to_value(BankAccountObject::from(&record)).map_err(unreadable)?
         }
         Some("alert") => {
-            let record: AlertRecord = serde_json::from_value(object).map_err(unreadable)?;
+            let record: AlertRecord = object.read().map_err(unreadable)?;
             serde_json::to_value(AlertObject::from(&record)).map_err(unreadable)?
         }
         // Later kinds (activations, bank accounts, alerts) carry their API object already.
-        _ => object,
+        _ => object.read().map_err(unreadable)?,
     };
     serde_json::to_string(&WebhookBody {
         id: &event.id,

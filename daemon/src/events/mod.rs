@@ -81,11 +81,9 @@ pub fn spawn_event_metrics(bus: &EventBus, metrics: Arc<crate::metrics::Metrics>
             }
             match received {
                 Ok(event) if event.kind == "payment.succeeded" => {
-                    let object = event.object.as_ref();
-                    let minor = object.and_then(|o| o["amount_minor"].as_i64());
-                    let currency = object.and_then(|o| o["currency"].as_str());
-                    if let (Some(minor), Some(currency)) = (minor, currency) {
-                        metrics.add_payment_volume(currency, minor);
+                    let fields = event.fields();
+                    if let (Some(minor), Some(currency)) = (fields.amount_minor, fields.currency) {
+                        metrics.add_payment_volume(&currency, minor);
                     }
                 }
                 Ok(_) => {}

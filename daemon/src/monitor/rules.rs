@@ -192,15 +192,11 @@ impl Rules {
         opening_hours: &dyn Fn(&str) -> Option<OpeningHours>,
         found: &mut Vec<Finding>,
     ) {
-        let object = event.object.as_ref().unwrap_or(&Value::Null);
-        let text = |name: &str| object.get(name).and_then(Value::as_str).map(str::to_owned);
-        let merchant = text("merchant_id").unwrap_or_default();
-        let terminal = text("terminal_id");
-        let currency = text("currency").unwrap_or_default();
-        let minor = object
-            .get("amount_minor")
-            .and_then(Value::as_i64)
-            .unwrap_or(0);
+        let fields = event.fields();
+        let merchant = fields.merchant_id.unwrap_or_default();
+        let terminal = fields.terminal_id;
+        let currency = fields.currency.unwrap_or_default();
+        let minor = fields.amount_minor.unwrap_or(0);
         let amount = major(minor, &currency);
         let terminal_key = terminal.as_ref().map(|t| format!("{merchant}\0{t}"));
         let terminal_subject = || AlertSubject {
@@ -264,10 +260,7 @@ impl Rules {
                 if self.on("off_hours")
                     && let Some(hours) = opening_hours(&merchant)
                 {
-                    let at = object
-                        .get("created_at_ms")
-                        .and_then(Value::as_i64)
-                        .unwrap_or(now_ms);
+                    let at = fields.created_at_ms.unwrap_or(now_ms);
                     if !hours.is_open(at) {
                         found.push(Finding {
                             rule: "off_hours",
@@ -283,7 +276,7 @@ impl Rules {
                 }
             }
             "payment.failed" => {
-                let payer = text("payer");
+                let payer = fields.payer;
                 if self.on("decline_burst") {
                     let mut subjects = Vec::new();
                     if let Some(key) = &terminal_key {
@@ -332,7 +325,7 @@ impl Rules {
             "refund.created" if self.on("refund_burst") => {
                 let window_s = self.settings["refund_burst"].window_s;
                 let mut subjects = Vec::new();
-                if let Some(key) = text("api_key_id") {
+                if let Some(key) = fields.api_key_id {
                     let count = self.refunds_by_key.add(key.clone(), now_ms, 1);
                     let subject = AlertSubject {
                         merchant_id: Some(merchant.clone()),
@@ -395,7 +388,7 @@ impl Rules {
                     subject: AlertSubject {
                         merchant_id: Some(merchant.clone()),
                         terminal_id: terminal.clone(),
-                        provider: text("provider"),
+                        provider: fields.provider,
                         ..AlertSubject::default()
                     },
                     summary: format!(
@@ -470,6 +463,7 @@ mod tests {
     use std::sync::Arc;
 
     use super::*;
+    use crate::store::records::Snapshot;
 
     fn config(toml_text: &str) -> MonitorConfig {
         toml::from_str(toml_text).unwrap()
@@ -488,11 +482,11 @@ mod tests {
             created_at_ms: 0,
             object_id: id.into(),
             data: json!({"status": "x"}),
-            object: Some(
-                json!({"merchant_id": "m_a", "terminal_id": terminal, "amount_minor": minor,
+            object: Some(Snapshot::of(
+                &json!({"merchant_id": "m_a", "terminal_id": terminal, "amount_minor": minor,
                                 "currency": "CNY", "payer": payer, "provider": "mock",
                                 "api_key_id": "key_pos", "created_at_ms": 1_000}),
-            ),
+            )),
         }))
     }
 

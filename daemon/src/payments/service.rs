@@ -207,7 +207,10 @@ fn event(kind: &str, object_id: &str, data: serde_json::Value) -> EventRecord {
 }
 
 /// The merchant's providers that are loaded and able to take `method` in `currency`.
-fn usable_providers(state: &AppState, merchant_id: &str) -> Vec<(String, wit::ProviderInfo)> {
+fn usable_providers(
+    state: &AppState,
+    merchant_id: &str,
+) -> Vec<(String, std::sync::Arc<wit::ProviderInfo>)> {
     let Some(merchant) = state.merchants.get(merchant_id) else {
         return Vec::new();
     };

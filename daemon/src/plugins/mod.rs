@@ -480,12 +480,12 @@ impl PluginHost {
     }
 
     /// What provider `name` declared, if a loaded plugin serves it.
-    pub fn provider(&self, name: &str) -> Option<ProviderInfo> {
+    pub fn provider(&self, name: &str) -> Option<Arc<ProviderInfo>> {
         self.current
             .load()
             .providers
             .get(name)
-            .map(|(_, info)| info.clone())
+            .map(|(_, info)| Arc::clone(info))
     }
 
     /// The `merchant` record for a call: the plugin's settings overlaid with the merchant's.

@@ -48,7 +48,7 @@ impl LoadedPlugin {
 pub struct PluginSet {
     pub plugins: Vec<Arc<LoadedPlugin>>,
     /// Provider name -> the plugin serving it and what it declared.
-    pub providers: BTreeMap<String, (Arc<LoadedPlugin>, ProviderInfo)>,
+    pub providers: BTreeMap<String, (Arc<LoadedPlugin>, Arc<ProviderInfo>)>,
 }
 
 impl PluginSet {
@@ -61,9 +61,10 @@ impl PluginSet {
                 .get()
                 .expect("plugins are indexed after their info call");
             for provider in &info.providers {
-                if let Some((other, _)) =
-                    providers.insert(provider.name.clone(), (plugin.clone(), provider.clone()))
-                {
+                if let Some((other, _)) = providers.insert(
+                    provider.name.clone(),
+                    (plugin.clone(), Arc::new(provider.clone())),
+                ) {
                     return Err(format!(
                         "plugins {} and {} both serve provider {}",
                         other.name, plugin.name, provider.name

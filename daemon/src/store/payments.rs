@@ -115,7 +115,7 @@ pub(super) fn append_events<T: serde::Serialize>(
     new_events: &[EventRecord],
     object: &T,
 ) -> TxResult<Vec<EventRecord>> {
-    let snapshot = serde_json::to_value(object).expect("records always serialize");
+    let snapshot = Snapshot::of(object);
     let mut appended = Vec::with_capacity(new_events.len());
     for event in new_events {
         let mut event = event.clone();

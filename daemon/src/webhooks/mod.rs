@@ -162,8 +162,9 @@ impl Dispatcher {
                     continue;
                 }
             };
+            let merchant_id = event.fields().merchant_id;
             for (index, endpoint) in self.endpoints.iter().enumerate() {
-                if !endpoint.config.wants(&event.kind, event.merchant_id()) {
+                if !endpoint.config.wants(&event.kind, merchant_id.as_deref()) {
                     continue;
                 }
                 let delivery =
