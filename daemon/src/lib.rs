@@ -13,7 +13,6 @@ pub mod events;
 pub mod fuzzing;
 pub mod ids;
 pub mod logging;
-pub mod memory;
 pub mod merchants;
 pub mod metrics;
 pub mod money;

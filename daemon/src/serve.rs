@@ -17,9 +17,7 @@ use crate::server::{self, Drain, Listeners};
 use crate::store::Store;
 
 pub fn run(args: ServeArgs) -> ExitCode {
-    let rss_kept_low = crate::memory::keep_rss_low();
     crate::logging::init(args.log_format);
-    tracing::debug!(rss_kept_low, "allocator thresholds fixed");
     let config = match load_config(&args) {
         Ok(config) => config,
         Err(message) => {
