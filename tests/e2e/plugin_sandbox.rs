@@ -441,6 +441,14 @@ async fn every_call_gets_a_fresh_instance() {
             "state leaked between calls"
         );
     }
+    // A call that wrote far more memory than a freed slot resets in place (the rest is
+    // decommitted) leaves nothing behind either.
+    let bomb = hostile(&host, "m_a", "memory-bomb").await;
+    assert!(bomb.is_err(), "{bomb:?}");
+    for _ in 0..3 {
+        let result = hostile(&host, "m_a", "state").await.unwrap().unwrap();
+        assert_eq!(result.qr_code.as_deref(), Some("calls=1"));
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
