@@ -69,12 +69,12 @@ pub fn new_engine(max_concurrent_calls: u32) -> wasmtime::Result<Engine> {
     Ok(engine)
 }
 
-/// Advances the engine's epoch every tick until the engine is dropped.
 /// Whether freed slots are reset in place: the kernel offers `PAGEMAP_SCAN`.
 pub fn reset_in_place() -> bool {
     PoolingAllocationConfig::is_pagemap_scan_available()
 }
 
+/// Advances the engine's epoch every tick until the engine is dropped.
 fn start_epoch_ticker(engine: &Engine) {
     let weak = engine.weak();
     std::thread::Builder::new()
