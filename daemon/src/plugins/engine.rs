@@ -45,11 +45,16 @@ pub fn new_engine(max_concurrent_calls: u32) -> wasmtime::Result<Engine> {
     // madvise a TLB flush on the other core: ~15 % of a durable payment's CPU. Resetting the
     // written pages in place made payments ~25 % cheaper (BENCHMARKS.md, eighth run). Without
     // the scan, keeping pages resident would mean a memset of the whole range per call.
-    if reset_in_place() {
+    let reset_in_place = PoolingAllocationConfig::is_pagemap_scan_available();
+    if reset_in_place {
         pool.pagemap_scan(Enabled::Yes)
             .linear_memory_keep_resident(RESET_IN_PLACE_BYTES)
             .table_keep_resident(RESET_IN_PLACE_BYTES);
     }
+    tracing::debug!(
+        reset_in_place,
+        "plugin slots: written pages reset in place (PAGEMAP_SCAN), or decommitted"
+    );
 
     let mut config = Config::new();
     config
@@ -67,11 +72,6 @@ pub fn new_engine(max_concurrent_calls: u32) -> wasmtime::Result<Engine> {
     let engine = Engine::new(&config)?;
     start_epoch_ticker(&engine);
     Ok(engine)
-}
-
-/// Whether freed slots are reset in place: the kernel offers `PAGEMAP_SCAN`.
-pub fn reset_in_place() -> bool {
-    PoolingAllocationConfig::is_pagemap_scan_available()
 }
 
 /// Advances the engine's epoch every tick until the engine is dropped.

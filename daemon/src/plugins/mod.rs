@@ -279,10 +279,6 @@ impl PluginHost {
                 format!("cannot set up the plugin engine: {e:#}"),
             )
         })?;
-        tracing::debug!(
-            reset_in_place = engine::reset_in_place(),
-            "plugin engine ready (freed slots reset in place with PAGEMAP_SCAN, or decommitted)"
-        );
         let keys = Arc::new(KeyStore::load(config)?);
         let extra_roots = match &config.plugin_host.extra_ca_file {
             None => Vec::new(),
