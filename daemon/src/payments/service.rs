@@ -651,8 +651,10 @@ pub async fn create_payment(
         let _turn = state.store.write_turn().await;
         state.store.begin_payment(&claim, &record, &created)?
     };
-    let payment_id = match begun {
-        Begin::Created => record.id.clone(),
+    // A new payment is driven from the record just written (nothing else knows its id
+    // yet); a resumed one is read again after the flush.
+    let (payment_id, written) = match begun {
+        Begin::Created => (record.id.clone(), Some(record)),
         Begin::Replay { status, body } => {
             return Ok(Answer {
                 status,
@@ -667,14 +669,20 @@ pub async fn create_payment(
                 payment_id,
             });
         }
-        Begin::Resume { object_id } => object_id,
+        Begin::Resume { object_id } => (object_id, None),
         other => {
             return Err(StoreError::Corrupt(format!("unexpected claim outcome {other:?}")).into());
         }
     };
     // The recovery point: nothing reaches the provider before this is on disk.
     state.store.durable().await?;
-    let answer = drive_payment(state, &payment_id, &claim, render).await;
+    let payment = match written {
+        Some(payment) => payment,
+        None => state.store.payment(&payment_id)?.ok_or_else(|| {
+            StoreError::Corrupt(format!("claimed payment {payment_id} is missing"))
+        })?,
+    };
+    let answer = drive_payment(state, payment, &claim, render).await;
     state.store.durable().await?;
     answer
 }
@@ -683,14 +691,10 @@ pub async fn create_payment(
 /// finishes the idempotency key with the outcome.
 async fn drive_payment(
     state: &AppState,
-    payment_id: &str,
+    payment: PaymentRecord,
     claim: &Claim,
     render: RenderPayment<'_>,
 ) -> Result<Answer, PaymentError> {
-    let payment = state
-        .store
-        .payment(payment_id)?
-        .ok_or_else(|| StoreError::Corrupt(format!("claimed payment {payment_id} is missing")))?;
     // A link payment waits for the payer to pick a wallet on its page: nothing to ask yet.
     let payment = if payment.method == Method::Link.as_str() {
         payment
