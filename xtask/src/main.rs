@@ -407,8 +407,7 @@ fn bench_plugin() -> Result<()> {
     Ok(())
 }
 
-/// Durable payment creation through the mock plugin over loopback: 1, 16 and 64 clients
-/// with group commit, and 64 clients with one flush per request.
+/// The anomaly monitor's figures (`paygate-bench monitor`) against the release daemon.
 fn bench_monitor() -> Result<()> {
     build()?;
     build_bench()?;
@@ -419,6 +418,9 @@ fn bench_monitor() -> Result<()> {
     ]))
 }
 
+/// Durable payment creation through the mock plugin over loopback: 1, 16, 64 and 256
+/// clients with group commit; at 64, one flush per request, group commit with fdatasync,
+/// and the bare-axum baseline (the ratio).
 fn bench_payments() -> Result<()> {
     build()?;
     build_bench()?;

@@ -3,7 +3,7 @@
 //! state change, so that the webhook for it cannot be lost.
 
 use super::payments::{TxResult, append_events, encode, keys_of};
-use super::records::{AlertRecord, BlockRecord, EventRecord};
+use super::records::{AlertRecord, BlockRecord, EventRecord, Snapshot};
 use super::{Store, StoreError};
 
 impl Store {
@@ -20,7 +20,8 @@ impl Store {
             .transact(
                 [&t.alerts, &t.blocks, &t.events, &t.outbox],
                 |[alerts, blocks, events, outbox]| -> TxResult<Vec<EventRecord>> {
-                    alerts.insert(alert.id.as_bytes(), encode(alert))?;
+                    let snapshot = Snapshot::of(alert);
+                    alerts.insert(alert.id.as_bytes(), snapshot.json().as_bytes())?;
                     if let Some(block) = block {
                         blocks.insert(block.id.as_bytes(), encode(block))?;
                     }
@@ -28,7 +29,7 @@ impl Store {
                         events,
                         outbox_on.then_some(outbox),
                         std::slice::from_ref(event),
-                        alert,
+                        &snapshot,
                     )
                 },
             )

@@ -4,7 +4,7 @@
 
 use super::payments::{TxResult, append_events, encode};
 use super::records::{
-    ActivationRecord, AuditRecord, BankAccountRecord, EventRecord, MerchantRecord,
+    ActivationRecord, AuditRecord, BankAccountRecord, EventRecord, MerchantRecord, Snapshot,
 };
 use super::{Store, StoreError};
 
@@ -94,17 +94,16 @@ impl Store {
                     )?;
                     match change.event {
                         Some(event) => {
-                            let object = match (change.activation, change.bank_account) {
-                                (Some(a), _) => serde_json::to_value(a),
-                                (None, Some(b)) => serde_json::to_value(b),
-                                (None, None) => serde_json::to_value(change.merchant),
-                            }
-                            .expect("records serialize");
+                            let snapshot = match (change.activation, change.bank_account) {
+                                (Some(a), _) => Snapshot::of(a),
+                                (None, Some(b)) => Snapshot::of(b),
+                                (None, None) => Snapshot::of(&change.merchant),
+                            };
                             append_events(
                                 events,
                                 outbox_on.then_some(outbox),
                                 std::slice::from_ref(event),
-                                &object,
+                                &snapshot,
                             )
                         }
                         None => Ok(Vec::new()),

@@ -107,15 +107,15 @@ fn decode<T: serde::de::DeserializeOwned>(bytes: &[u8], what: &str) -> TxResult<
     serde_json::from_slice(bytes).map_err(|e| StoreError::Corrupt(format!("{what}: {e}")))
 }
 
-/// Appends `new_events` (with `object`, the changed record, as their snapshot) to the event
+/// Appends `new_events` (with `snapshot`, the changed record, as their object) to the event
 /// log and, for the webhook kinds, to the outbox; returns them for publishing after commit.
-pub(super) fn append_events<T: serde::Serialize>(
+/// Callers that store the record too store the snapshot's text: one serialization for both.
+pub(super) fn append_events(
     events: &TxTree<'_>,
     outbox: Option<&TxTree<'_>>,
     new_events: &[EventRecord],
-    object: &T,
+    snapshot: &Snapshot,
 ) -> TxResult<Vec<EventRecord>> {
-    let snapshot = Snapshot::of(object);
     let mut appended = Vec::with_capacity(new_events.len());
     for event in new_events {
         let mut event = event.clone();
@@ -232,14 +232,15 @@ impl Store {
                         claim.store_key(),
                         claim_record(claim, &payment.id, payment.created_at_ms),
                     )?;
-                    payments.insert(payment.id.as_bytes(), encode(payment))?;
+                    let snapshot = Snapshot::of(payment);
+                    payments.insert(payment.id.as_bytes(), snapshot.json().as_bytes())?;
                     by_merchant.insert(compound(&payment.merchant_id, &payment.id), &[][..])?;
                     pending.insert(payment.id.as_bytes(), &[][..])?;
                     let appended = append_events(
                         events,
                         self.outbox_on().then_some(outbox),
                         std::slice::from_ref(event),
-                        payment,
+                        &snapshot,
                     )?;
                     Ok((Begin::Created, appended))
                 },
@@ -301,14 +302,15 @@ impl Store {
                         claim.store_key(),
                         claim_record(claim, &refund.id, refund.created_at_ms),
                     )?;
-                    refunds.insert(refund.id.as_bytes(), encode(refund))?;
+                    let snapshot = Snapshot::of(refund);
+                    refunds.insert(refund.id.as_bytes(), snapshot.json().as_bytes())?;
                     refunds_by_payment.insert(compound(&refund.payment_id, &refund.id), &[][..])?;
                     pending_refunds.insert(refund.id.as_bytes(), &[][..])?;
                     let appended = append_events(
                         events,
                         self.outbox_on().then_some(outbox),
                         std::slice::from_ref(event),
-                        refund,
+                        &snapshot,
                     )?;
                     Ok((Begin::Created, appended))
                 },
@@ -340,7 +342,8 @@ impl Store {
                     let Some(new_events) = change(&mut payment) else {
                         return Ok((Some(payment), Vec::new()));
                     };
-                    payments.insert(payment_id.as_bytes(), encode(&payment))?;
+                    let snapshot = Snapshot::of(&payment);
+                    payments.insert(payment_id.as_bytes(), snapshot.json().as_bytes())?;
                     if payment.status.is_terminal() {
                         pending.remove(payment_id.as_bytes())?;
                     }
@@ -348,7 +351,7 @@ impl Store {
                         events,
                         self.outbox_on().then_some(outbox),
                         &new_events,
-                        &payment,
+                        &snapshot,
                     )?;
                     Ok((Some(payment), appended))
                 },
@@ -393,7 +396,8 @@ impl Store {
                     };
                     assert!(payment.refunded_minor <= payment.refund_reserved_minor);
                     assert!(payment.refund_reserved_minor <= payment.amount_minor);
-                    refunds.insert(refund_id.as_bytes(), encode(&refund))?;
+                    let snapshot = Snapshot::of(&refund);
+                    refunds.insert(refund_id.as_bytes(), snapshot.json().as_bytes())?;
                     payments.insert(payment.id.as_bytes(), encode(&payment))?;
                     if refund.status.is_terminal() {
                         pending_refunds.remove(refund_id.as_bytes())?;
@@ -402,7 +406,7 @@ impl Store {
                         events,
                         self.outbox_on().then_some(outbox),
                         &new_events,
-                        &refund,
+                        &snapshot,
                     )?;
                     Ok((Some(refund), appended))
                 },
