@@ -7,6 +7,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use crate::procfs;
+
 /// Runs the daemon with `config` (flush mode `flush`) and drives it for `seconds`.
 pub fn payments(paygated: &Path, config: &Path, clients: usize, seconds: u64, flush: &str) {
     let dir = std::env::temp_dir().join(format!("paygate-bench-{}", std::process::id()));
@@ -62,26 +64,21 @@ pub fn payments(paygated: &Path, config: &Path, clients: usize, seconds: u64, fl
         .enable_all()
         .build()
         .expect("runtime");
-    let cpu_before = cpu_seconds(pid);
+    let proc_dir = format!("/proc/{pid}");
+    let cpu_before = procfs::cpu_seconds(&proc_dir);
     let (mut samples, errors, total) =
         runtime.block_on(drive(&base, clients, Duration::from_secs(seconds)));
     // The server's own CPU time per answer: steadier than throughput on a shared 2-core
     // machine, where the load generator and the server take turns.
-    let cpu_us_per_request = (cpu_seconds(pid) - cpu_before) * 1e6 / total.max(1) as f64;
+    let cpu_us_per_request =
+        (procfs::cpu_seconds(&proc_dir) - cpu_before) * 1e6 / total.max(1) as f64;
     // The group commit's own counters: how many flushes served how many waits.
     let (flushes, waiters, writer_busy) = if flush == "baseline" {
         (0.0, 0.0, 0.0)
     } else {
         runtime.block_on(store_counters(&base))
     };
-    let rss_kib = std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmHWM:"))
-                .and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
-        })
-        .unwrap_or(0);
+    let rss_kib = procfs::field(&proc_dir, "status", "VmHWM:");
     let _ = child.kill();
     let _ = child.wait();
     let _ = std::fs::remove_dir_all(&dir);
@@ -104,27 +101,6 @@ pub fn payments(paygated: &Path, config: &Path, clients: usize, seconds: u64, fl
         },
         writer_busy / seconds as f64,
     );
-}
-
-/// User + system CPU seconds of process `pid` so far (0 if unreadable).
-fn cpu_seconds(pid: u32) -> f64 {
-    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
-        return 0.0;
-    };
-    // Fields after the command name (which may hold spaces, hence the last ')'): utime and
-    // stime are the 12th and 13th, in clock ticks (100 per second on Linux).
-    let fields: Vec<&str> = stat
-        .rsplit_once(')')
-        .map_or("", |(_, rest)| rest)
-        .split_whitespace()
-        .collect();
-    let ticks = |i: usize| {
-        fields
-            .get(i)
-            .and_then(|f| f.parse::<f64>().ok())
-            .unwrap_or(0.0)
-    };
-    (ticks(11) + ticks(12)) / 100.0
 }
 
 /// `paygate_store_flushes_total`, `paygate_store_flush_waiters_total` and

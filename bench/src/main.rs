@@ -16,6 +16,7 @@
 mod baseline;
 mod load;
 mod monitor;
+mod procfs;
 mod sled_lock;
 mod store;
 

@@ -9,7 +9,8 @@
 //!   schemathesis against the running daemon's `/openapi.json` (a local venv in `target/`).
 //! - `cargo xtask gauntlet [kills]`: the crash loop (default 20 kills) and the store
 //!   verification; the test suite runs a 3-kill version.
-//! - `cargo xtask bench [plugin | payments | monitor | store | sled-lock]`: the benchmarks; results go to stdout (and by hand into
+//! - `cargo xtask bench [plugin | payments | monitor | store | sled-lock | stores]`: the
+//!   benchmarks (`stores` only when named); results go to stdout (and by hand into
 //!   BENCHMARKS.md).
 //! - `cargo xtask fuzz [seconds-per-target] [target...]`: the cargo-fuzz targets in `fuzz/`
 //!   (default 60 s each, all of them), installing cargo-fuzz if missing; fails on a crash
@@ -342,6 +343,24 @@ fn bench(which: &[String]) -> Result<()> {
     if wanted("sled-lock") {
         // Why durable payments top out: sled's global lock, flushes against transactions.
         println!("{}", run_bench(&["sled-lock"])?);
+    }
+    // Only when named: it builds two storage engines paygate does not use.
+    if which.iter().any(|w| w == "stores") {
+        bench_stores()?;
+    }
+    Ok(())
+}
+
+/// A payment's store writes on sled 0.34 (as paygated makes them) against fjall and redb,
+/// which commit several keys atomically (`bench/stores/`, a separate workspace).
+fn bench_stores() -> Result<()> {
+    let manifest = "bench/stores/Cargo.toml";
+    run_command(cargo().args(["build", "--quiet", "--release", "--manifest-path", manifest]))?;
+    for engine in ["sled", "fjall", "redb"] {
+        run_command(
+            Command::new("bench/stores/target/release/paygate-bench-stores")
+                .args([engine, "200000", "20"]),
+        )?;
     }
     Ok(())
 }
