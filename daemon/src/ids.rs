@@ -52,24 +52,20 @@ fn push_base62(out: &mut String, mut value: u128, width: usize) {
 
 /// 128 bits from the OS random source, taken from a per-thread buffer that is refilled
 /// every 16 draws: one `getrandom` call per id cost ~1.5 % of a payment's CPU
-/// (BENCHMARKS.md, ninth run). The bytes are the OS's own, used once each.
+/// (BENCHMARKS.md, ninth run). Each draw is used once.
 fn random_u128() -> u128 {
     const DRAWS: usize = 16;
     thread_local! {
-        static POOL: std::cell::RefCell<([u8; 16 * DRAWS], usize)> =
-            const { std::cell::RefCell::new(([0; 16 * DRAWS], DRAWS)) };
+        static POOL: std::cell::RefCell<([[u8; 16]; DRAWS], usize)> =
+            const { std::cell::RefCell::new(([[0; 16]; DRAWS], DRAWS)) };
     }
-    POOL.with_borrow_mut(|(bytes, used)| {
+    POOL.with_borrow_mut(|(draws, used)| {
         if *used == DRAWS {
-            fill_random(bytes);
+            fill_random(draws.as_flattened_mut());
             *used = 0;
         }
-        let mut draw = [0u8; 16];
-        draw.copy_from_slice(&bytes[*used * 16..][..16]);
-        // Never hand out the same bytes twice.
-        bytes[*used * 16..][..16].fill(0);
         *used += 1;
-        u128::from_le_bytes(draw)
+        u128::from_le_bytes(draws[*used - 1])
     })
 }
 
