@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use crate::procfs;
+use crate::measure;
 
 /// Runs the daemon with `config` (flush mode `flush`) and drives it for `seconds`.
 pub fn payments(paygated: &Path, config: &Path, clients: usize, seconds: u64, flush: &str) {
@@ -39,25 +39,25 @@ pub fn payments(paygated: &Path, config: &Path, clients: usize, seconds: u64, fl
             .arg(dir.join("data"));
         command
     };
-    let spawned = Instant::now();
-    let mut child = command
+    command
         .env("RUST_LOG", "warn")
         .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("the server starts");
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().expect("stdout"))
-        .read_line(&mut line)
-        .expect("the listening line");
-    let startup_ms = spawned.elapsed().as_secs_f64() * 1000.0;
-    let base = line
-        .trim()
-        .split(" listening on ")
-        .nth(1)
-        .and_then(|rest| rest.split_whitespace().next())
-        .expect("a listening URL")
-        .to_owned();
+        .stderr(Stdio::null());
+    // The fresh data dir holds no compiled plugins yet: the first start compiles and caches
+    // them (cold), and the run is on a second start (warm). The baseline has no plugins.
+    let cold = Instant::now();
+    let mut child = command.spawn().expect("the server starts");
+    let mut base = listening_url(&mut child);
+    let cold_startup_ms = cold.elapsed().as_secs_f64() * 1000.0;
+    let mut startup_ms = cold_startup_ms;
+    if flush != "baseline" {
+        let _ = child.kill();
+        let _ = child.wait();
+        let warm = Instant::now();
+        child = command.spawn().expect("the server starts again");
+        base = listening_url(&mut child);
+        startup_ms = warm.elapsed().as_secs_f64() * 1000.0;
+    }
     let pid = child.id();
 
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -65,28 +65,34 @@ pub fn payments(paygated: &Path, config: &Path, clients: usize, seconds: u64, fl
         .build()
         .expect("runtime");
     let proc_dir = format!("/proc/{pid}");
-    let cpu_before = procfs::cpu_seconds(&proc_dir);
+    let cpu_before = measure::cpu_seconds(&proc_dir);
     let (mut samples, errors, total) =
         runtime.block_on(drive(&base, clients, Duration::from_secs(seconds)));
     // The server's own CPU time per answer: steadier than throughput on a shared 2-core
     // machine, where the load generator and the server take turns.
     let cpu_us_per_request =
-        (procfs::cpu_seconds(&proc_dir) - cpu_before) * 1e6 / total.max(1) as f64;
+        (measure::cpu_seconds(&proc_dir) - cpu_before) * 1e6 / total.max(1) as f64;
     // The group commit's own counters: how many flushes served how many waits.
     let (flushes, waiters, writer_busy) = if flush == "baseline" {
         (0.0, 0.0, 0.0)
     } else {
         runtime.block_on(store_counters(&base))
     };
-    let rss_kib = procfs::field(&proc_dir, "status", "VmHWM:");
+    let rss_kib = measure::field(&proc_dir, "status", "VmHWM:");
+    // SIGKILL: the run ends in a crash, as the gauntlet's do.
     let _ = child.kill();
     let _ = child.wait();
+    let after_kill = if flush == "baseline" {
+        AfterKill::default()
+    } else {
+        runtime.block_on(restart(&mut command, &dir.join("data")))
+    };
     let _ = std::fs::remove_dir_all(&dir);
     samples.sort();
     let us = |d: Duration| d.as_secs_f64() * 1e6;
     let at = |q: f64| us(samples[((samples.len() as f64 - 1.0) * q).round() as usize]);
     println!(
-        "{{\"name\":\"durable_payments\",\"flush\":\"{flush}\",\"clients\":{clients},\"seconds\":{seconds},\"ok\":{},\"errors\":{errors},\"throughput_per_s\":{:.0},\"p50_us\":{:.0},\"p99_us\":{:.0},\"max_us\":{:.0},\"peak_rss_mib\":{:.1},\"startup_ms\":{startup_ms:.0},\"flushes_per_s\":{:.0},\"waiters_per_flush\":{:.1},\"writer_busy\":{:.2},\"cpu_us_per_request\":{cpu_us_per_request:.0}}}",
+        "{{\"name\":\"durable_payments\",\"flush\":\"{flush}\",\"clients\":{clients},\"seconds\":{seconds},\"ok\":{},\"errors\":{errors},\"throughput_per_s\":{:.0},\"p50_us\":{:.0},\"p99_us\":{:.0},\"max_us\":{:.0},\"peak_rss_mib\":{:.1},\"cold_startup_ms\":{cold_startup_ms:.0},\"startup_ms\":{startup_ms:.0},\"flushes_per_s\":{:.0},\"waiters_per_flush\":{:.1},\"writer_busy\":{:.2},\"cpu_us_per_request\":{cpu_us_per_request:.0},\"data_mib\":{:.0},\"restart_ms\":{:.0},\"restart_rss_mib\":{:.1}}}",
         samples.len(),
         total as f64 / seconds as f64,
         at(0.5),
@@ -100,7 +106,67 @@ pub fn payments(paygated: &Path, config: &Path, clients: usize, seconds: u64, fl
             0.0
         },
         writer_busy / seconds as f64,
+        after_kill.data_bytes as f64 / (1024.0 * 1024.0),
+        after_kill.restart.as_secs_f64() * 1000.0,
+        after_kill.rss_kib as f64 / 1024.0,
     );
+}
+
+/// What a crash at the end of a run leaves: the data directory, and how long the daemon
+/// takes to serve again on it (recovery included) and how much memory it holds then.
+#[derive(Default)]
+struct AfterKill {
+    data_bytes: u64,
+    restart: Duration,
+    rss_kib: u64,
+}
+
+/// Starts the daemon again on the killed run's data, until its first list answer names a
+/// payment; then kills it again.
+async fn restart(command: &mut Command, data: &Path) -> AfterKill {
+    let data_bytes = measure::dir_bytes(data);
+    let spawned = Instant::now();
+    let mut child = command.spawn().expect("the server starts again");
+    let base = listening_url(&mut child);
+    let listed = reqwest::Client::new()
+        .get(format!("{base}/v1/payments?merchant_id=m_demo&limit=1"))
+        .bearer_auth("pg_demo_erp")
+        .send()
+        .await
+        .expect("a list answer after the restart")
+        .json::<serde_json::Value>()
+        .await
+        .expect("a JSON list");
+    let restart = spawned.elapsed();
+    assert!(
+        listed["data"][0]["id"]
+            .as_str()
+            .is_some_and(|id| id.starts_with("pay_")),
+        "the payments are there after the restart: {listed}"
+    );
+    let rss_kib = measure::field(&format!("/proc/{}", child.id()), "status", "VmRSS:");
+    let _ = child.kill();
+    let _ = child.wait();
+    AfterKill {
+        data_bytes,
+        restart,
+        rss_kib,
+    }
+}
+
+/// The base URL from the server's first line (`... listening on http://...`), which it
+/// prints once it serves.
+fn listening_url(child: &mut std::process::Child) -> String {
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().expect("stdout"))
+        .read_line(&mut line)
+        .expect("the listening line");
+    line.trim()
+        .split(" listening on ")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .expect("a listening URL")
+        .to_owned()
 }
 
 /// `paygate_store_flushes_total`, `paygate_store_flush_waiters_total` and

@@ -15,8 +15,8 @@
 
 mod baseline;
 mod load;
+mod measure;
 mod monitor;
-mod procfs;
 mod sled_lock;
 mod store;
 

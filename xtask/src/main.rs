@@ -439,7 +439,9 @@ fn bench_monitor() -> Result<()> {
 
 /// Durable payment creation through the mock plugin over loopback: 1, 16, 64 and 256
 /// clients with group commit; at 64, one flush per request, group commit with fdatasync,
-/// and the bare-axum baseline (the ratio).
+/// and the bare-axum baseline (the ratio). Each daemon row starts the daemon twice on a fresh
+/// data dir (the first start compiles the plugins, the second finds them cached) and ends
+/// with a SIGKILL and a restart on its data: how long recovery takes and what it holds then.
 fn bench_payments() -> Result<()> {
     build()?;
     build_bench()?;
@@ -461,22 +463,37 @@ fn bench_payments() -> Result<()> {
     println!();
     println!("durable barcode payments through the mock wallet, 10 s per row, loopback");
     println!(
-        "| clients | flush | payments/s | p50 | p99 | errors | peak RSS | start-up | flushes/s | waiters/flush | writer busy | CPU/payment |"
+        "| clients | flush | payments/s | p50 | p99 | errors | peak RSS | start-up: cold, warm plugin cache | flushes/s | waiters/flush | writer busy | CPU/payment | data dir | restart after kill, warm cache (RSS) |"
     );
-    println!("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |");
+    println!(
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"
+    );
     for line in &lines {
+        let flush = line
+            .split("\"flush\":\"")
+            .nth(1)
+            .and_then(|rest| rest.split('"').next())
+            .unwrap_or("?");
+        // The baseline keeps no data: nothing to recover.
+        let after_kill = if flush == "baseline" {
+            "— | —".to_owned()
+        } else {
+            format!(
+                "{:.0} MiB | {:.0} ms ({:.0} MiB)",
+                json_number(line, "data_mib")?,
+                json_number(line, "restart_ms")?,
+                json_number(line, "restart_rss_mib")?
+            )
+        };
         println!(
-            "| {} | {} | {:.0} | {:.1} ms | {:.1} ms | {} | {:.0} MiB | {:.0} ms | {:.0} | {:.1} | {:.0} % | {:.0} µs |",
+            "| {} | {flush} | {:.0} | {:.1} ms | {:.1} ms | {} | {:.0} MiB | {:.0} ms, {:.0} ms | {:.0} | {:.1} | {:.0} % | {:.0} µs | {after_kill} |",
             json_number(line, "clients")?,
-            line.split("\"flush\":\"")
-                .nth(1)
-                .and_then(|rest| rest.split('"').next())
-                .unwrap_or("?"),
             json_number(line, "throughput_per_s")?,
             json_number(line, "p50_us")? / 1000.0,
             json_number(line, "p99_us")? / 1000.0,
             json_number(line, "errors")?,
             json_number(line, "peak_rss_mib")?,
+            json_number(line, "cold_startup_ms")?,
             json_number(line, "startup_ms")?,
             json_number(line, "flushes_per_s")?,
             json_number(line, "waiters_per_flush")?,

@@ -20,8 +20,8 @@
 use std::path::Path;
 use std::time::Instant;
 
-#[path = "../../src/procfs.rs"]
-mod procfs;
+#[path = "../../src/measure.rs"]
+mod measure;
 
 /// Values are slices of one random buffer: not compressible, and cheap to make.
 struct Values {
@@ -318,7 +318,7 @@ fn main() {
         payments as f64 / seconds,
         per(cpu * 1e6),
         per(written as f64 / 1024.0),
-        per(disk_bytes(&dir) as f64 / 1024.0),
+        per(measure::dir_bytes(&dir) as f64 / 1024.0),
         peak_rss_kib() as f64 / 1024.0,
     );
     let _ = std::fs::remove_dir_all(&dir);
@@ -326,26 +326,13 @@ fn main() {
 
 /// Bytes this process handed to `write` and its kin, all threads.
 fn written_bytes() -> u64 {
-    procfs::field("/proc/self", "io", "wchar:")
+    measure::field("/proc/self", "io", "wchar:")
 }
 
 fn peak_rss_kib() -> u64 {
-    procfs::field("/proc/self", "status", "VmHWM:")
+    measure::field("/proc/self", "status", "VmHWM:")
 }
 
 fn cpu_seconds() -> f64 {
-    procfs::cpu_seconds("/proc/self")
-}
-
-fn disk_bytes(path: &Path) -> u64 {
-    std::fs::read_dir(path)
-        .into_iter()
-        .flatten()
-        .flatten()
-        .map(|entry| match entry.metadata() {
-            Ok(meta) if meta.is_dir() => disk_bytes(&entry.path()),
-            Ok(meta) => meta.len(),
-            Err(_) => 0,
-        })
-        .sum()
+    measure::cpu_seconds("/proc/self")
 }

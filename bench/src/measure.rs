@@ -1,5 +1,6 @@
-//! What Linux's `/proc` says about a process: its CPU time and its status fields. Shared
-//! with `bench/stores/` (a separate workspace) by `#[path]`, so keep it std-only.
+//! What Linux says about a process (its CPU time and status fields, from `/proc`) and about
+//! a directory (its size). Shared with `bench/stores/` (a separate workspace) by `#[path]`,
+//! so keep it std-only.
 
 /// User + system CPU seconds of the process whose `/proc` directory is `proc_dir`
 /// (`/proc/self`, `/proc/<pid>`), every thread included; 0 if unreadable.
@@ -34,4 +35,18 @@ pub fn field(proc_dir: &str, file: &str, name: &str) -> u64 {
                 .and_then(|rest| rest.split_whitespace().next()?.parse().ok())
         })
         .unwrap_or(0)
+}
+
+/// Bytes of the files under `dir`, recursively; 0 for what cannot be read.
+pub fn dir_bytes(dir: &std::path::Path) -> u64 {
+    std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|entry| match entry.metadata() {
+            Ok(meta) if meta.is_dir() => dir_bytes(&entry.path()),
+            Ok(meta) => meta.len(),
+            Err(_) => 0,
+        })
+        .sum()
 }
