@@ -441,7 +441,7 @@ fn bench_monitor() -> Result<()> {
 /// clients with group commit; at 64, one flush per request, group commit with fdatasync,
 /// and the bare-axum baseline (the ratio). Each daemon row starts the daemon twice on a fresh
 /// data dir (the first start compiles the plugins, the second finds them cached) and ends
-/// with a SIGKILL and a restart on its data: how long recovery takes and what it holds then.
+/// with a SIGKILL and two restarts on its data: how long recovery takes and what it holds.
 fn bench_payments() -> Result<()> {
     build()?;
     build_bench()?;
@@ -463,10 +463,10 @@ fn bench_payments() -> Result<()> {
     println!();
     println!("durable barcode payments through the mock wallet, 10 s per row, loopback");
     println!(
-        "| clients | flush | payments/s | p50 | p99 | errors | peak RSS | start-up: cold, warm plugin cache | flushes/s | waiters/flush | writer busy | CPU/payment | data dir | restart after kill, warm cache (RSS) |"
+        "| clients | flush | payments/s | p50 | p99 | errors | peak RSS | start-up: cold, warm plugin cache | flushes/s | waiters/flush | writer busy | CPU/payment | data dir | restart after kill, warm cache (RSS) | second restart (RSS) |"
     );
     println!(
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"
     );
     for line in &lines {
         let flush = line
@@ -476,13 +476,15 @@ fn bench_payments() -> Result<()> {
             .unwrap_or("?");
         // The baseline keeps no data: nothing to recover.
         let after_kill = if flush == "baseline" {
-            "— | —".to_owned()
+            "— | — | —".to_owned()
         } else {
             format!(
-                "{:.0} MiB | {:.0} ms ({:.0} MiB)",
+                "{:.0} MiB | {:.0} ms ({:.0} MiB) | {:.0} ms ({:.0} MiB)",
                 json_number(line, "data_mib")?,
                 json_number(line, "restart_ms")?,
-                json_number(line, "restart_rss_mib")?
+                json_number(line, "restart_rss_mib")?,
+                json_number(line, "second_restart_ms")?,
+                json_number(line, "second_restart_rss_mib")?
             )
         };
         println!(
