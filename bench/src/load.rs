@@ -46,19 +46,16 @@ pub fn payments(paygated: &Path, config: &Path, clients: usize, seconds: u64, fl
     // The fresh data dir holds no compiled plugins yet: the first start compiles and caches
     // them (cold), and the run is on a second start (warm). The baseline has no plugins.
     let cold = Instant::now();
-    let mut child = command.spawn().expect("the server starts");
-    let mut base = listening_url(&mut child);
+    let (mut server, mut base) = Server::start(&mut command);
     let cold_startup_ms = cold.elapsed().as_secs_f64() * 1000.0;
     let mut startup_ms = cold_startup_ms;
     if flush != "baseline" {
-        let _ = child.kill();
-        let _ = child.wait();
+        drop(server);
         let warm = Instant::now();
-        child = command.spawn().expect("the server starts again");
-        base = listening_url(&mut child);
+        (server, base) = Server::start(&mut command);
         startup_ms = warm.elapsed().as_secs_f64() * 1000.0;
     }
-    let pid = child.id();
+    let pid = server.0.id();
 
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -80,8 +77,7 @@ pub fn payments(paygated: &Path, config: &Path, clients: usize, seconds: u64, fl
     };
     let rss_kib = measure::field(&proc_dir, "status", "VmHWM:");
     // SIGKILL: the run ends in a crash, as the gauntlet's do.
-    let _ = child.kill();
-    let _ = child.wait();
+    drop(server);
     let after_kill = if flush == "baseline" {
         AfterKill::default()
     } else {
@@ -140,11 +136,11 @@ async fn after_kill(command: &mut Command, data: &Path) -> AfterKill {
     }
 }
 
-/// Starts the daemon, waits until its first list answer names a payment, and kills it.
+/// Starts the daemon, times it until its first answer to a list of payments (which must name
+/// one), and kills it.
 async fn restart(command: &mut Command) -> Restart {
     let spawned = Instant::now();
-    let mut child = command.spawn().expect("the server starts again");
-    let base = listening_url(&mut child);
+    let (server, base) = Server::start(command);
     let listed = reqwest::Client::new()
         .get(format!("{base}/v1/payments?merchant_id=m_demo&limit=1"))
         .bearer_auth("pg_demo_erp")
@@ -161,28 +157,43 @@ async fn restart(command: &mut Command) -> Restart {
             .is_some_and(|id| id.starts_with("pay_")),
         "the payments are there after the restart: {listed}"
     );
-    let rss_kib = measure::field(&format!("/proc/{}", child.id()), "status", "VmRSS:");
-    let _ = child.kill();
-    let _ = child.wait();
+    let rss_kib = measure::field(&format!("/proc/{}", server.0.id()), "status", "VmRSS:");
+    drop(server);
     Restart {
         until_answer,
         rss_kib,
     }
 }
 
-/// The base URL from the server's first line (`... listening on http://...`), which it
-/// prints once it serves.
-fn listening_url(child: &mut std::process::Child) -> String {
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().expect("stdout"))
-        .read_line(&mut line)
-        .expect("the listening line");
-    line.trim()
-        .split(" listening on ")
-        .nth(1)
-        .and_then(|rest| rest.split_whitespace().next())
-        .expect("a listening URL")
-        .to_owned()
+/// A started server, killed (SIGKILL) and reaped when dropped: a panic in the bench never
+/// leaves one running on the data dir.
+struct Server(std::process::Child);
+
+impl Server {
+    /// Starts `command` (stdout piped) and waits for the first line it prints once it
+    /// serves (`... listening on http://...`); returns it with that base URL.
+    fn start(command: &mut Command) -> (Server, String) {
+        let mut server = Server(command.spawn().expect("the server starts"));
+        let mut line = String::new();
+        BufReader::new(server.0.stdout.take().expect("stdout"))
+            .read_line(&mut line)
+            .expect("the listening line");
+        let base = line
+            .trim()
+            .split(" listening on ")
+            .nth(1)
+            .and_then(|rest| rest.split_whitespace().next())
+            .expect("a listening URL")
+            .to_owned();
+        (server, base)
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
 }
 
 /// `paygate_store_flushes_total`, `paygate_store_flush_waiters_total` and
