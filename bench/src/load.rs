@@ -45,16 +45,13 @@ pub fn payments(paygated: &Path, config: &Path, clients: usize, seconds: u64, fl
         .stderr(Stdio::null());
     // The fresh data dir holds no compiled plugins yet: the first start compiles and caches
     // them (cold), and the run is on a second start (warm). The baseline has no plugins.
-    let cold = Instant::now();
-    let (mut server, mut base) = Server::start(&mut command);
-    let cold_startup_ms = cold.elapsed().as_secs_f64() * 1000.0;
-    let mut startup_ms = cold_startup_ms;
+    let (mut server, mut base, cold_startup) = Server::start(&mut command);
+    let mut startup = cold_startup;
     if flush != "baseline" {
         drop(server);
-        let warm = Instant::now();
-        (server, base) = Server::start(&mut command);
-        startup_ms = warm.elapsed().as_secs_f64() * 1000.0;
+        (server, base, startup) = Server::start(&mut command);
     }
+    let ms = |d: Duration| d.as_secs_f64() * 1000.0;
     let pid = server.0.id();
 
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -88,13 +85,15 @@ pub fn payments(paygated: &Path, config: &Path, clients: usize, seconds: u64, fl
     let us = |d: Duration| d.as_secs_f64() * 1e6;
     let at = |q: f64| us(samples[((samples.len() as f64 - 1.0) * q).round() as usize]);
     println!(
-        "{{\"name\":\"durable_payments\",\"flush\":\"{flush}\",\"clients\":{clients},\"seconds\":{seconds},\"ok\":{},\"errors\":{errors},\"throughput_per_s\":{:.0},\"p50_us\":{:.0},\"p99_us\":{:.0},\"max_us\":{:.0},\"peak_rss_mib\":{:.1},\"cold_startup_ms\":{cold_startup_ms:.0},\"startup_ms\":{startup_ms:.0},\"flushes_per_s\":{:.0},\"waiters_per_flush\":{:.1},\"writer_busy\":{:.2},\"cpu_us_per_request\":{cpu_us_per_request:.0},\"data_mib\":{:.0},\"restart_ms\":{:.0},\"restart_rss_mib\":{:.1},\"second_restart_ms\":{:.0},\"second_restart_rss_mib\":{:.1}}}",
+        "{{\"name\":\"durable_payments\",\"flush\":\"{flush}\",\"clients\":{clients},\"seconds\":{seconds},\"ok\":{},\"errors\":{errors},\"throughput_per_s\":{:.0},\"p50_us\":{:.0},\"p99_us\":{:.0},\"max_us\":{:.0},\"peak_rss_mib\":{:.1},\"cold_startup_ms\":{:.0},\"startup_ms\":{:.0},\"flushes_per_s\":{:.0},\"waiters_per_flush\":{:.1},\"writer_busy\":{:.2},\"cpu_us_per_request\":{cpu_us_per_request:.0},\"data_mib\":{:.0},\"restart_ms\":{:.0},\"restart_rss_mib\":{:.1},\"second_restart_ms\":{:.0},\"second_restart_rss_mib\":{:.1}}}",
         samples.len(),
         total as f64 / seconds as f64,
         at(0.5),
         at(0.99),
         us(*samples.last().expect("at least one answer")),
         rss_kib as f64 / 1024.0,
+        ms(cold_startup),
+        ms(startup),
         flushes / seconds as f64,
         if flushes > 0.0 {
             waiters / flushes
@@ -103,9 +102,9 @@ pub fn payments(paygated: &Path, config: &Path, clients: usize, seconds: u64, fl
         },
         writer_busy / seconds as f64,
         after_kill.data_bytes as f64 / (1024.0 * 1024.0),
-        after_kill.first.until_answer.as_secs_f64() * 1000.0,
+        ms(after_kill.first.until_answer),
         after_kill.first.rss_kib as f64 / 1024.0,
-        after_kill.second.until_answer.as_secs_f64() * 1000.0,
+        ms(after_kill.second.until_answer),
         after_kill.second.rss_kib as f64 / 1024.0,
     );
 }
@@ -140,7 +139,7 @@ async fn after_kill(command: &mut Command, data: &Path) -> AfterKill {
 /// one), and kills it.
 async fn restart(command: &mut Command) -> Restart {
     let spawned = Instant::now();
-    let (server, base) = Server::start(command);
+    let (server, base, _) = Server::start(command);
     let listed = reqwest::Client::new()
         .get(format!("{base}/v1/payments?merchant_id=m_demo&limit=1"))
         .bearer_auth("pg_demo_erp")
@@ -171,8 +170,10 @@ struct Server(std::process::Child);
 
 impl Server {
     /// Starts `command` (stdout piped) and waits for the first line it prints once it
-    /// serves (`... listening on http://...`); returns it with that base URL.
-    fn start(command: &mut Command) -> (Server, String) {
+    /// serves (`... listening on http://...`); returns it with that base URL and the time
+    /// it took to start.
+    fn start(command: &mut Command) -> (Server, String, Duration) {
+        let spawned = Instant::now();
         let mut server = Server(command.spawn().expect("the server starts"));
         let mut line = String::new();
         BufReader::new(server.0.stdout.take().expect("stdout"))
@@ -185,7 +186,7 @@ impl Server {
             .and_then(|rest| rest.split_whitespace().next())
             .expect("a listening URL")
             .to_owned();
-        (server, base)
+        (server, base, spawned.elapsed())
     }
 }
 

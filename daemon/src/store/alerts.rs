@@ -2,8 +2,8 @@
 //! `alert.raised` event (and the event's outbox entry) in one atomic change, like every other
 //! state change, so that the webhook for it cannot be lost.
 
-use super::payments::{TxResult, append_events, encode, keys_of};
-use super::records::{AlertRecord, BlockRecord, EventRecord, Snapshot};
+use super::payments::{TxResult, append_events, encode, keys_of, put_record};
+use super::records::{AlertRecord, BlockRecord, EventRecord};
 use super::{Store, StoreError};
 
 impl Store {
@@ -20,8 +20,7 @@ impl Store {
             .transact(
                 [&t.alerts, &t.blocks, &t.events, &t.outbox],
                 |[alerts, blocks, events, outbox]| -> TxResult<Vec<EventRecord>> {
-                    let snapshot = Snapshot::of(alert);
-                    alerts.insert(alert.id.as_bytes(), snapshot.json().as_bytes())?;
+                    let snapshot = put_record(alerts, alert.id.as_bytes(), alert)?;
                     if let Some(block) = block {
                         blocks.insert(block.id.as_bytes(), encode(block))?;
                     }

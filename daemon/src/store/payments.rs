@@ -103,13 +103,25 @@ pub(super) fn encode<T: serde::Serialize>(value: &T) -> Vec<u8> {
 
 pub(super) type TxResult<T> = Result<T, StoreError>;
 
+/// Stores `record` under `key` as the text of its snapshot, and returns that snapshot for
+/// the change's events: one serialization for the record and its events.
+pub(super) fn put_record<T: serde::Serialize>(
+    tree: &TxTree<'_>,
+    key: &[u8],
+    record: &T,
+) -> TxResult<Snapshot> {
+    let snapshot = Snapshot::of(record);
+    tree.insert(key, snapshot.json().as_bytes())?;
+    Ok(snapshot)
+}
+
 fn decode<T: serde::de::DeserializeOwned>(bytes: &[u8], what: &str) -> TxResult<T> {
     serde_json::from_slice(bytes).map_err(|e| StoreError::Corrupt(format!("{what}: {e}")))
 }
 
 /// Appends `new_events` (with `snapshot`, the changed record, as their object) to the event
 /// log and, for the webhook kinds, to the outbox; returns them for publishing after commit.
-/// Callers that store the record too store the snapshot's text: one serialization for both.
+/// Callers that store the record too take the snapshot from [`put_record`].
 pub(super) fn append_events(
     events: &TxTree<'_>,
     outbox: Option<&TxTree<'_>>,
@@ -232,8 +244,7 @@ impl Store {
                         claim.store_key(),
                         claim_record(claim, &payment.id, payment.created_at_ms),
                     )?;
-                    let snapshot = Snapshot::of(payment);
-                    payments.insert(payment.id.as_bytes(), snapshot.json().as_bytes())?;
+                    let snapshot = put_record(payments, payment.id.as_bytes(), payment)?;
                     by_merchant.insert(compound(&payment.merchant_id, &payment.id), &[][..])?;
                     pending.insert(payment.id.as_bytes(), &[][..])?;
                     let appended = append_events(
@@ -302,8 +313,7 @@ impl Store {
                         claim.store_key(),
                         claim_record(claim, &refund.id, refund.created_at_ms),
                     )?;
-                    let snapshot = Snapshot::of(refund);
-                    refunds.insert(refund.id.as_bytes(), snapshot.json().as_bytes())?;
+                    let snapshot = put_record(refunds, refund.id.as_bytes(), refund)?;
                     refunds_by_payment.insert(compound(&refund.payment_id, &refund.id), &[][..])?;
                     pending_refunds.insert(refund.id.as_bytes(), &[][..])?;
                     let appended = append_events(
@@ -342,8 +352,7 @@ impl Store {
                     let Some(new_events) = change(&mut payment) else {
                         return Ok((Some(payment), Vec::new()));
                     };
-                    let snapshot = Snapshot::of(&payment);
-                    payments.insert(payment_id.as_bytes(), snapshot.json().as_bytes())?;
+                    let snapshot = put_record(payments, payment_id.as_bytes(), &payment)?;
                     if payment.status.is_terminal() {
                         pending.remove(payment_id.as_bytes())?;
                     }
@@ -396,8 +405,7 @@ impl Store {
                     };
                     assert!(payment.refunded_minor <= payment.refund_reserved_minor);
                     assert!(payment.refund_reserved_minor <= payment.amount_minor);
-                    let snapshot = Snapshot::of(&refund);
-                    refunds.insert(refund_id.as_bytes(), snapshot.json().as_bytes())?;
+                    let snapshot = put_record(refunds, refund_id.as_bytes(), &refund)?;
                     payments.insert(payment.id.as_bytes(), encode(&payment))?;
                     if refund.status.is_terminal() {
                         pending_refunds.remove(refund_id.as_bytes())?;
