@@ -30,6 +30,9 @@ pub struct AppState {
     pub monitor: crate::monitor::Monitor,
     /// The serialized OpenAPI document, set once the router (its source) is built.
     pub openapi_json: OnceLock<Bytes>,
+    /// Signs the cashier page's form tokens (random per process: a page rendered before a
+    /// restart asks the payer to choose again).
+    pub cashier_key: ring::hmac::Key,
 }
 
 impl AppState {
@@ -62,6 +65,7 @@ impl AppState {
             metrics,
             in_flight: Default::default(),
             openapi_json: OnceLock::new(),
+            cashier_key: random_hmac_key(),
         })
     }
 
@@ -71,6 +75,12 @@ impl AppState {
         let fresh = Config::load(self.config.file()).map_err(|e| format!("invalid config: {e}"))?;
         self.plugins.reload(&fresh, &self.config).await
     }
+}
+
+fn random_hmac_key() -> ring::hmac::Key {
+    let mut secret = [0u8; 32];
+    getrandom::fill(&mut secret).expect("the OS has randomness");
+    ring::hmac::Key::new(ring::hmac::HMAC_SHA256, &secret)
 }
 
 /// The API router for `state`, with its OpenAPI document installed in the state.

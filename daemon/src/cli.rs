@@ -128,6 +128,9 @@ enum KeysCommand {
 }
 
 pub fn main() -> ExitCode {
+    // Everything paygated writes (the store, the plugin cache, sockets) is its own: payments,
+    // sealed secrets and cached code are no business of other local users.
+    rustix::process::umask(rustix::fs::Mode::from_raw_mode(0o077));
     let cli = Cli::parse();
     match cli.command {
         Command::Serve(args) => crate::serve::run(args),

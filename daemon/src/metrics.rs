@@ -42,7 +42,10 @@ pub struct Metrics {
     alerts_total: IntCounterVec,
     monitor_events_total: IntCounterVec,
     monitor_dropped_total: IntCounterVec,
+    reports_refused_total: IntCounterVec,
     monitor_lag_seconds: prometheus::Gauge,
+    connections_open: IntGaugeVec,
+    connections_closed_total: IntCounterVec,
 }
 
 fn gauge(registry: &Registry, name: &str, help: &str) -> IntGaugeVec {
@@ -237,6 +240,12 @@ impl Metrics {
                 "Inputs the anomaly monitor dropped because it was behind (never back-pressure)",
                 &[],
             ),
+            reports_refused_total: counter(
+                &registry,
+                "paygate_provider_reports_refused_total",
+                "Verified provider reports (notices, query answers) that changed nothing because they named another merchant's or provider's object (foreign_object) or another amount (amount_mismatch)",
+                &["provider", "reason"],
+            ),
             monitor_lag_seconds: {
                 let gauge = prometheus::Gauge::new(
                     "paygate_monitor_lag_seconds",
@@ -248,8 +257,38 @@ impl Metrics {
                     .expect("metric registered once");
                 gauge
             },
+            connections_open: {
+                let metric = IntGaugeVec::new(
+                    Opts::new(
+                        "paygate_connections_open",
+                        "Client connections open, by listener (tcp, unix)",
+                    ),
+                    &["listener"],
+                )
+                .expect("valid metric definition");
+                registry
+                    .register(Box::new(metric.clone()))
+                    .expect("metric registered once");
+                metric
+            },
+            connections_closed_total: counter(
+                &registry,
+                "paygate_connections_closed_total",
+                "Client connections the daemon closed to bound them, by reason (request_head_timeout, idle_timeout, body_timeout, max_connections, max_connections_per_peer)",
+                &["reason"],
+            ),
             registry,
         }
+    }
+
+    /// The open-connections gauge of one listener (`tcp` or `unix`), for the server to keep.
+    pub fn connections_open(&self, listener: &str) -> prometheus::IntGauge {
+        self.connections_open.with_label_values(&[listener])
+    }
+
+    /// The counter of connections closed for `reason` (a fixed set the server owns).
+    pub fn connections_closed(&self, reason: &str) -> prometheus::IntCounter {
+        self.connections_closed_total.with_label_values(&[reason])
     }
 
     pub fn count_alert(&self, rule: &str, severity: &str) {
@@ -266,6 +305,14 @@ impl Metrics {
         self.monitor_dropped_total
             .with_label_values::<&str>(&[])
             .inc_by(n);
+    }
+
+    /// Counts a verified provider report that was refused (`reason`: `foreign_object` or
+    /// `amount_mismatch`).
+    pub fn count_report_refused(&self, provider: &str, reason: &str) {
+        self.reports_refused_total
+            .with_label_values(&[provider, reason])
+            .inc();
     }
 
     pub fn set_monitor_lag(&self, seconds: f64) {

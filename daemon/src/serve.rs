@@ -14,7 +14,7 @@ use crate::config::Config;
 use crate::metrics::Metrics;
 use crate::plugins::PluginHost;
 use crate::server::{self, Drain, Listeners};
-use crate::store::Store;
+use crate::store::{ArtifactDigests, Store};
 
 pub fn run(args: ServeArgs) -> ExitCode {
     crate::logging::init(args.log_format);
@@ -82,7 +82,15 @@ async fn serve(config: Config) -> ExitCode {
         config.payments.public_url = Some(Spanned::new(0..0, url));
     }
     let metrics = Arc::new(Metrics::new());
-    let plugins = match PluginHost::start(&config, metrics.clone()).await {
+    let ledger = match store.artifact_digests() {
+        Ok(digests) => Arc::new(digests),
+        Err(e) => {
+            tracing::error!("{e}");
+            eprintln!("paygated: {e}");
+            return ExitCode::from(EXIT_RUNTIME);
+        }
+    };
+    let plugins = match PluginHost::start_with_ledger(&config, metrics.clone(), ledger).await {
         Ok(plugins) => plugins,
         Err(e) => {
             tracing::error!("invalid config: {e}");
@@ -107,7 +115,7 @@ async fn serve(config: Config) -> ExitCode {
         }
     };
     let config = &state.config;
-    warn_about_demo_keys(config, &state, &listeners);
+    warn_about_published_secrets(config, &state, &listeners);
     for merchant in config.api_keys.iter().flat_map(|k| k.merchants.get_ref()) {
         if state.merchants.get(merchant).is_none() {
             tracing::warn!(
@@ -160,8 +168,8 @@ async fn serve(config: Config) -> ExitCode {
             () = store_failed => {}
         }
     };
-    let drain = Duration::from_millis(*config.server.drain_timeout_ms.get_ref());
-    let outcome = server::serve(listeners, router, shutdown, drain).await;
+    let settings = server::Settings::from_config(&config.server, state.metrics.clone());
+    let outcome = server::serve(listeners, router, shutdown, settings).await;
     if let Drain::TimedOut { connections } = outcome {
         tracing::warn!(
             connections,
@@ -254,14 +262,26 @@ fn spawn_reload_on_sighup(state: Arc<AppState>) {
     });
 }
 
-fn warn_about_demo_keys(config: &Config, state: &AppState, listeners: &Listeners) {
+/// The quick start's demo keys and mock wallet are published in the repository: on an
+/// address others can reach, anyone could use them.
+fn warn_about_published_secrets(config: &Config, state: &AppState, listeners: &Listeners) {
     let exposed = listeners
         .tcp_addr()
         .map_or(true, |addr| !addr.ip().is_loopback());
-    if state.keys.has_demo_keys() && exposed {
+    if !exposed {
+        return;
+    }
+    let listen = config.server.listen.get_ref();
+    if state.keys.has_demo_keys() {
         tracing::warn!(
-            listen = %config.server.listen.get_ref(),
+            %listen,
             "the README's demo API keys are enabled on a non-loopback address: anyone who can reach it can use them; replace them (paygated keys new)"
+        );
+    }
+    if state.plugins.provider("mock").is_some() {
+        tracing::warn!(
+            %listen,
+            "the mock wallet is enabled on a non-loopback address: its notices are signed with a secret published in the repository and its payments move no money; remove its [[plugins]] entry"
         );
     }
 }
@@ -278,4 +298,20 @@ fn shutdown_signal() -> std::io::Result<impl std::future::Future<Output = ()>> {
             _ = interrupt.recv() => tracing::info!("SIGINT: shutting down"),
         }
     })
+}
+
+/// The plugin host checks cached compiled plugins against the digests the store recorded.
+impl crate::plugins::ArtifactLedger for crate::store::ArtifactDigests {
+    fn digest(&self, artifact: &str) -> Option<String> {
+        self.get(artifact)
+            .inspect_err(|e| tracing::warn!(error = %e, "cannot read a plugin artifact's digest"))
+            .ok()
+            .flatten()
+    }
+
+    fn record(&self, artifact: &str, sha256: &str) {
+        if let Err(e) = ArtifactDigests::record(self, artifact, sha256) {
+            tracing::warn!(error = %e, "cannot record a plugin artifact's digest; the next start compiles it again");
+        }
+    }
 }

@@ -53,8 +53,10 @@ pub use bindings::paygate::provider::types::{
     RefundRef, RefundRequest, RefundResult, RefundStatus, RefundUpdate, Reply, Update,
 };
 
-/// The version of the WIT package this SDK was built against.
-pub const WORLD_VERSION: &str = "0.1.0";
+/// The version of the WIT package this SDK was built against (`wit/provider.wit`). A plugin
+/// built with this SDK targets it; paygated also keeps loading plugins built for the older
+/// versions it shipped (`wit/0.1.0/`).
+pub const WORLD_VERSION: &str = "0.2.0";
 
 /// Outbound HTTP through the host. Only hosts the operator allow-listed for the plugin are
 /// reachable; the host applies its own timeout and response size cap.
@@ -204,7 +206,8 @@ impl ProviderError {
 }
 
 impl PaymentResult {
-    /// A result with only a status.
+    /// A result with only a status (and no reported amount: set `amount` whenever the
+    /// provider's answer carries one).
     pub fn with_status(status: PaymentStatus) -> PaymentResult {
         PaymentResult {
             status,
@@ -212,6 +215,20 @@ impl PaymentResult {
             qr_code: None,
             failure: None,
             payer: None,
+            amount: None,
+        }
+    }
+}
+
+impl RefundResult {
+    /// A result with only a status (and no reported amount: set `amount` to this refund's
+    /// own amount whenever the provider's answer carries it).
+    pub fn with_status(status: RefundStatus) -> RefundResult {
+        RefundResult {
+            status,
+            provider_reference: None,
+            failure: None,
+            amount: None,
         }
     }
 }

@@ -13,14 +13,14 @@ fn link(amount: &str) -> Value {
 }
 
 /// A client that shows redirects instead of following them.
-fn no_redirects() -> reqwest::Client {
+pub fn no_redirects() -> reqwest::Client {
     reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .unwrap()
 }
 
-async fn page(daemon: &Daemon, id: &str) -> (u16, String) {
+pub async fn page(daemon: &Daemon, id: &str) -> (u16, String) {
     let response = daemon
         .client
         .get(daemon.url(&format!("/pay/{id}")))
@@ -37,11 +37,29 @@ async fn page(daemon: &Daemon, id: &str) -> (u16, String) {
     (status, response.text().await.unwrap())
 }
 
-async fn choose(daemon: &Daemon, id: &str, wallet: &str) -> reqwest::Response {
+/// The token the page's wallet forms carry (none on a page without forms).
+pub fn form_token(page: &str) -> Option<String> {
+    let (_, rest) = page.split_once("name=\"token\" value=\"")?;
+    rest.split_once('"').map(|(token, _)| token.to_owned())
+}
+
+/// Chooses `wallet` as the payer does: loads the page, posts its form.
+pub async fn choose(daemon: &Daemon, id: &str, wallet: &str) -> reqwest::Response {
+    let (_, html) = page(daemon, id).await;
+    post_choice(daemon, id, wallet, &form_token(&html).unwrap_or_default()).await
+}
+
+/// Posts the wallet form with `token`.
+pub async fn post_choice(
+    daemon: &Daemon,
+    id: &str,
+    wallet: &str,
+    token: &str,
+) -> reqwest::Response {
     no_redirects()
         .post(daemon.url(&format!("/pay/{id}/wallet")))
         .header("content-type", "application/x-www-form-urlencoded")
-        .body(format!("wallet={wallet}"))
+        .body(format!("wallet={wallet}&token={token}"))
         .send()
         .await
         .unwrap()
@@ -94,6 +112,7 @@ async fn a_link_payment_is_paid_through_its_page() {
     let (status, body) = public_status(&daemon, id).await;
     assert_eq!((status, body.clone()), (200, json!({"status": "pending"})));
 
+    let token = form_token(&page(&daemon, id).await.1).expect("the page's forms carry a token");
     // A wallet the merchant does not accept is refused on the page.
     let refused = choose(&daemon, id, "applepay").await;
     assert_eq!(refused.status().as_u16(), 422);
@@ -118,8 +137,14 @@ async fn a_link_payment_is_paid_through_its_page() {
             .unwrap()
             .starts_with("mock://pay/")
     );
-    // A second choice changes nothing.
-    assert_eq!(choose(&daemon, id, "mock").await.status().as_u16(), 303);
+    // A second choice (a double tap on the page as it was) changes nothing.
+    assert_eq!(
+        post_choice(&daemon, id, "mock", &token)
+            .await
+            .status()
+            .as_u16(),
+        303
+    );
 
     // The payer pays (the janitor's query learns it); the page and the status follow.
     for _ in 0..100 {
@@ -186,6 +211,8 @@ async fn an_unchosen_link_payment_can_be_cancelled_and_otherwise_expires() {
 
     let (_, _, expiring) = daemon.pay("link-e", link("3.00")).await;
     let id = expiring["id"].as_str().unwrap();
+    // The payer's page, loaded while the payment was open.
+    let token = form_token(&page(&daemon, id).await.1).expect("an open payment's page has forms");
     for _ in 0..100 {
         if public_status(&daemon, id).await.1["status"] == "expired" {
             break;
@@ -193,7 +220,7 @@ async fn an_unchosen_link_payment_can_be_cancelled_and_otherwise_expires() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert_eq!(public_status(&daemon, id).await.1["status"], "expired");
-    let chosen = choose(&daemon, id, "mock").await;
+    let chosen = post_choice(&daemon, id, "mock", &token).await;
     assert_eq!(
         chosen.status().as_u16(),
         303,

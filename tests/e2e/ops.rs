@@ -78,7 +78,7 @@ async fn openapi_document_describes_the_served_routes() {
 }
 
 #[tokio::test]
-async fn demo_keys_on_a_network_address_are_warned_about() {
+async fn demo_keys_and_the_mock_wallet_on_a_network_address_are_warned_about() {
     let daemon = Daemon::start_with(Options {
         extra_args: vec!["--listen".into(), "0.0.0.0:0".into()],
         ..Options::default()
@@ -86,6 +86,11 @@ async fn demo_keys_on_a_network_address_are_warned_about() {
     let logs = daemon.logs();
     assert!(
         logs.contains("demo API keys are enabled on a non-loopback address"),
+        "{logs}"
+    );
+    // The mock wallet's notify secret is published in the quick-start config.
+    assert!(
+        logs.contains("the mock wallet is enabled on a non-loopback address"),
         "{logs}"
     );
 

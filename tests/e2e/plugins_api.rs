@@ -39,7 +39,7 @@ async fn plugins_are_listed_for_admins_only() {
     let mock = &body["data"][0];
     assert_eq!(mock["name"], "mock");
     assert_eq!(mock["object"], "plugin");
-    assert_eq!(mock["world_version"], "0.1.0");
+    assert_eq!(mock["world_version"], "0.2.0");
     assert_eq!(mock["sha256"].as_str().unwrap().len(), 64);
     assert_eq!(mock["providers"][0]["name"], "mock");
     assert_eq!(
@@ -197,7 +197,7 @@ fn plugin_inspect_describes_a_component_and_refuses_a_foreign_world() {
     ));
     assert!(stdout.contains(&hash), "{stdout}");
     assert!(
-        stdout.contains("paygate:provider@0.1.0 (compatible)"),
+        stdout.contains("paygate:provider@0.2.0 (compatible)"),
         "{stdout}"
     );
     assert!(

@@ -129,6 +129,56 @@ async fn qr_paid_by_scan_is_notified(wallet: Wallet) {
     assert_clean_ledger(&simulator, wallet).await;
 }
 
+/// A validly signed notice that the order was paid, but for another amount (a 0.01 notice
+/// for a 100.00 payment): nothing changes, the payment stays pending for the janitor's query
+/// (which learns the true amount), and a critical `report_mismatch` alert names it.
+async fn a_notice_for_another_amount_changes_nothing(wallet: Wallet) {
+    let (simulator, daemon) = start(|c| janitor(c, 600_000));
+    let (status, _, created) = daemon.pay("amt-1", qr(wallet, "100.00")).await;
+    assert_eq!(status, 201, "{created}");
+    let id = created["id"].as_str().unwrap().to_owned();
+    let (status, _) = simulator
+        .control(
+            &format!("{}/faults", wallet.name),
+            json!({"kind": "wrong_amount_notification", "amount_minor": 1}),
+        )
+        .await;
+    assert!((200..300).contains(&status), "{status}");
+    let (status, scanned) = simulator
+        .control(
+            &format!("{}/scan", wallet.name),
+            json!({"qr_code": created["qr_code"], "outcome": "pay"}),
+        )
+        .await;
+    assert_eq!(status, 200, "{scanned}");
+    let mut alert = Value::Null;
+    for _ in 0..150 {
+        let alerts = daemon
+            .get("/v1/alerts?rule=report_mismatch", Some(ADMIN))
+            .await
+            .1;
+        if let Some(found) = alerts["data"].as_array().and_then(|a| {
+            a.iter()
+                .find(|a| a["evidence"]["object_id"] == id.as_str())
+                .cloned()
+        }) {
+            alert = found;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(alert["severity"], "critical", "no alert: {alert}");
+    assert_eq!(alert["evidence"]["reason"], "amount_mismatch", "{alert}");
+    assert_eq!(alert["subject"]["provider"], wallet.name, "{alert}");
+    let reported = alert["evidence"]["detail"]["reported"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(reported.starts_with("0.01"), "{alert}");
+    assert_eq!(payment(&daemon, &id).await["status"], "pending");
+    // The provider did charge 100.00 (its ledger): the notice alone lied.
+    assert_eq!(order(&simulator, wallet, &id).await["status"], "paid");
+}
+
 async fn barcode_outcomes(wallet: Wallet) {
     let (simulator, daemon) = start(|c| {
         janitor(c, 200).replace("barcode_timeout_ms = 60000", "barcode_timeout_ms = 2000")
@@ -422,6 +472,11 @@ async fn alipay_qr_paid_by_scan_is_notified() {
 }
 
 #[tokio::test]
+async fn alipay_a_notice_for_another_amount_changes_nothing() {
+    a_notice_for_another_amount_changes_nothing(ALIPAY).await;
+}
+
+#[tokio::test]
 async fn alipay_barcode_outcomes() {
     barcode_outcomes(ALIPAY).await;
 }
@@ -490,6 +545,11 @@ fn forged_wechatpay_notice() -> (String, Vec<(String, String)>) {
 #[tokio::test]
 async fn wechatpay_qr_paid_by_scan_is_notified() {
     qr_paid_by_scan_is_notified(WECHATPAY).await;
+}
+
+#[tokio::test]
+async fn wechatpay_a_notice_for_another_amount_changes_nothing() {
+    a_notice_for_another_amount_changes_nothing(WECHATPAY).await;
 }
 
 #[tokio::test]

@@ -7,7 +7,7 @@ use std::convert::Infallible;
 use std::sync::Arc;
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use serde::{Deserialize, Serialize};
 use tokio::sync::broadcast;
@@ -16,7 +16,7 @@ use utoipa::{IntoParams, ToSchema};
 use super::auth::Caller;
 use super::error::{ApiError, ErrorBody};
 use super::idempotency::Idempotent;
-use super::json::ApiQuery;
+use super::json::{ApiPath, ApiQuery};
 use super::list::{List, PageParams};
 use super::payments::{parse_time, rfc3339_ms};
 use crate::app::AppState;
@@ -95,10 +95,14 @@ pub struct BlockObject {
     pub id: String,
     /// Always `"block"`.
     pub object: &'static str,
-    /// `terminal`.
+    /// `terminal` (payments from `terminal_id` of `merchant_id` are refused) or `api_key`
+    /// (payments by `api_key_id` are refused, whatever terminal they name).
     pub kind: String,
     pub merchant_id: String,
-    pub terminal_id: String,
+    /// The blocked terminal (`terminal` blocks).
+    pub terminal_id: Option<String>,
+    /// The blocked API key (`api_key` blocks).
+    pub api_key_id: Option<String>,
     pub rule: String,
     pub alert_id: String,
     pub created_at: String,
@@ -112,7 +116,8 @@ impl From<&BlockRecord> for BlockObject {
             object: "block",
             kind: b.kind.clone(),
             merchant_id: b.merchant_id.clone(),
-            terminal_id: b.terminal_id.clone(),
+            terminal_id: Some(b.terminal_id.clone()).filter(|t| !t.is_empty()),
+            api_key_id: b.api_key_id.clone(),
             rule: b.rule.clone(),
             alert_id: b.alert_id.clone(),
             created_at: rfc3339_ms(b.created_at_ms),
@@ -275,10 +280,11 @@ fn alert_events(
 pub async fn ack_alert(
     State(state): State<Arc<AppState>>,
     caller: Caller,
-    Path(id): Path<String>,
-    _request: Idempotent<AckBody>,
+    ApiPath(id): ApiPath<String>,
+    mut request: Idempotent<AckBody>,
 ) -> Result<Json<AlertObject>, ApiError> {
     caller.require_role(Role::Admin)?;
+    request.body()?; // checked (no fields), after the role
     let now = now_ms();
     let by = caller.0.id.clone();
     let alert = state
@@ -325,7 +331,7 @@ pub async fn list_blocks(
 pub async fn lift_block(
     State(state): State<Arc<AppState>>,
     caller: Caller,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> Result<Json<BlockObject>, ApiError> {
     caller.require_role(Role::Admin)?;
     let block = state

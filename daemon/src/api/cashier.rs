@@ -8,15 +8,15 @@
 use std::sync::Arc;
 
 use axum::Json;
-use axum::body::Bytes;
-use axum::extract::{Path, State};
-use axum::http::{StatusCode, header};
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use serde::Serialize;
 use utoipa::ToSchema;
 
 use super::cashier_page::{self, CashierView, WalletChoice};
 use super::error::{ApiError, ErrorBody};
+use super::json::{ApiPath, RawBody};
 use crate::app::AppState;
 use crate::money::{Currency, Money};
 use crate::payments::service::{self, PaymentError};
@@ -28,6 +28,8 @@ use crate::store::records::PaymentRecord;
 pub struct WalletForm {
     /// The provider, e.g. `alipay`.
     pub wallet: String,
+    /// The token of the page the form came from (no choices posted from other sites).
+    pub token: String,
 }
 
 /// The one thing the public status endpoint reveals.
@@ -46,7 +48,61 @@ fn link_payment(state: &AppState, id: &str) -> Result<Option<PaymentRecord>, Api
     Ok(payment.filter(|p| p.method == "link"))
 }
 
-fn page(state: &AppState, payment: &PaymentRecord, error: Option<&str>) -> String {
+/// What one rendering of the page is signed with: the CSP nonce of its inline style and
+/// script, and the token its wallet forms carry back.
+struct PageSecrets {
+    nonce: String,
+    form_token: String,
+}
+
+impl PageSecrets {
+    fn new(state: &AppState, payment_id: &str) -> PageSecrets {
+        let salt = random_hex();
+        let tag = ring::hmac::sign(
+            &state.cashier_key,
+            token_input(payment_id, &salt).as_bytes(),
+        );
+        PageSecrets {
+            nonce: random_hex(),
+            form_token: format!("{salt}.{}", hex::encode(tag.as_ref())),
+        }
+    }
+}
+
+/// 16 random bytes, hex: a CSP nonce or a token's salt.
+fn random_hex() -> String {
+    let mut bytes = [0u8; 16];
+    getrandom::fill(&mut bytes).expect("the OS has randomness");
+    hex::encode(bytes)
+}
+
+fn token_input(payment_id: &str, salt: &str) -> String {
+    format!("cashier-wallet\0{payment_id}\0{salt}")
+}
+
+/// Whether `token` was issued by this daemon for a page of `payment_id`.
+fn token_valid(state: &AppState, payment_id: &str, token: &str) -> bool {
+    let Some((salt, tag)) = token.split_once('.') else {
+        return false;
+    };
+    let Ok(tag) = hex::decode(tag) else {
+        return false;
+    };
+    salt.len() == 32
+        && ring::hmac::verify(
+            &state.cashier_key,
+            token_input(payment_id, salt).as_bytes(),
+            &tag,
+        )
+        .is_ok()
+}
+
+fn page(
+    state: &AppState,
+    status: StatusCode,
+    payment: &PaymentRecord,
+    error: Option<&str>,
+) -> Response {
     let merchant_name = state
         .merchants
         .get(&payment.merchant_id)
@@ -65,7 +121,8 @@ fn page(state: &AppState, payment: &PaymentRecord, error: Option<&str>) -> Strin
         .zip(&labels)
         .map(|(provider, label)| WalletChoice { provider, label })
         .collect();
-    cashier_page::render_page(&CashierView {
+    let secrets = PageSecrets::new(state, &payment.id);
+    let body = cashier_page::render_page(&CashierView {
         payment_id: &payment.id,
         merchant_name: &merchant_name,
         amount: &amount,
@@ -76,15 +133,37 @@ fn page(state: &AppState, payment: &PaymentRecord, error: Option<&str>) -> Strin
         chosen: Some(payment.provider.as_str()).filter(|p| !p.is_empty()),
         qr_code: payment.qr_code.as_deref(),
         error,
-    })
+        nonce: &secrets.nonce,
+        form_token: &secrets.form_token,
+    });
+    html(status, body, &secrets.nonce)
 }
 
-fn html(status: StatusCode, body: String) -> Response {
+fn not_found() -> Response {
+    let nonce = random_hex();
+    html(
+        StatusCode::NOT_FOUND,
+        cashier_page::render_not_found(&nonce),
+        &nonce,
+    )
+}
+
+fn html(status: StatusCode, body: String, nonce: &str) -> Response {
     let mut response = (status, Html(body)).into_response();
-    // The page is the payer's; keep it out of caches and frames.
+    // The page is the payer's; keep it out of caches and frames, and let nothing run or load
+    // but its own inline style and script (by nonce) and its status calls.
     let headers = response.headers_mut();
     headers.insert(header::CACHE_CONTROL, "no-store".parse().expect("valid"));
     headers.insert("x-frame-options", "DENY".parse().expect("valid"));
+    let policy = format!(
+        "default-src 'none'; style-src 'nonce-{nonce}'; script-src 'nonce-{nonce}'; \
+         connect-src 'self'; img-src 'self' data:; form-action 'self'; \
+         frame-ancestors 'none'; base-uri 'none'"
+    );
+    headers.insert(
+        header::CONTENT_SECURITY_POLICY,
+        policy.parse().expect("a hex nonce is a valid header value"),
+    );
     response
 }
 
@@ -97,11 +176,11 @@ fn html(status: StatusCode, body: String) -> Response {
     ))]
 pub async fn cashier_page(
     State(state): State<Arc<AppState>>,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> Result<Response, ApiError> {
     Ok(match link_payment(&state, &id)? {
-        Some(payment) => html(StatusCode::OK, page(&state, &payment, None)),
-        None => html(StatusCode::NOT_FOUND, cashier_page::render_not_found()),
+        Some(payment) => page(&state, StatusCode::OK, &payment, None),
+        None => not_found(),
     })
 }
 
@@ -112,25 +191,49 @@ pub async fn cashier_page(
     request_body(content = WalletForm, description = "The payer's choice", content_type = "application/x-www-form-urlencoded"),
     responses(
         (status = 303, description = "Chosen: back to the page, which shows the QR code"),
+        (status = 400, description = "The path or body is unreadable", body = ErrorBody),
+        (status = 403, description = "Posted from another site (error body), or without this page's token (the page again, to choose anew)", body = ErrorBody),
         (status = 404, description = "No such link payment", content_type = "text/html", body = String),
+        (status = 413, description = "Body too large", body = ErrorBody),
         (status = 422, description = "Not a wallet of this payment (the page, with the reason)", content_type = "text/html", body = String),
         (status = 502, description = "The wallet failed (the page, with the reason)", content_type = "text/html", body = String),
     ))]
 pub async fn choose_wallet(
     State(state): State<Arc<AppState>>,
-    Path(id): Path<String>,
-    body: Bytes,
+    ApiPath(id): ApiPath<String>,
+    headers: HeaderMap,
+    RawBody(body): RawBody,
 ) -> Result<Response, ApiError> {
+    // A browser says when a page of another site posts here; such a post is never the payer's.
+    if headers
+        .get("sec-fetch-site")
+        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"cross-site"))
+    {
+        return Err(ApiError::Denied {
+            code: "cross_site_request",
+            message: "a wallet is chosen from the payment's own page, not from another site".into(),
+        });
+    }
     let Some(payment) = link_payment(&state, &id)? else {
-        return Ok(html(
-            StatusCode::NOT_FOUND,
-            cashier_page::render_not_found(),
-        ));
+        return Ok(not_found());
     };
-    let wallet = form_urlencoded::parse(&body)
-        .find(|(name, _)| name == "wallet")
-        .map(|(_, value)| value.into_owned())
-        .unwrap_or_default();
+    let field = |wanted: &str| {
+        form_urlencoded::parse(&body)
+            .find(|(name, _)| name == wanted)
+            .map(|(_, value)| value.into_owned())
+            .unwrap_or_default()
+    };
+    let wallet = field("wallet");
+    // The page's token: a form on another origin cannot read it (this works behind a proxy
+    // too, where `Origin` need not be this daemon's own address).
+    if !token_valid(&state, &payment.id, &field("token")) {
+        return Ok(page(
+            &state,
+            StatusCode::FORBIDDEN,
+            &payment,
+            Some("This page has expired. Please choose your wallet again."),
+        ));
+    }
     match service::choose_wallet(&state, &payment.id, &wallet).await {
         Ok(_) => Ok(Redirect::to(&format!("/pay/{}", payment.id)).into_response()),
         Err(error) => {
@@ -148,10 +251,7 @@ pub async fn choose_wallet(
                 ),
             };
             let current = state.store.payment(&payment.id)?.unwrap_or(payment);
-            Ok(html(
-                api_error.status(),
-                page(&state, &current, Some(&message)),
-            ))
+            Ok(page(&state, api_error.status(), &current, Some(&message)))
         }
     }
 }
@@ -165,7 +265,7 @@ pub async fn choose_wallet(
     ))]
 pub async fn cashier_status(
     State(state): State<Arc<AppState>>,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> Result<Json<PublicStatus>, ApiError> {
     let payment = link_payment(&state, &id)?.ok_or(ApiError::NotFound {
         kind: "payment",

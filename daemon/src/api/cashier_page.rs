@@ -27,6 +27,10 @@ pub struct CashierView<'a> {
     pub qr_code: Option<&'a str>,
     /// A message to show the payer, e.g. "the wallet is unavailable, try again".
     pub error: Option<&'a str>,
+    /// The Content-Security-Policy nonce of this response's `<style>` and `<script>`.
+    pub nonce: &'a str,
+    /// The wallet forms' token, which the choice must carry back (no cross-site posts).
+    pub form_token: &'a str,
 }
 
 /// One wallet the payer can pick.
@@ -77,7 +81,12 @@ pub fn render_page(view: &CashierView<'_>) -> String {
     let pending = view.status == "pending";
     let mut out = String::with_capacity(8 * 1024);
 
-    head(&mut out, &format!("Pay {}", view.merchant_name), pending);
+    head(
+        &mut out,
+        &format!("Pay {}", view.merchant_name),
+        pending,
+        view.nonce,
+    );
 
     let _ = write!(
         out,
@@ -128,16 +137,16 @@ pub fn render_page(view: &CashierView<'_>) -> String {
         escape(view.payment_id)
     );
     if pending {
-        status_script(&mut out, view.payment_id);
+        status_script(&mut out, view.payment_id, view.nonce);
     }
     out.push_str("</body></html>\n");
     out
 }
 
 /// The page for an unknown payment id (served with 404).
-pub fn render_not_found() -> String {
+pub fn render_not_found(nonce: &str) -> String {
     let mut out = String::with_capacity(2 * 1024);
-    head(&mut out, "Payment not found", false);
+    head(&mut out, "Payment not found", false, nonce);
     out.push_str(
         "<main class=\"not-found\" data-status=\"not_found\">\
          <p class=\"final\">Payment not found</p>\
@@ -200,7 +209,7 @@ fn is_safe_id(id: &str) -> bool {
 }
 
 /// Doctype, `<head>` (title, viewport, inline style) and `<body>` opening tag.
-fn head(out: &mut String, title: &str, refresh: bool) {
+fn head(out: &mut String, title: &str, refresh: bool, nonce: &str) {
     let _ = write!(
         out,
         "<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\">\
@@ -213,7 +222,11 @@ fn head(out: &mut String, title: &str, refresh: bool) {
         // Without JavaScript the page cannot poll; reloading it shows the new status instead.
         out.push_str("<noscript><meta http-equiv=\"refresh\" content=\"5\"></noscript>");
     }
-    let _ = write!(out, "<style>{STYLE}</style></head><body>");
+    let _ = write!(
+        out,
+        "<style nonce=\"{}\">{STYLE}</style></head><body>",
+        escape(nonce)
+    );
 }
 
 /// One form per wallet; POST, since choosing a wallet creates the charge at the provider.
@@ -229,8 +242,10 @@ fn wallet_buttons(out: &mut String, view: &CashierView<'_>) {
             out,
             "<form method=\"post\" action=\"/pay/{id}/wallet\">\
              <input type=\"hidden\" name=\"wallet\" value=\"{}\">\
+             <input type=\"hidden\" name=\"token\" value=\"{}\">\
              <button type=\"submit\">{}</button></form>",
             escape(wallet.provider),
+            escape(view.form_token),
             escape(wallet.label)
         );
     }
@@ -280,14 +295,14 @@ fn chosen_wallet(out: &mut String, view: &CashierView<'_>, chosen: &str) {
 
 /// Polls the public status endpoint and reloads the page (with a GET, so never re-posting a
 /// wallet choice) once the status differs from the rendered one. Omitted for unsafe ids.
-fn status_script(out: &mut String, payment_id: &str) {
-    if !is_safe_id(payment_id) {
+fn status_script(out: &mut String, payment_id: &str, nonce: &str) {
+    if !is_safe_id(payment_id) || !is_safe_id(nonce) {
         return;
     }
     // The rendered status is read from the DOM, so only the checked id is interpolated.
     let _ = write!(
         out,
-        "<script>(function(){{\
+        "<script nonce=\"{nonce}\">(function(){{\
 var url=\"/pay/{payment_id}\";\
 var main=document.querySelector(\"main\");\
 var shown=main?main.getAttribute(\"data-status\"):\"pending\";\
@@ -332,6 +347,8 @@ mod tests {
             chosen: None,
             qr_code: None,
             error: None,
+            nonce: "n0nce",
+            form_token: "tok.en",
         }
     }
 
@@ -360,8 +377,10 @@ mod tests {
             );
             assert!(page.contains(&format!("&lt;script&gt;alert({n})&lt;/script&gt;")));
         }
-        // The only script is the status poller.
-        assert_eq!(page.matches("<script>").count(), 1);
+        // The only script is the status poller, under the response's CSP nonce.
+        assert_eq!(page.matches("<script").count(), 1);
+        assert_eq!(page.matches("<script nonce=\"n0nce\">").count(), 1);
+        assert!(page.contains("<style nonce=\"n0nce\">"));
     }
 
     #[test]
@@ -390,6 +409,12 @@ mod tests {
         );
         assert!(page.contains("<input type=\"hidden\" name=\"wallet\" value=\"alipay\">"));
         assert!(page.contains("<input type=\"hidden\" name=\"wallet\" value=\"wechatpay\">"));
+        // Each form carries the page's token back.
+        assert_eq!(
+            page.matches("<input type=\"hidden\" name=\"token\" value=\"tok.en\">")
+                .count(),
+            2
+        );
         assert!(page.contains(">Alipay</button>"));
         assert!(page.contains(">WeChat Pay</button>"));
         assert!(page.contains("data-status=\"pending\""));
@@ -540,7 +565,7 @@ mod tests {
 
     #[test]
     fn not_found_page() {
-        let page = render_not_found();
+        let page = render_not_found("n0nce");
         assert!(page.starts_with("<!DOCTYPE html>"));
         assert!(page.contains("Payment not found"));
         assert!(!page.contains("<script"));

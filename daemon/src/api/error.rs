@@ -44,6 +44,9 @@ pub enum ApiError {
     UnsupportedMediaType { message: String },
     #[error("request body is larger than the {limit_bytes}-byte limit")]
     PayloadTooLarge { limit_bytes: usize },
+    /// The body did not arrive within `server.body_timeout_ms`; the connection is closed.
+    #[error("the request body did not arrive in time; send it at once and retry")]
+    BodyTimeout,
     #[error("no such {kind}: {id}")]
     NotFound { kind: &'static str, id: String },
     #[error("no route for {method} {path}; see /openapi.json for the API")]
@@ -106,6 +109,7 @@ impl ApiError {
             ApiError::Unprocessable { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::UnsupportedMediaType { .. } => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::BodyTimeout => StatusCode::REQUEST_TIMEOUT,
             ApiError::NotFound { .. } | ApiError::RouteNotFound { .. } => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::Unauthenticated { .. } => StatusCode::UNAUTHORIZED,
@@ -124,6 +128,7 @@ impl ApiError {
             | ApiError::Unprocessable { .. }
             | ApiError::UnsupportedMediaType { .. }
             | ApiError::PayloadTooLarge { .. }
+            | ApiError::BodyTimeout
             | ApiError::NotFound { .. }
             | ApiError::RouteNotFound { .. }
             | ApiError::MethodNotAllowed { .. }
@@ -149,6 +154,7 @@ impl ApiError {
             ApiError::Plugin { .. } => "plugin_fault",
             ApiError::UnsupportedMediaType { .. } => "content_type_invalid",
             ApiError::PayloadTooLarge { .. } => "body_too_large",
+            ApiError::BodyTimeout => "body_timeout",
             ApiError::NotFound { .. } => "resource_missing",
             ApiError::RouteNotFound { .. } => "route_not_found",
             ApiError::MethodNotAllowed { .. } => "method_not_allowed",

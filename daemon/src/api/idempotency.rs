@@ -1,6 +1,7 @@
 //! API.md §4 at the HTTP edge: the `Idempotency-Key` header, and the fingerprint that
 //! decides whether a repeated key carries "the same request" (method, path, canonical body).
 
+use std::marker::PhantomData;
 use std::sync::Arc;
 
 use axum::body::Bytes;
@@ -18,11 +19,24 @@ use crate::store::Claim;
 /// Longest key accepted (API.md §4: 1..255 printable ASCII).
 const KEY_CHARS_MAX: usize = 255;
 
-/// A JSON body, with the idempotency key and the request's fingerprint.
+/// A JSON body, with the idempotency key and the request's fingerprint. The body is read and
+/// parsed as JSON on extraction, but typed (validated field by field) only by [`body`],
+/// which a handler calls after checking the caller's role: a caller who may not make the
+/// request learns nothing of its shape.
+///
+/// [`body`]: Idempotent::body
 pub struct Idempotent<T> {
-    pub body: T,
+    raw: serde_json::Value,
     pub key: String,
     pub fingerprint: String,
+    typed: PhantomData<fn() -> T>,
+}
+
+impl<T: DeserializeOwned> Idempotent<T> {
+    /// The typed body (once; later calls see an empty body).
+    pub fn body(&mut self) -> Result<T, ApiError> {
+        super::json::from_value(std::mem::take(&mut self.raw))
+    }
 }
 
 impl<T> Idempotent<T> {
@@ -46,15 +60,15 @@ impl<T: DeserializeOwned> FromRequest<Arc<AppState>> for Idempotent<T> {
         let ApiJson(raw): ApiJson<serde_json::Value> = ApiJson::from_request(req, state).await?;
         // serde_json's map is ordered by key: `to_string` is a canonical form.
         let canonical = raw.to_string();
-        let body: T = super::json::parse_json(canonical.as_bytes())?;
         let fingerprint = hex::encode(ring::digest::digest(
             &ring::digest::SHA256,
             format!("{method}\n{path}\n{canonical}").as_bytes(),
         ));
         Ok(Idempotent {
-            body,
+            raw,
             key,
             fingerprint,
+            typed: PhantomData,
         })
     }
 }

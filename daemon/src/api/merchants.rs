@@ -7,14 +7,14 @@ use std::future::Future;
 use std::sync::Arc;
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use super::auth::Caller;
 use super::error::{ApiError, ErrorBody};
 use super::idempotency::Idempotent;
-use super::json::ApiQuery;
+use super::json::{ApiPath, ApiQuery};
 use super::list::{List, PageParams};
 use super::payments::rfc3339_ms;
 use crate::app::AppState;
@@ -470,7 +470,7 @@ pub async fn list_merchants(
 pub async fn get_merchant(
     State(state): State<Arc<AppState>>,
     caller: Caller,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> Result<Json<MerchantObject>, ApiError> {
     caller.require_role(Role::Erp)?;
     // Scope before existence, so a merchant outside the scope looks exactly like a missing one.
@@ -499,11 +499,12 @@ pub async fn create_merchant(
     State(state): State<Arc<AppState>>,
     caller: Caller,
     client: Option<axum::Extension<ClientAddr>>,
-    request: Idempotent<MerchantBody>,
+    mut request: Idempotent<MerchantBody>,
 ) -> Result<Answer, ApiError> {
     caller.require_role(Role::Admin)?;
+    let body = request.body()?;
     let actor = actor(&caller, client.as_deref());
-    let input = request.body.input();
+    let input = body.input();
     idempotently(
         &state,
         &caller,
@@ -534,13 +535,14 @@ pub async fn update_merchant(
     State(state): State<Arc<AppState>>,
     caller: Caller,
     client: Option<axum::Extension<ClientAddr>>,
-    Path(id): Path<String>,
-    request: Idempotent<MerchantBody>,
+    ApiPath(id): ApiPath<String>,
+    mut request: Idempotent<MerchantBody>,
 ) -> Result<Answer, ApiError> {
     caller.require_role(Role::Erp)?;
     onboarded(&state, &caller, &id)?;
+    let body = request.body()?;
     let actor = actor(&caller, client.as_deref());
-    let input = request.body.input();
+    let input = body.input();
     idempotently(
         &state,
         &caller,
@@ -572,13 +574,14 @@ pub async fn create_activation(
     State(state): State<Arc<AppState>>,
     caller: Caller,
     client: Option<axum::Extension<ClientAddr>>,
-    Path(id): Path<String>,
-    request: Idempotent<ActivationBody>,
+    ApiPath(id): ApiPath<String>,
+    mut request: Idempotent<ActivationBody>,
 ) -> Result<Answer, ApiError> {
     caller.require_role(Role::Erp)?;
     onboarded(&state, &caller, &id)?;
+    let body = request.body()?;
     let actor = actor(&caller, client.as_deref());
-    let provider = request.body.provider.clone();
+    let provider = body.provider.clone();
     idempotently(
         &state,
         &caller,
@@ -602,7 +605,7 @@ pub async fn create_activation(
 pub async fn list_activations(
     State(state): State<Arc<AppState>>,
     caller: Caller,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> Result<Json<List<ActivationObject>>, ApiError> {
     caller.require_role(Role::Erp)?;
     onboarded(&state, &caller, &id)?;
@@ -623,7 +626,7 @@ pub async fn list_activations(
 pub async fn get_activation(
     State(state): State<Arc<AppState>>,
     caller: Caller,
-    Path((id, activation_id)): Path<(String, String)>,
+    ApiPath((id, activation_id)): ApiPath<(String, String)>,
 ) -> Result<Json<ActivationObject>, ApiError> {
     caller.require_role(Role::Erp)?;
     onboarded(&state, &caller, &id)?;
@@ -652,13 +655,13 @@ pub async fn create_bank_account(
     State(state): State<Arc<AppState>>,
     caller: Caller,
     client: Option<axum::Extension<ClientAddr>>,
-    Path(id): Path<String>,
-    request: Idempotent<BankAccountBody>,
+    ApiPath(id): ApiPath<String>,
+    mut request: Idempotent<BankAccountBody>,
 ) -> Result<Answer, ApiError> {
     caller.require_role(Role::Erp)?;
     onboarded(&state, &caller, &id)?;
+    let body = request.body()?;
     let actor = actor(&caller, client.as_deref());
-    let body = request.body.clone();
     let is_card = match body.account_type.as_deref() {
         None | Some("corporate") => false,
         Some("card") => true,
@@ -703,7 +706,7 @@ pub async fn create_bank_account(
 pub async fn list_bank_accounts(
     State(state): State<Arc<AppState>>,
     caller: Caller,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> Result<Json<List<BankAccountObject>>, ApiError> {
     caller.require_role(Role::Erp)?;
     onboarded(&state, &caller, &id)?;
@@ -724,7 +727,7 @@ pub async fn list_bank_accounts(
 pub async fn get_bank_account(
     State(state): State<Arc<AppState>>,
     caller: Caller,
-    Path((id, account_id)): Path<(String, String)>,
+    ApiPath((id, account_id)): ApiPath<(String, String)>,
 ) -> Result<Json<BankAccountObject>, ApiError> {
     caller.require_role(Role::Erp)?;
     onboarded(&state, &caller, &id)?;

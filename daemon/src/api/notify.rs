@@ -5,11 +5,12 @@
 use std::sync::Arc;
 
 use axum::body::Bytes;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
 use super::error::{ApiError, ErrorBody};
+use super::json::{ApiPath, RawBody};
 use crate::app::AppState;
 use crate::payments::service::{self, NoticeError};
 use crate::plugins::types::Reply;
@@ -36,9 +37,9 @@ fn reply(status: StatusCode, reply: Reply) -> Response {
     ))]
 pub async fn notify(
     State(state): State<Arc<AppState>>,
-    Path((provider, merchant_id)): Path<(String, String)>,
+    ApiPath((provider, merchant_id)): ApiPath<(String, String)>,
     headers: HeaderMap,
-    body: Bytes,
+    RawBody(body): RawBody,
 ) -> Result<Response, ApiError> {
     let headers: Vec<(String, String)> = headers
         .iter()
@@ -73,7 +74,7 @@ pub async fn notify(
         Err(NoticeError::Plugin(e)) => Err(ApiError::Plugin {
             message: e.to_string(),
         }),
-        Err(NoticeError::Store(e)) => {
+        Err(e @ (NoticeError::Store(_) | NoticeError::Onboarding(_))) => {
             tracing::error!(error = %e, "store failure on a notice");
             Err(ApiError::Internal)
         }

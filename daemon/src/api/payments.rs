@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use serde::{Deserialize, Deserializer, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -13,14 +13,14 @@ use utoipa::{IntoParams, ToSchema};
 use super::auth::Caller;
 use super::error::{ApiError, ErrorBody};
 use super::idempotency::Idempotent;
-use super::json::ApiQuery;
+use super::json::{ApiPath, ApiQuery};
 use super::list::{List, PageParams};
 use crate::app::AppState;
 use crate::auth::Role;
 use crate::money::{Currency, Money, MoneyError};
 use crate::payments::service::{self, Answer, Method, NewPayment, NewRefund, PaymentError};
 use crate::payments::state::PaymentStatus;
-use crate::store::records::{Failure, PaymentRecord, RefundRecord};
+use crate::store::records::{BlockScope, Failure, PaymentRecord, RefundRecord};
 
 /// Bounds on free-text fields.
 const DESCRIPTION_CHARS_MAX: usize = 256;
@@ -493,7 +493,7 @@ fn validate_payment(state: &AppState, body: &CreatePaymentBody) -> Result<NewPay
         (status = 201, description = "Created (replays carry Idempotent-Replayed: true)", body = PaymentObject),
         (status = 400, description = "Invalid request", body = ErrorBody),
         (status = 402, description = "Declined; error.payment is the failed payment", body = ErrorBody),
-        (status = 403, description = "Merchant outside the key's scope", body = ErrorBody),
+        (status = 403, description = "Merchant outside the key's scope, or the terminal (`terminal_blocked`) or the key (`api_key_blocked`) blocked by the anomaly monitor", body = ErrorBody),
         (status = 409, description = "order_id in use, or the key is still being processed", body = ErrorBody),
         (status = 422, description = "Key reused for another request, or wallet not supported", body = ErrorBody),
         (status = 502, description = "Provider or plugin failure", body = ErrorBody),
@@ -502,19 +502,20 @@ fn validate_payment(state: &AppState, body: &CreatePaymentBody) -> Result<NewPay
 pub async fn create_payment(
     State(state): State<Arc<AppState>>,
     caller: Caller,
-    request: Idempotent<CreatePaymentBody>,
+    mut request: Idempotent<CreatePaymentBody>,
 ) -> Result<Answer, ApiError> {
     caller.require_role(Role::Pos)?;
-    caller.require_merchant(&request.body.merchant_id)?;
-    let Some(merchant) = state.merchants.get(&request.body.merchant_id) else {
+    let body = request.body()?;
+    caller.require_merchant(&body.merchant_id)?;
+    let Some(merchant) = state.merchants.get(&body.merchant_id) else {
         return Err(ApiError::NotFound {
             kind: "merchant",
-            id: request.body.merchant_id.clone(),
+            id: body.merchant_id.clone(),
         });
     };
     // An onboarded merchant collects only where its activation is active (API.md §8).
     if merchant.source == crate::merchants::MerchantSource::Api {
-        let inactive = match &request.body.provider {
+        let inactive = match &body.provider {
             Some(provider) => !merchant.providers.contains_key(provider),
             None => merchant.providers.is_empty(),
         };
@@ -524,23 +525,30 @@ pub async fn create_payment(
                 message: format!(
                     "merchant {} is not active at {}; its activation must be approved first",
                     merchant.id,
-                    request.body.provider.as_deref().unwrap_or("any wallet")
+                    body.provider.as_deref().unwrap_or("any wallet")
                 ),
                 param: Some("merchant_id".into()),
             });
         }
     }
-    let new = validate_payment(&state, &request.body)?;
-    if let Some(terminal) = &new.terminal_id
-        && let Some(block) = state.monitor.terminal_block(&new.merchant_id, terminal)
+    let new = validate_payment(&state, &body)?;
+    if let Some(block) =
+        state
+            .monitor
+            .block_on(&new.merchant_id, new.terminal_id.as_deref(), &caller.0.id)
     {
+        let until = rfc3339_ms(block.expires_at_ms);
+        let (code, what) = match block.scope() {
+            BlockScope::ApiKey(key) => ("api_key_blocked", format!("API key {key}")),
+            BlockScope::Terminal(_, terminal) => {
+                ("terminal_blocked", format!("terminal {terminal}"))
+            }
+        };
         return Err(ApiError::Denied {
-            code: "terminal_blocked",
+            code,
             message: format!(
-                "terminal {terminal} is blocked by the anomaly monitor (rule {}) until {}; an admin can lift block {}",
-                block.rule,
-                rfc3339_ms(block.expires_at_ms),
-                block.id
+                "{what} is blocked by the anomaly monitor (rule {}) until {until}; an admin can lift block {}",
+                block.rule, block.id
             ),
         });
     }
@@ -641,7 +649,7 @@ fn visible_payment(state: &AppState, caller: &Caller, id: &str) -> Result<Paymen
 pub async fn get_payment(
     State(state): State<Arc<AppState>>,
     caller: Caller,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> Result<Json<PaymentObject>, ApiError> {
     caller.require_role(Role::Pos)?;
     let payment = visible_payment(&state, &caller, &id)?;
@@ -761,11 +769,12 @@ pub async fn list_payments(
 pub async fn cancel_payment(
     State(state): State<Arc<AppState>>,
     caller: Caller,
-    Path(id): Path<String>,
-    request: Idempotent<CancelBody>,
+    ApiPath(id): ApiPath<String>,
+    mut request: Idempotent<CancelBody>,
 ) -> Result<Answer, ApiError> {
     caller.require_role(Role::Pos)?;
     let payment = visible_payment(&state, &caller, &id)?;
+    request.body()?; // checked (no fields), after the role and the scope
     let claim = request.claim(&caller.0.id);
     let answer = service::cancel_payment(&state, claim, payment, &render_payment(200)).await;
     observe_answer(&state, &caller, &answer);
@@ -785,20 +794,21 @@ pub async fn cancel_payment(
 pub async fn create_refund(
     State(state): State<Arc<AppState>>,
     caller: Caller,
-    Path(id): Path<String>,
-    request: Idempotent<CreateRefundBody>,
+    ApiPath(id): ApiPath<String>,
+    mut request: Idempotent<CreateRefundBody>,
 ) -> Result<Answer, ApiError> {
     caller.require_role(Role::Erp)?;
     let payment = visible_payment(&state, &caller, &id)?;
-    let amount = match &request.body.amount {
+    let body = request.body()?;
+    let amount = match &body.amount {
         None => None,
         Some(text) => Some(Money::parse(&text.0, &payment.currency).map_err(money_error)?),
     };
-    check_text(&request.body.reason, "reason", DESCRIPTION_CHARS_MAX, false)?;
+    check_text(&body.reason, "reason", DESCRIPTION_CHARS_MAX, false)?;
     let new = NewRefund {
         payment_id: id,
         amount,
-        reason: request.body.reason.clone(),
+        reason: body.reason.clone(),
     };
     let claim = request.claim(&caller.0.id);
     let provider = payment.provider.clone();
@@ -828,7 +838,7 @@ pub async fn create_refund(
 pub async fn get_refund(
     State(state): State<Arc<AppState>>,
     caller: Caller,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> Result<Json<RefundObject>, ApiError> {
     caller.require_role(Role::Erp)?;
     let refund = state.store.refund(&id)?;
@@ -849,7 +859,7 @@ pub async fn get_refund(
 pub async fn list_refunds(
     State(state): State<Arc<AppState>>,
     caller: Caller,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> Result<Json<List<RefundObject>>, ApiError> {
     caller.require_role(Role::Erp)?;
     let payment = visible_payment(&state, &caller, &id)?;

@@ -26,6 +26,11 @@ pub use webhooks::{WebhookEndpointConfig, WebhooksConfig};
 pub const BODY_BYTES_MAX_LIMIT: usize = 16 * 1024 * 1024;
 /// Longest drain an operator may ask for at shutdown.
 pub const DRAIN_TIMEOUT_MS_LIMIT: u64 = 5 * 60 * 1000;
+/// Longest request-head, body, idle and HTTP/2 keep-alive time an operator may configure:
+/// beyond an hour a connection bound is no bound.
+pub const CONNECTION_TIMEOUT_MS_LIMIT: u64 = 60 * 60 * 1000;
+/// Largest connection limit an operator may configure (per listener, and per peer).
+pub const MAX_CONNECTIONS_LIMIT: usize = 1_000_000;
 
 /// The whole configuration file.
 #[derive(Debug, Clone, Deserialize)]
@@ -87,6 +92,34 @@ pub struct ServerConfig {
     /// How long in-flight requests may run after SIGTERM/SIGINT before the daemon exits.
     #[serde(default = "default_drain_timeout_ms")]
     pub drain_timeout_ms: Spanned<u64>,
+    /// From accept to the first complete request head (TLS handshake and protocol detection
+    /// included); a connection that has not sent one by then is closed.
+    #[serde(default = "default_request_head_timeout_ms")]
+    pub request_head_timeout_ms: Spanned<u64>,
+    /// From a request's complete head to the end of its body; past it the request is answered
+    /// `408 body_timeout` and the connection closed.
+    #[serde(default = "default_body_timeout_ms")]
+    pub body_timeout_ms: Spanned<u64>,
+    /// A connection with no request in flight (from a complete head until its response has
+    /// finished streaming) for this long is closed. On HTTP/1 the next head must be complete
+    /// by then: a partly sent head is idle time.
+    #[serde(default = "default_idle_timeout_ms")]
+    pub idle_timeout_ms: Spanned<u64>,
+    /// HTTP/2: how often the daemon pings a client it has heard nothing from.
+    #[serde(default = "default_http2_keep_alive_interval_ms")]
+    pub http2_keep_alive_interval_ms: Spanned<u64>,
+    /// HTTP/2: a client that does not answer a ping within this is disconnected.
+    #[serde(default = "default_http2_keep_alive_timeout_ms")]
+    pub http2_keep_alive_timeout_ms: Spanned<u64>,
+    /// Open connections per listener; at the limit, a new connection closes the connections
+    /// idle longest. Default: the open-file limit less a reserve, shared by the listeners.
+    #[serde(default)]
+    pub max_connections: Option<Spanned<usize>>,
+    /// Open connections per client IP address on the TCP listener (not the Unix socket);
+    /// beyond it, the address's own connection idle longest is closed (an IPv6 client counts
+    /// by its /64). Default: half of `max_connections`; equal to it, no share.
+    #[serde(default)]
+    pub max_connections_per_peer: Option<Spanned<usize>>,
     pub tls: Option<TlsConfig>,
 }
 
@@ -452,6 +485,21 @@ fn default_body_bytes_max() -> Spanned<usize> {
 fn default_drain_timeout_ms() -> Spanned<u64> {
     Spanned::new(0..0, 10_000)
 }
+fn default_request_head_timeout_ms() -> Spanned<u64> {
+    Spanned::new(0..0, 10_000)
+}
+fn default_body_timeout_ms() -> Spanned<u64> {
+    Spanned::new(0..0, 30_000)
+}
+fn default_idle_timeout_ms() -> Spanned<u64> {
+    Spanned::new(0..0, 30_000)
+}
+fn default_http2_keep_alive_interval_ms() -> Spanned<u64> {
+    Spanned::new(0..0, 20_000)
+}
+fn default_http2_keep_alive_timeout_ms() -> Spanned<u64> {
+    Spanned::new(0..0, 10_000)
+}
 fn no_merchants() -> Spanned<Vec<String>> {
     Spanned::new(0..0, Vec::new())
 }
@@ -466,6 +514,13 @@ impl Default for ServerConfig {
             unix_socket: None,
             body_bytes_max: default_body_bytes_max(),
             drain_timeout_ms: default_drain_timeout_ms(),
+            request_head_timeout_ms: default_request_head_timeout_ms(),
+            body_timeout_ms: default_body_timeout_ms(),
+            idle_timeout_ms: default_idle_timeout_ms(),
+            http2_keep_alive_interval_ms: default_http2_keep_alive_interval_ms(),
+            http2_keep_alive_timeout_ms: default_http2_keep_alive_timeout_ms(),
+            max_connections: None,
+            max_connections_per_peer: None,
             tls: None,
         }
     }
@@ -1018,6 +1073,35 @@ impl ServerConfig {
                 format!("must be at most {DRAIN_TIMEOUT_MS_LIMIT}, got {drain}"),
             ));
         }
+        let timeouts = [
+            (
+                &self.request_head_timeout_ms,
+                "server.request_head_timeout_ms",
+            ),
+            (&self.body_timeout_ms, "server.body_timeout_ms"),
+            (&self.idle_timeout_ms, "server.idle_timeout_ms"),
+            (
+                &self.http2_keep_alive_interval_ms,
+                "server.http2_keep_alive_interval_ms",
+            ),
+            (
+                &self.http2_keep_alive_timeout_ms,
+                "server.http2_keep_alive_timeout_ms",
+            ),
+        ];
+        for (value, field) in timeouts {
+            at.within(value, field, 1, CONNECTION_TIMEOUT_MS_LIMIT)?;
+        }
+        if let Some(max) = &self.max_connections {
+            at.within(max, "server.max_connections", 1, MAX_CONNECTIONS_LIMIT)?;
+        }
+        if let Some(per_peer) = &self.max_connections_per_peer {
+            let max = self
+                .max_connections
+                .as_ref()
+                .map_or(MAX_CONNECTIONS_LIMIT, |m| *m.get_ref());
+            at.within(per_peer, "server.max_connections_per_peer", 1, max)?;
+        }
         if let Some(tls) = &self.tls {
             let files = [
                 Some((&tls.cert_file, "server.tls.cert_file")),
@@ -1220,6 +1304,35 @@ mod tests {
             1000
         );
         assert!(parse("[server]\nlisten = \"localhost\"\n").is_err());
+    }
+
+    #[test]
+    fn connection_bounds_have_defaults_and_are_checked() {
+        let server = parse("").unwrap().server;
+        assert_eq!(*server.request_head_timeout_ms.get_ref(), 10_000);
+        assert_eq!(*server.body_timeout_ms.get_ref(), 30_000);
+        assert_eq!(*server.idle_timeout_ms.get_ref(), 30_000);
+        assert!(server.max_connections.is_none() && server.max_connections_per_peer.is_none());
+        for field in [
+            "request_head_timeout_ms",
+            "body_timeout_ms",
+            "idle_timeout_ms",
+            "http2_keep_alive_interval_ms",
+            "http2_keep_alive_timeout_ms",
+            "max_connections",
+            "max_connections_per_peer",
+        ] {
+            let err = parse(&format!("[server]\n{field} = 0\n")).unwrap_err();
+            assert_eq!(err.field.as_deref(), Some(&*format!("server.{field}")));
+            assert_eq!(err.position.map(|p| p.0), Some(2), "{err}");
+        }
+        let err =
+            parse("[server]\nmax_connections = 10\nmax_connections_per_peer = 11\n").unwrap_err();
+        assert_eq!(
+            err.field.as_deref(),
+            Some("server.max_connections_per_peer")
+        );
+        assert!(parse("[server]\nidle_timeout_ms = 3600001\n").is_err());
     }
 
     #[test]

@@ -18,6 +18,7 @@ pub const RULES: &[&str] = &[
     "refund_ratio",
     "off_hours",
     "forged_notifications",
+    "report_mismatch",
     "credential_abuse",
     "idempotency_abuse",
     "state_conflict",
@@ -154,6 +155,11 @@ fn defaults(rule: &str) -> RuleSettings {
             severity: Severity::Critical,
             window_s: 300,
             threshold: 3.0,
+            ..base
+        },
+        "report_mismatch" => RuleSettings {
+            severity: Severity::Critical,
+            threshold: 1.0,
             ..base
         },
         "credential_abuse" => RuleSettings {

@@ -11,6 +11,7 @@ use super::validate;
 use crate::app::AppState;
 use crate::ids::new_id;
 use crate::payments::service::now_ms;
+use crate::payments::state::{Observed, Transition};
 use crate::plugins::CallError;
 use crate::plugins::types as wit;
 use crate::store::records::{
@@ -524,29 +525,57 @@ pub async fn poll_activation(
     let Ok(Ok(result)) = answer else {
         return Ok(false); // nothing known; ask again next sweep
     };
-    apply_onboarding(state, &Actor::system(), &activation.id, &result)
+    Ok(apply_onboarding(state, &Actor::system(), &activation.id, None, &result)?.moved())
 }
 
-/// Applies an onboarding result (from a query or a notice). Returns whether it changed.
+/// How far an application has come: a report may only move it forward.
+fn activation_rank(status: &str) -> u8 {
+    match status {
+        "submitted" => 0,
+        "under_review" => 1,
+        _ => 2, // active, rejected: finished; only a resubmission reopens it
+    }
+}
+
+/// Applies an onboarding result (from a query or a notice). With `owner` (the notice's
+/// merchant and provider), an activation of another merchant or provider is left as it is.
+/// A report never moves an application backwards (a stale `rejected` cannot undo `active`),
+/// and a finished one changes only by resubmission.
 pub fn apply_onboarding(
     state: &AppState,
     actor: &Actor,
     activation_id: &str,
+    owner: Option<(&str, &str)>,
     result: &wit::OnboardingResult,
-) -> Result<bool, OnboardingError> {
+) -> Result<Observed, OnboardingError> {
     let Some(mut activation) = state.store.activation(activation_id)? else {
-        return Ok(false);
+        return Ok(Observed::Unknown);
     };
+    if owner.is_some_and(|(merchant, provider)| {
+        activation.merchant_id != merchant || activation.provider != provider
+    }) {
+        return Ok(Observed::Foreign);
+    }
     let status = activation_status(result.status);
     let reference = result
         .provider_reference
         .clone()
         .or(activation.provider_reference.clone());
-    let finished = matches!(activation.status.as_str(), "active" | "rejected");
-    let unchanged = activation.status == status && activation.provider_reference == reference;
-    // A finished application changes only by resubmission; stale reports are ignored.
-    if unchanged || (finished && status != "active" && status != "rejected") {
-        return Ok(false);
+    let (from, to) = (activation_rank(&activation.status), activation_rank(status));
+    // The provider may tell its reference later within the same step (or fill in a
+    // finished application's missing one), never replace a finished one's.
+    let news = activation.status == status
+        && activation.provider_reference != reference
+        && (from < 2 || activation.provider_reference.is_none());
+    if to <= from && !news {
+        // A repeat or a stale report of an earlier step changes nothing; the other outcome
+        // of a finished application contradicts it.
+        let contradiction = from == 2 && to == 2 && activation.status != status;
+        return Ok(Observed::Decided(if contradiction {
+            Transition::Conflict
+        } else {
+            Transition::Same
+        }));
     }
     activation.status = status.into();
     activation.provider_reference = reference;
@@ -556,7 +585,7 @@ pub fn apply_onboarding(
         .filter(|_| status == "rejected");
     activation.updated_at_ms = now_ms();
     save_activation(state, actor, &activation, "activation.updated")?;
-    Ok(true)
+    Ok(Observed::Decided(Transition::Move))
 }
 
 /// Saves a bank account's new state with its audit line and event.
@@ -741,29 +770,41 @@ pub async fn poll_account(
     let Ok(Ok(result)) = answer else {
         return Ok(false);
     };
-    apply_binding(state, &Actor::system(), &account.id, &result)
+    Ok(apply_binding(state, &Actor::system(), &account.id, None, &result)?.moved())
 }
 
-/// Applies a binding result (from a query or a notice). Returns whether it changed.
+/// Applies a binding result (from a query or a notice). With `owner`, an account of another
+/// merchant or provider is left as it is. Verified and failed accounts are final.
 pub fn apply_binding(
     state: &AppState,
     actor: &Actor,
     account_id: &str,
+    owner: Option<(&str, &str)>,
     result: &wit::BindingResult,
-) -> Result<bool, OnboardingError> {
+) -> Result<Observed, OnboardingError> {
     let Some(mut account) = state.store.bank_account(account_id)? else {
-        return Ok(false);
+        return Ok(Observed::Unknown);
     };
+    if owner.is_some_and(|(merchant, provider)| {
+        account.merchant_id != merchant || account.provider != provider
+    }) {
+        return Ok(Observed::Foreign);
+    }
     if account.status != "pending_verification" {
-        return Ok(false); // verified and failed are final
+        let same = binding_status(result.status) == account.status;
+        return Ok(Observed::Decided(if same {
+            Transition::Same
+        } else {
+            Transition::Conflict
+        }));
     }
     let before = account.clone();
     apply_binding_to(&mut account, result);
     if account.status == before.status && account.verification == before.verification {
-        return Ok(false);
+        return Ok(Observed::Decided(Transition::Same));
     }
     save_account(state, actor, &account, &[], "bank_account.updated")?;
-    Ok(true)
+    Ok(Observed::Decided(Transition::Move))
 }
 
 /// One pass over unfinished activations and accounts (the janitor calls it).

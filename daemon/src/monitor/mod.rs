@@ -25,7 +25,7 @@ use crate::config::{Action, MonitorConfig};
 use crate::ids::new_id;
 use crate::metrics::Metrics;
 use crate::payments::service::now_ms;
-use crate::store::records::{AlertRecord, BlockRecord, EventRecord};
+use crate::store::records::{AlertRecord, BlockRecord, BlockScope, EventRecord};
 use bounded::BoundedMap;
 use rules::{Finding, Rules};
 
@@ -47,6 +47,18 @@ pub enum Input {
         merchant_id: String,
         reason: String,
     },
+    /// A verified provider report (a notice, or an answer to a query) that was refused: it
+    /// named an object of another merchant or provider (`foreign_object`), or reported
+    /// another amount than ours (`amount_mismatch`). Nothing changed.
+    ReportRefused {
+        provider: String,
+        merchant_id: String,
+        /// `payment`, `refund`, `activation` or `bank_account`.
+        kind: &'static str,
+        object_id: String,
+        reason: &'static str,
+        detail: serde_json::Value,
+    },
 }
 
 struct Envelope {
@@ -62,8 +74,8 @@ pub struct Monitor {
     receiver: Mutex<Option<mpsc::Receiver<Envelope>>>,
     enabled: bool,
     metrics: Arc<Metrics>,
-    /// Active blocks by (merchant, terminal).
-    blocks: RwLock<BTreeMap<(String, String), BlockRecord>>,
+    /// Active blocks by what they stop.
+    blocks: RwLock<BTreeMap<BlockScope, BlockRecord>>,
     alerts: broadcast::Sender<Arc<AlertRecord>>,
 }
 
@@ -96,12 +108,26 @@ impl Monitor {
         }
     }
 
-    /// The block on this terminal, if one is in force.
-    pub fn terminal_block(&self, merchant_id: &str, terminal_id: &str) -> Option<BlockRecord> {
+    /// The block in force on a payment by `api_key_id` for `merchant_id` from `terminal_id`:
+    /// on the key (whatever the terminal, or none), or on the terminal.
+    pub fn block_on(
+        &self,
+        merchant_id: &str,
+        terminal_id: Option<&str>,
+        api_key_id: &str,
+    ) -> Option<BlockRecord> {
         let blocks = self.blocks.read().ok()?;
-        blocks
-            .get(&(merchant_id.to_owned(), terminal_id.to_owned()))
-            .filter(|b| b.expires_at_ms > now_ms())
+        if blocks.is_empty() {
+            return None;
+        }
+        let now = now_ms();
+        let in_force = |scope: BlockScope| blocks.get(&scope).filter(|b| b.expires_at_ms > now);
+        in_force(BlockScope::ApiKey(api_key_id.to_owned()))
+            .or_else(|| {
+                terminal_id.and_then(|t| {
+                    in_force(BlockScope::Terminal(merchant_id.to_owned(), t.to_owned()))
+                })
+            })
             .cloned()
     }
 
@@ -153,10 +179,7 @@ pub fn spawn(state: Arc<AppState>) {
             let now = now_ms();
             if let Ok(mut blocks) = monitor.blocks.write() {
                 for block in stored.into_iter().filter(|b| b.expires_at_ms > now) {
-                    blocks.insert(
-                        (block.merchant_id.clone(), block.terminal_id.clone()),
-                        block,
-                    );
+                    blocks.insert(block.scope(), block);
                 }
             }
         }
@@ -247,24 +270,24 @@ impl Engine {
             return Ok(());
         }
         let alert_id = new_id("al");
-        let block = match (settings.action, &finding.subject) {
-            (Action::BlockTerminal, subject) => {
-                match (&subject.merchant_id, &subject.terminal_id) {
-                    (Some(merchant), Some(terminal)) => Some(BlockRecord {
+        let block = match settings.action {
+            Action::BlockTerminal => {
+                finding
+                    .block_target()
+                    .map(|(kind, terminal, key)| BlockRecord {
                         id: new_id("blk"),
-                        kind: "terminal".into(),
-                        merchant_id: merchant.clone(),
-                        terminal_id: terminal.clone(),
+                        kind: kind.into(),
+                        merchant_id: finding.subject.merchant_id.clone().unwrap_or_default(),
+                        terminal_id: terminal,
+                        api_key_id: key,
                         rule: finding.rule.into(),
                         alert_id: alert_id.clone(),
                         created_at_ms: now,
                         expires_at_ms: now
                             .saturating_add((settings.block_s as i64).saturating_mul(1000)),
-                    }),
-                    _ => None,
-                }
+                    })
             }
-            (Action::Alert, _) => None,
+            Action::Alert => None,
         };
         let alert = AlertRecord {
             id: alert_id.clone(),
@@ -292,11 +315,8 @@ impl Engine {
         if let Some(block) = block
             && let Ok(mut blocks) = state.monitor.blocks.write()
         {
-            tracing::warn!(rule = %alert.rule, merchant = %block.merchant_id, terminal = %block.terminal_id, "terminal blocked");
-            blocks.insert(
-                (block.merchant_id.clone(), block.terminal_id.clone()),
-                block,
-            );
+            tracing::warn!(rule = %alert.rule, kind = %block.kind, merchant = %block.merchant_id, terminal = %block.terminal_id, api_key = ?block.api_key_id, "blocked");
+            blocks.insert(block.scope(), block);
         }
         tracing::warn!(alert = %alert.id, rule = %alert.rule, severity = %alert.severity, summary = %alert.summary, "alert raised");
         state.metrics.count_alert(&alert.rule, &alert.severity);

@@ -25,6 +25,23 @@ pub struct Finding {
     pub evidence: Value,
 }
 
+impl Finding {
+    /// What a `block_terminal` action stops for this finding, as (kind, terminal, key): the
+    /// subject's terminal; or, for card testing that spans terminals (or names none), the
+    /// subject's API key. Other findings without a terminal place no block.
+    pub fn block_target(&self) -> Option<(&'static str, String, Option<String>)> {
+        match (&self.subject.terminal_id, &self.subject.api_key_id) {
+            (Some(terminal), _) if self.subject.merchant_id.is_some() => {
+                Some(("terminal", terminal.clone(), None))
+            }
+            (None, Some(key)) if self.rule == "card_testing" => {
+                Some(("api_key", String::new(), Some(key.clone())))
+            }
+            _ => None,
+        }
+    }
+}
+
 /// Buckets per sliding window: the window's trailing edge is exact to 1/60 of its length.
 const BUCKETS: usize = 60;
 /// The decline-rate baseline assumed for a terminal without history.
@@ -36,6 +53,8 @@ const DECLINE_RATE_FLOOR: f64 = 0.5;
 pub struct Rules {
     settings: BTreeMap<&'static str, RuleSettings>,
     card_testing: WindowCounter<String>,
+    /// Card testing per API key, across terminals (and requests naming none).
+    card_testing_by_key: WindowCounter<String>,
     declines_by_terminal: WindowCounter<String>,
     declines_by_payer: WindowCounter<String>,
     attempts_by_terminal: WindowCounter<String>,
@@ -62,6 +81,7 @@ impl Rules {
         let counter = |rule: &str| WindowCounter::new(ms(settings[rule].window_s), BUCKETS, max);
         Rules {
             card_testing: counter("card_testing"),
+            card_testing_by_key: counter("card_testing"),
             declines_by_terminal: counter("decline_burst"),
             declines_by_payer: counter("decline_burst"),
             attempts_by_terminal: counter("decline_rate"),
@@ -94,6 +114,7 @@ impl Rules {
     pub fn prune(&mut self, now_ms: i64) {
         for counter in [
             &mut self.card_testing,
+            &mut self.card_testing_by_key,
             &mut self.declines_by_terminal,
             &mut self.declines_by_payer,
             &mut self.attempts_by_terminal,
@@ -181,8 +202,99 @@ impl Rules {
                     }
                 }
             }
+            Input::ReportRefused {
+                provider,
+                merchant_id,
+                kind,
+                object_id,
+                reason,
+                detail,
+            } => {
+                // Every one is a finding: a validly signed report that contradicts our books
+                // is a leaked key, a confused provider, or an attack.
+                if self.on("report_mismatch") {
+                    let what = match *reason {
+                        "amount_mismatch" => "reported another amount for",
+                        _ => "named, from the wrong merchant or provider,",
+                    };
+                    found.push(Finding {
+                        rule: "report_mismatch",
+                        scope: Some(format!("{reason}:{object_id}")),
+                        subject: AlertSubject {
+                            provider: Some(provider.clone()),
+                            merchant_id: Some(merchant_id.clone()),
+                            ..AlertSubject::default()
+                        },
+                        summary: format!(
+                            "a verified {provider} report {what} {kind} {object_id}; nothing changed"
+                        ),
+                        evidence: json!({"reason": reason, "kind": kind, "object_id": object_id,
+                                         "detail": detail}),
+                    });
+                }
+            }
         }
         found
+    }
+
+    /// Card testing: many small payments from one terminal (its block stops the terminal),
+    /// or, across terminals or with none named, by one API key (`threshold` x `factor`; its
+    /// block stops the key), so that rotating or omitting the terminal id evades nothing.
+    fn card_testing(
+        &mut self,
+        event: &EventRecord,
+        on_terminal: Option<(&String, AlertSubject)>,
+        api_key: Option<&str>,
+        merchant: &str,
+        now_ms: i64,
+        found: &mut Vec<Finding>,
+    ) {
+        let settings = &self.settings["card_testing"];
+        let (window_s, limit) = (settings.window_s, settings.amount);
+        let key_limit = settings.threshold * settings.factor;
+        let terminal_id = on_terminal
+            .as_ref()
+            .and_then(|(_, s)| s.terminal_id.clone());
+        if let Some((key, subject)) = on_terminal {
+            let count = self.card_testing.add(key.clone(), now_ms, 1);
+            if self.reached("card_testing", count) {
+                let terminal = subject.terminal_id.clone().unwrap_or_default();
+                found.push(Finding {
+                    rule: "card_testing",
+                    scope: None,
+                    subject,
+                    summary: format!(
+                        "{count} small payment attempts (<= {limit}) from terminal {terminal} within {window_s} s"
+                    ),
+                    evidence: json!({"attempts": count, "last_payment": event.object_id}),
+                });
+                // Still counted for the key below; one terminal's pattern is this alert's.
+                if let Some(key) = api_key {
+                    self.card_testing_by_key.add(key.to_owned(), now_ms, 1);
+                }
+                return;
+            }
+        }
+        let Some(key) = api_key else {
+            return;
+        };
+        let count = self.card_testing_by_key.add(key.to_owned(), now_ms, 1);
+        if count as f64 >= key_limit {
+            found.push(Finding {
+                rule: "card_testing",
+                scope: Some("api_key".into()),
+                subject: AlertSubject {
+                    merchant_id: Some(merchant.to_owned()),
+                    api_key_id: Some(key.to_owned()),
+                    ..AlertSubject::default()
+                },
+                summary: format!(
+                    "{count} small payment attempts (<= {limit}) by API key {key} across terminals within {window_s} s"
+                ),
+                evidence: json!({"attempts": count, "last_payment": event.object_id,
+                                 "last_terminal": terminal_id}),
+            });
+        }
     }
 
     fn event(
@@ -206,25 +318,10 @@ impl Rules {
         };
         match event.kind.as_str() {
             "payment.created" => {
-                if self.on("card_testing")
-                    && let Some(key) = &terminal_key
-                    && amount <= self.settings["card_testing"].amount
-                {
-                    let count = self.card_testing.add(key.clone(), now_ms, 1);
-                    if self.reached("card_testing", count) {
-                        found.push(Finding {
-                            rule: "card_testing",
-                            scope: None,
-                            subject: terminal_subject(),
-                            summary: format!(
-                                "{count} small payment attempts (<= {}) from terminal {} within {} s",
-                                self.settings["card_testing"].amount,
-                                terminal.as_deref().unwrap_or(""),
-                                self.settings["card_testing"].window_s
-                            ),
-                            evidence: json!({"attempts": count, "last_payment": event.object_id}),
-                        });
-                    }
+                if self.on("card_testing") && amount <= self.settings["card_testing"].amount {
+                    let on_terminal = terminal_key.as_ref().map(|key| (key, terminal_subject()));
+                    let api_key = fields.api_key_id.as_deref();
+                    self.card_testing(event, on_terminal, api_key, &merchant, now_ms, found);
                 }
                 if let Some(key) = &terminal_key {
                     self.attempts_by_terminal.add(key.clone(), now_ms, 1);

@@ -22,7 +22,8 @@ use std::time::Duration;
 
 use crate::app::AppState;
 use crate::payments::service::{
-    end_locally, now_ms, observe_refund_status, observe_status, payment_ref, refund_ref, status_of,
+    end_locally, now_ms, observe_refund_status, observe_status, payment_ref, refund_ref,
+    report_refused, status_of,
 };
 use crate::payments::state::PaymentStatus;
 use crate::store::records::PaymentRecord;
@@ -110,11 +111,19 @@ pub async fn sweep(state: &AppState) -> Result<usize, crate::store::StoreError> 
             continue;
         };
         // Unavailable, unknown or a fault: nothing is known; ask again next sweep.
-        if let Ok(Ok(result)) = state.plugins.query_refund(reference).await
-            && observe_refund_status(state, &refund.id, None, &result)?
-                == Some(crate::payments::state::Transition::Move)
-        {
-            changed += 1;
+        if let Ok(Ok(result)) = state.plugins.query_refund(reference).await {
+            let observed = observe_refund_status(state, &refund.id, None, &result)?;
+            report_refused(
+                state,
+                &refund.provider,
+                &refund.merchant_id,
+                "refund",
+                &refund.id,
+                &observed,
+            );
+            if observed.moved() {
+                changed += 1;
+            }
         }
     }
     state.store.durable().await?;
@@ -147,6 +156,14 @@ async fn resolve(
     if to == PaymentStatus::Pending {
         return Ok(false);
     }
-    let decision = observe_status(state, &payment.id, None, to, &result, "janitor")?;
-    Ok(decision == Some(crate::payments::state::Transition::Move))
+    let observed = observe_status(state, &payment.id, None, to, &result, "janitor")?;
+    report_refused(
+        state,
+        &payment.provider,
+        &payment.merchant_id,
+        "payment",
+        &payment.id,
+        &observed,
+    );
+    Ok(observed.moved())
 }

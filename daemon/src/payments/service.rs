@@ -12,7 +12,7 @@ use crate::app::AppState;
 use crate::auth::ApiKey;
 use crate::ids::new_id;
 use crate::money::Money;
-use crate::payments::state::{PaymentStatus, RefundStatus, Transition};
+use crate::payments::state::{Observed, PaymentStatus, RefundStatus, Transition};
 use crate::plugins::types as wit;
 use crate::plugins::{CallError, PluginFault};
 use crate::store::records::{EventRecord, Failure, PaymentRecord, ProviderStep, RefundRecord};
@@ -516,10 +516,20 @@ fn record_report(
         })?;
         return Err(error);
     }
+    // An answer about another amount than ours is not believed: the payment stays where it
+    // was, its outcome unknown, for the janitor to ask again (and a human to look).
+    let mismatch = std::cell::RefCell::new(None);
     let updated = state.store.update_payment(payment_id, |p| {
         let mut events = Vec::new();
-        p.provider_step = step;
         p.updated_at_ms = now_ms();
+        *mismatch.borrow_mut() = result
+            .as_ref()
+            .and_then(|r| amount_mismatch(r.amount.as_ref(), p.amount_minor, &p.currency));
+        if mismatch.borrow().is_some() {
+            p.provider_step = ProviderStep::OutcomeUnknown;
+            return Some(events);
+        }
+        p.provider_step = step;
         if let Some(r) = &result {
             p.provider_reference = r.provider_reference.clone().or(p.provider_reference.take());
             p.qr_code = r.qr_code.clone().or(p.qr_code.take());
@@ -550,7 +560,30 @@ fn record_report(
         }
         Some(events)
     })?;
-    Ok(updated.ok_or_else(|| StoreError::Corrupt(format!("payment {payment_id} vanished")))?)
+    let payment =
+        updated.ok_or_else(|| StoreError::Corrupt(format!("payment {payment_id} vanished")))?;
+    if let Some(observed) = mismatch.into_inner() {
+        report_refused(
+            state,
+            &payment.provider,
+            &payment.merchant_id,
+            "payment",
+            &payment.id,
+            &observed,
+        );
+        return Err(PaymentError::OutcomeUnknown(refused_message(&observed)));
+    }
+    Ok(payment)
+}
+
+/// What a client is told when a provider's answer was not believed.
+fn refused_message(observed: &Observed) -> String {
+    match observed {
+        Observed::AmountMismatch { ours, reported } => format!(
+            "the provider reported {reported} for this {ours} request; nothing was recorded and an alert was raised"
+        ),
+        other => format!("the provider's answer was not believed ({other:?})"),
+    }
 }
 
 /// Renders the answer for a payment whose outcome is recorded (a failed one answers as a
@@ -1029,8 +1062,8 @@ async fn drive_refund(
                 .await,
         ),
     };
-    let (to, failure, reference, step) = match result {
-        None => (None, None, None, ProviderStep::Answered),
+    let (to, failure, reference, step, amount) = match result {
+        None => (None, None, None, ProviderStep::Answered, None),
         Some(Ok(Ok(r))) => (
             Some(refund_status_of(r.status)),
             r.failure.map(|d| Failure {
@@ -1039,6 +1072,7 @@ async fn drive_refund(
             }),
             r.provider_reference,
             ProviderStep::Answered,
+            r.amount,
         ),
         Some(Ok(Err(wit::ProviderError::Declined(d)))) => (
             Some(RefundStatus::Failed),
@@ -1048,6 +1082,7 @@ async fn drive_refund(
             }),
             None,
             ProviderStep::Answered,
+            None,
         ),
         Some(Ok(Err(wit::ProviderError::InvalidRequest(m)))) => (
             Some(RefundStatus::Failed),
@@ -1057,6 +1092,7 @@ async fn drive_refund(
             }),
             None,
             ProviderStep::Answered,
+            None,
         ),
         Some(other) => {
             let (step, error) = match other {
@@ -1080,10 +1116,16 @@ async fn drive_refund(
         }
     };
     let _turn = state.store.write_turn().await;
+    let mismatch = std::cell::RefCell::new(None);
     let updated = state.store.update_refund(refund_id, |r, p| {
         let mut events = Vec::new();
-        r.provider_step = step;
         r.updated_at_ms = now_ms();
+        *mismatch.borrow_mut() = amount_mismatch(amount.as_ref(), r.amount_minor, &r.currency);
+        if mismatch.borrow().is_some() {
+            r.provider_step = ProviderStep::OutcomeUnknown; // not believed: ask again
+            return Some(events);
+        }
+        r.provider_step = step;
         if reference.is_some() {
             r.provider_reference = reference.clone();
         }
@@ -1094,6 +1136,17 @@ async fn drive_refund(
     })?;
     let refund =
         updated.ok_or_else(|| StoreError::Corrupt(format!("refund {refund_id} vanished")))?;
+    if let Some(observed) = mismatch.into_inner() {
+        report_refused(
+            state,
+            &refund.provider,
+            &refund.merchant_id,
+            "refund",
+            &refund.id,
+            &observed,
+        );
+        return Err(PaymentError::OutcomeUnknown(refused_message(&observed)));
+    }
     let error = (refund.status == RefundStatus::Failed).then(|| PaymentError::RefundDeclined {
         code: refund
             .failure
@@ -1156,11 +1209,60 @@ pub struct NoticeOutcome {
     pub duplicates: usize,
     pub conflicts: usize,
     pub unknown: usize,
+    /// Updates naming an object of another merchant or provider, or reporting another amount
+    /// than ours: acknowledged like unknown objects, but nothing changed and an alert is raised.
+    pub refused: usize,
+}
+
+impl NoticeOutcome {
+    fn count(&mut self, observed: &Observed) {
+        match observed {
+            Observed::Unknown => self.unknown += 1,
+            Observed::Foreign | Observed::AmountMismatch { .. } => self.refused += 1,
+            Observed::Decided(Transition::Move) => self.applied += 1,
+            Observed::Decided(Transition::Same) => self.duplicates += 1,
+            Observed::Decided(Transition::Conflict) => self.conflicts += 1,
+        }
+    }
+}
+
+/// Tells the monitor (and the metrics) about a verified report that was refused: it named
+/// an object of another merchant or provider, or another amount than ours.
+pub(crate) fn report_refused(
+    state: &AppState,
+    provider: &str,
+    merchant_id: &str,
+    kind: &'static str,
+    object_id: &str,
+    observed: &Observed,
+) {
+    let (reason, detail) = match observed {
+        Observed::Foreign => ("foreign_object", serde_json::json!({})),
+        Observed::AmountMismatch { ours, reported } => (
+            "amount_mismatch",
+            serde_json::json!({"ours": ours, "reported": reported}),
+        ),
+        _ => return,
+    };
+    tracing::warn!(%provider, %merchant_id, kind, object_id, reason, "verified provider report refused: nothing changed");
+    state.metrics.count_report_refused(provider, reason);
+    state.monitor.observe(crate::monitor::Input::ReportRefused {
+        provider: provider.to_owned(),
+        merchant_id: merchant_id.to_owned(),
+        kind,
+        object_id: object_id.to_owned(),
+        reason,
+        detail,
+    });
 }
 
 /// `POST /v1/notify/{provider}/{merchant_id}`: the plugin verifies and interprets the notice;
 /// verified changes are applied idempotently. Returns the plugin's reply and what changed,
 /// or the rejection (nothing changes).
+///
+/// A notice may change only objects of the merchant in its URL and of the provider whose
+/// plugin verified it; each update is judged on its own, and one naming anything else is
+/// acknowledged (so the provider stops retrying) but changes nothing and raises an alert.
 pub async fn handle_notice(
     state: &AppState,
     provider: &str,
@@ -1194,85 +1296,94 @@ pub async fn handle_notice(
         Ok(Err(rejected)) => return Err(NoticeError::Rejected(rejected)),
         Err(e) => return Err(NoticeError::Plugin(e)),
     };
+    let owner = Some((merchant_id, provider));
     let mut outcome = NoticeOutcome::default();
     for update in &verified.updates {
-        match update {
+        let (kind, object_id, observed) = match update {
             wit::Update::Payment(u) => {
                 let to = status_of(u.outcome.status);
-                let decision = observe_status(
-                    state,
-                    &u.payment_id,
-                    Some((merchant_id, provider)),
-                    to,
-                    &u.outcome,
-                    "notification",
-                )
-                .map_err(NoticeError::Store)?;
-                match decision {
-                    None => outcome.unknown += 1,
-                    Some(Transition::Move) => outcome.applied += 1,
-                    Some(Transition::Same) => outcome.duplicates += 1,
-                    Some(Transition::Conflict) => outcome.conflicts += 1,
-                }
+                let observed =
+                    observe_status(state, &u.payment_id, owner, to, &u.outcome, "notification")
+                        .map_err(NoticeError::Store)?;
+                ("payment", u.payment_id.as_str(), observed)
             }
             wit::Update::Refund(u) => {
-                let decision = observe_refund_status(
-                    state,
-                    &u.refund_id,
-                    Some((merchant_id, provider)),
-                    &u.outcome,
-                )
-                .map_err(NoticeError::Store)?;
-                match decision {
-                    None => outcome.unknown += 1,
-                    Some(Transition::Move) => outcome.applied += 1,
-                    Some(Transition::Same) => outcome.duplicates += 1,
-                    Some(Transition::Conflict) => outcome.conflicts += 1,
-                }
+                let observed = observe_refund_status(state, &u.refund_id, owner, &u.outcome)
+                    .map_err(NoticeError::Store)?;
+                ("refund", u.refund_id.as_str(), observed)
             }
             wit::Update::Onboarding(u) => {
-                let actor = crate::merchants::onboarding::Actor {
-                    key_id: format!("provider:{provider}"),
-                    source: "notification".into(),
-                };
-                match crate::merchants::onboarding::apply_onboarding(
+                let observed = crate::merchants::onboarding::apply_onboarding(
                     state,
-                    &actor,
+                    &notice_actor(provider),
                     &u.activation_id,
+                    owner,
                     &u.outcome,
-                ) {
-                    Ok(true) => outcome.applied += 1,
-                    Ok(false) => outcome.duplicates += 1,
-                    Err(_) => outcome.unknown += 1,
-                }
+                )
+                .map_err(NoticeError::Onboarding)?;
+                ("activation", u.activation_id.as_str(), observed)
             }
             wit::Update::Binding(u) => {
-                let actor = crate::merchants::onboarding::Actor {
-                    key_id: format!("provider:{provider}"),
-                    source: "notification".into(),
-                };
-                match crate::merchants::onboarding::apply_binding(
+                let observed = crate::merchants::onboarding::apply_binding(
                     state,
-                    &actor,
+                    &notice_actor(provider),
                     &u.bank_account_id,
+                    owner,
                     &u.outcome,
-                ) {
-                    Ok(true) => outcome.applied += 1,
-                    Ok(false) => outcome.duplicates += 1,
-                    Err(_) => outcome.unknown += 1,
-                }
+                )
+                .map_err(NoticeError::Onboarding)?;
+                ("bank_account", u.bank_account_id.as_str(), observed)
             }
-        }
+        };
+        outcome.count(&observed);
+        report_refused(state, provider, merchant_id, kind, object_id, &observed);
     }
     state.store.durable().await.map_err(NoticeError::Store)?;
     Ok((verified.reply, outcome))
 }
 
+fn notice_actor(provider: &str) -> crate::merchants::onboarding::Actor {
+    crate::merchants::onboarding::Actor {
+        key_id: format!("provider:{provider}"),
+        source: "notification".into(),
+    }
+}
+
+/// The amount a provider reports for one of ours (a payment's order amount, or a refund's
+/// own amount), compared with what we recorded. A report that names none is taken as it is
+/// (plugins built for world 0.1.0, and answers the provider gives without one); one that
+/// differs, in amount or currency, or is no amount anything can have, is a mismatch.
+pub(crate) fn amount_mismatch(
+    reported: Option<&wit::Money>,
+    ours_minor: i64,
+    currency: &str,
+) -> Option<Observed> {
+    let reported = reported?;
+    let ours =
+        crate::money::Currency::from_code(currency).map(|c| Money::from_minor(ours_minor, c));
+    let theirs = crate::plugins::reported_money(reported);
+    match (&ours, &theirs) {
+        (Some(a), Ok(b)) if a.currency() == b.currency() && a.minor() == b.minor() => None,
+        _ => Some(Observed::AmountMismatch {
+            ours: ours.map_or_else(
+                || format!("{ours_minor} minor units of {currency}"),
+                |m| format!("{m} {currency}"),
+            ),
+            reported: match theirs {
+                Ok(m) => format!("{m} {}", reported.currency),
+                Err(e) => format!(
+                    "{} at exponent {} {} ({e})",
+                    reported.minor, reported.exponent, reported.currency
+                ),
+            },
+        }),
+    }
+}
+
 /// Applies a status the provider reported (in a notice or to the janitor's query) to a
 /// payment, idempotently: a legal move is made with its event, a repeat changes nothing, a
 /// contradiction of a terminal state changes nothing and records a `payment.conflict` event.
-/// With `owner`, a payment of another merchant or provider is treated as unknown. Returns
-/// what was decided, or `None` for an unknown payment.
+/// With `owner`, a payment of another merchant or provider is left as it is (`Foreign`).
 pub(crate) fn observe_status(
     state: &AppState,
     payment_id: &str,
@@ -1280,16 +1391,20 @@ pub(crate) fn observe_status(
     to: PaymentStatus,
     reported: &wit::PaymentResult,
     source: &str,
-) -> Result<Option<Transition>, StoreError> {
+) -> Result<Observed, StoreError> {
     // What the change decided (set by the closure, read after the store returns).
-    let decision = std::cell::Cell::new(None);
+    let decision = std::cell::RefCell::new(Observed::Unknown);
     let found = state.store.update_payment(payment_id, |p| {
         if owner.is_some_and(|(merchant, provider)| p.merchant_id != merchant || p.provider != provider) {
-            decision.set(None);
+            *decision.borrow_mut() = Observed::Foreign;
+            return None;
+        }
+        if let Some(mismatch) = amount_mismatch(reported.amount.as_ref(), p.amount_minor, &p.currency) {
+            *decision.borrow_mut() = mismatch;
             return None;
         }
         let transition = p.status.transition(to);
-        decision.set(Some(transition));
+        *decision.borrow_mut() = Observed::Decided(transition);
         match transition {
             Transition::Same => None,
             Transition::Move => {
@@ -1322,7 +1437,10 @@ pub(crate) fn observe_status(
             )]),
         }
     })?;
-    Ok(found.and(decision.get()))
+    Ok(match found {
+        Some(_) => decision.into_inner(),
+        None => Observed::Unknown,
+    })
 }
 
 fn refund_status_of(status: wit::RefundStatus) -> RefundStatus {
@@ -1334,25 +1452,30 @@ fn refund_status_of(status: wit::RefundStatus) -> RefundStatus {
 }
 
 /// Applies a refund status the provider reported (in a notice or to the janitor's query),
-/// idempotently, as [`observe_status`] does for payments. Returns what was decided, or
-/// `None` for an unknown refund (or one of another merchant or provider, with `owner`).
+/// idempotently, as [`observe_status`] does for payments.
 pub(crate) fn observe_refund_status(
     state: &AppState,
     refund_id: &str,
     owner: Option<(&str, &str)>,
     reported: &wit::RefundResult,
-) -> Result<Option<Transition>, StoreError> {
+) -> Result<Observed, StoreError> {
     let to = refund_status_of(reported.status);
-    let decision = std::cell::Cell::new(None);
+    let decision = std::cell::RefCell::new(Observed::Unknown);
     let found = state.store.update_refund(refund_id, |r, p| {
         if owner
             .is_some_and(|(merchant, provider)| r.merchant_id != merchant || r.provider != provider)
         {
-            decision.set(None);
+            *decision.borrow_mut() = Observed::Foreign;
+            return None;
+        }
+        if let Some(mismatch) =
+            amount_mismatch(reported.amount.as_ref(), r.amount_minor, &r.currency)
+        {
+            *decision.borrow_mut() = mismatch;
             return None;
         }
         let transition = r.status.transition(to);
-        decision.set(Some(transition));
+        *decision.borrow_mut() = Observed::Decided(transition);
         if transition == Transition::Same {
             return None;
         }
@@ -1369,7 +1492,10 @@ pub(crate) fn observe_refund_status(
         apply_refund_status(r, p, to, failure, &mut events);
         Some(events)
     })?;
-    Ok(found.and(decision.get()))
+    Ok(match found {
+        Some(_) => decision.into_inner(),
+        None => Observed::Unknown,
+    })
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -1382,4 +1508,6 @@ pub enum NoticeError {
     Plugin(CallError),
     #[error(transparent)]
     Store(StoreError),
+    #[error(transparent)]
+    Onboarding(crate::merchants::onboarding::OnboardingError),
 }

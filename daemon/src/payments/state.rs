@@ -101,6 +101,26 @@ impl RefundStatus {
     }
 }
 
+/// What a provider's report about one object came to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Observed {
+    /// No such object here.
+    Unknown,
+    /// The object belongs to another merchant or provider than the one reporting: nothing
+    /// changed.
+    Foreign,
+    /// The provider reports another amount than ours: nothing changed.
+    AmountMismatch { ours: String, reported: String },
+    /// The state machine's decision (a move, a repeat or a contradiction).
+    Decided(Transition),
+}
+
+impl Observed {
+    pub fn moved(&self) -> bool {
+        *self == Observed::Decided(Transition::Move)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use wasmtime::Engine;
 use wasmtime::component::Component;
 
-use super::bindings::{WORLD_PACKAGE, WORLD_VERSION};
+use super::bindings::{SUPPORTED_WORLD_VERSIONS, WORLD_PACKAGE, World};
 
 /// Why a plugin was refused, naming the config field at fault when there is one.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -97,7 +97,9 @@ pub fn signature_path(path: &Path) -> PathBuf {
     PathBuf::from(name)
 }
 
-/// The `paygate:provider` version a component targets, checked against ours.
+/// The `paygate:provider` version a component targets, checked against the versions this
+/// daemon links ([`SUPPORTED_WORLD_VERSIONS`]): compatible with one of them (its world is
+/// then `World::of_version`), and the same world for its export and all its imports.
 pub fn check_world(engine: &Engine, component: &Component) -> Result<String, String> {
     let ty = component.component_type();
     let prefix = format!("{WORLD_PACKAGE}/provider@");
@@ -109,19 +111,37 @@ pub fn check_world(engine: &Engine, component: &Component) -> Result<String, Str
                 "the component does not export {WORLD_PACKAGE}/provider; is it a paygate plugin?"
             )
         })?;
-    let mut versions = vec![version.clone()];
-    versions.extend(ty.imports(engine).filter_map(|(name, _)| {
-        let rest = name.strip_prefix(&format!("{WORLD_PACKAGE}/"))?;
-        rest.split_once('@').map(|(_, v)| v.to_owned())
-    }));
-    for v in versions {
-        if !compatible(&v, WORLD_VERSION) {
-            return Err(format!(
-                "the plugin targets {WORLD_PACKAGE}@{v}, but this paygated supports {WORLD_PACKAGE}@{WORLD_VERSION}; rebuild the plugin against a compatible paygate-plugin-api"
-            ));
+    let world = World::of_version(&version).ok_or_else(|| unsupported(&version))?;
+    for (name, _) in ty.imports(engine) {
+        let Some((interface, v)) = name
+            .strip_prefix(&format!("{WORLD_PACKAGE}/"))
+            .and_then(|rest| rest.split_once('@'))
+        else {
+            continue;
+        };
+        match World::of_version(v) {
+            None => return Err(unsupported(v)),
+            Some(w) if w != world => {
+                return Err(format!(
+                    "the plugin mixes world versions: it exports {WORLD_PACKAGE}/provider@{version} but imports {WORLD_PACKAGE}/{interface}@{v}; rebuild it against one paygate-plugin-api"
+                ));
+            }
+            Some(_) => {}
         }
     }
     Ok(version)
+}
+
+/// The refusal of a world version this daemon does not link, naming every one it does.
+fn unsupported(version: &str) -> String {
+    let supported: Vec<String> = SUPPORTED_WORLD_VERSIONS
+        .iter()
+        .map(|v| format!("{WORLD_PACKAGE}@{v}"))
+        .collect();
+    format!(
+        "the plugin targets {WORLD_PACKAGE}@{version}, but this paygated supports {} (and their patch releases); rebuild the plugin against a compatible paygate-plugin-api",
+        supported.join(" and ")
+    )
 }
 
 /// Semver compatibility: the same major version, and for 0.x the same minor version.
@@ -137,24 +157,70 @@ pub fn compatible(theirs: &str, ours: &str) -> bool {
     }
 }
 
+/// Where the SHA-256 of each compiled artifact is recorded when this daemon compiles it, out
+/// of reach of whoever can write the cache dir (the daemon records them in its store). A
+/// cached artifact is deserialized, which runs its machine code, only if its bytes still have
+/// the digest recorded for its name.
+pub trait ArtifactLedger: Send + Sync {
+    /// The digest recorded for `artifact` (the cache file's name), if any.
+    fn digest(&self, artifact: &str) -> Option<String>;
+    /// Records `sha256` for `artifact`.
+    fn record(&self, artifact: &str, sha256: &str);
+}
+
+/// A ledger that lasts as long as the process (in-process hosts of tests and benchmarks):
+/// each process compiles its plugins once, then trusts only what it compiled itself.
+#[derive(Default)]
+pub struct MemoryLedger(std::sync::Mutex<std::collections::HashMap<String, String>>);
+
+impl ArtifactLedger for MemoryLedger {
+    fn digest(&self, artifact: &str) -> Option<String> {
+        self.0.lock().ok()?.get(artifact).cloned()
+    }
+    fn record(&self, artifact: &str, sha256: &str) {
+        if let Ok(mut map) = self.0.lock() {
+            map.insert(artifact.to_owned(), sha256.to_owned());
+        }
+    }
+}
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    hex::encode(ring::digest::digest(&ring::digest::SHA256, bytes))
+}
+
 /// Compiles `bytes`, or loads the artifact a previous run cached for the same file and
-/// engine configuration.
+/// engine configuration, if `ledger` holds its digest.
 pub fn compile_cached(
     engine: &Engine,
     file: &VerifiedFile,
     cache_dir: &Path,
+    ledger: &dyn ArtifactLedger,
 ) -> Result<(Component, bool), String> {
     let mut hasher = std::collections::hash_map::DefaultHasher::new();
     engine.precompile_compatibility_hash().hash(&mut hasher);
-    let cached = cache_dir.join(format!("{}-{:016x}.cwasm", file.sha256, hasher.finish()));
-    if cached.is_file() {
-        // SAFETY: the artifact is one this daemon serialized into its own data dir, named by
-        // the source's SHA-256 and the engine's compatibility hash. Anyone able to replace it
-        // can already replace the daemon's data and configuration.
-        match unsafe { Component::deserialize_file(engine, &cached) } {
-            Ok(component) => return Ok((component, true)),
-            Err(e) => {
-                tracing::warn!(path = %cached.display(), error = %e, "ignoring unusable plugin cache entry")
+    let name = format!("{}-{:016x}.cwasm", file.sha256, hasher.finish());
+    let cached = cache_dir.join(&name);
+    // Read once: the bytes that are checked are the bytes that are loaded.
+    if let Ok(artifact) = std::fs::read(&cached) {
+        let digest = sha256_hex(&artifact);
+        match ledger.digest(&name) {
+            Some(recorded) if recorded == digest => {
+                // SAFETY: these bytes are the artifact this daemon serialized from the
+                // verified component (pinned and signed as configured), as its recorded
+                // digest shows; wasmtime checks the engine's compatibility as it loads them.
+                match unsafe { Component::deserialize(engine, &artifact) } {
+                    Ok(component) => return Ok((component, true)),
+                    Err(e) => {
+                        tracing::warn!(path = %cached.display(), error = %e, "ignoring unusable plugin cache entry")
+                    }
+                }
+            }
+            Some(_) => tracing::warn!(
+                path = %cached.display(),
+                "the cached compiled plugin does not match the digest recorded when it was compiled (replaced or corrupted); compiling it again"
+            ),
+            None => {
+                tracing::debug!(path = %cached.display(), "cached compiled plugin not compiled by this store; compiling it again")
             }
         }
     }
@@ -162,6 +228,7 @@ pub fn compile_cached(
         Component::new(engine, &file.bytes).map_err(|e| format!("not a valid component: {e:#}"))?;
     match component.serialize() {
         Ok(artifact) => {
+            ledger.record(&name, &sha256_hex(&artifact));
             let tmp = cached.with_extension("tmp");
             let written = std::fs::create_dir_all(cache_dir)
                 .and_then(|()| std::fs::write(&tmp, artifact))
@@ -184,8 +251,19 @@ mod tests {
         assert!(compatible("0.1.0", "0.1.0"));
         assert!(compatible("0.1.7", "0.1.0"));
         assert!(!compatible("0.2.0", "0.1.0"));
+        assert!(compatible("0.2.1", "0.2.0"));
         assert!(compatible("1.4.0", "1.0.0"));
         assert!(!compatible("2.0.0", "1.0.0"));
         assert!(!compatible("x", "0.1.0"));
+    }
+
+    #[test]
+    fn an_unsupported_version_is_refused_naming_every_supported_one() {
+        let message = unsupported("0.3.0");
+        assert!(message.contains("paygate:provider@0.3.0"), "{message}");
+        assert!(
+            message.contains("paygate:provider@0.1.0 and paygate:provider@0.2.0"),
+            "{message}"
+        );
     }
 }

@@ -21,6 +21,7 @@ mod loader;
 pub mod outbound;
 mod output;
 mod registry;
+mod world_0_1;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -32,12 +33,13 @@ use wasmtime::component::{HasSelf, Linker};
 use wasmtime::{Engine, Store, Trap, UpdateDeadline};
 
 pub use bindings::paygate::provider::types;
-pub use bindings::{WORLD_PACKAGE, WORLD_VERSION};
+pub use bindings::{SUPPORTED_WORLD_VERSIONS, WORLD_PACKAGE, WORLD_VERSION};
+pub use loader::{ArtifactLedger, MemoryLedger};
 pub use outbound::Origin;
 
 use crate::config::{Config, ConfigError, PluginConfig};
 use crate::metrics::Metrics;
-use bindings::{Plugin, PluginPre};
+use bindings::{Plugin, PluginPre, World, WorldPre};
 use imports::CallState;
 use keystore::KeyStore;
 use limits::{CallLimiter, PluginLimits};
@@ -232,6 +234,23 @@ pub fn method_name(method: Method) -> &'static str {
     }
 }
 
+/// An amount a plugin reported (`PaymentResult::amount`, `RefundResult::amount`, world
+/// 0.2.0) as the daemon's [`Money`](crate::money::Money), read as strictly as a client's
+/// (API.md §1): a currency paygate handles, more than zero, no more decimals than the
+/// currency has, at most `AMOUNT_CEILING`. The plugin's `exponent` only places the decimal
+/// point (12500 at exponent 3 is 12.50 CNY); no `minor`/`exponent` pair panics. An `Err` is
+/// an amount no payment or refund can have: treat it as a mismatch.
+pub fn reported_money(amount: &Money) -> Result<crate::money::Money, crate::money::MoneyError> {
+    let decimal = rust_decimal::Decimal::try_new(amount.minor, u32::from(amount.exponent))
+        .map_err(|_| {
+            crate::money::MoneyError::NotDecimal(format!(
+                "{} at exponent {}",
+                amount.minor, amount.exponent
+            ))
+        })?;
+    crate::money::Money::parse(&decimal.normalize().to_string(), &amount.currency)
+}
+
 /// A loaded plugin as `GET /v1/plugins` shows it.
 #[derive(Debug, Clone)]
 pub struct PluginSummary {
@@ -262,6 +281,8 @@ pub struct PluginHost {
     current: ArcSwap<PluginSet>,
     slots: Arc<Semaphore>,
     cache_dir: PathBuf,
+    /// The digests of the artifacts this daemon compiled (see [`loader::ArtifactLedger`]).
+    ledger: Arc<dyn loader::ArtifactLedger>,
     metrics: Arc<Metrics>,
     /// One reload at a time.
     reloading: tokio::sync::Mutex<()>,
@@ -271,6 +292,17 @@ impl PluginHost {
     /// Builds the engine and loads every plugin of `config`. Problems are config errors
     /// naming the `[[plugins]]` or `[[merchants]]` field at fault.
     pub async fn start(config: &Config, metrics: Arc<Metrics>) -> Result<PluginHost, ConfigError> {
+        PluginHost::start_with_ledger(config, metrics, Arc::new(loader::MemoryLedger::default()))
+            .await
+    }
+
+    /// As [`PluginHost::start`], trusting cached compiled plugins only as far as `ledger`
+    /// records their digests (the daemon passes its store, so restarts reuse the cache).
+    pub async fn start_with_ledger(
+        config: &Config,
+        metrics: Arc<Metrics>,
+        ledger: Arc<dyn loader::ArtifactLedger>,
+    ) -> Result<PluginHost, ConfigError> {
         let max_calls = *config.plugin_host.max_concurrent_calls.get_ref();
         let engine = engine::new_engine(max_calls).map_err(|e| {
             config.error_at(
@@ -299,6 +331,7 @@ impl PluginHost {
             current: ArcSwap::from_pointee(PluginSet::default()),
             slots: Arc::new(Semaphore::new(max_calls as usize)),
             cache_dir,
+            ledger,
             metrics,
             reloading: tokio::sync::Mutex::new(()),
         };
@@ -354,6 +387,7 @@ impl PluginHost {
         let pinned = entry.sha256.as_ref().map(|s| s.get_ref().clone());
         let signers = config.plugin_host.trusted_signers.get_ref().clone();
         let cache_dir = self.cache_dir.clone();
+        let ledger = self.ledger.clone();
         let plugin_name = name.clone();
         let started = Instant::now();
         // Reading, hashing and compiling take milliseconds to seconds: keep them off the
@@ -361,11 +395,13 @@ impl PluginHost {
         let (file, component, cached) = tokio::task::spawn_blocking(move || {
             let file = loader::read_verified(&plugin_name, &path, pinned.as_deref(), &signers)?;
             let (component, cached) =
-                loader::compile_cached(&engine, &file, &cache_dir).map_err(|m| LoadError {
-                    plugin: plugin_name.clone(),
-                    field: "path",
-                    message: m,
-                })?;
+                loader::compile_cached(&engine, &file, &cache_dir, ledger.as_ref()).map_err(
+                    |m| LoadError {
+                        plugin: plugin_name.clone(),
+                        field: "path",
+                        message: m,
+                    },
+                )?;
             Ok::<_, LoadError>((file, component, cached))
         })
         .await
@@ -373,16 +409,32 @@ impl PluginHost {
 
         let world_version =
             loader::check_world(&self.engine, &component).map_err(|m| error("path", m))?;
+        let world = World::of_version(&world_version)
+            .ok_or_else(|| error("path", format!("no world for version {world_version}")))?;
         let mut linker: Linker<CallState> = Linker::new(&self.engine);
-        Plugin::add_to_linker::<CallState, HasSelf<CallState>>(&mut linker, |state| state)
-            .map_err(|e| error("path", format!("cannot link: {e:#}")))?;
+        // Each world links its own version of the imports (the same host behind them).
+        match world {
+            World::V0_2 => {
+                Plugin::add_to_linker::<CallState, HasSelf<CallState>>(&mut linker, |state| state)
+            }
+            World::V0_1 => bindings::v0_1::Plugin::add_to_linker::<CallState, HasSelf<CallState>>(
+                &mut linker,
+                |state| state,
+            ),
+        }
+        .map_err(|e| error("path", format!("cannot link: {e:#}")))?;
         // WASI imports (a wasm32-wasip2 build always carries some) trap if ever called.
         linker
             .define_unknown_imports_as_traps(&component)
             .map_err(|e| error("path", format!("cannot link: {e:#}")))?;
         let pre = linker
             .instantiate_pre(&component)
-            .and_then(PluginPre::new)
+            .and_then(|pre| {
+                Ok(match world {
+                    World::V0_2 => WorldPre::V0_2(PluginPre::new(pre)?),
+                    World::V0_1 => WorldPre::V0_1(bindings::v0_1::PluginPre::new(pre)?),
+                })
+            })
             .map_err(|e| error("path", format!("does not fit the plugin world: {e:#}")))?;
         let settings = match serde_json::to_value(&entry.settings) {
             Ok(serde_json::Value::Object(map)) => map,
@@ -419,6 +471,7 @@ impl PluginHost {
             plugin = %name,
             version = %info.version,
             sha256 = %plugin.sha256,
+            world = %plugin.world_version,
             providers = ?info.providers.iter().map(|p| &p.name).collect::<Vec<_>>(),
             cached,
             load_ms = started.elapsed().as_millis() as u64,
@@ -695,8 +748,20 @@ pub struct Inspection {
 
 use wasmtime::component::Component;
 
-/// Instantiates and makes the call `op` asks for.
+/// Instantiates and makes the call `op` asks for, in the plugin's world.
 async fn dispatch(
+    pre: &WorldPre<CallState>,
+    store: &mut Store<CallState>,
+    op: Op,
+) -> wasmtime::Result<Output> {
+    match pre {
+        WorldPre::V0_2(pre) => dispatch_current(pre, store, op).await,
+        WorldPre::V0_1(pre) => world_0_1::dispatch(pre, store, op).await,
+    }
+}
+
+/// [`dispatch`] for a plugin of the current world: no conversion.
+async fn dispatch_current(
     pre: &PluginPre<CallState>,
     store: &mut Store<CallState>,
     op: Op,
@@ -824,4 +889,59 @@ fn read_ca_file(path: &Path) -> Result<Vec<rustls::pki_types::CertificateDer<'st
     rustls::pki_types::CertificateDer::pem_file_iter(path)
         .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
         .map_err(|e| format!("cannot read PEM certificates from {}: {e}", path.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn reported(minor: i64, currency: &str, exponent: u8) -> Result<String, String> {
+        reported_money(&Money {
+            minor,
+            currency: currency.into(),
+            exponent,
+        })
+        .map(|m| format!("{m}"))
+        .map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn reported_amounts_convert_exactly_or_not_at_all() {
+        assert_eq!(reported(1250, "CNY", 2).as_deref(), Ok("12.50"));
+        assert_eq!(reported(1, "CNY", 2).as_deref(), Ok("0.01"));
+        assert_eq!(reported(12500, "CNY", 3).as_deref(), Ok("12.50"));
+        assert_eq!(reported(125, "CNY", 1).as_deref(), Ok("12.50"));
+        assert_eq!(reported(1500, "JPY", 0).as_deref(), Ok("1500"));
+        let money = reported_money(&Money {
+            minor: 1250,
+            currency: "CNY".into(),
+            exponent: 2,
+        })
+        .unwrap();
+        assert_eq!(
+            money,
+            crate::money::Money::from_minor(
+                1250,
+                crate::money::Currency::from_code("CNY").unwrap()
+            )
+        );
+        for (minor, currency, exponent) in [
+            (0, "CNY", 2),
+            (-1, "CNY", 2),
+            (i64::MIN, "CNY", 2),
+            (1, "CNY", 3),
+            (15, "JPY", 1),
+            (i64::MAX, "CNY", 2),
+            (i64::MAX, "JPY", 0),
+            (1250, "XXX", 2),
+            (1250, "cny", 2),
+            (1250, "CNY", 29),
+            (1250, "CNY", u8::MAX),
+        ] {
+            assert!(
+                reported(minor, currency, exponent).is_err(),
+                "{minor} {currency} {exponent}"
+            );
+        }
+    }
 }

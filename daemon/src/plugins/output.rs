@@ -88,12 +88,14 @@ record_size!(PaymentResult {
     provider_reference,
     qr_code,
     failure,
-    payer
+    payer,
+    amount
 });
 record_size!(RefundResult {
     status,
     provider_reference,
-    failure
+    failure,
+    amount
 });
 record_size!(OnboardingResult {
     status,

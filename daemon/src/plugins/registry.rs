@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::SystemTime;
 
-use super::bindings::PluginPre;
+use super::bindings::WorldPre;
 use super::bindings::paygate::provider::types::{PluginInfo, ProviderInfo};
 use super::imports::CallState;
 use super::limits::PluginLimits;
@@ -20,11 +20,11 @@ pub struct LoadedPlugin {
     pub path: PathBuf,
     /// Hex SHA-256 of the component file.
     pub sha256: String,
-    /// The `paygate:provider` version the component targets.
+    /// The `paygate:provider` version the component targets (its world is `pre`'s).
     pub world_version: String,
     /// What the plugin said about itself at load.
     pub info: OnceLock<PluginInfo>,
-    pub pre: PluginPre<CallState>,
+    pub pre: WorldPre<CallState>,
     pub limits: PluginLimits,
     pub allowed_hosts: Vec<Origin>,
     /// The plugin's `settings` table, as JSON.

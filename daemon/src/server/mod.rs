@@ -1,31 +1,47 @@
 //! The transport under the API: TCP (plain or TLS 1.3) and Unix-socket listeners, one
-//! hyper connection task per client, and graceful shutdown with a bounded drain.
+//! hyper connection task per client, every connection bounded, and graceful shutdown with a
+//! bounded drain.
+//!
+//! The bounds (`[server]`): the first request head must be complete within
+//! `request_head_timeout_ms` of accept (TLS handshake and protocol detection included); a
+//! request body within `body_timeout_ms` of its head (`body.rs`); a connection with nothing in
+//! flight is closed after `idle_timeout_ms`, and HTTP/2 clients are pinged; each listener holds
+//! at most `max_connections`, and each TCP peer `max_connections_per_peer`, closing the idle
+//! longest to make room (`registry.rs`). `connection.rs` drives each connection and checks its
+//! deadlines; a request costs a few atomic operations (and a timer if its body has to be
+//! waited for), never a lock.
 
+mod body;
+mod connection;
+mod limits;
+mod registry;
 mod tls;
 
 use std::future::Future;
 use std::io;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::rt::{TokioExecutor, TokioTimer};
 use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::{GracefulShutdown, Watcher};
-use hyper_util::service::TowerToHyperService;
-use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::net::{TcpListener, UnixListener, UnixStream};
+use tokio::net::{TcpListener, TcpStream, UnixListener, UnixStream};
 use tokio_rustls::TlsAcceptor;
 
-use crate::config::{Config, ConfigError};
+pub use body::{BodyDeadlineExceeded, is_body_deadline};
+pub use limits::FD_RESERVE;
 
-/// A client that sends its request head slower than this is cut off (slowloris).
-const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
-/// A TLS handshake that takes longer than this is abandoned.
-const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+use crate::config::{Config, ConfigError, ServerConfig};
+use crate::metrics::Metrics;
+use connection::{Limits, Listener};
+use registry::{CloseStats, Registry};
+
 /// Pause after a failed accept (e.g. out of file descriptors) before trying again.
 const ACCEPT_ERROR_BACKOFF: Duration = Duration::from_millis(100);
+/// Below this many connections per listener, an automatic cap is worth a warning.
+const LOW_MAX_CONNECTIONS: usize = 1024;
 
 /// The bound sockets, ready to serve.
 pub struct Listeners {
@@ -101,33 +117,142 @@ pub enum Drain {
     TimedOut { connections: usize },
 }
 
+/// How the server bounds its connections and its drain: `[server]`, resolved.
+pub struct Settings {
+    pub drain: Duration,
+    pub request_head_timeout: Duration,
+    pub body_timeout: Duration,
+    pub idle_timeout: Duration,
+    pub http2_keep_alive_interval: Duration,
+    pub http2_keep_alive_timeout: Duration,
+    /// Per listener; `None`: from the open-file limit (see [`FD_RESERVE`]).
+    pub max_connections: Option<usize>,
+    /// Per TCP peer; `None`: half of the listener's cap.
+    pub max_connections_per_peer: Option<usize>,
+    pub metrics: Arc<Metrics>,
+}
+
+impl Settings {
+    pub fn from_config(server: &ServerConfig, metrics: Arc<Metrics>) -> Settings {
+        let ms = |value: &toml::Spanned<u64>| Duration::from_millis(*value.get_ref());
+        Settings {
+            drain: ms(&server.drain_timeout_ms),
+            request_head_timeout: ms(&server.request_head_timeout_ms),
+            body_timeout: ms(&server.body_timeout_ms),
+            idle_timeout: ms(&server.idle_timeout_ms),
+            http2_keep_alive_interval: ms(&server.http2_keep_alive_interval_ms),
+            http2_keep_alive_timeout: ms(&server.http2_keep_alive_timeout_ms),
+            max_connections: server.max_connections.as_ref().map(|m| *m.get_ref()),
+            max_connections_per_peer: server
+                .max_connections_per_peer
+                .as_ref()
+                .map(|m| *m.get_ref()),
+            metrics,
+        }
+    }
+
+    /// The HTTP/1 and HTTP/2 settings every connection shares.
+    fn http(&self) -> auto::Builder<TokioExecutor> {
+        let mut http = auto::Builder::new(TokioExecutor::new());
+        // hyper's header-read timer starts when the previous response ends, so it measures
+        // idle time plus head time; the connection's own deadlines come first and this is
+        // only a backstop (without it hyper would apply its default of 30 s).
+        http.http1()
+            .timer(TokioTimer::new())
+            .header_read_timeout(self.idle_timeout + self.request_head_timeout);
+        http.http2()
+            .timer(TokioTimer::new())
+            .keep_alive_interval(self.http2_keep_alive_interval)
+            .keep_alive_timeout(self.http2_keep_alive_timeout);
+        http
+    }
+
+    fn limits(&self) -> Limits {
+        Limits {
+            request_head_ms: self.request_head_timeout.as_millis() as u64,
+            idle_ms: self.idle_timeout.as_millis() as u64,
+            body_timeout: self.body_timeout,
+        }
+    }
+}
+
 /// Serves `router` on `listeners` until `shutdown` resolves, then stops accepting and lets
-/// in-flight requests finish for at most `drain`.
+/// in-flight requests finish for at most `settings.drain`.
 pub async fn serve(
     listeners: Listeners,
     router: Router,
     shutdown: impl Future<Output = ()>,
-    drain: Duration,
+    settings: Settings,
 ) -> Drain {
-    let graceful = GracefulShutdown::new();
     let Listeners { tcp, tls, unix } = listeners;
     let unix_path = unix.as_ref().map(|(_, path)| path.clone());
+    let open_files = limits::raise_open_file_limit();
+    let listener_count = 1 + usize::from(unix.is_some());
+    let max_connections = settings
+        .max_connections
+        .unwrap_or_else(|| limits::automatic_max_connections(open_files, listener_count));
+    let max_per_peer = settings
+        .max_connections_per_peer
+        .unwrap_or(max_connections / 2)
+        .clamp(1, max_connections);
+    tracing::info!(
+        open_files,
+        max_connections,
+        max_connections_per_peer = max_per_peer,
+        "connection limits (per listener)"
+    );
+    if settings.max_connections.is_none() && max_connections < LOW_MAX_CONNECTIONS {
+        tracing::warn!(
+            open_files,
+            max_connections,
+            "the open-file limit leaves room for few connections; raise it (e.g. LimitNOFILE=65536)"
+        );
+    }
+    let closes = Arc::new(CloseStats::new(&settings.metrics));
+    let http = settings.http();
+    let limits = settings.limits();
+    let listener = |name, per_peer| {
+        Arc::new(Listener {
+            router: router.clone(),
+            http: http.clone(),
+            limits,
+            registry: Registry::new(
+                name,
+                max_connections,
+                per_peer,
+                &settings.metrics,
+                closes.clone(),
+            ),
+        })
+    };
+    let tcp_listener = listener("tcp", Some(max_per_peer));
+    // Every client of a Unix socket looks the same: no per-peer share there.
+    let unix_listener = listener("unix", None);
     tokio::select! {
-        () = accept_tcp(tcp, tls, router.clone(), &graceful) => {}
-        () = accept_unix(unix.map(|(listener, _)| listener), router, &graceful) => {}
+        () = accept_tcp(tcp, tls, tcp_listener.clone()) => {}
+        () = accept_unix(unix.map(|(listener, _)| listener), unix_listener.clone()) => {}
         () = shutdown => {}
     }
     // The accept loops, and with them the listening sockets, are gone: nothing new comes in.
     if let Some(path) = unix_path {
         let _ = std::fs::remove_file(path);
     }
-    let in_flight = graceful.count();
+    let registries = [&tcp_listener.registry, &unix_listener.registry];
+    let in_flight: usize = registries.iter().map(|r| r.len()).sum();
     tracing::info!(
         connections = in_flight,
-        drain_ms = drain.as_millis() as u64,
+        drain_ms = settings.drain.as_millis() as u64,
         "draining"
     );
-    match tokio::time::timeout(drain, graceful.shutdown()).await {
+    for registry in registries {
+        registry.close_all();
+    }
+    let drained = async {
+        for registry in registries {
+            registry.drained().await;
+        }
+    };
+    match tokio::time::timeout(settings.drain, drained).await {
         Ok(()) => Drain::Complete,
         Err(_) => Drain::TimedOut {
             connections: in_flight,
@@ -135,12 +260,7 @@ pub async fn serve(
     }
 }
 
-async fn accept_tcp(
-    listener: TcpListener,
-    tls: Option<TlsAcceptor>,
-    router: Router,
-    graceful: &GracefulShutdown,
-) {
+async fn accept_tcp(listener: TcpListener, tls: Option<TlsAcceptor>, shared: Arc<Listener>) {
     loop {
         let (stream, peer) = match listener.accept().await {
             Ok(accepted) => accepted,
@@ -150,40 +270,61 @@ async fn accept_tcp(
                 continue;
             }
         };
-        let _ = stream.set_nodelay(true);
-        let watcher = graceful.watcher();
-        let router = router
-            .clone()
-            .layer(axum::Extension(ClientAddr(peer.ip().to_string())));
-        match tls.clone() {
-            None => {
-                tokio::spawn(serve_connection(stream, router, watcher));
-            }
-            Some(acceptor) => {
-                tokio::spawn(async move {
-                    match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await
-                    {
-                        Ok(Ok(stream)) => serve_connection(stream, router, watcher).await,
-                        Ok(Err(e)) => tracing::debug!(%peer, error = %e, "TLS handshake failed"),
-                        Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
-                    }
-                });
-            }
+        let registered = shared.registry.admit(Some(peer.ip()));
+        if !registered.connection().is_open() {
+            // Every connection of the listener (or of this peer) is busy: this one goes.
+            continue;
         }
+        let _ = stream.set_nodelay(true);
+        tokio::spawn(serve_tcp(
+            stream,
+            peer.ip(),
+            tls.clone(),
+            registered,
+            shared.clone(),
+        ));
     }
 }
 
-async fn accept_unix(listener: Option<UnixListener>, router: Router, graceful: &GracefulShutdown) {
+async fn serve_tcp(
+    stream: TcpStream,
+    peer: IpAddr,
+    tls: Option<TlsAcceptor>,
+    registered: registry::Registered,
+    shared: Arc<Listener>,
+) {
+    let connection = registered.connection();
+    let client = ClientAddr(peer.to_string());
+    let Some(acceptor) = tls else {
+        return connection::serve(stream, connection, client, &shared).await;
+    };
+    // The handshake counts against the first request head's deadline.
+    let handshake = tokio::select! {
+        result = acceptor.accept(stream) => result,
+        _ = connection.until_close(&shared.limits) => return,
+    };
+    match handshake {
+        Ok(stream) => connection::serve(stream, connection, client, &shared).await,
+        Err(e) => tracing::debug!(%peer, error = %e, "TLS handshake failed"),
+    }
+}
+
+async fn accept_unix(listener: Option<UnixListener>, shared: Arc<Listener>) {
     let Some(listener) = listener else {
         return std::future::pending().await;
     };
     loop {
         match listener.accept().await {
             Ok((stream, _)) => {
-                let router = router
-                    .clone()
-                    .layer(axum::Extension(ClientAddr("unix".to_owned())));
-                tokio::spawn(serve_connection(stream, router, graceful.watcher()));
+                let registered = shared.registry.admit(None);
+                if !registered.connection().is_open() {
+                    continue;
+                }
+                let shared = shared.clone();
+                tokio::spawn(async move {
+                    let client = ClientAddr("unix".to_owned());
+                    connection::serve(stream, registered.connection(), client, &shared).await;
+                });
             }
             Err(e) => {
                 tracing::warn!(error = %e, "accept on unix socket failed");
@@ -197,21 +338,3 @@ async fn accept_unix(listener: Option<UnixListener>, router: Router, graceful: &
 /// monitor counts authentication failures per source.
 #[derive(Debug, Clone)]
 pub struct ClientAddr(pub String);
-
-async fn serve_connection<I>(io: I, router: Router, watcher: Watcher)
-where
-    I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
-{
-    let mut builder = auto::Builder::new(TokioExecutor::new());
-    builder
-        .http1()
-        .timer(TokioTimer::new())
-        .header_read_timeout(HEADER_READ_TIMEOUT);
-    let service = TowerToHyperService::new(router);
-    let connection = builder
-        .serve_connection_with_upgrades(TokioIo::new(io), service)
-        .into_owned();
-    if let Err(e) = watcher.watch(connection).await {
-        tracing::debug!(error = %e, "connection ended with an error");
-    }
-}

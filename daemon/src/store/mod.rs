@@ -11,10 +11,12 @@
 //! sled's log after each flush for that (see `commit.rs` and BENCHMARKS.md for its cost).
 
 mod alerts;
+mod artifacts;
 pub mod commit;
 mod merchants;
 mod payments;
 pub mod records;
+pub use artifacts::ArtifactDigests;
 mod space;
 mod txn;
 mod verify;
@@ -139,6 +141,14 @@ impl Store {
             path: dir.to_owned(),
             source,
         })?;
+        // Private to the daemon's user, also a data dir made before paygated created it so
+        // (on a read-only mount this fails, and the open below says why).
+        {
+            use std::os::unix::fs::PermissionsExt;
+            if let Err(e) = std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)) {
+                tracing::warn!(dir = %dir.display(), error = %e, "cannot make the data dir private (0700)");
+            }
+        }
         let lock = take_lock(dir)?;
         let db_path = dir.join(DB_DIR);
         let database_error = |source| StoreError::Database {

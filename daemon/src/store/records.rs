@@ -228,14 +228,37 @@ pub struct AlertRecord {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BlockRecord {
     pub id: String,
-    /// `terminal`.
+    /// `terminal` (a till of `merchant_id`), or `api_key` (every payment by `api_key_id`).
     pub kind: String,
     pub merchant_id: String,
+    /// The blocked terminal; empty for an `api_key` block.
     pub terminal_id: String,
+    /// The blocked key, for an `api_key` block (absent from blocks stored before keys could
+    /// be blocked: those are all terminal blocks).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api_key_id: Option<String>,
     pub rule: String,
     pub alert_id: String,
     pub created_at_ms: i64,
     pub expires_at_ms: i64,
+}
+
+impl BlockRecord {
+    /// What the block stops, as the monitor's lookup key: a merchant's terminal, or a key.
+    pub fn scope(&self) -> BlockScope {
+        match &self.api_key_id {
+            Some(key) if self.kind == "api_key" => BlockScope::ApiKey(key.clone()),
+            _ => BlockScope::Terminal(self.merchant_id.clone(), self.terminal_id.clone()),
+        }
+    }
+}
+
+/// What a block stops.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub enum BlockScope {
+    /// (merchant, terminal).
+    Terminal(String, String),
+    ApiKey(String),
 }
 
 /// A secret sealed with the master key (AES-256-GCM); `key_id` names the key that sealed it.
@@ -363,6 +386,7 @@ mod tests {
             kind: "terminal".into(),
             merchant_id: "m_a".into(),
             terminal_id: "T-\"1\"".into(),
+            api_key_id: None,
             rule: "card_testing".into(),
             alert_id: "al_1".into(),
             created_at_ms: 7,
@@ -374,5 +398,24 @@ mod tests {
         let fields: SnapshotFields = snapshot.read().unwrap();
         assert_eq!(fields.terminal_id.as_deref(), Some("T-\"1\""));
         assert_eq!(fields.created_at_ms, Some(7));
+    }
+
+    #[test]
+    fn blocks_stored_before_key_blocks_still_read_as_terminal_blocks() {
+        let stored = br#"{"id":"blk_1","kind":"terminal","merchant_id":"m_a","terminal_id":"T1","rule":"card_testing","alert_id":"al_1","created_at_ms":7,"expires_at_ms":9}"#;
+        let block: BlockRecord = serde_json::from_slice(stored).unwrap();
+        assert_eq!(
+            block.scope(),
+            BlockScope::Terminal("m_a".into(), "T1".into())
+        );
+        // Written again, a terminal block is the same bytes as before.
+        assert_eq!(serde_json::to_vec(&block).unwrap(), stored.to_vec());
+        let key = BlockRecord {
+            kind: "api_key".into(),
+            terminal_id: String::new(),
+            api_key_id: Some("key_pos".into()),
+            ..block
+        };
+        assert_eq!(key.scope(), BlockScope::ApiKey("key_pos".into()));
     }
 }

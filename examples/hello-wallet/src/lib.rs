@@ -55,6 +55,9 @@ impl Provider for Hello {
     }
 
     fn query_payment(payment: PaymentRef) -> Result<PaymentResult, ProviderError> {
+        // A real wallet also sets `amount` to the order amount its provider's answer states
+        // (and refuses an answer whose amount it cannot read), so that the gateway can
+        // compare it with the payment's. This one has no provider, so it states none.
         Ok(PaymentResult {
             provider_reference: Some(format!("hello-{}", payment.payment_id)),
             ..PaymentResult::with_status(PaymentStatus::Succeeded)

@@ -16,7 +16,8 @@ const SELLER_ID: &str = "2088531891668739";
 
 /// Handles `data` as a notice body for a merchant whose settings name the vector's
 /// application and seller. Never panics; a refusal carries a reason and Alipay's `fail`;
-/// an accepted notice reports at most its own `out_trade_no`, in a final state.
+/// an accepted notice reports at most its own `out_trade_no`, in a final state, with a
+/// positive amount, and names at most a refund of that payment.
 pub fn check(data: &[u8]) {
     match notify::handle(&notice(data), |_data, _signature| Ok(true)) {
         Err(rejected) => {
@@ -27,7 +28,8 @@ pub fn check(data: &[u8]) {
             assert_eq!(rejected.reply.status, 400, "{}", rejected.reason);
             assert_eq!(rejected.reply.body, b"fail", "{}", rejected.reason);
         }
-        Ok((parsed, updates)) => {
+        Ok((parsed, reported)) => {
+            let updates = reported.updates;
             assert!(!parsed.signature.is_empty(), "accepted without a signature");
             assert_eq!(
                 parsed.params.get("app_id").map(String::as_str),
@@ -55,6 +57,22 @@ pub fn check(data: &[u8]) {
                     ),
                     "{:?}",
                     update.outcome.status
+                );
+                let amount = update.outcome.amount.as_ref();
+                assert!(
+                    amount.is_some_and(|m| m.minor > 0 && m.currency == "CNY" && m.exponent == 2),
+                    "a change reported without a well-formed amount: {amount:?}"
+                );
+            }
+            if let Some(refund) = &reported.refund {
+                assert!(
+                    !updates.is_empty(),
+                    "a refund named by a notice that changes nothing"
+                );
+                assert!(!refund.refund_id.is_empty());
+                assert_eq!(
+                    parsed.params.get("out_trade_no"),
+                    Some(&refund.out_trade_no)
                 );
             }
         }
@@ -125,7 +143,7 @@ mod tests {
                 .map(|(k, v)| (k.as_str(), v.as_str().unwrap())),
         );
         check(body.as_bytes());
-        let (_, updates) = notify::handle(&notice(body.as_bytes()), |_, _| Ok(true)).unwrap();
-        assert_eq!(updates.len(), 1);
+        let (_, reported) = notify::handle(&notice(body.as_bytes()), |_, _| Ok(true)).unwrap();
+        assert_eq!(reported.updates.len(), 1);
     }
 }

@@ -191,11 +191,14 @@ impl Provider for Alipay {
     }
 
     /// Verifies an Alipay trade notice (RSA2 with `alipay_public_key`), checks it is for
-    /// this merchant's application, and reports what changed; answers `success`.
+    /// this merchant's application, and reports what changed; answers `success`. A notice
+    /// about a refund (`out_biz_no`) also reports the refund, with its own amount from
+    /// `alipay.trade.fastpay.refund.query` (the notice's `refund_fee` is the trade's
+    /// cumulative total: see `notify::RefundNotice`).
     fn parse_notification(
         notice: Notification,
     ) -> Result<NotificationResult, NotificationRejected> {
-        let (parsed, updates) = notify::handle(&notice, |data, signature| {
+        let (parsed, reported) = notify::handle(&notice, |data, signature| {
             keys::verify(
                 ALIPAY_PUBLIC_KEY,
                 keys::Algorithm::RsaPkcs1Sha256,
@@ -203,6 +206,19 @@ impl Provider for Alipay {
                 signature,
             )
         })?;
+        let mut updates = reported.updates;
+        if let Some(refund) = &reported.refund {
+            let settings = settings(&notice.merchant, Effect::Read)
+                .map_err(|e| notify::rejected(format!("{e:?}")))?;
+            match query_refund_state(&settings, &refund.out_trade_no, &refund.refund_id) {
+                Ok(outcome) => updates
+                    .extend(notify::refund_update(refund, outcome).map_err(notify::rejected)?),
+                Err(e) => log::warn(&format!(
+                    "alipay notice names refund {}, but its query failed ({e:?}); query-refund settles it",
+                    refund.refund_id
+                )),
+            }
+        }
         if updates.is_empty() {
             log::info(&format!(
                 "alipay notice acknowledged without a change (notify_type {:?}, trade_status {:?})",
@@ -321,7 +337,7 @@ fn query_refund_state(
         None,
         Effect::Read,
     )?;
-    transform::interpret_refund_query(&reply)
+    transform::interpret_refund_query(&reply, refund_id)
 }
 
 /// After Alipay refused to close or cancel: the trade's true state from a query. Paid ->
@@ -434,7 +450,7 @@ fn gateway(
 }
 
 // Only the component exports: a native build (the tests, the fuzz targets) links the
-// `cdylib` too, and the export names (`paygate:provider/provider@0.1.0#...`) are not
+// `cdylib` too, and the export names (`paygate:provider/provider@0.2.0#...`) are not
 // symbol names a native linker takes.
 #[cfg(target_arch = "wasm32")]
 export_plugin!(Alipay);

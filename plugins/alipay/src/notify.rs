@@ -5,18 +5,20 @@
 //!
 //! Pure: [`read`] builds what the signature covers, the flow has the host verify it, then
 //! [`updates`] turns the verified parameters into what changed; [`handle`] chains the three
-//! with the signature check it is given (the host's, or the fuzz target's stand-in).
+//! with the signature check it is given (the host's, or the fuzz target's stand-in). A
+//! notice about a refund needs one more step, which the flow takes with the refund query
+//! ([`refund_update`]): see [`RefundNotice`].
 
 use std::collections::BTreeMap;
 
 use paygate_plugin_api::keys::KeyError;
 use paygate_plugin_api::{
-    Notification, NotificationRejected, PaymentResult, PaymentStatus, PaymentUpdate, Reply, Update,
-    form,
+    Money, Notification, NotificationRejected, PaymentResult, PaymentStatus, PaymentUpdate,
+    RefundResult, RefundStatus, RefundUpdate, Reply, Update, form,
 };
 
 use crate::sign;
-use crate::transform::{ALIPAY_PUBLIC_KEY, Settings, status_of_trade};
+use crate::transform::{ALIPAY_PUBLIC_KEY, Settings, reported_amount, status_of_trade};
 
 /// Notices larger than this are refused unread (Alipay's are a few KiB).
 pub const MAX_NOTICE_BYTES: usize = 256 * 1024;
@@ -35,6 +37,31 @@ pub struct Notice {
     pub signature: Vec<u8>,
 }
 
+/// What a verified notice reports.
+#[derive(Debug, Default)]
+pub struct Reported {
+    /// What changed (at most the notice's payment).
+    pub updates: Vec<Update>,
+    /// The refund the notice is about, if it names one: the flow asks the refund query for
+    /// its own amount and state ([`refund_update`]).
+    pub refund: Option<RefundNotice>,
+}
+
+/// A refund a trade notice names (`out_biz_no`, our refund id). Its `refund_fee` is the
+/// trade's cumulative refunded total (every refund of the payment so far, this one
+/// included), and nothing else in the notice (`gmt_refund` is only a time) tells this
+/// refund's own amount: `alipay.trade.fastpay.refund.query` by `out_trade_no` and
+/// `out_request_no` = `out_biz_no` does (`refund_amount`), whatever other refunds happened
+/// before or since. `refund_fee` then bounds it: a refund is never more than the total.
+#[derive(Debug, Clone)]
+pub struct RefundNotice {
+    pub out_trade_no: String,
+    /// `out_biz_no`: our refund id.
+    pub refund_id: String,
+    /// `refund_fee`, when the notice has one.
+    pub refunded_total: Option<Money>,
+}
+
 /// A notice read, verified and turned into what changed: [`read`], then `verify` (the
 /// host's `keys::verify` with `alipay_public_key` in the plugin; a stand-in when fuzzed
 /// natively) over the signing string and the signature, then [`updates`]. Returns the
@@ -42,7 +69,7 @@ pub struct Notice {
 pub fn handle(
     notice: &Notification,
     verify: impl FnOnce(&[u8], &[u8]) -> Result<bool, KeyError>,
-) -> Result<(Notice, Vec<Update>), NotificationRejected> {
+) -> Result<(Notice, Reported), NotificationRejected> {
     let settings = Settings::parse(&notice.merchant.settings_json).map_err(rejected)?;
     let parsed = read(&notice.body).map_err(rejected)?;
     match verify(parsed.signing_string.as_bytes(), &parsed.signature) {
@@ -54,8 +81,8 @@ pub fn handle(
             )));
         }
     }
-    let updates = updates(&parsed.params, &settings).map_err(rejected)?;
-    Ok((parsed, updates))
+    let reported = updates(&parsed.params, &settings).map_err(rejected)?;
+    Ok((parsed, reported))
 }
 
 /// Parses a notice body and prepares its verification. Refuses empty or oversized bodies,
@@ -109,8 +136,13 @@ pub fn read(body: &[u8]) -> Result<Notice, String> {
 }
 
 /// What a verified notice changes. Refuses a notice for another application (`app_id`)
-/// or, when the merchant's `seller_id` is configured, another seller; and a trade notice
-/// without `out_trade_no` or `trade_status`.
+/// or, when the merchant's `seller_id` is configured, another seller; a trade notice
+/// without `out_trade_no` or `trade_status`; one with a malformed `total_amount` or
+/// `refund_fee` (see `transform::reported_amount`); and one that reports a change without
+/// `total_amount` (Alipay sends it in every trade notice).
+///
+/// The payment update carries `total_amount` (the order's amount, CNY; not
+/// `receipt_amount` or `buyer_pay_amount`, which discounts lower) as its `amount`.
 ///
 /// - `TRADE_SUCCESS` / `TRADE_FINISHED`: the payment `out_trade_no` succeeded.
 /// - `TRADE_CLOSED`: cancelled (closed unpaid, by timeout or a close/cancel). A trade
@@ -121,13 +153,10 @@ pub fn read(body: &[u8]) -> Result<Notice, String> {
 /// - Another `notify_type`, or an unknown `trade_status`: nothing (acknowledged; the
 ///   gateway's own queries reconcile the payment).
 ///
-/// Refund details in notices (`out_biz_no` is our refund id, `refund_fee` the refunded
-/// total) are not turned into refund updates: refunds are settled by `refund` and
-/// `query-refund`.
-pub fn updates(
-    params: &BTreeMap<String, String>,
-    settings: &Settings,
-) -> Result<Vec<Update>, String> {
+/// A notice with `out_biz_no` (a refund's notice: `out_biz_no` is our refund id,
+/// `refund_fee` the trade's refunded total) that reports a change also names the refund
+/// ([`Reported::refund`]) for the flow to settle with the refund query.
+pub fn updates(params: &BTreeMap<String, String>, settings: &Settings) -> Result<Reported, String> {
     let field = |name: &str| {
         params
             .get(name)
@@ -154,30 +183,78 @@ pub fn updates(
         ));
     }
     if field("notify_type").is_some_and(|t| t != TRADE_STATUS_SYNC) {
-        return Ok(Vec::new());
+        return Ok(Reported::default());
     }
     let out_trade_no = field("out_trade_no").ok_or("the notice has no out_trade_no")?;
     let trade_status = field("trade_status").ok_or("the notice has no trade_status")?;
+    // Amounts are checked whatever the notice reports: a malformed one means the notice
+    // cannot be trusted at all.
+    let total = reported_amount(field("total_amount"), "total_amount")?;
+    let refunded_total = reported_amount(field("refund_fee"), "refund_fee")?;
     let refunded = ["out_biz_no", "refund_fee", "gmt_refund"]
         .iter()
         .any(|name| field(name).is_some());
     let status = match status_of_trade(trade_status) {
-        None | Some(PaymentStatus::Pending) => return Ok(Vec::new()),
+        None | Some(PaymentStatus::Pending) => return Ok(Reported::default()),
         Some(PaymentStatus::Cancelled) if refunded => PaymentStatus::Succeeded,
         Some(status) => status,
     };
+    let total = total.ok_or("the notice reports a change without total_amount")?;
     let payer = ["buyer_id", "buyer_open_id", "buyer_logon_id"]
         .iter()
         .find_map(|name| field(name))
         .map(str::to_owned);
-    Ok(vec![Update::Payment(PaymentUpdate {
-        payment_id: out_trade_no.to_owned(),
-        outcome: PaymentResult {
-            provider_reference: field("trade_no").map(str::to_owned),
-            payer,
-            ..PaymentResult::with_status(status)
-        },
-    })])
+    let refund = field("out_biz_no").map(|refund_id| RefundNotice {
+        out_trade_no: out_trade_no.to_owned(),
+        refund_id: refund_id.to_owned(),
+        refunded_total,
+    });
+    Ok(Reported {
+        updates: vec![Update::Payment(PaymentUpdate {
+            payment_id: out_trade_no.to_owned(),
+            outcome: PaymentResult {
+                provider_reference: field("trade_no").map(str::to_owned),
+                payer,
+                amount: Some(total),
+                ..PaymentResult::with_status(status)
+            },
+        })],
+        refund,
+    })
+}
+
+/// The refund update for a notice's refund, from the refund query's answer for it
+/// (`query-refund`'s reading: its `refund_amount` is this refund's own amount):
+/// - succeeded: the update, with the queried amount; refused if that amount is more than
+///   the notice's `refund_fee` (the trade's refunded total includes this refund);
+/// - pending: none yet (the gateway's own `query-refund` settles it later).
+///
+/// (When the query fails or is unusable the flow reports no refund update either, for the
+/// same reason, and the notice's payment update still stands: refusing the notice would
+/// make Alipay resend it, but would also count a genuine notice as a forged one.)
+pub fn refund_update(
+    refund: &RefundNotice,
+    outcome: RefundResult,
+) -> Result<Option<Update>, String> {
+    if outcome.status == RefundStatus::Pending {
+        return Ok(None);
+    }
+    if let (Some(amount), Some(total)) = (&outcome.amount, &refund.refunded_total)
+        && (amount.currency != total.currency
+            || amount.exponent != total.exponent
+            || amount.minor > total.minor)
+    {
+        return Err(format!(
+            "refund {} of {} CNY is more than the trade's refunded total refund_fee {} CNY",
+            refund.refund_id.escape_debug(),
+            amount.to_decimal_string(),
+            total.to_decimal_string(),
+        ));
+    }
+    Ok(Some(Update::Refund(RefundUpdate {
+        refund_id: refund.refund_id.clone(),
+        outcome,
+    })))
 }
 
 /// What Alipay expects for a notice we took: the plain text `success`.
@@ -337,7 +414,9 @@ mod tests {
     fn the_vector_reports_its_payment_succeeded() {
         let v = vector();
         let notice = read(&body(&v.params)).unwrap();
-        let updates = updates(&notice.params, &settings("2019073166072302")).unwrap();
+        let reported = updates(&notice.params, &settings("2019073166072302")).unwrap();
+        assert!(reported.refund.is_none());
+        let updates = reported.updates;
         assert_eq!(updates.len(), 1);
         let Update::Payment(update) = &updates[0] else {
             panic!("a payment update");
@@ -349,6 +428,12 @@ mod tests {
             Some("2019081522001468450512505578")
         );
         assert_eq!(update.outcome.payer.as_deref(), Some("2088102534368455"));
+        // total_amount, not receipt_amount or buyer_pay_amount (equal here).
+        let amount = update.outcome.amount.as_ref().unwrap();
+        assert_eq!(
+            (amount.minor, amount.currency.as_str(), amount.exponent),
+            (10, "CNY", 2)
+        );
     }
 
     fn params(items: &[(&str, &str)]) -> BTreeMap<String, String> {
@@ -361,6 +446,7 @@ mod tests {
     fn status(items: &[(&str, &str)]) -> Option<PaymentStatus> {
         match updates(&params(items), &settings("app1"))
             .unwrap()
+            .updates
             .as_slice()
         {
             [] => None,
@@ -376,6 +462,7 @@ mod tests {
             ("notify_type", "trade_status_sync"),
             ("out_trade_no", "pay_1"),
             ("trade_no", "T1"),
+            ("total_amount", "12.50"),
         ];
         let at = |s: &'static str| {
             let mut p = base.to_vec();
@@ -419,6 +506,7 @@ mod tests {
             ("app_id", "app1"),
             ("out_trade_no", "pay_1"),
             ("trade_status", "TRADE_SUCCESS"),
+            ("total_amount", "12.50"),
         ];
         assert!(updates(&params(&good), &settings("app1")).is_ok());
         assert!(
@@ -434,7 +522,7 @@ mod tests {
                 .collect();
             updates(&params(&items), &settings("app1")).unwrap_err()
         };
-        for name in ["app_id", "out_trade_no", "trade_status"] {
+        for name in ["app_id", "out_trade_no", "trade_status", "total_amount"] {
             assert!(refused(name, false).contains(name), "{name} missing");
             assert!(refused(name, true).contains(name), "{name} empty");
         }
@@ -452,6 +540,184 @@ mod tests {
         let mut same_seller = good.to_vec();
         same_seller.push(("seller_id", "2088000000000001"));
         assert!(updates(&params(&same_seller), &seller).is_ok());
+    }
+
+    /// A trade notice for `pay_1` of app `app1` with `extra` parameters.
+    fn notice_with(extra: &[(&'static str, &'static str)]) -> Result<Reported, String> {
+        let mut items = vec![
+            ("app_id", "app1"),
+            ("notify_type", "trade_status_sync"),
+            ("out_trade_no", "pay_1"),
+            ("trade_no", "T1"),
+            ("trade_status", "TRADE_SUCCESS"),
+        ];
+        items.extend_from_slice(extra);
+        updates(&params(&items), &settings("app1"))
+    }
+
+    fn reported_minor(reported: &Reported) -> Option<i64> {
+        match reported.updates.as_slice() {
+            [Update::Payment(u)] => u.outcome.amount.as_ref().map(|m| m.minor),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn the_payment_update_carries_the_orders_total_amount() {
+        let reported = notice_with(&[("total_amount", "100.00")]).unwrap();
+        assert_eq!(reported_minor(&reported), Some(10_000));
+        // The order's amount, not what the payer paid after a discount.
+        let discounted = notice_with(&[
+            ("total_amount", "100.00"),
+            ("receipt_amount", "90.00"),
+            ("buyer_pay_amount", "90.00"),
+            ("point_amount", "10.00"),
+        ])
+        .unwrap();
+        assert_eq!(reported_minor(&discounted), Some(10_000));
+        // The boundaries of Alipay's range.
+        assert_eq!(
+            reported_minor(&notice_with(&[("total_amount", "0.01")]).unwrap()),
+            Some(1)
+        );
+        assert_eq!(
+            reported_minor(&notice_with(&[("total_amount", "100000000.00")]).unwrap()),
+            Some(10_000_000_000)
+        );
+    }
+
+    #[test]
+    fn a_notice_with_a_missing_or_malformed_amount_is_refused() {
+        let missing = notice_with(&[]).unwrap_err();
+        assert!(missing.contains("total_amount"), "{missing}");
+        for bad in [
+            "abc",
+            "-100.00",
+            "-0.01",
+            "0.00",
+            "0",
+            "100.001",
+            "1e2",
+            "100000000.01",
+            "99999999999999999999",
+            "92233720368547758.08",
+            "１00.00",
+            " 100.00",
+        ] {
+            let error = notice_with(&[("total_amount", bad)]).unwrap_err();
+            assert!(error.contains("total_amount"), "{bad}: {error}");
+            // Also in a notice that changes nothing: the notice as a whole is not trusted.
+            let error = updates(
+                &params(&[
+                    ("app_id", "app1"),
+                    ("out_trade_no", "pay_1"),
+                    ("trade_status", "WAIT_BUYER_PAY"),
+                    ("total_amount", bad),
+                ]),
+                &settings("app1"),
+            )
+            .unwrap_err();
+            assert!(error.contains("total_amount"), "{bad}: {error}");
+        }
+        for bad in ["abc", "-1.00", "0.00", "1.001", "100000000.01"] {
+            let error = notice_with(&[
+                ("total_amount", "100.00"),
+                ("out_biz_no", "re_1"),
+                ("refund_fee", bad),
+            ])
+            .unwrap_err();
+            assert!(error.contains("refund_fee"), "{bad}: {error}");
+        }
+        // A notice that changes nothing needs no amount.
+        assert!(
+            updates(
+                &params(&[
+                    ("app_id", "app1"),
+                    ("out_trade_no", "pay_1"),
+                    ("trade_status", "WAIT_BUYER_PAY"),
+                ]),
+                &settings("app1"),
+            )
+            .unwrap()
+            .updates
+            .is_empty()
+        );
+    }
+
+    fn cny(minor: i64) -> Money {
+        Money {
+            minor,
+            currency: "CNY".into(),
+            exponent: 2,
+        }
+    }
+
+    fn queried(status: RefundStatus, amount: Option<i64>) -> RefundResult {
+        RefundResult {
+            amount: amount.map(cny),
+            ..RefundResult::with_status(status)
+        }
+    }
+
+    #[test]
+    fn a_refund_notice_names_its_refund_with_the_cumulative_total() {
+        // A second partial refund of a 100.00 trade: 30.00 before, 20.00 now.
+        let reported = notice_with(&[
+            ("total_amount", "100.00"),
+            ("out_biz_no", "re_2"),
+            ("refund_fee", "50.00"),
+            ("gmt_refund", "2024-01-01 12:00:00.000"),
+        ])
+        .unwrap();
+        assert_eq!(reported_minor(&reported), Some(10_000));
+        let refund = reported.refund.clone().unwrap();
+        assert_eq!(
+            (refund.out_trade_no.as_str(), refund.refund_id.as_str()),
+            ("pay_1", "re_2")
+        );
+        assert_eq!(refund.refunded_total.as_ref().map(|m| m.minor), Some(5_000));
+        // The refund query says this refund's own amount: 20.00, not the 50.00 total.
+        let update = refund_update(&refund, queried(RefundStatus::Succeeded, Some(2_000)))
+            .unwrap()
+            .unwrap();
+        let Update::Refund(update) = update else {
+            panic!("a refund update");
+        };
+        assert_eq!(update.refund_id, "re_2");
+        assert_eq!(update.outcome.status, RefundStatus::Succeeded);
+        assert_eq!(update.outcome.amount.map(|m| m.minor), Some(2_000));
+        // Equal to the total (the first refund, or a full one): fine.
+        assert!(
+            refund_update(&refund, queried(RefundStatus::Succeeded, Some(5_000)))
+                .unwrap()
+                .is_some()
+        );
+        // More than the trade's refunded total: the two signed messages disagree.
+        let error =
+            refund_update(&refund, queried(RefundStatus::Succeeded, Some(5_001))).unwrap_err();
+        assert!(error.contains("refund_fee"), "{error}");
+        // Not done yet: nothing to report (query-refund settles it).
+        assert!(
+            refund_update(&refund, queried(RefundStatus::Pending, Some(2_000)))
+                .unwrap()
+                .is_none()
+        );
+        // The query said no amount: the refund is reported without one.
+        let unknown = refund_update(&refund, queried(RefundStatus::Succeeded, None))
+            .unwrap()
+            .unwrap();
+        assert!(matches!(unknown, Update::Refund(u) if u.outcome.amount.is_none()));
+        // A refund notice without our refund number names no refund.
+        let anonymous =
+            notice_with(&[("total_amount", "100.00"), ("refund_fee", "50.00")]).unwrap();
+        assert!(anonymous.refund.is_none());
+        // A payment notice names none either.
+        assert!(
+            notice_with(&[("total_amount", "100.00")])
+                .unwrap()
+                .refund
+                .is_none()
+        );
     }
 
     #[test]

@@ -179,6 +179,26 @@ pub fn alipay_amount(amount: &Money) -> Result<String, String> {
     Ok(text)
 }
 
+/// An amount Alipay reports (`total_amount`, `refund_amount`, `refund_fee`): yuan as a plain
+/// decimal string with at most two decimals, within Alipay's range [0.01, 100000000.00].
+/// `None` when absent or empty; anything else (`abc`, `-1`, `1.234`, `0.00`, beyond the
+/// range, not a string) is malformed: Alipay never sends it, so the message it came in
+/// cannot be trusted. Alipay's amounts are in CNY whatever the trade's `trans_currency`.
+pub fn reported_amount(text: Option<&str>, field: &str) -> Result<Option<Money>, String> {
+    let Some(text) = text else {
+        return Ok(None);
+    };
+    let money = Money::from_decimal(text, "CNY", 2)
+        .map_err(|e| format!("{field} is not an amount: {e}"))?;
+    if money.minor <= 0 || money.minor > MAX_AMOUNT_FEN {
+        return Err(format!(
+            "{field} {} is outside Alipay's range (0.01 to 100000000.00)",
+            text.escape_debug()
+        ));
+    }
+    Ok(Some(money))
+}
+
 /// Whether `code` looks like an Alipay payment code (prefix 25-30, 16-24 digits).
 pub fn is_payment_code(code: &str) -> bool {
     let length = code.len();
@@ -621,10 +641,13 @@ fn payer_of(reply: &Reply, id_field: &str) -> Result<Option<String>, String> {
     Ok(None)
 }
 
+/// A payment answer (`pay`, `query`) with its `trade_no`, payer and `total_amount` (the
+/// order's amount, not `receipt_amount` or `buyer_pay_amount`, which discounts lower).
 fn payment(status: PaymentStatus, reply: &Reply) -> Result<PaymentResult, String> {
     Ok(PaymentResult {
         provider_reference: reply.text("trade_no")?.map(str::to_owned),
         payer: payer_of(reply, "buyer_user_id")?,
+        amount: reported_amount(reply.text("total_amount")?, "total_amount")?,
         ..PaymentResult::with_status(status)
     })
 }
@@ -812,12 +835,11 @@ pub enum RefundStep {
     Failed(ProviderError),
 }
 
+/// A refund answer without an amount: `alipay.trade.refund` answers the trade's cumulative
+/// `refund_fee` (every refund of the payment so far), not this refund's own amount, so it
+/// reports none; the refund query's `refund_amount` is this refund's.
 pub fn refund_result(status: RefundStatus) -> RefundResult {
-    RefundResult {
-        status,
-        provider_reference: None,
-        failure: None,
-    }
+    RefundResult::with_status(status)
 }
 
 pub fn interpret_refund(reply: &Reply) -> RefundStep {
@@ -849,15 +871,37 @@ pub fn interpret_refund(reply: &Reply) -> RefundStep {
 
 /// `alipay.trade.fastpay.refund.query`: `REFUND_SUCCESS` is succeeded. Without a
 /// `refund_status` Alipay has not (yet) completed the refund: it may still be in progress
-/// when asked too soon, so it stays `pending` and the gateway asks again.
-pub fn interpret_refund_query(reply: &Reply) -> Result<RefundResult, ProviderError> {
+/// when asked too soon, so it stays `pending` and the gateway asks again. The amount is
+/// `refund_amount`, this refund request's own; a malformed one, or an answer about another
+/// `out_request_no` than `out_request_no`, makes the answer unusable.
+pub fn interpret_refund_query(
+    reply: &Reply,
+    out_request_no: &str,
+) -> Result<RefundResult, ProviderError> {
     let effect = Effect::Read;
+    let read = |e: String| effect.uncertain(format!("refund query answer: {e}"));
     match reply.kind() {
-        Code::Success => match reply.text("refund_status") {
-            Ok(Some("REFUND_SUCCESS")) => Ok(refund_result(RefundStatus::Succeeded)),
-            Ok(_) => Ok(refund_result(RefundStatus::Pending)),
-            Err(e) => Err(effect.uncertain(format!("refund query answer: {e}"))),
-        },
+        Code::Success => {
+            if let Some(theirs) = reply.text("out_request_no").map_err(read)?
+                && theirs != out_request_no
+            {
+                return Err(read(format!(
+                    "it is about refund {}, not {out_request_no}",
+                    theirs.escape_debug()
+                )));
+            }
+            let status = match reply.text("refund_status").map_err(read)? {
+                Some("REFUND_SUCCESS") => RefundStatus::Succeeded,
+                _ => RefundStatus::Pending,
+            };
+            let amount =
+                reported_amount(reply.text("refund_amount").map_err(read)?, "refund_amount")
+                    .map_err(read)?;
+            Ok(RefundResult {
+                amount,
+                ..refund_result(status)
+            })
+        }
         _ => Err(effect.uncertain(reply.describe())),
     }
 }
@@ -1398,6 +1442,87 @@ mod tests {
     }
 
     #[test]
+    fn reported_amounts_are_alipays_yuan_strictly() {
+        let minor =
+            |text: Option<&str>| reported_amount(text, "total_amount").map(|m| m.map(|m| m.minor));
+        assert_eq!(minor(None), Ok(None));
+        assert_eq!(minor(Some("0.01")), Ok(Some(1)));
+        assert_eq!(minor(Some("12.50")), Ok(Some(1250)));
+        assert_eq!(minor(Some("12.5")), Ok(Some(1250)));
+        assert_eq!(minor(Some("7")), Ok(Some(700)));
+        assert_eq!(minor(Some("100000000.00")), Ok(Some(MAX_AMOUNT_FEN)));
+        let money = reported_amount(Some("0.10"), "total_amount")
+            .unwrap()
+            .unwrap();
+        assert_eq!((money.currency.as_str(), money.exponent), ("CNY", 2));
+        for bad in [
+            "abc",
+            "-1",
+            "-0.01",
+            "+1.00",
+            "0",
+            "0.00",
+            "1.234",
+            "1e3",
+            " 1.00",
+            "1,00",
+            "0x10",
+            ".5",
+            "5.",
+            "100000000.01",
+            "99999999999999999999",
+            "92233720368547758.08",
+        ] {
+            let error = minor(Some(bad)).unwrap_err();
+            assert!(error.contains("total_amount"), "{bad}: {error}");
+        }
+    }
+
+    #[test]
+    fn payment_answers_report_the_orders_total_amount() {
+        let q = |fields: &str| {
+            interpret_query(&reply(&format!(
+                r#"{{"code":"10000","trade_no":"T1","out_trade_no":"pay_1","trade_status":"TRADE_SUCCESS"{fields}}}"#
+            )))
+        };
+        // total_amount, not what the payer paid after a discount.
+        let paid =
+            q(r#","total_amount":"100.00","receipt_amount":"90.00","buyer_pay_amount":"90.00""#)
+                .unwrap();
+        assert_eq!(paid.amount.map(|m| m.minor), Some(10_000));
+        assert!(q("").unwrap().amount.is_none());
+        for bad in [
+            r#","total_amount":"abc""#,
+            r#","total_amount":"-100.00""#,
+            r#","total_amount":"1.001""#,
+            r#","total_amount":100"#,
+        ] {
+            assert!(
+                matches!(q(bad), Err(ProviderError::Unavailable(_))),
+                "{bad}"
+            );
+        }
+        // pay: the same reading, and a malformed amount is an unknown outcome (it may
+        // have charged).
+        let pay = |fields: &str| {
+            interpret_pay(&reply(&format!(
+                r#"{{"code":"10000","trade_no":"T1","out_trade_no":"pay_1"{fields}}}"#
+            )))
+        };
+        assert_eq!(
+            pay(r#","total_amount":"0.01""#)
+                .unwrap()
+                .amount
+                .map(|m| m.minor),
+            Some(1)
+        );
+        assert!(matches!(
+            pay(r#","total_amount":"0.001""#),
+            Err(ProviderError::UnknownOutcome(m)) if m.contains("total_amount")
+        ));
+    }
+
+    #[test]
     fn query_answers() {
         let q = |status: &str| {
             interpret_query(&reply(&format!(
@@ -1519,9 +1644,10 @@ mod tests {
 
     #[test]
     fn refund_answers() {
+        // `refund_fee` is the trade's cumulative refunded total: not this refund's amount.
         assert!(matches!(
             interpret_refund(&reply(r#"{"code":"10000","fund_change":"Y","refund_fee":"12.50"}"#)),
-            RefundStep::Done(r) if r.status == RefundStatus::Succeeded
+            RefundStep::Done(r) if r.status == RefundStatus::Succeeded && r.amount.is_none()
         ));
         assert!(matches!(
             interpret_refund(&reply(r#"{"code":"10000","fund_change":"N"}"#)),
@@ -1565,10 +1691,46 @@ mod tests {
 
     #[test]
     fn refund_query_answers() {
-        let q = |json: &str| interpret_refund_query(&reply(json));
+        let q = |json: &str| interpret_refund_query(&reply(json), "re_1");
+        let done = q(r#"{"code":"10000","out_request_no":"re_1","total_amount":"12.50","refund_amount":"1.00","refund_status":"REFUND_SUCCESS"}"#).unwrap();
+        assert_eq!(done.status, RefundStatus::Succeeded);
+        // This refund's own amount, not the trade's total.
         assert_eq!(
-            q(r#"{"code":"10000","out_request_no":"re_1","refund_amount":"1.00","refund_status":"REFUND_SUCCESS"}"#).unwrap().status,
-            RefundStatus::Succeeded
+            done.amount.map(|m| (m.minor, m.currency, m.exponent)),
+            Some((100, "CNY".to_owned(), 2))
+        );
+        // About another refund: not believed.
+        assert!(matches!(
+            q(r#"{"code":"10000","out_request_no":"re_2","refund_amount":"1.00","refund_status":"REFUND_SUCCESS"}"#),
+            Err(ProviderError::Unavailable(m)) if m.contains("re_2")
+        ));
+        // A malformed refund_amount makes the whole answer unusable.
+        for bad in [
+            "abc",
+            "-1.00",
+            "0.00",
+            "1.001",
+            "100000000.01",
+            "99999999999999999999",
+        ] {
+            assert!(
+                matches!(
+                    q(&format!(r#"{{"code":"10000","refund_amount":"{bad}","refund_status":"REFUND_SUCCESS"}}"#)),
+                    Err(ProviderError::Unavailable(m)) if m.contains("refund_amount")
+                ),
+                "{bad}"
+            );
+        }
+        assert!(matches!(
+            q(r#"{"code":"10000","refund_amount":1.0,"refund_status":"REFUND_SUCCESS"}"#),
+            Err(ProviderError::Unavailable(_))
+        ));
+        // Without one: no amount reported.
+        assert!(
+            q(r#"{"code":"10000","refund_status":"REFUND_SUCCESS"}"#)
+                .unwrap()
+                .amount
+                .is_none()
         );
         assert_eq!(
             q(r#"{"code":"10000","out_request_no":"re_1"}"#)

@@ -104,7 +104,9 @@ pub fn refund_query(_minor: i64) -> RefundQuery {
 
 /// Mock notices: a JSON body `{"payment_id": "...", "status": "succeeded" | "failed" |
 /// "cancelled" | "expired"}` with header `Mock-Signature: <hex HMAC-SHA256 of the body>`
-/// under the merchant's key `notify_secret`.
+/// under the merchant's key `notify_secret`. A payment or refund notice may state an amount
+/// (`"amount": "12.50", "currency": "CNY"`: the order's, or the refund's own), which is
+/// reported as `outcome.amount`; a malformed one refuses the notice.
 pub fn parse_notification(
     notice: &Notification,
 ) -> Result<NotificationResult, NotificationRejected> {
@@ -169,6 +171,7 @@ pub fn parse_notification(
             Some("failed") => RefundStatus::Failed,
             other => return Err(reject(format!("unknown refund status {other:?}"))),
         };
+        let amount = notice_amount(&body).map_err(reject)?;
         return Ok(NotificationResult {
             updates: vec![Update::Refund(RefundUpdate {
                 refund_id: refund_id.to_owned(),
@@ -181,6 +184,7 @@ pub fn parse_notification(
                             message: "mock notice: refund failed".into(),
                         }
                     }),
+                    amount,
                 },
             })],
             reply: Reply::text(200, "OK"),
@@ -196,6 +200,7 @@ pub fn parse_notification(
         Some("expired") => PaymentStatus::Expired,
         other => return Err(reject(format!("unknown status {other:?}"))),
     };
+    let amount = notice_amount(&body).map_err(reject)?;
     Ok(NotificationResult {
         updates: vec![Update::Payment(PaymentUpdate {
             payment_id: payment_id.to_owned(),
@@ -205,11 +210,37 @@ pub fn parse_notification(
                     code: "provider_declined".into(),
                     message: "mock notice: failed".into(),
                 }),
+                amount,
                 ..PaymentResult::with_status(status)
             },
         })],
         reply: Reply::text(200, "OK"),
     })
+}
+
+/// The amount a notice states: `"amount"` (a plain decimal string, more than zero, at
+/// most the currency's decimals) with `"currency"` (one the mock serves); `None` when the
+/// notice states none. Anything else is malformed.
+pub fn notice_amount(body: &serde_json::Value) -> Result<Option<Money>, String> {
+    let (amount, currency) = match (body.get("amount"), body.get("currency")) {
+        (None, None) => return Ok(None),
+        (Some(serde_json::Value::String(a)), Some(serde_json::Value::String(c))) => (a, c),
+        (Some(_), None) | (None, Some(_)) => {
+            return Err("amount and currency come together".into());
+        }
+        _ => return Err("amount and currency must be strings".into()),
+    };
+    let exponent = match currency.as_str() {
+        "JPY" | "KRW" => 0,
+        "CNY" | "USD" | "EUR" | "HKD" | "GBP" | "SGD" => 2,
+        other => return Err(format!("currency {other:?} is not one the mock serves")),
+    };
+    let money = Money::from_decimal(amount, currency, exponent)
+        .map_err(|e| format!("malformed amount: {e}"))?;
+    if money.minor <= 0 {
+        return Err(format!("amount {amount:?} is not more than zero"));
+    }
+    Ok(Some(money))
 }
 
 /// Mock bills: CSV lines `kind,payment_id,refund_id,amount_minor,currency,fee_minor`
@@ -288,6 +319,40 @@ mod tests {
         assert_eq!(refund_create(571), RefundCreate::Decline);
         assert_eq!(refund_create(572), RefundCreate::Pending);
         assert_eq!(refund_create(573), RefundCreate::UnknownOutcome);
+    }
+
+    #[test]
+    fn notice_amounts_are_read_strictly() {
+        use serde_json::json;
+        let read = |body: serde_json::Value| notice_amount(&body).map(|m| m.map(|m| m.minor));
+        assert_eq!(read(json!({"payment_id": "pay_1"})), Ok(None));
+        assert_eq!(
+            read(json!({"amount": "0.01", "currency": "CNY"})),
+            Ok(Some(1))
+        );
+        assert_eq!(
+            read(json!({"amount": "12.50", "currency": "CNY"})),
+            Ok(Some(1250))
+        );
+        assert_eq!(
+            read(json!({"amount": "1500", "currency": "JPY"})),
+            Ok(Some(1500))
+        );
+        for bad in [
+            json!({"amount": "abc", "currency": "CNY"}),
+            json!({"amount": "-1.00", "currency": "CNY"}),
+            json!({"amount": "0.00", "currency": "CNY"}),
+            json!({"amount": "1.001", "currency": "CNY"}),
+            json!({"amount": "1.5", "currency": "JPY"}),
+            json!({"amount": "99999999999999999999", "currency": "CNY"}),
+            json!({"amount": "", "currency": "CNY"}),
+            json!({"amount": 12.5, "currency": "CNY"}),
+            json!({"amount": "12.50"}),
+            json!({"currency": "CNY"}),
+            json!({"amount": "12.50", "currency": "XXX"}),
+        ] {
+            assert!(read(bad.clone()).is_err(), "{bad}");
+        }
     }
 
     #[test]

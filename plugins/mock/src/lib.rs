@@ -66,10 +66,12 @@ impl Provider for Mock {
             }
         }
         let reference = Some(reference_for(&request.payment_id));
+        // The mock "provider" reports the order's amount in every answer, as real ones do.
         let pending = PaymentResult {
             provider_reference: reference.clone(),
             qr_code: (request.method != Method::Barcode)
                 .then(|| format!("mock://pay/{}", request.payment_id)),
+            amount: Some(request.amount.clone()),
             ..PaymentResult::with_status(PaymentStatus::Pending)
         };
         match behaviour::create(request.amount.minor) {
@@ -108,6 +110,7 @@ impl Provider for Mock {
         let reference = Some(reference_for(&payment.payment_id));
         let result = |status| PaymentResult {
             provider_reference: reference.clone(),
+            amount: Some(payment.amount.clone()),
             ..PaymentResult::with_status(status)
         };
         match behaviour::query(payment.amount.minor) {
@@ -127,15 +130,17 @@ impl Provider for Mock {
     fn cancel_payment(payment: PaymentRef) -> Result<PaymentResult, ProviderError> {
         Ok(PaymentResult {
             provider_reference: Some(reference_for(&payment.payment_id)),
+            amount: Some(payment.amount),
             ..PaymentResult::with_status(PaymentStatus::Cancelled)
         })
     }
 
     fn refund(request: RefundRequest) -> Result<RefundResult, ProviderError> {
         let reference = Some(reference_for(&request.refund_id));
+        let result = |status| refund_result(status, reference, request.amount.clone());
         match behaviour::refund_create(request.amount.minor) {
-            RefundCreate::Succeed => Ok(refund_result(RefundStatus::Succeeded, reference)),
-            RefundCreate::Pending => Ok(refund_result(RefundStatus::Pending, reference)),
+            RefundCreate::Succeed => Ok(result(RefundStatus::Succeeded)),
+            RefundCreate::Pending => Ok(result(RefundStatus::Pending)),
             RefundCreate::Decline => Err(ProviderError::declined(
                 "provider_declined",
                 "mock wallet declined the refund",
@@ -149,7 +154,11 @@ impl Provider for Mock {
     fn query_refund(refund: RefundRef) -> Result<RefundResult, ProviderError> {
         let reference = Some(reference_for(&refund.refund_id));
         match behaviour::refund_query(refund.amount.minor) {
-            RefundQuery::Succeeded => Ok(refund_result(RefundStatus::Succeeded, reference)),
+            RefundQuery::Succeeded => Ok(refund_result(
+                RefundStatus::Succeeded,
+                reference,
+                refund.amount,
+            )),
         }
     }
 
@@ -209,11 +218,16 @@ impl Provider for Mock {
     }
 }
 
-fn refund_result(status: RefundStatus, provider_reference: Option<String>) -> RefundResult {
+/// A refund answer; the mock reports the refund's own amount.
+fn refund_result(
+    status: RefundStatus,
+    provider_reference: Option<String>,
+    amount: Money,
+) -> RefundResult {
     RefundResult {
-        status,
         provider_reference,
-        failure: None,
+        amount: Some(amount),
+        ..RefundResult::with_status(status)
     }
 }
 

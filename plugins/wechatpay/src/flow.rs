@@ -291,6 +291,7 @@ pub fn cancel_payment(
     match transform::interpret_end(call, answer(&response))? {
         Ended::Cancelled => Ok(PaymentResult {
             provider_reference: trade.transaction_id,
+            amount: trade.total_fen.map(transform::money_of_fen),
             ..PaymentResult::with_status(PaymentStatus::Cancelled)
         }),
         Ended::Paid => match query(&client, &settings, payment)? {

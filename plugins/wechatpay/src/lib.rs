@@ -125,7 +125,7 @@ impl Provider for WechatPay {
 }
 
 // Only the component exports: a native build (the tests, the fuzz targets) links the
-// `cdylib` too, and the export names (`paygate:provider/provider@0.1.0#...`) are not
+// `cdylib` too, and the export names (`paygate:provider/provider@0.2.0#...`) are not
 // symbol names a native linker takes.
 #[cfg(target_arch = "wasm32")]
 export_plugin!(WechatPay);

@@ -233,11 +233,16 @@ struct Owner {
 
 /// What a decrypted resource changes.
 /// - `TRANSACTION.*` (`TRANSACTION.SUCCESS`): the payment `out_trade_no` moves to its
-///   `trade_state` (a still-pending state changes nothing), with `transaction_id` and
-///   `payer.openid`.
+///   `trade_state` (a still-pending state changes nothing), with `transaction_id`,
+///   `payer.openid` and the order's amount, `amount.total` (not `payer_total`, which
+///   coupons lower) in `amount.currency` (CNY only).
 /// - `REFUND.*` (`REFUND.SUCCESS` / `REFUND.ABNORMAL` / `REFUND.CLOSED`): the refund
 ///   `out_refund_no` moves to its `refund_status` (which is authoritative over the event
-///   name).
+///   name), with this refund's amount, `amount.refund` (the resource has no currency:
+///   CNY).
+///
+/// A resource that reports a change without its amount, or with a malformed one (not a
+/// positive integer of fen, another currency), is refused.
 /// - anything else is acknowledged with no update.
 ///
 /// The resource's `mchid` must be the merchant's: required for the two kinds we act on,
@@ -282,6 +287,9 @@ pub fn updates(
         if outcome.status == PaymentStatus::Pending {
             return Ok(Vec::new());
         }
+        if outcome.amount.is_none() {
+            return Err(wrong("no amount.total".into()));
+        }
         return Ok(vec![Update::Payment(PaymentUpdate {
             payment_id: out_trade_no,
             outcome,
@@ -305,6 +313,9 @@ pub fn updates(
             .map_err(|e| wrong(format!("{e:?}")))?;
         if outcome.status == RefundStatus::Pending {
             return Ok(Vec::new());
+        }
+        if outcome.amount.is_none() {
+            return Err(wrong("no amount.refund".into()));
         }
         return Ok(vec![Update::Refund(RefundUpdate { refund_id, outcome })]);
     }
@@ -428,6 +439,149 @@ mod tests {
             assert_eq!(
                 update.outcome.payer.as_deref(),
                 Some("oUpF8uMuAJO_M2pxb1Q9zNjWeS6o")
+            );
+            let amount = update.outcome.amount.as_ref().unwrap();
+            assert_eq!(
+                (amount.minor, amount.currency.as_str(), amount.exponent),
+                (1250, "CNY", 2)
+            );
+        }
+    }
+
+    /// The one update of a notice of `event` with `resource`, or the rejection's reason.
+    fn outcome_of(env: &FakeEnv, event: &str, resource: &Value) -> Result<Update, String> {
+        outcome_of_text(env, event, &resource.to_string())
+    }
+
+    /// [`outcome_of`] with the resource's plaintext as written (numbers JSON cannot hold).
+    fn outcome_of_text(env: &FakeEnv, event: &str, plaintext: &str) -> Result<Update, String> {
+        let body = body_with(env, event, plaintext.as_bytes());
+        match parse_notification(env, &signed(env, &body, Signing::Good)) {
+            Ok(result) => match <[Update; 1]>::try_from(result.updates) {
+                Ok([update]) => Ok(update),
+                Err(updates) => panic!("{} updates", updates.len()),
+            },
+            Err(rejected) => {
+                assert_eq!(rejected.reply.status, 400, "{}", rejected.reason);
+                Err(rejected.reason)
+            }
+        }
+    }
+
+    #[test]
+    fn a_transaction_notice_reports_the_orders_amount_not_what_the_payer_paid() {
+        let env = FakeEnv::new(vec![]);
+        let mut resource = transaction_resource("SUCCESS");
+        // 100.00 ordered, 90.00 paid after a 10.00 coupon.
+        resource["amount"] = json!({"total": 10000, "payer_total": 9000, "currency": "CNY", "payer_currency": "CNY"});
+        resource["promotion_detail"] = json!([{"coupon_id": "1", "amount": 1000}]);
+        let Ok(Update::Payment(update)) = outcome_of(&env, "TRANSACTION.SUCCESS", &resource) else {
+            panic!("a payment update");
+        };
+        assert_eq!(update.outcome.amount.map(|m| m.minor), Some(10_000));
+        // The boundary: one fen.
+        resource["amount"] = json!({"total": 1, "payer_total": 1, "currency": "CNY"});
+        let Ok(Update::Payment(update)) = outcome_of(&env, "TRANSACTION.SUCCESS", &resource) else {
+            panic!("a payment update");
+        };
+        assert_eq!(update.outcome.amount.map(|m| m.minor), Some(1));
+        // Without a currency: CNY, the only one WeChat Pay (domestic) settles.
+        resource["amount"] = json!({"total": 1250});
+        let Ok(Update::Payment(update)) = outcome_of(&env, "TRANSACTION.SUCCESS", &resource) else {
+            panic!("a payment update");
+        };
+        assert_eq!(
+            update.outcome.amount.map(|m| m.currency),
+            Some("CNY".to_owned())
+        );
+    }
+
+    #[test]
+    fn a_transaction_notice_with_a_missing_or_malformed_amount_is_refused() {
+        let env = FakeEnv::new(vec![]);
+        for amount in [
+            None,
+            Some(json!({})),
+            Some(json!({"payer_total": 1250, "currency": "CNY"})),
+            Some(json!({"total": "abc", "currency": "CNY"})),
+            Some(json!({"total": "12.50", "currency": "CNY"})),
+            Some(json!({"total": 12.5, "currency": "CNY"})),
+            Some(json!({"total": -1250, "currency": "CNY"})),
+            Some(json!({"total": 0, "currency": "CNY"})),
+            Some(json!({"total": null, "currency": "CNY"})),
+            Some(json!({"total": 1250, "currency": "USD"})),
+            Some(json!("1250")),
+        ] {
+            let mut resource = transaction_resource("SUCCESS");
+            match &amount {
+                None => {
+                    resource.as_object_mut().unwrap().remove("amount");
+                }
+                Some(a) => resource["amount"] = a.clone(),
+            }
+            assert!(
+                outcome_of(&env, "TRANSACTION.SUCCESS", &resource).is_err(),
+                "{amount:?}"
+            );
+        }
+        // Numbers no amount can be: refused, not wrapped or rounded.
+        let text = transaction_resource("SUCCESS").to_string();
+        assert!(text.contains(r#""total":1250"#));
+        for total in [
+            "1e400",
+            "99999999999999999999",
+            "-9223372036854775809",
+            "1250.0",
+            "0x4e2",
+        ] {
+            let plaintext = text.replace(r#""total":1250"#, &format!(r#""total":{total}"#));
+            assert!(
+                outcome_of_text(&env, "TRANSACTION.SUCCESS", &plaintext).is_err(),
+                "{total}"
+            );
+        }
+        // The largest integer is well-formed: reported as it is (the gateway compares it).
+        let mut resource = transaction_resource("SUCCESS");
+        resource["amount"] = json!({"total": i64::MAX, "currency": "CNY"});
+        let Ok(Update::Payment(update)) = outcome_of(&env, "TRANSACTION.SUCCESS", &resource) else {
+            panic!("a payment update");
+        };
+        assert_eq!(update.outcome.amount.map(|m| m.minor), Some(i64::MAX));
+    }
+
+    #[test]
+    fn a_refund_notice_reports_this_refunds_amount_and_refuses_a_malformed_one() {
+        let env = FakeEnv::new(vec![]);
+        let Ok(Update::Refund(update)) =
+            outcome_of(&env, "REFUND.SUCCESS", &refund_resource("SUCCESS"))
+        else {
+            panic!("a refund update");
+        };
+        // amount.refund (500), not the payment's total (1250).
+        let amount = update.outcome.amount.unwrap();
+        assert_eq!(
+            (amount.minor, amount.currency.as_str(), amount.exponent),
+            (500, "CNY", 2)
+        );
+        for amount in [
+            None,
+            Some(json!({"total": 1250, "payer_refund": 500})),
+            Some(json!({"total": 1250, "refund": "5.00"})),
+            Some(json!({"total": 1250, "refund": -500})),
+            Some(json!({"total": 1250, "refund": 0})),
+            Some(json!({"total": 1250, "refund": 5.5})),
+            Some(json!({"total": 1250, "refund": 500, "currency": "HKD"})),
+        ] {
+            let mut resource = refund_resource("SUCCESS");
+            match &amount {
+                None => {
+                    resource.as_object_mut().unwrap().remove("amount");
+                }
+                Some(a) => resource["amount"] = a.clone(),
+            }
+            assert!(
+                outcome_of(&env, "REFUND.SUCCESS", &resource).is_err(),
+                "{amount:?}"
             );
         }
     }

@@ -804,6 +804,35 @@ pub struct Trade {
     pub transaction_id: Option<String>,
     pub openid: Option<String>,
     pub state_desc: String,
+    /// `amount.total` in fen (CNY): the order's amount, not `payer_total` (what the payer
+    /// paid after coupons). `None` when the answer has none.
+    pub total_fen: Option<i64>,
+}
+
+/// An amount WeChat Pay reports, in fen: a JSON integer (anything else fails to parse),
+/// more than zero. `None` when absent.
+pub fn reported_fen(
+    call: Call,
+    field: &str,
+    fen: Option<i64>,
+) -> Result<Option<i64>, ProviderError> {
+    match fen {
+        Some(fen) if fen <= 0 => Err(body_error(
+            call,
+            format!("{field} {fen} is not a positive amount"),
+        )),
+        other => Ok(other),
+    }
+}
+
+/// Fen as our money: CNY, exponent 2 (the only currency `check`s let through; an answer
+/// that omits `amount.currency`, as refund notices do, is in CNY).
+pub fn money_of_fen(fen: i64) -> Money {
+    Money {
+        minor: fen,
+        currency: CURRENCY.into(),
+        exponent: EXPONENT,
+    }
 }
 
 impl Trade {
@@ -844,7 +873,9 @@ impl Trade {
         let state = TradeState::parse(&state_text).ok_or_else(|| {
             body_error(call, format!("unknown trade_state {:?}", clip(&state_text)))
         })?;
+        let total_fen = reported_fen(call, "amount.total", raw.amount.and_then(|a| a.total))?;
         Ok(Trade {
+            total_fen,
             out_trade_no: bounded(call, "out_trade_no", raw.out_trade_no, 32)?,
             state,
             trade_type: bounded(call, "trade_type", raw.trade_type, 32)?,
@@ -886,6 +917,7 @@ impl Trade {
                 },
             }),
             payer: self.openid.clone(),
+            amount: self.total_fen.map(money_of_fen),
         }
     }
 }
@@ -1061,6 +1093,7 @@ pub fn check_refund(
             return Err(mismatch("amount.currency"));
         }
     }
+    let refund_fen = reported_fen(call, "amount.refund", raw.amount.and_then(|a| a.refund))?;
     let text = raw
         .status
         .or(raw.refund_status)
@@ -1078,6 +1111,7 @@ pub fn check_refund(
                 code: "provider_declined".into(),
                 message: format!("WeChat Pay refund {text}"),
             }),
+            amount: refund_fen.map(money_of_fen),
         },
     ))
 }
@@ -1138,6 +1172,12 @@ mod tests {
         appid: "wxd678efh567hg6787",
         out_trade_no: "pay_0Fq3Zx9AbCdEfGhIjKlMnOpQ",
         total: Some(1250),
+    };
+
+    /// As a notification sees an order: without our amount to check against.
+    const ORDER_UNKNOWN_TOTAL: ExpectedOrder<'static> = ExpectedOrder {
+        total: None,
+        ..ORDER
     };
 
     fn code(result: Result<PaymentResult, ProviderError>) -> String {
@@ -1508,6 +1548,40 @@ mod tests {
             Some("oUpF8uMuAJO_M2pxb1Q9zNjWeS6o")
         );
         assert!(result.failure.is_none());
+        let amount = result.amount.unwrap();
+        assert_eq!(
+            (amount.minor, amount.currency.as_str(), amount.exponent),
+            (1250, "CNY", 2)
+        );
+    }
+
+    #[test]
+    fn order_answers_report_amount_total_and_refuse_a_malformed_one() {
+        let query = |body: &Value| {
+            let text = body.to_string();
+            interpret_query(answer(200, text.as_bytes()), &ORDER_UNKNOWN_TOTAL)
+                .map(|t| t.map(|t| t.result().amount.map(|m| m.minor)))
+        };
+        // amount.total (the order's), not payer_total (after coupons).
+        let mut paid = transaction("SUCCESS");
+        paid["amount"] = json!({"total": 10000, "payer_total": 9000, "currency": "CNY"});
+        assert_eq!(query(&paid).unwrap(), Some(Some(10_000)));
+        // Without an amount: none reported.
+        paid.as_object_mut().unwrap().remove("amount");
+        assert_eq!(query(&paid).unwrap(), Some(None));
+        for bad in [
+            json!({"total": -1}),
+            json!({"total": 0}),
+            json!({"total": "12.50"}),
+            json!({"total": 1250, "currency": "EUR"}),
+        ] {
+            let mut order = transaction("SUCCESS");
+            order["amount"] = bad.clone();
+            assert!(
+                matches!(query(&order), Err(ProviderError::Unavailable(_))),
+                "{bad}"
+            );
+        }
     }
 
     #[test]
@@ -1832,6 +1906,11 @@ mod tests {
         amounts: Some((500, 1250)),
     };
 
+    const REFUND_UNKNOWN_AMOUNTS: ExpectedRefund<'static> = ExpectedRefund {
+        amounts: None,
+        ..REFUND
+    };
+
     fn refund_answer(status: &str) -> Value {
         json!({
             "refund_id": "50000000382019052709732678859",
@@ -1866,8 +1945,17 @@ mod tests {
                     result.failure.map(|f| f.code),
                     (expected == RefundStatus::Failed).then(|| "provider_declined".to_string())
                 );
+                // This refund's amount.refund, not the payment's amount.total.
+                assert_eq!(result.amount.map(|m| m.minor), Some(500), "{status}");
             }
         }
+        let mut negative = refund_answer("SUCCESS");
+        negative["amount"]["refund"] = json!(-500);
+        let body = negative.to_string();
+        assert!(matches!(
+            interpret_refund(Call::QueryRefund, answer(200, body.as_bytes()), &REFUND_UNKNOWN_AMOUNTS),
+            Err(ProviderError::Unavailable(m)) if m.contains("amount.refund")
+        ));
         let body = refund_answer("REFUNDING_SOMEHOW").to_string();
         assert!(matches!(
             interpret_refund(Call::Refund, answer(200, body.as_bytes()), &REFUND),

@@ -1,8 +1,10 @@
 //! The control endpoints tests, demos and examples drive the simulator with:
 //! - `POST /_sim/{provider}/scan` `{"qr_code": "...", "outcome": "pay" | "cancel"}`: a payer
 //!   scans a QR code and pays (a notification follows) or gives up;
-//! - `POST /_sim/{provider}/faults` `{"kind": ..., "count": N, "delay_ms": ...}` and
-//!   `DELETE /_sim/{provider}/faults`;
+//! - `POST /_sim/{provider}/faults` `{"kind": ..., "count": N, "delay_ms": ...,
+//!   "amount_minor": ...}` and `DELETE /_sim/{provider}/faults` (e.g.
+//!   `{"kind": "wrong_amount_notification", "amount_minor": 1}`: the next notice states
+//!   0.01, validly signed);
 //! - `GET /_sim/{provider}/ledger`: every order and refund, and any violation of "charged
 //!   at most once, refunded at most what was paid".
 

@@ -23,6 +23,12 @@ pub enum FaultKind {
     DuplicateNotification,
     /// Send the next notification `delay_ms` late.
     LateNotification,
+    /// Send the next notification, validly signed, stating `amount_minor` (default 1: 0.01)
+    /// as its amount instead of the true one: the order's (Alipay `total_amount` and
+    /// `receipt_amount`, WeChat Pay `amount.total` and `payer_total`) in a payment notice,
+    /// the refund's (`amount.refund` and `payer_refund`) in a refund notice. The ledger and
+    /// the API answers keep the true amounts.
+    WrongAmountNotification,
 }
 
 impl FaultKind {
@@ -30,7 +36,9 @@ impl FaultKind {
     pub fn is_notification(self) -> bool {
         matches!(
             self,
-            FaultKind::DuplicateNotification | FaultKind::LateNotification
+            FaultKind::DuplicateNotification
+                | FaultKind::LateNotification
+                | FaultKind::WrongAmountNotification
         )
     }
 }
@@ -45,6 +53,9 @@ pub struct FaultRequest {
     pub count: u32,
     #[serde(default)]
     pub delay_ms: Option<u64>,
+    /// For `wrong_amount_notification`: the amount to state, in minor units.
+    #[serde(default)]
+    pub amount_minor: Option<i64>,
 }
 
 fn one() -> u32 {
@@ -62,6 +73,8 @@ pub struct Faults {
 pub struct Fault {
     pub kind: FaultKind,
     pub delay: Duration,
+    /// The amount a `wrong_amount_notification` states, in minor units.
+    pub amount_minor: i64,
 }
 
 impl Faults {
@@ -89,6 +102,7 @@ impl Faults {
                 FaultKind::Timeout => 30_000,
                 _ => 2_000,
             })),
+            amount_minor: fault.amount_minor.unwrap_or(1),
         };
         if fault.count == 0 {
             self.pending.remove(index);
@@ -111,6 +125,7 @@ mod tests {
             "bad_signature",
             "duplicate_notification",
             "late_notification",
+            "wrong_amount_notification",
         ] {
             let parsed: FaultRequest =
                 serde_json::from_value(serde_json::json!({"kind": name})).unwrap();
@@ -128,18 +143,32 @@ mod tests {
             kind: FaultKind::Http500,
             count: 2,
             delay_ms: None,
+            amount_minor: None,
         });
         faults.add(FaultRequest {
             kind: FaultKind::LateNotification,
             count: 1,
             delay_ms: Some(5),
+            amount_minor: None,
         });
         faults.add(FaultRequest {
             kind: FaultKind::Malformed,
             count: 1,
             delay_ms: None,
+            amount_minor: None,
+        });
+        faults.add(FaultRequest {
+            kind: FaultKind::WrongAmountNotification,
+            count: 1,
+            delay_ms: None,
+            amount_minor: None,
         });
         assert_eq!(faults.take(true).unwrap().kind, FaultKind::LateNotification);
+        let wrong = faults.take(true).unwrap();
+        assert_eq!(
+            (wrong.kind, wrong.amount_minor),
+            (FaultKind::WrongAmountNotification, 1)
+        );
         assert_eq!(faults.take(true).map(|f| f.kind), None);
         assert_eq!(faults.take(false).unwrap().kind, FaultKind::Http500);
         assert_eq!(faults.take(false).unwrap().kind, FaultKind::Http500);

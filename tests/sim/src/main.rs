@@ -166,26 +166,62 @@ fn spawn_clock(sim: Arc<Sim>) {
 
 /// Sends the provider's notice that `order` was paid (if it gave a notify URL).
 pub fn notify_payment(sim: &Arc<Sim>, provider: &str, order: &Order) {
-    let notice = match provider {
+    notify(sim, provider, order, None, |order| match provider {
         "alipay" => alipay::payment_notice(sim, order),
         "wechatpay" => wechatpay::payment_notice(sim, order),
         _ => None,
-    };
-    if let Some((notice, schedule)) = notice {
-        send(sim, provider, &order.out_trade_no, notice, schedule);
-    }
+    });
 }
 
 /// Sends the provider's notice that a refund of `order` completed (WeChat Pay only: Alipay
 /// answers refunds synchronously).
 pub fn notify_refund(sim: &Arc<Sim>, provider: &str, order: &Order, out_refund_no: &str) {
-    let notice = match provider {
-        "wechatpay" => wechatpay::refund_notice(sim, order, out_refund_no),
-        _ => None,
+    notify(
+        sim,
+        provider,
+        order,
+        Some(out_refund_no),
+        |order| match provider {
+            "wechatpay" => wechatpay::refund_notice(sim, order, out_refund_no),
+            _ => None,
+        },
+    );
+}
+
+/// Builds the notice about `order` (about its refund `refund`, if named) with `build` and
+/// sends it, under the next notification fault if one is pending. A notice that is not sent
+/// (no notify URL) takes no fault.
+fn notify(
+    sim: &Arc<Sim>,
+    provider: &str,
+    order: &Order,
+    refund: Option<&str>,
+    build: impl Fn(&Order) -> Option<(notifier::Notice, &'static [u64])>,
+) {
+    let Some(mut built) = build(order) else {
+        return;
     };
-    if let Some((notice, schedule)) = notice {
-        send(sim, provider, &order.out_trade_no, notice, schedule);
+    let state = sim.provider(provider).expect("a played provider");
+    let fault = state.notification_fault();
+    if let Some(f) = fault.filter(|f| f.kind == faults::FaultKind::WrongAmountNotification) {
+        // The same notice, validly signed, built from a copy that states another amount.
+        if let Some(wrong) = build(&stated(order, refund, f.amount_minor)) {
+            built = wrong;
+        }
     }
+    let (notice, schedule) = built;
+    send(sim, provider, &order.out_trade_no, notice, schedule, fault);
+}
+
+/// A copy of `order` stating `amount_minor` as the amount of its refund `refund` (if named
+/// and known) or else as the order's own.
+fn stated(order: &Order, refund: Option<&str>, amount_minor: i64) -> Order {
+    let mut stated = order.clone();
+    match refund.and_then(|no| stated.refunds.get_mut(no)) {
+        Some(refund) => refund.amount_minor = amount_minor,
+        None => stated.amount_minor = amount_minor,
+    }
+    stated
 }
 
 fn send(
@@ -194,9 +230,8 @@ fn send(
     out_trade_no: &str,
     notice: notifier::Notice,
     schedule: &'static [u64],
+    fault: Option<faults::Fault>,
 ) {
-    let state = sim.provider(provider).expect("a played provider");
-    let fault = state.notification_fault();
     let counter = {
         let sim = sim.clone();
         let provider = provider.to_owned();
@@ -221,4 +256,147 @@ fn send(
             .send(notice.clone(), schedule, Duration::ZERO, counter.clone());
     }
     sim.notifier.send(notice, schedule, initial, counter);
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use axum::body::Bytes;
+    use base64::Engine as _;
+    use rsa::pkcs8::DecodePublicKey;
+    use rsa::signature::Verifier;
+
+    use super::*;
+    use crate::faults::{FaultKind, FaultRequest};
+    use crate::ledger::{OrderStatus, Refund, RefundStatus};
+
+    fn keys_dir() -> PathBuf {
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../config/sandbox-keys")
+    }
+
+    fn sim() -> Arc<Sim> {
+        Arc::new(Sim {
+            keys: keys::Keys::load(&keys_dir()).unwrap(),
+            alipay: Default::default(),
+            wechatpay: Default::default(),
+            notifier: notifier::Notifier::new(1),
+            timings: Timings {
+                confirm_after: Duration::from_secs(1),
+                refund_after: Duration::from_secs(1),
+            },
+            wechatpay_public_key_id: WECHATPAY_PUBLIC_KEY_ID.into(),
+        })
+    }
+
+    fn order(notify_url: &str) -> Order {
+        let refund = Refund {
+            out_refund_no: "re_1".into(),
+            refund_id: "R1".into(),
+            amount_minor: 500,
+            status: RefundStatus::Succeeded,
+            executions: 1,
+            created_ms: 0,
+            completes_at_ms: None,
+            notify_url: Some(notify_url.into()),
+        };
+        Order {
+            merchant: "2021000000000001".into(),
+            out_trade_no: "pay_1".into(),
+            trade_no: "2026000000000000000000000001".into(),
+            kind: "qr",
+            amount_minor: 1250,
+            currency: "CNY".into(),
+            description: "Latte".into(),
+            status: OrderStatus::Paid,
+            qr_code: None,
+            auth_code: None,
+            payer: None,
+            payer_id: Some("sim_payer_000001".into()),
+            notify_url: Some(notify_url.into()),
+            created_ms: 0,
+            paid_ms: Some(0),
+            confirms_at_ms: None,
+            expires_at_ms: None,
+            charges: 1,
+            refunds: BTreeMap::from([("re_1".to_owned(), refund)]),
+            notifications_sent: 0,
+        }
+    }
+
+    /// A merchant's notify URL that acknowledges every notice and hands over its body.
+    async fn merchant() -> (String, tokio::sync::mpsc::UnboundedReceiver<Bytes>) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/notify", listener.local_addr().unwrap());
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        let app = Router::new().route(
+            "/notify",
+            post(move |body: Bytes| {
+                let _ = tx.send(body);
+                async { "success" }
+            }),
+        );
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        (url, rx)
+    }
+
+    /// Alipay's notice parameters, after checking their RSA2 signature with the sandbox's
+    /// Alipay public key (as the plugin does).
+    fn verified_alipay_params(body: &[u8]) -> BTreeMap<String, String> {
+        let params: BTreeMap<String, String> = form_urlencoded::parse(body)
+            .map(|(k, v)| (k.into_owned(), v.into_owned()))
+            .collect();
+        let pem = std::fs::read_to_string(keys_dir().join("alipay_public_key.pem")).unwrap();
+        let key = rsa::pkcs1v15::VerifyingKey::<sha2::Sha256>::new(
+            rsa::RsaPublicKey::from_public_key_pem(&pem).unwrap(),
+        );
+        let signature = base64::engine::general_purpose::STANDARD
+            .decode(&params["sign"])
+            .unwrap();
+        let signature = rsa::pkcs1v15::Signature::try_from(signature.as_slice()).unwrap();
+        let signed = alipay::signing_string(&params, &["sign", "sign_type"]);
+        assert!(key.verify(signed.as_bytes(), &signature).is_ok());
+        params
+    }
+
+    #[tokio::test]
+    async fn a_wrong_amount_notification_states_the_faults_amount_validly_signed_once() {
+        let sim = sim();
+        let (url, mut notices) = merchant().await;
+        let order = order(&url);
+        sim.alipay.faults.lock().unwrap().add(FaultRequest {
+            kind: FaultKind::WrongAmountNotification,
+            count: 1,
+            delay_ms: None,
+            amount_minor: None,
+        });
+        notify_payment(&sim, "alipay", &order);
+        let wrong = verified_alipay_params(&notices.recv().await.unwrap());
+        assert_eq!(wrong["out_trade_no"], "pay_1");
+        assert_eq!(wrong["total_amount"], "0.01");
+        assert_eq!(wrong["receipt_amount"], "0.01");
+        // One notice only: the next states the truth again.
+        notify_payment(&sim, "alipay", &order);
+        let right = verified_alipay_params(&notices.recv().await.unwrap());
+        assert_eq!(right["total_amount"], "12.50");
+        // And the books never changed.
+        assert_eq!(order.amount_minor, 1250);
+    }
+
+    #[test]
+    fn a_stated_amount_replaces_the_refunds_or_the_orders() {
+        let order = order("http://127.0.0.1:1/notify");
+        let refund = stated(&order, Some("re_1"), 1);
+        assert_eq!(
+            (refund.amount_minor, refund.refunds["re_1"].amount_minor),
+            (1250, 1)
+        );
+        let payment = stated(&order, None, 99_999);
+        assert_eq!(
+            (payment.amount_minor, payment.refunds["re_1"].amount_minor),
+            (99_999, 500)
+        );
+        // A refund the order does not have: the order's amount is stated.
+        assert_eq!(stated(&order, Some("re_9"), 7).amount_minor, 7);
+    }
 }

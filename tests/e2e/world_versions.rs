@@ -1,0 +1,349 @@
+//! Plugin world versions: a plugin built for `paygate:provider@0.1.0`
+//! (`tests/plugins/world-0.1`, generated from the frozen `plugin-api/wit/0.1.0/`) still
+//! loads next to the 0.2.0 plugins and serves payments, refunds and notices, its answers
+//! read as 0.2.0 ones with no reported amounts; the 0.2.0 plugins report amounts; a version
+//! this daemon does not link is refused naming the versions it does.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use paygate_daemon::config::Config;
+use paygate_daemon::metrics::Metrics;
+use paygate_daemon::plugins::types::*;
+use paygate_daemon::plugins::{PluginHost, SUPPORTED_WORLD_VERSIONS, WORLD_VERSION};
+use serde_json::json;
+
+use crate::support::*;
+
+const LEGACY: &str = "paygate-test-plugin-world-0-1";
+const LEGACY_SECRET: &str = "legacy-s3cret";
+
+fn host_config(legacy: &Path) -> Config {
+    let text = format!(
+        r#"
+[plugin_host]
+max_concurrent_calls = 8
+cache_dir = "{cache}"
+
+[[plugins]]
+name = "mock"
+path = "{mock}"
+
+[[plugins]]
+name = "legacy"
+path = "{legacy}"
+
+[[merchants]]
+id = "m_a"
+name = "A"
+[merchants.providers.mock]
+keys = {{ notify_secret = "inline:s3cret" }}
+[merchants.providers.legacy]
+keys = {{ notify_secret = "inline:{LEGACY_SECRET}" }}
+"#,
+        cache = shared_plugin_cache().display(),
+        mock = plugin_dir().join("paygate-plugin-mock.wasm").display(),
+        legacy = legacy.display(),
+    );
+    Config::parse(Path::new("worlds.toml"), &text).unwrap()
+}
+
+async fn host() -> PluginHost {
+    PluginHost::start(&host_config(&test_plugin(LEGACY)), Arc::new(Metrics::new()))
+        .await
+        .unwrap()
+}
+
+fn merchant(host: &PluginHost, provider: &str) -> Merchant {
+    host.merchant_record(
+        provider,
+        "m_a",
+        &toml::Table::new(),
+        format!("http://127.0.0.1/v1/notify/{provider}/m_a"),
+    )
+    .unwrap()
+}
+
+fn cny(minor: i64) -> Money {
+    Money {
+        minor,
+        currency: "CNY".into(),
+        exponent: 2,
+    }
+}
+
+fn payment_ref(host: &PluginHost, provider: &str, minor: i64) -> PaymentRef {
+    PaymentRef {
+        payment_id: "pay_world0001".into(),
+        provider: provider.into(),
+        merchant: merchant(host, provider),
+        amount: cny(minor),
+        provider_reference: None,
+    }
+}
+
+fn barcode(host: &PluginHost, provider: &str, code: &str, minor: i64) -> CreatePaymentRequest {
+    CreatePaymentRequest {
+        payment_id: "pay_world0001".into(),
+        provider: provider.into(),
+        merchant: merchant(host, provider),
+        amount: cny(minor),
+        method: Method::Barcode,
+        auth_code: Some(code.into()),
+        description: None,
+        terminal_id: Some("T-1".into()),
+        expires_in_seconds: None,
+    }
+}
+
+fn hmac_hex(secret: &str, body: &[u8]) -> String {
+    hex::encode(ring::hmac::sign(
+        &ring::hmac::Key::new(ring::hmac::HMAC_SHA256, secret.as_bytes()),
+        body,
+    ))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_plugin_for_world_0_1_loads_next_to_0_2_plugins_and_remembers_its_world() {
+    assert_eq!(SUPPORTED_WORLD_VERSIONS, ["0.1.0", "0.2.0"]);
+    assert_eq!(WORLD_VERSION, "0.2.0");
+    let host = host().await;
+    let plugins = host.plugins();
+    let world = |name: &str| {
+        plugins
+            .iter()
+            .find(|p| p.name == name)
+            .map(|p| p.world_version.clone())
+    };
+    assert_eq!(world("legacy").as_deref(), Some("0.1.0"));
+    assert_eq!(world("mock").as_deref(), Some("0.2.0"));
+    // Its info came up through the conversion whole.
+    let legacy = host.provider("legacy").unwrap();
+    assert_eq!(legacy.display_name, "Legacy Wallet (world 0.1.0)");
+    assert_eq!(legacy.methods, vec![Method::Qr, Method::Barcode]);
+    assert_eq!(legacy.payment_codes[0].prefixes, vec!["97".to_owned()]);
+    assert_eq!(legacy.operations.len(), 6);
+    assert!(legacy.operations.contains(&Operation::ParseNotification));
+    assert_eq!(legacy.fees[0].rate_basis_points, 38);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_0_1_plugin_serves_every_call_with_no_reported_amounts() {
+    let host = host().await;
+    let paid = host
+        .create_payment(barcode(&host, "legacy", "970000000000001234", 1250))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(paid.status, PaymentStatus::Succeeded);
+    assert_eq!(
+        paid.provider_reference.as_deref(),
+        Some("legacy_pay_world0001")
+    );
+    assert_eq!(paid.payer.as_deref(), Some("legacy_payer_1234"));
+    assert!(paid.amount.is_none(), "0.1.0 reports no amount");
+
+    let declined = host
+        .create_payment(barcode(&host, "legacy", "990000000000001234", 1250))
+        .await
+        .unwrap();
+    assert!(
+        matches!(&declined, Err(ProviderError::Declined(d)) if d.code == "auth_code_invalid"),
+        "{declined:?}"
+    );
+
+    let queried = host
+        .query_payment(payment_ref(&host, "legacy", 1250))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(queried.status, PaymentStatus::Succeeded);
+    assert!(queried.amount.is_none());
+    let cancelled = host
+        .cancel_payment(payment_ref(&host, "legacy", 1250))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(cancelled.status, PaymentStatus::Cancelled);
+
+    let refund = RefundRequest {
+        refund_id: "re_world0001".into(),
+        payment: payment_ref(&host, "legacy", 1250),
+        amount: cny(500),
+        reason: Some("broken cup".into()),
+    };
+    let refunded = host.refund(refund).await.unwrap().unwrap();
+    assert_eq!(refunded.status, RefundStatus::Succeeded);
+    assert_eq!(
+        refunded.provider_reference.as_deref(),
+        Some("legacy_re_world0001")
+    );
+    assert!(refunded.amount.is_none());
+    let refund_ref = RefundRef {
+        refund_id: "re_world0001".into(),
+        payment: payment_ref(&host, "legacy", 1250),
+        amount: cny(500),
+        provider_reference: None,
+    };
+    let queried = host.query_refund(refund_ref).await.unwrap().unwrap();
+    assert_eq!(queried.status, RefundStatus::Succeeded);
+    assert!(queried.amount.is_none());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_0_1_plugins_notices_use_the_0_1_imports_and_come_up_without_amounts() {
+    let host = host().await;
+    let notice = |body: &[u8], signature: &str| Notification {
+        provider: "legacy".into(),
+        merchant: merchant(&host, "legacy"),
+        headers: vec![("Legacy-Signature".into(), signature.into())],
+        body: body.to_vec(),
+    };
+    // keys.hmac-sha256@0.1.0 with the merchant's key, http.send@0.1.0 refused (no host is
+    // allow-listed), both answered through the host's 0.2.0 imports.
+    let body = br#"{"payment_id":"pay_world0001","status":"failed"}"#;
+    let accepted = host
+        .parse_notification(notice(body, &hmac_hex(LEGACY_SECRET, body)))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(accepted.reply.status, 200);
+    match &accepted.updates[..] {
+        [Update::Payment(u)] => {
+            assert_eq!(u.payment_id, "pay_world0001");
+            assert_eq!(u.outcome.status, PaymentStatus::Failed);
+            assert_eq!(
+                u.outcome.failure.as_ref().map(|f| f.code.as_str()),
+                Some("provider_declined")
+            );
+            assert!(u.outcome.amount.is_none());
+        }
+        other => panic!("{other:?}"),
+    }
+    let body = br#"{"refund_id":"re_world0001","status":"succeeded"}"#;
+    let accepted = host
+        .parse_notification(notice(body, &hmac_hex(LEGACY_SECRET, body)))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(matches!(
+        &accepted.updates[..],
+        [Update::Refund(u)] if u.refund_id == "re_world0001"
+            && u.outcome.status == RefundStatus::Succeeded
+            && u.outcome.amount.is_none()
+    ));
+    // Signed with another key: rejected through the conversion too.
+    let forged = host
+        .parse_notification(notice(body, &hmac_hex("s3cret", body)))
+        .await
+        .unwrap();
+    assert!(
+        matches!(&forged, Err(r) if r.reply.status == 400 && r.reason.contains("does not verify")),
+        "{forged:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_0_2_plugin_reports_the_amounts() {
+    let host = host().await;
+    let paid = host
+        .create_payment(barcode(&host, "mock", "990000000000001234", 1250))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(paid.status, PaymentStatus::Succeeded);
+    let amount = paid.amount.unwrap();
+    assert_eq!(
+        (amount.minor, amount.currency.as_str(), amount.exponent),
+        (1250, "CNY", 2)
+    );
+    let body =
+        br#"{"refund_id":"re_world0001","status":"succeeded","amount":"5.00","currency":"CNY"}"#;
+    let notice = Notification {
+        provider: "mock".into(),
+        merchant: merchant(&host, "mock"),
+        headers: vec![("Mock-Signature".into(), hmac_hex("s3cret", body))],
+        body: body.to_vec(),
+    };
+    let accepted = host.parse_notification(notice).await.unwrap().unwrap();
+    assert!(matches!(
+        &accepted.updates[..],
+        [Update::Refund(u)] if u.outcome.amount.as_ref().is_some_and(|m| m.minor == 500)
+    ));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_version_this_daemon_does_not_link_is_refused_naming_the_ones_it_does() {
+    let config = host_config(&test_plugin("paygate-test-plugin-future-world"));
+    let message = PluginHost::start(&config, Arc::new(Metrics::new()))
+        .await
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(message.contains("plugins[1].path"), "{message}");
+    assert!(
+        message.contains("targets paygate:provider@0.3.0")
+            && message.contains("supports paygate:provider@0.1.0 and paygate:provider@0.2.0"),
+        "{message}"
+    );
+}
+
+/// The real daemon, with the 0.1.0 plugin serving `m_other` (default config + the plugin).
+#[tokio::test]
+async fn the_daemon_serves_a_payment_through_a_0_1_plugin() {
+    let config = format!(
+        "{}\n[merchants.providers.legacy]\nkeys = {{ notify_secret = \"inline:{LEGACY_SECRET}\" }}\n\n[[plugins]]\nname = \"legacy\"\npath = \"{}\"\n",
+        default_config_text(),
+        test_plugin(LEGACY).display()
+    );
+    let daemon = Daemon::start_with(Options {
+        config_text: config,
+        ..Options::default()
+    });
+    let (status, plugins) = daemon.get("/v1/plugins", Some(ADMIN)).await;
+    assert_eq!(status, 200, "{plugins}");
+    let world_of = |name: &str| {
+        plugins["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["name"] == name)
+            .map(|p| p["world_version"].clone())
+    };
+    assert_eq!(world_of("legacy"), Some(json!("0.1.0")));
+    assert_eq!(world_of("mock"), Some(json!("0.2.0")));
+
+    // The provider is found from the payment code's prefix, as for any plugin.
+    let (status, _, payment) = daemon
+        .post_idempotent(
+            "/v1/payments",
+            OTHER_ERP,
+            Some("world-0.1-barcode"),
+            &json!({"merchant_id": "m_other", "amount": "12.50", "currency": "CNY",
+                    "method": "barcode", "auth_code": "970000000000005678"}),
+        )
+        .await;
+    assert_eq!(status, 201, "{payment}");
+    assert_eq!(payment["provider"], "legacy");
+    assert_eq!(payment["status"], "succeeded", "{payment}");
+    let id = payment["id"].as_str().unwrap();
+    let (status, fetched) = daemon
+        .get(&format!("/v1/payments/{id}"), Some(OTHER_ERP))
+        .await;
+    assert_eq!(status, 200, "{fetched}");
+    assert_eq!(fetched["status"], "succeeded");
+    assert_eq!(fetched["amount"], "12.50");
+
+    // A qr payment: pending with the 0.1.0 plugin's code.
+    let (status, _, qr) = daemon
+        .post_idempotent(
+            "/v1/payments",
+            OTHER_ERP,
+            Some("world-0.1-qr"),
+            &json!({"merchant_id": "m_other", "amount": "3.00", "currency": "CNY",
+                    "method": "qr", "provider": "legacy"}),
+        )
+        .await;
+    assert_eq!(status, 201, "{qr}");
+    assert_eq!(qr["status"], "pending", "{qr}");
+}
