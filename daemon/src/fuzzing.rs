@@ -152,6 +152,56 @@ fn config_path() -> PathBuf {
         .join("paygate.toml")
 }
 
+/// `api_body`: [`parse_object`](crate::api::json::parse_object), how every JSON request
+/// body is read, on `data` as the body.
+///
+/// An accepted body is an object, and serde_json reads the same value from it (so the value
+/// the fingerprint and the handlers see is the one sent). The same object with its first key
+/// sent twice is refused as `parameter_duplicate` naming that key. A refusal is a 400 in the
+/// error model with a message.
+pub fn api_body(data: &[u8]) {
+    use crate::api::error::ApiError;
+    use crate::api::json::parse_object;
+    match parse_object(data) {
+        Ok(value) => {
+            let object = value.as_object().expect("an accepted body is an object");
+            let plain: serde_json::Value =
+                serde_json::from_slice(data).expect("serde_json reads what we accept");
+            assert_eq!(plain, value, "serde_json reads another value");
+            if let Some((key, first)) = object.iter().next() {
+                let rest = std::str::from_utf8(data)
+                    .expect("accepted JSON is UTF-8")
+                    .trim_start()
+                    .strip_prefix('{')
+                    .expect("an object starts with {");
+                let doubled = format!(
+                    "{{{}:{first},{rest}",
+                    serde_json::Value::String(key.clone())
+                );
+                match parse_object(doubled.as_bytes()) {
+                    Err(ApiError::InvalidRequest {
+                        code: "parameter_duplicate",
+                        param: Some(param),
+                        ..
+                    }) => assert_eq!(&param, key, "{doubled}"),
+                    other => panic!("{doubled}: a repeated key was not refused: {other:?}"),
+                }
+            }
+        }
+        Err(error) => {
+            assert_eq!(
+                error.status(),
+                axum::http::StatusCode::BAD_REQUEST,
+                "{error:?}"
+            );
+            assert!(
+                !error.to_string().trim().is_empty(),
+                "{error:?}: no message"
+            );
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::path::Path;
@@ -191,7 +241,14 @@ mod tests {
     }
 
     #[test]
+    fn api_body_regressions_and_seeds_hold() {
+        assert!(replay("regressions", "api_body", api_body) > 0);
+        replay("corpus", "api_body", api_body);
+    }
+
+    #[test]
     fn the_checks_run_on_documented_inputs() {
+        api_body(br#"{"merchant_id":"m_demo","amount":"12.50","metadata":{"k":"v"}}"#);
         money_parse(b"\x0012.50");
         money_parse(b"\xF3JPY1500");
         config_load(include_bytes!("../../config/paygate.toml"));

@@ -266,6 +266,41 @@ async fn an_open_event_stream_is_not_idle() {
     );
 }
 
+/// A client that asks, then never reads the answer (an HTTP/2 receive window of 0): it
+/// answers the daemon's pings, so only the lack of progress shows; its connection is closed
+/// once its request has not moved for the idle time.
+#[tokio::test]
+async fn a_client_that_stops_reading_is_closed() {
+    use http_body_util::Empty;
+    use hyper_util::rt::{TokioExecutor, TokioIo};
+    let daemon = start(&[
+        ("idle_timeout_ms", "1000"),
+        ("http2_keep_alive_interval_ms", "300"),
+    ]);
+    let stream = TcpStream::connect(daemon.tcp_addr()).await.unwrap();
+    let (mut sender, connection) = hyper::client::conn::http2::Builder::new(TokioExecutor::new())
+        .initial_stream_window_size(0)
+        .handshake::<_, Empty<axum::body::Bytes>>(TokioIo::new(stream))
+        .await
+        .unwrap();
+    let driven = tokio::spawn(connection);
+    let request = hyper::Request::get(format!("http://{}/openapi.json", daemon.tcp_addr()))
+        .body(Empty::new())
+        .unwrap();
+    // The head is not flow-controlled: it arrives; the body cannot.
+    let response = tokio::time::timeout(WITHIN, sender.send_request(request))
+        .await
+        .expect("a response head in time")
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let ended = tokio::time::timeout(WITHIN, driven).await;
+    assert!(
+        ended.is_ok(),
+        "a connection whose client stopped reading stays open"
+    );
+    assert!(closed_total(&daemon, "stalled").await >= 1);
+}
+
 /// Connects to `daemon` from `source` (a loopback address) without sending anything; the
 /// socket is non-blocking, for [`still_open`].
 async fn silent_from(daemon: &Daemon, source: Ipv4Addr) -> std::net::TcpStream {

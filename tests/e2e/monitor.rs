@@ -164,9 +164,11 @@ async fn refunded(daemon: &Daemon, key: &str, payment_id: &str, amount: &str) ->
     refund
 }
 
-/// A mock notice for a payment and its valid `Mock-Signature`.
-fn signed_notice(payment_id: &str, status: &str) -> (String, String) {
-    let body = json!({"payment_id": payment_id, "status": status}).to_string();
+/// A mock notice for a payment of `amount` CNY and its valid `Mock-Signature`.
+fn signed_notice(payment_id: &str, status: &str, amount: &str) -> (String, String) {
+    let body = json!({"payment_id": payment_id, "status": status, "amount": amount,
+                      "currency": "CNY"})
+    .to_string();
     let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, NOTIFY_SECRET);
     let signature = hex::encode(ring::hmac::sign(&key, body.as_bytes()));
     (body, signature)
@@ -951,7 +953,7 @@ async fn forged_notifications_raise_a_critical_alert_for_the_provider() {
     let (status, _, pending) = daemon.pay("fn-1", qr("T-forge", "7.60")).await;
     assert_eq!(status, 201, "{pending}");
     let id = pending["id"].as_str().unwrap();
-    let (forged, _) = signed_notice(id, "succeeded");
+    let (forged, _) = signed_notice(id, "succeeded", "7.60");
     for _ in 0..3 {
         assert_eq!(notify(&daemon, &forged, &"00".repeat(32)).await, 400);
     }
@@ -1006,9 +1008,9 @@ async fn state_conflict_raises_a_critical_alert_naming_the_payment() {
     let (status, _, pending) = daemon.pay("sc-1", qr("T-conflict", "7.00")).await;
     assert_eq!(status, 201, "{pending}");
     let id = pending["id"].as_str().unwrap();
-    let (paid_notice, signature) = signed_notice(id, "succeeded");
+    let (paid_notice, signature) = signed_notice(id, "succeeded", "7.00");
     assert_eq!(notify(&daemon, &paid_notice, &signature).await, 200);
-    let (failed_notice, signature) = signed_notice(id, "failed");
+    let (failed_notice, signature) = signed_notice(id, "failed", "7.00");
     assert_eq!(notify(&daemon, &failed_notice, &signature).await, 200);
     let (_, payment) = daemon.get(&format!("/v1/payments/{id}"), Some(POS)).await;
     assert_eq!(payment["status"], "succeeded", "{payment}");
@@ -1082,7 +1084,7 @@ async fn a_disabled_rule_raises_nothing() {
     ]));
     bad_key_requests(&daemon, 20).await;
     // The monitor is running: a forged notice is still caught.
-    let (forged, _) = signed_notice("pay_doesnotexist", "succeeded");
+    let (forged, _) = signed_notice("pay_doesnotexist", "succeeded", "7.00");
     assert_eq!(notify(&daemon, &forged, &"00".repeat(32)).await, 400);
     wait_for_subject(&daemon, "rule=forged_notifications", "provider", "mock").await;
     let_the_monitor_settle().await;
@@ -1430,7 +1432,7 @@ async fn a_normal_day_of_traffic_raises_no_alert() {
         let id = answer["id"].as_str().unwrap().to_owned();
         if by_qr {
             // The payer scans and pays: the wallet's valid notice settles it.
-            let (notice, signature) = signed_notice(&id, "succeeded");
+            let (notice, signature) = signed_notice(&id, "succeeded", &amount);
             assert_eq!(notify(&daemon, &notice, &signature).await, 200);
         } else if i % 30 == 5 {
             // The back office refunds part of a sale.

@@ -585,8 +585,11 @@ async fn fifty_concurrent_refunds_never_exceed_the_payment() {
     assert_eq!(payment["amount_refunded"], "10.00");
 }
 
+/// A mock notice for a 7.00 CNY payment (what these tests pay) and its signature.
 fn signed_notice(payment_id: &str, status: &str) -> (String, String) {
-    let body = json!({"payment_id": payment_id, "status": status}).to_string();
+    let body = json!({"payment_id": payment_id, "status": status, "amount": "7.00",
+                      "currency": "CNY"})
+    .to_string();
     let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, b"demo-notify-secret");
     (
         body.clone(),

@@ -122,7 +122,8 @@ async fn refund_notices_apply_once_and_contradictions_change_nothing() {
     );
     let (_, payment) = daemon.get(&format!("/v1/payments/{id}"), Some(ERP)).await;
     assert_eq!(payment["amount_refunded"], "0.00");
-    let succeeded = json!({"refund_id": refund_id, "status": "succeeded"});
+    let succeeded = json!({"refund_id": refund_id, "status": "succeeded", "amount": "3.72",
+                           "currency": "CNY"});
     assert_eq!(
         notify(&daemon, &succeeded).await,
         200,
@@ -139,7 +140,8 @@ async fn refund_notices_apply_once_and_contradictions_change_nothing() {
     // Forged: refused, nothing changes.
     let (_, other) = refund(&daemon, id, "r3", "0.01").await;
     assert_eq!(other["error"]["code"], "refund_exceeds_payment");
-    let (text, _) = signed(&json!({"refund_id": refund_id, "status": "succeeded"}));
+    let (text, _) = signed(&json!({"refund_id": refund_id, "status": "succeeded",
+                                   "amount": "3.72", "currency": "CNY"}));
     let status = daemon
         .client
         .post(daemon.url("/v1/notify/mock/m_demo"))

@@ -528,7 +528,7 @@ mod tests {
     #[test]
     fn script_and_noscript_only_while_pending() {
         let page = render_page(&view("pending"));
-        assert_eq!(page.matches("<script>").count(), 1);
+        assert_eq!(page.matches("<script nonce=\"n0nce\">").count(), 1);
         assert!(page.contains("var url=\"/pay/pay_abc123\""));
         assert!(page.contains("/status"));
         assert!(page.contains("setInterval(poll,2000)"));

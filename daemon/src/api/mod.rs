@@ -9,7 +9,7 @@ pub mod cashier_page;
 pub mod error;
 pub mod events;
 mod idempotency;
-mod json;
+pub(crate) mod json;
 mod list;
 mod merchants;
 mod notify;

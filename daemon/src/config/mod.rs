@@ -102,7 +102,8 @@ pub struct ServerConfig {
     pub body_timeout_ms: Spanned<u64>,
     /// A connection with no request in flight (from a complete head until its response has
     /// finished streaming) for this long is closed. On HTTP/1 the next head must be complete
-    /// by then: a partly sent head is idle time.
+    /// by then: a partly sent head is idle time. A request whose response has not moved for
+    /// this long (its client stopped reading; event streams excepted) closes it too.
     #[serde(default = "default_idle_timeout_ms")]
     pub idle_timeout_ms: Spanned<u64>,
     /// HTTP/2: how often the daemon pings a client it has heard nothing from.

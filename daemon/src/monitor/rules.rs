@@ -237,9 +237,11 @@ impl Rules {
         found
     }
 
-    /// Card testing: many small payments from one terminal (its block stops the terminal),
-    /// or, across terminals or with none named, by one API key (`threshold` x `factor`; its
-    /// block stops the key), so that rotating or omitting the terminal id evades nothing.
+    /// Card testing: many small payments from one terminal (its block stops the terminal);
+    /// or, by one API key, many small payments each from a terminal not seen in the window
+    /// before, or naming none (`threshold` x `factor` of them; the block stops the key). A
+    /// tester who rotates or omits terminal ids makes every payment such a one; a shop whose
+    /// tills share a key does so only for each till's first payment of the window.
     fn card_testing(
         &mut self,
         event: &EventRecord,
@@ -255,8 +257,10 @@ impl Rules {
         let terminal_id = on_terminal
             .as_ref()
             .and_then(|(_, s)| s.terminal_id.clone());
+        let mut unseen_terminal = true;
         if let Some((key, subject)) = on_terminal {
             let count = self.card_testing.add(key.clone(), now_ms, 1);
+            unseen_terminal = count == 1;
             if self.reached("card_testing", count) {
                 let terminal = subject.terminal_id.clone().unwrap_or_default();
                 found.push(Finding {
@@ -268,14 +272,10 @@ impl Rules {
                     ),
                     evidence: json!({"attempts": count, "last_payment": event.object_id}),
                 });
-                // Still counted for the key below; one terminal's pattern is this alert's.
-                if let Some(key) = api_key {
-                    self.card_testing_by_key.add(key.to_owned(), now_ms, 1);
-                }
                 return;
             }
         }
-        let Some(key) = api_key else {
+        let Some(key) = api_key.filter(|_| unseen_terminal) else {
             return;
         };
         let count = self.card_testing_by_key.add(key.to_owned(), now_ms, 1);
@@ -289,7 +289,7 @@ impl Rules {
                     ..AlertSubject::default()
                 },
                 summary: format!(
-                    "{count} small payment attempts (<= {limit}) by API key {key} across terminals within {window_s} s"
+                    "{count} small payment attempts (<= {limit}) by API key {key} from new or no terminal ids within {window_s} s"
                 ),
                 evidence: json!({"attempts": count, "last_payment": event.object_id,
                                  "last_terminal": terminal_id}),
@@ -622,6 +622,47 @@ mod tests {
         // Outside the window the count starts over.
         let late = payment_event("payment.created", "pay_late", "T1", 100, None);
         assert!(rules.evaluate(&late, 200_000, &no_hours).is_empty());
+    }
+
+    #[test]
+    fn card_testing_by_one_key_counts_new_terminals_and_none_but_not_busy_tills() {
+        let mut rules = Rules::new(&config(
+            "[rules.card_testing]\nthreshold = 3\nfactor = 2\nwindow_s = 60\n",
+        ));
+        // A shop's two tills share a key: after each till's first, nothing counts for the key.
+        let mut fired = Vec::new();
+        for i in 0..10 {
+            let till = if i % 2 == 0 { "T1" } else { "T2" };
+            let input = payment_event("payment.created", &format!("s{i}"), till, 100, None);
+            fired.extend(rules.evaluate(&input, i * 10_000, &no_hours));
+        }
+        assert!(
+            fired.iter().all(|f| f.scope.is_none()),
+            "only the tills' own alerts: {fired:?}"
+        );
+        // Rotating the terminal id: every payment is from a terminal new in the window.
+        let mut rules = Rules::new(&config(
+            "[rules.card_testing]\nthreshold = 3\nfactor = 2\nwindow_s = 60\n",
+        ));
+        let mut fired = Vec::new();
+        for i in 0..6 {
+            let input = payment_event(
+                "payment.created",
+                &format!("r{i}"),
+                &format!("X{i}"),
+                100,
+                None,
+            );
+            fired.extend(rules.evaluate(&input, i, &no_hours));
+        }
+        assert_eq!(fired.len(), 1, "{fired:?}");
+        assert_eq!(fired[0].scope.as_deref(), Some("api_key"));
+        assert_eq!(fired[0].subject.api_key_id.as_deref(), Some("key_pos"));
+        assert_eq!(fired[0].subject.terminal_id, None);
+        assert_eq!(
+            fired[0].block_target(),
+            Some(("api_key", String::new(), Some("key_pos".into())))
+        );
     }
 
     #[test]

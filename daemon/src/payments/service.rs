@@ -524,7 +524,7 @@ fn record_report(
         p.updated_at_ms = now_ms();
         *mismatch.borrow_mut() = result
             .as_ref()
-            .and_then(|r| amount_mismatch(r.amount.as_ref(), p.amount_minor, &p.currency));
+            .and_then(|r| amount_mismatch(r.amount.as_ref(), false, p.amount_minor, &p.currency));
         if mismatch.borrow().is_some() {
             p.provider_step = ProviderStep::OutcomeUnknown;
             return Some(events);
@@ -1120,7 +1120,8 @@ async fn drive_refund(
     let updated = state.store.update_refund(refund_id, |r, p| {
         let mut events = Vec::new();
         r.updated_at_ms = now_ms();
-        *mismatch.borrow_mut() = amount_mismatch(amount.as_ref(), r.amount_minor, &r.currency);
+        *mismatch.borrow_mut() =
+            amount_mismatch(amount.as_ref(), false, r.amount_minor, &r.currency);
         if mismatch.borrow().is_some() {
             r.provider_step = ProviderStep::OutcomeUnknown; // not believed: ask again
             return Some(events);
@@ -1296,19 +1297,23 @@ pub async fn handle_notice(
         Ok(Err(rejected)) => return Err(NoticeError::Rejected(rejected)),
         Err(e) => return Err(NoticeError::Plugin(e)),
     };
-    let owner = Some((merchant_id, provider));
+    let sender = Some(Sender {
+        merchant_id,
+        provider,
+        reports_amounts: state.plugins.reports_amounts(provider),
+    });
     let mut outcome = NoticeOutcome::default();
     for update in &verified.updates {
         let (kind, object_id, observed) = match update {
             wit::Update::Payment(u) => {
                 let to = status_of(u.outcome.status);
                 let observed =
-                    observe_status(state, &u.payment_id, owner, to, &u.outcome, "notification")
+                    observe_status(state, &u.payment_id, sender, to, &u.outcome, "notification")
                         .map_err(NoticeError::Store)?;
                 ("payment", u.payment_id.as_str(), observed)
             }
             wit::Update::Refund(u) => {
-                let observed = observe_refund_status(state, &u.refund_id, owner, &u.outcome)
+                let observed = observe_refund_status(state, &u.refund_id, sender, &u.outcome)
                     .map_err(NoticeError::Store)?;
                 ("refund", u.refund_id.as_str(), observed)
             }
@@ -1317,7 +1322,7 @@ pub async fn handle_notice(
                     state,
                     &notice_actor(provider),
                     &u.activation_id,
-                    owner,
+                    Some((merchant_id, provider)),
                     &u.outcome,
                 )
                 .map_err(NoticeError::Onboarding)?;
@@ -1328,7 +1333,7 @@ pub async fn handle_notice(
                     state,
                     &notice_actor(provider),
                     &u.bank_account_id,
-                    owner,
+                    Some((merchant_id, provider)),
                     &u.outcome,
                 )
                 .map_err(NoticeError::Onboarding)?;
@@ -1349,45 +1354,93 @@ fn notice_actor(provider: &str) -> crate::merchants::onboarding::Actor {
     }
 }
 
+/// Who sent a notice: it may change only objects of its merchant (the one in its URL) and
+/// of its provider (whose plugin verified it), and, when that plugin's world reports amounts,
+/// must state the amount of whatever it says succeeded.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Sender<'a> {
+    pub merchant_id: &'a str,
+    pub provider: &'a str,
+    pub reports_amounts: bool,
+}
+
+impl Sender<'_> {
+    fn owns(&self, merchant_id: &str, provider: &str) -> bool {
+        self.merchant_id == merchant_id && self.provider == provider
+    }
+}
+
 /// The amount a provider reports for one of ours (a payment's order amount, or a refund's
-/// own amount), compared with what we recorded. A report that names none is taken as it is
-/// (plugins built for world 0.1.0, and answers the provider gives without one); one that
-/// differs, in amount or currency, or is no amount anything can have, is a mismatch.
+/// own amount), compared with what we recorded. One that differs, in amount or currency, or
+/// is no amount anything can have, is a mismatch. A report that states none is a mismatch
+/// when `required` (a notice that something succeeded, from a plugin whose world reports
+/// amounts), and otherwise taken as it is (plugins built for world 0.1.0; answers the
+/// provider gives without one, such as Alipay's to a precreate).
 pub(crate) fn amount_mismatch(
     reported: Option<&wit::Money>,
+    required: bool,
     ours_minor: i64,
     currency: &str,
 ) -> Option<Observed> {
-    let reported = reported?;
-    let ours =
-        crate::money::Currency::from_code(currency).map(|c| Money::from_minor(ours_minor, c));
-    let theirs = crate::plugins::reported_money(reported);
-    match (&ours, &theirs) {
-        (Some(a), Ok(b)) if a.currency() == b.currency() && a.minor() == b.minor() => None,
-        _ => Some(Observed::AmountMismatch {
-            ours: ours.map_or_else(
-                || format!("{ours_minor} minor units of {currency}"),
-                |m| format!("{m} {currency}"),
-            ),
-            reported: match theirs {
-                Ok(m) => format!("{m} {}", reported.currency),
-                Err(e) => format!(
-                    "{} at exponent {} {} ({e})",
-                    reported.minor, reported.exponent, reported.currency
-                ),
-            },
-        }),
+    let Some(reported) = reported else {
+        return required.then(|| Observed::AmountMismatch {
+            ours: shown(ours_minor, currency),
+            reported: "no amount".into(),
+        });
+    };
+    if same_amount(reported, ours_minor, currency) {
+        return None;
     }
+    Some(Observed::AmountMismatch {
+        ours: shown(ours_minor, currency),
+        reported: match crate::plugins::reported_money(reported) {
+            Ok(m) => format!("{m} {}", reported.currency),
+            Err(e) => format!(
+                "{} at exponent {} {} ({e})",
+                reported.minor, reported.exponent, reported.currency
+            ),
+        },
+    })
+}
+
+/// Whether `reported` is exactly `ours_minor` minor units of `currency`, whatever exponent
+/// the plugin wrote it at (integers only: this runs inside the store's write).
+fn same_amount(reported: &wit::Money, ours_minor: i64, currency: &str) -> bool {
+    let Some(exponent) = crate::money::Currency::from_code(currency).map(|c| c.exponent()) else {
+        return false;
+    };
+    if reported.currency != currency || reported.minor <= 0 {
+        return false;
+    }
+    let scale = |digits: u8| 10i64.checked_pow(u32::from(digits));
+    match reported.exponent.cmp(&exponent) {
+        std::cmp::Ordering::Equal => reported.minor == ours_minor,
+        // More decimals than the currency has: only trailing zeros may fill them.
+        std::cmp::Ordering::Greater => scale(reported.exponent - exponent)
+            .is_some_and(|f| reported.minor % f == 0 && reported.minor / f == ours_minor),
+        std::cmp::Ordering::Less => scale(exponent - reported.exponent)
+            .and_then(|f| reported.minor.checked_mul(f))
+            .is_some_and(|minor| minor == ours_minor),
+    }
+}
+
+/// An amount of ours as messages show it: `100.00 CNY`.
+fn shown(minor: i64, currency: &str) -> String {
+    crate::money::Currency::from_code(currency).map_or_else(
+        || format!("{minor} minor units of {currency}"),
+        |c| format!("{} {currency}", Money::from_minor(minor, c)),
+    )
 }
 
 /// Applies a status the provider reported (in a notice or to the janitor's query) to a
 /// payment, idempotently: a legal move is made with its event, a repeat changes nothing, a
 /// contradiction of a terminal state changes nothing and records a `payment.conflict` event.
-/// With `owner`, a payment of another merchant or provider is left as it is (`Foreign`).
+/// From a notice's `sender`, a payment of another merchant or provider is left as it is
+/// (`Foreign`), and so is one whose amount the report contradicts.
 pub(crate) fn observe_status(
     state: &AppState,
     payment_id: &str,
-    owner: Option<(&str, &str)>,
+    sender: Option<Sender<'_>>,
     to: PaymentStatus,
     reported: &wit::PaymentResult,
     source: &str,
@@ -1395,11 +1448,14 @@ pub(crate) fn observe_status(
     // What the change decided (set by the closure, read after the store returns).
     let decision = std::cell::RefCell::new(Observed::Unknown);
     let found = state.store.update_payment(payment_id, |p| {
-        if owner.is_some_and(|(merchant, provider)| p.merchant_id != merchant || p.provider != provider) {
+        if sender.is_some_and(|s| !s.owns(&p.merchant_id, &p.provider)) {
             *decision.borrow_mut() = Observed::Foreign;
             return None;
         }
-        if let Some(mismatch) = amount_mismatch(reported.amount.as_ref(), p.amount_minor, &p.currency) {
+        let required = sender.is_some_and(|s| s.reports_amounts) && to == PaymentStatus::Succeeded;
+        if let Some(mismatch) =
+            amount_mismatch(reported.amount.as_ref(), required, p.amount_minor, &p.currency)
+        {
             *decision.borrow_mut() = mismatch;
             return None;
         }
@@ -1456,21 +1512,23 @@ fn refund_status_of(status: wit::RefundStatus) -> RefundStatus {
 pub(crate) fn observe_refund_status(
     state: &AppState,
     refund_id: &str,
-    owner: Option<(&str, &str)>,
+    sender: Option<Sender<'_>>,
     reported: &wit::RefundResult,
 ) -> Result<Observed, StoreError> {
     let to = refund_status_of(reported.status);
     let decision = std::cell::RefCell::new(Observed::Unknown);
     let found = state.store.update_refund(refund_id, |r, p| {
-        if owner
-            .is_some_and(|(merchant, provider)| r.merchant_id != merchant || r.provider != provider)
-        {
+        if sender.is_some_and(|s| !s.owns(&r.merchant_id, &r.provider)) {
             *decision.borrow_mut() = Observed::Foreign;
             return None;
         }
-        if let Some(mismatch) =
-            amount_mismatch(reported.amount.as_ref(), r.amount_minor, &r.currency)
-        {
+        let required = sender.is_some_and(|s| s.reports_amounts) && to == RefundStatus::Succeeded;
+        if let Some(mismatch) = amount_mismatch(
+            reported.amount.as_ref(),
+            required,
+            r.amount_minor,
+            &r.currency,
+        ) {
             *decision.borrow_mut() = mismatch;
             return None;
         }

@@ -541,6 +541,16 @@ impl PluginHost {
             .map(|(_, info)| Arc::clone(info))
     }
 
+    /// Whether the plugin serving `provider` targets a world whose payment and refund results
+    /// carry the amount the provider reports (0.2.0 on); plugins built for 0.1.0 report none.
+    pub fn reports_amounts(&self, provider: &str) -> bool {
+        self.current
+            .load()
+            .providers
+            .get(provider)
+            .is_some_and(|(plugin, _)| matches!(plugin.pre, WorldPre::V0_2(_)))
+    }
+
     /// The `merchant` record for a call: the plugin's settings overlaid with the merchant's.
     pub fn merchant_record(
         &self,

@@ -52,13 +52,17 @@ pub(crate) enum CloseReason {
     MaxConnectionsPerPeer = 5,
     /// The daemon is draining.
     Shutdown = 6,
+    /// A request in flight (not an event stream) made no progress for `idle_timeout_ms`:
+    /// its client stopped reading the answer.
+    Stalled = 7,
 }
 
 impl CloseReason {
     /// The reasons counted in metrics (a shutdown is not a bound).
-    pub(crate) const COUNTED: [CloseReason; 5] = [
+    pub(crate) const COUNTED: [CloseReason; 6] = [
         CloseReason::RequestHeadTimeout,
         CloseReason::IdleTimeout,
+        CloseReason::Stalled,
         CloseReason::BodyTimeout,
         CloseReason::MaxConnections,
         CloseReason::MaxConnectionsPerPeer,
@@ -72,6 +76,7 @@ impl CloseReason {
             CloseReason::MaxConnections => "max_connections",
             CloseReason::MaxConnectionsPerPeer => "max_connections_per_peer",
             CloseReason::Shutdown => "shutdown",
+            CloseReason::Stalled => "stalled",
         }
     }
 
@@ -83,6 +88,7 @@ impl CloseReason {
             4 => CloseReason::MaxConnections,
             5 => CloseReason::MaxConnectionsPerPeer,
             6 => CloseReason::Shutdown,
+            7 => CloseReason::Stalled,
             _ => return None,
         })
     }
@@ -111,6 +117,11 @@ pub(crate) struct Connection {
     pub(super) peer: Option<IpAddr>,
     accepted_ms: u64,
     in_flight: AtomicU32,
+    /// Streaming responses (server-sent events) in flight: they may wait for news for long.
+    streaming: AtomicU32,
+    /// When a request in flight last moved: its head arrived, its response handed a frame to
+    /// hyper, or it finished.
+    progress_ms: AtomicU64,
     /// When the last request finished (accept time until then).
     idle_since_ms: AtomicU64,
     seen_request: AtomicBool,
@@ -128,6 +139,8 @@ impl Connection {
             peer,
             accepted_ms: now,
             in_flight: AtomicU32::new(0),
+            streaming: AtomicU32::new(0),
+            progress_ms: AtomicU64::new(now),
             idle_since_ms: AtomicU64::new(now),
             seen_request: AtomicBool::new(false),
             close: AtomicU8::new(OPEN),
@@ -159,6 +172,13 @@ impl Connection {
 
     fn close_reason(&self) -> Option<CloseReason> {
         CloseReason::from_u8(self.close.load(Ordering::Acquire))
+    }
+
+    /// Whether its requests in flight, none of them an event stream, have not moved for the
+    /// idle time (the client stopped reading).
+    fn stalled(&self, limits: &Limits) -> bool {
+        self.streaming.load(Ordering::Acquire) == 0
+            && now_ms() >= self.progress_ms.load(Ordering::Relaxed) + limits.idle_ms
     }
 
     /// Asks the connection's task to close it (gracefully once it has served a request);
@@ -200,8 +220,15 @@ impl Connection {
                     self.idle_since_ms() + limits.idle_ms,
                     Some(CloseReason::IdleTimeout),
                 )
+            } else if self.streaming.load(Ordering::Acquire) == 0 {
+                // Busy, but a request or response that has not moved for the idle time is a
+                // client that stopped reading (an HTTP/2 window of 0, say): not busy, stalled.
+                (
+                    self.progress_ms.load(Ordering::Relaxed) + limits.idle_ms,
+                    Some(CloseReason::Stalled),
+                )
             } else {
-                // Busy: look again when an idle period starting now could end.
+                // Streaming: look again when an idle period starting now could end.
                 (now_ms() + limits.idle_ms, None)
             };
             if let Some(reason) = reason
@@ -223,6 +250,7 @@ pub(crate) struct InFlight(Arc<Connection>);
 
 impl InFlight {
     pub(super) fn begin(connection: &Arc<Connection>) -> InFlight {
+        connection.progress_ms.store(now_ms(), Ordering::Relaxed);
         connection.in_flight.fetch_add(1, Ordering::AcqRel);
         if !connection.seen_request() {
             connection.seen_request.store(true, Ordering::Relaxed);
@@ -235,15 +263,41 @@ impl Drop for InFlight {
     fn drop(&mut self) {
         // Idle since now, written before the count drops, so that whoever sees no request in
         // flight sees when the last one ended.
-        self.0.idle_since_ms.store(now_ms(), Ordering::Relaxed);
+        let now = now_ms();
+        self.0.progress_ms.store(now, Ordering::Relaxed);
+        self.0.idle_since_ms.store(now, Ordering::Relaxed);
         self.0.in_flight.fetch_sub(1, Ordering::Release);
     }
 }
 
-/// A response body that keeps its request in flight until it has finished streaming.
+/// A response body that keeps its request in flight until it has finished streaming, and
+/// marks the connection's progress at each frame it hands to hyper.
 pub(crate) struct TrackedBody {
     inner: axum::body::Body,
-    _in_flight: InFlight,
+    in_flight: InFlight,
+    /// A server-sent event stream, counted in `Connection::streaming`.
+    streaming: bool,
+}
+
+impl TrackedBody {
+    fn new(inner: axum::body::Body, in_flight: InFlight, streaming: bool) -> TrackedBody {
+        if streaming {
+            in_flight.0.streaming.fetch_add(1, Ordering::AcqRel);
+        }
+        TrackedBody {
+            inner,
+            in_flight,
+            streaming,
+        }
+    }
+}
+
+impl Drop for TrackedBody {
+    fn drop(&mut self) {
+        if self.streaming {
+            self.in_flight.0.streaming.fetch_sub(1, Ordering::AcqRel);
+        }
+    }
 }
 
 impl Body for TrackedBody {
@@ -254,7 +308,15 @@ impl Body for TrackedBody {
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, axum::Error>>> {
-        Pin::new(&mut self.get_mut().inner).poll_frame(cx)
+        let this = self.get_mut();
+        let polled = Pin::new(&mut this.inner).poll_frame(cx);
+        if let Poll::Ready(Some(Ok(_))) = &polled {
+            this.in_flight
+                .0
+                .progress_ms
+                .store(now_ms(), Ordering::Relaxed);
+        }
+        polled
     }
 
     fn is_end_stream(&self) -> bool {
@@ -327,10 +389,11 @@ impl hyper::service::Service<Request<Incoming>> for ConnectionService {
                     .headers_mut()
                     .insert(CONNECTION, HeaderValue::from_static("close"));
             }
-            Ok(response.map(|inner| TrackedBody {
-                inner,
-                _in_flight: in_flight,
-            }))
+            let streaming = response
+                .headers()
+                .get(axum::http::header::CONTENT_TYPE)
+                .is_some_and(|t| t.as_bytes().starts_with(b"text/event-stream"));
+            Ok(response.map(|inner| TrackedBody::new(inner, in_flight, streaming)))
         })
     }
 }
@@ -354,12 +417,13 @@ pub(crate) async fn serve<I>(
         .http
         .serve_connection_with_upgrades(TokioIo::new(io), service);
     tokio::pin!(http);
-    tokio::select! {
+    let reason = tokio::select! {
         result = http.as_mut() => return ended(result),
-        _ = connection.until_close(&listener.limits) => {}
-    }
-    if !connection.seen_request() {
-        // Nothing was ever asked: nothing to finish (this also ends protocol detection).
+        reason = connection.until_close(&listener.limits) => reason,
+    };
+    if !connection.seen_request() || reason == CloseReason::Stalled {
+        // Nothing was ever asked, or the client stopped reading: nothing to finish (this
+        // also ends protocol detection).
         return;
     }
     // Let requests in flight finish (HTTP/2 says GOAWAY), then drop the connection if it has
@@ -373,6 +437,8 @@ pub(crate) async fn serve<I>(
                 return;
             }
             drop_at
+        } else if connection.stalled(&listener.limits) {
+            return;
         } else {
             now_ms() + CLOSE_GRACE_MS
         };

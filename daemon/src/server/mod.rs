@@ -38,6 +38,8 @@ use crate::metrics::Metrics;
 use connection::{Limits, Listener};
 use registry::{CloseStats, Registry};
 
+/// Streams one HTTP/2 connection may have open at once (hyper's default is 200).
+const HTTP2_MAX_STREAMS: u32 = 64;
 /// Pause after a failed accept (e.g. out of file descriptors) before trying again.
 const ACCEPT_ERROR_BACKOFF: Duration = Duration::from_millis(100);
 /// Below this many connections per listener, an automatic cap is worth a warning.
@@ -163,7 +165,9 @@ impl Settings {
         http.http2()
             .timer(TokioTimer::new())
             .keep_alive_interval(self.http2_keep_alive_interval)
-            .keep_alive_timeout(self.http2_keep_alive_timeout);
+            .keep_alive_timeout(self.http2_keep_alive_timeout)
+            // Each stream holds a request in flight: bound what one connection can hold.
+            .max_concurrent_streams(HTTP2_MAX_STREAMS);
         http
     }
 
