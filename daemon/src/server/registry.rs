@@ -110,22 +110,36 @@ impl Registry {
             let group = inner.groups.entry(group_key).or_default();
             group.live += 1;
             group.connections.insert(connection.id, connection.clone());
+            let newcomer = connection.id;
+            let others = |c: &&Arc<Connection>| c.id != newcomer;
             if let (Some(_), Some(share)) = (group_key, self.max_per_peer)
                 && group.live > share
             {
-                let count = group.live - share + share / EVICTION_SLACK_DIVISOR;
-                let victims = idle_longest(group.connections.values(), count);
-                for victim in victims {
+                // The slack is taken from the others only: the newcomer is closed only when
+                // too few of them are idle to make room at all.
+                let needed = group.live - share;
+                let victims = idle_longest(
+                    group.connections.values().filter(others),
+                    needed + share / EVICTION_SLACK_DIVISOR,
+                );
+                let short = victims.len() < needed;
+                for victim in victims.into_iter().chain(short.then(|| connection.clone())) {
                     if mark(&mut inner, &victim, CloseReason::MaxConnectionsPerPeer) {
                         evicted.push((victim, CloseReason::MaxConnectionsPerPeer));
                     }
                 }
             }
             if inner.live > self.max_connections {
-                let count = inner.live - self.max_connections
-                    + self.max_connections / EVICTION_SLACK_DIVISOR;
-                let all = inner.groups.values().flat_map(|g| g.connections.values());
-                for victim in idle_longest(all, count) {
+                let needed = inner.live - self.max_connections;
+                let all = inner
+                    .groups
+                    .values()
+                    .flat_map(|g| g.connections.values())
+                    .filter(others);
+                let victims =
+                    idle_longest(all, needed + self.max_connections / EVICTION_SLACK_DIVISOR);
+                let short = victims.len() < needed;
+                for victim in victims.into_iter().chain(short.then(|| connection.clone())) {
                     if mark(&mut inner, &victim, CloseReason::MaxConnections) {
                         evicted.push((victim, CloseReason::MaxConnections));
                     }
