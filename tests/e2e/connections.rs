@@ -342,15 +342,7 @@ async fn settle(mut open: Vec<std::net::TcpStream>) -> Vec<std::net::TcpStream> 
 
 /// The value of `paygate_connections_closed_total{reason="<reason>"}`.
 async fn closed_total(daemon: &Daemon, reason: &str) -> u64 {
-    let text = daemon
-        .client
-        .get(daemon.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = daemon.metrics().await;
     let prefix = format!("paygate_connections_closed_total{{reason=\"{reason}\"}} ");
     text.lines()
         .find_map(|line| line.strip_prefix(&prefix))

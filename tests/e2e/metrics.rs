@@ -85,15 +85,7 @@ async fn metrics_count_requests_by_route_template() {
     daemon.get("/v1/merchants/m_demo", None).await;
     daemon.get("/no/such/route/pay_123", None).await;
 
-    let text = daemon
-        .client
-        .get(daemon.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = daemon.metrics().await;
     let samples = parse_prometheus(&text);
     let route = ("route", "/v1/merchants/{id}");
     assert_eq!(

@@ -381,15 +381,7 @@ async fn wait_for_blocks(daemon: &Daemon, n: usize) -> Vec<Value> {
 // Metrics
 
 async fn metrics_text(daemon: &Daemon) -> String {
-    daemon
-        .client
-        .get(daemon.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap()
+    daemon.metrics().await
 }
 
 /// The value of one exact series, written as exposed: `name{label="value",...}`.

@@ -616,15 +616,7 @@ async fn journey_through_the_simulator(provider: &str) {
     let onboarding = simulator.ledger(provider).await;
     assert_eq!(onboarding["violations"], json!([]));
     // Every state change was an event (webhooks and the monitor see them).
-    let metrics = daemon
-        .client
-        .get(daemon.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = daemon.metrics().await;
     for kind in ["merchant.activation.updated", "bank_account.updated"] {
         assert!(
             metrics.contains(&format!("paygate_events_total{{kind=\"{kind}\"}}")),

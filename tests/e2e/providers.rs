@@ -383,15 +383,7 @@ async fn every_fault_ends_right_and_nothing_is_charged_twice(wallet: Wallet) {
     }
     // Let the late notice arrive: acknowledged, nothing changes.
     tokio::time::sleep(Duration::from_millis(1800)).await;
-    let metrics = daemon
-        .client
-        .get(daemon.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = daemon.metrics().await;
     assert!(
         !metrics.contains("paygate_events_total{kind=\"payment.conflict\"}"),
         "no conflict from duplicate or late notices"

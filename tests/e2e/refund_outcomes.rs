@@ -153,15 +153,7 @@ async fn refund_notices_apply_once_and_contradictions_change_nothing() {
         .status();
     assert_eq!(status, 400);
     // The contradiction was recorded as an event for the monitor.
-    let metrics = daemon
-        .client
-        .get(daemon.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = daemon.metrics().await;
     assert!(
         metrics.contains("paygate_events_total{kind=\"refund.conflict\"} 1"),
         "{metrics}"

@@ -96,15 +96,7 @@ async fn alert_about(daemon: &Daemon, rule: &str, object_id: &str) -> Value {
 
 /// The value of a Prometheus sample whose line starts with `prefix` (0 when absent).
 async fn metric(daemon: &Daemon, prefix: &str) -> f64 {
-    let text = daemon
-        .client
-        .get(daemon.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = daemon.metrics().await;
     text.lines()
         .find(|l| l.starts_with(prefix))
         .and_then(|l| l.rsplit(' ').next())

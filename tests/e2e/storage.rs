@@ -138,15 +138,7 @@ async fn ready(daemon: &Daemon) -> (u16, Value) {
 }
 
 async fn metric(daemon: &Daemon, name: &str) -> f64 {
-    let text = daemon
-        .client
-        .get(daemon.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = daemon.metrics().await;
     text.lines()
         .find_map(|line| line.strip_prefix(&format!("{name} ")))
         .unwrap_or_else(|| panic!("no {name} in /metrics"))

@@ -178,6 +178,13 @@ impl Daemon {
         into_json(request.send().await.unwrap()).await
     }
 
+    /// The Prometheus text of `GET /metrics`.
+    pub async fn metrics(&self) -> String {
+        let response = self.client.get(self.url("/metrics")).send().await.unwrap();
+        assert_eq!(response.status(), 200, "GET /metrics");
+        response.text().await.unwrap()
+    }
+
     /// Writes `request` on a fresh TCP connection and returns everything the daemon answers
     /// until it closes the connection (send `connection: close`).
     pub async fn raw(&self, request: &[u8]) -> String {

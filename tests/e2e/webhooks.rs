@@ -149,15 +149,7 @@ fn barcode(amount: &str) -> Value {
 }
 
 async fn metric(daemon: &Daemon, name: &str) -> Option<f64> {
-    let text = daemon
-        .client
-        .get(daemon.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = daemon.metrics().await;
     text.lines()
         .find(|line| line.starts_with(&format!("{name} ")))
         .and_then(|line| line.split(' ').nth(1)?.parse().ok())
@@ -273,15 +265,7 @@ async fn a_receiver_down_across_a_daemon_restart_still_gets_every_event() {
     tokio::time::sleep(Duration::from_millis(800)).await;
     assert_eq!(metric(&first, "paygate_webhook_backlog").await, Some(5.0));
     let failed = {
-        let text = first
-            .client
-            .get(first.url("/metrics"))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+        let text = first.metrics().await;
         text.contains("paygate_webhook_deliveries_total{endpoint=\"erp\",outcome=\"failed\"}")
     };
     assert!(failed, "failed attempts are counted");
