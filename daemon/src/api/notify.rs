@@ -33,6 +33,8 @@ fn reply(status: StatusCode, reply: Reply) -> Response {
         (status = 200, description = "Verified (body: what the provider's protocol expects)"),
         (status = 400, description = "Did not verify; nothing changed"),
         (status = 404, description = "No such merchant or wallet", body = ErrorBody),
+        (status = 408, description = "The body did not arrive within server.body_timeout_ms", body = ErrorBody),
+        (status = 413, description = "Body larger than server.body_bytes_max", body = ErrorBody),
         (status = 502, description = "The plugin failed", body = ErrorBody),
     ))]
 pub async fn notify(
