@@ -178,7 +178,9 @@ impl<'de> Visitor<'de> for UniqueKeysVisitor {
         let mut object = serde_json::Map::new();
         while let Some(key) = map.next_key::<String>()? {
             if object.contains_key(&key) {
-                return Err(serde::de::Error::custom(format!("{DUPLICATE}{key}`")));
+                // The key as a JSON string, so that any key (backticks included) reads back.
+                let quoted = Value::String(key).to_string();
+                return Err(serde::de::Error::custom(format!("{DUPLICATE}{quoted}")));
             }
             let UniqueKeys(value) = map.next_value()?;
             object.insert(key, value);
@@ -187,8 +189,9 @@ impl<'de> Visitor<'de> for UniqueKeysVisitor {
     }
 }
 
-/// How [`UniqueKeysVisitor`] starts its error, so that [`data_error`] can name the field.
-const DUPLICATE: &str = "duplicate key `";
+/// How [`UniqueKeysVisitor`] starts its error (the key follows as a JSON string), so that
+/// [`data_error`] can name the field.
+const DUPLICATE: &str = "duplicate key ";
 
 fn field_error(path: String, error: serde_json::Error) -> ApiError {
     use serde_json::error::Category;
@@ -205,10 +208,13 @@ fn field_error(path: String, error: serde_json::Error) -> ApiError {
 /// Turns a serde "data" error at `path` into an error naming the parameter. For an unknown
 /// field, serde_path_to_error's path already ends with the field's name.
 fn data_error(path: String, message: &str) -> ApiError {
-    if let Some((key, _)) = message
-        .strip_prefix(DUPLICATE)
-        .and_then(|rest| rest.split_once('`'))
-    {
+    if let Some(key) = message.strip_prefix(DUPLICATE).and_then(|rest| {
+        // The quoted key, then serde_json's " at line .. column ..".
+        serde_json::Deserializer::from_str(rest)
+            .into_iter::<String>()
+            .next()?
+            .ok()
+    }) {
         let param = if path == "." {
             key.to_owned()
         } else {
