@@ -23,12 +23,13 @@ impl ArtifactDigests {
         Ok(raw.map(|raw| String::from_utf8_lossy(&raw).into_owned()))
     }
 
-    /// Records `sha256` for `artifact`. A tree no other change touches, written alone: it
-    /// needs neither the writer's atomicity nor a flush (a digest lost in a crash costs one
-    /// compilation at the next start).
+    /// Records `sha256` for `artifact`, durably (compiling is rare, and a digest lost in a
+    /// crash would cost a compilation at the next start). A tree no other change touches,
+    /// written alone: it needs no atomicity with anything else.
     pub fn record(&self, artifact: &str, sha256: &str) -> Result<(), StoreError> {
         self.tree
             .insert(artifact.as_bytes(), sha256.as_bytes())
+            .and_then(|_| self.tree.flush())
             .map(drop)
             .map_err(StoreError::Sled)
     }
