@@ -13,7 +13,8 @@ const LICENCE: &str = "91350100M000100Y43";
 const ACCOUNT: &str = "6217000010012345678901";
 const CARD: &str = "6212345678901232";
 
-fn materials(name: &str) -> Value {
+/// Valid onboarding materials for a merchant named `name`.
+pub fn materials(name: &str) -> Value {
     json!({
         "name": name,
         "business_license_no": LICENCE,

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
+use crate::onboarding::materials;
 use crate::support::*;
 
 /// `m_other`'s own mock-wallet secret (the demo merchant's is `demo-notify-secret`).
@@ -40,17 +41,6 @@ async fn mock_notice(daemon: &Daemon, merchant_id: &str, secret: &str, body: &Va
         .unwrap()
         .status()
         .as_u16()
-}
-
-fn materials(name: &str) -> Value {
-    json!({
-        "name": name,
-        "business_license_no": "91350100M000100Y43",
-        "tax_registration_no": "91350100M000100Y43",
-        "legal_person": {"name": "Zhang San", "id_number": "11010519491231002X"},
-        "contact": {"name": "Li Si", "phone": "13800138000", "email": "li.si@example.cn"},
-        "industry_code": "5812",
-    })
 }
 
 /// Creates an onboarded (sub-)merchant and returns its id.
