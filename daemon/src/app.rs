@@ -43,7 +43,7 @@ impl AppState {
         metrics: Arc<Metrics>,
     ) -> Arc<AppState> {
         Arc::new(AppState {
-            keys: KeyRing::from_config(&config.api_keys),
+            keys: KeyRing::new(config.api_keys.iter().map(|k| k.entry())),
             merchants: MerchantDirectory::from_config(
                 &config.merchants,
                 config
@@ -81,12 +81,4 @@ fn random_hmac_key() -> ring::hmac::Key {
     let mut secret = [0u8; 32];
     getrandom::fill(&mut secret).expect("the OS has randomness");
     ring::hmac::Key::new(ring::hmac::HMAC_SHA256, &secret)
-}
-
-/// The API router for `state`, with its OpenAPI document installed in the state.
-pub fn router(state: Arc<AppState>) -> axum::Router {
-    let (router, openapi) = crate::api::router(state.clone());
-    let json = serde_json::to_vec_pretty(&openapi).expect("the OpenAPI document serializes");
-    let _ = state.openapi_json.set(Bytes::from(json));
-    router
 }

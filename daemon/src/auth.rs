@@ -10,8 +10,6 @@ use std::sync::Arc;
 use ring::digest;
 use serde::Deserialize;
 
-use crate::config::ApiKeyConfig;
-
 /// What a key may do. Each role can do everything the one before it can.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -76,6 +74,15 @@ impl ApiKey {
 /// The demo keys the default config ships with; their plaintext is in the README.
 pub const DEMO_KEYS: [&str; 3] = ["pg_demo_pos", "pg_demo_erp", "pg_demo_admin"];
 
+/// A configured key: what [`KeyRing::new`] is built from.
+#[derive(Debug, Clone)]
+pub struct KeyEntry {
+    pub id: String,
+    pub role: Role,
+    pub merchants: Vec<String>,
+    pub sha256: [u8; 32],
+}
+
 /// All configured keys, indexed by hash.
 #[derive(Debug, Default)]
 pub struct KeyRing {
@@ -83,22 +90,19 @@ pub struct KeyRing {
 }
 
 impl KeyRing {
-    /// Builds the ring from validated config entries.
-    pub fn from_config(entries: &[ApiKeyConfig]) -> KeyRing {
+    /// Builds the ring from configured keys, each with the SHA-256 of its text.
+    pub fn new(entries: impl IntoIterator<Item = KeyEntry>) -> KeyRing {
         let demo_hashes: Vec<[u8; 32]> = DEMO_KEYS.iter().map(|k| sha256(k)).collect();
         let by_hash = entries
-            .iter()
+            .into_iter()
             .map(|entry| {
-                let mut hash = [0u8; 32];
-                hex::decode_to_slice(entry.sha256.get_ref(), &mut hash)
-                    .expect("config validation checked the hash is 64 hex characters");
                 let key = ApiKey {
-                    id: entry.id.get_ref().clone(),
+                    id: entry.id,
                     role: entry.role,
-                    merchants: entry.merchants.get_ref().iter().cloned().collect(),
-                    is_demo: demo_hashes.contains(&hash),
+                    merchants: entry.merchants.into_iter().collect(),
+                    is_demo: demo_hashes.contains(&entry.sha256),
                 };
-                (hash, Arc::new(key))
+                (entry.sha256, Arc::new(key))
             })
             .collect();
         KeyRing { by_hash }
@@ -129,26 +133,25 @@ pub fn sha256(key: &str) -> [u8; 32] {
 
 /// A fresh random API key: `pg_` and 40 base62 characters (about 238 bits).
 pub fn generate_key() -> String {
-    format!("pg_{}", crate::ids::random_base62(40))
+    format!("pg_{}", crate::domain::ids::random_base62(40))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use toml::Spanned;
 
-    fn entry(id: &str, role: Role, merchants: &[&str], key: &str) -> ApiKeyConfig {
-        ApiKeyConfig {
-            id: Spanned::new(0..0, id.into()),
+    fn entry(id: &str, role: Role, merchants: &[&str], key: &str) -> KeyEntry {
+        KeyEntry {
+            id: id.into(),
             role,
-            merchants: Spanned::new(0..0, merchants.iter().map(|m| m.to_string()).collect()),
-            sha256: Spanned::new(0..0, hex::encode(sha256(key))),
+            merchants: merchants.iter().map(|m| m.to_string()).collect(),
+            sha256: sha256(key),
         }
     }
 
     #[test]
     fn authenticates_by_hash_only() {
-        let ring = KeyRing::from_config(&[entry("key_a", Role::Pos, &["m_a"], "pg_secret")]);
+        let ring = KeyRing::new([entry("key_a", Role::Pos, &["m_a"], "pg_secret")]);
         let key = ring.authenticate("pg_secret").unwrap();
         assert_eq!(key.id, "key_a");
         assert!(!key.is_demo);
@@ -158,7 +161,7 @@ mod tests {
 
     #[test]
     fn roles_nest_and_scopes_bind() {
-        let ring = KeyRing::from_config(&[
+        let ring = KeyRing::new([
             entry("key_pos", Role::Pos, &["m_a"], "p"),
             entry("key_admin", Role::Admin, &[], "a"),
         ]);
@@ -171,7 +174,7 @@ mod tests {
 
     #[test]
     fn demo_keys_are_recognised_by_their_hash() {
-        let ring = KeyRing::from_config(&[entry("renamed", Role::Admin, &[], "pg_demo_admin")]);
+        let ring = KeyRing::new([entry("renamed", Role::Admin, &[], "pg_demo_admin")]);
         assert!(ring.has_demo_keys());
     }
 

@@ -6,18 +6,12 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Parser, Subcommand};
 
 use crate::auth::{self, KeyRing, Role};
 use crate::config::{self, Config};
-use crate::logging::LogFormat;
-
-pub const EXIT_RUNTIME: u8 = 1;
-pub const EXIT_CONFIG: u8 = 2;
-/// The store failed under the daemon (a write the disk refused): exit so that the supervisor
-/// restarts paygated, which reopens the store from its last durable state (sysexits'
-/// EX_TEMPFAIL).
-pub const EXIT_STORE_FAILED: u8 = 75;
+use crate::process::{EXIT_CONFIG, EXIT_RUNTIME, runtime};
+use crate::serve::ServeArgs;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -56,23 +50,6 @@ enum PluginCommand {
         /// The component file (`.wasm`).
         file: PathBuf,
     },
-}
-
-/// Options of `paygated serve`.
-#[derive(Debug, Args)]
-pub struct ServeArgs {
-    /// The configuration file.
-    #[arg(long, default_value = "config/paygate.toml")]
-    pub config: PathBuf,
-    /// Listen on this TCP address instead of `server.listen` (port 0 picks a free port).
-    #[arg(long, value_name = "ADDR")]
-    pub listen: Option<String>,
-    /// Keep data in this folder instead of `store.data_dir`.
-    #[arg(long, value_name = "DIR")]
-    pub data_dir: Option<PathBuf>,
-    /// Log format on stderr.
-    #[arg(long, value_enum, default_value = "human")]
-    pub log_format: LogFormat,
 }
 
 #[derive(Debug, Subcommand)]
@@ -237,7 +214,7 @@ fn rotate_master(
             return ExitCode::from(EXIT_RUNTIME);
         }
     };
-    let reseal = |id: &str, field: &str, sealed: &mut crate::store::records::Sealed| {
+    let reseal = |id: &str, field: &str, sealed: &mut crate::domain::records::Sealed| {
         if sealed.key_id == new.id() {
             return Ok(()); // already rotated (a rerun after an interruption)
         }
@@ -269,17 +246,6 @@ fn rotate_master(
             ExitCode::from(EXIT_RUNTIME)
         }
     }
-}
-
-/// The multi-threaded tokio runtime the async subcommands run on.
-pub fn runtime() -> Result<tokio::runtime::Runtime, ExitCode> {
-    tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| {
-            eprintln!("paygated: cannot start the async runtime: {e}");
-            ExitCode::from(EXIT_RUNTIME)
-        })
 }
 
 fn plugin_inspect(file: &std::path::Path) -> ExitCode {
@@ -343,7 +309,7 @@ fn config_check(path: &std::path::Path) -> ExitCode {
             return ExitCode::from(EXIT_CONFIG);
         }
     };
-    let keys = KeyRing::from_config(&config.api_keys);
+    let keys = KeyRing::new(config.api_keys.iter().map(|k| k.entry()));
     println!("{}: OK", path.display());
     let tls = match &config.server.tls {
         Some(tls) if tls.client_ca_file.is_some() => "TLS 1.3 with client certificates",
@@ -387,8 +353,12 @@ fn keys_new(role: &str, merchants: Vec<String>, id: Option<String>) -> ExitCode 
         return ExitCode::from(EXIT_CONFIG);
     }
     let key = auth::generate_key();
-    let id =
-        id.unwrap_or_else(|| format!("key_{role}_{}", crate::ids::random_base62(6).to_lowercase()));
+    let id = id.unwrap_or_else(|| {
+        format!(
+            "key_{role}_{}",
+            crate::domain::ids::random_base62(6).to_lowercase()
+        )
+    });
     let merchant_list = merchants
         .iter()
         .map(|m| format!("\"{m}\""))

@@ -12,7 +12,7 @@ use std::str::FromStr;
 use rust_decimal::Decimal;
 
 use crate::config::{Config, RULES};
-use crate::money::{Currency, Money, MoneyError};
+use crate::domain::money::{Currency, Money, MoneyError};
 
 /// `money_parse`: [`Money::parse`] on a currency and an amount cut from `data`.
 ///

@@ -1,20 +1,41 @@
 //! `paygated serve`: loads the config, opens the store, binds the listeners and serves the
 //! API until SIGTERM or SIGINT, then drains in-flight requests and flushes the store.
 
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
+use clap::Args;
 use toml::Spanned;
+
+use crate::logging::LogFormat;
 
 use std::sync::Arc;
 
-use crate::app::{self, AppState};
-use crate::cli::{EXIT_CONFIG, EXIT_RUNTIME, EXIT_STORE_FAILED, ServeArgs, runtime};
+use crate::app::AppState;
 use crate::config::Config;
 use crate::metrics::Metrics;
 use crate::plugins::PluginHost;
+use crate::process::{EXIT_CONFIG, EXIT_RUNTIME, EXIT_STORE_FAILED, runtime};
 use crate::server::{self, Drain, Listeners};
 use crate::store::{ArtifactDigests, Store};
+
+/// Options of `paygated serve`.
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// The configuration file.
+    #[arg(long, default_value = "config/paygate.toml")]
+    pub config: PathBuf,
+    /// Listen on this TCP address instead of `server.listen` (port 0 picks a free port).
+    #[arg(long, value_name = "ADDR")]
+    pub listen: Option<String>,
+    /// Keep data in this folder instead of `store.data_dir`.
+    #[arg(long, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Log format on stderr.
+    #[arg(long, value_enum, default_value = "human")]
+    pub log_format: LogFormat,
+}
 
 pub fn run(args: ServeArgs) -> ExitCode {
     crate::logging::init(args.log_format);
@@ -124,7 +145,7 @@ async fn serve(config: Config) -> ExitCode {
             );
         }
     }
-    let router = app::router(state.clone());
+    let router = crate::api::router(state.clone());
     let signal = match shutdown_signal() {
         Ok(signal) => signal,
         Err(e) => {

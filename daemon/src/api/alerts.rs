@@ -21,9 +21,9 @@ use super::list::{List, PageParams};
 use super::payments::{parse_time, rfc3339_ms};
 use crate::app::AppState;
 use crate::auth::Role;
+use crate::clock::now_ms;
 use crate::config::{RULES, Severity};
-use crate::payments::service::now_ms;
-use crate::store::records::{AlertRecord, AlertSubject, BlockRecord};
+use crate::domain::records::{AlertRecord, AlertSubject, BlockRecord};
 
 /// Who or what an alert is about.
 #[derive(Debug, Serialize, ToSchema)]

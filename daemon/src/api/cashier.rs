@@ -18,9 +18,9 @@ use super::cashier_page::{self, CashierView, WalletChoice};
 use super::error::{ApiError, ErrorBody};
 use super::json::{ApiPath, RawBody};
 use crate::app::AppState;
-use crate::money::{Currency, Money};
+use crate::domain::money::{Currency, Money};
+use crate::domain::records::PaymentRecord;
 use crate::payments::service::{self, PaymentError};
-use crate::store::records::PaymentRecord;
 
 /// The cashier page's form: the wallet the payer picked.
 #[derive(ToSchema)]
@@ -45,7 +45,7 @@ fn link_payment(state: &AppState, id: &str) -> Result<Option<PaymentRecord>, Api
         return Ok(None);
     }
     let payment = state.store.payment(id)?;
-    Ok(payment.filter(|p| p.method == "link"))
+    Ok(payment.filter(|p| p.method == crate::domain::method::Method::Link))
 }
 
 /// What one rendering of the page is signed with: the CSP nonce of its inline style and

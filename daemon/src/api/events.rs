@@ -6,7 +6,7 @@ use serde::Serialize;
 use super::alerts::AlertObject;
 use super::merchants::{ActivationObject, BankAccountObject};
 use super::payments::{PaymentObject, RefundObject, rfc3339_ms};
-use crate::store::records::{
+use crate::domain::records::{
     ActivationRecord, AlertRecord, BankAccountRecord, EventRecord, PaymentRecord, RefundRecord,
 };
 

@@ -19,12 +19,12 @@ use super::list::{List, PageParams};
 use super::payments::rfc3339_ms;
 use crate::app::AppState;
 use crate::auth::Role;
-use crate::ids::new_id;
+use crate::domain::ids::new_id;
+use crate::domain::records::{ActivationRecord, AuditRecord, BankAccountRecord, MerchantRecord};
 use crate::merchants::onboarding::{self, AccountInput, Actor, MerchantInput, OnboardingError};
 use crate::merchants::{Merchant, MerchantSource};
 use crate::payments::service::{Answer, PaymentError, now_ms};
 use crate::server::ClientAddr;
-use crate::store::records::{ActivationRecord, AuditRecord, BankAccountRecord, MerchantRecord};
 use crate::store::{Begin, StoreError};
 
 /// The legal person of a merchant, as shown.

@@ -138,9 +138,17 @@ fn document_errors(openapi: &mut utoipa::openapi::OpenApi) {
     }
 }
 
+/// The API router for `state`, with its OpenAPI document installed in the state.
+pub fn router(state: Arc<AppState>) -> Router {
+    let (router, openapi) = router_and_openapi(state.clone());
+    let json = serde_json::to_vec_pretty(&openapi).expect("the OpenAPI document serializes");
+    let _ = state.openapi_json.set(axum::body::Bytes::from(json));
+    router
+}
+
 /// The whole API as one axum router, and its OpenAPI document (built from the same routes,
 /// so the two cannot disagree about which operations exist).
-pub fn router(state: Arc<AppState>) -> (Router, utoipa::openapi::OpenApi) {
+pub fn router_and_openapi(state: Arc<AppState>) -> (Router, utoipa::openapi::OpenApi) {
     let (routes, openapi) = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .routes(routes!(ops::healthz))
         .routes(routes!(ops::readyz))

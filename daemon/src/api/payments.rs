@@ -17,10 +17,10 @@ use super::json::{ApiPath, ApiQuery};
 use super::list::{List, PageParams};
 use crate::app::AppState;
 use crate::auth::Role;
-use crate::money::{Currency, Money, MoneyError};
+use crate::domain::money::{Currency, Money, MoneyError};
+use crate::domain::records::{BlockScope, Failure, PaymentRecord, RefundRecord};
+use crate::domain::state::PaymentStatus;
 use crate::payments::service::{self, Answer, Method, NewPayment, NewRefund, PaymentError};
-use crate::payments::state::PaymentStatus;
-use crate::store::records::{BlockScope, Failure, PaymentRecord, RefundRecord};
 
 /// Bounds on free-text fields.
 const DESCRIPTION_CHARS_MAX: usize = 256;
@@ -172,7 +172,7 @@ impl From<&PaymentRecord> for PaymentObject {
             merchant_id: p.merchant_id.clone(),
             amount: money_text(p.amount_minor, &p.currency),
             currency: p.currency.clone(),
-            method: p.method.clone(),
+            method: p.method.as_str().to_owned(),
             provider: Some(p.provider.clone()).filter(|p| !p.is_empty()),
             order_id: p.order_id.clone(),
             description: p.description.clone(),

@@ -10,7 +10,7 @@ tokio::task_local! {
 
 /// A new request id, `req_` plus a time-ordered random part.
 pub fn new() -> String {
-    crate::ids::new_id("req")
+    crate::domain::ids::new_id("req")
 }
 
 /// Runs `future` with `id` as the current request id.

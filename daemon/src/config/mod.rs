@@ -421,6 +421,21 @@ pub struct ApiKeyConfig {
     pub sha256: Spanned<String>,
 }
 
+impl ApiKeyConfig {
+    /// The validated entry as the key ring takes it.
+    pub fn entry(&self) -> crate::auth::KeyEntry {
+        let mut sha256 = [0u8; 32];
+        hex::decode_to_slice(self.sha256.get_ref(), &mut sha256)
+            .expect("config validation checked the hash is 64 hex characters");
+        crate::auth::KeyEntry {
+            id: self.id.get_ref().clone(),
+            role: self.role,
+            merchants: self.merchants.get_ref().clone(),
+            sha256,
+        }
+    }
+}
+
 /// `[[merchants]]`: a shop declared in the file.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -799,7 +814,10 @@ impl Config {
             match value.get_ref().parse::<rust_decimal::Decimal>() {
                 Ok(max)
                     if max > rust_decimal::Decimal::ZERO
-                        && max <= rust_decimal::Decimal::from(crate::money::AMOUNT_CEILING) =>
+                        && max
+                            <= rust_decimal::Decimal::from(
+                                crate::domain::money::AMOUNT_CEILING,
+                            ) =>
                 {
                     Ok(())
                 }
@@ -809,7 +827,7 @@ impl Config {
                     format!(
                         "\"{}\" must be a positive decimal amount of at most {}",
                         value.get_ref(),
-                        crate::money::AMOUNT_CEILING
+                        crate::domain::money::AMOUNT_CEILING
                     ),
                 )),
             }
@@ -819,13 +837,13 @@ impl Config {
             "payments.amount_max_default".into(),
         )?;
         for (currency, max) in &payments.amount_max {
-            if crate::money::Currency::from_code(currency).is_none() {
+            if crate::domain::money::Currency::from_code(currency).is_none() {
                 return Err(at.error(
                     max.span(),
                     format!("payments.amount_max.{currency}"),
                     format!(
                         "unknown currency; use one of {}",
-                        crate::money::Currency::supported_codes().join(", ")
+                        crate::domain::money::Currency::supported_codes().join(", ")
                     ),
                 ));
             }
@@ -995,7 +1013,7 @@ impl Config {
                 None => {}
             }
             for origin in plugin.allowed_hosts.get_ref() {
-                crate::plugins::Origin::parse(origin).map_err(|m| {
+                crate::outbound::Origin::parse(origin).map_err(|m| {
                     at.error(plugin.allowed_hosts.span(), field("allowed_hosts"), m)
                 })?;
             }

@@ -135,13 +135,13 @@ impl WebhooksConfig {
                 }
             }
             for kind in endpoint.events.get_ref() {
-                if !crate::events::is_webhook_type(kind) {
+                if !crate::domain::events::is_webhook_type(kind) {
                     return Err(at.error(
                         endpoint.events.span(),
                         field("events"),
                         format!(
                             "unknown event type \"{kind}\"; use one of {}",
-                            crate::events::WEBHOOK_EVENT_TYPES.join(", ")
+                            crate::domain::events::WEBHOOK_EVENT_TYPES.join(", ")
                         ),
                     ));
                 }

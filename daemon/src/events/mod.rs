@@ -12,25 +12,7 @@ use std::sync::Arc;
 
 use tokio::sync::broadcast;
 
-use crate::store::records::EventRecord;
-
-/// The event kinds delivered to webhook endpoints (API.md §9). Others (`payment.created`,
-/// `payment.conflict`, ...) stay in process: the monitor turns conflicts into alerts.
-pub const WEBHOOK_EVENT_TYPES: &[&str] = &[
-    "payment.succeeded",
-    "payment.failed",
-    "payment.cancelled",
-    "payment.expired",
-    "refund.succeeded",
-    "refund.failed",
-    "merchant.activation.updated",
-    "bank_account.updated",
-    "alert.raised",
-];
-
-pub fn is_webhook_type(kind: &str) -> bool {
-    WEBHOOK_EVENT_TYPES.contains(&kind)
-}
+use crate::domain::records::EventRecord;
 
 /// How many events a consumer may fall behind before it starts losing the oldest.
 const BUS_CAPACITY: usize = 8192;
@@ -99,6 +81,7 @@ pub fn spawn_event_metrics(bus: &EventBus, metrics: Arc<crate::metrics::Metrics>
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::events::is_webhook_type;
 
     fn event(n: usize) -> EventRecord {
         EventRecord {

@@ -14,7 +14,7 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, RwLock};
 
 use crate::config::{MerchantConfig, OpeningHours};
-use crate::store::records::{ActivationRecord, MerchantRecord};
+use crate::domain::records::{ActivationRecord, MerchantRecord};
 
 /// Where a merchant record comes from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

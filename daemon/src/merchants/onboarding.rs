@@ -9,14 +9,14 @@ use serde_json::json;
 use super::sealed::MasterKey;
 use super::validate;
 use crate::app::AppState;
-use crate::ids::new_id;
-use crate::payments::service::now_ms;
-use crate::payments::state::{Observed, Transition};
-use crate::plugins::CallError;
-use crate::plugins::types as wit;
-use crate::store::records::{
+use crate::clock::now_ms;
+use crate::domain::ids::new_id;
+use crate::domain::records::{
     ActivationRecord, AuditRecord, BankAccountRecord, EventRecord, MerchantRecord,
 };
+use crate::domain::state::{Observed, Transition};
+use crate::plugins::CallError;
+use crate::plugins::types as wit;
 use crate::store::{OnboardingChange, StoreError};
 
 /// Who made a change, from where (for the audit log).

@@ -9,7 +9,7 @@ use ring::rand::{SecureRandom, SystemRandom};
 use zeroize::Zeroizing;
 
 use crate::config::KeySource;
-use crate::store::records::Sealed;
+use crate::domain::records::Sealed;
 
 /// The master key.
 pub struct MasterKey {

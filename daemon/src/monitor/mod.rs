@@ -21,11 +21,11 @@ use std::time::Instant;
 use tokio::sync::{broadcast, mpsc};
 
 use crate::app::AppState;
+use crate::clock::now_ms;
 use crate::config::{Action, MonitorConfig};
-use crate::ids::new_id;
+use crate::domain::ids::new_id;
+use crate::domain::records::{AlertRecord, BlockRecord, BlockScope, EventRecord};
 use crate::metrics::Metrics;
-use crate::payments::service::now_ms;
-use crate::store::records::{AlertRecord, BlockRecord, BlockScope, EventRecord};
 use bounded::BoundedMap;
 use rules::{Finding, Rules};
 

@@ -11,7 +11,7 @@ use super::bounded::BoundedMap;
 use super::ewma::{Ewma, RateBaseline};
 use super::window::WindowCounter;
 use crate::config::{MonitorConfig, OpeningHours, RULES, RuleSettings};
-use crate::store::records::{AlertSubject, EventRecord};
+use crate::domain::records::{AlertSubject, EventRecord};
 
 /// What a rule found: the alert to raise (before de-duplication).
 #[derive(Debug, Clone, PartialEq)]
@@ -547,7 +547,7 @@ impl Rules {
 }
 
 fn exponent(currency: &str) -> u32 {
-    crate::money::Currency::from_code(currency).map_or(2, |c| c.exponent() as u32)
+    crate::domain::money::Currency::from_code(currency).map_or(2, |c| c.exponent() as u32)
 }
 
 /// `minor` units of `currency` as a decimal amount in major units.
@@ -560,7 +560,7 @@ mod tests {
     use std::sync::Arc;
 
     use super::*;
-    use crate::store::records::Snapshot;
+    use crate::domain::records::Snapshot;
 
     fn config(toml_text: &str) -> MonitorConfig {
         toml::from_str(toml_text).unwrap()

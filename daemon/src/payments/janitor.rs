@@ -17,16 +17,17 @@
 //!
 //! Provider answers that are unavailable or unknown change nothing: the next sweep asks again.
 
+use crate::domain::method::Method;
 use std::sync::Arc;
 use std::time::Duration;
 
 use crate::app::AppState;
+use crate::domain::records::PaymentRecord;
+use crate::domain::state::PaymentStatus;
 use crate::payments::service::{
     end_locally, now_ms, observe_refund_status, observe_status, payment_ref, refund_ref,
     report_refused, status_of,
 };
-use crate::payments::state::PaymentStatus;
-use crate::store::records::PaymentRecord;
 
 /// Runs sweeps forever (the task ends with the runtime).
 pub fn spawn(state: Arc<AppState>) {
@@ -92,7 +93,7 @@ pub async fn sweep(state: &AppState) -> Result<usize, crate::store::StoreError> 
             continue;
         }
         let timed_out =
-            payment.method == "barcode" && now - payment.created_at_ms >= barcode_timeout_ms;
+            payment.method == Method::Barcode && now - payment.created_at_ms >= barcode_timeout_ms;
         if resolve(state, &payment, expired || timed_out).await? {
             changed += 1;
         }
@@ -150,7 +151,7 @@ async fn resolve(
     };
     let mut to = status_of(result.status);
     // A qr or link payment closed for lack of payment expired; a barcode one was cancelled.
-    if give_up && to == PaymentStatus::Cancelled && payment.method != "barcode" {
+    if give_up && to == PaymentStatus::Cancelled && payment.method != Method::Barcode {
         to = PaymentStatus::Expired;
     }
     if to == PaymentStatus::Pending {

@@ -3,4 +3,3 @@
 
 pub mod janitor;
 pub mod service;
-pub mod state;

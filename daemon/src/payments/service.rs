@@ -6,51 +6,25 @@
 
 use std::collections::{BTreeMap, HashSet};
 use std::sync::Mutex;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::app::AppState;
 use crate::auth::ApiKey;
-use crate::ids::new_id;
-use crate::money::Money;
-use crate::payments::state::{Observed, PaymentStatus, RefundStatus, Transition};
+pub use crate::clock::now_ms;
+use crate::domain::ids::new_id;
+pub use crate::domain::method::Method;
+use crate::domain::money::Money;
+use crate::domain::records::{EventRecord, Failure, PaymentRecord, ProviderStep, RefundRecord};
+use crate::domain::state::{Observed, PaymentStatus, RefundStatus, Transition};
 use crate::plugins::types as wit;
 use crate::plugins::{CallError, PluginFault};
-use crate::store::records::{EventRecord, Failure, PaymentRecord, ProviderStep, RefundRecord};
 use crate::store::{Begin, Claim, StoreError};
 
-/// How a payment is paid (API.md §5).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Method {
-    Qr,
-    Barcode,
-    Link,
-}
-
-impl Method {
-    pub fn parse(text: &str) -> Option<Method> {
-        match text {
-            "qr" => Some(Method::Qr),
-            "barcode" => Some(Method::Barcode),
-            "link" => Some(Method::Link),
-            _ => None,
-        }
-    }
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Method::Qr => "qr",
-            Method::Barcode => "barcode",
-            Method::Link => "link",
-        }
-    }
-
-    /// How the provider is asked to collect: a link payment's page shows the provider's
-    /// QR code, so at the provider it is a qr payment.
-    fn provider_method(self) -> wit::Method {
-        match self {
-            Method::Qr | Method::Link => wit::Method::Qr,
-            Method::Barcode => wit::Method::Barcode,
-        }
+/// How the provider is asked to collect: a link payment's page shows the provider's QR
+/// code, so at the provider it is a qr payment.
+fn provider_method(method: Method) -> wit::Method {
+    match method {
+        Method::Qr | Method::Link => wit::Method::Qr,
+        Method::Barcode => wit::Method::Barcode,
     }
 }
 
@@ -189,12 +163,6 @@ impl Drop for InFlightGuard<'_> {
     }
 }
 
-pub fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
-}
-
 fn event(kind: &str, object_id: &str, data: serde_json::Value) -> EventRecord {
     EventRecord {
         id: new_id("evt"),
@@ -287,7 +255,7 @@ fn choose_provider(state: &AppState, new: &NewPayment) -> Result<String, Payment
         }
     };
     let (name, info) = chosen;
-    if !info.methods.contains(&new.method.provider_method()) {
+    if !info.methods.contains(&provider_method(new.method)) {
         return Err(not_supported(format!(
             "wallet \"{name}\" does not take {} payments",
             new.method.as_str()
@@ -367,7 +335,7 @@ fn call_error(error: CallError) -> PaymentError {
 }
 
 fn money_of(minor: i64, currency: &str) -> wit::Money {
-    let exponent = crate::money::Currency::from_code(currency).map_or(2, |c| c.exponent());
+    let exponent = crate::domain::money::Currency::from_code(currency).map_or(2, |c| c.exponent());
     wit::Money {
         minor,
         currency: currency.to_owned(),
@@ -636,7 +604,7 @@ pub async fn create_payment(
         id: new_id("pay"),
         merchant_id: new.merchant_id.clone(),
         provider: provider.clone(),
-        method: new.method.as_str().into(),
+        method: new.method,
         amount_minor: new.amount.minor(),
         currency: new.amount.currency().code().into(),
         status: PaymentStatus::Pending,
@@ -729,7 +697,7 @@ async fn drive_payment(
     render: RenderPayment<'_>,
 ) -> Result<Answer, PaymentError> {
     // A link payment waits for the payer to pick a wallet on its page: nothing to ask yet.
-    let payment = if payment.method == Method::Link.as_str() {
+    let payment = if payment.method == Method::Link {
         payment
     } else {
         advance_payment(state, &payment).await?
@@ -760,9 +728,7 @@ pub(crate) async fn advance_payment(
                 provider: payment.provider.clone(),
                 merchant: merchant_for(state, &payment.provider, &payment.merchant_id)?,
                 amount: money_of(payment.amount_minor, &payment.currency),
-                method: Method::parse(&payment.method)
-                    .unwrap_or(Method::Qr)
-                    .provider_method(),
+                method: provider_method(payment.method),
                 auth_code: payment.auth_code.clone(),
                 description: payment.description.clone(),
                 terminal_id: payment.terminal_id.clone(),
@@ -879,7 +845,7 @@ pub async fn choose_wallet(
         id: payment_id.to_owned(),
     };
     let payment = state.store.payment(payment_id)?.ok_or_else(not_found)?;
-    if payment.method != Method::Link.as_str() {
+    if payment.method != Method::Link {
         return Err(not_found());
     }
     if payment.status != PaymentStatus::Pending {
@@ -937,12 +903,13 @@ pub async fn create_refund(
     let Some(_guard) = state.in_flight.enter(&claim) else {
         return Err(PaymentError::IdempotencyInProgress);
     };
-    let currency = crate::money::Currency::from_code(&payment.currency).ok_or_else(|| {
-        StoreError::Corrupt(format!(
-            "payment {} has currency {}",
-            payment.id, payment.currency
-        ))
-    })?;
+    let currency =
+        crate::domain::money::Currency::from_code(&payment.currency).ok_or_else(|| {
+            StoreError::Corrupt(format!(
+                "payment {} has currency {}",
+                payment.id, payment.currency
+            ))
+        })?;
     if let Some(amount) = &new.amount
         && amount.currency() != currency
     {
@@ -1406,7 +1373,8 @@ pub(crate) fn amount_mismatch(
 /// Whether `reported` is exactly `ours_minor` minor units of `currency`, whatever exponent
 /// the plugin wrote it at (integers only: this runs inside the store's write).
 fn same_amount(reported: &wit::Money, ours_minor: i64, currency: &str) -> bool {
-    let Some(exponent) = crate::money::Currency::from_code(currency).map(|c| c.exponent()) else {
+    let Some(exponent) = crate::domain::money::Currency::from_code(currency).map(|c| c.exponent())
+    else {
         return false;
     };
     if reported.currency != currency || reported.minor <= 0 {
@@ -1426,7 +1394,7 @@ fn same_amount(reported: &wit::Money, ours_minor: i64, currency: &str) -> bool {
 
 /// An amount of ours as messages show it: `100.00 CNY`.
 fn shown(minor: i64, currency: &str) -> String {
-    crate::money::Currency::from_code(currency).map_or_else(
+    crate::domain::money::Currency::from_code(currency).map_or_else(
         || format!("{minor} minor units of {currency}"),
         |c| format!("{} {currency}", Money::from_minor(minor, c)),
     )

@@ -8,8 +8,8 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 use super::bindings::paygate::provider::{clock, http, keys, log, types};
 use super::keystore::{self, KeyStore};
 use super::limits::CallLimiter;
-use super::outbound::{OutboundClient, OutboundError, OutboundRequest};
 use super::registry::LoadedPlugin;
+use crate::outbound::{OutboundClient, OutboundError, OutboundRequest};
 
 /// Longest log line a plugin may write; longer ones are cut.
 const LOG_LINE_CHARS_MAX: usize = 2000;

@@ -18,7 +18,6 @@ mod imports;
 pub mod keystore;
 mod limits;
 mod loader;
-pub mod outbound;
 mod output;
 mod registry;
 mod world_0_1;
@@ -32,19 +31,19 @@ use tokio::sync::Semaphore;
 use wasmtime::component::{HasSelf, Linker};
 use wasmtime::{Engine, Store, Trap, UpdateDeadline};
 
+pub use crate::outbound::Origin;
 pub use bindings::paygate::provider::types;
 pub use bindings::{SUPPORTED_WORLD_VERSIONS, WORLD_PACKAGE, WORLD_VERSION};
 pub use loader::{ArtifactLedger, MemoryLedger};
-pub use outbound::Origin;
 
 use crate::config::{Config, ConfigError, PluginConfig};
 use crate::metrics::Metrics;
+use crate::outbound::OutboundClient;
 use bindings::{Plugin, PluginPre, World, WorldPre};
 use imports::CallState;
 use keystore::KeyStore;
 use limits::{CallLimiter, PluginLimits};
 use loader::LoadError;
-use outbound::OutboundClient;
 use output::OutputSize;
 use registry::{LoadedPlugin, PluginSet};
 use types::*;
@@ -235,20 +234,22 @@ pub fn method_name(method: Method) -> &'static str {
 }
 
 /// An amount a plugin reported (`PaymentResult::amount`, `RefundResult::amount`, world
-/// 0.2.0) as the daemon's [`Money`](crate::money::Money), read as strictly as a client's
+/// 0.2.0) as the daemon's [`Money`](crate::domain::money::Money), read as strictly as a client's
 /// (API.md §1): a currency paygate handles, more than zero, no more decimals than the
 /// currency has, at most `AMOUNT_CEILING`. The plugin's `exponent` only places the decimal
 /// point (12500 at exponent 3 is 12.50 CNY); no `minor`/`exponent` pair panics. An `Err` is
 /// an amount no payment or refund can have: treat it as a mismatch.
-pub fn reported_money(amount: &Money) -> Result<crate::money::Money, crate::money::MoneyError> {
+pub fn reported_money(
+    amount: &Money,
+) -> Result<crate::domain::money::Money, crate::domain::money::MoneyError> {
     let decimal = rust_decimal::Decimal::try_new(amount.minor, u32::from(amount.exponent))
         .map_err(|_| {
-            crate::money::MoneyError::NotDecimal(format!(
+            crate::domain::money::MoneyError::NotDecimal(format!(
                 "{} at exponent {}",
                 amount.minor, amount.exponent
             ))
         })?;
-    crate::money::Money::parse(&decimal.normalize().to_string(), &amount.currency)
+    crate::domain::money::Money::parse(&decimal.normalize().to_string(), &amount.currency)
 }
 
 /// A loaded plugin as `GET /v1/plugins` shows it.
@@ -930,9 +931,9 @@ mod tests {
         .unwrap();
         assert_eq!(
             money,
-            crate::money::Money::from_minor(
+            crate::domain::money::Money::from_minor(
                 1250,
-                crate::money::Currency::from_code("CNY").unwrap()
+                crate::domain::money::Currency::from_code("CNY").unwrap()
             )
         );
         for (minor, currency, exponent) in [

@@ -12,7 +12,7 @@ use super::bindings::WorldPre;
 use super::bindings::paygate::provider::types::{PluginInfo, ProviderInfo};
 use super::imports::CallState;
 use super::limits::PluginLimits;
-use super::outbound::Origin;
+use crate::outbound::Origin;
 
 /// One plugin, compiled and ready to instantiate.
 pub struct LoadedPlugin {

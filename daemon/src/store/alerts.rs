@@ -3,8 +3,8 @@
 //! state change, so that the webhook for it cannot be lost.
 
 use super::payments::{TxResult, append_events, encode, keys_of, put_record};
-use super::records::{AlertRecord, BlockRecord, EventRecord};
 use super::{Store, StoreError};
+use crate::domain::records::{AlertRecord, BlockRecord, EventRecord};
 
 impl Store {
     /// Records a new alert (and its block, if its rule placed one) with its event.

@@ -3,10 +3,10 @@
 //! accounts, its event and outbox entry) in one atomic change (`txn.rs`).
 
 use super::payments::{TxResult, append_events, encode};
-use super::records::{
+use super::{Store, StoreError};
+use crate::domain::records::{
     ActivationRecord, AuditRecord, BankAccountRecord, EventRecord, MerchantRecord, Snapshot,
 };
-use super::{Store, StoreError};
 
 /// Trees of the onboarding records.
 pub(super) struct MerchantTrees {

@@ -15,7 +15,6 @@ mod artifacts;
 pub mod commit;
 mod merchants;
 mod payments;
-pub mod records;
 pub use artifacts::ArtifactDigests;
 mod space;
 mod txn;

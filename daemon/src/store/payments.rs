@@ -7,10 +7,10 @@
 //!   records the refund, so concurrent refunds can never exceed a payment;
 //! - every state change appends its event in the same change.
 
-use super::records::*;
 use super::txn::TxTree;
 use super::{Store, StoreError};
-use crate::payments::state::PaymentStatus;
+use crate::domain::records::*;
+use crate::domain::state::PaymentStatus;
 
 /// An idempotency claim: the key, scoped to the API key, and the request's fingerprint.
 #[derive(Debug, Clone)]
@@ -134,7 +134,7 @@ pub(super) fn append_events(
         event.object = Some(snapshot.clone());
         events.insert(event.id.as_bytes(), encode(&event))?;
         if let Some(outbox) = outbox
-            && crate::events::is_webhook_type(&event.kind)
+            && crate::domain::events::is_webhook_type(&event.kind)
         {
             outbox.insert(event.id.as_bytes(), encode(&OutboxRecord::default()))?;
         }

@@ -14,9 +14,9 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use super::records::*;
 use super::{Store, StoreError};
-use crate::payments::state::{PaymentStatus, RefundStatus};
+use crate::domain::records::*;
+use crate::domain::state::{PaymentStatus, RefundStatus};
 
 /// What `verify` found.
 #[derive(Debug, Default)]
@@ -220,7 +220,7 @@ mod tests {
             id: id.into(),
             merchant_id: "m_a".into(),
             provider: "mock".into(),
-            method: "qr".into(),
+            method: crate::domain::method::Method::Qr,
             amount_minor: 1000,
             currency: "CNY".into(),
             status,

@@ -20,11 +20,11 @@ use tokio::sync::broadcast::error::RecvError;
 use tokio::task::JoinSet;
 
 use crate::app::AppState;
+use crate::clock::now_ms;
 use crate::config::WebhookEndpointConfig;
-use crate::payments::service::now_ms;
-use crate::plugins::outbound::{Origin, OutboundClient, OutboundRequest};
+use crate::domain::records::{DeliveryState, EventRecord, OutboxRecord};
+use crate::outbound::{Origin, OutboundClient, OutboundRequest};
 use crate::store::StoreError;
-use crate::store::records::{DeliveryState, EventRecord, OutboxRecord};
 
 /// Most deliveries started by one pass (the rest wait for the next pass).
 const DELIVERIES_PER_PASS: usize = 256;
@@ -124,7 +124,7 @@ impl Dispatcher {
                 tokio::select! {
                     _ = tokio::time::sleep_until(deadline) => break,
                     received = bus.recv() => match received {
-                        Ok(event) if !crate::events::is_webhook_type(&event.kind) => continue,
+                        Ok(event) if !crate::domain::events::is_webhook_type(&event.kind) => continue,
                         Ok(_) | Err(RecvError::Lagged(_)) => {
                             tokio::time::sleep(GATHER).await;
                             break;

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::payments::state::{PaymentStatus, RefundStatus};
+use crate::domain::state::{PaymentStatus, RefundStatus};
 
 /// Why a payment or refund failed.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -33,7 +33,7 @@ pub struct PaymentRecord {
     pub merchant_id: String,
     pub provider: String,
     /// `qr`, `barcode` or `link`.
-    pub method: String,
+    pub method: crate::domain::method::Method,
     pub amount_minor: i64,
     pub currency: String,
     pub status: PaymentStatus,

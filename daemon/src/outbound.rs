@@ -1,4 +1,5 @@
-//! Outbound HTTP for plugins: the only code in the daemon that sends HTTP requests.
+//! Outbound HTTP, for plugins and webhook deliveries: the only code in the daemon that sends
+//! HTTP requests.
 //!
 //! Every request is checked against the calling plugin's allowlist of `scheme://host:port`
 //! origins before a connection is opened; anything else is refused inside the host and
