@@ -1,14 +1,23 @@
 //! The daemon's shared state, built once at start from the config and the opened store, and
-//! handed to every request.
+//! handed to every request. It is the composition root: the one place that turns the config
+//! into each part's settings and hands each use case only what it works with. Nothing below
+//! `api/` sees it.
 
 use std::sync::{Arc, OnceLock};
+use std::time::Duration;
 
 use axum::body::Bytes;
 
 use crate::auth::KeyRing;
+use crate::clock::Clock;
 use crate::config::Config;
+use crate::janitor::JanitorSettings;
 use crate::merchants::MerchantDirectory;
+use crate::merchants::onboarding::Onboarding;
+use crate::merchants::sealed::MasterKey;
 use crate::metrics::Metrics;
+use crate::monitor::Monitor;
+use crate::payments::service::{PaymentSettings, Payments};
 use crate::plugins::PluginHost;
 use crate::store::Store;
 
@@ -16,18 +25,17 @@ pub struct AppState {
     /// The config the daemon started with (command-line overrides applied).
     pub config: Config,
     pub keys: KeyRing,
-    pub merchants: MerchantDirectory,
-    pub store: Store,
-    pub plugins: PluginHost,
+    pub merchants: Arc<MerchantDirectory>,
+    pub store: Arc<Store>,
+    pub plugins: Arc<PluginHost>,
     pub metrics: Arc<Metrics>,
     /// Largest accepted request body (`server.body_bytes_max`).
     pub body_bytes_max: usize,
-    /// Idempotency keys this process is working on (API.md §4: 409 while in progress).
-    pub in_flight: crate::payments::service::InFlight,
-    /// Seals merchants' sensitive data at rest; `None` when not configured.
-    pub master_key: Option<crate::merchants::sealed::MasterKey>,
     /// The anomaly monitor's handle (inputs, blocks, new alerts).
-    pub monitor: crate::monitor::Monitor,
+    pub monitor: Arc<Monitor>,
+    pub payments: Arc<Payments>,
+    pub onboarding: Arc<Onboarding>,
+    pub clock: Arc<dyn Clock>,
     /// The serialized OpenAPI document, set once the router (its source) is built.
     pub openapi_json: OnceLock<Bytes>,
     /// Signs the cashier page's form tokens (random per process: a page rendered before a
@@ -36,37 +44,82 @@ pub struct AppState {
 }
 
 impl AppState {
+    /// Builds every part from `config`. Fails when the configured master key cannot be
+    /// loaded (an invalid config never starts a daemon).
     pub fn new(
         config: Config,
         store: Store,
         plugins: PluginHost,
         metrics: Arc<Metrics>,
-    ) -> Arc<AppState> {
-        Arc::new(AppState {
+    ) -> Result<Arc<AppState>, String> {
+        let clock = crate::clock::system();
+        let store = Arc::new(store);
+        let plugins = Arc::new(plugins);
+        let merchants = Arc::new(MerchantDirectory::from_config(
+            &config.merchants,
+            config
+                .onboarding
+                .platform_merchant
+                .as_ref()
+                .map(|p| p.get_ref().as_str()),
+        ));
+        let master_key = match &config.onboarding.master_key {
+            Some(source) => Some(Arc::new(
+                MasterKey::load(source.get_ref())
+                    .map_err(|e| format!("onboarding.master_key: {e}"))?,
+            )),
+            None => None,
+        };
+        let monitor = Arc::new(Monitor::new(
+            &config.monitor,
+            metrics.clone(),
+            store.clone(),
+            merchants.clone(),
+        ));
+        let payments = Arc::new(Payments {
+            store: store.clone(),
+            plugins: plugins.clone(),
+            merchants: merchants.clone(),
+            monitor: monitor.clone(),
+            metrics: metrics.clone(),
+            in_flight: Default::default(),
+            settings: payment_settings(&config),
+            clock: clock.clone(),
+        });
+        let onboarding = Arc::new(Onboarding {
+            store: store.clone(),
+            merchants: merchants.clone(),
+            plugins: plugins.clone(),
+            master_key,
+            public_url: config.public_url(),
+            clock: clock.clone(),
+        });
+        Ok(Arc::new(AppState {
             keys: KeyRing::new(config.api_keys.iter().map(|k| k.entry())),
-            merchants: MerchantDirectory::from_config(
-                &config.merchants,
-                config
-                    .onboarding
-                    .platform_merchant
-                    .as_ref()
-                    .map(|p| p.get_ref().as_str()),
-            ),
-            master_key: config.onboarding.master_key.as_ref().and_then(|source| {
-                crate::merchants::sealed::MasterKey::load(source.get_ref())
-                    .inspect_err(|e| tracing::error!("master key unusable: {e}"))
-                    .ok()
-            }),
             body_bytes_max: *config.server.body_bytes_max.get_ref(),
-            monitor: crate::monitor::Monitor::new(&config.monitor, metrics.clone()),
             config,
+            merchants,
             store,
             plugins,
             metrics,
-            in_flight: Default::default(),
+            monitor,
+            payments,
+            onboarding,
+            clock,
             openapi_json: OnceLock::new(),
             cashier_key: random_hmac_key(),
-        })
+        }))
+    }
+
+    /// The janitor's settings, from `[payments]`.
+    pub fn janitor_settings(&self) -> JanitorSettings {
+        let payments = &self.config.payments;
+        JanitorSettings {
+            interval: Duration::from_millis(*payments.janitor_interval_ms.get_ref()),
+            barcode_timeout_ms: *payments.barcode_timeout_ms.get_ref() as i64,
+            idempotency_retention_ms: (*payments.idempotency_retention_s.get_ref() as i64)
+                .saturating_mul(1000),
+        }
     }
 
     /// Re-reads the config file and reloads its `[[plugins]]`; nothing else of the file is
@@ -74,6 +127,14 @@ impl AppState {
     pub async fn reload_plugins(&self) -> Result<crate::plugins::ReloadReport, String> {
         let fresh = Config::load(self.config.file()).map_err(|e| format!("invalid config: {e}"))?;
         self.plugins.reload(&fresh, &self.config).await
+    }
+}
+
+fn payment_settings(config: &Config) -> PaymentSettings {
+    PaymentSettings {
+        qr_expires_in_s: *config.payments.qr_expires_in_s.get_ref(),
+        link_expires_in_s: *config.payments.link_expires_in_s.get_ref(),
+        public_url: config.public_url(),
     }
 }
 

@@ -126,8 +126,19 @@ async fn serve(config: Config) -> ExitCode {
             .observe_flushes(move |elapsed| metrics.observe_store_flush(elapsed));
     }
     crate::events::spawn_event_metrics(store.bus(), metrics.clone());
-    let state = AppState::new(config, store, plugins, metrics);
-    let webhooks = match crate::webhooks::Dispatcher::new(state.clone()) {
+    let state = match AppState::new(config, store, plugins, metrics) {
+        Ok(state) => state,
+        Err(e) => {
+            tracing::error!("invalid config: {e}");
+            eprintln!("paygated: invalid config: {e}");
+            return ExitCode::from(EXIT_CONFIG);
+        }
+    };
+    let webhooks = match crate::webhooks::Dispatcher::new(
+        state.store.clone(),
+        state.metrics.clone(),
+        &state.config.webhooks,
+    ) {
         Ok(webhooks) => webhooks,
         Err(e) => {
             tracing::error!("invalid config: {e}");
@@ -154,7 +165,7 @@ async fn serve(config: Config) -> ExitCode {
         }
     };
     spawn_reload_on_sighup(state.clone());
-    match crate::merchants::onboarding::load(&state) {
+    match crate::merchants::onboarding::load(&state.onboarding) {
         Ok(n) if n > 0 => tracing::info!(merchants = n, "onboarded merchants loaded"),
         Ok(_) => {}
         Err(e) => {
@@ -163,8 +174,12 @@ async fn serve(config: Config) -> ExitCode {
             return ExitCode::from(EXIT_RUNTIME);
         }
     }
-    crate::payments::janitor::spawn(state.clone());
-    crate::monitor::spawn(state.clone());
+    crate::janitor::spawn(
+        state.payments.clone(),
+        state.onboarding.clone(),
+        state.janitor_settings(),
+    );
+    crate::monitor::spawn(state.monitor.clone());
     if let Some(webhooks) = webhooks {
         webhooks.spawn();
     }

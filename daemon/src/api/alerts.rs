@@ -336,7 +336,7 @@ pub async fn lift_block(
     caller.require_role(Role::Admin)?;
     let block = state
         .monitor
-        .lift_block(&state, &id)?
+        .lift_block(&id)?
         .ok_or(ApiError::NotFound { kind: "block", id })?;
     tracing::info!(block = %block.id, by = %caller.0.id, "block lifted");
     Ok(Json(BlockObject::from(&block)))

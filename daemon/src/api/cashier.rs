@@ -111,7 +111,7 @@ fn page(
         || payment.amount_minor.to_string(),
         |c| Money::from_minor(payment.amount_minor, c).to_string(),
     );
-    let names = service::cashier_wallets(state, payment);
+    let names = service::cashier_wallets(&state.payments, payment);
     let labels: Vec<String> = names
         .iter()
         .map(|n| cashier_page::wallet_label(n))
@@ -234,7 +234,7 @@ pub async fn choose_wallet(
             Some("This page has expired. Please choose your wallet again."),
         ));
     }
-    match service::choose_wallet(&state, &payment.id, &wallet).await {
+    match service::choose_wallet(&state.payments, &payment.id, &wallet).await {
         Ok(_) => Ok(Redirect::to(&format!("/pay/{}", payment.id)).into_response()),
         Err(error) => {
             let api_error = ApiError::from(&error);

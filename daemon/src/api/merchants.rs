@@ -19,11 +19,12 @@ use super::list::{List, PageParams};
 use super::payments::rfc3339_ms;
 use crate::app::AppState;
 use crate::auth::Role;
+use crate::clock::now_ms;
 use crate::domain::ids::new_id;
 use crate::domain::records::{ActivationRecord, AuditRecord, BankAccountRecord, MerchantRecord};
 use crate::merchants::onboarding::{self, AccountInput, Actor, MerchantInput, OnboardingError};
 use crate::merchants::{Merchant, MerchantSource};
-use crate::payments::service::{Answer, PaymentError, now_ms};
+use crate::payments::service::{Answer, PaymentError};
 use crate::server::ClientAddr;
 use crate::store::{Begin, StoreError};
 
@@ -355,7 +356,7 @@ where
         key: key.to_owned(),
         fingerprint: fingerprint.to_owned(),
     };
-    let Some(_guard) = state.in_flight.enter(&claim) else {
+    let Some(_guard) = state.payments.in_flight.enter(&claim) else {
         return Err(ApiError::from(PaymentError::IdempotencyInProgress));
     };
     let id = match state.store.claim(&claim, &fresh_id, now_ms())? {
@@ -513,7 +514,7 @@ pub async fn create_merchant(
         fresh_merchant_id(&state),
         |id| async {
             let id = id;
-            let record = onboarding::create_merchant(&state, &actor, &id, &input)?;
+            let record = onboarding::create_merchant(&state.onboarding, &actor, &id, &input)?;
             let merchant = state.merchants.get(&id).ok_or(ApiError::Internal)?;
             json_body(201, &MerchantObject::new(&merchant, Some(&record)))
         },
@@ -551,7 +552,7 @@ pub async fn update_merchant(
         id.clone(),
         |id| async {
             let id = id;
-            let record = onboarding::update_merchant(&state, &actor, &id, &input)?;
+            let record = onboarding::update_merchant(&state.onboarding, &actor, &id, &input)?;
             let merchant = state.merchants.get(&id).ok_or(ApiError::Internal)?;
             json_body(200, &MerchantObject::new(&merchant, Some(&record)))
         },
@@ -590,7 +591,8 @@ pub async fn create_activation(
         id.clone(),
         |merchant_id| async {
             let merchant_id = merchant_id;
-            let activation = onboarding::activate(&state, &actor, &merchant_id, &provider).await?;
+            let activation =
+                onboarding::activate(&state.onboarding, &actor, &merchant_id, &provider).await?;
             json_body(201, &ActivationObject::from(&activation))
         },
     )
@@ -691,7 +693,8 @@ pub async fn create_bank_account(
         |account_id| async {
             let account_id = account_id;
             let account =
-                onboarding::bind_account(&state, &actor, &id, &account_id, &input).await?;
+                onboarding::bind_account(&state.onboarding, &actor, &id, &account_id, &input)
+                    .await?;
             json_body(201, &BankAccountObject::from(&account))
         },
     )

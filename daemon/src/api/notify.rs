@@ -12,7 +12,7 @@ use axum::response::{IntoResponse, Response};
 use super::error::{ApiError, ErrorBody};
 use super::json::{ApiPath, RawBody};
 use crate::app::AppState;
-use crate::payments::service::{self, NoticeError};
+use crate::notices::{self, NoticeError};
 use crate::plugins::types::Reply;
 
 fn reply(status: StatusCode, reply: Reply) -> Response {
@@ -51,7 +51,16 @@ pub async fn notify(
                 .map(|v| (k.as_str().to_owned(), v.to_owned()))
         })
         .collect();
-    match service::handle_notice(&state, &provider, &merchant_id, headers, body.to_vec()).await {
+    match notices::handle_notice(
+        &state.payments,
+        &state.onboarding,
+        &provider,
+        &merchant_id,
+        headers,
+        body.to_vec(),
+    )
+    .await
+    {
         Ok((answer, outcome)) => {
             tracing::info!(%provider, %merchant_id, ?outcome, "provider notice applied");
             let status = StatusCode::from_u16(answer.status).unwrap_or(StatusCode::OK);

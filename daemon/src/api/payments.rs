@@ -554,7 +554,8 @@ pub async fn create_payment(
     }
     let claim = request.claim(&caller.0.id);
     let method = new.method;
-    let answer = service::create_payment(&state, &caller.0, claim, new, &render_payment(201)).await;
+    let answer =
+        service::create_payment(&state.payments, &caller.0, claim, new, &render_payment(201)).await;
     observe_answer(&state, &caller, &answer);
     if let Ok(answer) = &answer
         && !answer.replayed
@@ -776,7 +777,8 @@ pub async fn cancel_payment(
     let payment = visible_payment(&state, &caller, &id)?;
     request.body()?; // checked (no fields), after the role and the scope
     let claim = request.claim(&caller.0.id);
-    let answer = service::cancel_payment(&state, claim, payment, &render_payment(200)).await;
+    let answer =
+        service::cancel_payment(&state.payments, claim, payment, &render_payment(200)).await;
     observe_answer(&state, &caller, &answer);
     answer.map_err(ApiError::from)
 }
@@ -812,8 +814,15 @@ pub async fn create_refund(
     };
     let claim = request.claim(&caller.0.id);
     let provider = payment.provider.clone();
-    let answer =
-        service::create_refund(&state, &caller.0, claim, payment, new, &render_refund).await;
+    let answer = service::create_refund(
+        &state.payments,
+        &caller.0,
+        claim,
+        payment,
+        new,
+        &render_refund,
+    )
+    .await;
     observe_answer(&state, &caller, &answer);
     if let Ok(answer) = &answer
         && !answer.replayed

@@ -4,20 +4,37 @@
 //! line, and activation and account changes with their event (`merchant.activation.updated`,
 //! `bank_account.updated`) for webhooks and the monitor.
 
+use std::sync::Arc;
+
 use serde_json::json;
 
 use super::sealed::MasterKey;
 use super::validate;
-use crate::app::AppState;
+use crate::clock::Clock;
 use crate::clock::now_ms;
 use crate::domain::ids::new_id;
 use crate::domain::records::{
     ActivationRecord, AuditRecord, BankAccountRecord, EventRecord, MerchantRecord,
 };
 use crate::domain::state::{Observed, Transition};
+use crate::merchants::MerchantDirectory;
 use crate::plugins::CallError;
+use crate::plugins::PluginHost;
 use crate::plugins::types as wit;
-use crate::store::{OnboardingChange, StoreError};
+use crate::store::{OnboardingChange, Store, StoreError};
+
+/// The onboarding use cases and what they work with.
+pub struct Onboarding {
+    pub store: Arc<Store>,
+    pub merchants: Arc<MerchantDirectory>,
+    pub plugins: Arc<PluginHost>,
+    /// Seals merchants' sensitive data at rest; `None` when not configured (onboarding then
+    /// refuses what needs it).
+    pub master_key: Option<Arc<MasterKey>>,
+    /// The daemon's public base URL (no trailing slash), for the providers' notify URLs.
+    pub public_url: String,
+    pub clock: Arc<dyn Clock>,
+}
 
 /// Who made a change, from where (for the audit log).
 #[derive(Debug, Clone)]
@@ -122,10 +139,10 @@ pub fn check_merchant(input: &MerchantInput) -> Result<(), OnboardingError> {
     Ok(())
 }
 
-fn master_key(state: &AppState) -> Result<&MasterKey, OnboardingError> {
-    state
+fn master_key(onboarding: &Onboarding) -> Result<&MasterKey, OnboardingError> {
+    onboarding
         .master_key
-        .as_ref()
+        .as_deref()
         .ok_or(OnboardingError::NoMasterKey)
 }
 
@@ -160,19 +177,19 @@ fn event(kind: &str, object_id: &str, data: serde_json::Value) -> EventRecord {
 }
 
 /// Loads the onboarded merchants into the directory (at start).
-pub fn load(state: &AppState) -> Result<usize, StoreError> {
-    let merchants = state.store.merchant_records()?;
+pub fn load(onboarding: &Onboarding) -> Result<usize, StoreError> {
+    let merchants = onboarding.store.merchant_records()?;
     for merchant in &merchants {
-        let activations = state.store.activations_of(&merchant.id)?;
-        state.merchants.put_onboarded(merchant, &activations);
+        let activations = onboarding.store.activations_of(&merchant.id)?;
+        onboarding.merchants.put_onboarded(merchant, &activations);
     }
     Ok(merchants.len())
 }
 
-fn refresh_directory(state: &AppState, merchant_id: &str) -> Result<(), StoreError> {
-    if let Some(record) = state.store.merchant_record(merchant_id)? {
-        let activations = state.store.activations_of(merchant_id)?;
-        state.merchants.put_onboarded(&record, &activations);
+fn refresh_directory(onboarding: &Onboarding, merchant_id: &str) -> Result<(), StoreError> {
+    if let Some(record) = onboarding.store.merchant_record(merchant_id)? {
+        let activations = onboarding.store.activations_of(merchant_id)?;
+        onboarding.merchants.put_onboarded(&record, &activations);
     }
     Ok(())
 }
@@ -180,16 +197,16 @@ fn refresh_directory(state: &AppState, merchant_id: &str) -> Result<(), StoreErr
 /// `POST /v1/merchants`: a new merchant in `draft`, with the id given (the idempotency
 /// claim's object).
 pub fn create_merchant(
-    state: &AppState,
+    onboarding: &Onboarding,
     actor: &Actor,
     id: &str,
     input: &MerchantInput,
 ) -> Result<MerchantRecord, OnboardingError> {
     check_merchant(input)?;
-    if let Some(existing) = state.store.merchant_record(id)? {
+    if let Some(existing) = onboarding.store.merchant_record(id)? {
         return Ok(existing); // resumed after a crash: it was stored
     }
-    let key = master_key(state)?;
+    let key = master_key(onboarding)?;
     let now = now_ms();
     let record = MerchantRecord {
         id: id.into(),
@@ -214,7 +231,7 @@ pub fn create_merchant(
         id,
         json!({"name": record.name}),
     );
-    state.store.save_onboarding(&OnboardingChange {
+    onboarding.store.save_onboarding(&OnboardingChange {
         merchant: Some(&record),
         activation: None,
         bank_account: None,
@@ -222,19 +239,19 @@ pub fn create_merchant(
         audit: &line,
         event: None,
     })?;
-    refresh_directory(state, id)?;
+    refresh_directory(onboarding, id)?;
     Ok(record)
 }
 
 /// Updates a merchant while it is a `draft`.
 pub fn update_merchant(
-    state: &AppState,
+    onboarding: &Onboarding,
     actor: &Actor,
     id: &str,
     input: &MerchantInput,
 ) -> Result<MerchantRecord, OnboardingError> {
     check_merchant(input)?;
-    let mut record = state
+    let mut record = onboarding
         .store
         .merchant_record(id)?
         .ok_or(OnboardingError::NotFound {
@@ -247,7 +264,7 @@ pub fn update_merchant(
             record.status
         )));
     }
-    let key = master_key(state)?;
+    let key = master_key(onboarding)?;
     let before = record.clone();
     record.name = input.name.trim().into();
     record.business_license_no = input.business_license_no.clone();
@@ -296,7 +313,7 @@ pub fn update_merchant(
         id,
         json!({"changed": changed}),
     );
-    state.store.save_onboarding(&OnboardingChange {
+    onboarding.store.save_onboarding(&OnboardingChange {
         merchant: Some(&record),
         activation: None,
         bank_account: None,
@@ -304,18 +321,18 @@ pub fn update_merchant(
         audit: &line,
         event: None,
     })?;
-    refresh_directory(state, id)?;
+    refresh_directory(onboarding, id)?;
     Ok(record)
 }
 
 /// The platform's plugin `merchant` record for calls about onboarded merchant `merchant_id`.
 fn platform_record(
-    state: &AppState,
+    onboarding: &Onboarding,
     provider: &str,
     merchant_id: &str,
     extra: serde_json::Value,
 ) -> Result<wit::Merchant, OnboardingError> {
-    let platform = state.merchants.platform().ok_or_else(|| {
+    let platform = onboarding.merchants.platform().ok_or_else(|| {
         OnboardingError::NotSupported("no [onboarding] platform_merchant is configured".into())
     })?;
     let mut settings = platform.providers.get(provider).cloned().ok_or_else(|| {
@@ -333,9 +350,9 @@ fn platform_record(
     }
     let notify_url = format!(
         "{}/v1/notify/{provider}/{merchant_id}",
-        state.config.public_url()
+        onboarding.public_url
     );
-    state
+    onboarding
         .plugins
         .merchant_record(provider, &platform.id, &settings, notify_url)
         .map_err(OnboardingError::Plugin)
@@ -374,14 +391,14 @@ fn provider_failure(error: Result<wit::ProviderError, CallError>) -> OnboardingE
 /// Saves an activation's new state with its audit line and event, and refreshes the
 /// merchant (its status, its active providers).
 fn save_activation(
-    state: &AppState,
+    onboarding: &Onboarding,
     actor: &Actor,
     activation: &ActivationRecord,
     action: &str,
 ) -> Result<(), OnboardingError> {
-    let mut merchant = state.store.merchant_record(&activation.merchant_id)?;
+    let mut merchant = onboarding.store.merchant_record(&activation.merchant_id)?;
     if let Some(m) = merchant.as_mut() {
-        let mut all = state.store.activations_of(&m.id)?;
+        let mut all = onboarding.store.activations_of(&m.id)?;
         all.retain(|a| a.id != activation.id);
         all.push(activation.clone());
         m.status = if all.iter().any(|a| a.status == "active") {
@@ -404,7 +421,7 @@ fn save_activation(
         &activation.id,
         json!({"status": activation.status, "merchant_id": activation.merchant_id}),
     );
-    state.store.save_onboarding(&OnboardingChange {
+    onboarding.store.save_onboarding(&OnboardingChange {
         merchant: merchant.as_ref(),
         activation: Some(activation),
         bank_account: None,
@@ -412,12 +429,15 @@ fn save_activation(
         audit: &line,
         event: Some(&change_event),
     })?;
-    refresh_directory(state, &activation.merchant_id)?;
+    refresh_directory(onboarding, &activation.merchant_id)?;
     Ok(())
 }
 
-fn materials(state: &AppState, merchant: &MerchantRecord) -> Result<String, OnboardingError> {
-    let key = master_key(state)?;
+fn materials(
+    onboarding: &Onboarding,
+    merchant: &MerchantRecord,
+) -> Result<String, OnboardingError> {
+    let key = master_key(onboarding)?;
     let id_number = key
         .open(&merchant.id, "legal_person_id", &merchant.legal_person_id)
         .map_err(StoreError::Corrupt)?;
@@ -437,19 +457,20 @@ fn materials(state: &AppState, merchant: &MerchantRecord) -> Result<String, Onbo
 /// rejection). One activation per merchant and provider; an application under review or
 /// active is answered as it is.
 pub async fn activate(
-    state: &AppState,
+    onboarding: &Onboarding,
     actor: &Actor,
     merchant_id: &str,
     provider: &str,
 ) -> Result<ActivationRecord, OnboardingError> {
-    let merchant = state
-        .store
-        .merchant_record(merchant_id)?
-        .ok_or(OnboardingError::NotFound {
-            kind: "merchant",
-            id: merchant_id.into(),
-        })?;
-    let existing = state
+    let merchant =
+        onboarding
+            .store
+            .merchant_record(merchant_id)?
+            .ok_or(OnboardingError::NotFound {
+                kind: "merchant",
+                id: merchant_id.into(),
+            })?;
+    let existing = onboarding
         .store
         .activations_of(merchant_id)?
         .into_iter()
@@ -474,17 +495,17 @@ pub async fn activate(
             updated_at_ms: now_ms(),
         },
     };
-    let record = platform_record(state, provider, merchant_id, json!({}))?;
+    let record = platform_record(onboarding, provider, merchant_id, json!({}))?;
     let request = wit::OnboardingRequest {
         activation_id: activation.id.clone(),
         provider: provider.into(),
         merchant: record,
-        materials_json: materials(state, &merchant)?,
+        materials_json: materials(onboarding, &merchant)?,
     };
     // Recorded (durably) before the provider hears of it, so a crash leaves a trace to poll.
-    save_activation(state, actor, &activation, "activation.submitted")?;
-    state.store.durable().await?;
-    let answer = state.plugins.onboard(request).await;
+    save_activation(onboarding, actor, &activation, "activation.submitted")?;
+    onboarding.store.durable().await?;
+    let answer = onboarding.plugins.onboard(request).await;
     let outcome = match answer {
         Ok(Ok(result)) => {
             activation.status = activation_status(result.status).into();
@@ -492,28 +513,28 @@ pub async fn activate(
                 result.provider_reference.or(activation.provider_reference);
             activation.rejection_reason = result.rejection_reason;
             activation.updated_at_ms = now_ms();
-            save_activation(state, actor, &activation, "activation.updated")?;
+            save_activation(onboarding, actor, &activation, "activation.updated")?;
             Ok(activation)
         }
         Ok(Err(e)) => Err(provider_failure(Ok(e))),
         Err(e) => Err(provider_failure(Err(e))),
     };
-    state.store.durable().await?;
+    onboarding.store.durable().await?;
     outcome
 }
 
 /// Asks the provider about an unfinished activation; applies what it says.
 pub async fn poll_activation(
-    state: &AppState,
+    onboarding: &Onboarding,
     activation: &ActivationRecord,
 ) -> Result<bool, OnboardingError> {
     let record = platform_record(
-        state,
+        onboarding,
         &activation.provider,
         &activation.merchant_id,
         json!({}),
     )?;
-    let answer = state
+    let answer = onboarding
         .plugins
         .query_onboarding(wit::OnboardingRef {
             activation_id: activation.id.clone(),
@@ -525,7 +546,7 @@ pub async fn poll_activation(
     let Ok(Ok(result)) = answer else {
         return Ok(false); // nothing known; ask again next sweep
     };
-    Ok(apply_onboarding(state, &Actor::system(), &activation.id, None, &result)?.moved())
+    Ok(apply_onboarding(onboarding, &Actor::system(), &activation.id, None, &result)?.moved())
 }
 
 /// How far an application has come: a report may only move it forward.
@@ -542,13 +563,13 @@ fn activation_rank(status: &str) -> u8 {
 /// A report never moves an application backwards (a stale `rejected` cannot undo `active`),
 /// and a finished one changes only by resubmission.
 pub fn apply_onboarding(
-    state: &AppState,
+    onboarding: &Onboarding,
     actor: &Actor,
     activation_id: &str,
     owner: Option<(&str, &str)>,
     result: &wit::OnboardingResult,
 ) -> Result<Observed, OnboardingError> {
-    let Some(mut activation) = state.store.activation(activation_id)? else {
+    let Some(mut activation) = onboarding.store.activation(activation_id)? else {
         return Ok(Observed::Unknown);
     };
     if owner.is_some_and(|(merchant, provider)| {
@@ -584,13 +605,13 @@ pub fn apply_onboarding(
         .clone()
         .filter(|_| status == "rejected");
     activation.updated_at_ms = now_ms();
-    save_activation(state, actor, &activation, "activation.updated")?;
+    save_activation(onboarding, actor, &activation, "activation.updated")?;
     Ok(Observed::Decided(Transition::Move))
 }
 
 /// Saves a bank account's new state with its audit line and event.
 fn save_account(
-    state: &AppState,
+    onboarding: &Onboarding,
     actor: &Actor,
     account: &BankAccountRecord,
     also: &[BankAccountRecord],
@@ -609,7 +630,7 @@ fn save_account(
         &account.id,
         json!({"status": account.status, "merchant_id": account.merchant_id}),
     );
-    state.store.save_onboarding(&OnboardingChange {
+    onboarding.store.save_onboarding(&OnboardingChange {
         merchant: None,
         activation: None,
         bank_account: Some(account),
@@ -623,22 +644,23 @@ fn save_account(
 /// `POST /v1/merchants/{id}/bank_accounts`: binds a settlement account at a provider where
 /// the merchant is active.
 pub async fn bind_account(
-    state: &AppState,
+    onboarding: &Onboarding,
     actor: &Actor,
     merchant_id: &str,
     id: &str,
     input: &AccountInput,
 ) -> Result<BankAccountRecord, OnboardingError> {
-    if let Some(existing) = state.store.bank_account(id)? {
+    if let Some(existing) = onboarding.store.bank_account(id)? {
         return Ok(existing); // resumed
     }
-    let merchant = state
-        .store
-        .merchant_record(merchant_id)?
-        .ok_or(OnboardingError::NotFound {
-            kind: "merchant",
-            id: merchant_id.into(),
-        })?;
+    let merchant =
+        onboarding
+            .store
+            .merchant_record(merchant_id)?
+            .ok_or(OnboardingError::NotFound {
+                kind: "merchant",
+                id: merchant_id.into(),
+            })?;
     let digits = &input.account_number;
     let checked = if input.is_card {
         validate::bank_card_number(digits)
@@ -653,7 +675,7 @@ pub async fn bind_account(
     if holder != merchant.name && holder != merchant.legal_person_name {
         return Err(OnboardingError::AccountHolderMismatch(holder.into()));
     }
-    let activation = state
+    let activation = onboarding
         .store
         .activations_of(merchant_id)?
         .into_iter()
@@ -664,8 +686,8 @@ pub async fn bind_account(
                 input.provider
             ))
         })?;
-    let key = master_key(state)?;
-    let mut existing = state.store.bank_accounts_of(merchant_id)?;
+    let key = master_key(onboarding)?;
+    let mut existing = onboarding.store.bank_accounts_of(merchant_id)?;
     let is_default = input.is_default || existing.is_empty();
     if is_default {
         for other in existing.iter_mut() {
@@ -693,14 +715,20 @@ pub async fn bind_account(
         updated_at_ms: now,
     };
     let record = platform_record(
-        state,
+        onboarding,
         &input.provider,
         merchant_id,
         json!({"activation_id": activation.id, "sub_merchant_id": activation.provider_reference}),
     )?;
-    save_account(state, actor, &account, &existing, "bank_account.submitted")?;
-    state.store.durable().await?;
-    let answer = state
+    save_account(
+        onboarding,
+        actor,
+        &account,
+        &existing,
+        "bank_account.submitted",
+    )?;
+    onboarding.store.durable().await?;
+    let answer = onboarding
         .plugins
         .bind_account(wit::BindingRequest {
             bank_account_id: id.into(),
@@ -715,13 +743,13 @@ pub async fn bind_account(
     let outcome = match answer {
         Ok(Ok(result)) => {
             apply_binding_to(&mut account, &result);
-            save_account(state, actor, &account, &[], "bank_account.updated")?;
+            save_account(onboarding, actor, &account, &[], "bank_account.updated")?;
             Ok(account)
         }
         Ok(Err(e)) => Err(provider_failure(Ok(e))),
         Err(e) => Err(provider_failure(Err(e))),
     };
-    state.store.durable().await?;
+    onboarding.store.durable().await?;
     outcome
 }
 
@@ -743,22 +771,22 @@ fn apply_binding_to(account: &mut BankAccountRecord, result: &wit::BindingResult
 
 /// Asks the provider about an unverified account; applies what it says.
 pub async fn poll_account(
-    state: &AppState,
+    onboarding: &Onboarding,
     account: &BankAccountRecord,
 ) -> Result<bool, OnboardingError> {
-    let activation = state
+    let activation = onboarding
         .store
         .activations_of(&account.merchant_id)?
         .into_iter()
         .find(|a| a.provider == account.provider);
     let record = platform_record(
-        state,
+        onboarding,
         &account.provider,
         &account.merchant_id,
         json!({"activation_id": activation.as_ref().map(|a| &a.id),
                "sub_merchant_id": activation.as_ref().and_then(|a| a.provider_reference.clone())}),
     )?;
-    let answer = state
+    let answer = onboarding
         .plugins
         .query_binding(wit::BindingRef {
             bank_account_id: account.id.clone(),
@@ -770,19 +798,19 @@ pub async fn poll_account(
     let Ok(Ok(result)) = answer else {
         return Ok(false);
     };
-    Ok(apply_binding(state, &Actor::system(), &account.id, None, &result)?.moved())
+    Ok(apply_binding(onboarding, &Actor::system(), &account.id, None, &result)?.moved())
 }
 
 /// Applies a binding result (from a query or a notice). With `owner`, an account of another
 /// merchant or provider is left as it is. Verified and failed accounts are final.
 pub fn apply_binding(
-    state: &AppState,
+    onboarding: &Onboarding,
     actor: &Actor,
     account_id: &str,
     owner: Option<(&str, &str)>,
     result: &wit::BindingResult,
 ) -> Result<Observed, OnboardingError> {
-    let Some(mut account) = state.store.bank_account(account_id)? else {
+    let Some(mut account) = onboarding.store.bank_account(account_id)? else {
         return Ok(Observed::Unknown);
     };
     if owner.is_some_and(|(merchant, provider)| {
@@ -803,27 +831,29 @@ pub fn apply_binding(
     if account.status == before.status && account.verification == before.verification {
         return Ok(Observed::Decided(Transition::Same));
     }
-    save_account(state, actor, &account, &[], "bank_account.updated")?;
+    save_account(onboarding, actor, &account, &[], "bank_account.updated")?;
     Ok(Observed::Decided(Transition::Move))
 }
 
 /// One pass over unfinished activations and accounts (the janitor calls it).
-pub async fn sweep(state: &AppState) -> Result<usize, StoreError> {
+pub async fn sweep(onboarding: &Onboarding) -> Result<usize, StoreError> {
     let mut changed = 0;
-    for activation in state.store.all_activations()? {
+    for activation in onboarding.store.all_activations()? {
         if matches!(activation.status.as_str(), "submitted" | "under_review")
-            && poll_activation(state, &activation).await.unwrap_or(false)
+            && poll_activation(onboarding, &activation)
+                .await
+                .unwrap_or(false)
         {
             changed += 1;
         }
     }
-    for account in state.store.all_bank_accounts()? {
+    for account in onboarding.store.all_bank_accounts()? {
         if account.status == "pending_verification"
-            && poll_account(state, &account).await.unwrap_or(false)
+            && poll_account(onboarding, &account).await.unwrap_or(false)
         {
             changed += 1;
         }
     }
-    state.store.durable().await?;
+    onboarding.store.durable().await?;
     Ok(changed)
 }

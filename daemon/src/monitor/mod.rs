@@ -20,12 +20,13 @@ use std::time::Instant;
 
 use tokio::sync::{broadcast, mpsc};
 
-use crate::app::AppState;
 use crate::clock::now_ms;
 use crate::config::{Action, MonitorConfig};
 use crate::domain::ids::new_id;
 use crate::domain::records::{AlertRecord, BlockRecord, BlockScope, EventRecord};
+use crate::merchants::MerchantDirectory;
 use crate::metrics::Metrics;
+use crate::store::Store;
 use bounded::BoundedMap;
 use rules::{Finding, Rules};
 
@@ -77,10 +78,20 @@ pub struct Monitor {
     /// Active blocks by what they stop.
     blocks: RwLock<BTreeMap<BlockScope, BlockRecord>>,
     alerts: broadcast::Sender<Arc<AlertRecord>>,
+    /// Where alerts and blocks are recorded.
+    store: Arc<Store>,
+    /// The merchants' opening hours, for the off-hours rule.
+    merchants: Arc<MerchantDirectory>,
+    config: MonitorConfig,
 }
 
 impl Monitor {
-    pub fn new(config: &MonitorConfig, metrics: Arc<Metrics>) -> Monitor {
+    pub fn new(
+        config: &MonitorConfig,
+        metrics: Arc<Metrics>,
+        store: Arc<Store>,
+        merchants: Arc<MerchantDirectory>,
+    ) -> Monitor {
         let (sender, receiver) = mpsc::channel(*config.queue_capacity.get_ref());
         let (alerts, _) = broadcast::channel(1024);
         Monitor {
@@ -90,6 +101,9 @@ impl Monitor {
             metrics,
             blocks: RwLock::default(),
             alerts,
+            store,
+            merchants,
+            config: config.clone(),
         }
     }
 
@@ -146,12 +160,8 @@ impl Monitor {
     }
 
     /// Lifts a block (an admin's decision); returns it if it was in force.
-    pub fn lift_block(
-        &self,
-        state: &AppState,
-        id: &str,
-    ) -> Result<Option<BlockRecord>, crate::store::StoreError> {
-        let removed = state.store.remove_block(id)?;
+    pub fn lift_block(&self, id: &str) -> Result<Option<BlockRecord>, crate::store::StoreError> {
+        let removed = self.store.remove_block(id)?;
         if let Ok(mut blocks) = self.blocks.write() {
             blocks.retain(|_, b| b.id != id);
         }
@@ -166,15 +176,14 @@ impl Monitor {
 
 /// Starts the monitor: loads the blocks in force, forwards the store's committed events,
 /// and runs the rules on one task.
-pub fn spawn(state: Arc<AppState>) {
-    let monitor = &state.monitor;
+pub fn spawn(monitor: Arc<Monitor>) {
     let Some(mut receiver) = monitor.receiver.lock().ok().and_then(|mut r| r.take()) else {
         return;
     };
     if !monitor.enabled {
         return;
     }
-    match state.store.blocks() {
+    match monitor.store.blocks() {
         Ok(stored) => {
             let now = now_ms();
             if let Ok(mut blocks) = monitor.blocks.write() {
@@ -186,12 +195,12 @@ pub fn spawn(state: Arc<AppState>) {
         Err(e) => tracing::error!(error = %e, "cannot load the monitor's blocks"),
     }
     // Committed events from the bus, into the monitor's queue.
-    let mut bus = state.store.bus().subscribe();
-    let forward = state.clone();
+    let mut bus = monitor.store.bus().subscribe();
+    let forward = monitor.clone();
     tokio::spawn(async move {
         loop {
             match bus.recv().await {
-                Ok(event) => forward.monitor.observe(Input::Event(event)),
+                Ok(event) => forward.observe(Input::Event(event)),
                 Err(broadcast::error::RecvError::Lagged(lost)) => {
                     forward.metrics.count_monitor_dropped(lost);
                 }
@@ -200,13 +209,13 @@ pub fn spawn(state: Arc<AppState>) {
         }
     });
     tokio::spawn(async move {
-        let mut engine = Engine::new(&state.config.monitor);
+        let mut engine = Engine::new(&monitor.config);
         while let Some(envelope) = receiver.recv().await {
-            state.metrics.count_monitor_event();
-            state
+            monitor.metrics.count_monitor_event();
+            monitor
                 .metrics
                 .set_monitor_lag(envelope.queued.elapsed().as_secs_f64());
-            engine.handle(&state, envelope);
+            engine.handle(&monitor, envelope);
         }
     });
 }
@@ -228,11 +237,16 @@ impl Engine {
         }
     }
 
-    fn handle(&mut self, state: &AppState, envelope: Envelope) {
-        let hours = |merchant: &str| state.merchants.get(merchant).and_then(|m| m.opening_hours);
+    fn handle(&mut self, monitor: &Monitor, envelope: Envelope) {
+        let hours = |merchant: &str| {
+            monitor
+                .merchants
+                .get(merchant)
+                .and_then(|m| m.opening_hours)
+        };
         let findings = self.rules.evaluate(&envelope.input, envelope.at_ms, &hours);
         for finding in findings {
-            if let Err(e) = self.raise(state, finding, envelope.at_ms) {
+            if let Err(e) = self.raise(monitor, finding, envelope.at_ms) {
                 tracing::error!(error = %e, "cannot record an alert");
             }
         }
@@ -246,7 +260,7 @@ impl Engine {
     /// the rule's cool-down.
     fn raise(
         &mut self,
-        state: &AppState,
+        monitor: &Monitor,
         finding: Finding,
         now: i64,
     ) -> Result<(), crate::store::StoreError> {
@@ -262,7 +276,7 @@ impl Engine {
             && now - *raised_at < cooldown_ms
         {
             let evidence = finding.evidence.clone();
-            state.store.update_alert(alert_id, |alert| {
+            monitor.store.update_alert(alert_id, |alert| {
                 alert.count += 1;
                 alert.last_seen_at_ms = now;
                 alert.evidence = evidence.clone();
@@ -311,17 +325,17 @@ impl Engine {
             data: serde_json::json!({"rule": alert.rule, "severity": alert.severity}),
             object: None,
         };
-        state.store.record_alert(&alert, block.as_ref(), &event)?;
+        monitor.store.record_alert(&alert, block.as_ref(), &event)?;
         if let Some(block) = block
-            && let Ok(mut blocks) = state.monitor.blocks.write()
+            && let Ok(mut blocks) = monitor.blocks.write()
         {
             tracing::warn!(rule = %alert.rule, kind = %block.kind, merchant = %block.merchant_id, terminal = %block.terminal_id, api_key = ?block.api_key_id, "blocked");
             blocks.insert(block.scope(), block);
         }
         tracing::warn!(alert = %alert.id, rule = %alert.rule, severity = %alert.severity, summary = %alert.summary, "alert raised");
-        state.metrics.count_alert(&alert.rule, &alert.severity);
+        monitor.metrics.count_alert(&alert.rule, &alert.severity);
         self.raised.get_or_insert_with(key, || (alert_id, now));
-        let _ = state.monitor.alerts.send(Arc::new(alert));
+        let _ = monitor.alerts.send(Arc::new(alert));
         Ok(())
     }
 }

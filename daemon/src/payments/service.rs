@@ -5,19 +5,47 @@
 //! charge instead of making another.
 
 use std::collections::{BTreeMap, HashSet};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
-use crate::app::AppState;
 use crate::auth::ApiKey;
-pub use crate::clock::now_ms;
+use crate::clock::Clock;
+use crate::clock::now_ms;
 use crate::domain::ids::new_id;
 pub use crate::domain::method::Method;
 use crate::domain::money::Money;
 use crate::domain::records::{EventRecord, Failure, PaymentRecord, ProviderStep, RefundRecord};
 use crate::domain::state::{Observed, PaymentStatus, RefundStatus, Transition};
+use crate::merchants::MerchantDirectory;
+use crate::metrics::Metrics;
+use crate::monitor::Monitor;
+use crate::plugins::PluginHost;
 use crate::plugins::types as wit;
 use crate::plugins::{CallError, PluginFault};
-use crate::store::{Begin, Claim, StoreError};
+use crate::store::{Begin, Claim, Store, StoreError};
+
+/// The payments use cases and what they work with: nothing else of the daemon.
+pub struct Payments {
+    pub store: Arc<Store>,
+    pub plugins: Arc<PluginHost>,
+    pub merchants: Arc<MerchantDirectory>,
+    pub monitor: Arc<Monitor>,
+    pub metrics: Arc<Metrics>,
+    /// Idempotency keys this process is working on (API.md §4: 409 while in progress).
+    pub in_flight: InFlight,
+    pub settings: PaymentSettings,
+    pub clock: Arc<dyn Clock>,
+}
+
+/// `[payments]` as the use cases read it.
+#[derive(Debug, Clone)]
+pub struct PaymentSettings {
+    /// How long a qr payment waits for its payer unless the request says otherwise.
+    pub qr_expires_in_s: u32,
+    /// How long a link payment waits for its payer unless the request says otherwise.
+    pub link_expires_in_s: u32,
+    /// The daemon's public base URL (no trailing slash): payment links, notify URLs.
+    pub public_url: String,
+}
 
 /// How the provider is asked to collect: a link payment's page shows the provider's QR
 /// code, so at the provider it is a qr payment.
@@ -176,21 +204,16 @@ fn event(kind: &str, object_id: &str, data: serde_json::Value) -> EventRecord {
 
 /// The merchant's providers that are loaded and able to take `method` in `currency`.
 fn usable_providers(
-    state: &AppState,
+    svc: &Payments,
     merchant_id: &str,
 ) -> Vec<(String, std::sync::Arc<wit::ProviderInfo>)> {
-    let Some(merchant) = state.merchants.get(merchant_id) else {
+    let Some(merchant) = svc.merchants.get(merchant_id) else {
         return Vec::new();
     };
     merchant
         .providers
         .keys()
-        .filter_map(|name| {
-            state
-                .plugins
-                .provider(name)
-                .map(|info| (name.clone(), info))
-        })
+        .filter_map(|name| svc.plugins.provider(name).map(|info| (name.clone(), info)))
         .collect()
 }
 
@@ -206,8 +229,8 @@ fn code_matches(code: &str, pattern: &wit::CodePattern) -> bool {
 }
 
 /// Picks the provider of a new payment (API.md §5).
-fn choose_provider(state: &AppState, new: &NewPayment) -> Result<String, PaymentError> {
-    let usable = usable_providers(state, &new.merchant_id);
+fn choose_provider(svc: &Payments, new: &NewPayment) -> Result<String, PaymentError> {
+    let usable = usable_providers(svc, &new.merchant_id);
     let names: Vec<&str> = usable.iter().map(|(n, _)| n.as_str()).collect();
     let not_supported = |why: String| {
         PaymentError::WalletNotSupported(format!(
@@ -285,12 +308,12 @@ fn choose_provider(state: &AppState, new: &NewPayment) -> Result<String, Payment
 }
 
 /// The plugin's `merchant` record for a call.
-fn merchant_for(
-    state: &AppState,
+pub(crate) fn merchant_for(
+    svc: &Payments,
     provider: &str,
     merchant_id: &str,
 ) -> Result<wit::Merchant, PaymentError> {
-    let merchant = state.merchants.get(merchant_id);
+    let merchant = svc.merchants.get(merchant_id);
     let settings = merchant
         .as_ref()
         .and_then(|m| m.providers.get(provider).cloned())
@@ -300,7 +323,7 @@ fn merchant_for(
             merchant
                 .as_ref()
                 .filter(|m| m.source == crate::merchants::MerchantSource::Api)
-                .and(state.merchants.platform())
+                .and(svc.merchants.platform())
                 .and_then(|p| p.providers.get(provider).cloned())
         })
         .unwrap_or_default();
@@ -310,10 +333,9 @@ fn merchant_for(
         .map_or(merchant_id, |m| m.keys_of.as_str());
     let notify_url = format!(
         "{}/v1/notify/{provider}/{merchant_id}",
-        state.config.public_url()
+        svc.settings.public_url
     );
-    state
-        .plugins
+    svc.plugins
         .merchant_record(provider, keys_of, &settings, notify_url)
         .map_err(call_error)
 }
@@ -344,26 +366,26 @@ fn money_of(minor: i64, currency: &str) -> wit::Money {
 }
 
 pub(crate) fn payment_ref(
-    state: &AppState,
+    svc: &Payments,
     payment: &PaymentRecord,
 ) -> Result<wit::PaymentRef, PaymentError> {
     Ok(wit::PaymentRef {
         payment_id: payment.id.clone(),
         provider: payment.provider.clone(),
-        merchant: merchant_for(state, &payment.provider, &payment.merchant_id)?,
+        merchant: merchant_for(svc, &payment.provider, &payment.merchant_id)?,
         amount: money_of(payment.amount_minor, &payment.currency),
         provider_reference: payment.provider_reference.clone(),
     })
 }
 
 pub(crate) fn refund_ref(
-    state: &AppState,
+    svc: &Payments,
     refund: &RefundRecord,
     payment: &PaymentRecord,
 ) -> Result<wit::RefundRef, PaymentError> {
     Ok(wit::RefundRef {
         refund_id: refund.id.clone(),
-        payment: payment_ref(state, payment)?,
+        payment: payment_ref(svc, payment)?,
         amount: money_of(refund.amount_minor, &refund.currency),
         provider_reference: refund.provider_reference.clone(),
     })
@@ -409,7 +431,7 @@ fn reported(result: Result<Result<wit::PaymentResult, wit::ProviderError>, CallE
 /// the error to answer without finishing the idempotency key (the outcome is not known yet:
 /// a retry with the same key resumes, and the janitor keeps asking).
 fn record_report(
-    state: &AppState,
+    svc: &Payments,
     payment_id: &str,
     report: Reported,
 ) -> Result<PaymentRecord, PaymentError> {
@@ -477,9 +499,9 @@ fn record_report(
         ),
     };
     if let Some(error) = resumable_error {
-        state.store.update_payment(payment_id, |p| {
+        svc.store.update_payment(payment_id, |p| {
             p.provider_step = step;
-            p.updated_at_ms = now_ms();
+            p.updated_at_ms = svc.clock.now_ms();
             Some(Vec::new())
         })?;
         return Err(error);
@@ -487,9 +509,9 @@ fn record_report(
     // An answer about another amount than ours is not believed: the payment stays where it
     // was, its outcome unknown, for the janitor to ask again (and a human to look).
     let mismatch = std::cell::RefCell::new(None);
-    let updated = state.store.update_payment(payment_id, |p| {
+    let updated = svc.store.update_payment(payment_id, |p| {
         let mut events = Vec::new();
-        p.updated_at_ms = now_ms();
+        p.updated_at_ms = svc.clock.now_ms();
         *mismatch.borrow_mut() = result
             .as_ref()
             .and_then(|r| amount_mismatch(r.amount.as_ref(), false, p.amount_minor, &p.currency));
@@ -532,7 +554,7 @@ fn record_report(
         updated.ok_or_else(|| StoreError::Corrupt(format!("payment {payment_id} vanished")))?;
     if let Some(observed) = mismatch.into_inner() {
         report_refused(
-            state,
+            svc,
             &payment.provider,
             &payment.merchant_id,
             "payment",
@@ -557,7 +579,7 @@ fn refused_message(observed: &Observed) -> String {
 /// Renders the answer for a payment whose outcome is recorded (a failed one answers as a
 /// decline) and finishes the idempotency key with it.
 fn finish_answer(
-    state: &AppState,
+    svc: &Payments,
     claim: &Claim,
     payment: &PaymentRecord,
     render: RenderPayment<'_>,
@@ -574,7 +596,8 @@ fn finish_answer(
         }
     });
     let (status, body) = render(payment, error.as_ref());
-    state.store.finish_claim(claim, status, &body, now_ms())?;
+    svc.store
+        .finish_claim(claim, status, &body, svc.clock.now_ms())?;
     Ok(Answer {
         status,
         body,
@@ -584,22 +607,22 @@ fn finish_answer(
 
 /// `POST /v1/payments`.
 pub async fn create_payment(
-    state: &AppState,
+    svc: &Payments,
     caller: &ApiKey,
     claim: Claim,
     new: NewPayment,
     render: RenderPayment<'_>,
 ) -> Result<Answer, PaymentError> {
-    let Some(_guard) = state.in_flight.enter(&claim) else {
+    let Some(_guard) = svc.in_flight.enter(&claim) else {
         return Err(PaymentError::IdempotencyInProgress);
     };
-    let chosen = choose_provider(state, &new)?;
+    let chosen = choose_provider(svc, &new)?;
     // A link payment's provider is the one its payer picks on the page.
     let (provider, link_wallet) = match new.method {
         Method::Link => (String::new(), Some(chosen).filter(|c| !c.is_empty())),
         _ => (chosen, None),
     };
-    let now = now_ms();
+    let now = svc.clock.now_ms();
     let record = PaymentRecord {
         id: new_id("pay"),
         merchant_id: new.merchant_id.clone(),
@@ -623,11 +646,11 @@ pub async fn create_payment(
             Method::Barcode => None,
             Method::Qr => Some(
                 new.expires_in_seconds
-                    .unwrap_or(*state.config.payments.qr_expires_in_s.get_ref()),
+                    .unwrap_or(svc.settings.qr_expires_in_s),
             ),
             Method::Link => Some(
                 new.expires_in_seconds
-                    .unwrap_or(*state.config.payments.link_expires_in_s.get_ref()),
+                    .unwrap_or(svc.settings.link_expires_in_s),
             ),
         }
         .map(|s| now + i64::from(s) * 1000),
@@ -640,7 +663,7 @@ pub async fn create_payment(
     };
     let record = PaymentRecord {
         payment_url: (new.method == Method::Link)
-            .then(|| format!("{}/pay/{}", state.config.public_url(), record.id)),
+            .then(|| format!("{}/pay/{}", svc.settings.public_url, record.id)),
         ..record
     };
     let created = event(
@@ -649,8 +672,8 @@ pub async fn create_payment(
         serde_json::json!({"status": "pending"}),
     );
     let begun = {
-        let _turn = state.store.write_turn().await;
-        state.store.begin_payment(&claim, &record, &created)?
+        let _turn = svc.store.write_turn().await;
+        svc.store.begin_payment(&claim, &record, &created)?
     };
     // A new payment is driven from the record just written (nothing else knows its id
     // yet); a resumed one is read again after the flush.
@@ -676,22 +699,22 @@ pub async fn create_payment(
         }
     };
     // The recovery point: nothing reaches the provider before this is on disk.
-    state.store.durable().await?;
+    svc.store.durable().await?;
     let payment = match written {
         Some(payment) => payment,
-        None => state.store.payment(&payment_id)?.ok_or_else(|| {
+        None => svc.store.payment(&payment_id)?.ok_or_else(|| {
             StoreError::Corrupt(format!("claimed payment {payment_id} is missing"))
         })?,
     };
-    let answer = drive_payment(state, payment, &claim, render).await;
-    state.store.durable().await?;
+    let answer = drive_payment(svc, payment, &claim, render).await;
+    svc.store.durable().await?;
     answer
 }
 
 /// Asks the provider about (or for) a recorded payment, from its recovery point, and
 /// finishes the idempotency key with the outcome.
 async fn drive_payment(
-    state: &AppState,
+    svc: &Payments,
     payment: PaymentRecord,
     claim: &Claim,
     render: RenderPayment<'_>,
@@ -700,33 +723,30 @@ async fn drive_payment(
     let payment = if payment.method == Method::Link {
         payment
     } else {
-        advance_payment(state, &payment).await?
+        advance_payment(svc, &payment).await?
     };
-    let _turn = state.store.write_turn().await;
-    finish_answer(state, claim, &payment, render)
+    let _turn = svc.store.write_turn().await;
+    finish_answer(svc, claim, &payment, render)
 }
 
 /// Takes a recorded payment one step further at its provider, from its recovery point:
 /// creates it there if it was never sent, asks for the outcome if it may have been, and
 /// records what the provider said. An answered payment is returned as it is.
 pub(crate) async fn advance_payment(
-    state: &AppState,
+    svc: &Payments,
     payment: &PaymentRecord,
 ) -> Result<PaymentRecord, PaymentError> {
     let report = match payment.provider_step {
         ProviderStep::Answered => return Ok(payment.clone()),
         // It may have reached the provider: ask for the outcome, never charge again.
-        ProviderStep::OutcomeUnknown => reported(
-            state
-                .plugins
-                .query_payment(payment_ref(state, payment)?)
-                .await,
-        ),
+        ProviderStep::OutcomeUnknown => {
+            reported(svc.plugins.query_payment(payment_ref(svc, payment)?).await)
+        }
         ProviderStep::NotSent => {
             let request = wit::CreatePaymentRequest {
                 payment_id: payment.id.clone(),
                 provider: payment.provider.clone(),
-                merchant: merchant_for(state, &payment.provider, &payment.merchant_id)?,
+                merchant: merchant_for(svc, &payment.provider, &payment.merchant_id)?,
                 amount: money_of(payment.amount_minor, &payment.currency),
                 method: provider_method(payment.method),
                 auth_code: payment.auth_code.clone(),
@@ -734,26 +754,26 @@ pub(crate) async fn advance_payment(
                 terminal_id: payment.terminal_id.clone(),
                 expires_in_seconds: payment
                     .expires_at_ms
-                    .map(|at| ((at - now_ms()).max(0) / 1000) as u32),
+                    .map(|at| ((at - svc.clock.now_ms()).max(0) / 1000) as u32),
             };
-            reported(state.plugins.create_payment(request).await)
+            reported(svc.plugins.create_payment(request).await)
         }
     };
-    let _turn = state.store.write_turn().await;
-    record_report(state, &payment.id, report)
+    let _turn = svc.store.write_turn().await;
+    record_report(svc, &payment.id, report)
 }
 
 /// `POST /v1/payments/{id}/cancel`.
 pub async fn cancel_payment(
-    state: &AppState,
+    svc: &Payments,
     claim: Claim,
     payment: PaymentRecord,
     render: RenderPayment<'_>,
 ) -> Result<Answer, PaymentError> {
-    let Some(_guard) = state.in_flight.enter(&claim) else {
+    let Some(_guard) = svc.in_flight.enter(&claim) else {
         return Err(PaymentError::IdempotencyInProgress);
     };
-    match state.store.claim(&claim, &payment.id, now_ms())? {
+    match svc.store.claim(&claim, &payment.id, svc.clock.now_ms())? {
         Begin::Created | Begin::Resume { .. } => {}
         Begin::Replay { status, body } => {
             return Ok(Answer {
@@ -767,16 +787,17 @@ pub async fn cancel_payment(
             return Err(StoreError::Corrupt(format!("unexpected claim outcome {other:?}")).into());
         }
     }
-    state.store.durable().await?;
-    let current = state.store.payment(&payment.id)?.unwrap_or(payment);
+    svc.store.durable().await?;
+    let current = svc.store.payment(&payment.id)?.unwrap_or(payment);
     match current.status {
         PaymentStatus::Succeeded => return Err(PaymentError::AlreadySucceeded(current.id)),
         PaymentStatus::Pending => {}
         // Already ended: answer with it (cancelling twice is not an error).
         _ => {
             let (status, body) = render(&current, None);
-            state.store.finish_claim(&claim, status, &body, now_ms())?;
-            state.store.durable().await?;
+            svc.store
+                .finish_claim(&claim, status, &body, svc.clock.now_ms())?;
+            svc.store.durable().await?;
             return Ok(Answer {
                 status,
                 body,
@@ -786,34 +807,33 @@ pub async fn cancel_payment(
     }
     let ended = if current.provider.is_empty() {
         // A link payment whose payer never picked a wallet: no provider knows of it.
-        end_locally(state, &current.id, PaymentStatus::Cancelled)
+        end_locally(svc, &current.id, PaymentStatus::Cancelled)
     } else {
         let report = reported(
-            state
-                .plugins
-                .cancel_payment(payment_ref(state, &current)?)
+            svc.plugins
+                .cancel_payment(payment_ref(svc, &current)?)
                 .await,
         );
-        record_report(state, &current.id, report)
+        record_report(svc, &current.id, report)
     };
-    let answer = ended.and_then(|payment| finish_answer(state, &claim, &payment, render));
-    state.store.durable().await?;
+    let answer = ended.and_then(|payment| finish_answer(svc, &claim, &payment, render));
+    svc.store.durable().await?;
     answer
 }
 
 /// Ends a payment that never reached a provider (a link payment without a chosen wallet):
 /// moves it to `to` with its event. Returns the payment as it is afterwards.
 pub(crate) fn end_locally(
-    state: &AppState,
+    svc: &Payments,
     payment_id: &str,
     to: PaymentStatus,
 ) -> Result<PaymentRecord, PaymentError> {
-    let updated = state.store.update_payment(payment_id, |p| {
+    let updated = svc.store.update_payment(payment_id, |p| {
         if !p.provider.is_empty() || p.status.transition(to) != Transition::Move {
             return None;
         }
         p.status = to;
-        p.updated_at_ms = now_ms();
+        p.updated_at_ms = svc.clock.now_ms();
         Some(vec![event(
             &format!("payment.{}", to.as_str()),
             &p.id,
@@ -827,7 +847,7 @@ pub(crate) fn end_locally(
 /// choice stands) and creates the charge at the provider, or asks about it if it was
 /// already sent. Returns the payment with its QR code, or why there is none yet.
 pub async fn choose_wallet(
-    state: &AppState,
+    svc: &Payments,
     payment_id: &str,
     provider: &str,
 ) -> Result<PaymentRecord, PaymentError> {
@@ -837,14 +857,14 @@ pub async fn choose_wallet(
         key: payment_id.to_owned(),
         fingerprint: String::new(),
     };
-    let Some(_guard) = state.in_flight.enter(&claim) else {
+    let Some(_guard) = svc.in_flight.enter(&claim) else {
         return Err(PaymentError::Busy);
     };
     let not_found = || PaymentError::NotFound {
         kind: "payment",
         id: payment_id.to_owned(),
     };
-    let payment = state.store.payment(payment_id)?.ok_or_else(not_found)?;
+    let payment = svc.store.payment(payment_id)?.ok_or_else(not_found)?;
     if payment.method != Method::Link {
         return Err(not_found());
     }
@@ -852,7 +872,7 @@ pub async fn choose_wallet(
         return Ok(payment);
     }
     if payment.provider.is_empty() {
-        let takes_it = cashier_wallets(state, &payment)
+        let takes_it = cashier_wallets(svc, &payment)
             .iter()
             .any(|name| name == provider);
         if !takes_it {
@@ -860,27 +880,27 @@ pub async fn choose_wallet(
                 "wallet \"{provider}\" cannot pay this payment"
             )));
         }
-        state.store.update_payment(payment_id, |p| {
+        svc.store.update_payment(payment_id, |p| {
             if !p.provider.is_empty() {
                 return None;
             }
             p.provider = provider.to_owned();
-            p.updated_at_ms = now_ms();
+            p.updated_at_ms = svc.clock.now_ms();
             Some(Vec::new())
         })?;
     }
-    let payment = state.store.payment(payment_id)?.ok_or_else(not_found)?;
+    let payment = svc.store.payment(payment_id)?.ok_or_else(not_found)?;
     // The choice is on disk before the provider hears of the charge.
-    state.store.durable().await?;
-    let advanced = advance_payment(state, &payment).await;
-    state.store.durable().await?;
+    svc.store.durable().await?;
+    let advanced = advance_payment(svc, &payment).await;
+    svc.store.durable().await?;
     advanced
 }
 
 /// The wallets a link payment's page offers: the merchant's, able to take a qr payment in
 /// its currency (only the one named at creation, if it was).
-pub fn cashier_wallets(state: &AppState, payment: &PaymentRecord) -> Vec<String> {
-    usable_providers(state, &payment.merchant_id)
+pub fn cashier_wallets(svc: &Payments, payment: &PaymentRecord) -> Vec<String> {
+    usable_providers(svc, &payment.merchant_id)
         .into_iter()
         .filter(|(name, info)| {
             info.methods.contains(&wit::Method::Qr)
@@ -893,14 +913,14 @@ pub fn cashier_wallets(state: &AppState, payment: &PaymentRecord) -> Vec<String>
 
 /// `POST /v1/payments/{id}/refunds`.
 pub async fn create_refund(
-    state: &AppState,
+    svc: &Payments,
     caller: &ApiKey,
     claim: Claim,
     payment: PaymentRecord,
     new: NewRefund,
     render: RenderRefund<'_>,
 ) -> Result<Answer, PaymentError> {
-    let Some(_guard) = state.in_flight.enter(&claim) else {
+    let Some(_guard) = svc.in_flight.enter(&claim) else {
         return Err(PaymentError::IdempotencyInProgress);
     };
     let currency =
@@ -927,7 +947,7 @@ pub async fn create_refund(
             refundable: Money::from_minor(remaining.max(0), currency).to_string(),
         });
     }
-    let now = now_ms();
+    let now = svc.clock.now_ms();
     let record = RefundRecord {
         id: new_id("re"),
         payment_id: payment.id.clone(),
@@ -952,8 +972,8 @@ pub async fn create_refund(
                            "terminal_id": payment.terminal_id}),
     );
     let begun = {
-        let _turn = state.store.write_turn().await;
-        state.store.begin_refund(&claim, &record, &created)?
+        let _turn = svc.store.write_turn().await;
+        svc.store.begin_refund(&claim, &record, &created)?
     };
     let refund_id = match begun {
         Begin::Created => record.id.clone(),
@@ -989,40 +1009,38 @@ pub async fn create_refund(
             return Err(StoreError::Corrupt("order id on a refund".into()).into());
         }
     };
-    state.store.durable().await?;
-    let answer = drive_refund(state, &refund_id, &claim, render).await;
-    state.store.durable().await?;
+    svc.store.durable().await?;
+    let answer = drive_refund(svc, &refund_id, &claim, render).await;
+    svc.store.durable().await?;
     answer
 }
 
 async fn drive_refund(
-    state: &AppState,
+    svc: &Payments,
     refund_id: &str,
     claim: &Claim,
     render: RenderRefund<'_>,
 ) -> Result<Answer, PaymentError> {
-    let refund = state
+    let refund = svc
         .store
         .refund(refund_id)?
         .ok_or_else(|| StoreError::Corrupt(format!("claimed refund {refund_id} is missing")))?;
-    let payment = state
+    let payment = svc
         .store
         .payment(&refund.payment_id)?
         .ok_or_else(|| StoreError::Corrupt(format!("refund {refund_id} without payment")))?;
     let result = match refund.provider_step {
         ProviderStep::Answered => None,
         ProviderStep::OutcomeUnknown => Some(
-            state
-                .plugins
-                .query_refund(refund_ref(state, &refund, &payment)?)
+            svc.plugins
+                .query_refund(refund_ref(svc, &refund, &payment)?)
                 .await,
         ),
         ProviderStep::NotSent => Some(
-            state
-                .plugins
+            svc.plugins
                 .refund(wit::RefundRequest {
                     refund_id: refund.id.clone(),
-                    payment: payment_ref(state, &payment)?,
+                    payment: payment_ref(svc, &payment)?,
                     amount: money_of(refund.amount_minor, &refund.currency),
                     reason: refund.reason.clone(),
                 })
@@ -1074,19 +1092,19 @@ async fn drive_refund(
                 Err(e) => (ProviderStep::OutcomeUnknown, call_error(e)),
                 Ok(Ok(_)) | Ok(Err(_)) => unreachable!("handled above"),
             };
-            state.store.update_refund(refund_id, |r, _| {
+            svc.store.update_refund(refund_id, |r, _| {
                 r.provider_step = step;
-                r.updated_at_ms = now_ms();
+                r.updated_at_ms = svc.clock.now_ms();
                 Some(Vec::new())
             })?;
             return Err(error);
         }
     };
-    let _turn = state.store.write_turn().await;
+    let _turn = svc.store.write_turn().await;
     let mismatch = std::cell::RefCell::new(None);
-    let updated = state.store.update_refund(refund_id, |r, p| {
+    let updated = svc.store.update_refund(refund_id, |r, p| {
         let mut events = Vec::new();
-        r.updated_at_ms = now_ms();
+        r.updated_at_ms = svc.clock.now_ms();
         *mismatch.borrow_mut() =
             amount_mismatch(amount.as_ref(), false, r.amount_minor, &r.currency);
         if mismatch.borrow().is_some() {
@@ -1106,7 +1124,7 @@ async fn drive_refund(
         updated.ok_or_else(|| StoreError::Corrupt(format!("refund {refund_id} vanished")))?;
     if let Some(observed) = mismatch.into_inner() {
         report_refused(
-            state,
+            svc,
             &refund.provider,
             &refund.merchant_id,
             "refund",
@@ -1126,7 +1144,8 @@ async fn drive_refund(
             .map_or(String::new(), |f| f.message.clone()),
     });
     let (status, body) = render(&refund, error.as_ref());
-    state.store.finish_claim(claim, status, &body, now_ms())?;
+    svc.store
+        .finish_claim(claim, status, &body, svc.clock.now_ms())?;
     Ok(Answer {
         status,
         body,
@@ -1170,34 +1189,10 @@ fn apply_refund_status(
     }
 }
 
-/// What a provider notice did, for the reply and for tests.
-#[derive(Debug, Default, PartialEq, Eq)]
-pub struct NoticeOutcome {
-    pub applied: usize,
-    pub duplicates: usize,
-    pub conflicts: usize,
-    pub unknown: usize,
-    /// Updates naming an object of another merchant or provider, or reporting another amount
-    /// than ours: acknowledged like unknown objects, but nothing changed and an alert is raised.
-    pub refused: usize,
-}
-
-impl NoticeOutcome {
-    fn count(&mut self, observed: &Observed) {
-        match observed {
-            Observed::Unknown => self.unknown += 1,
-            Observed::Foreign | Observed::AmountMismatch { .. } => self.refused += 1,
-            Observed::Decided(Transition::Move) => self.applied += 1,
-            Observed::Decided(Transition::Same) => self.duplicates += 1,
-            Observed::Decided(Transition::Conflict) => self.conflicts += 1,
-        }
-    }
-}
-
 /// Tells the monitor (and the metrics) about a verified report that was refused: it named
 /// an object of another merchant or provider, or another amount than ours.
 pub(crate) fn report_refused(
-    state: &AppState,
+    svc: &Payments,
     provider: &str,
     merchant_id: &str,
     kind: &'static str,
@@ -1213,8 +1208,8 @@ pub(crate) fn report_refused(
         _ => return,
     };
     tracing::warn!(%provider, %merchant_id, kind, object_id, reason, "verified provider report refused: nothing changed");
-    state.metrics.count_report_refused(provider, reason);
-    state.monitor.observe(crate::monitor::Input::ReportRefused {
+    svc.metrics.count_report_refused(provider, reason);
+    svc.monitor.observe(crate::monitor::Input::ReportRefused {
         provider: provider.to_owned(),
         merchant_id: merchant_id.to_owned(),
         kind,
@@ -1222,103 +1217,6 @@ pub(crate) fn report_refused(
         reason,
         detail,
     });
-}
-
-/// `POST /v1/notify/{provider}/{merchant_id}`: the plugin verifies and interprets the notice;
-/// verified changes are applied idempotently. Returns the plugin's reply and what changed,
-/// or the rejection (nothing changes).
-///
-/// A notice may change only objects of the merchant in its URL and of the provider whose
-/// plugin verified it; each update is judged on its own, and one naming anything else is
-/// acknowledged (so the provider stops retrying) but changes nothing and raises an alert.
-pub async fn handle_notice(
-    state: &AppState,
-    provider: &str,
-    merchant_id: &str,
-    headers: Vec<(String, String)>,
-    body: Vec<u8>,
-) -> Result<(wit::Reply, NoticeOutcome), NoticeError> {
-    let platform_serves = || {
-        state
-            .merchants
-            .platform()
-            .is_some_and(|p| p.providers.contains_key(provider))
-    };
-    let serves = |m: &crate::merchants::Merchant| {
-        m.providers.contains_key(provider)
-            || (m.source == crate::merchants::MerchantSource::Api && platform_serves())
-    };
-    if !state.merchants.get(merchant_id).is_some_and(|m| serves(&m)) {
-        return Err(NoticeError::UnknownRecipient);
-    }
-    let merchant =
-        merchant_for(state, provider, merchant_id).map_err(|_| NoticeError::UnknownRecipient)?;
-    let notice = wit::Notification {
-        provider: provider.to_owned(),
-        merchant,
-        headers,
-        body,
-    };
-    let verified = match state.plugins.parse_notification(notice).await {
-        Ok(Ok(verified)) => verified,
-        Ok(Err(rejected)) => return Err(NoticeError::Rejected(rejected)),
-        Err(e) => return Err(NoticeError::Plugin(e)),
-    };
-    let sender = Some(Sender {
-        merchant_id,
-        provider,
-        reports_amounts: state.plugins.reports_amounts(provider),
-    });
-    let mut outcome = NoticeOutcome::default();
-    for update in &verified.updates {
-        let (kind, object_id, observed) = match update {
-            wit::Update::Payment(u) => {
-                let to = status_of(u.outcome.status);
-                let observed =
-                    observe_status(state, &u.payment_id, sender, to, &u.outcome, "notification")
-                        .map_err(NoticeError::Store)?;
-                ("payment", u.payment_id.as_str(), observed)
-            }
-            wit::Update::Refund(u) => {
-                let observed = observe_refund_status(state, &u.refund_id, sender, &u.outcome)
-                    .map_err(NoticeError::Store)?;
-                ("refund", u.refund_id.as_str(), observed)
-            }
-            wit::Update::Onboarding(u) => {
-                let observed = crate::merchants::onboarding::apply_onboarding(
-                    state,
-                    &notice_actor(provider),
-                    &u.activation_id,
-                    Some((merchant_id, provider)),
-                    &u.outcome,
-                )
-                .map_err(NoticeError::Onboarding)?;
-                ("activation", u.activation_id.as_str(), observed)
-            }
-            wit::Update::Binding(u) => {
-                let observed = crate::merchants::onboarding::apply_binding(
-                    state,
-                    &notice_actor(provider),
-                    &u.bank_account_id,
-                    Some((merchant_id, provider)),
-                    &u.outcome,
-                )
-                .map_err(NoticeError::Onboarding)?;
-                ("bank_account", u.bank_account_id.as_str(), observed)
-            }
-        };
-        outcome.count(&observed);
-        report_refused(state, provider, merchant_id, kind, object_id, &observed);
-    }
-    state.store.durable().await.map_err(NoticeError::Store)?;
-    Ok((verified.reply, outcome))
-}
-
-fn notice_actor(provider: &str) -> crate::merchants::onboarding::Actor {
-    crate::merchants::onboarding::Actor {
-        key_id: format!("provider:{provider}"),
-        source: "notification".into(),
-    }
 }
 
 /// Who sent a notice: it may change only objects of its merchant (the one in its URL) and
@@ -1406,7 +1304,7 @@ fn shown(minor: i64, currency: &str) -> String {
 /// From a notice's `sender`, a payment of another merchant or provider is left as it is
 /// (`Foreign`), and so is one whose amount the report contradicts.
 pub(crate) fn observe_status(
-    state: &AppState,
+    svc: &Payments,
     payment_id: &str,
     sender: Option<Sender<'_>>,
     to: PaymentStatus,
@@ -1415,7 +1313,7 @@ pub(crate) fn observe_status(
 ) -> Result<Observed, StoreError> {
     // What the change decided (set by the closure, read after the store returns).
     let decision = std::cell::RefCell::new(Observed::Unknown);
-    let found = state.store.update_payment(payment_id, |p| {
+    let found = svc.store.update_payment(payment_id, |p| {
         if sender.is_some_and(|s| !s.owns(&p.merchant_id, &p.provider)) {
             *decision.borrow_mut() = Observed::Foreign;
             return None;
@@ -1434,7 +1332,7 @@ pub(crate) fn observe_status(
             Transition::Move => {
                 p.status = to;
                 p.provider_step = ProviderStep::Answered;
-                p.updated_at_ms = now_ms();
+                p.updated_at_ms = svc.clock.now_ms();
                 if let Some(r) = &reported.provider_reference {
                     p.provider_reference = Some(r.clone());
                 }
@@ -1478,14 +1376,14 @@ fn refund_status_of(status: wit::RefundStatus) -> RefundStatus {
 /// Applies a refund status the provider reported (in a notice or to the janitor's query),
 /// idempotently, as [`observe_status`] does for payments.
 pub(crate) fn observe_refund_status(
-    state: &AppState,
+    svc: &Payments,
     refund_id: &str,
     sender: Option<Sender<'_>>,
     reported: &wit::RefundResult,
 ) -> Result<Observed, StoreError> {
     let to = refund_status_of(reported.status);
     let decision = std::cell::RefCell::new(Observed::Unknown);
-    let found = state.store.update_refund(refund_id, |r, p| {
+    let found = svc.store.update_refund(refund_id, |r, p| {
         if sender.is_some_and(|s| !s.owns(&r.merchant_id, &r.provider)) {
             *decision.borrow_mut() = Observed::Foreign;
             return None;
@@ -1507,7 +1405,7 @@ pub(crate) fn observe_refund_status(
         }
         let mut events = Vec::new();
         r.provider_step = ProviderStep::Answered;
-        r.updated_at_ms = now_ms();
+        r.updated_at_ms = svc.clock.now_ms();
         if let Some(reference) = &reported.provider_reference {
             r.provider_reference = Some(reference.clone());
         }
@@ -1522,18 +1420,4 @@ pub(crate) fn observe_refund_status(
         Some(_) => decision.into_inner(),
         None => Observed::Unknown,
     })
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum NoticeError {
-    #[error("no such merchant or wallet for notices")]
-    UnknownRecipient,
-    #[error("the notice did not verify: {}", .0.reason)]
-    Rejected(wit::NotificationRejected),
-    #[error(transparent)]
-    Plugin(CallError),
-    #[error(transparent)]
-    Store(StoreError),
-    #[error(transparent)]
-    Onboarding(crate::merchants::onboarding::OnboardingError),
 }

@@ -19,12 +19,12 @@ use std::time::{Duration, Instant};
 use tokio::sync::broadcast::error::RecvError;
 use tokio::task::JoinSet;
 
-use crate::app::AppState;
 use crate::clock::now_ms;
-use crate::config::WebhookEndpointConfig;
+use crate::config::{WebhookEndpointConfig, WebhooksConfig};
 use crate::domain::records::{DeliveryState, EventRecord, OutboxRecord};
+use crate::metrics::Metrics;
 use crate::outbound::{Origin, OutboundClient, OutboundRequest};
-use crate::store::StoreError;
+use crate::store::{Store, StoreError};
 
 /// Most deliveries started by one pass (the rest wait for the next pass).
 const DELIVERIES_PER_PASS: usize = 256;
@@ -47,7 +47,8 @@ struct Endpoint {
 }
 
 pub struct Dispatcher {
-    state: Arc<AppState>,
+    store: Arc<Store>,
+    metrics: Arc<Metrics>,
     endpoints: Vec<Endpoint>,
     client: OutboundClient,
     retry_initial_ms: i64,
@@ -66,8 +67,11 @@ struct Attempt {
 impl Dispatcher {
     /// Reads the endpoints' secrets and builds the client. With no endpoint configured
     /// there is nothing to dispatch and the store writes no outbox entries.
-    pub fn new(state: Arc<AppState>) -> Result<Option<Dispatcher>, String> {
-        let config = &state.config.webhooks;
+    pub fn new(
+        store: Arc<Store>,
+        metrics: Arc<Metrics>,
+        config: &WebhooksConfig,
+    ) -> Result<Option<Dispatcher>, String> {
         if config.endpoints.is_empty() {
             return Ok(None);
         }
@@ -88,13 +92,14 @@ impl Dispatcher {
             });
         }
         let client = OutboundClient::new(Vec::new())?;
-        state.store.enable_outbox();
+        store.enable_outbox();
         Ok(Some(Dispatcher {
             retry_initial_ms: *config.retry_initial_ms.get_ref() as i64,
             retry_max_ms: *config.retry_max_ms.get_ref() as i64,
             retry_for_ms: *config.retry_for_s.get_ref() as i64 * 1000,
             timeout: Duration::from_millis(*config.timeout_ms.get_ref()),
-            state,
+            store,
+            metrics,
             endpoints,
             client,
         }))
@@ -106,7 +111,7 @@ impl Dispatcher {
     }
 
     async fn run(self) {
-        let mut bus = self.state.store.bus().subscribe();
+        let mut bus = self.store.bus().subscribe();
         loop {
             let wait = match self.pass().await {
                 Ok(Some(due_ms)) => Duration::from_millis(
@@ -142,8 +147,8 @@ impl Dispatcher {
         // Only what is on disk goes out: a receiver must never learn of a change that a
         // crash could still undo. So the page is read first, then everything written before
         // the read is made durable (waiting first would let entries written meanwhile out).
-        let page = self.state.store.outbox_page(usize::MAX)?;
-        self.state.store.durable().await?;
+        let page = self.store.outbox_page(usize::MAX)?;
+        self.store.durable().await?;
         let now = now_ms();
         let mut next_due: Option<i64> = None;
         let mut owed: BTreeMap<String, (EventRecord, OutboxRecord)> = BTreeMap::new();
@@ -158,7 +163,7 @@ impl Dispatcher {
                 Ok(body) => body,
                 Err(e) => {
                     tracing::error!(event = %event.id, error = %e, "cannot render webhook; dropped");
-                    self.state.store.set_outbox(&event.id, None)?;
+                    self.store.set_outbox(&event.id, None)?;
                     continue;
                 }
             };
@@ -225,8 +230,7 @@ impl Dispatcher {
                 Ok(()) => {
                     delivery.finished = true;
                     delivery.last_error = None;
-                    self.state
-                        .metrics
+                    self.metrics
                         .count_webhook_delivery(&endpoint.name, "delivered");
                 }
                 Err(error) => {
@@ -237,8 +241,7 @@ impl Dispatcher {
                             event = %event.id, endpoint = %endpoint.name, attempts = delivery.attempts,
                             %error, "webhook delivery abandoned after the retry period"
                         );
-                        self.state
-                            .metrics
+                        self.metrics
                             .count_webhook_delivery(&endpoint.name, "abandoned");
                     } else {
                         delivery.next_attempt_ms = now + self.backoff_ms(delivery.attempts);
@@ -248,8 +251,7 @@ impl Dispatcher {
                             event = %event.id, endpoint = %endpoint.name, attempts = delivery.attempts,
                             %error, retry_in_ms = due - now, "webhook delivery failed; will retry"
                         );
-                        self.state
-                            .metrics
+                        self.metrics
                             .count_webhook_delivery(&endpoint.name, "failed");
                     }
                     delivery.last_error = Some(error);
@@ -258,9 +260,7 @@ impl Dispatcher {
         }
         for (id, (_, record)) in owed {
             let done = record.endpoints.values().all(|d| d.finished);
-            self.state
-                .store
-                .set_outbox(&id, (!done).then_some(&record))?;
+            self.store.set_outbox(&id, (!done).then_some(&record))?;
         }
         Ok(next_due)
     }

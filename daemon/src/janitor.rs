@@ -17,37 +17,49 @@
 //!
 //! Provider answers that are unavailable or unknown change nothing: the next sweep asks again.
 
-use crate::domain::method::Method;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::app::AppState;
+use crate::domain::method::Method;
 use crate::domain::records::PaymentRecord;
 use crate::domain::state::PaymentStatus;
+use crate::merchants::onboarding::{self, Onboarding};
 use crate::payments::service::{
-    end_locally, now_ms, observe_refund_status, observe_status, payment_ref, refund_ref,
+    Payments, end_locally, observe_refund_status, observe_status, payment_ref, refund_ref,
     report_refused, status_of,
 };
 
+/// `[payments]` as the janitor reads it.
+#[derive(Debug, Clone)]
+pub struct JanitorSettings {
+    /// How often it sweeps; also how young a payment is left to the request creating it.
+    pub interval: Duration,
+    /// A barcode payment pending longer is cancelled at its provider.
+    pub barcode_timeout_ms: i64,
+    /// Finished idempotency keys older than this are forgotten.
+    pub idempotency_retention_ms: i64,
+}
+
 /// Runs sweeps forever (the task ends with the runtime).
-pub fn spawn(state: Arc<AppState>) {
-    let interval = Duration::from_millis(*state.config.payments.janitor_interval_ms.get_ref());
+pub fn spawn(payments: Arc<Payments>, onboarding: Arc<Onboarding>, settings: JanitorSettings) {
     tokio::spawn(async move {
-        let mut last_expiry = now_ms();
+        let interval = settings.interval;
+        let mut last_expiry = payments.clock.now_ms();
         // Look for old keys a few times per retention period, at most once a minute.
-        let retention_ms = *state.config.payments.idempotency_retention_s.get_ref() as i64 * 1000;
-        let expiry_every_ms = (retention_ms / 4).clamp(interval.as_millis() as i64, 60_000);
+        let expiry_every_ms =
+            (settings.idempotency_retention_ms / 4).clamp(interval.as_millis() as i64, 60_000);
         loop {
             tokio::time::sleep(interval).await;
-            if let Err(e) = sweep(&state).await {
+            if let Err(e) = sweep(&payments, &settings).await {
                 tracing::warn!(error = %e, "janitor sweep failed; retrying next interval");
             }
-            if let Err(e) = crate::merchants::onboarding::sweep(&state).await {
+            if let Err(e) = onboarding::sweep(&onboarding).await {
                 tracing::warn!(error = %e, "onboarding sweep failed; retrying next interval");
             }
-            if now_ms() - last_expiry >= expiry_every_ms {
-                last_expiry = now_ms();
-                if let Err(e) = expire_keys(&state) {
+            let now = payments.clock.now_ms();
+            if now - last_expiry >= expiry_every_ms {
+                last_expiry = now;
+                if let Err(e) = expire_keys(&payments, &settings) {
                     tracing::warn!(error = %e, "idempotency key expiry failed; retrying later");
                 }
             }
@@ -56,27 +68,32 @@ pub fn spawn(state: Arc<AppState>) {
 }
 
 /// Forgets finished idempotency keys past their retention. Returns how many.
-pub fn expire_keys(state: &AppState) -> Result<usize, crate::store::StoreError> {
-    let retention_ms = *state.config.payments.idempotency_retention_s.get_ref() as i64 * 1000;
-    let removed = state
+pub fn expire_keys(
+    payments: &Payments,
+    settings: &JanitorSettings,
+) -> Result<usize, crate::store::StoreError> {
+    let removed = payments
         .store
-        .expire_idempotency_keys(now_ms() - retention_ms)?;
+        .expire_idempotency_keys(payments.clock.now_ms() - settings.idempotency_retention_ms)?;
     if removed > 0 {
         tracing::info!(removed, "expired idempotency keys past their retention");
     }
     Ok(removed)
 }
 
-/// One pass over the pending payments. Returns how many changed state.
-pub async fn sweep(state: &AppState) -> Result<usize, crate::store::StoreError> {
-    let interval_ms = *state.config.payments.janitor_interval_ms.get_ref() as i64;
-    let barcode_timeout_ms = *state.config.payments.barcode_timeout_ms.get_ref() as i64;
+/// One pass over the pending payments. Returns how many changed payments.
+pub async fn sweep(
+    payments: &Payments,
+    settings: &JanitorSettings,
+) -> Result<usize, crate::store::StoreError> {
+    let interval_ms = settings.interval.as_millis() as i64;
+    let barcode_timeout_ms = settings.barcode_timeout_ms;
     let mut changed = 0;
-    for id in state.store.pending_payment_ids()? {
-        let Some(payment) = state.store.payment(&id)? else {
+    for id in payments.store.pending_payment_ids()? {
+        let Some(payment) = payments.store.payment(&id)? else {
             continue;
         };
-        let now = now_ms();
+        let now = payments.clock.now_ms();
         // Leave young payments to the request that is creating them.
         if payment.status.is_terminal() || now - payment.created_at_ms < interval_ms {
             continue;
@@ -85,7 +102,7 @@ pub async fn sweep(state: &AppState) -> Result<usize, crate::store::StoreError> 
         if payment.provider.is_empty() {
             // A link payment nobody chose a wallet for: no provider knows of it.
             if expired
-                && end_locally(state, &payment.id, PaymentStatus::Expired)
+                && end_locally(payments, &payment.id, PaymentStatus::Expired)
                     .is_ok_and(|p| p.status == PaymentStatus::Expired)
             {
                 changed += 1;
@@ -94,28 +111,30 @@ pub async fn sweep(state: &AppState) -> Result<usize, crate::store::StoreError> 
         }
         let timed_out =
             payment.method == Method::Barcode && now - payment.created_at_ms >= barcode_timeout_ms;
-        if resolve(state, &payment, expired || timed_out).await? {
+        if resolve(payments, &payment, expired || timed_out).await? {
             changed += 1;
         }
     }
-    for id in state.store.pending_refund_ids()? {
-        let Some(refund) = state.store.refund(&id)? else {
+    for id in payments.store.pending_refund_ids()? {
+        let Some(refund) = payments.store.refund(&id)? else {
             continue;
         };
-        if refund.status.is_terminal() || now_ms() - refund.created_at_ms < interval_ms {
+        if refund.status.is_terminal()
+            || payments.clock.now_ms() - refund.created_at_ms < interval_ms
+        {
             continue;
         }
-        let Some(payment) = state.store.payment(&refund.payment_id)? else {
+        let Some(payment) = payments.store.payment(&refund.payment_id)? else {
             continue;
         };
-        let Ok(reference) = refund_ref(state, &refund, &payment) else {
+        let Ok(reference) = refund_ref(payments, &refund, &payment) else {
             continue;
         };
         // Unavailable, unknown or a fault: nothing is known; ask again next sweep.
-        if let Ok(Ok(result)) = state.plugins.query_refund(reference).await {
-            let observed = observe_refund_status(state, &refund.id, None, &result)?;
+        if let Ok(Ok(result)) = payments.plugins.query_refund(reference).await {
+            let observed = observe_refund_status(payments, &refund.id, None, &result)?;
             report_refused(
-                state,
+                payments,
                 &refund.provider,
                 &refund.merchant_id,
                 "refund",
@@ -127,23 +146,23 @@ pub async fn sweep(state: &AppState) -> Result<usize, crate::store::StoreError> 
             }
         }
     }
-    state.store.durable().await?;
+    payments.store.durable().await?;
     Ok(changed)
 }
 
 /// Queries (or, when `give_up`, cancels) one payment at its provider and applies the answer.
 async fn resolve(
-    state: &AppState,
+    payments: &Payments,
     payment: &PaymentRecord,
     give_up: bool,
 ) -> Result<bool, crate::store::StoreError> {
-    let Ok(reference) = payment_ref(state, payment) else {
+    let Ok(reference) = payment_ref(payments, payment) else {
         return Ok(false);
     };
     let answer = if give_up {
-        state.plugins.cancel_payment(reference).await
+        payments.plugins.cancel_payment(reference).await
     } else {
-        state.plugins.query_payment(reference).await
+        payments.plugins.query_payment(reference).await
     };
     let Ok(Ok(result)) = answer else {
         // Unavailable, unknown, declined or a plugin fault: nothing is known; ask again later.
@@ -157,9 +176,9 @@ async fn resolve(
     if to == PaymentStatus::Pending {
         return Ok(false);
     }
-    let observed = observe_status(state, &payment.id, None, to, &result, "janitor")?;
+    let observed = observe_status(payments, &payment.id, None, to, &result, "janitor")?;
     report_refused(
-        state,
+        payments,
         &payment.provider,
         &payment.merchant_id,
         "payment",
