@@ -11,10 +11,11 @@ use axum::body::Bytes;
 use crate::auth::KeyRing;
 use crate::clock::Clock;
 use crate::config::Config;
+use crate::domain::hours::OpeningHours;
 use crate::janitor::JanitorSettings;
-use crate::merchants::MerchantDirectory;
 use crate::merchants::onboarding::Onboarding;
 use crate::merchants::sealed::MasterKey;
+use crate::merchants::{Merchant, MerchantDirectory, MerchantSource};
 use crate::metrics::Metrics;
 use crate::monitor::Monitor;
 use crate::payments::service::{PaymentSettings, Payments};
@@ -55,8 +56,8 @@ impl AppState {
         let clock = crate::clock::system();
         let store = Arc::new(store);
         let plugins = Arc::new(plugins);
-        let merchants = Arc::new(MerchantDirectory::from_config(
-            &config.merchants,
+        let merchants = Arc::new(MerchantDirectory::new(
+            configured_merchants(&config),
             config
                 .onboarding
                 .platform_merchant
@@ -128,6 +129,30 @@ impl AppState {
         let fresh = Config::load(self.config.file()).map_err(|e| format!("invalid config: {e}"))?;
         self.plugins.reload(&fresh, &self.config).await
     }
+}
+
+/// The config's `[[merchants]]` as the directory holds them.
+fn configured_merchants(config: &Config) -> Vec<Merchant> {
+    config
+        .merchants
+        .iter()
+        .map(|m| Merchant {
+            id: m.id.get_ref().clone(),
+            name: m.name.get_ref().clone(),
+            source: MerchantSource::Config,
+            providers: m
+                .providers
+                .iter()
+                .map(|(name, p)| (name.clone(), p.settings.clone()))
+                .collect(),
+            // Validated with the config: a file whose hours do not parse never starts.
+            opening_hours: m.opening_hours.as_ref().and_then(|h| {
+                let offset = m.utc_offset.as_ref().map(|o| o.get_ref().as_str());
+                OpeningHours::parse(h.get_ref(), offset).ok()
+            }),
+            keys_of: m.id.get_ref().clone(),
+        })
+        .collect()
 }
 
 fn payment_settings(config: &Config) -> PaymentSettings {

@@ -138,6 +138,7 @@ async fn serve(config: Config) -> ExitCode {
         state.store.clone(),
         state.metrics.clone(),
         &state.config.webhooks,
+        crate::api::events::webhook_body,
     ) {
         Ok(webhooks) => webhooks,
         Err(e) => {

@@ -4,6 +4,7 @@
 //! change when a status, a method or an event kind is added.
 
 pub mod events;
+pub mod hours;
 pub mod ids;
 pub mod method;
 pub mod money;

@@ -13,7 +13,7 @@ pub mod validate;
 use std::collections::BTreeMap;
 use std::sync::{Arc, RwLock};
 
-use crate::config::{MerchantConfig, OpeningHours};
+use crate::domain::hours::OpeningHours;
 use crate::domain::records::{ActivationRecord, MerchantRecord};
 
 /// Where a merchant record comes from.
@@ -49,30 +49,13 @@ pub struct MerchantDirectory {
 }
 
 impl MerchantDirectory {
-    pub fn from_config(merchants: &[MerchantConfig], platform: Option<&str>) -> MerchantDirectory {
-        let config = merchants
-            .iter()
-            .map(|m| {
-                let merchant = Merchant {
-                    id: m.id.get_ref().clone(),
-                    name: m.name.get_ref().clone(),
-                    source: MerchantSource::Config,
-                    providers: m
-                        .providers
-                        .iter()
-                        .map(|(name, p)| (name.clone(), p.settings.clone()))
-                        .collect(),
-                    opening_hours: m.opening_hours.as_ref().and_then(|h| {
-                        let offset = m.utc_offset.as_ref().map(|o| o.get_ref().as_str());
-                        OpeningHours::parse(h.get_ref(), offset).ok()
-                    }),
-                    keys_of: m.id.get_ref().clone(),
-                };
-                (merchant.id.clone(), Arc::new(merchant))
-            })
-            .collect();
+    /// The directory of the merchants declared in the config, and `platform`'s id.
+    pub fn new(configured: Vec<Merchant>, platform: Option<&str>) -> MerchantDirectory {
         MerchantDirectory {
-            config,
+            config: configured
+                .into_iter()
+                .map(|m| (m.id.clone(), Arc::new(m)))
+                .collect(),
             onboarded: RwLock::default(),
             platform: platform.map(str::to_owned),
         }

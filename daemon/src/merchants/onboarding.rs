@@ -19,7 +19,7 @@ use crate::domain::records::{
 use crate::domain::state::{Observed, Transition};
 use crate::merchants::MerchantDirectory;
 use crate::plugins::CallError;
-use crate::plugins::PluginHost;
+use crate::plugins::Providers;
 use crate::plugins::types as wit;
 use crate::store::{OnboardingChange, Store, StoreError};
 
@@ -27,7 +27,7 @@ use crate::store::{OnboardingChange, Store, StoreError};
 pub struct Onboarding {
     pub store: Arc<Store>,
     pub merchants: Arc<MerchantDirectory>,
-    pub plugins: Arc<PluginHost>,
+    pub plugins: Arc<dyn Providers>,
     /// Seals merchants' sensitive data at rest; `None` when not configured (onboarding then
     /// refuses what needs it).
     pub master_key: Option<Arc<MasterKey>>,

@@ -18,7 +18,7 @@ use crate::domain::state::{Observed, PaymentStatus, RefundStatus, Transition};
 use crate::merchants::MerchantDirectory;
 use crate::metrics::Metrics;
 use crate::monitor::Monitor;
-use crate::plugins::PluginHost;
+use crate::plugins::Providers;
 use crate::plugins::types as wit;
 use crate::plugins::{CallError, PluginFault};
 use crate::store::{Begin, Claim, Store, StoreError};
@@ -26,7 +26,7 @@ use crate::store::{Begin, Claim, Store, StoreError};
 /// The payments use cases and what they work with: nothing else of the daemon.
 pub struct Payments {
     pub store: Arc<Store>,
-    pub plugins: Arc<PluginHost>,
+    pub plugins: Arc<dyn Providers>,
     pub merchants: Arc<MerchantDirectory>,
     pub monitor: Arc<Monitor>,
     pub metrics: Arc<Metrics>,

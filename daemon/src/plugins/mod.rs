@@ -19,6 +19,7 @@ pub mod keystore;
 mod limits;
 mod loader;
 mod output;
+pub mod port;
 mod registry;
 mod world_0_1;
 
@@ -35,6 +36,7 @@ pub use crate::outbound::Origin;
 pub use bindings::paygate::provider::types;
 pub use bindings::{SUPPORTED_WORLD_VERSIONS, WORLD_PACKAGE, WORLD_VERSION};
 pub use loader::{ArtifactLedger, MemoryLedger};
+pub use port::Providers;
 
 use crate::config::{Config, ConfigError, PluginConfig};
 use crate::metrics::Metrics;

@@ -46,8 +46,12 @@ struct Endpoint {
     config: WebhookEndpointConfig,
 }
 
+/// Renders the body delivered for an event (the API's JSON of its object; API.md §9).
+pub type RenderBody = fn(&EventRecord) -> Result<String, String>;
+
 pub struct Dispatcher {
     store: Arc<Store>,
+    render: RenderBody,
     metrics: Arc<Metrics>,
     endpoints: Vec<Endpoint>,
     client: OutboundClient,
@@ -71,6 +75,7 @@ impl Dispatcher {
         store: Arc<Store>,
         metrics: Arc<Metrics>,
         config: &WebhooksConfig,
+        render: RenderBody,
     ) -> Result<Option<Dispatcher>, String> {
         if config.endpoints.is_empty() {
             return Ok(None);
@@ -99,6 +104,7 @@ impl Dispatcher {
             retry_for_ms: *config.retry_for_s.get_ref() as i64 * 1000,
             timeout: Duration::from_millis(*config.timeout_ms.get_ref()),
             store,
+            render,
             metrics,
             endpoints,
             client,
@@ -159,7 +165,7 @@ impl Dispatcher {
             record
                 .endpoints
                 .retain(|name, _| self.endpoints.iter().any(|e| &e.name == name));
-            let body = match crate::api::events::webhook_body(&event) {
+            let body = match (self.render)(&event) {
                 Ok(body) => body,
                 Err(e) => {
                     tracing::error!(event = %event.id, error = %e, "cannot render webhook; dropped");
