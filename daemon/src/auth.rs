@@ -48,7 +48,7 @@ impl fmt::Display for Role {
 }
 
 /// An authenticated caller.
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ApiKey {
     /// The key's public name from the config (never the key itself).
     pub id: String,

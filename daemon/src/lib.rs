@@ -26,4 +26,6 @@ pub mod process;
 pub mod serve;
 pub mod server;
 pub mod store;
+#[cfg(test)]
+pub mod testkit;
 pub mod webhooks;

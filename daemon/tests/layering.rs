@@ -22,9 +22,11 @@ const LAYERS: &[&[&str]] = &[
     &["notices", "janitor", "webhooks"],
     // The composition root, the HTTP API over it, the process.
     &["app"],
-    &["api", "fuzzing"],
-    &["serve"],
+    &["api"],
+    &["serve", "fuzzing"],
     &["cli"],
+    // Test support (compiled for unit tests only).
+    &["testkit"],
 ];
 
 fn src_dir() -> PathBuf {
@@ -45,7 +47,12 @@ fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
 /// The top-level module a file belongs to (`None` for the crate root files).
 fn module_of(file: &Path) -> Option<String> {
     let relative = file.strip_prefix(src_dir()).unwrap();
-    let first = relative.components().next()?.as_os_str().to_str()?.to_owned();
+    let first = relative
+        .components()
+        .next()?
+        .as_os_str()
+        .to_str()?
+        .to_owned();
     match first.strip_suffix(".rs") {
         Some("lib" | "main") => None,
         Some(name) => Some(name.to_owned()),
@@ -144,11 +151,7 @@ fn import_graph() -> BTreeMap<String, BTreeMap<String, BTreeSet<String>>> {
                 imports.insert(ident_at(&code[at + "super::".len()..]));
             }
         }
-        let shown = file
-            .strip_prefix(src_dir())
-            .unwrap()
-            .display()
-            .to_string();
+        let shown = file.strip_prefix(src_dir()).unwrap().display().to_string();
         let edges = graph.entry(module.clone()).or_default();
         for import in imports {
             if import != module && import != "self" {

@@ -1421,3 +1421,146 @@ pub(crate) fn observe_refund_status(
         None => Observed::Unknown,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testkit::{Harness, cny, new_payment, paid, render_payment, render_refund};
+
+    async fn pay(
+        h: &Harness,
+        key: &str,
+        amount: &str,
+        method: Method,
+    ) -> Result<Answer, PaymentError> {
+        create_payment(
+            &h.payments,
+            &h.caller,
+            h.claim(key),
+            new_payment(amount, method),
+            &render_payment,
+        )
+        .await
+    }
+
+    fn id_of(answer: &Answer) -> String {
+        answer.body.split(' ').next().unwrap().to_owned()
+    }
+
+    #[tokio::test]
+    async fn a_payment_is_recorded_charged_once_and_replayed_for_its_key() {
+        let h = Harness::new();
+        let first = pay(&h, "k1", "12.50", Method::Barcode).await.unwrap();
+        let id = id_of(&first);
+        assert_eq!(first.body, format!("{id} succeeded"));
+        assert!(!first.replayed);
+        let payment = h.payment(&id);
+        assert_eq!(payment.status, PaymentStatus::Succeeded);
+        assert_eq!(payment.amount_minor, 1250);
+        assert_eq!(payment.provider_reference.as_deref(), Some("fake-ref"));
+
+        let again = pay(&h, "k1", "12.50", Method::Barcode).await.unwrap();
+        assert!(again.replayed);
+        assert_eq!(again.body, first.body);
+        assert_eq!(h.provider.calls(), vec![format!("create {id}")]);
+    }
+
+    #[tokio::test]
+    async fn an_unknown_outcome_is_resumed_by_a_query_never_by_a_second_charge() {
+        let h = Harness::new();
+        h.provider
+            .next_payment(Ok(Err(wit::ProviderError::UnknownOutcome(
+                "timed out".into(),
+            ))));
+        let err = pay(&h, "k1", "8.00", Method::Barcode).await.unwrap_err();
+        assert!(matches!(err, PaymentError::OutcomeUnknown(_)), "{err:?}");
+        let id = h
+            .store
+            .pending_payment_ids()
+            .unwrap()
+            .pop()
+            .expect("left pending");
+        assert_eq!(h.payment(&id).status, PaymentStatus::Pending);
+
+        // The retry with the same key asks about the same charge.
+        let answer = pay(&h, "k1", "8.00", Method::Barcode).await.unwrap();
+        assert_eq!(answer.body, format!("{id} succeeded"));
+        assert_eq!(
+            h.provider.calls(),
+            vec![format!("create {id}"), format!("query {id}")]
+        );
+        assert_eq!(h.payment(&id).status, PaymentStatus::Succeeded);
+    }
+
+    #[tokio::test]
+    async fn a_provider_amount_other_than_ours_changes_nothing() {
+        let h = Harness::new();
+        let mut wrong = cny("1.00");
+        wrong = Money::from_minor(wrong.minor() * 100, wrong.currency());
+        h.provider.next_payment(Ok(Ok(paid(
+            wit::PaymentStatus::Succeeded,
+            &money_of(wrong.minor(), "CNY"),
+        ))));
+        let err = pay(&h, "k1", "1.00", Method::Barcode).await.unwrap_err();
+        assert!(matches!(err, PaymentError::OutcomeUnknown(_)), "{err:?}");
+        let id = h.store.pending_payment_ids().unwrap().pop().unwrap();
+        assert_eq!(h.payment(&id).status, PaymentStatus::Pending);
+    }
+
+    #[tokio::test]
+    async fn a_pending_qr_payment_is_cancelled_at_the_provider() {
+        let h = Harness::new();
+        h.provider.next_payment(Ok(Ok(paid(
+            wit::PaymentStatus::Pending,
+            &money_of(300, "CNY"),
+        ))));
+        let created = pay(&h, "k1", "3.00", Method::Qr).await.unwrap();
+        let id = id_of(&created);
+        assert_eq!(h.payment(&id).status, PaymentStatus::Pending);
+        let cancelled = cancel_payment(&h.payments, h.claim("k2"), h.payment(&id), &render_payment)
+            .await
+            .unwrap();
+        assert_eq!(cancelled.body, format!("{id} cancelled"));
+        assert_eq!(h.payment(&id).status, PaymentStatus::Cancelled);
+        assert!(h.provider.calls().contains(&format!("cancel {id}")));
+    }
+
+    #[tokio::test]
+    async fn concurrent_refunds_never_sum_above_the_payment() {
+        let h = Harness::new();
+        let id = id_of(&pay(&h, "k1", "100.00", Method::Barcode).await.unwrap());
+        let payment = h.payment(&id);
+        let refunds = (0..6).map(|i| {
+            let payments = h.payments.clone();
+            let caller = h.caller.clone();
+            let claim = h.claim(&format!("r{i}"));
+            let payment = payment.clone();
+            tokio::spawn(async move {
+                let new = NewRefund {
+                    payment_id: payment.id.clone(),
+                    amount: Some(cny("30.00")),
+                    reason: None,
+                };
+                create_refund(&payments, &caller, claim, payment, new, &render_refund).await
+            })
+        });
+        let mut succeeded = 0;
+        let mut refused = 0;
+        for task in refunds.collect::<Vec<_>>() {
+            match task.await.unwrap() {
+                Ok(_) => succeeded += 1,
+                Err(PaymentError::RefundExceedsPayment { .. }) => refused += 1,
+                Err(other) => panic!("unexpected {other:?}"),
+            }
+        }
+        assert_eq!((succeeded, refused), (3, 3));
+        let stored = h.store.refunds_of(&id).unwrap();
+        let total: i64 = stored
+            .iter()
+            .filter(|r| r.status == RefundStatus::Succeeded)
+            .map(|r| r.amount_minor)
+            .sum();
+        assert_eq!(total, 9_000);
+        assert_eq!(h.payment(&id).refunded_minor, 9_000);
+    }
+}
