@@ -187,3 +187,125 @@ async fn resolve(
     );
     Ok(observed.moved())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::payments::service::create_payment;
+    use crate::plugins::types as wit;
+    use crate::testkit::{Harness, new_payment, paid, render_payment};
+
+    fn settings() -> JanitorSettings {
+        JanitorSettings {
+            interval: Duration::from_millis(1_000),
+            barcode_timeout_ms: 60_000,
+            idempotency_retention_ms: 3_600_000,
+        }
+    }
+
+    /// A payment the provider left pending, by `method`.
+    async fn pending(h: &Harness, key: &str, method: Method) -> String {
+        h.provider.next_payment(Ok(Ok(paid(
+            wit::PaymentStatus::Pending,
+            &wit::Money {
+                minor: 500,
+                currency: "CNY".into(),
+                exponent: 2,
+            },
+        ))));
+        let answer = create_payment(
+            &h.payments,
+            &h.caller,
+            h.claim(key),
+            new_payment("5.00", method),
+            &render_payment,
+        )
+        .await
+        .unwrap();
+        answer.body.split(' ').next().unwrap().to_owned()
+    }
+
+    #[tokio::test]
+    async fn young_payments_are_left_to_their_request_then_queried() {
+        let h = Harness::new();
+        let id = pending(&h, "k1", Method::Qr).await;
+        assert_eq!(sweep(&h.payments, &settings()).await.unwrap(), 0);
+        assert_eq!(h.provider.calls(), vec![format!("create {id}")]);
+
+        h.clock.advance_ms(1_000);
+        assert_eq!(sweep(&h.payments, &settings()).await.unwrap(), 1);
+        assert_eq!(h.provider.calls().last(), Some(&format!("query {id}")));
+        assert_eq!(h.payment(&id).status, PaymentStatus::Succeeded);
+    }
+
+    #[tokio::test]
+    async fn a_barcode_payment_past_its_timeout_is_cancelled_and_a_qr_one_past_expiry_expires() {
+        let h = Harness::new();
+        let barcode = pending(&h, "k1", Method::Barcode).await;
+        let qr = pending(&h, "k2", Method::Qr).await;
+        // Both still pending at the provider when asked before their deadlines.
+        for _ in 0..2 {
+            h.provider.next_payment(Ok(Ok(paid(
+                wit::PaymentStatus::Pending,
+                &wit::Money {
+                    minor: 500,
+                    currency: "CNY".into(),
+                    exponent: 2,
+                },
+            ))));
+        }
+        h.clock.advance_ms(2_000);
+        assert_eq!(sweep(&h.payments, &settings()).await.unwrap(), 0);
+
+        h.clock.advance_ms(60_000);
+        // The qr payment is asked about again (still pending); the barcode one is cancelled.
+        h.provider.next_payment(Ok(Ok(paid(
+            wit::PaymentStatus::Pending,
+            &wit::Money {
+                minor: 500,
+                currency: "CNY".into(),
+                exponent: 2,
+            },
+        ))));
+        assert_eq!(sweep(&h.payments, &settings()).await.unwrap(), 1);
+        assert_eq!(h.payment(&barcode).status, PaymentStatus::Cancelled);
+        assert_eq!(h.payment(&qr).status, PaymentStatus::Pending);
+        assert!(h.provider.calls().contains(&format!("cancel {barcode}")));
+
+        h.clock.advance_ms(7_200_000);
+        assert_eq!(sweep(&h.payments, &settings()).await.unwrap(), 1);
+        assert_eq!(h.payment(&qr).status, PaymentStatus::Expired);
+        assert!(h.provider.calls().contains(&format!("cancel {qr}")));
+    }
+
+    #[tokio::test]
+    async fn finished_keys_are_forgotten_after_their_retention_only() {
+        let h = Harness::new();
+        // A request whose outcome is unknown keeps its key claimed, to be resumed.
+        h.provider
+            .next_payment(Ok(Err(wit::ProviderError::UnknownOutcome("lost".into()))));
+        create_payment(
+            &h.payments,
+            &h.caller,
+            h.claim("k1"),
+            new_payment("5.00", Method::Barcode),
+            &render_payment,
+        )
+        .await
+        .unwrap_err();
+        let done = create_payment(
+            &h.payments,
+            &h.caller,
+            h.claim("k2"),
+            new_payment("5.00", Method::Barcode),
+            &render_payment,
+        )
+        .await
+        .unwrap();
+        assert!(!done.replayed);
+        assert_eq!(expire_keys(&h.payments, &settings()).unwrap(), 0);
+        h.clock.advance_ms(3_600_001);
+        // The finished key goes; the one still in progress (a pending payment) stays.
+        assert_eq!(expire_keys(&h.payments, &settings()).unwrap(), 1);
+    }
+}

@@ -157,3 +157,106 @@ pub enum NoticeError {
     #[error(transparent)]
     Onboarding(onboarding::OnboardingError),
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::method::Method;
+    use crate::domain::state::PaymentStatus;
+    use crate::payments::service::create_payment;
+    use crate::testkit::{Harness, MERCHANT, PROVIDER, new_payment, paid, render_payment};
+
+    fn reply() -> wit::Reply {
+        wit::Reply {
+            status: 200,
+            content_type: "text/plain".into(),
+            body: b"success".to_vec(),
+        }
+    }
+
+    fn cny(minor: i64) -> wit::Money {
+        wit::Money {
+            minor,
+            currency: "CNY".into(),
+            exponent: 2,
+        }
+    }
+
+    fn payment_notice(h: &Harness, id: &str, status: wit::PaymentStatus, minor: i64) {
+        h.provider.next_notice(Ok(Ok(wit::NotificationResult {
+            updates: vec![wit::Update::Payment(wit::PaymentUpdate {
+                payment_id: id.into(),
+                outcome: paid(status, &cny(minor)),
+            })],
+            reply: reply(),
+        })));
+    }
+
+    async fn notify(h: &Harness, merchant: &str) -> Result<NoticeOutcome, NoticeError> {
+        handle_notice(
+            &h.payments,
+            &h.onboarding,
+            PROVIDER,
+            merchant,
+            Vec::new(),
+            b"{}".to_vec(),
+        )
+        .await
+        .map(|(_, outcome)| outcome)
+    }
+
+    async fn pending_qr(h: &Harness) -> String {
+        h.provider
+            .next_payment(Ok(Ok(paid(wit::PaymentStatus::Pending, &cny(500)))));
+        let answer = create_payment(
+            &h.payments,
+            &h.caller,
+            h.claim("k1"),
+            new_payment("5.00", Method::Qr),
+            &render_payment,
+        )
+        .await
+        .unwrap();
+        answer.body.split(' ').next().unwrap().to_owned()
+    }
+
+    #[tokio::test]
+    async fn a_notice_applies_once_and_a_contradicting_one_changes_nothing() {
+        let h = Harness::new();
+        let id = pending_qr(&h).await;
+
+        payment_notice(&h, &id, wit::PaymentStatus::Succeeded, 500);
+        let first = notify(&h, MERCHANT).await.unwrap();
+        assert_eq!(first.applied, 1);
+        assert_eq!(h.payment(&id).status, PaymentStatus::Succeeded);
+
+        payment_notice(&h, &id, wit::PaymentStatus::Succeeded, 500);
+        assert_eq!(notify(&h, MERCHANT).await.unwrap().duplicates, 1);
+
+        payment_notice(&h, &id, wit::PaymentStatus::Failed, 500);
+        assert_eq!(notify(&h, MERCHANT).await.unwrap().conflicts, 1);
+        assert_eq!(h.payment(&id).status, PaymentStatus::Succeeded);
+    }
+
+    #[tokio::test]
+    async fn a_notice_with_another_amount_or_an_unknown_object_changes_nothing() {
+        let h = Harness::new();
+        let id = pending_qr(&h).await;
+
+        payment_notice(&h, &id, wit::PaymentStatus::Succeeded, 1);
+        let outcome = notify(&h, MERCHANT).await.unwrap();
+        assert_eq!(outcome.refused, 1);
+        assert_eq!(h.payment(&id).status, PaymentStatus::Pending);
+
+        payment_notice(&h, "pay_nobody", wit::PaymentStatus::Succeeded, 500);
+        assert_eq!(notify(&h, MERCHANT).await.unwrap().unknown, 1);
+    }
+
+    #[tokio::test]
+    async fn a_notice_for_a_merchant_that_does_not_take_the_provider_is_refused_unread() {
+        let h = Harness::new();
+        let err = notify(&h, "m_other").await.unwrap_err();
+        assert!(matches!(err, NoticeError::UnknownRecipient), "{err:?}");
+        assert!(h.provider.calls().is_empty(), "the plugin never saw it");
+    }
+}
