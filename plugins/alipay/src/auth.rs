@@ -1,5 +1,6 @@
 //! What Alipay's RSA2 signatures cover, and finding it in what Alipay sends. Pure: the
-//! signing and verifying themselves are the host's (`keys`), called from the flow.
+//! signing and verifying themselves are the host's (`keys`), which the flow and the notices
+//! reach through `Env`.
 //!
 //! - A request is signed over every non-empty parameter except `sign` (so `sign_type` *is*
 //!   covered), sorted by key, joined as `k=v&k=v` with raw (not URL-encoded) values.
@@ -264,40 +265,15 @@ impl Scanner<'_> {
 }
 
 #[cfg(test)]
-pub(crate) mod tests {
+mod tests {
     use super::*;
+    use crate::testkit::{rsa2_sign_pem, rsa2_verifies};
 
     fn pairs(items: &[(&str, &str)]) -> Vec<(String, String)> {
         items
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect()
-    }
-
-    /// Verifies `signature` over `data` with a PEM public key, natively (tests only).
-    pub(crate) fn rsa2_verifies(public_key_pem: &str, data: &[u8], signature: &[u8]) -> bool {
-        use rsa::pkcs1v15::{Signature, VerifyingKey};
-        use rsa::pkcs8::DecodePublicKey;
-        use rsa::signature::Verifier;
-        let key = rsa::RsaPublicKey::from_public_key_pem(public_key_pem).expect("a public key");
-        let Ok(signature) = Signature::try_from(signature) else {
-            return false;
-        };
-        VerifyingKey::<sha2::Sha256>::new(key)
-            .verify(data, &signature)
-            .is_ok()
-    }
-
-    /// Signs `data` natively with a PEM (PKCS#8) private key (tests only).
-    pub(crate) fn rsa2_sign(private_key_pem: &str, data: &[u8]) -> Vec<u8> {
-        use rsa::pkcs1v15::SigningKey;
-        use rsa::pkcs8::DecodePrivateKey;
-        use rsa::signature::{SignatureEncoding, Signer};
-        let key = rsa::RsaPrivateKey::from_pkcs8_pem(private_key_pem).expect("a private key");
-        SigningKey::<sha2::Sha256>::new(key)
-            .sign(data)
-            .to_bytes()
-            .to_vec()
     }
 
     #[test]
@@ -473,7 +449,7 @@ pub(crate) mod tests {
         let node = "{\"code\":\"10000\",\"msg\":\"Success\",\"buyer_logon_id\":\"159****5620\",\
                     \"subject\":\"\\u8bed\\u96c0 \\\"VIP\\\" {500}\",\"trade_no\":\"2013112011001004330000121536\",\
                     \"out_trade_no\":\"pay_1\",\"trade_status\":\"TRADE_SUCCESS\",\"total_amount\":\"88.88\"}";
-        let signature = encode_signature(&rsa2_sign(private_pem, node.as_bytes()));
+        let signature = encode_signature(&rsa2_sign_pem(private_pem, node.as_bytes()));
         let body = format!("{{\"alipay_trade_query_response\":{node},\"sign\":\"{signature}\"}}");
         let split = split_response(&body, "alipay.trade.query").unwrap();
         let sig = decode_signature(split.sign.as_deref().unwrap()).unwrap();

@@ -3,22 +3,26 @@
 //! parameters without `sign` and `sign_type`, to be answered with the plain text
 //! `success` (anything else and Alipay sends it again, up to 8 times over about 25 hours).
 //!
-//! Pure: [`read`] builds what the signature covers, the flow has the host verify it, then
+//! [`parse_notification`] is the entry point (`lib.rs` calls it with the real host). The
+//! steps are pure: [`read`] builds what the signature covers, the host verifies it, then
 //! [`updates`] turns the verified parameters into what changed; [`handle`] chains the three
-//! with the signature check it is given (the host's, or the fuzz target's stand-in). A
-//! notice about a refund needs one more step, which the flow takes with the refund query
-//! ([`refund_update`]): see [`RefundNotice`].
+//! with the signature check it is given (the `Env`'s, or the fuzz target's stand-in). A
+//! notice about a refund needs one more step, a call to Alipay: the refund query
+//! (`flow::query_refund_state`), whose answer [`refund_update`] reads; see [`RefundNotice`].
 
 use std::collections::BTreeMap;
 
 use paygate_plugin_api::keys::KeyError;
 use paygate_plugin_api::{
-    Money, Notification, NotificationRejected, PaymentResult, PaymentStatus, PaymentUpdate,
-    RefundResult, RefundStatus, RefundUpdate, Reply, Update, form,
+    Money, Notification, NotificationRejected, NotificationResult, PaymentResult, PaymentStatus,
+    PaymentUpdate, RefundResult, RefundStatus, RefundUpdate, Reply, Update, form,
 };
 
-use crate::sign;
-use crate::transform::{ALIPAY_PUBLIC_KEY, Settings, reported_amount, status_of_trade};
+use crate::auth;
+use crate::env::Env;
+use crate::flow::{self, Client};
+use crate::settings::{Settings, key_names::ALIPAY_PUBLIC_KEY};
+use crate::transform::{Effect, reported_amount, status_of_trade};
 
 /// Notices larger than this are refused unread (Alipay's are a few KiB).
 pub const MAX_NOTICE_BYTES: usize = 256 * 1024;
@@ -42,8 +46,8 @@ pub struct Notice {
 pub struct Reported {
     /// What changed (at most the notice's payment).
     pub updates: Vec<Update>,
-    /// The refund the notice is about, if it names one: the flow asks the refund query for
-    /// its own amount and state ([`refund_update`]).
+    /// The refund the notice is about, if it names one: [`parse_notification`] asks the
+    /// refund query for its own amount and state ([`refund_update`]).
     pub refund: Option<RefundNotice>,
 }
 
@@ -62,8 +66,46 @@ pub struct RefundNotice {
     pub refunded_total: Option<Money>,
 }
 
+/// `parse-notification`: verifies an Alipay trade notice (RSA2 with `alipay_public_key`),
+/// checks it is for this merchant's application, and reports what changed; answers
+/// `success`. A notice about a refund (`out_biz_no`) also reports the refund, with its own
+/// amount from `alipay.trade.fastpay.refund.query` (the notice's `refund_fee` is the
+/// trade's cumulative total: see [`RefundNotice`]).
+pub fn parse_notification(
+    env: &impl Env,
+    notice: &Notification,
+) -> Result<NotificationResult, NotificationRejected> {
+    let (parsed, reported) = handle(notice, |data, signature| {
+        env.verify(ALIPAY_PUBLIC_KEY, data, signature)
+    })?;
+    let mut updates = reported.updates;
+    if let Some(refund) = &reported.refund {
+        let settings = flow::settings(&notice.merchant, Effect::Read)
+            .map_err(|e| rejected(format!("{e:?}")))?;
+        let client = Client::new(env, &settings);
+        match flow::query_refund_state(&client, &refund.out_trade_no, &refund.refund_id) {
+            Ok(outcome) => updates.extend(refund_update(refund, outcome).map_err(rejected)?),
+            Err(e) => env.warn(&format!(
+                "alipay notice names refund {}, but its query failed ({e:?}); query-refund settles it",
+                refund.refund_id
+            )),
+        }
+    }
+    if updates.is_empty() {
+        env.info(&format!(
+            "alipay notice acknowledged without a change (notify_type {:?}, trade_status {:?})",
+            parsed.params.get("notify_type"),
+            parsed.params.get("trade_status"),
+        ));
+    }
+    Ok(NotificationResult {
+        updates,
+        reply: accepted(),
+    })
+}
+
 /// A notice read, verified and turned into what changed: [`read`], then `verify` (the
-/// host's `keys::verify` with `alipay_public_key` in the plugin; a stand-in when fuzzed
+/// `Env`'s, with `alipay_public_key`, in [`parse_notification`]; a stand-in when fuzzed
 /// natively) over the signing string and the signature, then [`updates`]. Returns the
 /// notice too, for the log.
 pub fn handle(
@@ -111,9 +153,9 @@ pub fn read(body: &[u8]) -> Result<Notice, String> {
         .get("sign")
         .filter(|s| !s.is_empty())
         .ok_or_else(|| "the notice has no sign".to_string())?;
-    let signature = sign::decode_signature(sign_text)?;
+    let signature = auth::decode_signature(sign_text)?;
     if let Some(sign_type) = params.get("sign_type").filter(|t| !t.is_empty())
-        && sign_type != sign::SIGN_TYPE
+        && sign_type != auth::SIGN_TYPE
     {
         return Err(format!(
             "sign_type \"{}\" is not supported (RSA2 only)",
@@ -129,7 +171,7 @@ pub fn read(body: &[u8]) -> Result<Notice, String> {
         ));
     }
     Ok(Notice {
-        signing_string: sign::notify_signing_string(&pairs),
+        signing_string: auth::notify_signing_string(&pairs),
         params,
         signature,
     })
@@ -155,7 +197,7 @@ pub fn read(body: &[u8]) -> Result<Notice, String> {
 ///
 /// A notice with `out_biz_no` (a refund's notice: `out_biz_no` is our refund id,
 /// `refund_fee` the trade's refunded total) that reports a change also names the refund
-/// ([`Reported::refund`]) for the flow to settle with the refund query.
+/// ([`Reported::refund`]) for [`parse_notification`] to settle with the refund query.
 pub fn updates(params: &BTreeMap<String, String>, settings: &Settings) -> Result<Reported, String> {
     let field = |name: &str| {
         params
@@ -229,9 +271,10 @@ pub fn updates(params: &BTreeMap<String, String>, settings: &Settings) -> Result
 ///   the notice's `refund_fee` (the trade's refunded total includes this refund);
 /// - pending: none yet (the gateway's own `query-refund` settles it later).
 ///
-/// (When the query fails or is unusable the flow reports no refund update either, for the
-/// same reason, and the notice's payment update still stands: refusing the notice would
-/// make Alipay resend it, but would also count a genuine notice as a forged one.)
+/// (When the query fails or is unusable [`parse_notification`] reports no refund update
+/// either, for the same reason, and the notice's payment update still stands: refusing the
+/// notice would make Alipay resend it, but would also count a genuine notice as a forged
+/// one.)
 pub fn refund_update(
     refund: &RefundNotice,
     outcome: RefundResult,
@@ -273,7 +316,7 @@ pub fn rejected(reason: String) -> NotificationRejected {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sign::tests::rsa2_verifies;
+    use crate::testkit::rsa2_verifies;
 
     struct Vector {
         public_key_pem: String,
@@ -346,7 +389,7 @@ mod tests {
     fn the_vector_only_verifies_without_sign_type() {
         let v = vector();
         let notice = read(&body(&v.params)).unwrap();
-        let with_sign_type = sign::request_signing_string(&v.params);
+        let with_sign_type = auth::request_signing_string(&v.params);
         assert!(with_sign_type.contains("sign_type=RSA2"));
         assert!(!rsa2_verifies(
             &v.public_key_pem,
@@ -732,5 +775,192 @@ mod tests {
             (no.reply.status, no.reply.body.as_slice()),
             (400, b"fail".as_slice())
         );
+    }
+}
+
+/// [`parse_notification`] as the plugin runs it, against a fake Alipay: notices signed (or
+/// not) with the sandbox platform key, and the refund query a refund's notice needs.
+#[cfg(test)]
+mod parse_notification_tests {
+    use super::*;
+    use crate::testkit::*;
+    use crate::transform::METHOD_REFUND_QUERY;
+    use serde_json::json;
+
+    fn rejection(env: &FakeEnv, notice: &Notification) -> String {
+        match parse_notification(env, notice) {
+            Err(rejected) => {
+                assert_eq!(rejected.reply.status, 400);
+                assert_eq!(rejected.reply.body, b"fail");
+                rejected.reason
+            }
+            Ok(result) => panic!("accepted: {:?}", result.updates),
+        }
+    }
+
+    fn with(
+        params: &[(&'static str, &'static str)],
+        extra: &[(&'static str, &'static str)],
+    ) -> Vec<(&'static str, &'static str)> {
+        let mut out: Vec<_> = params
+            .iter()
+            .filter(|(k, _)| !extra.iter().any(|(e, _)| e == k))
+            .copied()
+            .collect();
+        out.extend_from_slice(extra);
+        out
+    }
+
+    fn payment_update(update: &Update) -> &PaymentUpdate {
+        match update {
+            Update::Payment(update) => update,
+            other => panic!("a payment update expected, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_signed_trade_notice_is_accepted_and_reports_the_payment() {
+        let env = FakeEnv::new(vec![]);
+        let result = parse_notification(&env, &env.notice(&paid_notice(), Signing::Good)).unwrap();
+        assert_eq!(result.reply.status, 200);
+        assert_eq!(result.reply.body, b"success");
+        let [update] = &result.updates[..] else {
+            panic!("one update expected: {:?}", result.updates);
+        };
+        let update = payment_update(update);
+        assert_eq!(update.payment_id, PAYMENT_ID);
+        assert_eq!(update.outcome.status, PaymentStatus::Succeeded);
+        assert_eq!(update.outcome.provider_reference.as_deref(), Some(TRADE_NO));
+        assert_eq!(update.outcome.payer.as_deref(), Some(BUYER_ID));
+        let amount = update.outcome.amount.as_ref().unwrap();
+        assert_eq!((amount.minor, amount.currency.as_str()), (1250, "CNY"));
+        // Nothing to ask Alipay, nothing to log.
+        assert!(env.sent.borrow().is_empty());
+        assert!(env.infos.borrow().is_empty());
+        // A closed, unpaid trade: cancelled.
+        let closed = with(&paid_notice(), &[("trade_status", "TRADE_CLOSED")]);
+        let result = parse_notification(&env, &env.notice(&closed, Signing::Good)).unwrap();
+        assert_eq!(
+            payment_update(&result.updates[0]).outcome.status,
+            PaymentStatus::Cancelled
+        );
+    }
+
+    #[test]
+    fn a_notice_that_changes_nothing_is_acknowledged_and_logged() {
+        let env = FakeEnv::new(vec![]);
+        let waiting = with(&paid_notice(), &[("trade_status", "WAIT_BUYER_PAY")]);
+        let result = parse_notification(&env, &env.notice(&waiting, Signing::Good)).unwrap();
+        assert!(result.updates.is_empty());
+        assert_eq!(result.reply.body, b"success");
+        let infos = env.infos.borrow();
+        assert_eq!(infos.len(), 1);
+        assert!(infos[0].contains("WAIT_BUYER_PAY"), "{}", infos[0]);
+    }
+
+    #[test]
+    fn forged_tampered_or_foreign_notices_are_rejected() {
+        let env = FakeEnv::new(vec![]);
+        for signing in [Signing::Forged, Signing::WrongKey] {
+            let reason = rejection(&env, &env.notice(&paid_notice(), signing));
+            assert!(reason.contains("does not verify"), "{signing:?}: {reason}");
+        }
+        let reason = rejection(&env, &env.notice(&paid_notice(), Signing::Unsigned));
+        assert!(reason.contains("no sign"), "{reason}");
+        // Signed, then changed on the way: 0.01 cannot become 1250.00.
+        let mut tampered = env.notice(&paid_notice(), Signing::Good);
+        let body = String::from_utf8(tampered.body).unwrap();
+        assert!(body.contains("total_amount=12.50"));
+        tampered.body = body
+            .replace("total_amount=12.50", "total_amount=1250.00")
+            .into_bytes();
+        assert!(rejection(&env, &tampered).contains("does not verify"));
+        // Genuine, but for another application or seller.
+        let other_app = with(&paid_notice(), &[("app_id", "2021000000009999")]);
+        let reason = rejection(&env, &env.notice(&other_app, Signing::Good));
+        assert!(reason.contains("app_id"), "{reason}");
+        let other_seller = with(&paid_notice(), &[("seller_id", "2088999999999999")]);
+        let reason = rejection(&env, &env.notice(&other_seller, Signing::Good));
+        assert!(reason.contains("seller_id"), "{reason}");
+        // Genuine, but without the fields a change needs.
+        let no_amount: Vec<_> = paid_notice()
+            .into_iter()
+            .filter(|(k, _)| *k != "total_amount")
+            .collect();
+        let reason = rejection(&env, &env.notice(&no_amount, Signing::Good));
+        assert!(reason.contains("total_amount"), "{reason}");
+        // Not a form at all.
+        let mut garbage = env.notice(&paid_notice(), Signing::Good);
+        garbage.body = b"{\"trade_status\":\"TRADE_SUCCESS\"}".to_vec();
+        assert!(rejection(&env, &garbage).contains("no sign"));
+        assert!(env.sent.borrow().is_empty());
+    }
+
+    fn refund_notice() -> Vec<(&'static str, &'static str)> {
+        with(
+            &paid_notice(),
+            &[
+                ("out_biz_no", REFUND_ID),
+                ("refund_fee", "5.00"),
+                ("gmt_refund", "2024-03-15 10:00:00.000"),
+            ],
+        )
+    }
+
+    fn refund_queried(amount: &str) -> Scripted {
+        answer(
+            METHOD_REFUND_QUERY,
+            json!({"code": "10000", "out_trade_no": PAYMENT_ID, "out_request_no": REFUND_ID,
+                   "total_amount": "12.50", "refund_amount": amount,
+                   "refund_status": "REFUND_SUCCESS"}),
+        )
+    }
+
+    #[test]
+    fn a_refund_notice_reports_the_refund_with_its_own_amount_from_the_query() {
+        let env = FakeEnv::new(vec![refund_queried("5.00")]);
+        let result =
+            parse_notification(&env, &env.notice(&refund_notice(), Signing::Good)).unwrap();
+        let [payment, Update::Refund(refund)] = &result.updates[..] else {
+            panic!(
+                "a payment and a refund update expected: {:?}",
+                result.updates
+            );
+        };
+        assert_eq!(
+            payment_update(payment).outcome.status,
+            PaymentStatus::Succeeded
+        );
+        assert_eq!(refund.refund_id, REFUND_ID);
+        assert_eq!(refund.outcome.status, RefundStatus::Succeeded);
+        assert_eq!(refund.outcome.amount.as_ref().map(|m| m.minor), Some(500));
+        assert_eq!(
+            env.sent_biz(0),
+            json!({"out_trade_no": PAYMENT_ID, "out_request_no": REFUND_ID})
+        );
+        assert_eq!(env.sent_methods(), [METHOD_REFUND_QUERY]);
+    }
+
+    #[test]
+    fn a_refund_notice_whose_query_fails_still_reports_the_payment() {
+        let env = FakeEnv::new(vec![Scripted::Fail(http_timeout())]);
+        let result =
+            parse_notification(&env, &env.notice(&refund_notice(), Signing::Good)).unwrap();
+        assert_eq!(result.updates.len(), 1);
+        payment_update(&result.updates[0]);
+        let warnings = env.warnings.borrow();
+        assert_eq!(warnings.len(), 1);
+        assert!(warnings[0].contains(REFUND_ID), "{}", warnings[0]);
+    }
+
+    #[test]
+    fn a_refund_larger_than_the_notices_refunded_total_is_rejected() {
+        let env = FakeEnv::new(vec![refund_queried("6.00")]);
+        let reason = rejection(&env, &env.notice(&refund_notice(), Signing::Good));
+        assert!(reason.contains("refund_fee"), "{reason}");
+    }
+
+    fn http_timeout() -> paygate_plugin_api::http::Error {
+        paygate_plugin_api::http::Error::Timeout
     }
 }

@@ -1,6 +1,6 @@
 //! Merchant onboarding through Alipay's indirect "直付通" (ZFT) sub-merchant APIs, pure:
 //! our application materials and bank accounts into Alipay's parameters, Alipay's answers
-//! into our onboarding and binding results. No host calls here; the flow is in `lib.rs`.
+//! into our onboarding and binding results. No host calls here; the flow is in `flow.rs`.
 //!
 //! - onboard: `ant.merchant.expand.indirect.zft.create`, `external_id` = our activation id;
 //! - query-onboarding: `ant.merchant.expand.indirect.zftorder.query` by `external_id`;
@@ -18,7 +18,8 @@ use paygate_plugin_api::{
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use crate::transform::{Code, Effect, Reply, Settings, out_no, text_field, type_name};
+use crate::settings::Settings;
+use crate::transform::{Code, Effect, Reply, out_no, text_field, type_name};
 
 pub const METHOD_ZFT_CREATE: &str = "ant.merchant.expand.indirect.zft.create";
 pub const METHOD_ZFT_ORDER_QUERY: &str = "ant.merchant.expand.indirect.zftorder.query";

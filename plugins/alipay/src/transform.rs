@@ -1,16 +1,16 @@
 //! Pure transformations: our requests into Alipay's parameters, Alipay's answers into our
-//! results. No host calls here (the clock's value and the settings come in as arguments),
-//! so everything is unit-tested natively.
+//! results. No host calls here (the timestamp and the settings come in as arguments), so
+//! everything is unit-tested natively; `flow` sends what these build and hands back what
+//! Alipay answered once its signature verified.
 
 use paygate_plugin_api::{
-    Money, PaymentResult, PaymentStatus, ProviderError, RefundResult, RefundStatus, http,
+    Money, PaymentResult, PaymentStatus, ProviderError, RefundRequest, RefundResult, RefundStatus,
+    http,
 };
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use serde_json::{Map, Value};
 
-/// Key names under `[merchants.providers.alipay.keys]`.
-pub const APP_PRIVATE_KEY: &str = "app_private_key";
-pub const ALIPAY_PUBLIC_KEY: &str = "alipay_public_key";
+use crate::settings::Settings;
 
 /// The content type of every gateway call (all parameters in the form body).
 pub const CONTENT_TYPE: &str = "application/x-www-form-urlencoded;charset=utf-8";
@@ -44,94 +44,7 @@ pub const CODE_MIN_LENGTH: u8 = 16;
 pub const CODE_MAX_LENGTH: u8 = 24;
 
 // ---------------------------------------------------------------------------------------
-// Merchant settings
-
-/// The merchant's non-secret settings (`merchant.settings_json`).
-#[derive(Debug, Clone, Deserialize)]
-pub struct Settings {
-    /// The Alipay application id (`app_id`).
-    pub app_id: String,
-    /// The full URL of `gateway.do`.
-    pub gateway_url: String,
-    /// The seller's Alipay user id (2088...); sent when set, and notices must match it.
-    #[serde(default)]
-    pub seller_id: Option<String>,
-    /// The sub-merchant id (`smid`) Alipay gave a merchant onboarded through the platform
-    /// (the gateway passes its activation's provider reference): names the sub-merchant a
-    /// settlement account is bound for.
-    #[serde(default)]
-    pub sub_merchant_id: Option<String>,
-}
-
-impl Settings {
-    pub fn parse(json: &str) -> Result<Settings, String> {
-        let settings: Settings =
-            serde_json::from_str(json).map_err(|e| format!("alipay settings: {e}"))?;
-        if settings.app_id.trim().is_empty() {
-            return Err("alipay settings: app_id is empty".into());
-        }
-        let url = settings.gateway_url.as_str();
-        if !(url.starts_with("https://") || url.starts_with("http://")) {
-            return Err(format!(
-                "alipay settings: gateway_url \"{url}\" is not an http(s) URL"
-            ));
-        }
-        Ok(Settings {
-            seller_id: settings.seller_id.filter(|s| !s.trim().is_empty()),
-            sub_merchant_id: settings
-                .sub_merchant_id
-                .map(|s| s.trim().to_owned())
-                .filter(|s| !s.is_empty()),
-            ..settings
-        })
-    }
-}
-
-// ---------------------------------------------------------------------------------------
-// Time, money and the other values we send
-
-/// `yyyy-MM-dd HH:mm:ss` in Beijing time (UTC+8, no daylight saving) for a Unix time in
-/// milliseconds: Alipay's `timestamp`.
-pub fn beijing_timestamp(unix_millis: u64) -> String {
-    let seconds = unix_millis / 1000 + 8 * 3600;
-    let days = seconds / 86_400;
-    let of_day = seconds % 86_400;
-    let (year, month, day) = civil_date(days);
-    format!(
-        "{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02}",
-        of_day / 3600,
-        of_day % 3600 / 60,
-        of_day % 60
-    )
-}
-
-/// The proleptic Gregorian date `days` after 1970-01-01.
-///
-/// Counts in 400-year cycles (146097 days each) of years that start on 1 March, so the
-/// leap day is the last day of its year and month lengths follow a fixed 153-day pattern
-/// per five months.
-pub fn civil_date(days: u64) -> (u64, u32, u32) {
-    // 1970-01-01 is day 719468 counted from 0000-03-01.
-    let since_0000_03_01 = days + 719_468;
-    let cycle = since_0000_03_01 / 146_097;
-    let day_of_cycle = since_0000_03_01 % 146_097; // 0..=146096
-    // Years into the cycle: remove the leap days before `day_of_cycle` (one per 4 years,
-    // none per 100, one per 400; the cycle's very last day is the 400th year's leap day).
-    let year_of_cycle =
-        (day_of_cycle - day_of_cycle / 1460 + day_of_cycle / 36_524 - day_of_cycle / 146_096) / 365; // 0..=399
-    let day_of_year =
-        day_of_cycle - (365 * year_of_cycle + year_of_cycle / 4 - year_of_cycle / 100); // 0..=365
-    // Months from March: 31,30,31,30,31 | 31,30,31,30,31 | 31,28/29.
-    let month_from_march = (5 * day_of_year + 2) / 153; // 0..=11
-    let day = (day_of_year - (153 * month_from_march + 2) / 5 + 1) as u32;
-    let month = if month_from_march < 10 {
-        month_from_march + 3
-    } else {
-        month_from_march - 9
-    } as u32;
-    let year = cycle * 400 + year_of_cycle + u64::from(month <= 2);
-    (year, month, day)
-}
+// Money and the other values we send
 
 /// Our money as Alipay's yuan string with exactly two decimals (`"12.50"`), exactly: no
 /// floats. Only positive CNY amounts; any exponent whose value is a whole number of fen.
@@ -357,6 +270,24 @@ pub fn create_call(
     }
 }
 
+/// Builds the `alipay.trade.refund` call from our request: `out_request_no` is our refund
+/// id, the reason (when not blank) is cut to Alipay's 256 characters. `Err` is final and
+/// nothing was sent.
+pub fn refund_call(request: &RefundRequest) -> Result<RefundBiz, ProviderError> {
+    let invalid = ProviderError::InvalidRequest;
+    Ok(RefundBiz {
+        out_trade_no: request.payment.payment_id.clone(),
+        refund_amount: alipay_amount(&request.amount).map_err(invalid)?,
+        out_request_no: out_no(&request.refund_id, "refund_id").map_err(invalid)?,
+        refund_reason: request
+            .reason
+            .as_deref()
+            .map(str::trim)
+            .filter(|r| !r.is_empty())
+            .map(|r| r.chars().take(256).collect()),
+    })
+}
+
 /// The common parameters of a gateway call, without `sign`, in a fixed order.
 pub fn request_params(
     settings: &Settings,
@@ -370,7 +301,7 @@ pub fn request_params(
         ("method", method),
         ("format", "JSON"),
         ("charset", "utf-8"),
-        ("sign_type", crate::sign::SIGN_TYPE),
+        ("sign_type", crate::auth::SIGN_TYPE),
         ("timestamp", timestamp),
         ("version", "1.0"),
     ]
@@ -954,48 +885,6 @@ mod tests {
     }
 
     #[test]
-    fn beijing_time_is_utc_plus_eight() {
-        assert_eq!(beijing_timestamp(0), "1970-01-01 08:00:00");
-        // The vector's gmt_create, 2019-08-15 15:56:22 Beijing = 07:56:22Z.
-        assert_eq!(beijing_timestamp(1_565_855_782_000), "2019-08-15 15:56:22");
-        assert_eq!(beijing_timestamp(1_565_855_782_999), "2019-08-15 15:56:22");
-        // The Beijing date rolls over at 16:00Z.
-        assert_eq!(beijing_timestamp(1_704_038_399_000), "2023-12-31 23:59:59");
-        assert_eq!(beijing_timestamp(1_704_038_400_000), "2024-01-01 00:00:00");
-        // Leap days, including the century rules.
-        assert_eq!(beijing_timestamp(1_709_136_000_000), "2024-02-29 00:00:00");
-        assert_eq!(beijing_timestamp(951_753_600_000), "2000-02-29 00:00:00");
-        assert_eq!(civil_date(47_541), (2100, 3, 1)); // 2100 is not a leap year
-        assert_eq!(civil_date(47_540), (2100, 2, 28));
-        assert_eq!(beijing_timestamp(4_102_415_999_000), "2099-12-31 23:59:59");
-    }
-
-    #[test]
-    fn civil_dates_count_every_day_in_order() {
-        // Walk 1970..2500 day by day and check each date follows the previous one.
-        let days_in = |y: u64, m: u32| match m {
-            4 | 6 | 9 | 11 => 30,
-            2 if (y.is_multiple_of(4) && !y.is_multiple_of(100)) || y.is_multiple_of(400) => 29,
-            2 => 28,
-            _ => 31,
-        };
-        let mut expected = (1970u64, 1u32, 1u32);
-        for days in 0..193_000u64 {
-            assert_eq!(civil_date(days), expected, "day {days}");
-            let (y, m, d) = expected;
-            expected = if d < days_in(y, m) {
-                (y, m, d + 1)
-            } else if m < 12 {
-                (y, m + 1, 1)
-            } else {
-                (y + 1, 1, 1)
-            };
-        }
-        // Far away still works (no overflow).
-        let _ = beijing_timestamp(u64::MAX);
-    }
-
-    #[test]
     fn amounts_are_exact_yuan_strings() {
         assert_eq!(yuan(&cny(1)).unwrap(), "0.01");
         assert_eq!(yuan(&cny(10)).unwrap(), "0.10");
@@ -1075,27 +964,6 @@ mod tests {
         assert!(out_no(&"x".repeat(65), "payment_id").is_err());
         assert!(out_no("", "payment_id").is_err());
         assert_eq!(out_no("pay_1", "payment_id").unwrap(), "pay_1");
-    }
-
-    #[test]
-    fn settings_are_checked() {
-        assert_eq!(settings().app_id, "2021000000000001");
-        assert_eq!(settings().seller_id, None);
-        let with_seller = Settings::parse(
-            r#"{"app_id":"1","gateway_url":"https://openapi.alipay.com/gateway.do","seller_id":"2088","extra":1}"#,
-        )
-        .unwrap();
-        assert_eq!(with_seller.seller_id.as_deref(), Some("2088"));
-        assert!(Settings::parse("{}").unwrap_err().contains("app_id"));
-        assert!(
-            Settings::parse(r#"{"app_id":"1"}"#)
-                .unwrap_err()
-                .contains("gateway_url")
-        );
-        assert!(Settings::parse(r#"{"app_id":" ","gateway_url":"https://x"}"#).is_err());
-        assert!(Settings::parse(r#"{"app_id":"1","gateway_url":"ftp://x"}"#).is_err());
-        assert!(Settings::parse(r#"{"app_id":1,"gateway_url":"https://x"}"#).is_err());
-        assert!(Settings::parse("not json").is_err());
     }
 
     #[test]

@@ -16,9 +16,9 @@ use paygate_plugin_api::{
     ProviderError, RefundRef, RefundRequest, RefundResult, http,
 };
 
-use crate::applyment::{self, Applyment, ApplymentState, Submitted};
 use crate::auth::{self, SignatureError, SignedHeaders};
 use crate::env::Env;
+use crate::onboarding::{self, Applyment, ApplymentState, Submitted};
 use crate::settings::{Settings, key_names};
 use crate::transform::{
     self, Answer, Call, Ended, ExpectedOrder, ExpectedRefund, RefundParams, Trade, TradeState,
@@ -62,7 +62,7 @@ impl<'a, E: Env> Client<'a, E> {
 
     /// Like `send`, for a request whose body has fields WeChat Pay wants encrypted under its
     /// public key: it also carries `Wechatpay-Serial: {wechatpay_public_key_id}`, the key
-    /// they would be encrypted with. (They are not: see `applyment`.)
+    /// they would be encrypted with. (They are not: see `onboarding`.)
     pub fn send_sensitive(
         &self,
         call: Call,
@@ -369,14 +369,14 @@ fn query_applyment(
     client: &Client<'_, impl Env>,
     business_code: &str,
 ) -> Result<Option<Applyment>, ProviderError> {
-    applyment::check_business_code("activation id", business_code)?;
+    onboarding::check_business_code("activation id", business_code)?;
     let response = client.send(
         Call::QueryApplyment,
         "GET",
-        &applyment::paths::applyment(business_code),
+        &onboarding::paths::applyment(business_code),
         None,
     )?;
-    applyment::interpret_applyment(answer(&response), business_code)
+    onboarding::interpret_applyment(answer(&response), business_code)
 }
 
 /// `onboard`: submits the applyment with `business_code` = our activation id. Submitting
@@ -388,11 +388,11 @@ pub fn onboard(
     request: &OnboardingRequest,
 ) -> Result<OnboardingResult, ProviderError> {
     let settings = Settings::parse(&request.merchant.settings_json)?;
-    let materials = applyment::Materials::parse(&request.materials_json)?;
-    let body = applyment::applyment(&settings, &request.activation_id, &materials)?;
+    let materials = onboarding::Materials::parse(&request.materials_json)?;
+    let body = onboarding::applyment(&settings, &request.activation_id, &materials)?;
     let client = Client::new(env, &settings, &request.activation_id);
-    let response = client.send_sensitive(Call::Applyment, applyment::paths::APPLYMENT, &body)?;
-    match applyment::interpret_submit(answer(&response))? {
+    let response = client.send_sensitive(Call::Applyment, onboarding::paths::APPLYMENT, &body)?;
+    match onboarding::interpret_submit(answer(&response))? {
         Submitted::Applied(result) => Ok(result),
         Submitted::InProgress => match query_applyment(&client, &request.activation_id)? {
             Some(found) => Ok(found.result()),
@@ -433,7 +433,7 @@ fn sub_merchant(
     let configured = settings.sub_mchid.as_deref();
     let Some(activation_id) = settings.activation_id.as_deref() else {
         return match configured {
-            Some(s) if applyment::is_sub_mchid(s) => Ok(s.to_owned()),
+            Some(s) if onboarding::is_sub_mchid(s) => Ok(s.to_owned()),
             Some(_) => Err(ProviderError::InvalidRequest(
                 "wechatpay merchant settings: `sub_mchid` must be digits".into(),
             )),
@@ -478,15 +478,15 @@ pub fn bind_account(
     request: &BindingRequest,
 ) -> Result<BindingResult, ProviderError> {
     let settings = Settings::parse(&request.merchant.settings_json)?;
-    let body = applyment::modify_settlement(request)?;
+    let body = onboarding::modify_settlement(request)?;
     let client = Client::new(env, &settings, &request.bank_account_id);
     let sub_mchid = sub_merchant(&client, &settings)?;
     let response = client.send_sensitive(
         Call::ModifySettlement,
-        &applyment::paths::modify_settlement(&sub_mchid),
+        &onboarding::paths::modify_settlement(&sub_mchid),
         &body,
     )?;
-    applyment::interpret_modify(answer(&response))
+    onboarding::interpret_modify(answer(&response))
 }
 
 /// `query-binding`: finds the sub-merchant; with an `application_no` (our
@@ -500,7 +500,7 @@ pub fn query_binding(env: &impl Env, binding: &BindingRef) -> Result<BindingResu
     let reference = binding.provider_reference.clone().filter(|r| !r.is_empty());
     if reference
         .as_deref()
-        .is_some_and(|r| !applyment::is_application_no(r))
+        .is_some_and(|r| !onboarding::is_application_no(r))
     {
         return Err(ProviderError::InvalidRequest(format!(
             "wechatpay: {:?} is not a settlement application_no",
@@ -515,10 +515,10 @@ pub fn query_binding(env: &impl Env, binding: &BindingRef) -> Result<BindingResu
         let response = client.send(
             call,
             "GET",
-            &applyment::paths::settlement_application(&sub_mchid, application_no),
+            &onboarding::paths::settlement_application(&sub_mchid, application_no),
             None,
         )?;
-        let change = applyment::interpret_account(call, answer(&response))?.ok_or_else(|| {
+        let change = onboarding::interpret_account(call, answer(&response))?.ok_or_else(|| {
             ProviderError::Unavailable(format!(
                 "wechatpay {}: WeChat Pay has no settlement change {application_no} for sub-merchant {sub_mchid}",
                 call.name()
@@ -530,8 +530,13 @@ pub fn query_binding(env: &impl Env, binding: &BindingRef) -> Result<BindingResu
         changed_to = change.account_number;
     }
     let call = Call::QuerySettlement;
-    let response = client.send(call, "GET", &applyment::paths::settlement(&sub_mchid), None)?;
-    let current = applyment::interpret_account(call, answer(&response))?.ok_or_else(|| {
+    let response = client.send(
+        call,
+        "GET",
+        &onboarding::paths::settlement(&sub_mchid),
+        None,
+    )?;
+    let current = onboarding::interpret_account(call, answer(&response))?.ok_or_else(|| {
         ProviderError::Unavailable(format!(
             "wechatpay {}: sub-merchant {sub_mchid} has no settlement account",
             call.name()

@@ -10,7 +10,7 @@
 //!
 //! Layout (the Hyperswitch connector split): `flow` decides which endpoint, signs and
 //! authenticates; `transform` turns our requests into WeChat Pay's JSON and its answers
-//! into our results (pure); `applyment` does the same for onboarding and settlement
+//! into our results (pure); `onboarding` does the same for onboarding and settlement
 //! accounts (pure); `auth` builds and checks signatures (pure); `notify` handles
 //! notifications; `time` formats `+08:00` times; `settings` reads the merchant's
 //! configuration; `env` is the one door to the host, which the tests replace with a fake
@@ -18,13 +18,13 @@
 
 use paygate_plugin_api::*;
 
-mod applyment;
 mod auth;
 mod env;
 mod flow;
 #[cfg(any(test, feature = "fuzzing"))]
 pub mod fuzzing;
 mod notify;
+mod onboarding;
 mod settings;
 mod time;
 mod transform;
