@@ -21,11 +21,11 @@ use crate::monitor::Monitor;
 use crate::plugins::Providers;
 use crate::plugins::types as wit;
 use crate::plugins::{CallError, PluginFault};
-use crate::store::{Begin, Claim, Store, StoreError};
+use crate::store::{Begin, Claim, PaymentStore, StoreError};
 
 /// The payments use cases and what they work with: nothing else of the daemon.
 pub struct Payments {
-    pub store: Arc<Store>,
+    pub store: Arc<dyn PaymentStore>,
     pub plugins: Arc<dyn Providers>,
     pub merchants: Arc<MerchantDirectory>,
     pub monitor: Arc<Monitor>,
@@ -499,7 +499,7 @@ fn record_report(
         ),
     };
     if let Some(error) = resumable_error {
-        svc.store.update_payment(payment_id, |p| {
+        svc.store.update_payment(payment_id, &|p| {
             p.provider_step = step;
             p.updated_at_ms = svc.clock.now_ms();
             Some(Vec::new())
@@ -509,7 +509,7 @@ fn record_report(
     // An answer about another amount than ours is not believed: the payment stays where it
     // was, its outcome unknown, for the janitor to ask again (and a human to look).
     let mismatch = std::cell::RefCell::new(None);
-    let updated = svc.store.update_payment(payment_id, |p| {
+    let updated = svc.store.update_payment(payment_id, &|p| {
         let mut events = Vec::new();
         p.updated_at_ms = svc.clock.now_ms();
         *mismatch.borrow_mut() = result
@@ -828,7 +828,7 @@ pub(crate) fn end_locally(
     payment_id: &str,
     to: PaymentStatus,
 ) -> Result<PaymentRecord, PaymentError> {
-    let updated = svc.store.update_payment(payment_id, |p| {
+    let updated = svc.store.update_payment(payment_id, &|p| {
         if !p.provider.is_empty() || p.status.transition(to) != Transition::Move {
             return None;
         }
@@ -880,7 +880,7 @@ pub async fn choose_wallet(
                 "wallet \"{provider}\" cannot pay this payment"
             )));
         }
-        svc.store.update_payment(payment_id, |p| {
+        svc.store.update_payment(payment_id, &|p| {
             if !p.provider.is_empty() {
                 return None;
             }
@@ -1092,7 +1092,7 @@ async fn drive_refund(
                 Err(e) => (ProviderStep::OutcomeUnknown, call_error(e)),
                 Ok(Ok(_)) | Ok(Err(_)) => unreachable!("handled above"),
             };
-            svc.store.update_refund(refund_id, |r, _| {
+            svc.store.update_refund(refund_id, &|r, _| {
                 r.provider_step = step;
                 r.updated_at_ms = svc.clock.now_ms();
                 Some(Vec::new())
@@ -1102,7 +1102,7 @@ async fn drive_refund(
     };
     let _turn = svc.store.write_turn().await;
     let mismatch = std::cell::RefCell::new(None);
-    let updated = svc.store.update_refund(refund_id, |r, p| {
+    let updated = svc.store.update_refund(refund_id, &|r, p| {
         let mut events = Vec::new();
         r.updated_at_ms = svc.clock.now_ms();
         *mismatch.borrow_mut() =
@@ -1313,7 +1313,7 @@ pub(crate) fn observe_status(
 ) -> Result<Observed, StoreError> {
     // What the change decided (set by the closure, read after the store returns).
     let decision = std::cell::RefCell::new(Observed::Unknown);
-    let found = svc.store.update_payment(payment_id, |p| {
+    let found = svc.store.update_payment(payment_id, &|p| {
         if sender.is_some_and(|s| !s.owns(&p.merchant_id, &p.provider)) {
             *decision.borrow_mut() = Observed::Foreign;
             return None;
@@ -1383,7 +1383,7 @@ pub(crate) fn observe_refund_status(
 ) -> Result<Observed, StoreError> {
     let to = refund_status_of(reported.status);
     let decision = std::cell::RefCell::new(Observed::Unknown);
-    let found = svc.store.update_refund(refund_id, |r, p| {
+    let found = svc.store.update_refund(refund_id, &|r, p| {
         if sender.is_some_and(|s| !s.owns(&r.merchant_id, &r.provider)) {
             *decision.borrow_mut() = Observed::Foreign;
             return None;

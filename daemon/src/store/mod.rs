@@ -13,8 +13,11 @@
 mod alerts;
 mod artifacts;
 pub mod commit;
+#[cfg(test)]
+mod conformance;
 mod merchants;
 mod payments;
+pub mod port;
 pub use artifacts::ArtifactDigests;
 mod space;
 mod txn;
@@ -22,6 +25,7 @@ mod verify;
 
 pub use merchants::OnboardingChange;
 pub use payments::{Begin, Claim};
+pub use port::{PaymentStore, WriteTurn};
 pub use space::Room;
 pub use verify::Report as VerifyReport;
 

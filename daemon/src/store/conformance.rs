@@ -1,0 +1,446 @@
+//! The storage port's conformance suite: the invariants of `port.rs`, checked against any
+//! engine. An engine is tested by calling [`run`] with a way to open it on a directory
+//! (`#[test] fn sled_conforms()` below; later engines add theirs beside it).
+
+use std::path::Path;
+use std::sync::Arc;
+
+use super::port::PaymentStore;
+use super::{Begin, Claim, StoreError};
+use crate::domain::method::Method;
+use crate::domain::records::{EventRecord, PaymentRecord, ProviderStep, RefundRecord};
+use crate::domain::state::{PaymentStatus, RefundStatus};
+
+/// Opens the engine on `dir` (the same `dir` again after the previous handle is dropped
+/// must find what was made durable).
+pub type Open<'a> = &'a dyn Fn(&Path) -> Result<Arc<dyn PaymentStore>, StoreError>;
+
+/// Every check, each on a fresh directory.
+pub fn run(open: Open<'_>) {
+    type Check = fn(Open<'_>);
+    let checks: &[(&str, Check)] = &[
+        (
+            "a key is claimed with its object",
+            key_claimed_with_its_object,
+        ),
+        (
+            "order ids are unique per merchant",
+            order_ids_are_unique_per_merchant,
+        ),
+        (
+            "refunds never exceed the payment",
+            refunds_never_exceed_the_payment,
+        ),
+        (
+            "concurrent refunds never exceed the payment",
+            concurrent_refunds_never_exceed_the_payment,
+        ),
+        (
+            "every change appends its events",
+            every_change_appends_its_events,
+        ),
+        (
+            "durable writes survive a reopen",
+            durable_writes_survive_a_reopen,
+        ),
+        (
+            "finished keys expire, others stay",
+            finished_keys_expire_others_stay,
+        ),
+    ];
+    for (name, check) in checks {
+        eprintln!("conformance: {name}");
+        check(open);
+    }
+}
+
+fn fresh(open: Open<'_>) -> (tempfile::TempDir, Arc<dyn PaymentStore>) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path()).expect("the engine opens on an empty directory");
+    (dir, store)
+}
+
+fn claim(key: &str, fingerprint: &str) -> Claim {
+    Claim {
+        api_key_id: "key_test".into(),
+        key: key.into(),
+        fingerprint: fingerprint.into(),
+    }
+}
+
+fn payment(id: &str, merchant: &str, order_id: Option<&str>, amount_minor: i64) -> PaymentRecord {
+    PaymentRecord {
+        id: id.into(),
+        merchant_id: merchant.into(),
+        provider: "fake".into(),
+        method: Method::Barcode,
+        amount_minor,
+        currency: "CNY".into(),
+        status: PaymentStatus::Pending,
+        order_id: order_id.map(str::to_owned),
+        description: None,
+        terminal_id: None,
+        auth_code: None,
+        provider_reference: None,
+        qr_code: None,
+        payer: None,
+        failure: None,
+        metadata: Default::default(),
+        created_at_ms: 1_000,
+        updated_at_ms: 1_000,
+        expires_at_ms: None,
+        refund_reserved_minor: 0,
+        refunded_minor: 0,
+        provider_step: ProviderStep::NotSent,
+        api_key_id: "key_test".into(),
+        payment_url: None,
+        link_wallet: None,
+    }
+}
+
+fn refund(id: &str, payment_id: &str, amount_minor: i64) -> RefundRecord {
+    RefundRecord {
+        id: id.into(),
+        payment_id: payment_id.into(),
+        merchant_id: "m_a".into(),
+        provider: "fake".into(),
+        amount_minor,
+        currency: "CNY".into(),
+        status: RefundStatus::Pending,
+        reason: None,
+        provider_reference: None,
+        failure: None,
+        created_at_ms: 2_000,
+        updated_at_ms: 2_000,
+        provider_step: ProviderStep::NotSent,
+        api_key_id: "key_test".into(),
+    }
+}
+
+fn event(kind: &str, object_id: &str) -> EventRecord {
+    EventRecord {
+        id: format!("evt_{kind}_{object_id}"),
+        kind: kind.into(),
+        created_at_ms: 1_000,
+        object_id: object_id.into(),
+        data: serde_json::json!({}),
+        object: None,
+    }
+}
+
+/// A succeeded payment of `amount_minor`, ready to refund.
+fn paid(store: &dyn PaymentStore, id: &str, amount_minor: i64) {
+    let created = store
+        .begin_payment(
+            &claim(&format!("k_{id}"), "fp"),
+            &payment(id, "m_a", None, amount_minor),
+            &event("payment.created", id),
+        )
+        .unwrap();
+    assert_eq!(created, Begin::Created);
+    store
+        .update_payment(id, &|p| {
+            p.status = PaymentStatus::Succeeded;
+            Some(vec![event("payment.succeeded", &p.id)])
+        })
+        .unwrap()
+        .expect("the payment exists");
+}
+
+fn key_claimed_with_its_object(open: Open<'_>) {
+    let (_dir, store) = fresh(open);
+    let first = claim("k1", "fp1");
+    let record = payment("pay_1", "m_a", None, 500);
+    let created = event("payment.created", "pay_1");
+    assert_eq!(
+        store.begin_payment(&first, &record, &created).unwrap(),
+        Begin::Created
+    );
+    assert_eq!(store.payment("pay_1").unwrap(), Some(record.clone()));
+    assert_eq!(
+        store.pending_payment_ids().unwrap(),
+        vec!["pay_1".to_owned()]
+    );
+
+    // The same request again, unfinished: resume the object it created (nothing new).
+    let retry = payment("pay_2", "m_a", None, 500);
+    assert_eq!(
+        store.begin_payment(&first, &retry, &created).unwrap(),
+        Begin::Resume {
+            object_id: "pay_1".into()
+        }
+    );
+    assert_eq!(store.payment("pay_2").unwrap(), None);
+    // Another request with the key: refused.
+    assert_eq!(
+        store
+            .begin_payment(&claim("k1", "other"), &retry, &created)
+            .unwrap(),
+        Begin::KeyReused
+    );
+    // Finished: replayed byte for byte.
+    store
+        .finish_claim(&first, 201, "{\"id\":\"pay_1\"}", 1_500)
+        .unwrap();
+    assert_eq!(
+        store.begin_payment(&first, &retry, &created).unwrap(),
+        Begin::Replay {
+            status: 201,
+            body: "{\"id\":\"pay_1\"}".into()
+        }
+    );
+    assert_eq!(store.payment("pay_2").unwrap(), None);
+}
+
+fn order_ids_are_unique_per_merchant(open: Open<'_>) {
+    let (_dir, store) = fresh(open);
+    let e = event("payment.created", "x");
+    let begin = |key: &str, id: &str, merchant: &str| {
+        store
+            .begin_payment(
+                &claim(key, key),
+                &payment(id, merchant, Some("order-7"), 100),
+                &e,
+            )
+            .unwrap()
+    };
+    assert_eq!(begin("k1", "pay_1", "m_a"), Begin::Created);
+    assert_eq!(
+        begin("k2", "pay_2", "m_a"),
+        Begin::OrderIdInUse {
+            payment_id: "pay_1".into()
+        }
+    );
+    assert_eq!(store.payment("pay_2").unwrap(), None);
+    // The claim of a refused request is not taken: the key can be used again.
+    assert_eq!(begin("k2", "pay_3", "m_b"), Begin::Created);
+}
+
+fn refunds_never_exceed_the_payment(open: Open<'_>) {
+    let (_dir, store) = fresh(open);
+    let e = event("refund.created", "x");
+    // Not refundable before it succeeded.
+    store
+        .begin_payment(&claim("kp", "fp"), &payment("pay_p", "m_a", None, 100), &e)
+        .unwrap();
+    assert_eq!(
+        store
+            .begin_refund(&claim("r0", "fp"), &refund("re_0", "pay_p", 10), &e)
+            .unwrap(),
+        Begin::NotRefundable {
+            status: PaymentStatus::Pending
+        }
+    );
+    assert_eq!(
+        store
+            .begin_refund(&claim("r0", "fp"), &refund("re_0", "pay_none", 10), &e)
+            .unwrap(),
+        Begin::PaymentMissing
+    );
+
+    paid(store.as_ref(), "pay_1", 10_000);
+    let begin = |key: &str, id: &str, amount: i64| {
+        store
+            .begin_refund(&claim(key, key), &refund(id, "pay_1", amount), &e)
+            .unwrap()
+    };
+    assert_eq!(begin("r1", "re_1", 6_000), Begin::Created);
+    // One minor unit over what remains is refused; exactly what remains is taken.
+    assert_eq!(
+        begin("r2", "re_2", 4_001),
+        Begin::ExceedsPayment {
+            refundable_minor: 4_000
+        }
+    );
+    assert_eq!(begin("r3", "re_3", 4_000), Begin::Created);
+    assert_eq!(
+        store
+            .payment("pay_1")
+            .unwrap()
+            .unwrap()
+            .refund_reserved_minor,
+        10_000
+    );
+    let mut ids: Vec<String> = store
+        .refunds_of("pay_1")
+        .unwrap()
+        .into_iter()
+        .map(|r| r.id)
+        .collect();
+    ids.sort();
+    assert_eq!(ids, ["re_1", "re_3"]);
+
+    // A failed refund gives its amount back (through the change the use case makes).
+    store
+        .update_refund("re_1", &|r, p| {
+            r.status = RefundStatus::Failed;
+            p.refund_reserved_minor -= r.amount_minor;
+            Some(vec![event("refund.failed", &r.id)])
+        })
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        store.refund("re_1").unwrap().unwrap().status,
+        RefundStatus::Failed
+    );
+    assert_eq!(begin("r4", "re_4", 6_000), Begin::Created);
+}
+
+fn concurrent_refunds_never_exceed_the_payment(open: Open<'_>) {
+    let (_dir, store) = fresh(open);
+    paid(store.as_ref(), "pay_1", 10_000);
+    let threads: Vec<_> = (0..8)
+        .map(|i| {
+            let store = store.clone();
+            std::thread::spawn(move || {
+                store
+                    .begin_refund(
+                        &claim(&format!("r{i}"), "fp"),
+                        &refund(&format!("re_{i}"), "pay_1", 3_000),
+                        &event("refund.created", &format!("re_{i}")),
+                    )
+                    .unwrap()
+            })
+        })
+        .collect();
+    let created = threads
+        .into_iter()
+        .map(|t| t.join().unwrap())
+        .filter(|b| *b == Begin::Created)
+        .count();
+    assert_eq!(created, 3);
+    let reserved: i64 = store
+        .refunds_of("pay_1")
+        .unwrap()
+        .iter()
+        .map(|r| r.amount_minor)
+        .sum();
+    assert_eq!(reserved, 9_000);
+    assert_eq!(
+        store
+            .payment("pay_1")
+            .unwrap()
+            .unwrap()
+            .refund_reserved_minor,
+        9_000
+    );
+}
+
+fn every_change_appends_its_events(open: Open<'_>) {
+    let (_dir, store) = fresh(open);
+    paid(store.as_ref(), "pay_1", 100);
+    let kinds = |store: &dyn PaymentStore| -> Vec<String> {
+        store
+            .events()
+            .unwrap()
+            .into_iter()
+            .map(|e| e.kind)
+            .collect()
+    };
+    assert_eq!(
+        kinds(store.as_ref()),
+        ["payment.created", "payment.succeeded"]
+    );
+    let event = store.events().unwrap().pop().unwrap();
+    assert_eq!(event.object_id, "pay_1");
+    // The event carries the record as it was right after the change.
+    let snapshot: PaymentRecord = event.object.expect("a snapshot").read().unwrap();
+    assert_eq!(snapshot.status, PaymentStatus::Succeeded);
+    // A terminal payment leaves the work list.
+    assert!(store.pending_payment_ids().unwrap().is_empty());
+
+    // A declined change writes nothing.
+    let before = store.payment("pay_1").unwrap();
+    let declined = store
+        .update_payment("pay_1", &|p| {
+            p.amount_minor = 1;
+            None
+        })
+        .unwrap();
+    assert_eq!(
+        declined.map(|p| p.amount_minor),
+        Some(1),
+        "the caller sees what it made"
+    );
+    assert_eq!(store.payment("pay_1").unwrap(), before);
+    assert_eq!(kinds(store.as_ref()).len(), 2);
+    assert_eq!(
+        store
+            .update_payment("pay_none", &|_| Some(Vec::new()))
+            .unwrap(),
+        None
+    );
+}
+
+fn durable_writes_survive_a_reopen(open: Open<'_>) {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let store = open(dir.path()).unwrap();
+        paid(store.as_ref(), "pay_1", 700);
+        store
+            .finish_claim(&claim("k_pay_1", "fp"), 201, "done", 1_500)
+            .unwrap();
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.block_on(store.durable()).unwrap();
+    }
+    let store = open(dir.path()).expect("the engine reopens its directory");
+    let found = store
+        .payment("pay_1")
+        .unwrap()
+        .expect("durable before the reopen");
+    assert_eq!(
+        (found.status, found.amount_minor),
+        (PaymentStatus::Succeeded, 700)
+    );
+    assert_eq!(
+        store
+            .begin_payment(
+                &claim("k_pay_1", "fp"),
+                &payment("pay_2", "m_a", None, 1),
+                &event("payment.created", "pay_2")
+            )
+            .unwrap(),
+        Begin::Replay {
+            status: 201,
+            body: "done".into()
+        }
+    );
+}
+
+fn finished_keys_expire_others_stay(open: Open<'_>) {
+    let (_dir, store) = fresh(open);
+    let e = event("payment.created", "x");
+    for (key, id) in [("done", "pay_1"), ("open", "pay_2")] {
+        store
+            .begin_payment(&claim(key, "fp"), &payment(id, "m_a", None, 1), &e)
+            .unwrap();
+    }
+    store
+        .finish_claim(&claim("done", "fp"), 201, "x", 1_000)
+        .unwrap();
+    assert_eq!(store.expire_idempotency_keys(1_000).unwrap(), 0);
+    assert_eq!(store.expire_idempotency_keys(1_001).unwrap(), 1);
+    // The finished key is free again; the unfinished one still resumes its object.
+    assert_eq!(
+        store
+            .begin_payment(&claim("done", "fp"), &payment("pay_3", "m_a", None, 1), &e)
+            .unwrap(),
+        Begin::Created
+    );
+    assert_eq!(
+        store
+            .begin_payment(&claim("open", "fp"), &payment("pay_4", "m_a", None, 1), &e)
+            .unwrap(),
+        Begin::Resume {
+            object_id: "pay_2".into()
+        }
+    );
+}
+
+#[test]
+fn sled_conforms() {
+    run(&|dir| Ok(Arc::new(super::Store::open(dir)?) as Arc<dyn PaymentStore>));
+}

@@ -1,0 +1,175 @@
+//! The storage port of the payments use cases: what they ask of a store, and the invariants
+//! every engine keeps. sled (this module's [`Store`]) is the first engine; an engine is
+//! accepted when it passes the conformance suite (`conformance.rs`).
+//!
+//! Invariants:
+//! - **A key is claimed together with the object it creates**: `begin_payment` and
+//!   `begin_refund` record the object, its first event and the claim in one transaction, or
+//!   nothing.
+//! - **`order_id` is unique per merchant**: a second payment with the same order id is
+//!   refused with the payment that holds it.
+//! - **Refunds never exceed their payment**: the sum of a payment's refunds that have not
+//!   failed stays at or below its amount after every commit, whatever runs concurrently.
+//! - **Every change appends its events**, in the same transaction as the change.
+//! - **Durability before an answer**: once `durable()` returns, every write made before the
+//!   call survives a crash of the process.
+
+use super::{Begin, Claim, Store, StoreError};
+use crate::domain::records::{EventRecord, PaymentRecord, RefundRecord};
+
+/// Changes a payment; `None` declines (nothing is written). Returns the events to append.
+pub type PaymentChange<'a> = &'a dyn Fn(&mut PaymentRecord) -> Option<Vec<EventRecord>>;
+/// Changes a refund and its payment's refund totals together.
+pub type RefundChange<'a> =
+    &'a dyn Fn(&mut RefundRecord, &mut PaymentRecord) -> Option<Vec<EventRecord>>;
+
+/// A request path's turn at the writer (see [`Store::write_turn`]); engines without a
+/// single writer hand out an empty one.
+pub struct WriteTurn<'a>(#[allow(dead_code)] Option<tokio::sync::MutexGuard<'a, ()>>);
+
+impl WriteTurn<'_> {
+    pub fn none() -> WriteTurn<'static> {
+        WriteTurn(None)
+    }
+}
+
+#[async_trait::async_trait]
+pub trait PaymentStore: Send + Sync + 'static {
+    /// Claims `claim` and records `payment` with `event` atomically, unless the key or the
+    /// order id says otherwise.
+    fn begin_payment(
+        &self,
+        claim: &Claim,
+        payment: &PaymentRecord,
+        event: &EventRecord,
+    ) -> Result<Begin, StoreError>;
+    /// Claims `claim` and records `refund` against its payment atomically, reserving its
+    /// amount.
+    fn begin_refund(
+        &self,
+        claim: &Claim,
+        refund: &RefundRecord,
+        event: &EventRecord,
+    ) -> Result<Begin, StoreError>;
+    /// Claims `claim` for an action on the existing object `object_id` (a cancel).
+    fn claim(&self, claim: &Claim, object_id: &str, now_ms: i64) -> Result<Begin, StoreError>;
+    /// Finishes a key with the response its request answered.
+    fn finish_claim(
+        &self,
+        claim: &Claim,
+        status: u16,
+        body: &str,
+        now_ms: i64,
+    ) -> Result<(), StoreError>;
+    fn update_payment(
+        &self,
+        payment_id: &str,
+        change: PaymentChange<'_>,
+    ) -> Result<Option<PaymentRecord>, StoreError>;
+    fn update_refund(
+        &self,
+        refund_id: &str,
+        change: RefundChange<'_>,
+    ) -> Result<Option<RefundRecord>, StoreError>;
+    fn payment(&self, id: &str) -> Result<Option<PaymentRecord>, StoreError>;
+    fn refund(&self, id: &str) -> Result<Option<RefundRecord>, StoreError>;
+    fn refunds_of(&self, payment_id: &str) -> Result<Vec<RefundRecord>, StoreError>;
+    /// Payments not in a final state (the janitor's work list).
+    fn pending_payment_ids(&self) -> Result<Vec<String>, StoreError>;
+    fn pending_refund_ids(&self) -> Result<Vec<String>, StoreError>;
+    /// Forgets finished keys created before `before_ms`; keys in progress stay.
+    fn expire_idempotency_keys(&self, before_ms: i64) -> Result<usize, StoreError>;
+    /// Every event, oldest first.
+    fn events(&self) -> Result<Vec<EventRecord>, StoreError>;
+    /// Waits for this request path's turn to write.
+    async fn write_turn(&self) -> WriteTurn<'_>;
+    /// Resolves once every write made before the call is durable.
+    async fn durable(&self) -> Result<(), StoreError>;
+}
+
+#[async_trait::async_trait]
+impl PaymentStore for Store {
+    fn begin_payment(
+        &self,
+        claim: &Claim,
+        payment: &PaymentRecord,
+        event: &EventRecord,
+    ) -> Result<Begin, StoreError> {
+        Store::begin_payment(self, claim, payment, event)
+    }
+
+    fn begin_refund(
+        &self,
+        claim: &Claim,
+        refund: &RefundRecord,
+        event: &EventRecord,
+    ) -> Result<Begin, StoreError> {
+        Store::begin_refund(self, claim, refund, event)
+    }
+
+    fn claim(&self, claim: &Claim, object_id: &str, now_ms: i64) -> Result<Begin, StoreError> {
+        Store::claim(self, claim, object_id, now_ms)
+    }
+
+    fn finish_claim(
+        &self,
+        claim: &Claim,
+        status: u16,
+        body: &str,
+        now_ms: i64,
+    ) -> Result<(), StoreError> {
+        Store::finish_claim(self, claim, status, body, now_ms)
+    }
+
+    fn update_payment(
+        &self,
+        payment_id: &str,
+        change: PaymentChange<'_>,
+    ) -> Result<Option<PaymentRecord>, StoreError> {
+        Store::update_payment(self, payment_id, change)
+    }
+
+    fn update_refund(
+        &self,
+        refund_id: &str,
+        change: RefundChange<'_>,
+    ) -> Result<Option<RefundRecord>, StoreError> {
+        Store::update_refund(self, refund_id, change)
+    }
+
+    fn payment(&self, id: &str) -> Result<Option<PaymentRecord>, StoreError> {
+        Store::payment(self, id)
+    }
+
+    fn refund(&self, id: &str) -> Result<Option<RefundRecord>, StoreError> {
+        Store::refund(self, id)
+    }
+
+    fn refunds_of(&self, payment_id: &str) -> Result<Vec<RefundRecord>, StoreError> {
+        Store::refunds_of(self, payment_id)
+    }
+
+    fn pending_payment_ids(&self) -> Result<Vec<String>, StoreError> {
+        Store::pending_payment_ids(self)
+    }
+
+    fn pending_refund_ids(&self) -> Result<Vec<String>, StoreError> {
+        Store::pending_refund_ids(self)
+    }
+
+    fn expire_idempotency_keys(&self, before_ms: i64) -> Result<usize, StoreError> {
+        Store::expire_idempotency_keys(self, before_ms)
+    }
+
+    fn events(&self) -> Result<Vec<EventRecord>, StoreError> {
+        Store::events(self)
+    }
+
+    async fn write_turn(&self) -> WriteTurn<'_> {
+        WriteTurn(Some(Store::write_turn(self).await))
+    }
+
+    async fn durable(&self) -> Result<(), StoreError> {
+        Store::durable(self).await
+    }
+}
