@@ -266,7 +266,8 @@ impl Harness {
                 opening_hours: None,
                 keys_of: MERCHANT.into(),
             }],
-            None,
+            // The shop is also the platform that onboarded merchants collect under.
+            Some(MERCHANT),
         ));
         let metrics = Arc::new(Metrics::new());
         let monitor = Arc::new(Monitor::new(

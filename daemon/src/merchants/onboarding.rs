@@ -857,3 +857,154 @@ pub async fn sweep(onboarding: &Onboarding) -> Result<usize, StoreError> {
     onboarding.store.durable().await?;
     Ok(changed)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testkit::{Harness, PROVIDER};
+
+    fn input(name: &str) -> MerchantInput {
+        MerchantInput {
+            name: name.into(),
+            business_license_no: "91350100M000100Y43".into(),
+            tax_registration_no: "91350100M000100Y43".into(),
+            legal_person_name: "Zhang San".into(),
+            legal_person_id: "11010519491231002X".into(),
+            contact_name: "Li Si".into(),
+            contact_phone: "13800138000".into(),
+            contact_email: "li.si@example.cn".into(),
+            industry_code: "5812".into(),
+        }
+    }
+
+    fn outcome(status: wit::OnboardingStatus, reference: Option<&str>) -> wit::OnboardingResult {
+        wit::OnboardingResult {
+            status,
+            provider_reference: reference.map(str::to_owned),
+            rejection_reason: (status == wit::OnboardingStatus::Rejected)
+                .then(|| "licence unreadable".into()),
+        }
+    }
+
+    /// A merchant with a submitted activation at the fake provider.
+    async fn submitted(h: &Harness) -> ActivationRecord {
+        let actor = Actor::system();
+        create_merchant(&h.onboarding, &actor, "m_new", &input("Noodle Bar")).unwrap();
+        let activation = activate(&h.onboarding, &actor, "m_new", PROVIDER)
+            .await
+            .unwrap();
+        assert_eq!(activation.status, "submitted");
+        activation
+    }
+
+    #[tokio::test]
+    async fn an_activation_moves_forward_only() {
+        let h = Harness::new();
+        let activation = submitted(&h).await;
+        let owner = Some(("m_new", PROVIDER));
+        let apply = |status, reference| {
+            apply_onboarding(
+                &h.onboarding,
+                &Actor::system(),
+                &activation.id,
+                owner,
+                &outcome(status, reference),
+            )
+            .unwrap()
+        };
+        let status = || h.store.activation(&activation.id).unwrap().unwrap().status;
+
+        assert_eq!(
+            apply(wit::OnboardingStatus::UnderReview, None),
+            Observed::Decided(Transition::Move)
+        );
+        assert_eq!(status(), "under_review");
+        // A stale report of an earlier stage changes nothing.
+        assert_eq!(
+            apply(wit::OnboardingStatus::Submitted, None),
+            Observed::Decided(Transition::Same)
+        );
+        assert_eq!(status(), "under_review");
+        assert_eq!(
+            apply(wit::OnboardingStatus::Active, Some("2088-sub-1")),
+            Observed::Decided(Transition::Move)
+        );
+        assert_eq!(status(), "active");
+        // The merchant now collects through the provider.
+        assert!(
+            h.onboarding
+                .merchants
+                .get("m_new")
+                .unwrap()
+                .providers
+                .contains_key(PROVIDER)
+        );
+        // After active, a rejection contradicts it: a conflict, nothing changes.
+        assert_eq!(
+            apply(wit::OnboardingStatus::Rejected, None),
+            Observed::Decided(Transition::Conflict)
+        );
+        assert_eq!(status(), "active");
+        // The provider's reference, once set, is never replaced.
+        apply(wit::OnboardingStatus::Active, Some("2088-other"));
+        assert_eq!(
+            h.store
+                .activation(&activation.id)
+                .unwrap()
+                .unwrap()
+                .provider_reference
+                .as_deref(),
+            Some("2088-sub-1")
+        );
+    }
+
+    #[tokio::test]
+    async fn a_report_from_another_merchant_or_provider_changes_nothing() {
+        let h = Harness::new();
+        let activation = submitted(&h).await;
+        for owner in [("m_shop", PROVIDER), ("m_new", "other_wallet")] {
+            let observed = apply_onboarding(
+                &h.onboarding,
+                &Actor::system(),
+                &activation.id,
+                Some(owner),
+                &outcome(wit::OnboardingStatus::Active, None),
+            )
+            .unwrap();
+            assert_eq!(observed, Observed::Foreign, "{owner:?}");
+        }
+        assert_eq!(
+            h.store.activation(&activation.id).unwrap().unwrap().status,
+            "submitted"
+        );
+        let unknown = apply_onboarding(
+            &h.onboarding,
+            &Actor::system(),
+            "act_nobody",
+            None,
+            &outcome(wit::OnboardingStatus::Active, None),
+        )
+        .unwrap();
+        assert_eq!(unknown, Observed::Unknown);
+    }
+
+    #[tokio::test]
+    async fn a_rejected_application_can_be_submitted_again() {
+        let h = Harness::new();
+        let activation = submitted(&h).await;
+        apply_onboarding(
+            &h.onboarding,
+            &Actor::system(),
+            &activation.id,
+            None,
+            &outcome(wit::OnboardingStatus::Rejected, None),
+        )
+        .unwrap();
+        let again = activate(&h.onboarding, &Actor::system(), "m_new", PROVIDER)
+            .await
+            .unwrap();
+        assert_eq!(again.id, activation.id);
+        assert_eq!((again.status.as_str(), again.submissions), ("submitted", 2));
+        assert_eq!(again.rejection_reason, None);
+    }
+}
