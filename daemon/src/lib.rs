@@ -25,6 +25,7 @@ pub mod plugins;
 pub mod process;
 pub mod serve;
 pub mod server;
+pub mod settings;
 pub mod store;
 #[cfg(test)]
 pub mod testkit;

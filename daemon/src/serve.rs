@@ -86,9 +86,10 @@ async fn serve(config: Config) -> ExitCode {
         }
     };
     store.keep_free(config.store.min_free_mb.saturating_mul(1 << 20));
-    let listeners = match Listeners::bind(&config).await {
+    let listeners = match Listeners::bind(&config.listen_settings()).await {
         Ok(listeners) => listeners,
         Err(e) => {
+            let e = config.locate(e);
             tracing::error!("invalid config: {e}");
             eprintln!("paygated: invalid config: {e}");
             return ExitCode::from(EXIT_CONFIG);
@@ -205,7 +206,7 @@ async fn serve(config: Config) -> ExitCode {
             () = store_failed => {}
         }
     };
-    let settings = server::Settings::from_config(&config.server, state.metrics.clone());
+    let settings = config.connection_settings(state.metrics.clone());
     let outcome = server::serve(listeners, router, shutdown, settings).await;
     if let Drain::TimedOut { connections } = outcome {
         tracing::warn!(

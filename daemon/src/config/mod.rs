@@ -16,6 +16,8 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use crate::auth::Role;
+use crate::settings::FieldError;
+pub use crate::settings::KeySource;
 
 mod monitor;
 mod webhooks;
@@ -30,7 +32,7 @@ pub const DRAIN_TIMEOUT_MS_LIMIT: u64 = 5 * 60 * 1000;
 /// beyond an hour a connection bound is no bound.
 pub const CONNECTION_TIMEOUT_MS_LIMIT: u64 = 60 * 60 * 1000;
 /// Largest connection limit an operator may configure (per listener, and per peer).
-pub const MAX_CONNECTIONS_LIMIT: usize = 1_000_000;
+pub use crate::server::limits::MAX_CONNECTIONS_LIMIT;
 
 /// The whole configuration file.
 #[derive(Debug, Clone, Deserialize)]
@@ -465,33 +467,6 @@ pub struct MerchantProviderConfig {
     pub keys: BTreeMap<String, Spanned<String>>,
 }
 
-/// Where a merchant's key material comes from. The host reads it; plugins only name it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum KeySource {
-    File(PathBuf),
-    Env(String),
-    Inline(String),
-}
-
-impl KeySource {
-    pub fn parse(text: &str) -> Result<KeySource, String> {
-        let (kind, rest) = text
-            .split_once(':')
-            .ok_or_else(|| format!("\"{text}\" must start with file:, env: or inline:"))?;
-        if rest.is_empty() {
-            return Err(format!("\"{kind}:\" needs a value after the colon"));
-        }
-        match kind {
-            "file" => Ok(KeySource::File(PathBuf::from(rest))),
-            "env" => Ok(KeySource::Env(rest.to_owned())),
-            "inline" => Ok(KeySource::Inline(rest.to_owned())),
-            _ => Err(format!(
-                "unknown key source \"{kind}\"; use file:, env: or inline:"
-            )),
-        }
-    }
-}
-
 fn default_listen() -> Spanned<String> {
     Spanned::new(0..0, "127.0.0.1:8420".to_owned())
 }
@@ -689,6 +664,57 @@ impl Config {
         message: impl Into<String>,
     ) -> ConfigError {
         Locator::new(&self.origin.file, &self.origin.text).error(span, field, message)
+    }
+
+    /// `error`, placed at its field in the file (no position when the field is not written
+    /// there, e.g. a default).
+    pub fn locate(&self, error: FieldError) -> ConfigError {
+        let span = span_of(&self.origin.text, &error.field).unwrap_or(0..0);
+        self.error_at(span, error.field, error.message)
+    }
+
+    /// Where to listen.
+    pub fn listen_settings(&self) -> crate::server::ListenSettings {
+        crate::server::ListenSettings {
+            listen: self.listen_addr(),
+            unix_socket: self
+                .server
+                .unix_socket
+                .as_ref()
+                .map(|p| p.get_ref().clone()),
+            tls: self
+                .server
+                .tls
+                .as_ref()
+                .map(|tls| crate::server::tls::TlsSettings {
+                    cert_file: tls.cert_file.get_ref().clone(),
+                    key_file: tls.key_file.get_ref().clone(),
+                    client_ca_file: tls.client_ca_file.as_ref().map(|f| f.get_ref().clone()),
+                }),
+        }
+    }
+
+    /// How the server bounds its connections and its drain.
+    pub fn connection_settings(
+        &self,
+        metrics: std::sync::Arc<crate::metrics::Metrics>,
+    ) -> crate::server::Settings {
+        let server = &self.server;
+        let ms = |value: &Spanned<u64>| std::time::Duration::from_millis(*value.get_ref());
+        crate::server::Settings {
+            drain: ms(&server.drain_timeout_ms),
+            request_head_timeout: ms(&server.request_head_timeout_ms),
+            body_timeout: ms(&server.body_timeout_ms),
+            idle_timeout: ms(&server.idle_timeout_ms),
+            http2_keep_alive_interval: ms(&server.http2_keep_alive_interval_ms),
+            http2_keep_alive_timeout: ms(&server.http2_keep_alive_timeout_ms),
+            max_connections: server.max_connections.as_ref().map(|m| *m.get_ref()),
+            max_connections_per_peer: server
+                .max_connections_per_peer
+                .as_ref()
+                .map(|m| *m.get_ref()),
+            metrics,
+        }
     }
 
     /// The TCP address, already checked by [`Config::validate`].
@@ -1190,6 +1216,39 @@ pub fn is_merchant_id(id: &str) -> bool {
     })
 }
 
+/// Where the value of `field` (a dotted path, `plugins[1].path`) is written in `text`.
+fn span_of(text: &str, field: &str) -> Option<Range<usize>> {
+    use toml::de::{DeTable, DeValue};
+    let root = DeTable::parse(text).ok()?;
+    let mut span = root.span();
+    let mut table = Some(root.into_inner());
+    let mut value: Option<Spanned<DeValue<'_>>> = None;
+    for segment in field.split('.') {
+        let (name, index) = match segment.split_once('[') {
+            Some((name, rest)) => (name, rest.strip_suffix(']')?.parse::<usize>().ok()),
+            None => (segment, None),
+        };
+        let current = match value.take() {
+            Some(v) => match v.into_inner() {
+                DeValue::Table(t) => t,
+                _ => return None,
+            },
+            None => table.take()?,
+        };
+        let (_, found) = current.into_iter().find(|(k, _)| k.get_ref() == name)?;
+        let found = match index {
+            Some(i) => match found.into_inner() {
+                DeValue::Array(items) => items.get(i)?.clone(),
+                _ => return None,
+            },
+            None => found,
+        };
+        span = found.span();
+        value = Some(found);
+    }
+    Some(span)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1198,6 +1257,24 @@ mod tests {
 
     fn parse(text: &str) -> Result<Config, ConfigError> {
         Config::parse(Path::new("test.toml"), text)
+    }
+
+    #[test]
+    fn a_parts_field_error_is_placed_at_its_field() {
+        let text = "[server]\nlisten = \"127.0.0.1:1\"\n\n[[api_keys]]\nid = \"key_a\"\nrole = \"pos\"\nmerchants = [\"m_a\"]\nsha256 = \"HASH\"\n\n[[api_keys]]\nid = \"key_b\"\nrole = \"admin\"\nsha256 = \"HASH2\"\n"
+            .replace("HASH2", &"1".repeat(64))
+            .replace("HASH", HASH);
+        let config = parse(&text).unwrap();
+        let at = |field: &str| config.locate(FieldError::new(field, "wrong")).position;
+        assert_eq!(at("server.listen"), Some((2, 10)));
+        assert_eq!(at("api_keys[1].role"), Some((12, 8)));
+        assert_eq!(at("api_keys[0].merchants"), Some((7, 13)));
+        // Not written in the file (a default, or no such field): no position, still named.
+        assert_eq!(at("server.tls.cert_file"), None);
+        assert_eq!(at("api_keys[5].id"), None);
+        let err = config.locate(FieldError::new("server.unix_socket", "in use"));
+        assert_eq!(err.field.as_deref(), Some("server.unix_socket"));
+        assert_eq!(err.message, "in use");
     }
 
     #[test]

@@ -4,7 +4,8 @@
 use serde::Deserialize;
 use toml::Spanned;
 
-use super::{ConfigError, KeySource, Locator, check_name};
+use super::{ConfigError, Locator, check_name};
+use crate::settings::KeySource;
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]

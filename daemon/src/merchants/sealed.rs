@@ -8,8 +8,8 @@ use ring::aead::{AES_256_GCM, Aad, LessSafeKey, Nonce, UnboundKey};
 use ring::rand::{SecureRandom, SystemRandom};
 use zeroize::Zeroizing;
 
-use crate::config::KeySource;
 use crate::domain::records::Sealed;
+use crate::settings::KeySource;
 
 /// The master key.
 pub struct MasterKey {

@@ -14,7 +14,8 @@ use ring::signature::{self, EcdsaKeyPair, KeyPair, RsaKeyPair, UnparsedPublicKey
 use rsa::pkcs8::DecodePrivateKey;
 use zeroize::Zeroizing;
 
-use crate::config::{Config, ConfigError, KeySource};
+use crate::config::{Config, ConfigError};
+use crate::settings::KeySource;
 
 /// What a key can do, by what it is.
 enum KeyMaterial {

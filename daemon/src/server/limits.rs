@@ -37,6 +37,9 @@ pub fn raise_open_file_limit() -> u64 {
     }
 }
 
+/// The largest connection cap a config may set (per listener).
+pub const MAX_CONNECTIONS_LIMIT: usize = 1_000_000;
+
 /// The connection cap of each of `listeners` listeners when the config sets none: the open-file
 /// limit less [`FD_RESERVE`] (at least half the limit), shared evenly.
 pub fn automatic_max_connections(open_file_limit: u64, listeners: usize) -> usize {
@@ -46,7 +49,7 @@ pub fn automatic_max_connections(open_file_limit: u64, listeners: usize) -> usiz
     let each = usable / listeners.max(1) as u64;
     usize::try_from(each)
         .unwrap_or(usize::MAX)
-        .clamp(1, crate::config::MAX_CONNECTIONS_LIMIT)
+        .clamp(1, MAX_CONNECTIONS_LIMIT)
 }
 
 #[cfg(test)]
@@ -61,7 +64,7 @@ mod tests {
         assert_eq!(automatic_max_connections(1, 2), 1);
         assert_eq!(
             automatic_max_connections(u64::MAX, 1),
-            crate::config::MAX_CONNECTIONS_LIMIT
+            MAX_CONNECTIONS_LIMIT
         );
     }
 

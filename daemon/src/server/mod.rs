@@ -13,9 +13,9 @@
 
 mod body;
 mod connection;
-mod limits;
+pub mod limits;
 mod registry;
-mod tls;
+pub mod tls;
 
 use std::future::Future;
 use std::io;
@@ -33,8 +33,8 @@ use tokio_rustls::TlsAcceptor;
 pub use body::{BodyDeadlineExceeded, is_body_deadline};
 pub use limits::FD_RESERVE;
 
-use crate::config::{Config, ConfigError, ServerConfig};
 use crate::metrics::Metrics;
+use crate::settings::FieldError;
 use connection::{Limits, Listener};
 use registry::{CloseStats, Registry};
 
@@ -45,6 +45,14 @@ const ACCEPT_ERROR_BACKOFF: Duration = Duration::from_millis(100);
 /// Below this many connections per listener, an automatic cap is worth a warning.
 const LOW_MAX_CONNECTIONS: usize = 1024;
 
+/// Where to listen: `[server]`'s addresses, resolved.
+#[derive(Debug, Clone)]
+pub struct ListenSettings {
+    pub listen: SocketAddr,
+    pub unix_socket: Option<PathBuf>,
+    pub tls: Option<tls::TlsSettings>,
+}
+
 /// The bound sockets, ready to serve.
 pub struct Listeners {
     tcp: TcpListener,
@@ -53,27 +61,27 @@ pub struct Listeners {
 }
 
 impl Listeners {
-    /// Binds every listener the config asks for. Problems are config errors naming the field.
-    pub async fn bind(config: &Config) -> Result<Listeners, ConfigError> {
-        let tls = match &config.server.tls {
-            Some(tls_config) => Some(TlsAcceptor::from(tls::server_config(config, tls_config)?)),
+    /// Binds every listener `settings` asks for. Problems name the config field at fault.
+    pub async fn bind(settings: &ListenSettings) -> Result<Listeners, FieldError> {
+        let tls = match &settings.tls {
+            Some(tls) => Some(TlsAcceptor::from(tls::server_config(tls)?)),
             None => None,
         };
-        let addr = config.listen_addr();
+        let addr = settings.listen;
         let tcp = TcpListener::bind(addr).await.map_err(|e| {
             let message = if e.kind() == io::ErrorKind::AddrInUse {
                 format!("address {addr} is already in use (another paygated, or another program?)")
             } else {
                 format!("cannot listen on {addr}: {e}")
             };
-            config.error_at(config.server.listen.span(), "server.listen", message)
+            FieldError::new("server.listen", message)
         })?;
-        let unix = match &config.server.unix_socket {
+        let unix = match &settings.unix_socket {
             Some(path) => {
-                let listener = bind_unix(path.get_ref()).await.map_err(|message| {
-                    config.error_at(path.span(), "server.unix_socket", message)
-                })?;
-                Some((listener, path.get_ref().clone()))
+                let listener = bind_unix(path)
+                    .await
+                    .map_err(|message| FieldError::new("server.unix_socket", message))?;
+                Some((listener, path.clone()))
             }
             None => None,
         };
@@ -135,24 +143,6 @@ pub struct Settings {
 }
 
 impl Settings {
-    pub fn from_config(server: &ServerConfig, metrics: Arc<Metrics>) -> Settings {
-        let ms = |value: &toml::Spanned<u64>| Duration::from_millis(*value.get_ref());
-        Settings {
-            drain: ms(&server.drain_timeout_ms),
-            request_head_timeout: ms(&server.request_head_timeout_ms),
-            body_timeout: ms(&server.body_timeout_ms),
-            idle_timeout: ms(&server.idle_timeout_ms),
-            http2_keep_alive_interval: ms(&server.http2_keep_alive_interval_ms),
-            http2_keep_alive_timeout: ms(&server.http2_keep_alive_timeout_ms),
-            max_connections: server.max_connections.as_ref().map(|m| *m.get_ref()),
-            max_connections_per_peer: server
-                .max_connections_per_peer
-                .as_ref()
-                .map(|m| *m.get_ref()),
-            metrics,
-        }
-    }
-
     /// The HTTP/1 and HTTP/2 settings every connection shares.
     fn http(&self) -> auto::Builder<TokioExecutor> {
         let mut http = auto::Builder::new(TokioExecutor::new());

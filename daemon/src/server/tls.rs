@@ -7,37 +7,37 @@ use rustls::RootCertStore;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::server::WebPkiClientVerifier;
-use toml::Spanned;
+use std::path::PathBuf;
 
-use crate::config::{Config, ConfigError, TlsConfig};
+use crate::settings::FieldError;
+
+/// `[server.tls]`: the listener's certificate chain and key, and the CA bundle that client
+/// certificates must chain to (none: no client authentication).
+#[derive(Debug, Clone)]
+pub struct TlsSettings {
+    pub cert_file: PathBuf,
+    pub key_file: PathBuf,
+    pub client_ca_file: Option<PathBuf>,
+}
 
 /// Builds the rustls server config; every problem names the config field at fault.
-pub fn server_config(
-    config: &Config,
-    tls: &TlsConfig,
-) -> Result<Arc<rustls::ServerConfig>, ConfigError> {
-    let located = |file: &Spanned<std::path::PathBuf>, field: &str, message: String| {
-        config.error_at(file.span(), field, message)
-    };
-    let certs = CertificateDer::pem_file_iter(tls.cert_file.get_ref())
+pub fn server_config(tls: &TlsSettings) -> Result<Arc<rustls::ServerConfig>, FieldError> {
+    let certs = CertificateDer::pem_file_iter(&tls.cert_file)
         .and_then(|iter| iter.collect::<Result<Vec<_>, _>>())
         .map_err(|e| {
-            located(
-                &tls.cert_file,
+            FieldError::new(
                 "server.tls.cert_file",
                 format!("cannot read PEM certificates: {e}"),
             )
         })?;
     if certs.is_empty() {
-        return Err(located(
-            &tls.cert_file,
+        return Err(FieldError::new(
             "server.tls.cert_file",
-            "holds no PEM certificate".into(),
+            "holds no PEM certificate",
         ));
     }
-    let key = PrivateKeyDer::from_pem_file(tls.key_file.get_ref()).map_err(|e| {
-        located(
-            &tls.key_file,
+    let key = PrivateKeyDer::from_pem_file(&tls.key_file).map_err(|e| {
+        FieldError::new(
             "server.tls.key_file",
             format!("cannot read a PEM private key: {e}"),
         )
@@ -52,31 +52,26 @@ pub fn server_config(
         Some(ca_file) => {
             let field = "server.tls.client_ca_file";
             let mut roots = RootCertStore::empty();
-            let cas = CertificateDer::pem_file_iter(ca_file.get_ref())
+            let cas = CertificateDer::pem_file_iter(ca_file)
                 .and_then(|iter| iter.collect::<Result<Vec<_>, _>>())
                 .map_err(|e| {
-                    located(ca_file, field, format!("cannot read PEM certificates: {e}"))
+                    FieldError::new(field, format!("cannot read PEM certificates: {e}"))
                 })?;
             for ca in cas {
                 roots.add(ca).map_err(|e| {
-                    located(ca_file, field, format!("not a usable CA certificate: {e}"))
+                    FieldError::new(field, format!("not a usable CA certificate: {e}"))
                 })?;
             }
             let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider)
                 .build()
                 .map_err(|e| {
-                    located(
-                        ca_file,
-                        field,
-                        format!("cannot verify clients with it: {e}"),
-                    )
+                    FieldError::new(field, format!("cannot verify clients with it: {e}"))
                 })?;
             builder.with_client_cert_verifier(verifier)
         }
     };
     let mut server = builder.with_single_cert(certs, key).map_err(|e| {
-        located(
-            &tls.key_file,
+        FieldError::new(
             "server.tls.key_file",
             format!("does not match the certificate or is unusable: {e}"),
         )
