@@ -72,7 +72,7 @@ impl AppState {
             None => None,
         };
         let monitor = Arc::new(Monitor::new(
-            &config.monitor,
+            &config.monitor.settings(),
             metrics.clone(),
             store.clone(),
             merchants.clone(),

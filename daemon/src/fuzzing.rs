@@ -123,8 +123,9 @@ pub fn config_load(data: &[u8]) {
                     "amount_max({code})"
                 );
             }
+            let monitor = config.monitor.settings();
             for rule in RULES {
-                let _ = config.monitor.rule(rule);
+                let _ = monitor.rule(rule);
             }
         }
         Err(error) => {

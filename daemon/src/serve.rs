@@ -138,7 +138,7 @@ async fn serve(config: Config) -> ExitCode {
     let webhooks = match crate::webhooks::Dispatcher::new(
         state.store.clone(),
         state.metrics.clone(),
-        &state.config.webhooks,
+        &state.config.webhooks.settings(),
         crate::api::events::webhook_body,
     ) {
         Ok(webhooks) => webhooks,

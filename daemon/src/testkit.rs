@@ -6,7 +6,6 @@ use std::sync::{Arc, Mutex};
 
 use crate::auth::{ApiKey, Role};
 use crate::clock::{Clock, ManualClock};
-use crate::config::MonitorConfig;
 use crate::domain::method::Method;
 use crate::domain::money::Money;
 use crate::domain::records::PaymentRecord;
@@ -271,7 +270,7 @@ impl Harness {
         ));
         let metrics = Arc::new(Metrics::new());
         let monitor = Arc::new(Monitor::new(
-            &MonitorConfig::default(),
+            &crate::monitor::settings::MonitorSettings::default(),
             metrics.clone(),
             store.clone(),
             merchants.clone(),

@@ -22,8 +22,8 @@ use super::payments::{parse_time, rfc3339_ms};
 use crate::app::AppState;
 use crate::auth::Role;
 use crate::clock::now_ms;
-use crate::config::{RULES, Severity};
 use crate::domain::records::{AlertRecord, AlertSubject, BlockRecord};
+use crate::monitor::settings::{RULES, Severity};
 
 /// Who or what an alert is about.
 #[derive(Debug, Serialize, ToSchema)]

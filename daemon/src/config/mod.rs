@@ -1216,35 +1216,40 @@ pub fn is_merchant_id(id: &str) -> bool {
     })
 }
 
-/// Where the value of `field` (a dotted path, `plugins[1].path`) is written in `text`.
+/// Where the value of `field` (a dotted path, `plugins[1].path`) is written in `text`; for
+/// a field missing from a table that is written, that table.
 fn span_of(text: &str, field: &str) -> Option<Range<usize>> {
     use toml::de::{DeTable, DeValue};
     let root = DeTable::parse(text).ok()?;
     let mut span = root.span();
-    let mut table = Some(root.into_inner());
-    let mut value: Option<Spanned<DeValue<'_>>> = None;
-    for segment in field.split('.') {
+    let mut current = DeValue::Table(root.into_inner());
+    let segments: Vec<&str> = field.split('.').collect();
+    for (i, segment) in segments.iter().enumerate() {
         let (name, index) = match segment.split_once('[') {
-            Some((name, rest)) => (name, rest.strip_suffix(']')?.parse::<usize>().ok()),
-            None => (segment, None),
+            Some((name, rest)) => (name, Some(rest.strip_suffix(']')?.parse::<usize>().ok()?)),
+            None => (*segment, None),
         };
-        let current = match value.take() {
-            Some(v) => match v.into_inner() {
-                DeValue::Table(t) => t,
-                _ => return None,
+        let DeValue::Table(table) = current else {
+            return None;
+        };
+        let found = table.into_iter().find(|(k, _)| k.get_ref() == name);
+        let found = match (found, index) {
+            (Some((_, value)), None) => Some(value),
+            (Some((_, value)), Some(n)) => match value.into_inner() {
+                DeValue::Array(items) => items.get(n).cloned(),
+                _ => None,
             },
-            None => table.take()?,
+            (None, _) => None,
         };
-        let (_, found) = current.into_iter().find(|(k, _)| k.get_ref() == name)?;
-        let found = match index {
-            Some(i) => match found.into_inner() {
-                DeValue::Array(items) => items.get(i)?.clone(),
-                _ => return None,
-            },
-            None => found,
-        };
-        span = found.span();
-        value = Some(found);
+        match found {
+            Some(value) => {
+                span = value.span();
+                current = value.into_inner();
+            }
+            // Only the last field is missing: point at the table that should hold it.
+            None if i == segments.len() - 1 && i > 0 => return Some(span),
+            None => return None,
+        }
     }
     Some(span)
 }
@@ -1269,7 +1274,8 @@ mod tests {
         assert_eq!(at("server.listen"), Some((2, 10)));
         assert_eq!(at("api_keys[1].role"), Some((12, 8)));
         assert_eq!(at("api_keys[0].merchants"), Some((7, 13)));
-        // Not written in the file (a default, or no such field): no position, still named.
+        // A field missing from a written table: that table; from an unwritten one: nowhere.
+        assert_eq!(at("api_keys[1].merchants"), Some((10, 1)));
         assert_eq!(at("server.tls.cert_file"), None);
         assert_eq!(at("api_keys[5].id"), None);
         let err = config.locate(FieldError::new("server.unix_socket", "in use"));

@@ -2,28 +2,13 @@
 //! (API.md §10). Every rule has defaults in code; a table only overrides what it names.
 
 pub use crate::domain::hours::OpeningHours;
+pub use crate::monitor::settings::{Action, MonitorSettings, RULES, RuleSettings, Severity};
 use std::collections::BTreeMap;
 
 use serde::Deserialize;
 use toml::Spanned;
 
 use super::{ConfigError, Locator};
-
-/// The rules the monitor knows, in the order they are documented.
-pub const RULES: &[&str] = &[
-    "card_testing",
-    "decline_burst",
-    "decline_rate",
-    "amount_spike",
-    "refund_burst",
-    "refund_ratio",
-    "off_hours",
-    "forged_notifications",
-    "report_mismatch",
-    "credential_abuse",
-    "idempotency_abuse",
-    "state_conflict",
-];
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -58,128 +43,6 @@ pub struct RuleOverrides {
     pub amount: Option<String>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Severity {
-    Info,
-    Warning,
-    Critical,
-}
-
-impl Severity {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Severity::Info => "info",
-            Severity::Warning => "warning",
-            Severity::Critical => "critical",
-        }
-    }
-
-    pub fn parse(text: &str) -> Option<Severity> {
-        match text {
-            "info" => Some(Severity::Info),
-            "warning" => Some(Severity::Warning),
-            "critical" => Some(Severity::Critical),
-            _ => None,
-        }
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Action {
-    /// Raise the alert only.
-    Alert,
-    /// Also refuse new payments from the terminal for `block_s`.
-    BlockTerminal,
-}
-
-/// A rule's effective settings: its defaults with the config's overrides applied.
-#[derive(Debug, Clone, PartialEq)]
-pub struct RuleSettings {
-    pub enabled: bool,
-    pub severity: Severity,
-    pub action: Action,
-    pub block_s: u64,
-    pub cooldown_s: u64,
-    pub window_s: u64,
-    pub threshold: f64,
-    pub factor: f64,
-    pub min_count: u64,
-    /// A decimal amount in major units (e.g. "5.00").
-    pub amount: rust_decimal::Decimal,
-}
-
-fn defaults(rule: &str) -> RuleSettings {
-    let base = RuleSettings {
-        enabled: true,
-        severity: Severity::Warning,
-        action: Action::Alert,
-        block_s: 900,
-        cooldown_s: 600,
-        window_s: 60,
-        threshold: 10.0,
-        factor: 3.0,
-        min_count: 20,
-        amount: rust_decimal::Decimal::ZERO,
-    };
-    match rule {
-        "card_testing" => RuleSettings {
-            severity: Severity::Critical,
-            action: Action::BlockTerminal,
-            amount: rust_decimal::Decimal::new(500, 2),
-            ..base
-        },
-        "decline_rate" => RuleSettings {
-            window_s: 3600,
-            ..base
-        },
-        "amount_spike" => RuleSettings {
-            factor: 10.0,
-            ..base
-        },
-        "refund_burst" => RuleSettings {
-            window_s: 3600,
-            ..base
-        },
-        "refund_ratio" => RuleSettings {
-            window_s: 86_400,
-            threshold: 0.5,
-            amount: rust_decimal::Decimal::new(10_000, 2),
-            ..base
-        },
-        "off_hours" => RuleSettings {
-            severity: Severity::Info,
-            ..base
-        },
-        "forged_notifications" => RuleSettings {
-            severity: Severity::Critical,
-            window_s: 300,
-            threshold: 3.0,
-            ..base
-        },
-        "report_mismatch" => RuleSettings {
-            severity: Severity::Critical,
-            threshold: 1.0,
-            ..base
-        },
-        "credential_abuse" => RuleSettings {
-            severity: Severity::Critical,
-            ..base
-        },
-        "idempotency_abuse" => RuleSettings {
-            window_s: 300,
-            ..base
-        },
-        "state_conflict" => RuleSettings {
-            severity: Severity::Critical,
-            threshold: 1.0,
-            ..base
-        },
-        _ => base,
-    }
-}
-
 impl Default for MonitorConfig {
     fn default() -> Self {
         MonitorConfig {
@@ -195,18 +58,26 @@ fn yes() -> bool {
     true
 }
 fn default_queue_capacity() -> Spanned<usize> {
-    Spanned::new(0..0, 65_536)
+    Spanned::new(0..0, MonitorSettings::default().queue_capacity)
 }
 fn default_max_subjects() -> Spanned<usize> {
-    Spanned::new(0..0, 10_000)
+    Spanned::new(0..0, MonitorSettings::default().max_subjects)
 }
 
 impl MonitorConfig {
-    /// The effective settings of `rule` (one of [`RULES`]).
-    pub fn rule(&self, rule: &str) -> RuleSettings {
-        let mut settings = defaults(rule);
-        if let Some(o) = self.rules.get(rule).map(Spanned::get_ref) {
-            let s = &mut settings;
+    /// The monitor's settings: every rule's defaults with the file's overrides applied.
+    pub fn settings(&self) -> MonitorSettings {
+        let mut settings = MonitorSettings {
+            enabled: self.enabled,
+            queue_capacity: *self.queue_capacity.get_ref(),
+            max_subjects: *self.max_subjects.get_ref(),
+            ..MonitorSettings::default()
+        };
+        for (rule, overrides) in &self.rules {
+            let Some(s) = settings.rules.get_mut(rule.as_str()) else {
+                continue; // validation refused unknown rules
+            };
+            let o = overrides.get_ref();
             s.enabled = o.enabled.unwrap_or(s.enabled);
             s.severity = o.severity.unwrap_or(s.severity);
             s.action = o.action.unwrap_or(s.action);
@@ -220,9 +91,9 @@ impl MonitorConfig {
                 s.amount = amount;
             }
         }
-        if rule == "state_conflict" {
+        if let Some(conflict) = settings.rules.get_mut("state_conflict") {
             // A contradiction of a terminal state is always critical.
-            settings.severity = Severity::Critical;
+            conflict.severity = Severity::Critical;
         }
         settings
     }
@@ -308,14 +179,15 @@ mod tests {
             "[rules.card_testing]\nthreshold = 3\naction = \"alert\"\n[rules.state_conflict]\nseverity = \"info\"\n",
         )
         .unwrap();
-        let card = config.rule("card_testing");
+        let settings = config.settings();
+        let card = settings.rule("card_testing");
         assert_eq!(card.threshold, 3.0);
         assert_eq!(card.action, Action::Alert);
         assert_eq!(card.severity, Severity::Critical, "kept from the defaults");
         assert_eq!(card.amount.to_string(), "5.00");
-        assert_eq!(config.rule("decline_burst").threshold, 10.0);
+        assert_eq!(settings.rule("decline_burst").threshold, 10.0);
         assert_eq!(
-            config.rule("state_conflict").severity,
+            settings.rule("state_conflict").severity,
             Severity::Critical,
             "state conflicts are always critical"
         );

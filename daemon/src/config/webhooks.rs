@@ -152,33 +152,26 @@ impl WebhooksConfig {
     }
 }
 
-impl WebhookEndpointConfig {
-    /// Reads the signing secret (checked to exist by validation; read again at start).
-    pub fn read_secret(&self) -> Result<Vec<u8>, String> {
-        let secret = match KeySource::parse(self.secret.get_ref())? {
-            KeySource::Inline(text) => text.into_bytes(),
-            KeySource::Env(var) => std::env::var(&var)
-                .map(String::into_bytes)
-                .map_err(|_| format!("environment variable {var} is not set"))?,
-            KeySource::File(path) => std::fs::read(&path)
-                .map_err(|e| format!("cannot read secret file {}: {e}", path.display()))?,
-        };
-        let trimmed = secret.trim_ascii_end().to_vec();
-        if trimmed.is_empty() {
-            return Err(format!(
-                "webhook endpoint {}: the secret is empty",
-                self.name.get_ref()
-            ));
+impl WebhooksConfig {
+    /// The dispatcher's settings.
+    pub fn settings(&self) -> crate::webhooks::WebhookSettings {
+        crate::webhooks::WebhookSettings {
+            endpoints: self
+                .endpoints
+                .iter()
+                .map(|e| crate::webhooks::EndpointSettings {
+                    name: e.name.get_ref().clone(),
+                    url: e.url.get_ref().clone(),
+                    secret: KeySource::parse(e.secret.get_ref())
+                        .expect("validation checked the secret source"),
+                    events: e.events.get_ref().clone(),
+                    merchants: e.merchants.get_ref().clone(),
+                })
+                .collect(),
+            retry_initial_ms: *self.retry_initial_ms.get_ref() as i64,
+            retry_max_ms: *self.retry_max_ms.get_ref() as i64,
+            retry_for_ms: (*self.retry_for_s.get_ref() as i64).saturating_mul(1000),
+            timeout: std::time::Duration::from_millis(*self.timeout_ms.get_ref()),
         }
-        Ok(trimmed)
-    }
-
-    /// Whether this endpoint wants `kind` events of `merchant_id`.
-    pub fn wants(&self, kind: &str, merchant_id: Option<&str>) -> bool {
-        let events = self.events.get_ref();
-        let merchants = self.merchants.get_ref();
-        (events.is_empty() || events.iter().any(|e| e == kind))
-            && (merchants.is_empty()
-                || merchant_id.is_some_and(|m| merchants.iter().any(|x| x == m)))
     }
 }

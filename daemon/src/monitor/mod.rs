@@ -12,6 +12,7 @@
 pub mod bounded;
 pub mod ewma;
 pub mod rules;
+pub mod settings;
 pub mod window;
 
 use std::collections::BTreeMap;
@@ -21,7 +22,6 @@ use std::time::Instant;
 use tokio::sync::{broadcast, mpsc};
 
 use crate::clock::now_ms;
-use crate::config::{Action, MonitorConfig};
 use crate::domain::ids::new_id;
 use crate::domain::records::{AlertRecord, BlockRecord, BlockScope, EventRecord};
 use crate::merchants::MerchantDirectory;
@@ -29,6 +29,7 @@ use crate::metrics::Metrics;
 use crate::store::Store;
 use bounded::BoundedMap;
 use rules::{Finding, Rules};
+use settings::{Action, MonitorSettings};
 
 /// One thing the monitor looks at.
 #[derive(Debug, Clone)]
@@ -82,28 +83,28 @@ pub struct Monitor {
     store: Arc<Store>,
     /// The merchants' opening hours, for the off-hours rule.
     merchants: Arc<MerchantDirectory>,
-    config: MonitorConfig,
+    settings: MonitorSettings,
 }
 
 impl Monitor {
     pub fn new(
-        config: &MonitorConfig,
+        settings: &MonitorSettings,
         metrics: Arc<Metrics>,
         store: Arc<Store>,
         merchants: Arc<MerchantDirectory>,
     ) -> Monitor {
-        let (sender, receiver) = mpsc::channel(*config.queue_capacity.get_ref());
+        let (sender, receiver) = mpsc::channel(settings.queue_capacity);
         let (alerts, _) = broadcast::channel(1024);
         Monitor {
             sender,
             receiver: Mutex::new(Some(receiver)),
-            enabled: config.enabled,
+            enabled: settings.enabled,
             metrics,
             blocks: RwLock::default(),
             alerts,
             store,
             merchants,
-            config: config.clone(),
+            settings: settings.clone(),
         }
     }
 
@@ -209,7 +210,7 @@ pub fn spawn(monitor: Arc<Monitor>) {
         }
     });
     tokio::spawn(async move {
-        let mut engine = Engine::new(&monitor.config);
+        let mut engine = Engine::new(&monitor.settings);
         while let Some(envelope) = receiver.recv().await {
             monitor.metrics.count_monitor_event();
             monitor
@@ -229,10 +230,10 @@ struct Engine {
 }
 
 impl Engine {
-    fn new(config: &MonitorConfig) -> Engine {
+    fn new(settings: &MonitorSettings) -> Engine {
         Engine {
-            rules: Rules::new(config),
-            raised: BoundedMap::new(*config.max_subjects.get_ref()),
+            rules: Rules::new(settings),
+            raised: BoundedMap::new(settings.max_subjects),
             handled: 0,
         }
     }

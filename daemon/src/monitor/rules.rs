@@ -9,8 +9,9 @@ use serde_json::{Value, json};
 use super::Input;
 use super::bounded::BoundedMap;
 use super::ewma::{Ewma, RateBaseline};
+use super::settings::{MonitorSettings, RULES, RuleSettings};
 use super::window::WindowCounter;
-use crate::config::{MonitorConfig, OpeningHours, RULES, RuleSettings};
+use crate::domain::hours::OpeningHours;
 use crate::domain::records::{AlertSubject, EventRecord};
 
 /// What a rule found: the alert to raise (before de-duplication).
@@ -74,10 +75,10 @@ fn ms(seconds: u64) -> i64 {
 }
 
 impl Rules {
-    pub fn new(config: &MonitorConfig) -> Rules {
+    pub fn new(config: &MonitorSettings) -> Rules {
         let settings: BTreeMap<&'static str, RuleSettings> =
-            RULES.iter().map(|r| (*r, config.rule(r))).collect();
-        let max = *config.max_subjects.get_ref();
+            RULES.iter().map(|r| (*r, config.rule(r).clone())).collect();
+        let max = config.max_subjects;
         let counter = |rule: &str| WindowCounter::new(ms(settings[rule].window_s), BUCKETS, max);
         Rules {
             card_testing: counter("card_testing"),
@@ -562,8 +563,10 @@ mod tests {
     use super::*;
     use crate::domain::records::Snapshot;
 
-    fn config(toml_text: &str) -> MonitorConfig {
-        toml::from_str(toml_text).unwrap()
+    fn config(toml_text: &str) -> MonitorSettings {
+        toml::from_str::<crate::config::MonitorConfig>(toml_text)
+            .unwrap()
+            .settings()
     }
 
     fn payment_event(
@@ -700,7 +703,7 @@ mod tests {
 
     #[test]
     fn off_hours_uses_the_merchants_hours() {
-        let mut rules = Rules::new(&MonitorConfig::default());
+        let mut rules = Rules::new(&MonitorSettings::default());
         let closed = |_: &str| OpeningHours::parse("12:00-13:00", None).ok();
         let input = payment_event("payment.created", "p", "T1", 1_000, None);
         let found = rules.evaluate(&input, 0, &closed);

@@ -20,10 +20,10 @@ use tokio::sync::broadcast::error::RecvError;
 use tokio::task::JoinSet;
 
 use crate::clock::now_ms;
-use crate::config::{WebhookEndpointConfig, WebhooksConfig};
 use crate::domain::records::{DeliveryState, EventRecord, OutboxRecord};
 use crate::metrics::Metrics;
 use crate::outbound::{Origin, OutboundClient, OutboundRequest};
+use crate::settings::KeySource;
 use crate::store::{Store, StoreError};
 
 /// Most deliveries started by one pass (the rest wait for the next pass).
@@ -37,13 +37,70 @@ const IDLE_PASS: Duration = Duration::from_secs(5);
 /// After a wake-up, wait this long so that a burst of events goes out in one pass.
 const GATHER: Duration = Duration::from_millis(10);
 
+/// `[webhooks]`: the receivers and how hard the outbox tries.
+#[derive(Debug, Clone)]
+pub struct WebhookSettings {
+    pub endpoints: Vec<EndpointSettings>,
+    /// Delay before the first retry; each further retry doubles it, up to `retry_max_ms`.
+    pub retry_initial_ms: i64,
+    pub retry_max_ms: i64,
+    /// How long an event is retried before its delivery is abandoned.
+    pub retry_for_ms: i64,
+    /// Time allowed for one delivery.
+    pub timeout: Duration,
+}
+
+/// One receiver of events.
+#[derive(Debug, Clone)]
+pub struct EndpointSettings {
+    pub name: String,
+    pub url: String,
+    /// Where its signing secret is read from.
+    pub secret: KeySource,
+    /// Event kinds to deliver; empty: every webhook kind.
+    pub events: Vec<String>,
+    /// Merchants whose events to deliver; empty: every merchant.
+    pub merchants: Vec<String>,
+}
+
+impl EndpointSettings {
+    /// Reads the signing secret (checked to exist by validation; read again at start).
+    pub fn read_secret(&self) -> Result<Vec<u8>, String> {
+        let secret = match &self.secret {
+            KeySource::Inline(text) => text.clone().into_bytes(),
+            KeySource::Env(var) => std::env::var(var)
+                .map(String::into_bytes)
+                .map_err(|_| format!("environment variable {var} is not set"))?,
+            KeySource::File(path) => std::fs::read(path)
+                .map_err(|e| format!("cannot read secret file {}: {e}", path.display()))?,
+        };
+        let trimmed = secret.trim_ascii_end().to_vec();
+        if trimmed.is_empty() {
+            return Err(format!(
+                "webhook endpoint {}: the secret is empty",
+                self.name
+            ));
+        }
+        Ok(trimmed)
+    }
+
+    /// Whether this endpoint wants `kind` events of `merchant_id`.
+    pub fn wants(&self, kind: &str, merchant_id: Option<&str>) -> bool {
+        let events = &self.events;
+        let merchants = &self.merchants;
+        (events.is_empty() || events.iter().any(|e| e == kind))
+            && (merchants.is_empty()
+                || merchant_id.is_some_and(|m| merchants.iter().any(|x| x == m)))
+    }
+}
+
 /// A configured receiver, with its secret read.
 struct Endpoint {
     name: String,
     url: String,
     origin: Origin,
     secret: Vec<u8>,
-    config: WebhookEndpointConfig,
+    config: EndpointSettings,
 }
 
 /// Renders the body delivered for an event (the API's JSON of its object; API.md §9).
@@ -74,7 +131,7 @@ impl Dispatcher {
     pub fn new(
         store: Arc<Store>,
         metrics: Arc<Metrics>,
-        config: &WebhooksConfig,
+        config: &WebhookSettings,
         render: RenderBody,
     ) -> Result<Option<Dispatcher>, String> {
         if config.endpoints.is_empty() {
@@ -82,14 +139,14 @@ impl Dispatcher {
         }
         let mut endpoints = Vec::new();
         for endpoint in &config.endpoints {
-            let url = endpoint.url.get_ref().clone();
+            let url = endpoint.url.clone();
             let origin = url
                 .parse::<hyper::Uri>()
                 .ok()
                 .and_then(|uri| Origin::of(&uri))
-                .ok_or_else(|| format!("webhook endpoint {}: bad url", endpoint.name.get_ref()))?;
+                .ok_or_else(|| format!("webhook endpoint {}: bad url", endpoint.name))?;
             endpoints.push(Endpoint {
-                name: endpoint.name.get_ref().clone(),
+                name: endpoint.name.clone(),
                 url,
                 origin,
                 secret: endpoint.read_secret()?,
@@ -99,10 +156,10 @@ impl Dispatcher {
         let client = OutboundClient::new(Vec::new())?;
         store.enable_outbox();
         Ok(Some(Dispatcher {
-            retry_initial_ms: *config.retry_initial_ms.get_ref() as i64,
-            retry_max_ms: *config.retry_max_ms.get_ref() as i64,
-            retry_for_ms: *config.retry_for_s.get_ref() as i64 * 1000,
-            timeout: Duration::from_millis(*config.timeout_ms.get_ref()),
+            retry_initial_ms: config.retry_initial_ms,
+            retry_max_ms: config.retry_max_ms,
+            retry_for_ms: config.retry_for_ms,
+            timeout: config.timeout,
             store,
             render,
             metrics,
