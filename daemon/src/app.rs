@@ -4,21 +4,18 @@
 //! `api/` sees it.
 
 use std::sync::{Arc, OnceLock};
-use std::time::Duration;
 
 use axum::body::Bytes;
 
 use crate::auth::KeyRing;
 use crate::clock::Clock;
 use crate::config::Config;
-use crate::domain::hours::OpeningHours;
 use crate::janitor::JanitorSettings;
+use crate::merchants::MerchantDirectory;
 use crate::merchants::onboarding::Onboarding;
-use crate::merchants::sealed::MasterKey;
-use crate::merchants::{Merchant, MerchantDirectory, MerchantSource};
 use crate::metrics::Metrics;
 use crate::monitor::Monitor;
-use crate::payments::service::{PaymentSettings, Payments};
+use crate::payments::service::Payments;
 use crate::plugins::PluginHost;
 use crate::store::Store;
 
@@ -57,20 +54,10 @@ impl AppState {
         let store = Arc::new(store);
         let plugins = Arc::new(plugins);
         let merchants = Arc::new(MerchantDirectory::new(
-            configured_merchants(&config),
-            config
-                .onboarding
-                .platform_merchant
-                .as_ref()
-                .map(|p| p.get_ref().as_str()),
+            config.configured_merchants(),
+            config.platform_merchant(),
         ));
-        let master_key = match &config.onboarding.master_key {
-            Some(source) => Some(Arc::new(
-                MasterKey::load(source.get_ref())
-                    .map_err(|e| format!("onboarding.master_key: {e}"))?,
-            )),
-            None => None,
-        };
+        let master_key = config.master_key()?.map(Arc::new);
         let monitor = Arc::new(Monitor::new(
             &config.monitor.settings(),
             metrics.clone(),
@@ -84,7 +71,7 @@ impl AppState {
             monitor: monitor.clone(),
             metrics: metrics.clone(),
             in_flight: Default::default(),
-            settings: payment_settings(&config),
+            settings: config.payment_settings(),
             clock: clock.clone(),
         });
         let onboarding = Arc::new(Onboarding {
@@ -97,7 +84,7 @@ impl AppState {
         });
         Ok(Arc::new(AppState {
             keys: KeyRing::new(config.api_keys.iter().map(|k| k.entry())),
-            body_bytes_max: *config.server.body_bytes_max.get_ref(),
+            body_bytes_max: config.body_bytes_max(),
             config,
             merchants,
             store,
@@ -114,13 +101,7 @@ impl AppState {
 
     /// The janitor's settings, from `[payments]`.
     pub fn janitor_settings(&self) -> JanitorSettings {
-        let payments = &self.config.payments;
-        JanitorSettings {
-            interval: Duration::from_millis(*payments.janitor_interval_ms.get_ref()),
-            barcode_timeout_ms: *payments.barcode_timeout_ms.get_ref() as i64,
-            idempotency_retention_ms: (*payments.idempotency_retention_s.get_ref() as i64)
-                .saturating_mul(1000),
-        }
+        self.config.janitor_settings()
     }
 
     /// Re-reads the config file and reloads its `[[plugins]]`; nothing else of the file is
@@ -128,38 +109,6 @@ impl AppState {
     pub async fn reload_plugins(&self) -> Result<crate::plugins::ReloadReport, String> {
         let fresh = Config::load(self.config.file()).map_err(|e| format!("invalid config: {e}"))?;
         self.plugins.reload(&fresh, &self.config).await
-    }
-}
-
-/// The config's `[[merchants]]` as the directory holds them.
-fn configured_merchants(config: &Config) -> Vec<Merchant> {
-    config
-        .merchants
-        .iter()
-        .map(|m| Merchant {
-            id: m.id.get_ref().clone(),
-            name: m.name.get_ref().clone(),
-            source: MerchantSource::Config,
-            providers: m
-                .providers
-                .iter()
-                .map(|(name, p)| (name.clone(), p.settings.clone()))
-                .collect(),
-            // Validated with the config: a file whose hours do not parse never starts.
-            opening_hours: m.opening_hours.as_ref().and_then(|h| {
-                let offset = m.utc_offset.as_ref().map(|o| o.get_ref().as_str());
-                OpeningHours::parse(h.get_ref(), offset).ok()
-            }),
-            keys_of: m.id.get_ref().clone(),
-        })
-        .collect()
-}
-
-fn payment_settings(config: &Config) -> PaymentSettings {
-    PaymentSettings {
-        qr_expires_in_s: *config.payments.qr_expires_in_s.get_ref(),
-        link_expires_in_s: *config.payments.link_expires_in_s.get_ref(),
-        public_url: config.public_url(),
     }
 }
 

@@ -8,7 +8,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-use crate::auth::{self, KeyRing, Role};
+use crate::auth::{self, Role};
 use crate::config::{self, Config};
 use crate::process::{EXIT_CONFIG, EXIT_RUNTIME, runtime};
 use crate::serve::ServeArgs;
@@ -193,12 +193,12 @@ fn rotate_master(
             return ExitCode::from(EXIT_CONFIG);
         }
     };
-    let Some(old_source) = &config.onboarding.master_key else {
+    let Some(old_source) = config.master_key_source() else {
         eprintln!("paygated: the config names no [onboarding] master_key to rotate from");
         return ExitCode::from(EXIT_CONFIG);
     };
-    let keys = MasterKey::load(old_source.get_ref())
-        .and_then(|old| MasterKey::load(new_key).map(|new| (old, new)));
+    let keys =
+        MasterKey::load(old_source).and_then(|old| MasterKey::load(new_key).map(|new| (old, new)));
     let (old, new) = match keys {
         Ok(keys) => keys,
         Err(e) => {
@@ -309,35 +309,14 @@ fn config_check(path: &std::path::Path) -> ExitCode {
             return ExitCode::from(EXIT_CONFIG);
         }
     };
-    let keys = KeyRing::new(config.api_keys.iter().map(|k| k.entry()));
+    // The master key is read at start: one that cannot be read stops the daemon too.
+    if let Err(e) = config.master_key() {
+        eprintln!("paygated: invalid config: {}: {e}", path.display());
+        return ExitCode::from(EXIT_CONFIG);
+    }
     println!("{}: OK", path.display());
-    let tls = match &config.server.tls {
-        Some(tls) if tls.client_ca_file.is_some() => "TLS 1.3 with client certificates",
-        Some(_) => "TLS 1.3",
-        None => "plain HTTP",
-    };
-    println!("  listen       {} ({tls})", config.server.listen.get_ref());
-    if let Some(socket) = &config.server.unix_socket {
-        println!("  unix socket  {}", socket.get_ref().display());
-    }
-    println!("  data dir     {}", config.store.data_dir.display());
-    for role in [Role::Pos, Role::Erp, Role::Admin] {
-        let n = keys.keys().filter(|k| k.role == role).count();
-        println!("  {role:<5} keys   {n}");
-    }
-    for merchant in &config.merchants {
-        let providers: Vec<&str> = merchant.providers.keys().map(String::as_str).collect();
-        println!(
-            "  merchant     {} \"{}\" providers: [{}]",
-            merchant.id.get_ref(),
-            merchant.name.get_ref(),
-            providers.join(", ")
-        );
-    }
-    if keys.has_demo_keys() {
-        println!(
-            "  note         the demo keys of the README are enabled; replace them before real use"
-        );
+    for line in config.summary() {
+        println!("{line}");
     }
     ExitCode::SUCCESS
 }

@@ -6,7 +6,6 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use clap::Args;
-use toml::Spanned;
 
 use crate::logging::LogFormat;
 
@@ -58,10 +57,10 @@ pub fn run(args: ServeArgs) -> ExitCode {
 fn load_config(args: &ServeArgs) -> Result<Config, String> {
     let mut config = Config::load(&args.config).map_err(|e| format!("invalid config: {e}"))?;
     if let Some(listen) = &args.listen {
-        listen
+        let addr = listen
             .parse::<std::net::SocketAddr>()
             .map_err(|e| format!("--listen \"{listen}\" is not an IP:port address ({e})"))?;
-        config.server.listen = Spanned::new(0..0, listen.clone());
+        config.override_listen(addr);
     }
     if let Some(dir) = &args.data_dir {
         config.store.data_dir = dir.clone();
@@ -71,12 +70,8 @@ fn load_config(args: &ServeArgs) -> Result<Config, String> {
 
 async fn serve(config: Config) -> ExitCode {
     let started = Instant::now();
-    let durability = crate::store::commit::Durability {
-        group_commit: config.store.flush == crate::config::FlushMode::Group,
-        fdatasync: config.store.fdatasync,
-        window: Duration::from_micros((*config.store.group_commit_window_us.get_ref()).into()),
-    };
-    let cache_bytes = u64::from(*config.store.cache_mb.get_ref()) << 20;
+    let durability = config.durability();
+    let cache_bytes = config.cache_bytes();
     let mut store = match Store::open_with(&config.store.data_dir, durability, cache_bytes) {
         Ok(store) => store,
         Err(e) => {
@@ -96,12 +91,10 @@ async fn serve(config: Config) -> ExitCode {
         }
     };
     let mut config = config;
-    if config.payments.public_url.is_none()
-        && let Some(url) = listeners.urls().into_iter().find(|u| u.starts_with("http"))
-    {
+    if let Some(url) = listeners.urls().into_iter().find(|u| u.starts_with("http")) {
         // Notification URLs and payment pages name the address actually bound (the config
         // may say port 0).
-        config.payments.public_url = Some(Spanned::new(0..0, url));
+        config.default_public_url(url);
     }
     let metrics = Arc::new(Metrics::new());
     let ledger = match store.artifact_digests() {
@@ -150,7 +143,7 @@ async fn serve(config: Config) -> ExitCode {
     };
     let config = &state.config;
     warn_about_published_secrets(config, &state, &listeners);
-    for merchant in config.api_keys.iter().flat_map(|k| k.merchants.get_ref()) {
+    for merchant in config.key_merchants() {
         if state.merchants.get(merchant).is_none() {
             tracing::warn!(
                 merchant,
@@ -309,7 +302,7 @@ fn warn_about_published_secrets(config: &Config, state: &AppState, listeners: &L
     if !exposed {
         return;
     }
-    let listen = config.server.listen.get_ref();
+    let listen = config.listen_text();
     if state.keys.has_demo_keys() {
         tracing::warn!(
             %listen,

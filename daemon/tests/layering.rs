@@ -10,9 +10,11 @@ use std::path::{Path, PathBuf};
 /// layer do not import each other.
 const LAYERS: &[&[&str]] = &[
     // Leaves: what everything may use.
-    &["domain", "clock", "logging", "metrics", "process"],
+    &[
+        "domain", "clock", "logging", "metrics", "process", "settings",
+    ],
     &["events", "outbound", "auth"],
-    &["store", "config"],
+    &["store"],
     // The engines the use cases drive.
     &["plugins", "server"],
     &["merchants"],
@@ -20,7 +22,8 @@ const LAYERS: &[&[&str]] = &[
     // The use cases, then what runs above them.
     &["payments"],
     &["notices", "janitor", "webhooks"],
-    // The composition root, the HTTP API over it, the process.
+    // The file that configures them all, the composition root, the API, the process.
+    &["config"],
     &["app"],
     &["api"],
     &["serve", "fuzzing"],

@@ -71,11 +71,9 @@ async fn public_status(daemon: &Daemon, id: &str) -> (u16, Value) {
 
 #[tokio::test]
 async fn a_link_payment_is_paid_through_its_page() {
-    let daemon = Daemon::start_with(Options {
-        config_text: default_config_text()
-            .replace("janitor_interval_ms = 3000", "janitor_interval_ms = 200"),
-        ..Options::default()
-    });
+    let daemon = Daemon::with_config(
+        default_config_text().replace("janitor_interval_ms = 3000", "janitor_interval_ms = 200"),
+    );
     let (status, _, payment) = daemon.pay("link-1", link("18.00")).await;
     assert_eq!(status, 201, "{payment}");
     let id = payment["id"].as_str().unwrap();
@@ -165,12 +163,7 @@ async fn unknown_and_non_link_payments_have_no_page() {
     let (status, html) = page(&daemon, "pay_doesnotexist").await;
     assert_eq!(status, 404);
     assert!(html.to_lowercase().contains("not found"));
-    let (_, _, qr) = daemon
-        .pay(
-            "qr-1",
-            json!({"merchant_id": "m_demo", "amount": "1.00", "currency": "CNY", "method": "qr", "provider": "mock"}),
-        )
-        .await;
+    let (_, _, qr) = daemon.pay("qr-1", qr("1.00")).await;
     let qr_id = qr["id"].as_str().unwrap();
     assert_eq!(
         page(&daemon, qr_id).await.0,
@@ -186,12 +179,11 @@ async fn unknown_and_non_link_payments_have_no_page() {
 
 #[tokio::test]
 async fn an_unchosen_link_payment_can_be_cancelled_and_otherwise_expires() {
-    let daemon = Daemon::start_with(Options {
-        config_text: default_config_text()
+    let daemon = Daemon::with_config(
+        default_config_text()
             .replace("janitor_interval_ms = 3000", "janitor_interval_ms = 200")
             .replace("link_expires_in_s = 900", "link_expires_in_s = 1"),
-        ..Options::default()
-    });
+    );
     let (_, _, cancelled) = daemon.pay("link-c", link("2.00")).await;
     let id = cancelled["id"].as_str().unwrap();
     let (status, _, body) = daemon

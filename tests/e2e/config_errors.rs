@@ -4,14 +4,6 @@ use std::process::Output;
 
 use crate::support::*;
 
-fn check(text: &str) -> (tempfile::TempDir, Output) {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("bad.toml");
-    std::fs::write(&path, text).unwrap();
-    let output = run_paygated(&["config", "check", "--config", path.to_str().unwrap()]);
-    (dir, output)
-}
-
 fn serve(text: &str) -> (tempfile::TempDir, Output) {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("bad.toml");
@@ -45,7 +37,7 @@ const HASH: &str = "7abe01990236f603771499d60008200d6e0d6d7b728261fc13534a28e953
 #[test]
 fn unknown_field() {
     let text = "[server]\nlisten = \"127.0.0.1:0\"\nbody_bytes = 5\n";
-    let (_dir, output) = check(text);
+    let (_dir, output) = config_check("bad.toml", text);
     assert_refused(&output, 3, "body_bytes");
     let (_dir, output) = serve(text);
     assert_refused(&output, 3, "body_bytes");
@@ -53,7 +45,7 @@ fn unknown_field() {
 
 #[test]
 fn wrong_type() {
-    let (_dir, output) = check("[server]\n\ndrain_timeout_ms = \"ten\"\n");
+    let (_dir, output) = config_check("bad.toml", "[server]\n\ndrain_timeout_ms = \"ten\"\n");
     assert_refused(&output, 3, "server.drain_timeout_ms");
 }
 
@@ -70,11 +62,13 @@ fn bad_key_hash() {
 
 #[test]
 fn missing_files() {
-    let (_dir, output) = check(
+    let (_dir, output) = config_check(
+        "bad.toml",
         "[server.tls]\ncert_file = \"/nonexistent/cert.pem\"\nkey_file = \"/nonexistent/key.pem\"\n",
     );
     assert_refused(&output, 2, "server.tls.cert_file");
-    let (_dir, output) = check(
+    let (_dir, output) = config_check(
+        "bad.toml",
         "[[merchants]]\nid = \"m_a\"\nname = \"A\"\n\n[merchants.providers.alipay.keys]\napp_private_key = \"file:/nonexistent/k.pem\"\n",
     );
     assert_refused(
@@ -173,10 +167,9 @@ fn keys_new_prints_a_key_and_its_hash() {
 
     // The printed lines are a valid config that authenticates the printed key.
     let config = stdout[stdout.find("[[api_keys]]").unwrap()..].to_owned();
-    let daemon = Daemon::start_with(Options {
-        config_text: format!("{config}\n[[merchants]]\nid = \"m_demo\"\nname = \"D\"\n"),
-        ..Options::default()
-    });
+    let daemon = Daemon::with_config(format!(
+        "{config}\n[[merchants]]\nid = \"m_demo\"\nname = \"D\"\n"
+    ));
     let rt = tokio::runtime::Runtime::new().unwrap();
     let (status, _) = rt.block_on(daemon.get("/v1/merchants/m_demo", Some(key)));
     assert_eq!(

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
 use rustls::pki_types::ServerName;
-use serde_json::{Value, json};
+use serde_json::Value;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream};
 
@@ -43,13 +43,6 @@ fn config_with(settings: &[(&str, &str)]) -> String {
         "the shipped config has a [server] section"
     );
     text.replacen("\n[server]\n", &format!("\n[server]\n{lines}"), 1)
-}
-
-fn start(settings: &[(&str, &str)]) -> Daemon {
-    Daemon::start_with(Options {
-        config_text: config_with(settings),
-        ..Options::default()
-    })
 }
 
 /// Reads (and discards) what the daemon sends until it closes the connection; the time that
@@ -94,7 +87,7 @@ fn content_length(head: &str) -> usize {
 
 #[tokio::test]
 async fn a_silent_connection_is_closed_after_the_request_head_timeout() {
-    let daemon = start(&[("request_head_timeout_ms", "1000")]);
+    let daemon = Daemon::with_config(config_with(&[("request_head_timeout_ms", "1000")]));
     let mut silent = TcpStream::connect(daemon.tcp_addr()).await.unwrap();
     let closed = closed_within(&mut silent, WITHIN).await;
     let closed = closed.expect("a silent connection is closed");
@@ -108,7 +101,7 @@ async fn a_silent_connection_is_closed_after_the_request_head_timeout() {
 
 #[tokio::test]
 async fn a_partial_http2_preface_is_closed() {
-    let daemon = start(&[("request_head_timeout_ms", "1000")]);
+    let daemon = Daemon::with_config(config_with(&[("request_head_timeout_ms", "1000")]));
     let mut stream = TcpStream::connect(daemon.tcp_addr()).await.unwrap();
     stream.write_all(&HTTP2_PREFACE[..8]).await.unwrap();
     assert!(
@@ -119,7 +112,7 @@ async fn a_partial_http2_preface_is_closed() {
 
 #[tokio::test]
 async fn a_full_http2_preface_then_silence_is_closed() {
-    let daemon = start(&[("request_head_timeout_ms", "1000")]);
+    let daemon = Daemon::with_config(config_with(&[("request_head_timeout_ms", "1000")]));
     let mut stream = TcpStream::connect(daemon.tcp_addr()).await.unwrap();
     stream.write_all(HTTP2_PREFACE).await.unwrap();
     assert!(
@@ -164,10 +157,7 @@ fn tls_setup(dir: &Path) -> (String, tokio_rustls::TlsConnector) {
 async fn a_tls_handshake_then_silence_is_closed() {
     let dir = tempfile::tempdir().unwrap();
     let (config_text, connector) = tls_setup(dir.path());
-    let daemon = Daemon::start_with(Options {
-        config_text,
-        ..Options::default()
-    });
+    let daemon = Daemon::with_config(config_text);
     let tcp = TcpStream::connect(daemon.tcp_addr()).await.unwrap();
     let mut tls = connector
         .connect(ServerName::try_from("localhost").unwrap(), tcp)
@@ -181,8 +171,8 @@ async fn a_tls_handshake_then_silence_is_closed() {
 
 #[tokio::test]
 async fn a_slow_body_is_answered_408_and_its_connection_closed() {
-    let daemon = start(&[("body_timeout_ms", "1000")]);
-    let body = json!({"merchant_id": "m_demo", "amount": "1.00", "currency": "CNY", "method": "barcode", "auth_code": "990000000000001234"}).to_string();
+    let daemon = Daemon::with_config(config_with(&[("body_timeout_ms", "1000")]));
+    let body = barcode("1.00").to_string();
     let head = format!(
         "POST /v1/payments HTTP/1.1\r\nhost: x\r\nauthorization: Bearer {POS}\r\ncontent-type: application/json\r\nidempotency-key: slow-body\r\ncontent-length: {}\r\n\r\n",
         body.len()
@@ -218,7 +208,7 @@ async fn a_slow_body_is_answered_408_and_its_connection_closed() {
 
 #[tokio::test]
 async fn an_idle_keep_alive_connection_is_closed() {
-    let daemon = start(&[("idle_timeout_ms", "1000")]);
+    let daemon = Daemon::with_config(config_with(&[("idle_timeout_ms", "1000")]));
     let mut stream = TcpStream::connect(daemon.tcp_addr()).await.unwrap();
     for _ in 0..2 {
         // Requests within the idle timeout keep the connection.
@@ -242,10 +232,10 @@ async fn an_idle_keep_alive_connection_is_closed() {
 
 #[tokio::test]
 async fn an_open_event_stream_is_not_idle() {
-    let daemon = start(&[
+    let daemon = Daemon::with_config(config_with(&[
         ("idle_timeout_ms", "1000"),
         ("request_head_timeout_ms", "1000"),
-    ]);
+    ]));
     let mut stream = TcpStream::connect(daemon.tcp_addr()).await.unwrap();
     stream
         .write_all(
@@ -273,10 +263,10 @@ async fn an_open_event_stream_is_not_idle() {
 async fn a_client_that_stops_reading_is_closed() {
     use http_body_util::Empty;
     use hyper_util::rt::{TokioExecutor, TokioIo};
-    let daemon = start(&[
+    let daemon = Daemon::with_config(config_with(&[
         ("idle_timeout_ms", "1000"),
         ("http2_keep_alive_interval_ms", "300"),
-    ]);
+    ]));
     let stream = TcpStream::connect(daemon.tcp_addr()).await.unwrap();
     let (mut sender, connection) = hyper::client::conn::http2::Builder::new(TokioExecutor::new())
         .initial_stream_window_size(0)
@@ -342,20 +332,21 @@ async fn settle(mut open: Vec<std::net::TcpStream>) -> Vec<std::net::TcpStream> 
 
 /// The value of `paygate_connections_closed_total{reason="<reason>"}`.
 async fn closed_total(daemon: &Daemon, reason: &str) -> u64 {
-    let text = daemon.metrics().await;
-    let prefix = format!("paygate_connections_closed_total{{reason=\"{reason}\"}} ");
-    text.lines()
-        .find_map(|line| line.strip_prefix(&prefix))
-        .map_or(0, |value| value.parse().unwrap())
+    daemon
+        .metric(&format!(
+            "paygate_connections_closed_total{{reason=\"{reason}\"}}"
+        ))
+        .await
+        .map_or(0, |value| value as u64)
 }
 
 #[tokio::test]
 async fn a_flood_of_silent_connections_leaves_room_for_a_well_behaved_client() {
-    let daemon = start(&[
+    let daemon = Daemon::with_config(config_with(&[
         ("max_connections", "100"),
         ("max_connections_per_peer", "100"),
         ("request_head_timeout_ms", "60000"),
-    ]);
+    ]));
     let open = flood(&daemon, Ipv4Addr::LOCALHOST, 2000).await;
     assert!(
         (50..=100).contains(&open.len()),
@@ -374,7 +365,7 @@ async fn a_flood_of_silent_connections_leaves_room_for_a_well_behaved_client() {
         .post(daemon.url("/v1/payments"))
         .bearer_auth(POS)
         .header("idempotency-key", "after-the-flood")
-        .json(&json!({"merchant_id": "m_demo", "amount": "12.50", "currency": "CNY", "method": "barcode", "auth_code": "990000000000001234", "terminal_id": "T-07"}))
+        .json(&barcode_at("T-07", "12.50"))
         .send()
         .await
         .unwrap();
@@ -392,10 +383,10 @@ async fn a_flood_of_silent_connections_leaves_room_for_a_well_behaved_client() {
 
 #[tokio::test]
 async fn one_peer_gets_only_its_share_of_the_connections() {
-    let daemon = start(&[
+    let daemon = Daemon::with_config(config_with(&[
         ("max_connections", "100"),
         ("request_head_timeout_ms", "60000"),
-    ]);
+    ]));
     // The default share is half of max_connections.
     let greedy = flood(&daemon, Ipv4Addr::new(127, 0, 0, 2), 300).await;
     assert!(
@@ -421,11 +412,8 @@ async fn one_peer_gets_only_its_share_of_the_connections() {
 
 #[test]
 fn zero_and_inconsistent_bounds_are_refused_naming_the_field() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("bad.toml");
     let check = |text: &str| {
-        std::fs::write(&path, text).unwrap();
-        let output = run_paygated(&["config", "check", "--config", path.to_str().unwrap()]);
+        let (_dir, output) = config_check("bad.toml", text);
         let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
         assert_eq!(output.status.code(), Some(2), "{stderr}");
         stderr

@@ -4,7 +4,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use crate::support::*;
 
@@ -15,8 +15,7 @@ fn request(i: usize) -> Value {
         1 => "64",
         _ => "61",
     };
-    json!({"merchant_id": "m_demo", "amount": format!("{}.{cents}", 10 + i), "currency": "CNY",
-           "method": "barcode", "auth_code": "990000000000001234"})
+    barcode(&format!("{}.{cents}", 10 + i))
 }
 
 async fn send(
@@ -44,10 +43,7 @@ async fn kill_9_with_requests_in_flight_loses_and_doubles_nothing() {
     const CLIENTS: usize = 24;
     let config =
         default_config_text().replace("janitor_interval_ms = 3000", "janitor_interval_ms = 200");
-    let mut first = Daemon::start_with(Options {
-        config_text: config.clone(),
-        ..Options::default()
-    });
+    let mut first = Daemon::with_config(config.clone());
     let url = first.url("/v1/payments");
     let tasks: Vec<_> = (0..CLIENTS)
         .map(|i| {
@@ -72,11 +68,7 @@ async fn kill_9_with_requests_in_flight_loses_and_doubles_nothing() {
         }
     }
 
-    let mut second = Daemon::start_with(Options {
-        config_text: config,
-        data_dir: Some(first.data_dir()),
-        ..Options::default()
-    });
+    let mut second = Daemon::with_config_on(config, &first.data_dir());
     let url = second.url("/v1/payments");
     let mut ids = BTreeSet::new();
     for i in 0..CLIENTS {

@@ -31,13 +31,12 @@ fn run_till(daemon: &Daemon, wallet: Wallet) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_pos_till_takes_a_payment_and_refunds_part_of_it_through_each_wallet() {
-    let simulator = Simulator::start();
-    let daemon = Daemon::start_with(Options {
-        config_text: simulator
+    let simulator = Simulator::spawn();
+    let daemon = Daemon::with_config(
+        simulator
             .daemon_config()
             .replace("janitor_interval_ms = 3000", "janitor_interval_ms = 200"),
-        ..Options::default()
-    });
+    );
     for wallet in [ALIPAY, WECHATPAY] {
         let stdout = tokio::task::block_in_place(|| run_till(&daemon, wallet));
         assert!(

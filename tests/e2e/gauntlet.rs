@@ -139,7 +139,7 @@ async fn gauntlet_crash_loop_loses_and_doubles_nothing() {
         .ok()
         .and_then(|k| k.parse().ok())
         .unwrap_or(3);
-    let simulator = Simulator::start();
+    let simulator = Simulator::spawn();
     let config = simulator
         .daemon_config()
         .replace("janitor_interval_ms = 3000", "janitor_interval_ms = 200")
@@ -156,10 +156,7 @@ async fn gauntlet_crash_loop_loses_and_doubles_nothing() {
     ];
     let mut injected = 0;
     let mut finished_changes = 0;
-    let first = Daemon::start_with(Options {
-        config_text: config.clone(),
-        ..Options::default()
-    });
+    let first = Daemon::with_config(config.clone());
     let data = first.data_dir();
     let shared = Arc::new(Shared {
         base: RwLock::new(first.base_url.clone()),
@@ -192,13 +189,7 @@ async fn gauntlet_crash_loop_loses_and_doubles_nothing() {
         let running = current.as_mut().unwrap_or(&mut first);
         signal(running.pid(), "KILL");
         let _ = running.wait(Duration::from_secs(5));
-        let next = tokio::task::block_in_place(|| {
-            Daemon::start_with(Options {
-                config_text: config.clone(),
-                data_dir: Some(data.clone()),
-                ..Options::default()
-            })
-        });
+        let next = tokio::task::block_in_place(|| Daemon::with_config_on(config.clone(), &data));
         // How often the kill cut a store change between its intent and its last write (the
         // restart finishes it: `store/txn.rs`). Reported, not asserted: kills land at random.
         finished_changes += next

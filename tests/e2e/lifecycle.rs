@@ -80,10 +80,7 @@ async fn drain_time_bounds_the_shutdown() {
         "{}\n",
         default_config_text().replace("drain_timeout_ms = 10000", "drain_timeout_ms = 300")
     );
-    let mut daemon = Daemon::start_with(Options {
-        config_text: config,
-        ..Options::default()
-    });
+    let mut daemon = Daemon::with_config(config);
     let client = daemon.client.clone();
     let url = daemon.url("/v1/_test/echo");
     let slow = tokio::spawn(async move {
@@ -155,10 +152,7 @@ async fn data_survives_a_restart_and_the_lock_is_released() {
         .await
         .unwrap();
     assert_eq!(code.0, Some(0));
-    let second = Daemon::start_with(Options {
-        data_dir: Some(data_dir),
-        ..Options::default()
-    });
+    let second = Daemon::with_config_on(default_config_text(), &data_dir);
     let (status, body) = second.get("/readyz", None).await;
     assert_eq!(status, 200);
     assert!(body.to_string().contains("schema version 1"), "{body}");

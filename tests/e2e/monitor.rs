@@ -7,23 +7,15 @@
 //! assertion about alerts polls (`wait_for_alerts` and friends) rather than expecting them at
 //! once.
 
-use std::process::Output;
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use axum::body::Bytes;
-use axum::http::{HeaderMap, StatusCode};
 use serde_json::{Value, json};
 
 use crate::support::*;
 
-/// A payment code the mock wallet accepts: 18 digits starting with 99.
-const AUTH_CODE: &str = "990000000000001234";
 /// The ids of the `POS` and `ERP` keys in config/paygate.toml.
 const POS_KEY_ID: &str = "key_demo_pos";
 const ERP_KEY_ID: &str = "key_demo_erp";
-/// m_demo's `notify_secret` for the mock wallet (config/paygate.toml).
-const NOTIFY_SECRET: &[u8] = b"demo-notify-secret";
 /// The secret of the webhook endpoint that receives alerts.
 const WEBHOOK_SECRET: &str = "whsec_monitor_e2e";
 /// How long a test gives the monitor: 100 steps of 100 ms.
@@ -32,13 +24,6 @@ const WAIT_STEP: Duration = Duration::from_millis(100);
 
 // ----------------------------------------------------------------------------------------
 // Config
-
-fn start(config_text: String) -> Daemon {
-    Daemon::start_with(Options {
-        config_text,
-        ..Options::default()
-    })
-}
 
 /// The tests' config with `[monitor.rules.<rule>]` tables appended at its end. Values are
 /// TOML literals: `("threshold", "3")`, `("action", "\"alert\"")`, `("enabled", "false")`.
@@ -91,15 +76,6 @@ fn hours_from(start: u64, length: u64) -> String {
     format!("{:02}:00-{:02}:00", start % 24, (start + length) % 24)
 }
 
-/// Runs `paygated config check` on `text`, written as `monitor.toml`.
-fn check_config(text: &str) -> (tempfile::TempDir, Output) {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("monitor.toml");
-    std::fs::write(&path, text).unwrap();
-    let output = run_paygated(&["config", "check", "--config", path.to_str().unwrap()]);
-    (dir, output)
-}
-
 /// The 1-based line of the first occurrence of `needle` in `text`.
 fn line_of(text: &str, needle: &str) -> usize {
     let at = text.find(needle).unwrap_or_else(|| panic!("no {needle:?}"));
@@ -109,20 +85,6 @@ fn line_of(text: &str, needle: &str) -> usize {
 // ----------------------------------------------------------------------------------------
 // Requests
 
-fn barcode(terminal: &str, amount: &str) -> Value {
-    barcode_with_code(terminal, amount, AUTH_CODE)
-}
-
-fn barcode_with_code(terminal: &str, amount: &str, auth_code: &str) -> Value {
-    json!({"merchant_id": "m_demo", "amount": amount, "currency": "CNY", "method": "barcode",
-           "auth_code": auth_code, "terminal_id": terminal})
-}
-
-fn qr(terminal: &str, amount: &str) -> Value {
-    json!({"merchant_id": "m_demo", "amount": amount, "currency": "CNY", "method": "qr",
-           "provider": "mock", "terminal_id": terminal})
-}
-
 /// An 18-digit mock payment code of payer number `n`.
 fn payer_code(n: u64) -> String {
     format!("99{n:016}")
@@ -130,7 +92,7 @@ fn payer_code(n: u64) -> String {
 
 /// Pays `amount` by barcode at `terminal` and asserts it succeeded; returns the payment.
 async fn paid(daemon: &Daemon, key: &str, terminal: &str, amount: &str) -> Value {
-    let (status, _, payment) = daemon.pay(key, barcode(terminal, amount)).await;
+    let (status, _, payment) = daemon.pay(key, barcode_at(terminal, amount)).await;
     assert_eq!(
         (status, payment["status"].as_str()),
         (201, Some("succeeded")),
@@ -162,31 +124,6 @@ async fn refunded(daemon: &Daemon, key: &str, payment_id: &str, amount: &str) ->
         "{refund}"
     );
     refund
-}
-
-/// A mock notice for a payment of `amount` CNY and its valid `Mock-Signature`.
-fn signed_notice(payment_id: &str, status: &str, amount: &str) -> (String, String) {
-    let body = json!({"payment_id": payment_id, "status": status, "amount": amount,
-                      "currency": "CNY"})
-    .to_string();
-    let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, NOTIFY_SECRET);
-    let signature = hex::encode(ring::hmac::sign(&key, body.as_bytes()));
-    (body, signature)
-}
-
-/// Posts a mock notice for m_demo; returns the HTTP status.
-async fn notify(daemon: &Daemon, body: &str, signature: &str) -> u16 {
-    daemon
-        .client
-        .post(daemon.url("/v1/notify/mock/m_demo"))
-        .header("content-type", "application/json")
-        .header("mock-signature", signature)
-        .body(body.to_owned())
-        .send()
-        .await
-        .unwrap()
-        .status()
-        .as_u16()
 }
 
 /// Sends `n` requests with an unknown Bearer key; each must be refused with 401.
@@ -380,21 +317,6 @@ async fn wait_for_blocks(daemon: &Daemon, n: usize) -> Vec<Value> {
 // ----------------------------------------------------------------------------------------
 // Metrics
 
-async fn metrics_text(daemon: &Daemon) -> String {
-    daemon.metrics().await
-}
-
-/// The value of one exact series, written as exposed: `name{label="value",...}`.
-fn series(text: &str, series: &str) -> Option<f64> {
-    text.lines().find_map(|line| {
-        line.strip_prefix(series)?
-            .strip_prefix(' ')?
-            .trim()
-            .parse()
-            .ok()
-    })
-}
-
 /// The sum of every sample of metric `name`, whatever its labels; `None` if none is exposed.
 fn metric_sum(text: &str, name: &str) -> Option<f64> {
     let values: Vec<f64> = text
@@ -419,7 +341,7 @@ fn metric_sum(text: &str, name: &str) -> Option<f64> {
 async fn wait_for_metrics(daemon: &Daemon, what: &str, done: impl Fn(&str) -> bool) -> String {
     let mut text = String::new();
     for _ in 0..WAIT_STEPS {
-        text = metrics_text(daemon).await;
+        text = daemon.metrics().await;
         if done(&text) {
             return text;
         }
@@ -503,118 +425,6 @@ async fn next_alert_event(mut response: reqwest::Response, rule: &str) -> Value 
 }
 
 // ----------------------------------------------------------------------------------------
-// Webhook receiver
-
-/// One webhook delivery as the receiver saw it.
-#[derive(Debug, Clone)]
-struct Delivery {
-    signature: String,
-    body: Vec<u8>,
-}
-
-impl Delivery {
-    fn json(&self) -> Value {
-        serde_json::from_slice(&self.body).unwrap()
-    }
-}
-
-/// A webhook receiver on a real socket, recording every delivery to `/hooks`.
-struct HookReceiver {
-    port: u16,
-    received: Arc<Mutex<Vec<Delivery>>>,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl HookReceiver {
-    async fn start() -> HookReceiver {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let port = listener.local_addr().unwrap().port();
-        let received: Arc<Mutex<Vec<Delivery>>> = Arc::default();
-        let sink = received.clone();
-        let app = axum::Router::new().route(
-            "/hooks",
-            axum::routing::post(move |headers: HeaderMap, body: Bytes| {
-                let sink = sink.clone();
-                async move {
-                    let signature = headers
-                        .get("paygate-signature")
-                        .and_then(|v| v.to_str().ok())
-                        .unwrap_or_default()
-                        .to_owned();
-                    sink.lock().unwrap().push(Delivery {
-                        signature,
-                        body: body.to_vec(),
-                    });
-                    StatusCode::NO_CONTENT
-                }
-            }),
-        );
-        let task = tokio::spawn(async move {
-            axum::serve(listener, app).await.unwrap();
-        });
-        HookReceiver {
-            port,
-            received,
-            task,
-        }
-    }
-
-    fn deliveries(&self) -> Vec<Delivery> {
-        self.received.lock().unwrap().clone()
-    }
-
-    /// Waits for a delivery whose event satisfies `wanted` (10 s at most).
-    async fn wait_for(&self, what: &str, wanted: impl Fn(&Value) -> bool) -> Delivery {
-        for _ in 0..WAIT_STEPS {
-            let found = self
-                .deliveries()
-                .into_iter()
-                .find(|delivery| wanted(&delivery.json()));
-            if let Some(delivery) = found {
-                return delivery;
-            }
-            tokio::time::sleep(WAIT_STEP).await;
-        }
-        let got: Vec<Value> = self.deliveries().iter().map(Delivery::json).collect();
-        panic!("no delivery of {what} within 10 s; got:\n{}", pretty(&got));
-    }
-}
-
-impl Drop for HookReceiver {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
-}
-
-/// Checks `Paygate-Signature` as a receiver would: HMAC-SHA256 over "<t>.<body>".
-fn verify_signature(delivery: &Delivery) {
-    let mut t = None;
-    let mut v1 = None;
-    for part in delivery.signature.split(',') {
-        match part.split_once('=') {
-            Some(("t", value)) => t = Some(value),
-            Some(("v1", value)) => v1 = Some(value),
-            _ => {}
-        }
-    }
-    let t = t.expect("t= in Paygate-Signature");
-    let v1 = v1.expect("v1= in Paygate-Signature");
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_secs() as i64;
-    assert!(
-        (now - t.parse::<i64>().unwrap()).abs() < 60,
-        "fresh timestamp"
-    );
-    let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, WEBHOOK_SECRET.as_bytes());
-    let mut message = format!("{t}.").into_bytes();
-    message.extend_from_slice(&delivery.body);
-    ring::hmac::verify(&key, &message, &hex::decode(v1).unwrap())
-        .expect("the signature verifies with the endpoint's secret");
-}
-
-// ----------------------------------------------------------------------------------------
 // A day of ordinary traffic
 
 /// A deterministic pseudo-random sequence (Knuth's MMIX LCG): the same day on every run.
@@ -683,7 +493,7 @@ fn rule_tables_are_checked_like_the_rest_of_the_config() {
         ),
         ("decline_rate", &[("enabled", "false")]),
     ]);
-    let (_dir, output) = check_config(&every_key);
+    let (_dir, output) = config_check("monitor.toml", &every_key);
     assert_eq!(
         output.status.code(),
         Some(0),
@@ -701,7 +511,7 @@ fn rule_tables_are_checked_like_the_rest_of_the_config() {
             "{}\n[monitor.rules.{rule}]\n{setting}\n",
             default_config_text()
         );
-        let (_dir, output) = check_config(&text);
+        let (_dir, output) = config_check("monitor.toml", &text);
         let stderr = String::from_utf8_lossy(&output.stderr);
         assert_eq!(output.status.code(), Some(2), "{setting}: {stderr}");
         assert!(stderr.contains(field), "no {field} in: {stderr}");
@@ -725,7 +535,7 @@ fn rule_tables_are_checked_like_the_rest_of_the_config() {
 /// block that terminal (only it) until an admin lifts the block.
 #[tokio::test]
 async fn card_testing_raises_a_critical_alert_and_blocks_the_terminal() {
-    let daemon = start(config_with_rules(&[(
+    let daemon = Daemon::with_config(config_with_rules(&[(
         "card_testing",
         &[("threshold", "3"), ("window_s", "60")],
     )]));
@@ -741,7 +551,7 @@ async fn card_testing_raises_a_critical_alert_and_blocks_the_terminal() {
     assert_eq!(alert["count"], 1, "{alert}");
 
     let metrics = wait_for_metrics(&daemon, "paygate_alerts_total for card_testing", |text| {
-        series(
+        metric_value(
             text,
             "paygate_alerts_total{rule=\"card_testing\",severity=\"critical\"}",
         ) == Some(1.0)
@@ -786,8 +596,8 @@ async fn card_testing_raises_a_critical_alert_and_blocks_the_terminal() {
 
     // The blocked terminal is refused whatever the method; other terminals still pay.
     for (key, body) in [
-        ("ct-4", barcode("T-card", "1.00")),
-        ("ct-5", qr("T-card", "20.00")),
+        ("ct-4", barcode_at("T-card", "1.00")),
+        ("ct-5", qr_at("T-card", "20.00")),
     ] {
         let (status, _, refused) = daemon.pay(key, body).await;
         assert_eq!(status, 403, "{refused}");
@@ -818,7 +628,7 @@ async fn card_testing_raises_a_critical_alert_and_blocks_the_terminal() {
 /// declines at another raise nothing for it.
 #[tokio::test]
 async fn decline_burst_raises_a_warning_for_the_terminal() {
-    let daemon = start(config_with_rules(&[(
+    let daemon = Daemon::with_config(config_with_rules(&[(
         "decline_burst",
         &[("threshold", "3"), ("window_s", "60")],
     )]));
@@ -850,7 +660,7 @@ async fn decline_burst_raises_a_warning_for_the_terminal() {
 /// once min_count attempts are in, raises a warning.
 #[tokio::test]
 async fn decline_rate_raises_a_warning_for_a_terminal_declining_most_payments() {
-    let daemon = start(config_with_rules(&[(
+    let daemon = Daemon::with_config(config_with_rules(&[(
         "decline_rate",
         &[("min_count", "5")],
     )]));
@@ -859,7 +669,7 @@ async fn decline_rate_raises_a_warning_for_a_terminal_declining_most_payments() 
     }
     // 4 of 6 declined: 0.67 > 0.5 and > 3 x 0.05.
     for i in 1..=4 {
-        declined(&daemon, &format!("dr-{i}"), barcode("T-rate", "8.51")).await;
+        declined(&daemon, &format!("dr-{i}"), barcode_at("T-rate", "8.51")).await;
     }
     let alert = wait_for_subject(&daemon, "rule=decline_rate", "terminal_id", "T-rate").await;
     assert_alert(&alert, "decline_rate", "warning");
@@ -870,7 +680,7 @@ async fn decline_rate_raises_a_warning_for_a_terminal_declining_most_payments() 
 /// a warning for the merchant.
 #[tokio::test]
 async fn amount_spike_raises_a_warning_for_the_merchant() {
-    let daemon = start(config_with_rules(&[(
+    let daemon = Daemon::with_config(config_with_rules(&[(
         "amount_spike",
         &[("min_count", "5"), ("factor", "5")],
     )]));
@@ -888,7 +698,7 @@ async fn amount_spike_raises_a_warning_for_the_merchant() {
 /// terminal of the refunded payment).
 #[tokio::test]
 async fn refund_burst_raises_a_warning_for_the_api_key() {
-    let daemon = start(config_with_rules(&[(
+    let daemon = Daemon::with_config(config_with_rules(&[(
         "refund_burst",
         &[("threshold", "3")],
     )]));
@@ -908,7 +718,7 @@ async fn refund_burst_raises_a_warning_for_the_api_key() {
 /// refund_ratio: a merchant refunding most of what it collected raises a warning.
 #[tokio::test]
 async fn refund_ratio_raises_a_warning_for_the_merchant() {
-    let daemon = start(config_with_rules(&[(
+    let daemon = Daemon::with_config(config_with_rules(&[(
         "refund_ratio",
         &[("amount", "\"10.00\""), ("threshold", "0.5")],
     )]));
@@ -923,7 +733,7 @@ async fn refund_ratio_raises_a_warning_for_the_merchant() {
 async fn off_hours_raises_an_info_alert() {
     // Open one hour, twelve hours from now.
     let opening = hours_from(utc_hour_now() + 12, 1);
-    let daemon = start(with_opening_hours(
+    let daemon = Daemon::with_config(with_opening_hours(
         default_config_text(),
         &opening,
         "+00:00",
@@ -937,17 +747,17 @@ async fn off_hours_raises_an_info_alert() {
 /// provider, and change nothing.
 #[tokio::test]
 async fn forged_notifications_raise_a_critical_alert_for_the_provider() {
-    let daemon = start(config_with_rules(&[(
+    let daemon = Daemon::with_config(config_with_rules(&[(
         "forged_notifications",
         &[("threshold", "3")],
     )]));
     // .60: the payer never pays, so nothing but a notice could settle it.
-    let (status, _, pending) = daemon.pay("fn-1", qr("T-forge", "7.60")).await;
+    let (status, _, pending) = daemon.pay("fn-1", qr_at("T-forge", "7.60")).await;
     assert_eq!(status, 201, "{pending}");
     let id = pending["id"].as_str().unwrap();
     let (forged, _) = signed_notice(id, "succeeded", "7.60");
     for _ in 0..3 {
-        assert_eq!(notify(&daemon, &forged, &"00".repeat(32)).await, 400);
+        assert_eq!(notify(&daemon, &forged, &"00".repeat(32)).await.0, 400);
     }
     let alert = wait_for_subject(&daemon, "rule=forged_notifications", "provider", "mock").await;
     assert_alert(&alert, "forged_notifications", "critical");
@@ -958,7 +768,7 @@ async fn forged_notifications_raise_a_critical_alert_for_the_provider() {
 /// credential_abuse: repeated unknown keys from one address raise a critical alert naming it.
 #[tokio::test]
 async fn credential_abuse_raises_a_critical_alert() {
-    let daemon = start(config_with_rules(&[(
+    let daemon = Daemon::with_config(config_with_rules(&[(
         "credential_abuse",
         &[("threshold", "5")],
     )]));
@@ -977,14 +787,14 @@ async fn credential_abuse_raises_a_critical_alert() {
 /// API key.
 #[tokio::test]
 async fn idempotency_abuse_raises_a_warning_for_the_api_key() {
-    let daemon = start(config_with_rules(&[(
+    let daemon = Daemon::with_config(config_with_rules(&[(
         "idempotency_abuse",
         &[("threshold", "3")],
     )]));
-    let (status, _, first) = daemon.pay("ia-reused", qr("T-idem", "1.00")).await;
+    let (status, _, first) = daemon.pay("ia-reused", qr_at("T-idem", "1.00")).await;
     assert_eq!(status, 201, "{first}");
     for amount in ["2.00", "3.00", "4.00"] {
-        let (status, _, body) = daemon.pay("ia-reused", qr("T-idem", amount)).await;
+        let (status, _, body) = daemon.pay("ia-reused", qr_at("T-idem", amount)).await;
         assert_eq!(status, 422, "{body}");
         assert_eq!(body["error"]["code"], "idempotency_key_reused");
     }
@@ -997,13 +807,13 @@ async fn idempotency_abuse_raises_a_warning_for_the_api_key() {
 #[tokio::test]
 async fn state_conflict_raises_a_critical_alert_naming_the_payment() {
     let daemon = Daemon::start();
-    let (status, _, pending) = daemon.pay("sc-1", qr("T-conflict", "7.00")).await;
+    let (status, _, pending) = daemon.pay("sc-1", qr_at("T-conflict", "7.00")).await;
     assert_eq!(status, 201, "{pending}");
     let id = pending["id"].as_str().unwrap();
     let (paid_notice, signature) = signed_notice(id, "succeeded", "7.00");
-    assert_eq!(notify(&daemon, &paid_notice, &signature).await, 200);
+    assert_eq!(notify(&daemon, &paid_notice, &signature).await.0, 200);
     let (failed_notice, signature) = signed_notice(id, "failed", "7.00");
-    assert_eq!(notify(&daemon, &failed_notice, &signature).await, 200);
+    assert_eq!(notify(&daemon, &failed_notice, &signature).await.0, 200);
     let (_, payment) = daemon.get(&format!("/v1/payments/{id}"), Some(POS)).await;
     assert_eq!(payment["status"], "succeeded", "{payment}");
 
@@ -1025,7 +835,7 @@ async fn state_conflict_raises_a_critical_alert_naming_the_payment() {
 /// blocks nothing.
 #[tokio::test]
 async fn repeats_within_the_cooldown_count_on_one_alert() {
-    let daemon = start(config_with_rules(&[(
+    let daemon = Daemon::with_config(config_with_rules(&[(
         "card_testing",
         &[
             ("threshold", "2"),
@@ -1069,7 +879,7 @@ async fn repeats_within_the_cooldown_count_on_one_alert() {
 /// A disabled rule raises nothing, while the other rules keep working.
 #[tokio::test]
 async fn a_disabled_rule_raises_nothing() {
-    let daemon = start(config_with_rules(&[
+    let daemon = Daemon::with_config(config_with_rules(&[
         ("credential_abuse", &[("enabled", "false")]),
         ("decline_rate", &[("enabled", "false")]),
         ("forged_notifications", &[("threshold", "1")]),
@@ -1077,14 +887,14 @@ async fn a_disabled_rule_raises_nothing() {
     bad_key_requests(&daemon, 20).await;
     // The monitor is running: a forged notice is still caught.
     let (forged, _) = signed_notice("pay_doesnotexist", "succeeded", "7.00");
-    assert_eq!(notify(&daemon, &forged, &"00".repeat(32)).await, 400);
+    assert_eq!(notify(&daemon, &forged, &"00".repeat(32)).await.0, 400);
     wait_for_subject(&daemon, "rule=forged_notifications", "provider", "mock").await;
     let_the_monitor_settle().await;
     let raised = alerts(&daemon, "rule=credential_abuse").await;
     assert!(raised.is_empty(), "{}", pretty(&raised));
-    let metrics = metrics_text(&daemon).await;
+    let metrics = daemon.metrics().await;
     assert_eq!(
-        series(
+        metric_value(
             &metrics,
             "paygate_alerts_total{rule=\"credential_abuse\",severity=\"critical\"}"
         )
@@ -1101,7 +911,7 @@ async fn a_disabled_rule_raises_nothing() {
 /// shows each key only what its scope allows.
 #[tokio::test]
 async fn alert_lists_filter_paginate_and_follow_the_key_scope() {
-    let daemon = start(config_with_rules(&[
+    let daemon = Daemon::with_config(config_with_rules(&[
         ("credential_abuse", &[("threshold", "2")]),
         (
             "card_testing",
@@ -1117,10 +927,10 @@ async fn alert_lists_filter_paginate_and_follow_the_key_scope() {
         paid(&daemon, &format!("ls-{i}"), "T-list", "1.00").await;
     }
     wait_for_alerts(&daemon, "rule=card_testing", 1).await;
-    let (status, _, first) = daemon.pay("ls-reused", qr("T-list", "9.00")).await;
+    let (status, _, first) = daemon.pay("ls-reused", qr_at("T-list", "9.00")).await;
     assert_eq!(status, 201, "{first}");
     for amount in ["9.10", "9.20"] {
-        let (status, _, body) = daemon.pay("ls-reused", qr("T-list", amount)).await;
+        let (status, _, body) = daemon.pay("ls-reused", qr_at("T-list", amount)).await;
         assert_eq!(status, 422, "{body}");
     }
     wait_for_alerts(&daemon, "rule=idempotency_abuse", 1).await;
@@ -1208,7 +1018,7 @@ async fn alert_lists_filter_paginate_and_follow_the_key_scope() {
 /// ids are 404.
 #[tokio::test]
 async fn an_admin_acknowledges_an_alert() {
-    let daemon = start(config_with_rules(&[(
+    let daemon = Daemon::with_config(config_with_rules(&[(
         "credential_abuse",
         &[("threshold", "2")],
     )]));
@@ -1277,7 +1087,7 @@ async fn an_admin_acknowledges_an_alert() {
 /// `GET /v1/alerts/stream` (admins only) pushes each new alert as an `alert` event.
 #[tokio::test]
 async fn new_alerts_are_pushed_on_the_event_stream() {
-    let daemon = start(config_with_rules(&[(
+    let daemon = Daemon::with_config(config_with_rules(&[(
         "credential_abuse",
         &[("threshold", "2")],
     )]));
@@ -1328,12 +1138,12 @@ async fn new_alerts_are_pushed_on_the_event_stream() {
 /// Alerts go out as signed `alert.raised` webhooks to the endpoints that want them.
 #[tokio::test]
 async fn alerts_are_delivered_as_signed_webhooks() {
-    let receiver = HookReceiver::start().await;
+    let receiver = WebhookReceiver::on_free_port().await;
     let config = config_with_rules(&[(
         "card_testing",
         &[("threshold", "2"), ("action", "\"alert\"")],
     )]);
-    let daemon = start(with_alert_endpoint(config, receiver.port));
+    let daemon = Daemon::with_config(with_alert_endpoint(config, receiver.port));
     for i in 1..=2 {
         paid(&daemon, &format!("wh-{i}"), "T-hook", "1.00").await;
     }
@@ -1342,7 +1152,7 @@ async fn alerts_are_delivered_as_signed_webhooks() {
     let delivery = receiver
         .wait_for("the alert", |event| event["data"]["id"] == alert["id"])
         .await;
-    verify_signature(&delivery);
+    delivery.verify_signature(WEBHOOK_SECRET);
     let event = delivery.json();
     assert!(
         event["id"]
@@ -1378,7 +1188,7 @@ async fn a_normal_day_of_traffic_raises_no_alert() {
     // Open from six hours before to six hours after the merchant's local time at UTC+8: the
     // day is inside opening hours only if the offset is applied.
     let local_hour = utc_hour_now() + 8;
-    let daemon = start(with_opening_hours(
+    let daemon = Daemon::with_config(with_opening_hours(
         default_config_text(),
         &hours_from(local_hour + 24 - 6, 12),
         "+08:00",
@@ -1400,7 +1210,7 @@ async fn a_normal_day_of_traffic_raises_no_alert() {
         };
         let amount = major(cents);
         let body = if by_qr {
-            qr(terminal, &amount)
+            qr_at(terminal, &amount)
         } else {
             barcode_with_code(terminal, &amount, &payer)
         };
@@ -1425,7 +1235,7 @@ async fn a_normal_day_of_traffic_raises_no_alert() {
         if by_qr {
             // The payer scans and pays: the wallet's valid notice settles it.
             let (notice, signature) = signed_notice(&id, "succeeded", &amount);
-            assert_eq!(notify(&daemon, &notice, &signature).await, 200);
+            assert_eq!(notify(&daemon, &notice, &signature).await.0, 200);
         } else if i % 30 == 5 {
             // The back office refunds part of a sale.
             let mut refund_cents = cents / 2;

@@ -51,10 +51,7 @@ async fn wait_for(daemon: &Daemon, path: &str, field: &str, want: &str) -> Value
 
 #[tokio::test]
 async fn a_merchant_is_created_activated_bound_and_collects() {
-    let daemon = Daemon::start_with(Options {
-        config_text: fast_janitor(),
-        ..Options::default()
-    });
+    let daemon = Daemon::with_config(fast_janitor());
     let (status, merchant) = create(&daemon, "m-1", "Tea House").await;
     assert_eq!(status, 201, "{merchant}");
     let id = merchant["id"].as_str().unwrap().to_owned();
@@ -366,10 +363,7 @@ async fn only_admins_create_and_scoped_keys_see_only_their_merchants() {
 
 #[tokio::test]
 async fn identity_and_account_numbers_never_reach_the_disk_or_the_logs_in_clear() {
-    let mut daemon = Daemon::start_with(Options {
-        config_text: fast_janitor(),
-        ..Options::default()
-    });
+    let mut daemon = Daemon::with_config(fast_janitor());
     let (_, merchant) = create(&daemon, "m-secret", "Secret Shop").await;
     let id = merchant["id"].as_str().unwrap().to_owned();
     daemon
@@ -477,10 +471,7 @@ async fn the_master_key_rotates_in_place() {
         String::from_utf8_lossy(&back.stderr)
     );
     // And the daemon, on the original key, serves the merchant.
-    let again = Daemon::start_with(Options {
-        data_dir: Some(data.clone()),
-        ..Options::default()
-    });
+    let again = Daemon::with_config_on(default_config_text(), &data);
     let (status, merchant) = again.get(&format!("/v1/merchants/{id}"), Some(ADMIN)).await;
     assert_eq!(
         (status, merchant["legal_person"]["id_number"].as_str()),
@@ -495,13 +486,12 @@ async fn the_master_key_rotates_in_place() {
 /// reviewer rejects with a reason, resubmit, approved, bind, the bank verifies, the first
 /// payment (a QR code the payer scans).
 async fn journey_through_the_simulator(provider: &str) {
-    let simulator = crate::simulator::Simulator::start();
-    let daemon = Daemon::start_with(Options {
-        config_text: simulator
+    let simulator = crate::simulator::Simulator::spawn();
+    let daemon = Daemon::with_config(
+        simulator
             .daemon_config()
             .replace("janitor_interval_ms = 3000", "janitor_interval_ms = 200"),
-        ..Options::default()
-    });
+    );
     let (status, merchant) = create(&daemon, "sim-m", "Tea House Ltd").await;
     assert_eq!(status, 201, "{merchant}");
     let id = merchant["id"].as_str().unwrap().to_owned();
@@ -636,35 +626,12 @@ async fn the_journey_through_wechatpay_on_the_simulator() {
     journey_through_the_simulator("wechatpay").await;
 }
 
-/// A mock notice signed with the platform's notify secret.
-async fn mock_notice(daemon: &Daemon, merchant_id: &str, body: &Value, signature_ok: bool) -> u16 {
-    let text = body.to_string();
-    let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, b"demo-notify-secret");
-    let signature = if signature_ok {
-        hex::encode(ring::hmac::sign(&key, text.as_bytes()))
-    } else {
-        "00".repeat(32)
-    };
-    daemon
-        .client
-        .post(daemon.url(&format!("/v1/notify/mock/{merchant_id}")))
-        .header("mock-signature", signature)
-        .body(text)
-        .send()
-        .await
-        .unwrap()
-        .status()
-        .as_u16()
-}
-
 #[tokio::test]
 async fn activations_and_accounts_follow_the_providers_notices() {
     // The janitor stays away: only notices move things.
-    let daemon = Daemon::start_with(Options {
-        config_text: default_config_text()
-            .replace("janitor_interval_ms = 3000", "janitor_interval_ms = 600000"),
-        ..Options::default()
-    });
+    let daemon = Daemon::with_config(
+        default_config_text().replace("janitor_interval_ms = 3000", "janitor_interval_ms = 600000"),
+    );
     let (_, merchant) = create(&daemon, "n-m", "Notice Shop").await;
     let id = merchant["id"].as_str().unwrap().to_owned();
     let apply = |key: &'static str| {
@@ -684,14 +651,22 @@ async fn activations_and_accounts_follow_the_providers_notices() {
 
     // A forged notice changes nothing.
     let active = json!({"activation_id": act, "status": "active"});
-    assert_eq!(mock_notice(&daemon, &id, &active, false).await, 400);
+    assert_eq!(
+        notify_to(&daemon, &id, &active.to_string(), &"00".repeat(32))
+            .await
+            .0,
+        400
+    );
     assert_eq!(
         daemon.get(&act_path, Some(ADMIN)).await.1["status"],
         "under_review"
     );
     // Rejected by notice, with the reason.
     let rejected = json!({"activation_id": act, "status": "rejected", "reason": "licence expired"});
-    assert_eq!(mock_notice(&daemon, &id, &rejected, true).await, 200);
+    assert_eq!(
+        mock_notice(&daemon, &id, DEMO_NOTIFY_SECRET, &rejected).await,
+        200
+    );
     let now = daemon.get(&act_path, Some(ADMIN)).await.1;
     assert_eq!(
         (now["status"].as_str(), now["rejection_reason"].as_str()),
@@ -699,12 +674,18 @@ async fn activations_and_accounts_follow_the_providers_notices() {
     );
     // Resubmitted, then approved by notice; a repeat of the notice changes nothing.
     assert_eq!(apply("n-act-2").await["submissions"], 2);
-    assert_eq!(mock_notice(&daemon, &id, &active, true).await, 200);
+    assert_eq!(
+        mock_notice(&daemon, &id, DEMO_NOTIFY_SECRET, &active).await,
+        200
+    );
     assert_eq!(
         daemon.get(&act_path, Some(ADMIN)).await.1["status"],
         "active"
     );
-    assert_eq!(mock_notice(&daemon, &id, &active, true).await, 200);
+    assert_eq!(
+        mock_notice(&daemon, &id, DEMO_NOTIFY_SECRET, &active).await,
+        200
+    );
     let merchant = daemon
         .get(&format!("/v1/merchants/{id}"), Some(ADMIN))
         .await
@@ -725,7 +706,10 @@ async fn activations_and_accounts_follow_the_providers_notices() {
     let ba = account["id"].as_str().unwrap();
     let failed =
         json!({"bank_account_id": ba, "status": "failed", "reason": "remittance not received"});
-    assert_eq!(mock_notice(&daemon, &id, &failed, true).await, 200);
+    assert_eq!(
+        mock_notice(&daemon, &id, DEMO_NOTIFY_SECRET, &failed).await,
+        200
+    );
     let now = daemon
         .get(
             &format!("/v1/merchants/{id}/bank_accounts/{ba}"),

@@ -106,10 +106,7 @@ async fn unix_socket_serves_the_api() {
         "[server]\n",
         &format!("[server]\nunix_socket = \"{}\"\n", socket.display()),
     );
-    let daemon = Daemon::start_with(Options {
-        config_text: config,
-        ..Options::default()
-    });
+    let daemon = Daemon::with_config(config);
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let mut stream = tokio::net::UnixStream::connect(&socket).await.unwrap();
     stream

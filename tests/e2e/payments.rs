@@ -7,53 +7,12 @@ use serde_json::{Value, json};
 
 use crate::support::*;
 
-impl Daemon {
-    /// POSTs `body` with `key` as Idempotency-Key; returns status, replayed flag and body.
-    pub async fn post_idempotent(
-        &self,
-        path: &str,
-        api_key: &str,
-        idempotency_key: Option<&str>,
-        body: &Value,
-    ) -> (u16, bool, Value) {
-        let mut request = self
-            .client
-            .post(self.url(path))
-            .bearer_auth(api_key)
-            .header("content-type", "application/json")
-            .body(body.to_string());
-        if let Some(key) = idempotency_key {
-            request = request.header("idempotency-key", key);
-        }
-        let response = request.send().await.unwrap();
-        let status = response.status().as_u16();
-        let replayed = response
-            .headers()
-            .get("idempotent-replayed")
-            .is_some_and(|v| v == "true");
-        let text = response.text().await.unwrap();
-        (
-            status,
-            replayed,
-            serde_json::from_str(&text).unwrap_or(Value::String(text)),
-        )
-    }
-
-    pub async fn pay(&self, key: &str, body: Value) -> (u16, bool, Value) {
-        self.post_idempotent("/v1/payments", POS, Some(key), &body)
-            .await
-    }
-}
-
-/// The daemon's `/metrics` text.
-async fn metrics_text(daemon: &Daemon) -> String {
-    let response = daemon.client.get(daemon.url("/metrics")).send().await;
-    response.unwrap().text().await.unwrap()
-}
+/// The terminal these tests' barcode payments come from.
+const TILL: &str = "T-07";
 
 /// Asserts that every line of `want` is a line of `/metrics`.
 async fn assert_metrics(daemon: &Daemon, want: &[&str]) {
-    let metrics = metrics_text(daemon).await;
+    let metrics = daemon.metrics().await;
     for line in want {
         assert!(
             metrics.lines().any(|l| l == *line),
@@ -62,18 +21,10 @@ async fn assert_metrics(daemon: &Daemon, want: &[&str]) {
     }
 }
 
-fn qr(amount: &str) -> Value {
-    json!({"merchant_id": "m_demo", "amount": amount, "currency": "CNY", "method": "qr", "provider": "mock"})
-}
-
-fn barcode(amount: &str) -> Value {
-    json!({"merchant_id": "m_demo", "amount": amount, "currency": "CNY", "method": "barcode", "auth_code": "990000000000001234", "terminal_id": "T-07"})
-}
-
 #[tokio::test]
 async fn a_barcode_payment_succeeds_at_once_and_a_qr_payment_waits() {
     let daemon = Daemon::start();
-    let (status, replayed, payment) = daemon.pay("k-barcode", barcode("12.50")).await;
+    let (status, replayed, payment) = daemon.pay("k-barcode", barcode_at(TILL, "12.50")).await;
     assert_eq!((status, replayed), (201, false), "{payment}");
     assert_eq!(payment["status"], "succeeded");
     assert_eq!(
@@ -119,7 +70,10 @@ async fn each_decline_code_fails_the_payment_with_402() {
         ("56", "provider_declined"),
     ] {
         let (status, _, body) = daemon
-            .pay(&format!("decline-{cents}"), barcode(&format!("3.{cents}")))
+            .pay(
+                &format!("decline-{cents}"),
+                barcode_at(TILL, &format!("3.{cents}")),
+            )
             .await;
         assert_eq!(status, 402, "{body}");
         assert_eq!(body["error"]["type"], "provider_error");
@@ -197,20 +151,13 @@ async fn idempotency_rows_of_section_4() {
         ],
     )
     .await;
-    let metrics = metrics_text(&daemon).await;
-    let flushes = metrics
-        .lines()
-        .find_map(|l| l.strip_prefix("paygate_store_flushes_total "))
-        .and_then(|v| v.parse::<u64>().ok())
-        .unwrap();
+    let metrics = daemon.metrics().await;
+    let flushes = metric_value(&metrics, "paygate_store_flushes_total").unwrap();
     assert!(
-        flushes >= 2,
+        flushes >= 2.0,
         "payments are flushed before and after the provider call"
     );
-    let writer_busy = metrics
-        .lines()
-        .find_map(|l| l.strip_prefix("paygate_store_writer_busy_seconds_total "))
-        .and_then(|v| v.parse::<f64>().ok())
+    let writer_busy = metric_value(&metrics, "paygate_store_writer_busy_seconds_total")
         .unwrap_or_else(|| panic!("no writer-busy counter in:\n{metrics}"));
     assert!(
         writer_busy > 0.0,
@@ -231,7 +178,7 @@ async fn a_key_still_in_progress_answers_409() {
                 .bearer_auth(POS)
                 .header("content-type", "application/json")
                 .header("idempotency-key", "slow")
-                .body(barcode("1.64").to_string())
+                .body(barcode_at(TILL, "1.64").to_string())
                 .send()
                 .await
                 .unwrap()
@@ -241,7 +188,7 @@ async fn a_key_still_in_progress_answers_409() {
     let mut saw_409 = false;
     for _ in 0..40 {
         tokio::time::sleep(Duration::from_millis(25)).await;
-        let (status, _, body) = daemon.pay("slow", barcode("1.64")).await;
+        let (status, _, body) = daemon.pay("slow", barcode_at(TILL, "1.64")).await;
         if status == 409 {
             assert_eq!(body["error"]["code"], "idempotency_in_progress");
             saw_409 = true;
@@ -250,7 +197,7 @@ async fn a_key_still_in_progress_answers_409() {
     }
     assert!(saw_409, "a concurrent retry was not answered 409");
     assert_eq!(slow.await.unwrap(), 201);
-    let (status, replayed, body) = daemon.pay("slow", barcode("1.64")).await;
+    let (status, replayed, body) = daemon.pay("slow", barcode_at(TILL, "1.64")).await;
     assert_eq!((status, replayed), (201, true));
     assert_eq!(body["status"], "succeeded");
 }
@@ -357,7 +304,7 @@ async fn bad_payment_requests_are_clear_400s_and_422s() {
         assert_eq!(error["error"]["param"], param, "{body}: {error}");
     }
     // Unknown wallet code and an inactive wallet name the merchant's wallets.
-    let mut unknown_code = barcode("1.00");
+    let mut unknown_code = barcode_at(TILL, "1.00");
     unknown_code["auth_code"] = json!("170000000000000000");
     let (status, _, error) = daemon.pay("w1", unknown_code).await;
     assert_eq!(status, 422);
@@ -377,7 +324,7 @@ async fn bad_payment_requests_are_clear_400s_and_422s() {
 }
 
 async fn succeeded_payment(daemon: &Daemon, key: &str, amount: &str) -> String {
-    let (status, _, payment) = daemon.pay(key, barcode(amount)).await;
+    let (status, _, payment) = daemon.pay(key, barcode_at(TILL, amount)).await;
     assert_eq!(
         (status, payment["status"].as_str()),
         (201, Some("succeeded")),
@@ -585,38 +532,13 @@ async fn fifty_concurrent_refunds_never_exceed_the_payment() {
     assert_eq!(payment["amount_refunded"], "10.00");
 }
 
-/// A mock notice for a 7.00 CNY payment (what these tests pay) and its signature.
-fn signed_notice(payment_id: &str, status: &str) -> (String, String) {
-    let body = json!({"payment_id": payment_id, "status": status, "amount": "7.00",
-                      "currency": "CNY"})
-    .to_string();
-    let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, b"demo-notify-secret");
-    (
-        body.clone(),
-        hex::encode(ring::hmac::sign(&key, body.as_bytes())),
-    )
-}
-
-async fn notify(daemon: &Daemon, body: &str, signature: &str) -> (u16, String) {
-    let response = daemon
-        .client
-        .post(daemon.url("/v1/notify/mock/m_demo"))
-        .header("content-type", "application/json")
-        .header("mock-signature", signature)
-        .body(body.to_owned())
-        .send()
-        .await
-        .unwrap();
-    (response.status().as_u16(), response.text().await.unwrap())
-}
-
 #[tokio::test]
 async fn notifications_valid_duplicate_late_and_forged() {
     let daemon = Daemon::start();
     let (_, _, pending) = daemon.pay("n1", qr("7.00")).await;
     let id = pending["id"].as_str().unwrap();
 
-    let (body, signature) = signed_notice(id, "succeeded");
+    let (body, signature) = signed_notice(id, "succeeded", "7.00");
     assert_eq!(notify(&daemon, &body, &signature).await, (200, "OK".into()));
     let (_, payment) = daemon.get(&format!("/v1/payments/{id}"), Some(POS)).await;
     assert_eq!(payment["status"], "succeeded");
@@ -624,7 +546,7 @@ async fn notifications_valid_duplicate_late_and_forged() {
     // The same notice again is acknowledged and changes nothing.
     assert_eq!(notify(&daemon, &body, &signature).await.0, 200);
     // A late contradicting notice is acknowledged, changes nothing, and raises a conflict.
-    let (late, late_signature) = signed_notice(id, "failed");
+    let (late, late_signature) = signed_notice(id, "failed", "7.00");
     assert_eq!(notify(&daemon, &late, &late_signature).await.0, 200);
     let (_, payment) = daemon.get(&format!("/v1/payments/{id}"), Some(POS)).await;
     assert_eq!(payment["status"], "succeeded");
@@ -632,7 +554,7 @@ async fn notifications_valid_duplicate_late_and_forged() {
     // Forged: a wrong signature answers 400 and changes nothing.
     let (_, _, other) = daemon.pay("n2", qr("7.00")).await;
     let other_id = other["id"].as_str().unwrap();
-    let (forged, _) = signed_notice(other_id, "succeeded");
+    let (forged, _) = signed_notice(other_id, "succeeded", "7.00");
     let (status, _) = notify(&daemon, &forged, &"0".repeat(64)).await;
     assert_eq!(status, 400);
     let (_, still) = daemon
@@ -641,7 +563,7 @@ async fn notifications_valid_duplicate_late_and_forged() {
     assert_eq!(still["status"], "pending");
 
     // Unknown payments are acknowledged; unknown recipients are 404.
-    let (ghost, ghost_signature) = signed_notice("pay_doesnotexist", "succeeded");
+    let (ghost, ghost_signature) = signed_notice("pay_doesnotexist", "succeeded", "7.00");
     assert_eq!(notify(&daemon, &ghost, &ghost_signature).await.0, 200);
     let response = daemon
         .client
@@ -665,7 +587,7 @@ async fn lists_filter_and_paginate_newest_first() {
                 if i % 2 == 0 {
                     qr("1.00")
                 } else {
-                    barcode("1.00")
+                    barcode_at(TILL, "1.00")
                 },
             )
             .await;
@@ -714,15 +636,12 @@ async fn lists_filter_and_paginate_newest_first() {
 async fn a_retry_after_kill_9_gets_the_original_result_without_a_second_payment() {
     let mut first = Daemon::start();
     let data_dir = first.data_dir();
-    let (status, _, original) = first.pay("crash-1", barcode("2.00")).await;
+    let (status, _, original) = first.pay("crash-1", barcode_at(TILL, "2.00")).await;
     assert_eq!(status, 201);
     signal(first.pid(), "KILL");
     let _ = first.wait(Duration::from_secs(5));
-    let second = Daemon::start_with(Options {
-        data_dir: Some(data_dir),
-        ..Options::default()
-    });
-    let (status, replayed, again) = second.pay("crash-1", barcode("2.00")).await;
+    let second = Daemon::with_config_on(default_config_text(), &data_dir);
+    let (status, replayed, again) = second.pay("crash-1", barcode_at(TILL, "2.00")).await;
     assert_eq!((status, replayed), (201, true));
     assert_eq!(again, original);
     let (_, list) = second
@@ -754,13 +673,10 @@ async fn the_janitor_resolves_pending_and_unknown_payments_and_cancels_stale_one
         config.contains("janitor_interval_ms = 200")
             && config.contains("barcode_timeout_ms = 1500")
     );
-    let daemon = Daemon::start_with(Options {
-        config_text: config,
-        ..Options::default()
-    });
+    let daemon = Daemon::with_config(config);
 
     // "User paying", then paid: the janitor's query finds it succeeded.
-    let (status, _, paying) = daemon.pay("j1", barcode("1.61")).await;
+    let (status, _, paying) = daemon.pay("j1", barcode_at(TILL, "1.61")).await;
     assert_eq!(
         (status, paying["status"].as_str()),
         (201, Some("pending")),
@@ -769,12 +685,12 @@ async fn the_janitor_resolves_pending_and_unknown_payments_and_cancels_stale_one
     wait_for_status(&daemon, paying["id"].as_str().unwrap(), "succeeded").await;
 
     // Never confirmed: cancelled at the provider after the barcode timeout.
-    let (_, _, stuck) = daemon.pay("j2", barcode("1.60")).await;
+    let (_, _, stuck) = daemon.pay("j2", barcode_at(TILL, "1.60")).await;
     wait_for_status(&daemon, stuck["id"].as_str().unwrap(), "cancelled").await;
 
     // The provider's answer was lost: 504, then the janitor learns the outcome, and the
     // client's retry with the same key gets it.
-    let (status, _, lost) = daemon.pay("j3", barcode("1.62")).await;
+    let (status, _, lost) = daemon.pay("j3", barcode_at(TILL, "1.62")).await;
     assert_eq!(status, 504, "{lost}");
     assert_eq!(lost["error"]["code"], "provider_timeout");
     let (_, list) = daemon
@@ -782,13 +698,13 @@ async fn the_janitor_resolves_pending_and_unknown_payments_and_cancels_stale_one
         .await;
     let id = list["data"][0]["id"].as_str().unwrap().to_owned();
     wait_for_status(&daemon, &id, "succeeded").await;
-    let (status, replayed, answer) = daemon.pay("j3", barcode("1.62")).await;
+    let (status, replayed, answer) = daemon.pay("j3", barcode_at(TILL, "1.62")).await;
     assert_eq!((status, replayed), (201, false), "{answer}");
     assert_eq!(
         (answer["id"].as_str(), answer["status"].as_str()),
         (Some(id.as_str()), Some("succeeded"))
     );
-    let (status, replayed, _) = daemon.pay("j3", barcode("1.62")).await;
+    let (status, replayed, _) = daemon.pay("j3", barcode_at(TILL, "1.62")).await;
     assert_eq!((status, replayed), (201, true));
 }
 
@@ -797,10 +713,7 @@ async fn a_payment_cut_off_by_kill_9_mid_call_is_resolved_and_the_retry_gets_it(
     let config = default_config_text()
         .replace("janitor_interval_ms = 3000", "janitor_interval_ms = 200")
         .replace("barcode_timeout_ms = 60000", "barcode_timeout_ms = 5000");
-    let mut first = Daemon::start_with(Options {
-        config_text: config.clone(),
-        ..Options::default()
-    });
+    let mut first = Daemon::with_config(config.clone());
     let data_dir = first.data_dir();
     // The mock answers .64 after 1.5 s: kill the daemon while the plugin call runs.
     let request = {
@@ -812,7 +725,7 @@ async fn a_payment_cut_off_by_kill_9_mid_call_is_resolved_and_the_retry_gets_it(
                 .bearer_auth(POS)
                 .header("content-type", "application/json")
                 .header("idempotency-key", "cut-off")
-                .body(barcode("4.64").to_string())
+                .body(barcode_at(TILL, "4.64").to_string())
                 .send()
                 .await
         })
@@ -826,11 +739,7 @@ async fn a_payment_cut_off_by_kill_9_mid_call_is_resolved_and_the_retry_gets_it(
     );
 
     // After the restart, nobody retries at first: the janitor asks the provider.
-    let second = Daemon::start_with(Options {
-        config_text: config,
-        data_dir: Some(data_dir),
-        ..Options::default()
-    });
+    let second = Daemon::with_config_on(config, &data_dir);
     let (_, list) = second
         .get("/v1/payments?merchant_id=m_demo", Some(ERP))
         .await;
@@ -843,7 +752,7 @@ async fn a_payment_cut_off_by_kill_9_mid_call_is_resolved_and_the_retry_gets_it(
     let id = payments[0]["id"].as_str().unwrap().to_owned();
     wait_for_status(&second, &id, "succeeded").await;
     // The client's retry with its key gets that same payment, once.
-    let (status, _, answer) = second.pay("cut-off", barcode("4.64")).await;
+    let (status, _, answer) = second.pay("cut-off", barcode_at(TILL, "4.64")).await;
     assert_eq!(
         (status, answer["id"].as_str()),
         (201, Some(id.as_str())),
@@ -857,25 +766,24 @@ async fn a_payment_cut_off_by_kill_9_mid_call_is_resolved_and_the_retry_gets_it(
 
 #[tokio::test]
 async fn finished_idempotency_keys_expire_after_the_retention() {
-    let daemon = Daemon::start_with(Options {
-        config_text: default_config_text()
+    let daemon = Daemon::with_config(
+        default_config_text()
             .replace("janitor_interval_ms = 3000", "janitor_interval_ms = 200")
             .replace(
                 "idempotency_retention_s = 86400",
                 "idempotency_retention_s = 1",
             ),
-        ..Options::default()
-    });
-    let (status, _, first) = daemon.pay("expiring", barcode("1.00")).await;
+    );
+    let (status, _, first) = daemon.pay("expiring", barcode_at(TILL, "1.00")).await;
     assert_eq!(status, 201);
     // Within the retention: the same key for another request is refused.
-    let (status, _, _) = daemon.pay("expiring", barcode("2.00")).await;
+    let (status, _, _) = daemon.pay("expiring", barcode_at(TILL, "2.00")).await;
     assert_eq!(status, 422);
     // After it, the key is free again: a new payment.
     let mut answer = (0, Value::Null);
     for _ in 0..50 {
         tokio::time::sleep(Duration::from_millis(200)).await;
-        let (status, _, body) = daemon.pay("expiring", barcode("2.00")).await;
+        let (status, _, body) = daemon.pay("expiring", barcode_at(TILL, "2.00")).await;
         answer = (status, body);
         if status == 201 {
             break;
@@ -887,12 +795,11 @@ async fn finished_idempotency_keys_expire_after_the_retention() {
 
 #[tokio::test]
 async fn an_unpaid_qr_payment_expires_and_is_closed_at_the_provider() {
-    let daemon = Daemon::start_with(Options {
-        config_text: default_config_text()
+    let daemon = Daemon::with_config(
+        default_config_text()
             .replace("janitor_interval_ms = 3000", "janitor_interval_ms = 200")
             .replace("qr_expires_in_s = 7200", "qr_expires_in_s = 1"),
-        ..Options::default()
-    });
+    );
     // .60: the payer never pays.
     let (status, _, payment) = daemon.pay("qr-exp", qr("5.60")).await;
     assert_eq!((status, payment["status"].as_str()), (201, Some("pending")));
@@ -923,23 +830,16 @@ async fn an_unpaid_qr_payment_expires_and_is_closed_at_the_provider() {
 async fn with_fdatasync_on_payments_are_served_and_kept_across_a_restart() {
     let config = default_config_text().replace("fdatasync = false", "fdatasync = true");
     assert!(config.contains("fdatasync = true"));
-    let mut first = Daemon::start_with(Options {
-        config_text: config.clone(),
-        ..Options::default()
-    });
-    let (status, _, payment) = first.pay("sync-1", barcode("6.00")).await;
+    let mut first = Daemon::with_config(config.clone());
+    let (status, _, payment) = first.pay("sync-1", barcode_at(TILL, "6.00")).await;
     assert_eq!(
         (status, payment["status"].as_str()),
         (201, Some("succeeded"))
     );
     signal(first.pid(), "KILL");
     let _ = first.wait(Duration::from_secs(5));
-    let second = Daemon::start_with(Options {
-        config_text: config,
-        data_dir: Some(first.data_dir()),
-        ..Options::default()
-    });
-    let (status, _, replay) = second.pay("sync-1", barcode("6.00")).await;
+    let second = Daemon::with_config_on(config, &first.data_dir());
+    let (status, _, replay) = second.pay("sync-1", barcode_at(TILL, "6.00")).await;
     assert_eq!(status, 201);
     assert_eq!(replay["id"], payment["id"]);
 }

@@ -71,24 +71,6 @@ async fn host() -> PluginHost {
         .unwrap()
 }
 
-fn merchant(host: &PluginHost, provider: &str, id: &str) -> Merchant {
-    host.merchant_record(
-        provider,
-        id,
-        &toml::Table::new(),
-        format!("http://127.0.0.1/v1/notify/{provider}/{id}"),
-    )
-    .unwrap()
-}
-
-fn cny(minor: i64) -> Money {
-    Money {
-        minor,
-        currency: "CNY".into(),
-        exponent: 2,
-    }
-}
-
 fn payment(
     host: &PluginHost,
     provider: &str,
@@ -100,10 +82,10 @@ fn payment(
     CreatePaymentRequest {
         payment_id: "pay_test0001".into(),
         provider: provider.into(),
-        merchant: merchant(host, provider, merchant_id),
+        merchant: merchant_record(host, provider, merchant_id),
         amount: cny(minor),
         method,
-        auth_code: (method == Method::Barcode).then(|| "990000000000001234".into()),
+        auth_code: (method == Method::Barcode).then(|| MOCK_AUTH_CODE.into()),
         description: Some(description.into()),
         terminal_id: Some("T-1".into()),
         expires_in_seconds: None,
@@ -114,7 +96,7 @@ fn payment_ref(host: &PluginHost, minor: i64) -> PaymentRef {
     PaymentRef {
         payment_id: "pay_test0001".into(),
         provider: "mock".into(),
-        merchant: merchant(host, "mock", "m_a"),
+        merchant: merchant_record(host, "mock", "m_a"),
         amount: cny(minor),
         provider_reference: None,
     }
@@ -222,7 +204,7 @@ async fn mock_answers_every_operation() {
     let onboarding = OnboardingRequest {
         activation_id: "act_1".into(),
         provider: "mock".into(),
-        merchant: merchant(&host, "mock", "m_a"),
+        merchant: merchant_record(&host, "mock", "m_a"),
         materials_json: "{}".into(),
     };
     assert_eq!(
@@ -232,7 +214,7 @@ async fn mock_answers_every_operation() {
     let onboarding_ref = OnboardingRef {
         activation_id: "act_1".into(),
         provider: "mock".into(),
-        merchant: merchant(&host, "mock", "m_a"),
+        merchant: merchant_record(&host, "mock", "m_a"),
         provider_reference: None,
     };
     assert_eq!(
@@ -247,7 +229,7 @@ async fn mock_answers_every_operation() {
     let binding = BindingRequest {
         bank_account_id: "ba_1".into(),
         provider: "mock".into(),
-        merchant: merchant(&host, "mock", "m_a"),
+        merchant: merchant_record(&host, "mock", "m_a"),
         account_holder: "A".into(),
         account_number: "6222020200000000000".into(),
         bank_name: "ICBC".into(),
@@ -259,7 +241,7 @@ async fn mock_answers_every_operation() {
     let binding_ref = BindingRef {
         bank_account_id: "ba_1".into(),
         provider: "mock".into(),
-        merchant: merchant(&host, "mock", "m_a"),
+        merchant: merchant_record(&host, "mock", "m_a"),
         provider_reference: None,
     };
     assert_eq!(
@@ -273,7 +255,7 @@ async fn mock_answers_every_operation() {
 
     let bill = BillRequest {
         provider: "mock".into(),
-        merchant: merchant(&host, "mock", "m_a"),
+        merchant: merchant_record(&host, "mock", "m_a"),
         date: "2026-11-25".into(),
         content: b"payment,pay_1,,1250,CNY,8\n".to_vec(),
     };
@@ -322,13 +304,10 @@ async fn mock_behaviours_follow_the_amount() {
 async fn notifications_are_verified_with_the_merchants_key() {
     let host = host().await;
     let body = br#"{"payment_id":"pay_x","status":"succeeded"}"#.to_vec();
-    let signature = hex::encode(ring::hmac::sign(
-        &ring::hmac::Key::new(ring::hmac::HMAC_SHA256, b"s3cret"),
-        &body,
-    ));
+    let signature = hmac_sha256_hex("s3cret", &body);
     let notice = |signature: &str, body: Vec<u8>| Notification {
         provider: "mock".into(),
-        merchant: merchant(&host, "mock", "m_a"),
+        merchant: merchant_record(&host, "mock", "m_a"),
         headers: vec![("Mock-Signature".into(), signature.into())],
         body,
     };
@@ -463,7 +442,7 @@ async fn unsupported_operations_and_unknown_providers_are_refused_before_calling
     let host = host().await;
     let query = PaymentRef {
         provider: "hostile".into(),
-        merchant: merchant(&host, "hostile", "m_a"),
+        merchant: merchant_record(&host, "hostile", "m_a"),
         ..payment_ref(&host, 100)
     };
     assert_eq!(
@@ -715,13 +694,6 @@ async fn a_corrupt_cache_entry_is_recompiled() {
         .await
         .unwrap();
     assert!(matches!(hostile(&host, "m_a", "normal").await, Ok(Ok(_))));
-}
-
-fn sha256_file(path: &Path) -> String {
-    hex::encode(ring::digest::digest(
-        &ring::digest::SHA256,
-        &std::fs::read(path).unwrap(),
-    ))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -9,10 +9,7 @@ use crate::support::*;
 fn pinned_config(dir: &std::path::Path) -> (String, std::path::PathBuf, String) {
     let copy = dir.join("mock.wasm");
     std::fs::copy(plugin_dir().join("paygate-plugin-mock.wasm"), &copy).unwrap();
-    let hash = hex::encode(ring::digest::digest(
-        &ring::digest::SHA256,
-        &std::fs::read(&copy).unwrap(),
-    ));
+    let hash = sha256_file(&copy);
     let text = default_config_text().replace(
         &format!(
             "path = \"{}\"",
@@ -93,10 +90,7 @@ async fn a_tampered_pinned_plugin_is_refused_at_start() {
 async fn reload_through_the_api_refuses_a_tampered_plugin_and_keeps_the_old_one() {
     let dir = tempfile::tempdir().unwrap();
     let (text, copy, hash) = pinned_config(dir.path());
-    let daemon = Daemon::start_with(Options {
-        config_text: text,
-        ..Options::default()
-    });
+    let daemon = Daemon::with_config(text);
 
     let reload = |key| {
         daemon
@@ -149,10 +143,7 @@ async fn sighup_reloads_a_changed_plugin() {
             .to_string(),
         &copy.display().to_string(),
     );
-    let daemon = Daemon::start_with(Options {
-        config_text: text,
-        ..Options::default()
-    });
+    let daemon = Daemon::with_config(text);
     let (_, before) = daemon.get("/v1/plugins", Some(ADMIN)).await;
 
     // A changed file that still serves provider `mock`: the same component with an empty
@@ -191,10 +182,7 @@ fn plugin_inspect_describes_a_component_and_refuses_a_foreign_world() {
         "{stdout}{}",
         String::from_utf8_lossy(&output.stderr)
     );
-    let hash = hex::encode(ring::digest::digest(
-        &ring::digest::SHA256,
-        &std::fs::read(&mock).unwrap(),
-    ));
+    let hash = sha256_file(&mock);
     assert!(stdout.contains(&hash), "{stdout}");
     assert!(
         stdout.contains("paygate:provider@0.2.0 (compatible)"),

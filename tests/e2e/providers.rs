@@ -33,24 +33,24 @@ pub fn code(wallet: Wallet, suffix: &str) -> String {
     format!("{}{}{suffix}", wallet.code_prefix, "0".repeat(14))
 }
 
-fn barcode(wallet: Wallet, amount: &str, suffix: &str) -> Value {
+/// A barcode payment of `amount` CNY for m_demo at T-01, paid with `wallet`'s code ending in
+/// `suffix`.
+fn wallet_barcode(wallet: Wallet, amount: &str, suffix: &str) -> Value {
     json!({"merchant_id": "m_demo", "amount": amount, "currency": "CNY", "method": "barcode",
            "auth_code": code(wallet, suffix), "terminal_id": "T-01"})
 }
 
-fn qr(wallet: Wallet, amount: &str) -> Value {
+/// A QR payment of `amount` CNY for m_demo with `wallet`.
+fn wallet_qr(wallet: Wallet, amount: &str) -> Value {
     json!({"merchant_id": "m_demo", "amount": amount, "currency": "CNY", "method": "qr",
            "provider": wallet.name, "description": "2 x coffee"})
 }
 
 /// The simulator and a daemon pointed at it; `tune` edits the daemon's config.
-fn start(tune: impl FnOnce(String) -> String) -> (Simulator, Daemon) {
-    let simulator = Simulator::start();
+fn with_simulator(tune: impl FnOnce(String) -> String) -> (Simulator, Daemon) {
+    let simulator = Simulator::spawn();
     let config = tune(simulator.daemon_config());
-    let daemon = Daemon::start_with(Options {
-        config_text: config,
-        ..Options::default()
-    });
+    let daemon = Daemon::with_config(config);
     (simulator, daemon)
 }
 
@@ -102,8 +102,8 @@ async fn assert_clean_ledger(simulator: &Simulator, wallet: Wallet) {
 
 async fn qr_paid_by_scan_is_notified(wallet: Wallet) {
     // The janitor stays away: only the provider's notice can tell the daemon.
-    let (simulator, daemon) = start(|c| janitor(c, 600_000));
-    let (status, _, created) = daemon.pay("qr-1", qr(wallet, "12.50")).await;
+    let (simulator, daemon) = with_simulator(|c| janitor(c, 600_000));
+    let (status, _, created) = daemon.pay("qr-1", wallet_qr(wallet, "12.50")).await;
     assert_eq!(
         (status, created["status"].as_str()),
         (201, Some("pending")),
@@ -133,8 +133,8 @@ async fn qr_paid_by_scan_is_notified(wallet: Wallet) {
 /// for a 100.00 payment): nothing changes, the payment stays pending for the janitor's query
 /// (which learns the true amount), and a critical `report_mismatch` alert names it.
 async fn a_notice_for_another_amount_changes_nothing(wallet: Wallet) {
-    let (simulator, daemon) = start(|c| janitor(c, 600_000));
-    let (status, _, created) = daemon.pay("amt-1", qr(wallet, "100.00")).await;
+    let (simulator, daemon) = with_simulator(|c| janitor(c, 600_000));
+    let (status, _, created) = daemon.pay("amt-1", wallet_qr(wallet, "100.00")).await;
     assert_eq!(status, 201, "{created}");
     let id = created["id"].as_str().unwrap().to_owned();
     let (status, _) = simulator
@@ -180,11 +180,13 @@ async fn a_notice_for_another_amount_changes_nothing(wallet: Wallet) {
 }
 
 async fn barcode_outcomes(wallet: Wallet) {
-    let (simulator, daemon) = start(|c| {
+    let (simulator, daemon) = with_simulator(|c| {
         janitor(c, 200).replace("barcode_timeout_ms = 60000", "barcode_timeout_ms = 2000")
     });
     // Paid at once; the wallet is detected from the code.
-    let (status, _, paid) = daemon.pay("b-ok", barcode(wallet, "8.00", "00")).await;
+    let (status, _, paid) = daemon
+        .pay("b-ok", wallet_barcode(wallet, "8.00", "00"))
+        .await;
     assert_eq!(
         (status, paid["status"].as_str()),
         (201, Some("succeeded")),
@@ -192,16 +194,22 @@ async fn barcode_outcomes(wallet: Wallet) {
     );
     assert_eq!(paid["provider"], wallet.name);
     // Balance too low: 402 with the failed payment.
-    let (status, _, declined) = daemon.pay("b-51", barcode(wallet, "8.00", "51")).await;
+    let (status, _, declined) = daemon
+        .pay("b-51", wallet_barcode(wallet, "8.00", "51"))
+        .await;
     assert_eq!(status, 402, "{declined}");
     assert_eq!(declined["error"]["code"], "insufficient_funds");
     assert_eq!(declined["error"]["payment"]["status"], "failed");
     // An invalid code.
-    let (status, _, invalid) = daemon.pay("b-52", barcode(wallet, "8.00", "52")).await;
+    let (status, _, invalid) = daemon
+        .pay("b-52", wallet_barcode(wallet, "8.00", "52"))
+        .await;
     assert_eq!(status, 402, "{invalid}");
     assert_eq!(invalid["error"]["code"], "auth_code_invalid");
     // User paying, then paid: pending at first, the janitor's queries find it paid.
-    let (status, _, paying) = daemon.pay("b-61", barcode(wallet, "8.00", "61")).await;
+    let (status, _, paying) = daemon
+        .pay("b-61", wallet_barcode(wallet, "8.00", "61"))
+        .await;
     assert_eq!(
         (status, paying["status"].as_str()),
         (201, Some("pending")),
@@ -209,7 +217,9 @@ async fn barcode_outcomes(wallet: Wallet) {
     );
     wait_for(&daemon, paying["id"].as_str().unwrap(), "succeeded").await;
     // User paying, never confirms: cancelled at the provider after the barcode timeout.
-    let (status, _, stuck) = daemon.pay("b-60", barcode(wallet, "8.00", "60")).await;
+    let (status, _, stuck) = daemon
+        .pay("b-60", wallet_barcode(wallet, "8.00", "60"))
+        .await;
     assert_eq!(
         (status, stuck["status"].as_str()),
         (201, Some("pending")),
@@ -227,8 +237,10 @@ async fn barcode_outcomes(wallet: Wallet) {
 }
 
 async fn refunds_partial_full_and_processing(wallet: Wallet) {
-    let (simulator, daemon) = start(|c| janitor(c, 200));
-    let (_, _, paid) = daemon.pay("r-pay", barcode(wallet, "10.00", "00")).await;
+    let (simulator, daemon) = with_simulator(|c| janitor(c, 200));
+    let (_, _, paid) = daemon
+        .pay("r-pay", wallet_barcode(wallet, "10.00", "00"))
+        .await;
     let id = paid["id"].as_str().unwrap();
     let refunds = format!("/v1/payments/{id}/refunds");
     let (status, _, partial) = daemon
@@ -314,7 +326,7 @@ async fn pay_until_final(daemon: &Daemon, key: &str, body: &Value) -> (u16, Valu
 }
 
 async fn every_fault_ends_right_and_nothing_is_charged_twice(wallet: Wallet) {
-    let (simulator, daemon) = start(|c| {
+    let (simulator, daemon) = with_simulator(|c| {
         let tuned = janitor(c, 200).replace("deadline_ms = 10000", "deadline_ms = 2000");
         assert!(tuned.contains("deadline_ms = 2000"));
         tuned
@@ -338,7 +350,7 @@ async fn every_fault_ends_right_and_nothing_is_charged_twice(wallet: Wallet) {
             .await;
         assert_eq!(status, 204);
         let key = format!("fault-{kind}");
-        let body = barcode(wallet, &format!("2{i}.00"), "00");
+        let body = wallet_barcode(wallet, &format!("2{i}.00"), "00");
         let (status, answer) = pay_until_final(&daemon, &key, &body).await;
         assert_eq!(
             (status, answer["status"].as_str()),
@@ -353,7 +365,9 @@ async fn every_fault_ends_right_and_nothing_is_charged_twice(wallet: Wallet) {
         simulator
             .control(&faults, json!({"kind": kind, "count": 1, "delay_ms": 1500}))
             .await;
-        let (_, _, created) = daemon.pay(&format!("n-{kind}"), qr(wallet, "5.00")).await;
+        let (_, _, created) = daemon
+            .pay(&format!("n-{kind}"), wallet_qr(wallet, "5.00"))
+            .await;
         let id = created["id"].as_str().unwrap();
         simulator
             .control(
@@ -395,8 +409,8 @@ async fn a_forged_notice_is_refused_and_changes_nothing(
     wallet: Wallet,
     forged: (String, Vec<(String, String)>),
 ) {
-    let (_simulator, daemon) = start(|c| janitor(c, 600_000));
-    let (_, _, created) = daemon.pay("forged", qr(wallet, "9.00")).await;
+    let (_simulator, daemon) = with_simulator(|c| janitor(c, 600_000));
+    let (_, _, created) = daemon.pay("forged", wallet_qr(wallet, "9.00")).await;
     let id = created["id"].as_str().unwrap();
     let (body, headers) = forged;
     let body = body.replace("{id}", id);

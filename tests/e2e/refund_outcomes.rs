@@ -7,11 +7,6 @@ use serde_json::{Value, json};
 
 use crate::support::*;
 
-fn barcode(amount: &str) -> Value {
-    json!({"merchant_id": "m_demo", "amount": amount, "currency": "CNY", "method": "barcode",
-           "auth_code": "990000000000001234"})
-}
-
 async fn refund(daemon: &Daemon, payment_id: &str, key: &str, amount: &str) -> (u16, Value) {
     let (status, _, body) = daemon
         .post_idempotent(
@@ -29,34 +24,11 @@ async fn refund_status(daemon: &Daemon, id: &str) -> String {
     body["status"].as_str().unwrap_or_default().to_owned()
 }
 
-fn signed(body: &Value) -> (String, String) {
-    let text = body.to_string();
-    let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, b"demo-notify-secret");
-    let signature = hex::encode(ring::hmac::sign(&key, text.as_bytes()));
-    (text, signature)
-}
-
-async fn notify(daemon: &Daemon, body: &Value) -> u16 {
-    let (text, signature) = signed(body);
-    daemon
-        .client
-        .post(daemon.url("/v1/notify/mock/m_demo"))
-        .header("mock-signature", signature)
-        .body(text)
-        .send()
-        .await
-        .unwrap()
-        .status()
-        .as_u16()
-}
-
 #[tokio::test]
 async fn a_pending_refund_is_resolved_by_the_janitor() {
-    let daemon = Daemon::start_with(Options {
-        config_text: default_config_text()
-            .replace("janitor_interval_ms = 3000", "janitor_interval_ms = 200"),
-        ..Options::default()
-    });
+    let daemon = Daemon::with_config(
+        default_config_text().replace("janitor_interval_ms = 3000", "janitor_interval_ms = 200"),
+    );
     let (_, _, paid) = daemon.pay("p", barcode("10.00")).await;
     let id = paid["id"].as_str().unwrap();
     // .72 stays pending at the mock until queried.
@@ -101,31 +73,29 @@ async fn a_pending_refund_is_resolved_by_the_janitor() {
 #[tokio::test]
 async fn refund_notices_apply_once_and_contradictions_change_nothing() {
     // The janitor stays away: the notices alone decide.
-    let daemon = Daemon::start_with(Options {
-        config_text: default_config_text()
-            .replace("janitor_interval_ms = 3000", "janitor_interval_ms = 600000"),
-        ..Options::default()
-    });
+    let daemon = Daemon::with_config(
+        default_config_text().replace("janitor_interval_ms = 3000", "janitor_interval_ms = 600000"),
+    );
     let (_, _, paid) = daemon.pay("p", barcode("10.00")).await;
     let id = paid["id"].as_str().unwrap();
     let (_, pending) = refund(&daemon, id, "r1", "3.72").await;
     let refund_id = pending["id"].as_str().unwrap();
 
-    let failed = json!({"refund_id": refund_id, "status": "failed"});
-    assert_eq!(notify(&daemon, &failed).await, 200);
+    let (failed, failed_signature) = signed(&json!({"refund_id": refund_id, "status": "failed"}));
+    assert_eq!(notify(&daemon, &failed, &failed_signature).await.0, 200);
     assert_eq!(refund_status(&daemon, refund_id).await, "failed");
     // The failed refund releases its amount: the whole 10.00 can be refunded again.
     assert_eq!(
-        notify(&daemon, &failed).await,
+        notify(&daemon, &failed, &failed_signature).await.0,
         200,
         "a duplicate is acknowledged"
     );
     let (_, payment) = daemon.get(&format!("/v1/payments/{id}"), Some(ERP)).await;
     assert_eq!(payment["amount_refunded"], "0.00");
-    let succeeded = json!({"refund_id": refund_id, "status": "succeeded", "amount": "3.72",
-                           "currency": "CNY"});
+    let (succeeded, succeeded_signature) = signed(&json!({"refund_id": refund_id,
+        "status": "succeeded", "amount": "3.72", "currency": "CNY"}));
     assert_eq!(
-        notify(&daemon, &succeeded).await,
+        notify(&daemon, &succeeded, &succeeded_signature).await.0,
         200,
         "late contradiction acknowledged"
     );
@@ -142,15 +112,7 @@ async fn refund_notices_apply_once_and_contradictions_change_nothing() {
     assert_eq!(other["error"]["code"], "refund_exceeds_payment");
     let (text, _) = signed(&json!({"refund_id": refund_id, "status": "succeeded",
                                    "amount": "3.72", "currency": "CNY"}));
-    let status = daemon
-        .client
-        .post(daemon.url("/v1/notify/mock/m_demo"))
-        .header("mock-signature", "00".repeat(32))
-        .body(text)
-        .send()
-        .await
-        .unwrap()
-        .status();
+    let (status, _) = notify(&daemon, &text, &"00".repeat(32)).await;
     assert_eq!(status, 400);
     // The contradiction was recorded as an event for the monitor.
     let metrics = daemon.metrics().await;

@@ -24,25 +24,6 @@ fn config_with_other_wallet() -> String {
     .replace("janitor_interval_ms = 3000", "janitor_interval_ms = 600000")
 }
 
-/// A mock notice for `merchant_id`, signed (correctly) with `secret`; returns the status.
-async fn mock_notice(daemon: &Daemon, merchant_id: &str, secret: &str, body: &Value) -> u16 {
-    let text = body.to_string();
-    let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, secret.as_bytes());
-    daemon
-        .client
-        .post(daemon.url(&format!("/v1/notify/mock/{merchant_id}")))
-        .header(
-            "mock-signature",
-            hex::encode(ring::hmac::sign(&key, text.as_bytes())),
-        )
-        .body(text)
-        .send()
-        .await
-        .unwrap()
-        .status()
-        .as_u16()
-}
-
 /// Creates an onboarded (sub-)merchant and returns its id.
 async fn sub_merchant(daemon: &Daemon, key: &str, name: &str) -> String {
     let (status, _, merchant) = daemon
@@ -84,24 +65,12 @@ async fn alert_about(daemon: &Daemon, rule: &str, object_id: &str) -> Value {
     panic!("no {rule} alert about {object_id}");
 }
 
-/// The value of a Prometheus sample whose line starts with `prefix` (0 when absent).
-async fn metric(daemon: &Daemon, prefix: &str) -> f64 {
-    let text = daemon.metrics().await;
-    text.lines()
-        .find(|l| l.starts_with(prefix))
-        .and_then(|l| l.rsplit(' ').next())
-        .map_or(0.0, |v| v.parse().unwrap())
-}
-
 /// Finding 1: a notice signed with `m_other`'s own secret, posted to `m_other`'s URL,
 /// naming a sub-merchant's Alipay application, a sub-merchant's mock application and bank
 /// account, or the demo merchant's payment: acknowledged, nothing changes, counted, alerted.
 #[tokio::test]
 async fn a_notice_changes_only_its_own_merchants_and_wallets_objects() {
-    let daemon = Daemon::start_with(Options {
-        config_text: config_with_other_wallet(),
-        ..Options::default()
-    });
+    let daemon = Daemon::with_config(config_with_other_wallet());
     let shop = sub_merchant(&daemon, "sec-m1", "Tea House").await;
     // An Alipay application: recorded before the provider is asked (no simulator runs here,
     // so it stays submitted).
@@ -128,7 +97,7 @@ async fn a_notice_changes_only_its_own_merchants_and_wallets_objects() {
     );
     // The platform's own mock secret, the shop's own URL, but another wallet's application.
     assert_eq!(
-        mock_notice(&daemon, &shop, "demo-notify-secret", &forged).await,
+        mock_notice(&daemon, &shop, DEMO_NOTIFY_SECRET, &forged).await,
         200
     );
     let after = daemon.get(&alipay_path, Some(ADMIN)).await.1;
@@ -160,7 +129,7 @@ async fn a_notice_changes_only_its_own_merchants_and_wallets_objects() {
     );
     alert_about(&daemon, "report_mismatch", &mock_id).await;
     assert_eq!(
-        mock_notice(&daemon, &shop, "demo-notify-secret", &approve).await,
+        mock_notice(&daemon, &shop, DEMO_NOTIFY_SECRET, &approve).await,
         200
     );
     assert_eq!(
@@ -171,7 +140,7 @@ async fn a_notice_changes_only_its_own_merchants_and_wallets_objects() {
     // A stale notice never moves a finished application backwards.
     let reject = json!({"activation_id": mock_id, "status": "rejected", "reason": "stale"});
     assert_eq!(
-        mock_notice(&daemon, &shop, "demo-notify-secret", &reject).await,
+        mock_notice(&daemon, &shop, DEMO_NOTIFY_SECRET, &reject).await,
         200
     );
     let now = daemon.get(&mock_path, Some(ADMIN)).await.1;
@@ -181,7 +150,7 @@ async fn a_notice_changes_only_its_own_merchants_and_wallets_objects() {
         "{now}"
     );
     let under_review = json!({"activation_id": mock_id, "status": "under_review"});
-    mock_notice(&daemon, &shop, "demo-notify-secret", &under_review).await;
+    mock_notice(&daemon, &shop, DEMO_NOTIFY_SECRET, &under_review).await;
     assert_eq!(
         daemon.get(&mock_path, Some(ADMIN)).await.1["status"],
         "active"
@@ -213,13 +182,7 @@ async fn a_notice_changes_only_its_own_merchants_and_wallets_objects() {
 
     // The demo merchant's pending payment: m_other's notice cannot make it succeed.
     let (status, _, payment) = daemon
-        .post_idempotent(
-            "/v1/payments",
-            POS,
-            Some("sec-p1"),
-            &json!({"merchant_id": "m_demo", "amount": "12.50", "currency": "CNY",
-                    "method": "qr", "provider": "mock"}),
-        )
+        .post_idempotent("/v1/payments", POS, Some("sec-p1"), &qr("12.50"))
         .await;
     assert_eq!((status, payment["status"].as_str()), (201, Some("pending")));
     let pay = payment["id"].as_str().unwrap().to_owned();
@@ -237,15 +200,16 @@ async fn a_notice_changes_only_its_own_merchants_and_wallets_objects() {
         "pending"
     );
     alert_about(&daemon, "report_mismatch", &pay).await;
-    let refused = metric(
-        &daemon,
-        "paygate_provider_reports_refused_total{provider=\"mock\",reason=\"foreign_object\"}",
-    )
-    .await;
+    let refused = daemon
+        .metric(
+            "paygate_provider_reports_refused_total{provider=\"mock\",reason=\"foreign_object\"}",
+        )
+        .await
+        .unwrap_or(0.0);
     assert_eq!(refused, 5.0, "five foreign updates were counted");
     // The demo merchant's own notice still works.
     assert_eq!(
-        mock_notice(&daemon, "m_demo", "demo-notify-secret", &paid).await,
+        mock_notice(&daemon, "m_demo", DEMO_NOTIFY_SECRET, &paid).await,
         200
     );
     assert_eq!(
@@ -346,11 +310,9 @@ async fn the_role_is_checked_before_the_body() {
 /// Finding 8: every extractor answers in the error model (JSON), not axum's plain text.
 #[tokio::test]
 async fn bad_paths_and_oversized_bodies_answer_in_the_error_model() {
-    let daemon = Daemon::start_with(Options {
-        config_text: default_config_text()
-            .replace("body_bytes_max = 65536", "body_bytes_max = 1024"),
-        ..Options::default()
-    });
+    let daemon = Daemon::with_config(
+        default_config_text().replace("body_bytes_max = 65536", "body_bytes_max = 1024"),
+    );
     for request in [
         "GET /v1/payments/%FF%FE HTTP/1.1\r\nhost: x\r\nauthorization: Bearer pg_demo_erp\r\nconnection: close\r\n\r\n".to_owned(),
         "POST /v1/notify/mock/%FF HTTP/1.1\r\nhost: x\r\ncontent-length: 2\r\nconnection: close\r\n\r\n{}".to_owned(),
@@ -385,13 +347,7 @@ async fn data_files_are_private() {
     use std::os::unix::fs::PermissionsExt;
     let daemon = Daemon::start();
     let (status, _, _) = daemon
-        .post_idempotent(
-            "/v1/payments",
-            POS,
-            Some("perm-1"),
-            &json!({"merchant_id": "m_demo", "amount": "8.00", "currency": "CNY",
-                    "method": "barcode", "auth_code": "990000000000001234"}),
-        )
+        .post_idempotent("/v1/payments", POS, Some("perm-1"), &barcode("8.00"))
         .await;
     assert_eq!(status, 201);
     let dir = daemon.data_dir();
@@ -422,18 +378,14 @@ async fn data_files_are_private() {
 /// key's count across terminals blocks the key.
 #[tokio::test]
 async fn card_testing_across_terminals_blocks_the_api_key() {
-    let daemon = Daemon::start_with(Options {
-        config_text: format!(
-            "{}\n[monitor.rules.card_testing]\nthreshold = 3\nfactor = 2\n",
-            default_config_text()
-        ),
-        ..Options::default()
-    });
+    let daemon = Daemon::with_config(format!(
+        "{}\n[monitor.rules.card_testing]\nthreshold = 3\nfactor = 2\n",
+        default_config_text()
+    ));
     let pay = |n: usize, terminal: Option<String>| {
         let daemon = &daemon;
         async move {
-            let mut body = json!({"merchant_id": "m_demo", "amount": "1.00", "currency": "CNY",
-                                  "method": "qr", "provider": "mock"});
+            let mut body = qr("1.00");
             if let Some(terminal) = terminal {
                 body["terminal_id"] = json!(terminal);
             }
@@ -599,18 +551,9 @@ async fn the_cashier_choice_cannot_be_posted_from_another_site() {
 /// alert; the right amount is applied.
 #[tokio::test]
 async fn a_notice_for_another_amount_changes_nothing() {
-    let daemon = Daemon::start_with(Options {
-        config_text: config_with_other_wallet(),
-        ..Options::default()
-    });
+    let daemon = Daemon::with_config(config_with_other_wallet());
     let (status, _, payment) = daemon
-        .post_idempotent(
-            "/v1/payments",
-            POS,
-            Some("amt-p1"),
-            &json!({"merchant_id": "m_demo", "amount": "100.00", "currency": "CNY",
-                    "method": "qr", "provider": "mock"}),
-        )
+        .post_idempotent("/v1/payments", POS, Some("amt-p1"), &qr("100.00"))
         .await;
     assert_eq!(status, 201, "{payment}");
     let pay = payment["id"].as_str().unwrap().to_owned();
@@ -633,7 +576,7 @@ async fn a_notice_for_another_amount_changes_nothing() {
     ];
     for notice in &wrong {
         assert_eq!(
-            mock_notice(&daemon, "m_demo", "demo-notify-secret", notice).await,
+            mock_notice(&daemon, "m_demo", DEMO_NOTIFY_SECRET, notice).await,
             200
         );
         assert_eq!(status_of(pay.clone()).await, "pending", "{notice}");
@@ -642,17 +585,18 @@ async fn a_notice_for_another_amount_changes_nothing() {
     assert_eq!(alert["severity"], "critical", "{alert}");
     assert_eq!(alert["evidence"]["reason"], "amount_mismatch", "{alert}");
     assert_eq!(
-        metric(
-            &daemon,
-            "paygate_provider_reports_refused_total{provider=\"mock\",reason=\"amount_mismatch\"}"
-        )
-        .await,
+        daemon
+            .metric(
+                "paygate_provider_reports_refused_total{provider=\"mock\",reason=\"amount_mismatch\"}"
+            )
+            .await
+            .unwrap_or(0.0),
         4.0
     );
     let right = json!({"payment_id": pay, "status": "succeeded", "amount": "100.00",
                        "currency": "CNY"});
     assert_eq!(
-        mock_notice(&daemon, "m_demo", "demo-notify-secret", &right).await,
+        mock_notice(&daemon, "m_demo", DEMO_NOTIFY_SECRET, &right).await,
         200
     );
     assert_eq!(status_of(pay.clone()).await, "succeeded");
@@ -681,7 +625,7 @@ async fn a_notice_for_another_amount_changes_nothing() {
     let wrong = json!({"refund_id": re, "status": "succeeded", "amount": "100.00",
                        "currency": "CNY"});
     assert_eq!(
-        mock_notice(&daemon, "m_demo", "demo-notify-secret", &wrong).await,
+        mock_notice(&daemon, "m_demo", DEMO_NOTIFY_SECRET, &wrong).await,
         200
     );
     assert_eq!(refund_status().await, "pending");
@@ -689,7 +633,7 @@ async fn a_notice_for_another_amount_changes_nothing() {
     let right = json!({"refund_id": re, "status": "succeeded", "amount": "30.72",
                        "currency": "CNY"});
     assert_eq!(
-        mock_notice(&daemon, "m_demo", "demo-notify-secret", &right).await,
+        mock_notice(&daemon, "m_demo", DEMO_NOTIFY_SECRET, &right).await,
         200
     );
     assert_eq!(refund_status().await, "succeeded");
@@ -706,12 +650,8 @@ async fn a_replaced_cached_plugin_is_not_loaded() {
         &shared_plugin_cache().display().to_string(),
         &cache.display().to_string(),
     );
-    let options = || Options {
-        config_text: config.clone(),
-        data_dir: Some(dir.path().join("data")),
-        ..Options::default()
-    };
-    let mut first = Daemon::start_with(options());
+    let data_dir = dir.path().join("data");
+    let mut first = Daemon::with_config_on(config.clone(), &data_dir);
     first.terminate();
     assert_eq!(first.wait(Duration::from_secs(20)), Some(0));
 
@@ -727,7 +667,7 @@ async fn a_replaced_cached_plugin_is_not_loaded() {
     let mock = artifact_of("paygate-plugin-mock");
     std::fs::copy(artifact_of("paygate-plugin-alipay"), &mock).unwrap();
 
-    let second = Daemon::start_with(options());
+    let second = Daemon::with_config_on(config.clone(), &data_dir);
     assert!(
         second
             .logs()
@@ -736,13 +676,7 @@ async fn a_replaced_cached_plugin_is_not_loaded() {
         second.logs()
     );
     let (status, _, paid) = second
-        .post_idempotent(
-            "/v1/payments",
-            POS,
-            Some("cache-1"),
-            &json!({"merchant_id": "m_demo", "amount": "8.00", "currency": "CNY",
-                    "method": "barcode", "auth_code": "990000000000001234"}),
-        )
+        .post_idempotent("/v1/payments", POS, Some("cache-1"), &barcode("8.00"))
         .await;
     assert_eq!(
         (status, paid["provider"].as_str()),
@@ -755,6 +689,6 @@ async fn a_replaced_cached_plugin_is_not_loaded() {
     let mut second = second;
     second.terminate();
     assert_eq!(second.wait(Duration::from_secs(20)), Some(0));
-    let third = Daemon::start_with(options());
+    let third = Daemon::with_config_on(config.clone(), &data_dir);
     assert!(!third.logs().contains("does not match"), "{}", third.logs());
 }

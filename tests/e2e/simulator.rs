@@ -19,7 +19,7 @@ pub struct Simulator {
 
 impl Simulator {
     /// Starts the simulator with fast payers, refunds and notification retries.
-    pub fn start() -> Simulator {
+    pub fn spawn() -> Simulator {
         let binary = repo_root().join("target/release/paygate-sim");
         assert!(
             binary.is_file(),

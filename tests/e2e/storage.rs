@@ -84,9 +84,9 @@ fn config(min_free_mb: u64) -> String {
     text.replace("min_free_mb = 64", &format!("min_free_mb = {min_free_mb}"))
 }
 
+/// A barcode payment of 12.<cents> CNY.
 fn payment(cents: u32) -> Value {
-    json!({"merchant_id": "m_demo", "amount": format!("12.{cents:02}"), "currency": "CNY",
-           "method": "barcode", "auth_code": "990000000000001234"})
+    barcode(&format!("12.{cents:02}"))
 }
 
 /// Posts with an idempotency key; `None` when the connection failed (the daemon exited).
@@ -138,12 +138,10 @@ async fn ready(daemon: &Daemon) -> (u16, Value) {
 }
 
 async fn metric(daemon: &Daemon, name: &str) -> f64 {
-    let text = daemon.metrics().await;
-    text.lines()
-        .find_map(|line| line.strip_prefix(&format!("{name} ")))
+    daemon
+        .metric(name)
+        .await
         .unwrap_or_else(|| panic!("no {name} in /metrics"))
-        .parse()
-        .unwrap()
 }
 
 fn verify(data_dir: &Path) {
@@ -153,14 +151,6 @@ fn verify(data_dir: &Path) {
     assert!(report.contains(": 0 violations"), "{report}");
     // Every test here has paid first: an empty store would mean the wrong folder.
     assert!(!report.contains("checked 0 payments"), "{report}");
-}
-
-fn start(config_text: String, data_dir: &Path) -> Daemon {
-    Daemon::start_with(Options {
-        config_text,
-        data_dir: Some(data_dir.to_owned()),
-        ..Options::default()
-    })
 }
 
 /// A payment acknowledged with 201: its key, amount cents and answer.
@@ -207,7 +197,7 @@ async fn below_the_reserve_new_work_gets_503_replays_answer_and_space_returning_
         return;
     };
     let data_dir = disk.path.join("data");
-    let daemon = start(config(16), &data_dir);
+    let daemon = Daemon::with_config_on(config(16), &data_dir);
     let (status, _, _, paid) = post(&daemon, "/v1/payments", POS, "before-1", &payment(1))
         .await
         .unwrap();
@@ -296,7 +286,7 @@ async fn a_write_the_disk_refuses_ends_the_process_and_a_restart_loses_nothing()
         return;
     };
     let data_dir = disk.path.join("data");
-    let mut daemon = start(config(0), &data_dir);
+    let mut daemon = Daemon::with_config_on(config(0), &data_dir);
     let mut acknowledged = pay_three(&daemon).await;
     let filler = disk.fill_leaving(0);
     let mut refused = None;
@@ -332,7 +322,7 @@ async fn a_write_the_disk_refuses_ends_the_process_and_a_restart_loses_nothing()
 
     // The operator (or the supervisor, once space is back) starts it again.
     std::fs::remove_file(filler).unwrap();
-    let daemon = start(config(0), &data_dir);
+    let daemon = Daemon::with_config_on(config(0), &data_dir);
     assert_replayed(&daemon, &acknowledged).await;
     let (status, _, _, body) = post(&daemon, "/v1/payments", POS, "after-1", &payment(99))
         .await
@@ -347,7 +337,7 @@ async fn a_read_only_data_dir_is_refused_at_start_with_its_reason_and_nothing_is
         return;
     };
     let data_dir = disk.path.join("data");
-    let daemon = start(config(0), &data_dir);
+    let daemon = Daemon::with_config_on(config(0), &data_dir);
     let (status, _, _, paid) = post(&daemon, "/v1/payments", POS, "ro-1", &payment(1))
         .await
         .unwrap();
@@ -376,7 +366,7 @@ async fn a_read_only_data_dir_is_refused_at_start_with_its_reason_and_nothing_is
     );
 
     disk.remount("rw");
-    let daemon = start(config(0), &data_dir);
+    let daemon = Daemon::with_config_on(config(0), &data_dir);
     let (status, _, replayed, again) = post(&daemon, "/v1/payments", POS, "ro-1", &payment(1))
         .await
         .unwrap();
@@ -391,10 +381,7 @@ async fn a_flush_that_hangs_ends_the_process_and_a_restart_loses_nothing() {
     let text = default_config_text();
     assert!(text.contains("flush_stall_s = 30"));
     let text = text.replace("flush_stall_s = 30", "flush_stall_s = 2");
-    let mut daemon = Daemon::start_with(Options {
-        config_text: text.clone(),
-        ..Options::default()
-    });
+    let mut daemon = Daemon::with_config(text.clone());
     let acknowledged = pay_three(&daemon).await;
     let (status, _, _, body) = post(
         &daemon,
@@ -418,7 +405,7 @@ async fn a_flush_that_hangs_ends_the_process_and_a_restart_loses_nothing() {
 
     // The second daemon's own `data_dir()` is not where it keeps its data: name it here.
     let data_dir = daemon.data_dir();
-    let daemon = start(text, &data_dir);
+    let daemon = Daemon::with_config_on(text, &data_dir);
     assert_replayed(&daemon, &acknowledged).await;
     // The caught payment's retry finishes it (resumed or, if its record never reached the
     // disk, made anew): once, either way.

@@ -1,20 +1,29 @@
-//! Shared helpers: start a daemon, talk to it, stop it.
+//! Shared helpers: start a daemon, talk to it, stop it; the mock wallet's payment requests
+//! and notices; a webhook receiver; metric readers; in-process plugin host records.
 
 #![allow(dead_code)]
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
-use std::sync::mpsc;
+use std::sync::{Arc, Mutex, mpsc};
 use std::time::Duration;
 
-use serde_json::Value;
+use axum::body::Bytes;
+use axum::http::{HeaderMap, StatusCode};
+use paygate_daemon::plugins::PluginHost;
+use paygate_daemon::plugins::types::{Merchant, Money};
+use serde_json::{Value, json};
 
 pub const POS: &str = "pg_demo_pos";
 pub const ERP: &str = "pg_demo_erp";
 pub const ADMIN: &str = "pg_demo_admin";
 /// An erp key scoped to `m_other` only.
 pub const OTHER_ERP: &str = "pg_test_other_erp";
+/// A payment code the mock wallet accepts: 18 digits starting with 99.
+pub const MOCK_AUTH_CODE: &str = "990000000000001234";
+/// m_demo's `notify_secret` for the mock wallet (config/paygate.toml).
+pub const DEMO_NOTIFY_SECRET: &str = "demo-notify-secret";
 
 /// How long a daemon may take to print its listening line.
 const START_TIMEOUT: Duration = Duration::from_secs(20);
@@ -26,6 +35,14 @@ pub fn paygated() -> &'static str {
 /// Hex SHA-256 of a key, computed independently of the daemon's own code.
 pub fn sha256_hex(text: &str) -> String {
     hex::encode(ring::digest::digest(&ring::digest::SHA256, text.as_bytes()))
+}
+
+/// Hex SHA-256 of the file at `path`.
+pub fn sha256_file(path: &Path) -> String {
+    hex::encode(ring::digest::digest(
+        &ring::digest::SHA256,
+        &std::fs::read(path).unwrap(),
+    ))
 }
 
 /// The config the tests run with: the shipped default config plus a second merchant and a
@@ -114,8 +131,27 @@ impl Default for Options {
 }
 
 impl Daemon {
+    /// A daemon on the tests' config ([`default_config_text`]).
     pub fn start() -> Daemon {
         Daemon::start_with(Options::default())
+    }
+
+    /// A daemon on `config_text`, with a fresh data dir.
+    pub fn with_config(config_text: String) -> Daemon {
+        Daemon::start_with(Options {
+            config_text,
+            ..Options::default()
+        })
+    }
+
+    /// A daemon on `config_text` and the data dir `data_dir` (e.g. another daemon's, for a
+    /// restart).
+    pub fn with_config_on(config_text: String, data_dir: &Path) -> Daemon {
+        Daemon::start_with(Options {
+            config_text,
+            data_dir: Some(data_dir.to_owned()),
+            ..Options::default()
+        })
     }
 
     pub fn start_with(options: Options) -> Daemon {
@@ -178,11 +214,54 @@ impl Daemon {
         into_json(request.send().await.unwrap()).await
     }
 
+    /// POSTs `body` with `idempotency_key` as Idempotency-Key; returns status, replayed flag
+    /// and body.
+    pub async fn post_idempotent(
+        &self,
+        path: &str,
+        api_key: &str,
+        idempotency_key: Option<&str>,
+        body: &Value,
+    ) -> (u16, bool, Value) {
+        let mut request = self
+            .client
+            .post(self.url(path))
+            .bearer_auth(api_key)
+            .header("content-type", "application/json")
+            .body(body.to_string());
+        if let Some(key) = idempotency_key {
+            request = request.header("idempotency-key", key);
+        }
+        let response = request.send().await.unwrap();
+        let status = response.status().as_u16();
+        let replayed = response
+            .headers()
+            .get("idempotent-replayed")
+            .is_some_and(|v| v == "true");
+        let text = response.text().await.unwrap();
+        (
+            status,
+            replayed,
+            serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        )
+    }
+
+    /// `POST /v1/payments` with the till's key and `key` as Idempotency-Key.
+    pub async fn pay(&self, key: &str, body: Value) -> (u16, bool, Value) {
+        self.post_idempotent("/v1/payments", POS, Some(key), &body)
+            .await
+    }
+
     /// The Prometheus text of `GET /metrics`.
     pub async fn metrics(&self) -> String {
         let response = self.client.get(self.url("/metrics")).send().await.unwrap();
         assert_eq!(response.status(), 200, "GET /metrics");
         response.text().await.unwrap()
+    }
+
+    /// The value of one exact series of `GET /metrics` (see [`metric_value`]).
+    pub async fn metric(&self, series: &str) -> Option<f64> {
+        metric_value(&self.metrics().await, series)
     }
 
     /// Writes `request` on a fresh TCP connection and returns everything the daemon answers
@@ -328,4 +407,295 @@ pub fn error_kind(body: &Value) -> (String, String) {
         error["type"].as_str().unwrap().to_owned(),
         error["code"].as_str().unwrap().to_owned(),
     )
+}
+
+/// Runs `paygated config check` on `text`, written as `file_name` (which its messages name)
+/// in a fresh temp dir, kept alive as long as the returned one.
+pub fn config_check(file_name: &str, text: &str) -> (tempfile::TempDir, Output) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join(file_name);
+    std::fs::write(&path, text).unwrap();
+    let output = run_paygated(&["config", "check", "--config", path.to_str().unwrap()]);
+    (dir, output)
+}
+
+// ----------------------------------------------------------------------------------------
+// Metrics
+
+/// The value of one exact series in Prometheus text, written as exposed: `name` or
+/// `name{label="value",...}`; `None` if it is not exposed.
+pub fn metric_value(text: &str, series: &str) -> Option<f64> {
+    text.lines().find_map(|line| {
+        line.strip_prefix(series)?
+            .strip_prefix(' ')?
+            .trim()
+            .parse()
+            .ok()
+    })
+}
+
+// ----------------------------------------------------------------------------------------
+// Payment requests for m_demo's mock wallet
+
+/// A barcode payment of `amount` CNY for m_demo, paid with [`MOCK_AUTH_CODE`], no terminal.
+pub fn barcode(amount: &str) -> Value {
+    json!({"merchant_id": "m_demo", "amount": amount, "currency": "CNY", "method": "barcode",
+           "auth_code": MOCK_AUTH_CODE})
+}
+
+/// A barcode payment of `amount` CNY for m_demo at `terminal`, paid with [`MOCK_AUTH_CODE`].
+pub fn barcode_at(terminal: &str, amount: &str) -> Value {
+    barcode_with_code(terminal, amount, MOCK_AUTH_CODE)
+}
+
+/// A barcode payment of `amount` CNY for m_demo at `terminal`, paid with `auth_code`.
+pub fn barcode_with_code(terminal: &str, amount: &str, auth_code: &str) -> Value {
+    json!({"merchant_id": "m_demo", "amount": amount, "currency": "CNY", "method": "barcode",
+           "auth_code": auth_code, "terminal_id": terminal})
+}
+
+/// A QR payment of `amount` CNY for m_demo with the mock wallet, no terminal.
+pub fn qr(amount: &str) -> Value {
+    json!({"merchant_id": "m_demo", "amount": amount, "currency": "CNY", "method": "qr",
+           "provider": "mock"})
+}
+
+/// A QR payment of `amount` CNY for m_demo with the mock wallet at `terminal`.
+pub fn qr_at(terminal: &str, amount: &str) -> Value {
+    json!({"merchant_id": "m_demo", "amount": amount, "currency": "CNY", "method": "qr",
+           "provider": "mock", "terminal_id": terminal})
+}
+
+// ----------------------------------------------------------------------------------------
+// Mock wallet notices
+
+/// Hex HMAC-SHA256 of `message` under `secret`: the mock wallet's `Mock-Signature` (and the
+/// 0.1 test plugin's `Legacy-Signature`).
+pub fn hmac_sha256_hex(secret: &str, message: impl AsRef<[u8]>) -> String {
+    let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, secret.as_bytes());
+    hex::encode(ring::hmac::sign(&key, message.as_ref()))
+}
+
+/// A mock notice's text and its valid `Mock-Signature` for m_demo ([`DEMO_NOTIFY_SECRET`]).
+pub fn signed(body: &Value) -> (String, String) {
+    let text = body.to_string();
+    let signature = hmac_sha256_hex(DEMO_NOTIFY_SECRET, &text);
+    (text, signature)
+}
+
+/// A mock notice that payment `payment_id` of `amount` CNY is `status`, and its valid
+/// `Mock-Signature` for m_demo.
+pub fn signed_notice(payment_id: &str, status: &str, amount: &str) -> (String, String) {
+    signed(
+        &json!({"payment_id": payment_id, "status": status, "amount": amount,
+                   "currency": "CNY"}),
+    )
+}
+
+/// Posts a mock notice for `merchant_id` with `signature` as `Mock-Signature`; returns the
+/// HTTP status and the body answered.
+pub async fn notify_to(
+    daemon: &Daemon,
+    merchant_id: &str,
+    body: &str,
+    signature: &str,
+) -> (u16, String) {
+    let response = daemon
+        .client
+        .post(daemon.url(&format!("/v1/notify/mock/{merchant_id}")))
+        .header("content-type", "application/json")
+        .header("mock-signature", signature)
+        .body(body.to_owned())
+        .send()
+        .await
+        .unwrap();
+    (response.status().as_u16(), response.text().await.unwrap())
+}
+
+/// Posts a mock notice for m_demo; returns the HTTP status and the body answered.
+pub async fn notify(daemon: &Daemon, body: &str, signature: &str) -> (u16, String) {
+    notify_to(daemon, "m_demo", body, signature).await
+}
+
+/// Posts a mock notice for `merchant_id`, signed (correctly) with `secret`; returns the
+/// HTTP status.
+pub async fn mock_notice(daemon: &Daemon, merchant_id: &str, secret: &str, body: &Value) -> u16 {
+    let text = body.to_string();
+    let signature = hmac_sha256_hex(secret, &text);
+    notify_to(daemon, merchant_id, &text, &signature).await.0
+}
+
+// ----------------------------------------------------------------------------------------
+// Webhook receiver
+
+/// One webhook delivery as the receiver saw it.
+#[derive(Debug, Clone)]
+pub struct Delivery {
+    /// `Paygate-Signature`.
+    pub signature: String,
+    /// `Paygate-Event-Id`.
+    pub event_id_header: String,
+    pub body: Vec<u8>,
+}
+
+impl Delivery {
+    pub fn json(&self) -> Value {
+        serde_json::from_slice(&self.body).unwrap()
+    }
+
+    /// Checks `Paygate-Signature` as a receiver would: a fresh `t`, and `v1` the
+    /// HMAC-SHA256 of "<t>.<body>" under the endpoint's `secret`.
+    pub fn verify_signature(&self, secret: &str) {
+        let mut t = None;
+        let mut v1 = None;
+        for part in self.signature.split(',') {
+            match part.split_once('=') {
+                Some(("t", value)) => t = Some(value),
+                Some(("v1", value)) => v1 = Some(value),
+                _ => {}
+            }
+        }
+        let t = t.expect("t= in Paygate-Signature");
+        let v1 = v1.expect("v1= in Paygate-Signature");
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs() as i64;
+        assert!(
+            (now - t.parse::<i64>().unwrap()).abs() < 60,
+            "fresh timestamp"
+        );
+        let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, secret.as_bytes());
+        let mut message = format!("{t}.").into_bytes();
+        message.extend_from_slice(&self.body);
+        ring::hmac::verify(&key, &message, &hex::decode(v1).unwrap())
+            .expect("the signature verifies with the endpoint's secret");
+    }
+}
+
+/// A webhook receiver on a real socket, recording every delivery to `/hooks`; stopped on
+/// drop.
+pub struct WebhookReceiver {
+    pub port: u16,
+    received: Arc<Mutex<Vec<Delivery>>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl WebhookReceiver {
+    /// A receiver on a free port of 127.0.0.1.
+    pub async fn on_free_port() -> WebhookReceiver {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        WebhookReceiver::serve(listener).await
+    }
+
+    /// A receiver on `listener`.
+    pub async fn serve(listener: tokio::net::TcpListener) -> WebhookReceiver {
+        let port = listener.local_addr().unwrap().port();
+        let received: Arc<Mutex<Vec<Delivery>>> = Arc::default();
+        let sink = received.clone();
+        let app = axum::Router::new().route(
+            "/hooks",
+            axum::routing::post(move |headers: HeaderMap, body: Bytes| {
+                let sink = sink.clone();
+                async move {
+                    let header = |name: &str| {
+                        headers
+                            .get(name)
+                            .and_then(|v| v.to_str().ok())
+                            .unwrap_or_default()
+                            .to_owned()
+                    };
+                    sink.lock().unwrap().push(Delivery {
+                        signature: header("paygate-signature"),
+                        event_id_header: header("paygate-event-id"),
+                        body: body.to_vec(),
+                    });
+                    StatusCode::NO_CONTENT
+                }
+            }),
+        );
+        let task = tokio::spawn(async move {
+            axum::serve(listener, app).await.unwrap();
+        });
+        WebhookReceiver {
+            port,
+            received,
+            task,
+        }
+    }
+
+    /// Every delivery so far, in arrival order.
+    pub fn deliveries(&self) -> Vec<Delivery> {
+        self.received.lock().unwrap().clone()
+    }
+
+    /// Waits for a delivery whose event satisfies `wanted` (10 s at most).
+    pub async fn wait_for(&self, what: &str, wanted: impl Fn(&Value) -> bool) -> Delivery {
+        for _ in 0..100 {
+            let found = self
+                .deliveries()
+                .into_iter()
+                .find(|delivery| wanted(&delivery.json()));
+            if let Some(delivery) = found {
+                return delivery;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let got: Vec<Value> = self.deliveries().iter().map(Delivery::json).collect();
+        panic!(
+            "no delivery of {what} within 10 s; got:\n{}",
+            serde_json::to_string_pretty(&got).unwrap()
+        );
+    }
+
+    /// Waits until `n` distinct events arrived (10 s at most); returns every delivery.
+    pub async fn wait_for_events(&self, n: usize) -> Vec<Delivery> {
+        for _ in 0..200 {
+            let deliveries = self.deliveries();
+            let ids: std::collections::BTreeSet<String> = deliveries
+                .iter()
+                .map(|d| d.json()["id"].as_str().unwrap().to_owned())
+                .collect();
+            if ids.len() >= n {
+                return deliveries;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!(
+            "expected {n} events, got {:?}",
+            self.deliveries()
+                .iter()
+                .map(Delivery::json)
+                .collect::<Vec<_>>()
+        );
+    }
+}
+
+impl Drop for WebhookReceiver {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+// ----------------------------------------------------------------------------------------
+// In-process plugin host
+
+/// `minor` units of CNY.
+pub fn cny(minor: i64) -> Money {
+    Money {
+        minor,
+        currency: "CNY".into(),
+        exponent: 2,
+    }
+}
+
+/// The record of merchant `id` for `provider`, as `host` hands it to the plugin.
+pub fn merchant_record(host: &PluginHost, provider: &str, id: &str) -> Merchant {
+    host.merchant_record(
+        provider,
+        id,
+        &toml::Table::new(),
+        format!("http://127.0.0.1/v1/notify/{provider}/{id}"),
+    )
+    .unwrap()
 }

@@ -103,10 +103,7 @@ async fn get_over_tls(
 async fn tls13_serves_and_older_versions_are_refused() {
     let dir = tempfile::tempdir().unwrap();
     let pki = make_pki(dir.path());
-    let daemon = Daemon::start_with(Options {
-        config_text: tls_config(dir.path(), false),
-        ..Options::default()
-    });
+    let daemon = Daemon::with_config(tls_config(dir.path(), false));
     assert!(
         daemon.base_url.starts_with("https://"),
         "{}",
@@ -133,10 +130,7 @@ async fn tls13_serves_and_older_versions_are_refused() {
 async fn client_certificates_are_required_when_a_ca_is_configured() {
     let dir = tempfile::tempdir().unwrap();
     let pki = make_pki(dir.path());
-    let daemon = Daemon::start_with(Options {
-        config_text: tls_config(dir.path(), true),
-        ..Options::default()
-    });
+    let daemon = Daemon::with_config(tls_config(dir.path(), true));
 
     let with_cert = get_over_tls(&daemon, client(&pki, &[&rustls::version::TLS13], true))
         .await

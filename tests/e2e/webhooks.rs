@@ -2,126 +2,13 @@
 //! the receiver is down, and still delivered after a daemon restart.
 
 use std::collections::BTreeSet;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use axum::body::Bytes;
-use axum::http::{HeaderMap, StatusCode};
-use serde_json::{Value, json};
+use serde_json::json;
 
 use crate::support::*;
 
 const SECRET: &str = "whsec_e2e_secret";
-
-/// One delivery as the receiver saw it.
-#[derive(Debug, Clone)]
-struct Delivery {
-    signature: String,
-    event_id_header: String,
-    body: Vec<u8>,
-}
-
-impl Delivery {
-    fn json(&self) -> Value {
-        serde_json::from_slice(&self.body).unwrap()
-    }
-}
-
-/// A webhook receiver on a real socket, recording what it gets.
-struct Receiver {
-    received: Arc<Mutex<Vec<Delivery>>>,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl Receiver {
-    async fn start_on(listener: tokio::net::TcpListener) -> Receiver {
-        let received: Arc<Mutex<Vec<Delivery>>> = Arc::default();
-        let sink = received.clone();
-        let app = axum::Router::new().route(
-            "/hooks",
-            axum::routing::post(move |headers: HeaderMap, body: Bytes| {
-                let sink = sink.clone();
-                async move {
-                    let header = |name: &str| {
-                        headers
-                            .get(name)
-                            .map(|v| v.to_str().unwrap().to_owned())
-                            .unwrap_or_default()
-                    };
-                    sink.lock().unwrap().push(Delivery {
-                        signature: header("paygate-signature"),
-                        event_id_header: header("paygate-event-id"),
-                        body: body.to_vec(),
-                    });
-                    StatusCode::NO_CONTENT
-                }
-            }),
-        );
-        let task = tokio::spawn(async move {
-            axum::serve(listener, app).await.unwrap();
-        });
-        Receiver { received, task }
-    }
-
-    fn deliveries(&self) -> Vec<Delivery> {
-        self.received.lock().unwrap().clone()
-    }
-
-    /// Waits until `n` distinct events arrived (10 s at most).
-    async fn wait_for_events(&self, n: usize) -> Vec<Delivery> {
-        for _ in 0..200 {
-            let deliveries = self.deliveries();
-            let ids: BTreeSet<String> = deliveries
-                .iter()
-                .map(|d| d.json()["id"].as_str().unwrap().to_owned())
-                .collect();
-            if ids.len() >= n {
-                return deliveries;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        panic!(
-            "expected {n} events, got {:?}",
-            self.deliveries()
-                .iter()
-                .map(Delivery::json)
-                .collect::<Vec<_>>()
-        );
-    }
-}
-
-impl Drop for Receiver {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
-}
-
-/// Checks `Paygate-Signature` as a receiver would: HMAC-SHA256 over "<t>.<body>".
-fn verify_signature(delivery: &Delivery) {
-    let mut t = None;
-    let mut v1 = None;
-    for part in delivery.signature.split(',') {
-        match part.split_once('=') {
-            Some(("t", value)) => t = Some(value.to_owned()),
-            Some(("v1", value)) => v1 = Some(value.to_owned()),
-            _ => {}
-        }
-    }
-    let (t, v1) = (t.expect("t="), v1.expect("v1="));
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs() as i64;
-    assert!(
-        (now - t.parse::<i64>().unwrap()).abs() < 60,
-        "fresh timestamp"
-    );
-    let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, SECRET.as_bytes());
-    let mut message = format!("{t}.").into_bytes();
-    message.extend_from_slice(&delivery.body);
-    ring::hmac::verify(&key, &message, &hex::decode(v1).unwrap())
-        .expect("the signature verifies with the endpoint's secret");
-}
 
 fn config_with_endpoints(endpoints: &str) -> String {
     let config = default_config_text()
@@ -143,18 +30,6 @@ fn endpoint(name: &str, port: u16, events: &str) -> String {
     )
 }
 
-fn barcode(amount: &str) -> Value {
-    json!({"merchant_id": "m_demo", "amount": amount, "currency": "CNY", "method": "barcode",
-           "auth_code": "990000000000001234"})
-}
-
-async fn metric(daemon: &Daemon, name: &str) -> Option<f64> {
-    let text = daemon.metrics().await;
-    text.lines()
-        .find(|line| line.starts_with(&format!("{name} ")))
-        .and_then(|line| line.split(' ').nth(1)?.parse().ok())
-}
-
 #[tokio::test]
 async fn events_are_delivered_signed_to_the_endpoints_that_want_them() {
     let all = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -163,16 +38,13 @@ async fn events_are_delivered_signed_to_the_endpoints_that_want_them() {
         all.local_addr().unwrap().port(),
         refunds_only.local_addr().unwrap().port(),
     );
-    let all = Receiver::start_on(all).await;
-    let refunds_only = Receiver::start_on(refunds_only).await;
-    let daemon = Daemon::start_with(Options {
-        config_text: config_with_endpoints(&format!(
-            "{}{}",
-            endpoint("erp", all_port, "[]"),
-            endpoint("refunds", refunds_port, "[\"refund.succeeded\"]")
-        )),
-        ..Options::default()
-    });
+    let all = WebhookReceiver::serve(all).await;
+    let refunds_only = WebhookReceiver::serve(refunds_only).await;
+    let daemon = Daemon::with_config(config_with_endpoints(&format!(
+        "{}{}",
+        endpoint("erp", all_port, "[]"),
+        endpoint("refunds", refunds_port, "[\"refund.succeeded\"]")
+    )));
 
     let (status, _, paid) = daemon.pay("wh-1", barcode("20.00")).await;
     assert_eq!(status, 201, "{paid}");
@@ -192,7 +64,7 @@ async fn events_are_delivered_signed_to_the_endpoints_that_want_them() {
     let deliveries = all.wait_for_events(3).await;
     let mut kinds = BTreeSet::new();
     for delivery in &deliveries {
-        verify_signature(delivery);
+        delivery.verify_signature(SECRET);
         let event = delivery.json();
         assert!(event["id"].as_str().unwrap().starts_with("evt_"));
         assert_eq!(event["id"].as_str().unwrap(), delivery.event_id_header);
@@ -228,16 +100,16 @@ async fn events_are_delivered_signed_to_the_endpoints_that_want_them() {
     );
 
     let only = refunds_only.wait_for_events(1).await;
-    verify_signature(&only[0]);
+    only[0].verify_signature(SECRET);
     assert_eq!(only[0].json()["type"], "refund.succeeded");
     // Nothing else arrives there, and the outbox empties.
     for _ in 0..100 {
-        if metric(&daemon, "paygate_webhook_backlog").await == Some(0.0) {
+        if daemon.metric("paygate_webhook_backlog").await == Some(0.0) {
             break;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    assert_eq!(metric(&daemon, "paygate_webhook_backlog").await, Some(0.0));
+    assert_eq!(daemon.metric("paygate_webhook_backlog").await, Some(0.0));
     assert_eq!(refunds_only.deliveries().len(), 1);
 }
 
@@ -249,10 +121,7 @@ async fn a_receiver_down_across_a_daemon_restart_still_gets_every_event() {
         probe.local_addr().unwrap().port()
     };
     let config = config_with_endpoints(&endpoint("erp", port, "[]"));
-    let first = Daemon::start_with(Options {
-        config_text: config.clone(),
-        ..Options::default()
-    });
+    let first = Daemon::with_config(config.clone());
     let mut paid = BTreeSet::new();
     for i in 0..5 {
         let (status, _, payment) = first
@@ -263,7 +132,7 @@ async fn a_receiver_down_across_a_daemon_restart_still_gets_every_event() {
     }
     // Let a few attempts fail.
     tokio::time::sleep(Duration::from_millis(800)).await;
-    assert_eq!(metric(&first, "paygate_webhook_backlog").await, Some(5.0));
+    assert_eq!(first.metric("paygate_webhook_backlog").await, Some(5.0));
     let failed = {
         let text = first.metrics().await;
         text.contains("paygate_webhook_deliveries_total{endpoint=\"erp\",outcome=\"failed\"}")
@@ -274,20 +143,16 @@ async fn a_receiver_down_across_a_daemon_restart_still_gets_every_event() {
     first.terminate();
     let mut first = first;
     assert_eq!(first.wait(Duration::from_secs(10)), Some(0));
-    let second = Daemon::start_with(Options {
-        config_text: config,
-        data_dir: Some(first.data_dir()),
-        ..Options::default()
-    });
+    let second = Daemon::with_config_on(config, &first.data_dir());
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
         .await
         .unwrap();
-    let receiver = Receiver::start_on(listener).await;
+    let receiver = WebhookReceiver::serve(listener).await;
     let deliveries = receiver.wait_for_events(5).await;
     let delivered: BTreeSet<String> = deliveries
         .iter()
         .map(|d| {
-            verify_signature(d);
+            d.verify_signature(SECRET);
             let event = d.json();
             assert_eq!(event["type"], "payment.succeeded");
             event["data"]["id"].as_str().unwrap().to_owned()
@@ -295,12 +160,12 @@ async fn a_receiver_down_across_a_daemon_restart_still_gets_every_event() {
         .collect();
     assert_eq!(delivered, paid, "every payment's event arrived");
     for _ in 0..100 {
-        if metric(&second, "paygate_webhook_backlog").await == Some(0.0) {
+        if second.metric("paygate_webhook_backlog").await == Some(0.0) {
             break;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    assert_eq!(metric(&second, "paygate_webhook_backlog").await, Some(0.0));
+    assert_eq!(second.metric("paygate_webhook_backlog").await, Some(0.0));
 }
 
 #[tokio::test]
@@ -323,10 +188,7 @@ async fn bad_webhook_config_is_refused_naming_the_field() {
             "webhooks.endpoints[0].secret",
         ),
     ] {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("paygate.toml");
-        std::fs::write(&path, config_with_endpoints(endpoints)).unwrap();
-        let output = run_paygated(&["config", "check", "--config", path.to_str().unwrap()]);
+        let (_dir, output) = config_check("paygate.toml", &config_with_endpoints(endpoints));
         assert_eq!(output.status.code(), Some(2), "{endpoints}");
         let stderr = String::from_utf8_lossy(&output.stderr);
         assert!(stderr.contains(field), "{field} not in: {stderr}");

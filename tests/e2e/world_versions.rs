@@ -54,39 +54,26 @@ async fn host() -> PluginHost {
         .unwrap()
 }
 
-fn merchant(host: &PluginHost, provider: &str) -> Merchant {
-    host.merchant_record(
-        provider,
-        "m_a",
-        &toml::Table::new(),
-        format!("http://127.0.0.1/v1/notify/{provider}/m_a"),
-    )
-    .unwrap()
-}
-
-fn cny(minor: i64) -> Money {
-    Money {
-        minor,
-        currency: "CNY".into(),
-        exponent: 2,
-    }
-}
-
 fn payment_ref(host: &PluginHost, provider: &str, minor: i64) -> PaymentRef {
     PaymentRef {
         payment_id: "pay_world0001".into(),
         provider: provider.into(),
-        merchant: merchant(host, provider),
+        merchant: merchant_record(host, provider, "m_a"),
         amount: cny(minor),
         provider_reference: None,
     }
 }
 
-fn barcode(host: &PluginHost, provider: &str, code: &str, minor: i64) -> CreatePaymentRequest {
+fn barcode_request(
+    host: &PluginHost,
+    provider: &str,
+    code: &str,
+    minor: i64,
+) -> CreatePaymentRequest {
     CreatePaymentRequest {
         payment_id: "pay_world0001".into(),
         provider: provider.into(),
-        merchant: merchant(host, provider),
+        merchant: merchant_record(host, provider, "m_a"),
         amount: cny(minor),
         method: Method::Barcode,
         auth_code: Some(code.into()),
@@ -94,13 +81,6 @@ fn barcode(host: &PluginHost, provider: &str, code: &str, minor: i64) -> CreateP
         terminal_id: Some("T-1".into()),
         expires_in_seconds: None,
     }
-}
-
-fn hmac_hex(secret: &str, body: &[u8]) -> String {
-    hex::encode(ring::hmac::sign(
-        &ring::hmac::Key::new(ring::hmac::HMAC_SHA256, secret.as_bytes()),
-        body,
-    ))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -131,7 +111,7 @@ async fn a_plugin_for_world_0_1_loads_next_to_0_2_plugins_and_remembers_its_worl
 async fn a_0_1_plugin_serves_every_call_with_no_reported_amounts() {
     let host = host().await;
     let paid = host
-        .create_payment(barcode(&host, "legacy", "970000000000001234", 1250))
+        .create_payment(barcode_request(&host, "legacy", "970000000000001234", 1250))
         .await
         .unwrap()
         .unwrap();
@@ -144,7 +124,7 @@ async fn a_0_1_plugin_serves_every_call_with_no_reported_amounts() {
     assert!(paid.amount.is_none(), "0.1.0 reports no amount");
 
     let declined = host
-        .create_payment(barcode(&host, "legacy", "990000000000001234", 1250))
+        .create_payment(barcode_request(&host, "legacy", "990000000000001234", 1250))
         .await
         .unwrap();
     assert!(
@@ -195,7 +175,7 @@ async fn a_0_1_plugins_notices_use_the_0_1_imports_and_come_up_without_amounts()
     let host = host().await;
     let notice = |body: &[u8], signature: &str| Notification {
         provider: "legacy".into(),
-        merchant: merchant(&host, "legacy"),
+        merchant: merchant_record(&host, "legacy", "m_a"),
         headers: vec![("Legacy-Signature".into(), signature.into())],
         body: body.to_vec(),
     };
@@ -203,7 +183,7 @@ async fn a_0_1_plugins_notices_use_the_0_1_imports_and_come_up_without_amounts()
     // allow-listed), both answered through the host's 0.2.0 imports.
     let body = br#"{"payment_id":"pay_world0001","status":"failed"}"#;
     let accepted = host
-        .parse_notification(notice(body, &hmac_hex(LEGACY_SECRET, body)))
+        .parse_notification(notice(body, &hmac_sha256_hex(LEGACY_SECRET, body)))
         .await
         .unwrap()
         .unwrap();
@@ -222,7 +202,7 @@ async fn a_0_1_plugins_notices_use_the_0_1_imports_and_come_up_without_amounts()
     }
     let body = br#"{"refund_id":"re_world0001","status":"succeeded"}"#;
     let accepted = host
-        .parse_notification(notice(body, &hmac_hex(LEGACY_SECRET, body)))
+        .parse_notification(notice(body, &hmac_sha256_hex(LEGACY_SECRET, body)))
         .await
         .unwrap()
         .unwrap();
@@ -234,7 +214,7 @@ async fn a_0_1_plugins_notices_use_the_0_1_imports_and_come_up_without_amounts()
     ));
     // Signed with another key: rejected through the conversion too.
     let forged = host
-        .parse_notification(notice(body, &hmac_hex("s3cret", body)))
+        .parse_notification(notice(body, &hmac_sha256_hex("s3cret", body)))
         .await
         .unwrap();
     assert!(
@@ -247,7 +227,7 @@ async fn a_0_1_plugins_notices_use_the_0_1_imports_and_come_up_without_amounts()
 async fn a_0_2_plugin_reports_the_amounts() {
     let host = host().await;
     let paid = host
-        .create_payment(barcode(&host, "mock", "990000000000001234", 1250))
+        .create_payment(barcode_request(&host, "mock", "990000000000001234", 1250))
         .await
         .unwrap()
         .unwrap();
@@ -261,8 +241,8 @@ async fn a_0_2_plugin_reports_the_amounts() {
         br#"{"refund_id":"re_world0001","status":"succeeded","amount":"5.00","currency":"CNY"}"#;
     let notice = Notification {
         provider: "mock".into(),
-        merchant: merchant(&host, "mock"),
-        headers: vec![("Mock-Signature".into(), hmac_hex("s3cret", body))],
+        merchant: merchant_record(&host, "mock", "m_a"),
+        headers: vec![("Mock-Signature".into(), hmac_sha256_hex("s3cret", body))],
         body: body.to_vec(),
     };
     let accepted = host.parse_notification(notice).await.unwrap().unwrap();
@@ -296,10 +276,7 @@ async fn the_daemon_serves_a_payment_through_a_0_1_plugin() {
         default_config_text(),
         test_plugin(LEGACY).display()
     );
-    let daemon = Daemon::start_with(Options {
-        config_text: config,
-        ..Options::default()
-    });
+    let daemon = Daemon::with_config(config);
     let (status, plugins) = daemon.get("/v1/plugins", Some(ADMIN)).await;
     assert_eq!(status, 200, "{plugins}");
     let world_of = |name: &str| {

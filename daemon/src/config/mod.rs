@@ -298,7 +298,7 @@ impl Default for PluginLimitsConfig {
 
 /// Bounds on plugin limits an operator may configure.
 pub const PLUGIN_DEADLINE_MS_MAX: u64 = 120_000;
-pub const PLUGIN_MEMORY_BYTES_MAX: u64 = 1 << 30;
+pub use crate::plugins::settings::PLUGIN_MEMORY_BYTES_MAX;
 pub const PLUGIN_OUTPUT_BYTES_MAX: u64 = 64 << 20;
 pub const PLUGIN_CONCURRENT_CALLS_MAX: u32 = 4096;
 
@@ -311,20 +311,23 @@ fn no_hosts() -> Spanned<Vec<String>> {
 fn default_max_concurrent_calls() -> Spanned<u32> {
     Spanned::new(0..0, 256)
 }
+fn default_limits() -> crate::plugins::PluginLimits {
+    crate::plugins::PluginLimits::default()
+}
 fn default_deadline_ms() -> Spanned<u64> {
-    Spanned::new(0..0, 10_000)
+    Spanned::new(0..0, default_limits().deadline.as_millis() as u64)
 }
 fn default_memory_bytes() -> Spanned<u64> {
-    Spanned::new(0..0, 64 << 20)
+    Spanned::new(0..0, default_limits().memory_bytes as u64)
 }
 fn default_output_bytes() -> Spanned<u64> {
-    Spanned::new(0..0, 1 << 20)
+    Spanned::new(0..0, default_limits().output_bytes as u64)
 }
 fn default_http_response_bytes() -> Spanned<u64> {
-    Spanned::new(0..0, 4 << 20)
+    Spanned::new(0..0, default_limits().http_response_bytes as u64)
 }
 fn default_log_lines() -> Spanned<u32> {
-    Spanned::new(0..0, 100)
+    Spanned::new(0..0, default_limits().log_lines_per_call)
 }
 
 /// `[onboarding]`: merchants onboarded through the API.
@@ -1214,6 +1217,233 @@ pub fn is_merchant_id(id: &str) -> bool {
             && rest.len() <= 30
             && rest.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
     })
+}
+
+/// Each part's settings, resolved from the file.
+impl Config {
+    /// `[payments]` as the payments use cases read it.
+    pub fn payment_settings(&self) -> crate::payments::service::PaymentSettings {
+        crate::payments::service::PaymentSettings {
+            qr_expires_in_s: *self.payments.qr_expires_in_s.get_ref(),
+            link_expires_in_s: *self.payments.link_expires_in_s.get_ref(),
+            public_url: self.public_url(),
+        }
+    }
+
+    /// `[payments]` as the janitor reads it.
+    pub fn janitor_settings(&self) -> crate::janitor::JanitorSettings {
+        let payments = &self.payments;
+        crate::janitor::JanitorSettings {
+            interval: std::time::Duration::from_millis(*payments.janitor_interval_ms.get_ref()),
+            barcode_timeout_ms: *payments.barcode_timeout_ms.get_ref() as i64,
+            idempotency_retention_ms: (*payments.idempotency_retention_s.get_ref() as i64)
+                .saturating_mul(1000),
+        }
+    }
+
+    /// The `[[merchants]]` as the merchant directory holds them.
+    pub fn configured_merchants(&self) -> Vec<crate::merchants::Merchant> {
+        self.merchants
+            .iter()
+            .map(|m| crate::merchants::Merchant {
+                id: m.id.get_ref().clone(),
+                name: m.name.get_ref().clone(),
+                source: crate::merchants::MerchantSource::Config,
+                providers: m
+                    .providers
+                    .iter()
+                    .map(|(name, p)| (name.clone(), p.settings.clone()))
+                    .collect(),
+                // Validated with the file: hours that do not parse never start a daemon.
+                opening_hours: m.opening_hours.as_ref().and_then(|h| {
+                    let offset = m.utc_offset.as_ref().map(|o| o.get_ref().as_str());
+                    OpeningHours::parse(h.get_ref(), offset).ok()
+                }),
+                keys_of: m.id.get_ref().clone(),
+            })
+            .collect()
+    }
+
+    /// `[onboarding] platform_merchant`.
+    pub fn platform_merchant(&self) -> Option<&str> {
+        self.onboarding
+            .platform_merchant
+            .as_ref()
+            .map(|p| p.get_ref().as_str())
+    }
+
+    /// The master key `[onboarding] master_key` names, loaded; an unusable one is an error
+    /// (a daemon never starts without the key its config names).
+    pub fn master_key(&self) -> Result<Option<crate::merchants::sealed::MasterKey>, String> {
+        self.onboarding
+            .master_key
+            .as_ref()
+            .map(|source| {
+                crate::merchants::sealed::MasterKey::load(source.get_ref())
+                    .map_err(|e| format!("onboarding.master_key: {e}"))
+            })
+            .transpose()
+    }
+
+    /// `[onboarding] master_key` as written (`env:...`, `file:...`).
+    pub fn master_key_source(&self) -> Option<&str> {
+        self.onboarding
+            .master_key
+            .as_ref()
+            .map(|s| s.get_ref().as_str())
+    }
+
+    /// Largest accepted request body.
+    pub fn body_bytes_max(&self) -> usize {
+        *self.server.body_bytes_max.get_ref()
+    }
+
+    /// `server.listen` as written (or as overridden).
+    pub fn listen_text(&self) -> &str {
+        self.server.listen.get_ref()
+    }
+
+    /// Listens on `addr` instead of `server.listen` (the command line's `--listen`).
+    pub fn override_listen(&mut self, addr: std::net::SocketAddr) {
+        self.server.listen = Spanned::new(0..0, addr.to_string());
+    }
+
+    /// Uses `url` as the public base URL unless `[payments] public_url` names one.
+    pub fn default_public_url(&mut self, url: String) {
+        if self.payments.public_url.is_none() {
+            self.payments.public_url = Some(Spanned::new(0..0, url));
+        }
+    }
+
+    /// The store's durability settings.
+    pub fn durability(&self) -> crate::store::commit::Durability {
+        crate::store::commit::Durability {
+            group_commit: self.store.flush == FlushMode::Group,
+            fdatasync: self.store.fdatasync,
+            window: std::time::Duration::from_micros(
+                (*self.store.group_commit_window_us.get_ref()).into(),
+            ),
+        }
+    }
+
+    /// sled's page cache, in bytes.
+    pub fn cache_bytes(&self) -> u64 {
+        u64::from(*self.store.cache_mb.get_ref()) << 20
+    }
+
+    /// Every merchant an API key names.
+    pub fn key_merchants(&self) -> impl Iterator<Item = &str> {
+        self.api_keys
+            .iter()
+            .flat_map(|k| k.merchants.get_ref())
+            .map(String::as_str)
+    }
+
+    /// What `paygated config check` prints about a valid file.
+    pub fn summary(&self) -> Vec<String> {
+        let keys = crate::auth::KeyRing::new(self.api_keys.iter().map(|k| k.entry()));
+        let tls = match &self.server.tls {
+            Some(tls) if tls.client_ca_file.is_some() => "TLS 1.3 with client certificates",
+            Some(_) => "TLS 1.3",
+            None => "plain HTTP",
+        };
+        let mut lines = vec![format!("  listen       {} ({tls})", self.listen_text())];
+        if let Some(socket) = &self.server.unix_socket {
+            lines.push(format!("  unix socket  {}", socket.get_ref().display()));
+        }
+        lines.push(format!("  data dir     {}", self.store.data_dir.display()));
+        for role in [Role::Pos, Role::Erp, Role::Admin] {
+            let n = keys.keys().filter(|k| k.role == role).count();
+            lines.push(format!("  {role:<5} keys   {n}"));
+        }
+        for merchant in &self.merchants {
+            let providers: Vec<&str> = merchant.providers.keys().map(String::as_str).collect();
+            lines.push(format!(
+                "  merchant     {} \"{}\" providers: [{}]",
+                merchant.id.get_ref(),
+                merchant.name.get_ref(),
+                providers.join(", ")
+            ));
+        }
+        if keys.has_demo_keys() {
+            lines.push(
+                "  note         the demo keys of the README are enabled; replace them before real use"
+                    .into(),
+            );
+        }
+        lines
+    }
+}
+
+impl crate::plugins::settings::Source for Config {
+    type Error = ConfigError;
+
+    fn host_settings(&self) -> crate::plugins::settings::HostSettings {
+        use crate::plugins::settings::{
+            HostSettings, KeySetting, MerchantProviders, PluginSettings,
+        };
+        let host = &self.plugin_host;
+        let bytes = |v: &Spanned<u64>| usize::try_from(*v.get_ref()).unwrap_or(usize::MAX);
+        HostSettings {
+            max_concurrent_calls: *host.max_concurrent_calls.get_ref(),
+            trusted_signers: host.trusted_signers.get_ref().clone(),
+            cache_dir: host
+                .cache_dir
+                .clone()
+                .unwrap_or_else(|| self.store.data_dir.join("plugin-cache")),
+            extra_ca_file: host.extra_ca_file.as_ref().map(|f| f.get_ref().clone()),
+            plugins: self
+                .plugins
+                .iter()
+                .map(|p| PluginSettings {
+                    name: p.name.get_ref().clone(),
+                    path: p.path.get_ref().clone(),
+                    sha256: p.sha256.as_ref().map(|s| s.get_ref().clone()),
+                    allowed_hosts: p.allowed_hosts.get_ref().clone(),
+                    limits: crate::plugins::PluginLimits {
+                        deadline: std::time::Duration::from_millis(*p.limits.deadline_ms.get_ref()),
+                        memory_bytes: bytes(&p.limits.memory_bytes),
+                        output_bytes: bytes(&p.limits.output_bytes),
+                        http_response_bytes: bytes(&p.limits.http_response_bytes),
+                        log_lines_per_call: *p.limits.log_lines_per_call.get_ref(),
+                    },
+                    settings: p.settings.clone(),
+                })
+                .collect(),
+            keys: self
+                .merchants
+                .iter()
+                .enumerate()
+                .flat_map(|(i, merchant)| {
+                    merchant
+                        .providers
+                        .iter()
+                        .flat_map(move |(provider, settings)| {
+                            settings.keys.iter().map(move |(name, source)| KeySetting {
+                                merchant: merchant.id.get_ref().clone(),
+                                provider: provider.clone(),
+                                name: name.clone(),
+                                source: source.get_ref().clone(),
+                                field: format!("merchants[{i}].providers.{provider}.keys.{name}"),
+                            })
+                        })
+                })
+                .collect(),
+            merchants: self
+                .merchants
+                .iter()
+                .enumerate()
+                .map(|(index, m)| MerchantProviders {
+                    index,
+                    providers: m.providers.keys().cloned().collect(),
+                })
+                .collect(),
+        }
+    }
+
+    fn locate(&self, error: FieldError) -> ConfigError {
+        Config::locate(self, error)
+    }
 }
 
 /// Where the value of `field` (a dotted path, `plugins[1].path`) is written in `text`; for

@@ -8,7 +8,7 @@ use wasmtime::{
 };
 
 use super::limits::{INSTANCES_PER_CALL_MAX, TABLE_ELEMENTS_MAX};
-use crate::config::PLUGIN_MEMORY_BYTES_MAX;
+use super::settings::PLUGIN_MEMORY_BYTES_MAX;
 
 /// How often the epoch advances; deadlines are checked (and busy plugins yield) per tick.
 pub const EPOCH_TICK: Duration = Duration::from_millis(2);

@@ -14,7 +14,8 @@ use ring::signature::{self, EcdsaKeyPair, KeyPair, RsaKeyPair, UnparsedPublicKey
 use rsa::pkcs8::DecodePrivateKey;
 use zeroize::Zeroizing;
 
-use crate::config::{Config, ConfigError};
+use super::settings::KeySetting;
+use crate::settings::FieldError;
 use crate::settings::KeySource;
 
 /// What a key can do, by what it is.
@@ -82,29 +83,19 @@ pub struct KeyStore {
 }
 
 impl KeyStore {
-    /// Loads and parses every key the config names. A key that cannot be read or parsed is a
-    /// config error naming its field.
-    pub fn load(config: &Config) -> Result<KeyStore, ConfigError> {
+    /// Loads and parses every key the merchants name. A key that cannot be read or parsed
+    /// is an error naming its config field.
+    pub fn load(settings: &[KeySetting]) -> Result<KeyStore, FieldError> {
         let mut keys = BTreeMap::new();
-        for (i, merchant) in config.merchants.iter().enumerate() {
-            for (provider, settings) in &merchant.providers {
-                for (name, source) in &settings.keys {
-                    let field = format!("merchants[{i}].providers.{provider}.keys.{name}");
-                    let error =
-                        |message: String| config.error_at(source.span(), field.clone(), message);
-                    let source = KeySource::parse(source.get_ref()).map_err(&error)?;
-                    let bytes = read_source(&source).map_err(&error)?;
-                    let material = parse_material(bytes).map_err(&error)?;
-                    keys.insert(
-                        (
-                            merchant.id.get_ref().clone(),
-                            provider.clone(),
-                            name.clone(),
-                        ),
-                        material,
-                    );
-                }
-            }
+        for key in settings {
+            let error = |message: String| FieldError::new(key.field.clone(), message);
+            let source = KeySource::parse(&key.source).map_err(error)?;
+            let bytes = read_source(&source).map_err(error)?;
+            let material = parse_material(bytes).map_err(error)?;
+            keys.insert(
+                (key.merchant.clone(), key.provider.clone(), key.name.clone()),
+                material,
+            );
         }
         Ok(KeyStore { keys })
     }

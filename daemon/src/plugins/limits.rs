@@ -3,8 +3,6 @@
 
 use std::time::Duration;
 
-use crate::config::PluginLimitsConfig;
-
 /// Per-plugin limits, from `[plugins.limits]`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PluginLimits {
@@ -15,15 +13,15 @@ pub struct PluginLimits {
     pub log_lines_per_call: u32,
 }
 
-impl PluginLimits {
-    pub fn from_config(config: &PluginLimitsConfig) -> PluginLimits {
-        let bytes = |v: u64| usize::try_from(v).unwrap_or(usize::MAX);
+impl Default for PluginLimits {
+    /// What a plugin gets when its `[plugins.limits]` says nothing.
+    fn default() -> PluginLimits {
         PluginLimits {
-            deadline: Duration::from_millis(*config.deadline_ms.get_ref()),
-            memory_bytes: bytes(*config.memory_bytes.get_ref()),
-            output_bytes: bytes(*config.output_bytes.get_ref()),
-            http_response_bytes: bytes(*config.http_response_bytes.get_ref()),
-            log_lines_per_call: *config.log_lines_per_call.get_ref(),
+            deadline: Duration::from_secs(10),
+            memory_bytes: 64 << 20,
+            output_bytes: 1 << 20,
+            http_response_bytes: 4 << 20,
+            log_lines_per_call: 100,
         }
     }
 }

@@ -21,6 +21,7 @@ mod loader;
 mod output;
 pub mod port;
 mod registry;
+pub mod settings;
 mod world_0_1;
 
 use std::path::{Path, PathBuf};
@@ -38,16 +39,18 @@ pub use bindings::{SUPPORTED_WORLD_VERSIONS, WORLD_PACKAGE, WORLD_VERSION};
 pub use loader::{ArtifactLedger, MemoryLedger};
 pub use port::Providers;
 
-use crate::config::{Config, ConfigError, PluginConfig};
 use crate::metrics::Metrics;
 use crate::outbound::OutboundClient;
+use crate::settings::FieldError;
 use bindings::{Plugin, PluginPre, World, WorldPre};
 use imports::CallState;
 use keystore::KeyStore;
-use limits::{CallLimiter, PluginLimits};
+use limits::CallLimiter;
+pub use limits::PluginLimits;
 use loader::LoadError;
 use output::OutputSize;
 use registry::{LoadedPlugin, PluginSet};
+use settings::{HostSettings, MerchantProviders, PluginSettings, Source};
 use types::*;
 
 /// Extra time past a plugin's deadline before the host gives up on a call that is stuck in
@@ -292,80 +295,75 @@ pub struct PluginHost {
 }
 
 impl PluginHost {
-    /// Builds the engine and loads every plugin of `config`. Problems are config errors
-    /// naming the `[[plugins]]` or `[[merchants]]` field at fault.
-    pub async fn start(config: &Config, metrics: Arc<Metrics>) -> Result<PluginHost, ConfigError> {
-        PluginHost::start_with_ledger(config, metrics, Arc::new(loader::MemoryLedger::default()))
+    /// Builds the engine and loads every plugin `source` names. Problems are the source's
+    /// errors (the config's: naming the `[[plugins]]` or `[[merchants]]` field at fault).
+    pub async fn start<S: Source>(
+        source: &S,
+        metrics: Arc<Metrics>,
+    ) -> Result<PluginHost, S::Error> {
+        PluginHost::start_with_ledger(source, metrics, Arc::new(loader::MemoryLedger::default()))
             .await
     }
 
     /// As [`PluginHost::start`], trusting cached compiled plugins only as far as `ledger`
     /// records their digests (the daemon passes its store, so restarts reuse the cache).
-    pub async fn start_with_ledger(
-        config: &Config,
+    pub async fn start_with_ledger<S: Source>(
+        source: &S,
         metrics: Arc<Metrics>,
         ledger: Arc<dyn loader::ArtifactLedger>,
-    ) -> Result<PluginHost, ConfigError> {
-        let max_calls = *config.plugin_host.max_concurrent_calls.get_ref();
+    ) -> Result<PluginHost, S::Error> {
+        let settings = source.host_settings();
+        PluginHost::start_with(&settings, metrics, ledger)
+            .await
+            .map_err(|e| source.locate(e))
+    }
+
+    async fn start_with(
+        settings: &HostSettings,
+        metrics: Arc<Metrics>,
+        ledger: Arc<dyn loader::ArtifactLedger>,
+    ) -> Result<PluginHost, FieldError> {
+        let max_calls = settings.max_concurrent_calls;
         let engine = engine::new_engine(max_calls).map_err(|e| {
-            config.error_at(
-                0..0,
+            FieldError::new(
                 "plugin_host",
                 format!("cannot set up the plugin engine: {e:#}"),
             )
         })?;
-        let keys = Arc::new(KeyStore::load(config)?);
-        let extra_roots = match &config.plugin_host.extra_ca_file {
+        let keys = Arc::new(KeyStore::load(&settings.keys)?);
+        let extra_roots = match &settings.extra_ca_file {
             None => Vec::new(),
-            Some(file) => read_ca_file(file.get_ref())
-                .map_err(|m| config.error_at(file.span(), "plugin_host.extra_ca_file", m))?,
+            Some(file) => {
+                read_ca_file(file).map_err(|m| FieldError::new("plugin_host.extra_ca_file", m))?
+            }
         };
         let http = OutboundClient::new(extra_roots)
-            .map_err(|m| config.error_at(0..0, "plugin_host.extra_ca_file", m))?;
-        let cache_dir = config
-            .plugin_host
-            .cache_dir
-            .clone()
-            .unwrap_or_else(|| config.store.data_dir.join("plugin-cache"));
+            .map_err(|m| FieldError::new("plugin_host.extra_ca_file", m))?;
         let host = PluginHost {
             engine,
             keys,
             http,
             current: ArcSwap::from_pointee(PluginSet::default()),
             slots: Arc::new(Semaphore::new(max_calls as usize)),
-            cache_dir,
+            cache_dir: settings.cache_dir.clone(),
             ledger,
             metrics,
             reloading: tokio::sync::Mutex::new(()),
         };
-        let set = host.load_set(config).await.map_err(|e| {
-            let index = config
-                .plugins
-                .iter()
-                .position(|p| p.name.get_ref() == &e.plugin);
-            let span = index.map_or(0..0, |i| {
-                let p = &config.plugins[i];
-                match e.field {
-                    "sha256" => p.sha256.as_ref().map_or(p.name.span(), |s| s.span()),
-                    "path" => p.path.span(),
-                    _ => p.name.span(),
-                }
-            });
-            let field = index.map_or("plugins".to_owned(), |i| {
-                format!("plugins[{i}].{}", e.field)
-            });
-            config.error_at(span, field, e.to_string())
-        })?;
-        check_merchant_providers(config, &set)?;
+        let set = host
+            .load_set(settings)
+            .await
+            .map_err(|e| located(settings, e))?;
+        check_merchant_providers(&settings.merchants, &set)?;
         host.current.store(Arc::new(set));
         Ok(host)
     }
 
     /// Loads every `[[plugins]]` entry into a new set, off the async threads.
-    async fn load_set(&self, config: &Config) -> Result<PluginSet, LoadError> {
+    async fn load_set(&self, settings: &HostSettings) -> Result<PluginSet, LoadError> {
         let mut plugins = Vec::new();
-        for entry in &config.plugins {
-            plugins.push(self.load_one(config, entry).await?);
+        for entry in &settings.plugins {
+            plugins.push(self.load_one(&settings.trusted_signers, entry).await?);
         }
         PluginSet::new(plugins).map_err(|message| LoadError {
             plugin: "*".into(),
@@ -376,19 +374,19 @@ impl PluginHost {
 
     async fn load_one(
         &self,
-        config: &Config,
-        entry: &PluginConfig,
+        trusted_signers: &[String],
+        entry: &PluginSettings,
     ) -> Result<Arc<LoadedPlugin>, LoadError> {
-        let name = entry.name.get_ref().clone();
+        let name = entry.name.clone();
         let error = |field, message: String| LoadError {
             plugin: name.clone(),
             field,
             message,
         };
         let engine = self.engine.clone();
-        let path = entry.path.get_ref().clone();
-        let pinned = entry.sha256.as_ref().map(|s| s.get_ref().clone());
-        let signers = config.plugin_host.trusted_signers.get_ref().clone();
+        let path = entry.path.clone();
+        let pinned = entry.sha256.clone();
+        let signers = trusted_signers.to_vec();
         let cache_dir = self.cache_dir.clone();
         let ledger = self.ledger.clone();
         let plugin_name = name.clone();
@@ -445,19 +443,18 @@ impl PluginHost {
         };
         let allowed_hosts = entry
             .allowed_hosts
-            .get_ref()
             .iter()
             .map(|h| Origin::parse(h))
             .collect::<Result<Vec<_>, _>>()
             .map_err(|m| error("allowed_hosts", m))?;
         let plugin = Arc::new(LoadedPlugin {
             name: name.clone(),
-            path: entry.path.get_ref().clone(),
+            path: entry.path.clone(),
             sha256: file.sha256,
             world_version,
             info: std::sync::OnceLock::new(),
             pre,
-            limits: PluginLimits::from_config(&entry.limits),
+            limits: entry.limits,
             allowed_hosts,
             settings,
             loaded_at: SystemTime::now(),
@@ -487,11 +484,16 @@ impl PluginHost {
     /// Loads the `[[plugins]]` of `fresh` and swaps them in; the merchants of `running` (the
     /// config the daemon started with) must all stay served. Calls already running finish on
     /// the plugins they started with. On any error, the plugins in service stay.
-    pub async fn reload(&self, fresh: &Config, running: &Config) -> Result<ReloadReport, String> {
+    pub async fn reload<S: Source>(&self, fresh: &S, running: &S) -> Result<ReloadReport, String> {
         let _one_at_a_time = self.reloading.lock().await;
         let before = self.current.load_full();
-        let set = self.load_set(fresh).await.map_err(|e| e.to_string())?;
-        check_merchant_providers(running, &set).map_err(|e| e.to_string())?;
+        let fresh_settings = fresh.host_settings();
+        let set = self
+            .load_set(&fresh_settings)
+            .await
+            .map_err(|e| fresh.locate(located(&fresh_settings, e)).to_string())?;
+        check_merchant_providers(&running.host_settings().merchants, &set)
+            .map_err(|e| running.locate(e).to_string())?;
         let changed = set
             .plugins
             .iter()
@@ -730,13 +732,24 @@ impl PluginHost {
             return Ok(inspection);
         }
         let dir = std::env::temp_dir().join(format!("paygate-inspect-{}", std::process::id()));
-        let text = format!(
-            "[plugin_host]\nmax_concurrent_calls = 4\ncache_dir = {:?}\n[[plugins]]\nname = \"inspected\"\npath = {:?}\n",
-            dir.display().to_string(),
-            path.display().to_string()
-        );
-        let config = Config::parse(Path::new("<inspect>"), &text).map_err(|e| e.to_string())?;
-        let host = PluginHost::start(&config, Arc::new(Metrics::new()))
+        let settings = HostSettings {
+            max_concurrent_calls: 4,
+            trusted_signers: Vec::new(),
+            cache_dir: dir.clone(),
+            extra_ca_file: None,
+            plugins: vec![PluginSettings {
+                name: "inspected".into(),
+                path: path.to_owned(),
+                sha256: None,
+                allowed_hosts: Vec::new(),
+                limits: PluginLimits::default(),
+                settings: toml::Table::new(),
+            }],
+            keys: Vec::new(),
+            merchants: Vec::new(),
+        };
+        let ledger = Arc::new(loader::MemoryLedger::default());
+        let host = PluginHost::start_with(&settings, Arc::new(Metrics::new()), ledger)
             .await
             .map_err(|e| e.message)?;
         inspection.info = host
@@ -838,14 +851,16 @@ typed_calls! {
 }
 
 /// Every provider a config merchant names must be served by a loaded plugin.
-fn check_merchant_providers(config: &Config, set: &PluginSet) -> Result<(), ConfigError> {
-    for (i, merchant) in config.merchants.iter().enumerate() {
-        for provider in merchant.providers.keys() {
+fn check_merchant_providers(
+    merchants: &[MerchantProviders],
+    set: &PluginSet,
+) -> Result<(), FieldError> {
+    for merchant in merchants {
+        for provider in &merchant.providers {
             if !set.providers.contains_key(provider) {
                 let served: Vec<&str> = set.providers.keys().map(String::as_str).collect();
-                return Err(config.error_at(
-                    merchant.id.span(),
-                    format!("merchants[{i}].providers.{provider}"),
+                return Err(FieldError::new(
+                    format!("merchants[{}].providers.{provider}", merchant.index),
                     format!(
                         "no loaded plugin serves provider \"{provider}\" (served: [{}])",
                         served.join(", ")
@@ -855,6 +870,18 @@ fn check_merchant_providers(config: &Config, set: &PluginSet) -> Result<(), Conf
         }
     }
     Ok(())
+}
+
+/// A plugin's load error as the field of its `[[plugins]]` entry.
+fn located(settings: &HostSettings, e: LoadError) -> FieldError {
+    let field = settings
+        .plugins
+        .iter()
+        .position(|p| p.name == e.plugin)
+        .map_or("plugins".to_owned(), |i| {
+            format!("plugins[{i}].{}", e.field)
+        });
+    FieldError::new(field, e.to_string())
 }
 
 /// Checks what a plugin says about itself at load.
