@@ -11,10 +11,11 @@ use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use paygate_daemon::config::MonitorConfig;
+use paygate_daemon::domain::events::EventKind;
+use paygate_daemon::domain::records::{EventRecord, Snapshot};
 use paygate_daemon::monitor::Input;
 use paygate_daemon::monitor::rules::Rules;
-use paygate_daemon::store::records::{EventRecord, Snapshot};
+use paygate_daemon::monitor::settings::MonitorSettings;
 
 const THROUGHPUT_EVENTS: usize = 500_000;
 const LATENCY_SAMPLES: usize = 300;
@@ -25,17 +26,17 @@ pub fn monitor(paygated: &Path, config: &Path) {
 }
 
 fn throughput() {
-    let mut rules = Rules::new(&MonitorConfig::default());
+    let mut rules = Rules::new(&MonitorSettings::default());
     let events: Vec<Input> = (0..10_000)
         .map(|i| {
             let kind = if i % 20 == 0 {
-                "payment.failed"
+                EventKind::PaymentFailed
             } else {
-                "payment.created"
+                EventKind::PaymentCreated
             };
             Input::Event(Arc::new(EventRecord {
                 id: format!("evt_{i}"),
-                kind: kind.into(),
+                kind,
                 created_at_ms: 0,
                 object_id: format!("pay_{i}"),
                 data: serde_json::json!({"status": "pending"}),

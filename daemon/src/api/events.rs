@@ -6,6 +6,7 @@ use serde::Serialize;
 use super::alerts::AlertObject;
 use super::merchants::{ActivationObject, BankAccountObject};
 use super::payments::{PaymentObject, RefundObject, rfc3339_ms};
+use crate::domain::events::ObjectKind;
 use crate::domain::records::{
     ActivationRecord, AlertRecord, BankAccountRecord, EventRecord, PaymentRecord, RefundRecord,
 };
@@ -27,33 +28,31 @@ pub fn webhook_body(event: &EventRecord) -> Result<String, String> {
         .as_ref()
         .ok_or_else(|| format!("event {} carries no object", event.id))?;
     let unreadable = |e: serde_json::Error| format!("event {}: {e}", event.id);
-    let data = match event.kind.split('.').next() {
-        Some("payment") => {
+    let data = match event.kind.object() {
+        ObjectKind::Payment => {
             let record: PaymentRecord = object.read().map_err(unreadable)?;
             serde_json::to_value(PaymentObject::from(&record)).map_err(unreadable)?
         }
-        Some("refund") => {
+        ObjectKind::Refund => {
             let record: RefundRecord = object.read().map_err(unreadable)?;
             serde_json::to_value(RefundObject::from(&record)).map_err(unreadable)?
         }
-        Some("merchant") => {
+        ObjectKind::Activation => {
             let record: ActivationRecord = object.read().map_err(unreadable)?;
             serde_json::to_value(ActivationObject::from(&record)).map_err(unreadable)?
         }
-        Some("bank_account") => {
+        ObjectKind::BankAccount => {
             let record: BankAccountRecord = object.read().map_err(unreadable)?;
             serde_json::to_value(BankAccountObject::from(&record)).map_err(unreadable)?
         }
-        Some("alert") => {
+        ObjectKind::Alert => {
             let record: AlertRecord = object.read().map_err(unreadable)?;
             serde_json::to_value(AlertObject::from(&record)).map_err(unreadable)?
         }
-        // Later kinds (activations, bank accounts, alerts) carry their API object already.
-        _ => object.read().map_err(unreadable)?,
     };
     serde_json::to_string(&WebhookBody {
         id: &event.id,
-        kind: &event.kind,
+        kind: event.kind.as_str(),
         created_at: rfc3339_ms(event.created_at_ms),
         data,
     })

@@ -136,13 +136,13 @@ impl WebhooksConfig {
                 }
             }
             for kind in endpoint.events.get_ref() {
-                if !crate::domain::events::is_webhook_type(kind) {
+                if !crate::domain::events::EventKind::parse(kind).is_some_and(|k| k.is_webhook()) {
                     return Err(at.error(
                         endpoint.events.span(),
                         field("events"),
                         format!(
                             "unknown event type \"{kind}\"; use one of {}",
-                            crate::domain::events::WEBHOOK_EVENT_TYPES.join(", ")
+                            crate::domain::events::EventKind::webhook_names().join(", ")
                         ),
                     ));
                 }

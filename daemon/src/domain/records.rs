@@ -106,8 +106,8 @@ pub enum IdempotencyState {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct EventRecord {
     pub id: String,
-    /// `payment.succeeded`, `refund.failed`, `payment.conflict`, ...
-    pub kind: String,
+    /// What happened (`payment.succeeded`, `refund.failed`, `payment.conflict`, ...).
+    pub kind: crate::domain::events::EventKind,
     pub created_at_ms: i64,
     /// The object the event is about (payment or refund id).
     pub object_id: String,
@@ -370,8 +370,8 @@ mod tests {
     #[test]
     fn events_without_an_object_read_as_having_no_fields() {
         for stored in [
-            &br#"{"id":"e","kind":"k","created_at_ms":0,"object_id":"o","data":null}"#[..],
-            br#"{"id":"e","kind":"k","created_at_ms":0,"object_id":"o","data":null,"object":null}"#,
+            &br#"{"id":"e","kind":"payment.created","created_at_ms":0,"object_id":"o","data":null}"#[..],
+            br#"{"id":"e","kind":"payment.created","created_at_ms":0,"object_id":"o","data":null,"object":null}"#,
         ] {
             let event: EventRecord = serde_json::from_slice(stored).unwrap();
             assert_eq!(event.object, None);

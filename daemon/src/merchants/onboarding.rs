@@ -12,6 +12,7 @@ use super::sealed::MasterKey;
 use super::validate;
 use crate::clock::Clock;
 use crate::clock::now_ms;
+use crate::domain::events::EventKind;
 use crate::domain::ids::new_id;
 use crate::domain::records::{
     ActivationRecord, AuditRecord, BankAccountRecord, EventRecord, MerchantRecord,
@@ -165,10 +166,10 @@ fn audit(
     }
 }
 
-fn event(kind: &str, object_id: &str, data: serde_json::Value) -> EventRecord {
+fn event(kind: EventKind, object_id: &str, data: serde_json::Value) -> EventRecord {
     EventRecord {
         id: new_id("evt"),
-        kind: kind.into(),
+        kind,
         created_at_ms: now_ms(),
         object_id: object_id.into(),
         data,
@@ -417,7 +418,7 @@ fn save_activation(
                "rejection_reason": activation.rejection_reason}),
     );
     let change_event = event(
-        "merchant.activation.updated",
+        EventKind::ActivationUpdated,
         &activation.id,
         json!({"status": activation.status, "merchant_id": activation.merchant_id}),
     );
@@ -626,7 +627,7 @@ fn save_account(
                "account_number_last4": account.account_number_last4, "default": account.is_default}),
     );
     let change_event = event(
-        "bank_account.updated",
+        EventKind::BankAccountUpdated,
         &account.id,
         json!({"status": account.status, "merchant_id": account.merchant_id}),
     );

@@ -320,7 +320,7 @@ impl Engine {
         };
         let event = EventRecord {
             id: new_id("evt"),
-            kind: "alert.raised".into(),
+            kind: crate::domain::events::EventKind::AlertRaised,
             created_at_ms: now,
             object_id: alert.id.clone(),
             data: serde_json::json!({"rule": alert.rule, "severity": alert.severity}),

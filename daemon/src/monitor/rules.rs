@@ -11,6 +11,7 @@ use super::bounded::BoundedMap;
 use super::ewma::{Ewma, RateBaseline};
 use super::settings::{MonitorSettings, RULES, RuleSettings};
 use super::window::WindowCounter;
+use crate::domain::events::EventKind;
 use crate::domain::hours::OpeningHours;
 use crate::domain::records::{AlertSubject, EventRecord};
 
@@ -317,8 +318,8 @@ impl Rules {
             terminal_id: terminal.clone(),
             ..AlertSubject::default()
         };
-        match event.kind.as_str() {
-            "payment.created" => {
+        match event.kind {
+            EventKind::PaymentCreated => {
                 if self.on("card_testing") && amount <= self.settings["card_testing"].amount {
                     let on_terminal = terminal_key.as_ref().map(|key| (key, terminal_subject()));
                     let api_key = fields.api_key_id.as_deref();
@@ -373,7 +374,7 @@ impl Rules {
                     }
                 }
             }
-            "payment.failed" => {
+            EventKind::PaymentFailed => {
                 let payer = fields.payer;
                 if self.on("decline_burst") {
                     let mut subjects = Vec::new();
@@ -416,11 +417,11 @@ impl Rules {
                     }
                 }
             }
-            "payment.succeeded" if self.on("refund_ratio") => {
+            EventKind::PaymentSucceeded if self.on("refund_ratio") => {
                 self.collected
                     .add(format!("{merchant}\0{currency}"), now_ms, minor);
             }
-            "refund.created" if self.on("refund_burst") => {
+            EventKind::RefundCreated if self.on("refund_burst") => {
                 let window_s = self.settings["refund_burst"].window_s;
                 let mut subjects = Vec::new();
                 if let Some(key) = fields.api_key_id {
@@ -455,7 +456,7 @@ impl Rules {
                     }
                 }
             }
-            "refund.succeeded" if self.on("refund_ratio") => {
+            EventKind::RefundSucceeded if self.on("refund_ratio") => {
                 let key = format!("{merchant}\0{currency}");
                 let refunded = self.refunded.add(key.clone(), now_ms, minor);
                 let collected = self.collected.sum(&key, now_ms);
@@ -479,7 +480,7 @@ impl Rules {
                         });
                 }
             }
-            "payment.conflict" | "refund.conflict" if self.on("state_conflict") => {
+            EventKind::PaymentConflict | EventKind::RefundConflict if self.on("state_conflict") => {
                 found.push(Finding {
                     rule: "state_conflict",
                     scope: None,
@@ -492,7 +493,11 @@ impl Rules {
                     summary: format!(
                         "the provider reported {} for {} {}, which is already {}",
                         event.data["reported"].as_str().unwrap_or("?"),
-                        event.kind.trim_end_matches(".conflict"),
+                        if event.kind == EventKind::RefundConflict {
+                            "refund"
+                        } else {
+                            "payment"
+                        },
                         event.object_id,
                         event.data["status"].as_str().unwrap_or("?"),
                     ),
@@ -578,7 +583,7 @@ mod tests {
     ) -> Input {
         Input::Event(Arc::new(EventRecord {
             id: format!("evt_{id}_{kind}"),
-            kind: kind.into(),
+            kind: EventKind::parse(kind).expect("a known kind"),
             created_at_ms: 0,
             object_id: id.into(),
             data: json!({"status": "x"}),

@@ -1,4 +1,4 @@
-//! Payments and refunds: the state machines, and (next) the use cases that tie the API, the
-//! store and the plugin host together.
+//! Payments and refunds: the use cases that tie the storage port, the provider port and the
+//! merchant directory together (`service.rs`).
 
 pub mod service;

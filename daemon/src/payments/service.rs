@@ -10,6 +10,7 @@ use std::sync::{Arc, Mutex};
 use crate::auth::ApiKey;
 use crate::clock::Clock;
 use crate::clock::now_ms;
+use crate::domain::events::EventKind;
 use crate::domain::ids::new_id;
 pub use crate::domain::method::Method;
 use crate::domain::money::Money;
@@ -191,10 +192,10 @@ impl Drop for InFlightGuard<'_> {
     }
 }
 
-fn event(kind: &str, object_id: &str, data: serde_json::Value) -> EventRecord {
+fn event(kind: EventKind, object_id: &str, data: serde_json::Value) -> EventRecord {
     EventRecord {
         id: new_id("evt"),
-        kind: kind.to_owned(),
+        kind,
         created_at_ms: now_ms(),
         object_id: object_id.to_owned(),
         data,
@@ -534,7 +535,7 @@ fn record_report(
                     }
                     if to.is_terminal() {
                         events.push(event(
-                            &format!("payment.{}", to.as_str()),
+                            EventKind::of_payment(to),
                             &p.id,
                             serde_json::json!({"status": to.as_str()}),
                         ));
@@ -542,7 +543,7 @@ fn record_report(
                 }
                 Transition::Same => {}
                 Transition::Conflict => events.push(event(
-                    "payment.conflict",
+                    EventKind::PaymentConflict,
                     &p.id,
                     serde_json::json!({"status": p.status.as_str(), "reported": to.as_str()}),
                 )),
@@ -667,7 +668,7 @@ pub async fn create_payment(
         ..record
     };
     let created = event(
-        "payment.created",
+        EventKind::PaymentCreated,
         &record.id,
         serde_json::json!({"status": "pending"}),
     );
@@ -835,7 +836,7 @@ pub(crate) fn end_locally(
         p.status = to;
         p.updated_at_ms = svc.clock.now_ms();
         Some(vec![event(
-            &format!("payment.{}", to.as_str()),
+            EventKind::of_payment(to),
             &p.id,
             serde_json::json!({"status": to.as_str()}),
         )])
@@ -965,7 +966,7 @@ pub async fn create_refund(
         api_key_id: caller.id.clone(),
     };
     let created = event(
-        "refund.created",
+        EventKind::RefundCreated,
         &record.id,
         // The payment's terminal rides along for the monitor (refund bursts per terminal).
         serde_json::json!({"status": "pending", "payment_id": payment.id,
@@ -1175,14 +1176,14 @@ fn apply_refund_status(
             }
             payment.updated_at_ms = now_ms();
             events.push(event(
-                &format!("refund.{}", to.as_str()),
+                EventKind::of_refund(to),
                 &refund.id,
                 serde_json::json!({"status": to.as_str(), "payment_id": refund.payment_id}),
             ));
         }
         Transition::Same => {}
         Transition::Conflict => events.push(event(
-            "refund.conflict",
+            EventKind::RefundConflict,
             &refund.id,
             serde_json::json!({"status": refund.status.as_str(), "reported": to.as_str()}),
         )),
@@ -1346,14 +1347,14 @@ pub(crate) fn observe_status(
                     });
                 }
                 Some(vec![event(
-                    &format!("payment.{}", to.as_str()),
+                    EventKind::of_payment(to),
                     &p.id,
                     serde_json::json!({"status": to.as_str(), "source": source}),
                 )])
             }
             // Terminal states never change: record the contradiction instead.
             Transition::Conflict => Some(vec![event(
-                "payment.conflict",
+                EventKind::PaymentConflict,
                 &p.id,
                 serde_json::json!({"status": p.status.as_str(), "reported": to.as_str(), "source": source}),
             )]),

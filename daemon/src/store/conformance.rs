@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use super::port::PaymentStore;
 use super::{Begin, Claim, StoreError};
+use crate::domain::events::EventKind;
 use crate::domain::method::Method;
 use crate::domain::records::{EventRecord, PaymentRecord, ProviderStep, RefundRecord};
 use crate::domain::state::{PaymentStatus, RefundStatus};
@@ -120,7 +121,7 @@ fn refund(id: &str, payment_id: &str, amount_minor: i64) -> RefundRecord {
 fn event(kind: &str, object_id: &str) -> EventRecord {
     EventRecord {
         id: format!("evt_{kind}_{object_id}"),
-        kind: kind.into(),
+        kind: EventKind::parse(kind).expect("a known kind"),
         created_at_ms: 1_000,
         object_id: object_id.into(),
         data: serde_json::json!({}),
@@ -334,7 +335,7 @@ fn every_change_appends_its_events(open: Open<'_>) {
             .events()
             .unwrap()
             .into_iter()
-            .map(|e| e.kind)
+            .map(|e| e.kind.as_str().to_owned())
             .collect()
     };
     assert_eq!(

@@ -134,7 +134,7 @@ pub(super) fn append_events(
         event.object = Some(snapshot.clone());
         events.insert(event.id.as_bytes(), encode(&event))?;
         if let Some(outbox) = outbox
-            && crate::domain::events::is_webhook_type(&event.kind)
+            && event.kind.is_webhook()
         {
             outbox.insert(event.id.as_bytes(), encode(&OutboxRecord::default()))?;
         }

@@ -186,7 +186,7 @@ impl Store {
         // Events against states.
         let mut moves: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
         for (_, event) in &events {
-            if let Some(status) = event.kind.strip_prefix("payment.")
+            if let Some(status) = event.kind.as_str().strip_prefix("payment.")
                 && !matches!(status, "created" | "conflict")
             {
                 moves

@@ -192,7 +192,7 @@ impl Dispatcher {
                 tokio::select! {
                     _ = tokio::time::sleep_until(deadline) => break,
                     received = bus.recv() => match received {
-                        Ok(event) if !crate::domain::events::is_webhook_type(&event.kind) => continue,
+                        Ok(event) if !event.kind.is_webhook() => continue,
                         Ok(_) | Err(RecvError::Lagged(_)) => {
                             tokio::time::sleep(GATHER).await;
                             break;
@@ -232,7 +232,10 @@ impl Dispatcher {
             };
             let merchant_id = event.fields().merchant_id;
             for (index, endpoint) in self.endpoints.iter().enumerate() {
-                if !endpoint.config.wants(&event.kind, merchant_id.as_deref()) {
+                if !endpoint
+                    .config
+                    .wants(event.kind.as_str(), merchant_id.as_deref())
+                {
                     continue;
                 }
                 let delivery =
