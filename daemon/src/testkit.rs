@@ -287,6 +287,8 @@ impl Harness {
                 qr_expires_in_s: 7_200,
                 link_expires_in_s: 900,
                 public_url: "http://127.0.0.1:8080".into(),
+                amount_max: BTreeMap::new(),
+                amount_max_default: rust_decimal::Decimal::new(1_000_000, 0),
             },
             clock: clock_dyn.clone(),
         });

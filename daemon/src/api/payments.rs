@@ -387,7 +387,7 @@ fn check_text(
 fn validate_payment(state: &AppState, body: &CreatePaymentBody) -> Result<NewPayment, ApiError> {
     let amount = Money::parse(&body.amount.0, &body.currency).map_err(money_error)?;
     amount
-        .check_maximum(state.config.amount_max(amount.currency().code()))
+        .check_maximum(state.payments.settings.amount_max(amount.currency().code()))
         .map_err(money_error)?;
     let method = Method::parse(&body.method).ok_or_else(|| {
         ApiError::invalid(

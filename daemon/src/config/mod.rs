@@ -1227,6 +1227,18 @@ impl Config {
             qr_expires_in_s: *self.payments.qr_expires_in_s.get_ref(),
             link_expires_in_s: *self.payments.link_expires_in_s.get_ref(),
             public_url: self.public_url(),
+            amount_max: self
+                .payments
+                .amount_max
+                .keys()
+                .map(|currency| (currency.clone(), self.amount_max(currency)))
+                .collect(),
+            amount_max_default: self
+                .payments
+                .amount_max_default
+                .get_ref()
+                .parse()
+                .expect("validate() checked the maximum"),
         }
     }
 

@@ -46,6 +46,19 @@ pub struct PaymentSettings {
     pub link_expires_in_s: u32,
     /// The daemon's public base URL (no trailing slash): payment links, notify URLs.
     pub public_url: String,
+    /// The largest amount of one payment, per currency code, and for the others.
+    pub amount_max: BTreeMap<String, rust_decimal::Decimal>,
+    pub amount_max_default: rust_decimal::Decimal,
+}
+
+impl PaymentSettings {
+    /// The largest amount one payment in `currency` may have.
+    pub fn amount_max(&self, currency: &str) -> rust_decimal::Decimal {
+        self.amount_max
+            .get(currency)
+            .copied()
+            .unwrap_or(self.amount_max_default)
+    }
 }
 
 /// How the provider is asked to collect: a link payment's page shows the provider's QR
@@ -527,27 +540,7 @@ fn record_report(
             p.payer = r.payer.clone().or(p.payer.take());
         }
         if let Some(to) = new_status {
-            match p.status.transition(to) {
-                Transition::Move => {
-                    p.status = to;
-                    if to == PaymentStatus::Failed {
-                        p.failure = failure.clone();
-                    }
-                    if to.is_terminal() {
-                        events.push(event(
-                            EventKind::of_payment(to),
-                            &p.id,
-                            serde_json::json!({"status": to.as_str()}),
-                        ));
-                    }
-                }
-                Transition::Same => {}
-                Transition::Conflict => events.push(event(
-                    EventKind::PaymentConflict,
-                    &p.id,
-                    serde_json::json!({"status": p.status.as_str(), "reported": to.as_str()}),
-                )),
-            }
+            apply_payment_status(p, to, failure.clone(), None, &mut events);
         }
         Some(events)
     })?;
@@ -833,13 +826,10 @@ pub(crate) fn end_locally(
         if !p.provider.is_empty() || p.status.transition(to) != Transition::Move {
             return None;
         }
-        p.status = to;
         p.updated_at_ms = svc.clock.now_ms();
-        Some(vec![event(
-            EventKind::of_payment(to),
-            &p.id,
-            serde_json::json!({"status": to.as_str()}),
-        )])
+        let mut events = Vec::new();
+        apply_payment_status(p, to, None, None, &mut events);
+        Some(events)
     })?;
     Ok(updated.ok_or_else(|| StoreError::Corrupt(format!("payment {payment_id} vanished")))?)
 }
@@ -1117,7 +1107,7 @@ async fn drive_refund(
             r.provider_reference = reference.clone();
         }
         if let Some(to) = to {
-            apply_refund_status(r, p, to, failure.clone(), &mut events);
+            apply_refund_status(r, p, svc.clock.now_ms(), to, failure.clone(), &mut events);
         }
         Some(events)
     })?;
@@ -1154,11 +1144,54 @@ async fn drive_refund(
     })
 }
 
+/// Moves a payment to `to` when its state machine allows, with the event that records the
+/// move; a report contradicting a final state is recorded as a conflict and changes nothing.
+/// `source` names who reported it, when not the answer to our own call.
+fn apply_payment_status(
+    payment: &mut PaymentRecord,
+    to: PaymentStatus,
+    failure: Option<Failure>,
+    source: Option<&str>,
+    events: &mut Vec<EventRecord>,
+) -> Transition {
+    let with_source = |mut data: serde_json::Value| {
+        if let Some(source) = source {
+            data["source"] = source.into();
+        }
+        data
+    };
+    let transition = payment.status.transition(to);
+    match transition {
+        Transition::Move => {
+            payment.status = to;
+            if to == PaymentStatus::Failed {
+                payment.failure = failure;
+            }
+            events.push(event(
+                EventKind::of_payment(to),
+                &payment.id,
+                with_source(serde_json::json!({"status": to.as_str()})),
+            ));
+        }
+        Transition::Same => {}
+        // Terminal states never change: record the contradiction instead.
+        Transition::Conflict => events.push(event(
+            EventKind::PaymentConflict,
+            &payment.id,
+            with_source(
+                serde_json::json!({"status": payment.status.as_str(), "reported": to.as_str()}),
+            ),
+        )),
+    }
+    transition
+}
+
 /// Moves a refund and keeps its payment's totals: a failed refund releases its reserve, a
 /// succeeded one adds to `refunded`.
 fn apply_refund_status(
     refund: &mut RefundRecord,
     payment: &mut PaymentRecord,
+    now: i64,
     to: RefundStatus,
     failure: Option<Failure>,
     events: &mut Vec<EventRecord>,
@@ -1174,7 +1207,7 @@ fn apply_refund_status(
                 RefundStatus::Succeeded => payment.refunded_minor += refund.amount_minor,
                 RefundStatus::Pending => {}
             }
-            payment.updated_at_ms = now_ms();
+            payment.updated_at_ms = now;
             events.push(event(
                 EventKind::of_refund(to),
                 &refund.id,
@@ -1320,45 +1353,35 @@ pub(crate) fn observe_status(
             return None;
         }
         let required = sender.is_some_and(|s| s.reports_amounts) && to == PaymentStatus::Succeeded;
-        if let Some(mismatch) =
-            amount_mismatch(reported.amount.as_ref(), required, p.amount_minor, &p.currency)
-        {
+        if let Some(mismatch) = amount_mismatch(
+            reported.amount.as_ref(),
+            required,
+            p.amount_minor,
+            &p.currency,
+        ) {
             *decision.borrow_mut() = mismatch;
             return None;
         }
         let transition = p.status.transition(to);
         *decision.borrow_mut() = Observed::Decided(transition);
-        match transition {
-            Transition::Same => None,
-            Transition::Move => {
-                p.status = to;
-                p.provider_step = ProviderStep::Answered;
-                p.updated_at_ms = svc.clock.now_ms();
-                if let Some(r) = &reported.provider_reference {
-                    p.provider_reference = Some(r.clone());
-                }
-                if reported.payer.is_some() {
-                    p.payer = reported.payer.clone();
-                }
-                if to == PaymentStatus::Failed {
-                    p.failure = reported.failure.as_ref().map(|d| Failure {
-                        code: d.code.clone(),
-                        message: d.message.clone(),
-                    });
-                }
-                Some(vec![event(
-                    EventKind::of_payment(to),
-                    &p.id,
-                    serde_json::json!({"status": to.as_str(), "source": source}),
-                )])
+        if transition == Transition::Move {
+            p.provider_step = ProviderStep::Answered;
+            p.updated_at_ms = svc.clock.now_ms();
+            if let Some(r) = &reported.provider_reference {
+                p.provider_reference = Some(r.clone());
             }
-            // Terminal states never change: record the contradiction instead.
-            Transition::Conflict => Some(vec![event(
-                EventKind::PaymentConflict,
-                &p.id,
-                serde_json::json!({"status": p.status.as_str(), "reported": to.as_str(), "source": source}),
-            )]),
+            if reported.payer.is_some() {
+                p.payer = reported.payer.clone();
+            }
         }
+        let failure = reported.failure.as_ref().map(|d| Failure {
+            code: d.code.clone(),
+            message: d.message.clone(),
+        });
+        let mut events = Vec::new();
+        apply_payment_status(p, to, failure, Some(source), &mut events);
+        // Nothing to write for a report of the state it is in.
+        (transition != Transition::Same).then_some(events)
     })?;
     Ok(match found {
         Some(_) => decision.into_inner(),
@@ -1414,7 +1437,7 @@ pub(crate) fn observe_refund_status(
             code: d.code.clone(),
             message: d.message.clone(),
         });
-        apply_refund_status(r, p, to, failure, &mut events);
+        apply_refund_status(r, p, svc.clock.now_ms(), to, failure, &mut events);
         Some(events)
     })?;
     Ok(match found {
