@@ -276,8 +276,7 @@ pub struct Sealed {
 pub struct MerchantRecord {
     pub id: String,
     pub name: String,
-    /// `draft`, `onboarding`, `active`.
-    pub status: String,
+    pub status: crate::domain::state::MerchantStatus,
     pub business_license_no: String,
     pub tax_registration_no: String,
     pub legal_person_name: String,
@@ -297,8 +296,7 @@ pub struct ActivationRecord {
     pub id: String,
     pub merchant_id: String,
     pub provider: String,
-    /// `submitted`, `under_review`, `active`, `rejected`.
-    pub status: String,
+    pub status: crate::domain::state::ActivationStatus,
     /// The provider's sub-merchant or application number.
     pub provider_reference: Option<String>,
     pub rejection_reason: Option<String>,
@@ -319,8 +317,7 @@ pub struct BankAccountRecord {
     pub account_number_last4: String,
     pub bank_name: String,
     pub branch: Option<String>,
-    /// `pending_verification`, `verified`, `failed`.
-    pub status: String,
+    pub status: crate::domain::state::BankAccountStatus,
     /// The provider's verification step for the merchant (e.g. a remittance to make).
     pub verification: Option<serde_json::Value>,
     pub failure_reason: Option<String>,

@@ -1,5 +1,5 @@
-//! The payment and refund state machines (API.md §5, §6): the legal moves in one function
-//! each. Terminal states never change; a provider report that contradicts one is a
+//! The state machines (API.md §5, §6, §8): payments, refunds, and merchants' activations
+//! and bank accounts; the legal moves in one function each. Terminal states never change; a provider report that contradicts one is a
 //! conflict for the anomaly monitor, never a change.
 
 use serde::{Deserialize, Serialize};
@@ -121,6 +121,93 @@ impl Observed {
     }
 }
 
+/// Where a merchant onboarded through the API is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MerchantStatus {
+    /// Created; its materials may still change.
+    Draft,
+    /// Applied to at least one provider, active at none yet.
+    Onboarding,
+    /// Active at a provider at least.
+    Active,
+}
+
+impl MerchantStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MerchantStatus::Draft => "draft",
+            MerchantStatus::Onboarding => "onboarding",
+            MerchantStatus::Active => "active",
+        }
+    }
+}
+
+/// Where a merchant's application to a provider is. It moves forward only: submitted, under
+/// review, then active or rejected (finished; only a resubmission reopens a rejection).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ActivationStatus {
+    Submitted,
+    UnderReview,
+    Active,
+    Rejected,
+}
+
+impl ActivationStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ActivationStatus::Submitted => "submitted",
+            ActivationStatus::UnderReview => "under_review",
+            ActivationStatus::Active => "active",
+            ActivationStatus::Rejected => "rejected",
+        }
+    }
+
+    pub fn is_finished(self) -> bool {
+        matches!(self, ActivationStatus::Active | ActivationStatus::Rejected)
+    }
+
+    fn step(self) -> u8 {
+        match self {
+            ActivationStatus::Submitted => 0,
+            ActivationStatus::UnderReview => 1,
+            ActivationStatus::Active | ActivationStatus::Rejected => 2,
+        }
+    }
+
+    /// What a report of `to` does: a later step moves it; a repeat or a stale report of an
+    /// earlier step is nothing; the other outcome of a finished application contradicts it.
+    pub fn transition(self, to: ActivationStatus) -> Transition {
+        if to.step() > self.step() {
+            Transition::Move
+        } else if self.is_finished() && to.is_finished() && self != to {
+            Transition::Conflict
+        } else {
+            Transition::Same
+        }
+    }
+}
+
+/// Where a settlement bank account is at its provider.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BankAccountStatus {
+    PendingVerification,
+    Verified,
+    Failed,
+}
+
+impl BankAccountStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BankAccountStatus::PendingVerification => "pending_verification",
+            BankAccountStatus::Verified => "verified",
+            BankAccountStatus::Failed => "failed",
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -163,5 +250,30 @@ mod tests {
         assert_eq!(Failed.transition(Pending), Transition::Same);
         assert_eq!(Succeeded.transition(Succeeded), Transition::Same);
         assert!(Pending.holds_funds() && Succeeded.holds_funds() && !Failed.holds_funds());
+    }
+
+    #[test]
+    fn an_activation_moves_forward_only_and_a_finished_one_is_not_contradicted() {
+        use ActivationStatus::*;
+        assert_eq!(Submitted.transition(UnderReview), Transition::Move);
+        assert_eq!(Submitted.transition(Active), Transition::Move);
+        assert_eq!(UnderReview.transition(Rejected), Transition::Move);
+        assert_eq!(UnderReview.transition(Submitted), Transition::Same);
+        assert_eq!(Active.transition(UnderReview), Transition::Same);
+        assert_eq!(Active.transition(Active), Transition::Same);
+        assert_eq!(Active.transition(Rejected), Transition::Conflict);
+        assert_eq!(Rejected.transition(Active), Transition::Conflict);
+        for status in [Submitted, UnderReview, Active, Rejected] {
+            let json = serde_json::to_string(&status).unwrap();
+            assert_eq!(json, format!("\"{}\"", status.as_str()));
+        }
+        assert_eq!(
+            serde_json::to_string(&BankAccountStatus::PendingVerification).unwrap(),
+            "\"pending_verification\""
+        );
+        assert_eq!(
+            serde_json::to_string(&MerchantStatus::Draft).unwrap(),
+            "\"draft\""
+        );
     }
 }

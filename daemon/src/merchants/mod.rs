@@ -80,7 +80,7 @@ impl MerchantDirectory {
         let platform = self.platform();
         let providers = activations
             .iter()
-            .filter(|a| a.status == "active")
+            .filter(|a| a.status == crate::domain::state::ActivationStatus::Active)
             .filter_map(|a| {
                 let mut settings = platform.as_ref()?.providers.get(&a.provider)?.clone();
                 settings.insert("activation_id".into(), toml::Value::String(a.id.clone()));

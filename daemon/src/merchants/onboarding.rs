@@ -17,7 +17,9 @@ use crate::domain::ids::new_id;
 use crate::domain::records::{
     ActivationRecord, AuditRecord, BankAccountRecord, EventRecord, MerchantRecord,
 };
-use crate::domain::state::{Observed, Transition};
+use crate::domain::state::{
+    ActivationStatus, BankAccountStatus, MerchantStatus, Observed, Transition,
+};
 use crate::merchants::MerchantDirectory;
 use crate::plugins::CallError;
 use crate::plugins::Providers;
@@ -212,7 +214,7 @@ pub fn create_merchant(
     let record = MerchantRecord {
         id: id.into(),
         name: input.name.trim().into(),
-        status: "draft".into(),
+        status: MerchantStatus::Draft,
         business_license_no: input.business_license_no.clone(),
         tax_registration_no: input.tax_registration_no.clone(),
         legal_person_name: input.legal_person_name.trim().into(),
@@ -259,10 +261,10 @@ pub fn update_merchant(
             kind: "merchant",
             id: id.into(),
         })?;
-    if record.status != "draft" {
+    if record.status != MerchantStatus::Draft {
         return Err(OnboardingError::WrongState(format!(
             "merchant {id} is {} and can only be changed while draft",
-            record.status
+            record.status.as_str()
         )));
     }
     let key = master_key(onboarding)?;
@@ -359,20 +361,20 @@ fn platform_record(
         .map_err(OnboardingError::Plugin)
 }
 
-fn activation_status(status: wit::OnboardingStatus) -> &'static str {
+fn activation_status(status: wit::OnboardingStatus) -> ActivationStatus {
     match status {
-        wit::OnboardingStatus::Submitted => "submitted",
-        wit::OnboardingStatus::UnderReview => "under_review",
-        wit::OnboardingStatus::Active => "active",
-        wit::OnboardingStatus::Rejected => "rejected",
+        wit::OnboardingStatus::Submitted => ActivationStatus::Submitted,
+        wit::OnboardingStatus::UnderReview => ActivationStatus::UnderReview,
+        wit::OnboardingStatus::Active => ActivationStatus::Active,
+        wit::OnboardingStatus::Rejected => ActivationStatus::Rejected,
     }
 }
 
-fn binding_status(status: wit::BindingStatus) -> &'static str {
+fn binding_status(status: wit::BindingStatus) -> BankAccountStatus {
     match status {
-        wit::BindingStatus::PendingVerification => "pending_verification",
-        wit::BindingStatus::Verified => "verified",
-        wit::BindingStatus::Failed => "failed",
+        wit::BindingStatus::PendingVerification => BankAccountStatus::PendingVerification,
+        wit::BindingStatus::Verified => BankAccountStatus::Verified,
+        wit::BindingStatus::Failed => BankAccountStatus::Failed,
     }
 }
 
@@ -402,10 +404,10 @@ fn save_activation(
         let mut all = onboarding.store.activations_of(&m.id)?;
         all.retain(|a| a.id != activation.id);
         all.push(activation.clone());
-        m.status = if all.iter().any(|a| a.status == "active") {
-            "active".into()
+        m.status = if all.iter().any(|a| a.status == ActivationStatus::Active) {
+            MerchantStatus::Active
         } else {
-            "onboarding".into()
+            MerchantStatus::Onboarding
         };
         m.updated_at_ms = now_ms();
     }
@@ -477,10 +479,10 @@ pub async fn activate(
         .into_iter()
         .find(|a| a.provider == provider);
     let mut activation = match existing {
-        Some(a) if a.status != "rejected" => return Ok(a),
+        Some(a) if a.status != ActivationStatus::Rejected => return Ok(a),
         Some(mut a) => {
             a.submissions += 1;
-            a.status = "submitted".into();
+            a.status = ActivationStatus::Submitted;
             a.rejection_reason = None;
             a
         }
@@ -488,7 +490,7 @@ pub async fn activate(
             id: new_id("act"),
             merchant_id: merchant_id.into(),
             provider: provider.into(),
-            status: "submitted".into(),
+            status: ActivationStatus::Submitted,
             provider_reference: None,
             rejection_reason: None,
             submissions: 1,
@@ -509,7 +511,7 @@ pub async fn activate(
     let answer = onboarding.plugins.onboard(request).await;
     let outcome = match answer {
         Ok(Ok(result)) => {
-            activation.status = activation_status(result.status).into();
+            activation.status = activation_status(result.status);
             activation.provider_reference =
                 result.provider_reference.or(activation.provider_reference);
             activation.rejection_reason = result.rejection_reason;
@@ -551,14 +553,6 @@ pub async fn poll_activation(
 }
 
 /// How far an application has come: a report may only move it forward.
-fn activation_rank(status: &str) -> u8 {
-    match status {
-        "submitted" => 0,
-        "under_review" => 1,
-        _ => 2, // active, rejected: finished; only a resubmission reopens it
-    }
-}
-
 /// Applies an onboarding result (from a query or a notice). With `owner` (the notice's
 /// merchant and provider), an activation of another merchant or provider is left as it is.
 /// A report never moves an application backwards (a stale `rejected` cannot undo `active`),
@@ -583,28 +577,21 @@ pub fn apply_onboarding(
         .provider_reference
         .clone()
         .or(activation.provider_reference.clone());
-    let (from, to) = (activation_rank(&activation.status), activation_rank(status));
+    let transition = activation.status.transition(status);
     // The provider may tell its reference later within the same step (or fill in a
     // finished application's missing one), never replace a finished one's.
     let news = activation.status == status
         && activation.provider_reference != reference
-        && (from < 2 || activation.provider_reference.is_none());
-    if to <= from && !news {
-        // A repeat or a stale report of an earlier step changes nothing; the other outcome
-        // of a finished application contradicts it.
-        let contradiction = from == 2 && to == 2 && activation.status != status;
-        return Ok(Observed::Decided(if contradiction {
-            Transition::Conflict
-        } else {
-            Transition::Same
-        }));
+        && (!status.is_finished() || activation.provider_reference.is_none());
+    if transition != Transition::Move && !news {
+        return Ok(Observed::Decided(transition));
     }
-    activation.status = status.into();
+    activation.status = status;
     activation.provider_reference = reference;
     activation.rejection_reason = result
         .rejection_reason
         .clone()
-        .filter(|_| status == "rejected");
+        .filter(|_| status == ActivationStatus::Rejected);
     activation.updated_at_ms = now_ms();
     save_activation(onboarding, actor, &activation, "activation.updated")?;
     Ok(Observed::Decided(Transition::Move))
@@ -680,7 +667,7 @@ pub async fn bind_account(
         .store
         .activations_of(merchant_id)?
         .into_iter()
-        .find(|a| a.provider == input.provider && a.status == "active")
+        .find(|a| a.provider == input.provider && a.status == ActivationStatus::Active)
         .ok_or_else(|| {
             OnboardingError::WrongState(format!(
                 "merchant {merchant_id} is not active at {}; activate it there first",
@@ -707,7 +694,7 @@ pub async fn bind_account(
         account_number_last4: validate::last4(digits),
         bank_name: input.bank_name.trim().into(),
         branch: input.branch.clone(),
-        status: "pending_verification".into(),
+        status: BankAccountStatus::PendingVerification,
         verification: None,
         failure_reason: None,
         provider_reference: None,
@@ -755,7 +742,7 @@ pub async fn bind_account(
 }
 
 fn apply_binding_to(account: &mut BankAccountRecord, result: &wit::BindingResult) {
-    account.status = binding_status(result.status).into();
+    account.status = binding_status(result.status);
     account.provider_reference = result
         .provider_reference
         .clone()
@@ -766,7 +753,7 @@ fn apply_binding_to(account: &mut BankAccountRecord, result: &wit::BindingResult
     account.failure_reason = result
         .failure
         .clone()
-        .filter(|_| account.status == "failed");
+        .filter(|_| account.status == BankAccountStatus::Failed);
     account.updated_at_ms = now_ms();
 }
 
@@ -819,7 +806,7 @@ pub fn apply_binding(
     }) {
         return Ok(Observed::Foreign);
     }
-    if account.status != "pending_verification" {
+    if account.status != BankAccountStatus::PendingVerification {
         let same = binding_status(result.status) == account.status;
         return Ok(Observed::Decided(if same {
             Transition::Same
@@ -840,7 +827,7 @@ pub fn apply_binding(
 pub async fn sweep(onboarding: &Onboarding) -> Result<usize, StoreError> {
     let mut changed = 0;
     for activation in onboarding.store.all_activations()? {
-        if matches!(activation.status.as_str(), "submitted" | "under_review")
+        if !activation.status.is_finished()
             && poll_activation(onboarding, &activation)
                 .await
                 .unwrap_or(false)
@@ -849,7 +836,7 @@ pub async fn sweep(onboarding: &Onboarding) -> Result<usize, StoreError> {
         }
     }
     for account in onboarding.store.all_bank_accounts()? {
-        if account.status == "pending_verification"
+        if account.status == BankAccountStatus::PendingVerification
             && poll_account(onboarding, &account).await.unwrap_or(false)
         {
             changed += 1;
@@ -894,7 +881,7 @@ mod tests {
         let activation = activate(&h.onboarding, &actor, "m_new", PROVIDER)
             .await
             .unwrap();
-        assert_eq!(activation.status, "submitted");
+        assert_eq!(activation.status, ActivationStatus::Submitted);
         activation
     }
 
@@ -919,18 +906,18 @@ mod tests {
             apply(wit::OnboardingStatus::UnderReview, None),
             Observed::Decided(Transition::Move)
         );
-        assert_eq!(status(), "under_review");
+        assert_eq!(status(), ActivationStatus::UnderReview);
         // A stale report of an earlier stage changes nothing.
         assert_eq!(
             apply(wit::OnboardingStatus::Submitted, None),
             Observed::Decided(Transition::Same)
         );
-        assert_eq!(status(), "under_review");
+        assert_eq!(status(), ActivationStatus::UnderReview);
         assert_eq!(
             apply(wit::OnboardingStatus::Active, Some("2088-sub-1")),
             Observed::Decided(Transition::Move)
         );
-        assert_eq!(status(), "active");
+        assert_eq!(status(), ActivationStatus::Active);
         // The merchant now collects through the provider.
         assert!(
             h.onboarding
@@ -945,7 +932,7 @@ mod tests {
             apply(wit::OnboardingStatus::Rejected, None),
             Observed::Decided(Transition::Conflict)
         );
-        assert_eq!(status(), "active");
+        assert_eq!(status(), ActivationStatus::Active);
         // The provider's reference, once set, is never replaced.
         apply(wit::OnboardingStatus::Active, Some("2088-other"));
         assert_eq!(
@@ -976,7 +963,7 @@ mod tests {
         }
         assert_eq!(
             h.store.activation(&activation.id).unwrap().unwrap().status,
-            "submitted"
+            ActivationStatus::Submitted
         );
         let unknown = apply_onboarding(
             &h.onboarding,
@@ -1005,7 +992,10 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(again.id, activation.id);
-        assert_eq!((again.status.as_str(), again.submissions), ("submitted", 2));
+        assert_eq!(
+            (again.status, again.submissions),
+            (ActivationStatus::Submitted, 2)
+        );
         assert_eq!(again.rejection_reason, None);
     }
 }
