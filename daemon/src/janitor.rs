@@ -203,16 +203,18 @@ mod tests {
         }
     }
 
+    fn five_yuan() -> wit::Money {
+        wit::Money {
+            minor: 500,
+            currency: "CNY".into(),
+            exponent: 2,
+        }
+    }
+
     /// A payment the provider left pending, by `method`.
     async fn pending(h: &Harness, key: &str, method: Method) -> String {
-        h.provider.next_payment(Ok(Ok(paid(
-            wit::PaymentStatus::Pending,
-            &wit::Money {
-                minor: 500,
-                currency: "CNY".into(),
-                exponent: 2,
-            },
-        ))));
+        h.provider
+            .next_payment(Ok(Ok(paid(wit::PaymentStatus::Pending, &five_yuan()))));
         let answer = create_payment(
             &h.payments,
             &h.caller,
@@ -245,28 +247,16 @@ mod tests {
         let qr = pending(&h, "k2", Method::Qr).await;
         // Both still pending at the provider when asked before their deadlines.
         for _ in 0..2 {
-            h.provider.next_payment(Ok(Ok(paid(
-                wit::PaymentStatus::Pending,
-                &wit::Money {
-                    minor: 500,
-                    currency: "CNY".into(),
-                    exponent: 2,
-                },
-            ))));
+            h.provider
+                .next_payment(Ok(Ok(paid(wit::PaymentStatus::Pending, &five_yuan()))));
         }
         h.clock.advance_ms(2_000);
         assert_eq!(sweep(&h.payments, &settings()).await.unwrap(), 0);
 
         h.clock.advance_ms(60_000);
         // The qr payment is asked about again (still pending); the barcode one is cancelled.
-        h.provider.next_payment(Ok(Ok(paid(
-            wit::PaymentStatus::Pending,
-            &wit::Money {
-                minor: 500,
-                currency: "CNY".into(),
-                exponent: 2,
-            },
-        ))));
+        h.provider
+            .next_payment(Ok(Ok(paid(wit::PaymentStatus::Pending, &five_yuan()))));
         assert_eq!(sweep(&h.payments, &settings()).await.unwrap(), 1);
         assert_eq!(h.payment(&barcode).status, PaymentStatus::Cancelled);
         assert_eq!(h.payment(&qr).status, PaymentStatus::Pending);

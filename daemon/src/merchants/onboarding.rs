@@ -197,6 +197,20 @@ fn refresh_directory(onboarding: &Onboarding, merchant_id: &str) -> Result<(), S
     Ok(())
 }
 
+/// An onboarded merchant's record, or `NotFound`.
+fn stored_merchant(
+    onboarding: &Onboarding,
+    merchant_id: &str,
+) -> Result<MerchantRecord, OnboardingError> {
+    onboarding
+        .store
+        .merchant_record(merchant_id)?
+        .ok_or(OnboardingError::NotFound {
+            kind: "merchant",
+            id: merchant_id.into(),
+        })
+}
+
 /// `POST /v1/merchants`: a new merchant in `draft`, with the id given (the idempotency
 /// claim's object).
 pub fn create_merchant(
@@ -254,13 +268,7 @@ pub fn update_merchant(
     input: &MerchantInput,
 ) -> Result<MerchantRecord, OnboardingError> {
     check_merchant(input)?;
-    let mut record = onboarding
-        .store
-        .merchant_record(id)?
-        .ok_or(OnboardingError::NotFound {
-            kind: "merchant",
-            id: id.into(),
-        })?;
+    let mut record = stored_merchant(onboarding, id)?;
     if record.status != MerchantStatus::Draft {
         return Err(OnboardingError::WrongState(format!(
             "merchant {id} is {} and can only be changed while draft",
@@ -465,14 +473,7 @@ pub async fn activate(
     merchant_id: &str,
     provider: &str,
 ) -> Result<ActivationRecord, OnboardingError> {
-    let merchant =
-        onboarding
-            .store
-            .merchant_record(merchant_id)?
-            .ok_or(OnboardingError::NotFound {
-                kind: "merchant",
-                id: merchant_id.into(),
-            })?;
+    let merchant = stored_merchant(onboarding, merchant_id)?;
     let existing = onboarding
         .store
         .activations_of(merchant_id)?
@@ -641,14 +642,7 @@ pub async fn bind_account(
     if let Some(existing) = onboarding.store.bank_account(id)? {
         return Ok(existing); // resumed
     }
-    let merchant =
-        onboarding
-            .store
-            .merchant_record(merchant_id)?
-            .ok_or(OnboardingError::NotFound {
-                kind: "merchant",
-                id: merchant_id.into(),
-            })?;
+    let merchant = stored_merchant(onboarding, merchant_id)?;
     let digits = &input.account_number;
     let checked = if input.is_card {
         validate::bank_card_number(digits)
