@@ -553,52 +553,10 @@ pub async fn create_payment(
         });
     }
     let claim = request.claim(&caller.0.id);
-    let method = new.method;
     let answer =
         service::create_payment(&state.payments, &caller.0, claim, new, &render_payment(201)).await;
     observe_answer(&state, &caller, &answer);
-    if let Ok(answer) = &answer
-        && !answer.replayed
-        && let Some(payment) = Counted::of(answer)
-        && let Some(status) = &payment.status
-    {
-        // A link payment has no provider until its payer picks one.
-        let provider = payment.provider.as_deref().unwrap_or("none");
-        state
-            .metrics
-            .count_payment(provider, method.as_str(), status);
-    }
     answer.map_err(ApiError::from)
-}
-
-/// The two fields of a payment or refund answer that the metrics count, read from its body
-/// without building the whole JSON tree (this runs on every payment and refund).
-#[derive(Deserialize)]
-struct Counted {
-    provider: Option<String>,
-    status: Option<String>,
-}
-
-impl Counted {
-    /// From a 2xx answer's object, or a payment decline's `error.payment`.
-    fn of(answer: &Answer) -> Option<Counted> {
-        #[derive(Deserialize)]
-        struct Declined {
-            error: DeclinedError,
-        }
-        #[derive(Deserialize)]
-        struct DeclinedError {
-            payment: Option<Counted>,
-        }
-        if answer.status < 300 {
-            serde_json::from_str(&answer.body).ok()
-        } else {
-            serde_json::from_str::<Declined>(&answer.body)
-                .ok()?
-                .error
-                .payment
-        }
-    }
 }
 
 /// Counts replays and idempotency conflicts.
@@ -813,7 +771,6 @@ pub async fn create_refund(
         reason: body.reason.clone(),
     };
     let claim = request.claim(&caller.0.id);
-    let provider = payment.provider.clone();
     let answer = service::create_refund(
         &state.payments,
         &caller.0,
@@ -824,18 +781,6 @@ pub async fn create_refund(
     )
     .await;
     observe_answer(&state, &caller, &answer);
-    if let Ok(answer) = &answer
-        && !answer.replayed
-    {
-        let status = if answer.status < 300 {
-            Counted::of(answer)
-                .and_then(|refund| refund.status)
-                .unwrap_or_default()
-        } else {
-            "failed".to_owned()
-        };
-        state.metrics.count_refund(&provider, &status);
-    }
     answer.map_err(ApiError::from)
 }
 

@@ -720,7 +720,16 @@ async fn drive_payment(
         advance_payment(svc, &payment).await?
     };
     let _turn = svc.store.write_turn().await;
-    finish_answer(svc, claim, &payment, render)
+    let answer = finish_answer(svc, claim, &payment, render)?;
+    // Counted from the record when the answer is made, not when it is replayed. A link
+    // payment has no provider until its payer picks one.
+    let provider = Some(payment.provider.as_str()).filter(|p| !p.is_empty());
+    svc.metrics.count_payment(
+        provider.unwrap_or("none"),
+        payment.method.as_str(),
+        payment.status.as_str(),
+    );
+    Ok(answer)
 }
 
 /// Takes a recorded payment one step further at its provider, from its recovery point:
@@ -1137,6 +1146,8 @@ async fn drive_refund(
     let (status, body) = render(&refund, error.as_ref());
     svc.store
         .finish_claim(claim, status, &body, svc.clock.now_ms())?;
+    svc.metrics
+        .count_refund(&refund.provider, refund.status.as_str());
     Ok(Answer {
         status,
         body,
@@ -1487,6 +1498,14 @@ mod tests {
         assert!(again.replayed);
         assert_eq!(again.body, first.body);
         assert_eq!(h.provider.calls(), vec![format!("create {id}")]);
+        // Counted once, from the record, not again for the replay.
+        let metrics = h.payments.metrics.render();
+        assert!(
+            metrics.contains(
+                "paygate_payments_total{method=\"barcode\",provider=\"fake\",status=\"succeeded\"} 1\n"
+            ),
+            "{metrics}"
+        );
     }
 
     #[tokio::test]
@@ -1586,5 +1605,10 @@ mod tests {
             .sum();
         assert_eq!(total, 9_000);
         assert_eq!(h.payment(&id).refunded_minor, 9_000);
+        let metrics = h.payments.metrics.render();
+        assert!(
+            metrics.contains("paygate_refunds_total{provider=\"fake\",status=\"succeeded\"} 3\n"),
+            "{metrics}"
+        );
     }
 }
