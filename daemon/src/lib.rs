@@ -13,6 +13,7 @@ pub mod config;
 pub mod domain;
 pub mod events;
 pub mod fuzzing;
+pub mod idempotency;
 pub mod janitor;
 pub mod logging;
 pub mod merchants;

@@ -15,6 +15,7 @@ const LAYERS: &[&[&str]] = &[
     ],
     &["events", "outbound", "auth"],
     &["store"],
+    &["idempotency"],
     // The engines the use cases drive.
     &["plugins", "server"],
     &["merchants"],

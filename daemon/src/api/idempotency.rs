@@ -13,7 +13,7 @@ use serde::de::DeserializeOwned;
 use super::error::ApiError;
 use super::json::ApiJson;
 use crate::app::AppState;
-use crate::payments::service::Answer;
+use crate::idempotency::Answer;
 use crate::store::Claim;
 
 /// Longest key accepted (API.md §4: 1..255 printable ASCII).

@@ -22,11 +22,10 @@ use crate::auth::Role;
 use crate::clock::now_ms;
 use crate::domain::ids::new_id;
 use crate::domain::records::{ActivationRecord, AuditRecord, BankAccountRecord, MerchantRecord};
+use crate::idempotency::{self, Answer, ClaimError, Claimed};
 use crate::merchants::onboarding::{self, AccountInput, Actor, MerchantInput, OnboardingError};
 use crate::merchants::{Merchant, MerchantSource};
-use crate::payments::service::{Answer, PaymentError};
 use crate::server::ClientAddr;
-use crate::store::{Begin, StoreError};
 
 /// The legal person of a merchant, as shown.
 #[derive(Debug, Serialize, ToSchema)]
@@ -356,38 +355,31 @@ where
         key: key.to_owned(),
         fingerprint: fingerprint.to_owned(),
     };
-    let Some(_guard) = state.payments.in_flight.enter(&claim) else {
-        return Err(ApiError::from(PaymentError::IdempotencyInProgress));
-    };
-    let id = match state.store.claim(&claim, &fresh_id, now_ms())? {
-        Begin::Created => fresh_id,
-        Begin::Resume { object_id } => object_id,
-        Begin::Replay { status, body } => {
-            return Ok(Answer {
-                status,
-                body,
-                replayed: true,
-            });
+    let claimed = idempotency::claim(
+        state.store.as_ref(),
+        &state.payments.in_flight,
+        &claim,
+        fresh_id,
+        now_ms(),
+    );
+    let (id, _guard) = match claimed {
+        Ok(Claimed::Run { object_id, guard }) => (object_id, guard),
+        Ok(Claimed::Replay(answer)) => {
+            state.metrics.count_idempotency_replay();
+            return Ok(answer);
         }
-        Begin::KeyReused => return Err(ApiError::from(PaymentError::IdempotencyKeyReused)),
-        other => {
-            return Err(ApiError::from(StoreError::Corrupt(format!(
-                "claim: {other:?}"
-            ))));
+        Err(ClaimError::Conflict(conflict)) => {
+            super::payments::observe_conflict(state, caller, conflict);
+            return Err(ApiError::from(conflict));
         }
+        Err(ClaimError::Store(e)) => return Err(e.into()),
     };
     let (status, body) = match work(id).await {
         Ok(answer) => answer,
         Err(error) if error.status().is_client_error() => (error.status().as_u16(), error.body()),
         Err(error) => return Err(error),
     };
-    state.store.finish_claim(&claim, status, &body, now_ms())?;
-    state.store.durable().await?;
-    Ok(Answer {
-        status,
-        body,
-        replayed: false,
-    })
+    Ok(idempotency::finish(state.store.as_ref(), &claim, status, body, now_ms()).await?)
 }
 
 /// A new merchant id: onboarded and config merchants share one id space, so never one a

@@ -20,6 +20,7 @@ use crate::auth::Role;
 use crate::domain::money::{Currency, Money, MoneyError};
 use crate::domain::records::{BlockScope, Failure, PaymentRecord, RefundRecord};
 use crate::domain::state::PaymentStatus;
+use crate::idempotency::Conflict;
 use crate::payments::service::{self, Answer, Method, NewPayment, NewRefund, PaymentError};
 
 /// Bounds on free-text fields.
@@ -223,16 +224,7 @@ impl From<&PaymentError> for ApiError {
             }),
         };
         match error {
-            E::IdempotencyKeyReused => ApiError::Idempotency {
-                status: StatusCode::UNPROCESSABLE_ENTITY,
-                code: "idempotency_key_reused",
-                message,
-            },
-            E::IdempotencyInProgress => ApiError::Idempotency {
-                status: StatusCode::CONFLICT,
-                code: "idempotency_in_progress",
-                message,
-            },
+            E::Idempotency(conflict) => ApiError::from(*conflict),
             E::OrderIdInUse { .. } => ApiError::Conflict {
                 code: "order_id_in_use",
                 message,
@@ -303,6 +295,19 @@ impl From<&PaymentError> for ApiError {
 }
 
 /// Store failures answer as every other use-case failure does (one mapping).
+impl From<Conflict> for ApiError {
+    fn from(conflict: Conflict) -> ApiError {
+        ApiError::Idempotency {
+            status: match conflict {
+                Conflict::KeyReused => StatusCode::UNPROCESSABLE_ENTITY,
+                Conflict::InProgress => StatusCode::CONFLICT,
+            },
+            code: conflict.code(),
+            message: conflict.to_string(),
+        }
+    }
+}
+
 impl From<crate::store::StoreError> for ApiError {
     fn from(error: crate::store::StoreError) -> ApiError {
         ApiError::from(PaymentError::Store(error))
@@ -561,22 +566,22 @@ pub async fn create_payment(
 
 /// Counts replays and idempotency conflicts.
 fn observe_answer(state: &AppState, caller: &Caller, answer: &Result<Answer, PaymentError>) {
-    let code = match answer {
-        Ok(a) if a.replayed => {
-            state.metrics.count_idempotency_replay();
-            return;
-        }
-        Err(PaymentError::IdempotencyKeyReused) => "idempotency_key_reused",
-        Err(PaymentError::IdempotencyInProgress) => "idempotency_in_progress",
-        _ => return,
-    };
-    state.metrics.count_idempotency_conflict(code);
-    // A misbehaving (or hostile) client reuses keys: the monitor watches for it.
+    match answer {
+        Ok(a) if a.replayed => state.metrics.count_idempotency_replay(),
+        Err(PaymentError::Idempotency(conflict)) => observe_conflict(state, caller, *conflict),
+        _ => {}
+    }
+}
+
+/// Counts an idempotency conflict and tells the monitor: a misbehaving (or hostile) client
+/// reuses keys.
+pub(super) fn observe_conflict(state: &AppState, caller: &Caller, conflict: Conflict) {
+    state.metrics.count_idempotency_conflict(conflict.code());
     state
         .monitor
         .observe(crate::monitor::Input::IdempotencyConflict {
             api_key_id: caller.0.id.clone(),
-            code,
+            code: conflict.code(),
         });
 }
 

@@ -4,8 +4,8 @@
 //! reference is our own id, so a retry after a crash asks the provider about the same
 //! charge instead of making another.
 
-use std::collections::{BTreeMap, HashSet};
-use std::sync::{Arc, Mutex};
+use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use crate::auth::ApiKey;
 use crate::clock::Clock;
@@ -16,6 +16,8 @@ pub use crate::domain::method::Method;
 use crate::domain::money::Money;
 use crate::domain::records::{EventRecord, Failure, PaymentRecord, ProviderStep, RefundRecord};
 use crate::domain::state::{Observed, PaymentStatus, RefundStatus, Transition};
+use crate::idempotency::Conflict;
+pub use crate::idempotency::{Answer, InFlight};
 use crate::merchants::MerchantDirectory;
 use crate::metrics::Metrics;
 use crate::monitor::Monitor;
@@ -98,10 +100,8 @@ pub struct NewRefund {
 /// maps each to its status and code in one place (`api/error.rs`).
 #[derive(Debug, thiserror::Error)]
 pub enum PaymentError {
-    #[error("this Idempotency-Key was used for a different request")]
-    IdempotencyKeyReused,
-    #[error("a request with this Idempotency-Key is still being processed; retry later")]
-    IdempotencyInProgress,
+    #[error(transparent)]
+    Idempotency(#[from] Conflict),
     #[error("order_id {order_id} is already used by payment {payment_id}")]
     OrderIdInUse {
         order_id: String,
@@ -156,54 +156,12 @@ pub enum PaymentError {
     Store(#[from] StoreError),
 }
 
-/// A response to send: freshly made, or replayed for a repeated idempotency key.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Answer {
-    pub status: u16,
-    pub body: String,
-    pub replayed: bool,
-}
-
 /// Renders the response for a finished payment (or refund), so that the idempotency record
 /// stores exactly what the client is sent. Given the record and, for failures, the error.
 pub type RenderPayment<'a> =
     &'a (dyn Fn(&PaymentRecord, Option<&PaymentError>) -> (u16, String) + Sync);
 pub type RenderRefund<'a> =
     &'a (dyn Fn(&RefundRecord, Option<&PaymentError>) -> (u16, String) + Sync);
-
-/// Idempotency keys being processed by this process right now.
-#[derive(Default)]
-pub struct InFlight {
-    keys: Mutex<HashSet<(String, String)>>,
-}
-
-/// Releases an in-flight key when the request ends, however it ends.
-pub(crate) struct InFlightGuard<'a> {
-    set: &'a InFlight,
-    key: (String, String),
-}
-
-impl InFlight {
-    pub(crate) fn enter(&self, claim: &Claim) -> Option<InFlightGuard<'_>> {
-        let key = (claim.api_key_id.clone(), claim.key.clone());
-        let inserted = self
-            .keys
-            .lock()
-            .expect("in-flight set poisoned")
-            .insert(key.clone());
-        // The guard is made only when the key was free, and after the lock is released: its
-        // drop takes the lock (a guard made eagerly would deadlock, and free a busy key).
-        inserted.then(|| InFlightGuard { set: self, key })
-    }
-}
-
-impl Drop for InFlightGuard<'_> {
-    fn drop(&mut self) {
-        if let Ok(mut keys) = self.set.keys.lock() {
-            keys.remove(&self.key);
-        }
-    }
-}
 
 fn event(kind: EventKind, object_id: &str, data: serde_json::Value) -> EventRecord {
     EventRecord {
@@ -608,7 +566,7 @@ pub async fn create_payment(
     render: RenderPayment<'_>,
 ) -> Result<Answer, PaymentError> {
     let Some(_guard) = svc.in_flight.enter(&claim) else {
-        return Err(PaymentError::IdempotencyInProgress);
+        return Err(PaymentError::Idempotency(Conflict::InProgress));
     };
     let chosen = choose_provider(svc, &new)?;
     // A link payment's provider is the one its payer picks on the page.
@@ -680,7 +638,7 @@ pub async fn create_payment(
                 replayed: true,
             });
         }
-        Begin::KeyReused => return Err(PaymentError::IdempotencyKeyReused),
+        Begin::KeyReused => return Err(PaymentError::Idempotency(Conflict::KeyReused)),
         Begin::OrderIdInUse { payment_id } => {
             return Err(PaymentError::OrderIdInUse {
                 order_id: new.order_id.unwrap_or_default(),
@@ -774,7 +732,7 @@ pub async fn cancel_payment(
     render: RenderPayment<'_>,
 ) -> Result<Answer, PaymentError> {
     let Some(_guard) = svc.in_flight.enter(&claim) else {
-        return Err(PaymentError::IdempotencyInProgress);
+        return Err(PaymentError::Idempotency(Conflict::InProgress));
     };
     match svc.store.claim(&claim, &payment.id, svc.clock.now_ms())? {
         Begin::Created | Begin::Resume { .. } => {}
@@ -785,7 +743,7 @@ pub async fn cancel_payment(
                 replayed: true,
             });
         }
-        Begin::KeyReused => return Err(PaymentError::IdempotencyKeyReused),
+        Begin::KeyReused => return Err(PaymentError::Idempotency(Conflict::KeyReused)),
         other => {
             return Err(StoreError::Corrupt(format!("unexpected claim outcome {other:?}")).into());
         }
@@ -921,7 +879,7 @@ pub async fn create_refund(
     render: RenderRefund<'_>,
 ) -> Result<Answer, PaymentError> {
     let Some(_guard) = svc.in_flight.enter(&claim) else {
-        return Err(PaymentError::IdempotencyInProgress);
+        return Err(PaymentError::Idempotency(Conflict::InProgress));
     };
     let currency =
         crate::domain::money::Currency::from_code(&payment.currency).ok_or_else(|| {
@@ -984,7 +942,7 @@ pub async fn create_refund(
                 replayed: true,
             });
         }
-        Begin::KeyReused => return Err(PaymentError::IdempotencyKeyReused),
+        Begin::KeyReused => return Err(PaymentError::Idempotency(Conflict::KeyReused)),
         Begin::Resume { object_id } => object_id,
         Begin::PaymentMissing => {
             return Err(PaymentError::NotFound {

@@ -1,0 +1,139 @@
+//! API.md §4 below the API: one request at a time per key in this process, a key claimed at
+//! most once, a finished key's response replayed byte for byte. The payments use cases claim
+//! a key together with the object they create (the store's `begin_*`); the other mutating
+//! routes claim it here ([`claim`]) for work that is resumable by id, then [`finish`] it.
+
+use std::collections::HashSet;
+use std::sync::Mutex;
+
+use crate::store::{Begin, Claim, PaymentStore, StoreError};
+
+/// A response to send: freshly made, or replayed for a repeated idempotency key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Answer {
+    pub status: u16,
+    pub body: String,
+    pub replayed: bool,
+}
+
+impl Answer {
+    fn replayed(status: u16, body: String) -> Answer {
+        Answer {
+            status,
+            body,
+            replayed: true,
+        }
+    }
+}
+
+/// Why a key cannot be used now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum Conflict {
+    #[error("this Idempotency-Key was used for a different request")]
+    KeyReused,
+    #[error("a request with this Idempotency-Key is still being processed; retry later")]
+    InProgress,
+}
+
+impl Conflict {
+    /// The error code the API answers (and the metrics and the monitor count).
+    pub fn code(self) -> &'static str {
+        match self {
+            Conflict::KeyReused => "idempotency_key_reused",
+            Conflict::InProgress => "idempotency_in_progress",
+        }
+    }
+}
+
+/// Idempotency keys being processed by this process right now.
+#[derive(Default)]
+pub struct InFlight {
+    keys: Mutex<HashSet<(String, String)>>,
+}
+
+/// Releases an in-flight key when the request ends, however it ends.
+pub struct InFlightGuard<'a> {
+    set: &'a InFlight,
+    key: (String, String),
+}
+
+impl InFlight {
+    pub fn enter(&self, claim: &Claim) -> Option<InFlightGuard<'_>> {
+        let key = (claim.api_key_id.clone(), claim.key.clone());
+        let inserted = self
+            .keys
+            .lock()
+            .expect("in-flight set poisoned")
+            .insert(key.clone());
+        // The guard is made only when the key was free, and after the lock is released: its
+        // drop takes the lock (a guard made eagerly would deadlock, and free a busy key).
+        inserted.then(|| InFlightGuard { set: self, key })
+    }
+}
+
+impl Drop for InFlightGuard<'_> {
+    fn drop(&mut self) {
+        if let Ok(mut keys) = self.set.keys.lock() {
+            keys.remove(&self.key);
+        }
+    }
+}
+
+/// What claiming a key for work on an object found.
+pub enum Claimed<'a> {
+    /// Work on `object_id` (new, or the one a crashed attempt claimed); the key is this
+    /// request's until `guard` drops.
+    Run {
+        object_id: String,
+        guard: InFlightGuard<'a>,
+    },
+    /// The key finished before: send this again.
+    Replay(Answer),
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ClaimError {
+    #[error(transparent)]
+    Conflict(#[from] Conflict),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Claims `claim` for work on `fresh_id`, or on the object an earlier attempt with the key
+/// claimed, or finds its finished response.
+pub fn claim<'a>(
+    store: &dyn PaymentStore,
+    in_flight: &'a InFlight,
+    claim: &Claim,
+    fresh_id: String,
+    now_ms: i64,
+) -> Result<Claimed<'a>, ClaimError> {
+    let guard = in_flight.enter(claim).ok_or(Conflict::InProgress)?;
+    let object_id = match store.claim(claim, &fresh_id, now_ms)? {
+        Begin::Created => fresh_id,
+        Begin::Resume { object_id } => object_id,
+        Begin::Replay { status, body } => {
+            return Ok(Claimed::Replay(Answer::replayed(status, body)));
+        }
+        Begin::KeyReused => return Err(Conflict::KeyReused.into()),
+        other => return Err(StoreError::Corrupt(format!("claim: {other:?}")).into()),
+    };
+    Ok(Claimed::Run { object_id, guard })
+}
+
+/// Finishes `claim` with the response its work made, durably, and returns it.
+pub async fn finish(
+    store: &dyn PaymentStore,
+    claim: &Claim,
+    status: u16,
+    body: String,
+    now_ms: i64,
+) -> Result<Answer, StoreError> {
+    store.finish_claim(claim, status, &body, now_ms)?;
+    store.durable().await?;
+    Ok(Answer {
+        status,
+        body,
+        replayed: false,
+    })
+}
