@@ -257,14 +257,7 @@ impl Harness {
         let provider = Arc::new(FakeProvider::new());
         let clock = ManualClock::at(1_800_000_000_000);
         let merchants = Arc::new(MerchantDirectory::new(
-            vec![Merchant {
-                id: MERCHANT.into(),
-                name: "Shop".into(),
-                source: MerchantSource::Config,
-                providers: BTreeMap::from([(PROVIDER.to_owned(), toml::Table::new())]),
-                opening_hours: None,
-                keys_of: MERCHANT.into(),
-            }],
+            vec![shop()],
             // The shop is also the platform that onboarded merchants collect under.
             Some(MERCHANT),
         ));
@@ -332,6 +325,18 @@ impl Harness {
     }
 }
 
+/// The shop: a config merchant collecting through the fake provider.
+pub fn shop() -> Merchant {
+    Merchant {
+        id: MERCHANT.into(),
+        name: "Shop".into(),
+        source: MerchantSource::Config,
+        providers: BTreeMap::from([(PROVIDER.to_owned(), toml::Table::new())]),
+        opening_hours: None,
+        keys_of: MERCHANT.into(),
+    }
+}
+
 /// `amount` CNY.
 pub fn cny(amount: &str) -> Money {
     Money::parse(amount, "CNY").unwrap()
@@ -341,6 +346,7 @@ pub fn cny(amount: &str) -> Money {
 pub fn new_payment(amount: &str, method: Method) -> NewPayment {
     NewPayment {
         merchant_id: MERCHANT.into(),
+        merchant: Arc::new(shop()),
         amount: cny(amount),
         method,
         provider: Some(PROVIDER.into()),

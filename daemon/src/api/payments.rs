@@ -21,6 +21,7 @@ use crate::domain::money::{Currency, Money, MoneyError};
 use crate::domain::records::{BlockScope, Failure, PaymentRecord, RefundRecord};
 use crate::domain::state::PaymentStatus;
 use crate::idempotency::Conflict;
+use crate::merchants::Merchant;
 use crate::payments::service::{self, Answer, Method, NewPayment, NewRefund, PaymentError};
 
 /// Bounds on free-text fields.
@@ -242,6 +243,27 @@ impl From<&PaymentError> for ApiError {
                 kind,
                 id: id.clone(),
             },
+            E::MerchantNotActive { .. } => ApiError::Unprocessable {
+                code: "merchant_not_active",
+                message,
+                param: Some("merchant_id".into()),
+            },
+            E::Blocked(block) => {
+                let until = rfc3339_ms(block.expires_at_ms);
+                let (code, what) = match block.scope() {
+                    BlockScope::ApiKey(key) => ("api_key_blocked", format!("API key {key}")),
+                    BlockScope::Terminal(_, terminal) => {
+                        ("terminal_blocked", format!("terminal {terminal}"))
+                    }
+                };
+                ApiError::Denied {
+                    code,
+                    message: format!(
+                        "{what} is blocked by the anomaly monitor (rule {}) until {until}; an admin can lift block {}",
+                        block.rule, block.id
+                    ),
+                }
+            }
             E::AlreadySucceeded(_) => ApiError::Conflict {
                 code: "payment_already_succeeded",
                 message,
@@ -389,7 +411,11 @@ fn check_text(
     Ok(())
 }
 
-fn validate_payment(state: &AppState, body: &CreatePaymentBody) -> Result<NewPayment, ApiError> {
+fn validate_payment(
+    state: &AppState,
+    body: &CreatePaymentBody,
+    merchant: Arc<Merchant>,
+) -> Result<NewPayment, ApiError> {
     let amount = Money::parse(&body.amount.0, &body.currency).map_err(money_error)?;
     amount
         .check_maximum(state.payments.settings.amount_max(amount.currency().code()))
@@ -477,6 +503,7 @@ fn validate_payment(state: &AppState, body: &CreatePaymentBody) -> Result<NewPay
     }
     Ok(NewPayment {
         merchant_id: body.merchant_id.clone(),
+        merchant,
         amount,
         method,
         provider: body.provider.clone(),
@@ -512,51 +539,9 @@ pub async fn create_payment(
     caller.require_role(Role::Pos)?;
     let body = request.body()?;
     caller.require_merchant(&body.merchant_id)?;
-    let Some(merchant) = state.merchants.get(&body.merchant_id) else {
-        return Err(ApiError::NotFound {
-            kind: "merchant",
-            id: body.merchant_id.clone(),
-        });
-    };
-    // An onboarded merchant collects only where its activation is active (API.md §8).
-    if merchant.source == crate::merchants::MerchantSource::Api {
-        let inactive = match &body.provider {
-            Some(provider) => !merchant.providers.contains_key(provider),
-            None => merchant.providers.is_empty(),
-        };
-        if inactive {
-            return Err(ApiError::Unprocessable {
-                code: "merchant_not_active",
-                message: format!(
-                    "merchant {} is not active at {}; its activation must be approved first",
-                    merchant.id,
-                    body.provider.as_deref().unwrap_or("any wallet")
-                ),
-                param: Some("merchant_id".into()),
-            });
-        }
-    }
-    let new = validate_payment(&state, &body)?;
-    if let Some(block) =
-        state
-            .monitor
-            .block_on(&new.merchant_id, new.terminal_id.as_deref(), &caller.0.id)
-    {
-        let until = rfc3339_ms(block.expires_at_ms);
-        let (code, what) = match block.scope() {
-            BlockScope::ApiKey(key) => ("api_key_blocked", format!("API key {key}")),
-            BlockScope::Terminal(_, terminal) => {
-                ("terminal_blocked", format!("terminal {terminal}"))
-            }
-        };
-        return Err(ApiError::Denied {
-            code,
-            message: format!(
-                "{what} is blocked by the anomaly monitor (rule {}) until {until}; an admin can lift block {}",
-                block.rule, block.id
-            ),
-        });
-    }
+    let merchant =
+        service::collecting_merchant(&state.payments, &body.merchant_id, body.provider.as_deref())?;
+    let new = validate_payment(&state, &body, merchant)?;
     let claim = request.claim(&caller.0.id);
     let answer =
         service::create_payment(&state.payments, &caller.0, claim, new, &render_payment(201)).await;

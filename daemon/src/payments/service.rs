@@ -18,7 +18,7 @@ use crate::domain::records::{EventRecord, Failure, PaymentRecord, ProviderStep, 
 use crate::domain::state::{Observed, PaymentStatus, RefundStatus, Transition};
 use crate::idempotency::Conflict;
 pub use crate::idempotency::{Answer, InFlight};
-use crate::merchants::MerchantDirectory;
+use crate::merchants::{Merchant, MerchantDirectory, MerchantSource};
 use crate::metrics::Metrics;
 use crate::monitor::Monitor;
 use crate::plugins::Providers;
@@ -76,6 +76,8 @@ fn provider_method(method: Method) -> wit::Method {
 #[derive(Debug, Clone)]
 pub struct NewPayment {
     pub merchant_id: String,
+    /// The merchant, as [`collecting_merchant`] found it.
+    pub merchant: Arc<Merchant>,
     pub amount: Money,
     pub method: Method,
     pub provider: Option<String>,
@@ -116,6 +118,18 @@ pub enum PaymentError {
     },
     #[error("no such {kind}: {id}")]
     NotFound { kind: &'static str, id: String },
+    /// An onboarded merchant whose activation at the wallet (or at any) is not approved.
+    #[error(
+        "merchant {merchant_id} is not active at {}; its activation must be approved first",
+        provider.as_deref().unwrap_or("any wallet")
+    )]
+    MerchantNotActive {
+        merchant_id: String,
+        provider: Option<String>,
+    },
+    /// The anomaly monitor blocks payments from this terminal or API key for now.
+    #[error("blocked by the anomaly monitor (rule {})", .0.rule)]
+    Blocked(Box<crate::domain::records::BlockRecord>),
     #[error("payment {0} has already succeeded; refund it instead")]
     AlreadySucceeded(String),
     #[error("payment {id} is {status} and cannot be {action}")]
@@ -177,11 +191,8 @@ fn event(kind: EventKind, object_id: &str, data: serde_json::Value) -> EventReco
 /// The merchant's providers that are loaded and able to take `method` in `currency`.
 fn usable_providers(
     svc: &Payments,
-    merchant_id: &str,
+    merchant: &Merchant,
 ) -> Vec<(String, std::sync::Arc<wit::ProviderInfo>)> {
-    let Some(merchant) = svc.merchants.get(merchant_id) else {
-        return Vec::new();
-    };
     merchant
         .providers
         .keys()
@@ -200,9 +211,38 @@ fn code_matches(code: &str, pattern: &wit::CodePattern) -> bool {
             .any(|p| code.starts_with(p.as_str()))
 }
 
+/// The merchant a new payment is for, if it may collect (through `provider`, when named):
+/// it exists, and an onboarded one collects only where its activation is active (API.md §8).
+pub fn collecting_merchant(
+    svc: &Payments,
+    merchant_id: &str,
+    provider: Option<&str>,
+) -> Result<Arc<Merchant>, PaymentError> {
+    let merchant = svc
+        .merchants
+        .get(merchant_id)
+        .ok_or_else(|| PaymentError::NotFound {
+            kind: "merchant",
+            id: merchant_id.to_owned(),
+        })?;
+    if merchant.source == MerchantSource::Api {
+        let inactive = match provider {
+            Some(provider) => !merchant.providers.contains_key(provider),
+            None => merchant.providers.is_empty(),
+        };
+        if inactive {
+            return Err(PaymentError::MerchantNotActive {
+                merchant_id: merchant.id.clone(),
+                provider: provider.map(str::to_owned),
+            });
+        }
+    }
+    Ok(merchant)
+}
+
 /// Picks the provider of a new payment (API.md §5).
 fn choose_provider(svc: &Payments, new: &NewPayment) -> Result<String, PaymentError> {
-    let usable = usable_providers(svc, &new.merchant_id);
+    let usable = usable_providers(svc, &new.merchant);
     let names: Vec<&str> = usable.iter().map(|(n, _)| n.as_str()).collect();
     let not_supported = |why: String| {
         PaymentError::WalletNotSupported(format!(
@@ -565,6 +605,13 @@ pub async fn create_payment(
     new: NewPayment,
     render: RenderPayment<'_>,
 ) -> Result<Answer, PaymentError> {
+    // The anomaly monitor's blocks: on the key (whatever the terminal), or on the terminal.
+    if let Some(block) =
+        svc.monitor
+            .block_on(&new.merchant_id, new.terminal_id.as_deref(), &caller.id)
+    {
+        return Err(PaymentError::Blocked(Box::new(block)));
+    }
     let Some(_guard) = svc.in_flight.enter(&claim) else {
         return Err(PaymentError::Idempotency(Conflict::InProgress));
     };
@@ -858,7 +905,10 @@ pub async fn choose_wallet(
 /// The wallets a link payment's page offers: the merchant's, able to take a qr payment in
 /// its currency (only the one named at creation, if it was).
 pub fn cashier_wallets(svc: &Payments, payment: &PaymentRecord) -> Vec<String> {
-    usable_providers(svc, &payment.merchant_id)
+    let Some(merchant) = svc.merchants.get(&payment.merchant_id) else {
+        return Vec::new();
+    };
+    usable_providers(svc, &merchant)
         .into_iter()
         .filter(|(name, info)| {
             info.methods.contains(&wit::Method::Qr)
@@ -1438,6 +1488,18 @@ mod tests {
 
     fn id_of(answer: &Answer) -> String {
         answer.body.split(' ').next().unwrap().to_owned()
+    }
+
+    #[test]
+    fn only_a_known_merchant_collects() {
+        let h = Harness::new();
+        let shop = collecting_merchant(&h.payments, crate::testkit::MERCHANT, None).unwrap();
+        assert_eq!(shop.id, crate::testkit::MERCHANT);
+        let missing = collecting_merchant(&h.payments, "m_nobody", Some("fake")).unwrap_err();
+        assert!(
+            matches!(missing, PaymentError::NotFound { kind: "merchant", ref id } if id == "m_nobody"),
+            "{missing:?}"
+        );
     }
 
     #[tokio::test]
