@@ -21,7 +21,6 @@ use super::list::{List, PageParams};
 use super::payments::{parse_time, rfc3339_ms};
 use crate::app::AppState;
 use crate::auth::Role;
-use crate::clock::now_ms;
 use crate::domain::records::{AlertRecord, AlertSubject, BlockRecord};
 use crate::monitor::settings::{RULES, Severity};
 
@@ -285,7 +284,7 @@ pub async fn ack_alert(
 ) -> Result<Json<AlertObject>, ApiError> {
     caller.require_role(Role::Admin)?;
     request.body()?; // checked (no fields), after the role
-    let now = now_ms();
+    let now = state.clock.now_ms();
     let by = caller.0.id.clone();
     let alert = state
         .store

@@ -19,7 +19,6 @@ use super::list::{List, PageParams};
 use super::payments::rfc3339_ms;
 use crate::app::AppState;
 use crate::auth::Role;
-use crate::clock::now_ms;
 use crate::domain::ids::new_id;
 use crate::domain::records::{ActivationRecord, AuditRecord, BankAccountRecord, MerchantRecord};
 use crate::idempotency::{self, Answer, ClaimError, Claimed};
@@ -360,7 +359,7 @@ where
         &state.payments.in_flight,
         &claim,
         fresh_id,
-        now_ms(),
+        state.clock.now_ms(),
     );
     let (id, _guard) = match claimed {
         Ok(Claimed::Run { object_id, guard }) => (object_id, guard),
@@ -379,7 +378,7 @@ where
         Err(error) if error.status().is_client_error() => (error.status().as_u16(), error.body()),
         Err(error) => return Err(error),
     };
-    Ok(idempotency::finish(state.store.as_ref(), &claim, status, body, now_ms()).await?)
+    Ok(idempotency::finish(state.store.as_ref(), &claim, status, body, state.clock.now_ms()).await?)
 }
 
 /// A new merchant id: onboarded and config merchants share one id space, so never one a

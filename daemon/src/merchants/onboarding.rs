@@ -11,7 +11,6 @@ use serde_json::json;
 use super::sealed::MasterKey;
 use super::validate;
 use crate::clock::Clock;
-use crate::clock::now_ms;
 use crate::domain::events::EventKind;
 use crate::domain::ids::new_id;
 use crate::domain::records::{
@@ -149,33 +148,36 @@ fn master_key(onboarding: &Onboarding) -> Result<&MasterKey, OnboardingError> {
         .ok_or(OnboardingError::NoMasterKey)
 }
 
-fn audit(
-    actor: &Actor,
-    action: &str,
-    merchant_id: &str,
-    object_id: &str,
-    details: serde_json::Value,
-) -> AuditRecord {
-    AuditRecord {
-        id: new_id("aud"),
-        at_ms: now_ms(),
-        actor: actor.key_id.clone(),
-        source: actor.source.clone(),
-        action: action.into(),
-        merchant_id: merchant_id.into(),
-        object_id: object_id.into(),
-        details,
+impl Onboarding {
+    fn audit(
+        &self,
+        actor: &Actor,
+        action: &str,
+        merchant_id: &str,
+        object_id: &str,
+        details: serde_json::Value,
+    ) -> AuditRecord {
+        AuditRecord {
+            id: new_id("aud"),
+            at_ms: self.clock.now_ms(),
+            actor: actor.key_id.clone(),
+            source: actor.source.clone(),
+            action: action.into(),
+            merchant_id: merchant_id.into(),
+            object_id: object_id.into(),
+            details,
+        }
     }
-}
 
-fn event(kind: EventKind, object_id: &str, data: serde_json::Value) -> EventRecord {
-    EventRecord {
-        id: new_id("evt"),
-        kind,
-        created_at_ms: now_ms(),
-        object_id: object_id.into(),
-        data,
-        object: None,
+    fn event(&self, kind: EventKind, object_id: &str, data: serde_json::Value) -> EventRecord {
+        EventRecord {
+            id: new_id("evt"),
+            kind,
+            created_at_ms: self.clock.now_ms(),
+            object_id: object_id.into(),
+            data,
+            object: None,
+        }
     }
 }
 
@@ -224,7 +226,7 @@ pub fn create_merchant(
         return Ok(existing); // resumed after a crash: it was stored
     }
     let key = master_key(onboarding)?;
-    let now = now_ms();
+    let now = onboarding.clock.now_ms();
     let record = MerchantRecord {
         id: id.into(),
         name: input.name.trim().into(),
@@ -241,7 +243,7 @@ pub fn create_merchant(
         created_at_ms: now,
         updated_at_ms: now,
     };
-    let line = audit(
+    let line = onboarding.audit(
         actor,
         "merchant.created",
         id,
@@ -287,7 +289,7 @@ pub fn update_merchant(
     record.contact_phone = input.contact_phone.clone();
     record.contact_email = input.contact_email.clone();
     record.industry_code = input.industry_code.clone();
-    record.updated_at_ms = now_ms();
+    record.updated_at_ms = onboarding.clock.now_ms();
     let changed: Vec<&str> = [
         ("name", before.name != record.name),
         (
@@ -317,7 +319,7 @@ pub fn update_merchant(
     .into_iter()
     .filter_map(|(field, changed)| changed.then_some(field))
     .collect();
-    let line = audit(
+    let line = onboarding.audit(
         actor,
         "merchant.updated",
         id,
@@ -417,9 +419,9 @@ fn save_activation(
         } else {
             MerchantStatus::Onboarding
         };
-        m.updated_at_ms = now_ms();
+        m.updated_at_ms = onboarding.clock.now_ms();
     }
-    let line = audit(
+    let line = onboarding.audit(
         actor,
         action,
         &activation.merchant_id,
@@ -427,7 +429,7 @@ fn save_activation(
         json!({"provider": activation.provider, "status": activation.status,
                "rejection_reason": activation.rejection_reason}),
     );
-    let change_event = event(
+    let change_event = onboarding.event(
         EventKind::ActivationUpdated,
         &activation.id,
         json!({"status": activation.status, "merchant_id": activation.merchant_id}),
@@ -495,8 +497,8 @@ pub async fn activate(
             provider_reference: None,
             rejection_reason: None,
             submissions: 1,
-            created_at_ms: now_ms(),
-            updated_at_ms: now_ms(),
+            created_at_ms: onboarding.clock.now_ms(),
+            updated_at_ms: onboarding.clock.now_ms(),
         },
     };
     let record = platform_record(onboarding, provider, merchant_id, json!({}))?;
@@ -516,7 +518,7 @@ pub async fn activate(
             activation.provider_reference =
                 result.provider_reference.or(activation.provider_reference);
             activation.rejection_reason = result.rejection_reason;
-            activation.updated_at_ms = now_ms();
+            activation.updated_at_ms = onboarding.clock.now_ms();
             save_activation(onboarding, actor, &activation, "activation.updated")?;
             Ok(activation)
         }
@@ -593,7 +595,7 @@ pub fn apply_onboarding(
         .rejection_reason
         .clone()
         .filter(|_| status == ActivationStatus::Rejected);
-    activation.updated_at_ms = now_ms();
+    activation.updated_at_ms = onboarding.clock.now_ms();
     save_activation(onboarding, actor, &activation, "activation.updated")?;
     Ok(Observed::Decided(Transition::Move))
 }
@@ -606,7 +608,7 @@ fn save_account(
     also: &[BankAccountRecord],
     action: &str,
 ) -> Result<(), OnboardingError> {
-    let line = audit(
+    let line = onboarding.audit(
         actor,
         action,
         &account.merchant_id,
@@ -614,7 +616,7 @@ fn save_account(
         json!({"provider": account.provider, "status": account.status,
                "account_number_last4": account.account_number_last4, "default": account.is_default}),
     );
-    let change_event = event(
+    let change_event = onboarding.event(
         EventKind::BankAccountUpdated,
         &account.id,
         json!({"status": account.status, "merchant_id": account.merchant_id}),
@@ -678,7 +680,7 @@ pub async fn bind_account(
     } else {
         existing.clear();
     }
-    let now = now_ms();
+    let now = onboarding.clock.now_ms();
     let mut account = BankAccountRecord {
         id: id.into(),
         merchant_id: merchant_id.into(),
@@ -724,7 +726,7 @@ pub async fn bind_account(
         .await;
     let outcome = match answer {
         Ok(Ok(result)) => {
-            apply_binding_to(&mut account, &result);
+            apply_binding_to(&mut account, &result, onboarding.clock.now_ms());
             save_account(onboarding, actor, &account, &[], "bank_account.updated")?;
             Ok(account)
         }
@@ -735,7 +737,7 @@ pub async fn bind_account(
     outcome
 }
 
-fn apply_binding_to(account: &mut BankAccountRecord, result: &wit::BindingResult) {
+fn apply_binding_to(account: &mut BankAccountRecord, result: &wit::BindingResult, now: i64) {
     account.status = binding_status(result.status);
     account.provider_reference = result
         .provider_reference
@@ -748,7 +750,7 @@ fn apply_binding_to(account: &mut BankAccountRecord, result: &wit::BindingResult
         .failure
         .clone()
         .filter(|_| account.status == BankAccountStatus::Failed);
-    account.updated_at_ms = now_ms();
+    account.updated_at_ms = now;
 }
 
 /// Asks the provider about an unverified account; applies what it says.
@@ -809,7 +811,7 @@ pub fn apply_binding(
         }));
     }
     let before = account.clone();
-    apply_binding_to(&mut account, result);
+    apply_binding_to(&mut account, result, onboarding.clock.now_ms());
     if account.status == before.status && account.verification == before.verification {
         return Ok(Observed::Decided(Transition::Same));
     }

@@ -9,7 +9,6 @@ use std::sync::Arc;
 
 use crate::auth::ApiKey;
 use crate::clock::Clock;
-use crate::clock::now_ms;
 use crate::domain::events::EventKind;
 use crate::domain::ids::new_id;
 pub use crate::domain::method::Method;
@@ -177,11 +176,11 @@ pub type RenderPayment<'a> =
 pub type RenderRefund<'a> =
     &'a (dyn Fn(&RefundRecord, Option<&PaymentError>) -> (u16, String) + Sync);
 
-fn event(kind: EventKind, object_id: &str, data: serde_json::Value) -> EventRecord {
+fn event(at_ms: i64, kind: EventKind, object_id: &str, data: serde_json::Value) -> EventRecord {
     EventRecord {
         id: new_id("evt"),
         kind,
-        created_at_ms: now_ms(),
+        created_at_ms: at_ms,
         object_id: object_id.to_owned(),
         data,
         object: None,
@@ -538,7 +537,14 @@ fn record_report(
             p.payer = r.payer.clone().or(p.payer.take());
         }
         if let Some(to) = new_status {
-            apply_payment_status(p, to, failure.clone(), None, &mut events);
+            apply_payment_status(
+                p,
+                svc.clock.now_ms(),
+                to,
+                failure.clone(),
+                None,
+                &mut events,
+            );
         }
         Some(events)
     })?;
@@ -666,6 +672,7 @@ pub async fn create_payment(
         ..record
     };
     let created = event(
+        now,
         EventKind::PaymentCreated,
         &record.id,
         serde_json::json!({"status": "pending"}),
@@ -842,7 +849,7 @@ pub(crate) fn end_locally(
         }
         p.updated_at_ms = svc.clock.now_ms();
         let mut events = Vec::new();
-        apply_payment_status(p, to, None, None, &mut events);
+        apply_payment_status(p, svc.clock.now_ms(), to, None, None, &mut events);
         Some(events)
     })?;
     Ok(updated.ok_or_else(|| StoreError::Corrupt(format!("payment {payment_id} vanished")))?)
@@ -973,6 +980,7 @@ pub async fn create_refund(
         api_key_id: caller.id.clone(),
     };
     let created = event(
+        now,
         EventKind::RefundCreated,
         &record.id,
         // The payment's terminal rides along for the monitor (refund bursts per terminal).
@@ -1168,6 +1176,7 @@ async fn drive_refund(
 /// `source` names who reported it, when not the answer to our own call.
 fn apply_payment_status(
     payment: &mut PaymentRecord,
+    now: i64,
     to: PaymentStatus,
     failure: Option<Failure>,
     source: Option<&str>,
@@ -1187,6 +1196,7 @@ fn apply_payment_status(
                 payment.failure = failure;
             }
             events.push(event(
+                now,
                 EventKind::of_payment(to),
                 &payment.id,
                 with_source(serde_json::json!({"status": to.as_str()})),
@@ -1195,6 +1205,7 @@ fn apply_payment_status(
         Transition::Same => {}
         // Terminal states never change: record the contradiction instead.
         Transition::Conflict => events.push(event(
+            now,
             EventKind::PaymentConflict,
             &payment.id,
             with_source(
@@ -1228,6 +1239,7 @@ fn apply_refund_status(
             }
             payment.updated_at_ms = now;
             events.push(event(
+                now,
                 EventKind::of_refund(to),
                 &refund.id,
                 serde_json::json!({"status": to.as_str(), "payment_id": refund.payment_id}),
@@ -1235,6 +1247,7 @@ fn apply_refund_status(
         }
         Transition::Same => {}
         Transition::Conflict => events.push(event(
+            now,
             EventKind::RefundConflict,
             &refund.id,
             serde_json::json!({"status": refund.status.as_str(), "reported": to.as_str()}),
@@ -1398,7 +1411,14 @@ pub(crate) fn observe_status(
             message: d.message.clone(),
         });
         let mut events = Vec::new();
-        apply_payment_status(p, to, failure, Some(source), &mut events);
+        apply_payment_status(
+            p,
+            svc.clock.now_ms(),
+            to,
+            failure,
+            Some(source),
+            &mut events,
+        );
         // Nothing to write for a report of the state it is in.
         (transition != Transition::Same).then_some(events)
     })?;
