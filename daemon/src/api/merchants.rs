@@ -378,7 +378,14 @@ where
         Err(error) if error.status().is_client_error() => (error.status().as_u16(), error.body()),
         Err(error) => return Err(error),
     };
-    Ok(idempotency::finish(state.store.as_ref(), &claim, status, body, state.clock.now_ms()).await?)
+    Ok(idempotency::finish(
+        state.store.as_ref(),
+        &claim,
+        status,
+        body,
+        state.clock.now_ms(),
+    )
+    .await?)
 }
 
 /// A new merchant id: onboarded and config merchants share one id space, so never one a
