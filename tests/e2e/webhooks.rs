@@ -194,3 +194,51 @@ async fn bad_webhook_config_is_refused_naming_the_field() {
         assert!(stderr.contains(field), "{field} not in: {stderr}");
     }
 }
+
+/// An alert belongs to its subject's merchant: an endpoint filtered to that merchant receives
+/// it, one filtered to another merchant does not.
+#[tokio::test]
+async fn an_alert_reaches_the_endpoints_of_its_merchant() {
+    let mine = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let other = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let (mine_port, other_port) = (
+        mine.local_addr().unwrap().port(),
+        other.local_addr().unwrap().port(),
+    );
+    let mine = WebhookReceiver::serve(mine).await;
+    let other = WebhookReceiver::serve(other).await;
+    let filtered = |name: &str, port: u16, merchant: &str| {
+        format!(
+            "{}merchants = [\"{merchant}\"]\n",
+            endpoint(name, port, "[\"alert.raised\"]")
+        )
+    };
+    let mut config = config_with_endpoints(&format!(
+        "{}{}",
+        filtered("demo", mine_port, "m_demo"),
+        filtered("other", other_port, "m_other")
+    ));
+    config.push_str("\n[monitor.rules.forged_notifications]\nthreshold = 1\n");
+    let daemon = Daemon::with_config(config);
+
+    // One notice that fails verification, for m_demo: a critical alert about m_demo.
+    let (status, _) = notify(&daemon, "{}", &"00".repeat(32)).await;
+    assert_eq!(status, 400);
+    let delivery = mine
+        .wait_for("the alert", |event| event["type"] == "alert.raised")
+        .await;
+    delivery.verify_signature(SECRET);
+    let event = delivery.json();
+    assert_eq!(event["data"]["rule"], "forged_notifications");
+    assert_eq!(event["data"]["subject"]["merchant_id"], "m_demo", "{event}");
+    for _ in 0..100 {
+        if daemon.metric("paygate_webhook_backlog").await == Some(0.0) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(
+        other.deliveries().is_empty(),
+        "m_other's endpoint got m_demo's alert"
+    );
+}

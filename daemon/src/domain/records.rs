@@ -173,6 +173,23 @@ pub struct SnapshotFields {
     pub payer: Option<String>,
     pub api_key_id: Option<String>,
     pub provider: Option<String>,
+    /// An alert's subject, whose merchant is the alert's.
+    pub subject: Option<SubjectFields>,
+}
+
+#[derive(Debug, Default, Clone, PartialEq, Eq, Deserialize)]
+#[serde(default)]
+pub struct SubjectFields {
+    pub merchant_id: Option<String>,
+}
+
+impl SnapshotFields {
+    /// The merchant the record belongs to: its own field, or an alert subject's.
+    pub fn merchant(&self) -> Option<&str> {
+        self.merchant_id
+            .as_deref()
+            .or_else(|| self.subject.as_ref()?.merchant_id.as_deref())
+    }
 }
 
 /// A webhook delivery still owed for one event, per endpoint (keyed by event id).
@@ -362,6 +379,33 @@ mod tests {
         assert_eq!(fields.api_key_id, None, "a field the record lacks");
         // Written again, it is the same bytes: the object stays an object, not a string.
         assert_eq!(serde_json::to_vec(&event).unwrap(), stored.to_vec());
+    }
+
+    #[test]
+    fn an_alerts_merchant_is_its_subjects() {
+        let alert = AlertRecord {
+            id: "al_1".into(),
+            rule: "card_testing".into(),
+            severity: "critical".into(),
+            subject: AlertSubject {
+                merchant_id: Some("m_a".into()),
+                ..AlertSubject::default()
+            },
+            summary: "s".into(),
+            evidence: serde_json::Value::Null,
+            count: 1,
+            created_at_ms: 0,
+            last_seen_at_ms: 0,
+            acknowledged_at_ms: None,
+            acknowledged_by: None,
+            block_id: None,
+        };
+        let fields: SnapshotFields = Snapshot::of(&alert).read().unwrap();
+        assert_eq!(fields.merchant(), Some("m_a"));
+        let payment_like: SnapshotFields =
+            serde_json::from_str(r#"{"merchant_id":"m_b"}"#).unwrap();
+        assert_eq!(payment_like.merchant(), Some("m_b"));
+        assert_eq!(SnapshotFields::default().merchant(), None);
     }
 
     #[test]

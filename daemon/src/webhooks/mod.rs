@@ -230,12 +230,12 @@ impl Dispatcher {
                     continue;
                 }
             };
-            let merchant_id = event.fields().merchant_id;
+            let fields = event.fields();
+            // An alert belongs to its subject's merchant (a merchant-filtered endpoint gets
+            // the alerts about that merchant).
+            let merchant_id = fields.merchant();
             for (index, endpoint) in self.endpoints.iter().enumerate() {
-                if !endpoint
-                    .config
-                    .wants(event.kind.as_str(), merchant_id.as_deref())
-                {
+                if !endpoint.config.wants(event.kind.as_str(), merchant_id) {
                     continue;
                 }
                 let delivery =
