@@ -23,6 +23,7 @@ pub fn payments(paygated: &Path, config: &Path, clients: usize, seconds: u64, fl
     };
     let text = text
         .replace("flush = \"group\"", &format!("flush = \"{mode}\""))
+        .replace("fdatasync = true", "fdatasync = false")
         .replace("fdatasync = false", &format!("fdatasync = {fdatasync}"));
     std::fs::write(&config_path, text).expect("write config");
     // `baseline`: the bare axum handler instead of the daemon, driven the same way.

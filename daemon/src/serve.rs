@@ -143,6 +143,11 @@ async fn serve(config: Config) -> ExitCode {
     };
     let config = &state.config;
     warn_about_published_secrets(config, &state, &listeners);
+    if !config.durability().fdatasync {
+        tracing::warn!(
+            "[store] fdatasync = false: an acknowledged payment survives a killed process but not a power loss or kernel crash; remove the line (the default syncs) unless that is your choice"
+        );
+    }
     for merchant in config.key_merchants() {
         if state.merchants.get(merchant).is_none() {
             tracing::warn!(

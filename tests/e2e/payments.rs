@@ -827,9 +827,11 @@ async fn an_unpaid_qr_payment_expires_and_is_closed_at_the_provider() {
 }
 
 #[tokio::test]
-async fn with_fdatasync_on_payments_are_served_and_kept_across_a_restart() {
-    let config = default_config_text().replace("fdatasync = false", "fdatasync = true");
-    assert!(config.contains("fdatasync = true"));
+async fn the_relaxed_flush_is_warned_about_and_still_keeps_payments_across_a_kill() {
+    // The shipped default syncs to stable storage; the relaxed mode must be asked for.
+    assert!(default_config_text().contains("\nfdatasync = true\n"));
+    let config = default_config_text().replace("\nfdatasync = true\n", "\nfdatasync = false\n");
+    assert!(config.contains("fdatasync = false"));
     let mut first = Daemon::with_config(config.clone());
     let (status, _, payment) = first.pay("sync-1", barcode_at(TILL, "6.00")).await;
     assert_eq!(
@@ -842,4 +844,7 @@ async fn with_fdatasync_on_payments_are_served_and_kept_across_a_restart() {
     let (status, _, replay) = second.pay("sync-1", barcode_at(TILL, "6.00")).await;
     assert_eq!(status, 201);
     assert_eq!(replay["id"], payment["id"]);
+    let logs = second.logs();
+    assert!(logs.contains("[store] fdatasync = false"), "{logs}");
+    assert!(!Daemon::start().logs().contains("fdatasync = false"));
 }

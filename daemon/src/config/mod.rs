@@ -354,10 +354,10 @@ pub struct StoreConfig {
     /// (one flush per writer; slower, kept to measure what group commit saves).
     #[serde(default)]
     pub flush: FlushMode,
-    /// Also `fdatasync` the database log after each flush, so that acknowledged writes
-    /// survive a power loss or kernel crash, not only a killed process (costs throughput;
-    /// see BENCHMARKS.md).
-    #[serde(default)]
+    /// `fdatasync` the database log after each flush, so that acknowledged writes survive a
+    /// power loss or kernel crash, not only a killed process. On unless the file turns it
+    /// off (the relaxed mode, warned about at start).
+    #[serde(default = "default_fdatasync")]
     pub fdatasync: bool,
     /// Free space (MiB) the data dir's file system must keep: below it, new payments, refunds
     /// and onboarding requests are refused with 503 `storage_low` (work already accepted
@@ -497,6 +497,9 @@ fn default_http2_keep_alive_timeout_ms() -> Spanned<u64> {
 fn no_merchants() -> Spanned<Vec<String>> {
     Spanned::new(0..0, Vec::new())
 }
+fn default_fdatasync() -> bool {
+    true
+}
 fn default_data_dir() -> PathBuf {
     PathBuf::from("./data")
 }
@@ -525,7 +528,7 @@ impl Default for StoreConfig {
         StoreConfig {
             data_dir: default_data_dir(),
             flush: FlushMode::default(),
-            fdatasync: false,
+            fdatasync: default_fdatasync(),
             min_free_mb: default_min_free_mb(),
             flush_stall_s: default_flush_stall_s(),
             group_commit_window_us: default_group_commit_window_us(),
