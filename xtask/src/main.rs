@@ -438,20 +438,21 @@ fn bench_monitor() -> Result<()> {
 }
 
 /// Durable payment creation through the mock plugin over loopback: 1, 16, 64 and 256
-/// clients with group commit; at 64, one flush per request, group commit with fdatasync,
-/// and the bare-axum baseline (the ratio). Each daemon row starts the daemon twice on a fresh
+/// clients with the default store (group commit, fdatasync after each flush); at 64, one
+/// flush per request, the relaxed mode (group commit without fdatasync), and the bare-axum
+/// baseline (the ratio). Each daemon row starts the daemon twice on a fresh
 /// data dir (the first start compiles the plugins, the second finds them cached) and ends
 /// with a SIGKILL and two restarts on its data: how long recovery takes and what it holds.
 fn bench_payments() -> Result<()> {
     build()?;
     build_bench()?;
     let runs = [
-        ("1", "group"),
-        ("16", "group"),
-        ("64", "group"),
-        ("256", "group"),
-        ("64", "each"),
+        ("1", "group+fdatasync"),
+        ("16", "group+fdatasync"),
         ("64", "group+fdatasync"),
+        ("256", "group+fdatasync"),
+        ("64", "each"),
+        ("64", "group"),
         ("64", "baseline"),
     ];
     let mut lines = Vec::new();
@@ -519,7 +520,7 @@ fn bench_payments() -> Result<()> {
             })
             .and_then(|l| json_number(l, "throughput_per_s").ok())
     };
-    if let (Some(paygate), Some(baseline)) = (at_64("group"), at_64("baseline")) {
+    if let (Some(paygate), Some(baseline)) = (at_64("group+fdatasync"), at_64("baseline")) {
         println!();
         println!(
             "ratio at 64 clients (durable / bare axum baseline): {:.3}",
@@ -537,7 +538,7 @@ fn bench_store() -> Result<()> {
 }
 
 /// `bench compare <paygated A> <paygated B> [pairs] [clients] [seconds]`: durable payments
-/// through two daemon binaries in alternated runs (A B, then B A, ...), so that the machine's
+/// (the default store: group commit and fdatasync) through two daemon binaries in alternated runs (A B, then B A, ...), so that the machine's
 /// drift (20–50 % here) falls on both alike; prints every run and each side's medians.
 fn bench_compare(args: &[String]) -> Result<()> {
     let usage = "usage: cargo xtask bench compare <paygated A> <paygated B> [pairs=4] [clients=64] [seconds=8]";
@@ -569,7 +570,7 @@ fn bench_compare(args: &[String]) -> Result<()> {
                 [a, b][side],
                 &clients.to_string(),
                 &seconds.to_string(),
-                "group",
+                "group+fdatasync",
             )?;
             println!("{} {line}", ["A", "B"][side]);
             let values = keys
