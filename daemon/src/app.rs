@@ -10,7 +10,6 @@ use axum::body::Bytes;
 use crate::auth::KeyRing;
 use crate::clock::Clock;
 use crate::config::Config;
-use crate::janitor::JanitorSettings;
 use crate::merchants::MerchantDirectory;
 use crate::merchants::onboarding::Onboarding;
 use crate::metrics::Metrics;
@@ -97,11 +96,6 @@ impl AppState {
             openapi_json: OnceLock::new(),
             cashier_key: random_hmac_key(),
         }))
-    }
-
-    /// The janitor's settings, from `[payments]`.
-    pub fn janitor_settings(&self) -> JanitorSettings {
-        self.config.janitor_settings()
     }
 
     /// Re-reads the config file and reloads its `[[plugins]]`; nothing else of the file is

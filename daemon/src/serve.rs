@@ -177,7 +177,7 @@ async fn serve(config: Config) -> ExitCode {
     crate::janitor::spawn(
         state.payments.clone(),
         state.onboarding.clone(),
-        state.janitor_settings(),
+        state.config.janitor_settings(),
     );
     crate::monitor::spawn(state.monitor.clone());
     if let Some(webhooks) = webhooks {

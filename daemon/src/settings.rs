@@ -57,3 +57,19 @@ impl KeySource {
         }
     }
 }
+
+impl KeySource {
+    /// The secret's bytes, read now; `what` names it in errors ("key", "secret").
+    pub fn read(&self, what: &str) -> Result<zeroize::Zeroizing<Vec<u8>>, String> {
+        use zeroize::Zeroizing;
+        match self {
+            KeySource::Inline(value) => Ok(Zeroizing::new(value.as_bytes().to_vec())),
+            KeySource::Env(var) => std::env::var(var)
+                .map(|v| Zeroizing::new(v.into_bytes()))
+                .map_err(|_| format!("environment variable {var} is not set")),
+            KeySource::File(path) => std::fs::read(path)
+                .map(Zeroizing::new)
+                .map_err(|e| format!("cannot read {what} file {}: {e}", path.display())),
+        }
+    }
+}

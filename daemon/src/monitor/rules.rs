@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 use super::Input;
 use super::bounded::BoundedMap;
 use super::ewma::{Ewma, RateBaseline};
-use super::settings::{MonitorSettings, RULES, RuleSettings};
+use super::settings::{MonitorSettings, RuleSettings};
 use super::window::WindowCounter;
 use crate::domain::events::EventKind;
 use crate::domain::hours::OpeningHours;
@@ -77,8 +77,7 @@ fn ms(seconds: u64) -> i64 {
 
 impl Rules {
     pub fn new(config: &MonitorSettings) -> Rules {
-        let settings: BTreeMap<&'static str, RuleSettings> =
-            RULES.iter().map(|r| (*r, config.rule(r).clone())).collect();
+        let settings = config.rules.clone();
         let max = config.max_subjects;
         let counter = |rule: &str| WindowCounter::new(ms(settings[rule].window_s), BUCKETS, max);
         Rules {

@@ -90,7 +90,7 @@ impl KeyStore {
         for key in settings {
             let error = |message: String| FieldError::new(key.field.clone(), message);
             let source = KeySource::parse(&key.source).map_err(error)?;
-            let bytes = read_source(&source).map_err(error)?;
+            let bytes = source.read("key").map_err(error)?;
             let material = parse_material(bytes).map_err(error)?;
             keys.insert(
                 (key.merchant.clone(), key.provider.clone(), key.name.clone()),
@@ -246,18 +246,6 @@ fn aes_gcm_open(
         .open_in_place(nonce, aead::Aad::from(aad), &mut buffer)
         .map_err(|_| KeyError::Failed("AES-GCM authentication failed".into()))?;
     Ok(plain.to_vec())
-}
-
-fn read_source(source: &KeySource) -> Result<Zeroizing<Vec<u8>>, String> {
-    match source {
-        KeySource::Inline(value) => Ok(Zeroizing::new(value.as_bytes().to_vec())),
-        KeySource::Env(var) => std::env::var(var)
-            .map(|v| Zeroizing::new(v.into_bytes()))
-            .map_err(|_| format!("environment variable {var} is not set")),
-        KeySource::File(path) => std::fs::read(path)
-            .map(Zeroizing::new)
-            .map_err(|e| format!("cannot read key file {}: {e}", path.display())),
-    }
 }
 
 /// PEM keys by their label; anything else is a raw secret (trailing whitespace trimmed).

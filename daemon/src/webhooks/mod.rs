@@ -66,14 +66,7 @@ pub struct EndpointSettings {
 impl EndpointSettings {
     /// Reads the signing secret (checked to exist by validation; read again at start).
     pub fn read_secret(&self) -> Result<Vec<u8>, String> {
-        let secret = match &self.secret {
-            KeySource::Inline(text) => text.clone().into_bytes(),
-            KeySource::Env(var) => std::env::var(var)
-                .map(String::into_bytes)
-                .map_err(|_| format!("environment variable {var} is not set"))?,
-            KeySource::File(path) => std::fs::read(path)
-                .map_err(|e| format!("cannot read secret file {}: {e}", path.display()))?,
-        };
+        let secret = self.secret.read("secret")?;
         let trimmed = secret.trim_ascii_end().to_vec();
         if trimmed.is_empty() {
             return Err(format!(
