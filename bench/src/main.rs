@@ -10,6 +10,9 @@
 //!   the latency from a triggering response to its alert on the SSE stream (`monitor.rs`).
 //! - `baseline-server`: the bare axum handler `payments ... baseline` drives instead of the
 //!   daemon (`baseline.rs`).
+//! - `stores <tmp dir> <payments> <group> [relaxed]`: one barcode payment's writes through
+//!   the daemon's own store and its storage port, a durable flush every `group` payments
+//!   (`store_port.rs`).
 //! - `store [<tmp dir> <seconds> [<mode>,...]]`: sled flush alone against flush + `fdatasync`,
 //!   one write per flush and 64 per flush (see `store.rs`); prints JSON lines, then a table.
 
@@ -19,6 +22,7 @@ mod measure;
 mod monitor;
 mod sled_lock;
 mod store;
+mod store_port;
 
 use std::path::Path;
 use std::sync::Arc;
@@ -63,6 +67,18 @@ fn main() {
             seconds.parse().expect("seconds is a number"),
             Some(modes),
         ),
+        ["stores", dir, payments, group] => store_port::stores(
+            Path::new(dir),
+            payments.parse().expect("payments is a number"),
+            group.parse().expect("group is a number"),
+            false,
+        ),
+        ["stores", dir, payments, group, "relaxed"] => store_port::stores(
+            Path::new(dir),
+            payments.parse().expect("payments is a number"),
+            group.parse().expect("group is a number"),
+            true,
+        ),
         ["sled-lock"] => exit_on_error(sled_lock::sled_lock(Path::new(STORE_TMP), 3.0)),
         ["sled-lock-case", dir, seconds, writes, flusher] => exit_on_error(sled_lock::case(
             Path::new(dir),
@@ -75,6 +91,7 @@ fn main() {
             eprintln!(
                 "       paygate-bench payments <paygated> <config> <clients> <seconds> <group|each>"
             );
+            eprintln!("       paygate-bench stores <tmp dir> <payments> <group> [relaxed]");
             eprintln!("       paygate-bench store [<tmp dir> <seconds> [<mode>,...]]");
             eprintln!("       paygate-bench monitor <paygated> <config>");
             eprintln!("       paygate-bench sled-lock");

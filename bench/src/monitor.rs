@@ -40,6 +40,7 @@ fn throughput() {
                 created_at_ms: 0,
                 object_id: format!("pay_{i}"),
                 data: serde_json::json!({"status": "pending"}),
+                object_version: 0,
                 object: Some(Snapshot::of(&serde_json::json!({
                     "merchant_id": format!("m_{}", i % 50),
                     "terminal_id": format!("T-{}", i % 2_000),

@@ -72,6 +72,15 @@ enum StoreCommand {
         #[arg(long)]
         data_dir: Option<PathBuf>,
     },
+    /// Bring a data dir written by an older paygated to this one's schema (starting the
+    /// daemon does the same), and say what was done.
+    Migrate {
+        #[arg(long, default_value = "config/paygate.toml")]
+        config: PathBuf,
+        /// The data dir (default: the config's).
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -130,27 +139,63 @@ pub fn main() -> ExitCode {
         Command::Store(StoreCommand::Verify { config, data_dir }) => {
             store_verify(&config, data_dir)
         }
+        Command::Store(StoreCommand::Migrate { config, data_dir }) => {
+            store_migrate(&config, data_dir)
+        }
     }
 }
 
-/// `paygated store verify`.
-fn store_verify(config_path: &std::path::Path, data_dir: Option<PathBuf>) -> ExitCode {
+/// Opens the data dir given, or the config's, for a `store` command.
+fn open_store(
+    config_path: &std::path::Path,
+    data_dir: Option<PathBuf>,
+) -> Result<crate::store::Store, ExitCode> {
     let dir = match data_dir {
         Some(dir) => dir,
         None => match crate::config::Config::load(config_path) {
             Ok(config) => config.store.data_dir.clone(),
             Err(e) => {
                 eprintln!("paygated: invalid config: {e}");
-                return ExitCode::from(EXIT_CONFIG);
+                return Err(ExitCode::from(EXIT_CONFIG));
             }
         },
     };
-    let store = match crate::store::Store::open(&dir) {
+    crate::store::Store::open(&dir).map_err(|e| {
+        eprintln!("paygated: {e}");
+        ExitCode::from(EXIT_RUNTIME)
+    })
+}
+
+/// `paygated store migrate`.
+fn store_migrate(config_path: &std::path::Path, data_dir: Option<PathBuf>) -> ExitCode {
+    let store = match open_store(config_path, data_dir) {
         Ok(store) => store,
-        Err(e) => {
-            eprintln!("paygated: {e}");
-            return ExitCode::from(EXIT_RUNTIME);
-        }
+        Err(code) => return code,
+    };
+    match store.migration() {
+        Some(m) => println!(
+            "migrated {} from schema version {} to {}: {} events, {} outbox entries, in {:.3} s",
+            store.path().display(),
+            m.from,
+            crate::store::SCHEMA_VERSION,
+            m.events,
+            m.outbox,
+            m.seconds
+        ),
+        None => println!(
+            "{} is at schema version {} already: nothing to migrate",
+            store.path().display(),
+            crate::store::SCHEMA_VERSION
+        ),
+    }
+    ExitCode::SUCCESS
+}
+
+/// `paygated store verify`.
+fn store_verify(config_path: &std::path::Path, data_dir: Option<PathBuf>) -> ExitCode {
+    let store = match open_store(config_path, data_dir) {
+        Ok(store) => store,
+        Err(code) => return code,
     };
     match store.verify() {
         Ok(report) => {

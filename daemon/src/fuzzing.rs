@@ -203,6 +203,73 @@ pub fn api_body(data: &[u8]) {
     }
 }
 
+/// `store_recovery`: a store whose `meta` holds `data` as the record of its last change
+/// (`store/recovery.rs`), as a damaged disk could leave it, opened.
+///
+/// The store holds a succeeded payment, a refund of it and their events first, so that a
+/// record naming them is finished or taken back for real. Opening never panics and never
+/// hangs (a record can name any range of events); it either refuses the record as corrupt
+/// or opens, and once opened, the record is gone: the next open is clean and the payment
+/// still reads.
+pub fn store_recovery(data: &[u8]) {
+    use crate::store::{Claim, Store, StoreError, open_with_recovery_point};
+    static RUNS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let run = RUNS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let dir = std::env::temp_dir().join(format!("paygate-fuzz-store-{}-{run}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    {
+        let store = Store::open(&dir).expect("a fresh store");
+        let claim = |key: &str| Claim {
+            api_key_id: "key_a".into(),
+            key: key.into(),
+            fingerprint: "fp".into(),
+        };
+        let event = |kind: &str, id: &str| {
+            serde_json::from_value(serde_json::json!({"id": format!("evt_{kind}"),
+                "kind": kind, "created_at_ms": 1, "object_id": id, "data": {}}))
+            .expect("an event")
+        };
+        let payment = serde_json::from_value(serde_json::json!({
+            "id": "pay_1", "merchant_id": "m_a", "provider": "mock", "method": "barcode",
+            "amount_minor": 1000, "currency": "CNY", "status": "pending", "order_id": "o1",
+            "description": null, "terminal_id": null, "auth_code": null,
+            "provider_reference": null, "qr_code": null, "payer": null, "failure": null,
+            "metadata": {}, "created_at_ms": 1, "updated_at_ms": 1, "expires_at_ms": null,
+            "refund_reserved_minor": 0, "refunded_minor": 0, "provider_step": "not_sent",
+            "api_key_id": "key_a"}))
+        .expect("a payment");
+        store
+            .begin_payment(&claim("k1"), &payment, &event("payment.created", "pay_1"))
+            .expect("begin");
+        store
+            .update_payment("pay_1", |p| {
+                p.status = crate::domain::state::PaymentStatus::Succeeded;
+                Some(vec![event("payment.succeeded", "pay_1")])
+            })
+            .expect("update");
+        let refund = serde_json::from_value(serde_json::json!({
+            "id": "re_1", "payment_id": "pay_1", "merchant_id": "m_a", "provider": "mock",
+            "amount_minor": 300, "currency": "CNY", "status": "pending", "reason": null,
+            "provider_reference": null, "failure": null, "created_at_ms": 2,
+            "updated_at_ms": 2, "provider_step": "not_sent", "api_key_id": "key_a"}))
+        .expect("a refund");
+        store
+            .begin_refund(&claim("k2"), &refund, &event("refund.created", "re_1"))
+            .expect("refund");
+    }
+    let opened = open_with_recovery_point(&dir, data);
+    match opened {
+        Ok(store) => {
+            drop(store);
+            let again = Store::open(&dir).expect("a second open");
+            assert!(again.payment("pay_1").expect("reads").is_some());
+        }
+        Err(StoreError::Corrupt(message)) => assert!(!message.is_empty()),
+        Err(other) => panic!("not a corrupt-record refusal: {other}"),
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 #[cfg(test)]
 mod tests {
     use std::path::Path;
@@ -245,6 +312,12 @@ mod tests {
     fn api_body_regressions_and_seeds_hold() {
         assert!(replay("regressions", "api_body", api_body) > 0);
         replay("corpus", "api_body", api_body);
+    }
+
+    #[test]
+    fn store_recovery_regressions_and_seeds_hold() {
+        assert!(replay("regressions", "store_recovery", store_recovery) > 0);
+        replay("corpus", "store_recovery", store_recovery);
     }
 
     #[test]

@@ -419,3 +419,138 @@ async fn a_flush_that_hangs_ends_the_process_and_a_restart_loses_nothing() {
     assert_eq!(list["data"].as_array().unwrap().len(), 4, "{list}");
     stop_and_verify(daemon, &data_dir);
 }
+
+/// Unpacks the version-1 data dir made by paygated at 0e07e11 (`fixtures/make-v1-datadir.sh`)
+/// into a fresh folder; returns it with the answers that daemon gave.
+fn version_1_data_dir() -> (tempfile::TempDir, PathBuf, Value) {
+    let fixtures = repo_root().join("tests/e2e/fixtures");
+    let dir = tempfile::tempdir().unwrap();
+    let status = std::process::Command::new("tar")
+        .arg("-xzf")
+        .arg(fixtures.join("datadir-v1.tar.gz"))
+        .arg("-C")
+        .arg(dir.path())
+        .status()
+        .unwrap();
+    assert!(status.success(), "tar could not unpack the fixture");
+    let answers: Value = serde_json::from_str(
+        &std::fs::read_to_string(fixtures.join("datadir-v1-answers.json")).unwrap(),
+    )
+    .unwrap();
+    let data = dir.path().join("data");
+    (dir, data, answers)
+}
+
+#[tokio::test]
+async fn a_data_dir_of_the_previous_release_is_migrated_and_loses_nothing() {
+    let (_keep, data, answers) = version_1_data_dir();
+    let receiver = WebhookReceiver::on_free_port().await;
+    // A new endpoint (never tried, so owed deliveries go out at once), and retries for
+    // longer than the fixture's age.
+    let config = default_config_text()
+        .replace("retry_for_s = 86400", "retry_for_s = 3153600000")
+        .replacen(
+            "\ntimeout_ms = 10000\n",
+            &format!(
+                "\ntimeout_ms = 10000\n\n[[webhooks.endpoints]]\nname = \"books\"\nurl = \"http://127.0.0.1:{}/hooks\"\nsecret = \"inline:books-secret\"\n",
+                receiver.port
+            ),
+            1,
+        );
+    assert!(config.contains("retry_for_s = 3153600000") && config.contains("name = \"books\""));
+    let daemon = Daemon::with_config_on(config, &data);
+    assert!(
+        daemon.logs().contains("migrated the data dir"),
+        "{}",
+        daemon.logs()
+    );
+
+    // Every answer replays byte for byte, also the payment's, which a refund changed since.
+    for key in ["fx-1", "fx-3"] {
+        let first = answers[key].as_str().unwrap();
+        let body = if key == "fx-1" {
+            json!({"merchant_id":"m_demo","amount":"8.00","currency":"CNY","method":"barcode","auth_code":"990000000000001234","order_id":"FX-1","terminal_id":"till-1"})
+        } else {
+            json!({"merchant_id":"m_demo","amount":"12.50","currency":"CNY","method":"qr","provider":"mock","order_id":"FX-3"})
+        };
+        let response = daemon
+            .client
+            .post(daemon.url("/v1/payments"))
+            .bearer_auth("pg_demo_erp")
+            .header("Idempotency-Key", key)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.headers()["idempotent-replayed"], "true", "{key}");
+        assert_eq!(response.text().await.unwrap(), first, "{key}");
+    }
+    let paid: Value = serde_json::from_str(answers["fx-1"].as_str().unwrap()).unwrap();
+    let id = paid["id"].as_str().unwrap();
+    let refund: Value = serde_json::from_str(answers["fx-2"].as_str().unwrap()).unwrap();
+    let (status, now) = daemon
+        .get(&format!("/v1/payments/{id}"), Some("pg_demo_erp"))
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(now["status"], "succeeded");
+    let (status, found) = daemon
+        .get(
+            &format!("/v1/refunds/{}", refund["id"].as_str().unwrap()),
+            Some("pg_demo_erp"),
+        )
+        .await;
+    assert_eq!((status, &found["amount"]), (200, &refund["amount"]));
+
+    // The order ids are still taken.
+    let (status, _, body) = daemon
+        .pay(
+            "fx-new",
+            json!({"merchant_id":"m_demo","amount":"1.00","currency":"CNY","method":"qr","provider":"mock","order_id":"FX-1"}),
+        )
+        .await;
+    assert_eq!(
+        (status, error_kind(&body).1.as_str()),
+        (409, "order_id_in_use")
+    );
+
+    // The deliveries owed are made with the bodies they had: the payment as it was when it
+    // succeeded, before its refund.
+    let succeeded = receiver
+        .wait_for("payment.succeeded", |e| e["type"] == "payment.succeeded")
+        .await
+        .json();
+    assert_eq!(succeeded["data"]["id"], id);
+    assert_eq!(succeeded["data"]["status"], "succeeded");
+    assert_eq!(
+        succeeded["data"]["amount_refunded"], "0.00",
+        "the payment as the event saw it"
+    );
+    assert_eq!(now["amount_refunded"], "3.00");
+    receiver
+        .wait_for("the refund's event", |e| {
+            e["data"]["id"] == refund["id"] && e["type"].as_str().unwrap().starts_with("refund.")
+        })
+        .await;
+
+    // New work goes on, and the migrated dir verifies clean.
+    let (status, _, _) = daemon.pay("fx-4", barcode("6.00")).await;
+    assert_eq!(status, 201);
+    drop(daemon);
+    let verify = run_paygated(&["store", "verify", "--data-dir", data.to_str().unwrap()]);
+    let out = String::from_utf8_lossy(&verify.stdout);
+    assert!(verify.status.success(), "{out}");
+    assert!(out.contains("0 violations"), "{out}");
+}
+
+#[test]
+fn store_migrate_migrates_once_and_says_so() {
+    let (_keep, data, _) = version_1_data_dir();
+    let dir = data.to_str().unwrap();
+    let first = run_paygated(&["store", "migrate", "--data-dir", dir]);
+    let out = String::from_utf8_lossy(&first.stdout);
+    assert!(first.status.success(), "{out}");
+    assert!(out.contains("from schema version 1 to 2"), "{out}");
+    let again = run_paygated(&["store", "migrate", "--data-dir", dir]);
+    let out = String::from_utf8_lossy(&again.stdout);
+    assert!(out.contains("nothing to migrate"), "{out}");
+}

@@ -9,8 +9,8 @@
 //!   schemathesis against the running daemon's `/openapi.json` (a local venv in `target/`).
 //! - `cargo xtask gauntlet [kills]`: the crash loop (default 20 kills) and the store
 //!   verification; the test suite runs a 3-kill version.
-//! - `cargo xtask bench [plugin | payments | monitor | store | sled-lock | stores]`: the
-//!   benchmarks (`stores` only when named); results go to stdout (and by hand into
+//! - `cargo xtask bench [plugin | payments | monitor | store | sled-lock | stores | engines]`:
+//!   the benchmarks (`engines` only when named); results go to stdout (and by hand into
 //!   BENCHMARKS.md).
 //! - `cargo xtask fuzz [seconds-per-target] [target...]`: the cargo-fuzz targets in `fuzz/`
 //!   (default 60 s each, all of them), installing cargo-fuzz if missing; fails on a crash
@@ -344,16 +344,32 @@ fn bench(which: &[String]) -> Result<()> {
         // Why durable payments top out: sled's global lock, flushes against transactions.
         println!("{}", run_bench(&["sled-lock"])?);
     }
-    // Only when named: it builds two storage engines paygate does not use.
-    if which.iter().any(|w| w == "stores") {
+    if wanted("stores") {
         bench_stores()?;
+    }
+    // Only when named: it builds two storage engines paygate does not use.
+    if which.iter().any(|w| w == "engines") {
+        bench_engines()?;
     }
     Ok(())
 }
 
-/// A payment's store writes on sled 0.34 (as paygated makes them) against fjall and redb,
-/// which commit several keys atomically (`bench/stores/`, a separate workspace).
+/// One barcode payment's writes through the daemon's own store and its storage port:
+/// CPU, bytes written and bytes on disk per payment, in the default mode and the relaxed one.
 fn bench_stores() -> Result<()> {
+    build_bench()?;
+    let dir = "target/bench-stores-tmp";
+    println!("{}", run_bench(&["stores", dir, "200000", "20"])?);
+    println!(
+        "{}",
+        run_bench(&["stores", dir, "200000", "20", "relaxed"])?
+    );
+    Ok(())
+}
+
+/// A payment's store writes on sled 0.34 (a copy of an earlier write pattern) against fjall
+/// and redb, which commit several keys atomically (`bench/stores/`, a separate workspace).
+fn bench_engines() -> Result<()> {
     let manifest = "bench/stores/Cargo.toml";
     run_command(cargo().args(["build", "--quiet", "--release", "--manifest-path", manifest]))?;
     for engine in ["sled", "fjall", "redb"] {

@@ -64,6 +64,10 @@ pub struct PaymentRecord {
     /// payment's `provider` stays empty until the payer picks a wallet on the page.
     #[serde(default)]
     pub link_wallet: Option<String>,
+    /// Numbered by the store: 1 when recorded, one more at each write (0 in records written
+    /// before versions were kept).
+    #[serde(default)]
+    pub version: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -82,6 +86,9 @@ pub struct RefundRecord {
     pub updated_at_ms: i64,
     pub provider_step: ProviderStep,
     pub api_key_id: String,
+    /// Numbered by the store, as a payment's.
+    #[serde(default)]
+    pub version: u64,
 }
 
 /// An idempotency key's record, scoped to the API key that sent it (API.md §4).
@@ -113,10 +120,19 @@ pub struct EventRecord {
     pub object_id: String,
     /// What happened: the new status, or the conflict's evidence.
     pub data: serde_json::Value,
-    /// The record of the object right after the change (filled in by the store), from which
-    /// webhooks render the API object and the monitor reads terminals, payers and keys.
-    #[serde(default)]
+    /// The record of the object right after the change (filled in by the store, in memory
+    /// and in the webhook outbox; the event log keeps only its version), from which webhooks
+    /// render the API object and the monitor reads terminals, payers and keys.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub object: Option<Snapshot>,
+    /// The version of the object's record the event announces (0: not a versioned record,
+    /// or logged before versions were kept).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub object_version: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 impl EventRecord {

@@ -90,6 +90,7 @@ mod tests {
             created_at_ms: 0,
             object_id: "pay_1".into(),
             data: serde_json::Value::Null,
+            object_version: 0,
             object: None,
         }
     }

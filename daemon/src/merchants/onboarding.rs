@@ -176,6 +176,7 @@ impl Onboarding {
             created_at_ms: self.clock.now_ms(),
             object_id: object_id.into(),
             data,
+            object_version: 0,
             object: None,
         }
     }

@@ -324,6 +324,7 @@ impl Engine {
             created_at_ms: now,
             object_id: alert.id.clone(),
             data: serde_json::json!({"rule": alert.rule, "severity": alert.severity}),
+            object_version: 0,
             object: None,
         };
         monitor.store.record_alert(&alert, block.as_ref(), &event)?;

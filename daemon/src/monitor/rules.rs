@@ -586,6 +586,7 @@ mod tests {
             created_at_ms: 0,
             object_id: id.into(),
             data: json!({"status": "x"}),
+            object_version: 0,
             object: Some(Snapshot::of(
                 &json!({"merchant_id": "m_a", "terminal_id": terminal, "amount_minor": minor,
                                 "currency": "CNY", "payer": payer, "provider": "mock",

@@ -183,6 +183,7 @@ fn event(at_ms: i64, kind: EventKind, object_id: &str, data: serde_json::Value) 
         created_at_ms: at_ms,
         object_id: object_id.to_owned(),
         data,
+        object_version: 0,
         object: None,
     }
 }
@@ -665,6 +666,7 @@ pub async fn create_payment(
         api_key_id: caller.id.clone(),
         payment_url: None,
         link_wallet,
+        version: 0,
     };
     let record = PaymentRecord {
         payment_url: (new.method == Method::Link)
@@ -978,6 +980,7 @@ pub async fn create_refund(
         updated_at_ms: now,
         provider_step: ProviderStep::NotSent,
         api_key_id: caller.id.clone(),
+        version: 0,
     };
     let created = event(
         now,

@@ -2,7 +2,8 @@
 //! `alert.raised` event (and the event's outbox entry) in one atomic change, like every other
 //! state change, so that the webhook for it cannot be lost.
 
-use super::payments::{TxResult, append_events, encode, keys_of, put_record};
+use super::event_log::append_events;
+use super::payments::{TxResult, encode, keys_of, put_record};
 use super::{Store, StoreError};
 use crate::domain::records::{AlertRecord, BlockRecord, EventRecord};
 
@@ -25,6 +26,7 @@ impl Store {
                         blocks.insert(block.id.as_bytes(), encode(block))?;
                     }
                     append_events(
+                        &self.seq,
                         events,
                         outbox_on.then_some(outbox),
                         std::slice::from_ref(event),

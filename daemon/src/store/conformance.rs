@@ -96,6 +96,7 @@ fn payment(id: &str, merchant: &str, order_id: Option<&str>, amount_minor: i64) 
         api_key_id: "key_test".into(),
         payment_url: None,
         link_wallet: None,
+        version: 0,
     }
 }
 
@@ -115,6 +116,7 @@ fn refund(id: &str, payment_id: &str, amount_minor: i64) -> RefundRecord {
         updated_at_ms: 2_000,
         provider_step: ProviderStep::NotSent,
         api_key_id: "key_test".into(),
+        version: 0,
     }
 }
 
@@ -125,6 +127,7 @@ fn event(kind: &str, object_id: &str) -> EventRecord {
         created_at_ms: 1_000,
         object_id: object_id.into(),
         data: serde_json::json!({}),
+        object_version: 0,
         object: None,
     }
 }
@@ -157,7 +160,14 @@ fn key_claimed_with_its_object(open: Open<'_>) {
         store.begin_payment(&first, &record, &created).unwrap(),
         Begin::Created
     );
-    assert_eq!(store.payment("pay_1").unwrap(), Some(record.clone()));
+    // Recorded as given, with the store's version number: 1 when created.
+    assert_eq!(
+        store.payment("pay_1").unwrap(),
+        Some(PaymentRecord {
+            version: 1,
+            ..record.clone()
+        })
+    );
     assert_eq!(
         store.pending_payment_ids().unwrap(),
         vec!["pay_1".to_owned()]
@@ -344,9 +354,10 @@ fn every_change_appends_its_events(open: Open<'_>) {
     );
     let event = store.events().unwrap().pop().unwrap();
     assert_eq!(event.object_id, "pay_1");
-    // The event carries the record as it was right after the change.
-    let snapshot: PaymentRecord = event.object.expect("a snapshot").read().unwrap();
-    assert_eq!(snapshot.status, PaymentStatus::Succeeded);
+    // The event names the version of the record it announces; the record keeps count.
+    let record = store.payment("pay_1").unwrap().unwrap();
+    assert_eq!((event.object_version, record.version), (2, 2));
+    assert_eq!(record.status, PaymentStatus::Succeeded);
     // A terminal payment leaves the work list.
     assert!(store.pending_payment_ids().unwrap().is_empty());
 

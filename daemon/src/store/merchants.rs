@@ -2,7 +2,8 @@
 //! audit log. Every change is written with its audit record (and, for activations and bank
 //! accounts, its event and outbox entry) in one atomic change (`txn.rs`).
 
-use super::payments::{TxResult, append_events, encode};
+use super::event_log::append_events;
+use super::payments::{TxResult, encode};
 use super::{Store, StoreError};
 use crate::domain::records::{
     ActivationRecord, AuditRecord, BankAccountRecord, EventRecord, MerchantRecord, Snapshot,
@@ -100,6 +101,7 @@ impl Store {
                                 (None, None) => Snapshot::of(&change.merchant),
                             };
                             append_events(
+                                &self.seq,
                                 events,
                                 outbox_on.then_some(outbox),
                                 std::slice::from_ref(event),

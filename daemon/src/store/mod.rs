@@ -3,8 +3,10 @@
 //! Layout of a data dir:
 //! - `paygated.lock`: an exclusive OS file lock held for the daemon's lifetime, holding its pid;
 //!   a second daemon on the same dir fails to take it and exits instead of corrupting data.
-//! - `db/`: the sled database. Tree `meta` records the on-disk schema version; later issues add
-//!   one tree per record type.
+//! - `db/`: the sled database. Tree `meta` records the on-disk schema version (and the
+//!   recovery points of changes, `txn.rs`); one tree per record type and per index
+//!   (`payments.rs`, `merchants.rs`, `alerts.rs`), the event log and the webhook outbox
+//!   (`event_log.rs`). `migrate.rs` brings a data dir of an older schema up to this one.
 //!
 //! Durability: sled's `flush` writes with `sync_file_range`, which survives a killed process
 //! but not a power loss or kernel crash; `[store] fdatasync = true` adds an `fdatasync` of
@@ -15,10 +17,14 @@ mod artifacts;
 pub mod commit;
 #[cfg(test)]
 mod conformance;
+mod event_log;
 mod merchants;
+pub mod migrate;
 mod payments;
 pub mod port;
+mod recovery;
 pub use artifacts::ArtifactDigests;
+pub use recovery::open_with_recovery_point;
 mod space;
 mod txn;
 mod verify;
@@ -35,8 +41,10 @@ use std::path::{Path, PathBuf};
 
 use thiserror::Error;
 
-/// The schema version this build writes and understands.
-pub const SCHEMA_VERSION: u32 = 1;
+/// The schema version this build writes and understands: 2 logs events by sequence without
+/// their records and keeps the record versions an outbox entry needs with the entry (1
+/// copied each record into each of its events).
+pub const SCHEMA_VERSION: u32 = 2;
 
 const LOCK_FILE: &str = "paygated.lock";
 const DB_DIR: &str = "db";
@@ -110,6 +118,10 @@ pub struct Store {
     meta: sled::Tree,
     trees: payments::PaymentTrees,
     merchant_trees: merchants::MerchantTrees,
+    /// The event log's next sequence number.
+    seq: event_log::EventSeq,
+    /// The migration this open made, if the data dir had an older schema.
+    migrated: Option<migrate::Migration>,
     commit: commit::GroupCommit,
     /// Every write goes through it: one at a time, multi-key changes atomic (`txn.rs`).
     writer: txn::Writer,
@@ -164,11 +176,12 @@ impl Store {
             .open()
             .map_err(database_error)?;
         let meta = db.open_tree(META_TREE).map_err(database_error)?;
-        match meta.get(SCHEMA_KEY).map_err(database_error)? {
+        let found = match meta.get(SCHEMA_KEY).map_err(database_error)? {
             None => {
                 meta.insert(SCHEMA_KEY, &SCHEMA_VERSION.to_be_bytes())
                     .map_err(database_error)?;
                 db.flush().map_err(database_error)?;
+                SCHEMA_VERSION
             }
             Some(raw) => {
                 let bytes: [u8; 4] =
@@ -177,16 +190,15 @@ impl Store {
                         .map_err(|_| StoreError::CorruptMeta {
                             path: dir.to_owned(),
                         })?;
-                let found = u32::from_be_bytes(bytes);
-                if found > SCHEMA_VERSION {
-                    return Err(StoreError::NewerSchema {
-                        path: dir.to_owned(),
-                        found,
-                        supported: SCHEMA_VERSION,
-                    });
-                }
-                // Older versions would be migrated here; version 1 is the first.
+                u32::from_be_bytes(bytes)
             }
+        };
+        if found > SCHEMA_VERSION {
+            return Err(StoreError::NewerSchema {
+                path: dir.to_owned(),
+                found,
+                supported: SCHEMA_VERSION,
+            });
         }
         // A change a crash interrupted is finished before anything reads the trees.
         let finished = txn::recover(&db, &meta)?;
@@ -196,8 +208,33 @@ impl Store {
                 "finished a change interrupted by a crash"
             );
         }
+        let migrated = migrate::to_current(&db, &meta, found)?;
+        if let Some(migration) = &migrated {
+            tracing::warn!(
+                from = migration.from,
+                to = SCHEMA_VERSION,
+                events = migration.events,
+                outbox = migration.outbox,
+                seconds = migration.seconds,
+                "migrated the data dir to this paygated's schema"
+            );
+        }
         let trees = payments::PaymentTrees::open(&db).map_err(database_error)?;
+        match recovery::recover(&meta, &trees)? {
+            Some(recovery::Recovered::TakenBack { events }) => {
+                tracing::warn!(
+                    events,
+                    "took back a payment change a crash interrupted before its record landed"
+                );
+                db.flush().map_err(database_error)?;
+            }
+            Some(recovery::Recovered::Finished) => {
+                db.flush().map_err(database_error)?;
+            }
+            None => {}
+        }
         let merchant_trees = merchants::MerchantTrees::open(&db).map_err(database_error)?;
+        let seq = event_log::EventSeq::after_last(&trees.events)?;
         let commit =
             commit::GroupCommit::start(db.clone(), &db_path, durability).map_err(|source| {
                 StoreError::Flush(format!("cannot open the log for fdatasync: {source}"))
@@ -208,6 +245,8 @@ impl Store {
             meta,
             trees,
             merchant_trees,
+            seq,
+            migrated,
             commit,
             writer,
             turns: tokio::sync::Mutex::new(()),
@@ -217,6 +256,11 @@ impl Store {
             path: dir.to_owned(),
             _lock: lock,
         })
+    }
+
+    /// The migration opening the data dir made, if it had an older schema.
+    pub fn migration(&self) -> Option<&migrate::Migration> {
+        self.migrated.as_ref()
     }
 
     /// The schema version recorded in the data dir.

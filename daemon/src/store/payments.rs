@@ -1,12 +1,30 @@
-//! Payments, refunds, idempotency keys and events in sled, changed only in atomic changes
-//! (`txn.rs`) that keep their invariants:
+//! Payments, refunds, idempotency keys and events in sled, changed only in changes that keep
+//! their invariants:
 //! - an idempotency key is claimed in the same change that records the object it creates,
 //!   so a crash can never leave one without the other;
 //! - `order_id` is unique per merchant;
 //! - `sum(refunds not failed) <= amount` is checked and reserved in the same change that
 //!   records the refund, so concurrent refunds can never exceed a payment;
-//! - every state change appends its event in the same change.
+//! - every state change appends its events in the same change.
+//!
+//! Each change runs under the store's single writer (`txn.rs`) and writes single keys in this
+//! order, after a small record naming them (`recovery.rs`, which finishes or takes back a
+//! change a crash interrupted):
+//!
+//! | change | writes, in order |
+//! | --- | --- |
+//! | `begin_payment` | claim, event, outbox entry, **payment**, order id, merchant list, pending |
+//! | `update_payment` | events, outbox entries, **payment**, pending (removed once final) |
+//! | `begin_refund` | claim, event, outbox entry, **refund**, payment's totals, refund list, pending |
+//! | `update_refund` | events, outbox entries, **refund**, payment's totals, pending (once final) |
+//!
+//! Everything after the record in bold is derived from records, so recovery derives it again;
+//! everything before it is taken back if the record did not land. Each record carries a
+//! `version`, numbered by the store (1 when created, one more at each write), which is how
+//! recovery tells whether a change's record landed and which version each event announces.
 
+use super::event_log::{EventSeq, log_events, queue_deliveries};
+use super::recovery::{LastChange, Subject};
 use super::txn::TxTree;
 use super::{Store, StoreError};
 use crate::domain::records::*;
@@ -56,18 +74,23 @@ pub(super) struct PaymentTrees {
     pub refunds: sled::Tree,
     pub refunds_by_payment: sled::Tree,
     pub idempotency: sled::Tree,
+    /// The event log, by sequence number (`event_log.rs`).
     pub events: sled::Tree,
     /// Ids of the payments that are not terminal yet (the janitor's work list).
     pub pending: sled::Tree,
     /// Ids of the refunds that are not terminal yet.
     pub pending_refunds: sled::Tree,
-    /// Webhook deliveries owed, by event id (written with the event, removed when done).
+    /// Webhook deliveries owed, by event id, each with its event (`event_log.rs`).
     pub outbox: sled::Tree,
     /// The monitor's alerts, by id (time-ordered).
     pub alerts: sled::Tree,
     /// The monitor's blocks (e.g. a terminal under card testing), by id.
     pub blocks: sled::Tree,
 }
+
+/// Tree names of schema version 2 (`migrate.rs` knows those of version 1).
+pub(super) const EVENT_LOG_TREE: &str = "event_log";
+pub(super) const OUTBOX_TREE: &str = "outbox";
 
 impl PaymentTrees {
     pub fn open(db: &sled::Db) -> sled::Result<PaymentTrees> {
@@ -78,10 +101,10 @@ impl PaymentTrees {
             refunds: db.open_tree("refunds")?,
             refunds_by_payment: db.open_tree("refunds_by_payment")?,
             idempotency: db.open_tree("idempotency")?,
-            events: db.open_tree("events")?,
+            events: db.open_tree(EVENT_LOG_TREE)?,
             pending: db.open_tree("pending_payments")?,
             pending_refunds: db.open_tree("pending_refunds")?,
-            outbox: db.open_tree("webhook_outbox")?,
+            outbox: db.open_tree(OUTBOX_TREE)?,
             alerts: db.open_tree("alerts")?,
             blocks: db.open_tree("blocks")?,
         })
@@ -89,7 +112,7 @@ impl PaymentTrees {
 }
 
 /// `a \0 b`, the key of an index entry (ids and keys never contain NUL).
-fn compound(a: &str, b: &str) -> Vec<u8> {
+pub(super) fn compound(a: &str, b: &str) -> Vec<u8> {
     let mut key = Vec::with_capacity(a.len() + 1 + b.len());
     key.extend_from_slice(a.as_bytes());
     key.push(0);
@@ -119,28 +142,111 @@ fn decode<T: serde::de::DeserializeOwned>(bytes: &[u8], what: &str) -> TxResult<
     serde_json::from_slice(bytes).map_err(|e| StoreError::Corrupt(format!("{what}: {e}")))
 }
 
-/// Appends `new_events` (with `snapshot`, the changed record, as their object) to the event
-/// log and, for the webhook kinds, to the outbox; returns them for publishing after commit.
-/// Callers that store the record too take the snapshot from [`put_record`].
-pub(super) fn append_events(
-    events: &TxTree<'_>,
-    outbox: Option<&TxTree<'_>>,
-    new_events: &[EventRecord],
-    snapshot: &Snapshot,
-) -> TxResult<Vec<EventRecord>> {
-    let mut appended = Vec::with_capacity(new_events.len());
-    for event in new_events {
-        let mut event = event.clone();
-        event.object = Some(snapshot.clone());
-        events.insert(event.id.as_bytes(), encode(&event))?;
-        if let Some(outbox) = outbox
-            && event.kind.is_webhook()
-        {
-            outbox.insert(event.id.as_bytes(), encode(&OutboxRecord::default()))?;
+/// An index of the payments, derived from their records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum PaymentIndex {
+    OrderId,
+    ByMerchant,
+    Pending,
+}
+
+/// One write of an index: `value` `None` removes the key.
+pub(super) struct IndexWrite {
+    pub index: PaymentIndex,
+    pub key: Vec<u8>,
+    pub value: Option<Vec<u8>>,
+}
+
+impl IndexWrite {
+    fn tree<'t>(&self, trees: &'t PaymentTrees) -> &'t sled::Tree {
+        match self.index {
+            PaymentIndex::OrderId => &trees.order_ids,
+            PaymentIndex::ByMerchant => &trees.by_merchant,
+            PaymentIndex::Pending => &trees.pending,
         }
-        appended.push(event);
     }
-    Ok(appended)
+
+    /// Applies the write outside a change (recovery, at open).
+    pub fn apply(&self, trees: &PaymentTrees) -> Result<(), StoreError> {
+        let tree = self.tree(trees);
+        match &self.value {
+            Some(value) => tree.insert(&self.key[..], &value[..]),
+            None => tree.remove(&self.key[..]),
+        }
+        .map(|_| ())
+        .map_err(StoreError::Sled)
+    }
+}
+
+/// The index writes that make the indexes agree with `payment`: all of them when
+/// `previous` is `None` (a new payment, or recovery), else only what changed since.
+pub(super) fn derive_payment_indexes(
+    payment: &PaymentRecord,
+    previous: Option<&PaymentRecord>,
+) -> Vec<IndexWrite> {
+    let id = payment.id.as_bytes();
+    let pending = IndexWrite {
+        index: PaymentIndex::Pending,
+        key: id.to_vec(),
+        value: (!payment.status.is_terminal()).then(Vec::new),
+    };
+    match previous {
+        Some(previous) => {
+            if previous.status.is_terminal() == payment.status.is_terminal() {
+                Vec::new()
+            } else {
+                vec![pending]
+            }
+        }
+        None => {
+            let mut writes = Vec::with_capacity(3);
+            if let Some(order_id) = &payment.order_id {
+                writes.push(IndexWrite {
+                    index: PaymentIndex::OrderId,
+                    key: compound(&payment.merchant_id, order_id),
+                    value: Some(id.to_vec()),
+                });
+            }
+            writes.push(IndexWrite {
+                index: PaymentIndex::ByMerchant,
+                key: compound(&payment.merchant_id, &payment.id),
+                value: Some(Vec::new()),
+            });
+            writes.push(pending);
+            writes
+        }
+    }
+}
+
+/// A payment's refund totals from its refunds: reserved (every refund that has not failed)
+/// and refunded (the succeeded ones).
+pub(super) fn derive_refund_totals(refunds: &[RefundRecord]) -> (i64, i64) {
+    use crate::domain::state::RefundStatus;
+    refunds.iter().fold((0, 0), |(reserved, refunded), r| {
+        (
+            reserved
+                + if r.status == RefundStatus::Failed {
+                    0
+                } else {
+                    r.amount_minor
+                },
+            refunded
+                + if r.status == RefundStatus::Succeeded {
+                    r.amount_minor
+                } else {
+                    0
+                },
+        )
+    })
+}
+
+/// The recovery point of a change, encoded for `meta`.
+fn named(subject: Subject, claim: Option<&Claim>, events: &std::ops::Range<u64>) -> Vec<u8> {
+    encode(&LastChange {
+        subject,
+        claim: claim.map(|c| String::from_utf8_lossy(&c.store_key()).into_owned()),
+        events: [events.start, events.end],
+    })
 }
 
 /// Reads the idempotency record of `claim` inside a change and decides.
@@ -166,6 +272,25 @@ fn claim_record(claim: &Claim, object_id: &str, now_ms: i64) -> Vec<u8> {
             object_id: object_id.to_owned(),
         },
     })
+}
+
+/// Payment index writes, as a change makes them.
+fn write_indexes(
+    writes: Vec<IndexWrite>,
+    [order_ids, by_merchant, pending]: [&TxTree<'_>; 3],
+) -> TxResult<()> {
+    for write in writes {
+        let tree = match write.index {
+            PaymentIndex::OrderId => order_ids,
+            PaymentIndex::ByMerchant => by_merchant,
+            PaymentIndex::Pending => pending,
+        };
+        match write.value {
+            Some(value) => tree.insert(write.key, value)?,
+            None => tree.remove(write.key)?,
+        }
+    }
+    Ok(())
 }
 
 impl Store {
@@ -199,6 +324,10 @@ impl Store {
         }
     }
 
+    fn seq(&self) -> &EventSeq {
+        &self.seq
+    }
+
     /// Claims `claim` and records `payment` (and `event`) atomically, unless the key or the
     /// order id says otherwise.
     pub fn begin_payment(
@@ -209,51 +338,69 @@ impl Store {
     ) -> Result<Begin, StoreError> {
         self.admit(claim)?;
         let t = &self.trees;
+        let outbox_on = self.outbox_on();
         self.writer
-            .transact(
+            .transact_named(
                 [
                     &t.idempotency,
                     &t.payments,
-                    &t.by_merchant,
                     &t.order_ids,
-                    &t.events,
+                    &t.by_merchant,
                     &t.pending,
+                    &t.events,
                     &t.outbox,
                 ],
                 |[
                     idempotency,
                     payments,
-                    by_merchant,
                     order_ids,
-                    events,
+                    by_merchant,
                     pending,
+                    events,
                     outbox,
                 ]| {
                     if let Some(found) = check_claim(idempotency, claim)? {
-                        return Ok((found, Vec::new()));
+                        return Ok(((found, Vec::new()), None));
                     }
                     if let Some(order_id) = &payment.order_id {
                         let key = compound(&payment.merchant_id, order_id);
                         if let Some(existing) = order_ids.get(&key)? {
                             let payment_id = String::from_utf8_lossy(&existing).into_owned();
-                            return Ok((Begin::OrderIdInUse { payment_id }, Vec::new()));
+                            return Ok(((Begin::OrderIdInUse { payment_id }, Vec::new()), None));
                         }
-                        order_ids.insert(key, payment.id.as_bytes())?;
                     }
+                    let payment = PaymentRecord {
+                        version: 1,
+                        ..payment.clone()
+                    };
                     idempotency.insert(
                         claim.store_key(),
                         claim_record(claim, &payment.id, payment.created_at_ms),
                     )?;
-                    let snapshot = put_record(payments, payment.id.as_bytes(), payment)?;
-                    by_merchant.insert(compound(&payment.merchant_id, &payment.id), &[][..])?;
-                    pending.insert(payment.id.as_bytes(), &[][..])?;
-                    let appended = append_events(
+                    let snapshot = Snapshot::of(&payment);
+                    let (logged, seqs) = log_events(
+                        self.seq(),
                         events,
-                        self.outbox_on().then_some(outbox),
                         std::slice::from_ref(event),
+                        payment.version,
                         &snapshot,
                     )?;
-                    Ok((Begin::Created, appended))
+                    if outbox_on {
+                        queue_deliveries(outbox, &logged)?;
+                    }
+                    payments.insert(payment.id.as_bytes(), snapshot.json().as_bytes())?;
+                    write_indexes(
+                        derive_payment_indexes(&payment, None),
+                        [order_ids, by_merchant, pending],
+                    )?;
+                    let subject = Subject::Payment {
+                        id: payment.id.clone(),
+                        version: payment.version,
+                    };
+                    Ok((
+                        (Begin::Created, logged),
+                        Some(named(subject, Some(claim), &seqs)),
+                    ))
                 },
             )
             .map(|(begin, appended)| self.published(begin, appended))
@@ -269,8 +416,9 @@ impl Store {
     ) -> Result<Begin, StoreError> {
         self.admit(claim)?;
         let t = &self.trees;
+        let outbox_on = self.outbox_on();
         self.writer
-            .transact(
+            .transact_named(
                 [
                     &t.idempotency,
                     &t.payments,
@@ -290,39 +438,60 @@ impl Store {
                     outbox,
                 ]| {
                     if let Some(found) = check_claim(idempotency, claim)? {
-                        return Ok((found, Vec::new()));
+                        return Ok(((found, Vec::new()), None));
                     }
                     let Some(raw) = payments.get(refund.payment_id.as_bytes())? else {
-                        return Ok((Begin::PaymentMissing, Vec::new()));
+                        return Ok(((Begin::PaymentMissing, Vec::new()), None));
                     };
                     let mut payment: PaymentRecord = decode(&raw, "payment")?;
                     if payment.status != PaymentStatus::Succeeded {
                         let status = payment.status;
-                        return Ok((Begin::NotRefundable { status }, Vec::new()));
+                        return Ok(((Begin::NotRefundable { status }, Vec::new()), None));
                     }
                     let refundable = payment.amount_minor - payment.refund_reserved_minor;
                     if refund.amount_minor > refundable {
                         let refundable_minor = refundable;
-                        return Ok((Begin::ExceedsPayment { refundable_minor }, Vec::new()));
+                        return Ok((
+                            (Begin::ExceedsPayment { refundable_minor }, Vec::new()),
+                            None,
+                        ));
                     }
                     payment.refund_reserved_minor += refund.amount_minor;
+                    payment.version += 1;
                     // The invariant, stated where it is enforced.
                     assert!(payment.refund_reserved_minor <= payment.amount_minor);
-                    payments.insert(payment.id.as_bytes(), encode(&payment))?;
+                    let refund = RefundRecord {
+                        version: 1,
+                        ..refund.clone()
+                    };
                     idempotency.insert(
                         claim.store_key(),
                         claim_record(claim, &refund.id, refund.created_at_ms),
                     )?;
-                    let snapshot = put_record(refunds, refund.id.as_bytes(), refund)?;
-                    refunds_by_payment.insert(compound(&refund.payment_id, &refund.id), &[][..])?;
-                    pending_refunds.insert(refund.id.as_bytes(), &[][..])?;
-                    let appended = append_events(
+                    let snapshot = Snapshot::of(&refund);
+                    let (logged, seqs) = log_events(
+                        self.seq(),
                         events,
-                        self.outbox_on().then_some(outbox),
                         std::slice::from_ref(event),
+                        refund.version,
                         &snapshot,
                     )?;
-                    Ok((Begin::Created, appended))
+                    if outbox_on {
+                        queue_deliveries(outbox, &logged)?;
+                    }
+                    refunds.insert(refund.id.as_bytes(), snapshot.json().as_bytes())?;
+                    payments.insert(payment.id.as_bytes(), encode(&payment))?;
+                    refunds_by_payment.insert(compound(&refund.payment_id, &refund.id), &[][..])?;
+                    pending_refunds.insert(refund.id.as_bytes(), &[][..])?;
+                    let subject = Subject::Refund {
+                        id: refund.id.clone(),
+                        version: refund.version,
+                        payment_id: refund.payment_id.clone(),
+                    };
+                    Ok((
+                        (Begin::Created, logged),
+                        Some(named(subject, Some(claim), &seqs)),
+                    ))
                 },
             )
             .map(|(begin, appended)| self.published(begin, appended))
@@ -341,28 +510,39 @@ impl Store {
         F: Fn(&mut PaymentRecord) -> Option<Vec<EventRecord>>,
     {
         let t = &self.trees;
+        let outbox_on = self.outbox_on();
         self.writer
-            .transact(
+            .transact_named(
                 [&t.payments, &t.events, &t.pending, &t.outbox],
                 |[payments, events, pending, outbox]| {
                     let Some(raw) = payments.get(payment_id.as_bytes())? else {
-                        return Ok((None, Vec::new()));
+                        return Ok(((None, Vec::new()), None));
                     };
-                    let mut payment: PaymentRecord = decode(&raw, "payment")?;
+                    let previous: PaymentRecord = decode(&raw, "payment")?;
+                    let mut payment = previous.clone();
                     let Some(new_events) = change(&mut payment) else {
-                        return Ok((Some(payment), Vec::new()));
+                        return Ok(((Some(payment), Vec::new()), None));
                     };
-                    let snapshot = put_record(payments, payment_id.as_bytes(), &payment)?;
-                    if payment.status.is_terminal() {
-                        pending.remove(payment_id.as_bytes())?;
+                    payment.version = previous.version + 1;
+                    let snapshot = Snapshot::of(&payment);
+                    let (logged, seqs) =
+                        log_events(self.seq(), events, &new_events, payment.version, &snapshot)?;
+                    if outbox_on {
+                        queue_deliveries(outbox, &logged)?;
                     }
-                    let appended = append_events(
-                        events,
-                        self.outbox_on().then_some(outbox),
-                        &new_events,
-                        &snapshot,
-                    )?;
-                    Ok((Some(payment), appended))
+                    payments.insert(payment_id.as_bytes(), snapshot.json().as_bytes())?;
+                    for write in derive_payment_indexes(&payment, Some(&previous)) {
+                        debug_assert_eq!(write.index, PaymentIndex::Pending);
+                        match write.value {
+                            Some(value) => pending.insert(write.key, value)?,
+                            None => pending.remove(write.key)?,
+                        }
+                    }
+                    let subject = Subject::Payment {
+                        id: payment.id.clone(),
+                        version: payment.version,
+                    };
+                    Ok(((Some(payment), logged), Some(named(subject, None, &seqs))))
                 },
             )
             .map(|(payment, appended)| self.published(payment, appended))
@@ -379,8 +559,9 @@ impl Store {
         F: Fn(&mut RefundRecord, &mut PaymentRecord) -> Option<Vec<EventRecord>>,
     {
         let t = &self.trees;
+        let outbox_on = self.outbox_on();
         self.writer
-            .transact(
+            .transact_named(
                 [
                     &t.refunds,
                     &t.payments,
@@ -390,7 +571,7 @@ impl Store {
                 ],
                 |[refunds, payments, events, pending_refunds, outbox]| {
                     let Some(raw) = refunds.get(refund_id.as_bytes())? else {
-                        return Ok((None, Vec::new()));
+                        return Ok(((None, Vec::new()), None));
                     };
                     let mut refund: RefundRecord = decode(&raw, "refund")?;
                     let Some(raw_payment) = payments.get(refund.payment_id.as_bytes())? else {
@@ -400,23 +581,33 @@ impl Store {
                         )));
                     };
                     let mut payment: PaymentRecord = decode(&raw_payment, "payment")?;
+                    let totals = (payment.refund_reserved_minor, payment.refunded_minor);
                     let Some(new_events) = change(&mut refund, &mut payment) else {
-                        return Ok((Some(refund), Vec::new()));
+                        return Ok(((Some(refund), Vec::new()), None));
                     };
                     assert!(payment.refunded_minor <= payment.refund_reserved_minor);
                     assert!(payment.refund_reserved_minor <= payment.amount_minor);
-                    let snapshot = put_record(refunds, refund_id.as_bytes(), &refund)?;
-                    payments.insert(payment.id.as_bytes(), encode(&payment))?;
+                    refund.version += 1;
+                    let snapshot = Snapshot::of(&refund);
+                    let (logged, seqs) =
+                        log_events(self.seq(), events, &new_events, refund.version, &snapshot)?;
+                    if outbox_on {
+                        queue_deliveries(outbox, &logged)?;
+                    }
+                    refunds.insert(refund_id.as_bytes(), snapshot.json().as_bytes())?;
+                    if (payment.refund_reserved_minor, payment.refunded_minor) != totals {
+                        payment.version += 1;
+                        payments.insert(payment.id.as_bytes(), encode(&payment))?;
+                    }
                     if refund.status.is_terminal() {
                         pending_refunds.remove(refund_id.as_bytes())?;
                     }
-                    let appended = append_events(
-                        events,
-                        self.outbox_on().then_some(outbox),
-                        &new_events,
-                        &snapshot,
-                    )?;
-                    Ok((Some(refund), appended))
+                    let subject = Subject::Refund {
+                        id: refund.id.clone(),
+                        version: refund.version,
+                        payment_id: refund.payment_id.clone(),
+                    };
+                    Ok(((Some(refund), logged), Some(named(subject, None, &seqs))))
                 },
             )
             .map(|(refund, appended)| self.published(refund, appended))
@@ -557,54 +748,6 @@ impl Store {
         self.trees.pending.len()
     }
 
-    /// How many events still owe a webhook delivery.
-    pub fn outbox_len(&self) -> usize {
-        self.trees.outbox.len()
-    }
-
-    /// The outbox, oldest event first, with each entry's event; at most `limit` entries.
-    pub fn outbox_page(
-        &self,
-        limit: usize,
-    ) -> Result<Vec<(EventRecord, OutboxRecord)>, StoreError> {
-        let mut page = Vec::new();
-        for entry in self.trees.outbox.iter() {
-            let (id, raw) = entry.map_err(StoreError::Sled)?;
-            let outbox: OutboxRecord = serde_json::from_slice(&raw)
-                .map_err(|e| StoreError::Corrupt(format!("outbox entry: {e}")))?;
-            let event = match self.trees.events.get(&id).map_err(StoreError::Sled)? {
-                Some(raw) => serde_json::from_slice(&raw)
-                    .map_err(|e| StoreError::Corrupt(format!("event: {e}")))?,
-                None => {
-                    // An entry without its event cannot be delivered; drop it.
-                    let outbox = &self.trees.outbox;
-                    self.writer.single(|| outbox.remove(&id))?;
-                    continue;
-                }
-            };
-            page.push((event, outbox));
-            if page.len() >= limit {
-                break;
-            }
-        }
-        Ok(page)
-    }
-
-    /// Records the delivery state of an outbox entry, or removes it when `None` (done).
-    pub fn set_outbox(
-        &self,
-        event_id: &str,
-        state: Option<&OutboxRecord>,
-    ) -> Result<(), StoreError> {
-        let outbox = &self.trees.outbox;
-        self.writer.single(|| match state {
-            Some(state) => outbox
-                .insert(event_id.as_bytes(), encode(state))
-                .map(|_| ()),
-            None => outbox.remove(event_id.as_bytes()).map(|_| ()),
-        })
-    }
-
     /// Forgets finished idempotency keys older than `before_ms` (API.md §4 retention); keys
     /// still in progress are kept, since a retry must be able to resume them. Returns how
     /// many were removed.
@@ -629,18 +772,6 @@ impl Store {
             }
         }
         Ok(removed)
-    }
-
-    /// Events, oldest first (for tests, the monitor and the outbox).
-    pub fn events(&self) -> Result<Vec<EventRecord>, StoreError> {
-        self.trees
-            .events
-            .iter()
-            .map(|entry| {
-                let (_, raw) = entry.map_err(StoreError::Sled)?;
-                serde_json::from_slice(&raw).map_err(|e| StoreError::Corrupt(format!("event: {e}")))
-            })
-            .collect()
     }
 
     pub(super) fn read<T: serde::de::DeserializeOwned>(

@@ -14,23 +14,31 @@
 //!   (durability is the group commit's job, after the change; only a page evicted from
 //!   sled's cache is read back from disk under it). Every other write of the store goes
 //!   through [`Writer::single`], under the same mutex.
-//! - **Atomicity across a crash**: a change of more than one key is first written whole, as an
-//!   *intent*, under one key of the `meta` tree; then its writes are applied one by one; then
-//!   the intent is removed. sled recovers its log up to the first torn or missing message —
-//!   a prefix, in log order (`LogIter` in sled's `pagecache/iterator.rs`) — so after a kill
-//!   either the intent survived (and [`recover`] applies it again at open: every write is a
-//!   whole value, so applying twice is applying once) or the removal did, and with it every
-//!   write before it. Half a change is never seen after a restart. (After a power loss with
-//!   a volatile disk cache sled's recovery need not be a prefix, even with `fdatasync`;
-//!   sled's own transactions had the same limit.)
+//! - **Atomicity across a crash**, two ways. sled recovers its log up to the first torn or
+//!   missing message: a prefix, in log order (`LogIter` in sled's `pagecache/iterator.rs`).
+//!   So a change's writes, applied one by one, survive a kill as a prefix of them; what
+//!   makes it whole again is written before them:
+//!   - [`Writer::transact`] (merchants, alerts: rare changes) first writes the change whole,
+//!     as an *intent*, under one key of the `meta` tree, and removes it after. After a kill
+//!     either the intent survived (and [`recover`] applies it again at open: every write is
+//!     a whole value, so applying twice is applying once) or the removal did, and with it
+//!     every write before it.
+//!   - [`Writer::transact_named`] (payments and refunds, the hot path) writes no value
+//!     twice: first a small record that names what the change writes, then the writes in a
+//!     fixed order; `recovery.rs` finishes or takes back the named change at open, from the
+//!     records it names.
+//!
+//!   Half a change is never seen after a restart. (After a power loss with a volatile disk
+//!   cache sled's recovery need not be a prefix, even with `fdatasync`; sled's own
+//!   transactions had the same limit.)
 //! - A change that fails or panics after its intent is written is half applied in memory,
 //!   with its intent as the only record of the rest: the writer then refuses every later
 //!   write (so nothing overwrites that intent), [`Writer::broken`] says why, and the daemon
 //!   exits 75 (`Store::failure`); the restart finishes the change.
 //! - Readers outside a change read sled directly and may see a change half applied. Each
 //!   record they read is whole, and writes are applied in the order the change made them, so
-//!   a reader that finds a later write finds the earlier ones too (an outbox entry's event,
-//!   a pending id's payment: `append_events` and the `begin_*` changes write in that order).
+//!   a reader that finds a later write finds the earlier ones too (a pending id's payment,
+//!   a merchant list entry's payment: the `begin_*` changes write the record first).
 
 use std::cell::RefCell;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -158,6 +166,12 @@ impl Writer {
         }
     }
 
+    /// Test hook: the apply of the change's write number `index` fails, as on a full disk.
+    #[cfg(test)]
+    pub fn fail_write_at(&self, index: usize) {
+        self.fail_write.store(index, Ordering::Relaxed);
+    }
+
     /// Why the writer refuses every change, if a change was applied only in part.
     pub fn broken(&self) -> Option<&str> {
         self.broken.get().map(String::as_str)
@@ -222,20 +236,75 @@ impl Writer {
                     .try_for_each(|(i, write)| self.apply_nth(&trees, i, write))
                     .and_then(|()| self.meta.remove(INTENT_KEY).map_err(StoreError::Sled));
                 if let Err(e) = applied {
-                    let why = format!(
-                        "a change could be applied only in part ({e}); a restart finishes it"
-                    );
-                    if self.broken.set(why).is_ok() {
-                        tracing::error!(
-                            "the store's writer stopped: a change could be applied only in part: {e}"
-                        );
-                    }
+                    self.stop(&e);
                     return Err(e);
                 }
                 unfinished.done();
             }
         }
         Ok(result)
+    }
+
+    /// Runs `change` like [`Writer::transact`], for changes that name their writes instead of
+    /// recording their values: `change` returns, with its result, its recovery point (an
+    /// encoded `recovery::LastChange`). When it made more than one write, the point is
+    /// written first under `meta`'s `last_change` key, then the writes in the order the
+    /// change made them; the point is not removed (the next change overwrites it).
+    pub fn transact_named<const N: usize, T>(
+        &self,
+        trees: [&sled::Tree; N],
+        change: impl FnOnce([&TxTree<'_>; N]) -> Result<(T, Option<Vec<u8>>), StoreError>,
+    ) -> Result<T, StoreError> {
+        let _alone = self.lock();
+        self.refuse_if_broken()?;
+        let writes = RefCell::new(Vec::new());
+        let views = std::array::from_fn(|i| TxTree {
+            tree: trees[i],
+            writes: &writes,
+        });
+        let (result, point) = change(views.each_ref())?;
+        let writes = writes.into_inner();
+        match writes.as_slice() {
+            [] => {}
+            [one] => apply(&trees, one)?,
+            _ => {
+                let point = point.expect("a change of several writes names its recovery point");
+                self.meta
+                    .insert(super::recovery::LAST_CHANGE, point)
+                    .map_err(StoreError::Sled)?;
+                let unfinished = Unfinished(Some(&self.broken));
+                let applied = writes
+                    .iter()
+                    .enumerate()
+                    .try_for_each(|(i, write)| self.apply_nth(&trees, i, write));
+                if let Err(e) = applied {
+                    self.stop(&e);
+                    return Err(e);
+                }
+                unfinished.done();
+            }
+        }
+        Ok(result)
+    }
+
+    /// Stops the writer after a change was applied only in part.
+    fn stop(&self, e: &StoreError) {
+        let why = format!("a change could be applied only in part ({e}); a restart finishes it");
+        if self.broken.set(why).is_ok() {
+            tracing::error!(
+                "the store's writer stopped: a change could be applied only in part: {e}"
+            );
+        }
+    }
+
+    /// Runs `work` (reads and at most one write) while no change is being applied.
+    pub fn single_fallible<T>(
+        &self,
+        work: impl FnOnce() -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let _alone = self.lock();
+        self.refuse_if_broken()?;
+        work()
     }
 
     fn apply_nth(

@@ -10,7 +10,10 @@
 //! - every `order_id` index entry points at a payment of that merchant with that order id;
 //! - every idempotency key points at an object that exists;
 //! - every payment's events agree with its state: a terminal payment has exactly one event
-//!   moving it there (conflict events aside), a pending one none.
+//!   moving it there (conflict events aside), a pending one none;
+//! - the event log is keyed by sequence numbers, and no event announces a version of its
+//!   record that the record has not reached;
+//! - every payment is in its merchant's list; every outbox entry decodes.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -183,6 +186,49 @@ impl Store {
             }
         }
 
+        // The event log's keys, and the versions events announce.
+        for entry in t.events.iter().keys() {
+            let key = entry.map_err(StoreError::Sled)?;
+            if key.len() != 8 {
+                v.push(format!(
+                    "event log key {:?} is not a sequence number",
+                    String::from_utf8_lossy(&key)
+                ));
+            }
+        }
+        for (_, event) in &events {
+            if event.object_version == 0 {
+                continue;
+            }
+            let reached = payments
+                .get(&event.object_id)
+                .map(|p| p.version)
+                .or_else(|| refunds.get(&event.object_id).map(|r| r.version));
+            match reached {
+                Some(version) if version >= event.object_version => {}
+                reached => v.push(format!(
+                    "event {} announces version {} of {}, whose record is at {reached:?}",
+                    event.id, event.object_version, event.object_id
+                )),
+            }
+        }
+
+        // Merchant lists, and the outbox.
+        for payment in payments.values() {
+            let listed = t
+                .by_merchant
+                .contains_key(super::payments::compound(&payment.merchant_id, &payment.id))
+                .map_err(StoreError::Sled)?;
+            if !listed {
+                v.push(format!(
+                    "payment {} is missing from its merchant's list",
+                    payment.id
+                ));
+            }
+        }
+        let _: Vec<(String, super::event_log::QueuedEvent)> =
+            decode_all(&t.outbox, "outbox entry", v)?;
+
         // Events against states.
         let mut moves: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
         for (_, event) in &events {
@@ -242,6 +288,7 @@ mod tests {
             api_key_id: "key".into(),
             payment_url: None,
             link_wallet: None,
+            version: 0,
         }
     }
 
@@ -258,6 +305,7 @@ mod tests {
             )
             .unwrap();
         t.pending.insert("pay_ok", &[][..]).unwrap();
+        t.by_merchant.insert("m_a\0pay_ok", &[][..]).unwrap();
         assert_eq!(store.verify().unwrap().violations, Vec::<String>::new());
 
         // A reserve with no refunds behind it, a succeeded payment without its event and
@@ -269,6 +317,7 @@ mod tests {
             )
             .unwrap();
         t.pending.insert("pay_bad", &[][..]).unwrap();
+        t.by_merchant.insert("m_a\0pay_bad", &[][..]).unwrap();
         let refund = RefundRecord {
             id: "re_orphan".into(),
             payment_id: "pay_gone".into(),
@@ -284,6 +333,7 @@ mod tests {
             updated_at_ms: 0,
             provider_step: ProviderStep::Answered,
             api_key_id: "key".into(),
+            version: 0,
         };
         t.refunds
             .insert("re_orphan", serde_json::to_vec(&refund).unwrap())
