@@ -155,5 +155,5 @@ async fn data_survives_a_restart_and_the_lock_is_released() {
     let second = Daemon::with_config_on(default_config_text(), &data_dir);
     let (status, body) = second.get("/readyz", None).await;
     assert_eq!(status, 200);
-    assert!(body.to_string().contains("schema version 1"), "{body}");
+    assert!(body.to_string().contains("schema version 2"), "{body}");
 }
