@@ -26,6 +26,11 @@ mod store_port;
 
 use std::path::Path;
 use std::sync::Arc;
+
+/// The daemon's allocator (`daemon/src/main.rs`), so that in-process benchmarks of its code
+/// (`plugin`, `stores`) pay what the daemon pays.
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 use std::time::{Duration, Instant};
 
 use paygate_daemon::config::Config;

@@ -13,6 +13,7 @@
 //! sled's log after each flush for that (see `commit.rs` and BENCHMARKS.md for its cost).
 
 mod alerts;
+mod answers;
 mod artifacts;
 pub mod commit;
 #[cfg(test)]

@@ -23,6 +23,7 @@
 //! `version`, numbered by the store (1 when created, one more at each write), which is how
 //! recovery tells whether a change's record landed and which version each event announces.
 
+use super::answers::{answer_key_of, answer_of};
 use super::event_log::{EventSeq, log_events, queue_deliveries};
 use super::recovery::{LastChange, Subject};
 use super::txn::TxTree;
@@ -39,7 +40,7 @@ pub struct Claim {
 }
 
 impl Claim {
-    fn store_key(&self) -> Vec<u8> {
+    pub(super) fn store_key(&self) -> Vec<u8> {
         compound(&self.api_key_id, &self.key)
     }
 }
@@ -82,6 +83,8 @@ pub(super) struct PaymentTrees {
     pub pending_refunds: sled::Tree,
     /// Webhook deliveries owed, by event id, each with its event (`event_log.rs`).
     pub outbox: sled::Tree,
+    /// The answers of finished idempotency keys (`answers.rs`).
+    pub answers: sled::Tree,
     /// The monitor's alerts, by id (time-ordered).
     pub alerts: sled::Tree,
     /// The monitor's blocks (e.g. a terminal under card testing), by id.
@@ -105,6 +108,7 @@ impl PaymentTrees {
             pending: db.open_tree("pending_payments")?,
             pending_refunds: db.open_tree("pending_refunds")?,
             outbox: db.open_tree(OUTBOX_TREE)?,
+            answers: db.open_tree("answers")?,
             alerts: db.open_tree("alerts")?,
             blocks: db.open_tree("blocks")?,
         })
@@ -249,8 +253,13 @@ fn named(subject: Subject, claim: Option<&Claim>, events: &std::ops::Range<u64>)
     })
 }
 
-/// Reads the idempotency record of `claim` inside a change and decides.
-fn check_claim(idempotency: &TxTree<'_>, claim: &Claim) -> TxResult<Option<Begin>> {
+/// Reads the idempotency record of `claim` inside a change (and its answer, which only
+/// `finish_claim` writes, under the same writer) and decides.
+fn check_claim(
+    idempotency: &TxTree<'_>,
+    answers: &sled::Tree,
+    claim: &Claim,
+) -> TxResult<Option<Begin>> {
     let Some(raw) = idempotency.get(claim.store_key())? else {
         return Ok(None);
     };
@@ -258,9 +267,12 @@ fn check_claim(idempotency: &TxTree<'_>, claim: &Claim) -> TxResult<Option<Begin
     if record.fingerprint != claim.fingerprint {
         return Ok(Some(Begin::KeyReused));
     }
-    Ok(Some(match record.state {
-        IdempotencyState::Done { status, body } => Begin::Replay { status, body },
-        IdempotencyState::InProgress { object_id } => Begin::Resume { object_id },
+    Ok(Some(match answer_of(answers, claim, &record)? {
+        Some((status, body)) => Begin::Replay { status, body },
+        None => match record.state {
+            IdempotencyState::InProgress { object_id } => Begin::Resume { object_id },
+            IdempotencyState::Done { .. } => unreachable!("a finished record has its answer"),
+        },
     }))
 }
 
@@ -309,10 +321,10 @@ impl Store {
         let known = match self.trees.idempotency.get(claim.store_key()) {
             Ok(None) => false,
             Ok(Some(raw)) => match serde_json::from_slice::<IdempotencyRecord>(&raw) {
-                Ok(record) => match record.state {
-                    IdempotencyState::Done { .. } => true,
-                    IdempotencyState::InProgress { .. } => room != super::Room::ReadOnly,
-                },
+                Ok(record) => {
+                    answer_of(&self.trees.answers, claim, &record)?.is_some()
+                        || room != super::Room::ReadOnly
+                }
                 Err(e) => return Err(StoreError::Corrupt(format!("idempotency record: {e}"))),
             },
             Err(e) => return Err(StoreError::Sled(e)),
@@ -359,7 +371,7 @@ impl Store {
                     events,
                     outbox,
                 ]| {
-                    if let Some(found) = check_claim(idempotency, claim)? {
+                    if let Some(found) = check_claim(idempotency, &t.answers, claim)? {
                         return Ok(((found, Vec::new()), None));
                     }
                     if let Some(order_id) = &payment.order_id {
@@ -437,7 +449,7 @@ impl Store {
                     pending_refunds,
                     outbox,
                 ]| {
-                    if let Some(found) = check_claim(idempotency, claim)? {
+                    if let Some(found) = check_claim(idempotency, &t.answers, claim)? {
                         return Ok(((found, Vec::new()), None));
                     }
                     let Some(raw) = payments.get(refund.payment_id.as_bytes())? else {
@@ -618,27 +630,12 @@ impl Store {
         self.admit(claim)?;
         self.writer
             .transact([&self.trees.idempotency], |[idempotency]| {
-                if let Some(found) = check_claim(idempotency, claim)? {
+                if let Some(found) = check_claim(idempotency, &self.trees.answers, claim)? {
                     return Ok(found);
                 }
                 idempotency.insert(claim.store_key(), claim_record(claim, object_id, now_ms))?;
                 Ok(Begin::Created)
             })
-    }
-
-    /// Finishes an idempotency key with a response, without changing any object.
-    pub fn finish_claim(
-        &self,
-        claim: &Claim,
-        status: u16,
-        body: &str,
-        now_ms: i64,
-    ) -> Result<(), StoreError> {
-        let record = encode(&done_record(claim, status, body, now_ms));
-        let idempotency = &self.trees.idempotency;
-        self.writer
-            .single(|| idempotency.insert(claim.store_key(), record))
-            .map(|_| ())
     }
 
     pub fn payment(&self, id: &str) -> Result<Option<PaymentRecord>, StoreError> {
@@ -752,23 +749,36 @@ impl Store {
     /// still in progress are kept, since a retry must be able to resume them. Returns how
     /// many were removed.
     pub fn expire_idempotency_keys(&self, before_ms: i64) -> Result<usize, StoreError> {
+        let t = &self.trees;
         let mut removed = 0;
-        for entry in self.trees.idempotency.iter() {
+        for entry in t.idempotency.iter() {
             let (key, raw) = entry.map_err(StoreError::Sled)?;
             let record: IdempotencyRecord = serde_json::from_slice(&raw)
                 .map_err(|e| StoreError::Corrupt(format!("idempotency record: {e}")))?;
-            if matches!(record.state, IdempotencyState::Done { .. })
-                && record.created_at_ms < before_ms
-            {
-                // Only if unchanged since read: a concurrent reuse of the key wins.
-                let idempotency = &self.trees.idempotency;
-                if self
-                    .writer
-                    .single(|| idempotency.compare_and_swap(&key, Some(&raw), None::<&[u8]>))?
-                    .is_ok()
-                {
-                    removed += 1;
+            if record.created_at_ms >= before_ms {
+                continue;
+            }
+            let answer = match &record.state {
+                IdempotencyState::Done { .. } => None,
+                IdempotencyState::InProgress { object_id } => {
+                    let answer = answer_key_of(object_id, &key);
+                    if !t.answers.contains_key(&answer).map_err(StoreError::Sled)? {
+                        continue; // unfinished: a retry must be able to resume it
+                    }
+                    Some(answer)
                 }
+            };
+            // Only if unchanged since read: a concurrent reuse of the key wins. The key goes
+            // first: an answer left by a crash in between is never read (no key names it).
+            let swapped = self.writer.single(|| {
+                t.idempotency
+                    .compare_and_swap(&key, Some(&raw), None::<&[u8]>)
+            })?;
+            if swapped.is_ok() {
+                if let Some(answer) = answer {
+                    self.writer.single(|| t.answers.remove(answer))?;
+                }
+                removed += 1;
             }
         }
         Ok(removed)
@@ -797,15 +807,4 @@ pub(super) fn keys_of(tree: &sled::Tree) -> Result<Vec<String>, StoreError> {
                 .map_err(StoreError::Sled)
         })
         .collect()
-}
-
-fn done_record(claim: &Claim, status: u16, body: &str, now_ms: i64) -> IdempotencyRecord {
-    IdempotencyRecord {
-        fingerprint: claim.fingerprint.clone(),
-        created_at_ms: now_ms,
-        state: IdempotencyState::Done {
-            status,
-            body: body.to_owned(),
-        },
-    }
 }
