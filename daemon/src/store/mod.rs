@@ -225,15 +225,15 @@ impl Store {
             Some(recovery::Recovered::TakenBack { events }) => {
                 tracing::warn!(
                     events,
-                    "took back a payment change a crash interrupted before its record landed"
+                    "took back a change interrupted by a crash before its record landed"
                 );
-                db.flush().map_err(database_error)?;
             }
-            Some(recovery::Recovered::Finished) => {
-                db.flush().map_err(database_error)?;
+            Some(recovery::Recovered::Finished { repaired }) if repaired > 0 => {
+                tracing::warn!(repaired, "finished a change interrupted by a crash");
             }
-            None => {}
+            Some(recovery::Recovered::Finished { .. }) | None => {}
         }
+        db.flush().map_err(database_error)?;
         let merchant_trees = merchants::MerchantTrees::open(&db).map_err(database_error)?;
         let seq = event_log::EventSeq::after_last(&trees.events)?;
         let commit =

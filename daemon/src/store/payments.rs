@@ -170,15 +170,16 @@ impl IndexWrite {
         }
     }
 
-    /// Applies the write outside a change (recovery, at open).
-    pub fn apply(&self, trees: &PaymentTrees) -> Result<(), StoreError> {
+    /// Applies the write outside a change (recovery, at open); says whether it changed
+    /// anything.
+    pub fn apply(&self, trees: &PaymentTrees) -> Result<bool, StoreError> {
         let tree = self.tree(trees);
-        match &self.value {
+        let previous = match &self.value {
             Some(value) => tree.insert(&self.key[..], &value[..]),
             None => tree.remove(&self.key[..]),
         }
-        .map(|_| ())
-        .map_err(StoreError::Sled)
+        .map_err(StoreError::Sled)?;
+        Ok(previous.as_deref() != self.value.as_deref())
     }
 }
 

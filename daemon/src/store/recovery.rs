@@ -61,8 +61,9 @@ pub(super) enum Subject {
 /// What recovery did at open.
 #[derive(Debug, PartialEq, Eq)]
 pub(super) enum Recovered {
-    /// The last change had landed; its derived writes were made again.
-    Finished,
+    /// The last change had landed; its derived writes were made again, `repaired` of them
+    /// missing (0: it had landed whole).
+    Finished { repaired: usize },
     /// The last change was lost; what of it had landed was taken back.
     TakenBack { events: usize },
 }
@@ -87,10 +88,11 @@ pub(super) fn recover(
                 Some(raw) => {
                     let payment: PaymentRecord = decode(&raw, "payment")?;
                     if payment.version >= *version {
+                        let mut repaired = 0;
                         for write in derive_payment_indexes(&payment, None) {
-                            write.apply(trees)?;
+                            repaired += usize::from(write.apply(trees)?);
                         }
-                        Some(Recovered::Finished)
+                        Some(Recovered::Finished { repaired })
                     } else {
                         None
                     }
@@ -107,18 +109,20 @@ pub(super) fn recover(
                 let refund: RefundRecord = decode(&raw, "refund")?;
                 if refund.version >= *version {
                     let index = compound(payment_id, id);
-                    trees
+                    let listed = trees
                         .refunds_by_payment
                         .insert(index, &[][..])
                         .map_err(sled_error)?;
-                    if refund.status.is_terminal() {
+                    let pending = if refund.status.is_terminal() {
                         trees.pending_refunds.remove(id.as_bytes())
                     } else {
                         trees.pending_refunds.insert(id.as_bytes(), &[][..])
                     }
                     .map_err(sled_error)?;
-                    refresh_refund_totals(trees, payment_id)?;
-                    Some(Recovered::Finished)
+                    let repaired = usize::from(listed.is_none())
+                        + usize::from(pending.is_some() == refund.status.is_terminal())
+                        + usize::from(refresh_refund_totals(trees, payment_id)?);
+                    Some(Recovered::Finished { repaired })
                 } else {
                     None
                 }
@@ -134,8 +138,9 @@ pub(super) fn recover(
     Ok(Some(recovered))
 }
 
-/// Rewrites a payment's refund totals from its refunds, if they differ.
-fn refresh_refund_totals(trees: &PaymentTrees, payment_id: &str) -> Result<(), StoreError> {
+/// Rewrites a payment's refund totals from its refunds, if they differ; says whether they
+/// did.
+fn refresh_refund_totals(trees: &PaymentTrees, payment_id: &str) -> Result<bool, StoreError> {
     let Some(raw) = trees
         .payments
         .get(payment_id.as_bytes())
@@ -167,8 +172,9 @@ fn refresh_refund_totals(trees: &PaymentTrees, payment_id: &str) -> Result<(), S
             .payments
             .insert(payment_id.as_bytes(), super::payments::encode(&payment))
             .map_err(StoreError::Sled)?;
+        return Ok(true);
     }
-    Ok(())
+    Ok(false)
 }
 
 /// Removes what a lost change wrote before its record: its claim, events and deliveries.
