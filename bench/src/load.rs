@@ -81,6 +81,11 @@ pub fn payments(paygated: &Path, config: &Path, clients: usize, seconds: u64, fl
     } else {
         runtime.block_on(after_kill(&mut command, &dir.join("data")))
     };
+    // `PAYGATE_BENCH_KEEP_DATA=<dir>` keeps the data dir the run wrote there (to time a
+    // migration or a verify on a store of this size), instead of removing it.
+    if let Some(keep) = std::env::var_os("PAYGATE_BENCH_KEEP_DATA") {
+        std::fs::rename(dir.join("data"), &keep).expect("keep the data dir");
+    }
     let _ = std::fs::remove_dir_all(&dir);
     samples.sort();
     let us = |d: Duration| d.as_secs_f64() * 1e6;

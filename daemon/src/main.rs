@@ -4,7 +4,7 @@
 /// CPU at 64 clients, a fifth of it in malloc's slow paths (`_int_malloc`,
 /// `malloc_consolidate`), and its large blocks came and went as fresh mappings (page faults,
 /// TLB shootdowns); with jemalloc ~290 µs and ~30 % more payments/s. Peak RSS rose from ~124
-/// to ~163 MiB in 8 s runs at 64 clients (BENCHMARKS.md, eighth run).
+/// to ~163 MiB in 8 s runs at 64 clients (BENCHMARKS.md, "What was tried").
 #[cfg(not(target_env = "msvc"))]
 #[global_allocator]
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;

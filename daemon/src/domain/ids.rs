@@ -52,7 +52,7 @@ fn push_base62(out: &mut String, mut value: u128, width: usize) {
 
 /// 128 bits from the OS random source, taken from a per-thread buffer that is refilled
 /// every 16 draws: one `getrandom` call per id cost ~1.5 % of a payment's CPU
-/// (BENCHMARKS.md, ninth run). Each draw is used once.
+/// (BENCHMARKS.md, "What was tried"). Each draw is used once.
 fn random_u128() -> u128 {
     const DRAWS: usize = 16;
     thread_local! {

@@ -148,7 +148,7 @@ impl EventRecord {
 /// A record as it was right after a change, kept as its JSON text. The store writes it
 /// inside the event's JSON as an object, as it always did; only in memory is it text.
 /// Building a JSON tree per event instead was the largest single cost of recording a
-/// payment (BENCHMARKS.md, eighth run).
+/// payment (BENCHMARKS.md, "What was tried").
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(transparent)]
 pub struct Snapshot(Box<serde_json::value::RawValue>);

@@ -43,7 +43,7 @@ pub fn new_engine(max_concurrent_calls: u32) -> wasmtime::Result<Engine> {
         .decommit_batch_size(DECOMMIT_BATCH);
     // Handing a call's pages back with madvise cost every next call its page faults, and each
     // madvise a TLB flush on the other core: ~15 % of a durable payment's CPU. Resetting the
-    // written pages in place made payments ~25 % cheaper (BENCHMARKS.md, eighth run). Without
+    // written pages in place made payments ~25 % cheaper (BENCHMARKS.md, "What was tried"). Without
     // the scan, keeping pages resident would mean a memset of the whole range per call.
     let reset_in_place = PoolingAllocationConfig::is_pagemap_scan_available();
     if reset_in_place {

@@ -7,7 +7,7 @@
 //! over; answers are written where their object's id sorts, which for a new payment or
 //! refund (ids begin with their creation time) is the end of the tree. Holding each answer
 //! (~700 bytes) in the keys' tree instead rewrote a random page of it per payment: 20 µs of
-//! CPU and 5.7 KiB written per payment (BENCHMARKS.md, "Store").
+//! CPU and 5.7 KiB written per payment (BENCHMARKS.md, "Schema 2 against schema 1").
 //!
 //! A value is the answer's HTTP status (2 bytes, big-endian), then its body.
 //! Records written before (state `Done`, with the body) are still read as answers.

@@ -5,7 +5,7 @@
 //! through. Transactions take it exclusively, and `flush` holds it shared for the whole disk
 //! wait, so no change can be written while the group commit flushes: with sled's
 //! transactions the daemon topped out near 2,000 payments/s (`cargo xtask bench sled-lock`
-//! and BENCHMARKS.md, "Why the store tops out"). Plain single-key operations never take that
+//! and BENCHMARKS.md, "What was tried", sled's transactions). Plain single-key operations never take that
 //! lock, so a flush and new writes overlap.
 //!
 //! How a change stays atomic here:
