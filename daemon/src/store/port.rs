@@ -10,7 +10,11 @@
 //!   refused with the payment that holds it.
 //! - **Refunds never exceed their payment**: the sum of a payment's refunds that have not
 //!   failed stays at or below its amount after every commit, whatever runs concurrently.
-//! - **Every change appends its events**, in the same transaction as the change.
+//! - **Every change appends its events**, in the same transaction as the change; the store
+//!   numbers each record's versions (1 when created, one more at each write), and each event
+//!   names the version of its record it announces.
+//! - **A finished key replays its first answer byte for byte**, whatever its object became
+//!   since.
 //! - **Durability before an answer**: once `durable()` returns, every write made before the
 //!   call survives a crash of the process.
 
