@@ -94,13 +94,17 @@ impl Store {
                 }
                 Err(e) => return Err(StoreError::Sled(e)),
             };
+            // Finished before: the first answer stands.
             match record.state {
                 IdempotencyState::InProgress { object_id } => t
                     .answers
-                    .insert(answer_key(&object_id, claim), encode(status, body))
+                    .compare_and_swap(
+                        answer_key(&object_id, claim),
+                        None::<&[u8]>,
+                        Some(encode(status, body)),
+                    )
                     .map(|_| ())
                     .map_err(StoreError::Sled),
-                // Finished before: the first answer stands.
                 IdempotencyState::Done { .. } => Ok(()),
             }
         })

@@ -48,6 +48,10 @@ pub fn run(open: Open<'_>) {
             "finished keys expire, others stay",
             finished_keys_expire_others_stay,
         ),
+        (
+            "a finished key replays its answer after its object moved on",
+            a_replay_after_a_refund_is_the_first_answer,
+        ),
     ];
     for (name, check) in checks {
         eprintln!("conformance: {name}");
@@ -418,6 +422,48 @@ fn durable_writes_survive_a_reopen(open: Open<'_>) {
         Begin::Replay {
             status: 201,
             body: "done".into()
+        }
+    );
+}
+
+fn a_replay_after_a_refund_is_the_first_answer(open: Open<'_>) {
+    let (_dir, store) = fresh(open);
+    paid(store.as_ref(), "pay_1", 1_000);
+    let first = r#"{"id":"pay_1","status":"succeeded","amount_refunded":"0.00","note":"é"}"#;
+    store
+        .finish_claim(&claim("k_pay_1", "fp"), 201, first, 1_500)
+        .unwrap();
+    // The payment moves on: a refund is reserved and succeeds.
+    store
+        .begin_refund(
+            &claim("k_re_1", "fp"),
+            &refund("re_1", "pay_1", 400),
+            &event("refund.created", "re_1"),
+        )
+        .unwrap();
+    store
+        .update_refund("re_1", &|r, p| {
+            r.status = RefundStatus::Succeeded;
+            p.refunded_minor += r.amount_minor;
+            Some(vec![event("refund.succeeded", &r.id)])
+        })
+        .unwrap();
+    assert_eq!(store.payment("pay_1").unwrap().unwrap().refunded_minor, 400);
+    // A second answer for the same key does not replace the first.
+    store
+        .finish_claim(&claim("k_pay_1", "fp"), 500, "later", 1_600)
+        .unwrap();
+    assert_eq!(
+        store
+            .begin_payment(
+                &claim("k_pay_1", "fp"),
+                &payment("pay_9", "m_a", None, 1),
+                &event("payment.created", "pay_9")
+            )
+            .unwrap(),
+        Begin::Replay {
+            status: 201,
+            body: first.into()
         }
     );
 }
