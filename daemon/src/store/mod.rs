@@ -171,11 +171,7 @@ impl Store {
             path: db_path.clone(),
             source,
         };
-        let db = sled::Config::new()
-            .path(&db_path)
-            .cache_capacity(cache_bytes)
-            .open()
-            .map_err(database_error)?;
+        let db = open_sled(&db_path, cache_bytes).map_err(database_error)?;
         let meta = db.open_tree(META_TREE).map_err(database_error)?;
         let found = match meta.get(SCHEMA_KEY).map_err(database_error)? {
             None => {
@@ -367,6 +363,27 @@ impl Store {
             .insert(SCHEMA_KEY, &version.to_be_bytes())
             .unwrap();
         self.db.flush().unwrap();
+    }
+}
+
+/// Opens sled's database. Its file lock can still be held for a moment by the background
+/// flusher of a store this process has just closed (the data dir's own lock, already ours,
+/// rules out any other holder): a reopen waits up to 2 s for it instead of failing.
+fn open_sled(db_path: &Path, cache_bytes: u64) -> sled::Result<sled::Db> {
+    let config = sled::Config::new()
+        .path(db_path)
+        .cache_capacity(cache_bytes);
+    let mut attempts = 0;
+    loop {
+        match config.open() {
+            Err(sled::Error::Io(e))
+                if attempts < 200 && e.to_string().contains("could not acquire lock") =>
+            {
+                attempts += 1;
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            result => return result,
+        }
     }
 }
 
