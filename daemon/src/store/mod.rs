@@ -217,19 +217,22 @@ impl Store {
             );
         }
         let trees = payments::PaymentTrees::open(&db).map_err(database_error)?;
+        // Flushed only when recovery wrote something that matters: a change that had landed
+        // whole is finished again harmlessly at the next open if this one's writes are lost.
         match recovery::recover(&meta, &trees)? {
             Some(recovery::Recovered::TakenBack { events }) => {
                 tracing::warn!(
                     events,
                     "took back a change interrupted by a crash before its record landed"
                 );
+                db.flush().map_err(database_error)?;
             }
             Some(recovery::Recovered::Finished { repaired }) if repaired > 0 => {
                 tracing::warn!(repaired, "finished a change interrupted by a crash");
+                db.flush().map_err(database_error)?;
             }
             Some(recovery::Recovered::Finished { .. }) | None => {}
         }
-        db.flush().map_err(database_error)?;
         let merchant_trees = merchants::MerchantTrees::open(&db).map_err(database_error)?;
         let seq = event_log::EventSeq::after_last(&trees.events)?;
         let commit =

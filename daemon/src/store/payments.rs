@@ -24,7 +24,7 @@
 //! recovery tells whether a change's record landed and which version each event announces.
 
 use super::answers::{answer_key_of, answer_of};
-use super::event_log::{EventSeq, log_events, queue_deliveries};
+use super::event_log::{log_events, queue_deliveries};
 use super::recovery::{LastChange, Subject};
 use super::txn::TxTree;
 use super::{Store, StoreError};
@@ -245,6 +245,26 @@ pub(super) fn derive_refund_totals(refunds: &[RefundRecord]) -> (i64, i64) {
     })
 }
 
+/// The refunds of a payment, oldest first (also read by recovery, before a `Store` exists).
+pub(super) fn refunds_of(
+    trees: &PaymentTrees,
+    payment_id: &str,
+) -> Result<Vec<RefundRecord>, StoreError> {
+    let mut refunds = Vec::new();
+    for key in trees
+        .refunds_by_payment
+        .scan_prefix(compound(payment_id, ""))
+        .keys()
+    {
+        let key = key.map_err(StoreError::Sled)?;
+        let id = key.rsplit(|b| *b == 0).next().unwrap_or_default();
+        if let Some(raw) = trees.refunds.get(id).map_err(StoreError::Sled)? {
+            refunds.push(decode(&raw, "refund")?);
+        }
+    }
+    Ok(refunds)
+}
+
 /// The recovery point of a change, encoded for `meta`.
 fn named(subject: Subject, claim: Option<&Claim>, events: &std::ops::Range<u64>) -> Vec<u8> {
     encode(&LastChange {
@@ -337,10 +357,6 @@ impl Store {
         }
     }
 
-    fn seq(&self) -> &EventSeq {
-        &self.seq
-    }
-
     /// Claims `claim` and records `payment` (and `event`) atomically, unless the key or the
     /// order id says otherwise.
     pub fn begin_payment(
@@ -392,7 +408,7 @@ impl Store {
                     )?;
                     let snapshot = Snapshot::of(&payment);
                     let (logged, seqs) = log_events(
-                        self.seq(),
+                        &self.seq,
                         events,
                         std::slice::from_ref(event),
                         payment.version,
@@ -483,7 +499,7 @@ impl Store {
                     )?;
                     let snapshot = Snapshot::of(&refund);
                     let (logged, seqs) = log_events(
-                        self.seq(),
+                        &self.seq,
                         events,
                         std::slice::from_ref(event),
                         refund.version,
@@ -539,7 +555,7 @@ impl Store {
                     payment.version = previous.version + 1;
                     let snapshot = Snapshot::of(&payment);
                     let (logged, seqs) =
-                        log_events(self.seq(), events, &new_events, payment.version, &snapshot)?;
+                        log_events(&self.seq, events, &new_events, payment.version, &snapshot)?;
                     if outbox_on {
                         queue_deliveries(outbox, &logged)?;
                     }
@@ -603,7 +619,7 @@ impl Store {
                     refund.version += 1;
                     let snapshot = Snapshot::of(&refund);
                     let (logged, seqs) =
-                        log_events(self.seq(), events, &new_events, refund.version, &snapshot)?;
+                        log_events(&self.seq, events, &new_events, refund.version, &snapshot)?;
                     if outbox_on {
                         queue_deliveries(outbox, &logged)?;
                     }
@@ -702,19 +718,7 @@ impl Store {
 
     /// The refunds of a payment, oldest first.
     pub fn refunds_of(&self, payment_id: &str) -> Result<Vec<RefundRecord>, StoreError> {
-        let mut refunds = Vec::new();
-        for entry in self
-            .trees
-            .refunds_by_payment
-            .scan_prefix(compound(payment_id, ""))
-        {
-            let (key, _) = entry.map_err(StoreError::Sled)?;
-            let id = key.rsplit(|b| *b == 0).next().unwrap_or_default();
-            if let Some(refund) = self.refund(&String::from_utf8_lossy(id))? {
-                refunds.push(refund);
-            }
-        }
-        Ok(refunds)
+        refunds_of(&self.trees, payment_id)
     }
 
     /// Makes every later event of a webhook kind owe a delivery (webhooks are configured).

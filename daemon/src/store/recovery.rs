@@ -26,7 +26,9 @@ use serde::{Deserialize, Serialize};
 
 use super::StoreError;
 use super::event_log::{QueuedEvent, seq_key};
-use super::payments::{PaymentTrees, compound, derive_payment_indexes, derive_refund_totals};
+use super::payments::{
+    PaymentTrees, compound, derive_payment_indexes, derive_refund_totals, refunds_of,
+};
 use super::{DB_DIR, META_TREE, Store};
 use crate::domain::records::{EventRecord, PaymentRecord, RefundRecord};
 
@@ -151,18 +153,7 @@ fn refresh_refund_totals(trees: &PaymentTrees, payment_id: &str) -> Result<bool,
         )));
     };
     let mut payment: PaymentRecord = decode(&raw, "payment")?;
-    let mut refunds = Vec::new();
-    for entry in trees
-        .refunds_by_payment
-        .scan_prefix(compound(payment_id, ""))
-        .keys()
-    {
-        let key = entry.map_err(StoreError::Sled)?;
-        let id = key.rsplit(|b| *b == 0).next().unwrap_or_default();
-        if let Some(raw) = trees.refunds.get(id).map_err(StoreError::Sled)? {
-            refunds.push(decode::<RefundRecord>(&raw, "refund")?);
-        }
-    }
+    let refunds = refunds_of(trees, payment_id)?;
     let (reserved, refunded) = derive_refund_totals(&refunds);
     if (payment.refund_reserved_minor, payment.refunded_minor) != (reserved, refunded) {
         payment.refund_reserved_minor = reserved;
@@ -292,6 +283,15 @@ mod tests {
         Some(vec![event(EventKind::PaymentSucceeded, &p.id)])
     }
 
+    /// Begins `pay_1` under the key `k1`.
+    fn begin(store: &Store) -> Result<Begin, crate::store::StoreError> {
+        store.begin_payment(
+            &claim("k1"),
+            &payment("pay_1"),
+            &event(EventKind::PaymentCreated, "pay_1"),
+        )
+    }
+
     fn clean(store: &Store) {
         let report = store.verify().unwrap();
         assert!(report.violations.is_empty(), "{:?}", report.violations);
@@ -327,11 +327,7 @@ mod tests {
         for k in 0.. {
             let dir = tempfile::tempdir().unwrap();
             let (store, stopped) = crash_at(dir.path(), k, true, |s| {
-                let _ = s.begin_payment(
-                    &claim("k1"),
-                    &payment("pay_1"),
-                    &event(EventKind::PaymentCreated, "pay_1"),
-                );
+                let _ = begin(s);
             });
             if !stopped {
                 assert!(k > 5, "every write was tried");
@@ -374,13 +370,7 @@ mod tests {
                 let dir = tempfile::tempdir().unwrap();
                 {
                     let store = Store::open(dir.path()).unwrap();
-                    store
-                        .begin_payment(
-                            &claim("k1"),
-                            &payment("pay_1"),
-                            &event(EventKind::PaymentCreated, "pay_1"),
-                        )
-                        .unwrap();
+                    begin(&store).unwrap();
                 }
                 let (store, stopped) = crash_at(dir.path(), k, outbox, |s| {
                     let _ = s.update_payment("pay_1", succeed);
@@ -417,13 +407,7 @@ mod tests {
                 let dir = tempfile::tempdir().unwrap();
                 {
                     let store = Store::open(dir.path()).unwrap();
-                    store
-                        .begin_payment(
-                            &claim("k1"),
-                            &payment("pay_1"),
-                            &event(EventKind::PaymentCreated, "pay_1"),
-                        )
-                        .unwrap();
+                    begin(&store).unwrap();
                     store.update_payment("pay_1", succeed).unwrap();
                     if phase == "update" {
                         store

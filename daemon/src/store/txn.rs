@@ -54,6 +54,14 @@ const INTENT_KEY: &[u8] = b"pending_change";
 /// First bytes of an encoded intent (its format's version).
 const INTENT_MAGIC: &[u8; 4] = b"PGI1";
 
+/// What a change of several writes records before them.
+enum RecoveryPoint {
+    /// The writes themselves, whole (removed once applied).
+    Intent,
+    /// A record naming them (`recovery.rs`), if the change made one.
+    Named(Option<Vec<u8>>),
+}
+
 /// One write of a change: `value` `None` removes the key.
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct Write {
@@ -204,45 +212,16 @@ impl Writer {
     }
 
     /// Runs `change` on `trees` alone and applies its writes atomically if it returns `Ok`;
-    /// an `Err` writes nothing.
+    /// an `Err` writes nothing. A change of several writes is recorded whole as an intent
+    /// first, and the intent removed after.
     pub fn transact<const N: usize, T>(
         &self,
         trees: [&sled::Tree; N],
         change: impl FnOnce([&TxTree<'_>; N]) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
-        let _alone = self.lock();
-        self.refuse_if_broken()?;
-        let writes = RefCell::new(Vec::new());
-        let views = std::array::from_fn(|i| TxTree {
-            tree: trees[i],
-            writes: &writes,
-        });
-        let result = change(views.each_ref())?;
-        let writes = writes.into_inner();
-        match writes.as_slice() {
-            [] => {}
-            [one] => apply(&trees, one)?,
-            _ => {
-                self.meta
-                    .insert(INTENT_KEY, encode(&writes))
-                    .map_err(StoreError::Sled)?;
-                // From here on, a failure (or a panic in sled) leaves the change half applied
-                // in memory, with its intent as the only record of the rest: stop writing
-                // until a restart finishes it (the daemon exits 75 on `Store::failure`).
-                let unfinished = Unfinished(Some(&self.broken));
-                let applied = writes
-                    .iter()
-                    .enumerate()
-                    .try_for_each(|(i, write)| self.apply_nth(&trees, i, write))
-                    .and_then(|()| self.meta.remove(INTENT_KEY).map_err(StoreError::Sled));
-                if let Err(e) = applied {
-                    self.stop(&e);
-                    return Err(e);
-                }
-                unfinished.done();
-            }
-        }
-        Ok(result)
+        self.run(trees, |views| {
+            change(views).map(|result| (result, RecoveryPoint::Intent))
+        })
     }
 
     /// Runs `change` like [`Writer::transact`], for changes that name their writes instead of
@@ -254,6 +233,17 @@ impl Writer {
         &self,
         trees: [&sled::Tree; N],
         change: impl FnOnce([&TxTree<'_>; N]) -> Result<(T, Option<Vec<u8>>), StoreError>,
+    ) -> Result<T, StoreError> {
+        self.run(trees, |views| {
+            change(views).map(|(result, point)| (result, RecoveryPoint::Named(point)))
+        })
+    }
+
+    /// Both kinds of change: runs `change`, then applies its writes after its recovery point.
+    fn run<const N: usize, T>(
+        &self,
+        trees: [&sled::Tree; N],
+        change: impl FnOnce([&TxTree<'_>; N]) -> Result<(T, RecoveryPoint), StoreError>,
     ) -> Result<T, StoreError> {
         let _alone = self.lock();
         self.refuse_if_broken()?;
@@ -268,15 +258,28 @@ impl Writer {
             [] => {}
             [one] => apply(&trees, one)?,
             _ => {
-                let point = point.expect("a change of several writes names its recovery point");
-                self.meta
-                    .insert(super::recovery::LAST_CHANGE, point)
-                    .map_err(StoreError::Sled)?;
+                let (key, value, removed_after) = match point {
+                    RecoveryPoint::Intent => (INTENT_KEY, encode(&writes), true),
+                    RecoveryPoint::Named(point) => (
+                        super::recovery::LAST_CHANGE,
+                        point.expect("a change of several writes names its recovery point"),
+                        false,
+                    ),
+                };
+                self.meta.insert(key, value).map_err(StoreError::Sled)?;
+                // From here on, a failure (or a panic in sled) leaves the change half applied
+                // in memory, with its recovery point as the only record of the rest: stop
+                // writing until a restart finishes it (the daemon exits 75 on
+                // `Store::failure`).
                 let unfinished = Unfinished(Some(&self.broken));
                 let applied = writes
                     .iter()
                     .enumerate()
-                    .try_for_each(|(i, write)| self.apply_nth(&trees, i, write));
+                    .try_for_each(|(i, write)| self.apply_nth(&trees, i, write))
+                    .and_then(|()| match removed_after {
+                        true => self.meta.remove(key).map(|_| ()).map_err(StoreError::Sled),
+                        false => Ok(()),
+                    });
                 if let Err(e) = applied {
                     self.stop(&e);
                     return Err(e);
@@ -325,9 +328,7 @@ impl Writer {
 
     /// Runs one plain sled operation while no change is being applied.
     pub fn single<T>(&self, write: impl FnOnce() -> sled::Result<T>) -> Result<T, StoreError> {
-        let _alone = self.lock();
-        self.refuse_if_broken()?;
-        write().map_err(StoreError::Sled)
+        self.single_fallible(|| write().map_err(StoreError::Sled))
     }
 }
 
