@@ -72,6 +72,20 @@ enum StoreCommand {
         #[arg(long)]
         data_dir: Option<PathBuf>,
     },
+    /// Move finished payments past their retention, with their refunds and events, to the
+    /// archive now (the daemon does it hourly), and say what moved. Stop the daemon first.
+    Archive {
+        #[arg(long, default_value = "config/paygate.toml")]
+        config: PathBuf,
+        /// The data dir (default: the config's).
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+        /// Archive what last changed at least this many whole days ago in the merchant's
+        /// `utc_offset` (`30d`; `0d` takes everything finished): default the config's
+        /// `[store] archive_after_days`.
+        #[arg(long, value_parser = parse_days)]
+        older_than: Option<u32>,
+    },
     /// Bring a data dir written by an older paygated to this one's schema (starting the
     /// daemon does the same), and say what was done.
     Migrate {
@@ -142,6 +156,11 @@ pub fn main() -> ExitCode {
         Command::Store(StoreCommand::Migrate { config, data_dir }) => {
             store_migrate(&config, data_dir)
         }
+        Command::Store(StoreCommand::Archive {
+            config,
+            data_dir,
+            older_than,
+        }) => store_archive(&config, data_dir, older_than),
     }
 }
 
@@ -164,6 +183,65 @@ fn open_store(
         eprintln!("paygated: {e}");
         ExitCode::from(EXIT_RUNTIME)
     })
+}
+
+/// `30d` as 30 (whole days only: the archive moves whole local days).
+fn parse_days(text: &str) -> Result<u32, String> {
+    text.strip_suffix('d')
+        .and_then(|n| n.parse::<u32>().ok())
+        .filter(|n| *n <= 3650)
+        .ok_or_else(|| format!("\"{text}\" is not a number of days like \"30d\" (0d to 3650d)"))
+}
+
+/// `paygated store archive`.
+fn store_archive(
+    config_path: &std::path::Path,
+    data_dir: Option<PathBuf>,
+    older_than: Option<u32>,
+) -> ExitCode {
+    // The config says where each merchant's days begin.
+    let config = match crate::config::Config::load(config_path) {
+        Ok(config) => config,
+        Err(e) => {
+            eprintln!("paygated: invalid config: {e}");
+            return ExitCode::from(EXIT_CONFIG);
+        }
+    };
+    let store = match open_store(
+        config_path,
+        data_dir.or_else(|| Some(config.store.data_dir.clone())),
+    ) {
+        Ok(store) => store,
+        Err(code) => return code,
+    };
+    let merchants = crate::merchants::MerchantDirectory::new(
+        config.configured_merchants(),
+        config.platform_merchant(),
+    );
+    let days = older_than.unwrap_or(*config.store.archive_after_days.get_ref());
+    let started = std::time::Instant::now();
+    match crate::archiving::run_once(&store, &merchants, crate::clock::now_ms(), days) {
+        Ok(report) => {
+            println!(
+                "archived {} payments, {} refunds and {} events older than {days} days into {} segments under {} in {:.3} s{}",
+                report.payments,
+                report.refunds,
+                report.events,
+                report.segments.len(),
+                store.archive_dir().display(),
+                started.elapsed().as_secs_f64(),
+                match report.changed_meanwhile {
+                    0 => String::new(),
+                    n => format!(" ({n} changed while archived and stay in the database)"),
+                }
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("paygated: the archive run failed: {e}");
+            ExitCode::from(EXIT_RUNTIME)
+        }
+    }
 }
 
 /// `paygated store migrate`.
@@ -200,11 +278,15 @@ fn store_verify(config_path: &std::path::Path, data_dir: Option<PathBuf>) -> Exi
     match store.verify() {
         Ok(report) => {
             println!(
-                "checked {} payments, {} refunds, {} idempotency keys, {} events: {} violations",
+                "checked {} payments, {} refunds, {} idempotency keys, {} events, and an archive of {} segments ({} payments, {} refunds, {} events): {} violations",
                 report.payments,
                 report.refunds,
                 report.idempotency_keys,
                 report.events,
+                report.archived.segments,
+                report.archived.payments,
+                report.archived.refunds,
+                report.archived.events,
                 report.violations.len()
             );
             for violation in &report.violations {

@@ -29,7 +29,9 @@ impl NoticeOutcome {
     fn count(&mut self, observed: &Observed) {
         match observed {
             Observed::Unknown => self.unknown += 1,
-            Observed::Foreign | Observed::AmountMismatch { .. } => self.refused += 1,
+            Observed::Foreign
+            | Observed::AmountMismatch { .. }
+            | Observed::ArchivedConflict { .. } => self.refused += 1,
             Observed::Decided(Transition::Move) => self.applied += 1,
             Observed::Decided(Transition::Same) => self.duplicates += 1,
             Observed::Decided(Transition::Conflict) => self.conflicts += 1,

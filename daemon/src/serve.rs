@@ -180,6 +180,12 @@ async fn serve(config: Config) -> ExitCode {
         state.config.janitor_settings(),
     );
     crate::monitor::spawn(state.monitor.clone());
+    crate::archiving::spawn(
+        state.store.clone(),
+        state.merchants.clone(),
+        state.clock.clone(),
+        *config.store.archive_after_days.get_ref(),
+    );
     if let Some(webhooks) = webhooks {
         webhooks.spawn();
     }

@@ -334,6 +334,7 @@ pub fn shop() -> Merchant {
         providers: BTreeMap::from([(PROVIDER.to_owned(), toml::Table::new())]),
         opening_hours: None,
         keys_of: MERCHANT.into(),
+        utc_offset_min: 0,
     }
 }
 

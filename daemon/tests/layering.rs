@@ -22,7 +22,7 @@ const LAYERS: &[&[&str]] = &[
     &["monitor"],
     // The use cases, then what runs above them.
     &["payments"],
-    &["notices", "janitor", "webhooks"],
+    &["notices", "janitor", "webhooks", "archiving"],
     // The file that configures them all, the composition root, the API, the process.
     &["config"],
     &["app"],

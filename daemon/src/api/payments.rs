@@ -23,6 +23,7 @@ use crate::domain::state::PaymentStatus;
 use crate::idempotency::Conflict;
 use crate::merchants::Merchant;
 use crate::payments::service::{self, Answer, Method, NewPayment, NewRefund, PaymentError};
+use crate::store::archive::Found;
 
 /// Bounds on free-text fields.
 const DESCRIPTION_CHARS_MAX: usize = 256;
@@ -123,6 +124,11 @@ pub struct PaymentObject {
     pub created_at: String,
     pub updated_at: String,
     pub expires_at: Option<String>,
+    /// `true` when the payment was read from the archive (finished and past the store's
+    /// retention: API.md §5); absent otherwise.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    #[schema(required = false)]
+    pub archived: bool,
 }
 
 /// A refund (API.md §6).
@@ -139,6 +145,29 @@ pub struct RefundObject {
     pub reason: Option<String>,
     pub failure: Option<FailureObject>,
     pub created_at: String,
+    /// `true` when read from the archive; absent otherwise.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    #[schema(required = false)]
+    pub archived: bool,
+}
+
+impl PaymentObject {
+    /// The object of a payment found hot or in the archive.
+    pub fn found(found: &Found<PaymentRecord>) -> PaymentObject {
+        PaymentObject {
+            archived: found.archived,
+            ..PaymentObject::from(&found.record)
+        }
+    }
+}
+
+impl RefundObject {
+    pub fn found(found: &Found<RefundRecord>) -> RefundObject {
+        RefundObject {
+            archived: found.archived,
+            ..RefundObject::from(&found.record)
+        }
+    }
 }
 
 pub fn rfc3339_ms(ms: i64) -> String {
@@ -188,6 +217,7 @@ impl From<&PaymentRecord> for PaymentObject {
             created_at: rfc3339_ms(p.created_at_ms),
             updated_at: rfc3339_ms(p.updated_at_ms),
             expires_at: p.expires_at_ms.map(rfc3339_ms),
+            archived: false,
         }
     }
 }
@@ -204,6 +234,7 @@ impl From<&RefundRecord> for RefundObject {
             reason: r.reason.clone(),
             failure: failure(&r.failure),
             created_at: rfc3339_ms(r.created_at_ms),
+            archived: false,
         }
     }
 }
@@ -570,12 +601,16 @@ pub(super) fn observe_conflict(state: &AppState, caller: &Caller, conflict: Conf
         });
 }
 
-/// Finds a payment the caller may see: out of scope answers like a missing one (403 for a
-/// scoped key, so that ids cannot be probed).
-fn visible_payment(state: &AppState, caller: &Caller, id: &str) -> Result<PaymentRecord, ApiError> {
-    let payment = state.store.payment(id)?;
+/// Finds a payment the caller may see, hot or archived: out of scope answers like a missing
+/// one (403 for a scoped key, so that ids cannot be probed).
+fn visible_payment(
+    state: &AppState,
+    caller: &Caller,
+    id: &str,
+) -> Result<Found<PaymentRecord>, ApiError> {
+    let payment = state.store.find_payment(id)?;
     match payment {
-        Some(p) if caller.0.may_act_for(&p.merchant_id) => Ok(p),
+        Some(p) if caller.0.may_act_for(&p.record.merchant_id) => Ok(p),
         _ if caller.0.role == Role::Admin => Err(ApiError::NotFound {
             kind: "payment",
             id: id.to_owned(),
@@ -584,6 +619,26 @@ fn visible_payment(state: &AppState, caller: &Caller, id: &str) -> Result<Paymen
             message: format!("this API key may not access payment {id}"),
         }),
     }
+}
+
+/// A payment the caller may change: an archived one is refused (API.md §5, archive).
+fn changeable_payment(
+    state: &AppState,
+    caller: &Caller,
+    id: &str,
+) -> Result<PaymentRecord, ApiError> {
+    let found = visible_payment(state, caller, id)?;
+    if found.archived {
+        return Err(ApiError::Conflict {
+            code: "payment_archived",
+            message: format!(
+                "payment {id} is archived: it finished more than {} days ago and can no longer be changed here; refund it through the provider's merchant portal, or keep payments longer with [store] archive_after_days",
+                state.config.store.archive_after_days.get_ref()
+            ),
+            param: None,
+        });
+    }
+    Ok(found.record)
 }
 
 /// One payment.
@@ -602,7 +657,7 @@ pub async fn get_payment(
 ) -> Result<Json<PaymentObject>, ApiError> {
     caller.require_role(Role::Pos)?;
     let payment = visible_payment(&state, &caller, &id)?;
-    Ok(Json(PaymentObject::from(&payment)))
+    Ok(Json(PaymentObject::found(&payment)))
 }
 
 /// Filters of `GET /v1/payments`.
@@ -701,7 +756,7 @@ pub async fn list_payments(
         keep,
     )?;
     Ok(Json(List::page(
-        page.iter().map(PaymentObject::from),
+        page.iter().map(PaymentObject::found),
         limit,
     )))
 }
@@ -722,7 +777,7 @@ pub async fn cancel_payment(
     mut request: Idempotent<CancelBody>,
 ) -> Result<Answer, ApiError> {
     caller.require_role(Role::Pos)?;
-    let payment = visible_payment(&state, &caller, &id)?;
+    let payment = changeable_payment(&state, &caller, &id)?;
     request.body()?; // checked (no fields), after the role and the scope
     let claim = request.claim(&caller.0.id);
     let answer =
@@ -748,7 +803,7 @@ pub async fn create_refund(
     mut request: Idempotent<CreateRefundBody>,
 ) -> Result<Answer, ApiError> {
     caller.require_role(Role::Erp)?;
-    let payment = visible_payment(&state, &caller, &id)?;
+    let payment = changeable_payment(&state, &caller, &id)?;
     let body = request.body()?;
     let amount = match &body.amount {
         None => None,
@@ -785,9 +840,9 @@ pub async fn get_refund(
     ApiPath(id): ApiPath<String>,
 ) -> Result<Json<RefundObject>, ApiError> {
     caller.require_role(Role::Erp)?;
-    let refund = state.store.refund(&id)?;
+    let refund = state.store.find_refund(&id)?;
     match refund {
-        Some(r) if caller.0.may_act_for(&r.merchant_id) => Ok(Json(RefundObject::from(&r))),
+        Some(r) if caller.0.may_act_for(&r.record.merchant_id) => Ok(Json(RefundObject::found(&r))),
         _ if caller.0.role == Role::Admin => Err(ApiError::NotFound { kind: "refund", id }),
         _ => Err(ApiError::Forbidden {
             message: format!("this API key may not access refund {id}"),
@@ -807,9 +862,9 @@ pub async fn list_refunds(
 ) -> Result<Json<List<RefundObject>>, ApiError> {
     caller.require_role(Role::Erp)?;
     let payment = visible_payment(&state, &caller, &id)?;
-    let refunds = state.store.refunds_of(&payment.id)?;
+    let refunds = state.store.find_refunds_of(&payment.record.id)?;
     Ok(Json(List::page(
-        refunds.iter().map(RefundObject::from),
+        refunds.iter().map(RefundObject::found),
         usize::MAX - 1,
     )))
 }

@@ -380,6 +380,16 @@ pub struct StoreConfig {
     /// Recent records are read from it; older ones from disk. 1 to 65536.
     #[serde(default = "default_cache_mb")]
     pub cache_mb: Spanned<u32>,
+    /// Finished payments (with their refunds and events) whose last change is at least this
+    /// many days old, counted in whole days of the merchant's `utc_offset`, leave the
+    /// database for the archive (`<data_dir>/archive/`), which the API still reads. 1 to
+    /// 3650.
+    #[serde(default = "default_archive_after_days")]
+    pub archive_after_days: Spanned<u32>,
+}
+
+fn default_archive_after_days() -> Spanned<u32> {
+    Spanned::new(0..0, 90)
 }
 
 /// Largest accepted page cache: beyond this a typo, not a choice, on a till-side machine.
@@ -533,6 +543,7 @@ impl Default for StoreConfig {
             flush_stall_s: default_flush_stall_s(),
             group_commit_window_us: default_group_commit_window_us(),
             cache_mb: default_cache_mb(),
+            archive_after_days: default_archive_after_days(),
         }
     }
 }
@@ -1094,7 +1105,13 @@ impl StoreConfig {
                 format!("must be at most {GROUP_COMMIT_WINDOW_US_LIMIT} (0.1 s), got {window}"),
             ));
         }
-        at.within(&self.cache_mb, "store.cache_mb", 1, CACHE_MB_LIMIT)
+        at.within(&self.cache_mb, "store.cache_mb", 1, CACHE_MB_LIMIT)?;
+        at.within(
+            &self.archive_after_days,
+            "store.archive_after_days",
+            1,
+            3650,
+        )
     }
 }
 
@@ -1275,6 +1292,10 @@ impl Config {
                     OpeningHours::parse(h.get_ref(), offset).ok()
                 }),
                 keys_of: m.id.get_ref().clone(),
+                utc_offset_min: m.utc_offset.as_ref().map_or(0, |o| {
+                    OpeningHours::parse("00:00-23:59", Some(o.get_ref()))
+                        .map_or(0, |h| h.utc_offset_min)
+                }),
             })
             .collect()
     }

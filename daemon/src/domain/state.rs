@@ -113,6 +113,9 @@ pub enum Observed {
     AmountMismatch { ours: String, reported: String },
     /// The state machine's decision (a move, a repeat or a contradiction).
     Decided(Transition),
+    /// The object is archived (final, past the retention) and the report contradicts its
+    /// state: nothing changed (the archive is not written again).
+    ArchivedConflict { ours: String, reported: String },
 }
 
 impl Observed {

@@ -37,6 +37,9 @@ pub struct Merchant {
     pub opening_hours: Option<OpeningHours>,
     /// Whose keys the plugins use for it: itself, or the platform for onboarded merchants.
     pub keys_of: String,
+    /// Its local time's offset from UTC, in minutes: where its days begin (the archive's
+    /// retention counts them). Onboarded merchants keep their platform's.
+    pub utc_offset_min: i32,
 }
 
 /// All known merchants, by id. Lookups hand out shared records (every payment looks its
@@ -99,7 +102,10 @@ impl MerchantDirectory {
             source: MerchantSource::Api,
             providers,
             opening_hours: None,
-            keys_of: platform.map_or_else(|| record.id.clone(), |p| p.id.clone()),
+            keys_of: platform
+                .as_ref()
+                .map_or_else(|| record.id.clone(), |p| p.id.clone()),
+            utc_offset_min: platform.as_ref().map_or(0, |p| p.utc_offset_min),
         };
         if let Ok(mut onboarded) = self.onboarded.write() {
             onboarded.insert(record.id.clone(), Arc::new(merchant));

@@ -1274,6 +1274,10 @@ pub(crate) fn report_refused(
             "amount_mismatch",
             serde_json::json!({"ours": ours, "reported": reported}),
         ),
+        Observed::ArchivedConflict { ours, reported } => (
+            "archived_object",
+            serde_json::json!({"ours": ours, "reported": reported}),
+        ),
         _ => return,
     };
     tracing::warn!(%provider, %merchant_id, kind, object_id, reason, "verified provider report refused: nothing changed");
@@ -1427,8 +1431,36 @@ pub(crate) fn observe_status(
     })?;
     Ok(match found {
         Some(_) => decision.into_inner(),
-        None => Observed::Unknown,
+        None => match svc.store.archived_payment(payment_id)? {
+            Some(archived) => observe_archived(
+                sender,
+                (&archived.merchant_id, &archived.provider),
+                archived.status.as_str(),
+                to.as_str(),
+            ),
+            None => Observed::Unknown,
+        },
     })
+}
+
+/// A report about an archived (final) object: a repeat of its state, or a contradiction
+/// that changes nothing (the archive is history) but is reported like a refused one.
+fn observe_archived(
+    sender: Option<Sender<'_>>,
+    (merchant_id, provider): (&str, &str),
+    ours: &str,
+    reported: &str,
+) -> Observed {
+    if sender.is_some_and(|s| !s.owns(merchant_id, provider)) {
+        Observed::Foreign
+    } else if ours == reported {
+        Observed::Decided(Transition::Same)
+    } else {
+        Observed::ArchivedConflict {
+            ours: ours.to_owned(),
+            reported: reported.to_owned(),
+        }
+    }
 }
 
 fn refund_status_of(status: wit::RefundStatus) -> RefundStatus {
@@ -1484,7 +1516,15 @@ pub(crate) fn observe_refund_status(
     })?;
     Ok(match found {
         Some(_) => decision.into_inner(),
-        None => Observed::Unknown,
+        None => match svc.store.archived_refund(refund_id)? {
+            Some(archived) => observe_archived(
+                sender,
+                (&archived.merchant_id, &archived.provider),
+                archived.status.as_str(),
+                to.as_str(),
+            ),
+            None => Observed::Unknown,
+        },
     })
 }
 

@@ -25,13 +25,19 @@ use crate::domain::records::{EventRecord, OutboxRecord, Snapshot};
 pub(super) struct EventSeq(AtomicU64);
 
 impl EventSeq {
-    /// Continues after the last event in `log`.
-    pub fn after_last(log: &sled::Tree) -> Result<EventSeq, StoreError> {
+    /// Continues after the last event in `log`, and at or above `meta`'s floor (the events
+    /// before it left the log for the archive).
+    pub fn after_last(log: &sled::Tree, meta: &sled::Tree) -> Result<EventSeq, StoreError> {
         let next = match log.last().map_err(StoreError::Sled)? {
             Some((key, _)) => seq_of(&key)? + 1,
             None => 1,
         };
-        Ok(EventSeq(AtomicU64::new(next)))
+        let floor = meta
+            .get(super::archive::EVENT_SEQ_FLOOR)
+            .map_err(StoreError::Sled)?
+            .and_then(|raw| <[u8; 8]>::try_from(raw.as_ref()).ok())
+            .map_or(0, u64::from_be_bytes);
+        Ok(EventSeq(AtomicU64::new(next.max(floor))))
     }
 
     /// Takes the next number (callers hold the writer, so numbers follow commit order).

@@ -14,6 +14,7 @@
 
 mod alerts;
 mod answers;
+pub mod archive;
 mod artifacts;
 pub mod commit;
 #[cfg(test)]
@@ -137,6 +138,13 @@ pub struct Store {
     outbox_enabled: std::sync::atomic::AtomicBool,
     path: PathBuf,
     // Declared last: fields drop in order, so the lock outlives the database handle.
+    /// Finished payments past their retention (`archive/`).
+    archive: archive::Archive,
+    /// One archive run at a time.
+    archive_runs: std::sync::Mutex<()>,
+    /// Test hook: an archive run stops (as a crash would) at this step (`archive/run.rs`).
+    #[cfg(test)]
+    archive_crash_at: std::sync::atomic::AtomicU8,
     _lock: File,
 }
 
@@ -234,13 +242,14 @@ impl Store {
             Some(recovery::Recovered::Finished { .. }) | None => {}
         }
         let merchant_trees = merchants::MerchantTrees::open(&db).map_err(database_error)?;
-        let seq = event_log::EventSeq::after_last(&trees.events)?;
+        let seq = event_log::EventSeq::after_last(&trees.events, &meta)?;
+        let archive = archive::Archive::open(dir)?;
         let commit =
             commit::GroupCommit::start(db.clone(), &db_path, durability).map_err(|source| {
                 StoreError::Flush(format!("cannot open the log for fdatasync: {source}"))
             })?;
         let writer = txn::Writer::new(meta.clone());
-        Ok(Store {
+        let store = Store {
             db,
             meta,
             trees,
@@ -254,8 +263,22 @@ impl Store {
             bus: crate::events::EventBus::new(),
             outbox_enabled: Default::default(),
             path: dir.to_owned(),
+            archive,
+            archive_runs: std::sync::Mutex::new(()),
+            #[cfg(test)]
+            archive_crash_at: std::sync::atomic::AtomicU8::new(0),
             _lock: lock,
-        })
+        };
+        // An archive run a crash interrupted after its commit leaves its objects both hot
+        // and archived: finish taking them out of the hot trees (`archive/run.rs`).
+        let finished = store.finish_archive_removals()?;
+        if finished > 0 {
+            tracing::warn!(
+                segments = finished,
+                "finished an archive run interrupted by a crash"
+            );
+        }
+        Ok(store)
     }
 
     /// The migration opening the data dir made, if it had an older schema.
@@ -346,6 +369,11 @@ impl Store {
     /// The group committer's counters.
     pub fn commit_stats(&self) -> &commit::CommitStats {
         self.commit.stats()
+    }
+
+    /// Where the archive's files are (`archive/`).
+    pub fn archive_dir(&self) -> &Path {
+        self.archive.dir()
     }
 
     pub fn path(&self) -> &Path {

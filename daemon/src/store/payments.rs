@@ -663,16 +663,13 @@ impl Store {
         self.read(&self.trees.refunds, id, "refund")
     }
 
-    /// Payments newest first, optionally of one merchant, starting after (older than) `after`,
-    /// keeping those `keep` accepts, at most `limit + 1` (so callers can tell `has_more`).
-    pub fn payments_page(
+    /// Ids of the hot payments newest first, optionally of one merchant, below (older than)
+    /// `after` (`archive/reads.rs` merges them with the archived ones).
+    pub(super) fn hot_payment_ids(
         &self,
         merchant_id: Option<&str>,
         after: Option<&str>,
-        limit: usize,
-        keep: impl Fn(&PaymentRecord) -> bool,
-    ) -> Result<Vec<PaymentRecord>, StoreError> {
-        let mut page = Vec::new();
+    ) -> impl Iterator<Item = Result<String, StoreError>> + use<> {
         let ids: Box<dyn Iterator<Item = sled::Result<(sled::IVec, sled::IVec)>>> =
             match merchant_id {
                 Some(merchant) => {
@@ -692,23 +689,15 @@ impl Store {
                     None => Box::new(self.trees.payments.iter().rev()),
                 },
             };
-        for entry in ids {
+        let by_merchant = merchant_id.is_some();
+        ids.map(move |entry| {
             let (key, _) = entry.map_err(StoreError::Sled)?;
-            let id = match merchant_id {
-                Some(_) => key.rsplit(|b| *b == 0).next().unwrap_or_default().to_vec(),
-                None => key.to_vec(),
+            let id = match by_merchant {
+                true => key.rsplit(|b| *b == 0).next().unwrap_or_default().to_vec(),
+                false => key.to_vec(),
             };
-            let id = String::from_utf8_lossy(&id);
-            if let Some(payment) = self.payment(&id)?
-                && keep(&payment)
-            {
-                page.push(payment);
-                if page.len() > limit {
-                    break;
-                }
-            }
-        }
-        Ok(page)
+            Ok(String::from_utf8_lossy(&id).into_owned())
+        })
     }
 
     /// Ids of the payments not yet in a terminal state, oldest first.

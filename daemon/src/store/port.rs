@@ -78,6 +78,11 @@ pub trait PaymentStore: Send + Sync + 'static {
     fn payment(&self, id: &str) -> Result<Option<PaymentRecord>, StoreError>;
     fn refund(&self, id: &str) -> Result<Option<RefundRecord>, StoreError>;
     fn refunds_of(&self, payment_id: &str) -> Result<Vec<RefundRecord>, StoreError>;
+    /// A payment that left the hot records for the archive (final, past the retention);
+    /// `payment` no longer finds it, and nothing changes it again.
+    fn archived_payment(&self, id: &str) -> Result<Option<PaymentRecord>, StoreError>;
+    /// A refund that left for the archive with its payment.
+    fn archived_refund(&self, id: &str) -> Result<Option<RefundRecord>, StoreError>;
     /// Payments not in a final state (the janitor's work list).
     fn pending_payment_ids(&self) -> Result<Vec<String>, StoreError>;
     fn pending_refund_ids(&self) -> Result<Vec<String>, StoreError>;
@@ -151,6 +156,14 @@ impl PaymentStore for Store {
 
     fn refunds_of(&self, payment_id: &str) -> Result<Vec<RefundRecord>, StoreError> {
         Store::refunds_of(self, payment_id)
+    }
+
+    fn archived_payment(&self, id: &str) -> Result<Option<PaymentRecord>, StoreError> {
+        Ok(Store::archived_payment(self, id)?.map(|line| line.payment))
+    }
+
+    fn archived_refund(&self, id: &str) -> Result<Option<RefundRecord>, StoreError> {
+        Store::archived_refund(self, id)
     }
 
     fn pending_payment_ids(&self) -> Result<Vec<String>, StoreError> {

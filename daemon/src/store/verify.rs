@@ -13,7 +13,9 @@
 //!   moving it there (conflict events aside), a pending one none;
 //! - the event log is keyed by sequence numbers, and no event announces a version of its
 //!   record that the record has not reached;
-//! - every payment is in its merchant's list; every outbox entry decodes.
+//! - every payment is in its merchant's list; every outbox entry decodes;
+//! - the archive (`archive/verify.rs`): each segment whole, decodable, counted and indexed
+//!   as its manifest says; keys and events may name archived objects.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -28,6 +30,8 @@ pub struct Report {
     pub refunds: usize,
     pub idempotency_keys: usize,
     pub events: usize,
+    /// What the archive holds.
+    pub archived: super::archive::ArchiveCounts,
     pub violations: Vec<String>,
 }
 
@@ -174,6 +178,7 @@ impl Store {
             if let Some(object_id) = object {
                 let exists = payments.contains_key(object_id)
                     || refunds.contains_key(object_id)
+                    || self.archived_version(object_id, v).is_some()
                     || object_id.starts_with("m_")
                     || object_id.starts_with("ba_")
                     || object_id.starts_with("al_");
@@ -200,10 +205,15 @@ impl Store {
             if event.object_version == 0 {
                 continue;
             }
-            let reached = payments
+            let reached = match payments
                 .get(&event.object_id)
                 .map(|p| p.version)
-                .or_else(|| refunds.get(&event.object_id).map(|r| r.version));
+                .or_else(|| refunds.get(&event.object_id).map(|r| r.version))
+            {
+                Some(version) => Some(version),
+                // Its record may have left for the archive before the event did.
+                None => self.archived_version(&event.object_id, v),
+            };
             match reached {
                 Some(version) if version >= event.object_version => {}
                 reached => v.push(format!(
@@ -253,7 +263,29 @@ impl Store {
                 )),
             }
         }
+        let hot_payments = payments.iter().map(|(k, p)| (k.as_str(), p)).collect();
+        let hot_refunds = refunds.iter().map(|(k, r)| (k.as_str(), r)).collect();
+        report.archived = self.verify_archive(&hot_payments, &hot_refunds, v)?;
         Ok(report)
+    }
+}
+
+impl Store {
+    /// The version of an archived payment or refund; an archive that cannot be read is
+    /// reported, not fatal.
+    fn archived_version(&self, id: &str, v: &mut Vec<String>) -> Option<u64> {
+        let found = self
+            .archive
+            .payment(id)
+            .map(|p| p.map(|line| line.payment.version));
+        let found = match found {
+            Ok(None) => self.archive.refund(id).map(|r| r.map(|r| r.version)),
+            other => other,
+        };
+        found.unwrap_or_else(|e| {
+            v.push(format!("cannot read {id} from the archive: {e}"));
+            None
+        })
     }
 }
 
