@@ -270,6 +270,96 @@ pub fn store_recovery(data: &[u8]) {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// `archive_files`: a data dir whose archive holds two archived payments, with one of its
+/// files replaced by the input (first byte mod 3: `0` the manifest, `1` the payments
+/// segment's index, `2` its data file; the rest is the file), as a damaged disk or a hostile
+/// hand could leave it.
+///
+/// Opening the store, looking payments up, listing them and `store verify` never panic,
+/// hang or allocate without bound: a damaged manifest refuses the open as corrupt; a
+/// damaged segment makes reads fail with an error, and `verify` names it.
+pub fn archive_files(data: &[u8]) {
+    use crate::store::archive::ArchivePolicy;
+    use crate::store::{Claim, Store, StoreError};
+    static RUNS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let Some((&which, bytes)) = data.split_first() else {
+        return;
+    };
+    let run = RUNS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let dir =
+        std::env::temp_dir().join(format!("paygate-fuzz-archive-{}-{run}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let target = {
+        let store = Store::open(&dir).expect("a fresh store");
+        for n in 1..=2 {
+            let id = format!("pay_{n}");
+            let claim = Claim {
+                api_key_id: "key_a".into(),
+                key: id.clone(),
+                fingerprint: "fp".into(),
+            };
+            let payment = serde_json::from_value(serde_json::json!({
+                "id": id, "merchant_id": "m_a", "provider": "mock", "method": "barcode",
+                "amount_minor": 1000, "currency": "CNY", "status": "succeeded",
+                "order_id": null, "description": null, "terminal_id": null, "auth_code": null,
+                "provider_reference": null, "qr_code": null, "payer": null, "failure": null,
+                "metadata": {}, "created_at_ms": 1, "updated_at_ms": 1, "expires_at_ms": null,
+                "refund_reserved_minor": 0, "refunded_minor": 0, "provider_step": "answered",
+                "api_key_id": "key_a"}))
+            .expect("a payment");
+            let event = serde_json::from_value(serde_json::json!({"id": format!("evt_{n}"),
+                "kind": "payment.created", "created_at_ms": 1, "object_id": id, "data": {}}))
+            .expect("an event");
+            store
+                .begin_payment(&claim, &payment, &event)
+                .expect("begin");
+        }
+        let offset = |_: &str| 0;
+        store
+            .archive(&ArchivePolicy {
+                now_ms: 86_400_000,
+                older_than_days: 0,
+                utc_offset_min: &offset,
+                segment_payments: 10,
+            })
+            .expect("archived");
+        let manifest =
+            std::fs::read(store.archive_dir().join("MANIFEST.json")).expect("a manifest");
+        let manifest: serde_json::Value = serde_json::from_slice(&manifest).expect("json");
+        let name = manifest["segments"][0]["name"]
+            .as_str()
+            .expect("a segment")
+            .to_owned();
+        match which % 3 {
+            0 => store.archive_dir().join("MANIFEST.json"),
+            1 => store.archive_dir().join(format!("{name}.payments.idx")),
+            _ => store
+                .archive_dir()
+                .join(format!("{name}.payments.jsonl.zst")),
+        }
+    };
+    std::fs::write(&target, bytes).expect("writes");
+    match Store::open(&dir) {
+        Ok(store) => {
+            for id in ["pay_1", "pay_2", "pay_0", "re_1", "zzz"] {
+                let _ = store.find_payment(id);
+                let _ = store.find_refund(id);
+                let _ = store.find_refunds_of(id);
+            }
+            let _ = store.payments_page(None, None, 10, |_| true);
+            let _ = store.payments_page(Some("m_a"), Some("pay_2"), 1, |_| true);
+            let report = store.verify().expect("verify reports, it does not fail");
+            if which % 3 != 0 && report.violations.is_empty() {
+                // Only the very bytes that were there pass.
+                assert!(store.find_payment("pay_1").expect("reads").is_some());
+            }
+        }
+        Err(StoreError::Corrupt(message)) => assert!(!message.is_empty()),
+        Err(other) => panic!("not a corrupt-archive refusal: {other}"),
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 #[cfg(test)]
 mod tests {
     use std::path::Path;
@@ -312,6 +402,12 @@ mod tests {
     fn api_body_regressions_and_seeds_hold() {
         assert!(replay("regressions", "api_body", api_body) > 0);
         replay("corpus", "api_body", api_body);
+    }
+
+    #[test]
+    fn archive_files_regressions_and_seeds_hold() {
+        assert!(replay("regressions", "archive_files", archive_files) > 0);
+        replay("corpus", "archive_files", archive_files);
     }
 
     #[test]

@@ -243,7 +243,7 @@ impl Metrics {
             reports_refused_total: counter(
                 &registry,
                 "paygate_provider_reports_refused_total",
-                "Verified provider reports (notices, query answers) that changed nothing because they named another merchant's or provider's object (foreign_object) or another amount (amount_mismatch)",
+                "Verified provider reports (notices, query answers) that changed nothing because they named another merchant's or provider's object (foreign_object) or another amount (amount_mismatch), or contradicted an archived object (archived_object)",
                 &["provider", "reason"],
             ),
             monitor_lag_seconds: {
@@ -307,8 +307,8 @@ impl Metrics {
             .inc_by(n);
     }
 
-    /// Counts a verified provider report that was refused (`reason`: `foreign_object` or
-    /// `amount_mismatch`).
+    /// Counts a verified provider report that was refused (`reason`: `foreign_object`,
+    /// `amount_mismatch`, or `archived_object`: it contradicts an archived object).
     pub fn count_report_refused(&self, provider: &str, reason: &str) {
         self.reports_refused_total
             .with_label_values(&[provider, reason])

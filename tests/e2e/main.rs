@@ -3,6 +3,7 @@
 
 mod support;
 
+mod archive;
 mod auth;
 mod bad_input;
 mod cashier;

@@ -146,6 +146,11 @@ impl Archive {
             Ok(raw) => {
                 let manifest: Manifest =
                     serde_json::from_slice(&raw).map_err(|e| corrupt(&path, e))?;
+                if let Some(bad) = manifest.segments.iter().find(|s| {
+                    s.name.is_empty() || !s.name.bytes().all(|b| b.is_ascii_digit() || b == b'-')
+                }) {
+                    return Err(corrupt(&path, format!("segment name {:?}", bad.name)));
+                }
                 if manifest.format > MANIFEST_FORMAT {
                     return Err(corrupt(
                         &path,

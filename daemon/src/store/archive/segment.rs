@@ -28,6 +28,11 @@ use crate::store::StoreError;
 
 /// Lines per zstd frame: a lookup decompresses one frame (~100 KiB of JSON at most).
 pub const FRAME_LINES: usize = 128;
+/// Bounds on what a damaged or hostile file can make a reader allocate: a frame (before and
+/// after decompression), a line, an index line.
+const FRAME_BYTES_MAX: u64 = 16 << 20;
+const LINE_BYTES_MAX: u64 = 16 << 20;
+const INDEX_WIDTH_MAX: u32 = 4096;
 const ZSTD_LEVEL: i32 = 3;
 
 pub(super) fn corrupt(path: &Path, what: impl std::fmt::Display) -> StoreError {
@@ -241,6 +246,16 @@ pub struct IndexFile {
 impl IndexFile {
     pub fn open(path: PathBuf, width: u32, entries: u64) -> Result<IndexFile, StoreError> {
         let file = File::open(&path).map_err(|e| io_error(&path, e))?;
+        let len = file.metadata().map_err(|e| io_error(&path, e))?.len();
+        if width == 0
+            || width > INDEX_WIDTH_MAX
+            || entries.checked_mul(u64::from(width)) != Some(len)
+        {
+            return Err(corrupt(
+                &path,
+                format!("{len} bytes do not hold {entries} lines of {width}"),
+            ));
+        }
         Ok(IndexFile {
             file,
             path,
@@ -294,11 +309,25 @@ impl IndexFile {
 
 /// The decompressed frame at `offset`.
 pub fn read_frame(path: &Path, offset: u64, len: u32) -> Result<Vec<u8>, StoreError> {
+    use std::io::Read;
+    if u64::from(len) > FRAME_BYTES_MAX {
+        return Err(corrupt(path, format!("a frame of {len} bytes at {offset}")));
+    }
     let file = File::open(path).map_err(|e| io_error(path, e))?;
     let mut raw = vec![0u8; len as usize];
     file.read_exact_at(&mut raw, offset)
         .map_err(|e| io_error(path, e))?;
-    zstd::stream::decode_all(&raw[..]).map_err(|e| corrupt(path, format!("frame at {offset}: {e}")))
+    let bad = |e: std::io::Error| corrupt(path, format!("frame at {offset}: {e}"));
+    let mut frame = Vec::new();
+    zstd::stream::read::Decoder::new(&raw[..])
+        .map_err(bad)?
+        .take(FRAME_BYTES_MAX + 1)
+        .read_to_end(&mut frame)
+        .map_err(bad)?;
+    if frame.len() as u64 > FRAME_BYTES_MAX {
+        return Err(corrupt(path, format!("the frame at {offset} is too large")));
+    }
+    Ok(frame)
 }
 
 /// Line `n` of a decompressed frame.
@@ -318,12 +347,17 @@ pub fn for_each_line(
     let mut line = Vec::new();
     let mut count = 0;
     loop {
+        use std::io::Read;
         line.clear();
-        let read = reader
+        let read = (&mut reader)
+            .take(LINE_BYTES_MAX + 1)
             .read_until(b'\n', &mut line)
             .map_err(|e| corrupt(path, e))?;
         if read == 0 {
             return Ok(count);
+        }
+        if read as u64 > LINE_BYTES_MAX {
+            return Err(corrupt(path, "a line is too long"));
         }
         if line.last() != Some(&b'\n') {
             return Err(corrupt(path, "the last line is cut short"));
