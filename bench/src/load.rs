@@ -26,6 +26,10 @@ pub fn payments(paygated: &Path, config: &Path, clients: usize, seconds: u64, fl
         .replace("fdatasync = true", "fdatasync = false")
         .replace("fdatasync = false", &format!("fdatasync = {fdatasync}"));
     std::fs::write(&config_path, text).expect("write config");
+    // `PAYGATE_BENCH_DATA=<dir>` runs on that data dir as it is (and leaves it), e.g. one
+    // that an earlier run filled and `store archive` emptied.
+    let given = std::env::var_os("PAYGATE_BENCH_DATA").map(std::path::PathBuf::from);
+    let data = given.clone().unwrap_or_else(|| dir.join("data"));
     // `baseline`: the bare axum handler instead of the daemon, driven the same way.
     let mut command = if flush == "baseline" {
         let mut command = Command::new(std::env::current_exe().expect("this binary"));
@@ -37,7 +41,7 @@ pub fn payments(paygated: &Path, config: &Path, clients: usize, seconds: u64, fl
             .args(["serve", "--listen", "127.0.0.1:0", "--config"])
             .arg(&config_path)
             .arg("--data-dir")
-            .arg(dir.join("data"));
+            .arg(&data);
         command
     };
     command
@@ -79,12 +83,14 @@ pub fn payments(paygated: &Path, config: &Path, clients: usize, seconds: u64, fl
     let after_kill = if flush == "baseline" {
         AfterKill::default()
     } else {
-        runtime.block_on(after_kill(&mut command, &dir.join("data")))
+        runtime.block_on(after_kill(&mut command, &data))
     };
     // `PAYGATE_BENCH_KEEP_DATA=<dir>` keeps the data dir the run wrote there (to time a
     // migration or a verify on a store of this size), instead of removing it.
-    if let Some(keep) = std::env::var_os("PAYGATE_BENCH_KEEP_DATA") {
-        std::fs::rename(dir.join("data"), &keep).expect("keep the data dir");
+    if let Some(keep) = std::env::var_os("PAYGATE_BENCH_KEEP_DATA")
+        && given.is_none()
+    {
+        std::fs::rename(&data, &keep).expect("keep the data dir");
     }
     let _ = std::fs::remove_dir_all(&dir);
     samples.sort();

@@ -347,6 +347,10 @@ fn bench(which: &[String]) -> Result<()> {
     if wanted("stores") {
         bench_stores()?;
     }
+    // Only when named: it makes 3 million payments (about six minutes).
+    if which.iter().any(|w| w == "archive") {
+        bench_archive()?;
+    }
     // Only when named: it builds two storage engines paygate does not use.
     if which.iter().any(|w| w == "engines") {
         bench_engines()?;
@@ -544,6 +548,94 @@ fn bench_payments() -> Result<()> {
         );
     }
     Ok(())
+}
+
+/// The memory bar with the archive: `PAYMENTS_SECONDS` of durable payments at 64 clients
+/// (about 3 million here), `paygated store archive --older-than 0d`, then the daemon
+/// restarted on what is left and loaded again at 64 clients. Prints each step's figures.
+fn bench_archive() -> Result<()> {
+    const PAYMENTS_SECONDS: &str = "250";
+    build()?;
+    build_bench()?;
+    let work = std::path::Path::new("target/bench-archive");
+    let _ = std::fs::remove_dir_all(work);
+    std::fs::create_dir_all(work).map_err(|e| e.to_string())?;
+    let data = work.join("data");
+    let data_arg = data.to_str().ok_or("a UTF-8 path")?;
+    let fill = capture(
+        Command::new("target/release/paygate-bench")
+            .args([
+                "payments",
+                "target/release/paygated",
+                "config/paygate.toml",
+                "64",
+                PAYMENTS_SECONDS,
+                "group+fdatasync",
+            ])
+            .env("PAYGATE_BENCH_KEEP_DATA", &data),
+    )?;
+    println!("fill: {fill}");
+    let made = json_number(&fill, "ok")?;
+    let before = dir_mib(&data);
+    let started = std::time::Instant::now();
+    let archived = capture(Command::new("target/release/paygated").args([
+        "store",
+        "archive",
+        "--config",
+        "config/paygate.toml",
+        "--data-dir",
+        data_arg,
+        "--older-than",
+        "0d",
+    ]))?;
+    let archive_s = started.elapsed().as_secs_f64();
+    println!("archive: {archived}");
+    let after = (dir_mib(&data.join("db")), dir_mib(&data.join("archive")));
+    let load = capture(
+        Command::new("target/release/paygate-bench")
+            .args([
+                "payments",
+                "target/release/paygated",
+                "config/paygate.toml",
+                "64",
+                "20",
+                "group+fdatasync",
+            ])
+            .env("PAYGATE_BENCH_DATA", &data),
+    )?;
+    println!("after: {load}");
+    println!();
+    println!(
+        "| payments made | data dir before | archive run | database after | archive | then 64 clients, 20 s: payments/s | p99 | peak RSS | restart after kill (RSS) |"
+    );
+    println!("| --- | --- | --- | --- | --- | --- | --- | --- | --- |");
+    println!(
+        "| {made:.0} | {before:.0} MiB | {archive_s:.1} s | {:.0} MiB | {:.0} MiB | {:.0} | {:.1} ms | {:.0} MiB | {:.0} ms ({:.0} MiB) |",
+        after.0,
+        after.1,
+        json_number(&load, "throughput_per_s")?,
+        json_number(&load, "p99_us")? / 1000.0,
+        json_number(&load, "peak_rss_mib")?,
+        json_number(&load, "restart_ms")?,
+        json_number(&load, "restart_rss_mib")?,
+    );
+    Ok(())
+}
+
+/// The bytes under `dir`, in MiB (`du -sb`).
+fn dir_mib(dir: &std::path::Path) -> f64 {
+    Command::new("du")
+        .arg("-sb")
+        .arg(dir)
+        .output()
+        .ok()
+        .and_then(|o| {
+            String::from_utf8_lossy(&o.stdout)
+                .split_whitespace()
+                .next()
+                .and_then(|n| n.parse::<f64>().ok())
+        })
+        .map_or(0.0, |bytes| bytes / (1024.0 * 1024.0))
 }
 
 /// sled's flush alone against flush + `fdatasync` of its files, one write per flush and 64
