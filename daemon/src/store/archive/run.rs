@@ -233,8 +233,10 @@ impl Store {
     /// Archives what `policy` says is due (see the module's comment). One run at a time.
     pub fn archive(&self, policy: &ArchivePolicy<'_>) -> Result<ArchiveReport, StoreError> {
         let _one_run = self.archive_runs.lock().unwrap_or_else(|p| p.into_inner());
-        let mut report = ArchiveReport::default();
-        report.finished_removals = self.finish_archive_removals()?;
+        let mut report = ArchiveReport {
+            finished_removals: self.finish_archive_removals()?,
+            ..ArchiveReport::default()
+        };
         self.delete_archive_strays()?;
         let mut resume: Option<Vec<u8>> = None;
         loop {

@@ -264,6 +264,10 @@ impl IndexFile {
         })
     }
 
+    pub fn is_empty(&self) -> bool {
+        self.entries == 0
+    }
+
     pub fn len(&self) -> u64 {
         self.entries
     }
