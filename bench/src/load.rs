@@ -237,6 +237,8 @@ async fn drive(base: &str, clients: usize, duration: Duration) -> (Vec<Duration>
     let stop = Arc::new(AtomicBool::new(false));
     let errors = Arc::new(AtomicU64::new(0));
     let mut tasks = Vec::new();
+    // Keys unique to this run: a run on a data dir an earlier run filled makes new payments.
+    let run = std::process::id();
     for c in 0..clients {
         let (client, stop, errors) = (client.clone(), stop.clone(), errors.clone());
         let url = format!("{base}/v1/payments");
@@ -255,7 +257,7 @@ async fn drive(base: &str, clients: usize, duration: Duration) -> (Vec<Duration>
                     .post(&url)
                     .bearer_auth("pg_demo_pos")
                     .header("content-type", "application/json")
-                    .header("idempotency-key", format!("bench-{c}-{n}"))
+                    .header("idempotency-key", format!("bench-{run}-{c}-{n}"))
                     .body(body.to_string())
                     .send()
                     .await;
