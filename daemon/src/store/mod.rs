@@ -400,7 +400,7 @@ impl Store {
 /// Opens sled's database. Its file lock can still be held for a moment by the background
 /// flusher of a store this process has just closed (the data dir's own lock, already ours,
 /// rules out any other holder): a reopen waits up to 2 s for it instead of failing.
-fn open_sled(db_path: &Path, cache_bytes: u64) -> sled::Result<sled::Db> {
+pub(crate) fn open_sled(db_path: &Path, cache_bytes: u64) -> sled::Result<sled::Db> {
     let config = sled::Config::new()
         .path(db_path)
         .cache_capacity(cache_bytes);
