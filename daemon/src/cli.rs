@@ -164,6 +164,14 @@ pub fn main() -> ExitCode {
     }
 }
 
+/// The config at `config_path`, or the exit code of an invalid one (said on stderr).
+fn load_config(config_path: &std::path::Path) -> Result<crate::config::Config, ExitCode> {
+    crate::config::Config::load(config_path).map_err(|e| {
+        eprintln!("paygated: invalid config: {e}");
+        ExitCode::from(EXIT_CONFIG)
+    })
+}
+
 /// Opens the data dir given, or the config's, for a `store` command.
 fn open_store(
     config_path: &std::path::Path,
@@ -171,13 +179,7 @@ fn open_store(
 ) -> Result<crate::store::Store, ExitCode> {
     let dir = match data_dir {
         Some(dir) => dir,
-        None => match crate::config::Config::load(config_path) {
-            Ok(config) => config.store.data_dir.clone(),
-            Err(e) => {
-                eprintln!("paygated: invalid config: {e}");
-                return Err(ExitCode::from(EXIT_CONFIG));
-            }
-        },
+        None => load_config(config_path)?.store.data_dir.clone(),
     };
     crate::store::Store::open(&dir).map_err(|e| {
         eprintln!("paygated: {e}");
@@ -200,12 +202,9 @@ fn store_archive(
     older_than: Option<u32>,
 ) -> ExitCode {
     // The config says where each merchant's days begin.
-    let config = match crate::config::Config::load(config_path) {
+    let config = match load_config(config_path) {
         Ok(config) => config,
-        Err(e) => {
-            eprintln!("paygated: invalid config: {e}");
-            return ExitCode::from(EXIT_CONFIG);
-        }
+        Err(code) => return code,
     };
     let store = match open_store(
         config_path,
@@ -313,12 +312,9 @@ fn rotate_master(
     new_key: &str,
 ) -> ExitCode {
     use crate::merchants::sealed::MasterKey;
-    let config = match crate::config::Config::load(config_path) {
+    let config = match load_config(config_path) {
         Ok(config) => config,
-        Err(e) => {
-            eprintln!("paygated: invalid config: {e}");
-            return ExitCode::from(EXIT_CONFIG);
-        }
+        Err(code) => return code,
     };
     let Some(old_source) = config.master_key_source() else {
         eprintln!("paygated: the config names no [onboarding] master_key to rotate from");

@@ -562,17 +562,12 @@ fn bench_archive() -> Result<()> {
     std::fs::create_dir_all(work).map_err(|e| e.to_string())?;
     let data = work.join("data");
     let data_arg = data.to_str().ok_or("a UTF-8 path")?;
-    let fill = capture(
-        Command::new("target/release/paygate-bench")
-            .args([
-                "payments",
-                "target/release/paygated",
-                "config/paygate.toml",
-                "64",
-                PAYMENTS_SECONDS,
-                "group+fdatasync",
-            ])
-            .env("PAYGATE_BENCH_KEEP_DATA", &data),
+    let fill = payments_run_with(
+        "target/release/paygated",
+        "64",
+        PAYMENTS_SECONDS,
+        "group+fdatasync",
+        &[("PAYGATE_BENCH_KEEP_DATA", &data)],
     )?;
     println!("fill: {fill}");
     let made = json_number(&fill, "ok")?;
@@ -591,17 +586,12 @@ fn bench_archive() -> Result<()> {
     let archive_s = started.elapsed().as_secs_f64();
     println!("archive: {archived}");
     let after = (dir_mib(&data.join("db")), dir_mib(&data.join("archive")));
-    let load = capture(
-        Command::new("target/release/paygate-bench")
-            .args([
-                "payments",
-                "target/release/paygated",
-                "config/paygate.toml",
-                "64",
-                "20",
-                "group+fdatasync",
-            ])
-            .env("PAYGATE_BENCH_DATA", &data),
+    let load = payments_run_with(
+        "target/release/paygated",
+        "64",
+        "20",
+        "group+fdatasync",
+        &[("PAYGATE_BENCH_DATA", &data)],
     )?;
     println!("after: {load}");
     println!();
@@ -719,14 +709,29 @@ fn bench_compare(args: &[String]) -> Result<()> {
 
 /// One `paygate-bench payments` run of `paygated` on the default config; its JSON line.
 fn payments_run(paygated: &str, clients: &str, seconds: &str, flush: &str) -> Result<String> {
-    capture(Command::new("target/release/paygate-bench").args([
-        "payments",
-        paygated,
-        "config/paygate.toml",
-        clients,
-        seconds,
-        flush,
-    ]))
+    payments_run_with(paygated, clients, seconds, flush, &[])
+}
+
+/// [`payments_run`] with environment variables for the bench (`PAYGATE_BENCH_*`).
+fn payments_run_with(
+    paygated: &str,
+    clients: &str,
+    seconds: &str,
+    flush: &str,
+    env: &[(&str, &std::path::Path)],
+) -> Result<String> {
+    capture(
+        Command::new("target/release/paygate-bench")
+            .args([
+                "payments",
+                paygated,
+                "config/paygate.toml",
+                clients,
+                seconds,
+                flush,
+            ])
+            .envs(env.iter().copied()),
+    )
 }
 
 /// Builds `paygate-bench` (release), which the benchmarks run directly.

@@ -32,12 +32,7 @@ impl EventSeq {
             Some((key, _)) => seq_of(&key)? + 1,
             None => 1,
         };
-        let floor = meta
-            .get(super::archive::EVENT_SEQ_FLOOR)
-            .map_err(StoreError::Sled)?
-            .and_then(|raw| <[u8; 8]>::try_from(raw.as_ref()).ok())
-            .map_or(0, u64::from_be_bytes);
-        Ok(EventSeq(AtomicU64::new(next.max(floor))))
+        Ok(EventSeq(AtomicU64::new(next.max(seq_floor(meta)?))))
     }
 
     /// Takes the next number (callers hold the writer, so numbers follow commit order).
@@ -49,6 +44,33 @@ impl EventSeq {
     pub fn peek(&self) -> u64 {
         self.0.load(Ordering::Relaxed)
     }
+}
+
+/// The key of `meta` below which no sequence number is handed out again, once the events
+/// before it have left the log (for the archive).
+const SEQ_FLOOR_KEY: &[u8] = b"event_seq_floor";
+
+/// The lowest sequence number still to be handed out (0: no event ever left the log).
+pub(super) fn seq_floor(meta: &sled::Tree) -> Result<u64, StoreError> {
+    Ok(meta
+        .get(SEQ_FLOOR_KEY)
+        .map_err(StoreError::Sled)?
+        .and_then(|raw| <[u8; 8]>::try_from(raw.as_ref()).ok())
+        .map_or(0, u64::from_be_bytes))
+}
+
+/// Records that the events up to `last` leave the log: their numbers are never handed out
+/// again, also after a restart on an emptied log.
+pub(super) fn raise_seq_floor(
+    writer: &super::txn::Writer,
+    meta: &sled::Tree,
+    last: u64,
+) -> Result<(), StoreError> {
+    if seq_floor(meta)? <= last {
+        let next = (last + 1).to_be_bytes();
+        writer.single(|| meta.insert(SEQ_FLOOR_KEY, &next[..]))?;
+    }
+    Ok(())
 }
 
 pub(super) fn seq_key(seq: u64) -> [u8; 8] {

@@ -29,7 +29,6 @@ mod verify;
 pub use reads::Found;
 pub use verify::ArchiveCounts;
 
-pub(crate) use run::EVENT_SEQ_FLOOR;
 pub use run::{ArchivePolicy, ArchiveReport};
 
 use std::path::{Path, PathBuf};

@@ -26,16 +26,12 @@ use super::segment::{self, FrameWriter, PendingEntry};
 use super::{ArchivedEvent, ArchivedPayment, IndexMeta, SegmentKind, SegmentMeta};
 use crate::domain::events::ObjectKind;
 use crate::domain::records::{EventRecord, PaymentRecord, RefundRecord};
-use crate::store::event_log::{seq_key, seq_of};
+use crate::store::event_log::{raise_seq_floor, seq_key, seq_of};
 use crate::store::payments::{compound, refunds_of};
 use crate::store::recovery::{LAST_CHANGE, LastChange, Subject};
 use crate::store::{Store, StoreError};
 
 const DAY_MS: i64 = 86_400_000;
-/// The key of `meta` below which no event sequence number is handed out again, once the
-/// events before it have left the log.
-pub(crate) const EVENT_SEQ_FLOOR: &[u8] = b"event_seq_floor";
-
 /// What a run archives.
 pub struct ArchivePolicy<'a> {
     pub now_ms: i64,
@@ -563,15 +559,7 @@ impl Store {
             .last
             .parse()
             .map_err(|_| StoreError::Corrupt(format!("segment {}: last seq", segment.name)))?;
-        let floor = self.meta.get(EVENT_SEQ_FLOOR).map_err(StoreError::Sled)?;
-        let floor = floor
-            .and_then(|raw| <[u8; 8]>::try_from(raw.as_ref()).ok())
-            .map_or(0, u64::from_be_bytes);
-        if floor <= last {
-            let next = (last + 1).to_be_bytes();
-            self.writer
-                .single(|| self.meta.insert(EVENT_SEQ_FLOOR, &next[..]))?;
-        }
+        raise_seq_floor(&self.writer, &self.meta, last)?;
         let path = self.archive.dir().join(segment.data_file());
         segment::for_each_line(&path, |raw| {
             let line: ArchivedEvent =
