@@ -85,6 +85,19 @@ enum StoreCommand {
         /// `[store] archive_after_days`.
         #[arg(long, value_parser = parse_days)]
         older_than: Option<u32>,
+        /// Leave the database uncompacted after a run that moved payments (see `compact`).
+        #[arg(long)]
+        no_compact: bool,
+    },
+    /// Copy the database into a fresh one that takes its place, giving back the disk and
+    /// memory that removed data still holds (sled keeps both at their peak). Stop the
+    /// daemon first.
+    Compact {
+        #[arg(long, default_value = "config/paygate.toml")]
+        config: PathBuf,
+        /// The data dir (default: the config's).
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
     },
     /// Bring a data dir written by an older paygated to this one's schema (starting the
     /// daemon does the same), and say what was done.
@@ -160,7 +173,18 @@ pub fn main() -> ExitCode {
             config,
             data_dir,
             older_than,
-        }) => store_archive(&config, data_dir, older_than),
+            no_compact,
+        }) => store_archive(&config, data_dir, older_than, !no_compact),
+        Command::Store(StoreCommand::Compact { config, data_dir }) => {
+            let dir = match data_dir {
+                Some(dir) => dir,
+                None => match load_config(&config) {
+                    Ok(config) => config.store.data_dir.clone(),
+                    Err(code) => return code,
+                },
+            };
+            store_compact(&dir)
+        }
     }
 }
 
@@ -200,6 +224,7 @@ fn store_archive(
     config_path: &std::path::Path,
     data_dir: Option<PathBuf>,
     older_than: Option<u32>,
+    then_compact: bool,
 ) -> ExitCode {
     // The config says where each merchant's days begin.
     let config = match load_config(config_path) {
@@ -234,10 +259,38 @@ fn store_archive(
                     n => format!(" ({n} changed while archived and stay in the database)"),
                 }
             );
-            ExitCode::SUCCESS
+            let dir = store.path().to_owned();
+            drop(store);
+            if then_compact && report.payments + report.events > 0 {
+                store_compact(&dir)
+            } else {
+                ExitCode::SUCCESS
+            }
         }
         Err(e) => {
             eprintln!("paygated: the archive run failed: {e}");
+            ExitCode::from(EXIT_RUNTIME)
+        }
+    }
+}
+
+/// `paygated store compact`.
+fn store_compact(dir: &std::path::Path) -> ExitCode {
+    match crate::store::compact(dir, crate::store::DEFAULT_CACHE_BYTES) {
+        Ok(done) => {
+            println!(
+                "compacted {}: {} keys in {} trees, {:.1} MiB -> {:.1} MiB, in {:.3} s",
+                dir.join("db").display(),
+                done.keys,
+                done.trees,
+                done.bytes_before as f64 / (1 << 20) as f64,
+                done.bytes_after as f64 / (1 << 20) as f64,
+                done.seconds
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("paygated: the compaction failed: {e}");
             ExitCode::from(EXIT_RUNTIME)
         }
     }

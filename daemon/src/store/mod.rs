@@ -17,6 +17,8 @@ mod answers;
 pub mod archive;
 mod artifacts;
 pub mod commit;
+mod compact;
+pub use compact::{Compaction, compact};
 #[cfg(test)]
 mod conformance;
 mod event_log;
@@ -174,6 +176,7 @@ impl Store {
             }
         }
         let lock = take_lock(dir)?;
+        compact::finish_interrupted(dir)?;
         let db_path = dir.join(DB_DIR);
         let database_error = |source| StoreError::Database {
             path: db_path.clone(),
