@@ -13,6 +13,7 @@
 //! - `stores <tmp dir> <payments> <group> [relaxed]`: one barcode payment's writes through
 //!   the daemon's own store and its storage port, a durable flush every `group` payments
 //!   (`store_port.rs`).
+//! - `trees <data dir>`: keys and bytes in each sled tree of a stopped daemon's data dir.
 //! - `store [<tmp dir> <seconds> [<mode>,...]]`: sled flush alone against flush + `fdatasync`,
 //!   one write per flush and 64 per flush (see `store.rs`); prints JSON lines, then a table.
 
@@ -23,6 +24,7 @@ mod monitor;
 mod sled_lock;
 mod store;
 mod store_port;
+mod trees;
 
 use std::path::Path;
 use std::sync::Arc;
@@ -84,6 +86,7 @@ fn main() {
             group.parse().expect("group is a number"),
             true,
         ),
+        ["trees", dir] => trees::trees(Path::new(dir)),
         ["sled-lock"] => exit_on_error(sled_lock::sled_lock(Path::new(STORE_TMP), 3.0)),
         ["sled-lock-case", dir, seconds, writes, flusher] => exit_on_error(sled_lock::case(
             Path::new(dir),
@@ -100,6 +103,7 @@ fn main() {
             eprintln!("       paygate-bench store [<tmp dir> <seconds> [<mode>,...]]");
             eprintln!("       paygate-bench monitor <paygated> <config>");
             eprintln!("       paygate-bench sled-lock");
+            eprintln!("       paygate-bench trees <data dir>");
             std::process::exit(2);
         }
     }

@@ -72,8 +72,9 @@ enum StoreCommand {
         #[arg(long)]
         data_dir: Option<PathBuf>,
     },
-    /// Move finished payments past their retention, with their refunds and events, to the
-    /// archive now (the daemon does it hourly), and say what moved. Stop the daemon first.
+    /// Forget idempotency keys past their retention, move finished payments past theirs,
+    /// with their refunds and events, to the archive now (the daemon does both hourly), and
+    /// say what moved; then compact. Stop the daemon first.
     Archive {
         #[arg(long, default_value = "config/paygate.toml")]
         config: PathBuf,
@@ -244,7 +245,18 @@ fn store_archive(
     );
     let days = older_than.unwrap_or(*config.store.archive_after_days.get_ref());
     let started = std::time::Instant::now();
-    match crate::archiving::run_once(&store, &merchants, crate::clock::now_ms(), days) {
+    // Keys past their retention first, as the daemon's janitor does hourly: they would
+    // otherwise outlive their payments in the database (and in a compaction's copy).
+    let now_ms = crate::clock::now_ms();
+    let retention_ms = config.janitor_settings().idempotency_retention_ms;
+    match store.expire_idempotency_keys(now_ms.saturating_sub(retention_ms)) {
+        Ok(expired) => println!("forgot {expired} idempotency keys past their retention"),
+        Err(e) => {
+            eprintln!("paygated: expiring idempotency keys failed: {e}");
+            return ExitCode::from(EXIT_RUNTIME);
+        }
+    }
+    match crate::archiving::run_once(&store, &merchants, now_ms, days) {
         Ok(report) => {
             println!(
                 "archived {} payments, {} refunds and {} events older than {days} days into {} segments under {} in {:.3} s{}",

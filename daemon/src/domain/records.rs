@@ -1,5 +1,7 @@
 //! What the store keeps, as serde records (JSON in sled values). Field names are part of the
-//! on-disk format: changing one is a schema version bump.
+//! on-disk format: changing one is a schema version bump. Absent optional fields are left
+//! out (read back as absent, also by the previous release): a payment is written twice and
+//! its nulls were a fifth of its bytes.
 
 use std::collections::BTreeMap;
 
@@ -37,18 +39,27 @@ pub struct PaymentRecord {
     pub amount_minor: i64,
     pub currency: String,
     pub status: PaymentStatus,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub order_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub terminal_id: Option<String>,
     /// The payer's one-time payment code (barcode), kept to resume a create after a crash.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub auth_code: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub provider_reference: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub qr_code: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub payer: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub failure: Option<Failure>,
     pub metadata: BTreeMap<String, String>,
     pub created_at_ms: i64,
     pub updated_at_ms: i64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub expires_at_ms: Option<i64>,
     /// Sum of the refunds that have not failed (pending ones may still succeed).
     pub refund_reserved_minor: i64,
@@ -58,11 +69,11 @@ pub struct PaymentRecord {
     /// The API key that created it.
     pub api_key_id: String,
     /// (Link payments) the cashier page's address, as handed out.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub payment_url: Option<String>,
     /// (Link payments) the one wallet the page may offer, when the request named one. The
     /// payment's `provider` stays empty until the payer picks a wallet on the page.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub link_wallet: Option<String>,
     /// Numbered by the store: 1 when recorded, one more at each write (0 in records written
     /// before versions were kept).
@@ -79,8 +90,11 @@ pub struct RefundRecord {
     pub amount_minor: i64,
     pub currency: String,
     pub status: RefundStatus,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub provider_reference: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub failure: Option<Failure>,
     pub created_at_ms: i64,
     pub updated_at_ms: i64,

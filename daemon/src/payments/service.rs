@@ -710,9 +710,22 @@ pub async fn create_payment(
     svc.store.durable().await?;
     let payment = match written {
         Some(payment) => payment,
-        None => svc.store.payment(&payment_id)?.ok_or_else(|| {
-            StoreError::Corrupt(format!("claimed payment {payment_id} is missing"))
-        })?,
+        None => match svc.store.payment(&payment_id)? {
+            Some(payment) => payment,
+            // The key's request died unanswered, and its payment, final since (the janitor
+            // finished it), has left for the archive: the answer is its final state.
+            None => {
+                let archived = svc.store.archived_payment(&payment_id)?.ok_or_else(|| {
+                    StoreError::Corrupt(format!("claimed payment {payment_id} is missing"))
+                })?;
+                let answer = {
+                    let _turn = svc.store.write_turn().await;
+                    finish_answer(svc, &claim, &archived, render)
+                };
+                svc.store.durable().await?;
+                return answer;
+            }
+        },
     };
     let answer = drive_payment(svc, payment, &claim, render).await;
     svc.store.durable().await?;
@@ -1040,10 +1053,16 @@ async fn drive_refund(
     claim: &Claim,
     render: RenderRefund<'_>,
 ) -> Result<Answer, PaymentError> {
-    let refund = svc
-        .store
-        .refund(refund_id)?
-        .ok_or_else(|| StoreError::Corrupt(format!("claimed refund {refund_id} is missing")))?;
+    let Some(refund) = svc.store.refund(refund_id)? else {
+        // As for a payment: a request that died unanswered, its refund final and archived
+        // since (with its payment).
+        let archived = svc
+            .store
+            .archived_refund(refund_id)?
+            .ok_or_else(|| StoreError::Corrupt(format!("claimed refund {refund_id} is missing")))?;
+        let _turn = svc.store.write_turn().await;
+        return finish_refund_answer(svc, claim, &archived, render);
+    };
     let payment = svc
         .store
         .payment(&refund.payment_id)?
@@ -1152,6 +1171,20 @@ async fn drive_refund(
         );
         return Err(PaymentError::OutcomeUnknown(refused_message(&observed)));
     }
+    let answer = finish_refund_answer(svc, claim, &refund, render)?;
+    svc.metrics
+        .count_refund(&refund.provider, refund.status.as_str());
+    Ok(answer)
+}
+
+/// Finishes a refund's idempotency key with the answer for its record (a failed refund's
+/// answer is its decline).
+fn finish_refund_answer(
+    svc: &Payments,
+    claim: &Claim,
+    refund: &RefundRecord,
+    render: RenderRefund<'_>,
+) -> Result<Answer, PaymentError> {
     let error = (refund.status == RefundStatus::Failed).then(|| PaymentError::RefundDeclined {
         code: refund
             .failure
@@ -1162,11 +1195,9 @@ async fn drive_refund(
             .as_ref()
             .map_or(String::new(), |f| f.message.clone()),
     });
-    let (status, body) = render(&refund, error.as_ref());
+    let (status, body) = render(refund, error.as_ref());
     svc.store
         .finish_claim(claim, status, &body, svc.clock.now_ms())?;
-    svc.metrics
-        .count_refund(&refund.provider, refund.status.as_str());
     Ok(Answer {
         status,
         body,
@@ -1616,6 +1647,42 @@ mod tests {
             vec![format!("create {id}"), format!("query {id}")]
         );
         assert_eq!(h.payment(&id).status, PaymentStatus::Succeeded);
+    }
+
+    #[tokio::test]
+    async fn a_key_whose_request_died_answers_with_its_payment_after_the_archive_took_it() {
+        let h = Harness::new();
+        h.provider
+            .next_payment(Ok(Err(wit::ProviderError::UnknownOutcome(
+                "timed out".into(),
+            ))));
+        pay(&h, "k1", "8.00", Method::Barcode).await.unwrap_err();
+        let id = h.store.pending_payment_ids().unwrap().pop().unwrap();
+        // The janitor finishes the payment; the key stays unanswered.
+        let done = advance_payment(&h.payments, &h.payment(&id)).await.unwrap();
+        assert_eq!(done.status, PaymentStatus::Succeeded);
+        let report = h
+            .store
+            .archive(&crate::store::archive::ArchivePolicy {
+                now_ms: h.payments.clock.now_ms(),
+                older_than_days: 0,
+                utc_offset_min: &|_| 0,
+                segment_payments: 10,
+            })
+            .unwrap();
+        assert_eq!(report.payments, 1);
+        assert!(h.store.payment(&id).unwrap().is_none());
+
+        let answer = pay(&h, "k1", "8.00", Method::Barcode).await.unwrap();
+        assert_eq!(answer.body, format!("{id} succeeded"));
+        // Answered from the archived record: the provider is not asked again.
+        assert_eq!(
+            h.provider.calls(),
+            vec![format!("create {id}"), format!("query {id}")]
+        );
+        let again = pay(&h, "k1", "8.00", Method::Barcode).await.unwrap();
+        assert!(again.replayed);
+        assert_eq!(again.body, answer.body);
     }
 
     #[tokio::test]

@@ -119,7 +119,9 @@ fn compact_stopping(
     rename(&db_path, &old_path)?;
     sync_dir(dir)?;
     if stop == Some(StopAfter::FirstRename) {
-        return Err(StoreError::Failed("stopped after the first rename (test)".into()));
+        return Err(StoreError::Failed(
+            "stopped after the first rename (test)".into(),
+        ));
     }
     rename(&copy_path, &db_path)?;
     sync_dir(dir)?;
@@ -166,11 +168,11 @@ fn check_schema(dir: &Path, db: &sled::Db) -> Result<(), StoreError> {
     let meta = db.open_tree(META_TREE).map_err(StoreError::Sled)?;
     let found = match meta.get(SCHEMA_KEY).map_err(StoreError::Sled)? {
         None => None,
-        Some(raw) => Some(u32::from_be_bytes(raw.as_ref().try_into().map_err(|_| {
-            StoreError::CorruptMeta {
+        Some(raw) => Some(u32::from_be_bytes(raw.as_ref().try_into().map_err(
+            |_| StoreError::CorruptMeta {
                 path: dir.to_owned(),
-            }
-        })?)),
+            },
+        )?)),
     };
     match found {
         Some(SCHEMA_VERSION) => Ok(()),
