@@ -1,21 +1,24 @@
-//! The writes paygated makes for one barcode payment, replayed on one thread against a
-//! storage engine, with a durable flush every `group` payments (the group commit serves
-//! ~20 writers per flush at 64 clients, and each payment waits for two flushes).
+//! The writes paygated makes for one barcode payment (store schema 2), replayed on one
+//! thread against a storage engine, with a durable flush every `group` payments (the group
+//! commit serves ~20-35 writers per flush at 64 clients).
 //!
-//! Per payment, as `store/payments.rs` writes it:
-//! - begin: idempotency claim (150 B), payment record (700 B), merchant index, pending
-//!   index, `payment.created` event with its snapshot (1 KB);
-//! - result: payment record (720 B), `payment.succeeded` event (1 KB), pending index removed,
-//!   idempotency record finished with the answer (800 B).
+//! Per payment, as `daemon/src/store/payments.rs` writes it, at the sizes the daemon's
+//! records have (`paygate-bench trees` on a data dir):
+//! - begin: idempotency claim (190 B, at a random place), `payment.created` event (188 B,
+//!   by sequence number), payment record (470 B), merchant index, pending index;
+//! - result: `payment.succeeded` event, payment record (490 B), pending index removed;
+//! - finish: the answer (476 B) under the payment id and key.
 //!
 //! sled 0.34 has no cheap atomic batch (its transactions take a process-wide lock that a
-//! flush holds, see `txn.rs`), so paygated writes each change first as an intent under one
-//! `meta` key and removes it after: the `sled` run does the same. fjall and redb commit
-//! several keys atomically, so their runs write each change as one batch or transaction.
+//! flush holds, see `txn.rs`), so paygated makes each change first name itself under one
+//! `meta` key (180 B) and then writes single keys: the `sled` run does the same. fjall and
+//! redb commit several keys atomically, so their runs write each change as one batch or
+//! transaction.
 //!
 //! Usage: `paygate-bench-stores <sled | fjall | redb> <payments> <group>`; prints one line:
 //! payments/s, CPU per payment (all of the process's threads), bytes written per payment
-//! (`wchar`), bytes on disk per payment at the end, peak RSS.
+//! (`wchar`), bytes on disk per payment at the end, peak RSS, and the time to open the
+//! engine again on what it wrote (sled replays its log since its last open).
 
 use std::path::Path;
 use std::time::Instant;
@@ -55,19 +58,21 @@ impl Values {
     }
 }
 
-/// The keys and values of payment `n`. Ids sort by creation time, as paygated's do.
+/// The keys and values of payment `n`, at the sizes `paygate-bench trees` reads off a data
+/// dir of the daemon's barcode payments. Ids sort by creation time, as paygated's do.
 struct Payment {
     id: Vec<u8>,
     idempotency_key: Vec<u8>,
+    answer_key: Vec<u8>,
     merchant_index: Vec<u8>,
-    created_event: Vec<u8>,
-    succeeded_event: Vec<u8>,
+    created_seq: [u8; 8],
+    succeeded_seq: [u8; 8],
     claim: Vec<u8>,
     pending_record: Vec<u8>,
     created: Vec<u8>,
     answered_record: Vec<u8>,
     succeeded: Vec<u8>,
-    finished_claim: Vec<u8>,
+    answer: Vec<u8>,
 }
 
 impl Payment {
@@ -76,17 +81,19 @@ impl Payment {
             "pay_{n:012}{:06}",
             n.wrapping_mul(2_654_435_761) % 1_000_000
         );
+        let key = format!("key_demo_pos\0bench-{}-{}", n % 64, n / 64);
         Payment {
-            idempotency_key: format!("key_demo_pos\0bench-{}-{}", n % 64, n / 64).into_bytes(),
+            answer_key: format!("{id}\0{key}").into_bytes(),
+            idempotency_key: key.into_bytes(),
             merchant_index: format!("m_demo\0{id}").into_bytes(),
-            created_event: format!("evt_{n:012}a{:03}", n % 997).into_bytes(),
-            succeeded_event: format!("evt_{n:012}b{:03}", n % 991).into_bytes(),
-            claim: values.text(150),
-            pending_record: values.text(700),
-            created: values.text(1000),
-            answered_record: values.text(720),
-            succeeded: values.text(1020),
-            finished_claim: values.text(800),
+            created_seq: (2 * n + 1).to_be_bytes(),
+            succeeded_seq: (2 * n + 2).to_be_bytes(),
+            claim: values.text(190),
+            pending_record: values.text(470),
+            created: values.text(188),
+            answered_record: values.text(490),
+            succeeded: values.text(188),
+            answer: values.text(476),
             id: id.into_bytes(),
         }
     }
@@ -98,33 +105,31 @@ trait Engine {
     fn flush(&mut self);
 }
 
+/// As paygated's store writes a payment (`daemon/src/store/payments.rs`): each change first
+/// names itself in `meta` (its recovery point), then writes single keys in a fixed order.
 struct Sled {
     db: sled::Db,
-    trees: [sled::Tree; 6],
-    begin_intent: Vec<u8>,
-    result_intent: Vec<u8>,
+    trees: [sled::Tree; 7],
+    named: Vec<u8>,
 }
 
 impl Engine for Sled {
     fn pay(&mut self, p: &Payment) {
-        let [meta, idempotency, payments, by_merchant, pending, events] = &self.trees;
+        let [meta, idempotency, payments, by_merchant, pending, events, answers] = &self.trees;
         let ok = |r: sled::Result<Option<sled::IVec>>| {
             r.expect("sled write");
         };
-        // The intent holds the change's writes; paygated encodes them, here it is their size.
-        ok(meta.insert(b"pending_change", self.begin_intent.as_slice()));
+        ok(meta.insert(b"last_change", self.named.as_slice()));
         ok(idempotency.insert(p.idempotency_key.as_slice(), p.claim.as_slice()));
+        ok(events.insert(p.created_seq, p.created.as_slice()));
         ok(payments.insert(p.id.as_slice(), p.pending_record.as_slice()));
         ok(by_merchant.insert(p.merchant_index.as_slice(), &[][..]));
         ok(pending.insert(p.id.as_slice(), &[][..]));
-        ok(events.insert(p.created_event.as_slice(), p.created.as_slice()));
-        ok(meta.remove(b"pending_change"));
-        ok(meta.insert(b"pending_change", self.result_intent.as_slice()));
+        ok(meta.insert(b"last_change", self.named.as_slice()));
+        ok(events.insert(p.succeeded_seq, p.succeeded.as_slice()));
         ok(payments.insert(p.id.as_slice(), p.answered_record.as_slice()));
-        ok(events.insert(p.succeeded_event.as_slice(), p.succeeded.as_slice()));
         ok(pending.remove(p.id.as_slice()));
-        ok(meta.remove(b"pending_change"));
-        ok(idempotency.insert(p.idempotency_key.as_slice(), p.finished_claim.as_slice()));
+        ok(answers.insert(p.answer_key.as_slice(), p.answer.as_slice()));
     }
 
     fn flush(&mut self) {
@@ -134,33 +139,31 @@ impl Engine for Sled {
 
 struct Fjall {
     keyspace: fjall::Keyspace,
-    partitions: [fjall::PartitionHandle; 5],
+    partitions: [fjall::PartitionHandle; 6],
 }
 
 impl Engine for Fjall {
     fn pay(&mut self, p: &Payment) {
-        let [idempotency, payments, by_merchant, pending, events] = &self.partitions;
+        let [idempotency, payments, by_merchant, pending, events, answers] = &self.partitions;
         let mut begin = self.keyspace.batch();
         begin.insert(
             idempotency,
             p.idempotency_key.as_slice(),
             p.claim.as_slice(),
         );
+        begin.insert(events, p.created_seq.as_slice(), p.created.as_slice());
         begin.insert(payments, p.id.as_slice(), p.pending_record.as_slice());
         begin.insert(by_merchant, p.merchant_index.as_slice(), &[][..]);
         begin.insert(pending, p.id.as_slice(), &[][..]);
-        begin.insert(events, p.created_event.as_slice(), p.created.as_slice());
         begin.commit().expect("fjall batch");
         let mut result = self.keyspace.batch();
+        result.insert(events, p.succeeded_seq.as_slice(), p.succeeded.as_slice());
         result.insert(payments, p.id.as_slice(), p.answered_record.as_slice());
-        result.insert(events, p.succeeded_event.as_slice(), p.succeeded.as_slice());
         result.remove(pending, p.id.as_slice());
-        result.insert(
-            idempotency,
-            p.idempotency_key.as_slice(),
-            p.finished_claim.as_slice(),
-        );
         result.commit().expect("fjall batch");
+        answers
+            .insert(p.answer_key.as_slice(), p.answer.as_slice())
+            .expect("fjall write");
     }
 
     fn flush(&mut self) {
@@ -172,12 +175,13 @@ impl Engine for Fjall {
 }
 
 type RedbTable = redb::TableDefinition<'static, &'static [u8], &'static [u8]>;
-const REDB_TABLES: [RedbTable; 5] = [
+const REDB_TABLES: [RedbTable; 6] = [
     redb::TableDefinition::new("idempotency"),
     redb::TableDefinition::new("payments"),
     redb::TableDefinition::new("by_merchant"),
     redb::TableDefinition::new("pending"),
     redb::TableDefinition::new("events"),
+    redb::TableDefinition::new("answers"),
 ];
 
 struct Redb {
@@ -208,17 +212,17 @@ impl Engine for Redb {
     fn pay(&mut self, p: &Payment) {
         self.change(&[
             (0, &p.idempotency_key, Some(&p.claim)),
+            (4, p.created_seq.as_slice(), Some(&p.created)),
             (1, &p.id, Some(&p.pending_record)),
             (2, &p.merchant_index, Some(&[])),
             (3, &p.id, Some(&[])),
-            (4, &p.created_event, Some(&p.created)),
         ]);
         self.change(&[
+            (4, p.succeeded_seq.as_slice(), Some(&p.succeeded)),
             (1, &p.id, Some(&p.answered_record)),
-            (4, &p.succeeded_event, Some(&p.succeeded)),
             (3, &p.id, None),
-            (0, &p.idempotency_key, Some(&p.finished_claim)),
         ]);
+        self.change(&[(5, &p.answer_key, Some(&p.answer))]);
     }
 
     fn flush(&mut self) {
@@ -246,13 +250,13 @@ fn open(engine: &str, dir: &Path, values: &mut Values) -> Box<dyn Engine> {
                 tree("payments"),
                 tree("payments_by_merchant"),
                 tree("pending_payments"),
-                tree("events"),
+                tree("event_log"),
+                tree("answers"),
             ];
             Box::new(Sled {
                 trees,
                 db,
-                begin_intent: values.text(2200),
-                result_intent: values.text(1900),
+                named: values.text(180),
             })
         }
         "fjall" => {
@@ -270,7 +274,8 @@ fn open(engine: &str, dir: &Path, values: &mut Values) -> Box<dyn Engine> {
                 partition("payments"),
                 partition("payments_by_merchant"),
                 partition("pending_payments"),
-                partition("events"),
+                partition("event_log"),
+                partition("answers"),
             ];
             Box::new(Fjall {
                 keyspace,
@@ -312,14 +317,19 @@ fn main() {
     let seconds = started.elapsed().as_secs_f64();
     let (cpu, written) = (cpu_seconds() - cpu, written_bytes() - written);
     drop(store);
+    let disk = measure::dir_bytes(&dir);
+    let peak_rss = peak_rss_kib();
+    let reopening = Instant::now();
+    drop(open(engine, &dir, &mut values));
+    let reopen_ms = reopening.elapsed().as_secs_f64() * 1e3;
     let per = |total: f64| total / payments as f64;
     println!(
-        "{{\"engine\":\"{engine}\",\"payments\":{payments},\"group\":{group},\"payments_per_s\":{:.0},\"cpu_us_per_payment\":{:.1},\"written_kib_per_payment\":{:.1},\"disk_kib_per_payment\":{:.1},\"peak_rss_mib\":{:.0}}}",
+        "{{\"engine\":\"{engine}\",\"payments\":{payments},\"group\":{group},\"payments_per_s\":{:.0},\"cpu_us_per_payment\":{:.1},\"written_kib_per_payment\":{:.1},\"disk_kib_per_payment\":{:.1},\"peak_rss_mib\":{:.0},\"reopen_ms\":{reopen_ms:.0}}}",
         payments as f64 / seconds,
         per(cpu * 1e6),
         per(written as f64 / 1024.0),
-        per(measure::dir_bytes(&dir) as f64 / 1024.0),
-        peak_rss_kib() as f64 / 1024.0,
+        per(disk as f64 / 1024.0),
+        peak_rss as f64 / 1024.0,
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
