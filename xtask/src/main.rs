@@ -593,7 +593,7 @@ fn bench_archive() -> Result<()> {
     let text = std::fs::read_to_string("config/paygate.toml").map_err(|e| e.to_string())?;
     let retention = "idempotency_retention_s = 86400";
     if !text.contains(retention) {
-        return Err(format!("config/paygate.toml no longer says {retention:?}").into());
+        return Err(format!("config/paygate.toml no longer says {retention:?}"));
     }
     std::fs::write(
         &short,
