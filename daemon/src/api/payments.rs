@@ -621,24 +621,16 @@ fn visible_payment(
     }
 }
 
-/// A payment the caller may change: an archived one is refused (API.md §5, archive).
-fn changeable_payment(
-    state: &AppState,
-    caller: &Caller,
-    id: &str,
-) -> Result<PaymentRecord, ApiError> {
-    let found = visible_payment(state, caller, id)?;
-    if found.archived {
-        return Err(ApiError::Conflict {
-            code: "payment_archived",
-            message: format!(
-                "payment {id} is archived: it finished more than {} days ago and can no longer be changed here; refund it through the provider's merchant portal, or keep payments longer with [store] archive_after_days",
-                state.config.store.archive_after_days.get_ref()
-            ),
-            param: None,
-        });
+/// The refusal of a change to an archived payment (API.md §5, "Archived payments").
+fn archived_error(state: &AppState, id: &str) -> ApiError {
+    ApiError::Conflict {
+        code: "payment_archived",
+        message: format!(
+            "payment {id} is archived: it finished more than {} days ago and can no longer be changed here; refund it through the provider's merchant portal, or keep payments longer with [store] archive_after_days",
+            state.config.store.archive_after_days.get_ref()
+        ),
+        param: None,
     }
-    Ok(found.record)
 }
 
 /// One payment.
@@ -777,11 +769,21 @@ pub async fn cancel_payment(
     mut request: Idempotent<CancelBody>,
 ) -> Result<Answer, ApiError> {
     caller.require_role(Role::Pos)?;
-    let payment = changeable_payment(&state, &caller, &id)?;
+    let found = visible_payment(&state, &caller, &id)?;
     request.body()?; // checked (no fields), after the role and the scope
     let claim = request.claim(&caller.0.id);
-    let answer =
-        service::cancel_payment(&state.payments, claim, payment, &render_payment(200)).await;
+    let answer = if found.archived {
+        // Only a retry of a key used before is answered.
+        match service::cancel_archived(&state.payments, claim, found.record, &render_payment(200))
+            .await
+        {
+            Ok(None) => return Err(archived_error(&state, &id)),
+            Ok(Some(answer)) => Ok(answer),
+            Err(e) => Err(e),
+        }
+    } else {
+        service::cancel_payment(&state.payments, claim, found.record, &render_payment(200)).await
+    };
     observe_answer(&state, &caller, &answer);
     answer.map_err(ApiError::from)
 }
@@ -794,6 +796,7 @@ pub async fn cancel_payment(
     responses(
         (status = 201, description = "The refund", body = RefundObject),
         (status = 402, description = "Declined by the provider", body = ErrorBody),
+        (status = 409, description = "The payment is archived (a retry of a key used before is answered)", body = ErrorBody),
         (status = 422, description = "Exceeds the payment, or the payment is not refundable", body = ErrorBody),
     ))]
 pub async fn create_refund(
@@ -803,7 +806,20 @@ pub async fn create_refund(
     mut request: Idempotent<CreateRefundBody>,
 ) -> Result<Answer, ApiError> {
     caller.require_role(Role::Erp)?;
-    let payment = changeable_payment(&state, &caller, &id)?;
+    let found = visible_payment(&state, &caller, &id)?;
+    if found.archived {
+        request.body()?;
+        let claim = request.claim(&caller.0.id);
+        // Only a retry of a key used before is answered.
+        let answer = match service::refund_archived(&state.payments, claim, &render_refund).await {
+            Ok(None) => return Err(archived_error(&state, &id)),
+            Ok(Some(answer)) => Ok(answer),
+            Err(e) => Err(e),
+        };
+        observe_answer(&state, &caller, &answer);
+        return answer.map_err(ApiError::from);
+    }
+    let payment = found.record;
     let body = request.body()?;
     let amount = match &body.amount {
         None => None,

@@ -793,6 +793,88 @@ pub(crate) async fn advance_payment(
     record_report(svc, &payment.id, report)
 }
 
+/// What a request on an archived payment gets from its idempotency key: such a payment
+/// cannot change, so only a key used before is answered (API.md §5, "Archived payments").
+enum ArchivedRetry {
+    /// The key was never used: the request is refused.
+    New,
+    /// The key's first answer, replayed.
+    Replay(Answer),
+    /// The key's first request died unanswered: answer for this object's final state.
+    Resume(String),
+}
+
+fn archived_retry(svc: &Payments, claim: &Claim) -> Result<ArchivedRetry, PaymentError> {
+    Ok(match svc.store.known_claim(claim)? {
+        None => ArchivedRetry::New,
+        Some(Begin::Replay { status, body }) => ArchivedRetry::Replay(Answer {
+            status,
+            body,
+            replayed: true,
+        }),
+        Some(Begin::Resume { object_id }) => ArchivedRetry::Resume(object_id),
+        Some(Begin::KeyReused) => return Err(PaymentError::Idempotency(Conflict::KeyReused)),
+        Some(other) => {
+            return Err(StoreError::Corrupt(format!("unexpected claim outcome {other:?}")).into());
+        }
+    })
+}
+
+/// A cancel of an archived payment: the answer of a key used before, or `None` (refused).
+pub async fn cancel_archived(
+    svc: &Payments,
+    claim: Claim,
+    payment: PaymentRecord,
+    render: RenderPayment<'_>,
+) -> Result<Option<Answer>, PaymentError> {
+    let Some(_guard) = svc.in_flight.enter(&claim) else {
+        return Err(PaymentError::Idempotency(Conflict::InProgress));
+    };
+    match archived_retry(svc, &claim)? {
+        ArchivedRetry::New => Ok(None),
+        ArchivedRetry::Replay(answer) => Ok(Some(answer)),
+        ArchivedRetry::Resume(_) if payment.status == PaymentStatus::Succeeded => {
+            Err(PaymentError::AlreadySucceeded(payment.id))
+        }
+        ArchivedRetry::Resume(_) => {
+            let answer = {
+                let _turn = svc.store.write_turn().await;
+                let (status, body) = render(&payment, None);
+                svc.store
+                    .finish_claim(&claim, status, &body, svc.clock.now_ms())?;
+                Answer {
+                    status,
+                    body,
+                    replayed: false,
+                }
+            };
+            svc.store.durable().await?;
+            Ok(Some(answer))
+        }
+    }
+}
+
+/// A refund of an archived payment: the answer of a key used before (its replay, or the
+/// archived refund's final state), or `None` (refused).
+pub async fn refund_archived(
+    svc: &Payments,
+    claim: Claim,
+    render: RenderRefund<'_>,
+) -> Result<Option<Answer>, PaymentError> {
+    let Some(_guard) = svc.in_flight.enter(&claim) else {
+        return Err(PaymentError::Idempotency(Conflict::InProgress));
+    };
+    match archived_retry(svc, &claim)? {
+        ArchivedRetry::New => Ok(None),
+        ArchivedRetry::Replay(answer) => Ok(Some(answer)),
+        ArchivedRetry::Resume(refund_id) => {
+            let answer = drive_refund(svc, &refund_id, &claim, render).await;
+            svc.store.durable().await?;
+            answer.map(Some)
+        }
+    }
+}
+
 /// `POST /v1/payments/{id}/cancel`.
 pub async fn cancel_payment(
     svc: &Payments,

@@ -281,20 +281,25 @@ fn check_claim(
     answers: &sled::Tree,
     claim: &Claim,
 ) -> TxResult<Option<Begin>> {
-    let Some(raw) = idempotency.get(claim.store_key())? else {
-        return Ok(None);
-    };
-    let record: IdempotencyRecord = decode(&raw, "idempotency record")?;
-    if record.fingerprint != claim.fingerprint {
-        return Ok(Some(Begin::KeyReused));
+    match idempotency.get(claim.store_key())? {
+        Some(raw) => decide_claim(answers, claim, &raw).map(Some),
+        None => Ok(None),
     }
-    Ok(Some(match answer_of(answers, claim, &record)? {
+}
+
+/// What the stored record `raw` of `claim`'s key says about a new request with it.
+fn decide_claim(answers: &sled::Tree, claim: &Claim, raw: &[u8]) -> TxResult<Begin> {
+    let record: IdempotencyRecord = decode(raw, "idempotency record")?;
+    if record.fingerprint != claim.fingerprint {
+        return Ok(Begin::KeyReused);
+    }
+    Ok(match answer_of(answers, claim, &record)? {
         Some((status, body)) => Begin::Replay { status, body },
         None => match record.state {
             IdempotencyState::InProgress { object_id } => Begin::Resume { object_id },
             IdempotencyState::Done { .. } => unreachable!("a finished record has its answer"),
         },
-    }))
+    })
 }
 
 fn claim_record(claim: &Claim, object_id: &str, now_ms: i64) -> Vec<u8> {
@@ -640,6 +645,21 @@ impl Store {
                 },
             )
             .map(|(refund, appended)| self.published(refund, appended))
+    }
+
+    /// What `claim`'s key already says (a replay, a resume, a reuse), without claiming it:
+    /// `None` for a key never used. For requests that may not start new work (on an
+    /// archived payment) but must still answer a retry.
+    pub fn known_claim(&self, claim: &Claim) -> Result<Option<Begin>, StoreError> {
+        match self
+            .trees
+            .idempotency
+            .get(claim.store_key())
+            .map_err(StoreError::Sled)?
+        {
+            Some(raw) => decide_claim(&self.trees.answers, claim, &raw).map(Some),
+            None => Ok(None),
+        }
     }
 
     /// Claims `claim` for an action on the existing object `object_id` (a cancel).

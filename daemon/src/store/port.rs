@@ -57,6 +57,8 @@ pub trait PaymentStore: Send + Sync + 'static {
     ) -> Result<Begin, StoreError>;
     /// Claims `claim` for an action on the existing object `object_id` (a cancel).
     fn claim(&self, claim: &Claim, object_id: &str, now_ms: i64) -> Result<Begin, StoreError>;
+    /// What `claim`'s key already says, without claiming it (`None`: never used).
+    fn known_claim(&self, claim: &Claim) -> Result<Option<Begin>, StoreError>;
     /// Finishes a key with the response its request answered.
     fn finish_claim(
         &self,
@@ -118,6 +120,10 @@ impl PaymentStore for Store {
 
     fn claim(&self, claim: &Claim, object_id: &str, now_ms: i64) -> Result<Begin, StoreError> {
         Store::claim(self, claim, object_id, now_ms)
+    }
+
+    fn known_claim(&self, claim: &Claim) -> Result<Option<Begin>, StoreError> {
+        Store::known_claim(self, claim)
     }
 
     fn finish_claim(
