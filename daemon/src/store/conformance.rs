@@ -52,6 +52,10 @@ pub fn run(open: Open<'_>) {
             "a finished key replays its answer after its object moved on",
             a_replay_after_a_refund_is_the_first_answer,
         ),
+        (
+            "a key is read without being claimed",
+            a_key_is_read_without_being_claimed,
+        ),
     ];
     for (name, check) in checks {
         eprintln!("conformance: {name}");
@@ -153,6 +157,42 @@ fn paid(store: &dyn PaymentStore, id: &str, amount_minor: i64) {
         })
         .unwrap()
         .expect("the payment exists");
+}
+
+fn a_key_is_read_without_being_claimed(open: Open<'_>) {
+    let (_dir, store) = fresh(open);
+    let first = claim("k1", "fp1");
+    // Never used: nothing to say, and reading it claims nothing.
+    assert_eq!(store.known_claim(&first).unwrap(), None);
+    assert_eq!(store.known_claim(&first).unwrap(), None);
+    let record = payment("pay_1", "m_a", None, 500);
+    let created = event("payment.created", "pay_1");
+    assert_eq!(
+        store.begin_payment(&first, &record, &created).unwrap(),
+        Begin::Created
+    );
+    assert_eq!(
+        store.known_claim(&first).unwrap(),
+        Some(Begin::Resume {
+            object_id: "pay_1".into()
+        })
+    );
+    assert_eq!(
+        store.known_claim(&claim("k1", "other")).unwrap(),
+        Some(Begin::KeyReused)
+    );
+    store
+        .finish_claim(&first, 201, "{\"id\":\"pay_1\"}", 1_500)
+        .unwrap();
+    assert_eq!(
+        store.known_claim(&first).unwrap(),
+        Some(Begin::Replay {
+            status: 201,
+            body: "{\"id\":\"pay_1\"}".into()
+        })
+    );
+    // Another key is still free after all those reads.
+    assert_eq!(store.known_claim(&claim("k2", "fp1")).unwrap(), None);
 }
 
 fn key_claimed_with_its_object(open: Open<'_>) {
