@@ -19,6 +19,7 @@
 //! | `db.compact` and `db.old`, no `db` | the copy was whole, the swap was cut | rename `db.compact` to `db` |
 //! | `db.old` alone, no `db` | (cannot happen in this order; a hand-made state) | rename `db.old` back to `db` |
 //! | `db` and `db.old` | the swap was done | remove `db.old` |
+//! | `db.compact` alone, no `db` | (no step leaves this: the database was removed by hand) | refuse to open; the copy is not deleted |
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -151,6 +152,13 @@ pub(super) fn finish_interrupted(dir: &Path) -> Result<(), StoreError> {
         tracing::warn!(dir = %dir.display(), "restoring the database a compaction had set aside");
         rename(&old, &db)?;
         sync_dir(dir)?;
+    } else if !has_db && has_copy {
+        // No step of a compaction leaves this: something else removed the database. The
+        // copy may be all that is left of it, so it is not ours to delete.
+        return Err(StoreError::Corrupt(format!(
+            "{} holds a compaction's copy ({COPY_DIR}) but no database ({DB_DIR}); if the copy is whole, rename it to {DB_DIR} by hand",
+            dir.display()
+        )));
     }
     if copy.exists() {
         tracing::warn!(dir = %dir.display(), "removing an unfinished compaction copy");
@@ -293,6 +301,17 @@ mod tests {
     fn a_set_aside_database_alone_is_put_back() {
         let (dir, checksum) = filled();
         std::fs::rename(dir.path().join(DB_DIR), dir.path().join(OLD_DIR)).unwrap();
+        assert_eq!(checksum_after_open(dir.path()), checksum);
+    }
+
+    #[test]
+    fn a_copy_without_its_database_is_left_alone() {
+        let (dir, checksum) = filled();
+        std::fs::rename(dir.path().join(DB_DIR), dir.path().join(COPY_DIR)).unwrap();
+        let err = Store::open(dir.path()).err().unwrap();
+        assert!(err.to_string().contains("by hand"), "{err}");
+        assert!(dir.path().join(COPY_DIR).exists());
+        std::fs::rename(dir.path().join(COPY_DIR), dir.path().join(DB_DIR)).unwrap();
         assert_eq!(checksum_after_open(dir.path()), checksum);
     }
 
