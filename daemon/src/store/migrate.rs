@@ -170,10 +170,11 @@ mod tests {
         if interrupted == Some(2) {
             // Stopped after the commit point, before the old trees were dropped.
             drop(Store::open(dir.path()).unwrap());
-            let db = sled::Config::new()
-                .path(dir.path().join(DB_DIR))
-                .open()
-                .unwrap();
+            let db = super::super::open_sled(
+                &dir.path().join(DB_DIR),
+                super::super::DEFAULT_CACHE_BYTES,
+            )
+            .unwrap();
             db.open_tree(V1_EVENTS)
                 .unwrap()
                 .insert(b"evt_left", b"{}".to_vec())

@@ -214,9 +214,8 @@ fn take_back(trees: &PaymentTrees, change: &LastChange) -> Result<Recovered, Sto
 pub fn open_with_recovery_point(dir: &std::path::Path, point: &[u8]) -> Result<Store, StoreError> {
     drop(Store::open(dir)?);
     {
-        let db = sled::Config::new()
-            .path(dir.join(DB_DIR))
-            .open()
+        // Through `open_sled`: the store just dropped may still hold sled's file lock.
+        let db = super::open_sled(&dir.join(DB_DIR), super::DEFAULT_CACHE_BYTES)
             .map_err(StoreError::Sled)?;
         let meta = db.open_tree(META_TREE).map_err(StoreError::Sled)?;
         meta.insert(LAST_CHANGE, point).map_err(StoreError::Sled)?;

@@ -576,10 +576,11 @@ mod tests {
         drop(super::super::Store::open(dir.path()).unwrap());
         {
             // What a crash after the intent (and before any of its writes) leaves.
-            let db = sled::Config::new()
-                .path(dir.path().join(super::super::DB_DIR))
-                .open()
-                .unwrap();
+            let db = super::super::open_sled(
+                &dir.path().join(super::super::DB_DIR),
+                super::super::DEFAULT_CACHE_BYTES,
+            )
+            .unwrap();
             let meta = db.open_tree(super::super::META_TREE).unwrap();
             let writes = [Write {
                 tree: "pending_payments".into(),
