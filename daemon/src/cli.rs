@@ -177,14 +177,10 @@ pub fn main() -> ExitCode {
             no_compact,
         }) => store_archive(&config, data_dir, older_than, !no_compact),
         Command::Store(StoreCommand::Compact { config, data_dir }) => {
-            let dir = match data_dir {
-                Some(dir) => dir,
-                None => match load_config(&config) {
-                    Ok(config) => config.store.data_dir.clone(),
-                    Err(code) => return code,
-                },
-            };
-            store_compact(&dir)
+            match data_dir_of(&config, data_dir) {
+                Ok(dir) => store_compact(&dir),
+                Err(code) => code,
+            }
         }
     }
 }
@@ -197,15 +193,23 @@ fn load_config(config_path: &std::path::Path) -> Result<crate::config::Config, E
     })
 }
 
+/// The data dir given, or the config's, for a `store` command.
+fn data_dir_of(
+    config_path: &std::path::Path,
+    data_dir: Option<PathBuf>,
+) -> Result<PathBuf, ExitCode> {
+    match data_dir {
+        Some(dir) => Ok(dir),
+        None => Ok(load_config(config_path)?.store.data_dir.clone()),
+    }
+}
+
 /// Opens the data dir given, or the config's, for a `store` command.
 fn open_store(
     config_path: &std::path::Path,
     data_dir: Option<PathBuf>,
 ) -> Result<crate::store::Store, ExitCode> {
-    let dir = match data_dir {
-        Some(dir) => dir,
-        None => load_config(config_path)?.store.data_dir.clone(),
-    };
+    let dir = data_dir_of(config_path, data_dir)?;
     crate::store::Store::open(&dir).map_err(|e| {
         eprintln!("paygated: {e}");
         ExitCode::from(EXIT_RUNTIME)

@@ -17,7 +17,8 @@ pub struct Answer {
 }
 
 impl Answer {
-    fn replayed(status: u16, body: String) -> Answer {
+    /// A finished key's stored answer, sent again.
+    pub fn replayed(status: u16, body: String) -> Answer {
         Answer {
             status,
             body,

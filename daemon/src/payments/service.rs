@@ -688,11 +688,7 @@ pub async fn create_payment(
     let (payment_id, written) = match begun {
         Begin::Created => (record.id.clone(), Some(record)),
         Begin::Replay { status, body } => {
-            return Ok(Answer {
-                status,
-                body,
-                replayed: true,
-            });
+            return Ok(Answer::replayed(status, body));
         }
         Begin::KeyReused => return Err(PaymentError::Idempotency(Conflict::KeyReused)),
         Begin::OrderIdInUse { payment_id } => {
@@ -807,11 +803,9 @@ enum ArchivedRetry {
 fn archived_retry(svc: &Payments, claim: &Claim) -> Result<ArchivedRetry, PaymentError> {
     Ok(match svc.store.known_claim(claim)? {
         None => ArchivedRetry::New,
-        Some(Begin::Replay { status, body }) => ArchivedRetry::Replay(Answer {
-            status,
-            body,
-            replayed: true,
-        }),
+        Some(Begin::Replay { status, body }) => {
+            ArchivedRetry::Replay(Answer::replayed(status, body))
+        }
         Some(Begin::Resume { object_id }) => ArchivedRetry::Resume(object_id),
         Some(Begin::KeyReused) => return Err(PaymentError::Idempotency(Conflict::KeyReused)),
         Some(other) => {
@@ -836,21 +830,9 @@ pub async fn cancel_archived(
         ArchivedRetry::Resume(_) if payment.status == PaymentStatus::Succeeded => {
             Err(PaymentError::AlreadySucceeded(payment.id))
         }
-        ArchivedRetry::Resume(_) => {
-            let answer = {
-                let _turn = svc.store.write_turn().await;
-                let (status, body) = render(&payment, None);
-                svc.store
-                    .finish_claim(&claim, status, &body, svc.clock.now_ms())?;
-                Answer {
-                    status,
-                    body,
-                    replayed: false,
-                }
-            };
-            svc.store.durable().await?;
-            Ok(Some(answer))
-        }
+        ArchivedRetry::Resume(_) => cancel_answer_as_is(svc, &claim, &payment, render)
+            .await
+            .map(Some),
     }
 }
 
@@ -875,6 +857,24 @@ pub async fn refund_archived(
     }
 }
 
+/// Finishes a cancel's key with `payment` as it is: it had already ended.
+async fn cancel_answer_as_is(
+    svc: &Payments,
+    claim: &Claim,
+    payment: &PaymentRecord,
+    render: RenderPayment<'_>,
+) -> Result<Answer, PaymentError> {
+    let (status, body) = render(payment, None);
+    svc.store
+        .finish_claim(claim, status, &body, svc.clock.now_ms())?;
+    svc.store.durable().await?;
+    Ok(Answer {
+        status,
+        body,
+        replayed: false,
+    })
+}
+
 /// `POST /v1/payments/{id}/cancel`.
 pub async fn cancel_payment(
     svc: &Payments,
@@ -888,11 +888,7 @@ pub async fn cancel_payment(
     match svc.store.claim(&claim, &payment.id, svc.clock.now_ms())? {
         Begin::Created | Begin::Resume { .. } => {}
         Begin::Replay { status, body } => {
-            return Ok(Answer {
-                status,
-                body,
-                replayed: true,
-            });
+            return Ok(Answer::replayed(status, body));
         }
         Begin::KeyReused => return Err(PaymentError::Idempotency(Conflict::KeyReused)),
         other => {
@@ -905,17 +901,7 @@ pub async fn cancel_payment(
         PaymentStatus::Succeeded => return Err(PaymentError::AlreadySucceeded(current.id)),
         PaymentStatus::Pending => {}
         // Already ended: answer with it (cancelling twice is not an error).
-        _ => {
-            let (status, body) = render(&current, None);
-            svc.store
-                .finish_claim(&claim, status, &body, svc.clock.now_ms())?;
-            svc.store.durable().await?;
-            return Ok(Answer {
-                status,
-                body,
-                replayed: false,
-            });
-        }
+        _ => return cancel_answer_as_is(svc, &claim, &current, render).await,
     }
     let ended = if current.provider.is_empty() {
         // A link payment whose payer never picked a wallet: no provider knows of it.
@@ -1092,11 +1078,7 @@ pub async fn create_refund(
     let refund_id = match begun {
         Begin::Created => record.id.clone(),
         Begin::Replay { status, body } => {
-            return Ok(Answer {
-                status,
-                body,
-                replayed: true,
-            });
+            return Ok(Answer::replayed(status, body));
         }
         Begin::KeyReused => return Err(PaymentError::Idempotency(Conflict::KeyReused)),
         Begin::Resume { object_id } => object_id,

@@ -25,7 +25,7 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use super::archive::segment::sync_dir;
-use super::{DB_DIR, META_TREE, SCHEMA_KEY, SCHEMA_VERSION, StoreError, open_sled, take_lock};
+use super::{DB_DIR, META_TREE, SCHEMA_VERSION, StoreError, open_sled, recorded_schema, take_lock};
 
 const COPY_DIR: &str = "db.compact";
 const OLD_DIR: &str = "db.old";
@@ -144,6 +144,9 @@ pub(super) fn finish_interrupted(dir: &Path) -> Result<(), StoreError> {
     let copy = dir.join(COPY_DIR);
     let old = dir.join(OLD_DIR);
     let (has_db, has_copy, has_old) = (db.exists(), copy.exists(), old.exists());
+    if !has_copy && !has_old {
+        return Ok(()); // every start but one after a cut compaction: nothing to sync
+    }
     if !has_db && has_copy && has_old {
         tracing::warn!(dir = %dir.display(), "finishing a compaction a crash interrupted");
         rename(&copy, &db)?;
@@ -174,15 +177,7 @@ pub(super) fn finish_interrupted(dir: &Path) -> Result<(), StoreError> {
 /// daemon's start or `store migrate`), a newer one is not ours to touch.
 fn check_schema(dir: &Path, db: &sled::Db) -> Result<(), StoreError> {
     let meta = db.open_tree(META_TREE).map_err(StoreError::Sled)?;
-    let found = match meta.get(SCHEMA_KEY).map_err(StoreError::Sled)? {
-        None => None,
-        Some(raw) => Some(u32::from_be_bytes(raw.as_ref().try_into().map_err(
-            |_| StoreError::CorruptMeta {
-                path: dir.to_owned(),
-            },
-        )?)),
-    };
-    match found {
+    match recorded_schema(&meta, dir)? {
         Some(SCHEMA_VERSION) => Ok(()),
         Some(found) if found > SCHEMA_VERSION => Err(StoreError::NewerSchema {
             path: dir.to_owned(),

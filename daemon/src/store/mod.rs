@@ -184,22 +184,14 @@ impl Store {
         };
         let db = open_sled(&db_path, cache_bytes).map_err(database_error)?;
         let meta = db.open_tree(META_TREE).map_err(database_error)?;
-        let found = match meta.get(SCHEMA_KEY).map_err(database_error)? {
+        let found = match recorded_schema(&meta, dir)? {
             None => {
                 meta.insert(SCHEMA_KEY, &SCHEMA_VERSION.to_be_bytes())
                     .map_err(database_error)?;
                 db.flush().map_err(database_error)?;
                 SCHEMA_VERSION
             }
-            Some(raw) => {
-                let bytes: [u8; 4] =
-                    raw.as_ref()
-                        .try_into()
-                        .map_err(|_| StoreError::CorruptMeta {
-                            path: dir.to_owned(),
-                        })?;
-                u32::from_be_bytes(bytes)
-            }
+            Some(found) => found,
         };
         if found > SCHEMA_VERSION {
             return Err(StoreError::NewerSchema {
@@ -291,20 +283,9 @@ impl Store {
 
     /// The schema version recorded in the data dir.
     pub fn schema_version(&self) -> Result<u32, StoreError> {
-        let raw = self
-            .meta
-            .get(SCHEMA_KEY)
-            .map_err(|source| self.database_error(source))?
-            .ok_or_else(|| StoreError::CorruptMeta {
-                path: self.path.clone(),
-            })?;
-        let bytes: [u8; 4] = raw
-            .as_ref()
-            .try_into()
-            .map_err(|_| StoreError::CorruptMeta {
-                path: self.path.clone(),
-            })?;
-        Ok(u32::from_be_bytes(bytes))
+        recorded_schema(&self.meta, &self.path)?.ok_or_else(|| StoreError::CorruptMeta {
+            path: self.path.clone(),
+        })
     }
 
     /// Writes everything buffered to disk; returns the bytes flushed.
@@ -398,6 +379,24 @@ impl Store {
             .unwrap();
         self.db.flush().unwrap();
     }
+}
+
+/// The schema version recorded in `meta` of the data dir `dir` (`None`: none recorded yet).
+fn recorded_schema(meta: &sled::Tree, dir: &Path) -> Result<Option<u32>, StoreError> {
+    let raw = meta
+        .get(SCHEMA_KEY)
+        .map_err(|source| StoreError::Database {
+            path: dir.join(DB_DIR),
+            source,
+        })?;
+    raw.map(|raw| {
+        <[u8; 4]>::try_from(raw.as_ref())
+            .map(u32::from_be_bytes)
+            .map_err(|_| StoreError::CorruptMeta {
+                path: dir.to_owned(),
+            })
+    })
+    .transpose()
 }
 
 /// Opens sled's database. Its file lock can still be held for a moment by the background
