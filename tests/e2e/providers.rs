@@ -573,6 +573,64 @@ async fn wechatpay_every_fault_ends_right_and_nothing_is_charged_twice() {
     every_fault_ends_right_and_nothing_is_charged_twice(WECHATPAY).await;
 }
 
+/// The shipped config names each provider's real paths at the simulator (`/gateway.do`,
+/// `/v3/...`); a config written before names the prefixed ones, which keep working.
+#[tokio::test]
+async fn configs_that_name_the_simulators_prefixed_paths_still_pay_and_refund() {
+    let (simulator, daemon) = with_simulator(|c| {
+        let addr = c
+            .split("gateway_url = \"http://")
+            .nth(1)
+            .and_then(|rest| rest.split('/').next())
+            .unwrap()
+            .to_owned();
+        let prefixed = c
+            .replace(
+                &format!("gateway_url = \"http://{addr}/gateway.do\""),
+                &format!("gateway_url = \"http://{addr}/alipay/gateway.do\""),
+            )
+            .replace(
+                &format!("base_url = \"http://{addr}\""),
+                &format!("base_url = \"http://{addr}/wechatpay\""),
+            );
+        assert_eq!(
+            prefixed
+                .matches(&format!("{addr}/alipay/gateway.do"))
+                .count(),
+            1
+        );
+        assert_eq!(prefixed.matches(&format!("{addr}/wechatpay\"")).count(), 1);
+        prefixed
+    });
+    for wallet in [ALIPAY, WECHATPAY] {
+        let key = format!("prefixed-{}", wallet.name);
+        let (status, _, paid) = daemon.pay(&key, wallet_barcode(wallet, "6.00", "00")).await;
+        assert_eq!(
+            (status, paid["provider"].as_str()),
+            (201, Some(wallet.name)),
+            "{paid}"
+        );
+        assert_eq!(paid["status"], "succeeded", "{paid}");
+        let id = paid["id"].as_str().unwrap();
+        let (status, _, refund) = daemon
+            .post_idempotent(
+                &format!("/v1/payments/{id}/refunds"),
+                ERP,
+                Some(&format!("{key}-r")),
+                &json!({"amount": "1.00"}),
+            )
+            .await;
+        assert_eq!(
+            (status, refund["status"].as_str()),
+            (201, Some("succeeded")),
+            "{refund}"
+        );
+        let order = order(&simulator, wallet, id).await;
+        assert_eq!(order["charges"], 1, "{order}");
+        assert_clean_ledger(&simulator, wallet).await;
+    }
+}
+
 #[tokio::test]
 async fn wechatpay_a_forged_notice_is_refused() {
     a_forged_notice_is_refused_and_changes_nothing(WECHATPAY, forged_wechatpay_notice()).await;

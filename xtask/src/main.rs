@@ -296,8 +296,61 @@ fn test(extra: &[String]) -> Result<()> {
             ])
             .args(extra),
     )?;
+    // The providers' own SDKs against the simulator.
+    sdk_tests()?;
     // The API fuzzed from its own document (no 5xx, every answer documented).
     schemathesis()
+}
+
+/// The providers' own Node SDKs (`alipay-sdk`, `wechatpay-axios-plugin`, pinned by
+/// `tests/sdk/package-lock.json`) driving the release simulator end to end.
+fn sdk_tests() -> Result<()> {
+    ensure_commands(&[("node", "nodejs"), ("npm", "npm")])?;
+    let dir = Path::new("tests/sdk");
+    run_command(
+        Command::new("npm")
+            .args(["ci", "--no-audit", "--no-fund", "--loglevel=error"])
+            .current_dir(dir),
+    )?;
+    let simulator = fs::canonicalize("target/release/paygate-sim")
+        .map_err(|e| format!("target/release/paygate-sim (cargo xtask build): {e}"))?;
+    run_command(
+        Command::new("node")
+            .args(["--test", "--test-concurrency=1"])
+            .current_dir(dir)
+            .env("PAYGATE_SIM", simulator),
+    )
+}
+
+/// Installs the Debian packages that provide the commands the tests need, where a command
+/// is missing (a fresh machine has neither Node nor npm, say). Needs root, as CI has.
+fn ensure_commands(commands: &[(&str, &str)]) -> Result<()> {
+    let missing: Vec<&str> = commands
+        .iter()
+        .filter(|(command, _)| {
+            Command::new(command)
+                .arg("--version")
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .status()
+                .is_err()
+        })
+        .map(|(_, package)| *package)
+        .collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    println!(
+        "xtask: installing {} from Debian's packages",
+        missing.join(", ")
+    );
+    run_command(Command::new("apt-get").args(["update", "-qq"]))?;
+    run_command(
+        Command::new("apt-get")
+            .args(["install", "-y", "-qq", "--no-install-recommends"])
+            .args(&missing)
+            .env("DEBIAN_FRONTEND", "noninteractive"),
+    )
 }
 
 /// The reliability gauntlet: the crash loop with 20 kills (or the number given), then the

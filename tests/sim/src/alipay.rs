@@ -1,5 +1,5 @@
-//! Alipay Open Platform, face-to-face payment, as `POST /alipay/gateway.do`: form-encoded
-//! common parameters with a `biz_content` JSON, RSA2 (SHA256withRSA) request signatures over
+//! Alipay Open Platform, face-to-face payment, at `/gateway.do` (and `/alipay/gateway.do`),
+//! GET or POST: form-encoded common parameters with a `biz_content` JSON, RSA2 (SHA256withRSA) request signatures over
 //! the sorted `k=v&...` string of every non-empty parameter but `sign`; answers
 //! `{"<method>_response": {...}, "sign": "..."}` signed over the raw text of the response
 //! object; trade notices as signed form posts (sorted non-empty parameters, `sign` and
@@ -14,7 +14,7 @@ use axum::body::Bytes;
 use axum::extract::{RawQuery, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::post;
+use axum::routing::get;
 use serde_json::{Value, json};
 
 use crate::faults::FaultKind;
@@ -23,8 +23,12 @@ use crate::ledger::{Order, OrderStatus, Payer, Refund, RefundStatus, now_ms};
 use crate::notifier::{ALIPAY_SCHEDULE_S, Notice};
 use crate::state::{SharedSim, Sim};
 
+/// The gateway; `main.rs` mounts it at Alipay's own path (`/gateway.do`) and under
+/// `/alipay` for configs written before the simulator served the real one. Like Alipay's,
+/// it takes GET (every parameter in the query string) as well as POST (parameters in the
+/// query string, the form body, or both).
 pub fn router() -> Router<SharedSim> {
-    Router::new().route("/gateway.do", post(gateway))
+    Router::new().route("/gateway.do", get(gateway).post(gateway))
 }
 
 /// `yyyy-MM-dd HH:mm:ss` in Beijing time, Alipay's timestamp format.

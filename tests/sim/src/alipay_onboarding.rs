@@ -1,4 +1,4 @@
-//! Alipay's indirect ("直付通", ZFT) sub-merchant onboarding on `POST /alipay/gateway.do`,
+//! Alipay's indirect ("直付通", ZFT) sub-merchant onboarding on the gateway (`gateway.do`),
 //! behind the same RSA2 request check and signed answers as the trade methods:
 //!
 //! - `ant.merchant.expand.indirect.zft.create` (`external_id` = the merchant's number for the

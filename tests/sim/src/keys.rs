@@ -7,7 +7,7 @@ use std::path::Path;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
 use rsa::pkcs1v15::{Signature, SigningKey, VerifyingKey};
-use rsa::pkcs8::{DecodePrivateKey, DecodePublicKey};
+use rsa::pkcs8::{DecodePrivateKey, DecodePublicKey, EncodePublicKey};
 use rsa::signature::{SignatureEncoding, Signer, Verifier};
 use rsa::{RsaPrivateKey, RsaPublicKey};
 use sha2::Sha256;
@@ -21,8 +21,45 @@ pub struct Keys {
     pub wechatpay_platform: SigningKey<Sha256>,
     /// Verifies merchants' WeChat Pay requests.
     pub wechatpay_merchant: VerifyingKey<Sha256>,
-    /// The APIv3 key: AES-256-GCM of notification resources.
+    /// The APIv3 key: AES-256-GCM of notification resources and certificate downloads.
     pub wechatpay_apiv3: Vec<u8>,
+    /// The WeChat Pay platform certificate (of `wechatpay_platform`'s key), for clients
+    /// that verify answers by certificate serial rather than by public key id.
+    pub wechatpay_certificate: PlatformCertificate,
+}
+
+/// A platform certificate as `GET /v3/certificates` hands it out.
+pub struct PlatformCertificate {
+    /// The PEM text.
+    pub pem: String,
+    /// The serial number in upper-case hex, as WeChat Pay writes it in `Wechatpay-Serial`.
+    pub serial: String,
+    /// Validity, unix seconds.
+    pub not_before: i64,
+    pub not_after: i64,
+}
+
+impl PlatformCertificate {
+    fn load(path: &Path, key: &SigningKey<Sha256>) -> Result<PlatformCertificate, String> {
+        let fail = |e: &dyn std::fmt::Display| format!("{}: {e}", path.display());
+        let pem = std::fs::read_to_string(path).map_err(|e| fail(&e))?;
+        let (_, block) = x509_parser::pem::parse_x509_pem(pem.as_bytes()).map_err(|e| fail(&e))?;
+        let cert = block.parse_x509().map_err(|e| fail(&e))?;
+        // The certificate must name the key the simulator signs with, or every client that
+        // trusts it would reject every answer.
+        let signer_public = rsa::RsaPublicKey::from(key.as_ref())
+            .to_public_key_der()
+            .map_err(|e| fail(&e))?;
+        if cert.public_key().raw != signer_public.as_bytes() {
+            return Err(fail(&"not a certificate of the platform private key"));
+        }
+        Ok(PlatformCertificate {
+            serial: cert.raw_serial_as_string().replace(':', "").to_uppercase(),
+            not_before: cert.validity().not_before.timestamp(),
+            not_after: cert.validity().not_after.timestamp(),
+            pem,
+        })
+    }
 }
 
 fn private(dir: &Path, name: &str) -> Result<SigningKey<Sha256>, String> {
@@ -52,10 +89,16 @@ impl Keys {
         if !matches!(apiv3.len(), 16 | 32) {
             return Err(format!("{}: must be 16 or 32 bytes", apiv3_path.display()));
         }
+        let wechatpay_platform = private(dir, "wechatpay_platform_private_key.pem")?;
+        let wechatpay_certificate = PlatformCertificate::load(
+            &dir.join("wechatpay_platform_cert.pem"),
+            &wechatpay_platform,
+        )?;
         Ok(Keys {
             alipay_platform: private(dir, "alipay_platform_private_key.pem")?,
             alipay_app: public(dir, "alipay_app_public_key.pem")?,
-            wechatpay_platform: private(dir, "wechatpay_platform_private_key.pem")?,
+            wechatpay_platform,
+            wechatpay_certificate,
             wechatpay_merchant: public(dir, "wechatpay_merchant_public_key.pem")?,
             wechatpay_apiv3: apiv3,
         })

@@ -1,5 +1,6 @@
 //! `paygate-sim`: one process that plays the wallet providers paygate's plugins talk to —
-//! Alipay under `/alipay/gateway.do`, WeChat Pay API v3 under `/wechatpay/v3/...` — with
+//! Alipay at `/gateway.do`, WeChat Pay API v3 at `/v3/...` (each also under a prefix of its
+//! own, `/alipay` and `/wechatpay`) — with
 //! their wire protocols (endpoints, field names, RSA signatures, AES-GCM notification
 //! resources, status values, error codes), a ledger, signed asynchronous notifications with
 //! the providers' retry schedules, and control endpoints (`/_sim/...`, see `control.rs`).
@@ -111,9 +112,14 @@ async fn main() -> std::process::ExitCode {
 }
 
 fn router(sim: Arc<Sim>) -> Router {
+    // Each provider at its real paths (`/gateway.do` and `/v3/...` do not collide), so that
+    // the providers' own SDKs talk to the simulator with only a base URL changed, and under
+    // a prefix of its own, as configs written before name them.
     Router::new()
+        .merge(alipay::router())
         .nest("/alipay", alipay::router())
-        .nest("/wechatpay", wechatpay::router())
+        .merge(wechatpay::router())
+        .nest(wechatpay::PREFIX, wechatpay::router())
         .route("/_sim/{provider}/scan", post(control::scan))
         .route(
             "/_sim/{provider}/faults",
@@ -259,6 +265,9 @@ fn send(
 }
 
 #[cfg(test)]
+mod real_paths_tests;
+
+#[cfg(test)]
 mod tests {
     use std::collections::BTreeMap;
 
@@ -271,11 +280,11 @@ mod tests {
     use crate::faults::{FaultKind, FaultRequest};
     use crate::ledger::{OrderStatus, Refund, RefundStatus};
 
-    fn keys_dir() -> PathBuf {
+    pub(crate) fn keys_dir() -> PathBuf {
         std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../config/sandbox-keys")
     }
 
-    fn sim() -> Arc<Sim> {
+    pub(crate) fn sim() -> Arc<Sim> {
         Arc::new(Sim {
             keys: keys::Keys::load(&keys_dir()).unwrap(),
             alipay: Default::default(),

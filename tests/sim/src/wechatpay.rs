@@ -1,11 +1,13 @@
-//! WeChat Pay API v3 under `/wechatpay`: JSON over HTTP, requests authenticated by
-//! `Authorization: WECHATPAY2-SHA256-RSA2048 mchid=..,nonce_str=..,signature=..,timestamp=..,
-//! serial_no=..` (SHA256withRSA over `METHOD\nURL\nTIMESTAMP\nNONCE\nBODY\n`, URL being the
-//! path and query as requested), answers signed over `TIMESTAMP\nNONCE\nBODY\n` with the
-//! platform key (`Wechatpay-Timestamp`, `-Nonce`, `-Signature`, `-Serial`), amounts in fen,
-//! errors as `{"code", "message"}`, and notifications whose `resource` is AES-256-GCM under
-//! the APIv3 key. Service-provider onboarding (applyments and settlement accounts) is routed
-//! here too and served by `wechatpay_onboarding.rs`.
+//! WeChat Pay API v3 at its own paths (`/v3/...`, and under `/wechatpay` for older configs):
+//! JSON over HTTP, requests authenticated by `Authorization: WECHATPAY2-SHA256-RSA2048
+//! mchid=..,nonce_str=..,signature=..,timestamp=..,serial_no=..` (SHA256withRSA over
+//! `METHOD\nURL\nTIMESTAMP\nNONCE\nBODY\n`, URL being the path and query as requested, or
+//! under the prefix the path relative to it), answers signed over `TIMESTAMP\nNONCE\nBODY\n`
+//! with the platform key (`Wechatpay-Timestamp`, `-Nonce`, `-Signature`, `-Serial`), amounts
+//! in fen, errors as `{"code", "message"}`, notifications whose `resource` is AES-256-GCM
+//! under the APIv3 key, and the platform certificate download (`GET /v3/certificates`).
+//! Service-provider onboarding (applyments and settlement accounts) is routed here too and
+//! served by `wechatpay_onboarding.rs`.
 
 use std::collections::BTreeMap;
 
@@ -24,13 +26,23 @@ use crate::notifier::{Notice, WECHATPAY_SCHEDULE_S};
 use crate::state::{SharedSim, Sim};
 use crate::wechatpay_onboarding;
 
+/// The prefix the simulator also serves WeChat Pay under, for configs written before it
+/// served the real paths.
+pub const PREFIX: &str = "/wechatpay";
+
+/// WeChat Pay's paths (`/v3/...`); `main.rs` mounts them at the root and under [`PREFIX`].
 pub fn router() -> Router<SharedSim> {
     Router::new()
+        .route("/v3/certificates", get(certificates))
         .route("/v3/pay/transactions/native", post(native))
         .route("/v3/pay/transactions/codepay", post(codepay))
         .route(
             "/v3/pay/transactions/out-trade-no/{out_trade_no}",
             get(query),
+        )
+        .route(
+            "/v3/pay/transactions/id/{transaction_id}",
+            get(query_by_transaction_id),
         )
         .route(
             "/v3/pay/transactions/out-trade-no/{out_trade_no}/close",
@@ -130,16 +142,22 @@ fn authenticate(
         return Err(unauthorized("请求时间戳与当前时间相差过大"));
     }
     let path = uri.path_and_query().map_or(uri.path(), |p| p.as_str());
-    let message = format!(
-        "{method}\n{path}\n{timestamp}\n{}\n{}\n",
-        field("nonce_str"),
-        String::from_utf8_lossy(body)
-    );
-    if !keys::verify(
-        &sim.keys.wechatpay_merchant,
-        message.as_bytes(),
-        &field("signature"),
-    ) {
+    // Under the `/wechatpay` prefix, a client may sign the path as requested or, as SDKs do
+    // with a base URL, the path relative to it (`/v3/...`, the path the real API has).
+    let relative = path.strip_prefix(PREFIX).filter(|p| p.starts_with("/v3/"));
+    let signed_over = |path: &str| {
+        let message = format!(
+            "{method}\n{path}\n{timestamp}\n{}\n{}\n",
+            field("nonce_str"),
+            String::from_utf8_lossy(body)
+        );
+        keys::verify(
+            &sim.keys.wechatpay_merchant,
+            message.as_bytes(),
+            &field("signature"),
+        )
+    };
+    if !signed_over(path) && !relative.is_some_and(signed_over) {
         return Err(unauthorized("签名错误"));
     }
     let mchid = field("mchid");
@@ -172,10 +190,28 @@ fn authenticate(
     })
 }
 
+/// Which key id an answer names in `Wechatpay-Serial`: the platform certificate's serial
+/// when the request named it in its own `Wechatpay-Serial` (a client that trusts the
+/// certificate), the platform public key id otherwise (what WeChat Pay gives merchants
+/// today). Both name the same key.
+fn answer_serial<'a>(sim: &'a Sim, headers: &HeaderMap) -> &'a str {
+    let certificate = &sim.keys.wechatpay_certificate.serial;
+    let named = headers
+        .get("wechatpay-serial")
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim);
+    if named.is_some_and(|n| n.eq_ignore_ascii_case(certificate)) {
+        certificate
+    } else {
+        &sim.wechatpay_public_key_id
+    }
+}
+
 /// Signs and sends an answer, applying the call's fault.
 async fn answer(
     sim: &SharedSim,
     fault: Option<crate::faults::Fault>,
+    serial: &str,
     status: StatusCode,
     body: Option<Value>,
 ) -> Response {
@@ -213,7 +249,7 @@ async fn answer(
     set("wechatpay-timestamp", &timestamp);
     set("wechatpay-nonce", &nonce);
     set("wechatpay-signature", &signature);
-    set("wechatpay-serial", &sim.wechatpay_public_key_id);
+    set("wechatpay-serial", serial);
     set("request-id", &keys::random_token(24));
     response
 }
@@ -236,7 +272,14 @@ async fn serve(
                     "SYSTEM_ERROR",
                     "系统错误",
                 );
-                return answer(&sim, None, status, Some(body)).await;
+                return answer(
+                    &sim,
+                    None,
+                    answer_serial(&sim, &headers),
+                    status,
+                    Some(body),
+                )
+                .await;
             }
             FaultKind::Delay => tokio::time::sleep(f.delay).await,
             _ => {}
@@ -246,7 +289,7 @@ async fn serve(
         Ok(call) => handle(&sim, call),
         Err((status, body)) => (status, Some(body)),
     };
-    answer(&sim, fault, status, body).await
+    answer(&sim, fault, answer_serial(&sim, &headers), status, body).await
 }
 
 fn text(body: &Value, pointer: &str) -> String {
@@ -543,6 +586,22 @@ fn not_found(what: &str) -> (StatusCode, Option<Value>) {
     )
 }
 
+/// A query's `mchid` parameter, which must name the merchant that signed it.
+fn mchid_param(uri: &axum::http::Uri) -> String {
+    uri.query()
+        .and_then(|q| form_urlencoded::parse(q.as_bytes()).find(|(k, _)| k == "mchid"))
+        .map(|(_, v)| v.into_owned())
+        .unwrap_or_default()
+}
+
+fn mchid_mismatch() -> (StatusCode, Option<Value>) {
+    (
+        StatusCode::BAD_REQUEST,
+        Some(error(StatusCode::BAD_REQUEST, "PARAM_ERROR", "mchid 与签名不一致").1),
+    )
+}
+
+/// `GET /v3/pay/transactions/out-trade-no/{out_trade_no}?mchid=`: by the merchant's number.
 async fn query(
     State(sim): State<SharedSim>,
     Path(out_trade_no): Path<String>,
@@ -551,22 +610,43 @@ async fn query(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let mchid_param = uri
-        .query()
-        .and_then(|q| form_urlencoded::parse(q.as_bytes()).find(|(k, _)| k == "mchid"))
-        .map(|(_, v)| v.into_owned())
-        .unwrap_or_default();
+    let mchid = mchid_param(&uri);
     serve(sim, method, uri, headers, body, move |sim, call| {
-        if mchid_param != call.mchid {
-            return (
-                StatusCode::BAD_REQUEST,
-                Some(error(StatusCode::BAD_REQUEST, "PARAM_ERROR", "mchid 与签名不一致").1),
-            );
+        if mchid != call.mchid {
+            return mchid_mismatch();
         }
         with_order(sim, &call.mchid, &out_trade_no, |order| {
             (StatusCode::OK, Some(transaction(order, "")))
         })
         .unwrap_or_else(|| not_found("order"))
+    })
+    .await
+}
+
+/// `GET /v3/pay/transactions/id/{transaction_id}?mchid=`: by WeChat Pay's own number.
+async fn query_by_transaction_id(
+    State(sim): State<SharedSim>,
+    Path(transaction_id): Path<String>,
+    method: Method,
+    OriginalUri(uri): OriginalUri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let mchid = mchid_param(&uri);
+    serve(sim, method, uri, headers, body, move |sim, call| {
+        if mchid != call.mchid {
+            return mchid_mismatch();
+        }
+        let mut ledger = sim.wechatpay.ledger.lock().expect("ledger lock");
+        let Some(order) = ledger
+            .orders
+            .values_mut()
+            .find(|o| o.trade_no == transaction_id && o.merchant == call.mchid)
+        else {
+            return not_found("order");
+        };
+        order.advance(now_ms());
+        (StatusCode::OK, Some(transaction(order, "")))
     })
     .await
 }
@@ -910,6 +990,47 @@ async fn query_settlement(
         wechatpay_onboarding::query_settlement(&onboarding, &call.mchid, &sub_mchid)
     })
     .await
+}
+
+/// `GET /v3/certificates`: the platform certificates, each sealed under the APIv3 key
+/// (AES-256-GCM, associated data `certificate`), as SDKs download them to verify answers.
+/// The answer itself is signed under the certificate's serial, so that a client can check
+/// it with the certificate it has just unsealed.
+async fn certificates(
+    State(sim): State<SharedSim>,
+    method: Method,
+    OriginalUri(uri): OriginalUri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let fault = sim.wechatpay.call_fault();
+    let certificate = &sim.keys.wechatpay_certificate;
+    let (status, body) = match authenticate(&sim, &method, &uri, &headers, &body) {
+        Ok(_) => {
+            let nonce = keys::random_token(12);
+            let nonce_bytes: [u8; 12] = nonce.as_bytes().try_into().expect("12 characters");
+            let ciphertext = keys::aes_gcm_seal(
+                &sim.keys.wechatpay_apiv3,
+                &nonce_bytes,
+                b"certificate",
+                certificate.pem.as_bytes(),
+            );
+            let item = json!({
+                "serial_no": certificate.serial,
+                "effective_time": rfc3339_beijing(certificate.not_before * 1000),
+                "expire_time": rfc3339_beijing(certificate.not_after * 1000),
+                "encrypt_certificate": {
+                    "algorithm": "AEAD_AES_256_GCM",
+                    "nonce": nonce,
+                    "associated_data": "certificate",
+                    "ciphertext": ciphertext,
+                },
+            });
+            (StatusCode::OK, Some(json!({"data": [item]})))
+        }
+        Err((status, body)) => (status, Some(body)),
+    };
+    answer(&sim, fault, &certificate.serial, status, body).await
 }
 
 /// A notification: the event, its resource sealed under the APIv3 key, signed headers.
