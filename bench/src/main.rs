@@ -144,6 +144,7 @@ fn plugin(mock: &Path, cache: &Path) {
             description: Some("2 x coffee".into()),
             terminal_id: Some("T-07".into()),
             expires_in_seconds: Some(900),
+            wallet_token: None,
         };
         let mut samples = Vec::with_capacity(MEASURED_CALLS);
         for i in 0..WARMUP_CALLS + MEASURED_CALLS {

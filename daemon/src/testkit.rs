@@ -113,6 +113,7 @@ pub fn paid(status: wit::PaymentStatus, amount: &wit::Money) -> wit::PaymentResu
         failure: None,
         payer: None,
         amount: Some(amount.clone()),
+        card: None,
     }
 }
 

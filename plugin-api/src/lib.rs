@@ -46,17 +46,17 @@ pub mod money;
 
 pub use bindings::paygate::provider::types::{
     BillEntry, BillEntryKind, BillRequest, BindingRef, BindingRequest, BindingResult,
-    BindingStatus, BindingUpdate, CodePattern, CreatePaymentRequest, Declined, Fee, Merchant,
+    BindingStatus, BindingUpdate, Card, CodePattern, CreatePaymentRequest, Declined, Fee, Merchant,
     Method, Money, Notification, NotificationRejected, NotificationResult, OnboardingRef,
     OnboardingRequest, OnboardingResult, OnboardingStatus, OnboardingUpdate, Operation, PaymentRef,
     PaymentResult, PaymentStatus, PaymentUpdate, PluginInfo, ProviderError, ProviderInfo,
-    RefundRef, RefundRequest, RefundResult, RefundStatus, RefundUpdate, Reply, Update,
+    RefundRef, RefundRequest, RefundResult, RefundStatus, RefundUpdate, Reply, TokenFacts, Update,
 };
 
 /// The version of the WIT package this SDK was built against (`wit/provider.wit`). A plugin
 /// built with this SDK targets it; paygated also keeps loading plugins built for the older
-/// versions it shipped (`wit/0.1.0/`).
-pub const WORLD_VERSION: &str = "0.2.0";
+/// versions it shipped (`wit/0.1.0/`, `wit/0.2.0/`).
+pub const WORLD_VERSION: &str = "0.3.0";
 
 /// Outbound HTTP through the host. Only hosts the operator allow-listed for the plugin are
 /// reachable; the host applies its own timeout and response size cap.
@@ -151,6 +151,22 @@ pub mod keys {
         raw::hmac_sha256(key_name, data)
     }
 
+    /// RSA-OAEP encryption with a named public key (a provider's platform key).
+    pub fn encrypt(key_name: &str, cipher: Cipher, plaintext: &[u8]) -> Result<Vec<u8>, KeyError> {
+        raw::encrypt(key_name, cipher, plaintext)
+    }
+
+    /// An Apple Pay `EC_v1` token's `data`, decrypted by the host with the named payment
+    /// processing key: see the WIT for the steps. The plugin gets the plaintext only.
+    pub fn decrypt_apple_pay_token(
+        key_name: &str,
+        ephemeral_public_key: &[u8],
+        merchant_id_hash: &[u8],
+        data: &[u8],
+    ) -> Result<Vec<u8>, KeyError> {
+        raw::decrypt_apple_pay_token(key_name, ephemeral_public_key, merchant_id_hash, data)
+    }
+
     impl From<KeyError> for crate::ProviderError {
         /// A key problem is the merchant's configuration, not the payer: final.
         fn from(error: KeyError) -> Self {
@@ -216,6 +232,7 @@ impl PaymentResult {
             failure: None,
             payer: None,
             amount: None,
+            card: None,
         }
     }
 }
@@ -286,6 +303,9 @@ pub trait Provider {
     }
     fn parse_bill(_request: BillRequest) -> Result<Vec<BillEntry>, ProviderError> {
         Err(ProviderError::unsupported("parse-bill"))
+    }
+    fn inspect_wallet_token(_request: CreatePaymentRequest) -> Result<TokenFacts, ProviderError> {
+        Err(ProviderError::unsupported("inspect-wallet-token"))
     }
 }
 
@@ -378,6 +398,12 @@ macro_rules! export_plugin {
             ) -> Result<Vec<$crate::BillEntry>, $crate::ProviderError> {
                 $crate::__install_panic_hook();
                 <$provider as $crate::Provider>::parse_bill(request)
+            }
+            fn inspect_wallet_token(
+                request: $crate::CreatePaymentRequest,
+            ) -> Result<$crate::TokenFacts, $crate::ProviderError> {
+                $crate::__install_panic_hook();
+                <$provider as $crate::Provider>::inspect_wallet_token(request)
             }
         }
 

@@ -89,6 +89,7 @@ fn payment(
         description: Some(description.into()),
         terminal_id: Some("T-1".into()),
         expires_in_seconds: None,
+        wallet_token: None,
     }
 }
 
@@ -496,7 +497,10 @@ async fn a_plugin_for_another_world_version_is_refused_naming_both() {
     let message = error.to_string();
     assert!(message.contains("plugins[1].path"), "{message}");
     assert!(
-        message.contains("paygate:provider@0.2.0") && message.contains("paygate:provider@0.1.0"),
+        message.contains("targets paygate:provider@0.9.0")
+            && message.contains(
+                "supports paygate:provider@0.1.0, paygate:provider@0.2.0 and paygate:provider@0.3.0"
+            ),
         "{message}"
     );
 }
@@ -735,6 +739,7 @@ async fn the_hello_wallet_example_loads_with_the_readme_snippet_and_answers_a_pa
         description: None,
         terminal_id: None,
         expires_in_seconds: None,
+        wallet_token: None,
     };
     let result = host.create_payment(request).await.unwrap().unwrap();
     assert_eq!(result.status, PaymentStatus::Pending);

@@ -1,8 +1,9 @@
-//! Plugin world versions: a plugin built for `paygate:provider@0.1.0`
-//! (`tests/plugins/world-0.1`, generated from the frozen `plugin-api/wit/0.1.0/`) still
-//! loads next to the 0.2.0 plugins and serves payments, refunds and notices, its answers
-//! read as 0.2.0 ones with no reported amounts; the 0.2.0 plugins report amounts; a version
-//! this daemon does not link is refused naming the versions it does.
+//! Plugin world versions: plugins built for `paygate:provider@0.1.0` and `@0.2.0`
+//! (`tests/plugins/world-0.1` and `world-0.2`, generated from the frozen
+//! `plugin-api/wit/0.1.0/` and `0.2.0/`) still load next to the 0.3.0 plugins and serve
+//! payments, refunds and notices, their answers read as 0.3.0 ones (0.1.0: no reported
+//! amounts; neither: a card); neither is ever handed a wallet token; a version this daemon
+//! does not link is refused naming the versions it does.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -10,12 +11,13 @@ use std::sync::Arc;
 use paygate_daemon::config::Config;
 use paygate_daemon::metrics::Metrics;
 use paygate_daemon::plugins::types::*;
-use paygate_daemon::plugins::{PluginHost, SUPPORTED_WORLD_VERSIONS, WORLD_VERSION};
+use paygate_daemon::plugins::{CallError, PluginHost, SUPPORTED_WORLD_VERSIONS, WORLD_VERSION};
 use serde_json::json;
 
 use crate::support::*;
 
 const LEGACY: &str = "paygate-test-plugin-world-0-1";
+const LEGACY2: &str = "paygate-test-plugin-world-0-2";
 const LEGACY_SECRET: &str = "legacy-s3cret";
 
 fn host_config(legacy: &Path) -> Config {
@@ -33,6 +35,10 @@ path = "{mock}"
 name = "legacy"
 path = "{legacy}"
 
+[[plugins]]
+name = "legacy2"
+path = "{legacy2}"
+
 [[merchants]]
 id = "m_a"
 name = "A"
@@ -40,10 +46,13 @@ name = "A"
 keys = {{ notify_secret = "inline:s3cret" }}
 [merchants.providers.legacy]
 keys = {{ notify_secret = "inline:{LEGACY_SECRET}" }}
+[merchants.providers.legacy2]
+keys = {{ notify_secret = "inline:{LEGACY_SECRET}" }}
 "#,
         cache = shared_plugin_cache().display(),
         mock = plugin_dir().join("paygate-plugin-mock.wasm").display(),
         legacy = legacy.display(),
+        legacy2 = test_plugin(LEGACY2).display(),
     );
     Config::parse(Path::new("worlds.toml"), &text).unwrap()
 }
@@ -80,13 +89,14 @@ fn barcode_request(
         description: None,
         terminal_id: Some("T-1".into()),
         expires_in_seconds: None,
+        wallet_token: None,
     }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_plugin_for_world_0_1_loads_next_to_0_2_plugins_and_remembers_its_world() {
-    assert_eq!(SUPPORTED_WORLD_VERSIONS, ["0.1.0", "0.2.0"]);
-    assert_eq!(WORLD_VERSION, "0.2.0");
+async fn plugins_for_worlds_0_1_and_0_2_load_next_to_0_3_plugins_and_remember_their_world() {
+    assert_eq!(SUPPORTED_WORLD_VERSIONS, ["0.1.0", "0.2.0", "0.3.0"]);
+    assert_eq!(WORLD_VERSION, "0.3.0");
     let host = host().await;
     let plugins = host.plugins();
     let world = |name: &str| {
@@ -96,7 +106,11 @@ async fn a_plugin_for_world_0_1_loads_next_to_0_2_plugins_and_remembers_its_worl
             .map(|p| p.world_version.clone())
     };
     assert_eq!(world("legacy").as_deref(), Some("0.1.0"));
-    assert_eq!(world("mock").as_deref(), Some("0.2.0"));
+    assert_eq!(world("legacy2").as_deref(), Some("0.2.0"));
+    assert_eq!(world("mock").as_deref(), Some("0.3.0"));
+    let legacy2 = host.provider("legacy2").unwrap();
+    assert_eq!(legacy2.display_name, "Legacy Wallet (world 0.2.0)");
+    assert_eq!(legacy2.operations.len(), 4);
     // Its info came up through the conversion whole.
     let legacy = host.provider("legacy").unwrap();
     assert_eq!(legacy.display_name, "Legacy Wallet (world 0.1.0)");
@@ -224,7 +238,59 @@ async fn a_0_1_plugins_notices_use_the_0_1_imports_and_come_up_without_amounts()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_0_2_plugin_reports_the_amounts() {
+async fn a_0_2_plugin_reports_amounts_no_card_and_is_never_handed_a_wallet_token() {
+    let host = host().await;
+    let paid = host
+        .create_payment(barcode_request(
+            &host,
+            "legacy2",
+            "960000000000001234",
+            1250,
+        ))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(paid.status, PaymentStatus::Succeeded);
+    assert_eq!(paid.amount.as_ref().map(|m| m.minor), Some(1250));
+    assert!(paid.card.is_none());
+    // Its 0.2.0 keys import answered with the merchant's key, through the conversion.
+    let expected = &hmac_sha256_hex(LEGACY_SECRET, b"pay_world0001")[..8];
+    assert_eq!(
+        paid.provider_reference.as_deref(),
+        Some(format!("l2_{expected}").as_str())
+    );
+    let refunded = host
+        .refund(RefundRequest {
+            refund_id: "re_world0002".into(),
+            payment: payment_ref(&host, "legacy2", 1250),
+            amount: cny(300),
+            reason: None,
+        })
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(refunded.amount.map(|m| m.minor), Some(300));
+
+    let mut token = barcode_request(&host, "legacy2", "960000000000001234", 1250);
+    token.method = Method::WalletToken;
+    token.auth_code = None;
+    token.wallet_token = Some("{}".into());
+    // Refused by the host's conversion, never sent to the plugin; and an export 0.2.0 has
+    // not is an operation it does not support.
+    let refused = host.create_payment(token.clone()).await;
+    assert!(
+        matches!(&refused, Ok(Err(ProviderError::InvalidRequest(m))) if m.contains("no wallet tokens")),
+        "{refused:?}"
+    );
+    let refused = host.inspect_wallet_token(token).await;
+    assert!(
+        matches!(&refused, Err(CallError::Unsupported { operation, .. }) if *operation == "inspect-wallet-token"),
+        "{refused:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_0_3_plugin_reports_the_amounts() {
     let host = host().await;
     let paid = host
         .create_payment(barcode_request(&host, "mock", "990000000000001234", 1250))
@@ -262,8 +328,10 @@ async fn a_version_this_daemon_does_not_link_is_refused_naming_the_ones_it_does(
         .to_string();
     assert!(message.contains("plugins[1].path"), "{message}");
     assert!(
-        message.contains("targets paygate:provider@0.3.0")
-            && message.contains("supports paygate:provider@0.1.0 and paygate:provider@0.2.0"),
+        message.contains("targets paygate:provider@0.9.0")
+            && message.contains(
+                "supports paygate:provider@0.1.0, paygate:provider@0.2.0 and paygate:provider@0.3.0"
+            ),
         "{message}"
     );
 }
@@ -288,7 +356,7 @@ async fn the_daemon_serves_a_payment_through_a_0_1_plugin() {
             .map(|p| p["world_version"].clone())
     };
     assert_eq!(world_of("legacy"), Some(json!("0.1.0")));
-    assert_eq!(world_of("mock"), Some(json!("0.2.0")));
+    assert_eq!(world_of("mock"), Some(json!("0.3.0")));
 
     // The provider is found from the payment code's prefix, as for any plugin.
     let (status, _, payment) = daemon

@@ -781,6 +781,7 @@ pub(crate) async fn advance_payment(
                 expires_in_seconds: payment
                     .expires_at_ms
                     .map(|at| ((at - svc.clock.now_ms()).max(0) / 1000) as u32),
+                wallet_token: None,
             };
             reported(svc.plugins.create_payment(request).await)
         }

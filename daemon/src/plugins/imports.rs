@@ -152,13 +152,8 @@ impl keys::Host for CallState {
         ciphertext: Vec<u8>,
     ) -> Result<Vec<u8>, keys::KeyError> {
         let key = self.key(&key_name)?;
-        let cipher = match cipher {
-            keys::Cipher::AesGcm => keystore::Cipher::AesGcm,
-            keys::Cipher::RsaOaepSha1 => keystore::Cipher::RsaOaepSha1,
-            keys::Cipher::RsaOaepSha256 => keystore::Cipher::RsaOaepSha256,
-        };
         self.keys
-            .decrypt(key, cipher, &nonce, &aad, &ciphertext)
+            .decrypt(key, keystore_cipher(cipher), &nonce, &aad, &ciphertext)
             .map_err(key_error)
     }
 
@@ -169,6 +164,39 @@ impl keys::Host for CallState {
     ) -> Result<Vec<u8>, keys::KeyError> {
         let key = self.key(&key_name)?;
         self.keys.hmac_sha256(key, &data).map_err(key_error)
+    }
+
+    async fn encrypt(
+        &mut self,
+        key_name: String,
+        cipher: keys::Cipher,
+        plaintext: Vec<u8>,
+    ) -> Result<Vec<u8>, keys::KeyError> {
+        let key = self.key(&key_name)?;
+        self.keys
+            .encrypt(key, keystore_cipher(cipher), &plaintext)
+            .map_err(key_error)
+    }
+
+    async fn decrypt_apple_pay_token(
+        &mut self,
+        key_name: String,
+        ephemeral_public_key: Vec<u8>,
+        merchant_id_hash: Vec<u8>,
+        data: Vec<u8>,
+    ) -> Result<Vec<u8>, keys::KeyError> {
+        let key = self.key(&key_name)?;
+        self.keys
+            .decrypt_apple_pay_token(key, &ephemeral_public_key, &merchant_id_hash, &data)
+            .map_err(key_error)
+    }
+}
+
+fn keystore_cipher(cipher: keys::Cipher) -> keystore::Cipher {
+    match cipher {
+        keys::Cipher::AesGcm => keystore::Cipher::AesGcm,
+        keys::Cipher::RsaOaepSha1 => keystore::Cipher::RsaOaepSha1,
+        keys::Cipher::RsaOaepSha256 => keystore::Cipher::RsaOaepSha256,
     }
 }
 

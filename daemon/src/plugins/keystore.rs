@@ -3,15 +3,17 @@
 //! up by (merchant, provider, name), and zeroized when dropped.
 //!
 //! Algorithms: RSA PKCS#1 v1.5 SHA-256 sign/verify, ECDSA P-256 SHA-256 sign/verify (ring);
-//! HMAC-SHA256 and AES-GCM (ring); RSA-OAEP with SHA-1 or SHA-256 (the `rsa` crate, since
-//! ring has no RSA decryption).
+//! HMAC-SHA256 and AES-GCM (ring); RSA-OAEP with SHA-1 or SHA-256, decryption with a private
+//! key and encryption with a public one (the `rsa` crate, since ring has no RSA
+//! encryption); Apple Pay `EC_v1` token decryption with a P-256 private key (`ec_v1.rs`).
+//! EC private keys are read from PKCS#8 or SEC1 (`BEGIN EC PRIVATE KEY`, as Apple's
+//! instructions make them).
 
 use std::collections::BTreeMap;
 use std::fmt;
 
 use ring::rand::SystemRandom;
 use ring::signature::{self, EcdsaKeyPair, KeyPair, RsaKeyPair, UnparsedPublicKey};
-use rsa::pkcs8::DecodePrivateKey;
 use zeroize::Zeroizing;
 
 use super::settings::KeySetting;
@@ -25,7 +27,11 @@ enum KeyMaterial {
         decrypting: Box<rsa::RsaPrivateKey>,
     },
     RsaPublic(Vec<u8>),
-    Ecdsa(EcdsaKeyPair),
+    Ecdsa {
+        signing: EcdsaKeyPair,
+        /// The same key for ECDH (`EC_v1`); zeroized on drop.
+        agreement: Box<p256::SecretKey>,
+    },
     EcdsaPublic(Vec<u8>),
     /// HMAC and AES keys: raw bytes.
     Secret(Zeroizing<Vec<u8>>),
@@ -37,7 +43,7 @@ impl fmt::Debug for KeyMaterial {
         let kind = match self {
             KeyMaterial::Rsa { .. } => "rsa private key",
             KeyMaterial::RsaPublic(_) => "rsa public key",
-            KeyMaterial::Ecdsa(_) => "ecdsa p-256 private key",
+            KeyMaterial::Ecdsa { .. } => "ecdsa p-256 private key",
             KeyMaterial::EcdsaPublic(_) => "ecdsa p-256 public key",
             KeyMaterial::Secret(_) => "secret",
         };
@@ -125,7 +131,7 @@ impl KeyStore {
                     .map_err(|_| KeyError::Failed("RSA signing failed".into()))?;
                 Ok(signature)
             }
-            (KeyMaterial::Ecdsa(pair), SignatureAlgorithm::EcdsaP256Sha256) => pair
+            (KeyMaterial::Ecdsa { signing, .. }, SignatureAlgorithm::EcdsaP256Sha256) => signing
                 .sign(&rng, data)
                 .map(|s| s.as_ref().to_vec())
                 .map_err(|_| KeyError::Failed("ECDSA signing failed".into())),
@@ -153,8 +159,8 @@ impl KeyStore {
                 (KeyMaterial::RsaPublic(key), SignatureAlgorithm::RsaPkcs1Sha256) => {
                     (key, &signature::RSA_PKCS1_2048_8192_SHA256)
                 }
-                (KeyMaterial::Ecdsa(pair), SignatureAlgorithm::EcdsaP256Sha256) => (
-                    pair.public_key().as_ref(),
+                (KeyMaterial::Ecdsa { signing, .. }, SignatureAlgorithm::EcdsaP256Sha256) => (
+                    signing.public_key().as_ref(),
                     &signature::ECDSA_P256_SHA256_ASN1,
                 ),
                 (KeyMaterial::EcdsaPublic(key), SignatureAlgorithm::EcdsaP256Sha256) => {
@@ -205,6 +211,63 @@ impl KeyStore {
                 .map_err(|_| KeyError::Failed("RSA-OAEP decryption failed".into())),
             (material, cipher) => Err(KeyError::Unsupported(format!(
                 "key {} is a {material:?}; it cannot decrypt {cipher:?}",
+                key.name
+            ))),
+        }
+    }
+
+    /// RSA-OAEP encryption with a public key (or a private key's public half): the
+    /// sensitive fields some providers take sealed under their platform key.
+    pub fn encrypt(
+        &self,
+        key: KeyRef<'_>,
+        cipher: Cipher,
+        plaintext: &[u8],
+    ) -> Result<Vec<u8>, KeyError> {
+        use rsa::pkcs1::DecodeRsaPublicKey;
+        let public = match self.get(key)? {
+            KeyMaterial::RsaPublic(der) => rsa::RsaPublicKey::from_pkcs1_der(der)
+                .map_err(|_| KeyError::Failed("unusable RSA public key".into()))?,
+            KeyMaterial::Rsa { decrypting, .. } => decrypting.to_public_key(),
+            material => {
+                return Err(KeyError::Unsupported(format!(
+                    "key {} is a {material:?}; it cannot encrypt {cipher:?}",
+                    key.name
+                )));
+            }
+        };
+        let mut rng = RsaRng;
+        let sealed = match cipher {
+            Cipher::RsaOaepSha1 => {
+                public.encrypt(&mut rng, rsa::Oaep::new::<sha1::Sha1>(), plaintext)
+            }
+            Cipher::RsaOaepSha256 => {
+                public.encrypt(&mut rng, rsa::Oaep::new::<sha2::Sha256>(), plaintext)
+            }
+            Cipher::AesGcm => {
+                return Err(KeyError::Unsupported(
+                    "the host encrypts with RSA-OAEP only".into(),
+                ));
+            }
+        };
+        sealed.map_err(|e| KeyError::Failed(format!("RSA-OAEP encryption failed: {e}")))
+    }
+
+    /// Decrypts an Apple Pay `EC_v1` token's `data` with the merchant's payment processing
+    /// key (`ec_v1.rs`): the plaintext only.
+    pub fn decrypt_apple_pay_token(
+        &self,
+        key: KeyRef<'_>,
+        ephemeral_public_key: &[u8],
+        merchant_id_hash: &[u8],
+        data: &[u8],
+    ) -> Result<Vec<u8>, KeyError> {
+        match self.get(key)? {
+            KeyMaterial::Ecdsa { agreement, .. } => {
+                super::ec_v1::decrypt(agreement, ephemeral_public_key, merchant_id_hash, data)
+            }
+            material => Err(KeyError::Unsupported(format!(
+                "key {} is a {material:?}, not a P-256 payment processing key",
                 key.name
             ))),
         }
@@ -276,8 +339,14 @@ fn parse_material(bytes: Zeroizing<Vec<u8>>) -> Result<KeyMaterial, String> {
                     decrypting: Box::new(decrypting),
                 })
             }
+            PrivateKeyDer::Sec1(der) => {
+                let secret = p256::SecretKey::from_sec1_der(der.secret_sec1_der())
+                    .map_err(|_| "a SEC1 EC key that is not P-256".to_string())?;
+                ecdsa_material(secret)
+            }
             _ => Err(
-                "unsupported private key format; use PKCS#8 (BEGIN PRIVATE KEY) or PKCS#1".into(),
+                "unsupported private key format; use PKCS#8 (BEGIN PRIVATE KEY), PKCS#1 or SEC1"
+                    .into(),
             ),
         };
     }
@@ -296,14 +365,54 @@ fn parse_pkcs8(der: &[u8]) -> Result<KeyMaterial, String> {
             decrypting: Box::new(decrypting),
         });
     }
-    EcdsaKeyPair::from_pkcs8(
+    use p256::pkcs8::DecodePrivateKey as _;
+    let secret = p256::SecretKey::from_pkcs8_der(der)
+        .map_err(|_| "a PKCS#8 key that is neither RSA (2048+ bits) nor EC P-256".to_string())?;
+    ecdsa_material(secret)
+}
+
+/// A P-256 private key, for ECDSA (ring, which reads PKCS#8 only) and ECDH (p256).
+fn ecdsa_material(secret: p256::SecretKey) -> Result<KeyMaterial, String> {
+    use p256::pkcs8::EncodePrivateKey as _;
+    let pkcs8 = secret
+        .to_pkcs8_der()
+        .map_err(|e| format!("cannot re-encode the EC key: {e}"))?;
+    let signing = EcdsaKeyPair::from_pkcs8(
         &signature::ECDSA_P256_SHA256_ASN1_SIGNING,
-        der,
+        pkcs8.as_bytes(),
         &SystemRandom::new(),
     )
-    .map(KeyMaterial::Ecdsa)
-    .map_err(|_| "a PKCS#8 key that is neither RSA (2048+ bits) nor ECDSA P-256".into())
+    .map_err(|_| "an EC P-256 key ring cannot use".to_string())?;
+    Ok(KeyMaterial::Ecdsa {
+        signing,
+        agreement: Box::new(secret),
+    })
 }
+
+/// The operating system's randomness for RSA-OAEP padding, through `getrandom`.
+struct RsaRng;
+
+impl rsa::rand_core::RngCore for RsaRng {
+    fn next_u32(&mut self) -> u32 {
+        let mut bytes = [0u8; 4];
+        self.fill_bytes(&mut bytes);
+        u32::from_le_bytes(bytes)
+    }
+    fn next_u64(&mut self) -> u64 {
+        let mut bytes = [0u8; 8];
+        self.fill_bytes(&mut bytes);
+        u64::from_le_bytes(bytes)
+    }
+    fn fill_bytes(&mut self, dest: &mut [u8]) {
+        getrandom::fill(dest).expect("the operating system's random source");
+    }
+    fn try_fill_bytes(&mut self, dest: &mut [u8]) -> Result<(), rsa::rand_core::Error> {
+        self.fill_bytes(dest);
+        Ok(())
+    }
+}
+
+impl rsa::rand_core::CryptoRng for RsaRng {}
 
 /// RSA and EC public keys from a SubjectPublicKeyInfo.
 fn parse_spki(der: &[u8]) -> Result<KeyMaterial, String> {
@@ -428,6 +537,125 @@ mod tests {
                 .unwrap(),
         );
         assert!(matches!(tampered, Err(KeyError::Failed(_))));
+    }
+
+    fn applepay_file(name: &str) -> Vec<u8> {
+        std::fs::read(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("../tests/vectors/applepay")
+                .join(name),
+        )
+        .unwrap()
+    }
+
+    fn key(name: &str) -> KeyRef<'_> {
+        KeyRef {
+            merchant: "m_a",
+            provider: "p",
+            name,
+        }
+    }
+
+    #[test]
+    fn a_sec1_ec_key_decrypts_the_published_apple_pay_token_and_signs() {
+        // Apple's processing keys come as SEC1 (`BEGIN EC PRIVATE KEY`).
+        let pem = applepay_file("merchant_private_key.pem");
+        assert!(pem.starts_with(b"-----BEGIN EC PRIVATE KEY-----"));
+        let keys = store(&[
+            ("m_a", "p", "processing", &pem),
+            ("m_a", "p", "secret", b"s3cret"),
+        ]);
+        let token: serde_json::Value =
+            serde_json::from_slice(&applepay_file("token.json")).unwrap();
+        let field = |pointer: &str| B64.decode(token.pointer(pointer).unwrap().as_str().unwrap());
+        let ephemeral = field("/header/ephemeralPublicKey").unwrap();
+        let data = field("/data").unwrap();
+        let merchant_id_hash =
+            ring::digest::digest(&ring::digest::SHA256, b"merchant.test.spreedly.123merchant");
+        let plain = keys
+            .decrypt_apple_pay_token(
+                key("processing"),
+                &ephemeral,
+                merchant_id_hash.as_ref(),
+                &data,
+            )
+            .unwrap();
+        let payment: serde_json::Value = serde_json::from_slice(&plain).unwrap();
+        assert_eq!(
+            payment["applicationPrimaryAccountNumber"],
+            "5353756319181169"
+        );
+        // Another key kind cannot, and the same key still signs ECDSA.
+        assert!(matches!(
+            keys.decrypt_apple_pay_token(
+                key("secret"),
+                &ephemeral,
+                merchant_id_hash.as_ref(),
+                &data
+            ),
+            Err(KeyError::Unsupported(_))
+        ));
+        let signature = keys
+            .sign(key("processing"), SignatureAlgorithm::EcdsaP256Sha256, b"d")
+            .unwrap();
+        assert_eq!(
+            keys.verify(
+                key("processing"),
+                SignatureAlgorithm::EcdsaP256Sha256,
+                b"d",
+                &signature
+            ),
+            Ok(true)
+        );
+    }
+
+    #[test]
+    fn rsa_oaep_encryption_with_a_public_key_opens_with_its_private_key() {
+        let private = vector("wechatpay/sign_sha256withrsa.json")["private_key_pem"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let public = {
+            use rsa::pkcs8::{DecodePrivateKey, EncodePublicKey, LineEnding};
+            rsa::RsaPrivateKey::from_pkcs8_pem(&private)
+                .unwrap()
+                .to_public_key()
+                .to_public_key_pem(LineEnding::LF)
+                .unwrap()
+        };
+        let keys = store(&[
+            ("m_a", "p", "platform_public", public.as_bytes()),
+            ("m_a", "p", "private", private.as_bytes()),
+            ("m_a", "p", "secret", b"s3cret"),
+        ]);
+        for cipher in [Cipher::RsaOaepSha1, Cipher::RsaOaepSha256] {
+            let sealed = keys
+                .encrypt(key("platform_public"), cipher, "张三 110101".as_bytes())
+                .unwrap();
+            assert_eq!(sealed.len(), 256, "2048-bit RSA");
+            let opened = keys
+                .decrypt(key("private"), cipher, &[], &[], &sealed)
+                .unwrap();
+            assert_eq!(opened, "张三 110101".as_bytes());
+            // Random padding: the same plaintext seals differently each time.
+            assert_ne!(
+                keys.encrypt(key("platform_public"), cipher, b"x").unwrap(),
+                keys.encrypt(key("platform_public"), cipher, b"x").unwrap()
+            );
+        }
+        assert!(matches!(
+            keys.encrypt(key("platform_public"), Cipher::AesGcm, b"x"),
+            Err(KeyError::Unsupported(_))
+        ));
+        assert!(matches!(
+            keys.encrypt(key("secret"), Cipher::RsaOaepSha256, b"x"),
+            Err(KeyError::Unsupported(_))
+        ));
+        // More than OAEP can carry in one block (256 - 2 * 32 - 2 bytes with SHA-256).
+        assert!(matches!(
+            keys.encrypt(key("platform_public"), Cipher::RsaOaepSha256, &[0u8; 200]),
+            Err(KeyError::Failed(_))
+        ));
     }
 
     #[test]

@@ -140,7 +140,11 @@ fn unsupported(version: &str) -> String {
         .collect();
     format!(
         "the plugin targets {WORLD_PACKAGE}@{version}, but this paygated supports {} (and their patch releases); rebuild the plugin against a compatible paygate-plugin-api",
-        supported.join(" and ")
+        match supported.split_last() {
+            Some((last, [])) => last.clone(),
+            Some((last, rest)) => format!("{} and {last}", rest.join(", ")),
+            None => String::new(),
+        }
     )
 }
 
@@ -259,10 +263,15 @@ mod tests {
 
     #[test]
     fn an_unsupported_version_is_refused_naming_every_supported_one() {
-        let message = unsupported("0.3.0");
-        assert!(message.contains("paygate:provider@0.3.0"), "{message}");
+        let message = unsupported("0.9.0");
         assert!(
-            message.contains("paygate:provider@0.1.0 and paygate:provider@0.2.0"),
+            message.contains("targets paygate:provider@0.9.0"),
+            "{message}"
+        );
+        assert!(
+            message.contains(
+                "supports paygate:provider@0.1.0, paygate:provider@0.2.0 and paygate:provider@0.3.0"
+            ),
             "{message}"
         );
     }

@@ -13,6 +13,7 @@
 //!   reloaded by swapping an immutable [`registry::PluginSet`].
 
 mod bindings;
+mod ec_v1;
 mod engine;
 mod imports;
 pub mod keystore;
@@ -23,6 +24,8 @@ pub mod port;
 mod registry;
 pub mod settings;
 mod world_0_1;
+mod world_0_2;
+mod world_convert;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -112,6 +115,7 @@ pub enum CallError {
 enum Op {
     Info,
     CreatePayment(CreatePaymentRequest),
+    InspectWalletToken(CreatePaymentRequest),
     QueryPayment(PaymentRef),
     CancelPayment(PaymentRef),
     Refund(RefundRequest),
@@ -129,6 +133,7 @@ impl Op {
         Some(match self {
             Op::Info => return None,
             Op::CreatePayment(_) => Operation::CreatePayment,
+            Op::InspectWalletToken(_) => Operation::InspectWalletToken,
             Op::QueryPayment(_) => Operation::QueryPayment,
             Op::CancelPayment(_) => Operation::CancelPayment,
             Op::Refund(_) => Operation::Refund,
@@ -150,7 +155,7 @@ impl Op {
     fn scope(&self) -> Option<(&Merchant, &str)> {
         Some(match self {
             Op::Info => return None,
-            Op::CreatePayment(r) => (&r.merchant, &r.provider),
+            Op::CreatePayment(r) | Op::InspectWalletToken(r) => (&r.merchant, &r.provider),
             Op::QueryPayment(p) | Op::CancelPayment(p) => (&p.merchant, &p.provider),
             Op::Refund(r) => (&r.payment.merchant, &r.payment.provider),
             Op::QueryRefund(r) => (&r.payment.merchant, &r.payment.provider),
@@ -168,6 +173,7 @@ impl Op {
 enum Output {
     Info(PluginInfo),
     Payment(Result<PaymentResult, ProviderError>),
+    TokenFacts(Result<TokenFacts, ProviderError>),
     Refund(Result<RefundResult, ProviderError>),
     Notification(Result<NotificationResult, NotificationRejected>),
     Onboarding(Result<OnboardingResult, ProviderError>),
@@ -180,6 +186,7 @@ impl Output {
         match self {
             Output::Info(v) => v.output_size(),
             Output::Payment(v) => v.output_size(),
+            Output::TokenFacts(v) => v.output_size(),
             Output::Refund(v) => v.output_size(),
             Output::Notification(v) => v.output_size(),
             Output::Onboarding(v) => v.output_size(),
@@ -202,6 +209,7 @@ impl Output {
         match self {
             Output::Info(_) => "ok",
             Output::Payment(r) => of(r),
+            Output::TokenFacts(r) => of(r),
             Output::Refund(r) => of(r),
             Output::Onboarding(r) => of(r),
             Output::Binding(r) => of(r),
@@ -226,6 +234,7 @@ pub fn operation_name(operation: Operation) -> &'static str {
         Operation::BindAccount => "bind-account",
         Operation::QueryBinding => "query-binding",
         Operation::ParseBill => "parse-bill",
+        Operation::InspectWalletToken => "inspect-wallet-token",
     }
 }
 
@@ -235,6 +244,7 @@ pub fn method_name(method: Method) -> &'static str {
         Method::Qr => "qr",
         Method::Barcode => "barcode",
         Method::Link => "link",
+        Method::WalletToken => "wallet_token",
     }
 }
 
@@ -415,9 +425,13 @@ impl PluginHost {
         let mut linker: Linker<CallState> = Linker::new(&self.engine);
         // Each world links its own version of the imports (the same host behind them).
         match world {
-            World::V0_2 => {
+            World::V0_3 => {
                 Plugin::add_to_linker::<CallState, HasSelf<CallState>>(&mut linker, |state| state)
             }
+            World::V0_2 => bindings::v0_2::Plugin::add_to_linker::<CallState, HasSelf<CallState>>(
+                &mut linker,
+                |state| state,
+            ),
             World::V0_1 => bindings::v0_1::Plugin::add_to_linker::<CallState, HasSelf<CallState>>(
                 &mut linker,
                 |state| state,
@@ -432,7 +446,8 @@ impl PluginHost {
             .instantiate_pre(&component)
             .and_then(|pre| {
                 Ok(match world {
-                    World::V0_2 => WorldPre::V0_2(PluginPre::new(pre)?),
+                    World::V0_3 => WorldPre::V0_3(PluginPre::new(pre)?),
+                    World::V0_2 => WorldPre::V0_2(bindings::v0_2::PluginPre::new(pre)?),
                     World::V0_1 => WorldPre::V0_1(bindings::v0_1::PluginPre::new(pre)?),
                 })
             })
@@ -553,7 +568,7 @@ impl PluginHost {
             .load()
             .providers
             .get(provider)
-            .is_some_and(|(plugin, _)| matches!(plugin.pre, WorldPre::V0_2(_)))
+            .is_some_and(|(plugin, _)| !matches!(plugin.pre, WorldPre::V0_1(_)))
     }
 
     /// The `merchant` record for a call: the plugin's settings overlaid with the merchant's.
@@ -781,7 +796,8 @@ async fn dispatch(
     op: Op,
 ) -> wasmtime::Result<Output> {
     match pre {
-        WorldPre::V0_2(pre) => dispatch_current(pre, store, op).await,
+        WorldPre::V0_3(pre) => dispatch_current(pre, store, op).await,
+        WorldPre::V0_2(pre) => world_0_2::dispatch(pre, store, op).await,
         WorldPre::V0_1(pre) => world_0_1::dispatch(pre, store, op).await,
     }
 }
@@ -798,6 +814,9 @@ async fn dispatch_current(
         Op::Info => Output::Info(provider.call_info(&mut *store).await?),
         Op::CreatePayment(r) => {
             Output::Payment(provider.call_create_payment(&mut *store, &r).await?)
+        }
+        Op::InspectWalletToken(r) => {
+            Output::TokenFacts(provider.call_inspect_wallet_token(&mut *store, &r).await?)
         }
         Op::QueryPayment(r) => Output::Payment(provider.call_query_payment(&mut *store, &r).await?),
         Op::CancelPayment(r) => {
@@ -838,6 +857,8 @@ macro_rules! typed_calls {
 
 typed_calls! {
     create_payment(CreatePaymentRequest) -> Payment / CreatePayment: PaymentResult, ProviderError;
+    /// A wallet token's id and amount, verified, before the payment is recorded and charged.
+    inspect_wallet_token(CreatePaymentRequest) -> TokenFacts / InspectWalletToken: TokenFacts, ProviderError;
     query_payment(PaymentRef) -> Payment / QueryPayment: PaymentResult, ProviderError;
     cancel_payment(PaymentRef) -> Payment / CancelPayment: PaymentResult, ProviderError;
     refund(RefundRequest) -> Refund / Refund: RefundResult, ProviderError;

@@ -89,8 +89,11 @@ record_size!(PaymentResult {
     qr_code,
     failure,
     payer,
-    amount
+    amount,
+    card
 });
+record_size!(Card { network, last_four });
+record_size!(TokenFacts { token_id, amount });
 record_size!(RefundResult {
     status,
     provider_reference,

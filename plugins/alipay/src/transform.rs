@@ -267,6 +267,9 @@ pub fn create_call(
                 terminal_id,
             }))
         }
+        Method::WalletToken => Err(invalid(
+            "Alipay takes no wallet tokens (the host never sends one: info lists none)".into(),
+        )),
     }
 }
 
@@ -881,6 +884,7 @@ mod tests {
             description: None,
             terminal_id: None,
             expires_in_seconds: Some(900),
+            wallet_token: None,
         }
     }
 

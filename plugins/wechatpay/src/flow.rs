@@ -206,6 +206,9 @@ pub fn create_payment(
             let expected = expected_order(&settings, &request.payment_id, total);
             transform::interpret_codepay(answer(&response), &expected)
         }
+        Method::WalletToken => Err(ProviderError::InvalidRequest(
+            "WeChat Pay takes no wallet tokens (the host never sends one: info lists none)".into(),
+        )),
     }
 }
 

@@ -81,6 +81,7 @@ pub fn create(method: Method) -> CreatePaymentRequest {
         description: Some("Coffee".into()),
         terminal_id: Some("till-7".into()),
         expires_in_seconds: Some(900),
+        wallet_token: None,
     }
 }
 

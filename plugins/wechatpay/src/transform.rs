@@ -918,6 +918,7 @@ impl Trade {
             }),
             payer: self.openid.clone(),
             amount: self.total_fen.map(money_of_fen),
+            card: None,
         }
     }
 }
@@ -1296,6 +1297,7 @@ mod tests {
         );
         let no_expiry = CreatePaymentRequest {
             expires_in_seconds: None,
+            wallet_token: None,
             ..create(Method::Link)
         };
         let json = body(&native_order(&settings(), &no_expiry, 0).unwrap());

@@ -948,6 +948,8 @@ mod tests {
             keys: crate::keys::Keys::load(&dir).unwrap(),
             alipay: Default::default(),
             wechatpay: Default::default(),
+            acquirer: Default::default(),
+            acquirer_cards: Default::default(),
             notifier: crate::notifier::Notifier::new(1),
             timings: crate::state::Timings {
                 confirm_after: std::time::Duration::from_secs(1),

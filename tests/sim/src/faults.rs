@@ -29,6 +29,8 @@ pub enum FaultKind {
     /// the refund's (`amount.refund` and `payer_refund`) in a refund notice. The ledger and
     /// the API answers keep the true amounts.
     WrongAmountNotification,
+    /// The card acquirer only: the next authorization is declined (insufficient funds).
+    Decline,
 }
 
 impl FaultKind {
@@ -126,6 +128,7 @@ mod tests {
             "duplicate_notification",
             "late_notification",
             "wrong_amount_notification",
+            "decline",
         ] {
             let parsed: FaultRequest =
                 serde_json::from_value(serde_json::json!({"kind": name})).unwrap();

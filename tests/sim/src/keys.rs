@@ -23,6 +23,8 @@ pub struct Keys {
     pub wechatpay_merchant: VerifyingKey<Sha256>,
     /// The APIv3 key: AES-256-GCM of notification resources and certificate downloads.
     pub wechatpay_apiv3: Vec<u8>,
+    /// The secret the card acquirer shares with merchants (HMAC-SHA256).
+    pub acquirer_secret: Vec<u8>,
     /// The WeChat Pay platform certificate (of `wechatpay_platform`'s key), for clients
     /// that verify answers by certificate serial rather than by public key id.
     pub wechatpay_certificate: PlatformCertificate,
@@ -94,7 +96,14 @@ impl Keys {
             &dir.join("wechatpay_platform_cert.pem"),
             &wechatpay_platform,
         )?;
+        let acquirer_path = dir.join("acquirer_secret.txt");
+        let acquirer_secret = std::fs::read_to_string(&acquirer_path)
+            .map_err(|e| format!("{}: {e}", acquirer_path.display()))?
+            .trim()
+            .as_bytes()
+            .to_vec();
         Ok(Keys {
+            acquirer_secret,
             alipay_platform: private(dir, "alipay_platform_private_key.pem")?,
             alipay_app: public(dir, "alipay_app_public_key.pem")?,
             wechatpay_platform,
@@ -140,6 +149,12 @@ pub fn aes_gcm_seal(key: &[u8], nonce: &[u8; 12], aad: &[u8], plaintext: &[u8]) 
     )
     .expect("sealing into a Vec cannot fail");
     B64.encode(buffer)
+}
+
+/// HMAC-SHA256 of `data` under `key`.
+pub fn hmac_sha256(key: &[u8], data: &[u8]) -> Vec<u8> {
+    let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, key);
+    ring::hmac::sign(&key, data).as_ref().to_vec()
 }
 
 /// `n` random characters from [0-9A-Z] (nonces, trade numbers).

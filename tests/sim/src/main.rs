@@ -6,6 +6,7 @@
 //! the providers' retry schedules, and control endpoints (`/_sim/...`, see `control.rs`).
 //! It signs with the sandbox keys under `config/sandbox-keys/`: never real keys.
 
+mod acquirer;
 mod alipay;
 mod alipay_onboarding;
 mod control;
@@ -76,6 +77,8 @@ async fn main() -> std::process::ExitCode {
         keys,
         alipay: Default::default(),
         wechatpay: Default::default(),
+        acquirer: Default::default(),
+        acquirer_cards: Default::default(),
         notifier: notifier::Notifier::new(args.notify_compression),
         timings: Timings {
             confirm_after: Duration::from_millis(args.confirm_after_ms),
@@ -120,6 +123,7 @@ fn router(sim: Arc<Sim>) -> Router {
         .nest("/alipay", alipay::router())
         .merge(wechatpay::router())
         .nest(wechatpay::PREFIX, wechatpay::router())
+        .nest("/acquirer", acquirer::router())
         .route("/_sim/{provider}/scan", post(control::scan))
         .route(
             "/_sim/{provider}/faults",
@@ -289,6 +293,8 @@ mod tests {
             keys: keys::Keys::load(&keys_dir()).unwrap(),
             alipay: Default::default(),
             wechatpay: Default::default(),
+            acquirer: Default::default(),
+            acquirer_cards: Default::default(),
             notifier: notifier::Notifier::new(1),
             timings: Timings {
                 confirm_after: Duration::from_secs(1),

@@ -38,10 +38,21 @@ pub struct Timings {
     pub refund_after: Duration,
 }
 
+/// The card behind an acquirer payment, as the acquirer answers it.
+#[derive(Debug, Clone)]
+pub struct CardSummary {
+    pub network: String,
+    pub last_four: String,
+}
+
 pub struct Sim {
     pub keys: Keys,
     pub alipay: ProviderState,
     pub wechatpay: ProviderState,
+    /// The card acquirer Apple Pay payments are authorized at.
+    pub acquirer: ProviderState,
+    /// Its payments' cards, by reference.
+    pub acquirer_cards: Mutex<std::collections::BTreeMap<String, CardSummary>>,
     pub notifier: Notifier,
     pub timings: Timings,
     /// The `Wechatpay-Serial` of the platform public key.
@@ -56,6 +67,7 @@ impl Sim {
         match name {
             "alipay" => Some(&self.alipay),
             "wechatpay" => Some(&self.wechatpay),
+            "acquirer" => Some(&self.acquirer),
             _ => None,
         }
     }

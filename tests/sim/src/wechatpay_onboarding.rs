@@ -786,6 +786,8 @@ mod tests {
             keys: keys::Keys::load(dir).unwrap(),
             alipay: Default::default(),
             wechatpay: Default::default(),
+            acquirer: Default::default(),
+            acquirer_cards: Default::default(),
             notifier: crate::notifier::Notifier::new(1),
             timings: crate::state::Timings {
                 confirm_after: Duration::from_secs(3),

@@ -1,0 +1,336 @@
+//! What every older world shares with the host: converting a value of one world version's
+//! types into the other's, the older world's imports served by the current host, and the
+//! call of an older plugin with its request converted down and its answer up.
+//!
+//! Every conversion is a struct literal or an exhaustive match, so a field or case that
+//! differs between the versions is a compile error in the world's module (`world_0_1.rs`,
+//! `world_0_2.rs`), not a silent loss. What differs is written there by hand.
+
+/// A value of one world version's types as the other version's.
+pub(super) trait Convert<T> {
+    fn convert(self) -> T;
+}
+
+macro_rules! identity {
+    ($($t:ty),*) => {$(
+        impl Convert<$t> for $t {
+            fn convert(self) -> $t {
+                self
+            }
+        }
+    )*};
+}
+identity!(String, bool, u8, u16, u32, u64, i64);
+
+impl<A: Convert<B>, B> Convert<Vec<B>> for Vec<A> {
+    fn convert(self) -> Vec<B> {
+        self.into_iter().map(Convert::convert).collect()
+    }
+}
+
+impl<A: Convert<B>, B> Convert<Option<B>> for Option<A> {
+    fn convert(self) -> Option<B> {
+        self.map(Convert::convert)
+    }
+}
+
+impl<A: Convert<C>, B: Convert<D>, C, D> Convert<(C, D)> for (A, B) {
+    fn convert(self) -> (C, D) {
+        (self.0.convert(), self.1.convert())
+    }
+}
+
+impl<A: Convert<C>, B: Convert<D>, C, D> Convert<Result<C, D>> for Result<A, B> {
+    fn convert(self) -> Result<C, D> {
+        match self {
+            Ok(v) => Ok(v.convert()),
+            Err(e) => Err(e.convert()),
+        }
+    }
+}
+
+/// Records of the same fields in both versions, converted field by field from `$from`'s
+/// interface `$iface` to `$to`'s.
+macro_rules! records {
+    ($from:ident => $to:ident, $iface:ident: $($name:ident { $($field:ident),* $(,)? })*) => {$(
+        impl Convert<$to::$iface::$name> for $from::$iface::$name {
+            fn convert(self) -> $to::$iface::$name {
+                $to::$iface::$name { $($field: self.$field.convert()),* }
+            }
+        }
+    )*};
+}
+pub(super) use records;
+
+/// Enums and variants of the same cases in both versions, case by case.
+macro_rules! variants {
+    ($from:ident => $to:ident, $iface:ident: $($name:ident { $($case:ident $(($payload:ident))?),* $(,)? })*) => {$(
+        impl Convert<$to::$iface::$name> for $from::$iface::$name {
+            fn convert(self) -> $to::$iface::$name {
+                match self {
+                    $($from::$iface::$name::$case $(($payload))? => {
+                        $to::$iface::$name::$case $(($payload.convert()))?
+                    })*
+                }
+            }
+        }
+    )*};
+}
+pub(super) use variants;
+
+/// The conversions every older world (0.1.0, 0.2.0) shares with the current one: requests
+/// down (all but the payment request, which may carry what an older world lacks) and
+/// answers up (all but the payment and refund results, which gained fields), and the
+/// imports' arguments up and answers down.
+macro_rules! shared_conversions {
+    ($old:ident, $new:ident) => {
+        records!($new => $old, types:
+            Money { minor, currency, exponent }
+            Merchant { id, settings_json, notify_url }
+            PaymentRef { payment_id, provider, merchant, amount, provider_reference }
+            RefundRequest { refund_id, payment, amount, reason }
+            RefundRef { refund_id, payment, amount, provider_reference }
+            Notification { provider, merchant, headers, body }
+            OnboardingRequest { activation_id, provider, merchant, materials_json }
+            OnboardingRef { activation_id, provider, merchant, provider_reference }
+            BindingRequest {
+                bank_account_id, provider, merchant, account_holder, account_number, bank_name,
+                branch,
+            }
+            BindingRef { bank_account_id, provider, merchant, provider_reference }
+            BillRequest { provider, merchant, date, content }
+        );
+        records!($old => $new, types:
+            Money { minor, currency, exponent }
+            Declined { code, message }
+            Reply { status, content_type, body }
+            NotificationResult { updates, reply }
+            NotificationRejected { reason, reply }
+            PaymentUpdate { payment_id, outcome }
+            RefundUpdate { refund_id, outcome }
+            OnboardingResult { status, provider_reference, rejection_reason }
+            OnboardingUpdate { activation_id, outcome }
+            BindingResult { status, provider_reference, verification_json, failure }
+            BindingUpdate { bank_account_id, outcome }
+            BillEntry { kind, payment_id, refund_id, provider_reference, amount, fee, occurred_at }
+            CodePattern { prefixes, min_length, max_length }
+            Fee { method, rate_basis_points }
+            ProviderInfo { name, display_name, methods, currencies, payment_codes, operations, fees }
+            PluginInfo { name, version, providers }
+        );
+        variants!($old => $new, types:
+            Method { Qr, Barcode, Link }
+            Operation {
+                CreatePayment, QueryPayment, CancelPayment, Refund, QueryRefund, ParseNotification,
+                Onboard, QueryOnboarding, BindAccount, QueryBinding, ParseBill,
+            }
+            PaymentStatus { Pending, Succeeded, Failed, Cancelled, Expired }
+            RefundStatus { Pending, Succeeded, Failed }
+            OnboardingStatus { Submitted, UnderReview, Active, Rejected }
+            BindingStatus { PendingVerification, Verified, Failed }
+            BillEntryKind { Payment, Refund }
+            ProviderError {
+                Declined(d), InvalidRequest(m), Unavailable(m), UnknownOutcome(m),
+            }
+            Update { Payment(u), Refund(u), Onboarding(u), Binding(u) }
+        );
+
+        records!($old => $new, http: Request { method, url, headers, body });
+        records!($new => $old, http: Response { status, headers, body });
+        variants!($new => $old, http: Error { Denied(m), Timeout, Connection(m), TooLarge });
+        variants!($old => $new, keys: Algorithm { RsaPkcs1Sha256, EcdsaP256Sha256 });
+        variants!($old => $new, keys: Cipher { AesGcm, RsaOaepSha1, RsaOaepSha256 });
+        variants!($new => $old, keys: KeyError { UnknownKey(m), Unsupported(m), Failed(m) });
+        variants!($old => $new, log: Level { Debug, Info, Warn, Error });
+
+        /// A payment request down to a world that has no wallet tokens: refused, not sent,
+        /// if it carries one (the host asks only plugins that declare the method, so this
+        /// is a plugin declaring what its world cannot express).
+        fn create_payment_request(
+            r: $new::types::CreatePaymentRequest,
+        ) -> Result<$old::types::CreatePaymentRequest, $new::types::ProviderError> {
+            let method = match r.method {
+                $new::types::Method::Qr => $old::types::Method::Qr,
+                $new::types::Method::Barcode => $old::types::Method::Barcode,
+                $new::types::Method::Link => $old::types::Method::Link,
+                $new::types::Method::WalletToken => {
+                    return Err($new::types::ProviderError::InvalidRequest(
+                        "this plugin's world has no wallet tokens".into(),
+                    ));
+                }
+            };
+            Ok($old::types::CreatePaymentRequest {
+                payment_id: r.payment_id,
+                provider: r.provider,
+                merchant: r.merchant.convert(),
+                amount: r.amount.convert(),
+                method,
+                auth_code: r.auth_code,
+                description: r.description,
+                terminal_id: r.terminal_id,
+                expires_in_seconds: r.expires_in_seconds,
+            })
+        }
+
+        impl $old::types::Host for CallState {}
+
+        impl $old::http::Host for CallState {
+            async fn send(
+                &mut self,
+                request: $old::http::Request,
+            ) -> Result<$old::http::Response, $old::http::Error> {
+                $new::http::Host::send(self, request.convert())
+                    .await
+                    .convert()
+            }
+        }
+
+        impl $old::keys::Host for CallState {
+            async fn sign(
+                &mut self,
+                key_name: String,
+                alg: $old::keys::Algorithm,
+                data: Vec<u8>,
+            ) -> Result<Vec<u8>, $old::keys::KeyError> {
+                $new::keys::Host::sign(self, key_name, alg.convert(), data)
+                    .await
+                    .convert()
+            }
+
+            async fn verify(
+                &mut self,
+                key_name: String,
+                alg: $old::keys::Algorithm,
+                data: Vec<u8>,
+                signature: Vec<u8>,
+            ) -> Result<bool, $old::keys::KeyError> {
+                $new::keys::Host::verify(self, key_name, alg.convert(), data, signature)
+                    .await
+                    .convert()
+            }
+
+            async fn decrypt(
+                &mut self,
+                key_name: String,
+                cipher: $old::keys::Cipher,
+                nonce: Vec<u8>,
+                aad: Vec<u8>,
+                ciphertext: Vec<u8>,
+            ) -> Result<Vec<u8>, $old::keys::KeyError> {
+                $new::keys::Host::decrypt(self, key_name, cipher.convert(), nonce, aad, ciphertext)
+                    .await
+                    .convert()
+            }
+
+            async fn hmac_sha256(
+                &mut self,
+                key_name: String,
+                data: Vec<u8>,
+            ) -> Result<Vec<u8>, $old::keys::KeyError> {
+                $new::keys::Host::hmac_sha256(self, key_name, data)
+                    .await
+                    .convert()
+            }
+        }
+
+        impl $old::clock::Host for CallState {
+            async fn now_millis(&mut self) -> u64 {
+                $new::clock::Host::now_millis(self).await
+            }
+        }
+
+        impl $old::log::Host for CallState {
+            async fn write(&mut self, level: $old::log::Level, message: String) {
+                $new::log::Host::write(self, level.convert(), message).await
+            }
+        }
+
+        /// Instantiates an older world's plugin and makes the call `op` asks for,
+        /// converting the request down and the answer up.
+        pub(super) async fn dispatch(
+            pre: &PluginPre<CallState>,
+            store: &mut Store<CallState>,
+            op: Op,
+        ) -> wasmtime::Result<Output> {
+            let instance = pre.instantiate_async(&mut *store).await?;
+            let provider = instance.paygate_provider_provider();
+            let store = &mut *store;
+            Ok(match op {
+                Op::Info => Output::Info(provider.call_info(&mut *store).await?.convert()),
+                Op::CreatePayment(r) => Output::Payment(match create_payment_request(r) {
+                    Ok(r) => provider
+                        .call_create_payment(&mut *store, &r)
+                        .await?
+                        .convert(),
+                    Err(refused) => Err(refused),
+                }),
+                Op::InspectWalletToken(_) => Output::TokenFacts(Err(
+                    $new::types::ProviderError::InvalidRequest(
+                        "this plugin's world has no wallet tokens".into(),
+                    ),
+                )),
+                Op::QueryPayment(r) => Output::Payment(
+                    provider
+                        .call_query_payment(&mut *store, &r.convert())
+                        .await?
+                        .convert(),
+                ),
+                Op::CancelPayment(r) => Output::Payment(
+                    provider
+                        .call_cancel_payment(&mut *store, &r.convert())
+                        .await?
+                        .convert(),
+                ),
+                Op::Refund(r) => Output::Refund(
+                    provider
+                        .call_refund(&mut *store, &r.convert())
+                        .await?
+                        .convert(),
+                ),
+                Op::QueryRefund(r) => Output::Refund(
+                    provider
+                        .call_query_refund(&mut *store, &r.convert())
+                        .await?
+                        .convert(),
+                ),
+                Op::ParseNotification(r) => Output::Notification(
+                    provider
+                        .call_parse_notification(&mut *store, &r.convert())
+                        .await?
+                        .convert(),
+                ),
+                Op::Onboard(r) => Output::Onboarding(
+                    provider
+                        .call_onboard(&mut *store, &r.convert())
+                        .await?
+                        .convert(),
+                ),
+                Op::QueryOnboarding(r) => Output::Onboarding(
+                    provider
+                        .call_query_onboarding(&mut *store, &r.convert())
+                        .await?
+                        .convert(),
+                ),
+                Op::BindAccount(r) => Output::Binding(
+                    provider
+                        .call_bind_account(&mut *store, &r.convert())
+                        .await?
+                        .convert(),
+                ),
+                Op::QueryBinding(r) => Output::Binding(
+                    provider
+                        .call_query_binding(&mut *store, &r.convert())
+                        .await?
+                        .convert(),
+                ),
+                Op::ParseBill(r) => Output::Bill(
+                    provider
+                        .call_parse_bill(&mut *store, &r.convert())
+                        .await?
+                        .convert(),
+                ),
+            })
+        }
+    };
+}
+pub(super) use shared_conversions;
