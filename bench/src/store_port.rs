@@ -128,6 +128,8 @@ fn pay(store: &Store, n: u64) {
         api_key_id: claim.api_key_id.clone(),
         payment_url: None,
         link_wallet: None,
+        wallet_token_id: None,
+        card: None,
         version: 0,
     };
     let created = event(now, EventKind::PaymentCreated, &id, "pending");

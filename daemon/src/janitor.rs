@@ -4,7 +4,8 @@
 //! - A pending payment whose outcome the provider holds (answered, or unknown after a timeout
 //!   or a crash) is queried every `janitor_interval_ms`.
 //! - A barcode payment still pending after `barcode_timeout_ms` ("user paying" that never
-//!   ended) is cancelled at the provider; a qr payment past `expires_at` is closed at the
+//!   ended) is cancelled at the provider, and so is a wallet-token payment (its token is
+//!   never stored, so only its request can create it); a qr payment past `expires_at` is closed at the
 //!   provider and marked `expired`. If the provider says it was paid after all, it succeeded.
 //! - A payment still at `NotSent` is queried too: the daemon may have died while the create
 //!   was on its way, so "not sent" only means "no answer recorded". A query never charges.
@@ -109,8 +110,10 @@ pub async fn sweep(
             }
             continue;
         }
-        let timed_out =
-            payment.method == Method::Barcode && now - payment.created_at_ms >= barcode_timeout_ms;
+        // A wallet-token payment is never created by the janitor (only its request has the
+        // token): one still unanswered after the barcode timeout is voided, or found charged.
+        let timed_out = matches!(payment.method, Method::Barcode | Method::WalletToken)
+            && now - payment.created_at_ms >= barcode_timeout_ms;
         if resolve(payments, &payment, expired || timed_out).await? {
             changed += 1;
         }
@@ -170,7 +173,10 @@ async fn resolve(
     };
     let mut to = status_of(result.status);
     // A qr or link payment closed for lack of payment expired; a barcode one was cancelled.
-    if give_up && to == PaymentStatus::Cancelled && payment.method != Method::Barcode {
+    if give_up
+        && to == PaymentStatus::Cancelled
+        && matches!(payment.method, Method::Qr | Method::Link)
+    {
         to = PaymentStatus::Expired;
     }
     if to == PaymentStatus::Pending {

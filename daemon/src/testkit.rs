@@ -152,6 +152,17 @@ impl Providers for FakeProvider {
         self.payment(&request.amount)
     }
 
+    /// The fake takes no wallet tokens (its info lists none).
+    async fn inspect_wallet_token(
+        &self,
+        request: wit::CreatePaymentRequest,
+    ) -> Answer<wit::TokenFacts, wit::ProviderError> {
+        self.called("inspect", &request.payment_id);
+        Ok(Err(wit::ProviderError::InvalidRequest(
+            "the fake provider takes no wallet tokens".into(),
+        )))
+    }
+
     async fn query_payment(
         &self,
         request: wit::PaymentRef,
@@ -358,6 +369,7 @@ pub fn new_payment(amount: &str, method: Method) -> NewPayment {
         terminal_id: Some("till-1".into()),
         expires_in_seconds: None,
         metadata: BTreeMap::new(),
+        wallet_token: None,
     }
 }
 

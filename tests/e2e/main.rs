@@ -3,6 +3,7 @@
 
 mod support;
 
+mod applepay;
 mod archive;
 mod auth;
 mod bad_input;

@@ -20,6 +20,11 @@ pub struct Simulator {
 impl Simulator {
     /// Starts the simulator with fast payers, refunds and notification retries.
     pub fn spawn() -> Simulator {
+        Simulator::spawn_with(&[])
+    }
+
+    /// [`Simulator::spawn`] with more arguments.
+    pub fn spawn_with(extra: &[&str]) -> Simulator {
         let binary = repo_root().join("target/release/paygate-sim");
         assert!(
             binary.is_file(),
@@ -37,6 +42,7 @@ impl Simulator {
                 "--refund-after-ms",
                 "800",
             ])
+            .args(extra)
             .env("RUST_LOG", "warn")
             .stdout(Stdio::piped())
             .stderr(Stdio::null())

@@ -118,6 +118,8 @@ pub struct Options {
     pub config_text: String,
     pub extra_args: Vec<String>,
     pub data_dir: Option<PathBuf>,
+    /// Environment variables for the daemon (e.g. the test builds' plugin clock).
+    pub env: Vec<(String, String)>,
 }
 
 impl Default for Options {
@@ -126,6 +128,7 @@ impl Default for Options {
             config_text: default_config_text(),
             extra_args: Vec::new(),
             data_dir: None,
+            env: Vec::new(),
         }
     }
 }
@@ -338,6 +341,7 @@ fn spawn(dir: &tempfile::TempDir, options: &Options) -> Result<(Child, String), 
         .arg("--data-dir")
         .arg(&data_dir)
         .args(&options.extra_args)
+        .envs(options.env.iter().map(|(k, v)| (k, v)))
         .stdout(Stdio::piped())
         .stderr(stderr)
         .spawn()

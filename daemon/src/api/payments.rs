@@ -59,12 +59,17 @@ pub struct CreatePaymentBody {
     pub amount: AmountText,
     /// ISO 4217 code.
     pub currency: String,
-    /// `qr`, `barcode` or `link`.
+    /// `qr`, `barcode`, `link` or `wallet_token`.
     pub method: String,
-    /// Optional for barcode (detected from `auth_code`).
+    /// Optional for barcode (detected from `auth_code`); required for `wallet_token`.
     pub provider: Option<String>,
     /// Barcode only: the payer's payment code.
     pub auth_code: Option<String>,
+    /// `wallet_token` only: the token the payer's device made, as the wallet gave it to the
+    /// merchant's app (Apple Pay: the `PKPaymentToken`, or its `paymentData`). Checked,
+    /// charged once, and never stored.
+    #[schema(value_type = Option<Object>)]
+    pub wallet_token: Option<serde_json::Value>,
     /// The merchant's own reference, unique per merchant.
     pub order_id: Option<String>,
     pub description: Option<String>,
@@ -124,11 +129,24 @@ pub struct PaymentObject {
     pub created_at: String,
     pub updated_at: String,
     pub expires_at: Option<String>,
+    /// `wallet_token` payments, once charged: the card's network and last four digits
+    /// (never more); absent otherwise.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(required = false)]
+    pub card: Option<CardObject>,
     /// `true` when the payment was read from the archive (finished and past the store's
     /// retention: API.md §5); absent otherwise.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     #[schema(required = false)]
     pub archived: bool,
+}
+
+/// The card behind a wallet token, as far as the gateway keeps it.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CardObject {
+    /// `visa`, `mastercard`, `amex`, `discover`, `jcb`, `unionpay` or `other`.
+    pub network: String,
+    pub last_four: String,
 }
 
 /// A refund (API.md §6).
@@ -217,6 +235,10 @@ impl From<&PaymentRecord> for PaymentObject {
             created_at: rfc3339_ms(p.created_at_ms),
             updated_at: rfc3339_ms(p.updated_at_ms),
             expires_at: p.expires_at_ms.map(rfc3339_ms),
+            card: p.card.as_ref().map(|c| CardObject {
+                network: c.network.clone(),
+                last_four: c.last_four.clone(),
+            }),
             archived: false,
         }
     }
@@ -266,6 +288,20 @@ impl From<&PaymentError> for ApiError {
                 code: "wallet_not_supported",
                 message,
                 param: None,
+            },
+            E::WalletToken { code, .. } => ApiError::Unprocessable {
+                code: if code == "token_amount_mismatch" {
+                    "wallet_token_amount_mismatch"
+                } else {
+                    "wallet_token_invalid"
+                },
+                message,
+                param: Some("wallet_token".into()),
+            },
+            E::WalletTokenUsed { .. } => ApiError::Conflict {
+                code: "wallet_token_used",
+                message,
+                param: Some("wallet_token".into()),
             },
             E::Invalid { param, .. } => {
                 ApiError::invalid("parameter_invalid", message, Some(param))
@@ -454,7 +490,10 @@ fn validate_payment(
     let method = Method::parse(&body.method).ok_or_else(|| {
         ApiError::invalid(
             "parameter_invalid",
-            format!("method \"{}\" is not one of qr, barcode, link", body.method),
+            format!(
+                "method \"{}\" is not one of qr, barcode, link, wallet_token",
+                body.method
+            ),
             Some("method"),
         )
     })?;
@@ -475,7 +514,7 @@ fn validate_payment(
                 Some("auth_code"),
             ));
         }
-        (Method::Qr | Method::Link, Some(_)) => {
+        (Method::Qr | Method::Link | Method::WalletToken, Some(_)) => {
             return Err(ApiError::invalid(
                 "parameter_invalid",
                 "auth_code is only for barcode payments",
@@ -484,8 +523,9 @@ fn validate_payment(
         }
         _ => {}
     }
+    let wallet_token = wallet_token_text(method, body)?;
     match (method, body.expires_in) {
-        (Method::Barcode, Some(_)) => {
+        (Method::Barcode | Method::WalletToken, Some(_)) => {
             return Err(ApiError::invalid(
                 "parameter_invalid",
                 "expires_in is only for qr and link payments",
@@ -544,7 +584,49 @@ fn validate_payment(
         terminal_id: body.terminal_id.clone(),
         expires_in_seconds: body.expires_in,
         metadata,
+        wallet_token,
     })
+}
+
+/// The largest wallet token accepted (a real Apple Pay token is about 3 KiB).
+const WALLET_TOKEN_BYTES_MAX: usize = 64 * 1024;
+
+/// A `wallet_token` payment's token as JSON text: required for that method (with its
+/// provider), refused for the others.
+fn wallet_token_text(method: Method, body: &CreatePaymentBody) -> Result<Option<String>, ApiError> {
+    let invalid = |message: &str| {
+        ApiError::invalid(
+            "parameter_invalid",
+            message.to_owned(),
+            Some("wallet_token"),
+        )
+    };
+    match (method, &body.wallet_token) {
+        (Method::WalletToken, None) => Err(ApiError::invalid(
+            "parameter_missing",
+            "wallet_token payments need wallet_token, the token the payer's wallet made",
+            Some("wallet_token"),
+        )),
+        (Method::WalletToken, Some(token)) => {
+            if !token.is_object() {
+                return Err(invalid("wallet_token must be a JSON object"));
+            }
+            if body.provider.is_none() {
+                return Err(ApiError::invalid(
+                    "parameter_missing",
+                    "wallet_token payments name their provider (e.g. applepay)",
+                    Some("provider"),
+                ));
+            }
+            let text = token.to_string();
+            if text.len() > WALLET_TOKEN_BYTES_MAX {
+                return Err(invalid("wallet_token is larger than 64 KiB"));
+            }
+            Ok(Some(text))
+        }
+        (_, Some(_)) => Err(invalid("wallet_token is only for wallet_token payments")),
+        (_, None) => Ok(None),
+    }
 }
 
 /// Creates a payment.
@@ -557,8 +639,8 @@ fn validate_payment(
         (status = 400, description = "Invalid request", body = ErrorBody),
         (status = 402, description = "Declined; error.payment is the failed payment", body = ErrorBody),
         (status = 403, description = "Merchant outside the key's scope, or the terminal (`terminal_blocked`) or the key (`api_key_blocked`) blocked by the anomaly monitor", body = ErrorBody),
-        (status = 409, description = "order_id in use, or the key is still being processed", body = ErrorBody),
-        (status = 422, description = "Key reused for another request, or wallet not supported", body = ErrorBody),
+        (status = 409, description = "order_id in use, wallet token already charged, or the key is still being processed", body = ErrorBody),
+        (status = 422, description = "Key reused for another request, wallet not supported, or a wallet token that cannot be charged", body = ErrorBody),
         (status = 502, description = "Provider or plugin failure", body = ErrorBody),
         (status = 504, description = "Provider outcome unknown; retry with the same key", body = ErrorBody),
     ))]

@@ -8,6 +8,8 @@ pub enum Method {
     Qr,
     Barcode,
     Link,
+    /// A payment token the payer's device made (Apple Pay), passed on by the merchant.
+    WalletToken,
 }
 
 impl Method {
@@ -16,6 +18,7 @@ impl Method {
             "qr" => Some(Method::Qr),
             "barcode" => Some(Method::Barcode),
             "link" => Some(Method::Link),
+            "wallet_token" => Some(Method::WalletToken),
             _ => None,
         }
     }
@@ -25,6 +28,7 @@ impl Method {
             Method::Qr => "qr",
             Method::Barcode => "barcode",
             Method::Link => "link",
+            Method::WalletToken => "wallet_token",
         }
     }
 }
@@ -41,7 +45,12 @@ mod tests {
 
     #[test]
     fn every_method_parses_from_its_own_name_and_nothing_else_does() {
-        for method in [Method::Qr, Method::Barcode, Method::Link] {
+        for method in [
+            Method::Qr,
+            Method::Barcode,
+            Method::Link,
+            Method::WalletToken,
+        ] {
             assert_eq!(Method::parse(method.as_str()), Some(method));
             assert_eq!(
                 serde_json::to_string(&method).unwrap(),

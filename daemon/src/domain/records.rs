@@ -75,10 +75,25 @@ pub struct PaymentRecord {
     /// payment's `provider` stays empty until the payer picks a wallet on the page.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub link_wallet: Option<String>,
+    /// (Wallet-token payments) the token's own id (Apple Pay `header.transactionId`): the
+    /// store keeps it unique per provider, so that a token is charged at most once. The
+    /// token itself is never stored.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wallet_token_id: Option<String>,
+    /// (Wallet-token payments) the card charged, as far as anyone may keep it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub card: Option<CardSummary>,
     /// Numbered by the store: 1 when recorded, one more at each write (0 in records written
     /// before versions were kept).
     #[serde(default)]
     pub version: u64,
+}
+
+/// The card behind a wallet token: its network and last four digits, never more.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CardSummary {
+    pub network: String,
+    pub last_four: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

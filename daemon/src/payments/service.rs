@@ -68,6 +68,7 @@ fn provider_method(method: Method) -> wit::Method {
     match method {
         Method::Qr | Method::Link => wit::Method::Qr,
         Method::Barcode => wit::Method::Barcode,
+        Method::WalletToken => wit::Method::WalletToken,
     }
 }
 
@@ -86,6 +87,9 @@ pub struct NewPayment {
     pub terminal_id: Option<String>,
     pub expires_in_seconds: Option<u32>,
     pub metadata: BTreeMap<String, String>,
+    /// (Wallet-token payments) the token as the payer's device made it, as JSON text. Passed
+    /// to the plugin, never stored.
+    pub wallet_token: Option<String>,
 }
 
 /// A validated request for a refund.
@@ -110,6 +114,12 @@ pub enum PaymentError {
     },
     #[error("{0}")]
     WalletNotSupported(String),
+    /// A wallet token that cannot be charged (it does not verify, is too old, or approves
+    /// another amount): final, nothing was recorded or charged.
+    #[error("the wallet token cannot be charged: {message}")]
+    WalletToken { code: String, message: String },
+    #[error("this wallet token was already charged by payment {payment_id}")]
+    WalletTokenUsed { payment_id: String },
     #[error("{message}")]
     Invalid {
         param: &'static str,
@@ -368,6 +378,15 @@ fn call_error(error: CallError) -> PaymentError {
     }
 }
 
+/// What the gateway keeps of a card a provider reports: its network and last four digits,
+/// each cut to a sane length (a plugin's answer is not trusted to be short).
+fn card_summary(card: &wit::Card) -> crate::domain::records::CardSummary {
+    crate::domain::records::CardSummary {
+        network: card.network.chars().take(16).collect(),
+        last_four: card.last_four.chars().take(4).collect(),
+    }
+}
+
 fn money_of(minor: i64, currency: &str) -> wit::Money {
     let exponent = crate::domain::money::Currency::from_code(currency).map_or(2, |c| c.exponent());
     wit::Money {
@@ -536,6 +555,7 @@ fn record_report(
             p.provider_reference = r.provider_reference.clone().or(p.provider_reference.take());
             p.qr_code = r.qr_code.clone().or(p.qr_code.take());
             p.payer = r.payer.clone().or(p.payer.take());
+            p.card = r.card.as_ref().map(card_summary).or(p.card.take());
         }
         if let Some(to) = new_status {
             apply_payment_status(
@@ -628,9 +648,18 @@ pub async fn create_payment(
         Method::Link => (String::new(), Some(chosen).filter(|c| !c.is_empty())),
         _ => (chosen, None),
     };
+    let payment_id = new_id("pay");
+    // A wallet token is checked, and its id learnt, before anything is recorded: a key used
+    // before answers from its record instead, whatever its token says today.
+    let wallet_token_id = match new.method {
+        Method::WalletToken if svc.store.known_claim(&claim)?.is_none() => {
+            Some(inspect_wallet_token(svc, &provider, &payment_id, &new).await?)
+        }
+        _ => None,
+    };
     let now = svc.clock.now_ms();
     let record = PaymentRecord {
-        id: new_id("pay"),
+        id: payment_id,
         merchant_id: new.merchant_id.clone(),
         provider: provider.clone(),
         method: new.method,
@@ -649,7 +678,7 @@ pub async fn create_payment(
         created_at_ms: now,
         updated_at_ms: now,
         expires_at_ms: match new.method {
-            Method::Barcode => None,
+            Method::Barcode | Method::WalletToken => None,
             Method::Qr => Some(
                 new.expires_in_seconds
                     .unwrap_or(svc.settings.qr_expires_in_s),
@@ -666,6 +695,8 @@ pub async fn create_payment(
         api_key_id: caller.id.clone(),
         payment_url: None,
         link_wallet,
+        wallet_token_id,
+        card: None,
         version: 0,
     };
     let record = PaymentRecord {
@@ -697,6 +728,9 @@ pub async fn create_payment(
                 payment_id,
             });
         }
+        Begin::WalletTokenUsed { payment_id } => {
+            return Err(PaymentError::WalletTokenUsed { payment_id });
+        }
         Begin::Resume { object_id } => (object_id, None),
         other => {
             return Err(StoreError::Corrupt(format!("unexpected claim outcome {other:?}")).into());
@@ -704,6 +738,7 @@ pub async fn create_payment(
     };
     // The recovery point: nothing reaches the provider before this is on disk.
     svc.store.durable().await?;
+    let resumed = written.is_none();
     let payment = match written {
         Some(payment) => payment,
         None => match svc.store.payment(&payment_id)? {
@@ -723,9 +758,82 @@ pub async fn create_payment(
             }
         },
     };
-    let answer = drive_payment(svc, payment, &claim, render).await;
+    // Only the request that recorded a wallet-token payment creates it at the provider: a
+    // resumed one may have been charged before the crash, and its token may be too old by
+    // now to be accepted again, so it is asked about, never created again.
+    let wallet_token = if resumed {
+        None
+    } else {
+        new.wallet_token.as_deref()
+    };
+    let answer = drive_payment(svc, payment, wallet_token, &claim, render).await;
     svc.store.durable().await?;
     answer
+}
+
+/// Has the plugin verify a wallet token and tell its id and approved amount, and checks the
+/// amount against the payment's. Nothing is recorded or charged on any error.
+async fn inspect_wallet_token(
+    svc: &Payments,
+    provider: &str,
+    payment_id: &str,
+    new: &NewPayment,
+) -> Result<String, PaymentError> {
+    let request = wit::CreatePaymentRequest {
+        payment_id: payment_id.to_owned(),
+        provider: provider.to_owned(),
+        merchant: merchant_for(svc, provider, &new.merchant_id)?,
+        amount: money_of(new.amount.minor(), new.amount.currency().code()),
+        method: wit::Method::WalletToken,
+        auth_code: None,
+        description: new.description.clone(),
+        terminal_id: new.terminal_id.clone(),
+        expires_in_seconds: None,
+        wallet_token: new.wallet_token.clone(),
+    };
+    let asked = request.amount.clone();
+    let facts = match svc.plugins.inspect_wallet_token(request).await {
+        Ok(Ok(facts)) => facts,
+        Ok(Err(wit::ProviderError::Declined(d))) => {
+            return Err(PaymentError::WalletToken {
+                code: d.code,
+                message: d.message,
+            });
+        }
+        Ok(Err(wit::ProviderError::InvalidRequest(m))) => {
+            return Err(PaymentError::ProviderRejected(m));
+        }
+        // Inspecting changes nothing anywhere: whatever went wrong, nothing was charged.
+        Ok(Err(wit::ProviderError::Unavailable(m) | wit::ProviderError::UnknownOutcome(m))) => {
+            return Err(PaymentError::ProviderUnavailable(m));
+        }
+        Err(CallError::Fault(f)) => return Err(PaymentError::Plugin(f)),
+        Err(CallError::Busy) => return Err(PaymentError::Busy),
+        Err(other) => return Err(PaymentError::WalletNotSupported(other.to_string())),
+    };
+    let approved = &facts.amount;
+    if (
+        approved.minor,
+        approved.currency.as_str(),
+        approved.exponent,
+    ) != (asked.minor, asked.currency.as_str(), asked.exponent)
+    {
+        return Err(PaymentError::WalletToken {
+            code: "token_amount_mismatch".into(),
+            message: format!(
+                "the payer approved {} {} (minor units), the payment is for {} {}",
+                approved.minor, approved.currency, asked.minor, asked.currency
+            ),
+        });
+    }
+    if facts.token_id.is_empty() || facts.token_id.len() > 128 {
+        return Err(PaymentError::Plugin(PluginFault {
+            plugin: provider.to_owned(),
+            kind: crate::plugins::FaultKind::Contract,
+            message: "a token id must be 1 to 128 characters".into(),
+        }));
+    }
+    Ok(facts.token_id)
 }
 
 /// Asks the provider about (or for) a recorded payment, from its recovery point, and
@@ -733,6 +841,7 @@ pub async fn create_payment(
 async fn drive_payment(
     svc: &Payments,
     payment: PaymentRecord,
+    wallet_token: Option<&str>,
     claim: &Claim,
     render: RenderPayment<'_>,
 ) -> Result<Answer, PaymentError> {
@@ -740,7 +849,7 @@ async fn drive_payment(
     let payment = if payment.method == Method::Link {
         payment
     } else {
-        advance_payment(svc, &payment).await?
+        advance_payment(svc, &payment, wallet_token).await?
     };
     let _turn = svc.store.write_turn().await;
     let answer = finish_answer(svc, claim, &payment, render)?;
@@ -757,15 +866,24 @@ async fn drive_payment(
 
 /// Takes a recorded payment one step further at its provider, from its recovery point:
 /// creates it there if it was never sent, asks for the outcome if it may have been, and
-/// records what the provider said. An answered payment is returned as it is.
+/// records what the provider said. An answered payment is returned as it is. A
+/// wallet-token payment is created only with its token, which only its request has: the
+/// janitor never creates one (it queries, and cancels it after the barcode timeout).
 pub(crate) async fn advance_payment(
     svc: &Payments,
     payment: &PaymentRecord,
+    wallet_token: Option<&str>,
 ) -> Result<PaymentRecord, PaymentError> {
     let report = match payment.provider_step {
         ProviderStep::Answered => return Ok(payment.clone()),
         // It may have reached the provider: ask for the outcome, never charge again.
         ProviderStep::OutcomeUnknown => {
+            reported(svc.plugins.query_payment(payment_ref(svc, payment)?).await)
+        }
+        // Without its token a wallet-token payment cannot be created, only asked about.
+        ProviderStep::NotSent
+            if payment.method == Method::WalletToken && wallet_token.is_none() =>
+        {
             reported(svc.plugins.query_payment(payment_ref(svc, payment)?).await)
         }
         ProviderStep::NotSent => {
@@ -781,7 +899,7 @@ pub(crate) async fn advance_payment(
                 expires_in_seconds: payment
                     .expires_at_ms
                     .map(|at| ((at - svc.clock.now_ms()).max(0) / 1000) as u32),
-                wallet_token: None,
+                wallet_token: wallet_token.map(str::to_owned),
             };
             reported(svc.plugins.create_payment(request).await)
         }
@@ -988,7 +1106,7 @@ pub async fn choose_wallet(
     let payment = svc.store.payment(payment_id)?.ok_or_else(not_found)?;
     // The choice is on disk before the provider hears of the charge.
     svc.store.durable().await?;
-    let advanced = advance_payment(svc, &payment).await;
+    let advanced = advance_payment(svc, &payment, None).await;
     svc.store.durable().await?;
     advanced
 }
@@ -1102,8 +1220,8 @@ pub async fn create_refund(
                 refundable: Money::from_minor(refundable_minor, currency).to_string(),
             });
         }
-        Begin::OrderIdInUse { .. } => {
-            return Err(StoreError::Corrupt("order id on a refund".into()).into());
+        Begin::OrderIdInUse { .. } | Begin::WalletTokenUsed { .. } => {
+            return Err(StoreError::Corrupt("a payment's index on a refund".into()).into());
         }
     };
     svc.store.durable().await?;
@@ -1724,7 +1842,9 @@ mod tests {
         pay(&h, "k1", "8.00", Method::Barcode).await.unwrap_err();
         let id = h.store.pending_payment_ids().unwrap().pop().unwrap();
         // The janitor finishes the payment; the key stays unanswered.
-        let done = advance_payment(&h.payments, &h.payment(&id)).await.unwrap();
+        let done = advance_payment(&h.payments, &h.payment(&id), None)
+            .await
+            .unwrap();
         assert_eq!(done.status, PaymentStatus::Succeeded);
         let report = h
             .store

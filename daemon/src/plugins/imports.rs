@@ -202,6 +202,10 @@ fn keystore_cipher(cipher: keys::Cipher) -> keystore::Cipher {
 
 impl clock::Host for CallState {
     async fn now_millis(&mut self) -> u64 {
+        #[cfg(feature = "test-hooks")]
+        if let Some(now) = test_clock::now_millis() {
+            return now;
+        }
         SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_millis() as u64)
@@ -239,5 +243,26 @@ impl log::Host for CallState {
                 tracing::error!(target: "paygate::plugin", plugin, merchant, "{message}")
             }
         }
+    }
+}
+
+/// Test builds only (the `test-hooks` feature): `PAYGATE_TEST_PLUGIN_CLOCK_MS` sets the clock
+/// plugins see to that instant when first read, moving on with real time from there, so that
+/// tests can present a published vector at its own time (an Apple Pay token's signing time).
+#[cfg(feature = "test-hooks")]
+mod test_clock {
+    use std::sync::OnceLock;
+    use std::time::Instant;
+
+    pub fn now_millis() -> Option<u64> {
+        static START: OnceLock<Option<(u64, Instant)>> = OnceLock::new();
+        let (at, since) = (*START.get_or_init(|| {
+            let at = std::env::var("PAYGATE_TEST_PLUGIN_CLOCK_MS")
+                .ok()?
+                .parse()
+                .ok()?;
+            Some((at, Instant::now()))
+        }))?;
+        Some(at + since.elapsed().as_millis() as u64)
     }
 }

@@ -29,6 +29,11 @@ pub trait Providers: Send + Sync + 'static {
         &self,
         request: CreatePaymentRequest,
     ) -> Answer<PaymentResult, ProviderError>;
+    /// A wallet token's id and approved amount, verified, before it is recorded and charged.
+    async fn inspect_wallet_token(
+        &self,
+        request: CreatePaymentRequest,
+    ) -> Answer<TokenFacts, ProviderError>;
     async fn query_payment(&self, request: PaymentRef) -> Answer<PaymentResult, ProviderError>;
     async fn cancel_payment(&self, request: PaymentRef) -> Answer<PaymentResult, ProviderError>;
     async fn refund(&self, request: RefundRequest) -> Answer<RefundResult, ProviderError>;
@@ -71,6 +76,13 @@ impl Providers for PluginHost {
         request: CreatePaymentRequest,
     ) -> Answer<PaymentResult, ProviderError> {
         PluginHost::create_payment(self, request).await
+    }
+
+    async fn inspect_wallet_token(
+        &self,
+        request: CreatePaymentRequest,
+    ) -> Answer<TokenFacts, ProviderError> {
+        PluginHost::inspect_wallet_token(self, request).await
     }
 
     async fn query_payment(&self, request: PaymentRef) -> Answer<PaymentResult, ProviderError> {

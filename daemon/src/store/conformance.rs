@@ -29,6 +29,10 @@ pub fn run(open: Open<'_>) {
             order_ids_are_unique_per_merchant,
         ),
         (
+            "a wallet token is charged by one payment",
+            a_wallet_token_is_charged_by_one_payment,
+        ),
+        (
             "refunds never exceed the payment",
             refunds_never_exceed_the_payment,
         ),
@@ -104,6 +108,8 @@ fn payment(id: &str, merchant: &str, order_id: Option<&str>, amount_minor: i64) 
         api_key_id: "key_test".into(),
         payment_url: None,
         link_wallet: None,
+        wallet_token_id: None,
+        card: None,
         version: 0,
     }
 }
@@ -269,6 +275,51 @@ fn order_ids_are_unique_per_merchant(open: Open<'_>) {
     assert_eq!(store.payment("pay_2").unwrap(), None);
     // The claim of a refused request is not taken: the key can be used again.
     assert_eq!(begin("k2", "pay_3", "m_b"), Begin::Created);
+}
+
+fn a_wallet_token_is_charged_by_one_payment(open: Open<'_>) {
+    let (dir, store) = fresh(open);
+    let e = event("payment.created", "x");
+    let token = |id: &str, provider: &str, token_id: &str| PaymentRecord {
+        provider: provider.into(),
+        method: Method::WalletToken,
+        wallet_token_id: Some(token_id.into()),
+        ..payment(id, "m_a", None, 100)
+    };
+    let begin = |key: &str, record: &PaymentRecord| {
+        store.begin_payment(&claim(key, key), record, &e).unwrap()
+    };
+    assert_eq!(
+        begin("k1", &token("pay_1", "applepay", "f7f1")),
+        Begin::Created
+    );
+    assert_eq!(
+        begin("k2", &token("pay_2", "applepay", "f7f1")),
+        Begin::WalletTokenUsed {
+            payment_id: "pay_1".into()
+        }
+    );
+    assert_eq!(store.payment("pay_2").unwrap(), None);
+    // Another provider's token of the same id, and another token, are other tokens.
+    assert_eq!(
+        begin("k3", &token("pay_3", "otherpay", "f7f1")),
+        Begin::Created
+    );
+    assert_eq!(
+        begin("k2", &token("pay_4", "applepay", "a0a0")),
+        Begin::Created
+    );
+    // The rule holds after a reopen.
+    drop(store);
+    let store = open(dir.path()).unwrap();
+    assert_eq!(
+        store
+            .begin_payment(&claim("k5", "k5"), &token("pay_5", "applepay", "f7f1"), &e)
+            .unwrap(),
+        Begin::WalletTokenUsed {
+            payment_id: "pay_1".into()
+        }
+    );
 }
 
 fn refunds_never_exceed_the_payment(open: Open<'_>) {

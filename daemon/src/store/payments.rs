@@ -59,6 +59,8 @@ pub enum Begin {
     Resume { object_id: String },
     /// The merchant's `order_id` belongs to another payment.
     OrderIdInUse { payment_id: String },
+    /// The wallet token was charged by another payment.
+    WalletTokenUsed { payment_id: String },
     /// (Refunds) the payment does not exist.
     PaymentMissing,
     /// (Refunds) the payment is not in a refundable state.
@@ -72,6 +74,8 @@ pub(super) struct PaymentTrees {
     pub payments: sled::Tree,
     pub by_merchant: sled::Tree,
     pub order_ids: sled::Tree,
+    /// `provider \0 token id` → payment id, of wallet-token payments (each token once).
+    pub wallet_tokens: sled::Tree,
     pub refunds: sled::Tree,
     pub refunds_by_payment: sled::Tree,
     pub idempotency: sled::Tree,
@@ -101,6 +105,7 @@ impl PaymentTrees {
             payments: db.open_tree("payments")?,
             by_merchant: db.open_tree("payments_by_merchant")?,
             order_ids: db.open_tree("order_ids")?,
+            wallet_tokens: db.open_tree("wallet_tokens")?,
             refunds: db.open_tree("refunds")?,
             refunds_by_payment: db.open_tree("refunds_by_payment")?,
             idempotency: db.open_tree("idempotency")?,
@@ -150,6 +155,7 @@ fn decode<T: serde::de::DeserializeOwned>(bytes: &[u8], what: &str) -> TxResult<
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum PaymentIndex {
     OrderId,
+    WalletToken,
     ByMerchant,
     Pending,
 }
@@ -165,6 +171,7 @@ impl IndexWrite {
     fn tree<'t>(&self, trees: &'t PaymentTrees) -> &'t sled::Tree {
         match self.index {
             PaymentIndex::OrderId => &trees.order_ids,
+            PaymentIndex::WalletToken => &trees.wallet_tokens,
             PaymentIndex::ByMerchant => &trees.by_merchant,
             PaymentIndex::Pending => &trees.pending,
         }
@@ -209,6 +216,13 @@ pub(super) fn derive_payment_indexes(
                 writes.push(IndexWrite {
                     index: PaymentIndex::OrderId,
                     key: compound(&payment.merchant_id, order_id),
+                    value: Some(id.to_vec()),
+                });
+            }
+            if let Some(token_id) = &payment.wallet_token_id {
+                writes.push(IndexWrite {
+                    index: PaymentIndex::WalletToken,
+                    key: compound(&payment.provider, token_id),
                     value: Some(id.to_vec()),
                 });
             }
@@ -312,14 +326,21 @@ fn claim_record(claim: &Claim, object_id: &str, now_ms: i64) -> Vec<u8> {
     })
 }
 
-/// Payment index writes, as a change makes them.
+/// Payment index writes, as a change makes them. `wallet_tokens` may be left out by a change
+/// that only updates a payment (its token id is written once, when it is recorded).
 fn write_indexes(
     writes: Vec<IndexWrite>,
     [order_ids, by_merchant, pending]: [&TxTree<'_>; 3],
+    wallet_tokens: Option<&TxTree<'_>>,
 ) -> TxResult<()> {
     for write in writes {
         let tree = match write.index {
             PaymentIndex::OrderId => order_ids,
+            PaymentIndex::WalletToken => wallet_tokens.ok_or_else(|| {
+                StoreError::Corrupt(
+                    "a payment's wallet token id changed after it was recorded".into(),
+                )
+            })?,
             PaymentIndex::ByMerchant => by_merchant,
             PaymentIndex::Pending => pending,
         };
@@ -379,6 +400,7 @@ impl Store {
                     &t.idempotency,
                     &t.payments,
                     &t.order_ids,
+                    &t.wallet_tokens,
                     &t.by_merchant,
                     &t.pending,
                     &t.events,
@@ -388,6 +410,7 @@ impl Store {
                     idempotency,
                     payments,
                     order_ids,
+                    wallet_tokens,
                     by_merchant,
                     pending,
                     events,
@@ -401,6 +424,13 @@ impl Store {
                         if let Some(existing) = order_ids.get(&key)? {
                             let payment_id = String::from_utf8_lossy(&existing).into_owned();
                             return Ok(((Begin::OrderIdInUse { payment_id }, Vec::new()), None));
+                        }
+                    }
+                    if let Some(token_id) = &payment.wallet_token_id {
+                        let key = compound(&payment.provider, token_id);
+                        if let Some(existing) = wallet_tokens.get(&key)? {
+                            let payment_id = String::from_utf8_lossy(&existing).into_owned();
+                            return Ok(((Begin::WalletTokenUsed { payment_id }, Vec::new()), None));
                         }
                     }
                     let payment = PaymentRecord {
@@ -426,6 +456,7 @@ impl Store {
                     write_indexes(
                         derive_payment_indexes(&payment, None),
                         [order_ids, by_merchant, pending],
+                        Some(wallet_tokens),
                     )?;
                     let subject = Subject::Payment {
                         id: payment.id.clone(),

@@ -168,6 +168,38 @@ impl Store {
             }
         }
 
+        // Wallet token ids: each names the hot payment that holds it, and every hot
+        // wallet-token payment's id is there.
+        for entry in t.wallet_tokens.iter() {
+            let (key, value) = entry.map_err(StoreError::Sled)?;
+            let key = String::from_utf8_lossy(&key).into_owned();
+            let id = String::from_utf8_lossy(&value).into_owned();
+            let (provider, token) = key.split_once('\0').unwrap_or((&key, ""));
+            match payments.get(&id) {
+                Some(p)
+                    if p.provider == provider && p.wallet_token_id.as_deref() == Some(token) => {}
+                _ => v.push(format!(
+                    "wallet token {token:?} of {provider} points at {id}, which does not match"
+                )),
+            }
+        }
+        for p in payments.values() {
+            if let Some(token) = &p.wallet_token_id {
+                let key = super::payments::compound(&p.provider, token);
+                if t.wallet_tokens
+                    .get(key)
+                    .map_err(StoreError::Sled)?
+                    .as_deref()
+                    != Some(p.id.as_bytes())
+                {
+                    v.push(format!(
+                        "payment {}'s wallet token is not in the token index",
+                        p.id
+                    ));
+                }
+            }
+        }
+
         // Idempotency keys point at existing objects (payments, refunds, or merchant objects
         // of the onboarding API, which live in their own trees).
         for (key, record) in &keys {
@@ -320,6 +352,8 @@ mod tests {
             api_key_id: "key".into(),
             payment_url: None,
             link_wallet: None,
+            wallet_token_id: None,
+            card: None,
             version: 0,
         }
     }

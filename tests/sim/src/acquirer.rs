@@ -51,7 +51,7 @@ async fn answer(
             _ => {}
         }
     }
-    let t = now_ms() / 1000;
+    let t = sim.acquirer_now_ms() / 1000;
     let mut message = format!("{t}\n{}\n", status.as_u16()).into_bytes();
     message.extend_from_slice(&text);
     let mut mac = keys::hmac_sha256(&sim.keys.acquirer_secret, &message);
@@ -105,7 +105,7 @@ fn authenticate(
     let (Some(t), Some(v1)) = (t, v1) else {
         return Err(unauthorized("Acquirer-Signature malformed"));
     };
-    if (now_ms() / 1000 - t).abs() > MAX_SKEW_SECONDS {
+    if (sim.acquirer_now_ms() / 1000 - t).abs() > MAX_SKEW_SECONDS {
         return Err(unauthorized("the request's timestamp is too far from now"));
     }
     let mut message = format!("{t}\n{method}\n{path}\n").into_bytes();

@@ -52,6 +52,10 @@ struct Args {
     /// How long a processing refund (amount ending .72) takes, in ms.
     #[arg(long, default_value_t = 2000)]
     refund_after_ms: u64,
+    /// Start the card acquirer's clock at this instant (unix ms) instead of now: for tests
+    /// that set the gateway's plugin clock to a published token's time.
+    #[arg(long)]
+    acquirer_clock_ms: Option<i64>,
 }
 
 /// The `Wechatpay-Serial` the simulator's platform public key is known by.
@@ -79,6 +83,9 @@ async fn main() -> std::process::ExitCode {
         wechatpay: Default::default(),
         acquirer: Default::default(),
         acquirer_cards: Default::default(),
+        acquirer_clock: args
+            .acquirer_clock_ms
+            .map(|at| (at, std::time::Instant::now())),
         notifier: notifier::Notifier::new(args.notify_compression),
         timings: Timings {
             confirm_after: Duration::from_millis(args.confirm_after_ms),
@@ -295,6 +302,7 @@ mod tests {
             wechatpay: Default::default(),
             acquirer: Default::default(),
             acquirer_cards: Default::default(),
+            acquirer_clock: None,
             notifier: notifier::Notifier::new(1),
             timings: Timings {
                 confirm_after: Duration::from_secs(1),

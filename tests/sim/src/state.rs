@@ -53,6 +53,10 @@ pub struct Sim {
     pub acquirer: ProviderState,
     /// Its payments' cards, by reference.
     pub acquirer_cards: Mutex<std::collections::BTreeMap<String, CardSummary>>,
+    /// Where the acquirer's clock started (unix ms) and when, if set apart from the
+    /// system's (`--acquirer-clock-ms`: tests that set the gateway's plugin clock to an old
+    /// vector's time set this one alike, or signed timestamps would not agree).
+    pub acquirer_clock: Option<(i64, std::time::Instant)>,
     pub notifier: Notifier,
     pub timings: Timings,
     /// The `Wechatpay-Serial` of the platform public key.
@@ -62,6 +66,14 @@ pub struct Sim {
 pub type SharedSim = Arc<Sim>;
 
 impl Sim {
+    /// The acquirer's now, in unix ms.
+    pub fn acquirer_now_ms(&self) -> i64 {
+        match self.acquirer_clock {
+            Some((at, since)) => at + since.elapsed().as_millis() as i64,
+            None => crate::ledger::now_ms(),
+        }
+    }
+
     /// The provider called `name`, if the simulator plays it.
     pub fn provider(&self, name: &str) -> Option<&ProviderState> {
         match name {

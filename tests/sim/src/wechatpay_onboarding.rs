@@ -788,6 +788,7 @@ mod tests {
             wechatpay: Default::default(),
             acquirer: Default::default(),
             acquirer_cards: Default::default(),
+            acquirer_clock: None,
             notifier: crate::notifier::Notifier::new(1),
             timings: crate::state::Timings {
                 confirm_after: Duration::from_secs(3),

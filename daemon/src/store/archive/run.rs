@@ -423,6 +423,7 @@ impl Store {
                 &self.meta,
                 &t.payments,
                 &t.order_ids,
+                &t.wallet_tokens,
                 &t.by_merchant,
                 &t.refunds,
                 &t.refunds_by_payment,
@@ -431,6 +432,7 @@ impl Store {
                 meta,
                 payments,
                 order_ids,
+                wallet_tokens,
                 by_merchant,
                 refunds,
                 refunds_by_payment,
@@ -466,6 +468,14 @@ impl Store {
                     let key = compound(&p.merchant_id, order_id);
                     if order_ids.get(&key)?.as_deref() == Some(p.id.as_bytes()) {
                         order_ids.remove(key)?;
+                    }
+                }
+                // A token past the archive's horizon is months older than any token may be
+                // (minutes): its id need not be held any longer.
+                if let Some(token_id) = &p.wallet_token_id {
+                    let key = compound(&p.provider, token_id);
+                    if wallet_tokens.get(&key)?.as_deref() == Some(p.id.as_bytes()) {
+                        wallet_tokens.remove(key)?;
                     }
                 }
                 by_merchant.remove(compound(&p.merchant_id, &p.id))?;
