@@ -5,6 +5,9 @@
 //! is charged once; one for another amount, altered, or too old charges nothing; card data
 //! is never in an answer, the data dir or the logs.
 
+use std::path::PathBuf;
+use std::time::Duration;
+
 use serde_json::{Value, json};
 
 use crate::simulator::Simulator;
@@ -44,11 +47,168 @@ fn simulator() -> Simulator {
 }
 
 fn daemon_at(simulator: &Simulator, clock_ms: u64) -> Daemon {
+    daemon_on(config(simulator), clock_ms, None)
+}
+
+fn daemon_on(config_text: String, clock_ms: u64, data_dir: Option<PathBuf>) -> Daemon {
     Daemon::start_with(Options {
-        config_text: config(simulator),
+        config_text,
+        data_dir,
         env: vec![("PAYGATE_TEST_PLUGIN_CLOCK_MS".into(), clock_ms.to_string())],
         ..Options::default()
     })
+}
+
+/// The config with a fast janitor that gives up on an unanswered payment after 1.5 s.
+fn fast_janitor(simulator: &Simulator) -> String {
+    let config = config(simulator)
+        .replace("janitor_interval_ms = 3000", "janitor_interval_ms = 200")
+        .replace("barcode_timeout_ms = 60000", "barcode_timeout_ms = 1500");
+    assert!(
+        config.contains("janitor_interval_ms = 200")
+            && config.contains("barcode_timeout_ms = 1500")
+    );
+    config
+}
+
+/// Sends the payment and kills the daemon (SIGKILL) while the acquirer holds the request.
+/// (The daemon is borrowed: dropping it would remove its data dir.)
+async fn pay_and_kill(daemon: &mut Daemon, key: &str, body: &Value) -> PathBuf {
+    let data_dir = daemon.data_dir();
+    let url = daemon.url("/v1/payments");
+    let body = body.to_string();
+    let key = key.to_owned();
+    let request = tokio::spawn(async move {
+        let _ = reqwest::Client::new()
+            .post(url)
+            .bearer_auth(OTHER_ERP)
+            .header("content-type", "application/json")
+            .header("idempotency-key", key)
+            .body(body)
+            .send()
+            .await;
+    });
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    signal(daemon.pid(), "KILL");
+    let _ = daemon.wait(Duration::from_secs(5));
+    let _ = request.await;
+    data_dir
+}
+
+/// Polls a payment until `want` (10 s at most).
+async fn wait_for(daemon: &Daemon, id: &str, want: &str) -> Value {
+    let mut last = Value::Null;
+    for _ in 0..100 {
+        let (_, payment) = daemon
+            .get(&format!("/v1/payments/{id}"), Some(OTHER_ERP))
+            .await;
+        if payment["status"] == want {
+            return payment;
+        }
+        last = payment;
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("payment {id} never became {want}: {last}");
+}
+
+#[tokio::test]
+async fn killed_before_the_acquirer_answered_it_is_found_charged_once_never_created_again() {
+    let simulator = simulator();
+    // The acquirer authorizes at once and answers 3 s later: the daemon dies in between.
+    let (status, _) = simulator
+        .control(
+            "acquirer/faults",
+            json!({"kind": "timeout", "delay_ms": 3000}),
+        )
+        .await;
+    assert!(status < 300);
+    let mut first = daemon_at(&simulator, AT_SIGNING_MS);
+    let body = payment("1.00", "USD", token());
+    let data_dir = pay_and_kill(&mut first, "k-1", &body).await;
+    assert_eq!(
+        acquirer_orders(&simulator).await.len(),
+        1,
+        "the acquirer authorized it"
+    );
+    // The retry, long after the token's age limit: resumed and queried, not created again.
+    // 295 s later by the plugins' clock: past the token's age limit (it was signed 10 s
+    // before the first daemon's clock started), within the acquirer's clock skew.
+    let second = daemon_on(config(&simulator), AT_SIGNING_MS + 295_000, Some(data_dir));
+    let (status, paid) = pay(&second, "k-1", &body).await;
+    assert_eq!(
+        (status, paid["status"].as_str()),
+        (201, Some("succeeded")),
+        "{paid}"
+    );
+    assert_eq!(paid["card"]["last_four"], "1169");
+    let orders = acquirer_orders(&simulator).await;
+    assert_eq!((orders.len(), orders[0]["charges"].as_u64()), (1, Some(1)));
+}
+
+#[tokio::test]
+async fn a_payment_that_never_reached_the_acquirer_is_voided_and_nothing_is_charged() {
+    let simulator = simulator();
+    // First with the acquirer unreachable: the payment is recorded, its create refused
+    // before anything was sent (unavailable).
+    let unreachable = fast_janitor(&simulator)
+        .replace(
+            &format!("acquirer_url = \"http://{}/acquirer\"", simulator.addr()),
+            "acquirer_url = \"http://127.0.0.1:1/acquirer\"",
+        )
+        .replace(
+            &format!("allowed_hosts = [\"http://{}\"]\n", simulator.addr()),
+            &format!(
+                "allowed_hosts = [\"http://{}\", \"http://127.0.0.1:1\"]\n",
+                simulator.addr()
+            ),
+        );
+    assert!(unreachable.contains("127.0.0.1:1/acquirer"));
+    let mut first = daemon_on(unreachable, AT_SIGNING_MS, None);
+    let body = payment("1.00", "USD", token());
+    let (status, answer) = pay(&first, "k-2", &body).await;
+    assert_eq!(
+        (status, answer["error"]["code"].as_str()),
+        (502, Some("provider_unavailable")),
+        "{answer}"
+    );
+    let data_dir = first.data_dir();
+    signal(first.pid(), "KILL");
+    let _ = first.wait(Duration::from_secs(5));
+    // Again with the acquirer reachable, and the token past its age limit: the retry of the
+    // key resumes the payment and asks the acquirer about it (never creates it: the token is
+    // not kept, and would be refused now), which has nothing.
+    let second = daemon_on(
+        fast_janitor(&simulator),
+        AT_SIGNING_MS + 295_000,
+        Some(data_dir),
+    );
+    let (status, answer) = pay(&second, "k-2", &body).await;
+    assert_eq!(
+        (status, answer["error"]["code"].as_str()),
+        (502, Some("provider_unavailable")),
+        "{answer}"
+    );
+    let (_, list) = second
+        .get("/v1/payments?merchant_id=m_other", Some(OTHER_ERP))
+        .await;
+    let id = list["data"][0]["id"].as_str().unwrap().to_owned();
+    // The janitor gives up on it: voided at the acquirer (which never had it), cancelled.
+    wait_for(&second, &id, "cancelled").await;
+    assert!(acquirer_orders(&simulator).await.is_empty());
+    // The retry of the key now answers the cancelled payment; the token, too old by now,
+    // charges nothing in a new request either.
+    let (status, again) = pay(&second, "k-2", &body).await;
+    assert_eq!(
+        (status, again["status"].as_str()),
+        (201, Some("cancelled")),
+        "{again}"
+    );
+    let (status, spent) = pay(&second, "k-3", &body).await;
+    assert_eq!(
+        (status, spent["error"]["code"].as_str()),
+        (422, Some("wallet_token_invalid"))
+    );
+    assert!(acquirer_orders(&simulator).await.is_empty());
 }
 
 fn payment(amount: &str, currency: &str, token: Value) -> Value {

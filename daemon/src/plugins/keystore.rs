@@ -236,7 +236,8 @@ impl KeyStore {
                 )));
             }
         };
-        let mut rng = RsaRng;
+        // The operating system's randomness for the padding (rand_core through getrandom).
+        let mut rng = rsa::rand_core::OsRng;
         let sealed = match cipher {
             Cipher::RsaOaepSha1 => {
                 public.encrypt(&mut rng, rsa::Oaep::new::<sha1::Sha1>(), plaintext)
@@ -388,31 +389,6 @@ fn ecdsa_material(secret: p256::SecretKey) -> Result<KeyMaterial, String> {
         agreement: Box::new(secret),
     })
 }
-
-/// The operating system's randomness for RSA-OAEP padding, through `getrandom`.
-struct RsaRng;
-
-impl rsa::rand_core::RngCore for RsaRng {
-    fn next_u32(&mut self) -> u32 {
-        let mut bytes = [0u8; 4];
-        self.fill_bytes(&mut bytes);
-        u32::from_le_bytes(bytes)
-    }
-    fn next_u64(&mut self) -> u64 {
-        let mut bytes = [0u8; 8];
-        self.fill_bytes(&mut bytes);
-        u64::from_le_bytes(bytes)
-    }
-    fn fill_bytes(&mut self, dest: &mut [u8]) {
-        getrandom::fill(dest).expect("the operating system's random source");
-    }
-    fn try_fill_bytes(&mut self, dest: &mut [u8]) -> Result<(), rsa::rand_core::Error> {
-        self.fill_bytes(dest);
-        Ok(())
-    }
-}
-
-impl rsa::rand_core::CryptoRng for RsaRng {}
 
 /// RSA and EC public keys from a SubjectPublicKeyInfo.
 fn parse_spki(der: &[u8]) -> Result<KeyMaterial, String> {

@@ -20,6 +20,8 @@ mod acquirer;
 mod der;
 mod env;
 mod flow;
+#[cfg(any(test, feature = "fuzzing"))]
+pub mod fuzzing;
 mod settings;
 mod signature;
 mod token;

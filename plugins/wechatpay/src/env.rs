@@ -23,6 +23,9 @@ pub trait Env {
         aad: &[u8],
         ciphertext: &[u8],
     ) -> Result<Vec<u8>, keys::KeyError>;
+    /// RSA-OAEP (SHA-1, as WeChat Pay asks) encryption with the named public key: the
+    /// sensitive fields of onboarding requests.
+    fn encrypt(&self, key_name: &str, plaintext: &[u8]) -> Result<Vec<u8>, keys::KeyError>;
     fn warn(&self, message: &str);
 }
 
@@ -62,6 +65,11 @@ impl Env for Host {
     ) -> Result<Vec<u8>, keys::KeyError> {
         debug_assert_eq!(key_name, key_names::APIV3_KEY);
         keys::decrypt(key_name, keys::Cipher::AesGcm, nonce, aad, ciphertext)
+    }
+
+    fn encrypt(&self, key_name: &str, plaintext: &[u8]) -> Result<Vec<u8>, keys::KeyError> {
+        debug_assert_eq!(key_name, key_names::WECHATPAY_PUBLIC_KEY);
+        keys::encrypt(key_name, keys::Cipher::RsaOaepSha1, plaintext)
     }
 
     fn warn(&self, message: &str) {

@@ -386,13 +386,23 @@ fn query_applyment(
 /// again under the same id is safe: WeChat Pay answers `PROCESSING` while the application
 /// is in progress (or done), and the plugin then queries it and reports its state; after a
 /// rejection, the same business code resubmits it.
+/// Seals a sensitive field under WeChat Pay's public key (the host encrypts; the plugin
+/// never holds the key), base64 as WeChat Pay takes it.
+fn seal(env: &impl Env, text: &str) -> Result<String, ProviderError> {
+    use base64::Engine as _;
+    let sealed = env.encrypt(key_names::WECHATPAY_PUBLIC_KEY, text.as_bytes())?;
+    Ok(base64::engine::general_purpose::STANDARD.encode(sealed))
+}
+
 pub fn onboard(
     env: &impl Env,
     request: &OnboardingRequest,
 ) -> Result<OnboardingResult, ProviderError> {
     let settings = Settings::parse(&request.merchant.settings_json)?;
     let materials = onboarding::Materials::parse(&request.materials_json)?;
-    let body = onboarding::applyment(&settings, &request.activation_id, &materials)?;
+    let body = onboarding::applyment(&settings, &request.activation_id, &materials, &|text| {
+        seal(env, text)
+    })?;
     let client = Client::new(env, &settings, &request.activation_id);
     let response = client.send_sensitive(Call::Applyment, onboarding::paths::APPLYMENT, &body)?;
     match onboarding::interpret_submit(answer(&response))? {
@@ -481,7 +491,7 @@ pub fn bind_account(
     request: &BindingRequest,
 ) -> Result<BindingResult, ProviderError> {
     let settings = Settings::parse(&request.merchant.settings_json)?;
-    let body = onboarding::modify_settlement(request)?;
+    let body = onboarding::modify_settlement(request, &|text| seal(env, text))?;
     let client = Client::new(env, &settings, &request.bank_account_id);
     let sub_mchid = sub_merchant(&client, &settings)?;
     let response = client.send_sensitive(
@@ -1064,10 +1074,18 @@ mod onboarding_tests {
         );
         let body = env.sent_json(0);
         assert_eq!(body["business_code"], ACTIVATION_ID);
-        // Sent in clear (the known gap), with the serial of the key it should be under.
+        // Sealed under the platform public key, named by its serial: only its private key
+        // opens it, and the clear number is nowhere in the request.
+        let sealed = body["subject_info"]["identity_info"]["id_card_info"]["id_card_number"]
+            .as_str()
+            .unwrap();
+        assert_eq!(env.open_sealed(sealed), "110101199003071234");
         assert_eq!(
-            body["subject_info"]["identity_info"]["id_card_info"]["id_card_number"],
-            "110101199003071234"
+            env.open_sealed(body["contact_info"]["mobile_phone"].as_str().unwrap()),
+            "13800138000"
+        );
+        assert!(
+            !String::from_utf8_lossy(&env.sent.borrow()[0].body).contains("110101199003071234")
         );
         assert_eq!(
             header(&env, 0, "Wechatpay-Serial").as_deref(),
@@ -1212,7 +1230,14 @@ mod onboarding_tests {
         );
         let body = env.sent_json(1);
         assert_eq!(body["out_request_no"], BANK_ACCOUNT_ID);
-        assert_eq!(body["account_number"], "6214830123456789");
+        assert_eq!(
+            env.open_sealed(body["account_number"].as_str().unwrap()),
+            "6214830123456789"
+        );
+        assert_eq!(
+            env.open_sealed(body["account_name"].as_str().unwrap()),
+            "深圳市示例科技有限公司"
+        );
         assert_eq!(
             header(&env, 1, "Wechatpay-Serial").as_deref(),
             Some(PUBLIC_KEY_ID)

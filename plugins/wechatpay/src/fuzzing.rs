@@ -62,6 +62,10 @@ impl Env for StandIn {
         }
     }
 
+    fn encrypt(&self, key_name: &str, _plaintext: &[u8]) -> Result<Vec<u8>, KeyError> {
+        Err(KeyError::UnknownKey(key_name.into()))
+    }
+
     fn warn(&self, _message: &str) {}
 }
 

@@ -9,10 +9,9 @@
 //! - `query-binding`: `GET .../application/{application_no}` (the change), then
 //!   `GET .../settlement` (the account's verification).
 //!
-//! Known gap: WeChat Pay wants the sensitive fields (names, id numbers, phone, e-mail,
-//! account name and number) RSA-OAEP encrypted under its public key. The host's `keys`
-//! interface decrypts but does not encrypt, so they are sent in clear (to the simulator);
-//! closing this needs a host `encrypt` import in a later WIT version.
+//! The sensitive fields (names, id numbers, phone, e-mail, account name and number) go
+//! sealed: RSA-OAEP (SHA-1) under WeChat Pay's public key, base64, by the [`Seal`] the flow
+//! hands in (the host's `keys.encrypt`), with `Wechatpay-Serial` naming that key.
 //!
 //! Every mapping below is documented in README.md; keep the two in step.
 
@@ -210,13 +209,16 @@ impl Materials {
 // Request bodies (field order as in WeChat Pay's documentation).
 // ---------------------------------------------------------------------------------------
 
+/// Seals one sensitive field: its text in, the base64 of its RSA-OAEP ciphertext out.
+pub type Seal<'s> = &'s dyn Fn(&str) -> Result<String, ProviderError>;
+
 #[derive(Serialize)]
-struct ContactInfo<'a> {
+struct ContactInfo {
     contact_type: &'static str,
-    contact_name: &'a str,
-    mobile_phone: &'a str,
+    contact_name: String,
+    mobile_phone: String,
     #[serde(skip_serializing_if = "Option::is_none")]
-    contact_email: Option<&'a str>,
+    contact_email: Option<String>,
 }
 
 #[derive(Serialize)]
@@ -227,23 +229,23 @@ struct BusinessLicenseInfo<'a> {
 }
 
 #[derive(Serialize)]
-struct IdCardInfo<'a> {
-    id_card_name: &'a str,
-    id_card_number: &'a str,
+struct IdCardInfo {
+    id_card_name: String,
+    id_card_number: String,
 }
 
 #[derive(Serialize)]
-struct IdentityInfo<'a> {
+struct IdentityInfo {
     id_holder_type: &'static str,
     id_doc_type: &'static str,
-    id_card_info: IdCardInfo<'a>,
+    id_card_info: IdCardInfo,
 }
 
 #[derive(Serialize)]
 struct SubjectInfo<'a> {
     subject_type: &'static str,
     business_license_info: BusinessLicenseInfo<'a>,
-    identity_info: IdentityInfo<'a>,
+    identity_info: IdentityInfo,
 }
 
 #[derive(Serialize)]
@@ -267,7 +269,7 @@ struct AdditionInfo {
 #[derive(Serialize)]
 struct ApplymentBody<'a> {
     business_code: &'a str,
-    contact_info: ContactInfo<'a>,
+    contact_info: ContactInfo,
     subject_info: SubjectInfo<'a>,
     business_info: BusinessInfo<'a>,
     settlement_info: SettlementInfo<'a>,
@@ -285,10 +287,12 @@ struct ApplymentBody<'a> {
 /// - `settlement_info.qualification_type` is `industry_code` as given.
 /// - `tax_registration_no`, when given and not the licence number itself (三证合一), goes
 ///   into `addition_info.business_addition_msg`.
+/// - the contact's name, phone and e-mail and the identity card's name and number are sealed.
 pub fn applyment(
     settings: &Settings,
     activation_id: &str,
     materials: &Materials,
+    seal: Seal<'_>,
 ) -> Result<String, ProviderError> {
     check_business_code("activation id", activation_id)?;
     let contact_type = if materials.contact_name == materials.legal_person_name {
@@ -307,9 +311,9 @@ pub fn applyment(
         business_code: activation_id,
         contact_info: ContactInfo {
             contact_type,
-            contact_name: &materials.contact_name,
-            mobile_phone: &materials.contact_phone,
-            contact_email: materials.contact_email.as_deref(),
+            contact_name: seal(&materials.contact_name)?,
+            mobile_phone: seal(&materials.contact_phone)?,
+            contact_email: materials.contact_email.as_deref().map(seal).transpose()?,
         },
         subject_info: SubjectInfo {
             subject_type: SUBJECT_TYPE,
@@ -322,8 +326,8 @@ pub fn applyment(
                 id_holder_type: ID_HOLDER_TYPE,
                 id_doc_type: ID_DOC_TYPE,
                 id_card_info: IdCardInfo {
-                    id_card_name: &materials.legal_person_name,
-                    id_card_number: &materials.legal_person_id_number,
+                    id_card_name: seal(&materials.legal_person_name)?,
+                    id_card_number: seal(&materials.legal_person_id_number)?,
                 },
             },
         },
@@ -346,8 +350,8 @@ struct ModifySettlementBody<'a> {
     account_bank: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
     bank_name: Option<&'a str>,
-    account_number: &'a str,
-    account_name: &'a str,
+    account_number: String,
+    account_name: String,
     out_request_no: &'a str,
 }
 
@@ -367,8 +371,11 @@ pub fn account_number(given: &str) -> Result<String, ProviderError> {
 /// (`ACCOUNT_TYPE_BUSINESS`), `account_bank` = the bank's name, `bank_name` = the branch
 /// when given (WeChat Pay's "full name with branch"), and `out_request_no` = our bank
 /// account id (paygate's business number for the change: WeChat Pay's API has none, the
-/// simulator keys the account by it).
-pub fn modify_settlement(request: &BindingRequest) -> Result<String, ProviderError> {
+/// simulator keys the account by it). The account's number and name are sealed.
+pub fn modify_settlement(
+    request: &BindingRequest,
+    seal: Seal<'_>,
+) -> Result<String, ProviderError> {
     check_business_code("bank account id", &request.bank_account_id)?;
     let holder = required("account_holder", Some(&request.account_holder), 128)?;
     let bank = required("bank_name", Some(&request.bank_name), 128)?;
@@ -379,8 +386,8 @@ pub fn modify_settlement(request: &BindingRequest) -> Result<String, ProviderErr
         account_type: ACCOUNT_TYPE,
         account_bank: &bank,
         bank_name: branch.as_deref(),
-        account_number: &number,
-        account_name: &holder,
+        account_number: seal(&number)?,
+        account_name: seal(&holder)?,
         out_request_no: &request.bank_account_id,
     })
 }
@@ -918,6 +925,9 @@ pub fn interpret_account(call: Call, answer: Answer<'_>) -> Result<Option<Accoun
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Marks what the flow's seal would encrypt, so that the tests see which fields it covers.
+    const TEST_SEAL: Seal<'static> = &|text| Ok(format!("sealed({text})"));
     use crate::testkit::{ACTIVATION_ID, BANK_ACCOUNT_ID, materials, merchant, settings};
     use serde_json::{Value, json};
 
@@ -999,16 +1009,17 @@ mod tests {
     fn the_applyment_body_carries_the_materials_under_wechat_pays_names() {
         let m = Materials::parse(&materials().to_string()).unwrap();
         let body: Value =
-            serde_json::from_str(&applyment(&settings(), ACTIVATION_ID, &m).unwrap()).unwrap();
+            serde_json::from_str(&applyment(&settings(), ACTIVATION_ID, &m, TEST_SEAL).unwrap())
+                .unwrap();
         assert_eq!(
             body,
             json!({
                 "business_code": ACTIVATION_ID,
                 "contact_info": {
                     "contact_type": "LEGAL",
-                    "contact_name": "张三",
-                    "mobile_phone": "13800138000",
-                    "contact_email": "ops@example.cn",
+                    "contact_name": "sealed(张三)",
+                    "mobile_phone": "sealed(13800138000)",
+                    "contact_email": "sealed(ops@example.cn)",
                 },
                 "subject_info": {
                     "subject_type": "SUBJECT_TYPE_ENTERPRISE",
@@ -1020,7 +1031,7 @@ mod tests {
                     "identity_info": {
                         "id_holder_type": "LEGAL",
                         "id_doc_type": "IDENTIFICATION_TYPE_MAINLAND_IDCARD",
-                        "id_card_info": {"id_card_name": "张三", "id_card_number": "110101199003071234"},
+                        "id_card_info": {"id_card_name": "sealed(张三)", "id_card_number": "sealed(110101199003071234)"},
                     },
                 },
                 "business_info": {
@@ -1040,7 +1051,8 @@ mod tests {
         value["name"] = "很".repeat(40).into();
         let m = Materials::parse(&value.to_string()).unwrap();
         let body: Value =
-            serde_json::from_str(&applyment(&settings(), ACTIVATION_ID, &m).unwrap()).unwrap();
+            serde_json::from_str(&applyment(&settings(), ACTIVATION_ID, &m, TEST_SEAL).unwrap())
+                .unwrap();
         assert_eq!(body["contact_info"]["contact_type"], "SUPER");
         assert_eq!(
             body["addition_info"]["business_addition_msg"],
@@ -1052,13 +1064,14 @@ mod tests {
             body["subject_info"]["business_license_info"]["merchant_name"],
             "很".repeat(40)
         );
-        assert!(applyment(&settings(), "act-1", &m).is_err());
+        assert!(applyment(&settings(), "act-1", &m, TEST_SEAL).is_err());
     }
 
     #[test]
     fn the_settlement_change_body_is_a_corporate_account_with_our_number() {
         let body: Value =
-            serde_json::from_str(&modify_settlement(&binding_request()).unwrap()).unwrap();
+            serde_json::from_str(&modify_settlement(&binding_request(), TEST_SEAL).unwrap())
+                .unwrap();
         assert_eq!(
             body,
             json!({
@@ -1066,14 +1079,15 @@ mod tests {
                 "account_type": "ACCOUNT_TYPE_BUSINESS",
                 "account_bank": "招商银行",
                 "bank_name": "招商银行深圳分行科技园支行",
-                "account_number": "6214830123456789",
-                "account_name": "深圳市示例科技有限公司",
+                "account_number": "sealed(6214830123456789)",
+                "account_name": "sealed(深圳市示例科技有限公司)",
                 "out_request_no": BANK_ACCOUNT_ID,
             })
         );
         let mut no_branch = binding_request();
         no_branch.branch = Some("  ".into());
-        let body: Value = serde_json::from_str(&modify_settlement(&no_branch).unwrap()).unwrap();
+        let body: Value =
+            serde_json::from_str(&modify_settlement(&no_branch, TEST_SEAL).unwrap()).unwrap();
         assert!(body.get("bank_name").is_none());
         for change in [
             |r: &mut BindingRequest| r.account_number = "12".into(),
@@ -1087,7 +1101,7 @@ mod tests {
             change(&mut request);
             assert!(
                 matches!(
-                    modify_settlement(&request),
+                    modify_settlement(&request, TEST_SEAL),
                     Err(ProviderError::InvalidRequest(_))
                 ),
                 "{request:?}"

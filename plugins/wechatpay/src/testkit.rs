@@ -429,6 +429,17 @@ impl FakeEnv {
         serde_json::from_slice(&self.sent.borrow()[n].body).unwrap()
     }
 
+    /// A field the plugin sealed, opened with the platform's private key (as WeChat Pay
+    /// does).
+    pub fn open_sealed(&self, base64_text: &str) -> String {
+        let sealed = BASE64.decode(base64_text).unwrap();
+        let opened = self
+            .platform_key
+            .decrypt(rsa::Oaep::new::<sha1::Sha1>(), &sealed)
+            .unwrap();
+        String::from_utf8(opened).unwrap()
+    }
+
     /// `METHOD URL` of every request sent.
     pub fn sent_lines(&self) -> Vec<String> {
         self.sent
@@ -488,6 +499,18 @@ impl Env for FakeEnv {
     ) -> Result<Vec<u8>, KeyError> {
         assert_eq!(key_name, key_names::APIV3_KEY);
         gcm_decrypt(&self.apiv3_key, nonce, aad, ciphertext).map_err(KeyError::Failed)
+    }
+
+    /// Encrypts with the platform public key, as the host does (RSA-OAEP, SHA-1).
+    fn encrypt(&self, key_name: &str, plaintext: &[u8]) -> Result<Vec<u8>, KeyError> {
+        assert_eq!(key_name, key_names::WECHATPAY_PUBLIC_KEY);
+        self.platform_public
+            .encrypt(
+                &mut rsa::rand_core::OsRng,
+                rsa::Oaep::new::<sha1::Sha1>(),
+                plaintext,
+            )
+            .map_err(|e| KeyError::Failed(e.to_string()))
     }
 
     fn warn(&self, message: &str) {

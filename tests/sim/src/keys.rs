@@ -151,6 +151,17 @@ pub fn aes_gcm_seal(key: &[u8], nonce: &[u8; 12], aad: &[u8], plaintext: &[u8]) 
     B64.encode(buffer)
 }
 
+/// A sensitive field opened: base64 of an RSA-OAEP (SHA-1) ciphertext under the platform
+/// key's public half, as WeChat Pay's merchants seal them. `None` if it is not one.
+pub fn rsa_oaep_sha1_open(key: &SigningKey<Sha256>, base64_text: &str) -> Option<String> {
+    let sealed = B64.decode(base64_text.trim()).ok()?;
+    let private: &RsaPrivateKey = key.as_ref();
+    let opened = private
+        .decrypt(rsa::Oaep::new::<sha1::Sha1>(), &sealed)
+        .ok()?;
+    String::from_utf8(opened).ok()
+}
+
 /// HMAC-SHA256 of `data` under `key`.
 pub fn hmac_sha256(key: &[u8], data: &[u8]) -> Vec<u8> {
     let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, key);

@@ -880,9 +880,9 @@ async fn query_refund(
 // Service-provider onboarding (the records and their rules are `wechatpay_onboarding`'s).
 // ---------------------------------------------------------------------------------------
 
-/// Whether a request with sensitive fields names the platform public key they are (to be)
-/// encrypted with: `Wechatpay-Serial` must be the simulator's public key id. The fields
-/// themselves arrive in clear (the plugin cannot encrypt yet) and are kept as they are.
+/// Whether a request with sensitive fields names the platform public key they are sealed
+/// with: `Wechatpay-Serial` must be the simulator's public key id (the fields themselves are
+/// opened by [`open_sensitive`]).
 fn names_the_public_key(sim: &Sim, headers: &HeaderMap) -> bool {
     headers
         .get("wechatpay-serial")
@@ -899,6 +899,50 @@ fn serial_refused() -> (StatusCode, Option<Value>) {
     (status, Some(body))
 }
 
+/// The fields of an applyment WeChat Pay takes only sealed.
+pub(crate) const APPLYMENT_SENSITIVE: &[&str] = &[
+    "/contact_info/contact_name",
+    "/contact_info/mobile_phone",
+    "/contact_info/contact_email",
+    "/subject_info/identity_info/id_card_info/id_card_name",
+    "/subject_info/identity_info/id_card_info/id_card_number",
+];
+/// The same for a settlement account change.
+pub(crate) const SETTLEMENT_SENSITIVE: &[&str] = &["/account_number", "/account_name"];
+
+/// The body with its sensitive fields opened: each, when present, must be the base64 of an
+/// RSA-OAEP (SHA-1) ciphertext under the platform public key, as WeChat Pay requires; a
+/// field in clear, or sealed under another key, is refused.
+fn open_sensitive(
+    sim: &Sim,
+    body: &Value,
+    pointers: &[&str],
+) -> Result<Value, (StatusCode, Option<Value>)> {
+    let mut opened = body.clone();
+    for pointer in pointers {
+        let Some(field) = opened.pointer_mut(pointer) else {
+            continue;
+        };
+        let Some(text) = field.as_str().filter(|t| !t.is_empty()) else {
+            continue;
+        };
+        let clear =
+            keys::rsa_oaep_sha1_open(&sim.keys.wechatpay_platform, text).ok_or_else(|| {
+                let (status, body) = error(
+                    StatusCode::BAD_REQUEST,
+                    "PARAM_ERROR",
+                    &format!(
+                        "{} 须使用微信支付公钥加密",
+                        pointer.rsplit('/').next().unwrap_or("")
+                    ),
+                );
+                (status, Some(body))
+            })?;
+        *field = Value::String(clear);
+    }
+    Ok(opened)
+}
+
 async fn applyment(
     State(sim): State<SharedSim>,
     method: Method,
@@ -911,8 +955,12 @@ async fn applyment(
         if !serial {
             return serial_refused();
         }
+        let body = match open_sensitive(sim, &call.body, APPLYMENT_SENSITIVE) {
+            Ok(body) => body,
+            Err(refused) => return refused,
+        };
         let mut onboarding = sim.wechatpay.onboarding.lock().expect("onboarding lock");
-        wechatpay_onboarding::submit(&mut onboarding, &call.mchid, &call.body, now_ms())
+        wechatpay_onboarding::submit(&mut onboarding, &call.mchid, &body, now_ms())
     })
     .await
 }
@@ -945,12 +993,16 @@ async fn modify_settlement(
         if !serial {
             return serial_refused();
         }
+        let body = match open_sensitive(sim, &call.body, SETTLEMENT_SENSITIVE) {
+            Ok(body) => body,
+            Err(refused) => return refused,
+        };
         let mut onboarding = sim.wechatpay.onboarding.lock().expect("onboarding lock");
         wechatpay_onboarding::modify_settlement(
             &mut onboarding,
             &call.mchid,
             &sub_mchid,
-            &call.body,
+            &body,
             now_ms(),
         )
     })

@@ -884,11 +884,34 @@ mod tests {
             }
         };
 
+        // Sensitive fields sealed as WeChat Pay requires (RSA-OAEP, SHA-1, under the
+        // platform's public key).
+        let public =
+            rsa::RsaPublicKey::from_public_key_pem(&read("wechatpay_public_key.pem")).unwrap();
+        let seal = |mut value: Value, pointers: &[&str]| {
+            for pointer in pointers {
+                if let Some(field) = value.pointer_mut(pointer) {
+                    let sealed = public
+                        .encrypt(
+                            &mut rsa::rand_core::OsRng,
+                            rsa::Oaep::new::<sha1::Sha1>(),
+                            field.as_str().unwrap().as_bytes(),
+                        )
+                        .unwrap();
+                    *field = base64::engine::general_purpose::STANDARD
+                        .encode(sealed)
+                        .into();
+                }
+            }
+            value
+        };
+        let sealed_materials = seal(materials("act_http"), crate::wechatpay::APPLYMENT_SENSITIVE);
+
         let applyment = "/wechatpay/v3/applyment4sub/applyment/".to_owned();
         let (status, answer) = api(
             "POST",
             applyment.clone(),
-            Some(materials("act_http")),
+            Some(sealed_materials.clone()),
             false,
         )
         .await;
@@ -896,8 +919,24 @@ mod tests {
             (status, answer["code"].as_str()),
             (400, Some("PARAM_ERROR"))
         );
+        // In clear: refused, naming the field.
         let (status, answer) =
             api("POST", applyment.clone(), Some(materials("act_http")), true).await;
+        assert_eq!(
+            (status, answer["code"].as_str()),
+            (400, Some("PARAM_ERROR"))
+        );
+        assert!(
+            answer["message"].as_str().unwrap().contains("contact_name"),
+            "{answer}"
+        );
+        let (status, answer) = api(
+            "POST",
+            applyment.clone(),
+            Some(sealed_materials.clone()),
+            true,
+        )
+        .await;
         assert_eq!(status, 200, "{answer}");
         assert!(answer["applyment_id"].is_u64());
 
@@ -914,7 +953,7 @@ mod tests {
         assert_eq!(status, 200, "{rejected}");
         let (_, answer) = api("GET", query_path.clone(), None, false).await;
         assert_eq!(answer["audit_detail"][0]["reject_reason"], "营业执照已过期");
-        let (status, _) = api("POST", applyment.clone(), Some(materials("act_http")), true).await;
+        let (status, _) = api("POST", applyment.clone(), Some(sealed_materials), true).await;
         assert_eq!(status, 200);
 
         let (status, approved) =
@@ -925,7 +964,10 @@ mod tests {
         let sub = answer["sub_mchid"].as_str().unwrap().to_owned();
         assert_eq!(approved["sub_merchant_id"], sub.as_str());
 
-        let change = settlement_change("ba_http", "6214830123456789");
+        let change = seal(
+            settlement_change("ba_http", "6214830123456789"),
+            crate::wechatpay::SETTLEMENT_SENSITIVE,
+        );
         let modify = format!("/wechatpay/v3/apply4sub/sub_merchants/{sub}/modify-settlement");
         let (status, _) = api("POST", modify.clone(), Some(change.clone()), false).await;
         assert_eq!(status, 400);
