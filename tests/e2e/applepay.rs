@@ -146,6 +146,39 @@ async fn killed_before_the_acquirer_answered_it_is_found_charged_once_never_crea
 }
 
 #[tokio::test]
+async fn an_unanswered_authorization_is_found_by_the_janitor_with_its_card() {
+    let simulator = simulator();
+    // The acquirer authorizes at once and answers after the plugin's deadline.
+    let (status, _) = simulator
+        .control(
+            "acquirer/faults",
+            json!({"kind": "timeout", "delay_ms": 4000}),
+        )
+        .await;
+    assert!(status < 300);
+    // A janitor that sweeps often but gives up only after the default minute.
+    let config =
+        config(&simulator).replace("janitor_interval_ms = 3000", "janitor_interval_ms = 200");
+    assert!(config.contains("janitor_interval_ms = 200"));
+    let config = format!("{config}\n[plugins.limits]\ndeadline_ms = 1500\n");
+    let daemon = daemon_on(config, AT_SIGNING_MS, None);
+    let (status, answer) = pay(&daemon, "j-1", &payment("1.00", "USD", token())).await;
+    assert!(status >= 500, "{status} {answer}");
+    let (_, list) = daemon
+        .get("/v1/payments?merchant_id=m_other", Some(OTHER_ERP))
+        .await;
+    let id = list["data"][0]["id"].as_str().unwrap().to_owned();
+    // The janitor's query finds the authorization: succeeded, with the card it reports.
+    let paid = wait_for(&daemon, &id, "succeeded").await;
+    assert_eq!(
+        paid["card"],
+        json!({"network": "mastercard", "last_four": "1169"})
+    );
+    let orders = acquirer_orders(&simulator).await;
+    assert_eq!((orders.len(), orders[0]["charges"].as_u64()), (1, Some(1)));
+}
+
+#[tokio::test]
 async fn a_payment_that_never_reached_the_acquirer_is_voided_and_nothing_is_charged() {
     let simulator = simulator();
     // First with the acquirer unreachable: the payment is recorded, its create refused

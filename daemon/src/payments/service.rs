@@ -1626,6 +1626,9 @@ pub(crate) fn observe_status(
             if reported.payer.is_some() {
                 p.payer = reported.payer.clone();
             }
+            if let Some(card) = &reported.card {
+                p.card = Some(card_summary(card));
+            }
         }
         let failure = reported.failure.as_ref().map(|d| Failure {
             code: d.code.clone(),
