@@ -54,6 +54,9 @@ fn main() {
         .as_slice()
     {
         ["plugin", mock, cache] => plugin(Path::new(mock), Path::new(cache)),
+        ["applepay", plugin, cache, vectors] => {
+            applepay(Path::new(plugin), Path::new(cache), Path::new(vectors))
+        }
         ["payments", paygated, config, clients, seconds, flush] => load::payments(
             Path::new(paygated),
             Path::new(config),
@@ -162,6 +165,66 @@ fn plugin(mock: &Path, cache: &Path) {
             }
         }
         report("paygate_fresh_instance_create_payment", &mut samples);
+    });
+}
+
+/// The Apple Pay plugin's `inspect-wallet-token` on Apple's published token
+/// (`tests/vectors/applepay/`): its CMS signature and certificate chain verified in wasm.
+/// The token is years old by this clock, so each call ends, after the whole verification,
+/// refused as too old (checked): the cost measured is the verification's, which a payment
+/// pays twice (inspected, then created); the host's decryption is not in it.
+fn applepay(plugin: &Path, cache: &Path, vectors: &Path) {
+    const CALLS: usize = 200;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a tokio runtime");
+    runtime.block_on(async {
+        let text = format!(
+            "[plugin_host]\nmax_concurrent_calls = 8\ncache_dir = {cache:?}\n[[plugins]]\nname = \"applepay\"\npath = {plugin:?}\n[[merchants]]\nid = \"m_bench\"\nname = \"Bench\"\n[merchants.providers.applepay]\nkeys = {{ payment_processing_key = \"file:{key}\", acquirer_secret = \"inline:s3cret\" }}\n",
+            cache = cache.display().to_string(),
+            plugin = plugin.display().to_string(),
+            key = vectors.join("merchant_private_key.pem").display(),
+        );
+        let config = Config::parse(Path::new("<bench>"), &text).expect("bench config");
+        let host = PluginHost::start(&config, Arc::new(Metrics::new()))
+            .await
+            .expect("the applepay plugin loads");
+        let settings: toml::Table = toml::from_str(
+            "merchant_identifier = \"merchant.test.spreedly.123merchant\"\nacquirer_url = \"http://127.0.0.1:1\"\nacquirer_merchant_id = \"m\"\n",
+        )
+        .expect("the settings");
+        let merchant = host
+            .merchant_record("applepay", "m_bench", &settings, String::new())
+            .expect("applepay is served");
+        let token = std::fs::read_to_string(vectors.join("token.json")).expect("the vector");
+        let request = CreatePaymentRequest {
+            payment_id: "pay_0Vc4F1IW0WnVVsf2ooV3p8Zkv".into(),
+            provider: "applepay".into(),
+            merchant,
+            amount: Money { minor: 100, currency: "USD".into(), exponent: 2 },
+            method: Method::WalletToken,
+            auth_code: None,
+            description: None,
+            terminal_id: None,
+            expires_in_seconds: None,
+            wallet_token: Some(token),
+        };
+        let mut samples = Vec::with_capacity(CALLS);
+        for i in 0..CALLS + 10 {
+            let started = Instant::now();
+            let result = host.inspect_wallet_token(request.clone()).await;
+            let elapsed = started.elapsed();
+            match result {
+                Ok(Err(paygate_daemon::plugins::types::ProviderError::Declined(d)))
+                    if d.code == "token_invalid" && d.message.contains("s ago") => {}
+                other => panic!("unexpected answer: {other:?}"),
+            }
+            if i >= 10 {
+                samples.push(elapsed);
+            }
+        }
+        report("applepay_inspect_wallet_token_verification", &mut samples);
     });
 }
 

@@ -9,9 +9,9 @@
 //!   schemathesis against the running daemon's `/openapi.json` (a local venv in `target/`).
 //! - `cargo xtask gauntlet [kills]`: the crash loop (default 20 kills) and the store
 //!   verification; the test suite runs a 3-kill version.
-//! - `cargo xtask bench [plugin | payments | monitor | store | sled-lock | stores | engines]`:
-//!   the benchmarks (`engines` only when named); results go to stdout (and by hand into
-//!   BENCHMARKS.md).
+//! - `cargo xtask bench [plugin | applepay | payments | monitor | store | sled-lock | stores |
+//!   archive | engines]`: the benchmarks (`archive` and `engines` only when named); results
+//!   go to stdout (and by hand into BENCHMARKS.md).
 //! - `cargo xtask fuzz [seconds-per-target] [target...]`: the cargo-fuzz targets in `fuzz/`
 //!   (default 60 s each, all of them), installing cargo-fuzz if missing; fails on a crash
 //!   (fuzz/README.md).
@@ -383,6 +383,19 @@ fn bench(which: &[String]) -> Result<()> {
     let wanted = |name: &str| all || which.iter().any(|w| w == name);
     if wanted("plugin") {
         bench_plugin()?;
+    }
+    if wanted("applepay") {
+        // The Apple Pay token's verification in wasm (signature and chain).
+        build_plugins()?;
+        println!(
+            "{}",
+            run_bench(&[
+                "applepay",
+                "target/plugins/paygate-plugin-applepay.wasm",
+                "target/bench-plugin-cache",
+                "tests/vectors/applepay",
+            ])?
+        );
     }
     if wanted("payments") {
         bench_payments()?;
