@@ -591,8 +591,9 @@ fn validate_payment(
 /// The largest wallet token accepted (a real Apple Pay token is about 3 KiB).
 const WALLET_TOKEN_BYTES_MAX: usize = 64 * 1024;
 
-/// A `wallet_token` payment's token as JSON text: required for that method (with its
-/// provider), refused for the others.
+/// A `wallet_token` payment's token as JSON text: required for that method, refused for the
+/// others. (Its `provider` is required as for every method but barcode and link: the
+/// service's choice of wallet says so.)
 fn wallet_token_text(method: Method, body: &CreatePaymentBody) -> Result<Option<String>, ApiError> {
     let invalid = |message: &str| {
         ApiError::invalid(
@@ -610,13 +611,6 @@ fn wallet_token_text(method: Method, body: &CreatePaymentBody) -> Result<Option<
         (Method::WalletToken, Some(token)) => {
             if !token.is_object() {
                 return Err(invalid("wallet_token must be a JSON object"));
-            }
-            if body.provider.is_none() {
-                return Err(ApiError::invalid(
-                    "parameter_missing",
-                    "wallet_token payments name their provider (e.g. applepay)",
-                    Some("provider"),
-                ));
             }
             let text = token.to_string();
             if text.len() > WALLET_TOKEN_BYTES_MAX {

@@ -16,8 +16,10 @@ fn declined(code: &str, message: impl Into<String>) -> ProviderError {
     ProviderError::declined(code, message)
 }
 
-/// A verified, decrypted token: what it says, and what it charges.
+/// A verified, decrypted token: what it says, and what it charges, with the merchant's
+/// settings it was opened under.
 pub struct Opened {
+    pub settings: Settings,
     pub token: Token,
     pub payment: Payment,
     pub exponent: u8,
@@ -61,6 +63,7 @@ pub fn open(env: &impl Env, request: &CreatePaymentRequest) -> Result<Opened, Pr
     let (_, exponent) = token::currency_exponent(&payment.currency)
         .ok_or_else(|| declined("token_invalid", "unknown currency"))?;
     Ok(Opened {
+        settings,
         token,
         payment,
         exponent,
@@ -89,7 +92,6 @@ pub fn create_payment(
     env: &impl Env,
     request: &CreatePaymentRequest,
 ) -> Result<PaymentResult, ProviderError> {
-    let settings = Settings::parse(&request.merchant.settings_json)?;
     let opened = open(env, request)?;
     let approved = (
         &opened.payment.currency,
@@ -115,7 +117,7 @@ pub fn create_payment(
     }
     let body = acquirer::authorization(&request.payment_id, &opened.payment);
     let response =
-        call(env, &settings, "POST", "/v1/payments", Some(body)).map_err(unknown_if_sent)?;
+        call(env, &opened.settings, "POST", "/v1/payments", Some(body)).map_err(unknown_if_sent)?;
     let result = acquirer::payment_result(&response.body, &request.payment_id, opened.exponent)
         .map_err(ProviderError::UnknownOutcome)?;
     Ok(result)

@@ -32,10 +32,6 @@ pub fn router() -> Router<SharedSim> {
         .route("/v1/refunds/{reference}", get(query_refund))
 }
 
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
 /// A signed answer, with the call's fault applied.
 async fn answer(
     sim: &Sim,
@@ -64,7 +60,7 @@ async fn answer(
         header::CONTENT_TYPE,
         "application/json".parse().expect("a header value"),
     );
-    if let Ok(value) = format!("t={t},v1={}", hex(&mac)).parse() {
+    if let Ok(value) = format!("t={t},v1={}", hex::encode(&mac)).parse() {
         headers.insert("acquirer-signature", value);
     }
     response
@@ -110,7 +106,7 @@ fn authenticate(
     }
     let mut message = format!("{t}\n{method}\n{path}\n").into_bytes();
     message.extend_from_slice(body);
-    if hex(&keys::hmac_sha256(&sim.keys.acquirer_secret, &message)) != v1 {
+    if hex::encode(&keys::hmac_sha256(&sim.keys.acquirer_secret, &message)) != v1 {
         return Err(unauthorized("the signature does not verify"));
     }
     Ok(merchant)
@@ -439,7 +435,10 @@ mod tests {
             .method(method)
             .uri(format!("/acquirer{path}"))
             .header("acquirer-merchant", "acq_m_1")
-            .header("acquirer-signature", format!("t={t},v1={}", hex(&mac)))
+            .header(
+                "acquirer-signature",
+                format!("t={t},v1={}", hex::encode(&mac)),
+            )
             .body(Body::from(body.to_owned()))
             .unwrap()
     }
@@ -459,7 +458,7 @@ mod tests {
         message.extend_from_slice(&body);
         assert_eq!(
             v1,
-            hex(&keys::hmac_sha256(&sim.keys.acquirer_secret, &message))
+            hex::encode(&keys::hmac_sha256(&sim.keys.acquirer_secret, &message))
         );
         (status, serde_json::from_slice(&body).unwrap_or(Value::Null))
     }

@@ -944,20 +944,15 @@ mod tests {
 
         let dir =
             std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../config/sandbox-keys");
-        let sim = Arc::new(Sim {
-            keys: crate::keys::Keys::load(&dir).unwrap(),
-            alipay: Default::default(),
-            wechatpay: Default::default(),
-            acquirer: Default::default(),
-            acquirer_cards: Default::default(),
-            acquirer_clock: None,
-            notifier: crate::notifier::Notifier::new(1),
-            timings: crate::state::Timings {
+        let sim = Arc::new(Sim::new(
+            crate::keys::Keys::load(&dir).unwrap(),
+            crate::notifier::Notifier::new(1),
+            crate::state::Timings {
                 confirm_after: std::time::Duration::from_secs(1),
                 refund_after: std::time::Duration::from_secs(1),
             },
-            wechatpay_public_key_id: "test".into(),
-        });
+            None,
+        ));
         let pem = |name: &str| std::fs::read_to_string(dir.join(name)).unwrap();
         let app_key = SigningKey::<Sha256>::new(
             rsa::RsaPrivateKey::from_pkcs8_pem(&pem("alipay_app_private_key.pem")).unwrap(),

@@ -77,22 +77,15 @@ async fn main() -> std::process::ExitCode {
             return std::process::ExitCode::from(2);
         }
     };
-    let sim = Arc::new(Sim {
+    let sim = Arc::new(Sim::new(
         keys,
-        alipay: Default::default(),
-        wechatpay: Default::default(),
-        acquirer: Default::default(),
-        acquirer_cards: Default::default(),
-        acquirer_clock: args
-            .acquirer_clock_ms
-            .map(|at| (at, std::time::Instant::now())),
-        notifier: notifier::Notifier::new(args.notify_compression),
-        timings: Timings {
+        notifier::Notifier::new(args.notify_compression),
+        Timings {
             confirm_after: Duration::from_millis(args.confirm_after_ms),
             refund_after: Duration::from_millis(args.refund_after_ms),
         },
-        wechatpay_public_key_id: WECHATPAY_PUBLIC_KEY_ID.into(),
-    });
+        args.acquirer_clock_ms,
+    ));
     let listener = match tokio::net::TcpListener::bind(&args.listen).await {
         Ok(listener) => listener,
         Err(e) => {
@@ -296,20 +289,15 @@ mod tests {
     }
 
     pub(crate) fn sim() -> Arc<Sim> {
-        Arc::new(Sim {
-            keys: keys::Keys::load(&keys_dir()).unwrap(),
-            alipay: Default::default(),
-            wechatpay: Default::default(),
-            acquirer: Default::default(),
-            acquirer_cards: Default::default(),
-            acquirer_clock: None,
-            notifier: notifier::Notifier::new(1),
-            timings: Timings {
+        Arc::new(Sim::new(
+            keys::Keys::load(&keys_dir()).unwrap(),
+            notifier::Notifier::new(1),
+            Timings {
                 confirm_after: Duration::from_secs(1),
                 refund_after: Duration::from_secs(1),
             },
-            wechatpay_public_key_id: WECHATPAY_PUBLIC_KEY_ID.into(),
-        })
+            None,
+        ))
     }
 
     fn order(notify_url: &str) -> Order {

@@ -66,6 +66,26 @@ pub struct Sim {
 pub type SharedSim = Arc<Sim>;
 
 impl Sim {
+    /// A simulator with empty books: `acquirer_clock_ms` starts the acquirer's clock there.
+    pub fn new(
+        keys: Keys,
+        notifier: Notifier,
+        timings: Timings,
+        acquirer_clock_ms: Option<i64>,
+    ) -> Sim {
+        Sim {
+            keys,
+            alipay: Default::default(),
+            wechatpay: Default::default(),
+            acquirer: Default::default(),
+            acquirer_cards: Default::default(),
+            acquirer_clock: acquirer_clock_ms.map(|at| (at, std::time::Instant::now())),
+            notifier,
+            timings,
+            wechatpay_public_key_id: crate::WECHATPAY_PUBLIC_KEY_ID.into(),
+        }
+    }
+
     /// The acquirer's now, in unix ms.
     pub fn acquirer_now_ms(&self) -> i64 {
         match self.acquirer_clock {

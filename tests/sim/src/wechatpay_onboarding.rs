@@ -782,20 +782,15 @@ mod tests {
         let platform_key = rsa::pkcs1v15::VerifyingKey::<sha2::Sha256>::new(
             rsa::RsaPublicKey::from_public_key_pem(&read("wechatpay_public_key.pem")).unwrap(),
         );
-        let sim = Arc::new(crate::state::Sim {
-            keys: keys::Keys::load(dir).unwrap(),
-            alipay: Default::default(),
-            wechatpay: Default::default(),
-            acquirer: Default::default(),
-            acquirer_cards: Default::default(),
-            acquirer_clock: None,
-            notifier: crate::notifier::Notifier::new(1),
-            timings: crate::state::Timings {
+        let sim = Arc::new(crate::state::Sim::new(
+            keys::Keys::load(dir).unwrap(),
+            crate::notifier::Notifier::new(1),
+            crate::state::Timings {
                 confirm_after: Duration::from_secs(3),
                 refund_after: Duration::from_secs(2),
             },
-            wechatpay_public_key_id: crate::WECHATPAY_PUBLIC_KEY_ID.into(),
-        });
+            None,
+        ));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let origin = format!("http://{}", listener.local_addr().unwrap());
         tokio::spawn(async move { axum::serve(listener, crate::router(sim)).await });
