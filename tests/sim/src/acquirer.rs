@@ -106,7 +106,7 @@ fn authenticate(
     }
     let mut message = format!("{t}\n{method}\n{path}\n").into_bytes();
     message.extend_from_slice(body);
-    if hex::encode(&keys::hmac_sha256(&sim.keys.acquirer_secret, &message)) != v1 {
+    if hex::encode(keys::hmac_sha256(&sim.keys.acquirer_secret, &message)) != v1 {
         return Err(unauthorized("the signature does not verify"));
     }
     Ok(merchant)
@@ -458,7 +458,7 @@ mod tests {
         message.extend_from_slice(&body);
         assert_eq!(
             v1,
-            hex::encode(&keys::hmac_sha256(&sim.keys.acquirer_secret, &message))
+            hex::encode(keys::hmac_sha256(&sim.keys.acquirer_secret, &message))
         );
         (status, serde_json::from_slice(&body).unwrap_or(Value::Null))
     }
