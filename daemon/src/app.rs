@@ -28,6 +28,8 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     /// Largest accepted request body (`server.body_bytes_max`).
     pub body_bytes_max: usize,
+    /// Largest accepted body of the routes that carry files (`server.upload_bytes_max`).
+    pub upload_bytes_max: usize,
     /// The anomaly monitor's handle (inputs, blocks, new alerts).
     pub monitor: Arc<Monitor>,
     pub payments: Arc<Payments>,
@@ -84,6 +86,7 @@ impl AppState {
         Ok(Arc::new(AppState {
             keys: KeyRing::new(config.api_keys.iter().map(|k| k.entry())),
             body_bytes_max: config.body_bytes_max(),
+            upload_bytes_max: config.upload_bytes_max(),
             config,
             merchants,
             store,

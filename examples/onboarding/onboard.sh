@@ -38,8 +38,15 @@ MERCHANT=$(post /v1/merchants "onboard-$RUN-merchant" '{
 echo "$MERCHANT"
 ID=$(echo "$MERCHANT" | field "['id']")
 
-echo "2. Apply to $PROVIDER."
-ACTIVATION=$(post "/v1/merchants/$ID/activations" "onboard-$RUN-act" "{\"provider\": \"$PROVIDER\"}")
+echo "2. Apply to $PROVIDER, with the photos its reviewer needs (WeChat Pay: the business licence"
+echo "   and both sides of the legal person's identity card). paygate passes them on and keeps none."
+# Stand-ins for the photos: bytes that begin as a JPEG does. Use the real scans instead.
+photo() { python3 -c "import base64,sys; print(base64.b64encode(b'\xff\xd8\xff\xe0' + sys.argv[1].encode()).decode())" "$1"; }
+DOCUMENTS="{\"business_license\": {\"content_type\": \"image/jpeg\", \"data\": \"$(photo licence)\"},
+  \"id_card_front\": {\"content_type\": \"image/jpeg\", \"data\": \"$(photo front)\"},
+  \"id_card_back\": {\"content_type\": \"image/jpeg\", \"data\": \"$(photo back)\"}}"
+ACTIVATION=$(post "/v1/merchants/$ID/activations" "onboard-$RUN-act" \
+  "{\"provider\": \"$PROVIDER\", \"documents\": $DOCUMENTS}")
 echo "$ACTIVATION"
 ACT=$(echo "$ACTIVATION" | field "['id']")
 

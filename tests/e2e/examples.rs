@@ -1,5 +1,6 @@
-//! `examples/pos-till` against the real daemon and the simulator: a barcode payment (the
-//! payer confirms on the phone first), polled to success, then a partial refund.
+//! The examples against the real daemon and the simulator: `examples/pos-till` (a barcode
+//! payment the payer confirms on the phone first, polled to success, then a partial refund)
+//! and `examples/onboarding/onboard.sh` (a merchant from draft to its first payment).
 
 use std::process::Command;
 
@@ -64,4 +65,36 @@ async fn the_pos_till_takes_a_payment_and_refunds_part_of_it_through_each_wallet
             .sum();
         assert_eq!(refunded, 500);
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_onboarding_script_takes_a_merchant_to_its_first_payment_at_each_provider() {
+    let simulator = Simulator::spawn();
+    let daemon = Daemon::with_config(
+        simulator
+            .daemon_config()
+            .replace("janitor_interval_ms = 3000", "janitor_interval_ms = 200"),
+    );
+    for provider in ["alipay", "wechatpay"] {
+        let output = tokio::task::block_in_place(|| {
+            Command::new("bash")
+                .arg(repo_root().join("examples/onboarding/onboard.sh"))
+                .arg(provider)
+                .env("GATEWAY", &daemon.base_url)
+                .env("SIM", &simulator.base_url)
+                .output()
+                .unwrap()
+        });
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        assert!(
+            output.status.success(),
+            "{stdout}\n{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        assert!(stdout.contains(r#""status":"verified""#), "{stdout}");
+        assert!(stdout.contains(r#""object":"payment""#), "{stdout}");
+    }
+    // WeChat Pay's application named the three uploaded images.
+    let state = simulator.onboarding("wechatpay").await;
+    assert_eq!(state["media"].as_object().unwrap().len(), 3, "{state}");
 }

@@ -25,6 +25,44 @@ pub fn materials(name: &str) -> Value {
     })
 }
 
+/// An application's three images (JPEGs as far as their first bytes go), each about
+/// 200 KiB, carrying `marker`; and their SHA-256s, in order.
+pub fn documents(marker: &str) -> (Value, Vec<String>) {
+    use base64::Engine as _;
+    let mut out = serde_json::Map::new();
+    let mut digests = Vec::new();
+    for (n, kind) in ["business_license", "id_card_front", "id_card_back"]
+        .into_iter()
+        .enumerate()
+    {
+        let mut image = vec![0xFF, 0xD8, 0xFF, 0xE0];
+        image.extend_from_slice(format!("{marker}-{kind}").as_bytes());
+        // Filler that does not repeat, as a photo's bytes do not.
+        let mut x = 0x9E37_79B9_u32.wrapping_add(n as u32);
+        image.extend((0..200_000).map(|_| {
+            x ^= x << 13;
+            x ^= x >> 17;
+            x ^= x << 5;
+            x as u8
+        }));
+        digests.push(sha256_hex(&image));
+        out.insert(
+            kind.into(),
+            json!({"content_type": "image/jpeg",
+                   "data": base64::engine::general_purpose::STANDARD.encode(&image)}),
+        );
+    }
+    (Value::Object(out), digests)
+}
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::Digest as _;
+    sha2::Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
 fn fast_janitor() -> String {
     default_config_text().replace("janitor_interval_ms = 3000", "janitor_interval_ms = 200")
 }
@@ -404,6 +442,167 @@ async fn identity_and_account_numbers_never_reach_the_disk_or_the_logs_in_clear(
     );
 }
 
+/// An application's images go to WeChat Pay through its media upload and nowhere else: not
+/// the disk, not the logs; the audit log keeps their digests. A submission whose upload
+/// failed is submitted again by the retry. Bad images are refused naming the field.
+#[tokio::test]
+async fn images_go_to_wechat_pay_and_nowhere_else() {
+    use base64::Engine as _;
+    let simulator = crate::simulator::Simulator::spawn();
+    let mut daemon = Daemon::with_config(simulator.daemon_config());
+    let (_, merchant) = create(&daemon, "img-m", "Image Shop").await;
+    let id = merchant["id"].as_str().unwrap().to_owned();
+    let path = format!("/v1/merchants/{id}/activations");
+    let marker = "paygate-image-marker-5d41402abc4b2a76";
+    let (images, digests) = documents(marker);
+    let apply = |key: &'static str, body: Value| {
+        let daemon = &daemon;
+        let path = path.clone();
+        async move { daemon.post_idempotent(&path, ADMIN, Some(key), &body).await }
+    };
+
+    // Refused before the provider hears of it, naming the image.
+    let mut bad = images.clone();
+    bad["id_card_back"]["content_type"] = json!("image/png");
+    let (status, _, refused) = apply(
+        "img-bad-1",
+        json!({"provider": "wechatpay", "documents": bad}),
+    )
+    .await;
+    assert_eq!(
+        (status, refused["error"]["param"].as_str()),
+        (400, Some("documents.id_card_back")),
+        "{refused}"
+    );
+    let mut bad = images.clone();
+    bad["selfie"] = images["id_card_front"].clone();
+    let (status, _, refused) = apply(
+        "img-bad-2",
+        json!({"provider": "wechatpay", "documents": bad}),
+    )
+    .await;
+    assert_eq!(status, 400, "{refused}");
+    // WeChat Pay's plugin needs all three.
+    let mut partial = images.clone();
+    partial.as_object_mut().unwrap().remove("business_license");
+    let (status, _, refused) = apply(
+        "img-bad-3",
+        json!({"provider": "wechatpay", "documents": partial}),
+    )
+    .await;
+    assert_eq!(status, 402, "{refused}");
+    assert!(
+        refused["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("documents.business_license"),
+        "{refused}"
+    );
+    // Past `server.upload_bytes_max` (9 MiB by default): 413 naming that limit.
+    let mut huge = images.clone();
+    huge["business_license"]["data"] = json!("A".repeat(10 << 20));
+    let (status, _, refused) = apply(
+        "img-bad-4",
+        json!({"provider": "wechatpay", "documents": huge}),
+    )
+    .await;
+    assert_eq!(status, 413, "{refused}");
+    assert!(
+        refused["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("9437184"),
+        "{refused}"
+    );
+    // Other routes keep `server.body_bytes_max`.
+    let (status, _, _) = daemon
+        .post_idempotent(
+            "/v1/merchants",
+            ADMIN,
+            Some("img-big-merchant"),
+            &json!({"name": "x".repeat(100_000)}),
+        )
+        .await;
+    assert_eq!(status, 413);
+
+    // The upload fails at WeChat Pay: 502, and the retry with the same key submits it.
+    let (status, _) = simulator
+        .control("wechatpay/faults", json!({"kind": "http_500", "count": 1}))
+        .await;
+    assert_eq!(status, 204);
+    let body = json!({"provider": "wechatpay", "documents": images});
+    let (status, _, failed) = apply("img-act", body.clone()).await;
+    assert_eq!(status, 502, "{failed}");
+    let (status, _, activation) = apply("img-act", body).await;
+    assert_eq!(status, 201, "{activation}");
+    assert_eq!(activation["submissions"], 1);
+    let act = activation["id"].as_str().unwrap().to_owned();
+    let state = simulator.onboarding("wechatpay").await;
+    assert_eq!(state["applications"][0]["business_code"], act.as_str());
+    let mut uploaded: Vec<&str> = state["media"]
+        .as_object()
+        .unwrap()
+        .values()
+        .map(|m| m["sha256"].as_str().unwrap())
+        .collect();
+    uploaded.sort_unstable();
+    let mut expected: Vec<&str> = digests.iter().map(String::as_str).collect();
+    expected.sort_unstable();
+    assert_eq!(uploaded, expected, "one upload of each image");
+
+    // The audit log names each image by its digest and size.
+    let (_, audit) = daemon
+        .get(&format!("/v1/audit?merchant_id={id}"), Some(ADMIN))
+        .await;
+    let submitted: Vec<&Value> = audit["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["action"] == "activation.submitted")
+        .collect();
+    let last = submitted.last().unwrap();
+    let logged: Vec<&str> = last["details"]["documents"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["sha256"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        logged,
+        digests.iter().map(String::as_str).collect::<Vec<_>>()
+    );
+
+    daemon.terminate();
+    assert_eq!(daemon.wait(Duration::from_secs(10)), Some(0));
+    // Neither the images' bytes nor their base64 are on disk or in the logs.
+    let encoded = images["id_card_front"]["data"].as_str().unwrap();
+    let needles = [marker.to_owned(), encoded[1000..1064].to_owned()];
+    let raw = base64::engine::general_purpose::STANDARD
+        .decode(encoded)
+        .unwrap();
+    let middle = &raw[100_000..100_064];
+    for entry in walk(&daemon.data_dir()) {
+        let bytes = std::fs::read(&entry).unwrap();
+        for needle in &needles {
+            assert!(
+                !bytes.windows(needle.len()).any(|w| w == needle.as_bytes()),
+                "{needle} in {}",
+                entry.display()
+            );
+        }
+        assert!(
+            !bytes.windows(middle.len()).any(|w| w == middle),
+            "image bytes in {}",
+            entry.display()
+        );
+    }
+    let logs = daemon.logs();
+    assert!(
+        needles.iter().all(|n| !logs.contains(n.as_str())),
+        "an image in the logs"
+    );
+}
+
 fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     let mut files = Vec::new();
     for entry in std::fs::read_dir(dir).unwrap() {
@@ -495,14 +694,14 @@ async fn journey_through_the_simulator(provider: &str) {
     let (status, merchant) = create(&daemon, "sim-m", "Tea House Ltd").await;
     assert_eq!(status, 201, "{merchant}");
     let id = merchant["id"].as_str().unwrap().to_owned();
+    // Every submission carries the images (WeChat Pay's review needs them; Alipay's plugin
+    // does not use them).
+    let (images, digests) = documents("journey");
     let apply = |key: &'static str| {
         let path = format!("/v1/merchants/{id}/activations");
         let daemon = &daemon;
-        async move {
-            daemon
-                .post_idempotent(&path, ADMIN, Some(key), &json!({"provider": provider}))
-                .await
-        }
+        let body = json!({"provider": provider, "documents": images});
+        async move { daemon.post_idempotent(&path, ADMIN, Some(key), &body).await }
     };
     let (status, _, activation) = apply("sim-act-1").await;
     assert_eq!(status, 201, "{activation}");
@@ -552,6 +751,26 @@ async fn journey_through_the_simulator(provider: &str) {
         .await;
     let active = wait_for(&daemon, &act_path, "status", "active").await;
     assert!(active["provider_reference"].is_string(), "{active}");
+    if provider == "wechatpay" {
+        // Both submissions uploaded the three images through the media API, and the
+        // application names the second three.
+        let state = simulator.onboarding(provider).await;
+        let mut uploaded: Vec<&str> = state["media"]
+            .as_object()
+            .unwrap()
+            .values()
+            .map(|m| m["sha256"].as_str().unwrap())
+            .collect();
+        uploaded.sort_unstable();
+        let mut expected: Vec<&str> = digests.iter().chain(&digests).map(String::as_str).collect();
+        expected.sort_unstable();
+        assert_eq!(uploaded, expected);
+        let named = &state["applications"][0]["materials"]["subject_info"];
+        let licence = named["business_license_info"]["license_copy"]
+            .as_str()
+            .unwrap();
+        assert_eq!(state["media"][licence]["sha256"], digests[0].as_str());
+    }
 
     // The settlement account: pending the provider's remittance check, then verified.
     let (status, _, account) = daemon

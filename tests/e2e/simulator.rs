@@ -97,6 +97,18 @@ impl Simulator {
         (status, serde_json::from_str(&text).unwrap_or(Value::Null))
     }
 
+    /// `GET /_sim/{provider}/onboarding`: applications, accounts and uploaded images.
+    pub async fn onboarding(&self, provider: &str) -> Value {
+        self.client
+            .get(format!("{}/_sim/{provider}/onboarding", self.base_url))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+
     pub async fn ledger(&self, provider: &str) -> Value {
         self.client
             .get(format!("{}/_sim/{provider}/ledger", self.base_url))

@@ -40,6 +40,11 @@ impl<T: DeserializeOwned> FromRequest<Arc<AppState>> for ApiJson<T> {
     }
 }
 
+/// A route's own body limit, where it is not `server.body_bytes_max` (the routes that carry
+/// files): set beside axum's `DefaultBodyLimit`, so that a 413 names the limit that applied.
+#[derive(Debug, Clone, Copy)]
+pub struct BodyLimit(pub usize);
+
 /// A request body as bytes, within the size limit (413) and the body deadline (408), every
 /// failure in the error model (axum's own `Bytes` answers in plain text).
 pub struct RawBody(pub Bytes);
@@ -48,14 +53,16 @@ impl FromRequest<Arc<AppState>> for RawBody {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &Arc<AppState>) -> Result<Self, ApiError> {
+        let limit_bytes = req
+            .extensions()
+            .get::<BodyLimit>()
+            .map_or(state.body_bytes_max, |limit| limit.0);
         Bytes::from_request(req, state)
             .await
             .map(RawBody)
             .map_err(|rejection| {
                 if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                    ApiError::PayloadTooLarge {
-                        limit_bytes: state.body_bytes_max,
-                    }
+                    ApiError::PayloadTooLarge { limit_bytes }
                 } else if body_deadline_passed(&rejection) {
                     ApiError::BodyTimeout
                 } else {

@@ -22,6 +22,7 @@ use crate::auth::Role;
 use crate::domain::ids::new_id;
 use crate::domain::records::{ActivationRecord, AuditRecord, BankAccountRecord, MerchantRecord};
 use crate::idempotency::{self, Answer, ClaimError, Claimed};
+use crate::merchants::documents::Document;
 use crate::merchants::onboarding::{self, AccountInput, Actor, MerchantInput, OnboardingError};
 use crate::merchants::{Merchant, MerchantSource};
 use crate::server::ClientAddr;
@@ -256,6 +257,57 @@ impl MerchantBody {
 pub struct ActivationBody {
     /// The provider to apply to, e.g. `alipay`.
     pub provider: String,
+    /// The images the provider's review needs (WeChat Pay: all three). Passed on to the
+    /// provider and never stored.
+    #[serde(default)]
+    pub documents: Option<DocumentsBody>,
+}
+
+/// An application's images, each a JPEG, PNG or BMP of at most 2 MiB.
+#[derive(Debug, Clone, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DocumentsBody {
+    /// The business licence (营业执照).
+    pub business_license: Option<DocumentBody>,
+    /// The legal person's identity card, the side with the photo (人像面).
+    pub id_card_front: Option<DocumentBody>,
+    /// The legal person's identity card, the side with the national emblem (国徽面).
+    pub id_card_back: Option<DocumentBody>,
+}
+
+/// One image.
+#[derive(Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DocumentBody {
+    /// `image/jpeg`, `image/png` or `image/bmp`.
+    pub content_type: String,
+    /// The image, base64 (standard alphabet, padded).
+    pub data: String,
+}
+
+impl std::fmt::Debug for DocumentBody {
+    /// Never the image (it may end up in a log line).
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DocumentBody")
+            .field("content_type", &self.content_type)
+            .field("data_chars", &self.data.len())
+            .finish()
+    }
+}
+
+impl DocumentsBody {
+    /// The images, checked.
+    fn checked(&self) -> Result<Vec<Document>, OnboardingError> {
+        [
+            ("business_license", &self.business_license),
+            ("id_card_front", &self.id_card_front),
+            ("id_card_back", &self.id_card_back),
+        ]
+        .into_iter()
+        .filter_map(|(kind, body)| body.as_ref().map(|b| (kind, b)))
+        .map(|(kind, body)| Document::check(kind, &body.content_type, &body.data))
+        .collect()
+    }
 }
 
 #[derive(Debug, Clone, Deserialize, ToSchema)]
@@ -581,6 +633,12 @@ pub async fn create_activation(
     let body = request.body()?;
     let actor = actor(&caller, client.as_deref());
     let provider = body.provider.clone();
+    let documents = body
+        .documents
+        .as_ref()
+        .map(DocumentsBody::checked)
+        .transpose()?
+        .unwrap_or_default();
     idempotently(
         &state,
         &caller,
@@ -589,8 +647,14 @@ pub async fn create_activation(
         id.clone(),
         |merchant_id| async {
             let merchant_id = merchant_id;
-            let activation =
-                onboarding::activate(&state.onboarding, &actor, &merchant_id, &provider).await?;
+            let activation = onboarding::activate(
+                &state.onboarding,
+                &actor,
+                &merchant_id,
+                &provider,
+                &documents,
+            )
+            .await?;
             json_body(201, &ActivationObject::from(&activation))
         },
     )

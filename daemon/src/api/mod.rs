@@ -159,10 +159,16 @@ pub fn router_and_openapi(state: Arc<AppState>) -> (Router, utoipa::openapi::Ope
             merchants::create_merchant
         ))
         .routes(routes!(merchants::get_merchant, merchants::update_merchant))
-        .routes(routes!(
-            merchants::create_activation,
-            merchants::list_activations
-        ))
+        .merge(
+            // The route that carries images: its own body limit.
+            OpenApiRouter::new()
+                .routes(routes!(
+                    merchants::create_activation,
+                    merchants::list_activations
+                ))
+                .layer(DefaultBodyLimit::max(state.upload_bytes_max))
+                .layer(axum::Extension(json::BodyLimit(state.upload_bytes_max))),
+        )
         .routes(routes!(merchants::get_activation))
         .routes(routes!(
             merchants::create_bank_account,

@@ -91,6 +91,10 @@ pub struct ServerConfig {
     /// Largest accepted request body; larger bodies get `413`.
     #[serde(default = "default_body_bytes_max")]
     pub body_bytes_max: Spanned<usize>,
+    /// Largest accepted body of the routes that carry files (an activation's images, up to
+    /// three of 2 MiB, base64 in JSON); larger bodies get `413`.
+    #[serde(default = "default_upload_bytes_max")]
+    pub upload_bytes_max: Spanned<usize>,
     /// How long in-flight requests may run after SIGTERM/SIGINT before the daemon exits.
     #[serde(default = "default_drain_timeout_ms")]
     pub drain_timeout_ms: Spanned<u64>,
@@ -486,6 +490,9 @@ fn default_listen() -> Spanned<String> {
 fn default_body_bytes_max() -> Spanned<usize> {
     Spanned::new(0..0, 64 * 1024)
 }
+fn default_upload_bytes_max() -> Spanned<usize> {
+    Spanned::new(0..0, 9 * 1024 * 1024)
+}
 fn default_drain_timeout_ms() -> Spanned<u64> {
     Spanned::new(0..0, 10_000)
 }
@@ -520,6 +527,7 @@ impl Default for ServerConfig {
             listen: default_listen(),
             unix_socket: None,
             body_bytes_max: default_body_bytes_max(),
+            upload_bytes_max: default_upload_bytes_max(),
             drain_timeout_ms: default_drain_timeout_ms(),
             request_head_timeout_ms: default_request_head_timeout_ms(),
             body_timeout_ms: default_body_timeout_ms(),
@@ -1133,6 +1141,12 @@ impl ServerConfig {
             1,
             BODY_BYTES_MAX_LIMIT,
         )?;
+        at.within(
+            &self.upload_bytes_max,
+            "server.upload_bytes_max",
+            1,
+            BODY_BYTES_MAX_LIMIT,
+        )?;
         let drain = *self.drain_timeout_ms.get_ref();
         if drain > DRAIN_TIMEOUT_MS_LIMIT {
             return Err(at.error(
@@ -1332,6 +1346,10 @@ impl Config {
     /// Largest accepted request body.
     pub fn body_bytes_max(&self) -> usize {
         *self.server.body_bytes_max.get_ref()
+    }
+
+    pub fn upload_bytes_max(&self) -> usize {
+        *self.server.upload_bytes_max.get_ref()
     }
 
     /// `server.listen` as written (or as overridden).
@@ -1554,6 +1572,7 @@ mod tests {
         let config = parse("").unwrap();
         assert_eq!(config.listen_addr().to_string(), "127.0.0.1:8420");
         assert_eq!(*config.server.body_bytes_max.get_ref(), 65536);
+        assert_eq!(config.upload_bytes_max(), 9 << 20);
         assert_eq!(*config.server.drain_timeout_ms.get_ref(), 10_000);
         assert_eq!(config.store.data_dir, PathBuf::from("./data"));
     }
@@ -1656,6 +1675,13 @@ mod tests {
     #[test]
     fn limits_are_bounded() {
         assert!(parse("[server]\nbody_bytes_max = 0\n").is_err());
+        assert!(parse("[server]\nupload_bytes_max = 0\n").is_err());
+        let err = parse("[server]\nupload_bytes_max = 99999999\n").unwrap_err();
+        assert_eq!(
+            err.field.as_deref(),
+            Some("server.upload_bytes_max"),
+            "{err}"
+        );
         assert!(parse("[server]\ndrain_timeout_ms = 999999999\n").is_err());
         let err = parse("[store]\ngroup_commit_window_us = 100001\n").unwrap_err();
         assert_eq!(err.field.as_deref(), Some("store.group_commit_window_us"));

@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use serde_json::json;
 
+use super::documents::{self, Document};
 use super::sealed::MasterKey;
 use super::validate;
 use crate::clock::Clock;
@@ -410,6 +411,17 @@ fn save_activation(
     activation: &ActivationRecord,
     action: &str,
 ) -> Result<(), OnboardingError> {
+    save_activation_with(onboarding, actor, activation, action, json!({}))
+}
+
+/// `save_activation`, with more details for the audit line (an object, merged in).
+fn save_activation_with(
+    onboarding: &Onboarding,
+    actor: &Actor,
+    activation: &ActivationRecord,
+    action: &str,
+    more: serde_json::Value,
+) -> Result<(), OnboardingError> {
     let mut merchant = onboarding.store.merchant_record(&activation.merchant_id)?;
     if let Some(m) = merchant.as_mut() {
         let mut all = onboarding.store.activations_of(&m.id)?;
@@ -422,13 +434,17 @@ fn save_activation(
         };
         m.updated_at_ms = onboarding.clock.now_ms();
     }
+    let mut details = json!({"provider": activation.provider, "status": activation.status,
+                             "rejection_reason": activation.rejection_reason});
+    if let (Some(details), serde_json::Value::Object(more)) = (details.as_object_mut(), more) {
+        details.extend(more);
+    }
     let line = onboarding.audit(
         actor,
         action,
         &activation.merchant_id,
         &activation.id,
-        json!({"provider": activation.provider, "status": activation.status,
-               "rejection_reason": activation.rejection_reason}),
+        details,
     );
     let change_event = onboarding.event(
         EventKind::ActivationUpdated,
@@ -450,6 +466,7 @@ fn save_activation(
 fn materials(
     onboarding: &Onboarding,
     merchant: &MerchantRecord,
+    documents: &[Document],
 ) -> Result<String, OnboardingError> {
     let key = master_key(onboarding)?;
     let id_number = key
@@ -463,18 +480,23 @@ fn materials(
         "contact": {"name": merchant.contact_name, "phone": merchant.contact_phone,
                     "email": merchant.contact_email},
         "industry_code": merchant.industry_code,
+        "documents": documents::materials(documents),
     })
     .to_string())
 }
 
 /// `POST /v1/merchants/{id}/activations`: applies to `provider` (or resubmits after a
-/// rejection). One activation per merchant and provider; an application under review or
-/// active is answered as it is.
+/// rejection), with the images the provider's review needs (`documents`, never stored).
+/// One activation per merchant and provider; an application under review or active is
+/// answered as it is. One still `submitted` (its submission failed, or the provider has not
+/// reviewed it yet) is submitted again: the provider knows it by our activation id, so this
+/// reaches the same application, and a submission that never arrived arrives.
 pub async fn activate(
     onboarding: &Onboarding,
     actor: &Actor,
     merchant_id: &str,
     provider: &str,
+    documents: &[Document],
 ) -> Result<ActivationRecord, OnboardingError> {
     let merchant = stored_merchant(onboarding, merchant_id)?;
     let existing = onboarding
@@ -483,7 +505,15 @@ pub async fn activate(
         .into_iter()
         .find(|a| a.provider == provider);
     let mut activation = match existing {
-        Some(a) if a.status != ActivationStatus::Rejected => return Ok(a),
+        Some(a)
+            if matches!(
+                a.status,
+                ActivationStatus::UnderReview | ActivationStatus::Active
+            ) =>
+        {
+            return Ok(a);
+        }
+        Some(a) if a.status == ActivationStatus::Submitted => a,
         Some(mut a) => {
             a.submissions += 1;
             a.status = ActivationStatus::Submitted;
@@ -507,10 +537,17 @@ pub async fn activate(
         activation_id: activation.id.clone(),
         provider: provider.into(),
         merchant: record,
-        materials_json: materials(onboarding, &merchant)?,
+        materials_json: materials(onboarding, &merchant, documents)?,
     };
     // Recorded (durably) before the provider hears of it, so a crash leaves a trace to poll.
-    save_activation(onboarding, actor, &activation, "activation.submitted")?;
+    let images: Vec<_> = documents.iter().map(Document::summary).collect();
+    save_activation_with(
+        onboarding,
+        actor,
+        &activation,
+        "activation.submitted",
+        json!({"documents": images}),
+    )?;
     onboarding.store.durable().await?;
     let answer = onboarding.plugins.onboard(request).await;
     let outcome = match answer {
@@ -875,7 +912,7 @@ mod tests {
     async fn submitted(h: &Harness) -> ActivationRecord {
         let actor = Actor::system();
         create_merchant(&h.onboarding, &actor, "m_new", &input("Noodle Bar")).unwrap();
-        let activation = activate(&h.onboarding, &actor, "m_new", PROVIDER)
+        let activation = activate(&h.onboarding, &actor, "m_new", PROVIDER, &[])
             .await
             .unwrap();
         assert_eq!(activation.status, ActivationStatus::Submitted);
@@ -985,7 +1022,7 @@ mod tests {
             &outcome(wit::OnboardingStatus::Rejected, None),
         )
         .unwrap();
-        let again = activate(&h.onboarding, &Actor::system(), "m_new", PROVIDER)
+        let again = activate(&h.onboarding, &Actor::system(), "m_new", PROVIDER, &[])
             .await
             .unwrap();
         assert_eq!(again.id, activation.id);

@@ -18,6 +18,7 @@ use paygate_plugin_api::{
 
 use crate::auth::{self, SignatureError, SignedHeaders};
 use crate::env::Env;
+use crate::media;
 use crate::onboarding::{self, Applyment, ApplymentState, Submitted};
 use crate::settings::{Settings, key_names};
 use crate::transform::{
@@ -60,9 +61,9 @@ impl<'a, E: Env> Client<'a, E> {
         self.exchange(call, &request)
     }
 
-    /// Like `send`, for a request whose body has fields WeChat Pay wants encrypted under its
-    /// public key: it also carries `Wechatpay-Serial: {wechatpay_public_key_id}`, the key
-    /// they would be encrypted with. (They are not: see `onboarding`.)
+    /// Like `send`, for a request whose body has fields sealed under WeChat Pay's public
+    /// key: it also carries `Wechatpay-Serial: {wechatpay_public_key_id}`, the key they are
+    /// sealed with.
     pub fn send_sensitive(
         &self,
         call: Call,
@@ -70,6 +71,21 @@ impl<'a, E: Env> Client<'a, E> {
         body: &str,
     ) -> Result<http::Response, ProviderError> {
         let request = self.build_request("POST", path_and_query, Some(body), true)?;
+        self.exchange(call, &request)
+    }
+
+    /// Uploads an image (`POST`, a multipart form): the signature covers the form's `meta`
+    /// part, as WeChat Pay's media upload defines.
+    pub fn send_upload(
+        &self,
+        call: Call,
+        path: &str,
+        upload: media::Upload,
+    ) -> Result<http::Response, ProviderError> {
+        let request = self
+            .signed_over("POST", path, &upload.meta, false)?
+            .header("Content-Type", &upload.content_type)
+            .body(upload.body);
         self.exchange(call, &request)
     }
 
@@ -105,6 +121,23 @@ impl<'a, E: Env> Client<'a, E> {
         body: Option<&str>,
         sensitive: bool,
     ) -> Result<http::Request, ProviderError> {
+        let request = self.signed_over(method, path_and_query, body.unwrap_or(""), sensitive)?;
+        Ok(match body {
+            Some(body) => request
+                .header("Content-Type", "application/json")
+                .body(body.as_bytes().to_vec()),
+            None => request,
+        })
+    }
+
+    /// The request, without a body, with its `Authorization` over `signed` as the body.
+    fn signed_over(
+        &self,
+        method: &str,
+        path_and_query: &str,
+        signed: &str,
+        sensitive: bool,
+    ) -> Result<http::Request, ProviderError> {
         let now_millis = self.env.now_millis();
         let timestamp = now_millis / 1000;
         let number = self.sent.get();
@@ -115,7 +148,7 @@ impl<'a, E: Env> Client<'a, E> {
             &self.settings.signed_path(path_and_query),
             timestamp,
             &nonce,
-            body.unwrap_or(""),
+            signed,
         );
         let signature = self
             .env
@@ -139,11 +172,6 @@ impl<'a, E: Env> Client<'a, E> {
             .header("User-Agent", USER_AGENT);
         if sensitive {
             request = request.header(auth::HEADER_SERIAL, &self.settings.wechatpay_public_key_id);
-        }
-        if let Some(body) = body {
-            request = request
-                .header("Content-Type", "application/json")
-                .body(body.as_bytes().to_vec());
         }
         Ok(request)
     }
@@ -382,10 +410,6 @@ fn query_applyment(
     onboarding::interpret_applyment(answer(&response), business_code)
 }
 
-/// `onboard`: submits the applyment with `business_code` = our activation id. Submitting
-/// again under the same id is safe: WeChat Pay answers `PROCESSING` while the application
-/// is in progress (or done), and the plugin then queries it and reports its state; after a
-/// rejection, the same business code resubmits it.
 /// Seals a sensitive field under WeChat Pay's public key (the host encrypts; the plugin
 /// never holds the key), base64 as WeChat Pay takes it.
 fn seal(env: &impl Env, text: &str) -> Result<String, ProviderError> {
@@ -394,16 +418,38 @@ fn seal(env: &impl Env, text: &str) -> Result<String, ProviderError> {
     Ok(base64::engine::general_purpose::STANDARD.encode(sealed))
 }
 
+/// Uploads one image; its media id.
+fn upload(client: &Client<'_, impl Env>, image: &media::Image) -> Result<String, ProviderError> {
+    let response = client.send_upload(Call::MediaUpload, media::PATH, media::upload(image))?;
+    media::interpret_upload(answer(&response))
+}
+
+/// `onboard`: uploads the three images, then submits the applyment with `business_code` =
+/// our activation id, naming them. Submitting again under the same id is safe: WeChat Pay
+/// answers `PROCESSING` while the application is in progress (or done), and the plugin then
+/// queries it and reports its state; after a rejection, the same business code resubmits
+/// it. Everything is checked before the first request is sent.
 pub fn onboard(
     env: &impl Env,
     request: &OnboardingRequest,
 ) -> Result<OnboardingResult, ProviderError> {
     let settings = Settings::parse(&request.merchant.settings_json)?;
     let materials = onboarding::Materials::parse(&request.materials_json)?;
-    let body = onboarding::applyment(&settings, &request.activation_id, &materials, &|text| {
-        seal(env, text)
-    })?;
+    let documents = media::Documents::parse(&request.materials_json)?;
+    onboarding::check_business_code("activation id", &request.activation_id)?;
     let client = Client::new(env, &settings, &request.activation_id);
+    let media = media::MediaIds {
+        license_copy: upload(&client, &documents.business_license)?,
+        id_card_copy: upload(&client, &documents.id_card_front)?,
+        id_card_national: upload(&client, &documents.id_card_back)?,
+    };
+    let body = onboarding::applyment(
+        &settings,
+        &request.activation_id,
+        &materials,
+        &media,
+        &|text| seal(env, text),
+    )?;
     let response = client.send_sensitive(Call::Applyment, onboarding::paths::APPLYMENT, &body)?;
     match onboarding::interpret_submit(answer(&response))? {
         Submitted::Applied(result) => Ok(result),
@@ -1064,16 +1110,44 @@ mod onboarding_tests {
 
     #[test]
     fn onboarding_submits_the_applyment_with_the_activation_id_as_business_code() {
-        let env = FakeEnv::new(vec![reply(200, json!({"applyment_id": APPLYMENT_ID}))]);
+        let mut script = uploads();
+        script.push(reply(200, json!({"applyment_id": APPLYMENT_ID})));
+        let env = FakeEnv::new(script);
         let result = onboard(&env, &onboarding_request()).unwrap();
         assert_eq!(result.status, OnboardingStatus::Submitted);
         assert_eq!(result.provider_reference, Some(APPLYMENT_ID.to_string()));
+        let upload = format!("POST {BASE}/v3/merchant/media/upload");
         assert_eq!(
             env.sent_lines(),
-            [format!("POST {BASE}/v3/applyment4sub/applyment/")]
+            [
+                upload.clone(),
+                upload.clone(),
+                upload,
+                format!("POST {BASE}/v3/applyment4sub/applyment/")
+            ]
         );
-        let body = env.sent_json(0);
+        // Each upload: a multipart form of the signed meta and the image; no serial (it
+        // carries nothing sealed).
+        for n in 0..3 {
+            let content_type = header(&env, n, "Content-Type").unwrap();
+            assert!(content_type.starts_with("multipart/form-data; boundary=paygate-"));
+            let sent = &env.sent.borrow()[n].body;
+            assert!(sent.windows(JPEG.len()).any(|w| w == JPEG));
+            assert!(String::from_utf8_lossy(sent).contains(r#""sha256":""#));
+            assert_eq!(header(&env, n, "Wechatpay-Serial"), None);
+        }
+        let body = env.sent_json(3);
         assert_eq!(body["business_code"], ACTIVATION_ID);
+        // The images by the media ids the uploads answered.
+        assert_eq!(
+            body["subject_info"]["business_license_info"]["license_copy"],
+            MEDIA_IDS[0]
+        );
+        let card = &body["subject_info"]["identity_info"]["id_card_info"];
+        assert_eq!(
+            (&card["id_card_copy"], &card["id_card_national"]),
+            (&json!(MEDIA_IDS[1]), &json!(MEDIA_IDS[2]))
+        );
         // Sealed under the platform public key, named by its serial: only its private key
         // opens it, and the clear number is nowhere in the request.
         let sealed = body["subject_info"]["identity_info"]["id_card_info"]["id_card_number"]
@@ -1085,38 +1159,42 @@ mod onboarding_tests {
             "13800138000"
         );
         assert!(
-            !String::from_utf8_lossy(&env.sent.borrow()[0].body).contains("110101199003071234")
+            !String::from_utf8_lossy(&env.sent.borrow()[3].body).contains("110101199003071234")
         );
         assert_eq!(
-            header(&env, 0, "Wechatpay-Serial").as_deref(),
+            header(&env, 3, "Wechatpay-Serial").as_deref(),
             Some(PUBLIC_KEY_ID)
         );
     }
 
     #[test]
     fn a_submission_already_in_progress_reports_the_applications_state() {
-        let env = FakeEnv::new(vec![
+        let mut script = uploads();
+        script.extend([
             reply(
                 400,
                 error_body("PROCESSING", "存在流程进行中的申请单,请检查是否重入"),
             ),
             reply(200, applyment_state("APPLYMENT_STATE_FINISHED")),
         ]);
+        let env = FakeEnv::new(script);
         let result = onboard(&env, &onboarding_request()).unwrap();
         assert_eq!(result.status, OnboardingStatus::Active);
         assert_eq!(result.provider_reference.as_deref(), Some(SUB_MCHID));
         assert_eq!(
-            env.sent_lines()[1],
+            env.sent_lines()[4],
             format!("GET {BASE}/v3/applyment4sub/applyment/business_code/{ACTIVATION_ID}")
         );
         // The query carries no sensitive fields, so no serial.
-        assert_eq!(header(&env, 1, "Wechatpay-Serial"), None);
+        assert_eq!(header(&env, 4, "Wechatpay-Serial"), None);
     }
 
     #[test]
     fn onboarding_errors_and_bad_materials() {
         let run = |scripted: Scripted| {
-            let env = FakeEnv::new(vec![scripted]);
+            let mut script = uploads();
+            script.push(scripted);
+            let env = FakeEnv::new(script);
             onboard(&env, &onboarding_request())
         };
         assert!(matches!(
@@ -1145,7 +1223,35 @@ mod onboarding_tests {
             )),
             Err(ProviderError::UnknownOutcome(_))
         ));
+        // An image refused by WeChat Pay, or an upload that fails: nothing is submitted,
+        // and nothing happened that a retry could double.
+        let env = FakeEnv::new(vec![
+            uploads().remove(0),
+            reply(400, error_body("PARAM_ERROR", "文件大小不能超过2M")),
+        ]);
+        let refused = onboard(&env, &onboarding_request());
+        assert!(matches!(refused, Err(ProviderError::InvalidRequest(m)) if m.contains("2M")));
+        assert_eq!(env.sent.borrow().len(), 2);
+        for failed in [
+            reply(500, error_body("SYSTEM_ERROR", "系统繁忙")),
+            Scripted::Fail(http::Error::Timeout),
+            reply(200, json!({"no_media_id": 1})),
+        ] {
+            let env = FakeEnv::new(vec![failed]);
+            assert!(matches!(
+                onboard(&env, &onboarding_request()),
+                Err(ProviderError::Unavailable(_))
+            ));
+            assert_eq!(env.sent.borrow().len(), 1);
+        }
+        // Materials without the images: refused before anything is sent.
         let env = FakeEnv::new(vec![]);
+        let mut request = onboarding_request();
+        request.materials_json = materials().to_string();
+        assert!(matches!(
+            onboard(&env, &request),
+            Err(ProviderError::InvalidRequest(m)) if m.contains("documents.business_license")
+        ));
         let mut request = onboarding_request();
         request.materials_json = json!({"name": "x"}).to_string();
         assert!(matches!(

@@ -23,6 +23,7 @@ mod env;
 mod flow;
 #[cfg(any(test, feature = "fuzzing"))]
 pub mod fuzzing;
+mod media;
 mod notify;
 mod onboarding;
 mod settings;

@@ -20,6 +20,7 @@ use paygate_plugin_api::{
 };
 use serde::{Deserialize, Serialize};
 
+use crate::media::MediaIds;
 use crate::settings::Settings;
 use crate::transform::{
     Answer, Call, Class, Failure, body_error, bounded, classify, clip, cut, generic_error,
@@ -223,29 +224,32 @@ struct ContactInfo {
 
 #[derive(Serialize)]
 struct BusinessLicenseInfo<'a> {
+    license_copy: &'a str,
     license_number: &'a str,
     merchant_name: &'a str,
     legal_person: &'a str,
 }
 
 #[derive(Serialize)]
-struct IdCardInfo {
+struct IdCardInfo<'a> {
+    id_card_copy: &'a str,
+    id_card_national: &'a str,
     id_card_name: String,
     id_card_number: String,
 }
 
 #[derive(Serialize)]
-struct IdentityInfo {
+struct IdentityInfo<'a> {
     id_holder_type: &'static str,
     id_doc_type: &'static str,
-    id_card_info: IdCardInfo,
+    id_card_info: IdCardInfo<'a>,
 }
 
 #[derive(Serialize)]
 struct SubjectInfo<'a> {
     subject_type: &'static str,
     business_license_info: BusinessLicenseInfo<'a>,
-    identity_info: IdentityInfo,
+    identity_info: IdentityInfo<'a>,
 }
 
 #[derive(Serialize)]
@@ -288,10 +292,13 @@ struct ApplymentBody<'a> {
 /// - `tax_registration_no`, when given and not the licence number itself (三证合一), goes
 ///   into `addition_info.business_addition_msg`.
 /// - the contact's name, phone and e-mail and the identity card's name and number are sealed.
+/// - the licence (`license_copy`) and the identity card's sides (`id_card_copy`,
+///   `id_card_national`) are the media ids of their uploaded images.
 pub fn applyment(
     settings: &Settings,
     activation_id: &str,
     materials: &Materials,
+    media: &MediaIds,
     seal: Seal<'_>,
 ) -> Result<String, ProviderError> {
     check_business_code("activation id", activation_id)?;
@@ -318,6 +325,7 @@ pub fn applyment(
         subject_info: SubjectInfo {
             subject_type: SUBJECT_TYPE,
             business_license_info: BusinessLicenseInfo {
+                license_copy: &media.license_copy,
                 license_number: &materials.business_license_no,
                 merchant_name: &materials.name,
                 legal_person: &materials.legal_person_name,
@@ -326,6 +334,8 @@ pub fn applyment(
                 id_holder_type: ID_HOLDER_TYPE,
                 id_doc_type: ID_DOC_TYPE,
                 id_card_info: IdCardInfo {
+                    id_card_copy: &media.id_card_copy,
+                    id_card_national: &media.id_card_national,
                     id_card_name: seal(&materials.legal_person_name)?,
                     id_card_number: seal(&materials.legal_person_id_number)?,
                 },
@@ -1005,12 +1015,21 @@ mod tests {
         }
     }
 
+    fn media_ids() -> MediaIds {
+        MediaIds {
+            license_copy: "V1_LICENCE".into(),
+            id_card_copy: "V1_FRONT".into(),
+            id_card_national: "V1_BACK".into(),
+        }
+    }
+
     #[test]
     fn the_applyment_body_carries_the_materials_under_wechat_pays_names() {
         let m = Materials::parse(&materials().to_string()).unwrap();
-        let body: Value =
-            serde_json::from_str(&applyment(&settings(), ACTIVATION_ID, &m, TEST_SEAL).unwrap())
-                .unwrap();
+        let body: Value = serde_json::from_str(
+            &applyment(&settings(), ACTIVATION_ID, &m, &media_ids(), TEST_SEAL).unwrap(),
+        )
+        .unwrap();
         assert_eq!(
             body,
             json!({
@@ -1024,6 +1043,7 @@ mod tests {
                 "subject_info": {
                     "subject_type": "SUBJECT_TYPE_ENTERPRISE",
                     "business_license_info": {
+                        "license_copy": "V1_LICENCE",
                         "license_number": "91440300MA5FXXXX0X",
                         "merchant_name": "深圳市示例科技有限公司",
                         "legal_person": "张三",
@@ -1031,7 +1051,8 @@ mod tests {
                     "identity_info": {
                         "id_holder_type": "LEGAL",
                         "id_doc_type": "IDENTIFICATION_TYPE_MAINLAND_IDCARD",
-                        "id_card_info": {"id_card_name": "sealed(张三)", "id_card_number": "sealed(110101199003071234)"},
+                        "id_card_info": {"id_card_copy": "V1_FRONT", "id_card_national": "V1_BACK",
+                                         "id_card_name": "sealed(张三)", "id_card_number": "sealed(110101199003071234)"},
                     },
                 },
                 "business_info": {
@@ -1050,9 +1071,10 @@ mod tests {
         value["tax_registration_no"] = "440300123456789".into();
         value["name"] = "很".repeat(40).into();
         let m = Materials::parse(&value.to_string()).unwrap();
-        let body: Value =
-            serde_json::from_str(&applyment(&settings(), ACTIVATION_ID, &m, TEST_SEAL).unwrap())
-                .unwrap();
+        let body: Value = serde_json::from_str(
+            &applyment(&settings(), ACTIVATION_ID, &m, &media_ids(), TEST_SEAL).unwrap(),
+        )
+        .unwrap();
         assert_eq!(body["contact_info"]["contact_type"], "SUPER");
         assert_eq!(
             body["addition_info"]["business_addition_msg"],
@@ -1064,7 +1086,7 @@ mod tests {
             body["subject_info"]["business_license_info"]["merchant_name"],
             "很".repeat(40)
         );
-        assert!(applyment(&settings(), "act-1", &m, TEST_SEAL).is_err());
+        assert!(applyment(&settings(), "act-1", &m, &media_ids(), TEST_SEAL).is_err());
     }
 
     #[test]

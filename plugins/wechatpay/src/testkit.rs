@@ -118,12 +118,34 @@ pub fn materials() -> Value {
 }
 
 pub fn onboarding_request() -> OnboardingRequest {
+    let mut materials = materials();
+    materials["documents"] = documents();
     OnboardingRequest {
         activation_id: ACTIVATION_ID.into(),
         provider: "wechatpay".into(),
         merchant: merchant(),
-        materials_json: materials().to_string(),
+        materials_json: materials.to_string(),
     }
+}
+
+/// The smallest JPEG header the plugin's check accepts: what the tests upload.
+pub const JPEG: &[u8] = &[0xFF, 0xD8, 0xFF, 0xE0, 0, 0x10, b'J', b'F', b'I', b'F', 0];
+
+/// The images the gateway passes under the materials' `documents`.
+pub fn documents() -> Value {
+    let jpeg = json!({"content_type": "image/jpeg", "data": BASE64.encode(JPEG)});
+    json!({"business_license": jpeg, "id_card_front": jpeg, "id_card_back": jpeg})
+}
+
+/// The media ids WeChat Pay answers the three uploads with, in order.
+pub const MEDIA_IDS: [&str; 3] = ["V1_LICENCE", "V1_FRONT", "V1_BACK"];
+
+/// The three uploads' answers.
+pub fn uploads() -> Vec<Scripted> {
+    MEDIA_IDS
+        .iter()
+        .map(|id| reply(200, json!({"media_id": id})))
+        .collect()
 }
 
 pub fn onboarding_ref() -> OnboardingRef {
@@ -401,10 +423,24 @@ impl FakeEnv {
             .strip_prefix("http://127.0.0.1:8430")
             .expect("the configured origin");
         assert!(path.starts_with("/wechatpay/v3/"), "{path}");
-        let message = format!(
-            "{}\n{path}\n{timestamp}\n{nonce}\n{}\n",
-            request.method,
+        // A media upload signs its form's `meta` part (the first part), anything else its
+        // body.
+        let multipart = request
+            .headers
+            .iter()
+            .any(|(k, v)| k.eq_ignore_ascii_case("content-type") && v.starts_with("multipart/"));
+        let signed = if multipart {
+            let form = String::from_utf8_lossy(&request.body);
+            let (_, rest) = form.split_once("\r\n\r\n").expect("a part");
+            let (meta, _) = rest.split_once("\r\n--").expect("the part's end");
+            assert!(form.contains("name=\"meta\""), "{form}");
+            meta.to_owned()
+        } else {
             String::from_utf8(request.body.clone()).unwrap()
+        };
+        let message = format!(
+            "{}\n{path}\n{timestamp}\n{nonce}\n{signed}\n",
+            request.method,
         );
         let signature = BASE64.decode(field("signature")).unwrap();
         assert!(
@@ -417,7 +453,9 @@ impl FakeEnv {
         );
         assert_eq!(header("Accept"), "application/json");
         assert!(header("User-Agent").starts_with("paygate-plugin-wechatpay/"));
-        if request.method == "POST" {
+        if multipart {
+            assert_eq!(request.method, "POST");
+        } else if request.method == "POST" {
             assert_eq!(header("Content-Type"), "application/json");
         } else {
             assert!(request.body.is_empty());

@@ -394,17 +394,20 @@ pub enum Call {
     QuerySettlementApplication,
     /// Query a sub-merchant's current settlement account.
     QuerySettlement,
+    /// Onboarding: upload an image an applyment names by media id.
+    MediaUpload,
 }
 
 impl Call {
     /// Whether the request may have changed something at WeChat Pay (created, charged,
     /// closed, reversed, refunded, applied or changed a settlement account). Queries have
-    /// no effect.
+    /// no effect, nor has an image upload (an image no applyment names is unused).
     pub fn has_effect(self) -> bool {
         !matches!(
             self,
             Call::QueryPayment
                 | Call::QueryRefund
+                | Call::MediaUpload
                 | Call::QueryApplyment
                 | Call::QuerySettlementApplication
                 | Call::QuerySettlement
@@ -425,6 +428,7 @@ impl Call {
             Call::ModifySettlement => "modify settlement",
             Call::QuerySettlementApplication => "settlement application query",
             Call::QuerySettlement => "settlement query",
+            Call::MediaUpload => "media upload",
         }
     }
 }

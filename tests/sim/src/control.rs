@@ -211,7 +211,8 @@ pub async fn verify_account(
     Json(json!(account)).into_response()
 }
 
-/// `GET /_sim/{provider}/onboarding`: every application and account.
+/// `GET /_sim/{provider}/onboarding`: every application and account, and every uploaded
+/// image (`media`, by media id: who uploaded it, its name, digest and size).
 pub async fn onboarding(State(sim): State<SharedSim>, Path(provider): Path<String>) -> Response {
     let Some(state) = sim.provider(&provider) else {
         return unknown(&provider);
@@ -220,6 +221,7 @@ pub async fn onboarding(State(sim): State<SharedSim>, Path(provider): Path<Strin
     Json(json!({
         "applications": onboarding.applications.values().collect::<Vec<_>>(),
         "accounts": onboarding.accounts.values().collect::<Vec<_>>(),
+        "media": onboarding.media,
     }))
     .into_response()
 }

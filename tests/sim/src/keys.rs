@@ -25,6 +25,8 @@ pub struct Keys {
     pub wechatpay_apiv3: Vec<u8>,
     /// The secret the card acquirer shares with merchants (HMAC-SHA256).
     pub acquirer_secret: Vec<u8>,
+    /// Toy Pay's shared secret (HMAC-SHA256 of its requests and answers).
+    pub toypay_secret: Vec<u8>,
     /// The WeChat Pay platform certificate (of `wechatpay_platform`'s key), for clients
     /// that verify answers by certificate serial rather than by public key id.
     pub wechatpay_certificate: PlatformCertificate,
@@ -102,8 +104,15 @@ impl Keys {
             .trim()
             .as_bytes()
             .to_vec();
+        let toypay_path = dir.join("toypay_secret.txt");
+        let toypay_secret = std::fs::read_to_string(&toypay_path)
+            .map_err(|e| format!("{}: {e}", toypay_path.display()))?
+            .trim()
+            .as_bytes()
+            .to_vec();
         Ok(Keys {
             acquirer_secret,
+            toypay_secret,
             alipay_platform: private(dir, "alipay_platform_private_key.pem")?,
             alipay_app: public(dir, "alipay_app_public_key.pem")?,
             wechatpay_platform,

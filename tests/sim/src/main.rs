@@ -16,6 +16,7 @@ mod ledger;
 mod notifier;
 mod onboarding;
 mod state;
+mod toypay;
 mod wechatpay;
 mod wechatpay_onboarding;
 
@@ -124,6 +125,7 @@ fn router(sim: Arc<Sim>) -> Router {
         .merge(wechatpay::router())
         .nest(wechatpay::PREFIX, wechatpay::router())
         .nest("/acquirer", acquirer::router())
+        .nest("/toypay", toypay::router())
         .route("/_sim/{provider}/scan", post(control::scan))
         .route(
             "/_sim/{provider}/faults",
@@ -149,7 +151,7 @@ fn spawn_clock(sim: Arc<Sim>) {
         let mut tick = tokio::time::interval(Duration::from_millis(100));
         loop {
             tick.tick().await;
-            for provider in ["alipay", "wechatpay"] {
+            for provider in ["alipay", "wechatpay", "toypay"] {
                 let state = sim.provider(provider).expect("a played provider");
                 let mut due = Vec::new();
                 {

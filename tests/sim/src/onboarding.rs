@@ -75,11 +75,22 @@ pub struct Account {
     pub updated_ms: i64,
 }
 
-/// Every application and account, by (provider, business code).
+/// An uploaded image (WeChat Pay's media upload): what the simulator keeps of it, by its
+/// media id. The image itself is not kept.
+#[derive(Debug, Clone, Serialize)]
+pub struct Media {
+    pub uploaded_by: String,
+    pub filename: String,
+    pub sha256: String,
+    pub bytes: usize,
+}
+
+/// Every application and account, by (provider, business code), and every uploaded image.
 #[derive(Debug, Default, Serialize)]
 pub struct Onboarding {
     pub applications: BTreeMap<(String, String), Application>,
     pub accounts: BTreeMap<(String, String), Account>,
+    pub media: BTreeMap<String, Media>,
 }
 
 impl Onboarding {

@@ -51,6 +51,8 @@ pub struct Sim {
     pub wechatpay: ProviderState,
     /// The card acquirer Apple Pay payments are authorized at.
     pub acquirer: ProviderState,
+    /// Toy Pay, the plugin kit's walkthrough wallet.
+    pub toypay: ProviderState,
     /// Its payments' cards, by reference.
     pub acquirer_cards: Mutex<std::collections::BTreeMap<String, CardSummary>>,
     /// Where the acquirer's clock started (unix ms) and when, if set apart from the
@@ -78,6 +80,7 @@ impl Sim {
             alipay: Default::default(),
             wechatpay: Default::default(),
             acquirer: Default::default(),
+            toypay: Default::default(),
             acquirer_cards: Default::default(),
             acquirer_clock: acquirer_clock_ms.map(|at| (at, std::time::Instant::now())),
             notifier,
@@ -100,6 +103,7 @@ impl Sim {
             "alipay" => Some(&self.alipay),
             "wechatpay" => Some(&self.wechatpay),
             "acquirer" => Some(&self.acquirer),
+            "toypay" => Some(&self.toypay),
             _ => None,
         }
     }

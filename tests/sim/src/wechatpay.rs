@@ -13,7 +13,8 @@ use std::collections::BTreeMap;
 
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::{OriginalUri, Path, State};
+use axum::extract::multipart::MultipartRejection;
+use axum::extract::{DefaultBodyLimit, Multipart, OriginalUri, Path, State};
 use axum::http::{HeaderMap, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -25,6 +26,9 @@ use crate::ledger::{Order, OrderStatus, Payer, Refund, RefundStatus, now_ms};
 use crate::notifier::{Notice, WECHATPAY_SCHEDULE_S};
 use crate::state::{SharedSim, Sim};
 use crate::wechatpay_onboarding;
+
+/// The largest media-upload form read: an image of up to 2 MiB (checked after) and its form.
+const MEDIA_FORM_BYTES_MAX: usize = 3 << 20;
 
 /// The prefix the simulator also serves WeChat Pay under, for configs written before it
 /// served the real paths.
@@ -56,6 +60,11 @@ pub fn router() -> Router<SharedSim> {
         .route(
             "/v3/refund/domestic/refunds/{out_refund_no}",
             get(query_refund),
+        )
+        .route(
+            "/v3/merchant/media/upload",
+            // An image of up to 2 MiB and its form around it.
+            post(media_upload).layer(DefaultBodyLimit::max(MEDIA_FORM_BYTES_MAX)),
         )
         .route("/v3/applyment4sub/applyment/", post(applyment))
         .route(
@@ -941,6 +950,66 @@ fn open_sensitive(
         *field = Value::String(clear);
     }
     Ok(opened)
+}
+
+/// The two parts of a media upload: `meta` as sent (the signed text) and `file`.
+async fn read_upload(
+    form: Result<Multipart, MultipartRejection>,
+) -> Result<wechatpay_onboarding::Upload, String> {
+    let mut form = form.map_err(|e| format!("请求不是 multipart/form-data: {e}"))?;
+    let mut upload = wechatpay_onboarding::Upload::default();
+    while let Some(field) = form
+        .next_field()
+        .await
+        .map_err(|e| format!("multipart 数据无法解析: {e}"))?
+    {
+        let name = field.name().unwrap_or_default().to_owned();
+        match name.as_str() {
+            "meta" => {
+                let bytes = field
+                    .bytes()
+                    .await
+                    .map_err(|e| format!("meta 无法读取: {e}"))?;
+                upload.meta = Some(bytes.to_vec());
+            }
+            "file" => {
+                upload.file_name = field.file_name().map(str::to_owned);
+                let bytes = field
+                    .bytes()
+                    .await
+                    .map_err(|e| format!("file 无法读取: {e}"))?;
+                upload.file = Some(bytes.to_vec());
+            }
+            _ => {}
+        }
+    }
+    Ok(upload)
+}
+
+/// `POST /v3/merchant/media/upload`: `multipart/form-data` with `meta` (`{"filename",
+/// "sha256"}`, the text the request's signature covers) and `file`, a JPG, BMP or PNG of at
+/// most 2 MiB whose SHA-256 is `meta.sha256`; answers its `media_id`.
+async fn media_upload(
+    State(sim): State<SharedSim>,
+    method: Method,
+    OriginalUri(uri): OriginalUri,
+    headers: HeaderMap,
+    form: Result<Multipart, MultipartRejection>,
+) -> Response {
+    let upload = match read_upload(form).await {
+        Ok(upload) => upload,
+        Err(message) => {
+            let (status, body) = error(StatusCode::BAD_REQUEST, "PARAM_ERROR", &message);
+            let serial = answer_serial(&sim, &headers).to_owned();
+            return answer(&sim, None, &serial, status, Some(body)).await;
+        }
+    };
+    let meta = Bytes::from(upload.meta.clone().unwrap_or_default());
+    serve(sim, method, uri, headers, meta, move |sim, call| {
+        let mut onboarding = sim.wechatpay.onboarding.lock().expect("onboarding lock");
+        wechatpay_onboarding::upload_media(&mut onboarding, &call.mchid, &call.body, &upload)
+    })
+    .await
 }
 
 async fn applyment(

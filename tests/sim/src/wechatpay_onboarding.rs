@@ -35,7 +35,9 @@ use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
 use crate::keys;
-use crate::onboarding::{Account, AccountStatus, Application, ApplicationStatus, Onboarding};
+use crate::onboarding::{
+    Account, AccountStatus, Application, ApplicationStatus, Media, Onboarding,
+};
 use crate::wechatpay::rfc3339_beijing;
 
 pub const PROVIDER: &str = "wechatpay";
@@ -118,6 +120,87 @@ const REQUIRED: &[&str] = &[
     "/settlement_info/settlement_id",
 ];
 
+/// The images an enterprise applyment names by media id: the licence and both sides of the
+/// legal person's identity card.
+const MEDIA_FIELDS: &[&str] = &[
+    "/subject_info/business_license_info/license_copy",
+    "/subject_info/identity_info/id_card_info/id_card_copy",
+    "/subject_info/identity_info/id_card_info/id_card_national",
+];
+
+/// The largest image WeChat Pay's media upload takes: 2M.
+pub const MEDIA_BYTES_MAX: usize = 2 << 20;
+
+/// A media upload's parts, as read from the form.
+#[derive(Debug, Default)]
+pub struct Upload {
+    pub meta: Option<Vec<u8>>,
+    pub file_name: Option<String>,
+    pub file: Option<Vec<u8>>,
+}
+
+/// What an image's first bytes say it is, when it is one WeChat Pay takes.
+fn image_kind(bytes: &[u8]) -> Option<&'static str> {
+    if bytes.starts_with(&[0xFF, 0xD8, 0xFF]) {
+        Some("jpg")
+    } else if bytes.starts_with(b"\x89PNG\r\n\x1a\n") {
+        Some("png")
+    } else if bytes.starts_with(b"BM") {
+        Some("bmp")
+    } else {
+        None
+    }
+}
+
+/// `POST /v3/merchant/media/upload`, its parts read and its signature (over `meta`) checked:
+/// `meta` = `{"filename","sha256"}`, the filename ending `.jpg`, `.bmp` or `.png` as the
+/// image is, the image at most 2M, its SHA-256 (hex) `meta.sha256`. Answers a new
+/// `media_id`; the simulator keeps its digest and size, not the image.
+pub fn upload_media(
+    onboarding: &mut Onboarding,
+    mchid: &str,
+    meta: &Value,
+    upload: &Upload,
+) -> Answer {
+    let refuse = |message: &str| fail(StatusCode::BAD_REQUEST, "PARAM_ERROR", message);
+    let filename = text(meta, "/filename");
+    let sha256 = text(meta, "/sha256");
+    if upload.meta.is_none() || filename.is_empty() || sha256.is_empty() {
+        return refuse("meta 缺失或缺少 filename、sha256");
+    }
+    let Some(file) = upload.file.as_deref().filter(|f| !f.is_empty()) else {
+        return refuse("file 缺失");
+    };
+    if file.len() > MEDIA_BYTES_MAX {
+        return refuse("文件大小不能超过2M");
+    }
+    let extension = filename
+        .rsplit_once('.')
+        .map(|(_, ext)| ext.to_ascii_lowercase())
+        .unwrap_or_default();
+    let Some(kind) = image_kind(file) else {
+        return refuse("媒体图片只支持JPG、BMP、PNG格式");
+    };
+    if extension != kind {
+        return refuse("filename 须以JPG、BMP、PNG为后缀,且与文件格式一致");
+    }
+    let digest = hex::encode(Sha256::digest(file));
+    if !digest.eq_ignore_ascii_case(sha256) {
+        return refuse("sha256 与文件内容不一致");
+    }
+    let media_id = format!("V1_{}", keys::random_token(60));
+    onboarding.media.insert(
+        media_id.clone(),
+        Media {
+            uploaded_by: mchid.into(),
+            filename: filename.into(),
+            sha256: digest,
+            bytes: file.len(),
+        },
+    );
+    (StatusCode::OK, Some(json!({"media_id": media_id})))
+}
+
 /// `POST /v3/applyment4sub/applyment/`.
 pub fn submit(onboarding: &mut Onboarding, mchid: &str, body: &Value, now: i64) -> Answer {
     let business_code = text(body, "/business_code");
@@ -134,6 +217,27 @@ pub fn submit(onboarding: &mut Onboarding, mchid: &str, body: &Value, now: i64) 
             "PARAM_ERROR",
             &format!("输入源“{missing}”映射到字段必填性规则校验失败,此字段为必填项"),
         );
+    }
+    for field in MEDIA_FIELDS {
+        let media_id = text(body, field);
+        if media_id.trim().is_empty() {
+            return fail(
+                StatusCode::BAD_REQUEST,
+                "PARAM_ERROR",
+                &format!("输入源“{field}”映射到字段必填性规则校验失败,此字段为必填项"),
+            );
+        }
+        if onboarding
+            .media
+            .get(media_id)
+            .is_none_or(|m| m.uploaded_by != mchid)
+        {
+            return fail(
+                StatusCode::BAD_REQUEST,
+                "PARAM_ERROR",
+                &format!("输入源“{field}”的 MediaID 无效或不属于本商户"),
+            );
+        }
     }
     if let Some(existing) = onboarding.application(PROVIDER, business_code) {
         if existing.submitted_by != mchid {
@@ -487,15 +591,41 @@ mod tests {
     const SP: &str = "1900000109";
     const NOW: i64 = 1_710_431_400_000;
 
+    const OTHER_SP: &str = "1900000999";
+
+    /// A model where both service providers have uploaded the three images.
+    fn onboarding() -> Onboarding {
+        let mut ob = Onboarding::default();
+        for owner in [SP, OTHER_SP] {
+            for image in ["LICENCE", "FRONT", "BACK"] {
+                ob.media.insert(
+                    format!("{owner}_{image}"),
+                    Media {
+                        uploaded_by: owner.into(),
+                        filename: "a.jpg".into(),
+                        sha256: "00".into(),
+                        bytes: 1,
+                    },
+                );
+            }
+        }
+        ob
+    }
+
     fn materials(business_code: &str) -> Value {
+        materials_of(SP, business_code)
+    }
+
+    fn materials_of(owner: &str, business_code: &str) -> Value {
         json!({
             "business_code": business_code,
             "contact_info": {"contact_type": "LEGAL", "contact_name": "张三", "mobile_phone": "13800138000"},
             "subject_info": {
                 "subject_type": "SUBJECT_TYPE_ENTERPRISE",
-                "business_license_info": {"license_number": "91440300MA5FXXXX0X", "merchant_name": "示例科技有限公司", "legal_person": "张三"},
+                "business_license_info": {"license_copy": format!("{owner}_LICENCE"), "license_number": "91440300MA5FXXXX0X", "merchant_name": "示例科技有限公司", "legal_person": "张三"},
                 "identity_info": {"id_holder_type": "LEGAL", "id_doc_type": "IDENTIFICATION_TYPE_MAINLAND_IDCARD",
-                                  "id_card_info": {"id_card_name": "张三", "id_card_number": "110101199003071234"}},
+                                  "id_card_info": {"id_card_copy": format!("{owner}_FRONT"), "id_card_national": format!("{owner}_BACK"),
+                                                   "id_card_name": "张三", "id_card_number": "110101199003071234"}},
             },
             "business_info": {"merchant_shortname": "示例科技", "service_phone": "13800138000"},
             "settlement_info": {"settlement_id": "716", "qualification_type": "餐饮"},
@@ -525,9 +655,131 @@ mod tests {
         "1612345678".into()
     }
 
+    fn upload(file: &[u8], filename: &str, sha256: &str) -> Upload {
+        Upload {
+            meta: Some(b"{}".to_vec()),
+            file_name: Some(filename.into()),
+            file: Some(file.to_vec()),
+        }
+        .with_meta(filename, sha256)
+    }
+
+    impl Upload {
+        fn with_meta(mut self, filename: &str, sha256: &str) -> Upload {
+            self.meta = Some(
+                json!({"filename": filename, "sha256": sha256})
+                    .to_string()
+                    .into_bytes(),
+            );
+            self
+        }
+    }
+
+    fn meta(upload: &Upload) -> Value {
+        serde_json::from_slice(upload.meta.as_deref().unwrap()).unwrap()
+    }
+
+    const JPEG: &[u8] = &[0xFF, 0xD8, 0xFF, 0xE0, 0, 0x10, b'J', b'F', b'I', b'F', 0];
+
+    #[test]
+    fn an_image_is_uploaded_and_named_by_its_media_id_in_an_applyment() {
+        let mut ob = Onboarding::default();
+        let digest = hex::encode(Sha256::digest(JPEG));
+        let good = upload(JPEG, "licence.jpg", &digest);
+        let answer = upload_media(&mut ob, SP, &meta(&good), &good);
+        assert_eq!(answer.0, StatusCode::OK, "{:?}", answer.1);
+        let media_id = body(&answer)["media_id"].as_str().unwrap().to_owned();
+        let kept = &ob.media[&media_id];
+        assert_eq!((kept.uploaded_by.as_str(), kept.bytes), (SP, JPEG.len()));
+        assert_eq!(kept.sha256, digest);
+
+        // An applyment must name uploaded images of its own service provider.
+        let mut application = materials("act_9");
+        let answer = submit(&mut ob, SP, &application, NOW);
+        assert_eq!(body(&answer)["code"], "PARAM_ERROR", "unknown media ids");
+        for field in MEDIA_FIELDS {
+            *application.pointer_mut(field).unwrap() = json!(media_id);
+        }
+        let answer = submit(&mut ob, OTHER_SP, &application, NOW);
+        assert!(
+            body(&answer)["message"]
+                .as_str()
+                .unwrap()
+                .contains("MediaID")
+        );
+        let answer = submit(&mut ob, SP, &application, NOW);
+        assert_eq!(answer.0, StatusCode::OK, "{:?}", answer.1);
+        *application.pointer_mut(MEDIA_FIELDS[1]).unwrap() = json!("");
+        let answer = submit(&mut ob, SP, &application, NOW);
+        assert!(
+            body(&answer)["message"]
+                .as_str()
+                .unwrap()
+                .contains("id_card_copy")
+        );
+    }
+
+    #[test]
+    fn a_bad_upload_is_refused_and_nothing_is_kept() {
+        let mut ob = Onboarding::default();
+        let digest = hex::encode(Sha256::digest(JPEG));
+        let too_big = [JPEG, &vec![0u8; MEDIA_BYTES_MAX]].concat();
+        let png = b"\x89PNG\r\n\x1a\n0000".to_vec();
+        let cases: Vec<(Upload, &str)> = vec![
+            (upload(JPEG, "licence.jpg", &"0".repeat(64)), "sha256"),
+            (upload(JPEG, "licence.png", &digest), "后缀"),
+            (upload(JPEG, "licence.gif", &digest), "后缀"),
+            (upload(b"GIF89a", "licence.jpg", &digest), "格式"),
+            (
+                upload(&png, "licence.jpg", &hex::encode(Sha256::digest(&png))),
+                "后缀",
+            ),
+            (
+                upload(
+                    &too_big,
+                    "licence.jpg",
+                    &hex::encode(Sha256::digest(&too_big)),
+                ),
+                "2M",
+            ),
+            (upload(b"", "licence.jpg", &digest), "file"),
+            (upload(JPEG, "", &digest), "meta"),
+            (upload(JPEG, "licence.jpg", ""), "meta"),
+            (
+                Upload {
+                    meta: None,
+                    ..upload(JPEG, "licence.jpg", &digest)
+                },
+                "meta",
+            ),
+            (
+                Upload {
+                    file: None,
+                    ..upload(JPEG, "licence.jpg", &digest)
+                },
+                "file",
+            ),
+        ];
+        for (bad, expected) in cases {
+            let meta = bad
+                .meta
+                .as_deref()
+                .and_then(|m| serde_json::from_slice(m).ok())
+                .unwrap_or(json!({}));
+            let answer = upload_media(&mut ob, SP, &meta, &bad);
+            assert_eq!(answer.0, StatusCode::BAD_REQUEST);
+            let message = body(&answer)["message"].as_str().unwrap();
+            assert!(
+                message.contains(expected),
+                "{message} should say {expected}"
+            );
+        }
+        assert!(ob.media.is_empty());
+    }
+
     #[test]
     fn an_application_is_submitted_then_under_review_at_its_first_query() {
-        let mut ob = Onboarding::default();
+        let mut ob = onboarding();
         let answer = submit(&mut ob, SP, &materials("act_1"), NOW);
         assert_eq!(answer.0, StatusCode::OK);
         let id = body(&answer)["applyment_id"].as_u64().unwrap();
@@ -549,7 +801,7 @@ mod tests {
 
     #[test]
     fn a_submission_is_checked() {
-        let mut ob = Onboarding::default();
+        let mut ob = onboarding();
         let mut bad = materials("act-1");
         assert_eq!(submit(&mut ob, SP, &bad, NOW).0, StatusCode::BAD_REQUEST);
         bad = materials("act_1");
@@ -567,14 +819,15 @@ mod tests {
 
     #[test]
     fn the_same_business_code_is_processing_until_rejected_then_a_resubmission() {
-        let mut ob = Onboarding::default();
+        let mut ob = onboarding();
         let first = submit(&mut ob, SP, &materials("act_1"), NOW);
         let again = submit(&mut ob, SP, &materials("act_1"), NOW);
         assert_eq!(again.0, StatusCode::BAD_REQUEST);
         assert_eq!(body(&again)["code"], "PROCESSING");
         // Another service provider cannot use it.
-        let other = submit(&mut ob, "1900000999", &materials("act_1"), NOW);
+        let other = submit(&mut ob, OTHER_SP, &materials_of(OTHER_SP, "act_1"), NOW);
         assert_eq!(body(&other)["code"], "PARAM_ERROR");
+        assert_eq!(body(&other)["message"], "业务申请编号已被其他服务商使用");
         // Rejected: the reason in audit_detail; then the same code resubmits.
         let application = ob.application(PROVIDER, "act_1").unwrap();
         application.status = ApplicationStatus::Rejected;
@@ -609,7 +862,7 @@ mod tests {
 
     #[test]
     fn applications_are_the_submitters_own() {
-        let mut ob = Onboarding::default();
+        let mut ob = onboarding();
         submit(&mut ob, SP, &materials("act_1"), NOW);
         for (mchid, code) in [("1900000999", "act_1"), (SP, "act_2")] {
             let answer = query(&mut ob, mchid, code, NOW);
@@ -624,7 +877,7 @@ mod tests {
 
     #[test]
     fn a_settlement_change_needs_a_finished_application() {
-        let mut ob = Onboarding::default();
+        let mut ob = onboarding();
         let change = settlement_change("ba_1", "6214830123456789");
         assert_eq!(
             body(&modify_settlement(&mut ob, SP, "1612345678", &change, NOW))["code"],
@@ -670,7 +923,7 @@ mod tests {
 
     #[test]
     fn an_account_waits_for_its_remittance_until_verified_or_failed() {
-        let mut ob = Onboarding::default();
+        let mut ob = onboarding();
         submit(&mut ob, SP, &materials("act_1"), NOW);
         let sub = approve(&mut ob, "act_1");
         let answer = modify_settlement(
@@ -750,7 +1003,7 @@ mod tests {
 
     #[test]
     fn a_sub_merchant_without_an_account_has_no_settlement() {
-        let mut ob = Onboarding::default();
+        let mut ob = onboarding();
         submit(&mut ob, SP, &materials("act_1"), NOW);
         let sub = approve(&mut ob, "act_1");
         let answer = query_settlement(&ob, SP, &sub);
@@ -900,7 +1153,52 @@ mod tests {
             }
             value
         };
-        let sealed_materials = seal(materials("act_http"), crate::wechatpay::APPLYMENT_SENSITIVE);
+        let mut sealed_materials =
+            seal(materials("act_http"), crate::wechatpay::APPLYMENT_SENSITIVE);
+
+        // The three images, uploaded as a multipart form whose `meta` part is what the
+        // signature covers; the applyment names them by the media ids answered.
+        let upload_path = "/v3/merchant/media/upload";
+        for field in MEDIA_FIELDS {
+            let meta =
+                json!({"filename": "photo.jpg", "sha256": hex::encode(Sha256::digest(JPEG))})
+                    .to_string();
+            let timestamp = crate::ledger::now_ms() / 1000;
+            let nonce = keys::random_token(32);
+            let signature = keys::sign(
+                &merchant_key,
+                format!("POST\n{upload_path}\n{timestamp}\n{nonce}\n{meta}\n").as_bytes(),
+            );
+            let boundary = "paygate-boundary";
+            let mut form = format!(
+                "--{boundary}\r\nContent-Disposition: form-data; name=\"meta\"\r\nContent-Type: application/json\r\n\r\n{meta}\r\n--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"photo.jpg\"\r\nContent-Type: image/jpeg\r\n\r\n"
+            )
+            .into_bytes();
+            form.extend_from_slice(JPEG);
+            form.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
+            let response = client
+                .post(format!("{origin}{upload_path}"))
+                .header(
+                    "Authorization",
+                    format!(
+                        "WECHATPAY2-SHA256-RSA2048 mchid=\"{SP}\",nonce_str=\"{nonce}\",signature=\"{signature}\",timestamp=\"{timestamp}\",serial_no=\"5157F09EFDC096DE\""
+                    ),
+                )
+                .header("Content-Type", format!("multipart/form-data; boundary={boundary}"))
+                .body(form)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(response.status().as_u16(), 200);
+            let answer: Value = serde_json::from_str(&response.text().await.unwrap()).unwrap();
+            *sealed_materials.pointer_mut(field).unwrap() = answer["media_id"].clone();
+        }
+        // Not multipart: refused as WeChat Pay refuses it.
+        let (status, answer) = api("POST", upload_path.to_owned(), Some(json!({})), false).await;
+        assert_eq!(
+            (status, answer["code"].as_str()),
+            (400, Some("PARAM_ERROR"))
+        );
 
         let applyment = "/wechatpay/v3/applyment4sub/applyment/".to_owned();
         let (status, answer) = api(
