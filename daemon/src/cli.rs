@@ -50,6 +50,26 @@ enum PluginCommand {
         /// The component file (`.wasm`).
         file: PathBuf,
     },
+    /// Replay a plugin against recorded provider exchanges (the cassettes in DIR, with its
+    /// kit.toml) and check the world's contract: the same requests, the same results, each
+    /// error class as defined, a query after an unknown outcome, no key material in logs
+    /// or requests (exit 1 if a cassette fails).
+    Test {
+        /// The component file (`.wasm`).
+        file: PathBuf,
+        /// The directory of kit.toml and the cassettes (`*.json`).
+        #[arg(long)]
+        cassettes: PathBuf,
+    },
+    /// Play every scenario of DIR/kit.toml against the live provider (or its simulator), in
+    /// order, and write each exchange as a cassette (`DIR/{scenario}.json`).
+    Record {
+        /// The component file (`.wasm`).
+        file: PathBuf,
+        /// The directory of kit.toml, where the cassettes are written.
+        #[arg(long)]
+        cassettes: PathBuf,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -164,6 +184,12 @@ pub fn main() -> ExitCode {
             new_key,
         }) => rotate_master(&config, data_dir, &new_key),
         Command::Plugin(PluginCommand::Inspect { file }) => plugin_inspect(&file),
+        Command::Plugin(PluginCommand::Test { file, cassettes }) => {
+            plugin_kit(&file, &cassettes, false)
+        }
+        Command::Plugin(PluginCommand::Record { file, cassettes }) => {
+            plugin_kit(&file, &cassettes, true)
+        }
         Command::Store(StoreCommand::Verify { config, data_dir }) => {
             store_verify(&config, data_dir)
         }
@@ -436,6 +462,29 @@ fn rotate_master(
         Err(e) => {
             eprintln!("paygated: rotation stopped: {e} (rerun it: finished records are skipped)");
             ExitCode::from(EXIT_RUNTIME)
+        }
+    }
+}
+
+/// `plugin test` (or `plugin record`, with `record`).
+fn plugin_kit(file: &std::path::Path, cassettes: &std::path::Path, record: bool) -> ExitCode {
+    let runtime = match runtime() {
+        Ok(runtime) => runtime,
+        Err(code) => return code,
+    };
+    let outcome = if record {
+        runtime
+            .block_on(crate::plugin_kit::record(file, cassettes))
+            .map(|()| true)
+    } else {
+        runtime.block_on(crate::plugin_kit::test(file, cassettes))
+    };
+    match outcome {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::FAILURE,
+        Err(e) => {
+            eprintln!("paygated: {e}");
+            ExitCode::from(EXIT_CONFIG)
         }
     }
 }

@@ -23,6 +23,7 @@ pub mod monitor;
 pub mod notices;
 pub mod outbound;
 pub mod payments;
+pub mod plugin_kit;
 pub mod plugins;
 pub mod process;
 pub mod serve;

@@ -105,6 +105,21 @@ const FORBIDDEN_HEADERS: &[&str] = &[
     "trailer",
 ];
 
+/// The URL, if its origin is on the allow-list; the refusal otherwise.
+pub fn admit(url: &str, allowed: &[Origin]) -> Result<hyper::Uri, OutboundError> {
+    let uri: hyper::Uri = url
+        .parse()
+        .map_err(|e| OutboundError::Denied(format!("not a URL: {e}")))?;
+    let origin = Origin::of(&uri)
+        .ok_or_else(|| OutboundError::Denied("only http and https URLs with a host".into()))?;
+    if !allowed.contains(&origin) {
+        return Err(OutboundError::Denied(format!(
+            "{origin} is not on the plugin's allowlist"
+        )));
+    }
+    Ok(uri)
+}
+
 impl OutboundClient {
     /// A client trusting the Web PKI roots plus `extra_roots` (e.g. a provider simulator's CA).
     pub fn new(
@@ -142,17 +157,7 @@ impl OutboundClient {
         deadline: Instant,
         response_bytes_max: usize,
     ) -> Result<OutboundResponse, OutboundError> {
-        let uri: hyper::Uri = request
-            .url
-            .parse()
-            .map_err(|e| OutboundError::Denied(format!("not a URL: {e}")))?;
-        let origin = Origin::of(&uri)
-            .ok_or_else(|| OutboundError::Denied("only http and https URLs with a host".into()))?;
-        if !allowed.contains(&origin) {
-            return Err(OutboundError::Denied(format!(
-                "{origin} is not on the plugin's allowlist"
-            )));
-        }
+        let uri = admit(&request.url, allowed)?;
         let method: hyper::Method = request
             .method
             .parse()

@@ -19,6 +19,7 @@ mod monitor;
 mod onboarding;
 mod ops;
 mod payments;
+mod plugin_kit;
 mod plugin_sandbox;
 mod plugins_api;
 mod providers;

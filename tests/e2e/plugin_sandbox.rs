@@ -702,15 +702,7 @@ async fn a_corrupt_cache_entry_is_recompiled() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_hello_wallet_example_loads_with_the_readme_snippet_and_answers_a_payment() {
-    let readme = std::fs::read_to_string(repo_root().join("plugin-api/README.md")).unwrap();
-    let after_marker = &readme[readme.find("<!-- hello-wallet config").unwrap()..];
-    let block = after_marker
-        .split("```toml\n")
-        .nth(1)
-        .unwrap()
-        .split("```")
-        .next()
-        .unwrap();
+    let block = readme_toml_block("<!-- hello-wallet config");
     let example = repo_root().join("target/examples/hello-wallet.wasm");
     assert!(example.is_file(), "run cargo xtask build first");
     let text = format!(

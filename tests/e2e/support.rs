@@ -99,6 +99,21 @@ pub fn test_plugin(name: &str) -> PathBuf {
     path
 }
 
+/// The first ```toml block after `marker` in `plugin-api/README.md` (the config snippets the
+/// tests load exactly as the README shows them).
+pub fn readme_toml_block(marker: &str) -> String {
+    let readme = std::fs::read_to_string(repo_root().join("plugin-api/README.md")).unwrap();
+    let after_marker = &readme[readme.find(marker).unwrap()..];
+    after_marker
+        .split("```toml\n")
+        .nth(1)
+        .unwrap()
+        .split("```")
+        .next()
+        .unwrap()
+        .to_owned()
+}
+
 pub fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .parent()

@@ -7,6 +7,10 @@
 //!   `config/paygate.toml` with data in `./data`, in the foreground (Ctrl-C stops both).
 //! - `cargo xtask test`: `build`, then the whole test suite (unit and end-to-end), then
 //!   schemathesis against the running daemon's `/openapi.json` (a local venv in `target/`).
+//! - `cargo xtask plugin new NAME [--dir DIR]`: a new wallet plugin crate from the template
+//!   (`xtask/template/`, see `plugin_new.rs`).
+//! - `cargo xtask cassettes`: `build`, then record every plugin's cassettes (the plugin kit)
+//!   from the simulator, started on 127.0.0.1:8430; `test` replays them.
 //! - `cargo xtask gauntlet [kills]`: the crash loop (default 20 kills) and the store
 //!   verification; the test suite runs a 3-kill version.
 //! - `cargo xtask bench [plugin | applepay | payments | monitor | store | sled-lock | stores |
@@ -22,6 +26,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 
 mod fuzz;
+mod plugin_new;
 
 /// The target plugins are built for (a WebAssembly component with WASI 0.2 imports).
 const PLUGIN_TARGET: &str = "wasm32-wasip2";
@@ -46,9 +51,13 @@ fn main() -> ExitCode {
         Some("bench") => bench(&args[1..]),
         Some("schemathesis") => build().and_then(|()| schemathesis()),
         Some("gauntlet") => build().and_then(|()| gauntlet(&args[1..])),
+        Some("cassettes") => build().and_then(|()| record_cassettes()),
+        Some("plugin") => plugin_new::plugin(&args[1..]),
         Some("fuzz") => fuzz::fuzz(&args[1..]),
         _ => {
-            eprintln!("usage: cargo xtask <build | run | test | bench | gauntlet | fuzz>");
+            eprintln!(
+                "usage: cargo xtask <build | run | test | bench | gauntlet | fuzz | cassettes | plugin new>"
+            );
             return ExitCode::from(2);
         }
     };
@@ -296,10 +305,111 @@ fn test(extra: &[String]) -> Result<()> {
             ])
             .args(extra),
     )?;
+    // Every plugin against its recorded exchanges, and the world's contract (the plugin kit);
+    // a plugin fresh from the template builds and its tests pass.
+    kit_tests()?;
+    template_test()?;
     // The providers' own SDKs against the simulator.
     sdk_tests()?;
     // The API fuzzed from its own document (no 5xx, every answer documented).
     schemathesis()
+}
+
+/// The plugins with cassettes (the plugin kit): each component and its cassettes' folder.
+const KIT_PLUGINS: [(&str, &str); 3] = [
+    (
+        "target/plugins/paygate-plugin-alipay.wasm",
+        "plugins/alipay/cassettes",
+    ),
+    (
+        "target/plugins/paygate-plugin-wechatpay.wasm",
+        "plugins/wechatpay/cassettes",
+    ),
+    (
+        "target/examples/toypay-wallet.wasm",
+        "examples/toypay-wallet/cassettes",
+    ),
+];
+
+/// `paygated plugin test` on every plugin with cassettes.
+fn kit_tests() -> Result<()> {
+    for (component, cassettes) in KIT_PLUGINS {
+        run_command(Command::new("target/release/paygated").args([
+            "plugin",
+            "test",
+            component,
+            "--cassettes",
+            cassettes,
+        ]))?;
+    }
+    Ok(())
+}
+
+/// Generates a plugin from the template (as a plugin author would), runs its tests, builds
+/// its component and has paygated inspect it.
+fn template_test() -> Result<()> {
+    let dir = Path::new("target/kit/template-check");
+    let _ = fs::remove_dir_all(dir);
+    plugin_new::plugin(&[
+        "new".into(),
+        "checkpay".into(),
+        "--dir".into(),
+        dir.display().to_string(),
+    ])?;
+    // Its own target folder (it is its own workspace), kept between runs.
+    let target = fs::canonicalize("target")
+        .map_err(|e| e.to_string())?
+        .join("kit/target");
+    run_command(
+        cargo()
+            .args(["test", "--quiet"])
+            .current_dir(dir)
+            .env("CARGO_TARGET_DIR", &target),
+    )?;
+    run_command(
+        cargo()
+            .args(["build", "--quiet", "--release", "--target", PLUGIN_TARGET])
+            .current_dir(dir)
+            .env("CARGO_TARGET_DIR", &target),
+    )?;
+    run_command(
+        Command::new("target/release/paygated")
+            .args(["plugin", "inspect"])
+            .arg(target.join(format!("{PLUGIN_TARGET}/release/checkpay_wallet.wasm"))),
+    )
+}
+
+/// Records every plugin's cassettes from a fresh simulator on 127.0.0.1:8430 (the address
+/// the kits' settings name).
+fn record_cassettes() -> Result<()> {
+    let mut simulator = Command::new("target/release/paygate-sim")
+        .args(["--listen", "127.0.0.1:8430"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::inherit())
+        .spawn()
+        .map_err(|e| format!("cannot start paygate-sim: {e}"))?;
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(simulator.stdout.take().expect("stdout")),
+        &mut line,
+    )
+    .map_err(|e| e.to_string())?;
+    let result = if line.starts_with("paygate-sim listening") {
+        KIT_PLUGINS.iter().try_for_each(|(component, cassettes)| {
+            run_command(Command::new("target/release/paygated").args([
+                "plugin",
+                "record",
+                component,
+                "--cassettes",
+                cassettes,
+            ]))
+        })
+    } else {
+        Err("paygate-sim did not start (is 127.0.0.1:8430 taken?)".into())
+    };
+    let _ = simulator.kill();
+    let _ = simulator.wait();
+    result
 }
 
 /// The providers' own Node SDKs (`alipay-sdk`, `wechatpay-axios-plugin`, pinned by

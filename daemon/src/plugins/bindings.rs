@@ -14,6 +14,8 @@ pub mod v0_3 {
         world: "plugin",
         imports: { default: async },
         exports: { default: async },
+        // The plugin kit stores calls and results in cassettes as JSON.
+        additional_derives: [serde::Serialize, serde::Deserialize],
     });
 }
 

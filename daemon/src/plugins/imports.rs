@@ -3,13 +3,14 @@
 //! imports a `wasm32-wasip2` component carries are defined as traps.
 
 use std::sync::Arc;
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::Instant;
 
 use super::bindings::paygate::provider::{clock, http, keys, log, types};
 use super::keystore::{self, KeyStore};
+use super::lending::Lender;
 use super::limits::CallLimiter;
 use super::registry::LoadedPlugin;
-use crate::outbound::{OutboundClient, OutboundError, OutboundRequest};
+use crate::outbound::{OutboundError, OutboundRequest};
 
 /// Longest log line a plugin may write; longer ones are cut.
 const LOG_LINE_CHARS_MAX: usize = 2000;
@@ -25,7 +26,8 @@ pub struct CallState {
     /// The merchant and provider whose keys this call may use (none for `info`).
     pub scope: Option<(String, String)>,
     pub keys: Arc<KeyStore>,
-    pub http: OutboundClient,
+    /// HTTP, the clock and randomness (the network's, or the plugin kit's).
+    pub lender: Arc<dyn Lender>,
     pub log_lines: u32,
     /// Requests refused because their destination was not allow-listed (for tests and logs).
     pub denied_requests: u32,
@@ -53,7 +55,7 @@ impl http::Host for CallState {
         let method = request.method.clone();
         let url = redact_query(&request.url);
         let outcome = self
-            .http
+            .lender
             .send(
                 OutboundRequest {
                     method: request.method,
@@ -173,8 +175,9 @@ impl keys::Host for CallState {
         plaintext: Vec<u8>,
     ) -> Result<Vec<u8>, keys::KeyError> {
         let key = self.key(&key_name)?;
+        let mut rng = self.lender.rng();
         self.keys
-            .encrypt(key, keystore_cipher(cipher), &plaintext)
+            .encrypt(key, keystore_cipher(cipher), &plaintext, &mut rng)
             .map_err(key_error)
     }
 
@@ -202,13 +205,7 @@ fn keystore_cipher(cipher: keys::Cipher) -> keystore::Cipher {
 
 impl clock::Host for CallState {
     async fn now_millis(&mut self) -> u64 {
-        #[cfg(feature = "test-hooks")]
-        if let Some(now) = test_clock::now_millis() {
-            return now;
-        }
-        SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_millis() as u64)
+        self.lender.now_millis()
     }
 }
 
@@ -227,6 +224,7 @@ impl log::Host for CallState {
             .take(LOG_LINE_CHARS_MAX)
             .map(|c| if c.is_control() { ' ' } else { c })
             .collect();
+        self.lender.heard(level, &message);
         let plugin = self.plugin.name.as_str();
         let merchant = self.scope.as_ref().map_or("-", |(m, _)| m.as_str());
         match level {
@@ -243,26 +241,5 @@ impl log::Host for CallState {
                 tracing::error!(target: "paygate::plugin", plugin, merchant, "{message}")
             }
         }
-    }
-}
-
-/// Test builds only (the `test-hooks` feature): `PAYGATE_TEST_PLUGIN_CLOCK_MS` sets the clock
-/// plugins see to that instant when first read, moving on with real time from there, so that
-/// tests can present a published vector at its own time (an Apple Pay token's signing time).
-#[cfg(feature = "test-hooks")]
-mod test_clock {
-    use std::sync::OnceLock;
-    use std::time::Instant;
-
-    pub fn now_millis() -> Option<u64> {
-        static START: OnceLock<Option<(u64, Instant)>> = OnceLock::new();
-        let (at, since) = (*START.get_or_init(|| {
-            let at = std::env::var("PAYGATE_TEST_PLUGIN_CLOCK_MS")
-                .ok()?
-                .parse()
-                .ok()?;
-            Some((at, Instant::now()))
-        }))?;
-        Some(at + since.elapsed().as_millis() as u64)
     }
 }

@@ -218,11 +218,14 @@ impl KeyStore {
 
     /// RSA-OAEP encryption with a public key (or a private key's public half): the
     /// sensitive fields some providers take sealed under their platform key.
+    /// RSA-OAEP with a provider's public key, its padding drawn from `rng` (the operating
+    /// system's in production, the plugin kit's seeded one when replaying).
     pub fn encrypt(
         &self,
         key: KeyRef<'_>,
         cipher: Cipher,
         plaintext: &[u8],
+        rng: &mut dyn rsa::rand_core::CryptoRngCore,
     ) -> Result<Vec<u8>, KeyError> {
         use rsa::pkcs1::DecodeRsaPublicKey;
         let public = match self.get(key)? {
@@ -236,8 +239,7 @@ impl KeyStore {
                 )));
             }
         };
-        // The operating system's randomness for the padding (rand_core through getrandom).
-        let mut rng = rsa::rand_core::OsRng;
+        let mut rng = rng;
         let sealed = match cipher {
             Cipher::RsaOaepSha1 => {
                 public.encrypt(&mut rng, rsa::Oaep::new::<sha1::Sha1>(), plaintext)
@@ -410,6 +412,7 @@ mod tests {
     use super::*;
     use base64::Engine;
     use base64::engine::general_purpose::STANDARD as B64;
+    use rsa::rand_core::OsRng;
 
     fn vector(path: &str) -> serde_json::Value {
         let file = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -606,7 +609,12 @@ mod tests {
         ]);
         for cipher in [Cipher::RsaOaepSha1, Cipher::RsaOaepSha256] {
             let sealed = keys
-                .encrypt(key("platform_public"), cipher, "张三 110101".as_bytes())
+                .encrypt(
+                    key("platform_public"),
+                    cipher,
+                    "张三 110101".as_bytes(),
+                    &mut OsRng,
+                )
                 .unwrap();
             assert_eq!(sealed.len(), 256, "2048-bit RSA");
             let opened = keys
@@ -615,21 +623,28 @@ mod tests {
             assert_eq!(opened, "张三 110101".as_bytes());
             // Random padding: the same plaintext seals differently each time.
             assert_ne!(
-                keys.encrypt(key("platform_public"), cipher, b"x").unwrap(),
-                keys.encrypt(key("platform_public"), cipher, b"x").unwrap()
+                keys.encrypt(key("platform_public"), cipher, b"x", &mut OsRng)
+                    .unwrap(),
+                keys.encrypt(key("platform_public"), cipher, b"x", &mut OsRng)
+                    .unwrap()
             );
         }
         assert!(matches!(
-            keys.encrypt(key("platform_public"), Cipher::AesGcm, b"x"),
+            keys.encrypt(key("platform_public"), Cipher::AesGcm, b"x", &mut OsRng),
             Err(KeyError::Unsupported(_))
         ));
         assert!(matches!(
-            keys.encrypt(key("secret"), Cipher::RsaOaepSha256, b"x"),
+            keys.encrypt(key("secret"), Cipher::RsaOaepSha256, b"x", &mut OsRng),
             Err(KeyError::Unsupported(_))
         ));
         // More than OAEP can carry in one block (256 - 2 * 32 - 2 bytes with SHA-256).
         assert!(matches!(
-            keys.encrypt(key("platform_public"), Cipher::RsaOaepSha256, &[0u8; 200]),
+            keys.encrypt(
+                key("platform_public"),
+                Cipher::RsaOaepSha256,
+                &[0u8; 200],
+                &mut OsRng
+            ),
             Err(KeyError::Failed(_))
         ));
     }

@@ -12,12 +12,13 @@
 //! - Plugins are pinned by SHA-256 and optionally signed, compiled once and cached, and
 //!   reloaded by swapping an immutable [`registry::PluginSet`].
 
-mod bindings;
+pub mod bindings;
 mod ec_v1;
 mod engine;
 mod imports;
 pub mod keystore;
-mod limits;
+pub mod lending;
+pub mod limits;
 mod loader;
 mod output;
 pub mod port;
@@ -48,6 +49,7 @@ use crate::settings::FieldError;
 use bindings::{Plugin, PluginPre, World, WorldPre};
 use imports::CallState;
 use keystore::KeyStore;
+pub use lending::{Lender, LiveLender};
 use limits::CallLimiter;
 pub use limits::PluginLimits;
 use loader::LoadError;
@@ -293,7 +295,8 @@ pub struct ReloadReport {
 pub struct PluginHost {
     engine: Engine,
     keys: Arc<KeyStore>,
-    http: OutboundClient,
+    /// What calls are lent besides keys: HTTP, the clock, randomness.
+    lender: Arc<dyn Lender>,
     current: ArcSwap<PluginSet>,
     slots: Arc<Semaphore>,
     cache_dir: PathBuf,
@@ -349,10 +352,55 @@ impl PluginHost {
         };
         let http = OutboundClient::new(extra_roots)
             .map_err(|m| FieldError::new("plugin_host.extra_ca_file", m))?;
+        PluginHost::start_lending(
+            settings,
+            engine,
+            keys,
+            Arc::new(LiveLender::new(http)),
+            metrics,
+            ledger,
+        )
+        .await
+    }
+
+    /// A host whose calls are lent HTTP, a clock and randomness by `lender` (the plugin
+    /// kit's recorded exchanges), with compiled plugins cached in memory only.
+    pub async fn start_lent(
+        settings: &HostSettings,
+        metrics: Arc<Metrics>,
+        lender: Arc<dyn Lender>,
+    ) -> Result<PluginHost, FieldError> {
+        let engine = engine::new_engine(settings.max_concurrent_calls).map_err(|e| {
+            FieldError::new(
+                "plugin_host",
+                format!("cannot set up the plugin engine: {e:#}"),
+            )
+        })?;
+        let keys = Arc::new(KeyStore::load(&settings.keys)?);
+        PluginHost::start_lending(
+            settings,
+            engine,
+            keys,
+            lender,
+            metrics,
+            Arc::new(loader::MemoryLedger::default()),
+        )
+        .await
+    }
+
+    async fn start_lending(
+        settings: &HostSettings,
+        engine: Engine,
+        keys: Arc<KeyStore>,
+        lender: Arc<dyn Lender>,
+        metrics: Arc<Metrics>,
+        ledger: Arc<dyn loader::ArtifactLedger>,
+    ) -> Result<PluginHost, FieldError> {
+        let max_calls = settings.max_concurrent_calls;
         let host = PluginHost {
             engine,
             keys,
-            http,
+            lender,
             current: ArcSwap::from_pointee(PluginSet::default()),
             slots: Arc::new(Semaphore::new(max_calls as usize)),
             cache_dir: settings.cache_dir.clone(),
@@ -637,7 +685,7 @@ impl PluginHost {
                 plugin: plugin.clone(),
                 scope,
                 keys: self.keys.clone(),
-                http: self.http.clone(),
+                lender: self.lender.clone(),
                 log_lines: 0,
                 denied_requests: 0,
             },

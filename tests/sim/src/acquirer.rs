@@ -10,18 +10,16 @@
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{OriginalUri, Path, State};
-use axum::http::{HeaderMap, Method, StatusCode, header};
-use axum::response::{IntoResponse, Response};
+use axum::http::{HeaderMap, Method, StatusCode};
+use axum::response::Response;
 use axum::routing::{get, post};
 use serde_json::{Value, json};
 
 use crate::faults::FaultKind;
+use crate::hmac_json::{Party, error};
 use crate::keys;
 use crate::ledger::{Order, OrderStatus, Refund, RefundStatus, now_ms};
 use crate::state::{CardSummary, SharedSim, Sim};
-
-/// Requests older or newer than this (seconds) are refused.
-const MAX_SKEW_SECONDS: i64 = 300;
 
 pub fn router() -> Router<SharedSim> {
     Router::new()
@@ -32,84 +30,14 @@ pub fn router() -> Router<SharedSim> {
         .route("/v1/refunds/{reference}", get(query_refund))
 }
 
-/// A signed answer, with the call's fault applied.
-async fn answer(
-    sim: &Sim,
-    fault: Option<crate::faults::Fault>,
-    status: StatusCode,
-    body: Value,
-) -> Response {
-    let mut text = body.to_string().into_bytes();
-    if let Some(f) = fault {
-        match f.kind {
-            FaultKind::Timeout => tokio::time::sleep(f.delay).await,
-            FaultKind::Malformed => text = b"<html>gateway error</html>".to_vec(),
-            _ => {}
-        }
+/// The acquirer as a signed party, at this instant.
+fn party(sim: &Sim) -> Party<'_> {
+    Party {
+        secret: &sim.keys.acquirer_secret,
+        merchant_header: "acquirer-merchant",
+        signature_header: "acquirer-signature",
+        now_s: sim.acquirer_now_ms() / 1000,
     }
-    let t = sim.acquirer_now_ms() / 1000;
-    let mut message = format!("{t}\n{}\n", status.as_u16()).into_bytes();
-    message.extend_from_slice(&text);
-    let mut mac = keys::hmac_sha256(&sim.keys.acquirer_secret, &message);
-    if fault.is_some_and(|f| f.kind == FaultKind::BadSignature) {
-        mac[0] ^= 1;
-    }
-    let mut response = (status, text).into_response();
-    let headers = response.headers_mut();
-    headers.insert(
-        header::CONTENT_TYPE,
-        "application/json".parse().expect("a header value"),
-    );
-    if let Ok(value) = format!("t={t},v1={}", hex::encode(&mac)).parse() {
-        headers.insert("acquirer-signature", value);
-    }
-    response
-}
-
-fn error(status: StatusCode, code: &str, message: &str) -> (StatusCode, Value) {
-    (status, json!({"error": {"code": code, "message": message}}))
-}
-
-/// The merchant a request is signed for, or the refusal.
-fn authenticate(
-    sim: &Sim,
-    method: &Method,
-    path: &str,
-    headers: &HeaderMap,
-    body: &[u8],
-) -> Result<String, (StatusCode, Value)> {
-    let unauthorized = |m: &str| error(StatusCode::UNAUTHORIZED, "signature_invalid", m);
-    let merchant = headers
-        .get("acquirer-merchant")
-        .and_then(|v| v.to_str().ok())
-        .filter(|m| !m.is_empty())
-        .ok_or_else(|| unauthorized("Acquirer-Merchant missing"))?
-        .to_owned();
-    let signature = headers
-        .get("acquirer-signature")
-        .and_then(|v| v.to_str().ok())
-        .ok_or_else(|| unauthorized("Acquirer-Signature missing"))?;
-    let mut t = None;
-    let mut v1 = None;
-    for part in signature.split(',') {
-        match part.trim().split_once('=') {
-            Some(("t", value)) => t = value.parse::<i64>().ok(),
-            Some(("v1", value)) => v1 = Some(value.to_owned()),
-            _ => {}
-        }
-    }
-    let (Some(t), Some(v1)) = (t, v1) else {
-        return Err(unauthorized("Acquirer-Signature malformed"));
-    };
-    if (sim.acquirer_now_ms() / 1000 - t).abs() > MAX_SKEW_SECONDS {
-        return Err(unauthorized("the request's timestamp is too far from now"));
-    }
-    let mut message = format!("{t}\n{method}\n{path}\n").into_bytes();
-    message.extend_from_slice(body);
-    if hex::encode(keys::hmac_sha256(&sim.keys.acquirer_secret, &message)) != v1 {
-        return Err(unauthorized("the signature does not verify"));
-    }
-    Ok(merchant)
 }
 
 /// The path as the client signs it: without `/acquirer`.
@@ -174,17 +102,18 @@ async fn serve(
             FaultKind::Http500 => {
                 let (status, body) =
                     error(StatusCode::INTERNAL_SERVER_ERROR, "internal", "try again");
-                return answer(&sim, None, status, body).await;
+                return party(&sim).answer(None, status, body).await;
             }
             FaultKind::Delay => tokio::time::sleep(f.delay).await,
             _ => {}
         }
     }
-    let (status, body) = match authenticate(&sim, &method, signed_path(&uri), &headers, &body) {
+    let (status, body) = match party(&sim).authenticate(&method, signed_path(&uri), &headers, &body)
+    {
         Ok(merchant) => handle(&sim, &merchant, fault),
         Err(refused) => refused,
     };
-    answer(&sim, fault, status, body).await
+    party(&sim).answer(fault, status, body).await
 }
 
 async fn authorize(

@@ -11,6 +11,7 @@ mod alipay;
 mod alipay_onboarding;
 mod control;
 mod faults;
+mod hmac_json;
 mod keys;
 mod ledger;
 mod notifier;
