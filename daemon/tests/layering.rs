@@ -18,7 +18,8 @@ const LAYERS: &[&[&str]] = &[
     &["idempotency"],
     // The engines the use cases drive.
     &["plugins", "server"],
-    &["merchants"],
+    // The plugin kit: a plugin host of its own, for `paygated plugin test | record`.
+    &["merchants", "plugin_kit"],
     &["monitor"],
     // The use cases, then what runs above them.
     &["payments"],

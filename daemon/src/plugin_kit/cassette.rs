@@ -48,6 +48,10 @@ pub enum Call {
     CancelPayment(wit::PaymentRef),
     Refund(wit::RefundRequest),
     QueryRefund(wit::RefundRef),
+    Onboard(wit::OnboardingRequest),
+    QueryOnboarding(wit::OnboardingRef),
+    BindAccount(wit::BindingRequest),
+    QueryBinding(wit::BindingRef),
 }
 
 impl Call {
@@ -58,6 +62,10 @@ impl Call {
             Call::CancelPayment(_) => "cancel-payment",
             Call::Refund(_) => "refund",
             Call::QueryRefund(_) => "query-refund",
+            Call::Onboard(_) => "onboard",
+            Call::QueryOnboarding(_) => "query-onboarding",
+            Call::BindAccount(_) => "bind-account",
+            Call::QueryBinding(_) => "query-binding",
         }
     }
 
@@ -66,7 +74,11 @@ impl Call {
     pub fn has_effect(&self) -> bool {
         matches!(
             self,
-            Call::CreatePayment(_) | Call::CancelPayment(_) | Call::Refund(_)
+            Call::CreatePayment(_)
+                | Call::CancelPayment(_)
+                | Call::Refund(_)
+                | Call::Onboard(_)
+                | Call::BindAccount(_)
         )
     }
 
@@ -76,7 +88,12 @@ impl Call {
             Call::CreatePayment(r) => Some(("query-payment", &r.payment_id)),
             Call::CancelPayment(r) => Some(("query-payment", &r.payment_id)),
             Call::Refund(r) => Some(("query-refund", &r.refund_id)),
-            Call::QueryPayment(_) | Call::QueryRefund(_) => None,
+            Call::Onboard(r) => Some(("query-onboarding", &r.activation_id)),
+            Call::BindAccount(r) => Some(("query-binding", &r.bank_account_id)),
+            Call::QueryPayment(_)
+            | Call::QueryRefund(_)
+            | Call::QueryOnboarding(_)
+            | Call::QueryBinding(_) => None,
         }
     }
 
@@ -87,6 +104,10 @@ impl Call {
             Call::QueryPayment(r) | Call::CancelPayment(r) => &r.payment_id,
             Call::Refund(r) => &r.refund_id,
             Call::QueryRefund(r) => &r.refund_id,
+            Call::Onboard(r) => &r.activation_id,
+            Call::QueryOnboarding(r) => &r.activation_id,
+            Call::BindAccount(r) => &r.bank_account_id,
+            Call::QueryBinding(r) => &r.bank_account_id,
         }
     }
 
@@ -97,6 +118,10 @@ impl Call {
             Call::QueryPayment(r) | Call::CancelPayment(r) => &r.merchant,
             Call::Refund(r) => &r.payment.merchant,
             Call::QueryRefund(r) => &r.payment.merchant,
+            Call::Onboard(r) => &r.merchant,
+            Call::QueryOnboarding(r) => &r.merchant,
+            Call::BindAccount(r) => &r.merchant,
+            Call::QueryBinding(r) => &r.merchant,
         }
     }
 }

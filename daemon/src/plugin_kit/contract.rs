@@ -96,15 +96,17 @@ pub fn class(result: &Value) -> String {
 }
 
 /// Whether `class` is what `call` may answer when its last answer was taken away by
-/// `mutation`; the rule broken otherwise.
+/// `mutation` (`read`: that last request was a `GET`, which changes nothing); the rule
+/// broken otherwise.
 ///
-/// - A call that may move money (create, cancel, refund) must not answer as if nothing
-///   happened, nor as final, when its last request may have been acted on (timeout, 500,
-///   garbage): `unknown-outcome` (the gateway queries), or `pending`. A refused
-///   connection sent nothing: `unavailable` is right too.
+/// - A call that may move money or change the provider's state (create, cancel, refund,
+///   onboard, bind) must not answer as if nothing happened, nor as final, when its last
+///   request may have been acted on (a timeout, 500 or garbage after anything but a `GET`):
+///   `unknown-outcome` (the gateway queries), or `pending`. A refused connection sent
+///   nothing, and a `GET` changed nothing: `unavailable` is right then too.
 /// - A query that got no usable answer knows nothing: `unavailable` (ask again).
-pub fn allowed(call: &Call, mutation: Mutation, class: &str) -> Result<(), String> {
-    let acted_on = mutation != Mutation::Connection;
+pub fn allowed(call: &Call, mutation: Mutation, read: bool, class: &str) -> Result<(), String> {
+    let acted_on = mutation != Mutation::Connection && !read;
     let ok = if call.has_effect() {
         matches!(class, "unknown-outcome" | "ok:pending") || (!acted_on && class == "unavailable")
     } else {
@@ -115,7 +117,7 @@ pub fn allowed(call: &Call, mutation: Mutation, class: &str) -> Result<(), Strin
     }
     let expected = match (call.has_effect(), acted_on) {
         (true, true) => "unknown-outcome (or pending): the request may have been acted on",
-        (true, false) => "unavailable or unknown-outcome: nothing was sent",
+        (true, false) => "unavailable or unknown-outcome: nothing was done",
         (false, _) => "unavailable: the query learnt nothing",
     };
     Err(format!(
@@ -207,21 +209,24 @@ mod tests {
         for effect in ["create-payment", "cancel-payment", "refund"] {
             let c = call(effect);
             for m in [Mutation::Timeout, Mutation::ServerError, Mutation::Garbage] {
-                assert!(allowed(&c, m, "unknown-outcome").is_ok());
-                assert!(allowed(&c, m, "ok:pending").is_ok());
+                assert!(allowed(&c, m, false, "unknown-outcome").is_ok());
+                assert!(allowed(&c, m, false, "ok:pending").is_ok());
                 for wrong in ["unavailable", "ok:succeeded", "declined", "invalid-request"] {
-                    let broken = allowed(&c, m, wrong).unwrap_err();
+                    let broken = allowed(&c, m, false, wrong).unwrap_err();
                     assert!(broken.contains("may have been acted on"), "{broken}");
                 }
             }
-            assert!(allowed(&c, Mutation::Connection, "unavailable").is_ok());
-            assert!(allowed(&c, Mutation::Connection, "ok:succeeded").is_err());
+            assert!(allowed(&c, Mutation::Connection, false, "unavailable").is_ok());
+            assert!(allowed(&c, Mutation::Connection, false, "ok:succeeded").is_err());
+            // A GET changed nothing, whatever became of its answer.
+            assert!(allowed(&c, Mutation::Timeout, true, "unavailable").is_ok());
+            assert!(allowed(&c, Mutation::Timeout, true, "ok:succeeded").is_err());
         }
         let query = call("query-payment");
         for m in Mutation::ALL {
-            assert!(allowed(&query, m, "unavailable").is_ok());
-            assert!(allowed(&query, m, "unknown-outcome").is_err());
-            assert!(allowed(&query, m, "ok:pending").is_err());
+            assert!(allowed(&query, m, false, "unavailable").is_ok());
+            assert!(allowed(&query, m, false, "unknown-outcome").is_err());
+            assert!(allowed(&query, m, false, "ok:pending").is_err());
         }
     }
 

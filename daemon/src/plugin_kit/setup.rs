@@ -20,7 +20,8 @@
 //!
 //! A scenario's `request` is the operation's record as in `provider.wit` (`_` for `-`,
 //! enum cases in `UpperCamelCase`), without `provider` and `merchant`: the kit fills them
-//! in (inside `payment` for refunds). `file:` key paths are relative to `kit.toml`.
+//! in (inside `payment` for refunds). An `onboard` gives `materials` as a table, handed over
+//! as `materials_json`. `file:` key paths are relative to `kit.toml`.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -168,14 +169,24 @@ impl Kit {
             });
         };
         match operation {
-            "create-payment" | "query-payment" | "cancel-payment" => fill(&mut request),
+            "create-payment" | "query-payment" | "cancel-payment" | "query-onboarding"
+            | "bind-account" | "query-binding" => fill(&mut request),
+            // The materials as a table, handed over as the JSON text the world carries.
+            "onboard" => {
+                let materials = request
+                    .as_object_mut()
+                    .and_then(|r| r.remove("materials"))
+                    .ok_or("an onboarding's request needs its `materials` table")?;
+                request["materials_json"] = json!(materials.to_string());
+                fill(&mut request);
+            }
             "refund" | "query-refund" => match request.get_mut("payment") {
                 Some(payment) if payment.is_object() => fill(payment),
                 _ => return Err("a refund's request needs its `payment` table".into()),
             },
             other => {
                 return Err(format!(
-                    "operation {other:?}: the kit records create-payment, query-payment, cancel-payment, refund and query-refund"
+                    "operation {other:?}: the kit records create-payment, query-payment, cancel-payment, refund, query-refund, onboard, query-onboarding, bind-account and query-binding"
                 ));
             }
         }
@@ -229,6 +240,26 @@ request = { refund_id = "re_1", amount = { minor = 100, currency = "CNY", expone
     }
 
     #[test]
+    fn an_onboarding_scenario_carries_its_materials_as_json_text() {
+        let text = format!(
+            "{KIT}\n[[scenario]]\nname = \"apply\"\noperation = \"onboard\"\nrequest = {{ activation_id = \"act_1\", materials = {{ name = \"Tea\", documents = {{ business_license = {{ content_type = \"image/jpeg\", data = \"/9j/\" }} }} }} }}\n"
+        );
+        let kit = Kit::parse(Path::new("/kit"), &text).unwrap();
+        let Call::Onboard(apply) = &kit.scenarios[2].call else {
+            panic!("an onboarding")
+        };
+        let materials: serde_json::Value = serde_json::from_str(&apply.materials_json).unwrap();
+        assert_eq!(materials["documents"]["business_license"]["data"], "/9j/");
+        assert_eq!(apply.merchant.id, "m_kit");
+        let bare = text.replace("materials = {", "material = {");
+        assert!(
+            Kit::parse(Path::new("/kit"), &bare)
+                .unwrap_err()
+                .contains("materials")
+        );
+    }
+
+    #[test]
     fn bad_setups_are_refused_naming_what_is_wrong() {
         let dir = Path::new("/kit");
         let cases = [
@@ -238,8 +269,8 @@ request = { refund_id = "re_1", amount = { minor = 100, currency = "CNY", expone
                 "scenario name",
             ),
             (
-                KIT.replace("\"create-payment\"", "\"onboard\""),
-                "operation \"onboard\"",
+                KIT.replace("\"create-payment\"", "\"parse-bill\""),
+                "operation \"parse-bill\"",
             ),
             (
                 KIT.replace("method = \"Barcode\"", "method = \"Cash\""),
