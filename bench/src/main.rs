@@ -119,29 +119,65 @@ fn exit_on_error(result: Result<(), String>) {
     }
 }
 
-fn plugin(mock: &Path, cache: &Path) {
-    let runtime = tokio::runtime::Builder::new_current_thread()
+/// Runs `work` on a single-threaded runtime, as one plugin call at a time is measured.
+fn block_on<F: std::future::Future>(work: F) -> F::Output {
+    tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
-        .expect("a tokio runtime");
-    runtime.block_on(async {
+        .expect("a tokio runtime")
+        .block_on(work)
+}
+
+/// The plugin host of a bench config.
+async fn bench_host(text: &str) -> PluginHost {
+    let config = Config::parse(Path::new("<bench>"), text).expect("bench config");
+    PluginHost::start(&config, Arc::new(Metrics::new()))
+        .await
+        .expect("the bench plugin loads")
+}
+
+/// Times `warmup + calls` runs of `call` (which checks its own answer); the last `calls`.
+async fn timed<F: std::future::Future<Output = ()>>(
+    warmup: usize,
+    calls: usize,
+    mut call: impl FnMut() -> F,
+) -> Vec<Duration> {
+    let mut samples = Vec::with_capacity(calls);
+    for i in 0..warmup + calls {
+        let started = Instant::now();
+        call().await;
+        if i >= warmup {
+            samples.push(started.elapsed());
+        }
+    }
+    samples
+}
+
+fn plugin(mock: &Path, cache: &Path) {
+    block_on(async {
         let text = format!(
             "[plugin_host]\nmax_concurrent_calls = 8\ncache_dir = {cache:?}\n[[plugins]]\nname = \"mock\"\npath = {mock:?}\n[[merchants]]\nid = \"m_bench\"\nname = \"Bench\"\n[merchants.providers.mock]\n",
             cache = cache.display().to_string(),
             mock = mock.display().to_string(),
         );
-        let config = Config::parse(Path::new("<bench>"), &text).expect("bench config");
-        let host = PluginHost::start(&config, Arc::new(Metrics::new()))
-            .await
-            .expect("the mock plugin loads");
+        let host = bench_host(&text).await;
         let merchant = host
-            .merchant_record("mock", "m_bench", &toml::Table::new(), "http://127.0.0.1:8420/v1/notify/mock/m_bench".into())
+            .merchant_record(
+                "mock",
+                "m_bench",
+                &toml::Table::new(),
+                "http://127.0.0.1:8420/v1/notify/mock/m_bench".into(),
+            )
             .expect("mock is served");
         let request = CreatePaymentRequest {
             payment_id: "pay_0Vc4F1IW0WnVVsf2ooV3p8Zkv".into(),
             provider: "mock".into(),
             merchant,
-            amount: Money { minor: 1250, currency: "CNY".into(), exponent: 2 },
+            amount: Money {
+                minor: 1250,
+                currency: "CNY".into(),
+                exponent: 2,
+            },
             method: Method::Qr,
             auth_code: None,
             description: Some("2 x coffee".into()),
@@ -149,21 +185,15 @@ fn plugin(mock: &Path, cache: &Path) {
             expires_in_seconds: Some(900),
             wallet_token: None,
         };
-        let mut samples = Vec::with_capacity(MEASURED_CALLS);
-        for i in 0..WARMUP_CALLS + MEASURED_CALLS {
-            let call = request.clone();
-            let started = Instant::now();
-            let result = host.create_payment(call).await;
-            let elapsed = started.elapsed();
+        let mut samples = timed(WARMUP_CALLS, MEASURED_CALLS, || async {
             // Verify every answer, not just count it.
-            match result {
-                Ok(Ok(payment)) if payment.status == PaymentStatus::Pending && payment.qr_code.is_some() => {}
+            match host.create_payment(request.clone()).await {
+                Ok(Ok(payment))
+                    if payment.status == PaymentStatus::Pending && payment.qr_code.is_some() => {}
                 other => panic!("unexpected answer: {other:?}"),
             }
-            if i >= WARMUP_CALLS {
-                samples.push(elapsed);
-            }
-        }
+        })
+        .await;
         report("paygate_fresh_instance_create_payment", &mut samples);
     });
 }
@@ -175,21 +205,14 @@ fn plugin(mock: &Path, cache: &Path) {
 /// pays twice (inspected, then created); the host's decryption is not in it.
 fn applepay(plugin: &Path, cache: &Path, vectors: &Path) {
     const CALLS: usize = 200;
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("a tokio runtime");
-    runtime.block_on(async {
+    block_on(async {
         let text = format!(
             "[plugin_host]\nmax_concurrent_calls = 8\ncache_dir = {cache:?}\n[[plugins]]\nname = \"applepay\"\npath = {plugin:?}\n[[merchants]]\nid = \"m_bench\"\nname = \"Bench\"\n[merchants.providers.applepay]\nkeys = {{ payment_processing_key = \"file:{key}\", acquirer_secret = \"inline:s3cret\" }}\n",
             cache = cache.display().to_string(),
             plugin = plugin.display().to_string(),
             key = vectors.join("merchant_private_key.pem").display(),
         );
-        let config = Config::parse(Path::new("<bench>"), &text).expect("bench config");
-        let host = PluginHost::start(&config, Arc::new(Metrics::new()))
-            .await
-            .expect("the applepay plugin loads");
+        let host = bench_host(&text).await;
         let settings: toml::Table = toml::from_str(
             "merchant_identifier = \"merchant.test.spreedly.123merchant\"\nacquirer_url = \"http://127.0.0.1:1\"\nacquirer_merchant_id = \"m\"\n",
         )
@@ -202,7 +225,11 @@ fn applepay(plugin: &Path, cache: &Path, vectors: &Path) {
             payment_id: "pay_0Vc4F1IW0WnVVsf2ooV3p8Zkv".into(),
             provider: "applepay".into(),
             merchant,
-            amount: Money { minor: 100, currency: "USD".into(), exponent: 2 },
+            amount: Money {
+                minor: 100,
+                currency: "USD".into(),
+                exponent: 2,
+            },
             method: Method::WalletToken,
             auth_code: None,
             description: None,
@@ -210,20 +237,14 @@ fn applepay(plugin: &Path, cache: &Path, vectors: &Path) {
             expires_in_seconds: None,
             wallet_token: Some(token),
         };
-        let mut samples = Vec::with_capacity(CALLS);
-        for i in 0..CALLS + 10 {
-            let started = Instant::now();
-            let result = host.inspect_wallet_token(request.clone()).await;
-            let elapsed = started.elapsed();
-            match result {
+        let mut samples = timed(10, CALLS, || async {
+            match host.inspect_wallet_token(request.clone()).await {
                 Ok(Err(paygate_daemon::plugins::types::ProviderError::Declined(d)))
                     if d.code == "token_invalid" && d.message.contains("s ago") => {}
                 other => panic!("unexpected answer: {other:?}"),
             }
-            if i >= 10 {
-                samples.push(elapsed);
-            }
-        }
+        })
+        .await;
         report("applepay_inspect_wallet_token_verification", &mut samples);
     });
 }

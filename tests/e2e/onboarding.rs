@@ -55,6 +55,26 @@ pub fn documents(marker: &str) -> (Value, Vec<String>) {
     (Value::Object(out), digests)
 }
 
+/// The digests of the images the simulator's WeChat Pay was sent (its onboarding state),
+/// sorted.
+fn uploaded(state: &Value) -> Vec<String> {
+    sorted(
+        state["media"]
+            .as_object()
+            .unwrap()
+            .values()
+            .map(|m| m["sha256"].as_str().unwrap().to_owned())
+            .collect::<Vec<_>>()
+            .iter(),
+    )
+}
+
+fn sorted<'a>(digests: impl Iterator<Item = &'a String>) -> Vec<String> {
+    let mut all: Vec<String> = digests.cloned().collect();
+    all.sort_unstable();
+    all
+}
+
 fn sha256_hex(bytes: &[u8]) -> String {
     use sha2::Digest as _;
     sha2::Sha256::digest(bytes)
@@ -539,16 +559,11 @@ async fn images_go_to_wechat_pay_and_nowhere_else() {
     let act = activation["id"].as_str().unwrap().to_owned();
     let state = simulator.onboarding("wechatpay").await;
     assert_eq!(state["applications"][0]["business_code"], act.as_str());
-    let mut uploaded: Vec<&str> = state["media"]
-        .as_object()
-        .unwrap()
-        .values()
-        .map(|m| m["sha256"].as_str().unwrap())
-        .collect();
-    uploaded.sort_unstable();
-    let mut expected: Vec<&str> = digests.iter().map(String::as_str).collect();
-    expected.sort_unstable();
-    assert_eq!(uploaded, expected, "one upload of each image");
+    assert_eq!(
+        uploaded(&state),
+        sorted(digests.iter()),
+        "one upload of each image"
+    );
 
     // The audit log names each image by its digest and size.
     let (_, audit) = daemon
@@ -755,16 +770,7 @@ async fn journey_through_the_simulator(provider: &str) {
         // Both submissions uploaded the three images through the media API, and the
         // application names the second three.
         let state = simulator.onboarding(provider).await;
-        let mut uploaded: Vec<&str> = state["media"]
-            .as_object()
-            .unwrap()
-            .values()
-            .map(|m| m["sha256"].as_str().unwrap())
-            .collect();
-        uploaded.sort_unstable();
-        let mut expected: Vec<&str> = digests.iter().chain(&digests).map(String::as_str).collect();
-        expected.sort_unstable();
-        assert_eq!(uploaded, expected);
+        assert_eq!(uploaded(&state), sorted(digests.iter().chain(&digests)));
         let named = &state["applications"][0]["materials"]["subject_info"];
         let licence = named["business_license_info"]["license_copy"]
             .as_str()

@@ -99,19 +99,17 @@ impl Simulator {
 
     /// `GET /_sim/{provider}/onboarding`: applications, accounts and uploaded images.
     pub async fn onboarding(&self, provider: &str) -> Value {
-        self.client
-            .get(format!("{}/_sim/{provider}/onboarding", self.base_url))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap()
+        self.read(&format!("{provider}/onboarding")).await
     }
 
     pub async fn ledger(&self, provider: &str) -> Value {
+        self.read(&format!("{provider}/ledger")).await
+    }
+
+    /// `GET /_sim/{path}`, as JSON.
+    async fn read(&self, path: &str) -> Value {
         self.client
-            .get(format!("{}/_sim/{provider}/ledger", self.base_url))
+            .get(format!("{}/_sim/{path}", self.base_url))
             .send()
             .await
             .unwrap()

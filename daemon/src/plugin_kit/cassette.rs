@@ -97,7 +97,7 @@ impl Call {
         }
     }
 
-    /// The payment or refund id the call is about.
+    /// The payment, refund, activation or bank account id the call is about.
     pub fn subject(&self) -> &str {
         match self {
             Call::CreatePayment(r) => &r.payment_id,
@@ -108,20 +108,6 @@ impl Call {
             Call::QueryOnboarding(r) => &r.activation_id,
             Call::BindAccount(r) => &r.bank_account_id,
             Call::QueryBinding(r) => &r.bank_account_id,
-        }
-    }
-
-    /// The merchant the call is for.
-    pub fn merchant(&self) -> &wit::Merchant {
-        match self {
-            Call::CreatePayment(r) => &r.merchant,
-            Call::QueryPayment(r) | Call::CancelPayment(r) => &r.merchant,
-            Call::Refund(r) => &r.payment.merchant,
-            Call::QueryRefund(r) => &r.payment.merchant,
-            Call::Onboard(r) => &r.merchant,
-            Call::QueryOnboarding(r) => &r.merchant,
-            Call::BindAccount(r) => &r.merchant,
-            Call::QueryBinding(r) => &r.merchant,
         }
     }
 }

@@ -336,14 +336,6 @@ impl PluginHost {
         metrics: Arc<Metrics>,
         ledger: Arc<dyn loader::ArtifactLedger>,
     ) -> Result<PluginHost, FieldError> {
-        let max_calls = settings.max_concurrent_calls;
-        let engine = engine::new_engine(max_calls).map_err(|e| {
-            FieldError::new(
-                "plugin_host",
-                format!("cannot set up the plugin engine: {e:#}"),
-            )
-        })?;
-        let keys = Arc::new(KeyStore::load(&settings.keys)?);
         let extra_roots = match &settings.extra_ca_file {
             None => Vec::new(),
             Some(file) => {
@@ -352,15 +344,7 @@ impl PluginHost {
         };
         let http = OutboundClient::new(extra_roots)
             .map_err(|m| FieldError::new("plugin_host.extra_ca_file", m))?;
-        PluginHost::start_lending(
-            settings,
-            engine,
-            keys,
-            Arc::new(LiveLender::new(http)),
-            metrics,
-            ledger,
-        )
-        .await
+        PluginHost::start_lending(settings, Arc::new(LiveLender::new(http)), metrics, ledger).await
     }
 
     /// A host whose calls are lent HTTP, a clock and randomness by `lender` (the plugin
@@ -370,33 +354,24 @@ impl PluginHost {
         metrics: Arc<Metrics>,
         lender: Arc<dyn Lender>,
     ) -> Result<PluginHost, FieldError> {
-        let engine = engine::new_engine(settings.max_concurrent_calls).map_err(|e| {
+        let ledger = Arc::new(loader::MemoryLedger::default());
+        PluginHost::start_lending(settings, lender, metrics, ledger).await
+    }
+
+    async fn start_lending(
+        settings: &HostSettings,
+        lender: Arc<dyn Lender>,
+        metrics: Arc<Metrics>,
+        ledger: Arc<dyn loader::ArtifactLedger>,
+    ) -> Result<PluginHost, FieldError> {
+        let max_calls = settings.max_concurrent_calls;
+        let engine = engine::new_engine(max_calls).map_err(|e| {
             FieldError::new(
                 "plugin_host",
                 format!("cannot set up the plugin engine: {e:#}"),
             )
         })?;
         let keys = Arc::new(KeyStore::load(&settings.keys)?);
-        PluginHost::start_lending(
-            settings,
-            engine,
-            keys,
-            lender,
-            metrics,
-            Arc::new(loader::MemoryLedger::default()),
-        )
-        .await
-    }
-
-    async fn start_lending(
-        settings: &HostSettings,
-        engine: Engine,
-        keys: Arc<KeyStore>,
-        lender: Arc<dyn Lender>,
-        metrics: Arc<Metrics>,
-        ledger: Arc<dyn loader::ArtifactLedger>,
-    ) -> Result<PluginHost, FieldError> {
-        let max_calls = settings.max_concurrent_calls;
         let host = PluginHost {
             engine,
             keys,

@@ -197,13 +197,9 @@ async fn query(
     body: Bytes,
 ) -> Response {
     serve(sim, method, uri, headers, body, move |sim, merchant, _| {
-        let ledger = sim.acquirer.ledger.lock().expect("ledger lock");
+        let mut ledger = sim.acquirer.ledger.lock().expect("ledger lock");
         let cards = sim.acquirer_cards.lock().expect("cards lock");
-        match ledger
-            .orders
-            .get(&reference)
-            .filter(|o| o.merchant == merchant)
-        {
+        match ledger.order_of(&reference, merchant) {
             Some(order) => (StatusCode::OK, payment_object(order, cards.get(&reference))),
             None => error(StatusCode::NOT_FOUND, "not_found", "no such payment"),
         }
@@ -222,11 +218,7 @@ async fn void(
     serve(sim, method, uri, headers, body, move |sim, merchant, _| {
         let mut ledger = sim.acquirer.ledger.lock().expect("ledger lock");
         let cards = sim.acquirer_cards.lock().expect("cards lock");
-        let Some(order) = ledger
-            .orders
-            .get_mut(&reference)
-            .filter(|o| o.merchant == merchant)
-        else {
+        let Some(order) = ledger.order_of(&reference, merchant) else {
             return error(StatusCode::NOT_FOUND, "not_found", "no such payment");
         };
         if !order.refunds.is_empty() {
@@ -276,11 +268,7 @@ async fn refund(
             );
         }
         let mut ledger = sim.acquirer.ledger.lock().expect("ledger lock");
-        let Some(order) = ledger
-            .orders
-            .get_mut(&payment)
-            .filter(|o| o.merchant == merchant)
-        else {
+        let Some(order) = ledger.order_of(&payment, merchant) else {
             return error(StatusCode::NOT_FOUND, "not_found", "no such payment");
         };
         if let Some(existing) = order.refunds.get(&reference) {
@@ -327,17 +315,8 @@ async fn query_refund(
 ) -> Response {
     serve(sim, method, uri, headers, body, move |sim, merchant, _| {
         let ledger = sim.acquirer.ledger.lock().expect("ledger lock");
-        let found = ledger
-            .orders
-            .values()
-            .filter(|o| o.merchant == merchant)
-            .find_map(|o| {
-                o.refunds
-                    .get(&reference)
-                    .map(|r| refund_object(r, &o.currency))
-            });
-        match found {
-            Some(object) => (StatusCode::OK, object),
+        match ledger.refund_of(&reference, merchant) {
+            Some((order, refund)) => (StatusCode::OK, refund_object(refund, &order.currency)),
             None => error(StatusCode::NOT_FOUND, "not_found", "no such refund"),
         }
     })
@@ -346,50 +325,22 @@ async fn query_refund(
 
 #[cfg(test)]
 mod tests {
-    use axum::body::{Body, to_bytes};
+    use axum::body::Body;
     use axum::http::Request;
-    use tower::ServiceExt as _;
 
     use super::*;
     use crate::faults::FaultRequest;
+    use crate::hmac_json::testing;
     use crate::tests::sim;
 
+    /// A request signed as the Apple Pay plugin signs it: over the path without `/acquirer`.
     fn signed(sim: &Sim, method: &str, path: &str, body: &str) -> Request<Body> {
-        let t = now_ms() / 1000;
-        let mac = keys::hmac_sha256(
-            &sim.keys.acquirer_secret,
-            format!("{t}\n{method}\n{path}\n{body}").as_bytes(),
-        );
-        Request::builder()
-            .method(method)
-            .uri(format!("/acquirer{path}"))
-            .header("acquirer-merchant", "acq_m_1")
-            .header(
-                "acquirer-signature",
-                format!("t={t},v1={}", hex::encode(&mac)),
-            )
-            .body(Body::from(body.to_owned()))
-            .unwrap()
+        let uri = format!("/acquirer{path}");
+        testing::signed(&party(sim), "acq_m_1", method, &uri, path, body)
     }
 
     async fn send(sim: &SharedSim, request: Request<Body>) -> (StatusCode, Value) {
-        let response = crate::router(sim.clone()).oneshot(request).await.unwrap();
-        let status = response.status();
-        let signature = response.headers()["acquirer-signature"]
-            .to_str()
-            .unwrap()
-            .to_owned();
-        let body = to_bytes(response.into_body(), 1 << 20).await.unwrap();
-        // Every answer is signed over its status and body.
-        let (t, v1) = signature.split_once(",v1=").unwrap();
-        let t: i64 = t.strip_prefix("t=").unwrap().parse().unwrap();
-        let mut message = format!("{t}\n{}\n", status.as_u16()).into_bytes();
-        message.extend_from_slice(&body);
-        assert_eq!(
-            v1,
-            hex::encode(keys::hmac_sha256(&sim.keys.acquirer_secret, &message))
-        );
-        (status, serde_json::from_slice(&body).unwrap_or(Value::Null))
+        testing::send(sim, &party(sim), request).await
     }
 
     const PAYMENT: &str = r#"{"reference":"pay_1","amount":{"value":100,"currency":"USD"},"source":{"type":"network_token","wallet":"apple_pay","number":"5353756319181169","expiry_month":"09","expiry_year":"2024","cryptogram":"AMwB","eci":null}}"#;

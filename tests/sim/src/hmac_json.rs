@@ -102,3 +102,66 @@ impl Party<'_> {
         Ok(merchant)
     }
 }
+
+/// The client side, for the parties' tests: a signed request, and an answer whose signature
+/// is checked.
+#[cfg(test)]
+pub mod testing {
+    use axum::body::{Body, to_bytes};
+    use axum::http::{Request, StatusCode};
+    use serde_json::Value;
+    use tower::ServiceExt as _;
+
+    use super::Party;
+    use crate::keys;
+    use crate::state::SharedSim;
+
+    /// A request from `merchant` to `uri`, signed over `signed_path` as the party's clients
+    /// sign it.
+    pub fn signed(
+        party: &Party<'_>,
+        merchant: &str,
+        method: &str,
+        uri: &str,
+        signed_path: &str,
+        body: &str,
+    ) -> Request<Body> {
+        let t = party.now_s;
+        let mac = keys::hmac_sha256(
+            party.secret,
+            format!("{t}\n{method}\n{signed_path}\n{body}").as_bytes(),
+        );
+        Request::builder()
+            .method(method)
+            .uri(uri)
+            .header(party.merchant_header, merchant)
+            .header(
+                party.signature_header,
+                format!("t={t},v1={}", hex::encode(&mac)),
+            )
+            .body(Body::from(body.to_owned()))
+            .unwrap()
+    }
+
+    /// Sends `request` through the simulator's router; the answer, once its signature (over
+    /// its status and body) verifies.
+    pub async fn send(
+        sim: &SharedSim,
+        party: &Party<'_>,
+        request: Request<Body>,
+    ) -> (StatusCode, Value) {
+        let response = crate::router(sim.clone()).oneshot(request).await.unwrap();
+        let status = response.status();
+        let signature = response.headers()[party.signature_header]
+            .to_str()
+            .unwrap()
+            .to_owned();
+        let body = to_bytes(response.into_body(), 1 << 20).await.unwrap();
+        let (t, v1) = signature.split_once(",v1=").unwrap();
+        let t: i64 = t.strip_prefix("t=").unwrap().parse().unwrap();
+        let mut message = format!("{t}\n{}\n", status.as_u16()).into_bytes();
+        message.extend_from_slice(&body);
+        assert_eq!(v1, hex::encode(keys::hmac_sha256(party.secret, &message)));
+        (status, serde_json::from_slice(&body).unwrap_or(Value::Null))
+    }
+}

@@ -159,6 +159,22 @@ pub struct Ledger {
 }
 
 impl Ledger {
+    /// The order under `reference`, if it is `merchant`'s (another merchant's is as good as
+    /// none).
+    pub fn order_of(&mut self, reference: &str, merchant: &str) -> Option<&mut Order> {
+        self.orders
+            .get_mut(reference)
+            .filter(|o| o.merchant == merchant)
+    }
+
+    /// The refund under `reference` of one of `merchant`'s orders, with its order.
+    pub fn refund_of(&self, reference: &str, merchant: &str) -> Option<(&Order, &Refund)> {
+        self.orders
+            .values()
+            .filter(|o| o.merchant == merchant)
+            .find_map(|o| o.refunds.get(reference).map(|r| (o, r)))
+    }
+
     /// The order with this QR code content.
     pub fn by_qr_code(&mut self, qr_code: &str) -> Option<&mut Order> {
         self.orders

@@ -237,11 +237,7 @@ async fn query(
 ) -> Response {
     serve(sim, method, uri, headers, body, move |sim, merchant| {
         let mut ledger = sim.toypay.ledger.lock().expect("ledger lock");
-        match ledger
-            .orders
-            .get_mut(&reference)
-            .filter(|o| o.merchant == merchant)
-        {
+        match ledger.order_of(&reference, merchant) {
             Some(order) => {
                 order.advance(now_ms());
                 (StatusCode::OK, payment_object(order))
@@ -262,11 +258,7 @@ async fn cancel(
 ) -> Response {
     serve(sim, method, uri, headers, body, move |sim, merchant| {
         let mut ledger = sim.toypay.ledger.lock().expect("ledger lock");
-        let Some(order) = ledger
-            .orders
-            .get_mut(&reference)
-            .filter(|o| o.merchant == merchant)
-        else {
+        let Some(order) = ledger.order_of(&reference, merchant) else {
             return error(StatusCode::NOT_FOUND, "not_found", "no such payment");
         };
         order.advance(now_ms());
@@ -318,11 +310,7 @@ async fn refund(
             );
         }
         let mut ledger = sim.toypay.ledger.lock().expect("ledger lock");
-        let Some(order) = ledger
-            .orders
-            .get_mut(&payment)
-            .filter(|o| o.merchant == merchant)
-        else {
+        let Some(order) = ledger.order_of(&payment, merchant) else {
             return error(StatusCode::NOT_FOUND, "not_found", "no such payment");
         };
         if let Some(existing) = order.refunds.get(&reference) {
@@ -369,13 +357,8 @@ async fn query_refund(
 ) -> Response {
     serve(sim, method, uri, headers, body, move |sim, merchant| {
         let ledger = sim.toypay.ledger.lock().expect("ledger lock");
-        let found = ledger
-            .orders
-            .values()
-            .filter(|o| o.merchant == merchant)
-            .find_map(|o| o.refunds.get(&reference).map(|r| refund_object(r, o)));
-        match found {
-            Some(object) => (StatusCode::OK, object),
+        match ledger.refund_of(&reference, merchant) {
+            Some((order, refund)) => (StatusCode::OK, refund_object(refund, order)),
             None => error(StatusCode::NOT_FOUND, "not_found", "no such refund"),
         }
     })
@@ -384,52 +367,22 @@ async fn query_refund(
 
 #[cfg(test)]
 mod tests {
-    use axum::body::{Body, to_bytes};
+    use axum::body::Body;
     use axum::http::Request;
-    use tower::ServiceExt as _;
 
     use super::*;
     use crate::faults::FaultRequest;
+    use crate::hmac_json::testing;
     use crate::tests::sim;
 
     /// A request signed as a Toy Pay client signs it: over the full path sent.
     fn signed(sim: &Sim, method: &str, path: &str, body: &str) -> Request<Body> {
-        let t = now_ms() / 1000;
         let path = format!("/toypay{path}");
-        let mac = keys::hmac_sha256(
-            &sim.keys.toypay_secret,
-            format!("{t}\n{method}\n{path}\n{body}").as_bytes(),
-        );
-        Request::builder()
-            .method(method)
-            .uri(path)
-            .header("toypay-merchant", "toy_m_1")
-            .header(
-                "toypay-signature",
-                format!("t={t},v1={}", hex::encode(&mac)),
-            )
-            .body(Body::from(body.to_owned()))
-            .unwrap()
+        testing::signed(&party(sim), "toy_m_1", method, &path, &path, body)
     }
 
     async fn send(sim: &SharedSim, request: Request<Body>) -> (StatusCode, Value) {
-        let response = crate::router(sim.clone()).oneshot(request).await.unwrap();
-        let status = response.status();
-        let signature = response.headers()["toypay-signature"]
-            .to_str()
-            .unwrap()
-            .to_owned();
-        let body = to_bytes(response.into_body(), 1 << 20).await.unwrap();
-        // Every answer is signed over its status and body.
-        let (t, v1) = signature.split_once(",v1=").unwrap();
-        let t: i64 = t.strip_prefix("t=").unwrap().parse().unwrap();
-        let mut message = format!("{t}\n{}\n", status.as_u16()).into_bytes();
-        message.extend_from_slice(&body);
-        assert_eq!(
-            v1,
-            hex::encode(keys::hmac_sha256(&sim.keys.toypay_secret, &message))
-        );
-        (status, serde_json::from_slice(&body).unwrap_or(Value::Null))
+        testing::send(sim, &party(sim), request).await
     }
 
     fn payment(reference: &str, method: &str, code: &str) -> String {
