@@ -16,7 +16,7 @@ use axum::routing::{get, post};
 use serde_json::{Value, json};
 
 use crate::faults::FaultKind;
-use crate::hmac_json::{Party, error};
+use crate::hmac_json::{Party, error, refund_once};
 use crate::keys;
 use crate::ledger::{Order, OrderStatus, Refund, RefundStatus, now_ms};
 use crate::state::{CardSummary, SharedSim, Sim};
@@ -271,36 +271,18 @@ async fn refund(
         let Some(order) = ledger.order_of(&payment, merchant) else {
             return error(StatusCode::NOT_FOUND, "not_found", "no such payment");
         };
-        if let Some(existing) = order.refunds.get(&reference) {
-            return (StatusCode::OK, refund_object(existing, &order.currency));
+        let currency = order.currency.clone();
+        match refund_once(order, &reference, amount, "acq_re_") {
+            Ok((refund, new)) => {
+                let status = if new {
+                    StatusCode::CREATED
+                } else {
+                    StatusCode::OK
+                };
+                (status, refund_object(refund, &currency))
+            }
+            Err(refused) => refused,
         }
-        if order.status != OrderStatus::Paid {
-            return error(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "not_refundable",
-                "only an authorized payment can be refunded",
-            );
-        }
-        if order.refunded_minor() + amount > order.amount_minor {
-            return error(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "amount_exceeds_payment",
-                "more than what is left to refund",
-            );
-        }
-        let refund = Refund {
-            out_refund_no: reference.clone(),
-            refund_id: format!("acq_re_{}", keys::random_token(16).to_ascii_lowercase()),
-            amount_minor: amount,
-            status: RefundStatus::Succeeded,
-            executions: 1,
-            created_ms: now_ms(),
-            completes_at_ms: None,
-            notify_url: None,
-        };
-        let object = refund_object(&refund, &order.currency);
-        order.refunds.insert(reference, refund);
-        (StatusCode::CREATED, object)
     })
     .await
 }

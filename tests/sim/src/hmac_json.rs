@@ -10,6 +10,7 @@ use serde_json::{Value, json};
 
 use crate::faults::{Fault, FaultKind};
 use crate::keys;
+use crate::ledger::{Order, OrderStatus, Refund, RefundStatus, now_ms};
 
 /// Requests older or newer than this (seconds) are refused.
 const MAX_SKEW_SECONDS: i64 = 300;
@@ -101,6 +102,48 @@ impl Party<'_> {
         }
         Ok(merchant)
     }
+}
+
+/// Refunds `amount` of `order` under `reference`, once (the refund's id starts with
+/// `id_prefix`): the refund, and whether it is new (the same reference again answers the same
+/// refund and moves nothing). Refused when the order is not paid, or for more than is left.
+pub fn refund_once<'o>(
+    order: &'o mut Order,
+    reference: &str,
+    amount: i64,
+    id_prefix: &str,
+) -> Result<(&'o Refund, bool), (StatusCode, Value)> {
+    if order.refunds.contains_key(reference) {
+        return Ok((&order.refunds[reference], false));
+    }
+    if order.status != OrderStatus::Paid {
+        return Err(error(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "not_refundable",
+            "only a paid payment can be refunded",
+        ));
+    }
+    if order.refunded_minor() + amount > order.amount_minor {
+        return Err(error(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "amount_exceeds_payment",
+            "more than what is left to refund",
+        ));
+    }
+    let refund = Refund {
+        out_refund_no: reference.to_owned(),
+        refund_id: format!("{id_prefix}{}", keys::random_token(16).to_ascii_lowercase()),
+        amount_minor: amount,
+        status: RefundStatus::Succeeded,
+        executions: 1,
+        created_ms: now_ms(),
+        completes_at_ms: None,
+        notify_url: None,
+    };
+    Ok((
+        order.refunds.entry(reference.to_owned()).or_insert(refund),
+        true,
+    ))
 }
 
 /// The client side, for the parties' tests: a signed request, and an answer whose signature

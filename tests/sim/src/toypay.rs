@@ -35,7 +35,7 @@ use axum::routing::{get, post};
 use serde_json::{Value, json};
 
 use crate::faults::FaultKind;
-use crate::hmac_json::{Party, error};
+use crate::hmac_json::{Party, error, refund_once};
 use crate::keys;
 use crate::ledger::{Order, OrderStatus, Payer, Refund, RefundStatus, now_ms};
 use crate::state::{SharedSim, Sim};
@@ -85,16 +85,16 @@ fn payment_object(order: &Order) -> Value {
     })
 }
 
-fn refund_object(refund: &Refund, order: &Order) -> Value {
+fn refund_object(refund: &Refund, payment: &str, currency: &str) -> Value {
     json!({
         "id": refund.refund_id,
         "reference": refund.out_refund_no,
-        "payment_reference": order.out_trade_no,
+        "payment_reference": payment,
         "status": match refund.status {
             RefundStatus::Succeeded => "succeeded",
             RefundStatus::Processing => "pending",
         },
-        "amount": {"value": refund.amount_minor, "currency": order.currency},
+        "amount": {"value": refund.amount_minor, "currency": currency},
     })
 }
 
@@ -313,36 +313,18 @@ async fn refund(
         let Some(order) = ledger.order_of(&payment, merchant) else {
             return error(StatusCode::NOT_FOUND, "not_found", "no such payment");
         };
-        if let Some(existing) = order.refunds.get(&reference) {
-            return (StatusCode::OK, refund_object(existing, order));
+        let (payment, currency) = (order.out_trade_no.clone(), order.currency.clone());
+        match refund_once(order, &reference, amount, "tp_re_") {
+            Ok((refund, new)) => {
+                let status = if new {
+                    StatusCode::CREATED
+                } else {
+                    StatusCode::OK
+                };
+                (status, refund_object(refund, &payment, &currency))
+            }
+            Err(refused) => refused,
         }
-        if order.status != OrderStatus::Paid {
-            return error(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "not_refundable",
-                "only a succeeded payment can be refunded",
-            );
-        }
-        if order.refunded_minor() + amount > order.amount_minor {
-            return error(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "amount_exceeds_payment",
-                "more than what is left to refund",
-            );
-        }
-        let refund = Refund {
-            out_refund_no: reference.clone(),
-            refund_id: format!("tp_re_{}", keys::random_token(16).to_ascii_lowercase()),
-            amount_minor: amount,
-            status: RefundStatus::Succeeded,
-            executions: 1,
-            created_ms: now_ms(),
-            completes_at_ms: None,
-            notify_url: None,
-        };
-        let object = refund_object(&refund, order);
-        order.refunds.insert(reference, refund);
-        (StatusCode::CREATED, object)
     })
     .await
 }
@@ -358,7 +340,10 @@ async fn query_refund(
     serve(sim, method, uri, headers, body, move |sim, merchant| {
         let ledger = sim.toypay.ledger.lock().expect("ledger lock");
         match ledger.refund_of(&reference, merchant) {
-            Some((order, refund)) => (StatusCode::OK, refund_object(refund, order)),
+            Some((order, refund)) => (
+                StatusCode::OK,
+                refund_object(refund, &order.out_trade_no, &order.currency),
+            ),
             None => error(StatusCode::NOT_FOUND, "not_found", "no such refund"),
         }
     })
