@@ -36,7 +36,7 @@ fn cassettes_copy() -> tempfile::TempDir {
 
 /// `paygated plugin test`: exit code and stdout.
 fn kit_test(wasm: &Path, cassettes: &Path) -> (Option<i32>, String) {
-    let output = Command::new(repo_root().join("target/release/paygated"))
+    let output = Command::new(paygated())
         .args(["plugin", "test"])
         .arg(wasm)
         .arg("--cassettes")

@@ -5,8 +5,10 @@
 //!   simulator (`paygate-sim`) in release mode.
 //! - `cargo xtask run`: `build`, then the simulator on 127.0.0.1:8430 and the gateway on
 //!   `config/paygate.toml` with data in `./data`, in the foreground (Ctrl-C stops both).
-//! - `cargo xtask test`: `build`, then the whole test suite (unit and end-to-end), then
-//!   schemathesis against the running daemon's `/openapi.json` (a local venv in `target/`).
+//! - `cargo xtask test`: the plugins, the simulator and the POS till (as `build` does), then
+//!   the whole test suite (unit and end-to-end) on the daemon its test build makes, then the
+//!   plugin kit's checks, the Node SDKs and schemathesis against the running daemon's
+//!   `/openapi.json` (a local venv in `target/`).
 //! - `cargo xtask plugin new NAME [--dir DIR]`: a new wallet plugin crate from the template
 //!   (`xtask/template/`, see `plugin_new.rs`).
 //! - `cargo xtask cassettes`: `build`, then record every plugin's cassettes (the plugin kit)
@@ -47,9 +49,11 @@ fn main() -> ExitCode {
     let result = match args.first().map(String::as_str) {
         Some("build") => build(),
         Some("run") => build().and_then(|()| run(&args[1..])),
-        Some("test") => build().and_then(|()| test(&args[1..])),
+        Some("test") => build_for_tests().and_then(|()| test(&args[1..])),
         Some("bench") => bench(&args[1..]),
-        Some("schemathesis") => build().and_then(|()| schemathesis()),
+        Some("schemathesis") => build_for_tests()
+            .and_then(|()| build_test_daemon())
+            .and_then(|()| schemathesis()),
         Some("gauntlet") => build().and_then(|()| gauntlet(&args[1..])),
         Some("cassettes") => build().and_then(|()| record_cassettes()),
         Some("plugin") => plugin_new::plugin(&args[1..]),
@@ -110,6 +114,37 @@ fn build() -> Result<()> {
         "pos-till",
     ]))
 }
+
+/// What the test suite needs beyond its own build: the plugins, and the simulator and the POS
+/// till in release. Not the release daemon: the suite runs the daemon its test build makes
+/// (`TEST_DAEMON`), which spares a fresh clone a second build of wasmtime (about 10 of CI's
+/// minutes on 2 cores).
+fn build_for_tests() -> Result<()> {
+    build_plugins()?;
+    run_command(cargo().args([
+        "build",
+        "--release",
+        "--package",
+        "paygate-sim",
+        "--package",
+        "pos-till",
+    ]))
+}
+
+/// `TEST_DAEMON` alone (`test` builds it with the rest of the suite).
+fn build_test_daemon() -> Result<()> {
+    run_command(cargo().args([
+        "build",
+        "--package",
+        "paygate-daemon",
+        "--features",
+        "paygate-daemon/test-hooks",
+    ]))
+}
+
+/// The daemon the test suite runs: the one `cargo test --features paygate-daemon/test-hooks`
+/// builds (the e2e tests' `CARGO_BIN_EXE_paygated`).
+const TEST_DAEMON: &str = "target/debug/paygated";
 
 /// Builds every plugin crate (bundled, test and example plugins) into its folder.
 fn build_plugins() -> Result<()> {
@@ -246,7 +281,7 @@ fn schemathesis() -> Result<()> {
     }
     let data = Path::new("target/schemathesis-data");
     let _ = fs::remove_dir_all(data);
-    let mut daemon = Command::new("target/release/paygated")
+    let mut daemon = Command::new(TEST_DAEMON)
         .args([
             "serve",
             "--listen",
@@ -334,7 +369,7 @@ const KIT_PLUGINS: [(&str, &str); 3] = [
 /// `paygated plugin test` on every plugin with cassettes.
 fn kit_tests() -> Result<()> {
     for (component, cassettes) in KIT_PLUGINS {
-        run_command(Command::new("target/release/paygated").args([
+        run_command(Command::new(TEST_DAEMON).args([
             "plugin",
             "test",
             component,
@@ -373,7 +408,7 @@ fn template_test() -> Result<()> {
             .env("CARGO_TARGET_DIR", &target),
     )?;
     run_command(
-        Command::new("target/release/paygated")
+        Command::new(TEST_DAEMON)
             .args(["plugin", "inspect"])
             .arg(target.join(format!("{PLUGIN_TARGET}/release/checkpay_wallet.wasm"))),
     )
