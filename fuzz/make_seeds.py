@@ -210,3 +210,30 @@ for name, data in {
     "nul-event": b"\x02TRANSACTION.\x00\n{\"mchid\":\"1900000109\",\"out_trade_no\":\"pay_\\u0000abcdef\",\"trade_state\":\"SUCCESS\"}",
 }.items():
     write("regressions", "wechatpay_notice", f"hostile-{name}", data)
+
+
+# --- wechatpay_materials: an onboarding's materials JSON (the WeChat Pay plugin) -----------
+JPEG = base64.b64encode(b"\xff\xd8\xff\xe0\x00\x10JFIF\x00").decode()
+image = {"content_type": "image/jpeg", "data": JPEG}
+legal = {
+    "name": "示例科技有限公司",
+    "business_license_no": "91440300MA5FXXXX0X",
+    "legal_person": {"name": "张三", "id_number": "110101199003071234"},
+    "contact": {"name": "张三", "phone": "13800138000", "email": "ops@example.cn"},
+    "industry_code": "餐饮",
+    "details": {
+        "legal_person": {"id_address": "北京市东城区示例路1号", "id_valid_from": "2019-05-20", "id_valid_until": "long-term"},
+        "store": {"name": "示例茶室", "area_code": "440305", "address": "深圳市南山区科技园路1号"},
+        "settlement_account": {"account_holder": "示例科技有限公司", "bank_name": "招商银行", "bank_area_code": "440300", "account_number": "7550000000000001"},
+    },
+    "documents": {k: image for k in ["business_license", "id_card_front", "id_card_back", "store_entrance", "store_indoor"]},
+}
+agent = json.loads(json.dumps(legal))
+agent["contact"]["name"] = "李四"
+agent["details"]["contact"] = {"id_number": "110101199201011231", "id_valid_from": "2020-01-01", "id_valid_until": "2040-01-01"}
+agent["details"]["legal_person"]["is_beneficial_owner"] = False
+agent["details"]["beneficial_owners"] = [{"name": "王五", "id_number": "110101198001011232", "id_address": "上海市示例路2号", "id_valid_from": "2015-01-01", "id_valid_until": "long-term"}]
+for k in ["contact_id_front", "contact_id_back", "authorization_letter", "beneficial_owner_1_id_front", "beneficial_owner_1_id_back"]:
+    agent["documents"][k] = image
+write("corpus", "wechatpay_materials", "seed-legal", json.dumps(legal, ensure_ascii=False))
+write("corpus", "wechatpay_materials", "seed-agent-and-owner", json.dumps(agent, ensure_ascii=False))

@@ -38,15 +38,28 @@ MERCHANT=$(post /v1/merchants "onboard-$RUN-merchant" '{
 echo "$MERCHANT"
 ID=$(echo "$MERCHANT" | field "['id']")
 
-echo "2. Apply to $PROVIDER, with the photos its reviewer needs (WeChat Pay: the business licence"
-echo "   and both sides of the legal person's identity card). paygate passes them on and keeps none."
+echo "2. Apply to $PROVIDER, with the photos and details its reviewer needs (WeChat Pay: the"
+echo "   business licence, identity cards, the store, the first settlement account; the contact"
+echo "   here is an agent, so also the agent's card and letter). paygate passes them on, keeps none."
 # Stand-ins for the photos: bytes that begin as a JPEG does. Use the real scans instead.
 photo() { python3 -c "import base64,sys; print(base64.b64encode(b'\xff\xd8\xff\xe0' + sys.argv[1].encode()).decode())" "$1"; }
 DOCUMENTS="{\"business_license\": {\"content_type\": \"image/jpeg\", \"data\": \"$(photo licence)\"},
   \"id_card_front\": {\"content_type\": \"image/jpeg\", \"data\": \"$(photo front)\"},
-  \"id_card_back\": {\"content_type\": \"image/jpeg\", \"data\": \"$(photo back)\"}}"
+  \"id_card_back\": {\"content_type\": \"image/jpeg\", \"data\": \"$(photo back)\"},
+  \"store_entrance\": {\"content_type\": \"image/jpeg\", \"data\": \"$(photo entrance)\"},
+  \"store_indoor\": {\"content_type\": \"image/jpeg\", \"data\": \"$(photo indoor)\"},
+  \"contact_id_front\": {\"content_type\": \"image/jpeg\", \"data\": \"$(photo agent-front)\"},
+  \"contact_id_back\": {\"content_type\": \"image/jpeg\", \"data\": \"$(photo agent-back)\"},
+  \"authorization_letter\": {\"content_type\": \"image/jpeg\", \"data\": \"$(photo letter)\"}}"
+DETAILS='{
+  "business_license": {"address": "1 Wuyi Road, Fuzhou", "valid_from": "2018-03-01", "valid_until": "long-term"},
+  "legal_person": {"id_address": "2 Dongcheng Road, Beijing", "id_valid_from": "2019-05-20", "id_valid_until": "2039-05-20"},
+  "contact": {"id_number": "110101199201011231", "id_valid_from": "2020-01-01", "id_valid_until": "long-term"},
+  "store": {"name": "Tea House", "area_code": "350102", "address": "1 Wuyi Road, Fuzhou, shop 3"},
+  "settlement_account": {"account_holder": "Tea House Ltd", "bank_name": "招商银行", "bank_area_code": "350100",
+                         "account_number": "591900000000001"}}'
 ACTIVATION=$(post "/v1/merchants/$ID/activations" "onboard-$RUN-act" \
-  "{\"provider\": \"$PROVIDER\", \"documents\": $DOCUMENTS}")
+  "{\"provider\": \"$PROVIDER\", \"documents\": $DOCUMENTS, \"details\": $DETAILS}")
 echo "$ACTIVATION"
 ACT=$(echo "$ACTIVATION" | field "['id']")
 
@@ -58,7 +71,8 @@ get "/v1/merchants/$ID/activations/$ACT"; echo
 echo "4. Bind the settlement account; the provider asks for a small remittance to verify it."
 ACCOUNT=$(post "/v1/merchants/$ID/bank_accounts" "onboard-$RUN-ba" "{
   \"provider\": \"$PROVIDER\", \"account_holder\": \"Tea House Ltd\",
-  \"account_number\": \"6217000010012345678901\", \"bank_name\": \"Bank of Example\"}")
+  \"account_number\": \"6217000010012345678901\", \"bank_name\": \"Bank of Example\",
+  \"bank_area_code\": \"350100\"}")
 echo "$ACCOUNT"
 BA=$(echo "$ACCOUNT" | field "['id']")
 

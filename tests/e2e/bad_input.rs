@@ -152,9 +152,11 @@ async fn body_over_the_limit_is_413_and_at_the_limit_is_accepted() {
         ("invalid_request_error".into(), "body_too_large".into())
     );
 
-    // Without a Content-Length (chunked), the limit holds as the body streams in.
+    // Without a Content-Length (chunked), the limit holds as the body streams in. The rest
+    // of the body is never read, so the answer closes the connection (the client asked to
+    // keep it).
     let mut request = format!(
-        "POST {ECHO} HTTP/1.1\r\nhost: x\r\nauthorization: Bearer {POS}\r\ncontent-type: application/json\r\ntransfer-encoding: chunked\r\nconnection: close\r\n\r\n"
+        "POST {ECHO} HTTP/1.1\r\nhost: x\r\nauthorization: Bearer {POS}\r\ncontent-type: application/json\r\ntransfer-encoding: chunked\r\n\r\n"
     )
     .into_bytes();
     for _ in 0..70 {
@@ -165,6 +167,12 @@ async fn body_over_the_limit_is_413_and_at_the_limit_is_accepted() {
     request.extend_from_slice(b"0\r\n\r\n");
     let response = daemon.raw(&request).await;
     assert!(response.starts_with("HTTP/1.1 413"), "{response}");
+    assert!(
+        response
+            .to_ascii_lowercase()
+            .contains("\r\nconnection: close\r\n"),
+        "{response}"
+    );
 }
 
 #[tokio::test]

@@ -94,7 +94,11 @@ async fn the_onboarding_script_takes_a_merchant_to_its_first_payment_at_each_pro
         assert!(stdout.contains(r#""status":"verified""#), "{stdout}");
         assert!(stdout.contains(r#""object":"payment""#), "{stdout}");
     }
-    // WeChat Pay's application named the three uploaded images.
+    // WeChat Pay's application named the eight uploaded images (the contact is an agent).
     let state = simulator.onboarding("wechatpay").await;
-    assert_eq!(state["media"].as_object().unwrap().len(), 3, "{state}");
+    assert_eq!(state["media"].as_object().unwrap().len(), 8, "{state}");
+    assert_eq!(
+        state["applications"][0]["materials"]["contact_info"]["contact_type"],
+        "SUPER"
+    );
 }

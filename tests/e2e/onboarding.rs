@@ -25,16 +25,43 @@ pub fn materials(name: &str) -> Value {
     })
 }
 
-/// An application's three images (JPEGs as far as their first bytes go), each about
-/// 200 KiB, carrying `marker`; and their SHA-256s, in order.
+/// The agent's (the contact's, Li Si's) identity number, given only in the details.
+const AGENT_ID_NUMBER: &str = "110101199201011231";
+/// The account WeChat Pay settles to from the start, given only in the details.
+const FIRST_ACCOUNT: &str = "591900000000001";
+
+/// The details WeChat Pay's applyment needs beyond the merchant's record, for a merchant
+/// named `name` (its settlement account is in that name) whose contact is an agent.
+pub fn details(name: &str) -> Value {
+    json!({
+        "business_license": {"address": "1 Wuyi Road, Fuzhou", "valid_from": "2018-03-01", "valid_until": "long-term"},
+        "legal_person": {"id_address": "2 Dongcheng Road, Beijing", "id_valid_from": "2019-05-20", "id_valid_until": "2039-05-20"},
+        "contact": {"id_number": AGENT_ID_NUMBER, "id_valid_from": "2020-01-01", "id_valid_until": "long-term"},
+        "store": {"name": "Tea House", "area_code": "350102", "address": "1 Wuyi Road, Fuzhou, shop 3"},
+        "settlement_account": {"account_holder": name, "bank_name": "招商银行", "bank_area_code": "350100",
+                               "branch": "招商银行福州分行", "account_number": FIRST_ACCOUNT},
+    })
+}
+
+/// The kinds of image an application with an agent contact carries.
+const IMAGE_KINDS: [&str; 8] = [
+    "business_license",
+    "id_card_front",
+    "id_card_back",
+    "store_entrance",
+    "store_indoor",
+    "contact_id_front",
+    "contact_id_back",
+    "authorization_letter",
+];
+
+/// An application's images (JPEGs as far as their first bytes go), each about 200 KiB,
+/// carrying `marker`; and their SHA-256s, in order.
 pub fn documents(marker: &str) -> (Value, Vec<String>) {
     use base64::Engine as _;
     let mut out = serde_json::Map::new();
     let mut digests = Vec::new();
-    for (n, kind) in ["business_license", "id_card_front", "id_card_back"]
-        .into_iter()
-        .enumerate()
-    {
+    for (n, kind) in IMAGE_KINDS.into_iter().enumerate() {
         let mut image = vec![0xFF, 0xD8, 0xFF, 0xE0];
         image.extend_from_slice(format!("{marker}-{kind}").as_bytes());
         // Filler that does not repeat, as a photo's bytes do not.
@@ -502,12 +529,38 @@ async fn images_go_to_wechat_pay_and_nowhere_else() {
     )
     .await;
     assert_eq!(status, 400, "{refused}");
-    // WeChat Pay's plugin needs all three.
+    // Bad details: refused by the gateway, naming the section.
+    let mut bad = details("Image Shop");
+    bad["store"]["area_code"] = json!("3501");
+    let (status, _, refused) = apply(
+        "img-bad-5",
+        json!({"provider": "wechatpay", "documents": images, "details": bad}),
+    )
+    .await;
+    assert_eq!(
+        (status, refused["error"]["param"].as_str()),
+        (400, Some("details.store")),
+        "{refused}"
+    );
+    // WeChat Pay's plugin needs the details, and every image its applyment names.
+    let (status, _, refused) = apply(
+        "img-bad-6",
+        json!({"provider": "wechatpay", "documents": images}),
+    )
+    .await;
+    assert_eq!(status, 402, "{refused}");
+    assert!(
+        refused["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("details.legal_person.id_address"),
+        "{refused}"
+    );
     let mut partial = images.clone();
     partial.as_object_mut().unwrap().remove("business_license");
     let (status, _, refused) = apply(
         "img-bad-3",
-        json!({"provider": "wechatpay", "documents": partial}),
+        json!({"provider": "wechatpay", "documents": partial, "details": details("Image Shop")}),
     )
     .await;
     assert_eq!(status, 402, "{refused}");
@@ -550,7 +603,8 @@ async fn images_go_to_wechat_pay_and_nowhere_else() {
         .control("wechatpay/faults", json!({"kind": "http_500", "count": 1}))
         .await;
     assert_eq!(status, 204);
-    let body = json!({"provider": "wechatpay", "documents": images});
+    let body =
+        json!({"provider": "wechatpay", "documents": images, "details": details("Image Shop")});
     let (status, _, failed) = apply("img-act", body.clone()).await;
     assert_eq!(status, 502, "{failed}");
     let (status, _, activation) = apply("img-act", body).await;
@@ -586,12 +640,45 @@ async fn images_go_to_wechat_pay_and_nowhere_else() {
         logged,
         digests.iter().map(String::as_str).collect::<Vec<_>>()
     );
+    // The details by their sections, never their values.
+    assert_eq!(
+        last["details"]["details"],
+        json!([
+            "business_license",
+            "legal_person",
+            "contact",
+            "store",
+            "settlement_account"
+        ])
+    );
+    // The simulator got them: the agent (SUPER) with the agent's card and the letter, the
+    // store with its photos, the first settlement account (sealed, opened by the simulator).
+    let applied = &state["applications"][0]["materials"];
+    assert_eq!(applied["contact_info"]["contact_type"], "SUPER");
+    assert_eq!(
+        applied["contact_info"]["contact_id_number"],
+        AGENT_ID_NUMBER
+    );
+    assert_eq!(
+        applied["bank_account_info"]["account_number"],
+        FIRST_ACCOUNT
+    );
+    assert_eq!(
+        applied["business_info"]["sales_info"]["biz_store_info"]["biz_address_code"],
+        "350102"
+    );
 
     daemon.terminate();
     assert_eq!(daemon.wait(Duration::from_secs(10)), Some(0));
-    // Neither the images' bytes nor their base64 are on disk or in the logs.
+    // Neither the images' bytes nor their base64, nor the details' numbers, are on disk or
+    // in the logs.
     let encoded = images["id_card_front"]["data"].as_str().unwrap();
-    let needles = [marker.to_owned(), encoded[1000..1064].to_owned()];
+    let needles = [
+        marker.to_owned(),
+        encoded[1000..1064].to_owned(),
+        AGENT_ID_NUMBER.to_owned(),
+        FIRST_ACCOUNT.to_owned(),
+    ];
     let raw = base64::engine::general_purpose::STANDARD
         .decode(encoded)
         .unwrap();
@@ -715,7 +802,8 @@ async fn journey_through_the_simulator(provider: &str) {
     let apply = |key: &'static str| {
         let path = format!("/v1/merchants/{id}/activations");
         let daemon = &daemon;
-        let body = json!({"provider": provider, "documents": images});
+        let body = json!({"provider": provider, "documents": images,
+                          "details": details("Tea House Ltd")});
         async move { daemon.post_idempotent(&path, ADMIN, Some(key), &body).await }
     };
     let (status, _, activation) = apply("sim-act-1").await;
@@ -767,8 +855,8 @@ async fn journey_through_the_simulator(provider: &str) {
     let active = wait_for(&daemon, &act_path, "status", "active").await;
     assert!(active["provider_reference"].is_string(), "{active}");
     if provider == "wechatpay" {
-        // Both submissions uploaded the three images through the media API, and the
-        // application names the second three.
+        // Both submissions uploaded the images through the media API, and the application
+        // names the second set.
         let state = simulator.onboarding(provider).await;
         assert_eq!(uploaded(&state), sorted(digests.iter().chain(&digests)));
         let named = &state["applications"][0]["materials"]["subject_info"];
@@ -785,7 +873,8 @@ async fn journey_through_the_simulator(provider: &str) {
             ADMIN,
             Some("sim-ba"),
             &json!({"provider": provider, "account_holder": "Tea House Ltd",
-                    "account_number": ACCOUNT, "bank_name": "Bank of Example"}),
+                    "account_number": ACCOUNT, "bank_name": "Bank of Example",
+                    "bank_area_code": "350100"}),
         )
         .await;
     assert_eq!(

@@ -351,7 +351,7 @@ fn test(extra: &[String]) -> Result<()> {
 }
 
 /// The plugins with cassettes (the plugin kit): each component and its cassettes' folder.
-const KIT_PLUGINS: [(&str, &str); 3] = [
+const KIT_PLUGINS: [(&str, &str); 4] = [
     (
         "target/plugins/paygate-plugin-alipay.wasm",
         "plugins/alipay/cassettes",
@@ -359,6 +359,10 @@ const KIT_PLUGINS: [(&str, &str); 3] = [
     (
         "target/plugins/paygate-plugin-wechatpay.wasm",
         "plugins/wechatpay/cassettes",
+    ),
+    (
+        "target/plugins/paygate-plugin-applepay.wasm",
+        "plugins/applepay/cassettes",
     ),
     (
         "target/examples/toypay-wallet.wasm",
@@ -414,11 +418,20 @@ fn template_test() -> Result<()> {
     )
 }
 
+/// The instant the Apple Pay kit's scenarios are recorded at: Apple's published token's
+/// signing time plus ten seconds (plugins/applepay/cassettes/kit.toml).
+const APPLE_PAY_KIT_CLOCK_MS: &str = "1630522996000";
+
 /// Records every plugin's cassettes from a fresh simulator on 127.0.0.1:8430 (the address
-/// the kits' settings name).
+/// the kits' settings name), its card acquirer's clock at the Apple Pay kit's instant.
 fn record_cassettes() -> Result<()> {
     let mut simulator = Command::new("target/release/paygate-sim")
-        .args(["--listen", "127.0.0.1:8430"])
+        .args([
+            "--listen",
+            "127.0.0.1:8430",
+            "--acquirer-clock-ms",
+            APPLE_PAY_KIT_CLOCK_MS,
+        ])
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::inherit())
         .spawn()

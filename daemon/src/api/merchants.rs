@@ -22,6 +22,7 @@ use crate::auth::Role;
 use crate::domain::ids::new_id;
 use crate::domain::records::{ActivationRecord, AuditRecord, BankAccountRecord, MerchantRecord};
 use crate::idempotency::{self, Answer, ClaimError, Claimed};
+use crate::merchants::details::ApplicationDetails;
 use crate::merchants::documents::Document;
 use crate::merchants::onboarding::{self, AccountInput, Actor, MerchantInput, OnboardingError};
 use crate::merchants::{Merchant, MerchantSource};
@@ -141,6 +142,8 @@ pub struct BankAccountObject {
     pub account_number_last4: String,
     pub bank_name: String,
     pub branch: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bank_area_code: Option<String>,
     /// `pending_verification`, `verified` or `failed`.
     pub status: String,
     /// The provider's verification step for the merchant, while pending.
@@ -163,6 +166,7 @@ impl From<&BankAccountRecord> for BankAccountObject {
             account_number_last4: b.account_number_last4.clone(),
             bank_name: b.bank_name.clone(),
             branch: b.branch.clone(),
+            bank_area_code: b.bank_area_code.clone(),
             status: b.status.as_str().to_owned(),
             verification: b.verification.clone(),
             failure_reason: b.failure_reason.clone(),
@@ -257,13 +261,20 @@ impl MerchantBody {
 pub struct ActivationBody {
     /// The provider to apply to, e.g. `alipay`.
     pub provider: String,
-    /// The images the provider's review needs (WeChat Pay: all three). Passed on to the
-    /// provider and never stored.
+    /// The images the provider's review needs. Passed on to the provider and never stored.
     #[serde(default)]
     pub documents: Option<DocumentsBody>,
+    /// What the provider's review needs beyond the merchant's record (WeChat Pay: the
+    /// identity card's address and term, the store, the settlement account, ...). Passed on
+    /// to the provider and never stored.
+    #[serde(default)]
+    pub details: Option<ApplicationDetails>,
 }
 
-/// An application's images, each a JPEG, PNG or BMP of at most 2 MiB.
+/// An application's images, each a JPEG, PNG or BMP of at most 2 MiB. Which ones a provider
+/// needs is its own (WeChat Pay: the licence, both sides of the legal person's card, the
+/// store's two photos; an agent's card and authorisation letter when the contact is not the
+/// legal person; each beneficial owner's card when the legal person is not one).
 #[derive(Debug, Clone, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DocumentsBody {
@@ -273,6 +284,25 @@ pub struct DocumentsBody {
     pub id_card_front: Option<DocumentBody>,
     /// The legal person's identity card, the side with the national emblem (国徽面).
     pub id_card_back: Option<DocumentBody>,
+    /// The store's entrance, its sign readable (门头照).
+    pub store_entrance: Option<DocumentBody>,
+    /// The inside of the store (店内环境照).
+    pub store_indoor: Option<DocumentBody>,
+    /// The agent's identity card, the side with the photo (when the contact is an agent).
+    pub contact_id_front: Option<DocumentBody>,
+    /// The agent's identity card, the side with the national emblem.
+    pub contact_id_back: Option<DocumentBody>,
+    /// The merchant's letter authorising the agent, stamped (业务办理授权函).
+    pub authorization_letter: Option<DocumentBody>,
+    /// Beneficial owner 1's identity card, the side with the photo (and so on to 4).
+    pub beneficial_owner_1_id_front: Option<DocumentBody>,
+    pub beneficial_owner_1_id_back: Option<DocumentBody>,
+    pub beneficial_owner_2_id_front: Option<DocumentBody>,
+    pub beneficial_owner_2_id_back: Option<DocumentBody>,
+    pub beneficial_owner_3_id_front: Option<DocumentBody>,
+    pub beneficial_owner_3_id_back: Option<DocumentBody>,
+    pub beneficial_owner_4_id_front: Option<DocumentBody>,
+    pub beneficial_owner_4_id_back: Option<DocumentBody>,
 }
 
 /// One image.
@@ -302,6 +332,43 @@ impl DocumentsBody {
             ("business_license", &self.business_license),
             ("id_card_front", &self.id_card_front),
             ("id_card_back", &self.id_card_back),
+            ("store_entrance", &self.store_entrance),
+            ("store_indoor", &self.store_indoor),
+            ("contact_id_front", &self.contact_id_front),
+            ("contact_id_back", &self.contact_id_back),
+            ("authorization_letter", &self.authorization_letter),
+            (
+                "beneficial_owner_1_id_front",
+                &self.beneficial_owner_1_id_front,
+            ),
+            (
+                "beneficial_owner_1_id_back",
+                &self.beneficial_owner_1_id_back,
+            ),
+            (
+                "beneficial_owner_2_id_front",
+                &self.beneficial_owner_2_id_front,
+            ),
+            (
+                "beneficial_owner_2_id_back",
+                &self.beneficial_owner_2_id_back,
+            ),
+            (
+                "beneficial_owner_3_id_front",
+                &self.beneficial_owner_3_id_front,
+            ),
+            (
+                "beneficial_owner_3_id_back",
+                &self.beneficial_owner_3_id_back,
+            ),
+            (
+                "beneficial_owner_4_id_front",
+                &self.beneficial_owner_4_id_front,
+            ),
+            (
+                "beneficial_owner_4_id_back",
+                &self.beneficial_owner_4_id_back,
+            ),
         ]
         .into_iter()
         .filter_map(|(kind, body)| body.as_ref().map(|b| (kind, b)))
@@ -324,6 +391,10 @@ pub struct BankAccountBody {
     pub bank_name: String,
     #[serde(default)]
     pub branch: Option<String>,
+    /// Administrative division code (GB/T 2260) of the branch's city, e.g. `440300`
+    /// (WeChat Pay requires it: its `bank_address_code`).
+    #[serde(default)]
+    pub bank_area_code: Option<String>,
     /// Make it the default settlement account (the first one always is).
     #[serde(default)]
     pub default: bool,
@@ -639,6 +710,7 @@ pub async fn create_activation(
         .map(DocumentsBody::checked)
         .transpose()?
         .unwrap_or_default();
+    let details = body.details.clone().unwrap_or_default();
     idempotently(
         &state,
         &caller,
@@ -653,6 +725,7 @@ pub async fn create_activation(
                 &merchant_id,
                 &provider,
                 &documents,
+                &details,
             )
             .await?;
             json_body(201, &ActivationObject::from(&activation))
@@ -744,6 +817,7 @@ pub async fn create_bank_account(
         account_number: body.account_number,
         bank_name: body.bank_name,
         branch: body.branch,
+        bank_area_code: body.bank_area_code,
         is_default: body.default,
     };
     idempotently(

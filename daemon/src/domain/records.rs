@@ -379,6 +379,9 @@ pub struct BankAccountRecord {
     pub account_number_last4: String,
     pub bank_name: String,
     pub branch: Option<String>,
+    /// Administrative division code of the branch's city, when given (WeChat Pay needs it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bank_area_code: Option<String>,
     pub status: crate::domain::state::BankAccountStatus,
     /// The provider's verification step for the merchant (e.g. a remittance to make).
     pub verification: Option<serde_json::Value>,

@@ -1,5 +1,5 @@
-//! The images an application carries to a provider (the business licence, both sides of the
-//! legal person's identity card), for providers whose review needs them (WeChat Pay).
+//! The images an application carries to a provider (the business licence, identity cards,
+//! the store, an agent's authorisation letter), for providers whose review needs them (WeChat Pay).
 //!
 //! An image lives only as long as the request that carries it: checked here, handed to the
 //! provider's plugin inside the materials (which uploads it and names it in the
@@ -14,11 +14,51 @@ use super::onboarding::OnboardingError;
 /// The largest image a provider takes (WeChat Pay: 2M).
 pub const IMAGE_BYTES_MAX: usize = 2 << 20;
 
-/// The kinds of image, by their key under `documents`, with the parameter that names each.
-const KINDS: [(&str, &str); 3] = [
+/// The kinds of image, by their key under `documents`, with the parameter that names each:
+/// the licence, both sides of the legal person's identity card, the store's entrance and
+/// inside, the agent's identity card and authorisation letter (when the contact is not the
+/// legal person), and both sides of each beneficial owner's identity card.
+pub const KINDS: [(&str, &str); 16] = [
     ("business_license", "documents.business_license"),
     ("id_card_front", "documents.id_card_front"),
     ("id_card_back", "documents.id_card_back"),
+    ("store_entrance", "documents.store_entrance"),
+    ("store_indoor", "documents.store_indoor"),
+    ("contact_id_front", "documents.contact_id_front"),
+    ("contact_id_back", "documents.contact_id_back"),
+    ("authorization_letter", "documents.authorization_letter"),
+    (
+        "beneficial_owner_1_id_front",
+        "documents.beneficial_owner_1_id_front",
+    ),
+    (
+        "beneficial_owner_1_id_back",
+        "documents.beneficial_owner_1_id_back",
+    ),
+    (
+        "beneficial_owner_2_id_front",
+        "documents.beneficial_owner_2_id_front",
+    ),
+    (
+        "beneficial_owner_2_id_back",
+        "documents.beneficial_owner_2_id_back",
+    ),
+    (
+        "beneficial_owner_3_id_front",
+        "documents.beneficial_owner_3_id_front",
+    ),
+    (
+        "beneficial_owner_3_id_back",
+        "documents.beneficial_owner_3_id_back",
+    ),
+    (
+        "beneficial_owner_4_id_front",
+        "documents.beneficial_owner_4_id_front",
+    ),
+    (
+        "beneficial_owner_4_id_back",
+        "documents.beneficial_owner_4_id_back",
+    ),
 ];
 
 /// One image, checked.
@@ -54,7 +94,7 @@ fn sniffed(content: &[u8]) -> Option<&'static str> {
 }
 
 impl Document {
-    /// `kind` one of `business_license`, `id_card_front`, `id_card_back`; `content_type`
+    /// `kind` one of [`KINDS`]; `content_type`
     /// `image/jpeg`, `image/png` or `image/bmp`, and the image (base64 in `data`, 1 byte to
     /// 2 MiB) really of that type.
     pub fn check(kind: &str, content_type: &str, data: &str) -> Result<Document, OnboardingError> {
@@ -65,7 +105,8 @@ impl Document {
             .ok_or_else(|| OnboardingError::Invalid {
                 param: "documents",
                 message: format!(
-                    "unknown document {kind:?}: business_license, id_card_front or id_card_back"
+                    "unknown document {kind:?}: one of {}",
+                    KINDS.map(|(k, _)| k).join(", ")
                 ),
             })?;
         let invalid = |message: String| OnboardingError::Invalid { param, message };

@@ -6,6 +6,7 @@
 //! platform_merchant`): its providers are those whose activation is `active`, and calls for
 //! it use the platform's provider settings and keys plus its own sub-merchant number.
 
+pub mod details;
 pub mod documents;
 pub mod onboarding;
 pub mod sealed;

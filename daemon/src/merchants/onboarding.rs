@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use serde_json::json;
 
+use super::details::ApplicationDetails;
 use super::documents::{self, Document};
 use super::sealed::MasterKey;
 use super::validate;
@@ -77,6 +78,8 @@ pub struct AccountInput {
     pub account_number: String,
     pub bank_name: String,
     pub branch: Option<String>,
+    /// Administrative division code of the branch's city (GB/T 2260), when given.
+    pub bank_area_code: Option<String>,
     pub is_default: bool,
     /// A bank card (Luhn-checked) rather than a corporate account.
     pub is_card: bool,
@@ -467,6 +470,7 @@ fn materials(
     onboarding: &Onboarding,
     merchant: &MerchantRecord,
     documents: &[Document],
+    details: &ApplicationDetails,
 ) -> Result<String, OnboardingError> {
     let key = master_key(onboarding)?;
     let id_number = key
@@ -481,12 +485,14 @@ fn materials(
                     "email": merchant.contact_email},
         "industry_code": merchant.industry_code,
         "documents": documents::materials(documents),
+        "details": details.materials(),
     })
     .to_string())
 }
 
 /// `POST /v1/merchants/{id}/activations`: applies to `provider` (or resubmits after a
-/// rejection), with the images the provider's review needs (`documents`, never stored).
+/// rejection), with the images and details the provider's review needs (`documents`,
+/// `details`: never stored).
 /// One activation per merchant and provider; an application under review or active is
 /// answered as it is. One still `submitted` (its submission failed, or the provider has not
 /// reviewed it yet) is submitted again: the provider knows it by our activation id, so this
@@ -497,7 +503,9 @@ pub async fn activate(
     merchant_id: &str,
     provider: &str,
     documents: &[Document],
+    details: &ApplicationDetails,
 ) -> Result<ActivationRecord, OnboardingError> {
+    details.check(today())?;
     let merchant = stored_merchant(onboarding, merchant_id)?;
     let existing = onboarding
         .store
@@ -537,7 +545,7 @@ pub async fn activate(
         activation_id: activation.id.clone(),
         provider: provider.into(),
         merchant: record,
-        materials_json: materials(onboarding, &merchant, documents)?,
+        materials_json: materials(onboarding, &merchant, documents, details)?,
     };
     // Recorded (durably) before the provider hears of it, so a crash leaves a trace to poll.
     let images: Vec<_> = documents.iter().map(Document::summary).collect();
@@ -546,7 +554,7 @@ pub async fn activate(
         actor,
         &activation,
         "activation.submitted",
-        json!({"documents": images}),
+        json!({"documents": images, "details": details.sections()}),
     )?;
     onboarding.store.durable().await?;
     let answer = onboarding.plugins.onboard(request).await;
@@ -693,6 +701,12 @@ pub async fn bind_account(
         param: "account_number",
         message: format!("account_number {message}"),
     })?;
+    if let Some(code) = &input.bank_area_code {
+        validate::area_code(code).map_err(|message| OnboardingError::Invalid {
+            param: "bank_area_code",
+            message: format!("bank_area_code {message}"),
+        })?;
+    }
     let holder = input.account_holder.trim();
     if holder != merchant.name && holder != merchant.legal_person_name {
         return Err(OnboardingError::AccountHolderMismatch(holder.into()));
@@ -728,6 +742,7 @@ pub async fn bind_account(
         account_number_last4: validate::last4(digits),
         bank_name: input.bank_name.trim().into(),
         branch: input.branch.clone(),
+        bank_area_code: input.bank_area_code.clone(),
         status: BankAccountStatus::PendingVerification,
         verification: None,
         failure_reason: None,
@@ -740,7 +755,8 @@ pub async fn bind_account(
         onboarding,
         &input.provider,
         merchant_id,
-        json!({"activation_id": activation.id, "sub_merchant_id": activation.provider_reference}),
+        json!({"activation_id": activation.id, "sub_merchant_id": activation.provider_reference,
+               "bank_area_code": account.bank_area_code}),
     )?;
     save_account(
         onboarding,
@@ -912,9 +928,16 @@ mod tests {
     async fn submitted(h: &Harness) -> ActivationRecord {
         let actor = Actor::system();
         create_merchant(&h.onboarding, &actor, "m_new", &input("Noodle Bar")).unwrap();
-        let activation = activate(&h.onboarding, &actor, "m_new", PROVIDER, &[])
-            .await
-            .unwrap();
+        let activation = activate(
+            &h.onboarding,
+            &actor,
+            "m_new",
+            PROVIDER,
+            &[],
+            &Default::default(),
+        )
+        .await
+        .unwrap();
         assert_eq!(activation.status, ActivationStatus::Submitted);
         activation
     }
@@ -1022,9 +1045,16 @@ mod tests {
             &outcome(wit::OnboardingStatus::Rejected, None),
         )
         .unwrap();
-        let again = activate(&h.onboarding, &Actor::system(), "m_new", PROVIDER, &[])
-            .await
-            .unwrap();
+        let again = activate(
+            &h.onboarding,
+            &Actor::system(),
+            "m_new",
+            PROVIDER,
+            &[],
+            &Default::default(),
+        )
+        .await
+        .unwrap();
         assert_eq!(again.id, activation.id);
         assert_eq!(
             (again.status, again.submissions),

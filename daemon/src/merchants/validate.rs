@@ -218,6 +218,36 @@ fn days_in_month(year: i32, month: u32) -> u32 {
     }
 }
 
+/// A calendar date written `YYYY-MM-DD` (years 1900-2199).
+pub fn calendar_date(value: &str) -> Result<(), String> {
+    let b = value.as_bytes();
+    let shaped = b.len() == 10
+        && b[4] == b'-'
+        && b[7] == b'-'
+        && b.iter()
+            .enumerate()
+            .all(|(i, c)| i == 4 || i == 7 || c.is_ascii_digit());
+    if !shaped {
+        return Err("must be a date written YYYY-MM-DD".into());
+    }
+    let year = digits_value(&b[0..4]) as i32;
+    let month = digits_value(&b[5..7]);
+    let day = digits_value(&b[8..10]);
+    if !(1900..=2199).contains(&year) || day == 0 || day > days_in_month(year, month) {
+        return Err("is not a date of the calendar (YYYY-MM-DD)".into());
+    }
+    Ok(())
+}
+
+/// An administrative division code (行政区划代码, GB/T 2260): six digits, the first not 0.
+pub fn area_code(code: &str) -> Result<(), String> {
+    if code.len() == 6 && code.bytes().all(|b| b.is_ascii_digit()) && !code.starts_with('0') {
+        Ok(())
+    } else {
+        Err("must be a 6-digit administrative division code (GB/T 2260), e.g. 440305".into())
+    }
+}
+
 /// Value of ASCII digits (the caller has checked they are digits; at most 9 of them).
 fn digits_value(digits: &[u8]) -> u32 {
     digits

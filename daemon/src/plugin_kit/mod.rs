@@ -145,11 +145,18 @@ impl Bench {
         })
     }
 
-    /// Records one scenario against the live provider.
-    pub async fn record(&self, name: &str, call: &Call) -> Result<Cassette, String> {
-        let clock_ms = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_millis() as u64);
+    /// Records one scenario against the live provider, at `clock_ms` or now.
+    pub async fn record(
+        &self,
+        name: &str,
+        call: &Call,
+        clock_ms: Option<u64>,
+    ) -> Result<Cassette, String> {
+        let clock_ms = clock_ms.unwrap_or_else(|| {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_millis() as u64)
+        });
         let seed = seed_of(name);
         let (result, transcript) = self.run(call, clock_ms, seed, Script::Live).await?;
         Ok(Cassette {
@@ -320,7 +327,9 @@ pub async fn record(wasm: &Path, dir: &Path) -> Result<(), String> {
     let scenarios = kit.scenarios.clone();
     let bench = Bench::start(wasm, kit).await?;
     for scenario in &scenarios {
-        let cassette = bench.record(&scenario.name, &scenario.call).await?;
+        let cassette = bench
+            .record(&scenario.name, &scenario.call, scenario.clock_ms)
+            .await?;
         let path = dir.join(format!("{}.json", scenario.name));
         std::fs::write(&path, cassette.to_text())
             .map_err(|e| format!("{}: {e}", path.display()))?;

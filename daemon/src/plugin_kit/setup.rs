@@ -20,7 +20,9 @@
 //!
 //! A scenario's `request` is the operation's record as in `provider.wit` (`_` for `-`,
 //! enum cases in `UpperCamelCase`), without `provider` and `merchant`: the kit fills them
-//! in (inside `payment` for refunds). An `onboard` gives `materials` as a table, handed over
+//! in (inside `payment` for refunds). A scenario's `clock_ms` (Unix ms) fixes the instant
+//! it is recorded at (a wallet token is good only near its signing time); by default it is
+//! the time of recording. An `onboard` gives `materials` as a table, handed over
 //! as `materials_json`. `file:` key paths are relative to `kit.toml`.
 
 use std::collections::BTreeMap;
@@ -65,6 +67,8 @@ fn default_merchant_id() -> String {
 struct RawScenario {
     name: String,
     operation: String,
+    #[serde(default)]
+    clock_ms: Option<u64>,
     request: toml::Table,
 }
 
@@ -73,6 +77,9 @@ struct RawScenario {
 pub struct Scenario {
     pub name: String,
     pub call: Call,
+    /// The instant the call is recorded at (Unix ms), when the scenario fixes one (a wallet
+    /// token is only good near its signing time); else the time of recording.
+    pub clock_ms: Option<u64>,
 }
 
 /// The kit's setup for one plugin.
@@ -152,6 +159,7 @@ impl Kit {
             kit.scenarios.push(Scenario {
                 name: scenario.name,
                 call,
+                clock_ms: scenario.clock_ms,
             });
         }
         Ok(kit)

@@ -382,9 +382,12 @@ impl hyper::service::Service<Request<Incoming>> for ConnectionService {
             .oneshot(Request::from_parts(parts, body));
         Box::pin(async move {
             let mut response = call.await?;
-            if http1 && !in_flight.0.is_open() {
-                // Closing (say, its body was too slow): tell the client this is the last
-                // answer here; hyper then closes the connection once it is written.
+            // A body refused for its size was not read to its end, so nothing more can be read
+            // on this connection either.
+            let unread = response.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE;
+            if http1 && (unread || !in_flight.0.is_open()) {
+                // Closing (say, its body was too slow, or too large): tell the client this is
+                // the last answer here; hyper then closes the connection once it is written.
                 response
                     .headers_mut()
                     .insert(CONNECTION, HeaderValue::from_static("close"));

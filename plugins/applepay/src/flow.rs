@@ -127,7 +127,7 @@ pub fn create_payment(
 pub fn query_payment(env: &impl Env, payment: &PaymentRef) -> Result<PaymentResult, ProviderError> {
     let settings = Settings::parse(&payment.merchant.settings_json)?;
     let path = format!("/v1/payments/{}", reference(&payment.payment_id)?);
-    let response = call(env, &settings, "GET", &path, None)?;
+    let response = call(env, &settings, "GET", &path, None).map_err(learnt_nothing)?;
     // None there: nothing was charged; not `failed` (a create on its way may yet arrive).
     if response.status == 404 {
         return Err(ProviderError::Unavailable(
@@ -168,7 +168,7 @@ pub fn refund(env: &impl Env, request: &RefundRequest) -> Result<RefundResult, P
 pub fn query_refund(env: &impl Env, refund: &RefundRef) -> Result<RefundResult, ProviderError> {
     let settings = Settings::parse(&refund.payment.merchant.settings_json)?;
     let path = format!("/v1/refunds/{}", reference(&refund.refund_id)?);
-    let response = call(env, &settings, "GET", &path, None)?;
+    let response = call(env, &settings, "GET", &path, None).map_err(learnt_nothing)?;
     if response.status == 404 {
         return Err(ProviderError::Unavailable(
             "no such refund at the acquirer; nothing was refunded".into(),
@@ -199,6 +199,15 @@ fn unknown_if_sent(error: ProviderError) -> ProviderError {
         ProviderError::Unavailable(m) if m.starts_with("acquirer answered 5") => {
             ProviderError::UnknownOutcome(m)
         }
+        other => other,
+    }
+}
+
+/// A failure of a query: it changed nothing, so its outcome is never unknown; the query
+/// learnt nothing, and may be asked again (the contract's `unavailable`).
+fn learnt_nothing(error: ProviderError) -> ProviderError {
+    match error {
+        ProviderError::UnknownOutcome(m) => ProviderError::Unavailable(m),
         other => other,
     }
 }

@@ -34,7 +34,7 @@ fn hmac(data: &[u8]) -> Vec<u8> {
 }
 
 /// What the fake acquirer answers next.
-#[derive(Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 enum Acquirer {
     Approve,
     Decline,
@@ -324,6 +324,27 @@ fn acquirer_failures_are_classified_safely() {
             }
             (expected, other) => panic!("{expected}: {other:?}"),
         }
+    }
+    // A query changes nothing: the same failures leave it `unavailable`, never unknown.
+    for acquirer in [Acquirer::Fail500, Acquirer::BadSignature, Acquirer::Timeout] {
+        let mut fake = Fake::at(SIGNED_AT_MS);
+        fake.acquirer = acquirer;
+        let payment = PaymentRef {
+            payment_id: "pay_apple0001".into(),
+            provider: "applepay".into(),
+            merchant: request(100, "USD", "").merchant,
+            amount: Money {
+                minor: 100,
+                currency: "USD".into(),
+                exponent: 2,
+            },
+            provider_reference: None,
+        };
+        let result = flow::query_payment(&fake, &payment);
+        assert!(
+            matches!(result, Err(ProviderError::Unavailable(_))),
+            "{acquirer:?}: {result:?}"
+        );
     }
 }
 

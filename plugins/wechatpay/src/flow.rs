@@ -424,7 +424,8 @@ fn upload(client: &Client<'_, impl Env>, image: &media::Image) -> Result<String,
     media::interpret_upload(answer(&response))
 }
 
-/// `onboard`: uploads the three images, then submits the applyment with `business_code` =
+/// `onboard`: checks the materials are complete, uploads the images the applyment names
+/// (`onboarding::needed_images`), then submits the applyment with `business_code` =
 /// our activation id, naming them. Submitting again under the same id is safe: WeChat Pay
 /// answers `PROCESSING` while the application is in progress (or done), and the plugin then
 /// queries it and reports its state; after a rejection, the same business code resubmits
@@ -437,12 +438,13 @@ pub fn onboard(
     let materials = onboarding::Materials::parse(&request.materials_json)?;
     let documents = media::Documents::parse(&request.materials_json)?;
     onboarding::check_business_code("activation id", &request.activation_id)?;
+    onboarding::check_complete(&materials, &documents)?;
     let client = Client::new(env, &settings, &request.activation_id);
-    let media = media::MediaIds {
-        license_copy: upload(&client, &documents.business_license)?,
-        id_card_copy: upload(&client, &documents.id_card_front)?,
-        id_card_national: upload(&client, &documents.id_card_back)?,
-    };
+    let mut media = media::MediaIds::default();
+    for (key, why) in onboarding::needed_images(&materials) {
+        let id = upload(&client, documents.get(&key, why)?)?;
+        media.0.insert(key, id);
+    }
     let body = onboarding::applyment(
         &settings,
         &request.activation_id,
@@ -537,7 +539,7 @@ pub fn bind_account(
     request: &BindingRequest,
 ) -> Result<BindingResult, ProviderError> {
     let settings = Settings::parse(&request.merchant.settings_json)?;
-    let body = onboarding::modify_settlement(request, &|text| seal(env, text))?;
+    let body = onboarding::modify_settlement(&settings, request, &|text| seal(env, text))?;
     let client = Client::new(env, &settings, &request.bank_account_id);
     let sub_mchid = sub_merchant(&client, &settings)?;
     let response = client.send_sensitive(
@@ -1122,13 +1124,15 @@ mod onboarding_tests {
             [
                 upload.clone(),
                 upload.clone(),
+                upload.clone(),
+                upload.clone(),
                 upload,
                 format!("POST {BASE}/v3/applyment4sub/applyment/")
             ]
         );
         // Each upload: a multipart form of the signed meta and the image; no serial (it
         // carries nothing sealed).
-        for n in 0..3 {
+        for n in 0..5 {
             let content_type = header(&env, n, "Content-Type").unwrap();
             assert!(content_type.starts_with("multipart/form-data; boundary=paygate-"));
             let sent = &env.sent.borrow()[n].body;
@@ -1136,7 +1140,7 @@ mod onboarding_tests {
             assert!(String::from_utf8_lossy(sent).contains(r#""sha256":""#));
             assert_eq!(header(&env, n, "Wechatpay-Serial"), None);
         }
-        let body = env.sent_json(3);
+        let body = env.sent_json(5);
         assert_eq!(body["business_code"], ACTIVATION_ID);
         // The images by the media ids the uploads answered.
         assert_eq!(
@@ -1147,6 +1151,19 @@ mod onboarding_tests {
         assert_eq!(
             (&card["id_card_copy"], &card["id_card_national"]),
             (&json!(MEDIA_IDS[1]), &json!(MEDIA_IDS[2]))
+        );
+        let store = &body["business_info"]["sales_info"]["biz_store_info"];
+        assert_eq!(
+            (&store["store_entrance_pic"], &store["indoor_pic"]),
+            (&json!([MEDIA_IDS[3]]), &json!([MEDIA_IDS[4]]))
+        );
+        assert_eq!(
+            env.open_sealed(
+                body["bank_account_info"]["account_number"]
+                    .as_str()
+                    .unwrap()
+            ),
+            "7550000000000001"
         );
         // Sealed under the platform public key, named by its serial: only its private key
         // opens it, and the clear number is nowhere in the request.
@@ -1159,10 +1176,10 @@ mod onboarding_tests {
             "13800138000"
         );
         assert!(
-            !String::from_utf8_lossy(&env.sent.borrow()[3].body).contains("110101199003071234")
+            !String::from_utf8_lossy(&env.sent.borrow()[5].body).contains("110101199003071234")
         );
         assert_eq!(
-            header(&env, 3, "Wechatpay-Serial").as_deref(),
+            header(&env, 5, "Wechatpay-Serial").as_deref(),
             Some(PUBLIC_KEY_ID)
         );
     }
@@ -1182,11 +1199,11 @@ mod onboarding_tests {
         assert_eq!(result.status, OnboardingStatus::Active);
         assert_eq!(result.provider_reference.as_deref(), Some(SUB_MCHID));
         assert_eq!(
-            env.sent_lines()[4],
+            env.sent_lines()[6],
             format!("GET {BASE}/v3/applyment4sub/applyment/business_code/{ACTIVATION_ID}")
         );
         // The query carries no sensitive fields, so no serial.
-        assert_eq!(header(&env, 4, "Wechatpay-Serial"), None);
+        assert_eq!(header(&env, 6, "Wechatpay-Serial"), None);
     }
 
     #[test]
@@ -1355,6 +1372,7 @@ mod onboarding_tests {
         let mut merchant = merchant();
         let mut settings: Value = serde_json::from_str(&merchant.settings_json).unwrap();
         settings["sub_mchid"] = SUB_MCHID.into();
+        settings["bank_area_code"] = "440300".into();
         merchant.settings_json = settings.to_string();
         let env = FakeEnv::new(vec![reply(204, Value::Null)]);
         let result = bind_account(&env, &binding_request(merchant)).unwrap();

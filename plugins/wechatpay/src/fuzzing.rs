@@ -216,6 +216,68 @@ fn split_once<'a>(data: &'a [u8], separator: &[u8]) -> (&'a [u8], &'a [u8]) {
     }
 }
 
+/// The body of the `wechatpay_materials` fuzz target: the fuzzer's bytes as an onboarding's
+/// `materials-json`, through everything the plugin does with it before the first request
+/// (the materials and their details, the images, the completeness check, the applyment with
+/// a seal that marks what it sealed). Never panics; a refusal is `invalid-request` with a
+/// message; an applyment is a JSON object with our business code, whose sensitive fields
+/// are all sealed. Whether it got that far.
+pub fn materials(data: &[u8]) -> bool {
+    use paygate_plugin_api::ProviderError;
+
+    use crate::{media, onboarding};
+
+    let Ok(json) = std::str::from_utf8(data) else {
+        return false;
+    };
+    let refused = |error: ProviderError| match error {
+        ProviderError::InvalidRequest(message) => {
+            assert!(!message.trim().is_empty());
+            false
+        }
+        other => panic!("materials refused as {other:?}"),
+    };
+    let (materials, documents) = match onboarding::Materials::parse(json)
+        .and_then(|m| media::Documents::parse(json).map(|d| (m, d)))
+    {
+        Ok(parsed) => parsed,
+        Err(error) => return refused(error),
+    };
+    if let Err(error) = onboarding::check_complete(&materials, &documents) {
+        return refused(error);
+    }
+    let mut ids = media::MediaIds::default();
+    for (n, (key, _)) in onboarding::needed_images(&materials)
+        .into_iter()
+        .enumerate()
+    {
+        ids.0.insert(key, format!("V1_{n}"));
+    }
+    let seal = |text: &str| Ok(format!("sealed:{}", text.len()));
+    match onboarding::applyment(&settings(), "act_fuzz", &materials, &ids, &seal) {
+        Ok(body) => {
+            let body: serde_json::Value =
+                serde_json::from_str(&body).expect("an applyment is JSON");
+            assert_eq!(body["business_code"], "act_fuzz");
+            for pointer in [
+                "/contact_info/contact_name",
+                "/contact_info/mobile_phone",
+                "/subject_info/identity_info/id_card_info/id_card_number",
+                "/subject_info/identity_info/id_card_info/id_card_address",
+                "/bank_account_info/account_number",
+            ] {
+                let field = body.pointer(pointer).and_then(|v| v.as_str()).unwrap_or("");
+                assert!(
+                    field.starts_with("sealed:"),
+                    "{pointer} not sealed: {field}"
+                );
+            }
+            true
+        }
+        Err(error) => refused(error),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::path::{Path, PathBuf};
@@ -226,10 +288,15 @@ mod tests {
 
     /// Runs [`check`] on every file of `fuzz/<dir>/wechatpay_notice/`; returns how many.
     fn replay(dir: &str) -> usize {
+        replay_target(dir, "wechatpay_notice", check)
+    }
+
+    /// Runs `run` on every file of `fuzz/<dir>/<target>/`; returns how many.
+    fn replay_target(dir: &str, target: &str, run: fn(&[u8])) -> usize {
         let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
             .join("../../fuzz")
             .join(dir)
-            .join("wechatpay_notice");
+            .join(target);
         let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
             .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
             .map(|entry| entry.unwrap().path())
@@ -238,7 +305,7 @@ mod tests {
         files.sort();
         for file in &files {
             let data = std::fs::read(file).unwrap();
-            let outcome = std::panic::catch_unwind(|| check(&data));
+            let outcome = std::panic::catch_unwind(|| run(&data));
             assert!(outcome.is_ok(), "{} fails", file.display());
         }
         files.len()
@@ -248,6 +315,34 @@ mod tests {
     fn regressions_and_seeds_hold() {
         assert!(replay("regressions") > 0);
         replay("corpus");
+        assert!(
+            replay_target("corpus", "wechatpay_materials", |data| {
+                assert!(materials(data), "a seed reaches the applyment");
+            }) > 0
+        );
+    }
+
+    /// The materials target reaches the applyment: the test kit's complete materials pass,
+    /// and hostile variants are refused, never a panic.
+    #[test]
+    fn the_materials_target_reaches_the_applyment() {
+        let mut complete = crate::testkit::materials();
+        complete["documents"] = crate::testkit::documents();
+        assert!(materials(complete.to_string().as_bytes()));
+        for hostile in [
+            "",
+            "null",
+            "[]",
+            "{\"details\": {\"beneficial_owners\": [{}, {}, {}, {}, {}]}}",
+            "{\"documents\": {\"x\": 1}}",
+            "{\"details\": {\"legal_person\": {\"id_valid_from\": \"9999-99-99\"}}}",
+        ] {
+            assert!(!materials(hostile.as_bytes()), "{hostile}");
+        }
+        // An agent contact without the agent's details: refused.
+        let mut agent = complete.clone();
+        agent["contact"]["name"] = "李四".into();
+        assert!(!materials(agent.to_string().as_bytes()));
     }
 
     #[test]

@@ -19,6 +19,7 @@
 use paygate_plugin_api::*;
 
 mod auth;
+mod details;
 mod env;
 mod flow;
 #[cfg(any(test, feature = "fuzzing"))]

@@ -1,10 +1,12 @@
-//! The images an applyment names by media id (the business licence, both sides of the legal
-//! person's identity card), the pure part: reading them from the materials, the multipart
+//! The images an applyment names by media id (the business licence, identity cards, the
+//! store, the agent's authorisation letter), the pure part: reading them from the materials, the multipart
 //! form of WeChat Pay's image upload (`POST /v3/merchant/media/upload`), and its answer.
 //!
 //! The upload's signature covers its `meta` part (`{"filename","sha256"}`), not the form.
 //! The form's boundary is derived from the image's digest, so the same image always makes
 //! the same request body (and a boundary that cannot occur inside the image).
+
+use std::collections::BTreeMap;
 
 use paygate_plugin_api::ProviderError;
 use serde::Deserialize;
@@ -19,25 +21,30 @@ pub const IMAGE_BYTES_MAX: usize = 2 << 20;
 /// A media id in an answer is at most this long (WeChat Pay's are about 100 characters).
 const MEDIA_ID_CHARS_MAX: usize = 512;
 
-/// Which image, by its key under the materials' `documents`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Kind {
-    /// 营业执照: `subject_info.business_license_info.license_copy`.
-    BusinessLicense,
-    /// 身份证人像面: `id_card_info.id_card_copy`.
-    IdCardFront,
-    /// 身份证国徽面: `id_card_info.id_card_national`.
-    IdCardBack,
+/// The images the materials' `documents` may carry, by key: the licence, both sides of the
+/// legal person's identity card, the store's entrance and inside, the agent's identity card
+/// and authorisation letter, and both sides of each beneficial owner's identity card
+/// (`beneficial_owner_1_id_front` ... `beneficial_owner_4_id_back`).
+const KEYS: [&str; 8] = [
+    "business_license",
+    "id_card_front",
+    "id_card_back",
+    "store_entrance",
+    "store_indoor",
+    "contact_id_front",
+    "contact_id_back",
+    "authorization_letter",
+];
+
+/// The key of the `side` (`front` or `back`) of beneficial owner `index`'s (from 0) card.
+pub fn owner_key(index: usize, side: &str) -> String {
+    format!("beneficial_owner_{}_id_{side}", index + 1)
 }
 
-impl Kind {
-    pub fn key(self) -> &'static str {
-        match self {
-            Kind::BusinessLicense => "business_license",
-            Kind::IdCardFront => "id_card_front",
-            Kind::IdCardBack => "id_card_back",
-        }
-    }
+fn is_key(key: &str) -> bool {
+    KEYS.contains(&key)
+        || (0..crate::details::OWNERS_MAX)
+            .any(|i| key == owner_key(i, "front") || key == owner_key(i, "back"))
 }
 
 /// The formats WeChat Pay takes, told by their first bytes.
@@ -91,23 +98,21 @@ impl Format {
 /// content type says.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Image {
-    pub kind: Kind,
+    pub key: String,
     pub format: Format,
     pub content: Vec<u8>,
 }
 
 impl Image {
     pub fn filename(&self) -> String {
-        format!("{}.{}", self.kind.key(), self.format.extension())
+        format!("{}.{}", self.key, self.format.extension())
     }
 }
 
-/// The three images an enterprise applyment needs.
+/// The images given, each checked.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Documents {
-    pub business_license: Image,
-    pub id_card_front: Image,
-    pub id_card_back: Image,
+    images: BTreeMap<String, Image>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -116,84 +121,86 @@ struct RawImage {
     data: Option<String>,
 }
 
-#[derive(Debug, Default, Deserialize)]
-struct RawDocuments {
-    business_license: Option<RawImage>,
-    id_card_front: Option<RawImage>,
-    id_card_back: Option<RawImage>,
-}
-
 #[derive(Debug, Deserialize)]
 struct RawMaterials {
-    documents: Option<RawDocuments>,
+    documents: Option<BTreeMap<String, RawImage>>,
 }
 
-fn invalid(kind: Kind, what: &str) -> ProviderError {
-    ProviderError::InvalidRequest(format!(
-        "wechatpay onboarding: `documents.{}` {what}",
-        kind.key()
-    ))
+fn invalid(key: &str, what: &str) -> ProviderError {
+    ProviderError::InvalidRequest(format!("wechatpay onboarding: `documents.{key}` {what}"))
 }
 
-fn image(kind: Kind, raw: Option<RawImage>) -> Result<Image, ProviderError> {
+fn image(key: &str, raw: RawImage) -> Result<Image, ProviderError> {
     use base64::Engine as _;
-    let raw = raw.ok_or_else(|| {
-        invalid(
-            kind,
-            "is required: WeChat Pay's applyment needs a photo of the business licence and of both sides of the legal person's identity card",
-        )
-    })?;
     let format = raw
         .content_type
         .as_deref()
         .and_then(Format::of_content_type)
-        .ok_or_else(|| invalid(kind, "must be image/jpeg, image/png or image/bmp"))?;
+        .ok_or_else(|| invalid(key, "must be image/jpeg, image/png or image/bmp"))?;
     let content = base64::engine::general_purpose::STANDARD
         .decode(raw.data.unwrap_or_default().trim())
-        .map_err(|_| invalid(kind, "has a `data` that is not base64"))?;
+        .map_err(|_| invalid(key, "has a `data` that is not base64"))?;
     if content.is_empty() || content.len() > IMAGE_BYTES_MAX {
-        return Err(invalid(
-            kind,
-            "must be 1 byte to 2 MiB (WeChat Pay's limit)",
-        ));
+        return Err(invalid(key, "must be 1 byte to 2 MiB (WeChat Pay's limit)"));
     }
     if Format::of_content(&content) != Some(format) {
         return Err(invalid(
-            kind,
+            key,
             &format!("is not a {} image", format.extension().to_uppercase()),
         ));
     }
     Ok(Image {
-        kind,
+        key: key.to_owned(),
         format,
         content,
     })
 }
 
 impl Documents {
-    /// The materials' `documents`: `{"business_license", "id_card_front", "id_card_back"}`,
-    /// each `{"content_type", "data"}` (base64). Every one is required.
+    /// The materials' `documents`: `{"business_license": {"content_type", "data"}, ...}`
+    /// (base64), every image given checked; an unknown key is `invalid-request`. Which of
+    /// them an applyment needs is for `onboarding` to say ([`Documents::get`]).
     pub fn parse(materials_json: &str) -> Result<Documents, ProviderError> {
         let raw: RawMaterials = serde_json::from_str(materials_json).map_err(|e| {
             ProviderError::InvalidRequest(format!(
                 "wechatpay onboarding: the documents are not valid: {e}"
             ))
         })?;
-        let d = raw.documents.unwrap_or_default();
-        Ok(Documents {
-            business_license: image(Kind::BusinessLicense, d.business_license)?,
-            id_card_front: image(Kind::IdCardFront, d.id_card_front)?,
-            id_card_back: image(Kind::IdCardBack, d.id_card_back)?,
-        })
+        let mut images = BTreeMap::new();
+        for (key, raw) in raw.documents.unwrap_or_default() {
+            if !is_key(&key) {
+                return Err(invalid(
+                    &key,
+                    "is not an image WeChat Pay's applyment takes",
+                ));
+            }
+            let checked = image(&key, raw)?;
+            images.insert(key, checked);
+        }
+        Ok(Documents { images })
+    }
+
+    /// The image under `key`; `why` says what needs it when it is missing.
+    pub fn get(&self, key: &str, why: &str) -> Result<&Image, ProviderError> {
+        self.images
+            .get(key)
+            .ok_or_else(|| invalid(key, &format!("is required: {why}")))
     }
 }
 
-/// What an applyment names the images by.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct MediaIds {
-    pub license_copy: String,
-    pub id_card_copy: String,
-    pub id_card_national: String,
+/// What an applyment names the images by: each uploaded image's media id, by its key.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct MediaIds(pub BTreeMap<String, String>);
+
+impl MediaIds {
+    /// The media id of the image under `key` (uploaded before the applyment is built).
+    pub fn of(&self, key: &str) -> Result<&str, ProviderError> {
+        self.0.get(key).map(String::as_str).ok_or_else(|| {
+            ProviderError::InvalidRequest(format!(
+                "wechatpay onboarding: `documents.{key}` was not uploaded"
+            ))
+        })
+    }
 }
 
 /// One image's upload: the signed text (`meta`) and the form that carries it and the image.
@@ -278,25 +285,54 @@ mod tests {
         }
     }
 
+    fn missing(documents: serde_json::Value, key: &str) -> String {
+        match Documents::parse(&materials(documents))
+            .unwrap()
+            .get(key, "why")
+        {
+            Err(ProviderError::InvalidRequest(m)) => m,
+            other => panic!("expected invalid-request, got {other:?}"),
+        }
+    }
+
     #[test]
     fn the_three_images_are_read_and_checked() {
         let documents = Documents::parse(&materials(all_three())).unwrap();
-        assert_eq!(documents.business_license.content, JPEG);
-        assert_eq!(documents.id_card_back.filename(), "id_card_back.jpg");
+        assert_eq!(documents.get("business_license", "").unwrap().content, JPEG);
+        assert_eq!(
+            documents.get("id_card_back", "").unwrap().filename(),
+            "id_card_back.jpg"
+        );
+        let mut d = all_three();
+        d["beneficial_owner_4_id_back"] = d["business_license"].clone();
+        let documents = Documents::parse(&materials(d)).unwrap();
+        assert_eq!(
+            documents.get(&owner_key(3, "back"), "").unwrap().filename(),
+            "beneficial_owner_4_id_back.jpg"
+        );
 
         let png = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR".to_vec();
         let mut d = all_three();
         d["id_card_front"] = json!({"content_type": "image/png", "data": b64(&png)});
         let documents = Documents::parse(&materials(d)).unwrap();
-        assert_eq!(documents.id_card_front.format, Format::Png);
+        assert_eq!(
+            documents.get("id_card_front", "").unwrap().format,
+            Format::Png
+        );
     }
 
     #[test]
     fn missing_malformed_and_hostile_images_are_refused_naming_the_field() {
         let mut d = all_three();
         d.as_object_mut().unwrap().remove("id_card_back");
-        assert!(refusal(d).contains("`documents.id_card_back` is required"));
-        assert!(refusal(json!(null)).contains("`documents.business_license` is required"));
+        assert!(missing(d, "id_card_back").contains("`documents.id_card_back` is required: why"));
+        assert!(
+            missing(json!(null), "business_license")
+                .contains("`documents.business_license` is required")
+        );
+        let mut d = all_three();
+        d["beneficial_owner_5_id_front"] = d["business_license"].clone();
+        assert!(refusal(d).contains("beneficial_owner_5_id_front` is not an image"));
         let cases = [
             (
                 json!({"content_type": "image/gif", "data": b64(b"GIF89a")}),
@@ -343,7 +379,7 @@ mod tests {
     #[test]
     fn the_upload_form_carries_the_signed_meta_and_the_image() {
         let documents = Documents::parse(&materials(all_three())).unwrap();
-        let upload = upload(&documents.business_license);
+        let upload = upload(documents.get("business_license", "").unwrap());
         let digest = hex(&Sha256::digest(JPEG));
         assert_eq!(
             upload.meta,

@@ -20,7 +20,8 @@ use paygate_plugin_api::{
 };
 use serde::{Deserialize, Serialize};
 
-use crate::media::MediaIds;
+use crate::details::{Details, RawDetails, Term};
+use crate::media::{Documents, MediaIds, owner_key};
 use crate::settings::Settings;
 use crate::transform::{
     Answer, Call, Class, Failure, body_error, bounded, classify, clip, cut, generic_error,
@@ -64,8 +65,14 @@ const MASKED_ACCOUNT_CHARS_MAX: usize = 128;
 /// mainland identity card and whose settlement account is a corporate one.
 const SUBJECT_TYPE: &str = "SUBJECT_TYPE_ENTERPRISE";
 const ID_HOLDER_TYPE: &str = "LEGAL";
-const ID_DOC_TYPE: &str = "IDENTIFICATION_TYPE_MAINLAND_IDCARD";
+/// A mainland identity card, as `applyment4sub` names it (the legal person's, the agent's,
+/// a beneficial owner's).
+const ID_DOC_TYPE: &str = "IDENTIFICATION_TYPE_IDCARD";
 const ACCOUNT_TYPE: &str = "ACCOUNT_TYPE_BUSINESS";
+/// The applyment's settlement account: a corporate one, in the licence's name.
+const BANK_ACCOUNT_TYPE: &str = "BANK_ACCOUNT_TYPE_CORPORATE";
+/// The sales scene paygate's merchants collect in: a physical store with tills.
+const SALES_SCENE: &str = "SALES_SCENES_STORE";
 /// WeChat Pay's "accepted" mode of `modify-settlement`: `200 {"application_no"}`, then the
 /// change is reviewed (the only mode since 2023-04-17).
 const MODIFY_MODE: &str = "MODIFY_MODE_ASYNC";
@@ -151,6 +158,7 @@ struct RawMaterials {
     legal_person: Option<RawPerson>,
     contact: Option<RawContact>,
     industry_code: Option<String>,
+    details: Option<RawDetails>,
 }
 
 /// The application materials (`onboarding-request.materials-json`), checked.
@@ -165,11 +173,14 @@ pub struct Materials {
     pub contact_phone: String,
     pub contact_email: Option<String>,
     pub industry_code: Option<String>,
+    /// What the applyment needs beyond the merchant's record (`details`).
+    pub details: Details,
 }
 
 impl Materials {
     /// `{"name","business_license_no","tax_registration_no","legal_person":{"name",
-    /// "id_number"},"contact":{"name","phone","email"},"industry_code"}`; unknown fields are
+    /// "id_number"},"contact":{"name","phone","email"},"industry_code","details"}`
+    /// (`details`: see the `details` module); unknown fields are
     /// ignored, a field of the wrong type or a missing required one is `invalid-request`.
     pub fn parse(json: &str) -> Result<Materials, ProviderError> {
         let raw: RawMaterials = serde_json::from_str(json).map_err(|e| {
@@ -202,6 +213,7 @@ impl Materials {
             contact_phone: required("contact.phone", contact.phone.as_deref(), 32)?,
             contact_email: text_field("contact.email", contact.email.as_deref(), 128, false)?,
             industry_code: text_field("industry_code", raw.industry_code.as_deref(), 64, false)?,
+            details: Details::check(raw.details)?,
         })
     }
 }
@@ -214,9 +226,23 @@ impl Materials {
 pub type Seal<'s> = &'s dyn Fn(&str) -> Result<String, ProviderError>;
 
 #[derive(Serialize)]
-struct ContactInfo {
+struct ContactInfo<'a> {
     contact_type: &'static str,
     contact_name: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    contact_id_doc_type: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    contact_id_number: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    contact_id_doc_copy: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    contact_id_doc_copy_back: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    contact_period_begin: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    contact_period_end: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    business_authorization_letter: Option<&'a str>,
     mobile_phone: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     contact_email: Option<String>,
@@ -228,6 +254,12 @@ struct BusinessLicenseInfo<'a> {
     license_number: &'a str,
     merchant_name: &'a str,
     legal_person: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    license_address: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    period_begin: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    period_end: Option<&'a str>,
 }
 
 #[derive(Serialize)]
@@ -236,6 +268,9 @@ struct IdCardInfo<'a> {
     id_card_national: &'a str,
     id_card_name: String,
     id_card_number: String,
+    id_card_address: String,
+    card_period_begin: &'a str,
+    card_period_end: &'a str,
 }
 
 #[derive(Serialize)]
@@ -243,6 +278,19 @@ struct IdentityInfo<'a> {
     id_holder_type: &'static str,
     id_doc_type: &'static str,
     id_card_info: IdCardInfo<'a>,
+    owner: bool,
+}
+
+#[derive(Serialize)]
+struct UboInfo<'a> {
+    ubo_id_doc_type: &'static str,
+    ubo_id_doc_copy: &'a str,
+    ubo_id_doc_copy_back: &'a str,
+    ubo_id_doc_name: String,
+    ubo_id_doc_number: String,
+    ubo_id_doc_address: String,
+    ubo_period_begin: &'a str,
+    ubo_period_end: &'a str,
 }
 
 #[derive(Serialize)]
@@ -250,12 +298,30 @@ struct SubjectInfo<'a> {
     subject_type: &'static str,
     business_license_info: BusinessLicenseInfo<'a>,
     identity_info: IdentityInfo<'a>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    ubo_info_list: Vec<UboInfo<'a>>,
+}
+
+#[derive(Serialize)]
+struct BizStoreInfo<'a> {
+    biz_store_name: &'a str,
+    biz_address_code: &'a str,
+    biz_store_address: &'a str,
+    store_entrance_pic: [&'a str; 1],
+    indoor_pic: [&'a str; 1],
+}
+
+#[derive(Serialize)]
+struct SalesInfo<'a> {
+    sales_scenes_type: [&'static str; 1],
+    biz_store_info: BizStoreInfo<'a>,
 }
 
 #[derive(Serialize)]
 struct BusinessInfo<'a> {
     merchant_shortname: &'a str,
     service_phone: &'a str,
+    sales_info: SalesInfo<'a>,
 }
 
 #[derive(Serialize)]
@@ -266,6 +332,17 @@ struct SettlementInfo<'a> {
 }
 
 #[derive(Serialize)]
+struct BankAccountInfo<'a> {
+    bank_account_type: &'static str,
+    account_name: String,
+    account_bank: &'a str,
+    bank_address_code: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    bank_name: Option<&'a str>,
+    account_number: String,
+}
+
+#[derive(Serialize)]
 struct AdditionInfo {
     business_addition_msg: String,
 }
@@ -273,27 +350,140 @@ struct AdditionInfo {
 #[derive(Serialize)]
 struct ApplymentBody<'a> {
     business_code: &'a str,
-    contact_info: ContactInfo,
+    contact_info: ContactInfo<'a>,
     subject_info: SubjectInfo<'a>,
     business_info: BusinessInfo<'a>,
     settlement_info: SettlementInfo<'a>,
+    bank_account_info: BankAccountInfo<'a>,
     #[serde(skip_serializing_if = "Option::is_none")]
     addition_info: Option<AdditionInfo>,
 }
 
+/// Whether the contact is the legal person (`LEGAL`) or an agent (`SUPER`), by name.
+fn contact_is_agent(materials: &Materials) -> bool {
+    materials.contact_name != materials.legal_person_name
+}
+
+fn needed(what: &str, why: &str) -> ProviderError {
+    ProviderError::InvalidRequest(format!(
+        "wechatpay onboarding: `details.{what}` is required: {why}"
+    ))
+}
+
+/// The images an applyment of these materials names, in upload order, each with what
+/// needs it: the licence and the legal person's card always, the store's two photos, the
+/// agent's card and authorisation letter when the contact is an agent, and each beneficial
+/// owner's card when the legal person is not one.
+pub fn needed_images(materials: &Materials) -> Vec<(String, &'static str)> {
+    let mut keys: Vec<(String, &'static str)> = [
+        ("business_license", "the business licence (license_copy)"),
+        (
+            "id_card_front",
+            "the legal person's identity card (id_card_copy)",
+        ),
+        (
+            "id_card_back",
+            "the legal person's identity card (id_card_national)",
+        ),
+        (
+            "store_entrance",
+            "the store's entrance (store_entrance_pic)",
+        ),
+        ("store_indoor", "the store's inside (indoor_pic)"),
+    ]
+    .into_iter()
+    .map(|(key, why)| (key.to_owned(), why))
+    .collect();
+    if contact_is_agent(materials) {
+        keys.extend([
+            ("contact_id_front".to_owned(), "the contact is not the legal person: the agent's identity card (contact_id_doc_copy)"),
+            ("contact_id_back".to_owned(), "the contact is not the legal person: the agent's identity card (contact_id_doc_copy_back)"),
+            ("authorization_letter".to_owned(), "the contact is not the legal person: the merchant's authorisation (business_authorization_letter)"),
+        ]);
+    }
+    for i in 0..materials.details.owners.len() {
+        keys.push((
+            owner_key(i, "front"),
+            "each beneficial owner's identity card (ubo_id_doc_copy)",
+        ));
+        keys.push((
+            owner_key(i, "back"),
+            "each beneficial owner's identity card (ubo_id_doc_copy_back)",
+        ));
+    }
+    keys
+}
+
+/// Checks that everything the applyment needs is there, before any image is uploaded.
+pub fn check_complete(materials: &Materials, documents: &Documents) -> Result<(), ProviderError> {
+    let d = &materials.details;
+    if d.id_address.is_none() {
+        return Err(needed(
+            "legal_person.id_address",
+            "an enterprise's legal person's address (id_card_address)",
+        ));
+    }
+    if d.id_term.is_none() {
+        return Err(needed(
+            "legal_person.id_valid_from",
+            "the identity card's term (card_period_begin, card_period_end)",
+        ));
+    }
+    if d.store.is_none() {
+        return Err(needed(
+            "store",
+            "the store the merchant collects in (sales_info.biz_store_info)",
+        ));
+    }
+    let Some(account) = &d.account else {
+        return Err(needed(
+            "settlement_account",
+            "the account WeChat Pay settles to (bank_account_info)",
+        ));
+    };
+    if account.holder != materials.name {
+        return Err(ProviderError::InvalidRequest(
+            "wechatpay onboarding: `details.settlement_account.account_holder` must be the merchant's name: a corporate account is in the licence's name".into(),
+        ));
+    }
+    if contact_is_agent(materials) && d.agent.is_none() {
+        return Err(needed(
+            "contact",
+            "the contact is not the legal person, so WeChat Pay needs the agent's identity card (contact_id_number and its term)",
+        ));
+    }
+    if !d.legal_person_is_owner && d.owners.is_empty() {
+        return Err(needed(
+            "beneficial_owners",
+            "the legal person is not a beneficial owner, so WeChat Pay needs those who are (ubo_info_list)",
+        ));
+    }
+    for (key, why) in needed_images(materials) {
+        documents.get(&key, why)?;
+    }
+    Ok(())
+}
+
+fn term_parts(term: &Term) -> (&str, &str) {
+    (&term.begin, &term.end)
+}
+
 /// `POST /v3/applyment4sub/applyment/`: `business_code` = our activation id, so submitting
 /// again under the same id is the same application (and, after a rejection, its
-/// resubmission).
+/// resubmission). [`check_complete`] has passed and the images are uploaded.
 ///
 /// - `contact_info.contact_type` is `LEGAL` when the contact is the legal person (same
-///   name), else `SUPER` (an agent: WeChat Pay then also wants the agent's id documents,
-///   which the materials do not carry).
+///   name), else `SUPER` (an agent), with the agent's card (`details.contact`), its photos
+///   and the authorisation letter.
 /// - `settlement_info.qualification_type` is `industry_code` as given.
 /// - `tax_registration_no`, when given and not the licence number itself (三证合一), goes
 ///   into `addition_info.business_addition_msg`.
-/// - the contact's name, phone and e-mail and the identity card's name and number are sealed.
-/// - the licence (`license_copy`) and the identity card's sides (`id_card_copy`,
-///   `id_card_national`) are the media ids of their uploaded images.
+/// - `identity_info.owner` is `details.legal_person.is_beneficial_owner` (default true);
+///   when false, `ubo_info_list` names `details.beneficial_owners`.
+/// - `business_info.sales_info` is one store (`SALES_SCENES_STORE`); `bank_account_info`
+///   the corporate account `details.settlement_account`.
+/// - names, identity numbers and addresses, the phone, the e-mail, the account's name and
+///   number are sealed.
 pub fn applyment(
     settings: &Settings,
     activation_id: &str,
@@ -302,10 +492,20 @@ pub fn applyment(
     seal: Seal<'_>,
 ) -> Result<String, ProviderError> {
     check_business_code("activation id", activation_id)?;
-    let contact_type = if materials.contact_name == materials.legal_person_name {
-        "LEGAL"
+    let d = &materials.details;
+    let missing =
+        || ProviderError::InvalidRequest("wechatpay onboarding: the details are incomplete".into());
+    let (id_address, id_term) = d
+        .id_address
+        .as_deref()
+        .zip(d.id_term.as_ref())
+        .ok_or_else(missing)?;
+    let store = d.store.as_ref().ok_or_else(missing)?;
+    let account = d.account.as_ref().ok_or_else(missing)?;
+    let agent = if contact_is_agent(materials) {
+        Some(d.agent.as_ref().ok_or_else(missing)?)
     } else {
-        "SUPER"
+        None
     };
     let addition_info = materials
         .tax_registration_no
@@ -314,40 +514,94 @@ pub fn applyment(
         .map(|tax| AdditionInfo {
             business_addition_msg: format!("税务登记证号 tax registration no: {tax}"),
         });
+    let ubo_info_list = d
+        .owners
+        .iter()
+        .enumerate()
+        .map(|(i, owner)| {
+            Ok(UboInfo {
+                ubo_id_doc_type: ID_DOC_TYPE,
+                ubo_id_doc_copy: media.of(&owner_key(i, "front"))?,
+                ubo_id_doc_copy_back: media.of(&owner_key(i, "back"))?,
+                ubo_id_doc_name: seal(&owner.name)?,
+                ubo_id_doc_number: seal(&owner.id_number)?,
+                ubo_id_doc_address: seal(&owner.id_address)?,
+                ubo_period_begin: &owner.id_term.begin,
+                ubo_period_end: &owner.id_term.end,
+            })
+        })
+        .collect::<Result<Vec<_>, ProviderError>>()?;
+    let (card_begin, card_end) = term_parts(id_term);
+    let license_term = d.license_term.as_ref().map(term_parts);
     to_json(&ApplymentBody {
         business_code: activation_id,
         contact_info: ContactInfo {
-            contact_type,
+            contact_type: if agent.is_some() { "SUPER" } else { "LEGAL" },
             contact_name: seal(&materials.contact_name)?,
+            contact_id_doc_type: agent.map(|_| ID_DOC_TYPE),
+            contact_id_number: agent.map(|a| seal(&a.id_number)).transpose()?,
+            contact_id_doc_copy: agent.map(|_| media.of("contact_id_front")).transpose()?,
+            contact_id_doc_copy_back: agent.map(|_| media.of("contact_id_back")).transpose()?,
+            contact_period_begin: agent.map(|a| a.id_term.begin.as_str()),
+            contact_period_end: agent.map(|a| a.id_term.end.as_str()),
+            business_authorization_letter: agent
+                .map(|_| media.of("authorization_letter"))
+                .transpose()?,
             mobile_phone: seal(&materials.contact_phone)?,
             contact_email: materials.contact_email.as_deref().map(seal).transpose()?,
         },
         subject_info: SubjectInfo {
             subject_type: SUBJECT_TYPE,
             business_license_info: BusinessLicenseInfo {
-                license_copy: &media.license_copy,
+                license_copy: media.of("business_license")?,
                 license_number: &materials.business_license_no,
                 merchant_name: &materials.name,
                 legal_person: &materials.legal_person_name,
+                license_address: d.license_address.as_deref(),
+                period_begin: license_term.map(|(begin, _)| begin),
+                period_end: license_term.map(|(_, end)| end),
             },
             identity_info: IdentityInfo {
                 id_holder_type: ID_HOLDER_TYPE,
                 id_doc_type: ID_DOC_TYPE,
                 id_card_info: IdCardInfo {
-                    id_card_copy: &media.id_card_copy,
-                    id_card_national: &media.id_card_national,
+                    id_card_copy: media.of("id_card_front")?,
+                    id_card_national: media.of("id_card_back")?,
                     id_card_name: seal(&materials.legal_person_name)?,
                     id_card_number: seal(&materials.legal_person_id_number)?,
+                    id_card_address: seal(id_address)?,
+                    card_period_begin: card_begin,
+                    card_period_end: card_end,
                 },
+                owner: d.legal_person_is_owner,
             },
+            ubo_info_list,
         },
         business_info: BusinessInfo {
             merchant_shortname: cut(&materials.name, SHORTNAME_BYTES_MAX),
             service_phone: &materials.contact_phone,
+            sales_info: SalesInfo {
+                sales_scenes_type: [SALES_SCENE],
+                biz_store_info: BizStoreInfo {
+                    biz_store_name: &store.name,
+                    biz_address_code: &store.area_code,
+                    biz_store_address: &store.address,
+                    store_entrance_pic: [media.of("store_entrance")?],
+                    indoor_pic: [media.of("store_indoor")?],
+                },
+            },
         },
         settlement_info: SettlementInfo {
             settlement_id: &settings.settlement_id,
             qualification_type: materials.industry_code.as_deref(),
+        },
+        bank_account_info: BankAccountInfo {
+            bank_account_type: BANK_ACCOUNT_TYPE,
+            account_name: seal(&account.holder)?,
+            account_bank: &account.bank,
+            bank_address_code: &account.area_code,
+            bank_name: account.branch.as_deref(),
+            account_number: seal(&account.number)?,
         },
         addition_info,
     })
@@ -358,6 +612,7 @@ struct ModifySettlementBody<'a> {
     modify_mode: &'static str,
     account_type: &'static str,
     account_bank: &'a str,
+    bank_address_code: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
     bank_name: Option<&'a str>,
     account_number: String,
@@ -383,10 +638,16 @@ pub fn account_number(given: &str) -> Result<String, ProviderError> {
 /// account id (paygate's business number for the change: WeChat Pay's API has none, the
 /// simulator keys the account by it). The account's number and name are sealed.
 pub fn modify_settlement(
+    settings: &Settings,
     request: &BindingRequest,
     seal: Seal<'_>,
 ) -> Result<String, ProviderError> {
     check_business_code("bank account id", &request.bank_account_id)?;
+    let area_code = settings.bank_area_code.as_deref().ok_or_else(|| {
+        ProviderError::InvalidRequest(
+            "wechatpay binding: the account's `bank_area_code` is required (WeChat Pay's bank_address_code: the 6-digit code of the branch's city)".into(),
+        )
+    })?;
     let holder = required("account_holder", Some(&request.account_holder), 128)?;
     let bank = required("bank_name", Some(&request.bank_name), 128)?;
     let branch = text_field("branch", request.branch.as_deref(), 128, false)?;
@@ -395,6 +656,7 @@ pub fn modify_settlement(
         modify_mode: MODIFY_MODE,
         account_type: ACCOUNT_TYPE,
         account_bank: &bank,
+        bank_address_code: area_code,
         bank_name: branch.as_deref(),
         account_number: seal(&number)?,
         account_name: seal(&holder)?,
@@ -1015,21 +1277,35 @@ mod tests {
         }
     }
 
-    fn media_ids() -> MediaIds {
-        MediaIds {
-            license_copy: "V1_LICENCE".into(),
-            id_card_copy: "V1_FRONT".into(),
-            id_card_national: "V1_BACK".into(),
+    fn media_ids(m: &Materials) -> MediaIds {
+        MediaIds(
+            needed_images(m)
+                .into_iter()
+                .map(|(key, _)| (key.clone(), format!("V1_{}", key.to_uppercase())))
+                .collect(),
+        )
+    }
+
+    fn applyment_of(value: &Value) -> Result<Value, ProviderError> {
+        let m = Materials::parse(&value.to_string())?;
+        let documents = crate::media::Documents::parse(&value.to_string())?;
+        check_complete(&m, &documents)?;
+        let body = applyment(&settings(), ACTIVATION_ID, &m, &media_ids(&m), TEST_SEAL)?;
+        Ok(serde_json::from_str(&body).unwrap())
+    }
+
+    fn with_documents(mut value: Value, extra: &[&str]) -> Value {
+        let mut documents = crate::testkit::documents();
+        for key in extra {
+            documents[*key] = documents["business_license"].clone();
         }
+        value["documents"] = documents;
+        value
     }
 
     #[test]
     fn the_applyment_body_carries_the_materials_under_wechat_pays_names() {
-        let m = Materials::parse(&materials().to_string()).unwrap();
-        let body: Value = serde_json::from_str(
-            &applyment(&settings(), ACTIVATION_ID, &m, &media_ids(), TEST_SEAL).unwrap(),
-        )
-        .unwrap();
+        let body = applyment_of(&with_documents(materials(), &[])).unwrap();
         assert_eq!(
             body,
             json!({
@@ -1043,23 +1319,47 @@ mod tests {
                 "subject_info": {
                     "subject_type": "SUBJECT_TYPE_ENTERPRISE",
                     "business_license_info": {
-                        "license_copy": "V1_LICENCE",
+                        "license_copy": "V1_BUSINESS_LICENSE",
                         "license_number": "91440300MA5FXXXX0X",
                         "merchant_name": "深圳市示例科技有限公司",
                         "legal_person": "张三",
+                        "license_address": "广东省深圳市南山区科技园路1号",
+                        "period_begin": "2018-03-01",
+                        "period_end": "长期",
                     },
                     "identity_info": {
                         "id_holder_type": "LEGAL",
-                        "id_doc_type": "IDENTIFICATION_TYPE_MAINLAND_IDCARD",
-                        "id_card_info": {"id_card_copy": "V1_FRONT", "id_card_national": "V1_BACK",
-                                         "id_card_name": "sealed(张三)", "id_card_number": "sealed(110101199003071234)"},
+                        "id_doc_type": "IDENTIFICATION_TYPE_IDCARD",
+                        "id_card_info": {"id_card_copy": "V1_ID_CARD_FRONT", "id_card_national": "V1_ID_CARD_BACK",
+                                         "id_card_name": "sealed(张三)", "id_card_number": "sealed(110101199003071234)",
+                                         "id_card_address": "sealed(北京市东城区示例路1号)",
+                                         "card_period_begin": "2019-05-20", "card_period_end": "2039-05-20"},
+                        "owner": true,
                     },
                 },
                 "business_info": {
                     "merchant_shortname": "深圳市示例科技有限公司",
                     "service_phone": "13800138000",
+                    "sales_info": {
+                        "sales_scenes_type": ["SALES_SCENES_STORE"],
+                        "biz_store_info": {
+                            "biz_store_name": "示例茶室",
+                            "biz_address_code": "440305",
+                            "biz_store_address": "广东省深圳市南山区科技园路1号101",
+                            "store_entrance_pic": ["V1_STORE_ENTRANCE"],
+                            "indoor_pic": ["V1_STORE_INDOOR"],
+                        },
+                    },
                 },
                 "settlement_info": {"settlement_id": "716", "qualification_type": "餐饮"},
+                "bank_account_info": {
+                    "bank_account_type": "BANK_ACCOUNT_TYPE_CORPORATE",
+                    "account_name": "sealed(深圳市示例科技有限公司)",
+                    "account_bank": "招商银行",
+                    "bank_address_code": "440300",
+                    "bank_name": "招商银行深圳分行科技园支行",
+                    "account_number": "sealed(7550000000000001)",
+                },
             })
         );
     }
@@ -1070,12 +1370,33 @@ mod tests {
         value["contact"]["name"] = "李四".into();
         value["tax_registration_no"] = "440300123456789".into();
         value["name"] = "很".repeat(40).into();
-        let m = Materials::parse(&value.to_string()).unwrap();
-        let body: Value = serde_json::from_str(
-            &applyment(&settings(), ACTIVATION_ID, &m, &media_ids(), TEST_SEAL).unwrap(),
-        )
-        .unwrap();
-        assert_eq!(body["contact_info"]["contact_type"], "SUPER");
+        value["details"]["settlement_account"]["account_holder"] = "很".repeat(40).into();
+        value["details"]["contact"] = json!({"id_number": "110101199201011231", "id_valid_from": "2020-01-01", "id_valid_until": "long-term"});
+        let value = with_documents(
+            value,
+            &[
+                "contact_id_front",
+                "contact_id_back",
+                "authorization_letter",
+            ],
+        );
+        let body = applyment_of(&value).unwrap();
+        assert_eq!(
+            body["contact_info"],
+            json!({
+                "contact_type": "SUPER",
+                "contact_name": "sealed(李四)",
+                "contact_id_doc_type": "IDENTIFICATION_TYPE_IDCARD",
+                "contact_id_number": "sealed(110101199201011231)",
+                "contact_id_doc_copy": "V1_CONTACT_ID_FRONT",
+                "contact_id_doc_copy_back": "V1_CONTACT_ID_BACK",
+                "contact_period_begin": "2020-01-01",
+                "contact_period_end": "长期",
+                "business_authorization_letter": "V1_AUTHORIZATION_LETTER",
+                "mobile_phone": "sealed(13800138000)",
+                "contact_email": "sealed(ops@example.cn)",
+            })
+        );
         assert_eq!(
             body["addition_info"]["business_addition_msg"],
             "税务登记证号 tax registration no: 440300123456789"
@@ -1086,20 +1407,143 @@ mod tests {
             body["subject_info"]["business_license_info"]["merchant_name"],
             "很".repeat(40)
         );
-        assert!(applyment(&settings(), "act-1", &m, &media_ids(), TEST_SEAL).is_err());
+        let m = Materials::parse(&value.to_string()).unwrap();
+        assert!(applyment(&settings(), "act-1", &m, &media_ids(&m), TEST_SEAL).is_err());
+    }
+
+    #[test]
+    fn beneficial_owners_are_named_when_the_legal_person_is_not_one() {
+        let mut value = materials();
+        value["details"]["legal_person"]["is_beneficial_owner"] = false.into();
+        value["details"]["beneficial_owners"] = json!([
+            {"name": "王五", "id_number": "110101198001011232", "id_address": "上海市示例路2号",
+             "id_valid_from": "2015-01-01", "id_valid_until": "2035-01-01"}
+        ]);
+        let value = with_documents(
+            value,
+            &["beneficial_owner_1_id_front", "beneficial_owner_1_id_back"],
+        );
+        let body = applyment_of(&value).unwrap();
+        assert_eq!(body["subject_info"]["identity_info"]["owner"], false);
+        assert_eq!(
+            body["subject_info"]["ubo_info_list"],
+            json!([{
+                "ubo_id_doc_type": "IDENTIFICATION_TYPE_IDCARD",
+                "ubo_id_doc_copy": "V1_BENEFICIAL_OWNER_1_ID_FRONT",
+                "ubo_id_doc_copy_back": "V1_BENEFICIAL_OWNER_1_ID_BACK",
+                "ubo_id_doc_name": "sealed(王五)",
+                "ubo_id_doc_number": "sealed(110101198001011232)",
+                "ubo_id_doc_address": "sealed(上海市示例路2号)",
+                "ubo_period_begin": "2015-01-01",
+                "ubo_period_end": "2035-01-01",
+            }])
+        );
+    }
+
+    #[test]
+    fn an_incomplete_application_is_refused_before_anything_is_sent_naming_what_is_missing() {
+        let refusal = |value: Value| match applyment_of(&value) {
+            Err(ProviderError::InvalidRequest(m)) => m,
+            other => panic!("expected invalid-request, got {other:?}"),
+        };
+        let complete = with_documents(materials(), &[]);
+        type Change<'a> = &'a dyn Fn(&mut Value);
+        let cases: [(Change, &str); 9] = [
+            (
+                &|v| {
+                    v["details"]["legal_person"]
+                        .as_object_mut()
+                        .unwrap()
+                        .clear()
+                },
+                "details.legal_person.id_address` is required",
+            ),
+            (
+                &|v| {
+                    v["details"]["legal_person"]["id_valid_from"] = Value::Null;
+                    v["details"]["legal_person"]["id_valid_until"] = Value::Null;
+                },
+                "details.legal_person.id_valid_from` is required",
+            ),
+            (
+                &|v| {
+                    v["details"].as_object_mut().unwrap().remove("store");
+                },
+                "details.store` is required",
+            ),
+            (
+                &|v| {
+                    v["details"]
+                        .as_object_mut()
+                        .unwrap()
+                        .remove("settlement_account");
+                },
+                "details.settlement_account` is required",
+            ),
+            (
+                &|v| v["details"]["settlement_account"]["account_holder"] = "张三".into(),
+                "must be the merchant's name",
+            ),
+            (
+                &|v| v["contact"]["name"] = "李四".into(),
+                "details.contact` is required",
+            ),
+            (
+                &|v| v["details"]["legal_person"]["is_beneficial_owner"] = false.into(),
+                "details.beneficial_owners` is required",
+            ),
+            (
+                &|v| {
+                    v["documents"]
+                        .as_object_mut()
+                        .unwrap()
+                        .remove("store_indoor");
+                },
+                "documents.store_indoor` is required",
+            ),
+            (
+                &|v| {
+                    v.as_object_mut().unwrap().remove("details");
+                },
+                "details.legal_person.id_address` is required",
+            ),
+        ];
+        for (change, expected) in cases {
+            let mut value = complete.clone();
+            change(&mut value);
+            let message = refusal(value);
+            assert!(
+                message.contains(expected),
+                "{message} should say {expected}"
+            );
+        }
+        // An agent without the agent's photos.
+        let mut value = complete.clone();
+        value["contact"]["name"] = "李四".into();
+        value["details"]["contact"] = json!({"id_number": "110101199201011231", "id_valid_from": "2020-01-01", "id_valid_until": "long-term"});
+        assert!(refusal(value).contains("documents.contact_id_front` is required"));
+    }
+
+    fn binding_settings() -> Settings {
+        Settings {
+            bank_area_code: Some("440300".into()),
+            ..settings()
+        }
     }
 
     #[test]
     fn the_settlement_change_body_is_a_corporate_account_with_our_number() {
-        let body: Value =
-            serde_json::from_str(&modify_settlement(&binding_request(), TEST_SEAL).unwrap())
-                .unwrap();
+        let body: Value = serde_json::from_str(
+            &modify_settlement(&binding_settings(), &binding_request(), TEST_SEAL).unwrap(),
+        )
+        .unwrap();
         assert_eq!(
             body,
             json!({
                 "modify_mode": "MODIFY_MODE_ASYNC",
                 "account_type": "ACCOUNT_TYPE_BUSINESS",
                 "account_bank": "招商银行",
+                "bank_address_code": "440300",
                 "bank_name": "招商银行深圳分行科技园支行",
                 "account_number": "sealed(6214830123456789)",
                 "account_name": "sealed(深圳市示例科技有限公司)",
@@ -1108,9 +1552,16 @@ mod tests {
         );
         let mut no_branch = binding_request();
         no_branch.branch = Some("  ".into());
-        let body: Value =
-            serde_json::from_str(&modify_settlement(&no_branch, TEST_SEAL).unwrap()).unwrap();
+        let body: Value = serde_json::from_str(
+            &modify_settlement(&binding_settings(), &no_branch, TEST_SEAL).unwrap(),
+        )
+        .unwrap();
         assert!(body.get("bank_name").is_none());
+        let no_area = modify_settlement(&settings(), &binding_request(), TEST_SEAL);
+        assert!(
+            matches!(&no_area, Err(ProviderError::InvalidRequest(m)) if m.contains("bank_area_code")),
+            "{no_area:?}"
+        );
         for change in [
             |r: &mut BindingRequest| r.account_number = "12".into(),
             |r: &mut BindingRequest| r.account_number = "6214/8301".into(),
@@ -1123,7 +1574,7 @@ mod tests {
             change(&mut request);
             assert!(
                 matches!(
-                    modify_settlement(&request, TEST_SEAL),
+                    modify_settlement(&binding_settings(), &request, TEST_SEAL),
                     Err(ProviderError::InvalidRequest(_))
                 ),
                 "{request:?}"

@@ -41,6 +41,9 @@ struct Raw {
     /// Onboarding: the applyment's `settlement_info.settlement_id` (WeChat Pay's settlement
     /// rule for the merchant's category and rate).
     settlement_id: Option<String>,
+    /// Binding: the administrative division code (6 digits) of the account's branch, which
+    /// the gateway passes with a binding (the bank account's `bank_area_code`).
+    bank_area_code: Option<String>,
 }
 
 /// Valid settings of one merchant.
@@ -66,6 +69,8 @@ pub struct Settings {
     pub sub_mchid: Option<String>,
     /// `settlement_info.settlement_id` of applyments; [`DEFAULT_SETTLEMENT_ID`] when unset.
     pub settlement_id: String,
+    /// `bank_address_code` of a settlement account change, when the gateway passed one.
+    pub bank_area_code: Option<String>,
 }
 
 /// The settlement rule sent when the merchant's settings name none: the enterprise rule of
@@ -122,6 +127,18 @@ impl Settings {
                 .map(|s| id("settlement_id", Some(s)))
                 .transpose()?
                 .unwrap_or_else(|| DEFAULT_SETTLEMENT_ID.to_owned()),
+            bank_area_code: raw
+                .bank_area_code
+                .filter(|c| !c.trim().is_empty())
+                .map(|c| {
+                    let c = c.trim().to_owned();
+                    if c.len() == 6 && c.bytes().all(|b| b.is_ascii_digit()) {
+                        Ok(c)
+                    } else {
+                        Err(bad("`bank_area_code` must be 6 digits".into()))
+                    }
+                })
+                .transpose()?,
         })
     }
 

@@ -99,6 +99,8 @@ pub fn payment_ref() -> PaymentRef {
 pub fn onboarded_merchant() -> Merchant {
     let mut settings: Value = serde_json::from_str(&settings_json()).unwrap();
     settings["activation_id"] = ACTIVATION_ID.into();
+    // What the gateway passes with a binding: the account's branch city.
+    settings["bank_area_code"] = "440300".into();
     Merchant {
         settings_json: settings.to_string(),
         ..merchant()
@@ -114,6 +116,17 @@ pub fn materials() -> Value {
         "legal_person": {"name": "张三", "id_number": "110101199003071234"},
         "contact": {"name": "张三", "phone": "13800138000", "email": "ops@example.cn"},
         "industry_code": "餐饮",
+        "details": details(),
+    })
+}
+
+/// The materials' `details`: what the applyment needs beyond the merchant's record.
+pub fn details() -> Value {
+    json!({
+        "business_license": {"address": "广东省深圳市南山区科技园路1号", "valid_from": "2018-03-01", "valid_until": "long-term"},
+        "legal_person": {"id_address": "北京市东城区示例路1号", "id_valid_from": "2019-05-20", "id_valid_until": "2039-05-20"},
+        "store": {"name": "示例茶室", "area_code": "440305", "address": "广东省深圳市南山区科技园路1号101"},
+        "settlement_account": {"account_holder": "深圳市示例科技有限公司", "bank_name": "招商银行", "bank_area_code": "440300", "branch": "招商银行深圳分行科技园支行", "account_number": "7550 0000 0000 0001"},
     })
 }
 
@@ -134,13 +147,20 @@ pub const JPEG: &[u8] = &[0xFF, 0xD8, 0xFF, 0xE0, 0, 0x10, b'J', b'F', b'I', b'F
 /// The images the gateway passes under the materials' `documents`.
 pub fn documents() -> Value {
     let jpeg = json!({"content_type": "image/jpeg", "data": BASE64.encode(JPEG)});
-    json!({"business_license": jpeg, "id_card_front": jpeg, "id_card_back": jpeg})
+    json!({"business_license": jpeg, "id_card_front": jpeg, "id_card_back": jpeg,
+           "store_entrance": jpeg, "store_indoor": jpeg})
 }
 
-/// The media ids WeChat Pay answers the three uploads with, in order.
-pub const MEDIA_IDS: [&str; 3] = ["V1_LICENCE", "V1_FRONT", "V1_BACK"];
+/// The media ids WeChat Pay answers the five uploads with, in order.
+pub const MEDIA_IDS: [&str; 5] = [
+    "V1_LICENCE",
+    "V1_FRONT",
+    "V1_BACK",
+    "V1_ENTRANCE",
+    "V1_INDOOR",
+];
 
-/// The three uploads' answers.
+/// The five uploads' answers.
 pub fn uploads() -> Vec<Scripted> {
     MEDIA_IDS
         .iter()

@@ -911,10 +911,26 @@ fn serial_refused() -> (StatusCode, Option<Value>) {
 /// The fields of an applyment WeChat Pay takes only sealed.
 pub(crate) const APPLYMENT_SENSITIVE: &[&str] = &[
     "/contact_info/contact_name",
+    "/contact_info/contact_id_number",
     "/contact_info/mobile_phone",
     "/contact_info/contact_email",
     "/subject_info/identity_info/id_card_info/id_card_name",
     "/subject_info/identity_info/id_card_info/id_card_number",
+    "/subject_info/identity_info/id_card_info/id_card_address",
+    "/subject_info/ubo_info_list/0/ubo_id_doc_name",
+    "/subject_info/ubo_info_list/0/ubo_id_doc_number",
+    "/subject_info/ubo_info_list/0/ubo_id_doc_address",
+    "/subject_info/ubo_info_list/1/ubo_id_doc_name",
+    "/subject_info/ubo_info_list/1/ubo_id_doc_number",
+    "/subject_info/ubo_info_list/1/ubo_id_doc_address",
+    "/subject_info/ubo_info_list/2/ubo_id_doc_name",
+    "/subject_info/ubo_info_list/2/ubo_id_doc_number",
+    "/subject_info/ubo_info_list/2/ubo_id_doc_address",
+    "/subject_info/ubo_info_list/3/ubo_id_doc_name",
+    "/subject_info/ubo_info_list/3/ubo_id_doc_number",
+    "/subject_info/ubo_info_list/3/ubo_id_doc_address",
+    "/bank_account_info/account_name",
+    "/bank_account_info/account_number",
 ];
 /// The same for a settlement account change.
 pub(crate) const SETTLEMENT_SENSITIVE: &[&str] = &["/account_number", "/account_name"];
