@@ -43,6 +43,7 @@ pub struct JanitorSettings {
 
 /// Runs sweeps forever (the task ends with the runtime).
 pub fn spawn(payments: Arc<Payments>, onboarding: Arc<Onboarding>, settings: JanitorSettings) {
+    payments.metrics.set_janitor_interval(settings.interval);
     tokio::spawn(async move {
         let interval = settings.interval;
         let mut last_expiry = payments.clock.now_ms();
@@ -90,13 +91,25 @@ pub async fn sweep(
     let interval_ms = settings.interval.as_millis() as i64;
     let barcode_timeout_ms = settings.barcode_timeout_ms;
     let mut changed = 0;
+    // For the metrics: the oldest payment still pending, and those past their schedule
+    // that this sweep could not end.
+    let mut oldest_pending_ms: Option<i64> = None;
+    let mut overdue = 0;
     for id in payments.store.pending_payment_ids()? {
         let Some(payment) = payments.store.payment(&id)? else {
             continue;
         };
         let now = payments.clock.now_ms();
+        if payment.status.is_terminal() {
+            continue;
+        }
+        let mut still_pending = |created_at_ms: i64| {
+            oldest_pending_ms =
+                Some(oldest_pending_ms.map_or(created_at_ms, |o| o.min(created_at_ms)));
+        };
         // Leave young payments to the request that is creating them.
-        if payment.status.is_terminal() || now - payment.created_at_ms < interval_ms {
+        if now - payment.created_at_ms < interval_ms {
+            still_pending(payment.created_at_ms);
             continue;
         }
         let expired = payment.expires_at_ms.is_some_and(|at| now >= at);
@@ -107,6 +120,8 @@ pub async fn sweep(
                     .is_ok_and(|p| p.status == PaymentStatus::Expired)
             {
                 changed += 1;
+            } else {
+                still_pending(payment.created_at_ms);
             }
             continue;
         }
@@ -116,8 +131,16 @@ pub async fn sweep(
             && now - payment.created_at_ms >= barcode_timeout_ms;
         if resolve(payments, &payment, expired || timed_out).await? {
             changed += 1;
+        } else {
+            still_pending(payment.created_at_ms);
+            if expired || timed_out {
+                overdue += 1;
+            }
         }
     }
+    payments
+        .metrics
+        .janitor_swept(payments.clock.now_ms(), oldest_pending_ms, overdue);
     for id in payments.store.pending_refund_ids()? {
         let Some(refund) = payments.store.refund(&id)? else {
             continue;

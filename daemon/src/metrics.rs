@@ -2,7 +2,8 @@
 //! carry ids of merchants, payments or keys: only bounded sets (route templates, methods,
 //! status codes).
 
-use std::time::Duration;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use axum::http::StatusCode;
 
@@ -46,6 +47,58 @@ pub struct Metrics {
     monitor_lag_seconds: prometheus::Gauge,
     connections_open: IntGaugeVec,
     connections_closed_total: IntCounterVec,
+    pending_oldest_age_seconds: prometheus::Gauge,
+    pending_overdue: prometheus::IntGauge,
+    janitor_lag_seconds: prometheus::Gauge,
+    janitor_interval_seconds: prometheus::Gauge,
+    janitor: JanitorWatch,
+}
+
+/// What the janitor's last sweep saw, for the gauges computed at scrape time.
+struct JanitorWatch {
+    /// When these metrics were made (the lag before the first sweep counts from here).
+    started_ms: i64,
+    /// When the last sweep finished (0: none yet).
+    last_sweep_ms: AtomicI64,
+    /// When the oldest payment pending at the last sweep was created (0: none).
+    oldest_pending_ms: AtomicI64,
+}
+
+/// The plugin operations that move money, whose outcome series exist from the start.
+const MONEY_OPERATIONS: [&str; 5] = [
+    "create-payment",
+    "query-payment",
+    "cancel-payment",
+    "refund",
+    "query-refund",
+];
+/// Every outcome label of a plugin call: `ok`, a provider error kind, or a fault kind.
+const CALL_OUTCOMES: [&str; 9] = [
+    "ok",
+    "declined",
+    "invalid_request",
+    "unavailable",
+    "unknown_outcome",
+    "trap",
+    "timeout",
+    "memory",
+    "contract",
+];
+const FAULT_KINDS: [&str; 4] = ["trap", "timeout", "memory", "contract"];
+const DELIVERY_OUTCOMES: [&str; 3] = ["delivered", "failed", "abandoned"];
+
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+fn plain_gauge(registry: &Registry, name: &str, help: &str) -> prometheus::Gauge {
+    let gauge = prometheus::Gauge::new(name, help).expect("valid metric definition");
+    registry
+        .register(Box::new(gauge.clone()))
+        .expect("metric registered once");
+    gauge
 }
 
 fn gauge(registry: &Registry, name: &str, help: &str) -> IntGaugeVec {
@@ -178,12 +231,17 @@ impl Metrics {
                  a rate near 1 means writes queue behind each other",
                 &[],
             ),
-            store_flush_duration_seconds: histogram(
-                &registry,
-                "paygate_store_flush_duration_seconds",
-                "Time one store flush (shared by its group of writers) took",
-                &[],
-            ),
+            store_flush_duration_seconds: {
+                let metric = histogram(
+                    &registry,
+                    "paygate_store_flush_duration_seconds",
+                    "Time one store flush (shared by its group of writers) took",
+                    &[],
+                );
+                // Its buckets exist (at zero) before the first flush.
+                metric.with_label_values::<&str>(&[]);
+                metric
+            },
             payment_volume_minor_total: counter(
                 &registry,
                 "paygate_payment_volume_minor_total",
@@ -277,8 +335,104 @@ impl Metrics {
                 "Client connections the daemon closed to bound them, by reason (request_head_timeout, idle_timeout, body_timeout, max_connections, max_connections_per_peer)",
                 &["reason"],
             ),
-            registry,
+            pending_oldest_age_seconds: plain_gauge(
+                &registry,
+                "paygate_pending_payment_oldest_age_seconds",
+                "Age of the oldest payment not in a terminal state at the janitor's last sweep (0: none)",
+            ),
+            pending_overdue: {
+                let gauge = prometheus::IntGauge::new(
+                "paygate_pending_payments_overdue",
+                    "Payments past their schedule (a QR code's expiry, the payment-code timeout) that the janitor's last sweep could not end",
+                )
+                .expect("valid metric definition");
+                registry
+                    .register(Box::new(gauge.clone()))
+                    .expect("metric registered once");
+                gauge
+            },
+            janitor_lag_seconds: plain_gauge(
+                &registry,
+                "paygate_janitor_lag_seconds",
+                "Time since the janitor last finished a sweep (since the start before the first)",
+            ),
+            janitor_interval_seconds: plain_gauge(
+                &registry,
+                "paygate_janitor_interval_seconds",
+                "How often the janitor sweeps ([payments] janitor_interval_ms)",
+            ),
+            janitor: JanitorWatch {
+                started_ms: now_ms(),
+                last_sweep_ms: AtomicI64::new(0),
+                oldest_pending_ms: AtomicI64::new(0),
+            },
+            registry: {
+                // The process's own metrics (resident memory, CPU, open fds, start time).
+                #[cfg(target_os = "linux")]
+                registry
+                    .register(Box::new(
+                        prometheus::process_collector::ProcessCollector::for_self(),
+                    ))
+                    .expect("process metrics registered once");
+                registry
+            },
         }
+    }
+
+    /// Makes a loaded plugin's series exist at zero (every outcome of the calls that move
+    /// money, every fault kind), so that an alert on their rate sees the first one.
+    pub fn init_plugin(&self, plugin: &str) {
+        for operation in MONEY_OPERATIONS {
+            for outcome in CALL_OUTCOMES {
+                self.plugin_calls_total
+                    .with_label_values(&[plugin, operation, outcome]);
+            }
+        }
+        for kind in FAULT_KINDS {
+            self.plugin_faults_total.with_label_values(&[plugin, kind]);
+        }
+    }
+
+    /// Makes a monitor rule's alert counter exist at zero.
+    pub fn init_alert_rule(&self, rule: &str, severity: &str) {
+        self.alerts_total.with_label_values(&[rule, severity]);
+    }
+
+    /// Makes a webhook endpoint's delivery counters exist at zero.
+    pub fn init_webhook_endpoint(&self, endpoint: &str) {
+        for outcome in DELIVERY_OUTCOMES {
+            self.webhook_deliveries_total
+                .with_label_values(&[endpoint, outcome]);
+        }
+    }
+
+    /// The janitor's sweep interval.
+    pub fn set_janitor_interval(&self, interval: Duration) {
+        self.janitor_interval_seconds.set(interval.as_secs_f64());
+    }
+
+    /// A finished sweep: when, the creation time of the oldest payment still pending, and
+    /// how many are past their schedule.
+    pub fn janitor_swept(&self, at_ms: i64, oldest_pending_ms: Option<i64>, overdue: usize) {
+        self.janitor.last_sweep_ms.store(at_ms, Ordering::Relaxed);
+        self.janitor
+            .oldest_pending_ms
+            .store(oldest_pending_ms.unwrap_or(0), Ordering::Relaxed);
+        self.pending_overdue.set(overdue as i64);
+    }
+
+    /// Sets the janitor's gauges for `now_ms` (called at scrape time).
+    pub fn sync_janitor(&self, now_ms: i64) {
+        let seconds = |from_ms: i64| (now_ms - from_ms).max(0) as f64 / 1000.0;
+        let last = self.janitor.last_sweep_ms.load(Ordering::Relaxed);
+        self.janitor_lag_seconds.set(seconds(if last == 0 {
+            self.janitor.started_ms
+        } else {
+            last
+        }));
+        let oldest = self.janitor.oldest_pending_ms.load(Ordering::Relaxed);
+        self.pending_oldest_age_seconds
+            .set(if oldest == 0 { 0.0 } else { seconds(oldest) });
     }
 
     /// The open-connections gauge of one listener (`tcp` or `unix`), for the server to keep.
@@ -451,5 +605,65 @@ impl Metrics {
 impl Default for Metrics {
     fn default() -> Self {
         Metrics::new()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample(text: &str, series: &str) -> Option<f64> {
+        text.lines()
+            .find_map(|line| line.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
+    }
+
+    #[test]
+    fn the_janitor_gauges_follow_its_sweeps() {
+        let metrics = Metrics::new();
+        let start = metrics.janitor.started_ms;
+        // Before any sweep: the lag counts from the start; nothing known pending.
+        metrics.sync_janitor(start + 4_000);
+        let text = metrics.render();
+        assert_eq!(sample(&text, "paygate_janitor_lag_seconds"), Some(4.0));
+        assert_eq!(
+            sample(&text, "paygate_pending_payment_oldest_age_seconds"),
+            Some(0.0)
+        );
+        // A sweep that left a payment created at `start` pending, and two overdue.
+        metrics.janitor_swept(start + 5_000, Some(start), 2);
+        metrics.sync_janitor(start + 6_500);
+        let text = metrics.render();
+        assert_eq!(sample(&text, "paygate_janitor_lag_seconds"), Some(1.5));
+        assert_eq!(
+            sample(&text, "paygate_pending_payment_oldest_age_seconds"),
+            Some(6.5)
+        );
+        assert_eq!(sample(&text, "paygate_pending_payments_overdue"), Some(2.0));
+        // The next found none pending.
+        metrics.janitor_swept(start + 8_000, None, 0);
+        metrics.sync_janitor(start + 8_000);
+        let text = metrics.render();
+        assert_eq!(
+            sample(&text, "paygate_pending_payment_oldest_age_seconds"),
+            Some(0.0)
+        );
+        assert_eq!(sample(&text, "paygate_pending_payments_overdue"), Some(0.0));
+    }
+
+    #[test]
+    fn a_loaded_plugins_series_exist_at_zero() {
+        let metrics = Metrics::new();
+        metrics.init_plugin("alipay");
+        metrics.init_alert_rule("state_conflict", "critical");
+        metrics.init_webhook_endpoint("erp");
+        let text = metrics.render();
+        for series in [
+            r#"paygate_plugin_calls_total{operation="refund",outcome="unknown_outcome",plugin="alipay"}"#,
+            r#"paygate_plugin_faults_total{kind="timeout",plugin="alipay"}"#,
+            r#"paygate_alerts_total{rule="state_conflict",severity="critical"}"#,
+            r#"paygate_webhook_deliveries_total{endpoint="erp",outcome="abandoned"}"#,
+        ] {
+            assert_eq!(sample(&text, series), Some(0.0), "{series}\n{text}");
+        }
     }
 }

@@ -149,3 +149,136 @@ async fn metrics_count_requests_by_route_template() {
         "{text}"
     );
 }
+
+/// The metric names the expressions of `ops/prometheus/paygate-rules.yml` use (`expr:`
+/// lines, and the indented lines of a multi-line `expr: |`).
+fn rule_metrics() -> std::collections::BTreeSet<String> {
+    let text =
+        std::fs::read_to_string(repo_root().join("ops/prometheus/paygate-rules.yml")).unwrap();
+    let mut names = std::collections::BTreeSet::new();
+    let mut in_expr = false;
+    for line in text.lines() {
+        let trimmed = line.trim_start();
+        if let Some(rest) = trimmed.strip_prefix("expr:") {
+            in_expr = rest.trim() == "|";
+        } else if in_expr && !line.starts_with("          ") {
+            in_expr = false;
+        }
+        let expression = if let Some(rest) = trimmed.strip_prefix("expr:") {
+            rest
+        } else if in_expr {
+            trimmed
+        } else {
+            continue;
+        };
+        let mut word = String::new();
+        for c in expression.chars().chain(std::iter::once(' ')) {
+            if c.is_ascii_alphanumeric() || c == '_' {
+                word.push(c);
+            } else {
+                if word.starts_with("paygate_") || word.starts_with("process_") {
+                    names.insert(word.clone());
+                }
+                word.clear();
+            }
+        }
+    }
+    names
+}
+
+/// Every metric the alert rules name is in a fresh daemon's exposition, before any traffic:
+/// the labelled series the rules rate exist at zero (a plugin's error outcomes, the
+/// monitor's critical alerts), so the first failure or alert moves a rate.
+#[tokio::test]
+async fn the_alert_rules_name_only_metrics_a_fresh_daemon_exports() {
+    let daemon = Daemon::start();
+    let text = daemon.metrics().await;
+    let samples = parse_prometheus(&text);
+    let names = rule_metrics();
+    assert!(names.len() >= 10, "{names:?}");
+    for name in &names {
+        assert!(
+            samples.iter().any(|s| &s.name == name),
+            "{name} (named by an alert rule) is not exported:\n{text}"
+        );
+    }
+    let series = |name: &str, labels: &[(&str, &str)]| {
+        samples.iter().any(|s| {
+            s.name == name
+                && labels
+                    .iter()
+                    .all(|(k, v)| s.labels.iter().any(|(lk, lv)| lk == k && lv == v))
+        })
+    };
+    for plugin in ["mock", "alipay", "wechatpay"] {
+        for outcome in ["ok", "unavailable", "unknown_outcome", "timeout"] {
+            assert!(
+                series(
+                    "paygate_plugin_calls_total",
+                    &[
+                        ("plugin", plugin),
+                        ("operation", "create-payment"),
+                        ("outcome", outcome)
+                    ]
+                ),
+                "{plugin} {outcome}"
+            );
+        }
+    }
+    assert_eq!(
+        value(
+            &samples,
+            "paygate_plugin_calls_total",
+            &[("operation", "refund"), ("outcome", "unavailable")]
+        ),
+        0.0
+    );
+    assert!(series(
+        "paygate_alerts_total",
+        &[("rule", "state_conflict"), ("severity", "critical")]
+    ));
+    // The janitor's gauges: it sweeps every `janitor_interval_ms` (3 s in the tests'
+    // config); nothing is pending.
+    assert_eq!(
+        value(&samples, "paygate_janitor_interval_seconds", &[]),
+        3.0
+    );
+    assert_eq!(
+        value(&samples, "paygate_pending_payment_oldest_age_seconds", &[]),
+        0.0
+    );
+    assert!(value(&samples, "process_start_time_seconds", &[]) > 1.7e9);
+    assert!(value(&samples, "process_resident_memory_bytes", &[]) > 0.0);
+}
+
+/// The janitor's sweeps show in its gauges: the lag since the last sweep stays under a few
+/// intervals, and a QR payment still pending (nobody scanned it) is the oldest pending one.
+#[tokio::test]
+async fn the_janitor_reports_its_lag_and_the_oldest_pending_payment() {
+    let daemon = Daemon::start();
+    let (status, _, payment) = daemon
+        .pay(
+            "metrics-oldest",
+            serde_json::json!({"merchant_id": "m_demo", "amount": "3.00", "currency": "CNY",
+                               "method": "qr", "provider": "mock"}),
+        )
+        .await;
+    assert_eq!((status, payment["status"].as_str()), (201, Some("pending")));
+    // Two sweeps (3 s apart in the tests' config) later.
+    let mut age = 0.0;
+    for _ in 0..100 {
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        let samples = parse_prometheus(&daemon.metrics().await);
+        age = value(&samples, "paygate_pending_payment_oldest_age_seconds", &[]);
+        if age >= 3.0 {
+            let lag = value(&samples, "paygate_janitor_lag_seconds", &[]);
+            assert!(lag < 9.0, "lag {lag}");
+            assert_eq!(
+                value(&samples, "paygate_pending_payments_overdue", &[]),
+                0.0
+            );
+            return;
+        }
+    }
+    panic!("the oldest pending payment's age never reached 3 s: {age}");
+}

@@ -13,6 +13,8 @@
 //!   (`xtask/template/`, see `plugin_new.rs`).
 //! - `cargo xtask cassettes`: `build`, then record every plugin's cassettes (the plugin kit)
 //!   from the simulator, started on 127.0.0.1:8430; `test` replays them.
+//! - `cargo xtask ops`: the operations files alone (`ops/`): the alert rules' checks and unit
+//!   tests (promtool), the systemd unit's verification; `test` runs them too.
 //! - `cargo xtask gauntlet [kills]`: the crash loop (default 20 kills) and the store
 //!   verification; the test suite runs a 3-kill version.
 //! - `cargo xtask bench [plugin | applepay | payments | monitor | store | sled-lock | stores |
@@ -56,11 +58,14 @@ fn main() -> ExitCode {
             .and_then(|()| schemathesis()),
         Some("gauntlet") => build().and_then(|()| gauntlet(&args[1..])),
         Some("cassettes") => build().and_then(|()| record_cassettes()),
+        Some("ops") => build_test_daemon()
+            .and_then(|()| alert_rules())
+            .and_then(|()| service_unit()),
         Some("plugin") => plugin_new::plugin(&args[1..]),
         Some("fuzz") => fuzz::fuzz(&args[1..]),
         _ => {
             eprintln!(
-                "usage: cargo xtask <build | run | test | bench | gauntlet | fuzz | cassettes | plugin new>"
+                "usage: cargo xtask <build | run | test | bench | gauntlet | fuzz | cassettes | ops | plugin new>"
             );
             return ExitCode::from(2);
         }
@@ -344,6 +349,9 @@ fn test(extra: &[String]) -> Result<()> {
     // a plugin fresh from the template builds and its tests pass.
     kit_tests()?;
     template_test()?;
+    // The alert rules: valid, and each one's unit tests; the systemd unit.
+    alert_rules()?;
+    service_unit()?;
     // The providers' own SDKs against the simulator.
     sdk_tests()?;
     // The API fuzzed from its own document (no 5xx, every answer documented).
@@ -458,6 +466,57 @@ fn record_cassettes() -> Result<()> {
     let _ = simulator.kill();
     let _ = simulator.wait();
     result
+}
+
+/// `promtool check rules` and `promtool test rules` on `ops/prometheus/` (promtool from
+/// Debian's `prometheus` package, installed where missing).
+fn alert_rules() -> Result<()> {
+    ensure_commands(&[("promtool", "prometheus")])?;
+    run_command(Command::new("promtool").args([
+        "check",
+        "rules",
+        "ops/prometheus/paygate-rules.yml",
+    ]))?;
+    run_command(Command::new("promtool").args([
+        "test",
+        "rules",
+        "ops/prometheus/paygate-rules.test.yml",
+    ]))
+}
+
+/// `systemd-analyze verify` on a copy of `ops/systemd/paygated.service` whose `ExecStart`
+/// names the daemon just built; any complaint fails.
+fn service_unit() -> Result<()> {
+    ensure_commands(&[("systemd-analyze", "systemd")])?;
+    let unit = fs::read_to_string("ops/systemd/paygated.service").map_err(|e| e.to_string())?;
+    let daemon = fs::canonicalize(TEST_DAEMON).map_err(|e| format!("{TEST_DAEMON}: {e}"))?;
+    let installed = "/usr/local/bin/paygated";
+    if !unit.contains(installed) {
+        return Err(format!(
+            "ops/systemd/paygated.service: no {installed} to point at the build"
+        ));
+    }
+    let dir = Path::new("target/ops");
+    fs::create_dir_all(dir).map_err(|e| e.to_string())?;
+    let copy = dir.join("paygated.service");
+    fs::write(
+        &copy,
+        unit.replace(installed, &daemon.display().to_string()),
+    )
+    .map_err(|e| e.to_string())?;
+    let output = Command::new("systemd-analyze")
+        .arg("verify")
+        .arg(&copy)
+        .output()
+        .map_err(|e| format!("cannot run systemd-analyze: {e}"))?;
+    let complaints = String::from_utf8_lossy(&output.stderr);
+    if !output.status.success() || !complaints.trim().is_empty() {
+        return Err(format!(
+            "systemd-analyze verify ops/systemd/paygated.service: {complaints}"
+        ));
+    }
+    println!("xtask: ops/systemd/paygated.service verified");
+    Ok(())
 }
 
 /// The providers' own Node SDKs (`alipay-sdk`, `wechatpay-axios-plugin`, pinned by

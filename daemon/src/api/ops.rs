@@ -112,6 +112,7 @@ pub async fn metrics(State(state): State<Arc<AppState>>) -> Response {
         stats.flush_micros.load(relaxed) as f64 / 1e6,
         state.store.writer_busy().as_secs_f64(),
     );
+    state.metrics.sync_janitor(state.clock.now_ms());
     state.metrics.set_backlogs(
         state.store.outbox_len(),
         state.store.pending_payment_count(),

@@ -95,6 +95,11 @@ impl Monitor {
     ) -> Monitor {
         let (sender, receiver) = mpsc::channel(settings.queue_capacity);
         let (alerts, _) = broadcast::channel(1024);
+        for (rule, rule_settings) in &settings.rules {
+            if settings.enabled && rule_settings.enabled {
+                metrics.init_alert_rule(rule, rule_settings.severity.as_str());
+            }
+        }
         Monitor {
             sender,
             receiver: Mutex::new(Some(receiver)),

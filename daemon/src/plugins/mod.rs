@@ -388,8 +388,16 @@ impl PluginHost {
             .await
             .map_err(|e| located(settings, e))?;
         check_merchant_providers(&settings.merchants, &set)?;
+        host.init_metrics(&set);
         host.current.store(Arc::new(set));
         Ok(host)
+    }
+
+    /// Makes every plugin's call and fault series exist at zero (alert rules see the first).
+    fn init_metrics(&self, set: &PluginSet) {
+        for plugin in &set.plugins {
+            self.metrics.init_plugin(&plugin.name);
+        }
     }
 
     /// Loads every `[[plugins]]` entry into a new set, off the async threads.
@@ -547,6 +555,7 @@ impl PluginHost {
             plugins: set.plugins.iter().map(|p| p.name.clone()).collect(),
             changed,
         };
+        self.init_metrics(&set);
         self.current.store(Arc::new(set));
         tracing::info!(plugins = ?report.plugins, changed = ?report.changed, "plugins reloaded");
         Ok(report)

@@ -146,6 +146,9 @@ impl Dispatcher {
                 config: endpoint.clone(),
             });
         }
+        for endpoint in &endpoints {
+            metrics.init_webhook_endpoint(&endpoint.name);
+        }
         let client = OutboundClient::new(Vec::new())?;
         store.enable_outbox();
         Ok(Some(Dispatcher {
