@@ -86,6 +86,8 @@ const CALL_OUTCOMES: [&str; 9] = [
 ];
 const FAULT_KINDS: [&str; 4] = ["trap", "timeout", "memory", "contract"];
 const DELIVERY_OUTCOMES: [&str; 3] = ["delivered", "failed", "abandoned"];
+/// Why a verified provider report changed nothing (`count_report_refused`).
+const REPORT_REFUSALS: [&str; 3] = ["foreign_object", "amount_mismatch", "archived_object"];
 
 fn now_ms() -> i64 {
     SystemTime::now()
@@ -390,6 +392,14 @@ impl Metrics {
         }
         for kind in FAULT_KINDS {
             self.plugin_faults_total.with_label_values(&[plugin, kind]);
+        }
+    }
+
+    /// Makes a provider's refused-report counters exist at zero.
+    pub fn init_provider(&self, provider: &str) {
+        for reason in REPORT_REFUSALS {
+            self.reports_refused_total
+                .with_label_values(&[provider, reason]);
         }
     }
 

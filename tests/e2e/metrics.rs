@@ -150,27 +150,12 @@ async fn metrics_count_requests_by_route_template() {
     );
 }
 
-/// The metric names the expressions of `ops/prometheus/paygate-rules.yml` use (`expr:`
-/// lines, and the indented lines of a multi-line `expr: |`).
-fn rule_metrics() -> std::collections::BTreeSet<String> {
-    let text =
-        std::fs::read_to_string(repo_root().join("ops/prometheus/paygate-rules.yml")).unwrap();
+/// The metric names (`paygate_*`, `process_*`) in PromQL expressions.
+fn metric_names<'a>(
+    expressions: impl Iterator<Item = &'a str>,
+) -> std::collections::BTreeSet<String> {
     let mut names = std::collections::BTreeSet::new();
-    let mut in_expr = false;
-    for line in text.lines() {
-        let trimmed = line.trim_start();
-        if let Some(rest) = trimmed.strip_prefix("expr:") {
-            in_expr = rest.trim() == "|";
-        } else if in_expr && !line.starts_with("          ") {
-            in_expr = false;
-        }
-        let expression = if let Some(rest) = trimmed.strip_prefix("expr:") {
-            rest
-        } else if in_expr {
-            trimmed
-        } else {
-            continue;
-        };
+    for expression in expressions {
         let mut word = String::new();
         for c in expression.chars().chain(std::iter::once(' ')) {
             if c.is_ascii_alphanumeric() || c == '_' {
@@ -184,6 +169,41 @@ fn rule_metrics() -> std::collections::BTreeSet<String> {
         }
     }
     names
+}
+
+/// The metric names the expressions of `ops/prometheus/paygate-rules.yml` use (`expr:`
+/// lines, and the indented lines of a multi-line `expr: |`).
+fn rule_metrics() -> std::collections::BTreeSet<String> {
+    let text =
+        std::fs::read_to_string(repo_root().join("ops/prometheus/paygate-rules.yml")).unwrap();
+    let mut expressions = Vec::new();
+    let mut in_expr = false;
+    for line in text.lines() {
+        let trimmed = line.trim_start();
+        if let Some(rest) = trimmed.strip_prefix("expr:") {
+            in_expr = rest.trim() == "|";
+            expressions.push(rest.to_owned());
+        } else if in_expr && line.starts_with("          ") {
+            expressions.push(trimmed.to_owned());
+        } else {
+            in_expr = false;
+        }
+    }
+    metric_names(expressions.iter().map(String::as_str))
+}
+
+/// The metric names the queries of the Grafana dashboard (`ops/grafana/paygate.json`) use.
+fn dashboard_metrics() -> std::collections::BTreeSet<String> {
+    let text = std::fs::read_to_string(repo_root().join("ops/grafana/paygate.json")).unwrap();
+    let dashboard: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let expressions: Vec<String> = dashboard["panels"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|p| p["targets"].as_array().cloned().unwrap_or_default())
+        .filter_map(|t| t["expr"].as_str().map(str::to_owned))
+        .collect();
+    metric_names(expressions.iter().map(String::as_str))
 }
 
 /// Every metric the alert rules name is in a fresh daemon's exposition, before any traffic:
@@ -281,4 +301,44 @@ async fn the_janitor_reports_its_lag_and_the_oldest_pending_payment() {
         }
     }
     panic!("the oldest pending payment's age never reached 3 s: {age}");
+}
+
+/// Every metric the Grafana dashboard's queries name is exported by a daemon that has taken
+/// a payment, refunded it, and has a webhook endpoint.
+#[tokio::test]
+async fn the_dashboard_names_only_metrics_the_daemon_exports() {
+    let config = default_config_text();
+    assert!(config.contains("\ntimeout_ms = 10000\n"));
+    let config = config.replacen(
+        "\ntimeout_ms = 10000\n",
+        "\ntimeout_ms = 10000\n\n[[webhooks.endpoints]]\nname = \"erp\"\nurl = \"http://127.0.0.1:9/hooks\"\nsecret = \"inline:whsec_dashboard\"\n",
+        1,
+    );
+    let daemon = Daemon::with_config(config);
+    let (status, _, paid) = daemon.pay("dashboard-pay", barcode("8.00")).await;
+    assert_eq!(
+        (status, paid["status"].as_str()),
+        (201, Some("succeeded")),
+        "{paid}"
+    );
+    let id = paid["id"].as_str().unwrap();
+    let (status, _, refund) = daemon
+        .post_idempotent(
+            &format!("/v1/payments/{id}/refunds"),
+            ERP,
+            Some("dashboard-refund"),
+            &serde_json::json!({"amount": "1.00"}),
+        )
+        .await;
+    assert_eq!(status, 201, "{refund}");
+    let text = daemon.metrics().await;
+    let samples = parse_prometheus(&text);
+    let names = dashboard_metrics();
+    assert!(names.len() >= 20, "{names:?}");
+    for name in &names {
+        assert!(
+            samples.iter().any(|s| &s.name == name),
+            "{name} (in the dashboard) is not exported:\n{text}"
+        );
+    }
 }

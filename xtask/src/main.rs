@@ -481,7 +481,41 @@ fn alert_rules() -> Result<()> {
         "test",
         "rules",
         "ops/prometheus/paygate-rules.test.yml",
-    ]))
+    ]))?;
+    dashboard_queries()
+}
+
+/// Every query of the Grafana dashboard (`ops/grafana/paygate.json`) parses as PromQL:
+/// written as recording rules (Grafana's variables given values) and checked by promtool.
+fn dashboard_queries() -> Result<()> {
+    let path = "ops/grafana/paygate.json";
+    let text = fs::read_to_string(path).map_err(|e| format!("{path}: {e}"))?;
+    let dashboard: serde_json::Value =
+        serde_json::from_str(&text).map_err(|e| format!("{path}: {e}"))?;
+    let mut rules = String::from("groups:\n  - name: dashboard\n    rules:\n");
+    let mut count = 0;
+    for panel in dashboard["panels"].as_array().into_iter().flatten() {
+        for target in panel["targets"].as_array().into_iter().flatten() {
+            let Some(expr) = target["expr"].as_str() else {
+                continue;
+            };
+            let expr = expr
+                .replace("$__rate_interval", "5m")
+                .replace("$instance", ".*");
+            count += 1;
+            rules.push_str(&format!(
+                "      - record: paygate:dashboard:{count}\n        expr: {}\n",
+                serde_json::Value::String(expr)
+            ));
+        }
+    }
+    if count == 0 {
+        return Err(format!("{path}: no queries"));
+    }
+    let out = Path::new("target/ops/dashboard-queries.yml");
+    fs::create_dir_all("target/ops").map_err(|e| e.to_string())?;
+    fs::write(out, rules).map_err(|e| e.to_string())?;
+    run_command(Command::new("promtool").arg("check").arg("rules").arg(out))
 }
 
 /// `systemd-analyze verify` on a copy of `ops/systemd/paygated.service` whose `ExecStart`

@@ -398,6 +398,9 @@ impl PluginHost {
         for plugin in &set.plugins {
             self.metrics.init_plugin(&plugin.name);
         }
+        for provider in set.providers.keys() {
+            self.metrics.init_provider(provider);
+        }
     }
 
     /// Loads every `[[plugins]]` entry into a new set, off the async threads.
