@@ -496,7 +496,13 @@ async fn identity_and_account_numbers_never_reach_the_disk_or_the_logs_in_clear(
 async fn images_go_to_wechat_pay_and_nowhere_else() {
     use base64::Engine as _;
     let simulator = crate::simulator::Simulator::spawn();
-    let mut daemon = Daemon::with_config(simulator.daemon_config());
+    // The janitor stays away: its poll of an application the plugin refused before sending
+    // anything would take the fault injected below for the upload.
+    let config = simulator.daemon_config();
+    assert!(config.contains("janitor_interval_ms = 3000"));
+    let mut daemon = Daemon::with_config(
+        config.replace("janitor_interval_ms = 3000", "janitor_interval_ms = 600000"),
+    );
     let (_, merchant) = create(&daemon, "img-m", "Image Shop").await;
     let id = merchant["id"].as_str().unwrap().to_owned();
     let path = format!("/v1/merchants/{id}/activations");
