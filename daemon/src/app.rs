@@ -5,6 +5,7 @@
 
 use std::sync::{Arc, OnceLock};
 
+use arc_swap::ArcSwap;
 use axum::body::Bytes;
 
 use crate::auth::KeyRing;
@@ -21,7 +22,8 @@ use crate::store::Store;
 pub struct AppState {
     /// The config the daemon started with (command-line overrides applied).
     pub config: Config,
-    pub keys: KeyRing,
+    /// The API keys: replaced whole by a reload.
+    pub keys: ArcSwap<KeyRing>,
     pub merchants: Arc<MerchantDirectory>,
     pub store: Arc<Store>,
     pub plugins: Arc<PluginHost>,
@@ -40,6 +42,8 @@ pub struct AppState {
     /// Signs the cashier page's form tokens (random per process: a page rendered before a
     /// restart asks the payer to choose again).
     pub cashier_key: ring::hmac::Key,
+    /// One reload at a time (SIGHUP and the API may ask at once).
+    reloading: tokio::sync::Mutex<()>,
 }
 
 impl AppState {
@@ -84,7 +88,7 @@ impl AppState {
             clock: clock.clone(),
         });
         Ok(Arc::new(AppState {
-            keys: KeyRing::new(config.api_keys.iter().map(|k| k.entry())),
+            keys: ArcSwap::from_pointee(KeyRing::new(config.api_keys.iter().map(|k| k.entry()))),
             body_bytes_max: config.body_bytes_max(),
             upload_bytes_max: config.upload_bytes_max(),
             config,
@@ -98,15 +102,56 @@ impl AppState {
             clock,
             openapi_json: OnceLock::new(),
             cashier_key: random_hmac_key(),
+            reloading: tokio::sync::Mutex::new(()),
         }))
     }
 
-    /// Re-reads the config file and reloads its `[[plugins]]`; nothing else of the file is
-    /// applied (that needs a restart).
-    pub async fn reload_plugins(&self) -> Result<crate::plugins::ReloadReport, String> {
+    /// Re-reads the config file and applies its API keys (`[[api_keys]]`), its merchants
+    /// with their providers' settings and keys (`[[merchants]]`, `[onboarding]
+    /// platform_merchant`) and its plugins (`[[plugins]]`), all or nothing: everything is
+    /// read, checked and loaded first, and a config that fails anywhere leaves the running
+    /// set in service. Requests in flight finish with what they started with. Nothing else
+    /// of the file is applied (that needs a restart).
+    pub async fn reload(&self) -> Result<ReloadReport, String> {
+        let _one_at_a_time = self.reloading.lock().await;
         let fresh = Config::load(self.config.file()).map_err(|e| format!("invalid config: {e}"))?;
-        self.plugins.reload(&fresh, &self.config).await
+        let keys = KeyRing::new(fresh.api_keys.iter().map(|k| k.entry()));
+        let merchants = fresh.configured_merchants();
+        let prepared = self.plugins.prepare_reload(&fresh, &fresh).await?;
+        // Everything is ready: swap.
+        let merchant_count = merchants.len();
+        self.keys.store(Arc::new(keys));
+        self.merchants
+            .replace_configured(merchants, fresh.platform_merchant());
+        let plugins = self.plugins.commit_reload(prepared);
+        // Onboarded merchants collect under the platform's (maybe new) settings.
+        if let Err(e) = crate::merchants::onboarding::load(&self.onboarding) {
+            tracing::error!("cannot refresh the onboarded merchants after a reload: {e}");
+        }
+        let report = ReloadReport {
+            api_keys: fresh.api_keys.len(),
+            merchants: merchant_count,
+            plugins,
+        };
+        tracing::info!(
+            api_keys = report.api_keys,
+            merchants = report.merchants,
+            plugins = ?report.plugins.plugins,
+            changed = ?report.plugins.changed,
+            "reloaded"
+        );
+        Ok(report)
     }
+}
+
+/// What a reload applied.
+#[derive(Debug, Clone)]
+pub struct ReloadReport {
+    /// API keys now accepted.
+    pub api_keys: usize,
+    /// Merchants the config declares now.
+    pub merchants: usize,
+    pub plugins: crate::plugins::ReloadReport,
 }
 
 fn random_hmac_key() -> ring::hmac::Key {

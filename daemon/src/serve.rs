@@ -296,9 +296,11 @@ fn spawn_reload_on_sighup(state: Arc<AppState>) {
     };
     tokio::spawn(async move {
         while hangup.recv().await.is_some() {
-            tracing::info!("SIGHUP: reloading plugins");
-            if let Err(e) = state.reload_plugins().await {
-                tracing::error!("plugin reload failed; the previous plugins stay in service: {e}");
+            tracing::info!("SIGHUP: reloading the API keys, merchants and plugins");
+            if let Err(e) = state.reload().await {
+                tracing::error!(
+                    "reload failed; the running keys, merchants and plugins stay in service: {e}"
+                );
             }
         }
     });
@@ -314,7 +316,7 @@ fn warn_about_published_secrets(config: &Config, state: &AppState, listeners: &L
         return;
     }
     let listen = config.listen_text();
-    if state.keys.has_demo_keys() {
+    if state.keys.load().has_demo_keys() {
         tracing::warn!(
             %listen,
             "the README's demo API keys are enabled on a non-loopback address: anyone who can reach it can use them; replace them (paygated keys new)"

@@ -210,3 +210,89 @@ fn plugin_inspect_describes_a_component_and_refuses_a_foreign_world() {
     assert_eq!(output.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&output.stderr).contains("not a valid component"));
 }
+
+/// `POST /v1/plugins/reload` (and SIGHUP) applies the config file's API keys and merchants'
+/// provider keys as well as its plugins, all or nothing: a config that fails anywhere leaves
+/// the running set in service and says why.
+#[tokio::test]
+async fn reload_applies_api_keys_and_merchant_keys_all_or_nothing() {
+    let daemon = Daemon::start();
+    let config_path = daemon.dir.path().join("paygate.toml");
+    let original = std::fs::read_to_string(&config_path).unwrap();
+    let (status, _, pending) = daemon.pay("reload-qr", qr("3.00")).await;
+    assert_eq!((status, pending["status"].as_str()), (201, Some("pending")));
+    let id = pending["id"].as_str().unwrap().to_owned();
+    let path = format!("/v1/payments/{id}");
+    let reload = || async {
+        let response = daemon
+            .client
+            .post(daemon.url("/v1/plugins/reload"))
+            .bearer_auth(ADMIN)
+            .send()
+            .await
+            .unwrap();
+        let status = response.status().as_u16();
+        (status, response.json::<serde_json::Value>().await.unwrap())
+    };
+
+    // The till's key replaced by a new one; m_demo's mock notice secret rotated.
+    const NEW_POS: &str = "pg_reload_pos_5d41402abc4b2a76";
+    const NEW_SECRET: &str = "rotated-notify-secret";
+    let old_pos_hash = sha256_hex(POS);
+    assert!(original.contains(&old_pos_hash));
+    assert!(original.contains("inline:demo-notify-secret"));
+    let rotated = original
+        .replace(&old_pos_hash, &sha256_hex(NEW_POS))
+        .replace("inline:demo-notify-secret", &format!("inline:{NEW_SECRET}"));
+    std::fs::write(&config_path, &rotated).unwrap();
+    let (status, report) = reload().await;
+    assert_eq!(status, 200, "{report}");
+    assert_eq!(
+        report["api_keys"],
+        original.matches("[[api_keys]]").count(),
+        "{report}"
+    );
+    assert!(report["merchants"].as_u64().unwrap() >= 1, "{report}");
+    assert_eq!(daemon.get(&path, Some(POS)).await.0, 401);
+    assert_eq!(daemon.get(&path, Some(NEW_POS)).await.0, 200);
+    // The provider key: a notice signed with the old secret is refused, the new one applies.
+    let paid = serde_json::json!({"payment_id": id, "status": "succeeded", "amount": "3.00", "currency": "CNY"});
+    assert_eq!(
+        mock_notice(&daemon, "m_demo", DEMO_NOTIFY_SECRET, &paid).await,
+        400
+    );
+    assert_eq!(mock_notice(&daemon, "m_demo", NEW_SECRET, &paid).await, 200);
+    assert_eq!(
+        daemon.get(&path, Some(NEW_POS)).await.1["status"],
+        "succeeded"
+    );
+
+    // A config whose merchant key cannot be read, then one that does not parse: refused,
+    // naming why; the keys and secrets of the last good reload stay in service.
+    let broken_key = rotated.replace(
+        &format!("inline:{NEW_SECRET}"),
+        "file:/nonexistent/paygate/notify-secret",
+    );
+    for (broken, says) in [
+        (broken_key, "notify_secret"),
+        (format!("{rotated}\n[[api_keys]\n"), "invalid config"),
+    ] {
+        std::fs::write(&config_path, broken).unwrap();
+        let (status, refused) = reload().await;
+        assert_eq!(status, 422, "{refused}");
+        assert_eq!(refused["error"]["code"], "plugin_reload_failed");
+        let message = refused["error"]["message"].as_str().unwrap();
+        assert!(
+            message.contains(says) && message.contains("stay in service"),
+            "{message}"
+        );
+        assert_eq!(daemon.get(&path, Some(NEW_POS)).await.0, 200);
+        assert_eq!(daemon.get(&path, Some(POS)).await.0, 401);
+    }
+    // The rotated notice secret stays: a repeat of the notice verifies, the old one does not.
+    assert_eq!(mock_notice(&daemon, "m_demo", NEW_SECRET, &paid).await, 200);
+    assert_eq!(
+        mock_notice(&daemon, "m_demo", DEMO_NOTIFY_SECRET, &paid).await,
+        400
+    );
+}

@@ -52,12 +52,14 @@ fn authenticate(parts: &mut Parts, state: &Arc<AppState>) -> Result<Caller, ApiE
         .ok_or_else(|| ApiError::Unauthenticated {
             message: "the Authorization header must be \"Bearer <key>\"".into(),
         })?;
-    let key = state
-        .keys
-        .authenticate(presented)
-        .ok_or_else(|| ApiError::Unauthenticated {
-            message: "the API key is not valid".into(),
-        })?;
+    let key =
+        state
+            .keys
+            .load()
+            .authenticate(presented)
+            .ok_or_else(|| ApiError::Unauthenticated {
+                message: "the API key is not valid".into(),
+            })?;
     if let Some(context) = parts.extensions.get::<Arc<RequestContext>>() {
         context.set_api_key_id(&key.id);
     }

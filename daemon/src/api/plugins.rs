@@ -135,10 +135,17 @@ pub struct ReloadObject {
     pub plugins: Vec<String>,
     /// Those whose file changed.
     pub changed: Vec<String>,
+    /// How many API keys are accepted now.
+    pub api_keys: usize,
+    /// How many merchants the config declares now.
+    pub merchants: usize,
 }
 
-/// Reloads the plugins from disk (and the `[[plugins]]` of the config file) without dropping
-/// calls in flight. A plugin that fails to load or verify leaves the old ones serving.
+/// Re-reads the config file and applies its API keys, its merchants (their providers'
+/// settings and keys) and its plugins (from disk), all or nothing, without dropping calls
+/// in flight. A config that fails anywhere (a plugin that fails to load or verify, a key
+/// file that cannot be read, a merchant's provider no plugin serves) leaves the running set
+/// serving.
 #[utoipa::path(post, path = "/v1/plugins/reload", tag = "plugins",
     security(("api_key" = [])),
     responses(
@@ -153,16 +160,20 @@ pub async fn reload_plugins(
 ) -> Result<Json<ReloadObject>, ApiError> {
     caller.require_role(Role::Admin)?;
     let report = state
-        .reload_plugins()
+        .reload()
         .await
         .map_err(|message| ApiError::Unprocessable {
             code: "plugin_reload_failed",
-            message: format!("{message}; the previous plugins stay in service"),
+            message: format!(
+                "{message}; the running API keys, merchants and plugins stay in service"
+            ),
             param: None,
         })?;
     Ok(Json(ReloadObject {
         object: "plugin_reload",
-        plugins: report.plugins,
-        changed: report.changed,
+        plugins: report.plugins.plugins,
+        changed: report.plugins.changed,
+        api_keys: report.api_keys,
+        merchants: report.merchants,
     }))
 }

@@ -15,6 +15,8 @@ pub mod validate;
 use std::collections::BTreeMap;
 use std::sync::{Arc, RwLock};
 
+use arc_swap::ArcSwap;
+
 use crate::domain::hours::OpeningHours;
 use crate::domain::records::{ActivationRecord, MerchantRecord};
 
@@ -44,37 +46,62 @@ pub struct Merchant {
     pub utc_offset_min: i32,
 }
 
+/// The merchants the config declares, and which of them is the platform.
+#[derive(Debug, Default)]
+struct Configured {
+    merchants: BTreeMap<String, Arc<Merchant>>,
+    platform: Option<String>,
+}
+
+impl Configured {
+    fn new(configured: Vec<Merchant>, platform: Option<&str>) -> Configured {
+        Configured {
+            merchants: configured
+                .into_iter()
+                .map(|m| (m.id.clone(), Arc::new(m)))
+                .collect(),
+            platform: platform.map(str::to_owned),
+        }
+    }
+}
+
 /// All known merchants, by id. Lookups hand out shared records (every payment looks its
-/// merchant up several times; a deep copy each time would cost on the hot path).
+/// merchant up several times; a deep copy each time would cost on the hot path). The
+/// configured ones are replaced whole by a reload; a request that looked its merchant up
+/// before keeps the record it got.
 #[derive(Debug, Default)]
 pub struct MerchantDirectory {
-    config: BTreeMap<String, Arc<Merchant>>,
+    config: ArcSwap<Configured>,
     onboarded: RwLock<BTreeMap<String, Arc<Merchant>>>,
-    platform: Option<String>,
 }
 
 impl MerchantDirectory {
     /// The directory of the merchants declared in the config, and `platform`'s id.
     pub fn new(configured: Vec<Merchant>, platform: Option<&str>) -> MerchantDirectory {
         MerchantDirectory {
-            config: configured
-                .into_iter()
-                .map(|m| (m.id.clone(), Arc::new(m)))
-                .collect(),
+            config: ArcSwap::from_pointee(Configured::new(configured, platform)),
             onboarded: RwLock::default(),
-            platform: platform.map(str::to_owned),
         }
+    }
+
+    /// Replaces the configured merchants and the platform (a reload). Onboarded merchants
+    /// take their platform's settings when put again (`put_onboarded`).
+    pub fn replace_configured(&self, configured: Vec<Merchant>, platform: Option<&str>) {
+        self.config
+            .store(Arc::new(Configured::new(configured, platform)));
     }
 
     /// The platform merchant (whose provider accounts onboarded merchants use), if any.
     pub fn platform(&self) -> Option<Arc<Merchant>> {
-        self.platform
+        let config = self.config.load();
+        config
+            .platform
             .as_ref()
-            .and_then(|p| self.config.get(p).cloned())
+            .and_then(|p| config.merchants.get(p).cloned())
     }
 
     pub fn get(&self, id: &str) -> Option<Arc<Merchant>> {
-        if let Some(merchant) = self.config.get(id) {
+        if let Some(merchant) = self.config.load().merchants.get(id) {
             return Some(merchant.clone());
         }
         self.onboarded.read().ok()?.get(id).cloned()
@@ -116,7 +143,7 @@ impl MerchantDirectory {
 
     /// Merchants in id order, starting after `after` (exclusive) when given.
     pub fn list_from(&self, after: Option<&str>) -> Vec<Arc<Merchant>> {
-        let mut all: BTreeMap<String, Arc<Merchant>> = self.config.clone();
+        let mut all: BTreeMap<String, Arc<Merchant>> = self.config.load().merchants.clone();
         if let Ok(onboarded) = self.onboarded.read() {
             all.extend(onboarded.iter().map(|(k, v)| (k.clone(), v.clone())));
         }
@@ -126,7 +153,7 @@ impl MerchantDirectory {
     }
 
     pub fn len(&self) -> usize {
-        self.config.len() + self.onboarded.read().map_or(0, |o| o.len())
+        self.config.load().merchants.len() + self.onboarded.read().map_or(0, |o| o.len())
     }
 
     pub fn is_empty(&self) -> bool {

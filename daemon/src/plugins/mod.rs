@@ -291,10 +291,19 @@ pub struct ReloadReport {
     pub changed: Vec<String>,
 }
 
+/// A reload read, loaded and checked, ready to take over ([`PluginHost::commit_reload`]).
+pub struct PreparedReload {
+    set: PluginSet,
+    keys: KeyStore,
+    report: ReloadReport,
+}
+
 /// The host of every plugin.
 pub struct PluginHost {
     engine: Engine,
-    keys: Arc<KeyStore>,
+    /// The merchants' provider keys: replaced whole by a reload; a call keeps the ones it
+    /// started with.
+    keys: ArcSwap<KeyStore>,
     /// What calls are lent besides keys: HTTP, the clock, randomness.
     lender: Arc<dyn Lender>,
     current: ArcSwap<PluginSet>,
@@ -371,7 +380,7 @@ impl PluginHost {
                 format!("cannot set up the plugin engine: {e:#}"),
             )
         })?;
-        let keys = Arc::new(KeyStore::load(&settings.keys)?);
+        let keys = ArcSwap::from_pointee(KeyStore::load(&settings.keys)?);
         let host = PluginHost {
             engine,
             keys,
@@ -534,15 +543,28 @@ impl PluginHost {
     /// config the daemon started with) must all stay served. Calls already running finish on
     /// the plugins they started with. On any error, the plugins in service stay.
     pub async fn reload<S: Source>(&self, fresh: &S, running: &S) -> Result<ReloadReport, String> {
-        let _one_at_a_time = self.reloading.lock().await;
+        let prepared = self.prepare_reload(fresh, running).await?;
+        Ok(self.commit_reload(prepared))
+    }
+
+    /// Reads `fresh`'s plugins and keys and checks that `merchants`' providers are served,
+    /// changing nothing yet: the half of a reload that can fail.
+    pub async fn prepare_reload<S: Source>(
+        &self,
+        fresh: &S,
+        merchants: &S,
+    ) -> Result<PreparedReload, String> {
         let before = self.current.load_full();
         let fresh_settings = fresh.host_settings();
-        let set = self
-            .load_set(&fresh_settings)
-            .await
-            .map_err(|e| fresh.locate(located(&fresh_settings, e)).to_string())?;
-        check_merchant_providers(&running.host_settings().merchants, &set)
-            .map_err(|e| running.locate(e).to_string())?;
+        let keys = KeyStore::load(&fresh_settings.keys).map_err(|e| fresh.locate(e).to_string())?;
+        let set = {
+            let _one_at_a_time = self.reloading.lock().await;
+            self.load_set(&fresh_settings)
+                .await
+                .map_err(|e| fresh.locate(located(&fresh_settings, e)).to_string())?
+        };
+        check_merchant_providers(&merchants.host_settings().merchants, &set)
+            .map_err(|e| merchants.locate(e).to_string())?;
         let changed = set
             .plugins
             .iter()
@@ -558,10 +580,18 @@ impl PluginHost {
             plugins: set.plugins.iter().map(|p| p.name.clone()).collect(),
             changed,
         };
+        Ok(PreparedReload { set, keys, report })
+    }
+
+    /// Puts a prepared reload in service: calls from now on use its plugins and keys; calls
+    /// in flight finish with theirs.
+    pub fn commit_reload(&self, prepared: PreparedReload) -> ReloadReport {
+        let PreparedReload { set, keys, report } = prepared;
         self.init_metrics(&set);
+        self.keys.store(Arc::new(keys));
         self.current.store(Arc::new(set));
         tracing::info!(plugins = ?report.plugins, changed = ?report.changed, "plugins reloaded");
-        Ok(report)
+        report
     }
 
     /// Every loaded plugin.
@@ -671,7 +701,7 @@ impl PluginHost {
                 timed_out: false,
                 plugin: plugin.clone(),
                 scope,
-                keys: self.keys.clone(),
+                keys: self.keys.load_full(),
                 lender: self.lender.clone(),
                 log_lines: 0,
                 denied_requests: 0,
