@@ -548,51 +548,43 @@ async fn images_go_to_wechat_pay_and_nowhere_else() {
         (400, Some("details.store")),
         "{refused}"
     );
+    // Refused with `status`, its message saying `says`.
+    let refused_saying = |key: &'static str, body: Value, status: u16, says: &'static str| {
+        let apply = &apply;
+        async move {
+            let (got, _, refused) = apply(key, body).await;
+            assert_eq!(got, status, "{refused}");
+            let message = refused["error"]["message"].as_str().unwrap();
+            assert!(message.contains(says), "{message} should say {says}");
+        }
+    };
     // WeChat Pay's plugin needs the details, and every image its applyment names.
-    let (status, _, refused) = apply(
+    refused_saying(
         "img-bad-6",
         json!({"provider": "wechatpay", "documents": images}),
+        402,
+        "details.legal_person.id_address",
     )
     .await;
-    assert_eq!(status, 402, "{refused}");
-    assert!(
-        refused["error"]["message"]
-            .as_str()
-            .unwrap()
-            .contains("details.legal_person.id_address"),
-        "{refused}"
-    );
     let mut partial = images.clone();
     partial.as_object_mut().unwrap().remove("business_license");
-    let (status, _, refused) = apply(
+    refused_saying(
         "img-bad-3",
         json!({"provider": "wechatpay", "documents": partial, "details": details("Image Shop")}),
+        402,
+        "documents.business_license",
     )
     .await;
-    assert_eq!(status, 402, "{refused}");
-    assert!(
-        refused["error"]["message"]
-            .as_str()
-            .unwrap()
-            .contains("documents.business_license"),
-        "{refused}"
-    );
     // Past `server.upload_bytes_max` (9 MiB by default): 413 naming that limit.
     let mut huge = images.clone();
     huge["business_license"]["data"] = json!("A".repeat(10 << 20));
-    let (status, _, refused) = apply(
+    refused_saying(
         "img-bad-4",
         json!({"provider": "wechatpay", "documents": huge}),
+        413,
+        "9437184",
     )
     .await;
-    assert_eq!(status, 413, "{refused}");
-    assert!(
-        refused["error"]["message"]
-            .as_str()
-            .unwrap()
-            .contains("9437184"),
-        "{refused}"
-    );
     // Other routes keep `server.body_bytes_max`.
     let (status, _, _) = daemon
         .post_idempotent(

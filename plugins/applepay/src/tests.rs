@@ -304,6 +304,21 @@ fn a_tampered_token_fails_its_signature() {
     }
 }
 
+/// The published token's payment (1.00 USD) as the host names it.
+fn payment_ref() -> PaymentRef {
+    PaymentRef {
+        payment_id: "pay_apple0001".into(),
+        provider: "applepay".into(),
+        merchant: request(100, "USD", "").merchant,
+        amount: Money {
+            minor: 100,
+            currency: "USD".into(),
+            exponent: 2,
+        },
+        provider_reference: None,
+    }
+}
+
 #[test]
 fn acquirer_failures_are_classified_safely() {
     let token = vector("token.json");
@@ -329,18 +344,7 @@ fn acquirer_failures_are_classified_safely() {
     for acquirer in [Acquirer::Fail500, Acquirer::BadSignature, Acquirer::Timeout] {
         let mut fake = Fake::at(SIGNED_AT_MS);
         fake.acquirer = acquirer;
-        let payment = PaymentRef {
-            payment_id: "pay_apple0001".into(),
-            provider: "applepay".into(),
-            merchant: request(100, "USD", "").merchant,
-            amount: Money {
-                minor: 100,
-                currency: "USD".into(),
-                exponent: 2,
-            },
-            provider_reference: None,
-        };
-        let result = flow::query_payment(&fake, &payment);
+        let result = flow::query_payment(&fake, &payment_ref());
         assert!(
             matches!(result, Err(ProviderError::Unavailable(_))),
             "{acquirer:?}: {result:?}"
@@ -352,15 +356,8 @@ fn acquirer_failures_are_classified_safely() {
 fn refunds_and_queries_go_to_the_acquirer_under_our_ids() {
     let fake = Fake::at(SIGNED_AT_MS);
     let payment = PaymentRef {
-        payment_id: "pay_apple0001".into(),
-        provider: "applepay".into(),
-        merchant: request(100, "USD", "").merchant,
-        amount: Money {
-            minor: 100,
-            currency: "USD".into(),
-            exponent: 2,
-        },
         provider_reference: Some("acq_pay_1".into()),
+        ..payment_ref()
     };
     let refund = flow::refund(
         &fake,
