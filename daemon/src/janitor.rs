@@ -17,6 +17,8 @@
 //!   forgotten (keys still in progress are kept: a retry must be able to resume them).
 //!
 //! Provider answers that are unavailable or unknown change nothing: the next sweep asks again.
+//! Each sweep reports to the metrics when it finished, the oldest payment it left pending and
+//! how many it left past their schedule (the alert rules in `ops/prometheus/` watch them).
 
 use std::sync::Arc;
 use std::time::Duration;

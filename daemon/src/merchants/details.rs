@@ -147,8 +147,8 @@ fn text(param: &'static str, what: &str, value: &str, max: usize) -> Result<(), 
     Ok(())
 }
 
-/// A term: `from` a date, `until` a later date or `long-term`; both or neither when
-/// `optional`.
+/// A term: `from` a date, `until` a later date or `long-term`; one without the other is
+/// refused.
 fn term(
     param: &'static str,
     what: &str,
