@@ -213,6 +213,12 @@ impl Providers for FakeProvider {
         request: wit::OnboardingRequest,
     ) -> Answer<wit::OnboardingResult, wit::ProviderError> {
         self.called("onboard", &request.activation_id);
+        // A merchant named "Refused Shop" is refused before anything is sent.
+        if request.materials_json.contains(r#""name":"Refused Shop""#) {
+            return Ok(Err(wit::ProviderError::InvalidRequest(
+                "the fake provider needs `details.store`".into(),
+            )));
+        }
         Ok(Ok(wit::OnboardingResult {
             status: wit::OnboardingStatus::Submitted,
             provider_reference: None,

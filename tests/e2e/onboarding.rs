@@ -496,8 +496,8 @@ async fn identity_and_account_numbers_never_reach_the_disk_or_the_logs_in_clear(
 async fn images_go_to_wechat_pay_and_nowhere_else() {
     use base64::Engine as _;
     let simulator = crate::simulator::Simulator::spawn();
-    // The janitor stays away: its poll of an application the plugin refused before sending
-    // anything would take the fault injected below for the upload.
+    // The janitor stays away: the test decides every request WeChat Pay sees (a fault is
+    // injected below for the next one).
     let config = simulator.daemon_config();
     assert!(config.contains("janitor_interval_ms = 3000"));
     let mut daemon = Daemon::with_config(
@@ -566,6 +566,18 @@ async fn images_go_to_wechat_pay_and_nowhere_else() {
         "details.legal_person.id_address",
     )
     .await;
+    // The application is rejected with the plugin's reason (nothing reached WeChat Pay, and
+    // there is nothing for the janitor to ask about) until it is submitted again.
+    let (_, listed) = daemon.get(&path, Some(ADMIN)).await;
+    let first = &listed["data"][0];
+    assert_eq!(first["status"], "rejected", "{listed}");
+    assert!(
+        first["rejection_reason"]
+            .as_str()
+            .unwrap()
+            .contains("details.legal_person.id_address"),
+        "{listed}"
+    );
     let mut partial = images.clone();
     partial.as_object_mut().unwrap().remove("business_license");
     refused_saying(
@@ -607,7 +619,9 @@ async fn images_go_to_wechat_pay_and_nowhere_else() {
     assert_eq!(status, 502, "{failed}");
     let (status, _, activation) = apply("img-act", body).await;
     assert_eq!(status, 201, "{activation}");
-    assert_eq!(activation["submissions"], 1);
+    // Submitted three times: the two refused ones, then this one (its retry is the same).
+    assert_eq!(activation["submissions"], 3);
+    assert_eq!(activation["status"], "submitted", "{activation}");
     let act = activation["id"].as_str().unwrap().to_owned();
     let state = simulator.onboarding("wechatpay").await;
     assert_eq!(state["applications"][0]["business_code"], act.as_str());

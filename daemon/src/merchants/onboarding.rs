@@ -568,7 +568,19 @@ pub async fn activate(
             save_activation(onboarding, actor, &activation, "activation.updated")?;
             Ok(activation)
         }
-        Ok(Err(e)) => Err(provider_failure(Ok(e))),
+        Ok(Err(e)) => {
+            let failure = provider_failure(Ok(e));
+            // Refused (by the provider, or by its plugin before anything was sent): the
+            // application is rejected, with the reason, until it is submitted again; nothing
+            // is left for the janitor to ask about.
+            if let OnboardingError::ProviderRefused(reason) = &failure {
+                activation.status = ActivationStatus::Rejected;
+                activation.rejection_reason = Some(reason.clone());
+                activation.updated_at_ms = onboarding.clock.now_ms();
+                save_activation(onboarding, actor, &activation, "activation.updated")?;
+            }
+            Err(failure)
+        }
         Err(e) => Err(provider_failure(Err(e))),
     };
     onboarding.store.durable().await?;
@@ -940,6 +952,42 @@ mod tests {
         .unwrap();
         assert_eq!(activation.status, ActivationStatus::Submitted);
         activation
+    }
+
+    /// A plugin's refusal leaves the activation rejected with its reason (nothing for the
+    /// janitor to ask about); applying again submits it again.
+    #[tokio::test]
+    async fn a_refused_application_is_rejected_with_the_reason() {
+        let h = Harness::new();
+        let actor = Actor::system();
+        create_merchant(&h.onboarding, &actor, "m_new", &input("Refused Shop")).unwrap();
+        let refused = activate(
+            &h.onboarding,
+            &actor,
+            "m_new",
+            PROVIDER,
+            &[],
+            &Default::default(),
+        )
+        .await;
+        assert!(
+            matches!(&refused, Err(OnboardingError::ProviderRefused(m)) if m.contains("details.store")),
+            "{refused:?}"
+        );
+        let stored = h.onboarding.store.activations_of("m_new").unwrap();
+        assert_eq!(stored.len(), 1);
+        assert_eq!(stored[0].status, ActivationStatus::Rejected);
+        assert_eq!(
+            stored[0].rejection_reason.as_deref(),
+            Some("the fake provider needs `details.store`")
+        );
+        sweep(&h.onboarding).await.unwrap();
+        let id = &stored[0].id;
+        assert_eq!(
+            h.provider.calls(),
+            [format!("onboard {id}")],
+            "nothing polled"
+        );
     }
 
     #[tokio::test]
