@@ -306,17 +306,11 @@ impl Metrics {
                 "Verified provider reports (notices, query answers) that changed nothing because they named another merchant's or provider's object (foreign_object) or another amount (amount_mismatch), or contradicted an archived object (archived_object)",
                 &["provider", "reason"],
             ),
-            monitor_lag_seconds: {
-                let gauge = prometheus::Gauge::new(
-                    "paygate_monitor_lag_seconds",
-                    "Time the last evaluated input waited in the monitor's queue",
-                )
-                .expect("valid metric definition");
-                registry
-                    .register(Box::new(gauge.clone()))
-                    .expect("metric registered once");
-                gauge
-            },
+            monitor_lag_seconds: plain_gauge(
+                &registry,
+                "paygate_monitor_lag_seconds",
+                "Time the last evaluated input waited in the monitor's queue",
+            ),
             connections_open: {
                 let metric = IntGaugeVec::new(
                     Opts::new(

@@ -936,20 +936,24 @@ mod tests {
         }
     }
 
-    /// A merchant with a submitted activation at the fake provider.
-    async fn submitted(h: &Harness) -> ActivationRecord {
-        let actor = Actor::system();
-        create_merchant(&h.onboarding, &actor, "m_new", &input("Noodle Bar")).unwrap();
-        let activation = activate(
+    /// m_new applies to the fake provider (no images, no details).
+    async fn apply(h: &Harness) -> Result<ActivationRecord, OnboardingError> {
+        activate(
             &h.onboarding,
-            &actor,
+            &Actor::system(),
             "m_new",
             PROVIDER,
             &[],
             &Default::default(),
         )
         .await
-        .unwrap();
+    }
+
+    /// A merchant with a submitted activation at the fake provider.
+    async fn submitted(h: &Harness) -> ActivationRecord {
+        let actor = Actor::system();
+        create_merchant(&h.onboarding, &actor, "m_new", &input("Noodle Bar")).unwrap();
+        let activation = apply(h).await.unwrap();
         assert_eq!(activation.status, ActivationStatus::Submitted);
         activation
     }
@@ -961,15 +965,7 @@ mod tests {
         let h = Harness::new();
         let actor = Actor::system();
         create_merchant(&h.onboarding, &actor, "m_new", &input("Refused Shop")).unwrap();
-        let refused = activate(
-            &h.onboarding,
-            &actor,
-            "m_new",
-            PROVIDER,
-            &[],
-            &Default::default(),
-        )
-        .await;
+        let refused = apply(&h).await;
         assert!(
             matches!(&refused, Err(OnboardingError::ProviderRefused(m)) if m.contains("details.store")),
             "{refused:?}"
@@ -1093,16 +1089,7 @@ mod tests {
             &outcome(wit::OnboardingStatus::Rejected, None),
         )
         .unwrap();
-        let again = activate(
-            &h.onboarding,
-            &Actor::system(),
-            "m_new",
-            PROVIDER,
-            &[],
-            &Default::default(),
-        )
-        .await
-        .unwrap();
+        let again = apply(&h).await.unwrap();
         assert_eq!(again.id, activation.id);
         assert_eq!(
             (again.status, again.submissions),

@@ -289,14 +289,11 @@ impl Details {
             });
         }
         if let Some(account) = raw.settlement_account {
-            let number: String = text(
+            let number = crate::onboarding::without_separators(&text(
                 "settlement_account.account_number",
                 account.account_number.as_deref(),
                 64,
-            )?
-            .chars()
-            .filter(|c| !matches!(c, ' ' | '-'))
-            .collect();
+            )?);
             if !(4..=40).contains(&number.len()) || !number.bytes().all(|b| b.is_ascii_digit()) {
                 return Err(invalid(
                     "settlement_account.account_number",

@@ -438,7 +438,7 @@ pub fn onboard(
     let materials = onboarding::Materials::parse(&request.materials_json)?;
     let documents = media::Documents::parse(&request.materials_json)?;
     onboarding::check_business_code("activation id", &request.activation_id)?;
-    onboarding::check_complete(&materials, &documents)?;
+    let complete = onboarding::check_complete(&materials, &documents)?;
     let client = Client::new(env, &settings, &request.activation_id);
     let mut media = media::MediaIds::default();
     for (key, why) in onboarding::needed_images(&materials) {
@@ -448,7 +448,7 @@ pub fn onboard(
     let body = onboarding::applyment(
         &settings,
         &request.activation_id,
-        &materials,
+        &complete,
         &media,
         &|text| seal(env, text),
     )?;

@@ -243,9 +243,10 @@ pub fn materials(data: &[u8]) -> bool {
         Ok(parsed) => parsed,
         Err(error) => return refused(error),
     };
-    if let Err(error) = onboarding::check_complete(&materials, &documents) {
-        return refused(error);
-    }
+    let complete = match onboarding::check_complete(&materials, &documents) {
+        Ok(complete) => complete,
+        Err(error) => return refused(error),
+    };
     let mut ids = media::MediaIds::default();
     for (n, (key, _)) in onboarding::needed_images(&materials)
         .into_iter()
@@ -254,7 +255,7 @@ pub fn materials(data: &[u8]) -> bool {
         ids.0.insert(key, format!("V1_{n}"));
     }
     let seal = |text: &str| Ok(format!("sealed:{}", text.len()));
-    match onboarding::applyment(&settings(), "act_fuzz", &materials, &ids, &seal) {
+    match onboarding::applyment(&settings(), "act_fuzz", &complete, &ids, &seal) {
         Ok(body) => {
             let body: serde_json::Value =
                 serde_json::from_str(&body).expect("an applyment is JSON");

@@ -20,7 +20,7 @@ use paygate_plugin_api::{
 };
 use serde::{Deserialize, Serialize};
 
-use crate::details::{Details, RawDetails, Term};
+use crate::details::{self, Agent, Details, RawDetails, Store, Term};
 use crate::media::{Documents, MediaIds, owner_key};
 use crate::settings::Settings;
 use crate::transform::{
@@ -414,27 +414,42 @@ pub fn needed_images(materials: &Materials) -> Vec<(String, &'static str)> {
     keys
 }
 
+/// Materials found complete by [`check_complete`], with the parts the applyment needs that
+/// the materials hold as optional.
+pub struct Complete<'m> {
+    materials: &'m Materials,
+    id_address: &'m str,
+    id_term: &'m Term,
+    store: &'m Store,
+    account: &'m details::Account,
+    /// The agent, when the contact is not the legal person.
+    agent: Option<&'m Agent>,
+}
+
 /// Checks that everything the applyment needs is there, before any image is uploaded.
-pub fn check_complete(materials: &Materials, documents: &Documents) -> Result<(), ProviderError> {
+pub fn check_complete<'m>(
+    materials: &'m Materials,
+    documents: &Documents,
+) -> Result<Complete<'m>, ProviderError> {
     let d = &materials.details;
-    if d.id_address.is_none() {
+    let Some(id_address) = d.id_address.as_deref() else {
         return Err(needed(
             "legal_person.id_address",
             "an enterprise's legal person's address (id_card_address)",
         ));
-    }
-    if d.id_term.is_none() {
+    };
+    let Some(id_term) = &d.id_term else {
         return Err(needed(
             "legal_person.id_valid_from",
             "the identity card's term (card_period_begin, card_period_end)",
         ));
-    }
-    if d.store.is_none() {
+    };
+    let Some(store) = &d.store else {
         return Err(needed(
             "store",
             "the store the merchant collects in (sales_info.biz_store_info)",
         ));
-    }
+    };
     let Some(account) = &d.account else {
         return Err(needed(
             "settlement_account",
@@ -446,12 +461,16 @@ pub fn check_complete(materials: &Materials, documents: &Documents) -> Result<()
             "wechatpay onboarding: `details.settlement_account.account_holder` must be the merchant's name: a corporate account is in the licence's name".into(),
         ));
     }
-    if contact_is_agent(materials) && d.agent.is_none() {
-        return Err(needed(
-            "contact",
-            "the contact is not the legal person, so WeChat Pay needs the agent's identity card (contact_id_number and its term)",
-        ));
-    }
+    let agent = match (contact_is_agent(materials), &d.agent) {
+        (false, _) => None,
+        (true, Some(agent)) => Some(agent),
+        (true, None) => {
+            return Err(needed(
+                "contact",
+                "the contact is not the legal person, so WeChat Pay needs the agent's identity card (contact_id_number and its term)",
+            ));
+        }
+    };
     if !d.legal_person_is_owner && d.owners.is_empty() {
         return Err(needed(
             "beneficial_owners",
@@ -461,16 +480,20 @@ pub fn check_complete(materials: &Materials, documents: &Documents) -> Result<()
     for (key, why) in needed_images(materials) {
         documents.get(&key, why)?;
     }
-    Ok(())
-}
-
-fn term_parts(term: &Term) -> (&str, &str) {
-    (&term.begin, &term.end)
+    Ok(Complete {
+        materials,
+        id_address,
+        id_term,
+        store,
+        account,
+        agent,
+    })
 }
 
 /// `POST /v3/applyment4sub/applyment/`: `business_code` = our activation id, so submitting
 /// again under the same id is the same application (and, after a rejection, its
-/// resubmission). [`check_complete`] has passed and the images are uploaded.
+/// resubmission), from the materials [`check_complete`] passed, once the images are
+/// uploaded.
 ///
 /// - `contact_info.contact_type` is `LEGAL` when the contact is the legal person (same
 ///   name), else `SUPER` (an agent), with the agent's card (`details.contact`), its photos
@@ -487,26 +510,20 @@ fn term_parts(term: &Term) -> (&str, &str) {
 pub fn applyment(
     settings: &Settings,
     activation_id: &str,
-    materials: &Materials,
+    complete: &Complete<'_>,
     media: &MediaIds,
     seal: Seal<'_>,
 ) -> Result<String, ProviderError> {
     check_business_code("activation id", activation_id)?;
+    let Complete {
+        materials,
+        id_address,
+        id_term,
+        store,
+        account,
+        agent,
+    } = *complete;
     let d = &materials.details;
-    let missing =
-        || ProviderError::InvalidRequest("wechatpay onboarding: the details are incomplete".into());
-    let (id_address, id_term) = d
-        .id_address
-        .as_deref()
-        .zip(d.id_term.as_ref())
-        .ok_or_else(missing)?;
-    let store = d.store.as_ref().ok_or_else(missing)?;
-    let account = d.account.as_ref().ok_or_else(missing)?;
-    let agent = if contact_is_agent(materials) {
-        Some(d.agent.as_ref().ok_or_else(missing)?)
-    } else {
-        None
-    };
     let addition_info = materials
         .tax_registration_no
         .as_deref()
@@ -531,8 +548,6 @@ pub fn applyment(
             })
         })
         .collect::<Result<Vec<_>, ProviderError>>()?;
-    let (card_begin, card_end) = term_parts(id_term);
-    let license_term = d.license_term.as_ref().map(term_parts);
     to_json(&ApplymentBody {
         business_code: activation_id,
         contact_info: ContactInfo {
@@ -558,8 +573,8 @@ pub fn applyment(
                 merchant_name: &materials.name,
                 legal_person: &materials.legal_person_name,
                 license_address: d.license_address.as_deref(),
-                period_begin: license_term.map(|(begin, _)| begin),
-                period_end: license_term.map(|(_, end)| end),
+                period_begin: d.license_term.as_ref().map(|t| t.begin.as_str()),
+                period_end: d.license_term.as_ref().map(|t| t.end.as_str()),
             },
             identity_info: IdentityInfo {
                 id_holder_type: ID_HOLDER_TYPE,
@@ -570,8 +585,8 @@ pub fn applyment(
                     id_card_name: seal(&materials.legal_person_name)?,
                     id_card_number: seal(&materials.legal_person_id_number)?,
                     id_card_address: seal(id_address)?,
-                    card_period_begin: card_begin,
-                    card_period_end: card_end,
+                    card_period_begin: &id_term.begin,
+                    card_period_end: &id_term.end,
                 },
                 owner: d.legal_person_is_owner,
             },
@@ -620,10 +635,15 @@ struct ModifySettlementBody<'a> {
     out_request_no: &'a str,
 }
 
+/// An account number without the spaces and dashes people write in it.
+pub fn without_separators(given: &str) -> String {
+    given.chars().filter(|c| !matches!(c, ' ' | '-')).collect()
+}
+
 /// The account number without the spaces and dashes people write in it: 4-40 ASCII letters
 /// or digits.
 pub fn account_number(given: &str) -> Result<String, ProviderError> {
-    let number: String = given.chars().filter(|c| !matches!(c, ' ' | '-')).collect();
+    let number = without_separators(given);
     let ok = (4..=40).contains(&number.len()) && number.bytes().all(|b| b.is_ascii_alphanumeric());
     ok.then_some(number).ok_or_else(|| {
         ProviderError::InvalidRequest(
@@ -1289,8 +1309,14 @@ mod tests {
     fn applyment_of(value: &Value) -> Result<Value, ProviderError> {
         let m = Materials::parse(&value.to_string())?;
         let documents = crate::media::Documents::parse(&value.to_string())?;
-        check_complete(&m, &documents)?;
-        let body = applyment(&settings(), ACTIVATION_ID, &m, &media_ids(&m), TEST_SEAL)?;
+        let complete = check_complete(&m, &documents)?;
+        let body = applyment(
+            &settings(),
+            ACTIVATION_ID,
+            &complete,
+            &media_ids(&m),
+            TEST_SEAL,
+        )?;
         Ok(serde_json::from_str(&body).unwrap())
     }
 
@@ -1408,7 +1434,9 @@ mod tests {
             "很".repeat(40)
         );
         let m = Materials::parse(&value.to_string()).unwrap();
-        assert!(applyment(&settings(), "act-1", &m, &media_ids(&m), TEST_SEAL).is_err());
+        let documents = crate::media::Documents::parse(&value.to_string()).unwrap();
+        let complete = check_complete(&m, &documents).unwrap();
+        assert!(applyment(&settings(), "act-1", &complete, &media_ids(&m), TEST_SEAL).is_err());
     }
 
     #[test]

@@ -183,32 +183,25 @@ fn is_area_code(code: &str) -> bool {
 
 /// What a submission lacks or gets wrong, as WeChat Pay would say it.
 fn applyment_error(onboarding: &Onboarding, mchid: &str, body: &Value) -> Option<String> {
-    let required = |pointers: &[&str]| {
-        pointers
-            .iter()
-            .find(|p| text(body, p).trim().is_empty())
-            .map(|p| format!("输入源“{p}”映射到字段必填性规则校验失败,此字段为必填项"))
+    // What is wrong with one field: missing, or (`media`) not an image the submitter uploaded.
+    let missing = |field: &str| {
+        text(body, field)
+            .trim()
+            .is_empty()
+            .then(|| format!("输入源“{field}”映射到字段必填性规则校验失败,此字段为必填项"))
     };
-    let media = |pointers: &[String]| {
-        pointers.iter().find_map(|field| {
-            let media_id = text(body, field);
-            if media_id.trim().is_empty() {
-                Some(format!(
-                    "输入源“{field}”映射到字段必填性规则校验失败,此字段为必填项"
-                ))
-            } else if onboarding
+    let media = |field: &str| {
+        missing(field).or_else(|| {
+            onboarding
                 .media
-                .get(media_id)
+                .get(text(body, field))
                 .is_none_or(|m| m.uploaded_by != mchid)
-            {
-                Some(format!("输入源“{field}”的 MediaID 无效或不属于本商户"))
-            } else {
-                None
-            }
+                .then(|| format!("输入源“{field}”的 MediaID 无效或不属于本商户"))
         })
     };
-    let owned = |pointers: &[&str]| pointers.iter().map(|p| (*p).to_owned()).collect::<Vec<_>>();
-    if let Some(error) = required(REQUIRED).or_else(|| media(&owned(MEDIA_FIELDS))) {
+    let required = |fields: &[&str]| fields.iter().find_map(|f| missing(f));
+    let images = |fields: &[&str]| fields.iter().find_map(|f| media(f));
+    if let Some(error) = required(REQUIRED).or_else(|| images(MEDIA_FIELDS)) {
         return Some(error);
     }
     if text(body, "/subject_info/identity_info/id_doc_type") != ID_CARD {
@@ -241,7 +234,7 @@ fn applyment_error(onboarding: &Onboarding, mchid: &str, body: &Value) -> Option
         "LEGAL" => {}
         "SUPER" => {
             if let Some(error) = required(AGENT_REQUIRED)
-                .or_else(|| media(&owned(AGENT_MEDIA_FIELDS)))
+                .or_else(|| images(AGENT_MEDIA_FIELDS))
                 .or_else(|| {
                     term_error(
                         body,
@@ -278,17 +271,13 @@ fn applyment_error(onboarding: &Onboarding, mchid: &str, body: &Value) -> Option
     }
     (0..owners).find_map(|i| {
         let ubo = format!("/subject_info/ubo_info_list/{i}");
-        let fields: Vec<String> = ["ubo_id_doc_name", "ubo_id_doc_number", "ubo_id_doc_address"]
+        ["ubo_id_doc_name", "ubo_id_doc_number", "ubo_id_doc_address"]
             .iter()
-            .map(|f| format!("{ubo}/{f}"))
-            .collect();
-        let fields: Vec<&str> = fields.iter().map(String::as_str).collect();
-        required(&fields)
+            .find_map(|f| missing(&format!("{ubo}/{f}")))
             .or_else(|| {
-                media(&[
-                    format!("{ubo}/ubo_id_doc_copy"),
-                    format!("{ubo}/ubo_id_doc_copy_back"),
-                ])
+                ["ubo_id_doc_copy", "ubo_id_doc_copy_back"]
+                    .iter()
+                    .find_map(|f| media(&format!("{ubo}/{f}")))
             })
             .or_else(|| {
                 term_error(
