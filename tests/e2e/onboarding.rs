@@ -930,6 +930,36 @@ async fn journey_through_the_simulator(provider: &str) {
         "succeeded",
     )
     .await;
+    let pid = payment["id"].as_str().unwrap().to_owned();
+    {
+        // Collected for the sub-merchant (WeChat Pay's partner API, Alipay's 直付通
+        // `sub_merchant`), not into the platform's own account; refunded under it too.
+        let (status, _, refund) = daemon
+            .post_idempotent(
+                &format!("/v1/payments/{pid}/refunds"),
+                ADMIN,
+                Some("sim-r1"),
+                &json!({"amount": "2.00"}),
+            )
+            .await;
+        assert_eq!(
+            (status, refund["status"].as_str()),
+            (201, Some("succeeded")),
+            "{refund}"
+        );
+        let ledger = simulator.ledger(provider).await;
+        let booked = ledger["orders"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|o| o["out_trade_no"] == pid.as_str())
+            .unwrap_or_else(|| panic!("{pid} not in {ledger}"));
+        assert_eq!(
+            booked["sub_merchant"], active["provider_reference"],
+            "{booked}"
+        );
+        assert_eq!(booked["refunds"].as_object().unwrap().len(), 1, "{booked}");
+    }
     let onboarding = simulator.ledger(provider).await;
     assert_eq!(onboarding["violations"], json!([]));
     // Every state change was an event (webhooks and the monitor see them).

@@ -24,10 +24,14 @@ pub struct Settings {
     #[serde(default)]
     pub seller_id: Option<String>,
     /// The sub-merchant id (`smid`) Alipay gave a merchant onboarded through the platform
-    /// (the gateway passes its activation's provider reference): names the sub-merchant a
-    /// settlement account is bound for.
+    /// (the gateway passes its activation's provider reference): the trades are the
+    /// sub-merchant's (`sub_merchant.merchant_id`, settled to it), and it names the
+    /// sub-merchant a settlement account is bound for.
     #[serde(default)]
     pub sub_merchant_id: Option<String>,
+    /// The activation id the gateway passes for a merchant onboarded through the platform.
+    #[serde(default)]
+    pub activation_id: Option<String>,
 }
 
 impl Settings {
@@ -47,6 +51,10 @@ impl Settings {
             seller_id: settings.seller_id.filter(|s| !s.trim().is_empty()),
             sub_merchant_id: settings
                 .sub_merchant_id
+                .map(|s| s.trim().to_owned())
+                .filter(|s| !s.is_empty()),
+            activation_id: settings
+                .activation_id
                 .map(|s| s.trim().to_owned())
                 .filter(|s| !s.is_empty()),
             ..settings

@@ -166,6 +166,8 @@ pub struct PrecreateBiz {
     /// How long the QR code itself can be scanned, from its creation.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub qr_code_timeout_express: Option<String>,
+    #[serde(flatten)]
+    pub payee: Payee,
 }
 
 /// `biz_content` of `alipay.trade.pay` (barcode).
@@ -181,6 +183,67 @@ pub struct PayBiz {
     pub seller_id: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub terminal_id: Option<String>,
+    #[serde(flatten)]
+    pub payee: Payee,
+}
+
+/// Whose trade it is: the platform merchant's own (nothing added), or a 直付通 (ZFT)
+/// sub-merchant's: `sub_merchant.merchant_id` = its `smid`, and `settle_info` settling the
+/// whole amount to the sub-merchant's default settlement account (`defaultSettle`).
+#[derive(Debug, Default, Serialize)]
+pub struct Payee {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sub_merchant: Option<SubMerchant>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub settle_info: Option<SettleInfo>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct SubMerchant {
+    pub merchant_id: String,
+}
+
+#[derive(Debug, Serialize)]
+pub struct SettleInfo {
+    pub settle_detail_infos: [SettleDetail; 1],
+}
+
+#[derive(Debug, Serialize)]
+pub struct SettleDetail {
+    pub trans_in_type: &'static str,
+    pub amount: String,
+}
+
+/// The payee of a trade of `total_amount` under these settings. A merchant onboarded
+/// through the platform (an `activation_id`) without its `smid` is refused: its trade
+/// would be the platform's own, and so would the money.
+pub fn payee(settings: &Settings, total_amount: &str) -> Result<Payee, ProviderError> {
+    let Some(smid) = settings.sub_merchant_id.as_deref() else {
+        return match settings.activation_id.as_deref() {
+            Some(activation_id) => Err(ProviderError::InvalidRequest(format!(
+                "alipay: merchant onboarded under application {activation_id} has no sub-merchant id (`sub_merchant_id`) yet; its payments are refused rather than collected into the platform's own account"
+            ))),
+            None => Ok(Payee::default()),
+        };
+    };
+    let valid = (1..=64).contains(&smid.len())
+        && smid.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
+    if !valid {
+        return Err(ProviderError::InvalidRequest(
+            "alipay settings: sub_merchant_id must be 1-64 of [0-9A-Za-z_]".into(),
+        ));
+    }
+    Ok(Payee {
+        sub_merchant: Some(SubMerchant {
+            merchant_id: smid.to_owned(),
+        }),
+        settle_info: Some(SettleInfo {
+            settle_detail_infos: [SettleDetail {
+                trans_in_type: "defaultSettle",
+                amount: total_amount.to_owned(),
+            }],
+        }),
+    })
 }
 
 /// `biz_content` of `alipay.trade.query`, `.close` and `.cancel`.
@@ -222,6 +285,7 @@ pub fn create_call(
     let invalid = ProviderError::InvalidRequest;
     let out_trade_no = out_no(&request.payment_id, "payment_id").map_err(invalid)?;
     let total_amount = alipay_amount(&request.amount).map_err(invalid)?;
+    let payee = payee(settings, &total_amount)?;
     let subject = subject(request.description.as_deref(), &request.payment_id);
     let terminal_id = request
         .terminal_id
@@ -241,6 +305,7 @@ pub fn create_call(
                 terminal_id,
                 timeout_express: timeout.clone(),
                 qr_code_timeout_express: timeout,
+                payee,
             }))
         }
         Method::Barcode => {
@@ -265,6 +330,7 @@ pub fn create_call(
                 product_code: PRODUCT_CODE,
                 seller_id: settings.seller_id.clone(),
                 terminal_id,
+                payee,
             }))
         }
         Method::WalletToken => Err(invalid(
@@ -997,6 +1063,49 @@ mod tests {
             serde_json::to_string(&biz).unwrap(),
             r#"{"out_trade_no":"pay_01HZX","total_amount":"12.50","subject":"Latte","product_code":"FACE_TO_FACE_PAYMENT","seller_id":"2088102146225135","terminal_id":"T1"}"#
         );
+    }
+
+    #[test]
+    fn a_sub_merchants_trades_are_its_own_and_settle_to_it() {
+        let sub = Settings {
+            sub_merchant_id: Some("2088000603999128".into()),
+            activation_id: Some("act_1".into()),
+            ..settings()
+        };
+        let zft = r#""sub_merchant":{"merchant_id":"2088000603999128"},"settle_info":{"settle_detail_infos":[{"trans_in_type":"defaultSettle","amount":"12.50"}]}"#;
+        let CreateCall::Precreate(biz) = create_call(&sub, &request(Method::Qr)).unwrap() else {
+            panic!("precreate expected");
+        };
+        let text = serde_json::to_string(&biz).unwrap();
+        assert!(text.ends_with(&format!("{zft}}}")), "{text}");
+        let CreateCall::Pay(biz) = create_call(&sub, &request(Method::Barcode)).unwrap() else {
+            panic!("pay expected");
+        };
+        let text = serde_json::to_string(&biz).unwrap();
+        assert!(text.ends_with(&format!("{zft}}}")), "{text}");
+
+        // Onboarded, but without its smid: nothing leaves (it would be the platform's trade).
+        let unnamed = Settings {
+            sub_merchant_id: None,
+            ..sub.clone()
+        };
+        assert!(matches!(
+            create_call(&unnamed, &request(Method::Qr)),
+            Err(ProviderError::InvalidRequest(m)) if m.contains("act_1") && m.contains("sub_merchant_id")
+        ));
+        for bad in ["2088 0006", "../x", &"9".repeat(65)] {
+            let odd = Settings {
+                sub_merchant_id: Some(bad.into()),
+                ..sub.clone()
+            };
+            assert!(
+                matches!(
+                    create_call(&odd, &request(Method::Barcode)),
+                    Err(ProviderError::InvalidRequest(_))
+                ),
+                "{bad:?}"
+            );
+        }
     }
 
     #[test]

@@ -20,10 +20,10 @@ use crate::auth::{self, SignatureError, SignedHeaders};
 use crate::env::Env;
 use crate::media;
 use crate::onboarding::{self, Applyment, ApplymentState, Submitted};
+use crate::payee::{self, Payee};
 use crate::settings::{Settings, key_names};
 use crate::transform::{
     self, Answer, Call, Ended, ExpectedOrder, ExpectedRefund, RefundParams, Trade, TradeState,
-    paths,
 };
 
 /// Sent on every request (WeChat Pay asks for a User-Agent).
@@ -220,18 +220,25 @@ pub fn create_payment(
     request: &CreatePaymentRequest,
 ) -> Result<PaymentResult, ProviderError> {
     let settings = Settings::parse(&request.merchant.settings_json)?;
+    let payee = Payee::of(&settings)?;
     let client = Client::new(env, &settings, &request.payment_id);
     match request.method {
         Method::Qr | Method::Link => {
-            let body = transform::native_order(&settings, request, env.now_millis())?;
-            let response = client.send(Call::NativeOrder, "POST", paths::NATIVE, Some(&body))?;
+            let body = transform::native_order(&payee, request, env.now_millis())?;
+            let path = payee.native_path();
+            let response = client.send(Call::NativeOrder, "POST", &path, Some(&body))?;
             transform::interpret_native(answer(&response))
         }
         Method::Barcode => {
-            let body = transform::codepay_order(&settings, request)?;
+            let body = transform::codepay_order(&settings, &payee, request)?;
             let total = transform::fen(&request.amount)?;
-            let response = client.send(Call::Codepay, "POST", paths::CODEPAY, Some(&body))?;
-            let expected = expected_order(&settings, &request.payment_id, total);
+            let path = payee.codepay_path();
+            let response = client.send(Call::Codepay, "POST", &path, Some(&body))?;
+            let expected = ExpectedOrder {
+                payee,
+                out_trade_no: &request.payment_id,
+                total: Some(total),
+            };
             transform::interpret_codepay(answer(&response), &expected)
         }
         Method::WalletToken => Err(ProviderError::InvalidRequest(
@@ -240,24 +247,11 @@ pub fn create_payment(
     }
 }
 
-fn expected_order<'a>(
-    settings: &'a Settings,
-    out_trade_no: &'a str,
-    total: i64,
-) -> ExpectedOrder<'a> {
-    ExpectedOrder {
-        mchid: &settings.mchid,
-        appid: &settings.appid,
-        out_trade_no,
-        total: Some(total),
-    }
-}
-
-/// `GET /v3/pay/transactions/out-trade-no/{out_trade_no}?mchid=...`: the order, or `None`
-/// when WeChat Pay has none under that number.
+/// The order by our number (`Payee::query_path`), or `None` when WeChat Pay has none
+/// under that number.
 fn query(
     client: &Client<'_, impl Env>,
-    settings: &Settings,
+    payee: Payee<'_>,
     payment: &PaymentRef,
 ) -> Result<Option<Trade>, ProviderError> {
     transform::check_out_trade_no(&payment.payment_id)?;
@@ -265,10 +259,14 @@ fn query(
     let response = client.send(
         Call::QueryPayment,
         "GET",
-        &paths::query(&payment.payment_id, &settings.mchid),
+        &payee.query_path(&payment.payment_id),
         None,
     )?;
-    let expected = expected_order(settings, &payment.payment_id, total);
+    let expected = ExpectedOrder {
+        payee,
+        out_trade_no: &payment.payment_id,
+        total: Some(total),
+    };
     transform::interpret_query(answer(&response), &expected)
 }
 
@@ -277,8 +275,9 @@ fn query(
 /// the payment again under the same number.
 pub fn query_payment(env: &impl Env, payment: &PaymentRef) -> Result<PaymentResult, ProviderError> {
     let settings = Settings::parse(&payment.merchant.settings_json)?;
+    let payee = Payee::of(&settings)?;
     let client = Client::new(env, &settings, &payment.payment_id);
-    match query(&client, &settings, payment)? {
+    match query(&client, payee, payment)? {
         Some(trade) => Ok(trade.result()),
         None => Err(transform::order_not_found(&payment.payment_id)),
     }
@@ -298,8 +297,9 @@ pub fn cancel_payment(
     payment: &PaymentRef,
 ) -> Result<PaymentResult, ProviderError> {
     let settings = Settings::parse(&payment.merchant.settings_json)?;
+    let payee = Payee::of(&settings)?;
     let client = Client::new(env, &settings, &payment.payment_id);
-    let Some(trade) = query(&client, &settings, payment)? else {
+    let Some(trade) = query(&client, payee, payment)? else {
         return Ok(PaymentResult::with_status(PaymentStatus::Cancelled));
     };
     if !matches!(trade.state, TradeState::NotPay | TradeState::UserPaying) {
@@ -308,14 +308,14 @@ pub fn cancel_payment(
     let (call, path, body) = if trade.is_payment_code_order() {
         (
             Call::Reverse,
-            paths::reverse(&payment.payment_id),
-            transform::reverse_order(&settings)?,
+            payee.reverse_path(&payment.payment_id),
+            transform::reverse_order(&payee)?,
         )
     } else {
         (
             Call::Close,
-            paths::close(&payment.payment_id),
-            transform::close_order(&settings)?,
+            payee.close_path(&payment.payment_id),
+            transform::close_order(&payee)?,
         )
     };
     let response = client.send(call, "POST", &path, Some(&body))?;
@@ -325,7 +325,7 @@ pub fn cancel_payment(
             amount: trade.total_fen.map(transform::money_of_fen),
             ..PaymentResult::with_status(PaymentStatus::Cancelled)
         }),
-        Ended::Paid => match query(&client, &settings, payment)? {
+        Ended::Paid => match query(&client, payee, payment)? {
             Some(trade) => Ok(trade.result()),
             None => Err(transform::uncertain(
                 call,
@@ -340,6 +340,7 @@ pub fn cancel_payment(
 pub fn refund(env: &impl Env, request: &RefundRequest) -> Result<RefundResult, ProviderError> {
     let merchant = &request.payment.merchant;
     let settings = Settings::parse(&merchant.settings_json)?;
+    let payee = Payee::of(&settings)?;
     let params = RefundParams {
         refund_id: &request.refund_id,
         payment_id: &request.payment.payment_id,
@@ -347,13 +348,14 @@ pub fn refund(env: &impl Env, request: &RefundRequest) -> Result<RefundResult, P
         total: &request.payment.amount,
         reason: request.reason.as_deref(),
         notify_url: &merchant.notify_url,
+        sub_mchid: payee.sub_mchid(),
     };
     let body = transform::refund_order(&params)?;
     let amounts = params.fen()?;
     let client = Client::new(env, &settings, &request.refund_id);
-    let response = client.send(Call::Refund, "POST", paths::REFUNDS, Some(&body))?;
+    let response = client.send(Call::Refund, "POST", payee::REFUNDS_PATH, Some(&body))?;
     let expected = ExpectedRefund {
-        mchid: &settings.mchid,
+        payee,
         out_refund_no: &request.refund_id,
         out_trade_no: &request.payment.payment_id,
         amounts: Some(amounts),
@@ -361,9 +363,11 @@ pub fn refund(env: &impl Env, request: &RefundRequest) -> Result<RefundResult, P
     transform::interpret_refund(Call::Refund, answer(&response), &expected)
 }
 
-/// `query-refund`: `GET /v3/refund/domestic/refunds/{out_refund_no}`.
+/// `query-refund`: `GET /v3/refund/domestic/refunds/{out_refund_no}` (`?sub_mchid=` for a
+/// partner refund).
 pub fn query_refund(env: &impl Env, refund: &RefundRef) -> Result<RefundResult, ProviderError> {
     let settings = Settings::parse(&refund.payment.merchant.settings_json)?;
+    let payee = Payee::of(&settings)?;
     transform::check_out_refund_no(&refund.refund_id)?;
     let params = RefundParams {
         refund_id: &refund.refund_id,
@@ -372,17 +376,18 @@ pub fn query_refund(env: &impl Env, refund: &RefundRef) -> Result<RefundResult, 
         total: &refund.payment.amount,
         reason: None,
         notify_url: "",
+        sub_mchid: payee.sub_mchid(),
     };
     let amounts = params.fen()?;
     let client = Client::new(env, &settings, &refund.refund_id);
     let response = client.send(
         Call::QueryRefund,
         "GET",
-        &paths::refund(&refund.refund_id),
+        &payee.refund_query_path(&refund.refund_id),
         None,
     )?;
     let expected = ExpectedRefund {
-        mchid: &settings.mchid,
+        payee,
         out_refund_no: &refund.refund_id,
         out_trade_no: &refund.payment.payment_id,
         amounts: Some(amounts),
@@ -494,7 +499,7 @@ fn sub_merchant(
     let configured = settings.sub_mchid.as_deref();
     let Some(activation_id) = settings.activation_id.as_deref() else {
         return match configured {
-            Some(s) if onboarding::is_sub_mchid(s) => Ok(s.to_owned()),
+            Some(s) if payee::is_sub_mchid(s) => Ok(s.to_owned()),
             Some(_) => Err(ProviderError::InvalidRequest(
                 "wechatpay merchant settings: `sub_mchid` must be digits".into(),
             )),
@@ -1044,6 +1049,121 @@ mod tests {
         too_much.amount = cny(1251);
         assert!(refund(&env, &too_much).is_err());
         assert!(env.sent.borrow().is_empty());
+    }
+
+    /// A sub-merchant's order as WeChat Pay describes it to its service provider.
+    fn partner_order(state: &str, trade_type: &str) -> Value {
+        as_sub_merchants(order(state, trade_type))
+    }
+
+    #[test]
+    fn an_onboarded_merchant_collects_refunds_and_cancels_as_a_sub_merchant() {
+        let merchant = sub_merchant_record();
+        let with = |mut request: CreatePaymentRequest| {
+            request.merchant = merchant.clone();
+            request
+        };
+        let payment = PaymentRef {
+            merchant: merchant.clone(),
+            ..payment_ref()
+        };
+        let ids = [
+            ("sp_appid", APPID),
+            ("sp_mchid", MCHID),
+            ("sub_mchid", SUB_MCHID),
+        ];
+        let env = FakeEnv::new(vec![reply(200, json!({"code_url": "weixin://x"}))]);
+        create_payment(&env, &with(create(Method::Qr))).unwrap();
+        assert_eq!(
+            env.sent_lines(),
+            [format!("POST {BASE}/v3/pay/partner/transactions/native")]
+        );
+        let body = env.sent_json(0);
+        for (k, v) in ids {
+            assert_eq!(body[k], v, "{k}");
+        }
+        assert!(body.get("mchid").is_none() && body.get("appid").is_none());
+
+        let env = FakeEnv::new(vec![reply(200, partner_order("SUCCESS", "MICROPAY"))]);
+        let result = create_payment(&env, &with(create(Method::Barcode))).unwrap();
+        assert_eq!(result.status, PaymentStatus::Succeeded);
+        assert_eq!(
+            result.payer.as_deref(),
+            Some("oUpF8uMuAJO_M2pxb1Q9zNjWeS6o")
+        );
+        assert_eq!(
+            env.sent_lines(),
+            [format!("POST {BASE}/v3/pay/partner/transactions/codepay")]
+        );
+        assert_eq!(env.sent_json(0)["sub_mchid"], SUB_MCHID);
+
+        // An answer about the provider's own order, or another sub-merchant's, is not ours.
+        let mut other = partner_order("SUCCESS", "MICROPAY");
+        other["sub_mchid"] = "1900006492".into();
+        for answer in [order("SUCCESS", "MICROPAY"), other] {
+            let env = FakeEnv::new(vec![reply(200, answer)]);
+            assert!(matches!(
+                create_payment(&env, &with(create(Method::Barcode))),
+                Err(ProviderError::UnknownOutcome(_))
+            ));
+        }
+
+        let env = FakeEnv::new(vec![
+            reply(200, partner_order("USERPAYING", "MICROPAY")),
+            reply(200, json!({"sp_mchid": MCHID, "sub_mchid": SUB_MCHID})),
+        ]);
+        let result = cancel_payment(&env, &payment).unwrap();
+        assert_eq!(result.status, PaymentStatus::Cancelled);
+        assert_eq!(
+            env.sent_lines(),
+            [
+                format!(
+                    "GET {BASE}/v3/pay/partner/transactions/out-trade-no/{PAYMENT_ID}?sp_mchid={MCHID}&sub_mchid={SUB_MCHID}"
+                ),
+                format!(
+                    "POST {BASE}/v3/pay/partner/transactions/out-trade-no/{PAYMENT_ID}/reverse"
+                ),
+            ]
+        );
+        assert_eq!(
+            env.sent_json(1),
+            json!({"sp_appid": APPID, "sp_mchid": MCHID, "sub_mchid": SUB_MCHID})
+        );
+
+        let env = FakeEnv::new(vec![reply(200, refund_answer("SUCCESS"))]);
+        let request = RefundRequest {
+            payment: payment.clone(),
+            ..refund_request()
+        };
+        assert_eq!(
+            refund(&env, &request).unwrap().status,
+            RefundStatus::Succeeded
+        );
+        assert_eq!(env.sent_json(0)["sub_mchid"], SUB_MCHID);
+        let env = FakeEnv::new(vec![reply(200, refund_answer("SUCCESS"))]);
+        let query = RefundRef {
+            payment,
+            ..refund_ref()
+        };
+        query_refund(&env, &query).unwrap();
+        assert_eq!(
+            env.sent_lines(),
+            [format!(
+                "GET {BASE}/v3/refund/domestic/refunds/{REFUND_ID}?sub_mchid={SUB_MCHID}"
+            )]
+        );
+    }
+
+    #[test]
+    fn an_onboarded_merchant_without_its_sub_merchant_number_collects_nothing() {
+        let env = FakeEnv::new(vec![]);
+        let mut request = create(Method::Barcode);
+        request.merchant = onboarded_merchant();
+        assert!(matches!(
+            create_payment(&env, &request),
+            Err(ProviderError::InvalidRequest(m)) if m.contains("sub_merchant_id")
+        ));
+        assert!(env.sent.borrow().is_empty(), "nothing is sent");
     }
 
     #[test]

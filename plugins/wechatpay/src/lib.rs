@@ -27,6 +27,7 @@ pub mod fuzzing;
 mod media;
 mod notify;
 mod onboarding;
+mod payee;
 mod settings;
 mod time;
 mod transform;

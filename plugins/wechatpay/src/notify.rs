@@ -14,6 +14,7 @@ use serde::Deserialize;
 
 use crate::auth::SignedHeaders;
 use crate::env::Env;
+use crate::payee::{Owner, Payee};
 use crate::settings::{Settings, key_names};
 use crate::transform::{
     self, Call, ExpectedOrder, ExpectedRefund, RawRefund, RawTransaction, Trade,
@@ -226,11 +227,6 @@ impl Envelope {
     }
 }
 
-#[derive(Deserialize)]
-struct Owner {
-    mchid: Option<String>,
-}
-
 /// What a decrypted resource changes.
 /// - `TRANSACTION.*` (`TRANSACTION.SUCCESS`): the payment `out_trade_no` moves to its
 ///   `trade_state` (a still-pending state changes nothing), with `transaction_id`,
@@ -245,27 +241,21 @@ struct Owner {
 /// positive integer of fen, another currency), is refused.
 /// - anything else is acknowledged with no update.
 ///
-/// The resource's `mchid` must be the merchant's: required for the two kinds we act on,
-/// and checked on any other when it is present.
+/// The resource must be the merchant's order (`Payee::check`): its `mchid`, or for a
+/// sub-merchant its `sp_mchid` and `sub_mchid`, are required for the two kinds we act on,
+/// and checked on any other when present.
 pub fn updates(
     settings: &Settings,
     event_type: &str,
     plaintext: &[u8],
 ) -> Result<Vec<Update>, Rejection> {
+    let payee = Payee::of(settings).map_err(|e| Rejection::bad(format!("{e:?}")))?;
     let owner: Owner = serde_json::from_slice(plaintext)
         .map_err(|e| Rejection::bad(format!("resource is not a JSON object: {e}")))?;
     let acted_on = event_type.starts_with("TRANSACTION.") || event_type.starts_with("REFUND.");
-    match owner.mchid.as_deref() {
-        Some(m) if m == settings.mchid => {}
-        Some(m) => {
-            return Err(Rejection::bad(format!(
-                "resource is for mchid {:?}, not this merchant's",
-                m.chars().take(40).collect::<String>()
-            )));
-        }
-        None if acted_on => return Err(Rejection::bad("resource has no mchid")),
-        None => {}
-    }
+    payee
+        .check(&owner, acted_on)
+        .map_err(|not_ours| Rejection::bad(format!("resource {not_ours}")))?;
     let wrong = |e: String| Rejection::bad(format!("{event_type} resource: {e}"));
     if event_type.starts_with("TRANSACTION.") {
         let raw: RawTransaction =
@@ -276,8 +266,7 @@ pub fn updates(
             .ok_or_else(|| Rejection::bad("resource has no out_trade_no"))?;
         transform::check_out_trade_no(&out_trade_no).map_err(|e| wrong(format!("{e:?}")))?;
         let expected = ExpectedOrder {
-            mchid: &settings.mchid,
-            appid: &settings.appid,
+            payee,
             out_trade_no: &out_trade_no,
             total: None,
         };
@@ -304,7 +293,7 @@ pub fn updates(
         transform::check_out_refund_no(&out_refund_no).map_err(|e| wrong(format!("{e:?}")))?;
         let out_trade_no = raw.out_trade_no.clone().unwrap_or_default();
         let expected = ExpectedRefund {
-            mchid: &settings.mchid,
+            payee,
             out_refund_no: &out_refund_no,
             out_trade_no: &out_trade_no,
             amounts: None,
@@ -809,6 +798,44 @@ mod tests {
             rejected(&env, &notice(&env, "SOMETHING.NEW", &other)).0,
             400
         );
+    }
+
+    #[test]
+    fn a_sub_merchants_notice_must_name_it_and_its_service_provider() {
+        let env = FakeEnv::new(vec![]);
+        let resource = as_sub_merchants(transaction_resource("SUCCESS"));
+        let for_sub_merchant = |mut notice: Notification| {
+            notice.merchant = sub_merchant_record();
+            notice
+        };
+        let result = parse_notification(
+            &env,
+            &for_sub_merchant(notice(&env, "TRANSACTION.SUCCESS", &resource)),
+        )
+        .unwrap();
+        assert_eq!(result.updates.len(), 1);
+        // The service provider's own merchant does not take its sub-merchant's notice.
+        let (status, reason) = rejected(&env, &notice(&env, "TRANSACTION.SUCCESS", &resource));
+        assert_eq!(status, 400);
+        assert!(reason.contains("sub_mchid"), "{reason}");
+        // Another sub-merchant's, one without sub_mchid, the provider's own order.
+        let mut other = resource.clone();
+        other["sub_mchid"] = "1900006492".into();
+        let mut unnamed = resource.clone();
+        unnamed.as_object_mut().unwrap().remove("sub_mchid");
+        for resource in [other, unnamed, transaction_resource("SUCCESS")] {
+            let notice = for_sub_merchant(notice(&env, "TRANSACTION.SUCCESS", &resource));
+            let (status, reason) = rejected(&env, &notice);
+            assert_eq!(status, 400);
+            assert!(reason.contains("mchid"), "{reason}");
+        }
+        let refund = as_sub_merchants(refund_resource("SUCCESS"));
+        let result = parse_notification(
+            &env,
+            &for_sub_merchant(notice(&env, "REFUND.SUCCESS", &refund)),
+        )
+        .unwrap();
+        assert_eq!(result.updates.len(), 1);
     }
 
     #[test]

@@ -107,6 +107,37 @@ pub fn onboarded_merchant() -> Merchant {
     }
 }
 
+/// An onboarded merchant as the gateway passes it once its application is finished: the
+/// platform's settings, its `activation_id` and its `sub_merchant_id`.
+pub fn sub_merchant_record() -> Merchant {
+    let mut settings: Value = serde_json::from_str(&onboarded_merchant().settings_json).unwrap();
+    settings["sub_merchant_id"] = SUB_MCHID.into();
+    Merchant {
+        id: "m_onboarded".into(),
+        settings_json: settings.to_string(),
+        ..merchant()
+    }
+}
+
+/// `value` (an order, a refund or a notice's resource of the merchant's own) as WeChat Pay
+/// describes a sub-merchant's to its service provider: `sp_appid` / `sp_mchid` /
+/// `sub_mchid` instead of `appid` / `mchid`, the payer by `sp_openid`.
+pub fn as_sub_merchants(mut value: Value) -> Value {
+    let object = value.as_object_mut().unwrap();
+    if object.remove("appid").is_some() {
+        object.insert("sp_appid".into(), APPID.into());
+    }
+    object.remove("mchid");
+    object.insert("sp_mchid".into(), MCHID.into());
+    object.insert("sub_mchid".into(), SUB_MCHID.into());
+    if let Some(payer) = object.get_mut("payer").and_then(Value::as_object_mut)
+        && let Some(openid) = payer.remove("openid")
+    {
+        payer.insert("sp_openid".into(), openid);
+    }
+    value
+}
+
 /// The materials the gateway sends with `onboard`.
 pub fn materials() -> Value {
     json!({

@@ -11,6 +11,7 @@ use paygate_plugin_api::{
 };
 use serde::{Deserialize, Serialize};
 
+use crate::payee::{Ids, Owner, Payee};
 use crate::settings::Settings;
 
 /// WeChat Pay (domestic) settles CNY only, in fen: our minor units with exponent 2.
@@ -31,43 +32,6 @@ const MESSAGE_CHARS_MAX: usize = 200;
 /// Payment codes: 18 digits starting with 10-15.
 pub const PAYMENT_CODE_PREFIXES: [&str; 6] = ["10", "11", "12", "13", "14", "15"];
 pub const PAYMENT_CODE_LENGTH: u8 = 18;
-
-/// Request paths (appended to `base_url`; see `Settings::url`).
-pub mod paths {
-    pub const NATIVE: &str = "/v3/pay/transactions/native";
-    pub const CODEPAY: &str = "/v3/pay/transactions/codepay";
-    pub const REFUNDS: &str = "/v3/refund/domestic/refunds";
-
-    pub fn query(out_trade_no: &str, mchid: &str) -> String {
-        format!(
-            "/v3/pay/transactions/out-trade-no/{out_trade_no}?mchid={}",
-            super::percent_encode(mchid)
-        )
-    }
-    pub fn close(out_trade_no: &str) -> String {
-        format!("/v3/pay/transactions/out-trade-no/{out_trade_no}/close")
-    }
-    pub fn reverse(out_trade_no: &str) -> String {
-        format!("/v3/pay/transactions/out-trade-no/{out_trade_no}/reverse")
-    }
-    pub fn refund(out_refund_no: &str) -> String {
-        format!("/v3/refund/domestic/refunds/{out_refund_no}")
-    }
-}
-
-/// Query-string encoding of everything but the unreserved characters.
-fn percent_encode(value: &str) -> String {
-    value
-        .bytes()
-        .map(|b| {
-            if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
-                char::from(b).to_string()
-            } else {
-                format!("%{b:02X}")
-            }
-        })
-        .collect()
-}
 
 // ---------------------------------------------------------------------------------------
 // Our side: checks before anything is sent.
@@ -157,8 +121,8 @@ struct Amount {
 
 #[derive(Debug, Serialize)]
 struct NativeOrder<'a> {
-    appid: &'a str,
-    mchid: &'a str,
+    #[serde(flatten)]
+    payee: Ids<'a>,
     description: String,
     out_trade_no: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -186,24 +150,13 @@ struct CodeSceneInfo<'a> {
 
 #[derive(Debug, Serialize)]
 struct CodepayOrder<'a> {
-    appid: &'a str,
-    mchid: &'a str,
+    #[serde(flatten)]
+    payee: Ids<'a>,
     description: String,
     out_trade_no: &'a str,
     payer: CodePayer<'a>,
     amount: Amount,
     scene_info: CodeSceneInfo<'a>,
-}
-
-#[derive(Debug, Serialize)]
-struct CloseOrder<'a> {
-    mchid: &'a str,
-}
-
-#[derive(Debug, Serialize)]
-struct ReverseOrder<'a> {
-    appid: &'a str,
-    mchid: &'a str,
 }
 
 #[derive(Debug, Serialize)]
@@ -215,6 +168,8 @@ struct RefundAmount {
 
 #[derive(Debug, Serialize)]
 struct RefundOrder<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    sub_mchid: Option<&'a str>,
     out_trade_no: &'a str,
     out_refund_no: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -229,10 +184,10 @@ pub(crate) fn to_json(body: &impl Serialize) -> Result<String, ProviderError> {
         .map_err(|e| ProviderError::InvalidRequest(format!("cannot encode the request: {e}")))
 }
 
-/// `POST /v3/pay/transactions/native` for a `qr` or `link` payment. `time_expire` is
+/// The Native order (`Payee::native_path`) of a `qr` or `link` payment. `time_expire` is
 /// `now + expires_in_seconds` in +08:00 when the gateway gives an expiry.
 pub fn native_order(
-    settings: &Settings,
+    payee: &Payee<'_>,
     request: &CreatePaymentRequest,
     now_millis: u64,
 ) -> Result<String, ProviderError> {
@@ -252,8 +207,7 @@ pub fn native_order(
             None => None,
         };
     to_json(&NativeOrder {
-        appid: &settings.appid,
-        mchid: &settings.mchid,
+        payee: payee.ids(true),
         description: description(request.description.as_deref(), &request.payment_id),
         out_trade_no: &request.payment_id,
         time_expire,
@@ -265,10 +219,11 @@ pub fn native_order(
     })
 }
 
-/// `POST /v3/pay/transactions/codepay` for a `barcode` payment. A code that is not a WeChat
-/// payment code is declined here, without a request.
+/// The payment-code order (`Payee::codepay_path`) of a `barcode` payment. A code that is
+/// not a WeChat payment code is declined here, without a request.
 pub fn codepay_order(
     settings: &Settings,
+    payee: &Payee<'_>,
     request: &CreatePaymentRequest,
 ) -> Result<String, ProviderError> {
     check_out_trade_no(&request.payment_id)?;
@@ -290,8 +245,7 @@ pub fn codepay_order(
         .map(|t| cut(t, 32));
     let store = settings.store_id.as_deref().unwrap_or(&request.merchant.id);
     to_json(&CodepayOrder {
-        appid: &settings.appid,
-        mchid: &settings.mchid,
+        payee: payee.ids(true),
         description: description(request.description.as_deref(), &request.payment_id),
         out_trade_no: &request.payment_id,
         payer: CodePayer { auth_code },
@@ -308,19 +262,14 @@ pub fn codepay_order(
     })
 }
 
-/// `POST .../{out_trade_no}/close`.
-pub fn close_order(settings: &Settings) -> Result<String, ProviderError> {
-    to_json(&CloseOrder {
-        mchid: &settings.mchid,
-    })
+/// `POST .../{out_trade_no}/close`: the merchant numbers.
+pub fn close_order(payee: &Payee<'_>) -> Result<String, ProviderError> {
+    to_json(&payee.ids(false))
 }
 
-/// `POST .../{out_trade_no}/reverse`.
-pub fn reverse_order(settings: &Settings) -> Result<String, ProviderError> {
-    to_json(&ReverseOrder {
-        appid: &settings.appid,
-        mchid: &settings.mchid,
-    })
+/// `POST .../{out_trade_no}/reverse`: the merchant numbers and the app id.
+pub fn reverse_order(payee: &Payee<'_>) -> Result<String, ProviderError> {
+    to_json(&payee.ids(true))
 }
 
 /// What a refund request needs, from `RefundRequest` (or `RefundRef`).
@@ -332,6 +281,8 @@ pub struct RefundParams<'a> {
     pub total: &'a Money,
     pub reason: Option<&'a str>,
     pub notify_url: &'a str,
+    /// A partner refund names its sub-merchant.
+    pub sub_mchid: Option<&'a str>,
 }
 
 impl RefundParams<'_> {
@@ -348,12 +299,13 @@ impl RefundParams<'_> {
     }
 }
 
-/// `POST /v3/refund/domestic/refunds`.
+/// `POST /v3/refund/domestic/refunds` ([`crate::payee::REFUNDS_PATH`]).
 pub fn refund_order(params: &RefundParams<'_>) -> Result<String, ProviderError> {
     check_out_trade_no(params.payment_id)?;
     check_out_refund_no(params.refund_id)?;
     let (refund, total) = params.fen()?;
     to_json(&RefundOrder {
+        sub_mchid: params.sub_mchid,
         out_trade_no: params.payment_id,
         out_refund_no: params.refund_id,
         reason: params
@@ -766,6 +718,19 @@ pub fn payerror_code(trade_state_desc: &str) -> &'static str {
 #[derive(Debug, Deserialize)]
 pub struct RawPayer {
     pub openid: Option<String>,
+    /// A partner order's payer, under the service provider's app id.
+    pub sp_openid: Option<String>,
+    /// The same under the sub-merchant's own app id, when it has one.
+    pub sub_openid: Option<String>,
+}
+
+impl RawPayer {
+    fn identity(self) -> Option<String> {
+        [self.openid, self.sp_openid, self.sub_openid]
+            .into_iter()
+            .flatten()
+            .find(|id| !id.is_empty())
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -778,8 +743,8 @@ pub struct RawAmount {
 /// resource of a `TRANSACTION.*` notification).
 #[derive(Debug, Deserialize)]
 pub struct RawTransaction {
-    pub appid: Option<String>,
-    pub mchid: Option<String>,
+    #[serde(flatten)]
+    pub owner: Owner,
     pub out_trade_no: Option<String>,
     pub transaction_id: Option<String>,
     pub trade_type: Option<String>,
@@ -792,8 +757,7 @@ pub struct RawTransaction {
 /// What we expect an answer about an order to say about itself.
 #[derive(Debug, Clone, Copy)]
 pub struct ExpectedOrder<'a> {
-    pub mchid: &'a str,
-    pub appid: &'a str,
+    pub payee: Payee<'a>,
     pub out_trade_no: &'a str,
     /// Our amount in fen, when known (not for notifications).
     pub total: Option<i64>,
@@ -852,11 +816,10 @@ impl Trade {
                 format!("the answer's {field} does not match the request"),
             )
         };
-        if present(&raw.mchid).is_some_and(|m| m != expected.mchid) {
-            return Err(mismatch("mchid"));
-        }
-        if present(&raw.appid).is_some_and(|a| a != expected.appid) {
-            return Err(mismatch("appid"));
+        if let Err(not_ours) = (expected.payee.check(&raw.owner, false))
+            .and_then(|()| expected.payee.check_app(&raw.owner))
+        {
+            return Err(mismatch(not_ours.field()));
         }
         if present(&raw.out_trade_no).is_some_and(|o| o != expected.out_trade_no) {
             return Err(mismatch("out_trade_no"));
@@ -892,7 +855,7 @@ impl Trade {
             openid: bounded(
                 call,
                 "payer.openid",
-                raw.payer.and_then(|p| p.openid),
+                raw.payer.and_then(RawPayer::identity),
                 OPENID_CHARS_MAX,
             )?,
             state_desc: clip(&raw.trade_state_desc.unwrap_or_default()),
@@ -1027,7 +990,8 @@ pub fn interpret_end(call: Call, answer: Answer<'_>) -> Result<Ended, ProviderEr
 /// resource of a `REFUND.*` notification, which names the status `refund_status`).
 #[derive(Debug, Deserialize)]
 pub struct RawRefund {
-    pub mchid: Option<String>,
+    #[serde(flatten)]
+    pub owner: Owner,
     pub refund_id: Option<String>,
     pub out_refund_no: Option<String>,
     pub out_trade_no: Option<String>,
@@ -1046,7 +1010,7 @@ pub struct RawRefundAmount {
 /// What we expect a refund answer to say about itself.
 #[derive(Debug, Clone, Copy)]
 pub struct ExpectedRefund<'a> {
-    pub mchid: &'a str,
+    pub payee: Payee<'a>,
     pub out_refund_no: &'a str,
     pub out_trade_no: &'a str,
     /// `(refund, total)` in fen, when known (not for notifications).
@@ -1076,8 +1040,8 @@ pub fn check_refund(
             format!("the answer's {field} does not match the request"),
         )
     };
-    if present(&raw.mchid).is_some_and(|m| m != expected.mchid) {
-        return Err(mismatch("mchid"));
+    if let Err(not_ours) = expected.payee.check(&raw.owner, false) {
+        return Err(mismatch(not_ours.field()));
     }
     if present(&raw.out_refund_no).is_some_and(|o| o != expected.out_refund_no) {
         return Err(mismatch("out_refund_no"));
@@ -1172,9 +1136,19 @@ mod tests {
         Answer { status, body }
     }
 
-    const ORDER: ExpectedOrder<'static> = ExpectedOrder {
-        mchid: "1900000109",
+    const DIRECT: Payee<'static> = Payee::Direct {
         appid: "wxd678efh567hg6787",
+        mchid: "1900000109",
+    };
+
+    const PARTNER: Payee<'static> = Payee::Partner {
+        sp_appid: "wxd678efh567hg6787",
+        sp_mchid: "1900000109",
+        sub_mchid: "1900006491",
+    };
+
+    const ORDER: ExpectedOrder<'static> = ExpectedOrder {
+        payee: DIRECT,
         out_trade_no: "pay_0Fq3Zx9AbCdEfGhIjKlMnOpQ",
         total: Some(1250),
     };
@@ -1286,7 +1260,7 @@ mod tests {
     fn the_native_order_body_has_the_documented_fields() {
         let request = create(Method::Qr);
         // 2024-03-14T15:50:00Z; +900 s is 00:05 on the 15th in Beijing.
-        let json = body(&native_order(&settings(), &request, 1_710_431_400_000).unwrap());
+        let json = body(&native_order(&DIRECT, &request, 1_710_431_400_000).unwrap());
         assert_eq!(
             json,
             json!({
@@ -1304,8 +1278,80 @@ mod tests {
             wallet_token: None,
             ..create(Method::Link)
         };
-        let json = body(&native_order(&settings(), &no_expiry, 0).unwrap());
+        let json = body(&native_order(&DIRECT, &no_expiry, 0).unwrap());
         assert!(json.get("time_expire").is_none());
+    }
+
+    #[test]
+    fn a_sub_merchants_orders_name_the_service_provider_and_the_sub_merchant() {
+        let ids = json!({"sp_appid": "wxd678efh567hg6787", "sp_mchid": "1900000109",
+                         "sub_mchid": "1900006491"});
+        let json = body(&native_order(&PARTNER, &create(Method::Qr), 0).unwrap());
+        for (k, v) in ids.as_object().unwrap() {
+            assert_eq!(&json[k], v, "{k}");
+        }
+        assert!(json.get("appid").is_none() && json.get("mchid").is_none());
+        assert_eq!(json["out_trade_no"], "pay_0Fq3Zx9AbCdEfGhIjKlMnOpQ");
+        let json = body(&codepay_order(&settings(), &PARTNER, &create(Method::Barcode)).unwrap());
+        for (k, v) in ids.as_object().unwrap() {
+            assert_eq!(&json[k], v, "{k}");
+        }
+        assert!(json.get("appid").is_none() && json.get("mchid").is_none());
+        assert_eq!(json["payer"]["auth_code"], "134567890123456789");
+        assert_eq!(
+            body(&close_order(&PARTNER).unwrap()),
+            json!({"sp_mchid": "1900000109", "sub_mchid": "1900006491"})
+        );
+        assert_eq!(body(&reverse_order(&PARTNER).unwrap()), ids);
+        let (refund, total) = (cny(500), cny(1250));
+        let mut params = refund_params(&refund, &total);
+        params.sub_mchid = PARTNER.sub_mchid();
+        assert_eq!(
+            body(&refund_order(&params).unwrap())["sub_mchid"],
+            "1900006491"
+        );
+    }
+
+    #[test]
+    fn an_answer_about_another_sub_merchants_order_is_not_trusted() {
+        let partner = ExpectedOrder {
+            payee: PARTNER,
+            ..ORDER
+        };
+        let ours = crate::testkit::as_sub_merchants(transaction("SUCCESS"));
+        let text = ours.to_string();
+        let trade = interpret_query(answer(200, text.as_bytes()), &partner)
+            .unwrap()
+            .unwrap();
+        assert_eq!(trade.state, TradeState::Success);
+        assert_eq!(
+            trade.openid.as_deref(),
+            Some("oUpF8uMuAJO_M2pxb1Q9zNjWeS6o")
+        );
+        for (field, value) in [("sub_mchid", "1900006492"), ("sp_mchid", "1900000999")] {
+            let mut other = ours.clone();
+            other[field] = value.into();
+            let text = other.to_string();
+            match interpret_query(answer(200, text.as_bytes()), &partner) {
+                Err(ProviderError::Unavailable(m)) => assert!(m.contains(field), "{m}"),
+                other => panic!("{field}: {other:?}"),
+            }
+        }
+        // The service provider's own order is not the sub-merchant's, nor the reverse.
+        let direct = transaction("SUCCESS").to_string();
+        assert!(interpret_query(answer(200, direct.as_bytes()), &partner).is_err());
+        assert!(interpret_query(answer(200, text.as_bytes()), &ORDER).is_err());
+        // A refund answer naming another sub-merchant.
+        let refund = json!({"sub_mchid": "1900006492", "out_refund_no": "re_1",
+                            "status": "SUCCESS", "amount": {"refund": 500, "total": 1250}});
+        let expected = ExpectedRefund {
+            payee: PARTNER,
+            out_refund_no: "re_1",
+            out_trade_no: "pay_0Fq3Zx9AbCdEfGhIjKlMnOpQ",
+            amounts: Some((500, 1250)),
+        };
+        let raw: RawRefund = serde_json::from_value(refund).unwrap();
+        assert!(check_refund(Call::Refund, raw, &expected).is_err());
     }
 
     #[test]
@@ -1313,20 +1359,20 @@ mod tests {
         let mut request = create(Method::Qr);
         request.merchant.notify_url = " ".into();
         assert!(matches!(
-            native_order(&settings(), &request, 0),
+            native_order(&DIRECT, &request, 0),
             Err(ProviderError::InvalidRequest(_))
         ));
         let mut request = create(Method::Qr);
         request.amount = cny(0);
-        assert!(native_order(&settings(), &request, 0).is_err());
+        assert!(native_order(&DIRECT, &request, 0).is_err());
         let mut request = create(Method::Qr);
         request.payment_id = "pay/../../v3/refund".into();
-        assert!(native_order(&settings(), &request, 0).is_err());
+        assert!(native_order(&DIRECT, &request, 0).is_err());
     }
 
     #[test]
     fn the_codepay_body_has_the_documented_fields() {
-        let json = body(&codepay_order(&settings(), &create(Method::Barcode)).unwrap());
+        let json = body(&codepay_order(&settings(), &DIRECT, &create(Method::Barcode)).unwrap());
         assert_eq!(
             json,
             json!({
@@ -1345,7 +1391,7 @@ mod tests {
             terminal_id: None,
             ..create(Method::Barcode)
         };
-        let json = body(&codepay_order(&with_store, &request).unwrap());
+        let json = body(&codepay_order(&with_store, &DIRECT, &request).unwrap());
         assert_eq!(
             json["scene_info"],
             json!({"store_info": {"out_id": "SZ-001"}})
@@ -1356,13 +1402,13 @@ mod tests {
     fn a_code_that_is_not_wechat_is_declined_without_a_request() {
         let mut request = create(Method::Barcode);
         request.auth_code = Some("280000000000000000".into()); // an Alipay code
-        match codepay_order(&settings(), &request) {
+        match codepay_order(&settings(), &DIRECT, &request) {
             Err(ProviderError::Declined(d)) => assert_eq!(d.code, "auth_code_invalid"),
             other => panic!("{other:?}"),
         }
         request.auth_code = None;
         assert!(matches!(
-            codepay_order(&settings(), &request),
+            codepay_order(&settings(), &DIRECT, &request),
             Err(ProviderError::InvalidRequest(_))
         ));
     }
@@ -1370,30 +1416,21 @@ mod tests {
     #[test]
     fn close_reverse_and_query_requests() {
         assert_eq!(
-            body(&close_order(&settings()).unwrap()),
+            body(&close_order(&DIRECT).unwrap()),
             json!({"mchid": "1900000109"})
         );
         assert_eq!(
-            body(&reverse_order(&settings()).unwrap()),
+            body(&reverse_order(&DIRECT).unwrap()),
             json!({"appid": "wxd678efh567hg6787", "mchid": "1900000109"})
         );
+        let odd = Payee::Direct {
+            appid: "wx",
+            mchid: "19 00&x",
+        };
         assert_eq!(
-            paths::query("pay_1abcde", "1900000109"),
-            "/v3/pay/transactions/out-trade-no/pay_1abcde?mchid=1900000109"
-        );
-        assert_eq!(
-            paths::query("pay_1abcde", "19 00&x"),
+            odd.query_path("pay_1abcde"),
             "/v3/pay/transactions/out-trade-no/pay_1abcde?mchid=19%2000%26x"
         );
-        assert_eq!(
-            paths::close("pay_1abcde"),
-            "/v3/pay/transactions/out-trade-no/pay_1abcde/close"
-        );
-        assert_eq!(
-            paths::reverse("pay_1abcde"),
-            "/v3/pay/transactions/out-trade-no/pay_1abcde/reverse"
-        );
-        assert_eq!(paths::refund("re_1"), "/v3/refund/domestic/refunds/re_1");
     }
 
     fn refund_params<'a>(refund: &'a Money, total: &'a Money) -> RefundParams<'a> {
@@ -1404,6 +1441,7 @@ mod tests {
             total,
             reason: Some(" damaged "),
             notify_url: "https://gw.example/v1/notify/wechatpay/m_demo",
+            sub_mchid: None,
         }
     }
 
@@ -1906,7 +1944,7 @@ mod tests {
     // --- refunds ---
 
     const REFUND: ExpectedRefund<'static> = ExpectedRefund {
-        mchid: "1900000109",
+        payee: DIRECT,
         out_refund_no: "re_0Fq3Zx9AbCdEfGhIjKlMnOpQ",
         out_trade_no: "pay_0Fq3Zx9AbCdEfGhIjKlMnOpQ",
         amounts: Some((500, 1250)),

@@ -175,6 +175,7 @@ async fn authorize(
             charges: u32::from(!declined),
             refunds: Default::default(),
             notifications_sent: 0,
+            sub_merchant: None,
         };
         let card = CardSummary {
             network: network(&number).to_owned(),

@@ -236,6 +236,15 @@ pub(crate) fn handle(sim: &Arc<Sim>, method: &str, params: &BTreeMap<String, Str
             .to_owned()
     };
     let out_trade_no = text("out_trade_no");
+    // A platform's trade for one of its 直付通 sub-merchants is booked to the sub-merchant.
+    let sub_merchant = if matches!(method, "alipay.trade.precreate" | "alipay.trade.pay") {
+        match crate::alipay_onboarding::trade_sub_merchant(sim, method, &app_id, &biz) {
+            Ok(sub_merchant) => sub_merchant,
+            Err(refused) => return refused,
+        }
+    } else {
+        None
+    };
     let mut ledger = sim.alipay.ledger.lock().expect("ledger lock");
     let now = now_ms();
     if let Some(order) = ledger.orders.get_mut(&out_trade_no) {
@@ -270,7 +279,7 @@ pub(crate) fn handle(sim: &Arc<Sim>, method: &str, params: &BTreeMap<String, Str
                 );
             }
             if let Some(existing) = ledger.orders.get(&out_trade_no) {
-                return repeated_create(method, existing, amount);
+                return repeated_create(method, existing, amount, sub_merchant.as_deref());
             }
             let trade_no = format!(
                 "2026{}",
@@ -299,6 +308,7 @@ pub(crate) fn handle(sim: &Arc<Sim>, method: &str, params: &BTreeMap<String, Str
                 charges: 0,
                 refunds: BTreeMap::new(),
                 notifications_sent: 0,
+                sub_merchant,
             };
             if method == "alipay.trade.precreate" {
                 let qr = format!(
@@ -548,8 +558,13 @@ fn timeout_ms(text: &str) -> Option<i64> {
     })
 }
 
-fn repeated_create(method: &str, existing: &Order, amount: i64) -> Answer {
-    if existing.amount_minor != amount {
+fn repeated_create(
+    method: &str,
+    existing: &Order,
+    amount: i64,
+    sub_merchant: Option<&str>,
+) -> Answer {
+    if existing.amount_minor != amount || existing.sub_merchant.as_deref() != sub_merchant {
         return business_error(method, "ACQ.CONTEXT_INCONSISTENT", "参数不一致");
     }
     match (method, existing.status) {

@@ -41,6 +41,61 @@ pub const VERIFICATION_ACCOUNT_NO: &str = "6217000000008430001";
 pub const VERIFICATION_ACCOUNT_NAME: &str = "paygate-sim 打款验证户";
 
 /// Serves the onboarding methods; `None` for any other method (the trade methods).
+/// The 直付通 sub-merchant a trade (`alipay.trade.precreate` / `.pay`) is for: `None` for
+/// the app's own trade; otherwise `sub_merchant.merchant_id` must be the `smid` of an active
+/// application the app submitted, and `settle_info` must settle the whole `total_amount`
+/// to the sub-merchant's default account (`defaultSettle`). The refusal otherwise.
+pub fn trade_sub_merchant(
+    sim: &Sim,
+    method: &str,
+    app_id: &str,
+    biz: &Value,
+) -> Result<Option<String>, Answer> {
+    let Some(smid) = biz.pointer("/sub_merchant/merchant_id") else {
+        return Ok(None);
+    };
+    let smid = smid.as_str().unwrap_or_default();
+    let onboarding = sim.alipay.onboarding.lock().expect("onboarding lock");
+    let found = onboarding.applications.values().find(|a| {
+        a.provider == PROVIDER
+            && a.submitted_by == app_id
+            && a.sub_merchant_id.as_deref() == Some(smid)
+    });
+    match found {
+        None => {
+            return Err(business_error(
+                method,
+                "ACQ.INVALID_PARAMETER",
+                "二级商户不存在",
+            ));
+        }
+        Some(a) if a.status != ApplicationStatus::Active => {
+            return Err(business_error(
+                method,
+                "ACQ.INVALID_PARAMETER",
+                "二级商户未进件完成",
+            ));
+        }
+        Some(_) => {}
+    }
+    let details = biz
+        .pointer("/settle_info/settle_detail_infos")
+        .and_then(Value::as_array)
+        .map(Vec::as_slice)
+        .unwrap_or_default();
+    let settles_all = matches!(details, [only]
+        if text(only, "trans_in_type") == "defaultSettle"
+            && text(only, "amount") == text(biz, "total_amount"));
+    if !settles_all {
+        return Err(business_error(
+            method,
+            "ACQ.INVALID_PARAMETER",
+            "settle_info 须以 defaultSettle 结算全部订单金额",
+        ));
+    }
+    Ok(Some(smid.to_owned()))
+}
+
 pub fn handle(
     sim: &Sim,
     method: &str,

@@ -76,8 +76,13 @@ impl Payer {
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Order {
-    /// The merchant: Alipay app_id or WeChat Pay mchid.
+    /// The merchant: Alipay app_id or WeChat Pay mchid (a service provider's, for a
+    /// sub-merchant's order).
     pub merchant: String,
+    /// The sub-merchant whose order its service provider placed (WeChat Pay's `sub_mchid`):
+    /// the money is settled to it, not to `merchant`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sub_merchant: Option<String>,
     pub out_trade_no: String,
     /// The provider's own trade number.
     pub trade_no: String,

@@ -272,6 +272,8 @@ fn send(
 }
 
 #[cfg(test)]
+mod partner_tests;
+#[cfg(test)]
 mod real_paths_tests;
 
 #[cfg(test)]
@@ -335,6 +337,7 @@ mod tests {
             charges: 1,
             refunds: BTreeMap::from([("re_1".to_owned(), refund)]),
             notifications_sent: 0,
+            sub_merchant: None,
         }
     }
 

@@ -32,7 +32,7 @@ async fn send(request: Request<Body>) -> (StatusCode, axum::http::HeaderMap, Str
 }
 
 /// The `Authorization` of a WeChat Pay v3 request whose signature covers `signed_path`.
-fn wechatpay_authorization(method: &str, signed_path: &str, body: &str) -> String {
+pub(crate) fn wechatpay_authorization(method: &str, signed_path: &str, body: &str) -> String {
     let timestamp = ledger::now_ms() / 1000;
     let nonce = keys::random_token(32);
     let message = format!("{method}\n{signed_path}\n{timestamp}\n{nonce}\n{body}\n");
@@ -140,7 +140,7 @@ async fn the_platform_certificate_unseals_under_the_apiv3_key_and_names_the_answ
 }
 
 /// Alipay's common parameters for `method`, signed with the sandbox app key.
-fn alipay_params(method: &str, biz_content: &Value) -> BTreeMap<String, String> {
+pub(crate) fn alipay_params(method: &str, biz_content: &Value) -> BTreeMap<String, String> {
     let mut params: BTreeMap<String, String> = [
         ("app_id", "2021000000000001"),
         ("method", method),
@@ -162,7 +162,7 @@ fn alipay_params(method: &str, biz_content: &Value) -> BTreeMap<String, String> 
     params
 }
 
-fn form(params: &BTreeMap<String, String>) -> String {
+pub(crate) fn form(params: &BTreeMap<String, String>) -> String {
     form_urlencoded::Serializer::new(String::new())
         .extend_pairs(params)
         .finish()

@@ -199,6 +199,7 @@ async fn create(
             charges: 0,
             refunds: Default::default(),
             notifications_sent: 0,
+            sub_merchant: None,
         };
         if kind == "qr" {
             order.qr_code = Some(format!("https://toypay.example/qr/{trade_no}"));

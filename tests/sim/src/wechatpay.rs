@@ -6,8 +6,11 @@
 //! with the platform key (`Wechatpay-Timestamp`, `-Nonce`, `-Signature`, `-Serial`), amounts
 //! in fen, errors as `{"code", "message"}`, notifications whose `resource` is AES-256-GCM
 //! under the APIv3 key, and the platform certificate download (`GET /v3/certificates`).
-//! Service-provider onboarding (applyments and settlement accounts) is routed here too and
-//! served by `wechatpay_onboarding.rs`.
+//! A service provider's orders for its sub-merchants (`/v3/pay/partner/transactions/...`,
+//! `sp_mchid` / `sub_mchid`, refunds naming the `sub_mchid`) are served by the same handlers:
+//! the sub-merchant must be one the caller onboarded and whose applyment is finished, and
+//! the order is booked to it. Service-provider onboarding (applyments and settlement
+//! accounts) is routed here too and served by `wechatpay_onboarding.rs`.
 
 use std::collections::BTreeMap;
 
@@ -38,24 +41,8 @@ pub const PREFIX: &str = "/wechatpay";
 pub fn router() -> Router<SharedSim> {
     Router::new()
         .route("/v3/certificates", get(certificates))
-        .route("/v3/pay/transactions/native", post(native))
-        .route("/v3/pay/transactions/codepay", post(codepay))
-        .route(
-            "/v3/pay/transactions/out-trade-no/{out_trade_no}",
-            get(query),
-        )
-        .route(
-            "/v3/pay/transactions/id/{transaction_id}",
-            get(query_by_transaction_id),
-        )
-        .route(
-            "/v3/pay/transactions/out-trade-no/{out_trade_no}/close",
-            post(close),
-        )
-        .route(
-            "/v3/pay/transactions/out-trade-no/{out_trade_no}/reverse",
-            post(reverse),
-        )
+        .nest("/v3/pay/transactions", transactions())
+        .nest("/v3/pay/partner/transactions", transactions())
         .route("/v3/refund/domestic/refunds", post(refund))
         .route(
             "/v3/refund/domestic/refunds/{out_refund_no}",
@@ -83,6 +70,23 @@ pub fn router() -> Router<SharedSim> {
             "/v3/apply4sub/sub_merchants/{sub_mchid}/settlement",
             get(query_settlement),
         )
+}
+
+/// Orders, under `/v3/pay/transactions` (a merchant's own) and
+/// `/v3/pay/partner/transactions` (a service provider's for a sub-merchant: [`is_partner`]).
+fn transactions() -> Router<SharedSim> {
+    Router::new()
+        .route("/native", post(native))
+        .route("/codepay", post(codepay))
+        .route("/out-trade-no/{out_trade_no}", get(query))
+        .route("/id/{transaction_id}", get(query_by_transaction_id))
+        .route("/out-trade-no/{out_trade_no}/close", post(close))
+        .route("/out-trade-no/{out_trade_no}/reverse", post(reverse))
+}
+
+/// Whether a request is a service provider's for one of its sub-merchants.
+fn is_partner(uri: &axum::http::Uri) -> bool {
+    uri.path().contains("/v3/pay/partner/")
 }
 
 /// RFC 3339 with +08:00, WeChat Pay's time format.
@@ -184,14 +188,16 @@ fn authenticate(
                 )
             })?
     };
-    if let Some(body_mchid) = parsed.get("mchid").and_then(Value::as_str)
-        && body_mchid != mchid
-    {
-        return Err(error(
-            StatusCode::BAD_REQUEST,
-            "PARAM_ERROR",
-            "mchid 与签名不一致",
-        ));
+    for field in ["mchid", "sp_mchid"] {
+        if let Some(body_mchid) = parsed.get(field).and_then(Value::as_str)
+            && body_mchid != mchid
+        {
+            return Err(error(
+                StatusCode::BAD_REQUEST,
+                "PARAM_ERROR",
+                &format!("{field} 与签名不一致"),
+            ));
+        }
     }
     Ok(Call {
         mchid,
@@ -327,10 +333,10 @@ fn trade_state(order: &Order) -> &'static str {
     }
 }
 
+/// An order as WeChat Pay describes it: a sub-merchant's names its service provider
+/// (`sp_appid`, `sp_mchid`) and itself (`sub_mchid`), its payer by `sp_openid`.
 fn transaction(order: &Order, appid: &str) -> Value {
     let mut t = json!({
-        "appid": appid,
-        "mchid": order.merchant,
         "out_trade_no": order.out_trade_no,
         "transaction_id": order.trade_no,
         "trade_type": if order.kind == "code" { "MICROPAY" } else { "NATIVE" },
@@ -345,18 +351,62 @@ fn transaction(order: &Order, appid: &str) -> Value {
         },
         "amount": {"total": order.amount_minor, "currency": order.currency},
     });
+    let openid = match &order.sub_merchant {
+        None => {
+            t["appid"] = json!(appid);
+            t["mchid"] = json!(order.merchant);
+            "openid"
+        }
+        Some(sub_mchid) => {
+            t["sp_appid"] = json!(appid);
+            t["sp_mchid"] = json!(order.merchant);
+            t["sub_mchid"] = json!(sub_mchid);
+            "sp_openid"
+        }
+    };
     if order.status == OrderStatus::Paid {
         t["bank_type"] = json!("OTHERS");
         t["success_time"] = json!(rfc3339_beijing(order.paid_ms.unwrap_or(order.created_ms)));
-        t["payer"] = json!({"openid": order.payer_id});
+        t["payer"] = json!({openid: order.payer_id});
         t["amount"]["payer_total"] = json!(order.amount_minor);
         t["amount"]["payer_currency"] = json!(order.currency);
     }
     t
 }
 
-/// Validates the common fields of a new order; the error answer otherwise.
-fn new_order(call: &Call, kind: &'static str) -> Result<Order, (StatusCode, Value)> {
+/// The sub-merchant a call is for: `None` for a merchant's own order; for a partner call,
+/// `sub_mchid` (from the body or the query), which must be a sub-merchant the caller
+/// onboarded and whose applyment is finished.
+fn sub_merchant(
+    sim: &Sim,
+    call: &Call,
+    partner: bool,
+    sub_mchid: &str,
+) -> Result<Option<String>, (StatusCode, Option<Value>)> {
+    if !partner {
+        return Ok(None);
+    }
+    if sub_mchid.is_empty() {
+        let (status, body) = error(StatusCode::BAD_REQUEST, "PARAM_ERROR", "sub_mchid 必填");
+        return Err((status, Some(body)));
+    }
+    let onboarding = sim.wechatpay.onboarding.lock().expect("onboarding lock");
+    wechatpay_onboarding::collecting_sub_merchant(&onboarding, &call.mchid, sub_mchid)?;
+    Ok(Some(sub_mchid.to_owned()))
+}
+
+/// The app id field a call names: `appid`, or a service provider's `sp_appid`.
+fn appid_field(partner: bool) -> &'static str {
+    if partner { "/sp_appid" } else { "/appid" }
+}
+
+/// Validates the common fields of a new order, booked to `sub_merchant` when a service
+/// provider places it; the error answer otherwise.
+fn new_order(
+    call: &Call,
+    kind: &'static str,
+    sub_merchant: Option<String>,
+) -> Result<Order, (StatusCode, Value)> {
     let b = &call.body;
     let out_trade_no = text(b, "/out_trade_no");
     let total = b
@@ -367,11 +417,12 @@ fn new_order(call: &Call, kind: &'static str) -> Result<Order, (StatusCode, Valu
         .pointer("/amount/currency")
         .and_then(Value::as_str)
         .unwrap_or("CNY");
-    if text(b, "/appid").is_empty() || text(b, "/description").is_empty() {
+    let appid = appid_field(sub_merchant.is_some());
+    if text(b, appid).is_empty() || text(b, "/description").is_empty() {
         return Err(error(
             StatusCode::BAD_REQUEST,
             "PARAM_ERROR",
-            "appid 和 description 必填",
+            &format!("{} 和 description 必填", &appid[1..]),
         ));
     }
     if out_trade_no.len() < 6 || out_trade_no.len() > 32 {
@@ -387,6 +438,7 @@ fn new_order(call: &Call, kind: &'static str) -> Result<Order, (StatusCode, Valu
     let now = now_ms();
     Ok(Order {
         merchant: call.mchid.clone(),
+        sub_merchant,
         out_trade_no,
         trade_no: format!(
             "4200{}",
@@ -413,7 +465,10 @@ fn new_order(call: &Call, kind: &'static str) -> Result<Order, (StatusCode, Valu
 }
 
 fn repeated(existing: &Order, fresh: &Order) -> Option<(StatusCode, Option<Value>)> {
-    if existing.amount_minor != fresh.amount_minor || existing.merchant != fresh.merchant {
+    if existing.amount_minor != fresh.amount_minor
+        || existing.merchant != fresh.merchant
+        || existing.sub_merchant != fresh.sub_merchant
+    {
         return Some((
             StatusCode::BAD_REQUEST,
             Some(
@@ -446,8 +501,13 @@ async fn native(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    serve(sim, method, uri, headers, body, |sim, call| {
-        let fresh = match new_order(&call, "qr") {
+    let partner = is_partner(&uri);
+    serve(sim, method, uri, headers, body, move |sim, call| {
+        let sub = match sub_merchant(sim, &call, partner, &text(&call.body, "/sub_mchid")) {
+            Ok(sub) => sub,
+            Err(answer) => return answer,
+        };
+        let fresh = match new_order(&call, "qr", sub) {
             Ok(order) => order,
             Err((status, body)) => return (status, Some(body)),
         };
@@ -475,12 +535,17 @@ async fn codepay(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    serve(sim, method, uri, headers, body, |sim, call| {
-        let mut order = match new_order(&call, "code") {
+    let partner = is_partner(&uri);
+    serve(sim, method, uri, headers, body, move |sim, call| {
+        let sub = match sub_merchant(sim, &call, partner, &text(&call.body, "/sub_mchid")) {
+            Ok(sub) => sub,
+            Err(answer) => return answer,
+        };
+        let mut order = match new_order(&call, "code", sub) {
             Ok(order) => order,
             Err((status, body)) => return (status, Some(body)),
         };
-        let appid = text(&call.body, "/appid");
+        let appid = text(&call.body, appid_field(partner));
         let auth_code = text(&call.body, "/payer/auth_code");
         let mut ledger = sim.wechatpay.ledger.lock().expect("ledger lock");
         let now = now_ms();
@@ -567,10 +632,11 @@ async fn codepay(
     .await
 }
 
-/// The order of `out_trade_no` for this merchant, advanced to now.
+/// The order of `out_trade_no` for this merchant (and sub-merchant), advanced to now.
 fn with_order<T>(
     sim: &Sim,
     mchid: &str,
+    sub_mchid: Option<&str>,
     out_trade_no: &str,
     f: impl FnOnce(&mut Order) -> T,
 ) -> Option<T> {
@@ -578,7 +644,7 @@ fn with_order<T>(
     let order = ledger
         .orders
         .get_mut(out_trade_no)
-        .filter(|o| o.merchant == mchid)?;
+        .filter(|o| o.merchant == mchid && o.sub_merchant.as_deref() == sub_mchid)?;
     order.advance(now_ms());
     Some(f(order))
 }
@@ -595,19 +661,49 @@ fn not_found(what: &str) -> (StatusCode, Option<Value>) {
     )
 }
 
-/// A query's `mchid` parameter, which must name the merchant that signed it.
-fn mchid_param(uri: &axum::http::Uri) -> String {
+/// A query-string parameter (empty when absent).
+fn query_param(uri: &axum::http::Uri, name: &str) -> String {
     uri.query()
-        .and_then(|q| form_urlencoded::parse(q.as_bytes()).find(|(k, _)| k == "mchid"))
+        .and_then(|q| form_urlencoded::parse(q.as_bytes()).find(|(k, _)| k == name))
         .map(|(_, v)| v.into_owned())
         .unwrap_or_default()
 }
 
-fn mchid_mismatch() -> (StatusCode, Option<Value>) {
-    (
-        StatusCode::BAD_REQUEST,
-        Some(error(StatusCode::BAD_REQUEST, "PARAM_ERROR", "mchid 与签名不一致").1),
-    )
+/// Who a query is for: its `mchid` (or a service provider's `sp_mchid`) parameter must
+/// name the merchant that signed it; a partner query also names the `sub_mchid`.
+struct Asked {
+    partner: bool,
+    mchid: String,
+    sub_mchid: String,
+}
+
+impl Asked {
+    fn of(uri: &axum::http::Uri) -> Asked {
+        let partner = is_partner(uri);
+        Asked {
+            partner,
+            mchid: query_param(uri, if partner { "sp_mchid" } else { "mchid" }),
+            sub_mchid: query_param(uri, "sub_mchid"),
+        }
+    }
+
+    /// The sub-merchant asked about (`None` for a merchant's own), or the error answer.
+    fn sub_merchant(
+        &self,
+        sim: &Sim,
+        call: &Call,
+    ) -> Result<Option<String>, (StatusCode, Option<Value>)> {
+        if self.mchid != call.mchid {
+            let field = if self.partner { "sp_mchid" } else { "mchid" };
+            let (status, body) = error(
+                StatusCode::BAD_REQUEST,
+                "PARAM_ERROR",
+                &format!("{field} 与签名不一致"),
+            );
+            return Err((status, Some(body)));
+        }
+        sub_merchant(sim, call, self.partner, &self.sub_mchid)
+    }
 }
 
 /// `GET /v3/pay/transactions/out-trade-no/{out_trade_no}?mchid=`: by the merchant's number.
@@ -619,12 +715,13 @@ async fn query(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let mchid = mchid_param(&uri);
+    let asked = Asked::of(&uri);
     serve(sim, method, uri, headers, body, move |sim, call| {
-        if mchid != call.mchid {
-            return mchid_mismatch();
-        }
-        with_order(sim, &call.mchid, &out_trade_no, |order| {
+        let sub = match asked.sub_merchant(sim, &call) {
+            Ok(sub) => sub,
+            Err(answer) => return answer,
+        };
+        with_order(sim, &call.mchid, sub.as_deref(), &out_trade_no, |order| {
             (StatusCode::OK, Some(transaction(order, "")))
         })
         .unwrap_or_else(|| not_found("order"))
@@ -641,17 +738,16 @@ async fn query_by_transaction_id(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let mchid = mchid_param(&uri);
+    let asked = Asked::of(&uri);
     serve(sim, method, uri, headers, body, move |sim, call| {
-        if mchid != call.mchid {
-            return mchid_mismatch();
-        }
+        let sub = match asked.sub_merchant(sim, &call) {
+            Ok(sub) => sub,
+            Err(answer) => return answer,
+        };
         let mut ledger = sim.wechatpay.ledger.lock().expect("ledger lock");
-        let Some(order) = ledger
-            .orders
-            .values_mut()
-            .find(|o| o.trade_no == transaction_id && o.merchant == call.mchid)
-        else {
+        let Some(order) = ledger.orders.values_mut().find(|o| {
+            o.trade_no == transaction_id && o.merchant == call.mchid && o.sub_merchant == sub
+        }) else {
             return not_found("order");
         };
         order.advance(now_ms());
@@ -668,9 +764,18 @@ async fn close(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
+    let partner = is_partner(&uri);
     serve(sim, method, uri, headers, body, move |sim, call| {
-        with_order(sim, &call.mchid, &out_trade_no, |order| {
-            match order.status {
+        let sub = match sub_merchant(sim, &call, partner, &text(&call.body, "/sub_mchid")) {
+            Ok(sub) => sub,
+            Err(answer) => return answer,
+        };
+        with_order(
+            sim,
+            &call.mchid,
+            sub.as_deref(),
+            &out_trade_no,
+            |order| match order.status {
                 OrderStatus::Paid => (
                     StatusCode::BAD_REQUEST,
                     Some(error(StatusCode::BAD_REQUEST, "ORDERPAID", "该订单已支付").1),
@@ -680,8 +785,8 @@ async fn close(
                     (StatusCode::NO_CONTENT, None)
                 }
                 _ => (StatusCode::NO_CONTENT, None),
-            }
-        })
+            },
+        )
         .unwrap_or_else(|| not_found("order"))
     })
     .await
@@ -695,9 +800,14 @@ async fn reverse(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
+    let partner = is_partner(&uri);
     serve(sim, method, uri, headers, body, move |sim, call| {
-        let appid = text(&call.body, "/appid");
-        with_order(sim, &call.mchid, &out_trade_no, |order| {
+        let sub = match sub_merchant(sim, &call, partner, &text(&call.body, "/sub_mchid")) {
+            Ok(sub) => sub,
+            Err(answer) => return answer,
+        };
+        let appid = text(&call.body, appid_field(partner));
+        with_order(sim, &call.mchid, sub.as_deref(), &out_trade_no, |order| {
             if order.status == OrderStatus::Paid {
                 // Reversing a paid order gives the payer the money back.
                 let refund_no = format!("reverse_{}", order.out_trade_no);
@@ -716,7 +826,19 @@ async fn reverse(
             if !matches!(order.status, OrderStatus::Closed | OrderStatus::Failed) {
                 order.status = OrderStatus::Revoked;
             }
-            (StatusCode::OK, Some(json!({"appid": appid, "mchid": order.merchant, "out_trade_no": order.out_trade_no})))
+            let mut answer = json!({"out_trade_no": order.out_trade_no});
+            match &order.sub_merchant {
+                None => {
+                    answer["appid"] = json!(appid);
+                    answer["mchid"] = json!(order.merchant);
+                }
+                Some(sub_mchid) => {
+                    answer["sp_appid"] = json!(appid);
+                    answer["sp_mchid"] = json!(order.merchant);
+                    answer["sub_mchid"] = json!(sub_mchid);
+                }
+            }
+            (StatusCode::OK, Some(answer))
         })
         .unwrap_or_else(|| not_found("order"))
     })
@@ -782,12 +904,18 @@ async fn refund(
         }
         let notify_url = Some(text(b, "/notify_url")).filter(|u| !u.is_empty());
         let refund_after = sim.timings.refund_after.as_millis() as i64;
+        // A service provider refunds its sub-merchant's order by naming the sub-merchant.
+        let sub_mchid = text(b, "/sub_mchid");
+        let sub = match sub_merchant(sim, &call, !sub_mchid.is_empty(), &sub_mchid) {
+            Ok(sub) => sub,
+            Err(answer) => return answer,
+        };
         // Refunds are found by their merchant order; the merchant is the caller.
         let mut ledger = sim.wechatpay.ledger.lock().expect("ledger lock");
         let Some(order) = ledger
             .orders
             .get_mut(&out_trade_no)
-            .filter(|o| o.merchant == call.mchid)
+            .filter(|o| o.merchant == call.mchid && o.sub_merchant == sub)
         else {
             return not_found("order");
         };
@@ -868,12 +996,17 @@ async fn query_refund(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
+    let sub_mchid = query_param(&uri, "sub_mchid");
     serve(sim, method, uri, headers, body, move |sim, call| {
+        let sub = match sub_merchant(sim, &call, !sub_mchid.is_empty(), &sub_mchid) {
+            Ok(sub) => sub,
+            Err(answer) => return answer,
+        };
         let mut ledger = sim.wechatpay.ledger.lock().expect("ledger lock");
         for order in ledger
             .orders
             .values_mut()
-            .filter(|o| o.merchant == call.mchid)
+            .filter(|o| o.merchant == call.mchid && o.sub_merchant == sub)
         {
             order.advance(now_ms());
             if let Some(refund) = order.refunds.get(&out_refund_no) {
@@ -1254,8 +1387,7 @@ pub fn refund_notice(
 ) -> Option<(Notice, &'static [u64])> {
     let refund = order.refunds.get(out_refund_no)?;
     let url = refund.notify_url.clone()?;
-    let resource = json!({
-        "mchid": order.merchant,
+    let mut resource = json!({
         "out_trade_no": order.out_trade_no,
         "transaction_id": order.trade_no,
         "out_refund_no": refund.out_refund_no,
@@ -1266,6 +1398,13 @@ pub fn refund_notice(
         "amount": {"total": order.amount_minor, "refund": refund.amount_minor,
                    "payer_total": order.amount_minor, "payer_refund": refund.amount_minor},
     });
+    match &order.sub_merchant {
+        None => resource["mchid"] = json!(order.merchant),
+        Some(sub_mchid) => {
+            resource["sp_mchid"] = json!(order.merchant);
+            resource["sub_mchid"] = json!(sub_mchid);
+        }
+    }
     Some((
         notice(sim, url, "REFUND.SUCCESS", "退款成功", "refund", &resource),
         WECHATPAY_SCHEDULE_S,

@@ -500,7 +500,42 @@ fn sub_merchant<'a>(
     mchid: &str,
     sub_mchid: &str,
 ) -> Result<&'a Application, Answer> {
-    let application = onboarding
+    let application = onboarded_by(onboarding, mchid, sub_mchid)?;
+    if application.status != ApplicationStatus::Active {
+        return Err(fail(
+            StatusCode::BAD_REQUEST,
+            "INVALID_REQUEST",
+            "特约商户未完成进件,不能修改结算账户",
+        ));
+    }
+    Ok(application)
+}
+
+/// Whether `mchid` may place orders for `sub_mchid`: a sub-merchant it onboarded, whose
+/// applyment is finished. WeChat Pay refuses the service provider anyone else's.
+pub fn collecting_sub_merchant(
+    onboarding: &Onboarding,
+    mchid: &str,
+    sub_mchid: &str,
+) -> Result<(), Answer> {
+    let application = onboarded_by(onboarding, mchid, sub_mchid)?;
+    if application.status != ApplicationStatus::Active {
+        return Err(fail(
+            StatusCode::BAD_REQUEST,
+            "INVALID_REQUEST",
+            "特约商户未完成进件,不能收款",
+        ));
+    }
+    Ok(())
+}
+
+/// The application of `sub_mchid` that `mchid` submitted, whatever its state.
+fn onboarded_by<'a>(
+    onboarding: &'a Onboarding,
+    mchid: &str,
+    sub_mchid: &str,
+) -> Result<&'a Application, Answer> {
+    onboarding
         .applications
         .values()
         .find(|a| {
@@ -514,15 +549,7 @@ fn sub_merchant<'a>(
                 "NO_AUTH",
                 "该商户不是本服务商进件的子商户,无权限操作",
             )
-        })?;
-    if application.status != ApplicationStatus::Active {
-        return Err(fail(
-            StatusCode::BAD_REQUEST,
-            "INVALID_REQUEST",
-            "特约商户未完成进件,不能修改结算账户",
-        ));
-    }
-    Ok(application)
+        })
 }
 
 /// The remittance that verifies an account (`account_validation`): 0.01..=0.99 CNY and a
