@@ -219,10 +219,21 @@ impl Providers for FakeProvider {
                 "the fake provider needs `details.store`".into(),
             )));
         }
+        // A merchant named "Unsigned Shop" must sign the provider's agreement first.
+        let next_step_json = request
+            .materials_json
+            .contains(r#""name":"Unsigned Shop""#)
+            .then(|| {
+                format!(
+                    r#"{{"type":"sign_agreement","url":"https://fake.example/sign/{}"}}"#,
+                    request.activation_id
+                )
+            });
         Ok(Ok(wit::OnboardingResult {
             status: wit::OnboardingStatus::Submitted,
             provider_reference: None,
             rejection_reason: None,
+            next_step_json,
         }))
     }
 

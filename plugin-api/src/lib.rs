@@ -55,8 +55,8 @@ pub use bindings::paygate::provider::types::{
 
 /// The version of the WIT package this SDK was built against (`wit/provider.wit`). A plugin
 /// built with this SDK targets it; paygated also keeps loading plugins built for the older
-/// versions it shipped (`wit/0.1.0/`, `wit/0.2.0/`).
-pub const WORLD_VERSION: &str = "0.3.0";
+/// versions it shipped (`wit/0.1.0/`, `wit/0.2.0/`, `wit/0.3.0/`).
+pub const WORLD_VERSION: &str = "0.4.0";
 
 /// Outbound HTTP through the host. Only hosts the operator allow-listed for the plugin are
 /// reachable; the host applies its own timeout and response size cap.

@@ -316,6 +316,36 @@ async fn a_merchant_is_created_activated_bound_and_collects() {
 }
 
 #[tokio::test]
+async fn what_the_provider_asks_of_the_merchant_is_shown_until_the_application_is_decided() {
+    let daemon = Daemon::with_config(
+        fast_janitor().replace("janitor_interval_ms = 200", "janitor_interval_ms = 2000"),
+    );
+    // The mock asks a merchant named "Unsigned ..." to sign its agreement first.
+    let (status, merchant) = create(&daemon, "m-sign", "Unsigned Tea Ltd").await;
+    assert_eq!(status, 201, "{merchant}");
+    let id = merchant["id"].as_str().unwrap().to_owned();
+    let (status, _, activation) = daemon
+        .post_idempotent(
+            &format!("/v1/merchants/{id}/activations"),
+            ADMIN,
+            Some("act-sign"),
+            &json!({"provider": "mock"}),
+        )
+        .await;
+    assert_eq!(status, 201, "{activation}");
+    let act = activation["id"].as_str().unwrap().to_owned();
+    let step = json!({"type": "sign_agreement", "url": format!("https://mock.example/sign/{act}")});
+    assert_eq!(activation["status"], "under_review");
+    assert_eq!(activation["next_step"], step, "{activation}");
+    let path = format!("/v1/merchants/{id}/activations/{act}");
+    let (status, stored) = daemon.get(&path, Some(ADMIN)).await;
+    assert_eq!((status, &stored["next_step"]), (200, &step), "{stored}");
+    // Decided (the janitor asks the mock, which approves): nothing is left to do.
+    let active = wait_for(&daemon, &path, "status", "active").await;
+    assert_eq!(active["next_step"], Value::Null, "{active}");
+}
+
+#[tokio::test]
 async fn bad_materials_are_refused_naming_the_field() {
     let daemon = Daemon::start();
     for (path, value, param) in [
@@ -861,11 +891,42 @@ async fn journey_through_the_simulator(provider: &str) {
     assert_eq!(again["submissions"], 2);
     assert_eq!(again["rejection_reason"], Value::Null);
     wait_for(&daemon, &act_path, "status", "under_review").await;
+    if provider == "wechatpay" {
+        // Approved by the reviewer, the application waits for the super administrator to
+        // sign WeChat Pay's agreement: the merchant is shown where.
+        simulator
+            .control(
+                &format!("{provider}/applications/{act}/await_signature"),
+                json!({}),
+            )
+            .await;
+        let mut waiting = Value::Null;
+        for _ in 0..100 {
+            waiting = daemon.get(&act_path, Some(ADMIN)).await.1;
+            if waiting["next_step"]["type"] == "sign_agreement" {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert_eq!(waiting["status"], "under_review", "{waiting}");
+        let url = waiting["next_step"]["url"].as_str().unwrap_or_default();
+        assert!(
+            url.starts_with("https://pay.weixin.qq.com/public/apply4ec_sign/"),
+            "{waiting}"
+        );
+        // Not active yet: no collection.
+        let (status, _, refused) = daemon
+            .post_idempotent("/v1/payments", ADMIN, Some("sim-p0b"), &qr)
+            .await;
+        assert_eq!(status, 422, "{refused}");
+    }
+    // Approved (for WeChat Pay: signed).
     simulator
         .control(&format!("{provider}/applications/{act}/approve"), json!({}))
         .await;
     let active = wait_for(&daemon, &act_path, "status", "active").await;
     assert!(active["provider_reference"].is_string(), "{active}");
+    assert_eq!(active["next_step"], Value::Null, "{active}");
     if provider == "wechatpay" {
         // Both submissions uploaded the images through the media API, and the application
         // names the second set.

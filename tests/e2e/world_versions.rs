@@ -1,9 +1,11 @@
-//! Plugin world versions: plugins built for `paygate:provider@0.1.0` and `@0.2.0`
-//! (`tests/plugins/world-0.1` and `world-0.2`, generated from the frozen
-//! `plugin-api/wit/0.1.0/` and `0.2.0/`) still load next to the 0.3.0 plugins and serve
-//! payments, refunds and notices, their answers read as 0.3.0 ones (0.1.0: no reported
-//! amounts; neither: a card); neither is ever handed a wallet token; a version this daemon
-//! does not link is refused naming the versions it does.
+//! Plugin world versions: plugins built for `paygate:provider@0.1.0`, `@0.2.0` and `@0.3.0`
+//! (`tests/plugins/world-0.1`, `world-0.2` and `world-0.3`, generated from the frozen
+//! `plugin-api/wit/0.1.0/`, `0.2.0/` and `0.3.0/`) still load next to the 0.4.0 plugins and
+//! serve payments, refunds, notices and applications, their answers read as 0.4.0 ones
+//! (0.1.0: no reported amounts; before 0.3.0: no card; before 0.4.0: no next step); no
+//! world before 0.3.0 is ever handed a wallet token, and a 0.3.0 plugin inspects and charges
+//! one and seals with `keys.encrypt`; a version this daemon does not link is refused naming
+//! the versions it does.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -18,6 +20,7 @@ use crate::support::*;
 
 const LEGACY: &str = "paygate-test-plugin-world-0-1";
 const LEGACY2: &str = "paygate-test-plugin-world-0-2";
+const LEGACY3: &str = "paygate-test-plugin-world-0-3";
 const LEGACY_SECRET: &str = "legacy-s3cret";
 
 fn host_config(legacy: &Path) -> Config {
@@ -39,6 +42,10 @@ path = "{legacy}"
 name = "legacy2"
 path = "{legacy2}"
 
+[[plugins]]
+name = "legacy3"
+path = "{legacy3}"
+
 [[merchants]]
 id = "m_a"
 name = "A"
@@ -48,11 +55,17 @@ keys = {{ notify_secret = "inline:s3cret" }}
 keys = {{ notify_secret = "inline:{LEGACY_SECRET}" }}
 [merchants.providers.legacy2]
 keys = {{ notify_secret = "inline:{LEGACY_SECRET}" }}
+[merchants.providers.legacy3]
+keys = {{ platform_public_key = "file:{public_key}" }}
 "#,
         cache = shared_plugin_cache().display(),
         mock = plugin_dir().join("paygate-plugin-mock.wasm").display(),
         legacy = legacy.display(),
         legacy2 = test_plugin(LEGACY2).display(),
+        legacy3 = test_plugin(LEGACY3).display(),
+        public_key = repo_root()
+            .join("config/sandbox-keys/wechatpay_public_key.pem")
+            .display(),
     );
     Config::parse(Path::new("worlds.toml"), &text).unwrap()
 }
@@ -94,9 +107,12 @@ fn barcode_request(
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn plugins_for_worlds_0_1_and_0_2_load_next_to_0_3_plugins_and_remember_their_world() {
-    assert_eq!(SUPPORTED_WORLD_VERSIONS, ["0.1.0", "0.2.0", "0.3.0"]);
-    assert_eq!(WORLD_VERSION, "0.3.0");
+async fn plugins_of_older_worlds_load_next_to_0_4_plugins_and_remember_their_world() {
+    assert_eq!(
+        SUPPORTED_WORLD_VERSIONS,
+        ["0.1.0", "0.2.0", "0.3.0", "0.4.0"]
+    );
+    assert_eq!(WORLD_VERSION, "0.4.0");
     let host = host().await;
     let plugins = host.plugins();
     let world = |name: &str| {
@@ -107,7 +123,8 @@ async fn plugins_for_worlds_0_1_and_0_2_load_next_to_0_3_plugins_and_remember_th
     };
     assert_eq!(world("legacy").as_deref(), Some("0.1.0"));
     assert_eq!(world("legacy2").as_deref(), Some("0.2.0"));
-    assert_eq!(world("mock").as_deref(), Some("0.3.0"));
+    assert_eq!(world("legacy3").as_deref(), Some("0.3.0"));
+    assert_eq!(world("mock").as_deref(), Some("0.4.0"));
     let legacy2 = host.provider("legacy2").unwrap();
     assert_eq!(legacy2.display_name, "Legacy Wallet (world 0.2.0)");
     assert_eq!(legacy2.operations.len(), 4);
@@ -290,7 +307,54 @@ async fn a_0_2_plugin_reports_amounts_no_card_and_is_never_handed_a_wallet_token
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_0_3_plugin_reports_the_amounts() {
+async fn a_0_3_plugin_inspects_and_charges_wallet_tokens_seals_and_tells_no_next_step() {
+    let host = host().await;
+    let legacy3 = host.provider("legacy3").unwrap();
+    assert_eq!(legacy3.methods, vec![Method::WalletToken]);
+    assert!(legacy3.operations.contains(&Operation::InspectWalletToken));
+    let token = CreatePaymentRequest {
+        method: Method::WalletToken,
+        auth_code: None,
+        wallet_token: Some("legacy3:tok_42".into()),
+        amount: Money {
+            minor: 1999,
+            currency: "USD".into(),
+            exponent: 2,
+        },
+        ..barcode_request(&host, "legacy3", "", 1999)
+    };
+    let facts = host
+        .inspect_wallet_token(token.clone())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (facts.token_id.as_str(), facts.amount.minor),
+        ("tok_42", 1999)
+    );
+    let paid = host.create_payment(token).await.unwrap().unwrap();
+    assert_eq!(paid.status, PaymentStatus::Succeeded);
+    let card = paid.card.unwrap();
+    assert_eq!(
+        (card.network.as_str(), card.last_four.as_str()),
+        ("visa", "4242")
+    );
+
+    let application = OnboardingRequest {
+        activation_id: "act_world0001".into(),
+        provider: "legacy3".into(),
+        merchant: merchant_record(&host, "legacy3", "m_a"),
+        materials_json: "{}".into(),
+    };
+    let result = host.onboard(application).await.unwrap().unwrap();
+    // Sealed through the 0.3.0 `keys.encrypt` with the 2048-bit key: 256 bytes.
+    assert_eq!(result.provider_reference.as_deref(), Some("l3_256"));
+    assert_eq!(result.status, OnboardingStatus::UnderReview);
+    assert_eq!(result.next_step_json, None);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_0_4_plugin_reports_the_amounts() {
     let host = host().await;
     let paid = host
         .create_payment(barcode_request(&host, "mock", "990000000000001234", 1250))
@@ -330,7 +394,7 @@ async fn a_version_this_daemon_does_not_link_is_refused_naming_the_ones_it_does(
     assert!(
         message.contains("targets paygate:provider@0.9.0")
             && message.contains(
-                "supports paygate:provider@0.1.0, paygate:provider@0.2.0 and paygate:provider@0.3.0"
+                "supports paygate:provider@0.1.0, paygate:provider@0.2.0, paygate:provider@0.3.0 and paygate:provider@0.4.0"
             ),
         "{message}"
     );
@@ -356,7 +420,7 @@ async fn the_daemon_serves_a_payment_through_a_0_1_plugin() {
             .map(|p| p["world_version"].clone())
     };
     assert_eq!(world_of("legacy"), Some(json!("0.1.0")));
-    assert_eq!(world_of("mock"), Some(json!("0.3.0")));
+    assert_eq!(world_of("mock"), Some(json!("0.4.0")));
 
     // The provider is found from the payment code's prefix, as for any plugin.
     let (status, _, payment) = daemon

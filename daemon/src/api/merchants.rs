@@ -107,6 +107,13 @@ pub struct ActivationObject {
     /// `submitted`, `under_review`, `active` or `rejected`.
     pub status: String,
     pub rejection_reason: Option<String>,
+    /// What the merchant must do for the application to go on, while it waits for them: an
+    /// object with a `type` and what the provider gives for it, passed on as the provider's
+    /// plugin tells it. WeChat Pay's: `sign_agreement` (`url`: the super administrator
+    /// signs there), `confirm_account` (`url`), `verify_account` (`remittance`: the
+    /// verification payment to make). `null` otherwise.
+    #[schema(value_type = Option<Object>)]
+    pub next_step: Option<serde_json::Value>,
     pub provider_reference: Option<String>,
     pub submissions: u32,
     pub created_at: String,
@@ -122,6 +129,7 @@ impl From<&ActivationRecord> for ActivationObject {
             provider: a.provider.clone(),
             status: a.status.as_str().to_owned(),
             rejection_reason: a.rejection_reason.clone(),
+            next_step: a.next_step.clone(),
             provider_reference: a.provider_reference.clone(),
             submissions: a.submissions,
             created_at: rfc3339_ms(a.created_at_ms),

@@ -362,6 +362,10 @@ pub struct ActivationRecord {
     /// The provider's sub-merchant or application number.
     pub provider_reference: Option<String>,
     pub rejection_reason: Option<String>,
+    /// What the merchant must do for the application to go on (sign the provider's
+    /// agreement at a URL, ...), while it waits for them: a JSON object with a `type`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_step: Option<serde_json::Value>,
     /// Submissions so far (a resubmission after a rejection adds one).
     pub submissions: u32,
     pub created_at_ms: i64,

@@ -376,6 +376,28 @@ fn platform_record(
         .map_err(OnboardingError::Plugin)
 }
 
+/// The next step an onboarding result tells, for an application still waiting: the plugin's
+/// `next-step-json` when it is a JSON object with a `type` (anything else is dropped, with a
+/// warning: the merchant is shown nothing rather than something unreadable).
+fn next_step(
+    result: &wit::OnboardingResult,
+    status: ActivationStatus,
+) -> Option<serde_json::Value> {
+    if status.is_finished() {
+        return None;
+    }
+    let text = result.next_step_json.as_deref()?;
+    match serde_json::from_str::<serde_json::Value>(text) {
+        Ok(step) if step.get("type").is_some_and(serde_json::Value::is_string) => Some(step),
+        _ => {
+            tracing::warn!(
+                "a plugin told a next step that is not a JSON object with a type: dropped"
+            );
+            None
+        }
+    }
+}
+
 fn activation_status(status: wit::OnboardingStatus) -> ActivationStatus {
     match status {
         wit::OnboardingStatus::Submitted => ActivationStatus::Submitted,
@@ -438,7 +460,8 @@ fn save_activation_with(
         m.updated_at_ms = onboarding.clock.now_ms();
     }
     let mut details = json!({"provider": activation.provider, "status": activation.status,
-                             "rejection_reason": activation.rejection_reason});
+                             "rejection_reason": activation.rejection_reason,
+                             "next_step": activation.next_step.as_ref().map(|s| &s["type"])});
     if let (Some(details), serde_json::Value::Object(more)) = (details.as_object_mut(), more) {
         details.extend(more);
     }
@@ -526,6 +549,7 @@ pub async fn activate(
             a.submissions += 1;
             a.status = ActivationStatus::Submitted;
             a.rejection_reason = None;
+            a.next_step = None;
             a
         }
         None => ActivationRecord {
@@ -535,6 +559,7 @@ pub async fn activate(
             status: ActivationStatus::Submitted,
             provider_reference: None,
             rejection_reason: None,
+            next_step: None,
             submissions: 1,
             created_at_ms: onboarding.clock.now_ms(),
             updated_at_ms: onboarding.clock.now_ms(),
@@ -561,6 +586,7 @@ pub async fn activate(
     let outcome = match answer {
         Ok(Ok(result)) => {
             activation.status = activation_status(result.status);
+            activation.next_step = next_step(&result, activation.status);
             activation.provider_reference =
                 result.provider_reference.or(activation.provider_reference);
             activation.rejection_reason = result.rejection_reason;
@@ -638,17 +664,21 @@ pub fn apply_onboarding(
         .provider_reference
         .clone()
         .or(activation.provider_reference.clone());
+    let next_step = next_step(result, status);
     let transition = activation.status.transition(status);
     // The provider may tell its reference later within the same step (or fill in a
-    // finished application's missing one), never replace a finished one's.
+    // finished application's missing one), never replace a finished one's; and what it asks
+    // of the merchant may change while the application waits.
     let news = activation.status == status
-        && activation.provider_reference != reference
-        && (!status.is_finished() || activation.provider_reference.is_none());
+        && ((activation.provider_reference != reference
+            && (!status.is_finished() || activation.provider_reference.is_none()))
+            || (!status.is_finished() && activation.next_step != next_step));
     if transition != Transition::Move && !news {
         return Ok(Observed::Decided(transition));
     }
     activation.status = status;
     activation.provider_reference = reference;
+    activation.next_step = next_step;
     activation.rejection_reason = result
         .rejection_reason
         .clone()
@@ -933,6 +963,7 @@ mod tests {
             provider_reference: reference.map(str::to_owned),
             rejection_reason: (status == wit::OnboardingStatus::Rejected)
                 .then(|| "licence unreadable".into()),
+            next_step_json: None,
         }
     }
 
@@ -983,6 +1014,56 @@ mod tests {
             h.provider.calls(),
             [format!("onboard {id}")],
             "nothing polled"
+        );
+    }
+
+    #[tokio::test]
+    async fn what_the_merchant_must_do_next_is_kept_while_the_application_waits() {
+        let h = Harness::new();
+        let actor = Actor::system();
+        create_merchant(&h.onboarding, &actor, "m_new", &input("Unsigned Shop")).unwrap();
+        let activation = apply(&h).await.unwrap();
+        let url = format!("https://fake.example/sign/{}", activation.id);
+        assert_eq!(
+            activation.next_step,
+            Some(json!({"type": "sign_agreement", "url": url}))
+        );
+        let stored = || h.store.activation(&activation.id).unwrap().unwrap();
+        assert_eq!(stored().next_step, activation.next_step);
+        let report = |status, step: Option<&str>| {
+            let result = wit::OnboardingResult {
+                next_step_json: step.map(str::to_owned),
+                ..outcome(status, Some("A1"))
+            };
+            apply_onboarding(&h.onboarding, &actor, &activation.id, None, &result).unwrap()
+        };
+        // The step changes while the application waits: that is news.
+        let confirm = r#"{"type":"confirm_account","url":"https://fake.example/confirm"}"#;
+        assert_eq!(
+            report(wit::OnboardingStatus::UnderReview, Some(confirm)),
+            Observed::Decided(Transition::Move)
+        );
+        assert_eq!(stored().next_step.unwrap()["type"], "confirm_account");
+        assert_eq!(
+            report(wit::OnboardingStatus::UnderReview, Some(confirm)),
+            Observed::Decided(Transition::Same)
+        );
+        // Not an object with a type: dropped, not shown.
+        for unreadable in ["not json", "[1]", r#"{"url":"x"}"#, r#"{"type":7}"#] {
+            report(wit::OnboardingStatus::UnderReview, Some(unreadable));
+            assert_eq!(stored().next_step, None, "{unreadable}");
+            report(wit::OnboardingStatus::UnderReview, Some(confirm));
+        }
+        // Once the application is decided, nothing is left to do.
+        report(wit::OnboardingStatus::Active, Some(confirm));
+        assert_eq!(stored().status, ActivationStatus::Active);
+        assert_eq!(stored().next_step, None);
+        let audit = h.store.audit_of("m_new").unwrap();
+        assert!(
+            audit
+                .iter()
+                .any(|l| l.details["next_step"] == "confirm_account"),
+            "{audit:?}"
         );
     }
 

@@ -204,10 +204,62 @@ pub fn json_difference(at: &str, recorded: &Value, sent: &Value) -> Option<Strin
     }
 }
 
+/// The first difference between a recorded result and the one the plugin gave. A field that
+/// is `null` in the plugin's result and absent from the recording matches it: an option a
+/// newer world added, which a cassette recorded before it never had.
+pub fn result_difference(recorded: &Value, given: &Value) -> Option<String> {
+    json_difference("", recorded, &without_unrecorded_nulls(recorded, given))
+}
+
+fn without_unrecorded_nulls(recorded: &Value, given: &Value) -> Value {
+    match (recorded, given) {
+        (Value::Object(r), Value::Object(g)) => Value::Object(
+            g.iter()
+                .filter(|(key, value)| !value.is_null() || r.contains_key(*key))
+                .map(|(key, value)| {
+                    let value = match r.get(key) {
+                        Some(recorded) => without_unrecorded_nulls(recorded, value),
+                        None => value.clone(),
+                    };
+                    (key.clone(), value)
+                })
+                .collect(),
+        ),
+        (Value::Array(r), Value::Array(g)) => Value::Array(
+            g.iter()
+                .enumerate()
+                .map(|(i, value)| match r.get(i) {
+                    Some(recorded) => without_unrecorded_nulls(recorded, value),
+                    None => value.clone(),
+                })
+                .collect(),
+        ),
+        _ => given.clone(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::plugin_kit::cassette::Body;
+
+    #[test]
+    fn a_result_field_a_newer_world_added_matches_when_null() {
+        let recorded = serde_json::json!({"Ok": {"status": "UnderReview", "list": [{"a": 1}]}});
+        let given = serde_json::json!({"Ok": {"status": "UnderReview", "next_step_json": null,
+                                              "list": [{"a": 1, "b": null}]}});
+        assert_eq!(result_difference(&recorded, &given), None);
+        let told = serde_json::json!({"Ok": {"status": "UnderReview", "next_step_json": "{}",
+                                             "list": [{"a": 1}]}});
+        assert_eq!(
+            result_difference(&recorded, &told).as_deref(),
+            Some("body/Ok/next_step_json: sent, not recorded")
+        );
+        // A recorded null is compared as any value.
+        let recorded_null = serde_json::json!({"Ok": {"x": null}});
+        assert!(result_difference(&recorded_null, &serde_json::json!({"Ok": {"x": 1}})).is_some());
+        assert!(result_difference(&recorded_null, &serde_json::json!({"Ok": {}})).is_some());
+    }
 
     fn request(url: &str, headers: &[(&str, &str)], body: &str) -> Request {
         Request {

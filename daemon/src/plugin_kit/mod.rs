@@ -194,7 +194,7 @@ impl Bench {
                         missing.method,
                         missing.url
                     ));
-                } else if let Some(d) = compare::json_difference("", &cassette.result, &result) {
+                } else if let Some(d) = compare::result_difference(&cassette.result, &result) {
                     problems.push(format!("replay: result{}", d.trim_start_matches("body")));
                 }
                 if let Some(leak) = contract::leak(

@@ -26,6 +26,7 @@ mod registry;
 pub mod settings;
 mod world_0_1;
 mod world_0_2;
+mod world_0_3;
 mod world_convert;
 
 use std::path::{Path, PathBuf};
@@ -468,9 +469,13 @@ impl PluginHost {
         let mut linker: Linker<CallState> = Linker::new(&self.engine);
         // Each world links its own version of the imports (the same host behind them).
         match world {
-            World::V0_3 => {
+            World::V0_4 => {
                 Plugin::add_to_linker::<CallState, HasSelf<CallState>>(&mut linker, |state| state)
             }
+            World::V0_3 => bindings::v0_3::Plugin::add_to_linker::<CallState, HasSelf<CallState>>(
+                &mut linker,
+                |state| state,
+            ),
             World::V0_2 => bindings::v0_2::Plugin::add_to_linker::<CallState, HasSelf<CallState>>(
                 &mut linker,
                 |state| state,
@@ -489,7 +494,8 @@ impl PluginHost {
             .instantiate_pre(&component)
             .and_then(|pre| {
                 Ok(match world {
-                    World::V0_3 => WorldPre::V0_3(PluginPre::new(pre)?),
+                    World::V0_4 => WorldPre::V0_4(PluginPre::new(pre)?),
+                    World::V0_3 => WorldPre::V0_3(bindings::v0_3::PluginPre::new(pre)?),
                     World::V0_2 => WorldPre::V0_2(bindings::v0_2::PluginPre::new(pre)?),
                     World::V0_1 => WorldPre::V0_1(bindings::v0_1::PluginPre::new(pre)?),
                 })
@@ -861,7 +867,8 @@ async fn dispatch(
     op: Op,
 ) -> wasmtime::Result<Output> {
     match pre {
-        WorldPre::V0_3(pre) => dispatch_current(pre, store, op).await,
+        WorldPre::V0_4(pre) => dispatch_current(pre, store, op).await,
+        WorldPre::V0_3(pre) => world_0_3::dispatch(pre, store, op).await,
         WorldPre::V0_2(pre) => world_0_2::dispatch(pre, store, op).await,
         WorldPre::V0_1(pre) => world_0_1::dispatch(pre, store, op).await,
     }

@@ -103,7 +103,8 @@ record_size!(RefundResult {
 record_size!(OnboardingResult {
     status,
     provider_reference,
-    rejection_reason
+    rejection_reason,
+    next_step_json
 });
 record_size!(BindingResult {
     status,

@@ -1,14 +1,15 @@
-//! Plugins built for `paygate:provider@0.2.0`, kept loading and running after 0.3.0.
+//! Plugins built for `paygate:provider@0.2.0`, kept loading and running after 0.3.0 and 0.4.0.
 //!
 //! Linked with the 0.2.0 bindings (`bindings::v0_2`) and called through them, as
 //! `world_0_1.rs` does for 0.1.0 (`world_convert.rs` has what the older worlds share):
 //! requests go down unchanged (the host never sends a wallet token to a world without
-//! them), answers come up with no card, and the 0.2.0 imports are the host's current ones.
+//! them), answers come up with no card and no next step, and the 0.2.0 imports are the
+//! host's current ones.
 
 use wasmtime::Store;
 
 use super::bindings::v0_2::{PluginPre, paygate::provider as old};
-use super::bindings::v0_3::paygate::provider as new;
+use super::bindings::v0_4::paygate::provider as new;
 use super::imports::CallState;
 use super::world_convert::{Convert, records, shared_conversions, variants};
 use super::{Op, Output};

@@ -4,7 +4,10 @@
 //!
 //! Every conversion is a struct literal or an exhaustive match, so a field or case that
 //! differs between the versions is a compile error in the world's module (`world_0_1.rs`,
-//! `world_0_2.rs`), not a silent loss. What differs is written there by hand.
+//! `world_0_2.rs`, `world_0_3.rs`), not a silent loss. What differs is written there by
+//! hand, or chosen here: [`common_conversions`] is what every older world shares,
+//! [`keys_host`] and [`dispatch_calls`] take what a world adds, and [`shared_conversions`]
+//! is the whole of a world before wallet tokens (0.1.0, 0.2.0).
 
 /// A value of one world version's types as the other version's.
 pub(super) trait Convert<T> {
@@ -78,11 +81,12 @@ macro_rules! variants {
 }
 pub(super) use variants;
 
-/// The conversions every older world (0.1.0, 0.2.0) shares with the current one: requests
-/// down (all but the payment request, which may carry what an older world lacks) and
-/// answers up (all but the payment and refund results, which gained fields), and the
-/// imports' arguments up and answers down.
-macro_rules! shared_conversions {
+/// The conversions every older world (0.1.0, 0.2.0, 0.3.0) shares with the current one:
+/// requests down (all but the payment request, which may carry what an older world lacks)
+/// and answers up (all but the payment and refund results, which gained fields, and the
+/// onboarding result, which no older world can give a next step), and the imports'
+/// arguments up and answers down (all but `keys`: [`keys_host`]).
+macro_rules! common_conversions {
     ($old:ident, $new:ident) => {
         records!($new => $old, types:
             Money { minor, currency, exponent }
@@ -108,7 +112,6 @@ macro_rules! shared_conversions {
             NotificationRejected { reason, reply }
             PaymentUpdate { payment_id, outcome }
             RefundUpdate { refund_id, outcome }
-            OnboardingResult { status, provider_reference, rejection_reason }
             OnboardingUpdate { activation_id, outcome }
             BindingResult { status, provider_reference, verification_json, failure }
             BindingUpdate { bank_account_id, outcome }
@@ -119,11 +122,6 @@ macro_rules! shared_conversions {
             PluginInfo { name, version, providers }
         );
         variants!($old => $new, types:
-            Method { Qr, Barcode, Link }
-            Operation {
-                CreatePayment, QueryPayment, CancelPayment, Refund, QueryRefund, ParseNotification,
-                Onboard, QueryOnboarding, BindAccount, QueryBinding, ParseBill,
-            }
             PaymentStatus { Pending, Succeeded, Failed, Cancelled, Expired }
             RefundStatus { Pending, Succeeded, Failed }
             OnboardingStatus { Submitted, UnderReview, Active, Rejected }
@@ -142,6 +140,61 @@ macro_rules! shared_conversions {
         variants!($old => $new, keys: Cipher { AesGcm, RsaOaepSha1, RsaOaepSha256 });
         variants!($new => $old, keys: KeyError { UnknownKey(m), Unsupported(m), Failed(m) });
         variants!($old => $new, log: Level { Debug, Info, Warn, Error });
+
+        /// No world before 0.4.0 tells what the merchant must do next.
+        impl Convert<$new::types::OnboardingResult> for $old::types::OnboardingResult {
+            fn convert(self) -> $new::types::OnboardingResult {
+                $new::types::OnboardingResult {
+                    status: self.status.convert(),
+                    provider_reference: self.provider_reference,
+                    rejection_reason: self.rejection_reason,
+                    next_step_json: None,
+                }
+            }
+        }
+
+        impl $old::types::Host for CallState {}
+
+        impl $old::http::Host for CallState {
+            async fn send(
+                &mut self,
+                request: $old::http::Request,
+            ) -> Result<$old::http::Response, $old::http::Error> {
+                $new::http::Host::send(self, request.convert())
+                    .await
+                    .convert()
+            }
+        }
+
+        impl $old::clock::Host for CallState {
+            async fn now_millis(&mut self) -> u64 {
+                $new::clock::Host::now_millis(self).await
+            }
+        }
+
+        impl $old::log::Host for CallState {
+            async fn write(&mut self, level: $old::log::Level, message: String) {
+                $new::log::Host::write(self, level.convert(), message).await
+            }
+        }
+    };
+}
+pub(super) use common_conversions;
+
+/// Everything of a world before wallet tokens (0.1.0, 0.2.0): [`common_conversions`], the
+/// methods and operations it knows, a payment request refused before it reaches the plugin
+/// if it carries a token, the four key operations, and calls that never inspect a token.
+macro_rules! shared_conversions {
+    ($old:ident, $new:ident) => {
+        super::world_convert::common_conversions!($old, $new);
+
+        variants!($old => $new, types:
+            Method { Qr, Barcode, Link }
+            Operation {
+                CreatePayment, QueryPayment, CancelPayment, Refund, QueryRefund, ParseNotification,
+                Onboard, QueryOnboarding, BindAccount, QueryBinding, ParseBill,
+            }
+        );
 
         /// A payment request down to a world that has no wallet tokens: refused, not sent,
         /// if it carries one (the host asks only plugins that declare the method, so this
@@ -172,19 +225,21 @@ macro_rules! shared_conversions {
             })
         }
 
-        impl $old::types::Host for CallState {}
+        super::world_convert::keys_host!($old, $new, {});
 
-        impl $old::http::Host for CallState {
-            async fn send(
-                &mut self,
-                request: $old::http::Request,
-            ) -> Result<$old::http::Response, $old::http::Error> {
-                $new::http::Host::send(self, request.convert())
-                    .await
-                    .convert()
-            }
-        }
+        super::world_convert::dispatch_calls!($old, $new, |_provider, _store, _request| Err(
+            $new::types::ProviderError::InvalidRequest(
+                "this plugin's world has no wallet tokens".into(),
+            )
+        ));
+    };
+}
+pub(super) use shared_conversions;
 
+/// The `keys` import of an older world: the four operations every version has, served by
+/// the current host, and `$extra`, the functions the world added.
+macro_rules! keys_host {
+    ($old:ident, $new:ident, { $($extra:tt)* }) => {
         impl $old::keys::Host for CallState {
             async fn sign(
                 &mut self,
@@ -231,20 +286,19 @@ macro_rules! shared_conversions {
                     .await
                     .convert()
             }
-        }
 
-        impl $old::clock::Host for CallState {
-            async fn now_millis(&mut self) -> u64 {
-                $new::clock::Host::now_millis(self).await
-            }
+            $($extra)*
         }
+    };
+}
+pub(super) use keys_host;
 
-        impl $old::log::Host for CallState {
-            async fn write(&mut self, level: $old::log::Level, message: String) {
-                $new::log::Host::write(self, level.convert(), message).await
-            }
-        }
-
+/// `dispatch` for an older world: instantiates its plugin and makes the call `op` asks for,
+/// converting the request down and the answer up. The world's `create_payment_request`
+/// converts a payment request down (or refuses it); `$inspect` answers
+/// `inspect-wallet-token` given the plugin's exports, the store and the request.
+macro_rules! dispatch_calls {
+    ($old:ident, $new:ident, |$provider:ident, $store:ident, $request:ident| $inspect:expr) => {
         /// Instantiates an older world's plugin and makes the call `op` asks for,
         /// converting the request down and the answer up.
         pub(super) async fn dispatch(
@@ -264,11 +318,11 @@ macro_rules! shared_conversions {
                         .convert(),
                     Err(refused) => Err(refused),
                 }),
-                Op::InspectWalletToken(_) => Output::TokenFacts(Err(
-                    $new::types::ProviderError::InvalidRequest(
-                        "this plugin's world has no wallet tokens".into(),
-                    ),
-                )),
+                Op::InspectWalletToken($request) => {
+                    let $provider = &provider;
+                    let $store = &mut *store;
+                    Output::TokenFacts($inspect)
+                }
                 Op::QueryPayment(r) => Output::Payment(
                     provider
                         .call_query_payment(&mut *store, &r.convert())
@@ -333,4 +387,4 @@ macro_rules! shared_conversions {
         }
     };
 }
-pub(super) use shared_conversions;
+pub(super) use dispatch_calls;

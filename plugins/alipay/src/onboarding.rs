@@ -256,6 +256,7 @@ fn onboarding(
         status,
         provider_reference,
         rejection_reason,
+        next_step_json: None,
     }
 }
 

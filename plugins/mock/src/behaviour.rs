@@ -141,6 +141,7 @@ pub fn parse_notification(
                     status,
                     provider_reference: Some(format!("mock_{activation_id}")),
                     rejection_reason: body["reason"].as_str().map(str::to_owned),
+                    next_step_json: None,
                 },
             })],
             reply: Reply::text(200, "OK"),

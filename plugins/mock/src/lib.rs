@@ -169,10 +169,20 @@ impl Provider for Mock {
     }
 
     fn onboard(request: OnboardingRequest) -> Result<OnboardingResult, ProviderError> {
+        // A merchant named "Unsigned ..." must sign the agreement before the review goes on.
+        let unsigned = serde_json::from_str::<serde_json::Value>(&request.materials_json)
+            .ok()
+            .and_then(|m| m["name"].as_str().map(|n| n.starts_with("Unsigned ")))
+            .unwrap_or(false);
         Ok(OnboardingResult {
             status: OnboardingStatus::UnderReview,
             provider_reference: Some(reference_for(&request.activation_id)),
             rejection_reason: None,
+            next_step_json: unsigned.then(|| {
+                serde_json::json!({"type": "sign_agreement",
+                                   "url": format!("https://mock.example/sign/{}", request.activation_id)})
+                .to_string()
+            }),
         })
     }
 
@@ -189,6 +199,7 @@ impl Provider for Mock {
             },
             provider_reference: Some(reference_for(&application.activation_id)),
             rejection_reason: rejected.then(|| "mock: business licence unreadable".into()),
+            next_step_json: None,
         })
     }
 

@@ -745,6 +745,7 @@ pub fn interpret_submit(answer: Answer<'_>) -> Result<Submitted, ProviderError> 
             status: OnboardingStatus::Submitted,
             provider_reference: Some(id.to_string()),
             rejection_reason: None,
+            next_step_json: None,
         }));
     }
     let failure = Failure::parse(answer);
@@ -816,6 +817,12 @@ struct RawApplyment {
     applyment_state: Option<String>,
     applyment_state_msg: Option<String>,
     audit_detail: Option<Vec<RawAuditDetail>>,
+    /// Where the super administrator signs (`TO_BE_SIGNED`) or confirms.
+    sign_url: Option<String>,
+    /// Where the legal person confirms the account (`TO_BE_CONFIRMED`).
+    legal_validation_url: Option<String>,
+    /// The remittance that confirms the account instead (`TO_BE_CONFIRMED`).
+    account_validation: Option<RawAccountValidation>,
 }
 
 /// A checked applyment.
@@ -827,6 +834,9 @@ pub struct Applyment {
     pub sub_mchid: Option<String>,
     /// For `REJECTED` and `CANCELED`: why.
     pub rejection_reason: Option<String>,
+    /// For `TO_BE_SIGNED` and `TO_BE_CONFIRMED`: what the merchant must do (our
+    /// `next-step-json`).
+    pub next_step: Option<String>,
 }
 
 impl Applyment {
@@ -843,6 +853,7 @@ impl Applyment {
             status,
             provider_reference,
             rejection_reason: self.rejection_reason.clone(),
+            next_step_json: self.next_step.clone(),
         }
     }
 }
@@ -923,12 +934,61 @@ pub fn interpret_applyment(
                 raw.applyment_state_msg.as_deref().unwrap_or_default(),
             )
         });
+    let next_step = match state {
+        ApplymentState::ToBeSigned => {
+            link(call, "sign_url", raw.sign_url)?.map(|url| step("sign_agreement", "url", url))
+        }
+        ApplymentState::ToBeConfirmed => match raw.account_validation {
+            Some(validation) => {
+                let remittance: serde_json::Value =
+                    serde_json::from_str(&verification_json(call, validation)?)
+                        .map_err(|e| body_error(call, e))?;
+                Some(step("verify_account", "remittance", remittance))
+            }
+            None => link(call, "legal_validation_url", raw.legal_validation_url)?
+                .or(link(call, "sign_url", raw.sign_url)?)
+                .map(|url| step("confirm_account", "url", url)),
+        },
+        _ => None,
+    };
     Ok(Some(Applyment {
         state,
         applyment_id: raw.applyment_id,
         sub_mchid,
         rejection_reason,
+        next_step,
     }))
+}
+
+/// A next step as our `next-step-json`: `{"type": kind, field: value}`.
+fn step(kind: &str, field: &str, value: impl Into<serde_json::Value>) -> String {
+    let mut step = serde_json::Map::new();
+    step.insert("type".into(), kind.into());
+    step.insert(field.into(), value.into());
+    serde_json::Value::Object(step).to_string()
+}
+
+/// The longest link passed on to the merchant.
+const LINK_BYTES_MAX: usize = 2048;
+
+/// A link WeChat Pay gives for the merchant to open: `https://`, at most 2 KiB, no spaces
+/// or control characters; absent when empty. Anything else makes the answer malformed
+/// (nobody is sent to a link an answer cannot vouch for).
+fn link(call: Call, field: &str, value: Option<String>) -> Result<Option<String>, ProviderError> {
+    let Some(url) = value.map(|v| v.trim().to_owned()).filter(|v| !v.is_empty()) else {
+        return Ok(None);
+    };
+    let fits = url.len() <= LINK_BYTES_MAX
+        && url.starts_with("https://")
+        && url.len() > "https://".len()
+        && !url.chars().any(|c| c.is_whitespace() || c.is_control());
+    if !fits {
+        return Err(body_error(
+            call,
+            format!("{field} is not an https link of at most {LINK_BYTES_MAX} bytes"),
+        ));
+    }
+    Ok(Some(url))
 }
 
 // --- the remittance step ------------------------------------------------------------------
@@ -1735,6 +1795,71 @@ mod tests {
             query(state("APPLYMENT_STATE_FINISHED")),
             Err(ProviderError::Unavailable(_))
         ));
+    }
+
+    #[test]
+    fn what_the_merchant_must_do_next_is_told_while_the_applyment_waits_for_them() {
+        let sign_url = "https://pay.weixin.qq.com/public/apply4ec_sign/s?applymentId=2000002124775691&sign=abc";
+        let step = |body: Value| {
+            let result = query(body).unwrap().unwrap().result();
+            assert_eq!(result.status, OnboardingStatus::UnderReview);
+            result
+                .next_step_json
+                .map(|s| serde_json::from_str::<Value>(&s).unwrap())
+        };
+        let mut body = state("APPLYMENT_STATE_TO_BE_SIGNED");
+        body["sign_url"] = sign_url.into();
+        body["sub_mchid"] = "1900006491".into();
+        assert_eq!(
+            step(body),
+            Some(json!({"type": "sign_agreement", "url": sign_url}))
+        );
+        let mut body = state("APPLYMENT_STATE_TO_BE_CONFIRMED");
+        body["account_validation"] = validation();
+        body["sign_url"] = sign_url.into();
+        let confirm = step(body).unwrap();
+        assert_eq!(confirm["type"], "verify_account");
+        assert_eq!(confirm["remittance"]["amount"], "0.01");
+        assert_eq!(confirm["remittance"]["memo"], "PG382913");
+        let mut body = state("APPLYMENT_STATE_TO_BE_CONFIRMED");
+        body["legal_validation_url"] = "https://pay.weixin.qq.com/legal/v?x=1".into();
+        body["sign_url"] = sign_url.into();
+        assert_eq!(
+            step(body),
+            Some(
+                json!({"type": "confirm_account", "url": "https://pay.weixin.qq.com/legal/v?x=1"})
+            )
+        );
+        // Under audit, the link WeChat Pay already gives asks nothing of the merchant yet.
+        let mut body = state("APPLYMENT_STATE_AUDITING");
+        body["sign_url"] = sign_url.into();
+        assert_eq!(step(body), None);
+        let mut unsigned = state("APPLYMENT_STATE_TO_BE_SIGNED");
+        unsigned.as_object_mut().unwrap().remove("sign_url");
+        assert_eq!(step(unsigned), None);
+        // A link the answer cannot vouch for sends nobody anywhere.
+        let long = format!("https://pay.weixin.qq.com/{}", "a".repeat(2100));
+        for hostile in [
+            "javascript:alert(1)",
+            "http://pay.weixin.qq.com/s",
+            "https://",
+            "https://a b",
+            long.as_str(),
+        ] {
+            let mut body = state("APPLYMENT_STATE_TO_BE_SIGNED");
+            body["sign_url"] = hostile.into();
+            assert!(
+                matches!(query(body), Err(ProviderError::Unavailable(m)) if m.contains("sign_url")),
+                "{hostile:?}"
+            );
+        }
+        let mut body = state("APPLYMENT_STATE_TO_BE_CONFIRMED");
+        body["account_validation"] = validation();
+        body["account_validation"]["pay_amount"] = 500_000.into();
+        assert!(
+            query(body).is_err(),
+            "a remittance of 5000 CNY is not believed"
+        );
     }
 
     #[test]

@@ -296,7 +296,9 @@ fn looked_at(application: &mut Application, now: i64) {
 fn application_order(application: &Application) -> Value {
     let (status, fk_audit, kz_audit) = match application.status {
         ApplicationStatus::Submitted => ("031", "CREATE", "CREATE"),
-        ApplicationStatus::UnderReview => ("031", "PASS", "CREATE"),
+        ApplicationStatus::UnderReview | ApplicationStatus::AwaitingSignature => {
+            ("031", "PASS", "CREATE")
+        }
         ApplicationStatus::Active => ("99", "PASS", "PASS"),
         ApplicationStatus::Rejected => ("-1", "PASS", "REJECT"),
     };

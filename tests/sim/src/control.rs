@@ -121,8 +121,9 @@ pub struct Reason {
     reason: Option<String>,
 }
 
-/// `POST /_sim/{provider}/applications/{business_code}/{approve|reject}`: the provider's
-/// reviewer decides (a reason for a rejection).
+/// `POST /_sim/{provider}/applications/{business_code}/{approve|reject|await_signature}`: the
+/// provider's reviewer decides (a reason for a rejection); `await_signature` approves it
+/// pending the merchant's signature of the agreement, which `approve` then stands for.
 pub async fn review(
     State(sim): State<SharedSim>,
     Path((provider, business_code, decision)): Path<(String, String, String)>,
@@ -142,8 +143,12 @@ pub async fn review(
             .into_response();
     };
     match decision.as_str() {
-        "approve" => {
-            application.status = ApplicationStatus::Active;
+        "approve" | "await_signature" => {
+            application.status = if decision == "approve" {
+                ApplicationStatus::Active
+            } else {
+                ApplicationStatus::AwaitingSignature
+            };
             application.rejection_reason = None;
             application.sub_merchant_id.get_or_insert_with(|| {
                 format!(
@@ -160,7 +165,7 @@ pub async fn review(
         _ => {
             return (
                 StatusCode::NOT_FOUND,
-                Json(json!({"error": "approve or reject"})),
+                Json(json!({"error": "approve, reject or await_signature"})),
             )
                 .into_response();
         }

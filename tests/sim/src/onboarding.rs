@@ -19,6 +19,9 @@ pub enum ApplicationStatus {
     Submitted,
     UnderReview,
     Rejected,
+    /// Approved by the reviewer, waiting for the merchant to sign the provider's agreement
+    /// (WeChat Pay's `TO_BE_SIGNED`): the sub-merchant number exists, collecting does not.
+    AwaitingSignature,
     /// Approved: the sub-merchant can collect.
     Active,
 }

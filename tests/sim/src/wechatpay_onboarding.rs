@@ -401,7 +401,9 @@ pub fn submit(onboarding: &mut Onboarding, mchid: &str, body: &Value, now: i64) 
                 "PROCESSING",
                 "申请单已完成,请勿重复提交",
             ),
-            ApplicationStatus::Submitted | ApplicationStatus::UnderReview => fail(
+            ApplicationStatus::Submitted
+            | ApplicationStatus::UnderReview
+            | ApplicationStatus::AwaitingSignature => fail(
                 StatusCode::BAD_REQUEST,
                 "PROCESSING",
                 "存在流程进行中的申请单,请检查是否重入",
@@ -447,6 +449,7 @@ pub fn applyment_state(status: ApplicationStatus) -> (&'static str, &'static str
             ("APPLYMENT_STATE_AUDITING", "审核中")
         }
         ApplicationStatus::Rejected => ("APPLYMENT_STATE_REJECTED", "已驳回"),
+        ApplicationStatus::AwaitingSignature => ("APPLYMENT_STATE_TO_BE_SIGNED", "待签约"),
         ApplicationStatus::Active => ("APPLYMENT_STATE_FINISHED", "已完成"),
     }
 }
@@ -475,7 +478,8 @@ pub fn query(onboarding: &mut Onboarding, mchid: &str, business_code: &str, now:
         "applyment_state_msg": message,
     });
     match application.status {
-        ApplicationStatus::Active => {
+        // WeChat Pay gives the sub-merchant number from `TO_BE_SIGNED` on.
+        ApplicationStatus::Active | ApplicationStatus::AwaitingSignature => {
             answer["sub_mchid"] = json!(application.sub_merchant_id);
         }
         ApplicationStatus::Rejected => {
