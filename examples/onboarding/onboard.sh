@@ -75,9 +75,11 @@ ACCOUNT=$(post "/v1/merchants/$ID/bank_accounts" "onboard-$RUN-ba" "{
   \"bank_area_code\": \"350100\"}")
 echo "$ACCOUNT"
 BA=$(echo "$ACCOUNT" | field "['id']")
+# The provider's number for the binding: the simulator's bank finds the account by it.
+REF=$(echo "$ACCOUNT" | field "['provider_reference']")
 
 echo "5. (The remittance arrives; here the simulator's bank confirms it.)"
-curl -sS -X POST "$SIM/_sim/$PROVIDER/accounts/$BA/verify" >/dev/null
+curl -sS -X POST "$SIM/_sim/$PROVIDER/accounts/$REF/verify" >/dev/null
 wait_for "/v1/merchants/$ID/bank_accounts/$BA" "['status']" verified
 get "/v1/merchants/$ID/bank_accounts/$BA"; echo
 

@@ -158,6 +158,9 @@ pub struct BankAccountObject {
     #[schema(value_type = Option<Object>)]
     pub verification: Option<serde_json::Value>,
     pub failure_reason: Option<String>,
+    /// The provider's number for the binding (Alipay's order, WeChat Pay's settlement
+    /// change `application_no`), once it has one: what its support asks for.
+    pub provider_reference: Option<String>,
     pub default: bool,
     pub created_at: String,
     pub updated_at: String,
@@ -178,6 +181,7 @@ impl From<&BankAccountRecord> for BankAccountObject {
             status: b.status.as_str().to_owned(),
             verification: b.verification.clone(),
             failure_reason: b.failure_reason.clone(),
+            provider_reference: b.provider_reference.clone(),
             default: b.is_default,
             created_at: rfc3339_ms(b.created_at_ms),
             updated_at: rfc3339_ms(b.updated_at_ms),

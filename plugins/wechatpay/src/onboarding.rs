@@ -80,9 +80,8 @@ const MODIFY_MODE: &str = "MODIFY_MODE_ASYNC";
 // Our side: checks before anything is sent.
 // ---------------------------------------------------------------------------------------
 
-/// A business number (our activation id as `business_code`, our bank account id as the
-/// settlement change's `out_request_no`): 1-124 of `[0-9A-Za-z_]`. Our ids fit; anything
-/// else is refused before it is sent (it also goes into a URL path).
+/// A business number (our activation id as `business_code`): 1-124 of `[0-9A-Za-z_]`. Our
+/// ids fit; anything else is refused before it is sent (it also goes into a URL path).
 pub fn check_business_code(what: &str, id: &str) -> Result<(), ProviderError> {
     let ok = (1..=BUSINESS_CODE_CHARS_MAX).contains(&id.len())
         && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
@@ -626,7 +625,6 @@ struct ModifySettlementBody<'a> {
     bank_name: Option<&'a str>,
     account_number: String,
     account_name: String,
-    out_request_no: &'a str,
 }
 
 /// An account number without the spaces and dashes people write in it.
@@ -648,15 +646,15 @@ pub fn account_number(given: &str) -> Result<String, ProviderError> {
 
 /// `POST /v3/apply4sub/sub_merchants/{sub_mchid}/modify-settlement`: a corporate account
 /// (`ACCOUNT_TYPE_BUSINESS`), `account_bank` = the bank's name, `bank_name` = the branch
-/// when given (WeChat Pay's "full name with branch"), and `out_request_no` = our bank
-/// account id (paygate's business number for the change: WeChat Pay's API has none, the
-/// simulator keys the account by it). The account's number and name are sealed.
+/// when given (WeChat Pay's "full name with branch"). The account's number and name are
+/// sealed. The change has no business number of ours (WeChat Pay's API takes none): the
+/// gateway never sends a change twice for one account (a retry resumes from what it
+/// stored), and WeChat Pay refuses a second change while one is in review.
 pub fn modify_settlement(
     settings: &Settings,
     request: &BindingRequest,
     seal: Seal<'_>,
 ) -> Result<String, ProviderError> {
-    check_business_code("bank account id", &request.bank_account_id)?;
     let area_code = settings.bank_area_code.as_deref().ok_or_else(|| {
         ProviderError::InvalidRequest(
             "wechatpay binding: the account's `bank_area_code` is required (WeChat Pay's bank_address_code: the 6-digit code of the branch's city)".into(),
@@ -674,7 +672,6 @@ pub fn modify_settlement(
         bank_name: branch.as_deref(),
         account_number: seal(&number)?,
         account_name: seal(&holder)?,
-        out_request_no: &request.bank_account_id,
     })
 }
 
@@ -1274,7 +1271,7 @@ mod tests {
 
     /// Marks what the flow's seal would encrypt, so that the tests see which fields it covers.
     const TEST_SEAL: Seal<'static> = &|text| Ok(format!("sealed({text})"));
-    use crate::testkit::{ACTIVATION_ID, BANK_ACCOUNT_ID, materials, merchant, settings};
+    use crate::testkit::{ACTIVATION_ID, materials, merchant, settings};
     use serde_json::{Value, json};
 
     fn answer(status: u16, body: &[u8]) -> Answer<'_> {
@@ -1610,7 +1607,7 @@ mod tests {
     }
 
     #[test]
-    fn the_settlement_change_body_is_a_corporate_account_with_our_number() {
+    fn the_settlement_change_body_is_a_corporate_account_sealed() {
         let body: Value = serde_json::from_str(
             &modify_settlement(&binding_settings(), &binding_request(), TEST_SEAL).unwrap(),
         )
@@ -1625,7 +1622,6 @@ mod tests {
                 "bank_name": "招商银行深圳分行科技园支行",
                 "account_number": "sealed(6214830123456789)",
                 "account_name": "sealed(深圳市示例科技有限公司)",
-                "out_request_no": BANK_ACCOUNT_ID,
             })
         );
         let mut no_branch = binding_request();
@@ -1646,7 +1642,6 @@ mod tests {
             |r: &mut BindingRequest| r.account_number = "1".repeat(41),
             |r: &mut BindingRequest| r.account_holder = " ".into(),
             |r: &mut BindingRequest| r.bank_name = "".into(),
-            |r: &mut BindingRequest| r.bank_account_id = "ba/1".into(),
         ] {
             let mut request = binding_request();
             change(&mut request);

@@ -174,8 +174,9 @@ pub async fn review(
     Json(json!(application)).into_response()
 }
 
-/// `POST /_sim/{provider}/accounts/{business_code}/{verify|fail}`: the bank's verification
-/// of a settlement account (e.g. the merchant's remittance arrived, or it did not).
+/// `POST /_sim/{provider}/accounts/{business_code or account id}/{verify|fail}`: the bank's
+/// verification of a settlement account (e.g. the merchant's remittance arrived, or it did
+/// not).
 pub async fn verify_account(
     State(sim): State<SharedSim>,
     Path((provider, business_code, decision)): Path<(String, String, String)>,
@@ -187,7 +188,7 @@ pub async fn verify_account(
     };
     let reason = body.and_then(|b| b.0.reason);
     let mut onboarding = state.onboarding.lock().expect("onboarding lock");
-    let Some(account) = onboarding.account(&provider, &business_code) else {
+    let Some(account) = onboarding.account_by_reference(&provider, &business_code) else {
         return (
             StatusCode::NOT_FOUND,
             Json(json!({"error": "no such account"})),

@@ -106,4 +106,20 @@ impl Onboarding {
         self.accounts
             .get_mut(&(provider.to_owned(), business_code.to_owned()))
     }
+
+    /// The account under the merchant's number for it, or else under the provider's own
+    /// (what the gateway shows as the binding's `provider_reference`).
+    pub fn account_by_reference(
+        &mut self,
+        provider: &str,
+        reference: &str,
+    ) -> Option<&mut Account> {
+        let key = (provider.to_owned(), reference.to_owned());
+        if self.accounts.contains_key(&key) {
+            return self.accounts.get_mut(&key);
+        }
+        self.accounts
+            .values_mut()
+            .find(|a| a.provider == provider && a.account_id == reference)
+    }
 }

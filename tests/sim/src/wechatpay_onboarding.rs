@@ -11,12 +11,12 @@
 //!   `submitted` application to `under_review`; `APPLYMENT_STATE_AUDITING` (submitted or
 //!   under review), `APPLYMENT_STATE_FINISHED` (active, with `sub_mchid`),
 //!   `APPLYMENT_STATE_REJECTED` (with `audit_detail[].reject_reason`);
-//! - `POST /v3/apply4sub/sub_merchants/{sub_mchid}/modify-settlement`
-//!   (`out_request_no` = the merchant's number for the account: a simulator requirement, the
-//!   real API has none): needs a finished application of the same service provider and
-//!   no other change of the sub-merchant waiting for verification; answers the
-//!   `application_no` and the verification remittance (`account_validation`, derived from
-//!   `out_request_no`); the same `out_request_no` again answers the same change;
+//! - `POST /v3/apply4sub/sub_merchants/{sub_mchid}/modify-settlement`: needs a finished
+//!   application of the same service provider and no other change of the sub-merchant
+//!   waiting for verification (as at WeChat Pay, a change has no business number: sent
+//!   again while it waits, it is refused); answers the `application_no`, under which the
+//!   account is kept (and the control endpoints find it), and the verification remittance
+//!   (`account_validation`, derived from the `application_no`);
 //! - `GET /v3/apply4sub/sub_merchants/{sub_mchid}/application/{application_no}`: the change,
 //!   `AUDIT_SUCCESS` (the simulator accepts changes at once: the account's verification
 //!   decides);
@@ -605,14 +605,6 @@ pub fn modify_settlement(
         .to_owned(),
         Err(answer) => return answer,
     };
-    let out_request_no = text(body, "/out_request_no");
-    if !is_business_code(out_request_no) {
-        return fail(
-            StatusCode::BAD_REQUEST,
-            "PARAM_ERROR",
-            "out_request_no 必填 (paygate-sim: the merchant's number for the account, 1-124 of [0-9A-Za-z_])",
-        );
-    }
     if text(body, "/account_type") != "ACCOUNT_TYPE_BUSINESS" {
         return fail(
             StatusCode::BAD_REQUEST,
@@ -643,17 +635,6 @@ pub fn modify_settlement(
         .filter(|n| !n.is_empty())
         .unwrap_or(&merchant_name)
         .to_owned();
-    if let Some(existing) = onboarding.account(PROVIDER, out_request_no) {
-        if existing.submitted_by != mchid || existing.sub_merchant_id.as_deref() != Some(sub_mchid)
-        {
-            return fail(
-                StatusCode::BAD_REQUEST,
-                "PARAM_ERROR",
-                "out_request_no 已被使用",
-            );
-        }
-        return (StatusCode::OK, Some(modified(existing)));
-    }
     let waiting = onboarding.accounts.values().any(|a| {
         a.provider == PROVIDER
             && a.sub_merchant_id.as_deref() == Some(sub_mchid)
@@ -666,10 +647,11 @@ pub fn modify_settlement(
             "存在审核中的结算账户修改申请,请等待审核结果后再提交",
         );
     }
+    let application_no = format!("1023{}", digits(10));
     let account = Account {
         provider: PROVIDER.into(),
-        business_code: out_request_no.into(),
-        account_id: format!("1023{}", digits(10)),
+        business_code: application_no.clone(),
+        account_id: application_no.clone(),
         submitted_by: mchid.into(),
         sub_merchant_id: Some(sub_mchid.into()),
         account_holder: account_name.clone(),
@@ -677,7 +659,7 @@ pub fn modify_settlement(
         bank_name: account_bank.into(),
         status: AccountStatus::PendingVerification,
         failure_reason: None,
-        verification: account_validation(out_request_no, &account_name, account_number, now),
+        verification: account_validation(&application_no, &account_name, account_number, now),
         notify_url: None,
         created_ms: now,
         updated_ms: now,
@@ -685,7 +667,7 @@ pub fn modify_settlement(
     let answer = modified(&account);
     onboarding
         .accounts
-        .insert((PROVIDER.to_owned(), out_request_no.to_owned()), account);
+        .insert((PROVIDER.to_owned(), application_no), account);
     (StatusCode::OK, Some(answer))
 }
 
@@ -831,7 +813,7 @@ mod tests {
         })
     }
 
-    fn settlement_change(out_request_no: &str, number: &str) -> Value {
+    fn settlement_change(number: &str) -> Value {
         json!({
             "modify_mode": "MODIFY_MODE_ASYNC",
             "account_type": "ACCOUNT_TYPE_BUSINESS",
@@ -839,7 +821,6 @@ mod tests {
             "bank_address_code": "440300",
             "account_number": number,
             "account_name": "示例科技有限公司",
-            "out_request_no": out_request_no,
         })
     }
 
@@ -1177,7 +1158,7 @@ mod tests {
     #[test]
     fn a_settlement_change_needs_a_finished_application() {
         let mut ob = onboarding();
-        let change = settlement_change("ba_1", "6214830123456789");
+        let change = settlement_change("6214830123456789");
         assert_eq!(
             body(&modify_settlement(&mut ob, SP, "1612345678", &change, NOW))["code"],
             "NO_AUTH"
@@ -1202,7 +1183,6 @@ mod tests {
             "NO_AUTH"
         );
         for bad in [
-            json!({"out_request_no": ""}),
             json!({"account_type": "ACCOUNT_TYPE_PRIVATE"}),
             json!({"account_number": "12"}),
             json!({"account_bank": ""}),
@@ -1229,7 +1209,7 @@ mod tests {
             &mut ob,
             SP,
             &sub,
-            &settlement_change("ba_1", "6214830123456789"),
+            &settlement_change("6214830123456789"),
             NOW,
         );
         assert_eq!(answer.0, StatusCode::OK);
@@ -1242,21 +1222,21 @@ mod tests {
             VERIFICATION_ACCOUNT_NO
         );
         assert_eq!(validation["account_no"], "62************89");
-        // The same number again: the same change, the same step.
+        // Sent again, or another change, while this one waits: refused (a change has no
+        // business number to find it by).
         let again = modify_settlement(
             &mut ob,
             SP,
             &sub,
-            &settlement_change("ba_1", "6214830123456789"),
+            &settlement_change("6214830123456789"),
             NOW + 9,
         );
-        assert_eq!(body(&again), body(&answer));
-        // Another change while this one waits is refused.
+        assert_eq!(body(&again)["code"], "INVALID_REQUEST");
         let other = modify_settlement(
             &mut ob,
             SP,
             &sub,
-            &settlement_change("ba_2", "9558800200123456"),
+            &settlement_change("9558800200123456"),
             NOW,
         );
         assert_eq!(body(&other)["code"], "INVALID_REQUEST");
@@ -1274,7 +1254,7 @@ mod tests {
         assert_eq!(body(&current)["account_validation"], *validation);
 
         // The bank's verdict (what the control endpoints do).
-        let account = ob.account(PROVIDER, "ba_1").unwrap();
+        let account = ob.account(PROVIDER, &application_no).unwrap();
         account.status = AccountStatus::Failed;
         account.failure_reason = Some("remittance not received".into());
         let current = query_settlement(&ob, SP, &sub);
@@ -1290,11 +1270,12 @@ mod tests {
             &mut ob,
             SP,
             &sub,
-            &settlement_change("ba_2", "9558800200123456"),
+            &settlement_change("9558800200123456"),
             NOW + 10,
         );
         assert_eq!(answer.0, StatusCode::OK);
-        ob.account(PROVIDER, "ba_2").unwrap().status = AccountStatus::Verified;
+        let second = body(&answer)["application_no"].as_str().unwrap().to_owned();
+        ob.account(PROVIDER, &second).unwrap().status = AccountStatus::Verified;
         let current = query_settlement(&ob, SP, &sub);
         assert_eq!(body(&current)["verify_result"], "VERIFY_SUCCESS");
         assert_eq!(body(&current)["account_number"], "95************56");
@@ -1557,7 +1538,7 @@ mod tests {
         assert_eq!(approved["sub_merchant_id"], sub.as_str());
 
         let change = seal(
-            settlement_change("ba_http", "6214830123456789"),
+            settlement_change("6214830123456789"),
             crate::wechatpay::SETTLEMENT_SENSITIVE,
         );
         let modify = format!("/wechatpay/v3/apply4sub/sub_merchants/{sub}/modify-settlement");
@@ -1577,7 +1558,11 @@ mod tests {
         let settlement = format!("/wechatpay/v3/apply4sub/sub_merchants/{sub}/settlement");
         let (_, answer) = api("GET", settlement.clone(), None, false).await;
         assert_eq!(answer["verify_result"], "VERIFYING");
-        let (status, _) = control("/_sim/wechatpay/accounts/ba_http/verify".into(), None).await;
+        let (status, _) = control(
+            format!("/_sim/wechatpay/accounts/{application_no}/verify"),
+            None,
+        )
+        .await;
         assert_eq!(status, 200);
         let (_, answer) = api("GET", settlement, None, false).await;
         assert_eq!(answer["verify_result"], "VERIFY_SUCCESS");
