@@ -250,6 +250,12 @@ impl Providers for FakeProvider {
         request: wit::BindingRequest,
     ) -> Answer<wit::BindingResult, wit::ProviderError> {
         self.called("bind", &request.bank_account_id);
+        // An account at "Refused Bank" is refused before anything is sent.
+        if request.bank_name == "Refused Bank" {
+            return Ok(Err(wit::ProviderError::InvalidRequest(
+                "the fake provider takes no account at Refused Bank".into(),
+            )));
+        }
         Ok(Err(wit::ProviderError::Unavailable("not scripted".into())))
     }
 

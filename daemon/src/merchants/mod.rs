@@ -116,6 +116,8 @@ impl MerchantDirectory {
             .filter_map(|a| {
                 let mut settings = platform.as_ref()?.providers.get(&a.provider)?.clone();
                 settings.insert("activation_id".into(), toml::Value::String(a.id.clone()));
+                // Its own sub-merchant, never the platform's.
+                settings.remove("sub_merchant_id");
                 if let Some(reference) = &a.provider_reference {
                     settings.insert(
                         "sub_merchant_id".into(),

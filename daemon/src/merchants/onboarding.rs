@@ -359,11 +359,14 @@ fn platform_record(
             platform.providers.keys().cloned().collect::<Vec<_>>().join(", ")
         ))
     })?;
+    // What the gateway says of this merchant replaces the platform's own: a `null` (an
+    // activation without a reference yet) leaves the setting out, never the platform's.
     if let serde_json::Value::Object(extra) = extra {
         for (k, v) in extra {
-            if let Ok(v) = toml::Value::try_from(v) {
-                settings.insert(k, v);
-            }
+            match toml::Value::try_from(v) {
+                Ok(v) => settings.insert(k, v),
+                Err(_) => settings.remove(&k),
+            };
         }
     }
     let notify_url = format!(
@@ -376,9 +379,14 @@ fn platform_record(
         .map_err(OnboardingError::Plugin)
 }
 
+/// The largest next step passed on to the merchant.
+const NEXT_STEP_BYTES_MAX: usize = 4096;
+
 /// The next step an onboarding result tells, for an application still waiting: the plugin's
-/// `next-step-json` when it is a JSON object with a `type` (anything else is dropped, with a
-/// warning: the merchant is shown nothing rather than something unreadable).
+/// `next-step-json` when it is a JSON object of at most 4 KiB with a string `type` whose
+/// links (`url`, `*_url`, at any depth) are clean `https` ones. Anything else is dropped,
+/// with a warning: the merchant is shown nothing rather than something unreadable, or a
+/// link a plugin had no business giving.
 fn next_step(
     result: &wit::OnboardingResult,
     status: ActivationStatus,
@@ -387,14 +395,37 @@ fn next_step(
         return None;
     }
     let text = result.next_step_json.as_deref()?;
-    match serde_json::from_str::<serde_json::Value>(text) {
-        Ok(step) if step.get("type").is_some_and(serde_json::Value::is_string) => Some(step),
-        _ => {
-            tracing::warn!(
-                "a plugin told a next step that is not a JSON object with a type: dropped"
-            );
-            None
-        }
+    let step = serde_json::from_str::<serde_json::Value>(text)
+        .ok()
+        .filter(|_| text.len() <= NEXT_STEP_BYTES_MAX)
+        .filter(|step| step.get("type").is_some_and(serde_json::Value::is_string))
+        .filter(links_are_https);
+    if step.is_none() {
+        tracing::warn!(
+            "a plugin told a next step that is not a small JSON object with a type and https links: dropped"
+        );
+    }
+    step
+}
+
+/// Whether every link of a next step (a string under a key `url` or `*_url`) is an `https`
+/// URL without spaces or control characters.
+fn links_are_https(value: &serde_json::Value) -> bool {
+    match value {
+        serde_json::Value::Object(fields) => fields.iter().all(|(key, value)| {
+            let is_link = key == "url" || key.ends_with("_url");
+            match value {
+                serde_json::Value::String(url) if is_link => {
+                    url.len() > "https://".len()
+                        && url.starts_with("https://")
+                        && !url.chars().any(|c| c.is_whitespace() || c.is_control())
+                }
+                _ if is_link => false,
+                other => links_are_https(other),
+            }
+        }),
+        serde_json::Value::Array(items) => items.iter().all(links_are_https),
+        _ => true,
     }
 }
 
@@ -826,7 +857,19 @@ pub async fn bind_account(
             save_account(onboarding, actor, &account, &[], "bank_account.updated")?;
             Ok(account)
         }
-        Ok(Err(e)) => Err(provider_failure(Ok(e))),
+        Ok(Err(e)) => {
+            let failure = provider_failure(Ok(e));
+            // Refused (by the provider, or by its plugin before anything was sent): the
+            // account failed, with the reason; nothing is left for the janitor to ask about
+            // (a provider that never took the change cannot say how it went).
+            if let OnboardingError::ProviderRefused(reason) = &failure {
+                account.status = BankAccountStatus::Failed;
+                account.failure_reason = Some(reason.clone());
+                account.updated_at_ms = onboarding.clock.now_ms();
+                save_account(onboarding, actor, &account, &[], "bank_account.updated")?;
+            }
+            Err(failure)
+        }
         Err(e) => Err(provider_failure(Err(e))),
     };
     onboarding.store.durable().await?;
@@ -864,7 +907,9 @@ pub async fn poll_account(
         &account.provider,
         &account.merchant_id,
         json!({"activation_id": activation.as_ref().map(|a| &a.id),
-               "sub_merchant_id": activation.as_ref().and_then(|a| a.provider_reference.clone())}),
+               "sub_merchant_id": activation.as_ref().and_then(|a| a.provider_reference.clone()),
+               // Which account the query is about, when the provider never numbered it.
+               "account_number_last4": account.account_number_last4}),
     )?;
     let answer = onboarding
         .plugins
@@ -989,6 +1034,71 @@ mod tests {
         activation
     }
 
+    /// A refused binding leaves the account failed with the reason: the provider never took
+    /// the change, so there is nothing to ask it about.
+    #[tokio::test]
+    async fn a_refused_binding_is_failed_with_the_reason() {
+        let h = Harness::new();
+        let activation = submitted(&h).await;
+        let active = outcome(wit::OnboardingStatus::Active, Some("S1"));
+        apply_onboarding(
+            &h.onboarding,
+            &Actor::system(),
+            &activation.id,
+            None,
+            &active,
+        )
+        .unwrap();
+        let account = |bank: &str| AccountInput {
+            provider: PROVIDER.into(),
+            account_holder: "Noodle Bar".into(),
+            account_number: "7550000000000001".into(),
+            bank_name: bank.into(),
+            branch: None,
+            bank_area_code: None,
+            is_default: false,
+            is_card: false,
+        };
+        let actor = Actor::system();
+        let refused = bind_account(
+            &h.onboarding,
+            &actor,
+            "m_new",
+            "ba_r",
+            &account("Refused Bank"),
+        )
+        .await;
+        assert!(
+            matches!(&refused, Err(OnboardingError::ProviderRefused(m)) if m.contains("Refused Bank")),
+            "{refused:?}"
+        );
+        let stored = h.store.bank_account("ba_r").unwrap().unwrap();
+        assert_eq!(stored.status, BankAccountStatus::Failed);
+        assert!(stored.failure_reason.unwrap().contains("Refused Bank"));
+        // Unavailable (it may or may not have arrived): pending, for the janitor to ask.
+        let unsure = bind_account(
+            &h.onboarding,
+            &actor,
+            "m_new",
+            "ba_u",
+            &account("Bank of Example"),
+        )
+        .await;
+        assert!(unsure.is_err());
+        let pending = h.store.bank_account("ba_u").unwrap().unwrap();
+        assert_eq!(pending.status, BankAccountStatus::PendingVerification);
+        sweep(&h.onboarding).await.unwrap();
+        let calls = h.provider.calls();
+        assert!(
+            calls.contains(&"query_binding ba_u".to_owned()),
+            "{calls:?}"
+        );
+        assert!(
+            !calls.contains(&"query_binding ba_r".to_owned()),
+            "{calls:?}"
+        );
+    }
+
     /// A plugin's refusal leaves the activation rejected with its reason (nothing for the
     /// janitor to ask about); applying again submits it again.
     #[tokio::test]
@@ -1048,8 +1158,24 @@ mod tests {
             report(wit::OnboardingStatus::UnderReview, Some(confirm)),
             Observed::Decided(Transition::Same)
         );
-        // Not an object with a type: dropped, not shown.
-        for unreadable in ["not json", "[1]", r#"{"url":"x"}"#, r#"{"type":7}"#] {
+        // Not an object with a type, too large, or with a link that is not https: dropped,
+        // not shown.
+        let huge = format!(
+            r#"{{"type":"sign_agreement","note":"{}"}}"#,
+            "x".repeat(5000)
+        );
+        for unreadable in [
+            "not json",
+            "[1]",
+            r#"{"url":"x"}"#,
+            r#"{"type":7}"#,
+            huge.as_str(),
+            r#"{"type":"sign_agreement","url":"javascript:alert(1)"}"#,
+            r#"{"type":"sign_agreement","url":"http://pay.example/s"}"#,
+            r#"{"type":"sign_agreement","url":"https://a b"}"#,
+            r#"{"type":"x","more":{"legal_url":"data:text/html,hi"}}"#,
+            r#"{"type":"x","url":7}"#,
+        ] {
             report(wit::OnboardingStatus::UnderReview, Some(unreadable));
             assert_eq!(stored().next_step, None, "{unreadable}");
             report(wit::OnboardingStatus::UnderReview, Some(confirm));

@@ -270,6 +270,26 @@ fn query(
     transform::interpret_query(answer(&response), &expected)
 }
 
+/// The order and the payee it is under: for a sub-merchant, its own order, or else one its
+/// service provider placed as its own before this merchant collected as a sub-merchant
+/// (an order of an earlier release of this plugin: it must still be found, closed and
+/// reported, or a payer could pay an order the gateway thinks cancelled).
+fn find<'a>(
+    client: &Client<'_, impl Env>,
+    settings: &'a Settings,
+    payee: Payee<'a>,
+    payment: &PaymentRef,
+) -> Result<Option<(Trade, Payee<'a>)>, ProviderError> {
+    if let Some(trade) = query(client, payee, payment)? {
+        return Ok(Some((trade, payee)));
+    }
+    if payee.sub_mchid().is_none() {
+        return Ok(None);
+    }
+    let own = Payee::own(settings);
+    Ok(query(client, own, payment)?.map(|trade| (trade, own)))
+}
+
 /// `query-payment`: the order's `trade_state` as our status. An order WeChat Pay does not
 /// have is `unavailable`: nothing was charged under its number, and the gateway may send
 /// the payment again under the same number.
@@ -277,8 +297,8 @@ pub fn query_payment(env: &impl Env, payment: &PaymentRef) -> Result<PaymentResu
     let settings = Settings::parse(&payment.merchant.settings_json)?;
     let payee = Payee::of(&settings)?;
     let client = Client::new(env, &settings, &payment.payment_id);
-    match query(&client, payee, payment)? {
-        Some(trade) => Ok(trade.result()),
+    match find(&client, &settings, payee, payment)? {
+        Some((trade, _)) => Ok(trade.result()),
         None => Err(transform::order_not_found(&payment.payment_id)),
     }
 }
@@ -299,7 +319,7 @@ pub fn cancel_payment(
     let settings = Settings::parse(&payment.merchant.settings_json)?;
     let payee = Payee::of(&settings)?;
     let client = Client::new(env, &settings, &payment.payment_id);
-    let Some(trade) = query(&client, payee, payment)? else {
+    let Some((trade, payee)) = find(&client, &settings, payee, payment)? else {
         return Ok(PaymentResult::with_status(PaymentStatus::Cancelled));
     };
     if !matches!(trade.state, TradeState::NotPay | TradeState::UserPaying) {
@@ -608,6 +628,18 @@ pub fn query_binding(env: &impl Env, binding: &BindingRef) -> Result<BindingResu
             call.name()
         ))
     })?;
+    // Without the change's number (its answer never came), WeChat Pay's current account is
+    // ours only if it shows our account's last digits; else the change is unknown to us.
+    if reference.is_none()
+        && !current.account_number.as_deref().is_some_and(|masked| {
+            onboarding::shows_last_digits(masked, settings.account_number_last4.as_deref())
+        })
+    {
+        return Err(ProviderError::Unavailable(format!(
+            "wechatpay {}: sub-merchant {sub_mchid}'s current settlement account is not this one, and no settlement change of it is known (its answer was lost, or it never arrived)",
+            call.name()
+        )));
+    }
     if let (Some(ours), Some(theirs)) = (&changed_to, &current.account_number)
         && ours != theirs
     {
@@ -1051,6 +1083,13 @@ mod tests {
         assert!(env.sent.borrow().is_empty());
     }
 
+    /// The sub-merchant's order query, as sent.
+    fn partner_query_line() -> String {
+        format!(
+            "GET {BASE}/v3/pay/partner/transactions/out-trade-no/{PAYMENT_ID}?sp_mchid={MCHID}&sub_mchid={SUB_MCHID}"
+        )
+    }
+
     /// A sub-merchant's order as WeChat Pay describes it to its service provider.
     fn partner_order(state: &str, trade_type: &str) -> Value {
         as_sub_merchants(order(state, trade_type))
@@ -1117,9 +1156,7 @@ mod tests {
         assert_eq!(
             env.sent_lines(),
             [
-                format!(
-                    "GET {BASE}/v3/pay/partner/transactions/out-trade-no/{PAYMENT_ID}?sp_mchid={MCHID}&sub_mchid={SUB_MCHID}"
-                ),
+                partner_query_line(),
                 format!(
                     "POST {BASE}/v3/pay/partner/transactions/out-trade-no/{PAYMENT_ID}/reverse"
                 ),
@@ -1152,6 +1189,45 @@ mod tests {
                 "GET {BASE}/v3/refund/domestic/refunds/{REFUND_ID}?sub_mchid={SUB_MCHID}"
             )]
         );
+    }
+
+    #[test]
+    fn an_order_placed_before_the_merchant_collected_as_a_sub_merchant_is_still_found() {
+        let not_found = || reply(404, error_body("ORDER_NOT_EXIST", "订单不存在"));
+        let payment = PaymentRef {
+            merchant: sub_merchant_record(),
+            ..payment_ref()
+        };
+        // Unpaid under the service provider's own number: closed there, not left payable.
+        let env = FakeEnv::new(vec![
+            not_found(),
+            reply(200, order("NOTPAY", "NATIVE")),
+            reply(204, Value::Null),
+        ]);
+        let result = cancel_payment(&env, &payment).unwrap();
+        assert_eq!(result.status, PaymentStatus::Cancelled);
+        assert_eq!(
+            env.sent_lines(),
+            [
+                partner_query_line(),
+                format!("GET {BASE}/v3/pay/transactions/out-trade-no/{PAYMENT_ID}?mchid={MCHID}"),
+                format!("POST {BASE}/v3/pay/transactions/out-trade-no/{PAYMENT_ID}/close"),
+            ]
+        );
+        assert_eq!(env.sent_json(2), json!({"mchid": MCHID}));
+        // Paid there: reported paid.
+        let env = FakeEnv::new(vec![not_found(), reply(200, order("SUCCESS", "NATIVE"))]);
+        assert_eq!(
+            query_payment(&env, &payment).unwrap().status,
+            PaymentStatus::Succeeded
+        );
+        // Under neither: nothing was ever charged.
+        let env = FakeEnv::new(vec![not_found(), not_found()]);
+        assert_eq!(
+            cancel_payment(&env, &payment).unwrap().status,
+            PaymentStatus::Cancelled
+        );
+        assert_eq!(env.sent.borrow().len(), 2);
     }
 
     #[test]
@@ -1682,6 +1758,32 @@ mod onboarding_tests {
         assert_eq!(result.status, BindingStatus::PendingVerification);
         assert_eq!(result.provider_reference, None);
         assert_eq!(env.sent.borrow().len(), 2);
+        // The current account is another one (the change's answer was lost, or it never
+        // arrived): its state is not this account's, whatever it is.
+        for (state, masked) in [
+            ("VERIFY_SUCCESS", "62************01"),
+            ("VERIFY_FAIL", "**"),
+        ] {
+            let env = FakeEnv::new(vec![
+                reply(200, applyment_state("APPLYMENT_STATE_FINISHED")),
+                reply(200, settlement(state, masked)),
+            ]);
+            assert!(
+                matches!(query_binding(&env, &binding_ref(None)), Err(ProviderError::Unavailable(m)) if m.contains("not this one")),
+                "{state} {masked}"
+            );
+        }
+        // Without our last digits there is nothing to tell them apart by.
+        let mut unknown = binding_ref(None);
+        unknown.merchant = onboarded_merchant();
+        let env = FakeEnv::new(vec![
+            reply(200, applyment_state("APPLYMENT_STATE_FINISHED")),
+            reply(200, settlement("VERIFY_SUCCESS", "62************89")),
+        ]);
+        assert!(matches!(
+            query_binding(&env, &unknown),
+            Err(ProviderError::Unavailable(_))
+        ));
     }
 
     #[test]

@@ -627,6 +627,26 @@ struct ModifySettlementBody<'a> {
     account_name: String,
 }
 
+/// Whether a masked account number (`62************89`) shows the last digits of ours
+/// (`last4`, which the gateway passes): its visible end must be the end of them. Nothing to
+/// compare (no digits shown, or ours unknown) is no match.
+pub fn shows_last_digits(masked: &str, last4: Option<&str>) -> bool {
+    let Some(last4) = last4.filter(|l| !l.is_empty()) else {
+        return false;
+    };
+    let shown: String = masked
+        .rsplit(|c: char| !c.is_ascii_alphanumeric())
+        .next()
+        .unwrap_or_default()
+        .chars()
+        .collect();
+    if shown.is_empty() {
+        return false;
+    }
+    let compared = &shown[shown.len().saturating_sub(last4.len())..];
+    last4.ends_with(compared)
+}
+
 /// An account number without the spaces and dashes people write in it.
 pub fn without_separators(given: &str) -> String {
     given.chars().filter(|c| !matches!(c, ' ' | '-')).collect()
@@ -942,9 +962,11 @@ pub fn interpret_applyment(
                         .map_err(|e| body_error(call, e))?;
                 Some(step("verify_account", "remittance", remittance))
             }
-            None => link(call, "legal_validation_url", raw.legal_validation_url)?
-                .or(link(call, "sign_url", raw.sign_url)?)
-                .map(|url| step("confirm_account", "url", url)),
+            None => match link(call, "legal_validation_url", raw.legal_validation_url)? {
+                Some(url) => Some(url),
+                None => link(call, "sign_url", raw.sign_url)?,
+            }
+            .map(|url| step("confirm_account", "url", url)),
         },
         _ => None,
     };
@@ -1655,6 +1677,17 @@ mod tests {
         }
     }
 
+    #[test]
+    fn a_masked_number_matches_only_the_digits_it_shows() {
+        assert!(shows_last_digits("62************89", Some("6789")));
+        assert!(shows_last_digits("6214********6789", Some("6789")));
+        assert!(shows_last_digits("***123456789", Some("6789")));
+        assert!(!shows_last_digits("62************01", Some("6789")));
+        assert!(!shows_last_digits("62**************", Some("6789")));
+        assert!(!shows_last_digits("62************89", None));
+        assert!(!shows_last_digits("", Some("6789")));
+    }
+
     // --- the applyment's answers ---
 
     #[test]
@@ -1825,6 +1858,11 @@ mod tests {
                 json!({"type": "confirm_account", "url": "https://pay.weixin.qq.com/legal/v?x=1"})
             )
         );
+        // The link used is the only one checked.
+        let mut body = state("APPLYMENT_STATE_TO_BE_CONFIRMED");
+        body["legal_validation_url"] = "https://pay.weixin.qq.com/legal/v?x=1".into();
+        body["sign_url"] = "not a link".into();
+        assert_eq!(step(body).unwrap()["type"], "confirm_account");
         // Under audit, the link WeChat Pay already gives asks nothing of the merchant yet.
         let mut body = state("APPLYMENT_STATE_AUDITING");
         body["sign_url"] = sign_url.into();

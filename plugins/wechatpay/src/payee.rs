@@ -119,10 +119,16 @@ impl<'a> Payee<'a> {
             (None, Some(activation_id)) => Err(ProviderError::InvalidRequest(format!(
                 "wechatpay: merchant onboarded under application {activation_id} has no sub-merchant number (`sub_merchant_id`) yet; its payments are refused rather than collected into the service provider's own account"
             ))),
-            (None, None) => Ok(Payee::Direct {
-                appid: &settings.appid,
-                mchid: &settings.mchid,
-            }),
+            (None, None) => Ok(Payee::own(settings)),
+        }
+    }
+
+    /// The account of the settings themselves: a direct merchant's, or the service
+    /// provider's own (for orders it placed as its own).
+    pub fn own(settings: &'a Settings) -> Payee<'a> {
+        Payee::Direct {
+            appid: &settings.appid,
+            mchid: &settings.mchid,
         }
     }
 
@@ -331,8 +337,12 @@ mod tests {
 
     #[test]
     fn a_sub_merchant_collects_through_its_service_provider() {
-        for key in ["sub_mchid", "sub_merchant_id"] {
-            let s = settings(json!({key: "1900006491", "activation_id": "act_1"}));
+        // Configured (a merchant onboarded outside paygate), or named by the gateway.
+        for extra in [
+            json!({"sub_mchid": "1900006491"}),
+            json!({"sub_merchant_id": "1900006491", "activation_id": "act_1"}),
+        ] {
+            let s = settings(extra);
             let payee = Payee::of(&s).unwrap();
             assert_eq!(payee.sub_mchid(), Some("1900006491"));
             assert_eq!(payee.native_path(), "/v3/pay/partner/transactions/native");
@@ -368,6 +378,12 @@ mod tests {
             panic!("an onboarded merchant without sub_mchid must not collect directly");
         };
         assert!(message.contains("act_1") && message.contains("sub_merchant_id"));
+        // The platform's own configured sub-merchant is not the onboarded merchant's.
+        let s = settings(json!({"activation_id": "act_1", "sub_mchid": "1900006491"}));
+        assert!(matches!(
+            Payee::of(&s),
+            Err(ProviderError::InvalidRequest(_))
+        ));
         let s = settings(json!({"sub_mchid": "19000x6491"}));
         assert!(matches!(
             Payee::of(&s),

@@ -44,6 +44,8 @@ struct Raw {
     /// Binding: the administrative division code (6 digits) of the account's branch, which
     /// the gateway passes with a binding (the bank account's `bank_area_code`).
     bank_area_code: Option<String>,
+    /// Binding queries: the last four digits of the account, which the gateway passes.
+    account_number_last4: Option<String>,
 }
 
 /// Valid settings of one merchant.
@@ -71,6 +73,8 @@ pub struct Settings {
     pub settlement_id: String,
     /// `bank_address_code` of a settlement account change, when the gateway passed one.
     pub bank_area_code: Option<String>,
+    /// The last digits of the account a binding query is about, when the gateway passed them.
+    pub account_number_last4: Option<String>,
 }
 
 /// The settlement rule sent when the merchant's settings name none: the enterprise rule of
@@ -103,6 +107,10 @@ impl Settings {
             .base_url
             .ok_or_else(|| bad("`base_url` is missing".into()))?;
         let (origin, base_path) = split_base_url(&base_url)?;
+        let onboarded = raw
+            .activation_id
+            .as_deref()
+            .is_some_and(|a| !a.trim().is_empty());
         Ok(Settings {
             mchid,
             appid,
@@ -116,12 +124,18 @@ impl Settings {
                 .filter(|a| !a.trim().is_empty())
                 .map(|a| id("activation_id", Some(a)))
                 .transpose()?,
-            sub_mchid: raw
-                .sub_mchid
-                .filter(|s| !s.trim().is_empty())
-                .or(raw.sub_merchant_id.filter(|s| !s.trim().is_empty()))
-                .map(|s| id("sub_mchid", Some(s)))
-                .transpose()?,
+            // A merchant the gateway onboarded (it passes `activation_id`) is the sub-merchant
+            // the gateway names, never one the platform's own settings may carry.
+            sub_mchid: if onboarded {
+                raw.sub_merchant_id
+            } else {
+                raw.sub_mchid
+                    .filter(|s| !s.trim().is_empty())
+                    .or(raw.sub_merchant_id)
+            }
+            .filter(|s| !s.trim().is_empty())
+            .map(|s| id("sub_mchid", Some(s)))
+            .transpose()?,
             settlement_id: raw
                 .settlement_id
                 .map(|s| id("settlement_id", Some(s)))
@@ -139,6 +153,12 @@ impl Settings {
                     }
                 })
                 .transpose()?,
+            account_number_last4: raw
+                .account_number_last4
+                .map(|l| l.trim().to_owned())
+                .filter(|l| {
+                    !l.is_empty() && l.len() <= 4 && l.bytes().all(|b| b.is_ascii_alphanumeric())
+                }),
         })
     }
 
@@ -290,13 +310,20 @@ mod tests {
             s.activation_id.as_deref(),
             Some("act_0Fq3Zx9AbCdEfGhIjKlMnOpQ")
         );
-        assert_eq!(s.sub_mchid.as_deref(), Some("1900006491"));
+        // A merchant the gateway onboarded is not the sub-merchant the platform's own
+        // settings name.
+        assert_eq!(s.sub_mchid, None);
         assert_eq!(s.settlement_id, "719");
-        // The gateway's name for it.
-        value.as_object_mut().unwrap().remove("sub_mchid");
+        // It is the one the gateway names.
         value["sub_merchant_id"] = "1900006492".into();
         let s = Settings::parse(&value.to_string()).unwrap();
         assert_eq!(s.sub_mchid.as_deref(), Some("1900006492"));
+        // Without an activation, a configured sub-merchant wins over the gateway's name.
+        value.as_object_mut().unwrap().remove("activation_id");
+        let s = Settings::parse(&value.to_string()).unwrap();
+        assert_eq!(s.sub_mchid.as_deref(), Some("1900006491"));
+        value["activation_id"] = "act_0Fq3Zx9AbCdEfGhIjKlMnOpQ".into();
+        value.as_object_mut().unwrap().remove("sub_mchid");
         // Empty means "none yet"; a wrong type is refused.
         value["activation_id"] = "".into();
         assert_eq!(

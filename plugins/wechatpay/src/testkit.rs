@@ -221,10 +221,15 @@ pub fn binding_request(merchant: Merchant) -> BindingRequest {
 }
 
 pub fn binding_ref(provider_reference: Option<&str>) -> BindingRef {
+    let mut merchant = onboarded_merchant();
+    let mut settings: Value = serde_json::from_str(&merchant.settings_json).unwrap();
+    // What the gateway passes with a binding query: the account's last digits.
+    settings["account_number_last4"] = "6789".into();
+    merchant.settings_json = settings.to_string();
     BindingRef {
         bank_account_id: BANK_ACCOUNT_ID.into(),
         provider: "wechatpay".into(),
-        merchant: onboarded_merchant(),
+        merchant,
         provider_reference: provider_reference.map(String::from),
     }
 }

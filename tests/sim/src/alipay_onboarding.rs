@@ -40,7 +40,6 @@ pub const METHOD_ORDER_QUERY: &str = "ant.merchant.expand.order.query";
 pub const VERIFICATION_ACCOUNT_NO: &str = "6217000000008430001";
 pub const VERIFICATION_ACCOUNT_NAME: &str = "paygate-sim 打款验证户";
 
-/// Serves the onboarding methods; `None` for any other method (the trade methods).
 /// The 直付通 sub-merchant a trade (`alipay.trade.precreate` / `.pay`) is for: `None` for
 /// the app's own trade; otherwise `sub_merchant.merchant_id` must be the `smid` of an active
 /// application the app submitted, and `settle_info` must settle the whole `total_amount`
@@ -96,6 +95,7 @@ pub fn trade_sub_merchant(
     Ok(Some(smid.to_owned()))
 }
 
+/// Serves the onboarding methods; `None` for any other method (the trade methods).
 pub fn handle(
     sim: &Sim,
     method: &str,

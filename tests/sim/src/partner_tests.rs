@@ -21,11 +21,16 @@ use crate::{router, wechatpay_onboarding};
 const SP: &str = "1900000001";
 const SUB: &str = "1900006491";
 const REVIEWED: &str = "1900006492";
+/// Another finished sub-merchant of the same provider.
+const NEIGHBOUR: &str = "1900006493";
+/// A finished sub-merchant of another provider (or Alipay app).
+const FOREIGN: &str = "1900006494";
 /// The sandbox Alipay app (the key `alipay_params` signs with): the 直付通 platform.
 const ALIPAY_APP: &str = "2021000000000001";
 
-/// A simulator where `SP` has onboarded `SUB` (finished) and `REVIEWED` (still in review)
-/// at WeChat Pay, and the sandbox Alipay app the same two at Alipay.
+/// A simulator where `SP` has onboarded `SUB` and `NEIGHBOUR` (finished) and `REVIEWED`
+/// (still in review) at WeChat Pay, and the sandbox Alipay app the same three at Alipay;
+/// another provider (app) has onboarded `FOREIGN` at each.
 fn provider_with_sub_merchants() -> Arc<Sim> {
     let sim = sim();
     for (state, provider, platform) in [
@@ -33,9 +38,11 @@ fn provider_with_sub_merchants() -> Arc<Sim> {
         (&sim.alipay, "alipay", ALIPAY_APP),
     ] {
         let mut onboarding = state.onboarding.lock().unwrap();
-        for (code, sub, status) in [
-            ("act_1", SUB, ApplicationStatus::Active),
-            ("act_2", REVIEWED, ApplicationStatus::UnderReview),
+        for (code, sub, status, by) in [
+            ("act_1", SUB, ApplicationStatus::Active, platform),
+            ("act_2", REVIEWED, ApplicationStatus::UnderReview, platform),
+            ("act_3", NEIGHBOUR, ApplicationStatus::Active, platform),
+            ("act_4", FOREIGN, ApplicationStatus::Active, "1900000999"),
         ] {
             onboarding.applications.insert(
                 (provider.into(), code.into()),
@@ -43,7 +50,7 @@ fn provider_with_sub_merchants() -> Arc<Sim> {
                     provider: provider.into(),
                     business_code: code.into(),
                     application_id: format!("200000212477569{}", &code[4..]),
-                    submitted_by: platform.into(),
+                    submitted_by: by.into(),
                     sub_merchant_id: Some(sub.into()),
                     materials: json!({}),
                     status,
@@ -128,6 +135,12 @@ async fn a_sub_merchants_order_is_booked_to_it_and_found_only_under_it() {
     );
     let other = partner_query.replace(SUB, REVIEWED);
     assert_ne!(call(&app, "GET", &other, None).await.0, StatusCode::OK);
+    // Another of the provider's active sub-merchants has no such order either.
+    let neighbour = partner_query.replace(SUB, NEIGHBOUR);
+    assert_eq!(
+        call(&app, "GET", &neighbour, None).await.0,
+        StatusCode::NOT_FOUND
+    );
     // Closed under the sub-merchant.
     let close = "/v3/pay/partner/transactions/out-trade-no/pay_partner_1/close";
     let (status, _) = call(
@@ -153,6 +166,12 @@ async fn only_the_providers_own_finished_sub_merchants_collect() {
     );
     let (status, answer) = call(&app, "POST", path, Some(order("pay_p_3", REVIEWED))).await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{answer}");
+    // Another provider's finished sub-merchant is not this provider's to collect for.
+    let (status, answer) = call(&app, "POST", path, Some(order("pay_p_3b", FOREIGN))).await;
+    assert_eq!(
+        (status, answer["code"].as_str()),
+        (StatusCode::FORBIDDEN, Some("NO_AUTH"))
+    );
     let mut unnamed = order("pay_p_4", SUB);
     unnamed.as_object_mut().unwrap().remove("sub_mchid");
     assert_eq!(
@@ -190,6 +209,12 @@ async fn a_sub_merchants_payment_is_refunded_and_reversed_under_it() {
     // Without its sub-merchant, the provider has no such order.
     assert_eq!(
         call(&app, "POST", refunds, Some(refund.clone())).await.0,
+        StatusCode::NOT_FOUND
+    );
+    let mut neighbours = refund.clone();
+    neighbours["sub_mchid"] = NEIGHBOUR.into();
+    assert_eq!(
+        call(&app, "POST", refunds, Some(neighbours)).await.0,
         StatusCode::NOT_FOUND
     );
     let mut named = refund.clone();
@@ -265,6 +290,7 @@ async fn an_alipay_platforms_trade_for_its_sub_merchant_is_booked_to_it() {
     // Anyone else's sub-merchant, one still in review, a settlement short of the amount.
     for (no, zft) in [
         ("pay_zft_2", ("1900000777", "12.50")),
+        ("pay_zft_2b", (FOREIGN, "12.50")),
         ("pay_zft_3", (REVIEWED, "12.50")),
         ("pay_zft_4", (SUB, "12.00")),
     ] {
