@@ -119,7 +119,8 @@ async fn a_link_payment_is_paid_through_its_page() {
     // The payer picks the mock wallet: the charge is made and the page shows its QR code.
     let chosen = choose(&daemon, id, "mock").await;
     assert_eq!(chosen.status().as_u16(), 303);
-    assert_eq!(chosen.headers()["location"], format!("/pay/{id}"));
+    // Back to the page, in the language it was chosen in (English without a preference).
+    assert_eq!(chosen.headers()["location"], format!("/pay/{id}?lang=en"));
     let (_, html) = page(&daemon, id).await;
     assert!(html.contains("<svg"), "inline QR code: {html}");
     assert!(html.contains("mock://pay/"), "{html}");
@@ -155,6 +156,67 @@ async fn a_link_payment_is_paid_through_its_page() {
     let (_, html) = page(&daemon, id).await;
     assert!(html.contains("data-status=\"succeeded\"") && html.contains("Paid"));
     assert!(!html.contains("<svg") && !html.contains("<form"));
+}
+
+/// The page in the payer's language: `Accept-Language: zh-CN` reads Chinese (the wallets named
+/// as they name themselves, yuan as `¥`), the switch reads the other language, and choosing a
+/// wallet keeps it.
+#[tokio::test]
+async fn the_page_speaks_the_payers_language_and_keeps_it() {
+    let daemon = Daemon::start();
+    let (status, _, payment) = daemon.pay("link-zh", link("18.00")).await;
+    assert_eq!(status, 201, "{payment}");
+    let id = payment["id"].as_str().unwrap();
+    let get = |path: String, accept: &'static str| {
+        let request = daemon.client.get(daemon.url(&path));
+        async move {
+            let response = request
+                .header("accept-language", accept)
+                .send()
+                .await
+                .unwrap();
+            let vary = response.headers()["vary"].to_str().unwrap().to_owned();
+            (vary, response.text().await.unwrap())
+        }
+    };
+    let (vary, html) = get(format!("/pay/{id}"), "zh-CN,zh;q=0.9,en;q=0.8").await;
+    assert!(vary.contains("Accept-Language"), "{vary}");
+    assert!(html.contains("<html lang=\"zh-Hans\">"), "{html}");
+    assert!(
+        html.contains("请选择支付方式") && html.contains("¥</span>18.00"),
+        "{html}"
+    );
+    assert!(html.contains("付款单号"), "{html}");
+    assert!(
+        html.contains(&format!("href=\"/pay/{id}?lang=en\"")),
+        "{html}"
+    );
+    // English when the payer prefers it, or asks for it with the switch.
+    let (_, html) = get(format!("/pay/{id}"), "en-GB,zh;q=0.5").await;
+    assert!(html.contains("Choose how to pay") && html.contains("18.00 <span>CNY</span>"));
+    let (_, html) = get(format!("/pay/{id}?lang=en"), "zh-CN").await;
+    assert!(html.contains("Choose how to pay"), "{html}");
+    let (_, html) = get(format!("/pay/{id}?lang=zh-CN"), "en").await;
+    assert!(html.contains("请选择支付方式"), "{html}");
+    // A choice made in Chinese comes back to the Chinese page.
+    let token = form_token(&html).unwrap();
+    let chosen = no_redirects()
+        .post(daemon.url(&format!("/pay/{id}/wallet?lang=zh-CN")))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(format!("wallet=mock&token={token}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(chosen.status(), 303);
+    assert_eq!(
+        chosen.headers()["location"],
+        format!("/pay/{id}?lang=zh-CN")
+    );
+    let (_, html) = get(format!("/pay/{id}?lang=zh-CN"), "en").await;
+    assert!(html.contains("请使用模拟钱包扫码付款"), "{html}");
+    // An unknown payment's page in Chinese too.
+    let (_, html) = get("/pay/pay_nothing_here".to_owned(), "zh").await;
+    assert!(html.contains("未找到该付款"), "{html}");
 }
 
 #[tokio::test]

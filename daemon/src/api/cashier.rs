@@ -8,13 +8,14 @@
 use std::sync::Arc;
 
 use axum::Json;
-use axum::extract::State;
+use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use serde::Serialize;
 use utoipa::ToSchema;
 
 use super::cashier_page::{self, CashierView, WalletChoice};
+use super::cashier_text::{Lang, fill};
 use super::error::{ApiError, ErrorBody};
 use super::json::{ApiPath, RawBody};
 use crate::app::AppState;
@@ -97,11 +98,25 @@ fn token_valid(state: &AppState, payment_id: &str, token: &str) -> bool {
         .is_ok()
 }
 
+/// The payer's language: the page's switch (`?lang=`), else `Accept-Language`.
+fn language(query: Option<&str>, headers: &HeaderMap) -> Lang {
+    let param = query.and_then(|q| {
+        form_urlencoded::parse(q.as_bytes())
+            .find(|(name, _)| name == "lang")
+            .map(|(_, value)| value.into_owned())
+    });
+    let accept = headers
+        .get(header::ACCEPT_LANGUAGE)
+        .and_then(|v| v.to_str().ok());
+    Lang::negotiate(param.as_deref(), accept)
+}
+
 fn page(
     state: &AppState,
     status: StatusCode,
     payment: &PaymentRecord,
     error: Option<&str>,
+    lang: Lang,
 ) -> Response {
     let merchant_name = state
         .merchants
@@ -112,10 +127,7 @@ fn page(
         |c| Money::from_minor(payment.amount_minor, c).to_string(),
     );
     let names = service::cashier_wallets(&state.payments, payment);
-    let labels: Vec<String> = names
-        .iter()
-        .map(|n| cashier_page::wallet_label(n))
-        .collect();
+    let labels: Vec<String> = names.iter().map(|n| lang.wallet_name(n)).collect();
     let wallets: Vec<WalletChoice<'_>> = names
         .iter()
         .zip(&labels)
@@ -135,15 +147,16 @@ fn page(
         error,
         nonce: &secrets.nonce,
         form_token: &secrets.form_token,
+        lang,
     });
     html(status, body, &secrets.nonce)
 }
 
-fn not_found() -> Response {
+fn not_found(lang: Lang) -> Response {
     let nonce = random_hex();
     html(
         StatusCode::NOT_FOUND,
-        cashier_page::render_not_found(&nonce),
+        cashier_page::render_not_found(&nonce, lang),
         &nonce,
     )
 }
@@ -154,6 +167,8 @@ fn html(status: StatusCode, body: String, nonce: &str) -> Response {
     // but its own inline style and script (by nonce) and its status calls.
     let headers = response.headers_mut();
     headers.insert(header::CACHE_CONTROL, "no-store".parse().expect("valid"));
+    // The page's language follows the payer's.
+    headers.insert(header::VARY, "Accept-Language".parse().expect("valid"));
     headers.insert("x-frame-options", "DENY".parse().expect("valid"));
     let policy = format!(
         "default-src 'none'; style-src 'nonce-{nonce}'; script-src 'nonce-{nonce}'; \
@@ -169,7 +184,8 @@ fn html(status: StatusCode, body: String, nonce: &str) -> Response {
 
 /// The cashier page of a link payment (HTML).
 #[utoipa::path(get, path = "/pay/{id}", tag = "cashier",
-    params(("id" = String, Path, description = "pay_...")),
+    params(("id" = String, Path, description = "pay_..."),
+           ("lang" = Option<String>, Query, description = "`zh-CN` or `en` (the page's switch); otherwise `Accept-Language` chooses, English by default")),
     responses(
         (status = 200, description = "The page", content_type = "text/html", body = String),
         (status = 404, description = "No such link payment", content_type = "text/html", body = String),
@@ -177,17 +193,21 @@ fn html(status: StatusCode, body: String, nonce: &str) -> Response {
 pub async fn cashier_page(
     State(state): State<Arc<AppState>>,
     ApiPath(id): ApiPath<String>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
 ) -> Result<Response, ApiError> {
+    let lang = language(query.as_deref(), &headers);
     Ok(match link_payment(&state, &id)? {
-        Some(payment) => page(&state, StatusCode::OK, &payment, None),
-        None => not_found(),
+        Some(payment) => page(&state, StatusCode::OK, &payment, None, lang),
+        None => not_found(lang),
     })
 }
 
 /// The payer picks a wallet (an HTML form post, field `wallet`): the charge is created at
 /// that wallet's provider and the page shows its QR code.
 #[utoipa::path(post, path = "/pay/{id}/wallet", tag = "cashier",
-    params(("id" = String, Path, description = "pay_...")),
+    params(("id" = String, Path, description = "pay_..."),
+           ("lang" = Option<String>, Query, description = "The page's language, kept by the redirect back to it")),
     request_body(content = WalletForm, description = "The payer's choice", content_type = "application/x-www-form-urlencoded"),
     responses(
         (status = 303, description = "Chosen: back to the page, which shows the QR code"),
@@ -201,9 +221,12 @@ pub async fn cashier_page(
 pub async fn choose_wallet(
     State(state): State<Arc<AppState>>,
     ApiPath(id): ApiPath<String>,
+    RawQuery(query): RawQuery,
     headers: HeaderMap,
     RawBody(body): RawBody,
 ) -> Result<Response, ApiError> {
+    let lang = language(query.as_deref(), &headers);
+    let text = lang.texts();
     // A browser says when a page of another site posts here; such a post is never the payer's.
     if headers
         .get("sec-fetch-site")
@@ -215,7 +238,7 @@ pub async fn choose_wallet(
         });
     }
     let Some(payment) = link_payment(&state, &id)? else {
-        return Ok(not_found());
+        return Ok(not_found(lang));
     };
     let field = |wanted: &str| {
         form_urlencoded::parse(&body)
@@ -231,27 +254,29 @@ pub async fn choose_wallet(
             &state,
             StatusCode::FORBIDDEN,
             &payment,
-            Some("This page has expired. Please choose your wallet again."),
+            Some(text.page_expired),
+            lang,
         ));
     }
     match service::choose_wallet(&state.payments, &payment.id, &wallet).await {
-        Ok(_) => Ok(Redirect::to(&format!("/pay/{}", payment.id)).into_response()),
+        Ok(_) => {
+            Ok(Redirect::to(&format!("/pay/{}?lang={}", payment.id, lang.param())).into_response())
+        }
         Err(error) => {
             let api_error = ApiError::from(&error);
             let message = match &error {
-                PaymentError::Busy => {
-                    "Another choice for this payment is being made; reload the page.".to_owned()
-                }
-                PaymentError::WalletNotSupported(_) => {
-                    format!("\"{wallet}\" is not a wallet this payment can be paid with.")
-                }
-                _ => format!(
-                    "The wallet could not start the payment ({}). Please try again.",
-                    api_error
-                ),
+                PaymentError::Busy => text.busy.to_owned(),
+                PaymentError::WalletNotSupported(_) => fill(text.not_a_wallet, &wallet),
+                _ => fill(text.wallet_failed, &api_error.to_string()),
             };
             let current = state.store.payment(&payment.id)?.unwrap_or(payment);
-            Ok(page(&state, api_error.status(), &current, Some(&message)))
+            Ok(page(
+                &state,
+                api_error.status(),
+                &current,
+                Some(&message),
+                lang,
+            ))
         }
     }
 }

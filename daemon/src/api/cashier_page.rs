@@ -1,12 +1,15 @@
 //! The cashier page of `link` payments (`GET /pay/{id}`, API.md §5): pure HTML rendering, no
 //! I/O. One self-contained page (inline CSS, inline SVG QR code, a few lines of vanilla JS, no
 //! external assets) showing the amount, the merchant, a button per wallet, the QR code of the
-//! chosen wallet and the live status, polled from `GET /pay/{id}/status`.
+//! chosen wallet and the live status, polled from `GET /pay/{id}/status`. Its words come from
+//! `cashier_text` in the page's language; a switch links to the other one.
 
 use std::fmt::Write as _;
 
 use qrcode::QrCode;
 use qrcode::render::svg;
+
+use super::cashier_text::{Lang, fill};
 
 /// Everything the cashier page shows; the handler fills it from the payment and the merchant.
 pub struct CashierView<'a> {
@@ -31,13 +34,15 @@ pub struct CashierView<'a> {
     pub nonce: &'a str,
     /// The wallet forms' token, which the choice must carry back (no cross-site posts).
     pub form_token: &'a str,
+    /// The page's language.
+    pub lang: Lang,
 }
 
 /// One wallet the payer can pick.
 pub struct WalletChoice<'a> {
     /// The provider name, posted back as the `wallet` form field.
     pub provider: &'a str,
-    /// What the button says, e.g. "WeChat Pay".
+    /// What the button says, e.g. "WeChat Pay" (or "微信支付"): `Lang::wallet_name`.
     pub label: &'a str,
 }
 
@@ -74,16 +79,19 @@ button:active{opacity:.85}\
 .final{font-size:1.6rem;font-weight:700;margin:8px 0}\
 .succeeded .final{color:#1a7f37}.failed .final{color:#a50e0e}\
 .cancelled .final,.expired .final{color:#6e6e73}\
-.foot{font-size:.75rem;color:#8e8e93;margin:16px 0 0;overflow-wrap:anywhere}";
+.foot{font-size:.75rem;color:#8e8e93;margin:16px 0 0;overflow-wrap:anywhere}\
+.lang{font-size:.85rem;margin:8px 0 0}.lang a{color:#0a66c2}";
 
 /// Renders the whole cashier page.
 pub fn render_page(view: &CashierView<'_>) -> String {
     let pending = view.status == "pending";
+    let text = view.lang.texts();
     let mut out = String::with_capacity(8 * 1024);
 
     head(
         &mut out,
-        &format!("Pay {}", view.merchant_name),
+        view.lang,
+        &fill(text.title, view.merchant_name),
         pending,
         view.nonce,
     );
@@ -97,12 +105,24 @@ pub fn render_page(view: &CashierView<'_>) -> String {
     if let Some(description) = view.description.filter(|d| !d.is_empty()) {
         let _ = write!(out, "<p class=\"desc\">{}</p>", escape(description));
     }
-    let _ = write!(
-        out,
-        "<p class=\"amount\">{} <span>{}</span></p>",
-        escape(view.amount),
-        escape(view.currency)
-    );
+    match view.lang.amount(view.amount, view.currency) {
+        (before, number, "") => {
+            let _ = write!(
+                out,
+                "<p class=\"amount\"><span>{}</span>{}</p>",
+                escape(before),
+                escape(number)
+            );
+        }
+        (_, number, after) => {
+            let _ = write!(
+                out,
+                "<p class=\"amount\">{} <span>{}</span></p>",
+                escape(number),
+                escape(after)
+            );
+        }
+    }
     if let Some(error) = view.error.filter(|e| !e.is_empty()) {
         let _ = write!(
             out,
@@ -118,24 +138,30 @@ pub fn render_page(view: &CashierView<'_>) -> String {
         }
     } else {
         let message = match view.status {
-            "succeeded" => "Paid".to_owned(),
-            "failed" => "Payment failed".to_owned(),
-            "cancelled" => "Cancelled".to_owned(),
-            "expired" => "Expired".to_owned(),
+            "succeeded" => text.paid.to_owned(),
+            "failed" => text.failed.to_owned(),
+            "cancelled" => text.cancelled.to_owned(),
+            "expired" => text.expired.to_owned(),
             // Not a status the API has; say what it is rather than guess.
-            other => format!("Status: {}", escape(other)),
+            other => fill(text.status_other, other),
         };
-        let _ = write!(out, "<p class=\"final\" role=\"status\">{message}</p>");
+        let _ = write!(
+            out,
+            "<p class=\"final\" role=\"status\">{}</p>",
+            escape(&message)
+        );
         if view.status == "succeeded" {
-            out.push_str("<p class=\"note\">You can close this page.</p>");
+            let _ = write!(out, "<p class=\"note\">{}</p>", text.close_page);
         }
     }
 
     let _ = write!(
         out,
-        "<p class=\"foot\">Payment {}</p></main>",
-        escape(view.payment_id)
+        "<p class=\"foot\">{}</p>",
+        escape(&fill(text.payment_id, view.payment_id))
     );
+    language_switch(&mut out, view.payment_id, view.lang);
+    out.push_str("</main>");
     if pending {
         status_script(&mut out, view.payment_id, view.nonce);
     }
@@ -144,22 +170,39 @@ pub fn render_page(view: &CashierView<'_>) -> String {
 }
 
 /// The page for an unknown payment id (served with 404).
-pub fn render_not_found(nonce: &str) -> String {
+pub fn render_not_found(nonce: &str, lang: Lang) -> String {
+    let text = lang.texts();
     let mut out = String::with_capacity(2 * 1024);
-    head(&mut out, "Payment not found", false, nonce);
-    out.push_str(
+    head(&mut out, lang, text.not_found, false, nonce);
+    let _ = writeln!(
+        out,
         "<main class=\"not-found\" data-status=\"not_found\">\
-         <p class=\"final\">Payment not found</p>\
-         <p class=\"note\">Check the link you were given, or ask the merchant for a new one.</p>\
-         </main></body></html>\n",
+         <p class=\"final\">{}</p><p class=\"note\">{}</p></main></body></html>",
+        text.not_found, text.not_found_note
     );
     out
 }
 
+/// The link to the page in the other language (only for an id that is safe in a URL).
+fn language_switch(out: &mut String, payment_id: &str, lang: Lang) {
+    if !is_safe_id(payment_id) {
+        return;
+    }
+    let other = lang.other();
+    let _ = write!(
+        out,
+        "<p class=\"lang\"><a href=\"/pay/{payment_id}?lang={}\" hreflang=\"{}\" lang=\"{}\">{}</a></p>",
+        other.param(),
+        other.param(),
+        other.texts().html_lang,
+        lang.texts().other_language
+    );
+}
+
 /// Renders `content` as an inline `<svg>` QR code (quiet zone included, at least
-/// [`QR_MIN_PX`] square). Fails with a message when the content cannot be encoded, e.g. too
-/// long for the largest QR version.
-pub fn qr_svg(content: &str) -> Result<String, String> {
+/// [`QR_MIN_PX`] square) named `label` for screen readers. Fails with a message when the
+/// content cannot be encoded, e.g. too long for the largest QR version.
+pub fn qr_svg(content: &str, label: &str) -> Result<String, String> {
     let code =
         QrCode::new(content.as_bytes()).map_err(|e| format!("cannot encode QR code: {e}"))?;
     let image = code
@@ -174,17 +217,11 @@ pub fn qr_svg(content: &str) -> Result<String, String> {
     let start = image
         .find("<svg")
         .ok_or_else(|| "QR renderer produced no <svg> element".to_owned())?;
-    Ok(image[start..].replacen("<svg ", "<svg role=\"img\" aria-label=\"QR code\" ", 1))
-}
-
-/// The name payers know a wallet by.
-pub fn wallet_label(provider: &str) -> String {
-    match provider {
-        "alipay" => "Alipay".to_owned(),
-        "wechatpay" => "WeChat Pay".to_owned(),
-        "mock" => "Mock wallet".to_owned(),
-        other => other.to_owned(),
-    }
+    Ok(image[start..].replacen(
+        "<svg ",
+        &format!("<svg role=\"img\" aria-label=\"{}\" ", escape(label)),
+        1,
+    ))
 }
 
 /// Escapes text for HTML element content and quoted attribute values.
@@ -209,13 +246,14 @@ fn is_safe_id(id: &str) -> bool {
 }
 
 /// Doctype, `<head>` (title, viewport, inline style) and `<body>` opening tag.
-fn head(out: &mut String, title: &str, refresh: bool, nonce: &str) {
+fn head(out: &mut String, lang: Lang, title: &str, refresh: bool, nonce: &str) {
     let _ = write!(
         out,
-        "<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\">\
+        "<!DOCTYPE html><html lang=\"{}\"><head><meta charset=\"utf-8\">\
          <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
          <meta name=\"robots\" content=\"noindex, nofollow\">\
          <title>{}</title>",
+        lang.texts().html_lang,
         escape(title)
     );
     if refresh {
@@ -231,16 +269,19 @@ fn head(out: &mut String, title: &str, refresh: bool, nonce: &str) {
 
 /// One form per wallet; POST, since choosing a wallet creates the charge at the provider.
 fn wallet_buttons(out: &mut String, view: &CashierView<'_>) {
+    let text = view.lang.texts();
     if view.wallets.is_empty() {
-        out.push_str("<p class=\"note\">No wallet is available for this payment right now.</p>");
+        let _ = write!(out, "<p class=\"note\">{}</p>", text.no_wallet);
         return;
     }
-    out.push_str("<p class=\"note\">Choose how to pay</p>");
+    let _ = write!(out, "<p class=\"note\">{}</p>", text.choose);
     let id = escape(view.payment_id);
+    // The choice keeps the page's language (the answer redirects back with it).
+    let lang = view.lang.param();
     for wallet in view.wallets {
         let _ = write!(
             out,
-            "<form method=\"post\" action=\"/pay/{id}/wallet\">\
+            "<form method=\"post\" action=\"/pay/{id}/wallet?lang={lang}\">\
              <input type=\"hidden\" name=\"wallet\" value=\"{}\">\
              <input type=\"hidden\" name=\"token\" value=\"{}\">\
              <button type=\"submit\">{}</button></form>",
@@ -253,29 +294,37 @@ fn wallet_buttons(out: &mut String, view: &CashierView<'_>) {
 
 /// The QR code of the chosen wallet, or a note while there is none yet.
 fn chosen_wallet(out: &mut String, view: &CashierView<'_>, chosen: &str) {
+    let text = view.lang.texts();
     let label = view
         .wallets
         .iter()
         .find(|w| w.provider == chosen)
-        .map_or_else(|| wallet_label(chosen), |w| w.label.to_owned());
+        .map_or_else(|| view.lang.wallet_name(chosen), |w| w.label.to_owned());
     let Some(content) = view.qr_code.filter(|c| !c.is_empty()) else {
         let _ = write!(
             out,
-            "<p class=\"note\">Waiting for {}&hellip;</p>",
-            escape(&label)
+            "<p class=\"note\">{}</p>",
+            escape(&fill(text.waiting_for, &label))
         );
         return;
     };
-    match qr_svg(content) {
+    match qr_svg(content, text.qr_label) {
         Ok(svg) => {
             let _ = write!(out, "<div class=\"qr\">{svg}</div>");
         }
-        Err(_) => out.push_str(
-            "<p class=\"error\" role=\"alert\">The QR code cannot be shown; \
-             use the link below instead.</p>",
-        ),
+        Err(_) => {
+            let _ = write!(
+                out,
+                "<p class=\"error\" role=\"alert\">{}</p>",
+                text.qr_unavailable
+            );
+        }
     }
-    let _ = write!(out, "<p class=\"scan\">Scan with {}</p>", escape(&label));
+    let _ = write!(
+        out,
+        "<p class=\"scan\">{}</p>",
+        escape(&fill(text.scan_with, &label))
+    );
     // A link only for web URLs: escaping does not stop a `javascript:` href from running.
     let is_web = |scheme: &str| {
         content
@@ -311,7 +360,7 @@ function poll(){{\
 if(busy)return;busy=true;\
 fetch(url+\"/status\",{{cache:\"no-store\",headers:{{\"Accept\":\"application/json\"}}}})\
 .then(function(r){{if(r.status===404){{clearInterval(timer);return null;}}return r.ok?r.json():null;}})\
-.then(function(b){{if(b&&typeof b.status===\"string\"&&b.status!==shown){{clearInterval(timer);location.replace(url);}}}})\
+.then(function(b){{if(b&&typeof b.status===\"string\"&&b.status!==shown){{clearInterval(timer);location.replace(url+location.search);}}}})\
 .catch(function(){{}})\
 .then(function(){{busy=false;}});\
 }}\
@@ -349,7 +398,54 @@ mod tests {
             error: None,
             nonce: "n0nce",
             form_token: "tok.en",
+            lang: Lang::En,
         }
+    }
+
+    #[test]
+    fn the_chinese_page_speaks_chinese_throughout() {
+        let wallets = [
+            WalletChoice {
+                provider: "alipay",
+                label: "支付宝",
+            },
+            WalletChoice {
+                provider: "wechatpay",
+                label: "微信支付",
+            },
+        ];
+        let mut v = view("pending");
+        v.lang = Lang::ZhHans;
+        v.wallets = &wallets;
+        let page = render_page(&v);
+        assert!(page.contains("<html lang=\"zh-Hans\">"));
+        assert!(page.contains("<title>向Tea House付款</title>"));
+        assert!(page.contains("<p class=\"amount\"><span>¥</span>12.50</p>"));
+        assert!(page.contains("请选择支付方式"));
+        assert!(page.contains(">支付宝</button>") && page.contains(">微信支付</button>"));
+        assert!(page.contains("action=\"/pay/pay_abc123/wallet?lang=zh-CN\""));
+        assert!(page.contains("付款单号 pay_abc123"));
+        // The switch, to the page in English.
+        assert!(page.contains(
+            "<a href=\"/pay/pay_abc123?lang=en\" hreflang=\"en\" lang=\"en\">English</a>"
+        ));
+        assert!(!page.contains("Choose how to pay"));
+        v.chosen = Some("wechatpay");
+        v.qr_code = Some("weixin://wxpay/bizpayurl?pr=abc");
+        let page = render_page(&v);
+        assert!(page.contains("请使用微信支付扫码付款"));
+        assert!(page.contains("aria-label=\"二维码\""));
+        let mut paid = view("succeeded");
+        paid.lang = Lang::ZhHans;
+        let page = render_page(&paid);
+        assert!(page.contains("支付成功") && page.contains("您可以关闭此页面。"));
+        let page = render_not_found("n0nce", Lang::ZhHans);
+        assert!(page.contains("未找到该付款") && page.contains("lang=\"zh-Hans\""));
+        // The English page links to the Chinese one.
+        let page = render_page(&view("pending"));
+        assert!(page.contains(
+            "<a href=\"/pay/pay_abc123?lang=zh-CN\" hreflang=\"zh-CN\" lang=\"zh-Hans\">中文</a>"
+        ));
     }
 
     #[test]
@@ -395,7 +491,7 @@ mod tests {
         let page = render_page(&v);
         assert!(page.contains("value=\"x&quot;&gt;&lt;script&gt;\""));
         assert!(page.contains("<button type=\"submit\">&lt;b&gt;</button>"));
-        assert!(page.contains("action=\"/pay/pay_&quot;&lt;x&gt;/wallet\""));
+        assert!(page.contains("action=\"/pay/pay_&quot;&lt;x&gt;/wallet?lang=en\""));
         assert!(!page.contains("<x>"));
     }
 
@@ -403,7 +499,7 @@ mod tests {
     fn buttons_when_pending_without_choice() {
         let page = render_page(&view("pending"));
         assert_eq!(
-            page.matches("<form method=\"post\" action=\"/pay/pay_abc123/wallet\">")
+            page.matches("<form method=\"post\" action=\"/pay/pay_abc123/wallet?lang=en\">")
                 .count(),
             2
         );
@@ -565,7 +661,7 @@ mod tests {
 
     #[test]
     fn not_found_page() {
-        let page = render_not_found("n0nce");
+        let page = render_not_found("n0nce", Lang::En);
         assert!(page.starts_with("<!DOCTYPE html>"));
         assert!(page.contains("Payment not found"));
         assert!(!page.contains("<script"));
@@ -573,16 +669,9 @@ mod tests {
     }
 
     #[test]
-    fn wallet_label_mapping() {
-        assert_eq!(wallet_label("alipay"), "Alipay");
-        assert_eq!(wallet_label("wechatpay"), "WeChat Pay");
-        assert_eq!(wallet_label("mock"), "Mock wallet");
-        assert_eq!(wallet_label("unionpay"), "unionpay");
-    }
-
-    #[test]
     fn qr_svg_renders_inline_svg() {
-        let svg = qr_svg("https://qr.alipay.com/bax01234").expect("short content encodes");
+        let svg =
+            qr_svg("https://qr.alipay.com/bax01234", "QR code").expect("short content encodes");
         assert!(svg.starts_with("<svg"));
         assert!(svg.ends_with("</svg>"));
         assert!(!svg.contains("<?xml"));
@@ -597,7 +686,8 @@ mod tests {
 
     #[test]
     fn qr_svg_fails_cleanly_on_too_long_content() {
-        let err = qr_svg(&"x".repeat(5000)).expect_err("5000 bytes exceed any QR version");
+        let err =
+            qr_svg(&"x".repeat(5000), "QR code").expect_err("5000 bytes exceed any QR version");
         assert!(err.contains("too long"), "{err}");
     }
 }

@@ -6,6 +6,7 @@ mod alerts;
 mod auth;
 mod cashier;
 pub mod cashier_page;
+pub mod cashier_text;
 pub mod error;
 pub mod events;
 mod idempotency;
