@@ -7,6 +7,7 @@ mod applepay;
 mod archive;
 mod auth;
 mod bad_input;
+mod browser;
 mod cashier;
 mod config_errors;
 mod connections;

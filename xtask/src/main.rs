@@ -6,7 +6,8 @@
 //! - `cargo xtask run`: `build`, then the simulator on 127.0.0.1:8430 and the gateway on
 //!   `config/paygate.toml` with data in `./data`, in the foreground (Ctrl-C stops both).
 //! - `cargo xtask test`: the plugins, the simulator and the POS till (as `build` does), then
-//!   the whole test suite (unit and end-to-end) on the daemon its test build makes, then the
+//!   (Chromium and its driver installed where missing, for the browser tests) the whole test
+//!   suite (unit and end-to-end) on the daemon its test build makes, then the
 //!   plugin kit's checks, the Node SDKs and schemathesis against the running daemon's
 //!   `/openapi.json` (a local venv in `target/`).
 //! - `cargo xtask plugin new NAME [--dir DIR]`: a new wallet plugin crate from the template
@@ -335,6 +336,8 @@ fn schemathesis() -> Result<()> {
 }
 
 fn test(extra: &[String]) -> Result<()> {
+    // The browser tests' Chromium (tests/e2e/browser.rs).
+    ensure_browser()?;
     run_command(
         cargo()
             .args([
@@ -588,6 +591,32 @@ fn ensure_commands(commands: &[(&str, &str)]) -> Result<()> {
         })
         .map(|(_, package)| *package)
         .collect();
+    install_packages(&missing)
+}
+
+/// Debian's Chromium and its driver for the browser tests (`tests/e2e/browser.rs`), and a
+/// font with Chinese glyphs, so that the pages' screenshots show the words, not boxes.
+fn ensure_browser() -> Result<()> {
+    ensure_commands(&[
+        ("chromium", "chromium"),
+        ("chromedriver", "chromium-driver"),
+    ])?;
+    const CJK_FONT: &str = "fonts-wqy-microhei";
+    let installed = Command::new("dpkg")
+        .args(["-s", CJK_FONT])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if installed {
+        Ok(())
+    } else {
+        install_packages(&[CJK_FONT])
+    }
+}
+
+/// Installs Debian packages (none: nothing to do). Needs root, as CI has.
+fn install_packages(missing: &[&str]) -> Result<()> {
     if missing.is_empty() {
         return Ok(());
     }
@@ -599,7 +628,7 @@ fn ensure_commands(commands: &[(&str, &str)]) -> Result<()> {
     run_command(
         Command::new("apt-get")
             .args(["install", "-y", "-qq", "--no-install-recommends"])
-            .args(&missing)
+            .args(missing)
             .env("DEBIAN_FRONTEND", "noninteractive"),
     )
 }
