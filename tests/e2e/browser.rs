@@ -1,8 +1,9 @@
 //! The cashier page in a real browser: Debian's Chromium, headless, driven through
 //! chromedriver (WebDriver, `fantoccini`). A payer whose browser asks for Chinese gets the
-//! Chinese page, chooses a wallet, the QR code decoded back from a screenshot is the
-//! payment's, and the page turns to paid by itself (its status polling really runs).
-//! Screenshots are kept in `target/browser-artefacts/`.
+//! Chinese page, chooses Alipay (支付宝, at the provider simulator), the QR code decoded back
+//! from a screenshot is the payment's, and after the simulator's scan the page turns to paid
+//! by itself (its status polling really runs). Screenshots are kept in
+//! `target/browser-artefacts/`.
 
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
@@ -117,10 +118,8 @@ async fn wait_for_status(browser: &Client, want: &str) -> String {
 
 #[tokio::test]
 async fn a_payer_reading_chinese_pays_by_the_qr_code_and_sees_it_paid() {
-    // The janitor asks the mock soon; it reports a QR payment of this amount paid.
-    let daemon = Daemon::with_config(
-        default_config_text().replace("janitor_interval_ms = 3000", "janitor_interval_ms = 4000"),
-    );
+    let simulator = crate::simulator::Simulator::spawn();
+    let daemon = Daemon::with_config(simulator.daemon_config());
     let (status, _, payment) = daemon
         .pay(
             "browser-1",
@@ -157,16 +156,15 @@ async fn a_payer_reading_chinese_pays_by_the_qr_code_and_sees_it_paid() {
         &browser.screenshot().await.unwrap(),
     );
 
-    // The payer picks the mock wallet; the page shows its QR code, which is the payment's.
-    browser
+    // The payer picks Alipay; the page shows its QR code, which is the payment's.
+    let alipay = browser
         .find(Locator::Css(
-            "form:has(input[name=wallet][value=mock]) button",
+            "form:has(input[name=wallet][value=alipay]) button",
         ))
         .await
-        .unwrap()
-        .click()
-        .await
         .unwrap();
+    assert_eq!(alipay.text().await.unwrap(), "支付宝");
+    alipay.click().await.unwrap();
     browser
         .wait()
         .at_most(Duration::from_secs(60))
@@ -180,7 +178,7 @@ async fn a_payer_reading_chinese_pays_by_the_qr_code_and_sees_it_paid() {
         .text()
         .await
         .unwrap();
-    assert!(shown.contains("扫码付款"), "{shown}");
+    assert!(shown.contains("请使用支付宝扫码付款"), "{shown}");
     let png = browser.screenshot().await.unwrap();
     let path = artefact("cashier-zh-qr.png", &png);
     let (_, stored) = daemon.get(&format!("/v1/payments/{id}"), Some(ADMIN)).await;
@@ -192,7 +190,12 @@ async fn a_payer_reading_chinese_pays_by_the_qr_code_and_sees_it_paid() {
         path.display()
     );
 
-    // Paid (the janitor learns it from the wallet): the page turns by itself.
+    // The payer scans and pays at Alipay (the simulator), whose notice settles the payment:
+    // the page turns by itself.
+    let (status, scanned) = simulator
+        .control("alipay/scan", json!({"qr_code": qr_code, "outcome": "pay"}))
+        .await;
+    assert_eq!(status, 200, "{scanned}");
     wait_for_status(&browser, "succeeded").await;
     let paid = browser
         .find(Locator::Css("main"))

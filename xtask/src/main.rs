@@ -602,12 +602,12 @@ fn ensure_browser() -> Result<()> {
         ("chromedriver", "chromium-driver"),
     ])?;
     const CJK_FONT: &str = "fonts-wqy-microhei";
-    let installed = Command::new("dpkg")
-        .args(["-s", CJK_FONT])
-        .stdout(std::process::Stdio::null())
+    // Installed, not merely known (a removed package keeps its status, `deinstall`).
+    let installed = Command::new("dpkg-query")
+        .args(["-W", "-f=${Status}", CJK_FONT])
         .stderr(std::process::Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
+        .output()
+        .is_ok_and(|o| o.stdout.as_slice() == b"install ok installed");
     if installed {
         Ok(())
     } else {
