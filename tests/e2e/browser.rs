@@ -95,6 +95,17 @@ fn qr_codes(png: &[u8]) -> Vec<String> {
         .collect()
 }
 
+/// The text of the page's `<main>`.
+async fn main_text(browser: &Client) -> String {
+    browser
+        .find(Locator::Css("main"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+}
+
 /// Waits for the page's `data-status` to be `want` (the bound only stops a broken page
 /// from hanging the suite).
 async fn wait_for_status(browser: &Client, want: &str) -> String {
@@ -139,13 +150,7 @@ async fn a_payer_reading_chinese_pays_by_the_qr_code_and_sees_it_paid() {
         .unwrap();
     let html = browser.find(Locator::Css("html")).await.unwrap();
     assert_eq!(html.attr("lang").await.unwrap().as_deref(), Some("zh-Hans"));
-    let text = browser
-        .find(Locator::Css("main"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = main_text(&browser).await;
     assert!(
         text.contains("请选择支付方式") && text.contains("¥18.00"),
         "{text}"
@@ -171,13 +176,7 @@ async fn a_payer_reading_chinese_pays_by_the_qr_code_and_sees_it_paid() {
         .for_element(Locator::Css(".qr svg"))
         .await
         .unwrap();
-    let shown = browser
-        .find(Locator::Css("main"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let shown = main_text(&browser).await;
     assert!(shown.contains("请使用支付宝扫码付款"), "{shown}");
     let png = browser.screenshot().await.unwrap();
     let path = artefact("cashier-zh-qr.png", &png);
@@ -197,13 +196,7 @@ async fn a_payer_reading_chinese_pays_by_the_qr_code_and_sees_it_paid() {
         .await;
     assert_eq!(status, 200, "{scanned}");
     wait_for_status(&browser, "succeeded").await;
-    let paid = browser
-        .find(Locator::Css("main"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let paid = main_text(&browser).await;
     assert!(paid.contains("支付成功"), "{paid}");
     artefact("cashier-zh-paid.png", &browser.screenshot().await.unwrap());
     let (_, stored): (u16, Value) = daemon.get(&format!("/v1/payments/{id}"), Some(ADMIN)).await;

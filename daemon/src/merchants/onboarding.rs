@@ -395,9 +395,9 @@ fn next_step(
         return None;
     }
     let text = result.next_step_json.as_deref()?;
-    let step = serde_json::from_str::<serde_json::Value>(text)
-        .ok()
-        .filter(|_| text.len() <= NEXT_STEP_BYTES_MAX)
+    let step = Some(text)
+        .filter(|text| text.len() <= NEXT_STEP_BYTES_MAX)
+        .and_then(|text| serde_json::from_str::<serde_json::Value>(text).ok())
         .filter(|step| step.get("type").is_some_and(serde_json::Value::is_string))
         .filter(links_are_https);
     if step.is_none() {

@@ -634,12 +634,11 @@ pub fn shows_last_digits(masked: &str, last4: Option<&str>) -> bool {
     let Some(last4) = last4.filter(|l| !l.is_empty()) else {
         return false;
     };
-    let shown: String = masked
+    // ASCII letters and digits only, so a byte slice of it is a character slice.
+    let shown = masked
         .rsplit(|c: char| !c.is_ascii_alphanumeric())
         .next()
-        .unwrap_or_default()
-        .chars()
-        .collect();
+        .unwrap_or_default();
     if shown.is_empty() {
         return false;
     }

@@ -351,18 +351,11 @@ fn transaction(order: &Order, appid: &str) -> Value {
         },
         "amount": {"total": order.amount_minor, "currency": order.currency},
     });
-    let openid = match &order.sub_merchant {
-        None => {
-            t["appid"] = json!(appid);
-            t["mchid"] = json!(order.merchant);
-            "openid"
-        }
-        Some(sub_mchid) => {
-            t["sp_appid"] = json!(appid);
-            t["sp_mchid"] = json!(order.merchant);
-            t["sub_mchid"] = json!(sub_mchid);
-            "sp_openid"
-        }
+    owner(&mut t, order, Some(appid));
+    let openid = if order.sub_merchant.is_some() {
+        "sp_openid"
+    } else {
+        "openid"
     };
     if order.status == OrderStatus::Paid {
         t["bank_type"] = json!("OTHERS");
@@ -372,6 +365,22 @@ fn transaction(order: &Order, appid: &str) -> Value {
         t["amount"]["payer_currency"] = json!(order.currency);
     }
     t
+}
+
+/// Names the order's owner in `answer`: `appid` (when given) and `mchid`, or for a
+/// sub-merchant's order its service provider's `sp_appid` and `sp_mchid` and its `sub_mchid`.
+fn owner(answer: &mut Value, order: &Order, appid: Option<&str>) {
+    let (app, merchant) = match &order.sub_merchant {
+        None => ("appid", "mchid"),
+        Some(sub_mchid) => {
+            answer["sub_mchid"] = json!(sub_mchid);
+            ("sp_appid", "sp_mchid")
+        }
+    };
+    if let Some(appid) = appid {
+        answer[app] = json!(appid);
+    }
+    answer[merchant] = json!(order.merchant);
 }
 
 /// The sub-merchant a call is for: `None` for a merchant's own order; for a partner call,
@@ -827,17 +836,7 @@ async fn reverse(
                 order.status = OrderStatus::Revoked;
             }
             let mut answer = json!({"out_trade_no": order.out_trade_no});
-            match &order.sub_merchant {
-                None => {
-                    answer["appid"] = json!(appid);
-                    answer["mchid"] = json!(order.merchant);
-                }
-                Some(sub_mchid) => {
-                    answer["sp_appid"] = json!(appid);
-                    answer["sp_mchid"] = json!(order.merchant);
-                    answer["sub_mchid"] = json!(sub_mchid);
-                }
-            }
+            owner(&mut answer, order, Some(&appid));
             (StatusCode::OK, Some(answer))
         })
         .unwrap_or_else(|| not_found("order"))
@@ -1398,13 +1397,7 @@ pub fn refund_notice(
         "amount": {"total": order.amount_minor, "refund": refund.amount_minor,
                    "payer_total": order.amount_minor, "payer_refund": refund.amount_minor},
     });
-    match &order.sub_merchant {
-        None => resource["mchid"] = json!(order.merchant),
-        Some(sub_mchid) => {
-            resource["sp_mchid"] = json!(order.merchant);
-            resource["sub_mchid"] = json!(sub_mchid);
-        }
-    }
+    owner(&mut resource, order, None);
     Some((
         notice(sim, url, "REFUND.SUCCESS", "退款成功", "refund", &resource),
         WECHATPAY_SCHEDULE_S,
