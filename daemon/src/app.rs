@@ -44,6 +44,10 @@ pub struct AppState {
     pub cashier_key: ring::hmac::Key,
     /// One reload at a time (SIGHUP and the API may ask at once).
     reloading: tokio::sync::Mutex<()>,
+    /// `[console]`: sessions, and the refunds that need a fresh code.
+    pub console: crate::config::ConsoleSettings,
+    /// Failed console log-ins per client, for the rate limit.
+    pub login_failures: crate::auth::FailureCounter,
 }
 
 impl AppState {
@@ -88,7 +92,8 @@ impl AppState {
             clock: clock.clone(),
         });
         Ok(Arc::new(AppState {
-            keys: ArcSwap::from_pointee(KeyRing::new(config.api_keys.iter().map(|k| k.entry()))),
+            keys: ArcSwap::from_pointee(config.key_ring()?),
+            console: config.console.settings(),
             body_bytes_max: config.body_bytes_max(),
             upload_bytes_max: config.upload_bytes_max(),
             config,
@@ -103,6 +108,7 @@ impl AppState {
             openapi_json: OnceLock::new(),
             cashier_key: random_hmac_key(),
             reloading: tokio::sync::Mutex::new(()),
+            login_failures: Default::default(),
         }))
     }
 
@@ -115,7 +121,7 @@ impl AppState {
     pub async fn reload(&self) -> Result<ReloadReport, String> {
         let _one_at_a_time = self.reloading.lock().await;
         let fresh = Config::load(self.config.file()).map_err(|e| format!("invalid config: {e}"))?;
-        let keys = KeyRing::new(fresh.api_keys.iter().map(|k| k.entry()));
+        let keys = fresh.key_ring()?;
         let merchants = fresh.configured_merchants();
         let prepared = self.plugins.prepare_reload(&fresh, &fresh).await?;
         // Everything is ready: swap.

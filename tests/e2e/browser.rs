@@ -203,3 +203,248 @@ async fn a_payer_reading_chinese_pays_by_the_qr_code_and_sees_it_paid() {
     assert_eq!(stored["status"], "succeeded");
     browser.close().await.unwrap();
 }
+
+/// The page's width against the window's: nothing may scroll sideways.
+async fn assert_fits(browser: &Client, what: &str) {
+    let widths = browser
+        .execute(
+            "return [document.documentElement.scrollWidth, window.innerWidth];",
+            vec![],
+        )
+        .await
+        .unwrap();
+    let (page, window) = (widths[0].as_u64().unwrap(), widths[1].as_u64().unwrap());
+    assert!(
+        page <= window,
+        "{what}: {page} px wide in a {window} px window"
+    );
+}
+
+/// Fills the fields of `form` and sends it; returns once the answer's page has replaced
+/// this one.
+async fn fill(browser: &Client, form: &str, fields: &[(&str, &str)]) {
+    let before = browser.find(Locator::Css("html")).await.unwrap();
+    for (name, value) in fields {
+        let input = browser
+            .find(Locator::Css(&format!("{form} [name={name}]")))
+            .await
+            .unwrap();
+        input.clear().await.unwrap();
+        input.send_keys(value).await.unwrap();
+    }
+    browser
+        .find(Locator::Css(&format!("{form} button[type=submit]")))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    for _ in 0..200 {
+        if before.tag_name().await.is_err() {
+            return; // stale: the new page is in
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("sending {form} never loaded a page");
+}
+
+#[tokio::test]
+async fn a_shop_owner_logs_in_with_a_code_reads_the_day_and_refunds_with_a_fresh_code() {
+    use crate::second_factor::{code, enrolled, now_s};
+    let (config, apps) = enrolled(
+        &["key_demo_erp"],
+        "[console]\nrefund_confirm_above = { CNY = \"10.00\" }\n",
+    );
+    // The shop keeps China time: its day begins at 16:00 UTC.
+    let config = config.replacen(
+        "name = \"Demo Coffee\"\n",
+        "name = \"Demo Coffee\"\nutc_offset = \"+08:00\"\n",
+        1,
+    );
+    let daemon = Daemon::with_config(config);
+    let start = now_s();
+    let erp = &apps["key_demo_erp"];
+    let mut big = String::new();
+    for (n, amount) in ["12.00", "3.50", "7.25"].into_iter().enumerate() {
+        let (status, _, paid) = daemon.pay(&format!("b-{n}"), barcode(amount)).await;
+        assert_eq!(
+            (status, paid["status"].as_str()),
+            (201, Some("succeeded")),
+            "{paid}"
+        );
+        if amount == "12.00" {
+            big = paid["id"].as_str().unwrap().to_owned();
+        }
+    }
+    // One the payer has not paid (the mock wallet keeps a .60 QR payment pending).
+    assert_eq!(daemon.pay("b-qr", qr("9.60")).await.0, 201);
+
+    // What the API says the day took, by wallet.
+    let midnight = {
+        let china = time::UtcOffset::from_hms(8, 0, 0).unwrap();
+        let now = time::OffsetDateTime::now_utc().to_offset(china);
+        now.replace_time(time::Time::MIDNIGHT)
+            .format(&time::format_description::well_known::Rfc3339)
+            .unwrap()
+    };
+    let (status, listed) = daemon
+        .get(
+            &format!(
+                "/v1/payments?status=succeeded&limit=100&created_gte={}",
+                midnight.replace('+', "%2B")
+            ),
+            Some(ERP),
+        )
+        .await;
+    assert_eq!(status, 200, "{listed}");
+    let mut by_wallet: std::collections::BTreeMap<String, (usize, rust_decimal::Decimal)> =
+        Default::default();
+    for p in listed["data"].as_array().unwrap() {
+        let entry = by_wallet
+            .entry(p["provider"].as_str().unwrap().to_owned())
+            .or_default();
+        entry.0 += 1;
+        entry.1 += p["amount"]
+            .as_str()
+            .unwrap()
+            .parse::<rust_decimal::Decimal>()
+            .unwrap();
+    }
+    assert_eq!(by_wallet.len(), 1, "{by_wallet:?}");
+
+    let driver = Driver::start();
+    let profile = tempfile::tempdir().unwrap();
+    let browser = driver.session("zh-CN,zh", profile.path()).await;
+    browser.set_window_size(375, 812).await.unwrap();
+    browser.goto(&daemon.url("/console")).await.unwrap();
+    // Sent to log in; the code is the one the app shows now.
+    assert!(
+        browser
+            .current_url()
+            .await
+            .unwrap()
+            .path()
+            .ends_with("/console/login")
+    );
+    assert_fits(&browser, "log-in").await;
+    artefact("console-login.png", &browser.screenshot().await.unwrap());
+    fill(
+        &browser,
+        "form[action='/console/login']",
+        &[("api_key", ERP), ("code", &code(erp, start, 0))],
+    )
+    .await;
+    for _ in 0..100 {
+        if browser.current_url().await.unwrap().path() == "/console" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        browser.current_url().await.unwrap().path(),
+        "/console",
+        "signed in"
+    );
+
+    // Today's takings on the page are the API's sums.
+    let rows = browser
+        .find_all(Locator::Css("main table tbody tr"))
+        .await
+        .unwrap();
+    let mut shown = Vec::new();
+    for row in &rows {
+        let cells = row.find_all(Locator::Css("td")).await.unwrap();
+        let mut texts = Vec::new();
+        for cell in cells {
+            texts.push(cell.text().await.unwrap());
+        }
+        shown.push(texts);
+    }
+    let (wallet, (count, sum)) = by_wallet.iter().next().unwrap();
+    assert_eq!(wallet, "mock");
+    let want = vec![
+        "模拟钱包".to_owned(),
+        count.to_string(),
+        format!("¥{sum:.2}"),
+    ];
+    assert_eq!(shown.first(), Some(&want), "takings rows: {shown:?}");
+    assert_eq!(sum.to_string(), "22.75");
+    let text = main_text(&browser).await;
+    assert!(text.contains("今日") || text.contains("今天"), "{text}");
+    assert!(
+        browser
+            .find(Locator::Css("main svg[role=img]"))
+            .await
+            .is_ok(),
+        "the 30-day chart"
+    );
+    assert_fits(&browser, "today").await;
+    artefact("console-today.png", &browser.screenshot().await.unwrap());
+
+    for (path, name) in [
+        ("/console/payments", "console-payments.png"),
+        ("/console/alerts", "console-alerts.png"),
+        ("/console/merchants", "console-merchants.png"),
+    ] {
+        browser.goto(&daemon.url(path)).await.unwrap();
+        assert_fits(&browser, path).await;
+        artefact(name, &browser.screenshot().await.unwrap());
+    }
+
+    // A refund above 10.00 asks for a fresh code; the log-in's is refused; the next works.
+    browser
+        .goto(&daemon.url(&format!("/console/payments/{big}")))
+        .await
+        .unwrap();
+    assert_fits(&browser, "payment").await;
+    artefact("console-payment.png", &browser.screenshot().await.unwrap());
+    let refund_form = format!("form[action='/console/payments/{big}/refund']");
+    fill(&browser, &refund_form, &[("amount", "12.00"), ("code", "")]).await;
+    let asked = browser
+        .find(Locator::Css("[role=alert]"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(asked.contains("验证码"), "{asked}");
+    fill(
+        &browser,
+        &refund_form,
+        &[("amount", "12.00"), ("code", &code(erp, start, 0))],
+    )
+    .await;
+    let refused = browser
+        .find(Locator::Css("[role=alert]"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_ne!(refused, asked, "a used code is refused as such: {refused}");
+    let (_, refunds) = daemon
+        .get(&format!("/v1/payments/{big}/refunds"), Some(ERP))
+        .await;
+    assert!(refunds["data"].as_array().unwrap().is_empty());
+    fill(
+        &browser,
+        &refund_form,
+        &[("amount", "12.00"), ("code", &code(erp, start, 1))],
+    )
+    .await;
+    let done = browser
+        .find(Locator::Css("[role=status]"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let (_, refunds) = daemon
+        .get(&format!("/v1/payments/{big}/refunds"), Some(ERP))
+        .await;
+    let refund_id = refunds["data"][0]["id"].as_str().unwrap();
+    assert!(done.contains(refund_id), "{done}");
+    assert_eq!(refunds["data"][0]["amount"], "12.00");
+    artefact("console-refunded.png", &browser.screenshot().await.unwrap());
+    browser.close().await.unwrap();
+}

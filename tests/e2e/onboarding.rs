@@ -770,7 +770,9 @@ async fn the_master_key_rotates_in_place() {
 
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("paygate.toml");
-    std::fs::write(&config, default_config_text()).unwrap();
+    // A key with an authenticator: its secret, sealed in the config, rotates too.
+    let (enrolled, _) = crate::second_factor::enrolled(&["key_demo_erp"], "");
+    std::fs::write(&config, &enrolled).unwrap();
     let new_key = dir.path().join("new.hex");
     let out = run_paygated(&["keys", "new-master"]);
     assert!(out.status.success());
@@ -794,19 +796,29 @@ async fn the_master_key_rotates_in_place() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert!(String::from_utf8_lossy(&out.stdout).contains("re-encrypted 1 records"));
+    assert!(
+        String::from_utf8_lossy(&out.stdout)
+            .contains("re-encrypted 1 records and 1 authenticator secrets")
+    );
     // Everything now opens with the new key: rotating again from it back to the old one
     // works only if every value was re-sealed under it.
     let rotated_config = dir.path().join("rotated.toml");
     let old_key = repo_root().join("config/sandbox-keys/master_key.hex");
     std::fs::write(
         &rotated_config,
-        default_config_text().replace(
+        std::fs::read_to_string(&config).unwrap().replace(
             &format!("file:{}", old_key.display()),
             &format!("file:{}", new_key.display()),
         ),
     )
     .unwrap();
+    let check = run_paygated(&[
+        "config",
+        "check",
+        "--config",
+        rotated_config.to_str().unwrap(),
+    ]);
+    assert!(check.status.success(), "the secret opens with the new key");
     let back = rotate(&rotated_config, &old_key);
     assert!(
         back.status.success(),
@@ -814,7 +826,11 @@ async fn the_master_key_rotates_in_place() {
         String::from_utf8_lossy(&back.stderr)
     );
     // And the daemon, on the original key, serves the merchant.
-    let again = Daemon::with_config_on(default_config_text(), &data);
+    let back_config = std::fs::read_to_string(&rotated_config).unwrap().replace(
+        &format!("file:{}", new_key.display()),
+        &format!("file:{}", old_key.display()),
+    );
+    let again = Daemon::with_config_on(back_config, &data);
     let (status, merchant) = again.get(&format!("/v1/merchants/{id}"), Some(ADMIN)).await;
     assert_eq!(
         (status, merchant["legal_person"]["id_number"].as_str()),

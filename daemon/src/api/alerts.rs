@@ -330,9 +330,12 @@ pub async fn list_blocks(
 pub async fn lift_block(
     State(state): State<Arc<AppState>>,
     caller: Caller,
+    source: super::second_factor::ClientSource,
+    headers: axum::http::HeaderMap,
     ApiPath(id): ApiPath<String>,
 ) -> Result<Json<BlockObject>, ApiError> {
     caller.require_role(Role::Admin)?;
+    super::second_factor::require_code(&state, &caller.0, &headers, &source.0).await?;
     let block = state
         .monitor
         .lift_block(&id)?

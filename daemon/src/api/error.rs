@@ -55,6 +55,10 @@ pub enum ApiError {
     MethodNotAllowed { method: String, path: String },
     #[error("{message}")]
     Unauthenticated { message: String },
+    /// The key has an authenticator and this operation needs a fresh code from it
+    /// (`otp_required`, `otp_invalid`).
+    #[error("{message}")]
+    SecondFactor { code: &'static str, message: String },
     #[error("{message}")]
     Forbidden { message: String },
     /// Refused by a security decision (e.g. a blocked terminal): 403 with its own code.
@@ -112,7 +116,9 @@ impl ApiError {
             ApiError::BodyTimeout => StatusCode::REQUEST_TIMEOUT,
             ApiError::NotFound { .. } | ApiError::RouteNotFound { .. } => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
-            ApiError::Unauthenticated { .. } => StatusCode::UNAUTHORIZED,
+            ApiError::Unauthenticated { .. } | ApiError::SecondFactor { .. } => {
+                StatusCode::UNAUTHORIZED
+            }
             ApiError::Forbidden { .. } | ApiError::Denied { .. } => StatusCode::FORBIDDEN,
             ApiError::Conflict { .. } => StatusCode::CONFLICT,
             ApiError::Idempotency { status, .. } | ApiError::Provider { status, .. } => *status,
@@ -133,7 +139,9 @@ impl ApiError {
             | ApiError::RouteNotFound { .. }
             | ApiError::MethodNotAllowed { .. }
             | ApiError::Conflict { .. } => ErrorType::InvalidRequestError,
-            ApiError::Unauthenticated { .. } => ErrorType::AuthenticationError,
+            ApiError::Unauthenticated { .. } | ApiError::SecondFactor { .. } => {
+                ErrorType::AuthenticationError
+            }
             ApiError::Forbidden { .. } | ApiError::Denied { .. } => ErrorType::PermissionError,
             ApiError::Idempotency { .. } => ErrorType::IdempotencyError,
             ApiError::Provider { .. } => ErrorType::ProviderError,
@@ -149,7 +157,8 @@ impl ApiError {
             | ApiError::Conflict { code, .. }
             | ApiError::Idempotency { code, .. }
             | ApiError::Unavailable { code, .. }
-            | ApiError::Denied { code, .. } => code,
+            | ApiError::Denied { code, .. }
+            | ApiError::SecondFactor { code, .. } => code,
             ApiError::Provider { code, .. } => code,
             ApiError::Plugin { .. } => "plugin_fault",
             ApiError::UnsupportedMediaType { .. } => "content_type_invalid",

@@ -804,6 +804,7 @@ pub async fn create_bank_account(
     State(state): State<Arc<AppState>>,
     caller: Caller,
     client: Option<axum::Extension<ClientAddr>>,
+    headers: axum::http::HeaderMap,
     ApiPath(id): ApiPath<String>,
     mut request: Idempotent<BankAccountBody>,
 ) -> Result<Answer, ApiError> {
@@ -811,6 +812,15 @@ pub async fn create_bank_account(
     onboarded(&state, &caller, &id)?;
     let body = request.body()?;
     let actor = actor(&caller, client.as_deref());
+    // Binding or changing where the money goes: a fresh code from a key's authenticator.
+    super::second_factor::require_code_for(
+        &state,
+        &caller.0,
+        &request.claim(&caller.0.id),
+        &headers,
+        &actor.source,
+    )
+    .await?;
     let is_card = match body.account_type.as_deref() {
         None | Some("corporate") => false,
         Some("card") => true,

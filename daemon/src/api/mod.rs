@@ -7,6 +7,7 @@ mod auth;
 mod cashier;
 pub mod cashier_page;
 pub mod cashier_text;
+mod console;
 pub mod error;
 pub mod events;
 mod idempotency;
@@ -19,6 +20,7 @@ mod ops;
 mod payments;
 mod plugins;
 mod request_id;
+mod second_factor;
 #[cfg(feature = "test-hooks")]
 mod test_hooks;
 
@@ -204,6 +206,7 @@ pub fn router_and_openapi(state: Arc<AppState>) -> (Router, utoipa::openapi::Ope
             axum::routing::post(test_hooks::stall_store),
         );
     let router = routes
+        .merge(console::router())
         .fallback(route_not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(state.body_bytes_max))

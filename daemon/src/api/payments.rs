@@ -26,7 +26,7 @@ use crate::payments::service::{self, Answer, Method, NewPayment, NewRefund, Paym
 use crate::store::archive::Found;
 
 /// Bounds on free-text fields.
-const DESCRIPTION_CHARS_MAX: usize = 256;
+pub(super) const DESCRIPTION_CHARS_MAX: usize = 256;
 const IDENT_CHARS_MAX: usize = 64;
 const METADATA_KEYS_MAX: usize = 20;
 const METADATA_KEY_CHARS_MAX: usize = 40;
@@ -426,7 +426,7 @@ fn render_payment(
     }
 }
 
-fn render_refund(refund: &RefundRecord, error: Option<&PaymentError>) -> (u16, String) {
+pub(super) fn render_refund(refund: &RefundRecord, error: Option<&PaymentError>) -> (u16, String) {
     match error {
         Some(error) => {
             let error = ApiError::from(error);
@@ -451,7 +451,7 @@ fn money_error(error: MoneyError) -> ApiError {
     ApiError::invalid(code, error.to_string(), Some(param))
 }
 
-fn check_text(
+pub(super) fn check_text(
     value: &Option<String>,
     param: &'static str,
     max: usize,
@@ -878,6 +878,8 @@ pub async fn cancel_payment(
 pub async fn create_refund(
     State(state): State<Arc<AppState>>,
     caller: Caller,
+    source: super::second_factor::ClientSource,
+    headers: axum::http::HeaderMap,
     ApiPath(id): ApiPath<String>,
     mut request: Idempotent<CreateRefundBody>,
 ) -> Result<Answer, ApiError> {
@@ -908,6 +910,18 @@ pub async fn create_refund(
         reason: body.reason.clone(),
     };
     let claim = request.claim(&caller.0.id);
+    // Above `[console] refund_confirm_above`, a key with an authenticator needs a fresh code.
+    let refund_minor = new.amount.as_ref().map_or(
+        payment.amount_minor - payment.refund_reserved_minor,
+        Money::minor,
+    );
+    if state
+        .console
+        .refund_needs_code(&payment.currency, refund_minor)
+    {
+        super::second_factor::require_code_for(&state, &caller.0, &claim, &headers, &source.0)
+            .await?;
+    }
     let answer = service::create_refund(
         &state.payments,
         &caller.0,

@@ -157,8 +157,11 @@ pub struct ReloadObject {
 pub async fn reload_plugins(
     State(state): State<Arc<AppState>>,
     caller: Caller,
+    source: super::second_factor::ClientSource,
+    headers: axum::http::HeaderMap,
 ) -> Result<Json<ReloadObject>, ApiError> {
     caller.require_role(Role::Admin)?;
+    super::second_factor::require_code(&state, &caller.0, &headers, &source.0).await?;
     let report = state
         .reload()
         .await

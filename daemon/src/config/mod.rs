@@ -19,8 +19,10 @@ use crate::auth::Role;
 use crate::settings::FieldError;
 pub use crate::settings::KeySource;
 
+mod console;
 mod monitor;
 mod webhooks;
+pub use console::{ConsoleConfig, ConsoleSettings};
 pub use monitor::{Action, MonitorConfig, OpeningHours, RULES, RuleSettings, Severity};
 pub use webhooks::{WebhookEndpointConfig, WebhooksConfig};
 
@@ -66,6 +68,9 @@ pub struct Config {
     /// Merchant onboarding: the master key for sensitive data, the platform account.
     #[serde(default)]
     pub onboarding: OnboardingConfig,
+    /// The back office: sessions, and the refunds that need a fresh authenticator code.
+    #[serde(default)]
+    pub console: ConsoleConfig,
     /// The file this came from and its text, to locate problems found after loading
     /// (a taken listen address, an unreadable certificate).
     #[serde(skip)]
@@ -438,20 +443,79 @@ pub struct ApiKeyConfig {
     pub merchants: Spanned<Vec<String>>,
     /// Lower-case hex SHA-256 of the key (`paygated keys new` prints it).
     pub sha256: Spanned<String>,
+    /// The key's authenticator secret, sealed under `[onboarding] master_key` (written by
+    /// `paygated keys totp enroll`): the console's log-in and the API's sensitive operations
+    /// then need a code from it.
+    pub totp: Option<Spanned<SealedSecret>>,
 }
 
+/// A secret sealed under the master key, as the config holds it (`MasterKey::seal`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SealedSecret {
+    pub key_id: String,
+    pub nonce: String,
+    pub ciphertext: String,
+}
+
+impl SealedSecret {
+    pub fn sealed(&self) -> crate::domain::records::Sealed {
+        crate::domain::records::Sealed {
+            key_id: self.key_id.clone(),
+            nonce: self.nonce.clone(),
+            ciphertext: self.ciphertext.clone(),
+        }
+    }
+}
+
+/// What a key's sealed authenticator secret is bound to: moved to another key, it does not
+/// open.
+pub fn totp_record_id(key_id: &str) -> String {
+    format!("api_key:{key_id}")
+}
+
+/// The field name sealed with it.
+pub const TOTP_FIELD: &str = "totp";
+
 impl ApiKeyConfig {
-    /// The validated entry as the key ring takes it.
-    pub fn entry(&self) -> crate::auth::KeyEntry {
+    /// The validated entry as the key ring takes it, its authenticator opened with `master`.
+    pub fn entry(
+        &self,
+        master: Option<&crate::merchants::sealed::MasterKey>,
+    ) -> Result<crate::auth::KeyEntry, String> {
         let mut sha256 = [0u8; 32];
         hex::decode_to_slice(self.sha256.get_ref(), &mut sha256)
             .expect("config validation checked the hash is 64 hex characters");
-        crate::auth::KeyEntry {
-            id: self.id.get_ref().clone(),
+        let id = self.id.get_ref();
+        let second_factor = match &self.totp {
+            None => None,
+            Some(sealed) => {
+                let master = master.ok_or_else(|| {
+                    format!(
+                        "api key {id} has an authenticator (totp), sealed under the master key: \
+                         set [onboarding] master_key"
+                    )
+                })?;
+                let hex_secret = master
+                    .open(&totp_record_id(id), TOTP_FIELD, &sealed.get_ref().sealed())
+                    .map_err(|e| format!("api key {id}: its totp secret: {e}"))?;
+                let secret = zeroize::Zeroizing::new(
+                    hex::decode(hex_secret.as_bytes())
+                        .map_err(|_| format!("api key {id}: its totp secret is not hex"))?,
+                );
+                Some(
+                    crate::auth::Authenticator::new(id, &secret)
+                        .map_err(|e| format!("api key {id}: {e}"))?,
+                )
+            }
+        };
+        Ok(crate::auth::KeyEntry {
+            id: id.clone(),
             role: self.role,
             merchants: self.merchants.get_ref().clone(),
             sha256,
-        }
+            second_factor,
+        })
     }
 }
 
@@ -786,6 +850,23 @@ impl Config {
             }
             check_key_scope(key.role, key.merchants.get_ref())
                 .map_err(|m| at.error(key.merchants.span(), field("merchants"), m))?;
+            if let Some(totp) = &key.totp {
+                if key.role == Role::Pos {
+                    return Err(at.error(
+                        totp.span(),
+                        field("totp"),
+                        "an authenticator is for erp and admin keys (the console and the \
+                         sensitive operations); a pos key cannot have one",
+                    ));
+                }
+                if self.onboarding.master_key.is_none() {
+                    return Err(at.error(
+                        totp.span(),
+                        field("totp"),
+                        "the secret is sealed under the master key: set [onboarding] master_key",
+                    ));
+                }
+            }
             for merchant in key.merchants.get_ref() {
                 if !is_merchant_id(merchant) {
                     return Err(at.error(
@@ -799,6 +880,7 @@ impl Config {
         self.validate_plugins(at)?;
         self.validate_payments(at)?;
         self.webhooks.validate(at)?;
+        self.console.validate(at)?;
         self.monitor.validate(at)?;
         self.validate_onboarding(at)?;
         self.store.validate(at)?;
@@ -1393,9 +1475,25 @@ impl Config {
             .map(String::as_str)
     }
 
-    /// What `paygated config check` prints about a valid file.
+    /// The API keys, their authenticators opened with the master key (read only when a key
+    /// has one).
+    pub fn key_ring(&self) -> Result<crate::auth::KeyRing, String> {
+        let master = if self.api_keys.iter().any(|k| k.totp.is_some()) {
+            self.master_key()?
+        } else {
+            None
+        };
+        let entries = self
+            .api_keys
+            .iter()
+            .map(|k| k.entry(master.as_ref()))
+            .collect::<Result<Vec<_>, String>>()?;
+        Ok(crate::auth::KeyRing::new(entries))
+    }
+
+    /// What `paygated config check` prints about a valid file (whose keys open).
     pub fn summary(&self) -> Vec<String> {
-        let keys = crate::auth::KeyRing::new(self.api_keys.iter().map(|k| k.entry()));
+        let keys = self.key_ring().unwrap_or_default();
         let tls = match &self.server.tls {
             Some(tls) if tls.client_ca_file.is_some() => "TLS 1.3 with client certificates",
             Some(_) => "TLS 1.3",

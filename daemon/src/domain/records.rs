@@ -333,6 +333,20 @@ pub struct Sealed {
     pub ciphertext: String,
 }
 
+/// A console session (the store keys it by the SHA-256 of its id, which only the browser
+/// holds).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SessionRecord {
+    /// The API key that logged in.
+    pub key_id: String,
+    /// The fingerprint of the key's authenticator at log-in: a reset one ends the session.
+    pub factor: String,
+    /// The token every form of the session carries.
+    pub csrf: String,
+    pub created_at_ms: i64,
+    pub last_seen_at_ms: i64,
+}
+
 /// A merchant onboarded through the API (config merchants are not stored).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MerchantRecord {

@@ -159,6 +159,36 @@ impl Store {
             .collect()
     }
 
+    /// The events about `objects` logged at or after `since_ms`, oldest first, reading the
+    /// log back from its newest event and at most `scan_max` events; `false` with them when
+    /// the scan stopped at that cap before reaching `since_ms` (older ones not shown).
+    pub fn events_of(
+        &self,
+        objects: &[&str],
+        since_ms: i64,
+        scan_max: usize,
+    ) -> Result<(Vec<EventRecord>, bool), StoreError> {
+        let mut found = Vec::new();
+        let mut complete = true;
+        for (scanned, raw) in self.trees.events.iter().values().rev().enumerate() {
+            if scanned == scan_max {
+                complete = false;
+                break;
+            }
+            let raw = raw.map_err(StoreError::Sled)?;
+            let event: EventRecord = serde_json::from_slice(&raw)
+                .map_err(|e| StoreError::Corrupt(format!("event: {e}")))?;
+            if event.created_at_ms < since_ms {
+                break;
+            }
+            if objects.contains(&event.object_id.as_str()) {
+                found.push(event);
+            }
+        }
+        found.reverse();
+        Ok((found, complete))
+    }
+
     /// How many events still owe a webhook delivery.
     pub fn outbox_len(&self) -> usize {
         self.trees.outbox.len()

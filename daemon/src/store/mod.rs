@@ -18,6 +18,7 @@ pub mod archive;
 mod artifacts;
 pub mod commit;
 mod compact;
+mod console;
 pub use compact::{Compaction, compact};
 #[cfg(test)]
 mod conformance;
@@ -122,6 +123,8 @@ pub struct Store {
     meta: sled::Tree,
     trees: payments::PaymentTrees,
     merchant_trees: merchants::MerchantTrees,
+    /// Code steps and console sessions.
+    console: console::ConsoleTrees,
     /// The event log's next sequence number.
     seq: event_log::EventSeq,
     /// The migration this open made, if the data dir had an older schema.
@@ -237,6 +240,7 @@ impl Store {
             Some(recovery::Recovered::Finished { .. }) | None => {}
         }
         let merchant_trees = merchants::MerchantTrees::open(&db).map_err(database_error)?;
+        let console = console::ConsoleTrees::open(&db).map_err(database_error)?;
         let seq = event_log::EventSeq::after_last(&trees.events, &meta)?;
         let archive = archive::Archive::open(dir)?;
         let commit =
@@ -249,6 +253,7 @@ impl Store {
             meta,
             trees,
             merchant_trees,
+            console,
             seq,
             migrated,
             commit,

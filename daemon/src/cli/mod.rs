@@ -1,4 +1,4 @@
-//! The command line: `paygated serve | config check | keys new`.
+//! The command line: `paygated serve | config check | keys ... | store ... | plugin ...`.
 //!
 //! Exit codes: 0 success, 1 a run-time failure (data dir locked, I/O), 2 invalid config or
 //! arguments.
@@ -7,6 +7,8 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+
+mod totp;
 
 use crate::auth::{self, Role};
 use crate::config::{self, Config};
@@ -147,6 +149,9 @@ enum KeysCommand {
     },
     /// Print a fresh master key (64 hex characters) for `[onboarding] master_key`.
     NewMaster,
+    /// Give an erp or admin key an authenticator (TOTP), the console's second factor.
+    #[command(subcommand)]
+    Totp(TotpCommand),
     /// Re-encrypt every sealed value in the data dir under a new master key (stop the
     /// daemon first; then point `[onboarding] master_key` at the new key).
     RotateMaster {
@@ -158,6 +163,26 @@ enum KeysCommand {
         /// The new key: `env:VAR` or `file:PATH`.
         #[arg(long)]
         new_key: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum TotpCommand {
+    /// Seal a fresh secret into the key's config entry and print it once, as a QR code and an
+    /// `otpauth://` URI (needs `[onboarding] master_key`; then reload the daemon).
+    Enroll {
+        #[arg(long, default_value = "config/paygate.toml")]
+        config: PathBuf,
+        #[arg(long)]
+        key_id: String,
+    },
+    /// The same for a lost authenticator: the old one stops working and the key's console
+    /// sessions end once the daemon reloads.
+    Reset {
+        #[arg(long, default_value = "config/paygate.toml")]
+        config: PathBuf,
+        #[arg(long)]
+        key_id: String,
     },
 }
 
@@ -174,6 +199,12 @@ pub fn main() -> ExitCode {
             merchants,
             id,
         }) => keys_new(&role, merchants, id),
+        Command::Keys(KeysCommand::Totp(TotpCommand::Enroll { config, key_id })) => {
+            totp::run(&config, &key_id, totp::Mode::Enroll)
+        }
+        Command::Keys(KeysCommand::Totp(TotpCommand::Reset { config, key_id })) => {
+            totp::run(&config, &key_id, totp::Mode::Reset)
+        }
         Command::Keys(KeysCommand::NewMaster) => {
             println!("{}", crate::merchants::sealed::MasterKey::generate_hex());
             ExitCode::SUCCESS
@@ -450,10 +481,14 @@ fn rotate_master(
             reseal(&id, "account_number", &mut a.account_number)
         },
     );
+    // The keys' authenticator secrets live in the config file, sealed the same way.
+    let result = result.map_err(|e| e.to_string()).and_then(|count| {
+        totp::reseal_config(config_path, &old, &new).map(|secrets| (count, secrets))
+    });
     match result {
-        Ok(count) => {
+        Ok((count, secrets)) => {
             println!(
-                "re-encrypted {count} records from key {} to key {}; now set [onboarding] master_key to the new key",
+                "re-encrypted {count} records and {secrets} authenticator secrets from key {} to key {}; now set [onboarding] master_key to the new key",
                 old.id(),
                 new.id()
             );
@@ -550,8 +585,9 @@ fn config_check(path: &std::path::Path) -> ExitCode {
             return ExitCode::from(EXIT_CONFIG);
         }
     };
-    // The master key is read at start: one that cannot be read stops the daemon too.
-    if let Err(e) = config.master_key() {
+    // The master key is read at start, and opens the keys' authenticators: one that cannot
+    // be read, or a secret it does not open, stops the daemon too.
+    if let Err(e) = config.master_key().and_then(|_| config.key_ring()) {
         eprintln!("paygated: invalid config: {}: {e}", path.display());
         return ExitCode::from(EXIT_CONFIG);
     }

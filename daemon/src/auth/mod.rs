@@ -10,6 +10,12 @@ use std::sync::Arc;
 use ring::digest;
 use serde::Deserialize;
 
+mod failures;
+pub mod totp;
+
+pub use failures::FailureCounter;
+pub use totp::Authenticator;
+
 /// What a key may do. Each role can do everything the one before it can.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -57,6 +63,9 @@ pub struct ApiKey {
     pub merchants: BTreeSet<String>,
     /// True when this is one of the demo keys whose plaintext the README publishes.
     pub is_demo: bool,
+    /// The key's authenticator, when one is enrolled (`paygated keys totp enroll`): the
+    /// console's log-in and the API's sensitive operations then need a fresh code.
+    pub second_factor: Option<Authenticator>,
 }
 
 impl ApiKey {
@@ -81,6 +90,7 @@ pub struct KeyEntry {
     pub role: Role,
     pub merchants: Vec<String>,
     pub sha256: [u8; 32],
+    pub second_factor: Option<Authenticator>,
 }
 
 /// All configured keys, indexed by hash.
@@ -101,6 +111,7 @@ impl KeyRing {
                     role: entry.role,
                     merchants: entry.merchants.into_iter().collect(),
                     is_demo: demo_hashes.contains(&entry.sha256),
+                    second_factor: entry.second_factor,
                 };
                 (entry.sha256, Arc::new(key))
             })
@@ -111,6 +122,11 @@ impl KeyRing {
     /// The key whose hash matches `presented`, if any.
     pub fn authenticate(&self, presented: &str) -> Option<Arc<ApiKey>> {
         self.by_hash.get(&sha256(presented)).cloned()
+    }
+
+    /// The key named `id` (a console session's key, looked up again on each request).
+    pub fn by_id(&self, id: &str) -> Option<Arc<ApiKey>> {
+        self.by_hash.values().find(|k| k.id == id).cloned()
     }
 
     pub fn keys(&self) -> impl Iterator<Item = &ApiKey> {
@@ -146,6 +162,7 @@ mod tests {
             role,
             merchants: merchants.iter().map(|m| m.to_string()).collect(),
             sha256: sha256(key),
+            second_factor: None,
         }
     }
 
