@@ -48,6 +48,8 @@ pub struct AppState {
     pub console: crate::config::ConsoleSettings,
     /// Failed console log-ins per client, for the rate limit.
     pub login_failures: crate::auth::FailureCounter,
+    /// Wrong second-factor codes per API key (`api::second_factor`).
+    pub code_failures: crate::auth::FailureCounter,
 }
 
 impl AppState {
@@ -109,6 +111,9 @@ impl AppState {
             cashier_key: random_hmac_key(),
             reloading: tokio::sync::Mutex::new(()),
             login_failures: Default::default(),
+            code_failures: crate::auth::FailureCounter::over(
+                crate::auth::totp::WRONG_CODES_WINDOW_MS,
+            ),
         }))
     }
 

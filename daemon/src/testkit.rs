@@ -341,6 +341,7 @@ impl Harness {
                 role: Role::Pos,
                 merchants: [MERCHANT.to_owned()].into(),
                 is_demo: false,
+                digest: "00".repeat(8),
                 second_factor: None,
             },
             _dir: dir,

@@ -185,3 +185,58 @@ fn keys_new_prints_a_key_and_its_hash() {
     let pos_without = run_paygated(&["keys", "new", "--role", "pos"]);
     assert_eq!(pos_without.status.code(), Some(2));
 }
+
+#[test]
+fn bad_console_settings_and_second_factors() {
+    let key = |role: &str, totp: &str| {
+        let scope = if role == "admin" {
+            ""
+        } else {
+            "merchants = [\"m_a\"]\n"
+        };
+        format!(
+            "[[api_keys]]\nid = \"key_x\"\nrole = \"{role}\"\nsha256 = \"{HASH}\"\n{totp}\n{scope}"
+        )
+    };
+    let sealed = "totp = { key_id = \"00\", nonce = \"00\", ciphertext = \"00\" }";
+    for (text, line, field) in [
+        (
+            "[console]\nrefund_confirm_above = { XYZ = \"1.00\" }\n".to_owned(),
+            2,
+            "console.refund_confirm_above.XYZ",
+        ),
+        (
+            "[console]\nrefund_confirm_above = { CNY = \"1.001\" }\n".to_owned(),
+            2,
+            "console.refund_confirm_above.CNY",
+        ),
+        (
+            "[console]\n\nidle_timeout_s = 5\n".to_owned(),
+            3,
+            "console.idle_timeout_s",
+        ),
+        (
+            "[console]\nidle_timeout_s = 7200\nabsolute_timeout_s = 3600\n".to_owned(),
+            2,
+            "console.idle_timeout_s",
+        ),
+        (
+            "[console]\nlogin_failures_per_minute = 0\n".to_owned(),
+            2,
+            "console.login_failures_per_minute",
+        ),
+        ("[console]\nsession_s = 60\n".to_owned(), 2, "session_s"),
+        // An authenticator on a till's key; one without a master key to open it; one
+        // missing its fields.
+        (key("pos", sealed), 5, "api_keys[0].totp"),
+        (key("erp", sealed), 5, "api_keys[0].totp"),
+        (
+            key("admin", "totp = { key_id = \"00\" }"),
+            5,
+            "api_keys[0].totp",
+        ),
+    ] {
+        let (_dir, output) = config_check("bad.toml", &text);
+        assert_refused(&output, line, field);
+    }
+}

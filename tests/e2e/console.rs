@@ -431,3 +431,67 @@ async fn pages_stay_within_the_keys_scope() {
         &page.body[..200]
     );
 }
+
+#[tokio::test]
+async fn a_session_ends_when_its_keys_authenticator_is_reset_or_its_key_replaced() {
+    let (config, apps) = console_config();
+    let daemon = Daemon::with_config(config);
+    let start = now_s();
+    let config_path = daemon.dir.path().join("paygate.toml");
+    let mut visitor = Visitor::new(&daemon);
+    assert_eq!(
+        visitor
+            .log_in(ERP, &code(&apps["key_demo_erp"], start, 0))
+            .await
+            .status,
+        303
+    );
+    let mut admin = Visitor::new(&daemon);
+    assert_eq!(
+        admin
+            .log_in(ADMIN, &code(&apps["key_demo_admin"], start, 0))
+            .await
+            .status,
+        303
+    );
+    assert_eq!(visitor.get("/console").await.status, 200);
+
+    // The operator resets the erp key's authenticator (a lost phone) and reloads.
+    let out = run_paygated(&[
+        "keys",
+        "totp",
+        "reset",
+        "--config",
+        config_path.to_str().unwrap(),
+        "--key-id",
+        "key_demo_erp",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // And gives the admin key a new value under the same id (a leaked key replaced).
+    let text = std::fs::read_to_string(&config_path).unwrap();
+    let replaced = text.replace(&sha256_hex(ADMIN), &sha256_hex("pg_new_admin_key"));
+    assert_ne!(text, replaced);
+    std::fs::write(&config_path, replaced).unwrap();
+    signal(daemon.pid(), "HUP");
+    let mut ended = (false, false);
+    for _ in 0..100 {
+        ended = (
+            visitor.get("/console").await.status == 303,
+            admin.get("/console").await.status == 303,
+        );
+        if ended == (true, true) {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(ended, (true, true), "both sessions end at the reload");
+    assert_eq!(
+        visitor.get("/console").await.location.as_deref(),
+        Some("/console/login"),
+        "the ended session's cookie was removed"
+    );
+}

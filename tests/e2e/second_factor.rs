@@ -348,3 +348,115 @@ async fn sensitive_operations_need_a_fresh_code_once() {
         "{body}"
     );
 }
+
+#[tokio::test]
+async fn wrong_codes_are_limited_per_key_and_a_used_idempotency_key_is_no_way_around() {
+    let (config, apps) = enrolled(
+        &["key_demo_erp", "key_demo_admin"],
+        "[console]\nrefund_confirm_above = { CNY = \"10.00\" }\n",
+    );
+    let daemon = Daemon::with_config(config);
+    let start = now_s();
+    let erp = &apps["key_demo_erp"];
+    let (_, _, payment) = daemon.pay("p-limit", barcode("80.00")).await;
+    let id = payment["id"].as_str().unwrap();
+
+    // A key used for a small refund (no code) cannot carry a large one without a code: the
+    // code is asked before the key's reuse is found out.
+    assert_eq!(
+        refund(&daemon, id, ERP, "r-reuse", "5.00", None).await.0,
+        201
+    );
+    let (status, _, body) = refund(&daemon, id, ERP, "r-reuse", "50.00", None).await;
+    assert_eq!(
+        (status, error_kind(&body).1.as_str()),
+        (401, "otp_required"),
+        "{body}"
+    );
+
+    // Five wrong codes, then even the right one waits.
+    let right = code(erp, start, 0);
+    let wrong = if right == "000000" {
+        "111111"
+    } else {
+        "000000"
+    };
+    for n in 0..5 {
+        let (status, _, body) = refund(
+            &daemon,
+            id,
+            ERP,
+            &format!("r-guess-{n}"),
+            "20.00",
+            Some(wrong),
+        )
+        .await;
+        assert_eq!(
+            (status, error_kind(&body).1.as_str()),
+            (401, "otp_invalid"),
+            "{n}: {body}"
+        );
+    }
+    let response = daemon
+        .client
+        .post(daemon.url(&format!("/v1/payments/{id}/refunds")))
+        .bearer_auth(ERP)
+        .header("content-type", "application/json")
+        .header("idempotency-key", "r-right")
+        .header("paygate-otp", &right)
+        .body(json!({"amount": "20.00"}).to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 429);
+    assert!(response.headers().contains_key("retry-after"));
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(
+        error_kind(&body),
+        (
+            "rate_limit_error".to_owned(),
+            "otp_attempts_exceeded".to_owned()
+        )
+    );
+    // Per key: the admin key is not held back by the erp key's guesses.
+    let admin = &apps["key_demo_admin"];
+    assert_eq!(
+        refund(
+            &daemon,
+            id,
+            ADMIN,
+            "r-admin",
+            "20.00",
+            Some(&code(admin, start, 0))
+        )
+        .await
+        .0,
+        201
+    );
+
+    // An application naming the account the provider settles to needs a code as binding
+    // one does.
+    let (status, _, merchant) = daemon
+        .post_idempotent(
+            "/v1/merchants",
+            ADMIN,
+            Some("m-otp-act"),
+            &crate::onboarding::materials("Act Shop"),
+        )
+        .await;
+    assert_eq!(status, 201, "{merchant}");
+    let details = crate::onboarding::details("Act Shop");
+    let path = format!(
+        "/v1/merchants/{}/activations",
+        merchant["id"].as_str().unwrap()
+    );
+    let body = json!({"provider": "mock", "details": {"settlement_account": details["settlement_account"]}});
+    let (status, _, answer) = daemon
+        .post_idempotent(&path, ADMIN, Some("act-otp"), &body)
+        .await;
+    assert_eq!(
+        (status, error_kind(&answer).1.as_str()),
+        (401, "otp_required"),
+        "{answer}"
+    );
+}

@@ -320,10 +320,11 @@ pub async fn list_blocks(
 
 /// Lifts a block (admin): the terminal may pay again.
 #[utoipa::path(delete, path = "/v1/blocks/{id}", tag = "alerts",
-    params(("id" = String, Path, description = "blk_...")),
+    params(("id" = String, Path, description = "blk_..."), ("Paygate-OTP" = Option<String>, Header, description = "A fresh code from the key's authenticator, when it has one (API.md §2)")),
     security(("api_key" = [])),
     responses(
         (status = 200, description = "The lifted block", body = BlockObject),
+        (status = 401, description = "Unknown key, or a code needed: otp_required, otp_invalid", body = ErrorBody),
         (status = 403, description = "Not an admin key", body = ErrorBody),
         (status = 404, description = "No such block in force", body = ErrorBody),
     ))]

@@ -59,6 +59,13 @@ pub enum ApiError {
     /// (`otp_required`, `otp_invalid`).
     #[error("{message}")]
     SecondFactor { code: &'static str, message: String },
+    /// Too many failed attempts (wrong codes for one key): 429 with `Retry-After`.
+    #[error("{message}")]
+    TooManyAttempts {
+        code: &'static str,
+        message: String,
+        retry_after_s: u64,
+    },
     #[error("{message}")]
     Forbidden { message: String },
     /// Refused by a security decision (e.g. a blocked terminal): 403 with its own code.
@@ -119,6 +126,7 @@ impl ApiError {
             ApiError::Unauthenticated { .. } | ApiError::SecondFactor { .. } => {
                 StatusCode::UNAUTHORIZED
             }
+            ApiError::TooManyAttempts { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Forbidden { .. } | ApiError::Denied { .. } => StatusCode::FORBIDDEN,
             ApiError::Conflict { .. } => StatusCode::CONFLICT,
             ApiError::Idempotency { status, .. } | ApiError::Provider { status, .. } => *status,
@@ -142,6 +150,7 @@ impl ApiError {
             ApiError::Unauthenticated { .. } | ApiError::SecondFactor { .. } => {
                 ErrorType::AuthenticationError
             }
+            ApiError::TooManyAttempts { .. } => ErrorType::RateLimitError,
             ApiError::Forbidden { .. } | ApiError::Denied { .. } => ErrorType::PermissionError,
             ApiError::Idempotency { .. } => ErrorType::IdempotencyError,
             ApiError::Provider { .. } => ErrorType::ProviderError,
@@ -158,7 +167,8 @@ impl ApiError {
             | ApiError::Idempotency { code, .. }
             | ApiError::Unavailable { code, .. }
             | ApiError::Denied { code, .. }
-            | ApiError::SecondFactor { code, .. } => code,
+            | ApiError::SecondFactor { code, .. }
+            | ApiError::TooManyAttempts { code, .. } => code,
             ApiError::Provider { code, .. } => code,
             ApiError::Plugin { .. } => "plugin_fault",
             ApiError::UnsupportedMediaType { .. } => "content_type_invalid",
@@ -243,6 +253,11 @@ impl IntoResponse for ApiError {
             response
                 .headers_mut()
                 .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        if let ApiError::TooManyAttempts { retry_after_s, .. } = &self {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(*retry_after_s));
         }
         if matches!(self, ApiError::Unavailable { .. }) {
             // A hint for clients and proxies; the idempotency key makes any retry safe.

@@ -696,10 +696,11 @@ pub async fn update_merchant(
 /// Applies to a provider (or resubmits after a rejection).
 #[utoipa::path(post, path = "/v1/merchants/{id}/activations", tag = "merchants",
     request_body = ActivationBody,
-    params(("id" = String, Path, description = "m_..."), ("Idempotency-Key" = String, Header, description = "Unique per operation")),
+    params(("id" = String, Path, description = "m_..."), ("Idempotency-Key" = String, Header, description = "Unique per operation"), ("Paygate-OTP" = Option<String>, Header, description = "A fresh code from the key's authenticator, when it has one and details.settlement_account is given (API.md §2)")),
     security(("api_key" = [])),
     responses(
         (status = 201, description = "The activation", body = ActivationObject),
+        (status = 401, description = "Unknown key, or a code needed: otp_required, otp_invalid", body = ErrorBody),
         (status = 404, description = "No such merchant", body = ErrorBody),
         (status = 422, description = "The provider is not available", body = ErrorBody),
         (status = 502, description = "The provider is unavailable; retry with the same key", body = ErrorBody),
@@ -708,6 +709,7 @@ pub async fn create_activation(
     State(state): State<Arc<AppState>>,
     caller: Caller,
     client: Option<axum::Extension<ClientAddr>>,
+    headers: axum::http::HeaderMap,
     ApiPath(id): ApiPath<String>,
     mut request: Idempotent<ActivationBody>,
 ) -> Result<Answer, ApiError> {
@@ -723,6 +725,22 @@ pub async fn create_activation(
         .transpose()?
         .unwrap_or_default();
     let details = body.details.clone().unwrap_or_default();
+    // An application that names the account the provider settles to decides where the money
+    // goes, as binding one does: a fresh code from a key's authenticator.
+    if details.settlement_account.is_some() {
+        let claim = request.claim(&caller.0.id);
+        let replay = super::second_factor::code_or_replay(
+            &state,
+            &caller.0,
+            &claim,
+            &headers,
+            &actor.source,
+        )
+        .await?;
+        if let Some(answer) = replay {
+            return Ok(answer);
+        }
+    }
     idempotently(
         &state,
         &caller,
@@ -793,10 +811,11 @@ pub async fn get_activation(
 /// Binds a settlement bank account at a provider where the merchant is active.
 #[utoipa::path(post, path = "/v1/merchants/{id}/bank_accounts", tag = "merchants",
     request_body = BankAccountBody,
-    params(("id" = String, Path, description = "m_..."), ("Idempotency-Key" = String, Header, description = "Unique per operation")),
+    params(("id" = String, Path, description = "m_..."), ("Idempotency-Key" = String, Header, description = "Unique per operation"), ("Paygate-OTP" = Option<String>, Header, description = "A fresh code from the key's authenticator, when it has one (API.md §2)")),
     security(("api_key" = [])),
     responses(
         (status = 201, description = "The account, pending verification", body = BankAccountObject),
+        (status = 401, description = "Unknown key, or a code needed: otp_required, otp_invalid", body = ErrorBody),
         (status = 400, description = "Invalid account number", body = ErrorBody),
         (status = 422, description = "Holder mismatch, or not active at the provider", body = ErrorBody),
     ))]
@@ -813,14 +832,13 @@ pub async fn create_bank_account(
     let body = request.body()?;
     let actor = actor(&caller, client.as_deref());
     // Binding or changing where the money goes: a fresh code from a key's authenticator.
-    super::second_factor::require_code_for(
-        &state,
-        &caller.0,
-        &request.claim(&caller.0.id),
-        &headers,
-        &actor.source,
-    )
-    .await?;
+    let claim = request.claim(&caller.0.id);
+    let replay =
+        super::second_factor::code_or_replay(&state, &caller.0, &claim, &headers, &actor.source)
+            .await?;
+    if let Some(answer) = replay {
+        return Ok(answer);
+    }
     let is_card = match body.account_type.as_deref() {
         None | Some("corporate") => false,
         Some("card") => true,

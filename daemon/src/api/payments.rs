@@ -867,10 +867,11 @@ pub async fn cancel_payment(
 /// Refunds a succeeded payment, wholly or in part.
 #[utoipa::path(post, path = "/v1/payments/{id}/refunds", tag = "refunds",
     request_body = CreateRefundBody,
-    params(("id" = String, Path, description = "pay_..."), ("Idempotency-Key" = String, Header, description = "Unique per operation")),
+    params(("id" = String, Path, description = "pay_..."), ("Idempotency-Key" = String, Header, description = "Unique per operation"), ("Paygate-OTP" = Option<String>, Header, description = "A fresh code from the key's authenticator, when it has one (API.md §2)")),
     security(("api_key" = [])),
     responses(
         (status = 201, description = "The refund", body = RefundObject),
+        (status = 401, description = "Unknown key, or a code needed (above [console] refund_confirm_above): otp_required, otp_invalid", body = ErrorBody),
         (status = 402, description = "Declined by the provider", body = ErrorBody),
         (status = 409, description = "The payment is archived (a retry of a key used before is answered)", body = ErrorBody),
         (status = 422, description = "Exceeds the payment, or the payment is not refundable", body = ErrorBody),
@@ -919,8 +920,12 @@ pub async fn create_refund(
         .console
         .refund_needs_code(&payment.currency, refund_minor)
     {
-        super::second_factor::require_code_for(&state, &caller.0, &claim, &headers, &source.0)
-            .await?;
+        let replay =
+            super::second_factor::code_or_replay(&state, &caller.0, &claim, &headers, &source.0)
+                .await?;
+        if let Some(answer) = replay {
+            return Ok(answer);
+        }
     }
     let answer = service::create_refund(
         &state.payments,

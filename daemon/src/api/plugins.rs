@@ -147,10 +147,11 @@ pub struct ReloadObject {
 /// file that cannot be read, a merchant's provider no plugin serves) leaves the running set
 /// serving.
 #[utoipa::path(post, path = "/v1/plugins/reload", tag = "plugins",
+    params(("Paygate-OTP" = Option<String>, Header, description = "A fresh code from the key's authenticator, when it has one (API.md §2)")),
     security(("api_key" = [])),
     responses(
         (status = 200, description = "Reloaded", body = ReloadObject),
-        (status = 401, description = "Missing or unknown API key", body = ErrorBody),
+        (status = 401, description = "Missing or unknown API key, or a code needed: otp_required, otp_invalid", body = ErrorBody),
         (status = 403, description = "Not an admin key", body = ErrorBody),
         (status = 422, description = "A plugin failed to load or verify; nothing changed", body = ErrorBody),
     ))]

@@ -1,7 +1,7 @@
 //! The second factor on the API (API.md §2): for a key with an authenticator enrolled, the
 //! sensitive operations need a fresh TOTP code in the `Paygate-OTP` header. A code is
-//! accepted once; a retry of an answered request (its Idempotency-Key known to the store) is
-//! replayed without one, since it does nothing new.
+//! accepted once; wrong codes are limited per key; a retry of an answered request is
+//! answered from the store without one, since it does nothing new.
 
 use axum::extract::FromRequestParts;
 use axum::http::HeaderMap;
@@ -10,6 +10,8 @@ use axum::http::request::Parts;
 use super::error::ApiError;
 use crate::app::AppState;
 use crate::auth::ApiKey;
+use crate::idempotency::Answer;
+use crate::store::Begin;
 
 /// The header that carries the code.
 pub const HEADER: &str = "paygate-otp";
@@ -29,23 +31,29 @@ pub async fn require_code(
     check_code(state, key, code, source).await
 }
 
-/// [`require_code`] for an operation under an Idempotency-Key: a key the store already
-/// knows (an answered request's retry, or one a crash cut short, resumed) needs no new code.
-pub async fn require_code_for(
+/// [`require_code`] for an operation under an Idempotency-Key: the answer of a request the
+/// key already finished (the same request) is returned from the store without a code, and
+/// nothing else skips the check (a key in progress, or used for another request, needs a
+/// code like a new one; the claim that follows then answers 409 or 422). `Some` is that
+/// stored answer: the caller returns it as it is.
+pub async fn code_or_replay(
     state: &AppState,
     key: &ApiKey,
     claim: &crate::store::Claim,
     headers: &HeaderMap,
     source: &str,
-) -> Result<(), ApiError> {
+) -> Result<Option<Answer>, ApiError> {
     if key.second_factor.is_none() {
-        return Ok(());
+        return Ok(None);
     }
     let store: &dyn crate::store::port::PaymentStore = state.store.as_ref();
-    if store.known_claim(claim)?.is_some() {
-        return Ok(());
+    if let Some(Begin::Replay { status, body }) = store.known_claim(claim)? {
+        state.metrics.count_idempotency_replay();
+        return Ok(Some(Answer::replayed(status, body)));
     }
-    require_code(state, key, headers, source).await
+    require_code(state, key, headers, source)
+        .await
+        .map(|()| None)
 }
 
 /// [`require_code`] for a code from elsewhere (a console form).
@@ -67,8 +75,24 @@ pub async fn check_code(
             ),
         });
     };
-    let now_s = u64::try_from(state.clock.now_ms() / 1000).unwrap_or_default();
+    let now_ms = state.clock.now_ms();
+    if let Some(retry_after_s) =
+        state
+            .code_failures
+            .wait_s(&key.id, now_ms, crate::auth::totp::WRONG_CODES_MAX)
+    {
+        return Err(ApiError::TooManyAttempts {
+            code: "otp_attempts_exceeded",
+            message: format!(
+                "too many wrong codes for API key {}: try again in {retry_after_s} s",
+                key.id
+            ),
+            retry_after_s,
+        });
+    }
+    let now_s = u64::try_from(now_ms / 1000).unwrap_or_default();
     let Some(step) = factor.check(code, now_s) else {
+        state.code_failures.record(&key.id, now_ms);
         // A wrong code is a failed authentication: the monitor counts them per source.
         state.monitor.observe(crate::monitor::Input::AuthFailure {
             source: source.to_owned(),

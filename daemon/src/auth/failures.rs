@@ -1,28 +1,45 @@
-//! Failed log-ins per client over the last minute: the console's rate limit. In memory and
-//! per daemon (a restart forgets it); the monitor's credential-abuse rule sees every
-//! failure as well.
+//! Failures per client or per key over a sliding window: the console's log-in limit (per
+//! client address, a minute) and the wrong-code limit (per API key). In memory and per
+//! daemon (a restart forgets it); the monitor's credential-abuse rule sees every failure as
+//! well.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Mutex;
 
-/// The window the limit counts over.
+/// The window a default counter counts over.
 const WINDOW_MS: i64 = 60_000;
 /// Clients tracked at most: beyond it, those whose failures have all left the window are
 /// forgotten first, then the rest (a flood of sources cannot grow memory without bound).
 const SOURCES_MAX: usize = 10_000;
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct FailureCounter {
     by_source: Mutex<HashMap<String, VecDeque<i64>>>,
+    window_ms: i64,
+}
+
+impl Default for FailureCounter {
+    /// Over the last minute.
+    fn default() -> Self {
+        FailureCounter::over(WINDOW_MS)
+    }
 }
 
 impl FailureCounter {
+    /// Counting over the last `window_ms`.
+    pub fn over(window_ms: i64) -> FailureCounter {
+        FailureCounter {
+            by_source: Mutex::default(),
+            window_ms,
+        }
+    }
+
     /// How long `source` must wait before trying again, if it has made `limit` failures in
     /// the last minute.
     pub fn wait_s(&self, source: &str, now_ms: i64, limit: u32) -> Option<u64> {
         let mut map = self.by_source.lock().expect("not poisoned");
         let times = map.get_mut(source)?;
-        while times.front().is_some_and(|t| *t <= now_ms - WINDOW_MS) {
+        while times.front().is_some_and(|t| *t <= now_ms - self.window_ms) {
             times.pop_front();
         }
         if times.len() < limit as usize {
@@ -30,13 +47,14 @@ impl FailureCounter {
         }
         // Free again when the oldest failure counted leaves the window.
         let oldest = times[times.len() - limit as usize];
-        Some(((oldest + WINDOW_MS - now_ms).max(1000) as u64).div_ceil(1000))
+        Some(((oldest + self.window_ms - now_ms).max(1000) as u64).div_ceil(1000))
     }
 
     pub fn record(&self, source: &str, now_ms: i64) {
         let mut map = self.by_source.lock().expect("not poisoned");
         if map.len() >= SOURCES_MAX && !map.contains_key(source) {
-            map.retain(|_, times| times.back().is_some_and(|t| *t > now_ms - WINDOW_MS));
+            let window_ms = self.window_ms;
+            map.retain(|_, times| times.back().is_some_and(|t| *t > now_ms - window_ms));
             if map.len() >= SOURCES_MAX {
                 map.clear();
             }

@@ -63,6 +63,9 @@ pub struct ApiKey {
     pub merchants: BTreeSet<String>,
     /// True when this is one of the demo keys whose plaintext the README publishes.
     pub is_demo: bool,
+    /// The first 8 bytes of the key's SHA-256, hex: names this key's value (a console
+    /// session ends when the key under its id is replaced).
+    pub digest: String,
     /// The key's authenticator, when one is enrolled (`paygated keys totp enroll`): the
     /// console's log-in and the API's sensitive operations then need a fresh code.
     pub second_factor: Option<Authenticator>,
@@ -111,6 +114,7 @@ impl KeyRing {
                     role: entry.role,
                     merchants: entry.merchants.into_iter().collect(),
                     is_demo: demo_hashes.contains(&entry.sha256),
+                    digest: hex::encode(&entry.sha256[..8]),
                     second_factor: entry.second_factor,
                 };
                 (entry.sha256, Arc::new(key))

@@ -16,6 +16,13 @@ pub const STEP_S: u64 = 30;
 pub const DIGITS: u8 = 6;
 /// Bytes of a fresh secret: 160 bits, as RFC 4226 §4 recommends.
 pub const SECRET_BYTES: usize = 20;
+/// Wrong codes a key may be sent per window before codes for it are refused until the
+/// oldest leaves the window: 480 guesses a day, with three codes right at a time out of a
+/// million, make a stolen key's code about two years' work on average (and every wrong one
+/// reaches the monitor).
+pub const WRONG_CODES_MAX: u32 = 5;
+/// The window those are counted over.
+pub const WRONG_CODES_WINDOW_MS: i64 = 15 * 60_000;
 /// The issuer authenticator apps show beside the account.
 const ISSUER: &str = "paygate";
 

@@ -120,10 +120,16 @@ fn enroll(config_path: &Path, key_id: &str, mode: Mode) -> Result<Zeroizing<Stri
         .map_err(|e| e.to_string())
         .and_then(|c| c.key_ring().map(drop));
     if let Err(e) = check {
-        let _ = replace_file(config_path, &original);
+        let restored = match replace_file(config_path, &original) {
+            Ok(()) => "the file is as it was".to_owned(),
+            Err(restore) => format!(
+                "restoring the file failed too ({restore}): check {} by hand",
+                config_path.display()
+            ),
+        };
         return Err((
             EXIT_RUNTIME,
-            format!("the edited config did not load ({e}); the file is unchanged"),
+            format!("the edited config did not load ({e}); {restored}"),
         ));
     }
     Ok(authenticator.uri())
@@ -185,13 +191,14 @@ pub fn reseal_config(
             else {
                 continue;
             };
-            let Some(table) = entry.get("totp").and_then(toml_edit::Item::as_inline_table) else {
+            // Written inline by `enroll`, but an operator may have made it a table.
+            let Some(table) = entry.get("totp").and_then(toml_edit::Item::as_table_like) else {
                 continue;
             };
             let field = |name: &str| {
                 table
                     .get(name)
-                    .and_then(|v| v.as_str())
+                    .and_then(toml_edit::Item::as_str)
                     .map(str::to_owned)
                     .ok_or_else(|| format!("api key {id}: its totp has no {name}"))
             };
@@ -216,21 +223,29 @@ pub fn reseal_config(
     Ok(changed)
 }
 
-/// Writes `text` to a temporary file beside `path` (with `path`'s permissions), syncs it
-/// and renames it over `path`: a crash leaves the old file or the new one.
+/// Writes `text` to a temporary file beside `path` (a symlink's target: the link stays),
+/// with `path`'s permissions, owner and group (an operator running this as root must not
+/// leave the daemon's user unable to read its config), syncs it and renames it over the
+/// file: a crash leaves the old file or the new one.
 fn replace_file(path: &Path, text: &str) -> std::io::Result<()> {
     use std::io::Write;
-    let dir = match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p,
-        _ => Path::new("."),
-    };
+    use std::os::unix::fs::MetadataExt;
+    let path = std::fs::canonicalize(path)?;
+    let dir = path.parent().unwrap_or(Path::new("/"));
+    let metadata = std::fs::metadata(&path)?;
     let mut temp = tempfile::NamedTempFile::new_in(dir)?;
-    if let Ok(metadata) = std::fs::metadata(path) {
-        std::fs::set_permissions(temp.path(), metadata.permissions())?;
+    std::fs::set_permissions(temp.path(), metadata.permissions())?;
+    let made = temp.as_file().metadata()?;
+    if (made.uid(), made.gid()) != (metadata.uid(), metadata.gid()) {
+        rustix::fs::fchown(
+            temp.as_file(),
+            Some(rustix::fs::Uid::from_raw(metadata.uid())),
+            Some(rustix::fs::Gid::from_raw(metadata.gid())),
+        )?;
     }
     temp.write_all(text.as_bytes())?;
     temp.as_file().sync_all()?;
-    temp.persist(path).map_err(|e| e.error)?;
+    temp.persist(&path).map_err(|e| e.error)?;
     std::fs::File::open(dir)?.sync_all()
 }
 
@@ -290,6 +305,29 @@ mod tests {
         let again = with_totp(&edited, "key_ops", &sealed("n2")).unwrap();
         assert_eq!(again.matches("totp =").count(), 1);
         assert!(again.contains("nonce = \"n2\""));
+    }
+
+    #[test]
+    fn the_file_is_replaced_with_its_mode_and_a_link_keeps_pointing_at_it() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let real = dir.path().join("real.toml");
+        std::fs::write(&real, "old").unwrap();
+        std::fs::set_permissions(&real, std::fs::Permissions::from_mode(0o640)).unwrap();
+        let link = dir.path().join("paygate.toml");
+        std::os::unix::fs::symlink(&real, &link).unwrap();
+        replace_file(&link, "new").unwrap();
+        assert!(
+            std::fs::symlink_metadata(&link)
+                .unwrap()
+                .file_type()
+                .is_symlink()
+        );
+        assert_eq!(std::fs::read_to_string(&real).unwrap(), "new");
+        let mode = std::fs::metadata(&real).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o640);
+        // Nothing left beside it.
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 2);
     }
 
     #[test]

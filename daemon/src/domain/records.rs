@@ -339,6 +339,9 @@ pub struct Sealed {
 pub struct SessionRecord {
     /// The API key that logged in.
     pub key_id: String,
+    /// Its value's digest (`ApiKey::digest`) at log-in: a key replaced under the same id
+    /// ends the session.
+    pub key_digest: String,
     /// The fingerprint of the key's authenticator at log-in: a reset one ends the session.
     pub factor: String,
     /// The token every form of the session carries.

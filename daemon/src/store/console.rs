@@ -110,6 +110,7 @@ mod tests {
     fn session(key_id: &str, last_seen_at_ms: i64) -> SessionRecord {
         SessionRecord {
             key_id: key_id.into(),
+            key_digest: "d1".into(),
             factor: "f1".into(),
             csrf: "c".repeat(43),
             created_at_ms: 1_000,

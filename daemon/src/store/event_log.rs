@@ -159,14 +159,14 @@ impl Store {
             .collect()
     }
 
-    /// The events about `objects` logged at or after `since_ms`, oldest first, reading the
-    /// log back from its newest event and at most `scan_max` events; `false` with them when
-    /// the scan stopped at that cap before reaching `since_ms` (older ones not shown).
-    pub fn events_of(
+    /// The events `keep` accepts among those logged at or after `since_ms`, oldest first,
+    /// reading the log back from its newest event and at most `scan_max` events; `false`
+    /// with them when the scan stopped at that cap before reaching `since_ms`.
+    pub fn events_since(
         &self,
-        objects: &[&str],
         since_ms: i64,
         scan_max: usize,
+        keep: impl Fn(&EventRecord) -> bool,
     ) -> Result<(Vec<EventRecord>, bool), StoreError> {
         let mut found = Vec::new();
         let mut complete = true;
@@ -181,7 +181,7 @@ impl Store {
             if event.created_at_ms < since_ms {
                 break;
             }
-            if objects.contains(&event.object_id.as_str()) {
+            if keep(&event) {
                 found.push(event);
             }
         }

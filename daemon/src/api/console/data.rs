@@ -19,8 +19,12 @@ pub const CHART_DAYS: usize = 30;
 pub const SCAN_MAX: usize = 100_000;
 /// Rows of a payments page.
 pub const PAGE_ROWS: usize = 50;
-/// Events read back at most for a payment's history.
-const EVENTS_SCAN_MAX: usize = 50_000;
+/// Events read back at most for a payment's history, and for the day's refunds.
+const EVENTS_SCAN_MAX: usize = 200_000;
+/// Open alerts listed at most.
+const ALERTS_OPEN_MAX: usize = 1_000;
+/// Alerts listed, open and acknowledged, when fewer are open.
+const ALERTS_SHOWN: usize = 200;
 /// Where the day of a payment-less scope begins: China time, the providers' day.
 const DEFAULT_OFFSET_MIN: i32 = 8 * 60;
 
@@ -159,21 +163,30 @@ pub fn today(state: &AppState, key: &ApiKey) -> Result<Today, StoreError> {
             } else if is_today {
                 unpaid += 1;
             }
-            if p.refund_reserved_minor > 0 || p.refunded_minor > 0 {
-                for r in state.store.find_refunds_of(&p.id)? {
-                    let r = r.record;
-                    let refunded_today =
-                        local_date(r.created_at_ms, offset_min) == local_date(now, offset_min);
-                    if refunded_today && r.status.as_str() != "failed" {
-                        let t = refunds.entry(p.currency.clone()).or_default();
-                        t.0 += 1;
-                        t.1 += r.amount_minor;
-                    }
-                }
-            }
         }
         if last {
             break;
+        }
+    }
+    // Refunds asked for today, whatever the age of their payment: the log's refund.created
+    // events of the last day (every merchant's today began less than a day ago).
+    let (created, complete) = state
+        .store
+        .events_since(now - 86_400_000, EVENTS_SCAN_MAX, |e| {
+            e.kind == crate::domain::events::EventKind::RefundCreated
+        })?;
+    partial |= !complete;
+    for event in created {
+        let Some(found) = state.store.find_refund(&event.object_id)? else {
+            continue;
+        };
+        let r = found.record;
+        let offset_min = offset_of(state, &r.merchant_id);
+        let today = local_date(r.created_at_ms, offset_min) == local_date(now, offset_min);
+        if today && key.may_act_for(&r.merchant_id) && r.status.as_str() != "failed" {
+            let t = refunds.entry(r.currency.clone()).or_default();
+            t.0 += 1;
+            t.1 += r.amount_minor;
         }
     }
     let open_alerts = state
@@ -325,6 +338,8 @@ pub struct PaymentPage {
     pub record: PaymentRecord,
     pub refunds: Vec<RefundRow>,
     pub events: Vec<EventRow>,
+    /// False when the log was read back only so far: older events are not shown.
+    pub events_complete: bool,
     /// What is left to refund (minor units).
     pub refundable_minor: i64,
 }
@@ -362,12 +377,14 @@ pub fn payment_page(
         .collect();
     let mut objects: Vec<&str> = vec![p.id.as_str()];
     objects.extend(refunds.iter().map(|r| r.id.as_str()));
-    let (events, _complete) = if found.archived {
+    let (events, events_complete) = if found.archived {
         (Vec::new(), true)
     } else {
         state
             .store
-            .events_of(&objects, p.created_at_ms - 1000, EVENTS_SCAN_MAX)?
+            .events_since(p.created_at_ms - 1000, EVENTS_SCAN_MAX, |e| {
+                objects.contains(&e.object_id.as_str())
+            })?
     };
     let payment = PaymentDetail {
         id: p.id.clone(),
@@ -422,6 +439,7 @@ pub fn payment_page(
         record: p,
         refunds: refund_rows,
         events,
+        events_complete,
         refundable_minor,
     }))
 }
@@ -452,16 +470,17 @@ pub fn alerts(
     key: &ApiKey,
 ) -> Result<(Vec<AlertRow>, Vec<BlockRow>), StoreError> {
     let now = state.clock.now_ms();
-    let mut alerts = state
-        .store
-        .alerts_page(None, 200, |a| alert_visible(key, a))?;
-    alerts.truncate(200);
-    alerts.sort_by_key(|a| {
-        (
-            a.acknowledged_at_ms.is_some(),
-            std::cmp::Reverse(a.created_at_ms),
-        )
-    });
+    // Every open alert (however old), then the newest acknowledged ones.
+    let mut alerts = state.store.alerts_page(None, ALERTS_OPEN_MAX, |a| {
+        a.acknowledged_at_ms.is_none() && alert_visible(key, a)
+    })?;
+    alerts.truncate(ALERTS_OPEN_MAX);
+    let room = ALERTS_SHOWN.saturating_sub(alerts.len());
+    let mut done = state.store.alerts_page(None, room, |a| {
+        a.acknowledged_at_ms.is_some() && alert_visible(key, a)
+    })?;
+    done.truncate(room);
+    alerts.extend(done);
     let offset_min = scope_offset(state, key);
     let rows = alerts
         .iter()

@@ -213,6 +213,12 @@ async fn login(
     match second_factor::check_code(&state, &key, Some(&fields.code), &source).await {
         Ok(()) => {}
         Err(ApiError::SecondFactor { .. }) => return Ok(refused()),
+        Err(ApiError::TooManyAttempts { retry_after_s, .. }) => {
+            return fail(
+                StatusCode::TOO_MANY_REQUESTS,
+                LoginProblem::TooMany { retry_after_s },
+            );
+        }
         Err(other) => return Err(other),
     }
     state.login_failures.clear(&source);
@@ -223,6 +229,7 @@ async fn login(
     let id = session::random_token();
     let record = SessionRecord {
         key_id: key.id.clone(),
+        key_digest: key.digest.clone(),
         factor: factor.fingerprint().to_owned(),
         csrf: session::random_token(),
         created_at_ms: now,
@@ -479,6 +486,7 @@ fn payment_response(
         payment: page.payment,
         refunds: page.refunds,
         events: page.events,
+        events_complete: page.events_complete,
         refund_form,
     });
     Ok(session::page(status, body, &nonce))
@@ -595,45 +603,46 @@ async fn refund(
             .as_bytes(),
         )),
     };
-    if state
-        .console
-        .refund_needs_code(&payment.currency, amount.minor())
-    {
-        let code = Some(fields.code.as_str()).filter(|c| !c.trim().is_empty());
-        let known = {
-            let store: &dyn crate::store::port::PaymentStore = state.store.as_ref();
-            store.known_claim(&claim)?.is_some()
-        };
-        if !known {
-            match second_factor::check_code(&state, &signed.key, code, &source).await {
-                Ok(()) => {}
-                Err(ApiError::SecondFactor {
-                    code: "otp_required",
-                    ..
-                }) => {
-                    return again(StatusCode::UNAUTHORIZED, Notice::CodeRequired);
-                }
-                Err(ApiError::SecondFactor { .. }) => {
-                    return again(StatusCode::UNAUTHORIZED, Notice::CodeInvalid);
-                }
-                Err(other) => return Err(other),
+    // The same form sent again after it was answered: its answer, with no new code asked.
+    // Anything else above the threshold needs one (API.md §2).
+    let known = {
+        let store: &dyn crate::store::port::PaymentStore = state.store.as_ref();
+        match store.known_claim(&claim)? {
+            Some(crate::store::Begin::Replay { status, body }) => {
+                Some(crate::idempotency::Answer::replayed(status, body))
             }
+            _ => None,
         }
-    }
-    let new = crate::payments::service::NewRefund {
-        payment_id: id.clone(),
-        amount: Some(amount),
-        reason,
     };
-    let answer = crate::payments::service::create_refund(
-        &state.payments,
-        &signed.key,
-        claim,
-        payment,
-        new,
-        &super::payments::render_refund,
-    )
-    .await;
+    let answer = match known {
+        Some(answer) => Ok(answer),
+        None => {
+            if state
+                .console
+                .refund_needs_code(&payment.currency, amount.minor())
+            {
+                let code = Some(fields.code.as_str()).filter(|c| !c.trim().is_empty());
+                let checked = second_factor::check_code(&state, &signed.key, code, &source).await;
+                if let Some(notice) = code_notice(checked)? {
+                    return again(StatusCode::UNAUTHORIZED, notice);
+                }
+            }
+            let new = crate::payments::service::NewRefund {
+                payment_id: id.clone(),
+                amount: Some(amount),
+                reason,
+            };
+            crate::payments::service::create_refund(
+                &state.payments,
+                &signed.key,
+                claim,
+                payment,
+                new,
+                &super::payments::render_refund,
+            )
+            .await
+        }
+    };
     match answer {
         Ok(answer) if answer.status < 300 => {
             let refund_id = serde_json::from_str::<serde_json::Value>(&answer.body)
@@ -661,6 +670,21 @@ async fn refund(
             )
         }
         Err(e) => fail(ApiError::from(e)),
+    }
+}
+
+/// What a form's code check comes to on the page: nothing (accepted, or not needed), or
+/// the notice to show; a failure of the store stays an error.
+fn code_notice(checked: Result<(), ApiError>) -> Result<Option<Notice>, ApiError> {
+    match checked {
+        Ok(()) => Ok(None),
+        Err(ApiError::SecondFactor {
+            code: "otp_required",
+            ..
+        }) => Ok(Some(Notice::CodeRequired)),
+        Err(ApiError::SecondFactor { .. }) => Ok(Some(Notice::CodeInvalid)),
+        Err(e @ ApiError::TooManyAttempts { .. }) => Ok(Some(Notice::Failed(e.to_string()))),
+        Err(other) => Err(other),
     }
 }
 
@@ -788,18 +812,9 @@ async fn lift_block(
         );
     }
     let code = Some(fields.code.as_str()).filter(|c| !c.trim().is_empty());
-    match second_factor::check_code(&state, &signed.key, code, &source).await {
-        Ok(()) => {}
-        Err(ApiError::SecondFactor {
-            code: "otp_required",
-            ..
-        }) => {
-            return again(StatusCode::UNAUTHORIZED, Notice::CodeRequired);
-        }
-        Err(ApiError::SecondFactor { .. }) => {
-            return again(StatusCode::UNAUTHORIZED, Notice::CodeInvalid);
-        }
-        Err(other) => return Err(other),
+    let checked = second_factor::check_code(&state, &signed.key, code, &source).await;
+    if let Some(notice) = code_notice(checked)? {
+        return again(StatusCode::UNAUTHORIZED, notice);
     }
     match state.monitor.lift_block(&id)? {
         Some(block) => {

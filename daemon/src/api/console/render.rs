@@ -382,11 +382,15 @@ pub fn payment(view: &PaymentView<'_>) -> String {
 
     m.push_str("<dl class=\"details panel\">");
     detail(&mut m, t.col_status, &payment_badge(t, &p.status));
-    detail(&mut m, t.col_amount, &money(lang, &p.amount, &p.currency));
+    detail(
+        &mut m,
+        t.col_amount,
+        &escape(&money(lang, &p.amount, &p.currency)),
+    );
     detail(
         &mut m,
         t.col_refunded,
-        &money(lang, &p.refunded, &p.currency),
+        &escape(&money(lang, &p.refunded, &p.currency)),
     );
     detail(&mut m, t.col_wallet, &escape(&wallet(lang, t, &p.provider)));
     detail(&mut m, t.col_method, &escape(t.method(&p.method)));
@@ -499,6 +503,9 @@ pub fn payment(view: &PaymentView<'_>) -> String {
     }
 
     let _ = write!(m, "<h2>{}</h2>", escape(t.events));
+    if !view.events_complete {
+        let _ = write!(m, "<p class=\"muted\">{}</p>", escape(t.events_partial));
+    }
     if view.events.is_empty() {
         let _ = write!(m, "<p class=\"muted\">{}</p>", escape(t.no_events));
     } else {
@@ -1223,6 +1230,7 @@ mod tests {
                 status: "succeeded".into(),
                 reason: Some("cold tea".into()),
             }],
+            events_complete: true,
             events: vec![EventRow {
                 at: "2026-12-07 10:33".into(),
                 kind: "payment.succeeded".into(),

@@ -129,6 +129,7 @@ pub fn current(
         && now - record.last_seen_at_ms <= settings.idle_timeout_ms
         && key.as_ref().is_some_and(|k| {
             k.has_role(Role::Erp)
+                && k.digest == record.key_digest
                 && k.second_factor
                     .as_ref()
                     .is_some_and(|f| f.fingerprint() == record.factor)
@@ -137,7 +138,9 @@ pub fn current(
         state.store.remove_session(&id_hash)?;
         return Ok(Err(NoSession::Ended));
     };
-    if now - record.last_seen_at_ms >= TOUCH_EVERY_MS {
+    // Written at most every minute, and often enough that the idle timeout is kept to a
+    // tenth of itself.
+    if now - record.last_seen_at_ms >= TOUCH_EVERY_MS.min(settings.idle_timeout_ms / 10) {
         record.last_seen_at_ms = now;
         state.store.put_session(&id_hash, &record)?;
     }

@@ -139,6 +139,8 @@ pub struct Texts {
     pub no_refunds: &'static str,
     pub events: &'static str,
     pub no_events: &'static str,
+    /// Only the newest part of the log was read.
+    pub events_partial: &'static str,
     pub refund_heading: &'static str,
     /// Around the currency code.
     pub refund_amount: &'static str,
@@ -341,6 +343,7 @@ pub const EN: Texts = Texts {
     no_refunds: "No refunds.",
     events: "Events",
     no_events: "No events.",
+    events_partial: "Older events of this payment are not listed (only the newest part of the log was read).",
     refund_heading: "Refund",
     refund_amount: "Amount to refund ({})",
     refund_reason: "Reason (optional)",
@@ -525,6 +528,7 @@ pub const ZH_HANS: Texts = Texts {
     no_refunds: "暂无退款。",
     events: "事件记录",
     no_events: "暂无事件。",
+    events_partial: "仅读取了最近的日志，此付款较早的事件未列出。",
     refund_heading: "退款",
     refund_amount: "退款金额（{}）",
     refund_reason: "退款原因（选填）",

@@ -233,6 +233,9 @@ pub struct PaymentView<'a> {
     pub payment: PaymentDetail,
     pub refunds: Vec<RefundRow>,
     pub events: Vec<EventRow>,
+    /// False when only the newest part of the event log was read: older events of the
+    /// payment are not listed (the page says so).
+    pub events_complete: bool,
     /// `None` when the payment cannot be refunded (not succeeded, nothing left, archived).
     pub refund_form: Option<RefundForm>,
 }
