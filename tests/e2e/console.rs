@@ -172,6 +172,11 @@ async fn log_in_with_a_key_and_a_code_once() {
     let page = visitor.log_in(ERP, wrong).await;
     assert_eq!(page.status, 401);
     assert!(!visitor.cookies.contains_key("pg_console"));
+    // A code of three steps ago (an expired one) is refused as a wrong one is.
+    assert_eq!(
+        visitor.log_in(ERP, &code(erp, start - 90, 0)).await.status,
+        401
+    );
     assert_eq!(visitor.log_in(POS, "123456").await.status, 403);
     assert_eq!(
         visitor.log_in(OTHER_ERP, "123456").await.status,
@@ -256,6 +261,28 @@ async fn failed_log_ins_are_limited_per_client_and_the_form_needs_its_token() {
         )
         .await;
     assert_eq!(page.status, 403);
+    // A body that is no form at all (bytes that are not UTF-8, a broken escape), or a
+    // form with every field twice: refused the same way, nothing logged in.
+    for body in [
+        vec![0xff, 0xfe, b'=', b'%', b'z'],
+        b"csrf=a&csrf=b&api_key=x&code=1".to_vec(),
+    ] {
+        let response = daemon
+            .client
+            .post(daemon.url("/console/login"))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 403);
+        assert!(
+            response
+                .headers()
+                .get("set-cookie")
+                .is_none_or(|c| !c.to_str().unwrap().starts_with("pg_console="))
+        );
+    }
     // Four failures a minute, then the client waits.
     for _ in 0..4 {
         assert_eq!(visitor.log_in("pg_wrong_key", "123456").await.status, 401);
@@ -408,6 +435,37 @@ async fn pages_stay_within_the_keys_scope() {
         assert_eq!(page.status, 200, "{path}: {}", page.body);
         assert!(!page.body.contains("m_other"), "{path} shows only m_demo's");
     }
+    // A merchant's name is shown as text (the admin sees every merchant).
+    let (status, _, _) = daemon
+        .post_idempotent(
+            "/v1/merchants",
+            ADMIN,
+            Some("m-markup"),
+            &crate::onboarding::materials("<script>alert(1)</script> Tea"),
+        )
+        .await;
+    assert_eq!(status, 201);
+    let mut admin = Visitor::new(&daemon);
+    assert_eq!(
+        admin
+            .log_in(ADMIN, &code(&apps["key_demo_admin"], start, 0))
+            .await
+            .status,
+        303
+    );
+    let page = admin.get("/console/merchants").await;
+    assert!(
+        page.body
+            .contains("&lt;script&gt;alert(1)&lt;/script&gt; Tea"),
+        "{}",
+        page.body
+    );
+    assert!(!page.body.contains("<script>"));
+    let page = visitor.get("/console/merchants").await;
+    assert!(
+        !page.body.contains("alert(1)"),
+        "not the erp key's merchant"
+    );
     let page = visitor.get("/console/payments?status=nonsense").await;
     assert_eq!(page.status, 400);
     let page = visitor.get("/console/payments/pay_doesnotexist").await;

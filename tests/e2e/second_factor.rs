@@ -96,6 +96,11 @@ fn enrolling_seals_the_secret_into_the_keys_entry_and_resetting_replaces_it() {
         "{}",
         String::from_utf8_lossy(&check.stderr)
     );
+    let summary = String::from_utf8_lossy(&check.stdout);
+    assert!(
+        summary.contains("erp   keys   2 (1 with an authenticator)"),
+        "{summary}"
+    );
 
     // Once only; a reset replaces it with another secret.
     let again = enroll("enroll", "key_demo_erp");
@@ -176,6 +181,9 @@ fn without_a_master_key_there_is_nothing_to_seal_with() {
         without,
         "the file is untouched"
     );
+    let check = run_paygated(&["config", "check", "--config", path.to_str().unwrap()]);
+    assert!(check.status.success());
+    assert!(String::from_utf8_lossy(&check.stdout).contains("no authenticator can be enrolled"));
     // A config that has a sealed secret but no master key is refused by `config check`.
     let (with, _) = enrolled(&["key_demo_erp"], "");
     let stripped: String = with

@@ -1506,7 +1506,25 @@ impl Config {
         lines.push(format!("  data dir     {}", self.store.data_dir.display()));
         for role in [Role::Pos, Role::Erp, Role::Admin] {
             let n = keys.keys().filter(|k| k.role == role).count();
-            lines.push(format!("  {role:<5} keys   {n}"));
+            let with = keys
+                .keys()
+                .filter(|k| k.role == role && k.second_factor.is_some())
+                .count();
+            // `Role`'s Display ignores widths: pad its name.
+            let role_name = role.as_str();
+            match role {
+                Role::Pos => lines.push(format!("  {role_name:<5} keys   {n}")),
+                _ => lines.push(format!(
+                    "  {role_name:<5} keys   {n} ({with} with an authenticator)"
+                )),
+            }
+        }
+        if self.onboarding.master_key.is_none() {
+            lines.push(
+                "  master key   none: no authenticator can be enrolled (`paygated keys totp enroll` \
+                 seals it under [onboarding] master_key)"
+                    .to_owned(),
+            );
         }
         for merchant in &self.merchants {
             let providers: Vec<&str> = merchant.providers.keys().map(String::as_str).collect();

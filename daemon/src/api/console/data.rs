@@ -444,24 +444,22 @@ pub fn payment_page(
     }))
 }
 
-fn subject_text(s: &crate::domain::records::AlertSubject) -> String {
-    let mut parts = Vec::new();
-    if let Some(t) = &s.terminal_id {
-        parts.push(format!("terminal {t}"));
-    }
-    if let Some(m) = &s.merchant_id {
-        parts.push(format!("merchant {m}"));
-    }
-    if let Some(k) = &s.api_key_id {
-        parts.push(format!("API key {k}"));
-    }
-    if let Some(p) = &s.payer {
-        parts.push(format!("payer {p}"));
-    }
-    if let Some(p) = &s.provider {
-        parts.push(format!("provider {p}"));
-    }
-    parts.join(", ")
+fn subject_parts(s: &crate::domain::records::AlertSubject) -> Vec<SubjectPart> {
+    [
+        ("terminal", &s.terminal_id),
+        ("merchant", &s.merchant_id),
+        ("api_key", &s.api_key_id),
+        ("payer", &s.payer),
+        ("provider", &s.provider),
+    ]
+    .into_iter()
+    .filter_map(|(kind, value)| {
+        value.as_ref().map(|value| SubjectPart {
+            kind,
+            value: value.clone(),
+        })
+    })
+    .collect()
 }
 
 /// Alerts (open first, then newest first) and the blocks in force, within the key's scope.
@@ -489,7 +487,7 @@ pub fn alerts(
             created: local_time(a.created_at_ms, offset_min),
             rule: a.rule.clone(),
             severity: a.severity.clone(),
-            subject: subject_text(&a.subject),
+            subject: subject_parts(&a.subject),
             summary: a.summary.clone(),
             evidence: a.evidence.to_string(),
             count: a.count,
@@ -503,8 +501,20 @@ pub fn alerts(
         .filter(|b| b.expires_at_ms > now && key.may_act_for(&b.merchant_id))
         .map(|b| BlockRow {
             subject: match &b.api_key_id {
-                Some(k) => format!("API key {k}"),
-                None => format!("terminal {} of {}", b.terminal_id, b.merchant_id),
+                Some(k) => vec![SubjectPart {
+                    kind: "api_key",
+                    value: k.clone(),
+                }],
+                None => vec![
+                    SubjectPart {
+                        kind: "terminal",
+                        value: b.terminal_id.clone(),
+                    },
+                    SubjectPart {
+                        kind: "merchant",
+                        value: b.merchant_id.clone(),
+                    },
+                ],
             },
             until: local_time(b.expires_at_ms, offset_of(state, &b.merchant_id)),
             rule: b.rule,

@@ -549,17 +549,11 @@ async fn refund(
         return again(StatusCode::FORBIDDEN, Notice::FormExpired);
     }
     let Some(found) = state.store.find_payment(&id)? else {
-        return again(
-            StatusCode::NOT_FOUND,
-            Notice::Failed(format!("no payment {id}")),
-        );
+        return again(StatusCode::NOT_FOUND, Notice::Gone);
     };
     let payment = found.record;
     if !signed.key.may_act_for(&payment.merchant_id) || found.archived {
-        return again(
-            StatusCode::FORBIDDEN,
-            Notice::Failed("this payment cannot be refunded from here".into()),
-        );
+        return again(StatusCode::FORBIDDEN, Notice::NotRefundable);
     }
     let fail = |e: ApiError| again(e.status(), Notice::Failed(e.to_string()));
     let amount = match Money::parse(fields.amount.trim(), &payment.currency) {
@@ -683,7 +677,9 @@ fn code_notice(checked: Result<(), ApiError>) -> Result<Option<Notice>, ApiError
             ..
         }) => Ok(Some(Notice::CodeRequired)),
         Err(ApiError::SecondFactor { .. }) => Ok(Some(Notice::CodeInvalid)),
-        Err(e @ ApiError::TooManyAttempts { .. }) => Ok(Some(Notice::Failed(e.to_string()))),
+        Err(ApiError::TooManyAttempts { retry_after_s, .. }) => {
+            Ok(Some(Notice::TooManyCodes { retry_after_s }))
+        }
         Err(other) => Err(other),
     }
 }
@@ -758,9 +754,7 @@ async fn ack_alert(
             &signed,
             lang,
             StatusCode::FORBIDDEN,
-            Some(Notice::Failed(
-                "acknowledging alerts needs an admin key".into(),
-            )),
+            Some(Notice::AdminOnly),
         );
     }
     let now = state.clock.now_ms();
@@ -777,7 +771,7 @@ async fn ack_alert(
             &signed,
             lang,
             StatusCode::NOT_FOUND,
-            Some(Notice::Failed(format!("no alert {id}"))),
+            Some(Notice::Gone),
         );
     }
     Ok(session::redirect("/console/alerts?done=ack"))
@@ -806,10 +800,7 @@ async fn lift_block(
         return again(StatusCode::FORBIDDEN, Notice::FormExpired);
     }
     if signed.key.role != Role::Admin {
-        return again(
-            StatusCode::FORBIDDEN,
-            Notice::Failed("lifting blocks needs an admin key".into()),
-        );
+        return again(StatusCode::FORBIDDEN, Notice::AdminOnly);
     }
     let code = Some(fields.code.as_str()).filter(|c| !c.trim().is_empty());
     let checked = second_factor::check_code(&state, &signed.key, code, &source).await;
@@ -821,10 +812,7 @@ async fn lift_block(
             tracing::info!(block = %block.id, by = %signed.key.id, "block lifted (console)");
             Ok(session::redirect("/console/alerts?done=lift"))
         }
-        None => again(
-            StatusCode::NOT_FOUND,
-            Notice::Failed(format!("no block {id}")),
-        ),
+        None => again(StatusCode::NOT_FOUND, Notice::Gone),
     }
 }
 

@@ -10,7 +10,7 @@ use std::fmt::Write as _;
 use super::text::{Texts, fill_all, minor_amount, money, texts};
 use super::view::{
     AlertsView, Chart, Frame, Lang, LoginProblem, LoginView, MerchantsView, Notice, PaymentView,
-    PaymentsView, Problem, QueryProblem, Section, Series, TodayView,
+    PaymentsView, Problem, QueryProblem, Section, Series, SubjectPart, TodayView,
 };
 use crate::api::cashier_text::fill;
 
@@ -558,7 +558,7 @@ pub fn alerts(view: &AlertsView<'_>) -> String {
                 &badge(severity_class(&alert.severity), t.severity(&alert.severity)),
             );
             cell(&mut m, t.col_rule, &escape(t.rule(&alert.rule)));
-            cell(&mut m, t.col_subject, &escape(&alert.subject));
+            cell(&mut m, t.col_subject, &escape(&subject(t, &alert.subject)));
             cell(&mut m, t.col_summary, &escape(&alert.summary));
             cell(&mut m, t.col_evidence, &code(&alert.evidence));
             num_cell(&mut m, t.col_count, &alert.count.to_string());
@@ -596,7 +596,7 @@ pub fn alerts(view: &AlertsView<'_>) -> String {
         table_head(&mut m, &headers);
         for block in &view.blocks {
             m.push_str("<tr>");
-            cell(&mut m, t.col_subject, &escape(&block.subject));
+            cell(&mut m, t.col_subject, &escape(&subject(t, &block.subject)));
             cell(&mut m, t.col_rule, &escape(t.rule(&block.rule)));
             cell(&mut m, t.col_until, &escape(&block.until));
             if view.can_lift {
@@ -803,6 +803,25 @@ fn framed(frame: &Frame<'_>, page_name: &str, main: &str) -> String {
     )
 }
 
+/// What an alert or block is about, in the page's words (`terminal t_1, merchant m_1`).
+fn subject(t: &Texts, parts: &[SubjectPart]) -> String {
+    let words: Vec<String> = parts
+        .iter()
+        .map(|p| {
+            let template = match p.kind {
+                "terminal" => t.subject_terminal,
+                "merchant" => t.subject_merchant,
+                "api_key" => t.subject_api_key,
+                "payer" => t.subject_payer,
+                "provider" => t.subject_provider,
+                _ => "{}",
+            };
+            fill(template, &p.value)
+        })
+        .collect();
+    words.join(", ")
+}
+
 /// The line after an action: `role="status"` for news, `role="alert"` for a problem.
 fn notice_line(out: &mut String, t: &Texts, notice: &Notice) {
     let (role, class, message) = match notice {
@@ -820,6 +839,14 @@ fn notice_line(out: &mut String, t: &Texts, notice: &Notice) {
         Notice::CodeInvalid => ("alert", "error", t.notice_code_invalid.to_owned()),
         Notice::FormExpired => ("alert", "error", t.notice_form_expired.to_owned()),
         Notice::Failed(message) => ("alert", "error", fill(t.notice_failed, message)),
+        Notice::AdminOnly => ("alert", "error", t.notice_admin_only.to_owned()),
+        Notice::Gone => ("alert", "error", t.notice_gone.to_owned()),
+        Notice::NotRefundable => ("alert", "error", t.notice_not_refundable.to_owned()),
+        Notice::TooManyCodes { retry_after_s } => (
+            "alert",
+            "error",
+            fill(t.notice_too_many_codes, &retry_after_s.to_string()),
+        ),
     };
     let _ = write!(
         out,
@@ -1250,7 +1277,16 @@ mod tests {
             created: "2026-12-07 09:00".into(),
             rule: "refund_ratio".into(),
             severity: "warning".into(),
-            subject: "terminal t_1 of m_1".into(),
+            subject: vec![
+                SubjectPart {
+                    kind: "terminal",
+                    value: "t_1".into(),
+                },
+                SubjectPart {
+                    kind: "merchant",
+                    value: "m_1".into(),
+                },
+            ],
             summary: "Many refunds".into(),
             evidence: r#"{"ratio":0.5}"#.into(),
             count: 2,
@@ -1261,7 +1297,10 @@ mod tests {
             alerts: vec![alert("al_1", false), alert("al_2", true)],
             blocks: vec![BlockRow {
                 id: "bl_1".into(),
-                subject: "API key key_pos".into(),
+                subject: vec![SubjectPart {
+                    kind: "api_key",
+                    value: "key_pos".into(),
+                }],
                 rule: "credential_abuse".into(),
                 until: "2026-12-07 12:00".into(),
             }],
@@ -1379,8 +1418,8 @@ mod tests {
         let mut v = alerts_view(Lang::En);
         v.alerts[0].summary = evil("summary");
         v.alerts[0].evidence = evil("evidence");
-        v.alerts[0].subject = evil("subject");
-        v.blocks[0].subject = evil("block");
+        v.alerts[0].subject[0].value = evil("subject");
+        v.blocks[0].subject[0].value = evil("block");
         v.frame.key_id = "<i>key</i>\"'";
         pages.push((
             alerts(&v),

@@ -125,15 +125,8 @@ pub fn current(
     let now = state.clock.now_ms();
     let settings = &state.console;
     let key = state.keys.load().by_id(&record.key_id);
-    let good = now - record.created_at_ms <= settings.absolute_timeout_ms
-        && now - record.last_seen_at_ms <= settings.idle_timeout_ms
-        && key.as_ref().is_some_and(|k| {
-            k.has_role(Role::Erp)
-                && k.digest == record.key_digest
-                && k.second_factor
-                    .as_ref()
-                    .is_some_and(|f| f.fingerprint() == record.factor)
-        });
+    let good = !timed_out(&record, now, settings)
+        && key.as_ref().is_some_and(|k| still_its_key(&record, k));
     let Some(key) = key.filter(|_| good) else {
         state.store.remove_session(&id_hash)?;
         return Ok(Err(NoSession::Ended));
@@ -149,6 +142,27 @@ pub fn current(
         record,
         key,
     }))
+}
+
+/// Whether `session` is past its idle or absolute time at `now`.
+pub fn timed_out(
+    session: &SessionRecord,
+    now: i64,
+    settings: &crate::config::ConsoleSettings,
+) -> bool {
+    now - session.created_at_ms > settings.absolute_timeout_ms
+        || now - session.last_seen_at_ms > settings.idle_timeout_ms
+}
+
+/// Whether `key` is still the key `session` was opened with: the same value, a role that
+/// may use the console, the same authenticator.
+fn still_its_key(session: &SessionRecord, key: &ApiKey) -> bool {
+    key.has_role(Role::Erp)
+        && key.digest == session.key_digest
+        && key
+            .second_factor
+            .as_ref()
+            .is_some_and(|f| f.fingerprint() == session.factor)
 }
 
 /// Where a request without a session goes: the log-in page (saying the session ended, if
@@ -226,6 +240,78 @@ mod tests {
         assert!(!same_token(&t, &random_token()));
         assert!(!same_token(&t, &t[..42]));
         assert!(!same_token("", ""));
+    }
+
+    fn settings() -> crate::config::ConsoleSettings {
+        crate::config::ConsoleSettings {
+            refund_confirm_above: Default::default(),
+            idle_timeout_ms: 900_000,
+            absolute_timeout_ms: 8 * 3_600_000,
+            login_failures_per_minute: 5,
+        }
+    }
+
+    fn session(created_at_ms: i64, last_seen_at_ms: i64) -> SessionRecord {
+        SessionRecord {
+            key_id: "key_a".into(),
+            key_digest: "d".into(),
+            factor: "f".into(),
+            csrf: "c".into(),
+            created_at_ms,
+            last_seen_at_ms,
+        }
+    }
+
+    #[test]
+    fn a_session_ends_when_idle_or_old_enough() {
+        let s = settings();
+        assert!(
+            !timed_out(&session(0, 0), 900_000, &s),
+            "idle exactly the limit"
+        );
+        assert!(timed_out(&session(0, 0), 900_001, &s), "idle past it");
+        let busy = session(0, 8 * 3_600_000 - 1_000);
+        assert!(!timed_out(&busy, 8 * 3_600_000, &s));
+        assert!(
+            timed_out(&busy, 8 * 3_600_000 + 1, &s),
+            "absolute, however busy"
+        );
+    }
+
+    #[test]
+    fn a_session_belongs_to_its_keys_value_role_and_authenticator() {
+        let factor = crate::auth::Authenticator::new("key_a", &[7; 20]).unwrap();
+        let mut record = session(0, 0);
+        record.factor = factor.fingerprint().to_owned();
+        let key = ApiKey {
+            id: "key_a".into(),
+            role: Role::Erp,
+            merchants: Default::default(),
+            is_demo: false,
+            digest: "d".into(),
+            second_factor: Some(factor),
+        };
+        assert!(still_its_key(&record, &key));
+        let replaced = ApiKey {
+            digest: "e".into(),
+            ..key.clone()
+        };
+        assert!(!still_its_key(&record, &replaced));
+        let lowered = ApiKey {
+            role: Role::Pos,
+            ..key.clone()
+        };
+        assert!(!still_its_key(&record, &lowered));
+        let reset = ApiKey {
+            second_factor: Some(crate::auth::Authenticator::new("key_a", &[8; 20]).unwrap()),
+            ..key.clone()
+        };
+        assert!(!still_its_key(&record, &reset));
+        let removed = ApiKey {
+            second_factor: None,
+            ..key
+        };
+        assert!(!still_its_key(&record, &removed));
     }
 
     #[test]

@@ -44,6 +44,18 @@ pub struct Texts {
     pub notice_form_expired: &'static str,
     /// Around the API's own message.
     pub notice_failed: &'static str,
+    pub notice_admin_only: &'static str,
+    pub notice_gone: &'static str,
+    pub notice_not_refundable: &'static str,
+    /// Around the seconds to wait.
+    pub notice_too_many_codes: &'static str,
+    /// What an alert or block is about: a terminal, a merchant, an API key, a payer, a
+    /// provider, each around its id.
+    pub subject_terminal: &'static str,
+    pub subject_merchant: &'static str,
+    pub subject_api_key: &'static str,
+    pub subject_payer: &'static str,
+    pub subject_provider: &'static str,
 
     // Log-in.
     pub login_title: &'static str,
@@ -262,6 +274,15 @@ pub const EN: Texts = Texts {
     notice_code_invalid: "The code is wrong, too old or already used. Wait for a new code and try again.",
     notice_form_expired: "The form had expired. Please try again.",
     notice_failed: "That did not work: {}",
+    notice_admin_only: "Only an admin key may do this.",
+    notice_gone: "It is not there any more.",
+    notice_not_refundable: "This payment cannot be refunded from here.",
+    notice_too_many_codes: "Too many wrong codes for this key. Try again in {} seconds.",
+    subject_terminal: "terminal {}",
+    subject_merchant: "merchant {}",
+    subject_api_key: "API key {}",
+    subject_payer: "payer {}",
+    subject_provider: "provider {}",
 
     login_title: "Sign in",
     login_intro: "Sign in with an API key of role erp or admin and the code from your authenticator app.",
@@ -447,6 +468,15 @@ pub const ZH_HANS: Texts = Texts {
     notice_code_invalid: "验证码错误、已过期或已使用过，请等待新的验证码后重试。",
     notice_form_expired: "表单已过期，请重试。",
     notice_failed: "操作失败：{}",
+    notice_admin_only: "只有管理员密钥可以执行此操作。",
+    notice_gone: "该记录已不存在。",
+    notice_not_refundable: "此付款无法在此退款。",
+    notice_too_many_codes: "此密钥输错验证码次数过多，请 {} 秒后再试。",
+    subject_terminal: "终端 {}",
+    subject_merchant: "商户 {}",
+    subject_api_key: "API 密钥 {}",
+    subject_payer: "付款人 {}",
+    subject_provider: "支付渠道 {}",
 
     login_title: "登录",
     login_intro: "请使用角色为 erp 或 admin 的 API 密钥，以及身份验证器中的验证码登录。",
@@ -824,6 +854,12 @@ mod tests {
                 (texts.signed_in, 2),
                 (texts.notice_refund_created, 2),
                 (texts.notice_failed, 1),
+                (texts.notice_too_many_codes, 1),
+                (texts.subject_terminal, 1),
+                (texts.subject_merchant, 1),
+                (texts.subject_api_key, 1),
+                (texts.subject_payer, 1),
+                (texts.subject_provider, 1),
                 (texts.login_too_many, 1),
                 (texts.today_heading, 1),
                 (texts.chart_heading, 1),

@@ -31,6 +31,16 @@ pub enum Notice {
     CodeInvalid,
     /// The form was stale or not from this session (its CSRF token did not match).
     FormExpired,
+    /// The operation is an admin key's.
+    AdminOnly,
+    /// The payment, alert or block named is not there (any more).
+    Gone,
+    /// Archived or out of scope: nothing can be refunded from here.
+    NotRefundable,
+    /// Too many wrong codes for the key: try again in this many seconds.
+    TooManyCodes {
+        retry_after_s: u64,
+    },
     /// The operation failed; the API's own message (English), shown as text.
     Failed(String),
 }
@@ -240,6 +250,14 @@ pub struct PaymentView<'a> {
     pub refund_form: Option<RefundForm>,
 }
 
+/// One part of what an alert or a block is about.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SubjectPart {
+    /// `terminal`, `merchant`, `api_key`, `payer`, `provider`.
+    pub kind: &'static str,
+    pub value: String,
+}
+
 #[derive(Debug, Clone)]
 pub struct AlertRow {
     pub id: String,
@@ -247,8 +265,8 @@ pub struct AlertRow {
     pub rule: String,
     /// `info`, `warning`, `critical`.
     pub severity: String,
-    /// Who or what it is about (`terminal t_1 of m_1`, `source 10.0.0.7`), as text.
-    pub subject: String,
+    /// Who or what it is about.
+    pub subject: Vec<SubjectPart>,
     pub summary: String,
     /// The alert's evidence, as compact JSON text.
     pub evidence: String,
@@ -260,8 +278,8 @@ pub struct AlertRow {
 #[derive(Debug, Clone)]
 pub struct BlockRow {
     pub id: String,
-    /// What is refused (`terminal t_1 of m_1`, `API key key_pos`).
-    pub subject: String,
+    /// What is refused: a merchant's terminal, or an API key.
+    pub subject: Vec<SubjectPart>,
     pub rule: String,
     pub until: String,
 }
