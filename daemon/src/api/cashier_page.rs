@@ -10,6 +10,7 @@ use qrcode::QrCode;
 use qrcode::render::svg;
 
 use super::cashier_text::{Lang, fill};
+use super::html::escape;
 
 /// Everything the cashier page shows; the handler fills it from the payment and the merchant.
 pub struct CashierView<'a> {
@@ -222,22 +223,6 @@ pub fn qr_svg(content: &str, label: &str) -> Result<String, String> {
         &format!("<svg role=\"img\" aria-label=\"{}\" ", escape(label)),
         1,
     ))
-}
-
-/// Escapes text for HTML element content and quoted attribute values.
-fn escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
 }
 
 /// Payment ids are `[A-Za-z0-9_]`; only such an id goes into the script and URLs unquoted.

@@ -10,6 +10,7 @@ pub mod cashier_text;
 mod console;
 pub mod error;
 pub mod events;
+mod html;
 mod idempotency;
 pub(crate) mod json;
 mod list;

@@ -21,6 +21,7 @@ use axum::routing::{get, post};
 use serde::Deserialize;
 
 use super::error::ApiError;
+use super::html::path_segment;
 use super::json::{ApiPath, RawBody};
 use super::second_factor::{self, ClientSource};
 use crate::app::AppState;
@@ -490,19 +491,6 @@ fn payment_response(
         refund_form,
     });
     Ok(session::page(status, body, &nonce))
-}
-
-/// An id as a path segment: everything outside `[A-Za-z0-9_-]` percent-encoded.
-fn path_segment(id: &str) -> String {
-    id.bytes()
-        .map(|b| {
-            if b.is_ascii_alphanumeric() || b == b'_' || b == b'-' {
-                (b as char).to_string()
-            } else {
-                format!("%{b:02X}")
-            }
-        })
-        .collect()
 }
 
 #[derive(Debug, Default, Deserialize)]

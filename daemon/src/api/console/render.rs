@@ -13,6 +13,7 @@ use super::view::{
     PaymentsView, Problem, QueryProblem, Section, Series, SubjectPart, TodayView,
 };
 use crate::api::cashier_text::fill;
+use crate::api::html::{escape, path_segment as segment};
 
 /// The one stylesheet: system fonts (CJK included), a calm light look, and under 640px every
 /// table row a block of its own with each cell's column name (`data-label`) above its value.
@@ -1089,35 +1090,6 @@ fn is_console_payments_path(next: &str) -> bool {
     next == "/console/payments"
         || next.starts_with("/console/payments?")
         || next.starts_with("/console/payments/")
-}
-
-/// Escapes text for HTML element content and quoted attribute values.
-fn escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
-}
-
-/// A URL path segment: everything outside `[A-Za-z0-9_-]` percent-encoded.
-fn segment(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for b in text.bytes() {
-        if b.is_ascii_alphanumeric() || b == b'_' || b == b'-' {
-            out.push(char::from(b));
-        } else {
-            let _ = write!(out, "%{b:02X}");
-        }
-    }
-    out
 }
 
 /// A URL query value (`application/x-www-form-urlencoded`).
