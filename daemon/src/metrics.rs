@@ -28,6 +28,8 @@ pub struct Metrics {
     refunds_total: IntCounterVec,
     idempotency_replays_total: IntCounterVec,
     idempotency_conflicts_total: IntCounterVec,
+    second_factor_checks_total: IntCounterVec,
+    console_logins_total: IntCounterVec,
     store_flushes_total: IntCounterVec,
     store_flush_waiters_total: IntCounterVec,
     store_flush_seconds_total: prometheus::CounterVec,
@@ -86,6 +88,10 @@ const CALL_OUTCOMES: [&str; 9] = [
 ];
 const FAULT_KINDS: [&str; 4] = ["trap", "timeout", "memory", "contract"];
 const DELIVERY_OUTCOMES: [&str; 3] = ["delivered", "failed", "abandoned"];
+/// What a second-factor check came to (`count_second_factor`).
+pub const SECOND_FACTOR_OUTCOMES: [&str; 5] = ["accepted", "missing", "wrong", "reused", "locked"];
+/// What a console log-in came to (`count_console_login`).
+pub const CONSOLE_LOGIN_OUTCOMES: [&str; 4] = ["ok", "refused", "limited", "form_expired"];
 /// Why a verified provider report changed nothing (`count_report_refused`).
 const REPORT_REFUSALS: [&str; 3] = ["foreign_object", "amount_mismatch", "archived_object"];
 
@@ -93,6 +99,14 @@ fn now_ms() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as i64)
+}
+
+/// `vec` with a series at zero for each of `values` of its one label.
+fn at_zero(vec: IntCounterVec, values: &[&str]) -> IntCounterVec {
+    for value in values {
+        vec.with_label_values(&[*value]).inc_by(0);
+    }
+    vec
 }
 
 fn plain_gauge(registry: &Registry, name: &str, help: &str) -> prometheus::Gauge {
@@ -207,6 +221,24 @@ impl Metrics {
                 "paygate_idempotency_conflicts_total",
                 "Idempotency keys reused for another request or still in progress",
                 &["code"],
+            ),
+            second_factor_checks_total: at_zero(
+                counter(
+                    &registry,
+                    "paygate_second_factor_checks_total",
+                    "Second-factor codes asked for (API and console), by outcome: accepted, missing, wrong, reused, locked (too many wrong ones for the key)",
+                    &["outcome"],
+                ),
+                &SECOND_FACTOR_OUTCOMES,
+            ),
+            console_logins_total: at_zero(
+                counter(
+                    &registry,
+                    "paygate_console_logins_total",
+                    "Console log-ins, by outcome: ok, refused (key or code), limited (too many failures from the client), form_expired",
+                    &["outcome"],
+                ),
+                &CONSOLE_LOGIN_OUTCOMES,
             ),
             store_flushes_total: counter(
                 &registry,
@@ -494,6 +526,18 @@ impl Metrics {
     pub fn count_idempotency_replay(&self) {
         self.idempotency_replays_total
             .with_label_values::<&str>(&[])
+            .inc();
+    }
+
+    pub fn count_second_factor(&self, outcome: &str) {
+        self.second_factor_checks_total
+            .with_label_values(&[outcome])
+            .inc();
+    }
+
+    pub fn count_console_login(&self, outcome: &str) {
+        self.console_logins_total
+            .with_label_values(&[outcome])
             .inc();
     }
 

@@ -82,6 +82,10 @@ ROWS = [
         ("Provider reports refused", "short", [
             (f"sum by (provider, reason) (increase({q('paygate_provider_reports_refused_total')}[{RATE}]))", "{{provider}} {{reason}}"),
         ]),
+        ("Second-factor codes and console log-ins", "short", [
+            (f"sum by (outcome) (increase({q('paygate_second_factor_checks_total')}[{RATE}]))", "code {{outcome}}"),
+            (f"sum by (outcome) (increase({q('paygate_console_logins_total')}[{RATE}]))", "log-in {{outcome}}"),
+        ]),
     ]),
     ("Process", [
         ("Resident memory", "bytes", [

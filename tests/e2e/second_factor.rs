@@ -331,6 +331,21 @@ async fn sensitive_operations_need_a_fresh_code_once() {
         404
     );
 
+    // Operators see the checks by outcome.
+    for (outcome, at_least) in [
+        ("accepted", 4.0),
+        ("missing", 3.0),
+        ("wrong", 2.0),
+        ("reused", 1.0),
+        ("locked", 0.0),
+    ] {
+        let series = format!("paygate_second_factor_checks_total{{outcome=\"{outcome}\"}}");
+        let value = daemon
+            .metric(&series)
+            .await
+            .unwrap_or_else(|| panic!("{series} is exported"));
+        assert!(value >= at_least, "{series} = {value}");
+    }
     // Binding a settlement account, for a merchant the admin onboarded.
     let (status, _, merchant) = daemon
         .post_idempotent(

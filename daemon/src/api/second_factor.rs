@@ -67,6 +67,7 @@ pub async fn check_code(
         return Ok(());
     };
     let Some(code) = code.map(str::trim).filter(|c| !c.is_empty()) else {
+        state.metrics.count_second_factor("missing");
         return Err(ApiError::SecondFactor {
             code: "otp_required",
             message: format!(
@@ -81,6 +82,7 @@ pub async fn check_code(
             .code_failures
             .wait_s(&key.id, now_ms, crate::auth::totp::WRONG_CODES_MAX)
     {
+        state.metrics.count_second_factor("locked");
         return Err(ApiError::TooManyAttempts {
             code: "otp_attempts_exceeded",
             message: format!(
@@ -93,6 +95,7 @@ pub async fn check_code(
     let now_s = u64::try_from(now_ms / 1000).unwrap_or_default();
     let Some(step) = factor.check(code, now_s) else {
         state.code_failures.record(&key.id, now_ms);
+        state.metrics.count_second_factor("wrong");
         // A wrong code is a failed authentication: the monitor counts them per source.
         state.monitor.observe(crate::monitor::Input::AuthFailure {
             source: source.to_owned(),
@@ -100,9 +103,11 @@ pub async fn check_code(
         return Err(invalid("wrong or expired"));
     };
     if !state.store.accept_code_step(&key.id, step.0)? {
+        state.metrics.count_second_factor("reused");
         return Err(invalid("already used (wait for the next code)"));
     }
     state.store.durable().await?;
+    state.metrics.count_second_factor("accepted");
     Ok(())
 }
 

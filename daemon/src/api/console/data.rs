@@ -548,6 +548,12 @@ pub fn merchants(state: &AppState, key: &ApiKey) -> Result<Vec<MerchantRow>, Sto
                         next_step: a.next_step.as_ref().and_then(|s| {
                             s.get("type").and_then(|t| t.as_str()).map(str::to_owned)
                         }),
+                        next_step_url: a
+                            .next_step
+                            .as_ref()
+                            .and_then(|s| s.get("url").and_then(|u| u.as_str()))
+                            .filter(|u| u.starts_with("https://"))
+                            .map(str::to_owned),
                         rejection_reason: a.rejection_reason,
                     })
                     .collect();

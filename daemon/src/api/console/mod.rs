@@ -177,7 +177,14 @@ async fn login(
     RawBody(body): RawBody,
 ) -> Result<Response, ApiError> {
     let fields: LoginForm = form(&body);
-    let fail = |status, problem| Ok(login_form(&state, &headers, status, Some(problem)));
+    let fail = |status, problem: LoginProblem| {
+        state.metrics.count_console_login(match problem {
+            LoginProblem::FormExpired => "form_expired",
+            LoginProblem::TooMany { .. } => "limited",
+            _ => "refused",
+        });
+        Ok(login_form(&state, &headers, status, Some(problem)))
+    };
     let expected = session::cookie(&headers, session::LOGIN_COOKIE).unwrap_or_default();
     if session::is_cross_site(&headers) || !session::same_token(&fields.csrf, expected) {
         return fail(StatusCode::FORBIDDEN, LoginProblem::FormExpired);
@@ -192,6 +199,7 @@ async fn login(
     }
     let refused = || {
         state.login_failures.record(&source, now);
+        state.metrics.count_console_login("refused");
         login_form(
             &state,
             &headers,
@@ -247,6 +255,7 @@ async fn login(
         .remove_sessions(|s| now - s.last_seen_at_ms > idle || now - s.created_at_ms > absolute)?;
     state.store.durable().await?;
     tracing::info!(api_key = %key.id, source = %source, "console log-in");
+    state.metrics.count_console_login("ok");
     let mut response = session::redirect("/console");
     let secure = session::is_tls(&state);
     let cookies = response.headers_mut();

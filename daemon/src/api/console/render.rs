@@ -669,7 +669,20 @@ pub fn merchants(view: &MerchantsView<'_>) -> String {
                     &badge(status_class(&a.status), t.activation_status(&a.status)),
                 );
                 let step = a.next_step.as_deref().map(|s| t.next_step(s));
-                cell(&mut m, t.col_next_step, &optional_text(t, step));
+                let mut step_html = optional_text(t, step);
+                if let Some(url) = a
+                    .next_step_url
+                    .as_deref()
+                    .filter(|u| u.starts_with("https://"))
+                {
+                    let _ = write!(
+                        step_html,
+                        " <a href=\"{}\" rel=\"noopener noreferrer\">{}</a>",
+                        escape(url),
+                        escape(t.next_step_open)
+                    );
+                }
+                cell(&mut m, t.col_next_step, &step_html);
                 cell(
                     &mut m,
                     t.col_rejection,
@@ -1291,6 +1304,7 @@ mod tests {
                     provider: "wechatpay".into(),
                     status: "under_review".into(),
                     next_step: Some("sign_agreement".into()),
+                    next_step_url: Some("https://pay.weixin.qq.com/sign?a=1&b=\"2\"".into()),
                     rejection_reason: None,
                 }],
                 accounts: vec![AccountRow {
@@ -1625,7 +1639,13 @@ mod tests {
         assert!(page.contains("审核中") && page.contains("签署协议"));
         assert!(page.contains(">•••• 1234</td>"));
         assert!(page.contains(">默认</td>"));
+        // The step's link, escaped, and only an https one.
+        assert!(page.contains(
+            "<a href=\"https://pay.weixin.qq.com/sign?a=1&amp;b=&quot;2&quot;\" rel=\"noopener noreferrer\">前往办理</a>"
+        ));
         let mut v = merchants_view(Lang::En);
+        v.merchants[0].activations[0].next_step_url = Some("javascript:alert(1)".into());
+        assert!(!merchants(&v).contains("javascript:"));
         v.merchants[0].accounts[0].last4 = "•••• 1234".into();
         assert!(merchants(&v).contains(">•••• 1234</td>"));
     }

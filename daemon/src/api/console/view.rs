@@ -301,6 +301,9 @@ pub struct ActivationRow {
     pub status: String,
     /// What the merchant must do next (`sign_agreement`, ...), if the provider asks.
     pub next_step: Option<String>,
+    /// Where to do it (the step's `url`: an `https` link the daemon checked when it stored
+    /// the step).
+    pub next_step_url: Option<String>,
     pub rejection_reason: Option<String>,
 }
 
