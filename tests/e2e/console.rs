@@ -466,6 +466,20 @@ async fn pages_stay_within_the_keys_scope() {
         !page.body.contains("alert(1)"),
         "not the erp key's merchant"
     );
+    // Search by order id: found by the index, or not at all.
+    let mut with_order = barcode("4.00");
+    with_order["order_id"] = json!("ORD-77");
+    let (status, _, ordered) = daemon.pay("p-order", with_order).await;
+    assert_eq!(status, 201, "{ordered}");
+    let ordered_id = ordered["id"].as_str().unwrap();
+    let page = visitor.get("/console/payments?order_id=ORD-77").await;
+    assert!(page.body.contains(ordered_id), "{}", page.body);
+    assert!(
+        !page.body.contains(id),
+        "only the payment with that order id"
+    );
+    let page = visitor.get("/console/payments?order_id=ORD-78").await;
+    assert!(!page.body.contains(ordered_id) && !page.body.contains(id));
     let page = visitor.get("/console/payments?status=nonsense").await;
     assert_eq!(page.status, 400);
     let page = visitor.get("/console/payments/pay_doesnotexist").await;

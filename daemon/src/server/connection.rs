@@ -254,6 +254,9 @@ impl InFlight {
         connection.in_flight.fetch_add(1, Ordering::AcqRel);
         if !connection.seen_request() {
             connection.seen_request.store(true, Ordering::Relaxed);
+            // The watcher sleeps until the request-head deadline: from now on it is the
+            // stall deadline that counts (a client that stops reading this very answer).
+            connection.wake();
         }
         InFlight(connection.clone())
     }

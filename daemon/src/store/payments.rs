@@ -714,6 +714,23 @@ impl Store {
         self.read(&self.trees.refunds, id, "refund")
     }
 
+    /// The hot payment of `merchant_id` with `order_id`, by the order-id index.
+    pub fn payment_by_order_id(
+        &self,
+        merchant_id: &str,
+        order_id: &str,
+    ) -> Result<Option<PaymentRecord>, StoreError> {
+        let key = compound(merchant_id, order_id);
+        match self.trees.order_ids.get(key).map_err(StoreError::Sled)? {
+            None => Ok(None),
+            Some(id) => {
+                let id = std::str::from_utf8(&id)
+                    .map_err(|_| StoreError::Corrupt(format!("order id {order_id}: not UTF-8")))?;
+                self.payment(id)
+            }
+        }
+    }
+
     /// Ids of the hot payments newest first, optionally of one merchant, below (older than)
     /// `after` (`archive/reads.rs` merges them with the archived ones).
     pub(super) fn hot_payment_ids(

@@ -318,6 +318,30 @@ pub fn search(
                 .date
                 .is_none_or(|d| local_date(p.created_at_ms, offset_of(state, &p.merchant_id)) == d)
     };
+    // An order id names at most one hot payment per merchant: the index finds it without
+    // reading the others (archived payments are found by the scan below).
+    if let (Some(order_id), None) = (&filters.order_id, after) {
+        let merchants: Vec<String> = match key.role {
+            Role::Admin => state
+                .merchants
+                .list_from(None)
+                .iter()
+                .map(|m| m.id.clone())
+                .collect(),
+            _ => key.merchants.iter().cloned().collect(),
+        };
+        let mut found = Vec::new();
+        for merchant in &merchants {
+            if let Some(p) = state.store.payment_by_order_id(merchant, order_id)?
+                && keep(&p)
+            {
+                found.push(payment_row(state, &p));
+            }
+        }
+        if !found.is_empty() {
+            return Ok((found, None));
+        }
+    }
     let mut page = state
         .store
         .payments_page(only_merchant(key), after, PAGE_ROWS, keep)?;
