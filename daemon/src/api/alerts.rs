@@ -325,6 +325,7 @@ pub async fn list_blocks(
     responses(
         (status = 200, description = "The lifted block", body = BlockObject),
         (status = 401, description = "Unknown key, or a code needed: otp_required, otp_invalid", body = ErrorBody),
+        (status = 429, description = "Too many wrong codes for the key: otp_attempts_exceeded, Retry-After", body = ErrorBody),
         (status = 403, description = "Not an admin key", body = ErrorBody),
         (status = 404, description = "No such block in force", body = ErrorBody),
     ))]

@@ -701,6 +701,7 @@ pub async fn update_merchant(
     responses(
         (status = 201, description = "The activation", body = ActivationObject),
         (status = 401, description = "Unknown key, or a code needed: otp_required, otp_invalid", body = ErrorBody),
+        (status = 429, description = "Too many wrong codes for the key: otp_attempts_exceeded, Retry-After", body = ErrorBody),
         (status = 404, description = "No such merchant", body = ErrorBody),
         (status = 422, description = "The provider is not available", body = ErrorBody),
         (status = 502, description = "The provider is unavailable; retry with the same key", body = ErrorBody),
@@ -816,6 +817,7 @@ pub async fn get_activation(
     responses(
         (status = 201, description = "The account, pending verification", body = BankAccountObject),
         (status = 401, description = "Unknown key, or a code needed: otp_required, otp_invalid", body = ErrorBody),
+        (status = 429, description = "Too many wrong codes for the key: otp_attempts_exceeded, Retry-After", body = ErrorBody),
         (status = 400, description = "Invalid account number", body = ErrorBody),
         (status = 422, description = "Holder mismatch, or not active at the provider", body = ErrorBody),
     ))]

@@ -872,6 +872,7 @@ pub async fn cancel_payment(
     responses(
         (status = 201, description = "The refund", body = RefundObject),
         (status = 401, description = "Unknown key, or a code needed (above [console] refund_confirm_above): otp_required, otp_invalid", body = ErrorBody),
+        (status = 429, description = "Too many wrong codes for the key: otp_attempts_exceeded, Retry-After", body = ErrorBody),
         (status = 402, description = "Declined by the provider", body = ErrorBody),
         (status = 409, description = "The payment is archived (a retry of a key used before is answered)", body = ErrorBody),
         (status = 422, description = "Exceeds the payment, or the payment is not refundable", body = ErrorBody),

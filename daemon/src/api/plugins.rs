@@ -152,6 +152,7 @@ pub struct ReloadObject {
     responses(
         (status = 200, description = "Reloaded", body = ReloadObject),
         (status = 401, description = "Missing or unknown API key, or a code needed: otp_required, otp_invalid", body = ErrorBody),
+        (status = 429, description = "Too many wrong codes for the key: otp_attempts_exceeded, Retry-After", body = ErrorBody),
         (status = 403, description = "Not an admin key", body = ErrorBody),
         (status = 422, description = "A plugin failed to load or verify; nothing changed", body = ErrorBody),
     ))]

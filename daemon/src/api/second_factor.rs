@@ -77,12 +77,15 @@ pub async fn check_code(
         });
     };
     let now_ms = state.clock.now_ms();
+    // Counted as wrong until it proves right, under one lock: parallel guesses cannot all
+    // slip past the limit.
     if let Some(retry_after_s) =
         state
             .code_failures
-            .wait_s(&key.id, now_ms, crate::auth::totp::WRONG_CODES_MAX)
+            .reserve(&key.id, now_ms, crate::auth::totp::WRONG_CODES_MAX)
     {
         state.metrics.count_second_factor("locked");
+        tracing::warn!(api_key = %key.id, source, "second-factor code refused: too many wrong ones for the key (otp_attempts_exceeded)");
         return Err(ApiError::TooManyAttempts {
             code: "otp_attempts_exceeded",
             message: format!(
@@ -94,16 +97,19 @@ pub async fn check_code(
     }
     let now_s = u64::try_from(now_ms / 1000).unwrap_or_default();
     let Some(step) = factor.check(code, now_s) else {
-        state.code_failures.record(&key.id, now_ms);
         state.metrics.count_second_factor("wrong");
+        tracing::warn!(api_key = %key.id, source, "second-factor code wrong or expired (otp_invalid)");
         // A wrong code is a failed authentication: the monitor counts them per source.
         state.monitor.observe(crate::monitor::Input::AuthFailure {
             source: source.to_owned(),
         });
         return Err(invalid("wrong or expired"));
     };
+    // Right for its step: not a guess.
+    state.code_failures.forgive(&key.id, now_ms);
     if !state.store.accept_code_step(&key.id, step.0)? {
         state.metrics.count_second_factor("reused");
+        tracing::warn!(api_key = %key.id, source, "second-factor code already used (otp_invalid)");
         return Err(invalid("already used (wait for the next code)"));
     }
     state.store.durable().await?;

@@ -50,6 +50,39 @@ impl FailureCounter {
         Some(((oldest + self.window_ms - now_ms).max(1000) as u64).div_ceil(1000))
     }
 
+    /// [`wait_s`](Self::wait_s) and [`record`](Self::record) under one lock: counts this
+    /// attempt as a failure unless `source` must wait (then how long). An attempt that turns
+    /// out right is taken back with [`forgive`](Self::forgive). Parallel attempts cannot
+    /// all pass the check before any is counted.
+    pub fn reserve(&self, source: &str, now_ms: i64, limit: u32) -> Option<u64> {
+        let mut map = self.by_source.lock().expect("not poisoned");
+        if let Some(times) = map.get_mut(source) {
+            while times.front().is_some_and(|t| *t <= now_ms - self.window_ms) {
+                times.pop_front();
+            }
+            if times.len() >= limit as usize {
+                let oldest = times[times.len() - limit as usize];
+                return Some(((oldest + self.window_ms - now_ms).max(1000) as u64).div_ceil(1000));
+            }
+            times.push_back(now_ms);
+            return None;
+        }
+        drop(map);
+        // A source's first failure (the map's bound is kept by `record`).
+        self.record(source, now_ms);
+        None
+    }
+
+    /// Takes back the failure [`reserve`](Self::reserve) counted at `at_ms`.
+    pub fn forgive(&self, source: &str, at_ms: i64) {
+        let mut map = self.by_source.lock().expect("not poisoned");
+        if let Some(times) = map.get_mut(source)
+            && let Some(i) = times.iter().rposition(|t| *t == at_ms)
+        {
+            times.remove(i);
+        }
+    }
+
     pub fn record(&self, source: &str, now_ms: i64) {
         let mut map = self.by_source.lock().expect("not poisoned");
         if map.len() >= SOURCES_MAX && !map.contains_key(source) {
@@ -99,6 +132,17 @@ mod tests {
         assert!(counter.wait_s("10.0.0.1", 61_002, 3).is_some());
         counter.clear("10.0.0.1");
         assert_eq!(counter.wait_s("10.0.0.1", 61_003, 3), None);
+    }
+
+    #[test]
+    fn a_reserved_attempt_counts_until_forgiven() {
+        let counter = FailureCounter::over(60_000);
+        assert_eq!(counter.reserve("key_a", 1_000, 2), None);
+        assert_eq!(counter.reserve("key_a", 2_000, 2), None);
+        assert!(counter.reserve("key_a", 3_000, 2).is_some(), "two counted");
+        counter.forgive("key_a", 2_000);
+        assert_eq!(counter.reserve("key_a", 4_000, 2), None, "one was right");
+        assert!(counter.wait_s("key_a", 5_000, 2).is_some());
     }
 
     #[test]

@@ -241,12 +241,30 @@ fn replace_file(path: &Path, text: &str) -> std::io::Result<()> {
             temp.as_file(),
             Some(rustix::fs::Uid::from_raw(metadata.uid())),
             Some(rustix::fs::Gid::from_raw(metadata.gid())),
-        )?;
+        )
+        .map_err(|e| {
+            std::io::Error::new(
+                std::io::ErrorKind::PermissionDenied,
+                format!(
+                    "cannot give the new file the config's owner {}:{} ({e}): run this as root or as that user",
+                    metadata.uid(),
+                    metadata.gid()
+                ),
+            )
+        })?;
     }
     temp.write_all(text.as_bytes())?;
     temp.as_file().sync_all()?;
     temp.persist(&path).map_err(|e| e.error)?;
-    std::fs::File::open(dir)?.sync_all()
+    // The new file is in place: a directory that cannot be synced only weakens the rename's
+    // durability, it does not undo it, so it is said, not failed on.
+    if let Err(e) = std::fs::File::open(dir).and_then(|d| d.sync_all()) {
+        eprintln!(
+            "paygated: warning: {} was replaced, but syncing its directory failed: {e}",
+            path.display()
+        );
+    }
+    Ok(())
 }
 
 fn print_enrolment(key_id: &str, uri: &str, config_path: &Path) {

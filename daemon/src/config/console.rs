@@ -1,5 +1,5 @@
 //! `[console]`: the back office's sessions, and which refunds need a fresh authenticator
-//! code (API.md §2, §11).
+//! code (API.md §2, §13).
 
 use std::collections::BTreeMap;
 

@@ -163,7 +163,7 @@ impl Connection {
     }
 
     fn seen_request(&self) -> bool {
-        self.seen_request.load(Ordering::Relaxed)
+        self.seen_request.load(Ordering::Acquire)
     }
 
     pub(super) fn is_open(&self) -> bool {
@@ -253,7 +253,8 @@ impl InFlight {
         connection.progress_ms.store(now_ms(), Ordering::Relaxed);
         connection.in_flight.fetch_add(1, Ordering::AcqRel);
         if !connection.seen_request() {
-            connection.seen_request.store(true, Ordering::Relaxed);
+            // Release: whoever sees it sees the request counted in flight above.
+            connection.seen_request.store(true, Ordering::Release);
             // The watcher sleeps until the request-head deadline: from now on it is the
             // stall deadline that counts (a client that stops reading this very answer).
             connection.wake();

@@ -64,6 +64,21 @@ impl Store {
             .map(drop)
     }
 
+    /// Replaces `before` with `after` only if the session is still `before` (a log-out in
+    /// between is not undone); whether it was.
+    pub fn touch_session(
+        &self,
+        id_hash: &[u8; 32],
+        before: &SessionRecord,
+        after: &SessionRecord,
+    ) -> Result<bool, StoreError> {
+        let tree = &self.console.sessions;
+        let swapped = self
+            .writer
+            .single(|| tree.compare_and_swap(id_hash, Some(encode(before)), Some(encode(after))))?;
+        Ok(swapped.is_ok())
+    }
+
     pub fn session(&self, id_hash: &[u8; 32]) -> Result<Option<SessionRecord>, StoreError> {
         match self
             .console
@@ -157,7 +172,19 @@ mod tests {
         );
         assert_eq!(store.session(&a).unwrap(), None);
         assert!(store.session(&b).unwrap().is_some());
+        // A touch after a removal does not bring the session back.
+        let seen = session("key_b", 9_000);
+        assert!(
+            store
+                .touch_session(&b, &seen, &session("key_b", 9_500))
+                .unwrap()
+        );
         store.remove_session(&b).unwrap();
+        assert!(
+            !store
+                .touch_session(&b, &session("key_b", 9_500), &session("key_b", 9_900))
+                .unwrap()
+        );
         assert_eq!(store.session(&b).unwrap(), None);
     }
 }

@@ -1,5 +1,5 @@
 //! `/console`: the merchant's back office, server-rendered pages for staff and operators
-//! (API.md §11). Log-in takes an API key of role `erp` or `admin` with an authenticator
+//! (API.md §13). Log-in takes an API key of role `erp` or `admin` with an authenticator
 //! enrolled, and a code from it; sessions and used codes live in the store. Pages are
 //! HTML without script; every form carries the session's CSRF token; the operations that
 //! need a fresh code on the API (refunds above `[console] refund_confirm_above`, lifting a
@@ -580,7 +580,8 @@ async fn refund(
     ) {
         return fail(e);
     }
-    // The same fingerprint as the API's refund route would make for this body.
+    // The console's own claim (its key prefixed `console:`, its own fingerprint of what the
+    // form asks), so that the same form sent twice makes one refund.
     let claim = crate::store::Claim {
         api_key_id: signed.key.id.clone(),
         key: format!("console:{}", fields.idempotency_key),
@@ -647,6 +648,13 @@ async fn refund(
             )))
         }
         Ok(answer) => {
+            // That request is answered for good: the form comes back with a new key, so
+            // that a changed amount is a new request, not a reuse of the old one.
+            let kept = Some((
+                session::random_token(),
+                fields.amount.clone(),
+                fields.reason.clone(),
+            ));
             let message = serde_json::from_str::<serde_json::Value>(&answer.body)
                 .ok()
                 .and_then(|v| {
@@ -655,9 +663,14 @@ async fn refund(
                         .map(str::to_owned)
                 })
                 .unwrap_or_else(|| format!("refused ({})", answer.status));
-            again(
+            payment_response(
+                &state,
+                &signed,
+                lang,
+                &id,
                 StatusCode::from_u16(answer.status).unwrap_or(StatusCode::UNPROCESSABLE_ENTITY),
-                Notice::Failed(message),
+                Some(Notice::Failed(message)),
+                kept,
             )
         }
         Err(e) => fail(ApiError::from(e)),

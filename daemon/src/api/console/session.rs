@@ -134,8 +134,12 @@ pub fn current(
     // Written at most every minute, and often enough that the idle timeout is kept to a
     // tenth of itself.
     if now - record.last_seen_at_ms >= TOUCH_EVERY_MS.min(settings.idle_timeout_ms / 10) {
+        let before = record.clone();
         record.last_seen_at_ms = now;
-        state.store.put_session(&id_hash, &record)?;
+        // Only if it is still there: a log-out meanwhile stays a log-out.
+        if !state.store.touch_session(&id_hash, &before, &record)? {
+            return Ok(Err(NoSession::Ended));
+        }
     }
     Ok(Ok(Signed {
         id_hash,
