@@ -94,7 +94,7 @@ impl AppState {
             clock: clock.clone(),
         });
         Ok(Arc::new(AppState {
-            keys: ArcSwap::from_pointee(config.key_ring()?),
+            keys: ArcSwap::from_pointee(config.key_ring_with(onboarding.master_key.as_deref())?),
             console: config.console.settings(),
             body_bytes_max: config.body_bytes_max(),
             upload_bytes_max: config.upload_bytes_max(),

@@ -146,12 +146,18 @@ pub struct AckBody {}
 
 /// Whether the caller may see `alert`: admins all, erp keys their merchants' alerts.
 fn visible(caller: &Caller, alert: &AlertRecord) -> bool {
-    caller.0.role == Role::Admin
+    visible_to(&caller.0, alert)
+}
+
+/// Whether `key` may see `alert`: an admin sees all, others the alerts about their
+/// merchants (API.md §2).
+pub(super) fn visible_to(key: &crate::auth::ApiKey, alert: &AlertRecord) -> bool {
+    key.role == Role::Admin
         || alert
             .subject
             .merchant_id
             .as_ref()
-            .is_some_and(|m| caller.0.may_act_for(m))
+            .is_some_and(|m| key.may_act_for(m))
 }
 
 /// Lists alerts, newest first.
@@ -332,7 +338,7 @@ pub async fn list_blocks(
 pub async fn lift_block(
     State(state): State<Arc<AppState>>,
     caller: Caller,
-    source: super::second_factor::ClientSource,
+    source: super::auth::ClientSource,
     headers: axum::http::HeaderMap,
     ApiPath(id): ApiPath<String>,
 ) -> Result<Json<BlockObject>, ApiError> {

@@ -25,10 +25,7 @@ impl FromRequestParts<Arc<AppState>> for Caller {
         let caller = authenticate(parts, state);
         if caller.is_err() {
             // A security event: the monitor watches for credential stuffing per source.
-            let source = parts
-                .extensions
-                .get::<crate::server::ClientAddr>()
-                .map_or_else(|| "unknown".to_owned(), |a| a.0.clone());
+            let source = ClientSource::of(parts);
             state
                 .monitor
                 .observe(crate::monitor::Input::AuthFailure { source });
@@ -91,5 +88,26 @@ impl Caller {
                 message: format!("this API key may not act for merchant {merchant_id}"),
             })
         }
+    }
+}
+
+/// The client's address as the monitor names sources (`unknown` when the transport gave
+/// none).
+pub struct ClientSource(pub String);
+
+impl ClientSource {
+    pub fn of(parts: &Parts) -> String {
+        parts
+            .extensions
+            .get::<crate::server::ClientAddr>()
+            .map_or_else(|| "unknown".to_owned(), |a| a.0.clone())
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for ClientSource {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Ok(ClientSource(ClientSource::of(parts)))
     }
 }

@@ -58,23 +58,16 @@ struct PageSecrets {
 
 impl PageSecrets {
     fn new(state: &AppState, payment_id: &str) -> PageSecrets {
-        let salt = random_hex();
+        let salt = super::html::nonce();
         let tag = ring::hmac::sign(
             &state.cashier_key,
             token_input(payment_id, &salt).as_bytes(),
         );
         PageSecrets {
-            nonce: random_hex(),
+            nonce: super::html::nonce(),
             form_token: format!("{salt}.{}", hex::encode(tag.as_ref())),
         }
     }
-}
-
-/// 16 random bytes, hex: a CSP nonce or a token's salt.
-fn random_hex() -> String {
-    let mut bytes = [0u8; 16];
-    getrandom::fill(&mut bytes).expect("the OS has randomness");
-    hex::encode(bytes)
 }
 
 fn token_input(payment_id: &str, salt: &str) -> String {
@@ -153,7 +146,7 @@ fn page(
 }
 
 fn not_found(lang: Lang) -> Response {
-    let nonce = random_hex();
+    let nonce = super::html::nonce();
     html(
         StatusCode::NOT_FOUND,
         cashier_page::render_not_found(&nonce, lang),

@@ -3,6 +3,13 @@
 
 use std::fmt::Write;
 
+/// 16 random bytes, hex: a Content-Security-Policy nonce, or a token's salt.
+pub fn nonce() -> String {
+    let mut bytes = [0u8; 16];
+    getrandom::fill(&mut bytes).expect("the OS has randomness");
+    hex::encode(bytes)
+}
+
 /// Escapes text for HTML element content and quoted attribute values.
 pub fn escape(text: &str) -> String {
     let mut out = String::with_capacity(text.len());

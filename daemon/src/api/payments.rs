@@ -789,24 +789,13 @@ pub async fn list_payments(
     .limit()?;
     let status = match filters.status.as_deref() {
         None => None,
-        Some(text) => Some(
-            [
-                PaymentStatus::Pending,
-                PaymentStatus::Succeeded,
-                PaymentStatus::Failed,
-                PaymentStatus::Cancelled,
-                PaymentStatus::Expired,
-            ]
-            .into_iter()
-            .find(|s| s.as_str() == text)
-            .ok_or_else(|| {
-                ApiError::invalid(
-                    "parameter_invalid",
-                    format!("status \"{text}\" is not a payment status"),
-                    Some("status"),
-                )
-            })?,
-        ),
+        Some(text) => Some(PaymentStatus::parse(text).ok_or_else(|| {
+            ApiError::invalid(
+                "parameter_invalid",
+                format!("status \"{text}\" is not a payment status"),
+                Some("status"),
+            )
+        })?),
     };
     let gte = parse_time(&filters.created_gte, "created_gte")?;
     let lt = parse_time(&filters.created_lt, "created_lt")?;
@@ -880,7 +869,7 @@ pub async fn cancel_payment(
 pub async fn create_refund(
     State(state): State<Arc<AppState>>,
     caller: Caller,
-    source: super::second_factor::ClientSource,
+    source: super::auth::ClientSource,
     headers: axum::http::HeaderMap,
     ApiPath(id): ApiPath<String>,
     mut request: Idempotent<CreateRefundBody>,

@@ -159,7 +159,7 @@ pub struct ReloadObject {
 pub async fn reload_plugins(
     State(state): State<Arc<AppState>>,
     caller: Caller,
-    source: super::second_factor::ClientSource,
+    source: super::auth::ClientSource,
     headers: axum::http::HeaderMap,
 ) -> Result<Json<ReloadObject>, ApiError> {
     caller.require_role(Role::Admin)?;

@@ -3,9 +3,7 @@
 //! accepted once; wrong codes are limited per key; a retry of an answered request is
 //! answered from the store without one, since it does nothing new.
 
-use axum::extract::FromRequestParts;
 use axum::http::HeaderMap;
-use axum::http::request::Parts;
 
 use super::error::ApiError;
 use crate::app::AppState;
@@ -121,22 +119,5 @@ fn invalid(why: &str) -> ApiError {
     ApiError::SecondFactor {
         code: "otp_invalid",
         message: format!("the Paygate-OTP code is {why}"),
-    }
-}
-
-/// The client's address as the monitor names sources (`unknown` when the transport gave
-/// none).
-pub struct ClientSource(pub String);
-
-impl<S: Send + Sync> FromRequestParts<S> for ClientSource {
-    type Rejection = std::convert::Infallible;
-
-    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
-        Ok(ClientSource(
-            parts
-                .extensions
-                .get::<crate::server::ClientAddr>()
-                .map_or_else(|| "unknown".to_owned(), |a| a.0.clone()),
-        ))
     }
 }

@@ -1483,10 +1483,18 @@ impl Config {
         } else {
             None
         };
+        self.key_ring_with(master.as_ref())
+    }
+
+    /// [`key_ring`](Self::key_ring) with the master key already loaded.
+    pub fn key_ring_with(
+        &self,
+        master: Option<&crate::merchants::sealed::MasterKey>,
+    ) -> Result<crate::auth::KeyRing, String> {
         let entries = self
             .api_keys
             .iter()
-            .map(|k| k.entry(master.as_ref()))
+            .map(|k| k.entry(master))
             .collect::<Result<Vec<_>, String>>()?;
         Ok(crate::auth::KeyRing::new(entries))
     }

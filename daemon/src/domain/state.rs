@@ -28,6 +28,14 @@ pub enum Transition {
 }
 
 impl PaymentStatus {
+    /// The status named `text` (`as_str`'s inverse).
+    pub fn parse(text: &str) -> Option<PaymentStatus> {
+        use PaymentStatus::*;
+        [Pending, Succeeded, Failed, Cancelled, Expired]
+            .into_iter()
+            .find(|s| s.as_str() == text)
+    }
+
     pub fn is_terminal(self) -> bool {
         self != PaymentStatus::Pending
     }

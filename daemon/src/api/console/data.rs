@@ -6,10 +6,11 @@ use std::collections::BTreeMap;
 use time::{Date, OffsetDateTime, UtcOffset};
 
 use super::view::*;
+use crate::api::alerts::visible_to;
 use crate::app::AppState;
 use crate::auth::{ApiKey, Role};
 use crate::domain::money::{Currency, Money};
-use crate::domain::records::{AlertRecord, PaymentRecord};
+use crate::domain::records::PaymentRecord;
 use crate::domain::state::PaymentStatus;
 use crate::store::StoreError;
 
@@ -97,17 +98,7 @@ pub fn payment_row(state: &AppState, p: &PaymentRecord) -> PaymentRow {
 }
 
 /// The day's figures and the 30-day chart.
-pub struct Today {
-    pub date: String,
-    pub takings: Vec<Takings>,
-    pub refunds: Vec<Totals>,
-    pub unpaid: u64,
-    pub open_alerts: usize,
-    pub chart: Option<Chart>,
-    pub partial: bool,
-}
-
-pub fn today(state: &AppState, key: &ApiKey) -> Result<Today, StoreError> {
+pub fn today(state: &AppState, key: &ApiKey) -> Result<DayFigures, StoreError> {
     let now = state.clock.now_ms();
     let page_offset = scope_offset(state, key);
     let page_today = local_date(now, page_offset);
@@ -192,7 +183,7 @@ pub fn today(state: &AppState, key: &ApiKey) -> Result<Today, StoreError> {
     let open_alerts = state
         .store
         .alerts_page(None, 100_000, |a| {
-            a.acknowledged_at_ms.is_none() && alert_visible(key, a)
+            a.acknowledged_at_ms.is_none() && visible_to(key, a)
         })?
         .len();
     // The chart shows the currency most payments were made in.
@@ -211,7 +202,7 @@ pub fn today(state: &AppState, key: &ApiKey) -> Result<Today, StoreError> {
                     .map(|(provider, minor)| Series { provider, minor })
                     .collect(),
             });
-    Ok(Today {
+    Ok(DayFigures {
         date: page_today.to_string(),
         takings: takings
             .into_iter()
@@ -237,15 +228,6 @@ pub fn today(state: &AppState, key: &ApiKey) -> Result<Today, StoreError> {
     })
 }
 
-pub fn alert_visible(key: &ApiKey, alert: &AlertRecord) -> bool {
-    key.role == Role::Admin
-        || alert
-            .subject
-            .merchant_id
-            .as_ref()
-            .is_some_and(|m| key.may_act_for(m))
-}
-
 /// The search's filters, checked.
 pub struct Filters {
     order_id: Option<String>,
@@ -258,18 +240,7 @@ pub fn filters(query: &PaymentQuery) -> Result<Filters, QueryProblem> {
     let text = |s: &str| Some(s.trim().to_owned()).filter(|s| !s.is_empty());
     let status = match query.status.trim() {
         "" => None,
-        s => Some(
-            [
-                PaymentStatus::Pending,
-                PaymentStatus::Succeeded,
-                PaymentStatus::Failed,
-                PaymentStatus::Cancelled,
-                PaymentStatus::Expired,
-            ]
-            .into_iter()
-            .find(|status| status.as_str() == s)
-            .ok_or(QueryProblem::BadStatus)?,
-        ),
+        s => Some(PaymentStatus::parse(s).ok_or(QueryProblem::BadStatus)?),
     };
     let date = match query.date.trim() {
         "" => None,
@@ -411,18 +382,8 @@ pub fn payment_page(
             })?
     };
     let payment = PaymentDetail {
-        id: p.id.clone(),
-        merchant_id: p.merchant_id.clone(),
-        order_id: p.order_id.clone(),
+        summary: payment_row(state, &p),
         description: p.description.clone(),
-        terminal_id: p.terminal_id.clone(),
-        provider: p.provider.clone(),
-        method: p.method.as_str().to_owned(),
-        status: p.status.as_str().to_owned(),
-        amount: amount(p.amount_minor, &p.currency),
-        currency: p.currency.clone(),
-        refunded: amount(p.refunded_minor, &p.currency),
-        created: local_time(p.created_at_ms, offset_min),
         updated: local_time(p.updated_at_ms, offset_min),
         provider_reference: p.provider_reference.clone(),
         failure: p
@@ -494,12 +455,12 @@ pub fn alerts(
     let now = state.clock.now_ms();
     // Every open alert (however old), then the newest acknowledged ones.
     let mut alerts = state.store.alerts_page(None, ALERTS_OPEN_MAX, |a| {
-        a.acknowledged_at_ms.is_none() && alert_visible(key, a)
+        a.acknowledged_at_ms.is_none() && visible_to(key, a)
     })?;
     alerts.truncate(ALERTS_OPEN_MAX);
     let room = ALERTS_SHOWN.saturating_sub(alerts.len());
     let mut done = state.store.alerts_page(None, room, |a| {
-        a.acknowledged_at_ms.is_some() && alert_visible(key, a)
+        a.acknowledged_at_ms.is_some() && visible_to(key, a)
     })?;
     done.truncate(room);
     alerts.extend(done);

@@ -20,10 +20,11 @@ use axum::response::Response;
 use axum::routing::{get, post};
 use serde::Deserialize;
 
+use super::auth::ClientSource;
 use super::error::ApiError;
 use super::html::path_segment;
 use super::json::{ApiPath, RawBody};
-use super::second_factor::{self, ClientSource};
+use super::second_factor;
 use crate::app::AppState;
 use crate::auth::Role;
 use crate::domain::money::Money;
@@ -336,17 +337,11 @@ async fn today(
 ) -> Result<Response, ApiError> {
     let signed = signed_in!(state, headers);
     let lang = session::language(&headers);
-    let figures = data::today(&state, &signed.key)?;
+    let day = data::today(&state, &signed.key)?;
     let nonce = session::nonce();
     let body = render::today(&TodayView {
         frame: frame(&signed, lang, &nonce, Section::Today, "/console", None),
-        date: figures.date,
-        takings: figures.takings,
-        refunds: figures.refunds,
-        unpaid: figures.unpaid,
-        open_alerts: figures.open_alerts,
-        chart: figures.chart,
-        partial: figures.partial,
+        day,
     });
     Ok(session::page(StatusCode::OK, body, &nonce))
 }

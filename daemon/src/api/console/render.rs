@@ -184,8 +184,12 @@ pub fn today(view: &TodayView<'_>) -> String {
     let lang = view.frame.lang;
     let t = texts(lang);
     let mut m = String::with_capacity(8 * 1024);
-    let _ = write!(m, "<h1>{}</h1>", escape(&fill(t.today_heading, &view.date)));
-    if view.partial {
+    let _ = write!(
+        m,
+        "<h1>{}</h1>",
+        escape(&fill(t.today_heading, &view.day.date))
+    );
+    if view.day.partial {
         let _ = write!(m, "<p class=\"notice warn\">{}</p>", escape(t.partial));
     }
     let _ = write!(
@@ -194,18 +198,18 @@ pub fn today(view: &TodayView<'_>) -> String {
          <div><dt>{}</dt><dd class=\"figure\">{}</dd><dd class=\"muted\">{}</dd></div>\
          <div><dt>{}</dt><dd class=\"figure\"><a href=\"/console/alerts\">{}</a></dd></div></dl>",
         escape(t.unpaid),
-        view.unpaid,
+        view.day.unpaid,
         escape(t.unpaid_note),
         escape(t.open_alerts),
-        view.open_alerts,
+        view.day.open_alerts,
     );
 
     let _ = write!(m, "<h2>{}</h2>", escape(t.takings));
-    if view.takings.is_empty() {
+    if view.day.takings.is_empty() {
         let _ = write!(m, "<p class=\"muted\">{}</p>", escape(t.no_takings));
     } else {
         table_head(&mut m, &[t.col_wallet, t.col_count, t.col_amount]);
-        for row in &view.takings {
+        for row in &view.day.takings {
             m.push_str("<tr>");
             cell(
                 &mut m,
@@ -224,11 +228,11 @@ pub fn today(view: &TodayView<'_>) -> String {
     }
 
     let _ = write!(m, "<h2>{}</h2>", escape(t.refunds_today));
-    if view.refunds.is_empty() {
+    if view.day.refunds.is_empty() {
         let _ = write!(m, "<p class=\"muted\">{}</p>", escape(t.no_refunds_today));
     } else {
         table_head(&mut m, &[t.col_count, t.col_amount]);
-        for row in &view.refunds {
+        for row in &view.day.refunds {
             m.push_str("<tr>");
             num_cell(&mut m, t.col_count, &row.count.to_string());
             num_cell(
@@ -241,7 +245,7 @@ pub fn today(view: &TodayView<'_>) -> String {
         table_foot(&mut m);
     }
 
-    if let Some(chart) = &view.chart {
+    if let Some(chart) = &view.day.chart {
         chart_section(&mut m, lang, chart);
     }
     framed(&view.frame, t.nav_today, &m)
@@ -374,33 +378,34 @@ pub fn payment(view: &PaymentView<'_>) -> String {
     let lang = view.frame.lang;
     let t = texts(lang);
     let p = &view.payment;
+    let s = &p.summary;
     let mut m = String::with_capacity(16 * 1024);
-    let heading = fill(t.payment_heading, &p.id);
+    let heading = fill(t.payment_heading, &s.id);
     let _ = write!(m, "<h1>{}</h1>", escape(&heading));
     if p.archived {
         let _ = write!(m, "<p class=\"notice warn\">{}</p>", escape(t.archived));
     }
 
     m.push_str("<dl class=\"details panel\">");
-    detail(&mut m, t.col_status, &payment_badge(t, &p.status));
+    detail(&mut m, t.col_status, &payment_badge(t, &s.status));
     detail(
         &mut m,
         t.col_amount,
-        &escape(&money(lang, &p.amount, &p.currency)),
+        &escape(&money(lang, &s.amount, &s.currency)),
     );
     detail(
         &mut m,
         t.col_refunded,
-        &escape(&money(lang, &p.refunded, &p.currency)),
+        &escape(&money(lang, &s.refunded, &s.currency)),
     );
-    detail(&mut m, t.col_wallet, &escape(&wallet(lang, t, &p.provider)));
-    detail(&mut m, t.col_method, &escape(t.method(&p.method)));
-    detail(&mut m, t.col_merchant, &code(&p.merchant_id));
-    detail(&mut m, t.col_order, &optional(t, p.order_id.as_deref()));
+    detail(&mut m, t.col_wallet, &escape(&wallet(lang, t, &s.provider)));
+    detail(&mut m, t.col_method, &escape(t.method(&s.method)));
+    detail(&mut m, t.col_merchant, &code(&s.merchant_id));
+    detail(&mut m, t.col_order, &optional(t, s.order_id.as_deref()));
     detail(
         &mut m,
         t.col_terminal,
-        &optional(t, p.terminal_id.as_deref()),
+        &optional(t, s.terminal_id.as_deref()),
     );
     detail(
         &mut m,
@@ -412,7 +417,7 @@ pub fn payment(view: &PaymentView<'_>) -> String {
         t.col_provider_reference,
         &optional(t, p.provider_reference.as_deref()),
     );
-    detail(&mut m, t.col_created, &escape(&p.created));
+    detail(&mut m, t.col_created, &escape(&s.created));
     detail(&mut m, t.col_updated, &escape(&p.updated));
     if let Some(failure) = &p.failure {
         detail(&mut m, t.col_failure, &escape(failure));
@@ -454,7 +459,7 @@ pub fn payment(view: &PaymentView<'_>) -> String {
             num_cell(
                 &mut m,
                 t.col_amount,
-                &money(lang, &refund.amount, &p.currency),
+                &money(lang, &refund.amount, &s.currency),
             );
             cell(
                 &mut m,
@@ -476,7 +481,7 @@ pub fn payment(view: &PaymentView<'_>) -> String {
 
     if let Some(form) = &view.refund_form {
         let code_label = match &form.code_above {
-            Some(above) => fill(t.refund_code_above, &money(lang, above, &p.currency)),
+            Some(above) => fill(t.refund_code_above, &money(lang, above, &s.currency)),
             None => t.refund_code.to_owned(),
         };
         let _ = write!(
@@ -490,10 +495,10 @@ pub fn payment(view: &PaymentView<'_>) -> String {
              <label>{}{}</label>\
              <button type=\"submit\">{}</button></form>",
             escape(t.refund_heading),
-            escape(&segment(&p.id)),
+            escape(&segment(&s.id)),
             csrf_field(view.frame.csrf),
             escape(&form.idempotency_key),
-            escape(&fill(t.refund_amount, &p.currency)),
+            escape(&fill(t.refund_amount, &s.currency)),
             escape(&form.amount),
             escape(t.refund_reason),
             escape(&form.reason),
@@ -1114,8 +1119,8 @@ fn query_value(text: &str) -> String {
 mod tests {
     use super::*;
     use crate::api::console::view::{
-        AccountRow, ActivationRow, AlertRow, BlockRow, EventRow, MerchantRow, PaymentDetail,
-        PaymentQuery, PaymentRow, RefundForm, RefundRow, Takings, Totals,
+        AccountRow, ActivationRow, AlertRow, BlockRow, DayFigures, EventRow, MerchantRow,
+        PaymentDetail, PaymentQuery, PaymentRow, RefundForm, RefundRow, Takings, Totals,
     };
 
     fn frame(lang: Lang, section: Section) -> Frame<'static> {
@@ -1150,37 +1155,39 @@ mod tests {
     fn today_view(lang: Lang) -> TodayView<'static> {
         TodayView {
             frame: frame(lang, Section::Today),
-            date: "2026-12-07".into(),
-            takings: vec![
-                Takings {
-                    provider: "alipay".into(),
-                    currency: "CNY".into(),
-                    count: 3,
-                    amount: "36.00".into(),
-                },
-                Takings {
-                    provider: "wechatpay".into(),
+            day: DayFigures {
+                date: "2026-12-07".into(),
+                takings: vec![
+                    Takings {
+                        provider: "alipay".into(),
+                        currency: "CNY".into(),
+                        count: 3,
+                        amount: "36.00".into(),
+                    },
+                    Takings {
+                        provider: "wechatpay".into(),
+                        currency: "CNY".into(),
+                        count: 1,
+                        amount: "8.50".into(),
+                    },
+                ],
+                refunds: vec![Totals {
                     currency: "CNY".into(),
                     count: 1,
-                    amount: "8.50".into(),
-                },
-            ],
-            refunds: vec![Totals {
-                currency: "CNY".into(),
-                count: 1,
-                amount: "2.00".into(),
-            }],
-            unpaid: 2,
-            open_alerts: 1,
-            chart: Some(chart(
-                3,
-                vec![
-                    series("alipay", &[1000, 2000, 0]),
-                    series("wechatpay", &[500, 1000, 1250]),
-                    series("toypay", &[0, 0, 100]),
-                ],
-            )),
-            partial: true,
+                    amount: "2.00".into(),
+                }],
+                unpaid: 2,
+                open_alerts: 1,
+                chart: Some(chart(
+                    3,
+                    vec![
+                        series("alipay", &[1000, 2000, 0]),
+                        series("wechatpay", &[500, 1000, 1250]),
+                        series("toypay", &[0, 0, 100]),
+                    ],
+                )),
+                partial: true,
+            },
         }
     }
 
@@ -1217,18 +1224,20 @@ mod tests {
         PaymentView {
             frame: frame(lang, Section::Payments),
             payment: PaymentDetail {
-                id: "pay_1".into(),
-                merchant_id: "m_1".into(),
-                order_id: Some("A-1".into()),
+                summary: PaymentRow {
+                    id: "pay_1".into(),
+                    created: "2026-12-07 10:32".into(),
+                    merchant_id: "m_1".into(),
+                    order_id: Some("A-1".into()),
+                    terminal_id: None,
+                    provider: "alipay".into(),
+                    method: "qr".into(),
+                    status: "succeeded".into(),
+                    amount: "12.50".into(),
+                    currency: "CNY".into(),
+                    refunded: "2.00".into(),
+                },
                 description: Some("2 cups".into()),
-                terminal_id: None,
-                provider: "alipay".into(),
-                method: "qr".into(),
-                status: "succeeded".into(),
-                amount: "12.50".into(),
-                currency: "CNY".into(),
-                refunded: "2.00".into(),
-                created: "2026-12-07 10:32".into(),
                 updated: "2026-12-07 10:33".into(),
                 provider_reference: Some("2026120722001".into()),
                 failure: None,
@@ -1377,7 +1386,7 @@ mod tests {
         let mut pages = vec![(payments(&v), vec!["order", "merchant-id", "query"])];
 
         let mut v = payment_view(Lang::En);
-        v.payment.order_id = Some(evil("order"));
+        v.payment.summary.order_id = Some(evil("order"));
         v.payment.description = Some(evil("description"));
         v.payment.metadata = vec![(evil("meta-key"), evil("meta-value"))];
         v.refunds[0].reason = Some(evil("reason"));
@@ -1521,11 +1530,11 @@ mod tests {
         assert!(page.contains(".c-alipay{fill:#1677ff"));
 
         let mut v = today_view(Lang::En);
-        v.chart = Some(chart(2, vec![series("alipay", &[5, 0])]));
+        v.day.chart = Some(chart(2, vec![series("alipay", &[5, 0])]));
         let page = today(&v);
         assert!(page.contains("<title>2026-11-01 · Alipay: 0.05 CNY</title>"));
         assert_eq!(stacks(&page), vec![vec![CHART_H], vec![]]);
-        v.chart = None;
+        v.day.chart = None;
         assert!(!today(&v).contains("<svg"));
     }
 
@@ -1557,7 +1566,7 @@ mod tests {
         assert!(page.contains("<code>pay/1&quot;x</code>"));
 
         let mut v = payment_view(Lang::En);
-        v.payment.id = id.into();
+        v.payment.summary.id = id.into();
         assert!(payment(&v).contains("action=\"/console/payments/pay%2F1%22x/refund\""));
 
         let mut v = alerts_view(Lang::En);

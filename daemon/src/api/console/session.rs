@@ -29,12 +29,7 @@ pub fn random_token() -> String {
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
 }
 
-/// 16 random bytes, hex: a CSP nonce.
-pub fn nonce() -> String {
-    let mut bytes = [0u8; 16];
-    getrandom::fill(&mut bytes).expect("the OS has randomness");
-    hex::encode(bytes)
-}
+pub use crate::api::html::nonce;
 
 pub fn id_hash(id: &str) -> [u8; 32] {
     crate::auth::sha256(id)

@@ -126,6 +126,12 @@ pub struct Series {
 #[derive(Debug, Clone)]
 pub struct TodayView<'a> {
     pub frame: Frame<'a>,
+    pub day: DayFigures,
+}
+
+/// The day's figures and the 30-day chart, within the key's scope.
+#[derive(Debug, Clone)]
+pub struct DayFigures {
     /// The day shown (`"2026-12-07"`, each merchant's own local day).
     pub date: String,
     pub takings: Vec<Takings>,
@@ -187,18 +193,9 @@ pub struct PaymentsView<'a> {
 
 #[derive(Debug, Clone)]
 pub struct PaymentDetail {
-    pub id: String,
-    pub merchant_id: String,
-    pub order_id: Option<String>,
+    /// What its row in a list shows.
+    pub summary: PaymentRow,
     pub description: Option<String>,
-    pub terminal_id: Option<String>,
-    pub provider: String,
-    pub method: String,
-    pub status: String,
-    pub amount: String,
-    pub currency: String,
-    pub refunded: String,
-    pub created: String,
     pub updated: String,
     pub provider_reference: Option<String>,
     /// The failure's code and message.
