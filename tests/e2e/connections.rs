@@ -206,6 +206,55 @@ async fn a_slow_body_is_answered_408_and_its_connection_closed() {
     trickle.abort();
 }
 
+/// A body past `body_bytes_max` is refused before it has all arrived, and the connection
+/// closes: the client, still sending, must get the 413 all the same (the daemon reads and
+/// drops the rest for a while before closing; closing with unread bytes would reset the
+/// connection and destroy the answer in the client's socket).
+#[tokio::test]
+async fn a_client_still_sending_a_body_too_large_gets_its_413() {
+    let daemon = Daemon::with_config(config_with(&[("body_bytes_max", "65536")]));
+    let body = vec![b' '; 8 << 20];
+    // As a client that sends its whole request before it reads (most do).
+    for attempt in 0..3 {
+        let head = format!(
+            "POST /v1/payments HTTP/1.1\r\nhost: x\r\nauthorization: Bearer {POS}\r\ncontent-type: application/json\r\nidempotency-key: big-{attempt}\r\ncontent-length: {}\r\n\r\n",
+            body.len()
+        );
+        let mut stream = TcpStream::connect(daemon.tcp_addr()).await.unwrap();
+        stream.write_all(head.as_bytes()).await.unwrap();
+        let sent = stream.write_all(&body).await;
+        assert!(sent.is_ok(), "attempt {attempt}: {sent:?}");
+        let response_head = read_head(&mut stream).await;
+        assert!(response_head.starts_with("HTTP/1.1 413"), "{response_head}");
+        assert!(
+            response_head.contains("connection: close"),
+            "{response_head}"
+        );
+        let mut answer = vec![0u8; content_length(&response_head)];
+        stream.read_exact(&mut answer).await.unwrap();
+        let answer: Value = serde_json::from_slice(&answer).unwrap();
+        assert_eq!(error_kind(&answer).1, "body_too_large", "{answer}");
+        assert!(closed_within(&mut stream, WITHIN).await.is_some());
+    }
+    // As reqwest does it (the e2e tests' client, and many a POS system's).
+    for attempt in 0..50 {
+        let response = reqwest::Client::new()
+            .post(daemon.url("/v1/payments"))
+            .bearer_auth(POS)
+            .header("idempotency-key", format!("big-reqwest-{attempt}"))
+            .header("content-type", "application/json")
+            .body(body.clone())
+            .send()
+            .await;
+        let status = response.as_ref().map(reqwest::Response::status);
+        assert_eq!(
+            status.ok(),
+            Some(reqwest::StatusCode::PAYLOAD_TOO_LARGE),
+            "{response:?}"
+        );
+    }
+}
+
 #[tokio::test]
 async fn an_idle_keep_alive_connection_is_closed() {
     let daemon = Daemon::with_config(config_with(&[("idle_timeout_ms", "1000")]));

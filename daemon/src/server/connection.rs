@@ -30,6 +30,7 @@ use tower::ServiceExt;
 
 use super::ClientAddr;
 use super::body::DeadlineBody;
+use super::linger::Lingering;
 use super::registry::Registry;
 
 /// After a graceful close has begun, how long a connection with nothing in flight may take
@@ -422,7 +423,7 @@ pub(crate) async fn serve<I>(
     };
     let http = listener
         .http
-        .serve_connection_with_upgrades(TokioIo::new(io), service);
+        .serve_connection_with_upgrades(TokioIo::new(Lingering::new(io)), service);
     tokio::pin!(http);
     let reason = tokio::select! {
         result = http.as_mut() => return ended(result),

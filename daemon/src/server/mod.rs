@@ -14,6 +14,7 @@
 mod body;
 mod connection;
 pub mod limits;
+mod linger;
 mod registry;
 pub mod tls;
 
