@@ -1,6 +1,7 @@
 //! `paygate-bench stores <tmp dir> <payments> <group> [relaxed]`: the daemon's own store code,
-//! driven through its storage port ([`PaymentStore`]) the way the payments use case drives
-//! it for one barcode payment:
+//! the sled engine's methods behind the storage port (`PaymentStore`, whose sled impl calls
+//! them one for one), driven the way the payments use case drives them for one barcode
+//! payment:
 //!
 //! 1. `begin_payment`: the claim, the payment with an order id and a terminal, its
 //!    `payment.created` event;
@@ -23,7 +24,7 @@ use paygate_daemon::domain::method::Method;
 use paygate_daemon::domain::records::{EventRecord, PaymentRecord, ProviderStep};
 use paygate_daemon::domain::state::PaymentStatus;
 use paygate_daemon::store::commit::Durability;
-use paygate_daemon::store::{Begin, Claim, PaymentStore, Store};
+use paygate_daemon::store::{Begin, Claim, Store};
 
 use crate::measure;
 
@@ -149,7 +150,8 @@ fn pay(store: &Store, n: u64) {
         p.updated_at_ms = now + 40;
         Some(vec![succeeded.clone()])
     };
-    PaymentStore::update_payment(store, &id, &change)
+    store
+        .update_payment(&id, change)
         .expect("update")
         .expect("the payment exists");
     let body = answer(&id, &record, n);

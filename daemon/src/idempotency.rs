@@ -102,7 +102,7 @@ pub enum ClaimError {
 
 /// Claims `claim` for work on `fresh_id`, or on the object an earlier attempt with the key
 /// claimed, or finds its finished response.
-pub fn claim<'a>(
+pub async fn claim<'a>(
     store: &dyn PaymentStore,
     in_flight: &'a InFlight,
     claim: &Claim,
@@ -110,7 +110,7 @@ pub fn claim<'a>(
     now_ms: i64,
 ) -> Result<Claimed<'a>, ClaimError> {
     let guard = in_flight.enter(claim).ok_or(Conflict::InProgress)?;
-    let object_id = match store.claim(claim, &fresh_id, now_ms)? {
+    let object_id = match store.claim(claim, &fresh_id, now_ms).await? {
         Begin::Created => fresh_id,
         Begin::Resume { object_id } => object_id,
         Begin::Replay { status, body } => {
@@ -130,7 +130,7 @@ pub async fn finish(
     body: String,
     now_ms: i64,
 ) -> Result<Answer, StoreError> {
-    store.finish_claim(claim, status, &body, now_ms)?;
+    store.finish_claim(claim, status, &body, now_ms).await?;
     store.durable().await?;
     Ok(Answer {
         status,

@@ -63,7 +63,7 @@ pub fn spawn(payments: Arc<Payments>, onboarding: Arc<Onboarding>, settings: Jan
             let now = payments.clock.now_ms();
             if now - last_expiry >= expiry_every_ms {
                 last_expiry = now;
-                if let Err(e) = expire_keys(&payments, &settings) {
+                if let Err(e) = expire_keys(&payments, &settings).await {
                     tracing::warn!(error = %e, "idempotency key expiry failed; retrying later");
                 }
             }
@@ -72,13 +72,14 @@ pub fn spawn(payments: Arc<Payments>, onboarding: Arc<Onboarding>, settings: Jan
 }
 
 /// Forgets finished idempotency keys past their retention. Returns how many.
-pub fn expire_keys(
+pub async fn expire_keys(
     payments: &Payments,
     settings: &JanitorSettings,
 ) -> Result<usize, crate::store::StoreError> {
     let removed = payments
         .store
-        .expire_idempotency_keys(payments.clock.now_ms() - settings.idempotency_retention_ms)?;
+        .expire_idempotency_keys(payments.clock.now_ms() - settings.idempotency_retention_ms)
+        .await?;
     if removed > 0 {
         tracing::info!(removed, "expired idempotency keys past their retention");
     }
@@ -97,8 +98,8 @@ pub async fn sweep(
     // that this sweep could not end.
     let mut oldest_pending_ms: Option<i64> = None;
     let mut overdue = 0;
-    for id in payments.store.pending_payment_ids()? {
-        let Some(payment) = payments.store.payment(&id)? else {
+    for id in payments.store.pending_payment_ids().await? {
+        let Some(payment) = payments.store.payment(&id).await? else {
             continue;
         };
         let now = payments.clock.now_ms();
@@ -119,6 +120,7 @@ pub async fn sweep(
             // A link payment nobody chose a wallet for: no provider knows of it.
             if expired
                 && end_locally(payments, &payment.id, PaymentStatus::Expired)
+                    .await
                     .is_ok_and(|p| p.status == PaymentStatus::Expired)
             {
                 changed += 1;
@@ -143,8 +145,8 @@ pub async fn sweep(
     payments
         .metrics
         .janitor_swept(payments.clock.now_ms(), oldest_pending_ms, overdue);
-    for id in payments.store.pending_refund_ids()? {
-        let Some(refund) = payments.store.refund(&id)? else {
+    for id in payments.store.pending_refund_ids().await? {
+        let Some(refund) = payments.store.refund(&id).await? else {
             continue;
         };
         if refund.status.is_terminal()
@@ -152,7 +154,7 @@ pub async fn sweep(
         {
             continue;
         }
-        let Some(payment) = payments.store.payment(&refund.payment_id)? else {
+        let Some(payment) = payments.store.payment(&refund.payment_id).await? else {
             continue;
         };
         let Ok(reference) = refund_ref(payments, &refund, &payment) else {
@@ -160,7 +162,7 @@ pub async fn sweep(
         };
         // Unavailable, unknown or a fault: nothing is known; ask again next sweep.
         if let Ok(Ok(result)) = payments.plugins.query_refund(reference).await {
-            let observed = observe_refund_status(payments, &refund.id, None, &result)?;
+            let observed = observe_refund_status(payments, &refund.id, None, &result).await?;
             report_refused(
                 payments,
                 &refund.provider,
@@ -207,7 +209,7 @@ async fn resolve(
     if to == PaymentStatus::Pending {
         return Ok(false);
     }
-    let observed = observe_status(payments, &payment.id, None, to, &result, "janitor")?;
+    let observed = observe_status(payments, &payment.id, None, to, &result, "janitor").await?;
     report_refused(
         payments,
         &payment.provider,
@@ -324,9 +326,9 @@ mod tests {
         .await
         .unwrap();
         assert!(!done.replayed);
-        assert_eq!(expire_keys(&h.payments, &settings()).unwrap(), 0);
+        assert_eq!(expire_keys(&h.payments, &settings()).await.unwrap(), 0);
         h.clock.advance_ms(3_600_001);
         // The finished key goes; the one still in progress (a pending payment) stays.
-        assert_eq!(expire_keys(&h.payments, &settings()).unwrap(), 1);
+        assert_eq!(expire_keys(&h.payments, &settings()).await.unwrap(), 1);
     }
 }

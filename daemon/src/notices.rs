@@ -101,11 +101,13 @@ pub async fn handle_notice(
                     &u.outcome,
                     "notification",
                 )
+                .await
                 .map_err(NoticeError::Store)?;
                 ("payment", u.payment_id.as_str(), observed)
             }
             wit::Update::Refund(u) => {
                 let observed = observe_refund_status(payments, &u.refund_id, sender, &u.outcome)
+                    .await
                     .map_err(NoticeError::Store)?;
                 ("refund", u.refund_id.as_str(), observed)
             }

@@ -495,7 +495,8 @@ where
         &claim,
         fresh_id,
         state.clock.now_ms(),
-    );
+    )
+    .await;
     let (id, _guard) = match claimed {
         Ok(Claimed::Run { object_id, guard }) => (object_id, guard),
         Ok(Claimed::Replay(answer)) => {

@@ -45,7 +45,7 @@ pub async fn code_or_replay(
         return Ok(None);
     }
     let store: &dyn crate::store::port::PaymentStore = state.store.as_ref();
-    if let Some(Begin::Replay { status, body }) = store.known_claim(claim)? {
+    if let Some(Begin::Replay { status, body }) = store.known_claim(claim).await? {
         state.metrics.count_idempotency_replay();
         return Ok(Some(Answer::replayed(status, body)));
     }

@@ -461,7 +461,7 @@ fn reported(result: Result<Result<wit::PaymentResult, wit::ProviderError>, CallE
 /// Applies a provider's report to a payment (in a transaction). Returns the payment, or
 /// the error to answer without finishing the idempotency key (the outcome is not known yet:
 /// a retry with the same key resumes, and the janitor keeps asking).
-fn record_report(
+async fn record_report(
     svc: &Payments,
     payment_id: &str,
     report: Reported,
@@ -530,45 +530,50 @@ fn record_report(
         ),
     };
     if let Some(error) = resumable_error {
-        svc.store.update_payment(payment_id, &|p| {
-            p.provider_step = step;
-            p.updated_at_ms = svc.clock.now_ms();
-            Some(Vec::new())
-        })?;
+        svc.store
+            .update_payment(payment_id, &|p| {
+                p.provider_step = step;
+                p.updated_at_ms = svc.clock.now_ms();
+                Some(Vec::new())
+            })
+            .await?;
         return Err(error);
     }
     // An answer about another amount than ours is not believed: the payment stays where it
     // was, its outcome unknown, for the janitor to ask again (and a human to look).
-    let mismatch = std::cell::RefCell::new(None);
-    let updated = svc.store.update_payment(payment_id, &|p| {
-        let mut events = Vec::new();
-        p.updated_at_ms = svc.clock.now_ms();
-        *mismatch.borrow_mut() = result
-            .as_ref()
-            .and_then(|r| amount_mismatch(r.amount.as_ref(), false, p.amount_minor, &p.currency));
-        if mismatch.borrow().is_some() {
-            p.provider_step = ProviderStep::OutcomeUnknown;
-            return Some(events);
-        }
-        p.provider_step = step;
-        if let Some(r) = &result {
-            p.provider_reference = r.provider_reference.clone().or(p.provider_reference.take());
-            p.qr_code = r.qr_code.clone().or(p.qr_code.take());
-            p.payer = r.payer.clone().or(p.payer.take());
-            p.card = r.card.as_ref().map(card_summary).or(p.card.take());
-        }
-        if let Some(to) = new_status {
-            apply_payment_status(
-                p,
-                svc.clock.now_ms(),
-                to,
-                failure.clone(),
-                None,
-                &mut events,
-            );
-        }
-        Some(events)
-    })?;
+    let mismatch = Decided::new(None);
+    let updated = svc
+        .store
+        .update_payment(payment_id, &|p| {
+            let mut events = Vec::new();
+            p.updated_at_ms = svc.clock.now_ms();
+            mismatch.set(result.as_ref().and_then(|r| {
+                amount_mismatch(r.amount.as_ref(), false, p.amount_minor, &p.currency)
+            }));
+            if mismatch.read(Option::is_some) {
+                p.provider_step = ProviderStep::OutcomeUnknown;
+                return Some(events);
+            }
+            p.provider_step = step;
+            if let Some(r) = &result {
+                p.provider_reference = r.provider_reference.clone().or(p.provider_reference.take());
+                p.qr_code = r.qr_code.clone().or(p.qr_code.take());
+                p.payer = r.payer.clone().or(p.payer.take());
+                p.card = r.card.as_ref().map(card_summary).or(p.card.take());
+            }
+            if let Some(to) = new_status {
+                apply_payment_status(
+                    p,
+                    svc.clock.now_ms(),
+                    to,
+                    failure.clone(),
+                    None,
+                    &mut events,
+                );
+            }
+            Some(events)
+        })
+        .await?;
     let payment =
         updated.ok_or_else(|| StoreError::Corrupt(format!("payment {payment_id} vanished")))?;
     if let Some(observed) = mismatch.into_inner() {
@@ -597,7 +602,7 @@ fn refused_message(observed: &Observed) -> String {
 
 /// Renders the answer for a payment whose outcome is recorded (a failed one answers as a
 /// decline) and finishes the idempotency key with it.
-fn finish_answer(
+async fn finish_answer(
     svc: &Payments,
     claim: &Claim,
     payment: &PaymentRecord,
@@ -616,7 +621,8 @@ fn finish_answer(
     });
     let (status, body) = render(payment, error.as_ref());
     svc.store
-        .finish_claim(claim, status, &body, svc.clock.now_ms())?;
+        .finish_claim(claim, status, &body, svc.clock.now_ms())
+        .await?;
     Ok(Answer {
         status,
         body,
@@ -652,7 +658,7 @@ pub async fn create_payment(
     // A wallet token is checked, and its id learnt, before anything is recorded: a key used
     // before answers from its record instead, whatever its token says today.
     let wallet_token_id = match new.method {
-        Method::WalletToken if svc.store.known_claim(&claim)?.is_none() => {
+        Method::WalletToken if svc.store.known_claim(&claim).await?.is_none() => {
             Some(inspect_wallet_token(svc, &provider, &payment_id, &new).await?)
         }
         _ => None,
@@ -712,7 +718,7 @@ pub async fn create_payment(
     );
     let begun = {
         let _turn = svc.store.write_turn().await;
-        svc.store.begin_payment(&claim, &record, &created)?
+        svc.store.begin_payment(&claim, &record, &created).await?
     };
     // A new payment is driven from the record just written (nothing else knows its id
     // yet); a resumed one is read again after the flush.
@@ -741,17 +747,21 @@ pub async fn create_payment(
     let resumed = written.is_none();
     let payment = match written {
         Some(payment) => payment,
-        None => match svc.store.payment(&payment_id)? {
+        None => match svc.store.payment(&payment_id).await? {
             Some(payment) => payment,
             // The key's request died unanswered, and its payment, final since (the janitor
             // finished it), has left for the archive: the answer is its final state.
             None => {
-                let archived = svc.store.archived_payment(&payment_id)?.ok_or_else(|| {
-                    StoreError::Corrupt(format!("claimed payment {payment_id} is missing"))
-                })?;
+                let archived = svc
+                    .store
+                    .archived_payment(&payment_id)
+                    .await?
+                    .ok_or_else(|| {
+                        StoreError::Corrupt(format!("claimed payment {payment_id} is missing"))
+                    })?;
                 let answer = {
                     let _turn = svc.store.write_turn().await;
-                    finish_answer(svc, &claim, &archived, render)
+                    finish_answer(svc, &claim, &archived, render).await
                 };
                 svc.store.durable().await?;
                 return answer;
@@ -852,7 +862,7 @@ async fn drive_payment(
         advance_payment(svc, &payment, wallet_token).await?
     };
     let _turn = svc.store.write_turn().await;
-    let answer = finish_answer(svc, claim, &payment, render)?;
+    let answer = finish_answer(svc, claim, &payment, render).await?;
     // Counted from the record when the answer is made, not when it is replayed. A link
     // payment has no provider until its payer picks one.
     let provider = Some(payment.provider.as_str()).filter(|p| !p.is_empty());
@@ -905,7 +915,7 @@ pub(crate) async fn advance_payment(
         }
     };
     let _turn = svc.store.write_turn().await;
-    record_report(svc, &payment.id, report)
+    record_report(svc, &payment.id, report).await
 }
 
 /// What a request on an archived payment gets from its idempotency key: such a payment
@@ -919,8 +929,8 @@ enum ArchivedRetry {
     Resume(String),
 }
 
-fn archived_retry(svc: &Payments, claim: &Claim) -> Result<ArchivedRetry, PaymentError> {
-    Ok(match svc.store.known_claim(claim)? {
+async fn archived_retry(svc: &Payments, claim: &Claim) -> Result<ArchivedRetry, PaymentError> {
+    Ok(match svc.store.known_claim(claim).await? {
         None => ArchivedRetry::New,
         Some(Begin::Replay { status, body }) => {
             ArchivedRetry::Replay(Answer::replayed(status, body))
@@ -943,7 +953,7 @@ pub async fn cancel_archived(
     let Some(_guard) = svc.in_flight.enter(&claim) else {
         return Err(PaymentError::Idempotency(Conflict::InProgress));
     };
-    match archived_retry(svc, &claim)? {
+    match archived_retry(svc, &claim).await? {
         ArchivedRetry::New => Ok(None),
         ArchivedRetry::Replay(answer) => Ok(Some(answer)),
         ArchivedRetry::Resume(_) if payment.status == PaymentStatus::Succeeded => {
@@ -965,7 +975,7 @@ pub async fn refund_archived(
     let Some(_guard) = svc.in_flight.enter(&claim) else {
         return Err(PaymentError::Idempotency(Conflict::InProgress));
     };
-    match archived_retry(svc, &claim)? {
+    match archived_retry(svc, &claim).await? {
         ArchivedRetry::New => Ok(None),
         ArchivedRetry::Replay(answer) => Ok(Some(answer)),
         ArchivedRetry::Resume(refund_id) => {
@@ -985,7 +995,8 @@ async fn cancel_answer_as_is(
 ) -> Result<Answer, PaymentError> {
     let (status, body) = render(payment, None);
     svc.store
-        .finish_claim(claim, status, &body, svc.clock.now_ms())?;
+        .finish_claim(claim, status, &body, svc.clock.now_ms())
+        .await?;
     svc.store.durable().await?;
     Ok(Answer {
         status,
@@ -1004,7 +1015,11 @@ pub async fn cancel_payment(
     let Some(_guard) = svc.in_flight.enter(&claim) else {
         return Err(PaymentError::Idempotency(Conflict::InProgress));
     };
-    match svc.store.claim(&claim, &payment.id, svc.clock.now_ms())? {
+    match svc
+        .store
+        .claim(&claim, &payment.id, svc.clock.now_ms())
+        .await?
+    {
         Begin::Created | Begin::Resume { .. } => {}
         Begin::Replay { status, body } => {
             return Ok(Answer::replayed(status, body));
@@ -1015,7 +1030,7 @@ pub async fn cancel_payment(
         }
     }
     svc.store.durable().await?;
-    let current = svc.store.payment(&payment.id)?.unwrap_or(payment);
+    let current = svc.store.payment(&payment.id).await?.unwrap_or(payment);
     match current.status {
         PaymentStatus::Succeeded => return Err(PaymentError::AlreadySucceeded(current.id)),
         PaymentStatus::Pending => {}
@@ -1024,36 +1039,42 @@ pub async fn cancel_payment(
     }
     let ended = if current.provider.is_empty() {
         // A link payment whose payer never picked a wallet: no provider knows of it.
-        end_locally(svc, &current.id, PaymentStatus::Cancelled)
+        end_locally(svc, &current.id, PaymentStatus::Cancelled).await
     } else {
         let report = reported(
             svc.plugins
                 .cancel_payment(payment_ref(svc, &current)?)
                 .await,
         );
-        record_report(svc, &current.id, report)
+        record_report(svc, &current.id, report).await
     };
-    let answer = ended.and_then(|payment| finish_answer(svc, &claim, &payment, render));
+    let answer = match ended {
+        Ok(payment) => finish_answer(svc, &claim, &payment, render).await,
+        Err(e) => Err(e),
+    };
     svc.store.durable().await?;
     answer
 }
 
 /// Ends a payment that never reached a provider (a link payment without a chosen wallet):
 /// moves it to `to` with its event. Returns the payment as it is afterwards.
-pub(crate) fn end_locally(
+pub(crate) async fn end_locally(
     svc: &Payments,
     payment_id: &str,
     to: PaymentStatus,
 ) -> Result<PaymentRecord, PaymentError> {
-    let updated = svc.store.update_payment(payment_id, &|p| {
-        if !p.provider.is_empty() || p.status.transition(to) != Transition::Move {
-            return None;
-        }
-        p.updated_at_ms = svc.clock.now_ms();
-        let mut events = Vec::new();
-        apply_payment_status(p, svc.clock.now_ms(), to, None, None, &mut events);
-        Some(events)
-    })?;
+    let updated = svc
+        .store
+        .update_payment(payment_id, &|p| {
+            if !p.provider.is_empty() || p.status.transition(to) != Transition::Move {
+                return None;
+            }
+            p.updated_at_ms = svc.clock.now_ms();
+            let mut events = Vec::new();
+            apply_payment_status(p, svc.clock.now_ms(), to, None, None, &mut events);
+            Some(events)
+        })
+        .await?;
     Ok(updated.ok_or_else(|| StoreError::Corrupt(format!("payment {payment_id} vanished")))?)
 }
 
@@ -1078,7 +1099,7 @@ pub async fn choose_wallet(
         kind: "payment",
         id: payment_id.to_owned(),
     };
-    let payment = svc.store.payment(payment_id)?.ok_or_else(not_found)?;
+    let payment = svc.store.payment(payment_id).await?.ok_or_else(not_found)?;
     if payment.method != Method::Link {
         return Err(not_found());
     }
@@ -1094,16 +1115,18 @@ pub async fn choose_wallet(
                 "wallet \"{provider}\" cannot pay this payment"
             )));
         }
-        svc.store.update_payment(payment_id, &|p| {
-            if !p.provider.is_empty() {
-                return None;
-            }
-            p.provider = provider.to_owned();
-            p.updated_at_ms = svc.clock.now_ms();
-            Some(Vec::new())
-        })?;
+        svc.store
+            .update_payment(payment_id, &|p| {
+                if !p.provider.is_empty() {
+                    return None;
+                }
+                p.provider = provider.to_owned();
+                p.updated_at_ms = svc.clock.now_ms();
+                Some(Vec::new())
+            })
+            .await?;
     }
-    let payment = svc.store.payment(payment_id)?.ok_or_else(not_found)?;
+    let payment = svc.store.payment(payment_id).await?.ok_or_else(not_found)?;
     // The choice is on disk before the provider hears of the charge.
     svc.store.durable().await?;
     let advanced = advance_payment(svc, &payment, None).await;
@@ -1192,7 +1215,7 @@ pub async fn create_refund(
     );
     let begun = {
         let _turn = svc.store.write_turn().await;
-        svc.store.begin_refund(&claim, &record, &created)?
+        svc.store.begin_refund(&claim, &record, &created).await?
     };
     let refund_id = match begun {
         Begin::Created => record.id.clone(),
@@ -1236,19 +1259,20 @@ async fn drive_refund(
     claim: &Claim,
     render: RenderRefund<'_>,
 ) -> Result<Answer, PaymentError> {
-    let Some(refund) = svc.store.refund(refund_id)? else {
+    let Some(refund) = svc.store.refund(refund_id).await? else {
         // As for a payment: a request that died unanswered, its refund final and archived
         // since (with its payment).
-        let archived = svc
-            .store
-            .archived_refund(refund_id)?
-            .ok_or_else(|| StoreError::Corrupt(format!("claimed refund {refund_id} is missing")))?;
+        let archived =
+            svc.store.archived_refund(refund_id).await?.ok_or_else(|| {
+                StoreError::Corrupt(format!("claimed refund {refund_id} is missing"))
+            })?;
         let _turn = svc.store.write_turn().await;
-        return finish_refund_answer(svc, claim, &archived, render);
+        return finish_refund_answer(svc, claim, &archived, render).await;
     };
     let payment = svc
         .store
-        .payment(&refund.payment_id)?
+        .payment(&refund.payment_id)
+        .await?
         .ok_or_else(|| StoreError::Corrupt(format!("refund {refund_id} without payment")))?;
     let result = match refund.provider_step {
         ProviderStep::Answered => None,
@@ -1313,34 +1337,43 @@ async fn drive_refund(
                 Err(e) => (ProviderStep::OutcomeUnknown, call_error(e)),
                 Ok(Ok(_)) | Ok(Err(_)) => unreachable!("handled above"),
             };
-            svc.store.update_refund(refund_id, &|r, _| {
-                r.provider_step = step;
-                r.updated_at_ms = svc.clock.now_ms();
-                Some(Vec::new())
-            })?;
+            svc.store
+                .update_refund(refund_id, &|r, _| {
+                    r.provider_step = step;
+                    r.updated_at_ms = svc.clock.now_ms();
+                    Some(Vec::new())
+                })
+                .await?;
             return Err(error);
         }
     };
     let _turn = svc.store.write_turn().await;
-    let mismatch = std::cell::RefCell::new(None);
-    let updated = svc.store.update_refund(refund_id, &|r, p| {
-        let mut events = Vec::new();
-        r.updated_at_ms = svc.clock.now_ms();
-        *mismatch.borrow_mut() =
-            amount_mismatch(amount.as_ref(), false, r.amount_minor, &r.currency);
-        if mismatch.borrow().is_some() {
-            r.provider_step = ProviderStep::OutcomeUnknown; // not believed: ask again
-            return Some(events);
-        }
-        r.provider_step = step;
-        if reference.is_some() {
-            r.provider_reference = reference.clone();
-        }
-        if let Some(to) = to {
-            apply_refund_status(r, p, svc.clock.now_ms(), to, failure.clone(), &mut events);
-        }
-        Some(events)
-    })?;
+    let mismatch = Decided::new(None);
+    let updated = svc
+        .store
+        .update_refund(refund_id, &|r, p| {
+            let mut events = Vec::new();
+            r.updated_at_ms = svc.clock.now_ms();
+            mismatch.set(amount_mismatch(
+                amount.as_ref(),
+                false,
+                r.amount_minor,
+                &r.currency,
+            ));
+            if mismatch.read(Option::is_some) {
+                r.provider_step = ProviderStep::OutcomeUnknown; // not believed: ask again
+                return Some(events);
+            }
+            r.provider_step = step;
+            if reference.is_some() {
+                r.provider_reference = reference.clone();
+            }
+            if let Some(to) = to {
+                apply_refund_status(r, p, svc.clock.now_ms(), to, failure.clone(), &mut events);
+            }
+            Some(events)
+        })
+        .await?;
     let refund =
         updated.ok_or_else(|| StoreError::Corrupt(format!("refund {refund_id} vanished")))?;
     if let Some(observed) = mismatch.into_inner() {
@@ -1354,7 +1387,7 @@ async fn drive_refund(
         );
         return Err(PaymentError::OutcomeUnknown(refused_message(&observed)));
     }
-    let answer = finish_refund_answer(svc, claim, &refund, render)?;
+    let answer = finish_refund_answer(svc, claim, &refund, render).await?;
     svc.metrics
         .count_refund(&refund.provider, refund.status.as_str());
     Ok(answer)
@@ -1362,7 +1395,7 @@ async fn drive_refund(
 
 /// Finishes a refund's idempotency key with the answer for its record (a failed refund's
 /// answer is its decline).
-fn finish_refund_answer(
+async fn finish_refund_answer(
     svc: &Payments,
     claim: &Claim,
     refund: &RefundRecord,
@@ -1380,7 +1413,8 @@ fn finish_refund_answer(
     });
     let (status, body) = render(refund, error.as_ref());
     svc.store
-        .finish_claim(claim, status, &body, svc.clock.now_ms())?;
+        .finish_claim(claim, status, &body, svc.clock.now_ms())
+        .await?;
     Ok(Answer {
         status,
         body,
@@ -1590,7 +1624,7 @@ fn shown(minor: i64, currency: &str) -> String {
 /// contradiction of a terminal state changes nothing and records a `payment.conflict` event.
 /// From a notice's `sender`, a payment of another merchant or provider is left as it is
 /// (`Foreign`), and so is one whose amount the report contradicts.
-pub(crate) fn observe_status(
+pub(crate) async fn observe_status(
     svc: &Payments,
     payment_id: &str,
     sender: Option<Sender<'_>>,
@@ -1599,56 +1633,60 @@ pub(crate) fn observe_status(
     source: &str,
 ) -> Result<Observed, StoreError> {
     // What the change decided (set by the closure, read after the store returns).
-    let decision = std::cell::RefCell::new(Observed::Unknown);
-    let found = svc.store.update_payment(payment_id, &|p| {
-        if sender.is_some_and(|s| !s.owns(&p.merchant_id, &p.provider)) {
-            *decision.borrow_mut() = Observed::Foreign;
-            return None;
-        }
-        let required = sender.is_some_and(|s| s.reports_amounts) && to == PaymentStatus::Succeeded;
-        if let Some(mismatch) = amount_mismatch(
-            reported.amount.as_ref(),
-            required,
-            p.amount_minor,
-            &p.currency,
-        ) {
-            *decision.borrow_mut() = mismatch;
-            return None;
-        }
-        let transition = p.status.transition(to);
-        *decision.borrow_mut() = Observed::Decided(transition);
-        if transition == Transition::Move {
-            p.provider_step = ProviderStep::Answered;
-            p.updated_at_ms = svc.clock.now_ms();
-            if let Some(r) = &reported.provider_reference {
-                p.provider_reference = Some(r.clone());
+    let decision = Decided::new(Observed::Unknown);
+    let found = svc
+        .store
+        .update_payment(payment_id, &|p| {
+            if sender.is_some_and(|s| !s.owns(&p.merchant_id, &p.provider)) {
+                decision.set(Observed::Foreign);
+                return None;
             }
-            if reported.payer.is_some() {
-                p.payer = reported.payer.clone();
+            let required =
+                sender.is_some_and(|s| s.reports_amounts) && to == PaymentStatus::Succeeded;
+            if let Some(mismatch) = amount_mismatch(
+                reported.amount.as_ref(),
+                required,
+                p.amount_minor,
+                &p.currency,
+            ) {
+                decision.set(mismatch);
+                return None;
             }
-            if let Some(card) = &reported.card {
-                p.card = Some(card_summary(card));
+            let transition = p.status.transition(to);
+            decision.set(Observed::Decided(transition));
+            if transition == Transition::Move {
+                p.provider_step = ProviderStep::Answered;
+                p.updated_at_ms = svc.clock.now_ms();
+                if let Some(r) = &reported.provider_reference {
+                    p.provider_reference = Some(r.clone());
+                }
+                if reported.payer.is_some() {
+                    p.payer = reported.payer.clone();
+                }
+                if let Some(card) = &reported.card {
+                    p.card = Some(card_summary(card));
+                }
             }
-        }
-        let failure = reported.failure.as_ref().map(|d| Failure {
-            code: d.code.clone(),
-            message: d.message.clone(),
-        });
-        let mut events = Vec::new();
-        apply_payment_status(
-            p,
-            svc.clock.now_ms(),
-            to,
-            failure,
-            Some(source),
-            &mut events,
-        );
-        // Nothing to write for a report of the state it is in.
-        (transition != Transition::Same).then_some(events)
-    })?;
+            let failure = reported.failure.as_ref().map(|d| Failure {
+                code: d.code.clone(),
+                message: d.message.clone(),
+            });
+            let mut events = Vec::new();
+            apply_payment_status(
+                p,
+                svc.clock.now_ms(),
+                to,
+                failure,
+                Some(source),
+                &mut events,
+            );
+            // Nothing to write for a report of the state it is in.
+            (transition != Transition::Same).then_some(events)
+        })
+        .await?;
     Ok(match found {
         Some(_) => decision.into_inner(),
-        None => match svc.store.archived_payment(payment_id)? {
+        None => match svc.store.archived_payment(payment_id).await? {
             Some(archived) => observe_archived(
                 sender,
                 (&archived.merchant_id, &archived.provider),
@@ -1690,50 +1728,54 @@ fn refund_status_of(status: wit::RefundStatus) -> RefundStatus {
 
 /// Applies a refund status the provider reported (in a notice or to the janitor's query),
 /// idempotently, as [`observe_status`] does for payments.
-pub(crate) fn observe_refund_status(
+pub(crate) async fn observe_refund_status(
     svc: &Payments,
     refund_id: &str,
     sender: Option<Sender<'_>>,
     reported: &wit::RefundResult,
 ) -> Result<Observed, StoreError> {
     let to = refund_status_of(reported.status);
-    let decision = std::cell::RefCell::new(Observed::Unknown);
-    let found = svc.store.update_refund(refund_id, &|r, p| {
-        if sender.is_some_and(|s| !s.owns(&r.merchant_id, &r.provider)) {
-            *decision.borrow_mut() = Observed::Foreign;
-            return None;
-        }
-        let required = sender.is_some_and(|s| s.reports_amounts) && to == RefundStatus::Succeeded;
-        if let Some(mismatch) = amount_mismatch(
-            reported.amount.as_ref(),
-            required,
-            r.amount_minor,
-            &r.currency,
-        ) {
-            *decision.borrow_mut() = mismatch;
-            return None;
-        }
-        let transition = r.status.transition(to);
-        *decision.borrow_mut() = Observed::Decided(transition);
-        if transition == Transition::Same {
-            return None;
-        }
-        let mut events = Vec::new();
-        r.provider_step = ProviderStep::Answered;
-        r.updated_at_ms = svc.clock.now_ms();
-        if let Some(reference) = &reported.provider_reference {
-            r.provider_reference = Some(reference.clone());
-        }
-        let failure = reported.failure.as_ref().map(|d| Failure {
-            code: d.code.clone(),
-            message: d.message.clone(),
-        });
-        apply_refund_status(r, p, svc.clock.now_ms(), to, failure, &mut events);
-        Some(events)
-    })?;
+    let decision = Decided::new(Observed::Unknown);
+    let found = svc
+        .store
+        .update_refund(refund_id, &|r, p| {
+            if sender.is_some_and(|s| !s.owns(&r.merchant_id, &r.provider)) {
+                decision.set(Observed::Foreign);
+                return None;
+            }
+            let required =
+                sender.is_some_and(|s| s.reports_amounts) && to == RefundStatus::Succeeded;
+            if let Some(mismatch) = amount_mismatch(
+                reported.amount.as_ref(),
+                required,
+                r.amount_minor,
+                &r.currency,
+            ) {
+                decision.set(mismatch);
+                return None;
+            }
+            let transition = r.status.transition(to);
+            decision.set(Observed::Decided(transition));
+            if transition == Transition::Same {
+                return None;
+            }
+            let mut events = Vec::new();
+            r.provider_step = ProviderStep::Answered;
+            r.updated_at_ms = svc.clock.now_ms();
+            if let Some(reference) = &reported.provider_reference {
+                r.provider_reference = Some(reference.clone());
+            }
+            let failure = reported.failure.as_ref().map(|d| Failure {
+                code: d.code.clone(),
+                message: d.message.clone(),
+            });
+            apply_refund_status(r, p, svc.clock.now_ms(), to, failure, &mut events);
+            Some(events)
+        })
+        .await?;
     Ok(match found {
         Some(_) => decision.into_inner(),
-        None => match svc.store.archived_refund(refund_id)? {
+        None => match svc.store.archived_refund(refund_id).await? {
             Some(archived) => observe_archived(
                 sender,
                 (&archived.merchant_id, &archived.provider),
@@ -1743,6 +1785,37 @@ pub(crate) fn observe_refund_status(
             None => Observed::Unknown,
         },
     })
+}
+
+/// What a store change's closure decided, read once the store has returned. The closure
+/// is shared with the store (`Sync`: an engine may run it on another thread), hence a lock
+/// that is never contended.
+struct Decided<T>(std::sync::Mutex<T>);
+
+impl<T> Decided<T> {
+    fn new(value: T) -> Decided<T> {
+        Decided(std::sync::Mutex::new(value))
+    }
+
+    fn set(&self, value: T) {
+        *self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = value;
+    }
+
+    fn read<R>(&self, f: impl FnOnce(&T) -> R) -> R {
+        f(&self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner))
+    }
+
+    fn into_inner(self) -> T {
+        self.0
+            .into_inner()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
 }
 
 #[cfg(test)]

@@ -22,10 +22,10 @@ use super::{Begin, Claim, Store, StoreError};
 use crate::domain::records::{EventRecord, PaymentRecord, RefundRecord};
 
 /// Changes a payment; `None` declines (nothing is written). Returns the events to append.
-pub type PaymentChange<'a> = &'a dyn Fn(&mut PaymentRecord) -> Option<Vec<EventRecord>>;
+pub type PaymentChange<'a> = &'a (dyn Fn(&mut PaymentRecord) -> Option<Vec<EventRecord>> + Sync);
 /// Changes a refund and its payment's refund totals together.
 pub type RefundChange<'a> =
-    &'a dyn Fn(&mut RefundRecord, &mut PaymentRecord) -> Option<Vec<EventRecord>>;
+    &'a (dyn Fn(&mut RefundRecord, &mut PaymentRecord) -> Option<Vec<EventRecord>> + Sync);
 
 /// A request path's turn at the writer (see [`Store::write_turn`]); engines without a
 /// single writer hand out an empty one.
@@ -41,7 +41,7 @@ impl WriteTurn<'_> {
 pub trait PaymentStore: Send + Sync + 'static {
     /// Claims `claim` and records `payment` with `event` atomically, unless the key or the
     /// order id says otherwise.
-    fn begin_payment(
+    async fn begin_payment(
         &self,
         claim: &Claim,
         payment: &PaymentRecord,
@@ -49,49 +49,50 @@ pub trait PaymentStore: Send + Sync + 'static {
     ) -> Result<Begin, StoreError>;
     /// Claims `claim` and records `refund` against its payment atomically, reserving its
     /// amount.
-    fn begin_refund(
+    async fn begin_refund(
         &self,
         claim: &Claim,
         refund: &RefundRecord,
         event: &EventRecord,
     ) -> Result<Begin, StoreError>;
     /// Claims `claim` for an action on the existing object `object_id` (a cancel).
-    fn claim(&self, claim: &Claim, object_id: &str, now_ms: i64) -> Result<Begin, StoreError>;
+    async fn claim(&self, claim: &Claim, object_id: &str, now_ms: i64)
+    -> Result<Begin, StoreError>;
     /// What `claim`'s key already says, without claiming it (`None`: never used).
-    fn known_claim(&self, claim: &Claim) -> Result<Option<Begin>, StoreError>;
+    async fn known_claim(&self, claim: &Claim) -> Result<Option<Begin>, StoreError>;
     /// Finishes a key with the response its request answered.
-    fn finish_claim(
+    async fn finish_claim(
         &self,
         claim: &Claim,
         status: u16,
         body: &str,
         now_ms: i64,
     ) -> Result<(), StoreError>;
-    fn update_payment(
+    async fn update_payment(
         &self,
         payment_id: &str,
         change: PaymentChange<'_>,
     ) -> Result<Option<PaymentRecord>, StoreError>;
-    fn update_refund(
+    async fn update_refund(
         &self,
         refund_id: &str,
         change: RefundChange<'_>,
     ) -> Result<Option<RefundRecord>, StoreError>;
-    fn payment(&self, id: &str) -> Result<Option<PaymentRecord>, StoreError>;
-    fn refund(&self, id: &str) -> Result<Option<RefundRecord>, StoreError>;
-    fn refunds_of(&self, payment_id: &str) -> Result<Vec<RefundRecord>, StoreError>;
+    async fn payment(&self, id: &str) -> Result<Option<PaymentRecord>, StoreError>;
+    async fn refund(&self, id: &str) -> Result<Option<RefundRecord>, StoreError>;
+    async fn refunds_of(&self, payment_id: &str) -> Result<Vec<RefundRecord>, StoreError>;
     /// A payment that left the hot records for the archive (final, past the retention);
     /// `payment` no longer finds it, and nothing changes it again.
-    fn archived_payment(&self, id: &str) -> Result<Option<PaymentRecord>, StoreError>;
+    async fn archived_payment(&self, id: &str) -> Result<Option<PaymentRecord>, StoreError>;
     /// A refund that left for the archive with its payment.
-    fn archived_refund(&self, id: &str) -> Result<Option<RefundRecord>, StoreError>;
+    async fn archived_refund(&self, id: &str) -> Result<Option<RefundRecord>, StoreError>;
     /// Payments not in a final state (the janitor's work list).
-    fn pending_payment_ids(&self) -> Result<Vec<String>, StoreError>;
-    fn pending_refund_ids(&self) -> Result<Vec<String>, StoreError>;
+    async fn pending_payment_ids(&self) -> Result<Vec<String>, StoreError>;
+    async fn pending_refund_ids(&self) -> Result<Vec<String>, StoreError>;
     /// Forgets finished keys created before `before_ms`; keys in progress stay.
-    fn expire_idempotency_keys(&self, before_ms: i64) -> Result<usize, StoreError>;
+    async fn expire_idempotency_keys(&self, before_ms: i64) -> Result<usize, StoreError>;
     /// Every event, oldest first.
-    fn events(&self) -> Result<Vec<EventRecord>, StoreError>;
+    async fn events(&self) -> Result<Vec<EventRecord>, StoreError>;
     /// Waits for this request path's turn to write.
     async fn write_turn(&self) -> WriteTurn<'_>;
     /// Resolves once every write made before the call is durable.
@@ -100,7 +101,7 @@ pub trait PaymentStore: Send + Sync + 'static {
 
 #[async_trait::async_trait]
 impl PaymentStore for Store {
-    fn begin_payment(
+    async fn begin_payment(
         &self,
         claim: &Claim,
         payment: &PaymentRecord,
@@ -109,7 +110,7 @@ impl PaymentStore for Store {
         Store::begin_payment(self, claim, payment, event)
     }
 
-    fn begin_refund(
+    async fn begin_refund(
         &self,
         claim: &Claim,
         refund: &RefundRecord,
@@ -118,15 +119,20 @@ impl PaymentStore for Store {
         Store::begin_refund(self, claim, refund, event)
     }
 
-    fn claim(&self, claim: &Claim, object_id: &str, now_ms: i64) -> Result<Begin, StoreError> {
+    async fn claim(
+        &self,
+        claim: &Claim,
+        object_id: &str,
+        now_ms: i64,
+    ) -> Result<Begin, StoreError> {
         Store::claim(self, claim, object_id, now_ms)
     }
 
-    fn known_claim(&self, claim: &Claim) -> Result<Option<Begin>, StoreError> {
+    async fn known_claim(&self, claim: &Claim) -> Result<Option<Begin>, StoreError> {
         Store::known_claim(self, claim)
     }
 
-    fn finish_claim(
+    async fn finish_claim(
         &self,
         claim: &Claim,
         status: u16,
@@ -136,7 +142,7 @@ impl PaymentStore for Store {
         Store::finish_claim(self, claim, status, body, now_ms)
     }
 
-    fn update_payment(
+    async fn update_payment(
         &self,
         payment_id: &str,
         change: PaymentChange<'_>,
@@ -144,7 +150,7 @@ impl PaymentStore for Store {
         Store::update_payment(self, payment_id, change)
     }
 
-    fn update_refund(
+    async fn update_refund(
         &self,
         refund_id: &str,
         change: RefundChange<'_>,
@@ -152,39 +158,39 @@ impl PaymentStore for Store {
         Store::update_refund(self, refund_id, change)
     }
 
-    fn payment(&self, id: &str) -> Result<Option<PaymentRecord>, StoreError> {
+    async fn payment(&self, id: &str) -> Result<Option<PaymentRecord>, StoreError> {
         Store::payment(self, id)
     }
 
-    fn refund(&self, id: &str) -> Result<Option<RefundRecord>, StoreError> {
+    async fn refund(&self, id: &str) -> Result<Option<RefundRecord>, StoreError> {
         Store::refund(self, id)
     }
 
-    fn refunds_of(&self, payment_id: &str) -> Result<Vec<RefundRecord>, StoreError> {
+    async fn refunds_of(&self, payment_id: &str) -> Result<Vec<RefundRecord>, StoreError> {
         Store::refunds_of(self, payment_id)
     }
 
-    fn archived_payment(&self, id: &str) -> Result<Option<PaymentRecord>, StoreError> {
+    async fn archived_payment(&self, id: &str) -> Result<Option<PaymentRecord>, StoreError> {
         Ok(Store::archived_payment(self, id)?.map(|line| line.payment))
     }
 
-    fn archived_refund(&self, id: &str) -> Result<Option<RefundRecord>, StoreError> {
+    async fn archived_refund(&self, id: &str) -> Result<Option<RefundRecord>, StoreError> {
         Store::archived_refund(self, id)
     }
 
-    fn pending_payment_ids(&self) -> Result<Vec<String>, StoreError> {
+    async fn pending_payment_ids(&self) -> Result<Vec<String>, StoreError> {
         Store::pending_payment_ids(self)
     }
 
-    fn pending_refund_ids(&self) -> Result<Vec<String>, StoreError> {
+    async fn pending_refund_ids(&self) -> Result<Vec<String>, StoreError> {
         Store::pending_refund_ids(self)
     }
 
-    fn expire_idempotency_keys(&self, before_ms: i64) -> Result<usize, StoreError> {
+    async fn expire_idempotency_keys(&self, before_ms: i64) -> Result<usize, StoreError> {
         Store::expire_idempotency_keys(self, before_ms)
     }
 
-    fn events(&self) -> Result<Vec<EventRecord>, StoreError> {
+    async fn events(&self) -> Result<Vec<EventRecord>, StoreError> {
         Store::events(self)
     }
 

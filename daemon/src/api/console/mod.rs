@@ -594,7 +594,7 @@ async fn refund(
     // Anything else above the threshold needs one (API.md §2).
     let known = {
         let store: &dyn crate::store::port::PaymentStore = state.store.as_ref();
-        match store.known_claim(&claim)? {
+        match store.known_claim(&claim).await? {
             Some(crate::store::Begin::Replay { status, body }) => {
                 Some(crate::idempotency::Answer::replayed(status, body))
             }
