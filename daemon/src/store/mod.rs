@@ -1,4 +1,5 @@
-//! The durable store: the only module that knows sled.
+//! The durable store: the only module that knows its engines, sled (the embedded default,
+//! below) and PostgreSQL (`postgres/`).
 //!
 //! Layout of a data dir:
 //! - `paygated.lock`: an exclusive OS file lock held for the daemon's lifetime, holding its pid;
@@ -27,6 +28,7 @@ mod merchants;
 pub mod migrate;
 mod payments;
 pub mod port;
+pub mod postgres;
 mod recovery;
 pub use artifacts::ArtifactDigests;
 pub use recovery::open_with_recovery_point;
@@ -97,6 +99,8 @@ pub enum StoreError {
     NoRoom { room: Room },
     #[error("the store stopped writing ({0}); paygated restarts to reopen it")]
     Failed(String),
+    #[error(transparent)]
+    Postgres(postgres::PgError),
 }
 
 impl StoreError {
@@ -113,7 +117,7 @@ impl StoreError {
                 | StoreError::Flush(_)
                 | StoreError::NoRoom { .. }
                 | StoreError::Failed(_)
-        )
+        ) || matches!(self, StoreError::Postgres(e) if e.is_unavailable())
     }
 }
 

@@ -1,0 +1,352 @@
+//! The PostgreSQL engine behind the storage port: several daemons on one database.
+//!
+//! - A pool of connections (`deadpool-postgres` over `tokio-postgres`), each set to
+//!   `synchronous_commit = on` (an answer only after a durable commit) and the configured
+//!   `statement_timeout` (a statement never hangs a request past it).
+//! - The schema is versioned and applied at open (`schema.rs`), under a row lock that other
+//!   daemons opening the same database wait on.
+//! - Each port operation is one transaction (`payments.rs`); the invariants of `port.rs` are
+//!   kept by constraints and row locks, so they hold across daemons, not only within one.
+//!
+//! The SQL is kept to what CockroachDB and YugabyteDB also speak: no advisory locks, no
+//! `LISTEN/NOTIFY`.
+
+mod payments;
+mod schema;
+#[cfg(any(test, feature = "test-hooks"))]
+pub mod testing;
+
+use std::time::Duration;
+
+use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
+use thiserror::Error;
+use tokio_postgres::NoTls;
+
+pub use schema::SCHEMA_VERSION;
+
+/// How to reach the database.
+#[derive(Debug, Clone)]
+pub struct PgSettings {
+    /// A libpq connection string or `postgresql://` URL.
+    pub url: String,
+    /// Connections held at most.
+    pub pool_size: usize,
+    /// Longest a statement may run (and a connection may take to be made or handed out).
+    pub statement_timeout: Duration,
+}
+
+#[derive(Debug, Error)]
+pub enum PgError {
+    #[error("store.postgres.url: {0}")]
+    Url(tokio_postgres::Error),
+    #[error("cannot reach PostgreSQL: {0}")]
+    Unavailable(String),
+    #[error("PostgreSQL: {0}")]
+    Query(#[from] tokio_postgres::Error),
+    #[error(
+        "the database holds paygate schema version {found}, newer than this paygated understands ({supported}); run a newer paygated"
+    )]
+    NewerSchema { found: i32, supported: i32 },
+    #[error(
+        "the database has tables of its own ({0}) but no paygate schema: it is another product's; point store.postgres.url at a database of its own"
+    )]
+    Foreign(String),
+}
+
+impl PgError {
+    /// Whether the database cannot be reached or used now (rather than refusing the data).
+    pub fn is_unavailable(&self) -> bool {
+        match self {
+            PgError::Unavailable(_) => true,
+            // No SQL state: the connection, not the statement, failed.
+            PgError::Query(e) => e.is_closed() || e.code().is_none(),
+            _ => false,
+        }
+    }
+}
+
+/// A store in a PostgreSQL database.
+pub struct PgStore {
+    pool: Pool,
+}
+
+impl PgStore {
+    /// Connects, and brings the database's schema up to this build's (or refuses a newer
+    /// one, or a database that is not paygate's).
+    pub async fn open(settings: &PgSettings) -> Result<PgStore, PgError> {
+        let mut config: tokio_postgres::Config = settings.url.parse().map_err(PgError::Url)?;
+        let timeout_ms = settings.statement_timeout.as_millis();
+        config.options(format!(
+            "-c synchronous_commit=on -c statement_timeout={timeout_ms}"
+        ));
+        config.connect_timeout(settings.statement_timeout);
+        let manager = Manager::from_config(
+            config,
+            NoTls,
+            ManagerConfig {
+                recycling_method: RecyclingMethod::Fast,
+            },
+        );
+        let pool = Pool::builder(manager)
+            .max_size(settings.pool_size)
+            .wait_timeout(Some(settings.statement_timeout))
+            .create_timeout(Some(settings.statement_timeout))
+            .runtime(deadpool_postgres::Runtime::Tokio1)
+            .build()
+            .map_err(|e| PgError::Unavailable(e.to_string()))?;
+        let store = PgStore { pool };
+        let mut client = store.client().await?;
+        schema::migrate(&mut client).await?;
+        Ok(store)
+    }
+
+    async fn client(&self) -> Result<deadpool_postgres::Client, PgError> {
+        self.pool.get().await.map_err(|e| match e {
+            deadpool_postgres::PoolError::Backend(e) => PgError::Query(e),
+            other => PgError::Unavailable(other.to_string()),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::testing::{TestServer, server};
+    use super::*;
+    use crate::store::PaymentStore;
+    use crate::store::StoreError;
+    use crate::store::conformance::{self, Engine, Place};
+
+    struct Postgres(TestServer);
+
+    struct Database(PgSettings);
+
+    #[async_trait::async_trait]
+    impl Engine for Postgres {
+        async fn fresh(&self) -> Box<dyn Place> {
+            let name = self.0.fresh_database().await;
+            Box::new(Database(self.0.settings(&name)))
+        }
+    }
+
+    #[async_trait::async_trait]
+    impl Place for Database {
+        async fn open(&self) -> Result<Arc<dyn PaymentStore>, StoreError> {
+            Ok(Arc::new(PgStore::open(&self.0).await?))
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn postgres_conforms() {
+        let Some(server) = server().await else { return };
+        conformance::run(&Postgres(server)).await;
+    }
+
+    /// Three daemons' stores on one database: the port's invariants hold across them.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn invariants_hold_across_daemons_on_one_database() {
+        use crate::domain::events::EventKind;
+        use crate::domain::records::{EventRecord, PaymentRecord, RefundRecord};
+        use crate::domain::state::{PaymentStatus, RefundStatus};
+        use crate::store::{Begin, Claim};
+
+        let Some(server) = server().await else { return };
+        let settings = server.settings(&server.fresh_database().await);
+        let mut nodes = Vec::new();
+        for _ in 0..3 {
+            nodes.push(Arc::new(PgStore::open(&settings).await.unwrap()));
+        }
+        let event = |kind: &str, object_id: &str, n: usize| EventRecord {
+            id: format!("evt_{object_id}_{n}"),
+            kind: EventKind::parse(kind).unwrap(),
+            created_at_ms: 1_000,
+            object_id: object_id.into(),
+            data: serde_json::json!({}),
+            object_version: 0,
+            object: None,
+        };
+        let claim = |key: &str, fingerprint: &str| Claim {
+            api_key_id: "key_pos".into(),
+            key: key.into(),
+            fingerprint: fingerprint.into(),
+        };
+        let payment: PaymentRecord = serde_json::from_value(serde_json::json!({
+            "id": "pay_1", "merchant_id": "m_a", "provider": "mock", "method": "barcode",
+            "amount_minor": 1_000, "currency": "CNY", "status": "pending", "metadata": {},
+            "created_at_ms": 1_000, "updated_at_ms": 1_000, "refund_reserved_minor": 0,
+            "refunded_minor": 0, "provider_step": "not_sent", "api_key_id": "key_pos",
+            "version": 0
+        }))
+        .unwrap();
+
+        // One key sent to every node at the same moment: one payment; the others resume it.
+        let begins: Vec<_> = nodes
+            .iter()
+            .enumerate()
+            .map(|(n, node)| {
+                let node = node.clone();
+                let record = PaymentRecord {
+                    id: format!("pay_{}", n + 1),
+                    ..payment.clone()
+                };
+                let (claim, event) = (claim("k-pay", "fp"), event("payment.created", "pay", n));
+                tokio::spawn(async move { node.begin_payment(&claim, &record, &event).await })
+            })
+            .collect();
+        let mut created = Vec::new();
+        let mut resumed = Vec::new();
+        for (n, begin) in begins.into_iter().enumerate() {
+            match begin.await.unwrap().unwrap() {
+                Begin::Created => created.push(format!("pay_{}", n + 1)),
+                Begin::Resume { object_id } => resumed.push(object_id),
+                other => panic!("{other:?}"),
+            }
+        }
+        assert_eq!(created.len(), 1, "{created:?} {resumed:?}");
+        assert_eq!(resumed, vec![created[0].clone(); 2]);
+        let id = created[0].clone();
+        nodes[0]
+            .update_payment(&id, &|p| {
+                p.status = PaymentStatus::Succeeded;
+                p.refund_reserved_minor = 300;
+                Some(Vec::new())
+            })
+            .await
+            .unwrap();
+
+        // 20 refunds of 1.00 with 7.00 left, spread over the nodes: exactly 7 accepted.
+        let refunds: Vec<_> = (0..20)
+            .map(|n| {
+                let node = nodes[n % 3].clone();
+                let refund: RefundRecord = serde_json::from_value(serde_json::json!({
+                    "id": format!("re_{n:02}"), "payment_id": id, "merchant_id": "m_a",
+                    "provider": "mock", "amount_minor": 100, "currency": "CNY",
+                    "status": "pending", "created_at_ms": 2_000, "updated_at_ms": 2_000,
+                    "provider_step": "not_sent", "api_key_id": "key_pos", "version": 0
+                }))
+                .unwrap();
+                let (claim, event) = (
+                    claim(&format!("k-re-{n}"), "fp"),
+                    event("refund.created", "re", n),
+                );
+                tokio::spawn(async move { node.begin_refund(&claim, &refund, &event).await })
+            })
+            .collect();
+        let mut accepted = 0;
+        for refund in refunds {
+            match refund.await.unwrap().unwrap() {
+                Begin::Created => accepted += 1,
+                Begin::ExceedsPayment { refundable_minor } => assert!(refundable_minor < 100),
+                other => panic!("{other:?}"),
+            }
+        }
+        assert_eq!(accepted, 7);
+        let stored = nodes[2].payment(&id).await.unwrap().unwrap();
+        assert_eq!(stored.refund_reserved_minor, 1_000);
+        let refunds = nodes[1].refunds_of(&id).await.unwrap();
+        assert_eq!(refunds.len(), 7);
+        assert!(refunds.iter().all(|r| r.status == RefundStatus::Pending));
+    }
+
+    async fn admin_of(settings: &PgSettings) -> tokio_postgres::Client {
+        let (client, connection) = settings
+            .url
+            .parse::<tokio_postgres::Config>()
+            .unwrap()
+            .connect(NoTls)
+            .await
+            .unwrap();
+        tokio::spawn(connection);
+        client
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn daemons_opening_one_database_at_once_migrate_it_once() {
+        let Some(server) = server().await else { return };
+        let settings = server.settings(&server.fresh_database().await);
+        let opens: Vec<_> = (0..4)
+            .map(|_| {
+                let settings = settings.clone();
+                tokio::spawn(async move { PgStore::open(&settings).await.map(|_| ()) })
+            })
+            .collect();
+        for open in opens {
+            open.await
+                .unwrap()
+                .expect("every daemon opens the database");
+        }
+        let client = admin_of(&settings).await;
+        let versions: Vec<i32> = client
+            .query(
+                "SELECT version FROM paygate_migrations ORDER BY version",
+                &[],
+            )
+            .await
+            .unwrap()
+            .iter()
+            .map(|row| row.get(0))
+            .collect();
+        assert_eq!(versions, [0, SCHEMA_VERSION]);
+        // Opened again: nothing to do, nothing lost.
+        PgStore::open(&settings).await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_newer_schema_and_another_products_database_are_refused() {
+        let Some(server) = server().await else { return };
+        let settings = server.settings(&server.fresh_database().await);
+        PgStore::open(&settings).await.unwrap();
+        let client = admin_of(&settings).await;
+        client
+            .execute(
+                "INSERT INTO paygate_migrations (version, name) VALUES ($1, 'from the future')",
+                &[&(SCHEMA_VERSION + 1)],
+            )
+            .await
+            .unwrap();
+        let refused = PgStore::open(&settings).await.err().expect("refused");
+        assert!(
+            matches!(refused, PgError::NewerSchema { found, supported }
+                if found == SCHEMA_VERSION + 1 && supported == SCHEMA_VERSION),
+            "{refused}"
+        );
+        assert!(refused.to_string().contains("run a newer paygated"));
+
+        let settings = server.settings(&server.fresh_database().await);
+        admin_of(&settings)
+            .await
+            .batch_execute("CREATE TABLE invoices (id int)")
+            .await
+            .unwrap();
+        let refused = PgStore::open(&settings).await.err().expect("refused");
+        assert!(
+            matches!(&refused, PgError::Foreign(t) if t == "invoices"),
+            "{refused}"
+        );
+        assert!(refused.to_string().contains("another product's"));
+    }
+
+    #[tokio::test]
+    async fn a_server_not_there_is_unavailable_and_a_bad_url_names_the_setting() {
+        let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = closed.local_addr().unwrap().port();
+        drop(closed);
+        let settings = PgSettings {
+            url: format!("host=127.0.0.1 port={port} user=postgres dbname=x"),
+            pool_size: 1,
+            statement_timeout: std::time::Duration::from_secs(2),
+        };
+        let refused = PgStore::open(&settings).await.err().expect("refused");
+        assert!(refused.is_unavailable(), "{refused:?}");
+        let bad = PgSettings {
+            url: "postgresql://[::1".into(),
+            ..settings
+        };
+        let refused = PgStore::open(&bad).await.err().expect("refused");
+        assert!(
+            refused.to_string().starts_with("store.postgres.url:"),
+            "{refused}"
+        );
+    }
+}

@@ -1,0 +1,491 @@
+//! The payments use cases' storage port on PostgreSQL: each operation one transaction at
+//! `READ COMMITTED`, its invariants kept by the database, so that they hold whichever daemon
+//! runs it:
+//! - a key is claimed by inserting its row (`ON CONFLICT DO NOTHING`: a concurrent claim of
+//!   the same key waits for the other transaction, then finds its row), in the transaction
+//!   that records the object, so neither exists without the other;
+//! - `order_id` and wallet tokens are unique by partial unique indexes; a payment refused by
+//!   one rolls its claim back with it;
+//! - a refund locks its payment's row (`FOR UPDATE`) before it checks and reserves the
+//!   amount, so concurrent refunds on any daemons are checked one after the other;
+//! - a change locks its record's row, applies the use case's closure to what it read, and
+//!   writes the record and its events together.
+
+use tokio_postgres::GenericClient;
+use tokio_postgres::types::Json;
+
+use super::{PgError, PgStore};
+use crate::domain::records::{EventRecord, PaymentRecord, RefundRecord};
+use crate::domain::state::PaymentStatus;
+use crate::store::port::{PaymentChange, PaymentStore, RefundChange, WriteTurn};
+use crate::store::{Begin, Claim, StoreError};
+
+impl From<PgError> for StoreError {
+    fn from(e: PgError) -> StoreError {
+        StoreError::Postgres(e)
+    }
+}
+
+impl From<tokio_postgres::Error> for StoreError {
+    fn from(e: tokio_postgres::Error) -> StoreError {
+        StoreError::Postgres(PgError::Query(e))
+    }
+}
+
+/// What `claim`'s row says about a new request with it (`None`: the key is free).
+async fn decide_claim<C: GenericClient>(
+    db: &C,
+    claim: &Claim,
+) -> Result<Option<Begin>, StoreError> {
+    let Some(row) = db
+        .query_opt(
+            "SELECT fingerprint, object_id, answer_status, answer_body
+               FROM idempotency_keys WHERE api_key_id = $1 AND key = $2",
+            &[&claim.api_key_id, &claim.key],
+        )
+        .await?
+    else {
+        return Ok(None);
+    };
+    let fingerprint: &str = row.get(0);
+    if fingerprint != claim.fingerprint {
+        return Ok(Some(Begin::KeyReused));
+    }
+    let object_id: Option<String> = row.get(1);
+    let status: Option<i16> = row.get(2);
+    let body: Option<String> = row.get(3);
+    Ok(Some(match (status, body, object_id) {
+        (Some(status), Some(body), _) => Begin::Replay {
+            status: status as u16,
+            body,
+        },
+        (None, _, Some(object_id)) => Begin::Resume { object_id },
+        _ => {
+            return Err(StoreError::Corrupt(format!(
+                "idempotency key {} has neither an object nor an answer",
+                claim.key
+            )));
+        }
+    }))
+}
+
+/// Claims `claim` for `object_id`; what the key already says if it was taken.
+async fn take_claim<C: GenericClient>(
+    db: &C,
+    claim: &Claim,
+    object_id: &str,
+    now_ms: i64,
+) -> Result<Option<Begin>, StoreError> {
+    let inserted = db
+        .execute(
+            "INSERT INTO idempotency_keys (api_key_id, key, fingerprint, object_id, created_at_ms)
+             VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
+            &[
+                &claim.api_key_id,
+                &claim.key,
+                &claim.fingerprint,
+                &object_id,
+                &now_ms,
+            ],
+        )
+        .await?;
+    if inserted == 1 {
+        return Ok(None);
+    }
+    match decide_claim(db, claim).await? {
+        Some(found) => Ok(Some(found)),
+        // Expired between the insert and the read: another try finds it free.
+        None => Err(StoreError::Corrupt(format!(
+            "idempotency key {} vanished while claimed",
+            claim.key
+        ))),
+    }
+}
+
+/// Appends `events` about a record now at `version`.
+async fn log_events<C: GenericClient>(
+    db: &C,
+    events: &[EventRecord],
+    version: u64,
+) -> Result<(), StoreError> {
+    for event in events {
+        let event = EventRecord {
+            object: None,
+            object_version: version,
+            ..event.clone()
+        };
+        db.execute(
+            "INSERT INTO events (id, kind, object_id, object_version, created_at_ms, event)
+             VALUES ($1, $2, $3, $4, $5, $6)",
+            &[
+                &event.id,
+                &event.kind.as_str(),
+                &event.object_id,
+                &(version as i64),
+                &event.created_at_ms,
+                &Json(&event),
+            ],
+        )
+        .await?;
+    }
+    Ok(())
+}
+
+async fn write_payment<C: GenericClient>(
+    db: &C,
+    payment: &PaymentRecord,
+) -> Result<(), StoreError> {
+    db.execute(
+        "UPDATE payments SET final = $2, version = $3, record = $4 WHERE id = $1",
+        &[
+            &payment.id,
+            &payment.status.is_terminal(),
+            &(payment.version as i64),
+            &Json(payment),
+        ],
+    )
+    .await?;
+    Ok(())
+}
+
+async fn locked_payment<C: GenericClient>(
+    db: &C,
+    id: &str,
+) -> Result<Option<PaymentRecord>, StoreError> {
+    Ok(db
+        .query_opt(
+            "SELECT record FROM payments WHERE id = $1 FOR UPDATE",
+            &[&id],
+        )
+        .await?
+        .map(|row| row.get::<_, Json<PaymentRecord>>(0).0))
+}
+
+fn ids(rows: Vec<tokio_postgres::Row>) -> Vec<String> {
+    rows.into_iter().map(|row| row.get(0)).collect()
+}
+
+#[async_trait::async_trait]
+impl PaymentStore for PgStore {
+    async fn begin_payment(
+        &self,
+        claim: &Claim,
+        payment: &PaymentRecord,
+        event: &EventRecord,
+    ) -> Result<Begin, StoreError> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await?;
+        if let Some(found) = take_claim(&*tx, claim, &payment.id, payment.created_at_ms).await? {
+            return Ok(found);
+        }
+        let payment = PaymentRecord {
+            version: 1,
+            ..payment.clone()
+        };
+        let inserted = tx
+            .execute(
+                "INSERT INTO payments (id, merchant_id, order_id, provider, wallet_token_id,
+                                       final, version, created_at_ms, record)
+                 VALUES ($1, $2, $3, $4, $5, $6, 1, $7, $8) ON CONFLICT DO NOTHING",
+                &[
+                    &payment.id,
+                    &payment.merchant_id,
+                    &payment.order_id,
+                    &payment.provider,
+                    &payment.wallet_token_id,
+                    &payment.status.is_terminal(),
+                    &payment.created_at_ms,
+                    &Json(&payment),
+                ],
+            )
+            .await?;
+        if inserted == 0 {
+            // Refused by a unique index: say which (the claim goes back with the rollback).
+            if let Some(order_id) = &payment.order_id
+                && let Some(row) = tx
+                    .query_opt(
+                        "SELECT id FROM payments WHERE merchant_id = $1 AND order_id = $2",
+                        &[&payment.merchant_id, order_id],
+                    )
+                    .await?
+            {
+                return Ok(Begin::OrderIdInUse {
+                    payment_id: row.get(0),
+                });
+            }
+            if let Some(token_id) = &payment.wallet_token_id
+                && let Some(row) = tx
+                    .query_opt(
+                        "SELECT id FROM payments WHERE provider = $1 AND wallet_token_id = $2",
+                        &[&payment.provider, token_id],
+                    )
+                    .await?
+            {
+                return Ok(Begin::WalletTokenUsed {
+                    payment_id: row.get(0),
+                });
+            }
+            return Err(StoreError::Corrupt(format!(
+                "payment {} exists already",
+                payment.id
+            )));
+        }
+        log_events(&*tx, std::slice::from_ref(event), 1).await?;
+        tx.commit().await?;
+        Ok(Begin::Created)
+    }
+
+    async fn begin_refund(
+        &self,
+        claim: &Claim,
+        refund: &RefundRecord,
+        event: &EventRecord,
+    ) -> Result<Begin, StoreError> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await?;
+        if let Some(found) = take_claim(&*tx, claim, &refund.id, refund.created_at_ms).await? {
+            return Ok(found);
+        }
+        let Some(mut payment) = locked_payment(&*tx, &refund.payment_id).await? else {
+            return Ok(Begin::PaymentMissing);
+        };
+        if payment.status != PaymentStatus::Succeeded {
+            let status = payment.status;
+            return Ok(Begin::NotRefundable { status });
+        }
+        let refundable = payment.amount_minor - payment.refund_reserved_minor;
+        if refund.amount_minor > refundable {
+            return Ok(Begin::ExceedsPayment {
+                refundable_minor: refundable,
+            });
+        }
+        payment.refund_reserved_minor += refund.amount_minor;
+        payment.version += 1;
+        // The invariant, stated where it is enforced.
+        assert!(payment.refund_reserved_minor <= payment.amount_minor);
+        let refund = RefundRecord {
+            version: 1,
+            ..refund.clone()
+        };
+        tx.execute(
+            "INSERT INTO refunds (id, payment_id, final, version, created_at_ms, record)
+             VALUES ($1, $2, $3, 1, $4, $5)",
+            &[
+                &refund.id,
+                &refund.payment_id,
+                &refund.status.is_terminal(),
+                &refund.created_at_ms,
+                &Json(&refund),
+            ],
+        )
+        .await?;
+        write_payment(&*tx, &payment).await?;
+        log_events(&*tx, std::slice::from_ref(event), 1).await?;
+        tx.commit().await?;
+        Ok(Begin::Created)
+    }
+
+    async fn claim(
+        &self,
+        claim: &Claim,
+        object_id: &str,
+        now_ms: i64,
+    ) -> Result<Begin, StoreError> {
+        let client = self.client().await?;
+        Ok(take_claim(&**client, claim, object_id, now_ms)
+            .await?
+            .unwrap_or(Begin::Created))
+    }
+
+    async fn known_claim(&self, claim: &Claim) -> Result<Option<Begin>, StoreError> {
+        let client = self.client().await?;
+        decide_claim(&**client, claim).await
+    }
+
+    async fn finish_claim(
+        &self,
+        claim: &Claim,
+        status: u16,
+        body: &str,
+        now_ms: i64,
+    ) -> Result<(), StoreError> {
+        let client = self.client().await?;
+        let status = status as i16;
+        // The first answer stands; a key that expired meanwhile holds its answer itself.
+        client
+            .execute(
+                "INSERT INTO idempotency_keys
+                        (api_key_id, key, fingerprint, created_at_ms, answer_status, answer_body)
+                 VALUES ($1, $2, $3, $4, $5, $6)
+                 ON CONFLICT (api_key_id, key) DO UPDATE
+                    SET answer_status = excluded.answer_status,
+                        answer_body = excluded.answer_body
+                  WHERE idempotency_keys.answer_status IS NULL",
+                &[
+                    &claim.api_key_id,
+                    &claim.key,
+                    &claim.fingerprint,
+                    &now_ms,
+                    &status,
+                    &body,
+                ],
+            )
+            .await?;
+        Ok(())
+    }
+
+    async fn update_payment(
+        &self,
+        payment_id: &str,
+        change: PaymentChange<'_>,
+    ) -> Result<Option<PaymentRecord>, StoreError> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await?;
+        let Some(previous) = locked_payment(&*tx, payment_id).await? else {
+            return Ok(None);
+        };
+        let mut payment = previous.clone();
+        let Some(events) = change(&mut payment) else {
+            return Ok(Some(payment));
+        };
+        payment.version = previous.version + 1;
+        write_payment(&*tx, &payment).await?;
+        log_events(&*tx, &events, payment.version).await?;
+        tx.commit().await?;
+        Ok(Some(payment))
+    }
+
+    async fn update_refund(
+        &self,
+        refund_id: &str,
+        change: RefundChange<'_>,
+    ) -> Result<Option<RefundRecord>, StoreError> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await?;
+        let Some(row) = tx
+            .query_opt(
+                "SELECT record FROM refunds WHERE id = $1 FOR UPDATE",
+                &[&refund_id],
+            )
+            .await?
+        else {
+            return Ok(None);
+        };
+        let mut refund = row.get::<_, Json<RefundRecord>>(0).0;
+        let Some(mut payment) = locked_payment(&*tx, &refund.payment_id).await? else {
+            return Err(StoreError::Corrupt(format!(
+                "refund {refund_id} names missing payment {}",
+                refund.payment_id
+            )));
+        };
+        let totals = (payment.refund_reserved_minor, payment.refunded_minor);
+        let Some(events) = change(&mut refund, &mut payment) else {
+            return Ok(Some(refund));
+        };
+        assert!(payment.refunded_minor <= payment.refund_reserved_minor);
+        assert!(payment.refund_reserved_minor <= payment.amount_minor);
+        refund.version += 1;
+        tx.execute(
+            "UPDATE refunds SET final = $2, version = $3, record = $4 WHERE id = $1",
+            &[
+                &refund.id,
+                &refund.status.is_terminal(),
+                &(refund.version as i64),
+                &Json(&refund),
+            ],
+        )
+        .await?;
+        if (payment.refund_reserved_minor, payment.refunded_minor) != totals {
+            payment.version += 1;
+            write_payment(&*tx, &payment).await?;
+        }
+        log_events(&*tx, &events, refund.version).await?;
+        tx.commit().await?;
+        Ok(Some(refund))
+    }
+
+    async fn payment(&self, id: &str) -> Result<Option<PaymentRecord>, StoreError> {
+        let client = self.client().await?;
+        Ok(client
+            .query_opt("SELECT record FROM payments WHERE id = $1", &[&id])
+            .await?
+            .map(|row| row.get::<_, Json<PaymentRecord>>(0).0))
+    }
+
+    async fn refund(&self, id: &str) -> Result<Option<RefundRecord>, StoreError> {
+        let client = self.client().await?;
+        Ok(client
+            .query_opt("SELECT record FROM refunds WHERE id = $1", &[&id])
+            .await?
+            .map(|row| row.get::<_, Json<RefundRecord>>(0).0))
+    }
+
+    async fn refunds_of(&self, payment_id: &str) -> Result<Vec<RefundRecord>, StoreError> {
+        let client = self.client().await?;
+        Ok(client
+            .query(
+                "SELECT record FROM refunds WHERE payment_id = $1 ORDER BY id",
+                &[&payment_id],
+            )
+            .await?
+            .into_iter()
+            .map(|row| row.get::<_, Json<RefundRecord>>(0).0)
+            .collect())
+    }
+
+    /// This engine keeps every payment in its tables (no archive yet).
+    async fn archived_payment(&self, _id: &str) -> Result<Option<PaymentRecord>, StoreError> {
+        Ok(None)
+    }
+
+    async fn archived_refund(&self, _id: &str) -> Result<Option<RefundRecord>, StoreError> {
+        Ok(None)
+    }
+
+    async fn pending_payment_ids(&self) -> Result<Vec<String>, StoreError> {
+        let client = self.client().await?;
+        let rows = client
+            .query("SELECT id FROM payments WHERE NOT final ORDER BY id", &[])
+            .await?;
+        Ok(ids(rows))
+    }
+
+    async fn pending_refund_ids(&self) -> Result<Vec<String>, StoreError> {
+        let client = self.client().await?;
+        let rows = client
+            .query("SELECT id FROM refunds WHERE NOT final ORDER BY id", &[])
+            .await?;
+        Ok(ids(rows))
+    }
+
+    async fn expire_idempotency_keys(&self, before_ms: i64) -> Result<usize, StoreError> {
+        let client = self.client().await?;
+        let removed = client
+            .execute(
+                "DELETE FROM idempotency_keys
+                  WHERE answer_status IS NOT NULL AND created_at_ms < $1",
+                &[&before_ms],
+            )
+            .await?;
+        Ok(removed as usize)
+    }
+
+    async fn events(&self) -> Result<Vec<EventRecord>, StoreError> {
+        let client = self.client().await?;
+        Ok(client
+            .query("SELECT event FROM events ORDER BY seq", &[])
+            .await?
+            .into_iter()
+            .map(|row| row.get::<_, Json<EventRecord>>(0).0)
+            .collect())
+    }
+
+    async fn write_turn(&self) -> WriteTurn<'_> {
+        WriteTurn::none()
+    }
+
+    /// Every answer waits for its commit, durable at `synchronous_commit = on`.
+    async fn durable(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
+}
