@@ -6,7 +6,8 @@
 //! - `cargo xtask run`: `build`, then the simulator on 127.0.0.1:8430 and the gateway on
 //!   `config/paygate.toml` with data in `./data`, in the foreground (Ctrl-C stops both).
 //! - `cargo xtask test`: the plugins, the simulator and the POS till (as `build` does), then
-//!   (Chromium and its driver installed where missing, for the browser tests) the whole test
+//!   (Chromium and its driver installed where missing, for the browser tests, and Debian's
+//!   PostgreSQL, for the PostgreSQL engine's tests) the whole test
 //!   suite (unit and end-to-end) on the daemon its test build makes, then the
 //!   plugin kit's checks, the Node SDKs and schemathesis against the running daemon's
 //!   `/openapi.json` (a local venv in `target/`).
@@ -336,8 +337,9 @@ fn schemathesis() -> Result<()> {
 }
 
 fn test(extra: &[String]) -> Result<()> {
-    // The browser tests' Chromium (tests/e2e/browser.rs).
+    // The browser tests' Chromium (tests/e2e/browser.rs), PostgreSQL for its engine's.
     ensure_browser()?;
+    ensure_postgres()?;
     run_command(
         cargo()
             .args([
@@ -612,6 +614,22 @@ fn ensure_browser() -> Result<()> {
         Ok(())
     } else {
         install_packages(&[CJK_FONT])
+    }
+}
+
+/// The system's PostgreSQL for the PostgreSQL engine's tests: they use a server at
+/// 127.0.0.1:5432 when one answers, else start a throwaway cluster from its binaries
+/// (`daemon/src/store/postgres/testing.rs`); Debian keeps them out of `PATH`.
+fn ensure_postgres() -> Result<()> {
+    let installed = fs::read_dir("/usr/lib/postgresql").is_ok_and(|versions| {
+        versions
+            .flatten()
+            .any(|v| v.path().join("bin/initdb").is_file())
+    });
+    if installed {
+        Ok(())
+    } else {
+        install_packages(&["postgresql"])
     }
 }
 

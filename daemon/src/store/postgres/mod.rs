@@ -327,6 +327,26 @@ mod tests {
         assert!(refused.to_string().contains("another product's"));
     }
 
+    /// The throwaway cluster a machine without a server gets (here it is started even when a
+    /// server answers, so that the path a fresh machine takes is tested too).
+    #[tokio::test]
+    async fn a_throwaway_cluster_serves_a_store() {
+        let cluster = match super::testing::throwaway_cluster().await {
+            Ok(cluster) => cluster,
+            Err(why) => {
+                assert!(std::env::var_os("CI").is_none(), "{why}");
+                eprintln!("*** SKIPPED: no throwaway PostgreSQL cluster: {why} ***");
+                return;
+            }
+        };
+        let settings = cluster.settings(&cluster.fresh_database().await);
+        let store = PgStore::open(&settings).await.unwrap();
+        assert_eq!(
+            store.pending_payment_ids().await.unwrap(),
+            Vec::<String>::new()
+        );
+    }
+
     #[tokio::test]
     async fn a_server_not_there_is_unavailable_and_a_bad_url_names_the_setting() {
         let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();

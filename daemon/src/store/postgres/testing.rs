@@ -1,6 +1,7 @@
 //! PostgreSQL for tests. The server is, in this order: the one `PAYGATE_TEST_DATABASE_URL`
 //! names; one answering at `127.0.0.1:5432` (user `postgres`, trust authentication, as on
-//! the project's machines). Without either, a run with `CI` set fails and a local run skips
+//! the project's machines); a throwaway cluster started from the system's PostgreSQL
+//! ([`throwaway_cluster`]). Without any, a run with `CI` set fails and a local run skips
 //! the PostgreSQL tests, saying so loudly. Each store a test opens gets a database of its
 //! own, `paygate_t_<pid>_<n>`; the databases of test processes no longer running are
 //! dropped when the next one starts.
@@ -61,8 +62,133 @@ async fn find() -> Option<TestServer> {
             Some(server)
         }
         Err(e) if named => panic!("{ENV_URL}: cannot connect: {e}"),
-        Err(_) => None,
+        Err(_) => match throwaway_cluster().await {
+            Ok(server) => Some(server),
+            Err(why) => {
+                eprintln!("no throwaway PostgreSQL cluster either: {why}");
+                None
+            }
+        },
     }
+}
+
+/// Starts a PostgreSQL cluster of its own from the system's binaries (Debian's
+/// `/usr/lib/postgresql/<version>/bin`): `initdb` in a temporary directory, then `postgres`
+/// on a free port of 127.0.0.1, both as the unprivileged `postgres` user (or `nobody`) when
+/// the tests run as root, since `initdb` refuses root. The server stops when this process
+/// ends (a watcher beside it looks for this process's pid) and its directory goes with it.
+pub async fn throwaway_cluster() -> Result<TestServer, String> {
+    let bin = postgres_bin_dir().ok_or("no PostgreSQL binaries under /usr/lib/postgresql")?;
+    let dir = std::env::temp_dir().join(format!("paygate-pg-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    let user = unprivileged_user()?;
+    if let Some((uid, gid)) = user.map(|(_, uid, gid)| (uid, gid)) {
+        rustix::fs::chown(
+            &dir,
+            Some(rustix::fs::Uid::from_raw(uid)),
+            Some(rustix::fs::Gid::from_raw(gid)),
+        )
+        .map_err(|e| format!("chown {}: {e}", dir.display()))?;
+    }
+    let as_user = |program: &std::path::Path| {
+        let mut command = match user {
+            Some((name, _, _)) => {
+                let mut c = std::process::Command::new("runuser");
+                c.args(["-u", name, "--"]).arg(program);
+                c
+            }
+            None => std::process::Command::new(program),
+        };
+        command.current_dir(&dir);
+        command
+    };
+    let data = dir.join("data");
+    let initdb = as_user(&bin.join("initdb"))
+        .arg("-D")
+        .arg(&data)
+        .args(["-U", "postgres", "--auth=trust", "-E", "UTF8", "--no-sync"])
+        .output()
+        .map_err(|e| format!("initdb: {e}"))?;
+    if !initdb.status.success() {
+        return Err(format!(
+            "initdb failed: {}",
+            String::from_utf8_lossy(&initdb.stderr)
+        ));
+    }
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map_err(|e| e.to_string())?
+        .port();
+    // The server, and a watcher that stops it (fast shutdown) once this process is gone.
+    let script = format!(
+        "{postgres} -D {data} -p {port} -k {dir} -c listen_addresses=127.0.0.1 \
+           > {dir}/server.log 2>&1 &
+         server=$!
+         while [ -d /proc/{parent} ] && kill -0 $server 2>/dev/null; do sleep 1; done
+         kill -INT $server 2>/dev/null; wait $server; rm -rf {dir}",
+        postgres = bin.join("postgres").display(),
+        data = data.display(),
+        dir = dir.display(),
+        parent = std::process::id(),
+    );
+    as_user(std::path::Path::new("sh"))
+        .args(["-c", &script])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .map_err(|e| format!("starting postgres: {e}"))?;
+    let server = TestServer {
+        base: format!("host=127.0.0.1 port={port} user=postgres"),
+    };
+    let started = std::time::Instant::now();
+    loop {
+        match server.admin().await {
+            Ok(_) => return Ok(server),
+            Err(e) if started.elapsed() > Duration::from_secs(30) => {
+                let log = std::fs::read_to_string(dir.join("server.log")).unwrap_or_default();
+                return Err(format!("the throwaway server did not answer: {e}\n{log}"));
+            }
+            Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+        }
+    }
+}
+
+/// The newest `/usr/lib/postgresql/<version>/bin` that has `initdb`.
+fn postgres_bin_dir() -> Option<std::path::PathBuf> {
+    let mut found: Vec<(u32, std::path::PathBuf)> = std::fs::read_dir("/usr/lib/postgresql")
+        .ok()?
+        .flatten()
+        .filter_map(|entry| {
+            let version = entry.file_name().to_str()?.parse().ok()?;
+            let bin = entry.path().join("bin");
+            bin.join("initdb").is_file().then_some((version, bin))
+        })
+        .collect();
+    found.sort();
+    found.pop().map(|(_, bin)| bin)
+}
+
+/// Whom to run PostgreSQL as: `None` (ourselves) unless we are root, then `postgres` if the
+/// system has that user, else `nobody`.
+fn unprivileged_user() -> Result<Option<(&'static str, u32, u32)>, String> {
+    if !rustix::process::geteuid().is_root() {
+        return Ok(None);
+    }
+    let passwd = std::fs::read_to_string("/etc/passwd").map_err(|e| format!("/etc/passwd: {e}"))?;
+    for name in ["postgres", "nobody"] {
+        let entry = passwd.lines().find_map(|line| {
+            let fields: Vec<&str> = line.split(':').collect();
+            (fields.first() == Some(&name) && fields.len() > 3)
+                .then(|| Some((fields[2].parse().ok()?, fields[3].parse().ok()?)))
+                .flatten()
+        });
+        if let Some((uid, gid)) = entry {
+            return Ok(Some((name, uid, gid)));
+        }
+    }
+    Err("running as root, and no postgres or nobody user to run PostgreSQL as".into())
 }
 
 /// `key=value` settings of `config`'s server and user (its database left out).
