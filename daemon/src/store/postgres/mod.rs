@@ -11,6 +11,7 @@
 //! The SQL is kept to what CockroachDB and YugabyteDB also speak: no advisory locks, no
 //! `LISTEN/NOTIFY`.
 
+mod feed;
 mod payments;
 mod schema;
 #[cfg(any(test, feature = "test-hooks"))]
@@ -22,6 +23,7 @@ use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
 use thiserror::Error;
 use tokio_postgres::NoTls;
 
+pub use feed::LogPosition;
 pub use schema::SCHEMA_VERSION;
 
 /// How to reach the database.

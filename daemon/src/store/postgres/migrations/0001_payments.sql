@@ -50,10 +50,13 @@ CREATE INDEX idempotency_keys_finished ON idempotency_keys (created_at_ms)
     WHERE answer_status IS NOT NULL;
 
 -- Every change's events, in the change's transaction. `seq` is assigned at insert, not at
--- commit: a reader following the log must not pass a number whose transaction has not
--- committed yet.
+-- commit, so a reader following the log by `seq` could pass a number whose transaction
+-- commits later and never see it. Readers follow `(xid, seq)` instead, below the oldest
+-- transaction still running (`pg_snapshot_xmin`): every transaction below that horizon has
+-- ended, so no event can appear there after a reader has passed it (`feed.rs`).
 CREATE TABLE events (
     seq bigserial PRIMARY KEY,
+    xid xid8 NOT NULL DEFAULT pg_current_xact_id(),
     id text NOT NULL,
     kind text NOT NULL,
     object_id text NOT NULL,
@@ -62,3 +65,4 @@ CREATE TABLE events (
     event jsonb NOT NULL
 );
 CREATE INDEX events_by_object ON events (object_id, seq);
+CREATE INDEX events_by_transaction ON events (xid, seq);
