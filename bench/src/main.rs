@@ -21,6 +21,7 @@ mod baseline;
 mod load;
 mod measure;
 mod monitor;
+mod pg_store;
 mod sled_lock;
 mod store;
 mod store_port;
@@ -89,6 +90,11 @@ fn main() {
             group.parse().expect("group is a number"),
             true,
         ),
+        ["pg-store", url, clients, seconds] => pg_store::pg_store(
+            url,
+            clients.parse().expect("clients is a number"),
+            seconds.parse().expect("seconds is a number"),
+        ),
         ["trees", dir] => trees::trees(Path::new(dir)),
         ["sled-lock"] => exit_on_error(sled_lock::sled_lock(Path::new(STORE_TMP), 3.0)),
         ["sled-lock-case", dir, seconds, writes, flusher] => exit_on_error(sled_lock::case(
@@ -103,6 +109,7 @@ fn main() {
                 "       paygate-bench payments <paygated> <config> <clients> <seconds> <group|each>"
             );
             eprintln!("       paygate-bench stores <tmp dir> <payments> <group> [relaxed]");
+            eprintln!("       paygate-bench pg-store <connection string> <clients> <seconds>");
             eprintln!("       paygate-bench store [<tmp dir> <seconds> [<mode>,...]]");
             eprintln!("       paygate-bench monitor <paygated> <config>");
             eprintln!("       paygate-bench sled-lock");

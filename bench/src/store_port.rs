@@ -95,68 +95,92 @@ fn payment_id(n: u64) -> String {
     )
 }
 
+/// One barcode payment's parts, as the payments use case makes them: its claim, its record,
+/// its two events and the answer its request gives.
+pub(crate) struct PaymentParts {
+    pub claim: Claim,
+    pub record: PaymentRecord,
+    pub created: EventRecord,
+    pub succeeded: EventRecord,
+    pub answer: String,
+    pub now: i64,
+}
+
+impl PaymentParts {
+    pub(crate) fn of(n: u64) -> PaymentParts {
+        let now = 1_770_000_000_000 + n as i64;
+        let id = payment_id(n);
+        let claim = Claim {
+            api_key_id: "key_demo_pos".to_owned(),
+            key: format!("till-{}-{}", n % 4096, n / 4096),
+            fingerprint: format!("{:064x}", u128::from(n as u32) * 0x9e37_79b9_7f4a_7c15),
+        };
+        let record = PaymentRecord {
+            id: id.clone(),
+            merchant_id: "m_demo".to_owned(),
+            provider: "mock".to_owned(),
+            method: Method::Barcode,
+            amount_minor: 1_000 + (n % 9_000) as i64,
+            currency: "CNY".to_owned(),
+            status: PaymentStatus::Pending,
+            order_id: Some(format!("order-{n:010}")),
+            description: Some("2 x coffee".to_owned()),
+            terminal_id: Some(format!("till-{}", n % 4096)),
+            auth_code: Some(format!("28{:016}", n)),
+            provider_reference: None,
+            qr_code: None,
+            payer: None,
+            failure: None,
+            metadata: Default::default(),
+            created_at_ms: now,
+            updated_at_ms: now,
+            expires_at_ms: None,
+            refund_reserved_minor: 0,
+            refunded_minor: 0,
+            provider_step: ProviderStep::NotSent,
+            api_key_id: claim.api_key_id.clone(),
+            payment_url: None,
+            link_wallet: None,
+            wallet_token_id: None,
+            card: None,
+            version: 0,
+        };
+        PaymentParts {
+            created: event(now, EventKind::PaymentCreated, &id, "pending"),
+            succeeded: event(now + 40, EventKind::PaymentSucceeded, &id, "succeeded"),
+            answer: answer(&id, &record, n),
+            claim,
+            record,
+            now,
+        }
+    }
+
+    /// The provider's answer: succeeded, with its reference and payer.
+    pub(crate) fn succeed(&self, p: &mut PaymentRecord, n: u64) -> Option<Vec<EventRecord>> {
+        p.status = PaymentStatus::Succeeded;
+        p.provider_step = ProviderStep::Answered;
+        p.provider_reference = Some(format!("mock_{n:020}"));
+        p.payer = Some(format!("payer-{}", n % 100_000));
+        p.updated_at_ms = self.now + 40;
+        Some(vec![self.succeeded.clone()])
+    }
+}
+
 fn pay(store: &Store, n: u64) {
-    let now = 1_770_000_000_000 + n as i64;
-    let id = payment_id(n);
-    let claim = Claim {
-        api_key_id: "key_demo_pos".to_owned(),
-        key: format!("till-{}-{}", n % 4096, n / 4096),
-        fingerprint: format!("{:064x}", u128::from(n as u32) * 0x9e37_79b9_7f4a_7c15),
-    };
-    let record = PaymentRecord {
-        id: id.clone(),
-        merchant_id: "m_demo".to_owned(),
-        provider: "mock".to_owned(),
-        method: Method::Barcode,
-        amount_minor: 1_000 + (n % 9_000) as i64,
-        currency: "CNY".to_owned(),
-        status: PaymentStatus::Pending,
-        order_id: Some(format!("order-{n:010}")),
-        description: Some("2 x coffee".to_owned()),
-        terminal_id: Some(format!("till-{}", n % 4096)),
-        auth_code: Some(format!("28{:016}", n)),
-        provider_reference: None,
-        qr_code: None,
-        payer: None,
-        failure: None,
-        metadata: Default::default(),
-        created_at_ms: now,
-        updated_at_ms: now,
-        expires_at_ms: None,
-        refund_reserved_minor: 0,
-        refunded_minor: 0,
-        provider_step: ProviderStep::NotSent,
-        api_key_id: claim.api_key_id.clone(),
-        payment_url: None,
-        link_wallet: None,
-        wallet_token_id: None,
-        card: None,
-        version: 0,
-    };
-    let created = event(now, EventKind::PaymentCreated, &id, "pending");
+    let parts = PaymentParts::of(n);
     match store
-        .begin_payment(&claim, &record, &created)
+        .begin_payment(&parts.claim, &parts.record, &parts.created)
         .expect("begin")
     {
         Begin::Created => {}
         other => panic!("payment {n}: {other:?}"),
     }
-    let succeeded = event(now + 40, EventKind::PaymentSucceeded, &id, "succeeded");
-    let change = |p: &mut PaymentRecord| {
-        p.status = PaymentStatus::Succeeded;
-        p.provider_step = ProviderStep::Answered;
-        p.provider_reference = Some(format!("mock_{n:020}"));
-        p.payer = Some(format!("payer-{}", n % 100_000));
-        p.updated_at_ms = now + 40;
-        Some(vec![succeeded.clone()])
-    };
     store
-        .update_payment(&id, change)
+        .update_payment(&parts.record.id, |p| parts.succeed(p, n))
         .expect("update")
         .expect("the payment exists");
-    let body = answer(&id, &record, n);
     store
-        .finish_claim(&claim, 201, &body, now + 41)
+        .finish_claim(&parts.claim, 201, &parts.answer, parts.now + 41)
         .expect("finish");
 }
 

@@ -20,7 +20,8 @@
 //! - `cargo xtask gauntlet [kills]`: the crash loop (default 20 kills) and the store
 //!   verification; the test suite runs a 3-kill version.
 //! - `cargo xtask bench [plugin | applepay | payments | monitor | store | sled-lock | stores |
-//!   archive | engines]`: the benchmarks (`archive` and `engines` only when named); results
+//!   archive | engines | postgres]`: the benchmarks (`archive`, `engines` and `postgres`
+//!   only when named); results
 //!   go to stdout (and by hand into BENCHMARKS.md).
 //! - `cargo xtask fuzz [seconds-per-target] [target...]`: the cargo-fuzz targets in `fuzz/`
 //!   (default 60 s each, all of them), installing cargo-fuzz if missing; fails on a crash
@@ -719,6 +720,10 @@ fn bench(which: &[String]) -> Result<()> {
     if which.iter().any(|w| w == "engines") {
         bench_engines()?;
     }
+    // Only when named: it needs a PostgreSQL server.
+    if which.iter().any(|w| w == "postgres") {
+        bench_postgres()?;
+    }
     Ok(())
 }
 
@@ -733,6 +738,78 @@ fn bench_stores() -> Result<()> {
         run_bench(&["stores", dir, "200000", "20", "relaxed"])?
     );
     Ok(())
+}
+
+/// The PostgreSQL engine's storage port (`paygate-bench pg-store`) against pgbench's built-in
+/// TPC-B-like workload on the same server at the same client count, in one run, each on a
+/// fresh database. The server: `PAYGATE_BENCH_POSTGRES` (`key=value` settings without a
+/// database), else 127.0.0.1:5432 as `postgres`.
+fn bench_postgres() -> Result<()> {
+    build_bench()?;
+    let server = env::var("PAYGATE_BENCH_POSTGRES")
+        .unwrap_or_else(|_| "host=127.0.0.1 port=5432 user=postgres".to_owned());
+    let setting = |key: &str| {
+        server
+            .split_whitespace()
+            .find_map(|kv| kv.strip_prefix(&format!("{key}=")))
+            .map(str::to_owned)
+    };
+    let (host, port, user) = (
+        setting("host").unwrap_or_else(|| "127.0.0.1".into()),
+        setting("port").unwrap_or_else(|| "5432".into()),
+        setting("user").unwrap_or_else(|| "postgres".into()),
+    );
+    let connection = ["-h", &host, "-p", &port, "-U", &user];
+    let fresh = |name: &str| {
+        run_command(
+            Command::new("psql")
+                .args(connection)
+                .args(["-q", "-d", "postgres", "-c"])
+                .arg(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                .args(["-c", &format!("CREATE DATABASE {name}")]),
+        )
+    };
+    let seconds = "20";
+    for clients in ["16", "64"] {
+        fresh("paygate_bench")?;
+        let ours = run_bench(&[
+            "pg-store",
+            &format!("{server} dbname=paygate_bench"),
+            clients,
+            seconds,
+        ])?;
+        println!("{}", ours.trim_end());
+        fresh("paygate_pgbench")?;
+        run_command(Command::new("pgbench").args(connection).args([
+            "-i",
+            "-q",
+            "-s",
+            "10",
+            "paygate_pgbench",
+        ]))?;
+        let pgbench = capture(
+            Command::new("pgbench")
+                .args(connection)
+                .args(["-c", clients, "-j", "2", "-T", seconds, "-M", "prepared"])
+                .arg("paygate_pgbench"),
+        )?;
+        let tps = number_after(&pgbench, "tps = ");
+        let payments = number_after(&ours, "s: ");
+        println!(
+            "pgbench (TPC-B-like, scale 10): {clients} clients: {tps:.0} TPS; payments/s / TPS = {:.2}",
+            payments / tps
+        );
+    }
+    Ok(())
+}
+
+/// The number that follows `label` in `text` (0 if none).
+fn number_after(text: &str, label: &str) -> f64 {
+    text.split(label)
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0.0)
 }
 
 /// A payment's store writes on sled 0.34 (a copy of an earlier write pattern) against fjall

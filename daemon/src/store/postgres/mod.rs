@@ -60,8 +60,17 @@ impl PgError {
     pub fn is_unavailable(&self) -> bool {
         match self {
             PgError::Unavailable(_) => true,
-            // No SQL state: the connection, not the statement, failed.
-            PgError::Query(e) => e.is_closed() || e.code().is_none(),
+            PgError::Query(e) => {
+                let io = std::error::Error::source(e).is_some_and(|s| s.is::<std::io::Error>());
+                // Connection exceptions (class 08), too many connections, the server shutting
+                // down or starting: the server, not the statement.
+                let state = e.code().map(|c| c.code());
+                e.is_closed()
+                    || io
+                    || state.is_some_and(|c| {
+                        c.starts_with("08") || ["53300", "57P01", "57P02", "57P03"].contains(&c)
+                    })
+            }
             _ => false,
         }
     }
