@@ -237,6 +237,24 @@ pub(super) fn derive_payment_indexes(
     }
 }
 
+/// Reserves `amount_minor` of `payment` for a new refund (its record one version on), or
+/// says why not: the rule every engine applies while it holds the payment.
+pub(super) fn reserve_refund(payment: &mut PaymentRecord, amount_minor: i64) -> Result<(), Begin> {
+    if payment.status != PaymentStatus::Succeeded {
+        let status = payment.status;
+        return Err(Begin::NotRefundable { status });
+    }
+    let refundable_minor = payment.amount_minor - payment.refund_reserved_minor;
+    if amount_minor > refundable_minor {
+        return Err(Begin::ExceedsPayment { refundable_minor });
+    }
+    payment.refund_reserved_minor += amount_minor;
+    payment.version += 1;
+    // The invariant, stated where it is enforced.
+    assert!(payment.refund_reserved_minor <= payment.amount_minor);
+    Ok(())
+}
+
 /// A payment's refund totals from its refunds: reserved (every refund that has not failed)
 /// and refunded (the succeeded ones).
 pub(super) fn derive_refund_totals(refunds: &[RefundRecord]) -> (i64, i64) {
@@ -509,22 +527,9 @@ impl Store {
                         return Ok(((Begin::PaymentMissing, Vec::new()), None));
                     };
                     let mut payment: PaymentRecord = decode(&raw, "payment")?;
-                    if payment.status != PaymentStatus::Succeeded {
-                        let status = payment.status;
-                        return Ok(((Begin::NotRefundable { status }, Vec::new()), None));
+                    if let Err(refused) = reserve_refund(&mut payment, refund.amount_minor) {
+                        return Ok(((refused, Vec::new()), None));
                     }
-                    let refundable = payment.amount_minor - payment.refund_reserved_minor;
-                    if refund.amount_minor > refundable {
-                        let refundable_minor = refundable;
-                        return Ok((
-                            (Begin::ExceedsPayment { refundable_minor }, Vec::new()),
-                            None,
-                        ));
-                    }
-                    payment.refund_reserved_minor += refund.amount_minor;
-                    payment.version += 1;
-                    // The invariant, stated where it is enforced.
-                    assert!(payment.refund_reserved_minor <= payment.amount_minor);
                     let refund = RefundRecord {
                         version: 1,
                         ..refund.clone()

@@ -16,7 +16,7 @@ use tokio_postgres::types::Json;
 
 use super::{PgError, PgStore};
 use crate::domain::records::{EventRecord, PaymentRecord, RefundRecord};
-use crate::domain::state::PaymentStatus;
+use crate::store::payments::reserve_refund;
 use crate::store::port::{PaymentChange, PaymentStore, RefundChange, WriteTurn};
 use crate::store::{Begin, Claim, StoreError};
 
@@ -249,20 +249,9 @@ impl PaymentStore for PgStore {
         let Some(mut payment) = locked_payment(&*tx, &refund.payment_id).await? else {
             return Ok(Begin::PaymentMissing);
         };
-        if payment.status != PaymentStatus::Succeeded {
-            let status = payment.status;
-            return Ok(Begin::NotRefundable { status });
+        if let Err(refused) = reserve_refund(&mut payment, refund.amount_minor) {
+            return Ok(refused);
         }
-        let refundable = payment.amount_minor - payment.refund_reserved_minor;
-        if refund.amount_minor > refundable {
-            return Ok(Begin::ExceedsPayment {
-                refundable_minor: refundable,
-            });
-        }
-        payment.refund_reserved_minor += refund.amount_minor;
-        payment.version += 1;
-        // The invariant, stated where it is enforced.
-        assert!(payment.refund_reserved_minor <= payment.amount_minor);
         let refund = RefundRecord {
             version: 1,
             ..refund.clone()
