@@ -10,8 +10,12 @@
 //! from it exactly.
 //!
 //! What it costs: an event becomes readable once every transaction that began before its
-//! own has ended, so a long transaction anywhere on the server holds the feed back (ours are
-//! bounded by the statement timeout). CockroachDB and YugabyteDB have no `xid8` or
+//! own has ended, so a long transaction anywhere on the server holds the feed back (ours
+//! end within the statement timeout, and an idle one within the same time, by
+//! `idle_in_transaction_session_timeout`; other clients' are theirs to bound). A position
+//! is valid on the cluster that gave it: after the database is restored or moved to another
+//! cluster (a dump, a logical-replication upgrade), transaction ids start elsewhere and
+//! stored positions must be reset. CockroachDB and YugabyteDB have no `xid8` or
 //! snapshot functions: there a feed would read below a closed timestamp instead
 //! (CockroachDB's follower reads / `AS OF SYSTEM TIME`; YugabyteDB's safe time).
 

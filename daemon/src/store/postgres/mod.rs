@@ -8,8 +8,10 @@
 //! - Each port operation is one transaction (`payments.rs`); the invariants of `port.rs` are
 //!   kept by constraints and row locks, so they hold across daemons, not only within one.
 //!
-//! The SQL is kept to what CockroachDB and YugabyteDB also speak: no advisory locks, no
-//! `LISTEN/NOTIFY`.
+//! No advisory locks, no `LISTEN/NOTIFY`. The payments' SQL is what CockroachDB and
+//! YugabyteDB also speak; the event feed's `xid8` column and snapshot functions are
+//! PostgreSQL's own (`feed.rs` says what those databases would use instead), and
+//! CockroachDB's serializable retries (`40001`) are not retried yet.
 
 mod feed;
 mod payments;
@@ -46,9 +48,13 @@ pub enum PgError {
     #[error("PostgreSQL: {0}")]
     Query(#[from] tokio_postgres::Error),
     #[error(
-        "the database holds paygate schema version {found}, newer than this paygated understands ({supported}); run a newer paygated"
+        "the database holds paygate schema version {found}, which needs a paygated of schema {needs} or newer (this one: {supported}); run a newer paygated"
     )]
-    NewerSchema { found: i32, supported: i32 },
+    NewerSchema {
+        found: i32,
+        needs: i32,
+        supported: i32,
+    },
     #[error(
         "the database has tables of its own ({0}) but no paygate schema: it is another product's; point store.postgres.url at a database of its own"
     )]
@@ -87,9 +93,16 @@ impl PgStore {
     pub async fn open(settings: &PgSettings) -> Result<PgStore, PgError> {
         let mut config: tokio_postgres::Config = settings.url.parse().map_err(PgError::Url)?;
         let timeout_ms = settings.statement_timeout.as_millis();
-        config.options(format!(
-            "-c synchronous_commit=on -c statement_timeout={timeout_ms}"
-        ));
+        // After the URL's own options (a `search_path`, say), which stay.
+        let ours = format!(
+            "-c synchronous_commit=on -c statement_timeout={timeout_ms} \
+             -c idle_in_transaction_session_timeout={timeout_ms}"
+        );
+        let options = match config.get_options() {
+            Some(theirs) if !theirs.trim().is_empty() => format!("{theirs} {ours}"),
+            _ => ours,
+        };
+        config.options(options);
         config.connect_timeout(settings.statement_timeout);
         let manager = Manager::from_config(
             config,
@@ -309,17 +322,30 @@ mod tests {
         let settings = server.settings(&server.fresh_database().await);
         PgStore::open(&settings).await.unwrap();
         let client = admin_of(&settings).await;
+        // A newer schema this binary still runs on (an expanding migration): opened.
         client
             .execute(
-                "INSERT INTO paygate_migrations (version, name) VALUES ($1, 'from the future')",
-                &[&(SCHEMA_VERSION + 1)],
+                "INSERT INTO paygate_migrations (version, name, oldest_binary)
+                 VALUES ($1, 'expands', $2)",
+                &[&(SCHEMA_VERSION + 1), &SCHEMA_VERSION],
+            )
+            .await
+            .unwrap();
+        PgStore::open(&settings).await.unwrap();
+        // One that needs a newer binary (a contracting migration): refused.
+        client
+            .execute(
+                "INSERT INTO paygate_migrations (version, name, oldest_binary)
+                 VALUES ($1, 'contracts', $1)",
+                &[&(SCHEMA_VERSION + 2)],
             )
             .await
             .unwrap();
         let refused = PgStore::open(&settings).await.err().expect("refused");
         assert!(
-            matches!(refused, PgError::NewerSchema { found, supported }
-                if found == SCHEMA_VERSION + 1 && supported == SCHEMA_VERSION),
+            matches!(refused, PgError::NewerSchema { found, needs, supported }
+                if found == SCHEMA_VERSION + 2 && needs == SCHEMA_VERSION + 2
+                    && supported == SCHEMA_VERSION),
             "{refused}"
         );
         assert!(refused.to_string().contains("run a newer paygated"));
@@ -356,6 +382,26 @@ mod tests {
             store.pending_payment_ids().await.unwrap(),
             Vec::<String>::new()
         );
+    }
+
+    /// The URL's own options are kept beside the daemon's: here, a schema of its own.
+    #[tokio::test]
+    async fn the_urls_options_are_kept() {
+        let Some(server) = server().await else { return };
+        let mut settings = server.settings(&server.fresh_database().await);
+        let admin = admin_of(&settings).await;
+        admin.batch_execute("CREATE SCHEMA paygate").await.unwrap();
+        settings.url = format!("{} options='-c search_path=paygate'", settings.url);
+        PgStore::open(&settings).await.unwrap();
+        let row = admin
+            .query_one(
+                "SELECT to_regclass('paygate.payments') IS NOT NULL,
+                        to_regclass('public.payments') IS NULL",
+                &[],
+            )
+            .await
+            .unwrap();
+        assert!(row.get::<_, bool>(0) && row.get::<_, bool>(1));
     }
 
     #[tokio::test]

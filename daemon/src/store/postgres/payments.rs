@@ -76,6 +76,25 @@ async fn take_claim<C: GenericClient>(
     object_id: &str,
     now_ms: i64,
 ) -> Result<Option<Begin>, StoreError> {
+    // A key that expired between the insert and the read is free again: a second try.
+    for _ in 0..2 {
+        if let Some(found) = try_claim(db, claim, object_id, now_ms).await? {
+            return Ok(found);
+        }
+    }
+    Err(StoreError::Corrupt(format!(
+        "idempotency key {} neither claimed nor readable",
+        claim.key
+    )))
+}
+
+/// `Some(None)`: claimed; `Some(Some(found))`: taken, what it says; `None`: taken, then gone.
+async fn try_claim<C: GenericClient>(
+    db: &C,
+    claim: &Claim,
+    object_id: &str,
+    now_ms: i64,
+) -> Result<Option<Option<Begin>>, StoreError> {
     let inserted = db
         .execute(
             "INSERT INTO idempotency_keys (api_key_id, key, fingerprint, object_id, created_at_ms)
@@ -90,16 +109,9 @@ async fn take_claim<C: GenericClient>(
         )
         .await?;
     if inserted == 1 {
-        return Ok(None);
+        return Ok(Some(None));
     }
-    match decide_claim(db, claim).await? {
-        Some(found) => Ok(Some(found)),
-        // Expired between the insert and the read: another try finds it free.
-        None => Err(StoreError::Corrupt(format!(
-            "idempotency key {} vanished while claimed",
-            claim.key
-        ))),
-    }
+    Ok(decide_claim(db, claim).await?.map(Some))
 }
 
 /// Appends `events` about a record now at `version`.
@@ -447,16 +459,26 @@ impl PaymentStore for PgStore {
         Ok(ids(rows))
     }
 
+    /// In batches, each well within the statement timeout however large the backlog.
     async fn expire_idempotency_keys(&self, before_ms: i64) -> Result<usize, StoreError> {
+        const BATCH: i64 = 10_000;
         let client = self.client().await?;
-        let removed = client
-            .execute(
-                "DELETE FROM idempotency_keys
-                  WHERE answer_status IS NOT NULL AND created_at_ms < $1",
-                &[&before_ms],
-            )
-            .await?;
-        Ok(removed as usize)
+        let mut removed = 0;
+        loop {
+            let batch = client
+                .execute(
+                    "DELETE FROM idempotency_keys WHERE (api_key_id, key) IN (
+                         SELECT api_key_id, key FROM idempotency_keys
+                          WHERE answer_status IS NOT NULL AND created_at_ms < $1
+                          LIMIT $2)",
+                    &[&before_ms, &BATCH],
+                )
+                .await?;
+            removed += batch as usize;
+            if (batch as i64) < BATCH {
+                return Ok(removed);
+            }
+        }
     }
 
     async fn events(&self) -> Result<Vec<EventRecord>, StoreError> {

@@ -5,7 +5,10 @@
 //! applies what is missing: a row lock, portable where advisory locks are not. Each
 //! migration is written so that the previous release's binary still runs on the schema it
 //! leaves (expand, then contract in a later release), so that daemons can be upgraded one
-//! at a time.
+//! at a time, and says so: each row names the oldest binary schema that still runs on it
+//! (`oldest_binary`). A daemon opening a newer schema runs on it if it is not older than
+//! that, and is refused otherwise. The migration runs without the statement timeout (a
+//! table rewrite may take long); daemons opening meanwhile wait for it.
 
 use deadpool_postgres::Client;
 use tokio_postgres::error::SqlState;
@@ -15,19 +18,31 @@ use super::PgError;
 /// The newest schema version this build writes and understands.
 pub const SCHEMA_VERSION: i32 = 1;
 
-/// Every version: number, name, SQL.
-const MIGRATIONS: &[(i32, &str, &str)] = &[(
-    1,
-    "payments, refunds, idempotency keys, events",
-    include_str!("migrations/0001_payments.sql"),
-)];
+/// One version of the schema.
+struct Migration {
+    version: i32,
+    name: &'static str,
+    /// The oldest binary schema version that still runs on the schema this one leaves.
+    oldest_binary: i32,
+    sql: &'static str,
+}
+
+/// Every version, in order.
+const MIGRATIONS: &[Migration] = &[Migration {
+    version: 1,
+    name: "payments, refunds, idempotency keys, events",
+    oldest_binary: 1,
+    sql: include_str!("migrations/0001_payments.sql"),
+}];
 
 const MIGRATIONS_TABLE: &str = "CREATE TABLE IF NOT EXISTS paygate_migrations (
         version integer PRIMARY KEY,
         name text NOT NULL,
+        oldest_binary integer NOT NULL,
         applied_at timestamptz NOT NULL DEFAULT now()
     );
-    INSERT INTO paygate_migrations (version, name) VALUES (0, 'lock') ON CONFLICT DO NOTHING";
+    INSERT INTO paygate_migrations (version, name, oldest_binary) VALUES (0, 'lock', 0)
+        ON CONFLICT DO NOTHING";
 
 /// Brings the schema up to [`SCHEMA_VERSION`]; refuses a newer one and another product's
 /// database.
@@ -42,29 +57,45 @@ pub(super) async fn migrate(client: &mut Client) -> Result<(), PgError> {
         client.batch_execute(MIGRATIONS_TABLE).await?;
     }
     let tx = client.transaction().await?;
+    tx.batch_execute("SET LOCAL statement_timeout = 0").await?;
     tx.query_one(
         "SELECT version FROM paygate_migrations WHERE version = 0 FOR UPDATE",
         &[],
     )
     .await?;
-    let current: i32 = tx
-        .query_one("SELECT max(version) FROM paygate_migrations", &[])
-        .await?
-        .get(0);
-    if current > SCHEMA_VERSION {
-        return Err(PgError::NewerSchema {
-            found: current,
-            supported: SCHEMA_VERSION,
-        });
-    }
-    for (version, name, sql) in MIGRATIONS.iter().filter(|(v, _, _)| *v > current) {
-        tx.batch_execute(sql).await?;
-        tx.execute(
-            "INSERT INTO paygate_migrations (version, name) VALUES ($1, $2)",
-            &[version, name],
+    let row = tx
+        .query_one(
+            "SELECT max(version), max(oldest_binary) FROM paygate_migrations",
+            &[],
         )
         .await?;
-        tracing::info!(version, name, "PostgreSQL schema migrated");
+    let (current, needs): (i32, i32) = (row.get(0), row.get(1));
+    if current > SCHEMA_VERSION {
+        if needs > SCHEMA_VERSION {
+            return Err(PgError::NewerSchema {
+                found: current,
+                needs,
+                supported: SCHEMA_VERSION,
+            });
+        }
+        tracing::warn!(
+            found = current,
+            supported = SCHEMA_VERSION,
+            "the PostgreSQL schema is newer than this paygated, which still runs on it; upgrade it"
+        );
+    }
+    for m in MIGRATIONS.iter().filter(|m| m.version > current) {
+        tx.batch_execute(m.sql).await?;
+        tx.execute(
+            "INSERT INTO paygate_migrations (version, name, oldest_binary) VALUES ($1, $2, $3)",
+            &[&m.version, &m.name, &m.oldest_binary],
+        )
+        .await?;
+        tracing::info!(
+            version = m.version,
+            name = m.name,
+            "PostgreSQL schema migrated"
+        );
     }
     tx.commit().await?;
     Ok(())
@@ -95,10 +126,11 @@ mod tests {
 
     #[test]
     fn versions_follow_each_other_up_to_the_schema_version() {
-        for (n, (version, _, sql)) in MIGRATIONS.iter().enumerate() {
-            assert_eq!(*version, n as i32 + 1);
-            assert!(!sql.trim().is_empty());
+        for (n, m) in MIGRATIONS.iter().enumerate() {
+            assert_eq!(m.version, n as i32 + 1);
+            assert!(!m.sql.trim().is_empty());
+            assert!((1..=m.version).contains(&m.oldest_binary), "{}", m.name);
         }
-        assert_eq!(MIGRATIONS.last().unwrap().0, SCHEMA_VERSION);
+        assert_eq!(MIGRATIONS.last().unwrap().version, SCHEMA_VERSION);
     }
 }

@@ -25,10 +25,15 @@ pub struct TestServer {
 }
 
 static SERVER: OnceLock<Option<TestServer>> = OnceLock::new();
+/// Held while the server is being found: tests running in parallel wait for the first one
+/// (a lock of tokio's, since each test has a runtime of its own).
+static FINDING: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 static NEXT: AtomicU32 = AtomicU32::new(0);
+static NEXT_CLUSTER: AtomicU32 = AtomicU32::new(0);
 
 /// The server for this test process, found once (`None`: none, and not on CI: skip).
 pub async fn server() -> Option<TestServer> {
+    let _finding = FINDING.lock().await;
     if let Some(found) = SERVER.get() {
         return found.clone();
     }
@@ -79,7 +84,11 @@ async fn find() -> Option<TestServer> {
 /// ends (a watcher beside it looks for this process's pid) and its directory goes with it.
 pub async fn throwaway_cluster() -> Result<TestServer, String> {
     let bin = postgres_bin_dir().ok_or("no PostgreSQL binaries under /usr/lib/postgresql")?;
-    let dir = std::env::temp_dir().join(format!("paygate-pg-{}", std::process::id()));
+    let dir = std::env::temp_dir().join(format!(
+        "paygate-pg-{}-{}",
+        std::process::id(),
+        NEXT_CLUSTER.fetch_add(1, Ordering::Relaxed)
+    ));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
     let user = unprivileged_user()?;
@@ -121,19 +130,20 @@ pub async fn throwaway_cluster() -> Result<TestServer, String> {
         .map_err(|e| e.to_string())?
         .port();
     // The server, and a watcher that stops it (fast shutdown) once this process is gone.
-    let script = format!(
-        "{postgres} -D {data} -p {port} -k {dir} -c listen_addresses=127.0.0.1 \
-           > {dir}/server.log 2>&1 &
-         server=$!
-         while [ -d /proc/{parent} ] && kill -0 $server 2>/dev/null; do sleep 1; done
-         kill -INT $server 2>/dev/null; wait $server; rm -rf {dir}",
-        postgres = bin.join("postgres").display(),
-        data = data.display(),
-        dir = dir.display(),
-        parent = std::process::id(),
-    );
+    // Paths are the script's arguments, never part of its text.
+    const SCRIPT: &str = r#"postgres="$1" data="$2" dir="$3" port="$4" parent="$5"
+        "$postgres" -D "$data" -p "$port" -k "$dir" -c listen_addresses=127.0.0.1 \
+            > "$dir/server.log" 2>&1 &
+        server=$!
+        while [ -d "/proc/$parent" ] && kill -0 "$server" 2>/dev/null; do sleep 1; done
+        kill -INT "$server" 2>/dev/null; wait "$server"; rm -rf -- "$dir""#;
     as_user(std::path::Path::new("sh"))
-        .args(["-c", &script])
+        .args(["-c", SCRIPT, "sh"])
+        .arg(bin.join("postgres"))
+        .arg(&data)
+        .arg(&dir)
+        .arg(port.to_string())
+        .arg(std::process::id().to_string())
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
