@@ -17,7 +17,7 @@ use crate::metrics::Metrics;
 use crate::monitor::Monitor;
 use crate::payments::service::Payments;
 use crate::plugins::PluginHost;
-use crate::store::Store;
+use crate::store::{Storage, Store};
 
 pub struct AppState {
     /// The config the daemon started with (command-line overrides applied).
@@ -25,7 +25,11 @@ pub struct AppState {
     /// The API keys: replaced whole by a reload.
     pub keys: ArcSwap<KeyRing>,
     pub merchants: Arc<MerchantDirectory>,
-    pub store: Arc<Store>,
+    /// The store, whichever engine it is.
+    pub store: Arc<dyn Storage>,
+    /// The embedded engine's own handle (its archive, its flush watchdog, its final
+    /// flush); `None` on PostgreSQL.
+    pub sled: Option<Arc<Store>>,
     pub plugins: Arc<PluginHost>,
     pub metrics: Arc<Metrics>,
     /// Largest accepted request body (`server.body_bytes_max`).
@@ -57,12 +61,12 @@ impl AppState {
     /// loaded (an invalid config never starts a daemon).
     pub fn new(
         config: Config,
-        store: Store,
+        store: Opened,
         plugins: PluginHost,
         metrics: Arc<Metrics>,
     ) -> Result<Arc<AppState>, String> {
         let clock = crate::clock::system();
-        let store = Arc::new(store);
+        let (store, sled) = store.split();
         let plugins = Arc::new(plugins);
         let merchants = Arc::new(MerchantDirectory::new(
             config.configured_merchants(),
@@ -73,6 +77,7 @@ impl AppState {
             &config.monitor.settings(),
             metrics.clone(),
             store.clone(),
+            store.bus().clone(),
             merchants.clone(),
         ));
         let payments = Arc::new(Payments {
@@ -101,6 +106,7 @@ impl AppState {
             config,
             merchants,
             store,
+            sled,
             plugins,
             metrics,
             monitor,
@@ -136,7 +142,7 @@ impl AppState {
             .replace_configured(merchants, fresh.platform_merchant());
         let plugins = self.plugins.commit_reload(prepared);
         // Onboarded merchants collect under the platform's (maybe new) settings.
-        if let Err(e) = crate::merchants::onboarding::load(&self.onboarding) {
+        if let Err(e) = crate::merchants::onboarding::load(&self.onboarding).await {
             tracing::error!("cannot refresh the onboarded merchants after a reload: {e}");
         }
         let report = ReloadReport {
@@ -163,6 +169,25 @@ pub struct ReloadReport {
     /// Merchants the config declares now.
     pub merchants: usize,
     pub plugins: crate::plugins::ReloadReport,
+}
+
+/// The store the daemon opened, by engine.
+pub enum Opened {
+    Sled(Box<Store>),
+    Postgres(crate::store::postgres::PgStore),
+}
+
+impl Opened {
+    /// The store behind its ports, and the embedded engine's own handle if it is that one.
+    fn split(self) -> (Arc<dyn Storage>, Option<Arc<Store>>) {
+        match self {
+            Opened::Sled(store) => {
+                let store: Arc<Store> = Arc::from(store);
+                (store.clone(), Some(store))
+            }
+            Opened::Postgres(store) => (Arc::new(store), None),
+        }
+    }
 }
 
 fn random_hmac_key() -> ring::hmac::Key {

@@ -119,6 +119,7 @@ pub async fn handle_notice(
                     Some((merchant_id, provider)),
                     &u.outcome,
                 )
+                .await
                 .map_err(NoticeError::Onboarding)?;
                 ("activation", u.activation_id.as_str(), observed)
             }
@@ -130,6 +131,7 @@ pub async fn handle_notice(
                     Some((merchant_id, provider)),
                     &u.outcome,
                 )
+                .await
                 .map_err(NoticeError::Onboarding)?;
                 ("bank_account", u.bank_account_id.as_str(), observed)
             }

@@ -12,6 +12,7 @@ use crate::logging::LogFormat;
 use std::sync::Arc;
 
 use crate::app::AppState;
+use crate::app::Opened;
 use crate::config::Config;
 use crate::metrics::Metrics;
 use crate::plugins::PluginHost;
@@ -70,17 +71,10 @@ fn load_config(args: &ServeArgs) -> Result<Config, String> {
 
 async fn serve(config: Config) -> ExitCode {
     let started = Instant::now();
-    let durability = config.durability();
-    let cache_bytes = config.cache_bytes();
-    let mut store = match Store::open_with(&config.store.data_dir, durability, cache_bytes) {
+    let store = match open_store(&config).await {
         Ok(store) => store,
-        Err(e) => {
-            tracing::error!("{e}");
-            eprintln!("paygated: {e}");
-            return ExitCode::from(EXIT_RUNTIME);
-        }
+        Err(code) => return code,
     };
-    store.keep_free(config.store.min_free_mb.saturating_mul(1 << 20));
     let listeners = match Listeners::bind(&config.listen_settings()).await {
         Ok(listeners) => listeners,
         Err(e) => {
@@ -97,13 +91,18 @@ async fn serve(config: Config) -> ExitCode {
         config.default_public_url(url);
     }
     let metrics = Arc::new(Metrics::new());
-    let ledger = match store.artifact_digests() {
-        Ok(digests) => Arc::new(digests),
-        Err(e) => {
-            tracing::error!("{e}");
-            eprintln!("paygated: {e}");
-            return ExitCode::from(EXIT_RUNTIME);
-        }
+    // The embedded engine keeps the compiled plugins' digests beside its data; on
+    // PostgreSQL each start compiles its plugins and trusts only those.
+    let ledger: Arc<dyn crate::plugins::ArtifactLedger> = match &store {
+        Opened::Sled(sled) => match sled.artifact_digests() {
+            Ok(digests) => Arc::new(digests),
+            Err(e) => {
+                tracing::error!("{e}");
+                eprintln!("paygated: {e}");
+                return ExitCode::from(EXIT_RUNTIME);
+            }
+        },
+        Opened::Postgres(_) => Arc::new(crate::plugins::MemoryLedger::default()),
     };
     let plugins = match PluginHost::start_with_ledger(&config, metrics.clone(), ledger).await {
         Ok(plugins) => plugins,
@@ -113,13 +112,11 @@ async fn serve(config: Config) -> ExitCode {
             return ExitCode::from(EXIT_CONFIG);
         }
     };
-    {
+    if let Opened::Sled(sled) = &store {
         let metrics = metrics.clone();
-        store
-            .commit_stats()
+        sled.commit_stats()
             .observe_flushes(move |elapsed| metrics.observe_store_flush(elapsed));
     }
-    crate::events::spawn_event_metrics(store.bus(), metrics.clone());
     let state = match AppState::new(config, store, plugins, metrics) {
         Ok(state) => state,
         Err(e) => {
@@ -128,6 +125,7 @@ async fn serve(config: Config) -> ExitCode {
             return ExitCode::from(EXIT_CONFIG);
         }
     };
+    crate::events::spawn_event_metrics(state.store.bus(), state.metrics.clone());
     let webhooks = match crate::webhooks::Dispatcher::new(
         state.store.clone(),
         state.metrics.clone(),
@@ -165,7 +163,7 @@ async fn serve(config: Config) -> ExitCode {
         }
     };
     spawn_reload_on_sighup(state.clone());
-    match crate::merchants::onboarding::load(&state.onboarding) {
+    match crate::merchants::onboarding::load(&state.onboarding).await {
         Ok(n) if n > 0 => tracing::info!(merchants = n, "onboarded merchants loaded"),
         Ok(_) => {}
         Err(e) => {
@@ -179,13 +177,15 @@ async fn serve(config: Config) -> ExitCode {
         state.onboarding.clone(),
         state.config.janitor_settings(),
     );
-    crate::monitor::spawn(state.monitor.clone());
-    crate::archiving::spawn(
-        state.store.clone(),
-        state.merchants.clone(),
-        state.clock.clone(),
-        *config.store.archive_after_days.get_ref(),
-    );
+    crate::monitor::spawn(state.monitor.clone()).await;
+    if let Some(sled) = &state.sled {
+        crate::archiving::spawn(
+            sled.clone(),
+            state.merchants.clone(),
+            state.clock.clone(),
+            *config.store.archive_after_days.get_ref(),
+        );
+    }
     if let Some(webhooks) = webhooks {
         webhooks.spawn();
     }
@@ -224,7 +224,11 @@ async fn serve(config: Config) -> ExitCode {
         );
         return ExitCode::from(EXIT_STORE_FAILED);
     }
-    match state.store.flush() {
+    let Some(sled) = &state.sled else {
+        tracing::info!("bye");
+        return ExitCode::SUCCESS;
+    };
+    match sled.flush() {
         Ok(_) => {
             tracing::info!("store flushed; bye");
             ExitCode::SUCCESS
@@ -233,6 +237,36 @@ async fn serve(config: Config) -> ExitCode {
             tracing::error!("final store flush failed: {e}");
             ExitCode::from(EXIT_RUNTIME)
         }
+    }
+}
+
+/// Opens the configured engine: the data dir's sled database, or the PostgreSQL database
+/// (migrated to this build's schema). A failure is said on stderr with its exit code: a
+/// setting that cannot work (a URL that does not parse, a schema newer than this build,
+/// another product's database, refused credentials) is a config error, exit 2.
+async fn open_store(config: &Config) -> Result<Opened, ExitCode> {
+    let refuse = |e: &dyn std::fmt::Display, code: u8| {
+        tracing::error!("{e}");
+        eprintln!("paygated: {e}");
+        ExitCode::from(code)
+    };
+    let pg = config
+        .postgres_settings()
+        .map_err(|e| refuse(&format!("invalid config: {e}"), EXIT_CONFIG))?;
+    let Some(pg) = pg else {
+        let mut store = Store::open_with(
+            &config.store.data_dir,
+            config.durability(),
+            config.cache_bytes(),
+        )
+        .map_err(|e| refuse(&e, EXIT_RUNTIME))?;
+        store.keep_free(config.store.min_free_mb.saturating_mul(1 << 20));
+        return Ok(Opened::Sled(Box::new(store)));
+    };
+    match crate::store::postgres::PgStore::open(&pg).await {
+        Ok(store) => Ok(Opened::Postgres(store)),
+        Err(e) if e.is_unavailable() => Err(refuse(&e, EXIT_RUNTIME)),
+        Err(e) => Err(refuse(&e, EXIT_CONFIG)),
     }
 }
 
@@ -262,12 +296,16 @@ async fn store_failure(state: Arc<AppState>) {
 /// be blocked in the store), so this is a plain OS thread and the exit is immediate: the
 /// same as a kill -9, which the crash tests show loses nothing acknowledged.
 fn spawn_stall_watchdog(state: Arc<AppState>, limit: Duration) {
+    // Only the embedded engine flushes (PostgreSQL answers within its statement timeout).
+    let Some(sled) = state.sled.clone() else {
+        return;
+    };
     let spawned = std::thread::Builder::new()
         .name("paygate-watchdog".into())
         .spawn(move || {
             loop {
                 std::thread::sleep(Duration::from_millis(250));
-                if let Some(stalled) = state.store.flushing_for()
+                if let Some(stalled) = sled.flushing_for()
                     && stalled >= limit
                 {
                     tracing::error!(

@@ -336,14 +336,74 @@ pub fn signal(pid: u32, name: &str) {
     assert!(status.success());
 }
 
+/// Whether this run's daemons keep their data on PostgreSQL (`PAYGATE_E2E_ENGINE=postgres`;
+/// `cargo xtask test` runs the suite once on each engine).
+pub fn on_postgres() -> bool {
+    std::env::var("PAYGATE_E2E_ENGINE").is_ok_and(|engine| engine == "postgres")
+}
+
+/// The database that stands for `data_dir` on PostgreSQL: made on first use (a fresh one on
+/// the tests' server) and named in a file in the data dir, so that a daemon restarted on the
+/// same data dir finds the same data, as on sled.
+fn database_for(data_dir: &Path) -> String {
+    let marker = data_dir.join("e2e-postgres-url");
+    if let Ok(url) = std::fs::read_to_string(&marker) {
+        return url;
+    }
+    // Its own thread and runtime: the caller may be inside a test's runtime.
+    let url = std::thread::spawn(|| {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+            .block_on(async {
+                let server = paygate_daemon::store::postgres::testing::server()
+                    .await
+                    .expect("PAYGATE_E2E_ENGINE=postgres needs a PostgreSQL for the tests");
+                let name = server.fresh_database().await;
+                server.settings(&name).url
+            })
+    })
+    .join()
+    .unwrap();
+    std::fs::create_dir_all(data_dir).unwrap();
+    std::fs::write(&marker, &url).unwrap();
+    url
+}
+
+/// `config_text` with its store on `data_dir`'s database, when this run is on PostgreSQL (a
+/// text that is not TOML is left as it is: it is a test of what a bad config does).
+fn for_engine(config_text: &str, data_dir: &Path) -> String {
+    if !on_postgres() {
+        return config_text.to_owned();
+    }
+    let Ok(mut config) = config_text.parse::<toml::Table>() else {
+        return config_text.to_owned();
+    };
+    let store = config
+        .entry("store")
+        .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+    let Some(store) = store.as_table_mut() else {
+        return config_text.to_owned();
+    };
+    store.insert("engine".into(), "postgres".into());
+    let mut postgres = toml::Table::new();
+    postgres.insert(
+        "url".into(),
+        format!("inline:{}", database_for(data_dir)).into(),
+    );
+    store.insert("postgres".into(), postgres.into());
+    toml::to_string(&config).unwrap()
+}
+
 /// Starts paygated in `dir`; returns the child and its base URL once it listens.
 fn spawn(dir: &tempfile::TempDir, options: &Options) -> Result<(Child, String), String> {
     let config = dir.path().join("paygate.toml");
-    std::fs::write(&config, &options.config_text).unwrap();
     let data_dir = options
         .data_dir
         .clone()
         .unwrap_or_else(|| dir.path().join("data"));
+    std::fs::write(&config, for_engine(&options.config_text, &data_dir)).unwrap();
     let stderr = std::fs::File::create(dir.path().join("stderr.log")).unwrap();
     let mut command = Command::new(paygated());
     command.arg("serve");

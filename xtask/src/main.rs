@@ -351,6 +351,22 @@ fn test(extra: &[String]) -> Result<()> {
             ])
             .args(extra),
     )?;
+    // The end-to-end suite again with every daemon on PostgreSQL (a database per data dir;
+    // tests of what only the embedded engine has say so and pass).
+    run_command(
+        cargo()
+            .args([
+                "test",
+                "--package",
+                "paygate-daemon",
+                "--features",
+                "paygate-daemon/test-hooks",
+                "--test",
+                "e2e",
+            ])
+            .env("PAYGATE_E2E_ENGINE", "postgres")
+            .args(extra),
+    )?;
     // Every plugin against its recorded exchanges, and the world's contract (the plugin kit);
     // a plugin fresh from the template builds and its tests pass.
     kit_tests()?;

@@ -214,7 +214,8 @@ pub async fn list_alerts(
     };
     let page = state
         .store
-        .alerts_page(filters.starting_after.as_deref(), limit, keep)?;
+        .alerts_page(filters.starting_after.as_deref(), limit, &keep)
+        .await?;
     Ok(Json(List::page(page.iter().map(AlertObject::from), limit)))
 }
 
@@ -294,12 +295,13 @@ pub async fn ack_alert(
     let by = caller.0.id.clone();
     let alert = state
         .store
-        .update_alert(&id, |a| {
+        .update_alert(&id, &|a| {
             if a.acknowledged_at_ms.is_none() {
                 a.acknowledged_at_ms = Some(now);
                 a.acknowledged_by = Some(by.clone());
             }
-        })?
+        })
+        .await?
         .ok_or(ApiError::NotFound { kind: "alert", id })?;
     Ok(Json(AlertObject::from(&alert)))
 }
@@ -346,7 +348,8 @@ pub async fn lift_block(
     super::second_factor::require_code(&state, &caller.0, &headers, &source.0).await?;
     let block = state
         .monitor
-        .lift_block(&id)?
+        .lift_block(&id)
+        .await?
         .ok_or(ApiError::NotFound { kind: "block", id })?;
     tracing::info!(block = %block.id, by = %caller.0.id, "block lifted");
     Ok(Json(BlockObject::from(&block)))

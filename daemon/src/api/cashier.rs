@@ -41,11 +41,11 @@ pub struct PublicStatus {
 }
 
 /// A link payment, or `None` for anything else (other methods are not the payer's business).
-fn link_payment(state: &AppState, id: &str) -> Result<Option<PaymentRecord>, ApiError> {
+async fn link_payment(state: &AppState, id: &str) -> Result<Option<PaymentRecord>, ApiError> {
     if id.len() > 64 {
         return Ok(None);
     }
-    let payment = state.store.payment(id)?;
+    let payment = state.store.payment(id).await?;
     Ok(payment.filter(|p| p.method == crate::domain::method::Method::Link))
 }
 
@@ -190,7 +190,7 @@ pub async fn cashier_page(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let lang = language(query.as_deref(), &headers);
-    Ok(match link_payment(&state, &id)? {
+    Ok(match link_payment(&state, &id).await? {
         Some(payment) => page(&state, StatusCode::OK, &payment, None, lang),
         None => not_found(lang),
     })
@@ -230,7 +230,7 @@ pub async fn choose_wallet(
             message: "a wallet is chosen from the payment's own page, not from another site".into(),
         });
     }
-    let Some(payment) = link_payment(&state, &id)? else {
+    let Some(payment) = link_payment(&state, &id).await? else {
         return Ok(not_found(lang));
     };
     let field = |wanted: &str| {
@@ -262,7 +262,7 @@ pub async fn choose_wallet(
                 PaymentError::WalletNotSupported(_) => fill(text.not_a_wallet, &wallet),
                 _ => fill(text.wallet_failed, &api_error.to_string()),
             };
-            let current = state.store.payment(&payment.id)?.unwrap_or(payment);
+            let current = state.store.payment(&payment.id).await?.unwrap_or(payment);
             Ok(page(
                 &state,
                 api_error.status(),
@@ -285,7 +285,7 @@ pub async fn cashier_status(
     State(state): State<Arc<AppState>>,
     ApiPath(id): ApiPath<String>,
 ) -> Result<Json<PublicStatus>, ApiError> {
-    let payment = link_payment(&state, &id)?.ok_or(ApiError::NotFound {
+    let payment = link_payment(&state, &id).await?.ok_or(ApiError::NotFound {
         kind: "payment",
         id,
     })?;

@@ -550,11 +550,16 @@ fn json_body<T: Serialize>(status: u16, value: &T) -> Result<(u16, String), ApiE
 }
 
 /// An onboarded merchant the caller may act for (scope before existence).
-fn onboarded(state: &AppState, caller: &Caller, id: &str) -> Result<MerchantRecord, ApiError> {
+async fn onboarded(
+    state: &AppState,
+    caller: &Caller,
+    id: &str,
+) -> Result<MerchantRecord, ApiError> {
     caller.require_merchant(id)?;
     state
         .store
-        .merchant_record(id)?
+        .merchant_record(id)
+        .await?
         .ok_or_else(|| ApiError::NotFound {
             kind: "merchant",
             id: id.to_owned(),
@@ -583,7 +588,7 @@ pub async fn list_merchants(
         if !caller.0.may_act_for(&merchant.id) {
             continue;
         }
-        let record = state.store.merchant_record(&merchant.id)?;
+        let record = state.store.merchant_record(&merchant.id).await?;
         visible.push(MerchantObject::new(&merchant, record.as_ref()));
         if visible.len() > limit {
             break;
@@ -614,7 +619,7 @@ pub async fn get_merchant(
         kind: "merchant",
         id: id.clone(),
     })?;
-    let record = state.store.merchant_record(&id)?;
+    let record = state.store.merchant_record(&id).await?;
     Ok(Json(MerchantObject::new(&merchant, record.as_ref())))
 }
 
@@ -648,7 +653,8 @@ pub async fn create_merchant(
         fresh_merchant_id(&state),
         |id| async {
             let id = id;
-            let record = onboarding::create_merchant(&state.onboarding, &actor, &id, &input)?;
+            let record =
+                onboarding::create_merchant(&state.onboarding, &actor, &id, &input).await?;
             let merchant = state.merchants.get(&id).ok_or(ApiError::Internal)?;
             json_body(201, &MerchantObject::new(&merchant, Some(&record)))
         },
@@ -674,7 +680,7 @@ pub async fn update_merchant(
     mut request: Idempotent<MerchantBody>,
 ) -> Result<Answer, ApiError> {
     caller.require_role(Role::Erp)?;
-    onboarded(&state, &caller, &id)?;
+    onboarded(&state, &caller, &id).await?;
     let body = request.body()?;
     let actor = actor(&caller, client.as_deref());
     let input = body.input();
@@ -686,7 +692,8 @@ pub async fn update_merchant(
         id.clone(),
         |id| async {
             let id = id;
-            let record = onboarding::update_merchant(&state.onboarding, &actor, &id, &input)?;
+            let record =
+                onboarding::update_merchant(&state.onboarding, &actor, &id, &input).await?;
             let merchant = state.merchants.get(&id).ok_or(ApiError::Internal)?;
             json_body(200, &MerchantObject::new(&merchant, Some(&record)))
         },
@@ -716,7 +723,7 @@ pub async fn create_activation(
     mut request: Idempotent<ActivationBody>,
 ) -> Result<Answer, ApiError> {
     caller.require_role(Role::Erp)?;
-    onboarded(&state, &caller, &id)?;
+    onboarded(&state, &caller, &id).await?;
     let body = request.body()?;
     let actor = actor(&caller, client.as_deref());
     let provider = body.provider.clone();
@@ -777,8 +784,8 @@ pub async fn list_activations(
     ApiPath(id): ApiPath<String>,
 ) -> Result<Json<List<ActivationObject>>, ApiError> {
     caller.require_role(Role::Erp)?;
-    onboarded(&state, &caller, &id)?;
-    let all = state.store.activations_of(&id)?;
+    onboarded(&state, &caller, &id).await?;
+    let all = state.store.activations_of(&id).await?;
     let count = all.len();
     Ok(Json(List::page(
         all.iter().map(ActivationObject::from),
@@ -798,10 +805,11 @@ pub async fn get_activation(
     ApiPath((id, activation_id)): ApiPath<(String, String)>,
 ) -> Result<Json<ActivationObject>, ApiError> {
     caller.require_role(Role::Erp)?;
-    onboarded(&state, &caller, &id)?;
+    onboarded(&state, &caller, &id).await?;
     let activation = state
         .store
-        .activation(&activation_id)?
+        .activation(&activation_id)
+        .await?
         .filter(|a| a.merchant_id == id)
         .ok_or(ApiError::NotFound {
             kind: "activation",
@@ -831,7 +839,7 @@ pub async fn create_bank_account(
     mut request: Idempotent<BankAccountBody>,
 ) -> Result<Answer, ApiError> {
     caller.require_role(Role::Erp)?;
-    onboarded(&state, &caller, &id)?;
+    onboarded(&state, &caller, &id).await?;
     let body = request.body()?;
     let actor = actor(&caller, client.as_deref());
     // Binding or changing where the money goes: a fresh code from a key's authenticator.
@@ -891,8 +899,8 @@ pub async fn list_bank_accounts(
     ApiPath(id): ApiPath<String>,
 ) -> Result<Json<List<BankAccountObject>>, ApiError> {
     caller.require_role(Role::Erp)?;
-    onboarded(&state, &caller, &id)?;
-    let all = state.store.bank_accounts_of(&id)?;
+    onboarded(&state, &caller, &id).await?;
+    let all = state.store.bank_accounts_of(&id).await?;
     let count = all.len();
     Ok(Json(List::page(
         all.iter().map(BankAccountObject::from),
@@ -912,10 +920,11 @@ pub async fn get_bank_account(
     ApiPath((id, account_id)): ApiPath<(String, String)>,
 ) -> Result<Json<BankAccountObject>, ApiError> {
     caller.require_role(Role::Erp)?;
-    onboarded(&state, &caller, &id)?;
+    onboarded(&state, &caller, &id).await?;
     let account = state
         .store
-        .bank_account(&account_id)?
+        .bank_account(&account_id)
+        .await?
         .filter(|a| a.merchant_id == id)
         .ok_or(ApiError::NotFound {
             kind: "bank account",
@@ -936,7 +945,7 @@ pub async fn audit_log(
     ApiQuery(query): ApiQuery<AuditQuery>,
 ) -> Result<Json<List<AuditObject>>, ApiError> {
     caller.require_role(Role::Admin)?;
-    let entries = state.store.audit_of(&query.merchant_id)?;
+    let entries = state.store.audit_of(&query.merchant_id).await?;
     let count = entries.len();
     Ok(Json(List::page(
         entries.iter().map(AuditObject::from),

@@ -11,6 +11,7 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use crate::app::AppState;
+use crate::store::Room;
 
 /// Health of the process or of its parts.
 #[derive(Debug, Serialize, ToSchema)]
@@ -47,11 +48,11 @@ pub async fn healthz() -> Json<Health> {
         (status = 503, description = "Not ready; `checks` says why", body = Health),
     ))]
 pub async fn readyz(State(state): State<Arc<AppState>>) -> (StatusCode, Json<Health>) {
-    let store = match state.store.schema_version() {
-        Ok(version) => Check {
+    let store = match state.store.describe().await {
+        Ok(detail) => Check {
             name: "store",
             ok: true,
-            detail: format!("open, schema version {version}"),
+            detail,
         },
         Err(e) => Check {
             name: "store",
@@ -59,14 +60,13 @@ pub async fn readyz(State(state): State<Arc<AppState>>) -> (StatusCode, Json<Hea
             detail: e.to_string(),
         },
     };
-    let room = state.store.room();
-    let storage = match state.store.failure() {
-        Some(failure) => Check {
+    let storage = match (state.store.failure(), state.store.room()) {
+        (Some(failure), _) => Check {
             name: "storage",
             ok: false,
             detail: format!("a flush failed ({failure}); paygated is restarting"),
         },
-        None => Check {
+        (None, Some(room)) => Check {
             name: "storage",
             ok: room.is_enough(),
             detail: if room.is_enough() {
@@ -74,6 +74,12 @@ pub async fn readyz(State(state): State<Arc<AppState>>) -> (StatusCode, Json<Hea
             } else {
                 format!("{room}: new work is refused until there is room again")
             },
+        },
+        // The database server keeps its own disk: the store check above reached it.
+        (None, None) => Check {
+            name: "storage",
+            ok: true,
+            detail: "the database server's".into(),
         },
     };
     let plugins = state.plugins.plugins();
@@ -104,23 +110,28 @@ pub async fn readyz(State(state): State<Arc<AppState>>) -> (StatusCode, Json<Hea
 #[utoipa::path(get, path = "/metrics", tag = "operations",
     responses((status = 200, description = "Prometheus text format", body = String, content_type = "text/plain")))]
 pub async fn metrics(State(state): State<Arc<AppState>>) -> Response {
-    let stats = state.store.commit_stats();
-    let relaxed = std::sync::atomic::Ordering::Relaxed;
-    state.metrics.sync_store(
-        stats.flushes.load(relaxed),
-        stats.requests.load(relaxed),
-        stats.flush_micros.load(relaxed) as f64 / 1e6,
-        state.store.writer_busy().as_secs_f64(),
-    );
+    if let Some(sled) = &state.sled {
+        let stats = sled.commit_stats();
+        let relaxed = std::sync::atomic::Ordering::Relaxed;
+        state.metrics.sync_store(
+            stats.flushes.load(relaxed),
+            stats.requests.load(relaxed),
+            stats.flush_micros.load(relaxed) as f64 / 1e6,
+            sled.writer_busy().as_secs_f64(),
+        );
+    }
     state.metrics.sync_janitor(state.clock.now_ms());
-    state.metrics.set_backlogs(
-        state.store.outbox_len(),
-        state.store.pending_payment_count(),
-    );
+    // A store that cannot be read leaves the gauges where they were (readyz says why).
+    if let (Ok(outbox), Ok(pending)) = (
+        state.store.outbox_len().await,
+        state.store.pending_payment_count().await,
+    ) {
+        state.metrics.set_backlogs(outbox, pending);
+    }
     let room = state.store.room();
     state.metrics.set_storage(
-        room.free_bytes(),
-        room.is_enough() && state.store.failure().is_none(),
+        room.as_ref().and_then(Room::free_bytes),
+        room.is_none_or(|r| r.is_enough()) && state.store.failure().is_none(),
     );
     (
         [(

@@ -679,12 +679,12 @@ pub(super) fn observe_conflict(state: &AppState, caller: &Caller, conflict: Conf
 
 /// Finds a payment the caller may see, hot or archived: out of scope answers like a missing
 /// one (403 for a scoped key, so that ids cannot be probed).
-fn visible_payment(
+async fn visible_payment(
     state: &AppState,
     caller: &Caller,
     id: &str,
 ) -> Result<Found<PaymentRecord>, ApiError> {
-    let payment = state.store.find_payment(id)?;
+    let payment = state.store.find_payment(id).await?;
     match payment {
         Some(p) if caller.0.may_act_for(&p.record.merchant_id) => Ok(p),
         _ if caller.0.role == Role::Admin => Err(ApiError::NotFound {
@@ -724,7 +724,7 @@ pub async fn get_payment(
     ApiPath(id): ApiPath<String>,
 ) -> Result<Json<PaymentObject>, ApiError> {
     caller.require_role(Role::Pos)?;
-    let payment = visible_payment(&state, &caller, &id)?;
+    let payment = visible_payment(&state, &caller, &id).await?;
     Ok(Json(PaymentObject::found(&payment)))
 }
 
@@ -806,12 +806,15 @@ pub async fn list_payments(
             && gte.is_none_or(|t| p.created_at_ms >= t)
             && lt.is_none_or(|t| p.created_at_ms < t)
     };
-    let page = state.store.payments_page(
-        filters.merchant_id.as_deref(),
-        filters.starting_after.as_deref(),
-        limit,
-        keep,
-    )?;
+    let page = state
+        .store
+        .payments_page(
+            filters.merchant_id.as_deref(),
+            filters.starting_after.as_deref(),
+            limit,
+            &keep,
+        )
+        .await?;
     Ok(Json(List::page(
         page.iter().map(PaymentObject::found),
         limit,
@@ -834,7 +837,7 @@ pub async fn cancel_payment(
     mut request: Idempotent<CancelBody>,
 ) -> Result<Answer, ApiError> {
     caller.require_role(Role::Pos)?;
-    let found = visible_payment(&state, &caller, &id)?;
+    let found = visible_payment(&state, &caller, &id).await?;
     request.body()?; // checked (no fields), after the role and the scope
     let claim = request.claim(&caller.0.id);
     let answer = if found.archived {
@@ -875,7 +878,7 @@ pub async fn create_refund(
     mut request: Idempotent<CreateRefundBody>,
 ) -> Result<Answer, ApiError> {
     caller.require_role(Role::Erp)?;
-    let found = visible_payment(&state, &caller, &id)?;
+    let found = visible_payment(&state, &caller, &id).await?;
     if found.archived {
         request.body()?;
         let claim = request.claim(&caller.0.id);
@@ -941,7 +944,7 @@ pub async fn get_refund(
     ApiPath(id): ApiPath<String>,
 ) -> Result<Json<RefundObject>, ApiError> {
     caller.require_role(Role::Erp)?;
-    let refund = state.store.find_refund(&id)?;
+    let refund = state.store.find_refund(&id).await?;
     match refund {
         Some(r) if caller.0.may_act_for(&r.record.merchant_id) => Ok(Json(RefundObject::found(&r))),
         _ if caller.0.role == Role::Admin => Err(ApiError::NotFound { kind: "refund", id }),
@@ -962,8 +965,8 @@ pub async fn list_refunds(
     ApiPath(id): ApiPath<String>,
 ) -> Result<Json<List<RefundObject>>, ApiError> {
     caller.require_role(Role::Erp)?;
-    let payment = visible_payment(&state, &caller, &id)?;
-    let refunds = state.store.find_refunds_of(&payment.record.id)?;
+    let payment = visible_payment(&state, &caller, &id).await?;
+    let refunds = state.store.find_refunds_of(&payment.record.id).await?;
     Ok(Json(List::page(
         refunds.iter().map(RefundObject::found),
         usize::MAX - 1,

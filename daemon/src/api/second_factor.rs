@@ -105,7 +105,7 @@ pub async fn check_code(
     };
     // Right for its step: not a guess.
     state.code_failures.forgive(&key.id, now_ms);
-    if !state.store.accept_code_step(&key.id, step.0)? {
+    if !state.store.accept_code_step(&key.id, step.0).await? {
         state.metrics.count_second_factor("reused");
         tracing::warn!(api_key = %key.id, source, "second-factor code already used (otp_invalid)");
         return Err(invalid("already used (wait for the next code)"));

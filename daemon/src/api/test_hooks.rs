@@ -67,7 +67,14 @@ pub async fn stall_store(
     ApiJson(request): ApiJson<StallRequest>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     caller.require_role(crate::auth::Role::Admin)?;
-    state.store.stall_next_flush(request.ms);
+    let Some(sled) = &state.sled else {
+        return Err(ApiError::invalid(
+            "engine_has_no_flush",
+            "only the embedded engine has a flush to stall",
+            None,
+        ));
+    };
+    sled.stall_next_flush(request.ms);
     Ok(Json(
         serde_json::json!({"stalling_next_flush_ms": request.ms}),
     ))

@@ -471,16 +471,24 @@ fn rotate_master(
         *sealed = new.seal(id, field, &plain);
         Ok(())
     };
-    let result = store.reseal_all(
-        |m| {
+    let runtime = match tokio::runtime::Builder::new_current_thread().build() {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("paygated: cannot start a runtime: {e}");
+            return ExitCode::from(EXIT_RUNTIME);
+        }
+    };
+    let result = runtime.block_on(crate::store::MerchantStore::reseal_all(
+        &store,
+        &mut |m| {
             let id = m.id.clone();
             reseal(&id, "legal_person_id", &mut m.legal_person_id)
         },
-        |a| {
+        &mut |a| {
             let id = a.id.clone();
             reseal(&id, "account_number", &mut a.account_number)
         },
-    );
+    ));
     // The keys' authenticator secrets live in the config file, sealed the same way.
     let result = result.map_err(|e| e.to_string()).and_then(|count| {
         totp::reseal_config(config_path, &old, &new).map(|secrets| (count, secrets))

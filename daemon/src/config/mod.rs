@@ -395,6 +395,51 @@ pub struct StoreConfig {
     /// 3650.
     #[serde(default = "default_archive_after_days")]
     pub archive_after_days: Spanned<u32>,
+    /// Which engine keeps the data: `sled` (embedded, in `data_dir`; the default) or
+    /// `postgres` (a database of its own, `[store.postgres]`, that several daemons share).
+    /// With `postgres`, `data_dir` keeps only the compiled plugins' cache.
+    #[serde(default = "default_engine")]
+    pub engine: Spanned<EngineKind>,
+    /// `[store.postgres]`: the database, when `engine = "postgres"`.
+    #[serde(default)]
+    pub postgres: Option<PostgresConfig>,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EngineKind {
+    #[default]
+    Sled,
+    Postgres,
+}
+
+/// `[store.postgres]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PostgresConfig {
+    /// Where the connection string (libpq `key=value` or a `postgresql://` URL, which may
+    /// hold a password) comes from: `env:VAR`, `file:PATH` or `inline:TEXT`.
+    pub url: Spanned<String>,
+    /// Connections this daemon holds at most. 1 to 1000.
+    #[serde(default = "default_pg_pool_size")]
+    pub pool_size: Spanned<u32>,
+    /// Longest a statement may run, and a connection may take to be made or handed out
+    /// (milliseconds): past it the request answers 503 `store_unavailable` instead of
+    /// hanging. 100 to 600000.
+    #[serde(default = "default_pg_statement_timeout_ms")]
+    pub statement_timeout_ms: Spanned<u64>,
+}
+
+fn default_engine() -> Spanned<EngineKind> {
+    Spanned::new(0..0, EngineKind::Sled)
+}
+
+fn default_pg_pool_size() -> Spanned<u32> {
+    Spanned::new(0..0, 16)
+}
+
+fn default_pg_statement_timeout_ms() -> Spanned<u64> {
+    Spanned::new(0..0, 5_000)
 }
 
 fn default_archive_after_days() -> Spanned<u32> {
@@ -616,6 +661,8 @@ impl Default for StoreConfig {
             group_commit_window_us: default_group_commit_window_us(),
             cache_mb: default_cache_mb(),
             archive_after_days: default_archive_after_days(),
+            engine: default_engine(),
+            postgres: None,
         }
     }
 }
@@ -1201,7 +1248,27 @@ impl StoreConfig {
             "store.archive_after_days",
             1,
             3650,
-        )
+        )?;
+        match (self.engine.get_ref(), &self.postgres) {
+            (EngineKind::Postgres, None) => Err(at.error(
+                self.engine.span(),
+                "store.engine",
+                "\"postgres\" needs a [store.postgres] table with its url",
+            )),
+            (_, Some(pg)) => {
+                if let Err(e) = crate::settings::KeySource::parse(pg.url.get_ref()) {
+                    return Err(at.error(pg.url.span(), "store.postgres.url", e));
+                }
+                at.within(&pg.pool_size, "store.postgres.pool_size", 1, 1000)?;
+                at.within(
+                    &pg.statement_timeout_ms,
+                    "store.postgres.statement_timeout_ms",
+                    100,
+                    600_000,
+                )
+            }
+            (EngineKind::Sled, None) => Ok(()),
+        }
     }
 }
 
@@ -1460,6 +1527,31 @@ impl Config {
                 (*self.store.group_commit_window_us.get_ref()).into(),
             ),
         }
+    }
+
+    /// How to reach the PostgreSQL engine's database, its URL read now from where the
+    /// config says (`None`: the embedded engine).
+    pub fn postgres_settings(&self) -> Result<Option<crate::store::postgres::PgSettings>, String> {
+        let Some(pg) = self
+            .store
+            .postgres
+            .as_ref()
+            .filter(|_| *self.store.engine.get_ref() == EngineKind::Postgres)
+        else {
+            return Ok(None);
+        };
+        let source = crate::settings::KeySource::parse(pg.url.get_ref())
+            .map_err(|e| format!("store.postgres.url: {e}"))?;
+        let url = source
+            .read("store.postgres.url")
+            .map_err(|e| format!("store.postgres.url: {e}"))?;
+        let url = String::from_utf8(url.to_vec())
+            .map_err(|_| "store.postgres.url: not UTF-8 text".to_owned())?;
+        Ok(Some(crate::store::postgres::PgSettings {
+            url: url.trim().to_owned(),
+            pool_size: *pg.pool_size.get_ref() as usize,
+            statement_timeout: std::time::Duration::from_millis(*pg.statement_timeout_ms.get_ref()),
+        }))
     }
 
     /// sled's page cache, in bytes.

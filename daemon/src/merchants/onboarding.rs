@@ -25,11 +25,11 @@ use crate::merchants::MerchantDirectory;
 use crate::plugins::CallError;
 use crate::plugins::Providers;
 use crate::plugins::types as wit;
-use crate::store::{OnboardingChange, Store, StoreError};
+use crate::store::{MerchantStore, OnboardingChange, StoreError};
 
 /// The onboarding use cases and what they work with.
 pub struct Onboarding {
-    pub store: Arc<Store>,
+    pub store: Arc<dyn MerchantStore>,
     pub merchants: Arc<MerchantDirectory>,
     pub plugins: Arc<dyn Providers>,
     /// Seals merchants' sensitive data at rest; `None` when not configured (onboarding then
@@ -187,31 +187,32 @@ impl Onboarding {
 }
 
 /// Loads the onboarded merchants into the directory (at start).
-pub fn load(onboarding: &Onboarding) -> Result<usize, StoreError> {
-    let merchants = onboarding.store.merchant_records()?;
+pub async fn load(onboarding: &Onboarding) -> Result<usize, StoreError> {
+    let merchants = onboarding.store.merchant_records().await?;
     for merchant in &merchants {
-        let activations = onboarding.store.activations_of(&merchant.id)?;
+        let activations = onboarding.store.activations_of(&merchant.id).await?;
         onboarding.merchants.put_onboarded(merchant, &activations);
     }
     Ok(merchants.len())
 }
 
-fn refresh_directory(onboarding: &Onboarding, merchant_id: &str) -> Result<(), StoreError> {
-    if let Some(record) = onboarding.store.merchant_record(merchant_id)? {
-        let activations = onboarding.store.activations_of(merchant_id)?;
+async fn refresh_directory(onboarding: &Onboarding, merchant_id: &str) -> Result<(), StoreError> {
+    if let Some(record) = onboarding.store.merchant_record(merchant_id).await? {
+        let activations = onboarding.store.activations_of(merchant_id).await?;
         onboarding.merchants.put_onboarded(&record, &activations);
     }
     Ok(())
 }
 
 /// An onboarded merchant's record, or `NotFound`.
-fn stored_merchant(
+async fn stored_merchant(
     onboarding: &Onboarding,
     merchant_id: &str,
 ) -> Result<MerchantRecord, OnboardingError> {
     onboarding
         .store
-        .merchant_record(merchant_id)?
+        .merchant_record(merchant_id)
+        .await?
         .ok_or(OnboardingError::NotFound {
             kind: "merchant",
             id: merchant_id.into(),
@@ -220,14 +221,14 @@ fn stored_merchant(
 
 /// `POST /v1/merchants`: a new merchant in `draft`, with the id given (the idempotency
 /// claim's object).
-pub fn create_merchant(
+pub async fn create_merchant(
     onboarding: &Onboarding,
     actor: &Actor,
     id: &str,
     input: &MerchantInput,
 ) -> Result<MerchantRecord, OnboardingError> {
     check_merchant(input)?;
-    if let Some(existing) = onboarding.store.merchant_record(id)? {
+    if let Some(existing) = onboarding.store.merchant_record(id).await? {
         return Ok(existing); // resumed after a crash: it was stored
     }
     let key = master_key(onboarding)?;
@@ -255,27 +256,30 @@ pub fn create_merchant(
         id,
         json!({"name": record.name}),
     );
-    onboarding.store.save_onboarding(&OnboardingChange {
-        merchant: Some(&record),
-        activation: None,
-        bank_account: None,
-        also_accounts: &[],
-        audit: &line,
-        event: None,
-    })?;
-    refresh_directory(onboarding, id)?;
+    onboarding
+        .store
+        .save_onboarding(&OnboardingChange {
+            merchant: Some(&record),
+            activation: None,
+            bank_account: None,
+            also_accounts: &[],
+            audit: &line,
+            event: None,
+        })
+        .await?;
+    refresh_directory(onboarding, id).await?;
     Ok(record)
 }
 
 /// Updates a merchant while it is a `draft`.
-pub fn update_merchant(
+pub async fn update_merchant(
     onboarding: &Onboarding,
     actor: &Actor,
     id: &str,
     input: &MerchantInput,
 ) -> Result<MerchantRecord, OnboardingError> {
     check_merchant(input)?;
-    let mut record = stored_merchant(onboarding, id)?;
+    let mut record = stored_merchant(onboarding, id).await?;
     if record.status != MerchantStatus::Draft {
         return Err(OnboardingError::WrongState(format!(
             "merchant {id} is {} and can only be changed while draft",
@@ -331,15 +335,18 @@ pub fn update_merchant(
         id,
         json!({"changed": changed}),
     );
-    onboarding.store.save_onboarding(&OnboardingChange {
-        merchant: Some(&record),
-        activation: None,
-        bank_account: None,
-        also_accounts: &[],
-        audit: &line,
-        event: None,
-    })?;
-    refresh_directory(onboarding, id)?;
+    onboarding
+        .store
+        .save_onboarding(&OnboardingChange {
+            merchant: Some(&record),
+            activation: None,
+            bank_account: None,
+            also_accounts: &[],
+            audit: &line,
+            event: None,
+        })
+        .await?;
+    refresh_directory(onboarding, id).await?;
     Ok(record)
 }
 
@@ -461,26 +468,29 @@ fn provider_failure(error: Result<wit::ProviderError, CallError>) -> OnboardingE
 
 /// Saves an activation's new state with its audit line and event, and refreshes the
 /// merchant (its status, its active providers).
-fn save_activation(
+async fn save_activation(
     onboarding: &Onboarding,
     actor: &Actor,
     activation: &ActivationRecord,
     action: &str,
 ) -> Result<(), OnboardingError> {
-    save_activation_with(onboarding, actor, activation, action, json!({}))
+    save_activation_with(onboarding, actor, activation, action, json!({})).await
 }
 
 /// `save_activation`, with more details for the audit line (an object, merged in).
-fn save_activation_with(
+async fn save_activation_with(
     onboarding: &Onboarding,
     actor: &Actor,
     activation: &ActivationRecord,
     action: &str,
     more: serde_json::Value,
 ) -> Result<(), OnboardingError> {
-    let mut merchant = onboarding.store.merchant_record(&activation.merchant_id)?;
+    let mut merchant = onboarding
+        .store
+        .merchant_record(&activation.merchant_id)
+        .await?;
     if let Some(m) = merchant.as_mut() {
-        let mut all = onboarding.store.activations_of(&m.id)?;
+        let mut all = onboarding.store.activations_of(&m.id).await?;
         all.retain(|a| a.id != activation.id);
         all.push(activation.clone());
         m.status = if all.iter().any(|a| a.status == ActivationStatus::Active) {
@@ -508,15 +518,18 @@ fn save_activation_with(
         &activation.id,
         json!({"status": activation.status, "merchant_id": activation.merchant_id}),
     );
-    onboarding.store.save_onboarding(&OnboardingChange {
-        merchant: merchant.as_ref(),
-        activation: Some(activation),
-        bank_account: None,
-        also_accounts: &[],
-        audit: &line,
-        event: Some(&change_event),
-    })?;
-    refresh_directory(onboarding, &activation.merchant_id)?;
+    onboarding
+        .store
+        .save_onboarding(&OnboardingChange {
+            merchant: merchant.as_ref(),
+            activation: Some(activation),
+            bank_account: None,
+            also_accounts: &[],
+            audit: &line,
+            event: Some(&change_event),
+        })
+        .await?;
+    refresh_directory(onboarding, &activation.merchant_id).await?;
     Ok(())
 }
 
@@ -560,10 +573,11 @@ pub async fn activate(
     details: &ApplicationDetails,
 ) -> Result<ActivationRecord, OnboardingError> {
     details.check(today())?;
-    let merchant = stored_merchant(onboarding, merchant_id)?;
+    let merchant = stored_merchant(onboarding, merchant_id).await?;
     let existing = onboarding
         .store
-        .activations_of(merchant_id)?
+        .activations_of(merchant_id)
+        .await?
         .into_iter()
         .find(|a| a.provider == provider);
     let mut activation = match existing {
@@ -611,7 +625,8 @@ pub async fn activate(
         &activation,
         "activation.submitted",
         json!({"documents": images, "details": details.sections()}),
-    )?;
+    )
+    .await?;
     onboarding.store.durable().await?;
     let answer = onboarding.plugins.onboard(request).await;
     let outcome = match answer {
@@ -622,7 +637,7 @@ pub async fn activate(
                 result.provider_reference.or(activation.provider_reference);
             activation.rejection_reason = result.rejection_reason;
             activation.updated_at_ms = onboarding.clock.now_ms();
-            save_activation(onboarding, actor, &activation, "activation.updated")?;
+            save_activation(onboarding, actor, &activation, "activation.updated").await?;
             Ok(activation)
         }
         Ok(Err(e)) => {
@@ -634,7 +649,7 @@ pub async fn activate(
                 activation.status = ActivationStatus::Rejected;
                 activation.rejection_reason = Some(reason.clone());
                 activation.updated_at_ms = onboarding.clock.now_ms();
-                save_activation(onboarding, actor, &activation, "activation.updated")?;
+                save_activation(onboarding, actor, &activation, "activation.updated").await?;
             }
             Err(failure)
         }
@@ -667,7 +682,11 @@ pub async fn poll_activation(
     let Ok(Ok(result)) = answer else {
         return Ok(false); // nothing known; ask again next sweep
     };
-    Ok(apply_onboarding(onboarding, &Actor::system(), &activation.id, None, &result)?.moved())
+    Ok(
+        apply_onboarding(onboarding, &Actor::system(), &activation.id, None, &result)
+            .await?
+            .moved(),
+    )
 }
 
 /// How far an application has come: a report may only move it forward.
@@ -675,14 +694,14 @@ pub async fn poll_activation(
 /// merchant and provider), an activation of another merchant or provider is left as it is.
 /// A report never moves an application backwards (a stale `rejected` cannot undo `active`),
 /// and a finished one changes only by resubmission.
-pub fn apply_onboarding(
+pub async fn apply_onboarding(
     onboarding: &Onboarding,
     actor: &Actor,
     activation_id: &str,
     owner: Option<(&str, &str)>,
     result: &wit::OnboardingResult,
 ) -> Result<Observed, OnboardingError> {
-    let Some(mut activation) = onboarding.store.activation(activation_id)? else {
+    let Some(mut activation) = onboarding.store.activation(activation_id).await? else {
         return Ok(Observed::Unknown);
     };
     if owner.is_some_and(|(merchant, provider)| {
@@ -715,12 +734,12 @@ pub fn apply_onboarding(
         .clone()
         .filter(|_| status == ActivationStatus::Rejected);
     activation.updated_at_ms = onboarding.clock.now_ms();
-    save_activation(onboarding, actor, &activation, "activation.updated")?;
+    save_activation(onboarding, actor, &activation, "activation.updated").await?;
     Ok(Observed::Decided(Transition::Move))
 }
 
 /// Saves a bank account's new state with its audit line and event.
-fn save_account(
+async fn save_account(
     onboarding: &Onboarding,
     actor: &Actor,
     account: &BankAccountRecord,
@@ -740,14 +759,17 @@ fn save_account(
         &account.id,
         json!({"status": account.status, "merchant_id": account.merchant_id}),
     );
-    onboarding.store.save_onboarding(&OnboardingChange {
-        merchant: None,
-        activation: None,
-        bank_account: Some(account),
-        also_accounts: also,
-        audit: &line,
-        event: Some(&change_event),
-    })?;
+    onboarding
+        .store
+        .save_onboarding(&OnboardingChange {
+            merchant: None,
+            activation: None,
+            bank_account: Some(account),
+            also_accounts: also,
+            audit: &line,
+            event: Some(&change_event),
+        })
+        .await?;
     Ok(())
 }
 
@@ -760,10 +782,10 @@ pub async fn bind_account(
     id: &str,
     input: &AccountInput,
 ) -> Result<BankAccountRecord, OnboardingError> {
-    if let Some(existing) = onboarding.store.bank_account(id)? {
+    if let Some(existing) = onboarding.store.bank_account(id).await? {
         return Ok(existing); // resumed
     }
-    let merchant = stored_merchant(onboarding, merchant_id)?;
+    let merchant = stored_merchant(onboarding, merchant_id).await?;
     let digits = &input.account_number;
     let checked = if input.is_card {
         validate::bank_card_number(digits)
@@ -786,7 +808,8 @@ pub async fn bind_account(
     }
     let activation = onboarding
         .store
-        .activations_of(merchant_id)?
+        .activations_of(merchant_id)
+        .await?
         .into_iter()
         .find(|a| a.provider == input.provider && a.status == ActivationStatus::Active)
         .ok_or_else(|| {
@@ -796,7 +819,7 @@ pub async fn bind_account(
             ))
         })?;
     let key = master_key(onboarding)?;
-    let mut existing = onboarding.store.bank_accounts_of(merchant_id)?;
+    let mut existing = onboarding.store.bank_accounts_of(merchant_id).await?;
     let is_default = input.is_default || existing.is_empty();
     if is_default {
         for other in existing.iter_mut() {
@@ -837,7 +860,8 @@ pub async fn bind_account(
         &account,
         &existing,
         "bank_account.submitted",
-    )?;
+    )
+    .await?;
     onboarding.store.durable().await?;
     let answer = onboarding
         .plugins
@@ -854,7 +878,7 @@ pub async fn bind_account(
     let outcome = match answer {
         Ok(Ok(result)) => {
             apply_binding_to(&mut account, &result, onboarding.clock.now_ms());
-            save_account(onboarding, actor, &account, &[], "bank_account.updated")?;
+            save_account(onboarding, actor, &account, &[], "bank_account.updated").await?;
             Ok(account)
         }
         Ok(Err(e)) => {
@@ -866,7 +890,7 @@ pub async fn bind_account(
                 account.status = BankAccountStatus::Failed;
                 account.failure_reason = Some(reason.clone());
                 account.updated_at_ms = onboarding.clock.now_ms();
-                save_account(onboarding, actor, &account, &[], "bank_account.updated")?;
+                save_account(onboarding, actor, &account, &[], "bank_account.updated").await?;
             }
             Err(failure)
         }
@@ -899,7 +923,8 @@ pub async fn poll_account(
 ) -> Result<bool, OnboardingError> {
     let activation = onboarding
         .store
-        .activations_of(&account.merchant_id)?
+        .activations_of(&account.merchant_id)
+        .await?
         .into_iter()
         .find(|a| a.provider == account.provider);
     let record = platform_record(
@@ -923,19 +948,23 @@ pub async fn poll_account(
     let Ok(Ok(result)) = answer else {
         return Ok(false);
     };
-    Ok(apply_binding(onboarding, &Actor::system(), &account.id, None, &result)?.moved())
+    Ok(
+        apply_binding(onboarding, &Actor::system(), &account.id, None, &result)
+            .await?
+            .moved(),
+    )
 }
 
 /// Applies a binding result (from a query or a notice). With `owner`, an account of another
 /// merchant or provider is left as it is. Verified and failed accounts are final.
-pub fn apply_binding(
+pub async fn apply_binding(
     onboarding: &Onboarding,
     actor: &Actor,
     account_id: &str,
     owner: Option<(&str, &str)>,
     result: &wit::BindingResult,
 ) -> Result<Observed, OnboardingError> {
-    let Some(mut account) = onboarding.store.bank_account(account_id)? else {
+    let Some(mut account) = onboarding.store.bank_account(account_id).await? else {
         return Ok(Observed::Unknown);
     };
     if owner.is_some_and(|(merchant, provider)| {
@@ -956,14 +985,14 @@ pub fn apply_binding(
     if account.status == before.status && account.verification == before.verification {
         return Ok(Observed::Decided(Transition::Same));
     }
-    save_account(onboarding, actor, &account, &[], "bank_account.updated")?;
+    save_account(onboarding, actor, &account, &[], "bank_account.updated").await?;
     Ok(Observed::Decided(Transition::Move))
 }
 
 /// One pass over unfinished activations and accounts (the janitor calls it).
 pub async fn sweep(onboarding: &Onboarding) -> Result<usize, StoreError> {
     let mut changed = 0;
-    for activation in onboarding.store.all_activations()? {
+    for activation in onboarding.store.all_activations().await? {
         if !activation.status.is_finished()
             && poll_activation(onboarding, &activation)
                 .await
@@ -972,7 +1001,7 @@ pub async fn sweep(onboarding: &Onboarding) -> Result<usize, StoreError> {
             changed += 1;
         }
     }
-    for account in onboarding.store.all_bank_accounts()? {
+    for account in onboarding.store.all_bank_accounts().await? {
         if account.status == BankAccountStatus::PendingVerification
             && poll_account(onboarding, &account).await.unwrap_or(false)
         {
@@ -1028,7 +1057,9 @@ mod tests {
     /// A merchant with a submitted activation at the fake provider.
     async fn submitted(h: &Harness) -> ActivationRecord {
         let actor = Actor::system();
-        create_merchant(&h.onboarding, &actor, "m_new", &input("Noodle Bar")).unwrap();
+        create_merchant(&h.onboarding, &actor, "m_new", &input("Noodle Bar"))
+            .await
+            .unwrap();
         let activation = apply(h).await.unwrap();
         assert_eq!(activation.status, ActivationStatus::Submitted);
         activation
@@ -1048,6 +1079,7 @@ mod tests {
             None,
             &active,
         )
+        .await
         .unwrap();
         let account = |bank: &str| AccountInput {
             provider: PROVIDER.into(),
@@ -1072,7 +1104,7 @@ mod tests {
             matches!(&refused, Err(OnboardingError::ProviderRefused(m)) if m.contains("Refused Bank")),
             "{refused:?}"
         );
-        let stored = h.store.bank_account("ba_r").unwrap().unwrap();
+        let stored = h.store.bank_account("ba_r").await.unwrap().unwrap();
         assert_eq!(stored.status, BankAccountStatus::Failed);
         assert!(stored.failure_reason.unwrap().contains("Refused Bank"));
         // Unavailable (it may or may not have arrived): pending, for the janitor to ask.
@@ -1085,7 +1117,7 @@ mod tests {
         )
         .await;
         assert!(unsure.is_err());
-        let pending = h.store.bank_account("ba_u").unwrap().unwrap();
+        let pending = h.store.bank_account("ba_u").await.unwrap().unwrap();
         assert_eq!(pending.status, BankAccountStatus::PendingVerification);
         sweep(&h.onboarding).await.unwrap();
         let calls = h.provider.calls();
@@ -1105,13 +1137,15 @@ mod tests {
     async fn a_refused_application_is_rejected_with_the_reason() {
         let h = Harness::new();
         let actor = Actor::system();
-        create_merchant(&h.onboarding, &actor, "m_new", &input("Refused Shop")).unwrap();
+        create_merchant(&h.onboarding, &actor, "m_new", &input("Refused Shop"))
+            .await
+            .unwrap();
         let refused = apply(&h).await;
         assert!(
             matches!(&refused, Err(OnboardingError::ProviderRefused(m)) if m.contains("details.store")),
             "{refused:?}"
         );
-        let stored = h.onboarding.store.activations_of("m_new").unwrap();
+        let stored = h.onboarding.store.activations_of("m_new").await.unwrap();
         assert_eq!(stored.len(), 1);
         assert_eq!(stored[0].status, ActivationStatus::Rejected);
         assert_eq!(
@@ -1131,31 +1165,35 @@ mod tests {
     async fn what_the_merchant_must_do_next_is_kept_while_the_application_waits() {
         let h = Harness::new();
         let actor = Actor::system();
-        create_merchant(&h.onboarding, &actor, "m_new", &input("Unsigned Shop")).unwrap();
+        create_merchant(&h.onboarding, &actor, "m_new", &input("Unsigned Shop"))
+            .await
+            .unwrap();
         let activation = apply(&h).await.unwrap();
         let url = format!("https://fake.example/sign/{}", activation.id);
         assert_eq!(
             activation.next_step,
             Some(json!({"type": "sign_agreement", "url": url}))
         );
-        let stored = || h.store.activation(&activation.id).unwrap().unwrap();
-        assert_eq!(stored().next_step, activation.next_step);
-        let report = |status, step: Option<&str>| {
+        let stored = async || h.store.activation(&activation.id).await.unwrap().unwrap();
+        assert_eq!(stored().await.next_step, activation.next_step);
+        let report = async |status, step: Option<&str>| {
             let result = wit::OnboardingResult {
                 next_step_json: step.map(str::to_owned),
                 ..outcome(status, Some("A1"))
             };
-            apply_onboarding(&h.onboarding, &actor, &activation.id, None, &result).unwrap()
+            apply_onboarding(&h.onboarding, &actor, &activation.id, None, &result)
+                .await
+                .unwrap()
         };
         // The step changes while the application waits: that is news.
         let confirm = r#"{"type":"confirm_account","url":"https://fake.example/confirm"}"#;
         assert_eq!(
-            report(wit::OnboardingStatus::UnderReview, Some(confirm)),
+            report(wit::OnboardingStatus::UnderReview, Some(confirm)).await,
             Observed::Decided(Transition::Move)
         );
-        assert_eq!(stored().next_step.unwrap()["type"], "confirm_account");
+        assert_eq!(stored().await.next_step.unwrap()["type"], "confirm_account");
         assert_eq!(
-            report(wit::OnboardingStatus::UnderReview, Some(confirm)),
+            report(wit::OnboardingStatus::UnderReview, Some(confirm)).await,
             Observed::Decided(Transition::Same)
         );
         // Not an object with a type, too large, or with a link that is not https: dropped,
@@ -1176,15 +1214,15 @@ mod tests {
             r#"{"type":"x","more":{"legal_url":"data:text/html,hi"}}"#,
             r#"{"type":"x","url":7}"#,
         ] {
-            report(wit::OnboardingStatus::UnderReview, Some(unreadable));
-            assert_eq!(stored().next_step, None, "{unreadable}");
-            report(wit::OnboardingStatus::UnderReview, Some(confirm));
+            report(wit::OnboardingStatus::UnderReview, Some(unreadable)).await;
+            assert_eq!(stored().await.next_step, None, "{unreadable}");
+            report(wit::OnboardingStatus::UnderReview, Some(confirm)).await;
         }
         // Once the application is decided, nothing is left to do.
-        report(wit::OnboardingStatus::Active, Some(confirm));
-        assert_eq!(stored().status, ActivationStatus::Active);
-        assert_eq!(stored().next_step, None);
-        let audit = h.store.audit_of("m_new").unwrap();
+        report(wit::OnboardingStatus::Active, Some(confirm)).await;
+        assert_eq!(stored().await.status, ActivationStatus::Active);
+        assert_eq!(stored().await.next_step, None);
+        let audit = h.store.audit_of("m_new").await.unwrap();
         assert!(
             audit
                 .iter()
@@ -1198,7 +1236,7 @@ mod tests {
         let h = Harness::new();
         let activation = submitted(&h).await;
         let owner = Some(("m_new", PROVIDER));
-        let apply = |status, reference| {
+        let apply = async |status, reference| {
             apply_onboarding(
                 &h.onboarding,
                 &Actor::system(),
@@ -1206,26 +1244,34 @@ mod tests {
                 owner,
                 &outcome(status, reference),
             )
+            .await
             .unwrap()
         };
-        let status = || h.store.activation(&activation.id).unwrap().unwrap().status;
+        let status = async || {
+            h.store
+                .activation(&activation.id)
+                .await
+                .unwrap()
+                .unwrap()
+                .status
+        };
 
         assert_eq!(
-            apply(wit::OnboardingStatus::UnderReview, None),
+            apply(wit::OnboardingStatus::UnderReview, None).await,
             Observed::Decided(Transition::Move)
         );
-        assert_eq!(status(), ActivationStatus::UnderReview);
+        assert_eq!(status().await, ActivationStatus::UnderReview);
         // A stale report of an earlier stage changes nothing.
         assert_eq!(
-            apply(wit::OnboardingStatus::Submitted, None),
+            apply(wit::OnboardingStatus::Submitted, None).await,
             Observed::Decided(Transition::Same)
         );
-        assert_eq!(status(), ActivationStatus::UnderReview);
+        assert_eq!(status().await, ActivationStatus::UnderReview);
         assert_eq!(
-            apply(wit::OnboardingStatus::Active, Some("2088-sub-1")),
+            apply(wit::OnboardingStatus::Active, Some("2088-sub-1")).await,
             Observed::Decided(Transition::Move)
         );
-        assert_eq!(status(), ActivationStatus::Active);
+        assert_eq!(status().await, ActivationStatus::Active);
         // The merchant now collects through the provider.
         assert!(
             h.onboarding
@@ -1237,15 +1283,16 @@ mod tests {
         );
         // After active, a rejection contradicts it: a conflict, nothing changes.
         assert_eq!(
-            apply(wit::OnboardingStatus::Rejected, None),
+            apply(wit::OnboardingStatus::Rejected, None).await,
             Observed::Decided(Transition::Conflict)
         );
-        assert_eq!(status(), ActivationStatus::Active);
+        assert_eq!(status().await, ActivationStatus::Active);
         // The provider's reference, once set, is never replaced.
-        apply(wit::OnboardingStatus::Active, Some("2088-other"));
+        apply(wit::OnboardingStatus::Active, Some("2088-other")).await;
         assert_eq!(
             h.store
                 .activation(&activation.id)
+                .await
                 .unwrap()
                 .unwrap()
                 .provider_reference
@@ -1266,11 +1313,17 @@ mod tests {
                 Some(owner),
                 &outcome(wit::OnboardingStatus::Active, None),
             )
+            .await
             .unwrap();
             assert_eq!(observed, Observed::Foreign, "{owner:?}");
         }
         assert_eq!(
-            h.store.activation(&activation.id).unwrap().unwrap().status,
+            h.store
+                .activation(&activation.id)
+                .await
+                .unwrap()
+                .unwrap()
+                .status,
             ActivationStatus::Submitted
         );
         let unknown = apply_onboarding(
@@ -1280,6 +1333,7 @@ mod tests {
             None,
             &outcome(wit::OnboardingStatus::Active, None),
         )
+        .await
         .unwrap();
         assert_eq!(unknown, Observed::Unknown);
     }
@@ -1295,6 +1349,7 @@ mod tests {
             None,
             &outcome(wit::OnboardingStatus::Rejected, None),
         )
+        .await
         .unwrap();
         let again = apply(&h).await.unwrap();
         assert_eq!(again.id, activation.id);

@@ -24,9 +24,10 @@ use tokio::sync::{broadcast, mpsc};
 use crate::clock::now_ms;
 use crate::domain::ids::new_id;
 use crate::domain::records::{AlertRecord, BlockRecord, BlockScope, EventRecord};
+use crate::events::EventBus;
 use crate::merchants::MerchantDirectory;
 use crate::metrics::Metrics;
-use crate::store::Store;
+use crate::store::AlertStore;
 use bounded::BoundedMap;
 use rules::{Finding, Rules};
 use settings::{Action, MonitorSettings};
@@ -80,7 +81,9 @@ pub struct Monitor {
     blocks: RwLock<BTreeMap<BlockScope, BlockRecord>>,
     alerts: broadcast::Sender<Arc<AlertRecord>>,
     /// Where alerts and blocks are recorded.
-    store: Arc<Store>,
+    store: Arc<dyn AlertStore>,
+    /// The store's committed events, which the rules read.
+    bus: EventBus,
     /// The merchants' opening hours, for the off-hours rule.
     merchants: Arc<MerchantDirectory>,
     settings: MonitorSettings,
@@ -90,7 +93,8 @@ impl Monitor {
     pub fn new(
         settings: &MonitorSettings,
         metrics: Arc<Metrics>,
-        store: Arc<Store>,
+        store: Arc<dyn AlertStore>,
+        bus: EventBus,
         merchants: Arc<MerchantDirectory>,
     ) -> Monitor {
         let (sender, receiver) = mpsc::channel(settings.queue_capacity);
@@ -108,6 +112,7 @@ impl Monitor {
             blocks: RwLock::default(),
             alerts,
             store,
+            bus,
             merchants,
             settings: settings.clone(),
         }
@@ -166,8 +171,11 @@ impl Monitor {
     }
 
     /// Lifts a block (an admin's decision); returns it if it was in force.
-    pub fn lift_block(&self, id: &str) -> Result<Option<BlockRecord>, crate::store::StoreError> {
-        let removed = self.store.remove_block(id)?;
+    pub async fn lift_block(
+        &self,
+        id: &str,
+    ) -> Result<Option<BlockRecord>, crate::store::StoreError> {
+        let removed = self.store.remove_block(id).await?;
         if let Ok(mut blocks) = self.blocks.write() {
             blocks.retain(|_, b| b.id != id);
         }
@@ -182,14 +190,14 @@ impl Monitor {
 
 /// Starts the monitor: loads the blocks in force, forwards the store's committed events,
 /// and runs the rules on one task.
-pub fn spawn(monitor: Arc<Monitor>) {
+pub async fn spawn(monitor: Arc<Monitor>) {
     let Some(mut receiver) = monitor.receiver.lock().ok().and_then(|mut r| r.take()) else {
         return;
     };
     if !monitor.enabled {
         return;
     }
-    match monitor.store.blocks() {
+    match monitor.store.blocks().await {
         Ok(stored) => {
             let now = now_ms();
             if let Ok(mut blocks) = monitor.blocks.write() {
@@ -201,7 +209,7 @@ pub fn spawn(monitor: Arc<Monitor>) {
         Err(e) => tracing::error!(error = %e, "cannot load the monitor's blocks"),
     }
     // Committed events from the bus, into the monitor's queue.
-    let mut bus = monitor.store.bus().subscribe();
+    let mut bus = monitor.bus.subscribe();
     let forward = monitor.clone();
     tokio::spawn(async move {
         loop {
@@ -221,7 +229,7 @@ pub fn spawn(monitor: Arc<Monitor>) {
             monitor
                 .metrics
                 .set_monitor_lag(envelope.queued.elapsed().as_secs_f64());
-            engine.handle(&monitor, envelope);
+            engine.handle(&monitor, envelope).await;
         }
     });
 }
@@ -243,7 +251,7 @@ impl Engine {
         }
     }
 
-    fn handle(&mut self, monitor: &Monitor, envelope: Envelope) {
+    async fn handle(&mut self, monitor: &Monitor, envelope: Envelope) {
         let hours = |merchant: &str| {
             monitor
                 .merchants
@@ -252,7 +260,7 @@ impl Engine {
         };
         let findings = self.rules.evaluate(&envelope.input, envelope.at_ms, &hours);
         for finding in findings {
-            if let Err(e) = self.raise(monitor, finding, envelope.at_ms) {
+            if let Err(e) = self.raise(monitor, finding, envelope.at_ms).await {
                 tracing::error!(error = %e, "cannot record an alert");
             }
         }
@@ -264,7 +272,7 @@ impl Engine {
 
     /// Raises `finding`, or counts it on the alert already raised for its subject within
     /// the rule's cool-down.
-    fn raise(
+    async fn raise(
         &mut self,
         monitor: &Monitor,
         finding: Finding,
@@ -282,11 +290,14 @@ impl Engine {
             && now - *raised_at < cooldown_ms
         {
             let evidence = finding.evidence.clone();
-            monitor.store.update_alert(alert_id, |alert| {
-                alert.count += 1;
-                alert.last_seen_at_ms = now;
-                alert.evidence = evidence.clone();
-            })?;
+            monitor
+                .store
+                .update_alert(alert_id, &|alert| {
+                    alert.count += 1;
+                    alert.last_seen_at_ms = now;
+                    alert.evidence = evidence.clone();
+                })
+                .await?;
             return Ok(());
         }
         let alert_id = new_id("al");
@@ -332,7 +343,10 @@ impl Engine {
             object_version: 0,
             object: None,
         };
-        monitor.store.record_alert(&alert, block.as_ref(), &event)?;
+        monitor
+            .store
+            .record_alert(&alert, block.as_ref(), &event)
+            .await?;
         if let Some(block) = block
             && let Ok(mut blocks) = monitor.blocks.write()
         {

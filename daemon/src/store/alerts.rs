@@ -9,7 +9,7 @@ use crate::domain::records::{AlertRecord, BlockRecord, EventRecord};
 
 impl Store {
     /// Records a new alert (and its block, if its rule placed one) with its event.
-    pub fn record_alert(
+    pub(in crate::store) fn record_alert(
         &self,
         alert: &AlertRecord,
         block: Option<&BlockRecord>,
@@ -38,7 +38,11 @@ impl Store {
     }
 
     /// Replaces an alert (a repeat within the cool-down, an acknowledgement).
-    pub fn update_alert<F>(&self, id: &str, change: F) -> Result<Option<AlertRecord>, StoreError>
+    pub(in crate::store) fn update_alert<F>(
+        &self,
+        id: &str,
+        change: F,
+    ) -> Result<Option<AlertRecord>, StoreError>
     where
         F: Fn(&mut AlertRecord),
     {
@@ -60,13 +64,13 @@ impl Store {
         }
     }
 
-    pub fn alert(&self, id: &str) -> Result<Option<AlertRecord>, StoreError> {
+    pub(in crate::store) fn alert(&self, id: &str) -> Result<Option<AlertRecord>, StoreError> {
         self.read(&self.trees.alerts, id, "alert")
     }
 
     /// Alerts newest first, older than `after` when given, keeping those `keep` accepts, at
     /// most `limit + 1`.
-    pub fn alerts_page(
+    pub(in crate::store) fn alerts_page(
         &self,
         after: Option<&str>,
         limit: usize,
@@ -93,7 +97,7 @@ impl Store {
     }
 
     /// Every block, expired or not (the monitor drops the expired ones).
-    pub fn blocks(&self) -> Result<Vec<BlockRecord>, StoreError> {
+    pub(in crate::store) fn blocks(&self) -> Result<Vec<BlockRecord>, StoreError> {
         keys_of(&self.trees.blocks)?
             .iter()
             .filter_map(|id| self.read(&self.trees.blocks, id, "block").transpose())
@@ -101,7 +105,10 @@ impl Store {
     }
 
     /// Removes a block; returns it if it existed.
-    pub fn remove_block(&self, id: &str) -> Result<Option<BlockRecord>, StoreError> {
+    pub(in crate::store) fn remove_block(
+        &self,
+        id: &str,
+    ) -> Result<Option<BlockRecord>, StoreError> {
         let blocks = &self.trees.blocks;
         match self.writer.single(|| blocks.remove(id.as_bytes()))? {
             None => Ok(None),

@@ -27,7 +27,11 @@ impl Store {
     /// Accepts `step` for `key_id` if it is later than every step accepted for the key
     /// before (a code is used once, and an older one never after a newer); `false` when it
     /// is not. The caller makes it durable before acting on it.
-    pub fn accept_code_step(&self, key_id: &str, step: u64) -> Result<bool, StoreError> {
+    pub(in crate::store) fn accept_code_step(
+        &self,
+        key_id: &str,
+        step: u64,
+    ) -> Result<bool, StoreError> {
         let tree = &self.console.code_steps;
         loop {
             let current = tree.get(key_id.as_bytes()).map_err(StoreError::Sled)?;
@@ -53,7 +57,7 @@ impl Store {
         }
     }
 
-    pub fn put_session(
+    pub(in crate::store) fn put_session(
         &self,
         id_hash: &[u8; 32],
         session: &SessionRecord,
@@ -66,7 +70,7 @@ impl Store {
 
     /// Replaces `before` with `after` only if the session is still `before` (a log-out in
     /// between is not undone); whether it was.
-    pub fn touch_session(
+    pub(in crate::store) fn touch_session(
         &self,
         id_hash: &[u8; 32],
         before: &SessionRecord,
@@ -79,7 +83,10 @@ impl Store {
         Ok(swapped.is_ok())
     }
 
-    pub fn session(&self, id_hash: &[u8; 32]) -> Result<Option<SessionRecord>, StoreError> {
+    pub(in crate::store) fn session(
+        &self,
+        id_hash: &[u8; 32],
+    ) -> Result<Option<SessionRecord>, StoreError> {
         match self
             .console
             .sessions
@@ -93,13 +100,13 @@ impl Store {
         }
     }
 
-    pub fn remove_session(&self, id_hash: &[u8; 32]) -> Result<(), StoreError> {
+    pub(in crate::store) fn remove_session(&self, id_hash: &[u8; 32]) -> Result<(), StoreError> {
         let tree = &self.console.sessions;
         self.writer.single(|| tree.remove(id_hash)).map(drop)
     }
 
     /// Removes the sessions `ended` says are over (timed out); returns how many.
-    pub fn remove_sessions(
+    pub(in crate::store) fn remove_sessions(
         &self,
         ended: impl Fn(&SessionRecord) -> bool,
     ) -> Result<usize, StoreError> {
@@ -115,76 +122,5 @@ impl Store {
             }
         }
         Ok(removed)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn session(key_id: &str, last_seen_at_ms: i64) -> SessionRecord {
-        SessionRecord {
-            key_id: key_id.into(),
-            key_digest: "d1".into(),
-            factor: "f1".into(),
-            csrf: "c".repeat(43),
-            created_at_ms: 1_000,
-            last_seen_at_ms,
-        }
-    }
-
-    #[test]
-    fn a_step_is_accepted_once_and_never_an_older_one_after() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path()).unwrap();
-        assert!(store.accept_code_step("key_a", 100).unwrap());
-        assert!(
-            !store.accept_code_step("key_a", 100).unwrap(),
-            "the same step"
-        );
-        assert!(
-            !store.accept_code_step("key_a", 99).unwrap(),
-            "an older step"
-        );
-        assert!(store.accept_code_step("key_b", 100).unwrap(), "another key");
-        assert!(store.accept_code_step("key_a", 101).unwrap());
-        drop(store);
-        // Across a restart.
-        let store = Store::open(dir.path()).unwrap();
-        assert!(!store.accept_code_step("key_a", 101).unwrap());
-        assert!(store.accept_code_step("key_a", 102).unwrap());
-    }
-
-    #[test]
-    fn sessions_are_kept_found_and_removed() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path()).unwrap();
-        let (a, b) = ([1u8; 32], [2u8; 32]);
-        store.put_session(&a, &session("key_a", 5_000)).unwrap();
-        store.put_session(&b, &session("key_b", 9_000)).unwrap();
-        assert_eq!(store.session(&a).unwrap(), Some(session("key_a", 5_000)));
-        assert_eq!(store.session(&[3u8; 32]).unwrap(), None);
-        assert_eq!(
-            store
-                .remove_sessions(|s| s.last_seen_at_ms < 6_000)
-                .unwrap(),
-            1
-        );
-        assert_eq!(store.session(&a).unwrap(), None);
-        assert!(store.session(&b).unwrap().is_some());
-        // A touch after a removal does not bring the session back.
-        let seen = session("key_b", 9_000);
-        assert!(
-            store
-                .touch_session(&b, &seen, &session("key_b", 9_500))
-                .unwrap()
-        );
-        store.remove_session(&b).unwrap();
-        assert!(
-            !store
-                .touch_session(&b, &session("key_b", 9_500), &session("key_b", 9_900))
-                .unwrap()
-        );
-        assert_eq!(store.session(&b).unwrap(), None);
     }
 }

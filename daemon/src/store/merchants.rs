@@ -49,7 +49,10 @@ pub struct OnboardingChange<'a> {
 
 impl Store {
     /// Saves `change` atomically.
-    pub fn save_onboarding(&self, change: &OnboardingChange<'_>) -> Result<(), StoreError> {
+    pub(in crate::store) fn save_onboarding(
+        &self,
+        change: &OnboardingChange<'_>,
+    ) -> Result<(), StoreError> {
         let m = &self.merchant_trees;
         let t = &self.trees;
         let outbox_on = self.outbox_on();
@@ -115,12 +118,15 @@ impl Store {
             .map(|appended| self.published((), appended))
     }
 
-    pub fn merchant_record(&self, id: &str) -> Result<Option<MerchantRecord>, StoreError> {
+    pub(in crate::store) fn merchant_record(
+        &self,
+        id: &str,
+    ) -> Result<Option<MerchantRecord>, StoreError> {
         self.read(&self.merchant_trees.merchants, id, "merchant")
     }
 
     /// Every onboarded merchant.
-    pub fn merchant_records(&self) -> Result<Vec<MerchantRecord>, StoreError> {
+    pub(in crate::store) fn merchant_records(&self) -> Result<Vec<MerchantRecord>, StoreError> {
         self.merchant_trees
             .merchants
             .iter()
@@ -132,11 +138,17 @@ impl Store {
             .collect()
     }
 
-    pub fn activation(&self, id: &str) -> Result<Option<ActivationRecord>, StoreError> {
+    pub(in crate::store) fn activation(
+        &self,
+        id: &str,
+    ) -> Result<Option<ActivationRecord>, StoreError> {
         self.read(&self.merchant_trees.activations, id, "activation")
     }
 
-    pub fn bank_account(&self, id: &str) -> Result<Option<BankAccountRecord>, StoreError> {
+    pub(in crate::store) fn bank_account(
+        &self,
+        id: &str,
+    ) -> Result<Option<BankAccountRecord>, StoreError> {
         self.read(&self.merchant_trees.bank_accounts, id, "bank account")
     }
 
@@ -154,7 +166,10 @@ impl Store {
     }
 
     /// A merchant's activations, oldest first.
-    pub fn activations_of(&self, merchant: &str) -> Result<Vec<ActivationRecord>, StoreError> {
+    pub(in crate::store) fn activations_of(
+        &self,
+        merchant: &str,
+    ) -> Result<Vec<ActivationRecord>, StoreError> {
         let mut found = Vec::new();
         for id in self.ids_of(merchant, "act")? {
             if let Some(a) = self.activation(&id)? {
@@ -165,7 +180,10 @@ impl Store {
     }
 
     /// A merchant's bank accounts, oldest first.
-    pub fn bank_accounts_of(&self, merchant: &str) -> Result<Vec<BankAccountRecord>, StoreError> {
+    pub(in crate::store) fn bank_accounts_of(
+        &self,
+        merchant: &str,
+    ) -> Result<Vec<BankAccountRecord>, StoreError> {
         let mut found = Vec::new();
         for id in self.ids_of(merchant, "ba")? {
             if let Some(b) = self.bank_account(&id)? {
@@ -176,7 +194,7 @@ impl Store {
     }
 
     /// Every activation (the janitor polls the unfinished ones).
-    pub fn all_activations(&self) -> Result<Vec<ActivationRecord>, StoreError> {
+    pub(in crate::store) fn all_activations(&self) -> Result<Vec<ActivationRecord>, StoreError> {
         self.merchant_trees
             .activations
             .iter()
@@ -189,7 +207,7 @@ impl Store {
     }
 
     /// Every bank account (the janitor polls the unverified ones).
-    pub fn all_bank_accounts(&self) -> Result<Vec<BankAccountRecord>, StoreError> {
+    pub(in crate::store) fn all_bank_accounts(&self) -> Result<Vec<BankAccountRecord>, StoreError> {
         self.merchant_trees
             .bank_accounts
             .iter()
@@ -202,7 +220,10 @@ impl Store {
     }
 
     /// A merchant's audit log, oldest first.
-    pub fn audit_of(&self, merchant: &str) -> Result<Vec<AuditRecord>, StoreError> {
+    pub(in crate::store) fn audit_of(
+        &self,
+        merchant: &str,
+    ) -> Result<Vec<AuditRecord>, StoreError> {
         self.merchant_trees
             .audit
             .scan_prefix(format!("{merchant}\0").as_bytes())
@@ -216,7 +237,7 @@ impl Store {
 
     /// Every sealed value's holder, for re-encryption under a new master key: merchants and
     /// bank accounts, replaced by `reseal` in place.
-    pub fn reseal_all(
+    pub(in crate::store) fn reseal_all(
         &self,
         mut reseal_merchant: impl FnMut(&mut MerchantRecord) -> Result<(), String>,
         mut reseal_account: impl FnMut(&mut BankAccountRecord) -> Result<(), String>,

@@ -38,7 +38,10 @@ mod verify;
 
 pub use merchants::OnboardingChange;
 pub use payments::{Begin, Claim};
-pub use port::{PaymentStore, WriteTurn};
+pub use port::{
+    AlertStore, ConsoleStore, Durable, MerchantStore, Operations, Outbox, OutboxEntry,
+    PaymentStore, Reads, Storage, WriteTurn,
+};
 pub use space::Room;
 pub use verify::Report as VerifyReport;
 

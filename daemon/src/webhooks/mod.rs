@@ -20,11 +20,11 @@ use tokio::sync::broadcast::error::RecvError;
 use tokio::task::JoinSet;
 
 use crate::clock::now_ms;
-use crate::domain::records::{DeliveryState, EventRecord, OutboxRecord};
+use crate::domain::records::{DeliveryState, EventRecord};
 use crate::metrics::Metrics;
 use crate::outbound::{Origin, OutboundClient, OutboundRequest};
 use crate::settings::KeySource;
-use crate::store::{Store, StoreError};
+use crate::store::{OutboxEntry, Storage, StoreError};
 
 /// Most deliveries started by one pass (the rest wait for the next pass).
 const DELIVERIES_PER_PASS: usize = 256;
@@ -36,6 +36,8 @@ const RESPONSE_BYTES_MAX: usize = 16 * 1024;
 const IDLE_PASS: Duration = Duration::from_secs(5);
 /// After a wake-up, wait this long so that a burst of events goes out in one pass.
 const GATHER: Duration = Duration::from_millis(10);
+/// Most outbox entries one pass takes (and, with several daemons, holds).
+const ENTRIES_PER_PASS: usize = 1024;
 
 /// `[webhooks]`: the receivers and how hard the outbox tries.
 #[derive(Debug, Clone)]
@@ -100,7 +102,7 @@ struct Endpoint {
 pub type RenderBody = fn(&EventRecord) -> Result<String, String>;
 
 pub struct Dispatcher {
-    store: Arc<Store>,
+    store: Arc<dyn Storage>,
     render: RenderBody,
     metrics: Arc<Metrics>,
     endpoints: Vec<Endpoint>,
@@ -122,7 +124,7 @@ impl Dispatcher {
     /// Reads the endpoints' secrets and builds the client. With no endpoint configured
     /// there is nothing to dispatch and the store writes no outbox entries.
     pub fn new(
-        store: Arc<Store>,
+        store: Arc<dyn Storage>,
         metrics: Arc<Metrics>,
         config: &WebhookSettings,
         render: RenderBody,
@@ -206,14 +208,23 @@ impl Dispatcher {
         // Only what is on disk goes out: a receiver must never learn of a change that a
         // crash could still undo. So the page is read first, then everything written before
         // the read is made durable (waiting first would let entries written meanwhile out).
-        let page = self.store.outbox_page(usize::MAX)?;
+        let page = self
+            .store
+            .take_outbox(ENTRIES_PER_PASS, self.lease_ms())
+            .await?;
         self.store.durable().await?;
         let now = now_ms();
-        let mut next_due: Option<i64> = None;
-        let mut owed: BTreeMap<String, (EventRecord, OutboxRecord)> = BTreeMap::new();
+        // A full page: more may be owed, so the next pass comes at once.
+        let mut next_due: Option<i64> = (page.len() == ENTRIES_PER_PASS).then_some(now);
+        let mut owed: BTreeMap<String, OutboxEntry> = BTreeMap::new();
         let mut jobs = JoinSet::new();
         let limit = Arc::new(tokio::sync::Semaphore::new(CONCURRENT_DELIVERIES));
-        for (event, mut record) in page {
+        for entry in page {
+            let OutboxEntry {
+                event,
+                delivery: mut record,
+                lease,
+            } = entry;
             // Endpoints removed from the config owe nothing any more.
             record
                 .endpoints
@@ -222,7 +233,12 @@ impl Dispatcher {
                 Ok(body) => body,
                 Err(e) => {
                     tracing::error!(event = %event.id, error = %e, "cannot render webhook; dropped");
-                    self.store.set_outbox(&event.id, None)?;
+                    let entry = OutboxEntry {
+                        event,
+                        delivery: record,
+                        lease,
+                    };
+                    self.store.set_outbox(&entry, None).await?;
                     continue;
                 }
             };
@@ -275,11 +291,23 @@ impl Dispatcher {
                     }
                 });
             }
-            owed.insert(event.id.clone(), (event, record));
+            owed.insert(
+                event.id.clone(),
+                OutboxEntry {
+                    event,
+                    delivery: record,
+                    lease,
+                },
+            );
         }
         while let Some(joined) = jobs.join_next().await {
             let Ok(attempt) = joined else { continue };
-            let Some((event, record)) = owed.get_mut(&attempt.event_id) else {
+            let Some(OutboxEntry {
+                event,
+                delivery: record,
+                ..
+            }) = owed.get_mut(&attempt.event_id)
+            else {
                 continue;
             };
             let endpoint = &self.endpoints[attempt.endpoint];
@@ -320,11 +348,21 @@ impl Dispatcher {
                 }
             }
         }
-        for (id, (_, record)) in owed {
-            let done = record.endpoints.values().all(|d| d.finished);
-            self.store.set_outbox(&id, (!done).then_some(&record))?;
+        for (id, entry) in owed {
+            let done = entry.delivery.endpoints.values().all(|d| d.finished);
+            let state = (!done).then_some(&entry.delivery);
+            if !self.store.set_outbox(&entry, state).await? {
+                tracing::warn!(event = %id, "another daemon took this event's deliveries over (this pass outlived its lease); its outcome is theirs to record");
+            }
         }
         Ok(next_due)
+    }
+
+    /// How long a pass may hold what it takes: every delivery it may start, one batch of
+    /// concurrent ones after the other, each within the timeout, and a margin.
+    fn lease_ms(&self) -> i64 {
+        let rounds = DELIVERIES_PER_PASS.div_ceil(CONCURRENT_DELIVERIES) as i64;
+        (self.timeout.as_millis() as i64).saturating_mul(rounds + 1) + 60_000
     }
 
     fn request(&self, endpoint: &Endpoint, event_id: &str, body: &str) -> OutboundRequest {

@@ -98,7 +98,7 @@ pub fn payment_row(state: &AppState, p: &PaymentRecord) -> PaymentRow {
 }
 
 /// The day's figures and the 30-day chart.
-pub fn today(state: &AppState, key: &ApiKey) -> Result<DayFigures, StoreError> {
+pub async fn today(state: &AppState, key: &ApiKey) -> Result<DayFigures, StoreError> {
     let now = state.clock.now_ms();
     let page_offset = scope_offset(state, key);
     let page_today = local_date(now, page_offset);
@@ -116,9 +116,10 @@ pub fn today(state: &AppState, key: &ApiKey) -> Result<DayFigures, StoreError> {
     'scan: loop {
         let page = state
             .store
-            .payments_page(only_merchant(key), after.as_deref(), 500, |p| {
+            .payments_page(only_merchant(key), after.as_deref(), 500, &|p| {
                 key.may_act_for(&p.merchant_id)
-            })?;
+            })
+            .await?;
         let last = page.len() <= 500;
         for found in page.iter().take(500) {
             let p = &found.record;
@@ -163,12 +164,13 @@ pub fn today(state: &AppState, key: &ApiKey) -> Result<DayFigures, StoreError> {
     // events of the last day (every merchant's today began less than a day ago).
     let (created, complete) = state
         .store
-        .events_since(now - 86_400_000, EVENTS_SCAN_MAX, |e| {
+        .events_since(now - 86_400_000, EVENTS_SCAN_MAX, &|e| {
             e.kind == crate::domain::events::EventKind::RefundCreated
-        })?;
+        })
+        .await?;
     partial |= !complete;
     for event in created {
-        let Some(found) = state.store.find_refund(&event.object_id)? else {
+        let Some(found) = state.store.find_refund(&event.object_id).await? else {
             continue;
         };
         let r = found.record;
@@ -182,9 +184,10 @@ pub fn today(state: &AppState, key: &ApiKey) -> Result<DayFigures, StoreError> {
     }
     let open_alerts = state
         .store
-        .alerts_page(None, 100_000, |a| {
+        .alerts_page(None, 100_000, &|a| {
             a.acknowledged_at_ms.is_none() && visible_to(key, a)
-        })?
+        })
+        .await?
         .len();
     // The chart shows the currency most payments were made in.
     let chart =
@@ -268,7 +271,7 @@ fn parse_date(text: &str) -> Option<Date> {
 
 /// A page of the payments `filters` keep, newest first, after the payment `after`; and the
 /// id to continue after when there are more.
-pub fn search(
+pub async fn search(
     state: &AppState,
     key: &ApiKey,
     filters: &Filters,
@@ -303,7 +306,7 @@ pub fn search(
         };
         let mut found = Vec::new();
         for merchant in &merchants {
-            if let Some(p) = state.store.payment_by_order_id(merchant, order_id)?
+            if let Some(p) = state.store.payment_by_order_id(merchant, order_id).await?
                 && keep(&p)
             {
                 found.push(payment_row(state, &p));
@@ -315,7 +318,8 @@ pub fn search(
     }
     let mut page = state
         .store
-        .payments_page(only_merchant(key), after, PAGE_ROWS, keep)?;
+        .payments_page(only_merchant(key), after, PAGE_ROWS, &keep)
+        .await?;
     let more = page.len() > PAGE_ROWS;
     page.truncate(PAGE_ROWS);
     let next = more
@@ -345,7 +349,7 @@ pub enum Lookup<T> {
     Forbidden,
 }
 
-pub fn payment_page(
+pub async fn payment_page(
     state: &AppState,
     key: &ApiKey,
     id: &str,
@@ -356,7 +360,7 @@ pub fn payment_page(
     } else {
         Lookup::Forbidden
     };
-    let Some(found) = state.store.find_payment(id)? else {
+    let Some(found) = state.store.find_payment(id).await? else {
         return Ok(hidden);
     };
     let p = found.record;
@@ -366,7 +370,8 @@ pub fn payment_page(
     let offset_min = offset_of(state, &p.merchant_id);
     let refunds: Vec<_> = state
         .store
-        .find_refunds_of(&p.id)?
+        .find_refunds_of(&p.id)
+        .await?
         .into_iter()
         .map(|r| r.record)
         .collect();
@@ -377,9 +382,10 @@ pub fn payment_page(
     } else {
         state
             .store
-            .events_since(p.created_at_ms - 1000, EVENTS_SCAN_MAX, |e| {
+            .events_since(p.created_at_ms - 1000, EVENTS_SCAN_MAX, &|e| {
                 objects.contains(&e.object_id.as_str())
-            })?
+            })
+            .await?
     };
     let payment = PaymentDetail {
         summary: payment_row(state, &p),
@@ -448,20 +454,26 @@ fn subject_parts(s: &crate::domain::records::AlertSubject) -> Vec<SubjectPart> {
 }
 
 /// Alerts (open first, then newest first) and the blocks in force, within the key's scope.
-pub fn alerts(
+pub async fn alerts(
     state: &AppState,
     key: &ApiKey,
 ) -> Result<(Vec<AlertRow>, Vec<BlockRow>), StoreError> {
     let now = state.clock.now_ms();
     // Every open alert (however old), then the newest acknowledged ones.
-    let mut alerts = state.store.alerts_page(None, ALERTS_OPEN_MAX, |a| {
-        a.acknowledged_at_ms.is_none() && visible_to(key, a)
-    })?;
+    let mut alerts = state
+        .store
+        .alerts_page(None, ALERTS_OPEN_MAX, &|a| {
+            a.acknowledged_at_ms.is_none() && visible_to(key, a)
+        })
+        .await?;
     alerts.truncate(ALERTS_OPEN_MAX);
     let room = ALERTS_SHOWN.saturating_sub(alerts.len());
-    let mut done = state.store.alerts_page(None, room, |a| {
-        a.acknowledged_at_ms.is_some() && visible_to(key, a)
-    })?;
+    let mut done = state
+        .store
+        .alerts_page(None, room, &|a| {
+            a.acknowledged_at_ms.is_some() && visible_to(key, a)
+        })
+        .await?;
     done.truncate(room);
     alerts.extend(done);
     let offset_min = scope_offset(state, key);
@@ -481,7 +493,8 @@ pub fn alerts(
         .collect();
     let blocks = state
         .store
-        .blocks()?
+        .blocks()
+        .await?
         .into_iter()
         .filter(|b| b.expires_at_ms > now && key.may_act_for(&b.merchant_id))
         .map(|b| BlockRow {
@@ -510,7 +523,7 @@ pub fn alerts(
 }
 
 /// The merchants in the key's scope, with their onboarding and settlement accounts.
-pub fn merchants(state: &AppState, key: &ApiKey) -> Result<Vec<MerchantRow>, StoreError> {
+pub async fn merchants(state: &AppState, key: &ApiKey) -> Result<Vec<MerchantRow>, StoreError> {
     let mut rows = Vec::new();
     for m in state.merchants.list_from(None) {
         if !key.may_act_for(&m.id) {
@@ -521,11 +534,13 @@ pub fn merchants(state: &AppState, key: &ApiKey) -> Result<Vec<MerchantRow>, Sto
             crate::merchants::MerchantSource::Api => {
                 let status = state
                     .store
-                    .merchant_record(&m.id)?
+                    .merchant_record(&m.id)
+                    .await?
                     .map_or_else(|| "unknown".to_owned(), |r| r.status.as_str().to_owned());
                 let activations = state
                     .store
-                    .activations_of(&m.id)?
+                    .activations_of(&m.id)
+                    .await?
                     .into_iter()
                     .map(|a| ActivationRow {
                         provider: a.provider,
@@ -544,7 +559,8 @@ pub fn merchants(state: &AppState, key: &ApiKey) -> Result<Vec<MerchantRow>, Sto
                     .collect();
                 let accounts = state
                     .store
-                    .bank_accounts_of(&m.id)?
+                    .bank_accounts_of(&m.id)
+                    .await?
                     .into_iter()
                     .map(|a| AccountRow {
                         provider: a.provider,

@@ -82,7 +82,7 @@ fn frame<'a>(
 /// The session, or the response that sends the browser to log in.
 macro_rules! signed_in {
     ($state:expr, $headers:expr) => {
-        match session::current(&$state, &$headers)? {
+        match session::current(&$state, &$headers).await? {
             Ok(signed) => signed,
             Err(why) => return Ok(session::to_login(&$state, why)),
         }
@@ -120,7 +120,7 @@ async fn login_page(
     headers: HeaderMap,
     RawQuery(raw): RawQuery,
 ) -> Result<Response, ApiError> {
-    if let Ok(_signed) = session::current(&state, &headers)? {
+    if let Ok(_signed) = session::current(&state, &headers).await? {
         return Ok(session::redirect("/console"));
     }
     let ended = query::<EndedQuery>(raw.as_deref()).ended.is_some();
@@ -234,7 +234,7 @@ async fn login(
     state.login_failures.clear(&source);
     // A fresh session id, whatever cookie the browser brought (it is ended if it was one).
     if let Some(old) = session::cookie(&headers, session::SESSION_COOKIE) {
-        state.store.remove_session(&session::id_hash(old))?;
+        state.store.remove_session(&session::id_hash(old)).await?;
     }
     let id = session::random_token();
     let record = SessionRecord {
@@ -245,7 +245,10 @@ async fn login(
         created_at_ms: now,
         last_seen_at_ms: now,
     };
-    state.store.put_session(&session::id_hash(&id), &record)?;
+    state
+        .store
+        .put_session(&session::id_hash(&id), &record)
+        .await?;
     // Sessions past their time go when someone logs in (there are few).
     let (idle, absolute) = (
         state.console.idle_timeout_ms,
@@ -253,7 +256,8 @@ async fn login(
     );
     state
         .store
-        .remove_sessions(|s| now - s.last_seen_at_ms > idle || now - s.created_at_ms > absolute)?;
+        .remove_sessions(&|s| now - s.last_seen_at_ms > idle || now - s.created_at_ms > absolute)
+        .await?;
     state.store.durable().await?;
     tracing::info!(api_key = %key.id, source = %source, "console log-in");
     state.metrics.count_console_login("ok");
@@ -292,7 +296,7 @@ async fn logout(
     if !form_ok(&headers, &signed, &fields.csrf) {
         return Ok(session::redirect("/console"));
     }
-    state.store.remove_session(&signed.id_hash)?;
+    state.store.remove_session(&signed.id_hash).await?;
     state.store.durable().await?;
     Ok(session::to_login(&state, NoSession::Absent))
 }
@@ -337,7 +341,7 @@ async fn today(
 ) -> Result<Response, ApiError> {
     let signed = signed_in!(state, headers);
     let lang = session::language(&headers);
-    let day = data::today(&state, &signed.key)?;
+    let day = data::today(&state, &signed.key).await?;
     let nonce = session::nonce();
     let body = render::today(&TodayView {
         frame: frame(&signed, lang, &nonce, Section::Today, "/console", None),
@@ -381,7 +385,8 @@ async fn payments(
     let (rows, next, problem) = match data::filters(&search) {
         Err(problem) => (Vec::new(), None, Some(problem)),
         Ok(filters) => {
-            let (rows, next) = data::search(&state, &signed.key, &filters, q.after.as_deref())?;
+            let (rows, next) =
+                data::search(&state, &signed.key, &filters, q.after.as_deref()).await?;
             let next = next.map(|after| {
                 let mut link = form_urlencoded::Serializer::new(String::new());
                 for (name, value) in [
@@ -434,7 +439,8 @@ async fn payment(
     let notice = match query::<RefundedQuery>(raw.as_deref()).refund {
         Some(refund_id) => state
             .store
-            .find_refund(&refund_id)?
+            .find_refund(&refund_id)
+            .await?
             .filter(|r| r.record.payment_id == id)
             .map(|r| Notice::RefundCreated {
                 refund_id: r.record.id.clone(),
@@ -442,11 +448,11 @@ async fn payment(
             }),
         None => None,
     };
-    payment_response(&state, &signed, lang, &id, StatusCode::OK, notice, None)
+    payment_response(&state, &signed, lang, &id, StatusCode::OK, notice, None).await
 }
 
 /// The payment page, with `notice` on top and `form` kept (a refund form sent back).
-fn payment_response(
+async fn payment_response(
     state: &AppState,
     signed: &Signed,
     lang: Lang,
@@ -456,7 +462,7 @@ fn payment_response(
     form: Option<(String, String, String)>,
 ) -> Result<Response, ApiError> {
     let path = format!("/console/payments/{}", path_segment(id));
-    let page = match data::payment_page(state, &signed.key, id)? {
+    let page = match data::payment_page(state, &signed.key, id).await? {
         data::Lookup::Found(page) => page,
         data::Lookup::NotFound => return Ok(problem_page(signed, lang, &path, Problem::NotFound)),
         data::Lookup::Forbidden => {
@@ -526,7 +532,7 @@ async fn refund(
         fields.amount.clone(),
         fields.reason.clone(),
     ));
-    let again = |status, notice| {
+    let again = async |status, notice| {
         payment_response(
             &state,
             &signed,
@@ -536,18 +542,19 @@ async fn refund(
             Some(notice),
             kept.clone(),
         )
+        .await
     };
     if !form_ok(&headers, &signed, &fields.csrf) {
-        return again(StatusCode::FORBIDDEN, Notice::FormExpired);
+        return again(StatusCode::FORBIDDEN, Notice::FormExpired).await;
     }
-    let Some(found) = state.store.find_payment(&id)? else {
-        return again(StatusCode::NOT_FOUND, Notice::Gone);
+    let Some(found) = state.store.find_payment(&id).await? else {
+        return again(StatusCode::NOT_FOUND, Notice::Gone).await;
     };
     let payment = found.record;
     if !signed.key.may_act_for(&payment.merchant_id) || found.archived {
-        return again(StatusCode::FORBIDDEN, Notice::NotRefundable);
+        return again(StatusCode::FORBIDDEN, Notice::NotRefundable).await;
     }
-    let fail = |e: ApiError| again(e.status(), Notice::Failed(e.to_string()));
+    let fail = async |e: ApiError| again(e.status(), Notice::Failed(e.to_string())).await;
     let amount = match Money::parse(fields.amount.trim(), &payment.currency) {
         Ok(m) => m,
         Err(e) => {
@@ -555,7 +562,8 @@ async fn refund(
                 "amount_invalid",
                 e.to_string(),
                 Some("amount"),
-            ));
+            ))
+            .await;
         }
     };
     let key_ok = (1..=255).contains(&fields.idempotency_key.len())
@@ -564,7 +572,7 @@ async fn refund(
             .bytes()
             .all(|b| (0x21..0x7f).contains(&b));
     if !key_ok {
-        return again(StatusCode::BAD_REQUEST, Notice::FormExpired);
+        return again(StatusCode::BAD_REQUEST, Notice::FormExpired).await;
     }
     let reason = Some(fields.reason.trim().to_owned()).filter(|r| !r.is_empty());
     if let Err(e) = super::payments::check_text(
@@ -573,7 +581,7 @@ async fn refund(
         super::payments::DESCRIPTION_CHARS_MAX,
         false,
     ) {
-        return fail(e);
+        return fail(e).await;
     }
     // The console's own claim (its key prefixed `console:`, its own fingerprint of what the
     // form asks), so that the same form sent twice makes one refund.
@@ -611,7 +619,7 @@ async fn refund(
                 let code = Some(fields.code.as_str()).filter(|c| !c.trim().is_empty());
                 let checked = second_factor::check_code(&state, &signed.key, code, &source).await;
                 if let Some(notice) = code_notice(checked)? {
-                    return again(StatusCode::UNAUTHORIZED, notice);
+                    return again(StatusCode::UNAUTHORIZED, notice).await;
                 }
             }
             let new = crate::payments::service::NewRefund {
@@ -667,8 +675,9 @@ async fn refund(
                 Some(Notice::Failed(message)),
                 kept,
             )
+            .await
         }
-        Err(e) => fail(ApiError::from(e)),
+        Err(e) => fail(ApiError::from(e)).await,
     }
 }
 
@@ -707,17 +716,17 @@ async fn alerts(
         Some("lift") => Some(Notice::BlockLifted),
         _ => None,
     };
-    alerts_response(&state, &signed, lang, StatusCode::OK, notice)
+    alerts_response(&state, &signed, lang, StatusCode::OK, notice).await
 }
 
-fn alerts_response(
+async fn alerts_response(
     state: &AppState,
     signed: &Signed,
     lang: Lang,
     status: StatusCode,
     notice: Option<Notice>,
 ) -> Result<Response, ApiError> {
-    let (alerts, blocks) = data::alerts(state, &signed.key)?;
+    let (alerts, blocks) = data::alerts(state, &signed.key).await?;
     let nonce = session::nonce();
     let body = render::alerts(&AlertsView {
         frame: frame(
@@ -751,7 +760,8 @@ async fn ack_alert(
             lang,
             StatusCode::FORBIDDEN,
             Some(Notice::FormExpired),
-        );
+        )
+        .await;
     }
     if signed.key.role != Role::Admin {
         return alerts_response(
@@ -760,16 +770,20 @@ async fn ack_alert(
             lang,
             StatusCode::FORBIDDEN,
             Some(Notice::AdminOnly),
-        );
+        )
+        .await;
     }
     let now = state.clock.now_ms();
     let by = signed.key.id.clone();
-    let acknowledged = state.store.update_alert(&id, |a| {
-        if a.acknowledged_at_ms.is_none() {
-            a.acknowledged_at_ms = Some(now);
-            a.acknowledged_by = Some(by.clone());
-        }
-    })?;
+    let acknowledged = state
+        .store
+        .update_alert(&id, &|a| {
+            if a.acknowledged_at_ms.is_none() {
+                a.acknowledged_at_ms = Some(now);
+                a.acknowledged_by = Some(by.clone());
+            }
+        })
+        .await?;
     if acknowledged.is_none() {
         return alerts_response(
             &state,
@@ -777,7 +791,8 @@ async fn ack_alert(
             lang,
             StatusCode::NOT_FOUND,
             Some(Notice::Gone),
-        );
+        )
+        .await;
     }
     Ok(session::redirect("/console/alerts?done=ack"))
 }
@@ -800,24 +815,25 @@ async fn lift_block(
     let signed = signed_in!(state, headers);
     let lang = session::language(&headers);
     let fields: CodeForm = form(&body);
-    let again = |status, notice| alerts_response(&state, &signed, lang, status, Some(notice));
+    let again =
+        async |status, notice| alerts_response(&state, &signed, lang, status, Some(notice)).await;
     if !form_ok(&headers, &signed, &fields.csrf) {
-        return again(StatusCode::FORBIDDEN, Notice::FormExpired);
+        return again(StatusCode::FORBIDDEN, Notice::FormExpired).await;
     }
     if signed.key.role != Role::Admin {
-        return again(StatusCode::FORBIDDEN, Notice::AdminOnly);
+        return again(StatusCode::FORBIDDEN, Notice::AdminOnly).await;
     }
     let code = Some(fields.code.as_str()).filter(|c| !c.trim().is_empty());
     let checked = second_factor::check_code(&state, &signed.key, code, &source).await;
     if let Some(notice) = code_notice(checked)? {
-        return again(StatusCode::UNAUTHORIZED, notice);
+        return again(StatusCode::UNAUTHORIZED, notice).await;
     }
-    match state.monitor.lift_block(&id)? {
+    match state.monitor.lift_block(&id).await? {
         Some(block) => {
             tracing::info!(block = %block.id, by = %signed.key.id, "block lifted (console)");
             Ok(session::redirect("/console/alerts?done=lift"))
         }
-        None => again(StatusCode::NOT_FOUND, Notice::Gone),
+        None => again(StatusCode::NOT_FOUND, Notice::Gone).await,
     }
 }
 
@@ -827,7 +843,7 @@ async fn merchants(
 ) -> Result<Response, ApiError> {
     let signed = signed_in!(state, headers);
     let lang = session::language(&headers);
-    let merchants = data::merchants(&state, &signed.key)?;
+    let merchants = data::merchants(&state, &signed.key).await?;
     let nonce = session::nonce();
     let body = render::merchants(&MerchantsView {
         frame: frame(

@@ -106,7 +106,7 @@ pub enum NoSession {
 }
 
 /// The session the request's cookie names, if it is still good; its last use is recorded.
-pub fn current(
+pub async fn current(
     state: &AppState,
     headers: &HeaderMap,
 ) -> Result<Result<Signed, NoSession>, ApiError> {
@@ -114,7 +114,7 @@ pub fn current(
         return Ok(Err(NoSession::Absent));
     };
     let id_hash = id_hash(id);
-    let Some(mut record) = state.store.session(&id_hash)? else {
+    let Some(mut record) = state.store.session(&id_hash).await? else {
         return Ok(Err(NoSession::Ended));
     };
     let now = state.clock.now_ms();
@@ -123,7 +123,7 @@ pub fn current(
     let good = !timed_out(&record, now, settings)
         && key.as_ref().is_some_and(|k| still_its_key(&record, k));
     let Some(key) = key.filter(|_| good) else {
-        state.store.remove_session(&id_hash)?;
+        state.store.remove_session(&id_hash).await?;
         return Ok(Err(NoSession::Ended));
     };
     // Written at most every minute, and often enough that the idle timeout is kept to a
@@ -132,7 +132,11 @@ pub fn current(
         let before = record.clone();
         record.last_seen_at_ms = now;
         // Only if it is still there: a log-out meanwhile stays a log-out.
-        if !state.store.touch_session(&id_hash, &before, &record)? {
+        if !state
+            .store
+            .touch_session(&id_hash, &before, &record)
+            .await?
+        {
             return Ok(Err(NoSession::Ended));
         }
     }

@@ -26,7 +26,7 @@ pub mod segment;
 mod tests;
 mod verify;
 
-pub use reads::Found;
+pub use crate::store::port::Found;
 pub use verify::ArchiveCounts;
 
 pub use run::{ArchivePolicy, ArchiveReport};

@@ -3,30 +3,8 @@
 
 use super::ArchivedPayment;
 use crate::domain::records::{PaymentRecord, RefundRecord};
+use crate::store::port::Found;
 use crate::store::{Store, StoreError};
-
-/// A record, and whether it was read from the archive.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Found<T> {
-    pub record: T,
-    pub archived: bool,
-}
-
-impl<T> Found<T> {
-    fn hot(record: T) -> Found<T> {
-        Found {
-            record,
-            archived: false,
-        }
-    }
-
-    fn archived(record: T) -> Found<T> {
-        Found {
-            record,
-            archived: true,
-        }
-    }
-}
 
 impl Store {
     /// A payment, hot or archived.

@@ -19,9 +19,7 @@
 //! snapshot functions: there a feed would read below a closed timestamp instead
 //! (CockroachDB's follower reads / `AS OF SYSTEM TIME`; YugabyteDB's safe time).
 
-use tokio_postgres::types::Json;
-
-use super::PgStore;
+use super::{PgStore, decoded};
 use crate::domain::records::EventRecord;
 use crate::store::StoreError;
 
@@ -62,7 +60,7 @@ impl PgStore {
                     xid,
                     seq: row.get(1),
                 };
-                Ok((position, row.get::<_, Json<EventRecord>>(2).0))
+                Ok((position, decoded(&row, 2)?))
             })
             .collect()
     }
@@ -100,7 +98,11 @@ mod tests {
         db.execute(
             "INSERT INTO events (id, kind, object_id, object_version, created_at_ms, event)
              VALUES ($1, 'payment.created', $2, 1, 1000, $3)",
-            &[&id, &format!("pay_{id}"), &Json(event(id))],
+            &[
+                &id,
+                &format!("pay_{id}"),
+                &tokio_postgres::types::Json(event(id)),
+            ],
         )
         .await
         .unwrap();

@@ -13,8 +13,15 @@
 //! PostgreSQL's own (`feed.rs` says what those databases would use instead), and
 //! CockroachDB's serializable retries (`40001`) are not retried yet.
 
+mod alerts;
+mod console;
+mod events;
 mod feed;
+mod merchants;
+mod operations;
+mod outbox;
 mod payments;
+mod reads;
 mod schema;
 #[cfg(any(test, feature = "test-hooks"))]
 pub mod testing;
@@ -82,9 +89,53 @@ impl PgError {
     }
 }
 
+#[async_trait::async_trait]
+impl crate::store::port::Durable for PgStore {
+    /// Daemons write at once: no turns.
+    async fn write_turn(&self) -> crate::store::WriteTurn<'_> {
+        crate::store::WriteTurn::none()
+    }
+
+    /// Every answer waits for its commit, durable at `synchronous_commit = on`.
+    async fn durable(&self) -> Result<(), crate::store::StoreError> {
+        Ok(())
+    }
+}
+
+/// Column `index` of `row`, a record kept as JSON; one that does not read as `T` is corrupt
+/// (an error to answer, not a panic).
+fn decoded<T: serde::de::DeserializeOwned>(
+    row: &tokio_postgres::Row,
+    index: usize,
+) -> Result<T, crate::store::StoreError> {
+    row.try_get::<_, tokio_postgres::types::Json<T>>(index)
+        .map(|json| json.0)
+        .map_err(|e| {
+            crate::store::StoreError::Corrupt(format!("{}: {e}", std::any::type_name::<T>()))
+        })
+}
+
+/// The record in the first column of a row that may not exist.
+fn one<T: serde::de::DeserializeOwned>(
+    row: Option<tokio_postgres::Row>,
+) -> Result<Option<T>, crate::store::StoreError> {
+    row.map(|row| decoded(&row, 0)).transpose()
+}
+
+/// The records in the first column of `rows`, in their order.
+fn each<T: serde::de::DeserializeOwned>(
+    rows: Vec<tokio_postgres::Row>,
+) -> Result<Vec<T>, crate::store::StoreError> {
+    rows.iter().map(|row| decoded(row, 0)).collect()
+}
+
 /// A store in a PostgreSQL database.
 pub struct PgStore {
     pool: Pool,
+    /// Events this daemon committed, for its in-process consumers.
+    bus: crate::events::EventBus,
+    /// Whether webhook events get outbox entries (some endpoint is configured here).
+    outbox_enabled: std::sync::atomic::AtomicBool,
 }
 
 impl PgStore {
@@ -118,10 +169,26 @@ impl PgStore {
             .runtime(deadpool_postgres::Runtime::Tokio1)
             .build()
             .map_err(|e| PgError::Unavailable(e.to_string()))?;
-        let store = PgStore { pool };
+        let store = PgStore {
+            pool,
+            bus: crate::events::EventBus::new(),
+            outbox_enabled: std::sync::atomic::AtomicBool::new(false),
+        };
         let mut client = store.client().await?;
         schema::migrate(&mut client).await?;
         Ok(store)
+    }
+
+    fn outbox_on(&self) -> bool {
+        self.outbox_enabled
+            .load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Publishes what a committed transaction logged.
+    fn published(&self, logged: Vec<crate::domain::records::EventRecord>) {
+        if !logged.is_empty() {
+            self.bus.publish(logged);
+        }
     }
 
     async fn client(&self) -> Result<deadpool_postgres::Client, PgError> {
@@ -156,7 +223,7 @@ mod tests {
 
     #[async_trait::async_trait]
     impl Place for Database {
-        async fn open(&self) -> Result<Arc<dyn PaymentStore>, StoreError> {
+        async fn open(&self) -> Result<Arc<dyn crate::store::Storage>, StoreError> {
             Ok(Arc::new(PgStore::open(&self.0).await?))
         }
     }
@@ -273,6 +340,38 @@ mod tests {
         assert!(refunds.iter().all(|r| r.status == RefundStatus::Pending));
     }
 
+    /// The outbox across daemons: an entry is worked by one dispatcher at a time, a lease
+    /// that ran out passes it on, and the late holder's write is refused by its token.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn each_outbox_entry_is_worked_by_one_dispatcher_at_a_time() {
+        use crate::store::Outbox;
+        let Some(server) = server().await else { return };
+        let settings = server.settings(&server.fresh_database().await);
+        let a = PgStore::open(&settings).await.unwrap();
+        let b = PgStore::open(&settings).await.unwrap();
+        a.enable_outbox();
+        crate::store::conformance::paid_for_tests(&a, "pay_1").await;
+        let taken = a.take_outbox(10, 60_000).await.unwrap();
+        assert_eq!(taken.len(), 1);
+        assert!(
+            b.take_outbox(10, 60_000).await.unwrap().is_empty(),
+            "leased to a"
+        );
+        // Released with its state: b takes it, under a new token.
+        let state = crate::domain::records::OutboxRecord::default();
+        assert!(a.set_outbox(&taken[0], Some(&state)).await.unwrap());
+        let by_b = b.take_outbox(10, 0).await.unwrap();
+        assert_eq!(by_b.len(), 1);
+        assert!(by_b[0].lease > taken[0].lease);
+        // b's lease of 0 ms has run out: a takes it over, and b's late write is refused.
+        let by_a = a.take_outbox(10, 60_000).await.unwrap();
+        assert_eq!(by_a.len(), 1);
+        assert!(!b.set_outbox(&by_b[0], None).await.unwrap(), "fenced");
+        assert_eq!(a.outbox_len().await.unwrap(), 1);
+        assert!(a.set_outbox(&by_a[0], None).await.unwrap());
+        assert_eq!(b.outbox_len().await.unwrap(), 0);
+    }
+
     async fn admin_of(settings: &PgSettings) -> tokio_postgres::Client {
         let (client, connection) = settings
             .url
@@ -311,7 +410,7 @@ mod tests {
             .iter()
             .map(|row| row.get(0))
             .collect();
-        assert_eq!(versions, [0, SCHEMA_VERSION]);
+        assert_eq!(versions, (0..=SCHEMA_VERSION).collect::<Vec<_>>());
         // Opened again: nothing to do, nothing lost.
         PgStore::open(&settings).await.unwrap();
     }

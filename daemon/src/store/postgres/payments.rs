@@ -14,10 +14,11 @@
 use tokio_postgres::GenericClient;
 use tokio_postgres::types::Json;
 
-use super::{PgError, PgStore};
-use crate::domain::records::{EventRecord, PaymentRecord, RefundRecord};
+use super::events::log_events;
+use super::{PgError, PgStore, decoded, each, one};
+use crate::domain::records::{EventRecord, PaymentRecord, RefundRecord, Snapshot};
 use crate::store::payments::reserve_refund;
-use crate::store::port::{PaymentChange, PaymentStore, RefundChange, WriteTurn};
+use crate::store::port::{PaymentChange, PaymentStore, RefundChange};
 use crate::store::{Begin, Claim, StoreError};
 
 impl From<PgError> for StoreError {
@@ -114,35 +115,6 @@ async fn try_claim<C: GenericClient>(
     Ok(decide_claim(db, claim).await?.map(Some))
 }
 
-/// Appends `events` about a record now at `version`.
-async fn log_events<C: GenericClient>(
-    db: &C,
-    events: &[EventRecord],
-    version: u64,
-) -> Result<(), StoreError> {
-    for event in events {
-        let event = EventRecord {
-            object: None,
-            object_version: version,
-            ..event.clone()
-        };
-        db.execute(
-            "INSERT INTO events (id, kind, object_id, object_version, created_at_ms, event)
-             VALUES ($1, $2, $3, $4, $5, $6)",
-            &[
-                &event.id,
-                &event.kind.as_str(),
-                &event.object_id,
-                &(version as i64),
-                &event.created_at_ms,
-                &Json(&event),
-            ],
-        )
-        .await?;
-    }
-    Ok(())
-}
-
 async fn write_payment<C: GenericClient>(
     db: &C,
     payment: &PaymentRecord,
@@ -164,13 +136,12 @@ async fn locked_payment<C: GenericClient>(
     db: &C,
     id: &str,
 ) -> Result<Option<PaymentRecord>, StoreError> {
-    Ok(db
+    one(db
         .query_opt(
             "SELECT record FROM payments WHERE id = $1 FOR UPDATE",
             &[&id],
         )
-        .await?
-        .map(|row| row.get::<_, Json<PaymentRecord>>(0).0))
+        .await?)
 }
 
 fn ids(rows: Vec<tokio_postgres::Row>) -> Vec<String> {
@@ -242,8 +213,16 @@ impl PaymentStore for PgStore {
                 payment.id
             )));
         }
-        log_events(&*tx, std::slice::from_ref(event), 1).await?;
+        let logged = log_events(
+            &*tx,
+            std::slice::from_ref(event),
+            1,
+            &Snapshot::of(&payment),
+            self.outbox_on(),
+        )
+        .await?;
         tx.commit().await?;
+        self.published(logged);
         Ok(Begin::Created)
     }
 
@@ -281,8 +260,16 @@ impl PaymentStore for PgStore {
         )
         .await?;
         write_payment(&*tx, &payment).await?;
-        log_events(&*tx, std::slice::from_ref(event), 1).await?;
+        let logged = log_events(
+            &*tx,
+            std::slice::from_ref(event),
+            1,
+            &Snapshot::of(&refund),
+            self.outbox_on(),
+        )
+        .await?;
         tx.commit().await?;
+        self.published(logged);
         Ok(Begin::Created)
     }
 
@@ -351,8 +338,16 @@ impl PaymentStore for PgStore {
         };
         payment.version = previous.version + 1;
         write_payment(&*tx, &payment).await?;
-        log_events(&*tx, &events, payment.version).await?;
+        let logged = log_events(
+            &*tx,
+            &events,
+            payment.version,
+            &Snapshot::of(&payment),
+            self.outbox_on(),
+        )
+        .await?;
         tx.commit().await?;
+        self.published(logged);
         Ok(Some(payment))
     }
 
@@ -372,7 +367,7 @@ impl PaymentStore for PgStore {
         else {
             return Ok(None);
         };
-        let mut refund = row.get::<_, Json<RefundRecord>>(0).0;
+        let mut refund: RefundRecord = decoded(&row, 0)?;
         let Some(mut payment) = locked_payment(&*tx, &refund.payment_id).await? else {
             return Err(StoreError::Corrupt(format!(
                 "refund {refund_id} names missing payment {}",
@@ -400,38 +395,43 @@ impl PaymentStore for PgStore {
             payment.version += 1;
             write_payment(&*tx, &payment).await?;
         }
-        log_events(&*tx, &events, refund.version).await?;
+        let logged = log_events(
+            &*tx,
+            &events,
+            refund.version,
+            &Snapshot::of(&refund),
+            self.outbox_on(),
+        )
+        .await?;
         tx.commit().await?;
+        self.published(logged);
         Ok(Some(refund))
     }
 
     async fn payment(&self, id: &str) -> Result<Option<PaymentRecord>, StoreError> {
         let client = self.client().await?;
-        Ok(client
+        one(client
             .query_opt("SELECT record FROM payments WHERE id = $1", &[&id])
-            .await?
-            .map(|row| row.get::<_, Json<PaymentRecord>>(0).0))
+            .await?)
     }
 
     async fn refund(&self, id: &str) -> Result<Option<RefundRecord>, StoreError> {
         let client = self.client().await?;
-        Ok(client
+        one(client
             .query_opt("SELECT record FROM refunds WHERE id = $1", &[&id])
-            .await?
-            .map(|row| row.get::<_, Json<RefundRecord>>(0).0))
+            .await?)
     }
 
     async fn refunds_of(&self, payment_id: &str) -> Result<Vec<RefundRecord>, StoreError> {
         let client = self.client().await?;
-        Ok(client
-            .query(
-                "SELECT record FROM refunds WHERE payment_id = $1 ORDER BY id",
-                &[&payment_id],
-            )
-            .await?
-            .into_iter()
-            .map(|row| row.get::<_, Json<RefundRecord>>(0).0)
-            .collect())
+        each(
+            client
+                .query(
+                    "SELECT record FROM refunds WHERE payment_id = $1 ORDER BY id",
+                    &[&payment_id],
+                )
+                .await?,
+        )
     }
 
     /// This engine keeps every payment in its tables (no archive yet).
@@ -483,20 +483,10 @@ impl PaymentStore for PgStore {
 
     async fn events(&self) -> Result<Vec<EventRecord>, StoreError> {
         let client = self.client().await?;
-        Ok(client
-            .query("SELECT event FROM events ORDER BY seq", &[])
-            .await?
-            .into_iter()
-            .map(|row| row.get::<_, Json<EventRecord>>(0).0)
-            .collect())
-    }
-
-    async fn write_turn(&self) -> WriteTurn<'_> {
-        WriteTurn::none()
-    }
-
-    /// Every answer waits for its commit, durable at `synchronous_commit = on`.
-    async fn durable(&self) -> Result<(), StoreError> {
-        Ok(())
+        each(
+            client
+                .query("SELECT event FROM events ORDER BY seq", &[])
+                .await?,
+        )
     }
 }

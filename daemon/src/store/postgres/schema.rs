@@ -16,7 +16,7 @@ use tokio_postgres::error::SqlState;
 use super::PgError;
 
 /// The newest schema version this build writes and understands.
-pub const SCHEMA_VERSION: i32 = 1;
+pub const SCHEMA_VERSION: i32 = 2;
 
 /// One version of the schema.
 struct Migration {
@@ -28,12 +28,21 @@ struct Migration {
 }
 
 /// Every version, in order.
-const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    name: "payments, refunds, idempotency keys, events",
-    oldest_binary: 1,
-    sql: include_str!("migrations/0001_payments.sql"),
-}];
+const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "payments, refunds, idempotency keys, events",
+        oldest_binary: 1,
+        sql: include_str!("migrations/0001_payments.sql"),
+    },
+    // New tables only: a binary of schema 1 runs on it.
+    Migration {
+        version: 2,
+        name: "alerts, blocks, console sessions, code steps, merchants, audit, outbox",
+        oldest_binary: 1,
+        sql: include_str!("migrations/0002_back_office.sql"),
+    },
+];
 
 const MIGRATIONS_TABLE: &str = "CREATE TABLE IF NOT EXISTS paygate_migrations (
         version integer PRIMARY KEY,

@@ -1,6 +1,4 @@
-//! The storage port of the payments use cases: what they ask of a store, and the invariants
-//! every engine keeps. sled (this module's [`Store`]) is the first engine; an engine is
-//! accepted when it passes the conformance suite (`conformance.rs`).
+//! The payments use cases' port: payments, refunds, their idempotency keys and events.
 //!
 //! Invariants:
 //! - **A key is claimed together with the object it creates**: `begin_payment` and
@@ -10,16 +8,15 @@
 //!   refused with the payment that holds it.
 //! - **Refunds never exceed their payment**: the sum of a payment's refunds that have not
 //!   failed stays at or below its amount after every commit, whatever runs concurrently.
-//! - **Every change appends its events**, in the same transaction as the change; the store
-//!   numbers each record's versions (1 when created, one more at each write), and each event
-//!   names the version of its record it announces.
+//! - **Every record is versioned**: the store numbers each record's versions (1 when
+//!   created, one more at each write), and each event names the version of its record it
+//!   announces.
 //! - **A finished key replays its first answer byte for byte**, whatever its object became
 //!   since.
-//! - **Durability before an answer**: once `durable()` returns, every write made before the
-//!   call survives a crash of the process.
 
-use super::{Begin, Claim, Store, StoreError};
+use super::Durable;
 use crate::domain::records::{EventRecord, PaymentRecord, RefundRecord};
+use crate::store::{Begin, Claim, Store, StoreError};
 
 /// Changes a payment; `None` declines (nothing is written). Returns the events to append.
 pub type PaymentChange<'a> = &'a (dyn Fn(&mut PaymentRecord) -> Option<Vec<EventRecord>> + Sync);
@@ -27,18 +24,8 @@ pub type PaymentChange<'a> = &'a (dyn Fn(&mut PaymentRecord) -> Option<Vec<Event
 pub type RefundChange<'a> =
     &'a (dyn Fn(&mut RefundRecord, &mut PaymentRecord) -> Option<Vec<EventRecord>> + Sync);
 
-/// A request path's turn at the writer (see [`Store::write_turn`]); engines without a
-/// single writer hand out an empty one.
-pub struct WriteTurn<'a>(#[allow(dead_code)] Option<tokio::sync::MutexGuard<'a, ()>>);
-
-impl WriteTurn<'_> {
-    pub fn none() -> WriteTurn<'static> {
-        WriteTurn(None)
-    }
-}
-
 #[async_trait::async_trait]
-pub trait PaymentStore: Send + Sync + 'static {
+pub trait PaymentStore: Durable {
     /// Claims `claim` and records `payment` with `event` atomically, unless the key or the
     /// order id says otherwise.
     async fn begin_payment(
@@ -93,10 +80,6 @@ pub trait PaymentStore: Send + Sync + 'static {
     async fn expire_idempotency_keys(&self, before_ms: i64) -> Result<usize, StoreError>;
     /// Every event, oldest first.
     async fn events(&self) -> Result<Vec<EventRecord>, StoreError>;
-    /// Waits for this request path's turn to write.
-    async fn write_turn(&self) -> WriteTurn<'_>;
-    /// Resolves once every write made before the call is durable.
-    async fn durable(&self) -> Result<(), StoreError>;
 }
 
 #[async_trait::async_trait]
@@ -192,13 +175,5 @@ impl PaymentStore for Store {
 
     async fn events(&self) -> Result<Vec<EventRecord>, StoreError> {
         Store::events(self)
-    }
-
-    async fn write_turn(&self) -> WriteTurn<'_> {
-        WriteTurn(Some(Store::write_turn(self).await))
-    }
-
-    async fn durable(&self) -> Result<(), StoreError> {
-        Store::durable(self).await
     }
 }

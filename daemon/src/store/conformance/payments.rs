@@ -1,33 +1,16 @@
-//! The storage port's conformance suite: the invariants of `port.rs`, checked against any
-//! engine. An engine is tested by calling [`run`] with an [`Engine`] that makes fresh places
-//! for it (`sled_conforms` below: a directory; `postgres::tests`: a database).
+//! The payments port's invariants (`port/payments.rs`).
 
-use std::sync::Arc;
-
-use futures_util::future::BoxFuture;
-
-use super::port::PaymentStore;
-use super::{Begin, Claim, StoreError};
+use super::{Engine, fresh};
 use crate::domain::events::EventKind;
 use crate::domain::method::Method;
 use crate::domain::records::{EventRecord, PaymentRecord, ProviderStep, RefundRecord};
 use crate::domain::state::{PaymentStatus, RefundStatus};
+use crate::store::port::PaymentStore;
+use crate::store::{Begin, Claim};
+use futures_util::future::BoxFuture;
 
-/// An engine under test: makes an empty place for a store (a directory, a database).
-#[async_trait::async_trait]
-pub trait Engine: Sync {
-    async fn fresh(&self) -> Box<dyn Place>;
-}
-
-/// Where one store lives. Opening it again, once the previous handle is dropped, must find
-/// what was made durable.
-#[async_trait::async_trait]
-pub trait Place: Send + Sync {
-    async fn open(&self) -> Result<Arc<dyn PaymentStore>, StoreError>;
-}
-
-/// Every check, each on a fresh place.
-pub async fn run(engine: &dyn Engine) {
+/// The payments port's checks, each on a fresh place.
+pub(super) async fn run(engine: &dyn Engine) {
     type Check = for<'a> fn(&'a dyn Engine) -> BoxFuture<'a, ()>;
     let checks: &[(&str, Check)] = &[
         ("a key is claimed with its object", |e| {
@@ -63,21 +46,12 @@ pub async fn run(engine: &dyn Engine) {
         }),
     ];
     for (name, check) in checks {
-        eprintln!("conformance: {name}");
+        eprintln!("conformance (payments): {name}");
         check(engine).await;
     }
 }
 
-async fn fresh(engine: &dyn Engine) -> (Box<dyn Place>, Arc<dyn PaymentStore>) {
-    let place = engine.fresh().await;
-    let store = place
-        .open()
-        .await
-        .expect("the engine opens on an empty place");
-    (place, store)
-}
-
-fn claim(key: &str, fingerprint: &str) -> Claim {
+pub(super) fn claim(key: &str, fingerprint: &str) -> Claim {
     Claim {
         api_key_id: "key_test".into(),
         key: key.into(),
@@ -85,7 +59,12 @@ fn claim(key: &str, fingerprint: &str) -> Claim {
     }
 }
 
-fn payment(id: &str, merchant: &str, order_id: Option<&str>, amount_minor: i64) -> PaymentRecord {
+pub(super) fn payment(
+    id: &str,
+    merchant: &str,
+    order_id: Option<&str>,
+    amount_minor: i64,
+) -> PaymentRecord {
     PaymentRecord {
         id: id.into(),
         merchant_id: merchant.into(),
@@ -118,7 +97,7 @@ fn payment(id: &str, merchant: &str, order_id: Option<&str>, amount_minor: i64) 
     }
 }
 
-fn refund(id: &str, payment_id: &str, amount_minor: i64) -> RefundRecord {
+pub(super) fn refund(id: &str, payment_id: &str, amount_minor: i64) -> RefundRecord {
     RefundRecord {
         id: id.into(),
         payment_id: payment_id.into(),
@@ -138,7 +117,7 @@ fn refund(id: &str, payment_id: &str, amount_minor: i64) -> RefundRecord {
     }
 }
 
-fn event(kind: &str, object_id: &str) -> EventRecord {
+pub(super) fn event(kind: &str, object_id: &str) -> EventRecord {
     EventRecord {
         id: format!("evt_{kind}_{object_id}"),
         kind: EventKind::parse(kind).expect("a known kind"),
@@ -151,7 +130,7 @@ fn event(kind: &str, object_id: &str) -> EventRecord {
 }
 
 /// A succeeded payment of `amount_minor`, ready to refund.
-async fn paid(store: &dyn PaymentStore, id: &str, amount_minor: i64) {
+pub(super) async fn paid(store: &dyn PaymentStore, id: &str, amount_minor: i64) {
     let created = store
         .begin_payment(
             &claim(&format!("k_{id}"), "fp"),
@@ -635,28 +614,4 @@ async fn finished_keys_expire_others_stay(engine: &dyn Engine) {
             object_id: "pay_2".into()
         }
     );
-}
-
-/// sled, each place a temporary directory.
-struct Sled;
-
-struct SledPlace(tempfile::TempDir);
-
-#[async_trait::async_trait]
-impl Engine for Sled {
-    async fn fresh(&self) -> Box<dyn Place> {
-        Box::new(SledPlace(tempfile::tempdir().unwrap()))
-    }
-}
-
-#[async_trait::async_trait]
-impl Place for SledPlace {
-    async fn open(&self) -> Result<Arc<dyn PaymentStore>, StoreError> {
-        Ok(Arc::new(super::Store::open(self.0.path())?))
-    }
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn sled_conforms() {
-    run(&Sled).await;
 }

@@ -1,0 +1,57 @@
+//! Appending to the event log, inside the transaction of the change the events announce,
+//! with the webhook outbox's entries; and publishing them in process once committed.
+
+use tokio_postgres::GenericClient;
+use tokio_postgres::types::Json;
+
+use crate::domain::records::{EventRecord, OutboxRecord, Snapshot};
+use crate::store::StoreError;
+
+/// Appends `events` about a record now at `version` (0: not a versioned record), each with
+/// `object`, the record as this change wrote it, and, when `outbox` is on, the webhook
+/// events' outbox entries. Returns the events as logged, for the bus once committed.
+pub(super) async fn log_events<C: GenericClient>(
+    db: &C,
+    events: &[EventRecord],
+    version: u64,
+    object: &Snapshot,
+    outbox: bool,
+) -> Result<Vec<EventRecord>, StoreError> {
+    let mut logged = Vec::with_capacity(events.len());
+    for event in events {
+        let event = EventRecord {
+            object: Some(object.clone()),
+            object_version: version,
+            ..event.clone()
+        };
+        let seq: i64 = db
+            .query_one(
+                "INSERT INTO events (id, kind, object_id, object_version, created_at_ms, event)
+                 VALUES ($1, $2, $3, $4, $5, $6) RETURNING seq",
+                &[
+                    &event.id,
+                    &event.kind.as_str(),
+                    &event.object_id,
+                    &(version as i64),
+                    &event.created_at_ms,
+                    &Json(&event),
+                ],
+            )
+            .await?
+            .get(0);
+        if outbox && event.kind.is_webhook() {
+            db.execute(
+                "INSERT INTO outbox (event_id, seq, event, delivery) VALUES ($1, $2, $3, $4)",
+                &[
+                    &event.id,
+                    &seq,
+                    &Json(&event),
+                    &Json(OutboxRecord::default()),
+                ],
+            )
+            .await?;
+        }
+        logged.push(event);
+    }
+    Ok(logged)
+}

@@ -1,0 +1,44 @@
+//! What the daemon's loops and its operators ask of the PostgreSQL engine.
+
+use super::PgStore;
+use crate::events::EventBus;
+use crate::store::port::Operations;
+use crate::store::{Room, StoreError};
+
+#[async_trait::async_trait]
+impl Operations for PgStore {
+    async fn describe(&self) -> Result<String, StoreError> {
+        let client = self.client().await?;
+        let version: Option<i32> = client
+            .query_one("SELECT max(version) FROM paygate_migrations", &[])
+            .await?
+            .get(0);
+        Ok(format!(
+            "postgresql, connected, schema version {}",
+            version.unwrap_or(0)
+        ))
+    }
+
+    /// The server's disk is the server's: it says when it is full, as an error.
+    fn room(&self) -> Option<Room> {
+        None
+    }
+
+    /// A lost connection is not a failure of the store: the pool makes a new one.
+    fn failure(&self) -> Option<String> {
+        None
+    }
+
+    async fn pending_payment_count(&self) -> Result<usize, StoreError> {
+        let client = self.client().await?;
+        let count: i64 = client
+            .query_one("SELECT count(*) FROM payments WHERE NOT final", &[])
+            .await?
+            .get(0);
+        Ok(count as usize)
+    }
+
+    fn bus(&self) -> &EventBus {
+        &self.bus
+    }
+}

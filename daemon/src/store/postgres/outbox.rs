@@ -1,0 +1,95 @@
+//! The webhook outbox on PostgreSQL: entries taken with `FOR UPDATE SKIP LOCKED` under a
+//! lease by the database's clock (the daemons' clocks may differ), each write of the holder
+//! fenced by the lease's token.
+
+use tokio_postgres::types::Json;
+
+use super::{PgStore, decoded};
+use crate::domain::records::OutboxRecord;
+use crate::store::StoreError;
+use crate::store::port::{Outbox, OutboxEntry};
+
+/// The database's clock, in unix milliseconds.
+const NOW_MS: &str = "(extract(epoch from clock_timestamp()) * 1000)::bigint";
+
+#[async_trait::async_trait]
+impl Outbox for PgStore {
+    fn enable_outbox(&self) {
+        self.outbox_enabled
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    async fn outbox_len(&self) -> Result<usize, StoreError> {
+        let client = self.client().await?;
+        let count: i64 = client
+            .query_one("SELECT count(*) FROM outbox", &[])
+            .await?
+            .get(0);
+        Ok(count as usize)
+    }
+
+    async fn take_outbox(
+        &self,
+        limit: usize,
+        lease_ms: i64,
+    ) -> Result<Vec<OutboxEntry>, StoreError> {
+        let client = self.client().await?;
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let rows = client
+            .query(
+                &format!(
+                    "WITH free AS (
+                         SELECT event_id FROM outbox WHERE leased_until_ms <= {NOW_MS}
+                          ORDER BY seq LIMIT $1 FOR UPDATE SKIP LOCKED)
+                     UPDATE outbox SET leased_until_ms = {NOW_MS} + $2, lease = outbox.lease + 1
+                       FROM free WHERE outbox.event_id = free.event_id
+                     RETURNING outbox.seq, outbox.event, outbox.delivery, outbox.lease"
+                ),
+                &[&limit, &lease_ms],
+            )
+            .await?;
+        let mut taken = rows
+            .iter()
+            .map(|row| {
+                Ok((
+                    row.get::<_, i64>(0),
+                    OutboxEntry {
+                        event: decoded(row, 1)?,
+                        delivery: decoded(row, 2)?,
+                        lease: row.get(3),
+                    },
+                ))
+            })
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        taken.sort_by_key(|(seq, _)| *seq);
+        Ok(taken.into_iter().map(|(_, entry)| entry).collect())
+    }
+
+    async fn set_outbox(
+        &self,
+        entry: &OutboxEntry,
+        state: Option<&OutboxRecord>,
+    ) -> Result<bool, StoreError> {
+        let client = self.client().await?;
+        let written = match state {
+            None => {
+                client
+                    .execute(
+                        "DELETE FROM outbox WHERE event_id = $1 AND lease = $2",
+                        &[&entry.event.id, &entry.lease],
+                    )
+                    .await?
+            }
+            Some(state) => {
+                client
+                    .execute(
+                        "UPDATE outbox SET delivery = $3, leased_until_ms = 0
+                          WHERE event_id = $1 AND lease = $2",
+                        &[&entry.event.id, &entry.lease, &Json(state)],
+                    )
+                    .await?
+            }
+        };
+        Ok(written == 1)
+    }
+}
