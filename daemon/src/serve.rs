@@ -91,8 +91,7 @@ async fn serve(config: Config) -> ExitCode {
         config.default_public_url(url);
     }
     let metrics = Arc::new(Metrics::new());
-    // The embedded engine keeps the compiled plugins' digests beside its data; on
-    // PostgreSQL each start compiles its plugins and trusts only those.
+    // Each engine keeps the digests of the compiled plugins it cached.
     let ledger: Arc<dyn crate::plugins::ArtifactLedger> = match &store {
         Opened::Sled(sled) => match sled.artifact_digests() {
             Ok(digests) => Arc::new(digests),
@@ -102,7 +101,14 @@ async fn serve(config: Config) -> ExitCode {
                 return ExitCode::from(EXIT_RUNTIME);
             }
         },
-        Opened::Postgres(_) => Arc::new(crate::plugins::MemoryLedger::default()),
+        Opened::Postgres(pg) => match pg.artifact_digests().await {
+            Ok(digests) => Arc::new(digests),
+            Err(e) => {
+                tracing::error!("{e}");
+                eprintln!("paygated: {e}");
+                return ExitCode::from(EXIT_RUNTIME);
+            }
+        },
     };
     let plugins = match PluginHost::start_with_ledger(&config, metrics.clone(), ledger).await {
         Ok(plugins) => plugins,
@@ -244,7 +250,7 @@ async fn serve(config: Config) -> ExitCode {
 /// (migrated to this build's schema). A failure is said on stderr with its exit code: a
 /// setting that cannot work (a URL that does not parse, a schema newer than this build,
 /// another product's database, refused credentials) is a config error, exit 2.
-async fn open_store(config: &Config) -> Result<Opened, ExitCode> {
+pub(crate) async fn open_store(config: &Config) -> Result<Opened, ExitCode> {
     let refuse = |e: &dyn std::fmt::Display, code: u8| {
         tracing::error!("{e}");
         eprintln!("paygated: {e}");
@@ -263,6 +269,7 @@ async fn open_store(config: &Config) -> Result<Opened, ExitCode> {
         store.keep_free(config.store.min_free_mb.saturating_mul(1 << 20));
         return Ok(Opened::Sled(Box::new(store)));
     };
+    crate::store::private_dir(&config.store.data_dir).map_err(|e| refuse(&e, EXIT_RUNTIME))?;
     match crate::store::postgres::PgStore::open(&pg).await {
         Ok(store) => Ok(Opened::Postgres(store)),
         Err(e) if e.is_unavailable() => Err(refuse(&e, EXIT_RUNTIME)),
@@ -380,6 +387,16 @@ fn shutdown_signal() -> std::io::Result<impl std::future::Future<Output = ()>> {
             _ = interrupt.recv() => tracing::info!("SIGINT: shutting down"),
         }
     })
+}
+
+impl crate::plugins::ArtifactLedger for crate::store::postgres::PgArtifactDigests {
+    fn digest(&self, artifact: &str) -> Option<String> {
+        self.get(artifact)
+    }
+
+    fn record(&self, artifact: &str, sha256: &str) {
+        crate::store::postgres::PgArtifactDigests::record(self, artifact, sha256);
+    }
 }
 
 /// The plugin host checks cached compiled plugins against the digests the store recorded.

@@ -772,7 +772,7 @@ async fn the_master_key_rotates_in_place() {
     let config = dir.path().join("paygate.toml");
     // A key with an authenticator: its secret, sealed in the config, rotates too.
     let (enrolled, _) = crate::second_factor::enrolled(&["key_demo_erp"], "");
-    std::fs::write(&config, &enrolled).unwrap();
+    std::fs::write(&config, for_engine(&enrolled, &daemon.data_dir())).unwrap();
     let new_key = dir.path().join("new.hex");
     let out = run_paygated(&["keys", "new-master"]);
     assert!(out.status.success());

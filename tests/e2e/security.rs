@@ -371,7 +371,9 @@ async fn data_files_are_private() {
             }
         }
     }
-    assert!(files > 2, "the store wrote files");
+    // On PostgreSQL the data dir keeps no data (here not even the plugin cache, which the
+    // tests share): only its mode is checked.
+    assert!(files > 2 || on_postgres(), "the store wrote files");
 }
 
 /// Finding 5: rotating or omitting the terminal id does not walk around card testing: the

@@ -193,6 +193,9 @@ fn stop_and_verify(mut daemon: Daemon, data_dir: &Path) {
 
 #[tokio::test]
 async fn below_the_reserve_new_work_gets_503_replays_answer_and_space_returning_heals() {
+    if !sled_only("the data dir's free-space reserve") {
+        return;
+    }
     let Some(disk) = Tmpfs::mount(64) else {
         return;
     };
@@ -280,6 +283,9 @@ async fn below_the_reserve_new_work_gets_503_replays_answer_and_space_returning_
 
 #[tokio::test]
 async fn a_write_the_disk_refuses_ends_the_process_and_a_restart_loses_nothing() {
+    if !sled_only("a write its disk refuses") {
+        return;
+    }
     // No reserve: the disk really fills under sled, which cannot continue after a failed
     // write; the daemon answers 503, exits 75 for its supervisor, and loses nothing.
     let Some(disk) = Tmpfs::mount(64) else {
@@ -376,6 +382,9 @@ async fn a_read_only_data_dir_is_refused_at_start_with_its_reason_and_nothing_is
 
 #[tokio::test]
 async fn a_flush_that_hangs_ends_the_process_and_a_restart_loses_nothing() {
+    if !sled_only("the flush watchdog") {
+        return;
+    }
     // sled 0.34 can deadlock under load, and a disk can hang: either way a flush never
     // returns. The watchdog ends the process (as a kill -9 would) for its supervisor.
     let text = default_config_text();
@@ -443,6 +452,9 @@ fn version_1_data_dir() -> (tempfile::TempDir, PathBuf, Value) {
 
 #[tokio::test]
 async fn a_data_dir_of_the_previous_release_is_migrated_and_loses_nothing() {
+    if !sled_only("a data dir's migration") {
+        return;
+    }
     let (_keep, data, answers) = version_1_data_dir();
     let receiver = WebhookReceiver::on_free_port().await;
     // A new endpoint (never tried, so owed deliveries go out at once), and retries for
@@ -544,6 +556,9 @@ async fn a_data_dir_of_the_previous_release_is_migrated_and_loses_nothing() {
 
 #[test]
 fn store_migrate_migrates_once_and_says_so() {
+    if !sled_only("a data dir's migration") {
+        return;
+    }
     let (_keep, data, _) = version_1_data_dir();
     let dir = data.to_str().unwrap();
     let first = run_paygated(&["store", "migrate", "--data-dir", dir]);

@@ -342,11 +342,21 @@ pub fn on_postgres() -> bool {
     std::env::var("PAYGATE_E2E_ENGINE").is_ok_and(|engine| engine == "postgres")
 }
 
+/// Whether a test of what only the embedded engine has (its data dir's lock, free space,
+/// flushes, archive, file formats) runs: on a PostgreSQL run it says so and passes.
+pub fn sled_only(what: &str) -> bool {
+    if on_postgres() {
+        eprintln!("(PostgreSQL run: {what} is the embedded engine's; not tested here)");
+        return false;
+    }
+    true
+}
+
 /// The database that stands for `data_dir` on PostgreSQL: made on first use (a fresh one on
-/// the tests' server) and named in a file in the data dir, so that a daemon restarted on the
-/// same data dir finds the same data, as on sled.
+/// the tests' server) and named in a file beside the data dir, so that a daemon restarted on
+/// the same data dir finds the same data, as on sled.
 fn database_for(data_dir: &Path) -> String {
-    let marker = data_dir.join("e2e-postgres-url");
+    let marker = PathBuf::from(format!("{}.e2e-postgres-url", data_dir.display()));
     if let Ok(url) = std::fs::read_to_string(&marker) {
         return url;
     }
@@ -366,14 +376,14 @@ fn database_for(data_dir: &Path) -> String {
     })
     .join()
     .unwrap();
-    std::fs::create_dir_all(data_dir).unwrap();
     std::fs::write(&marker, &url).unwrap();
     url
 }
 
 /// `config_text` with its store on `data_dir`'s database, when this run is on PostgreSQL (a
-/// text that is not TOML is left as it is: it is a test of what a bad config does).
-fn for_engine(config_text: &str, data_dir: &Path) -> String {
+/// text that is not TOML is left as it is: it is a test of what a bad config does). For a
+/// command other than `serve` run on a daemon's data.
+pub fn for_engine(config_text: &str, data_dir: &Path) -> String {
     if !on_postgres() {
         return config_text.to_owned();
     }

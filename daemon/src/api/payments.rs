@@ -366,6 +366,15 @@ impl From<&PaymentError> for ApiError {
                 code: room.code(),
                 message,
             },
+            E::Store(e @ crate::store::StoreError::Postgres(_)) if e.is_unavailable() => {
+                tracing::error!(error = %e, "the database cannot be reached");
+                ApiError::Unavailable {
+                    code: "database_unavailable",
+                    message: format!(
+                        "the gateway cannot reach its database ({e}); retry with the same Idempotency-Key"
+                    ),
+                }
+            }
             E::Store(e) if e.is_unavailable() => {
                 tracing::error!(error = %e, "the store cannot write");
                 ApiError::Unavailable {

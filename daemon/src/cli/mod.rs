@@ -255,10 +255,17 @@ fn data_dir_of(
     config_path: &std::path::Path,
     data_dir: Option<PathBuf>,
 ) -> Result<PathBuf, ExitCode> {
-    match data_dir {
-        Some(dir) => Ok(dir),
-        None => Ok(load_config(config_path)?.store.data_dir.clone()),
+    if let Some(dir) = data_dir {
+        return Ok(dir);
     }
+    let config = load_config(config_path)?;
+    if *config.store.engine.get_ref() == crate::config::EngineKind::Postgres {
+        eprintln!(
+            "paygated: the store commands work on the embedded engine's data dir; this config keeps its data in PostgreSQL (store.engine): back it up, restore and check it with PostgreSQL's own tools (pg_dump, pg_restore, amcheck)"
+        );
+        return Err(ExitCode::from(EXIT_CONFIG));
+    }
+    Ok(config.store.data_dir.clone())
 }
 
 /// Opens the data dir given, or the config's, for a `store` command.
@@ -293,10 +300,7 @@ fn store_archive(
         Ok(config) => config,
         Err(code) => return code,
     };
-    let store = match open_store(
-        config_path,
-        data_dir.or_else(|| Some(config.store.data_dir.clone())),
-    ) {
+    let store = match open_store(config_path, data_dir) {
         Ok(store) => store,
         Err(code) => return code,
     };
@@ -455,13 +459,42 @@ fn rotate_master(
             return ExitCode::from(EXIT_CONFIG);
         }
     };
-    let dir = data_dir.unwrap_or_else(|| config.store.data_dir.clone());
-    let store = match crate::store::Store::open(&dir) {
-        Ok(store) => store,
+    let mut config = config;
+    if let Some(dir) = data_dir {
+        config.store.data_dir = dir;
+    }
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
         Err(e) => {
-            eprintln!("paygated: {e}");
+            eprintln!("paygated: cannot start a runtime: {e}");
             return ExitCode::from(EXIT_RUNTIME);
         }
+    };
+    // Whichever engine the config names: the records are re-sealed where they are.
+    let store: std::sync::Arc<dyn crate::store::Storage> = match runtime
+        .block_on(crate::serve::open_store(&config))
+    {
+        // A daemon on the data dir holds its lock: the open refused.
+        Ok(crate::app::Opened::Sled(store)) => std::sync::Arc::<crate::store::Store>::from(store),
+        // Daemons on the database: their connections say so.
+        Ok(crate::app::Opened::Postgres(store)) => match runtime.block_on(store.others_connected())
+        {
+            Ok(0) => std::sync::Arc::new(store),
+            Ok(n) => {
+                eprintln!(
+                    "paygated: running daemons hold {n} connections to the database; stop every daemon first"
+                );
+                return ExitCode::from(EXIT_RUNTIME);
+            }
+            Err(e) => {
+                eprintln!("paygated: {e}");
+                return ExitCode::from(EXIT_RUNTIME);
+            }
+        },
+        Err(code) => return code,
     };
     let reseal = |id: &str, field: &str, sealed: &mut crate::domain::records::Sealed| {
         if sealed.key_id == new.id() {
@@ -471,15 +504,7 @@ fn rotate_master(
         *sealed = new.seal(id, field, &plain);
         Ok(())
     };
-    let runtime = match tokio::runtime::Builder::new_current_thread().build() {
-        Ok(runtime) => runtime,
-        Err(e) => {
-            eprintln!("paygated: cannot start a runtime: {e}");
-            return ExitCode::from(EXIT_RUNTIME);
-        }
-    };
-    let result = runtime.block_on(crate::store::MerchantStore::reseal_all(
-        &store,
+    let result = runtime.block_on(store.reseal_all(
         &mut |m| {
             let id = m.id.clone();
             reseal(&id, "legal_person_id", &mut m.legal_person_id)

@@ -424,7 +424,7 @@ pub struct PostgresConfig {
     #[serde(default = "default_pg_pool_size")]
     pub pool_size: Spanned<u32>,
     /// Longest a statement may run, and a connection may take to be made or handed out
-    /// (milliseconds): past it the request answers 503 `store_unavailable` instead of
+    /// (milliseconds): past it the request answers 503 `database_unavailable` instead of
     /// hanging. 100 to 600000.
     #[serde(default = "default_pg_statement_timeout_ms")]
     pub statement_timeout_ms: Spanned<u64>,

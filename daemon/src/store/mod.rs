@@ -124,6 +124,22 @@ impl StoreError {
     }
 }
 
+/// Makes `dir` (and its parents) if missing, private to the daemon's user (0700), also a
+/// data dir made before paygated created it so (on a read-only mount this fails, and
+/// whatever writes there next says why). Every engine keeps the compiled plugins' cache in
+/// the data dir.
+pub fn private_dir(dir: &Path) -> Result<(), StoreError> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::create_dir_all(dir).map_err(|source| StoreError::CreateDir {
+        path: dir.to_owned(),
+        source,
+    })?;
+    if let Err(e) = std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)) {
+        tracing::warn!(dir = %dir.display(), error = %e, "cannot make the data dir private (0700)");
+    }
+    Ok(())
+}
+
 /// An open data dir. Dropping it releases the lock (after sled has flushed on drop).
 pub struct Store {
     db: sled::Db,
@@ -173,18 +189,7 @@ impl Store {
         durability: commit::Durability,
         cache_bytes: u64,
     ) -> Result<Store, StoreError> {
-        std::fs::create_dir_all(dir).map_err(|source| StoreError::CreateDir {
-            path: dir.to_owned(),
-            source,
-        })?;
-        // Private to the daemon's user, also a data dir made before paygated created it so
-        // (on a read-only mount this fails, and the open below says why).
-        {
-            use std::os::unix::fs::PermissionsExt;
-            if let Err(e) = std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)) {
-                tracing::warn!(dir = %dir.display(), error = %e, "cannot make the data dir private (0700)");
-            }
-        }
+        private_dir(dir)?;
         let lock = take_lock(dir)?;
         compact::finish_interrupted(dir)?;
         let db_path = dir.join(DB_DIR);

@@ -14,6 +14,7 @@
 //! CockroachDB's serializable retries (`40001`) are not retried yet.
 
 mod alerts;
+mod artifacts;
 mod console;
 mod events;
 mod feed;
@@ -32,6 +33,7 @@ use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
 use thiserror::Error;
 use tokio_postgres::NoTls;
 
+pub use artifacts::PgArtifactDigests;
 pub use feed::LogPosition;
 pub use schema::SCHEMA_VERSION;
 
@@ -76,12 +78,14 @@ impl PgError {
             PgError::Query(e) => {
                 let io = std::error::Error::source(e).is_some_and(|s| s.is::<std::io::Error>());
                 // Connection exceptions (class 08), too many connections, the server shutting
-                // down or starting: the server, not the statement.
+                // down or starting, a statement cancelled at the statement timeout: the
+                // server, not the statement's data.
                 let state = e.code().map(|c| c.code());
                 e.is_closed()
                     || io
                     || state.is_some_and(|c| {
-                        c.starts_with("08") || ["53300", "57P01", "57P02", "57P03"].contains(&c)
+                        c.starts_with("08")
+                            || ["53300", "57014", "57P01", "57P02", "57P03"].contains(&c)
                     })
             }
             _ => false,
@@ -129,6 +133,9 @@ fn each<T: serde::de::DeserializeOwned>(
     rows.iter().map(|row| decoded(row, 0)).collect()
 }
 
+/// The `application_name` of every connection a daemon makes.
+const APPLICATION_NAME: &str = "paygated";
+
 /// A store in a PostgreSQL database.
 pub struct PgStore {
     pool: Pool,
@@ -154,6 +161,8 @@ impl PgStore {
             _ => ours,
         };
         config.options(options);
+        // Named, so that a command run beside the daemons can tell they are there.
+        config.application_name(APPLICATION_NAME);
         config.connect_timeout(settings.statement_timeout);
         let manager = Manager::from_config(
             config,
@@ -177,6 +186,22 @@ impl PgStore {
         let mut client = store.client().await?;
         schema::migrate(&mut client).await?;
         Ok(store)
+    }
+
+    /// How many other connections of paygate this database has: running daemons, for a
+    /// command that must run without them. Asked by a command's store, which uses one
+    /// connection at a time (its pool holds only that one).
+    pub async fn others_connected(&self) -> Result<i64, PgError> {
+        let client = self.client().await?;
+        Ok(client
+            .query_one(
+                "SELECT count(*) FROM pg_stat_activity
+                  WHERE datname = current_database() AND application_name = $1
+                    AND pid <> pg_backend_pid()",
+                &[&APPLICATION_NAME],
+            )
+            .await?
+            .get(0))
     }
 
     fn outbox_on(&self) -> bool {
@@ -370,6 +395,26 @@ mod tests {
         assert_eq!(a.outbox_len().await.unwrap(), 1);
         assert!(a.set_outbox(&by_a[0], None).await.unwrap());
         assert_eq!(b.outbox_len().await.unwrap(), 0);
+    }
+
+    /// A statement that runs past the statement timeout is cancelled by the server, and that
+    /// counts as the database unavailable (503), not as a fault of the request's data.
+    #[tokio::test]
+    async fn a_statement_past_the_timeout_is_cancelled_as_unavailable() {
+        let Some(server) = server().await else { return };
+        let mut settings = server.settings(&server.fresh_database().await);
+        settings.statement_timeout = Duration::from_millis(200);
+        let store = PgStore::open(&settings).await.unwrap();
+        let client = store.client().await.unwrap();
+        let cancelled = client
+            .simple_query("SELECT pg_sleep(30)")
+            .await
+            .expect_err("cancelled at the timeout");
+        assert_eq!(
+            cancelled.code(),
+            Some(&tokio_postgres::error::SqlState::QUERY_CANCELED)
+        );
+        assert!(PgError::Query(cancelled).is_unavailable());
     }
 
     async fn admin_of(settings: &PgSettings) -> tokio_postgres::Client {

@@ -38,7 +38,7 @@ const MIGRATIONS: &[Migration] = &[
     // New tables only: a binary of schema 1 runs on it.
     Migration {
         version: 2,
-        name: "alerts, blocks, console sessions, code steps, merchants, audit, outbox",
+        name: "alerts, blocks, console sessions, code steps, merchants, audit, outbox, plugin artifacts",
         oldest_binary: 1,
         sql: include_str!("migrations/0002_back_office.sql"),
     },

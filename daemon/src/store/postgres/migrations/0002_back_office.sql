@@ -66,3 +66,10 @@ CREATE TABLE outbox (
     lease bigint NOT NULL DEFAULT 0
 );
 CREATE INDEX outbox_by_seq ON outbox (seq);
+
+-- The SHA-256 of each compiled plugin a daemon cached (its file name -> digest): a cached
+-- artifact is loaded only if it is what a daemon compiled.
+CREATE TABLE plugin_artifacts (
+    artifact text PRIMARY KEY,
+    sha256 text NOT NULL
+);
