@@ -3,8 +3,9 @@
 //! - `cargo xtask build`: install the wasm target if missing, build every plugin under
 //!   `plugins/` into a component in `target/plugins/`, then the daemon and the provider
 //!   simulator (`paygate-sim`) in release mode.
-//! - `cargo xtask run`: `build`, then the simulator on 127.0.0.1:8430 and the gateway on
-//!   `config/paygate.toml` with data in `./data`, in the foreground (Ctrl-C stops both).
+//! - `cargo xtask run [--postgres]`: `build`, then the simulator on 127.0.0.1:8430 and the
+//!   gateway on `config/paygate.toml` with data in `./data`, in the foreground (Ctrl-C stops
+//!   both); `--postgres` keeps the data in PostgreSQL instead (`postgres.rs`).
 //! - `cargo xtask test`: the plugins, the simulator and the POS till (as `build` does), then
 //!   (Chromium and its driver installed where missing, for the browser tests, and Debian's
 //!   PostgreSQL, for the PostgreSQL engine's tests) the whole test
@@ -34,6 +35,7 @@ use std::process::{Command, ExitCode};
 
 mod fuzz;
 mod plugin_new;
+mod postgres;
 
 /// The target plugins are built for (a WebAssembly component with WASI 0.2 imports).
 const PLUGIN_TARGET: &str = "wasm32-wasip2";
@@ -238,6 +240,19 @@ fn ensure_target(target: &str) -> Result<()> {
 }
 
 fn run(extra: &[String]) -> Result<()> {
+    // `--postgres`: the data in a PostgreSQL database instead of sled (`postgres.rs`).
+    let on_postgres = extra.iter().any(|a| a == "--postgres");
+    let extra: Vec<&String> = extra.iter().filter(|a| *a != "--postgres").collect();
+    let database = if on_postgres {
+        ensure_postgres()?;
+        Some(postgres::prepare()?)
+    } else {
+        None
+    };
+    let config = match database {
+        Some(_) => postgres::CONFIG,
+        None => "config/paygate.toml",
+    };
     // The provider simulator first: the default config points alipay and wechatpay at it.
     let mut simulator = Command::new("target/release/paygate-sim")
         .args([
@@ -248,22 +263,17 @@ fn run(extra: &[String]) -> Result<()> {
         ])
         .spawn()
         .map_err(|e| format!("cannot start target/release/paygate-sim: {e}"))?;
-    println!("xtask: starting paygated on config/paygate.toml, data in ./data (Ctrl-C stops both)");
+    println!("xtask: starting paygated on {config}, data in ./data (Ctrl-C stops both)");
     println!(
         "xtask: then try: curl -s -H 'Authorization: Bearer pg_demo_erp' http://127.0.0.1:8420/v1/merchants/m_demo"
     );
     println!("xtask: or: cargo run -p pos-till  (a POS till taking a payment and refunding it)");
     let daemon = run_command(
         Command::new("target/release/paygated")
-            .args([
-                "serve",
-                "--config",
-                "config/paygate.toml",
-                "--data-dir",
-                "data",
-            ])
+            .args(["serve", "--config", config, "--data-dir", "data"])
             .args(extra),
     );
+    drop(database); // a cluster this run started stops
     // Ctrl-C reaches both (same process group); make sure the simulator is gone either way.
     let _ = simulator.kill();
     let _ = simulator.wait();
