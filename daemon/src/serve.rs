@@ -249,7 +249,9 @@ async fn serve(config: Config) -> ExitCode {
 /// Opens the configured engine: the data dir's sled database, or the PostgreSQL database
 /// (migrated to this build's schema). A failure is said on stderr with its exit code: a
 /// setting that cannot work (a URL that does not parse, a schema newer than this build,
-/// another product's database, refused credentials) is a config error, exit 2.
+/// another product's database, refused credentials) is a config error, exit 2; anything
+/// else (the server unreachable, a standby after a failover) exit 1, for a supervisor to
+/// retry.
 pub(crate) async fn open_store(config: &Config) -> Result<Opened, ExitCode> {
     let refuse = |e: &dyn std::fmt::Display, code: u8| {
         tracing::error!("{e}");
@@ -272,8 +274,8 @@ pub(crate) async fn open_store(config: &Config) -> Result<Opened, ExitCode> {
     crate::store::private_dir(&config.store.data_dir).map_err(|e| refuse(&e, EXIT_RUNTIME))?;
     match crate::store::postgres::PgStore::open(&pg).await {
         Ok(store) => Ok(Opened::Postgres(store)),
-        Err(e) if e.is_unavailable() => Err(refuse(&e, EXIT_RUNTIME)),
-        Err(e) => Err(refuse(&e, EXIT_CONFIG)),
+        Err(e) if e.is_setting() => Err(refuse(&e, EXIT_CONFIG)),
+        Err(e) => Err(refuse(&e, EXIT_RUNTIME)),
     }
 }
 

@@ -244,6 +244,19 @@ pub struct OutboxRecord {
     pub endpoints: BTreeMap<String, DeliveryState>,
 }
 
+impl OutboxRecord {
+    /// When the entry's next attempt is due (unix ms): the earliest of its unfinished
+    /// endpoints', 0 (now) when none has been tried.
+    pub fn due_ms(&self) -> i64 {
+        self.endpoints
+            .values()
+            .filter(|d| !d.finished)
+            .map(|d| d.next_attempt_ms)
+            .min()
+            .unwrap_or(0)
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DeliveryState {
     /// Attempts so far.

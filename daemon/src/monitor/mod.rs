@@ -197,6 +197,8 @@ pub async fn spawn(monitor: Arc<Monitor>) {
     if !monitor.enabled {
         return;
     }
+    // Subscribed before anything is awaited: no event committed from now on is missed.
+    let mut bus = monitor.bus.subscribe();
     match monitor.store.blocks().await {
         Ok(stored) => {
             let now = now_ms();
@@ -209,7 +211,6 @@ pub async fn spawn(monitor: Arc<Monitor>) {
         Err(e) => tracing::error!(error = %e, "cannot load the monitor's blocks"),
     }
     // Committed events from the bus, into the monitor's queue.
-    let mut bus = monitor.bus.subscribe();
     let forward = monitor.clone();
     tokio::spawn(async move {
         loop {

@@ -36,8 +36,10 @@ const RESPONSE_BYTES_MAX: usize = 16 * 1024;
 const IDLE_PASS: Duration = Duration::from_secs(5);
 /// After a wake-up, wait this long so that a burst of events goes out in one pass.
 const GATHER: Duration = Duration::from_millis(10);
-/// Most outbox entries one pass takes (and, with several daemons, holds).
-const ENTRIES_PER_PASS: usize = 1024;
+/// Most outbox entries one pass takes (and, with several daemons, holds). The embedded
+/// engine hands out entries that wait for a retry too: the bound is far above any backlog
+/// a pass should meet, so that newer events are not left behind older ones that wait.
+const ENTRIES_PER_PASS: usize = 100_000;
 
 /// `[webhooks]`: the receivers and how hard the outbox tries.
 #[derive(Debug, Clone)]
@@ -210,12 +212,12 @@ impl Dispatcher {
         // the read is made durable (waiting first would let entries written meanwhile out).
         let page = self
             .store
-            .take_outbox(ENTRIES_PER_PASS, self.lease_ms())
+            .take_outbox(ENTRIES_PER_PASS, self.lease_ms(), now_ms())
             .await?;
         self.store.durable().await?;
         let now = now_ms();
-        // A full page: more may be owed, so the next pass comes at once.
-        let mut next_due: Option<i64> = (page.len() == ENTRIES_PER_PASS).then_some(now);
+        let full_page = page.len() == ENTRIES_PER_PASS;
+        let mut next_due: Option<i64> = None;
         let mut owed: BTreeMap<String, OutboxEntry> = BTreeMap::new();
         let mut jobs = JoinSet::new();
         let limit = Arc::new(tokio::sync::Semaphore::new(CONCURRENT_DELIVERIES));
@@ -299,6 +301,10 @@ impl Dispatcher {
                     lease,
                 },
             );
+        }
+        // A full page that made progress: more may be owed, so the next pass comes at once.
+        if full_page && !jobs.is_empty() {
+            next_due = Some(now);
         }
         while let Some(joined) = jobs.join_next().await {
             let Ok(attempt) = joined else { continue };

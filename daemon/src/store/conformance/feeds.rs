@@ -164,7 +164,7 @@ async fn webhook_events_owe_deliveries(engine: &dyn Engine) {
     paid(store.as_ref(), "pay_1", 100).await;
     paid(store.as_ref(), "pay_2", 200).await;
     assert_eq!(store.outbox_len().await.unwrap(), 2);
-    let taken = store.take_outbox(10, 60_000).await.unwrap();
+    let taken = store.take_outbox(10, 60_000, i64::MAX).await.unwrap();
     let kinds: Vec<_> = taken
         .iter()
         .map(|e| (e.event.kind.as_str(), e.event.object_id.as_str()))
@@ -198,7 +198,7 @@ async fn webhook_events_owe_deliveries(engine: &dyn Engine) {
     drop(store);
     let store = place.open().await.unwrap();
     assert_eq!(store.outbox_len().await.unwrap(), 1);
-    let again = store.take_outbox(10, 60_000).await.unwrap();
+    let again = store.take_outbox(10, 60_000, i64::MAX).await.unwrap();
     assert_eq!(again.len(), 1);
     assert_eq!(again[0].event.object_id, "pay_1");
     assert_eq!(again[0].delivery, state);

@@ -4,6 +4,9 @@
 //! - **An event owes its deliveries from its commit**: once the outbox is enabled, every
 //!   webhook event gets its entry in the transaction that logs it, with the record it
 //!   announces as that change wrote it.
+//! - **Every due entry is taken**: `take_outbox` returns, oldest event first, every entry
+//!   whose next attempt is due (an engine may return entries not yet due too: the
+//!   dispatcher looks at each endpoint's time).
 //! - **One dispatcher at a time per entry**: `take_outbox` leases what it returns for
 //!   `lease_ms`; another daemon's pass skips leased entries. Each entry carries the lease's
 //!   fencing token, and `set_outbox` applies only while the token is still the entry's: a
@@ -30,12 +33,13 @@ pub trait Outbox: Durable {
     fn enable_outbox(&self);
     /// How many events still owe a delivery.
     async fn outbox_len(&self) -> Result<usize, StoreError>;
-    /// The entries no other dispatcher holds, oldest event first, at most `limit`, leased
-    /// to this one for `lease_ms`.
+    /// The entries due at `now_ms` that no other dispatcher holds, oldest event first, at
+    /// most `limit`, leased to this one for `lease_ms`.
     async fn take_outbox(
         &self,
         limit: usize,
         lease_ms: i64,
+        now_ms: i64,
     ) -> Result<Vec<OutboxEntry>, StoreError>;
     /// Records an entry's delivery state and releases it, or removes it when `None` (owed
     /// nowhere any more); `false` when its lease has passed to another dispatcher.
@@ -57,10 +61,12 @@ impl Outbox for Store {
         Ok(Store::outbox_len(self))
     }
 
+    /// Every entry (the dispatcher looks at each endpoint's time).
     async fn take_outbox(
         &self,
         limit: usize,
         _lease_ms: i64,
+        _now_ms: i64,
     ) -> Result<Vec<OutboxEntry>, StoreError> {
         Ok(Store::outbox_page(self, limit)?
             .into_iter()

@@ -7,9 +7,12 @@ use tokio_postgres::types::Json;
 use crate::domain::records::{EventRecord, OutboxRecord, Snapshot};
 use crate::store::StoreError;
 
-/// Appends `events` about a record now at `version` (0: not a versioned record), each with
-/// `object`, the record as this change wrote it, and, when `outbox` is on, the webhook
-/// events' outbox entries. Returns the events as logged, for the bus once committed.
+/// Appends `events` about a record now at `version` (0: not a versioned record) and, when
+/// `outbox` is on, the webhook events' outbox entries, which keep `object` (the record as
+/// this change wrote it) while a delivery is owed. The log itself keeps only the version,
+/// as the embedded engine's does: a record's sealed fields are not copied into it for good
+/// (a master key rotation re-seals records, not the log). Returns the events with their
+/// object, for the bus once committed.
 pub(super) async fn log_events<C: GenericClient>(
     db: &C,
     events: &[EventRecord],
@@ -20,7 +23,7 @@ pub(super) async fn log_events<C: GenericClient>(
     let mut logged = Vec::with_capacity(events.len());
     for event in events {
         let event = EventRecord {
-            object: Some(object.clone()),
+            object: None,
             object_version: version,
             ..event.clone()
         };
@@ -39,6 +42,10 @@ pub(super) async fn log_events<C: GenericClient>(
             )
             .await?
             .get(0);
+        let event = EventRecord {
+            object: Some(object.clone()),
+            ..event
+        };
         if outbox && event.kind.is_webhook() {
             db.execute(
                 "INSERT INTO outbox (event_id, seq, event, delivery) VALUES ($1, $2, $3, $4)",

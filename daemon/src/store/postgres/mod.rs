@@ -136,6 +136,22 @@ fn each<T: serde::de::DeserializeOwned>(
 /// The `application_name` of every connection a daemon makes.
 const APPLICATION_NAME: &str = "paygated";
 
+impl PgError {
+    /// Whether a start-up refusal is the settings' fault (exit 2: fix the config, a restart
+    /// will not help) rather than the server's state now (exit 1: a supervisor retries): a
+    /// URL that does not parse, a newer schema, another product's database, refused
+    /// credentials, a database that does not exist, missing privileges.
+    pub fn is_setting(&self) -> bool {
+        match self {
+            PgError::Url(_) | PgError::NewerSchema { .. } | PgError::Foreign(_) => true,
+            PgError::Query(e) => e
+                .code()
+                .is_some_and(|c| ["28P01", "28000", "3D000", "42501"].contains(&c.code())),
+            PgError::Unavailable(_) => false,
+        }
+    }
+}
+
 /// A store in a PostgreSQL database.
 pub struct PgStore {
     pool: Pool,
@@ -376,20 +392,37 @@ mod tests {
         let b = PgStore::open(&settings).await.unwrap();
         a.enable_outbox();
         crate::store::conformance::paid_for_tests(&a, "pay_1").await;
-        let taken = a.take_outbox(10, 60_000).await.unwrap();
+        let taken = a.take_outbox(10, 60_000, i64::MAX).await.unwrap();
         assert_eq!(taken.len(), 1);
         assert!(
-            b.take_outbox(10, 60_000).await.unwrap().is_empty(),
+            b.take_outbox(10, 60_000, i64::MAX)
+                .await
+                .unwrap()
+                .is_empty(),
             "leased to a"
         );
-        // Released with its state: b takes it, under a new token.
-        let state = crate::domain::records::OutboxRecord::default();
+        // Released with its state, a retry due at 9,000: not taken before, then taken by b
+        // under a new token.
+        let mut state = crate::domain::records::OutboxRecord::default();
+        state.endpoints.insert(
+            "erp".into(),
+            crate::domain::records::DeliveryState {
+                attempts: 1,
+                next_attempt_ms: 9_000,
+                finished: false,
+                last_error: None,
+            },
+        );
         assert!(a.set_outbox(&taken[0], Some(&state)).await.unwrap());
-        let by_b = b.take_outbox(10, 0).await.unwrap();
+        assert!(
+            b.take_outbox(10, 0, 8_999).await.unwrap().is_empty(),
+            "not due"
+        );
+        let by_b = b.take_outbox(10, 0, 9_000).await.unwrap();
         assert_eq!(by_b.len(), 1);
         assert!(by_b[0].lease > taken[0].lease);
         // b's lease of 0 ms has run out: a takes it over, and b's late write is refused.
-        let by_a = a.take_outbox(10, 60_000).await.unwrap();
+        let by_a = a.take_outbox(10, 60_000, i64::MAX).await.unwrap();
         assert_eq!(by_a.len(), 1);
         assert!(!b.set_outbox(&by_b[0], None).await.unwrap(), "fenced");
         assert_eq!(a.outbox_len().await.unwrap(), 1);

@@ -28,10 +28,12 @@ impl Outbox for PgStore {
         Ok(count as usize)
     }
 
+    /// Only the due ones: entries waiting for a retry cost nothing until then.
     async fn take_outbox(
         &self,
         limit: usize,
         lease_ms: i64,
+        now_ms: i64,
     ) -> Result<Vec<OutboxEntry>, StoreError> {
         let client = self.client().await?;
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
@@ -39,13 +41,14 @@ impl Outbox for PgStore {
             .query(
                 &format!(
                     "WITH free AS (
-                         SELECT event_id FROM outbox WHERE leased_until_ms <= {NOW_MS}
+                         SELECT event_id FROM outbox
+                          WHERE leased_until_ms <= {NOW_MS} AND due_ms <= $3
                           ORDER BY seq LIMIT $1 FOR UPDATE SKIP LOCKED)
                      UPDATE outbox SET leased_until_ms = {NOW_MS} + $2, lease = outbox.lease + 1
                        FROM free WHERE outbox.event_id = free.event_id
                      RETURNING outbox.seq, outbox.event, outbox.delivery, outbox.lease"
                 ),
-                &[&limit, &lease_ms],
+                &[&limit, &lease_ms, &now_ms],
             )
             .await?;
         let mut taken = rows
@@ -83,9 +86,9 @@ impl Outbox for PgStore {
             Some(state) => {
                 client
                     .execute(
-                        "UPDATE outbox SET delivery = $3, leased_until_ms = 0
+                        "UPDATE outbox SET delivery = $3, due_ms = $4, leased_until_ms = 0
                           WHERE event_id = $1 AND lease = $2",
-                        &[&entry.event.id, &entry.lease, &Json(state)],
+                        &[&entry.event.id, &entry.lease, &Json(state), &state.due_ms()],
                     )
                     .await?
             }

@@ -52,8 +52,8 @@ CREATE TABLE idempotency_keys (
 CREATE INDEX idempotency_keys_finished ON idempotency_keys (created_at_ms)
     WHERE answer_status IS NOT NULL;
 
--- Every change's events, in the change's transaction, each with the record it announces
--- as written (`event.object`: what webhooks render and the monitor read). `seq` is
+-- Every change's events, in the change's transaction, each naming the version of the
+-- record it announces (`object_version`; the record itself is not copied here). `seq` is
 -- assigned at insert, not at commit, so a reader following the log by `seq` could pass a
 -- number whose transaction commits later and never see it. Readers follow `(xid, seq)`
 -- instead, below the oldest transaction still running (`pg_snapshot_xmin`): every

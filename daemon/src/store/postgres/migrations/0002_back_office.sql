@@ -62,6 +62,8 @@ CREATE TABLE outbox (
     seq bigint NOT NULL,
     event json NOT NULL,
     delivery json NOT NULL,
+    -- When its next attempt is due (the daemons' clock, as the delivery state's times).
+    due_ms bigint NOT NULL DEFAULT 0,
     leased_until_ms bigint NOT NULL DEFAULT 0,
     lease bigint NOT NULL DEFAULT 0
 );
