@@ -192,9 +192,7 @@ async fn serve(config: Config) -> ExitCode {
             *config.store.archive_after_days.get_ref(),
         );
     }
-    if let Some(webhooks) = webhooks {
-        webhooks.spawn();
-    }
+    let webhooks = webhooks.map(crate::webhooks::Dispatcher::spawn);
     let urls = listeners.urls();
     tracing::info!(
         listen = ?urls,
@@ -218,6 +216,9 @@ async fn serve(config: Config) -> ExitCode {
     };
     let settings = config.connection_settings(state.metrics.clone());
     let outcome = server::serve(listeners, router, shutdown, settings).await;
+    if let Some(webhooks) = &webhooks {
+        webhooks.release().await;
+    }
     if let Drain::TimedOut { connections } = outcome {
         tracing::warn!(
             connections,

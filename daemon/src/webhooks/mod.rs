@@ -36,6 +36,10 @@ const RESPONSE_BYTES_MAX: usize = 16 * 1024;
 const IDLE_PASS: Duration = Duration::from_secs(5);
 /// After a wake-up, wait this long so that a burst of events goes out in one pass.
 const GATHER: Duration = Duration::from_millis(10);
+/// How long a pass holds what it takes without renewing it, and how often it renews: what
+/// a stopped daemon held is free again within one lease.
+const OUTBOX_LEASE_MS: i64 = 30_000;
+const OUTBOX_RENEW_EVERY: Duration = Duration::from_secs(10);
 /// Most outbox entries one pass takes (and, with several daemons, holds). The embedded
 /// engine hands out entries that wait for a retry too: the bound is far above any backlog
 /// a pass should meet, so that newer events are not left behind older ones that wait.
@@ -105,6 +109,8 @@ pub type RenderBody = fn(&EventRecord) -> Result<String, String>;
 
 pub struct Dispatcher {
     store: Arc<dyn Storage>,
+    /// The outbox entries the running pass holds (event id, lease token).
+    held: Arc<std::sync::Mutex<Vec<(String, i64)>>>,
     render: RenderBody,
     metrics: Arc<Metrics>,
     endpoints: Vec<Endpoint>,
@@ -161,6 +167,7 @@ impl Dispatcher {
             retry_for_ms: config.retry_for_ms,
             timeout: config.timeout,
             store,
+            held: Default::default(),
             render,
             metrics,
             endpoints,
@@ -169,8 +176,14 @@ impl Dispatcher {
     }
 
     /// Runs the dispatcher forever (the task ends with the runtime).
-    pub fn spawn(self) {
+    /// Runs the dispatcher; the returned handle gives back what it holds at shutdown.
+    pub fn spawn(self) -> Holding {
+        let holding = Holding {
+            store: self.store.clone(),
+            held: self.held.clone(),
+        };
         tokio::spawn(self.run());
+        holding
     }
 
     async fn run(self) {
@@ -212,8 +225,9 @@ impl Dispatcher {
         // the read is made durable (waiting first would let entries written meanwhile out).
         let page = self
             .store
-            .take_outbox(ENTRIES_PER_PASS, self.lease_ms(), now_ms())
+            .take_outbox(ENTRIES_PER_PASS, OUTBOX_LEASE_MS, now_ms())
             .await?;
+        let _renewing = self.keep_leased(&page);
         self.store.durable().await?;
         let now = now_ms();
         let full_page = page.len() == ENTRIES_PER_PASS;
@@ -361,14 +375,29 @@ impl Dispatcher {
                 tracing::warn!(event = %id, "another daemon took this event's deliveries over (this pass outlived its lease); its outcome is theirs to record");
             }
         }
+        // Entries the store did not hand out (not due yet, or past the page) say when.
+        if let Some(due) = self.store.next_outbox_due().await? {
+            next_due = Some(next_due.map_or(due, |d| d.min(due)));
+        }
         Ok(next_due)
     }
 
-    /// How long a pass may hold what it takes: every delivery it may start, one batch of
-    /// concurrent ones after the other, each within the timeout, and a margin.
-    fn lease_ms(&self) -> i64 {
-        let rounds = DELIVERIES_PER_PASS.div_ceil(CONCURRENT_DELIVERIES) as i64;
-        (self.timeout.as_millis() as i64).saturating_mul(rounds + 1) + 60_000
+    /// Renews the leases of `page` every [`OUTBOX_RENEW_EVERY`] until the returned guard
+    /// drops (the pass ends, however it ends).
+    fn keep_leased(&self, page: &[OutboxEntry]) -> AbortOnDrop {
+        let held: Vec<(String, i64)> = page.iter().map(|e| (e.event.id.clone(), e.lease)).collect();
+        if let Ok(mut holding) = self.held.lock() {
+            holding.clone_from(&held);
+        }
+        let store = self.store.clone();
+        AbortOnDrop(tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(OUTBOX_RENEW_EVERY).await;
+                if let Err(e) = store.renew_outbox(&held, OUTBOX_LEASE_MS).await {
+                    tracing::warn!(error = %e, "cannot renew the webhook outbox's leases");
+                }
+            }
+        }))
     }
 
     fn request(&self, endpoint: &Endpoint, event_id: &str, body: &str) -> OutboundRequest {
@@ -399,5 +428,32 @@ impl Dispatcher {
         let mut random = [0u8; 2];
         let _ = getrandom::fill(&mut random);
         base + base * i64::from(u16::from_le_bytes(random)) / i64::from(u16::MAX) / 10
+    }
+}
+
+/// Stops a task when dropped.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// What a running dispatcher holds, to give back when the daemon stops: another daemon (or
+/// this one restarted) takes it at once instead of after the lease.
+pub struct Holding {
+    store: Arc<dyn Storage>,
+    held: Arc<std::sync::Mutex<Vec<(String, i64)>>>,
+}
+
+impl Holding {
+    /// Lets go of the running pass's entries (their deliveries may have been made: they are
+    /// made again, as after a crash; deliveries are at least once).
+    pub async fn release(&self) {
+        let held = self.held.lock().map(|h| h.clone()).unwrap_or_default();
+        if let Err(e) = self.store.renew_outbox(&held, 0).await {
+            tracing::warn!(error = %e, "cannot give back the webhook outbox's leases; they end by themselves");
+        }
     }
 }

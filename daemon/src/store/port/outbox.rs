@@ -41,6 +41,13 @@ pub trait Outbox: Durable {
         lease_ms: i64,
         now_ms: i64,
     ) -> Result<Vec<OutboxEntry>, StoreError>;
+    /// When the earliest entry no dispatcher holds falls due, for an engine that hands out
+    /// only due entries (`None`: nothing waits, or the engine hands out every entry).
+    async fn next_outbox_due(&self) -> Result<Option<i64>, StoreError>;
+    /// Extends the leases of `held` (event id, token) to `lease_ms` from now, those still
+    /// this dispatcher's: a pass keeps what it works on while it works, and what a stopped
+    /// dispatcher held is free again within one lease.
+    async fn renew_outbox(&self, held: &[(String, i64)], lease_ms: i64) -> Result<(), StoreError>;
     /// Records an entry's delivery state and releases it, or removes it when `None` (owed
     /// nowhere any more); `false` when its lease has passed to another dispatcher.
     async fn set_outbox(
@@ -76,6 +83,18 @@ impl Outbox for Store {
                 lease: 0,
             })
             .collect())
+    }
+
+    async fn next_outbox_due(&self) -> Result<Option<i64>, StoreError> {
+        Ok(None)
+    }
+
+    async fn renew_outbox(
+        &self,
+        _held: &[(String, i64)],
+        _lease_ms: i64,
+    ) -> Result<(), StoreError> {
+        Ok(())
     }
 
     async fn set_outbox(

@@ -418,6 +418,7 @@ mod tests {
             b.take_outbox(10, 0, 8_999).await.unwrap().is_empty(),
             "not due"
         );
+        assert_eq!(b.next_outbox_due().await.unwrap(), Some(9_000));
         let by_b = b.take_outbox(10, 0, 9_000).await.unwrap();
         assert_eq!(by_b.len(), 1);
         assert!(by_b[0].lease > taken[0].lease);
@@ -428,6 +429,26 @@ mod tests {
         assert_eq!(a.outbox_len().await.unwrap(), 1);
         assert!(a.set_outbox(&by_a[0], None).await.unwrap());
         assert_eq!(b.outbox_len().await.unwrap(), 0);
+
+        // A renewed lease holds; once it lapses and b takes the entry, a's token renews
+        // nothing.
+        crate::store::conformance::paid_for_tests(&a, "pay_2").await;
+        let held = a.take_outbox(10, 0, i64::MAX).await.unwrap();
+        assert_eq!(held.len(), 1);
+        let token = [(held[0].event.id.clone(), held[0].lease)];
+        a.renew_outbox(&token, 60_000).await.unwrap();
+        assert!(
+            b.take_outbox(10, 60_000, i64::MAX)
+                .await
+                .unwrap()
+                .is_empty(),
+            "renewed"
+        );
+        a.renew_outbox(&token, 0).await.unwrap();
+        let by_b = b.take_outbox(10, 60_000, i64::MAX).await.unwrap();
+        assert_eq!(by_b.len(), 1);
+        a.renew_outbox(&token, 60_000).await.unwrap();
+        assert!(b.set_outbox(&by_b[0], None).await.unwrap(), "still b's");
     }
 
     /// A statement that runs past the statement timeout is cancelled by the server, and that

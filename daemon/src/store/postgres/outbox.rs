@@ -68,6 +68,37 @@ impl Outbox for PgStore {
         Ok(taken.into_iter().map(|(_, entry)| entry).collect())
     }
 
+    async fn next_outbox_due(&self) -> Result<Option<i64>, StoreError> {
+        let client = self.client().await?;
+        Ok(client
+            .query_one(
+                &format!("SELECT min(due_ms) FROM outbox WHERE leased_until_ms <= {NOW_MS}"),
+                &[],
+            )
+            .await?
+            .get(0))
+    }
+
+    async fn renew_outbox(&self, held: &[(String, i64)], lease_ms: i64) -> Result<(), StoreError> {
+        if held.is_empty() {
+            return Ok(());
+        }
+        let (ids, leases): (Vec<&str>, Vec<i64>) =
+            held.iter().map(|(id, lease)| (id.as_str(), *lease)).unzip();
+        let client = self.client().await?;
+        client
+            .execute(
+                &format!(
+                    "UPDATE outbox SET leased_until_ms = {NOW_MS} + $3
+                       FROM unnest($1::text[], $2::bigint[]) AS held (event_id, lease)
+                      WHERE outbox.event_id = held.event_id AND outbox.lease = held.lease"
+                ),
+                &[&ids, &leases, &lease_ms],
+            )
+            .await?;
+        Ok(())
+    }
+
     async fn set_outbox(
         &self,
         entry: &OutboxEntry,

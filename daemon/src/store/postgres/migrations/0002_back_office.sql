@@ -68,6 +68,7 @@ CREATE TABLE outbox (
     lease bigint NOT NULL DEFAULT 0
 );
 CREATE INDEX outbox_by_seq ON outbox (seq);
+CREATE INDEX outbox_by_due ON outbox (due_ms);
 
 -- The SHA-256 of each compiled plugin a daemon cached (its file name -> digest): a cached
 -- artifact is loaded only if it is what a daemon compiled.
