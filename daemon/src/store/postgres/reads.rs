@@ -1,10 +1,10 @@
 //! What the API and the console read, on PostgreSQL: every payment stays in its table (this
 //! engine has no archive), so every record found is a hot one.
 
-use super::{PgStore, decoded, each, one};
+use super::{PgStore, decoded, one};
 use crate::domain::records::{EventRecord, PaymentRecord, RefundRecord};
 use crate::store::StoreError;
-use crate::store::port::{EventFilter, Found, PaymentFilter, Reads};
+use crate::store::port::{EventFilter, Found, PaymentFilter, PaymentStore, Reads};
 
 /// Payments read per round trip while a page is filled.
 const PAGE_BATCH: i64 = 200;
@@ -12,34 +12,18 @@ const PAGE_BATCH: i64 = 200;
 #[async_trait::async_trait]
 impl Reads for PgStore {
     async fn find_payment(&self, id: &str) -> Result<Option<Found<PaymentRecord>>, StoreError> {
-        let client = self.client().await?;
-        let found: Option<PaymentRecord> = one(client
-            .query_opt("SELECT record FROM payments WHERE id = $1", &[&id])
-            .await?)?;
-        Ok(found.map(Found::hot))
+        Ok(PaymentStore::payment(self, id).await?.map(Found::hot))
     }
 
     async fn find_refund(&self, id: &str) -> Result<Option<Found<RefundRecord>>, StoreError> {
-        let client = self.client().await?;
-        let found: Option<RefundRecord> = one(client
-            .query_opt("SELECT record FROM refunds WHERE id = $1", &[&id])
-            .await?)?;
-        Ok(found.map(Found::hot))
+        Ok(PaymentStore::refund(self, id).await?.map(Found::hot))
     }
 
     async fn find_refunds_of(
         &self,
         payment_id: &str,
     ) -> Result<Vec<Found<RefundRecord>>, StoreError> {
-        let client = self.client().await?;
-        let refunds: Vec<RefundRecord> = each(
-            client
-                .query(
-                    "SELECT record FROM refunds WHERE payment_id = $1 ORDER BY id",
-                    &[&payment_id],
-                )
-                .await?,
-        )?;
+        let refunds = PaymentStore::refunds_of(self, payment_id).await?;
         Ok(refunds.into_iter().map(Found::hot).collect())
     }
 
