@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use paygate_daemon::store::postgres::{PgSettings, PgStore};
-use paygate_daemon::store::{Begin, PaymentStore};
+use paygate_daemon::store::{Begin, Fence, PaymentStore};
 
 use crate::store_port::PaymentParts;
 
@@ -27,6 +27,8 @@ async fn run(url: &str, clients: usize, seconds: f64) {
         url: url.to_owned(),
         pool_size: clients,
         statement_timeout: Duration::from_secs(10),
+        lease_ms: paygate_daemon::store::port::LEASE_MS_DEFAULT,
+        node: None,
     };
     let store = Arc::new(PgStore::open(&settings).await.expect("open the database"));
     let next = Arc::new(AtomicU64::new(0));
@@ -74,7 +76,7 @@ async fn pay(store: &PgStore, n: u64) {
         other => panic!("payment {n}: {other:?}"),
     }
     store
-        .update_payment(&parts.record.id, &|p| parts.succeed(p, n))
+        .update_payment(&parts.record.id, Fence::Unleased, &|p| parts.succeed(p, n))
         .await
         .expect("update")
         .expect("the payment exists");

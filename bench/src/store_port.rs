@@ -114,6 +114,7 @@ impl PaymentParts {
             api_key_id: "key_demo_pos".to_owned(),
             key: format!("till-{}-{}", n % 4096, n / 4096),
             fingerprint: format!("{:064x}", u128::from(n as u32) * 0x9e37_79b9_7f4a_7c15),
+            lease: Default::default(),
         };
         let record = PaymentRecord {
             id: id.clone(),

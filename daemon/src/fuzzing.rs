@@ -223,6 +223,7 @@ pub fn store_recovery(data: &[u8]) {
             api_key_id: "key_a".into(),
             key: key.into(),
             fingerprint: "fp".into(),
+            lease: Default::default(),
         };
         let event = |kind: &str, id: &str| {
             serde_json::from_value(serde_json::json!({"id": format!("evt_{kind}"),
@@ -297,6 +298,7 @@ pub fn archive_files(data: &[u8]) {
                 api_key_id: "key_a".into(),
                 key: id.clone(),
                 fingerprint: "fp".into(),
+                lease: Default::default(),
             };
             let payment = serde_json::from_value(serde_json::json!({
                 "id": id, "merchant_id": "m_a", "provider": "mock", "method": "barcode",

@@ -4,8 +4,10 @@
 //! routes claim it here ([`claim`]) for work that is resumable by id, then [`finish`] it.
 
 use std::collections::HashSet;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
+use crate::leases::{Renewing, renewing};
 use crate::store::{Begin, Claim, PaymentStore, StoreError};
 
 /// A response to send: freshly made, or replayed for a repeated idempotency key.
@@ -80,6 +82,68 @@ impl Drop for InFlightGuard<'_> {
     }
 }
 
+/// Holds a claim's lease (stores shared by several daemons) while its request works: renews
+/// it, and gives it back if the request ends without finishing the key, so that a retry on
+/// another daemon resumes at once rather than when the lease expires. Nothing on sled.
+pub struct LeaseKeeper {
+    _renewing: Option<Renewing>,
+    store: Arc<dyn PaymentStore>,
+    claim: Claim,
+}
+
+/// Keeps `claim`'s lease from now until the keeper drops.
+pub fn keep_lease(store: &Arc<dyn PaymentStore>, claim: &Claim) -> LeaseKeeper {
+    let renewing = claim.lease.is_held().then(|| {
+        let (store, claim) = (store.clone(), claim.clone());
+        let lease_ms = store.lease_ms();
+        let every = Duration::from_millis(lease_ms.max(3) as u64 / 3);
+        renewing(every, move || {
+            let (store, claim) = (store.clone(), claim.clone());
+            async move {
+                match store.renew_claim(&claim, lease_ms).await {
+                    Ok(renewed) => renewed, // false: finished, or taken over
+                    Err(e) => {
+                        tracing::warn!(error = %e, "cannot renew an idempotency key's lease");
+                        true
+                    }
+                }
+            }
+        })
+    });
+    LeaseKeeper {
+        _renewing: renewing,
+        store: store.clone(),
+        claim: claim.clone(),
+    }
+}
+
+impl Drop for LeaseKeeper {
+    fn drop(&mut self) {
+        if self.claim.lease.is_held()
+            && let Ok(runtime) = tokio::runtime::Handle::try_current()
+        {
+            let (store, claim) = (self.store.clone(), self.claim.clone());
+            runtime.spawn(async move {
+                if let Err(e) = store.release_claim(&claim).await {
+                    tracing::warn!(error = %e, "cannot give an idempotency key's lease back");
+                }
+            });
+        }
+    }
+}
+
+/// What a request whose lease another daemon took over (this one was paused past it) answers:
+/// what the key says now, the other request's answer or 409 while it works, never its own.
+pub async fn after_lease_lost(
+    store: &dyn PaymentStore,
+    claim: &Claim,
+) -> Result<Answer, ClaimError> {
+    match store.known_claim(claim).await? {
+        Some(Begin::Replay { status, body }) => Ok(Answer::replayed(status, body)),
+        _ => Err(Conflict::InProgress.into()),
+    }
+}
+
 /// What claiming a key for work on an object found.
 pub enum Claimed<'a> {
     /// Work on `object_id` (new, or the one a crashed attempt claimed); the key is this
@@ -87,6 +151,7 @@ pub enum Claimed<'a> {
     Run {
         object_id: String,
         guard: InFlightGuard<'a>,
+        lease: LeaseKeeper,
     },
     /// The key finished before: send this again.
     Replay(Answer),
@@ -103,7 +168,7 @@ pub enum ClaimError {
 /// Claims `claim` for work on `fresh_id`, or on the object an earlier attempt with the key
 /// claimed, or finds its finished response.
 pub async fn claim<'a>(
-    store: &dyn PaymentStore,
+    store: &Arc<dyn PaymentStore>,
     in_flight: &'a InFlight,
     claim: &Claim,
     fresh_id: String,
@@ -117,9 +182,15 @@ pub async fn claim<'a>(
             return Ok(Claimed::Replay(Answer::replayed(status, body)));
         }
         Begin::KeyReused => return Err(Conflict::KeyReused.into()),
+        Begin::InProgress => return Err(Conflict::InProgress.into()),
         other => return Err(StoreError::Corrupt(format!("claim: {other:?}")).into()),
     };
-    Ok(Claimed::Run { object_id, guard })
+    let lease = keep_lease(store, claim);
+    Ok(Claimed::Run {
+        object_id,
+        guard,
+        lease,
+    })
 }
 
 /// Finishes `claim` with the response its work made, durably, and returns it.
@@ -129,8 +200,11 @@ pub async fn finish(
     status: u16,
     body: String,
     now_ms: i64,
-) -> Result<Answer, StoreError> {
-    store.finish_claim(claim, status, &body, now_ms).await?;
+) -> Result<Answer, ClaimError> {
+    match store.finish_claim(claim, status, &body, now_ms).await {
+        Err(StoreError::LeaseLost) => return after_lease_lost(store, claim).await,
+        other => other?,
+    }
     store.durable().await?;
     Ok(Answer {
         status,

@@ -26,11 +26,13 @@ use std::time::Duration;
 use crate::domain::method::Method;
 use crate::domain::records::PaymentRecord;
 use crate::domain::state::PaymentStatus;
+use crate::leases::{Renewing, renewing};
 use crate::merchants::onboarding::{self, Onboarding};
 use crate::payments::service::{
-    Payments, end_locally, observe_refund_status, observe_status, payment_ref, refund_ref,
-    report_refused, status_of,
+    PaymentError, Payments, end_locally, observe_refund_status, observe_status, payment_ref,
+    refund_ref, report_refused, status_of,
 };
+use crate::store::{Fence, Leased, Pending};
 
 /// `[payments]` as the janitor reads it.
 #[derive(Debug, Clone)]
@@ -86,103 +88,213 @@ pub async fn expire_keys(
     Ok(removed)
 }
 
-/// One pass over the pending payments. Returns how many changed payments.
+/// How many records the janitor leases at a time (for the store's lease, renewed every third
+/// of it while it works on them).
+const PAGE: usize = 100;
+
+/// What a sweep saw, for the metrics: the oldest payment still pending, and those past their
+/// schedule that it could not end.
+#[derive(Default)]
+struct Tally {
+    oldest_pending_ms: Option<i64>,
+    overdue: usize,
+}
+
+impl Tally {
+    fn still_pending(&mut self, created_at_ms: i64) {
+        self.oldest_pending_ms = Some(
+            self.oldest_pending_ms
+                .map_or(created_at_ms, |o| o.min(created_at_ms)),
+        );
+    }
+}
+
+/// One pass over the pending payments and refunds. Returns how many it changed.
+///
+/// Where several daemons share the store, each pass leases its records a page at a time
+/// (records another daemon holds are left to it), keeps the lease while it works, presents it
+/// with each change it makes (`Fence::Janitor`) and gives the page back when done; so a
+/// record is worked by one janitor at a time, and a dead daemon's records are taken up once
+/// their lease has run out.
 pub async fn sweep(
     payments: &Payments,
     settings: &JanitorSettings,
 ) -> Result<usize, crate::store::StoreError> {
-    let interval_ms = settings.interval.as_millis() as i64;
-    let barcode_timeout_ms = settings.barcode_timeout_ms;
-    let mut changed = 0;
-    // For the metrics: the oldest payment still pending, and those past their schedule
-    // that this sweep could not end.
-    let mut oldest_pending_ms: Option<i64> = None;
-    let mut overdue = 0;
-    for id in payments.store.pending_payment_ids().await? {
-        let Some(payment) = payments.store.payment(&id).await? else {
-            continue;
-        };
-        let now = payments.clock.now_ms();
-        if payment.status.is_terminal() {
-            continue;
-        }
-        let mut still_pending = |created_at_ms: i64| {
-            oldest_pending_ms =
-                Some(oldest_pending_ms.map_or(created_at_ms, |o| o.min(created_at_ms)));
-        };
-        // Leave young payments to the request that is creating them.
-        if now - payment.created_at_ms < interval_ms {
-            still_pending(payment.created_at_ms);
-            continue;
-        }
-        let expired = payment.expires_at_ms.is_some_and(|at| now >= at);
-        if payment.provider.is_empty() {
-            // A link payment nobody chose a wallet for: no provider knows of it.
-            if expired
-                && end_locally(payments, &payment.id, PaymentStatus::Expired)
-                    .await
-                    .is_ok_and(|p| p.status == PaymentStatus::Expired)
-            {
-                changed += 1;
-            } else {
-                still_pending(payment.created_at_ms);
-            }
-            continue;
-        }
-        // A wallet-token payment is never created by the janitor (only its request has the
-        // token): one still unanswered after the barcode timeout is voided, or found charged.
-        let timed_out = matches!(payment.method, Method::Barcode | Method::WalletToken)
-            && now - payment.created_at_ms >= barcode_timeout_ms;
-        if resolve(payments, &payment, expired || timed_out).await? {
-            changed += 1;
-        } else {
-            still_pending(payment.created_at_ms);
-            if expired || timed_out {
-                overdue += 1;
-            }
-        }
-    }
-    payments
-        .metrics
-        .janitor_swept(payments.clock.now_ms(), oldest_pending_ms, overdue);
-    for id in payments.store.pending_refund_ids().await? {
-        let Some(refund) = payments.store.refund(&id).await? else {
-            continue;
-        };
-        if refund.status.is_terminal()
-            || payments.clock.now_ms() - refund.created_at_ms < interval_ms
-        {
-            continue;
-        }
-        let Some(payment) = payments.store.payment(&refund.payment_id).await? else {
-            continue;
-        };
-        let Ok(reference) = refund_ref(payments, &refund, &payment) else {
-            continue;
-        };
-        // Unavailable, unknown or a fault: nothing is known; ask again next sweep.
-        if let Ok(Ok(result)) = payments.plugins.query_refund(reference).await {
-            let observed = observe_refund_status(payments, &refund.id, None, &result).await?;
-            report_refused(
-                payments,
-                &refund.provider,
-                &refund.merchant_id,
-                "refund",
-                &refund.id,
-                &observed,
-            );
-            if observed.moved() {
-                changed += 1;
-            }
-        }
-    }
+    let mut tally = Tally::default();
+    let mut changed = sweep_list(payments, settings, Pending::Payments, &mut tally).await?;
+    payments.metrics.janitor_swept(
+        payments.clock.now_ms(),
+        tally.oldest_pending_ms,
+        tally.overdue,
+    );
+    changed += sweep_list(payments, settings, Pending::Refunds, &mut tally).await?;
     payments.store.durable().await?;
     Ok(changed)
+}
+
+/// Works through `list` a leased page at a time. Returns how many records it changed.
+async fn sweep_list(
+    payments: &Payments,
+    settings: &JanitorSettings,
+    list: Pending,
+    tally: &mut Tally,
+) -> Result<usize, crate::store::StoreError> {
+    let mut changed = 0;
+    let mut after: Option<String> = None;
+    loop {
+        let page = payments
+            .store
+            .take_pending(list, after.as_deref(), PAGE, payments.store.lease_ms())
+            .await?;
+        let Some(last) = page.last() else {
+            return Ok(changed);
+        };
+        after = Some(last.id.clone());
+        let mut failed = None;
+        {
+            let _renewing = keep_leased(payments, list, &page);
+            for leased in &page {
+                let worked = match list {
+                    Pending::Payments => sweep_payment(payments, settings, leased, tally).await,
+                    Pending::Refunds => sweep_refund(payments, settings, leased).await,
+                };
+                match worked {
+                    Ok(moved) => changed += usize::from(moved),
+                    // Another daemon took it over (this one was paused past the lease).
+                    Err(crate::store::StoreError::LeaseLost) => {}
+                    Err(e) => {
+                        failed = Some(e);
+                        break;
+                    }
+                }
+            }
+        }
+        payments.store.release_pending(list, &page).await?;
+        if let Some(e) = failed {
+            return Err(e);
+        }
+        if page.len() < PAGE {
+            return Ok(changed);
+        }
+    }
+}
+
+/// Renews the lease on `page` while the returned guard lives.
+fn keep_leased(payments: &Payments, list: Pending, page: &[Leased]) -> Renewing {
+    let (store, page) = (payments.store.clone(), page.to_vec());
+    let lease_ms = payments.store.lease_ms();
+    renewing(
+        Duration::from_millis(lease_ms.max(3) as u64 / 3),
+        move || {
+            let (store, page) = (store.clone(), page.clone());
+            async move {
+                if let Err(e) = store.renew_pending(list, &page, lease_ms).await {
+                    tracing::warn!(error = %e, "cannot renew the janitor's leases");
+                }
+                true
+            }
+        },
+    )
+}
+
+/// Works on one leased pending payment. Returns whether it changed.
+async fn sweep_payment(
+    payments: &Payments,
+    settings: &JanitorSettings,
+    leased: &Leased,
+    tally: &mut Tally,
+) -> Result<bool, crate::store::StoreError> {
+    let interval_ms = settings.interval.as_millis() as i64;
+    let fence = Fence::Janitor(leased.token);
+    let Some(payment) = payments.store.payment(&leased.id).await? else {
+        return Ok(false);
+    };
+    let now = payments.clock.now_ms();
+    if payment.status.is_terminal() {
+        return Ok(false);
+    }
+    // Leave young payments to the request that is creating them.
+    if now - payment.created_at_ms < interval_ms {
+        tally.still_pending(payment.created_at_ms);
+        return Ok(false);
+    }
+    let expired = payment.expires_at_ms.is_some_and(|at| now >= at);
+    if payment.provider.is_empty() {
+        // A link payment nobody chose a wallet for: no provider knows of it.
+        let ended = if expired {
+            match end_locally(payments, fence, &payment.id, PaymentStatus::Expired).await {
+                Ok(p) => p.status == PaymentStatus::Expired,
+                Err(PaymentError::Store(e @ crate::store::StoreError::LeaseLost)) => return Err(e),
+                Err(_) => false,
+            }
+        } else {
+            false
+        };
+        if !ended {
+            tally.still_pending(payment.created_at_ms);
+        }
+        return Ok(ended);
+    }
+    // A wallet-token payment is never created by the janitor (only its request has the
+    // token): one still unanswered after the barcode timeout is voided, or found charged.
+    let timed_out = matches!(payment.method, Method::Barcode | Method::WalletToken)
+        && now - payment.created_at_ms >= settings.barcode_timeout_ms;
+    if resolve(payments, fence, &payment, expired || timed_out).await? {
+        return Ok(true);
+    }
+    tally.still_pending(payment.created_at_ms);
+    if expired || timed_out {
+        tally.overdue += 1;
+    }
+    Ok(false)
+}
+
+/// Works on one leased pending refund. Returns whether it changed.
+async fn sweep_refund(
+    payments: &Payments,
+    settings: &JanitorSettings,
+    leased: &Leased,
+) -> Result<bool, crate::store::StoreError> {
+    let interval_ms = settings.interval.as_millis() as i64;
+    let Some(refund) = payments.store.refund(&leased.id).await? else {
+        return Ok(false);
+    };
+    if refund.status.is_terminal() || payments.clock.now_ms() - refund.created_at_ms < interval_ms {
+        return Ok(false);
+    }
+    let Some(payment) = payments.store.payment(&refund.payment_id).await? else {
+        return Ok(false);
+    };
+    let Ok(reference) = refund_ref(payments, &refund, &payment) else {
+        return Ok(false);
+    };
+    // Unavailable, unknown or a fault: nothing is known; ask again next sweep.
+    let Ok(Ok(result)) = payments.plugins.query_refund(reference).await else {
+        return Ok(false);
+    };
+    let observed = observe_refund_status(
+        payments,
+        Fence::Janitor(leased.token),
+        &refund.id,
+        None,
+        &result,
+    )
+    .await?;
+    report_refused(
+        payments,
+        &refund.provider,
+        &refund.merchant_id,
+        "refund",
+        &refund.id,
+        &observed,
+    );
+    Ok(observed.moved())
 }
 
 /// Queries (or, when `give_up`, cancels) one payment at its provider and applies the answer.
 async fn resolve(
     payments: &Payments,
+    fence: Fence<'_>,
     payment: &PaymentRecord,
     give_up: bool,
 ) -> Result<bool, crate::store::StoreError> {
@@ -209,7 +321,8 @@ async fn resolve(
     if to == PaymentStatus::Pending {
         return Ok(false);
     }
-    let observed = observe_status(payments, &payment.id, None, to, &result, "janitor").await?;
+    let observed =
+        observe_status(payments, fence, &payment.id, None, to, &result, "janitor").await?;
     report_refused(
         payments,
         &payment.provider,

@@ -16,6 +16,7 @@ pub mod events;
 pub mod fuzzing;
 pub mod idempotency;
 pub mod janitor;
+pub mod leases;
 pub mod logging;
 pub mod merchants;
 pub mod metrics;

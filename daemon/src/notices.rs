@@ -11,7 +11,7 @@ use crate::payments::service::{
 };
 use crate::plugins::CallError;
 use crate::plugins::types as wit;
-use crate::store::StoreError;
+use crate::store::{Fence, StoreError};
 
 /// What a provider notice did, for the reply and for tests.
 #[derive(Debug, Default, PartialEq, Eq)]
@@ -95,6 +95,7 @@ pub async fn handle_notice(
                 let to = status_of(u.outcome.status);
                 let observed = observe_status(
                     payments,
+                    Fence::Unleased,
                     &u.payment_id,
                     sender,
                     to,
@@ -106,9 +107,15 @@ pub async fn handle_notice(
                 ("payment", u.payment_id.as_str(), observed)
             }
             wit::Update::Refund(u) => {
-                let observed = observe_refund_status(payments, &u.refund_id, sender, &u.outcome)
-                    .await
-                    .map_err(NoticeError::Store)?;
+                let observed = observe_refund_status(
+                    payments,
+                    Fence::Unleased,
+                    &u.refund_id,
+                    sender,
+                    &u.outcome,
+                )
+                .await
+                .map_err(NoticeError::Store)?;
                 ("refund", u.refund_id.as_str(), observed)
             }
             wit::Update::Onboarding(u) => {

@@ -355,6 +355,7 @@ impl Harness {
             api_key_id: self.caller.id.clone(),
             key: key.into(),
             fingerprint: format!("fp-{key}"),
+            lease: Default::default(),
         }
     }
 

@@ -18,6 +18,7 @@ mod gauntlet;
 mod lifecycle;
 mod metrics;
 mod monitor;
+mod multi_node;
 mod onboarding;
 mod ops;
 mod payments;

@@ -127,6 +127,8 @@ pub struct Daemon {
     pub base_url: String,
     pub dir: tempfile::TempDir,
     pub client: reqwest::Client,
+    /// Temp dirs that live as long as the daemon (a data dir outside `dir`).
+    shared_dirs: Vec<tempfile::TempDir>,
 }
 
 pub struct Options {
@@ -180,6 +182,7 @@ impl Daemon {
                 base_url,
                 dir,
                 client: reqwest::Client::new(),
+                shared_dirs: Vec::new(),
             },
             Err(message) => panic!("daemon did not start: {message}"),
         }
@@ -352,6 +355,26 @@ pub fn sled_only(what: &str) -> bool {
     true
 }
 
+/// A daemon on `config_text` with a data dir of its own and `other`'s database: several
+/// daemons on one database (PostgreSQL runs only). Its temp dir lives as long as it does.
+pub fn sharing_database_with(other: &Daemon, config_text: String) -> Daemon {
+    assert!(on_postgres(), "only daemons on PostgreSQL share a database");
+    let marker =
+        |data_dir: &Path| PathBuf::from(format!("{}.e2e-postgres-url", data_dir.display()));
+    let url = std::fs::read_to_string(marker(&other.data_dir())).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let data_dir = dir.path().join("data");
+    std::fs::write(marker(&data_dir), url).unwrap();
+    let mut daemon = Daemon::start_with(Options {
+        config_text,
+        data_dir: Some(data_dir),
+        ..Options::default()
+    });
+    // The data dir's temp dir goes with the daemon.
+    daemon.shared_dirs.push(dir);
+    daemon
+}
+
 /// The database that stands for `data_dir` on PostgreSQL: made on first use (a fresh one on
 /// the tests' server) and named in a file beside the data dir, so that a daemon restarted on
 /// the same data dir finds the same data, as on sled.
@@ -397,7 +420,12 @@ pub fn for_engine(config_text: &str, data_dir: &Path) -> String {
         return config_text.to_owned();
     };
     store.insert("engine".into(), "postgres".into());
-    let mut postgres = toml::Table::new();
+    // The test's own settings of the engine (a lease, say) stay.
+    let mut postgres = store
+        .get("postgres")
+        .and_then(toml::Value::as_table)
+        .cloned()
+        .unwrap_or_default();
     postgres.insert(
         "url".into(),
         format!("inline:{}", database_for(data_dir)).into(),

@@ -46,6 +46,7 @@ impl<T> Idempotent<T> {
             api_key_id: api_key_id.to_owned(),
             key: self.key.clone(),
             fingerprint: self.fingerprint.clone(),
+            lease: Default::default(),
         }
     }
 }

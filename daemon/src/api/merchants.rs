@@ -27,6 +27,7 @@ use crate::merchants::documents::Document;
 use crate::merchants::onboarding::{self, AccountInput, Actor, MerchantInput, OnboardingError};
 use crate::merchants::{Merchant, MerchantSource};
 use crate::server::ClientAddr;
+use crate::store::PaymentStore;
 
 /// The legal person of a merchant, as shown.
 #[derive(Debug, Serialize, ToSchema)]
@@ -488,9 +489,11 @@ where
         api_key_id: caller.0.id.clone(),
         key: key.to_owned(),
         fingerprint: fingerprint.to_owned(),
+        lease: Default::default(),
     };
+    let store: Arc<dyn PaymentStore> = state.store.clone();
     let claimed = idempotency::claim(
-        state.store.as_ref(),
+        &store,
         &state.payments.in_flight,
         &claim,
         fresh_id,
@@ -498,7 +501,11 @@ where
     )
     .await;
     let (id, _guard) = match claimed {
-        Ok(Claimed::Run { object_id, guard }) => (object_id, guard),
+        Ok(Claimed::Run {
+            object_id,
+            guard,
+            lease,
+        }) => (object_id, (guard, lease)),
         Ok(Claimed::Replay(answer)) => {
             state.metrics.count_idempotency_replay();
             return Ok(answer);
@@ -514,14 +521,14 @@ where
         Err(error) if error.status().is_client_error() => (error.status().as_u16(), error.body()),
         Err(error) => return Err(error),
     };
-    Ok(idempotency::finish(
-        state.store.as_ref(),
-        &claim,
-        status,
-        body,
-        state.clock.now_ms(),
-    )
-    .await?)
+    match idempotency::finish(store.as_ref(), &claim, status, body, state.clock.now_ms()).await {
+        Ok(answer) => Ok(answer),
+        Err(ClaimError::Conflict(conflict)) => {
+            super::payments::observe_conflict(state, caller, conflict);
+            Err(ApiError::from(conflict))
+        }
+        Err(ClaimError::Store(e)) => Err(e.into()),
+    }
 }
 
 /// A new merchant id: onboarded and config merchants share one id space, so never one a

@@ -428,6 +428,12 @@ pub struct PostgresConfig {
     /// hanging. 100 to 600000.
     #[serde(default = "default_pg_statement_timeout_ms")]
     pub statement_timeout_ms: Spanned<u64>,
+    /// How long a daemon's hold on a request's idempotency key or on the janitor's work lasts
+    /// unless renewed (milliseconds; renewed every third of it while the work runs): the work
+    /// of a daemon that stopped answering is taken up by another once it has run out. 1000
+    /// to 600000.
+    #[serde(default = "default_pg_lease_ms")]
+    pub lease_ms: Spanned<u64>,
 }
 
 fn default_engine() -> Spanned<EngineKind> {
@@ -440,6 +446,10 @@ fn default_pg_pool_size() -> Spanned<u32> {
 
 fn default_pg_statement_timeout_ms() -> Spanned<u64> {
     Spanned::new(0..0, 5_000)
+}
+
+fn default_pg_lease_ms() -> Spanned<u64> {
+    Spanned::new(0..0, crate::store::port::LEASE_MS_DEFAULT as u64)
 }
 
 fn default_archive_after_days() -> Spanned<u32> {
@@ -1265,7 +1275,8 @@ impl StoreConfig {
                     "store.postgres.statement_timeout_ms",
                     100,
                     600_000,
-                )
+                )?;
+                at.within(&pg.lease_ms, "store.postgres.lease_ms", 1_000, 600_000)
             }
             (EngineKind::Sled, None) => Ok(()),
         }
@@ -1551,6 +1562,9 @@ impl Config {
             url: url.trim().to_owned(),
             pool_size: *pg.pool_size.get_ref() as usize,
             statement_timeout: std::time::Duration::from_millis(*pg.statement_timeout_ms.get_ref()),
+            lease_ms: *pg.lease_ms.get_ref() as i64,
+            // Named by `serve` after its data dir, which it locks.
+            node: None,
         }))
     }
 

@@ -15,7 +15,7 @@ pub use crate::domain::method::Method;
 use crate::domain::money::Money;
 use crate::domain::records::{EventRecord, Failure, PaymentRecord, ProviderStep, RefundRecord};
 use crate::domain::state::{Observed, PaymentStatus, RefundStatus, Transition};
-use crate::idempotency::Conflict;
+use crate::idempotency::{self, ClaimError, Conflict};
 pub use crate::idempotency::{Answer, InFlight};
 use crate::merchants::{Merchant, MerchantDirectory, MerchantSource};
 use crate::metrics::Metrics;
@@ -23,7 +23,7 @@ use crate::monitor::Monitor;
 use crate::plugins::Providers;
 use crate::plugins::types as wit;
 use crate::plugins::{CallError, PluginFault};
-use crate::store::{Begin, Claim, PaymentStore, StoreError};
+use crate::store::{Begin, Claim, Fence, PaymentStore, StoreError};
 
 /// The payments use cases and what they work with: nothing else of the daemon.
 pub struct Payments {
@@ -463,6 +463,7 @@ fn reported(result: Result<Result<wit::PaymentResult, wit::ProviderError>, CallE
 /// a retry with the same key resumes, and the janitor keeps asking).
 async fn record_report(
     svc: &Payments,
+    fence: Fence<'_>,
     payment_id: &str,
     report: Reported,
 ) -> Result<PaymentRecord, PaymentError> {
@@ -531,7 +532,7 @@ async fn record_report(
     };
     if let Some(error) = resumable_error {
         svc.store
-            .update_payment(payment_id, &|p| {
+            .update_payment(payment_id, fence, &|p| {
                 p.provider_step = step;
                 p.updated_at_ms = svc.clock.now_ms();
                 Some(Vec::new())
@@ -544,7 +545,7 @@ async fn record_report(
     let mismatch = Decided::new(None);
     let updated = svc
         .store
-        .update_payment(payment_id, &|p| {
+        .update_payment(payment_id, fence, &|p| {
             let mut events = Vec::new();
             p.updated_at_ms = svc.clock.now_ms();
             mismatch.set(result.as_ref().and_then(|r| {
@@ -738,10 +739,12 @@ pub async fn create_payment(
             return Err(PaymentError::WalletTokenUsed { payment_id });
         }
         Begin::Resume { object_id } => (object_id, None),
+        Begin::InProgress => return Err(PaymentError::Idempotency(Conflict::InProgress)),
         other => {
             return Err(StoreError::Corrupt(format!("unexpected claim outcome {other:?}")).into());
         }
     };
+    let _lease = idempotency::keep_lease(&svc.store, &claim);
     // The recovery point: nothing reaches the provider before this is on disk.
     svc.store.durable().await?;
     let resumed = written.is_none();
@@ -764,7 +767,7 @@ pub async fn create_payment(
                     finish_answer(svc, &claim, &archived, render).await
                 };
                 svc.store.durable().await?;
-                return answer;
+                return settle_lease_lost(svc, &claim, answer).await;
             }
         },
     };
@@ -778,7 +781,28 @@ pub async fn create_payment(
     };
     let answer = drive_payment(svc, payment, wallet_token, &claim, render).await;
     svc.store.durable().await?;
-    answer
+    settle_lease_lost(svc, &claim, answer).await
+}
+
+/// A request whose lease on its key another daemon took over (this one was paused past it)
+/// answers what the key says now, never what it made itself: the other request's answer, or
+/// 409 while that one works.
+async fn settle_lease_lost(
+    svc: &Payments,
+    claim: &Claim,
+    answer: Result<Answer, PaymentError>,
+) -> Result<Answer, PaymentError> {
+    match answer {
+        Err(PaymentError::Store(StoreError::LeaseLost)) => {
+            tracing::warn!(key = %claim.key, "another daemon took this request's key over");
+            match idempotency::after_lease_lost(svc.store.as_ref(), claim).await {
+                Ok(answer) => Ok(answer),
+                Err(ClaimError::Conflict(conflict)) => Err(conflict.into()),
+                Err(ClaimError::Store(e)) => Err(e.into()),
+            }
+        }
+        other => other,
+    }
 }
 
 /// Has the plugin verify a wallet token and tell its id and approved amount, and checks the
@@ -859,7 +883,7 @@ async fn drive_payment(
     let payment = if payment.method == Method::Link {
         payment
     } else {
-        advance_payment(svc, &payment, wallet_token).await?
+        advance_payment(svc, Fence::Claim(claim), &payment, wallet_token).await?
     };
     let _turn = svc.store.write_turn().await;
     let answer = finish_answer(svc, claim, &payment, render).await?;
@@ -881,6 +905,7 @@ async fn drive_payment(
 /// janitor never creates one (it queries, and cancels it after the barcode timeout).
 pub(crate) async fn advance_payment(
     svc: &Payments,
+    fence: Fence<'_>,
     payment: &PaymentRecord,
     wallet_token: Option<&str>,
 ) -> Result<PaymentRecord, PaymentError> {
@@ -915,7 +940,7 @@ pub(crate) async fn advance_payment(
         }
     };
     let _turn = svc.store.write_turn().await;
-    record_report(svc, &payment.id, report).await
+    record_report(svc, fence, &payment.id, report).await
 }
 
 /// What a request on an archived payment gets from its idempotency key: such a payment
@@ -1025,47 +1050,59 @@ pub async fn cancel_payment(
             return Ok(Answer::replayed(status, body));
         }
         Begin::KeyReused => return Err(PaymentError::Idempotency(Conflict::KeyReused)),
+        Begin::InProgress => return Err(PaymentError::Idempotency(Conflict::InProgress)),
         other => {
             return Err(StoreError::Corrupt(format!("unexpected claim outcome {other:?}")).into());
         }
     }
+    let _lease = idempotency::keep_lease(&svc.store, &claim);
     svc.store.durable().await?;
     let current = svc.store.payment(&payment.id).await?.unwrap_or(payment);
     match current.status {
         PaymentStatus::Succeeded => return Err(PaymentError::AlreadySucceeded(current.id)),
         PaymentStatus::Pending => {}
         // Already ended: answer with it (cancelling twice is not an error).
-        _ => return cancel_answer_as_is(svc, &claim, &current, render).await,
+        _ => {
+            let answer = cancel_answer_as_is(svc, &claim, &current, render).await;
+            return settle_lease_lost(svc, &claim, answer).await;
+        }
     }
     let ended = if current.provider.is_empty() {
         // A link payment whose payer never picked a wallet: no provider knows of it.
-        end_locally(svc, &current.id, PaymentStatus::Cancelled).await
+        end_locally(
+            svc,
+            Fence::Claim(&claim),
+            &current.id,
+            PaymentStatus::Cancelled,
+        )
+        .await
     } else {
         let report = reported(
             svc.plugins
                 .cancel_payment(payment_ref(svc, &current)?)
                 .await,
         );
-        record_report(svc, &current.id, report).await
+        record_report(svc, Fence::Claim(&claim), &current.id, report).await
     };
     let answer = match ended {
         Ok(payment) => finish_answer(svc, &claim, &payment, render).await,
         Err(e) => Err(e),
     };
     svc.store.durable().await?;
-    answer
+    settle_lease_lost(svc, &claim, answer).await
 }
 
 /// Ends a payment that never reached a provider (a link payment without a chosen wallet):
 /// moves it to `to` with its event. Returns the payment as it is afterwards.
 pub(crate) async fn end_locally(
     svc: &Payments,
+    fence: Fence<'_>,
     payment_id: &str,
     to: PaymentStatus,
 ) -> Result<PaymentRecord, PaymentError> {
     let updated = svc
         .store
-        .update_payment(payment_id, &|p| {
+        .update_payment(payment_id, fence, &|p| {
             if !p.provider.is_empty() || p.status.transition(to) != Transition::Move {
                 return None;
             }
@@ -1091,6 +1128,7 @@ pub async fn choose_wallet(
         api_key_id: "cashier".into(),
         key: payment_id.to_owned(),
         fingerprint: String::new(),
+        lease: Default::default(),
     };
     let Some(_guard) = svc.in_flight.enter(&claim) else {
         return Err(PaymentError::Busy);
@@ -1116,7 +1154,7 @@ pub async fn choose_wallet(
             )));
         }
         svc.store
-            .update_payment(payment_id, &|p| {
+            .update_payment(payment_id, Fence::Unleased, &|p| {
                 if !p.provider.is_empty() {
                     return None;
                 }
@@ -1129,7 +1167,9 @@ pub async fn choose_wallet(
     let payment = svc.store.payment(payment_id).await?.ok_or_else(not_found)?;
     // The choice is on disk before the provider hears of the charge.
     svc.store.durable().await?;
-    let advanced = advance_payment(svc, &payment, None).await;
+    // The payer's choice: one chooser per payment in this daemon (a second one elsewhere
+    // creates the same payment id at the provider, which takes it once).
+    let advanced = advance_payment(svc, Fence::Unleased, &payment, None).await;
     svc.store.durable().await?;
     advanced
 }
@@ -1224,6 +1264,7 @@ pub async fn create_refund(
         }
         Begin::KeyReused => return Err(PaymentError::Idempotency(Conflict::KeyReused)),
         Begin::Resume { object_id } => object_id,
+        Begin::InProgress => return Err(PaymentError::Idempotency(Conflict::InProgress)),
         Begin::PaymentMissing => {
             return Err(PaymentError::NotFound {
                 kind: "payment",
@@ -1247,10 +1288,11 @@ pub async fn create_refund(
             return Err(StoreError::Corrupt("a payment's index on a refund".into()).into());
         }
     };
+    let _lease = idempotency::keep_lease(&svc.store, &claim);
     svc.store.durable().await?;
     let answer = drive_refund(svc, &refund_id, &claim, render).await;
     svc.store.durable().await?;
-    answer
+    settle_lease_lost(svc, &claim, answer).await
 }
 
 async fn drive_refund(
@@ -1338,7 +1380,7 @@ async fn drive_refund(
                 Ok(Ok(_)) | Ok(Err(_)) => unreachable!("handled above"),
             };
             svc.store
-                .update_refund(refund_id, &|r, _| {
+                .update_refund(refund_id, Fence::Claim(claim), &|r, _| {
                     r.provider_step = step;
                     r.updated_at_ms = svc.clock.now_ms();
                     Some(Vec::new())
@@ -1351,7 +1393,7 @@ async fn drive_refund(
     let mismatch = Decided::new(None);
     let updated = svc
         .store
-        .update_refund(refund_id, &|r, p| {
+        .update_refund(refund_id, Fence::Claim(claim), &|r, p| {
             let mut events = Vec::new();
             r.updated_at_ms = svc.clock.now_ms();
             mismatch.set(amount_mismatch(
@@ -1626,6 +1668,7 @@ fn shown(minor: i64, currency: &str) -> String {
 /// (`Foreign`), and so is one whose amount the report contradicts.
 pub(crate) async fn observe_status(
     svc: &Payments,
+    fence: Fence<'_>,
     payment_id: &str,
     sender: Option<Sender<'_>>,
     to: PaymentStatus,
@@ -1636,7 +1679,7 @@ pub(crate) async fn observe_status(
     let decision = Decided::new(Observed::Unknown);
     let found = svc
         .store
-        .update_payment(payment_id, &|p| {
+        .update_payment(payment_id, fence, &|p| {
             if sender.is_some_and(|s| !s.owns(&p.merchant_id, &p.provider)) {
                 decision.set(Observed::Foreign);
                 return None;
@@ -1730,6 +1773,7 @@ fn refund_status_of(status: wit::RefundStatus) -> RefundStatus {
 /// idempotently, as [`observe_status`] does for payments.
 pub(crate) async fn observe_refund_status(
     svc: &Payments,
+    fence: Fence<'_>,
     refund_id: &str,
     sender: Option<Sender<'_>>,
     reported: &wit::RefundResult,
@@ -1738,7 +1782,7 @@ pub(crate) async fn observe_refund_status(
     let decision = Decided::new(Observed::Unknown);
     let found = svc
         .store
-        .update_refund(refund_id, &|r, p| {
+        .update_refund(refund_id, fence, &|r, p| {
             if sender.is_some_and(|s| !s.owns(&r.merchant_id, &r.provider)) {
                 decision.set(Observed::Foreign);
                 return None;
@@ -1918,7 +1962,7 @@ mod tests {
         pay(&h, "k1", "8.00", Method::Barcode).await.unwrap_err();
         let id = h.store.pending_payment_ids().unwrap().pop().unwrap();
         // The janitor finishes the payment; the key stays unanswered.
-        let done = advance_payment(&h.payments, &h.payment(&id), None)
+        let done = advance_payment(&h.payments, Fence::Unleased, &h.payment(&id), None)
             .await
             .unwrap();
         assert_eq!(done.status, PaymentStatus::Succeeded);

@@ -37,10 +37,10 @@ mod txn;
 mod verify;
 
 pub use merchants::OnboardingChange;
-pub use payments::{Begin, Claim};
+pub use payments::{Begin, Claim, ClaimLease};
 pub use port::{
-    AlertStore, ConsoleStore, Durable, MerchantStore, Operations, Outbox, OutboxEntry,
-    PaymentStore, Reads, Storage, WriteTurn,
+    AlertStore, ConsoleStore, Durable, Fence, Leased, MerchantStore, Operations, Outbox,
+    OutboxEntry, PaymentStore, Pending, Reads, Storage, WriteTurn,
 };
 pub use space::Room;
 pub use verify::Report as VerifyReport;
@@ -104,6 +104,10 @@ pub enum StoreError {
     Failed(String),
     #[error(transparent)]
     Postgres(postgres::PgError),
+    /// A write made under a lease (an idempotency claim, the janitor's hold on a record) that
+    /// another daemon has taken over since: nothing was written.
+    #[error("another daemon took this work over after its lease expired; nothing was written")]
+    LeaseLost,
 }
 
 impl StoreError {
@@ -437,7 +441,9 @@ pub(crate) fn open_sled(db_path: &Path, cache_bytes: u64) -> sled::Result<sled::
     }
 }
 
-fn take_lock(dir: &Path) -> Result<File, StoreError> {
+/// Takes `dir`'s exclusive lock (refused while another paygated holds it), held until the
+/// file drops.
+pub(crate) fn take_lock(dir: &Path) -> Result<File, StoreError> {
     let path = dir.join(LOCK_FILE);
     let lock_error = |source| StoreError::Lock {
         path: path.clone(),

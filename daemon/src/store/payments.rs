@@ -37,6 +37,48 @@ pub struct Claim {
     pub api_key_id: String,
     pub key: String,
     pub fingerprint: String,
+    /// The lease a store shared by several daemons granted this request on the key.
+    pub lease: ClaimLease,
+}
+
+/// The lease on a claimed key that a store shared by several daemons (PostgreSQL) grants the
+/// request working on it: its fencing token, which each of the request's writes presents, so
+/// that a request whose daemon was paused past the lease, while another daemon took the key
+/// over, changes nothing when it wakes up. 0 until granted; always 0 on sled, whose keys one
+/// process holds. Clones share the token (they are the same request's claim).
+#[derive(Debug, Clone, Default)]
+pub struct ClaimLease(std::sync::Arc<LeaseState>);
+
+#[derive(Debug, Default)]
+pub struct LeaseState {
+    token: std::sync::atomic::AtomicI64,
+    finished: std::sync::atomic::AtomicBool,
+}
+
+impl ClaimLease {
+    /// The fencing token granted (0: none).
+    pub fn token(&self) -> i64 {
+        self.0.token.load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    /// Records the token the store granted.
+    pub fn grant(&self, token: i64) {
+        self.0
+            .token
+            .store(token, std::sync::atomic::Ordering::Release);
+    }
+
+    /// Records that the key was finished under this lease (which ends with it).
+    pub fn finish(&self) {
+        self.0
+            .finished
+            .store(true, std::sync::atomic::Ordering::Release);
+    }
+
+    /// Whether a lease was granted and the key is not finished yet: the lease is held.
+    pub fn is_held(&self) -> bool {
+        self.token() != 0 && !self.0.finished.load(std::sync::atomic::Ordering::Acquire)
+    }
 }
 
 impl Claim {
@@ -57,6 +99,9 @@ pub enum Begin {
     /// The key is claimed and unfinished (its request died with a previous process):
     /// resume the object it created.
     Resume { object_id: String },
+    /// The key is claimed and its request is still in progress on another daemon sharing the
+    /// store (its lease is live): answer 409; a retry resumes it once the lease has expired.
+    InProgress,
     /// The merchant's `order_id` belongs to another payment.
     OrderIdInUse { payment_id: String },
     /// The wallet token was charged by another payment.

@@ -239,6 +239,7 @@ mod tests {
             api_key_id: "key_a".into(),
             key: key.into(),
             fingerprint: "fp".into(),
+            lease: Default::default(),
         }
     }
 

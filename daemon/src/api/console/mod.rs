@@ -597,6 +597,7 @@ async fn refund(
             )
             .as_bytes(),
         )),
+        lease: Default::default(),
     };
     // The same form sent again after it was answered: its answer, with no new code asked.
     // Anything else above the threshold needs one (API.md §2).

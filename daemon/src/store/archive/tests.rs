@@ -17,6 +17,7 @@ fn claim(key: &str) -> Claim {
         api_key_id: "key_a".into(),
         key: key.into(),
         fingerprint: "fp".into(),
+        lease: Default::default(),
     }
 }
 

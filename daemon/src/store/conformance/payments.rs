@@ -6,7 +6,7 @@ use crate::domain::method::Method;
 use crate::domain::records::{EventRecord, PaymentRecord, ProviderStep, RefundRecord};
 use crate::domain::state::{PaymentStatus, RefundStatus};
 use crate::store::port::PaymentStore;
-use crate::store::{Begin, Claim};
+use crate::store::{Begin, Claim, Fence};
 use futures_util::future::BoxFuture;
 
 /// The payments port's checks, each on a fresh place.
@@ -56,6 +56,7 @@ pub(super) fn claim(key: &str, fingerprint: &str) -> Claim {
         api_key_id: "key_test".into(),
         key: key.into(),
         fingerprint: fingerprint.into(),
+        lease: Default::default(),
     }
 }
 
@@ -141,7 +142,7 @@ pub(super) async fn paid(store: &dyn PaymentStore, id: &str, amount_minor: i64) 
         .unwrap();
     assert_eq!(created, Begin::Created);
     store
-        .update_payment(id, &|p| {
+        .update_payment(id, Fence::Unleased, &|p| {
             p.status = PaymentStatus::Succeeded;
             Some(vec![event("payment.succeeded", &p.id)])
         })
@@ -383,7 +384,7 @@ async fn refunds_never_exceed_the_payment(engine: &dyn Engine) {
 
     // A failed refund gives its amount back (through the change the use case makes).
     store
-        .update_refund("re_1", &|r, p| {
+        .update_refund("re_1", Fence::Unleased, &|r, p| {
             r.status = RefundStatus::Failed;
             p.refund_reserved_minor -= r.amount_minor;
             Some(vec![event("refund.failed", &r.id)])
@@ -468,7 +469,7 @@ async fn every_change_appends_its_events(engine: &dyn Engine) {
     // A declined change writes nothing.
     let before = store.payment("pay_1").await.unwrap();
     let declined = store
-        .update_payment("pay_1", &|p| {
+        .update_payment("pay_1", Fence::Unleased, &|p| {
             p.amount_minor = 1;
             None
         })
@@ -483,7 +484,7 @@ async fn every_change_appends_its_events(engine: &dyn Engine) {
     assert_eq!(kinds(store.as_ref()).await.len(), 2);
     assert_eq!(
         store
-            .update_payment("pay_none", &|_| Some(Vec::new()))
+            .update_payment("pay_none", Fence::Unleased, &|_| Some(Vec::new()))
             .await
             .unwrap(),
         None
@@ -545,7 +546,7 @@ async fn a_replay_after_a_refund_is_the_first_answer(engine: &dyn Engine) {
         .await
         .unwrap();
     store
-        .update_refund("re_1", &|r, p| {
+        .update_refund("re_1", Fence::Unleased, &|r, p| {
             r.status = RefundStatus::Succeeded;
             p.refunded_minor += r.amount_minor;
             Some(vec![event("refund.succeeded", &r.id)])

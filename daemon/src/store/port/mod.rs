@@ -25,7 +25,9 @@ pub use console::{ConsoleStore, SessionFilter};
 pub use merchants::{MerchantStore, Reseal};
 pub use operations::Operations;
 pub use outbox::{Outbox, OutboxEntry};
-pub use payments::{PaymentChange, PaymentStore, RefundChange};
+pub use payments::{
+    Fence, LEASE_MS_DEFAULT, Leased, PaymentChange, PaymentStore, Pending, RefundChange,
+};
 pub use reads::{EventFilter, Found, PaymentFilter, Reads};
 
 use super::{Store, StoreError};

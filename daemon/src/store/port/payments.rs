@@ -13,6 +13,12 @@
 //!   announces.
 //! - **A finished key replays its first answer byte for byte**, whatever its object became
 //!   since.
+//! - **Leases, where several daemons share the store**: a claimed key is leased to the
+//!   request working on it (a retry elsewhere answers `InProgress` until the lease expires,
+//!   then resumes), the janitor leases the records it works on, and each write made under a
+//!   lease presents its fencing token ([`Fence`]): once another daemon has taken the work
+//!   over, the old holder's writes are refused with `LeaseLost` and change nothing. On sled,
+//!   whose records one process holds, there are no leases and every fence passes.
 
 use super::Durable;
 use crate::domain::records::{EventRecord, PaymentRecord, RefundRecord};
@@ -23,6 +29,35 @@ pub type PaymentChange<'a> = &'a (dyn Fn(&mut PaymentRecord) -> Option<Vec<Event
 /// Changes a refund and its payment's refund totals together.
 pub type RefundChange<'a> =
     &'a (dyn Fn(&mut RefundRecord, &mut PaymentRecord) -> Option<Vec<EventRecord>> + Sync);
+
+/// How long a lease runs unless renewed, where several daemons share the store and the
+/// config says nothing else; its holder renews it every third of that while it works.
+pub const LEASE_MS_DEFAULT: i64 = 30_000;
+
+/// Under whose lease a change is made (see the module's invariants).
+#[derive(Debug, Clone, Copy)]
+pub enum Fence<'a> {
+    /// A fact that stands whoever writes it (a provider's notice, a payer's choice of wallet).
+    Unleased,
+    /// The work of the request holding this idempotency claim.
+    Claim(&'a Claim),
+    /// The janitor's, holding the record (or, for a refund, the refund) with this token.
+    Janitor(i64),
+}
+
+/// Which of the janitor's work lists.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pending {
+    Payments,
+    Refunds,
+}
+
+/// A record of the janitor's work list, leased to this daemon with a fencing token.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Leased {
+    pub id: String,
+    pub token: i64,
+}
 
 #[async_trait::async_trait]
 pub trait PaymentStore: Durable {
@@ -55,14 +90,30 @@ pub trait PaymentStore: Durable {
         body: &str,
         now_ms: i64,
     ) -> Result<(), StoreError>;
+    /// How long this store's leases run unless renewed (ms).
+    fn lease_ms(&self) -> i64 {
+        LEASE_MS_DEFAULT
+    }
+    /// Keeps `claim`'s lease for another `lease_ms`; false once it is lost (taken over, or
+    /// finished). Engines without leases: always true.
+    async fn renew_claim(&self, _claim: &Claim, _lease_ms: i64) -> Result<bool, StoreError> {
+        Ok(true)
+    }
+    /// Gives `claim`'s lease back when its request ends unfinished, so that a retry on
+    /// another daemon resumes at once rather than when the lease expires.
+    async fn release_claim(&self, _claim: &Claim) -> Result<(), StoreError> {
+        Ok(())
+    }
     async fn update_payment(
         &self,
         payment_id: &str,
+        fence: Fence<'_>,
         change: PaymentChange<'_>,
     ) -> Result<Option<PaymentRecord>, StoreError>;
     async fn update_refund(
         &self,
         refund_id: &str,
+        fence: Fence<'_>,
         change: RefundChange<'_>,
     ) -> Result<Option<RefundRecord>, StoreError>;
     async fn payment(&self, id: &str) -> Result<Option<PaymentRecord>, StoreError>;
@@ -76,6 +127,39 @@ pub trait PaymentStore: Durable {
     /// Payments not in a final state (the janitor's work list).
     async fn pending_payment_ids(&self) -> Result<Vec<String>, StoreError>;
     async fn pending_refund_ids(&self) -> Result<Vec<String>, StoreError>;
+    /// Leases to this daemon up to `limit` records of `list` after `after` (in id order) that
+    /// no other daemon holds, for `lease_ms`. Engines without leases: the records, token 0.
+    async fn take_pending(
+        &self,
+        list: Pending,
+        after: Option<&str>,
+        limit: usize,
+        _lease_ms: i64,
+    ) -> Result<Vec<Leased>, StoreError> {
+        let ids = match list {
+            Pending::Payments => self.pending_payment_ids().await?,
+            Pending::Refunds => self.pending_refund_ids().await?,
+        };
+        Ok(ids
+            .into_iter()
+            .filter(|id| after.is_none_or(|after| id.as_str() > after))
+            .take(limit)
+            .map(|id| Leased { id, token: 0 })
+            .collect())
+    }
+    /// Keeps the leases of `held` for another `lease_ms` (those taken over stay lost).
+    async fn renew_pending(
+        &self,
+        _list: Pending,
+        _held: &[Leased],
+        _lease_ms: i64,
+    ) -> Result<(), StoreError> {
+        Ok(())
+    }
+    /// Gives the leases of `held` back.
+    async fn release_pending(&self, _list: Pending, _held: &[Leased]) -> Result<(), StoreError> {
+        Ok(())
+    }
     /// Forgets finished keys created before `before_ms`; keys in progress stay.
     async fn expire_idempotency_keys(&self, before_ms: i64) -> Result<usize, StoreError>;
     /// Every event, oldest first.
@@ -125,9 +209,11 @@ impl PaymentStore for Store {
         Store::finish_claim(self, claim, status, body, now_ms)
     }
 
+    /// One process holds sled's records: every fence passes.
     async fn update_payment(
         &self,
         payment_id: &str,
+        _fence: Fence<'_>,
         change: PaymentChange<'_>,
     ) -> Result<Option<PaymentRecord>, StoreError> {
         Store::update_payment(self, payment_id, change)
@@ -136,6 +222,7 @@ impl PaymentStore for Store {
     async fn update_refund(
         &self,
         refund_id: &str,
+        _fence: Fence<'_>,
         change: RefundChange<'_>,
     ) -> Result<Option<RefundRecord>, StoreError> {
         Store::update_refund(self, refund_id, change)

@@ -123,6 +123,7 @@ mod tests {
             api_key_id: "key_pos".into(),
             key: id.into(),
             fingerprint: "fp".into(),
+            lease: Default::default(),
         };
         let begun = store.begin_payment(&claim, &payment, &event(id)).await;
         assert_eq!(begun.unwrap(), Begin::Created);

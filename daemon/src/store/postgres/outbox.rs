@@ -4,13 +4,10 @@
 
 use tokio_postgres::types::Json;
 
-use super::{PgStore, decoded};
+use super::{NOW_MS, PgStore, decoded};
 use crate::domain::records::OutboxRecord;
 use crate::store::StoreError;
 use crate::store::port::{Outbox, OutboxEntry};
-
-/// The database's clock, in unix milliseconds.
-const NOW_MS: &str = "(extract(epoch from clock_timestamp()) * 1000)::bigint";
 
 #[async_trait::async_trait]
 impl Outbox for PgStore {

@@ -9,16 +9,22 @@
 //! - a refund locks its payment's row (`FOR UPDATE`) before it checks and reserves the
 //!   amount, so concurrent refunds on any daemons are checked one after the other;
 //! - a change locks its record's row, applies the use case's closure to what it read, and
-//!   writes the record and its events together.
+//!   writes the record and its events together;
+//! - a claimed key is leased to the daemon whose request works on it
+//!   (`[store.postgres] lease_ms`, renewed while it works): a retry on another daemon finds it in
+//!   progress until the lease has expired, then takes it over with the next token; a change
+//!   made under a claim or a janitor's lease first checks its token (the claim's row shared
+//!   and the record's row locked until the commit, so a takeover waits for the change or the
+//!   change sees the takeover).
 
 use tokio_postgres::GenericClient;
 use tokio_postgres::types::Json;
 
 use super::events::log_events;
-use super::{PgError, PgStore, decoded, each, one};
+use super::{NOW_MS, PgError, PgStore, decoded, each, one};
 use crate::domain::records::{EventRecord, PaymentRecord, RefundRecord, Snapshot};
 use crate::store::payments::reserve_refund;
-use crate::store::port::{PaymentChange, PaymentStore, RefundChange};
+use crate::store::port::{Fence, Leased, PaymentChange, PaymentStore, Pending, RefundChange};
 use crate::store::{Begin, Claim, StoreError};
 
 impl From<PgError> for StoreError {
@@ -70,16 +76,26 @@ async fn decide_claim<C: GenericClient>(
     }))
 }
 
-/// Claims `claim` for `object_id`; what the key already says if it was taken.
+/// Who takes a lease: this daemon, for how long.
+#[derive(Clone, Copy)]
+struct Holder<'a> {
+    node: &'a str,
+    lease_ms: i64,
+}
+
+/// Claims `claim` for `object_id`, leased to `holder`; what the key already says if it was
+/// taken (an unfinished key whose lease has expired, or that `node` holds, is taken over:
+/// `Resume` with the next token).
 async fn take_claim<C: GenericClient>(
     db: &C,
+    holder: Holder<'_>,
     claim: &Claim,
     object_id: &str,
     now_ms: i64,
 ) -> Result<Option<Begin>, StoreError> {
     // A key that expired between the insert and the read is free again: a second try.
     for _ in 0..2 {
-        if let Some(found) = try_claim(db, claim, object_id, now_ms).await? {
+        if let Some(found) = try_claim(db, holder, claim, object_id, now_ms).await? {
             return Ok(found);
         }
     }
@@ -92,27 +108,101 @@ async fn take_claim<C: GenericClient>(
 /// `Some(None)`: claimed; `Some(Some(found))`: taken, what it says; `None`: taken, then gone.
 async fn try_claim<C: GenericClient>(
     db: &C,
+    holder: Holder<'_>,
     claim: &Claim,
     object_id: &str,
     now_ms: i64,
 ) -> Result<Option<Option<Begin>>, StoreError> {
     let inserted = db
         .execute(
-            "INSERT INTO idempotency_keys (api_key_id, key, fingerprint, object_id, created_at_ms)
-             VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
+            &format!(
+                "INSERT INTO idempotency_keys (api_key_id, key, fingerprint, object_id,
+                                               created_at_ms, lease_holder, leased_until_ms, lease)
+                 VALUES ($1, $2, $3, $4, $5, $6, {NOW_MS} + $7, 1) ON CONFLICT DO NOTHING"
+            ),
             &[
                 &claim.api_key_id,
                 &claim.key,
                 &claim.fingerprint,
                 &object_id,
                 &now_ms,
+                &holder.node,
+                &holder.lease_ms,
             ],
         )
         .await?;
     if inserted == 1 {
+        claim.lease.grant(1);
         return Ok(Some(None));
     }
-    Ok(decide_claim(db, claim).await?.map(Some))
+    match decide_claim(db, claim).await? {
+        Some(Begin::Resume { object_id }) => {
+            Ok(Some(Some(take_over(db, holder, claim, object_id).await?)))
+        }
+        found => Ok(found.map(Some)),
+    }
+}
+
+/// Takes over the unfinished key `claim` if its lease has expired or `holder` has it (this
+/// daemon's in-flight set admitted the request: its earlier request on the key has ended).
+async fn take_over<C: GenericClient>(
+    db: &C,
+    holder: Holder<'_>,
+    claim: &Claim,
+    object_id: String,
+) -> Result<Begin, StoreError> {
+    let taken = db
+        .query_opt(
+            &format!(
+                "UPDATE idempotency_keys
+                    SET lease_holder = $3, leased_until_ms = {NOW_MS} + $4, lease = lease + 1
+                  WHERE api_key_id = $1 AND key = $2 AND answer_status IS NULL
+                    AND (lease_holder = $3 OR leased_until_ms <= {NOW_MS})
+                  RETURNING lease"
+            ),
+            &[
+                &claim.api_key_id,
+                &claim.key,
+                &holder.node,
+                &holder.lease_ms,
+            ],
+        )
+        .await?;
+    if let Some(row) = taken {
+        claim.lease.grant(row.get(0));
+        return Ok(Begin::Resume { object_id });
+    }
+    // Its lease is live on another daemon, or its request finished meanwhile.
+    Ok(match decide_claim(db, claim).await? {
+        Some(replay @ Begin::Replay { .. }) => replay,
+        _ => Begin::InProgress,
+    })
+}
+
+/// Refuses a change made under a lease that another daemon has taken over since. The claim's
+/// row is read `FOR SHARE`, so a takeover waits for this transaction to end.
+async fn check_fence<C: GenericClient>(
+    db: &C,
+    fence: Fence<'_>,
+    record_lease: i64,
+) -> Result<(), StoreError> {
+    let holds = match fence {
+        Fence::Unleased => true,
+        Fence::Janitor(token) => record_lease == token,
+        Fence::Claim(claim) if claim.lease.token() == 0 => true,
+        Fence::Claim(claim) => db
+            .query_opt(
+                "SELECT lease FROM idempotency_keys WHERE api_key_id = $1 AND key = $2 FOR SHARE",
+                &[&claim.api_key_id, &claim.key],
+            )
+            .await?
+            .is_some_and(|row| row.get::<_, i64>(0) == claim.lease.token()),
+    };
+    if holds {
+        Ok(())
+    } else {
+        Err(StoreError::LeaseLost)
+    }
 }
 
 async fn write_payment<C: GenericClient>(
@@ -136,12 +226,34 @@ async fn locked_payment<C: GenericClient>(
     db: &C,
     id: &str,
 ) -> Result<Option<PaymentRecord>, StoreError> {
-    one(db
+    Ok(locked_payment_leased(db, id)
+        .await?
+        .map(|(payment, _)| payment))
+}
+
+/// The payment, locked, with its janitor's lease token.
+async fn locked_payment_leased<C: GenericClient>(
+    db: &C,
+    id: &str,
+) -> Result<Option<(PaymentRecord, i64)>, StoreError> {
+    let Some(row) = db
         .query_opt(
-            "SELECT record FROM payments WHERE id = $1 FOR UPDATE",
+            "SELECT record, lease FROM payments WHERE id = $1 FOR UPDATE",
             &[&id],
         )
-        .await?)
+        .await?
+    else {
+        return Ok(None);
+    };
+    Ok(Some((decoded(&row, 0)?, row.get(1))))
+}
+
+/// The table of a janitor's work list.
+fn table(list: Pending) -> &'static str {
+    match list {
+        Pending::Payments => "payments",
+        Pending::Refunds => "refunds",
+    }
 }
 
 fn ids(rows: Vec<tokio_postgres::Row>) -> Vec<String> {
@@ -158,7 +270,17 @@ impl PaymentStore for PgStore {
     ) -> Result<Begin, StoreError> {
         let mut client = self.client().await?;
         let tx = client.transaction().await?;
-        if let Some(found) = take_claim(&*tx, claim, &payment.id, payment.created_at_ms).await? {
+        if let Some(found) = take_claim(
+            &*tx,
+            self.holder(),
+            claim,
+            &payment.id,
+            payment.created_at_ms,
+        )
+        .await?
+        {
+            // A takeover of the key is kept.
+            tx.commit().await?;
             return Ok(found);
         }
         let payment = PaymentRecord {
@@ -234,7 +356,11 @@ impl PaymentStore for PgStore {
     ) -> Result<Begin, StoreError> {
         let mut client = self.client().await?;
         let tx = client.transaction().await?;
-        if let Some(found) = take_claim(&*tx, claim, &refund.id, refund.created_at_ms).await? {
+        if let Some(found) =
+            take_claim(&*tx, self.holder(), claim, &refund.id, refund.created_at_ms).await?
+        {
+            // A takeover of the key is kept.
+            tx.commit().await?;
             return Ok(found);
         }
         let Some(mut payment) = locked_payment(&*tx, &refund.payment_id).await? else {
@@ -280,9 +406,11 @@ impl PaymentStore for PgStore {
         now_ms: i64,
     ) -> Result<Begin, StoreError> {
         let client = self.client().await?;
-        Ok(take_claim(&**client, claim, object_id, now_ms)
-            .await?
-            .unwrap_or(Begin::Created))
+        Ok(
+            take_claim(&**client, self.holder(), claim, object_id, now_ms)
+                .await?
+                .unwrap_or(Begin::Created),
+        )
     }
 
     async fn known_claim(&self, claim: &Claim) -> Result<Option<Begin>, StoreError> {
@@ -290,6 +418,8 @@ impl PaymentStore for PgStore {
         decide_claim(&**client, claim).await
     }
 
+    /// A leased claim is finished only by its holder (else `LeaseLost`: the request that
+    /// took it over answers).
     async fn finish_claim(
         &self,
         claim: &Claim,
@@ -299,6 +429,29 @@ impl PaymentStore for PgStore {
     ) -> Result<(), StoreError> {
         let client = self.client().await?;
         let status = status as i16;
+        if claim.lease.token() != 0 {
+            let finished = client
+                .execute(
+                    "UPDATE idempotency_keys
+                        SET answer_status = $3, answer_body = $4, leased_until_ms = 0
+                      WHERE api_key_id = $1 AND key = $2 AND answer_status IS NULL
+                        AND lease = $5",
+                    &[
+                        &claim.api_key_id,
+                        &claim.key,
+                        &status,
+                        &body,
+                        &claim.lease.token(),
+                    ],
+                )
+                .await?;
+            return if finished == 1 {
+                claim.lease.finish();
+                Ok(())
+            } else {
+                Err(StoreError::LeaseLost)
+            };
+        }
         // The first answer stands; a key that expired meanwhile holds its answer itself.
         client
             .execute(
@@ -322,16 +475,54 @@ impl PaymentStore for PgStore {
         Ok(())
     }
 
+    fn lease_ms(&self) -> i64 {
+        self.lease_ms
+    }
+
+    async fn renew_claim(&self, claim: &Claim, lease_ms: i64) -> Result<bool, StoreError> {
+        let client = self.client().await?;
+        let renewed = client
+            .execute(
+                &format!(
+                    "UPDATE idempotency_keys SET leased_until_ms = {NOW_MS} + $4
+                      WHERE api_key_id = $1 AND key = $2 AND lease = $3
+                        AND answer_status IS NULL"
+                ),
+                &[
+                    &claim.api_key_id,
+                    &claim.key,
+                    &claim.lease.token(),
+                    &lease_ms,
+                ],
+            )
+            .await?;
+        Ok(renewed == 1)
+    }
+
+    async fn release_claim(&self, claim: &Claim) -> Result<(), StoreError> {
+        let client = self.client().await?;
+        client
+            .execute(
+                "UPDATE idempotency_keys SET leased_until_ms = 0
+                  WHERE api_key_id = $1 AND key = $2 AND lease = $3 AND answer_status IS NULL",
+                &[&claim.api_key_id, &claim.key, &claim.lease.token()],
+            )
+            .await?;
+        Ok(())
+    }
+
     async fn update_payment(
         &self,
         payment_id: &str,
+        fence: Fence<'_>,
         change: PaymentChange<'_>,
     ) -> Result<Option<PaymentRecord>, StoreError> {
         let mut client = self.client().await?;
         let tx = client.transaction().await?;
-        let Some(previous) = locked_payment(&*tx, payment_id).await? else {
+        let Some((previous, lease)) = locked_payment_leased(&*tx, payment_id).await? else {
             return Ok(None);
         };
+        check_fence(&*tx, fence, lease).await?;
         let mut payment = previous.clone();
         let Some(events) = change(&mut payment) else {
             return Ok(Some(payment));
@@ -354,19 +545,21 @@ impl PaymentStore for PgStore {
     async fn update_refund(
         &self,
         refund_id: &str,
+        fence: Fence<'_>,
         change: RefundChange<'_>,
     ) -> Result<Option<RefundRecord>, StoreError> {
         let mut client = self.client().await?;
         let tx = client.transaction().await?;
         let Some(row) = tx
             .query_opt(
-                "SELECT record FROM refunds WHERE id = $1 FOR UPDATE",
+                "SELECT record, lease FROM refunds WHERE id = $1 FOR UPDATE",
                 &[&refund_id],
             )
             .await?
         else {
             return Ok(None);
         };
+        check_fence(&*tx, fence, row.get(1)).await?;
         let mut refund: RefundRecord = decoded(&row, 0)?;
         let Some(mut payment) = locked_payment(&*tx, &refund.payment_id).await? else {
             return Err(StoreError::Corrupt(format!(
@@ -459,6 +652,57 @@ impl PaymentStore for PgStore {
         Ok(ids(rows))
     }
 
+    /// `FOR UPDATE SKIP LOCKED`: records another daemon's transaction holds are left to it;
+    /// records leased and not expired are not taken.
+    async fn take_pending(
+        &self,
+        list: Pending,
+        after: Option<&str>,
+        limit: usize,
+        lease_ms: i64,
+    ) -> Result<Vec<Leased>, StoreError> {
+        let client = self.client().await?;
+        let table = table(list);
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let rows = client
+            .query(
+                &format!(
+                    "WITH free AS (
+                         SELECT id FROM {table}
+                          WHERE NOT final AND id > $1 AND leased_until_ms <= {NOW_MS}
+                          ORDER BY id LIMIT $2 FOR UPDATE SKIP LOCKED)
+                     UPDATE {table} SET leased_until_ms = {NOW_MS} + $3, lease = {table}.lease + 1
+                       FROM free WHERE {table}.id = free.id
+                     RETURNING {table}.id, {table}.lease"
+                ),
+                &[&after.unwrap_or(""), &limit, &lease_ms],
+            )
+            .await?;
+        let mut taken: Vec<Leased> = rows
+            .iter()
+            .map(|row| Leased {
+                id: row.get(0),
+                token: row.get(1),
+            })
+            .collect();
+        taken.sort_by(|a, b| a.id.cmp(&b.id));
+        Ok(taken)
+    }
+
+    async fn renew_pending(
+        &self,
+        list: Pending,
+        held: &[Leased],
+        lease_ms: i64,
+    ) -> Result<(), StoreError> {
+        self.set_pending_leases(list, held, &format!("{NOW_MS} + $3"), lease_ms)
+            .await
+    }
+
+    async fn release_pending(&self, list: Pending, held: &[Leased]) -> Result<(), StoreError> {
+        self.set_pending_leases(list, held, "$3::bigint", 0).await
+    }
+
     /// In batches, each well within the statement timeout however large the backlog.
     async fn expire_idempotency_keys(&self, before_ms: i64) -> Result<usize, StoreError> {
         const BATCH: i64 = 10_000;
@@ -488,5 +732,43 @@ impl PaymentStore for PgStore {
                 .query("SELECT event FROM events ORDER BY seq", &[])
                 .await?,
         )
+    }
+}
+
+impl PgStore {
+    fn holder(&self) -> Holder<'_> {
+        Holder {
+            node: &self.node,
+            lease_ms: self.lease_ms,
+        }
+    }
+
+    /// Sets `leased_until_ms` to `until` (SQL, `$3` bound to `lease_ms`) on the records of
+    /// `held` whose lease is still the one held.
+    async fn set_pending_leases(
+        &self,
+        list: Pending,
+        held: &[Leased],
+        until: &str,
+        lease_ms: i64,
+    ) -> Result<(), StoreError> {
+        if held.is_empty() {
+            return Ok(());
+        }
+        let (ids, leases): (Vec<&str>, Vec<i64>) =
+            held.iter().map(|l| (l.id.as_str(), l.token)).unzip();
+        let table = table(list);
+        let client = self.client().await?;
+        client
+            .execute(
+                &format!(
+                    "UPDATE {table} SET leased_until_ms = {until}
+                       FROM unnest($1::text[], $2::bigint[]) AS held (id, lease)
+                      WHERE {table}.id = held.id AND {table}.lease = held.lease"
+                ),
+                &[&ids, &leases, &lease_ms],
+            )
+            .await?;
+        Ok(())
     }
 }

@@ -16,7 +16,7 @@ use tokio_postgres::error::SqlState;
 use super::PgError;
 
 /// The newest schema version this build writes and understands.
-pub const SCHEMA_VERSION: i32 = 2;
+pub const SCHEMA_VERSION: i32 = 3;
 
 /// One version of the schema.
 struct Migration {
@@ -41,6 +41,13 @@ const MIGRATIONS: &[Migration] = &[
         name: "alerts, blocks, console sessions, code steps, merchants, audit, outbox, plugin artifacts",
         oldest_binary: 1,
         sql: include_str!("migrations/0002_back_office.sql"),
+    },
+    // New columns with defaults: a binary of schema 1 or 2 runs on it.
+    Migration {
+        version: 3,
+        name: "leases on idempotency keys and on the janitor's work",
+        oldest_binary: 1,
+        sql: include_str!("migrations/0003_leases.sql"),
     },
 ];
 

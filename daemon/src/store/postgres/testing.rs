@@ -274,6 +274,8 @@ impl TestServer {
             url: format!("{} dbname={database}", self.base),
             pool_size: 8,
             statement_timeout: Duration::from_secs(10),
+            lease_ms: crate::store::port::LEASE_MS_DEFAULT,
+            node: None,
         }
     }
 }

@@ -1,0 +1,21 @@
+-- Leases, so that several daemons share the work: a claimed idempotency key is leased to
+-- the request working on it, and the janitor leases the pending payments and refunds it
+-- works on. A lease runs until `leased_until_ms` by the database's clock (the daemons'
+-- clocks may differ); its token (`lease`) grows at each grant, and every write its holder
+-- makes presents it, so that a holder paused past its lease, whose work another daemon took
+-- over, writes nothing when it wakes up.
+-- Columns with constant defaults only (no table rewrite); a binary of schema 2 runs on it
+-- (it neither grants nor checks leases: upgrade every daemon before relying on them).
+
+ALTER TABLE idempotency_keys
+    ADD COLUMN lease_holder text,
+    ADD COLUMN leased_until_ms bigint NOT NULL DEFAULT 0,
+    ADD COLUMN lease bigint NOT NULL DEFAULT 0;
+
+ALTER TABLE payments
+    ADD COLUMN leased_until_ms bigint NOT NULL DEFAULT 0,
+    ADD COLUMN lease bigint NOT NULL DEFAULT 0;
+
+ALTER TABLE refunds
+    ADD COLUMN leased_until_ms bigint NOT NULL DEFAULT 0,
+    ADD COLUMN lease bigint NOT NULL DEFAULT 0;
