@@ -77,7 +77,7 @@ impl AppState {
             &config.monitor.settings(),
             metrics.clone(),
             store.clone(),
-            store.bus().clone(),
+            (store.bus().clone(), store.feed().clone()),
             merchants.clone(),
         ));
         let payments = Arc::new(Payments {
@@ -185,7 +185,12 @@ impl Opened {
                 let store: Arc<Store> = Arc::from(store);
                 (store.clone(), Some(store))
             }
-            Opened::Postgres(store) => (Arc::new(store), None),
+            Opened::Postgres(store) => {
+                let store = Arc::new(store);
+                // Every daemon's events, on this one's feed.
+                store.follow();
+                (store, None)
+            }
         }
     }
 }

@@ -301,7 +301,7 @@ impl Harness {
             &crate::monitor::settings::MonitorSettings::default(),
             metrics.clone(),
             store.clone(),
-            store.bus().clone(),
+            (store.bus().clone(), store.bus().clone()),
             merchants.clone(),
         ));
         let clock_dyn: Arc<dyn Clock> = clock.clone();

@@ -397,7 +397,7 @@ fn take_sse_events(buffer: &mut Vec<u8>) -> Vec<SseEvent> {
 }
 
 /// Reads an SSE response until an `alert` event for `rule` arrives; returns its alert.
-async fn next_alert_event(mut response: reqwest::Response, rule: &str) -> Value {
+pub async fn next_alert_event(mut response: reqwest::Response, rule: &str) -> Value {
     let mut buffer: Vec<u8> = Vec::new();
     loop {
         let chunk = response

@@ -166,3 +166,99 @@ async fn one_key_sent_to_two_daemons_at_once_makes_one_payment() {
         assert_eq!(&answer, &made[0].2);
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_alert_from_one_daemons_traffic_streams_on_another_and_its_block_holds_on_all() {
+    if !multi_node("alerts and blocks across daemons") {
+        return;
+    }
+    let config = format!(
+        "{}\n[monitor.rules.card_testing]\nthreshold = 3\nwindow_s = 60\n",
+        config(30_000)
+    );
+    // a starts first and takes the monitor's lease; the traffic goes to c.
+    let a = Daemon::with_config(config.clone());
+    let b = sharing_database_with(&a, config.clone());
+    let c = sharing_database_with(&a, config);
+
+    // An admin listens on b.
+    let request = b.client.get(b.url("/v1/alerts/stream")).bearer_auth(ADMIN);
+    let (connected, is_connected) = tokio::sync::oneshot::channel();
+    let listener = tokio::spawn(async move {
+        let response = request.send().await.unwrap();
+        let _ = connected.send(());
+        assert_eq!(response.status(), 200);
+        tokio::time::timeout(
+            Duration::from_secs(20),
+            crate::monitor::next_alert_event(response, "card_testing"),
+        )
+        .await
+        .expect("no card_testing alert on b's stream within 20 s")
+    });
+    let _ = tokio::time::timeout(Duration::from_secs(2), is_connected).await;
+
+    // Card testing at one terminal, on c.
+    for i in 1..=3 {
+        let (status, _, payment) = c
+            .pay(&format!("ct-{i}"), barcode_at("T-card", "1.00"))
+            .await;
+        assert_eq!(
+            (status, payment["status"].as_str()),
+            (201, Some("succeeded")),
+            "{payment}"
+        );
+    }
+    let alert = listener.await.unwrap();
+    assert_eq!(alert["subject"]["terminal_id"], "T-card", "{alert}");
+
+    // Every daemon refuses the terminal (each reads the blocks again within a second).
+    for (n, daemon) in [&a, &b, &c].into_iter().enumerate() {
+        let mut refused = None;
+        for attempt in 0..100 {
+            let (status, _, body) = daemon
+                .pay(
+                    &format!("blocked-{n}-{attempt}"),
+                    barcode_at("T-card", "1.00"),
+                )
+                .await;
+            if status == 403 {
+                refused = Some(body);
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let refused = refused.unwrap_or_else(|| panic!("daemon {n} never refused T-card"));
+        assert_eq!(
+            error_kind(&refused),
+            ("permission_error".into(), "terminal_blocked".into())
+        );
+    }
+
+    // An admin lifts the block on a: c lets the terminal pay again.
+    let (_, listed) = b.get("/v1/blocks", Some(ADMIN)).await;
+    let block_id = listed["data"][0]["id"]
+        .as_str()
+        .expect("b lists the block")
+        .to_owned();
+    let response = a
+        .client
+        .delete(a.url(&format!("/v1/blocks/{block_id}")))
+        .bearer_auth(ADMIN)
+        .header("idempotency-key", "unblock-1")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let mut paid_again = false;
+    for attempt in 0..100 {
+        let (status, _, _) = c
+            .pay(&format!("after-{attempt}"), barcode_at("T-card", "1.00"))
+            .await;
+        if status == 201 {
+            paid_again = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(paid_again, "c still refuses T-card after the lift");
+}

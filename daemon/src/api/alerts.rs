@@ -295,7 +295,7 @@ pub async fn ack_alert(
     let by = caller.0.id.clone();
     let alert = state
         .store
-        .update_alert(&id, &|a| {
+        .update_alert(&id, None, &|a| {
             if a.acknowledged_at_ms.is_none() {
                 a.acknowledged_at_ms = Some(now);
                 a.acknowledged_by = Some(by.clone());

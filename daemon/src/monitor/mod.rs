@@ -8,6 +8,14 @@
 //! full queue drops the input and counts it (`paygate_monitor_dropped_total`). Committed
 //! events come from the store's event bus the same way (a lagging bus subscription counts
 //! its losses as drops too).
+//!
+//! Where several daemons share the store, one monitor at a time reads the committed events:
+//! the one holding the monitor's lease, which reads the shared log from where its last
+//! holder stopped (so no event is missed when a daemon dies) and raises its alerts under the
+//! lease's token. Each daemon's monitor still sees its own requests (authentication
+//! failures, idempotency conflicts, refused notices). Every daemon streams every alert and
+//! enforces every block: both follow the store's feed of all daemons' events, and the blocks
+//! are read again every second (an admin may lift one on another daemon).
 
 pub mod bounded;
 pub mod ewma;
@@ -17,7 +25,7 @@ pub mod window;
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, RwLock};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use tokio::sync::{broadcast, mpsc};
 
@@ -27,7 +35,8 @@ use crate::domain::records::{AlertRecord, BlockRecord, BlockScope, EventRecord};
 use crate::events::EventBus;
 use crate::merchants::MerchantDirectory;
 use crate::metrics::Metrics;
-use crate::store::AlertStore;
+use crate::store::port::MonitorTurn;
+use crate::store::{AlertStore, StoreError};
 use bounded::BoundedMap;
 use rules::{Finding, Rules};
 use settings::{Action, MonitorSettings};
@@ -82,8 +91,10 @@ pub struct Monitor {
     alerts: broadcast::Sender<Arc<AlertRecord>>,
     /// Where alerts and blocks are recorded.
     store: Arc<dyn AlertStore>,
-    /// The store's committed events, which the rules read.
+    /// The events this daemon commits, which the rules read (a store one daemon holds).
     bus: EventBus,
+    /// The events every daemon sharing the store commits: alerts to stream, blocks to follow.
+    feed: EventBus,
     /// The merchants' opening hours, for the off-hours rule.
     merchants: Arc<MerchantDirectory>,
     settings: MonitorSettings,
@@ -94,7 +105,7 @@ impl Monitor {
         settings: &MonitorSettings,
         metrics: Arc<Metrics>,
         store: Arc<dyn AlertStore>,
-        bus: EventBus,
+        (bus, feed): (EventBus, EventBus),
         merchants: Arc<MerchantDirectory>,
     ) -> Monitor {
         let (sender, receiver) = mpsc::channel(settings.queue_capacity);
@@ -113,8 +124,27 @@ impl Monitor {
             alerts,
             store,
             bus,
+            feed,
             merchants,
             settings: settings.clone(),
+        }
+    }
+
+    /// Reads the blocks in force again (placed or lifted on any daemon); keeps those this
+    /// daemon placed while it read.
+    async fn reload_blocks(&self) {
+        let since = now_ms();
+        match self.store.blocks().await {
+            Ok(stored) => {
+                let now = now_ms();
+                if let Ok(mut blocks) = self.blocks.write() {
+                    blocks.retain(|_, b| b.created_at_ms >= since && b.expires_at_ms > now);
+                    for block in stored.into_iter().filter(|b| b.expires_at_ms > now) {
+                        blocks.insert(block.scope(), block);
+                    }
+                }
+            }
+            Err(e) => tracing::error!(error = %e, "cannot load the monitor's blocks"),
         }
     }
 
@@ -188,8 +218,16 @@ impl Monitor {
     }
 }
 
-/// Starts the monitor: loads the blocks in force, forwards the store's committed events,
-/// and runs the rules on one task.
+/// How often the monitor holding the lease looks for new events in the shared log.
+const LOG_POLL: Duration = Duration::from_millis(25);
+/// Events it reads per round trip.
+const LOG_BATCH: usize = 500;
+/// How often every daemon reads the blocks again, on a shared store.
+const BLOCKS_RELOAD: Duration = Duration::from_secs(1);
+
+/// Starts the monitor: loads the blocks in force, follows the events it reads (this
+/// daemon's, or the shared log's while it holds the lease), streams alerts and follows
+/// blocks, and runs the rules on one task.
 pub async fn spawn(monitor: Arc<Monitor>) {
     let Some(mut receiver) = monitor.receiver.lock().ok().and_then(|mut r| r.take()) else {
         return;
@@ -197,42 +235,81 @@ pub async fn spawn(monitor: Arc<Monitor>) {
     if !monitor.enabled {
         return;
     }
+    let shared = monitor.store.shared();
     // Subscribed before anything is awaited: no event committed from now on is missed.
-    let mut bus = monitor.bus.subscribe();
-    match monitor.store.blocks().await {
-        Ok(stored) => {
-            let now = now_ms();
-            if let Ok(mut blocks) = monitor.blocks.write() {
-                for block in stored.into_iter().filter(|b| b.expires_at_ms > now) {
-                    blocks.insert(block.scope(), block);
+    let bus = (!shared).then(|| monitor.bus.subscribe());
+    let feed = monitor.feed.subscribe();
+    monitor.reload_blocks().await;
+    tokio::spawn(follow_alerts(monitor.clone(), feed));
+    // This daemon's committed events, into the monitor's queue.
+    if let Some(mut bus) = bus {
+        let forward = monitor.clone();
+        tokio::spawn(async move {
+            loop {
+                match bus.recv().await {
+                    Ok(event) => forward.observe(Input::Event(event)),
+                    Err(broadcast::error::RecvError::Lagged(lost)) => {
+                        forward.metrics.count_monitor_dropped(lost);
+                    }
+                    Err(broadcast::error::RecvError::Closed) => return,
                 }
             }
-        }
-        Err(e) => tracing::error!(error = %e, "cannot load the monitor's blocks"),
+        });
     }
-    // Committed events from the bus, into the monitor's queue.
-    let forward = monitor.clone();
-    tokio::spawn(async move {
-        loop {
-            match bus.recv().await {
-                Ok(event) => forward.observe(Input::Event(event)),
-                Err(broadcast::error::RecvError::Lagged(lost)) => {
-                    forward.metrics.count_monitor_dropped(lost);
-                }
-                Err(broadcast::error::RecvError::Closed) => return,
-            }
-        }
-    });
     tokio::spawn(async move {
         let mut engine = Engine::new(&monitor.settings);
-        while let Some(envelope) = receiver.recv().await {
-            monitor.metrics.count_monitor_event();
-            monitor
-                .metrics
-                .set_monitor_lag(envelope.queued.elapsed().as_secs_f64());
-            engine.handle(&monitor, envelope).await;
+        let mut turn: Option<Turn> = None;
+        let mut poll = tokio::time::interval(LOG_POLL);
+        poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                envelope = receiver.recv() => match envelope {
+                    Some(envelope) => {
+                        engine.handle(&monitor, envelope, None).await;
+                    }
+                    None => return,
+                },
+                _ = poll.tick(), if shared => engine.lead(&monitor, &mut turn).await,
+            }
         }
     });
+}
+
+/// Streams every alert raised on any daemon to this daemon's SSE clients, and enforces the
+/// blocks placed on any.
+async fn follow_alerts(monitor: Arc<Monitor>, mut feed: broadcast::Receiver<Arc<EventRecord>>) {
+    let shared = monitor.store.shared();
+    let mut reload = tokio::time::interval(BLOCKS_RELOAD);
+    reload.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            event = feed.recv() => match event {
+                Ok(event) if event.kind == crate::domain::events::EventKind::AlertRaised => {
+                    let alert = match event.object.as_ref().map(|o| o.read::<AlertRecord>()) {
+                        Some(Ok(alert)) => Some(alert),
+                        _ => monitor.store.alert(&event.object_id).await.ok().flatten(),
+                    };
+                    let Some(alert) = alert else { continue };
+                    if shared && alert.block_id.is_some() {
+                        monitor.reload_blocks().await;
+                    }
+                    let _ = monitor.alerts.send(Arc::new(alert));
+                }
+                Ok(_) => {}
+                Err(broadcast::error::RecvError::Lagged(lost)) => {
+                    tracing::warn!(lost, "the alert stream fell behind the store's events");
+                }
+                Err(broadcast::error::RecvError::Closed) => return,
+            },
+            _ = reload.tick(), if shared => monitor.reload_blocks().await,
+        }
+    }
+}
+
+/// This daemon's turn at the shared log.
+struct Turn {
+    lease: MonitorTurn,
+    renewed: Instant,
 }
 
 /// The rules plus de-duplication.
@@ -252,7 +329,13 @@ impl Engine {
         }
     }
 
-    async fn handle(&mut self, monitor: &Monitor, envelope: Envelope) {
+    /// Runs the rules on `envelope` and raises what they find, under the monitor's lease
+    /// `fence` when given. Returns false once that lease is lost (nothing more is raised).
+    async fn handle(&mut self, monitor: &Monitor, envelope: Envelope, fence: Option<i64>) -> bool {
+        monitor.metrics.count_monitor_event();
+        monitor
+            .metrics
+            .set_monitor_lag(envelope.queued.elapsed().as_secs_f64());
         let hours = |merchant: &str| {
             monitor
                 .merchants
@@ -261,13 +344,82 @@ impl Engine {
         };
         let findings = self.rules.evaluate(&envelope.input, envelope.at_ms, &hours);
         for finding in findings {
-            if let Err(e) = self.raise(monitor, finding, envelope.at_ms).await {
-                tracing::error!(error = %e, "cannot record an alert");
+            match self.raise(monitor, finding, envelope.at_ms, fence).await {
+                Ok(()) => {}
+                Err(StoreError::LeaseLost) => return false,
+                Err(e) => tracing::error!(error = %e, "cannot record an alert"),
             }
         }
         self.handled += 1;
         if self.handled.is_multiple_of(4096) {
             self.rules.prune(envelope.at_ms);
+        }
+        true
+    }
+
+    /// One step of the monitor's work on a shared store: takes the lease if no daemon holds
+    /// it, then reads the events committed since its position, runs the rules on each (at
+    /// the time it was committed) and records how far it got, which renews the lease.
+    async fn lead(&mut self, monitor: &Monitor, turn: &mut Option<Turn>) {
+        let lease_ms = monitor.store.lease_ms();
+        if turn.is_none() {
+            match monitor.store.take_monitor(lease_ms).await {
+                Ok(Some(lease)) => {
+                    tracing::info!(position = %lease.position, "this daemon's monitor reads the shared event log");
+                    *turn = Some(Turn {
+                        lease,
+                        renewed: Instant::now(),
+                    });
+                }
+                Ok(None) => return,
+                Err(e) => {
+                    tracing::debug!(error = %e, "cannot take the monitor's lease");
+                    return;
+                }
+            }
+        }
+        let Some(held) = turn.as_mut() else { return };
+        let events = match monitor
+            .store
+            .monitor_events(&held.lease.position, LOG_BATCH)
+            .await
+        {
+            Ok(events) => events,
+            Err(e) => {
+                tracing::debug!(error = %e, "cannot read the shared event log");
+                return;
+            }
+        };
+        let read = !events.is_empty();
+        for (position, event) in events {
+            let at_ms = event.created_at_ms;
+            // How long ago it was committed: the monitor's lag.
+            let age = Duration::from_millis((now_ms() - at_ms).max(0) as u64);
+            let envelope = Envelope {
+                input: Input::Event(Arc::new(event)),
+                at_ms,
+                queued: Instant::now().checked_sub(age).unwrap_or_else(Instant::now),
+            };
+            if !self.handle(monitor, envelope, Some(held.lease.token)).await {
+                tracing::warn!("another daemon took the monitor's lease over");
+                *turn = None;
+                return;
+            }
+            held.lease.position = position;
+        }
+        if read || held.renewed.elapsed() >= Duration::from_millis(lease_ms.max(3) as u64 / 3) {
+            match monitor
+                .store
+                .advance_monitor(held.lease.token, &held.lease.position, lease_ms)
+                .await
+            {
+                Ok(true) => held.renewed = Instant::now(),
+                Ok(false) => {
+                    tracing::warn!("another daemon took the monitor's lease over");
+                    *turn = None;
+                }
+                Err(e) => tracing::warn!(error = %e, "cannot renew the monitor's lease"),
+            }
         }
     }
 
@@ -278,6 +430,7 @@ impl Engine {
         monitor: &Monitor,
         finding: Finding,
         now: i64,
+        fence: Option<i64>,
     ) -> Result<(), crate::store::StoreError> {
         let settings = self.rules.settings(finding.rule).clone();
         let key = format!(
@@ -293,7 +446,7 @@ impl Engine {
             let evidence = finding.evidence.clone();
             monitor
                 .store
-                .update_alert(alert_id, &|alert| {
+                .update_alert(alert_id, fence, &|alert| {
                     alert.count += 1;
                     alert.last_seen_at_ms = now;
                     alert.evidence = evidence.clone();
@@ -346,7 +499,7 @@ impl Engine {
         };
         monitor
             .store
-            .record_alert(&alert, block.as_ref(), &event)
+            .record_alert(&alert, block.as_ref(), &event, fence)
             .await?;
         if let Some(block) = block
             && let Ok(mut blocks) = monitor.blocks.write()
@@ -357,7 +510,8 @@ impl Engine {
         tracing::warn!(alert = %alert.id, rule = %alert.rule, severity = %alert.severity, summary = %alert.summary, "alert raised");
         monitor.metrics.count_alert(&alert.rule, &alert.severity);
         self.raised.get_or_insert_with(key, || (alert_id, now));
-        let _ = monitor.alerts.send(Arc::new(alert));
+        // Streamed once committed, from the store's feed (`follow_alerts`), like every
+        // daemon's alerts.
         Ok(())
     }
 }

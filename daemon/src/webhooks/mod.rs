@@ -187,7 +187,8 @@ impl Dispatcher {
     }
 
     async fn run(self) {
-        let mut bus = self.store.bus().subscribe();
+        // Every daemon's events: an entry another daemon's change owes is this one's to deliver too.
+        let mut bus = self.store.feed().subscribe();
         loop {
             let wait = match self.pass().await {
                 Ok(Some(due_ms)) => Duration::from_millis(

@@ -778,7 +778,7 @@ async fn ack_alert(
     let by = signed.key.id.clone();
     let acknowledged = state
         .store
-        .update_alert(&id, &|a| {
+        .update_alert(&id, None, &|a| {
             if a.acknowledged_at_ms.is_none() {
                 a.acknowledged_at_ms = Some(now);
                 a.acknowledged_by = Some(by.clone());

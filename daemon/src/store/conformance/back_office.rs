@@ -253,6 +253,7 @@ async fn an_alert_is_recorded_with_its_block_and_event(engine: &dyn Engine) {
             &raised,
             Some(&block("blk_1", "al_1")),
             &event(EventKind::AlertRaised, "evt_1", "al_1"),
+            None,
         )
         .await
         .unwrap();
@@ -261,6 +262,7 @@ async fn an_alert_is_recorded_with_its_block_and_event(engine: &dyn Engine) {
             &alert("al_2", "m_b"),
             None,
             &event(EventKind::AlertRaised, "evt_2", "al_2"),
+            None,
         )
         .await
         .unwrap();
@@ -302,6 +304,7 @@ async fn concurrent_alert_updates_are_all_applied(engine: &dyn Engine) {
             &alert("al_1", "m_a"),
             None,
             &event(EventKind::AlertRaised, "evt_1", "al_1"),
+            None,
         )
         .await
         .unwrap();
@@ -310,7 +313,7 @@ async fn concurrent_alert_updates_are_all_applied(engine: &dyn Engine) {
             let store: Arc<dyn Storage> = store.clone();
             tokio::spawn(async move {
                 store
-                    .update_alert("al_1", &|a| {
+                    .update_alert("al_1", None, &|a| {
                         a.count += 1;
                         a.last_seen_at_ms = a.last_seen_at_ms.max(2_000 + n);
                     })
@@ -327,7 +330,10 @@ async fn concurrent_alert_updates_are_all_applied(engine: &dyn Engine) {
     assert_eq!(stored.count, 11);
     assert_eq!(stored.last_seen_at_ms, 2_009);
     assert_eq!(
-        store.update_alert("al_x", &|a| a.count += 1).await.unwrap(),
+        store
+            .update_alert("al_x", None, &|a| a.count += 1)
+            .await
+            .unwrap(),
         None
     );
 }
@@ -340,7 +346,7 @@ async fn alerts_are_paged_newest_first(engine: &dyn Engine) {
         let merchant = if n % 2 == 0 { "m_even" } else { "m_odd" };
         let e = event(EventKind::AlertRaised, &format!("evt_{n}"), id);
         store
-            .record_alert(&alert(id, merchant), None, &e)
+            .record_alert(&alert(id, merchant), None, &e, None)
             .await
             .unwrap();
     }

@@ -20,17 +20,19 @@ mod outbox;
 mod payments;
 mod reads;
 
-pub use alerts::{AlertChange, AlertFilter, AlertStore};
+pub use alerts::{AlertChange, AlertFilter, AlertStore, MonitorTurn};
 pub use console::{ConsoleStore, SessionFilter};
 pub use merchants::{MerchantStore, Reseal};
 pub use operations::Operations;
 pub use outbox::{Outbox, OutboxEntry};
-pub use payments::{
-    Fence, LEASE_MS_DEFAULT, Leased, PaymentChange, PaymentStore, Pending, RefundChange,
-};
+pub use payments::{Fence, Leased, PaymentChange, PaymentStore, Pending, RefundChange};
 pub use reads::{EventFilter, Found, PaymentFilter, Reads};
 
 use super::{Store, StoreError};
+
+/// How long a lease runs unless renewed, where several daemons share the store and the
+/// config says nothing else; its holder renews it every third of that while it works.
+pub const LEASE_MS_DEFAULT: i64 = 30_000;
 
 /// A request path's turn at the writer (see [`Store::write_turn`]); engines without a
 /// single writer hand out an empty one.
@@ -49,6 +51,15 @@ pub trait Durable: Send + Sync + 'static {
     async fn write_turn(&self) -> WriteTurn<'_>;
     /// Resolves once every write made before the call is durable.
     async fn durable(&self) -> Result<(), StoreError>;
+    /// Whether several daemons may share this store (their work then goes by leases).
+    fn shared(&self) -> bool {
+        false
+    }
+    /// How long this store's leases run unless renewed (ms); their holder renews them every
+    /// third of that while it works.
+    fn lease_ms(&self) -> i64 {
+        LEASE_MS_DEFAULT
+    }
 }
 
 #[async_trait::async_trait]

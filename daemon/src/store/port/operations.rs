@@ -19,6 +19,11 @@ pub trait Operations: Durable {
     async fn pending_payment_count(&self) -> Result<usize, StoreError>;
     /// Where every event this daemon commits is published, after its commit.
     fn bus(&self) -> &EventBus;
+    /// Where every event any daemon sharing the store commits is published, once committed,
+    /// in the order they committed (a store one daemon holds: its bus).
+    fn feed(&self) -> &EventBus {
+        self.bus()
+    }
 }
 
 #[async_trait::async_trait]

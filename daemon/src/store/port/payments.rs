@@ -30,10 +30,6 @@ pub type PaymentChange<'a> = &'a (dyn Fn(&mut PaymentRecord) -> Option<Vec<Event
 pub type RefundChange<'a> =
     &'a (dyn Fn(&mut RefundRecord, &mut PaymentRecord) -> Option<Vec<EventRecord>> + Sync);
 
-/// How long a lease runs unless renewed, where several daemons share the store and the
-/// config says nothing else; its holder renews it every third of that while it works.
-pub const LEASE_MS_DEFAULT: i64 = 30_000;
-
 /// Under whose lease a change is made (see the module's invariants).
 #[derive(Debug, Clone, Copy)]
 pub enum Fence<'a> {
@@ -90,10 +86,6 @@ pub trait PaymentStore: Durable {
         body: &str,
         now_ms: i64,
     ) -> Result<(), StoreError>;
-    /// How long this store's leases run unless renewed (ms).
-    fn lease_ms(&self) -> i64 {
-        LEASE_MS_DEFAULT
-    }
     /// Keeps `claim`'s lease for another `lease_ms`; false once it is lost (taken over, or
     /// finished). Engines without leases: always true.
     async fn renew_claim(&self, _claim: &Claim, _lease_ms: i64) -> Result<bool, StoreError> {

@@ -19,9 +19,18 @@
 //! snapshot functions: there a feed would read below a closed timestamp instead
 //! (CockroachDB's follower reads / `AS OF SYSTEM TIME`; YugabyteDB's safe time).
 
+use std::sync::Arc;
+use std::time::Duration;
+
 use super::{PgStore, decoded};
-use crate::domain::records::EventRecord;
+use crate::domain::records::{EventRecord, Snapshot};
 use crate::store::StoreError;
+
+/// How often the follower looks for events: an alert raised on one daemon reaches the SSE
+/// clients of every other within DESIGN.md's 100 ms.
+const FOLLOW_EVERY: Duration = Duration::from_millis(25);
+/// Events read per round trip.
+const FOLLOW_BATCH: i64 = 1_000;
 
 /// A place in the log, in the order the feed reads it. The start is the default.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord)]
@@ -31,9 +40,30 @@ pub struct LogPosition {
     pub seq: i64,
 }
 
+/// As stored (the monitor's lease keeps its position): `xid:seq`.
+impl std::fmt::Display for LogPosition {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}:{}", self.xid, self.seq)
+    }
+}
+
+impl std::str::FromStr for LogPosition {
+    type Err = StoreError;
+
+    fn from_str(text: &str) -> Result<LogPosition, StoreError> {
+        let bad = || StoreError::Corrupt(format!("log position {text:?}"));
+        let (xid, seq) = text.split_once(':').ok_or_else(bad)?;
+        Ok(LogPosition {
+            xid: xid.parse().map_err(|_| bad())?,
+            seq: seq.parse().map_err(|_| bad())?,
+        })
+    }
+}
+
 impl PgStore {
     /// Up to `limit` events after `after`, in feed order, each with its position; only
-    /// events of transactions that have ended.
+    /// events of transactions that have ended. Each carries its record as it is now (the
+    /// log keeps only the version it announces), for the fields consumers read of it.
     pub async fn events_after(
         &self,
         after: LogPosition,
@@ -42,10 +72,15 @@ impl PgStore {
         let client = self.client().await?;
         let rows = client
             .query(
-                "SELECT xid::text, seq, event FROM events
-                  WHERE (xid, seq) > ($1::text::xid8, $2)
-                    AND xid < pg_snapshot_xmin(pg_current_snapshot())
-                  ORDER BY xid, seq
+                "SELECT e.xid::text, e.seq, e.event,
+                        coalesce(p.record, r.record, a.record) AS object
+                   FROM events e
+                   LEFT JOIN payments p ON p.id = e.object_id
+                   LEFT JOIN refunds r ON r.id = e.object_id
+                   LEFT JOIN alerts a ON a.id = e.object_id
+                  WHERE (e.xid, e.seq) > ($1::text::xid8, $2)
+                    AND e.xid < pg_snapshot_xmin(pg_current_snapshot())
+                  ORDER BY e.xid, e.seq
                   LIMIT $3",
                 &[&after.xid.to_string(), &after.seq, &limit],
             )
@@ -60,9 +95,84 @@ impl PgStore {
                     xid,
                     seq: row.get(1),
                 };
-                Ok((position, decoded(&row, 2)?))
+                let mut event: EventRecord = decoded(&row, 2)?;
+                let object: Option<tokio_postgres::types::Json<Snapshot>> = row
+                    .try_get(3)
+                    .map_err(|e| StoreError::Corrupt(format!("event {}: {e}", event.id)))?;
+                event.object = object.map(|json| json.0);
+                Ok((position, event))
             })
             .collect()
+    }
+
+    /// The position of the last event readable now: a reader starting there reads what is
+    /// committed from now on.
+    pub async fn log_end(&self) -> Result<LogPosition, StoreError> {
+        let client = self.client().await?;
+        let row = client
+            .query_opt(
+                "SELECT xid::text, seq FROM events
+                  WHERE xid < pg_snapshot_xmin(pg_current_snapshot())
+                  ORDER BY xid DESC, seq DESC LIMIT 1",
+                &[],
+            )
+            .await?;
+        let Some(row) = row else {
+            return Ok(LogPosition::default());
+        };
+        let xid: &str = row.get(0);
+        Ok(LogPosition {
+            xid: xid
+                .parse()
+                .map_err(|_| StoreError::Corrupt(format!("event xid {xid}")))?,
+            seq: row.get(1),
+        })
+    }
+
+    /// Follows the log from its end now, publishing every event any daemon commits on the
+    /// store's feed, in the order the feed reads them, until the store is dropped. A
+    /// database that cannot be reached is said once, and followed again when it is back.
+    pub fn follow(self: &Arc<Self>) {
+        let store = Arc::downgrade(self);
+        tokio::spawn(async move {
+            let mut at: Option<LogPosition> = None;
+            let mut failing = false;
+            loop {
+                let Some(store) = store.upgrade() else { return };
+                let read = match at {
+                    None => store.log_end().await.map(|end| {
+                        at = Some(end);
+                        0
+                    }),
+                    Some(after) => store.events_after(after, FOLLOW_BATCH).await.map(|events| {
+                        let read = events.len();
+                        for (position, event) in events {
+                            at = Some(position);
+                            store.feed.publish([event]);
+                        }
+                        read
+                    }),
+                };
+                match read {
+                    Ok(read) => {
+                        if failing {
+                            tracing::info!("following the event log again");
+                            failing = false;
+                        }
+                        if read as i64 == FOLLOW_BATCH {
+                            continue;
+                        }
+                    }
+                    Err(e) if !failing => {
+                        tracing::warn!(error = %e, "cannot follow the event log; retrying");
+                        failing = true;
+                    }
+                    Err(_) => {}
+                }
+                drop(store);
+                tokio::time::sleep(FOLLOW_EVERY).await;
+            }
+        });
     }
 }
 

@@ -49,7 +49,8 @@ async fn run_out(store: &PgStore) {
         .batch_execute(
             "UPDATE idempotency_keys SET leased_until_ms = 0;
              UPDATE payments SET leased_until_ms = 0;
-             UPDATE refunds SET leased_until_ms = 0;",
+             UPDATE refunds SET leased_until_ms = 0;
+             UPDATE leases SET leased_until_ms = 0;",
         )
         .await
         .unwrap();
@@ -260,4 +261,88 @@ async fn each_pending_record_is_worked_by_one_janitor_at_a_time() {
         .await
         .unwrap();
     assert_eq!(ids(&left), ["pay_0", "pay_2", "pay_3", "pay_4"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_monitor_reads_the_log_at_a_time_and_the_next_goes_on_where_it_stopped() {
+    use crate::domain::records::AlertRecord;
+    use crate::store::AlertStore;
+
+    let Some((a, b)) = two_daemons().await else {
+        return;
+    };
+    a.begin_payment(&claim("k0"), &payment("pay_0"), &created("pay_0"))
+        .await
+        .unwrap();
+    // The first holder starts where the log ended when the schema was made.
+    let turn = a.take_monitor(30_000).await.unwrap().expect("free");
+    assert_eq!(turn.position, "0:0");
+    assert!(
+        b.take_monitor(30_000).await.unwrap().is_none(),
+        "a holds it"
+    );
+    for n in 1..=3 {
+        let id = format!("pay_{n}");
+        a.begin_payment(&claim(&format!("k{n}")), &payment(&id), &created(&id))
+            .await
+            .unwrap();
+    }
+    // (The horizon is the server's: other tests' transactions may hold events back a moment.)
+    let mut read = Vec::new();
+    for _ in 0..300 {
+        read = a.monitor_events(&turn.position, 10).await.unwrap();
+        if read.len() == 4 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    // Each with its record, which the rules read.
+    assert_eq!(read[1].1.object_id, "pay_1");
+    assert_eq!(read[1].1.fields().merchant_id.as_deref(), Some("m_a"));
+    assert!(
+        a.advance_monitor(turn.token, &read[1].0, 30_000)
+            .await
+            .unwrap()
+    );
+
+    // a is paused past its lease: b takes it over where a recorded it got to.
+    let alert: AlertRecord = serde_json::from_value(serde_json::json!({
+        "id": "al_1", "rule": "card_testing", "severity": "critical", "subject": {},
+        "summary": "s", "evidence": {}, "count": 1, "created_at_ms": 1, "last_seen_at_ms": 1
+    }))
+    .unwrap();
+    let raised = EventRecord {
+        id: "evt_al_1".into(),
+        kind: EventKind::AlertRaised,
+        object_id: "al_1".into(),
+        ..created("al_1")
+    };
+    run_out(&a).await;
+    let next = b.take_monitor(30_000).await.unwrap().expect("ran out");
+    assert!(next.token > turn.token);
+    assert_eq!(next.position, read[1].0);
+    let rest = b.monitor_events(&next.position, 10).await.unwrap();
+    let ids: Vec<_> = rest.iter().map(|(_, e)| e.object_id.as_str()).collect();
+    assert_eq!(ids, ["pay_2", "pay_3"]);
+    // a wakes up: its alert and its position are refused.
+    assert!(matches!(
+        a.record_alert(&alert, None, &raised, Some(turn.token))
+            .await,
+        Err(StoreError::LeaseLost)
+    ));
+    assert!(a.alert("al_1").await.unwrap().is_none());
+    assert!(
+        !a.advance_monitor(turn.token, &rest[1].0, 30_000)
+            .await
+            .unwrap()
+    );
+    b.record_alert(&alert, None, &raised, Some(next.token))
+        .await
+        .unwrap();
+    assert!(
+        b.update_alert("al_1", Some(turn.token), &|a| a.count += 1)
+            .await
+            .is_err()
+    );
+    assert_eq!(b.alert("al_1").await.unwrap().unwrap().count, 1);
 }

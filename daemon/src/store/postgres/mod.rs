@@ -111,6 +111,14 @@ impl crate::store::port::Durable for PgStore {
     async fn durable(&self) -> Result<(), crate::store::StoreError> {
         Ok(())
     }
+
+    fn shared(&self) -> bool {
+        true
+    }
+
+    fn lease_ms(&self) -> i64 {
+        self.lease_ms
+    }
 }
 
 /// Column `index` of `row`, a record kept as JSON; one that does not read as `T` is corrupt
@@ -175,6 +183,8 @@ pub struct PgStore {
     _dir_lock: Option<std::fs::File>,
     /// Events this daemon committed, for its in-process consumers.
     bus: crate::events::EventBus,
+    /// Events every daemon committed, as the log's follower reads them (`feed.rs`).
+    feed: crate::events::EventBus,
     /// Whether webhook events get outbox entries (some endpoint is configured here).
     outbox_enabled: std::sync::atomic::AtomicBool,
 }
@@ -221,6 +231,7 @@ impl PgStore {
             lease_ms: settings.lease_ms,
             _dir_lock: None,
             bus: crate::events::EventBus::new(),
+            feed: crate::events::EventBus::new(),
             outbox_enabled: std::sync::atomic::AtomicBool::new(false),
         };
         let mut client = store.client().await?;

@@ -41,4 +41,9 @@ impl Operations for PgStore {
     fn bus(&self) -> &EventBus {
         &self.bus
     }
+
+    /// Filled by the log's follower (`feed.rs`), once started.
+    fn feed(&self) -> &EventBus {
+        &self.feed
+    }
 }

@@ -475,10 +475,6 @@ impl PaymentStore for PgStore {
         Ok(())
     }
 
-    fn lease_ms(&self) -> i64 {
-        self.lease_ms
-    }
-
     async fn renew_claim(&self, claim: &Claim, lease_ms: i64) -> Result<bool, StoreError> {
         let client = self.client().await?;
         let renewed = client

@@ -42,10 +42,10 @@ const MIGRATIONS: &[Migration] = &[
         oldest_binary: 1,
         sql: include_str!("migrations/0002_back_office.sql"),
     },
-    // New columns with defaults: a binary of schema 1 or 2 runs on it.
+    // New columns with defaults and a new table: a binary of schema 1 or 2 runs on it.
     Migration {
         version: 3,
-        name: "leases on idempotency keys and on the janitor's work",
+        name: "leases on idempotency keys, the janitor's work and the monitor",
         oldest_binary: 1,
         sql: include_str!("migrations/0003_leases.sql"),
     },
@@ -65,9 +65,14 @@ const MIGRATIONS_TABLE: &str = "CREATE TABLE IF NOT EXISTS paygate_migrations (
 pub(super) async fn migrate(client: &mut Client) -> Result<(), PgError> {
     refuse_foreign(client).await?;
     // Two daemons creating the table at once: the loser of the race on the catalogue fails
-    // once, and then finds the table.
+    // once (a unique violation, or its row type found made), and then finds the table.
     if let Err(e) = client.batch_execute(MIGRATIONS_TABLE).await {
-        if e.code() != Some(&SqlState::UNIQUE_VIOLATION) {
+        let raced = [
+            SqlState::UNIQUE_VIOLATION,
+            SqlState::DUPLICATE_OBJECT,
+            SqlState::DUPLICATE_TABLE,
+        ];
+        if !e.code().is_some_and(|code| raced.contains(code)) {
             return Err(e.into());
         }
         client.batch_execute(MIGRATIONS_TABLE).await?;
