@@ -163,5 +163,14 @@ async fn data_survives_a_restart_and_the_lock_is_released() {
     let second = Daemon::with_config_on(default_config_text(), &data_dir);
     let (status, body) = second.get("/readyz", None).await;
     assert_eq!(status, 200);
-    assert!(body.to_string().contains("schema version 2"), "{body}");
+    let schema = if on_postgres() {
+        paygate_daemon::store::postgres::SCHEMA_VERSION
+    } else {
+        2
+    };
+    assert!(
+        body.to_string()
+            .contains(&format!("schema version {schema}")),
+        "{body}"
+    );
 }

@@ -13,6 +13,7 @@ mod config_errors;
 mod connections;
 mod console;
 mod crash;
+mod database_outage;
 mod examples;
 mod gauntlet;
 mod lifecycle;

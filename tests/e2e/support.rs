@@ -359,9 +359,20 @@ pub fn sled_only(what: &str) -> bool {
 /// daemons on one database (PostgreSQL runs only). Its temp dir lives as long as it does.
 pub fn sharing_database_with(other: &Daemon, config_text: String) -> Daemon {
     assert!(on_postgres(), "only daemons on PostgreSQL share a database");
-    let marker =
-        |data_dir: &Path| PathBuf::from(format!("{}.e2e-postgres-url", data_dir.display()));
-    let url = std::fs::read_to_string(marker(&other.data_dir())).unwrap();
+    let url = std::fs::read_to_string(database_marker(&other.data_dir())).unwrap();
+    on_database(&url, config_text)
+}
+
+/// The file beside a data dir that names its database on PostgreSQL runs.
+fn database_marker(data_dir: &Path) -> PathBuf {
+    PathBuf::from(format!("{}.e2e-postgres-url", data_dir.display()))
+}
+
+/// A daemon on `config_text` with a data dir of its own and the database `url` (PostgreSQL
+/// runs only). Its temp dir lives as long as it does.
+pub fn on_database(url: &str, config_text: String) -> Daemon {
+    assert!(on_postgres(), "a database is the PostgreSQL engine's");
+    let marker = database_marker;
     let dir = tempfile::tempdir().unwrap();
     let data_dir = dir.path().join("data");
     std::fs::write(marker(&data_dir), url).unwrap();
@@ -379,7 +390,7 @@ pub fn sharing_database_with(other: &Daemon, config_text: String) -> Daemon {
 /// the tests' server) and named in a file beside the data dir, so that a daemon restarted on
 /// the same data dir finds the same data, as on sled.
 fn database_for(data_dir: &Path) -> String {
-    let marker = PathBuf::from(format!("{}.e2e-postgres-url", data_dir.display()));
+    let marker = database_marker(data_dir);
     if let Ok(url) = std::fs::read_to_string(&marker) {
         return url;
     }

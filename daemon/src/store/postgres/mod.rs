@@ -8,13 +8,20 @@
 //! - Each port operation is one transaction (`payments.rs`); the invariants of `port.rs` are
 //!   kept by constraints and row locks, so they hold across daemons, not only within one.
 //!
+//! - Work several daemons share goes by leases with fencing tokens, by the database's clock:
+//!   claims and the janitor's records (`payments.rs`), the outbox (`outbox.rs`), the monitor
+//!   (`alerts.rs`); a commit whose answer was lost is read back (`commit.rs`).
+//!
 //! No advisory locks, no `LISTEN/NOTIFY`. The payments' SQL is what CockroachDB and
-//! YugabyteDB also speak; the event feed's `xid8` column and snapshot functions are
-//! PostgreSQL's own (`feed.rs` says what those databases would use instead), and
-//! CockroachDB's serializable retries (`40001`) are not retried yet.
+//! YugabyteDB also speak (`FOR UPDATE SKIP LOCKED` and `FOR SHARE` included; under their
+//! default serializable isolation a fence's read and a takeover's write conflict anyway); the
+//! event feed's `xid8` column and snapshot functions are PostgreSQL's own (`feed.rs` says
+//! what those databases would use instead), and CockroachDB's serializable retries (`40001`)
+//! are not retried yet.
 
 mod alerts;
 mod artifacts;
+mod commit;
 mod console;
 mod events;
 mod feed;

@@ -20,6 +20,7 @@
 use tokio_postgres::GenericClient;
 use tokio_postgres::types::Json;
 
+use super::commit::{Written, outcome_unknown};
 use super::events::log_events;
 use super::{NOW_MS, PgError, PgStore, decoded, each, one};
 use crate::domain::records::{EventRecord, PaymentRecord, RefundRecord, Snapshot};
@@ -343,7 +344,14 @@ impl PaymentStore for PgStore {
             self.outbox_on(),
         )
         .await?;
-        tx.commit().await?;
+        self.commit(
+            tx,
+            Written::Row {
+                table: "payments",
+                id: &payment.id,
+            },
+        )
+        .await?;
         self.published(logged);
         Ok(Begin::Created)
     }
@@ -394,7 +402,14 @@ impl PaymentStore for PgStore {
             self.outbox_on(),
         )
         .await?;
-        tx.commit().await?;
+        self.commit(
+            tx,
+            Written::Row {
+                table: "refunds",
+                id: &refund.id,
+            },
+        )
+        .await?;
         self.published(logged);
         Ok(Begin::Created)
     }
@@ -430,7 +445,7 @@ impl PaymentStore for PgStore {
         let client = self.client().await?;
         let status = status as i16;
         if claim.lease.token() != 0 {
-            let finished = client
+            let finished = match client
                 .execute(
                     "UPDATE idempotency_keys
                         SET answer_status = $3, answer_body = $4, leased_until_ms = 0
@@ -444,7 +459,20 @@ impl PaymentStore for PgStore {
                         &claim.lease.token(),
                     ],
                 )
-                .await?;
+                .await
+            {
+                Ok(finished) => finished,
+                // Its own transaction: a lost answer is read back like a commit's.
+                Err(e) if outcome_unknown(&e) => {
+                    let answer = Written::Answer {
+                        claim,
+                        status,
+                        body,
+                    };
+                    self.read_back(e, answer).await.map(|()| 1)?
+                }
+                Err(e) => return Err(e.into()),
+            };
             return if finished == 1 {
                 claim.lease.finish();
                 Ok(())
@@ -533,7 +561,17 @@ impl PaymentStore for PgStore {
             self.outbox_on(),
         )
         .await?;
-        tx.commit().await?;
+        let json =
+            serde_json::to_string(&payment).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        self.commit(
+            tx,
+            Written::Record {
+                table: "payments",
+                id: payment_id,
+                json,
+            },
+        )
+        .await?;
         self.published(logged);
         Ok(Some(payment))
     }
@@ -592,7 +630,17 @@ impl PaymentStore for PgStore {
             self.outbox_on(),
         )
         .await?;
-        tx.commit().await?;
+        let json =
+            serde_json::to_string(&refund).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        self.commit(
+            tx,
+            Written::Record {
+                table: "refunds",
+                id: refund_id,
+                json,
+            },
+        )
+        .await?;
         self.published(logged);
         Ok(Some(refund))
     }

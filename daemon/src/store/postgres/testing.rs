@@ -68,7 +68,7 @@ async fn find() -> Option<TestServer> {
         }
         Err(e) if named => panic!("{ENV_URL}: cannot connect: {e}"),
         Err(_) => match throwaway_cluster().await {
-            Ok(server) => Some(server),
+            Ok(cluster) => Some(cluster.server),
             Err(why) => {
                 eprintln!("no throwaway PostgreSQL cluster either: {why}");
                 None
@@ -77,12 +77,71 @@ async fn find() -> Option<TestServer> {
     }
 }
 
+/// A cluster of the tests' own, which a test may stop and start again (an outage).
+pub struct Cluster {
+    pub server: TestServer,
+    /// `pg_ctl`, the data directory, and whom to run it as.
+    pg_ctl: std::path::PathBuf,
+    data: std::path::PathBuf,
+    dir: std::path::PathBuf,
+    user: Option<&'static str>,
+}
+
+impl std::ops::Deref for Cluster {
+    type Target = TestServer;
+
+    fn deref(&self) -> &TestServer {
+        &self.server
+    }
+}
+
+impl Cluster {
+    fn pg_ctl(&self, args: &[&str]) -> Result<(), String> {
+        let mut command = match self.user {
+            Some(name) => {
+                let mut c = std::process::Command::new("runuser");
+                c.args(["-u", name, "--"]).arg(&self.pg_ctl);
+                c
+            }
+            None => std::process::Command::new(&self.pg_ctl),
+        };
+        let output = command
+            .current_dir(&self.dir)
+            .arg("-D")
+            .arg(&self.data)
+            .args(args)
+            .stdin(std::process::Stdio::null())
+            .output()
+            .map_err(|e| format!("pg_ctl: {e}"))?;
+        if output.status.success() {
+            Ok(())
+        } else {
+            Err(format!(
+                "pg_ctl {args:?}: {}",
+                String::from_utf8_lossy(&output.stderr)
+            ))
+        }
+    }
+
+    /// Stops the server (fast shutdown: connections are cut, nothing committed is lost).
+    pub fn stop(&self) -> Result<(), String> {
+        self.pg_ctl(&["-m", "fast", "-w", "stop"])
+    }
+
+    /// Starts it again, and waits until it answers.
+    pub fn start(&self) -> Result<(), String> {
+        let log = self.dir.join("server.log");
+        self.pg_ctl(&["-w", "-l", &log.to_string_lossy(), "start"])
+    }
+}
+
 /// Starts a PostgreSQL cluster of its own from the system's binaries (Debian's
-/// `/usr/lib/postgresql/<version>/bin`): `initdb` in a temporary directory, then `postgres`
-/// on a free port of 127.0.0.1, both as the unprivileged `postgres` user (or `nobody`) when
-/// the tests run as root, since `initdb` refuses root. The server stops when this process
-/// ends (a watcher beside it looks for this process's pid) and its directory goes with it.
-pub async fn throwaway_cluster() -> Result<TestServer, String> {
+/// `/usr/lib/postgresql/<version>/bin`): `initdb` in a temporary directory, then the server
+/// (`pg_ctl start`) on a free port of 127.0.0.1, both as the unprivileged `postgres` user (or
+/// `nobody`) when the tests run as root, since `initdb` refuses root. The server stops when
+/// this process ends (a watcher beside it looks for this process's pid) and its directory
+/// goes with it.
+pub async fn throwaway_cluster() -> Result<Cluster, String> {
     let bin = postgres_bin_dir().ok_or("no PostgreSQL binaries under /usr/lib/postgresql")?;
     let dir = std::env::temp_dir().join(format!(
         "paygate-pg-{}-{}",
@@ -129,20 +188,28 @@ pub async fn throwaway_cluster() -> Result<TestServer, String> {
         .and_then(|l| l.local_addr())
         .map_err(|e| e.to_string())?
         .port();
+    // Where it listens, in its own settings: `pg_ctl` starts it again the same way.
+    let settings = format!(
+        "\nport = {port}\nlisten_addresses = '127.0.0.1'\nunix_socket_directories = '{}'\n",
+        dir.display()
+    );
+    use std::io::Write;
+    std::fs::OpenOptions::new()
+        .append(true)
+        .open(data.join("postgresql.conf"))
+        .and_then(|mut conf| conf.write_all(settings.as_bytes()))
+        .map_err(|e| format!("postgresql.conf: {e}"))?;
     // The server, and a watcher that stops it (fast shutdown) once this process is gone.
     // Paths are the script's arguments, never part of its text.
-    const SCRIPT: &str = r#"postgres="$1" data="$2" dir="$3" port="$4" parent="$5"
-        "$postgres" -D "$data" -p "$port" -k "$dir" -c listen_addresses=127.0.0.1 \
-            > "$dir/server.log" 2>&1 &
-        server=$!
-        while [ -d "/proc/$parent" ] && kill -0 "$server" 2>/dev/null; do sleep 1; done
-        kill -INT "$server" 2>/dev/null; wait "$server"; rm -rf -- "$dir""#;
+    const SCRIPT: &str = r#"pg_ctl="$1" data="$2" dir="$3" parent="$4"
+        "$pg_ctl" -D "$data" -l "$dir/server.log" start > /dev/null 2>&1
+        while [ -d "/proc/$parent" ]; do sleep 1; done
+        "$pg_ctl" -D "$data" -m fast -w stop > /dev/null 2>&1; rm -rf -- "$dir""#;
     as_user(std::path::Path::new("sh"))
         .args(["-c", SCRIPT, "sh"])
-        .arg(bin.join("postgres"))
+        .arg(bin.join("pg_ctl"))
         .arg(&data)
         .arg(&dir)
-        .arg(port.to_string())
         .arg(std::process::id().to_string())
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::null())
@@ -155,7 +222,15 @@ pub async fn throwaway_cluster() -> Result<TestServer, String> {
     let started = std::time::Instant::now();
     loop {
         match server.admin().await {
-            Ok(_) => return Ok(server),
+            Ok(_) => {
+                return Ok(Cluster {
+                    server,
+                    pg_ctl: bin.join("pg_ctl"),
+                    data,
+                    dir,
+                    user: user.map(|(name, _, _)| name),
+                });
+            }
             Err(e) if started.elapsed() > Duration::from_secs(30) => {
                 let log = std::fs::read_to_string(dir.join("server.log")).unwrap_or_default();
                 return Err(format!("the throwaway server did not answer: {e}\n{log}"));
@@ -277,5 +352,109 @@ impl TestServer {
             lease_ms: crate::store::port::LEASE_MS_DEFAULT,
             node: None,
         }
+    }
+}
+
+/// A TCP proxy to a store's server that can lose the server's answer: once armed with a
+/// needle, the first message from a client that holds it is passed on, and the connection is
+/// cut before the server's answer to it comes back (the server still does what it asked: a
+/// `COMMIT` commits). The store sees its connection break with the outcome unknown.
+pub struct LossyProxy {
+    pub port: u16,
+    armed: std::sync::Arc<std::sync::Mutex<Option<Vec<u8>>>>,
+    fired: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl LossyProxy {
+    /// A proxy to the server of `settings`, and settings that reach it through the proxy.
+    pub async fn to(settings: &PgSettings) -> (LossyProxy, PgSettings) {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+        let config: tokio_postgres::Config = settings.url.parse().unwrap();
+        let host = match config.get_hosts().first() {
+            Some(tokio_postgres::config::Host::Tcp(host)) => host.clone(),
+            other => panic!("a TCP server, not {other:?}"),
+        };
+        let target = format!(
+            "{host}:{}",
+            config.get_ports().first().copied().unwrap_or(5432)
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let armed = std::sync::Arc::new(std::sync::Mutex::new(None::<Vec<u8>>));
+        let fired = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (armed_in, fired_in) = (armed.clone(), fired.clone());
+        tokio::spawn(async move {
+            while let Ok((client, _)) = listener.accept().await {
+                let Ok(server) = tokio::net::TcpStream::connect(&target).await else {
+                    continue;
+                };
+                let (mut client_read, mut client_write) = client.into_split();
+                let (mut server_read, mut server_write) = server.into_split();
+                let cut = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+                let (armed, fired, cut_up) = (armed_in.clone(), fired_in.clone(), cut.clone());
+                tokio::spawn(async move {
+                    let mut buffer = vec![0u8; 64 * 1024];
+                    while let Ok(n @ 1..) = client_read.read(&mut buffer).await {
+                        let chunk = &buffer[..n];
+                        let hit = {
+                            let mut armed = armed.lock().unwrap();
+                            let hit = armed.as_ref().is_some_and(|needle| {
+                                chunk.windows(needle.len()).any(|w| w == needle)
+                            });
+                            if hit {
+                                *armed = None;
+                            }
+                            hit
+                        };
+                        if hit {
+                            cut_up.store(true, std::sync::atomic::Ordering::SeqCst);
+                            fired.store(true, std::sync::atomic::Ordering::SeqCst);
+                        }
+                        if server_write.write_all(chunk).await.is_err() {
+                            return;
+                        }
+                    }
+                });
+                tokio::spawn(async move {
+                    let mut buffer = vec![0u8; 64 * 1024];
+                    while let Ok(n @ 1..) = server_read.read(&mut buffer).await {
+                        if cut.load(std::sync::atomic::Ordering::SeqCst) {
+                            // The answer is lost; the client's end closes.
+                            return;
+                        }
+                        if client_write.write_all(&buffer[..n]).await.is_err() {
+                            return;
+                        }
+                    }
+                });
+            }
+        });
+        let mut parts = vec![format!("host=127.0.0.1 port={port}")];
+        if let Some(user) = config.get_user() {
+            parts.push(format!("user={user}"));
+        }
+        if let Some(password) = config.get_password() {
+            parts.push(format!("password={}", String::from_utf8_lossy(password)));
+        }
+        if let Some(dbname) = config.get_dbname() {
+            parts.push(format!("dbname={dbname}"));
+        }
+        let through = PgSettings {
+            url: parts.join(" "),
+            ..settings.clone()
+        };
+        (LossyProxy { port, armed, fired }, through)
+    }
+
+    /// Loses the answer to the next message that holds `needle`.
+    pub fn arm(&self, needle: &[u8]) {
+        *self.armed.lock().unwrap() = Some(needle.to_vec());
+        self.fired.store(false, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// Whether an answer was lost since the last `arm`.
+    pub fn fired(&self) -> bool {
+        self.fired.load(std::sync::atomic::Ordering::SeqCst)
     }
 }

@@ -1,0 +1,215 @@
+//! A commit whose answer was lost: the connection broke after `COMMIT` was sent, so the
+//! transaction may or may not have committed. Answering as if it had failed could tell a
+//! till that a payment did not happen when it did; the outcome is read back instead, on
+//! another connection, from what only that transaction wrote. While the database cannot be
+//! asked, the change's error stands (the request answers 503, and a retry with its key reads
+//! the truth from the database: the claim and the object are there, or neither is).
+
+use deadpool_postgres::Transaction;
+
+use super::PgStore;
+use crate::store::{Claim, StoreError};
+
+/// What only the committing transaction wrote, to look for.
+pub(super) enum Written<'a> {
+    /// A row it inserted, by id.
+    Row { table: &'static str, id: &'a str },
+    /// A record it wrote, whole (its JSON text, as written: versions make it unique).
+    Record {
+        table: &'static str,
+        id: &'a str,
+        json: String,
+    },
+    /// The answer it finished a key with.
+    Answer {
+        claim: &'a Claim,
+        status: i16,
+        body: &'a str,
+    },
+}
+
+/// Whether `error` says the connection broke (rather than the server refusing the commit):
+/// the outcome is then unknown.
+pub(super) fn outcome_unknown(error: &tokio_postgres::Error) -> bool {
+    error.is_closed() || std::error::Error::source(error).is_some_and(|s| s.is::<std::io::Error>())
+}
+
+impl PgStore {
+    /// Commits `tx`; a commit whose answer was lost is read back (`written`).
+    pub(super) async fn commit(
+        &self,
+        tx: Transaction<'_>,
+        written: Written<'_>,
+    ) -> Result<(), StoreError> {
+        match tx.commit().await {
+            Ok(()) => Ok(()),
+            Err(e) if outcome_unknown(&e) => self.read_back(e, written).await,
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Resolves a lost answer: `Ok` if `written` is in the database, else `lost`.
+    pub(super) async fn read_back(
+        &self,
+        lost: tokio_postgres::Error,
+        written: Written<'_>,
+    ) -> Result<(), StoreError> {
+        tracing::warn!(error = %lost, "the database's answer to a write was lost; reading it back");
+        let Ok(client) = self.client().await else {
+            return Err(lost.into());
+        };
+        let found = match &written {
+            Written::Row { table, id } => client
+                .query_opt(&format!("SELECT 1 FROM {table} WHERE id = $1"), &[id])
+                .await
+                .map(|row| row.is_some()),
+            Written::Record { table, id, json } => client
+                .query_opt(
+                    &format!("SELECT record::text FROM {table} WHERE id = $1"),
+                    &[id],
+                )
+                .await
+                .map(|row| row.is_some_and(|row| row.get::<_, &str>(0) == json)),
+            Written::Answer {
+                claim,
+                status,
+                body,
+            } => client
+                .query_opt(
+                    "SELECT answer_status, answer_body FROM idempotency_keys
+                      WHERE api_key_id = $1 AND key = $2",
+                    &[&claim.api_key_id, &claim.key],
+                )
+                .await
+                .map(|row| {
+                    row.is_some_and(|row| {
+                        row.get::<_, Option<i16>>(0) == Some(*status)
+                            && row.get::<_, Option<&str>>(1) == Some(*body)
+                    })
+                }),
+        };
+        match found {
+            Ok(true) => {
+                tracing::info!("the write had committed");
+                Ok(())
+            }
+            Ok(false) => Err(lost.into()),
+            Err(_) => Err(lost.into()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::PgStore;
+    use super::super::testing::{LossyProxy, server};
+    use crate::domain::events::EventKind;
+    use crate::domain::records::{EventRecord, PaymentRecord};
+    use crate::domain::state::PaymentStatus;
+    use crate::store::{Begin, Claim, Fence, PaymentStore};
+
+    fn claim(key: &str) -> Claim {
+        Claim {
+            api_key_id: "key_pos".into(),
+            key: key.into(),
+            fingerprint: "fp".into(),
+            lease: Default::default(),
+        }
+    }
+
+    fn payment(id: &str) -> PaymentRecord {
+        serde_json::from_value(serde_json::json!({
+            "id": id, "merchant_id": "m_a", "provider": "mock", "method": "barcode",
+            "amount_minor": 1_000, "currency": "CNY", "status": "pending", "metadata": {},
+            "created_at_ms": 1_000, "updated_at_ms": 1_000, "refund_reserved_minor": 0,
+            "refunded_minor": 0, "provider_step": "not_sent", "api_key_id": "key_pos",
+            "version": 0
+        }))
+        .unwrap()
+    }
+
+    fn created(id: &str) -> EventRecord {
+        EventRecord {
+            id: format!("evt_{id}"),
+            kind: EventKind::PaymentCreated,
+            created_at_ms: 1_000,
+            object_id: id.into(),
+            data: serde_json::json!({}),
+            object_version: 0,
+            object: None,
+        }
+    }
+
+    /// The connection breaks after COMMIT (or a key's answer) reached the server: the
+    /// change took effect, and the store says so rather than that it failed.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_commit_whose_answer_was_lost_is_read_back() {
+        let Some(server) = server().await else { return };
+        let settings = server.settings(&server.fresh_database().await);
+        let (proxy, through) = LossyProxy::to(&settings).await;
+        let store = PgStore::open(&through).await.unwrap();
+
+        let key = claim("k1");
+        proxy.arm(b"COMMIT");
+        let begun = store
+            .begin_payment(&key, &payment("pay_1"), &created("pay_1"))
+            .await;
+        assert!(proxy.fired(), "the answer to COMMIT was lost");
+        assert_eq!(begun.unwrap(), Begin::Created);
+        assert!(store.payment("pay_1").await.unwrap().is_some());
+
+        proxy.arm(b"COMMIT");
+        let changed = store
+            .update_payment("pay_1", Fence::Claim(&key), &|p| {
+                p.status = PaymentStatus::Succeeded;
+                Some(Vec::new())
+            })
+            .await;
+        assert!(proxy.fired());
+        assert_eq!(changed.unwrap().unwrap().status, PaymentStatus::Succeeded);
+        assert_eq!(store.payment("pay_1").await.unwrap().unwrap().version, 2);
+
+        // The key's answer is its own statement: its lost answer is read back the same way.
+        proxy.arm(b"{\"lost\":\"answer\"}");
+        let finished = store
+            .finish_claim(&key, 201, "{\"lost\":\"answer\"}", 2_000)
+            .await;
+        assert!(proxy.fired());
+        finished.unwrap();
+        assert_eq!(
+            store.known_claim(&claim("k1")).await.unwrap(),
+            Some(Begin::Replay {
+                status: 201,
+                body: "{\"lost\":\"answer\"}".into()
+            })
+        );
+    }
+
+    /// The connection breaks before the change reached the server: nothing took effect, and
+    /// the store says the database was unavailable (a 503 for the request; a retry with its
+    /// key starts afresh).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_change_cut_before_its_commit_is_unavailable_and_left_undone() {
+        let Some(server) = server().await else { return };
+        let settings = server.settings(&server.fresh_database().await);
+        let (proxy, through) = LossyProxy::to(&settings).await;
+        let store = PgStore::open(&through).await.unwrap();
+        proxy.arm(b"INSERT INTO payments");
+        let begun = store
+            .begin_payment(&claim("k2"), &payment("pay_2"), &created("pay_2"))
+            .await;
+        assert!(proxy.fired());
+        let error = begun.expect_err("the change did not happen");
+        assert!(error.is_unavailable(), "{error:?}");
+        assert!(store.payment("pay_2").await.unwrap().is_none());
+        assert_eq!(store.known_claim(&claim("k2")).await.unwrap(), None);
+        // A retry with the key starts afresh.
+        assert_eq!(
+            store
+                .begin_payment(&claim("k2"), &payment("pay_2"), &created("pay_2"))
+                .await
+                .unwrap(),
+            Begin::Created
+        );
+    }
+}
