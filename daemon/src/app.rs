@@ -174,7 +174,7 @@ pub struct ReloadReport {
 /// The store the daemon opened, by engine.
 pub enum Opened {
     Sled(Box<Store>),
-    Postgres(crate::store::postgres::PgStore),
+    Postgres(Box<crate::store::postgres::PgStore>),
 }
 
 impl Opened {
@@ -186,7 +186,7 @@ impl Opened {
                 (store.clone(), Some(store))
             }
             Opened::Postgres(store) => {
-                let store = Arc::new(store);
+                let store: Arc<crate::store::postgres::PgStore> = Arc::from(store);
                 // Every daemon's events, on this one's feed.
                 store.follow();
                 (store, None)

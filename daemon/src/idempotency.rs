@@ -85,44 +85,56 @@ impl Drop for InFlightGuard<'_> {
 /// Holds a claim's lease (stores shared by several daemons) while its request works: renews
 /// it, and gives it back if the request ends without finishing the key, so that a retry on
 /// another daemon resumes at once rather than when the lease expires. Nothing on sled.
-pub struct LeaseKeeper {
-    _renewing: Option<Renewing>,
+pub struct LeaseKeeper(Option<Held>);
+
+/// A lease being kept: renewed by its task until the keeper drops.
+struct Held {
+    _renewing: Renewing,
     store: Arc<dyn PaymentStore>,
     claim: Claim,
 }
 
 /// Keeps `claim`'s lease from now until the keeper drops.
 pub fn keep_lease(store: &Arc<dyn PaymentStore>, claim: &Claim) -> LeaseKeeper {
-    let renewing = claim.lease.is_held().then(|| {
-        let (store, claim) = (store.clone(), claim.clone());
-        let lease_ms = store.lease_ms();
-        let every = Duration::from_millis(lease_ms.max(3) as u64 / 3);
-        renewing(every, move || {
-            let (store, claim) = (store.clone(), claim.clone());
-            async move {
-                match store.renew_claim(&claim, lease_ms).await {
-                    Ok(renewed) => renewed, // false: finished, or taken over
-                    Err(e) => {
-                        tracing::warn!(error = %e, "cannot renew an idempotency key's lease");
-                        true
-                    }
+    if !claim.lease.is_held() {
+        return LeaseKeeper(None);
+    }
+    let lease_ms = store.lease_ms();
+    let every = Duration::from_millis(lease_ms.max(3) as u64 / 3);
+    let (task_store, task_claim) = (store.clone(), claim.clone());
+    let renewing = renewing(every, move || {
+        let (store, claim) = (task_store.clone(), task_claim.clone());
+        async move {
+            match store.renew_claim(&claim, lease_ms).await {
+                Ok(renewed) => renewed, // false: finished, or taken over
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot renew an idempotency key's lease");
+                    true
                 }
             }
-        })
+        }
     });
-    LeaseKeeper {
+    LeaseKeeper(Some(Held {
         _renewing: renewing,
         store: store.clone(),
         claim: claim.clone(),
-    }
+    }))
 }
 
 impl Drop for LeaseKeeper {
     fn drop(&mut self) {
-        if self.claim.lease.is_held()
+        if let Some(held) = self.0.take()
+            && held.claim.lease.is_held()
             && let Ok(runtime) = tokio::runtime::Handle::try_current()
         {
-            let (store, claim) = (self.store.clone(), self.claim.clone());
+            let Held {
+                _renewing: renewing,
+                store,
+                claim,
+            } = held;
+            // Renewals stop first (one already sent may still land after the release: the
+            // lease then runs out by itself).
+            drop(renewing);
             runtime.spawn(async move {
                 if let Err(e) = store.release_claim(&claim).await {
                     tracing::warn!(error = %e, "cannot give an idempotency key's lease back");

@@ -150,9 +150,10 @@ async fn sweep_list(
             return Ok(changed);
         };
         after = Some(last.id.clone());
+        let shared = payments.store.shared();
         let mut failed = None;
         {
-            let _renewing = keep_leased(payments, list, &page);
+            let _renewing = shared.then(|| keep_leased(payments, list, &page));
             for leased in &page {
                 let worked = match list {
                     Pending::Payments => sweep_payment(payments, settings, leased, tally).await,
@@ -169,7 +170,11 @@ async fn sweep_list(
                 }
             }
         }
-        payments.store.release_pending(list, &page).await?;
+        if shared && let Err(e) = payments.store.release_pending(list, &page).await {
+            // The work's own error says more; the leases run out by themselves.
+            tracing::warn!(error = %e, "cannot give the janitor's leases back");
+            failed.get_or_insert(e);
+        }
         if let Some(e) = failed {
             return Err(e);
         }

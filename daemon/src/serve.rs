@@ -272,25 +272,19 @@ pub(crate) async fn open_store(config: &Config) -> Result<Opened, ExitCode> {
         store.keep_free(config.store.min_free_mb.saturating_mul(1 << 20));
         return Ok(Opened::Sled(Box::new(store)));
     };
-    // The data dir is locked on this engine too: a daemon is named after it among those
+    // The data dir is locked on this engine too: it keeps the daemon's name among those
     // sharing the database, so that one restarted on it resumes at once the requests it was
     // working on when it stopped (another daemon waits for their leases to run out).
     let dir = &config.store.data_dir;
     crate::store::private_dir(dir).map_err(|e| refuse(&e, EXIT_RUNTIME))?;
     let lock = crate::store::take_lock(dir).map_err(|e| refuse(&e, EXIT_RUNTIME))?;
-    let host = rustix::system::uname();
+    let node = crate::store::node_name(dir).map_err(|e| refuse(&e, EXIT_RUNTIME))?;
     let pg = crate::store::postgres::PgSettings {
-        node: Some(format!(
-            "{}:{}",
-            host.nodename().to_string_lossy(),
-            std::fs::canonicalize(dir)
-                .unwrap_or_else(|_| dir.clone())
-                .display()
-        )),
+        node: Some(node),
         ..pg
     };
     match crate::store::postgres::PgStore::open(&pg).await {
-        Ok(store) => Ok(Opened::Postgres(store.holding(lock))),
+        Ok(store) => Ok(Opened::Postgres(Box::new(store.holding(lock)))),
         Err(e) if e.is_setting() => Err(refuse(&e, EXIT_CONFIG)),
         Err(e) => Err(refuse(&e, EXIT_RUNTIME)),
     }

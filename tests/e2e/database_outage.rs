@@ -78,7 +78,12 @@ async fn postgres_stopped_under_load_loses_nothing_and_the_daemon_serves_again()
         })
         .collect();
     tokio::time::sleep(Duration::from_secs(2)).await;
-    cluster.stop().unwrap();
+    let cluster = Arc::new(cluster);
+    let control = cluster.clone();
+    tokio::task::spawn_blocking(move || control.stop())
+        .await
+        .unwrap()
+        .unwrap();
     let stopped_at = answers.lock().unwrap().len();
     // Meanwhile: not ready, and why.
     tokio::time::sleep(Duration::from_secs(3)).await;
@@ -86,7 +91,11 @@ async fn postgres_stopped_under_load_loses_nothing_and_the_daemon_serves_again()
     assert_eq!(status, 503, "{ready}");
     assert!(ready.to_string().contains("store"), "{ready}");
     tokio::time::sleep(Duration::from_secs(7)).await;
-    cluster.start().unwrap();
+    let control = cluster.clone();
+    tokio::task::spawn_blocking(move || control.start())
+        .await
+        .unwrap()
+        .unwrap();
     // Served again without a restart: a payment succeeds within a minute.
     let mut served = false;
     for attempt in 0..120 {

@@ -482,7 +482,7 @@ fn rotate_master(
         // Daemons on the database: their connections say so.
         Ok(crate::app::Opened::Postgres(store)) => match runtime.block_on(store.others_connected())
         {
-            Ok(0) => std::sync::Arc::new(store),
+            Ok(0) => std::sync::Arc::<crate::store::postgres::PgStore>::from(store),
             Ok(n) => {
                 eprintln!(
                     "paygated: running daemons hold {n} connections to the database; stop every daemon first"

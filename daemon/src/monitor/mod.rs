@@ -88,6 +88,9 @@ pub struct Monitor {
     metrics: Arc<Metrics>,
     /// Active blocks by what they stop.
     blocks: RwLock<BTreeMap<BlockScope, BlockRecord>>,
+    /// The blocks this daemon placed, and when (its clock): a reload that read the store
+    /// before one was committed keeps it.
+    placed: Mutex<Vec<(String, i64)>>,
     alerts: broadcast::Sender<Arc<AlertRecord>>,
     /// Where alerts and blocks are recorded.
     store: Arc<dyn AlertStore>,
@@ -121,6 +124,7 @@ impl Monitor {
             enabled: settings.enabled,
             metrics,
             blocks: RwLock::default(),
+            placed: Mutex::default(),
             alerts,
             store,
             bus,
@@ -137,8 +141,15 @@ impl Monitor {
         match self.store.blocks().await {
             Ok(stored) => {
                 let now = now_ms();
+                let placed: Vec<String> = match self.placed.lock() {
+                    Ok(mut placed) => {
+                        placed.retain(|(_, at)| *at >= since);
+                        placed.iter().map(|(id, _)| id.clone()).collect()
+                    }
+                    Err(_) => Vec::new(),
+                };
                 if let Ok(mut blocks) = self.blocks.write() {
-                    blocks.retain(|_, b| b.created_at_ms >= since && b.expires_at_ms > now);
+                    blocks.retain(|_, b| placed.contains(&b.id) && b.expires_at_ms > now);
                     for block in stored.into_iter().filter(|b| b.expires_at_ms > now) {
                         blocks.insert(block.scope(), block);
                     }
@@ -220,8 +231,8 @@ impl Monitor {
 
 /// How often the monitor holding the lease looks for new events in the shared log.
 const LOG_POLL: Duration = Duration::from_millis(25);
-/// Events it reads per round trip.
-const LOG_BATCH: usize = 500;
+/// Events it reads per round trip (this daemon's own inputs wait meanwhile).
+const LOG_BATCH: usize = 100;
 /// How often every daemon reads the blocks again, on a shared store.
 const BLOCKS_RELOAD: Duration = Duration::from_secs(1);
 
@@ -318,6 +329,8 @@ struct Engine {
     /// (rule, subject) -> (alert id, raised at): one alert per cool-down.
     raised: BoundedMap<String, (String, i64)>,
     handled: u64,
+    /// When to try to take the monitor's lease again (a shared store).
+    next_take: Instant,
 }
 
 impl Engine {
@@ -326,6 +339,7 @@ impl Engine {
             rules: Rules::new(settings),
             raised: BoundedMap::new(settings.max_subjects),
             handled: 0,
+            next_take: Instant::now(),
         }
     }
 
@@ -363,6 +377,11 @@ impl Engine {
     async fn lead(&mut self, monitor: &Monitor, turn: &mut Option<Turn>) {
         let lease_ms = monitor.store.lease_ms();
         if turn.is_none() {
+            // Another daemon holds it, most likely: asked again a third of a lease later.
+            if Instant::now() < self.next_take {
+                return;
+            }
+            self.next_take = Instant::now() + Duration::from_millis(lease_ms.max(3) as u64 / 3);
             match monitor.store.take_monitor(lease_ms).await {
                 Ok(Some(lease)) => {
                     tracing::info!(position = %lease.position, "this daemon's monitor reads the shared event log");
@@ -505,6 +524,12 @@ impl Engine {
             && let Ok(mut blocks) = monitor.blocks.write()
         {
             tracing::warn!(rule = %alert.rule, kind = %block.kind, merchant = %block.merchant_id, terminal = %block.terminal_id, api_key = ?block.api_key_id, "blocked");
+            // (Only a shared store reloads its blocks, which prunes this list.)
+            if monitor.store.shared()
+                && let Ok(mut placed) = monitor.placed.lock()
+            {
+                placed.push((block.id.clone(), now_ms()));
+            }
             blocks.insert(block.scope(), block);
         }
         tracing::warn!(alert = %alert.id, rule = %alert.rule, severity = %alert.severity, summary = %alert.summary, "alert raised");

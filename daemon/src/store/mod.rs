@@ -441,6 +441,35 @@ pub(crate) fn open_sled(db_path: &Path, cache_bytes: u64) -> sled::Result<sled::
     }
 }
 
+/// The name of the daemon whose data dir `dir` is, among the daemons sharing a database:
+/// its host and a random part, made once and kept in the data dir (`node-id`), so that it
+/// stays the same across restarts and no other daemon has it, even one on a host of the same
+/// name with a data dir at the same path. The caller holds the data dir's lock.
+pub(crate) fn node_name(dir: &Path) -> Result<String, StoreError> {
+    let path = dir.join("node-id");
+    let io = |source| StoreError::CreateDir {
+        path: path.clone(),
+        source,
+    };
+    match std::fs::read_to_string(&path) {
+        Ok(name) if !name.trim().is_empty() => return Ok(name.trim().to_owned()),
+        Ok(_) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(io(e)),
+    }
+    let host = rustix::system::uname();
+    let name = format!(
+        "{}:{}",
+        host.nodename().to_string_lossy(),
+        crate::domain::ids::random_base62(16)
+    );
+    // Written whole or not at all.
+    let partial = dir.join("node-id.partial");
+    std::fs::write(&partial, format!("{name}\n")).map_err(io)?;
+    std::fs::rename(&partial, &path).map_err(io)?;
+    Ok(name)
+}
+
 /// Takes `dir`'s exclusive lock (refused while another paygated holds it), held until the
 /// file drops.
 pub(crate) fn take_lock(dir: &Path) -> Result<File, StoreError> {

@@ -852,6 +852,30 @@ impl Store {
         keys_of(&self.trees.pending_refunds)
     }
 
+    /// Up to `limit` ids of pending payments (`refunds`: refunds) after `after`, in id order.
+    pub fn pending_ids_after(
+        &self,
+        refunds: bool,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<String>, StoreError> {
+        use std::ops::Bound;
+        let tree = if refunds {
+            &self.trees.pending_refunds
+        } else {
+            &self.trees.pending
+        };
+        let from = after.map_or(Bound::Unbounded, |a| Bound::Excluded(a.as_bytes().to_vec()));
+        tree.range::<Vec<u8>, _>((from, Bound::Unbounded))
+            .keys()
+            .take(limit)
+            .map(|key| {
+                key.map(|k| String::from_utf8_lossy(&k).into_owned())
+                    .map_err(StoreError::Sled)
+            })
+            .collect()
+    }
+
     /// How many payments are not terminal yet.
     pub fn pending_payment_count(&self) -> usize {
         self.trees.pending.len()

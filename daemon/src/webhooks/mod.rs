@@ -187,8 +187,10 @@ impl Dispatcher {
     }
 
     async fn run(self) {
-        // Every daemon's events: an entry another daemon's change owes is this one's to deliver too.
-        let mut bus = self.store.feed().subscribe();
+        // This daemon's events at once; on a shared store, every daemon's too (an entry
+        // another daemon's change owes is this one's to deliver as well), as they are read.
+        let mut bus = self.store.bus().subscribe();
+        let mut feed = self.store.shared().then(|| self.store.feed().subscribe());
         loop {
             let wait = match self.pass().await {
                 Ok(Some(due_ms)) => Duration::from_millis(
@@ -203,16 +205,18 @@ impl Dispatcher {
             let deadline = tokio::time::Instant::now() + wait;
             // Sleep until a retry is due or an event that owes a delivery is committed.
             loop {
-                tokio::select! {
+                let received = tokio::select! {
                     _ = tokio::time::sleep_until(deadline) => break,
-                    received = bus.recv() => match received {
-                        Ok(event) if !event.kind.is_webhook() => continue,
-                        Ok(_) | Err(RecvError::Lagged(_)) => {
-                            tokio::time::sleep(GATHER).await;
-                            break;
-                        }
-                        Err(RecvError::Closed) => return,
-                    },
+                    received = bus.recv() => received,
+                    Some(received) = next_event(&mut feed) => received,
+                };
+                match received {
+                    Ok(event) if !event.kind.is_webhook() => continue,
+                    Ok(_) | Err(RecvError::Lagged(_)) => {
+                        tokio::time::sleep(GATHER).await;
+                        break;
+                    }
+                    Err(RecvError::Closed) => return,
                 }
             }
         }
@@ -433,6 +437,16 @@ impl Dispatcher {
 }
 
 /// Stops a task when dropped.
+/// The next event of `feed`, if there is a feed (never resolves without one).
+async fn next_event(
+    feed: &mut Option<tokio::sync::broadcast::Receiver<Arc<crate::domain::records::EventRecord>>>,
+) -> Option<Result<Arc<crate::domain::records::EventRecord>, RecvError>> {
+    match feed {
+        Some(feed) => Some(feed.recv().await),
+        None => std::future::pending().await,
+    }
+}
+
 struct AbortOnDrop(tokio::task::JoinHandle<()>);
 
 impl Drop for AbortOnDrop {

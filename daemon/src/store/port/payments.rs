@@ -126,19 +126,8 @@ pub trait PaymentStore: Durable {
         list: Pending,
         after: Option<&str>,
         limit: usize,
-        _lease_ms: i64,
-    ) -> Result<Vec<Leased>, StoreError> {
-        let ids = match list {
-            Pending::Payments => self.pending_payment_ids().await?,
-            Pending::Refunds => self.pending_refund_ids().await?,
-        };
-        Ok(ids
-            .into_iter()
-            .filter(|id| after.is_none_or(|after| id.as_str() > after))
-            .take(limit)
-            .map(|id| Leased { id, token: 0 })
-            .collect())
-    }
+        lease_ms: i64,
+    ) -> Result<Vec<Leased>, StoreError>;
     /// Keeps the leases of `held` for another `lease_ms` (those taken over stay lost).
     async fn renew_pending(
         &self,
@@ -246,6 +235,17 @@ impl PaymentStore for Store {
 
     async fn pending_refund_ids(&self) -> Result<Vec<String>, StoreError> {
         Store::pending_refund_ids(self)
+    }
+
+    async fn take_pending(
+        &self,
+        list: Pending,
+        after: Option<&str>,
+        limit: usize,
+        _lease_ms: i64,
+    ) -> Result<Vec<Leased>, StoreError> {
+        let ids = Store::pending_ids_after(self, list == Pending::Refunds, after, limit)?;
+        Ok(ids.into_iter().map(|id| Leased { id, token: 0 }).collect())
     }
 
     async fn expire_idempotency_keys(&self, before_ms: i64) -> Result<usize, StoreError> {

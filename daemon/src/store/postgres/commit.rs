@@ -1,23 +1,28 @@
-//! A commit whose answer was lost: the connection broke after `COMMIT` was sent, so the
-//! transaction may or may not have committed. Answering as if it had failed could tell a
-//! till that a payment did not happen when it did; the outcome is read back instead, on
-//! another connection, from what only that transaction wrote. While the database cannot be
-//! asked, the change's error stands (the request answers 503, and a retry with its key reads
-//! the truth from the database: the claim and the object are there, or neither is).
+//! A commit whose answer was lost: the connection broke (or the server went down) after
+//! `COMMIT` was sent, so the transaction may or may not have committed. Answering as if it
+//! had failed could tell a till that a payment did not happen when it did; the outcome is
+//! read back instead, from what only that transaction wrote, on a connection of its own
+//! (outside the pool, whose connections may all be broken at that moment, each held by a
+//! request waiting for its own read-back). While the database cannot be asked, the change's
+//! error stands (the request answers 503, and a retry with its key reads the truth from the
+//! database: the claim and the object are there, or neither is).
 
 use deadpool_postgres::Transaction;
+use tokio_postgres::NoTls;
 
-use super::PgStore;
+use super::{PgStore, server_unavailable};
 use crate::store::{Claim, StoreError};
 
 /// What only the committing transaction wrote, to look for.
 pub(super) enum Written<'a> {
     /// A row it inserted, by id.
     Row { table: &'static str, id: &'a str },
-    /// A record it wrote, whole (its JSON text, as written: versions make it unique).
-    Record {
+    /// A change of a record: the first event it logged (event ids are unique), or, for a
+    /// change that logged none, the record itself, whole (its JSON text as written).
+    Change {
         table: &'static str,
         id: &'a str,
+        event_id: Option<&'a str>,
         json: String,
     },
     /// The answer it finished a key with.
@@ -28,10 +33,11 @@ pub(super) enum Written<'a> {
     },
 }
 
-/// Whether `error` says the connection broke (rather than the server refusing the commit):
-/// the outcome is then unknown.
+/// Whether `error` leaves the outcome unknown: the connection broke, or the server went
+/// away or cancelled the statement (which it may do to a commit it had made), rather than
+/// refusing the change.
 pub(super) fn outcome_unknown(error: &tokio_postgres::Error) -> bool {
-    error.is_closed() || std::error::Error::source(error).is_some_and(|s| s.is::<std::io::Error>())
+    server_unavailable(error)
 }
 
 impl PgStore {
@@ -55,15 +61,28 @@ impl PgStore {
         written: Written<'_>,
     ) -> Result<(), StoreError> {
         tracing::warn!(error = %lost, "the database's answer to a write was lost; reading it back");
-        let Ok(client) = self.client().await else {
+        let Ok((client, connection)) = self.connect.connect(NoTls).await else {
             return Err(lost.into());
         };
+        let connection = tokio::spawn(connection);
         let found = match &written {
             Written::Row { table, id } => client
                 .query_opt(&format!("SELECT 1 FROM {table} WHERE id = $1"), &[id])
                 .await
                 .map(|row| row.is_some()),
-            Written::Record { table, id, json } => client
+            Written::Change {
+                event_id: Some(event_id),
+                ..
+            } => client
+                .query_opt("SELECT 1 FROM events WHERE id = $1", &[event_id])
+                .await
+                .map(|row| row.is_some()),
+            Written::Change {
+                table,
+                id,
+                event_id: None,
+                json,
+            } => client
                 .query_opt(
                     &format!("SELECT record::text FROM {table} WHERE id = $1"),
                     &[id],
@@ -88,13 +107,14 @@ impl PgStore {
                     })
                 }),
         };
+        drop(client);
+        connection.abort();
         match found {
             Ok(true) => {
                 tracing::info!("the write had committed");
                 Ok(())
             }
-            Ok(false) => Err(lost.into()),
-            Err(_) => Err(lost.into()),
+            Ok(false) | Err(_) => Err(lost.into()),
         }
     }
 }
@@ -169,6 +189,21 @@ mod tests {
         assert_eq!(changed.unwrap().unwrap().status, PaymentStatus::Succeeded);
         assert_eq!(store.payment("pay_1").await.unwrap().unwrap().version, 2);
 
+        // A change with events is found by its first event, whatever changed the record since.
+        proxy.arm(b"COMMIT");
+        let changed = store
+            .update_payment("pay_1", Fence::Claim(&key), &|p| {
+                p.refunded_minor = 100;
+                Some(vec![EventRecord {
+                    id: "evt_refunded".into(),
+                    kind: EventKind::PaymentConflict,
+                    ..created("pay_1")
+                }])
+            })
+            .await;
+        assert!(proxy.fired());
+        assert_eq!(changed.unwrap().unwrap().version, 3);
+
         // The key's answer is its own statement: its lost answer is read back the same way.
         proxy.arm(b"{\"lost\":\"answer\"}");
         let finished = store
@@ -185,9 +220,9 @@ mod tests {
         );
     }
 
-    /// The connection breaks before the change reached the server: nothing took effect, and
-    /// the store says the database was unavailable (a 503 for the request; a retry with its
-    /// key starts afresh).
+    /// The connection breaks at a statement before the commit (its answer lost): nothing took
+    /// effect, and the store says the database was unavailable (a 503 for the request; a
+    /// retry with its key starts afresh).
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_change_cut_before_its_commit_is_unavailable_and_left_undone() {
         let Some(server) = server().await else { return };

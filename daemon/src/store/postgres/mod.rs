@@ -89,22 +89,23 @@ impl PgError {
     pub fn is_unavailable(&self) -> bool {
         match self {
             PgError::Unavailable(_) => true,
-            PgError::Query(e) => {
-                let io = std::error::Error::source(e).is_some_and(|s| s.is::<std::io::Error>());
-                // Connection exceptions (class 08), too many connections, the server shutting
-                // down or starting, a statement cancelled at the statement timeout: the
-                // server, not the statement's data.
-                let state = e.code().map(|c| c.code());
-                e.is_closed()
-                    || io
-                    || state.is_some_and(|c| {
-                        c.starts_with("08")
-                            || ["53300", "57014", "57P01", "57P02", "57P03"].contains(&c)
-                    })
-            }
+            PgError::Query(e) => server_unavailable(e),
             _ => false,
         }
     }
+}
+
+/// Whether `e` is the server's or the connection's failure, not the statement's data:
+/// connection exceptions (class 08), too many connections, the server shutting down or
+/// starting, a statement cancelled at the statement timeout.
+fn server_unavailable(e: &tokio_postgres::Error) -> bool {
+    let io = std::error::Error::source(e).is_some_and(|s| s.is::<std::io::Error>());
+    let state = e.code().map(|c| c.code());
+    e.is_closed()
+        || io
+        || state.is_some_and(|c| {
+            c.starts_with("08") || ["53300", "57014", "57P01", "57P02", "57P03"].contains(&c)
+        })
 }
 
 #[async_trait::async_trait]
@@ -186,6 +187,8 @@ pub struct PgStore {
     node: String,
     /// How long its leases run unless renewed (ms).
     lease_ms: i64,
+    /// How to open a connection of its own, outside the pool (a lost commit's read-back).
+    connect: tokio_postgres::Config,
     /// The daemon's data dir lock, which makes `node` its own while it runs.
     _dir_lock: Option<std::fs::File>,
     /// Events this daemon committed, for its in-process consumers.
@@ -216,7 +219,7 @@ impl PgStore {
         config.application_name(APPLICATION_NAME);
         config.connect_timeout(settings.statement_timeout);
         let manager = Manager::from_config(
-            config,
+            config.clone(),
             NoTls,
             ManagerConfig {
                 recycling_method: RecyclingMethod::Fast,
@@ -236,6 +239,7 @@ impl PgStore {
                 .clone()
                 .unwrap_or_else(|| crate::domain::ids::new_id("node")),
             lease_ms: settings.lease_ms,
+            connect: config,
             _dir_lock: None,
             bus: crate::events::EventBus::new(),
             feed: crate::events::EventBus::new(),

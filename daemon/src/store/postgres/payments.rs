@@ -563,15 +563,13 @@ impl PaymentStore for PgStore {
         .await?;
         let json =
             serde_json::to_string(&payment).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-        self.commit(
-            tx,
-            Written::Record {
-                table: "payments",
-                id: payment_id,
-                json,
-            },
-        )
-        .await?;
+        let written = Written::Change {
+            table: "payments",
+            id: payment_id,
+            event_id: events.first().map(|e| e.id.as_str()),
+            json,
+        };
+        self.commit(tx, written).await?;
         self.published(logged);
         Ok(Some(payment))
     }
@@ -632,15 +630,13 @@ impl PaymentStore for PgStore {
         .await?;
         let json =
             serde_json::to_string(&refund).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-        self.commit(
-            tx,
-            Written::Record {
-                table: "refunds",
-                id: refund_id,
-                json,
-            },
-        )
-        .await?;
+        let written = Written::Change {
+            table: "refunds",
+            id: refund_id,
+            event_id: events.first().map(|e| e.id.as_str()),
+            json,
+        };
+        self.commit(tx, written).await?;
         self.published(logged);
         Ok(Some(refund))
     }

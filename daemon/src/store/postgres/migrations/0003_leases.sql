@@ -30,8 +30,11 @@ CREATE TABLE leases (
     lease bigint NOT NULL DEFAULT 0,
     position text
 );
--- The monitor starts reading where the log ends now (what came before is history): every
--- event committed from here on is read by some holder of the lease.
+-- The monitor starts reading where the log ends now (what came before is history), below
+-- the oldest transaction still running (an older binary's change committing later is read):
+-- every event committed from here on is read by some holder of the lease.
 INSERT INTO leases (name, position)
 SELECT 'monitor', coalesce(
-    (SELECT xid::text || ':' || seq FROM events ORDER BY xid DESC, seq DESC LIMIT 1), '0:0');
+    (SELECT xid::text || ':' || seq FROM events
+      WHERE xid < pg_snapshot_xmin(pg_current_snapshot())
+      ORDER BY xid DESC, seq DESC LIMIT 1), '0:0');
