@@ -65,8 +65,11 @@ pub fn payments(paygated: &Path, config: &Path, clients: usize, seconds: u64, fl
         .expect("runtime");
     let proc_dir = format!("/proc/{pid}");
     let cpu_before = measure::cpu_seconds(&proc_dir);
-    let (mut samples, errors, total) =
-        runtime.block_on(drive(&base, clients, Duration::from_secs(seconds)));
+    let (mut samples, errors, total) = runtime.block_on(drive(
+        std::slice::from_ref(&base),
+        clients,
+        Duration::from_secs(seconds),
+    ));
     // The server's own CPU time per answer: steadier than throughput on a shared 2-core
     // machine, where the load generator and the server take turns.
     let cpu_us_per_request =
@@ -229,7 +232,9 @@ async fn store_counters(base: &str) -> (f64, f64, f64) {
     )
 }
 
-async fn drive(base: &str, clients: usize, duration: Duration) -> (Vec<Duration>, u64, u64) {
+/// `clients` clients paying in a loop for `duration`, spread over the daemons at `bases`
+/// (client `c` on `bases[c % n]`): every answer's time, the errors, how many answered.
+async fn drive(bases: &[String], clients: usize, duration: Duration) -> (Vec<Duration>, u64, u64) {
     let client = reqwest::Client::builder()
         .pool_max_idle_per_host(clients)
         .build()
@@ -241,7 +246,7 @@ async fn drive(base: &str, clients: usize, duration: Duration) -> (Vec<Duration>
     let run = std::process::id();
     for c in 0..clients {
         let (client, stop, errors) = (client.clone(), stop.clone(), errors.clone());
-        let url = format!("{base}/v1/payments");
+        let url = format!("{}/v1/payments", bases[c % bases.len()]);
         tasks.push(tokio::spawn(async move {
             let mut samples = Vec::new();
             let mut n = 0u64;
@@ -290,4 +295,73 @@ async fn drive(base: &str, clients: usize, duration: Duration) -> (Vec<Duration>
     }
     let total = all.len() as u64;
     (all, errors.load(Ordering::Relaxed), total)
+}
+
+/// Runs `daemons` daemons on the PostgreSQL database `url` (each with a data dir of its own,
+/// a pool of `clients / daemons` connections, at least 4) and drives them together, the
+/// clients spread over them, for `seconds`. One JSON line: payments/s, latency, errors, CPU
+/// per payment (all daemons').
+pub fn payments_postgres(
+    paygated: &Path,
+    config: &Path,
+    url: &str,
+    daemons: usize,
+    clients: usize,
+    seconds: u64,
+) {
+    let dir = std::env::temp_dir().join(format!("paygate-bench-pg-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("a temp dir");
+    let text = std::fs::read_to_string(config).expect("the config file");
+    assert!(
+        text.contains("engine = \"sled\""),
+        "the shipped config names its engine"
+    );
+    let pool = (clients / daemons).max(4);
+    let text = format!(
+        "{}\n[store.postgres]\nurl = \"inline:{url}\"\npool_size = {pool}\n",
+        text.replace("engine = \"sled\"", "engine = \"postgres\"")
+    );
+    let config_path = dir.join("paygate.toml");
+    std::fs::write(&config_path, text).expect("write config");
+    let servers: Vec<(Server, String)> = (0..daemons)
+        .map(|n| {
+            let mut command = Command::new(paygated);
+            command
+                .args(["serve", "--listen", "127.0.0.1:0", "--config"])
+                .arg(&config_path)
+                .arg("--data-dir")
+                .arg(dir.join(format!("data-{n}")))
+                .env("RUST_LOG", "warn")
+                .stdout(Stdio::piped())
+                .stderr(Stdio::null());
+            let (server, base, _) = Server::start(&mut command);
+            (server, base)
+        })
+        .collect();
+    let bases: Vec<String> = servers.iter().map(|(_, base)| base.clone()).collect();
+    let procs: Vec<String> = servers
+        .iter()
+        .map(|(server, _)| format!("/proc/{}", server.0.id()))
+        .collect();
+    let cpu = || procs.iter().map(|p| measure::cpu_seconds(p)).sum::<f64>();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let cpu_before = cpu();
+    let (mut samples, errors, total) =
+        runtime.block_on(drive(&bases, clients, Duration::from_secs(seconds)));
+    let cpu_us_per_request = (cpu() - cpu_before) * 1e6 / total.max(1) as f64;
+    drop(servers);
+    let _ = std::fs::remove_dir_all(&dir);
+    samples.sort();
+    let us = |d: Duration| d.as_secs_f64() * 1e6;
+    let at = |q: f64| us(samples[((samples.len() as f64 - 1.0) * q).round() as usize]);
+    println!(
+        "{{\"name\":\"durable_payments_postgres\",\"daemons\":{daemons},\"clients\":{clients},\"seconds\":{seconds},\"errors\":{errors},\"throughput_per_s\":{:.0},\"p50_us\":{:.0},\"p99_us\":{:.0},\"cpu_us_per_request\":{cpu_us_per_request:.0}}}",
+        total as f64 / seconds as f64,
+        at(0.5),
+        at(0.99),
+    );
 }

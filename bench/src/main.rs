@@ -65,6 +65,22 @@ fn main() {
             seconds.parse().expect("seconds is a number"),
             flush,
         ),
+        [
+            "payments-postgres",
+            paygated,
+            config,
+            url,
+            daemons,
+            clients,
+            seconds,
+        ] => load::payments_postgres(
+            Path::new(paygated),
+            Path::new(config),
+            url,
+            daemons.parse().expect("daemons is a number"),
+            clients.parse().expect("clients is a number"),
+            seconds.parse().expect("seconds is a number"),
+        ),
         ["monitor", paygated, config] => monitor::monitor(Path::new(paygated), Path::new(config)),
         ["baseline-server"] => baseline::serve(),
         ["store"] => store::store(Path::new(STORE_TMP), 3.0, None),
@@ -107,6 +123,9 @@ fn main() {
             eprintln!("usage: paygate-bench plugin <mock.wasm> <cache dir>");
             eprintln!(
                 "       paygate-bench payments <paygated> <config> <clients> <seconds> <group|each>"
+            );
+            eprintln!(
+                "       paygate-bench payments-postgres <paygated> <config> <url> <daemons> <clients> <seconds>"
             );
             eprintln!("       paygate-bench stores <tmp dir> <payments> <group> [relaxed]");
             eprintln!("       paygate-bench pg-store <connection string> <clients> <seconds>");

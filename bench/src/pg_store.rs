@@ -76,7 +76,10 @@ async fn pay(store: &PgStore, n: u64) {
         other => panic!("payment {n}: {other:?}"),
     }
     store
-        .update_payment(&parts.record.id, Fence::Unleased, &|p| parts.succeed(p, n))
+        // Under the request's lease, as the daemon writes it (the claim's row read FOR SHARE).
+        .update_payment(&parts.record.id, Fence::Claim(&parts.claim), &|p| {
+            parts.succeed(p, n)
+        })
         .await
         .expect("update")
         .expect("the payment exists");

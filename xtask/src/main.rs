@@ -722,6 +722,13 @@ fn bench(which: &[String]) -> Result<()> {
             ])?
         );
     }
+    // `payments --postgres`: the same load on PostgreSQL, with 1 and 3 daemons.
+    if which.iter().any(|w| w == "--postgres") {
+        if which.iter().any(|w| w == "payments") {
+            bench_payments_postgres()?;
+        }
+        return Ok(());
+    }
     if wanted("payments") {
         bench_payments()?;
     }
@@ -766,47 +773,57 @@ fn bench_stores() -> Result<()> {
     Ok(())
 }
 
-/// The PostgreSQL engine's storage port (`paygate-bench pg-store`) against pgbench's built-in
-/// TPC-B-like workload on the same server at the same client count, in one run, each on a
-/// fresh database. The server: `PAYGATE_BENCH_POSTGRES` (`key=value` settings without a
-/// database), else 127.0.0.1:5432 as `postgres`.
-fn bench_postgres() -> Result<()> {
-    build_bench()?;
-    let server = env::var("PAYGATE_BENCH_POSTGRES")
-        .unwrap_or_else(|_| "host=127.0.0.1 port=5432 user=postgres".to_owned());
-    let setting = |key: &str| {
-        server
-            .split_whitespace()
-            .find_map(|kv| kv.strip_prefix(&format!("{key}=")))
-            .map(str::to_owned)
-    };
-    let (host, port, user) = (
-        setting("host").unwrap_or_else(|| "127.0.0.1".into()),
-        setting("port").unwrap_or_else(|| "5432".into()),
-        setting("user").unwrap_or_else(|| "postgres".into()),
-    );
-    let connection = ["-h", &host, "-p", &port, "-U", &user];
-    let fresh = |name: &str| {
+/// The PostgreSQL server the benchmarks use: `PAYGATE_BENCH_POSTGRES` (`key=value` settings
+/// without a database), else 127.0.0.1:5432 as `postgres`.
+struct BenchServer {
+    /// The `key=value` settings.
+    settings: String,
+    /// The same for `psql` and `pgbench`: `-h`, `-p`, `-U`.
+    connection: Vec<String>,
+}
+
+impl BenchServer {
+    fn find() -> BenchServer {
+        let settings = env::var("PAYGATE_BENCH_POSTGRES")
+            .unwrap_or_else(|_| "host=127.0.0.1 port=5432 user=postgres".to_owned());
+        let setting = |key: &str, default: &str| {
+            settings
+                .split_whitespace()
+                .find_map(|kv| kv.strip_prefix(&format!("{key}=")))
+                .unwrap_or(default)
+                .to_owned()
+        };
+        let connection = vec![
+            "-h".into(),
+            setting("host", "127.0.0.1"),
+            "-p".into(),
+            setting("port", "5432"),
+            "-U".into(),
+            setting("user", "postgres"),
+        ];
+        BenchServer {
+            settings,
+            connection,
+        }
+    }
+
+    /// Makes the database `name` anew; returns its connection string.
+    fn fresh(&self, name: &str) -> Result<String> {
         run_command(
             Command::new("psql")
-                .args(connection)
+                .args(&self.connection)
                 .args(["-q", "-d", "postgres", "-c"])
                 .arg(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
                 .args(["-c", &format!("CREATE DATABASE {name}")]),
-        )
-    };
-    let seconds = "20";
-    for clients in ["16", "64"] {
-        fresh("paygate_bench")?;
-        let ours = run_bench(&[
-            "pg-store",
-            &format!("{server} dbname=paygate_bench"),
-            clients,
-            seconds,
-        ])?;
-        println!("{}", ours.trim_end());
-        fresh("paygate_pgbench")?;
-        run_command(Command::new("pgbench").args(connection).args([
+        )?;
+        Ok(format!("{} dbname={name}", self.settings))
+    }
+
+    /// pgbench's built-in TPC-B-like workload (scale 10) on a fresh database: its TPS with
+    /// `clients` clients for `seconds`.
+    fn pgbench_tps(&self, clients: &str, seconds: &str) -> Result<f64> {
+        self.fresh("paygate_pgbench")?;
+        run_command(Command::new("pgbench").args(&self.connection).args([
             "-i",
             "-q",
             "-s",
@@ -815,14 +832,77 @@ fn bench_postgres() -> Result<()> {
         ]))?;
         let pgbench = capture(
             Command::new("pgbench")
-                .args(connection)
+                .args(&self.connection)
                 .args(["-c", clients, "-j", "2", "-T", seconds, "-M", "prepared"])
                 .arg("paygate_pgbench"),
         )?;
-        let tps = number_after(&pgbench, "tps = ");
+        Ok(number_after(&pgbench, "tps = "))
+    }
+}
+
+/// The PostgreSQL engine's storage port (`paygate-bench pg-store`) against pgbench's built-in
+/// TPC-B-like workload on the same server at the same client count, in one run, each on a
+/// fresh database.
+fn bench_postgres() -> Result<()> {
+    build_bench()?;
+    let server = BenchServer::find();
+    let seconds = "20";
+    for clients in ["16", "64"] {
+        let url = server.fresh("paygate_bench")?;
+        let ours = run_bench(&["pg-store", &url, clients, seconds])?;
+        println!("{}", ours.trim_end());
+        let tps = server.pgbench_tps(clients, seconds)?;
         let payments = number_after(&ours, "s: ");
         println!(
             "pgbench (TPC-B-like, scale 10): {clients} clients: {tps:.0} TPS; payments/s / TPS = {:.2}",
+            payments / tps
+        );
+    }
+    Ok(())
+}
+
+/// `bench payments --postgres`: durable payments through the release daemon over HTTP, with 1
+/// and 3 daemons on one PostgreSQL database (the clients spread over them), each beside
+/// pgbench's TPC-B-like workload at the same client count, in one run.
+fn bench_payments_postgres() -> Result<()> {
+    build()?;
+    build_bench()?;
+    let server = BenchServer::find();
+    let seconds = "10";
+    let mut rows = Vec::new();
+    for clients in ["16", "64"] {
+        let tps = server.pgbench_tps(clients, seconds)?;
+        for daemons in ["1", "3"] {
+            let url = server.fresh("paygate_bench")?;
+            let line = run_bench(&[
+                "payments-postgres",
+                "target/release/paygated",
+                "config/paygate.toml",
+                &url,
+                daemons,
+                clients,
+                seconds,
+            ])?;
+            println!("{line}");
+            rows.push((clients, daemons, tps, line));
+        }
+    }
+    println!();
+    println!(
+        "durable barcode payments through the mock wallet on PostgreSQL, {seconds} s per row, loopback"
+    );
+    println!(
+        "| clients | daemons | payments/s | p50 | p99 | errors | CPU/payment (daemons) | pgbench TPS | payments/s / TPS |"
+    );
+    println!("| --- | --- | --- | --- | --- | --- | --- | --- | --- |");
+    for (clients, daemons, tps, line) in &rows {
+        let payments = json_number(line, "throughput_per_s")?;
+        println!(
+            "| {clients} | {daemons} | {payments:.0} | {:.1} ms | {:.1} ms | {} | {:.0} µs | {tps:.0} | {:.2} |",
+            json_number(line, "p50_us")? / 1000.0,
+            json_number(line, "p99_us")? / 1000.0,
+            json_number(line, "errors")?,
+            json_number(line, "cpu_us_per_request")?,
             payments / tps
         );
     }
