@@ -122,43 +122,12 @@ impl PgStore {
 #[cfg(test)]
 mod tests {
     use super::super::PgStore;
+    use super::super::lease_tests::{claim, created, payment};
     use super::super::testing::{LossyProxy, server};
     use crate::domain::events::EventKind;
-    use crate::domain::records::{EventRecord, PaymentRecord};
+    use crate::domain::records::EventRecord;
     use crate::domain::state::PaymentStatus;
-    use crate::store::{Begin, Claim, Fence, PaymentStore};
-
-    fn claim(key: &str) -> Claim {
-        Claim {
-            api_key_id: "key_pos".into(),
-            key: key.into(),
-            fingerprint: "fp".into(),
-            lease: Default::default(),
-        }
-    }
-
-    fn payment(id: &str) -> PaymentRecord {
-        serde_json::from_value(serde_json::json!({
-            "id": id, "merchant_id": "m_a", "provider": "mock", "method": "barcode",
-            "amount_minor": 1_000, "currency": "CNY", "status": "pending", "metadata": {},
-            "created_at_ms": 1_000, "updated_at_ms": 1_000, "refund_reserved_minor": 0,
-            "refunded_minor": 0, "provider_step": "not_sent", "api_key_id": "key_pos",
-            "version": 0
-        }))
-        .unwrap()
-    }
-
-    fn created(id: &str) -> EventRecord {
-        EventRecord {
-            id: format!("evt_{id}"),
-            kind: EventKind::PaymentCreated,
-            created_at_ms: 1_000,
-            object_id: id.into(),
-            data: serde_json::json!({}),
-            object_version: 0,
-            object: None,
-        }
-    }
+    use crate::store::{Begin, Fence, PaymentStore};
 
     /// The connection breaks after COMMIT (or a key's answer) reached the server: the
     /// change took effect, and the store says so rather than that it failed.

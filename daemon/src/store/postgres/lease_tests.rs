@@ -1,5 +1,6 @@
 //! Leases across daemons on one database: claims and the janitor's work, taken over once
-//! they run out, and the late holder's writes refused by their fencing token.
+//! they run out, and the late holder's writes refused by their fencing token. (Its claim,
+//! payment and event fixtures serve the engine's other tests too.)
 
 use std::sync::Arc;
 
@@ -10,7 +11,7 @@ use crate::domain::records::{EventRecord, PaymentRecord};
 use crate::domain::state::PaymentStatus;
 use crate::store::{Begin, Claim, Fence, Leased, PaymentStore, Pending, StoreError};
 
-fn claim(key: &str) -> Claim {
+pub(super) fn claim(key: &str) -> Claim {
     Claim {
         api_key_id: "key_pos".into(),
         key: key.into(),
@@ -19,7 +20,7 @@ fn claim(key: &str) -> Claim {
     }
 }
 
-fn payment(id: &str) -> PaymentRecord {
+pub(super) fn payment(id: &str) -> PaymentRecord {
     serde_json::from_value(serde_json::json!({
         "id": id, "merchant_id": "m_a", "provider": "mock", "method": "barcode",
         "amount_minor": 1_000, "currency": "CNY", "status": "pending", "metadata": {},
@@ -30,7 +31,7 @@ fn payment(id: &str) -> PaymentRecord {
     .unwrap()
 }
 
-fn created(id: &str) -> EventRecord {
+pub(super) fn created(id: &str) -> EventRecord {
     EventRecord {
         id: format!("evt_{id}"),
         kind: EventKind::PaymentCreated,
