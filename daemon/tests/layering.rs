@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 const LAYERS: &[&[&str]] = &[
     // Leaves: what everything may use.
     &[
-        "domain", "clock", "logging", "metrics", "process", "settings",
+        "domain", "clock", "logging", "metrics", "process", "settings", "leases",
     ],
     &["events", "outbound", "auth"],
     &["store"],
