@@ -68,8 +68,10 @@ async fn a_paused_daemons_request_is_taken_over_and_its_late_writes_change_nothi
     if !multi_node("taking a request over from a paused daemon") {
         return;
     }
-    let a = Daemon::with_config(config(5_000));
-    let b = sharing_database_with(&a, config(5_000));
+    // A 10 s lease: renewed every 3.3 s, so b's first retry, sent at once, finds it live
+    // even on a loaded machine.
+    let a = Daemon::with_config(config(10_000));
+    let b = sharing_database_with(&a, config(10_000));
     // .64: the mock wallet answers after 1.5 s, time to pause a inside the call.
     let body = barcode("10.64");
     let on_a = {
