@@ -12,6 +12,7 @@
 
 pub mod signature;
 
+use crate::leases::{Renewing, renewing};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -389,20 +390,21 @@ impl Dispatcher {
 
     /// Renews the leases of `page` every [`OUTBOX_RENEW_EVERY`] until the returned guard
     /// drops (the pass ends, however it ends).
-    fn keep_leased(&self, page: &[OutboxEntry]) -> AbortOnDrop {
+    fn keep_leased(&self, page: &[OutboxEntry]) -> Renewing {
         let held: Vec<(String, i64)> = page.iter().map(|e| (e.event.id.clone(), e.lease)).collect();
         if let Ok(mut holding) = self.held.lock() {
             holding.clone_from(&held);
         }
-        let store = self.store.clone();
-        AbortOnDrop(tokio::spawn(async move {
-            loop {
-                tokio::time::sleep(OUTBOX_RENEW_EVERY).await;
+        let (store, held) = (self.store.clone(), Arc::new(held));
+        renewing(OUTBOX_RENEW_EVERY, move || {
+            let (store, held) = (store.clone(), held.clone());
+            async move {
                 if let Err(e) = store.renew_outbox(&held, OUTBOX_LEASE_MS).await {
                     tracing::warn!(error = %e, "cannot renew the webhook outbox's leases");
                 }
+                true
             }
-        }))
+        })
     }
 
     fn request(&self, endpoint: &Endpoint, event_id: &str, body: &str) -> OutboundRequest {
@@ -444,14 +446,6 @@ async fn next_event(
     match feed {
         Some(feed) => Some(feed.recv().await),
         None => std::future::pending().await,
-    }
-}
-
-struct AbortOnDrop(tokio::task::JoinHandle<()>);
-
-impl Drop for AbortOnDrop {
-    fn drop(&mut self) {
-        self.0.abort();
     }
 }
 
