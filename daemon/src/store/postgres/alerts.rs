@@ -6,23 +6,22 @@
 
 use tokio_postgres::types::Json;
 
-use tokio_postgres::GenericClient;
 
 use super::events::log_events;
 use super::feed::LogPosition;
-use super::{NOW_MS, PgStore, decoded, each, one};
+use super::{NOW_MS, PgStore, decoded, each, one, Db};
 use crate::domain::records::{AlertRecord, BlockRecord, EventRecord, Snapshot};
 use crate::store::StoreError;
 use crate::store::port::{AlertChange, AlertFilter, AlertStore, MonitorTurn};
 
 /// Refuses a write under the monitor's lease `fence` once another daemon has taken it over.
-async fn check_monitor_fence<C: GenericClient>(
+async fn check_monitor_fence<C: Db>(
     db: &C,
     fence: Option<i64>,
 ) -> Result<(), StoreError> {
     let Some(token) = fence else { return Ok(()) };
     let holds = db
-        .query_opt(
+        .row_opt(
             "SELECT lease FROM leases WHERE name = 'monitor' FOR SHARE",
             &[],
         )
@@ -49,21 +48,21 @@ impl AlertStore for PgStore {
     ) -> Result<(), StoreError> {
         let mut client = self.client().await?;
         let tx = client.transaction().await?;
-        check_monitor_fence(&*tx, fence).await?;
-        tx.execute(
+        check_monitor_fence(&tx, fence).await?;
+        tx.exec(
             "INSERT INTO alerts (id, record) VALUES ($1, $2)",
             &[&alert.id, &Json(alert)],
         )
         .await?;
         if let Some(block) = block {
-            tx.execute(
+            tx.exec(
                 "INSERT INTO blocks (id, expires_at_ms, record) VALUES ($1, $2, $3)",
                 &[&block.id, &block.expires_at_ms, &Json(block)],
             )
             .await?;
         }
         let logged = log_events(
-            &*tx,
+            &tx,
             std::slice::from_ref(event),
             0,
             &Snapshot::of(alert),
@@ -83,16 +82,16 @@ impl AlertStore for PgStore {
     ) -> Result<Option<AlertRecord>, StoreError> {
         let mut client = self.client().await?;
         let tx = client.transaction().await?;
-        check_monitor_fence(&*tx, fence).await?;
+        check_monitor_fence(&tx, fence).await?;
         let Some(row) = tx
-            .query_opt("SELECT record FROM alerts WHERE id = $1 FOR UPDATE", &[&id])
+            .row_opt("SELECT record FROM alerts WHERE id = $1 FOR UPDATE", &[&id])
             .await?
         else {
             return Ok(None);
         };
         let mut alert: AlertRecord = decoded(&row, 0)?;
         change(&mut alert);
-        tx.execute(
+        tx.exec(
             "UPDATE alerts SET record = $2 WHERE id = $1",
             &[&id, &Json(&alert)],
         )
@@ -104,7 +103,7 @@ impl AlertStore for PgStore {
     async fn alert(&self, id: &str) -> Result<Option<AlertRecord>, StoreError> {
         let client = self.client().await?;
         one(client
-            .query_opt("SELECT record FROM alerts WHERE id = $1", &[&id])
+            .row_opt("SELECT record FROM alerts WHERE id = $1", &[&id])
             .await?)
     }
 
@@ -120,7 +119,7 @@ impl AlertStore for PgStore {
         let mut before = after.map(str::to_owned);
         loop {
             let rows = client
-                .query(
+                .rows(
                     "SELECT id, record FROM alerts WHERE $1::text IS NULL OR id < $1
                       ORDER BY id DESC LIMIT $2",
                     &[&before, &PAGE_BATCH],
@@ -147,7 +146,7 @@ impl AlertStore for PgStore {
         let client = self.client().await?;
         each(
             client
-                .query("SELECT record FROM blocks ORDER BY id", &[])
+                .rows("SELECT record FROM blocks ORDER BY id", &[])
                 .await?,
         )
     }
@@ -155,7 +154,7 @@ impl AlertStore for PgStore {
     async fn remove_block(&self, id: &str) -> Result<Option<BlockRecord>, StoreError> {
         let client = self.client().await?;
         one(client
-            .query_opt("DELETE FROM blocks WHERE id = $1 RETURNING record", &[&id])
+            .row_opt("DELETE FROM blocks WHERE id = $1 RETURNING record", &[&id])
             .await?)
     }
 
@@ -166,13 +165,13 @@ impl AlertStore for PgStore {
     async fn take_monitor(&self, lease_ms: i64) -> Result<Option<MonitorTurn>, StoreError> {
         let client = self.client().await?;
         client
-            .execute(
+            .exec(
                 "INSERT INTO leases (name) VALUES ('monitor') ON CONFLICT DO NOTHING",
                 &[],
             )
             .await?;
         let Some(row) = client
-            .query_opt(
+            .row_opt(
                 &format!(
                     "UPDATE leases SET holder = $1, leased_until_ms = {NOW_MS} + $2,
                             lease = lease + 1
@@ -222,7 +221,7 @@ impl AlertStore for PgStore {
     ) -> Result<bool, StoreError> {
         let client = self.client().await?;
         let advanced = client
-            .execute(
+            .exec(
                 &format!(
                     "UPDATE leases SET position = $2, leased_until_ms = {NOW_MS} + $3
                       WHERE name = 'monitor' AND lease = $1"

@@ -6,7 +6,7 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use super::PgStore;
+use super::{PgStore, Db};
 use crate::store::StoreError;
 
 #[derive(Clone)]
@@ -21,7 +21,7 @@ impl PgStore {
     pub async fn artifact_digests(&self) -> Result<PgArtifactDigests, StoreError> {
         let client = self.client().await?;
         let known = client
-            .query("SELECT artifact, sha256 FROM plugin_artifacts", &[])
+            .rows("SELECT artifact, sha256 FROM plugin_artifacts", &[])
             .await?
             .into_iter()
             .map(|row| (row.get(0), row.get(1)))
@@ -51,7 +51,7 @@ impl PgArtifactDigests {
                 pool.get()
                     .await
                     .map_err(|e| e.to_string())?
-                    .execute(
+                    .exec(
                         "INSERT INTO plugin_artifacts (artifact, sha256) VALUES ($1, $2)
                          ON CONFLICT (artifact) DO UPDATE SET sha256 = excluded.sha256",
                         &[&artifact, &sha256],

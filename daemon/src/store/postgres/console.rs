@@ -4,7 +4,7 @@
 
 use tokio_postgres::types::Json;
 
-use super::PgStore;
+use super::{PgStore, Db};
 use crate::domain::records::SessionRecord;
 use crate::store::StoreError;
 use crate::store::port::{ConsoleStore, SessionFilter};
@@ -16,7 +16,7 @@ impl ConsoleStore for PgStore {
             .map_err(|_| StoreError::Corrupt(format!("code step {step} of {key_id}")))?;
         let client = self.client().await?;
         let accepted = client
-            .execute(
+            .exec(
                 "INSERT INTO code_steps (api_key_id, step) VALUES ($1, $2)
                  ON CONFLICT (api_key_id) DO UPDATE SET step = excluded.step
                   WHERE code_steps.step < excluded.step",
@@ -33,7 +33,7 @@ impl ConsoleStore for PgStore {
     ) -> Result<(), StoreError> {
         let client = self.client().await?;
         client
-            .execute(
+            .exec(
                 "INSERT INTO console_sessions (id_hash, record) VALUES ($1, $2)
                  ON CONFLICT (id_hash) DO UPDATE SET record = excluded.record",
                 &[&&id_hash[..], &Json(session)],
@@ -53,7 +53,7 @@ impl ConsoleStore for PgStore {
         let client = self.client().await?;
         let before = serde_json::to_string(before).expect("records always serialize");
         let touched = client
-            .execute(
+            .exec(
                 "UPDATE console_sessions SET record = $3 WHERE id_hash = $1 AND record::text = $2",
                 &[&&id_hash[..], &before, &Json(after)],
             )
@@ -64,7 +64,7 @@ impl ConsoleStore for PgStore {
     async fn session(&self, id_hash: &[u8; 32]) -> Result<Option<SessionRecord>, StoreError> {
         let client = self.client().await?;
         let Some(row) = client
-            .query_opt(
+            .row_opt(
                 "SELECT record::text FROM console_sessions WHERE id_hash = $1",
                 &[&&id_hash[..]],
             )
@@ -80,7 +80,7 @@ impl ConsoleStore for PgStore {
     async fn remove_session(&self, id_hash: &[u8; 32]) -> Result<(), StoreError> {
         let client = self.client().await?;
         client
-            .execute(
+            .exec(
                 "DELETE FROM console_sessions WHERE id_hash = $1",
                 &[&&id_hash[..]],
             )
@@ -92,7 +92,7 @@ impl ConsoleStore for PgStore {
     async fn remove_sessions(&self, ended: SessionFilter<'_>) -> Result<usize, StoreError> {
         let client = self.client().await?;
         let rows = client
-            .query("SELECT id_hash, record::text FROM console_sessions", &[])
+            .rows("SELECT id_hash, record::text FROM console_sessions", &[])
             .await?;
         let mut removed = 0;
         for row in rows {
@@ -102,7 +102,7 @@ impl ConsoleStore for PgStore {
             let over = serde_json::from_str::<SessionRecord>(&text).map_or(true, |s| ended(&s));
             if over {
                 removed += client
-                    .execute(
+                    .exec(
                         "DELETE FROM console_sessions WHERE id_hash = $1 AND record::text = $2",
                         &[&id_hash, &text],
                     )

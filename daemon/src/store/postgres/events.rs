@@ -1,7 +1,7 @@
 //! Appending to the event log, inside the transaction of the change the events announce,
 //! with the webhook outbox's entries; and publishing them in process once committed.
 
-use tokio_postgres::GenericClient;
+use super::Db;
 use tokio_postgres::types::Json;
 
 use crate::domain::records::{EventRecord, OutboxRecord, Snapshot};
@@ -13,7 +13,7 @@ use crate::store::StoreError;
 /// as the embedded engine's does: a record's sealed fields are not copied into it for good
 /// (a master key rotation re-seals records, not the log). Returns the events with their
 /// object, for the bus once committed.
-pub(super) async fn log_events<C: GenericClient>(
+pub(super) async fn log_events<C: Db>(
     db: &C,
     events: &[EventRecord],
     version: u64,
@@ -28,7 +28,7 @@ pub(super) async fn log_events<C: GenericClient>(
             ..event.clone()
         };
         let seq: i64 = db
-            .query_one(
+            .row(
                 "INSERT INTO events (id, kind, object_id, object_version, created_at_ms, event)
                  VALUES ($1, $2, $3, $4, $5, $6) RETURNING seq",
                 &[
@@ -47,7 +47,7 @@ pub(super) async fn log_events<C: GenericClient>(
             ..event
         };
         if outbox && event.kind.is_webhook() {
-            db.execute(
+            db.exec(
                 "INSERT INTO outbox (event_id, seq, event, delivery) VALUES ($1, $2, $3, $4)",
                 &[
                     &event.id,

@@ -22,7 +22,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::{PgStore, decoded};
+use super::{PgStore, decoded, Db};
 use crate::domain::records::{EventRecord, Snapshot};
 use crate::store::StoreError;
 
@@ -71,7 +71,7 @@ impl PgStore {
     ) -> Result<Vec<(LogPosition, EventRecord)>, StoreError> {
         let client = self.client().await?;
         let rows = client
-            .query(
+            .rows(
                 "SELECT e.xid::text, e.seq, e.event,
                         coalesce(p.record, r.record, a.record) AS object
                    FROM events e
@@ -110,7 +110,7 @@ impl PgStore {
     pub async fn log_end(&self) -> Result<LogPosition, StoreError> {
         let client = self.client().await?;
         let row = client
-            .query_opt(
+            .row_opt(
                 "SELECT xid::text, seq FROM events
                   WHERE xid < pg_snapshot_xmin(pg_current_snapshot())
                   ORDER BY xid DESC, seq DESC LIMIT 1",

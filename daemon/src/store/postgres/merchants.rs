@@ -1,22 +1,21 @@
 //! Onboarded merchants, their activations and bank accounts, and the audit log on
 //! PostgreSQL. A change's records, audit line and event are written in one transaction.
 
-use tokio_postgres::GenericClient;
 use tokio_postgres::types::Json;
 
 use super::events::log_events;
-use super::{PgStore, decoded, each, one};
+use super::{PgStore, decoded, each, one, Db};
 use crate::domain::records::{
     ActivationRecord, AuditRecord, BankAccountRecord, MerchantRecord, Snapshot,
 };
 use crate::store::port::{MerchantStore, Reseal};
 use crate::store::{OnboardingChange, StoreError};
 
-async fn put_merchant<C: GenericClient>(
+async fn put_merchant<C: Db>(
     db: &C,
     merchant: &MerchantRecord,
 ) -> Result<(), StoreError> {
-    db.execute(
+    db.exec(
         "INSERT INTO merchants (id, record) VALUES ($1, $2)
          ON CONFLICT (id) DO UPDATE SET record = excluded.record",
         &[&merchant.id, &Json(merchant)],
@@ -25,11 +24,11 @@ async fn put_merchant<C: GenericClient>(
     Ok(())
 }
 
-async fn put_account<C: GenericClient>(
+async fn put_account<C: Db>(
     db: &C,
     account: &BankAccountRecord,
 ) -> Result<(), StoreError> {
-    db.execute(
+    db.exec(
         "INSERT INTO bank_accounts (id, merchant_id, record) VALUES ($1, $2, $3)
          ON CONFLICT (id) DO UPDATE
             SET merchant_id = excluded.merchant_id, record = excluded.record",
@@ -45,10 +44,10 @@ impl MerchantStore for PgStore {
         let mut client = self.client().await?;
         let tx = client.transaction().await?;
         if let Some(merchant) = change.merchant {
-            put_merchant(&*tx, merchant).await?;
+            put_merchant(&tx, merchant).await?;
         }
         if let Some(activation) = change.activation {
-            tx.execute(
+            tx.exec(
                 "INSERT INTO activations (id, merchant_id, record) VALUES ($1, $2, $3)
                  ON CONFLICT (id) DO UPDATE
                     SET merchant_id = excluded.merchant_id, record = excluded.record",
@@ -57,10 +56,10 @@ impl MerchantStore for PgStore {
             .await?;
         }
         for account in change.bank_account.into_iter().chain(change.also_accounts) {
-            put_account(&*tx, account).await?;
+            put_account(&tx, account).await?;
         }
         let audit = change.audit;
-        tx.execute(
+        tx.exec(
             "INSERT INTO audit (id, merchant_id, record) VALUES ($1, $2, $3)",
             &[&audit.id, &audit.merchant_id, &Json(audit)],
         )
@@ -74,7 +73,7 @@ impl MerchantStore for PgStore {
                     (None, None) => Snapshot::of(&change.merchant),
                 };
                 let events = std::slice::from_ref(event);
-                log_events(&*tx, events, 0, &snapshot, self.outbox_on()).await?
+                log_events(&tx, events, 0, &snapshot, self.outbox_on()).await?
             }
             None => Vec::new(),
         };
@@ -86,7 +85,7 @@ impl MerchantStore for PgStore {
     async fn merchant_record(&self, id: &str) -> Result<Option<MerchantRecord>, StoreError> {
         let client = self.client().await?;
         one(client
-            .query_opt("SELECT record FROM merchants WHERE id = $1", &[&id])
+            .row_opt("SELECT record FROM merchants WHERE id = $1", &[&id])
             .await?)
     }
 
@@ -94,7 +93,7 @@ impl MerchantStore for PgStore {
         let client = self.client().await?;
         each(
             client
-                .query("SELECT record FROM merchants ORDER BY id", &[])
+                .rows("SELECT record FROM merchants ORDER BY id", &[])
                 .await?,
         )
     }
@@ -102,14 +101,14 @@ impl MerchantStore for PgStore {
     async fn activation(&self, id: &str) -> Result<Option<ActivationRecord>, StoreError> {
         let client = self.client().await?;
         one(client
-            .query_opt("SELECT record FROM activations WHERE id = $1", &[&id])
+            .row_opt("SELECT record FROM activations WHERE id = $1", &[&id])
             .await?)
     }
 
     async fn bank_account(&self, id: &str) -> Result<Option<BankAccountRecord>, StoreError> {
         let client = self.client().await?;
         one(client
-            .query_opt("SELECT record FROM bank_accounts WHERE id = $1", &[&id])
+            .row_opt("SELECT record FROM bank_accounts WHERE id = $1", &[&id])
             .await?)
     }
 
@@ -117,7 +116,7 @@ impl MerchantStore for PgStore {
         let client = self.client().await?;
         each(
             client
-                .query(
+                .rows(
                     "SELECT record FROM activations WHERE merchant_id = $1 ORDER BY id",
                     &[&merchant],
                 )
@@ -129,7 +128,7 @@ impl MerchantStore for PgStore {
         let client = self.client().await?;
         each(
             client
-                .query(
+                .rows(
                     "SELECT record FROM bank_accounts WHERE merchant_id = $1 ORDER BY id",
                     &[&merchant],
                 )
@@ -141,7 +140,7 @@ impl MerchantStore for PgStore {
         let client = self.client().await?;
         each(
             client
-                .query("SELECT record FROM activations ORDER BY id", &[])
+                .rows("SELECT record FROM activations ORDER BY id", &[])
                 .await?,
         )
     }
@@ -150,7 +149,7 @@ impl MerchantStore for PgStore {
         let client = self.client().await?;
         each(
             client
-                .query("SELECT record FROM bank_accounts ORDER BY id", &[])
+                .rows("SELECT record FROM bank_accounts ORDER BY id", &[])
                 .await?,
         )
     }
@@ -159,7 +158,7 @@ impl MerchantStore for PgStore {
         let client = self.client().await?;
         each(
             client
-                .query(
+                .rows(
                     "SELECT record FROM audit WHERE merchant_id = $1 ORDER BY id",
                     &[&merchant],
                 )
@@ -178,16 +177,16 @@ impl MerchantStore for PgStore {
         let tx = client.transaction().await?;
         let mut count = 0;
         let merchants = tx
-            .query("SELECT record FROM merchants ORDER BY id FOR UPDATE", &[])
+            .rows("SELECT record FROM merchants ORDER BY id FOR UPDATE", &[])
             .await?;
         for row in &merchants {
             let mut merchant: MerchantRecord = decoded(row, 0)?;
             reseal_merchant(&mut merchant).map_err(StoreError::Corrupt)?;
-            put_merchant(&*tx, &merchant).await?;
+            put_merchant(&tx, &merchant).await?;
             count += 1;
         }
         let accounts = tx
-            .query(
+            .rows(
                 "SELECT record FROM bank_accounts ORDER BY id FOR UPDATE",
                 &[],
             )
@@ -195,7 +194,7 @@ impl MerchantStore for PgStore {
         for row in &accounts {
             let mut account: BankAccountRecord = decoded(row, 0)?;
             reseal_account(&mut account).map_err(StoreError::Corrupt)?;
-            put_account(&*tx, &account).await?;
+            put_account(&tx, &account).await?;
             count += 1;
         }
         tx.commit().await?;

@@ -41,6 +41,7 @@ use std::time::Duration;
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
 use thiserror::Error;
 use tokio_postgres::NoTls;
+use tokio_postgres::types::ToSql;
 
 pub use artifacts::PgArtifactDigests;
 pub use feed::LogPosition;
@@ -155,6 +156,81 @@ fn each<T: serde::de::DeserializeOwned>(
 ) -> Result<Vec<T>, crate::store::StoreError> {
     rows.iter().map(|row| decoded(row, 0)).collect()
 }
+
+/// A connection of the pool or a transaction on one, whose statements are prepared once per
+/// connection and kept (deadpool's statement cache): a statement is then one round trip
+/// instead of two (no parse and describe before each), and the server plans it once. The SQL
+/// is always one of a fixed set of texts, so the cache stays small.
+#[async_trait::async_trait]
+pub(super) trait Db: Sync {
+    /// Like `execute`: the rows changed.
+    async fn exec(&self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Result<u64, tokio_postgres::Error>;
+    /// Like `query`: every row.
+    async fn rows(
+        &self,
+        sql: &str,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<Vec<tokio_postgres::Row>, tokio_postgres::Error>;
+    /// Like `query_one`: exactly one row.
+    async fn row(
+        &self,
+        sql: &str,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<tokio_postgres::Row, tokio_postgres::Error>;
+    /// Like `query_opt`: a row or none.
+    async fn row_opt(
+        &self,
+        sql: &str,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<Option<tokio_postgres::Row>, tokio_postgres::Error>;
+}
+
+/// `Db` for a type with `prepare_cached` that derefs to a `tokio_postgres` client.
+macro_rules! cached_db {
+    ($($generics:lifetime)?; $ty:ty) => {
+        #[async_trait::async_trait]
+        impl<$($generics)?> Db for $ty {
+            async fn exec(
+                &self,
+                sql: &str,
+                params: &[&(dyn ToSql + Sync)],
+            ) -> Result<u64, tokio_postgres::Error> {
+                let statement = self.prepare_cached(sql).await?;
+                self.execute(&statement, params).await
+            }
+
+            async fn rows(
+                &self,
+                sql: &str,
+                params: &[&(dyn ToSql + Sync)],
+            ) -> Result<Vec<tokio_postgres::Row>, tokio_postgres::Error> {
+                let statement = self.prepare_cached(sql).await?;
+                self.query(&statement, params).await
+            }
+
+            async fn row(
+                &self,
+                sql: &str,
+                params: &[&(dyn ToSql + Sync)],
+            ) -> Result<tokio_postgres::Row, tokio_postgres::Error> {
+                let statement = self.prepare_cached(sql).await?;
+                self.query_one(&statement, params).await
+            }
+
+            async fn row_opt(
+                &self,
+                sql: &str,
+                params: &[&(dyn ToSql + Sync)],
+            ) -> Result<Option<tokio_postgres::Row>, tokio_postgres::Error> {
+                let statement = self.prepare_cached(sql).await?;
+                self.query_opt(&statement, params).await
+            }
+        }
+    };
+}
+
+cached_db!(; deadpool_postgres::ClientWrapper);
+cached_db!('a; deadpool_postgres::Transaction<'a>);
 
 /// The `application_name` of every connection a daemon makes.
 const APPLICATION_NAME: &str = "paygated";

@@ -1,6 +1,6 @@
 //! What the daemon's loops and its operators ask of the PostgreSQL engine.
 
-use super::PgStore;
+use super::{PgStore, Db};
 use crate::events::EventBus;
 use crate::store::port::Operations;
 use crate::store::{Room, StoreError};
@@ -10,7 +10,7 @@ impl Operations for PgStore {
     async fn describe(&self) -> Result<String, StoreError> {
         let client = self.client().await?;
         let version: Option<i32> = client
-            .query_one("SELECT max(version) FROM paygate_migrations", &[])
+            .row("SELECT max(version) FROM paygate_migrations", &[])
             .await?
             .get(0);
         Ok(format!(
@@ -32,7 +32,7 @@ impl Operations for PgStore {
     async fn pending_payment_count(&self) -> Result<usize, StoreError> {
         let client = self.client().await?;
         let count: i64 = client
-            .query_one("SELECT count(*) FROM payments WHERE NOT final", &[])
+            .row("SELECT count(*) FROM payments WHERE NOT final", &[])
             .await?
             .get(0);
         Ok(count as usize)

@@ -4,7 +4,7 @@
 
 use tokio_postgres::types::Json;
 
-use super::{NOW_MS, PgStore, decoded};
+use super::{NOW_MS, PgStore, decoded, Db};
 use crate::domain::records::OutboxRecord;
 use crate::store::StoreError;
 use crate::store::port::{Outbox, OutboxEntry};
@@ -19,7 +19,7 @@ impl Outbox for PgStore {
     async fn outbox_len(&self) -> Result<usize, StoreError> {
         let client = self.client().await?;
         let count: i64 = client
-            .query_one("SELECT count(*) FROM outbox", &[])
+            .row("SELECT count(*) FROM outbox", &[])
             .await?
             .get(0);
         Ok(count as usize)
@@ -35,7 +35,7 @@ impl Outbox for PgStore {
         let client = self.client().await?;
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         let rows = client
-            .query(
+            .rows(
                 &format!(
                     "WITH free AS (
                          SELECT event_id FROM outbox
@@ -68,7 +68,7 @@ impl Outbox for PgStore {
     async fn next_outbox_due(&self) -> Result<Option<i64>, StoreError> {
         let client = self.client().await?;
         Ok(client
-            .query_one(
+            .row(
                 &format!("SELECT min(due_ms) FROM outbox WHERE leased_until_ms <= {NOW_MS}"),
                 &[],
             )
@@ -84,7 +84,7 @@ impl Outbox for PgStore {
             held.iter().map(|(id, lease)| (id.as_str(), *lease)).unzip();
         let client = self.client().await?;
         client
-            .execute(
+            .exec(
                 &format!(
                     "UPDATE outbox SET leased_until_ms = {NOW_MS} + $3
                        FROM unnest($1::text[], $2::bigint[]) AS held (event_id, lease)
@@ -105,7 +105,7 @@ impl Outbox for PgStore {
         let written = match state {
             None => {
                 client
-                    .execute(
+                    .exec(
                         "DELETE FROM outbox WHERE event_id = $1 AND lease = $2",
                         &[&entry.event.id, &entry.lease],
                     )
@@ -113,7 +113,7 @@ impl Outbox for PgStore {
             }
             Some(state) => {
                 client
-                    .execute(
+                    .exec(
                         "UPDATE outbox SET delivery = $3, due_ms = $4, leased_until_ms = 0
                           WHERE event_id = $1 AND lease = $2",
                         &[&entry.event.id, &entry.lease, &Json(state), &state.due_ms()],

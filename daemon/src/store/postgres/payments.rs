@@ -17,12 +17,11 @@
 //!   and the record's row locked until the commit, so a takeover waits for the change or the
 //!   change sees the takeover).
 
-use tokio_postgres::GenericClient;
 use tokio_postgres::types::Json;
 
 use super::commit::{Written, outcome_unknown};
 use super::events::log_events;
-use super::{NOW_MS, PgError, PgStore, decoded, each, one};
+use super::{NOW_MS, PgError, PgStore, decoded, each, one, Db};
 use crate::domain::records::{EventRecord, PaymentRecord, RefundRecord, Snapshot};
 use crate::store::payments::reserve_refund;
 use crate::store::port::{Fence, Leased, PaymentChange, PaymentStore, Pending, RefundChange};
@@ -41,12 +40,12 @@ impl From<tokio_postgres::Error> for StoreError {
 }
 
 /// What `claim`'s row says about a new request with it (`None`: the key is free).
-async fn decide_claim<C: GenericClient>(
+async fn decide_claim<C: Db>(
     db: &C,
     claim: &Claim,
 ) -> Result<Option<Begin>, StoreError> {
     let Some(row) = db
-        .query_opt(
+        .row_opt(
             "SELECT fingerprint, object_id, answer_status, answer_body
                FROM idempotency_keys WHERE api_key_id = $1 AND key = $2",
             &[&claim.api_key_id, &claim.key],
@@ -87,7 +86,7 @@ struct Holder<'a> {
 /// Claims `claim` for `object_id`, leased to `holder`; what the key already says if it was
 /// taken (an unfinished key whose lease has expired, or that `node` holds, is taken over:
 /// `Resume` with the next token).
-async fn take_claim<C: GenericClient>(
+async fn take_claim<C: Db>(
     db: &C,
     holder: Holder<'_>,
     claim: &Claim,
@@ -107,7 +106,7 @@ async fn take_claim<C: GenericClient>(
 }
 
 /// `Some(None)`: claimed; `Some(Some(found))`: taken, what it says; `None`: taken, then gone.
-async fn try_claim<C: GenericClient>(
+async fn try_claim<C: Db>(
     db: &C,
     holder: Holder<'_>,
     claim: &Claim,
@@ -115,7 +114,7 @@ async fn try_claim<C: GenericClient>(
     now_ms: i64,
 ) -> Result<Option<Option<Begin>>, StoreError> {
     let inserted = db
-        .execute(
+        .exec(
             &format!(
                 "INSERT INTO idempotency_keys (api_key_id, key, fingerprint, object_id,
                                                created_at_ms, lease_holder, leased_until_ms, lease)
@@ -146,14 +145,14 @@ async fn try_claim<C: GenericClient>(
 
 /// Takes over the unfinished key `claim` if its lease has expired or `holder` has it (this
 /// daemon's in-flight set admitted the request: its earlier request on the key has ended).
-async fn take_over<C: GenericClient>(
+async fn take_over<C: Db>(
     db: &C,
     holder: Holder<'_>,
     claim: &Claim,
     object_id: String,
 ) -> Result<Begin, StoreError> {
     let taken = db
-        .query_opt(
+        .row_opt(
             &format!(
                 "UPDATE idempotency_keys
                     SET lease_holder = $3, leased_until_ms = {NOW_MS} + $4, lease = lease + 1
@@ -182,7 +181,7 @@ async fn take_over<C: GenericClient>(
 
 /// Refuses a change made under a lease that another daemon has taken over since. The claim's
 /// row is read `FOR SHARE`, so a takeover waits for this transaction to end.
-async fn check_fence<C: GenericClient>(
+async fn check_fence<C: Db>(
     db: &C,
     fence: Fence<'_>,
     record_lease: i64,
@@ -192,7 +191,7 @@ async fn check_fence<C: GenericClient>(
         Fence::Janitor(token) => record_lease == token,
         Fence::Claim(claim) if claim.lease.token() == 0 => true,
         Fence::Claim(claim) => db
-            .query_opt(
+            .row_opt(
                 "SELECT lease FROM idempotency_keys WHERE api_key_id = $1 AND key = $2 FOR SHARE",
                 &[&claim.api_key_id, &claim.key],
             )
@@ -206,11 +205,11 @@ async fn check_fence<C: GenericClient>(
     }
 }
 
-async fn write_payment<C: GenericClient>(
+async fn write_payment<C: Db>(
     db: &C,
     payment: &PaymentRecord,
 ) -> Result<(), StoreError> {
-    db.execute(
+    db.exec(
         "UPDATE payments SET final = $2, version = $3, record = $4 WHERE id = $1",
         &[
             &payment.id,
@@ -223,7 +222,7 @@ async fn write_payment<C: GenericClient>(
     Ok(())
 }
 
-async fn locked_payment<C: GenericClient>(
+async fn locked_payment<C: Db>(
     db: &C,
     id: &str,
 ) -> Result<Option<PaymentRecord>, StoreError> {
@@ -233,12 +232,12 @@ async fn locked_payment<C: GenericClient>(
 }
 
 /// The payment, locked, with its janitor's lease token.
-async fn locked_payment_leased<C: GenericClient>(
+async fn locked_payment_leased<C: Db>(
     db: &C,
     id: &str,
 ) -> Result<Option<(PaymentRecord, i64)>, StoreError> {
     let Some(row) = db
-        .query_opt(
+        .row_opt(
             "SELECT record, lease FROM payments WHERE id = $1 FOR UPDATE",
             &[&id],
         )
@@ -272,7 +271,7 @@ impl PaymentStore for PgStore {
         let mut client = self.client().await?;
         let tx = client.transaction().await?;
         if let Some(found) = take_claim(
-            &*tx,
+            &tx,
             self.holder(),
             claim,
             &payment.id,
@@ -289,7 +288,7 @@ impl PaymentStore for PgStore {
             ..payment.clone()
         };
         let inserted = tx
-            .execute(
+            .exec(
                 "INSERT INTO payments (id, merchant_id, order_id, provider, wallet_token_id,
                                        final, version, created_at_ms, record)
                  VALUES ($1, $2, $3, $4, $5, $6, 1, $7, $8) ON CONFLICT DO NOTHING",
@@ -309,7 +308,7 @@ impl PaymentStore for PgStore {
             // Refused by a unique index: say which (the claim goes back with the rollback).
             if let Some(order_id) = &payment.order_id
                 && let Some(row) = tx
-                    .query_opt(
+                    .row_opt(
                         "SELECT id FROM payments WHERE merchant_id = $1 AND order_id = $2",
                         &[&payment.merchant_id, order_id],
                     )
@@ -321,7 +320,7 @@ impl PaymentStore for PgStore {
             }
             if let Some(token_id) = &payment.wallet_token_id
                 && let Some(row) = tx
-                    .query_opt(
+                    .row_opt(
                         "SELECT id FROM payments WHERE provider = $1 AND wallet_token_id = $2",
                         &[&payment.provider, token_id],
                     )
@@ -337,7 +336,7 @@ impl PaymentStore for PgStore {
             )));
         }
         let logged = log_events(
-            &*tx,
+            &tx,
             std::slice::from_ref(event),
             1,
             &Snapshot::of(&payment),
@@ -365,13 +364,13 @@ impl PaymentStore for PgStore {
         let mut client = self.client().await?;
         let tx = client.transaction().await?;
         if let Some(found) =
-            take_claim(&*tx, self.holder(), claim, &refund.id, refund.created_at_ms).await?
+            take_claim(&tx, self.holder(), claim, &refund.id, refund.created_at_ms).await?
         {
             // A takeover of the key is kept.
             tx.commit().await?;
             return Ok(found);
         }
-        let Some(mut payment) = locked_payment(&*tx, &refund.payment_id).await? else {
+        let Some(mut payment) = locked_payment(&tx, &refund.payment_id).await? else {
             return Ok(Begin::PaymentMissing);
         };
         if let Err(refused) = reserve_refund(&mut payment, refund.amount_minor) {
@@ -381,7 +380,7 @@ impl PaymentStore for PgStore {
             version: 1,
             ..refund.clone()
         };
-        tx.execute(
+        tx.exec(
             "INSERT INTO refunds (id, payment_id, final, version, created_at_ms, record)
              VALUES ($1, $2, $3, 1, $4, $5)",
             &[
@@ -393,9 +392,9 @@ impl PaymentStore for PgStore {
             ],
         )
         .await?;
-        write_payment(&*tx, &payment).await?;
+        write_payment(&tx, &payment).await?;
         let logged = log_events(
-            &*tx,
+            &tx,
             std::slice::from_ref(event),
             1,
             &Snapshot::of(&refund),
@@ -422,7 +421,7 @@ impl PaymentStore for PgStore {
     ) -> Result<Begin, StoreError> {
         let client = self.client().await?;
         Ok(
-            take_claim(&**client, self.holder(), claim, object_id, now_ms)
+            take_claim(&*client, self.holder(), claim, object_id, now_ms)
                 .await?
                 .unwrap_or(Begin::Created),
         )
@@ -430,7 +429,7 @@ impl PaymentStore for PgStore {
 
     async fn known_claim(&self, claim: &Claim) -> Result<Option<Begin>, StoreError> {
         let client = self.client().await?;
-        decide_claim(&**client, claim).await
+        decide_claim(&*client, claim).await
     }
 
     /// A leased claim is finished only by its holder (else `LeaseLost`: the request that
@@ -446,7 +445,7 @@ impl PaymentStore for PgStore {
         let status = status as i16;
         if claim.lease.token() != 0 {
             let finished = match client
-                .execute(
+                .exec(
                     "UPDATE idempotency_keys
                         SET answer_status = $3, answer_body = $4, leased_until_ms = 0
                       WHERE api_key_id = $1 AND key = $2 AND answer_status IS NULL
@@ -482,7 +481,7 @@ impl PaymentStore for PgStore {
         }
         // The first answer stands; a key that expired meanwhile holds its answer itself.
         client
-            .execute(
+            .exec(
                 "INSERT INTO idempotency_keys
                         (api_key_id, key, fingerprint, created_at_ms, answer_status, answer_body)
                  VALUES ($1, $2, $3, $4, $5, $6)
@@ -506,7 +505,7 @@ impl PaymentStore for PgStore {
     async fn renew_claim(&self, claim: &Claim, lease_ms: i64) -> Result<bool, StoreError> {
         let client = self.client().await?;
         let renewed = client
-            .execute(
+            .exec(
                 &format!(
                     "UPDATE idempotency_keys SET leased_until_ms = {NOW_MS} + $4
                       WHERE api_key_id = $1 AND key = $2 AND lease = $3
@@ -526,7 +525,7 @@ impl PaymentStore for PgStore {
     async fn release_claim(&self, claim: &Claim) -> Result<(), StoreError> {
         let client = self.client().await?;
         client
-            .execute(
+            .exec(
                 "UPDATE idempotency_keys SET leased_until_ms = 0
                   WHERE api_key_id = $1 AND key = $2 AND lease = $3 AND answer_status IS NULL",
                 &[&claim.api_key_id, &claim.key, &claim.lease.token()],
@@ -543,18 +542,18 @@ impl PaymentStore for PgStore {
     ) -> Result<Option<PaymentRecord>, StoreError> {
         let mut client = self.client().await?;
         let tx = client.transaction().await?;
-        let Some((previous, lease)) = locked_payment_leased(&*tx, payment_id).await? else {
+        let Some((previous, lease)) = locked_payment_leased(&tx, payment_id).await? else {
             return Ok(None);
         };
-        check_fence(&*tx, fence, lease).await?;
+        check_fence(&tx, fence, lease).await?;
         let mut payment = previous.clone();
         let Some(events) = change(&mut payment) else {
             return Ok(Some(payment));
         };
         payment.version = previous.version + 1;
-        write_payment(&*tx, &payment).await?;
+        write_payment(&tx, &payment).await?;
         let logged = log_events(
-            &*tx,
+            &tx,
             &events,
             payment.version,
             &Snapshot::of(&payment),
@@ -583,7 +582,7 @@ impl PaymentStore for PgStore {
         let mut client = self.client().await?;
         let tx = client.transaction().await?;
         let Some(row) = tx
-            .query_opt(
+            .row_opt(
                 "SELECT record, lease FROM refunds WHERE id = $1 FOR UPDATE",
                 &[&refund_id],
             )
@@ -591,9 +590,9 @@ impl PaymentStore for PgStore {
         else {
             return Ok(None);
         };
-        check_fence(&*tx, fence, row.get(1)).await?;
+        check_fence(&tx, fence, row.get(1)).await?;
         let mut refund: RefundRecord = decoded(&row, 0)?;
-        let Some(mut payment) = locked_payment(&*tx, &refund.payment_id).await? else {
+        let Some(mut payment) = locked_payment(&tx, &refund.payment_id).await? else {
             return Err(StoreError::Corrupt(format!(
                 "refund {refund_id} names missing payment {}",
                 refund.payment_id
@@ -606,7 +605,7 @@ impl PaymentStore for PgStore {
         assert!(payment.refunded_minor <= payment.refund_reserved_minor);
         assert!(payment.refund_reserved_minor <= payment.amount_minor);
         refund.version += 1;
-        tx.execute(
+        tx.exec(
             "UPDATE refunds SET final = $2, version = $3, record = $4 WHERE id = $1",
             &[
                 &refund.id,
@@ -618,10 +617,10 @@ impl PaymentStore for PgStore {
         .await?;
         if (payment.refund_reserved_minor, payment.refunded_minor) != totals {
             payment.version += 1;
-            write_payment(&*tx, &payment).await?;
+            write_payment(&tx, &payment).await?;
         }
         let logged = log_events(
-            &*tx,
+            &tx,
             &events,
             refund.version,
             &Snapshot::of(&refund),
@@ -644,14 +643,14 @@ impl PaymentStore for PgStore {
     async fn payment(&self, id: &str) -> Result<Option<PaymentRecord>, StoreError> {
         let client = self.client().await?;
         one(client
-            .query_opt("SELECT record FROM payments WHERE id = $1", &[&id])
+            .row_opt("SELECT record FROM payments WHERE id = $1", &[&id])
             .await?)
     }
 
     async fn refund(&self, id: &str) -> Result<Option<RefundRecord>, StoreError> {
         let client = self.client().await?;
         one(client
-            .query_opt("SELECT record FROM refunds WHERE id = $1", &[&id])
+            .row_opt("SELECT record FROM refunds WHERE id = $1", &[&id])
             .await?)
     }
 
@@ -659,7 +658,7 @@ impl PaymentStore for PgStore {
         let client = self.client().await?;
         each(
             client
-                .query(
+                .rows(
                     "SELECT record FROM refunds WHERE payment_id = $1 ORDER BY id",
                     &[&payment_id],
                 )
@@ -679,7 +678,7 @@ impl PaymentStore for PgStore {
     async fn pending_payment_ids(&self) -> Result<Vec<String>, StoreError> {
         let client = self.client().await?;
         let rows = client
-            .query("SELECT id FROM payments WHERE NOT final ORDER BY id", &[])
+            .rows("SELECT id FROM payments WHERE NOT final ORDER BY id", &[])
             .await?;
         Ok(ids(rows))
     }
@@ -687,7 +686,7 @@ impl PaymentStore for PgStore {
     async fn pending_refund_ids(&self) -> Result<Vec<String>, StoreError> {
         let client = self.client().await?;
         let rows = client
-            .query("SELECT id FROM refunds WHERE NOT final ORDER BY id", &[])
+            .rows("SELECT id FROM refunds WHERE NOT final ORDER BY id", &[])
             .await?;
         Ok(ids(rows))
     }
@@ -705,7 +704,7 @@ impl PaymentStore for PgStore {
         let table = table(list);
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         let rows = client
-            .query(
+            .rows(
                 &format!(
                     "WITH free AS (
                          SELECT id FROM {table}
@@ -750,7 +749,7 @@ impl PaymentStore for PgStore {
         let mut removed = 0;
         loop {
             let batch = client
-                .execute(
+                .exec(
                     "DELETE FROM idempotency_keys WHERE (api_key_id, key) IN (
                          SELECT api_key_id, key FROM idempotency_keys
                           WHERE answer_status IS NOT NULL AND created_at_ms < $1
@@ -769,7 +768,7 @@ impl PaymentStore for PgStore {
         let client = self.client().await?;
         each(
             client
-                .query("SELECT event FROM events ORDER BY seq", &[])
+                .rows("SELECT event FROM events ORDER BY seq", &[])
                 .await?,
         )
     }
@@ -800,7 +799,7 @@ impl PgStore {
         let table = table(list);
         let client = self.client().await?;
         client
-            .execute(
+            .exec(
                 &format!(
                     "UPDATE {table} SET leased_until_ms = {until}
                        FROM unnest($1::text[], $2::bigint[]) AS held (id, lease)

@@ -1,7 +1,7 @@
 //! What the API and the console read, on PostgreSQL: every payment stays in its table (this
 //! engine has no archive), so every record found is a hot one.
 
-use super::{PgStore, decoded, one};
+use super::{PgStore, decoded, one, Db};
 use crate::domain::records::{EventRecord, PaymentRecord, RefundRecord};
 use crate::store::StoreError;
 use crate::store::port::{EventFilter, Found, PaymentFilter, PaymentStore, Reads};
@@ -40,7 +40,7 @@ impl Reads for PgStore {
         let mut before = after.map(str::to_owned);
         loop {
             let rows = client
-                .query(
+                .rows(
                     "SELECT id, record FROM payments
                       WHERE ($1::text IS NULL OR merchant_id = $1)
                         AND ($2::text IS NULL OR id < $2)
@@ -72,7 +72,7 @@ impl Reads for PgStore {
     ) -> Result<Option<PaymentRecord>, StoreError> {
         let client = self.client().await?;
         one(client
-            .query_opt(
+            .row_opt(
                 "SELECT record FROM payments WHERE merchant_id = $1 AND order_id = $2",
                 &[&merchant_id, &order_id],
             )
@@ -94,7 +94,7 @@ impl Reads for PgStore {
         let mut below: Option<i64> = None;
         loop {
             let rows = client
-                .query(
+                .rows(
                     "SELECT seq, event FROM events WHERE $1::bigint IS NULL OR seq < $1
                       ORDER BY seq DESC LIMIT $2",
                     &[&below, &PAGE_BATCH],
