@@ -466,7 +466,8 @@ async fn record_report(
     fence: Fence<'_>,
     payment_id: &str,
     report: Reported,
-) -> Result<PaymentRecord, PaymentError> {
+    answering: Option<Answering<'_>>,
+) -> Result<(PaymentRecord, Option<Answer>), PaymentError> {
     let (new_status, result, failure, step, resumable_error) = match report {
         Reported::Result(r) => {
             let failure = r.failure.as_ref().map(|d| Failure {
@@ -543,9 +544,8 @@ async fn record_report(
     // An answer about another amount than ours is not believed: the payment stays where it
     // was, its outcome unknown, for the janitor to ask again (and a human to look).
     let mismatch = Decided::new(None);
-    let updated = svc
-        .store
-        .update_payment(payment_id, fence, &|p| {
+    let change =
+        |p: &mut PaymentRecord| {
             let mut events = Vec::new();
             p.updated_at_ms = svc.clock.now_ms();
             mismatch.set(result.as_ref().and_then(|r| {
@@ -573,10 +573,35 @@ async fn record_report(
                 );
             }
             Some(events)
-        })
-        .await?;
+        };
+    // The request's answer is written with its last change, unless the provider's answer
+    // was not believed (the key stays unfinished: a retry resumes).
+    let (updated, answered) = match answering {
+        Some(Answering { claim, render }) => {
+            let answer = |p: &PaymentRecord| {
+                (!mismatch.read(Option::is_some)).then(|| answer_for(p, render))
+            };
+            match svc
+                .store
+                .update_payment_answering(payment_id, claim, &change, &answer, svc.clock.now_ms())
+                .await?
+            {
+                Some((payment, answered)) => (Some(payment), answered),
+                None => (None, None),
+            }
+        }
+        None => (
+            svc.store.update_payment(payment_id, fence, &change).await?,
+            None,
+        ),
+    };
     let payment =
         updated.ok_or_else(|| StoreError::Corrupt(format!("payment {payment_id} vanished")))?;
+    let answered = answered.map(|(status, body)| Answer {
+        status,
+        body,
+        replayed: false,
+    });
     if let Some(observed) = mismatch.into_inner() {
         report_refused(
             svc,
@@ -588,7 +613,15 @@ async fn record_report(
         );
         return Err(PaymentError::OutcomeUnknown(refused_message(&observed)));
     }
-    Ok(payment)
+    Ok((payment, answered))
+}
+
+/// A request that finishes its key with its last change: its key, and how its answer is
+/// rendered.
+#[derive(Clone, Copy)]
+struct Answering<'a> {
+    claim: &'a Claim,
+    render: RenderPayment<'a>,
 }
 
 /// What a client is told when a provider's answer was not believed.
@@ -609,6 +642,19 @@ async fn finish_answer(
     payment: &PaymentRecord,
     render: RenderPayment<'_>,
 ) -> Result<Answer, PaymentError> {
+    let (status, body) = answer_for(payment, render);
+    svc.store
+        .finish_claim(claim, status, &body, svc.clock.now_ms())
+        .await?;
+    Ok(Answer {
+        status,
+        body,
+        replayed: false,
+    })
+}
+
+/// The answer for a payment whose outcome is recorded: a failed one answers as a decline.
+fn answer_for(payment: &PaymentRecord, render: RenderPayment<'_>) -> (u16, String) {
     let error = (payment.status == PaymentStatus::Failed).then(|| {
         let failure = payment.failure.clone().unwrap_or(Failure {
             code: "provider_declined".into(),
@@ -620,15 +666,7 @@ async fn finish_answer(
             payment: Box::new(payment.clone()),
         }
     });
-    let (status, body) = render(payment, error.as_ref());
-    svc.store
-        .finish_claim(claim, status, &body, svc.clock.now_ms())
-        .await?;
-    Ok(Answer {
-        status,
-        body,
-        replayed: false,
-    })
+    render(payment, error.as_ref())
 }
 
 /// `POST /v1/payments`.
@@ -880,13 +918,26 @@ async fn drive_payment(
     render: RenderPayment<'_>,
 ) -> Result<Answer, PaymentError> {
     // A link payment waits for the payer to pick a wallet on its page: nothing to ask yet.
-    let payment = if payment.method == Method::Link {
-        payment
+    let (payment, answered) = if payment.method == Method::Link {
+        (payment, None)
     } else {
-        advance_payment(svc, Fence::Claim(claim), &payment, wallet_token).await?
+        let answering = Answering { claim, render };
+        advance(
+            svc,
+            Fence::Claim(claim),
+            &payment,
+            wallet_token,
+            Some(answering),
+        )
+        .await?
     };
-    let _turn = svc.store.write_turn().await;
-    let answer = finish_answer(svc, claim, &payment, render).await?;
+    let answer = match answered {
+        Some(answer) => answer,
+        None => {
+            let _turn = svc.store.write_turn().await;
+            finish_answer(svc, claim, &payment, render).await?
+        }
+    };
     // Counted from the record when the answer is made, not when it is replayed. A link
     // payment has no provider until its payer picks one.
     let provider = Some(payment.provider.as_str()).filter(|p| !p.is_empty());
@@ -909,8 +960,20 @@ pub(crate) async fn advance_payment(
     payment: &PaymentRecord,
     wallet_token: Option<&str>,
 ) -> Result<PaymentRecord, PaymentError> {
+    Ok(advance(svc, fence, payment, wallet_token, None).await?.0)
+}
+
+/// `advance_payment`; a request `answering` finishes its key with the change that records
+/// the provider's answer, and gets that answer back.
+async fn advance(
+    svc: &Payments,
+    fence: Fence<'_>,
+    payment: &PaymentRecord,
+    wallet_token: Option<&str>,
+    answering: Option<Answering<'_>>,
+) -> Result<(PaymentRecord, Option<Answer>), PaymentError> {
     let report = match payment.provider_step {
-        ProviderStep::Answered => return Ok(payment.clone()),
+        ProviderStep::Answered => return Ok((payment.clone(), None)),
         // It may have reached the provider: ask for the outcome, never charge again.
         ProviderStep::OutcomeUnknown => {
             reported(svc.plugins.query_payment(payment_ref(svc, payment)?).await)
@@ -940,7 +1003,7 @@ pub(crate) async fn advance_payment(
         }
     };
     let _turn = svc.store.write_turn().await;
-    record_report(svc, fence, &payment.id, report).await
+    record_report(svc, fence, &payment.id, report, answering).await
 }
 
 /// What a request on an archived payment gets from its idempotency key: such a payment
@@ -1082,7 +1145,9 @@ pub async fn cancel_payment(
                 .cancel_payment(payment_ref(svc, &current)?)
                 .await,
         );
-        record_report(svc, Fence::Claim(&claim), &current.id, report).await
+        record_report(svc, Fence::Claim(&claim), &current.id, report, None)
+            .await
+            .map(|(payment, _)| payment)
     };
     let answer = match ended {
         Ok(payment) => finish_answer(svc, &claim, &payment, render).await,

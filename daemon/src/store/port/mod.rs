@@ -25,7 +25,9 @@ pub use console::{ConsoleStore, SessionFilter};
 pub use merchants::{MerchantStore, Reseal};
 pub use operations::Operations;
 pub use outbox::{Outbox, OutboxEntry};
-pub use payments::{Fence, Leased, PaymentChange, PaymentStore, Pending, RefundChange};
+pub use payments::{
+    Fence, Leased, PaymentAnswer, PaymentChange, PaymentStore, Pending, RefundChange,
+};
 pub use reads::{EventFilter, Found, PaymentFilter, Reads};
 
 use super::{Store, StoreError};

@@ -30,6 +30,10 @@ pub type PaymentChange<'a> = &'a (dyn Fn(&mut PaymentRecord) -> Option<Vec<Event
 pub type RefundChange<'a> =
     &'a (dyn Fn(&mut RefundRecord, &mut PaymentRecord) -> Option<Vec<EventRecord>> + Sync);
 
+/// The answer a request finishes its key with, rendered from its payment as a change left
+/// it; `None`: the change does not finish the key.
+pub type PaymentAnswer<'a> = &'a (dyn Fn(&PaymentRecord) -> Option<(u16, String)> + Sync);
+
 /// Under whose lease a change is made (see the module's invariants).
 #[derive(Debug, Clone, Copy)]
 pub enum Fence<'a> {
@@ -102,6 +106,30 @@ pub trait PaymentStore: Durable {
         fence: Fence<'_>,
         change: PaymentChange<'_>,
     ) -> Result<Option<PaymentRecord>, StoreError>;
+    /// `update_payment` under `claim`, then `finish_claim` with what `answer` renders from
+    /// the payment as changed: the request's last change and its answer. An engine with
+    /// transactions makes them one (one commit, not two); either way the answer is written
+    /// only after the change. Returns the payment and the answer written, if any.
+    async fn update_payment_answering(
+        &self,
+        payment_id: &str,
+        claim: &Claim,
+        change: PaymentChange<'_>,
+        answer: PaymentAnswer<'_>,
+        now_ms: i64,
+    ) -> Result<Option<(PaymentRecord, Option<(u16, String)>)>, StoreError> {
+        let Some(payment) = self
+            .update_payment(payment_id, Fence::Claim(claim), change)
+            .await?
+        else {
+            return Ok(None);
+        };
+        let answered = answer(&payment);
+        if let Some((status, body)) = &answered {
+            self.finish_claim(claim, *status, body, now_ms).await?;
+        }
+        Ok(Some((payment, answered)))
+    }
     async fn update_refund(
         &self,
         refund_id: &str,

@@ -6,19 +6,15 @@
 
 use tokio_postgres::types::Json;
 
-
 use super::events::log_events;
 use super::feed::LogPosition;
-use super::{NOW_MS, PgStore, decoded, each, one, Db};
+use super::{Db, NOW_MS, PgStore, decoded, each, one};
 use crate::domain::records::{AlertRecord, BlockRecord, EventRecord, Snapshot};
 use crate::store::StoreError;
 use crate::store::port::{AlertChange, AlertFilter, AlertStore, MonitorTurn};
 
 /// Refuses a write under the monitor's lease `fence` once another daemon has taken it over.
-async fn check_monitor_fence<C: Db>(
-    db: &C,
-    fence: Option<i64>,
-) -> Result<(), StoreError> {
+async fn check_monitor_fence<C: Db>(db: &C, fence: Option<i64>) -> Result<(), StoreError> {
     let Some(token) = fence else { return Ok(()) };
     let holds = db
         .row_opt(

@@ -6,7 +6,7 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use super::{PgStore, Db};
+use super::{Db, PgStore};
 use crate::store::StoreError;
 
 #[derive(Clone)]

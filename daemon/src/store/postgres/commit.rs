@@ -138,8 +138,10 @@ mod tests {
         let (proxy, through) = LossyProxy::to(&settings).await;
         let store = PgStore::open(&through).await.unwrap();
 
+        // A new payment is one statement, its own transaction: its answer is lost with the
+        // execution's (the statement is prepared first, on its own).
         let key = claim("k1");
-        proxy.arm(b"COMMIT");
+        proxy.arm(b"pay_1");
         let begun = store
             .begin_payment(&key, &payment("pay_1"), &created("pay_1"))
             .await;
@@ -173,7 +175,39 @@ mod tests {
         assert!(proxy.fired());
         assert_eq!(changed.unwrap().unwrap().version, 3);
 
+        // A request's last change with its answer, one transaction: found by the answer when
+        // the change logged no event.
+        proxy.arm(b"COMMIT");
+        let answered = store
+            .update_payment_answering(
+                "pay_1",
+                &key,
+                &|p| {
+                    p.refunded_minor = 200;
+                    Some(Vec::new())
+                },
+                &|p| Some((201, format!("{{\"version\":{}}}", p.version))),
+                2_000,
+            )
+            .await;
+        assert!(proxy.fired());
+        let (changed, answer) = answered.unwrap().unwrap();
+        assert_eq!(changed.version, 4);
+        assert_eq!(answer, Some((201, "{\"version\":4}".to_owned())));
+        assert_eq!(
+            store.known_claim(&claim("k1")).await.unwrap(),
+            Some(Begin::Replay {
+                status: 201,
+                body: "{\"version\":4}".into()
+            })
+        );
+
         // The key's answer is its own statement: its lost answer is read back the same way.
+        let key = claim("k3");
+        let begun = store
+            .begin_payment(&key, &payment("pay_3"), &created("pay_3"))
+            .await;
+        assert_eq!(begun.unwrap(), Begin::Created);
         proxy.arm(b"{\"lost\":\"answer\"}");
         let finished = store
             .finish_claim(&key, 201, "{\"lost\":\"answer\"}", 2_000)
@@ -181,7 +215,7 @@ mod tests {
         assert!(proxy.fired());
         finished.unwrap();
         assert_eq!(
-            store.known_claim(&claim("k1")).await.unwrap(),
+            store.known_claim(&claim("k3")).await.unwrap(),
             Some(Begin::Replay {
                 status: 201,
                 body: "{\"lost\":\"answer\"}".into()

@@ -4,7 +4,7 @@
 
 use tokio_postgres::types::Json;
 
-use super::{PgStore, Db};
+use super::{Db, PgStore};
 use crate::domain::records::SessionRecord;
 use crate::store::StoreError;
 use crate::store::port::{ConsoleStore, SessionFilter};

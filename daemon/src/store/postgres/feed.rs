@@ -22,7 +22,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::{PgStore, decoded, Db};
+use super::{Db, PgStore, decoded};
 use crate::domain::records::{EventRecord, Snapshot};
 use crate::store::StoreError;
 

@@ -4,17 +4,14 @@
 use tokio_postgres::types::Json;
 
 use super::events::log_events;
-use super::{PgStore, decoded, each, one, Db};
+use super::{Db, PgStore, decoded, each, one};
 use crate::domain::records::{
     ActivationRecord, AuditRecord, BankAccountRecord, MerchantRecord, Snapshot,
 };
 use crate::store::port::{MerchantStore, Reseal};
 use crate::store::{OnboardingChange, StoreError};
 
-async fn put_merchant<C: Db>(
-    db: &C,
-    merchant: &MerchantRecord,
-) -> Result<(), StoreError> {
+async fn put_merchant<C: Db>(db: &C, merchant: &MerchantRecord) -> Result<(), StoreError> {
     db.exec(
         "INSERT INTO merchants (id, record) VALUES ($1, $2)
          ON CONFLICT (id) DO UPDATE SET record = excluded.record",
@@ -24,10 +21,7 @@ async fn put_merchant<C: Db>(
     Ok(())
 }
 
-async fn put_account<C: Db>(
-    db: &C,
-    account: &BankAccountRecord,
-) -> Result<(), StoreError> {
+async fn put_account<C: Db>(db: &C, account: &BankAccountRecord) -> Result<(), StoreError> {
     db.exec(
         "INSERT INTO bank_accounts (id, merchant_id, record) VALUES ($1, $2, $3)
          ON CONFLICT (id) DO UPDATE

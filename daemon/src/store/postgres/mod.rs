@@ -164,7 +164,11 @@ fn each<T: serde::de::DeserializeOwned>(
 #[async_trait::async_trait]
 pub(super) trait Db: Sync {
     /// Like `execute`: the rows changed.
-    async fn exec(&self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Result<u64, tokio_postgres::Error>;
+    async fn exec(
+        &self,
+        sql: &str,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<u64, tokio_postgres::Error>;
     /// Like `query`: every row.
     async fn rows(
         &self,

@@ -1,6 +1,6 @@
 //! What the daemon's loops and its operators ask of the PostgreSQL engine.
 
-use super::{PgStore, Db};
+use super::{Db, PgStore};
 use crate::events::EventBus;
 use crate::store::port::Operations;
 use crate::store::{Room, StoreError};

@@ -4,7 +4,7 @@
 
 use tokio_postgres::types::Json;
 
-use super::{NOW_MS, PgStore, decoded, Db};
+use super::{Db, NOW_MS, PgStore, decoded};
 use crate::domain::records::OutboxRecord;
 use crate::store::StoreError;
 use crate::store::port::{Outbox, OutboxEntry};
@@ -18,10 +18,7 @@ impl Outbox for PgStore {
 
     async fn outbox_len(&self) -> Result<usize, StoreError> {
         let client = self.client().await?;
-        let count: i64 = client
-            .row("SELECT count(*) FROM outbox", &[])
-            .await?
-            .get(0);
+        let count: i64 = client.row("SELECT count(*) FROM outbox", &[]).await?.get(0);
         Ok(count as usize)
     }
 

@@ -17,14 +17,17 @@
 //!   and the record's row locked until the commit, so a takeover waits for the change or the
 //!   change sees the takeover).
 
-use tokio_postgres::types::Json;
+use tokio_postgres::error::SqlState;
+use tokio_postgres::types::{Json, ToSql};
 
 use super::commit::{Written, outcome_unknown};
 use super::events::log_events;
-use super::{NOW_MS, PgError, PgStore, decoded, each, one, Db};
-use crate::domain::records::{EventRecord, PaymentRecord, RefundRecord, Snapshot};
+use super::{Db, NOW_MS, PgError, PgStore, decoded, each, one};
+use crate::domain::records::{EventRecord, OutboxRecord, PaymentRecord, RefundRecord, Snapshot};
 use crate::store::payments::reserve_refund;
-use crate::store::port::{Fence, Leased, PaymentChange, PaymentStore, Pending, RefundChange};
+use crate::store::port::{
+    Fence, Leased, PaymentAnswer, PaymentChange, PaymentStore, Pending, RefundChange,
+};
 use crate::store::{Begin, Claim, StoreError};
 
 impl From<PgError> for StoreError {
@@ -40,10 +43,7 @@ impl From<tokio_postgres::Error> for StoreError {
 }
 
 /// What `claim`'s row says about a new request with it (`None`: the key is free).
-async fn decide_claim<C: Db>(
-    db: &C,
-    claim: &Claim,
-) -> Result<Option<Begin>, StoreError> {
+async fn decide_claim<C: Db>(db: &C, claim: &Claim) -> Result<Option<Begin>, StoreError> {
     let Some(row) = db
         .row_opt(
             "SELECT fingerprint, object_id, answer_status, answer_body
@@ -179,24 +179,37 @@ async fn take_over<C: Db>(
     })
 }
 
-/// Refuses a change made under a lease that another daemon has taken over since. The claim's
-/// row is read `FOR SHARE`, so a takeover waits for this transaction to end.
-async fn check_fence<C: Db>(
-    db: &C,
+/// The token now on the key of a `Fence::Claim` (read `FOR SHARE`, so that a takeover waits
+/// for this transaction to end); `None` for the other fences, which need no read.
+async fn claim_token<C: Db>(db: &C, fence: Fence<'_>) -> Result<Option<i64>, StoreError> {
+    let Fence::Claim(claim) = fence else {
+        return Ok(None);
+    };
+    if claim.lease.token() == 0 {
+        return Ok(None);
+    }
+    Ok(Some(
+        db.row_opt(
+            "SELECT lease FROM idempotency_keys WHERE api_key_id = $1 AND key = $2 FOR SHARE",
+            &[&claim.api_key_id, &claim.key],
+        )
+        .await?
+        .map_or(0, |row| row.get::<_, i64>(0)),
+    ))
+}
+
+/// Refuses a change made under a lease that another daemon has taken over since:
+/// `record_lease` is the record's janitor token, `claim_token` what `claim_token` read.
+fn fence_holds(
     fence: Fence<'_>,
     record_lease: i64,
+    claim_token: Option<i64>,
 ) -> Result<(), StoreError> {
-    let holds = match fence {
-        Fence::Unleased => true,
-        Fence::Janitor(token) => record_lease == token,
-        Fence::Claim(claim) if claim.lease.token() == 0 => true,
-        Fence::Claim(claim) => db
-            .row_opt(
-                "SELECT lease FROM idempotency_keys WHERE api_key_id = $1 AND key = $2 FOR SHARE",
-                &[&claim.api_key_id, &claim.key],
-            )
-            .await?
-            .is_some_and(|row| row.get::<_, i64>(0) == claim.lease.token()),
+    let holds = match (fence, claim_token) {
+        (Fence::Unleased, _) => true,
+        (Fence::Janitor(token), _) => record_lease == token,
+        (Fence::Claim(claim), Some(token)) => token == claim.lease.token(),
+        (Fence::Claim(_), None) => true,
     };
     if holds {
         Ok(())
@@ -205,10 +218,60 @@ async fn check_fence<C: Db>(
     }
 }
 
-async fn write_payment<C: Db>(
+async fn check_fence<C: Db>(db: &C, fence: Fence<'_>, record_lease: i64) -> Result<(), StoreError> {
+    fence_holds(fence, record_lease, claim_token(db, fence).await?)
+}
+
+/// Writes the answer a request finishes `claim` with; false if its lease was taken over.
+/// A leased key is finished only with its token; an unleased one keeps the first answer
+/// (one that expired meanwhile holds its answer itself).
+async fn finish_key<C: Db>(
     db: &C,
-    payment: &PaymentRecord,
-) -> Result<(), StoreError> {
+    claim: &Claim,
+    status: i16,
+    body: &str,
+    now_ms: i64,
+) -> Result<bool, tokio_postgres::Error> {
+    if claim.lease.token() != 0 {
+        let finished = db
+            .exec(
+                "UPDATE idempotency_keys
+                    SET answer_status = $3, answer_body = $4, leased_until_ms = 0
+                  WHERE api_key_id = $1 AND key = $2 AND answer_status IS NULL
+                    AND lease = $5",
+                &[
+                    &claim.api_key_id,
+                    &claim.key,
+                    &status,
+                    &body,
+                    &claim.lease.token(),
+                ],
+            )
+            .await?;
+        return Ok(finished == 1);
+    }
+    db.exec(
+        "INSERT INTO idempotency_keys
+                (api_key_id, key, fingerprint, created_at_ms, answer_status, answer_body)
+         VALUES ($1, $2, $3, $4, $5, $6)
+         ON CONFLICT (api_key_id, key) DO UPDATE
+            SET answer_status = excluded.answer_status,
+                answer_body = excluded.answer_body
+          WHERE idempotency_keys.answer_status IS NULL",
+        &[
+            &claim.api_key_id,
+            &claim.key,
+            &claim.fingerprint,
+            &now_ms,
+            &status,
+            &body,
+        ],
+    )
+    .await?;
+    Ok(true)
+}
+
+async fn write_payment<C: Db>(db: &C, payment: &PaymentRecord) -> Result<(), StoreError> {
     db.exec(
         "UPDATE payments SET final = $2, version = $3, record = $4 WHERE id = $1",
         &[
@@ -222,10 +285,7 @@ async fn write_payment<C: Db>(
     Ok(())
 }
 
-async fn locked_payment<C: Db>(
-    db: &C,
-    id: &str,
-) -> Result<Option<PaymentRecord>, StoreError> {
+async fn locked_payment<C: Db>(db: &C, id: &str) -> Result<Option<PaymentRecord>, StoreError> {
     Ok(locked_payment_leased(db, id)
         .await?
         .map(|(payment, _)| payment))
@@ -260,6 +320,208 @@ fn ids(rows: Vec<tokio_postgres::Row>) -> Vec<String> {
     rows.into_iter().map(|row| row.get(0)).collect()
 }
 
+/// A request's last change finishing its key: the key, the answer, the time.
+struct Answering<'a> {
+    claim: &'a Claim,
+    answer: PaymentAnswer<'a>,
+    now_ms: i64,
+}
+
+impl PgStore {
+    /// `begin_payment`'s common case in one statement, its own transaction (one round trip,
+    /// no `BEGIN` or `COMMIT`): the key is new, and the payment's order id and wallet token
+    /// are free. The payment and its event are inserted only if the key was, and a unique
+    /// index that refuses the payment fails the whole statement, so neither exists without
+    /// the other. `None`: it was not that case (nothing was written); the transaction in
+    /// `begin_payment` says what the key or the indexes say.
+    async fn begin_payment_at_once(
+        &self,
+        claim: &Claim,
+        payment: &PaymentRecord,
+        event: &EventRecord,
+    ) -> Result<Option<Begin>, StoreError> {
+        let payment = PaymentRecord {
+            version: 1,
+            ..payment.clone()
+        };
+        let logged = EventRecord {
+            object: None,
+            object_version: 1,
+            ..event.clone()
+        };
+        let published = EventRecord {
+            object: Some(Snapshot::of(&payment)),
+            ..logged.clone()
+        };
+        let outbox = self.outbox_on() && event.kind.is_webhook();
+        let holder = self.holder();
+        let (is_final, kind) = (payment.status.is_terminal(), logged.kind.as_str());
+        let (record, logged_json, published_json, delivery) = (
+            Json(&payment),
+            Json(&logged),
+            Json(&published),
+            Json(OutboxRecord::default()),
+        );
+        let mut params: Vec<&(dyn ToSql + Sync)> = vec![
+            &claim.api_key_id,
+            &claim.key,
+            &claim.fingerprint,
+            &payment.id,
+            &payment.created_at_ms,
+            &holder.node,
+            &holder.lease_ms,
+            &payment.merchant_id,
+            &payment.order_id,
+            &payment.provider,
+            &payment.wallet_token_id,
+            &is_final,
+            &record,
+            &logged.id,
+            &kind,
+            &logged.created_at_ms,
+            &logged_json,
+        ];
+        let outbox_part = if outbox {
+            params.extend([&published_json as &(dyn ToSql + Sync), &delivery]);
+            ", o AS (INSERT INTO outbox (event_id, seq, event, delivery)
+                     SELECT $14, seq, $18::json, $19::json FROM e)"
+        } else {
+            ""
+        };
+        let sql = format!(
+            "WITH k AS (INSERT INTO idempotency_keys
+                            (api_key_id, key, fingerprint, object_id, created_at_ms,
+                             lease_holder, leased_until_ms, lease)
+                        VALUES ($1, $2, $3, $4, $5, $6, {NOW_MS} + $7, 1)
+                        ON CONFLICT DO NOTHING RETURNING 1),
+                  p AS (INSERT INTO payments (id, merchant_id, order_id, provider,
+                                              wallet_token_id, final, version, created_at_ms,
+                                              record)
+                        SELECT $4, $8::text, $9::text, $10::text, $11::text, $12::boolean, 1,
+                               $5, $13::json
+                          FROM k RETURNING 1),
+                  e AS (INSERT INTO events (id, kind, object_id, object_version, created_at_ms,
+                                            event)
+                        SELECT $14::text, $15::text, $4, 1, $16::bigint, $17::json
+                          FROM p RETURNING seq){outbox_part}
+             SELECT 1 FROM e"
+        );
+        let client = self.client().await?;
+        let inserted = match client.rows(&sql, &params).await {
+            Ok(rows) => rows.len() == 1,
+            Err(e) if e.code() == Some(&SqlState::UNIQUE_VIOLATION) => false,
+            Err(e) if outcome_unknown(&e) => {
+                let written = Written::Row {
+                    table: "payments",
+                    id: &payment.id,
+                };
+                self.read_back(e, written).await.map(|()| true)?
+            }
+            Err(e) => return Err(e.into()),
+        };
+        if !inserted {
+            return Ok(None);
+        }
+        claim.lease.grant(1);
+        self.published(vec![published]);
+        Ok(Some(Begin::Created))
+    }
+
+    /// Changes a payment under `fence` and, `answering`, finishes the request's key with the
+    /// answer rendered from the changed payment, in one transaction. Its reads go together,
+    /// and so do its writes (pipelined on the connection: one round trip each).
+    async fn change_payment(
+        &self,
+        payment_id: &str,
+        fence: Fence<'_>,
+        change: PaymentChange<'_>,
+        answering: Option<Answering<'_>>,
+    ) -> Result<Option<(PaymentRecord, Option<(u16, String)>)>, StoreError> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await?;
+        let (locked, claim_token) = tokio::try_join!(
+            locked_payment_leased(&tx, payment_id),
+            claim_token(&tx, fence)
+        )?;
+        let Some((previous, lease)) = locked else {
+            return Ok(None);
+        };
+        fence_holds(fence, lease, claim_token)?;
+        let mut payment = previous.clone();
+        let events = change(&mut payment);
+        if events.is_some() {
+            payment.version = previous.version + 1;
+        }
+        let answer = answering
+            .as_ref()
+            .and_then(|answering| (answering.answer)(&payment));
+        if events.is_none() && answer.is_none() {
+            return Ok(Some((payment, None)));
+        }
+        let write = async {
+            match &events {
+                Some(_) => write_payment(&tx, &payment).await,
+                None => Ok(()),
+            }
+        };
+        let log = async {
+            match &events {
+                Some(events) => {
+                    let snapshot = Snapshot::of(&payment);
+                    log_events(&tx, events, payment.version, &snapshot, self.outbox_on()).await
+                }
+                None => Ok(Vec::new()),
+            }
+        };
+        let finish = async {
+            match (&answering, &answer) {
+                (Some(answering), Some((status, body))) => {
+                    Ok(
+                        finish_key(&tx, answering.claim, *status as i16, body, answering.now_ms)
+                            .await?,
+                    )
+                }
+                _ => Ok(true),
+            }
+        };
+        let ((), logged, finished) = tokio::try_join!(write, log, finish)?;
+        if !finished {
+            return Err(StoreError::LeaseLost);
+        }
+        // What only this transaction wrote, to read back if its commit's answer is lost: its
+        // first event, else the key's answer, else the record whole.
+        let first_event = events.as_ref().and_then(|events| events.first());
+        let written = match (first_event, &answering, &answer) {
+            (Some(event), _, _) => Written::Change {
+                table: "payments",
+                id: payment_id,
+                event_id: Some(event.id.as_str()),
+                json: String::new(),
+            },
+            (None, Some(answering), Some((status, body))) => Written::Answer {
+                claim: answering.claim,
+                status: *status as i16,
+                body,
+            },
+            _ => Written::Change {
+                table: "payments",
+                id: payment_id,
+                event_id: None,
+                json: serde_json::to_string(&payment)
+                    .map_err(|e| StoreError::Corrupt(e.to_string()))?,
+            },
+        };
+        self.commit(tx, written).await?;
+        if let Some(answering) = &answering
+            && answer.is_some()
+        {
+            answering.claim.lease.finish();
+        }
+        self.published(logged);
+        Ok(Some((payment, answer)))
+    }
+}
+
 #[async_trait::async_trait]
 impl PaymentStore for PgStore {
     async fn begin_payment(
@@ -268,6 +530,9 @@ impl PaymentStore for PgStore {
         payment: &PaymentRecord,
         event: &EventRecord,
     ) -> Result<Begin, StoreError> {
+        if let Some(begun) = self.begin_payment_at_once(claim, payment, event).await? {
+            return Ok(begun);
+        }
         let mut client = self.client().await?;
         let tx = client.transaction().await?;
         if let Some(found) = take_claim(
@@ -443,62 +708,23 @@ impl PaymentStore for PgStore {
     ) -> Result<(), StoreError> {
         let client = self.client().await?;
         let status = status as i16;
-        if claim.lease.token() != 0 {
-            let finished = match client
-                .exec(
-                    "UPDATE idempotency_keys
-                        SET answer_status = $3, answer_body = $4, leased_until_ms = 0
-                      WHERE api_key_id = $1 AND key = $2 AND answer_status IS NULL
-                        AND lease = $5",
-                    &[
-                        &claim.api_key_id,
-                        &claim.key,
-                        &status,
-                        &body,
-                        &claim.lease.token(),
-                    ],
-                )
-                .await
-            {
-                Ok(finished) => finished,
-                // Its own transaction: a lost answer is read back like a commit's.
-                Err(e) if outcome_unknown(&e) => {
-                    let answer = Written::Answer {
-                        claim,
-                        status,
-                        body,
-                    };
-                    self.read_back(e, answer).await.map(|()| 1)?
-                }
-                Err(e) => return Err(e.into()),
-            };
-            return if finished == 1 {
-                claim.lease.finish();
-                Ok(())
-            } else {
-                Err(StoreError::LeaseLost)
-            };
+        let finished = match finish_key(&*client, claim, status, body, now_ms).await {
+            Ok(finished) => finished,
+            // Its own transaction: a lost answer is read back like a commit's.
+            Err(e) if outcome_unknown(&e) => {
+                let answer = Written::Answer {
+                    claim,
+                    status,
+                    body,
+                };
+                self.read_back(e, answer).await.map(|()| true)?
+            }
+            Err(e) => return Err(e.into()),
+        };
+        if !finished {
+            return Err(StoreError::LeaseLost);
         }
-        // The first answer stands; a key that expired meanwhile holds its answer itself.
-        client
-            .exec(
-                "INSERT INTO idempotency_keys
-                        (api_key_id, key, fingerprint, created_at_ms, answer_status, answer_body)
-                 VALUES ($1, $2, $3, $4, $5, $6)
-                 ON CONFLICT (api_key_id, key) DO UPDATE
-                    SET answer_status = excluded.answer_status,
-                        answer_body = excluded.answer_body
-                  WHERE idempotency_keys.answer_status IS NULL",
-                &[
-                    &claim.api_key_id,
-                    &claim.key,
-                    &claim.fingerprint,
-                    &now_ms,
-                    &status,
-                    &body,
-                ],
-            )
-            .await?;
+        claim.lease.finish();
         Ok(())
     }
 
@@ -540,37 +766,28 @@ impl PaymentStore for PgStore {
         fence: Fence<'_>,
         change: PaymentChange<'_>,
     ) -> Result<Option<PaymentRecord>, StoreError> {
-        let mut client = self.client().await?;
-        let tx = client.transaction().await?;
-        let Some((previous, lease)) = locked_payment_leased(&tx, payment_id).await? else {
-            return Ok(None);
+        Ok(self
+            .change_payment(payment_id, fence, change, None)
+            .await?
+            .map(|(payment, _)| payment))
+    }
+
+    /// One transaction: the change and the key's answer commit together.
+    async fn update_payment_answering(
+        &self,
+        payment_id: &str,
+        claim: &Claim,
+        change: PaymentChange<'_>,
+        answer: PaymentAnswer<'_>,
+        now_ms: i64,
+    ) -> Result<Option<(PaymentRecord, Option<(u16, String)>)>, StoreError> {
+        let answering = Answering {
+            claim,
+            answer,
+            now_ms,
         };
-        check_fence(&tx, fence, lease).await?;
-        let mut payment = previous.clone();
-        let Some(events) = change(&mut payment) else {
-            return Ok(Some(payment));
-        };
-        payment.version = previous.version + 1;
-        write_payment(&tx, &payment).await?;
-        let logged = log_events(
-            &tx,
-            &events,
-            payment.version,
-            &Snapshot::of(&payment),
-            self.outbox_on(),
-        )
-        .await?;
-        let json =
-            serde_json::to_string(&payment).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-        let written = Written::Change {
-            table: "payments",
-            id: payment_id,
-            event_id: events.first().map(|e| e.id.as_str()),
-            json,
-        };
-        self.commit(tx, written).await?;
-        self.published(logged);
-        Ok(Some(payment))
+        self.change_payment(payment_id, Fence::Claim(claim), change, Some(answering))
+            .await
     }
 
     async fn update_refund(

@@ -1,7 +1,7 @@
 //! What the API and the console read, on PostgreSQL: every payment stays in its table (this
 //! engine has no archive), so every record found is a hot one.
 
-use super::{PgStore, decoded, one, Db};
+use super::{Db, PgStore, decoded, one};
 use crate::domain::records::{EventRecord, PaymentRecord, RefundRecord};
 use crate::store::StoreError;
 use crate::store::port::{EventFilter, Found, PaymentFilter, PaymentStore, Reads};
