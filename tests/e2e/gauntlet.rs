@@ -282,12 +282,14 @@ async fn gauntlet_crash_loop_loses_and_doubles_nothing() {
     let running = current.as_mut().unwrap_or(&mut first);
     signal(running.pid(), "TERM");
     let _ = running.wait(Duration::from_secs(10));
-    let verify = run_paygated(&["store", "verify", "--data-dir", data.to_str().unwrap()]);
+    let verify = verify_store(&config, &data);
     let report = String::from_utf8_lossy(&verify.stdout);
     assert!(
         verify.status.success() && report.contains(": 0 violations"),
         "{report}"
     );
+    // The daemon's own data was checked, not an empty store.
+    assert!(!report.contains("checked 0 payments"), "{report}");
     println!(
         "gauntlet: {kills} kills, {injected} provider faults, {} requests ({acknowledged} acknowledged before the end), {} payments, {refunds} refunds, {orders} provider orders, {} retries, {finished_changes} interrupted store changes finished or taken back at restart; {}",
         keys.len(),

@@ -153,6 +153,24 @@ fn verify(data_dir: &Path) {
     assert!(!report.contains("checked 0 payments"), "{report}");
 }
 
+/// `store verify` on a folder without an embedded store refuses it (exit 2, saying where the
+/// data of a daemon on PostgreSQL is) rather than making an empty store and calling it clean.
+#[test]
+fn store_verify_refuses_a_folder_without_a_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let verify = run_paygated(&[
+        "store",
+        "verify",
+        "--data-dir",
+        dir.path().to_str().unwrap(),
+    ]);
+    let said = String::from_utf8_lossy(&verify.stderr);
+    assert_eq!(verify.status.code(), Some(2), "{said}");
+    assert!(said.contains("holds no embedded store"), "{said}");
+    assert!(said.contains("--config"), "{said}");
+    assert!(!dir.path().join("db").exists(), "nothing was made");
+}
+
 /// A payment acknowledged with 201: its key, amount cents and answer.
 type Acknowledged = (String, u32, Value);
 

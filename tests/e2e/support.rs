@@ -497,6 +497,19 @@ fn spawn(dir: &tempfile::TempDir, options: &Options) -> Result<(Child, String), 
 }
 
 /// Runs paygated to completion with `args`.
+/// `paygated store verify` on a daemon's data (`config_text`: the daemon's config): its data
+/// dir on sled; on PostgreSQL runs, the database that stands for the data dir, through a
+/// config that names it.
+pub fn verify_store(config_text: &str, data_dir: &Path) -> Output {
+    if !on_postgres() {
+        return run_paygated(&["store", "verify", "--data-dir", data_dir.to_str().unwrap()]);
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("verify.toml");
+    std::fs::write(&config, for_engine(config_text, data_dir)).unwrap();
+    run_paygated(&["store", "verify", "--config", config.to_str().unwrap()])
+}
+
 pub fn run_paygated(args: &[&str]) -> Output {
     Command::new(paygated()).args(args).output().unwrap()
 }

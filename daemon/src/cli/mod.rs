@@ -86,7 +86,8 @@ enum ConfigCommand {
 #[derive(Debug, Subcommand)]
 enum StoreCommand {
     /// Check every invariant of the stored payments, refunds, keys and events; exit 1 on
-    /// any violation.
+    /// any violation. On PostgreSQL (the config's engine, no --data-dir) the database is
+    /// checked in one read-only snapshot, beside running daemons.
     Verify {
         #[arg(long, default_value = "config/paygate.toml")]
         config: PathBuf,
@@ -398,40 +399,106 @@ fn store_migrate(config_path: &std::path::Path, data_dir: Option<PathBuf>) -> Ex
     ExitCode::SUCCESS
 }
 
-/// `paygated store verify`.
+/// `paygated store verify`: the data dir given, or the store the config names (on
+/// PostgreSQL, its database, checked in one snapshot beside the running daemons).
 fn store_verify(config_path: &std::path::Path, data_dir: Option<PathBuf>) -> ExitCode {
-    let store = match open_store(config_path, data_dir) {
-        Ok(store) => store,
+    let verified = match data_dir {
+        None => {
+            let config = match load_config(config_path) {
+                Ok(config) => config,
+                Err(code) => return code,
+            };
+            if *config.store.engine.get_ref() == crate::config::EngineKind::Postgres {
+                verify_postgres(&config)
+            } else {
+                verify_data_dir(config.store.data_dir.clone())
+            }
+        }
+        Some(dir) => verify_data_dir(dir),
+    };
+    let report = match verified {
+        Ok(report) => report,
         Err(code) => return code,
     };
-    match store.verify() {
-        Ok(report) => {
-            println!(
-                "checked {} payments, {} refunds, {} idempotency keys, {} events, and an archive of {} segments ({} payments, {} refunds, {} events): {} violations",
-                report.payments,
-                report.refunds,
-                report.idempotency_keys,
-                report.events,
-                report.archived.segments,
-                report.archived.payments,
-                report.archived.refunds,
-                report.archived.events,
-                report.violations.len()
-            );
-            for violation in &report.violations {
-                println!("violation: {violation}");
-            }
-            if report.violations.is_empty() {
-                ExitCode::SUCCESS
-            } else {
-                ExitCode::from(EXIT_RUNTIME)
-            }
-        }
-        Err(e) => {
-            eprintln!("paygated: {e}");
-            ExitCode::from(EXIT_RUNTIME)
-        }
+    let archive = if report.archived.segments > 0 || report.archived.payments > 0 {
+        format!(
+            ", and an archive of {} segments ({} payments, {} refunds, {} events)",
+            report.archived.segments,
+            report.archived.payments,
+            report.archived.refunds,
+            report.archived.events
+        )
+    } else {
+        ", and an archive of 0 segments".to_owned()
+    };
+    println!(
+        "checked {} payments, {} refunds, {} idempotency keys, {} events{archive}: {} violations",
+        report.payments,
+        report.refunds,
+        report.idempotency_keys,
+        report.events,
+        report.violations.len()
+    );
+    for violation in &report.violations {
+        println!("violation: {violation}");
     }
+    if report.violations.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(EXIT_RUNTIME)
+    }
+}
+
+/// The embedded store in `dir`, checked. A directory without one is refused rather than
+/// given an empty store to call clean (a PostgreSQL daemon's data dir holds only its lock
+/// and its node id).
+fn verify_data_dir(dir: PathBuf) -> Result<crate::store::VerifyReport, ExitCode> {
+    if !crate::store::Store::is_in(&dir) {
+        eprintln!(
+            "paygated: {} holds no embedded store to verify (a daemon on PostgreSQL keeps its data in the database: pass its --config instead)",
+            dir.display()
+        );
+        return Err(ExitCode::from(EXIT_CONFIG));
+    }
+    let store = crate::store::Store::open(&dir).map_err(|e| {
+        eprintln!("paygated: {e}");
+        ExitCode::from(EXIT_RUNTIME)
+    })?;
+    store.verify().map_err(|e| {
+        eprintln!("paygated: {e}");
+        ExitCode::from(EXIT_RUNTIME)
+    })
+}
+
+/// The PostgreSQL database the config names, checked in one read-only snapshot. Its data dir
+/// is not locked: the daemons may be serving.
+fn verify_postgres(config: &crate::config::Config) -> Result<crate::store::VerifyReport, ExitCode> {
+    let fail = |e: &dyn std::fmt::Display, code: u8| {
+        eprintln!("paygated: {e}");
+        ExitCode::from(code)
+    };
+    let settings = match config.postgres_settings() {
+        Ok(Some(settings)) => settings,
+        Ok(None) => return Err(fail(&"store.engine is not postgres", EXIT_CONFIG)),
+        Err(e) => return Err(fail(&format!("invalid config: {e}"), EXIT_CONFIG)),
+    };
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| fail(&format!("cannot start a runtime: {e}"), EXIT_RUNTIME))?;
+    runtime.block_on(async {
+        let store = crate::store::postgres::PgStore::open(&settings)
+            .await
+            .map_err(|e| {
+                let code = if e.is_setting() {
+                    EXIT_CONFIG
+                } else {
+                    EXIT_RUNTIME
+                };
+                fail(&e, code)
+            })?;
+        store.verify().await.map_err(|e| fail(&e, EXIT_RUNTIME))
+    })
 }
 
 /// `paygated keys rotate-master`: opens the store (refused while a daemon holds it), opens

@@ -182,6 +182,11 @@ pub struct Store {
 
 impl Store {
     /// Opens (creating if needed) the data dir, taking its exclusive lock, with group commit.
+    /// Whether `dir` holds an embedded store (one `open` would not have to make).
+    pub fn is_in(dir: &Path) -> bool {
+        dir.join(DB_DIR).join("conf").is_file()
+    }
+
     pub fn open(dir: &Path) -> Result<Store, StoreError> {
         Store::open_with(dir, commit::Durability::default(), DEFAULT_CACHE_BYTES)
     }

@@ -70,52 +70,24 @@ impl Store {
         report.idempotency_keys = keys.len();
         report.events = events.len();
 
-        // Refund sums per payment.
-        let mut reserved: BTreeMap<&str, i64> = BTreeMap::new();
-        let mut refunded: BTreeMap<&str, i64> = BTreeMap::new();
-        for refund in refunds.values() {
-            match payments.get(&refund.payment_id) {
-                None => v.push(format!(
-                    "refund {} names missing payment {}",
-                    refund.id, refund.payment_id
-                )),
-                Some(p) if p.status != PaymentStatus::Succeeded => v.push(format!(
-                    "refund {} of payment {} which is {}",
-                    refund.id,
-                    p.id,
-                    p.status.as_str()
-                )),
-                Some(_) => {}
-            }
-            if refund.status != RefundStatus::Failed {
-                *reserved.entry(&refund.payment_id).or_default() += refund.amount_minor;
-            }
-            if refund.status == RefundStatus::Succeeded {
-                *refunded.entry(&refund.payment_id).or_default() += refund.amount_minor;
-            }
-        }
-        for payment in payments.values() {
-            let want_reserved = reserved.get(payment.id.as_str()).copied().unwrap_or(0);
-            let want_refunded = refunded.get(payment.id.as_str()).copied().unwrap_or(0);
-            if payment.refund_reserved_minor != want_reserved {
-                v.push(format!(
-                    "payment {} reserves {} for refunds, its refunds add up to {want_reserved}",
-                    payment.id, payment.refund_reserved_minor
-                ));
-            }
-            if payment.refunded_minor != want_refunded {
-                v.push(format!(
-                    "payment {} shows {} refunded, its succeeded refunds add up to {want_refunded}",
-                    payment.id, payment.refunded_minor
-                ));
-            }
-            if want_reserved > payment.amount_minor {
-                v.push(format!(
-                    "payment {} is refunded beyond its amount ({want_reserved} > {})",
-                    payment.id, payment.amount_minor
-                ));
-            }
-        }
+        let records = Records {
+            payments,
+            refunds,
+            events: events.into_iter().map(|(_, event)| event).collect(),
+            in_progress: keys
+                .iter()
+                .filter_map(|(key, record)| match &record.state {
+                    IdempotencyState::InProgress { object_id } => {
+                        Some((key.replace('\0', "/"), object_id.clone()))
+                    }
+                    IdempotencyState::Done { .. } => None,
+                })
+                .collect(),
+        };
+        records.check(&mut |id| self.archived_version(id), v);
+        let Records {
+            payments, refunds, ..
+        } = records;
 
         // Pending indexes.
         let pending: BTreeSet<String> = t
@@ -202,28 +174,7 @@ impl Store {
 
         // Idempotency keys point at existing objects (payments, refunds, or merchant objects
         // of the onboarding API, which live in their own trees).
-        for (key, record) in &keys {
-            let object = match &record.state {
-                IdempotencyState::InProgress { object_id } => Some(object_id),
-                IdempotencyState::Done { .. } => None,
-            };
-            if let Some(object_id) = object {
-                let exists = payments.contains_key(object_id)
-                    || refunds.contains_key(object_id)
-                    || self.archived_version(object_id, v).is_some()
-                    || object_id.starts_with("m_")
-                    || object_id.starts_with("ba_")
-                    || object_id.starts_with("al_");
-                if !exists {
-                    v.push(format!(
-                        "idempotency key {:?} is in progress for {object_id}, which does not exist",
-                        key.replace('\0', "/")
-                    ));
-                }
-            }
-        }
-
-        // The event log's keys, and the versions events announce.
+        // The event log is keyed by sequence numbers.
         for entry in t.events.iter().keys() {
             let key = entry.map_err(StoreError::Sled)?;
             if key.len() != 8 {
@@ -233,29 +184,6 @@ impl Store {
                 ));
             }
         }
-        for (_, event) in &events {
-            if event.object_version == 0 {
-                continue;
-            }
-            let reached = match payments
-                .get(&event.object_id)
-                .map(|p| p.version)
-                .or_else(|| refunds.get(&event.object_id).map(|r| r.version))
-            {
-                Some(version) => Some(version),
-                // Its record may have left for the archive before the event did.
-                None => self.archived_version(&event.object_id, v),
-            };
-            match reached {
-                Some(version) if version >= event.object_version => {}
-                reached => v.push(format!(
-                    "event {} announces version {} of {}, whose record is at {reached:?}",
-                    event.id, event.object_version, event.object_id
-                )),
-            }
-        }
-
-        // Merchant lists, and the outbox.
         for payment in payments.values() {
             let listed = t
                 .by_merchant
@@ -272,8 +200,144 @@ impl Store {
             decode_all(&t.outbox, "outbox entry", v)?;
 
         // Events against states.
+        let hot_payments = payments.iter().map(|(k, p)| (k.as_str(), p)).collect();
+        let hot_refunds = refunds.iter().map(|(k, r)| (k.as_str(), r)).collect();
+        report.archived = self.verify_archive(&hot_payments, &hot_refunds, v)?;
+        Ok(report)
+    }
+}
+
+impl Store {
+    /// The version an archived payment or refund reached (`None`: not archived).
+    fn archived_version(&self, id: &str) -> Result<Option<u64>, String> {
+        let found = self
+            .archive
+            .payment(id)
+            .map(|p| p.map(|line| line.payment.version));
+        let found = match found {
+            Ok(None) => self.archive.refund(id).map(|r| r.map(|r| r.version)),
+            other => other,
+        };
+        found.map_err(|e| format!("cannot read {id} from the archive: {e}"))
+    }
+}
+
+/// What both engines keep, read whole: the invariants of the records themselves, whatever
+/// indexes an engine keeps beside them.
+pub(crate) struct Records {
+    pub payments: BTreeMap<String, PaymentRecord>,
+    pub refunds: BTreeMap<String, RefundRecord>,
+    pub events: Vec<EventRecord>,
+    /// The keys in progress (as `api key/key`) and the object each names.
+    pub in_progress: Vec<(String, String)>,
+}
+
+impl Records {
+    /// Checks the refunds' sums against their payments, the objects keys in progress name,
+    /// the versions events announce and the moves they record; `archived` says which version
+    /// an object that left for the archive reached (an archive that cannot be read is
+    /// reported, not fatal).
+    pub(crate) fn check(
+        &self,
+        archived: &mut dyn FnMut(&str) -> Result<Option<u64>, String>,
+        v: &mut Vec<String>,
+    ) {
+        let (payments, refunds) = (&self.payments, &self.refunds);
+        let mut archived_version = |id: &str, v: &mut Vec<String>| {
+            archived(id).unwrap_or_else(|e| {
+                v.push(e);
+                None
+            })
+        };
+        // Refund sums per payment.
+        let mut reserved: BTreeMap<&str, i64> = BTreeMap::new();
+        let mut refunded: BTreeMap<&str, i64> = BTreeMap::new();
+        for refund in refunds.values() {
+            match payments.get(&refund.payment_id) {
+                None => v.push(format!(
+                    "refund {} names missing payment {}",
+                    refund.id, refund.payment_id
+                )),
+                Some(p) if p.status != PaymentStatus::Succeeded => v.push(format!(
+                    "refund {} of payment {} which is {}",
+                    refund.id,
+                    p.id,
+                    p.status.as_str()
+                )),
+                Some(_) => {}
+            }
+            if refund.status != RefundStatus::Failed {
+                *reserved.entry(&refund.payment_id).or_default() += refund.amount_minor;
+            }
+            if refund.status == RefundStatus::Succeeded {
+                *refunded.entry(&refund.payment_id).or_default() += refund.amount_minor;
+            }
+        }
+        for payment in payments.values() {
+            let want_reserved = reserved.get(payment.id.as_str()).copied().unwrap_or(0);
+            let want_refunded = refunded.get(payment.id.as_str()).copied().unwrap_or(0);
+            if payment.refund_reserved_minor != want_reserved {
+                v.push(format!(
+                    "payment {} reserves {} for refunds, its refunds add up to {want_reserved}",
+                    payment.id, payment.refund_reserved_minor
+                ));
+            }
+            if payment.refunded_minor != want_refunded {
+                v.push(format!(
+                    "payment {} shows {} refunded, its succeeded refunds add up to {want_refunded}",
+                    payment.id, payment.refunded_minor
+                ));
+            }
+            if want_reserved > payment.amount_minor {
+                v.push(format!(
+                    "payment {} is refunded beyond its amount ({want_reserved} > {})",
+                    payment.id, payment.amount_minor
+                ));
+            }
+        }
+
+        // Keys in progress name objects that exist (merchants, accounts and alerts are
+        // created under keys too).
+        for (key, object_id) in &self.in_progress {
+            let exists = payments.contains_key(object_id)
+                || refunds.contains_key(object_id)
+                || archived_version(object_id, v).is_some()
+                || object_id.starts_with("m_")
+                || object_id.starts_with("ba_")
+                || object_id.starts_with("al_");
+            if !exists {
+                v.push(format!(
+                    "idempotency key {key:?} is in progress for {object_id}, which does not exist"
+                ));
+            }
+        }
+
+        // The versions events announce.
+        for event in &self.events {
+            if event.object_version == 0 {
+                continue;
+            }
+            let reached = match payments
+                .get(&event.object_id)
+                .map(|p| p.version)
+                .or_else(|| refunds.get(&event.object_id).map(|r| r.version))
+            {
+                Some(version) => Some(version),
+                // Its record may have left for the archive before the event did.
+                None => archived_version(&event.object_id, v),
+            };
+            match reached {
+                Some(version) if version >= event.object_version => {}
+                reached => v.push(format!(
+                    "event {} announces version {} of {}, whose record is at {reached:?}",
+                    event.id, event.object_version, event.object_id
+                )),
+            }
+        }
+
+        // Merchant lists, and the outbox.
         let mut moves: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
-        for (_, event) in &events {
+        for event in &self.events {
             if let Some(status) = event.kind.as_str().strip_prefix("payment.")
                 && !matches!(status, "created" | "conflict")
             {
@@ -295,29 +359,6 @@ impl Store {
                 )),
             }
         }
-        let hot_payments = payments.iter().map(|(k, p)| (k.as_str(), p)).collect();
-        let hot_refunds = refunds.iter().map(|(k, r)| (k.as_str(), r)).collect();
-        report.archived = self.verify_archive(&hot_payments, &hot_refunds, v)?;
-        Ok(report)
-    }
-}
-
-impl Store {
-    /// The version of an archived payment or refund; an archive that cannot be read is
-    /// reported, not fatal.
-    fn archived_version(&self, id: &str, v: &mut Vec<String>) -> Option<u64> {
-        let found = self
-            .archive
-            .payment(id)
-            .map(|p| p.map(|line| line.payment.version));
-        let found = match found {
-            Ok(None) => self.archive.refund(id).map(|r| r.map(|r| r.version)),
-            other => other,
-        };
-        found.unwrap_or_else(|e| {
-            v.push(format!("cannot read {id} from the archive: {e}"));
-            None
-        })
     }
 }
 

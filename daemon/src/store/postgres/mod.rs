@@ -35,6 +35,7 @@ mod reads;
 mod schema;
 #[cfg(any(test, feature = "test-hooks"))]
 pub mod testing;
+mod verify;
 
 use std::time::Duration;
 
