@@ -12,7 +12,7 @@
 //! (`PAYGATE_GAUNTLET_KILLS`), printing the counts.
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
@@ -32,7 +32,10 @@ struct Sent {
 }
 
 struct Shared {
-    base: RwLock<String>,
+    /// The daemons' base URLs: each request (and each retry) goes to the next one, as a
+    /// load balancer would send it.
+    bases: RwLock<Vec<String>>,
+    turn: AtomicUsize,
     sent: Mutex<BTreeMap<String, Sent>>,
     stop: AtomicBool,
     retries: AtomicU64,
@@ -47,7 +50,10 @@ async fn until_answered(
 ) -> Option<(u16, Value)> {
     let sent = shared.sent.lock().unwrap().get(key).cloned()?;
     for _ in 0..200 {
-        let base = shared.base.read().unwrap().clone();
+        let base = {
+            let bases = shared.bases.read().unwrap();
+            bases[shared.turn.fetch_add(1, Ordering::Relaxed) % bases.len()].clone()
+        };
         let response = client
             .post(format!("{base}{}", sent.path))
             .bearer_auth(sent.api_key)
@@ -159,7 +165,8 @@ async fn gauntlet_crash_loop_loses_and_doubles_nothing() {
     let first = Daemon::with_config(config.clone());
     let data = first.data_dir();
     let shared = Arc::new(Shared {
-        base: RwLock::new(first.base_url.clone()),
+        bases: RwLock::new(vec![first.base_url.clone()]),
+        turn: AtomicUsize::new(0),
         sent: Mutex::default(),
         stop: AtomicBool::new(false),
         retries: AtomicU64::new(0),
@@ -194,9 +201,53 @@ async fn gauntlet_crash_loop_loses_and_doubles_nothing() {
         // restart finishes it or takes it back: `store/recovery.rs`, `store/txn.rs`).
         // Reported, not asserted: kills land at random.
         finished_changes += next.logs().matches("interrupted by a crash").count();
-        *shared.base.write().unwrap() = next.base_url.clone();
+        *shared.bases.write().unwrap() = vec![next.base_url.clone()];
         current = Some(next);
     }
+    let settled = settle(&shared, clients, &simulator).await;
+    // The stored data keeps every invariant.
+    let running = current.as_mut().unwrap_or(&mut first);
+    signal(running.pid(), "TERM");
+    let _ = running.wait(Duration::from_secs(10));
+    let verify = verify_store(&config, &data);
+    let report = String::from_utf8_lossy(&verify.stdout);
+    assert!(
+        verify.status.success() && report.contains(": 0 violations"),
+        "{report}"
+    );
+    // The daemon's own data was checked, not an empty store.
+    assert!(!report.contains("checked 0 payments"), "{report}");
+    println!(
+        "gauntlet: {kills} kills, {injected} provider faults, {} requests ({} acknowledged before the end), {} payments, {} refunds, {} provider orders, {} retries, {finished_changes} interrupted store changes finished or taken back at restart; {}",
+        settled.requests,
+        settled.acknowledged,
+        settled.payments,
+        settled.refunds,
+        settled.orders,
+        shared.retries.load(Ordering::Relaxed),
+        report.trim()
+    );
+}
+
+/// What the end of a crash loop found.
+struct Settled {
+    requests: usize,
+    acknowledged: usize,
+    payments: usize,
+    refunds: usize,
+    orders: usize,
+    /// Each key's final answer: (key, status, body).
+    answers: Vec<(String, u16, Value)>,
+}
+
+/// Stops the clients, then asks every key again: each gets its original result and one
+/// object; the daemons hold exactly those payments; the providers charged and refunded
+/// nothing twice.
+async fn settle(
+    shared: &Shared,
+    clients: Vec<tokio::task::JoinHandle<()>>,
+    simulator: &Simulator,
+) -> Settled {
     tokio::time::sleep(Duration::from_millis(800)).await;
     shared.stop.store(true, Ordering::Relaxed);
     for client in clients {
@@ -208,9 +259,10 @@ async fn gauntlet_crash_loop_loses_and_doubles_nothing() {
     shared.stop.store(false, Ordering::Relaxed);
     let keys: Vec<String> = shared.sent.lock().unwrap().keys().cloned().collect();
     let mut payments = BTreeMap::new();
+    let mut answers = Vec::new();
     let (mut acknowledged, mut refunds) = (0, 0);
     for key in &keys {
-        let (status, body) = until_answered(&shared, &client, key)
+        let (status, body) = until_answered(shared, &client, key)
             .await
             .unwrap_or_else(|| panic!("{key} never answered"));
         let sent = shared.sent.lock().unwrap().get(key).cloned().unwrap();
@@ -237,12 +289,14 @@ async fn gauntlet_crash_loop_loses_and_doubles_nothing() {
         } else {
             refunds += 1;
         }
+        answers.push((key.clone(), status, body));
     }
-    // The daemon holds exactly those payments.
-    let base = shared.base.read().unwrap().clone();
+    // The daemons hold exactly those payments (any of them answers for all).
+    let bases = shared.bases.read().unwrap().clone();
     let mut listed = 0;
     let mut after = String::new();
-    loop {
+    for page_number in 0.. {
+        let base = &bases[page_number % bases.len()];
         let page: Value = client
             .get(format!(
                 "{base}/v1/payments?merchant_id=m_demo&limit=100{after}"
@@ -278,23 +332,172 @@ async fn gauntlet_crash_loop_loses_and_doubles_nothing() {
         assert_eq!(ledger["violations"], json!([]), "{provider}: {ledger}");
         orders += ledger["orders"].as_array().unwrap().len();
     }
-    // The stored data keeps every invariant.
-    let running = current.as_mut().unwrap_or(&mut first);
-    signal(running.pid(), "TERM");
-    let _ = running.wait(Duration::from_secs(10));
-    let verify = verify_store(&config, &data);
+    Settled {
+        requests: keys.len(),
+        acknowledged,
+        payments: payments.len(),
+        refunds,
+        orders,
+        answers,
+    }
+}
+
+/// Three daemons on one PostgreSQL database, the clients' requests and retries spread over
+/// them, one SIGKILLed and restarted on its data dir every few seconds for a minute
+/// (`PAYGATE_GAUNTLET_SECONDS`), under the simulator's faults, with a webhook endpoint and
+/// leases of 5 s (a dead daemon's keys and janitor pages pass to the others): nothing
+/// acknowledged lost, nothing charged twice, every final outcome delivered to the endpoint,
+/// and the database verifies clean (each payment moved to its final state by exactly one
+/// change: one janitor or request at a time).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn gauntlet_three_daemons_on_one_database_lose_and_double_nothing() {
+    if !on_postgres() {
+        eprintln!("(sled run: the multi-node gauntlet needs daemons sharing a PostgreSQL)");
+        return;
+    }
+    let seconds: u64 = std::env::var("PAYGATE_GAUNTLET_SECONDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(60);
+    let simulator = Simulator::spawn();
+    let receiver = WebhookReceiver::on_free_port().await;
+    let config = simulator
+        .daemon_config()
+        .replace("janitor_interval_ms = 3000", "janitor_interval_ms = 200")
+        .replace("deadline_ms = 10000", "deadline_ms = 2000")
+        .replace("retry_initial_ms = 1000", "retry_initial_ms = 100")
+        .replace("retry_max_ms = 3600000", "retry_max_ms = 400");
+    assert!(config.contains("\ntimeout_ms = 10000\n"));
+    let endpoint = format!(
+        "\n[[webhooks.endpoints]]\nname = \"erp\"\nurl = \"http://127.0.0.1:{}/hooks\"\nsecret = \"inline:whsec_gauntlet\"\nevents = []\n",
+        receiver.port
+    );
+    let config = format!(
+        "{}\n[store.postgres]\nlease_ms = 5000\n",
+        config.replacen(
+            "\ntimeout_ms = 10000\n",
+            &format!("\ntimeout_ms = 10000\n{endpoint}\n"),
+            1
+        )
+    );
+    let first = Daemon::with_config(config.clone());
+    let second = sharing_database_with(&first, config.clone());
+    let third = sharing_database_with(&first, config.clone());
+    let mut running = vec![first, second, third];
+    let data_dirs: Vec<_> = running.iter().map(Daemon::data_dir).collect();
+    let shared = Arc::new(Shared {
+        bases: RwLock::new(running.iter().map(|d| d.base_url.clone()).collect()),
+        turn: AtomicUsize::new(0),
+        sent: Mutex::default(),
+        stop: AtomicBool::new(false),
+        retries: AtomicU64::new(0),
+    });
+    let clients: Vec<_> = (0..6)
+        .map(|n| tokio::spawn(client_loop(shared.clone(), n)))
+        .collect();
+    let faults = [
+        json!({"kind": "http_500", "count": 2}),
+        json!({"kind": "delay", "count": 3, "delay_ms": 400}),
+        json!({"kind": "timeout", "count": 1, "delay_ms": 3000}),
+        json!({"kind": "duplicate_notification", "count": 2}),
+        json!({"kind": "late_notification", "count": 2, "delay_ms": 1500}),
+    ];
+    // The killed daemons own their data dirs' temp folders: kept to the end.
+    let mut killed = Vec::new();
+    let mut seed = 0xbb67ae8584caa73b;
+    let started = std::time::Instant::now();
+    let mut kills = 0;
+    while started.elapsed() < Duration::from_secs(seconds) {
+        let provider = ["alipay", "wechatpay"][kills % 2];
+        let (status, _) = simulator
+            .control(
+                &format!("{provider}/faults"),
+                faults[kills % faults.len()].clone(),
+            )
+            .await;
+        assert_eq!(status, 204);
+        tokio::time::sleep(pause(&mut seed) * 2).await;
+        let victim = kills % running.len();
+        signal(running[victim].pid(), "KILL");
+        let _ = running[victim].wait(Duration::from_secs(5));
+        let next = tokio::task::block_in_place(|| {
+            Daemon::with_config_on(config.clone(), &data_dirs[victim])
+        });
+        shared.bases.write().unwrap()[victim] = next.base_url.clone();
+        killed.push(std::mem::replace(&mut running[victim], next));
+        kills += 1;
+    }
+    let settled = settle(&shared, clients, &simulator).await;
+
+    // Every final outcome reached the endpoint at least once, whichever daemon made it and
+    // whichever died meanwhile.
+    let mut owed = std::collections::BTreeSet::new();
+    for (key, status, body) in &settled.answers {
+        let (kind, object) = if key.ends_with("-pay") {
+            let object = if *status == 402 {
+                &body["error"]["payment"]
+            } else {
+                body
+            };
+            ("payment", object)
+        } else {
+            ("refund", body)
+        };
+        let state = object["status"].as_str().unwrap_or_default();
+        if matches!(state, "succeeded" | "failed") {
+            owed.insert(format!("{kind}.{state} {}", object["id"].as_str().unwrap()));
+        }
+    }
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let missing = loop {
+        let delivered: std::collections::BTreeSet<String> = receiver
+            .deliveries()
+            .iter()
+            .map(|d| {
+                let event = d.json();
+                format!(
+                    "{} {}",
+                    event["type"].as_str().unwrap_or_default(),
+                    event["data"]["id"].as_str().unwrap_or_default()
+                )
+            })
+            .collect();
+        let missing: Vec<_> = owed.difference(&delivered).cloned().collect();
+        if missing.is_empty() || std::time::Instant::now() > deadline {
+            break missing;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert!(
+        missing.is_empty(),
+        "{} of {} outcomes never delivered: {missing:?}",
+        missing.len(),
+        owed.len()
+    );
+
+    // The database keeps every invariant.
+    for daemon in &mut running {
+        signal(daemon.pid(), "TERM");
+        let _ = daemon.wait(Duration::from_secs(10));
+    }
+    let verify = verify_store(&config, &data_dirs[0]);
     let report = String::from_utf8_lossy(&verify.stdout);
     assert!(
         verify.status.success() && report.contains(": 0 violations"),
         "{report}"
     );
-    // The daemon's own data was checked, not an empty store.
     assert!(!report.contains("checked 0 payments"), "{report}");
     println!(
-        "gauntlet: {kills} kills, {injected} provider faults, {} requests ({acknowledged} acknowledged before the end), {} payments, {refunds} refunds, {orders} provider orders, {} retries, {finished_changes} interrupted store changes finished or taken back at restart; {}",
-        keys.len(),
-        payments.len(),
+        "multi-node gauntlet: 3 daemons, {kills} kills in {seconds} s, {} requests ({} acknowledged before the end), {} payments, {} refunds, {} provider orders, {} retries, {} outcomes delivered, {} deliveries; {}",
+        settled.requests,
+        settled.acknowledged,
+        settled.payments,
+        settled.refunds,
+        settled.orders,
         shared.retries.load(Ordering::Relaxed),
+        owed.len(),
+        receiver.deliveries().len(),
         report.trim()
     );
+    drop(killed);
 }

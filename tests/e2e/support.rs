@@ -129,6 +129,8 @@ pub struct Daemon {
     pub client: reqwest::Client,
     /// Temp dirs that live as long as the daemon (a data dir outside `dir`).
     shared_dirs: Vec<tempfile::TempDir>,
+    /// Its data dir: `dir`'s `data`, or the one it was started on.
+    data_dir: PathBuf,
 }
 
 pub struct Options {
@@ -180,6 +182,10 @@ impl Daemon {
             Ok((child, base_url)) => Daemon {
                 child: Some(child),
                 base_url,
+                data_dir: options
+                    .data_dir
+                    .clone()
+                    .unwrap_or_else(|| dir.path().join("data")),
                 dir,
                 client: reqwest::Client::new(),
                 shared_dirs: Vec::new(),
@@ -202,7 +208,7 @@ impl Daemon {
     }
 
     pub fn data_dir(&self) -> PathBuf {
-        self.dir.path().join("data")
+        self.data_dir.clone()
     }
 
     /// The daemon's stderr (its logs) so far.
