@@ -680,8 +680,19 @@ fn install_packages(missing: &[&str]) -> Result<()> {
 
 /// The reliability gauntlet: the crash loop with 20 kills (or the number given), then the
 /// store verification, printing the counts (RELIABILITY.md).
+/// `cargo xtask gauntlet [KILLS] [--postgres]`: the crash loop with KILLS kills (20); with
+/// `--postgres`, on PostgreSQL, with the multi-node loop (three daemons on one database, for
+/// `PAYGATE_GAUNTLET_SECONDS`, 60 by default) beside it.
 fn gauntlet(args: &[String]) -> Result<()> {
-    let kills = args.first().map_or("20", String::as_str);
+    let postgres = args.iter().any(|a| a == "--postgres");
+    if postgres {
+        ensure_postgres()?;
+    }
+    let kills = args
+        .iter()
+        .find(|a| !a.starts_with("--"))
+        .map_or("20", String::as_str);
+    let engine = if postgres { "postgres" } else { "sled" };
     run_command(
         cargo()
             .args([
@@ -696,7 +707,8 @@ fn gauntlet(args: &[String]) -> Result<()> {
                 "gauntlet",
                 "--nocapture",
             ])
-            .env("PAYGATE_GAUNTLET_KILLS", kills),
+            .env("PAYGATE_GAUNTLET_KILLS", kills)
+            .env("PAYGATE_E2E_ENGINE", engine),
     )
 }
 

@@ -607,6 +607,87 @@ mod tests {
         assert!(PgError::Query(cancelled).is_unavailable());
     }
 
+    /// Out of connections: the server refuses a new one (here a role's connection limit,
+    /// as `max_connections` would), or the pool has none free within the statement timeout.
+    /// Either way the operation fails as unavailable (a 503) within the timeout, not a hang,
+    /// and the store works again once connections free up.
+    #[tokio::test]
+    async fn out_of_connections_is_unavailable_within_the_timeout() {
+        use crate::store::PaymentStore;
+        let Some(server) = server().await else { return };
+        let settings = server.settings(&server.fresh_database().await);
+        PgStore::open(&settings).await.unwrap();
+        let admin = admin_of(&settings).await;
+        let role = format!("paygate_limited_{}", std::process::id());
+        admin
+            .batch_execute(&format!(
+                "DROP ROLE IF EXISTS {role};
+                 CREATE ROLE {role} LOGIN CONNECTION LIMIT 2;
+                 GRANT USAGE, CREATE ON SCHEMA public TO {role};
+                 GRANT ALL ON ALL TABLES IN SCHEMA public TO {role};
+                 GRANT ALL ON ALL SEQUENCES IN SCHEMA public TO {role};"
+            ))
+            .await
+            .unwrap();
+        let limited = PgSettings {
+            url: format!("{} user={role}", settings.url),
+            pool_size: 4,
+            statement_timeout: Duration::from_secs(2),
+            ..settings.clone()
+        };
+        // The store holds one connection (its open); two more of the role's fill its limit.
+        let store = PgStore::open(&limited).await.unwrap();
+        let held = store.client().await.unwrap();
+        let other = store.client().await;
+        assert!(other.is_ok(), "the role's second connection");
+        let started = std::time::Instant::now();
+        let refused = store
+            .pending_payment_ids()
+            .await
+            .expect_err("no connection");
+        assert!(refused.is_unavailable(), "{refused:?}");
+        assert!(
+            started.elapsed() < Duration::from_secs(4),
+            "within the timeout"
+        );
+        drop((held, other));
+        assert_eq!(
+            store.pending_payment_ids().await.unwrap(),
+            Vec::<String>::new()
+        );
+        // Its pool keeps its connections open: closed with it.
+        drop(store);
+
+        // A pool of one, its connection held: the next operation waits at most the timeout.
+        let one = PgStore::open(&PgSettings {
+            pool_size: 1,
+            ..limited.clone()
+        })
+        .await
+        .unwrap();
+        let held = one.client().await.unwrap();
+        let started = std::time::Instant::now();
+        let refused = one
+            .pending_payment_ids()
+            .await
+            .expect_err("the pool is empty");
+        assert!(refused.is_unavailable(), "{refused:?}");
+        assert!(
+            started.elapsed() < Duration::from_secs(4),
+            "within the timeout"
+        );
+        drop(held);
+        assert_eq!(
+            one.pending_payment_ids().await.unwrap(),
+            Vec::<String>::new()
+        );
+        drop(one);
+        admin
+            .batch_execute(&format!("DROP OWNED BY {role}; DROP ROLE {role};"))
+            .await
+            .unwrap();
+    }
+
     async fn admin_of(settings: &PgSettings) -> tokio_postgres::Client {
         let (client, connection) = settings
             .url
