@@ -1,7 +1,8 @@
 //! `paygate-bench pg-store <connection string> <clients> <seconds>`: the PostgreSQL engine's
 //! storage port (`PgStore`), driven by `clients` tasks each making barcode payments one
-//! after another, as the payments use case writes them (`begin_payment`, `update_payment`
-//! with the provider's answer, `finish_claim` with the answer): durable payments per second
+//! after another, as the payments use case writes them (`begin_payment`, then
+//! `update_payment_answering`: the provider's answer and the key's, committed together):
+//! durable payments per second
 //! and latency. The database must be empty (`cargo xtask bench postgres` makes a fresh one
 //! and runs pgbench beside it).
 
@@ -10,7 +11,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use paygate_daemon::store::postgres::{PgSettings, PgStore};
-use paygate_daemon::store::{Begin, Fence, PaymentStore};
+use paygate_daemon::store::{Begin, PaymentStore};
 
 use crate::store_port::PaymentParts;
 
@@ -29,6 +30,7 @@ async fn run(url: &str, clients: usize, seconds: f64) {
         statement_timeout: Duration::from_secs(10),
         lease_ms: paygate_daemon::store::port::LEASE_MS_DEFAULT,
         node: None,
+        ca_file: None,
     };
     let store = Arc::new(PgStore::open(&settings).await.expect("open the database"));
     let next = Arc::new(AtomicU64::new(0));
@@ -75,16 +77,17 @@ async fn pay(store: &PgStore, n: u64) {
         Begin::Created => {}
         other => panic!("payment {n}: {other:?}"),
     }
-    store
-        // Under the request's lease, as the daemon writes it (the claim's row read FOR SHARE).
-        .update_payment(&parts.record.id, Fence::Claim(&parts.claim), &|p| {
-            parts.succeed(p, n)
-        })
+    // Under the request's lease, with its answer, as the daemon writes it: one transaction.
+    let (_, answered) = store
+        .update_payment_answering(
+            &parts.record.id,
+            &parts.claim,
+            &|p| parts.succeed(p, n),
+            &|_| Some((201, parts.answer.clone())),
+            parts.now + 41,
+        )
         .await
         .expect("update")
         .expect("the payment exists");
-    store
-        .finish_claim(&parts.claim, 201, &parts.answer, parts.now + 41)
-        .await
-        .expect("finish");
+    assert!(answered.is_some());
 }

@@ -434,6 +434,10 @@ pub struct PostgresConfig {
     /// to 600000.
     #[serde(default = "default_pg_lease_ms")]
     pub lease_ms: Spanned<u64>,
+    /// A PEM file of the certificate authorities that the server's certificate is checked
+    /// against, its chain and its name, when the URL says `sslmode=require` (default: the
+    /// public web roots). Any other `sslmode` is plaintext.
+    pub ca_file: Option<Spanned<std::path::PathBuf>>,
 }
 
 fn default_engine() -> Spanned<EngineKind> {
@@ -1565,6 +1569,7 @@ impl Config {
             lease_ms: *pg.lease_ms.get_ref() as i64,
             // Named by `serve` after its data dir, which it locks.
             node: None,
+            ca_file: pg.ca_file.as_ref().map(|f| f.get_ref().clone()),
         }))
     }
 

@@ -8,7 +8,6 @@
 //! database: the claim and the object are there, or neither is).
 
 use deadpool_postgres::Transaction;
-use tokio_postgres::NoTls;
 
 use super::{PgStore, server_unavailable};
 use crate::store::{Claim, StoreError};
@@ -61,7 +60,7 @@ impl PgStore {
         written: Written<'_>,
     ) -> Result<(), StoreError> {
         tracing::warn!(error = %lost, "the database's answer to a write was lost; reading it back");
-        let Ok((client, connection)) = self.connect.connect(NoTls).await else {
+        let Ok((client, connection)) = self.connect.connect(self.tls.clone()).await else {
             return Err(lost.into());
         };
         let connection = tokio::spawn(connection);

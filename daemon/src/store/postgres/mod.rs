@@ -35,13 +35,13 @@ mod reads;
 mod schema;
 #[cfg(any(test, feature = "test-hooks"))]
 pub mod testing;
+mod tls;
 mod verify;
 
 use std::time::Duration;
 
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
 use thiserror::Error;
-use tokio_postgres::NoTls;
 use tokio_postgres::types::ToSql;
 
 pub use artifacts::PgArtifactDigests;
@@ -62,6 +62,9 @@ pub struct PgSettings {
     /// This daemon's name among those sharing the database, named on the idempotency keys
     /// it leases; `None`: a name of its own for this store.
     pub node: Option<String>,
+    /// The certificate authorities the server's certificate is checked against when the URL
+    /// says `sslmode=require` (`None`: the public web roots).
+    pub ca_file: Option<std::path::PathBuf>,
 }
 
 #[derive(Debug, Error)]
@@ -84,6 +87,8 @@ pub enum PgError {
         "the database has tables of its own ({0}) but no paygate schema: it is another product's; point store.postgres.url at a database of its own"
     )]
     Foreign(String),
+    #[error("store.postgres.ca_file: {0}")]
+    Tls(String),
 }
 
 impl PgError {
@@ -247,7 +252,10 @@ impl PgError {
     /// credentials, a database that does not exist, missing privileges.
     pub fn is_setting(&self) -> bool {
         match self {
-            PgError::Url(_) | PgError::NewerSchema { .. } | PgError::Foreign(_) => true,
+            PgError::Url(_)
+            | PgError::NewerSchema { .. }
+            | PgError::Foreign(_)
+            | PgError::Tls(_) => true,
             PgError::Query(e) => e
                 .code()
                 .is_some_and(|c| ["28P01", "28000", "3D000", "42501"].contains(&c.code())),
@@ -270,6 +278,7 @@ pub struct PgStore {
     lease_ms: i64,
     /// How to open a connection of its own, outside the pool (a lost commit's read-back).
     connect: tokio_postgres::Config,
+    tls: tokio_postgres_rustls::MakeRustlsConnect,
     /// The daemon's data dir lock, which makes `node` its own while it runs.
     _dir_lock: Option<std::fs::File>,
     /// Events this daemon committed, for its in-process consumers.
@@ -299,9 +308,10 @@ impl PgStore {
         // Named, so that a command run beside the daemons can tell they are there.
         config.application_name(APPLICATION_NAME);
         config.connect_timeout(settings.statement_timeout);
+        let tls = tls::connector(&mut config, settings.ca_file.as_deref())?;
         let manager = Manager::from_config(
             config.clone(),
-            NoTls,
+            tls.clone(),
             ManagerConfig {
                 recycling_method: RecyclingMethod::Fast,
             },
@@ -321,6 +331,7 @@ impl PgStore {
                 .unwrap_or_else(|| crate::domain::ids::new_id("node")),
             lease_ms: settings.lease_ms,
             connect: config,
+            tls,
             _dir_lock: None,
             bus: crate::events::EventBus::new(),
             feed: crate::events::EventBus::new(),
@@ -693,7 +704,7 @@ mod tests {
             .url
             .parse::<tokio_postgres::Config>()
             .unwrap()
-            .connect(NoTls)
+            .connect(tokio_postgres::NoTls)
             .await
             .unwrap();
         tokio::spawn(connection);
@@ -830,6 +841,7 @@ mod tests {
             statement_timeout: std::time::Duration::from_secs(2),
             lease_ms: crate::store::port::LEASE_MS_DEFAULT,
             node: None,
+            ca_file: None,
         };
         let refused = PgStore::open(&settings).await.err().expect("refused");
         assert!(refused.is_unavailable(), "{refused:?}");

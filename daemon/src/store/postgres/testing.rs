@@ -142,6 +142,16 @@ impl Cluster {
 /// this process ends (a watcher beside it looks for this process's pid) and its directory
 /// goes with it.
 pub async fn throwaway_cluster() -> Result<Cluster, String> {
+    start_cluster(None).await
+}
+
+/// A throwaway cluster that speaks TLS with `cert_pem` and `key_pem` (and plaintext too, as
+/// a server with `ssl = on` does).
+pub async fn throwaway_cluster_with_tls(cert_pem: &str, key_pem: &str) -> Result<Cluster, String> {
+    start_cluster(Some((cert_pem, key_pem))).await
+}
+
+async fn start_cluster(tls: Option<(&str, &str)>) -> Result<Cluster, String> {
     let bin = postgres_bin_dir().ok_or("no PostgreSQL binaries under /usr/lib/postgresql")?;
     let dir = std::env::temp_dir().join(format!(
         "paygate-pg-{}-{}",
@@ -189,10 +199,29 @@ pub async fn throwaway_cluster() -> Result<Cluster, String> {
         .map_err(|e| e.to_string())?
         .port();
     // Where it listens, in its own settings: `pg_ctl` starts it again the same way.
-    let settings = format!(
+    let mut settings = format!(
         "\nport = {port}\nlisten_addresses = '127.0.0.1'\nunix_socket_directories = '{}'\n",
         dir.display()
     );
+    if let Some((cert, key)) = tls {
+        // The server's own files: its user's, the key readable by it alone.
+        for (name, text, mode) in [("server.crt", cert, 0o644), ("server.key", key, 0o600)] {
+            let path = data.join(name);
+            std::fs::write(&path, text).map_err(|e| format!("{name}: {e}"))?;
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode))
+                .map_err(|e| format!("{name}: {e}"))?;
+            if let Some((_, uid, gid)) = user {
+                rustix::fs::chown(
+                    &path,
+                    Some(rustix::fs::Uid::from_raw(uid)),
+                    Some(rustix::fs::Gid::from_raw(gid)),
+                )
+                .map_err(|e| format!("chown {name}: {e}"))?;
+            }
+        }
+        settings.push_str("ssl = on\nssl_cert_file = 'server.crt'\nssl_key_file = 'server.key'\n");
+    }
     use std::io::Write;
     std::fs::OpenOptions::new()
         .append(true)
@@ -351,6 +380,7 @@ impl TestServer {
             statement_timeout: Duration::from_secs(10),
             lease_ms: crate::store::port::LEASE_MS_DEFAULT,
             node: None,
+            ca_file: None,
         }
     }
 }
