@@ -502,7 +502,6 @@ fn spawn(dir: &tempfile::TempDir, options: &Options) -> Result<(Child, String), 
     }
 }
 
-/// Runs paygated to completion with `args`.
 /// `paygated store verify` on a daemon's data (`config_text`: the daemon's config): its data
 /// dir on sled; on PostgreSQL runs, the database that stands for the data dir, through a
 /// config that names it.
@@ -516,6 +515,7 @@ pub fn verify_store(config_text: &str, data_dir: &Path) -> Output {
     run_paygated(&["store", "verify", "--config", config.to_str().unwrap()])
 }
 
+/// Runs paygated to completion with `args`.
 pub fn run_paygated(args: &[&str]) -> Output {
     Command::new(paygated()).args(args).output().unwrap()
 }

@@ -487,7 +487,8 @@ fn verify_postgres(config: &crate::config::Config) -> Result<crate::store::Verif
         .build()
         .map_err(|e| fail(&format!("cannot start a runtime: {e}"), EXIT_RUNTIME))?;
     runtime.block_on(async {
-        let store = crate::store::postgres::PgStore::open(&settings)
+        // As it is: no schema made in a wrong database, none migrated under the daemons.
+        let store = crate::store::postgres::PgStore::open_as_is(&settings)
             .await
             .map_err(|e| {
                 let code = if e.is_setting() {

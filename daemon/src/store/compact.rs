@@ -27,8 +27,8 @@ use std::time::Instant;
 use super::archive::segment::sync_dir;
 use super::{DB_DIR, META_TREE, SCHEMA_VERSION, StoreError, open_sled, recorded_schema, take_lock};
 
-const COPY_DIR: &str = "db.compact";
-const OLD_DIR: &str = "db.old";
+pub(super) const COPY_DIR: &str = "db.compact";
+pub(super) const OLD_DIR: &str = "db.old";
 
 /// What a compaction did.
 #[derive(Debug, Clone, PartialEq)]

@@ -181,12 +181,15 @@ pub struct Store {
 }
 
 impl Store {
-    /// Opens (creating if needed) the data dir, taking its exclusive lock, with group commit.
-    /// Whether `dir` holds an embedded store (one `open` would not have to make).
+    /// Whether `dir` holds an embedded store (one `open` would not have to make): its
+    /// database, or what a compaction cut by a crash left (which `open` finishes or undoes).
     pub fn is_in(dir: &Path) -> bool {
         dir.join(DB_DIR).join("conf").is_file()
+            || dir.join(compact::OLD_DIR).is_dir()
+            || dir.join(compact::COPY_DIR).is_dir()
     }
 
+    /// Opens (creating if needed) the data dir, taking its exclusive lock, with group commit.
     pub fn open(dir: &Path) -> Result<Store, StoreError> {
         Store::open_with(dir, commit::Durability::default(), DEFAULT_CACHE_BYTES)
     }

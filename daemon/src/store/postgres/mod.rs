@@ -89,6 +89,8 @@ pub enum PgError {
     Foreign(String),
     #[error("store.postgres.ca_file: {0}")]
     Tls(String),
+    #[error("{0}")]
+    SchemaMismatch(String),
 }
 
 impl PgError {
@@ -255,7 +257,8 @@ impl PgError {
             PgError::Url(_)
             | PgError::NewerSchema { .. }
             | PgError::Foreign(_)
-            | PgError::Tls(_) => true,
+            | PgError::Tls(_)
+            | PgError::SchemaMismatch(_) => true,
             PgError::Query(e) => e
                 .code()
                 .is_some_and(|c| ["28P01", "28000", "3D000", "42501"].contains(&c.code())),
@@ -293,6 +296,22 @@ impl PgStore {
     /// Connects, and brings the database's schema up to this build's (or refuses a newer
     /// one, or a database that is not paygate's).
     pub async fn open(settings: &PgSettings) -> Result<PgStore, PgError> {
+        let store = PgStore::connect(settings)?;
+        let mut client = store.client().await?;
+        schema::migrate(&mut client).await?;
+        Ok(store)
+    }
+
+    /// Connects to a database whose schema is this build's (or a newer one it runs on),
+    /// changing nothing: for a command that only reads (`store verify`).
+    pub async fn open_as_is(settings: &PgSettings) -> Result<PgStore, PgError> {
+        let store = PgStore::connect(settings)?;
+        schema::check(&store.client().await?).await?;
+        Ok(store)
+    }
+
+    /// The store's pool for `settings`; no connection is made yet.
+    fn connect(settings: &PgSettings) -> Result<PgStore, PgError> {
         let mut config: tokio_postgres::Config = settings.url.parse().map_err(PgError::Url)?;
         let timeout_ms = settings.statement_timeout.as_millis();
         // After the URL's own options (a `search_path`, say), which stay.
@@ -337,8 +356,6 @@ impl PgStore {
             feed: crate::events::EventBus::new(),
             outbox_enabled: std::sync::atomic::AtomicBool::new(false),
         };
-        let mut client = store.client().await?;
-        schema::migrate(&mut client).await?;
         Ok(store)
     }
 

@@ -320,6 +320,19 @@ fn ids(rows: Vec<tokio_postgres::Row>) -> Vec<String> {
     rows.into_iter().map(|row| row.get(0)).collect()
 }
 
+/// The error that failed statements sent together: a failed statement aborts the
+/// transaction, and each one queued behind it fails with "in failed SQL transaction"
+/// (25P02), which says nothing of why (a timeout, a deadlock, the server gone).
+fn first_cause<const N: usize>(errors: [Option<StoreError>; N]) -> StoreError {
+    let mut errors: Vec<StoreError> = errors.into_iter().flatten().collect();
+    let behind = |e: &StoreError| {
+        matches!(e, StoreError::Postgres(PgError::Query(e))
+            if e.code() == Some(&SqlState::IN_FAILED_SQL_TRANSACTION))
+    };
+    let cause = errors.iter().position(|e| !behind(e)).unwrap_or(0);
+    errors.swap_remove(cause)
+}
+
 /// A request's last change finishing its key: the key, the answer, the time.
 struct Answering<'a> {
     claim: &'a Claim,
@@ -439,22 +452,27 @@ impl PgStore {
     ) -> Result<Option<(PaymentRecord, Option<(u16, String)>)>, StoreError> {
         let mut client = self.client().await?;
         let tx = client.transaction().await?;
-        let (locked, claim_token) = tokio::try_join!(
-            locked_payment_leased(&tx, payment_id),
-            claim_token(&tx, fence)
-        )?;
-        let Some((previous, lease)) = locked else {
+        // The payment's row first, then the claim's: always in this order (a late holder
+        // waits for the payment without holding the claim, so it cannot deadlock with the
+        // request that took the key over).
+        let Some((previous, lease)) = locked_payment_leased(&tx, payment_id).await? else {
             return Ok(None);
         };
-        fence_holds(fence, lease, claim_token)?;
+        fence_holds(fence, lease, claim_token(&tx, fence).await?)?;
         let mut payment = previous.clone();
         let events = change(&mut payment);
         if events.is_some() {
             payment.version = previous.version + 1;
         }
+        // Rendered from the record as it will be stored: unchanged if the change declined.
+        let stored = if events.is_some() {
+            &payment
+        } else {
+            &previous
+        };
         let answer = answering
             .as_ref()
-            .and_then(|answering| (answering.answer)(&payment));
+            .and_then(|answering| (answering.answer)(stored));
         if events.is_none() && answer.is_none() {
             return Ok(Some((payment, None)));
         }
@@ -484,7 +502,12 @@ impl PgStore {
                 _ => Ok(true),
             }
         };
-        let ((), logged, finished) = tokio::try_join!(write, log, finish)?;
+        let (logged, finished) = match tokio::join!(write, log, finish) {
+            (Ok(()), Ok(logged), Ok(finished)) => (logged, finished),
+            (written, logged, finished) => {
+                return Err(first_cause([written.err(), logged.err(), finished.err()]));
+            }
+        };
         if !finished {
             return Err(StoreError::LeaseLost);
         }

@@ -122,6 +122,41 @@ pub(super) async fn migrate(client: &mut Client) -> Result<(), PgError> {
     Ok(())
 }
 
+/// Checks, changing nothing, that the schema is this build's (or a newer one it runs on): for
+/// a command that only reads, which must neither make a schema in the wrong database nor
+/// migrate one under running daemons.
+pub(super) async fn check(client: &Client) -> Result<(), PgError> {
+    refuse_foreign(client).await?;
+    let row = client
+        .query_one("SELECT to_regclass('paygate_migrations') IS NOT NULL", &[])
+        .await?;
+    if !row.get::<_, bool>(0) {
+        return Err(PgError::SchemaMismatch(
+            "the database holds no paygate schema (a daemon makes it at its first start)".into(),
+        ));
+    }
+    let row = client
+        .query_one(
+            "SELECT max(version), max(oldest_binary) FROM paygate_migrations",
+            &[],
+        )
+        .await?;
+    let (current, needs): (i32, i32) = (row.get(0), row.get(1));
+    if current < SCHEMA_VERSION {
+        return Err(PgError::SchemaMismatch(format!(
+            "the database is at schema version {current}, this paygated's is {SCHEMA_VERSION}: start a daemon of this version first (it migrates), or use the paygated that runs on it"
+        )));
+    }
+    if needs > SCHEMA_VERSION {
+        return Err(PgError::NewerSchema {
+            found: current,
+            needs,
+            supported: SCHEMA_VERSION,
+        });
+    }
+    Ok(())
+}
+
 /// A database with tables of its own and no `paygate_migrations` is another product's.
 async fn refuse_foreign(client: &Client) -> Result<(), PgError> {
     let row = client

@@ -182,6 +182,53 @@ mod tests {
     use super::super::testing::server;
     use super::*;
 
+    /// A command that only reads opens a database as it is: one without paygate's schema is
+    /// refused and left without one, and one at an older schema is refused (not migrated).
+    #[tokio::test]
+    async fn a_database_is_opened_as_it_is_for_verify() {
+        let Some(server) = server().await else { return };
+        let settings = server.settings(&server.fresh_database().await);
+        let refused = PgStore::open_as_is(&settings)
+            .await
+            .err()
+            .expect("no schema");
+        assert!(refused.is_setting(), "{refused}");
+        assert!(
+            refused.to_string().contains("no paygate schema"),
+            "{refused}"
+        );
+        let (admin, connection) = settings
+            .url
+            .parse::<tokio_postgres::Config>()
+            .unwrap()
+            .connect(tokio_postgres::NoTls)
+            .await
+            .unwrap();
+        tokio::spawn(connection);
+        let made = admin
+            .query_one("SELECT to_regclass('paygate_migrations') IS NOT NULL", &[])
+            .await
+            .unwrap();
+        assert!(!made.get::<_, bool>(0), "nothing was made");
+
+        PgStore::open(&settings).await.unwrap();
+        assert!(PgStore::open_as_is(&settings).await.is_ok());
+        admin
+            .execute(
+                "DELETE FROM paygate_migrations WHERE version = $1",
+                &[&crate::store::postgres::SCHEMA_VERSION],
+            )
+            .await
+            .unwrap();
+        let refused = PgStore::open_as_is(&settings).await.err().expect("older");
+        assert!(
+            refused
+                .to_string()
+                .contains("start a daemon of this version"),
+            "{refused}"
+        );
+    }
+
     /// A store that keeps its invariants verifies clean; a record and a column made to
     /// disagree, refunds that no longer add up, a key whose object is gone: each reported.
     #[tokio::test]
