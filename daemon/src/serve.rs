@@ -285,6 +285,10 @@ pub(crate) async fn open_store(config: &Config) -> Result<Opened, ExitCode> {
     };
     match crate::store::postgres::PgStore::open(&pg).await {
         Ok(store) => Ok(Opened::Postgres(Box::new(store.holding(lock)))),
+        // The server's refusal (no such role or database, a password refused) is the URL's.
+        Err(e @ crate::store::postgres::PgError::Query(_)) if e.is_setting() => {
+            Err(refuse(&format!("store.postgres.url: {e}"), EXIT_CONFIG))
+        }
         Err(e) if e.is_setting() => Err(refuse(&e, EXIT_CONFIG)),
         Err(e) => Err(refuse(&e, EXIT_RUNTIME)),
     }

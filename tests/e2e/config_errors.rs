@@ -240,3 +240,80 @@ fn bad_console_settings_and_second_factors() {
         assert_refused(&output, line, field);
     }
 }
+
+/// A database that cannot be this daemon's is refused at start, exit 2 (a restart would not
+/// help), naming the setting: a role or a database the server does not know, another
+/// product's database, a schema newer than the binary. Needs a PostgreSQL (the tests' server,
+/// or a throwaway cluster), whichever engine this run is on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_database_that_cannot_be_ours_is_refused_at_start_with_exit_2() {
+    use paygate_daemon::store::postgres::testing::server;
+    let Some(server) = server().await else {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "no PostgreSQL for the tests"
+        );
+        return;
+    };
+    let base = server.settings("x").url.replace(" dbname=x", "");
+    let on = |url: &str| {
+        format!(
+            "{}\n[store.postgres]\nurl = \"inline:{url}\"\n",
+            default_config_text().replace("engine = \"sled\"", "engine = \"postgres\"")
+        )
+    };
+    let foreign = server.fresh_database().await;
+    let newer = server.fresh_database().await;
+    let admin = |db: &str| {
+        let url = format!("{base} dbname={db}");
+        async move {
+            let (client, connection) = url
+                .parse::<tokio_postgres::Config>()
+                .unwrap()
+                .connect(tokio_postgres::NoTls)
+                .await
+                .unwrap();
+            tokio::spawn(connection);
+            client
+        }
+    };
+    admin(&foreign)
+        .await
+        .batch_execute("CREATE TABLE invoices (id int)")
+        .await
+        .unwrap();
+    let settings = server.settings(&newer);
+    paygate_daemon::store::postgres::PgStore::open(&settings)
+        .await
+        .unwrap();
+    admin(&newer)
+        .await
+        .execute(
+            "INSERT INTO paygate_migrations (version, name, oldest_binary) VALUES ($1, 'x', $1)",
+            &[&(paygate_daemon::store::postgres::SCHEMA_VERSION + 1)],
+        )
+        .await
+        .unwrap();
+    let user_free = base
+        .split_whitespace()
+        .filter(|kv| !kv.starts_with("user="))
+        .collect::<Vec<_>>()
+        .join(" ");
+    for (url, says) in [
+        (
+            format!("{user_free} user=paygate_no_such_role dbname={newer}"),
+            "store.postgres.url:",
+        ),
+        (
+            format!("{base} dbname=paygate_no_such_database"),
+            "store.postgres.url:",
+        ),
+        (format!("{base} dbname={foreign}"), "another product's"),
+        (format!("{base} dbname={newer}"), "run a newer paygated"),
+    ] {
+        let (_dir, output) = tokio::task::block_in_place(|| serve(&on(&url)));
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(2), "{url}: {stderr}");
+        assert!(stderr.contains(says), "{url}: {stderr}");
+    }
+}
