@@ -264,20 +264,8 @@ async fn a_database_that_cannot_be_ours_is_refused_at_start_with_exit_2() {
     };
     let foreign = server.fresh_database().await;
     let newer = server.fresh_database().await;
-    let admin = |db: &str| {
-        let url = format!("{base} dbname={db}");
-        async move {
-            let (client, connection) = url
-                .parse::<tokio_postgres::Config>()
-                .unwrap()
-                .connect(tokio_postgres::NoTls)
-                .await
-                .unwrap();
-            tokio::spawn(connection);
-            client
-        }
-    };
-    admin(&foreign)
+    use paygate_daemon::store::postgres::testing::client_of;
+    client_of(&server.settings(&foreign))
         .await
         .batch_execute("CREATE TABLE invoices (id int)")
         .await
@@ -286,7 +274,7 @@ async fn a_database_that_cannot_be_ours_is_refused_at_start_with_exit_2() {
     paygate_daemon::store::postgres::PgStore::open(&settings)
         .await
         .unwrap();
-    admin(&newer)
+    client_of(&settings)
         .await
         .execute(
             "INSERT INTO paygate_migrations (version, name, oldest_binary) VALUES ($1, 'x', $1)",

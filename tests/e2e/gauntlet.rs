@@ -209,14 +209,7 @@ async fn gauntlet_crash_loop_loses_and_doubles_nothing() {
     let running = current.as_mut().unwrap_or(&mut first);
     signal(running.pid(), "TERM");
     let _ = running.wait(Duration::from_secs(10));
-    let verify = verify_store(&config, &data);
-    let report = String::from_utf8_lossy(&verify.stdout);
-    assert!(
-        verify.status.success() && report.contains(": 0 violations"),
-        "{report}"
-    );
-    // The daemon's own data was checked, not an empty store.
-    assert!(!report.contains("checked 0 payments"), "{report}");
+    let report = assert_store_verified(&config, &data);
     println!(
         "gauntlet: {kills} kills, {injected} provider faults, {} requests ({} acknowledged before the end), {} payments, {} refunds, {} provider orders, {} retries, {finished_changes} interrupted store changes finished or taken back at restart; {}",
         settled.requests,
@@ -480,13 +473,7 @@ async fn gauntlet_three_daemons_on_one_database_lose_and_double_nothing() {
         signal(daemon.pid(), "TERM");
         let _ = daemon.wait(Duration::from_secs(10));
     }
-    let verify = verify_store(&config, &data_dirs[0]);
-    let report = String::from_utf8_lossy(&verify.stdout);
-    assert!(
-        verify.status.success() && report.contains(": 0 violations"),
-        "{report}"
-    );
-    assert!(!report.contains("checked 0 payments"), "{report}");
+    let report = assert_store_verified(&config, &data_dirs[0]);
     println!(
         "multi-node gauntlet: 3 daemons, {kills} kills in {seconds} s, {} requests ({} acknowledged before the end), {} payments, {} refunds, {} provider orders, {} retries, {} outcomes delivered, {} deliveries; {}",
         settled.requests,

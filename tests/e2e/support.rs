@@ -515,6 +515,19 @@ pub fn verify_store(config_text: &str, data_dir: &Path) -> Output {
     run_paygated(&["store", "verify", "--config", config.to_str().unwrap()])
 }
 
+/// [`verify_store`], asserting that it found the daemon's data (not an empty store) and no
+/// violation; returns its report.
+pub fn assert_store_verified(config_text: &str, data_dir: &Path) -> String {
+    let verify = verify_store(config_text, data_dir);
+    let report = String::from_utf8_lossy(&verify.stdout).into_owned();
+    assert!(
+        verify.status.success() && report.contains(": 0 violations"),
+        "{report}"
+    );
+    assert!(!report.contains("checked 0 payments"), "{report}");
+    report
+}
+
 /// Runs paygated to completion with `args`.
 pub fn run_paygated(args: &[&str]) -> Output {
     Command::new(paygated()).args(args).output().unwrap()

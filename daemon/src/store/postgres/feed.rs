@@ -179,7 +179,7 @@ impl PgStore {
 #[cfg(test)]
 mod tests {
     use super::super::testing::server;
-    use super::super::{PgSettings, PgStore};
+    use super::super::PgStore;
     use super::*;
     use crate::domain::events::EventKind;
     use crate::store::{Begin, Claim, PaymentStore};
@@ -194,13 +194,6 @@ mod tests {
             object_version: 1,
             object: None,
         }
-    }
-
-    async fn connect(settings: &PgSettings) -> tokio_postgres::Client {
-        let config: tokio_postgres::Config = settings.url.parse().unwrap();
-        let (client, connection) = config.connect(tokio_postgres::NoTls).await.unwrap();
-        tokio::spawn(connection);
-        client
     }
 
     /// Another daemon's change, in a transaction of its own that the test ends.
@@ -273,7 +266,7 @@ mod tests {
         let Some(server) = server().await else { return };
         let settings = server.settings(&server.fresh_database().await);
         let store = PgStore::open(&settings).await.unwrap();
-        let mut other = connect(&settings).await;
+        let mut other = super::super::testing::client_of(&settings).await;
         let mut reader = Reader(LogPosition::default(), Vec::new());
 
         // A slow change begins first (its xid and its seq are the lower ones), a fast one

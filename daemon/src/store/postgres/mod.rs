@@ -407,7 +407,7 @@ impl PgStore {
 mod tests {
     use std::sync::Arc;
 
-    use super::testing::{TestServer, server};
+    use super::testing::{TestServer, client_of, server};
     use super::*;
     use crate::store::PaymentStore;
     use crate::store::StoreError;
@@ -645,7 +645,7 @@ mod tests {
         let Some(server) = server().await else { return };
         let settings = server.settings(&server.fresh_database().await);
         PgStore::open(&settings).await.unwrap();
-        let admin = admin_of(&settings).await;
+        let admin = client_of(&settings).await;
         let role = format!("paygate_limited_{}", std::process::id());
         admin
             .batch_execute(&format!(
@@ -716,18 +716,6 @@ mod tests {
             .unwrap();
     }
 
-    async fn admin_of(settings: &PgSettings) -> tokio_postgres::Client {
-        let (client, connection) = settings
-            .url
-            .parse::<tokio_postgres::Config>()
-            .unwrap()
-            .connect(tokio_postgres::NoTls)
-            .await
-            .unwrap();
-        tokio::spawn(connection);
-        client
-    }
-
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
     async fn daemons_opening_one_database_at_once_migrate_it_once() {
         let Some(server) = server().await else { return };
@@ -743,7 +731,7 @@ mod tests {
                 .unwrap()
                 .expect("every daemon opens the database");
         }
-        let client = admin_of(&settings).await;
+        let client = client_of(&settings).await;
         let versions: Vec<i32> = client
             .query(
                 "SELECT version FROM paygate_migrations ORDER BY version",
@@ -764,7 +752,7 @@ mod tests {
         let Some(server) = server().await else { return };
         let settings = server.settings(&server.fresh_database().await);
         PgStore::open(&settings).await.unwrap();
-        let client = admin_of(&settings).await;
+        let client = client_of(&settings).await;
         // A newer schema this binary still runs on (an expanding migration): opened.
         client
             .execute(
@@ -794,7 +782,7 @@ mod tests {
         assert!(refused.to_string().contains("run a newer paygated"));
 
         let settings = server.settings(&server.fresh_database().await);
-        admin_of(&settings)
+        client_of(&settings)
             .await
             .batch_execute("CREATE TABLE invoices (id int)")
             .await
@@ -832,7 +820,7 @@ mod tests {
     async fn the_urls_options_are_kept() {
         let Some(server) = server().await else { return };
         let mut settings = server.settings(&server.fresh_database().await);
-        let admin = admin_of(&settings).await;
+        let admin = client_of(&settings).await;
         admin.batch_execute("CREATE SCHEMA paygate").await.unwrap();
         settings.url = format!("{} options='-c search_path=paygate'", settings.url);
         PgStore::open(&settings).await.unwrap();

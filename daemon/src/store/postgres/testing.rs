@@ -385,6 +385,15 @@ impl TestServer {
     }
 }
 
+/// A plain connection to the database of `settings`, outside any store: a test's hand on the
+/// data (another daemon's transaction, a tampered record).
+pub async fn client_of(settings: &PgSettings) -> tokio_postgres::Client {
+    let config: tokio_postgres::Config = settings.url.parse().unwrap();
+    let (client, connection) = config.connect(NoTls).await.unwrap();
+    tokio::spawn(connection);
+    client
+}
+
 /// A TCP proxy to a store's server that can lose the server's answer: once armed with a
 /// needle, the first message from a client that holds it is passed on, and the connection is
 /// cut before the server's answer to it comes back (the server still does what it asked: a

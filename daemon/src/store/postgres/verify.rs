@@ -197,14 +197,7 @@ mod tests {
             refused.to_string().contains("no paygate schema"),
             "{refused}"
         );
-        let (admin, connection) = settings
-            .url
-            .parse::<tokio_postgres::Config>()
-            .unwrap()
-            .connect(tokio_postgres::NoTls)
-            .await
-            .unwrap();
-        tokio::spawn(connection);
+        let admin = super::super::testing::client_of(&settings).await;
         let made = admin
             .query_one("SELECT to_regclass('paygate_migrations') IS NOT NULL", &[])
             .await
@@ -246,14 +239,7 @@ mod tests {
             "{clean:?}"
         );
 
-        let (admin, connection) = settings
-            .url
-            .parse::<tokio_postgres::Config>()
-            .unwrap()
-            .connect(tokio_postgres::NoTls)
-            .await
-            .unwrap();
-        tokio::spawn(connection);
+        let admin = super::super::testing::client_of(&settings).await;
         admin
             .batch_execute(
                 "UPDATE payments SET final = NOT final WHERE id = 'pay_1';
