@@ -178,8 +178,8 @@ impl PgStore {
 
 #[cfg(test)]
 mod tests {
-    use super::super::testing::server;
     use super::super::PgStore;
+    use super::super::testing::server;
     use super::*;
     use crate::domain::events::EventKind;
     use crate::store::{Begin, Claim, PaymentStore};
