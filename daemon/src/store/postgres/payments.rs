@@ -320,6 +320,39 @@ fn ids(rows: Vec<tokio_postgres::Row>) -> Vec<String> {
     rows.into_iter().map(|row| row.get(0)).collect()
 }
 
+/// `begin_payment_at_once`'s statement, with the outbox entry or without; made once (it is
+/// on every payment's path), and prepared once per connection by its text.
+fn begin_at_once_sql(outbox: bool) -> &'static str {
+    fn text(outbox_part: &str) -> String {
+        format!(
+            "WITH k AS (INSERT INTO idempotency_keys
+                            (api_key_id, key, fingerprint, object_id, created_at_ms,
+                             lease_holder, leased_until_ms, lease)
+                        VALUES ($1, $2, $3, $4, $5, $6, {NOW_MS} + $7, 1)
+                        ON CONFLICT DO NOTHING RETURNING 1),
+                  p AS (INSERT INTO payments (id, merchant_id, order_id, provider,
+                                              wallet_token_id, final, version, created_at_ms,
+                                              record)
+                        SELECT $4, $8::text, $9::text, $10::text, $11::text, $12::boolean, 1,
+                               $5, $13::json
+                          FROM k RETURNING 1),
+                  e AS (INSERT INTO events (id, kind, object_id, object_version, created_at_ms,
+                                            event)
+                        SELECT $14::text, $15::text, $4, 1, $16::bigint, $17::json
+                          FROM p RETURNING seq){outbox_part}
+             SELECT 1 FROM e"
+        )
+    }
+    static WITHOUT: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| text(""));
+    static WITH: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+        text(
+            ", o AS (INSERT INTO outbox (event_id, seq, event, delivery)
+                     SELECT $14, seq, $18::json, $19::json FROM e)",
+        )
+    });
+    if outbox { &WITH } else { &WITHOUT }
+}
+
 /// The error that failed statements sent together: a failed statement aborts the
 /// transaction, and each one queued behind it fails with "in failed SQL transaction"
 /// (25P02), which says nothing of why (a timeout, a deadlock, the server gone).
@@ -394,33 +427,11 @@ impl PgStore {
             &logged.created_at_ms,
             &logged_json,
         ];
-        let outbox_part = if outbox {
+        if outbox {
             params.extend([&published_json as &(dyn ToSql + Sync), &delivery]);
-            ", o AS (INSERT INTO outbox (event_id, seq, event, delivery)
-                     SELECT $14, seq, $18::json, $19::json FROM e)"
-        } else {
-            ""
-        };
-        let sql = format!(
-            "WITH k AS (INSERT INTO idempotency_keys
-                            (api_key_id, key, fingerprint, object_id, created_at_ms,
-                             lease_holder, leased_until_ms, lease)
-                        VALUES ($1, $2, $3, $4, $5, $6, {NOW_MS} + $7, 1)
-                        ON CONFLICT DO NOTHING RETURNING 1),
-                  p AS (INSERT INTO payments (id, merchant_id, order_id, provider,
-                                              wallet_token_id, final, version, created_at_ms,
-                                              record)
-                        SELECT $4, $8::text, $9::text, $10::text, $11::text, $12::boolean, 1,
-                               $5, $13::json
-                          FROM k RETURNING 1),
-                  e AS (INSERT INTO events (id, kind, object_id, object_version, created_at_ms,
-                                            event)
-                        SELECT $14::text, $15::text, $4, 1, $16::bigint, $17::json
-                          FROM p RETURNING seq){outbox_part}
-             SELECT 1 FROM e"
-        );
+        }
         let client = self.client().await?;
-        let inserted = match client.rows(&sql, &params).await {
+        let inserted = match client.rows(begin_at_once_sql(outbox), &params).await {
             Ok(rows) => rows.len() == 1,
             Err(e) if e.code() == Some(&SqlState::UNIQUE_VIOLATION) => false,
             Err(e) if outcome_unknown(&e) => {
