@@ -185,6 +185,7 @@ async fn serve(config: Config) -> ExitCode {
     );
     crate::monitor::spawn(state.monitor.clone()).await;
     if let Some(sled) = &state.sled {
+        crate::control::spawn(sled.clone(), &config.store.data_dir);
         crate::archiving::spawn(
             sled.clone(),
             state.merchants.clone(),

@@ -23,7 +23,7 @@ const LAYERS: &[&[&str]] = &[
     &["monitor"],
     // The use cases, then what runs above them.
     &["payments"],
-    &["notices", "janitor", "webhooks", "archiving"],
+    &["notices", "janitor", "webhooks", "archiving", "control"],
     // The file that configures them all, the composition root, the API, the process.
     &["config"],
     &["app"],

@@ -6,6 +6,7 @@ mod support;
 mod applepay;
 mod archive;
 mod auth;
+mod backup;
 mod bad_input;
 mod browser;
 mod cashier;

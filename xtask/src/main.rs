@@ -21,7 +21,7 @@
 //! - `cargo xtask gauntlet [kills]`: the crash loop (default 20 kills) and the store
 //!   verification; the test suite runs a 3-kill version.
 //! - `cargo xtask bench [plugin | applepay | payments | monitor | store | sled-lock | stores |
-//!   archive | engines | postgres]`: the benchmarks (`archive`, `engines` and `postgres`
+//!   archive | backup | engines | postgres]`: the benchmarks (`archive`, `backup`, `engines` and `postgres`
 //!   only when named); results
 //!   go to stdout (and by hand into BENCHMARKS.md).
 //! - `cargo xtask fuzz [seconds-per-target] [target...]`: the cargo-fuzz targets in `fuzz/`
@@ -554,34 +554,42 @@ fn dashboard_queries() -> Result<()> {
 /// names the daemon just built; any complaint fails.
 fn service_unit() -> Result<()> {
     ensure_commands(&[("systemd-analyze", "systemd")])?;
-    let unit = fs::read_to_string("ops/systemd/paygated.service").map_err(|e| e.to_string())?;
     let daemon = fs::canonicalize(TEST_DAEMON).map_err(|e| format!("{TEST_DAEMON}: {e}"))?;
     let installed = "/usr/local/bin/paygated";
-    if !unit.contains(installed) {
-        return Err(format!(
-            "ops/systemd/paygated.service: no {installed} to point at the build"
-        ));
-    }
     let dir = Path::new("target/ops");
     fs::create_dir_all(dir).map_err(|e| e.to_string())?;
-    let copy = dir.join("paygated.service");
-    fs::write(
-        &copy,
-        unit.replace(installed, &daemon.display().to_string()),
-    )
-    .map_err(|e| e.to_string())?;
+    // Every unit (the service, the backup service and its timer), each copy pointing at the
+    // build, verified together (the timer names its service).
+    let mut copies = Vec::new();
+    for name in [
+        "paygated.service",
+        "paygated-backup.service",
+        "paygated-backup.timer",
+    ] {
+        let unit = fs::read_to_string(format!("ops/systemd/{name}")).map_err(|e| e.to_string())?;
+        if name.ends_with(".service") && !unit.contains(installed) {
+            return Err(format!(
+                "ops/systemd/{name}: no {installed} to point at the build"
+            ));
+        }
+        let copy = dir.join(name);
+        fs::write(
+            &copy,
+            unit.replace(installed, &daemon.display().to_string()),
+        )
+        .map_err(|e| e.to_string())?;
+        copies.push(copy);
+    }
     let output = Command::new("systemd-analyze")
         .arg("verify")
-        .arg(&copy)
+        .args(&copies)
         .output()
         .map_err(|e| format!("cannot run systemd-analyze: {e}"))?;
     let complaints = String::from_utf8_lossy(&output.stderr);
     if !output.status.success() || !complaints.trim().is_empty() {
-        return Err(format!(
-            "systemd-analyze verify ops/systemd/paygated.service: {complaints}"
-        ));
+        return Err(format!("systemd-analyze verify ops/systemd/: {complaints}"));
     }
-    println!("xtask: ops/systemd/paygated.service verified");
+    println!("xtask: ops/systemd/ verified (the service, the backup service and its timer)");
     Ok(())
 }
 
@@ -760,6 +768,10 @@ fn bench(which: &[String]) -> Result<()> {
     // Only when named: it makes 3 million payments (five to ten minutes).
     if which.iter().any(|w| w == "archive") {
         bench_archive()?;
+    }
+    // Only when named: it fills a data dir for a minute first.
+    if which.iter().any(|w| w == "backup") {
+        bench_backup()?;
     }
     // Only when named: it builds two storage engines paygate does not use.
     if which.iter().any(|w| w == "engines") {
@@ -1113,6 +1125,78 @@ fn bench_payments() -> Result<()> {
 /// million are made, `paygated store archive --older-than 0d` (which compacts after), then
 /// the daemon restarted on what is left and loaded again at 64 clients. Prints each step's
 /// figures.
+/// `store backup` of a serving daemon under load: a data dir filled by 64 clients for 60 s,
+/// then the same load for 30 s with a backup taken 10 s in (how long writes waited, what the
+/// load saw), the backup restored (and verified), and the same load without a backup to
+/// compare.
+fn bench_backup() -> Result<()> {
+    build()?;
+    build_bench()?;
+    let work = std::path::Path::new("target/bench-backup");
+    let _ = std::fs::remove_dir_all(work);
+    std::fs::create_dir_all(work).map_err(|e| e.to_string())?;
+    let data = work.join("data");
+    let fill = payments_run_with(
+        "target/release/paygated",
+        "64",
+        "60",
+        "group+fdatasync",
+        &[("PAYGATE_BENCH_KEEP_DATA", &data)],
+    )?;
+    println!("fill: {fill}");
+    let plain = payments_run_with(
+        "target/release/paygated",
+        "64",
+        "30",
+        "group+fdatasync",
+        &[("PAYGATE_BENCH_DATA", &data)],
+    )?;
+    println!("load alone: {plain}");
+    let copy = work.join("backup");
+    let backup = {
+        let (data, copy) = (data.clone(), copy.clone());
+        std::thread::spawn(move || {
+            std::thread::sleep(std::time::Duration::from_secs(10));
+            capture(Command::new("target/release/paygated").args([
+                "store".as_ref(),
+                "backup".as_ref(),
+                "--data-dir".as_ref(),
+                data.as_os_str(),
+                "--to".as_ref(),
+                copy.as_os_str(),
+            ]))
+        })
+    };
+    let during = payments_run_with(
+        "target/release/paygated",
+        "64",
+        "30",
+        "group+fdatasync",
+        &[("PAYGATE_BENCH_DATA", &data)],
+    )?;
+    let backup = backup
+        .join()
+        .map_err(|_| "the backup thread panicked".to_owned())??;
+    println!("load with a backup: {during}");
+    println!("backup: {backup}");
+    println!(
+        "backup size: {:.1} MiB (data dir {:.1} MiB)",
+        dir_mib(&copy),
+        dir_mib(&data)
+    );
+    let restored = work.join("restored");
+    let restore = capture(Command::new("target/release/paygated").args([
+        "store".as_ref(),
+        "restore".as_ref(),
+        "--from".as_ref(),
+        copy.as_os_str(),
+        "--data-dir".as_ref(),
+        restored.as_os_str(),
+    ]))?;
+    println!("restore: {restore}");
+    Ok(())
+}
+
 fn bench_archive() -> Result<()> {
     // Filled in rounds, each a daemon's run with a kill and restart at its end, so that each
     // round also times a restart after the payments written since the previous start.

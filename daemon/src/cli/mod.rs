@@ -8,6 +8,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod backup;
 mod totp;
 
 use crate::auth::{self, Role};
@@ -36,7 +37,7 @@ enum Command {
     /// Work with API keys.
     #[command(subcommand)]
     Keys(KeysCommand),
-    /// Work on a data dir (the daemon stopped).
+    /// Work on a data dir (the daemon stopped, but for `backup` and `verify` on PostgreSQL).
     #[command(subcommand)]
     Store(StoreCommand),
     /// Work with plugin files.
@@ -122,6 +123,30 @@ enum StoreCommand {
         /// The data dir (default: the config's).
         #[arg(long)]
         data_dir: Option<PathBuf>,
+    },
+    /// Copy the store at one consistent point into DIR (new or empty): everything
+    /// acknowledged before it, no change half applied, and the archive. A serving daemon
+    /// streams it on its control socket (writes wait while its keys are read; reads go on);
+    /// a stopped data dir is read in process. DIR is a data dir `store verify` reads.
+    Backup {
+        #[arg(long, default_value = "config/paygate.toml")]
+        config: PathBuf,
+        /// The data dir (default: the config's).
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+        /// Where the backup goes (made; refused if it holds anything).
+        #[arg(long)]
+        to: PathBuf,
+    },
+    /// Make a new data dir from a backup, after checking every checksum it was taken with,
+    /// then verify it (exit 1 on a damaged backup or a violation).
+    Restore {
+        /// The backup (a directory `store backup` made).
+        #[arg(long)]
+        from: PathBuf,
+        /// The new data dir (made; refused if it holds anything).
+        #[arg(long)]
+        data_dir: PathBuf,
     },
     /// Bring a data dir written by an older paygated to this one's schema (starting the
     /// daemon does the same), and say what was done.
@@ -234,6 +259,20 @@ pub fn main() -> ExitCode {
             older_than,
             no_compact,
         }) => store_archive(&config, data_dir, older_than, !no_compact),
+        Command::Store(StoreCommand::Backup {
+            config,
+            data_dir,
+            to,
+        }) => match data_dir_of(&config, data_dir) {
+            Ok(dir) => backup::store_backup(&dir, &to),
+            Err(code) => code,
+        },
+        Command::Store(StoreCommand::Restore { from, data_dir }) => {
+            match backup::store_restore(&from, &data_dir) {
+                Ok(()) => report_verified(verify_data_dir(data_dir)),
+                Err(code) => code,
+            }
+        }
         Command::Store(StoreCommand::Compact { config, data_dir }) => {
             match data_dir_of(&config, data_dir) {
                 Ok(dir) => store_compact(&dir),
@@ -416,6 +455,11 @@ fn store_verify(config_path: &std::path::Path, data_dir: Option<PathBuf>) -> Exi
         }
         Some(dir) => verify_data_dir(dir),
     };
+    report_verified(verified)
+}
+
+/// Prints what `store verify` found; exit 1 on any violation.
+fn report_verified(verified: Result<crate::store::VerifyReport, ExitCode>) -> ExitCode {
     let report = match verified {
         Ok(report) => report,
         Err(code) => return code,

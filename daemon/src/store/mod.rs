@@ -17,6 +17,7 @@ mod alerts;
 mod answers;
 pub mod archive;
 mod artifacts;
+pub mod backup;
 pub mod commit;
 mod compact;
 mod console;

@@ -108,7 +108,7 @@ impl Drop for Unfinished<'_> {
 }
 
 /// The writer, held: adds the time it was held to the total when dropped.
-struct Held<'a> {
+pub(super) struct Held<'a> {
     _guard: MutexGuard<'a, ()>,
     since: Instant,
     busy_nanos: &'a AtomicU64,
@@ -204,6 +204,12 @@ impl Writer {
             since: Instant::now(),
             busy_nanos: &self.busy_nanos,
         }
+    }
+
+    /// Holds the writer between two changes until the guard drops: no write is made
+    /// meanwhile (a backup's consistent point, `backup.rs`).
+    pub(super) fn hold(&self) -> Held<'_> {
+        self.lock()
     }
 
     /// How long the writer has been held in all, since the store opened.

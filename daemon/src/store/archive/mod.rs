@@ -23,7 +23,7 @@ mod reads;
 mod run;
 pub mod segment;
 #[cfg(test)]
-mod tests;
+pub(super) mod tests;
 mod verify;
 
 pub use crate::store::port::Found;

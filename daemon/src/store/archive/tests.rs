@@ -8,9 +8,9 @@ use crate::domain::records::*;
 use crate::domain::state::{PaymentStatus, RefundStatus};
 use crate::store::{Begin, Claim, Store};
 
-const DAY: i64 = 86_400_000;
+pub(in crate::store) const DAY: i64 = 86_400_000;
 /// 2026-01-10T00:00:00Z.
-const NOW: i64 = 1_768_003_200_000;
+pub(in crate::store) const NOW: i64 = 1_768_003_200_000;
 
 fn claim(key: &str) -> Claim {
     Claim {
@@ -47,11 +47,11 @@ fn event(kind: EventKind, object_id: &str, at: i64) -> EventRecord {
 }
 
 /// A payment of `m_a` created at `at`, and succeeded then if `paid`.
-fn pay(store: &Store, id: &str, at: i64, paid: bool) {
+pub(in crate::store) fn pay(store: &Store, id: &str, at: i64, paid: bool) {
     pay_for(store, id, "m_a", at, paid);
 }
 
-fn pay_for(store: &Store, id: &str, merchant: &str, at: i64, paid: bool) {
+pub(in crate::store) fn pay_for(store: &Store, id: &str, merchant: &str, at: i64, paid: bool) {
     let begun = store
         .begin_payment(
             &claim(id),
@@ -73,7 +73,7 @@ fn pay_for(store: &Store, id: &str, merchant: &str, at: i64, paid: bool) {
 }
 
 /// A refund of 4.00 of `payment_id` at `at`, succeeded then if `done`.
-fn refund(store: &Store, id: &str, payment_id: &str, at: i64, done: bool) {
+pub(in crate::store) fn refund(store: &Store, id: &str, payment_id: &str, at: i64, done: bool) {
     let refund: RefundRecord = serde_json::from_value(serde_json::json!({
         "id": id, "payment_id": payment_id, "merchant_id": "m_a", "provider": "mock",
         "amount_minor": 400, "currency": "CNY", "status": "pending", "reason": null,
@@ -102,7 +102,7 @@ fn refund(store: &Store, id: &str, payment_id: &str, at: i64, done: bool) {
     }
 }
 
-fn run(
+pub(in crate::store) fn run(
     store: &Store,
     days: u32,
     offset_min: i32,
@@ -116,7 +116,7 @@ fn run(
     })
 }
 
-fn clean(store: &Store) {
+pub(in crate::store) fn clean(store: &Store) {
     let report = store.verify().unwrap();
     assert!(report.violations.is_empty(), "{:?}", report.violations);
 }
@@ -143,7 +143,7 @@ fn listed(store: &Store, merchant: Option<&str>, limit: usize) -> Vec<(String, b
 
 /// pay_01 and pay_03 (with re_01) are due; pay_02 is pending, pay_04 is recent, pay_05 has a
 /// refund pending.
-fn shop(store: &Store) {
+pub(in crate::store) fn shop(store: &Store) {
     pay(store, "pay_01", NOW - 30 * DAY, true);
     pay(store, "pay_02", NOW - 29 * DAY, false);
     pay(store, "pay_03", NOW - 28 * DAY, true);
