@@ -7,9 +7,10 @@
 //! (0700) under its umask (0077): the daemon's own user, who can read the data dir anyway.
 //!
 //! The protocol: the client sends one line of JSON, `{"command": "backup"}`; the daemon
-//! answers with the backup stream (`store/backup.rs`) and closes. One backup at a time; a
-//! client that stops reading is dropped after [`WRITE_TIMEOUT`], so that writes (which wait
-//! while the store's trees are read) never wait on a stalled reader for longer.
+//! answers with a dot ([`WAITING`]) every few seconds while it copies the store into an
+//! unnamed file of the data dir (writes wait only for that local copy, never for the
+//! client), then with the backup stream (`store/backup.rs`), and closes. One backup at a
+//! time; a client that stops reading is dropped after [`WRITE_TIMEOUT`].
 
 use std::io::BufWriter;
 use std::path::Path;
@@ -26,6 +27,9 @@ use crate::store::backup::stream_failure;
 pub const SOCKET: &str = "control.sock";
 /// How long one write to the client may block before the backup is abandoned.
 pub const WRITE_TIMEOUT: Duration = Duration::from_secs(5);
+/// What the daemon sends while it copies, every [`WAITING_EVERY`], before the stream.
+pub const WAITING: u8 = b'.';
+const WAITING_EVERY: Duration = Duration::from_secs(5);
 /// How long a client has to send its request, and the longest request line.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 const REQUEST_MAX: u64 = 1024;
@@ -40,6 +44,7 @@ struct Request {
 /// caller holds the data dir's lock). Without one (a path too long for a socket, a read-only
 /// data dir) the daemon serves on and says that backups must then be taken with it stopped.
 pub fn spawn(store: Arc<Store>, data_dir: &Path) {
+    let spool_dir = data_dir.to_owned();
     let path = data_dir.join(SOCKET);
     let _ = std::fs::remove_file(&path);
     let listener = match tokio::net::UnixListener::bind(&path) {
@@ -58,7 +63,12 @@ pub fn spawn(store: Arc<Store>, data_dir: &Path) {
         loop {
             match listener.accept().await {
                 Ok((stream, _)) => {
-                    tokio::spawn(answer(stream, store.clone(), one_at_a_time.clone()));
+                    tokio::spawn(answer(
+                        stream,
+                        store.clone(),
+                        spool_dir.clone(),
+                        one_at_a_time.clone(),
+                    ));
                 }
                 Err(e) => {
                     tracing::warn!(error = %e, "accept on the control socket failed");
@@ -72,6 +82,7 @@ pub fn spawn(store: Arc<Store>, data_dir: &Path) {
 async fn answer(
     mut stream: tokio::net::UnixStream,
     store: Arc<Store>,
+    data_dir: std::path::PathBuf,
     one_at_a_time: Arc<tokio::sync::Mutex<()>>,
 ) {
     let mut line = String::new();
@@ -124,18 +135,58 @@ async fn answer(
             "a backup is running already; try again once it ends".into(),
         );
     };
-    let taken = tokio::task::spawn_blocking(move || {
+    // The copy is made into a file of the data dir first, so that writes wait only for the
+    // local disk, never for the client; the client hears a dot every few seconds meanwhile.
+    let Ok(stream) = tokio::net::UnixStream::from_std(stream) else {
+        return;
+    };
+    let copying = tokio::task::spawn_blocking(move || {
+        let mut spool = tempfile::tempfile_in(&data_dir).map_err(|e| {
+            crate::store::StoreError::Failed(format!("a spool file in {}: {e}", data_dir.display()))
+        })?;
+        let streamed = store.stream_backup(BufWriter::with_capacity(1 << 20, &mut spool))?;
+        std::io::Seek::rewind(&mut spool)
+            .map_err(|e| crate::store::StoreError::Failed(format!("the spool file: {e}")))?;
+        Ok::<_, crate::store::StoreError>((spool, streamed))
+    });
+    tokio::pin!(copying);
+    let mut stream = stream;
+    let copied = loop {
+        tokio::select! {
+            copied = &mut copying => break copied,
+            () = tokio::time::sleep(WAITING_EVERY) => {
+                // A client gone meanwhile is found when the copy is sent.
+                let _ = tokio::time::timeout(
+                    WRITE_TIMEOUT,
+                    tokio::io::AsyncWriteExt::write_all(&mut stream, &[WAITING]),
+                )
+                .await;
+            }
+        }
+    };
+    let Ok(stream) = stream.into_std() else {
+        return;
+    };
+    let sent = tokio::task::spawn_blocking(move || {
         stream.set_nonblocking(false)?;
         stream.set_write_timeout(Some(WRITE_TIMEOUT))?;
-        let out = BufWriter::with_capacity(1 << 20, &stream);
-        let taken = store.stream_backup(out);
-        if let Err(e) = &taken {
-            stream_failure(&stream, &e.to_string());
+        match copied {
+            Ok(Ok((mut spool, streamed))) => {
+                std::io::copy(&mut spool, &mut &stream)?;
+                Ok::<_, std::io::Error>(Ok(streamed))
+            }
+            Ok(Err(e)) => {
+                stream_failure(&stream, &e.to_string());
+                Ok(Err(e.to_string()))
+            }
+            Err(e) => {
+                stream_failure(&stream, "the backup task failed");
+                Ok(Err(e.to_string()))
+            }
         }
-        Ok::<_, std::io::Error>(taken)
     })
     .await;
-    match taken {
+    match sent {
         Ok(Ok(Ok(streamed))) => tracing::info!(
             keys = streamed.keys,
             archive_files = streamed.files,
@@ -143,7 +194,7 @@ async fn answer(
             "backup streamed on the control socket"
         ),
         Ok(Ok(Err(e))) => tracing::warn!(error = %e, "backup failed"),
-        Ok(Err(e)) => tracing::warn!(error = %e, "backup failed"),
+        Ok(Err(e)) => tracing::warn!(error = %e, "backup not delivered: the client went away"),
         Err(e) => tracing::error!(error = %e, "backup task failed"),
     }
 }

@@ -265,7 +265,20 @@ async fn backups_and_restores_refuse_what_would_lose_or_mix_data() {
     assert_eq!(status, 201);
     stop(daemon);
 
-    // A stopped data dir is backed up in process.
+    // `--serving` (the nightly timer's) never opens a data dir no daemon serves.
+    let out = run_paygated(&[
+        "store",
+        "backup",
+        "--serving",
+        "--data-dir",
+        data.to_str().unwrap(),
+        "--to",
+        keep.path().join("b1").to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(text(&out).contains("no daemon serves"), "{}", text(&out));
+    assert!(!keep.path().join("b1").exists());
+    // Without it, a stopped data dir is backed up in process.
     let copy = keep.path().join("copy");
     let out = backup(&data, &copy);
     assert!(out.status.success(), "{}", text(&out));

@@ -13,7 +13,8 @@ use crate::process::{EXIT_CONFIG, EXIT_RUNTIME};
 use crate::store::backup::{self, BackupError};
 use crate::store::{Store, StoreError};
 
-/// How long the command waits for the daemon's next bytes before giving up on it.
+/// How long the command waits for the daemon's next bytes (a dot at least every few seconds
+/// while it copies) before giving up on it.
 const READ_TIMEOUT: Duration = Duration::from_secs(60);
 
 fn exit_of(e: &BackupError) -> ExitCode {
@@ -24,8 +25,9 @@ fn exit_of(e: &BackupError) -> ExitCode {
     }
 }
 
-/// `paygated store backup --to DIR` of the data dir `dir`.
-pub fn store_backup(dir: &Path, to: &Path) -> ExitCode {
+/// `paygated store backup --to DIR` of the data dir `dir` (`serving`: only from the daemon
+/// that serves it, never by opening it here).
+pub fn store_backup(dir: &Path, to: &Path, serving: bool) -> ExitCode {
     let started = Instant::now();
     if let Err(e) = backup::check_target(to) {
         return exit_of(&e);
@@ -37,19 +39,26 @@ pub fn store_backup(dir: &Path, to: &Path) -> ExitCode {
         );
         return ExitCode::from(EXIT_CONFIG);
     }
-    let (taken, from_daemon) = match Store::open(dir) {
-        Ok(store) => (
-            backup::receive(to, |spool| Ok(store.stream_backup(spool).map(drop)?)),
-            false,
-        ),
-        Err(StoreError::Locked { holder, .. }) => (from_daemon(dir, to, &holder), true),
+    let taken = match crate::store::take_lock(dir) {
+        Err(StoreError::Locked { holder, .. }) => from_daemon(dir, to, &holder).map(|m| (m, true)),
         Err(e) => {
             eprintln!("paygated: {e}");
             return ExitCode::from(EXIT_RUNTIME);
         }
+        Ok(_) if serving => {
+            eprintln!(
+                "paygated: no daemon serves {} (--serving: the data dir is not opened here, so that a daemon starting meanwhile is not locked out)",
+                dir.display()
+            );
+            return ExitCode::from(EXIT_RUNTIME);
+        }
+        Ok(lock) => {
+            drop(lock);
+            in_process(dir, to).map(|m| (m, false))
+        }
     };
     match taken {
-        Ok(manifest) => {
+        Ok((manifest, from_daemon)) => {
             println!(
                 "backed up {} keys in {} trees and {} archive files of {} to {} in {:.3} s ({}writes waited {} ms)",
                 manifest.keys,
@@ -71,9 +80,25 @@ pub fn store_backup(dir: &Path, to: &Path) -> ExitCode {
     }
 }
 
+/// The backup of a data dir no daemon holds, read here. Only one at this build's schema: an
+/// older one would be migrated by the open (back it up with the paygated that wrote it).
+fn in_process(dir: &Path, to: &Path) -> Result<backup::BackupManifest, BackupError> {
+    let found = crate::store::schema_of(dir)?;
+    if found != Some(crate::store::SCHEMA_VERSION) {
+        return Err(BackupError::Refused(format!(
+            "{} is at schema {}, this paygated writes {}: back it up with the paygated that wrote it (opening it here would migrate it first)",
+            dir.display(),
+            found.map_or("(none)".to_owned(), |v| v.to_string()),
+            crate::store::SCHEMA_VERSION
+        )));
+    }
+    let store = Store::open(dir)?;
+    backup::receive(to, |spool| Ok(store.stream_backup(spool).map(drop)?))
+}
+
 /// The backup streamed by the daemon that holds `dir` (`holder` names it, for the error).
 fn from_daemon(dir: &Path, to: &Path, holder: &str) -> Result<backup::BackupManifest, BackupError> {
-    use std::io::Write;
+    use std::io::{Read, Write};
     let socket: PathBuf = dir.join(crate::control::SOCKET);
     let mut stream = std::os::unix::net::UnixStream::connect(&socket).map_err(|e| {
         BackupError::Sender(format!(
@@ -88,14 +113,30 @@ fn from_daemon(dir: &Path, to: &Path, holder: &str) -> Result<backup::BackupMani
         .write_all(b"{\"command\": \"backup\"}\n")
         .map_err(io)?;
     backup::receive(to, |spool| {
+        // The daemon sends a dot every few seconds until its copy is ready (it may wait for
+        // an archive run to end first); then the stream.
+        let mut first = [0u8; 1];
+        loop {
+            match stream.read(&mut first).map_err(io)? {
+                0 => break,
+                _ if first[0] == crate::control::WAITING => continue,
+                _ => {
+                    spool.write_all(&first).map_err(io)?;
+                    break;
+                }
+            }
+        }
         std::io::copy(&mut stream, spool).map_err(io)?;
         Ok(())
     })
 }
 
-/// `paygated store restore --from DIR --data-dir NEW` (the caller then verifies NEW).
-pub fn store_restore(from: &Path, to: &Path) -> Result<(), ExitCode> {
-    let restored = backup::restore(from, to).map_err(|e| exit_of(&e))?;
+/// `paygated store restore --from DIR --data-dir NEW`: restored and verified.
+pub fn store_restore(from: &Path, to: &Path) -> ExitCode {
+    let restored = match backup::restore(from, to) {
+        Ok(restored) => restored,
+        Err(e) => return exit_of(&e),
+    };
     println!(
         "restored {} keys in {} trees and {} archive files, taken at {} ms since the epoch, into {} in {:.3} s",
         restored.manifest.keys,
@@ -105,5 +146,5 @@ pub fn store_restore(from: &Path, to: &Path) -> Result<(), ExitCode> {
         to.display(),
         restored.seconds
     );
-    Ok(())
+    super::report_verified(Ok(restored.verified))
 }

@@ -137,6 +137,11 @@ enum StoreCommand {
         /// Where the backup goes (made; refused if it holds anything).
         #[arg(long)]
         to: PathBuf,
+        /// Only from the daemon serving the data dir (exit 1 if none answers): never open
+        /// the data dir here, where a daemon starting meanwhile would find it locked (the
+        /// nightly timer's choice).
+        #[arg(long)]
+        serving: bool,
     },
     /// Make a new data dir from a backup, after checking every checksum it was taken with,
     /// then verify it (exit 1 on a damaged backup or a violation).
@@ -263,15 +268,13 @@ pub fn main() -> ExitCode {
             config,
             data_dir,
             to,
+            serving,
         }) => match data_dir_of(&config, data_dir) {
-            Ok(dir) => backup::store_backup(&dir, &to),
+            Ok(dir) => backup::store_backup(&dir, &to, serving),
             Err(code) => code,
         },
         Command::Store(StoreCommand::Restore { from, data_dir }) => {
-            match backup::store_restore(&from, &data_dir) {
-                Ok(()) => report_verified(verify_data_dir(data_dir)),
-                Err(code) => code,
-            }
+            backup::store_restore(&from, &data_dir)
         }
         Command::Store(StoreCommand::Compact { config, data_dir }) => {
             match data_dir_of(&config, data_dir) {

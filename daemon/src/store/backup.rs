@@ -7,7 +7,10 @@
 //! as it was after the last change before the point, none half applied, everything
 //! acknowledged before it included (an answer is sent only after its change). Meanwhile
 //! writes wait (reads go on); the wait is the time to read the live keys, reported as
-//! `paused_ms` (BENCHMARKS.md measures it). Then, with the writer released but archive runs
+//! `paused_ms` (BENCHMARKS.md measures it). (One tree is written beside the writer: the
+//! digests of compiled plugins, a cache no change touches; a backup has a digest recorded
+//! meanwhile or not, and a daemon on the restored copy compiles what it lacks.) Then, with
+//! the writer released but archive runs
 //! still held off, the archive: its manifest and the segment files it names, which are never
 //! changed once written.
 //!
@@ -52,8 +55,10 @@ pub const BACKUP_FILE: &str = "BACKUP.json";
 const MANIFEST_FILE: &str = "MANIFEST.json";
 /// Where a backup's stream is kept while its database is built.
 const SPOOL_FILE: &str = "stream.partial";
-/// Longest field a frame may announce (a tree name, a key, a value, an archive file).
+/// Longest field a frame may announce (an archive file, copied through a buffer).
 const FIELD_MAX: u64 = 1 << 34;
+/// Longest field held in memory (a tree name, a key, a value, the archive's manifest).
+const VALUE_MAX: u64 = 1 << 28;
 
 #[derive(Debug, Error)]
 pub enum BackupError {
@@ -185,7 +190,12 @@ impl Store {
             Ok(raw) => {
                 out.write_all(b"M").map_err(io)?;
                 field(&mut out, &raw).map_err(io)?;
-                for segment in &self.archive.manifest().segments {
+                // The segments the bytes on disk name (the copy restores those bytes).
+                let manifest: super::archive::Manifest =
+                    serde_json::from_slice(&raw).map_err(|e| {
+                        StoreError::Corrupt(format!("{}: {e}", manifest_path.display()))
+                    })?;
+                for segment in &manifest.segments {
                     let mut names = vec![segment.data_file()];
                     if segment.index.is_some() {
                         names.push(segment.index_file());
@@ -268,6 +278,17 @@ fn refuse_unless_empty(dir: &Path, what: &str) -> Result<(), BackupError> {
     }
 }
 
+/// Whether the directory `dir` holds no entry but those named.
+fn holds_only(dir: &Path, names: &[&str]) -> Result<bool, BackupError> {
+    for entry in std::fs::read_dir(dir).map_err(io(dir))? {
+        let name = entry.map_err(io(dir))?.file_name();
+        if !names.iter().any(|n| name == *n) {
+            return Ok(false);
+        }
+    }
+    Ok(true)
+}
+
 /// Checks that a backup may go to `dir`, before anything is asked of the daemon.
 pub fn check_target(dir: &Path) -> Result<(), BackupError> {
     refuse_unless_empty(dir, "a backup")
@@ -283,8 +304,24 @@ pub fn receive(
 ) -> Result<BackupManifest, BackupError> {
     check_target(dir)?;
     let partial = partial_of(dir);
-    // A backup a crash cut left this behind: it was never whole, and is ours to remove.
+    // A backup a crash cut left this behind: it was never whole, and is ours to remove
+    // (only if it holds nothing but what a backup writes).
     if partial.exists() {
+        if !holds_only(
+            &partial,
+            &[
+                SPOOL_FILE,
+                DB_DIR,
+                ARCHIVE_DIR,
+                BACKUP_FILE,
+                super::LOCK_FILE,
+            ],
+        )? {
+            return Err(BackupError::Refused(format!(
+                "{} exists and is not a backup's unfinished copy; move it away first",
+                partial.display()
+            )));
+        }
         std::fs::remove_dir_all(&partial).map_err(io(&partial))?;
     }
     super::private_dir(&partial)?;
@@ -344,10 +381,26 @@ impl<R: Read> Frames<R> {
         Ok(len)
     }
 
+    /// A field held in memory (a name, a key, a value, the archive's manifest): read as it
+    /// arrives, so that a damaged length costs only the bytes actually there.
     fn field(&mut self) -> Result<Vec<u8>, BackupError> {
         let len = self.len()?;
-        let mut buf = vec![0u8; len as usize];
-        self.exact(&mut buf)?;
+        if len > VALUE_MAX {
+            return Err(BackupError::Damaged(format!(
+                "a key or value of {len} bytes, more than the store holds"
+            )));
+        }
+        let mut buf = Vec::new();
+        (&mut self.input)
+            .take(len)
+            .read_to_end(&mut buf)
+            .map_err(|e| BackupError::Damaged(e.to_string()))?;
+        if buf.len() as u64 != len {
+            return Err(BackupError::Damaged(
+                "the stream ends before its end frame".into(),
+            ));
+        }
+        self.hash.update(&buf);
         Ok(buf)
     }
 
@@ -446,6 +499,11 @@ fn build(spool: &Path, dir: &Path) -> Result<BackupManifest, BackupError> {
                     .filter(|n| is_archive_file_name(n))
                     .ok_or_else(|| BackupError::Damaged("an archive file's name".into()))?;
                 let len = frames.len()?;
+                if archive.is_empty() {
+                    return Err(BackupError::Damaged(
+                        "an archive file before the archive's manifest".into(),
+                    ));
+                }
                 let path = archive_dir.join(&name);
                 let mut file = BufWriter::new(File::create(&path).map_err(io(&path))?);
                 let sha256 = frames.copy_field(len, &mut file)?;
@@ -486,6 +544,14 @@ fn build(spool: &Path, dir: &Path) -> Result<BackupManifest, BackupError> {
                 drop(tree);
                 drop(db);
                 let db_checksum = settle(dir)?;
+                // Opening may have finished an interrupted archive run's removals, which
+                // rewrites the archive's manifest: its digest is taken as it now stands.
+                for file in &mut archive {
+                    let path = archive_dir.join(&file.name);
+                    let raw = std::fs::read(&path).map_err(io(&path))?;
+                    file.bytes = raw.len() as u64;
+                    file.sha256 = hex::encode(Sha256::digest(&raw));
+                }
                 return Ok(BackupManifest {
                     format: STREAM_FORMAT,
                     paygated: env!("CARGO_PKG_VERSION").into(),
@@ -535,9 +601,11 @@ fn is_archive_file_name(name: &str) -> bool {
 }
 
 /// What a restore did.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug)]
 pub struct Restored {
     pub manifest: BackupManifest,
+    /// `store verify` of the restored data dir (no violation: a restore with one fails).
+    pub verified: super::VerifyReport,
     pub seconds: f64,
 }
 
@@ -564,23 +632,31 @@ pub fn read_manifest(from: &Path) -> Result<BackupManifest, BackupError> {
     Ok(manifest)
 }
 
-/// Restores the backup in `from` into the new data dir `to` (missing or empty): copies it,
-/// checks the database's checksum and every archive file's SHA-256 against `BACKUP.json`,
-/// and puts the database in place last, so that a restore cut by a crash leaves no data dir
-/// a daemon would start on (rerun it).
+/// Restores the backup in `from` into the new data dir `to` (missing or empty). Everything
+/// is built in `to/.restoring/` first: the database copied and its checksum compared with
+/// `BACKUP.json`'s, each archive file's SHA-256 compared, the whole verified; only then do
+/// `archive/` and `db/` move up, the database last. While `.restoring` exists the data dir
+/// is no daemon's to open (`Store::open` refuses it), and a rerun of the restore, finding
+/// it, clears what it made (the directory was empty when it began) and starts again.
 pub fn restore(from: &Path, to: &Path) -> Result<Restored, BackupError> {
     let started = Instant::now();
     let manifest = read_manifest(from)?;
-    // A restore a crash cut leaves only these behind; anything else is data.
-    for leftover in [RESTORING_DB, RESTORING_ARCHIVE] {
-        let path = to.join(leftover);
-        if path.exists() {
-            std::fs::remove_dir_all(&path).map_err(io(&path))?;
+    let building = to.join(RESTORING);
+    if building.exists() {
+        for name in [RESTORING, ARCHIVE_DIR, DB_DIR, super::LOCK_FILE] {
+            let path = to.join(name);
+            if path.is_dir() {
+                std::fs::remove_dir_all(&path).map_err(io(&path))?;
+            } else if path.exists() {
+                std::fs::remove_file(&path).map_err(io(&path))?;
+            }
         }
     }
     refuse_unless_empty(to, "a restore")?;
     super::private_dir(to)?;
-    let db_copy = to.join(RESTORING_DB);
+    super::private_dir(&building)?;
+    sync_dir(to)?;
+    let db_copy = building.join(DB_DIR);
     copy_tree(&from.join(DB_DIR), &db_copy)?;
     let db =
         open_sled(&db_copy, super::DEFAULT_CACHE_BYTES).map_err(|source| StoreError::Database {
@@ -598,8 +674,8 @@ pub fn restore(from: &Path, to: &Path) -> Result<Restored, BackupError> {
             manifest.db_checksum
         )));
     }
-    let archive_copy = to.join(RESTORING_ARCHIVE);
     if !manifest.archive.is_empty() {
+        let archive_copy = building.join(ARCHIVE_DIR);
         super::private_dir(&archive_copy)?;
         for file in &manifest.archive {
             if !is_archive_file_name(&file.name) {
@@ -621,21 +697,43 @@ pub fn restore(from: &Path, to: &Path) -> Result<Restored, BackupError> {
             let target = archive_copy.join(&file.name);
             std::fs::write(&target, &raw).map_err(io(&target))?;
         }
-        sync_tree(&archive_copy)?;
-        rename(&archive_copy, &to.join(ARCHIVE_DIR))?;
     }
-    sync_tree(&db_copy)?;
+    let verified = {
+        let store = Store::open(&building)?;
+        store.verify()?
+    };
+    if !verified.violations.is_empty() {
+        return Err(BackupError::Damaged(format!(
+            "the restored store has {} violations (`store verify --data-dir {}` lists them): {}",
+            verified.violations.len(),
+            building.display(),
+            verified
+                .violations
+                .iter()
+                .take(3)
+                .cloned()
+                .collect::<Vec<_>>()
+                .join("; ")
+        )));
+    }
+    sync_tree(&building)?;
+    if building.join(ARCHIVE_DIR).exists() {
+        rename(&building.join(ARCHIVE_DIR), &to.join(ARCHIVE_DIR))?;
+    }
     sync_dir(to)?;
     rename(&db_copy, &to.join(DB_DIR))?;
     sync_dir(to)?;
+    std::fs::remove_dir_all(&building).map_err(io(&building))?;
+    sync_dir(to)?;
     Ok(Restored {
         manifest,
+        verified,
         seconds: started.elapsed().as_secs_f64(),
     })
 }
 
-const RESTORING_DB: &str = "db.restoring";
-const RESTORING_ARCHIVE: &str = "archive.restoring";
+/// Where a restore builds the data dir before it moves up (`restore`).
+pub const RESTORING: &str = ".restoring";
 
 fn rename(from: &Path, to: &Path) -> Result<(), BackupError> {
     std::fs::rename(from, to).map_err(io(from))

@@ -204,6 +204,13 @@ impl Store {
     ) -> Result<Store, StoreError> {
         private_dir(dir)?;
         let lock = take_lock(dir)?;
+        if dir.join(backup::RESTORING).exists() {
+            return Err(StoreError::Corrupt(format!(
+                "{} holds an unfinished restore ({}): run `paygated store restore` into it again",
+                dir.display(),
+                backup::RESTORING
+            )));
+        }
         compact::finish_interrupted(dir)?;
         let db_path = dir.join(DB_DIR);
         let database_error = |source| StoreError::Database {
@@ -409,6 +416,23 @@ impl Store {
             .unwrap();
         self.db.flush().unwrap();
     }
+}
+
+/// The schema version recorded in the data dir `dir`, read without migrating or recovering
+/// anything (`None`: no database, or none recorded yet). Refused while a daemon holds it.
+pub fn schema_of(dir: &Path) -> Result<Option<u32>, StoreError> {
+    let _lock = take_lock(dir)?;
+    let db_path = dir.join(DB_DIR);
+    if !db_path.join("conf").is_file() {
+        return Ok(None);
+    }
+    let database_error = |source| StoreError::Database {
+        path: db_path.clone(),
+        source,
+    };
+    let db = open_sled(&db_path, 8 << 20).map_err(database_error)?;
+    let meta = db.open_tree(META_TREE).map_err(database_error)?;
+    recorded_schema(&meta, dir)
 }
 
 /// The schema version recorded in `meta` of the data dir `dir` (`None`: none recorded yet).

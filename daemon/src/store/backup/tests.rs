@@ -91,8 +91,14 @@ fn a_backup_taken_while_changes_are_written_holds_each_whole_or_not_at_all() {
             while !stop.load(Ordering::Relaxed) {
                 let id = format!("pay_{i:08}");
                 pay(&store, &id, NOW - DAY, true);
-                if i % 3 == 0 {
-                    refund(&store, &format!("re_{i:08}"), &id, NOW - DAY, i % 2 == 0);
+                if i.is_multiple_of(3) {
+                    refund(
+                        &store,
+                        &format!("re_{i:08}"),
+                        &id,
+                        NOW - DAY,
+                        i.is_multiple_of(2),
+                    );
                 }
                 i += 1;
                 made.store(i, Ordering::Relaxed);
@@ -157,6 +163,31 @@ fn a_damaged_cut_or_failed_stream_is_refused_and_leaves_no_backup() {
             bad.extend_from_slice(&u64::MAX.to_be_bytes());
             bad
         }),
+        ("a key longer than the stream (nothing allocated for it)", {
+            let mut bad = whole[..HEADER].to_vec();
+            bad.push(b'T');
+            bad.extend_from_slice(&(VALUE_MAX - 1).to_be_bytes());
+            bad.extend_from_slice(b"short");
+            bad
+        }),
+        ("an archive file longer than the stream", {
+            let mut bad = whole[..HEADER].to_vec();
+            bad.push(b'F');
+            bad.extend_from_slice(&5u64.to_be_bytes());
+            bad.extend_from_slice(b"x.idx");
+            bad.extend_from_slice(&(FIELD_MAX - 1).to_be_bytes());
+            bad.extend_from_slice(b"short");
+            bad
+        }),
+        ("an archive file named to escape", {
+            let mut bad = whole[..HEADER].to_vec();
+            bad.push(b'F');
+            bad.extend_from_slice(&12u64.to_be_bytes());
+            bad.extend_from_slice(b"../../etc/pw");
+            bad.extend_from_slice(&1u64.to_be_bytes());
+            bad.push(b'x');
+            bad
+        }),
         ("the sender failed", {
             let mut bad = whole[..HEADER].to_vec();
             stream_failure(&mut bad, "the disk is gone");
@@ -217,16 +248,22 @@ fn a_backup_or_a_restore_never_writes_over_data() {
     // From a directory that is no backup.
     let err = restore(&occupied, &dir.path().join("new")).unwrap_err();
     assert!(err.to_string().contains("not a paygate backup"), "{err}");
-    // A restore a crash cut (only its leftovers there) is run again.
+    // A restore a crash cut between its two moves (the archive up, the database still
+    // being built) is no daemon's to open, and is run again.
     let again = dir.path().join("again");
-    std::fs::create_dir_all(again.join(RESTORING_DB)).unwrap();
-    std::fs::write(again.join(RESTORING_DB).join("conf"), "half").unwrap();
+    std::fs::create_dir_all(again.join(RESTORING).join(DB_DIR)).unwrap();
+    std::fs::write(again.join(RESTORING).join(DB_DIR).join("conf"), "half").unwrap();
+    std::fs::create_dir_all(again.join(ARCHIVE_DIR)).unwrap();
+    std::fs::write(again.join(ARCHIVE_DIR).join(MANIFEST_FILE), "{}").unwrap();
+    let err = Store::open(&again).err().unwrap();
+    assert!(err.to_string().contains("unfinished restore"), "{err}");
     restore(&taken, &again).unwrap();
     clean(&Store::open(&again).unwrap());
+    assert!(!again.join(RESTORING).exists());
 }
 
 #[test]
-fn a_tampered_backup_is_refused_before_a_data_dir_is_made_of_it() {
+fn a_backup_changed_after_it_was_taken_is_refused_before_a_data_dir_is_made_of_it() {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(&dir.path().join("live")).unwrap();
     shop(&store);
@@ -273,4 +310,48 @@ fn a_tampered_backup_is_refused_before_a_data_dir_is_made_of_it() {
         restore(&taken, &dir.path().join("y")).unwrap_err(),
         BackupError::Refused(_)
     ));
+}
+
+#[test]
+fn a_backup_of_a_store_that_breaks_an_invariant_restores_to_no_data_dir() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&dir.path().join("live")).unwrap();
+    shop(&store);
+    // A pending index entry with no payment behind it (as a bug would leave).
+    store
+        .db
+        .open_tree("pending_payments")
+        .unwrap()
+        .insert("pay_nobody", &[][..])
+        .unwrap();
+    let taken = dir.path().join("taken");
+    back_up(&store, &taken).unwrap();
+    let target = dir.path().join("target");
+    let err = restore(&taken, &target).unwrap_err();
+    assert!(err.to_string().contains("violations"), "{err}");
+    assert!(!target.join(DB_DIR).exists());
+    assert!(
+        Store::open(&target).is_err(),
+        "a data dir a daemon would start on"
+    );
+}
+
+#[test]
+fn an_unfinished_backup_beside_the_target_is_replaced_but_nothing_else_is() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&dir.path().join("live")).unwrap();
+    shop(&store);
+    let target = dir.path().join("nightly");
+    let partial = partial_of(&target);
+    std::fs::create_dir_all(partial.join(DB_DIR)).unwrap();
+    std::fs::write(partial.join(SPOOL_FILE), "cut").unwrap();
+    back_up(&store, &target).unwrap();
+    assert!(!partial.exists());
+    // Someone else's directory of that name is not ours to remove.
+    let other = dir.path().join("other");
+    std::fs::create_dir_all(partial_of(&other)).unwrap();
+    std::fs::write(partial_of(&other).join("photos.zip"), "mine").unwrap();
+    let err = back_up(&store, &other).unwrap_err();
+    assert!(matches!(err, BackupError::Refused(_)), "{err}");
+    assert!(partial_of(&other).join("photos.zip").exists());
 }
