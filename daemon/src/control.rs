@@ -8,9 +8,10 @@
 //!
 //! The protocol: the client sends one line of JSON, `{"command": "backup"}`; the daemon
 //! answers with a dot ([`WAITING`]) every few seconds while it copies the store into an
-//! unnamed file of the data dir (writes wait only for that local copy, never for the
-//! client), then with the backup stream (`store/backup.rs`), and closes. One backup at a
-//! time; a client that stops reading is dropped after [`WRITE_TIMEOUT`].
+//! unnamed file of the data dir, then with the backup stream (`store/backup.rs`), and
+//! closes. Copying to the local disk first keeps the backup's point in time short whatever
+//! the client (what changes meanwhile is kept in memory until the copy ends). One backup at
+//! a time; a client that stops reading is dropped after [`WRITE_TIMEOUT`].
 
 use std::io::BufWriter;
 use std::path::Path;
@@ -135,8 +136,9 @@ async fn answer(
             "a backup is running already; try again once it ends".into(),
         );
     };
-    // The copy is made into a file of the data dir first, so that writes wait only for the
-    // local disk, never for the client; the client hears a dot every few seconds meanwhile.
+    // The copy is made into a file of the data dir first, so that the point in time lasts as
+    // long as the local disk takes, never as long as the client; the client hears a dot every
+    // few seconds meanwhile.
     let Ok(stream) = tokio::net::UnixStream::from_std(stream) else {
         return;
     };

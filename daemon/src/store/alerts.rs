@@ -54,7 +54,7 @@ impl Store {
             let mut alert: AlertRecord = serde_json::from_slice(&raw)
                 .map_err(|e| StoreError::Corrupt(format!("alert {id}: {e}")))?;
             change(&mut alert);
-            let swapped = self.writer.single(|| {
+            let swapped = self.writer.single(tree, id.as_bytes(), || {
                 tree.compare_and_swap(id.as_bytes(), Some(&raw), Some(encode(&alert)))
             })?;
             if swapped.is_ok() {
@@ -110,7 +110,10 @@ impl Store {
         id: &str,
     ) -> Result<Option<BlockRecord>, StoreError> {
         let blocks = &self.trees.blocks;
-        match self.writer.single(|| blocks.remove(id.as_bytes()))? {
+        match self
+            .writer
+            .single(blocks, id.as_bytes(), || blocks.remove(id.as_bytes()))?
+        {
             None => Ok(None),
             Some(raw) => serde_json::from_slice(&raw)
                 .map(Some)

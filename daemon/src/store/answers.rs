@@ -72,7 +72,7 @@ impl Store {
         now_ms: i64,
     ) -> Result<(), StoreError> {
         let t = &self.trees;
-        self.writer.single_fallible(|| {
+        self.writer.single_fallible(|keep| {
             let record = match t.idempotency.get(claim.store_key()) {
                 Ok(Some(raw)) => serde_json::from_slice::<IdempotencyRecord>(&raw)
                     .map_err(|e| StoreError::Corrupt(format!("idempotency record: {e}")))?,
@@ -86,6 +86,7 @@ impl Store {
                             body: body.to_owned(),
                         },
                     };
+                    keep.before_writing(&t.idempotency, claim.store_key());
                     return t
                         .idempotency
                         .insert(claim.store_key(), super::payments::encode(&done))
@@ -96,15 +97,14 @@ impl Store {
             };
             // Finished before: the first answer stands.
             match record.state {
-                IdempotencyState::InProgress { object_id } => t
-                    .answers
-                    .compare_and_swap(
-                        answer_key(&object_id, claim),
-                        None::<&[u8]>,
-                        Some(encode(status, body)),
-                    )
-                    .map(|_| ())
-                    .map_err(StoreError::Sled),
+                IdempotencyState::InProgress { object_id } => {
+                    let key = answer_key(&object_id, claim);
+                    keep.before_writing(&t.answers, &key);
+                    t.answers
+                        .compare_and_swap(key, None::<&[u8]>, Some(encode(status, body)))
+                        .map(|_| ())
+                        .map_err(StoreError::Sled)
+                }
                 IdempotencyState::Done { .. } => Ok(()),
             }
         })

@@ -2,17 +2,18 @@
 //!
 //! **A consistent point without stopping the daemon.** Every write of the store goes through
 //! its single writer (`txn.rs`), one change at a time. [`Store::stream_backup`] holds the
-//! writer (and the request paths' write turns, so that they wait without blocking a runtime
-//! thread) between two changes, flushes, and reads every tree: the copy is the store exactly
-//! as it was after the last change before the point, none half applied, everything
-//! acknowledged before it included (an answer is sent only after its change). Meanwhile
-//! writes wait (reads go on); the wait is the time to read the live keys, reported as
-//! `paused_ms` (BENCHMARKS.md measures it). (One tree is written beside the writer: the
-//! digests of compiled plugins, a cache no change touches; a backup has a digest recorded
-//! meanwhile or not, and a daemon on the restored copy compiles what it lacks.) Then, with
-//! the writer released but archive runs
-//! still held off, the archive: its manifest and the segment files it names, which are never
-//! changed once written.
+//! writer for an instant between two changes, flushes, and installs a point in time
+//! (`point_in_time.rs`): from then on, each key a change writes for the first time, ahead of
+//! where the backup has read, has its value at the point kept first. The backup reads every
+//! tree while the daemon goes on writing, and writes each key as it was at the point: the
+//! copy is the store exactly as it was after the last change before the point, none half
+//! applied, everything acknowledged before it included (an answer is sent only after its
+//! change). Writes wait only for the instant of the point (reported as `paused_ms`), then
+//! cost one read of each key's old value the first time they touch it. (One tree is written
+//! beside the writer: the digests of compiled plugins, a cache no change touches; a backup
+//! has a digest recorded meanwhile or not, and a daemon on the restored copy compiles what it
+//! lacks.) Then, with archive runs still held off, the archive: its manifest and the segment
+//! files it names, which are never changed once written.
 //!
 //! **The stream** (one format for a daemon answering on its control socket and for a
 //! stopped data dir read in process): a header, then frames, each a tag byte and
@@ -42,6 +43,7 @@ use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
+use sled::IVec;
 use thiserror::Error;
 
 use super::archive::ARCHIVE_DIR;
@@ -156,34 +158,53 @@ impl Store {
         out.write_all(&SCHEMA_VERSION.to_be_bytes()).map_err(io)?;
         out.write_all(&crate::clock::now_ms().to_be_bytes())
             .map_err(io)?;
-        // Lock order: archive runs, write turns, the writer (an archive run takes the writer
-        // under its own lock; nothing takes them the other way round).
+        // Lock order: archive runs, then the writer (an archive run takes the writer under its
+        // own lock; nothing takes them the other way round). Archive runs wait until the
+        // archive is copied too, so that the trees and the archive's manifest agree.
         let _no_archive_run = self.archive_runs.lock().unwrap_or_else(|p| p.into_inner());
         let mut keys = 0u64;
-        let paused = {
-            let _turn = self.turns.blocking_lock();
-            let _writer = self.writer.hold();
-            let started = Instant::now();
+        let started = Instant::now();
+        // The point: between two changes, flushed; writes wait only for this instant.
+        let point = self.writer.point_in_time(|| {
             self.db
                 .flush()
+                .map(drop)
+                .map_err(|source| self.database_error(source))
+        })?;
+        let paused = started.elapsed();
+        for name in self.db.tree_names() {
+            let tree = self
+                .db
+                .open_tree(&name)
                 .map_err(|source| self.database_error(source))?;
-            for name in self.db.tree_names() {
-                let tree = self
-                    .db
-                    .open_tree(&name)
-                    .map_err(|source| self.database_error(source))?;
-                out.write_all(b"T").map_err(io)?;
-                field(&mut out, &name).map_err(io)?;
-                for entry in tree.iter() {
-                    let (key, value) = entry.map_err(|source| self.database_error(source))?;
+            out.write_all(b"T").map_err(io)?;
+            field(&mut out, &name).map_err(io)?;
+            for entry in tree.iter() {
+                let (key, value) = entry.map_err(|source| self.database_error(source))?;
+                if point.point().read(&name, &key) {
                     out.write_all(b"K").map_err(io)?;
                     field(&mut out, &key).map_err(io)?;
                     field(&mut out, &value).map_err(io)?;
                     keys += 1;
                 }
             }
-            started.elapsed()
-        };
+            point.point().read_all(&name);
+        }
+        // The keys written since the point, ahead of the reading: as they were at the point.
+        let kept = point.point().kept().map_err(StoreError::Failed)?;
+        drop(point);
+        let mut tree: Option<&IVec> = None;
+        for ((name, key), value) in &kept {
+            if tree != Some(name) {
+                out.write_all(b"T").map_err(io)?;
+                field(&mut out, name).map_err(io)?;
+                tree = Some(name);
+            }
+            out.write_all(b"K").map_err(io)?;
+            field(&mut out, key).map_err(io)?;
+            field(&mut out, value).map_err(io)?;
+            keys += 1;
+        }
         let mut files = 0u64;
         let manifest_path = self.archive.dir().join(MANIFEST_FILE);
         match std::fs::read(&manifest_path) {
@@ -462,6 +483,7 @@ fn build(spool: &Path, dir: &Path) -> Result<BackupManifest, BackupError> {
     };
     let archive_dir = dir.join(ARCHIVE_DIR);
     let mut tree: Option<sled::Tree> = None;
+    let mut names = std::collections::HashSet::new();
     let (mut trees, mut keys) = (0u64, 0u64);
     let mut archive = Vec::new();
     let mut tag = [0u8; 1];
@@ -470,8 +492,11 @@ fn build(spool: &Path, dir: &Path) -> Result<BackupManifest, BackupError> {
         match &tag {
             b"T" => {
                 let name = frames.field()?;
-                tree = Some(db.open_tree(name).map_err(database_error)?);
-                trees += 1;
+                tree = Some(db.open_tree(&name).map_err(database_error)?);
+                // The kept keys come last, under their trees' names again.
+                if names.insert(name) {
+                    trees += 1;
+                }
             }
             b"K" => {
                 let key = frames.field()?;

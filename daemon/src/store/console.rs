@@ -43,7 +43,7 @@ impl Store {
                     return Ok(false);
                 }
             }
-            let swapped = self.writer.single(|| {
+            let swapped = self.writer.single(tree, key_id.as_bytes(), || {
                 tree.compare_and_swap(
                     key_id.as_bytes(),
                     current.as_ref(),
@@ -64,7 +64,7 @@ impl Store {
     ) -> Result<(), StoreError> {
         let tree = &self.console.sessions;
         self.writer
-            .single(|| tree.insert(id_hash, encode(session)))
+            .single(tree, id_hash, || tree.insert(id_hash, encode(session)))
             .map(drop)
     }
 
@@ -77,9 +77,9 @@ impl Store {
         after: &SessionRecord,
     ) -> Result<bool, StoreError> {
         let tree = &self.console.sessions;
-        let swapped = self
-            .writer
-            .single(|| tree.compare_and_swap(id_hash, Some(encode(before)), Some(encode(after))))?;
+        let swapped = self.writer.single(tree, id_hash, || {
+            tree.compare_and_swap(id_hash, Some(encode(before)), Some(encode(after)))
+        })?;
         Ok(swapped.is_ok())
     }
 
@@ -102,7 +102,9 @@ impl Store {
 
     pub(in crate::store) fn remove_session(&self, id_hash: &[u8; 32]) -> Result<(), StoreError> {
         let tree = &self.console.sessions;
-        self.writer.single(|| tree.remove(id_hash)).map(drop)
+        self.writer
+            .single(tree, id_hash, || tree.remove(id_hash))
+            .map(drop)
     }
 
     /// Removes the sessions `ended` says are over (timed out); returns how many.
@@ -117,7 +119,8 @@ impl Store {
             let over = serde_json::from_slice::<SessionRecord>(&raw).map_or(true, |s| ended(&s));
             if over {
                 let tree = &self.console.sessions;
-                self.writer.single(|| tree.remove(&id_hash))?;
+                self.writer
+                    .single(tree, &id_hash, || tree.remove(&id_hash))?;
                 removed += 1;
             }
         }

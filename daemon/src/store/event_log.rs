@@ -68,7 +68,9 @@ pub(super) fn raise_seq_floor(
 ) -> Result<(), StoreError> {
     if seq_floor(meta)? <= last {
         let next = (last + 1).to_be_bytes();
-        writer.single(|| meta.insert(SEQ_FLOOR_KEY, &next[..]))?;
+        writer.single(meta, SEQ_FLOOR_KEY, || {
+            meta.insert(SEQ_FLOOR_KEY, &next[..])
+        })?;
     }
     Ok(())
 }
@@ -221,17 +223,20 @@ impl Store {
         let outbox = &self.trees.outbox;
         let key = event_id.as_bytes();
         let Some(state) = state else {
-            return self.writer.single(|| outbox.remove(key).map(|_| ()));
+            return self
+                .writer
+                .single(outbox, key, || outbox.remove(key).map(|_| ()));
         };
         // Read and written under the writer: the entry keeps its event, only its delivery
         // state changes.
-        self.writer.single_fallible(|| {
+        self.writer.single_fallible(|keep| {
             let Some(raw) = outbox.get(key).map_err(StoreError::Sled)? else {
                 return Ok(());
             };
             let mut queued: QueuedEvent = serde_json::from_slice(&raw)
                 .map_err(|e| StoreError::Corrupt(format!("outbox entry {event_id}: {e}")))?;
             queued.delivery = state.clone();
+            keep.before_writing(outbox, key);
             outbox
                 .insert(key, encode(&queued))
                 .map(|_| ())

@@ -246,15 +246,17 @@ impl Store {
         for mut merchant in self.merchant_records()? {
             reseal_merchant(&mut merchant).map_err(StoreError::Corrupt)?;
             let merchants = &self.merchant_trees.merchants;
-            self.writer
-                .single(|| merchants.insert(merchant.id.as_bytes(), encode(&merchant)))?;
+            self.writer.single(merchants, merchant.id.as_bytes(), || {
+                merchants.insert(merchant.id.as_bytes(), encode(&merchant))
+            })?;
             count += 1;
         }
         for mut account in self.all_bank_accounts()? {
             reseal_account(&mut account).map_err(StoreError::Corrupt)?;
             let accounts = &self.merchant_trees.bank_accounts;
-            self.writer
-                .single(|| accounts.insert(account.id.as_bytes(), encode(&account)))?;
+            self.writer.single(accounts, account.id.as_bytes(), || {
+                accounts.insert(account.id.as_bytes(), encode(&account))
+            })?;
             count += 1;
         }
         self.flush()?;

@@ -28,6 +28,7 @@ mod event_log;
 mod merchants;
 pub mod migrate;
 mod payments;
+mod point_in_time;
 pub mod port;
 pub mod postgres;
 mod recovery;

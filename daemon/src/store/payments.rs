@@ -906,13 +906,14 @@ impl Store {
             };
             // Only if unchanged since read: a concurrent reuse of the key wins. The key goes
             // first: an answer left by a crash in between is never read (no key names it).
-            let swapped = self.writer.single(|| {
+            let swapped = self.writer.single(&t.idempotency, &key, || {
                 t.idempotency
                     .compare_and_swap(&key, Some(&raw), None::<&[u8]>)
             })?;
             if swapped.is_ok() {
                 if let Some(answer) = answer {
-                    self.writer.single(|| t.answers.remove(answer))?;
+                    self.writer
+                        .single(&t.answers, &answer, || t.answers.remove(&answer))?;
                 }
                 removed += 1;
             }

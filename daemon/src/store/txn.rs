@@ -41,6 +41,7 @@
 //!   a merchant list entry's payment: the `begin_*` changes write the record first).
 
 use std::cell::RefCell;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
@@ -48,6 +49,7 @@ use std::time::{Duration, Instant};
 use sled::IVec;
 
 use super::StoreError;
+use super::point_in_time::PointInTime;
 
 /// The key of `meta` that holds the change being applied, if any.
 const INTENT_KEY: &[u8] = b"pending_change";
@@ -84,6 +86,40 @@ pub(super) struct Writer {
     /// Test hook: the apply of the write with this index fails, as a full disk would.
     #[cfg(test)]
     fail_write: std::sync::atomic::AtomicUsize,
+    /// A backup's point in time, while a backup reads the store: every write keeps what it
+    /// replaces there first (`point_in_time.rs`).
+    point: arc_swap::ArcSwapOption<PointInTime>,
+}
+
+/// What a plain write ([`Writer::single`]) tells before each key it writes, so that a
+/// backup reading the store meanwhile keeps the key's value at its point.
+pub(super) struct Keep<'a>(Option<&'a PointInTime>);
+
+impl Keep<'_> {
+    /// Call before writing `key` of `tree`.
+    pub fn before_writing(&self, tree: &sled::Tree, key: impl AsRef<[u8]>) {
+        if let Some(point) = self.0 {
+            point.keep(tree, key.as_ref());
+        }
+    }
+}
+
+/// A backup's point, installed in the writer until dropped.
+pub(super) struct PointGuard<'a> {
+    writer: &'a Writer,
+    point: Arc<PointInTime>,
+}
+
+impl PointGuard<'_> {
+    pub fn point(&self) -> &PointInTime {
+        &self.point
+    }
+}
+
+impl Drop for PointGuard<'_> {
+    fn drop(&mut self) {
+        self.writer.point.store(None);
+    }
 }
 
 /// A change being applied after its intent was written: dropped before [`Unfinished::done`]
@@ -171,6 +207,7 @@ impl Writer {
             broken: OnceLock::new(),
             #[cfg(test)]
             fail_write: std::sync::atomic::AtomicUsize::new(usize::MAX),
+            point: arc_swap::ArcSwapOption::empty(),
         }
     }
 
@@ -206,10 +243,28 @@ impl Writer {
         }
     }
 
-    /// Holds the writer between two changes until the guard drops: no write is made
-    /// meanwhile (a backup's consistent point, `backup.rs`).
-    pub(super) fn hold(&self) -> Held<'_> {
-        self.lock()
+    /// Takes a backup's point in time: between two changes (the writer held for the
+    /// instant, after `at_point` ran under it), every later write keeps what it replaces
+    /// until the guard drops (`point_in_time.rs`).
+    pub(super) fn point_in_time(
+        &self,
+        at_point: impl FnOnce() -> Result<(), StoreError>,
+    ) -> Result<PointGuard<'_>, StoreError> {
+        let _alone = self.lock();
+        at_point()?;
+        let point = Arc::new(PointInTime::default());
+        self.point.store(Some(point.clone()));
+        Ok(PointGuard {
+            writer: self,
+            point,
+        })
+    }
+
+    /// Keeps, for a backup reading meanwhile, what writing `key` of `tree` replaces.
+    fn keep(&self, tree: &sled::Tree, key: &[u8]) {
+        if let Some(point) = &*self.point.load() {
+            point.keep(tree, key);
+        }
     }
 
     /// How long the writer has been held in all, since the store opened.
@@ -260,6 +315,9 @@ impl Writer {
         });
         let (result, point) = change(views.each_ref())?;
         let writes = writes.into_inner();
+        for write in &writes {
+            self.keep(tree_of(&trees, write), &write.key);
+        }
         match writes.as_slice() {
             [] => {}
             [one] => apply(&trees, one)?,
@@ -272,6 +330,7 @@ impl Writer {
                         false,
                     ),
                 };
+                self.keep(&self.meta, key);
                 self.meta.insert(key, value).map_err(StoreError::Sled)?;
                 // From here on, a failure (or a panic in sled) leaves the change half applied
                 // in memory, with its recovery point as the only record of the rest: stop
@@ -306,14 +365,16 @@ impl Writer {
         }
     }
 
-    /// Runs `work` (reads and at most one write) while no change is being applied.
+    /// Runs `work` (reads and at most one write) while no change is being applied. `work`
+    /// tells [`Keep::before_writing`] the key it writes, before it writes it.
     pub fn single_fallible<T>(
         &self,
-        work: impl FnOnce() -> Result<T, StoreError>,
+        work: impl FnOnce(&Keep<'_>) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
         let _alone = self.lock();
         self.refuse_if_broken()?;
-        work()
+        let point = self.point.load();
+        work(&Keep(point.as_deref()))
     }
 
     fn apply_nth(
@@ -332,17 +393,29 @@ impl Writer {
         apply(trees, write)
     }
 
-    /// Runs one plain sled operation while no change is being applied.
-    pub fn single<T>(&self, write: impl FnOnce() -> sled::Result<T>) -> Result<T, StoreError> {
-        self.single_fallible(|| write().map_err(StoreError::Sled))
+    /// Runs one plain sled write of `key` of `tree` while no change is being applied.
+    pub fn single<T>(
+        &self,
+        tree: &sled::Tree,
+        key: impl AsRef<[u8]>,
+        write: impl FnOnce() -> sled::Result<T>,
+    ) -> Result<T, StoreError> {
+        self.single_fallible(|keep| {
+            keep.before_writing(tree, key);
+            write().map_err(StoreError::Sled)
+        })
     }
 }
 
-fn apply(trees: &[&sled::Tree], write: &Write) -> Result<(), StoreError> {
-    let tree = trees
+fn tree_of<'a>(trees: &[&'a sled::Tree], write: &Write) -> &'a sled::Tree {
+    trees
         .iter()
         .find(|t| t.name() == write.tree)
-        .expect("a change writes only the trees it was given");
+        .expect("a change writes only the trees it was given")
+}
+
+fn apply(trees: &[&sled::Tree], write: &Write) -> Result<(), StoreError> {
+    let tree = tree_of(trees, write);
     match &write.value {
         Some(value) => tree.insert(&write.key, value.clone()),
         None => tree.remove(&write.key),
@@ -498,7 +571,7 @@ mod tests {
         writer.fail_write.store(usize::MAX, Ordering::Relaxed);
         let later = writer.transact([&a], |[a]| a.insert(&b"x"[..], &b"y"[..]));
         assert!(matches!(later, Err(StoreError::Failed(_))), "{later:?}");
-        let single = writer.single(|| a.insert("x", "y"));
+        let single = writer.single(&a, "x", || a.insert("x", "y"));
         assert!(matches!(single, Err(StoreError::Failed(_))), "{single:?}");
         assert_eq!(a.get("x").unwrap(), None);
         // What a restart does at open: the change is finished.

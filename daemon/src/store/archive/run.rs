@@ -574,8 +574,9 @@ impl Store {
         segment::for_each_line(&path, |raw| {
             let line: ArchivedEvent =
                 serde_json::from_slice(raw).map_err(|e| segment::corrupt(&path, e))?;
+            let key = seq_key(line.seq);
             self.writer
-                .single(|| self.trees.events.remove(seq_key(line.seq)))?;
+                .single(&self.trees.events, key, || self.trees.events.remove(key))?;
             Ok(())
         })?;
         Ok(())

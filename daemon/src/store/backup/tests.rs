@@ -105,30 +105,47 @@ fn a_backup_taken_while_changes_are_written_holds_each_whole_or_not_at_all() {
             }
         })
     };
-    while made.load(Ordering::Relaxed) < 200 {
-        std::thread::yield_now();
+    // Enough to read that the writes overlap the reading.
+    while made.load(Ordering::Relaxed) < 3_000 {
+        std::thread::sleep(std::time::Duration::from_millis(5));
     }
     let mut backups = Vec::new();
     for n in 0..3 {
         let before = made.load(Ordering::Relaxed);
         let backup = dir.path().join(format!("backup-{n}"));
         back_up(&store, &backup).unwrap();
-        backups.push((backup, before));
+        let after = made.load(Ordering::Relaxed);
+        backups.push((backup, before, after));
     }
     stop.store(true, Ordering::Relaxed);
     writer.join().unwrap();
-    for (n, (backup, before)) in backups.iter().enumerate() {
+    let total = made.load(Ordering::Relaxed);
+    for (n, (backup, before, after)) in backups.iter().enumerate() {
+        assert!(after > before, "backup {n}: no write overlapped it");
         let restored = dir.path().join(format!("restored-{n}"));
         restore(backup, &restored).unwrap();
         let copy = Store::open(&restored).unwrap();
         clean(&copy);
-        // Every payment finished before the backup began is in it, as it was.
+        // Every payment finished before the backup began is in it, as it was...
         for i in 0..*before {
             let id = format!("pay_{i:08}");
             let found = copy.find_payment(&id).unwrap();
             assert!(
                 found.is_some(),
                 "backup {n}: {id} made before it is missing"
+            );
+            assert_eq!(
+                found.unwrap().record.status,
+                store.find_payment(&id).unwrap().unwrap().record.status,
+                "backup {n}: {id}"
+            );
+        }
+        // ...and none begun after it ended (the copy is of its point, not later).
+        for i in after + 1..total {
+            let id = format!("pay_{i:08}");
+            assert!(
+                copy.find_payment(&id).unwrap().is_none(),
+                "backup {n}: {id} begun after it ended is in it"
             );
         }
     }
