@@ -144,11 +144,11 @@ async fn answer(
     };
     let copying = tokio::task::spawn_blocking(move || {
         let mut spool = tempfile::tempfile_in(&data_dir).map_err(|e| {
-            crate::store::StoreError::Failed(format!("a spool file in {}: {e}", data_dir.display()))
+            crate::store::StoreError::Backup(format!("a spool file in {}: {e}", data_dir.display()))
         })?;
         let streamed = store.stream_backup(BufWriter::with_capacity(1 << 20, &mut spool))?;
         std::io::Seek::rewind(&mut spool)
-            .map_err(|e| crate::store::StoreError::Failed(format!("the spool file: {e}")))?;
+            .map_err(|e| crate::store::StoreError::Backup(format!("the spool file: {e}")))?;
         Ok::<_, crate::store::StoreError>((spool, streamed))
     });
     tokio::pin!(copying);

@@ -148,7 +148,7 @@ impl Store {
     /// Writes a consistent copy of the store to `out` (the module's stream). Writes wait while
     /// the trees are read; archive runs wait until the archive is written too.
     pub fn stream_backup(&self, out: impl Write) -> Result<Streamed, StoreError> {
-        let io = |e: std::io::Error| StoreError::Failed(format!("writing the backup: {e}"));
+        let io = |e: std::io::Error| StoreError::Backup(format!("writing the backup: {e}"));
         let mut out = Hashing {
             inner: out,
             hash: Sha256::new(),
@@ -163,35 +163,46 @@ impl Store {
         // archive is copied too, so that the trees and the archive's manifest agree.
         let _no_archive_run = self.archive_runs.lock().unwrap_or_else(|p| p.into_inner());
         let mut keys = 0u64;
+        let trees = self
+            .db
+            .tree_names()
+            .into_iter()
+            .map(|name| self.db.open_tree(name))
+            .collect::<sled::Result<Vec<_>>>()
+            .map_err(|source| self.database_error(source))?;
+        // Flushed first, so that the flush at the point, under the writer, is short.
+        self.flush()?;
         let started = Instant::now();
-        // The point: between two changes, flushed; writes wait only for this instant.
-        let point = self.writer.point_in_time(|| {
-            self.db
-                .flush()
-                .map(drop)
-                .map_err(|source| self.database_error(source))
-        })?;
+        // The point: between two changes, flushed. Writes wait only for this instant; a
+        // request path waits for its turn without holding a runtime thread.
+        let point = {
+            let _turn = self.turns.blocking_lock();
+            self.writer
+                .point_in_time(&trees, || self.flush().map(drop))?
+        };
         let paused = started.elapsed();
-        for name in self.db.tree_names() {
-            let tree = self
-                .db
-                .open_tree(&name)
-                .map_err(|source| self.database_error(source))?;
+        let broken = |why: String| StoreError::Backup(why);
+        for tree in &trees {
+            let name = tree.name();
             out.write_all(b"T").map_err(io)?;
             field(&mut out, &name).map_err(io)?;
-            for entry in tree.iter() {
-                let (key, value) = entry.map_err(|source| self.database_error(source))?;
-                if point.point().read(&name, &key) {
-                    out.write_all(b"K").map_err(io)?;
-                    field(&mut out, &key).map_err(io)?;
-                    field(&mut out, &value).map_err(io)?;
-                    keys += 1;
+            // Up to where the tree ended at the point: what was made past it since is not the
+            // point's.
+            if let Some(end) = point.point().end_of(&name) {
+                for entry in tree.range(..=end) {
+                    let (key, value) = entry.map_err(|source| self.database_error(source))?;
+                    if point.point().read(&name, &key).map_err(broken)? {
+                        out.write_all(b"K").map_err(io)?;
+                        field(&mut out, &key).map_err(io)?;
+                        field(&mut out, &value).map_err(io)?;
+                        keys += 1;
+                    }
                 }
             }
             point.point().read_all(&name);
         }
         // The keys written since the point, ahead of the reading: as they were at the point.
-        let kept = point.point().kept().map_err(StoreError::Failed)?;
+        let kept = point.point().kept().map_err(broken)?;
         drop(point);
         let mut tree: Option<&IVec> = None;
         for ((name, key), value) in &kept {

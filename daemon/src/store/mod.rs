@@ -106,6 +106,9 @@ pub enum StoreError {
     Failed(String),
     #[error(transparent)]
     Postgres(postgres::PgError),
+    /// A backup that could not be taken (the store itself is fine).
+    #[error("{0}")]
+    Backup(String),
     /// A write made under a lease (an idempotency claim, the janitor's hold on a record) that
     /// another daemon has taken over since: nothing was written.
     #[error("another daemon took this work over after its lease expired; nothing was written")]

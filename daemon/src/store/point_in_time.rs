@@ -30,7 +30,6 @@ pub const KEPT_MAX: usize = 256 << 20;
 /// A key kept as it was at the point: (tree, key) and its value.
 pub(super) type Kept = ((IVec, IVec), IVec);
 
-#[derive(Default)]
 pub(super) struct PointInTime {
     state: Mutex<State>,
 }
@@ -42,6 +41,9 @@ struct State {
     bytes: usize,
     /// How far the backup has read each tree (no entry: not yet started).
     read: HashMap<IVec, ReadUpTo>,
+    /// Each tree's last key at the point (`None`: empty then): a key past it did not exist
+    /// at the point, so writing it keeps nothing, and the backup reads no further.
+    ends: HashMap<IVec, Option<IVec>>,
     /// Why the point could not be kept whole, if it could not (the backup then fails).
     broken: Option<String>,
 }
@@ -57,11 +59,36 @@ impl PointInTime {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// Takes the point of `trees` (the caller holds the writer): where each one ends.
+    pub fn at(trees: &[sled::Tree]) -> sled::Result<PointInTime> {
+        let mut ends = HashMap::new();
+        for tree in trees {
+            ends.insert(tree.name(), tree.last()?.map(|(key, _)| key));
+        }
+        Ok(PointInTime {
+            state: Mutex::new(State {
+                ends,
+                ..State::default()
+            }),
+        })
+    }
+
+    /// Where `tree` ended at the point (`None`: it was empty, or did not exist).
+    pub fn end_of(&self, tree: &IVec) -> Option<IVec> {
+        self.state().ends.get(tree).cloned().flatten()
+    }
+
     /// Called by the writer before it writes `key` of `tree` (with the writer held, so the
     /// value read here is the one the write replaces).
     pub fn keep(&self, tree: &sled::Tree, key: &[u8]) {
         let name = tree.name();
         let mut state = self.state();
+        match state.ends.get(&name) {
+            // Past the tree's end at the point, or a tree made since: absent then.
+            None | Some(None) => return,
+            Some(Some(end)) if key > end.as_ref() => return,
+            _ => {}
+        }
         match state.read.get(&name) {
             Some(ReadUpTo::All) => return,
             Some(ReadUpTo::Key(upto)) if key <= upto.as_ref() => return,
@@ -96,12 +123,25 @@ impl PointInTime {
 
     /// Called by the backup for each key it read from `tree`, in order: whether the value
     /// read is the point's (`false`: a change wrote the key since, and its kept value is
-    /// written at the end).
-    pub fn read(&self, tree: &IVec, key: &IVec) -> bool {
+    /// written at the end); an error once the point cannot be kept whole (the backup then
+    /// stops at once).
+    pub fn read(&self, tree: &IVec, key: &IVec) -> Result<bool, String> {
         let mut state = self.state();
+        if let Some(why) = &state.broken {
+            return Err(why.clone());
+        }
+        // The reading only moves forward (sled's iterator returns keys in increasing order);
+        // a mark moved back would let a later write be kept after the key was read.
+        if let Some(ReadUpTo::Key(upto)) = state.read.get(tree)
+            && key <= upto
+        {
+            let why = "the store returned a key out of order while the backup read it".to_owned();
+            state.broken = Some(why.clone());
+            return Err(why);
+        }
         let as_at_point = !state.kept.contains_key(&(tree.clone(), key.clone()));
         state.read.insert(tree.clone(), ReadUpTo::Key(key.clone()));
-        as_at_point
+        Ok(as_at_point)
     }
 
     /// Called by the backup once it has read every key of `tree`.
@@ -145,7 +185,7 @@ mod tests {
         tree: &sled::Tree,
         writes: &[(&str, &str, Option<&str>)],
     ) -> Vec<(String, String)> {
-        let point = PointInTime::default();
+        let point = PointInTime::at(std::slice::from_ref(tree)).unwrap();
         let name = tree.name();
         let mut out = Vec::new();
         let apply = |after: &str, out: &mut Vec<(String, String)>| {
@@ -161,9 +201,10 @@ mod tests {
             }
         };
         apply("start", &mut out);
-        for entry in tree.iter() {
+        let end = point.end_of(&name).unwrap();
+        for entry in tree.range(..=end) {
             let (key, value) = entry.unwrap();
-            if point.read(&name, &key) {
+            if point.read(&name, &key).unwrap() {
                 out.push((
                     String::from_utf8(key.to_vec()).unwrap(),
                     String::from_utf8(value.to_vec()).unwrap(),
@@ -208,7 +249,8 @@ mod tests {
     #[test]
     fn too_much_change_breaks_the_point_instead_of_growing_without_bound() {
         let (_dir, tree) = tree();
-        let point = PointInTime::default();
+        tree.insert("zzzzzz", &b"end"[..]).unwrap();
+        let point = PointInTime::at(std::slice::from_ref(&tree)).unwrap();
         let big = vec![7u8; 1 << 20];
         for i in 0..(KEPT_MAX >> 20) + 2 {
             let key = format!("k{i:05}");
@@ -216,8 +258,40 @@ mod tests {
             point.keep(&tree, key.as_bytes());
             tree.insert(key.as_bytes(), &b"x"[..]).unwrap();
         }
+        // The reading stops at its next key, and nothing is written of it.
+        let err = point.read(&tree.name(), &IVec::from("a")).unwrap_err();
+        assert!(err.contains("changed while the backup read it"), "{err}");
         let err = point.kept().unwrap_err();
         assert!(err.contains("changed while the backup read it"), "{err}");
         assert!(point.state().kept.is_empty());
+    }
+}
+
+#[cfg(test)]
+mod more_tests {
+    use super::*;
+
+    #[test]
+    fn keys_made_past_a_trees_end_keep_nothing_and_a_key_read_twice_breaks_the_point() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = sled::Config::new().path(dir.path()).open().unwrap();
+        let tree = db.open_tree("t").unwrap();
+        tree.insert("m", &b"m"[..]).unwrap();
+        let empty = db.open_tree("e").unwrap();
+        let point = PointInTime::at(&[tree.clone(), empty.clone()]).unwrap();
+        for key in ["n", "z"] {
+            point.keep(&tree, key.as_bytes());
+        }
+        point.keep(&empty, b"a");
+        assert!(
+            point.state().kept.is_empty(),
+            "appends past the end were kept"
+        );
+        point.keep(&tree, b"a");
+        assert_eq!(point.state().kept.len(), 1);
+        let name = tree.name();
+        assert!(!point.read(&name, &IVec::from("a")).unwrap());
+        assert!(point.read(&name, &IVec::from("a")).is_err());
+        assert!(point.kept().is_err());
     }
 }

@@ -118,7 +118,15 @@ impl PointGuard<'_> {
 
 impl Drop for PointGuard<'_> {
     fn drop(&mut self) {
-        self.writer.point.store(None);
+        // Only this guard's own point (one backup at a time holds the archive-run lock, but
+        // a point is not another's to clear).
+        let current = self.writer.point.load();
+        if current
+            .as_ref()
+            .is_some_and(|p| Arc::ptr_eq(p, &self.point))
+        {
+            self.writer.point.store(None);
+        }
     }
 }
 
@@ -248,11 +256,12 @@ impl Writer {
     /// until the guard drops (`point_in_time.rs`).
     pub(super) fn point_in_time(
         &self,
+        trees: &[sled::Tree],
         at_point: impl FnOnce() -> Result<(), StoreError>,
     ) -> Result<PointGuard<'_>, StoreError> {
         let _alone = self.lock();
         at_point()?;
-        let point = Arc::new(PointInTime::default());
+        let point = Arc::new(PointInTime::at(trees).map_err(StoreError::Sled)?);
         self.point.store(Some(point.clone()));
         Ok(PointGuard {
             writer: self,
