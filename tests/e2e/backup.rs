@@ -11,11 +11,6 @@ use serde_json::{Value, json};
 
 use crate::support::*;
 
-fn stop(mut daemon: Daemon) {
-    daemon.terminate();
-    assert_eq!(daemon.wait(Duration::from_secs(10)), Some(0));
-}
-
 fn text(out: &std::process::Output) -> String {
     format!(
         "{}{}",
@@ -71,21 +66,8 @@ async fn a_backup_under_load_restores_every_payment_acknowledged_before_it() {
     let (status, _, old) = daemon.pay("bk-old", barcode_at("T-1", "3.00")).await;
     assert_eq!((status, old["status"].as_str()), (201, Some("succeeded")));
     stop(daemon);
-    let archived = run_paygated(&[
-        "store",
-        "archive",
-        "--config",
-        config.to_str().unwrap(),
-        "--data-dir",
-        data.to_str().unwrap(),
-        "--older-than",
-        "0d",
-    ]);
-    assert!(
-        text(&archived).contains("archived 1 payments"),
-        "{}",
-        text(&archived)
-    );
+    let archived = archive_now(&config, &data);
+    assert!(archived.contains("archived 1 payments"), "{archived}");
 
     let daemon = Arc::new(Daemon::with_config_on(default_config_text(), &data));
     let made = Arc::new(Mutex::new(Vec::<Made>::new()));

@@ -528,6 +528,33 @@ pub fn assert_store_verified(config_text: &str, data_dir: &Path) -> String {
     report
 }
 
+/// Stops `daemon` with SIGTERM and asserts it exits 0 within 10 s.
+pub fn stop(mut daemon: Daemon) {
+    daemon.terminate();
+    assert_eq!(daemon.wait(Duration::from_secs(10)), Some(0));
+}
+
+/// `paygated store archive --older-than 0d` on `data` (the daemon stopped); its stdout.
+pub fn archive_now(config: &std::path::Path, data: &std::path::Path) -> String {
+    let out = run_paygated(&[
+        "store",
+        "archive",
+        "--config",
+        config.to_str().unwrap(),
+        "--data-dir",
+        data.to_str().unwrap(),
+        "--older-than",
+        "0d",
+    ]);
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    text
+}
+
 /// Runs paygated to completion with `args`.
 pub fn run_paygated(args: &[&str]) -> Output {
     Command::new(paygated()).args(args).output().unwrap()

@@ -1125,16 +1125,22 @@ fn bench_payments() -> Result<()> {
 /// million are made, `paygated store archive --older-than 0d` (which compacts after), then
 /// the daemon restarted on what is left and loaded again at 64 clients. Prints each step's
 /// figures.
+/// The release daemon and the bench built, and `dir` made empty for a run.
+fn fresh_bench_dir(dir: &str) -> Result<std::path::PathBuf> {
+    build()?;
+    build_bench()?;
+    let work = std::path::PathBuf::from(dir);
+    let _ = std::fs::remove_dir_all(&work);
+    std::fs::create_dir_all(&work).map_err(|e| e.to_string())?;
+    Ok(work)
+}
+
 /// `store backup` of a serving daemon under load: a data dir filled by 64 clients for 60 s,
 /// then the same load for 30 s with a backup taken 10 s in (how long writes waited, what the
 /// load saw), the backup restored (and verified), and the same load without a backup to
 /// compare.
 fn bench_backup() -> Result<()> {
-    build()?;
-    build_bench()?;
-    let work = std::path::Path::new("target/bench-backup");
-    let _ = std::fs::remove_dir_all(work);
-    std::fs::create_dir_all(work).map_err(|e| e.to_string())?;
+    let work = &fresh_bench_dir("target/bench-backup")?;
     let data = work.join("data");
     let fill = payments_run_with(
         "target/release/paygated",
@@ -1203,11 +1209,7 @@ fn bench_archive() -> Result<()> {
     const TARGET: f64 = 3_000_000.0;
     const ROUND_SECONDS: &str = "100";
     const MAX_ROUNDS: usize = 8;
-    build()?;
-    build_bench()?;
-    let work = std::path::Path::new("target/bench-archive");
-    let _ = std::fs::remove_dir_all(work);
-    std::fs::create_dir_all(work).map_err(|e| e.to_string())?;
+    let work = &fresh_bench_dir("target/bench-archive")?;
     let data = work.join("data");
     let data_arg = data.to_str().ok_or("a UTF-8 path")?;
     let mut made = 0.0;
