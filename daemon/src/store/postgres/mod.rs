@@ -683,8 +683,24 @@ mod tests {
             store.pending_payment_ids().await.unwrap(),
             Vec::<String>::new()
         );
-        // Its pool keeps its connections open: closed with it.
+        // Its pool keeps its connections open: closed with it, which the server sees a
+        // moment later (opening the next store at once was refused for the role's limit, one
+        // CI run in many).
         drop(store);
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let row = admin
+                .query_one(
+                    "SELECT count(*) FROM pg_stat_activity WHERE usename = $1",
+                    &[&role],
+                )
+                .await
+                .unwrap();
+            if row.get::<_, i64>(0) == 0 || std::time::Instant::now() > deadline {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
 
         // A pool of one, its connection held: the next operation waits at most the timeout.
         let one = PgStore::open(&PgSettings {
