@@ -747,13 +747,14 @@ async fn images_go_to_wechat_pay_and_nowhere_else() {
     );
 }
 
+/// Every regular file under `dir` (not the control socket, which holds nothing).
 fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     let mut files = Vec::new();
     for entry in std::fs::read_dir(dir).unwrap() {
         let path = entry.unwrap().path();
         if path.is_dir() {
             files.extend(walk(&path));
-        } else {
+        } else if path.is_file() {
             files.push(path);
         }
     }
