@@ -1150,13 +1150,17 @@ fn bench_backup() -> Result<()> {
         &[("PAYGATE_BENCH_KEEP_DATA", &data)],
     )?;
     println!("fill: {fill}");
-    let plain = payments_run_with(
-        "target/release/paygated",
-        "64",
-        "30",
-        "group+fdatasync",
-        &[("PAYGATE_BENCH_DATA", &data)],
-    )?;
+    // 30 s of the fill's load on the filled data dir.
+    let load = || {
+        payments_run_with(
+            "target/release/paygated",
+            "64",
+            "30",
+            "group+fdatasync",
+            &[("PAYGATE_BENCH_DATA", &data)],
+        )
+    };
+    let plain = load()?;
     println!("load alone: {plain}");
     let copy = work.join("backup");
     let backup = {
@@ -1173,13 +1177,7 @@ fn bench_backup() -> Result<()> {
             ]))
         })
     };
-    let during = payments_run_with(
-        "target/release/paygated",
-        "64",
-        "30",
-        "group+fdatasync",
-        &[("PAYGATE_BENCH_DATA", &data)],
-    )?;
+    let during = load()?;
     let backup = backup
         .join()
         .map_err(|_| "the backup thread panicked".to_owned())??;

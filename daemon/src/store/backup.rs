@@ -48,6 +48,7 @@ use thiserror::Error;
 
 use super::archive::ARCHIVE_DIR;
 use super::archive::segment::sync_dir;
+use super::compact::sync_tree;
 use super::{DB_DIR, SCHEMA_VERSION, Store, StoreError, open_sled};
 
 const MAGIC: &[u8; 16] = b"PAYGATE-BACKUP\n\0";
@@ -436,20 +437,18 @@ impl<R: Read> Frames<R> {
         Ok(buf)
     }
 
-    /// Copies a field of `len` bytes into `out`, returning its SHA-256.
-    fn copy_field(&mut self, len: u64, out: &mut impl Write) -> Result<String, BackupError> {
-        let mut own = Sha256::new();
+    /// Copies a field of `len` bytes into `out`.
+    fn copy_field(&mut self, len: u64, out: &mut impl Write) -> Result<(), BackupError> {
         let mut left = len;
         let mut buf = vec![0u8; 64 << 10];
         while left > 0 {
             let n = left.min(buf.len() as u64) as usize;
             self.exact(&mut buf[..n])?;
-            own.update(&buf[..n]);
             out.write_all(&buf[..n])
                 .map_err(|e| BackupError::Sender(format!("writing an archive file: {e}")))?;
             left -= n as u64;
         }
-        Ok(hex::encode(own.finalize()))
+        Ok(())
     }
 }
 
@@ -523,11 +522,7 @@ fn build(spool: &Path, dir: &Path) -> Result<BackupManifest, BackupError> {
                 std::fs::create_dir_all(&archive_dir).map_err(io(&archive_dir))?;
                 let path = archive_dir.join(MANIFEST_FILE);
                 std::fs::write(&path, &raw).map_err(io(&path))?;
-                archive.push(ArchiveFile {
-                    name: MANIFEST_FILE.into(),
-                    bytes: raw.len() as u64,
-                    sha256: hex::encode(Sha256::digest(&raw)),
-                });
+                archive.push(MANIFEST_FILE.to_owned());
             }
             b"F" => {
                 let name = String::from_utf8(frames.field()?)
@@ -542,13 +537,9 @@ fn build(spool: &Path, dir: &Path) -> Result<BackupManifest, BackupError> {
                 }
                 let path = archive_dir.join(&name);
                 let mut file = BufWriter::new(File::create(&path).map_err(io(&path))?);
-                let sha256 = frames.copy_field(len, &mut file)?;
+                frames.copy_field(len, &mut file)?;
                 file.flush().map_err(io(&path))?;
-                archive.push(ArchiveFile {
-                    name,
-                    bytes: len,
-                    sha256,
-                });
+                archive.push(name);
             }
             b"X" => {
                 let message = frames.field()?;
@@ -565,7 +556,7 @@ fn build(spool: &Path, dir: &Path) -> Result<BackupManifest, BackupError> {
                     .input
                     .read_exact(&mut digest)
                     .map_err(|_| BackupError::Damaged("the end frame is cut".into()))?;
-                let files = archive.iter().filter(|f| f.name != MANIFEST_FILE).count() as u64;
+                let files = archive.iter().filter(|f| *f != MANIFEST_FILE).count() as u64;
                 if digest[..] != expected[..] {
                     return Err(BackupError::Damaged(
                         "the stream's SHA-256 does not match its content".into(),
@@ -580,14 +571,20 @@ fn build(spool: &Path, dir: &Path) -> Result<BackupManifest, BackupError> {
                 drop(tree);
                 drop(db);
                 let db_checksum = settle(dir)?;
-                // Opening may have finished an interrupted archive run's removals, which
-                // rewrites the archive's manifest: its digest is taken as it now stands.
-                for file in &mut archive {
-                    let path = archive_dir.join(&file.name);
-                    let raw = std::fs::read(&path).map_err(io(&path))?;
-                    file.bytes = raw.len() as u64;
-                    file.sha256 = hex::encode(Sha256::digest(&raw));
-                }
+                // Digests taken after the open: it may have finished an interrupted archive
+                // run's removals, which rewrites the archive's manifest.
+                let archive = archive
+                    .into_iter()
+                    .map(|name| {
+                        let path = archive_dir.join(&name);
+                        let raw = std::fs::read(&path).map_err(io(&path))?;
+                        Ok(ArchiveFile {
+                            name,
+                            bytes: raw.len() as u64,
+                            sha256: hex::encode(Sha256::digest(&raw)),
+                        })
+                    })
+                    .collect::<Result<Vec<_>, BackupError>>()?;
                 return Ok(BackupManifest {
                     format: STREAM_FORMAT,
                     paygated: env!("CARGO_PKG_VERSION").into(),
@@ -794,21 +791,6 @@ fn copy_tree(from: &Path, to: &Path) -> Result<(), BackupError> {
         }
     }
     Ok(())
-}
-
-/// Every file under `dir` on stable storage, and the directories naming them.
-fn sync_tree(dir: &Path) -> Result<(), BackupError> {
-    for entry in std::fs::read_dir(dir).map_err(io(dir))? {
-        let path = entry.map_err(io(dir))?.path();
-        if path.is_dir() {
-            sync_tree(&path)?;
-        } else {
-            File::open(&path)
-                .and_then(|f| f.sync_all())
-                .map_err(io(&path))?;
-        }
-    }
-    Ok(sync_dir(dir)?)
 }
 
 #[cfg(test)]

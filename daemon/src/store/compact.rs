@@ -204,7 +204,7 @@ fn remove_dir(path: &Path) -> Result<(), StoreError> {
 }
 
 /// Every file of `dir` (recursively) on stable storage, and the directories naming them.
-fn sync_tree(dir: &Path) -> Result<(), StoreError> {
+pub(super) fn sync_tree(dir: &Path) -> Result<(), StoreError> {
     for entry in std::fs::read_dir(dir).map_err(io_error(dir))? {
         let path: PathBuf = entry.map_err(io_error(dir))?.path();
         if path.is_dir() {

@@ -152,7 +152,7 @@ impl Drop for Unfinished<'_> {
 }
 
 /// The writer, held: adds the time it was held to the total when dropped.
-pub(super) struct Held<'a> {
+struct Held<'a> {
     _guard: MutexGuard<'a, ()>,
     since: Instant,
     busy_nanos: &'a AtomicU64,
@@ -324,8 +324,11 @@ impl Writer {
         });
         let (result, point) = change(views.each_ref())?;
         let writes = writes.into_inner();
-        for write in &writes {
-            self.keep(tree_of(&trees, write), &write.key);
+        // Only while a backup reads the store (a load of an empty pointer otherwise).
+        if let Some(point) = &*self.point.load() {
+            for write in &writes {
+                point.keep(tree_of(&trees, write), &write.key);
+            }
         }
         match writes.as_slice() {
             [] => {}
