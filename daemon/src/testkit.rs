@@ -266,6 +266,22 @@ impl Providers for FakeProvider {
         self.called("query_binding", &request.bank_account_id);
         Ok(Err(wit::ProviderError::Unavailable("not scripted".into())))
     }
+
+    async fn fetch_bill(
+        &self,
+        request: wit::BillFetchRequest,
+    ) -> Answer<wit::BillDownload, wit::ProviderError> {
+        self.called("fetch_bill", &request.date);
+        Ok(Err(wit::ProviderError::Unavailable("not scripted".into())))
+    }
+
+    async fn parse_bill(
+        &self,
+        request: wit::BillRequest,
+    ) -> Answer<Vec<wit::BillEntry>, wit::ProviderError> {
+        self.called("parse_bill", &request.date);
+        Ok(Err(wit::ProviderError::Unavailable("not scripted".into())))
+    }
 }
 
 /// Everything a use case works with, over a fresh store.

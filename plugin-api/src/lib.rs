@@ -45,18 +45,19 @@ pub mod form;
 pub mod money;
 
 pub use bindings::paygate::provider::types::{
-    BillEntry, BillEntryKind, BillRequest, BindingRef, BindingRequest, BindingResult,
-    BindingStatus, BindingUpdate, Card, CodePattern, CreatePaymentRequest, Declined, Fee, Merchant,
-    Method, Money, Notification, NotificationRejected, NotificationResult, OnboardingRef,
-    OnboardingRequest, OnboardingResult, OnboardingStatus, OnboardingUpdate, Operation, PaymentRef,
-    PaymentResult, PaymentStatus, PaymentUpdate, PluginInfo, ProviderError, ProviderInfo,
-    RefundRef, RefundRequest, RefundResult, RefundStatus, RefundUpdate, Reply, TokenFacts, Update,
+    BillDownload, BillEntry, BillEntryKind, BillFetchRequest, BillFile, BillRequest, BindingRef,
+    BindingRequest, BindingResult, BindingStatus, BindingUpdate, Card, CodePattern,
+    CreatePaymentRequest, Declined, Fee, Merchant, Method, Money, Notification,
+    NotificationRejected, NotificationResult, OnboardingRef, OnboardingRequest, OnboardingResult,
+    OnboardingStatus, OnboardingUpdate, Operation, PaymentRef, PaymentResult, PaymentStatus,
+    PaymentUpdate, PluginInfo, ProviderError, ProviderInfo, RefundRef, RefundRequest, RefundResult,
+    RefundStatus, RefundUpdate, Reply, TokenFacts, Update,
 };
 
 /// The version of the WIT package this SDK was built against (`wit/provider.wit`). A plugin
 /// built with this SDK targets it; paygated also keeps loading plugins built for the older
-/// versions it shipped (`wit/0.1.0/`, `wit/0.2.0/`, `wit/0.3.0/`).
-pub const WORLD_VERSION: &str = "0.4.0";
+/// versions it shipped (`wit/0.1.0/` to `wit/0.4.0/`).
+pub const WORLD_VERSION: &str = "0.5.0";
 
 /// Outbound HTTP through the host. Only hosts the operator allow-listed for the plugin are
 /// reachable; the host applies its own timeout and response size cap.
@@ -307,6 +308,9 @@ pub trait Provider {
     fn inspect_wallet_token(_request: CreatePaymentRequest) -> Result<TokenFacts, ProviderError> {
         Err(ProviderError::unsupported("inspect-wallet-token"))
     }
+    fn fetch_bill(_request: BillFetchRequest) -> Result<BillDownload, ProviderError> {
+        Err(ProviderError::unsupported("fetch-bill"))
+    }
 }
 
 /// Installed before the first call of a plugin: a panic's message goes to the daemon's log
@@ -404,6 +408,12 @@ macro_rules! export_plugin {
             ) -> Result<$crate::TokenFacts, $crate::ProviderError> {
                 $crate::__install_panic_hook();
                 <$provider as $crate::Provider>::inspect_wallet_token(request)
+            }
+            fn fetch_bill(
+                request: $crate::BillFetchRequest,
+            ) -> Result<$crate::BillDownload, $crate::ProviderError> {
+                $crate::__install_panic_hook();
+                <$provider as $crate::Provider>::fetch_bill(request)
             }
         }
 

@@ -499,7 +499,7 @@ async fn a_plugin_for_another_world_version_is_refused_naming_both() {
     assert!(
         message.contains("targets paygate:provider@0.9.0")
             && message.contains(
-                "supports paygate:provider@0.1.0, paygate:provider@0.2.0, paygate:provider@0.3.0 and paygate:provider@0.4.0"
+                "supports paygate:provider@0.1.0, paygate:provider@0.2.0, paygate:provider@0.3.0, paygate:provider@0.4.0 and paygate:provider@0.5.0"
             ),
         "{message}"
     );

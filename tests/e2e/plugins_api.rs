@@ -36,7 +36,7 @@ async fn plugins_are_listed_for_admins_only() {
     let mock = &body["data"][0];
     assert_eq!(mock["name"], "mock");
     assert_eq!(mock["object"], "plugin");
-    assert_eq!(mock["world_version"], "0.4.0");
+    assert_eq!(mock["world_version"], "0.5.0");
     assert_eq!(mock["sha256"].as_str().unwrap().len(), 64);
     assert_eq!(mock["providers"][0]["name"], "mock");
     assert_eq!(
@@ -185,7 +185,7 @@ fn plugin_inspect_describes_a_component_and_refuses_a_foreign_world() {
     let hash = sha256_file(&mock);
     assert!(stdout.contains(&hash), "{stdout}");
     assert!(
-        stdout.contains("paygate:provider@0.4.0 (compatible)"),
+        stdout.contains("paygate:provider@0.5.0 (compatible)"),
         "{stdout}"
     );
     assert!(
@@ -198,7 +198,7 @@ fn plugin_inspect_describes_a_component_and_refuses_a_foreign_world() {
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert_eq!(output.status.code(), Some(2));
     assert!(
-        stdout.contains("paygate:provider@0.9.0") && stdout.contains("paygate:provider@0.4.0"),
+        stdout.contains("paygate:provider@0.9.0") && stdout.contains("paygate:provider@0.5.0"),
         "{stdout}"
     );
 

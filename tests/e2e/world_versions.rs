@@ -1,11 +1,12 @@
-//! Plugin world versions: plugins built for `paygate:provider@0.1.0`, `@0.2.0` and `@0.3.0`
-//! (`tests/plugins/world-0.1`, `world-0.2` and `world-0.3`, generated from the frozen
-//! `plugin-api/wit/0.1.0/`, `0.2.0/` and `0.3.0/`) still load next to the 0.4.0 plugins and
-//! serve payments, refunds, notices and applications, their answers read as 0.4.0 ones
-//! (0.1.0: no reported amounts; before 0.3.0: no card; before 0.4.0: no next step); no
-//! world before 0.3.0 is ever handed a wallet token, and a 0.3.0 plugin inspects and charges
-//! one and seals with `keys.encrypt`; a version this daemon does not link is refused naming
-//! the versions it does.
+//! Plugin world versions: plugins built for `paygate:provider@0.1.0` to `@0.4.0`
+//! (`tests/plugins/world-0.1` to `world-0.4`, generated from the frozen
+//! `plugin-api/wit/0.1.0/` to `0.4.0/`) still load next to the 0.5.0 plugins and
+//! serve payments, refunds, notices, applications and bills, their answers read as 0.5.0
+//! ones (0.1.0: no reported amounts; before 0.3.0: no card; before 0.4.0: no next step;
+//! before 0.5.0: bill entries with no line, and no bill fetched); no world before 0.3.0 is
+//! ever handed a wallet token, and a 0.3.0 plugin inspects and charges one and seals with
+//! `keys.encrypt`; a version this daemon does not link is refused naming the versions it
+//! does.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -21,6 +22,7 @@ use crate::support::*;
 const LEGACY: &str = "paygate-test-plugin-world-0-1";
 const LEGACY2: &str = "paygate-test-plugin-world-0-2";
 const LEGACY3: &str = "paygate-test-plugin-world-0-3";
+const LEGACY4: &str = "paygate-test-plugin-world-0-4";
 const LEGACY_SECRET: &str = "legacy-s3cret";
 
 fn host_config(legacy: &Path) -> Config {
@@ -46,6 +48,10 @@ path = "{legacy2}"
 name = "legacy3"
 path = "{legacy3}"
 
+[[plugins]]
+name = "legacy4"
+path = "{legacy4}"
+
 [[merchants]]
 id = "m_a"
 name = "A"
@@ -57,12 +63,15 @@ keys = {{ notify_secret = "inline:{LEGACY_SECRET}" }}
 keys = {{ notify_secret = "inline:{LEGACY_SECRET}" }}
 [merchants.providers.legacy3]
 keys = {{ platform_public_key = "file:{public_key}" }}
+[merchants.providers.legacy4]
+keys = {{}}
 "#,
         cache = shared_plugin_cache().display(),
         mock = plugin_dir().join("paygate-plugin-mock.wasm").display(),
         legacy = legacy.display(),
         legacy2 = test_plugin(LEGACY2).display(),
         legacy3 = test_plugin(LEGACY3).display(),
+        legacy4 = test_plugin(LEGACY4).display(),
         public_key = repo_root()
             .join("config/sandbox-keys/wechatpay_public_key.pem")
             .display(),
@@ -107,12 +116,12 @@ fn barcode_request(
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn plugins_of_older_worlds_load_next_to_0_4_plugins_and_remember_their_world() {
+async fn plugins_of_older_worlds_load_next_to_0_5_plugins_and_remember_their_world() {
     assert_eq!(
         SUPPORTED_WORLD_VERSIONS,
-        ["0.1.0", "0.2.0", "0.3.0", "0.4.0"]
+        ["0.1.0", "0.2.0", "0.3.0", "0.4.0", "0.5.0"]
     );
-    assert_eq!(WORLD_VERSION, "0.4.0");
+    assert_eq!(WORLD_VERSION, "0.5.0");
     let host = host().await;
     let plugins = host.plugins();
     let world = |name: &str| {
@@ -124,7 +133,8 @@ async fn plugins_of_older_worlds_load_next_to_0_4_plugins_and_remember_their_wor
     assert_eq!(world("legacy").as_deref(), Some("0.1.0"));
     assert_eq!(world("legacy2").as_deref(), Some("0.2.0"));
     assert_eq!(world("legacy3").as_deref(), Some("0.3.0"));
-    assert_eq!(world("mock").as_deref(), Some("0.4.0"));
+    assert_eq!(world("legacy4").as_deref(), Some("0.4.0"));
+    assert_eq!(world("mock").as_deref(), Some("0.5.0"));
     let legacy2 = host.provider("legacy2").unwrap();
     assert_eq!(legacy2.display_name, "Legacy Wallet (world 0.2.0)");
     assert_eq!(legacy2.operations.len(), 4);
@@ -354,7 +364,65 @@ async fn a_0_3_plugin_inspects_and_charges_wallet_tokens_seals_and_tells_no_next
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_0_4_plugin_reports_the_amounts() {
+async fn a_0_4_plugin_tells_the_next_step_and_parses_bills_without_lines() {
+    let host = host().await;
+    let application = OnboardingRequest {
+        activation_id: "act_world0004".into(),
+        provider: "legacy4".into(),
+        merchant: merchant_record(&host, "legacy4", "m_a"),
+        materials_json: "{}".into(),
+    };
+    let result = host.onboard(application).await.unwrap().unwrap();
+    assert_eq!(result.status, OnboardingStatus::UnderReview);
+    assert_eq!(
+        result.next_step_json.as_deref(),
+        Some(r#"{"type":"sign_agreement","url":"https://legacy4.example/sign/act_world0004"}"#)
+    );
+    let bill = |content: &[u8]| BillRequest {
+        provider: "legacy4".into(),
+        merchant: merchant_record(&host, "legacy4", "m_a"),
+        date: "2026-12-07".into(),
+        content: content.to_vec(),
+    };
+    let entries = host
+        .parse_bill(bill(
+            b"payment,pay_1,1250
+refund,pay_1,re_1,500
+",
+        ))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(entries.len(), 2);
+    assert_eq!(entries[0].kind, BillEntryKind::Payment);
+    assert_eq!((entries[0].amount.minor, entries[0].line), (1250, None));
+    assert_eq!(entries[1].refund_id.as_deref(), Some("re_1"));
+    let refused = host
+        .parse_bill(bill(
+            b"payment,pay_1,12.50
+",
+        ))
+        .await
+        .unwrap();
+    assert!(
+        matches!(&refused, Err(ProviderError::InvalidRequest(m)) if m.contains("bill line 1")),
+        "{refused:?}"
+    );
+    // 0.4.0 has no `fetch-bill`: the host never asks.
+    let fetch = BillFetchRequest {
+        provider: "legacy4".into(),
+        merchant: merchant_record(&host, "legacy4", "m_a"),
+        date: "2026-12-07".into(),
+    };
+    let refused = host.fetch_bill(fetch).await;
+    assert!(
+        matches!(&refused, Err(CallError::Unsupported { operation, .. }) if *operation == "fetch-bill"),
+        "{refused:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_0_5_plugin_reports_the_amounts() {
     let host = host().await;
     let paid = host
         .create_payment(barcode_request(&host, "mock", "990000000000001234", 1250))
@@ -394,7 +462,7 @@ async fn a_version_this_daemon_does_not_link_is_refused_naming_the_ones_it_does(
     assert!(
         message.contains("targets paygate:provider@0.9.0")
             && message.contains(
-                "supports paygate:provider@0.1.0, paygate:provider@0.2.0, paygate:provider@0.3.0 and paygate:provider@0.4.0"
+                "supports paygate:provider@0.1.0, paygate:provider@0.2.0, paygate:provider@0.3.0, paygate:provider@0.4.0 and paygate:provider@0.5.0"
             ),
         "{message}"
     );
@@ -420,7 +488,7 @@ async fn the_daemon_serves_a_payment_through_a_0_1_plugin() {
             .map(|p| p["world_version"].clone())
     };
     assert_eq!(world_of("legacy"), Some(json!("0.1.0")));
-    assert_eq!(world_of("mock"), Some(json!("0.4.0")));
+    assert_eq!(world_of("mock"), Some(json!("0.5.0")));
 
     // The provider is found from the payment code's prefix, as for any plugin.
     let (status, _, payment) = daemon

@@ -266,42 +266,89 @@ pub struct PluginConfig {
     pub allowed_hosts: Spanned<Vec<String>>,
     #[serde(default)]
     pub limits: PluginLimitsConfig,
+    /// `[plugins.bill_limits]`: the limits of bill downloads and parsing, whose files are
+    /// larger than any other call's (`PluginLimits::bills`).
+    #[serde(default)]
+    pub bill_limits: PluginLimitsConfig,
     /// Non-secret settings handed to the plugin (base URLs, ...); a merchant's settings for
     /// the provider override them key by key.
     #[serde(default)]
     pub settings: toml::Table,
 }
 
-/// `[plugins.limits]`: what one call of the plugin may use.
-#[derive(Debug, Clone, Deserialize)]
+/// `[plugins.limits]` (and `[plugins.bill_limits]`): what one call of the plugin may use.
+/// What a section leaves out is the default of its kind of call.
+#[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PluginLimitsConfig {
     /// Wall-clock time for one call, host I/O included.
-    #[serde(default = "default_deadline_ms")]
-    pub deadline_ms: Spanned<u64>,
+    #[serde(default)]
+    pub deadline_ms: Option<Spanned<u64>>,
     /// Linear memory the plugin may grow to.
-    #[serde(default = "default_memory_bytes")]
-    pub memory_bytes: Spanned<u64>,
+    #[serde(default)]
+    pub memory_bytes: Option<Spanned<u64>>,
     /// Size of anything the plugin returns (strings and lists, summed).
-    #[serde(default = "default_output_bytes")]
-    pub output_bytes: Spanned<u64>,
+    #[serde(default)]
+    pub output_bytes: Option<Spanned<u64>>,
     /// Size of an HTTP response body the plugin may receive.
-    #[serde(default = "default_http_response_bytes")]
-    pub http_response_bytes: Spanned<u64>,
+    #[serde(default)]
+    pub http_response_bytes: Option<Spanned<u64>>,
     /// Log lines one call may write; further lines are dropped and counted.
-    #[serde(default = "default_log_lines")]
-    pub log_lines_per_call: Spanned<u32>,
+    #[serde(default)]
+    pub log_lines_per_call: Option<Spanned<u32>>,
 }
 
-impl Default for PluginLimitsConfig {
-    fn default() -> Self {
-        PluginLimitsConfig {
-            deadline_ms: default_deadline_ms(),
-            memory_bytes: default_memory_bytes(),
-            output_bytes: default_output_bytes(),
-            http_response_bytes: default_http_response_bytes(),
-            log_lines_per_call: default_log_lines(),
+impl PluginLimitsConfig {
+    /// The limits this section sets, `defaults` for what it leaves out.
+    pub fn resolve(&self, defaults: crate::plugins::PluginLimits) -> crate::plugins::PluginLimits {
+        let bytes = |v: &Option<Spanned<u64>>, default: usize| {
+            v.as_ref().map_or(default, |v| {
+                usize::try_from(*v.get_ref()).unwrap_or(usize::MAX)
+            })
+        };
+        crate::plugins::PluginLimits {
+            deadline: self.deadline_ms.as_ref().map_or(defaults.deadline, |v| {
+                std::time::Duration::from_millis(*v.get_ref())
+            }),
+            memory_bytes: bytes(&self.memory_bytes, defaults.memory_bytes),
+            output_bytes: bytes(&self.output_bytes, defaults.output_bytes),
+            http_response_bytes: bytes(&self.http_response_bytes, defaults.http_response_bytes),
+            log_lines_per_call: self
+                .log_lines_per_call
+                .as_ref()
+                .map_or(defaults.log_lines_per_call, |v| *v.get_ref()),
         }
+    }
+
+    /// Every limit set is within its bounds; `section` is the field path of the section.
+    fn validate(&self, at: &Locator<'_>, section: &str) -> Result<(), ConfigError> {
+        let bounded = [
+            (&self.deadline_ms, "deadline_ms", 1, PLUGIN_DEADLINE_MS_MAX),
+            (
+                &self.memory_bytes,
+                "memory_bytes",
+                1 << 20,
+                PLUGIN_MEMORY_BYTES_MAX,
+            ),
+            (
+                &self.output_bytes,
+                "output_bytes",
+                1024,
+                PLUGIN_OUTPUT_BYTES_MAX,
+            ),
+            (
+                &self.http_response_bytes,
+                "http_response_bytes",
+                1024,
+                PLUGIN_OUTPUT_BYTES_MAX,
+            ),
+        ];
+        for (value, name, min, max) in bounded {
+            if let Some(value) = value {
+                at.within(value, format!("{section}.{name}"), min, max)?;
+            }
+        }
+        Ok(())
     }
 }
 
@@ -320,25 +367,6 @@ fn no_hosts() -> Spanned<Vec<String>> {
 fn default_max_concurrent_calls() -> Spanned<u32> {
     Spanned::new(0..0, 256)
 }
-fn default_limits() -> crate::plugins::PluginLimits {
-    crate::plugins::PluginLimits::default()
-}
-fn default_deadline_ms() -> Spanned<u64> {
-    Spanned::new(0..0, default_limits().deadline.as_millis() as u64)
-}
-fn default_memory_bytes() -> Spanned<u64> {
-    Spanned::new(0..0, default_limits().memory_bytes as u64)
-}
-fn default_output_bytes() -> Spanned<u64> {
-    Spanned::new(0..0, default_limits().output_bytes as u64)
-}
-fn default_http_response_bytes() -> Spanned<u64> {
-    Spanned::new(0..0, default_limits().http_response_bytes as u64)
-}
-fn default_log_lines() -> Spanned<u32> {
-    Spanned::new(0..0, default_limits().log_lines_per_call)
-}
-
 /// `[onboarding]`: merchants onboarded through the API.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -1211,36 +1239,8 @@ impl Config {
                     at.error(plugin.allowed_hosts.span(), field("allowed_hosts"), m)
                 })?;
             }
-            let limits = &plugin.limits;
-            let bounded = [
-                (
-                    &limits.deadline_ms,
-                    "limits.deadline_ms",
-                    1,
-                    PLUGIN_DEADLINE_MS_MAX,
-                ),
-                (
-                    &limits.memory_bytes,
-                    "limits.memory_bytes",
-                    1 << 20,
-                    PLUGIN_MEMORY_BYTES_MAX,
-                ),
-                (
-                    &limits.output_bytes,
-                    "limits.output_bytes",
-                    1024,
-                    PLUGIN_OUTPUT_BYTES_MAX,
-                ),
-                (
-                    &limits.http_response_bytes,
-                    "limits.http_response_bytes",
-                    1024,
-                    PLUGIN_OUTPUT_BYTES_MAX,
-                ),
-            ];
-            for (value, name, min, max) in bounded {
-                at.within(value, field(name), min, max)?;
-            }
+            plugin.limits.validate(at, &field("limits"))?;
+            plugin.bill_limits.validate(at, &field("bill_limits"))?;
         }
         Ok(())
     }
@@ -1672,7 +1672,6 @@ impl crate::plugins::settings::Source for Config {
             HostSettings, KeySetting, MerchantProviders, PluginSettings,
         };
         let host = &self.plugin_host;
-        let bytes = |v: &Spanned<u64>| usize::try_from(*v.get_ref()).unwrap_or(usize::MAX);
         HostSettings {
             max_concurrent_calls: *host.max_concurrent_calls.get_ref(),
             trusted_signers: host.trusted_signers.get_ref().clone(),
@@ -1689,13 +1688,8 @@ impl crate::plugins::settings::Source for Config {
                     path: p.path.get_ref().clone(),
                     sha256: p.sha256.as_ref().map(|s| s.get_ref().clone()),
                     allowed_hosts: p.allowed_hosts.get_ref().clone(),
-                    limits: crate::plugins::PluginLimits {
-                        deadline: std::time::Duration::from_millis(*p.limits.deadline_ms.get_ref()),
-                        memory_bytes: bytes(&p.limits.memory_bytes),
-                        output_bytes: bytes(&p.limits.output_bytes),
-                        http_response_bytes: bytes(&p.limits.http_response_bytes),
-                        log_lines_per_call: *p.limits.log_lines_per_call.get_ref(),
-                    },
+                    limits: p.limits.resolve(crate::plugins::PluginLimits::default()),
+                    bill_limits: p.bill_limits.resolve(crate::plugins::PluginLimits::bills()),
                     settings: p.settings.clone(),
                 })
                 .collect(),

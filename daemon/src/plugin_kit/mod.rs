@@ -62,6 +62,7 @@ impl Bench {
                 sha256: None,
                 allowed_hosts: kit.allowed_hosts.clone(),
                 limits: PluginLimits::default(),
+                bill_limits: PluginLimits::bills(),
                 settings: toml::Table::new(),
             }],
             keys: kit

@@ -4,11 +4,11 @@
 //!
 //! The newest version's types are the host's types (`plugins::types`); a plugin built for an
 //! older version is called through its own bindings and its answers are converted
-//! (`world_0_1.rs`, `world_0_2.rs`, `world_0_3.rs`). A new version of the world adds a
-//! module here, its converter, and an arm to [`World`].
+//! (`world_0_1.rs` to `world_0_4.rs`). A new version of the world adds a module here, its
+//! converter, and an arm to [`World`].
 
-/// `paygate:provider@0.4.0` (`plugin-api/wit/provider.wit`): the current world.
-pub mod v0_4 {
+/// `paygate:provider@0.5.0` (`plugin-api/wit/provider.wit`): the current world.
+pub mod v0_5 {
     wasmtime::component::bindgen!({
         path: "../plugin-api/wit",
         world: "plugin",
@@ -16,6 +16,17 @@ pub mod v0_4 {
         exports: { default: async },
         // The plugin kit stores calls and results in cassettes as JSON.
         additional_derives: [serde::Serialize, serde::Deserialize],
+    });
+}
+
+/// `paygate:provider@0.4.0` (`plugin-api/wit/0.4.0/provider.wit`, frozen): no bill
+/// downloads, bill entries without their line.
+pub mod v0_4 {
+    wasmtime::component::bindgen!({
+        path: "../plugin-api/wit/0.4.0",
+        world: "plugin",
+        imports: { default: async },
+        exports: { default: async },
     });
 }
 
@@ -52,15 +63,15 @@ pub mod v0_1 {
     });
 }
 
-pub use v0_4::{Plugin, PluginPre, paygate};
+pub use v0_5::{Plugin, PluginPre, paygate};
 
 /// The WIT package name.
 pub const WORLD_PACKAGE: &str = "paygate:provider";
 /// The newest world version: the one the host's types (`plugins::types`) come from.
-pub const WORLD_VERSION: &str = "0.4.0";
+pub const WORLD_VERSION: &str = "0.5.0";
 /// Every world version this daemon links, oldest first. A plugin's version must be
 /// semver-compatible with one of them (for 0.x: the same minor version).
-pub const SUPPORTED_WORLD_VERSIONS: [&str; 4] = ["0.1.0", "0.2.0", "0.3.0", "0.4.0"];
+pub const SUPPORTED_WORLD_VERSIONS: [&str; 5] = ["0.1.0", "0.2.0", "0.3.0", "0.4.0", "0.5.0"];
 
 /// The world a loaded plugin was built for, which decides how it is linked and called.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -71,15 +82,19 @@ pub enum World {
     V0_2,
     /// `paygate:provider@0.3.x`: onboarding results carry no next step.
     V0_3,
-    /// `paygate:provider@0.4.x`.
+    /// `paygate:provider@0.4.x`: no bill downloads.
     V0_4,
+    /// `paygate:provider@0.5.x`.
+    V0_5,
 }
 
 impl World {
     /// The world of the supported version `version` is compatible with.
     pub fn of_version(version: &str) -> Option<World> {
         let compatible = |ours| super::loader::compatible(version, ours);
-        if compatible("0.4.0") {
+        if compatible("0.5.0") {
+            Some(World::V0_5)
+        } else if compatible("0.4.0") {
             Some(World::V0_4)
         } else if compatible("0.3.0") {
             Some(World::V0_3)
@@ -99,6 +114,7 @@ pub enum WorldPre<T: 'static> {
     V0_2(v0_2::PluginPre<T>),
     V0_3(v0_3::PluginPre<T>),
     V0_4(v0_4::PluginPre<T>),
+    V0_5(v0_5::PluginPre<T>),
 }
 
 #[cfg(test)]
@@ -115,7 +131,9 @@ mod tests {
         assert_eq!(World::of_version("0.3.4"), Some(World::V0_3));
         assert_eq!(World::of_version("0.4.0"), Some(World::V0_4));
         assert_eq!(World::of_version("0.4.2"), Some(World::V0_4));
-        assert_eq!(World::of_version("0.5.0"), None);
+        assert_eq!(World::of_version("0.5.0"), Some(World::V0_5));
+        assert_eq!(World::of_version("0.5.1"), Some(World::V0_5));
+        assert_eq!(World::of_version("0.6.0"), None);
         assert_eq!(World::of_version("1.0.0"), None);
         assert_eq!(World::of_version("0.0.1"), None);
         assert_eq!(

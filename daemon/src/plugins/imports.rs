@@ -8,7 +8,7 @@ use std::time::Instant;
 use super::bindings::paygate::provider::{clock, http, keys, log, types};
 use super::keystore::{self, KeyStore};
 use super::lending::Lender;
-use super::limits::CallLimiter;
+use super::limits::{CallLimiter, PluginLimits};
 use super::registry::LoadedPlugin;
 use crate::outbound::{OutboundError, OutboundRequest};
 
@@ -18,6 +18,8 @@ const LOG_LINE_CHARS_MAX: usize = 2000;
 /// The state of one plugin call (one wasmtime `Store`).
 pub struct CallState {
     pub limiter: CallLimiter,
+    /// The limits of this call (the plugin's bill limits for a bill call).
+    pub limits: PluginLimits,
     /// When the call must have answered.
     pub deadline: Instant,
     /// Set by the epoch callback when the deadline passed inside wasm.
@@ -65,7 +67,7 @@ impl http::Host for CallState {
                 },
                 &self.plugin.allowed_hosts,
                 self.deadline,
-                self.plugin.limits.http_response_bytes,
+                self.limits.http_response_bytes,
             )
             .await;
         let elapsed_ms = started.elapsed().as_millis() as u64;
@@ -212,7 +214,7 @@ impl clock::Host for CallState {
 impl log::Host for CallState {
     async fn write(&mut self, level: log::Level, message: String) {
         self.log_lines += 1;
-        let limit = self.plugin.limits.log_lines_per_call;
+        let limit = self.limits.log_lines_per_call;
         if self.log_lines > limit {
             if self.log_lines == limit + 1 {
                 tracing::warn!(plugin = %self.plugin.name, limit, "plugin log limit reached; dropping further lines of this call");

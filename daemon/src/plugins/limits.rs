@@ -26,6 +26,21 @@ impl Default for PluginLimits {
     }
 }
 
+impl PluginLimits {
+    /// What a bill call (`fetch-bill`, `parse-bill`) gets when `[plugins.bill_limits]` says
+    /// nothing: a day's bill is megabytes where any other answer is kilobytes, and its
+    /// download takes longer than a payment's round trip.
+    pub fn bills() -> PluginLimits {
+        PluginLimits {
+            deadline: Duration::from_secs(60),
+            memory_bytes: 512 << 20,
+            output_bytes: 64 << 20,
+            http_response_bytes: 64 << 20,
+            log_lines_per_call: 100,
+        }
+    }
+}
+
 /// Table elements a plugin instance may have (Rust components need a few hundred).
 pub const TABLE_ELEMENTS_MAX: usize = 20_000;
 /// Core instances, tables and memories one component may create.

@@ -270,7 +270,7 @@ mod tests {
         );
         assert!(
             message.contains(
-                "supports paygate:provider@0.1.0, paygate:provider@0.2.0, paygate:provider@0.3.0 and paygate:provider@0.4.0"
+                "supports paygate:provider@0.1.0, paygate:provider@0.2.0, paygate:provider@0.3.0, paygate:provider@0.4.0 and paygate:provider@0.5.0"
             ),
             "{message}"
         );

@@ -27,6 +27,7 @@ pub mod settings;
 mod world_0_1;
 mod world_0_2;
 mod world_0_3;
+mod world_0_4;
 mod world_convert;
 
 use std::path::{Path, PathBuf};
@@ -129,6 +130,7 @@ enum Op {
     BindAccount(BindingRequest),
     QueryBinding(BindingRef),
     ParseBill(BillRequest),
+    FetchBill(BillFetchRequest),
 }
 
 impl Op {
@@ -147,7 +149,16 @@ impl Op {
             Op::BindAccount(_) => Operation::BindAccount,
             Op::QueryBinding(_) => Operation::QueryBinding,
             Op::ParseBill(_) => Operation::ParseBill,
+            Op::FetchBill(_) => Operation::FetchBill,
         })
+    }
+
+    /// The limits the call runs under: a bill call's own, else the plugin's.
+    fn limits(&self, plugin: &LoadedPlugin) -> PluginLimits {
+        match self {
+            Op::FetchBill(_) | Op::ParseBill(_) => plugin.bill_limits,
+            _ => plugin.limits,
+        }
     }
 
     fn name(&self) -> &'static str {
@@ -168,6 +179,7 @@ impl Op {
             Op::BindAccount(r) => (&r.merchant, &r.provider),
             Op::QueryBinding(r) => (&r.merchant, &r.provider),
             Op::ParseBill(r) => (&r.merchant, &r.provider),
+            Op::FetchBill(r) => (&r.merchant, &r.provider),
         })
     }
 }
@@ -182,6 +194,7 @@ enum Output {
     Onboarding(Result<OnboardingResult, ProviderError>),
     Binding(Result<BindingResult, ProviderError>),
     Bill(Result<Vec<BillEntry>, ProviderError>),
+    BillDownload(Result<BillDownload, ProviderError>),
 }
 
 impl Output {
@@ -195,6 +208,7 @@ impl Output {
             Output::Onboarding(v) => v.output_size(),
             Output::Binding(v) => v.output_size(),
             Output::Bill(v) => v.output_size(),
+            Output::BillDownload(v) => v.output_size(),
         }
     }
 
@@ -217,6 +231,7 @@ impl Output {
             Output::Onboarding(r) => of(r),
             Output::Binding(r) => of(r),
             Output::Bill(r) => of(r),
+            Output::BillDownload(r) => of(r),
             Output::Notification(Ok(_)) => "ok",
             Output::Notification(Err(_)) => "rejected",
         }
@@ -238,6 +253,7 @@ pub fn operation_name(operation: Operation) -> &'static str {
         Operation::QueryBinding => "query-binding",
         Operation::ParseBill => "parse-bill",
         Operation::InspectWalletToken => "inspect-wallet-token",
+        Operation::FetchBill => "fetch-bill",
     }
 }
 
@@ -469,9 +485,13 @@ impl PluginHost {
         let mut linker: Linker<CallState> = Linker::new(&self.engine);
         // Each world links its own version of the imports (the same host behind them).
         match world {
-            World::V0_4 => {
+            World::V0_5 => {
                 Plugin::add_to_linker::<CallState, HasSelf<CallState>>(&mut linker, |state| state)
             }
+            World::V0_4 => bindings::v0_4::Plugin::add_to_linker::<CallState, HasSelf<CallState>>(
+                &mut linker,
+                |state| state,
+            ),
             World::V0_3 => bindings::v0_3::Plugin::add_to_linker::<CallState, HasSelf<CallState>>(
                 &mut linker,
                 |state| state,
@@ -494,7 +514,8 @@ impl PluginHost {
             .instantiate_pre(&component)
             .and_then(|pre| {
                 Ok(match world {
-                    World::V0_4 => WorldPre::V0_4(PluginPre::new(pre)?),
+                    World::V0_5 => WorldPre::V0_5(PluginPre::new(pre)?),
+                    World::V0_4 => WorldPre::V0_4(bindings::v0_4::PluginPre::new(pre)?),
                     World::V0_3 => WorldPre::V0_3(bindings::v0_3::PluginPre::new(pre)?),
                     World::V0_2 => WorldPre::V0_2(bindings::v0_2::PluginPre::new(pre)?),
                     World::V0_1 => WorldPre::V0_1(bindings::v0_1::PluginPre::new(pre)?),
@@ -519,6 +540,7 @@ impl PluginHost {
             info: std::sync::OnceLock::new(),
             pre,
             limits: entry.limits,
+            bill_limits: entry.bill_limits,
             allowed_hosts,
             settings,
             loaded_at: SystemTime::now(),
@@ -695,14 +717,16 @@ impl PluginHost {
             .await
             .map_err(|_| CallError::Busy)?
             .map_err(|_| CallError::Busy)?;
-        let deadline = Instant::now() + plugin.limits.deadline;
+        let limits = op.limits(plugin);
+        let deadline = Instant::now() + limits.deadline;
         let scope = op
             .scope()
             .map(|(merchant, provider)| (merchant.id.clone(), provider.to_owned()));
         let mut store = Store::new(
             &self.engine,
             CallState {
-                limiter: CallLimiter::new(plugin.limits.memory_bytes),
+                limiter: CallLimiter::new(limits.memory_bytes),
+                limits,
                 deadline,
                 timed_out: false,
                 plugin: plugin.clone(),
@@ -726,7 +750,7 @@ impl PluginHost {
         });
 
         let result = tokio::time::timeout(
-            plugin.limits.deadline + DEADLINE_GRACE,
+            limits.deadline + DEADLINE_GRACE,
             dispatch(&plugin.pre, &mut store, op),
         )
         .await;
@@ -738,7 +762,7 @@ impl PluginHost {
         let outcome = match result {
             Err(_elapsed) => Err(fault(
                 FaultKind::Timeout,
-                format!("no answer within {} ms", plugin.limits.deadline.as_millis()),
+                format!("no answer within {} ms", limits.deadline.as_millis()),
             )),
             Ok(Err(error)) => {
                 let state = store.data();
@@ -758,22 +782,21 @@ impl PluginHost {
                     FaultKind::Contract
                 };
                 let message = match kind {
-                    FaultKind::Timeout => format!(
-                        "ran past its {} ms deadline",
-                        plugin.limits.deadline.as_millis()
-                    ),
+                    FaultKind::Timeout => {
+                        format!("ran past its {} ms deadline", limits.deadline.as_millis())
+                    }
                     _ => error.root_cause().to_string(),
                 };
                 Err(fault(kind, message))
             }
             Ok(Ok(output)) => {
                 let size = output.size();
-                if size > plugin.limits.output_bytes {
+                if size > limits.output_bytes {
                     Err(fault(
                         FaultKind::Contract,
                         format!(
                             "returned {size} bytes, more than its {}-byte limit",
-                            plugin.limits.output_bytes
+                            limits.output_bytes
                         ),
                     ))
                 } else {
@@ -829,6 +852,7 @@ impl PluginHost {
                 sha256: None,
                 allowed_hosts: Vec::new(),
                 limits: PluginLimits::default(),
+                bill_limits: PluginLimits::bills(),
                 settings: toml::Table::new(),
             }],
             keys: Vec::new(),
@@ -867,7 +891,8 @@ async fn dispatch(
     op: Op,
 ) -> wasmtime::Result<Output> {
     match pre {
-        WorldPre::V0_4(pre) => dispatch_current(pre, store, op).await,
+        WorldPre::V0_5(pre) => dispatch_current(pre, store, op).await,
+        WorldPre::V0_4(pre) => world_0_4::dispatch(pre, store, op).await,
         WorldPre::V0_3(pre) => world_0_3::dispatch(pre, store, op).await,
         WorldPre::V0_2(pre) => world_0_2::dispatch(pre, store, op).await,
         WorldPre::V0_1(pre) => world_0_1::dispatch(pre, store, op).await,
@@ -906,6 +931,7 @@ async fn dispatch_current(
         Op::BindAccount(r) => Output::Binding(provider.call_bind_account(&mut *store, &r).await?),
         Op::QueryBinding(r) => Output::Binding(provider.call_query_binding(&mut *store, &r).await?),
         Op::ParseBill(r) => Output::Bill(provider.call_parse_bill(&mut *store, &r).await?),
+        Op::FetchBill(r) => Output::BillDownload(provider.call_fetch_bill(&mut *store, &r).await?),
     })
 }
 
@@ -940,7 +966,10 @@ typed_calls! {
     query_onboarding(OnboardingRef) -> Onboarding / QueryOnboarding: OnboardingResult, ProviderError;
     bind_account(BindingRequest) -> Binding / BindAccount: BindingResult, ProviderError;
     query_binding(BindingRef) -> Binding / QueryBinding: BindingResult, ProviderError;
+    /// A bill file for its rows (downloaded by `fetch_bill`, or uploaded).
     parse_bill(BillRequest) -> Bill / ParseBill: Vec<BillEntry>, ProviderError;
+    /// A day's bill file as the provider published it.
+    fetch_bill(BillFetchRequest) -> BillDownload / FetchBill: BillDownload, ProviderError;
 }
 
 /// Every provider a config merchant names must be served by a loaded plugin.

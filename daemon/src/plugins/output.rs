@@ -135,8 +135,10 @@ record_size!(BillEntry {
     provider_reference,
     amount,
     fee,
-    occurred_at
+    occurred_at,
+    line
 });
+record_size!(BillFile { name, content });
 record_size!(CodePattern { prefixes });
 record_size!(Fee { method });
 record_size!(ProviderInfo {
@@ -161,6 +163,16 @@ impl OutputSize for ProviderError {
             ProviderError::InvalidRequest(m)
             | ProviderError::Unavailable(m)
             | ProviderError::UnknownOutcome(m) => m.output_size(),
+        }
+    }
+}
+
+impl OutputSize for BillDownload {
+    fn output_size(&self) -> usize {
+        match self {
+            BillDownload::File(file) => file.output_size(),
+            BillDownload::NotReady(m) => m.output_size(),
+            BillDownload::NoBill => 8,
         }
     }
 }

@@ -49,6 +49,10 @@ pub trait Providers: Send + Sync + 'static {
     ) -> Answer<OnboardingResult, ProviderError>;
     async fn bind_account(&self, request: BindingRequest) -> Answer<BindingResult, ProviderError>;
     async fn query_binding(&self, request: BindingRef) -> Answer<BindingResult, ProviderError>;
+    /// A day's bill file as the provider published it (or that it is not there yet).
+    async fn fetch_bill(&self, request: BillFetchRequest) -> Answer<BillDownload, ProviderError>;
+    /// A bill file's rows.
+    async fn parse_bill(&self, request: BillRequest) -> Answer<Vec<BillEntry>, ProviderError>;
 }
 
 #[async_trait::async_trait]
@@ -125,5 +129,13 @@ impl Providers for PluginHost {
 
     async fn query_binding(&self, request: BindingRef) -> Answer<BindingResult, ProviderError> {
         PluginHost::query_binding(self, request).await
+    }
+
+    async fn fetch_bill(&self, request: BillFetchRequest) -> Answer<BillDownload, ProviderError> {
+        PluginHost::fetch_bill(self, request).await
+    }
+
+    async fn parse_bill(&self, request: BillRequest) -> Answer<Vec<BillEntry>, ProviderError> {
+        PluginHost::parse_bill(self, request).await
     }
 }

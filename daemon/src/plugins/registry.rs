@@ -26,6 +26,8 @@ pub struct LoadedPlugin {
     pub info: OnceLock<PluginInfo>,
     pub pre: WorldPre<CallState>,
     pub limits: PluginLimits,
+    /// The limits of its bill calls.
+    pub bill_limits: PluginLimits,
     pub allowed_hosts: Vec<Origin>,
     /// The plugin's `settings` table, as JSON.
     pub settings: serde_json::Map<String, serde_json::Value>,

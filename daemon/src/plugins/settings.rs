@@ -38,6 +38,8 @@ pub struct PluginSettings {
     /// Origins (`scheme://host[:port]`) it may send HTTP requests to.
     pub allowed_hosts: Vec<String>,
     pub limits: PluginLimits,
+    /// The limits of its bill calls (`fetch-bill`, `parse-bill`).
+    pub bill_limits: PluginLimits,
     /// Handed to the plugin in every call's `merchant.settings_json`, under the merchant's.
     pub settings: toml::Table,
 }

@@ -3,18 +3,20 @@
 //! Such a plugin is linked with the 0.1.0 bindings (`bindings::v0_1`) and called through
 //! them; the rest of the daemon never sees 0.1.0 types (`world_convert.rs` has what the
 //! older worlds share):
-//! - requests go down: the host's (0.4.0) requests are converted to 0.1.0 ones (identical
-//!   but for wallet tokens, which 0.1.0 lacks and the host never sends it);
-//! - answers come up: 0.1.0 results become 0.4.0 results with the fields 0.1.0 lacks left
+//! - requests go down: the host's (0.5.0) requests are converted to 0.1.0 ones (identical
+//!   but for wallet tokens and bill downloads, which 0.1.0 lacks and the host never asks of
+//!   it);
+//! - answers come up: 0.1.0 results become 0.5.0 results with the fields 0.1.0 lacks left
 //!   absent (`payment-result.amount`, `refund-result.amount`: "the provider reported no
-//!   amount"; `payment-result.card`; `onboarding-result.next-step-json`);
+//!   amount"; `payment-result.card`; `onboarding-result.next-step-json`;
+//!   `bill-entry.line`);
 //! - its imports (`http`, `keys`, `clock`, `log` @0.1.0) are the host's current imports
 //!   (`imports.rs`), with their arguments and answers converted.
 
 use wasmtime::Store;
 
 use super::bindings::v0_1::{PluginPre, paygate::provider as old};
-use super::bindings::v0_4::paygate::provider as new;
+use super::bindings::v0_5::paygate::provider as new;
 use super::imports::CallState;
 use super::world_convert::{Convert, records, shared_conversions, variants};
 use super::{Op, Output};

@@ -1,4 +1,4 @@
-//! Plugins built for `paygate:provider@0.2.0`, kept loading and running after 0.3.0 and 0.4.0.
+//! Plugins built for `paygate:provider@0.2.0`, kept loading and running after 0.3.0, 0.4.0 and 0.5.0.
 //!
 //! Linked with the 0.2.0 bindings (`bindings::v0_2`) and called through them, as
 //! `world_0_1.rs` does for 0.1.0 (`world_convert.rs` has what the older worlds share):
@@ -9,7 +9,7 @@
 use wasmtime::Store;
 
 use super::bindings::v0_2::{PluginPre, paygate::provider as old};
-use super::bindings::v0_4::paygate::provider as new;
+use super::bindings::v0_5::paygate::provider as new;
 use super::imports::CallState;
 use super::world_convert::{Convert, records, shared_conversions, variants};
 use super::{Op, Output};

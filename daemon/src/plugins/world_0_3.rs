@@ -1,23 +1,25 @@
-//! Plugins built for `paygate:provider@0.3.0`, kept loading and running after 0.4.0.
+//! Plugins built for `paygate:provider@0.3.0`, kept loading and running after 0.4.0 and 0.5.0.
 //!
 //! Linked with the 0.3.0 bindings (`bindings::v0_3`) and called through them, as the older
 //! worlds are (`world_convert.rs` has what they share). 0.3.0 has everything the host asks
 //! of a plugin but the next step of an onboarding result: requests go down whole (wallet
 //! tokens included, and `inspect-wallet-token` is called), answers come up whole but for
-//! `onboarding-result.next-step-json`, which is absent, and the 0.3.0 imports (`keys.encrypt`
+//! `onboarding-result.next-step-json`, which is absent (and bill entries, which have no
+//! line), and no bill is fetched; the 0.3.0 imports (`keys.encrypt`
 //! and `keys.decrypt-apple-pay-token` included) are the host's current ones.
 
 use wasmtime::Store;
 
 use super::bindings::v0_3::{PluginPre, paygate::provider as old};
-use super::bindings::v0_4::paygate::provider as new;
+use super::bindings::v0_5::paygate::provider as new;
 use super::imports::CallState;
 use super::world_convert::{
-    Convert, common_conversions, dispatch_calls, keys_host, records, variants,
+    Convert, common_conversions, dispatch_calls, keys_host, no_next_step, records, variants,
 };
 use super::{Op, Output};
 
 common_conversions!(old, new);
+no_next_step!(old, new);
 
 records!(new => old, types:
     CreatePaymentRequest {

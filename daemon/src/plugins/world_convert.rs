@@ -3,8 +3,8 @@
 //! call of an older plugin with its request converted down and its answer up.
 //!
 //! Every conversion is a struct literal or an exhaustive match, so a field or case that
-//! differs between the versions is a compile error in the world's module (`world_0_1.rs`,
-//! `world_0_2.rs`, `world_0_3.rs`), not a silent loss. What differs is written there by
+//! differs between the versions is a compile error in the world's module (`world_0_1.rs`
+//! to `world_0_4.rs`), not a silent loss. What differs is written there by
 //! hand, or chosen here: [`common_conversions`] is what every older world shares,
 //! [`keys_host`] and [`dispatch_calls`] take what a world adds, and [`shared_conversions`]
 //! is the whole of a world before wallet tokens (0.1.0, 0.2.0).
@@ -81,11 +81,12 @@ macro_rules! variants {
 }
 pub(super) use variants;
 
-/// The conversions every older world (0.1.0, 0.2.0, 0.3.0) shares with the current one:
+/// The conversions every older world (0.1.0 to 0.4.0) shares with the current one:
 /// requests down (all but the payment request, which may carry what an older world lacks)
 /// and answers up (all but the payment and refund results, which gained fields, and the
-/// onboarding result, which no older world can give a next step), and the imports'
-/// arguments up and answers down (all but `keys`: [`keys_host`]).
+/// onboarding result, which only 0.4.0 gives a next step: [`no_next_step`]; bill entries
+/// come up with no line), and the imports' arguments up and answers down (all but `keys`:
+/// [`keys_host`]).
 macro_rules! common_conversions {
     ($old:ident, $new:ident) => {
         records!($new => $old, types:
@@ -115,7 +116,6 @@ macro_rules! common_conversions {
             OnboardingUpdate { activation_id, outcome }
             BindingResult { status, provider_reference, verification_json, failure }
             BindingUpdate { bank_account_id, outcome }
-            BillEntry { kind, payment_id, refund_id, provider_reference, amount, fee, occurred_at }
             CodePattern { prefixes, min_length, max_length }
             Fee { method, rate_basis_points }
             ProviderInfo { name, display_name, methods, currencies, payment_codes, operations, fees }
@@ -141,14 +141,18 @@ macro_rules! common_conversions {
         variants!($new => $old, keys: KeyError { UnknownKey(m), Unsupported(m), Failed(m) });
         variants!($old => $new, log: Level { Debug, Info, Warn, Error });
 
-        /// No world before 0.4.0 tells what the merchant must do next.
-        impl Convert<$new::types::OnboardingResult> for $old::types::OnboardingResult {
-            fn convert(self) -> $new::types::OnboardingResult {
-                $new::types::OnboardingResult {
-                    status: self.status.convert(),
+        /// No world before 0.5.0 says where in the file a bill row is.
+        impl Convert<$new::types::BillEntry> for $old::types::BillEntry {
+            fn convert(self) -> $new::types::BillEntry {
+                $new::types::BillEntry {
+                    kind: self.kind.convert(),
+                    payment_id: self.payment_id,
+                    refund_id: self.refund_id,
                     provider_reference: self.provider_reference,
-                    rejection_reason: self.rejection_reason,
-                    next_step_json: None,
+                    amount: self.amount.convert(),
+                    fee: self.fee.convert(),
+                    occurred_at: self.occurred_at,
+                    line: None,
                 }
             }
         }
@@ -181,12 +185,30 @@ macro_rules! common_conversions {
 }
 pub(super) use common_conversions;
 
+/// An onboarding result of a world before 0.4.0, which tells no next step.
+macro_rules! no_next_step {
+    ($old:ident, $new:ident) => {
+        impl Convert<$new::types::OnboardingResult> for $old::types::OnboardingResult {
+            fn convert(self) -> $new::types::OnboardingResult {
+                $new::types::OnboardingResult {
+                    status: self.status.convert(),
+                    provider_reference: self.provider_reference,
+                    rejection_reason: self.rejection_reason,
+                    next_step_json: None,
+                }
+            }
+        }
+    };
+}
+pub(super) use no_next_step;
+
 /// Everything of a world before wallet tokens (0.1.0, 0.2.0): [`common_conversions`], the
 /// methods and operations it knows, a payment request refused before it reaches the plugin
 /// if it carries a token, the four key operations, and calls that never inspect a token.
 macro_rules! shared_conversions {
     ($old:ident, $new:ident) => {
         super::world_convert::common_conversions!($old, $new);
+        super::world_convert::no_next_step!($old, $new);
 
         variants!($old => $new, types:
             Method { Qr, Barcode, Link }
@@ -383,6 +405,12 @@ macro_rules! dispatch_calls {
                         .await?
                         .convert(),
                 ),
+                // No world before 0.5.0 lists `fetch-bill`, so the host never asks.
+                Op::FetchBill(_) => {
+                    Output::BillDownload(Err($new::types::ProviderError::InvalidRequest(
+                        "this plugin's world has no fetch-bill".into(),
+                    )))
+                }
             })
         }
     };

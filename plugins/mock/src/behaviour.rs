@@ -281,6 +281,7 @@ pub fn parse_bill(content: &[u8]) -> Result<Vec<BillEntry>, ProviderError> {
             amount: money(amount)?,
             fee: Some(money(fee)?),
             occurred_at: None,
+            line: u32::try_from(number + 1).ok(),
         });
     }
     Ok(entries)
@@ -363,6 +364,7 @@ mod tests {
         assert_eq!(entries.len(), 2);
         assert_eq!(entries[0].amount.minor, 1250);
         assert_eq!(entries[1].refund_id.as_deref(), Some("re_1"));
+        assert_eq!((entries[0].line, entries[1].line), (Some(1), Some(2)));
         match parse_bill(b"payment,pay_1,,12.50,CNY,8").unwrap_err() {
             ProviderError::InvalidRequest(m) => assert!(m.contains("line 1"), "{m}"),
             other => panic!("{other:?}"),

@@ -157,6 +157,7 @@ async fn authorize(
         let order = Order {
             merchant: merchant.to_owned(),
             out_trade_no: reference.clone(),
+            app_id: None,
             trade_no: format!("acq_{}", keys::random_token(20).to_ascii_lowercase()),
             kind: "card",
             amount_minor: amount,

@@ -222,6 +222,9 @@ pub(crate) fn handle(sim: &Arc<Sim>, method: &str, params: &BTreeMap<String, Str
         }
     };
     let app_id = params["app_id"].clone();
+    if method == crate::alipay_bills::METHOD {
+        return crate::alipay_bills::download_url(sim, &app_id, &biz);
+    }
     let notify_url = params.get("notify_url").filter(|u| !u.is_empty()).cloned();
     // Sub-merchant onboarding and settlement accounts (`alipay_onboarding.rs`).
     if let Some(answer) =
@@ -290,6 +293,7 @@ pub(crate) fn handle(sim: &Arc<Sim>, method: &str, params: &BTreeMap<String, Str
             let mut order = Order {
                 merchant: app_id,
                 out_trade_no: out_trade_no.clone(),
+                app_id: None,
                 trade_no,
                 kind: "qr",
                 amount_minor: amount,

@@ -7,6 +7,14 @@
 //!   0.01, validly signed);
 //! - `GET /_sim/{provider}/ledger`: every order and refund, and any violation of "charged
 //!   at most once, refunded at most what was paid".
+//! - `POST /_sim/{provider}/bills/close` `{"date": "YYYY-MM-DD"}`: publishes that day's
+//!   bills now, not after the day ends (China time), so that a test can reconcile the
+//!   traffic it just made;
+//! - `POST /_sim/{provider}/bills/discrepancies` `{"kind": "theirs_only" | "ours_only" |
+//!   "amount_mismatch" | "status_mismatch" | "missing_refund", "out_trade_no": ...,
+//!   "out_refund_no": ..., "amount_minor": ...}`: the next bill published gets it wrong so;
+//! - `POST /_sim/{provider}/bills/rates` `{"merchant": ..., "basis_points": N}`: the fee
+//!   rate of a merchant (Alipay app id, WeChat Pay mchid or sub_mchid; default 60, 0.6 %).
 
 use axum::Json;
 use axum::extract::{Path, State};
@@ -230,4 +238,80 @@ pub async fn onboarding(State(sim): State<SharedSim>, Path(provider): Path<Strin
         "media": onboarding.media,
     }))
     .into_response()
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CloseDay {
+    date: String,
+}
+
+pub async fn close_day(
+    State(sim): State<SharedSim>,
+    Path(provider): Path<String>,
+    Json(request): Json<CloseDay>,
+) -> Response {
+    let Some(state) = sim.provider(&provider) else {
+        return unknown(&provider);
+    };
+    if crate::bills::day_start_ms(&request.date).is_none() {
+        return (
+            StatusCode::BAD_REQUEST,
+            Json(json!({"error": "date is not YYYY-MM-DD"})),
+        )
+            .into_response();
+    }
+    state
+        .bills
+        .lock()
+        .expect("bills lock")
+        .close_day(&request.date);
+    Json(json!({"closed": request.date})).into_response()
+}
+
+pub async fn add_discrepancy(
+    State(sim): State<SharedSim>,
+    Path(provider): Path<String>,
+    Json(request): Json<crate::bills::Discrepancy>,
+) -> Response {
+    let Some(state) = sim.provider(&provider) else {
+        return unknown(&provider);
+    };
+    state
+        .bills
+        .lock()
+        .expect("bills lock")
+        .add_discrepancy(request);
+    Json(json!({"pending": true})).into_response()
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Rate {
+    merchant: String,
+    basis_points: u32,
+}
+
+pub async fn set_rate(
+    State(sim): State<SharedSim>,
+    Path(provider): Path<String>,
+    Json(request): Json<Rate>,
+) -> Response {
+    let Some(state) = sim.provider(&provider) else {
+        return unknown(&provider);
+    };
+    if request.basis_points > 10_000 {
+        return (
+            StatusCode::BAD_REQUEST,
+            Json(json!({"error": "basis_points is at most 10000"})),
+        )
+            .into_response();
+    }
+    state
+        .bills
+        .lock()
+        .expect("bills lock")
+        .set_rate(&request.merchant, request.basis_points);
+    Json(json!({"merchant": request.merchant, "basis_points": request.basis_points}))
+        .into_response()
 }

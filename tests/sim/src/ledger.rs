@@ -84,6 +84,9 @@ pub struct Order {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub sub_merchant: Option<String>,
     pub out_trade_no: String,
+    /// The app the order was placed for (WeChat Pay's `appid`), which its bill rows name.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub app_id: Option<String>,
     /// The provider's own trade number.
     pub trade_no: String,
     /// `qr` or `code`.

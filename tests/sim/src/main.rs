@@ -8,7 +8,9 @@
 
 mod acquirer;
 mod alipay;
+mod alipay_bills;
 mod alipay_onboarding;
+mod bills;
 mod control;
 mod faults;
 mod hmac_json;
@@ -19,6 +21,7 @@ mod onboarding;
 mod state;
 mod toypay;
 mod wechatpay;
+mod wechatpay_bills;
 mod wechatpay_onboarding;
 
 use std::path::PathBuf;
@@ -42,6 +45,10 @@ struct Args {
     /// Address to listen on (loopback).
     #[arg(long, default_value = "127.0.0.1:8430")]
     listen: String,
+    /// Address of Alipay's bill host (its `dwbillcenter`), apart from the gateway as
+    /// Alipay's is. Default: the next port after `--listen`'s (a free one if that is 0).
+    #[arg(long)]
+    bill_listen: Option<String>,
     /// Folder of the sandbox keys.
     #[arg(long, default_value = "config/sandbox-keys")]
     keys: PathBuf,
@@ -95,12 +102,43 @@ async fn main() -> std::process::ExitCode {
             return std::process::ExitCode::from(1);
         }
     };
+    let bill_address = args.bill_listen.clone().unwrap_or_else(|| {
+        let main = listener.local_addr().expect("a bound address");
+        let port = if args.listen.ends_with(":0") {
+            0
+        } else {
+            main.port() + 1
+        };
+        format!("{}:{port}", main.ip())
+    });
+    let bill_listener = match tokio::net::TcpListener::bind(&bill_address).await {
+        Ok(listener) => listener,
+        Err(e) => {
+            eprintln!("paygate-sim: cannot listen on {bill_address} (the bill host): {e}");
+            return std::process::ExitCode::from(1);
+        }
+    };
+    let bill_origin = format!(
+        "http://{}",
+        bill_listener.local_addr().expect("a bound address")
+    );
+    let _ = sim.alipay_bill_origin.set(bill_origin.clone());
     spawn_clock(sim.clone());
+    let bill_host = Router::new()
+        .route("/downloadBillFile.resource", get(alipay_bills::download))
+        .with_state(sim.clone());
+    tokio::spawn(async move {
+        if let Err(e) = axum::serve(bill_listener, bill_host).await {
+            eprintln!("paygate-sim: the bill host stopped: {e}");
+        }
+    });
     let app = router(sim);
+    // The first line is what scripts wait for; the bill host's follows.
     println!(
         "paygate-sim listening on http://{}",
         listener.local_addr().expect("a bound address")
     );
+    println!("paygate-sim bills on {bill_origin}");
     let shutdown = async {
         let _ = tokio::signal::ctrl_c().await;
     };
@@ -142,6 +180,12 @@ fn router(sim: Arc<Sim>) -> Router {
             post(control::verify_account),
         )
         .route("/_sim/{provider}/onboarding", get(control::onboarding))
+        .route("/_sim/{provider}/bills/close", post(control::close_day))
+        .route(
+            "/_sim/{provider}/bills/discrepancies",
+            post(control::add_discrepancy),
+        )
+        .route("/_sim/{provider}/bills/rates", post(control::set_rate))
         .with_state(sim)
 }
 
@@ -319,6 +363,7 @@ mod tests {
         Order {
             merchant: "2021000000000001".into(),
             out_trade_no: "pay_1".into(),
+            app_id: None,
             trade_no: "2026000000000000000000000001".into(),
             kind: "qr",
             amount_minor: 1250,

@@ -15,6 +15,8 @@ pub struct ProviderState {
     pub ledger: Mutex<Ledger>,
     pub faults: Mutex<Faults>,
     pub onboarding: Mutex<crate::onboarding::Onboarding>,
+    /// Its trade bills: rates, published days, pending discrepancies.
+    pub bills: Mutex<crate::bills::Bills>,
 }
 
 impl ProviderState {
@@ -63,6 +65,9 @@ pub struct Sim {
     pub timings: Timings,
     /// The `Wechatpay-Serial` of the platform public key.
     pub wechatpay_public_key_id: String,
+    /// Where Alipay's bill files are downloaded from (`http://host:port`): a host of its own,
+    /// as Alipay's `dwbillcenter.alipay.com` is apart from its gateway.
+    pub alipay_bill_origin: std::sync::OnceLock<String>,
 }
 
 pub type SharedSim = Arc<Sim>;
@@ -86,6 +91,7 @@ impl Sim {
             notifier,
             timings,
             wechatpay_public_key_id: crate::WECHATPAY_PUBLIC_KEY_ID.into(),
+            alipay_bill_origin: std::sync::OnceLock::new(),
         }
     }
 

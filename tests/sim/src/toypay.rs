@@ -181,6 +181,7 @@ async fn create(
         let mut order = Order {
             merchant: merchant.to_owned(),
             out_trade_no: reference.clone(),
+            app_id: None,
             trade_no: trade_no.clone(),
             kind,
             amount_minor: amount,

@@ -45,6 +45,14 @@ pub fn router() -> Router<SharedSim> {
         .nest("/v3/pay/partner/transactions", transactions())
         .route("/v3/refund/domestic/refunds", post(refund))
         .route(
+            "/v3/bill/tradebill",
+            get(crate::wechatpay_bills::trade_bill),
+        )
+        .route(
+            "/v3/billdownload/file",
+            get(crate::wechatpay_bills::download),
+        )
+        .route(
             "/v3/refund/domestic/refunds/{out_refund_no}",
             get(query_refund),
         )
@@ -124,17 +132,17 @@ fn authorization_params(value: &str) -> Option<BTreeMap<String, String>> {
 }
 
 /// A call, authenticated: the merchant (mchid) and the parsed JSON body.
-struct Call {
-    mchid: String,
-    body: Value,
+pub(crate) struct Call {
+    pub(crate) mchid: String,
+    pub(crate) body: Value,
 }
 
-fn error(status: StatusCode, code: &str, message: &str) -> (StatusCode, Value) {
+pub(crate) fn error(status: StatusCode, code: &str, message: &str) -> (StatusCode, Value) {
     (status, json!({"code": code, "message": message}))
 }
 
 /// Checks the request's signature; the error answer otherwise.
-fn authenticate(
+pub(crate) fn authenticate(
     sim: &Sim,
     method: &Method,
     uri: &axum::http::Uri,
@@ -270,7 +278,7 @@ async fn answer(
 }
 
 /// Runs a handler body with the call's fault and authentication around it.
-async fn serve(
+pub(crate) async fn serve(
     sim: SharedSim,
     method: Method,
     uri: axum::http::Uri,
@@ -386,7 +394,7 @@ fn owner(answer: &mut Value, order: &Order, appid: Option<&str>) {
 /// The sub-merchant a call is for: `None` for a merchant's own order; for a partner call,
 /// `sub_mchid` (from the body or the query), which must be a sub-merchant the caller
 /// onboarded and whose applyment is finished.
-fn sub_merchant(
+pub(crate) fn sub_merchant(
     sim: &Sim,
     call: &Call,
     partner: bool,
@@ -449,6 +457,7 @@ fn new_order(
         merchant: call.mchid.clone(),
         sub_merchant,
         out_trade_no,
+        app_id: Some(text(b, appid)),
         trade_no: format!(
             "4200{}",
             keys::random_token(24).replace(|c: char| c.is_ascii_alphabetic(), "3")
@@ -671,7 +680,7 @@ fn not_found(what: &str) -> (StatusCode, Option<Value>) {
 }
 
 /// A query-string parameter (empty when absent).
-fn query_param(uri: &axum::http::Uri, name: &str) -> String {
+pub(crate) fn query_param(uri: &axum::http::Uri, name: &str) -> String {
     uri.query()
         .and_then(|q| form_urlencoded::parse(q.as_bytes()).find(|(k, _)| k == name))
         .map(|(_, v)| v.into_owned())
