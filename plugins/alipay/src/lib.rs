@@ -16,6 +16,7 @@
 use paygate_plugin_api::*;
 
 mod auth;
+mod bills;
 mod env;
 mod flow;
 #[cfg(any(test, feature = "fuzzing"))]
@@ -55,6 +56,8 @@ fn provider_info() -> ProviderInfo {
             Operation::QueryOnboarding,
             Operation::BindAccount,
             Operation::QueryBinding,
+            Operation::FetchBill,
+            Operation::ParseBill,
         ],
         // Alipay's rate is negotiated per merchant: nothing to state here.
         fees: Vec::new(),
@@ -111,6 +114,14 @@ impl Provider for Alipay {
     fn query_binding(binding: BindingRef) -> Result<BindingResult, ProviderError> {
         flow::query_binding(&Host, &binding)
     }
+
+    fn fetch_bill(request: BillFetchRequest) -> Result<BillDownload, ProviderError> {
+        bills::fetch_bill(&Host, &request)
+    }
+
+    fn parse_bill(request: BillRequest) -> Result<Vec<BillEntry>, ProviderError> {
+        bills::parse_bill(&request)
+    }
 }
 
 // Only the component exports: a native build (the tests, the fuzz targets) links the
@@ -142,9 +153,10 @@ mod tests {
         };
         assert_eq!(codes.prefixes, ["25", "26", "27", "28", "29", "30"]);
         assert_eq!((codes.min_length, codes.max_length), (16, 24));
-        assert_eq!(provider.operations.len(), 10);
+        assert_eq!(provider.operations.len(), 12);
         assert!(provider.operations.contains(&Operation::ParseNotification));
-        assert!(!provider.operations.contains(&Operation::ParseBill));
+        assert!(provider.operations.contains(&Operation::FetchBill));
+        assert!(provider.operations.contains(&Operation::ParseBill));
         assert!(provider.fees.is_empty());
     }
 }

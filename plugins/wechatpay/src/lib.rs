@@ -19,6 +19,7 @@
 use paygate_plugin_api::*;
 
 mod auth;
+mod bills;
 mod details;
 mod env;
 mod flow;
@@ -67,6 +68,8 @@ fn provider_info() -> ProviderInfo {
             Operation::QueryOnboarding,
             Operation::BindAccount,
             Operation::QueryBinding,
+            Operation::FetchBill,
+            Operation::ParseBill,
         ],
         fees: vec![Fee {
             method: None,
@@ -125,6 +128,14 @@ impl Provider for WechatPay {
     fn query_binding(binding: BindingRef) -> Result<BindingResult, ProviderError> {
         flow::query_binding(&Host, &binding)
     }
+
+    fn fetch_bill(request: BillFetchRequest) -> Result<BillDownload, ProviderError> {
+        bills::fetch_bill(&Host, &request)
+    }
+
+    fn parse_bill(request: BillRequest) -> Result<Vec<BillEntry>, ProviderError> {
+        bills::parse_bill(&request)
+    }
 }
 
 // Only the component exports: a native build (the tests, the fuzz targets) links the
@@ -169,8 +180,11 @@ mod tests {
                 Operation::QueryOnboarding,
                 Operation::BindAccount,
                 Operation::QueryBinding,
+                Operation::FetchBill,
+                Operation::ParseBill,
             ]
         );
-        assert!(!provider.operations.contains(&Operation::ParseBill));
+        assert!(provider.operations.contains(&Operation::FetchBill));
+        assert!(provider.operations.contains(&Operation::ParseBill));
     }
 }

@@ -348,6 +348,10 @@ pub enum Call {
     QuerySettlement,
     /// Onboarding: upload an image an applyment names by media id.
     MediaUpload,
+    /// A day's trade bill: its download link (`GET /v3/bill/tradebill`).
+    TradeBill,
+    /// The bill file behind that link.
+    BillDownload,
 }
 
 impl Call {
@@ -358,6 +362,8 @@ impl Call {
         !matches!(
             self,
             Call::QueryPayment
+                | Call::TradeBill
+                | Call::BillDownload
                 | Call::QueryRefund
                 | Call::MediaUpload
                 | Call::QueryApplyment
@@ -381,6 +387,8 @@ impl Call {
             Call::QuerySettlementApplication => "settlement application query",
             Call::QuerySettlement => "settlement query",
             Call::MediaUpload => "media upload",
+            Call::TradeBill => "trade bill",
+            Call::BillDownload => "bill download",
         }
     }
 }
