@@ -8,6 +8,7 @@ mod archive;
 mod auth;
 mod backup;
 mod bad_input;
+mod bills;
 mod browser;
 mod cashier;
 mod config_errors;

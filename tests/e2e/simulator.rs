@@ -14,6 +14,8 @@ pub struct Simulator {
     child: Child,
     /// `http://127.0.0.1:PORT`.
     pub base_url: String,
+    /// Alipay's bill host, `http://127.0.0.1:PORT`.
+    pub bill_url: String,
     client: reqwest::Client,
 }
 
@@ -52,7 +54,7 @@ impl Simulator {
         let (sender, receiver) = mpsc::channel();
         std::thread::spawn(move || {
             let mut lines = BufReader::new(stdout).lines();
-            if let Some(Ok(line)) = lines.next() {
+            for line in lines.by_ref().take(2).flatten() {
                 let _ = sender.send(line);
             }
             for _ in lines {}
@@ -65,9 +67,18 @@ impl Simulator {
             .expect("the listening line")
             .trim()
             .to_owned();
+        let line = receiver
+            .recv_timeout(Duration::from_secs(20))
+            .expect("the simulator prints its bill host");
+        let bill_url = line
+            .strip_prefix("paygate-sim bills on ")
+            .expect("the bill host line")
+            .trim()
+            .to_owned();
         Simulator {
             child,
             base_url,
+            bill_url,
             client: reqwest::Client::new(),
         }
     }
@@ -80,8 +91,11 @@ impl Simulator {
     /// The shipped config with the providers pointed at this simulator.
     pub fn daemon_config(&self) -> String {
         let config = default_config_text();
-        assert!(config.contains("127.0.0.1:8430"));
-        config.replace("127.0.0.1:8430", self.addr())
+        assert!(config.contains("127.0.0.1:8430") && config.contains("127.0.0.1:8431"));
+        config.replace("127.0.0.1:8430", self.addr()).replace(
+            "127.0.0.1:8431",
+            self.bill_url.trim_start_matches("http://"),
+        )
     }
 
     pub async fn control(&self, path: &str, body: Value) -> (u16, Value) {

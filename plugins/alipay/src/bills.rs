@@ -15,8 +15,6 @@
 //! a row of any other business type is refused rather than skipped, so that no money moves
 //! unseen; a trade must have completed on the bill's day (China time).
 
-use std::io::{Cursor, Read};
-
 use paygate_plugin_api::{
     BillDownload, BillEntry, BillEntryKind, BillFetchRequest, BillFile, BillRequest, Money,
     ProviderError, http,
@@ -145,33 +143,17 @@ pub fn parse(content: &[u8], date: &str, seller: &str) -> Result<Vec<BillEntry>,
     Ok(read.entries)
 }
 
-/// The details and summary texts of a bill zip, found by their first line.
+/// The details and summary texts of a bill zip, found by their first line (Alipay names
+/// them in GBK without saying so, which no zip reader decodes reliably).
 fn unzip(content: &[u8]) -> Result<(Option<String>, Option<String>), String> {
-    let mut archive = zip::ZipArchive::new(Cursor::new(content))
-        .map_err(|e| format!("the bill is not a readable zip: {e}"))?;
-    if archive.len() > ENTRIES_MAX {
-        return Err(format!(
-            "the bill zip holds {} files, not Alipay's two",
-            archive.len()
-        ));
-    }
+    let files = crate::unzip::entries(content, ENTRIES_MAX, ENTRY_BYTES_MAX)
+        .map_err(|e| format!("the bill zip: {e}"))?;
     let (mut details, mut summary) = (None, None);
-    for i in 0..archive.len() {
-        let mut file = archive
-            .by_index(i)
-            .map_err(|e| format!("the bill zip's file {}: {e}", i + 1))?;
-        if file.is_dir() {
+    for (n, file) in files.iter().enumerate() {
+        if file.name.ends_with(b"/") {
             continue;
         }
-        if file.size() > ENTRY_BYTES_MAX {
-            return Err(format!("the bill zip's file {} is too large", i + 1));
-        }
-        let mut bytes = Vec::new();
-        file.by_ref()
-            .take(ENTRY_BYTES_MAX + 1)
-            .read_to_end(&mut bytes)
-            .map_err(|e| format!("the bill zip's file {} does not unpack: {e}", i + 1))?;
-        let text = decode(&bytes, &format!("the bill zip's file {}", i + 1))?;
+        let text = decode(&file.content, &format!("the bill zip's file {}", n + 1))?;
         let first = text.lines().next().unwrap_or("").trim().to_owned();
         let slot = match first.as_str() {
             DETAILS_TITLE => &mut details,
@@ -479,6 +461,7 @@ fn beijing_rfc3339(text: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::io::Cursor;
 
     pub const SELLER: &str = "2088000000000001";
 
@@ -691,6 +674,22 @@ mod tests {
         assert!(refused(&zip, "2026-12-07", SELLER).contains("summary line 6"));
         let zip = zip_of(&[("s.csv", &summary(0, 0))]);
         assert!(refused(&zip, "2026-12-07", SELLER).contains("no 业务明细"));
+    }
+
+    #[test]
+    fn a_zip_written_as_a_stream_reads_too() {
+        // Java's ZipOutputStream (Alipay's) writes sizes after the data (data descriptors).
+        use std::io::Write;
+        let mut zip = zip::ZipWriter::new_stream(Vec::new());
+        let options = zip::write::SimpleFileOptions::default()
+            .compression_method(zip::CompressionMethod::Deflated);
+        zip.start_file("d.csv", options).unwrap();
+        zip.write_all(&gbk_bytes(&details(&[PAID, REFUNDED], (1, 1))))
+            .unwrap();
+        zip.start_file("s.csv", options).unwrap();
+        zip.write_all(&gbk_bytes(&summary(1, 1))).unwrap();
+        let bytes = zip.finish().unwrap().into_inner();
+        assert_eq!(parse(&bytes, "2026-12-07", SELLER).unwrap().len(), 2);
     }
 
     #[test]

@@ -26,6 +26,7 @@ mod onboarding;
 mod settings;
 mod time;
 mod transform;
+mod unzip;
 
 #[cfg(test)]
 mod testkit;
