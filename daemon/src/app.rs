@@ -36,10 +36,13 @@ pub struct AppState {
     pub body_bytes_max: usize,
     /// Largest accepted body of the routes that carry files (`server.upload_bytes_max`).
     pub upload_bytes_max: usize,
+    /// Largest accepted bill upload (`server.bill_upload_bytes_max`).
+    pub bill_upload_bytes_max: usize,
     /// The anomaly monitor's handle (inputs, blocks, new alerts).
     pub monitor: Arc<Monitor>,
     pub payments: Arc<Payments>,
     pub onboarding: Arc<Onboarding>,
+    pub reconciler: Arc<crate::reconciliation::Reconciler>,
     pub clock: Arc<dyn Clock>,
     /// The serialized OpenAPI document, set once the router (its source) is built.
     pub openapi_json: OnceLock<Bytes>,
@@ -98,11 +101,16 @@ impl AppState {
             public_url: config.public_url(),
             clock: clock.clone(),
         });
+        let reconciler = Arc::new(crate::reconciliation::Reconciler {
+            payments: payments.clone(),
+            store: store.clone(),
+        });
         Ok(Arc::new(AppState {
             keys: ArcSwap::from_pointee(config.key_ring_with(onboarding.master_key.as_deref())?),
             console: config.console.settings(),
             body_bytes_max: config.body_bytes_max(),
             upload_bytes_max: config.upload_bytes_max(),
+            bill_upload_bytes_max: config.bill_upload_bytes_max(),
             config,
             merchants,
             store,
@@ -112,6 +120,7 @@ impl AppState {
             monitor,
             payments,
             onboarding,
+            reconciler,
             clock,
             openapi_json: OnceLock::new(),
             cashier_key: random_hmac_key(),

@@ -28,6 +28,7 @@ pub mod payments;
 pub mod plugin_kit;
 pub mod plugins;
 pub mod process;
+pub mod reconciliation;
 pub mod serve;
 pub mod server;
 pub mod settings;

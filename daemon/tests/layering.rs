@@ -23,7 +23,14 @@ const LAYERS: &[&[&str]] = &[
     &["monitor"],
     // The use cases, then what runs above them.
     &["payments"],
-    &["notices", "janitor", "webhooks", "archiving", "control"],
+    &[
+        "notices",
+        "janitor",
+        "webhooks",
+        "archiving",
+        "control",
+        "reconciliation",
+    ],
     // The file that configures them all, the composition root, the API, the process.
     &["config"],
     &["app"],

@@ -29,6 +29,7 @@ mod plugin_kit;
 mod plugin_sandbox;
 mod plugins_api;
 mod providers;
+mod reconciliation;
 mod refund_outcomes;
 mod second_factor;
 mod security;

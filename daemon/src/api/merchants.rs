@@ -473,7 +473,7 @@ impl From<OnboardingError> for ApiError {
 /// crashed attempt claimed), runs `work` with that id, and stores the answer to replay.
 /// Client errors are stored too (the same request would fail the same way); server-side
 /// ones leave the key open for a retry.
-async fn idempotently<F, Fut>(
+pub(super) async fn idempotently<F, Fut>(
     state: &AppState,
     caller: &Caller,
     key: &str,
@@ -549,7 +549,7 @@ fn actor(caller: &Caller, client: Option<&ClientAddr>) -> Actor {
     }
 }
 
-fn json_body<T: Serialize>(status: u16, value: &T) -> Result<(u16, String), ApiError> {
+pub(super) fn json_body<T: Serialize>(status: u16, value: &T) -> Result<(u16, String), ApiError> {
     Ok((
         status,
         serde_json::to_string(value).map_err(|_| ApiError::Internal)?,

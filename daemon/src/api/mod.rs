@@ -20,6 +20,7 @@ mod observe;
 mod ops;
 mod payments;
 mod plugins;
+mod reconciliations;
 mod request_id;
 mod second_factor;
 #[cfg(feature = "test-hooks")]
@@ -194,6 +195,20 @@ pub fn router_and_openapi(state: Arc<AppState>) -> (Router, utoipa::openapi::Ope
         .routes(routes!(cashier::cashier_page))
         .routes(routes!(cashier::choose_wallet))
         .routes(routes!(cashier::cashier_status))
+        .merge(
+            // The route that carries bill files: its own body limit.
+            OpenApiRouter::new()
+                .routes(routes!(
+                    reconciliations::create_reconciliation,
+                    reconciliations::list_reconciliations
+                ))
+                .layer(DefaultBodyLimit::max(state.bill_upload_bytes_max))
+                .layer(axum::Extension(json::BodyLimit(
+                    state.bill_upload_bytes_max,
+                ))),
+        )
+        .routes(routes!(reconciliations::get_reconciliation))
+        .routes(routes!(reconciliations::list_discrepancies))
         .routes(routes!(plugins::list_plugins))
         .routes(routes!(plugins::reload_plugins))
         .split_for_parts();

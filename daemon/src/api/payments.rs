@@ -198,7 +198,7 @@ pub fn rfc3339_ms(ms: i64) -> String {
         .unwrap_or_default()
 }
 
-fn money_text(minor: i64, currency: &str) -> String {
+pub(super) fn money_text(minor: i64, currency: &str) -> String {
     Currency::from_code(currency).map_or_else(
         || minor.to_string(),
         |c| Money::from_minor(minor, c).to_string(),

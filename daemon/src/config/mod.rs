@@ -28,6 +28,8 @@ pub use webhooks::{WebhookEndpointConfig, WebhooksConfig};
 
 /// Largest request body an operator may allow; more is a configuration mistake.
 pub const BODY_BYTES_MAX_LIMIT: usize = 16 * 1024 * 1024;
+/// The most `server.bill_upload_bytes_max` may be (a day's bill, as uploaded).
+pub const BILL_UPLOAD_BYTES_MAX_LIMIT: usize = 256 * 1024 * 1024;
 /// Longest drain an operator may ask for at shutdown.
 pub const DRAIN_TIMEOUT_MS_LIMIT: u64 = 5 * 60 * 1000;
 /// Longest request-head, body, idle and HTTP/2 keep-alive time an operator may configure:
@@ -100,6 +102,10 @@ pub struct ServerConfig {
     /// three of 2 MiB, base64 in JSON); larger bodies get `413`.
     #[serde(default = "default_upload_bytes_max")]
     pub upload_bytes_max: Spanned<usize>,
+    /// Largest accepted body of `POST /v1/reconciliations` (a day's bill file, uploaded as
+    /// downloaded from the provider's portal); larger bodies get `413`.
+    #[serde(default = "default_bill_upload_bytes_max")]
+    pub bill_upload_bytes_max: Spanned<usize>,
     /// How long in-flight requests may run after SIGTERM/SIGINT before the daemon exits.
     #[serde(default = "default_drain_timeout_ms")]
     pub drain_timeout_ms: Spanned<u64>,
@@ -644,6 +650,9 @@ fn default_body_bytes_max() -> Spanned<usize> {
 fn default_upload_bytes_max() -> Spanned<usize> {
     Spanned::new(0..0, 9 * 1024 * 1024)
 }
+fn default_bill_upload_bytes_max() -> Spanned<usize> {
+    Spanned::new(0..0, 64 * 1024 * 1024)
+}
 fn default_drain_timeout_ms() -> Spanned<u64> {
     Spanned::new(0..0, 10_000)
 }
@@ -679,6 +688,7 @@ impl Default for ServerConfig {
             unix_socket: None,
             body_bytes_max: default_body_bytes_max(),
             upload_bytes_max: default_upload_bytes_max(),
+            bill_upload_bytes_max: default_bill_upload_bytes_max(),
             drain_timeout_ms: default_drain_timeout_ms(),
             request_head_timeout_ms: default_request_head_timeout_ms(),
             body_timeout_ms: default_body_timeout_ms(),
@@ -1311,6 +1321,12 @@ impl ServerConfig {
             1,
             BODY_BYTES_MAX_LIMIT,
         )?;
+        at.within(
+            &self.bill_upload_bytes_max,
+            "server.bill_upload_bytes_max",
+            1,
+            BILL_UPLOAD_BYTES_MAX_LIMIT,
+        )?;
         let drain = *self.drain_timeout_ms.get_ref();
         if drain > DRAIN_TIMEOUT_MS_LIMIT {
             return Err(at.error(
@@ -1514,6 +1530,10 @@ impl Config {
 
     pub fn upload_bytes_max(&self) -> usize {
         *self.server.upload_bytes_max.get_ref()
+    }
+
+    pub fn bill_upload_bytes_max(&self) -> usize {
+        *self.server.bill_upload_bytes_max.get_ref()
     }
 
     /// `server.listen` as written (or as overridden).

@@ -22,6 +22,21 @@ pub fn new_id(prefix: &str) -> String {
     id
 }
 
+/// The smallest id of type `prefix` that can be made at `millis`: every id made before it
+/// sorts below it (a bound for pages of ids by time).
+pub fn first_id_at(prefix: &str, millis: i64) -> String {
+    let mut id = String::with_capacity(prefix.len() + 1 + TIME_CHARS + RANDOM_CHARS);
+    id.push_str(prefix);
+    id.push('_');
+    push_base62(
+        &mut id,
+        (millis.max(0) as u128) & ((1 << 48) - 1),
+        TIME_CHARS,
+    );
+    id.push_str(&"0".repeat(RANDOM_CHARS));
+    id
+}
+
 /// `len` base62 characters drawn from the OS random source.
 pub fn random_base62(len: usize) -> String {
     let mut out = String::with_capacity(len);
@@ -77,6 +92,21 @@ fn fill_random(bytes: &mut [u8]) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_first_id_at_a_time_bounds_the_ids_made_before_and_after() {
+        let before = new_id("pay");
+        std::thread::sleep(std::time::Duration::from_millis(2));
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_millis() as i64;
+        let bound = first_id_at("pay", now);
+        std::thread::sleep(std::time::Duration::from_millis(2));
+        let after = new_id("pay");
+        assert!(before < bound && bound <= after, "{before} {bound} {after}");
+        assert_eq!(bound.len(), after.len());
+    }
 
     #[test]
     fn ids_have_the_documented_shape() {

@@ -8,5 +8,6 @@ pub mod hours;
 pub mod ids;
 pub mod method;
 pub mod money;
+pub mod reconciliation;
 pub mod records;
 pub mod state;

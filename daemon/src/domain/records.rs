@@ -61,6 +61,10 @@ pub struct PaymentRecord {
     pub updated_at_ms: i64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub expires_at_ms: Option<i64>,
+    /// When it moved to `succeeded`, by our clock (absent in records written before it was
+    /// kept): reconciliation's day of the payment.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub succeeded_at_ms: Option<i64>,
     /// Sum of the refunds that have not failed (pending ones may still succeed).
     pub refund_reserved_minor: i64,
     /// Sum of the succeeded refunds.

@@ -722,6 +722,7 @@ pub async fn create_payment(
         metadata: new.metadata.clone(),
         created_at_ms: now,
         updated_at_ms: now,
+        succeeded_at_ms: None,
         expires_at_ms: match new.method {
             Method::Barcode | Method::WalletToken => None,
             Method::Qr => Some(
@@ -1550,8 +1551,10 @@ fn apply_payment_status(
     match transition {
         Transition::Move => {
             payment.status = to;
-            if to == PaymentStatus::Failed {
-                payment.failure = failure;
+            match to {
+                PaymentStatus::Failed => payment.failure = failure,
+                PaymentStatus::Succeeded => payment.succeeded_at_ms = Some(now),
+                _ => {}
             }
             events.push(event(
                 now,

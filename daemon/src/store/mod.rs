@@ -31,6 +31,7 @@ mod payments;
 mod point_in_time;
 pub mod port;
 pub mod postgres;
+mod reconciliations;
 mod recovery;
 pub use artifacts::ArtifactDigests;
 pub use recovery::open_with_recovery_point;

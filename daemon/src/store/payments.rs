@@ -138,6 +138,8 @@ pub(super) struct PaymentTrees {
     pub alerts: sled::Tree,
     /// The monitor's blocks (e.g. a terminal under card testing), by id.
     pub blocks: sled::Tree,
+    /// Reconciliation runs, by id (time-ordered).
+    pub reconciliations: sled::Tree,
 }
 
 /// Tree names of schema version 2 (`migrate.rs` knows those of version 1).
@@ -161,6 +163,7 @@ impl PaymentTrees {
             answers: db.open_tree("answers")?,
             alerts: db.open_tree("alerts")?,
             blocks: db.open_tree("blocks")?,
+            reconciliations: db.open_tree("reconciliations")?,
         })
     }
 }

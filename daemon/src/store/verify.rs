@@ -387,6 +387,7 @@ mod tests {
             created_at_ms: 0,
             updated_at_ms: 0,
             expires_at_ms: None,
+            succeeded_at_ms: None,
             refund_reserved_minor: reserved,
             refunded_minor: 0,
             provider_step: ProviderStep::Answered,

@@ -170,6 +170,18 @@ impl Bills {
             .map(|p| p.file.clone())
     }
 
+    /// A published bill's file, as a merchant downloads it from the provider's portal.
+    pub fn published_file(
+        &self,
+        merchant: &str,
+        scope: Option<&str>,
+        date: &str,
+    ) -> Option<Vec<u8>> {
+        self.published
+            .get(&(published_key(merchant, scope), date.to_owned()))
+            .map(|p| p.file.clone())
+    }
+
     /// `merchant`'s bill for `date` (`scope` narrows it to one sub-merchant), rendered by
     /// `render` from the ledger the first time it is asked for once the day is published,
     /// the same file every time after.

@@ -13,6 +13,8 @@
 //! - `POST /_sim/{provider}/bills/discrepancies` `{"kind": "theirs_only" | "ours_only" |
 //!   "amount_mismatch" | "status_mismatch" | "missing_refund", "out_trade_no": ...,
 //!   "out_refund_no": ..., "amount_minor": ...}`: the next bill published gets it wrong so;
+//! - `GET /_sim/{provider}/bills/file?merchant=&date=[&sub_merchant=]`: a published bill
+//!   as the merchant downloads it from the provider's portal (for uploads);
 //! - `POST /_sim/{provider}/bills/rates` `{"merchant": ..., "basis_points": N}`: the fee
 //!   rate of a merchant (Alipay app id, WeChat Pay mchid or sub_mchid; default 60, 0.6 %).
 
@@ -314,4 +316,36 @@ pub async fn set_rate(
         .set_rate(&request.merchant, request.basis_points);
     Json(json!({"merchant": request.merchant, "basis_points": request.basis_points}))
         .into_response()
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BillFileQuery {
+    merchant: String,
+    date: String,
+    #[serde(default)]
+    sub_merchant: Option<String>,
+}
+
+pub async fn bill_file(
+    State(sim): State<SharedSim>,
+    Path(provider): Path<String>,
+    axum::extract::Query(query): axum::extract::Query<BillFileQuery>,
+) -> Response {
+    let Some(state) = sim.provider(&provider) else {
+        return unknown(&provider);
+    };
+    let file = state.bills.lock().expect("bills lock").published_file(
+        &query.merchant,
+        query.sub_merchant.as_deref(),
+        &query.date,
+    );
+    match file {
+        Some(file) => file.into_response(),
+        None => (
+            StatusCode::NOT_FOUND,
+            Json(json!({"error": "no such published bill"})),
+        )
+            .into_response(),
+    }
 }

@@ -186,6 +186,7 @@ fn router(sim: Arc<Sim>) -> Router {
             post(control::add_discrepancy),
         )
         .route("/_sim/{provider}/bills/rates", post(control::set_rate))
+        .route("/_sim/{provider}/bills/file", get(control::bill_file))
         .with_state(sim)
 }
 

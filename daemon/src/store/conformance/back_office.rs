@@ -41,6 +41,10 @@ pub(super) async fn run(engine: &dyn Engine) {
         ("every sealed record is resealed", |e| {
             Box::pin(every_sealed_record_is_resealed(e))
         }),
+        (
+            "reconciliations are kept as found, updated in place, paged newest first",
+            |e| Box::pin(reconciliations_are_kept_updated_and_paged(e)),
+        ),
     ];
     for (name, check) in checks {
         eprintln!("conformance (back office): {name}");
@@ -535,4 +539,94 @@ async fn every_sealed_record_is_resealed(engine: &dyn Engine) {
     for a in store.all_bank_accounts().await.unwrap() {
         assert_eq!(a.account_number.key_id, "new");
     }
+}
+
+fn reconciliation(id: &str, merchant: &str) -> crate::domain::reconciliation::ReconciliationRecord {
+    serde_json::from_value(json!({
+        "id": id, "merchant_id": merchant, "provider": "alipay", "date": "2026-12-07",
+        "currency": "CNY", "status": "completed", "source": "upload",
+        "bill": {"name": "b.csv.zip", "sha256": "00", "bytes": 10, "rows": 1},
+        "ours": {"payments": 1, "gross_minor": 1250, "refunds": 0, "refunded_minor": 0},
+        "theirs": {"payments": 1, "gross_minor": 1250, "refunds": 0, "refunded_minor": 0,
+                   "fees": "0.08"},
+        "discrepancies": [{"id": "dsc_00001", "kind": "stray_charge",
+                           "ours": {"payment_id": "pay_1", "status": "failed", "amount_minor": 1250},
+                           "theirs": {"kind": "payment", "payment_id": "pay_1", "amount_minor": 1250,
+                                      "line": 6, "occurred_at": "2026-12-07T10:00:00+08:00"}}],
+        "created_at_ms": 1_000, "version": 1
+    }))
+    .unwrap()
+}
+
+async fn reconciliations_are_kept_updated_and_paged(engine: &dyn Engine) {
+    let (_place, store) = fresh(engine).await;
+    let first = reconciliation("rec_1", "m_a");
+    store
+        .record_reconciliation(
+            &first,
+            Some(&event(EventKind::AlertRaised, "evt_r1", "rec_1")),
+        )
+        .await
+        .unwrap();
+    store.durable().await.unwrap();
+    assert_eq!(
+        store.reconciliation("rec_1").await.unwrap(),
+        Some(first.clone())
+    );
+    assert_eq!(store.reconciliation("rec_x").await.unwrap(), None);
+    // Updates are all applied, each one version more; a change that declines writes nothing.
+    let resolves: Vec<_> = (0..5)
+        .map(|n| {
+            let store: Arc<dyn Storage> = store.clone();
+            tokio::spawn(async move {
+                store
+                    .update_reconciliation("rec_1", &|r| {
+                        r.late_matches.push(format!("pay_{n}"));
+                        true
+                    })
+                    .await
+                    .unwrap()
+                    .expect("the run exists")
+            })
+        })
+        .collect();
+    for resolve in resolves {
+        resolve.await.unwrap();
+    }
+    let stored = store.reconciliation("rec_1").await.unwrap().unwrap();
+    assert_eq!((stored.late_matches.len(), stored.version), (5, 6));
+    let unchanged = store
+        .update_reconciliation("rec_1", &|_| false)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(unchanged.version, 6);
+    assert_eq!(
+        store
+            .update_reconciliation("rec_x", &|_| true)
+            .await
+            .unwrap(),
+        None
+    );
+    // Newest first in byte order, filtered, `limit + 1` at most.
+    for id in ["rec_2", "rec_3", "rec_B", "rec_a"] {
+        let merchant = if id == "rec_3" { "m_b" } else { "m_a" };
+        store
+            .record_reconciliation(&reconciliation(id, merchant), None)
+            .await
+            .unwrap();
+    }
+    let ids = |page: Vec<crate::domain::reconciliation::ReconciliationRecord>| {
+        page.into_iter().map(|r| r.id).collect::<Vec<_>>()
+    };
+    let all = store
+        .reconciliations_page(None, 10, &|_| true)
+        .await
+        .unwrap();
+    assert_eq!(ids(all), ["rec_a", "rec_B", "rec_3", "rec_2", "rec_1"]);
+    let of_a = store
+        .reconciliations_page(Some("rec_B"), 1, &|r| r.merchant_id == "m_a")
+        .await
+        .unwrap();
+    assert_eq!(ids(of_a), ["rec_2", "rec_1"]);
 }

@@ -86,6 +86,7 @@ pub(super) fn payment(
         created_at_ms: 1_000,
         updated_at_ms: 1_000,
         expires_at_ms: None,
+        succeeded_at_ms: None,
         refund_reserved_minor: 0,
         refunded_minor: 0,
         provider_step: ProviderStep::NotSent,

@@ -19,6 +19,7 @@ mod operations;
 mod outbox;
 mod payments;
 mod reads;
+mod reconciliations;
 
 pub use alerts::{AlertChange, AlertFilter, AlertStore, MonitorTurn};
 pub use console::{ConsoleStore, SessionFilter};
@@ -29,6 +30,7 @@ pub use payments::{
     Fence, Leased, PaymentAnswer, PaymentChange, PaymentStore, Pending, RefundChange,
 };
 pub use reads::{EventFilter, Found, PaymentFilter, Reads};
+pub use reconciliations::{ReconciliationChange, ReconciliationFilter, ReconciliationStore};
 
 use super::{Store, StoreError};
 
@@ -77,11 +79,25 @@ impl Durable for Store {
 
 /// Every port of one engine: what the daemon is built on.
 pub trait Storage:
-    PaymentStore + Reads + AlertStore + ConsoleStore + MerchantStore + Outbox + Operations
+    PaymentStore
+    + Reads
+    + AlertStore
+    + ConsoleStore
+    + MerchantStore
+    + Outbox
+    + Operations
+    + ReconciliationStore
 {
 }
 
 impl<T> Storage for T where
-    T: PaymentStore + Reads + AlertStore + ConsoleStore + MerchantStore + Outbox + Operations
+    T: PaymentStore
+        + Reads
+        + AlertStore
+        + ConsoleStore
+        + MerchantStore
+        + Outbox
+        + Operations
+        + ReconciliationStore
 {
 }

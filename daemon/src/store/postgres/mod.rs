@@ -32,6 +32,7 @@ mod operations;
 mod outbox;
 mod payments;
 mod reads;
+mod reconciliations;
 mod schema;
 #[cfg(any(test, feature = "test-hooks"))]
 pub mod testing;

@@ -16,7 +16,7 @@ use tokio_postgres::error::SqlState;
 use super::PgError;
 
 /// The newest schema version this build writes and understands.
-pub const SCHEMA_VERSION: i32 = 3;
+pub const SCHEMA_VERSION: i32 = 4;
 
 /// One version of the schema.
 struct Migration {
@@ -48,6 +48,13 @@ const MIGRATIONS: &[Migration] = &[
         name: "leases on idempotency keys, the janitor's work and the monitor",
         oldest_binary: 1,
         sql: include_str!("migrations/0003_leases.sql"),
+    },
+    // A new table only: a binary of schema 1 to 3 runs on it.
+    Migration {
+        version: 4,
+        name: "reconciliations",
+        oldest_binary: 1,
+        sql: include_str!("migrations/0004_reconciliations.sql"),
     },
 ];
 
