@@ -136,6 +136,7 @@ impl PaymentParts {
             created_at_ms: now,
             updated_at_ms: now,
             expires_at_ms: None,
+            succeeded_at_ms: None,
             refund_reserved_minor: 0,
             refunded_minor: 0,
             provider_step: ProviderStep::NotSent,

@@ -152,7 +152,7 @@ fn summary(entries: &[BillEntry]) -> Vec<(BillEntryKind, String, Option<String>,
             )
         })
         .collect();
-    rows.sort_by(|a, b| (a.1.clone(), a.2.clone()).cmp(&(b.1.clone(), b.2.clone())));
+    rows.sort_by_key(|r| (r.1.clone(), r.2.clone()));
     rows
 }
 
