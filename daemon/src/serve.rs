@@ -184,6 +184,10 @@ async fn serve(config: Config) -> ExitCode {
         state.config.janitor_settings(),
     );
     crate::monitor::spawn(state.monitor.clone()).await;
+    crate::reconciliation::schedule::spawn(
+        state.reconciler.clone(),
+        config.reconciliation.settings(),
+    );
     if let Some(sled) = &state.sled {
         crate::control::spawn(sled.clone(), &config.store.data_dir);
         crate::archiving::spawn(

@@ -24,13 +24,80 @@ fn china_today() -> String {
     )
 }
 
-/// The simulator, and a daemon on it whose janitor sweeps often.
+/// The simulator, and a daemon on it whose janitor sweeps often and whose schedule does
+/// not run (its runs would publish bills before the test has asked for its discrepancies).
 fn with_simulator() -> (Simulator, Daemon) {
     let simulator = Simulator::spawn();
     let config = simulator
         .daemon_config()
         .replace("janitor_interval_ms = 3000", "janitor_interval_ms = 500");
+    let config = schedule(config, "enabled = false");
     (simulator, Daemon::with_config(config))
+}
+
+fn schedule(config: String, setting: &str) -> String {
+    let tuned = config.replace(
+        "[reconciliation]\nenabled = true",
+        &format!("[reconciliation]\n{setting}"),
+    );
+    assert!(tuned.contains(setting));
+    tuned
+}
+
+/// The schedule reconciles the providers' previous day by itself once the merchant's local
+/// time passes `run_at` (here midnight: at once).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_schedule_reconciles_the_previous_day_by_itself() {
+    let simulator = Simulator::spawn();
+    let config = schedule(
+        simulator.daemon_config(),
+        "enabled = true\nrun_at = \"00:00\"",
+    )
+    .replace("run_at = \"10:00\"\n", "");
+    let daemon = Daemon::with_config(config);
+    let yesterday = {
+        let now = time::OffsetDateTime::now_utc()
+            .to_offset(time::UtcOffset::from_hms(8, 0, 0).unwrap())
+            - time::Duration::days(1);
+        format!(
+            "{:04}-{:02}-{:02}",
+            now.year(),
+            u8::from(now.month()),
+            now.day()
+        )
+    };
+    let mut runs = Vec::new();
+    for _ in 0..300 {
+        let (_, list) = daemon
+            .get(&format!("/v1/reconciliations?date={yesterday}"), Some(ERP))
+            .await;
+        runs = list["data"].as_array().unwrap().clone();
+        if runs.len() >= 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let mut seen: Vec<(String, String, String)> = runs
+        .iter()
+        .map(|r| {
+            (
+                r["provider"].as_str().unwrap().into(),
+                r["status"].as_str().unwrap().into(),
+                r["source"].as_str().unwrap().into(),
+            )
+        })
+        .collect();
+    seen.sort();
+    // Yesterday had no traffic: Alipay's bill is empty, WeChat Pay has none. The mock
+    // wallet downloads no bills and is left alone.
+    assert_eq!(
+        seen,
+        vec![
+            ("alipay".into(), "completed".into(), "download".into()),
+            ("wechatpay".into(), "completed".into(), "none".into()),
+        ]
+    );
+    assert!(runs.iter().all(|r| r["discrepancies"]["total"] == 0));
 }
 
 async fn barcode(

@@ -73,6 +73,9 @@ pub struct Config {
     /// The back office: sessions, and the refunds that need a fresh authenticator code.
     #[serde(default)]
     pub console: ConsoleConfig,
+    /// The daily reconciliation of each merchant's books against its providers' bills.
+    #[serde(default)]
+    pub reconciliation: ReconciliationConfig,
     /// The file this came from and its text, to locate problems found after loading
     /// (a taken listen address, an unreadable certificate).
     #[serde(skip)]
@@ -373,6 +376,82 @@ fn no_hosts() -> Spanned<Vec<String>> {
 fn default_max_concurrent_calls() -> Spanned<u32> {
     Spanned::new(0..0, 256)
 }
+/// `[reconciliation]`: the daily run (API.md §14).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReconciliationConfig {
+    /// Reconcile the providers' previous day every day (downloading their bills).
+    #[serde(default = "default_true")]
+    pub enabled: bool,
+    /// `HH:MM`, the merchant's local time from which the previous day is reconciled (after
+    /// the providers publish their bills, about 09:00 China time).
+    #[serde(default = "default_run_at")]
+    pub run_at: Spanned<String>,
+    /// How long to wait before asking again for a bill not out yet.
+    #[serde(default = "default_retry_every_minutes")]
+    pub retry_every_minutes: Spanned<u32>,
+}
+
+impl Default for ReconciliationConfig {
+    fn default() -> Self {
+        ReconciliationConfig {
+            enabled: true,
+            run_at: default_run_at(),
+            retry_every_minutes: default_retry_every_minutes(),
+        }
+    }
+}
+
+fn default_true() -> bool {
+    true
+}
+fn default_run_at() -> Spanned<String> {
+    Spanned::new(0..0, "10:00".into())
+}
+fn default_retry_every_minutes() -> Spanned<u32> {
+    Spanned::new(0..0, 60)
+}
+
+/// Minutes after midnight of `HH:MM`.
+fn minutes_of(text: &str) -> Option<u32> {
+    let (h, m) = text.split_once(':')?;
+    if h.len() != 2 || m.len() != 2 {
+        return None;
+    }
+    let (h, m): (u32, u32) = (h.parse().ok()?, m.parse().ok()?);
+    (h < 24 && m < 60).then_some(h * 60 + m)
+}
+
+impl ReconciliationConfig {
+    fn validate(&self, at: &Locator<'_>) -> Result<(), ConfigError> {
+        if minutes_of(self.run_at.get_ref()).is_none() {
+            return Err(at.error(
+                self.run_at.span(),
+                "reconciliation.run_at",
+                format!(
+                    "must be HH:MM (00:00 to 23:59), got {:?}",
+                    self.run_at.get_ref()
+                ),
+            ));
+        }
+        at.within(
+            &self.retry_every_minutes,
+            "reconciliation.retry_every_minutes",
+            1,
+            1440,
+        )
+    }
+
+    /// The schedule's settings.
+    pub fn settings(&self) -> crate::reconciliation::schedule::ScheduleSettings {
+        crate::reconciliation::schedule::ScheduleSettings {
+            enabled: self.enabled,
+            run_at_min: minutes_of(self.run_at.get_ref()).unwrap_or(600),
+            retry_every_ms: i64::from(*self.retry_every_minutes.get_ref()) * 60_000,
+        }
+    }
+}
+
 /// `[onboarding]`: merchants onboarded through the API.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -980,6 +1059,7 @@ impl Config {
         self.validate_payments(at)?;
         self.webhooks.validate(at)?;
         self.console.validate(at)?;
+        self.reconciliation.validate(at)?;
         self.monitor.validate(at)?;
         self.validate_onboarding(at)?;
         self.store.validate(at)?;
@@ -1919,6 +1999,39 @@ mod tests {
         let err = parse(text).unwrap_err();
         assert_eq!(err.field.as_deref(), Some("server.tls.cert_file"));
         assert_eq!(err.position.map(|p| p.0), Some(2));
+    }
+
+    #[test]
+    fn the_reconciliation_schedule_is_checked() {
+        let defaults = parse("").unwrap().reconciliation.settings();
+        assert_eq!(
+            (
+                defaults.enabled,
+                defaults.run_at_min,
+                defaults.retry_every_ms
+            ),
+            (true, 600, 3_600_000)
+        );
+        let tuned = parse(
+            "[reconciliation]\nrun_at = \"09:30\"\nretry_every_minutes = 15\nenabled = false\n",
+        )
+        .unwrap()
+        .reconciliation
+        .settings();
+        assert_eq!(
+            (tuned.enabled, tuned.run_at_min, tuned.retry_every_ms),
+            (false, 570, 900_000)
+        );
+        for bad in ["\"24:00\"", "\"9:30\"", "\"09:60\"", "\"noon\""] {
+            let err = parse(&format!("[reconciliation]\nrun_at = {bad}\n")).unwrap_err();
+            assert_eq!(err.field.as_deref(), Some("reconciliation.run_at"), "{bad}");
+            assert_eq!(err.position.map(|p| p.0), Some(2));
+        }
+        let err = parse("[reconciliation]\nretry_every_minutes = 0\n").unwrap_err();
+        assert_eq!(
+            err.field.as_deref(),
+            Some("reconciliation.retry_every_minutes")
+        );
     }
 
     #[test]

@@ -319,3 +319,296 @@ pub fn reconcile(input: &Input<'_>) -> Outcome {
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::reconciliation::DiscrepancyKind as K;
+    use crate::plugins::types::Money;
+    use serde_json::json;
+
+    const DAY: Day = Day {
+        start_ms: 1_000_000,
+        end_ms: 1_000_000 + 86_400_000,
+    };
+    const NOON: i64 = DAY.start_ms + 43_200_000;
+
+    fn payment(id: &str, status: &str, minor: i64, paid_at: Option<i64>) -> PaymentRecord {
+        serde_json::from_value(json!({
+            "id": id, "merchant_id": "m_a", "provider": "alipay", "method": "barcode",
+            "amount_minor": minor, "currency": "CNY", "status": status, "metadata": {},
+            "created_at_ms": DAY.start_ms, "updated_at_ms": paid_at.unwrap_or(DAY.start_ms),
+            "succeeded_at_ms": paid_at, "refund_reserved_minor": 0, "refunded_minor": 0,
+            "provider_step": "answered", "api_key_id": "k"
+        }))
+        .unwrap()
+    }
+
+    fn refund(id: &str, payment: &str, status: &str, minor: i64, at: i64) -> RefundRecord {
+        serde_json::from_value(json!({
+            "id": id, "payment_id": payment, "merchant_id": "m_a", "provider": "alipay",
+            "amount_minor": minor, "currency": "CNY", "status": status,
+            "created_at_ms": at, "updated_at_ms": at, "provider_step": "answered",
+            "api_key_id": "k"
+        }))
+        .unwrap()
+    }
+
+    fn entry(
+        kind: BillEntryKind,
+        payment: &str,
+        refund: Option<&str>,
+        minor: i64,
+        fee: i64,
+    ) -> BillEntry {
+        let cny = |minor| Money {
+            minor,
+            currency: "CNY".into(),
+            exponent: 2,
+        };
+        BillEntry {
+            kind,
+            payment_id: payment.into(),
+            refund_id: refund.map(str::to_owned),
+            provider_reference: Some(format!("t_{payment}")),
+            amount: cny(minor),
+            fee: Some(cny(fee)),
+            occurred_at: None,
+            line: Some(6),
+        }
+    }
+
+    fn ours(payments: Vec<PaymentRecord>, refunds: Vec<RefundRecord>) -> Ours {
+        Ours {
+            payments: payments.into_iter().map(|p| (p.id.clone(), p)).collect(),
+            refunds: refunds.into_iter().map(|r| (r.id.clone(), r)).collect(),
+        }
+    }
+
+    fn run(entries: &[BillEntry], ours: &Ours, previous_late: &[&str]) -> Outcome {
+        let previous_late = previous_late.iter().map(|s| s.to_string()).collect();
+        reconcile(&Input {
+            merchant_id: "m_a",
+            provider: "alipay",
+            exponent: 2,
+            day: DAY,
+            entries,
+            ours,
+            previous_late: &previous_late,
+        })
+    }
+
+    fn kinds(outcome: &Outcome) -> Vec<(K, String)> {
+        let mut found: Vec<_> = outcome
+            .discrepancies
+            .iter()
+            .map(|d| {
+                let id = d
+                    .ours
+                    .as_ref()
+                    .map(|o| o.refund_id.clone().unwrap_or(o.payment_id.clone()))
+                    .or_else(|| {
+                        d.theirs
+                            .as_ref()
+                            .map(|t| t.refund_id.clone().unwrap_or(t.payment_id.clone()))
+                    })
+                    .unwrap();
+                (d.kind, id)
+            })
+            .collect();
+        found.sort();
+        found
+    }
+
+    #[test]
+    fn a_day_that_agrees_has_nothing_to_report_and_equal_totals() {
+        let mut paid = payment("pay_1", "succeeded", 1250, Some(NOON));
+        paid.refunded_minor = 500;
+        let ours = ours(
+            vec![paid, payment("pay_2", "succeeded", 3000, Some(NOON + 1))],
+            vec![refund("re_1", "pay_1", "succeeded", 500, NOON + 2)],
+        );
+        let bill = [
+            entry(BillEntryKind::Payment, "pay_1", None, 1250, 8),
+            entry(BillEntryKind::Payment, "pay_2", None, 3000, 18),
+            entry(BillEntryKind::Refund, "pay_1", Some("re_1"), 500, 3),
+        ];
+        let outcome = run(&bill, &ours, &[]);
+        assert!(
+            outcome.discrepancies.is_empty(),
+            "{:?}",
+            outcome.discrepancies
+        );
+        assert_eq!(outcome.ours.payments, 2);
+        assert_eq!(
+            (outcome.ours.gross_minor, outcome.theirs.gross_minor),
+            (4250, 4250)
+        );
+        assert_eq!(
+            (outcome.ours.refunded_minor, outcome.theirs.refunded_minor),
+            (500, 500)
+        );
+        assert_eq!(outcome.theirs.fees, Some(Decimal::new(23, 2)));
+        assert!(outcome.late_matches.is_empty() && outcome.to_confirm.is_empty());
+    }
+
+    #[test]
+    fn every_kind_is_found_with_its_objects() {
+        let mut refunded = payment("pay_r", "succeeded", 2000, Some(NOON));
+        refunded.refunded_minor = 1000;
+        let ours = ours(
+            vec![
+                payment("pay_left_out", "succeeded", 1100, Some(NOON)),
+                payment("pay_misstated", "succeeded", 1200, Some(NOON)),
+                payment("pay_pending", "pending", 1300, None),
+                payment("pay_failed", "failed", 1400, None),
+                refunded,
+                // Another merchant's payment the bill names is not ours to match.
+                PaymentRecord {
+                    merchant_id: "m_b".into(),
+                    ..payment("pay_other", "succeeded", 1500, Some(NOON))
+                },
+            ],
+            vec![
+                refund("re_left_out", "pay_r", "succeeded", 400, NOON),
+                refund("re_misstated", "pay_r", "succeeded", 300, NOON),
+                refund("re_pending", "pay_r", "pending", 300, NOON),
+            ],
+        );
+        let bill = [
+            entry(BillEntryKind::Payment, "pay_theirs", None, 900, 5),
+            entry(BillEntryKind::Payment, "pay_misstated", None, 1201, 7),
+            entry(BillEntryKind::Payment, "pay_pending", None, 1300, 8),
+            entry(BillEntryKind::Payment, "pay_failed", None, 1400, 8),
+            entry(BillEntryKind::Payment, "pay_r", None, 2000, 12),
+            entry(BillEntryKind::Payment, "pay_other", None, 1500, 9),
+            entry(BillEntryKind::Refund, "pay_r", Some("re_misstated"), 301, 2),
+            entry(BillEntryKind::Refund, "pay_r", Some("re_pending"), 300, 2),
+            entry(BillEntryKind::Refund, "pay_r", Some("re_unknown"), 100, 1),
+        ];
+        let outcome = run(&bill, &ours, &[]);
+        assert_eq!(
+            kinds(&outcome),
+            vec![
+                (K::TheirsOnly, "pay_other".into()),
+                (K::TheirsOnly, "pay_theirs".into()),
+                (K::OursOnly, "pay_left_out".into()),
+                (K::AmountMismatch, "pay_misstated".into()),
+                (K::StatusMismatch, "pay_pending".into()),
+                (K::StrayCharge, "pay_failed".into()),
+                (K::MissingRefund, "re_left_out".into()),
+                (K::RefundTheirsOnly, "re_unknown".into()),
+                (K::RefundAmountMismatch, "re_misstated".into()),
+                (K::RefundStatusMismatch, "re_pending".into()),
+            ]
+        );
+        assert_eq!(outcome.to_confirm, ["pay_pending"]);
+        let ids: Vec<&str> = outcome
+            .discrepancies
+            .iter()
+            .map(|d| d.id.as_str())
+            .collect();
+        assert_eq!(ids.first().copied(), Some("dsc_00001"));
+        assert_eq!(ids.len(), 10);
+        let misstated = outcome
+            .discrepancies
+            .iter()
+            .find(|d| d.kind == K::AmountMismatch)
+            .unwrap();
+        assert_eq!(
+            (
+                misstated.ours.as_ref().unwrap().amount_minor,
+                misstated.theirs.as_ref().unwrap().amount_minor
+            ),
+            (1200, 1201)
+        );
+    }
+
+    #[test]
+    fn a_payment_recorded_after_midnight_is_a_late_match_the_next_day_does_not_expect() {
+        let late = payment("pay_late", "succeeded", 1000, Some(DAY.end_ms + 900));
+        let bill = [entry(BillEntryKind::Payment, "pay_late", None, 1000, 6)];
+        let outcome = run(&bill, &ours(vec![late.clone()], vec![]), &[]);
+        assert!(outcome.discrepancies.is_empty());
+        assert_eq!(outcome.late_matches, ["pay_late"]);
+        assert_eq!((outcome.ours.payments, outcome.ours.gross_minor), (1, 1000));
+        // The next day: in its window by our clock, but already in the day before's bill.
+        let next = Day {
+            start_ms: DAY.end_ms,
+            end_ms: DAY.end_ms + 86_400_000,
+        };
+        let next_day = reconcile(&Input {
+            merchant_id: "m_a",
+            provider: "alipay",
+            exponent: 2,
+            day: next,
+            entries: &[],
+            ours: &ours(vec![late.clone()], vec![]),
+            previous_late: &["pay_late".to_string()].into_iter().collect(),
+        });
+        assert!(next_day.discrepancies.is_empty());
+        assert_eq!(next_day.ours.payments, 0);
+        // Without the day before's run, it is reported.
+        let unknown = reconcile(&Input {
+            merchant_id: "m_a",
+            provider: "alipay",
+            exponent: 2,
+            day: next,
+            entries: &[],
+            ours: &ours(vec![late], vec![]),
+            previous_late: &BTreeSet::new(),
+        });
+        assert_eq!(unknown.discrepancies[0].kind, K::OursOnly);
+    }
+
+    #[test]
+    fn a_reversed_payment_agrees_and_a_partly_reversed_one_does_not() {
+        let cancelled = payment("pay_rev", "cancelled", 1000, None);
+        let bill = [
+            entry(BillEntryKind::Payment, "pay_rev", None, 1000, 6),
+            entry(
+                BillEntryKind::Refund,
+                "pay_rev",
+                Some("reverse_pay_rev"),
+                1000,
+                6,
+            ),
+        ];
+        let outcome = run(&bill, &ours(vec![cancelled.clone()], vec![]), &[]);
+        assert!(
+            outcome.discrepancies.is_empty(),
+            "{:?}",
+            outcome.discrepancies
+        );
+        let partly = [
+            entry(BillEntryKind::Payment, "pay_rev", None, 1000, 6),
+            entry(
+                BillEntryKind::Refund,
+                "pay_rev",
+                Some("reverse_pay_rev"),
+                600,
+                4,
+            ),
+        ];
+        let outcome = run(&partly, &ours(vec![cancelled], vec![]), &[]);
+        assert_eq!(
+            kinds(&outcome),
+            vec![
+                (K::StrayCharge, "pay_rev".into()),
+                (K::RefundTheirsOnly, "reverse_pay_rev".into())
+            ]
+        );
+    }
+
+    #[test]
+    fn amounts_at_another_exponent_compare_exactly() {
+        let at = |minor, exponent| Money {
+            minor,
+            currency: "CNY".into(),
+            exponent,
+        };
+        assert_eq!(minor_at(&at(12500, 3), 2), Some(1250));
+        assert_eq!(minor_at(&at(12501, 3), 2), None);
+        assert_eq!(minor_at(&at(125, 1), 2), Some(1250));
+    }
+}

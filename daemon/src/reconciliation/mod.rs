@@ -11,6 +11,7 @@
 //! if its payment was made in those two days.
 
 pub mod matching;
+pub mod schedule;
 
 use std::collections::BTreeSet;
 use std::sync::Arc;

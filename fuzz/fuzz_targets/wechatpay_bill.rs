@@ -1,0 +1,4 @@
+//! WeChat Pay trade bills: see `paygate_plugin_wechatpay::fuzzing::bill`.
+#![no_main]
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| paygate_plugin_wechatpay::fuzzing::bill(data));
