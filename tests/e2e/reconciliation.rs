@@ -477,6 +477,31 @@ async fn each_injected_discrepancy_is_reported_once_and_an_upload_reads_the_same
             "succeeded"
         );
 
+        // The monitor raised a critical alert naming the run (its event reached the bus).
+        let mut alert = Value::Null;
+        for _ in 0..100 {
+            let (_, alerts) = daemon
+                .get("/v1/alerts?rule=reconciliation_critical", Some(ERP))
+                .await;
+            if let Some(found) = alerts["data"].as_array().and_then(|a| {
+                a.iter()
+                    .find(|x| x["evidence"]["reconciliation"] == run["id"])
+            }) {
+                alert = found.clone();
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert_eq!(
+            (
+                alert["severity"].as_str(),
+                alert["subject"]["provider"].as_str()
+            ),
+            (Some("critical"), Some(w)),
+            "{alert}"
+        );
+        assert_eq!(alert["evidence"]["discrepancies"], 6);
+
         // Paged by discrepancy id, and as CSV.
         let (_, first) = daemon
             .get(

@@ -6,7 +6,9 @@ use serde::Serialize;
 use super::alerts::AlertObject;
 use super::merchants::{ActivationObject, BankAccountObject};
 use super::payments::{PaymentObject, RefundObject, rfc3339_ms};
+use super::reconciliations::ReconciliationObject;
 use crate::domain::events::ObjectKind;
+use crate::domain::reconciliation::ReconciliationRecord;
 use crate::domain::records::{
     ActivationRecord, AlertRecord, BankAccountRecord, EventRecord, PaymentRecord, RefundRecord,
 };
@@ -48,6 +50,10 @@ pub fn webhook_body(event: &EventRecord) -> Result<String, String> {
         ObjectKind::Alert => {
             let record: AlertRecord = object.read().map_err(unreadable)?;
             serde_json::to_value(AlertObject::from(&record)).map_err(unreadable)?
+        }
+        ObjectKind::Reconciliation => {
+            let record: ReconciliationRecord = object.read().map_err(unreadable)?;
+            serde_json::to_value(ReconciliationObject::from(&record)).map_err(unreadable)?
         }
     };
     serde_json::to_string(&WebhookBody {

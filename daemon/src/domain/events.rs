@@ -35,6 +35,9 @@ pub enum EventKind {
     BankAccountUpdated,
     #[serde(rename = "alert.raised")]
     AlertRaised,
+    /// A reconciliation run completed (API.md §14).
+    #[serde(rename = "reconciliation.completed")]
+    ReconciliationCompleted,
 }
 
 /// What an event is about.
@@ -45,10 +48,11 @@ pub enum ObjectKind {
     Activation,
     BankAccount,
     Alert,
+    Reconciliation,
 }
 
 impl EventKind {
-    pub const ALL: [EventKind; 13] = [
+    pub const ALL: [EventKind; 14] = [
         EventKind::PaymentCreated,
         EventKind::PaymentSucceeded,
         EventKind::PaymentFailed,
@@ -62,6 +66,7 @@ impl EventKind {
         EventKind::ActivationUpdated,
         EventKind::BankAccountUpdated,
         EventKind::AlertRaised,
+        EventKind::ReconciliationCompleted,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -79,6 +84,7 @@ impl EventKind {
             EventKind::ActivationUpdated => "merchant.activation.updated",
             EventKind::BankAccountUpdated => "bank_account.updated",
             EventKind::AlertRaised => "alert.raised",
+            EventKind::ReconciliationCompleted => "reconciliation.completed",
         }
     }
 
@@ -113,6 +119,7 @@ impl EventKind {
             EventKind::ActivationUpdated => ObjectKind::Activation,
             EventKind::BankAccountUpdated => ObjectKind::BankAccount,
             EventKind::AlertRaised => ObjectKind::Alert,
+            EventKind::ReconciliationCompleted => ObjectKind::Reconciliation,
         }
     }
 
@@ -182,6 +189,7 @@ mod tests {
                 "merchant.activation.updated",
                 "bank_account.updated",
                 "alert.raised",
+                "reconciliation.completed",
             ]
         );
         assert_eq!(

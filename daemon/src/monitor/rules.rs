@@ -479,6 +479,36 @@ impl Rules {
                         });
                 }
             }
+            EventKind::ReconciliationCompleted => {
+                let count = event.data["discrepancies"].as_u64().unwrap_or(0);
+                let critical = event.data["critical"].as_u64().unwrap_or(0);
+                let rule = if critical > 0 {
+                    "reconciliation_critical"
+                } else {
+                    "reconciliation_discrepancy"
+                };
+                // The event names its run's merchant and provider itself.
+                let named = |field: &str| event.data[field].as_str().map(str::to_owned);
+                let merchant = named("merchant_id").unwrap_or(merchant);
+                if count > 0 && self.on(rule) {
+                    found.push(Finding {
+                        rule,
+                        scope: None,
+                        subject: AlertSubject {
+                            merchant_id: Some(merchant.clone()),
+                            provider: named("provider").or(fields.provider),
+                            ..AlertSubject::default()
+                        },
+                        summary: format!(
+                            "reconciling {merchant}'s {} bill of {} found {count} discrepancies ({critical} critical)",
+                            event.data["provider"].as_str().unwrap_or("?"),
+                            event.data["date"].as_str().unwrap_or("?"),
+                        ),
+                        evidence: json!({"reconciliation": event.object_id, "event": event.id,
+                                         "discrepancies": count, "critical": critical}),
+                    });
+                }
+            }
             EventKind::PaymentConflict | EventKind::RefundConflict if self.on("state_conflict") => {
                 found.push(Finding {
                     rule: "state_conflict",
@@ -687,6 +717,34 @@ mod tests {
         assert_eq!(found.len(), 1);
         assert_eq!(found[0].rule, "state_conflict");
         assert_eq!(found[0].evidence["object_id"], "pay_1");
+    }
+
+    #[test]
+    fn a_reconciliation_with_discrepancies_alerts_critical_ones_critically() {
+        let mut rules = Rules::new(&config(""));
+        let run = |discrepancies: u64, critical: u64| EventRecord {
+            id: format!("evt_{discrepancies}_{critical}"),
+            kind: EventKind::ReconciliationCompleted,
+            created_at_ms: 0,
+            object_id: "rec_1".into(),
+            data: json!({"merchant_id": "m_a", "provider": "alipay", "date": "2026-12-07",
+                         "discrepancies": discrepancies, "critical": critical}),
+            object_version: 1,
+            object: Some(crate::domain::records::Snapshot::of(
+                &json!({"merchant_id": "m_a", "provider": "alipay"}),
+            )),
+        };
+        assert!(
+            rules
+                .evaluate(&Input::Event(std::sync::Arc::new(run(0, 0))), 0, &no_hours)
+                .is_empty()
+        );
+        let found = rules.evaluate(&Input::Event(std::sync::Arc::new(run(2, 0))), 0, &no_hours);
+        assert_eq!(found[0].rule, "reconciliation_discrepancy");
+        assert_eq!(found[0].subject.merchant_id.as_deref(), Some("m_a"));
+        let found = rules.evaluate(&Input::Event(std::sync::Arc::new(run(3, 1))), 0, &no_hours);
+        assert_eq!(found[0].rule, "reconciliation_critical");
+        assert_eq!(found[0].evidence["reconciliation"], "rec_1");
     }
 
     #[test]

@@ -19,6 +19,8 @@ pub const RULES: &[&str] = &[
     "credential_abuse",
     "idempotency_abuse",
     "state_conflict",
+    "reconciliation_discrepancy",
+    "reconciliation_critical",
 ];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize)]
@@ -138,6 +140,10 @@ pub fn defaults(rule: &str) -> RuleSettings {
         "state_conflict" => RuleSettings {
             severity: Severity::Critical,
             threshold: 1.0,
+            ..base
+        },
+        "reconciliation_critical" => RuleSettings {
+            severity: Severity::Critical,
             ..base
         },
         _ => base,

@@ -18,10 +18,12 @@ use std::sync::Arc;
 
 use sha2::{Digest, Sha256};
 
-use crate::domain::ids::first_id_at;
+use crate::domain::events::EventKind;
+use crate::domain::ids::{first_id_at, new_id};
 use crate::domain::reconciliation::{
     BillInfo, BillSource, ReconciliationRecord, ReconciliationStatus, Resolution,
 };
+use crate::domain::records::EventRecord;
 use crate::domain::state::PaymentStatus;
 use crate::payments::service::{Payments, merchant_for, observe_status, payment_ref, status_of};
 use crate::plugins::CallError;
@@ -293,7 +295,26 @@ impl Reconciler {
                 }
             }
         }
-        self.store.record_reconciliation(&found, None).await?;
+        let critical = found
+            .discrepancies
+            .iter()
+            .filter(|d| d.kind.is_critical())
+            .count();
+        let event = EventRecord {
+            id: new_id("evt"),
+            kind: EventKind::ReconciliationCompleted,
+            created_at_ms: now,
+            object_id: found.id.clone(),
+            data: serde_json::json!({
+                "merchant_id": found.merchant_id, "provider": found.provider, "date": found.date,
+                "discrepancies": found.discrepancies.len(), "critical": critical,
+            }),
+            object_version: found.version,
+            object: None,
+        };
+        self.store
+            .record_reconciliation(&found, Some(&event))
+            .await?;
         self.store.durable().await?;
         Ok(found)
     }

@@ -223,6 +223,8 @@ pub struct Texts {
     pub rule_credential_abuse: &'static str,
     pub rule_idempotency_abuse: &'static str,
     pub rule_state_conflict: &'static str,
+    pub rule_reconciliation_discrepancy: &'static str,
+    pub rule_reconciliation_critical: &'static str,
 
     // Merchant statuses.
     pub merchant_draft: &'static str,
@@ -423,6 +425,8 @@ pub const EN: Texts = Texts {
     rule_credential_abuse: "Credential abuse",
     rule_idempotency_abuse: "Idempotency key abuse",
     rule_state_conflict: "Status conflict",
+    rule_reconciliation_discrepancy: "Bill discrepancies",
+    rule_reconciliation_critical: "Unknown or stray charges in a bill",
 
     merchant_draft: "Draft",
     merchant_onboarding: "Onboarding",
@@ -618,6 +622,8 @@ pub const ZH_HANS: Texts = Texts {
     rule_credential_abuse: "凭证滥用",
     rule_idempotency_abuse: "幂等键滥用",
     rule_state_conflict: "状态冲突",
+    rule_reconciliation_discrepancy: "对账差异",
+    rule_reconciliation_critical: "对账发现未知或异常扣款",
 
     merchant_draft: "草稿",
     merchant_onboarding: "开通中",
@@ -700,6 +706,8 @@ impl Texts {
             "credential_abuse" => self.rule_credential_abuse,
             "idempotency_abuse" => self.rule_idempotency_abuse,
             "state_conflict" => self.rule_state_conflict,
+            "reconciliation_discrepancy" => self.rule_reconciliation_discrepancy,
+            "reconciliation_critical" => self.rule_reconciliation_critical,
             other => other,
         }
     }

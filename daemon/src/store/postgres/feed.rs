@@ -73,11 +73,12 @@ impl PgStore {
         let rows = client
             .rows(
                 "SELECT e.xid::text, e.seq, e.event,
-                        coalesce(p.record, r.record, a.record) AS object
+                        coalesce(p.record, r.record, a.record, c.record) AS object
                    FROM events e
                    LEFT JOIN payments p ON p.id = e.object_id
                    LEFT JOIN refunds r ON r.id = e.object_id
                    LEFT JOIN alerts a ON a.id = e.object_id
+                   LEFT JOIN reconciliations c ON c.id = e.object_id
                   WHERE (e.xid, e.seq) > ($1::text::xid8, $2)
                     AND e.xid < pg_snapshot_xmin(pg_current_snapshot())
                   ORDER BY e.xid, e.seq
