@@ -14,76 +14,14 @@ use super::bindings::v0_3::{PluginPre, paygate::provider as old};
 use super::bindings::v0_5::paygate::provider as new;
 use super::imports::CallState;
 use super::world_convert::{
-    Convert, common_conversions, dispatch_calls, keys_host, no_next_step, records, variants,
+    Convert, common_conversions, no_next_step, records, variants, wallet_token_conversions,
 };
 use super::{Op, Output};
 
 common_conversions!(old, new);
 no_next_step!(old, new);
 
-records!(new => old, types:
-    CreatePaymentRequest {
-        payment_id, provider, merchant, amount, method, auth_code, description, terminal_id,
-        expires_in_seconds, wallet_token,
-    }
-);
-records!(old => new, types:
-    PaymentResult { status, provider_reference, qr_code, failure, payer, amount, card }
-    RefundResult { status, provider_reference, failure, amount }
-    Card { network, last_four }
-    TokenFacts { token_id, amount }
-);
-variants!(new => old, types: Method { Qr, Barcode, Link, WalletToken });
-variants!(old => new, types:
-    Method { Qr, Barcode, Link, WalletToken }
-    Operation {
-        CreatePayment, QueryPayment, CancelPayment, Refund, QueryRefund, ParseNotification,
-        Onboard, QueryOnboarding, BindAccount, QueryBinding, ParseBill, InspectWalletToken,
-    }
-);
-
-/// A payment request down: 0.3.0 takes every request the host makes.
-fn create_payment_request(
-    r: new::types::CreatePaymentRequest,
-) -> Result<old::types::CreatePaymentRequest, new::types::ProviderError> {
-    Ok(r.convert())
-}
-
-keys_host!(old, new, {
-    async fn encrypt(
-        &mut self,
-        key_name: String,
-        cipher: old::keys::Cipher,
-        plaintext: Vec<u8>,
-    ) -> Result<Vec<u8>, old::keys::KeyError> {
-        new::keys::Host::encrypt(self, key_name, cipher.convert(), plaintext)
-            .await
-            .convert()
-    }
-
-    async fn decrypt_apple_pay_token(
-        &mut self,
-        key_name: String,
-        ephemeral_public_key: Vec<u8>,
-        merchant_id_hash: Vec<u8>,
-        data: Vec<u8>,
-    ) -> Result<Vec<u8>, old::keys::KeyError> {
-        new::keys::Host::decrypt_apple_pay_token(
-            self,
-            key_name,
-            ephemeral_public_key,
-            merchant_id_hash,
-            data,
-        )
-        .await
-        .convert()
-    }
-});
-
-dispatch_calls!(old, new, |provider, store, request| provider
-    .call_inspect_wallet_token(store, &create_payment_request(request)?)
-    .await?
-    .convert());
+wallet_token_conversions!(old, new);
 
 #[cfg(test)]
 mod tests {

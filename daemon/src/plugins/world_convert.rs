@@ -258,6 +258,80 @@ macro_rules! shared_conversions {
 }
 pub(super) use shared_conversions;
 
+/// What every world with wallet tokens (0.3.0, 0.4.0) shares beyond
+/// [`common_conversions`]: the payment request down whole, payment and refund results with
+/// their card and amounts up, the token's facts, the methods, the six key operations, and
+/// calls that inspect a token.
+macro_rules! wallet_token_conversions {
+    ($old:ident, $new:ident) => {
+        records!($new => $old, types:
+            CreatePaymentRequest {
+                payment_id, provider, merchant, amount, method, auth_code, description,
+                terminal_id, expires_in_seconds, wallet_token,
+            }
+        );
+        records!($old => $new, types:
+            PaymentResult { status, provider_reference, qr_code, failure, payer, amount, card }
+            RefundResult { status, provider_reference, failure, amount }
+            Card { network, last_four }
+            TokenFacts { token_id, amount }
+        );
+        variants!($new => $old, types: Method { Qr, Barcode, Link, WalletToken });
+        variants!($old => $new, types:
+            Method { Qr, Barcode, Link, WalletToken }
+            Operation {
+                CreatePayment, QueryPayment, CancelPayment, Refund, QueryRefund,
+                ParseNotification, Onboard, QueryOnboarding, BindAccount, QueryBinding,
+                ParseBill, InspectWalletToken,
+            }
+        );
+
+        /// A payment request down: this world takes every request the host makes.
+        fn create_payment_request(
+            r: $new::types::CreatePaymentRequest,
+        ) -> Result<$old::types::CreatePaymentRequest, $new::types::ProviderError> {
+            Ok(r.convert())
+        }
+
+        super::world_convert::keys_host!($old, $new, {
+            async fn encrypt(
+                &mut self,
+                key_name: String,
+                cipher: $old::keys::Cipher,
+                plaintext: Vec<u8>,
+            ) -> Result<Vec<u8>, $old::keys::KeyError> {
+                $new::keys::Host::encrypt(self, key_name, cipher.convert(), plaintext)
+                    .await
+                    .convert()
+            }
+
+            async fn decrypt_apple_pay_token(
+                &mut self,
+                key_name: String,
+                ephemeral_public_key: Vec<u8>,
+                merchant_id_hash: Vec<u8>,
+                data: Vec<u8>,
+            ) -> Result<Vec<u8>, $old::keys::KeyError> {
+                $new::keys::Host::decrypt_apple_pay_token(
+                    self,
+                    key_name,
+                    ephemeral_public_key,
+                    merchant_id_hash,
+                    data,
+                )
+                .await
+                .convert()
+            }
+        });
+
+        super::world_convert::dispatch_calls!($old, $new, |provider, store, request| provider
+            .call_inspect_wallet_token(store, &create_payment_request(request)?)
+            .await?
+            .convert());
+    };
+}
+pub(super) use wallet_token_conversions;
+
 /// The `keys` import of an older world: the four operations every version has, served by
 /// the current host, and `$extra`, the functions the world added.
 macro_rules! keys_host {

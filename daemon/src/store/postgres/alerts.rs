@@ -8,7 +8,7 @@ use tokio_postgres::types::Json;
 
 use super::events::log_events;
 use super::feed::LogPosition;
-use super::{Db, NOW_MS, PgStore, decoded, each, one};
+use super::{Db, NOW_MS, PgStore, decoded, each, newest_first, one};
 use crate::domain::records::{AlertRecord, BlockRecord, EventRecord, Snapshot};
 use crate::store::StoreError;
 use crate::store::port::{AlertChange, AlertFilter, AlertStore, MonitorTurn};
@@ -29,9 +29,6 @@ async fn check_monitor_fence<C: Db>(db: &C, fence: Option<i64>) -> Result<(), St
         Err(StoreError::LeaseLost)
     }
 }
-
-/// Alerts read per round trip while a page is filled.
-const PAGE_BATCH: i64 = 200;
 
 #[async_trait::async_trait]
 impl AlertStore for PgStore {
@@ -111,31 +108,7 @@ impl AlertStore for PgStore {
         keep: AlertFilter<'_>,
     ) -> Result<Vec<AlertRecord>, StoreError> {
         let client = self.client().await?;
-        let mut page = Vec::new();
-        let mut before = after.map(str::to_owned);
-        loop {
-            let rows = client
-                .rows(
-                    "SELECT id, record FROM alerts WHERE $1::text IS NULL OR id < $1
-                      ORDER BY id DESC LIMIT $2",
-                    &[&before, &PAGE_BATCH],
-                )
-                .await?;
-            let exhausted = (rows.len() as i64) < PAGE_BATCH;
-            for row in rows {
-                before = Some(row.get(0));
-                let alert: AlertRecord = decoded(&row, 1)?;
-                if keep(&alert) {
-                    page.push(alert);
-                    if page.len() > limit {
-                        return Ok(page);
-                    }
-                }
-            }
-            if exhausted {
-                return Ok(page);
-            }
-        }
+        newest_first(&*client, "alerts", after, limit, keep).await
     }
 
     async fn blocks(&self) -> Result<Vec<BlockRecord>, StoreError> {

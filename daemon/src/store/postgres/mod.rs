@@ -166,6 +166,44 @@ fn each<T: serde::de::DeserializeOwned>(
     rows.iter().map(|row| decoded(row, 0)).collect()
 }
 
+/// Records read per round trip while a page is filled.
+const PAGE_BATCH: i64 = 200;
+
+/// The records of `table` (`id`, `record`) newest first by id, older than `after` when
+/// given, keeping those `keep` accepts, at most `limit + 1`: read in batches until the page
+/// is full (`keep` is the caller's, so the database cannot filter).
+async fn newest_first<T: serde::de::DeserializeOwned>(
+    db: &impl Db,
+    table: &'static str,
+    after: Option<&str>,
+    limit: usize,
+    keep: &(dyn Fn(&T) -> bool + Sync),
+) -> Result<Vec<T>, crate::store::StoreError> {
+    let sql = format!(
+        "SELECT id, record FROM {table} WHERE $1::text IS NULL OR id < $1
+          ORDER BY id DESC LIMIT $2"
+    );
+    let mut page = Vec::new();
+    let mut before = after.map(str::to_owned);
+    loop {
+        let rows = db.rows(&sql, &[&before, &PAGE_BATCH]).await?;
+        let exhausted = (rows.len() as i64) < PAGE_BATCH;
+        for row in rows {
+            before = Some(row.get(0));
+            let record: T = decoded(&row, 1)?;
+            if keep(&record) {
+                page.push(record);
+                if page.len() > limit {
+                    return Ok(page);
+                }
+            }
+        }
+        if exhausted {
+            return Ok(page);
+        }
+    }
+}
+
 /// A connection of the pool or a transaction on one, whose statements are prepared once per
 /// connection and kept (deadpool's statement cache): a statement is then one round trip
 /// instead of two (no parse and describe before each), and the server plans it once. The SQL

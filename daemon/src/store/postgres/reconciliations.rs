@@ -4,14 +4,11 @@
 use tokio_postgres::types::Json;
 
 use super::events::log_events;
-use super::{Db, PgStore, decoded, one};
+use super::{Db, PgStore, decoded, newest_first, one};
 use crate::domain::reconciliation::ReconciliationRecord;
 use crate::domain::records::{EventRecord, Snapshot};
 use crate::store::StoreError;
 use crate::store::port::{ReconciliationChange, ReconciliationFilter, ReconciliationStore};
-
-/// Runs read per round trip while a page is filled.
-const PAGE_BATCH: i64 = 200;
 
 #[async_trait::async_trait]
 impl ReconciliationStore for PgStore {
@@ -59,31 +56,7 @@ impl ReconciliationStore for PgStore {
         keep: ReconciliationFilter<'_>,
     ) -> Result<Vec<ReconciliationRecord>, StoreError> {
         let client = self.client().await?;
-        let mut page = Vec::new();
-        let mut before = after.map(str::to_owned);
-        loop {
-            let rows = client
-                .rows(
-                    "SELECT id, record FROM reconciliations WHERE $1::text IS NULL OR id < $1
-                      ORDER BY id DESC LIMIT $2",
-                    &[&before, &PAGE_BATCH],
-                )
-                .await?;
-            let exhausted = (rows.len() as i64) < PAGE_BATCH;
-            for row in rows {
-                before = Some(row.get(0));
-                let record: ReconciliationRecord = decoded(&row, 1)?;
-                if keep(&record) {
-                    page.push(record);
-                    if page.len() > limit {
-                        return Ok(page);
-                    }
-                }
-            }
-            if exhausted {
-                return Ok(page);
-            }
-        }
+        newest_first(&*client, "reconciliations", after, limit, keep).await
     }
 
     async fn update_reconciliation(
