@@ -104,6 +104,7 @@ impl AppState {
         let reconciler = Arc::new(crate::reconciliation::Reconciler {
             payments: payments.clone(),
             store: store.clone(),
+            runs: tokio::sync::Semaphore::new(crate::reconciliation::RUNS_AT_ONCE),
         });
         Ok(Arc::new(AppState {
             keys: ArcSwap::from_pointee(config.key_ring_with(onboarding.master_key.as_deref())?),

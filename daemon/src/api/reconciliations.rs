@@ -298,6 +298,12 @@ async fn read(request: Request, state: &Arc<AppState>) -> Result<Asked, ApiError
     };
     if !is_multipart(request.headers()) {
         let RawBody(bytes) = RawBody::from_request(request, state).await?;
+        // The route's own limit is the bill's: a JSON body has the others'.
+        if bytes.len() > state.body_bytes_max {
+            return Err(ApiError::PayloadTooLarge {
+                limit_bytes: state.body_bytes_max,
+            });
+        }
         let body: ReconciliationBody = parse_json(&bytes)?;
         let canonical = serde_json::json!({"merchant_id": body.merchant_id, "provider": body.provider, "date": body.date});
         return Ok(Asked {
@@ -481,6 +487,7 @@ pub async fn create_reconciliation(
                 date: &body.date,
                 upload: upload.lock().map(|mut u| u.take()).unwrap_or(None),
                 api_key_id: Some(&caller.0.id),
+                keep_not_ready: true,
             };
             let record = state.reconciler.run(run).await?;
             super::merchants::json_body(201, &ReconciliationObject::from(&record))
@@ -643,7 +650,8 @@ pub async fn list_discrepancies(
 
 /// A CSV cell: quoted when it must be, and never read as a formula by a spreadsheet.
 fn cell(text: &str) -> String {
-    let text = if text.starts_with(['=', '+', '-', '@']) && text.parse::<f64>().is_err() {
+    let text = if text.starts_with(['=', '+', '-', '@', '\t', '\r']) && text.parse::<f64>().is_err()
+    {
         format!("'{text}")
     } else {
         text.to_owned()

@@ -45,8 +45,12 @@ pub struct Totals {
 impl Totals {
     /// What is to be settled: gross less refunds, less fees when known.
     pub fn net(&self, exponent: u8) -> Decimal {
-        let flows = Decimal::new(self.gross_minor - self.refunded_minor, u32::from(exponent));
-        flows - self.fees.unwrap_or_default()
+        let flows = Decimal::try_new(
+            self.gross_minor.saturating_sub(self.refunded_minor),
+            u32::from(exponent),
+        )
+        .unwrap_or_default();
+        flows.saturating_sub(self.fees.unwrap_or_default())
     }
 }
 

@@ -80,18 +80,19 @@ pub fn refunded_at(refund: &RefundRecord) -> i64 {
 
 /// An amount a plugin stated, in minor units at `exponent` (none if it does not fit).
 pub fn minor_at(amount: &crate::plugins::types::Money, exponent: u8) -> Option<i64> {
-    let value = Decimal::new(amount.minor, u32::from(amount.exponent));
-    let scaled = value * Decimal::from(10i64.pow(u32::from(exponent)));
+    let value = Decimal::try_new(amount.minor, u32::from(amount.exponent)).ok()?;
+    let scaled = value.checked_mul(Decimal::from(10i64.checked_pow(u32::from(exponent))?))?;
     (scaled.fract().is_zero())
         .then(|| i64::try_from(scaled.trunc()).ok())
         .flatten()
 }
 
-fn fee_of(entry: &BillEntry) -> Option<Decimal> {
+/// A plugin's stated fee, exactly (none if it has none or states one no decimal holds).
+pub fn fee_of(entry: &BillEntry) -> Option<Decimal> {
     entry
         .fee
         .as_ref()
-        .map(|f| Decimal::new(f.minor, u32::from(f.exponent)))
+        .and_then(|f| Decimal::try_new(f.minor, u32::from(f.exponent)).ok())
 }
 
 fn row(entry: &BillEntry, exponent: u8) -> BillRow {
@@ -157,12 +158,12 @@ pub fn reconcile(input: &Input<'_>) -> Outcome {
             BillEntryKind::Payment => {
                 out.theirs.payments += 1;
                 out.theirs.gross_minor = out.theirs.gross_minor.saturating_add(amount);
-                fees += fee_of(entry).unwrap_or_default();
+                fees = fees.saturating_add(fee_of(entry).unwrap_or_default());
             }
             BillEntryKind::Refund => {
                 out.theirs.refunds += 1;
                 out.theirs.refunded_minor = out.theirs.refunded_minor.saturating_add(amount);
-                fees -= fee_of(entry).unwrap_or_default();
+                fees = fees.saturating_sub(fee_of(entry).unwrap_or_default());
             }
         }
     }
@@ -191,7 +192,7 @@ pub fn reconcile(input: &Input<'_>) -> Outcome {
                     && e.refund_id.as_deref().is_none_or(|id| refund(id).is_none())
             })
             .filter_map(|e| minor_at(&e.amount, exponent))
-            .sum();
+            .fold(0i64, i64::saturating_add);
         if returned == p.amount_minor {
             reversed.insert(p.id.as_str());
         }
@@ -244,7 +245,12 @@ pub fn reconcile(input: &Input<'_>) -> Outcome {
                 }
             }
             BillEntryKind::Refund => {
-                let ours_refund = entry.refund_id.as_deref().and_then(refund);
+                // A refund is ours only under the payment the row names.
+                let ours_refund = entry
+                    .refund_id
+                    .as_deref()
+                    .and_then(refund)
+                    .filter(|r| r.payment_id == entry.payment_id);
                 let Some(r) = ours_refund else {
                     if !reversed.contains(entry.payment_id.as_str()) {
                         out.discrepancies.push(found(
@@ -283,7 +289,7 @@ pub fn reconcile(input: &Input<'_>) -> Outcome {
             continue;
         }
         out.ours.payments += 1;
-        out.ours.gross_minor += p.amount_minor;
+        out.ours.gross_minor = out.ours.gross_minor.saturating_add(p.amount_minor);
         if !matched_payments.contains(p.id.as_str()) {
             out.discrepancies
                 .push(found(DiscrepancyKind::OursOnly, Some(our_payment(p)), None));
@@ -293,7 +299,7 @@ pub fn reconcile(input: &Input<'_>) -> Outcome {
     for id in &out.late_matches {
         if let Some(p) = payment(id) {
             out.ours.payments += 1;
-            out.ours.gross_minor += p.amount_minor;
+            out.ours.gross_minor = out.ours.gross_minor.saturating_add(p.amount_minor);
         }
     }
     for r in ours.refunds.values() {
@@ -305,7 +311,7 @@ pub fn reconcile(input: &Input<'_>) -> Outcome {
             continue;
         }
         out.ours.refunds += 1;
-        out.ours.refunded_minor += r.amount_minor;
+        out.ours.refunded_minor = out.ours.refunded_minor.saturating_add(r.amount_minor);
         if !matched_refunds.contains(r.id.as_str()) {
             out.discrepancies.push(found(
                 DiscrepancyKind::MissingRefund,

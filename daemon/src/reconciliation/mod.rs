@@ -60,6 +60,9 @@ pub struct Run<'a> {
     /// The merchant's bill; none: download it.
     pub upload: Option<Upload>,
     pub api_key_id: Option<&'a str>,
+    /// Whether a run whose bill is not out yet is recorded (asked for through the API: it
+    /// is the answer) or not (the schedule: it asks again).
+    pub keep_not_ready: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -84,7 +87,13 @@ pub enum ReconcileError {
 pub struct Reconciler {
     pub payments: Arc<Payments>,
     pub store: Arc<dyn Storage>,
+    /// Runs at once: a bill call may take a minute and half a GiB of plugin memory, and
+    /// must not starve the payments' plugin calls.
+    pub runs: tokio::sync::Semaphore,
 }
+
+/// Reconciliation runs at once, across the API and the schedule.
+pub const RUNS_AT_ONCE: usize = 2;
 
 /// `[start, end)` of the provider's day `date`, or why it is not one.
 pub fn provider_day(date: &str, now_ms: i64) -> Result<Day, ReconcileError> {
@@ -146,6 +155,11 @@ fn call_failure(error: CallError) -> ReconcileError {
 
 impl Reconciler {
     pub async fn run(&self, run: Run<'_>) -> Result<ReconciliationRecord, ReconcileError> {
+        let _turn = self
+            .runs
+            .acquire()
+            .await
+            .map_err(|_| ReconcileError::Unavailable("shutting down".into()))?;
         let svc = &self.payments;
         let now = svc.clock.now_ms();
         let day = provider_day(run.date, now)?;
@@ -228,8 +242,10 @@ impl Reconciler {
                             None,
                             Some(message),
                         );
-                        self.store.record_reconciliation(&pending, None).await?;
-                        self.store.durable().await?;
+                        if run.keep_not_ready {
+                            self.store.record_reconciliation(&pending, None).await?;
+                            self.store.durable().await?;
+                        }
                         return Ok(pending);
                     }
                 }
@@ -253,8 +269,35 @@ impl Reconciler {
                         content,
                     })
                     .await
-                    .map_err(call_failure)?
+                    .map_err(|e| match e {
+                        // A plugin that traps, runs out of time or memory on a file is
+                        // refused the file: the same file would fault again.
+                        CallError::Fault(fault) => ReconcileError::BadBill(format!(
+                            "the {} plugin failed reading it: {fault}",
+                            run.provider
+                        )),
+                        other => call_failure(other),
+                    })?
                     .map_err(provider_failure)?;
+                // What the plugin read must be amounts this run can add up.
+                for entry in &entries {
+                    let line = entry.line.unwrap_or(0);
+                    if entry.amount.currency != currency {
+                        return Err(ReconcileError::BadBill(format!(
+                            "line {line}: an amount in {}, not {currency}",
+                            entry.amount.currency
+                        )));
+                    }
+                    let amount = matching::minor_at(&entry.amount, exponent);
+                    let fee_ok = entry.fee.is_none() || matching::fee_of(entry).is_some();
+                    if !amount.is_some_and(|a| a > 0 && a <= crate::domain::money::AMOUNT_CEILING)
+                        || !fee_ok
+                    {
+                        return Err(ReconcileError::BadBill(format!(
+                            "line {line}: an amount or fee no payment can have"
+                        )));
+                    }
+                }
                 let rows = entries.len() as u64;
                 (entries, Some(BillInfo { rows, ..info }))
             }
@@ -282,6 +325,13 @@ impl Reconciler {
         found.late_matches = outcome.late_matches;
         for id in outcome.to_confirm {
             if self.confirm_paid(&id).await? {
+                // Paid on the bill's day by the provider's word, recorded as succeeded only
+                // now: the day's, and a late match the next day does not expect.
+                if let Some(p) = ours.payments.get(&id) {
+                    found.ours.payments += 1;
+                    found.ours.gross_minor = found.ours.gross_minor.saturating_add(p.amount_minor);
+                }
+                found.late_matches.push(id.clone());
                 for d in found.discrepancies.iter_mut().filter(|d| {
                     d.ours.as_ref().is_some_and(|o| o.payment_id == id)
                         && d.kind == crate::domain::reconciliation::DiscrepancyKind::StatusMismatch
@@ -340,8 +390,10 @@ impl Reconciler {
         let since = day.end_ms - LOOKBACK_MS;
         'pages: loop {
             let page = store
+                // Older payments are kept too, so that the page stops at the first of them
+                // whatever the provider (a merchant's other wallets are not read through).
                 .payments_page(Some(merchant_id), Some(&after), PAGE, &|p| {
-                    p.provider == provider
+                    p.provider == provider || p.created_at_ms < since
                 })
                 .await?;
             let more = page.len() > PAGE;

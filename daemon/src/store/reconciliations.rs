@@ -20,6 +20,9 @@ impl Store {
             .transact(
                 [&t.reconciliations, &t.events, &t.outbox],
                 |[reconciliations, events, outbox]| -> TxResult<Vec<EventRecord>> {
+                    if reconciliations.get(record.id.as_bytes())?.is_some() {
+                        return Ok(Vec::new());
+                    }
                     let snapshot = put_record(reconciliations, record.id.as_bytes(), record)?;
                     match event {
                         Some(event) => append_events(

@@ -22,18 +22,19 @@ pub struct Entry {
 
 fn u16_at(bytes: &[u8], at: usize) -> Option<u16> {
     bytes
-        .get(at..at + 2)
+        .get(at..at.checked_add(2)?)
         .map(|b| u16::from_le_bytes([b[0], b[1]]))
 }
 
 fn u32_at(bytes: &[u8], at: usize) -> Option<u32> {
     bytes
-        .get(at..at + 4)
+        .get(at..at.checked_add(4)?)
         .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
 }
 
 /// Every file of `zip`, in the central directory's order; at most `entries_max` files of at
-/// most `entry_bytes_max` bytes each.
+/// most `entry_bytes_max` bytes together (what they unpack to, as the directory states and
+/// as they do).
 pub fn entries(zip: &[u8], entries_max: usize, entry_bytes_max: u64) -> Result<Vec<Entry>, String> {
     let from = zip.len().saturating_sub(EOCD_SEARCH);
     let end = (from..zip.len().saturating_sub(21))
@@ -54,40 +55,49 @@ pub fn entries(zip: &[u8], entries_max: usize, entry_bytes_max: u64) -> Result<V
     }
     let mut files = Vec::with_capacity(count);
     let mut at = offset;
+    let mut unpacked: u64 = 0;
     for n in 1..=count {
         let bad = |what: &str| format!("file {n}: {what}");
         if u32_at(zip, at) != Some(CENTRAL) {
             return Err(bad("no central directory header"));
         }
-        let field = |o: usize| u16_at(zip, at + o).ok_or_else(|| bad("a short header"));
+        let field =
+            |o: usize| u16_at(zip, at.saturating_add(o)).ok_or_else(|| bad("a short header"));
         let flags = field(8)?;
         let method = field(10)?;
-        let crc = u32_at(zip, at + 16).ok_or_else(|| bad("a short header"))?;
-        let compressed = u32_at(zip, at + 20).ok_or_else(|| bad("a short header"))? as usize;
-        let size = u64::from(u32_at(zip, at + 24).ok_or_else(|| bad("a short header"))?);
+        let crc = u32_at(zip, at.saturating_add(16)).ok_or_else(|| bad("a short header"))?;
+        let compressed =
+            u32_at(zip, at.saturating_add(20)).ok_or_else(|| bad("a short header"))? as usize;
+        let size =
+            u64::from(u32_at(zip, at.saturating_add(24)).ok_or_else(|| bad("a short header"))?);
         let (name_len, extra_len, comment_len) = (
             usize::from(field(28)?),
             usize::from(field(30)?),
             usize::from(field(32)?),
         );
-        let local = u32_at(zip, at + 42).ok_or_else(|| bad("a short header"))? as usize;
+        let local =
+            u32_at(zip, at.saturating_add(42)).ok_or_else(|| bad("a short header"))? as usize;
         let name = zip
-            .get(at + 46..at + 46 + name_len)
+            .get(at.saturating_add(46)..at.saturating_add(46 + name_len))
             .ok_or_else(|| bad("a name past the end"))?
             .to_vec();
-        at += 46 + name_len + extra_len + comment_len;
+        at = at.saturating_add(46 + name_len + extra_len + comment_len);
         if flags & 1 != 0 {
             return Err(bad("encrypted"));
         }
-        if size > entry_bytes_max {
-            return Err(bad("too large"));
+        unpacked = unpacked.saturating_add(size);
+        if unpacked > entry_bytes_max {
+            return Err(bad("too large (the files unpack to more than a bill)"));
         }
         if u32_at(zip, local) != Some(LOCAL) {
             return Err(bad("no local header where the directory says"));
         }
-        let skip = usize::from(u16_at(zip, local + 26).ok_or_else(|| bad("a short local header"))?)
-            + usize::from(u16_at(zip, local + 28).ok_or_else(|| bad("a short local header"))?);
-        let start = local + 30 + skip;
+        let skip = usize::from(
+            u16_at(zip, local.saturating_add(26)).ok_or_else(|| bad("a short local header"))?,
+        ) + usize::from(
+            u16_at(zip, local.saturating_add(28)).ok_or_else(|| bad("a short local header"))?,
+        );
+        let start = local.saturating_add(30 + skip);
         let data = zip
             .get(start..start.saturating_add(compressed))
             .ok_or_else(|| bad("data past the end (cut short?)"))?;
@@ -96,7 +106,7 @@ pub fn entries(zip: &[u8], entries_max: usize, entry_bytes_max: u64) -> Result<V
             0 => content.extend_from_slice(data),
             8 => {
                 flate2::read::DeflateDecoder::new(data)
-                    .take(entry_bytes_max + 1)
+                    .take(size + 1)
                     .read_to_end(&mut content)
                     .map_err(|e| bad(&format!("does not inflate: {e}")))?;
             }

@@ -191,6 +191,10 @@ pub fn parse(
     let asked = header.iter().position(|h| *h == "申请退款金额");
 
     let mut entries: Vec<BillEntry> = Vec::new();
+    // Rows seen, by what they are about (a BTreeMap: a hash map would ask the OS for a seed,
+    // which the sandbox traps).
+    let mut seen: std::collections::BTreeMap<(bool, String, Option<String>), usize> =
+        std::collections::BTreeMap::new();
     let mut sums = Totals::default();
     let mut summary_at = None;
     for (index, raw) in lines.iter().enumerate().skip(1) {
@@ -216,12 +220,22 @@ pub fn parse(
         let amount = |i: usize, what: &str| {
             signed(cells[i], 2).map_err(|e| format!("line {number}: {what} {e}"))
         };
+        let too_much = || format!("line {number}: the amounts add up past what a bill can hold");
         sums.rows += 1;
-        sums.settled += amount(settled, "应结订单金额")?.1;
-        sums.refunded += amount(refunded, "退款金额")?.1;
+        sums.settled = sums
+            .settled
+            .checked_add(amount(settled, "应结订单金额")?.1)
+            .ok_or_else(too_much)?;
+        sums.refunded = sums
+            .refunded
+            .checked_add(amount(refunded, "退款金额")?.1)
+            .ok_or_else(too_much)?;
         let (fee_negative, fee_minor) =
             signed(cells[fee], 5).map_err(|e| format!("line {number}: 手续费 {e}"))?;
-        sums.fees += if fee_negative { -fee_minor } else { fee_minor };
+        sums.fees = sums
+            .fees
+            .checked_add(if fee_negative { -fee_minor } else { fee_minor })
+            .ok_or_else(too_much)?;
         if cells[merchant] != mchid {
             return Err(format!(
                 "line {number}: 商户号 {} is not this merchant's ({mchid})",
@@ -300,15 +314,9 @@ pub fn parse(
             occurred_at: Some(occurred_at),
             line: u32::try_from(number).ok(),
         };
-        if let Some(twin) = entries.iter().find(|e| {
-            e.kind == entry.kind
-                && e.payment_id == entry.payment_id
-                && e.refund_id == entry.refund_id
-        }) {
-            return Err(format!(
-                "line {number}: repeats line {}",
-                twin.line.unwrap_or(0)
-            ));
+        let row_key = (refund, entry.payment_id.clone(), entry.refund_id.clone());
+        if let Some(twin) = seen.insert(row_key, number) {
+            return Err(format!("line {number}: repeats line {twin}"));
         }
         entries.push(entry);
     }

@@ -144,7 +144,14 @@ fn cell(text: &str) -> String {
 /// The masked payer, as `对方账户` shows one.
 fn counterparty(payer: Option<&str>) -> String {
     payer.map_or_else(String::new, |p| {
-        let tail = &p[p.len().saturating_sub(3)..];
+        let tail: String = p
+            .chars()
+            .rev()
+            .take(3)
+            .collect::<Vec<_>>()
+            .into_iter()
+            .rev()
+            .collect();
         format!("*{tail}(***@alipay.sim)")
     })
 }

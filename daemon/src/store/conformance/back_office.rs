@@ -574,6 +574,14 @@ async fn reconciliations_are_kept_updated_and_paged(engine: &dyn Engine) {
         Some(first.clone())
     );
     assert_eq!(store.reconciliation("rec_x").await.unwrap(), None);
+    // Recorded once: the same id again changes nothing.
+    let mut again = first.clone();
+    again.date = "2026-12-08".into();
+    store.record_reconciliation(&again, None).await.unwrap();
+    assert_eq!(
+        store.reconciliation("rec_1").await.unwrap(),
+        Some(first.clone())
+    );
     // Updates are all applied, each one version more; a change that declines writes nothing.
     let resolves: Vec<_> = (0..5)
         .map(|n| {

@@ -21,7 +21,7 @@ pub type ReconciliationFilter<'a> = &'a (dyn Fn(&ReconciliationRecord) -> bool +
 #[async_trait::async_trait]
 pub trait ReconciliationStore: Durable {
     /// Records a run, with its event when it has one (a run whose bill was not ready has
-    /// none).
+    /// none); a run already recorded under its id is left as it is.
     async fn record_reconciliation(
         &self,
         record: &ReconciliationRecord,

@@ -19,13 +19,17 @@ impl ReconciliationStore for PgStore {
     ) -> Result<(), StoreError> {
         let mut client = self.client().await?;
         let tx = client.transaction().await?;
-        tx.exec(
-            "INSERT INTO reconciliations (id, merchant_id, record) VALUES ($1, $2, $3)",
-            &[&record.id, &record.merchant_id, &Json(record)],
-        )
-        .await?;
+        // A run is recorded once: a retry that finds it there (another daemon's, say) adds
+        // nothing, as on sled, where the request finds it before running.
+        let inserted = tx
+            .exec(
+                "INSERT INTO reconciliations (id, merchant_id, record) VALUES ($1, $2, $3)
+                 ON CONFLICT (id) DO NOTHING",
+                &[&record.id, &record.merchant_id, &Json(record)],
+            )
+            .await?;
         let logged = match event {
-            Some(event) => {
+            Some(event) if inserted == 1 => {
                 log_events(
                     &tx,
                     std::slice::from_ref(event),
@@ -35,7 +39,7 @@ impl ReconciliationStore for PgStore {
                 )
                 .await?
             }
-            None => Vec::new(),
+            _ => Vec::new(),
         };
         tx.commit().await?;
         self.published(logged);
