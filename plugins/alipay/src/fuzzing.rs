@@ -186,7 +186,7 @@ mod tests {
         assert!(replay_bills("corpus") >= 2);
         replay_bills("regressions");
         let seed = std::fs::read(
-            Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz/corpus/alipay_bill/zip"),
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz/corpus/alipay_bill/seed-zip"),
         )
         .unwrap();
         assert_eq!(

@@ -356,7 +356,7 @@ mod tests {
             }
         }
         assert!(seeds >= 2);
-        let seed = std::fs::read(dir.join("corpus/wechatpay_bill/csv")).unwrap();
+        let seed = std::fs::read(dir.join("corpus/wechatpay_bill/seed-csv")).unwrap();
         assert_eq!(
             crate::bills::parse(&seed, BILL_DATE, MCHID, None)
                 .unwrap()
