@@ -288,13 +288,13 @@ impl Reconciler {
                             entry.amount.currency
                         )));
                     }
-                    let amount = matching::minor_at(&entry.amount, exponent);
-                    let fee_ok = entry.fee.is_none() || matching::fee_of(entry).is_some();
-                    if !amount.is_some_and(|a| a > 0 && a <= crate::domain::money::AMOUNT_CEILING)
-                        || !fee_ok
-                    {
+                    // Read as strictly as any amount a plugin reports.
+                    if let Err(e) = crate::plugins::reported_money(&entry.amount) {
+                        return Err(ReconcileError::BadBill(format!("line {line}: {e}")));
+                    }
+                    if entry.fee.is_some() && matching::fee_of(entry).is_none() {
                         return Err(ReconcileError::BadBill(format!(
-                            "line {line}: an amount or fee no payment can have"
+                            "line {line}: a fee no decimal holds"
                         )));
                     }
                 }
